@@ -1,0 +1,111 @@
+/**
+ * The one error catalogue. Every error stacknet reports to a caller is one of these, with CloudStack's
+ * HTTP status (`errorcode`) and `cserrorcode` (CSExceptionErrorCode.java). docs/errors.md lists them; a test
+ * keeps that page in sync with this table.
+ */
+export const errorKinds = {
+  InvalidParameterValue: {
+    httpCode: 431,
+    csErrorCode: 4350,
+    summary: 'a parameter is missing, malformed or conflicts with existing state',
+  },
+  Unauthorized: {
+    httpCode: 401,
+    csErrorCode: 0,
+    summary: 'the request is not authenticated (bad key, signature, session or expired request)',
+  },
+  InternalError: {
+    httpCode: 530,
+    csErrorCode: 4250,
+    summary: 'an unexpected server-side failure; the message says what was being done',
+  },
+  PermissionDenied: {
+    httpCode: 531,
+    csErrorCode: 4365,
+    summary: 'the caller may not see or change this resource',
+  },
+  AccountLimitExceeded: {
+    httpCode: 532,
+    csErrorCode: 4280,
+    summary: "an account's resource limit would be exceeded",
+  },
+  InsufficientAddressCapacity: {
+    httpCode: 533,
+    csErrorCode: 4320,
+    summary: 'no free address (or VLAN, MAC) is left in the pool',
+  },
+  InsufficientVirtualNetworkCapacity: {
+    httpCode: 533,
+    csErrorCode: 4331,
+    summary: 'no free guest address is left in the network',
+  },
+  ResourceUnavailable: {
+    httpCode: 534,
+    csErrorCode: 4380,
+    summary: 'a resource needed for the operation is not available now',
+  },
+  ResourceAllocation: { httpCode: 535, csErrorCode: 4370, summary: 'a resource could not be allocated' },
+  ConcurrentOperation: {
+    httpCode: 530,
+    csErrorCode: 4300,
+    summary: 'another operation holds the resource; retry',
+  },
+  UnsupportedService: { httpCode: 530, csErrorCode: 4390, summary: 'the operation is not supported here' },
+} as const;
+
+export type ErrorKind = keyof typeof errorKinds;
+
+export class CloudStackError extends Error {
+  readonly kind: ErrorKind;
+  readonly httpCode: number;
+  readonly csErrorCode: number;
+  /** UUIDs of the objects the error concerns (CloudStack's `uuidList`), e.g. the zone that ran out. */
+  readonly uuidList: string[];
+
+  constructor(kind: ErrorKind, message: string, options: { uuidList?: string[]; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = kind;
+    this.kind = kind;
+    this.httpCode = errorKinds[kind].httpCode;
+    this.csErrorCode = errorKinds[kind].csErrorCode;
+    this.uuidList = options.uuidList ?? [];
+  }
+}
+
+export const isCloudStackError = (e: unknown): e is CloudStackError => e instanceof CloudStackError;
+
+/** A bad value: the message always names the parameter and the value, and says why. */
+export function invalidParameter(param: string, value: unknown, why: string): CloudStackError {
+  const shown = typeof value === 'string' ? value : JSON.stringify(value);
+  return new CloudStackError(
+    'InvalidParameterValue',
+    `Invalid value for parameter ${param}: '${shown}': ${why}`,
+  );
+}
+
+export function missingParameter(param: string): CloudStackError {
+  return new CloudStackError(
+    'InvalidParameterValue',
+    `Unable to execute API command due to missing parameter ${param}`,
+  );
+}
+
+export function insufficientAddressCapacity(what: string, uuidList: string[] = []): CloudStackError {
+  return new CloudStackError('InsufficientAddressCapacity', `Insufficient address capacity: ${what}`, {
+    uuidList,
+  });
+}
+
+export function permissionDenied(message: string): CloudStackError {
+  return new CloudStackError('PermissionDenied', message);
+}
+
+export function internalError(doing: string, cause?: unknown): CloudStackError {
+  const detail = cause instanceof Error ? `: ${cause.message}` : '';
+  return new CloudStackError('InternalError', `Internal error while ${doing}${detail}`, { cause });
+}
+
+/** Anything thrown that is not already a CloudStackError becomes an InternalError saying what was being done. */
+export function toCloudStackError(e: unknown, doing: string): CloudStackError {
+  return isCloudStackError(e) ? e : internalError(doing, e);
+}

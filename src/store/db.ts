@@ -1,0 +1,215 @@
+/**
+ * Opening the database by URL, running migrations, transactions and driver-error translation.
+ * One schema on three databases: `sqlite:<path>` (embedded default, WAL), `postgres://...`, `mysql://...`
+ * (MariaDB). Nothing outside store/ and the repositories needs to know which one it is on, except where a
+ * repository chooses a dialect-specific statement for speed (it asks `store.kind`).
+ */
+import { Kysely, Migrator, PostgresDialect, MysqlDialect, SqliteDialect, sql } from 'kysely';
+import type { Transaction, Migration, MigrationProvider } from 'kysely';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { CloudStackError, internalError } from '../errors/catalogue.js';
+import type { Database } from './schema.js';
+import { migrations } from './migrations/index.js';
+
+export type DbKind = 'sqlite' | 'postgres' | 'mysql';
+
+export interface Store {
+  readonly kind: DbKind;
+  readonly url: string;
+  readonly db: Kysely<Database>;
+  close(): Promise<void>;
+}
+
+export type Tx = Transaction<Database>;
+/** Anything a repository can run a query on: the store's db or a transaction. */
+export type Executor = Kysely<Database>;
+
+export interface OpenOptions {
+  /** Pool size for PostgreSQL / MariaDB (default 10). */
+  poolSize?: number;
+}
+
+export function dbKindOf(url: string): DbKind {
+  if (url.startsWith('sqlite:')) return 'sqlite';
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return 'postgres';
+  if (url.startsWith('mysql://') || url.startsWith('mariadb://')) return 'mysql';
+  throw new CloudStackError(
+    'InvalidParameterValue',
+    `Unsupported database URL '${url}': use sqlite:<path>, postgres://... or mysql://...`,
+  );
+}
+
+export async function openStore(url: string, options: OpenOptions = {}): Promise<Store> {
+  const kind = dbKindOf(url);
+  const poolSize = options.poolSize ?? 10;
+  let db: Kysely<Database>;
+  if (kind === 'sqlite') {
+    const { default: SqliteDatabase } = await import('better-sqlite3');
+    const path = resolve(url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''));
+    mkdirSync(dirname(path), { recursive: true });
+    const conn = new SqliteDatabase(path);
+    // WAL lets readers run beside the one writer; NORMAL is durable against process crashes (a committed
+    // transaction is in the WAL) and FULL additionally against power loss. STACKNET_SQLITE_SYNC picks.
+    conn.pragma('journal_mode = WAL');
+    conn.pragma(`synchronous = ${process.env.STACKNET_SQLITE_SYNC ?? 'FULL'}`);
+    conn.pragma('busy_timeout = 10000');
+    conn.pragma('foreign_keys = ON');
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
+  } else if (kind === 'postgres') {
+    const pg = await import('pg');
+    // int8 (bigint, COUNT(*)) as a JS number: our ids, counters and epoch-ms times fit in 2^53.
+    pg.default.types.setTypeParser(20, (v: string) => Number(v));
+    pg.default.types.setTypeParser(1700, (v: string) => Number(v));
+    const pool = new pg.default.Pool({
+      connectionString: url.replace(/^postgresql:/, 'postgres:'),
+      max: poolSize,
+    });
+    pool.on('error', () => {
+      /* an idle client lost its connection; the pool replaces it */
+    });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  } else {
+    const mysql = await import('mysql2');
+    const pool = mysql.createPool({
+      uri: url.replace(/^mariadb:/, 'mysql:'),
+      connectionLimit: poolSize,
+      supportBigNumbers: true,
+      bigNumberStrings: false,
+      decimalNumbers: true,
+      timezone: 'Z',
+    });
+    db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+  }
+  return {
+    kind,
+    url,
+    db,
+    close: () => db.destroy(),
+  };
+}
+
+class StaticMigrationProvider implements MigrationProvider {
+  constructor(private readonly list: Record<string, Migration>) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return this.list;
+  }
+}
+
+/** Brings the schema to the latest migration. Safe to call from several servers at once. */
+export async function migrateToLatest(store: Store): Promise<void> {
+  const migrator = new Migrator({ db: store.db, provider: new StaticMigrationProvider(migrations) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error');
+    throw internalError(`migrating the database${failed ? ` (${failed.migrationName})` : ''}`, error);
+  }
+}
+
+export async function openMigratedStore(url: string, options: OpenOptions = {}): Promise<Store> {
+  const store = await openStore(url, options);
+  try {
+    await migrateToLatest(store);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return store;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Driver errors. Repositories call these to translate; nothing untranslated leaves the store.
+
+interface DriverError {
+  code?: string | number;
+  errno?: number;
+  message?: string;
+}
+
+export function isUniqueViolation(e: unknown): boolean {
+  const d = e as DriverError;
+  if (!d || typeof d !== 'object') return false;
+  return (
+    d.code === '23505' || // postgres unique_violation
+    d.errno === 1062 || // mysql ER_DUP_ENTRY
+    d.code === 'ER_DUP_ENTRY' ||
+    d.code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    d.code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+  );
+}
+
+export function isForeignKeyViolation(e: unknown): boolean {
+  const d = e as DriverError;
+  if (!d || typeof d !== 'object') return false;
+  return (
+    d.code === '23503' || d.errno === 1451 || d.errno === 1452 || d.code === 'SQLITE_CONSTRAINT_FOREIGNKEY'
+  );
+}
+
+/** Conflicts the database resolves by aborting one side: the transaction may simply be run again. */
+export function isRetryableConflict(e: unknown): boolean {
+  const d = e as DriverError;
+  if (!d || typeof d !== 'object') return false;
+  return (
+    d.code === '40001' || // serialization_failure
+    d.code === '40P01' || // deadlock_detected
+    d.errno === 1213 || // ER_LOCK_DEADLOCK
+    d.errno === 1205 || // ER_LOCK_WAIT_TIMEOUT
+    d.code === 'SQLITE_BUSY' ||
+    d.code === 'SQLITE_BUSY_SNAPSHOT' ||
+    d.code === 'SQLITE_LOCKED'
+  );
+}
+
+export interface TxOptions {
+  /** How many times a deadlock/serialization conflict is retried (default 8). */
+  retries?: number;
+  /** What the caller was doing, for the InternalError message if the driver fails otherwise. */
+  doing?: string;
+}
+
+/**
+ * Runs `fn` in one transaction and commits it. On SQLite the transaction starts with BEGIN IMMEDIATE (takes
+ * the write lock at once, so two processes never deadlock upgrading read locks). Deadlocks and serialization
+ * failures are retried; CloudStackErrors pass through; other driver errors become InternalError.
+ */
+export async function transaction<T>(
+  store: Store,
+  fn: (tx: Tx) => Promise<T>,
+  options: TxOptions = {},
+): Promise<T> {
+  const retries = options.retries ?? 8;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (store.kind === 'sqlite') return await sqliteImmediate(store, fn);
+      return await store.db.transaction().execute(fn);
+    } catch (e) {
+      if (e instanceof CloudStackError) throw e;
+      if (isRetryableConflict(e) && attempt < retries) {
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
+        continue;
+      }
+      throw internalError(options.doing ?? 'running a database transaction', e);
+    }
+  }
+}
+
+async function sqliteImmediate<T>(store: Store, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  // Kysely's SqliteDialect holds one connection behind a mutex; connection() keeps it for the whole
+  // callback, so BEGIN IMMEDIATE / COMMIT surround exactly fn's queries.
+  return store.db.connection().execute(async (conn) => {
+    await sql`BEGIN IMMEDIATE`.execute(conn);
+    try {
+      // A Transaction is a Kysely bound to one connection; the connection here is exactly that.
+      const result = await fn(conn as unknown as Tx);
+      await sql`COMMIT`.execute(conn);
+      return result;
+    } catch (e) {
+      await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+      throw e;
+    }
+  });
+}
+
+/** Current time as epoch milliseconds: every timestamp column is a BIGINT of these. */
+export const nowMs = (): number => Date.now();

@@ -1,0 +1,10 @@
+/**
+ * The one ordered list of migrations, shared by SQLite, PostgreSQL and MariaDB. Names sort in order of
+ * application; never edit a migration that has landed, add a new one.
+ */
+import type { Migration } from 'kysely';
+import * as m0001 from './0001-ipam.js';
+
+export const migrations: Record<string, Migration> = {
+  '0001-ipam': m0001,
+};

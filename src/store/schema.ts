@@ -1,0 +1,8 @@
+/**
+ * The database's TypeScript shape: each concern declares its own tables beside its repository and they are
+ * joined here. Columns follow store/migrations/helpers.ts conventions (ids numbers, times epoch ms,
+ * booleans 0/1).
+ */
+import type { IpamTables } from '../addresses/tables.js';
+
+export interface Database extends IpamTables {}
