@@ -6,6 +6,7 @@
  */
 import { Kysely, Migrator, PostgresDialect, MysqlDialect, SqliteDialect, sql } from 'kysely';
 import type { Transaction, Migration, MigrationProvider } from 'kysely';
+import type { Database as SqliteConnection } from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { CloudStackError, internalError } from '../errors/catalogue.js';
@@ -18,6 +19,11 @@ export interface Store {
   readonly kind: DbKind;
   readonly url: string;
   readonly db: Kysely<Database>;
+  /**
+   * SQLite only: the better-sqlite3 connection under `db`, for a repository's prepared-statement fast path.
+   * Use it only while holding Kysely's connection (`db.connection().execute(...)`), which serialises it.
+   */
+  readonly sqlite?: SqliteConnection;
   close(): Promise<void>;
 }
 
@@ -44,6 +50,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
   const kind = dbKindOf(url);
   const poolSize = options.poolSize ?? 10;
   let db: Kysely<Database>;
+  let sqlite: SqliteConnection | undefined;
   if (kind === 'sqlite') {
     const { default: SqliteDatabase } = await import('better-sqlite3');
     const path = resolve(url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''));
@@ -56,6 +63,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     conn.pragma('busy_timeout = 10000');
     conn.pragma('foreign_keys = ON');
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
+    sqlite = conn;
   } else if (kind === 'postgres') {
     const pg = await import('pg');
     // int8 (bigint, COUNT(*)) as a JS number: our ids, counters and epoch-ms times fit in 2^53.
@@ -85,6 +93,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     kind,
     url,
     db,
+    sqlite,
     close: () => db.destroy(),
   };
 }
