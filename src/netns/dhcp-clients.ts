@@ -1,0 +1,406 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execIn, spawnIn, type ExecResult, type SpawnedProcess } from './exec.js';
+import { resolvConfPath } from './links.js';
+import { assertIfname, assertNamespaceName } from './names.js';
+
+/*
+ * Debian's default udhcpc and dhclient hook scripts rewrite /etc/resolv.conf — inside `ip netns exec` that is
+ * the host's file unless /etc/netns/<ns>/resolv.conf exists. So the clients get OUR hook scripts: they set only
+ * the address, the default route and /etc/netns/<ns>/resolv.conf, and record what they got in a state file
+ * (one `key=value` per line) that tests read with `readLease`.
+ */
+
+const COMMON_SH = `PATH=/usr/sbin:/usr/bin:/sbin:/bin
+# record EVENT IP MASK ROUTERS DNS DOMAIN LEASE SERVERID HOSTNAME
+record() {
+  tmp="$SN_STATE.tmp.$$"
+  {
+    echo "client=$SN_CLIENT"
+    echo "event=$1"
+    echo "interface=$SN_IFACE"
+    echo "ip=$2"
+    echo "mask=$3"
+    echo "routers=$4"
+    echo "dns=$5"
+    echo "domain=$6"
+    echo "lease=$7"
+    echo "serverid=$8"
+    echo "hostname=$9"
+    echo "at=$(date +%s%3N)"
+  } > "$tmp" && mv -f "$tmp" "$SN_STATE"
+  echo "$(date +%s%3N) $1 ip=$2 routers=$4 dns=$5 domain=$6" >> "$SN_STATE.log"
+}
+apply() { # IP MASK ROUTERS DNS DOMAIN
+  if ! ip -4 addr show dev "$SN_IFACE" | grep -q "inet $1/"; then
+    ip -4 addr flush dev "$SN_IFACE"
+    ip addr add "$1/$2" dev "$SN_IFACE"
+  fi
+  ip link set dev "$SN_IFACE" up
+  # a NIC without a router option must not keep (or get) a default route
+  ip -4 route del default dev "$SN_IFACE" 2>/dev/null
+  for r in $3; do ip -4 route replace default via "$r" dev "$SN_IFACE"; break; done
+  if [ -n "$4" ] && [ -n "$SN_RESOLV" ]; then
+    {
+      [ -n "$5" ] && echo "search $5"
+      for d in $4; do echo "nameserver $d"; done
+    } > "$SN_RESOLV.tmp.$$" && cat "$SN_RESOLV.tmp.$$" > "$SN_RESOLV"
+    rm -f "$SN_RESOLV.tmp.$$"
+  fi
+}
+`;
+
+/** udhcpc passes its environment to the script; $1 is the event. */
+export const UDHCPC_HOOK = `#!/bin/sh
+# stacknet netns toolkit: udhcpc hook (never touches /etc/resolv.conf)
+${COMMON_SH}
+SN_IFACE="$interface"
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set dev "$interface" up
+    record deconfig "" "" "" "" "" "" "" ""
+    ;;
+  bound|renew)
+    apply "$ip" "$subnet" "$router" "$dns" "$domain"
+    record "$1" "$ip" "$subnet" "$router" "$dns" "$domain" "$lease" "$serverid" "$hostname"
+    ;;
+  leasefail|nak)
+    record "$1" "" "" "" "" "" "" "" ""
+    ;;
+esac
+exit 0
+`;
+
+/** dhclient does not pass its environment: SN_* come from `-e VAR=value`; $reason is the event. */
+export const DHCLIENT_HOOK = `#!/bin/sh
+# stacknet netns toolkit: dhclient hook (never touches /etc/resolv.conf)
+${COMMON_SH}
+SN_IFACE="$interface"
+case "$reason" in
+  PREINIT)
+    ip link set dev "$interface" up
+    ;;
+  BOUND|RENEW|REBIND|REBOOT)
+    apply "$new_ip_address" "$new_subnet_mask" "$new_routers" "$new_domain_name_servers" "$new_domain_name"
+    record "$reason" "$new_ip_address" "$new_subnet_mask" "$new_routers" "$new_domain_name_servers" \\
+      "$new_domain_name" "$new_dhcp_lease_time" "$new_dhcp_server_identifier" "$new_host_name"
+    ;;
+  EXPIRE|FAIL|RELEASE|STOP)
+    ip -4 addr flush dev "$interface"
+    record "$reason" "" "" "" "" "" "" "" ""
+    ;;
+  TIMEOUT)
+    record TIMEOUT "" "" "" "" "" "" "" ""
+    exit 1
+    ;;
+esac
+exit 0
+`;
+
+/** Where the toolkit keeps per-namespace client state (lease records, dhclient lease/config files). */
+export function stateDir(ns: string): string {
+  return join(tmpdir(), 'stacknet-netns', assertNamespaceName(ns));
+}
+
+export function leaseStatePath(ns: string, ifname: string): string {
+  return join(stateDir(ns), `lease-${assertIfname(ifname)}.env`);
+}
+
+let hooksReady: Promise<{ udhcpc: string; dhclient: string }> | undefined;
+
+/** Writes the hook scripts once per process (content-addressed dir, atomic rename: parallel tests agree). */
+export function hookScripts(): Promise<{ udhcpc: string; dhclient: string }> {
+  hooksReady ??= (async () => {
+    const hash = createHash('sha256')
+      .update(UDHCPC_HOOK + DHCLIENT_HOOK)
+      .digest('hex')
+      .slice(0, 12);
+    const dir = join(tmpdir(), 'stacknet-netns', `hooks-${hash}`);
+    await mkdir(dir, { recursive: true });
+    const write = async (name: string, text: string) => {
+      const p = join(dir, name);
+      const tmp = `${p}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+      await writeFile(tmp, text, { mode: 0o755 });
+      await rename(tmp, p);
+      return p;
+    };
+    return {
+      udhcpc: await write('udhcpc.sh', UDHCPC_HOOK),
+      dhclient: await write('dhclient.sh', DHCLIENT_HOOK),
+    };
+  })();
+  return hooksReady;
+}
+
+/** What a DHCP client got, as recorded by our hook script. */
+export interface Lease {
+  client: 'udhcpc' | 'dhclient';
+  /** udhcpc: bound|renew|deconfig|leasefail|nak; dhclient: BOUND|RENEW|REBIND|REBOOT|EXPIRE|FAIL|... */
+  event: string;
+  interface: string;
+  /** Empty when the event carries no address (deconfig, leasefail, FAIL...). */
+  ip: string;
+  /** Dotted netmask. */
+  mask: string;
+  routers: string[];
+  /** The first router, if any. */
+  router: string | undefined;
+  dns: string[];
+  domain: string | undefined;
+  leaseSeconds: number | undefined;
+  serverId: string | undefined;
+  hostname: string | undefined;
+  /** Epoch ms when the hook ran. */
+  at: number;
+}
+
+/** True for events that mean "the client holds this address now". */
+export function isBound(lease: Lease | undefined): lease is Lease {
+  return !!lease && !!lease.ip && /^(bound|renew|BOUND|RENEW|REBIND|REBOOT)$/.test(lease.event);
+}
+
+export function parseLeaseState(text: string): Lease {
+  const kv = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) kv.set(line.slice(0, i), line.slice(i + 1));
+  }
+  const list = (k: string) => (kv.get(k) ?? '').split(/\s+/).filter(Boolean);
+  const opt = (k: string) => kv.get(k) || undefined;
+  const lease = opt('lease');
+  const routers = list('routers');
+  return {
+    client: kv.get('client') === 'dhclient' ? 'dhclient' : 'udhcpc',
+    event: kv.get('event') ?? '',
+    interface: kv.get('interface') ?? '',
+    ip: kv.get('ip') ?? '',
+    mask: kv.get('mask') ?? '',
+    routers,
+    router: routers[0],
+    dns: list('dns'),
+    domain: opt('domain'),
+    leaseSeconds: lease === undefined ? undefined : Number(lease),
+    serverId: opt('serverid'),
+    hostname: opt('hostname'),
+    at: Number(kv.get('at') ?? 0),
+  };
+}
+
+/** The last DHCP event our hook recorded for `ifname` in `ns`, or undefined if none yet. */
+export async function readLease(ns: string, ifname = 'eth0'): Promise<Lease | undefined> {
+  try {
+    return parseLeaseState(await readFile(leaseStatePath(ns, ifname), 'utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** Every event recorded for `ifname` in `ns`, one line each (`<ms> <event> ip=... routers=...`). */
+export async function leaseHistory(ns: string, ifname = 'eth0'): Promise<string[]> {
+  try {
+    return (await readFile(`${leaseStatePath(ns, ifname)}.log`, 'utf8')).split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+async function resetState(ns: string, ifname: string): Promise<void> {
+  await mkdir(stateDir(ns), { recursive: true });
+  await rm(leaseStatePath(ns, ifname), { force: true });
+}
+
+function assertHostname(h: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*$/.test(h)) {
+    throw new Error(`invalid hostname '${h}'`);
+  }
+  return h;
+}
+
+/**
+ * argv that runs `argv` in its own UTS namespace with hostname `hostname` (so a client that sends
+ * gethostname() sends the guest's name, not the host's). The shell text is constant; the name and argv
+ * are passed as arguments, never spliced into it.
+ */
+export function withHostname(hostname: string, argv: string[]): string[] {
+  return [
+    'unshare',
+    '--uts',
+    '--',
+    '/bin/sh',
+    '-c',
+    'hostname "$0" && exec "$@"',
+    assertHostname(hostname),
+    ...argv,
+  ];
+}
+
+export interface UdhcpcOptions {
+  /** Sent as option 12 (and set as the UTS hostname the client runs under). */
+  hostname?: string;
+  /** `-r IP`: ask for this address. */
+  requestIp?: string;
+  /** DISCOVERs to send before giving up (`-t`, default 3). 1 = "the first request must succeed". */
+  discoverAttempts?: number;
+  /** Seconds to wait for an answer to each (`-T`, default 1). */
+  discoverTimeoutSec?: number;
+  /**
+   * false (default): `-q -n`, exit after the lease (or after giving up); the address stays configured.
+   * true: stay in the foreground and renew; the returned process must be stopped (TestNet does).
+   */
+  keepRunning?: boolean;
+  /** Ask for broadcast replies (`-B`). */
+  broadcast?: boolean;
+  extraArgs?: string[];
+}
+
+export interface DhcpRunResult {
+  /** The lease this run obtained, or undefined if it got none. */
+  lease: Lease | undefined;
+  /** The client's output (udhcpc logs to stderr). */
+  output: string;
+  /** With keepRunning: the running client (tracked by PID). */
+  process?: SpawnedProcess;
+  exec?: ExecResult;
+}
+
+async function waitForBoundOrExit(
+  ns: string,
+  ifname: string,
+  proc: SpawnedProcess,
+  timeoutMs: number,
+): Promise<Lease | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const l = await readLease(ns, ifname);
+    if (isBound(l)) return l;
+    if (proc.hasExited() || Date.now() > deadline) return undefined;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Runs busybox udhcpc on `ifname` in `ns` with our hook script. */
+export async function runUdhcpc(
+  ns: string,
+  ifname: string,
+  opts: UdhcpcOptions = {},
+): Promise<DhcpRunResult> {
+  assertIfname(ifname);
+  const hooks = await hookScripts();
+  await resetState(ns, ifname);
+  const attempts = opts.discoverAttempts ?? 3;
+  const perTry = opts.discoverTimeoutSec ?? 1;
+  const argv = [
+    'udhcpc',
+    '-f',
+    '-i',
+    ifname,
+    '-s',
+    hooks.udhcpc,
+    '-t',
+    String(attempts),
+    '-T',
+    String(perTry),
+  ];
+  argv.push('-n');
+  if (!opts.keepRunning) argv.push('-q');
+  if (opts.broadcast) argv.push('-B');
+  if (opts.requestIp) argv.push('-r', opts.requestIp);
+  if (opts.hostname) argv.push('-x', `hostname:${assertHostname(opts.hostname)}`);
+  argv.push(...(opts.extraArgs ?? []));
+  const full = opts.hostname ? withHostname(opts.hostname, argv) : argv;
+  const env = {
+    ...process.env,
+    SN_CLIENT: 'udhcpc',
+    SN_STATE: leaseStatePath(ns, ifname),
+    SN_RESOLV: resolvConfPath(ns),
+  };
+  const budgetMs = (attempts * perTry + 5) * 1000;
+  if (!opts.keepRunning) {
+    const r = await execIn(ns, full, { env, timeoutMs: budgetMs });
+    const l = await readLease(ns, ifname);
+    return { lease: isBound(l) ? l : undefined, output: r.stdout + r.stderr, exec: r };
+  }
+  const proc = spawnIn(ns, full, { env });
+  const lease = await waitForBoundOrExit(ns, ifname, proc, budgetMs);
+  return { lease, output: proc.output(), process: proc };
+}
+
+export interface DhclientOptions {
+  hostname?: string;
+  /** Seconds dhclient tries before giving up (`timeout` in its config; default 10). */
+  timeoutSec?: number;
+  /** false (default): stop dhclient once bound (the address stays). true: keep it running to renew. */
+  keepRunning?: boolean;
+  extraArgs?: string[];
+}
+
+/**
+ * Runs ISC dhclient on `ifname` in `ns`, in the foreground (`-d`: it would otherwise daemonize and its PID be
+ * lost), with our hook (`-sf`, variables via `-e`), its own config (no host-global /etc/dhcp/dhclient.conf),
+ * lease and pid files.
+ */
+export async function runDhclient(
+  ns: string,
+  ifname: string,
+  opts: DhclientOptions = {},
+): Promise<DhcpRunResult> {
+  assertIfname(ifname);
+  const hooks = await hookScripts();
+  await resetState(ns, ifname);
+  const dir = stateDir(ns);
+  const timeout = opts.timeoutSec ?? 10;
+  const conf = [
+    `timeout ${timeout};`,
+    'retry 1;',
+    'initial-interval 1;',
+    'backoff-cutoff 2;',
+    opts.hostname ? `send host-name "${assertHostname(opts.hostname)}";` : '',
+    'request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers, host-name;',
+    '',
+  ].join('\n');
+  const cf = join(dir, `dhclient-${ifname}.conf`);
+  await writeFile(cf, conf);
+  const lf = join(dir, `dhclient-${ifname}.leases`);
+  await rm(lf, { force: true });
+  const argv = [
+    'dhclient',
+    '-4',
+    '-d',
+    '-1',
+    '-v',
+    '-cf',
+    cf,
+    '-lf',
+    lf,
+    '-pf',
+    join(dir, `dhclient-${ifname}.pid`),
+    '-sf',
+    hooks.dhclient,
+    '-e',
+    'SN_CLIENT=dhclient',
+    '-e',
+    `SN_STATE=${leaseStatePath(ns, ifname)}`,
+    '-e',
+    `SN_RESOLV=${resolvConfPath(ns)}`,
+    ...(opts.extraArgs ?? []),
+    ifname,
+  ];
+  const full = opts.hostname ? withHostname(opts.hostname, argv) : argv;
+  const proc = spawnIn(ns, full);
+  const lease = await waitForBoundOrExit(ns, ifname, proc, (timeout + 5) * 1000);
+  if (!opts.keepRunning || !lease) {
+    // SIGTERM: dhclient exits without releasing, so the address stays configured.
+    await proc.stop();
+    return { lease, output: proc.output() };
+  }
+  return { lease, output: proc.output(), process: proc };
+}
+
+/** Removes the toolkit's per-namespace state dir. */
+export async function removeState(ns: string): Promise<void> {
+  await rm(stateDir(ns), { recursive: true, force: true });
+}

@@ -1,0 +1,10 @@
+// The netns toolkit: build test data planes (and, later, the management server's netns driver) from Linux
+// network namespaces. See README.md.
+export * from './exec.js';
+export * from './names.js';
+export * from './links.js';
+export * from './dhcp-clients.js';
+export * from './probes.js';
+export * from './eventually.js';
+export * from './test-net.js';
+export { cleanupStale } from './cleanup-stale.js';
