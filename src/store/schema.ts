@@ -4,5 +4,7 @@
  * booleans 0/1).
  */
 import type { IpamTables } from '../addresses/tables.js';
+import type { NetworkingTables } from '../networks/tables.js';
+import type { ApiServerTables } from '../api/tables.js';
 
-export interface Database extends IpamTables {}
+export interface Database extends IpamTables, ApiServerTables, NetworkingTables {}
