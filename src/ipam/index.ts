@@ -86,3 +86,4 @@ export {
   parseMac,
   slaacAddress,
 } from './mac.js';
+export { seededRng } from './seeded-rng.js';
