@@ -1,0 +1,89 @@
+/**
+ * What every networking service function receives: the transaction it runs in, who is calling, and the
+ * clock. The API layer builds it from its own caller context (see commands.ts adapters).
+ */
+import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
+import type { Tx } from '../store/db.js';
+
+export type RoleType = 'Admin' | 'DomainAdmin' | 'User';
+
+export interface NetCaller {
+  userId: number;
+  accountId: number;
+  accountName: string;
+  domainId: number;
+  role: RoleType;
+}
+
+/** Records events/usage in the same transaction (wired to src/events by the command layer). */
+export interface NetRecorder {
+  event(
+    tx: Tx,
+    e: {
+      type: string;
+      description: string;
+      resourceType?: string;
+      resourceId?: string;
+      accountId: number;
+      domainId: number;
+    },
+  ): Promise<void>;
+  usage(
+    tx: Tx,
+    u: {
+      type: string;
+      accountId: number;
+      domainId: number;
+      zoneId: number | null;
+      resourceId: number;
+      resourceName: string;
+      details?: Record<string, string | number | boolean | null>;
+    },
+  ): Promise<void>;
+}
+
+export interface NetCtx {
+  tx: Tx;
+  caller: NetCaller;
+  now: number;
+  recorder: NetRecorder;
+  /** CloudStack global/zone/account settings by name (getSetting); undefined falls back to the default. */
+  setting(name: string, scope?: { zoneId?: number; accountId?: number }): Promise<string | undefined>;
+}
+
+export const isRootAdmin = (c: NetCaller): boolean => c.role === 'Admin';
+
+export function requireRootAdmin(c: NetCaller, command: string): void {
+  if (!isRootAdmin(c)) throw permissionDenied(`The API ${command} is only available to root admins`);
+}
+
+export const bool = (v: number | null | undefined): boolean => v === 1;
+export const flag = (v: boolean | undefined, dflt = false): number => ((v ?? dflt) ? 1 : 0);
+
+export function notFound(param: string, value: string, what: string): CloudStackError {
+  return invalidParameter(param, value, `no ${what} has this id`);
+}
+
+/** page/pagesize as BaseListCmd: both or neither; pagesize=-1 alone means unlimited. */
+export function pageWindow(
+  p: { page?: number | undefined; pagesize?: number | undefined },
+  defaultPageSize = 500,
+): { limit: number | undefined; offset: number } {
+  const { page, pagesize } = p;
+  if (pagesize === -1 && page === undefined) return { limit: undefined, offset: 0 };
+  if ((page === undefined) !== (pagesize === undefined)) {
+    throw new CloudStackError(
+      'InvalidParameterValue',
+      `page and pagesize must be given together (got ${page === undefined ? 'pagesize' : 'page'} only)`,
+    );
+  }
+  if (page === undefined || pagesize === undefined) return { limit: defaultPageSize, offset: 0 };
+  if (page < 1) throw invalidParameter('page', String(page), 'pages start at 1');
+  if (pagesize < 1) throw invalidParameter('pagesize', String(pagesize), 'must be a positive number or -1');
+  return { limit: pagesize, offset: (page - 1) * pagesize };
+}
+
+export interface Listed<T> {
+  count: number;
+  items: T[];
+}

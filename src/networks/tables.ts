@@ -1,0 +1,148 @@
+/**
+ * Tables of the networking API (migration 0003-networking), and the columns it adds to the IPAM tables of
+ * 0001 (declared by module augmentation so src/addresses/tables.ts stays its owner's).
+ */
+import type { ColumnType, Generated } from 'kysely';
+
+type Defaulted<T> = ColumnType<T, T | undefined, T>;
+
+declare module '../addresses/tables.js' {
+  interface IpAllocationsTable {
+    /** The public IP's API id (listPublicIpAddresses id); set for public and portable allocations. */
+    uuid: string | null;
+    /** enableStaticNat: the address is one-to-one NATed to vm_id / vm_ip. */
+    static_nat: Defaulted<number>;
+    vm_ip: string | null;
+    for_display: Defaulted<number>;
+  }
+  interface NetworksTable {
+    /** 'Account' (isolated, VPC tiers) or 'Domain' (shared). */
+    acl_type: string | null;
+    restart_required: Defaulted<number>;
+    dns1: string | null;
+    dns2: string | null;
+    /** The VLAN was given by the admin (createNetwork vlan=): shutdown keeps it. */
+    specify_vlan: Defaulted<number>;
+  }
+  interface PhysicalNetworksTable {
+    network_speed: string | null;
+    domain_id: number | null;
+  }
+}
+
+export interface TrafficTypesTable {
+  id: Generated<number>;
+  uuid: string;
+  physical_network_id: number;
+  traffic_type: string;
+  kvm_label: string | null;
+  xen_label: string | null;
+  vmware_label: string | null;
+  hyperv_label: string | null;
+  ovm3_label: string | null;
+  vlan: string | null;
+  created: number;
+}
+
+export interface NetworkOfferingsTable {
+  id: Generated<number>;
+  uuid: string;
+  name: string;
+  display_text: string;
+  guest_ip_type: string;
+  traffic_type: Defaulted<string>;
+  /** `Dhcp:VirtualRouter,Dns:VirtualRouter,...` (offerings/defaults.ts encodeServices). */
+  services: Defaulted<string>;
+  for_vpc: Defaulted<number>;
+  specify_vlan: Defaulted<number>;
+  specify_ip_ranges: Defaulted<number>;
+  is_persistent: Defaulted<number>;
+  conserve_mode: Defaulted<number>;
+  egress_default_policy: Defaulted<number>;
+  availability: Defaulted<string>;
+  state: Defaulted<string>;
+  is_default: Defaulted<number>;
+  network_rate: number | null;
+  tags: string | null;
+  created: number;
+  removed: number | null;
+}
+
+export interface VpcOfferingsTable {
+  id: Generated<number>;
+  uuid: string;
+  name: string;
+  display_text: string;
+  services: Defaulted<string>;
+  state: Defaulted<string>;
+  is_default: Defaulted<number>;
+  created: number;
+}
+
+export interface ServiceOfferingsTable {
+  id: Generated<number>;
+  uuid: string;
+  name: string;
+  display_text: string;
+  cpu_number: number;
+  cpu_speed: number;
+  memory: number;
+  created: number;
+}
+
+export interface TemplatesTable {
+  id: Generated<number>;
+  uuid: string;
+  name: string;
+  display_text: string;
+  os_type_name: string;
+  format: string;
+  hypervisor: string;
+  template_type: string;
+  password_enabled: Defaulted<number>;
+  is_public: Defaulted<number>;
+  is_featured: Defaulted<number>;
+  created: number;
+}
+
+export interface VpcsTable {
+  id: Generated<number>;
+  uuid: string;
+  zone_id: number;
+  account_id: number;
+  domain_id: number;
+  name: string;
+  display_text: string | null;
+  cidr: string;
+  vpc_offering_id: number;
+  network_domain: string | null;
+  /** Enabled | Inactive, as CloudStack's Vpc.State. */
+  state: string;
+  restart_required: Defaulted<number>;
+  dns1: string | null;
+  dns2: string | null;
+  created: number;
+  removed: number | null;
+}
+
+export interface PortableIpRangesTable {
+  id: Generated<number>;
+  uuid: string;
+  region_id: number;
+  gateway: string;
+  netmask: string;
+  start_key: string;
+  end_key: string;
+  vlan_tag: string | null;
+  created: number;
+}
+
+export interface NetworkingTables {
+  traffic_types: TrafficTypesTable;
+  network_offerings: NetworkOfferingsTable;
+  vpc_offerings: VpcOfferingsTable;
+  service_offerings: ServiceOfferingsTable;
+  templates: TemplatesTable;
+  vpcs: VpcsTable;
+  portable_ip_ranges: PortableIpRangesTable;
+}
