@@ -124,18 +124,20 @@ test('findFree agrees with a naive scan for every strategy and window size', asy
       smallPool,
       fc.constantFrom<Strategy>('lowest', 'first', 'last', 'random'),
       fc.constantFrom(1, 2, 3, 64),
+      fc.constantFrom(undefined, 1, 4),
       fc.integer(),
-      async ({ pool, taken }, strategy, windowSize, seed) => {
+      async ({ pool, taken }, strategy, windowSize, maxWindowSize, seed) => {
         const fetch = fetcherOver(taken);
         const free: bigint[] = [];
         for (let i = 0n; i < pool.size(); i++) if (!taken.includes(pool.at(i))) free.push(pool.at(i));
-        const got = findFree(strategy, pool, randomBigIntFrom(seededRng(seed)), fetch, { windowSize });
+        const options = { windowSize, ...(maxWindowSize === undefined ? {} : { maxWindowSize }) };
+        const got = findFree(strategy, pool, randomBigIntFrom(seededRng(seed)), fetch, options);
         const gotAsync = await findFreeAsync(
           strategy,
           pool,
           randomBigIntFrom(seededRng(seed)),
           async (f, d, l) => fetch(f, d, l),
-          { windowSize },
+          options,
         );
         assert.equal(gotAsync, got, 'async and sync drivers agree');
         if (free.length === 0) {
@@ -182,6 +184,51 @@ test('choosing in a /8 and a /64 reads only the taken values in the way', () => 
     assert.equal(findFree('lowest', pool, r, fetch), first + 100n, name);
     assert.equal(findFree('last', pool, r, fetch), last - 100n, name);
   }
+});
+
+test('startAt resumes a lowest/last scan from a low-water mark', () => {
+  const pool = set4([10, 14], [20, 22]);
+  const fetch = fetcherOver(big(10, 11, 20));
+  const rnd = randomBigIntFrom(seededRng(1));
+  assert.equal(findFree('lowest', pool, rnd, fetch), 12n);
+  assert.equal(findFree('lowest', pool, rnd, fetch, { startAt: 13n }), 13n);
+  assert.equal(findFree('lowest', pool, rnd, fetch, { startAt: 15n }), 21n, 'moved into the pool');
+  assert.equal(findFree('lowest', pool, rnd, fetch, { startAt: 23n }), undefined);
+  assert.equal(findFree('last', pool, rnd, fetch, { startAt: 19n }), 14n);
+  assert.equal(findFree('last', pool, rnd, fetch, { startAt: 9n }), undefined);
+});
+
+test('random wraps around once to find the free addresses below its start', () => {
+  const pool = set4([10, 20]);
+  const atEnd: RandomBigInt = (n) => n - 1n;
+  assert.equal(
+    findFree('random', pool, atEnd, fetcherOver(big(11, 12, 13, 14, 15, 16, 17, 18, 19, 20))),
+    10n,
+  );
+  assert.equal(
+    findFree('random', pool, atEnd, fetcherOver(big(10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20))),
+    undefined,
+  );
+  assert.equal(
+    findFree('random', pool, () => 5n, fetcherOver(big(13, 14, 15, 16, 17, 18, 19, 20)), { windowSize: 1 }),
+    10n,
+  );
+});
+
+test('a long packed run costs O(log run) window reads', () => {
+  const pool = RangeSet.fromCidr(parseCidr('10.0.0.0/8'));
+  const taken: bigint[] = [];
+  for (let i = 0n; i < 100_000n; i++) taken.push((pool.first() as bigint) + i);
+  let calls = 0;
+  const fetch = (from: bigint, _d: Direction, limit: number) => {
+    calls++;
+    // the run is contiguous from the pool start, so a window is a slice of it
+    const i = Number(from - (pool.first() as bigint));
+    return taken.slice(i, i + limit);
+  };
+  const v = findFree('lowest', pool, randomBigIntFrom(seededRng(1)), fetch, { maxWindowSize: 1 << 20 });
+  assert.equal(v, (pool.first() as bigint) + 100_000n);
+  assert.ok(calls <= 12, `${calls} window reads for a run of 100000`);
 });
 
 test('validateRequested names the parameter and says why', () => {

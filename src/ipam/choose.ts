@@ -103,8 +103,19 @@ export type FetchTakenAsync = (
 ) => Promise<readonly bigint[]>;
 
 export interface FindFreeOptions {
-  /** Taken values fetched per window (default 64). */
+  /** Taken values fetched in the first window of a scan (default 64). */
   windowSize?: number;
+  /**
+   * Each further window of the same scan doubles, up to this (default 4096): a long run of taken addresses
+   * (lowest-first allocation packs them) costs O(log run) round trips instead of O(run / windowSize).
+   */
+  maxWindowSize?: number;
+  /**
+   * For `lowest`/`first` (scanning up) or `last` (scanning down): begin here instead of at the pool's end. The
+   * caller guarantees no free address lies before it (e.g. a cached low-water mark); values outside the pool
+   * are moved to the nearest member in the scan direction.
+   */
+  startAt?: bigint;
   /**
    * For `random`: how many uniformly random single-address probes to try before scanning up from the last one.
    * A scan after a random start favours addresses just after long taken runs; probes keep the choice close to
@@ -122,7 +133,7 @@ interface FetchRequest {
 /**
  * The whole search as a resumable generator, shared by the sync and async drivers: yields the windows it needs,
  * returns the chosen value or undefined when the pool is full. Nothing here is O(pool size): it reads
- * O(taken addresses in the way / windowSize) windows.
+ * O(log(taken addresses in the way)) windows while the run is shorter than maxWindowSize.
  */
 function* search(
   strategy: Strategy,
@@ -131,8 +142,15 @@ function* search(
   options: FindFreeOptions,
 ): Generator<FetchRequest, bigint | undefined, readonly bigint[]> {
   if (pool.isEmpty()) return undefined;
-  const k = Math.max(1, options.windowSize ?? 64);
+  const k0 = Math.max(1, options.windowSize ?? 64);
+  const kMax = Math.max(k0, options.maxWindowSize ?? 4096);
   let start = startPoint(strategy, pool, randomBigInt);
+  if (options.startAt !== undefined && strategy !== 'random') {
+    const at =
+      start.direction === 'up' ? pool.nextAtOrAfter(options.startAt) : pool.prevAtOrBefore(options.startAt);
+    if (at === undefined) return undefined;
+    start = { value: at, direction: start.direction };
+  }
   if (strategy === 'random') {
     const probes = Math.max(1, options.randomProbes ?? 4);
     for (let i = 0; i < probes; i++) {
@@ -147,7 +165,7 @@ function* search(
     stopBefore?: bigint,
   ): Generator<FetchRequest, bigint | undefined, readonly bigint[]> {
     let at: bigint = from;
-    for (;;) {
+    for (let k = k0; ; k = Math.min(kMax, k * 2)) {
       const w = yield { from: at, direction, limit: k };
       const r = firstFreeInWindow(pool, at, direction, w, w.length >= k);
       if ('found' in r) return stopBefore !== undefined && r.found >= stopBefore ? undefined : r.found;
