@@ -1,33 +1,37 @@
 /**
  * Tables of the networking API (migration 0003-networking), and the columns it adds to the IPAM tables of
- * 0001 (declared by module augmentation so src/addresses/tables.ts stays its owner's).
+ * 0001. Those extra columns are not merged into store/schema.ts's Database (src/addresses builds whole rows of
+ * its tables and must not need to know them); networking code sees them through NetDatabase / netDb().
  */
 import type { ColumnType, Generated } from 'kysely';
 
 type Defaulted<T> = ColumnType<T, T | undefined, T>;
 
-declare module '../addresses/tables.js' {
-  interface IpAllocationsTable {
-    /** The public IP's API id (listPublicIpAddresses id); set for public and portable allocations. */
-    uuid: string | null;
-    /** enableStaticNat: the address is one-to-one NATed to vm_id / vm_ip. */
-    static_nat: Defaulted<number>;
-    vm_ip: string | null;
-    for_display: Defaulted<number>;
-  }
-  interface NetworksTable {
-    /** 'Account' (isolated, VPC tiers) or 'Domain' (shared). */
-    acl_type: string | null;
-    restart_required: Defaulted<number>;
-    dns1: string | null;
-    dns2: string | null;
-    /** The VLAN was given by the admin (createNetwork vlan=): shutdown keeps it. */
-    specify_vlan: Defaulted<number>;
-  }
-  interface PhysicalNetworksTable {
-    network_speed: string | null;
-    domain_id: number | null;
-  }
+/** Columns 0003 adds to ip_allocations (public IP API). */
+export interface IpAllocationsNetworkingColumns {
+  /** The public IP's API id (listPublicIpAddresses id); set for public and portable allocations. */
+  uuid: string | null;
+  /** enableStaticNat: the address is one-to-one NATed to vm_id / vm_ip. */
+  static_nat: Defaulted<number>;
+  vm_ip: string | null;
+  for_display: Defaulted<number>;
+}
+
+/** Columns 0003 adds to networks. */
+export interface NetworksNetworkingColumns {
+  /** 'Account' (isolated, VPC tiers) or 'Domain' (shared). */
+  acl_type: string | null;
+  restart_required: Defaulted<number>;
+  dns1: string | null;
+  dns2: string | null;
+  /** The VLAN was given by the admin (createNetwork vlan=): shutdown keeps it. */
+  specify_vlan: Defaulted<number>;
+}
+
+/** Columns 0003 adds to physical_networks. */
+export interface PhysicalNetworksNetworkingColumns {
+  network_speed: string | null;
+  domain_id: number | null;
 }
 
 export interface TrafficTypesTable {
@@ -146,3 +150,22 @@ export interface NetworkingTables {
   vpcs: VpcsTable;
   portable_ip_ranges: PortableIpRangesTable;
 }
+
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../store/schema.js';
+import type { IpAllocationsTable, NetworksTable, PhysicalNetworksTable } from '../addresses/tables.js';
+
+/** The database as networking code sees it: Database plus the columns 0003 added to the IPAM tables. */
+export interface NetDatabase extends Omit<Database, 'ip_allocations' | 'networks' | 'physical_networks'> {
+  ip_allocations: IpAllocationsTable & IpAllocationsNetworkingColumns;
+  networks: NetworksTable & NetworksNetworkingColumns;
+  physical_networks: PhysicalNetworksTable & PhysicalNetworksNetworkingColumns;
+}
+
+export type NetExecutor = Kysely<NetDatabase>;
+export type NetTx = Transaction<NetDatabase>;
+
+/** The same connection/transaction, typed with the networking columns (the migration guarantees them). */
+export const netDb = <T extends Kysely<Database>>(
+  db: T,
+): T extends Transaction<Database> ? NetTx : NetExecutor => db as never;
