@@ -3,7 +3,7 @@
  * clock. The API layer builds it from its own caller context (see commands.ts adapters).
  */
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
-import type { Tx } from '../store/db.js';
+import type { NetTx as Tx } from '../networks/tables.js';
 
 export type RoleType = 'Admin' | 'DomainAdmin' | 'User';
 
