@@ -8,3 +8,5 @@ export * from './probes.js';
 export * from './eventually.js';
 export * from './test-net.js';
 export { cleanupStale } from './cleanup-stale.js';
+export * from './dhcp-wire.js';
+export * from './dhcp-probe.js';

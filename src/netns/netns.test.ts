@@ -6,6 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  DhcpProbe,
   TestNet,
   defaultGateway,
   dig,
@@ -168,6 +169,33 @@ describe('netns toolkit with a plain dnsmasq', () => {
       assert.ok((await leaseHistory(g1)).length > before);
     });
     await r.process.stop();
+  });
+
+  it('the raw DHCP probe leases many MACs at once and counts DNS answers', async () => {
+    const pr = await net.namespace('pr');
+    await net.veth({ ns: pr, bridge: net.name('br'), addresses: ['10.77.0.250/24'] });
+    const probe = await DhcpProbe.start(pr, { track: (p) => net.trackPid(p.pid) });
+    try {
+      await probe.dnsStart('10.77.0.1', 'vm2.t.internal', { intervalMs: 5, timeoutMs: 500 });
+      const [a, b, x] = await Promise.all([
+        probe.lease(MAC1),
+        probe.lease(MAC2),
+        probe.lease(MACX, { timeoutMs: 300, retryMs: 50 }),
+      ]);
+      assert.ok(a.ok && b.ok, JSON.stringify([a, b]));
+      assert.equal(a.ip, '10.77.0.11');
+      assert.equal(b.ip, '10.77.0.12');
+      assert.equal(a.router, '10.77.0.1');
+      assert.equal(a.domain, 't.internal');
+      assert.equal(x.ok, false);
+      assert.equal(x.timeout, true);
+      const stats = await probe.dnsStop();
+      assert.ok(stats.sent > 10, JSON.stringify(stats));
+      assert.equal(stats.lost, 0);
+      assert.equal(stats.answered, stats.sent);
+    } finally {
+      await probe.close();
+    }
   });
 
   it('cleanup removes namespaces, links, /etc/netns dirs and state, and stops processes', async () => {
