@@ -63,13 +63,14 @@ export class DhcpProbe {
     const isTs = import.meta.url.endsWith('.ts');
     const main = join(here, isTs ? 'dhcp-probe-main.ts' : 'dhcp-probe-main.js');
     const argv = isTs ? [process.execPath, '--import', 'tsx', main] : [process.execPath, main];
-    let probe: DhcpProbe | undefined;
+    const holder: { probe?: DhcpProbe } = {};
     const proc = spawnIn(ns, argv, {
       stdinPipe: true,
       cwd: resolve(here, '..', '..'),
-      onStdout: (b) => probe?.onData(b),
+      onStdout: (b) => holder.probe?.onData(b),
     });
-    probe = new DhcpProbe(proc);
+    const probe = new DhcpProbe(proc);
+    holder.probe = probe;
     opts.track?.(proc);
     const failed = proc.exited.then(() => {
       throw new Error(`DHCP probe in ${ns} exited: ${proc.output()}`);
