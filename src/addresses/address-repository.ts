@@ -1,0 +1,298 @@
+/**
+ * SQL for ip_allocations and mac_sequences. Every function takes the executor it runs on first (the store's db,
+ * or a transaction) and translates driver errors: a lost race on the UNIQUE constraint is a return value
+ * (`null`), anything else becomes a CloudStackError — except deadlocks and serialization failures, which are
+ * rethrown as they are, because only the transaction runner (store/db.ts `transaction`) can retry them (the
+ * database has already aborted the whole transaction) and it translates them when it gives up.
+ */
+import { sql } from 'kysely';
+import type { Insertable, Kysely, Selectable } from 'kysely';
+import { isCloudStackError, internalError } from '../errors/catalogue.js';
+import { isRetryableConflict, isUniqueViolation } from '../store/db.js';
+import type { Executor } from '../store/db.js';
+import { dialectOf } from '../store/migrations/helpers.js';
+import type { MigrationDialect } from '../store/migrations/helpers.js';
+import type { AllocationState, IpAllocationsTable } from './tables.js';
+
+export type AllocationRow = Selectable<IpAllocationsTable>;
+export type NewAllocationRow = Insertable<IpAllocationsTable>;
+
+export function executorDialect(ex: Executor): MigrationDialect {
+  return dialectOf(ex as unknown as Kysely<unknown>);
+}
+
+/** Runs a repository statement, translating driver errors (see the file comment for the one exception). */
+export async function translated<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (isCloudStackError(e) || isRetryableConflict(e)) throw e;
+    throw internalError(doing, e);
+  }
+}
+
+export interface WindowQuery {
+  scope: string;
+  family: number;
+  /** addressKey to start at (inclusive). */
+  fromKey: string;
+  /** addressKey not to go beyond (inclusive): the pool's last (up) or first (down) member. */
+  boundKey: string;
+  direction: 'up' | 'down';
+  limit: number;
+}
+
+/** Taken keys from `fromKey` on in `direction`, sorted in that direction: one range scan of the UNIQUE index. */
+export async function selectTakenWindow(ex: Executor, q: WindowQuery): Promise<string[]> {
+  return translated('reading allocated addresses', async () => {
+    const up = q.direction === 'up';
+    const rows = await ex
+      .selectFrom('ip_allocations')
+      .select('address')
+      .where('scope', '=', q.scope)
+      .where('family', '=', q.family)
+      .where('address', up ? '>=' : '<=', q.fromKey)
+      .where('address', up ? '<=' : '>=', q.boundKey)
+      .orderBy('address', up ? 'asc' : 'desc')
+      .limit(q.limit)
+      .execute();
+    return rows.map((r) => r.address);
+  });
+}
+
+/**
+ * Inserts an allocation row; `null` when (scope, family, address) is already taken. The conflict never aborts
+ * the surrounding transaction: PostgreSQL and SQLite use ON CONFLICT DO NOTHING (PostgreSQL would otherwise
+ * poison the transaction), MariaDB rolls back only the failed statement.
+ */
+export async function insertAllocationRow(ex: Executor, row: NewAllocationRow): Promise<number | null> {
+  const dialect = executorDialect(ex);
+  return translated('recording an address allocation', async () => {
+    if (dialect === 'mysql') {
+      try {
+        const r = await ex.insertInto('ip_allocations').values(row).executeTakeFirst();
+        return Number(r.insertId);
+      } catch (e) {
+        if (isUniqueViolation(e)) return null;
+        throw e;
+      }
+    }
+    const r = await ex
+      .insertInto('ip_allocations')
+      .values(row)
+      .onConflict((oc) => oc.columns(['scope', 'family', 'address']).doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    return r ? Number(r.id) : null;
+  });
+}
+
+export interface AddressRef {
+  scope: string;
+  family: number;
+  key: string;
+}
+
+export async function findAllocationRow(ex: Executor, ref: RowRef): Promise<AllocationRow | undefined> {
+  return translated('reading an address allocation', () => {
+    const q = ex.selectFrom('ip_allocations').selectAll();
+    return (
+      'id' in ref
+        ? q.where('id', '=', ref.id)
+        : q.where('scope', '=', ref.scope).where('family', '=', ref.family).where('address', '=', ref.key)
+    ).executeTakeFirst();
+  });
+}
+
+export type AllocationPatch = Partial<
+  Pick<
+    AllocationRow,
+    | 'owner_kind'
+    | 'owner_id'
+    | 'account_id'
+    | 'domain_id'
+    | 'network_id'
+    | 'vpc_id'
+    | 'vm_id'
+    | 'source_nat'
+    | 'is_system'
+    | 'range_id'
+  >
+>;
+
+/** A row by its id, or by the address it holds. */
+export type RowRef = { id: number } | AddressRef;
+
+/** Moves a row to `to` only if it is still in one of `from`: the check and the write are one statement. */
+export async function updateAllocationState(
+  ex: Executor,
+  ref: RowRef,
+  from: readonly AllocationState[],
+  to: AllocationState,
+  patch: AllocationPatch,
+  now: number,
+): Promise<boolean> {
+  if (from.length === 0) return false;
+  return translated('changing an address state', async () => {
+    const q = ex
+      .updateTable('ip_allocations')
+      .set({ ...patch, state: to, updated: now })
+      .where('state', 'in', from);
+    const r = await (
+      'id' in ref
+        ? q.where('id', '=', ref.id)
+        : q.where('scope', '=', ref.scope).where('family', '=', ref.family).where('address', '=', ref.key)
+    ).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  });
+}
+
+/** Deletes the row (the address becomes Free) if it is in one of `from` (any state when omitted). */
+export async function deleteAllocationRow(
+  ex: Executor,
+  ref: RowRef,
+  from?: readonly AllocationState[],
+): Promise<boolean> {
+  if (from && from.length === 0) return false;
+  return translated('releasing an address', async () => {
+    const d = ex.deleteFrom('ip_allocations');
+    let q =
+      'id' in ref
+        ? d.where('id', '=', ref.id)
+        : d.where('scope', '=', ref.scope).where('family', '=', ref.family).where('address', '=', ref.key);
+    if (from) q = q.where('state', 'in', from);
+    const r = await q.executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  });
+}
+
+export interface KeySpan {
+  startKey: string;
+  endKey: string;
+}
+
+/** Rows of a scope (optionally only inside the given key spans): an index range count, exact and cheap. */
+export async function countAllocations(
+  ex: Executor,
+  scope: string,
+  family: number,
+  spans?: readonly KeySpan[],
+  state?: AllocationState,
+): Promise<number> {
+  if (spans && spans.length === 0) return 0;
+  return translated('counting allocated addresses', async () => {
+    let q = ex
+      .selectFrom('ip_allocations')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('scope', '=', scope)
+      .where('family', '=', family);
+    if (spans) {
+      q = q.where((eb) =>
+        eb.or(spans.map((s) => eb.and([eb('address', '>=', s.startKey), eb('address', '<=', s.endKey)]))),
+      );
+    }
+    if (state) q = q.where('state', '=', state);
+    const r = await q.executeTakeFirstOrThrow();
+    return Number(r.n);
+  });
+}
+
+export interface AllocationFilter {
+  scope?: string;
+  family?: number;
+  state?: AllocationState;
+  ownerKind?: string;
+  ownerId?: number;
+  zoneId?: number;
+  accountId?: number;
+  networkId?: number;
+  vpcId?: number;
+  /** Only keys inside these spans. */
+  spans?: readonly KeySpan[];
+}
+
+function filtered(ex: Executor, f: AllocationFilter) {
+  let q = ex.selectFrom('ip_allocations');
+  if (f.scope !== undefined) q = q.where('scope', '=', f.scope);
+  if (f.family !== undefined) q = q.where('family', '=', f.family);
+  if (f.state !== undefined) q = q.where('state', '=', f.state);
+  if (f.ownerKind !== undefined) q = q.where('owner_kind', '=', f.ownerKind);
+  if (f.ownerId !== undefined) q = q.where('owner_id', '=', f.ownerId);
+  if (f.zoneId !== undefined) q = q.where('zone_id', '=', f.zoneId);
+  if (f.accountId !== undefined) q = q.where('account_id', '=', f.accountId);
+  if (f.networkId !== undefined) q = q.where('network_id', '=', f.networkId);
+  if (f.vpcId !== undefined) q = q.where('vpc_id', '=', f.vpcId);
+  const spans = f.spans;
+  if (spans) {
+    q =
+      spans.length === 0
+        ? q.where(sql<boolean>`1 = 0`)
+        : q.where((eb) =>
+            eb.or(spans.map((s) => eb.and([eb('address', '>=', s.startKey), eb('address', '<=', s.endKey)]))),
+          );
+  }
+  return q;
+}
+
+/** One page of rows in address order, plus the total count (CloudStack list responses carry both). */
+export async function listAllocationRows(
+  ex: Executor,
+  f: AllocationFilter,
+  offset: number,
+  limit: number,
+): Promise<{ count: number; rows: AllocationRow[] }> {
+  return translated('listing addresses', async () => {
+    const c = await filtered(ex, f)
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    const rows = await filtered(ex, f)
+      .selectAll()
+      .orderBy('scope')
+      .orderBy('family')
+      .orderBy('address')
+      .offset(offset)
+      .limit(limit)
+      .execute();
+    return { count: Number(c.n), rows };
+  });
+}
+
+/**
+ * Takes `count` consecutive values of a zone's MAC counter and returns the first. The UPDATE locks the
+ * counter row until commit, so concurrent callers get disjoint blocks on every database.
+ */
+export async function takeMacSequence(ex: Executor, zoneId: number, count = 1): Promise<number> {
+  return translated('taking a MAC address sequence number', async () => {
+    for (let attempt = 0; ; attempt++) {
+      const upd = await ex
+        .updateTable('mac_sequences')
+        .set((eb) => ({ next_value: eb('next_value', '+', count) }))
+        .where('zone_id', '=', zoneId)
+        .executeTakeFirst();
+      if (Number(upd.numUpdatedRows) > 0) {
+        const row = await ex
+          .selectFrom('mac_sequences')
+          .select('next_value')
+          .where('zone_id', '=', zoneId)
+          .executeTakeFirstOrThrow();
+        return Number(row.next_value) - count;
+      }
+      // First MAC of the zone: create the counter. Two first callers race on the primary key; the loser
+      // updates the winner's row on its next round.
+      if (attempt > 0) throw new Error(`mac_sequences row for zone ${zoneId} vanished`);
+      try {
+        if (executorDialect(ex) === 'mysql') {
+          await ex.insertInto('mac_sequences').values({ zone_id: zoneId, next_value: 1 }).execute();
+        } else {
+          await ex
+            .insertInto('mac_sequences')
+            .values({ zone_id: zoneId, next_value: 1 })
+            .onConflict((oc) => oc.column('zone_id').doNothing())
+            .execute();
+        }
+      } catch (e) {
+        if (!isUniqueViolation(e)) throw e;
+      }
+    }
+  });
+}
