@@ -9,6 +9,7 @@ export interface CliCommand {
 
 const commands: Record<string, () => Promise<CliCommand>> = {
   migrate: async () => (await import('./migrate-command.js')).migrateCommand,
+  'router-agent': async () => (await import('./router-agent-command.js')).routerAgentCommand,
 };
 
 function usage(): string {

@@ -1,0 +1,778 @@
+/**
+ * The router agent's core: accepts desired states (full or delta), coalesces bursts, applies by hash through
+ * render → `dnsmasq --test` → atomic rename → the cheapest signal, supervises dnsmasq and keepalived, and reports
+ * status. One instance per router; the control, metadata and password servers are thin shells around it.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DesiredState, DesiredStateDelta, VmMetadata } from './desired-state.js';
+import { applyDelta } from './desired-state.js';
+import type { DnsmasqPaths, Lease } from './render/dnsmasq.js';
+import { mergeLeases, parseLeases } from './render/dnsmasq.js';
+import { cidrContains, parseIpv4Cidr } from './render/ip.js';
+import { nftTableName } from './render/nftables.js';
+import type { LoadedDnsmasq, Rendered, RenderContext } from './render/render.js';
+import { leasesToRelease, planDnsmasq, render } from './render/render.js';
+import { ProcessSupervisor } from './process-supervisor.js';
+import {
+  dnsmasqTest,
+  ensureAddress,
+  inInitialNetNamespace,
+  interfaceAddresses,
+  interfaceExists,
+  interfaceHolding,
+  nftApply,
+  readText,
+  releaseLeases,
+  removeAddress,
+} from './system.js';
+import { validateDelta, validateDesiredState } from './validate-desired-state.js';
+
+export interface AgentOptions {
+  dataDir: string;
+  guestInterface: string;
+  controlAddress: string;
+  controlPort: number;
+  metadataPort: number;
+  passwordPort: number;
+  dnsmasqBinary: string;
+  keepalivedBinary: string;
+  /** Load the nftables ruleset when the desired state asks for it (never in the machine's own namespace). */
+  firewall: boolean;
+  log?: (message: string) => void;
+}
+
+export type ConditionType = 'Available' | 'Progressing' | 'Degraded';
+export interface Condition {
+  type: ConditionType;
+  status: boolean;
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+}
+
+export interface AgentStatus {
+  routerName: string | null;
+  /** Generation of the desired state in force (applied). */
+  generation: number | null;
+  /** Latest accepted generation (equal to `generation` unless an apply is in flight). */
+  desiredGeneration: number | null;
+  hash: string | null;
+  conditions: Condition[];
+  role: 'standalone' | 'primary' | 'backup';
+  dnsmasq: { running: boolean; pid: number | null; restarts: number; lastError: string | null };
+  keepalived: { running: boolean; pid: number | null } | null;
+  firewall: { loaded: boolean; message: string | null };
+  counters: {
+    applies: number;
+    hostsdirAdds: number;
+    reloads: number;
+    restarts: number;
+    leasesReleased: number;
+  };
+  lastFailure: { generation: number; reason: string; message: string } | null;
+  leaseCount: number;
+  leases?: Lease[];
+}
+
+export type SubmitResult =
+  | { ok: true; status: AgentStatus }
+  | {
+      ok: false;
+      httpStatus: number;
+      error: string;
+      message: string;
+      field?: string;
+      generation?: number | null;
+      sendFull?: boolean;
+    };
+
+class ApplyFailure extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Waiter {
+  generation: number;
+  resolve: (r: SubmitResult) => void;
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.entries(v as Record<string, unknown>)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`)
+      .join(',')}}`;
+  return JSON.stringify(v);
+}
+
+function writeAtomic(file: string, text: string): void {
+  const dir = file.slice(0, file.lastIndexOf('/'));
+  const tmp = join(dir, `.${file.slice(dir.length + 1)}.tmp`);
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((f) => !f.startsWith('.'))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+export class RouterAgent {
+  readonly paths: DnsmasqPaths & {
+    output: string;
+    nft: string;
+    keepalivedConf: string;
+    keepalivedPid: string;
+    vrrpPid: string;
+    keepalivedOutput: string;
+    state: string;
+    served: string;
+  };
+  private readonly ctx: RenderContext;
+  private applied: { state: DesiredState; rendered: Rendered } | null = null;
+  private pending: DesiredState | null = null;
+  private inFlight: DesiredState | null = null;
+  private loop: Promise<void> | null = null;
+  private waiters: Waiter[] = [];
+  private loaded: LoadedDnsmasq | null = null;
+  private addSeq = 0;
+  private firewallLoaded = false;
+  private firewallMessage: string | null = null;
+  private failure: { generation: number; reason: string; message: string } | null = null;
+  private conditions = new Map<ConditionType, Condition>();
+  private holdsVip = false;
+  private vipTimer: NodeJS.Timeout | null = null;
+  private servedPasswords = new Map<string, string>();
+  private addressesWeAdded = new Set<string>();
+  private closed = false;
+  readonly dnsmasq: ProcessSupervisor;
+  readonly keepalived: ProcessSupervisor;
+  readonly counters = { applies: 0, hostsdirAdds: 0, reloads: 0, restarts: 0, leasesReleased: 0 };
+
+  constructor(readonly options: AgentOptions) {
+    const d = options.dataDir;
+    this.paths = {
+      conf: join(d, 'dnsmasq.conf'),
+      pidFile: join(d, 'dnsmasq.pid'),
+      leaseFile: join(d, 'dnsmasq.leases'),
+      logFile: join(d, 'dnsmasq.log'),
+      dhcpHostsFile: join(d, 'dhcphosts.txt'),
+      dhcpHostsDir: join(d, 'dhcphosts.d'),
+      namesFile: join(d, 'names.txt'),
+      namesDir: join(d, 'names.d'),
+      output: join(d, 'dnsmasq.out'),
+      nft: join(d, 'nftables.nft'),
+      keepalivedConf: join(d, 'keepalived.conf'),
+      keepalivedPid: join(d, 'keepalived.pid'),
+      vrrpPid: join(d, 'keepalived-vrrp.pid'),
+      keepalivedOutput: join(d, 'keepalived.out'),
+      state: join(d, 'applied-state.json'),
+      served: join(d, 'served-passwords.json'),
+    };
+    this.ctx = {
+      paths: this.paths,
+      guestInterface: options.guestInterface,
+      controlInterface: interfaceHolding(options.controlAddress),
+      controlPort: options.controlPort,
+      metadataPort: options.metadataPort,
+      passwordPort: options.passwordPort,
+    };
+    this.dnsmasq = new ProcessSupervisor({
+      name: 'dnsmasq',
+      binary: options.dnsmasqBinary,
+      args: ['--keep-in-foreground', `--conf-file=${this.paths.conf}`],
+      pidFile: this.paths.pidFile,
+      identity: `--conf-file=${this.paths.conf}`,
+      outputFile: this.paths.output,
+      beforeStart: () => this.preseedLeases(),
+      onEvent: (e) => this.log(`dnsmasq ${e.type} ${JSON.stringify(e)}`),
+    });
+    this.keepalived = new ProcessSupervisor({
+      name: 'keepalived',
+      binary: options.keepalivedBinary,
+      args: [
+        '--dont-fork',
+        '--log-console',
+        '--vrrp',
+        `--use-file=${this.paths.keepalivedConf}`,
+        `--pid=${this.paths.keepalivedPid}`,
+        `--vrrp_pid=${this.paths.vrrpPid}`,
+      ],
+      pidFile: this.paths.keepalivedPid,
+      identity: `--use-file=${this.paths.keepalivedConf}`,
+      outputFile: this.paths.keepalivedOutput,
+      onEvent: (e) => this.log(`keepalived ${e.type} ${JSON.stringify(e)}`),
+    });
+    this.setCondition('Available', false, 'NoDesiredState', 'waiting for the first desired state');
+    this.setCondition('Progressing', false, 'Idle', '');
+    this.setCondition('Degraded', false, 'AsExpected', '');
+  }
+
+  private log(message: string): void {
+    this.options.log?.(message);
+  }
+
+  /** Load the last applied state, adopt a running dnsmasq, and converge without restarting it if nothing changed. */
+  async start(): Promise<void> {
+    for (const dir of [this.options.dataDir, this.paths.dhcpHostsDir, this.paths.namesDir])
+      mkdirSync(dir, { recursive: true });
+    try {
+      const served = JSON.parse(readFileSync(this.paths.served, 'utf8')) as Record<string, string>;
+      this.servedPasswords = new Map(Object.entries(served));
+    } catch {
+      /* nothing served yet */
+    }
+    let saved: DesiredState | null = null;
+    try {
+      const v = validateDesiredState(JSON.parse(readFileSync(this.paths.state, 'utf8')));
+      if (v.ok) saved = v.value;
+    } catch {
+      /* first start */
+    }
+    if (saved?.router.redundant)
+      this.holdsVip = interfaceAddresses(this.options.guestInterface).includes(saved.network.gateway);
+    if (saved && this.serving(saved) && this.dnsmasq.adopt()) this.loaded = this.readLoaded();
+    if (saved?.router.redundant) this.keepalived.adopt();
+    this.vipTimer = setInterval(() => this.checkVip(), 100);
+    this.vipTimer.unref();
+    if (saved) {
+      this.pending = saved;
+      this.forceNext = true;
+      await this.kick();
+    }
+  }
+
+  private forceNext = false;
+
+  /** Stop everything this agent runs (keepalived first, so the peer takes the address at once). */
+  async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    if (this.vipTimer) clearInterval(this.vipTimer);
+    if (this.loop) await this.loop.catch(() => undefined);
+    if (opts.leaveRunning) {
+      this.dnsmasq.detach();
+      this.keepalived.detach();
+      return;
+    }
+    await this.keepalived.stop();
+    await this.dnsmasq.stop();
+  }
+
+  private serving(state: DesiredState | null = this.applied?.state ?? null): boolean {
+    return !state?.router.redundant || this.holdsVip;
+  }
+
+  get role(): AgentStatus['role'] {
+    const s = this.applied?.state ?? this.inFlight;
+    if (!s?.router.redundant) return 'standalone';
+    return this.holdsVip ? 'primary' : 'backup';
+  }
+
+  private checkVip(): void {
+    const s = this.applied?.state;
+    if (!s?.router.redundant || this.closed) return;
+    const holds = interfaceAddresses(this.options.guestInterface).includes(s.network.gateway);
+    if (holds === this.holdsVip) return;
+    this.holdsVip = holds;
+    this.log(`redundant state: ${holds ? 'PRIMARY' : 'BACKUP'}`);
+    // DHCP/DNS follow the primary (reference §4.11): the backup runs no dnsmasq, so it never answers DHCP.
+    if (holds) {
+      this.loaded = this.readLoaded();
+      this.dnsmasq.ensureRunning().catch((e: Error) => this.degrade('DnsmasqStartFailed', e.message));
+    } else {
+      this.dnsmasq.stop().catch(() => undefined);
+    }
+  }
+
+  // ---- accepting desired states ----
+
+  /** The newest accepted state: what a delta's base generation is checked against. */
+  private latest(): DesiredState | null {
+    return this.pending ?? this.inFlight ?? this.applied?.state ?? null;
+  }
+
+  get currentGeneration(): number | null {
+    return this.latest()?.generation ?? null;
+  }
+
+  submitFull(doc: unknown, wait = true): Promise<SubmitResult> {
+    const v = validateDesiredState(doc);
+    if (!v.ok)
+      return Promise.resolve({
+        ok: false,
+        httpStatus: 400,
+        error: 'InvalidDesiredState',
+        field: v.field,
+        message: `${v.field} ${v.message}`,
+      });
+    const state = v.value;
+    const latest = this.latest();
+    if (latest && state.generation < latest.generation)
+      return Promise.resolve({
+        ok: false,
+        httpStatus: 409,
+        error: 'StaleGeneration',
+        generation: latest.generation,
+        message: `generation ${state.generation} is older than ${latest.generation}, which this router already has`,
+      });
+    if (latest && state.generation === latest.generation && canonicalJson(state) !== canonicalJson(latest))
+      return Promise.resolve({
+        ok: false,
+        httpStatus: 409,
+        error: 'GenerationConflict',
+        generation: latest.generation,
+        message: `generation ${state.generation} was already accepted with different content; bump the generation`,
+      });
+    return this.enqueue(state, wait);
+  }
+
+  submitDelta(doc: unknown, wait = true): Promise<SubmitResult> {
+    const v = validateDelta(doc);
+    if (!v.ok)
+      return Promise.resolve({
+        ok: false,
+        httpStatus: 400,
+        error: 'InvalidDelta',
+        field: v.field,
+        message: `${v.field} ${v.message}`,
+      });
+    const delta: DesiredStateDelta = v.value;
+    const latest = this.latest();
+    if (!latest || latest.generation !== delta.baseGeneration)
+      return Promise.resolve({
+        ok: false,
+        httpStatus: 409,
+        error: 'BaseGenerationMismatch',
+        generation: latest?.generation ?? null,
+        sendFull: true,
+        message: `delta is based on generation ${delta.baseGeneration} but this router has ${latest?.generation ?? 'none'}; send the full desired state`,
+      });
+    const next = applyDelta(latest, delta);
+    const full = validateDesiredState(next);
+    if (!full.ok)
+      return Promise.resolve({
+        ok: false,
+        httpStatus: 400,
+        error: 'InvalidDelta',
+        field: full.field,
+        message: `after applying the delta, ${full.field} ${full.message}`,
+      });
+    return this.enqueue(full.value, wait);
+  }
+
+  private enqueue(state: DesiredState, wait: boolean): Promise<SubmitResult> {
+    this.pending = state;
+    this.setCondition('Progressing', true, 'Applying', `applying generation ${state.generation}`);
+    const p = wait
+      ? new Promise<SubmitResult>((resolve) => this.waiters.push({ generation: state.generation, resolve }))
+      : Promise.resolve<SubmitResult>({ ok: true, status: this.status(false) });
+    void this.kick();
+    return p;
+  }
+
+  /**
+   * One apply at a time; whatever arrives meanwhile is merged into the next one (only the newest state is
+   * applied), so N updates arriving together cost at most two applies, never N reloads.
+   */
+  private kick(): Promise<void> {
+    if (this.loop) return this.loop;
+    this.loop = (async () => {
+      while (this.pending && !this.closed) {
+        const s = this.pending;
+        this.pending = null;
+        this.inFlight = s;
+        const force = this.forceNext;
+        this.forceNext = false;
+        try {
+          await this.apply(s, force);
+          this.failure = null;
+          this.setCondition('Degraded', false, 'AsExpected', '');
+          if (!this.pending) this.setCondition('Progressing', false, 'UpToDate', '');
+          this.settle(s.generation, null);
+        } catch (e) {
+          const f = e instanceof ApplyFailure ? e : new ApplyFailure('ApplyFailed', (e as Error).message);
+          this.failure = { generation: s.generation, reason: f.reason, message: f.message };
+          this.log(`generation ${s.generation} not applied: ${f.reason}: ${f.message}`);
+          this.setCondition(
+            'Degraded',
+            true,
+            f.reason,
+            `generation ${s.generation} not applied (${f.message}); generation ${this.applied?.state.generation ?? 'none'} keeps serving`,
+          );
+          if (!this.pending) this.setCondition('Progressing', false, 'UpToDate', '');
+          this.settle(s.generation, f);
+        } finally {
+          this.inFlight = null;
+        }
+      }
+      this.setCondition('Progressing', false, 'UpToDate', '');
+      this.refreshAvailable();
+    })().finally(() => {
+      this.loop = null;
+    });
+    return this.loop;
+  }
+
+  private settle(generation: number, failure: ApplyFailure | null): void {
+    const still: Waiter[] = [];
+    for (const w of this.waiters) {
+      if (w.generation > generation) {
+        still.push(w);
+      } else if (failure && w.generation === generation) {
+        w.resolve({
+          ok: false,
+          httpStatus: 422,
+          error: failure.reason,
+          message: failure.message,
+          generation: this.applied?.state.generation ?? null,
+        });
+      } else {
+        w.resolve({ ok: true, status: this.status(false) });
+      }
+    }
+    this.waiters = still;
+  }
+
+  // ---- applying ----
+
+  private readLoaded(): LoadedDnsmasq {
+    const lines = (text: string) => text.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+    const hostLines = lines(readText(this.paths.dhcpHostsFile));
+    for (const f of listDir(this.paths.dhcpHostsDir))
+      hostLines.push(...lines(readText(join(this.paths.dhcpHostsDir, f))));
+    const nameLines = lines(readText(this.paths.namesFile));
+    for (const f of listDir(this.paths.namesDir))
+      nameLines.push(...lines(readText(join(this.paths.namesDir, f))));
+    return { conf: readText(this.paths.conf), hostLines, nameLines };
+  }
+
+  private writeFull(rendered: Rendered): void {
+    writeAtomic(this.paths.dhcpHostsFile, rendered.dhcpHosts);
+    writeAtomic(this.paths.namesFile, rendered.names);
+    for (const f of listDir(this.paths.dhcpHostsDir))
+      rmSync(join(this.paths.dhcpHostsDir, f), { force: true });
+    for (const f of listDir(this.paths.namesDir)) rmSync(join(this.paths.namesDir, f), { force: true });
+    writeAtomic(this.paths.conf, rendered.dnsmasqConf);
+    this.loaded = {
+      conf: rendered.dnsmasqConf,
+      hostLines: rendered.dhcpHosts.split('\n').filter(Boolean),
+      nameLines: rendered.names.split('\n').filter(Boolean),
+    };
+  }
+
+  private preseedState: DesiredState | null = null;
+
+  private preseedLeases(): void {
+    const s = this.preseedState ?? this.applied?.state;
+    if (!s) return;
+    writeAtomic(
+      this.paths.leaseFile,
+      mergeLeases(s, readText(this.paths.leaseFile), Math.floor(Date.now() / 1000)),
+    );
+  }
+
+  private async apply(state: DesiredState, force: boolean): Promise<void> {
+    const prev = this.applied;
+    const rendered = render(state, this.ctx);
+    if (!force && prev && prev.rendered.hash === rendered.hash) {
+      this.applied = { state, rendered };
+      this.persist(state);
+      return;
+    }
+    this.counters.applies++;
+    const gi = this.options.guestInterface;
+    if (!interfaceExists(gi))
+      throw new ApplyFailure('GuestInterfaceMissing', `interface ${gi} does not exist`);
+
+    // Validate everything before touching what is serving.
+    const tmpConf = join(this.options.dataDir, '.dnsmasq.conf.test');
+    writeFileSync(tmpConf, rendered.dnsmasqConf);
+    const complaint = await dnsmasqTest(this.options.dnsmasqBinary, tmpConf);
+    rmSync(tmpConf, { force: true });
+    if (complaint) throw new ApplyFailure('DnsmasqRejectedConfig', complaint);
+    const wantFirewall = state.firewall.enabled && this.options.firewall;
+    if (wantFirewall && inInitialNetNamespace()) {
+      this.firewallMessage = 'not loaded: the agent runs in the machine’s own network namespace';
+    } else if (wantFirewall && (!this.firewallLoaded || prev?.rendered.nftables !== rendered.nftables)) {
+      const tmpNft = join(this.options.dataDir, '.nftables.nft.test');
+      writeFileSync(tmpNft, rendered.nftables);
+      const err = await nftApply(tmpNft, true);
+      rmSync(tmpNft, { force: true });
+      if (err) throw new ApplyFailure('FirewallRejected', err);
+    }
+
+    const prefix = parseIpv4Cidr(state.network.cidr).prefix;
+    const addrErr = await ensureAddress(gi, state.router.guestIp, prefix);
+    if (addrErr)
+      throw new ApplyFailure('GuestAddressFailed', `cannot add ${state.router.guestIp} to ${gi}: ${addrErr}`);
+    if (
+      prev &&
+      prev.state.router.guestIp !== state.router.guestIp &&
+      this.addressesWeAdded.has(prev.state.router.guestIp)
+    )
+      await removeAddress(gi, prev.state.router.guestIp, parseIpv4Cidr(prev.state.network.cidr).prefix);
+    this.addressesWeAdded.add(state.router.guestIp);
+    if (state.router.redundant) this.holdsVip = interfaceAddresses(gi).includes(state.network.gateway);
+
+    await this.applyDnsmasq(state, rendered, prev);
+    this.applied = { state, rendered };
+    this.preseedState = null;
+    this.persist(state);
+    await this.applyFirewall(state, rendered, prev?.rendered ?? null);
+    await this.applyKeepalived(state, rendered, prev?.rendered ?? null);
+  }
+
+  private async applyDnsmasq(
+    state: DesiredState,
+    rendered: Rendered,
+    prev: { state: DesiredState; rendered: Rendered } | null,
+  ): Promise<void> {
+    const active = this.serving(state);
+    if (!active && this.dnsmasq.running) await this.dnsmasq.stop();
+    if (!this.dnsmasq.running) this.loaded = active ? null : this.loaded;
+    const plan = planDnsmasq(this.loaded, state, rendered);
+    this.log(`generation ${state.generation}: ${plan.kind}`);
+    switch (plan.kind) {
+      case 'none':
+        return;
+      case 'add': {
+        // One file per batch: dnsmasq reads a new file in the hostsdir by inotify, no reload (dataplane-facts).
+        const name = `g${state.generation}-${++this.addSeq}`;
+        writeAtomic(join(this.paths.namesDir, name), plan.nameLines.join('\n') + '\n');
+        writeAtomic(join(this.paths.dhcpHostsDir, name), plan.hostLines.join('\n') + '\n');
+        this.loaded!.hostLines.push(...plan.hostLines);
+        this.loaded!.nameLines.push(...plan.nameLines);
+        this.counters.hostsdirAdds++;
+        return;
+      }
+      case 'reload': {
+        const taggedMacs = new Set(
+          this.loaded?.hostLines.filter((l) => l.includes(',set:')).map((l) => l.split(',')[0]),
+        );
+        this.writeFull(rendered);
+        if (!active || !this.dnsmasq.running) return;
+        const stale = leasesToRelease(parseLeases(readText(this.paths.leaseFile)), state);
+        // dnsmasq 2.90 segfaults on the next SIGHUP after a DHCPRELEASE for a host whose dhcp-host line carries a
+        // `set:` tag (reproduced here). Non-default NICs are rare: restart with a cleaned lease file instead.
+        if (!stale.some((l) => taggedMacs.has(l.mac))) {
+          await this.releaseStale(state, stale);
+          this.dnsmasq.signal('SIGHUP');
+          this.counters.reloads++;
+          return;
+        }
+      }
+      // falls through
+      case 'restart': {
+        if (plan.kind === 'restart') this.writeFull(rendered);
+        if (!active) return;
+        this.preseedState = state;
+        try {
+          await this.dnsmasq.restart();
+          this.counters.restarts++;
+        } catch (e) {
+          // dnsmasq --test passed but it would not start (an address it cannot bind, ...): put the last good
+          // configuration back so the network keeps being served.
+          if (prev) {
+            this.writeFull(prev.rendered);
+            this.preseedState = prev.state;
+            await this.dnsmasq.ensureRunning().catch(() => undefined);
+          }
+          throw new ApplyFailure('DnsmasqStartFailed', (e as Error).message);
+        }
+      }
+    }
+  }
+
+  private async releaseStale(state: DesiredState, stale: Lease[]): Promise<void> {
+    if (stale.length === 0) return;
+    const cidr = parseIpv4Cidr(state.network.cidr);
+    // dnsmasq checks the server identifier against the address it answers from; with a VIP there are two
+    // candidates, so send one release per local address (the wrong one is ignored).
+    for (const server of interfaceAddresses(this.options.guestInterface).filter((a) =>
+      cidrContains(cidr, a),
+    )) {
+      const err = await releaseLeases(this.options.guestInterface, server, stale);
+      if (err) this.log(`dhcp release failed: ${err}`);
+    }
+    this.counters.leasesReleased += stale.length;
+  }
+
+  private async applyFirewall(state: DesiredState, rendered: Rendered, prev: Rendered | null): Promise<void> {
+    const want = state.firewall.enabled && this.options.firewall && !inInitialNetNamespace();
+    if (want && (!this.firewallLoaded || prev?.nftables !== rendered.nftables)) {
+      writeAtomic(this.paths.nft, rendered.nftables);
+      const err = await nftApply(this.paths.nft, false);
+      if (err) throw new ApplyFailure('FirewallFailed', err);
+      this.firewallLoaded = true;
+      this.firewallMessage = null;
+    } else if (!want && this.firewallLoaded) {
+      const tmp = join(this.options.dataDir, '.nft-delete.nft');
+      writeFileSync(tmp, `table inet ${nftTableName}\ndelete table inet ${nftTableName}\n`);
+      await nftApply(tmp, false);
+      rmSync(tmp, { force: true });
+      this.firewallLoaded = false;
+    }
+  }
+
+  private async applyKeepalived(
+    state: DesiredState,
+    rendered: Rendered,
+    prev: Rendered | null,
+  ): Promise<void> {
+    if (!rendered.keepalivedConf) {
+      if (this.keepalived.running) await this.keepalived.stop();
+      return;
+    }
+    const changed =
+      prev?.keepalivedConf !== rendered.keepalivedConf ||
+      readText(this.paths.keepalivedConf) !== rendered.keepalivedConf;
+    if (changed) writeAtomic(this.paths.keepalivedConf, rendered.keepalivedConf);
+    if (!this.keepalived.running) {
+      try {
+        await this.keepalived.ensureRunning();
+      } catch (e) {
+        throw new ApplyFailure('KeepalivedStartFailed', (e as Error).message);
+      }
+    } else if (changed) {
+      // keepalived re-reads its configuration on SIGHUP without dropping the VIP (no restart: CloudStack PRs
+      // #940/#1064 show restarts on every change produce MASTER/MASTER).
+      this.keepalived.signal('SIGHUP');
+    }
+    void state;
+  }
+
+  private persist(state: DesiredState): void {
+    writeAtomic(this.paths.state, JSON.stringify(state));
+  }
+
+  // ---- status ----
+
+  private setCondition(type: ConditionType, status: boolean, reason: string, message: string): void {
+    const old = this.conditions.get(type);
+    if (old && old.status === status && old.reason === reason && old.message === message) return;
+    this.conditions.set(type, {
+      type,
+      status,
+      reason,
+      message,
+      lastTransitionTime: old && old.status === status ? old.lastTransitionTime : new Date().toISOString(),
+    });
+  }
+
+  private degrade(reason: string, message: string): void {
+    this.setCondition('Degraded', true, reason, message);
+  }
+
+  private refreshAvailable(): void {
+    if (!this.applied) {
+      this.setCondition('Available', false, 'NoDesiredState', 'no desired state applied yet');
+    } else if (!this.serving()) {
+      this.setCondition(
+        'Available',
+        true,
+        'Backup',
+        'backup of a redundant pair: services follow the primary',
+      );
+    } else if (this.dnsmasq.running) {
+      this.setCondition('Available', true, 'Serving', `serving generation ${this.applied.state.generation}`);
+    } else {
+      this.setCondition(
+        'Available',
+        false,
+        'DnsmasqDown',
+        this.dnsmasq.lastError ?? 'dnsmasq is not running',
+      );
+    }
+  }
+
+  status(withLeases = true): AgentStatus {
+    this.refreshAvailable();
+    if (this.dnsmasq.lastError && !this.dnsmasq.running && !this.failure)
+      this.setCondition('Degraded', true, 'DnsmasqStartFailed', this.dnsmasq.lastError);
+    else if (
+      !this.failure &&
+      this.conditions.get('Degraded')?.reason === 'DnsmasqStartFailed' &&
+      this.dnsmasq.running
+    )
+      this.setCondition('Degraded', false, 'AsExpected', '');
+    const leases = parseLeases(readText(this.paths.leaseFile));
+    const st: AgentStatus = {
+      routerName: this.applied?.state.router.name ?? null,
+      generation: this.applied?.state.generation ?? null,
+      desiredGeneration: this.latest()?.generation ?? null,
+      hash: this.applied?.rendered.hash ?? null,
+      conditions: (['Available', 'Progressing', 'Degraded'] as const).map((t) => this.conditions.get(t)!),
+      role: this.role,
+      dnsmasq: {
+        running: this.dnsmasq.running,
+        pid: this.dnsmasq.running ? this.dnsmasq.pid : null,
+        restarts: this.dnsmasq.restarts,
+        lastError: this.dnsmasq.lastError,
+      },
+      keepalived: this.applied?.state.router.redundant
+        ? { running: this.keepalived.running, pid: this.keepalived.running ? this.keepalived.pid : null }
+        : null,
+      firewall: { loaded: this.firewallLoaded, message: this.firewallMessage },
+      counters: { ...this.counters },
+      lastFailure: this.failure,
+      leaseCount: leases.length,
+    };
+    if (withLeases) st.leases = leases;
+    return st;
+  }
+
+  // ---- metadata and passwords (served from memory) ----
+
+  /** Only the primary (or a standalone router) serves metadata and passwords; a backup holds no VIP anyway. */
+  get servesGuests(): boolean {
+    return this.applied !== null && this.serving();
+  }
+
+  isRouterAddress(local: string): boolean {
+    const s = this.applied?.state;
+    return !!s && (local === s.network.gateway || local === s.router.guestIp);
+  }
+
+  metadataFor(ip: string): VmMetadata | undefined {
+    const md = this.applied?.state.metadata;
+    return md && Object.prototype.hasOwnProperty.call(md, ip) ? md[ip] : undefined;
+  }
+
+  /**
+   * `send_my_password`: the password once, then `saved_password` (CloudStack serves it until the guest acks;
+   * serving it once keeps a second reader — or a failed-over backup — from getting it).
+   */
+  takePassword(ip: string): string | null {
+    const pw = this.applied?.state.passwords[ip];
+    if (pw === undefined) return null;
+    const digest = createHash('sha256').update(`${ip}\0${pw}`).digest('hex');
+    if (this.servedPasswords.get(ip) === digest) return null;
+    this.servedPasswords.set(ip, digest);
+    this.persistServed();
+    return pw;
+  }
+
+  /** `saved_password`: the guest has stored it; never serve that password again. */
+  ackPassword(ip: string): void {
+    const pw = this.applied?.state.passwords[ip];
+    if (pw === undefined) return;
+    this.servedPasswords.set(ip, createHash('sha256').update(`${ip}\0${pw}`).digest('hex'));
+    this.persistServed();
+  }
+
+  private persistServed(): void {
+    writeAtomic(this.paths.served, JSON.stringify(Object.fromEntries(this.servedPasswords)));
+  }
+}

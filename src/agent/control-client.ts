@@ -1,0 +1,113 @@
+/**
+ * Client for the router agent's control API: what the server's router reconciler and the tests use. Imports only
+ * types from the agent, so it can be loaded by the management server.
+ */
+import type { AgentStatus } from './agent.js';
+import type { DesiredState, DesiredStateDelta } from './desired-state.js';
+
+export type { AgentStatus } from './agent.js';
+
+export interface ControlError {
+  error: string;
+  message: string;
+  field?: string;
+  /** The router's current generation (on StaleGeneration / BaseGenerationMismatch / apply failures). */
+  generation?: number | null;
+  /** True when the server must send the full desired state (a delta's base did not match). */
+  sendFull?: boolean;
+  status?: AgentStatus;
+}
+
+export type PushResult =
+  { ok: true; httpStatus: number; status: AgentStatus } | ({ ok: false; httpStatus: number } & ControlError);
+
+export interface PushOptions {
+  /** Wait until the state is applied (default) or return 202 once accepted. */
+  wait?: boolean;
+  timeoutMs?: number;
+}
+
+/** `addr` is `host:port` (or a full `http://host:port` URL). */
+function baseUrl(addr: string): string {
+  return addr.startsWith('http') ? addr.replace(/\/$/, '') : `http://${addr}`;
+}
+
+async function call(
+  addr: string,
+  secret: string,
+  method: string,
+  path: string,
+  body: unknown,
+  timeoutMs = 60_000,
+): Promise<{ httpStatus: number; json: unknown }> {
+  const res = await fetch(`${baseUrl(addr)}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${secret}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = { error: 'BadResponse', message: text };
+  }
+  return { httpStatus: res.status, json };
+}
+
+function toResult(r: { httpStatus: number; json: unknown }): PushResult {
+  if (r.httpStatus >= 200 && r.httpStatus < 300)
+    return { ok: true, httpStatus: r.httpStatus, status: r.json as AgentStatus };
+  return { ok: false, httpStatus: r.httpStatus, ...(r.json as ControlError) };
+}
+
+export async function pushFull(
+  addr: string,
+  secret: string,
+  state: DesiredState,
+  o: PushOptions = {},
+): Promise<PushResult> {
+  const q = o.wait === false ? '?wait=0' : '';
+  return toResult(await call(addr, secret, 'PUT', `/v1/desired-state${q}`, state, o.timeoutMs));
+}
+
+export async function pushDelta(
+  addr: string,
+  secret: string,
+  delta: DesiredStateDelta,
+  o: PushOptions = {},
+): Promise<PushResult> {
+  const q = o.wait === false ? '?wait=0' : '';
+  return toResult(await call(addr, secret, 'PATCH', `/v1/desired-state${q}`, delta, o.timeoutMs));
+}
+
+export async function getStatus(
+  addr: string,
+  secret: string,
+  o: { leases?: boolean; timeoutMs?: number } = {},
+): Promise<AgentStatus> {
+  const q = o.leases === false ? '?leases=0' : '';
+  const r = await call(addr, secret, 'GET', `/v1/status${q}`, undefined, o.timeoutMs ?? 10_000);
+  if (r.httpStatus !== 200) {
+    const e = r.json as ControlError;
+    throw new Error(`router agent at ${addr}: ${r.httpStatus} ${e.error}: ${e.message}`);
+  }
+  return r.json as AgentStatus;
+}
+
+/** Push a delta; if the agent says its base differs, push the full state instead (the reconciler's usual move). */
+export async function pushDeltaOrFull(
+  addr: string,
+  secret: string,
+  delta: DesiredStateDelta,
+  full: DesiredState,
+  o: PushOptions = {},
+): Promise<PushResult> {
+  const r = await pushDelta(addr, secret, delta, o);
+  if (!r.ok && r.sendFull) return pushFull(addr, secret, full, o);
+  return r;
+}

@@ -1,0 +1,174 @@
+/**
+ * JSON Schema (draft-07, ajv's default) for the desired-state document and its delta. docs/desired-state.schema.json
+ * and docs/desired-state-delta.schema.json are written from these objects (UPDATE_GOLDEN=1 npm test -- agent/).
+ * Imports nothing, so the management server can use it too.
+ */
+
+const ipv4 = {
+  type: 'string',
+  pattern:
+    '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$',
+} as const;
+const ipv4Cidr = {
+  type: 'string',
+  pattern:
+    '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}/([0-9]|[12][0-9]|3[0-2])$',
+} as const;
+const ipv6 = { type: 'string', pattern: '^[0-9a-fA-F:.]{2,45}$' } as const;
+const ipv6Cidr = {
+  type: 'string',
+  pattern: '^[0-9a-fA-F:.]{2,45}/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$',
+} as const;
+const mac = { type: 'string', pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$' } as const;
+// RFC 1123 label: what dnsmasq accepts as a dhcp-host name and what CloudStack allows as a VM host name.
+const hostname = { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$' } as const;
+const domain = {
+  type: 'string',
+  pattern: '^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$',
+  maxLength: 253,
+} as const;
+const generation = { type: 'integer', minimum: 0 } as const;
+const base64 = { type: 'string', pattern: '^[A-Za-z0-9+/=\\s_-]*$' } as const;
+
+const definitions = {
+  router: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'guestIp'],
+    properties: {
+      name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' },
+      guestIp: ipv4,
+      redundant: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['priority', 'vrrpIntervalSeconds', 'virtualRouterId', 'authPass'],
+        properties: {
+          priority: { type: 'integer', minimum: 1, maximum: 254 },
+          vrrpIntervalSeconds: { type: 'number', minimum: 0.01, maximum: 255 },
+          virtualRouterId: { type: 'integer', minimum: 1, maximum: 255 },
+          authPass: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,8}$' },
+        },
+      },
+    },
+  },
+  network: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['cidr', 'gateway', 'domain', 'dnsServers', 'useExternalDns'],
+    properties: {
+      cidr: ipv4Cidr,
+      gateway: ipv4,
+      domain,
+      dnsServers: { type: 'array', items: ipv4, maxItems: 8 },
+      useExternalDns: { type: 'boolean' },
+      leaseTime: {
+        oneOf: [
+          { type: 'integer', minimum: 120 },
+          { type: 'string', const: 'infinite' },
+        ],
+      },
+      ipv6Cidr,
+      dnsmasqOptions: { type: 'array', items: { type: 'string', pattern: '^[^\\n\\r]*$' } },
+    },
+  },
+  host: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['mac', 'ipv4', 'hostname', 'defaultNic', 'vmId'],
+    properties: {
+      mac,
+      ipv4,
+      ipv6,
+      hostname,
+      defaultNic: { type: 'boolean' },
+      vmId: { type: 'string', minLength: 1, maxLength: 255 },
+    },
+  },
+  vmMetadata: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['metaData'],
+    properties: {
+      userData: base64,
+      metaData: {
+        type: 'object',
+        propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' },
+        additionalProperties: { type: 'string' },
+      },
+    },
+  },
+  firewall: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['enabled'],
+    properties: { enabled: { type: 'boolean' } },
+  },
+  metadataMap: {
+    type: 'object',
+    propertyNames: ipv4,
+    additionalProperties: { $ref: '#/definitions/vmMetadata' },
+  },
+  passwordMap: {
+    type: 'object',
+    propertyNames: ipv4,
+    additionalProperties: { type: 'string', minLength: 1, maxLength: 255 },
+  },
+} as const;
+
+export const desiredStateSchema = {
+  $id: 'https://stacknet.local/schemas/desired-state.json',
+  title: 'stacknet virtual-router desired state',
+  type: 'object',
+  additionalProperties: false,
+  required: ['generation', 'router', 'network', 'hosts', 'metadata', 'passwords', 'firewall'],
+  properties: {
+    generation,
+    router: { $ref: '#/definitions/router' },
+    network: { $ref: '#/definitions/network' },
+    hosts: { type: 'array', items: { $ref: '#/definitions/host' } },
+    metadata: { $ref: '#/definitions/metadataMap' },
+    passwords: { $ref: '#/definitions/passwordMap' },
+    firewall: { $ref: '#/definitions/firewall' },
+  },
+  definitions,
+} as const;
+
+export const desiredStateDeltaSchema = {
+  $id: 'https://stacknet.local/schemas/desired-state-delta.json',
+  title: 'stacknet virtual-router desired state delta',
+  type: 'object',
+  additionalProperties: false,
+  required: ['baseGeneration', 'generation'],
+  properties: {
+    baseGeneration: generation,
+    generation,
+    router: { $ref: '#/definitions/router' },
+    network: { $ref: '#/definitions/network' },
+    firewall: { $ref: '#/definitions/firewall' },
+    hosts: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        upsert: { type: 'array', items: { $ref: '#/definitions/host' } },
+        remove: { type: 'array', items: mac },
+      },
+    },
+    metadata: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { upsert: { $ref: '#/definitions/metadataMap' }, remove: { type: 'array', items: ipv4 } },
+    },
+    passwords: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { upsert: { $ref: '#/definitions/passwordMap' }, remove: { type: 'array', items: ipv4 } },
+    },
+  },
+  definitions,
+} as const;
+
+/** The files docs/desired-state.schema.json and docs/desired-state-delta.schema.json hold these. */
+export const schemaFiles = {
+  'desired-state.schema.json': desiredStateSchema,
+  'desired-state-delta.schema.json': desiredStateDeltaSchema,
+} as const;

@@ -1,0 +1,186 @@
+/**
+ * The virtual router's desired state: what the management server pushes to `stacknet router-agent`, and the
+ * delta format for incremental pushes. This module is shared with the server (the router reconciler builds these
+ * documents from the database), so it imports nothing from the agent process: types plus pure functions only.
+ *
+ * The JSON Schema in docs/desired-state.schema.json is generated from `desiredStateSchema` in
+ * desired-state-schema.ts (a test keeps them equal).
+ */
+
+/** CloudStack metadata keys (reference §4.2) every VM gets; other keys (user-data details) are allowed too. */
+export const wellKnownMetadataKeys = [
+  'service-offering',
+  'availability-zone',
+  'local-ipv4',
+  'local-hostname',
+  'public-ipv4',
+  'public-hostname',
+  'instance-id',
+  'vm-id',
+  'public-keys',
+  'cloud-identifier',
+  'hypervisor-host-name',
+  'cloud-domain',
+  'cloud-domain-id',
+] as const;
+
+/** Keys CloudStack's `latest/.htaccess` also serves as `/latest/<key>` (reference §4.6). */
+export const legacyMetadataKeys = [
+  'availability-zone',
+  'cloud-identifier',
+  'instance-id',
+  'local-hostname',
+  'local-ipv4',
+  'public-hostname',
+  'public-ipv4',
+  'public-keys',
+  'service-offering',
+  'vm-id',
+] as const;
+
+export interface RedundancySpec {
+  /** VRRP priority; the higher one becomes primary. CloudStack uses 100 (primary) / 99 style values. */
+  priority: number;
+  /** `router.redundant.vrrp.interval` in seconds (CloudStack default 1). */
+  vrrpIntervalSeconds: number;
+  /** VRRP virtual router id, 1..255, the same on both routers of a pair. */
+  virtualRouterId: number;
+  /** Shared VRRP password (CloudStack: first 8 chars of the router password). */
+  authPass: string;
+}
+
+export interface RouterSpec {
+  name: string;
+  /**
+   * The router's own address on the guest network. Without redundancy this is normally the network gateway.
+   * With redundancy each router of the pair has its own guest address and the gateway is the virtual address.
+   */
+  guestIp: string;
+  redundant?: RedundancySpec;
+}
+
+export interface NetworkSpec {
+  /** Guest IPv4 CIDR, e.g. `10.1.1.0/24`. */
+  cidr: string;
+  /** The gateway guests use (router/DNS/data-server). With redundancy: the VRRP virtual address. */
+  gateway: string;
+  /** Network domain (`cloudnine.internal` when CloudStack's is empty). */
+  domain: string;
+  /** Upstream forwarders for names outside the domain (zone dns1/dns2). */
+  dnsServers: string[];
+  /** `use.external.dns`: hand guests the zone DNS instead of the VR, and do not answer DNS. */
+  useExternalDns: boolean;
+  /** Lease time in seconds, or `infinite` (CloudStack's hard-coded value and the default). */
+  leaseTime?: number | 'infinite';
+  ipv6Cidr?: string;
+  /**
+   * Extra raw dnsmasq lines appended to the configuration. Not a CloudStack concept; an escape hatch for
+   * operators, and the way tests feed dnsmasq something it rejects.
+   */
+  dnsmasqOptions?: string[];
+}
+
+export interface HostSpec {
+  mac: string;
+  ipv4: string;
+  ipv6?: string;
+  hostname: string;
+  /** Non-default NICs get no router, DNS or domain option, so they do not steal the default route. */
+  defaultNic: boolean;
+  vmId: string;
+}
+
+export interface VmMetadata {
+  /** Base64 user data as CloudStack stores it; served decoded at `/latest/user-data`. */
+  userData?: string;
+  /** `/latest/meta-data/<key>` values, e.g. `local-ipv4`, `instance-id`. */
+  metaData: Record<string, string>;
+}
+
+export interface FirewallSpec {
+  /** Load the nftables ruleset inside the VR (DHCP on guest only; DNS/metadata/password from the guest CIDR). */
+  enabled: boolean;
+}
+
+export interface DesiredState {
+  /** Monotonic per router; bumped by the server in the same transaction as any change affecting the router. */
+  generation: number;
+  router: RouterSpec;
+  network: NetworkSpec;
+  hosts: HostSpec[];
+  /** Keyed by the VM's IPv4 address in this network (the source address that selects it). */
+  metadata: Record<string, VmMetadata>;
+  /** One-shot passwords keyed by VM IPv4 (default NIC only, as CloudStack). */
+  passwords: Record<string, string>;
+  firewall: FirewallSpec;
+}
+
+/**
+ * A change against a stated base generation. The agent applies it only if `baseGeneration` equals its current
+ * generation; otherwise it answers 409 and the server sends the full state.
+ */
+export interface DesiredStateDelta {
+  baseGeneration: number;
+  generation: number;
+  /** Replaces router/network wholesale when present. */
+  router?: RouterSpec;
+  network?: NetworkSpec;
+  firewall?: FirewallSpec;
+  hosts?: { upsert?: HostSpec[]; remove?: string[] /* MACs */ };
+  metadata?: { upsert?: Record<string, VmMetadata>; remove?: string[] /* VM IPs */ };
+  passwords?: { upsert?: Record<string, string>; remove?: string[] /* VM IPs */ };
+}
+
+export const defaultLeaseTime = 'infinite' as const;
+
+function normalizeMac(mac: string): string {
+  return mac.toLowerCase();
+}
+
+/** Apply a delta to a state. Pure; the caller has already checked `baseGeneration`. Host upserts match by MAC. */
+export function applyDelta(state: DesiredState, delta: DesiredStateDelta): DesiredState {
+  const hosts = new Map(state.hosts.map((h) => [normalizeMac(h.mac), h]));
+  for (const mac of delta.hosts?.remove ?? []) hosts.delete(normalizeMac(mac));
+  for (const h of delta.hosts?.upsert ?? []) hosts.set(normalizeMac(h.mac), h);
+  const metadata = { ...state.metadata };
+  for (const ip of delta.metadata?.remove ?? []) delete metadata[ip];
+  Object.assign(metadata, delta.metadata?.upsert ?? {});
+  const passwords = { ...state.passwords };
+  for (const ip of delta.passwords?.remove ?? []) delete passwords[ip];
+  Object.assign(passwords, delta.passwords?.upsert ?? {});
+  return {
+    generation: delta.generation,
+    router: delta.router ?? state.router,
+    network: delta.network ?? state.network,
+    hosts: [...hosts.values()],
+    metadata,
+    passwords,
+    firewall: delta.firewall ?? state.firewall,
+  };
+}
+
+/** The delta that turns `from` into `to` (host upserts for new/changed MACs, removals for gone ones). Pure. */
+export function diffStates(from: DesiredState, to: DesiredState): DesiredStateDelta {
+  const delta: DesiredStateDelta = { baseGeneration: from.generation, generation: to.generation };
+  if (JSON.stringify(from.router) !== JSON.stringify(to.router)) delta.router = to.router;
+  if (JSON.stringify(from.network) !== JSON.stringify(to.network)) delta.network = to.network;
+  if (JSON.stringify(from.firewall) !== JSON.stringify(to.firewall)) delta.firewall = to.firewall;
+  const oldHosts = new Map(from.hosts.map((h) => [normalizeMac(h.mac), h]));
+  const newHosts = new Map(to.hosts.map((h) => [normalizeMac(h.mac), h]));
+  const upsert = to.hosts.filter(
+    (h) => JSON.stringify(oldHosts.get(normalizeMac(h.mac))) !== JSON.stringify(h),
+  );
+  const remove = from.hosts.filter((h) => !newHosts.has(normalizeMac(h.mac))).map((h) => h.mac);
+  if (upsert.length || remove.length) delta.hosts = { upsert, remove };
+  const recordDiff = <T>(a: Record<string, T>, b: Record<string, T>) => {
+    const up: Record<string, T> = {};
+    for (const [k, v] of Object.entries(b)) if (JSON.stringify(a[k]) !== JSON.stringify(v)) up[k] = v;
+    const rm = Object.keys(a).filter((k) => !(k in b));
+    return Object.keys(up).length || rm.length ? { upsert: up, remove: rm } : undefined;
+  };
+  const md = recordDiff(from.metadata, to.metadata);
+  if (md) delta.metadata = md;
+  const pw = recordDiff(from.passwords, to.passwords);
+  if (pw) delta.passwords = pw;
+  return delta;
+}

@@ -1,0 +1,188 @@
+/**
+ * Desired state → dnsmasq text, following CloudStack's VR (reference §4.4–4.5) with the per-instance paths and
+ * binding that several dnsmasq instances on one machine need (dataplane-facts.md). Pure.
+ */
+import type { DesiredState, HostSpec } from '../desired-state.js';
+import { defaultLeaseTime } from '../desired-state.js';
+import { hostCapacity, netmaskOf, networkAddressOf, parseIpv4Cidr } from './ip.js';
+
+/** Where the instance's files live; the agent passes its data directory's layout. */
+export interface DnsmasqPaths {
+  conf: string;
+  pidFile: string;
+  leaseFile: string;
+  logFile: string;
+  /** Full host list, re-read on SIGHUP (no inotify on it). */
+  dhcpHostsFile: string;
+  /** Additions since the last SIGHUP, one file per batch, picked up by inotify without a reload. */
+  dhcpHostsDir: string;
+  /** Names (`host`, `host.<domain>`, `data-server`), re-read on SIGHUP. */
+  namesFile: string;
+  /** Name additions since the last SIGHUP (DNS `--hostsdir`, inotify). */
+  namesDir: string;
+}
+
+export interface DnsmasqRenderOptions {
+  paths: DnsmasqPaths;
+  guestInterface: string;
+}
+
+/** Tag for non-default NICs: one shared tag instead of CloudStack's per-IP tags, so no per-host opts churn. */
+export const nonDefaultTag = 'nondefault';
+const rangeTag = 'guest';
+
+export function leaseTimeText(state: DesiredState): string {
+  const t = state.network.leaseTime ?? defaultLeaseTime;
+  return t === 'infinite' ? 'infinite' : String(t);
+}
+
+/** `--dhcp-hostsfile` line: `<mac>,<ip>,<hostname>,<lease>` (CloudStack's default-NIC form), plus set:tag / IPv6. */
+export function dhcpHostLine(h: HostSpec, leaseTime: string): string {
+  const parts = [h.mac.toLowerCase()];
+  if (!h.defaultNic) parts.push(`set:${nonDefaultTag}`);
+  parts.push(h.ipv4);
+  if (h.ipv6) parts.push(`[${h.ipv6}]`);
+  parts.push(h.hostname, leaseTime);
+  return parts.join(',');
+}
+
+/** addn-hosts lines for one host: plain and domain-qualified, so a `local=/<domain>/` query never leaves the VR. */
+export function nameLines(h: HostSpec, domain: string): string[] {
+  const names = `${h.hostname} ${h.hostname}.${domain}`;
+  const lines = [`${h.ipv4}\t${names}`];
+  if (h.ipv6) lines.push(`${h.ipv6}\t${names}`);
+  return lines;
+}
+
+export function sortedHosts(state: DesiredState): HostSpec[] {
+  return [...state.hosts].sort((a, b) => (a.mac.toLowerCase() < b.mac.toLowerCase() ? -1 : 1));
+}
+
+export function renderDhcpHosts(state: DesiredState): string {
+  const lease = leaseTimeText(state);
+  return sortedHosts(state)
+    .map((h) => dhcpHostLine(h, lease) + '\n')
+    .join('');
+}
+
+export function renderNames(state: DesiredState): string {
+  const d = state.network.domain;
+  // CloudStack's /etc/hosts preseed maps the guest address to `data-server`; cloud-init finds metadata that way.
+  const lines = [`${state.network.gateway}\tdata-server data-server.${d}`];
+  for (const h of sortedHosts(state)) lines.push(...nameLines(h, d));
+  return lines.join('\n') + '\n';
+}
+
+export function renderDnsmasqConf(state: DesiredState, opts: DnsmasqRenderOptions): string {
+  const { paths, guestInterface } = opts;
+  const net = state.network;
+  const cidr = parseIpv4Cidr(net.cidr);
+  const netmask = netmaskOf(cidr);
+  const lease = leaseTimeText(state);
+  const guestDns = net.useExternalDns ? net.dnsServers : [net.gateway];
+  const lines: string[] = [
+    `# stacknet router-agent: router ${state.router.name}. Generated; the agent overwrites it.`,
+    // Every compiled-in path is global to the machine: pass our own (dataplane-facts.md).
+    `pid-file=${paths.pidFile}`,
+    `dhcp-leasefile=${paths.leaseFile}`,
+    `log-facility=${paths.logFile}`,
+    // Root so the data directory (mode 0700) stays readable after dnsmasq would otherwise drop to nobody.
+    'user=root',
+    'no-hosts',
+    'no-resolv',
+    // Without it dnsmasq binds 0.0.0.0:53/67 and a second instance on the machine cannot start.
+    'bind-interfaces',
+    `interface=${guestInterface}`,
+    'except-interface=lo',
+    'domain-needed',
+    'bogus-priv',
+    'expand-hosts',
+    `domain=${net.domain}`,
+    `local=/${net.domain}/`,
+  ];
+  if (net.useExternalDns) {
+    // CloudStack's useextdns: guests talk to the zone DNS directly and the VR answers no DNS at all.
+    lines.push('port=0');
+  } else {
+    for (const s of net.dnsServers) lines.push(`server=${s}`);
+  }
+  lines.push(
+    `addn-hosts=${paths.namesFile}`,
+    `hostsdir=${paths.namesDir}`,
+    `dhcp-hostsfile=${paths.dhcpHostsFile}`,
+    `dhcp-hostsdir=${paths.dhcpHostsDir}`,
+    `dhcp-range=set:${rangeTag},${networkAddressOf(cidr)},static,${netmask},${lease}`,
+    // Only MACs the server listed get an answer (CloudStack's dhcp-ignore=tag:!known).
+    'dhcp-ignore=tag:!known',
+    // The default of 1000 NAKs the 1001st VM after offering it an address; size it from the subnet.
+    `dhcp-lease-max=${hostCapacity(cidr)}`,
+    `dhcp-option=tag:${rangeTag},option:netmask,${netmask}`,
+    `dhcp-option=tag:${rangeTag},option:router,${net.gateway}`,
+    `dhcp-option=tag:${rangeTag},option:dns-server,${guestDns.join(',')}`,
+    `dhcp-option=tag:${rangeTag},option:domain-name,${net.domain}`,
+    // A dhcp-range tag is second class, so these empty options win for non-default NICs: no default route,
+    // resolver or domain from a secondary network (CloudStack's per-host `<tag>,3/6/15` lines).
+    `dhcp-option=tag:${nonDefaultTag},option:router`,
+    `dhcp-option=tag:${nonDefaultTag},option:dns-server`,
+    `dhcp-option=tag:${nonDefaultTag},option:domain-name`,
+  );
+  if (net.ipv6Cidr) {
+    const [prefix, len] = net.ipv6Cidr.split('/');
+    lines.push(`dhcp-range=set:${rangeTag}6,${prefix},static,${len},${lease}`);
+    if (!net.useExternalDns) lines.push(`dhcp-option=tag:${rangeTag}6,option6:dns-server,[::]`);
+  }
+  for (const extra of net.dnsmasqOptions ?? []) lines.push(extra);
+  return lines.join('\n') + '\n';
+}
+
+export interface Lease {
+  expires: number;
+  mac: string;
+  ip: string;
+  hostname: string;
+  clientId: string;
+}
+
+export function parseLeases(text: string): Lease[] {
+  const out: Lease[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5 || f[0] === 'duid') continue;
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(f[1]!)) continue;
+    out.push({
+      expires: Number(f[0]),
+      mac: f[1]!.toLowerCase(),
+      ip: f[2]!,
+      hostname: f[3]!,
+      clientId: f[4]!,
+    });
+  }
+  return out;
+}
+
+/**
+ * The lease file to start dnsmasq with: existing leases that still match a host (same MAC and address), plus a
+ * pre-seeded `0 <mac> <ip> <hostname> *` (0 = never expires) for every other host, so a VM renewing against a
+ * fresh or failed-over VR gets an ACK, not a NAK (CloudStack PR #4529, issue #3272). Leases of removed hosts are
+ * dropped so their addresses are free at once (issue #10436). `now` is seconds since the epoch.
+ */
+export function mergeLeases(state: DesiredState, existing: string, now: number): string {
+  const hosts = new Map(state.hosts.map((h) => [h.mac.toLowerCase(), h]));
+  const kept = new Map<string, Lease>();
+  for (const l of parseLeases(existing)) {
+    const h = hosts.get(l.mac);
+    if (h && h.ipv4 === l.ip && (l.expires === 0 || l.expires > now)) kept.set(l.mac, l);
+  }
+  const t = state.network.leaseTime ?? defaultLeaseTime;
+  const expiry = t === 'infinite' ? 0 : now + t;
+  const lines: string[] = [];
+  for (const h of sortedHosts(state)) {
+    const l = kept.get(h.mac.toLowerCase());
+    lines.push(
+      l
+        ? `${l.expires} ${l.mac} ${l.ip} ${l.hostname} ${l.clientId}`
+        : `${expiry} ${h.mac.toLowerCase()} ${h.ipv4} ${h.hostname} *`,
+    );
+  }
+  return lines.length ? lines.join('\n') + '\n' : '';
+}

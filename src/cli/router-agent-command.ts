@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { resolve } from 'node:path';
+import { RouterAgent } from '../agent/agent.js';
+import { createControlServer } from '../agent/control-server.js';
+import { createMetadataServer, createPasswordServer } from '../agent/guest-services.js';
+import type { CliCommand } from './main.js';
+
+const usage = `usage: stacknet router-agent --control-address <ip:port> --data-dir <dir> (--secret <s> | --secret-file <f>)
+       [--guest-interface eth0] [--dnsmasq-binary dnsmasq] [--keepalived-binary keepalived]
+       [--metadata-port 80] [--password-port 8080] [--no-firewall]
+
+Runs one virtual router's agent (run it inside the router's network namespace: ip netns exec <ns> stacknet ...).
+SIGTERM/SIGINT stop keepalived and dnsmasq too; SIGKILL leaves them serving and a new agent adopts them.
+Control API: see src/agent/README.md.`;
+
+function parse(args: string[]): Map<string, string | true> {
+  const out = new Map<string, string | true>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'\n\n${usage}`);
+    const eq = a.indexOf('=');
+    if (eq > 0) out.set(a.slice(2, eq), a.slice(eq + 1));
+    else if (args[i + 1] !== undefined && !args[i + 1]!.startsWith('--')) out.set(a.slice(2), args[++i]!);
+    else out.set(a.slice(2), true);
+  }
+  return out;
+}
+
+function str(m: Map<string, string | true>, k: string): string | undefined {
+  const v = m.get(k);
+  if (v === true) throw new Error(`--${k} needs a value`);
+  return v;
+}
+
+function port(m: Map<string, string | true>, k: string, dflt: number): number {
+  const v = str(m, k);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--${k} must be a port number, got '${v}'`);
+  return n;
+}
+
+function listen(server: Server, port: number, host: string | undefined, what: string): Promise<void> {
+  return new Promise((ok, fail) => {
+    server.once('error', (e: Error) =>
+      fail(new Error(`cannot listen for ${what} on ${host ?? '*'}:${port}: ${e.message}`)),
+    );
+    server.listen(port, host, () => ok());
+  });
+}
+
+export const routerAgentCommand: CliCommand = {
+  summary: 'run a virtual router agent (dnsmasq, metadata, password server, firewall, keepalived)',
+  async run(args) {
+    if (args.includes('--help') || args.includes('-h')) {
+      console.log(usage);
+      return 0;
+    }
+    const m = parse(args);
+    const control = str(m, 'control-address');
+    const dataDir = str(m, 'data-dir');
+    let secret = str(m, 'secret');
+    const secretFile = str(m, 'secret-file');
+    if (!control || !dataDir || (!secret && !secretFile)) {
+      console.error(
+        `stacknet router-agent: --control-address, --data-dir and --secret or --secret-file are required\n\n${usage}`,
+      );
+      return 2;
+    }
+    if (secretFile) secret = readFileSync(secretFile, 'utf8').trim();
+    if (!secret) throw new Error('the router secret is empty');
+    const idx = control.lastIndexOf(':');
+    const controlHost = control.slice(0, idx).replace(/^\[|\]$/g, '');
+    const controlPort = Number(control.slice(idx + 1));
+    if (idx <= 0 || !Number.isInteger(controlPort) || controlPort <= 0 || controlPort > 65535)
+      throw new Error(`--control-address must be <ip>:<port>, got '${control}'`);
+    const metadataPort = port(m, 'metadata-port', 80);
+    const passwordPort = port(m, 'password-port', 8080);
+    const agent = new RouterAgent({
+      dataDir: resolve(dataDir),
+      guestInterface: str(m, 'guest-interface') ?? 'eth0',
+      controlAddress: controlHost,
+      controlPort,
+      metadataPort,
+      passwordPort,
+      dnsmasqBinary: str(m, 'dnsmasq-binary') ?? 'dnsmasq',
+      keepalivedBinary: str(m, 'keepalived-binary') ?? 'keepalived',
+      firewall: !m.has('no-firewall'),
+      log: (msg) => console.log(`${new Date().toISOString()} ${msg}`),
+    });
+    const servers: Server[] = [];
+    // Guest services listen on all addresses and answer only on the router's guest addresses: with a redundant
+    // pair the VIP comes and goes, and binding it would fail on the backup.
+    if (metadataPort) {
+      const s = createMetadataServer(agent);
+      await listen(s, metadataPort, undefined, 'metadata');
+      servers.push(s);
+    }
+    if (passwordPort) {
+      const s = createPasswordServer(agent);
+      await listen(s, passwordPort, undefined, 'the password server');
+      servers.push(s);
+    }
+    await agent.start();
+    const ctl = createControlServer(agent, secret);
+    await listen(ctl, controlPort, controlHost, 'the control API');
+    servers.push(ctl);
+    console.log(`router agent listening on ${controlHost}:${controlPort}, data in ${resolve(dataDir)}`);
+    await new Promise<void>((done) => {
+      const stop = (sig: string) => {
+        console.log(`${sig}: stopping keepalived and dnsmasq`);
+        for (const s of servers) s.close();
+        agent.stop().then(done, done);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    return 0;
+  },
+};
