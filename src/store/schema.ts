@@ -6,5 +6,6 @@
 import type { IpamTables } from '../addresses/tables.js';
 import type { NetworkingTables } from '../networks/tables.js';
 import type { ApiServerTables } from '../api/tables.js';
+import type { VmTables } from '../vms/tables.js';
 
-export interface Database extends IpamTables, ApiServerTables, NetworkingTables {}
+export interface Database extends IpamTables, ApiServerTables, NetworkingTables, VmTables {}
