@@ -51,6 +51,11 @@ export const errorKinds = {
     summary: 'another operation holds the resource; retry',
   },
   UnsupportedService: { httpCode: 530, csErrorCode: 4390, summary: 'the operation is not supported here' },
+  UnsupportedAction: {
+    httpCode: 432,
+    csErrorCode: 9999,
+    summary: 'the command does not exist, or the caller may not use it (or no command was sent)',
+  },
 } as const;
 
 export type ErrorKind = keyof typeof errorKinds;
