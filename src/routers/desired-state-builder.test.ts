@@ -1,0 +1,114 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildDesiredState } from './desired-state-builder.js';
+import type { BuildInput } from './desired-state-builder.js';
+import { validateDesiredState } from '../agent/validate-desired-state.js';
+
+const base = (): BuildInput => ({
+  generation: 4,
+  router: { name: 'r-1-VM', guestIp: '10.1.1.1', role: 'standalone', publicIp: '192.0.2.10' },
+  network: {
+    cidr: '10.1.1.0/24',
+    gateway: '10.1.1.1',
+    networkDomain: 'cs2cloud.internal',
+    dns1: null,
+    dns2: null,
+    ipv6Cidr: null,
+    type: 'Isolated',
+  },
+  zone: { name: 'zone1', dns1: '8.8.8.8', dns2: '' },
+  useExternalDns: false,
+  leaseSeconds: 0,
+  vms: [
+    {
+      uuid: 'u-2',
+      instanceName: 'i-2-2-VM',
+      hostname: 'vm2',
+      userData: null,
+      publicKeys: null,
+      password: 'pw2',
+      serviceOfferingName: 'Small',
+      nics: [
+        { mac: '02:00:00:00:00:02', ipv4: '10.1.1.20', ipv6: null, isDefault: true },
+        { mac: '02:00:00:00:00:03', ipv4: '10.1.1.21', ipv6: null, isDefault: false },
+      ],
+    },
+    {
+      uuid: 'u-1',
+      instanceName: 'i-2-1-VM',
+      hostname: 'VM1',
+      userData: 'aGVsbG8=',
+      publicKeys: 'ssh-ed25519 AAA',
+      password: null,
+      serviceOfferingName: 'Small',
+      nics: [{ mac: '02:00:00:00:00:01', ipv4: '10.1.1.10', ipv6: null, isDefault: true }],
+    },
+  ],
+});
+
+test('builds a document the agent accepts, ordered by address', () => {
+  const s = buildDesiredState(base());
+  const v = validateDesiredState(JSON.parse(JSON.stringify(s)));
+  assert.ok(v.ok, JSON.stringify(v));
+  assert.equal(s.generation, 4);
+  assert.deepEqual(
+    s.hosts.map((h) => [h.ipv4, h.hostname, h.defaultNic]),
+    [
+      ['10.1.1.10', 'vm1', true],
+      ['10.1.1.20', 'vm2', true],
+      ['10.1.1.21', 'vm2-000003', false],
+    ],
+  );
+  assert.equal(s.network.domain, 'cs2cloud.internal');
+  assert.deepEqual(s.network.dnsServers, ['8.8.8.8']);
+  assert.equal(s.network.leaseTime, 'infinite');
+});
+
+test('metadata carries the CloudStack keys; user data as stored; passwords on the default NIC only', () => {
+  const s = buildDesiredState(base());
+  const m = s.metadata['10.1.1.10']!;
+  assert.equal(m.userData, 'aGVsbG8=');
+  assert.equal(m.metaData['local-ipv4'], '10.1.1.10');
+  assert.equal(m.metaData['instance-id'], 'u-1');
+  assert.equal(m.metaData['vm-id'], 'u-1');
+  assert.equal(m.metaData['availability-zone'], 'zone1');
+  assert.equal(m.metaData['public-ipv4'], '192.0.2.10');
+  assert.equal(m.metaData['public-keys'], 'ssh-ed25519 AAA');
+  assert.equal(s.metadata['10.1.1.21']!.metaData['local-ipv4'], '10.1.1.21');
+  assert.deepEqual(s.passwords, { '10.1.1.20': 'pw2' });
+});
+
+test('network DNS overrides the zone; empty domain becomes cloudnine.internal; external DNS flag passes through', () => {
+  const i = base();
+  i.network.dns1 = '1.1.1.1';
+  i.network.networkDomain = null;
+  i.useExternalDns = true;
+  i.leaseSeconds = 60;
+  const s = buildDesiredState(i);
+  assert.deepEqual(s.network.dnsServers, ['1.1.1.1']);
+  assert.equal(s.network.domain, 'cloudnine.internal');
+  assert.equal(s.network.useExternalDns, true);
+  assert.equal(s.network.leaseTime, 120);
+});
+
+test('redundant members: own guest address, gateway is the VIP, backup has lower priority', () => {
+  const i = base();
+  i.router = {
+    name: 'r-3-VM',
+    guestIp: '10.1.1.3',
+    role: 'backup',
+    publicIp: null,
+    redundant: { virtualRouterId: 7, authPass: 'abcdefgh', vrrpIntervalSeconds: 1 },
+  };
+  const s = buildDesiredState(i);
+  assert.equal(s.router.redundant?.priority, 99);
+  assert.equal(s.network.gateway, '10.1.1.1');
+  assert.ok(validateDesiredState(JSON.parse(JSON.stringify(s))).ok);
+});
+
+test('the same rows in another order give the same document', () => {
+  const a = buildDesiredState(base());
+  const i = base();
+  i.vms.reverse();
+  assert.deepEqual(buildDesiredState(i), a);
+});

@@ -1,0 +1,171 @@
+/**
+ * Database rows → the router agent's desired-state document. PURE (no store, no I/O): the reconciler loads the
+ * rows (router-inputs.ts) and hands them here, so the mapping from CloudStack's rules (reference §4.2) to the
+ * document is tested without a database.
+ *
+ * CloudStack rules matched here:
+ * - a DHCP entry per NIC of every VM that is not expunged: entries leave the router at expunge, not at stop
+ *   (PR #3608), so a stopped VM keeps its address and name;
+ * - `default_entry` = the NIC's default flag: non-default NICs get no router/DNS option;
+ * - DNS handed to guests is the VR (the gateway, i.e. the VIP on a redundant pair) unless use.external.dns;
+ *   the VR forwards to the network's dns1/dns2, else the zone's;
+ * - an empty network domain becomes `cloudnine.internal`, as the VR substitutes;
+ * - metadata per NIC address in this network with the keys CommandSetupHelper.generateVmDataCommand always
+ *   produces; the password only for the VM's default NIC (createPasswordCommand).
+ */
+import type { DesiredState, HostSpec, RouterSpec, VmMetadata } from '../agent/desired-state.js';
+
+export const DEFAULT_VR_DOMAIN = 'cloudnine.internal';
+
+export interface RouterRowInput {
+  name: string;
+  guestIp: string;
+  role: 'standalone' | 'primary' | 'backup';
+  publicIp: string | null;
+  /** Present for a member of a redundant pair. */
+  redundant?: { virtualRouterId: number; authPass: string; vrrpIntervalSeconds: number };
+}
+
+export interface NetworkRowInput {
+  cidr: string;
+  gateway: string;
+  networkDomain: string | null;
+  dns1: string | null;
+  dns2: string | null;
+  ipv6Cidr: string | null;
+  /** Basic zones / shared networks serve the VM's own address as public-ipv4 (reference §4.2). */
+  type: 'Isolated' | 'Shared' | 'L2';
+}
+
+export interface ZoneRowInput {
+  name: string;
+  dns1: string | null;
+  dns2: string | null;
+}
+
+export interface NicRowInput {
+  mac: string;
+  ipv4: string | null;
+  ipv6: string | null;
+  isDefault: boolean;
+}
+
+export interface VmRowInput {
+  uuid: string;
+  instanceName: string;
+  hostname: string;
+  userData: string | null;
+  publicKeys: string | null;
+  password: string | null;
+  serviceOfferingName: string | null;
+  /** Static-NAT address of this VM in the network, when one is enabled. */
+  staticNatIp?: string | null;
+  /** The VM's NICs in THIS network (a VM with two NICs here gets two entries). */
+  nics: NicRowInput[];
+}
+
+export interface BuildInput {
+  generation: number;
+  router: RouterRowInput;
+  network: NetworkRowInput;
+  zone: ZoneRowInput;
+  useExternalDns: boolean;
+  /** `stacknet.dhcp.lease.time` seconds; 0 or negative = infinite (CloudStack's hard-coded value). */
+  leaseSeconds: number;
+  /** `cloud.identifier` (CloudStack-{id}); empty when not set. */
+  cloudIdentifier?: string;
+  vms: VmRowInput[];
+}
+
+const dnsList = (...xs: (string | null | undefined)[]): string[] =>
+  xs.filter((x): x is string => typeof x === 'string' && x.trim() !== '').map((x) => x.trim());
+
+/** The desired state a router must serve. Deterministic: the same rows always give the same document. */
+export function buildDesiredState(input: BuildInput): DesiredState {
+  const { network, zone, router } = input;
+  const routerSpec: RouterSpec = { name: router.name, guestIp: router.guestIp };
+  if (router.redundant) {
+    routerSpec.redundant = {
+      // CloudStack gives the primary a higher VRRP priority; either wins an election in a fresh pair.
+      priority: router.role === 'backup' ? 99 : 100,
+      vrrpIntervalSeconds: router.redundant.vrrpIntervalSeconds,
+      virtualRouterId: router.redundant.virtualRouterId,
+      authPass: router.redundant.authPass,
+    };
+  }
+  const forwarders = dnsList(network.dns1, network.dns2);
+  const state: DesiredState = {
+    generation: input.generation,
+    router: routerSpec,
+    network: {
+      cidr: network.cidr,
+      gateway: network.gateway,
+      domain: network.networkDomain?.trim() || DEFAULT_VR_DOMAIN,
+      dnsServers: forwarders.length ? forwarders : dnsList(zone.dns1, zone.dns2),
+      useExternalDns: input.useExternalDns,
+      leaseTime: input.leaseSeconds > 0 ? Math.max(120, Math.floor(input.leaseSeconds)) : 'infinite',
+      ...(network.ipv6Cidr ? { ipv6Cidr: network.ipv6Cidr } : {}),
+    },
+    hosts: [],
+    metadata: {},
+    passwords: {},
+    firewall: { enabled: true },
+  };
+  const seenMacs = new Set<string>();
+  const seenIps = new Set<string>([network.gateway, router.guestIp]);
+  const seenNames = new Set<string>(['data-server']);
+  // Stable order (by address) so the document, and so its hash, depends on the rows and not on query order.
+  const entries = input.vms
+    .flatMap((vm) => vm.nics.map((nic) => ({ vm, nic })))
+    .filter((e) => e.nic.ipv4)
+    .sort((a, b) => ipv4Number(a.nic.ipv4!) - ipv4Number(b.nic.ipv4!));
+  for (const { vm, nic } of entries) {
+    const ip = nic.ipv4!;
+    const mac = nic.mac.toLowerCase();
+    // The database's constraints make these impossible; a router must still never be sent a document its agent
+    // would refuse as a whole, so a duplicate is dropped here rather than blocking every other VM.
+    if (seenMacs.has(mac) || seenIps.has(ip)) continue;
+    seenMacs.add(mac);
+    seenIps.add(ip);
+    let hostname = vm.hostname.toLowerCase();
+    // Two NICs of one VM in one network: CloudStack names both after the VM; dnsmasq needs distinct names.
+    if (seenNames.has(hostname)) hostname = `${hostname}-${mac.replace(/:/g, '').slice(-6)}`;
+    if (seenNames.has(hostname)) continue;
+    seenNames.add(hostname);
+    const host: HostSpec = { mac, ipv4: ip, hostname, defaultNic: nic.isDefault, vmId: vm.uuid };
+    if (nic.ipv6) host.ipv6 = nic.ipv6;
+    state.hosts.push(host);
+    state.metadata[ip] = vmMetadata(input, vm, ip);
+    if (nic.isDefault && vm.password) state.passwords[ip] = vm.password;
+  }
+  return state;
+}
+
+function vmMetadata(input: BuildInput, vm: VmRowInput, ip: string): VmMetadata {
+  const publicIp = input.network.type === 'Shared' ? ip : (vm.staticNatIp ?? input.router.publicIp ?? '');
+  const publicHostname = input.network.type === 'Shared' ? vm.hostname : publicIp;
+  const metaData: Record<string, string> = {
+    'service-offering': vm.serviceOfferingName ?? '',
+    'availability-zone': input.zone.name,
+    'local-ipv4': ip,
+    'local-hostname': vm.hostname,
+    'public-ipv4': publicIp,
+    'public-hostname': publicHostname,
+    'instance-id': vm.uuid,
+    'vm-id': vm.uuid,
+    'public-keys': vm.publicKeys ?? '',
+    'cloud-identifier': input.cloudIdentifier ?? '',
+    'hypervisor-host-name': 'stacknet',
+  };
+  // An empty value means "not present" (CloudStack's deletion convention); leaving them out keeps the document
+  // small and its meaning the same.
+  for (const k of Object.keys(metaData)) if (metaData[k] === '') delete metaData[k];
+  const md: VmMetadata = { metaData };
+  if (vm.userData) md.userData = vm.userData;
+  return md;
+}
+
+function ipv4Number(ip: string): number {
+  const p = ip.split('.').map(Number);
+  return ((p[0]! * 256 + p[1]!) * 256 + p[2]!) * 256 + p[3]!;
+}
