@@ -542,7 +542,7 @@ export class RouterAgent {
     const active = this.serving(state);
     if (!active && this.dnsmasq.running) await this.dnsmasq.stop();
     if (!this.dnsmasq.running) this.loaded = active ? null : this.loaded;
-    const plan = planDnsmasq(this.loaded, state, rendered);
+    const plan = planDnsmasq(this.loaded, state, rendered, parseLeases(readText(this.paths.leaseFile)));
     this.log(`generation ${state.generation}: ${plan.kind}`);
     switch (plan.kind) {
       case 'none':

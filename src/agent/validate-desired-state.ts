@@ -19,6 +19,16 @@ function describe(err: ErrorObject | undefined): { field: string; message: strin
   if (!err) return { field: '/', message: 'invalid document' };
   let field = err.instancePath || '/';
   let message = err.message ?? 'is invalid';
+  if (err.propertyName !== undefined) {
+    // A bad key in a map keyed by address (metadata, passwords).
+    const what = err.instancePath.endsWith('/metaData')
+      ? 'a metadata key ([A-Za-z0-9._-])'
+      : 'an IPv4 address';
+    return {
+      field: `${err.instancePath}/${err.propertyName}`,
+      message: `is not a valid key here (expected ${what})`,
+    };
+  }
   if (err.keyword === 'additionalProperties') {
     const extra = (err.params as { additionalProperty?: string }).additionalProperty;
     field = `${err.instancePath}/${extra}`;

@@ -91,12 +91,19 @@ function ipOfHostLine(line: string): string | undefined {
  * SIGHUP only if its MAC and its address are unknown to the loaded configuration — a changed line keeps the old
  * one loaded, a deleted file keeps serving, and an address another entry had gets no offer at all.
  */
-export function planDnsmasq(loaded: LoadedDnsmasq | null, state: DesiredState, next: Rendered): DnsmasqPlan {
+export function planDnsmasq(
+  loaded: LoadedDnsmasq | null,
+  state: DesiredState,
+  next: Rendered,
+  leases: Lease[] = [],
+): DnsmasqPlan {
   if (!loaded || loaded.conf !== next.dnsmasqConf) return { kind: 'restart' };
   const lease = leaseTimeText(state);
   const loadedLines = new Set(loaded.hostLines);
   const loadedMacs = new Set(loaded.hostLines.map(macOf));
   const loadedIps = new Set(loaded.hostLines.map(ipOfHostLine));
+  // An address still leased to another MAC (a release that did not arrive) would get no offer either.
+  const leasedTo = new Map(leases.map((l) => [l.ip, l.mac]));
   const wanted = sortedHosts(state).map((h) => ({ h, line: dhcpHostLine(h, lease) }));
   const wantedLines = new Set(wanted.map((w) => w.line));
   for (const line of loadedLines) if (!wantedLines.has(line)) return { kind: 'reload' };
@@ -107,7 +114,10 @@ export function planDnsmasq(loaded: LoadedDnsmasq | null, state: DesiredState, n
   const addNames = new Set<string>();
   for (const { h, line } of wanted) {
     if (loadedLines.has(line)) continue;
-    if (loadedMacs.has(h.mac.toLowerCase()) || loadedIps.has(h.ipv4)) return { kind: 'reload' };
+    const mac = h.mac.toLowerCase();
+    if (loadedMacs.has(mac) || loadedIps.has(h.ipv4)) return { kind: 'reload' };
+    const holder = leasedTo.get(h.ipv4);
+    if (holder !== undefined && holder !== mac) return { kind: 'reload' };
     addHosts.push(line);
     for (const n of nameLines(h, state.network.domain)) if (!loadedNames.has(n)) addNames.add(n);
   }

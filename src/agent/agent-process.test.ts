@@ -1,0 +1,320 @@
+/**
+ * The agent as a real process in a temporary network namespace with a real dnsmasq: control API contract, apply
+ * paths (hostsdir add / SIGHUP / restart), coalescing, a rejected config, crash restart, agent restart adopting
+ * dnsmasq, metadata and password by source address, firewall loaded. (DHCP clients across namespaces are in
+ * test/agent/.)
+ */
+import assert from 'node:assert/strict';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { AgentStatus } from './agent.js';
+import { getStatus, pushDelta, pushFull } from './control-client.js';
+import type { DesiredState } from './desired-state.js';
+import { baseState, hostFor } from './testing/fixtures.js';
+import type { SpawnedProcess } from '../netns/index.js';
+import { TestNet, dig, eventually, execIn, pidAlive, runIn } from '../netns/index.js';
+
+const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+const secret = 'test-secret-' + Math.random().toString(36).slice(2);
+
+describe('router-agent process', { timeout: 90_000 }, () => {
+  const net = new TestNet();
+  let vr = '';
+  let guest = '';
+  let dataDir = '';
+  let control = '';
+  let agent: SpawnedProcess;
+  let state: DesiredState = baseState();
+  let gen = 1;
+
+  const spawnAgent = () =>
+    net.spawnIn(
+      vr,
+      [
+        process.execPath,
+        '--import',
+        'tsx',
+        join(root, 'src/agent/testing/cli-entry.ts'),
+        'router-agent',
+        '--control-address',
+        control,
+        '--data-dir',
+        dataDir,
+        '--secret',
+        secret,
+        '--guest-interface',
+        'eth0',
+      ],
+      { cwd: root },
+    );
+
+  const waitUp = () =>
+    eventually(
+      async () => {
+        if (agent.hasExited()) throw new Error(`agent exited:\n${agent.output()}`);
+        const r = await fetch(`http://${control}/healthz`, { signal: AbortSignal.timeout(500) });
+        assert.equal(r.status, 200);
+      },
+      { timeoutMs: 20_000, what: 'agent control API' },
+    );
+
+  const status = () => getStatus(control, secret);
+  const cond = (s: AgentStatus, t: string) => s.conditions.find((c) => c.type === t)!;
+  const next = (s: DesiredState): DesiredState => ({ ...s, generation: ++gen });
+  const resolveA = async (name: string) => (await dig(vr, name, '10.1.0.1')).answers;
+  const curlFrom = async (src: string, url: string, headers: string[] = []) => {
+    const r = await execIn(guest, [
+      'curl',
+      '-s',
+      '--max-time',
+      '3',
+      '--interface',
+      src,
+      '-w',
+      '\n%{http_code}',
+      ...headers.flatMap((h) => ['-H', h]),
+      url,
+    ]);
+    const i = r.stdout.lastIndexOf('\n');
+    return { code: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
+  };
+
+  before(async () => {
+    vr = await net.namespace('vr');
+    guest = await net.namespace('g');
+    const br = await net.bridge('br');
+    await net.veth({ ns: vr, ifname: 'eth0', bridge: br });
+    await net.veth({
+      ns: guest,
+      ifname: 'eth0',
+      bridge: br,
+      addresses: ['10.1.0.11/16', '10.1.0.12/16', '10.1.0.13/16'],
+    });
+    const link = await net.hostLink(vr, 'ctl0');
+    control = `${link.nsAddress}:3922`;
+    dataDir = await net.tempDir('vr');
+    agent = spawnAgent();
+    await waitUp();
+  });
+
+  after(async () => {
+    await net.cleanup();
+  });
+
+  it('refuses requests without the router secret', async () => {
+    const r = await fetch(`http://${control}/v1/status`);
+    assert.equal(r.status, 401);
+    const w = await pushFull(control, 'wrong', state);
+    assert.equal(w.ok, false);
+    assert.equal(w.httpStatus, 401);
+  });
+
+  it('applies a full state: dnsmasq serves names, firewall loaded, status Available', async () => {
+    const r = await pushFull(control, secret, state);
+    assert.ok(r.ok, JSON.stringify(r));
+    const s = r.status;
+    assert.equal(s.generation, 1);
+    assert.equal(s.dnsmasq.running, true);
+    assert.equal(cond(s, 'Available').status, true);
+    assert.equal(cond(s, 'Degraded').status, false);
+    assert.equal(cond(s, 'Progressing').status, false);
+    assert.deepEqual(await resolveA('vm1'), ['10.1.0.11']);
+    assert.deepEqual(await resolveA('vm2.cs4.internal'), ['10.1.0.12']);
+    assert.deepEqual(await resolveA('data-server'), ['10.1.0.1']);
+    const unknown = await dig(vr, 'nobody.cs4.internal', '10.1.0.1');
+    assert.equal(unknown.status, 'NXDOMAIN', 'local=/domain/ answers without forwarding');
+    assert.equal(s.firewall.loaded, true, JSON.stringify(s.firewall));
+    const nft = await runIn(vr, ['nft', 'list', 'table', 'inet', 'stacknet_vr']);
+    assert.match(nft.stdout, /policy drop/);
+    const full = await status();
+    assert.deepEqual(full.leases?.map((l) => [l.mac, l.ip, l.expires]).sort(), [
+      ['02:00:00:00:00:01', '10.1.0.11', 0],
+      ['02:00:00:00:00:02', '10.1.0.12', 0],
+    ]);
+  });
+
+  it('same generation and content is a no-op; stale, conflicting, invalid and off-base requests are refused', async () => {
+    const before = await status();
+    const same = await pushFull(control, secret, state);
+    assert.ok(same.ok);
+    assert.equal(same.status.counters.applies, before.counters.applies);
+    const conflict = await pushFull(control, secret, { ...state, passwords: {} });
+    assert.equal(conflict.ok, false);
+    assert.equal(conflict.httpStatus, 409);
+    assert.ok(!conflict.ok && conflict.error === 'GenerationConflict');
+    const stale = await pushFull(control, secret, { ...state, generation: 0 });
+    assert.ok(
+      !stale.ok && stale.httpStatus === 409 && stale.error === 'StaleGeneration' && stale.generation === 1,
+    );
+    const bad = await pushFull(control, secret, {
+      ...state,
+      generation: 50,
+      hosts: [{ ...state.hosts[0]!, ipv4: '10.1.0.256' }],
+    });
+    assert.ok(!bad.ok && bad.httpStatus === 400 && bad.field === '/hosts/0/ipv4', JSON.stringify(bad));
+    const offBase = await pushDelta(control, secret, { baseGeneration: 0, generation: 60 });
+    assert.ok(
+      !offBase.ok && offBase.httpStatus === 409 && offBase.sendFull === true && offBase.generation === 1,
+    );
+    assert.equal((await status()).generation, 1);
+  });
+
+  it('new hosts go in without a reload or restart, names resolve at once', async () => {
+    const pid = (await status()).dnsmasq.pid;
+    const r = await pushDelta(control, secret, {
+      baseGeneration: gen,
+      generation: ++gen,
+      hosts: { upsert: [hostFor(3)] },
+    });
+    assert.ok(r.ok, JSON.stringify(r));
+    state = { ...state, generation: gen, hosts: [...state.hosts, hostFor(3)] };
+    assert.equal(r.status.dnsmasq.pid, pid);
+    assert.equal(r.status.counters.hostsdirAdds, 1);
+    assert.equal(r.status.counters.reloads, 0);
+    await eventually(async () => assert.deepEqual(await resolveA('vm3'), ['10.1.0.13']), {
+      what: 'vm3 resolves',
+    });
+  });
+
+  it('a burst of 30 pushes arriving together is coalesced (no reloads, far fewer applies)', async () => {
+    const before = await status();
+    const pushes: Promise<unknown>[] = [];
+    let s = state;
+    for (let i = 0; i < 30; i++) {
+      s = { ...next(s), hosts: [...s.hosts, hostFor(100 + i)] };
+      pushes.push(pushFull(control, secret, s));
+    }
+    const results = (await Promise.all(pushes)) as { ok: boolean }[];
+    assert.ok(results.every((r) => r.ok));
+    state = s;
+    const after = await status();
+    assert.equal(after.generation, gen);
+    assert.equal(after.dnsmasq.pid, before.dnsmasq.pid);
+    assert.equal(after.counters.reloads, before.counters.reloads);
+    assert.equal(after.counters.restarts, before.counters.restarts);
+    assert.ok(
+      after.counters.applies - before.counters.applies <= 5,
+      `applies: ${after.counters.applies - before.counters.applies}`,
+    );
+    await eventually(async () => assert.deepEqual(await resolveA('vm129'), ['10.1.0.139']));
+  });
+
+  it('removing a host reloads once and releases its lease; its address can go to a new MAC', async () => {
+    const before = await status();
+    const vm1 = hostFor(1);
+    assert.ok(
+      before.leases?.some((l) => l.mac === vm1.mac),
+      'vm1 has a (pre-seeded) lease',
+    );
+    state = { ...next(state), hosts: state.hosts.filter((h) => h.mac !== vm1.mac) };
+    const r = await pushFull(control, secret, state);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.status.dnsmasq.pid, before.dnsmasq.pid, 'SIGHUP, not a restart');
+    assert.equal(r.status.counters.reloads, before.counters.reloads + 1);
+    await eventually(async () => {
+      const s = await status();
+      assert.ok(!s.leases?.some((l) => l.mac === vm1.mac), 'lease released');
+    });
+    await eventually(async () => assert.equal((await dig(vr, 'vm1', '10.1.0.1')).status, 'NXDOMAIN'));
+    const reuse = { ...hostFor(4000), ipv4: vm1.ipv4, hostname: 'vmnew' };
+    state = { ...next(state), hosts: [...state.hosts, reuse] };
+    const r2 = await pushFull(control, secret, state);
+    assert.ok(r2.ok);
+    // dnsmasq no longer knows the address (SIGHUP done, lease released), so the new MAC is a plain addition.
+    assert.equal(r2.status.counters.reloads, before.counters.reloads + 1);
+    assert.equal(r2.status.counters.hostsdirAdds, before.counters.hostsdirAdds + 1);
+    assert.deepEqual(await resolveA('vmnew'), [vm1.ipv4]);
+  });
+
+  it('a state dnsmasq rejects is not applied: the old one keeps serving, status Degraded with the reason', async () => {
+    const before = await status();
+    const bad = { ...next(state), network: { ...state.network, dnsmasqOptions: ['no-such-option=1'] } };
+    const r = await pushFull(control, secret, bad);
+    assert.ok(!r.ok && r.httpStatus === 422 && r.error === 'DnsmasqRejectedConfig', JSON.stringify(r));
+    const s = await status();
+    assert.equal(s.generation, before.generation);
+    assert.equal(s.hash, before.hash);
+    assert.equal(s.dnsmasq.pid, before.dnsmasq.pid);
+    const degraded = cond(s, 'Degraded');
+    assert.equal(degraded.status, true);
+    assert.equal(degraded.reason, 'DnsmasqRejectedConfig');
+    assert.match(degraded.message, /no-such-option/);
+    assert.deepEqual(await resolveA('vmnew'), ['10.1.0.11']);
+    // The next good state clears it.
+    state = next(state);
+    const ok = await pushFull(control, secret, state);
+    assert.ok(ok.ok);
+    assert.equal(cond(ok.status, 'Degraded').status, false);
+  });
+
+  it('metadata and password: the source address selects the VM', async () => {
+    const md = await curlFrom('10.1.0.11', 'http://10.1.0.1/latest/meta-data/local-ipv4');
+    assert.deepEqual(md, { code: 200, body: '10.1.0.11' });
+    const index = await curlFrom('10.1.0.11', 'http://10.1.0.1/latest/meta-data/');
+    assert.equal(index.code, 200);
+    assert.ok(index.body.split('\n').includes('instance-id'));
+    const ud = await curlFrom('10.1.0.11', 'http://10.1.0.1/latest/user-data');
+    assert.deepEqual(ud, { code: 200, body: '#cloud-config\nhostname: vm1\n' });
+    const legacy = await curlFrom('10.1.0.11', 'http://10.1.0.1/latest/instance-id');
+    assert.deepEqual(legacy, { code: 200, body: hostFor(1).vmId });
+    const other = await curlFrom('10.1.0.12', 'http://10.1.0.1/latest/meta-data/instance-id');
+    assert.deepEqual(other, { code: 200, body: hostFor(2).vmId }, 'vm2 reads its own, never vm1s');
+    assert.equal((await curlFrom('10.1.0.12', 'http://10.1.0.1/latest/user-data')).code, 404);
+    assert.equal(
+      (await curlFrom('10.1.0.13', 'http://10.1.0.1/latest/meta-data/')).code,
+      404,
+      'unknown source',
+    );
+    const pw = (src: string, op: string) => curlFrom(src, 'http://10.1.0.1:8080/', [`DomU_Request: ${op}`]);
+    assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'Secr3t!' });
+    assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'saved_password' });
+    assert.deepEqual(await pw('10.1.0.12', 'send_my_password'), { code: 200, body: 'saved_password' });
+    assert.deepEqual(await pw('10.1.0.12', 'saved_password'), { code: 200, body: 'saved_password' });
+    assert.equal((await pw('10.1.0.11', 'bogus')).code, 400);
+  });
+
+  it('restarts dnsmasq when it dies', async () => {
+    const before = await status();
+    process.kill(before.dnsmasq.pid!, 'SIGKILL');
+    const s = await eventually(
+      async () => {
+        const s = await status();
+        assert.equal(s.dnsmasq.running, true);
+        assert.notEqual(s.dnsmasq.pid, before.dnsmasq.pid);
+        return s;
+      },
+      { what: 'dnsmasq restarted' },
+    );
+    assert.equal(s.dnsmasq.restarts, before.dnsmasq.restarts + 1);
+    await eventually(async () => assert.deepEqual(await resolveA('vm129'), ['10.1.0.139']));
+  });
+
+  it('an agent killed and started again adopts dnsmasq and converges to the same hash without restarting it', async () => {
+    const before = await status();
+    agent.child.kill('SIGKILL');
+    await agent.exited;
+    assert.equal(await pidAlive(before.dnsmasq.pid!), true, 'dnsmasq outlives the agent');
+    agent = spawnAgent();
+    await waitUp();
+    const s = await eventually(async () => {
+      const s = await status();
+      assert.equal(s.generation, before.generation);
+      assert.equal(cond(s, 'Progressing').status, false);
+      return s;
+    });
+    assert.equal(s.hash, before.hash);
+    assert.equal(s.dnsmasq.pid, before.dnsmasq.pid);
+    assert.equal(s.counters.restarts, 0);
+    const again = await pushFull(control, secret, state);
+    assert.ok(again.ok);
+    assert.equal(again.status.dnsmasq.pid, before.dnsmasq.pid);
+    assert.equal(again.status.hash, before.hash);
+  });
+
+  it('SIGTERM stops dnsmasq with the agent', async () => {
+    const pid = (await status()).dnsmasq.pid!;
+    await agent.stop(5000);
+    await eventually(async () => assert.equal(await pidAlive(pid), false));
+  });
+});
