@@ -335,6 +335,11 @@ export interface DhclientOptions {
   timeoutSec?: number;
   /** false (default): stop dhclient once bound (the address stays). true: keep it running to renew. */
   keepRunning?: boolean;
+  /**
+   * Keep the lease file of a previous run: dhclient then starts in INIT-REBOOT and asks (broadcast REQUEST,
+   * event REBOOT) for the address it had, as a rebooted or failed-over guest does. Default: start fresh.
+   */
+  keepLeaseFile?: boolean;
   extraArgs?: string[];
 }
 
@@ -365,7 +370,7 @@ export async function runDhclient(
   const cf = join(dir, `dhclient-${ifname}.conf`);
   await writeFile(cf, conf);
   const lf = join(dir, `dhclient-${ifname}.leases`);
-  await rm(lf, { force: true });
+  if (!opts.keepLeaseFile) await rm(lf, { force: true });
   const argv = [
     'dhclient',
     '-4',

@@ -1,0 +1,108 @@
+// Issue 5, "What it must show": the redundant pair. Two agents with keepalived on one guest bridge; the gateway is
+// the VRRP address; only the primary answers DHCP. Stop the primary's agent (which stops its keepalived): a guest
+// renews and resolves through the backup within 5 s.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { dig, eventually, pidAlive, readLease } from '../../src/netns/index.js';
+import type { DesiredState } from '../../src/agent/desired-state.js';
+import { VrLab, type RouterUnderTest } from './vr-lab.js';
+
+const MAC1 = '02:ac:00:00:00:01';
+const MAC2 = '02:ac:00:00:00:02';
+
+describe('router agent: redundant pair with keepalived', () => {
+  const lab = new VrLab({ cidr: '10.62.0.0/24' });
+  let primary: RouterUnderTest;
+  let backup: RouterUnderTest;
+  const g: Record<string, string> = {};
+  const vrid = 1 + Math.floor(Math.random() * 250);
+
+  function pairState(name: string, guestIp: string, priority: number): DesiredState {
+    const s = lab.state(1, [lab.host(11, MAC1, 'vm1'), lab.host(12, MAC2, 'vm2')]);
+    s.router = {
+      name,
+      guestIp,
+      redundant: { priority, vrrpIntervalSeconds: 1, virtualRouterId: vrid, authPass: 'pairpass' },
+    };
+    return s;
+  }
+
+  before(async () => {
+    await lab.setup();
+    primary = await lab.router('vr1');
+    backup = await lab.router('vr2');
+    g.vm1 = await lab.guest('vm1', MAC1);
+    const [a, b] = await Promise.all([
+      primary.push(pairState('r-1-VM', lab.ip(2), 100)),
+      backup.push(pairState('r-2-VM', lab.ip(3), 90)),
+    ]);
+    assert.ok(a.ok, `primary push: ${JSON.stringify(a)}\n${primary.log()}`);
+    assert.ok(b.ok, `backup push: ${JSON.stringify(b)}\n${backup.log()}`);
+  });
+
+  after(async () => {
+    await lab.cleanup();
+  });
+
+  it('elects the higher priority as primary; the backup runs no dnsmasq', async () => {
+    await eventually(
+      async () => {
+        const [p, b] = await Promise.all([primary.status(), backup.status()]);
+        assert.equal(p.role, 'primary');
+        assert.equal(b.role, 'backup');
+        assert.equal(p.dnsmasq.running, true);
+        assert.equal(b.dnsmasq.running, false, 'the backup must not answer DHCP');
+        assert.ok(p.keepalived?.running && b.keepalived?.running);
+      },
+      { timeoutMs: 15_000, what: `VRRP election\n${primary.log()}\n${backup.log()}` },
+    );
+    const r = await lab.net.dhclient(g.vm1!, 'eth0', { hostname: 'vm1' });
+    assert.ok(r.lease, r.output);
+    assert.equal(r.lease.ip, lab.ip(11));
+    assert.deepEqual(r.lease.routers, [lab.ip(1)], 'the gateway is the virtual address');
+    assert.deepEqual(r.lease.dns, [lab.ip(1)]);
+    const d = await dig(g.vm1!, 'vm2', lab.ip(1));
+    assert.deepEqual(d.answers, [lab.ip(12)]);
+  });
+
+  it("stopping the primary's agent and keepalived: a guest renews and resolves through the backup within 5 s", async (t) => {
+    const p = await primary.status();
+    const keepalivedPid = p.keepalived?.pid;
+    assert.ok(keepalivedPid, JSON.stringify(p.keepalived));
+    const t0 = Date.now();
+    await primary.agent.stop(5000);
+    assert.equal(await pidAlive(keepalivedPid), false, "the primary's keepalived is still running");
+    // the guest asks again for its address (INIT-REBOOT from its lease file, a broadcast REQUEST) ...
+    const renewed = await eventually(
+      async () => {
+        const r = await lab.net.dhclient(g.vm1!, 'eth0', { keepLeaseFile: true, timeoutSec: 2 });
+        assert.ok(r.lease, `no lease yet: ${r.output.slice(-500)}`);
+        return r.lease;
+      },
+      {
+        timeoutMs: 5000 - (Date.now() - t0),
+        intervalMs: 10,
+        what: `renew through the backup\n${backup.log()}`,
+      },
+    );
+    assert.equal(renewed.ip, lab.ip(11));
+    assert.deepEqual(renewed.routers, [lab.ip(1)]);
+    // ... and resolves through the same (virtual) address, now held by the backup
+    const resolved = await eventually(
+      async () => {
+        const d = await dig(g.vm1!, 'vm2');
+        assert.deepEqual(d.answers, [lab.ip(12)], d.raw);
+        return d;
+      },
+      { timeoutMs: Math.max(100, 5000 - (Date.now() - t0)), intervalMs: 10, what: 'DNS through the backup' },
+    );
+    const elapsed = Date.now() - t0;
+    assert.ok(resolved);
+    assert.ok(elapsed <= 5000, `took ${elapsed} ms`);
+    t.diagnostic(`renewed (${renewed.event}) and resolved through the backup ${elapsed} ms after the stop`);
+    const b = await backup.status();
+    assert.equal(b.role, 'primary');
+    assert.equal(b.dnsmasq.running, true);
+    assert.equal((await readLease(g.vm1!))?.ip, lab.ip(11));
+  });
+});
