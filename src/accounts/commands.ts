@@ -1,0 +1,542 @@
+/** createDomain, listDomains, deleteDomain, createAccount, listAccounts, deleteAccount, createUser, listUsers,
+ * registerUserKeys, getUserKeys. */
+import { sql } from 'kysely';
+import type { SqlBool } from 'kysely';
+import {
+  adminRoles,
+  allRoles,
+  defineCommand,
+  listResult,
+  objectResult,
+  rawResult,
+  refParams,
+  successResult,
+} from '../api/command.js';
+import type { AnyCommand, Caller } from '../api/command.js';
+import { keywordMatch, pageOf, paged } from '../api/list.js';
+import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
+import type { Executor, Tx } from '../store/db.js';
+import { recordEvent } from '../events/record.js';
+import { generateApiKey, hashPassword } from './credentials.js';
+import { deleteAccountRows, displayPath, insertAccount, insertDomain, insertUser } from './repository.js';
+import {
+  accountQuery,
+  accountResponse,
+  domainQuery,
+  domainResponse,
+  userQuery,
+  userResponse,
+} from './responses.js';
+import type { UserRow } from './responses.js';
+import { roleByUuid } from './roles.js';
+import { domainForCaller, domainSubtreeCondition, pathInSubtree, scopeToCaller } from './scope.js';
+
+const ACCOUNT_COLS = { accountColumn: 'a.id', domainColumn: 'a.domain_id' };
+const USER_COLS = { accountColumn: 'u.account_id', domainColumn: 'a.domain_id' };
+
+function checkName(param: string, v: string): string {
+  const t = v.trim();
+  if (t === '' || /[/\\]/.test(t))
+    throw invalidParameter(param, v, 'must be non-empty and contain no slashes');
+  return t;
+}
+
+async function usersOf(ex: Executor, accountIds: number[]): Promise<Map<number, UserRow[]>> {
+  const out = new Map<number, UserRow[]>();
+  if (accountIds.length === 0) return out;
+  const rows = await userQuery(ex).where('u.account_id', 'in', accountIds).orderBy('u.id').execute();
+  for (const r of rows) {
+    const list = out.get(Number(r.account_id)) ?? [];
+    list.push(r);
+    out.set(Number(r.account_id), list);
+  }
+  return out;
+}
+
+/** The account row, if the caller may see it; 431 when it does not exist or is out of the caller's reach. */
+async function accountForCaller(ex: Executor, caller: Caller, uuid: string, param = 'id') {
+  const row = await scopeToCaller(
+    accountQuery(ex).where('a.uuid', '=', uuid),
+    caller,
+    ACCOUNT_COLS,
+  ).executeTakeFirst();
+  if (!row) throw invalidParameter(param, uuid, 'no account with this id that the caller can access');
+  return row;
+}
+
+async function userForCaller(ex: Executor, caller: Caller, uuid: string) {
+  const row = await scopeToCaller(
+    userQuery(ex).where('u.uuid', '=', uuid),
+    caller,
+    USER_COLS,
+  ).executeTakeFirst();
+  if (!row) throw invalidParameter('id', uuid, 'no user with this id that the caller can access');
+  return row;
+}
+
+// ------------------------------------------------------------------------------------------------ domains
+
+const createDomain = defineCommand({
+  name: 'createDomain',
+  roles: adminRoles,
+  params: refParams('createDomain', ['name', 'parentdomainid', 'networkdomain']),
+  async handler(p, ctx) {
+    const name = checkName('name', p.name);
+    const parent = await domainForCaller(
+      ctx.store.db,
+      ctx.caller,
+      p.parentdomainid ?? ctx.caller.domainUuid,
+      'parentdomainid',
+    );
+    const uuid = await ctx.transaction(async (tx) => {
+      const level = await tx
+        .selectFrom('domains')
+        .select('level')
+        .where('id', '=', parent.id)
+        .executeTakeFirstOrThrow();
+      const d = await insertDomain(tx, {
+        name,
+        parent: { id: parent.id, path: parent.path, level: Number(level.level) },
+        networkDomain: p.networkdomain,
+      });
+      await recordEvent(tx, {
+        type: 'DOMAIN.CREATE',
+        actor: ctx.caller,
+        description: `Domain ${displayPath(d.path)} created`,
+        resourceType: 'Domain',
+        resourceId: d.uuid,
+        resourceName: name,
+      });
+      return d.uuid;
+    });
+    const row = await domainQuery(ctx.store.db).where('d.uuid', '=', uuid).executeTakeFirstOrThrow();
+    return objectResult('domain', domainResponse(row, false));
+  },
+});
+
+const listDomains = defineCommand({
+  name: 'listDomains',
+  roles: allRoles,
+  params: refParams('listDomains', ['id', 'name', 'level', 'keyword', 'listall', 'page', 'pagesize']),
+  async handler(p, ctx) {
+    const ex = ctx.store.db;
+    const page = await pageOf(ex, p);
+    const c = ctx.caller;
+    let q = domainQuery(ex);
+    // Users see their own domain; admins their subtree with listall, else their own domain (or the `id` asked).
+    if (c.role === 'User' || (!p.listall && p.id === undefined)) q = q.where('d.id', '=', c.domainId);
+    else q = q.where(domainSubtreeCondition('d.id', c.domainPath));
+    if (p.id !== undefined) q = q.where('d.uuid', '=', p.id);
+    if (p.name !== undefined) q = q.where('d.name', '=', p.name);
+    if (p.level !== undefined) q = q.where('d.level', '=', p.level);
+    if (p.keyword !== undefined) q = q.where(keywordMatch(['d.name'], p.keyword));
+    const total = await q
+      .clearSelect()
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    const rows = await paged(q.orderBy('d.id'), page).execute();
+    const withChildren = new Set<number>();
+    if (rows.length > 0) {
+      const kids = await ex
+        .selectFrom('domains')
+        .select('parent_id')
+        .where(
+          'parent_id',
+          'in',
+          rows.map((r) => Number(r.id)),
+        )
+        .groupBy('parent_id')
+        .execute();
+      for (const k of kids) withChildren.add(Number(k.parent_id));
+    }
+    return listResult(
+      'domain',
+      rows.map((r) => domainResponse(r, withChildren.has(Number(r.id)))),
+      Number(total.n),
+    );
+  },
+});
+
+const deleteDomain = defineCommand({
+  name: 'deleteDomain',
+  roles: adminRoles,
+  params: refParams('deleteDomain', ['id', 'cleanup']),
+  jobInstance: (p) => ({ type: 'Domain', id: p.id }),
+  async handler(p, ctx) {
+    await ctx.transaction(async (tx) => {
+      const d = await tx.selectFrom('domains').selectAll().where('uuid', '=', p.id).executeTakeFirst();
+      if (!d || !pathInSubtree(d.path, ctx.caller.domainPath)) {
+        throw invalidParameter('id', p.id, 'no domain with this id that the caller can access');
+      }
+      if (d.path === '/') throw invalidParameter('id', p.id, 'the ROOT domain cannot be deleted');
+      if (Number(d.id) === ctx.caller.domainId)
+        throw permissionDenied('A domain admin cannot delete its own domain');
+      const len = [...d.path].length;
+      const inSubtree = sql<SqlBool>`substr(path, 1, ${sql.lit(len)}) = ${d.path}`;
+      const subIds = (await tx.selectFrom('domains').select('id').where(inSubtree).execute()).map((r) =>
+        Number(r.id),
+      );
+      const accounts = await tx
+        .selectFrom('accounts')
+        .select(['id', 'uuid', 'domain_id'])
+        .where('domain_id', 'in', subIds)
+        .execute();
+      if ((accounts.length > 0 || subIds.length > 1) && p.cleanup !== true) {
+        throw new CloudStackError(
+          'InvalidParameterValue',
+          `Cannot delete domain ${displayPath(d.path)}: it still has ${accounts.length} account(s) and ${subIds.length - 1} sub-domain(s); delete them first or pass cleanup=true`,
+        );
+      }
+      for (const a of accounts) {
+        await deleteAccountRows(tx, { id: Number(a.id), uuid: a.uuid, domainId: Number(a.domain_id) });
+      }
+      await tx.deleteFrom('domains').where('id', 'in', subIds).execute();
+      await recordEvent(tx, {
+        type: 'DOMAIN.DELETE',
+        actor: ctx.caller,
+        description: `Domain ${displayPath(d.path)} deleted`,
+        resourceType: 'Domain',
+        resourceId: d.uuid,
+        resourceName: d.name,
+      });
+    });
+    return successResult();
+  },
+});
+
+// ------------------------------------------------------------------------------------------------ accounts
+
+const createAccount = defineCommand({
+  name: 'createAccount',
+  roles: adminRoles,
+  params: refParams('createAccount', [
+    'username',
+    'password',
+    'email',
+    'firstname',
+    'lastname',
+    'account',
+    'accounttype',
+    'roleid',
+    'domainid',
+    'networkdomain',
+    'timezone',
+  ]),
+  async handler(p, ctx) {
+    const c = ctx.caller;
+    let type: 0 | 1 | 2 = 0;
+    if (p.roleid !== undefined) {
+      const role = roleByUuid(p.roleid);
+      if (!role) throw invalidParameter('roleid', p.roleid, 'no such role (see the roleid of listAccounts)');
+      type = role.accountType;
+    } else if (p.accounttype !== undefined) {
+      if (![0, 1, 2].includes(p.accounttype)) {
+        throw invalidParameter(
+          'accounttype',
+          p.accounttype,
+          'must be 0 (user), 1 (root admin) or 2 (domain admin)',
+        );
+      }
+      type = p.accounttype as 0 | 1 | 2;
+    }
+    if (type === 1 && c.role !== 'Admin')
+      throw permissionDenied('Only a root admin can create root admin accounts');
+    const domain = await domainForCaller(ctx.store.db, c, p.domainid ?? c.domainUuid);
+    if (type === 1 && domain.path !== '/') {
+      throw invalidParameter('accounttype', type, 'root admin accounts belong to the ROOT domain');
+    }
+    const username = checkName('username', p.username);
+    const accountName = checkName('account', p.account ?? username);
+    const hash = await hashPassword(p.password);
+    const uuid = await ctx.transaction(async (tx) => {
+      const a = await insertAccount(tx, {
+        name: accountName,
+        domainId: domain.id,
+        type,
+        networkDomain: p.networkdomain,
+      });
+      await insertUser(
+        tx,
+        {
+          accountId: a.id,
+          domainId: domain.id,
+          username,
+          password: p.password,
+          firstname: p.firstname,
+          lastname: p.lastname,
+          email: p.email,
+          timezone: p.timezone,
+          isDefault: false,
+        },
+        hash,
+      );
+      await recordEvent(tx, {
+        type: 'ACCOUNT.CREATE',
+        actor: c,
+        description: `Account ${accountName} created in domain ${displayPath(domain.path)}`,
+        resourceType: 'Account',
+        resourceId: a.uuid,
+        resourceName: accountName,
+      });
+      return a.uuid;
+    });
+    const row = await accountQuery(ctx.store.db).where('a.uuid', '=', uuid).executeTakeFirstOrThrow();
+    const users = await usersOf(ctx.store.db, [Number(row.id)]);
+    return objectResult('account', accountResponse(row, users.get(Number(row.id)) ?? []));
+  },
+});
+
+const listAccounts = defineCommand({
+  name: 'listAccounts',
+  roles: allRoles,
+  params: refParams('listAccounts', [
+    'id',
+    'name',
+    'domainid',
+    'isrecursive',
+    'listall',
+    'accounttype',
+    'state',
+    'keyword',
+    'page',
+    'pagesize',
+  ]),
+  async handler(p, ctx) {
+    const ex = ctx.store.db;
+    const c = ctx.caller;
+    const page = await pageOf(ex, p);
+    let q = scopeToCaller(accountQuery(ex), c, ACCOUNT_COLS);
+    if (c.role !== 'User') {
+      // CloudStack's searchForAccounts: the caller's domain (or `domainid`), the whole subtree with
+      // isrecursive/listall; asking for an `id` searches the caller's subtree.
+      const domain = p.domainid !== undefined ? await domainForCaller(ex, c, p.domainid) : undefined;
+      const root = domain ?? { id: c.domainId, path: c.domainPath };
+      if (p.isrecursive || p.listall || (p.id !== undefined && !domain))
+        q = q.where(domainSubtreeCondition('a.domain_id', root.path));
+      else q = q.where('a.domain_id', '=', root.id);
+    }
+    if (p.id !== undefined) q = q.where('a.uuid', '=', p.id);
+    if (p.name !== undefined) q = q.where('a.name', '=', p.name);
+    if (p.accounttype !== undefined) q = q.where('a.type', '=', p.accounttype);
+    if (p.state !== undefined) q = q.where('a.state', '=', p.state.toLowerCase());
+    if (p.keyword !== undefined) q = q.where(keywordMatch(['a.name'], p.keyword));
+    const total = await q
+      .clearSelect()
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    const rows = await paged(q.orderBy('a.id'), page).execute();
+    const users = await usersOf(
+      ex,
+      rows.map((r) => Number(r.id)),
+    );
+    return listResult(
+      'account',
+      rows.map((r) => accountResponse(r, users.get(Number(r.id)) ?? [])),
+      Number(total.n),
+    );
+  },
+});
+
+const deleteAccount = defineCommand({
+  name: 'deleteAccount',
+  roles: adminRoles,
+  params: refParams('deleteAccount', ['id']),
+  jobInstance: (p) => ({ type: 'Account', id: p.id }),
+  async handler(p, ctx) {
+    await ctx.transaction(async (tx: Tx) => {
+      const row = await accountForCaller(tx, ctx.caller, p.id);
+      if (Number(row.id) === ctx.caller.accountId)
+        throw invalidParameter('id', p.id, 'an account cannot delete itself');
+      if (Number(row.is_default) === 1)
+        throw invalidParameter('id', p.id, `the default account ${row.name} cannot be deleted`);
+      await deleteAccountRows(tx, { id: Number(row.id), uuid: row.uuid, domainId: Number(row.domain_id) });
+      await recordEvent(tx, {
+        type: 'ACCOUNT.DELETE',
+        actor: ctx.caller,
+        description: `Account ${row.name} deleted from domain ${displayPath(row.domain_path)}`,
+        resourceType: 'Account',
+        resourceId: row.uuid,
+        resourceName: row.name,
+      });
+    });
+    return successResult();
+  },
+});
+
+// ------------------------------------------------------------------------------------------------ users
+
+const createUser = defineCommand({
+  name: 'createUser',
+  roles: adminRoles,
+  params: refParams('createUser', [
+    'account',
+    'username',
+    'password',
+    'email',
+    'firstname',
+    'lastname',
+    'domainid',
+    'timezone',
+  ]),
+  async handler(p, ctx) {
+    const c = ctx.caller;
+    const domain = await domainForCaller(ctx.store.db, c, p.domainid ?? c.domainUuid);
+    const acct = await accountQuery(ctx.store.db)
+      .where('a.name', '=', p.account)
+      .where('a.domain_id', '=', domain.id)
+      .executeTakeFirst();
+    if (!acct)
+      throw invalidParameter('account', p.account, `no such account in domain ${displayPath(domain.path)}`);
+    const username = checkName('username', p.username);
+    const hash = await hashPassword(p.password);
+    const uuid = await ctx.transaction(async (tx) => {
+      const u = await insertUser(
+        tx,
+        {
+          accountId: Number(acct.id),
+          domainId: domain.id,
+          username,
+          password: p.password,
+          firstname: p.firstname,
+          lastname: p.lastname,
+          email: p.email,
+          timezone: p.timezone,
+        },
+        hash,
+      );
+      await recordEvent(tx, {
+        type: 'USER.CREATE',
+        actor: c,
+        owner: {
+          accountId: Number(acct.id),
+          accountName: acct.name,
+          domainId: domain.id,
+          domainPath: domain.path,
+        },
+        description: `User ${username} created in account ${acct.name}`,
+        resourceType: 'User',
+        resourceId: u.uuid,
+        resourceName: username,
+      });
+      return u.uuid;
+    });
+    const row = await userQuery(ctx.store.db).where('u.uuid', '=', uuid).executeTakeFirstOrThrow();
+    return objectResult('user', userResponse(row));
+  },
+});
+
+const listUsers = defineCommand({
+  name: 'listUsers',
+  roles: allRoles,
+  params: refParams('listUsers', [
+    'id',
+    'username',
+    'account',
+    'domainid',
+    'isrecursive',
+    'listall',
+    'accounttype',
+    'state',
+    'keyword',
+    'page',
+    'pagesize',
+  ]),
+  async handler(p, ctx) {
+    const ex = ctx.store.db;
+    const c = ctx.caller;
+    const page = await pageOf(ex, p);
+    let q = scopeToCaller(userQuery(ex), c, USER_COLS);
+    if (c.role !== 'User') {
+      const domain = p.domainid !== undefined ? await domainForCaller(ex, c, p.domainid) : undefined;
+      const root = domain ?? { id: c.domainId, path: c.domainPath };
+      if (p.isrecursive || p.listall || (p.id !== undefined && !domain))
+        q = q.where(domainSubtreeCondition('a.domain_id', root.path));
+      else q = q.where('a.domain_id', '=', root.id);
+    } else if (p.account !== undefined && p.account !== c.accountName) {
+      throw permissionDenied(`The caller's account ${c.accountName} has no access to account ${p.account}`);
+    }
+    if (p.id !== undefined) q = q.where('u.uuid', '=', p.id);
+    if (p.username !== undefined) q = q.where('u.username', '=', p.username);
+    if (p.account !== undefined) q = q.where('a.name', '=', p.account);
+    if (p.accounttype !== undefined) q = q.where('a.type', '=', p.accounttype);
+    if (p.state !== undefined) q = q.where('u.state', '=', p.state.toLowerCase());
+    if (p.keyword !== undefined)
+      q = q.where(keywordMatch(['u.username', 'u.firstname', 'u.lastname', 'u.email'], p.keyword));
+    const total = await q
+      .clearSelect()
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    const rows = await paged(q.orderBy('u.id'), page).execute();
+    return listResult('user', rows.map(userResponse), Number(total.n));
+  },
+});
+
+/** A user may manage its own keys; admins those of users in their reach. */
+async function keyTarget(ex: Executor, caller: Caller, uuid: string) {
+  if (caller.role === 'User' && uuid !== caller.userUuid) {
+    throw invalidParameter('id', uuid, 'a user can only manage its own keys');
+  }
+  return userForCaller(ex, caller, uuid);
+}
+
+const registerUserKeys = defineCommand({
+  name: 'registerUserKeys',
+  roles: allRoles,
+  params: refParams('registerUserKeys', ['id']),
+  async handler(p, ctx) {
+    const apikey = generateApiKey();
+    const secretkey = generateApiKey();
+    await ctx.transaction(async (tx) => {
+      const u = await keyTarget(tx, ctx.caller, p.id);
+      await tx
+        .updateTable('users')
+        .set({ api_key: apikey, secret_key: secretkey })
+        .where('id', '=', Number(u.id))
+        .execute();
+      await recordEvent(tx, {
+        type: 'REGISTER.USER.KEY',
+        actor: ctx.caller,
+        owner: {
+          accountId: Number(u.account_id),
+          accountName: u.account_name,
+          domainId: Number(u.domain_id),
+          domainPath: u.domain_path,
+        },
+        description: `API keys registered for user ${u.username}`,
+        resourceType: 'User',
+        resourceId: u.uuid,
+        resourceName: u.username,
+      });
+    });
+    return objectResult('userkeys', { apikey, secretkey });
+  },
+});
+
+const getUserKeys = defineCommand({
+  name: 'getUserKeys',
+  roles: allRoles,
+  params: refParams('getUserKeys', ['id']),
+  async handler(p, ctx) {
+    const u = await keyTarget(ctx.store.db, ctx.caller, p.id);
+    const keys = await ctx.store.db
+      .selectFrom('users')
+      .select(['api_key', 'secret_key'])
+      .where('id', '=', Number(u.id))
+      .executeTakeFirstOrThrow();
+    if (!keys.api_key) return rawResult({});
+    return objectResult('userkeys', { apikey: keys.api_key, secretkey: keys.secret_key ?? undefined });
+  },
+});
+
+export const commands: AnyCommand[] = [
+  createDomain,
+  listDomains,
+  deleteDomain,
+  createAccount,
+  listAccounts,
+  deleteAccount,
+  createUser,
+  listUsers,
+  registerUserKeys,
+  getUserKeys,
+];

@@ -1,0 +1,241 @@
+/** Queries on domains, accounts, users and sessions. Every function takes the db or transaction first. */
+import { randomUUID } from 'node:crypto';
+import type { Executor, Tx } from '../store/db.js';
+import { isUniqueViolation, nowMs } from '../store/db.js';
+import { invalidParameter } from '../errors/catalogue.js';
+import type { Caller } from '../api/command.js';
+import { roleForAccountType } from './roles.js';
+import { hashPassword } from './credentials.js';
+
+/** CloudStack shows domain paths as `ROOT/a/b`; stored paths are `/a/b/`. */
+export function displayPath(path: string): string {
+  return path === '/' ? 'ROOT' : `ROOT${path.replace(/\/$/, '')}`;
+}
+
+export interface CallerRecord {
+  caller: Caller;
+  secretKey: string | null;
+  passwordHash: string;
+  enabled: boolean;
+}
+
+function callerQuery(ex: Executor) {
+  return ex
+    .selectFrom('users as u')
+    .innerJoin('accounts as a', 'a.id', 'u.account_id')
+    .innerJoin('domains as d', 'd.id', 'a.domain_id')
+    .select([
+      'u.id as user_id',
+      'u.uuid as user_uuid',
+      'u.username',
+      'u.secret_key',
+      'u.password_hash',
+      'u.state as user_state',
+      'a.id as account_id',
+      'a.uuid as account_uuid',
+      'a.name as account_name',
+      'a.type as account_type',
+      'a.state as account_state',
+      'd.id as domain_id',
+      'd.uuid as domain_uuid',
+      'd.path as domain_path',
+    ]);
+}
+
+type CallerRow = Awaited<ReturnType<ReturnType<typeof callerQuery>['executeTakeFirstOrThrow']>>;
+
+function toCallerRecord(r: CallerRow): CallerRecord {
+  const type = (Number(r.account_type) as 0 | 1 | 2) ?? 0;
+  return {
+    caller: {
+      userId: Number(r.user_id),
+      userUuid: r.user_uuid,
+      username: r.username,
+      accountId: Number(r.account_id),
+      accountUuid: r.account_uuid,
+      accountName: r.account_name,
+      accountType: type,
+      role: roleForAccountType(type).type,
+      domainId: Number(r.domain_id),
+      domainUuid: r.domain_uuid,
+      domainPath: r.domain_path,
+    },
+    secretKey: r.secret_key,
+    passwordHash: r.password_hash,
+    enabled: r.user_state === 'enabled' && r.account_state === 'enabled',
+  };
+}
+
+export async function callerByApiKey(ex: Executor, apiKey: string): Promise<CallerRecord | undefined> {
+  const r = await callerQuery(ex).where('u.api_key', '=', apiKey).executeTakeFirst();
+  return r && toCallerRecord(r);
+}
+
+export async function callerByUserId(ex: Executor, userId: number): Promise<CallerRecord | undefined> {
+  const r = await callerQuery(ex).where('u.id', '=', userId).executeTakeFirst();
+  return r && toCallerRecord(r);
+}
+
+export async function callerByLogin(
+  ex: Executor,
+  username: string,
+  domain: { path?: string; id?: number },
+): Promise<CallerRecord | undefined> {
+  let q = callerQuery(ex).where('u.username', '=', username);
+  if (domain.id !== undefined) q = q.where('d.id', '=', domain.id);
+  else q = q.where('d.path', '=', domain.path ?? '/');
+  const r = await q.executeTakeFirst();
+  return r && toCallerRecord(r);
+}
+
+export interface NewDomain {
+  name: string;
+  parent: { id: number; path: string; level: number };
+  networkDomain?: string;
+}
+
+export async function insertDomain(
+  tx: Tx,
+  d: NewDomain,
+): Promise<{ id: number; uuid: string; path: string }> {
+  const uuid = randomUUID();
+  const path = `${d.parent.path}${d.name}/`;
+  try {
+    const r = await tx
+      .insertInto('domains')
+      .values({
+        uuid,
+        name: d.name,
+        path,
+        parent_id: d.parent.id,
+        level: d.parent.level + 1,
+        network_domain: d.networkDomain ?? null,
+        state: 'Active',
+        created: nowMs(),
+      })
+      .returning('id')
+      .executeTakeFirst()
+      .catch(async (e: unknown) => {
+        throw e;
+      });
+    return { id: Number(r!.id), uuid, path };
+  } catch (e) {
+    if (isUniqueViolation(e)) {
+      throw invalidParameter(
+        'name',
+        d.name,
+        `a domain with this name already exists under ${displayPath(d.parent.path)}`,
+      );
+    }
+    throw e;
+  }
+}
+
+export interface NewAccount {
+  name: string;
+  domainId: number;
+  type: 0 | 1 | 2;
+  networkDomain?: string;
+  isDefault?: boolean;
+}
+
+export async function insertAccount(tx: Tx, a: NewAccount): Promise<{ id: number; uuid: string }> {
+  const uuid = randomUUID();
+  try {
+    const r = await tx
+      .insertInto('accounts')
+      .values({
+        uuid,
+        name: a.name,
+        domain_id: a.domainId,
+        type: a.type,
+        state: 'enabled',
+        network_domain: a.networkDomain ?? null,
+        is_default: a.isDefault ? 1 : 0,
+        created: nowMs(),
+      })
+      .returning('id')
+      .executeTakeFirst();
+    return { id: Number(r!.id), uuid };
+  } catch (e) {
+    if (isUniqueViolation(e))
+      throw invalidParameter('account', a.name, 'an account with this name already exists in the domain');
+    throw e;
+  }
+}
+
+export interface NewUser {
+  accountId: number;
+  domainId: number;
+  username: string;
+  password: string;
+  firstname: string;
+  lastname: string;
+  email?: string;
+  timezone?: string;
+  isDefault?: boolean;
+  apiKey?: string;
+  secretKey?: string;
+}
+
+/** Hash the password before opening the transaction (scrypt is slow): see hashPassword. */
+export async function insertUser(
+  tx: Tx,
+  u: NewUser,
+  passwordHash: string,
+): Promise<{ id: number; uuid: string }> {
+  const uuid = randomUUID();
+  try {
+    const r = await tx
+      .insertInto('users')
+      .values({
+        uuid,
+        account_id: u.accountId,
+        domain_id: u.domainId,
+        username: u.username,
+        password_hash: passwordHash,
+        firstname: u.firstname,
+        lastname: u.lastname,
+        email: u.email ?? null,
+        timezone: u.timezone ?? null,
+        api_key: u.apiKey ?? null,
+        secret_key: u.secretKey ?? null,
+        state: 'enabled',
+        is_default: u.isDefault ? 1 : 0,
+        created: nowMs(),
+      })
+      .returning('id')
+      .executeTakeFirst();
+    return { id: Number(r!.id), uuid };
+  } catch (e) {
+    if (isUniqueViolation(e))
+      throw invalidParameter('username', u.username, 'a user with this name already exists in the domain');
+    throw e;
+  }
+}
+
+export { hashPassword };
+
+/**
+ * Other concerns register what must go when an account is deleted (its networks, IPs, VMs), run inside
+ * deleteAccount's transaction before the account row goes.
+ */
+export type AccountCleanup = (
+  tx: Tx,
+  account: { id: number; uuid: string; domainId: number },
+) => Promise<void>;
+const accountCleanups: AccountCleanup[] = [];
+export function registerAccountCleanup(fn: AccountCleanup): void {
+  accountCleanups.push(fn);
+}
+
+export async function deleteAccountRows(
+  tx: Tx,
+  account: { id: number; uuid: string; domainId: number },
+): Promise<void> {
+  for (const fn of accountCleanups) await fn(tx, account);
+  const userIds = tx.selectFrom('users').select('id').where('account_id', '=', account.id);
+  await tx.deleteFrom('sessions').where('user_id', 'in', userIds).execute();
+  await tx.deleteFrom('users').where('account_id', '=', account.id).execute();
+  await tx.deleteFrom('accounts').where('id', '=', account.id).execute();
+}

@@ -1,0 +1,334 @@
+/**
+ * One API request, transport-free: parameters and cookies in, status + body + cookies out. The Fastify route
+ * (http.ts) is a thin adapter around `handleApiRequest`, so the whole pipeline — authentication, role check,
+ * validation, sync execution or job queueing, envelopes — is one function.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Store, Tx } from '../store/db.js';
+import { nowMs, transaction } from '../store/db.js';
+import { CloudStackError, invalidParameter, toCloudStackError } from '../errors/catalogue.js';
+import type { Caller, CommandContext, ResponseObject } from './command.js';
+import { errorBody, resultBody, responseFormat, responseName, serialize } from './envelope.js';
+import type { ResponseFormat } from './envelope.js';
+import { parseParams, parseIsoWithZone, isUuid } from './params.js';
+import type { CommandRegistry, ResolvedCommand } from './registry.js';
+import { verifySignature } from './signature.js';
+import { enqueueJob } from './jobs/repository.js';
+import { PREPARED_PARAM } from './jobs/runner.js';
+import { callerByApiKey, callerByLogin, callerByUserId, displayPath } from '../accounts/repository.js';
+import { generateSessionKey, sha256Hex, verifyPassword } from '../accounts/credentials.js';
+import { recordEvent } from '../events/record.js';
+
+export const SESSION_TIMEOUT_SECONDS = 1800;
+const UNAUTHORIZED_TEXT = 'unable to verify user credentials and/or request signature';
+
+export interface ApiServerDeps {
+  store: Store;
+  registry: CommandRegistry;
+  /** Called after a job is queued, to wake this server's runner. */
+  onJobQueued?: () => void;
+  log?: (msg: string) => void;
+}
+
+export interface ApiRequest {
+  /** First value of each parameter, query string and form body merged (query first). */
+  params: Map<string, string>;
+  cookies: Record<string, string>;
+}
+
+export interface ApiResponse {
+  status: number;
+  contentType: string;
+  body: string;
+  headers: Record<string, string>;
+  setCookies: string[];
+}
+
+function reply(
+  status: number,
+  name: string,
+  body: ResponseObject,
+  format: ResponseFormat,
+  extra: Partial<Pick<ApiResponse, 'headers' | 'setCookies'>> = {},
+): ApiResponse {
+  const s = serialize(name, body, format);
+  return {
+    status,
+    contentType: s.contentType,
+    body: s.body,
+    headers: extra.headers ?? {},
+    setCookies: extra.setCookies ?? [],
+  };
+}
+
+function errorReply(err: CloudStackError, name: string, format: ResponseFormat): ApiResponse {
+  // X-Description repeats the text (CloudStack sets it on every error); header values must be one ASCII line.
+  const header = err.message.replace(/[^\x20-\x7e]/g, ' ').slice(0, 1000);
+  return reply(err.httpCode, name, errorBody(err), format, { headers: { 'X-Description': header } });
+}
+
+/** Case-insensitive lookup of the auth parameters (`apiKey`, `signatureVersion`: clients differ). */
+function authParam(params: Map<string, string>, lower: string): string | undefined {
+  for (const [k, v] of params) if (k.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+function unauthorized(): CloudStackError {
+  return new CloudStackError('Unauthorized', UNAUTHORIZED_TEXT);
+}
+
+async function authenticate(deps: ApiServerDeps, req: ApiRequest): Promise<Caller> {
+  const { store } = deps;
+  const signature = authParam(req.params, 'signature');
+  const apiKey = authParam(req.params, 'apikey');
+  if (signature !== undefined || apiKey !== undefined) {
+    if (!signature || !apiKey) throw unauthorized();
+    const version = authParam(req.params, 'signatureversion');
+    if (version === '3') {
+      const expires = authParam(req.params, 'expires');
+      const at = expires === undefined ? undefined : parseIsoWithZone(expires);
+      if (!at || at.getTime() < nowMs()) throw unauthorized();
+    }
+    const rec = await callerByApiKey(store.db, apiKey);
+    if (!rec || !rec.enabled || !rec.secretKey) throw unauthorized();
+    if (!verifySignature(req.params, rec.secretKey, signature)) throw unauthorized();
+    return rec.caller;
+  }
+  const param = req.params.get('sessionkey');
+  const cookie = req.cookies.sessionkey;
+  if (param !== undefined && cookie !== undefined && param !== cookie) throw unauthorized();
+  const key = param ?? cookie;
+  if (!key) throw unauthorized();
+  const now = nowMs();
+  const session = await store.db
+    .selectFrom('sessions')
+    .select(['id', 'user_id', 'last_seen', 'expires'])
+    .where('key_hash', '=', sha256Hex(key))
+    .executeTakeFirst();
+  if (!session || Number(session.expires) < now) throw unauthorized();
+  const rec = await callerByUserId(store.db, Number(session.user_id));
+  if (!rec || !rec.enabled) throw unauthorized();
+  // Sliding expiry, written at most once a minute so that busy sessions do not turn every read into a write.
+  if (now - Number(session.last_seen) > 60_000) {
+    await transaction(store, (tx) =>
+      tx
+        .updateTable('sessions')
+        .set({ last_seen: now, expires: now + SESSION_TIMEOUT_SECONDS * 1000 })
+        .where('id', '=', Number(session.id))
+        .execute(),
+    );
+  }
+  return rec.caller;
+}
+
+function normaliseDomainPath(raw: string | undefined): string {
+  if (raw === undefined || raw.trim() === '' || raw.trim() === '/') return '/';
+  let p = raw.trim().replace(/^\/?ROOT(?=\/|$)/i, '');
+  if (!p.startsWith('/')) p = `/${p}`;
+  if (!p.endsWith('/')) p = `${p}/`;
+  return p;
+}
+
+function cookie(name: string, value: string, maxAge?: number): string {
+  return `${name}=${value}; Path=/client; HttpOnly; SameSite=Lax${maxAge === undefined ? '' : `; Max-Age=${maxAge}`}`;
+}
+
+async function login(
+  deps: ApiServerDeps,
+  cmd: ResolvedCommand,
+  req: ApiRequest,
+  format: ResponseFormat,
+): Promise<ApiResponse> {
+  const p = parseParams(cmd.params, req.params) as {
+    username: string;
+    password: string;
+    domain?: string;
+    domainId?: string;
+  };
+  let domain: { path?: string; id?: number };
+  if (p.domainId !== undefined) {
+    const row = await deps.store.db
+      .selectFrom('domains')
+      .select('id')
+      .where(
+        isUuid(p.domainId) ? 'uuid' : 'id',
+        '=',
+        isUuid(p.domainId) ? p.domainId.toLowerCase() : Number(p.domainId),
+      )
+      .executeTakeFirst();
+    if (!row && !/^\d+$/.test(p.domainId) && !isUuid(p.domainId))
+      throw invalidParameter('domainId', p.domainId, 'expected a domain id');
+    domain = { id: row ? Number(row.id) : -1 };
+  } else domain = { path: normaliseDomainPath(p.domain) };
+  const rec = await callerByLogin(deps.store.db, p.username, domain);
+  const ok = rec !== undefined && rec.enabled && (await verifyPassword(p.password, rec.passwordHash));
+  if (!rec || !ok) {
+    throw new CloudStackError(
+      'PermissionDenied',
+      `Failed to authenticate user ${p.username} in domain ${domain.path ? displayPath(domain.path) : p.domainId}; please provide valid credentials`,
+    );
+  }
+  const key = generateSessionKey();
+  const now = nowMs();
+  await transaction(deps.store, async (tx) => {
+    await tx
+      .insertInto('sessions')
+      .values({
+        key_hash: sha256Hex(key),
+        user_id: rec.caller.userId,
+        created: now,
+        last_seen: now,
+        expires: now + SESSION_TIMEOUT_SECONDS * 1000,
+      })
+      .execute();
+    // Old sessions die lazily; sweep the expired ones of this user while we are here.
+    await tx
+      .deleteFrom('sessions')
+      .where('user_id', '=', rec.caller.userId)
+      .where('expires', '<', now)
+      .execute();
+    await recordEvent(tx, {
+      type: 'USER.LOGIN',
+      actor: rec.caller,
+      description: `user ${rec.caller.username} has logged in`,
+    });
+  });
+  const c = rec.caller;
+  const user = await deps.store.db
+    .selectFrom('users')
+    .select(['firstname', 'lastname', 'timezone'])
+    .where('id', '=', c.userId)
+    .executeTakeFirstOrThrow();
+  // CloudStack's LoginCmdResponse is not wrapped in an object name.
+  return reply(
+    200,
+    'loginresponse',
+    {
+      timeout: SESSION_TIMEOUT_SECONDS,
+      sessionkey: key,
+      userid: c.userUuid,
+      domainid: c.domainUuid,
+      username: c.username,
+      account: c.accountName,
+      type: String(c.accountType),
+      firstname: user.firstname,
+      lastname: user.lastname,
+      registered: 'false',
+      timezone: user.timezone ?? undefined,
+      is2faenabled: 'false',
+    },
+    format,
+    {
+      setCookies: [
+        cookie('JSESSIONID', randomUUID().replace(/-/g, '').toUpperCase()),
+        cookie('sessionkey', key),
+      ],
+    },
+  );
+}
+
+async function logout(deps: ApiServerDeps, req: ApiRequest, format: ResponseFormat): Promise<ApiResponse> {
+  const key = req.params.get('sessionkey') ?? req.cookies.sessionkey;
+  if (key) {
+    await transaction(deps.store, async (tx) => {
+      const s = await tx
+        .selectFrom('sessions')
+        .select(['id', 'user_id'])
+        .where('key_hash', '=', sha256Hex(key))
+        .executeTakeFirst();
+      if (!s) return;
+      await tx.deleteFrom('sessions').where('id', '=', Number(s.id)).execute();
+      const rec = await callerByUserId(tx, Number(s.user_id));
+      if (rec)
+        await recordEvent(tx, {
+          type: 'USER.LOGOUT',
+          actor: rec.caller,
+          description: `user ${rec.caller.username} has logged out`,
+        });
+    });
+  }
+  return reply(200, 'logoutresponse', { description: 'success' }, format, {
+    setCookies: [cookie('JSESSIONID', '', 0), cookie('sessionkey', '', 0)],
+  });
+}
+
+/** The parameters a job keeps: the declared ones, as sent (they are parsed again when the job runs). */
+function jobParams(cmd: ResolvedCommand, raw: Map<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of raw) {
+    const base = k.replace(/\[.*$/, '');
+    if (Object.hasOwn(cmd.params, base)) out[k] = v;
+  }
+  return out;
+}
+
+export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Promise<ApiResponse> {
+  const format = responseFormat(req.params.get('response'));
+  const command = req.params.get('command');
+  if (!command) {
+    return errorReply(
+      new CloudStackError('UnsupportedAction', 'Invalid request, no command sent'),
+      'errorresponse',
+      format,
+    );
+  }
+  const known = deps.registry.get(command);
+  const name = known ? responseName(command) : 'errorresponse';
+  try {
+    if (known?.def.public) {
+      if (command === 'login') return await login(deps, known, req, format);
+      if (command === 'logout') return await logout(deps, req, format);
+    }
+    let caller: Caller;
+    try {
+      caller = await authenticate(deps, req);
+    } catch (e) {
+      throw toCloudStackError(e, 'authenticating the request');
+    }
+    const cmd = deps.registry.forRole(command, caller.role);
+    if (!cmd) {
+      // Unknown and not-allowed look the same, as in CloudStack: the caller learns nothing about other roles.
+      return errorReply(
+        new CloudStackError(
+          'UnsupportedAction',
+          `The given command ${command} does not exist or it is not available for the user`,
+        ),
+        'errorresponse',
+        format,
+      );
+    }
+    const params = parseParams(cmd.params, req.params);
+    const ctx: CommandContext = {
+      store: deps.store,
+      caller,
+      now: nowMs,
+      transaction: <T>(fn: (tx: Tx) => Promise<T>) => transaction(deps.store, fn),
+    };
+    if (cmd.isAsync) {
+      const prepared = cmd.def.prepare ? await cmd.def.prepare(params, ctx) : undefined;
+      const instance =
+        cmd.def.jobInstance?.(params) ??
+        (prepared ? { type: prepared.instanceType ?? '', id: prepared.id } : undefined);
+      const raw = jobParams(cmd, req.params);
+      if (prepared) raw[PREPARED_PARAM] = JSON.stringify(prepared);
+      const jobid = await transaction(deps.store, (tx) =>
+        enqueueJob(tx, {
+          command: cmd.name,
+          params: raw,
+          caller,
+          instanceType: instance?.type,
+          instanceId: instance?.id,
+        }),
+      );
+      deps.onJobQueued?.();
+      return reply(200, name, prepared ? { id: prepared.id, jobid } : { jobid }, format);
+    }
+    const result = await cmd.def.handler(params, ctx);
+    return reply(200, name, resultBody(result), format);
+  } catch (e) {
+    const err = toCloudStackError(e, `running ${command}`);
+    if (err.kind === 'InternalError')
+      deps.log?.(`${command}: ${err.message}${e instanceof Error && e.stack ? `\n${e.stack}` : ''}`);
+    return errorReply(err, name, format);
+  }
+}

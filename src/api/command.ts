@@ -1,0 +1,183 @@
+/**
+ * One definition per command: it drives parameter parsing and validation (params.ts), the handler's
+ * TypeScript parameter types (Params<P>), and the listApis entry (list-apis.ts). Parameter types and docs come
+ * from CloudStack's own listApis dump (reference/) wherever the command exists in CloudStack 4.18.
+ */
+import type { Store, Tx } from '../store/db.js';
+import { referenceParamTypes } from './reference/cloudstack-4.18.generated.js';
+import type { ReferenceField } from './reference/reference-types.js';
+
+export type ParamType =
+  'string' | 'uuid' | 'integer' | 'long' | 'short' | 'boolean' | 'date' | 'list' | 'map' | 'object';
+
+export interface ParamSpec {
+  readonly type: ParamType;
+  readonly required?: boolean;
+  /** Defaults to CloudStack's description when the command and parameter exist there. */
+  readonly description?: string;
+  /** Maximum length of the raw value (CloudStack's `length`, default 255; userdata and the like are longer). */
+  readonly length?: number;
+  /** Item type of a `list` parameter (comma-separated on the wire); default string. */
+  readonly items?: 'string' | 'uuid' | 'integer' | 'long';
+}
+
+export type ParamSpecs = Readonly<Record<string, ParamSpec>>;
+
+type ListItem<S extends ParamSpec> = S['items'] extends 'integer' | 'long' ? number : string;
+
+/** The TypeScript type a parameter arrives as in the handler. */
+export type ParamValue<S extends ParamSpec> = S['type'] extends 'string' | 'uuid'
+  ? string
+  : S['type'] extends 'integer' | 'long' | 'short'
+    ? number
+    : S['type'] extends 'boolean'
+      ? boolean
+      : S['type'] extends 'date'
+        ? Date
+        : S['type'] extends 'list'
+          ? ListItem<S>[]
+          : S['type'] extends 'map'
+            ? Record<string, string>[]
+            : unknown;
+
+type RequiredKeys<P extends ParamSpecs> = {
+  [K in keyof P]: P[K]['required'] extends true ? K : never;
+}[keyof P];
+type OptionalKeys<P extends ParamSpecs> = Exclude<keyof P, RequiredKeys<P>>;
+
+export type Params<P extends ParamSpecs> = { [K in RequiredKeys<P>]: ParamValue<P[K]> } & {
+  [K in OptionalKeys<P>]?: ParamValue<P[K]>;
+};
+
+/** CloudStack's role types. Account type 1 = Admin, 2 = DomainAdmin, 0 = User. */
+export type RoleType = 'Admin' | 'DomainAdmin' | 'User';
+export const allRoles: readonly RoleType[] = ['Admin', 'DomainAdmin', 'User'];
+export const adminRoles: readonly RoleType[] = ['Admin', 'DomainAdmin'];
+export const rootAdminOnly: readonly RoleType[] = ['Admin'];
+
+/** Who is calling: resolved once per request from the API key or the session. */
+export interface Caller {
+  userId: number;
+  userUuid: string;
+  username: string;
+  accountId: number;
+  accountUuid: string;
+  accountName: string;
+  /** 0 user, 1 root admin, 2 domain admin (CloudStack's account types). */
+  accountType: 0 | 1 | 2;
+  role: RoleType;
+  domainId: number;
+  domainUuid: string;
+  /** CloudStack's domain path: `/` for ROOT, `/sub/`, `/sub/child/`; subtree = paths starting with this. */
+  domainPath: string;
+}
+
+export interface CommandContext {
+  readonly store: Store;
+  readonly caller: Caller;
+  /** The async job's uuid when the handler runs as a job. */
+  readonly jobId?: string;
+  /** For BaseAsyncCreateCmd-style commands: what `prepare` returned before the job was queued. */
+  readonly prepared?: PreparedObject;
+  now(): number;
+  /**
+   * The store's transaction helper. In an async job every transaction also checks that this server still
+   * holds the job's lease, so a job taken over by another server after a stall can never commit twice.
+   */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+}
+
+export interface PreparedObject {
+  /** The uuid of the object the job will create, returned at once beside `jobid`. */
+  id: string;
+  instanceType?: string;
+  [k: string]: unknown;
+}
+
+// -------------------------------------------------------------------------------------------------------
+// What a handler returns; api/envelope.ts serializes it for JSON or XML, sync or as a job result.
+
+export type ResponseValue = string | number | boolean | null | undefined | ResponseObject | ResponseValue[];
+export interface ResponseObject {
+  [key: string]: ResponseValue;
+}
+
+export type CommandResult =
+  /** `{"<cmd>response": {"<name>": {...}}}` */
+  | { kind: 'object'; name: string; value: ResponseObject }
+  /** `{"<cmd>response": {"count": N, "<name>": [...]}}`, or `{}` when empty; count is the total. */
+  | { kind: 'list'; name: string; items: ResponseObject[]; count: number }
+  /** `{"<cmd>response": {...value}}`: success responses, login, queryAsyncJobResult. */
+  | { kind: 'raw'; value: ResponseObject };
+
+export const objectResult = (name: string, value: ResponseObject): CommandResult => ({
+  kind: 'object',
+  name,
+  value,
+});
+export const listResult = (name: string, items: ResponseObject[], count: number): CommandResult => ({
+  kind: 'list',
+  name,
+  items,
+  count,
+});
+export const rawResult = (value: ResponseObject): CommandResult => ({ kind: 'raw', value });
+/** CloudStack's SuccessResponse (`{"success": true}`), what async deletes put in `jobresult`. */
+export const successResult = (displaytext?: string): CommandResult => ({
+  kind: 'raw',
+  value: displaytext === undefined ? { success: true } : { success: true, displaytext },
+});
+
+export interface CommandDefinition<P extends ParamSpecs = ParamSpecs> {
+  /** CloudStack's command name, case as CloudStack spells it (`listAccounts`). */
+  readonly name: string;
+  /** Roles that may call it; for anybody else the command does not exist (432, like CloudStack). */
+  readonly roles: readonly RoleType[];
+  readonly params: P;
+  /** Default: CloudStack's `isasync` for this command (false when it is not a CloudStack command). */
+  readonly isAsync?: boolean;
+  /** Default: CloudStack's description. Required for commands CloudStack does not have. */
+  readonly description?: string;
+  /** Response fields for listApis. Default: CloudStack's response fields for this command. */
+  readonly response?: readonly ReferenceField[];
+  /** Unauthenticated commands (login, logout) are answered by the HTTP layer itself. */
+  readonly public?: boolean;
+  /**
+   * Async create commands (BaseAsyncCreateCmd): runs at request time, before the job is queued; its `id` is
+   * returned at once beside `jobid` and handed to the handler as `ctx.prepared`.
+   */
+  prepare?(params: Params<P>, ctx: CommandContext): Promise<PreparedObject>;
+  /** Which object a job acts on (`jobinstancetype`/`jobinstanceid` in queryAsyncJobResult). */
+  jobInstance?(params: Params<P>): { type: string; id?: string } | undefined;
+  handler(params: Params<P>, ctx: CommandContext): Promise<CommandResult>;
+}
+
+/** Any command definition, as the registry holds them. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyCommand = CommandDefinition<any>;
+
+/** Declares a command with its parameter types inferred literally (`required: true` stays `true`). */
+export function defineCommand<const P extends ParamSpecs>(def: CommandDefinition<P>): CommandDefinition<P> {
+  return def;
+}
+
+type RefTypes = typeof referenceParamTypes;
+export type ReferenceCommand = keyof RefTypes;
+
+/**
+ * CloudStack's parameters `keys` of command `cmd`, with their CloudStack types and required flags:
+ * `params: { ...refParams('listAccounts', ['id', 'name', 'page', 'pagesize']) }`.
+ */
+export function refParams<C extends ReferenceCommand, const K extends readonly (keyof RefTypes[C])[]>(
+  cmd: C,
+  keys: K,
+): Pick<RefTypes[C], K[number]> {
+  const all = referenceParamTypes[cmd] as Record<string, ParamSpec>;
+  const out: Record<string, ParamSpec> = {};
+  for (const k of keys) {
+    const spec = all[k as string];
+    if (!spec) throw new Error(`${String(cmd)} has no CloudStack parameter ${String(k)}`);
+    out[k as string] = spec;
+  }
+  return out as Pick<RefTypes[C], K[number]>;
+}

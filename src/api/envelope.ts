@@ -1,0 +1,111 @@
+/**
+ * CloudStack response envelopes (ApiResponseSerializer): `{"<cmd>response": ...}` in JSON, or XML (the
+ * default when `response` is absent). Pure: values in, text out.
+ */
+import type { CloudStackError } from '../errors/catalogue.js';
+import type { CommandResult, ResponseObject, ResponseValue } from './command.js';
+
+export type ResponseFormat = 'json' | 'xml';
+
+/** CloudStack announces its version on XML roots; clients ignore it. */
+export const CLOUDSTACK_VERSION = '4.18.0.0';
+
+export function responseFormat(raw: string | undefined): ResponseFormat {
+  return raw?.toLowerCase() === 'json' ? 'json' : 'xml';
+}
+
+export function responseName(command: string): string {
+  return `${command.toLowerCase()}response`;
+}
+
+/** The body inside `<cmd>response` for a result: also what an async job stores as `jobresult`. */
+export function resultBody(result: CommandResult): ResponseObject {
+  switch (result.kind) {
+    case 'object':
+      return { [result.name]: result.value };
+    case 'list':
+      // An empty list is `{}`: no count, no array (ListResponse with no items).
+      return result.items.length === 0 && result.count === 0
+        ? {}
+        : { count: result.count, [result.name]: result.items };
+    case 'raw':
+      return result.value;
+  }
+}
+
+export function errorBody(err: CloudStackError, async = false): ResponseObject {
+  const body: ResponseObject = {};
+  if (!async) body.uuidList = err.uuidList;
+  body.errorcode = err.httpCode;
+  // 401s carry no cserrorcode in CloudStack (getSerializedApiError sets only code and text), nor do job results.
+  if (!async && err.csErrorCode !== 0) body.cserrorcode = err.csErrorCode;
+  body.errortext = err.message;
+  return body;
+}
+
+export interface Serialized {
+  contentType: string;
+  body: string;
+}
+
+export function serialize(name: string, body: ResponseObject, format: ResponseFormat): Serialized {
+  if (format === 'json') {
+    return {
+      contentType: 'application/json; charset=UTF-8',
+      body: JSON.stringify({ [name]: stripUndefined(body) }),
+    };
+  }
+  return {
+    contentType: 'text/xml; charset=UTF-8',
+    body: `<?xml version="1.0" encoding="UTF-8"?><${name} cloud-stack-version="${CLOUDSTACK_VERSION}">${xmlChildren(body)}</${name}>`,
+  };
+}
+
+function stripUndefined(o: ResponseObject): ResponseObject {
+  // JSON.stringify drops undefined members already; nulls are dropped too, as Gson does by default.
+  const out: ResponseObject = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (v === undefined || v === null) continue;
+    out[k] = Array.isArray(v)
+      ? v.map((x) => (isObject(x) ? stripUndefined(x) : x))
+      : isObject(v)
+        ? stripUndefined(v)
+        : v;
+  }
+  return out;
+}
+
+function isObject(v: ResponseValue): v is ResponseObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const XML_ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+};
+function xmlEscape(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => XML_ESCAPES[c]!);
+}
+
+function xmlChildren(o: ResponseObject): string {
+  let s = '';
+  for (const [k, v] of Object.entries(o)) s += xmlElement(k, v);
+  return s;
+}
+
+function xmlElement(name: string, v: ResponseValue): string {
+  if (v === undefined || v === null) return '';
+  // Arrays become repeated elements named after the member (`<account>..</account><account>..</account>`).
+  if (Array.isArray(v)) return v.map((x) => xmlElement(name, x)).join('');
+  if (isObject(v)) return `<${name}>${xmlChildren(v)}</${name}>`;
+  return `<${name}>${xmlEscape(String(v))}</${name}>`;
+}
+
+/** CloudStack's date format in responses: `2026-11-23T15:54:21+0000`. */
+export function csDate(ms: number | null | undefined): string | undefined {
+  if (ms === null || ms === undefined) return undefined;
+  return `${new Date(ms).toISOString().slice(0, 19)}+0000`;
+}

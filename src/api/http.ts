@@ -1,0 +1,75 @@
+/** The HTTP face of the API: `/client/api` (GET and form POST) and `/healthz`, on Fastify. */
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import { handleApiRequest } from './api-server.js';
+import type { ApiServerDeps } from './api-server.js';
+
+function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!header) return out;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i <= 0) continue;
+    const k = part.slice(0, i).trim();
+    if (!(k in out)) out[k] = decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return out;
+}
+
+/** Servlet semantics: `+` is a space, and of repeated names only the first value counts. */
+function addParams(into: Map<string, string>, encoded: string): void {
+  for (const [k, v] of new URLSearchParams(encoded)) if (!into.has(k)) into.set(k, v);
+}
+
+export function buildHttpApp(deps: ApiServerDeps): FastifyInstance {
+  // 8 MB: userdata may be 1 MB of base64 and travels URL-encoded in a form body.
+  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  const handler = async (
+    req: { raw: { url?: string }; body: unknown; headers: Record<string, string | string[] | undefined> },
+    res: {
+      code(n: number): unknown;
+      header(k: string, v: string | string[]): unknown;
+      type(t: string): unknown;
+      send(b: string): unknown;
+    },
+  ) => {
+    const params = new Map<string, string>();
+    const url = req.raw.url ?? '';
+    const q = url.indexOf('?');
+    if (q >= 0) addParams(params, url.slice(q + 1));
+    const ct = String(req.headers['content-type'] ?? '');
+    if (
+      typeof req.body === 'string' &&
+      req.body !== '' &&
+      ct.startsWith('application/x-www-form-urlencoded')
+    ) {
+      addParams(params, req.body);
+    }
+    const cookieHeader = req.headers.cookie;
+    const r = await handleApiRequest(deps, {
+      params,
+      cookies: parseCookies(Array.isArray(cookieHeader) ? cookieHeader.join(';') : cookieHeader),
+    });
+    res.code(r.status);
+    for (const [k, v] of Object.entries(r.headers)) res.header(k, v);
+    if (r.setCookies.length > 0) res.header('set-cookie', r.setCookies);
+    res.type(r.contentType);
+    return res.send(r.body);
+  };
+  app.route({ method: ['GET', 'POST'], url: '/client/api', handler });
+  app.route({ method: ['GET', 'POST'], url: '/client/api/', handler });
+
+  app.get('/healthz', async (_req, res) => {
+    try {
+      await sql`select 1`.execute(deps.store.db);
+      return res.send({ status: 'ok', db: deps.store.kind });
+    } catch (e) {
+      return res.code(503).send({ status: 'unavailable', error: e instanceof Error ? e.message : String(e) });
+    }
+  });
+  return app;
+}

@@ -1,0 +1,110 @@
+/** queryAsyncJobResult and listAsyncJobs. */
+import { allRoles, defineCommand, listResult, rawResult, refParams } from '../command.js';
+import type { AnyCommand, ResponseObject } from '../command.js';
+import { csDate } from '../envelope.js';
+import { pageOf, paged, keywordMatch } from '../list.js';
+import { invalidParameter } from '../../errors/catalogue.js';
+import type { Executor } from '../../store/db.js';
+import { applyListScope, resolveListScope, scopeToCaller } from '../../accounts/scope.js';
+
+const JOB_COLS = { accountColumn: 'j.account_id', domainColumn: 'j.domain_id' };
+
+function jobQuery(ex: Executor) {
+  return ex
+    .selectFrom('async_jobs as j')
+    .leftJoin('accounts as a', 'a.id', 'j.account_id')
+    .leftJoin('users as u', 'u.id', 'j.user_id')
+    .leftJoin('domains as d', 'd.id', 'j.domain_id')
+    .select([
+      'j.id',
+      'j.uuid',
+      'j.command',
+      'j.status',
+      'j.result_code',
+      'j.result',
+      'j.instance_type',
+      'j.instance_id',
+      'j.created',
+      'j.completed',
+      'a.uuid as account_uuid',
+      'a.name as account_name',
+      'u.uuid as user_uuid',
+      'd.uuid as domain_uuid',
+      'd.path as domain_path',
+    ]);
+}
+type JobRow = Awaited<ReturnType<ReturnType<typeof jobQuery>['executeTakeFirstOrThrow']>>;
+
+/** CloudStack reports the Java command class; stacknet names the same class CloudStack would. */
+export function commandClass(command: string): string {
+  return `org.apache.cloudstack.api.command.${command.charAt(0).toUpperCase()}${command.slice(1)}Cmd`;
+}
+
+export function jobResponse(r: JobRow): ResponseObject {
+  const status = Number(r.status);
+  const o: ResponseObject = {
+    jobid: r.uuid,
+    accountid: r.account_uuid ?? undefined,
+    account: r.account_name ?? undefined,
+    userid: r.user_uuid ?? undefined,
+    domainid: r.domain_uuid ?? undefined,
+    cmd: commandClass(r.command),
+    jobstatus: status,
+    jobprocstatus: 0,
+    jobresultcode: Number(r.result_code),
+    jobresulttype: 'object',
+    jobinstancetype: r.instance_type ?? undefined,
+    jobinstanceid: r.instance_id ?? undefined,
+    created: csDate(Number(r.created)),
+    completed: r.completed === null ? undefined : csDate(Number(r.completed)),
+  };
+  if (status !== 0 && r.result) o.jobresult = JSON.parse(r.result) as ResponseObject;
+  return o;
+}
+
+const queryAsyncJobResult = defineCommand({
+  name: 'queryAsyncJobResult',
+  roles: allRoles,
+  params: refParams('queryAsyncJobResult', ['jobid']),
+  async handler(p, ctx) {
+    const row = await scopeToCaller(
+      jobQuery(ctx.store.db).where('j.uuid', '=', p.jobid),
+      ctx.caller,
+      JOB_COLS,
+    ).executeTakeFirst();
+    if (!row)
+      throw invalidParameter('jobid', p.jobid, 'no async job with this id that the caller can access');
+    return rawResult(jobResponse(row));
+  },
+});
+
+const listAsyncJobs = defineCommand({
+  name: 'listAsyncJobs',
+  roles: allRoles,
+  params: refParams('listAsyncJobs', [
+    'account',
+    'domainid',
+    'isrecursive',
+    'listall',
+    'keyword',
+    'startdate',
+    'page',
+    'pagesize',
+  ]),
+  async handler(p, ctx) {
+    const ex = ctx.store.db;
+    const page = await pageOf(ex, p);
+    const scope = await resolveListScope(ex, ctx.caller, p);
+    let q = applyListScope(jobQuery(ex), ctx.caller, scope, JOB_COLS);
+    if (p.startdate !== undefined) q = q.where('j.created', '>=', p.startdate.getTime());
+    if (p.keyword !== undefined) q = q.where(keywordMatch(['j.command'], p.keyword));
+    const total = await q
+      .clearSelect()
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    const rows = await paged(q.orderBy('j.id', 'desc'), page).execute();
+    return listResult('asyncjobs', rows.map(jobResponse), Number(total.n));
+  },
+});
+
+export const commands: AnyCommand[] = [queryAsyncJobResult, listAsyncJobs];

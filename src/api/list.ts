@@ -1,0 +1,79 @@
+/** BaseListCmd conventions (reference §5.5): page/pagesize bounded by `default.page.size`, keyword. */
+import { sql } from 'kysely';
+import type { Expression, SqlBool } from 'kysely';
+import { invalidParameter } from '../errors/catalogue.js';
+import type { Executor } from '../store/db.js';
+import { getSetting } from '../configuration/repository.js';
+
+export interface Page {
+  /** undefined = no limit (pagesize=-1, or default.page.size=-1). */
+  limit?: number;
+  offset: number;
+}
+
+export interface PageParams {
+  page?: number;
+  pagesize?: number;
+}
+
+export function pageFrom(params: PageParams, defaultPageSize: number): Page {
+  const { page, pagesize } = params;
+  const unlimitedAllowed = defaultPageSize === -1;
+  if (pagesize === -1) {
+    if (page !== undefined) throw invalidParameter('page', page, 'page cannot be combined with pagesize=-1');
+    return { offset: 0 };
+  }
+  if ((page === undefined) !== (pagesize === undefined)) {
+    const missing = page === undefined ? 'page' : 'pagesize';
+    const given = page === undefined ? 'pagesize' : 'page';
+    throw invalidParameter(
+      missing,
+      '',
+      `"page" and "pagesize" must be given together (only ${given} was given)`,
+    );
+  }
+  if (page === undefined || pagesize === undefined) {
+    return unlimitedAllowed ? { offset: 0 } : { limit: defaultPageSize, offset: 0 };
+  }
+  if (page < 1) throw invalidParameter('page', page, 'pages start at 1');
+  if (pagesize < 1) throw invalidParameter('pagesize', pagesize, 'must be 1 or more, or -1 for all');
+  if (!unlimitedAllowed && pagesize > defaultPageSize) {
+    throw invalidParameter(
+      'pagesize',
+      pagesize,
+      `Page size can't exceed max allowed page size value: ${defaultPageSize} (setting default.page.size)`,
+    );
+  }
+  return { limit: pagesize, offset: (page - 1) * pagesize };
+}
+
+/** The page for a list command, reading `default.page.size` from the database. */
+export async function pageOf(ex: Executor, params: PageParams): Promise<Page> {
+  return pageFrom(params, await getSetting(ex, 'default.page.size'));
+}
+
+/** Applies a page to a select query. */
+export function paged<QB extends { limit(n: number): QB; offset(n: number): QB }>(qb: QB, page: Page): QB {
+  if (page.limit === undefined)
+    return page.offset > 0 ? qb.limit(Number.MAX_SAFE_INTEGER).offset(page.offset) : qb;
+  return qb.limit(page.limit).offset(page.offset);
+}
+
+/** Pages a list held in memory (small fixed catalogues: settings, event types, APIs). */
+export function pageArray<T>(items: readonly T[], page: Page): T[] {
+  return page.limit === undefined
+    ? items.slice(page.offset)
+    : items.slice(page.offset, page.offset + page.limit);
+}
+
+/** A `keyword` filter value for SQL LIKE, with the wildcards in the keyword itself escaped (escape char `!`). */
+export function likeContains(keyword: string): string {
+  return `%${keyword.replace(/[!%_]/g, (c) => `!${c}`)}%`;
+}
+
+/** Case-insensitive "contains" on any of `columns`, for `keyword=`. */
+export function keywordMatch(columns: readonly string[], keyword: string): Expression<SqlBool> {
+  const pattern = likeContains(keyword.toLowerCase());
+  const parts = columns.map((c) => sql<SqlBool>`lower(${sql.ref(c)}) like ${pattern} escape '!'`);
+  return sql<SqlBool>`(${sql.join(parts, sql` or `)})`;
+}

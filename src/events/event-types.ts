@@ -1,0 +1,76 @@
+/**
+ * Event type names (CloudStack's EventTypes constants) that stacknet records. listEventTypes returns these.
+ * A concern that records a new type adds it here.
+ */
+export const eventTypes = [
+  // accounts, users, sessions
+  'USER.LOGIN',
+  'USER.LOGOUT',
+  'USER.CREATE',
+  'USER.DELETE',
+  'REGISTER.USER.KEY',
+  'ACCOUNT.CREATE',
+  'ACCOUNT.DELETE',
+  'DOMAIN.CREATE',
+  'DOMAIN.DELETE',
+  'CONFIGURATION.VALUE.EDIT',
+  // infrastructure
+  'ZONE.CREATE',
+  'ZONE.EDIT',
+  'ZONE.DELETE',
+  'POD.CREATE',
+  'PHYSICAL.NETWORK.CREATE',
+  'PHYSICAL.NETWORK.UPDATE',
+  'TRAFFIC.TYPE.CREATE',
+  'VLAN.IP.RANGE.CREATE',
+  'VLAN.IP.RANGE.DELETE',
+  'VLAN.IP.RANGE.DEDICATE',
+  'VLAN.IP.RANGE.RELEASE',
+  'NETWORK.OFFERING.CREATE',
+  // networks and VPCs
+  'NETWORK.CREATE',
+  'NETWORK.UPDATE',
+  'NETWORK.DELETE',
+  'NETWORK.RESTART',
+  'VPC.CREATE',
+  'VPC.UPDATE',
+  'VPC.DELETE',
+  'VPC.RESTART',
+  // addresses
+  'NET.IPASSIGN',
+  'NET.IPRELEASE',
+  'NET.IPRESERVE',
+  'PORTABLE.IPASSIGN',
+  'PORTABLE.IPRELEASE',
+  'PORTABLE.IP.TRANSFER',
+  'PORTABLE.IP.RANGE.CREATE',
+  'PORTABLE.IP.RANGE.DELETE',
+  'STATICNAT.ENABLE',
+  'STATICNAT.DISABLE',
+  'GUEST.IP6.PREFIX.CREATE',
+  'GUEST.IP6.PREFIX.DELETE',
+  // VMs and NICs
+  'VM.CREATE',
+  'VM.START',
+  'VM.STOP',
+  'VM.REBOOT',
+  'VM.DESTROY',
+  'VM.EXPUNGE',
+  'VM.RECOVER',
+  'VM.UPDATE',
+  'VM.RESETPASSWORD',
+  'NIC.CREATE',
+  'NIC.DELETE',
+  'NIC.UPDATE',
+  'NIC.SECONDARY.IP.ASSIGN',
+  'NIC.SECONDARY.IP.UNASSIGN',
+  // routers
+  'ROUTER.CREATE',
+  'ROUTER.START',
+  'ROUTER.STOP',
+  'ROUTER.REBOOT',
+  'ROUTER.DESTROY',
+  'ROUTER.HEALTH.CHECKS',
+] as const;
+
+export type EventType = (typeof eventTypes)[number];

@@ -1,0 +1,76 @@
+/**
+ * The one composition root: opens and migrates the store, bootstraps the admin, builds the command registry,
+ * the API and the job runner. It never listens: the CLI's `server` command does (tests use `inject()`).
+ */
+import type { FastifyInstance } from 'fastify';
+import { openMigratedStore } from '../store/db.js';
+import type { Store } from '../store/db.js';
+import { bootstrapAdmin } from '../accounts/bootstrap.js';
+import type { BootstrapResult } from '../accounts/bootstrap.js';
+import { buildRegistry } from '../api/registry.js';
+import type { CommandRegistry } from '../api/registry.js';
+import { buildHttpApp } from '../api/http.js';
+import { JobRunner } from '../api/jobs/runner.js';
+
+export type DriverName = 'simulator' | 'netns';
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  dbUrl: string;
+  driver: DriverName;
+  adminPassword?: string;
+  adminApiKey?: string;
+  adminSecretKey?: string;
+  /** How often the job runner looks for jobs queued by other servers (ms). */
+  jobPollMs?: number;
+  /** Database pool size (PostgreSQL / MariaDB). */
+  poolSize?: number;
+  log?: (msg: string) => void;
+}
+
+export interface BuiltServer {
+  config: ServerConfig;
+  store: Store;
+  registry: CommandRegistry;
+  app: FastifyInstance;
+  runner: JobRunner;
+  bootstrap: BootstrapResult;
+  /** Stops the workers, the HTTP server (if listening) and the store; waits for running jobs. */
+  close(): Promise<void>;
+}
+
+export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
+  const store = await openMigratedStore(config.dbUrl, { poolSize: config.poolSize ?? 20 });
+  try {
+    const bootstrap = await bootstrapAdmin(store, {
+      adminPassword: config.adminPassword,
+      adminApiKey: config.adminApiKey,
+      adminSecretKey: config.adminSecretKey,
+    });
+    const registry = buildRegistry();
+    const runner = new JobRunner({ store, registry, pollMs: config.jobPollMs, log: config.log });
+    const app = buildHttpApp({ store, registry, onJobQueued: () => runner.wake(), log: config.log });
+    runner.start();
+    let closed = false;
+    return {
+      config,
+      store,
+      registry,
+      app,
+      runner,
+      bootstrap,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await app.close();
+        await runner.stop();
+        await store.close();
+      },
+    };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
