@@ -9,6 +9,8 @@ export interface CliCommand {
 
 const commands: Record<string, () => Promise<CliCommand>> = {
   migrate: async () => (await import('./migrate-command.js')).migrateCommand,
+  server: async () => (await import('./server-command.js')).serverCommand,
+  api: async () => (await import('./api-command.js')).apiCommand,
   'router-agent': async () => (await import('./router-agent-command.js')).routerAgentCommand,
 };
 

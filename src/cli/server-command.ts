@@ -1,0 +1,76 @@
+import { join } from 'node:path';
+import { dataDir as defaultDataDir } from '../config/settings.js';
+import type { CliCommand } from './main.js';
+
+const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [--db-url URL] [--driver simulator|netns]
+
+  --port      STACKNET_PORT       HTTP port (default 8080)
+  --host      STACKNET_HOST       listen address (default 0.0.0.0)
+  --data-dir  STACKNET_DATA_DIR   data directory (default ./data)
+  --db-url    STACKNET_DB_URL     sqlite:<path> | postgres://... | mysql://... (default SQLite in the data dir)
+  --driver    STACKNET_DRIVER     simulator (default) | netns
+First start: STACKNET_ADMIN_PASSWORD sets the admin password (else one is generated and printed once);
+STACKNET_ADMIN_API_KEY + STACKNET_ADMIN_SECRET_KEY give the admin user those API keys.`;
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i >= 0) return args[i + 1];
+  const eq = args.find((a) => a.startsWith(`${name}=`));
+  return eq?.slice(name.length + 1);
+}
+
+export const serverCommand: CliCommand = {
+  summary: 'run the management server (CloudStack API on /client/api)',
+  async run(args) {
+    if (args.includes('--help')) {
+      console.log(HELP);
+      return 0;
+    }
+    const env = process.env;
+    const dataDir = flag(args, '--data-dir') ?? defaultDataDir();
+    const dbUrl = flag(args, '--db-url') ?? env.STACKNET_DB_URL ?? `sqlite:${join(dataDir, 'stacknet.db')}`;
+    const port = Number(flag(args, '--port') ?? env.STACKNET_PORT ?? 8080);
+    const host = flag(args, '--host') ?? env.STACKNET_HOST ?? '0.0.0.0';
+    const driver = flag(args, '--driver') ?? env.STACKNET_DRIVER ?? 'simulator';
+    if (driver !== 'simulator' && driver !== 'netns') {
+      console.error(`stacknet server: unknown driver '${driver}' (use simulator or netns)`);
+      return 2;
+    }
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      console.error(`stacknet server: invalid port '${port}'`);
+      return 2;
+    }
+    const { buildServer } = await import('../server/build-server.js');
+    const server = await buildServer({
+      port,
+      host,
+      dataDir,
+      dbUrl,
+      driver,
+      adminPassword: env.STACKNET_ADMIN_PASSWORD || undefined,
+      adminApiKey: env.STACKNET_ADMIN_API_KEY || undefined,
+      adminSecretKey: env.STACKNET_ADMIN_SECRET_KEY || undefined,
+      log: (m) => console.error(`[stacknet] ${m}`),
+    });
+    if (server.bootstrap.generatedPassword) {
+      console.log(
+        `Created the ROOT domain and the admin account. Log in as user "admin" (domain "/") with password: ${server.bootstrap.generatedPassword}\n` +
+          '(shown only this once; set STACKNET_ADMIN_PASSWORD on first start to choose it)',
+      );
+    }
+    const address = await server.app.listen({ port, host });
+    console.log(
+      `stacknet server listening on ${address}/client/api (database: ${server.store.kind}, driver: ${driver})`,
+    );
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        console.log(`${sig}: shutting down (finishing running jobs)`);
+        resolve();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    await server.close();
+    return 0;
+  },
+};
