@@ -21,13 +21,25 @@ export function executorDialect(ex: Executor): MigrationDialect {
   return dialectOf(ex as unknown as Kysely<unknown>);
 }
 
-/** Runs a repository statement, translating driver errors (see the file comment for the one exception). */
-export async function translated<T>(doing: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (isCloudStackError(e) || isRetryableConflict(e)) throw e;
-    throw internalError(doing, e);
+/**
+ * Runs repository statements, translating driver errors. A deadlock on a statement that is its own transaction
+ * (`ex` is the store's db) is simply run again here; inside a transaction it is rethrown for the runner.
+ */
+export async function translated<T>(ex: Executor, doing: string, fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (isCloudStackError(e)) throw e;
+      if (isRetryableConflict(e)) {
+        if (ex.isTransaction) throw e;
+        if (attempt < 8) {
+          await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
+          continue;
+        }
+      }
+      throw internalError(doing, e);
+    }
   }
 }
 
@@ -44,7 +56,7 @@ export interface WindowQuery {
 
 /** Taken keys from `fromKey` on in `direction`, sorted in that direction: one range scan of the UNIQUE index. */
 export async function selectTakenWindow(ex: Executor, q: WindowQuery): Promise<string[]> {
-  return translated('reading allocated addresses', async () => {
+  return translated(ex, 'reading allocated addresses', async () => {
     const up = q.direction === 'up';
     const rows = await ex
       .selectFrom('ip_allocations')
@@ -67,7 +79,7 @@ export async function selectTakenWindow(ex: Executor, q: WindowQuery): Promise<s
  */
 export async function insertAllocationRow(ex: Executor, row: NewAllocationRow): Promise<number | null> {
   const dialect = executorDialect(ex);
-  return translated('recording an address allocation', async () => {
+  return translated(ex, 'recording an address allocation', async () => {
     if (dialect === 'mysql') {
       try {
         const r = await ex.insertInto('ip_allocations').values(row).executeTakeFirst();
@@ -94,7 +106,7 @@ export interface AddressRef {
 }
 
 export async function findAllocationRow(ex: Executor, ref: RowRef): Promise<AllocationRow | undefined> {
-  return translated('reading an address allocation', () => {
+  return translated(ex, 'reading an address allocation', () => {
     const q = ex.selectFrom('ip_allocations').selectAll();
     return (
       'id' in ref
@@ -133,7 +145,7 @@ export async function updateAllocationState(
   now: number,
 ): Promise<boolean> {
   if (from.length === 0) return false;
-  return translated('changing an address state', async () => {
+  return translated(ex, 'changing an address state', async () => {
     const q = ex
       .updateTable('ip_allocations')
       .set({ ...patch, state: to, updated: now })
@@ -154,7 +166,7 @@ export async function deleteAllocationRow(
   from?: readonly AllocationState[],
 ): Promise<boolean> {
   if (from && from.length === 0) return false;
-  return translated('releasing an address', async () => {
+  return translated(ex, 'releasing an address', async () => {
     const d = ex.deleteFrom('ip_allocations');
     let q =
       'id' in ref
@@ -180,7 +192,7 @@ export async function countAllocations(
   state?: AllocationState,
 ): Promise<number> {
   if (spans && spans.length === 0) return 0;
-  return translated('counting allocated addresses', async () => {
+  return translated(ex, 'counting allocated addresses', async () => {
     let q = ex
       .selectFrom('ip_allocations')
       .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -241,7 +253,7 @@ export async function listAllocationRows(
   offset: number,
   limit: number,
 ): Promise<{ count: number; rows: AllocationRow[] }> {
-  return translated('listing addresses', async () => {
+  return translated(ex, 'listing addresses', async () => {
     const c = await filtered(ex, f)
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
@@ -258,27 +270,22 @@ export async function listAllocationRows(
 }
 
 /**
- * Takes `count` consecutive values of a zone's MAC counter and returns the first. The UPDATE locks the
- * counter row until commit, so concurrent callers get disjoint blocks on every database.
+ * Takes `count` consecutive values of a zone's MAC counter and returns the first. The increment and the read are
+ * one statement (UPDATE ... RETURNING) or, on MariaDB, one transaction in which the UPDATE holds the row lock,
+ * so concurrent callers get disjoint blocks.
  */
 export async function takeMacSequence(ex: Executor, zoneId: number, count = 1): Promise<number> {
-  return translated('taking a MAC address sequence number', async () => {
+  if (executorDialect(ex) === 'mysql' && !ex.isTransaction) {
+    return translated(ex, 'taking a MAC address sequence number', () =>
+      ex.transaction().execute((tx) => takeMacSequence(tx, zoneId, count)),
+    );
+  }
+  return translated(ex, 'taking a MAC address sequence number', async () => {
     for (let attempt = 0; ; attempt++) {
-      const upd = await ex
-        .updateTable('mac_sequences')
-        .set((eb) => ({ next_value: eb('next_value', '+', count) }))
-        .where('zone_id', '=', zoneId)
-        .executeTakeFirst();
-      if (Number(upd.numUpdatedRows) > 0) {
-        const row = await ex
-          .selectFrom('mac_sequences')
-          .select('next_value')
-          .where('zone_id', '=', zoneId)
-          .executeTakeFirstOrThrow();
-        return Number(row.next_value) - count;
-      }
+      const next = await bumpMacSequence(ex, zoneId, count);
+      if (next !== undefined) return next - count;
       // First MAC of the zone: create the counter. Two first callers race on the primary key; the loser
-      // updates the winner's row on its next round.
+      // bumps the winner's row on its next round.
       if (attempt > 0) throw new Error(`mac_sequences row for zone ${zoneId} vanished`);
       try {
         if (executorDialect(ex) === 'mysql') {
@@ -295,4 +302,24 @@ export async function takeMacSequence(ex: Executor, zoneId: number, count = 1): 
       }
     }
   });
+}
+
+/** The counter after adding `count`, or undefined when the zone has none yet. */
+async function bumpMacSequence(ex: Executor, zoneId: number, count: number): Promise<number | undefined> {
+  const update = ex
+    .updateTable('mac_sequences')
+    .set((eb) => ({ next_value: eb('next_value', '+', count) }))
+    .where('zone_id', '=', zoneId);
+  if (executorDialect(ex) !== 'mysql') {
+    const row = await update.returning('next_value').executeTakeFirst();
+    return row ? Number(row.next_value) : undefined;
+  }
+  const r = await update.executeTakeFirst();
+  if (Number(r.numUpdatedRows) === 0) return undefined;
+  const row = await ex
+    .selectFrom('mac_sequences')
+    .select('next_value')
+    .where('zone_id', '=', zoneId)
+    .executeTakeFirstOrThrow();
+  return Number(row.next_value);
 }

@@ -137,6 +137,8 @@ export interface Allocation {
   isSystem: boolean;
   created: number;
   updated: number;
+  /** How many candidates this call lost to concurrent callers before it got this one (0 when read back). */
+  lostRaces: number;
 }
 
 /** The columns of ip_allocations this module owns (later migrations add more). */
@@ -184,6 +186,7 @@ export function allocationFromRow(r: AllocationCoreRow): Allocation {
     isSystem: Number(r.is_system) === 1,
     created: Number(r.created),
     updated: Number(r.updated),
+    lostRaces: 0,
   };
 }
 
@@ -373,7 +376,7 @@ async function allocateWith(port: Port, req: AllocateRequest): Promise<Allocatio
     }
     const row = rowFor(req, value, now);
     const id = await port.insert(row);
-    if (id !== null) return allocationOf(id, row);
+    if (id !== null) return { ...allocationOf(id, row), lostRaces: lost.length };
     insertSorted(lost, value);
     if (attempt >= MAX_LOST_RACES) {
       throw new CloudStackError(
