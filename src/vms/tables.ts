@@ -68,7 +68,9 @@ export interface NicSecondaryIpsTable {
   created: number;
 }
 
-export type RouterState = 'Starting' | 'Running' | 'Stopping' | 'Stopped' | 'Destroyed' | 'Error';
+/** 'Expunged': destroyed and its instance torn down (the reconciler stops watching it). */
+export type RouterState =
+  'Starting' | 'Running' | 'Stopping' | 'Stopped' | 'Destroyed' | 'Expunged' | 'Error';
 /** Which member of a redundant pair; 'standalone' otherwise. */
 export type RouterRole = 'standalone' | 'primary' | 'backup';
 

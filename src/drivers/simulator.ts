@@ -1,0 +1,202 @@
+/**
+ * The `simulator` driver (default; no root): every router is an in-process agent that validates and applies
+ * desired states with the real agent's rules (stale generations refused, deltas only on a matching base),
+ * renders the real agent's files into `<dataDir>/routers/<name>/` with the agent's own pure renderer, and
+ * reports the same status shape and content hash. VMs are records only.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AgentStatus, Condition } from '../agent/agent.js';
+import type { PushResult } from '../agent/control-client.js';
+import type { DesiredState, DesiredStateDelta } from '../agent/desired-state.js';
+import { applyDelta } from '../agent/desired-state.js';
+import { render } from '../agent/render/render.js';
+import { validateDelta, validateDesiredState } from '../agent/validate-desired-state.js';
+import type { Driver, RouterRuntime, RouterTransport, VmRuntime } from './types.js';
+
+export interface SimulatorOptions {
+  dataDir: string;
+  controlCidr?: string;
+}
+
+export class SimulatedRouter implements RouterTransport {
+  state: DesiredState | null = null;
+  hash: string | null = null;
+  applies = 0;
+  running = true;
+
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+  ) {}
+
+  private status(): AgentStatus {
+    const now = new Date(0).toISOString();
+    const cond = (type: Condition['type'], status: boolean, reason: string): Condition => ({
+      type,
+      status,
+      reason,
+      message: '',
+      lastTransitionTime: now,
+    });
+    return {
+      routerName: this.name,
+      generation: this.state?.generation ?? null,
+      desiredGeneration: this.state?.generation ?? null,
+      hash: this.hash,
+      conditions: [
+        cond('Available', this.state !== null, this.state ? 'Serving' : 'NoDesiredState'),
+        cond('Progressing', false, 'UpToDate'),
+        cond('Degraded', false, 'AsExpected'),
+      ],
+      role: this.state?.router.redundant ? 'primary' : 'standalone',
+      dnsmasq: { running: this.state !== null, pid: null, restarts: 0, lastError: null },
+      keepalived: null,
+      firewall: { loaded: false, message: 'simulator: no firewall' },
+      counters: { applies: this.applies, hostsdirAdds: 0, reloads: 0, restarts: 0, leasesReleased: 0 },
+      lastFailure: null,
+      leaseCount: 0,
+    };
+  }
+
+  private down(): PushResult {
+    return {
+      ok: false,
+      httpStatus: 503,
+      error: 'Unavailable',
+      message: `router ${this.name} is not running`,
+    };
+  }
+
+  private apply(state: DesiredState): PushResult {
+    const paths = {
+      conf: join(this.dir, 'dnsmasq.conf'),
+      pidFile: join(this.dir, 'dnsmasq.pid'),
+      leaseFile: join(this.dir, 'dnsmasq.leases'),
+      logFile: join(this.dir, 'dnsmasq.log'),
+      dhcpHostsFile: join(this.dir, 'dhcphosts.txt'),
+      dhcpHostsDir: join(this.dir, 'dhcphosts.d'),
+      namesFile: join(this.dir, 'names.txt'),
+      namesDir: join(this.dir, 'names.d'),
+    };
+    const r = render(state, {
+      paths,
+      guestInterface: 'eth0',
+      controlPort: 3922,
+      metadataPort: 80,
+      passwordPort: 8080,
+    });
+    if (r.hash !== this.hash) {
+      mkdirSync(this.dir, { recursive: true });
+      writeFileSync(paths.conf, r.dnsmasqConf);
+      writeFileSync(paths.dhcpHostsFile, r.dhcpHosts);
+      writeFileSync(paths.namesFile, r.names);
+      writeFileSync(join(this.dir, 'applied-state.json'), JSON.stringify(state));
+      this.applies++;
+    }
+    this.state = state;
+    this.hash = r.hash;
+    return { ok: true, httpStatus: 200, status: this.status() };
+  }
+
+  async pushFull(doc: DesiredState): Promise<PushResult> {
+    if (!this.running) return this.down();
+    const v = validateDesiredState(JSON.parse(JSON.stringify(doc)));
+    if (!v.ok)
+      return { ok: false, httpStatus: 400, error: 'InvalidDesiredState', field: v.field, message: v.message };
+    if (this.state && v.value.generation < this.state.generation)
+      return {
+        ok: false,
+        httpStatus: 409,
+        error: 'StaleGeneration',
+        generation: this.state.generation,
+        message: `generation ${v.value.generation} is older than ${this.state.generation}`,
+      };
+    return this.apply(v.value);
+  }
+
+  async pushDelta(doc: DesiredStateDelta): Promise<PushResult> {
+    if (!this.running) return this.down();
+    const v = validateDelta(JSON.parse(JSON.stringify(doc)));
+    if (!v.ok)
+      return { ok: false, httpStatus: 400, error: 'InvalidDelta', field: v.field, message: v.message };
+    if (!this.state || this.state.generation !== v.value.baseGeneration)
+      return {
+        ok: false,
+        httpStatus: 409,
+        error: 'BaseGenerationMismatch',
+        generation: this.state?.generation ?? null,
+        sendFull: true,
+        message: 'send the full desired state',
+      };
+    const next = validateDesiredState(applyDelta(this.state, v.value));
+    if (!next.ok)
+      return { ok: false, httpStatus: 400, error: 'InvalidDelta', field: next.field, message: next.message };
+    return this.apply(next.value);
+  }
+
+  async getStatus(): Promise<AgentStatus> {
+    if (!this.running) throw new Error(`router ${this.name} is not running`);
+    return this.status();
+  }
+}
+
+export class SimulatorDriver implements Driver {
+  readonly name = 'simulator' as const;
+  readonly controlCidr: string;
+  readonly routers = new Map<number, SimulatedRouter>();
+  readonly vms = new Map<number, { running: boolean; vm: VmRuntime }>();
+
+  constructor(readonly options: SimulatorOptions) {
+    this.controlCidr = options.controlCidr ?? '169.254.0.0/16';
+  }
+
+  private dirOf(r: RouterRuntime): string {
+    return join(this.options.dataDir, 'routers', r.name);
+  }
+
+  async ensureRouter(r: RouterRuntime): Promise<RouterTransport> {
+    let sim = this.routers.get(r.id);
+    if (!sim) {
+      sim = new SimulatedRouter(r.name, this.dirOf(r));
+      this.routers.set(r.id, sim);
+    }
+    sim.running = true;
+    return sim;
+  }
+
+  async stopRouter(r: RouterRuntime): Promise<void> {
+    const sim = this.routers.get(r.id);
+    if (sim) sim.running = false;
+  }
+
+  async rebootRouter(r: RouterRuntime): Promise<void> {
+    // A rebooted VR comes back with nothing: everything it serves is pushed again from the database.
+    this.routers.delete(r.id);
+    rmSync(this.dirOf(r), { recursive: true, force: true });
+  }
+
+  async destroyRouter(r: RouterRuntime): Promise<void> {
+    this.routers.delete(r.id);
+    rmSync(this.dirOf(r), { recursive: true, force: true });
+  }
+
+  async startVm(vm: VmRuntime): Promise<void> {
+    this.vms.set(vm.id, { running: true, vm });
+  }
+
+  async stopVm(vm: VmRuntime): Promise<void> {
+    this.vms.set(vm.id, { running: false, vm });
+  }
+
+  async destroyVm(vm: VmRuntime): Promise<void> {
+    this.vms.delete(vm.id);
+  }
+
+  async updateVm(vm: VmRuntime): Promise<void> {
+    const v = this.vms.get(vm.id);
+    if (v) v.vm = vm;
+  }
+
+  async close(): Promise<void> {}
+}

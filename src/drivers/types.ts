@@ -1,0 +1,80 @@
+/**
+ * How routers and VMs come to exist. The management server's services and the router reconciler talk only to
+ * this interface; `simulator` (no root, in-process agents rendering into the data directory) and `netns`
+ * (Linux namespaces, a real agent and real DHCP clients) implement it. Every method is idempotent: the
+ * reconciler calls them again after a crash, a lost lease or a retry.
+ */
+import type { AgentStatus, PushOptions, PushResult } from '../agent/control-client.js';
+import type { DesiredState, DesiredStateDelta } from '../agent/desired-state.js';
+
+/** The control API of one router agent (HTTP in `netns`, a direct call in `simulator`). */
+export interface RouterTransport {
+  pushFull(state: DesiredState, o?: PushOptions): Promise<PushResult>;
+  pushDelta(delta: DesiredStateDelta, o?: PushOptions): Promise<PushResult>;
+  getStatus(): Promise<AgentStatus>;
+}
+
+export interface GuestNetworkRuntime {
+  id: number;
+  /** VLAN id or VXLAN VNI the network was implemented with; names the bridge. */
+  vnet: number | null;
+  isolation: 'VLAN' | 'VXLAN';
+  cidr: string;
+  gateway: string;
+}
+
+export interface RouterRuntime {
+  id: number;
+  uuid: string;
+  name: string;
+  network: GuestNetworkRuntime;
+  guestIp: string;
+  guestMac: string | null;
+  /** With a redundant pair the gateway (VIP) moves between the two; each has its own guestIp. */
+  redundant: boolean;
+  controlIp: string;
+  controlPort: number;
+  secret: string;
+}
+
+export interface VmNicRuntime {
+  id: number;
+  mac: string;
+  /** Addresses the port may send from: primary and secondary IPv4s (anti-spoofing, reference §4.10). */
+  ipv4s: string[];
+  ipv6: string | null;
+  isDefault: boolean;
+  deviceId: number;
+  network: GuestNetworkRuntime;
+}
+
+export interface VmRuntime {
+  id: number;
+  uuid: string;
+  accountId: number;
+  /** `i-<account id>-<vm id>-VM`. */
+  instanceName: string;
+  hostname: string;
+  nics: VmNicRuntime[];
+}
+
+export interface Driver {
+  readonly name: 'simulator' | 'netns';
+  /** Control addresses come from here (the control network the server reaches routers on). */
+  readonly controlCidr: string;
+  /** Makes sure the router's instance runs (create/start as needed) and returns how to talk to it. */
+  ensureRouter(r: RouterRuntime): Promise<RouterTransport>;
+  stopRouter(r: RouterRuntime): Promise<void>;
+  /** Stop, forget everything the instance had, start again: it is rebuilt from the database. */
+  rebootRouter(r: RouterRuntime): Promise<void>;
+  destroyRouter(r: RouterRuntime): Promise<void>;
+  /** Starts the VM (netns: namespace, veth on the bridge, anti-spoofing rules, a DHCP client). */
+  startVm(vm: VmRuntime): Promise<void>;
+  stopVm(vm: VmRuntime): Promise<void>;
+  /** Removes what the VM had on the host (namespace, ports, rules). */
+  destroyVm(vm: VmRuntime): Promise<void>;
+  /** Addresses or NICs changed on a VM: refresh its ports and anti-spoofing rules. */
+  updateVm(vm: VmRuntime): Promise<void>;
+  /** Leaves routers and VMs as they are (stopping the server does not stop the data plane). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,351 @@
+/**
+ * The router reconciler (DESIGN.md guarantee 5; CONVENTIONS "reconcile, don't react"). Level-based: given a
+ * router id it reads the router's desired generation, then the whole desired state from the database, and the
+ * agent's reported status, and converges: full state or a delta against what the agent has, retry with
+ * backoff, at most one reconcile per router in flight, applied generation + hash recorded. A router that
+ * rebooted or was replaced (agent reports no generation) gets the full state; drift (the agent reports a hash
+ * other than the one recorded for its generation) is healed by pushing the full state under a new generation.
+ *
+ * With several management servers each router is reconciled by one live server at a time: the server holds a
+ * lease on the router row (lease_owner/lease_until), renewed on every pass; a dead server's routers are taken
+ * over once its leases lapse.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AgentStatus, PushResult } from '../agent/control-client.js';
+import type { DesiredState } from '../agent/desired-state.js';
+import { diffStates } from '../agent/desired-state.js';
+import type { Store } from '../store/db.js';
+import { transaction } from '../store/db.js';
+import type { Driver, RouterRuntime } from '../drivers/types.js';
+import { buildDesiredState } from './desired-state-builder.js';
+import {
+  bumpRouter,
+  claimLease,
+  loadBuildInput,
+  recordError,
+  recordObserved,
+  releaseLeases,
+  routerById,
+  routersToWatch,
+  setRouterState,
+} from './repository.js';
+import type { RouterRow } from './repository.js';
+import { routerRuntime } from './runtime.js';
+
+export interface ReconcilerOptions {
+  store: Store;
+  driver: Driver;
+  /** This server's identity in leases (default: a random id per process). */
+  serverId?: string;
+  leaseMs?: number;
+  /** How often the watch loop looks for routers that need work. */
+  scanIntervalMs?: number;
+  /** How often a converged router's agent is asked for its status (drift, reboot, health). */
+  resyncMs?: number;
+  maxBackoffMs?: number;
+  log?: (msg: string) => void;
+}
+
+export type ReconcileOutcome =
+  'converged' | 'pushed' | 'stopped' | 'destroyed' | 'not-owner' | 'failed' | 'terminal' | 'gone';
+
+interface PerRouter {
+  inFlight: Promise<ReconcileOutcome> | null;
+  dirty: boolean;
+  failures: number;
+  notBefore: number;
+  lastSync: number;
+  /** The state last pushed successfully: the base for deltas. */
+  lastPushed: DesiredState | null;
+  lastPushedHash: string | null;
+  /** A terminal failure (the agent rejected this generation's content): not retried until it changes. */
+  terminalAt: number | null;
+}
+
+export class RouterReconciler {
+  readonly serverId: string;
+  private readonly leaseMs: number;
+  private readonly scanIntervalMs: number;
+  private readonly resyncMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly routers = new Map<number, PerRouter>();
+  private timer: NodeJS.Timeout | null = null;
+  private scanning: Promise<void> | null = null;
+  private closed = false;
+  readonly counters = { reconciles: 0, fullPushes: 0, deltaPushes: 0, failures: 0, driftHealed: 0 };
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.serverId = o.serverId ?? `ms-${randomUUID()}`;
+    this.leaseMs = o.leaseMs ?? 15_000;
+    this.scanIntervalMs = o.scanIntervalMs ?? 500;
+    this.resyncMs = o.resyncMs ?? 5_000;
+    this.maxBackoffMs = o.maxBackoffMs ?? 30_000;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.scan(), this.scanIntervalMs);
+    this.timer.unref();
+    void this.scan();
+  }
+
+  async stop(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.scanning?.catch(() => undefined);
+    await Promise.all([...this.routers.values()].map((p) => p.inFlight?.catch(() => undefined)));
+    await releaseLeases(this.o.store.db, this.serverId).catch(() => undefined);
+  }
+
+  private entry(id: number): PerRouter {
+    let p = this.routers.get(id);
+    if (!p) {
+      p = {
+        inFlight: null,
+        dirty: false,
+        failures: 0,
+        notBefore: 0,
+        lastSync: 0,
+        lastPushed: null,
+        lastPushedHash: null,
+        terminalAt: null,
+      };
+      this.routers.set(id, p);
+    }
+    return p;
+  }
+
+  /** Ask for a reconcile soon (after a change committed). Coalesces: a burst of kicks costs one or two passes. */
+  kick(routerId: number): void {
+    if (this.closed) return;
+    const p = this.entry(routerId);
+    p.notBefore = 0;
+    p.terminalAt = null;
+    if (p.inFlight) {
+      p.dirty = true;
+      return;
+    }
+    void this.reconcile(routerId);
+  }
+
+  async kickNetwork(networkId: number): Promise<void> {
+    const rows = await this.o.store.db
+      .selectFrom('routers')
+      .select('id')
+      .where('network_id', '=', networkId)
+      .where('state', '!=', 'Expunged')
+      .execute();
+    for (const r of rows) this.kick(Number(r.id));
+  }
+
+  /** Reconcile one router now (or join the pass in flight and run once more after it). */
+  reconcile(routerId: number): Promise<ReconcileOutcome> {
+    const p = this.entry(routerId);
+    if (p.inFlight) {
+      p.dirty = true;
+      return p.inFlight;
+    }
+    const run = async (): Promise<ReconcileOutcome> => {
+      let outcome: ReconcileOutcome;
+      do {
+        p.dirty = false;
+        outcome = await this.once(routerId, p).catch((e: Error) => {
+          this.o.log?.(`router ${routerId}: ${e.message}`);
+          return 'failed' as const;
+        });
+        if (outcome === 'failed') {
+          p.failures++;
+          this.counters.failures++;
+          p.notBefore = Date.now() + Math.min(this.maxBackoffMs, 250 * 2 ** Math.min(p.failures, 10));
+        } else if (outcome !== 'not-owner') {
+          p.failures = 0;
+          p.notBefore = 0;
+        }
+      } while (p.dirty && !this.closed && outcome !== 'failed');
+      return outcome;
+    };
+    p.inFlight = run().finally(() => {
+      p.inFlight = null;
+    });
+    return p.inFlight;
+  }
+
+  private async scan(): Promise<void> {
+    if (this.scanning || this.closed) return;
+    this.scanning = (async () => {
+      try {
+        const rows = await routersToWatch(this.o.store.db);
+        const now = Date.now();
+        for (const r of rows) {
+          const id = Number(r.id);
+          const p = this.entry(id);
+          if (p.inFlight || now < p.notBefore) continue;
+          // Someone else's live lease: leave it to them (its expiry is re-checked on the next scan).
+          if (r.lease_owner && r.lease_owner !== this.serverId && Number(r.lease_until) > now) continue;
+          const active = r.state === 'Starting' || r.state === 'Running';
+          const behind =
+            active &&
+            (r.applied_generation === null || Number(r.applied_generation) !== Number(r.desired_generation));
+          const transitional = r.state === 'Stopping' || r.state === 'Destroyed' || r.state === 'Starting';
+          const due = now - p.lastSync >= this.resyncMs;
+          const leaseDue = r.lease_owner === this.serverId && Number(r.lease_until) - now < this.leaseMs / 2;
+          if (p.terminalAt !== null && !due) continue;
+          if (behind || transitional || due || leaseDue) void this.reconcile(id);
+        }
+      } catch (e) {
+        this.o.log?.(`router scan: ${(e as Error).message}`);
+      }
+    })().finally(() => {
+      this.scanning = null;
+    });
+    return this.scanning;
+  }
+
+  private async once(routerId: number, p: PerRouter): Promise<ReconcileOutcome> {
+    const db = this.o.store.db;
+    this.counters.reconciles++;
+    if (!(await claimLease(db, routerId, this.serverId, Date.now(), this.leaseMs))) return 'not-owner';
+    const router = await routerById(db, routerId);
+    if (!router) return 'gone';
+    p.lastSync = Date.now();
+    const rt = await routerRuntime(db, router);
+    if (router.state === 'Destroyed' || router.removed !== null) {
+      await this.o.driver.destroyRouter(rt);
+      await setRouterState(db, routerId, 'Expunged');
+      this.routers.delete(routerId);
+      return 'destroyed';
+    }
+    if (router.state === 'Stopping' || router.state === 'Stopped') {
+      await this.o.driver.stopRouter(rt);
+      p.lastPushed = null;
+      await recordObserved(db, routerId, this.serverId, Date.now(), {
+        appliedGeneration: null,
+        appliedHash: null,
+        health: null,
+        lastError: null,
+        state: 'Stopped',
+      });
+      return 'stopped';
+    }
+    const transport = await this.o.driver.ensureRouter(rt);
+    const generation = Number(router.desired_generation);
+    let status: AgentStatus;
+    try {
+      status = await transport.getStatus();
+    } catch (e) {
+      await recordError(
+        db,
+        routerId,
+        this.serverId,
+        Date.now(),
+        `agent unreachable: ${(e as Error).message}`,
+      );
+      return 'failed';
+    }
+    const converged =
+      status.generation === generation &&
+      router.applied_generation !== null &&
+      Number(router.applied_generation) === generation &&
+      status.hash !== null &&
+      status.hash === router.applied_hash;
+    if (converged) {
+      await recordObserved(db, routerId, this.serverId, Date.now(), {
+        appliedGeneration: generation,
+        appliedHash: status.hash,
+        health: healthOf(status),
+        lastError: null,
+        state: router.state === 'Starting' ? 'Running' : undefined,
+      });
+      return 'converged';
+    }
+    // Not converged. Three ways to get here: the desired state moved on (push), the agent lost its state
+    // (rebooted / replaced: push full), or it holds our generation with another content (drift) or a newer
+    // generation than we know (a restored database): push full under a generation above both.
+    let target = generation;
+    const drifted =
+      status.generation !== null &&
+      (status.generation > generation ||
+        (status.generation === generation &&
+          router.applied_generation !== null &&
+          Number(router.applied_generation) === generation &&
+          status.hash !== router.applied_hash));
+    if (drifted) {
+      target = await transaction(this.o.store, (tx) =>
+        bumpRouter(tx, routerId, (status.generation ?? 0) + 1),
+      );
+      this.counters.driftHealed++;
+      this.o.log?.(
+        `router ${router.name}: drift (agent generation ${status.generation}, hash ${status.hash}); re-pushing as ${target}`,
+      );
+      p.lastPushed = null;
+    }
+    const routerNow = drifted ? ((await routerById(db, routerId)) as RouterRow) : router;
+    const desired = buildDesiredState(await loadBuildInput(db, routerNow, target));
+    let result: PushResult;
+    const base = p.lastPushed;
+    if (!drifted && base && status.generation === base.generation && status.hash === p.lastPushedHash) {
+      this.counters.deltaPushes++;
+      result = await transport.pushDelta(diffStates(base, desired));
+      if (!result.ok && result.sendFull) {
+        this.counters.fullPushes++;
+        result = await transport.pushFull(desired);
+      }
+    } else {
+      this.counters.fullPushes++;
+      result = await transport.pushFull(desired);
+    }
+    if (!result.ok && result.error === 'StaleGeneration' && typeof result.generation === 'number') {
+      const again = await transaction(this.o.store, (tx) =>
+        bumpRouter(tx, routerId, result.ok ? 0 : (result.generation ?? 0) + 1),
+      );
+      const redo = buildDesiredState(await loadBuildInput(db, (await routerById(db, routerId))!, again));
+      this.counters.fullPushes++;
+      result = await transport.pushFull(redo);
+      if (result.ok) {
+        p.lastPushed = redo;
+        p.lastPushedHash = result.status.hash;
+      }
+    } else if (result.ok) {
+      p.lastPushed = desired;
+      p.lastPushedHash = result.status.hash;
+    }
+    if (!result.ok) {
+      p.lastPushed = null;
+      const msg = `${result.error}: ${result.message}${result.field ? ` (${result.field})` : ''}`;
+      await recordError(db, routerId, this.serverId, Date.now(), msg);
+      if (result.httpStatus === 400 || result.httpStatus === 422) {
+        // The agent refused this content; pushing it again changes nothing. Retried when the desired state
+        // changes (a kick) or on the periodic resync.
+        p.terminalAt = Date.now();
+        return 'terminal';
+      }
+      return 'failed';
+    }
+    await recordObserved(db, routerId, this.serverId, Date.now(), {
+      appliedGeneration: result.status.generation,
+      appliedHash: result.status.hash,
+      health: healthOf(result.status),
+      lastError: null,
+      state: router.state === 'Starting' ? 'Running' : undefined,
+    });
+    return 'pushed';
+  }
+}
+
+/** What getRouterHealthCheckResults shows: the agent's conditions plus the checks derived from its status. */
+export function healthOf(s: AgentStatus): unknown {
+  return {
+    conditions: s.conditions,
+    role: s.role,
+    generation: s.generation,
+    hash: s.hash,
+    dnsmasq: s.dnsmasq,
+    keepalived: s.keepalived,
+    firewall: s.firewall,
+    lastFailure: s.lastFailure,
+    leaseCount: s.leaseCount,
+  };
+}
+
+export type { RouterRuntime };

@@ -1,0 +1,237 @@
+/**
+ * Router rows: generations, reads for the desired-state builder, and the reconciler's bookkeeping (lease,
+ * applied generation/hash, health). Repositories take the executor they run in as first argument.
+ */
+import type { Selectable } from 'kysely';
+import type { Executor } from '../store/db.js';
+import { netDb } from '../networks/tables.js';
+import { getSetting } from '../configuration/repository.js';
+import type { RoutersTable } from '../vms/tables.js';
+import type { BuildInput, VmRowInput } from './desired-state-builder.js';
+
+export type RouterRow = Selectable<RoutersTable>;
+
+/**
+ * Every change that affects what a network's routers serve calls this in the SAME transaction as the change
+ * (DESIGN.md guarantee 5): the reconciler only ever compares generations, it never acts on what changed.
+ */
+export async function bumpNetworkRouters(tx: Executor, networkId: number): Promise<void> {
+  await tx
+    .updateTable('routers')
+    .set((eb) => ({ desired_generation: eb('desired_generation', '+', 1) }))
+    .where('network_id', '=', networkId)
+    .where('removed', 'is', null)
+    .execute();
+}
+
+export async function bumpRouter(tx: Executor, routerId: number, atLeast = 0): Promise<number> {
+  const r = await tx
+    .selectFrom('routers')
+    .select('desired_generation')
+    .where('id', '=', routerId)
+    .executeTakeFirstOrThrow();
+  const next = Math.max(Number(r.desired_generation) + 1, atLeast);
+  await tx.updateTable('routers').set({ desired_generation: next }).where('id', '=', routerId).execute();
+  return next;
+}
+
+export async function routerById(ex: Executor, id: number): Promise<RouterRow | undefined> {
+  return ex.selectFrom('routers').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function liveRoutersOfNetwork(ex: Executor, networkId: number): Promise<RouterRow[]> {
+  return ex
+    .selectFrom('routers')
+    .selectAll()
+    .where('network_id', '=', networkId)
+    .where('removed', 'is', null)
+    .orderBy('id')
+    .execute();
+}
+
+/** Routers whose instance may need work: everything not yet torn down after destroy. */
+export async function routersToWatch(ex: Executor): Promise<RouterRow[]> {
+  return ex.selectFrom('routers').selectAll().where('state', '!=', 'Expunged').orderBy('id').execute();
+}
+
+/** Takes or renews this server's lease on a router. False when another live server holds it. */
+export async function claimLease(
+  ex: Executor,
+  routerId: number,
+  owner: string,
+  now: number,
+  leaseMs: number,
+): Promise<boolean> {
+  const r = await ex
+    .updateTable('routers')
+    .set({ lease_owner: owner, lease_until: now + leaseMs })
+    .where('id', '=', routerId)
+    .where((eb) =>
+      eb.or([eb('lease_owner', 'is', null), eb('lease_owner', '=', owner), eb('lease_until', '<', now)]),
+    )
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
+}
+
+export async function releaseLeases(ex: Executor, owner: string): Promise<void> {
+  await ex
+    .updateTable('routers')
+    .set({ lease_owner: null, lease_until: null })
+    .where('lease_owner', '=', owner)
+    .execute();
+}
+
+export interface AppliedRecord {
+  appliedGeneration: number | null;
+  appliedHash: string | null;
+  health: unknown;
+  lastError: string | null;
+  state?: RouterRow['state'];
+}
+
+/** Written only while holding the lease, so a server that lost it cannot overwrite the new owner's view. */
+export async function recordObserved(
+  ex: Executor,
+  routerId: number,
+  owner: string,
+  now: number,
+  r: AppliedRecord,
+): Promise<void> {
+  await ex
+    .updateTable('routers')
+    .set({
+      applied_generation: r.appliedGeneration,
+      applied_hash: r.appliedHash,
+      health: r.health === undefined ? null : JSON.stringify(r.health),
+      health_checked: now,
+      last_error: r.lastError === null ? null : r.lastError.slice(0, 2000),
+      ...(r.state ? { state: r.state } : {}),
+    })
+    .where('id', '=', routerId)
+    .where('lease_owner', '=', owner)
+    .execute();
+}
+
+export async function recordError(
+  ex: Executor,
+  routerId: number,
+  owner: string,
+  now: number,
+  message: string,
+): Promise<void> {
+  await ex
+    .updateTable('routers')
+    .set({ last_error: message.slice(0, 2000), health_checked: now })
+    .where('id', '=', routerId)
+    .where('lease_owner', '=', owner)
+    .execute();
+}
+
+export async function setRouterState(
+  ex: Executor,
+  routerId: number,
+  state: RouterRow['state'],
+  from?: RouterRow['state'][],
+): Promise<boolean> {
+  let q = ex.updateTable('routers').set({ state }).where('id', '=', routerId);
+  if (from) q = q.where('state', 'in', from);
+  const r = await q.executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
+}
+
+/**
+ * Everything the builder needs for one router, read AFTER the router's desired_generation (the caller passes
+ * it in): any change is committed with its bump, so rows read later are at least as new as that generation.
+ */
+export async function loadBuildInput(
+  ex: Executor,
+  router: RouterRow,
+  generation: number,
+): Promise<BuildInput> {
+  const db = netDb(ex);
+  const network = await db
+    .selectFrom('networks')
+    .selectAll()
+    .where('id', '=', router.network_id)
+    .executeTakeFirstOrThrow();
+  const zone = await ex
+    .selectFrom('zones')
+    .selectAll()
+    .where('id', '=', network.zone_id)
+    .executeTakeFirstOrThrow();
+  const nicRows = await ex
+    .selectFrom('nics')
+    .innerJoin('vms', 'vms.id', 'nics.vm_id')
+    .leftJoin('service_offerings', 'service_offerings.id', 'vms.service_offering_id')
+    .select([
+      'vms.id as vm_id',
+      'vms.uuid',
+      'vms.instance_name',
+      'vms.name',
+      'vms.user_data',
+      'vms.ssh_public_keys',
+      'vms.password',
+      'service_offerings.display_text as offering',
+      'nics.mac',
+      'nics.ipv4',
+      'nics.ipv6',
+      'nics.is_default',
+    ])
+    .where('nics.network_id', '=', network.id)
+    .where('vms.removed', 'is', null)
+    .orderBy('nics.id')
+    .execute();
+  const vms = new Map<number, VmRowInput>();
+  for (const n of nicRows) {
+    let vm = vms.get(Number(n.vm_id));
+    if (!vm) {
+      vm = {
+        uuid: n.uuid,
+        instanceName: n.instance_name,
+        hostname: n.name,
+        userData: n.user_data,
+        publicKeys: n.ssh_public_keys,
+        password: n.password,
+        serviceOfferingName: n.offering ?? null,
+        nics: [],
+      };
+      vms.set(Number(n.vm_id), vm);
+    }
+    vm.nics.push({ mac: n.mac, ipv4: n.ipv4, ipv6: n.ipv6, isDefault: Number(n.is_default) === 1 });
+  }
+  const useExternalDns = await getSetting(ex, 'use.external.dns', { zoneId: network.zone_id });
+  const lease = String(await getSetting(ex, 'stacknet.dhcp.lease.time', { zoneId: network.zone_id }));
+  const pair = (await liveRoutersOfNetwork(ex, network.id)).length > 1;
+  const vrrp = Number(await getSetting(ex, 'router.redundant.vrrp.interval'));
+  return {
+    generation,
+    router: {
+      name: router.name,
+      guestIp: router.guest_ip ?? network.gateway ?? '',
+      role: router.role,
+      publicIp: router.public_ip,
+      ...(pair || router.role !== 'standalone'
+        ? {
+            redundant: {
+              virtualRouterId: (Number(network.id) % 255) + 1,
+              authPass: network.uuid.replace(/-/g, '').slice(0, 8),
+              vrrpIntervalSeconds: vrrp,
+            },
+          }
+        : {}),
+    },
+    network: {
+      cidr: network.network_cidr ?? network.cidr ?? '',
+      gateway: network.gateway ?? '',
+      networkDomain: network.network_domain,
+      dns1: network.dns1,
+      dns2: network.dns2,
+      ipv6Cidr: network.ip6_cidr,
+      type: network.type,
+    },
+    zone: { name: zone.name, dns1: zone.dns1, dns2: zone.dns2 },
+    useExternalDns: Boolean(useExternalDns),
+    leaseSeconds: lease === 'infinite' ? 0 : Number(lease),
+    vms: [...vms.values()],
+  };
+}

@@ -1,0 +1,52 @@
+/** A router row → what a driver needs to run it (network bridge, addresses, the unsealed control secret). */
+import type { Executor } from '../store/db.js';
+import { netDb } from '../networks/tables.js';
+import type { GuestNetworkRuntime, RouterRuntime } from '../drivers/types.js';
+import type { RouterRow } from './repository.js';
+import { unsealSecret } from './secrets.js';
+
+export async function guestNetworkRuntime(ex: Executor, networkId: number): Promise<GuestNetworkRuntime> {
+  const n = await netDb(ex)
+    .selectFrom('networks')
+    .leftJoin('physical_networks', 'physical_networks.id', 'networks.physical_network_id')
+    .select([
+      'networks.id',
+      'networks.vnet',
+      'networks.cidr',
+      'networks.network_cidr',
+      'networks.gateway',
+      'physical_networks.isolation',
+    ])
+    .where('networks.id', '=', networkId)
+    .executeTakeFirstOrThrow();
+  return {
+    id: Number(n.id),
+    vnet: n.vnet === null ? null : Number(n.vnet),
+    isolation: n.isolation === 'VXLAN' ? 'VXLAN' : 'VLAN',
+    cidr: n.network_cidr ?? n.cidr ?? '',
+    gateway: n.gateway ?? '',
+  };
+}
+
+const secrets = new Map<string, string>();
+
+export async function routerRuntime(ex: Executor, r: RouterRow): Promise<RouterRuntime> {
+  let secret = secrets.get(r.secret_sealed);
+  if (secret === undefined) {
+    secret = await unsealSecret(ex, r.secret_sealed);
+    secrets.set(r.secret_sealed, secret);
+  }
+  const network = await guestNetworkRuntime(ex, Number(r.network_id));
+  return {
+    id: Number(r.id),
+    uuid: r.uuid,
+    name: r.name,
+    network,
+    guestIp: r.guest_ip ?? network.gateway,
+    guestMac: r.guest_mac,
+    redundant: r.role !== 'standalone',
+    controlIp: r.control_ip ?? '',
+    controlPort: Number(r.control_port ?? 3922),
+    secret,
+  };
+}

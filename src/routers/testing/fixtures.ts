@@ -1,0 +1,156 @@
+/** Rows for router tests without the API: a zone, an implemented network, routers and VMs with NICs. */
+import { randomUUID } from 'node:crypto';
+import type { Executor } from '../../store/db.js';
+import { sealSecret } from '../secrets.js';
+
+export async function insertZoneAndNetwork(
+  ex: Executor,
+  o: { cidr?: string; gateway?: string; domain?: string } = {},
+): Promise<{ zoneId: number; networkId: number }> {
+  const now = Date.now();
+  const zu = randomUUID();
+  await ex
+    .insertInto('zones')
+    .values({
+      uuid: zu,
+      name: 'zone1',
+      description: null,
+      dns1: '192.0.2.53',
+      dns2: null,
+      internaldns1: null,
+      internaldns2: null,
+      ip6dns1: null,
+      ip6dns2: null,
+      guest_cidr: null,
+      domain: null,
+      created: now,
+      removed: null,
+    })
+    .execute();
+  const zone = await ex.selectFrom('zones').select('id').where('uuid', '=', zu).executeTakeFirstOrThrow();
+  const nu = randomUUID();
+  await ex
+    .insertInto('networks')
+    .values({
+      uuid: nu,
+      zone_id: zone.id,
+      physical_network_id: null,
+      account_id: null,
+      domain_id: null,
+      name: 'net1',
+      display_text: null,
+      type: 'Isolated',
+      state: 'Implemented',
+      cidr: o.cidr ?? '10.1.1.0/24',
+      gateway: o.gateway ?? '10.1.1.1',
+      netmask: '255.255.255.0',
+      network_cidr: null,
+      ip6_cidr: null,
+      ip6_gateway: null,
+      network_domain: o.domain ?? 'cs1cloud.internal',
+      vnet: 100,
+      vpc_id: null,
+      offering_id: null,
+      created: now,
+      removed: null,
+    })
+    .execute();
+  const net = await ex.selectFrom('networks').select('id').where('uuid', '=', nu).executeTakeFirstOrThrow();
+  return { zoneId: Number(zone.id), networkId: Number(net.id) };
+}
+
+export async function insertRouter(
+  ex: Executor,
+  zoneId: number,
+  networkId: number,
+  o: { secret?: string; controlIp?: string } = {},
+): Promise<number> {
+  const uuid = randomUUID();
+  await ex
+    .insertInto('routers')
+    .values({
+      uuid,
+      name: 'r-x-VM',
+      network_id: networkId,
+      zone_id: zoneId,
+      account_id: null,
+      domain_id: null,
+      state: 'Starting',
+      role: 'standalone',
+      guest_ip: '10.1.1.1',
+      guest_mac: '02:00:00:00:ff:01',
+      control_ip: o.controlIp ?? '169.254.3.3',
+      control_port: 3922,
+      secret_sealed: await sealSecret(ex, o.secret ?? 'test-secret'),
+      public_ip: null,
+      desired_generation: 1,
+      applied_generation: null,
+      applied_hash: null,
+      health: null,
+      health_checked: null,
+      last_error: null,
+      lease_owner: null,
+      lease_until: null,
+      version: '4.18.0',
+      created: Date.now(),
+      removed: null,
+    })
+    .execute();
+  const r = await ex.selectFrom('routers').select('id').where('uuid', '=', uuid).executeTakeFirstOrThrow();
+  await ex
+    .updateTable('routers')
+    .set({ name: `r-${r.id}-VM` })
+    .where('id', '=', r.id)
+    .execute();
+  return Number(r.id);
+}
+
+export async function insertVmWithNic(
+  ex: Executor,
+  zoneId: number,
+  networkId: number,
+  o: { name: string; ip: string; mac: string; userData?: string },
+): Promise<number> {
+  const uuid = randomUUID();
+  await ex
+    .insertInto('vms')
+    .values({
+      uuid,
+      instance_name: 'i-x',
+      name: o.name,
+      display_name: o.name,
+      state: 'Running',
+      zone_id: zoneId,
+      account_id: 2,
+      domain_id: 1,
+      user_id: null,
+      service_offering_id: null,
+      template_id: null,
+      user_data: o.userData ?? null,
+      keypairs: null,
+      ssh_public_keys: null,
+      password: null,
+      destroyed: null,
+      created: Date.now(),
+      removed: null,
+    })
+    .execute();
+  const vm = await ex.selectFrom('vms').select('id').where('uuid', '=', uuid).executeTakeFirstOrThrow();
+  await ex
+    .insertInto('nics')
+    .values({
+      uuid: randomUUID(),
+      vm_id: vm.id,
+      network_id: networkId,
+      zone_id: zoneId,
+      mac: o.mac,
+      ipv4: o.ip,
+      ipv6: null,
+      ip_allocation_id: null,
+      is_default: 1,
+      device_id: 0,
+      created: Date.now(),
+    })
+    .execute();
+  return Number(vm.id);
+}
