@@ -13,7 +13,7 @@ import { mergeLeases, parseLeases } from './render/dnsmasq.js';
 import { cidrContains, parseIpv4Cidr } from './render/ip.js';
 import { nftTableName } from './render/nftables.js';
 import type { LoadedDnsmasq, Rendered, RenderContext } from './render/render.js';
-import { leasesToRelease, planDnsmasq, render } from './render/render.js';
+import { leasesToRelease, loadedFrom, noteAdded, planDnsmasq, render } from './render/render.js';
 import { ProcessSupervisor } from './process-supervisor.js';
 import {
   dnsmasqTest,
@@ -26,6 +26,7 @@ import {
   readText,
   releaseLeases,
   removeAddress,
+  stopReleaser,
 } from './system.js';
 import { validateDelta, validateDesiredState } from './validate-desired-state.js';
 
@@ -87,6 +88,12 @@ export type SubmitResult =
       generation?: number | null;
       sendFull?: boolean;
     };
+
+/** Changes arriving within this long after an apply are treated as a burst... */
+const burstWindowMs = 100;
+/** ...and gathered for this long before the next apply. */
+const coalesceMs = 10;
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 class ApplyFailure extends Error {
   constructor(
@@ -255,12 +262,15 @@ export class RouterAgent {
   }
 
   private forceNext = false;
+  private lastApplyEnd = -Infinity;
 
   /** Stop everything this agent runs (keepalived first, so the peer takes the address at once). */
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
     this.closed = true;
     if (this.vipTimer) clearInterval(this.vipTimer);
     if (this.loop) await this.loop.catch(() => undefined);
+    this.flushPersist();
+    stopReleaser();
     if (opts.leaveRunning) {
       this.dnsmasq.detach();
       this.keepalived.detach();
@@ -360,7 +370,7 @@ export class RouterAgent {
         message: `delta is based on generation ${delta.baseGeneration} but this router has ${latest?.generation ?? 'none'}; send the full desired state`,
       });
     const next = applyDelta(latest, delta);
-    const full = validateDesiredState(next);
+    const full = validateDesiredState(next, { schema: false });
     if (!full.ok)
       return Promise.resolve({
         ok: false,
@@ -390,6 +400,12 @@ export class RouterAgent {
     if (this.loop) return this.loop;
     this.loop = (async () => {
       while (this.pending && !this.closed) {
+        // A change after a quiet spell goes out at once; one that follows an apply closely is part of a burst,
+        // so wait a moment and take everything that arrived meanwhile in one go (one hostsdir file, at most
+        // one SIGHUP) instead of paying dnsmasq's re-read once per host.
+        if (performance.now() - this.lastApplyEnd < burstWindowMs) await delay(coalesceMs);
+        else await new Promise((r) => setImmediate(r));
+        if (!this.pending) break;
         const s = this.pending;
         this.pending = null;
         this.inFlight = s;
@@ -415,6 +431,7 @@ export class RouterAgent {
           this.settle(s.generation, f);
         } finally {
           this.inFlight = null;
+          this.lastApplyEnd = performance.now();
         }
       }
       this.setCondition('Progressing', false, 'UpToDate', '');
@@ -448,14 +465,13 @@ export class RouterAgent {
   // ---- applying ----
 
   private readLoaded(): LoadedDnsmasq {
-    const lines = (text: string) => text.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
-    const hostLines = lines(readText(this.paths.dhcpHostsFile));
+    const hostLines = readText(this.paths.dhcpHostsFile).split('\n');
     for (const f of listDir(this.paths.dhcpHostsDir))
-      hostLines.push(...lines(readText(join(this.paths.dhcpHostsDir, f))));
-    const nameLines = lines(readText(this.paths.namesFile));
+      hostLines.push(...readText(join(this.paths.dhcpHostsDir, f)).split('\n'));
+    const nameLines = readText(this.paths.namesFile).split('\n');
     for (const f of listDir(this.paths.namesDir))
-      nameLines.push(...lines(readText(join(this.paths.namesDir, f))));
-    return { conf: readText(this.paths.conf), hostLines, nameLines };
+      nameLines.push(...readText(join(this.paths.namesDir, f)).split('\n'));
+    return loadedFrom(readText(this.paths.conf), hostLines, nameLines);
   }
 
   private writeFull(rendered: Rendered): void {
@@ -465,11 +481,11 @@ export class RouterAgent {
       rmSync(join(this.paths.dhcpHostsDir, f), { force: true });
     for (const f of listDir(this.paths.namesDir)) rmSync(join(this.paths.namesDir, f), { force: true });
     writeAtomic(this.paths.conf, rendered.dnsmasqConf);
-    this.loaded = {
-      conf: rendered.dnsmasqConf,
-      hostLines: rendered.dhcpHosts.split('\n').filter(Boolean),
-      nameLines: rendered.names.split('\n').filter(Boolean),
-    };
+    this.loaded = loadedFrom(
+      rendered.dnsmasqConf,
+      rendered.dhcpHosts.split('\n'),
+      rendered.names.split('\n'),
+    );
   }
 
   private preseedState: DesiredState | null = null;
@@ -497,11 +513,15 @@ export class RouterAgent {
       throw new ApplyFailure('GuestInterfaceMissing', `interface ${gi} does not exist`);
 
     // Validate everything before touching what is serving.
-    const tmpConf = join(this.options.dataDir, '.dnsmasq.conf.test');
-    writeFileSync(tmpConf, rendered.dnsmasqConf);
-    const complaint = await dnsmasqTest(this.options.dnsmasqBinary, tmpConf);
-    rmSync(tmpConf, { force: true });
-    if (complaint) throw new ApplyFailure('DnsmasqRejectedConfig', complaint);
+    // `dnsmasq --test` only parses the configuration file (host lines are ours and schema-checked), so it runs
+    // only when that file changes: a host addition stays off the spawn-a-process path.
+    if (rendered.dnsmasqConf !== prev?.rendered.dnsmasqConf || force) {
+      const tmpConf = join(this.options.dataDir, '.dnsmasq.conf.test');
+      writeFileSync(tmpConf, rendered.dnsmasqConf);
+      const complaint = await dnsmasqTest(this.options.dnsmasqBinary, tmpConf);
+      rmSync(tmpConf, { force: true });
+      if (complaint) throw new ApplyFailure('DnsmasqRejectedConfig', complaint);
+    }
     const wantFirewall = state.firewall.enabled && this.options.firewall;
     if (wantFirewall && inInitialNetNamespace()) {
       this.firewallMessage = 'not loaded: the agent runs in the machine’s own network namespace';
@@ -543,7 +563,9 @@ export class RouterAgent {
     if (!active && this.dnsmasq.running) await this.dnsmasq.stop();
     if (!this.dnsmasq.running) this.loaded = active ? null : this.loaded;
     const plan = planDnsmasq(this.loaded, state, rendered, parseLeases(readText(this.paths.leaseFile)));
-    this.log(`generation ${state.generation}: ${plan.kind}`);
+    this.log(
+      `generation ${state.generation}: ${plan.kind}${plan.kind === 'add' ? ` ${plan.hostLines.length} host(s)` : ''}`,
+    );
     switch (plan.kind) {
       case 'none':
         return;
@@ -552,15 +574,12 @@ export class RouterAgent {
         const name = `g${state.generation}-${++this.addSeq}`;
         writeAtomic(join(this.paths.namesDir, name), plan.nameLines.join('\n') + '\n');
         writeAtomic(join(this.paths.dhcpHostsDir, name), plan.hostLines.join('\n') + '\n');
-        this.loaded!.hostLines.push(...plan.hostLines);
-        this.loaded!.nameLines.push(...plan.nameLines);
+        noteAdded(this.loaded!, plan.hostLines, plan.nameLines);
         this.counters.hostsdirAdds++;
         return;
       }
       case 'reload': {
-        const taggedMacs = new Set(
-          this.loaded?.hostLines.filter((l) => l.includes(',set:')).map((l) => l.split(',')[0]),
-        );
+        const taggedMacs = this.loaded?.taggedMacs ?? new Set<string>();
         this.writeFull(rendered);
         if (!active || !this.dnsmasq.running) return;
         const stale = leasesToRelease(parseLeases(readText(this.paths.leaseFile)), state);
@@ -653,8 +672,21 @@ export class RouterAgent {
     void state;
   }
 
-  private persist(state: DesiredState): void {
-    writeAtomic(this.paths.state, JSON.stringify(state));
+  private persistTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * The applied state is saved off the request path (a few ms for thousands of hosts): losing the last write in
+   * a crash only means the restarted agent reloads once and the server re-sends the newest generation.
+   */
+  private persist(_state: DesiredState): void {
+    if (this.persistTimer) return;
+    this.persistTimer = setTimeout(() => this.flushPersist(), 50);
+  }
+
+  private flushPersist(): void {
+    if (this.persistTimer) clearTimeout(this.persistTimer);
+    this.persistTimer = null;
+    if (this.applied) writeAtomic(this.paths.state, JSON.stringify(this.applied.state));
   }
 
   // ---- status ----

@@ -1,5 +1,6 @@
 /** The agent's few calls to system tools: dnsmasq --test, nft, ip, and releasing DHCP leases. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 
@@ -103,19 +104,30 @@ export async function nftApply(file: string, checkOnly: boolean): Promise<string
 
 // dnsmasq-utils (dhcp_release) is not installed everywhere; this sends the same DHCPRELEASE. SO_BINDTODEVICE is
 // what makes it work: the kernel then reports the guest interface (not lo) as the arrival interface, which
-// dnsmasq needs to find the DHCP context. Node's dgram cannot set it, python3's socket can.
+// dnsmasq needs to find the DHCP context. Node's dgram cannot set it, python3's socket can. One long-lived
+// helper reads `<iface> <server> <ip>,<mac> ...` lines, so a release costs no interpreter start.
 const releaseScript = `
 import os, socket, struct, sys
-iface, server = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
-for pair in sys.argv[3:]:
-    ip, mac = pair.split(',')
-    chaddr = bytes.fromhex(mac.replace(':', '')) + bytes(10)
-    pkt = struct.pack('!BBBBIHH4s4s4s4s16s64s128s', 1, 1, 6, 0, int.from_bytes(os.urandom(4), 'big'), 0, 0,
-                      socket.inet_aton(ip), bytes(4), bytes(4), bytes(4), chaddr, bytes(64), bytes(128))
-    pkt += bytes([99, 130, 83, 99, 53, 1, 7, 54, 4]) + socket.inet_aton(server) + bytes([255])
-    s.sendto(pkt, (server, 67))
+socks = {}
+for line in sys.stdin:
+    f = line.split()
+    try:
+        iface, server = f[0], f[1]
+        s = socks.get(iface)
+        if s is None:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
+            socks[iface] = s
+        for pair in f[2:]:
+            ip, mac = pair.split(',')
+            chaddr = bytes.fromhex(mac.replace(':', '')) + bytes(10)
+            pkt = struct.pack('!BBBBIHH4s4s4s4s16s64s128s', 1, 1, 6, 0, int.from_bytes(os.urandom(4), 'big'), 0, 0,
+                              socket.inet_aton(ip), bytes(4), bytes(4), bytes(4), chaddr, bytes(64), bytes(128))
+            pkt += bytes([99, 130, 83, 99, 53, 1, 7, 54, 4]) + socket.inet_aton(server) + bytes([255])
+            s.sendto(pkt, (server, 67))
+        print('ok', flush=True)
+    except Exception as e:
+        print('error ' + str(e).replace(chr(10), ' '), flush=True)
 `;
 
 function findPython(): string | null {
@@ -128,6 +140,38 @@ function findDhcpRelease(): string | null {
   return null;
 }
 
+let releaser: { child: ChildProcess; pending: ((line: string) => void)[]; buf: string } | null = null;
+
+function releaserProcess(py: string) {
+  if (releaser && releaser.child.exitCode === null && !releaser.child.killed) return releaser;
+  const child = spawn(py, ['-u', '-c', releaseScript], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const r = { child, pending: [] as ((line: string) => void)[], buf: '' };
+  child.stdout!.on('data', (b: Buffer) => {
+    r.buf += b.toString();
+    let i: number;
+    while ((i = r.buf.indexOf('\n')) >= 0) {
+      const line = r.buf.slice(0, i);
+      r.buf = r.buf.slice(i + 1);
+      r.pending.shift()?.(line);
+    }
+  });
+  child.on('exit', () => {
+    for (const p of r.pending.splice(0)) p('error release helper exited');
+    if (releaser === r) releaser = null;
+  });
+  child.on('error', () => undefined);
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  (child.stdout as unknown as { unref?: () => void }).unref?.();
+  releaser = r;
+  return r;
+}
+
+export function stopReleaser(): void {
+  releaser?.child.kill();
+  releaser = null;
+}
+
 /** Release leases held by dnsmasq on `ifname` (server address `server`). Returns an error text or null. */
 export async function releaseLeases(
   ifname: string,
@@ -137,8 +181,11 @@ export async function releaseLeases(
   if (leases.length === 0) return null;
   const py = findPython();
   if (py) {
-    const r = await run(py, ['-c', releaseScript, ifname, server, ...leases.map((l) => `${l.ip},${l.mac}`)]);
-    return r.code === 0 ? null : r.stderr.trim();
+    const r = releaserProcess(py);
+    const answer = new Promise<string>((resolve) => r.pending.push(resolve));
+    r.child.stdin!.write(`${ifname} ${server} ${leases.map((l) => `${l.ip},${l.mac}`).join(' ')}\n`);
+    const line = await answer;
+    return line === 'ok' ? null : line.replace(/^error /, '');
   }
   const tool = findDhcpRelease();
   if (!tool) return 'neither python3 nor dhcp_release is installed; stale leases stay until they expire';

@@ -49,8 +49,15 @@ function fail<T>(field: string, message: string): Validation<T> {
   return { ok: false, field, message };
 }
 
-export function validateDesiredState(doc: unknown): Validation<DesiredState> {
-  if (!checkState(doc)) {
+/**
+ * `schema: false` skips the JSON Schema pass, for a state built by applying a schema-checked delta to a state
+ * that was already valid (the cross-field rules still run).
+ */
+export function validateDesiredState(
+  doc: unknown,
+  opts: { schema?: boolean } = {},
+): Validation<DesiredState> {
+  if (opts.schema !== false && !checkState(doc)) {
     const d = describe(checkState.errors?.[0]);
     return fail(d.field, d.message);
   }

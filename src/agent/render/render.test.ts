@@ -7,7 +7,7 @@ import type { DesiredState } from '../desired-state.js';
 import { baseState, hostFor } from '../testing/fixtures.js';
 import { mergeLeases, parseLeases } from './dnsmasq.js';
 import type { LoadedDnsmasq, RenderContext } from './render.js';
-import { leasesToRelease, planDnsmasq, render } from './render.js';
+import { leasesToRelease, loadedFrom as loadedIndex, noteAdded, planDnsmasq, render } from './render.js';
 
 const testdata = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
 const update = process.env.UPDATE_GOLDEN === '1';
@@ -101,13 +101,9 @@ describe('render: hash', () => {
   });
 });
 
-function loadedFrom(s: DesiredState): LoadedDnsmasq {
+function loaded(s: DesiredState): LoadedDnsmasq {
   const r = render(s, ctx);
-  return {
-    conf: r.dnsmasqConf,
-    hostLines: r.dhcpHosts.split('\n').filter(Boolean),
-    nameLines: r.names.split('\n').filter(Boolean),
-  };
+  return loadedIndex(r.dnsmasqConf, r.dhcpHosts.split('\n'), r.names.split('\n'));
 }
 
 describe('planDnsmasq: the cheapest signal', () => {
@@ -116,11 +112,11 @@ describe('planDnsmasq: the cheapest signal', () => {
     assert.equal(planDnsmasq(null, s1, render(s1, ctx)).kind, 'restart');
   });
   it('same content → none', () => {
-    assert.equal(planDnsmasq(loadedFrom(s1), s1, render(s1, ctx)).kind, 'none');
+    assert.equal(planDnsmasq(loaded(s1), s1, render(s1, ctx)).kind, 'none');
   });
   it('new MACs with new addresses → hostsdir add, no reload', () => {
     const s2 = { ...s1, hosts: [...s1.hosts, hostFor(3), hostFor(4)] };
-    const p = planDnsmasq(loadedFrom(s1), s2, render(s2, ctx));
+    const p = planDnsmasq(loaded(s1), s2, render(s2, ctx));
     assert.equal(p.kind, 'add');
     assert.ok(p.kind === 'add');
     assert.deepEqual(p.hostLines, [
@@ -131,37 +127,37 @@ describe('planDnsmasq: the cheapest signal', () => {
   });
   it('removal → reload', () => {
     const s2 = { ...s1, hosts: [s1.hosts[0]!] };
-    assert.equal(planDnsmasq(loadedFrom(s1), s2, render(s2, ctx)).kind, 'reload');
+    assert.equal(planDnsmasq(loaded(s1), s2, render(s2, ctx)).kind, 'reload');
   });
   it('an address another MAC had → reload (dnsmasq would offer nothing)', () => {
     const s2 = { ...s1, hosts: [s1.hosts[0]!, { ...hostFor(7), ipv4: s1.hosts[1]!.ipv4 }] };
-    assert.equal(planDnsmasq(loadedFrom(s1), s2, render(s2, ctx)).kind, 'reload');
+    assert.equal(planDnsmasq(loaded(s1), s2, render(s2, ctx)).kind, 'reload');
   });
   it('a stale entry still loaded from an earlier add counts as known', () => {
-    const loaded = loadedFrom(s1);
-    loaded.hostLines.push('02:00:00:00:00:63,10.1.0.99,gone,infinite');
+    const l = loaded(s1);
+    noteAdded(l, ['02:00:00:00:00:63,10.1.0.99,gone,infinite'], []);
     const s2 = { ...s1, hosts: [...s1.hosts, { ...hostFor(8), ipv4: '10.1.0.99' }] };
-    assert.equal(planDnsmasq(loaded, s2, render(s2, ctx)).kind, 'reload');
+    assert.equal(planDnsmasq(l, s2, render(s2, ctx)).kind, 'reload');
   });
   it('an address still leased to another MAC → reload (the release did not arrive)', () => {
     const s2 = { ...s1, hosts: [...s1.hosts, { ...hostFor(9), ipv4: '10.1.0.60' }] };
     const leases = [{ expires: 0, mac: '02:00:00:00:00:77', ip: '10.1.0.60', hostname: 'x', clientId: '*' }];
-    assert.equal(planDnsmasq(loadedFrom(s1), s2, render(s2, ctx), leases).kind, 'reload');
-    assert.equal(planDnsmasq(loadedFrom(s1), s2, render(s2, ctx), []).kind, 'add');
+    assert.equal(planDnsmasq(loaded(s1), s2, render(s2, ctx), leases).kind, 'reload');
+    assert.equal(planDnsmasq(loaded(s1), s2, render(s2, ctx), []).kind, 'add');
   });
   it('same MAC, new address or name → reload', () => {
     const s2 = { ...s1, hosts: [{ ...s1.hosts[0]!, ipv4: '10.1.0.50' }, s1.hosts[1]!] };
-    assert.equal(planDnsmasq(loadedFrom(s1), s2, render(s2, ctx)).kind, 'reload');
+    assert.equal(planDnsmasq(loaded(s1), s2, render(s2, ctx)).kind, 'reload');
     const s3 = { ...s1, hosts: [{ ...s1.hosts[0]!, hostname: 'renamed' }, s1.hosts[1]!] };
-    assert.equal(planDnsmasq(loadedFrom(s1), s3, render(s3, ctx)).kind, 'reload');
+    assert.equal(planDnsmasq(loaded(s1), s3, render(s3, ctx)).kind, 'reload');
   });
   it('network change → restart', () => {
     const s2 = { ...s1, network: { ...s1.network, domain: 'other.internal' } };
-    assert.equal(planDnsmasq(loadedFrom(s1), s2, render(s2, ctx)).kind, 'restart');
+    assert.equal(planDnsmasq(loaded(s1), s2, render(s2, ctx)).kind, 'restart');
   });
   it('metadata/password only → none for dnsmasq', () => {
     const s2 = { ...s1, passwords: {} };
-    assert.equal(planDnsmasq(loadedFrom(s1), s2, render(s2, ctx)).kind, 'none');
+    assert.equal(planDnsmasq(loaded(s1), s2, render(s2, ctx)).kind, 'none');
   });
 });
 

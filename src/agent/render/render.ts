@@ -60,13 +60,19 @@ export function render(state: DesiredState, ctx: RenderContext): Rendered {
   return { dnsmasqConf, dhcpHosts, names, nftables, keepalivedConf, hash: h.digest('hex') };
 }
 
-/** What dnsmasq has loaded now: the full files plus every addition dropped into the inotify directories since. */
+/**
+ * What dnsmasq has loaded now: the full files plus every addition dropped into the inotify directories since
+ * (additions may repeat base lines). Kept as sets and updated in place by `noteAdded`, so planning an addition
+ * does not re-index thousands of lines.
+ */
 export interface LoadedDnsmasq {
   conf: string;
-  /** dhcp-host lines, base file and additions together (additions may repeat base lines). */
-  hostLines: string[];
-  /** names lines, base file and additions together. */
-  nameLines: string[];
+  hostLines: Set<string>;
+  macs: Set<string>;
+  ips: Set<string>;
+  /** MACs whose line carries a `set:` tag (non-default NICs). */
+  taggedMacs: Set<string>;
+  nameLines: Set<string>;
 }
 
 export type DnsmasqPlan =
@@ -86,6 +92,37 @@ function ipOfHostLine(line: string): string | undefined {
   return line.split(',').find((p) => /^\d+\.\d+\.\d+\.\d+$/.test(p));
 }
 
+export function loadedFrom(
+  conf: string,
+  hostLines: Iterable<string>,
+  nameLines: Iterable<string>,
+): LoadedDnsmasq {
+  const l: LoadedDnsmasq = {
+    conf,
+    hostLines: new Set(),
+    macs: new Set(),
+    ips: new Set(),
+    taggedMacs: new Set(),
+    nameLines: new Set(),
+  };
+  noteAdded(l, hostLines, nameLines);
+  return l;
+}
+
+/** Record lines dnsmasq has now loaded (mutates `l`). */
+export function noteAdded(l: LoadedDnsmasq, hostLines: Iterable<string>, nameLines: Iterable<string>): void {
+  for (const line of hostLines) {
+    if (!line.trim() || line.startsWith('#')) continue;
+    l.hostLines.add(line);
+    const mac = macOf(line);
+    l.macs.add(mac);
+    const ip = ipOfHostLine(line);
+    if (ip) l.ips.add(ip);
+    if (line.includes(',set:')) l.taggedMacs.add(mac);
+  }
+  for (const n of nameLines) if (n.trim() && !n.startsWith('#')) l.nameLines.add(n);
+}
+
 /**
  * Decide the cheapest signal (dataplane-facts.md, "What --dhcp-hostsdir picks up"): an addition is safe without
  * SIGHUP only if its MAC and its address are unknown to the loaded configuration — a changed line keeps the old
@@ -99,31 +136,36 @@ export function planDnsmasq(
 ): DnsmasqPlan {
   if (!loaded || loaded.conf !== next.dnsmasqConf) return { kind: 'restart' };
   const lease = leaseTimeText(state);
-  const loadedLines = new Set(loaded.hostLines);
-  const loadedMacs = new Set(loaded.hostLines.map(macOf));
-  const loadedIps = new Set(loaded.hostLines.map(ipOfHostLine));
-  // An address still leased to another MAC (a release that did not arrive) would get no offer either.
-  const leasedTo = new Map(leases.map((l) => [l.ip, l.mac]));
-  const wanted = sortedHosts(state).map((h) => ({ h, line: dhcpHostLine(h, lease) }));
-  const wantedLines = new Set(wanted.map((w) => w.line));
-  for (const line of loadedLines) if (!wantedLines.has(line)) return { kind: 'reload' };
-  const loadedNames = new Set(loaded.nameLines);
-  const wantedNames = new Set(next.names.split('\n').filter(Boolean));
-  for (const n of loadedNames) if (!wantedNames.has(n)) return { kind: 'reload' };
+  const hosts = sortedHosts(state);
+  // Anything loaded but no longer wanted (removed or changed) needs SIGHUP; sizes tell without a full diff
+  // whenever the loaded set is exactly the wanted set plus additions.
+  const wantedLines = new Set<string>();
   const addHosts: string[] = [];
-  const addNames = new Set<string>();
-  for (const { h, line } of wanted) {
-    if (loadedLines.has(line)) continue;
+  const addNames: string[] = [];
+  const leasedTo = new Map(leases.map((l) => [l.ip, l.mac]));
+  const domain = state.network.domain;
+  for (const h of hosts) {
+    const line = dhcpHostLine(h, lease);
+    wantedLines.add(line);
+    if (loaded.hostLines.has(line)) continue;
     const mac = h.mac.toLowerCase();
-    if (loadedMacs.has(mac) || loadedIps.has(h.ipv4)) return { kind: 'reload' };
+    if (loaded.macs.has(mac) || loaded.ips.has(h.ipv4)) return { kind: 'reload' };
+    // An address still leased to another MAC (a release that did not arrive) would get no offer either.
     const holder = leasedTo.get(h.ipv4);
     if (holder !== undefined && holder !== mac) return { kind: 'reload' };
     addHosts.push(line);
-    for (const n of nameLines(h, state.network.domain)) if (!loadedNames.has(n)) addNames.add(n);
+    for (const n of nameLines(h, domain)) if (!loaded.nameLines.has(n)) addNames.push(n);
   }
-  for (const n of wantedNames) if (!loadedNames.has(n) && !addNames.has(n)) return { kind: 'reload' };
-  if (addHosts.length === 0 && addNames.size === 0) return { kind: 'none' };
-  return { kind: 'add', hostLines: addHosts, nameLines: [...addNames] };
+  if (loaded.hostLines.size > wantedLines.size - addHosts.length) {
+    for (const line of loaded.hostLines) if (!wantedLines.has(line)) return { kind: 'reload' };
+  }
+  const wantedNames = next.names.split('\n').filter(Boolean);
+  const wantedNameSet = new Set(wantedNames);
+  for (const n of loaded.nameLines) if (!wantedNameSet.has(n)) return { kind: 'reload' };
+  const addNameSet = new Set(addNames);
+  for (const n of wantedNames) if (!loaded.nameLines.has(n) && !addNameSet.has(n)) return { kind: 'reload' };
+  if (addHosts.length === 0 && addNames.length === 0) return { kind: 'none' };
+  return { kind: 'add', hostLines: addHosts, nameLines: addNames };
 }
 
 /** Leases dnsmasq holds for a MAC/address pair the state no longer has: release them so the address is free now. */

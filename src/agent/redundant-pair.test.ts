@@ -1,0 +1,132 @@
+/**
+ * Two agents for one network as a keepalived pair: the gateway is the VIP, only its holder runs dnsmasq and
+ * answers metadata; stopping the primary's agent (which stops its keepalived) moves everything to the backup.
+ */
+import assert from 'node:assert/strict';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { getStatus, pushFull } from './control-client.js';
+import type { DesiredState } from './desired-state.js';
+import { baseState } from './testing/fixtures.js';
+import type { SpawnedProcess } from '../netns/index.js';
+import { TestNet, dig, eventually, execIn } from '../netns/index.js';
+
+const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+const secret = 'pair-' + Math.random().toString(36).slice(2);
+
+interface Vr {
+  ns: string;
+  control: string;
+  dataDir: string;
+  agent: SpawnedProcess;
+}
+
+describe('redundant pair', { timeout: 60_000 }, () => {
+  const net = new TestNet();
+  const vrs: Vr[] = [];
+  let guest = '';
+
+  const stateFor = (guestIp: string, priority: number): DesiredState =>
+    baseState({
+      router: {
+        name: 'r-9-VM',
+        guestIp,
+        redundant: { priority, vrrpIntervalSeconds: 1, virtualRouterId: 9, authPass: 'pairpw' },
+      },
+    });
+
+  before(async () => {
+    const br = await net.bridge('br');
+    guest = await net.namespace('g');
+    await net.veth({ ns: guest, ifname: 'eth0', bridge: br, addresses: ['10.1.0.11/16'] });
+    for (const role of ['a', 'b']) {
+      const ns = await net.namespace(role);
+      await net.veth({ ns, ifname: 'eth0', bridge: br });
+      const link = await net.hostLink(ns, 'ctl0');
+      const dataDir = await net.tempDir(role);
+      const control = `${link.nsAddress}:3922`;
+      const agent = net.spawnIn(
+        ns,
+        [
+          process.execPath,
+          '--import',
+          'tsx',
+          join(root, 'src/agent/testing/cli-entry.ts'),
+          'router-agent',
+          '--control-address',
+          control,
+          '--data-dir',
+          dataDir,
+          '--secret',
+          secret,
+        ],
+        { cwd: root },
+      );
+      vrs.push({ ns, control, dataDir, agent });
+    }
+    for (const v of vrs)
+      await eventually(
+        async () => {
+          if (v.agent.hasExited()) throw new Error(v.agent.output());
+          assert.equal((await fetch(`http://${v.control}/healthz`)).status, 200);
+        },
+        { timeoutMs: 20_000 },
+      );
+  });
+
+  after(async () => {
+    await net.cleanup();
+  });
+
+  it('the higher priority takes the VIP and serves; the backup runs no dnsmasq', async () => {
+    const [a, b] = vrs as [Vr, Vr];
+    const ra = await pushFull(a.control, secret, stateFor('10.1.0.2', 200));
+    const rb = await pushFull(b.control, secret, stateFor('10.1.0.3', 100));
+    assert.ok(ra.ok && rb.ok, JSON.stringify([ra, rb]));
+    await eventually(
+      async () => {
+        const sa = await getStatus(a.control, secret);
+        const sb = await getStatus(b.control, secret);
+        assert.equal(sa.role, 'primary');
+        assert.equal(sa.dnsmasq.running, true);
+        assert.equal(sa.keepalived?.running, true);
+        assert.equal(sb.role, 'backup');
+        assert.equal(sb.dnsmasq.running, false);
+        assert.equal(sb.keepalived?.running, true);
+      },
+      { timeoutMs: 10_000, what: 'a primary, b backup' },
+    );
+    assert.deepEqual((await dig(guest, 'vm1', '10.1.0.1')).answers, ['10.1.0.11']);
+    const md = await execIn(guest, [
+      'curl',
+      '-s',
+      '--max-time',
+      '2',
+      'http://10.1.0.1/latest/meta-data/local-ipv4',
+    ]);
+    assert.equal(md.stdout, '10.1.0.11');
+  });
+
+  it('stopping the primary agent moves the VIP, DNS and metadata to the backup', async () => {
+    const [a, b] = vrs as [Vr, Vr];
+    await a.agent.stop(5000);
+    await eventually(
+      async () => {
+        const sb = await getStatus(b.control, secret);
+        assert.equal(sb.role, 'primary');
+        assert.equal(sb.dnsmasq.running, true);
+        assert.deepEqual((await dig(guest, 'vm1', '10.1.0.1')).answers, ['10.1.0.11']);
+      },
+      { timeoutMs: 10_000, what: 'b takes over' },
+    );
+    const md = await execIn(guest, [
+      'curl',
+      '-s',
+      '--max-time',
+      '2',
+      'http://10.1.0.1/latest/meta-data/local-ipv4',
+    ]);
+    assert.equal(md.stdout, '10.1.0.11');
+  });
+});
