@@ -61,6 +61,9 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     conn.pragma('journal_mode = WAL');
     conn.pragma(`synchronous = ${process.env.STACKNET_SQLITE_SYNC ?? 'FULL'}`);
     conn.pragma('busy_timeout = 10000');
+    // Checkpoints are where WAL mode pays its fsyncs (all of them under NORMAL); the default every 1,000 pages
+    // costs about half the small-transaction commit rate (docs/benchmarks.md "IPAM allocation").
+    conn.pragma('wal_autocheckpoint = 10000');
     conn.pragma('foreign_keys = ON');
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
     sqlite = conn;
