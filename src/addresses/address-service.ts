@@ -363,10 +363,14 @@ async function allocateWith(port: Port, req: AllocateRequest): Promise<Allocatio
   for (let attempt = 0; ; attempt++) {
     const strategy: Strategy =
       attempt >= STRICT_ORDER_ATTEMPTS && req.strategy !== 'random' ? 'random' : (req.strategy ?? 'lowest');
-    const value =
-      first === undefined
-        ? undefined
-        : await findFreeAsync(strategy, pool, random, fetch, { windowSize: WINDOW });
+    let value: bigint | undefined;
+    if (first === undefined) value = undefined;
+    else if (strategy === 'random' && attempt === 0) {
+      // The first random candidate is inserted without looking first: the INSERT is the probe (ON CONFLICT
+      // answers "taken" as cheaply as a SELECT would), which saves a round trip per allocation while the pool
+      // is not nearly full. A taken one falls through to ipam's search below.
+      value = pool.at(random(pool.size()));
+    } else value = await findFreeAsync(strategy, pool, random, fetch, { windowSize: WINDOW });
     if (value === undefined) {
       throw insufficientAddressCapacity(
         req.exhaustedMessage ??

@@ -1,0 +1,280 @@
+/**
+ * `npm run bench:ipam`: allocation throughput and latency on SQLite, PostgreSQL and MariaDB. Prints one JSON
+ * object per line on stdout ({"bench","db","pool","fill","concurrency","ops_per_s","p50_ms","p99_ms"});
+ * progress goes to stderr. Method and figures: docs/benchmarks.md, section "IPAM allocation".
+ *
+ *   npm run bench:ipam                       all of it (about 2–3 minutes on 2 cores)
+ *   STACKNET_BENCH_DBS=sqlite npm run bench:ipam
+ *   STACKNET_BENCH_ONLY=throughput npm run bench:ipam     (or latency)
+ *
+ * PostgreSQL and MariaDB must be running as for the tests (127.0.0.1, see README); each run gets fresh databases
+ * and drops them afterwards.
+ */
+import { performance } from 'node:perf_hooks';
+import { openStore } from '../src/store/db.js';
+import type { DbKind, Store } from '../src/store/db.js';
+import { createTestDatabase } from '../src/store/testing/test-databases.js';
+import type { TestDatabase } from '../src/store/testing/test-databases.js';
+import {
+  broadcastAddress,
+  firstHost,
+  lastHost,
+  networkAddress,
+  parseCidr,
+  randomBigIntFrom,
+  RangeSet,
+  valueKey,
+} from '../src/ipam/index.js';
+import type { Cidr, RandomBigInt } from '../src/ipam/index.js';
+import { seededRng } from '../src/ipam/seeded-rng.js';
+import { allocateAddress, releaseAddress } from '../src/addresses/address-service.js';
+import type { AllocateRequest } from '../src/addresses/address-service.js';
+
+interface Result {
+  bench: string;
+  db: string;
+  pool: string;
+  fill: string;
+  concurrency: number;
+  ops_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+}
+
+const DBS = (process.env.STACKNET_BENCH_DBS ?? 'sqlite,postgres,mysql').split(',') as DbKind[];
+const ONLY = process.env.STACKNET_BENCH_ONLY;
+const THROUGHPUT_SECONDS = Number(process.env.STACKNET_BENCH_SECONDS ?? 3);
+const LATENCY_SAMPLES = Number(process.env.STACKNET_BENCH_SAMPLES ?? 500);
+/** Half-width of the filled neighbourhood around each place the random search will look. */
+const FILL_HALF_WIDTH = 32n;
+
+const log = (msg: string) => process.stderr.write(`bench:ipam ${msg}\n`);
+
+function emit(r: Result): void {
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+const round = (x: number, digits: number) => Number(x.toFixed(digits));
+
+/** A guest network's request: host addresses, gateway (and v4 network/broadcast) never handed out. */
+function guestRequest(cidr: Cidr, scope: string, randomBigInt: RandomBigInt): AllocateRequest {
+  return {
+    scope,
+    pool: RangeSet.of({ family: cidr.family, start: firstHost(cidr).value, end: lastHost(cidr).value }),
+    gateway: firstHost(cidr),
+    network: cidr.family === 4 ? networkAddress(cidr) : undefined,
+    broadcast: cidr.family === 4 ? broadcastAddress(cidr) : undefined,
+    strategy: 'random',
+    owner: { kind: 'bench' },
+    randomBigInt,
+  };
+}
+
+/** The set allocateAddress actually chooses from for `req` (pool minus gateway/network/broadcast). */
+function effectivePool(req: AllocateRequest): RangeSet {
+  const reserved = [req.gateway, req.network, req.broadcast]
+    .filter((a) => a !== undefined)
+    .map((a) => ({ family: a.family, start: a.value, end: a.value }));
+  return req.pool.subtract(reserved);
+}
+
+async function bulkInsert(
+  store: Store,
+  scope: string,
+  family: number,
+  values: Iterable<bigint>,
+): Promise<number> {
+  const now = Date.now();
+  let batch: {
+    scope: string;
+    family: number;
+    address: string;
+    state: 'Allocated';
+    created: number;
+    updated: number;
+  }[] = [];
+  let n = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    await store.db.insertInto('ip_allocations').values(batch).execute();
+    n += batch.length;
+    batch = [];
+  };
+  for (const v of values) {
+    batch.push({ scope, family, address: valueKey(v), state: 'Allocated', created: now, updated: now });
+    if (batch.length >= 1000) await flush();
+  }
+  await flush();
+  return n;
+}
+
+async function withDatabase<T>(kind: DbKind, fn: (url: string) => Promise<T>): Promise<T> {
+  const tdb: TestDatabase = await createTestDatabase(kind);
+  try {
+    return await fn(tdb.url);
+  } finally {
+    await tdb.drop();
+  }
+}
+
+/** allocate+commit, `concurrency` callers in this process, for `seconds`. */
+async function throughput(db: string, url: string, concurrency: number): Promise<Result> {
+  const store = await openStore(url, { poolSize: concurrency });
+  try {
+    const cidr = parseCidr('10.0.0.0/12');
+    const req = guestRequest(cidr, `net:tp${concurrency}`, randomBigIntFrom(seededRng(concurrency)));
+    for (let i = 0; i < 50; i++) await allocateAddress(store, req); // warm up connections and statements
+    const latencies: number[] = [];
+    const deadline = performance.now() + THROUGHPUT_SECONDS * 1000;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < deadline) {
+          const t0 = performance.now();
+          await allocateAddress(store, req);
+          latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+    const elapsed = (performance.now() - started) / 1000;
+    latencies.sort((a, b) => a - b);
+    return {
+      bench: 'allocate-commit',
+      db,
+      pool: '/12',
+      fill: '0%',
+      concurrency,
+      ops_per_s: Math.round(latencies.length / elapsed),
+      p50_ms: round(percentile(latencies, 50), 3),
+      p99_ms: round(percentile(latencies, 99), 3),
+    };
+  } finally {
+    await store.close();
+  }
+}
+
+interface LatencyCase {
+  pool: string;
+  cidr: string;
+}
+
+const LATENCY_CASES: LatencyCase[] = [
+  { pool: '/24', cidr: '10.24.0.0/24' },
+  { pool: '/16', cidr: '10.16.0.0/16' },
+  { pool: '/8', cidr: '10.0.0.0/8' },
+  { pool: '/64', cidr: 'fd00:64:0:1::/64' },
+];
+
+/**
+ * Rows that make the pool look 50% full wherever the allocator will look. Small pools (/24, /16) get every
+ * other address for real. Big ones (/8, /64) get every other address in a ±32 neighbourhood of each random
+ * start point the seeded search will draw (replayed from the same seed), so the search meets exactly 50%
+ * density without inserting millions of rows.
+ */
+function fillValues(pool: RangeSet, c: LatencyCase, seed: number, draws: number): Iterable<bigint> {
+  const lo = pool.first() as bigint;
+  const hi = pool.last() as bigint;
+  const size = hi - lo + 1n;
+  if (size <= 1n << 16n) {
+    const out: bigint[] = [];
+    for (let v = lo + (lo % 2n); v <= hi; v += 2n) out.push(v);
+    return out;
+  }
+  const replay = randomBigIntFrom(seededRng(seed));
+  const chosen = new Set<bigint>();
+  for (let i = 0; i < draws; i++) {
+    const centre = pool.at(replay(pool.size()));
+    let from = centre - FILL_HALF_WIDTH;
+    if (from < lo) from = lo;
+    from += from % 2n;
+    for (let v = from; v <= centre + FILL_HALF_WIDTH && v <= hi; v += 2n) chosen.add(v);
+  }
+  void c;
+  return chosen;
+}
+
+/** One allocation at a time (each its own commit), released again untimed so the fill stays where it is. */
+async function latency(db: string, url: string, c: LatencyCase, fillPercent: 0 | 50): Promise<Result> {
+  const store = await openStore(url, { poolSize: 2 });
+  try {
+    const cidr = parseCidr(c.cidr);
+    const seed = 1000 + fillPercent + c.cidr.length;
+    const scope = `net:lat${c.pool.slice(1)}-${fillPercent}`;
+    const req = guestRequest(cidr, scope, randomBigIntFrom(seededRng(seed)));
+    if (fillPercent === 50) {
+      // Up to 4 random probes per allocation (ipam's default), plus the warm-up allocations.
+      const n = await bulkInsert(
+        store,
+        scope,
+        cidr.family,
+        fillValues(effectivePool(req), c, seed, (LATENCY_SAMPLES + 20) * 4),
+      );
+      log(`${db} ${c.pool}: filled ${n} rows`);
+    }
+    const samples: number[] = [];
+    for (let i = 0; i < LATENCY_SAMPLES + 20; i++) {
+      const t0 = performance.now();
+      const a = await allocateAddress(store, req);
+      const dt = performance.now() - t0;
+      if (i >= 20) samples.push(dt);
+      await releaseAddress(store.db, { id: a.id });
+    }
+    samples.sort((a, b) => a - b);
+    const total = samples.reduce((s, x) => s + x, 0) / 1000;
+    return {
+      bench: 'allocate-latency',
+      db,
+      pool: c.pool,
+      fill: `${fillPercent}%`,
+      concurrency: 1,
+      ops_per_s: Math.round(samples.length / total),
+      p50_ms: round(percentile(samples, 50), 3),
+      p99_ms: round(percentile(samples, 99), 3),
+    };
+  } finally {
+    await store.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  for (const kind of DBS) {
+    // SQLite runs with synchronous=NORMAL (WAL: a commit survives a crash of the process, see docs); its FULL
+    // figure is printed too, as db "sqlite-full".
+    const variants: { db: string; sync?: string }[] =
+      kind === 'sqlite'
+        ? [
+            { db: 'sqlite', sync: 'NORMAL' },
+            { db: 'sqlite-full', sync: 'FULL' },
+          ]
+        : [{ db: kind }];
+    for (const v of variants) {
+      if (v.sync) process.env.STACKNET_SQLITE_SYNC = v.sync;
+      await withDatabase(kind, async (url) => {
+        if (ONLY !== 'latency') {
+          for (const concurrency of [1, 16]) {
+            log(`${v.db} throughput at concurrency ${concurrency}`);
+            emit(await throughput(v.db, url, concurrency));
+          }
+        }
+        if (ONLY !== 'throughput' && v.db !== 'sqlite-full') {
+          for (const c of LATENCY_CASES) {
+            for (const fill of [0, 50] as const) {
+              log(`${v.db} latency ${c.pool} at ${fill}% fill`);
+              emit(await latency(v.db, url, c, fill));
+            }
+          }
+        }
+      });
+    }
+  }
+  log(`done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}
+
+await main();
