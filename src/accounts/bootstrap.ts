@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/db.js';
 import { isUniqueViolation, nowMs, transaction } from '../store/db.js';
 import { generatePassword, hashPassword } from './credentials.js';
+import { insertReturningId } from '../api/insert-id.js';
 
 export interface BootstrapOptions {
   adminPassword?: string;
@@ -35,9 +36,9 @@ export async function bootstrapAdmin(store: Store, opts: BootstrapOptions = {}):
     try {
       await transaction(store, async (tx) => {
         const now = nowMs();
-        const root = await tx
-          .insertInto('domains')
-          .values({
+        const rootId = await insertReturningId(
+          tx,
+          tx.insertInto('domains').values({
             uuid: randomUUID(),
             name: 'ROOT',
             path: '/',
@@ -46,29 +47,27 @@ export async function bootstrapAdmin(store: Store, opts: BootstrapOptions = {}):
             network_domain: null,
             state: 'Active',
             created: now,
-          })
-          .returning('id')
-          .executeTakeFirstOrThrow();
-        const acct = await tx
-          .insertInto('accounts')
-          .values({
+          }),
+        );
+        const acctId = await insertReturningId(
+          tx,
+          tx.insertInto('accounts').values({
             uuid: randomUUID(),
             name: 'admin',
-            domain_id: Number(root.id),
+            domain_id: rootId,
             type: 1,
             state: 'enabled',
             network_domain: null,
             is_default: 1,
             created: now,
-          })
-          .returning('id')
-          .executeTakeFirstOrThrow();
+          }),
+        );
         await tx
           .insertInto('users')
           .values({
             uuid: randomUUID(),
-            account_id: Number(acct.id),
-            domain_id: Number(root.id),
+            account_id: acctId,
+            domain_id: rootId,
             username: 'admin',
             password_hash: hash,
             firstname: 'Admin',

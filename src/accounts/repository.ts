@@ -6,6 +6,7 @@ import { invalidParameter } from '../errors/catalogue.js';
 import type { Caller } from '../api/command.js';
 import { roleForAccountType } from './roles.js';
 import { hashPassword } from './credentials.js';
+import { insertReturningId } from '../api/insert-id.js';
 
 /** CloudStack shows domain paths as `ROOT/a/b`; stored paths are `/a/b/`. */
 export function displayPath(path: string): string {
@@ -101,9 +102,9 @@ export async function insertDomain(
   const uuid = randomUUID();
   const path = `${d.parent.path}${d.name}/`;
   try {
-    const r = await tx
-      .insertInto('domains')
-      .values({
+    const id = await insertReturningId(
+      tx,
+      tx.insertInto('domains').values({
         uuid,
         name: d.name,
         path,
@@ -112,13 +113,9 @@ export async function insertDomain(
         network_domain: d.networkDomain ?? null,
         state: 'Active',
         created: nowMs(),
-      })
-      .returning('id')
-      .executeTakeFirst()
-      .catch(async (e: unknown) => {
-        throw e;
-      });
-    return { id: Number(r!.id), uuid, path };
+      }),
+    );
+    return { id, uuid, path };
   } catch (e) {
     if (isUniqueViolation(e)) {
       throw invalidParameter(
@@ -142,9 +139,9 @@ export interface NewAccount {
 export async function insertAccount(tx: Tx, a: NewAccount): Promise<{ id: number; uuid: string }> {
   const uuid = randomUUID();
   try {
-    const r = await tx
-      .insertInto('accounts')
-      .values({
+    const id = await insertReturningId(
+      tx,
+      tx.insertInto('accounts').values({
         uuid,
         name: a.name,
         domain_id: a.domainId,
@@ -153,10 +150,9 @@ export async function insertAccount(tx: Tx, a: NewAccount): Promise<{ id: number
         network_domain: a.networkDomain ?? null,
         is_default: a.isDefault ? 1 : 0,
         created: nowMs(),
-      })
-      .returning('id')
-      .executeTakeFirst();
-    return { id: Number(r!.id), uuid };
+      }),
+    );
+    return { id, uuid };
   } catch (e) {
     if (isUniqueViolation(e))
       throw invalidParameter('account', a.name, 'an account with this name already exists in the domain');
@@ -186,9 +182,9 @@ export async function insertUser(
 ): Promise<{ id: number; uuid: string }> {
   const uuid = randomUUID();
   try {
-    const r = await tx
-      .insertInto('users')
-      .values({
+    const id = await insertReturningId(
+      tx,
+      tx.insertInto('users').values({
         uuid,
         account_id: u.accountId,
         domain_id: u.domainId,
@@ -203,10 +199,9 @@ export async function insertUser(
         state: 'enabled',
         is_default: u.isDefault ? 1 : 0,
         created: nowMs(),
-      })
-      .returning('id')
-      .executeTakeFirst();
-    return { id: Number(r!.id), uuid };
+      }),
+    );
+    return { id, uuid };
   } catch (e) {
     if (isUniqueViolation(e))
       throw invalidParameter('username', u.username, 'a user with this name already exists in the domain');

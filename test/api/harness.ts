@@ -1,0 +1,161 @@
+/**
+ * Black-box harness: a real `bin/stacknet.js server` process on a free port with a temporary data dir, and the
+ * real python `cs` client driven over a line protocol (cs_rpc.py). Everything started is stopped by PID.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const root = process.env.STACKNET_ROOT ?? new URL('../..', import.meta.url).pathname;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function eventually<T>(
+  fn: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface ServerProcess {
+  url: string;
+  port: number;
+  apiKey: string;
+  secretKey: string;
+  output(): string;
+  stop(): Promise<number | null>;
+}
+
+export async function startServer(dbUrl: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'stacknet-api-'));
+  const port = await freePort();
+  const apiKey = `test-admin-key-${port}`;
+  const secretKey = `test-admin-secret-${port}`;
+  const child: ChildProcess = spawn(process.execPath, [join(root, 'bin/stacknet.js'), 'server'], {
+    env: {
+      ...process.env,
+      STACKNET_PORT: String(port),
+      STACKNET_HOST: '127.0.0.1',
+      STACKNET_DATA_DIR: dataDir,
+      STACKNET_DB_URL: dbUrl,
+      STACKNET_ADMIN_API_KEY: apiKey,
+      STACKNET_ADMIN_SECRET_KEY: secretKey,
+      STACKNET_ADMIN_PASSWORD: 'admin-test-password',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += String(d)));
+  child.stderr!.on('data', (d) => (out += String(d)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}/client/api`;
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const code = await exited;
+    rmSync(dataDir, { recursive: true, force: true });
+    return code;
+  };
+  try {
+    await eventually(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`server exited: ${out}`);
+        const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+        return r.ok ? true : undefined;
+      },
+      30_000,
+      'the server to answer /healthz',
+    );
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { url, port, apiKey, secretKey, output: () => out, stop };
+}
+
+export interface CsAnswer {
+  ok: boolean;
+  status: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  data?: any;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  error?: any;
+  text?: string;
+}
+
+/** The python `cs` library as a long-lived helper process. */
+export class CsBridge {
+  private readonly child: ChildProcess;
+  private next = 1;
+  private readonly waiting = new Map<number, (a: CsAnswer) => void>();
+
+  constructor() {
+    this.child = spawn('/usr/bin/python3', [join(root, 'test/api/cs_rpc.py')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      const a = JSON.parse(line) as CsAnswer & { id: number };
+      this.waiting.get(a.id)?.(a);
+      this.waiting.delete(a.id);
+    });
+  }
+
+  private send(req: Record<string, unknown>): Promise<CsAnswer> {
+    const id = this.next++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.child.stdin!.write(`${JSON.stringify({ ...req, id })}\n`);
+    });
+  }
+
+  client(endpoint: string, key: string, secret: string) {
+    return (
+      command: string,
+      params: Record<string, unknown> = {},
+      o: { json?: boolean; fetch_result?: boolean; method?: string } = {},
+    ) => this.send({ op: 'call', endpoint, key, secret, command, params, ...o });
+  }
+
+  session(req: {
+    endpoint: string;
+    username: string;
+    password: string;
+    domain?: string;
+    command: string;
+    params?: Record<string, unknown>;
+  }) {
+    return this.send({ op: 'session', ...req });
+  }
+
+  async close(): Promise<void> {
+    this.child.stdin!.end();
+    if (this.child.exitCode === null) await new Promise((r) => this.child.once('exit', r));
+  }
+}
