@@ -11,6 +11,11 @@ import type { ReferenceField } from './reference/reference-types.js';
 import { commands as sessionCommands } from './session-commands.js';
 import { commands as jobCommands } from './jobs/commands.js';
 import { listApisCommand } from './list-apis.js';
+import { commands as infrastructureCommands } from '../infrastructure/commands.js';
+import { commands as offeringCommands } from '../offerings/commands.js';
+import { commands as networkCommands } from '../networks/commands.js';
+import { commands as publicIpCommands } from '../public-ips/commands.js';
+import { commands as capacityCommands } from '../capacity/commands.js';
 
 export const commandModules: readonly (readonly AnyCommand[])[] = [
   sessionCommands,
@@ -18,6 +23,11 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   accountCommands,
   configurationCommands,
   eventCommands,
+  infrastructureCommands,
+  offeringCommands,
+  networkCommands,
+  publicIpCommands,
+  capacityCommands,
 ];
 
 export interface ResolvedParam extends ParamSpec {

@@ -4,15 +4,18 @@
  */
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
 import type { NetTx as Tx } from '../networks/tables.js';
+import type { Caller } from '../api/command.js';
+import type { EventType } from '../events/event-types.js';
 
-export type RoleType = 'Admin' | 'DomainAdmin' | 'User';
+export type { RoleType } from '../api/command.js';
+export type NetCaller = Caller;
 
-export interface NetCaller {
-  userId: number;
+/** Whose resource an event is about (CloudStack shows it in the owner's listEvents). */
+export interface EventOwnerRef {
   accountId: number;
   accountName: string;
   domainId: number;
-  role: RoleType;
+  domainPath: string;
 }
 
 /** Records events/usage in the same transaction (wired to src/events by the command layer). */
@@ -20,24 +23,26 @@ export interface NetRecorder {
   event(
     tx: Tx,
     e: {
-      type: string;
+      type: EventType;
       description: string;
       resourceType?: string;
-      resourceId?: string;
-      accountId: number;
-      domainId: number;
+      resourceId?: string | undefined;
+      resourceName?: string;
+      owner: EventOwnerRef;
     },
   ): Promise<void>;
   usage(
     tx: Tx,
     u: {
-      type: string;
+      type: EventType;
       accountId: number;
       domainId: number;
       zoneId: number | null;
       resourceId: number;
+      resourceUuid?: string;
       resourceName: string;
-      details?: Record<string, string | number | boolean | null>;
+      resourceType?: string;
+      size?: number;
     },
   ): Promise<void>;
 }

@@ -62,7 +62,8 @@ export function isolatedAddressing(input: {
     gateway = formatIp(firstHost(cidr));
   }
   const limit = input.guestCidrLimit ?? 22;
-  if (cidr.prefix < limit) {
+  // The limit is on what a user asks for; the zone's own guest CIDR is the admin's choice.
+  if (input.gateway !== undefined && cidr.prefix < limit) {
     throw invalidParameter(
       'netmask',
       input.netmask ?? prefixToNetmask(cidr.prefix),

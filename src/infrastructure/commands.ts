@@ -1,0 +1,345 @@
+/** Zones, pods, physical networks, traffic types and VLAN IP ranges: the API commands (root admin). */
+import {
+  allRoles,
+  defineCommand,
+  listResult,
+  objectResult,
+  refParams,
+  rootAdminOnly,
+  successResult,
+} from '../api/command.js';
+import type { AnyCommand, ResponseObject } from '../api/command.js';
+import { withNet } from './net-context.js';
+import {
+  addTrafficType,
+  createPhysicalNetwork,
+  listPhysicalNetworks,
+  listTrafficTypes,
+  physicalNetworkResponse,
+  trafficTypeResponse,
+  updatePhysicalNetwork,
+} from './physical-networks.js';
+import {
+  createVlanIpRange,
+  dedicatePublicIpRange,
+  deleteVlanIpRange,
+  listVlanIpRanges,
+  rangeResponses,
+  releasePublicIpRange,
+} from './vlan-ip-ranges.js';
+import {
+  createPod,
+  createZone,
+  deleteZone,
+  listPods,
+  listZones,
+  podResponse,
+  updateZone,
+  zoneResponse,
+} from './zones.js';
+
+const R = (o: Record<string, unknown>): ResponseObject => o as ResponseObject;
+
+const zoneParams = [
+  'dns1',
+  'dns2',
+  'internaldns1',
+  'internaldns2',
+  'ip6dns1',
+  'ip6dns2',
+  'guestcidraddress',
+  'domain',
+  'allocationstate',
+] as const;
+
+const createZoneCmd = defineCommand({
+  name: 'createZone',
+  roles: rootAdminOnly,
+  params: refParams('createZone', [
+    'name',
+    'networktype',
+    ...zoneParams,
+    'localstorageenabled',
+    'securitygroupenabled',
+    'domainid',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => objectResult('zone', R(zoneResponse(await createZone(n, p)))));
+  },
+});
+
+const listZonesCmd = defineCommand({
+  name: 'listZones',
+  roles: allRoles,
+  params: refParams('listZones', [
+    'id',
+    'name',
+    'keyword',
+    'networktype',
+    'available',
+    'showcapacities',
+    'page',
+    'pagesize',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => {
+      const r = await listZones(n, p);
+      return listResult(
+        'zone',
+        r.items.map((z) => R(zoneResponse(z))),
+        r.count,
+      );
+    });
+  },
+});
+
+const updateZoneCmd = defineCommand({
+  name: 'updateZone',
+  roles: rootAdminOnly,
+  params: refParams('updateZone', ['id', 'name', ...zoneParams]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => objectResult('zone', R(zoneResponse(await updateZone(n, p)))));
+  },
+});
+
+const deleteZoneCmd = defineCommand({
+  name: 'deleteZone',
+  roles: rootAdminOnly,
+  params: refParams('deleteZone', ['id']),
+  async handler(p, ctx) {
+    await withNet(ctx, (n) => deleteZone(n, p));
+    return successResult();
+  },
+});
+
+const createPodCmd = defineCommand({
+  name: 'createPod',
+  roles: rootAdminOnly,
+  params: refParams('createPod', [
+    'name',
+    'zoneid',
+    'gateway',
+    'netmask',
+    'startip',
+    'endip',
+    'allocationstate',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => {
+      const pod = await createPod(n, p);
+      const r = await listPods(n, { id: pod.uuid });
+      return objectResult('pod', R(podResponse(r.items[0]!)));
+    });
+  },
+});
+
+const listPodsCmd = defineCommand({
+  name: 'listPods',
+  roles: rootAdminOnly,
+  params: refParams('listPods', ['id', 'name', 'zoneid', 'keyword', 'allocationstate', 'page', 'pagesize']),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => {
+      const r = await listPods(n, p);
+      return listResult(
+        'pod',
+        r.items.map((x) => R(podResponse(x))),
+        r.count,
+      );
+    });
+  },
+});
+
+const createPhysicalNetworkCmd = defineCommand({
+  name: 'createPhysicalNetwork',
+  roles: rootAdminOnly,
+  params: refParams('createPhysicalNetwork', [
+    'name',
+    'zoneid',
+    'isolationmethods',
+    'vlan',
+    'tags',
+    'networkspeed',
+    'broadcastdomainrange',
+    'domainid',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) =>
+      objectResult(
+        'physicalnetwork',
+        R(await physicalNetworkResponse(n.tx, await createPhysicalNetwork(n, p))),
+      ),
+    );
+  },
+});
+
+const updatePhysicalNetworkCmd = defineCommand({
+  name: 'updatePhysicalNetwork',
+  roles: rootAdminOnly,
+  params: refParams('updatePhysicalNetwork', ['id', 'vlan', 'state', 'tags', 'networkspeed']),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) =>
+      objectResult(
+        'physicalnetwork',
+        R(await physicalNetworkResponse(n.tx, await updatePhysicalNetwork(n, p))),
+      ),
+    );
+  },
+});
+
+const listPhysicalNetworksCmd = defineCommand({
+  name: 'listPhysicalNetworks',
+  roles: rootAdminOnly,
+  params: refParams('listPhysicalNetworks', ['id', 'name', 'zoneid', 'keyword', 'page', 'pagesize']),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => {
+      const r = await listPhysicalNetworks(n, p);
+      const items = [];
+      for (const pn of r.items) items.push(R(await physicalNetworkResponse(n.tx, pn)));
+      return listResult('physicalnetwork', items, r.count);
+    });
+  },
+});
+
+const addTrafficTypeCmd = defineCommand({
+  name: 'addTrafficType',
+  roles: rootAdminOnly,
+  params: refParams('addTrafficType', [
+    'physicalnetworkid',
+    'traffictype',
+    'kvmnetworklabel',
+    'xennetworklabel',
+    'vmwarenetworklabel',
+    'hypervnetworklabel',
+    'ovm3networklabel',
+    'vlan',
+    'isolationmethod',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) =>
+      objectResult('traffictype', R(trafficTypeResponse(await addTrafficType(n, p), p.physicalnetworkid))),
+    );
+  },
+});
+
+const listTrafficTypesCmd = defineCommand({
+  name: 'listTrafficTypes',
+  roles: rootAdminOnly,
+  params: refParams('listTrafficTypes', ['physicalnetworkid', 'keyword', 'page', 'pagesize']),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => {
+      const r = await listTrafficTypes(n, p);
+      return listResult(
+        'traffictype',
+        r.items.map((t) => R(trafficTypeResponse(t, p.physicalnetworkid))),
+        r.count,
+      );
+    });
+  },
+});
+
+const createVlanIpRangeCmd = defineCommand({
+  name: 'createVlanIpRange',
+  roles: rootAdminOnly,
+  params: refParams('createVlanIpRange', [
+    'zoneid',
+    'podid',
+    'physicalnetworkid',
+    'networkid',
+    'vlan',
+    'gateway',
+    'netmask',
+    'startip',
+    'endip',
+    'forvirtualnetwork',
+    'forsystemvms',
+    'account',
+    'domainid',
+    'projectid',
+    'ip6gateway',
+    'ip6cidr',
+    'startipv6',
+    'endipv6',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => {
+      const row = await createVlanIpRange(n, p);
+      return objectResult('vlan', R((await rangeResponses(n.tx, [row]))[0]!));
+    });
+  },
+});
+
+const listVlanIpRangesCmd = defineCommand({
+  name: 'listVlanIpRanges',
+  roles: rootAdminOnly,
+  params: refParams('listVlanIpRanges', [
+    'id',
+    'zoneid',
+    'podid',
+    'physicalnetworkid',
+    'networkid',
+    'vlan',
+    'forvirtualnetwork',
+    'account',
+    'domainid',
+    'keyword',
+    'page',
+    'pagesize',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => {
+      const r = await listVlanIpRanges(n, p);
+      return listResult('vlaniprange', (await rangeResponses(n.tx, r.items)).map(R), r.count);
+    });
+  },
+});
+
+const deleteVlanIpRangeCmd = defineCommand({
+  name: 'deleteVlanIpRange',
+  roles: rootAdminOnly,
+  params: refParams('deleteVlanIpRange', ['id']),
+  async handler(p, ctx) {
+    await withNet(ctx, (n) => deleteVlanIpRange(n, p));
+    return successResult();
+  },
+});
+
+const dedicatePublicIpRangeCmd = defineCommand({
+  name: 'dedicatePublicIpRange',
+  roles: rootAdminOnly,
+  params: refParams('dedicatePublicIpRange', ['id', 'domainid', 'account', 'projectid']),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => {
+      const row = await dedicatePublicIpRange(n, p);
+      return objectResult('vlan', R((await rangeResponses(n.tx, [row]))[0]!));
+    });
+  },
+});
+
+const releasePublicIpRangeCmd = defineCommand({
+  name: 'releasePublicIpRange',
+  roles: rootAdminOnly,
+  params: refParams('releasePublicIpRange', ['id']),
+  async handler(p, ctx) {
+    await withNet(ctx, (n) => releasePublicIpRange(n, p));
+    return successResult();
+  },
+});
+
+export const commands: AnyCommand[] = [
+  createZoneCmd,
+  listZonesCmd,
+  updateZoneCmd,
+  deleteZoneCmd,
+  createPodCmd,
+  listPodsCmd,
+  createPhysicalNetworkCmd,
+  updatePhysicalNetworkCmd,
+  listPhysicalNetworksCmd,
+  addTrafficTypeCmd,
+  listTrafficTypesCmd,
+  createVlanIpRangeCmd,
+  listVlanIpRangesCmd,
+  deleteVlanIpRangeCmd,
+  dedicatePublicIpRangeCmd,
+  releasePublicIpRangeCmd,
+];

@@ -1,0 +1,1102 @@
+/**
+ * Guest networks and VPCs: createNetwork/listNetworks/updateNetwork/deleteNetwork/restartNetwork,
+ * createVPC/listVPCs/updateVPC/deleteVPC/restartVPC, and guest address allocation for NICs.
+ */
+import { randomUUID } from 'node:crypto';
+import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
+import { allocateAddressTx } from '../addresses/address-service.js';
+import type { Allocation } from '../addresses/address-service.js';
+import type { Strategy } from '../ipam/choose.js';
+import type { IpAddress } from '../ipam/address.js';
+import { formatIp, parseIpOf } from '../ipam/address.js';
+import type { Cidr } from '../ipam/cidr.js';
+import {
+  broadcastAddress,
+  cidrFromGatewayAndNetmask,
+  firstHost,
+  formatCidr,
+  lastHost,
+  parseCidr,
+  prefixToNetmask,
+} from '../ipam/cidr.js';
+import { RangeSet } from '../ipam/range.js';
+import type { Executor as PlainExecutor } from '../store/db.js';
+import type { Caller } from '../api/command.js';
+import { applyListScope, resolveListScope } from '../accounts/scope.js';
+import type { Listed, NetCtx } from '../infrastructure/context.js';
+import { notFound, pageWindow } from '../infrastructure/context.js';
+import type { Owner } from '../infrastructure/owners.js';
+import { checkAccess, ownerById, ownerFields, ownerNames, resolveOwner } from '../infrastructure/owners.js';
+import {
+  noPhysicalNetwork,
+  physicalNetworkByUuid,
+  physicalNetworkFor,
+} from '../infrastructure/physical-networks.js';
+import { guestScope } from '../infrastructure/scopes.js';
+import { createVlanIpRange, rangeOf } from '../infrastructure/vlan-ip-ranges.js';
+import { parseVlanTag } from '../infrastructure/vnet-ranges.js';
+import { zoneById, zoneByUuid } from '../infrastructure/zones.js';
+import type { ZoneRow } from '../infrastructure/zones.js';
+import { assignPublicIp, releasePublicIp } from '../public-ips/service.js';
+import { decodeServices, servicesResponse } from '../offerings/defaults.js';
+import {
+  applyGuestVmCidr,
+  checkNetworkDomain,
+  checkTierPlacement,
+  defaultNetworkDomain,
+  isolatedAddressing,
+  parseVpcCidr,
+  reservedIpRange,
+} from './guest-cidr.js';
+import { implementNetwork, networkHooks, shutdownNetwork } from './lifecycle.js';
+import type { NetworkOfferingRow, NetworkRow, VpcRow } from './repository.js';
+import { networkById, networkByUuid, offeringByUuid, vpcById, vpcByUuid } from './repository.js';
+import type { NetExecutor as Executor } from './tables.js';
+
+const plain = (ctx: NetCtx): PlainExecutor => ctx.tx as unknown as PlainExecutor;
+const NET_COLS = { accountColumn: 'networks.account_id', domainColumn: 'networks.domain_id' };
+const VPC_COLS = { accountColumn: 'vpcs.account_id', domainColumn: 'vpcs.domain_id' };
+
+async function suffixFor(ctx: NetCtx, zoneId: number): Promise<string> {
+  return (await ctx.setting('guest.domain.suffix', { zoneId })) ?? 'cloud.internal';
+}
+
+async function defaultDomainFor(ctx: NetCtx, owner: Owner, zoneId: number): Promise<string> {
+  const acct = await ctx.tx
+    .selectFrom('accounts')
+    .select('network_domain')
+    .where('id', '=', owner.accountId)
+    .executeTakeFirst();
+  if (acct?.network_domain) return acct.network_domain;
+  const dom = await ctx.tx
+    .selectFrom('domains')
+    .select('network_domain')
+    .where('id', '=', owner.domainId)
+    .executeTakeFirst();
+  if (dom?.network_domain) return dom.network_domain;
+  return defaultNetworkDomain(owner.accountId, await suffixFor(ctx, zoneId));
+}
+
+/** A network the caller may act on (users: their account's; shared networks: their domain's). */
+export async function networkForCaller(
+  ctx: NetCtx,
+  uuid: string,
+  param = 'id',
+  forWrite = true,
+): Promise<NetworkRow> {
+  const n = await networkByUuid(ctx.tx, uuid, param);
+  if (n.account_id !== null) {
+    const owner = await ownerById(ctx.tx, n.account_id);
+    await checkAccess(ctx.tx, ctx.caller, owner, `network '${n.name}'`);
+  } else if (forWrite && ctx.caller.role !== 'Admin') {
+    throw permissionDenied(`Only root admins may change shared network '${n.name}'`);
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------- createNetwork
+
+export interface CreateNetworkParams {
+  name: string;
+  displaytext?: string | undefined;
+  networkofferingid: string;
+  zoneid: string;
+  gateway?: string | undefined;
+  netmask?: string | undefined;
+  startip?: string | undefined;
+  endip?: string | undefined;
+  networkdomain?: string | undefined;
+  account?: string | undefined;
+  domainid?: string | undefined;
+  vpcid?: string | undefined;
+  vlan?: string | undefined;
+  physicalnetworkid?: string | undefined;
+  acltype?: string | undefined;
+  dns1?: string | undefined;
+  dns2?: string | undefined;
+  ip6gateway?: string | undefined;
+  ip6cidr?: string | undefined;
+  displaynetwork?: boolean | undefined;
+}
+
+export async function createNetwork(ctx: NetCtx, p: CreateNetworkParams): Promise<NetworkRow> {
+  const zone = await zoneByUuid(ctx.tx, p.zoneid);
+  if (zone.allocation_state === 'Disabled' && ctx.caller.role !== 'Admin') {
+    throw permissionDenied(`Cannot perform this operation, zone '${zone.name}' is currently disabled`);
+  }
+  const offering = await offeringByUuid(ctx.tx, p.networkofferingid);
+  if (offering.state !== 'Enabled')
+    throw invalidParameter(
+      'networkofferingid',
+      p.networkofferingid,
+      `network offering '${offering.name}' is ${offering.state}`,
+    );
+  const name = p.name.trim();
+  if (!name) throw invalidParameter('name', p.name, 'a network needs a name');
+  const type = offering.guest_ip_type as 'Isolated' | 'Shared' | 'L2';
+  if ((p.vlan !== undefined || p.physicalnetworkid !== undefined) && ctx.caller.role !== 'Admin') {
+    throw permissionDenied('Only root admins may choose the VLAN or physical network of a network');
+  }
+  const dns1 = p.dns1 ? formatIp(parseIpOf(4, p.dns1, 'dns1')) : null;
+  const dns2 = p.dns2 ? formatIp(parseIpOf(4, p.dns2, 'dns2')) : null;
+  const pn = p.physicalnetworkid
+    ? await physicalNetworkByUuid(ctx.tx, p.physicalnetworkid)
+    : await physicalNetworkFor(ctx.tx, zone.id, 'Guest');
+  if (!pn) throw noPhysicalNetwork(zone.name);
+
+  let owner: Owner | undefined;
+  let domainId: number;
+  let vpc: VpcRow | undefined;
+  let addressing: { cidr: Cidr; gateway: string; netmask: string } | undefined;
+  let vnet: number | null = null;
+  let aclType: 'Account' | 'Domain';
+  if (type === 'Shared') {
+    if (ctx.caller.role !== 'Admin') throw permissionDenied('Only root admins create shared networks');
+    aclType = p.acltype === 'Account' ? 'Account' : 'Domain';
+    if (aclType === 'Account') {
+      owner = await resolveOwner(ctx.tx, ctx.caller, p);
+      domainId = owner.domainId;
+    } else if (p.domainid) {
+      const d = await ctx.tx
+        .selectFrom('domains')
+        .select('id')
+        .where('uuid', '=', p.domainid)
+        .executeTakeFirst();
+      if (!d) throw notFound('domainid', p.domainid, 'domain');
+      domainId = d.id;
+    } else domainId = ctx.caller.domainId;
+    if (offering.specify_vlan === 1 && (p.vlan === undefined || p.vlan === '')) {
+      throw new CloudStackError(
+        'InvalidParameterValue',
+        `Unable to execute API command createNetwork due to missing parameter vlan (offering '${offering.name}' requires it)`,
+      );
+    }
+    if (!p.gateway || !p.netmask) {
+      throw new CloudStackError('InvalidParameterValue', 'a shared network needs gateway and netmask');
+    }
+    const cidr = cidrFromGatewayAndNetmask(p.gateway, p.netmask);
+    addressing = {
+      cidr,
+      gateway: formatIp(parseIpOf(4, p.gateway, 'gateway')),
+      netmask: prefixToNetmask(cidr.prefix),
+    };
+    if (p.vlan) {
+      const tag = parseVlanTag(p.vlan);
+      vnet = tag === 'untagged' ? null : tag;
+    }
+  } else {
+    if (p.acltype === 'Domain')
+      throw invalidParameter('acltype', p.acltype, `${type} networks are owned by an account`);
+    aclType = 'Account';
+    owner = await resolveOwner(ctx.tx, ctx.caller, p);
+    domainId = owner.domainId;
+    if (p.vpcid) {
+      if (offering.for_vpc !== 1) {
+        throw invalidParameter(
+          'networkofferingid',
+          p.networkofferingid,
+          `offering '${offering.name}' is not for VPC tiers; use one with forvpc=true`,
+        );
+      }
+      vpc = await vpcByUuid(ctx.tx, p.vpcid);
+      if (vpc.account_id !== owner.accountId)
+        throw permissionDenied(`VPC '${vpc.name}' belongs to another account`);
+      if (vpc.zone_id !== zone.id)
+        throw invalidParameter('zoneid', p.zoneid, `VPC '${vpc.name}' is in another zone`);
+      if (!p.gateway || !p.netmask)
+        throw new CloudStackError('InvalidParameterValue', 'a VPC tier needs gateway and netmask');
+    } else if (offering.for_vpc === 1) {
+      throw invalidParameter(
+        'networkofferingid',
+        p.networkofferingid,
+        `offering '${offering.name}' is for VPC tiers: give vpcid`,
+      );
+    }
+    if (type === 'Isolated') {
+      const limit = Number((await ctx.setting('network.guest.cidr.limit')) ?? 22);
+      addressing = isolatedAddressing({
+        gateway: p.gateway,
+        netmask: p.netmask,
+        zoneGuestCidr: zone.guest_cidr,
+        guestCidrLimit: vpc ? 16 : limit,
+      });
+      if (vpc) {
+        const siblings = await ctx.tx
+          .selectFrom('networks')
+          .select(['name', 'cidr', 'network_cidr'])
+          .where('vpc_id', '=', vpc.id)
+          .where('removed', 'is', null)
+          .execute();
+        checkTierPlacement(
+          addressing.cidr,
+          { name: vpc.name, cidr: parseCidr(vpc.cidr) },
+          siblings.map((s) => ({ name: s.name, cidr: parseCidr((s.network_cidr ?? s.cidr)!) })),
+        );
+      }
+    }
+    if (p.vlan !== undefined && p.vlan !== '') {
+      if (offering.specify_vlan !== 1) {
+        throw invalidParameter(
+          'vlan',
+          p.vlan,
+          `offering '${offering.name}' does not let the VLAN be specified (specifyvlan=false)`,
+        );
+      }
+      const tag = parseVlanTag(p.vlan);
+      vnet = tag === 'untagged' ? null : tag;
+    }
+  }
+  if (vnet !== null) await checkVlanUnused(ctx.tx, zone, vnet);
+  const networkDomain = p.networkdomain
+    ? checkNetworkDomain(p.networkdomain)
+    : type === 'L2'
+      ? null
+      : (vpc?.network_domain ??
+        (owner
+          ? await defaultDomainFor(ctx, owner, zone.id)
+          : defaultNetworkDomain(ctx.caller.accountId, await suffixFor(ctx, zone.id))));
+  const uuid = randomUUID();
+  await ctx.tx
+    .insertInto('networks')
+    .values({
+      uuid,
+      zone_id: zone.id,
+      physical_network_id: pn.id,
+      account_id: owner?.accountId ?? null,
+      domain_id: domainId,
+      name,
+      display_text: p.displaytext ?? name,
+      type,
+      state: type === 'Shared' ? 'Setup' : 'Allocated',
+      cidr: addressing ? formatCidr(addressing.cidr) : null,
+      gateway: addressing?.gateway ?? null,
+      netmask: addressing?.netmask ?? null,
+      network_cidr: null,
+      ip6_cidr: p.ip6cidr ? formatCidr(parseCidr(p.ip6cidr, 'ip6cidr', { family: 6 })) : null,
+      ip6_gateway: p.ip6gateway ? formatIp(parseIpOf(6, p.ip6gateway, 'ip6gateway')) : null,
+      network_domain: networkDomain,
+      vnet,
+      vpc_id: vpc?.id ?? null,
+      offering_id: offering.id,
+      created: ctx.now,
+      removed: null,
+      acl_type: aclType,
+      restart_required: 0,
+      dns1,
+      dns2,
+      specify_vlan: vnet !== null ? 1 : 0,
+    })
+    .execute();
+  const network = await networkByUuid(ctx.tx, uuid);
+  if (type === 'Shared' && p.startip) {
+    await createVlanIpRange(ctx, {
+      networkid: uuid,
+      forvirtualnetwork: false,
+      startip: p.startip,
+      endip: p.endip,
+      gateway: p.gateway,
+      netmask: p.netmask,
+    });
+  }
+  const eventOwner = owner ?? ctx.caller;
+  await ctx.recorder.event(ctx.tx, {
+    type: 'NETWORK.CREATE',
+    description: `Network ${name} (${addressing ? formatCidr(addressing.cidr) : type}) created`,
+    resourceType: 'Network',
+    resourceId: uuid,
+    resourceName: name,
+    owner: eventOwner,
+  });
+  return network;
+}
+
+/** A VLAN given by the admin must not be another network's nor a public range's (431 naming it). */
+async function checkVlanUnused(tx: Executor, zone: ZoneRow, vnet: number): Promise<void> {
+  const net = await tx
+    .selectFrom('networks')
+    .select(['name', 'uuid'])
+    .where('zone_id', '=', zone.id)
+    .where('vnet', '=', vnet)
+    .where('removed', 'is', null)
+    .executeTakeFirst();
+  if (net)
+    throw invalidParameter(
+      'vlan',
+      String(vnet),
+      `VLAN ${vnet} is already used by network '${net.name}' (id ${net.uuid}) in zone ${zone.name}`,
+    );
+  const alloc = await tx
+    .selectFrom('vnet_allocations')
+    .leftJoin('networks', 'networks.id', 'vnet_allocations.network_id')
+    .select('networks.name')
+    .where('vnet_allocations.zone_id', '=', zone.id)
+    .where('vnet_allocations.vnet', '=', vnet)
+    .executeTakeFirst();
+  if (alloc)
+    throw invalidParameter(
+      'vlan',
+      String(vnet),
+      `VLAN ${vnet} is already used by network '${alloc.name ?? '?'}' in zone ${zone.name}`,
+    );
+  const range = await tx
+    .selectFrom('public_ip_ranges')
+    .select('uuid')
+    .where('zone_id', '=', zone.id)
+    .where('removed', 'is', null)
+    .where('vlan_tag', 'in', [`vlan://${vnet}`, `vxlan://${vnet}`])
+    .where('network_id', 'is', null)
+    .executeTakeFirst();
+  if (range)
+    throw invalidParameter(
+      'vlan',
+      String(vnet),
+      `VLAN ${vnet} carries public IP range ${range.uuid} in zone ${zone.name}`,
+    );
+}
+
+// ------------------------------------------------------------------------------------------ listNetworks
+
+export interface ListNetworksParams {
+  id?: string | undefined;
+  zoneid?: string | undefined;
+  type?: string | undefined;
+  vpcid?: string | undefined;
+  forvpc?: boolean | undefined;
+  name?: string | undefined;
+  keyword?: string | undefined;
+  traffictype?: string | undefined;
+  acltype?: string | undefined;
+  networkofferingid?: string | undefined;
+  physicalnetworkid?: string | undefined;
+  issystem?: boolean | undefined;
+  canusefordeploy?: boolean | undefined;
+  restartrequired?: boolean | undefined;
+  vlan?: string | undefined;
+  account?: string | undefined;
+  domainid?: string | undefined;
+  isrecursive?: boolean | undefined;
+  listall?: boolean | undefined;
+  page?: number | undefined;
+  pagesize?: number | undefined;
+}
+
+export async function listNetworks(ctx: NetCtx, p: ListNetworksParams): Promise<Listed<NetworkRow>> {
+  if (p.issystem === true || (p.traffictype && p.traffictype.toLowerCase() !== 'guest'))
+    return { count: 0, items: [] };
+  const scope = await resolveListScope(plain(ctx), ctx.caller, p);
+  let q = ctx.tx.selectFrom('networks').where('networks.removed', 'is', null);
+  // Account-owned networks by the list scope; shared (Domain) networks are visible to their domain subtree.
+  const own = applyListScope(
+    ctx.tx.selectFrom('networks').select('networks.id'),
+    ctx.caller,
+    scope,
+    NET_COLS,
+  );
+  q = q.where((eb) =>
+    eb.or([
+      eb('networks.id', 'in', own),
+      eb.and([
+        eb('networks.acl_type', '=', 'Domain'),
+        eb('networks.id', 'in', domainVisible(ctx, ctx.caller)),
+      ]),
+    ]),
+  );
+  if (p.id) q = q.where('networks.uuid', '=', p.id);
+  if (p.zoneid) q = q.where('networks.zone_id', '=', (await zoneByUuid(ctx.tx, p.zoneid)).id);
+  if (p.type)
+    q = q.where(
+      'networks.type',
+      '=',
+      (p.type.charAt(0).toUpperCase() + p.type.slice(1).toLowerCase()) as 'Isolated',
+    );
+  if (p.vpcid) q = q.where('networks.vpc_id', '=', (await vpcByUuid(ctx.tx, p.vpcid)).id);
+  if (p.forvpc !== undefined)
+    q = p.forvpc ? q.where('networks.vpc_id', 'is not', null) : q.where('networks.vpc_id', 'is', null);
+  if (p.name) q = q.where('networks.name', '=', p.name);
+  if (p.keyword) q = q.where('networks.name', 'like', `%${p.keyword}%`);
+  if (p.acltype) q = q.where('networks.acl_type', '=', p.acltype);
+  if (p.restartrequired !== undefined)
+    q = q.where('networks.restart_required', '=', p.restartrequired ? 1 : 0);
+  if (p.networkofferingid)
+    q = q.where('networks.offering_id', '=', (await offeringByUuid(ctx.tx, p.networkofferingid)).id);
+  if (p.physicalnetworkid)
+    q = q.where(
+      'networks.physical_network_id',
+      '=',
+      (await physicalNetworkByUuid(ctx.tx, p.physicalnetworkid)).id,
+    );
+  if (p.vlan) {
+    const tag = parseVlanTag(p.vlan);
+    q = tag === 'untagged' ? q.where('networks.vnet', 'is', null) : q.where('networks.vnet', '=', tag);
+  }
+  const { limit, offset } = pageWindow(p);
+  const count = Number((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+  let rq = q.selectAll('networks').orderBy('networks.id').offset(offset);
+  if (limit !== undefined) rq = rq.limit(limit);
+  return { count, items: await rq.execute() };
+}
+
+/** Shared networks a caller may see: its own domain and the domains above it (CloudStack's domain ACL). */
+function domainVisible(ctx: NetCtx, caller: Caller) {
+  if (caller.role === 'Admin') return ctx.tx.selectFrom('networks').select('networks.id');
+  const ancestors: string[] = [];
+  const parts = caller.domainPath.split('/').filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) ancestors.push(i === 0 ? '/' : `/${parts.slice(0, i).join('/')}/`);
+  return ctx.tx
+    .selectFrom('networks')
+    .innerJoin('domains', 'domains.id', 'networks.domain_id')
+    .select('networks.id')
+    .where('domains.path', 'in', ancestors);
+}
+
+// ------------------------------------------------------------------------------ update/delete/restart
+
+export interface UpdateNetworkParams {
+  id: string;
+  name?: string | undefined;
+  displaytext?: string | undefined;
+  networkdomain?: string | undefined;
+  guestvmcidr?: string | undefined;
+  dns1?: string | undefined;
+  dns2?: string | undefined;
+  displaynetwork?: boolean | undefined;
+}
+
+export async function updateNetwork(ctx: NetCtx, p: UpdateNetworkParams): Promise<NetworkRow> {
+  const n = await networkForCaller(ctx, p.id);
+  const set: Partial<NetworkRow> = {};
+  if (p.name !== undefined) set.name = p.name;
+  if (p.displaytext !== undefined) set.display_text = p.displaytext;
+  if (p.networkdomain !== undefined) set.network_domain = checkNetworkDomain(p.networkdomain);
+  if (p.dns1 !== undefined) set.dns1 = p.dns1 ? formatIp(parseIpOf(4, p.dns1, 'dns1')) : null;
+  if (p.dns2 !== undefined) set.dns2 = p.dns2 ? formatIp(parseIpOf(4, p.dns2, 'dns2')) : null;
+  if (p.guestvmcidr !== undefined) {
+    if (n.type !== 'Isolated' || !n.cidr)
+      throw invalidParameter(
+        'guestvmcidr',
+        p.guestvmcidr,
+        'IP reservation applies to isolated networks only',
+      );
+    const used = await ctx.tx
+      .selectFrom('ip_allocations')
+      .select(['address', 'owner_kind', 'owner_id', 'family'])
+      .where('scope', '=', guestScope(n.id))
+      .where('family', '=', 4)
+      .execute();
+    const r = applyGuestVmCidr(
+      { cidr: parseCidr(n.cidr), networkCidr: n.network_cidr ? parseCidr(n.network_cidr) : undefined },
+      p.guestvmcidr,
+      used.map((u) => ({
+        address: formatIp({ family: 4, value: BigInt(`0x${u.address}`) }),
+        owner: `${u.owner_kind ?? 'holder'} ${u.owner_id ?? ''}`.trim(),
+      })),
+    );
+    set.cidr = formatCidr(r.cidr);
+    set.network_cidr = r.networkCidr ? formatCidr(r.networkCidr) : null;
+  }
+  if (Object.keys(set).length) await ctx.tx.updateTable('networks').set(set).where('id', '=', n.id).execute();
+  const owner = n.account_id !== null ? await ownerById(ctx.tx, n.account_id) : ctx.caller;
+  await ctx.recorder.event(ctx.tx, {
+    type: 'NETWORK.UPDATE',
+    description: `Network ${n.name} updated`,
+    resourceType: 'Network',
+    resourceId: n.uuid,
+    owner,
+  });
+  return networkById(ctx.tx, n.id);
+}
+
+export async function deleteNetwork(
+  ctx: NetCtx,
+  p: { id: string; forced?: boolean | undefined },
+): Promise<void> {
+  const n = await networkForCaller(ctx, p.id);
+  // VMs hold their guest addresses as 'nic' allocations in the network's scope (CloudStack: "network has VMs").
+  const vms = await ctx.tx
+    .selectFrom('ip_allocations')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('scope', '=', guestScope(n.id))
+    .where('owner_kind', '=', 'nic')
+    .executeTakeFirstOrThrow();
+  if (Number(vms.n) > 0) {
+    throw invalidParameter(
+      'id',
+      p.id,
+      `network '${n.name}' still has ${Number(vms.n)} VM NIC(s); destroy or move the VMs first`,
+    );
+  }
+  await networkHooks.beforeDestroy?.(ctx, n);
+  await shutdownNetwork(ctx, n.id);
+  // Public IPs associated with it (source NAT included) go back to the pool.
+  const ips = await ctx.tx
+    .selectFrom('ip_allocations')
+    .selectAll()
+    .where('network_id', '=', n.id)
+    .where('owner_kind', '=', 'publicip')
+    .execute();
+  for (const ip of ips) {
+    if (ip.scope.startsWith('portable:') || ip.state === 'Reserved') {
+      await ctx.tx
+        .updateTable('ip_allocations')
+        .set({ network_id: null, static_nat: 0, vm_id: null, vm_ip: null })
+        .where('id', '=', ip.id)
+        .execute();
+    } else {
+      await releasePublicIp(ctx, ip);
+    }
+  }
+  // Whatever else is left in the network's own scope (router addresses and the like) goes with it.
+  await ctx.tx.deleteFrom('ip_allocations').where('scope', '=', guestScope(n.id)).execute();
+  await ctx.tx.deleteFrom('vnet_allocations').where('network_id', '=', n.id).execute();
+  await ctx.tx
+    .updateTable('public_ip_ranges')
+    .set({ removed: ctx.now })
+    .where('network_id', '=', n.id)
+    .where('removed', 'is', null)
+    .execute();
+  await ctx.tx
+    .updateTable('networks')
+    .set({ removed: ctx.now, state: 'Destroy', vnet: null })
+    .where('id', '=', n.id)
+    .execute();
+  const owner = n.account_id !== null ? await ownerById(ctx.tx, n.account_id) : ctx.caller;
+  await ctx.recorder.event(ctx.tx, {
+    type: 'NETWORK.DELETE',
+    description: `Network ${n.name} deleted`,
+    resourceType: 'Network',
+    resourceId: n.uuid,
+    owner,
+  });
+}
+
+export async function restartNetwork(
+  ctx: NetCtx,
+  p: { id: string; cleanup?: boolean | undefined },
+): Promise<NetworkRow> {
+  const n = await networkForCaller(ctx, p.id);
+  if (p.cleanup && n.state === 'Implemented') await shutdownNetwork(ctx, n.id);
+  const implemented = await implementNetwork(ctx, n.id);
+  await ctx.tx.updateTable('networks').set({ restart_required: 0 }).where('id', '=', n.id).execute();
+  await networkHooks.afterRestart?.(ctx, implemented, p.cleanup ?? false);
+  const owner = n.account_id !== null ? await ownerById(ctx.tx, n.account_id) : ctx.caller;
+  await ctx.recorder.event(ctx.tx, {
+    type: 'NETWORK.RESTART',
+    description: `Network ${n.name} restarted`,
+    resourceType: 'Network',
+    resourceId: n.uuid,
+    owner,
+  });
+  return implemented;
+}
+
+// ------------------------------------------------------------------------------ guest addresses (NICs)
+
+export interface GuestAddressRequest {
+  requested?: IpAddress | undefined;
+  strategy?: Strategy;
+  owner?: { kind: string; id?: number | null };
+  vmId?: number | null;
+  accountId?: number | null;
+  domainId?: number | null;
+  requestedParam?: string;
+  isSystem?: boolean;
+}
+
+/**
+ * allocateGuestAddress(tx, network, {requested?, strategy}): one address of the network for a NIC (or the
+ * router). Isolated/VPC tiers: the VM range (cidr, narrowed by guestvmcidr) minus network, broadcast and
+ * gateway; shared networks: their DirectAttached ranges. The UNIQUE constraint settles races.
+ */
+export async function allocateGuestAddress(
+  ctx: NetCtx,
+  network: NetworkRow,
+  req: GuestAddressRequest = {},
+): Promise<Allocation> {
+  let pool: RangeSet;
+  let rangeId: ((v: bigint) => number | null) | null = null;
+  const zone = await zoneById(ctx.tx, network.zone_id);
+  if (network.type === 'Shared') {
+    const ranges = await ctx.tx
+      .selectFrom('public_ip_ranges')
+      .selectAll()
+      .where('network_id', '=', network.id)
+      .where('removed', 'is', null)
+      .execute();
+    const list = ranges
+      .map((r) => ({ id: r.id, range: rangeOf(r) }))
+      .filter(
+        (x): x is { id: number; range: NonNullable<ReturnType<typeof rangeOf>> } => x.range !== undefined,
+      );
+    pool = list.length ? RangeSet.of(list.map((l) => l.range)) : RangeSet.empty(4);
+    rangeId = (v) => list.find((l) => v >= l.range.start && v <= l.range.end)?.id ?? null;
+  } else {
+    if (!network.cidr)
+      throw invalidParameter(
+        'networkid',
+        network.uuid,
+        `network '${network.name}' has no CIDR (L2): it has no guest addresses`,
+      );
+    const cidr = parseCidr(network.cidr);
+    const whole = network.network_cidr ? parseCidr(network.network_cidr) : cidr;
+    pool = RangeSet.of({ family: 4, start: firstHost(cidr).value, end: lastHost(cidr).value }).intersect({
+      family: 4,
+      start: firstHost(whole).value,
+      end: lastHost(whole).value,
+    });
+  }
+  const whole = network.network_cidr
+    ? parseCidr(network.network_cidr)
+    : network.cidr
+      ? parseCidr(network.cidr)
+      : undefined;
+  return allocateAddressTx(plain(ctx), {
+    scope: guestScope(network.id),
+    pool,
+    strategy: req.strategy ?? 'random',
+    requested: req.requested,
+    requestedParam: req.requestedParam ?? 'ipaddress',
+    gateway: network.gateway ? parseIpOf(4, network.gateway) : undefined,
+    network: whole ? { family: 4, value: whole.network } : undefined,
+    broadcast: whole ? broadcastAddress(whole) : undefined,
+    state: 'Allocated',
+    owner: req.owner ?? { kind: 'nic' },
+    zoneId: network.zone_id,
+    accountId: req.accountId ?? network.account_id,
+    domainId: req.domainId ?? network.domain_id,
+    networkId: network.id,
+    vpcId: network.vpc_id,
+    vmId: req.vmId ?? null,
+    isSystem: req.isSystem ?? false,
+    rangeId,
+    exhaustedMessage: `network ${network.name} has no free guest address`,
+    uuidList: [network.uuid, zone.uuid],
+    now: ctx.now,
+  });
+}
+
+// ----------------------------------------------------------------------------------------------- VPCs
+
+export interface CreateVpcParams {
+  name: string;
+  displaytext?: string | undefined;
+  cidr: string;
+  vpcofferingid: string;
+  zoneid: string;
+  networkdomain?: string | undefined;
+  account?: string | undefined;
+  domainid?: string | undefined;
+  start?: boolean | undefined;
+  dns1?: string | undefined;
+  dns2?: string | undefined;
+  fordisplay?: boolean | undefined;
+}
+
+export async function createVpc(ctx: NetCtx, p: CreateVpcParams): Promise<VpcRow> {
+  const zone = await zoneByUuid(ctx.tx, p.zoneid);
+  const offering = await ctx.tx
+    .selectFrom('vpc_offerings')
+    .selectAll()
+    .where('uuid', '=', p.vpcofferingid)
+    .executeTakeFirst();
+  if (!offering) throw notFound('vpcofferingid', p.vpcofferingid, 'VPC offering');
+  if (offering.state !== 'Enabled')
+    throw invalidParameter(
+      'vpcofferingid',
+      p.vpcofferingid,
+      `VPC offering '${offering.name}' is ${offering.state}`,
+    );
+  const cidr = parseVpcCidr(p.cidr);
+  const owner = await resolveOwner(ctx.tx, ctx.caller, p);
+  const uuid = randomUUID();
+  await ctx.tx
+    .insertInto('vpcs')
+    .values({
+      uuid,
+      zone_id: zone.id,
+      account_id: owner.accountId,
+      domain_id: owner.domainId,
+      name: p.name,
+      display_text: p.displaytext ?? p.name,
+      cidr: formatCidr(cidr),
+      vpc_offering_id: offering.id,
+      network_domain: p.networkdomain
+        ? checkNetworkDomain(p.networkdomain)
+        : await defaultDomainFor(ctx, owner, zone.id),
+      state: 'Enabled',
+      restart_required: 0,
+      dns1: p.dns1 ? formatIp(parseIpOf(4, p.dns1, 'dns1')) : null,
+      dns2: p.dns2 ? formatIp(parseIpOf(4, p.dns2, 'dns2')) : null,
+      created: ctx.now,
+      removed: null,
+    })
+    .execute();
+  const vpc = await vpcByUuid(ctx.tx, uuid);
+  // The VPC's source-NAT IP is taken when it starts (start defaults to true), as the VPC VR needs it.
+  if (p.start !== false && 'SourceNat' in decodeServices(offering.services)) {
+    await assignPublicIp(ctx, { zone, owner, vpcId: vpc.id, sourceNat: true, skipLimit: true });
+  }
+  await ctx.recorder.event(ctx.tx, {
+    type: 'VPC.CREATE',
+    description: `VPC ${p.name} (${formatCidr(cidr)}) created`,
+    resourceType: 'Vpc',
+    resourceId: uuid,
+    resourceName: p.name,
+    owner,
+  });
+  return vpc;
+}
+
+async function vpcForCaller(ctx: NetCtx, uuid: string, param = 'id'): Promise<{ vpc: VpcRow; owner: Owner }> {
+  const vpc = await vpcByUuid(ctx.tx, uuid, param);
+  const owner = await ownerById(ctx.tx, vpc.account_id);
+  await checkAccess(ctx.tx, ctx.caller, owner, `VPC '${vpc.name}'`);
+  return { vpc, owner };
+}
+
+export async function listVpcs(
+  ctx: NetCtx,
+  p: {
+    id?: string | undefined;
+    zoneid?: string | undefined;
+    name?: string | undefined;
+    cidr?: string | undefined;
+    state?: string | undefined;
+    keyword?: string | undefined;
+    vpcofferingid?: string | undefined;
+    restartrequired?: boolean | undefined;
+    account?: string | undefined;
+    domainid?: string | undefined;
+    isrecursive?: boolean | undefined;
+    listall?: boolean | undefined;
+    page?: number | undefined;
+    pagesize?: number | undefined;
+  },
+): Promise<Listed<VpcRow>> {
+  const scope = await resolveListScope(plain(ctx), ctx.caller, p);
+  let q = applyListScope(
+    ctx.tx.selectFrom('vpcs').where('vpcs.removed', 'is', null),
+    ctx.caller,
+    scope,
+    VPC_COLS,
+  );
+  if (p.id) q = q.where('vpcs.uuid', '=', p.id);
+  if (p.zoneid) q = q.where('vpcs.zone_id', '=', (await zoneByUuid(ctx.tx, p.zoneid)).id);
+  if (p.name) q = q.where('vpcs.name', '=', p.name);
+  if (p.cidr) q = q.where('vpcs.cidr', '=', p.cidr);
+  if (p.state) q = q.where('vpcs.state', '=', p.state);
+  if (p.keyword) q = q.where('vpcs.name', 'like', `%${p.keyword}%`);
+  if (p.restartrequired !== undefined) q = q.where('vpcs.restart_required', '=', p.restartrequired ? 1 : 0);
+  if (p.vpcofferingid) {
+    const o = await ctx.tx
+      .selectFrom('vpc_offerings')
+      .select('id')
+      .where('uuid', '=', p.vpcofferingid)
+      .executeTakeFirst();
+    q = q.where('vpcs.vpc_offering_id', '=', o?.id ?? -1);
+  }
+  const { limit, offset } = pageWindow(p);
+  const count = Number((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+  let rq = q.selectAll('vpcs').orderBy('vpcs.id').offset(offset);
+  if (limit !== undefined) rq = rq.limit(limit);
+  return { count, items: await rq.execute() };
+}
+
+export async function updateVpc(
+  ctx: NetCtx,
+  p: { id: string; name?: string | undefined; displaytext?: string | undefined },
+): Promise<VpcRow> {
+  const { vpc, owner } = await vpcForCaller(ctx, p.id);
+  const set: Partial<VpcRow> = {};
+  if (p.name !== undefined) set.name = p.name;
+  if (p.displaytext !== undefined) set.display_text = p.displaytext;
+  if (Object.keys(set).length) await ctx.tx.updateTable('vpcs').set(set).where('id', '=', vpc.id).execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'VPC.UPDATE',
+    description: `VPC ${vpc.name} updated`,
+    resourceType: 'Vpc',
+    resourceId: vpc.uuid,
+    owner,
+  });
+  return vpcById(ctx.tx, vpc.id);
+}
+
+export async function deleteVpc(ctx: NetCtx, p: { id: string }): Promise<void> {
+  const { vpc, owner } = await vpcForCaller(ctx, p.id);
+  const tiers = await ctx.tx
+    .selectFrom('networks')
+    .select('name')
+    .where('vpc_id', '=', vpc.id)
+    .where('removed', 'is', null)
+    .execute();
+  if (tiers.length > 0) {
+    throw invalidParameter(
+      'id',
+      p.id,
+      `VPC '${vpc.name}' still has ${tiers.length} tier(s) (${tiers.map((t) => t.name).join(', ')}); delete them first`,
+    );
+  }
+  const ips = await ctx.tx
+    .selectFrom('ip_allocations')
+    .selectAll()
+    .where('vpc_id', '=', vpc.id)
+    .where('owner_kind', '=', 'publicip')
+    .execute();
+  for (const ip of ips) {
+    if (ip.scope.startsWith('portable:') || ip.state === 'Reserved') {
+      await ctx.tx
+        .updateTable('ip_allocations')
+        .set({ vpc_id: null, network_id: null })
+        .where('id', '=', ip.id)
+        .execute();
+    } else {
+      await releasePublicIp(ctx, ip);
+    }
+  }
+  await ctx.tx
+    .updateTable('vpcs')
+    .set({ removed: ctx.now, state: 'Inactive' })
+    .where('id', '=', vpc.id)
+    .execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'VPC.DELETE',
+    description: `VPC ${vpc.name} deleted`,
+    resourceType: 'Vpc',
+    resourceId: vpc.uuid,
+    owner,
+  });
+}
+
+export async function restartVpc(
+  ctx: NetCtx,
+  p: { id: string; cleanup?: boolean | undefined },
+): Promise<void> {
+  const { vpc, owner } = await vpcForCaller(ctx, p.id);
+  const snat = await ctx.tx
+    .selectFrom('ip_allocations')
+    .select('id')
+    .where('vpc_id', '=', vpc.id)
+    .where('source_nat', '=', 1)
+    .where('owner_kind', '=', 'publicip')
+    .executeTakeFirst();
+  if (!snat)
+    await assignPublicIp(ctx, {
+      zone: await zoneById(ctx.tx, vpc.zone_id),
+      owner,
+      vpcId: vpc.id,
+      sourceNat: true,
+      skipLimit: true,
+    });
+  const tiers = await ctx.tx
+    .selectFrom('networks')
+    .select('id')
+    .where('vpc_id', '=', vpc.id)
+    .where('removed', 'is', null)
+    .where('state', '=', 'Implemented')
+    .execute();
+  for (const t of tiers) {
+    if (p.cleanup) await shutdownNetwork(ctx, t.id);
+    await implementNetwork(ctx, t.id);
+  }
+  await ctx.tx.updateTable('vpcs').set({ restart_required: 0 }).where('id', '=', vpc.id).execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'VPC.RESTART',
+    description: `VPC ${vpc.name} restarted`,
+    resourceType: 'Vpc',
+    resourceId: vpc.uuid,
+    owner,
+  });
+}
+
+// ------------------------------------------------------------------------------------------ responses
+
+const csDate = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '+0000');
+
+export async function networkResponses(
+  db: Executor,
+  rows: readonly NetworkRow[],
+): Promise<Record<string, unknown>[]> {
+  if (rows.length === 0) return [];
+  const ids = <T>(f: (r: NetworkRow) => T | null) => [
+    ...new Set(rows.map(f).filter((x): x is T => x !== null)),
+  ];
+  const zones = new Map(
+    (
+      await db
+        .selectFrom('zones')
+        .select(['id', 'uuid', 'name'])
+        .where(
+          'id',
+          'in',
+          ids((r) => r.zone_id),
+        )
+        .execute()
+    ).map((z) => [z.id, z]),
+  );
+  const offIds = ids((r) => r.offering_id);
+  const offerings = new Map(
+    offIds.length
+      ? (await db.selectFrom('network_offerings').selectAll().where('id', 'in', offIds).execute()).map(
+          (o) => [o.id, o],
+        )
+      : [],
+  );
+  const vpcIds = ids((r) => r.vpc_id);
+  const vpcs = new Map(
+    vpcIds.length
+      ? (await db.selectFrom('vpcs').select(['id', 'uuid', 'name']).where('id', 'in', vpcIds).execute()).map(
+          (v) => [v.id, v],
+        )
+      : [],
+  );
+  const pnIds = ids((r) => r.physical_network_id);
+  const pns = new Map(
+    pnIds.length
+      ? (
+          await db
+            .selectFrom('physical_networks')
+            .select(['id', 'uuid', 'isolation'])
+            .where('id', 'in', pnIds)
+            .execute()
+        ).map((x) => [x.id, x])
+      : [],
+  );
+  const owners = await ownerNames(
+    db,
+    rows.map((r) => r.account_id),
+  );
+  const domIds = ids((r) => (r.account_id === null ? r.domain_id : null));
+  const doms = new Map(
+    domIds.length
+      ? (
+          await db
+            .selectFrom('domains')
+            .select(['id', 'uuid', 'name', 'path'])
+            .where('id', 'in', domIds)
+            .execute()
+        ).map((d) => [d.id, d])
+      : [],
+  );
+  return rows.map((n) => {
+    const zone = zones.get(n.zone_id);
+    const off: NetworkOfferingRow | undefined =
+      n.offering_id !== null ? offerings.get(n.offering_id) : undefined;
+    const vpc = n.vpc_id !== null ? vpcs.get(n.vpc_id) : undefined;
+    const pn = n.physical_network_id !== null ? pns.get(n.physical_network_id) : undefined;
+    const prefix = pn?.isolation === 'VXLAN' ? 'vxlan' : 'vlan';
+    const dom = n.account_id === null && n.domain_id !== null ? doms.get(n.domain_id) : undefined;
+    const reservation = n.cidr
+      ? reservedIpRange({
+          cidr: parseCidr(n.cidr),
+          networkCidr: n.network_cidr ? parseCidr(n.network_cidr) : undefined,
+        })
+      : undefined;
+    return {
+      id: n.uuid,
+      name: n.name,
+      displaytext: n.display_text ?? n.name,
+      broadcastdomaintype: pn?.isolation === 'VXLAN' ? 'Vxlan' : 'Vlan',
+      traffictype: 'Guest',
+      gateway: n.gateway ?? undefined,
+      cidr: n.cidr ?? undefined,
+      netmask: n.cidr ? prefixToNetmask(parseCidr(n.cidr).prefix) : (n.netmask ?? undefined),
+      networkcidr: n.network_cidr ?? undefined,
+      reservediprange: reservation || undefined,
+      zoneid: zone?.uuid,
+      zonename: zone?.name,
+      networkofferingid: off?.uuid,
+      networkofferingname: off?.name,
+      networkofferingdisplaytext: off?.display_text,
+      networkofferingconservemode: off ? off.conserve_mode === 1 : undefined,
+      networkofferingavailability: off?.availability,
+      issystem: false,
+      state: n.state,
+      related: n.uuid,
+      broadcasturi: n.vnet !== null ? `${prefix}://${n.vnet}` : undefined,
+      vlan: n.vnet !== null ? String(n.vnet) : undefined,
+      dns1: n.dns1 ?? undefined,
+      dns2: n.dns2 ?? undefined,
+      type: n.type,
+      acltype: n.acl_type ?? (n.account_id === null ? 'Domain' : 'Account'),
+      ...ownerFields(n.account_id !== null ? owners.get(n.account_id) : undefined),
+      ...(dom ? { domainid: dom.uuid, domain: dom.name, domainpath: dom.path } : {}),
+      subdomainaccess: n.account_id === null ? true : undefined,
+      service: off ? servicesResponse(decodeServices(off.services)) : [],
+      networkdomain: n.network_domain ?? undefined,
+      physicalnetworkid: pn?.uuid,
+      restartrequired: n.restart_required === 1,
+      specifyipranges: off ? off.specify_ip_ranges === 1 : false,
+      vpcid: vpc?.uuid,
+      vpcname: vpc?.name,
+      canusefordeploy: n.state !== 'Destroy',
+      ispersistent: off ? off.is_persistent === 1 : false,
+      egressdefaultpolicy: off ? off.egress_default_policy === 1 : false,
+      ip6cidr: n.ip6_cidr ?? undefined,
+      ip6gateway: n.ip6_gateway ?? undefined,
+      displaynetwork: true,
+      isdefault: false,
+      redundantrouter: false,
+      strechedl2subnet: false,
+      hasannotations: false,
+      supportsvmautoscaling: false,
+      tags: [],
+      created: csDate(n.created),
+    };
+  });
+}
+
+export async function vpcResponses(
+  db: Executor,
+  rows: readonly VpcRow[],
+): Promise<Record<string, unknown>[]> {
+  if (rows.length === 0) return [];
+  const out: Record<string, unknown>[] = [];
+  const owners = await ownerNames(
+    db,
+    rows.map((r) => r.account_id),
+  );
+  for (const v of rows) {
+    const zone = await db
+      .selectFrom('zones')
+      .select(['uuid', 'name'])
+      .where('id', '=', v.zone_id)
+      .executeTakeFirstOrThrow();
+    const off = await db
+      .selectFrom('vpc_offerings')
+      .selectAll()
+      .where('id', '=', v.vpc_offering_id)
+      .executeTakeFirstOrThrow();
+    const tiers = await db
+      .selectFrom('networks')
+      .selectAll()
+      .where('vpc_id', '=', v.id)
+      .where('removed', 'is', null)
+      .orderBy('id')
+      .execute();
+    out.push({
+      id: v.uuid,
+      name: v.name,
+      displaytext: v.display_text ?? v.name,
+      state: v.state,
+      zoneid: zone.uuid,
+      zonename: zone.name,
+      cidr: v.cidr,
+      vpcofferingid: off.uuid,
+      vpcofferingname: off.name,
+      ...ownerFields(owners.get(v.account_id)),
+      network: await networkResponses(db, tiers),
+      networkdomain: v.network_domain ?? undefined,
+      restartrequired: v.restart_required === 1,
+      service: servicesResponse(decodeServices(off.services)),
+      dns1: v.dns1 ?? undefined,
+      dns2: v.dns2 ?? undefined,
+      redundantvpcrouter: false,
+      regionlevelvpc: false,
+      distributedvpcrouter: false,
+      fordisplay: true,
+      hasannotations: false,
+      tags: [],
+      created: csDate(v.created),
+    });
+  }
+  return out;
+}

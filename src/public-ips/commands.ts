@@ -1,0 +1,203 @@
+/** Public and portable IPs: the API commands. */
+import {
+  allRoles,
+  defineCommand,
+  listResult,
+  objectResult,
+  refParams,
+  rootAdminOnly,
+  successResult,
+} from '../api/command.js';
+import type { AnyCommand, ResponseObject } from '../api/command.js';
+import { withNet } from '../infrastructure/net-context.js';
+import type { NetCtx } from '../infrastructure/context.js';
+import { resolveOwner } from '../infrastructure/owners.js';
+import { zoneById, zoneByUuid } from '../infrastructure/zones.js';
+import { networkForCaller } from '../networks/service.js';
+import { vpcByUuid } from '../networks/repository.js';
+import { ipResponses, listPublicIpAddresses } from './list.js';
+import {
+  createPortableIpRange,
+  deletePortableIpRange,
+  listPortableIpRanges,
+  portableRangeResponse,
+} from './portable-ranges.js';
+import {
+  associateIpAddress,
+  disableStaticNat,
+  disassociateIpAddress,
+  enableStaticNat,
+  releaseIpAddress,
+  reserveIpAddress,
+} from './service.js';
+import type { AssociateDeps, IpRow } from './service.js';
+
+const R = (o: Record<string, unknown>): ResponseObject => o as ResponseObject;
+
+const deps = (n: NetCtx): AssociateDeps => ({
+  resolveOwner: (p) => resolveOwner(n.tx, n.caller, p),
+  network: (uuid) => networkForCaller(n, uuid, 'networkid', false),
+  vpc: (uuid) => vpcByUuid(n.tx, uuid),
+  zone: (uuid) => zoneByUuid(n.tx, uuid),
+  zoneById: (id) => zoneById(n.tx, id),
+});
+
+const ipResult = async (n: NetCtx, row: IpRow) =>
+  objectResult('ipaddress', R((await ipResponses(n.tx, [{ row }]))[0]!));
+
+const associateIpAddressCmd = defineCommand({
+  name: 'associateIpAddress',
+  roles: allRoles,
+  params: refParams('associateIpAddress', [
+    'zoneid',
+    'networkid',
+    'vpcid',
+    'ipaddress',
+    'isportable',
+    'regionid',
+    'account',
+    'domainid',
+    'projectid',
+    'fordisplay',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => ipResult(n, await associateIpAddress(n, p, deps(n))));
+  },
+});
+
+const disassociateIpAddressCmd = defineCommand({
+  name: 'disassociateIpAddress',
+  roles: allRoles,
+  params: refParams('disassociateIpAddress', ['id']),
+  jobInstance: (p) => ({ type: 'IpAddress', id: p.id }),
+  async handler(p, ctx) {
+    await withNet(ctx, (n) => disassociateIpAddress(n, p));
+    return successResult();
+  },
+});
+
+const listPublicIpAddressesCmd = defineCommand({
+  name: 'listPublicIpAddresses',
+  roles: allRoles,
+  params: refParams('listPublicIpAddresses', [
+    'id',
+    'ipaddress',
+    'zoneid',
+    'networkid',
+    'associatednetworkid',
+    'vpcid',
+    'vlanid',
+    'physicalnetworkid',
+    'state',
+    'allocatedonly',
+    'forvirtualnetwork',
+    'issourcenat',
+    'isstaticnat',
+    'forloadbalancing',
+    'keyword',
+    'account',
+    'domainid',
+    'projectid',
+    'isrecursive',
+    'listall',
+    'page',
+    'pagesize',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => {
+      const r = await listPublicIpAddresses(n, p);
+      return listResult('publicipaddress', (await ipResponses(n.tx, r.items)).map(R), r.count);
+    });
+  },
+});
+
+const reserveIpAddressCmd = defineCommand({
+  name: 'reserveIpAddress',
+  roles: allRoles,
+  params: refParams('reserveIpAddress', ['id', 'account', 'domainid', 'projectid', 'fordisplay']),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => ipResult(n, await reserveIpAddress(n, p, deps(n))));
+  },
+});
+
+const releaseIpAddressCmd = defineCommand({
+  name: 'releaseIpAddress',
+  roles: allRoles,
+  params: refParams('releaseIpAddress', ['id']),
+  async handler(p, ctx) {
+    await withNet(ctx, (n) => releaseIpAddress(n, p));
+    return successResult();
+  },
+});
+
+const enableStaticNatCmd = defineCommand({
+  name: 'enableStaticNat',
+  roles: allRoles,
+  params: refParams('enableStaticNat', ['ipaddressid', 'virtualmachineid', 'networkid', 'vmguestip']),
+  async handler(p, ctx) {
+    await withNet(ctx, (n) => enableStaticNat(n, p, deps(n)));
+    return successResult();
+  },
+});
+
+const disableStaticNatCmd = defineCommand({
+  name: 'disableStaticNat',
+  roles: allRoles,
+  params: refParams('disableStaticNat', ['ipaddressid']),
+  jobInstance: (p) => ({ type: 'IpAddress', id: p.ipaddressid }),
+  async handler(p, ctx) {
+    await withNet(ctx, (n) => disableStaticNat(n, p));
+    return successResult();
+  },
+});
+
+const createPortableIpRangeCmd = defineCommand({
+  name: 'createPortableIpRange',
+  roles: rootAdminOnly,
+  params: refParams('createPortableIpRange', ['regionid', 'startip', 'endip', 'gateway', 'netmask', 'vlan']),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) =>
+      objectResult(
+        'portableiprange',
+        R(await portableRangeResponse(n.tx, await createPortableIpRange(n, p))),
+      ),
+    );
+  },
+});
+
+const listPortableIpRangesCmd = defineCommand({
+  name: 'listPortableIpRanges',
+  roles: rootAdminOnly,
+  params: refParams('listPortableIpRanges', ['id', 'regionid', 'keyword', 'page', 'pagesize']),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => {
+      const r = await listPortableIpRanges(n, p);
+      const items = [];
+      for (const row of r.items) items.push(R(await portableRangeResponse(n.tx, row)));
+      return listResult('portableiprange', items, r.count);
+    });
+  },
+});
+
+const deletePortableIpRangeCmd = defineCommand({
+  name: 'deletePortableIpRange',
+  roles: rootAdminOnly,
+  params: refParams('deletePortableIpRange', ['id']),
+  async handler(p, ctx) {
+    await withNet(ctx, (n) => deletePortableIpRange(n, p));
+    return successResult();
+  },
+});
+
+export const commands: AnyCommand[] = [
+  associateIpAddressCmd,
+  disassociateIpAddressCmd,
+  listPublicIpAddressesCmd,
+  reserveIpAddressCmd,
+  releaseIpAddressCmd,
+  enableStaticNatCmd,
+  disableStaticNatCmd,
+  createPortableIpRangeCmd,
+  listPortableIpRangesCmd,
+  deletePortableIpRangeCmd,
+];

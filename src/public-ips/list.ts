@@ -1,0 +1,326 @@
+/**
+ * listPublicIpAddresses and the ipaddress response. With allocatedonly=false the Free addresses of the zone's
+ * ranges are listed too, computed from the ranges page by page (RangeSet.at), never materialised.
+ */
+import type { Family } from '../ipam/address.js';
+import { addressFromKey, formatIp, parseIpOf, valueKey } from '../ipam/address.js';
+import { RangeSet } from '../ipam/range.js';
+import type { Executor as PlainExecutor } from '../store/db.js';
+import { applyListScope, resolveListScope } from '../accounts/scope.js';
+import type { Listed, NetCtx } from '../infrastructure/context.js';
+import { pageWindow } from '../infrastructure/context.js';
+import { ownerFields, ownerNames } from '../infrastructure/owners.js';
+import { publicScope } from '../infrastructure/scopes.js';
+import { rangeOf } from '../infrastructure/vlan-ip-ranges.js';
+import { zoneByUuid } from '../infrastructure/zones.js';
+import { networkByUuid, vpcByUuid } from '../networks/repository.js';
+import type { NetExecutor as Executor } from '../networks/tables.js';
+import { publicIpUuid } from './ids.js';
+import type { IpRow } from './service.js';
+
+const plain = (ctx: NetCtx): PlainExecutor => ctx.tx as unknown as PlainExecutor;
+const IP_COLS = { accountColumn: 'ip_allocations.account_id', domainColumn: 'ip_allocations.domain_id' };
+
+export interface ListPublicIpsParams {
+  id?: string | undefined;
+  ipaddress?: string | undefined;
+  zoneid?: string | undefined;
+  networkid?: string | undefined;
+  associatednetworkid?: string | undefined;
+  vpcid?: string | undefined;
+  vlanid?: string | undefined;
+  physicalnetworkid?: string | undefined;
+  state?: string | undefined;
+  allocatedonly?: boolean | undefined;
+  forvirtualnetwork?: boolean | undefined;
+  issourcenat?: boolean | undefined;
+  isstaticnat?: boolean | undefined;
+  forsystemvms?: boolean | undefined;
+  keyword?: string | undefined;
+  account?: string | undefined;
+  domainid?: string | undefined;
+  isrecursive?: boolean | undefined;
+  listall?: boolean | undefined;
+  page?: number | undefined;
+  pagesize?: number | undefined;
+}
+
+/** A listed address: its row, or a Free address of a range (no row). */
+export type ListedIp = { row: IpRow } | { free: { zoneId: number; rangeId: number; value: bigint } };
+
+export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams): Promise<Listed<ListedIp>> {
+  if (p.forvirtualnetwork === false) return { count: 0, items: [] };
+  const wantFree =
+    p.allocatedonly === false && (p.state === undefined || p.state === 'Free') && ctx.caller.role === 'Admin';
+  if (p.state === 'Free' && !wantFree) return { count: 0, items: [] };
+  const { limit, offset } = pageWindow(p);
+  if (wantFree) return listWithFree(ctx, p, limit, offset);
+  const scope = await resolveListScope(plain(ctx), ctx.caller, p);
+  let q = applyListScope(
+    ctx.tx.selectFrom('ip_allocations').where('ip_allocations.owner_kind', '=', 'publicip'),
+    ctx.caller,
+    scope,
+    IP_COLS,
+  );
+  if (p.id) q = q.where('ip_allocations.uuid', '=', p.id);
+  if (p.ipaddress)
+    q = q
+      .where('ip_allocations.address', '=', valueKey(parseIpOf(4, p.ipaddress, 'ipaddress').value))
+      .where('ip_allocations.family', '=', 4);
+  if (p.zoneid) q = q.where('ip_allocations.zone_id', '=', (await zoneByUuid(ctx.tx, p.zoneid)).id);
+  const net = p.associatednetworkid ?? p.networkid;
+  if (net)
+    q = q.where(
+      'ip_allocations.network_id',
+      '=',
+      (await networkByUuid(ctx.tx, net, p.associatednetworkid ? 'associatednetworkid' : 'networkid')).id,
+    );
+  if (p.vpcid) q = q.where('ip_allocations.vpc_id', '=', (await vpcByUuid(ctx.tx, p.vpcid)).id);
+  if (p.vlanid) {
+    const r = await ctx.tx
+      .selectFrom('public_ip_ranges')
+      .select('id')
+      .where('uuid', '=', p.vlanid)
+      .executeTakeFirst();
+    q = q.where('ip_allocations.range_id', '=', r?.id ?? -1);
+  }
+  if (p.state) q = q.where('ip_allocations.state', '=', p.state as 'Allocated');
+  if (p.issourcenat !== undefined) q = q.where('ip_allocations.source_nat', '=', p.issourcenat ? 1 : 0);
+  if (p.isstaticnat !== undefined) q = q.where('ip_allocations.static_nat', '=', p.isstaticnat ? 1 : 0);
+  if (p.keyword) {
+    // Addresses are stored as fixed-width keys; a keyword that is a whole address matches it exactly.
+    try {
+      q = q.where('ip_allocations.address', '=', valueKey(parseIpOf(4, p.keyword, 'keyword').value));
+    } catch {
+      q = q.where('ip_allocations.uuid', '=', p.keyword);
+    }
+  }
+  const count = Number((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+  let rq = q
+    .selectAll('ip_allocations')
+    .orderBy('ip_allocations.scope')
+    .orderBy('ip_allocations.address')
+    .offset(offset);
+  if (limit !== undefined) rq = rq.limit(limit);
+  return { count, items: (await rq.execute()).map((row) => ({ row })) };
+}
+
+async function listWithFree(
+  ctx: NetCtx,
+  p: ListPublicIpsParams,
+  limit: number | undefined,
+  offset: number,
+): Promise<Listed<ListedIp>> {
+  let zq = ctx.tx.selectFrom('zones').select(['id']).where('removed', 'is', null);
+  if (p.zoneid) zq = zq.where('uuid', '=', p.zoneid);
+  const zones = await zq.orderBy('id').execute();
+  const items: ListedIp[] = [];
+  let count = 0;
+  let skip = offset;
+  const want = limit ?? Number.MAX_SAFE_INTEGER;
+  for (const z of zones) {
+    let rq = ctx.tx
+      .selectFrom('public_ip_ranges')
+      .selectAll()
+      .where('zone_id', '=', z.id)
+      .where('removed', 'is', null)
+      .where('vlan_type', '=', 'VirtualNetwork')
+      .where('family', '=', 4);
+    if (p.vlanid) rq = rq.where('uuid', '=', p.vlanid);
+    const ranges = (await rq.orderBy('id').execute()).flatMap((r) => {
+      const range = rangeOf(r);
+      return range ? [{ id: r.id, range }] : [];
+    });
+    if (ranges.length === 0) continue;
+    let pool = RangeSet.of(ranges.map((r) => r.range));
+    if (p.ipaddress)
+      pool = pool.intersect({
+        family: 4,
+        start: parseIpOf(4, p.ipaddress).value,
+        end: parseIpOf(4, p.ipaddress).value,
+      });
+    const size = pool.size();
+    const used = p.state === 'Free' ? await countIn(ctx.tx, publicScope(z.id), pool) : 0;
+    count += Number(size) - used;
+    // Walk this zone's addresses in order from the page's offset, a window at a time.
+    let index = 0n;
+    while (items.length < want && index < size) {
+      const n = BigInt(Math.min(Number(size - index), 256));
+      const values: bigint[] = [];
+      for (let i = 0n; i < n; i++) values.push(pool.at(index + i));
+      index += n;
+      const rows = await ctx.tx
+        .selectFrom('ip_allocations')
+        .selectAll()
+        .where('scope', '=', publicScope(z.id))
+        .where('family', '=', 4)
+        .where('address', 'in', values.map(valueKey))
+        .execute();
+      const byKey = new Map(rows.map((r) => [r.address, r]));
+      for (const v of values) {
+        const row = byKey.get(valueKey(v));
+        if (p.state === 'Free' && row) continue;
+        if (skip > 0) {
+          skip--;
+          continue;
+        }
+        if (items.length >= want) break;
+        items.push(
+          row
+            ? { row }
+            : {
+                free: {
+                  zoneId: z.id,
+                  rangeId: ranges.find((r) => v >= r.range.start && v <= r.range.end)!.id,
+                  value: v,
+                },
+              },
+        );
+      }
+    }
+  }
+  return { count, items };
+}
+
+async function countIn(tx: Executor, scope: string, pool: RangeSet): Promise<number> {
+  let n = 0;
+  for (const r of pool.ranges) {
+    const { c } = await tx
+      .selectFrom('ip_allocations')
+      .select((eb) => eb.fn.countAll().as('c'))
+      .where('scope', '=', scope)
+      .where('family', '=', 4)
+      .where('address', '>=', valueKey(r.start))
+      .where('address', '<=', valueKey(r.end))
+      .executeTakeFirstOrThrow();
+    n += Number(c);
+  }
+  return n;
+}
+
+const csDate = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '+0000');
+
+/** CloudStack's IPAddressResponse for each listed address (one query per referenced table). */
+export async function ipResponses(
+  db: Executor,
+  items: readonly ListedIp[],
+): Promise<Record<string, unknown>[]> {
+  if (items.length === 0) return [];
+  const rows = items.flatMap((i) => ('row' in i ? [i.row] : []));
+  const uniq = <T>(xs: (T | null)[]) => [...new Set(xs.filter((x): x is T => x !== null))];
+  const zoneIds = uniq([
+    ...rows.map((r) => r.zone_id),
+    ...items.flatMap((i) => ('free' in i ? [i.free.zoneId] : [])),
+  ]);
+  const zones = new Map(
+    zoneIds.length
+      ? (
+          await db.selectFrom('zones').select(['id', 'uuid', 'name']).where('id', 'in', zoneIds).execute()
+        ).map((z) => [z.id, z])
+      : [],
+  );
+  const rangeIds = uniq([
+    ...rows.map((r) => r.range_id),
+    ...items.flatMap((i) => ('free' in i ? [i.free.rangeId] : [])),
+  ]);
+  const ranges = new Map(
+    rangeIds.length
+      ? (
+          await db
+            .selectFrom('public_ip_ranges')
+            .select(['id', 'uuid', 'vlan_tag', 'physical_network_id', 'for_system_vms'])
+            .where('id', 'in', rangeIds)
+            .execute()
+        ).map((r) => [r.id, r])
+      : [],
+  );
+  const pnIds = uniq([...ranges.values()].map((r) => r.physical_network_id));
+  const pns = new Map(
+    pnIds.length
+      ? (
+          await db.selectFrom('physical_networks').select(['id', 'uuid']).where('id', 'in', pnIds).execute()
+        ).map((x) => [x.id, x.uuid])
+      : [],
+  );
+  const netIds = uniq(rows.map((r) => r.network_id));
+  const nets = new Map(
+    netIds.length
+      ? (
+          await db.selectFrom('networks').select(['id', 'uuid', 'name']).where('id', 'in', netIds).execute()
+        ).map((n) => [n.id, n])
+      : [],
+  );
+  const vpcIds = uniq(rows.map((r) => r.vpc_id));
+  const vpcs = new Map(
+    vpcIds.length
+      ? (await db.selectFrom('vpcs').select(['id', 'uuid', 'name']).where('id', 'in', vpcIds).execute()).map(
+          (v) => [v.id, v],
+        )
+      : [],
+  );
+  const owners = await ownerNames(
+    db,
+    rows.map((r) => r.account_id),
+  );
+  return items.map((i) => {
+    if ('free' in i) {
+      const zone = zones.get(i.free.zoneId);
+      const range = ranges.get(i.free.rangeId);
+      return {
+        id: publicIpUuid('pub', i.free.zoneId, 4, i.free.value),
+        ipaddress: formatIp({ family: 4, value: i.free.value }),
+        state: 'Free',
+        zoneid: zone?.uuid,
+        zonename: zone?.name,
+        vlanid: range?.uuid,
+        vlanname: range?.vlan_tag,
+        physicalnetworkid:
+          range?.physical_network_id != null ? pns.get(range.physical_network_id) : undefined,
+        forvirtualnetwork: true,
+        issourcenat: false,
+        isstaticnat: false,
+        issystem: false,
+        isportable: false,
+        forsystemvms: range ? range.for_system_vms === 1 : false,
+        fordisplay: true,
+        hasannotations: false,
+        tags: [],
+      };
+    }
+    const r = i.row;
+    const zone = r.zone_id !== null ? zones.get(r.zone_id) : undefined;
+    const range = r.range_id !== null ? ranges.get(r.range_id) : undefined;
+    const net = r.network_id !== null ? nets.get(r.network_id) : undefined;
+    const vpc = r.vpc_id !== null ? vpcs.get(r.vpc_id) : undefined;
+    const portable = r.scope.startsWith('portable:');
+    return {
+      id: r.uuid ?? undefined,
+      ipaddress: formatIp(addressFromKey(r.family as Family, r.address)),
+      allocated: csDate(r.created),
+      state: r.state,
+      zoneid: zone?.uuid,
+      zonename: zone?.name,
+      ...ownerFields(r.account_id !== null ? owners.get(r.account_id) : undefined),
+      issourcenat: r.source_nat === 1,
+      isstaticnat: r.static_nat === 1,
+      issystem: r.is_system === 1,
+      isportable: portable,
+      forvirtualnetwork: true,
+      forsystemvms: range ? range.for_system_vms === 1 : false,
+      vlanid: portable ? undefined : range?.uuid,
+      vlanname: portable ? undefined : range?.vlan_tag,
+      physicalnetworkid: range?.physical_network_id != null ? pns.get(range.physical_network_id) : undefined,
+      associatednetworkid: net?.uuid,
+      associatednetworkname: net?.name,
+      networkid: net?.uuid,
+      networkname: net?.name,
+      vpcid: vpc?.uuid,
+      vpcname: vpc?.name,
+      virtualmachineid: undefined,
+      vmipaddress: r.static_nat === 1 ? (r.vm_ip ?? undefined) : undefined,
+      fordisplay: r.for_display !== 0,
+      hasannotations: false,
+      tags: [],
+    };
+  });
+}

@@ -1,0 +1,792 @@
+/**
+ * Public and portable IPs: the address's state lives only in its ip_allocations row (scope `pub:<zone>` or
+ * `portable:<region>`), taken through src/addresses. Every assign/release writes NET.IPASSIGN/NET.IPRELEASE
+ * (PORTABLE.* for portable IPs) and a usage record in the caller's transaction.
+ */
+import type { Selectable } from 'kysely';
+import {
+  CloudStackError,
+  insufficientAddressCapacity,
+  invalidParameter,
+  permissionDenied,
+} from '../errors/catalogue.js';
+import { allocateAddressTx } from '../addresses/address-service.js';
+import type { Allocation } from '../addresses/address-service.js';
+import type { Family, IpAddress } from '../ipam/address.js';
+import { addressFromKey, formatIp, parseIpOf, valueKey } from '../ipam/address.js';
+import { RangeSet } from '../ipam/range.js';
+import type { IpRange } from '../ipam/range.js';
+import type { Executor as PlainExecutor, Tx } from '../store/db.js';
+import type { NetCtx } from '../infrastructure/context.js';
+import { notFound } from '../infrastructure/context.js';
+import type { Owner } from '../infrastructure/owners.js';
+import { checkAccess, ownerById } from '../infrastructure/owners.js';
+import { portableScope, publicScope } from '../infrastructure/scopes.js';
+import { rangeOf } from '../infrastructure/vlan-ip-ranges.js';
+import type { RangeRow } from '../infrastructure/vlan-ip-ranges.js';
+import type { ZoneRow } from '../infrastructure/zones.js';
+import type { NetDatabase, NetExecutor as Executor } from '../networks/tables.js';
+import { hasService, offeringById } from '../networks/repository.js';
+import type { NetworkRow, VpcRow } from '../networks/repository.js';
+import { decodePublicIpUuid, publicIpUuid } from './ids.js';
+
+export type IpRow = Selectable<NetDatabase['ip_allocations']>;
+
+/** src/addresses takes the store's own typing of the same transaction. */
+const plain = (ctx: NetCtx): PlainExecutor => ctx.tx as unknown as PlainExecutor;
+
+/** The one region stacknet has (CloudStack's default region id). */
+export const REGION_ID = 1;
+
+export const isPortableRow = (r: Pick<IpRow, 'scope'>): boolean => r.scope.startsWith('portable:');
+
+export async function publicIpByUuid(db: Executor, uuid: string, param = 'id'): Promise<IpRow> {
+  const row = await db
+    .selectFrom('ip_allocations')
+    .selectAll()
+    .where('uuid', '=', uuid)
+    .where('owner_kind', '=', 'publicip')
+    .executeTakeFirst();
+  if (!row) {
+    const d = decodePublicIpUuid(uuid);
+    throw invalidParameter(
+      param,
+      uuid,
+      d ? 'the address is not allocated (it is Free)' : 'no public IP address has this id',
+    );
+  }
+  return row;
+}
+
+async function zoneRanges(db: Executor, zoneId: number): Promise<RangeRow[]> {
+  return db
+    .selectFrom('public_ip_ranges')
+    .selectAll()
+    .where('zone_id', '=', zoneId)
+    .where('removed', 'is', null)
+    .where('vlan_type', '=', 'VirtualNetwork')
+    .where('family', '=', 4)
+    .where('for_system_vms', '=', 0)
+    .orderBy('id')
+    .execute();
+}
+
+interface Pools {
+  dedicated: { set: RangeSet; ranges: { id: number; range: IpRange }[] };
+  system: { set: RangeSet; ranges: { id: number; range: IpRange }[] };
+}
+
+/** Dedicated ranges of the owner's account (or its domain) come first; the undedicated ones are the system pool. */
+function poolsFor(ranges: readonly RangeRow[], owner: Owner): Pools {
+  const ded: { id: number; range: IpRange }[] = [];
+  const sys: { id: number; range: IpRange }[] = [];
+  for (const r of ranges) {
+    const range = rangeOf(r);
+    if (!range) continue;
+    if (r.account_id === null && r.domain_id === null) sys.push({ id: r.id, range });
+    else if (r.account_id === owner.accountId || (r.account_id === null && r.domain_id === owner.domainId)) {
+      ded.push({ id: r.id, range });
+    }
+  }
+  const set = (l: { range: IpRange }[]) =>
+    l.length ? RangeSet.of(l.map((x) => x.range)) : RangeSet.empty(4);
+  return { dedicated: { set: set(ded), ranges: ded }, system: { set: set(sys), ranges: sys } };
+}
+
+const rangeIdOf =
+  (ranges: readonly { id: number; range: IpRange }[]) =>
+  (value: bigint): number | null =>
+    ranges.find((r) => value >= r.range.start && value <= r.range.end)?.id ?? null;
+
+/**
+ * CloudStack's account lock around allocateIp: the limit count and the new row must not interleave with
+ * another allocation for the same account, or two callers at limit-1 both pass. Only limited accounts pay it.
+ */
+async function checkPublicIpLimit(ctx: NetCtx, owner: Owner): Promise<void> {
+  if (owner.accountType === 1) return; // root admin accounts are unlimited, as in CloudStack
+  const raw = await ctx.setting('max.account.public.ips', { accountId: owner.accountId });
+  const limit = raw === undefined ? 20 : Number(raw);
+  if (limit < 0) return;
+  const tx = ctx.tx;
+  // SQLite transactions already hold the write lock (BEGIN IMMEDIATE).
+  if (!(await isSqlite(tx))) {
+    await tx.selectFrom('accounts').select('id').where('id', '=', owner.accountId).forUpdate().execute();
+  }
+  const { n } = await tx
+    .selectFrom('ip_allocations')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('account_id', '=', owner.accountId)
+    .where('owner_kind', '=', 'publicip')
+    .executeTakeFirstOrThrow();
+  if (Number(n) + 1 > limit) {
+    throw new CloudStackError(
+      'AccountLimitExceeded',
+      `Maximum number of resources of type 'public_ip' for account '${owner.accountName}' in domain '${owner.domainPath}' is exceeded: limit ${limit} (max.account.public.ips), in use ${Number(n)}, requested 1`,
+    );
+  }
+}
+
+const dialectCache = new WeakMap<object, boolean>();
+async function isSqlite(tx: Executor): Promise<boolean> {
+  const adapter = tx.getExecutor().adapter;
+  let v = dialectCache.get(adapter);
+  if (v === undefined) {
+    v = adapter.constructor.name.toLowerCase().includes('sqlite');
+    dialectCache.set(adapter, v);
+  }
+  return v;
+}
+
+export interface AssignPublicIp {
+  zone: ZoneRow;
+  owner: Owner;
+  networkId?: number | null;
+  vpcId?: number | null;
+  sourceNat?: boolean;
+  requested?: IpAddress;
+  forDisplay?: boolean;
+  /** Source-NAT and system allocations skip the account limit, as CloudStack's assignDedicateIpAddress does not. */
+  skipLimit?: boolean;
+}
+
+/** Takes a public IP of the zone for `owner` (Free → Allocating → Allocated), with its event and usage record. */
+export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<IpRow> {
+  const { zone, owner } = a;
+  if (!a.skipLimit) await checkPublicIpLimit(ctx, owner);
+  const ranges = await zoneRanges(ctx.tx, zone.id);
+  const pools = poolsFor(ranges, owner);
+  const base = {
+    scope: publicScope(zone.id),
+    state: 'Allocating' as const,
+    owner: { kind: 'publicip' },
+    zoneId: zone.id,
+    accountId: owner.accountId,
+    domainId: owner.domainId,
+    networkId: a.networkId ?? null,
+    vpcId: a.vpcId ?? null,
+    sourceNat: a.sourceNat ?? false,
+    claimReservedBy: owner.accountId,
+    exhaustedMessage: `zone ${zone.name} has no free public IP address`,
+    uuidList: [zone.uuid],
+    now: ctx.now,
+  };
+  let alloc: Allocation | undefined;
+  if (a.requested) {
+    const all = [...pools.dedicated.ranges, ...pools.system.ranges];
+    if (!all.some((r) => a.requested!.value >= r.range.start && a.requested!.value <= r.range.end)) {
+      const other = ranges.find((r) => {
+        const rr = rangeOf(r);
+        return rr && a.requested!.value >= rr.start && a.requested!.value <= rr.end;
+      });
+      throw invalidParameter(
+        'ipaddress',
+        formatIp(a.requested),
+        other
+          ? 'the address is in a range dedicated to another account or domain'
+          : `the address is not in a public IP range of zone ${zone.name}`,
+      );
+    }
+    alloc = await allocateAddressTx(plain(ctx), {
+      ...base,
+      pool: RangeSet.of(all.map((r) => r.range)),
+      requested: a.requested,
+      requestedParam: 'ipaddress',
+      rangeId: rangeIdOf(all),
+    });
+  } else {
+    if (pools.dedicated.ranges.length === 0 && pools.system.ranges.length === 0) {
+      throw insufficientAddressCapacity(`zone ${zone.name} has no public IP range`, [zone.uuid]);
+    }
+    if (pools.dedicated.ranges.length > 0) {
+      try {
+        alloc = await allocateAddressTx(plain(ctx), {
+          ...base,
+          pool: pools.dedicated.set,
+          rangeId: rangeIdOf(pools.dedicated.ranges),
+        });
+      } catch (e) {
+        const fallBack =
+          e instanceof CloudStackError &&
+          e.kind === 'InsufficientAddressCapacity' &&
+          pools.system.ranges.length > 0;
+        if (!fallBack) throw e;
+        const useSystem = await ctx.setting('use.system.public.ips', { accountId: owner.accountId });
+        if (useSystem === 'false') throw e;
+      }
+    }
+    alloc ??= await allocateAddressTx(plain(ctx), {
+      ...base,
+      pool: pools.system.set,
+      rangeId: rangeIdOf(pools.system.ranges),
+    });
+  }
+  return finishAssign(
+    ctx,
+    alloc,
+    publicIpUuid('pub', zone.id, 4, alloc.address.value),
+    owner,
+    false,
+    a.forDisplay,
+  );
+}
+
+async function finishAssign(
+  ctx: NetCtx,
+  alloc: Allocation,
+  uuid: string,
+  owner: Owner,
+  portable: boolean,
+  forDisplay?: boolean,
+): Promise<IpRow> {
+  // Allocating → Allocated in the same transaction: a caller never sees an address half-assigned.
+  await ctx.tx
+    .updateTable('ip_allocations')
+    .set({ state: 'Allocated', uuid, for_display: forDisplay === false ? 0 : 1, updated: ctx.now })
+    .where('id', '=', alloc.id)
+    .where('state', 'in', ['Allocating', 'Reserved'])
+    .execute();
+  const row = await ctx.tx
+    .selectFrom('ip_allocations')
+    .selectAll()
+    .where('id', '=', alloc.id)
+    .executeTakeFirstOrThrow();
+  const type = portable ? 'PORTABLE.IPASSIGN' : 'NET.IPASSIGN';
+  await ctx.recorder.event(ctx.tx, {
+    type,
+    description: `${portable ? 'Portable ' : ''}IP address ${alloc.ip} assigned${row.source_nat ? ' as source NAT' : ''} to account ${owner.accountName}`,
+    resourceType: 'IpAddress',
+    resourceId: uuid,
+    owner: owner,
+  });
+  await ctx.recorder.usage(ctx.tx, {
+    type,
+    accountId: owner.accountId,
+    domainId: owner.domainId,
+    zoneId: row.zone_id,
+    resourceId: row.id,
+    resourceUuid: uuid,
+    resourceName: alloc.ip,
+    resourceType: 'VirtualNetwork',
+    // CloudStack's NET.IPASSIGN usage record carries 1 as size for a source-NAT address.
+    size: row.source_nat === 1 ? 1 : 0,
+  });
+  return row;
+}
+
+/** Allocated → Releasing → Free, with NET.IPRELEASE (PORTABLE.IPRELEASE) and a usage record. */
+export async function releasePublicIp(ctx: NetCtx, row: IpRow): Promise<void> {
+  const owner = row.account_id !== null ? await ownerById(ctx.tx, row.account_id) : undefined;
+  const ip = formatIp(addressFromKey(row.family as Family, row.address));
+  const marked = await ctx.tx
+    .updateTable('ip_allocations')
+    .set({ state: 'Releasing', updated: ctx.now })
+    .where('id', '=', row.id)
+    .where('state', 'in', ['Allocating', 'Allocated'])
+    .executeTakeFirst();
+  if (Number(marked.numUpdatedRows) !== 1) {
+    throw invalidParameter(
+      'id',
+      row.uuid ?? ip,
+      `the address ${ip} is ${row.state}, it cannot be released now`,
+    );
+  }
+  const portable = isPortableRow(row);
+  if (owner) {
+    const type = portable ? 'PORTABLE.IPRELEASE' : 'NET.IPRELEASE';
+    await ctx.recorder.event(ctx.tx, {
+      type,
+      description: `${portable ? 'Portable ' : ''}IP address ${ip} released by account ${owner.accountName}`,
+      resourceType: 'IpAddress',
+      resourceId: row.uuid ?? undefined,
+      owner: owner,
+    });
+    await ctx.recorder.usage(ctx.tx, {
+      type,
+      accountId: owner.accountId,
+      domainId: owner.domainId,
+      zoneId: row.zone_id,
+      resourceId: row.id,
+      resourceUuid: row.uuid ?? undefined,
+      resourceName: ip,
+      resourceType: 'VirtualNetwork',
+    });
+  }
+  await ctx.tx
+    .deleteFrom('ip_allocations')
+    .where('id', '=', row.id)
+    .where('state', '=', 'Releasing')
+    .execute();
+}
+
+// ------------------------------------------------------------------------------------------------ API
+
+export interface AssociateParams {
+  zoneid?: string | undefined;
+  networkid?: string | undefined;
+  vpcid?: string | undefined;
+  ipaddress?: string | undefined;
+  isportable?: boolean | undefined;
+  regionid?: number | undefined;
+  account?: string | undefined;
+  domainid?: string | undefined;
+  fordisplay?: boolean | undefined;
+}
+
+export interface AssociateDeps {
+  resolveOwner(p: { account?: string | undefined; domainid?: string | undefined }): Promise<Owner>;
+  network(uuid: string): Promise<NetworkRow>;
+  vpc(uuid: string): Promise<VpcRow>;
+  zone(uuid: string): Promise<ZoneRow>;
+  zoneById(id: number): Promise<ZoneRow>;
+}
+
+/** Checks a guest network can hold an associated public IP (IpAddressManagerImpl.associateIPToGuestNetwork). */
+async function checkNetworkTakesPublicIp(ctx: NetCtx, network: NetworkRow): Promise<void> {
+  if (network.type === 'L2')
+    throw invalidParameter(
+      'networkid',
+      network.uuid,
+      `network '${network.name}' is L2 and has no IP services`,
+    );
+  const offering = network.offering_id !== null ? await offeringById(ctx.tx, network.offering_id) : undefined;
+  if (network.type === 'Shared') {
+    const ok =
+      offering &&
+      ['SourceNat', 'StaticNat', 'Lb', 'PortForwarding', 'Firewall'].some((s) => hasService(offering, s));
+    if (!ok) {
+      throw invalidParameter(
+        'networkid',
+        network.uuid,
+        `shared network '${network.name}' offers none of SourceNat, StaticNat, Lb, PortForwarding, Firewall: public IPs cannot be associated with it`,
+      );
+    }
+  } else if (network.vpc_id === null && !(offering && hasService(offering, 'SourceNat'))) {
+    throw invalidParameter(
+      'networkid',
+      network.uuid,
+      `isolated network '${network.name}' has no SourceNat service: public IPs cannot be associated with it`,
+    );
+  }
+}
+
+export async function associateIpAddress(
+  ctx: NetCtx,
+  p: AssociateParams,
+  deps: AssociateDeps,
+): Promise<IpRow> {
+  if (p.networkid && p.vpcid) throw invalidParameter('vpcid', p.vpcid, 'give networkid or vpcid, not both');
+  const network = p.networkid ? await deps.network(p.networkid) : undefined;
+  const vpc = p.vpcid
+    ? await deps.vpc(p.vpcid)
+    : network?.vpc_id != null
+      ? await ctx.tx.selectFrom('vpcs').selectAll().where('id', '=', network.vpc_id).executeTakeFirstOrThrow()
+      : undefined;
+  // The owner: explicit (admins), else the network's/VPC's owner when the caller may act on it, else the caller.
+  let owner: Owner;
+  if (p.account !== undefined || p.domainid !== undefined) owner = await deps.resolveOwner(p);
+  else if (network && network.account_id !== null) owner = await ownerById(ctx.tx, network.account_id);
+  else if (vpc) owner = await ownerById(ctx.tx, vpc.account_id);
+  else owner = await ownerById(ctx.tx, ctx.caller.accountId);
+  await checkAccess(ctx.tx, ctx.caller, owner, `account '${owner.accountName}'`);
+  if (network) {
+    if (network.account_id !== null && network.account_id !== owner.accountId) {
+      throw permissionDenied(
+        `Network '${network.name}' belongs to another account than '${owner.accountName}'`,
+      );
+    }
+    await checkNetworkTakesPublicIp(ctx, network);
+  }
+  if (vpc && vpc.account_id !== owner.accountId) {
+    throw permissionDenied(`VPC '${vpc.name}' belongs to another account than '${owner.accountName}'`);
+  }
+  let zone: ZoneRow;
+  if (network) zone = await deps.zoneById(network.zone_id);
+  else if (vpc) zone = await deps.zoneById(vpc.zone_id);
+  else if (p.zoneid) zone = await deps.zone(p.zoneid);
+  else
+    throw new CloudStackError(
+      'InvalidParameterValue',
+      'Unable to execute API command associateIpAddress due to missing parameter zoneid (or networkid/vpcid)',
+    );
+  if (p.zoneid && zone.uuid !== p.zoneid)
+    throw invalidParameter('zoneid', p.zoneid, `the network/VPC is in zone ${zone.name}`);
+  if (zone.allocation_state === 'Disabled' && ctx.caller.role !== 'Admin') {
+    throw permissionDenied(`Cannot perform this operation, zone '${zone.name}' is currently disabled`);
+  }
+  const requested = p.ipaddress ? parseIpOf(4, p.ipaddress, 'ipaddress') : undefined;
+  if (p.isportable) {
+    return associatePortable(ctx, {
+      zone,
+      owner,
+      network,
+      vpc,
+      requested,
+      regionId: p.regionid ?? REGION_ID,
+    });
+  }
+  // A Source NAT IP only for an isolated, non-VPC network that has none yet (associateIPToGuestNetwork).
+  let sourceNat = false;
+  if (network && network.type === 'Isolated' && network.vpc_id === null) {
+    const has = await ctx.tx
+      .selectFrom('ip_allocations')
+      .select('id')
+      .where('network_id', '=', network.id)
+      .where('source_nat', '=', 1)
+      .where('owner_kind', '=', 'publicip')
+      .executeTakeFirst();
+    sourceNat = !has;
+  }
+  return assignPublicIp(ctx, {
+    zone,
+    owner,
+    networkId: network?.id ?? null,
+    vpcId: vpc?.id ?? null,
+    sourceNat,
+    requested,
+    forDisplay: p.fordisplay,
+  });
+}
+
+async function associatePortable(
+  ctx: NetCtx,
+  a: {
+    zone: ZoneRow;
+    owner: Owner;
+    network?: NetworkRow | undefined;
+    vpc?: VpcRow | undefined;
+    requested?: IpAddress | undefined;
+    regionId: number;
+  },
+): Promise<IpRow> {
+  if (a.regionId !== REGION_ID)
+    throw invalidParameter('regionid', String(a.regionId), `stacknet has one region, ${REGION_ID}`);
+  const scope = portableScope(a.regionId);
+  // A portable IP the owner already holds, asked for again with another network or zone, moves there
+  // (CloudStack's transferPortableIP, reference §1.6).
+  if (a.requested) {
+    const held = await ctx.tx
+      .selectFrom('ip_allocations')
+      .selectAll()
+      .where('scope', '=', scope)
+      .where('family', '=', 4)
+      .where('address', '=', valueKey(a.requested.value))
+      .executeTakeFirst();
+    if (held && held.account_id === a.owner.accountId && held.state === 'Allocated') {
+      return transferPortableIp(ctx, held, { zone: a.zone, network: a.network, vpc: a.vpc });
+    }
+  }
+  await checkPublicIpLimit(ctx, a.owner);
+  const ranges = await ctx.tx
+    .selectFrom('portable_ip_ranges')
+    .selectAll()
+    .where('region_id', '=', a.regionId)
+    .orderBy('id')
+    .execute();
+  const list = ranges.map((r) => ({
+    id: r.id,
+    range: {
+      family: 4 as const,
+      start: addressFromKey(4, r.start_key).value,
+      end: addressFromKey(4, r.end_key).value,
+    },
+  }));
+  if (list.length === 0)
+    throw insufficientAddressCapacity(`region ${a.regionId} has no portable IP range`, []);
+  const alloc = await allocateAddressTx(plain(ctx), {
+    scope,
+    pool: RangeSet.of(list.map((l) => l.range)),
+    requested: a.requested,
+    requestedParam: 'ipaddress',
+    // CloudStack takes the first Free portable IP of the region (listByRegionIdAndState).
+    strategy: 'lowest',
+    state: 'Allocating',
+    owner: { kind: 'publicip' },
+    zoneId: a.zone.id,
+    accountId: a.owner.accountId,
+    domainId: a.owner.domainId,
+    networkId: a.network?.id ?? null,
+    vpcId: a.vpc?.id ?? null,
+    rangeId: rangeIdOf(list),
+    exhaustedMessage: `region ${a.regionId} has no free portable IP address`,
+    now: ctx.now,
+  });
+  return finishAssign(
+    ctx,
+    alloc,
+    publicIpUuid('portable', a.regionId, 4, alloc.address.value),
+    a.owner,
+    true,
+  );
+}
+
+/** Moves a portable IP to another network and/or zone; refused while static NAT is on it. */
+export async function transferPortableIp(
+  ctx: NetCtx,
+  row: IpRow,
+  to: { zone: ZoneRow; network?: NetworkRow | undefined; vpc?: VpcRow | undefined },
+): Promise<IpRow> {
+  if (row.static_nat === 1) {
+    throw invalidParameter(
+      'ipaddress',
+      formatIp(addressFromKey(4, row.address)),
+      'the portable IP has static NAT enabled; disable it before transferring',
+    );
+  }
+  await ctx.tx
+    .updateTable('ip_allocations')
+    .set({
+      zone_id: to.zone.id,
+      network_id: to.network?.id ?? null,
+      vpc_id: to.vpc?.id ?? to.network?.vpc_id ?? null,
+      updated: ctx.now,
+    })
+    .where('id', '=', row.id)
+    .execute();
+  const owner = await ownerById(ctx.tx, row.account_id!);
+  await ctx.recorder.event(ctx.tx, {
+    type: 'PORTABLE.IP.TRANSFER',
+    description: `Portable IP address ${formatIp(addressFromKey(4, row.address))} transferred to ${to.network ? `network ${to.network.name}` : 'no network'} in zone ${to.zone.name}`,
+    resourceType: 'IpAddress',
+    resourceId: row.uuid ?? undefined,
+    owner: owner,
+  });
+  return ctx.tx.selectFrom('ip_allocations').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+}
+
+export async function disassociateIpAddress(ctx: NetCtx, p: { id: string }): Promise<void> {
+  const row = await publicIpByUuid(ctx.tx, p.id);
+  if (row.account_id !== null) {
+    const owner = await ownerById(ctx.tx, row.account_id);
+    await checkAccess(ctx.tx, ctx.caller, owner, `IP address ${formatIp(addressFromKey(4, row.address))}`);
+  }
+  if (row.state === 'Reserved') {
+    throw invalidParameter('id', p.id, 'the address is Reserved, not associated; use releaseIpAddress');
+  }
+  if (row.source_nat === 1) {
+    const live =
+      row.network_id !== null
+        ? await ctx.tx
+            .selectFrom('networks')
+            .select('name')
+            .where('id', '=', row.network_id)
+            .where('removed', 'is', null)
+            .executeTakeFirst()
+        : row.vpc_id !== null
+          ? await ctx.tx
+              .selectFrom('vpcs')
+              .select('name')
+              .where('id', '=', row.vpc_id)
+              .where('removed', 'is', null)
+              .executeTakeFirst()
+          : undefined;
+    if (live) {
+      throw invalidParameter(
+        'id',
+        p.id,
+        `the address is the source NAT IP of '${live.name}' and is released only with it`,
+      );
+    }
+  }
+  // Rules on the IP go with it (cleanupIpResources): here that is the static NAT association.
+  await releasePublicIp(ctx, row);
+}
+
+// -------------------------------------------------------------------------------------- reserve/release
+
+export async function reserveIpAddress(
+  ctx: NetCtx,
+  p: {
+    id: string;
+    account?: string | undefined;
+    domainid?: string | undefined;
+    fordisplay?: boolean | undefined;
+  },
+  deps: Pick<AssociateDeps, 'resolveOwner' | 'zoneById'>,
+): Promise<IpRow> {
+  const d = decodePublicIpUuid(p.id);
+  if (!d || d.kind !== 'pub') throw invalidParameter('id', p.id, 'no public IP address has this id');
+  const owner = await deps.resolveOwner(p);
+  const existing = await ctx.tx
+    .selectFrom('ip_allocations')
+    .selectAll()
+    .where('scope', '=', publicScope(d.scopeId))
+    .where('family', '=', 4)
+    .where('address', '=', valueKey(d.value))
+    .executeTakeFirst();
+  if (existing) {
+    if (existing.state === 'Reserved' && existing.account_id === owner.accountId) return existing;
+    throw invalidParameter(
+      'id',
+      p.id,
+      `the address ${formatIp({ family: 4, value: d.value })} is ${existing.state}, not Free`,
+    );
+  }
+  const zone = await deps.zoneById(d.scopeId);
+  await checkPublicIpLimit(ctx, owner);
+  const ranges = await zoneRanges(ctx.tx, zone.id);
+  const pools = poolsFor(ranges, owner);
+  const all = [...pools.dedicated.ranges, ...pools.system.ranges];
+  if (all.length === 0)
+    throw invalidParameter('id', p.id, 'the address is not in a public range this account may use');
+  const alloc = await allocateAddressTx(plain(ctx), {
+    scope: publicScope(zone.id),
+    pool: RangeSet.of(all.map((r) => r.range)),
+    requested: { family: 4, value: d.value },
+    requestedParam: 'id',
+    state: 'Reserved',
+    owner: { kind: 'publicip' },
+    zoneId: zone.id,
+    accountId: owner.accountId,
+    domainId: owner.domainId,
+    rangeId: rangeIdOf(all),
+    now: ctx.now,
+  });
+  await ctx.tx
+    .updateTable('ip_allocations')
+    .set({ uuid: p.id, for_display: p.fordisplay === false ? 0 : 1 })
+    .where('id', '=', alloc.id)
+    .execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'NET.IPRESERVE',
+    description: `IP address ${alloc.ip} reserved for account ${owner.accountName}`,
+    resourceType: 'IpAddress',
+    resourceId: p.id,
+    owner: owner,
+  });
+  return ctx.tx.selectFrom('ip_allocations').selectAll().where('id', '=', alloc.id).executeTakeFirstOrThrow();
+}
+
+export async function releaseIpAddress(ctx: NetCtx, p: { id: string }): Promise<void> {
+  const row = await publicIpByUuid(ctx.tx, p.id);
+  const owner = await ownerById(ctx.tx, row.account_id!);
+  await checkAccess(ctx.tx, ctx.caller, owner, `IP address ${formatIp(addressFromKey(4, row.address))}`);
+  if (row.state !== 'Reserved') {
+    throw invalidParameter(
+      'id',
+      p.id,
+      `the address is ${row.state}; only a Reserved address is released here (use disassociateIpAddress)`,
+    );
+  }
+  await ctx.tx
+    .deleteFrom('ip_allocations')
+    .where('id', '=', row.id)
+    .where('state', '=', 'Reserved')
+    .execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'NET.IPRELEASE',
+    description: `Reserved IP address ${formatIp(addressFromKey(4, row.address))} released by account ${owner.accountName}`,
+    resourceType: 'IpAddress',
+    resourceId: p.id,
+    owner: owner,
+  });
+}
+
+// ------------------------------------------------------------------------------------------ static NAT
+
+/** What enableStaticNat needs to know of a VM; the VM service (issue 6) provides it. */
+export interface StaticNatVm {
+  id: number;
+  uuid: string;
+  name: string;
+  displayName: string;
+  accountId: number;
+  /** The VM's NIC addresses per network id. */
+  nics: { networkId: number; ip: string; isDefault: boolean }[];
+}
+
+export type VmResolver = (tx: Tx, uuid: string) => Promise<StaticNatVm | undefined>;
+
+let vmResolver: VmResolver = async () => undefined;
+/** Issue 6 plugs the VM lookup in here. */
+export function setStaticNatVmResolver(r: VmResolver): void {
+  vmResolver = r;
+}
+
+export async function enableStaticNat(
+  ctx: NetCtx,
+  p: {
+    ipaddressid: string;
+    virtualmachineid: string;
+    networkid?: string | undefined;
+    vmguestip?: string | undefined;
+  },
+  deps: Pick<AssociateDeps, 'network' | 'zoneById'>,
+): Promise<void> {
+  const row = await publicIpByUuid(ctx.tx, p.ipaddressid, 'ipaddressid');
+  const owner = await ownerById(ctx.tx, row.account_id!);
+  await checkAccess(ctx.tx, ctx.caller, owner, `IP address ${formatIp(addressFromKey(4, row.address))}`);
+  if (row.source_nat === 1)
+    throw invalidParameter('ipaddressid', p.ipaddressid, 'static NAT cannot be enabled on a source NAT IP');
+  if (row.static_nat === 1)
+    throw invalidParameter('ipaddressid', p.ipaddressid, 'static NAT is already enabled on this IP');
+  const vm = await vmResolver(ctx.tx as unknown as Tx, p.virtualmachineid);
+  if (!vm) throw notFound('virtualmachineid', p.virtualmachineid, 'virtual machine');
+  if (vm.accountId !== row.account_id)
+    throw permissionDenied('The virtual machine and the IP address belong to different accounts');
+  let target =
+    vm.nics.find((n) => n.networkId === row.network_id) ?? vm.nics.find((n) => n.isDefault) ?? vm.nics[0];
+  if (p.networkid) {
+    const net = await deps.network(p.networkid);
+    target = vm.nics.find((n) => n.networkId === net.id);
+    if (!target)
+      throw invalidParameter('networkid', p.networkid, `VM ${vm.name} has no NIC in network '${net.name}'`);
+  }
+  if (!target) throw invalidParameter('virtualmachineid', p.virtualmachineid, `VM ${vm.name} has no NIC`);
+  let current = row;
+  if (row.network_id !== target.networkId) {
+    if (!isPortableRow(row) && row.network_id !== null) {
+      throw invalidParameter(
+        'networkid',
+        p.networkid ?? '',
+        'the IP is associated with another network; only portable IPs move between networks',
+      );
+    }
+    const net = await ctx.tx
+      .selectFrom('networks')
+      .selectAll()
+      .where('id', '=', target.networkId)
+      .executeTakeFirstOrThrow();
+    current = isPortableRow(row)
+      ? await transferPortableIp(ctx, row, { zone: await deps.zoneById(net.zone_id), network: net })
+      : row;
+    if (!isPortableRow(row)) {
+      await ctx.tx
+        .updateTable('ip_allocations')
+        .set({ network_id: net.id })
+        .where('id', '=', row.id)
+        .execute();
+    }
+  }
+  await ctx.tx
+    .updateTable('ip_allocations')
+    .set({ static_nat: 1, vm_id: vm.id, vm_ip: p.vmguestip ?? target.ip, updated: ctx.now })
+    .where('id', '=', current.id)
+    .execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'STATICNAT.ENABLE',
+    description: `Static NAT enabled for ${formatIp(addressFromKey(4, row.address))} to VM ${vm.name}`,
+    resourceType: 'IpAddress',
+    resourceId: p.ipaddressid,
+    owner: owner,
+  });
+}
+
+export async function disableStaticNat(ctx: NetCtx, p: { ipaddressid: string }): Promise<void> {
+  const row = await publicIpByUuid(ctx.tx, p.ipaddressid, 'ipaddressid');
+  const owner = await ownerById(ctx.tx, row.account_id!);
+  await checkAccess(ctx.tx, ctx.caller, owner, `IP address ${formatIp(addressFromKey(4, row.address))}`);
+  if (row.static_nat !== 1)
+    throw invalidParameter('ipaddressid', p.ipaddressid, 'static NAT is not enabled on this IP');
+  await ctx.tx
+    .updateTable('ip_allocations')
+    .set({ static_nat: 0, vm_id: null, vm_ip: null, updated: ctx.now })
+    .where('id', '=', row.id)
+    .execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'STATICNAT.DISABLE',
+    description: `Static NAT disabled for ${formatIp(addressFromKey(4, row.address))}`,
+    resourceType: 'IpAddress',
+    resourceId: p.ipaddressid,
+    owner: owner,
+  });
+}
