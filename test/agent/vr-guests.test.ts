@@ -3,7 +3,16 @@
 // agent's control API.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultGateway, dig, eventually, httpGet, readLease, setLinkUp } from '../../src/netns/index.js';
+import {
+  addAddress,
+  addRoute,
+  defaultGateway,
+  dig,
+  eventually,
+  httpGet,
+  readLease,
+  setLinkUp,
+} from '../../src/netns/index.js';
 import type { DesiredState } from '../../src/agent/desired-state.js';
 import { VrLab, type RouterUnderTest } from './vr-lab.js';
 
@@ -28,6 +37,7 @@ describe('router agent: DHCP, DNS, metadata and password with real clients', () 
       ['vm3', MAC3],
       ['vm4', MAC4],
       ['str', STRANGER],
+      ['out', '02:aa:00:00:00:98'],
     ] as const) {
       g[role] = await lab.guest(role, mac);
     }

@@ -39,6 +39,45 @@ describe('router agent: validation, supervision and restart', () => {
     await lab.cleanup();
   });
 
+  it('the control API refuses unauthenticated requests, stale generations, deltas on another base and bad documents', async () => {
+    const wrong = await fetch(`http://${vr.control}/v1/status`, {
+      headers: { authorization: 'Bearer not-the-secret' },
+    });
+    assert.equal(wrong.status, 401);
+    const none = await fetch(`http://${vr.control}/v1/desired-state`, {
+      method: 'PUT',
+      body: JSON.stringify(good),
+    });
+    assert.equal(none.status, 401);
+    const stale = await vr.push({ ...good, generation: 0 });
+    assert.equal(stale.ok, false);
+    assert.equal(stale.httpStatus, 409, JSON.stringify(stale));
+    const base = await vr.patch({
+      baseGeneration: 7,
+      generation: 8,
+      hosts: { upsert: [lab.host(17, MAC5, 'vm5')] },
+    });
+    assert.equal(base.ok, false);
+    assert.equal(base.httpStatus, 409);
+    assert.ok(
+      !base.ok && base.sendFull,
+      `a delta on the wrong base must ask for the full state: ${JSON.stringify(base)}`,
+    );
+    const badDoc = await vr.push({
+      ...good,
+      generation: 2,
+      hosts: [{ ...good.hosts[0]!, ipv4: '10.61.0.999' }],
+    });
+    assert.equal(badDoc.ok, false);
+    assert.equal(badDoc.httpStatus, 400);
+    assert.ok(
+      !badDoc.ok && /hosts\/0\/ipv4/.test(`${badDoc.field} ${badDoc.message}`),
+      JSON.stringify(badDoc),
+    );
+    const st = await vr.status();
+    assert.equal(st.generation, 1, 'nothing was applied');
+  });
+
   it('a desired state dnsmasq rejects is not applied; the old config keeps serving; status is Degraded with why', async () => {
     const before = await vr.status();
     assert.equal(before.generation, 1);

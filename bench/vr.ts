@@ -1,0 +1,472 @@
+/**
+ * `npm run bench:vr` — how fast a populated virtual router serves a new VM, and what it costs everyone else.
+ *
+ * For each N (hosts already on the VR: N dhcp-host entries, N names, N leases — leases matter, see
+ * shared/reference/dataplane-facts.md) it measures, with a raw DHCP client in a guest namespace that keeps
+ * sending DISCOVER until answered:
+ *   new-mac    time from the control-API call adding one host to its DHCPACK
+ *   freed-ip   time from the call that removes a host and gives its address to a new MAC, to that MAC's DHCPACK
+ *   burst      (at --burst-n) 200 new hosts at once: time until all 200 are ACKed
+ * and DNS queries lost meanwhile (a background loop, one query per --dns-interval ms, lost = no answer in 1 s).
+ * Beside each, in the same run, CloudStack's method driven directly against a second dnsmasq on the same bridge:
+ * rewrite the whole hosts/names/lease files and restart dnsmasq, once per VM.
+ *
+ * One JSON object per line on stdout; progress on stderr.
+ *   npm run bench:vr -- --n 100,1000,5000 --reps 20 --burst 200 --burst-n 1000 [--no-baseline]
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { DhcpProbe, eventually, type ProbeDnsStats, type SpawnedProcess } from '../src/netns/index.js';
+import type { DesiredState, HostSpec } from '../src/agent/desired-state.js';
+import { VrLab, type RouterUnderTest } from '../test/agent/vr-lab.js';
+
+interface Flags {
+  n: number[];
+  reps: number;
+  burst: number;
+  burstN: number[];
+  baseline: boolean;
+  dnsIntervalMs: number;
+}
+
+function parseFlags(argv: string[]): Flags {
+  const f: Flags = {
+    n: [100, 1000, 5000],
+    reps: 20,
+    burst: 200,
+    burstN: [1000],
+    baseline: true,
+    dnsIntervalMs: 10,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = () => {
+      const x = argv[++i];
+      if (x === undefined) throw new Error(`${a} needs a value`);
+      return x;
+    };
+    const list = (s: string) => s.split(',').map((x) => Number(x.replace(/_/g, '')));
+    if (a === '--n') f.n = list(v());
+    else if (a === '--reps') f.reps = Number(v());
+    else if (a === '--burst') f.burst = Number(v());
+    else if (a === '--burst-n') f.burstN = list(v());
+    else if (a === '--no-baseline') f.baseline = false;
+    else if (a === '--dns-interval') f.dnsIntervalMs = Number(v());
+    else if (a === '--help') {
+      console.log(
+        'npm run bench:vr -- [--n 100,1000,5000] [--reps 20] [--burst 200] [--burst-n 1000] [--no-baseline]',
+      );
+      process.exit(0);
+    } else throw new Error(`unknown flag ${a}`);
+  }
+  return f;
+}
+
+const log = (m: string) => process.stderr.write(`[bench:vr] ${m}\n`);
+const emit = (o: Record<string, unknown>) =>
+  process.stdout.write(JSON.stringify({ bench: 'vr', ...o }) + '\n');
+const now = () => performance.now();
+const round = (x: number) => Math.round(x * 10) / 10;
+
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+}
+
+function summary(xs: number[]) {
+  return {
+    median_ms: round(quantile(xs, 0.5)),
+    p99_ms: round(quantile(xs, 0.99)),
+    max_ms: round(Math.max(...xs)),
+  };
+}
+
+/** Address number i (0-based) in a /16: 10.x.(1 + i/250).(1 + i%250): never .0 or .255, never 10.x.0.* (the routers). */
+function ipAt(prefix: string, i: number): string {
+  return `${prefix}.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
+}
+
+function macAt(kind: number, i: number): string {
+  const h = (x: number) => x.toString(16).padStart(2, '0');
+  return `02:${h(kind)}:00:${h((i >> 16) & 255)}:${h((i >> 8) & 255)}:${h(i & 255)}`;
+}
+
+const DOMAIN = 'bench.internal';
+
+/** The VR under test: the real agent behind its control API. */
+class AgentMethod {
+  readonly name = 'agent';
+  gen = 1;
+  hosts: HostSpec[] = [];
+  constructor(
+    readonly lab: VrLab,
+    readonly vr: RouterUnderTest,
+  ) {}
+
+  server = '10.20.0.1';
+
+  state(): DesiredState {
+    const s = this.lab.state(this.gen, this.hosts);
+    s.router.name = 'r-bench-VM';
+    return s;
+  }
+
+  async populate(n: number): Promise<void> {
+    this.hosts = Array.from({ length: n }, (_, i) => ({
+      mac: macAt(0xa0, i),
+      ipv4: ipAt('10.20', i),
+      hostname: `vm${i}`,
+      defaultNic: true,
+      vmId: `vm-${i}`,
+    }));
+    const r = await this.vr.push(this.state(), { timeoutMs: 300_000 });
+    if (!r.ok) throw new Error(`populate: ${JSON.stringify(r)}`);
+    const st = await this.vr.status();
+    if (st.leaseCount < n) throw new Error(`populated VR has ${st.leaseCount} leases, wanted ${n}`);
+  }
+
+  private async delta(upsert: HostSpec[], remove: string[]): Promise<void> {
+    const r = await this.vr.patch(
+      { baseGeneration: this.gen, generation: this.gen + 1, hosts: { upsert, remove } },
+      { timeoutMs: 120_000 },
+    );
+    if (!r.ok) throw new Error(`delta: ${JSON.stringify(r)}`);
+    this.gen++;
+    const gone = new Set(remove);
+    this.hosts = [...this.hosts.filter((h) => !gone.has(h.mac)), ...upsert];
+  }
+
+  async addHosts(hs: HostSpec[]): Promise<void> {
+    await this.delta(hs, []);
+  }
+
+  async replaceHost(old: HostSpec, next: HostSpec): Promise<void> {
+    await this.delta([next], [old.mac]);
+  }
+}
+
+/**
+ * CloudStack's way (reference §4.4): every DHCP entry change rebuilds dhcphosts.txt, the hosts file and the lease
+ * file from the whole databag, and since dhcphosts changed, restarts dnsmasq.
+ */
+class RewriteRestartMethod {
+  readonly name = 'rewrite-restart';
+  server = '10.21.0.1';
+  hosts: HostSpec[] = [];
+  proc: SpawnedProcess | undefined;
+  dir = '';
+  constructor(
+    readonly lab: VrLab,
+    readonly ns: string,
+  ) {}
+
+  async init(): Promise<void> {
+    this.dir = await this.lab.net.tempDir('cs');
+    writeFileSync(
+      join(this.dir, 'dnsmasq.conf'),
+      [
+        `pid-file=${this.dir}/dnsmasq.pid`,
+        `dhcp-leasefile=${this.dir}/dnsmasq.leases`,
+        'user=root',
+        'no-hosts',
+        'no-resolv',
+        'bind-interfaces',
+        'interface=eth0',
+        'except-interface=lo',
+        'domain-needed',
+        'bogus-priv',
+        'expand-hosts',
+        `domain=${DOMAIN}`,
+        `local=/${DOMAIN}/`,
+        `addn-hosts=${this.dir}/hosts`,
+        `dhcp-hostsfile=${this.dir}/dhcphosts.txt`,
+        'dhcp-range=10.21.0.0,static,255.255.0.0,infinite',
+        'dhcp-ignore=tag:!known',
+        'dhcp-option=option:router,10.21.0.1',
+        'dhcp-option=6,10.21.0.1',
+        // CloudStack ships 2100; a fair baseline must not NAK past it.
+        'dhcp-lease-max=65000',
+        '',
+      ].join('\n'),
+    );
+  }
+
+  private writeAll(): void {
+    const hostLines = this.hosts.map((h) => `${h.mac},${h.ipv4},${h.hostname},infinite`).join('\n') + '\n';
+    const names = this.hosts.map((h) => `${h.ipv4}\t${h.hostname}`).join('\n') + '\n';
+    const leases = this.hosts.map((h) => `0 ${h.mac} ${h.ipv4} ${h.hostname} *`).join('\n') + '\n';
+    writeFileSync(join(this.dir, 'dhcphosts.txt'), hostLines);
+    writeFileSync(join(this.dir, 'hosts'), `10.21.0.1\tdata-server\n${names}`);
+    writeFileSync(join(this.dir, 'dnsmasq.leases'), leases);
+  }
+
+  private async restart(): Promise<void> {
+    if (this.proc) await this.proc.stop(5000);
+    this.proc = this.lab.net.spawnIn(this.ns, [
+      'dnsmasq',
+      '--keep-in-foreground',
+      `--conf-file=${join(this.dir, 'dnsmasq.conf')}`,
+    ]);
+  }
+
+  async populate(n: number): Promise<void> {
+    this.hosts = Array.from({ length: n }, (_, i) => ({
+      mac: macAt(0xc5, i),
+      ipv4: ipAt('10.21', i),
+      hostname: `vm${i}`,
+      defaultNic: true,
+      vmId: `vm-${i}`,
+    }));
+    this.writeAll();
+    await this.restart();
+  }
+
+  async addHosts(hs: HostSpec[]): Promise<void> {
+    // one VM at a time, as CloudStack's non-aggregated per-VM commands do
+    for (const h of hs) {
+      this.hosts.push(h);
+      this.writeAll();
+      await this.restart();
+    }
+  }
+
+  async replaceHost(old: HostSpec, next: HostSpec): Promise<void> {
+    // remove=true + the new entry; the old lease line goes with the rebuild (CloudStack dhcp_releases it)
+    this.hosts = this.hosts.filter((h) => h.mac !== old.mac);
+    this.hosts.push(next);
+    this.writeAll();
+    await this.restart();
+  }
+}
+
+type Method = AgentMethod | RewriteRestartMethod;
+
+async function measureOne(probe: DhcpProbe, change: () => Promise<void>, mac: string, retryMs = 5) {
+  const t0 = now();
+  const served = probe.lease(mac, { retryMs, timeoutMs: 60_000 }).then((r) => ({ r, t: now() - t0 }));
+  const api = change().then(() => now() - t0);
+  const [s, apiMs] = await Promise.all([served, api]);
+  if (!s.r.ok) throw new Error(`${mac} not served: ${JSON.stringify(s.r)}`);
+  return { ms: s.t, apiMs, ip: s.r.ip };
+}
+
+async function withDns<T>(
+  probe: DhcpProbe,
+  m: Method,
+  flags: Flags,
+  f: () => Promise<T>,
+): Promise<[T, ProbeDnsStats]> {
+  await probe.dnsStart(m.server, `vm0.${DOMAIN}`, { intervalMs: flags.dnsIntervalMs, timeoutMs: 1000 });
+  try {
+    const r = await f();
+    return [r, await probe.dnsStop()];
+  } catch (e) {
+    await probe.dnsStop().catch(() => undefined);
+    throw e;
+  }
+}
+
+async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags): Promise<void> {
+  const kindNew = m.name === 'agent' ? 0xa1 : 0xc6;
+  const prefix = m.name === 'agent' ? '10.20' : '10.21';
+  let next = n; // next free address index
+  let macSeq = 0;
+  const fresh = (): HostSpec => {
+    const i = macSeq++;
+    return {
+      mac: macAt(kindNew, i),
+      ipv4: ipAt(prefix, next++),
+      hostname: `new${i}`,
+      defaultNic: true,
+      vmId: `n-${i}`,
+    };
+  };
+  const dnsFields = (d: ProbeDnsStats) => ({
+    dns_sent: d.sent,
+    dns_lost: d.lost,
+    dns_max_ms: round(d.maxMs),
+  });
+
+  // new MAC
+  {
+    const times: number[] = [];
+    const apis: number[] = [];
+    const [, dns] = await withDns(probe, m, flags, async () => {
+      for (let k = 0; k < flags.reps; k++) {
+        const h = fresh();
+        const r = await measureOne(probe, () => m.addHosts([h]), h.mac);
+        if (r.ip !== h.ipv4) throw new Error(`${h.mac} got ${r.ip}, wanted ${h.ipv4}`);
+        times.push(r.ms);
+        apis.push(r.apiMs);
+      }
+    });
+    emit({
+      method: m.name,
+      n,
+      scenario: 'new-mac',
+      reps: times.length,
+      ...summary(times),
+      api_median_ms: round(quantile(apis, 0.5)),
+      ...dnsFields(dns),
+    });
+    log(
+      `${m.name} n=${n} new-mac median ${round(quantile(times, 0.5))} ms p99 ${round(quantile(times, 0.99))} ms, DNS lost ${dns.lost}/${dns.sent}`,
+    );
+  }
+
+  // a just-freed address given to a new MAC (the old host held a lease on it)
+  {
+    const times: number[] = [];
+    const apis: number[] = [];
+    const [, dns] = await withDns(probe, m, flags, async () => {
+      for (let k = 0; k < flags.reps; k++) {
+        const old = m.hosts[k]!;
+        const i = macSeq++;
+        const h: HostSpec = {
+          mac: macAt(kindNew, i),
+          ipv4: old.ipv4,
+          hostname: `re${i}`,
+          defaultNic: true,
+          vmId: `r-${i}`,
+        };
+        const r = await measureOne(probe, () => m.replaceHost(old, h), h.mac);
+        if (r.ip !== h.ipv4) throw new Error(`${h.mac} got ${r.ip}, wanted ${h.ipv4}`);
+        times.push(r.ms);
+        apis.push(r.apiMs);
+      }
+    });
+    emit({
+      method: m.name,
+      n,
+      scenario: 'freed-ip',
+      reps: times.length,
+      ...summary(times),
+      api_median_ms: round(quantile(apis, 0.5)),
+      ...dnsFields(dns),
+    });
+    log(
+      `${m.name} n=${n} freed-ip median ${round(quantile(times, 0.5))} ms p99 ${round(quantile(times, 0.99))} ms, DNS lost ${dns.lost}/${dns.sent}`,
+    );
+  }
+
+  // burst
+  if (flags.burstN.includes(n) && flags.burst > 0) {
+    const hs = Array.from({ length: flags.burst }, fresh);
+    const [res, dns] = await withDns(probe, m, flags, async () => {
+      const t0 = now();
+      const served = Promise.all(
+        hs.map((h) =>
+          probe.lease(h.mac, { retryMs: 50, timeoutMs: 300_000 }).then((r) => ({ r, t: now() - t0 })),
+        ),
+      );
+      const api = m.addHosts(hs).then(() => now() - t0);
+      const [all, apiMs] = await Promise.all([served, api]);
+      const bad = all.filter((x) => !x.r.ok);
+      if (bad.length) throw new Error(`${bad.length} of the burst not served: ${JSON.stringify(bad[0])}`);
+      return { times: all.map((x) => x.t), apiMs };
+    });
+    emit({
+      method: m.name,
+      n,
+      scenario: 'burst',
+      hosts: flags.burst,
+      all_served_ms: round(Math.max(...res.times)),
+      median_host_ms: round(quantile(res.times, 0.5)),
+      api_ms: round(res.apiMs),
+      ...dnsFields(dns),
+    });
+    log(
+      `${m.name} n=${n} burst of ${flags.burst}: all served in ${round(Math.max(...res.times))} ms, DNS lost ${dns.lost}/${dns.sent}`,
+    );
+  }
+}
+
+async function runN(n: number, flags: Flags): Promise<void> {
+  const lab = new VrLab({ cidr: '10.20.0.0/16', domain: DOMAIN });
+  try {
+    await lab.setup();
+    const vr = await lab.router('vr');
+    const probeNs = await lab.net.namespace('probe');
+    await lab.net.veth({
+      ns: probeNs,
+      bridge: lab.bridge,
+      addresses: ['10.20.255.254/16', '10.21.255.254/16'],
+    });
+    const probe = await DhcpProbe.start(probeNs, { track: (p) => lab.net.trackPid(p.pid) });
+    try {
+      const agent = new AgentMethod(lab, vr);
+      let t = now();
+      await agent.populate(n);
+      log(`agent populated with ${n} hosts in ${Math.round(now() - t)} ms`);
+      await eventually(
+        async () => {
+          const r = await probe.lease(agent.hosts[0]!.mac, { timeoutMs: 2000 });
+          if (!r.ok) throw new Error('populated VR does not answer');
+        },
+        { timeoutMs: 30_000 },
+      );
+      await runScenarios(agent, probe, n, flags);
+      const st = await vr.status();
+      emit({
+        method: 'agent',
+        n,
+        scenario: 'counters',
+        ...st.counters,
+        dnsmasq_restarts_by_supervisor: st.dnsmasq.restarts,
+      });
+
+      if (flags.baseline) {
+        const csNs = await lab.net.namespace('cs');
+        await lab.net.veth({ ns: csNs, bridge: lab.bridge, addresses: ['10.21.0.1/16'] });
+        const cs = new RewriteRestartMethod(lab, csNs);
+        await cs.init();
+        t = now();
+        await cs.populate(n);
+        await eventually(
+          async () => {
+            const r = await probe.lease(cs.hosts[0]!.mac, { timeoutMs: 2000 });
+            if (!r.ok) throw new Error('baseline does not answer');
+          },
+          { timeoutMs: 60_000 },
+        );
+        log(`rewrite-restart baseline populated with ${n} hosts in ${Math.round(now() - t)} ms`);
+        await runScenarios(cs, probe, n, flags);
+      }
+    } finally {
+      await probe.close();
+    }
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  let dnsmasqVersion = '';
+  try {
+    dnsmasqVersion = /version (\S+)/.exec(execFileSync('dnsmasq', ['--version']).toString())?.[1] ?? '';
+  } catch {
+    /* reported as empty */
+  }
+  emit({
+    scenario: 'env',
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model,
+    node: process.version,
+    dnsmasq: dnsmasqVersion,
+    at: new Date().toISOString(),
+    flags,
+  });
+  for (const n of flags.n) {
+    log(`N = ${n}`);
+    await runN(n, flags);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exitCode = 1;
+});
