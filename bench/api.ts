@@ -1,0 +1,100 @@
+/**
+ * API server under load: 64 concurrent signed clients against a spawned `stacknet server` (SQLite in a temp dir
+ * unless --db-url), first a cheap list command, then an async command end to end (request → job done).
+ * Prints one JSON object per line. Builds the CLI first (the server runs from dist/).
+ *   npm run bench:api -- [--duration 30] [--clients 64] [--db-url postgres://...] [--no-build]
+ */
+import { spawnSync } from 'node:child_process';
+import { callApi, waitForJob } from '../src/api/client.js';
+import type { ClientOptions } from '../src/api/client.js';
+import { startServer } from '../test/api/harness.js';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1]! : dflt;
+}
+
+const duration = Number(arg('--duration', '30')) * 1000;
+const clients = Number(arg('--clients', '64'));
+const dbUrl = arg('--db-url', '');
+
+function p99(xs: number[]): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]! * 10) / 10;
+}
+
+async function phase(
+  name: string,
+  opts: ClientOptions,
+  one: (client: number, i: number) => Promise<boolean>,
+): Promise<void> {
+  const lat: number[] = [];
+  let failed = 0;
+  const start = performance.now();
+  const end = start + duration;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let i = 0; performance.now() < end; i++) {
+        const t = performance.now();
+        let ok = false;
+        try {
+          ok = await one(c, i);
+        } catch {
+          ok = false;
+        }
+        if (ok) lat.push(performance.now() - t);
+        else failed++;
+      }
+    }),
+  );
+  const secs = (performance.now() - start) / 1000;
+  console.log(
+    JSON.stringify({
+      bench: 'api',
+      phase: name,
+      clients,
+      seconds: Math.round(secs * 10) / 10,
+      ok: lat.length,
+      failed,
+      per_second: Math.round(lat.length / secs),
+      p50_ms: Math.round(([...lat].sort((a, b) => a - b)[Math.floor(lat.length / 2)] ?? 0) * 10) / 10,
+      p99_ms: p99(lat),
+      db: opts.url && (dbUrl ? dbUrl.split(':')[0] : 'sqlite'),
+    }),
+  );
+}
+
+if (!process.argv.includes('--no-build')) {
+  const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+}
+
+const { mkdtempSync, rmSync } = await import('node:fs');
+const { join } = await import('node:path');
+const { tmpdir } = await import('node:os');
+const dir = mkdtempSync(join(tmpdir(), 'stacknet-bench-'));
+const server = await startServer(dbUrl || `sqlite:${join(dir, 'bench.db')}`, {
+  STACKNET_SQLITE_SYNC: 'NORMAL',
+});
+const opts: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
+try {
+  await phase(
+    'listAccounts',
+    opts,
+    async () => (await callApi(opts, 'listAccounts', { listall: 'true' })).status === 200,
+  );
+  const run = `${process.pid}`;
+  await phase('createDomain+deleteDomain (async, to job done)', opts, async (c, i) => {
+    const d = await callApi(opts, 'createDomain', { name: `b${run}-${c}-${i}` });
+    if (d.status !== 200) return false;
+    const id = (d.body as { domain: { id: string } }).domain.id;
+    const q = await callApi(opts, 'deleteDomain', { id });
+    if (q.status !== 200) return false;
+    const job = await waitForJob(opts, (q.body as { jobid: string }).jobid, { intervalMs: 20 });
+    return job.jobstatus === 1;
+  });
+} finally {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
