@@ -170,6 +170,25 @@ describe('router agent: DHCP, DNS, metadata and password with real clients', () 
     assert.equal(ack.body, 'saved_password');
   });
 
+  it('the VR firewall drops DNS, metadata and password from outside the guest CIDR, and the control API from guests', async () => {
+    // a host on the guest segment with an address outside the guest CIDR
+    const out = g.out!;
+    await addAddress(out, 'eth0', '10.99.0.5/24');
+    await addRoute(out, { to: lab.cidr, dev: 'eth0' });
+    const d = await dig(out, 'vm1', lab.ip(1), { timeoutSec: 1 });
+    assert.equal(d.status, 'TIMEOUT', `DNS answered a source outside ${lab.cidr}: ${d.raw}`);
+    const md = await httpGet(out, `http://${lab.ip(1)}/latest/meta-data/`, { timeoutSec: 1 });
+    assert.equal(md.status, 0, `metadata answered: ${md.status}`);
+    const pw = await httpGet(out, `http://${lab.ip(1)}:8080/`, {
+      timeoutSec: 1,
+      headers: { DomU_Request: 'send_my_password' },
+    });
+    assert.equal(pw.status, 0);
+    // a guest inside the CIDR reaches DNS, but not the control API on the guest side
+    const ctl = await httpGet(g.vm1!, `http://${lab.ip(1)}:3922/healthz`, { timeoutSec: 1 });
+    assert.equal(ctl.status, 0, `control API reachable from a guest: ${ctl.status} ${ctl.body}`);
+  });
+
   it('removing vm2 and giving its address to a new MAC: the new guest gets it on its first request', async () => {
     // vm2 is expunged: its guest goes away (it still holds a dnsmasq lease for the address)
     await setLinkUp(g.vm2!, 'eth0', false);
