@@ -579,14 +579,15 @@ export class RouterAgent {
         return;
       }
       case 'reload': {
-        const taggedMacs = this.loaded?.taggedMacs ?? new Set<string>();
+        // dnsmasq 2.90 segfaults on SIGHUP while a lease exists for a hosts-file entry with a `set:` tag
+        // (reproduced here); render keeps tagged hosts in dnsmasq.conf, and files from anything older restart.
+        const tagged = (this.loaded?.taggedMacs.size ?? 0) > 0;
         this.writeFull(rendered);
         if (!active || !this.dnsmasq.running) return;
-        const stale = leasesToRelease(parseLeases(readText(this.paths.leaseFile)), state);
-        // dnsmasq 2.90 segfaults on the next SIGHUP after a DHCPRELEASE for a host whose dhcp-host line carries a
-        // `set:` tag (reproduced here). Non-default NICs are rare: restart with a cleaned lease file instead.
-        if (!stale.some((l) => taggedMacs.has(l.mac))) {
-          await this.releaseStale(state, stale);
+        if (!tagged) {
+          // Release after SIGHUP is queued is not needed: a release for a host that is gone or changed is what
+          // frees its address for the next MAC (issue #10436).
+          await this.releaseStale(state, leasesToRelease(parseLeases(readText(this.paths.leaseFile)), state));
           this.dnsmasq.signal('SIGHUP');
           this.counters.reloads++;
           return;

@@ -58,9 +58,11 @@ export function sortedHosts(state: DesiredState): HostSpec[] {
   return [...state.hosts].sort((a, b) => (a.mac.toLowerCase() < b.mac.toLowerCase() ? -1 : 1));
 }
 
+/** Default-NIC hosts: the hosts file (and hostsdir additions) that change without a restart. */
 export function renderDhcpHosts(state: DesiredState): string {
   const lease = leaseTimeText(state);
   return sortedHosts(state)
+    .filter((h) => h.defaultNic)
     .map((h) => dhcpHostLine(h, lease) + '\n')
     .join('');
 }
@@ -131,6 +133,10 @@ export function renderDnsmasqConf(state: DesiredState, opts: DnsmasqRenderOption
     lines.push(`dhcp-range=set:${rangeTag}6,${prefix},static,${len},${lease}`);
     if (!net.useExternalDns) lines.push(`dhcp-option=tag:${rangeTag}6,option6:dns-server,[::]`);
   }
+  // Non-default NICs live in the configuration file, not the hosts file: dnsmasq 2.90 segfaults on SIGHUP while
+  // a lease exists for a hosts-file entry carrying a `set:` tag (reproduced on these machines). Secondary NICs
+  // are rare, so changing one costs a restart.
+  for (const h of sortedHosts(state)) if (!h.defaultNic) lines.push(`dhcp-host=${dhcpHostLine(h, lease)}`);
   for (const extra of net.dnsmasqOptions ?? []) lines.push(extra);
   return lines.join('\n') + '\n';
 }

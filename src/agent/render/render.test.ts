@@ -126,12 +126,18 @@ describe('planDnsmasq: the cheapest signal', () => {
     assert.deepEqual(p.nameLines, ['10.1.0.13\tvm3 vm3.cs4.internal', '10.1.0.14\tvm4 vm4.cs4.internal']);
   });
   it('removal → reload', () => {
-    const s2 = { ...s1, hosts: [s1.hosts[0]!] };
+    const s2 = { ...s1, hosts: [s1.hosts[1]!] };
     assert.equal(planDnsmasq(loaded(s1), s2, render(s2, ctx)).kind, 'reload');
   });
   it('an address another MAC had → reload (dnsmasq would offer nothing)', () => {
-    const s2 = { ...s1, hosts: [s1.hosts[0]!, { ...hostFor(7), ipv4: s1.hosts[1]!.ipv4 }] };
+    const s2 = { ...s1, hosts: [s1.hosts[1]!, { ...hostFor(7), ipv4: s1.hosts[0]!.ipv4 }] };
     assert.equal(planDnsmasq(loaded(s1), s2, render(s2, ctx)).kind, 'reload');
+  });
+  it('non-default NICs live in dnsmasq.conf (dnsmasq 2.90 crashes on SIGHUP with tagged hosts-file leases) → restart', () => {
+    const s2 = { ...s1, hosts: [s1.hosts[0]!] };
+    assert.equal(planDnsmasq(loaded(s1), s2, render(s2, ctx)).kind, 'restart');
+    const s3 = { ...s1, hosts: [...s1.hosts, { ...hostFor(9), defaultNic: false }] };
+    assert.equal(planDnsmasq(loaded(s1), s3, render(s3, ctx)).kind, 'restart');
   });
   it('a stale entry still loaded from an earlier add counts as known', () => {
     const l = loaded(s1);

@@ -145,6 +145,7 @@ export function planDnsmasq(
   const leasedTo = new Map(leases.map((l) => [l.ip, l.mac]));
   const domain = state.network.domain;
   for (const h of hosts) {
+    if (!h.defaultNic) continue; // in dnsmasq.conf: covered by the conf comparison above
     const line = dhcpHostLine(h, lease);
     wantedLines.add(line);
     if (loaded.hostLines.has(line)) continue;
