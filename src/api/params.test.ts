@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseParams, parseIsoWithZone } from './params.js';
+import { pageFrom } from './list.js';
+import { resultBody, serialize } from './envelope.js';
+import { listResult } from './command.js';
+import { CloudStackError } from '../errors/catalogue.js';
+
+const specs = {
+  id: { type: 'uuid', required: true },
+  n: { type: 'integer' },
+  flag: { type: 'boolean' },
+  ids: { type: 'list', items: 'uuid' },
+  details: { type: 'map' },
+} as const;
+
+test('parameters are typed from the definition; wrong or missing ones are 431 naming them', () => {
+  const p = parseParams(
+    specs,
+    new Map([
+      ['id', 'A3B4C5D6-0000-4000-8000-000000000001'],
+      ['n', '12'],
+      ['flag', 'TRUE'],
+      ['ids', 'a3b4c5d6-0000-4000-8000-000000000001,a3b4c5d6-0000-4000-8000-000000000002'],
+      ['details[1].key', 'b'],
+      ['details[0].key', 'a'],
+      ['details[0].value', '1'],
+      ['unknown', 'ignored'],
+    ]),
+  );
+  assert.equal(p.id, 'a3b4c5d6-0000-4000-8000-000000000001');
+  assert.equal(p.n, 12);
+  assert.equal(p.flag, true);
+  assert.equal(p.ids?.length, 2);
+  assert.deepEqual(p.details, [{ key: 'a', value: '1' }, { key: 'b' }]);
+  const err = (m: Map<string, string>) => {
+    try {
+      parseParams(specs, m);
+    } catch (e) {
+      assert.ok(e instanceof CloudStackError);
+      assert.equal(e.httpCode, 431);
+      return e.message;
+    }
+    assert.fail('expected a 431');
+  };
+  assert.match(err(new Map()), /missing parameter id/);
+  assert.match(err(new Map([['id', 'x']])), /parameter id: 'x'/);
+  assert.match(
+    err(
+      new Map([
+        ['id', 'a3b4c5d6-0000-4000-8000-000000000001'],
+        ['n', '1.5'],
+      ]),
+    ),
+    /parameter n/,
+  );
+  assert.match(
+    err(
+      new Map([
+        ['id', 'a3b4c5d6-0000-4000-8000-000000000001'],
+        ['n', '99999999999'],
+      ]),
+    ),
+    /parameter n/,
+  );
+  assert.match(
+    err(
+      new Map([
+        ['id', 'a3b4c5d6-0000-4000-8000-000000000001'],
+        ['flag', 'yes'],
+      ]),
+    ),
+    /parameter flag/,
+  );
+});
+
+test('expires accepts the forms clients send', () => {
+  assert.equal(parseIsoWithZone('2026-01-02T10:00:00+0000')?.toISOString(), '2026-01-02T10:00:00.000Z');
+  assert.equal(parseIsoWithZone('2026-01-02T12:00:00+02:00')?.toISOString(), '2026-01-02T10:00:00.000Z');
+  assert.equal(parseIsoWithZone('2026-01-02T10:00:00Z')?.toISOString(), '2026-01-02T10:00:00.000Z');
+  assert.equal(parseIsoWithZone('tomorrow'), undefined);
+});
+
+test('page/pagesize rules', () => {
+  assert.deepEqual(pageFrom({}, 500), { limit: 500, offset: 0 });
+  assert.deepEqual(pageFrom({ page: 3, pagesize: 10 }, 500), { limit: 10, offset: 20 });
+  assert.deepEqual(pageFrom({ pagesize: -1 }, 500), { offset: 0 });
+  assert.throws(() => pageFrom({ page: 1 }, 500), /pagesize/);
+  assert.throws(() => pageFrom({ page: 1, pagesize: 501 }, 500), /pagesize/);
+  assert.throws(() => pageFrom({ page: 0, pagesize: 5 }, 500), /page/);
+});
+
+test('envelopes: empty list is {}, XML mirrors JSON', () => {
+  assert.deepEqual(resultBody(listResult('network', [], 0)), {});
+  const body = resultBody(listResult('network', [{ id: 'a', name: 'x<y' }], 7));
+  assert.equal(
+    serialize('listnetworksresponse', body, 'json').body,
+    '{"listnetworksresponse":{"count":7,"network":[{"id":"a","name":"x<y"}]}}',
+  );
+  assert.match(
+    serialize('listnetworksresponse', body, 'xml').body,
+    /<listnetworksresponse cloud-stack-version="[^"]+"><count>7<\/count><network><id>a<\/id><name>x&lt;y<\/name><\/network><\/listnetworksresponse>$/,
+  );
+});
