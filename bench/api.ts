@@ -37,7 +37,7 @@ async function phase(
     Array.from({ length: clients }, async (_, c) => {
       for (let i = 0; performance.now() < end; i++) {
         const t = performance.now();
-        let ok = false;
+        let ok: boolean;
         try {
           ok = await one(c, i);
         } catch {
