@@ -10,6 +10,7 @@
  * PostgreSQL and MariaDB must be running as for the tests (127.0.0.1, see README); each run gets fresh databases
  * and drops them afterwards.
  */
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { openStore } from '../src/store/db.js';
 import type { DbKind, Store } from '../src/store/db.js';
@@ -244,6 +245,12 @@ async function latency(db: string, url: string, c: LatencyCase, fillPercent: 0 |
 
 async function main(): Promise<void> {
   const started = performance.now();
+  // Timings on a shared 2-core machine mean little without knowing what else ran: say it.
+  log(
+    `load average at start: ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
+  );
   for (const kind of DBS) {
     // SQLite runs with synchronous=NORMAL (WAL: a commit survives a crash of the process, see docs); its FULL
     // figure is printed too, as db "sqlite-full".
@@ -274,7 +281,12 @@ async function main(): Promise<void> {
       });
     }
   }
-  log(`done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  log(
+    `done in ${((performance.now() - started) / 1000).toFixed(0)} s; ` +
+      `load average at end: ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+  );
 }
 
 await main();

@@ -1,6 +1,6 @@
 /**
- * SQLite allocation without Kysely: the same two statements as address-repository.ts, prepared once per
- * connection. Kysely's SQLite driver prepares every statement anew and adds a few promise hops per query,
+ * SQLite allocation without Kysely: the same two statements as address-repository.ts (HOT.sqlite), prepared
+ * once per connection. Kysely's SQLite driver prepares every statement anew and adds a few promise hops per query,
  * which halves the commit rate of a one-allocation transaction (measured: ~7,600/s vs ~15,000/s with
  * synchronous=NORMAL on the bench machine); see docs/benchmarks.md "IPAM allocation".
  *
@@ -9,6 +9,7 @@
  * Kysely transaction of another caller in this process. Other processes are kept out by BEGIN IMMEDIATE.
  */
 import type { Database as SqliteConnection, Statement } from 'better-sqlite3';
+import { HOT, insertParams } from './address-repository.js';
 import type { NewAllocationRow, WindowQuery } from './address-repository.js';
 
 interface Prepared {
@@ -22,25 +23,10 @@ const cache = new WeakMap<SqliteConnection, Prepared>();
 function prepared(conn: SqliteConnection): Prepared {
   let p = cache.get(conn);
   if (!p) {
-    const window = (op: string, bound: string, order: string) =>
-      conn
-        .prepare(
-          `select address from ip_allocations where scope = ? and family = ? and address ${op} ? ` +
-            `and address ${bound} ? order by address ${order} limit ?`,
-        )
-        .pluck();
     p = {
-      windowUp: window('>=', '<=', 'asc'),
-      windowDown: window('<=', '>=', 'desc'),
-      insert: conn
-        .prepare(
-          `insert into ip_allocations (scope, family, address, range_id, state, owner_kind, owner_id, zone_id,
-             account_id, domain_id, network_id, vpc_id, vm_id, source_nat, is_system, created, updated)
-           values (@scope, @family, @address, @range_id, @state, @owner_kind, @owner_id, @zone_id,
-             @account_id, @domain_id, @network_id, @vpc_id, @vm_id, @source_nat, @is_system, @created, @updated)
-           on conflict (scope, family, address) do nothing returning id`,
-        )
-        .pluck(),
+      windowUp: conn.prepare(HOT.sqlite.windowUp).pluck(),
+      windowDown: conn.prepare(HOT.sqlite.windowDown).pluck(),
+      insert: conn.prepare(HOT.sqlite.insert).pluck(),
     };
     cache.set(conn, p);
   }
@@ -60,24 +46,6 @@ export function sqliteTakenWindow(conn: SqliteConnection, q: WindowQuery): strin
 
 /** The new row's id, or null when the address is taken. */
 export function sqliteInsertAllocation(conn: SqliteConnection, row: NewAllocationRow): number | null {
-  const id = prepared(conn).insert.get({
-    scope: row.scope,
-    family: row.family,
-    address: row.address,
-    range_id: row.range_id ?? null,
-    state: row.state,
-    owner_kind: row.owner_kind ?? null,
-    owner_id: row.owner_id ?? null,
-    zone_id: row.zone_id ?? null,
-    account_id: row.account_id ?? null,
-    domain_id: row.domain_id ?? null,
-    network_id: row.network_id ?? null,
-    vpc_id: row.vpc_id ?? null,
-    vm_id: row.vm_id ?? null,
-    source_nat: row.source_nat ?? 0,
-    is_system: row.is_system ?? 0,
-    created: row.created,
-    updated: row.updated,
-  }) as number | undefined;
+  const id = prepared(conn).insert.get(...insertParams(row)) as number | undefined;
   return id === undefined ? null : Number(id);
 }
