@@ -167,50 +167,22 @@ export async function deleteZone(ctx: NetCtx, p: { id: string }): Promise<void> 
   requireRootAdmin(ctx.caller, 'deleteZone');
   const zone = await zoneByUuid(ctx.tx, p.id, 'id');
   // CloudStack refuses to delete a zone that still holds anything (ConfigurationManagerImpl.checkIfZoneIsDeletable).
-  const holders: [string, Promise<unknown>][] = [
-    [
-      'pods',
-      ctx.tx
-        .selectFrom('pods')
-        .select('id')
-        .where('zone_id', '=', zone.id)
-        .where('removed', 'is', null)
-        .limit(1)
-        .executeTakeFirst(),
-    ],
-    [
-      'physical networks',
-      ctx.tx
-        .selectFrom('physical_networks')
-        .select('id')
-        .where('zone_id', '=', zone.id)
-        .where('removed', 'is', null)
-        .limit(1)
-        .executeTakeFirst(),
-    ],
-    [
-      'public IP ranges',
-      ctx.tx
-        .selectFrom('public_ip_ranges')
-        .select('id')
-        .where('zone_id', '=', zone.id)
-        .where('removed', 'is', null)
-        .limit(1)
-        .executeTakeFirst(),
-    ],
-    [
-      'networks',
-      ctx.tx
-        .selectFrom('networks')
-        .select('id')
-        .where('zone_id', '=', zone.id)
-        .where('removed', 'is', null)
-        .limit(1)
-        .executeTakeFirst(),
-    ],
-  ];
-  for (const [what, pending] of holders) {
-    if (await pending) {
+  // One query at a time: a transaction must not be left with queries in flight when a refusal rolls it back.
+  const holders = [
+    ['pods', 'pods'],
+    ['physical networks', 'physical_networks'],
+    ['public IP ranges', 'public_ip_ranges'],
+    ['networks', 'networks'],
+  ] as const;
+  for (const [what, table] of holders) {
+    const row = await ctx.tx
+      .selectFrom(table)
+      .select('id')
+      .where('zone_id', '=', zone.id)
+      .where('removed', 'is', null)
+      .limit(1)
+      .executeTakeFirst();
+    if (row) {
       throw new CloudStackError(
         'InvalidParameterValue',
         `The zone '${zone.name}' is not deletable because it still has ${what}; delete them first`,
