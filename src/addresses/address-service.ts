@@ -360,12 +360,14 @@ async function allocateWith(port: Port, req: AllocateRequest): Promise<Allocatio
     return merged;
   };
 
+  let races = 0;
   for (let attempt = 0; ; attempt++) {
     const strategy: Strategy =
       attempt >= STRICT_ORDER_ATTEMPTS && req.strategy !== 'random' ? 'random' : (req.strategy ?? 'lowest');
+    const blind = strategy === 'random' && attempt === 0;
     let value: bigint | undefined;
     if (first === undefined) value = undefined;
-    else if (strategy === 'random' && attempt === 0) {
+    else if (blind) {
       // The first random candidate is inserted without looking first: the INSERT is the probe (ON CONFLICT
       // answers "taken" as cheaply as a SELECT would), which saves a round trip per allocation while the pool
       // is not nearly full. A taken one falls through to ipam's search below.
@@ -380,8 +382,9 @@ async function allocateWith(port: Port, req: AllocateRequest): Promise<Allocatio
     }
     const row = rowFor(req, value, now);
     const id = await port.insert(row);
-    if (id !== null) return { ...allocationOf(id, row), lostRaces: lost.length };
+    if (id !== null) return { ...allocationOf(id, row), lostRaces: races };
     insertSorted(lost, value);
+    if (!blind) races++;
     if (attempt >= MAX_LOST_RACES) {
       throw new CloudStackError(
         'ConcurrentOperation',
