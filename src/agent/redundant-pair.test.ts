@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { getStatus, pushFull } from './control-client.js';
 import type { DesiredState } from './desired-state.js';
-import { baseState } from './testing/fixtures.js';
+import { baseState, hostFor } from './testing/fixtures.js';
 import type { SpawnedProcess } from '../netns/index.js';
 import { TestNet, dig, eventually, execIn } from '../netns/index.js';
 
@@ -39,7 +39,13 @@ describe('redundant pair', { timeout: 60_000 }, () => {
   before(async () => {
     const br = await net.bridge('br');
     guest = await net.namespace('g');
-    await net.veth({ ns: guest, ifname: 'eth0', bridge: br, addresses: ['10.1.0.11/16'] });
+    await net.veth({
+      ns: guest,
+      ifname: 'eth0',
+      bridge: br,
+      mac: hostFor(1).mac,
+      addresses: ['10.1.0.11/16'],
+    });
     for (const role of ['a', 'b']) {
       const ns = await net.namespace(role);
       await net.veth({ ns, ifname: 'eth0', bridge: br });
@@ -106,6 +112,13 @@ describe('redundant pair', { timeout: 60_000 }, () => {
       'http://10.1.0.1/latest/meta-data/local-ipv4',
     ]);
     assert.equal(md.stdout, '10.1.0.11');
+    // The VIP is the first address, so dnsmasq's server identifier (what guests renew against) is the VIP.
+    assert.deepEqual(await ipv4s(a.ns), ['10.1.0.1/16']);
+    assert.deepEqual(await ipv4s(b.ns), []);
+    const dhcp = await net.udhcpc(guest, 'eth0');
+    assert.equal(dhcp.lease?.ip, '10.1.0.11', dhcp.output);
+    assert.equal(dhcp.lease?.serverId, '10.1.0.1', 'guests renew against the VIP, not a router of the pair');
+    assert.equal(dhcp.lease?.router, '10.1.0.1');
   });
 
   it('stopping the primary agent moves the VIP, DNS and metadata to the backup', async () => {
@@ -128,5 +141,15 @@ describe('redundant pair', { timeout: 60_000 }, () => {
       'http://10.1.0.1/latest/meta-data/local-ipv4',
     ]);
     assert.equal(md.stdout, '10.1.0.11');
+    await eventually(async () => assert.deepEqual(await ipv4s(b.ns), ['10.1.0.1/16']));
+    assert.equal((await getStatus(b.control, secret)).role, 'primary');
   });
 });
+
+async function ipv4s(ns: string): Promise<string[]> {
+  const r = await execIn(ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(/\s+/)[3]!);
+}

@@ -61,6 +61,13 @@ export async function ensureAddress(ifname: string, address: string, prefix: num
   return null;
 }
 
+/** Re-add `own` (a /32) behind `vip` so the VIP is the interface's first IPv4 address (the DHCP server id). */
+export async function putVipFirst(ifname: string, own: string, vip: string): Promise<void> {
+  const addrs = interfaceAddresses(ifname);
+  if (addrs[0] === vip || !addrs.includes(own)) return;
+  await run('ip', ['-batch', '-'], `addr del ${own}/32 dev ${ifname}\naddr add ${own}/32 dev ${ifname}\n`);
+}
+
 export async function removeAddress(ifname: string, address: string, prefix: number): Promise<void> {
   if (interfaceAddresses(ifname).includes(address))
     await run('ip', ['addr', 'del', `${address}/${prefix}`, 'dev', ifname]);

@@ -21,6 +21,8 @@ export function renderKeepalived(state: DesiredState, guestInterface: string): s
     `  virtual_router_id ${r.virtualRouterId}`,
     `  priority ${r.priority}`,
     `  advert_int ${r.vrrpIntervalSeconds}`,
+    // The router's own address sits on lo (see the agent's ownAddress): adverts still carry it as source.
+    `  mcast_src_ip ${state.router.guestIp}`,
     ...(v3 ? [] : ['  authentication {', '    auth_type PASS', `    auth_pass ${r.authPass}`, '  }']),
     '  virtual_ipaddress {',
     `    ${state.network.gateway}/${prefix} dev ${guestInterface}`,
