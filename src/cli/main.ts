@@ -8,6 +8,7 @@ export interface CliCommand {
 }
 
 const commands: Record<string, () => Promise<CliCommand>> = {
+  demo: async () => (await import('./demo/demo-command.js')).demoCommand,
   migrate: async () => (await import('./migrate-command.js')).migrateCommand,
   server: async () => (await import('./server-command.js')).serverCommand,
   api: async () => (await import('./api-command.js')).apiCommand,

@@ -1,0 +1,73 @@
+import { join } from 'node:path';
+import { dataDir as defaultDataDir } from '../../config/settings.js';
+import { openMigratedStore } from '../../store/db.js';
+import { bootstrapAdmin } from '../../accounts/bootstrap.js';
+import { callerByUserId } from '../../accounts/repository.js';
+import type { CliCommand } from '../main.js';
+import { buildDemo } from './build-demo.js';
+
+const HELP = `usage: stacknet demo [--data-dir DIR] [--db-url URL]
+
+Builds a sample zone in the database stacknet server uses (same defaults and flags): zone "demo-zone" with a pod,
+a physical network (VLANs 100-199; Guest, Public and Management traffic), a public range 203.0.113.10-100 on
+VLAN 10, and an implemented isolated network "demo-network" (10.1.1.0/24, a VLAN and a source-NAT IP) owned by
+admin. Run it once, then start (or keep running) stacknet server and look:
+  stacknet api listZones
+  stacknet api listNetworks listall=true
+  stacknet api listPublicIpAddresses listall=true
+  stacknet api listCapacity`;
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i >= 0) return args[i + 1];
+  return args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
+}
+
+export const demoCommand: CliCommand = {
+  summary: 'build a sample zone, physical network, public range and isolated network',
+  async run(args) {
+    if (args.includes('--help')) {
+      console.log(HELP);
+      return 0;
+    }
+    const dataDir = flag(args, '--data-dir') ?? defaultDataDir();
+    const dbUrl =
+      flag(args, '--db-url') ?? process.env.STACKNET_DB_URL ?? `sqlite:${join(dataDir, 'stacknet.db')}`;
+    const store = await openMigratedStore(dbUrl, { poolSize: 2 });
+    try {
+      const boot = await bootstrapAdmin(store, {
+        adminPassword: process.env.STACKNET_ADMIN_PASSWORD || undefined,
+        adminApiKey: process.env.STACKNET_ADMIN_API_KEY || undefined,
+        adminSecretKey: process.env.STACKNET_ADMIN_SECRET_KEY || undefined,
+      });
+      if (boot.generatedPassword) {
+        console.log(
+          `Created the admin account (user "admin", domain "/") with password: ${boot.generatedPassword}`,
+        );
+      }
+      const adminUser = await store.db
+        .selectFrom('users')
+        .innerJoin('domains', 'domains.id', 'users.domain_id')
+        .select('users.id')
+        .where('users.username', '=', 'admin')
+        .where('domains.path', '=', '/')
+        .executeTakeFirstOrThrow();
+      const admin = (await callerByUserId(store.db, Number(adminUser.id)))!.caller;
+      const s = await buildDemo(store, admin);
+      if (!s.created) {
+        console.log(`The demo zone already exists: ${s.zone.name} (${s.zone.id})`);
+        return 0;
+      }
+      console.log(`Built zone ${s.zone.name} (${s.zone.id})`);
+      if (s.network) {
+        console.log(
+          `Network ${s.network.name} (${s.network.id}): ${s.network.cidr}, VLAN ${s.network.vlan}, source NAT ${s.network.sourceNatIp}`,
+        );
+      }
+      console.log('Next: stacknet server, then e.g. stacknet api listNetworks listall=true');
+      return 0;
+    } finally {
+      await store.close();
+    }
+  },
+};
