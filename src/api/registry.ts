@@ -11,6 +11,8 @@ import type { ReferenceField } from './reference/reference-types.js';
 import { commands as sessionCommands } from './session-commands.js';
 import { commands as jobCommands } from './jobs/commands.js';
 import { listApisCommand } from './list-apis.js';
+import { commands as vmCommands } from '../vms/commands.js';
+import { commands as routerCommands } from '../routers/commands.js';
 import { commands as infrastructureCommands } from '../infrastructure/commands.js';
 import { commands as offeringCommands } from '../offerings/commands.js';
 import { commands as networkCommands } from '../networks/commands.js';
@@ -28,6 +30,8 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   networkCommands,
   publicIpCommands,
   capacityCommands,
+  vmCommands,
+  routerCommands,
 ];
 
 export interface ResolvedParam extends ParamSpec {

@@ -11,6 +11,7 @@ import { buildRegistry } from '../api/registry.js';
 import type { CommandRegistry } from '../api/registry.js';
 import { buildHttpApp } from '../api/http.js';
 import { JobRunner } from '../api/jobs/runner.js';
+import { startVmSubsystem } from '../vms/subsystem.js';
 
 export type DriverName = 'simulator' | 'netns';
 
@@ -51,6 +52,14 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
     });
     const registry = buildRegistry();
     const runner = new JobRunner({ store, registry, pollMs: config.jobPollMs, log: config.log });
+    // Routers, VMs, their reconciler and GC (STACKNET_NETNS_PREFIX / STACKNET_CONTROL_CIDR: see src/vms/README.md).
+    const vms = await startVmSubsystem(store, {
+      driver: config.driver,
+      dataDir: config.dataDir,
+      netnsPrefix: process.env.STACKNET_NETNS_PREFIX,
+      controlCidr: process.env.STACKNET_CONTROL_CIDR,
+      log: config.log,
+    });
     const app = buildHttpApp({ store, registry, onJobQueued: () => runner.wake(), log: config.log });
     runner.start();
     let closed = false;
@@ -66,6 +75,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
         closed = true;
         await app.close();
         await runner.stop();
+        await vms.close();
         await store.close();
       },
     };

@@ -1,0 +1,478 @@
+/**
+ * The `netns` driver (root): routers and VMs as Linux network namespaces on this machine.
+ * - One "switch" namespace `<prefix>switch` holds a bridge per guest network named after its VLAN/VNI
+ *   (`br-v<vlan>` / `br-vx<vni>`) and the bridge-family nftables anti-spoofing table (reference §4.10): a VM port
+ *   may send only from its own MAC and assigned IPv4s (plus 0.0.0.0 for DHCP), and never as a DHCP server.
+ * - A control bridge in the host namespace carries the control network (control.cidr; its first host is the
+ *   server's own address), so the server reaches each router agent on its link-local control address.
+ * - A namespace per router named after it (`<prefix>r-<id>-VM`) runs `stacknet router-agent` (detached: stopping
+ *   the server leaves it serving), with eth0 on the guest bridge and eth1 on the control bridge.
+ * - A namespace per VM named after its instance (`<prefix>i-<account>-<id>-VM`), a veth per NIC on the bridge,
+ *   and a real DHCP client (busybox udhcpc, our own hook) started at VM start and stopped at VM stop.
+ * Everything created is listed in `<dataDir>/created.json`; `stacknet netns cleanup` removes exactly that.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getStatus, pushDelta, pushFull } from '../agent/control-client.js';
+import {
+  addAddress,
+  createBridge,
+  createNamespace,
+  createVeth,
+  deleteLink,
+  deleteNamespace,
+  exec,
+  hookScripts,
+  killNamespacePids,
+  killPid,
+  leaseStatePath,
+  listLinks,
+  listNamespaces,
+  pidAlive,
+  resolvConfPath,
+  run,
+  runIn,
+  stateDir,
+  withHostname,
+} from '../netns/index.js';
+import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
+import type {
+  Driver,
+  GuestNetworkRuntime,
+  RouterRuntime,
+  RouterTransport,
+  VmNicRuntime,
+  VmRuntime,
+} from './types.js';
+
+export interface NetnsDriverOptions {
+  dataDir: string;
+  /** Prefix of every namespace name (tests: `sn-<random>-`; production: empty). */
+  prefix: string;
+  controlCidr: string;
+  log?: (m: string) => void;
+}
+
+interface Created {
+  namespaces: string[];
+  hostLinks: string[];
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** bin/stacknet.js from src/drivers or dist/drivers. */
+const STACKNET_BIN = resolve(here, '..', '..', 'bin', 'stacknet.js');
+
+export class NetnsDriver implements Driver {
+  readonly name = 'netns' as const;
+  readonly controlCidr: string;
+  private readonly tag: string;
+  private readonly switchNs: string;
+  private readonly ctlBridge: string;
+  private readonly createdFile: string;
+  private ready: Promise<void> | null = null;
+  private nftLock: Promise<void> = Promise.resolve();
+  private readonly bridges = new Map<string, Promise<void>>();
+
+  constructor(readonly o: NetnsDriverOptions) {
+    this.controlCidr = o.controlCidr;
+    this.tag = `s${createHash('sha256')
+      .update(o.prefix || 'stacknet')
+      .digest('hex')
+      .slice(0, 4)}`;
+    this.switchNs = `${o.prefix}switch`;
+    this.ctlBridge = `${this.tag}ctl`;
+    mkdirSync(o.dataDir, { recursive: true });
+    this.createdFile = join(o.dataDir, 'created.json');
+  }
+
+  private created(): Created {
+    try {
+      return JSON.parse(readFileSync(this.createdFile, 'utf8')) as Created;
+    } catch {
+      return { namespaces: [], hostLinks: [] };
+    }
+  }
+
+  private remember(kind: keyof Created, name: string, add = true): void {
+    const c = this.created();
+    const set = new Set(c[kind]);
+    if (add) set.add(name);
+    else set.delete(name);
+    c[kind] = [...set];
+    writeFileSync(this.createdFile, JSON.stringify(c, null, 2));
+  }
+
+  private async ensureNs(ns: string): Promise<void> {
+    if (!(await listNamespaces()).includes(ns)) {
+      await createNamespace(ns);
+    }
+    this.remember('namespaces', ns);
+  }
+
+  /** The switch namespace, its nftables table and the control bridge (once per process, idempotent). */
+  private base(): Promise<void> {
+    this.ready ??= (async () => {
+      await this.ensureNs(this.switchNs);
+      const nft = `table bridge stacknet {
+  map ports { type ifname : verdict; }
+  chain forward { type filter hook forward priority 0; policy accept; iifname vmap @ports; }
+}
+`;
+      const hasTable = await runIn(this.switchNs, ['nft', 'list', 'table', 'bridge', 'stacknet']).then(
+        () => true,
+        () => false,
+      );
+      if (!hasTable) await this.nft(nft);
+      if (!(await listLinks()).includes(this.ctlBridge)) {
+        await createBridge(this.ctlBridge);
+        const c = parseCidr(this.controlCidr, 'control.cidr', { strict: false });
+        await addAddress(undefined, this.ctlBridge, `${formatIp(firstHost(c))}/${c.prefix}`);
+      }
+      this.remember('hostLinks', this.ctlBridge);
+    })();
+    return this.ready;
+  }
+
+  private async nft(text: string): Promise<void> {
+    const next = this.nftLock.then(async () => {
+      const file = join(this.o.dataDir, `nft-${process.pid}-${Math.random().toString(36).slice(2)}.nft`);
+      writeFileSync(file, text);
+      try {
+        await runIn(this.switchNs, ['nft', '-f', file]);
+      } finally {
+        rmSync(file, { force: true });
+      }
+    });
+    this.nftLock = next.catch(() => undefined);
+    return next;
+  }
+
+  static bridgeName(n: Pick<GuestNetworkRuntime, 'vnet' | 'isolation' | 'id'>): string {
+    if (n.vnet === null) return `br-n${n.id}`;
+    return n.isolation === 'VXLAN' ? `br-vx${n.vnet}` : `br-v${n.vnet}`;
+  }
+
+  private ensureBridge(n: GuestNetworkRuntime): Promise<void> {
+    const name = NetnsDriver.bridgeName(n);
+    let p = this.bridges.get(name);
+    if (!p) {
+      p = (async () => {
+        if (!(await listLinks(this.switchNs)).includes(name)) await createBridge(name, { ns: this.switchNs });
+      })();
+      this.bridges.set(name, p);
+      p.catch(() => this.bridges.delete(name));
+    }
+    return p;
+  }
+
+  // ------------------------------------------------------------------------------------------ routers
+
+  private routerNs(r: RouterRuntime): string {
+    return `${this.o.prefix}${r.name}`;
+  }
+
+  private routerDir(r: RouterRuntime): string {
+    return join(this.o.dataDir, 'routers', r.name);
+  }
+
+  private transport(r: RouterRuntime): RouterTransport {
+    const addr = `${r.controlIp}:${r.controlPort}`;
+    return {
+      pushFull: (s, o) => pushFull(addr, r.secret, s, o),
+      pushDelta: (d, o) => pushDelta(addr, r.secret, d, o),
+      getStatus: () => getStatus(addr, r.secret, { leases: false }),
+    };
+  }
+
+  private async agentPid(r: RouterRuntime): Promise<number | null> {
+    try {
+      const pid = Number(readFileSync(join(this.routerDir(r), 'agent.pid'), 'utf8'));
+      return pid > 1 && (await pidAlive(pid)) ? pid : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async ensureRouter(r: RouterRuntime): Promise<RouterTransport> {
+    await this.base();
+    if (await this.agentPid(r)) return this.transport(r);
+    const ns = this.routerNs(r);
+    await this.ensureNs(ns);
+    await this.ensureBridge(r.network);
+    const inner = await exec(['ip', '-n', ns, '-o', 'link', 'show']).then((x) => x.stdout);
+    if (!/\beth0@/.test(inner)) {
+      await deleteLink(`r${r.id}`, { ns: this.switchNs });
+      await createVeth({
+        ns,
+        ifname: 'eth0',
+        outerName: `r${r.id}`,
+        outerNs: this.switchNs,
+        bridge: NetnsDriver.bridgeName(r.network),
+        ...(r.guestMac ? { mac: r.guestMac } : {}),
+      });
+    }
+    if (!/\beth1@/.test(inner)) {
+      const outer = `${this.tag}c${r.id}`;
+      await deleteLink(outer);
+      await createVeth({ ns, ifname: 'eth1', outerName: outer, bridge: this.ctlBridge });
+      this.remember('hostLinks', outer);
+      const c = parseCidr(this.controlCidr, 'control.cidr', { strict: false });
+      await addAddress(ns, 'eth1', `${r.controlIp}/${c.prefix}`);
+    }
+    const dir = this.routerDir(r);
+    mkdirSync(dir, { recursive: true });
+    const secretFile = join(dir, 'secret');
+    writeFileSync(secretFile, r.secret, { mode: 0o600 });
+    const out = openSync(join(dir, 'agent.log'), 'a');
+    const bin = existsSync(STACKNET_BIN) ? STACKNET_BIN : resolve('bin/stacknet.js');
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        bin,
+        'router-agent',
+        '--control-address',
+        `${r.controlIp}:${r.controlPort}`,
+        '--data-dir',
+        join(dir, 'data'),
+        '--secret-file',
+        secretFile,
+        '--guest-interface',
+        'eth0',
+      ],
+      // Detached in its own session: the router keeps serving when the server stops (and a new server adopts
+      // it by its pid file and control address).
+      { detached: true, stdio: ['ignore', out, out] },
+    );
+    child.unref();
+    writeFileSync(join(dir, 'agent.pid'), String(child.pid));
+    const t = this.transport(r);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        await t.getStatus();
+        break;
+      } catch (e) {
+        if (Date.now() > deadline || !(await pidAlive(child.pid!)))
+          throw new Error(
+            `router agent ${r.name} did not come up: ${(e as Error).message}; see ${join(dir, 'agent.log')}`,
+            { cause: e },
+          );
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    }
+    return t;
+  }
+
+  async stopRouter(r: RouterRuntime): Promise<void> {
+    const pid = await this.agentPid(r);
+    // SIGTERM: the agent stops keepalived and dnsmasq before it exits.
+    if (pid) await killPid(pid, 5000);
+  }
+
+  async rebootRouter(r: RouterRuntime): Promise<void> {
+    await this.stopRouter(r);
+    if (await listNamespaces().then((l) => l.includes(this.routerNs(r))))
+      await killNamespacePids(this.routerNs(r));
+    rmSync(join(this.routerDir(r), 'data'), { recursive: true, force: true });
+  }
+
+  async destroyRouter(r: RouterRuntime): Promise<void> {
+    await this.rebootRouter(r);
+    await deleteLink(`r${r.id}`, { ns: this.switchNs }).catch(() => undefined);
+    await deleteLink(`${this.tag}c${r.id}`).catch(() => undefined);
+    this.remember('hostLinks', `${this.tag}c${r.id}`, false);
+    await deleteNamespace(this.routerNs(r)).catch(() => undefined);
+    this.remember('namespaces', this.routerNs(r), false);
+    rmSync(this.routerDir(r), { recursive: true, force: true });
+  }
+
+  // ------------------------------------------------------------------------------------------ VMs
+
+  vmNs(vm: Pick<VmRuntime, 'instanceName'>): string {
+    return `${this.o.prefix}${vm.instanceName}`;
+  }
+
+  private vmDir(vm: VmRuntime): string {
+    return join(this.o.dataDir, 'vms', vm.instanceName);
+  }
+
+  private async plugNics(vm: VmRuntime): Promise<void> {
+    const ns = this.vmNs(vm);
+    await this.ensureNs(ns);
+    const inner = await exec(['ip', '-n', ns, '-o', 'link', 'show']).then((x) => x.stdout);
+    for (const nic of vm.nics) {
+      await this.ensureBridge(nic.network);
+      const ifname = `eth${nic.deviceId}`;
+      if (!new RegExp(`\\b${ifname}@`).test(inner)) {
+        await deleteLink(`n${nic.id}`, { ns: this.switchNs });
+        await createVeth({
+          ns,
+          ifname,
+          outerName: `n${nic.id}`,
+          outerNs: this.switchNs,
+          bridge: NetnsDriver.bridgeName(nic.network),
+          mac: nic.mac,
+        });
+      }
+      await this.portRules(nic);
+    }
+  }
+
+  /** Anti-spoofing for one VM port (reference §4.10), replaced as a whole on every change. */
+  private async portRules(nic: VmNicRuntime): Promise<void> {
+    const port = `n${nic.id}`;
+    const chain = `p_${port}`;
+    const ips = nic.ipv4s.length ? nic.ipv4s.join(', ') : '255.255.255.255';
+    await this.nft(
+      `add chain bridge stacknet ${chain}
+flush chain bridge stacknet ${chain}
+add rule bridge stacknet ${chain} ether saddr != ${nic.mac} drop
+add rule bridge stacknet ${chain} udp sport 67 drop
+add rule bridge stacknet ${chain} ether type arp arp saddr ether != ${nic.mac} drop
+add rule bridge stacknet ${chain} ether type arp arp saddr ip != { 0.0.0.0, ${ips} } drop
+add rule bridge stacknet ${chain} ether type ip ip saddr 0.0.0.0 udp dport 67 accept
+add rule bridge stacknet ${chain} ether type ip ip saddr != { ${ips} } drop
+add rule bridge stacknet ${chain} ether type ip6 ip6 saddr != { ::, fe80::/10${nic.ipv6 ? `, ${nic.ipv6}` : ''} } drop
+add element bridge stacknet ports { "${port}" : jump ${chain} }
+`,
+    ).catch(async () => {
+      // `add element` on an existing key fails: the chain was flushed and refilled above, the jump stands.
+    });
+  }
+
+  private async unplugRules(nicId: number): Promise<void> {
+    const port = `n${nicId}`;
+    await this.nft(`delete element bridge stacknet ports { "${port}" }\n`).catch(() => undefined);
+    await this.nft(`delete chain bridge stacknet p_${port}\n`).catch(() => undefined);
+  }
+
+  private async dhcpPid(vm: VmRuntime): Promise<number | null> {
+    try {
+      const pid = Number(readFileSync(join(this.vmDir(vm), 'udhcpc.pid'), 'utf8'));
+      return pid > 1 && (await pidAlive(pid)) ? pid : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async startVm(vm: VmRuntime): Promise<void> {
+    await this.base();
+    await this.plugNics(vm);
+    if (await this.dhcpPid(vm)) return;
+    const ns = this.vmNs(vm);
+    const def = vm.nics.find((n) => n.isDefault) ?? vm.nics[0];
+    if (!def) return;
+    const ifname = `eth${def.deviceId}`;
+    const hooks = await hookScripts();
+    mkdirSync(stateDir(ns), { recursive: true });
+    rmSync(leaseStatePath(ns, ifname), { force: true });
+    mkdirSync(this.vmDir(vm), { recursive: true });
+    const out = openSync(join(this.vmDir(vm), 'udhcpc.log'), 'a');
+    // A guest asks again quickly if its first DISCOVERs go unanswered (-T 1 -A 1), and never gives up (no -n).
+    const argv = withHostname(vm.hostname, [
+      'udhcpc',
+      '-f',
+      '-i',
+      ifname,
+      '-s',
+      hooks.udhcpc,
+      '-t',
+      '3',
+      '-T',
+      '1',
+      '-A',
+      '1',
+      '-x',
+      `hostname:${vm.hostname}`,
+    ]);
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: {
+        ...process.env,
+        SN_CLIENT: 'udhcpc',
+        SN_STATE: leaseStatePath(ns, ifname),
+        SN_RESOLV: resolvConfPath(ns),
+      },
+    });
+    child.unref();
+    writeFileSync(join(this.vmDir(vm), 'udhcpc.pid'), String(child.pid));
+  }
+
+  async stopVm(vm: VmRuntime): Promise<void> {
+    const pid = await this.dhcpPid(vm);
+    if (pid) await killPid(pid, 2000);
+    const ns = this.vmNs(vm);
+    if ((await listNamespaces()).includes(ns)) {
+      await killNamespacePids(ns).catch(() => undefined);
+      for (const nic of vm.nics)
+        await run(['ip', '-n', ns, '-4', 'addr', 'flush', 'dev', `eth${nic.deviceId}`]).catch(
+          () => undefined,
+        );
+    }
+  }
+
+  async destroyVm(vm: VmRuntime): Promise<void> {
+    await this.stopVm(vm);
+    for (const nic of vm.nics) {
+      await this.unplugRules(nic.id);
+      await deleteLink(`n${nic.id}`, { ns: this.switchNs }).catch(() => undefined);
+    }
+    const ns = this.vmNs(vm);
+    await deleteNamespace(ns).catch(() => undefined);
+    this.remember('namespaces', ns, false);
+    rmSync(this.vmDir(vm), { recursive: true, force: true });
+    rmSync(stateDir(ns), { recursive: true, force: true });
+  }
+
+  async updateVm(vm: VmRuntime): Promise<void> {
+    await this.base();
+    await this.plugNics(vm);
+  }
+
+  async close(): Promise<void> {}
+
+  /** Removes everything this driver's data dir says it created (and nothing else). */
+  static async cleanup(dataDir: string, log: (m: string) => void = () => undefined): Promise<void> {
+    let c: Created;
+    try {
+      c = JSON.parse(readFileSync(join(dataDir, 'created.json'), 'utf8')) as Created;
+    } catch {
+      log(`nothing recorded in ${dataDir}`);
+      return;
+    }
+    for (const pidFile of ['routers', 'vms'].flatMap((d) => listPidFiles(join(dataDir, d)))) {
+      const pid = Number(readFileSync(pidFile, 'utf8'));
+      if (pid > 1 && (await pidAlive(pid))) await killPid(pid, 5000);
+    }
+    const present = await listNamespaces();
+    for (const ns of c.namespaces) {
+      if (!present.includes(ns)) continue;
+      await killNamespacePids(ns).catch(() => undefined);
+      await deleteNamespace(ns).catch(() => undefined);
+      log(`removed namespace ${ns}`);
+    }
+    for (const l of c.hostLinks) {
+      await deleteLink(l).catch(() => undefined);
+      log(`removed link ${l}`);
+    }
+    rmSync(join(dataDir, 'created.json'), { force: true });
+  }
+}
+
+function listPidFiles(dir: string): string[] {
+  try {
+    return readdirSync(dir).flatMap((d) =>
+      ['agent.pid', 'udhcpc.pid'].map((f) => join(dir, d, f)).filter((f) => existsSync(f)),
+    );
+  } catch {
+    return [];
+  }
+}

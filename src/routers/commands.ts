@@ -1,0 +1,289 @@
+/** listRouters, startRouter, stopRouter, rebootRouter, destroyRouter, getRouterHealthCheckResults. */
+import { adminRoles, defineCommand, listResult, objectResult, refParams } from '../api/command.js';
+import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.js';
+import { invalidParameter } from '../errors/catalogue.js';
+import { withNet } from '../infrastructure/net-context.js';
+import { prefixToNetmask, parseCidr } from '../ipam/index.js';
+import { scopeToCaller } from '../accounts/scope.js';
+import type { Executor } from '../store/db.js';
+import { vmRuntimeFor } from '../vms/runtime-services.js';
+import { bumpRouter, routerById } from './repository.js';
+import type { RouterRow } from './repository.js';
+import { routerRuntime } from './runtime.js';
+import { destroyRouterRow, ROUTER_VERSION } from './service.js';
+
+const COLS = { accountColumn: 'routers.account_id', domainColumn: 'routers.domain_id' };
+
+interface Health {
+  conditions?: {
+    type: string;
+    status: boolean;
+    reason: string;
+    message: string;
+    lastTransitionTime: string;
+  }[];
+  role?: string;
+  dnsmasq?: { running: boolean; lastError: string | null };
+  firewall?: { loaded: boolean; message: string | null };
+  lastFailure?: { generation: number; reason: string; message: string } | null;
+}
+
+function healthChecks(r: RouterRow): ResponseObject[] {
+  if (!r.health) return [];
+  const h = JSON.parse(r.health) as Health;
+  const at = r.health_checked ? new Date(Number(r.health_checked)).toISOString() : undefined;
+  const checks: ResponseObject[] = (h.conditions ?? []).map((c) => ({
+    checkname: c.type,
+    checktype: 'basic',
+    // Degraded=true is a failure; Available/… true are successes.
+    success: c.type === 'Degraded' ? !c.status : c.type === 'Progressing' ? true : c.status,
+    lastupdated: at,
+    details: `${c.reason}${c.message ? `: ${c.message}` : ''}`,
+  }));
+  checks.push({
+    checkname: 'dnsmasq',
+    checktype: 'basic',
+    success: h.dnsmasq?.running ?? false,
+    lastupdated: at,
+    details: h.dnsmasq?.lastError ?? (h.dnsmasq?.running ? 'running' : 'not running'),
+  });
+  checks.push({
+    checkname: 'generation',
+    checktype: 'basic',
+    success: r.applied_generation !== null && Number(r.applied_generation) === Number(r.desired_generation),
+    lastupdated: at,
+    details: `desired ${r.desired_generation}, applied ${r.applied_generation ?? 'none'}${r.last_error ? `; last error: ${r.last_error}` : ''}`,
+  });
+  return checks;
+}
+
+function redundantState(r: RouterRow): string {
+  if (r.role === 'standalone') return 'UNKNOWN';
+  const h = r.health ? (JSON.parse(r.health) as Health) : {};
+  if (h.role === 'primary') return 'PRIMARY';
+  if (h.role === 'backup') return 'BACKUP';
+  return 'UNKNOWN';
+}
+
+export async function routerResponse(ex: Executor, r: RouterRow): Promise<ResponseObject> {
+  const n = await ex.selectFrom('networks').selectAll().where('id', '=', r.network_id).executeTakeFirst();
+  const z = await ex
+    .selectFrom('zones')
+    .select(['uuid', 'name', 'dns1', 'dns2'])
+    .where('id', '=', r.zone_id)
+    .executeTakeFirst();
+  const acct =
+    r.account_id === null
+      ? undefined
+      : await ex
+          .selectFrom('accounts')
+          .innerJoin('domains', 'domains.id', 'accounts.domain_id')
+          .select(['accounts.name as account', 'domains.uuid as domainid', 'domains.name as domain'])
+          .where('accounts.id', '=', r.account_id)
+          .executeTakeFirst();
+  const cidr = n?.network_cidr ?? n?.cidr;
+  const checks = healthChecks(r);
+  return {
+    id: r.uuid,
+    name: r.name,
+    state: r.state,
+    role: 'VIRTUAL_ROUTER',
+    zoneid: z?.uuid,
+    zonename: z?.name,
+    dns1: z?.dns1 ?? undefined,
+    dns2: z?.dns2 ?? undefined,
+    networkdomain: n?.network_domain ?? undefined,
+    guestnetworkid: n?.uuid,
+    guestnetworkname: n?.name,
+    guestipaddress: r.guest_ip ?? undefined,
+    guestmacaddress: r.guest_mac ?? undefined,
+    guestnetmask: cidr ? prefixToNetmask(parseCidr(cidr, 'cidr', { strict: false }).prefix) : undefined,
+    gateway: n?.gateway ?? undefined,
+    linklocalip: r.control_ip ?? undefined,
+    publicip: r.public_ip ?? undefined,
+    isredundantrouter: r.role !== 'standalone',
+    redundantstate: redundantState(r),
+    version: r.version,
+    requiresupgrade: r.version !== ROUTER_VERSION,
+    account: acct?.account,
+    domainid: acct?.domainid,
+    domain: acct?.domain,
+    created: new Date(Number(r.created)).toISOString().replace(/\.\d{3}Z$/, '+0000'),
+    healthchecksfailed: checks.some((c) => c.success === false),
+    // stacknet's own fields: the reconciler's view (CloudStack has no generations).
+    desiredgeneration: Number(r.desired_generation),
+    appliedgeneration: r.applied_generation === null ? undefined : Number(r.applied_generation),
+    lasterror: r.last_error ?? undefined,
+  };
+}
+
+async function routerForCaller(ctx: CommandContext, uuid: string, param = 'id'): Promise<RouterRow> {
+  const r = await scopeToCaller(
+    ctx.store.db.selectFrom('routers').selectAll().where('uuid', '=', uuid).where('removed', 'is', null),
+    ctx.caller,
+    COLS,
+  ).executeTakeFirst();
+  if (!r) throw invalidParameter(param, uuid, 'no router with this id that the caller can access');
+  return r;
+}
+
+async function waitFor(
+  ctx: CommandContext,
+  id: number,
+  ok: (r: RouterRow) => boolean,
+  timeoutMs = 60_000,
+): Promise<RouterRow> {
+  const { reconciler } = vmRuntimeFor(ctx.store);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await reconciler.reconcile(id);
+    const r = (await routerById(ctx.store.db, id))!;
+    if (ok(r) || Date.now() > deadline) return r;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+const converged = (r: RouterRow) =>
+  r.state === 'Running' &&
+  r.applied_generation !== null &&
+  Number(r.applied_generation) >= Number(r.desired_generation);
+
+const listRouters = defineCommand({
+  name: 'listRouters',
+  roles: adminRoles,
+  params: refParams('listRouters', [
+    'id',
+    'name',
+    'state',
+    'zoneid',
+    'networkid',
+    'keyword',
+    'listall',
+    'page',
+    'pagesize',
+    'fetchhealthcheckresults',
+  ]),
+  async handler(p, ctx) {
+    const ex = ctx.store.db;
+    let q = scopeToCaller(
+      ex.selectFrom('routers').selectAll('routers').where('routers.removed', 'is', null),
+      ctx.caller,
+      COLS,
+    );
+    if (p.id !== undefined) q = q.where('routers.uuid', '=', p.id);
+    if (p.name !== undefined) q = q.where('routers.name', '=', p.name);
+    if (p.state !== undefined) q = q.where('routers.state', '=', p.state as RouterRow['state']);
+    if (p.keyword !== undefined) q = q.where('routers.name', 'like', `%${p.keyword}%`);
+    if (p.networkid !== undefined) {
+      const n = await ex
+        .selectFrom('networks')
+        .select('id')
+        .where('uuid', '=', p.networkid)
+        .executeTakeFirst();
+      q = q.where('routers.network_id', '=', n ? n.id : -1);
+    }
+    if (p.zoneid !== undefined) {
+      const z = await ex.selectFrom('zones').select('id').where('uuid', '=', p.zoneid).executeTakeFirst();
+      q = q.where('routers.zone_id', '=', z ? z.id : -1);
+    }
+    const rows = await q.orderBy('routers.id').execute();
+    const items: ResponseObject[] = [];
+    for (const r of rows) {
+      const item = await routerResponse(ex, r);
+      if (p.fetchhealthcheckresults) item.healthcheckresults = healthChecks(r);
+      items.push(item);
+    }
+    return listResult('router', items, items.length);
+  },
+});
+
+const startRouter = defineCommand({
+  name: 'startRouter',
+  roles: adminRoles,
+  params: refParams('startRouter', ['id']),
+  jobInstance: (p) => ({ type: 'DomainRouter', id: p.id }),
+  async handler(p, ctx) {
+    const r = await routerForCaller(ctx, p.id);
+    await withNet(ctx, async (n) => {
+      await n.tx.updateTable('routers').set({ state: 'Starting' }).where('id', '=', r.id).execute();
+      await bumpRouter(n.tx as never, Number(r.id));
+    });
+    const done = await waitFor(ctx, Number(r.id), converged);
+    return objectResult('router', await routerResponse(ctx.store.db, done));
+  },
+});
+
+const stopRouter = defineCommand({
+  name: 'stopRouter',
+  roles: adminRoles,
+  params: refParams('stopRouter', ['id', 'forced']),
+  jobInstance: (p) => ({ type: 'DomainRouter', id: p.id }),
+  async handler(p, ctx) {
+    const r = await routerForCaller(ctx, p.id);
+    await withNet(ctx, async (n) => {
+      await n.tx.updateTable('routers').set({ state: 'Stopping' }).where('id', '=', r.id).execute();
+    });
+    const done = await waitFor(ctx, Number(r.id), (x) => x.state === 'Stopped');
+    return objectResult('router', await routerResponse(ctx.store.db, done));
+  },
+});
+
+const rebootRouter = defineCommand({
+  name: 'rebootRouter',
+  roles: adminRoles,
+  params: refParams('rebootRouter', ['id', 'forced']),
+  jobInstance: (p) => ({ type: 'DomainRouter', id: p.id }),
+  async handler(p, ctx) {
+    const r = await routerForCaller(ctx, p.id);
+    const { driver } = vmRuntimeFor(ctx.store);
+    // The rebooted VR comes back empty; the reconciler rebuilds it entirely from the database.
+    await driver.rebootRouter(await routerRuntime(ctx.store.db, r));
+    await withNet(ctx, async (n) => {
+      await n.tx
+        .updateTable('routers')
+        .set({ state: 'Starting', applied_generation: null, applied_hash: null })
+        .where('id', '=', r.id)
+        .execute();
+      await bumpRouter(n.tx as never, Number(r.id));
+    });
+    const done = await waitFor(ctx, Number(r.id), converged);
+    return objectResult('router', await routerResponse(ctx.store.db, done));
+  },
+});
+
+const destroyRouter = defineCommand({
+  name: 'destroyRouter',
+  roles: adminRoles,
+  params: refParams('destroyRouter', ['id']),
+  jobInstance: (p) => ({ type: 'DomainRouter', id: p.id }),
+  async handler(p, ctx) {
+    const r = await routerForCaller(ctx, p.id);
+    await withNet(ctx, (n) => destroyRouterRow(n, r));
+    await waitFor(ctx, Number(r.id), (x) => x.state === 'Expunged', 30_000);
+    const gone = (await routerById(ctx.store.db, Number(r.id)))!;
+    return objectResult('router', { ...(await routerResponse(ctx.store.db, gone)), state: 'Destroyed' });
+  },
+});
+
+const getRouterHealthCheckResults = defineCommand({
+  name: 'getRouterHealthCheckResults',
+  roles: adminRoles,
+  params: refParams('getRouterHealthCheckResults', ['routerid', 'performfreshchecks']),
+  async handler(p, ctx) {
+    let r = await routerForCaller(ctx, p.routerid, 'routerid');
+    if (p.performfreshchecks) {
+      await vmRuntimeFor(ctx.store).reconciler.reconcile(Number(r.id));
+      r = (await routerById(ctx.store.db, Number(r.id)))!;
+    }
+    return objectResult('routerhealthchecks', { routerid: r.uuid, healthchecks: healthChecks(r) });
+  },
+});
+
+export const commands: AnyCommand[] = [
+  listRouters,
+  startRouter,
+  stopRouter,
+  rebootRouter,
+  destroyRouter,
+  getRouterHealthCheckResults,
+];

@@ -1,0 +1,238 @@
+/**
+ * Routers as first-class objects: created when their network is implemented (control secret issued then, named
+ * `r-<id>-VM` as CloudStack does), stopped when the network is shut down, destroyed with it. Everything here
+ * runs inside the caller's transaction and only changes rows (and bumps generations); the reconciler makes the
+ * driver and the agent follow.
+ */
+import { randomUUID } from 'node:crypto';
+import { allocateAddressTx, nextMacAddress } from '../addresses/address-service.js';
+import { firstHost, lastHost, parseCidr, RangeSet } from '../ipam/index.js';
+import type { IpAddress } from '../ipam/index.js';
+import type { Executor } from '../store/db.js';
+import type { NetCtx } from '../infrastructure/context.js';
+import { ownerById } from '../infrastructure/owners.js';
+import type { NetworkRow } from '../networks/repository.js';
+import { hasService, offeringById } from '../networks/repository.js';
+import { networkHooks } from '../networks/lifecycle.js';
+import { allocateGuestAddress } from '../networks/service.js';
+import { bumpNetworkRouters, liveRoutersOfNetwork } from './repository.js';
+import type { RouterRow } from './repository.js';
+import { issueSecret, sealSecret } from './secrets.js';
+
+export const ROUTER_VERSION = '4.18.0';
+export const CONTROL_SCOPE = 'ctl';
+export const CONTROL_PORT = 3922;
+
+const plain = (ctx: NetCtx): Executor => ctx.tx as unknown as Executor;
+
+/** Does this network get a virtual router (DHCP/DNS/UserData from VirtualRouter)? */
+export async function needsRouter(ex: Executor, network: NetworkRow): Promise<boolean> {
+  if (network.offering_id === null || !network.cidr || network.type === 'L2') return false;
+  const o = await offeringById(ex as never, Number(network.offering_id));
+  return hasService(o, 'Dhcp') || hasService(o, 'Dns') || hasService(o, 'UserData');
+}
+
+export async function isRedundantNetwork(ex: Executor, network: NetworkRow): Promise<boolean> {
+  if (network.offering_id === null) return false;
+  const o = await offeringById(ex as never, Number(network.offering_id));
+  return /RedundantRouter/i.test(o.services) || /redundant/i.test(o.name);
+}
+
+async function controlPool(ctx: NetCtx): Promise<{ pool: RangeSet; gateway: IpAddress }> {
+  const cidr = parseCidr((await ctx.setting('control.cidr')) ?? '169.254.0.0/16', 'control.cidr', {
+    strict: false,
+  });
+  // The first host is the management server's own end of the control network (CloudStack's control.gateway).
+  const gw = firstHost(cidr);
+  return {
+    pool: RangeSet.of({ family: 4, start: gw.value + 1n, end: lastHost(cidr).value }),
+    gateway: gw,
+  };
+}
+
+/** Creates one router of `network` (role standalone / primary / backup). Returns its row. */
+export async function createRouter(
+  ctx: NetCtx,
+  network: NetworkRow,
+  role: RouterRow['role'],
+): Promise<RouterRow> {
+  const tx = plain(ctx);
+  const secret = issueSecret();
+  const uuid = randomUUID();
+  await tx
+    .insertInto('routers')
+    .values({
+      uuid,
+      name: `r-${uuid}`,
+      network_id: network.id,
+      zone_id: network.zone_id,
+      account_id: network.account_id,
+      domain_id: network.domain_id,
+      state: 'Starting',
+      role,
+      guest_ip: null,
+      guest_mac: await nextMacAddress(tx, Number(network.zone_id)),
+      control_ip: null,
+      control_port: CONTROL_PORT,
+      secret_sealed: await sealSecret(tx, secret),
+      public_ip: null,
+      desired_generation: 1,
+      applied_generation: null,
+      applied_hash: null,
+      health: null,
+      health_checked: null,
+      last_error: null,
+      lease_owner: null,
+      lease_until: null,
+      version: ROUTER_VERSION,
+      created: ctx.now,
+      removed: null,
+    })
+    .execute();
+  // Portable insert id (MariaDB has no RETURNING): the uuid is unique.
+  const { id } = await tx
+    .selectFrom('routers')
+    .select('id')
+    .where('uuid', '=', uuid)
+    .executeTakeFirstOrThrow();
+  const { pool, gateway } = await controlPool(ctx);
+  const control = await allocateAddressTx(tx, {
+    scope: CONTROL_SCOPE,
+    pool,
+    strategy: 'random',
+    gateway,
+    owner: { kind: 'router', id: Number(id) },
+    zoneId: network.zone_id,
+    isSystem: true,
+    exhaustedMessage: 'the control network has no free address for a new router (control.cidr)',
+  });
+  let guestIp = network.gateway;
+  if (role !== 'standalone') {
+    // A member of a redundant pair has its own guest address; the gateway is the VRRP VIP (reference §2.1).
+    const a = await allocateGuestAddress(ctx, network, {
+      owner: { kind: 'router', id: Number(id) },
+      isSystem: true,
+      strategy: 'random',
+    });
+    guestIp = a.ip;
+  }
+  const snat = await tx
+    .selectFrom('ip_allocations')
+    .select(['family', 'address'])
+    .where('network_id', '=', network.id)
+    .where('source_nat', '=', 1)
+    .where('owner_kind', '=', 'publicip')
+    .executeTakeFirst();
+  await tx
+    .updateTable('routers')
+    .set({
+      name: `r-${id}-VM`,
+      control_ip: control.ip,
+      guest_ip: guestIp,
+      public_ip: snat ? keyToIp(snat.address) : null,
+    })
+    .where('id', '=', id)
+    .execute();
+  if (network.account_id !== null) {
+    await ctx.recorder.event(ctx.tx, {
+      type: 'ROUTER.CREATE',
+      description: `Virtual router r-${id}-VM created for network ${network.name}`,
+      resourceType: 'DomainRouter',
+      resourceId: uuid,
+      resourceName: `r-${id}-VM`,
+      owner: await ownerById(ctx.tx, Number(network.account_id)),
+    });
+  }
+  return (await tx
+    .selectFrom('routers')
+    .selectAll()
+    .where('id', '=', id)
+    .executeTakeFirstOrThrow()) as RouterRow;
+}
+
+function keyToIp(key: string): string {
+  const v = BigInt(`0x${key}`);
+  return [24n, 16n, 8n, 0n].map((s) => Number((v >> s) & 255n)).join('.');
+}
+
+/** afterImplement: the network has its VLAN; make sure its router(s) exist and are meant to run. */
+export async function ensureRoutersForNetwork(ctx: NetCtx, network: NetworkRow): Promise<RouterRow[]> {
+  const tx = plain(ctx);
+  if (!(await needsRouter(tx, network))) return [];
+  const live = await liveRoutersOfNetwork(tx, network.id);
+  const redundant = await isRedundantNetwork(tx, network);
+  for (const r of live) {
+    if (r.state === 'Stopped' || r.state === 'Stopping' || r.state === 'Error') {
+      await tx.updateTable('routers').set({ state: 'Starting' }).where('id', '=', r.id).execute();
+    }
+  }
+  const roles: RouterRow['role'][] = redundant ? ['primary', 'backup'] : ['standalone'];
+  for (const role of roles.slice(live.length)) live.push(await createRouter(ctx, network, role));
+  await bumpNetworkRouters(tx, network.id);
+  return live;
+}
+
+/** beforeShutdown (network GC, restart with cleanup): routers stop; their rows and addresses stay. */
+export async function stopRoutersOfNetwork(ctx: NetCtx, network: NetworkRow): Promise<void> {
+  const tx = plain(ctx);
+  await tx
+    .updateTable('routers')
+    .set({ state: 'Stopping' })
+    .where('network_id', '=', network.id)
+    .where('removed', 'is', null)
+    .where('state', 'in', ['Starting', 'Running', 'Error'])
+    .execute();
+}
+
+/** destroyRouter and network deletion: the row is marked removed, its addresses go back at once. */
+export async function destroyRouterRow(ctx: NetCtx, router: RouterRow): Promise<void> {
+  const tx = plain(ctx);
+  await tx
+    .updateTable('routers')
+    .set({ state: 'Destroyed', removed: ctx.now })
+    .where('id', '=', router.id)
+    .execute();
+  await tx
+    .deleteFrom('ip_allocations')
+    .where('owner_kind', '=', 'router')
+    .where('owner_id', '=', router.id)
+    .execute();
+  if (router.account_id !== null) {
+    await ctx.recorder.event(ctx.tx, {
+      type: 'ROUTER.DESTROY',
+      description: `Virtual router ${router.name} destroyed`,
+      resourceType: 'DomainRouter',
+      resourceId: router.uuid,
+      resourceName: router.name,
+      owner: await ownerById(ctx.tx, Number(router.account_id)),
+    });
+  }
+}
+
+export async function destroyRoutersOfNetwork(ctx: NetCtx, network: NetworkRow): Promise<void> {
+  for (const r of await liveRoutersOfNetwork(plain(ctx), network.id)) await destroyRouterRow(ctx, r);
+}
+
+let installed = false;
+
+/** Plugs routers into the network lifecycle (called once by the composition root). */
+export function installRouterHooks(): void {
+  if (installed) return;
+  installed = true;
+  networkHooks.afterImplement = async (ctx, network) => {
+    await ensureRoutersForNetwork(ctx, network);
+  };
+  networkHooks.beforeShutdown = async (ctx, network) => {
+    await stopRoutersOfNetwork(ctx, network);
+  };
+  networkHooks.afterRestart = async (ctx, network, cleanup) => {
+    if (cleanup) {
+      // restartNetwork cleanup=true: CloudStack destroys the VRs and deploys new ones, programmed from the DB.
+      await destroyRoutersOfNetwork(ctx, network);
+    }
+    await ensureRoutersForNetwork(ctx, network);
+  };
+  networkHooks.beforeDestroy = async (ctx, network) => {
+    await destroyRoutersOfNetwork(ctx, network);
+  };
+}

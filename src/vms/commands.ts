@@ -1,0 +1,809 @@
+/**
+ * VM and NIC commands: deployVirtualMachine, listVirtualMachines, start/stop/reboot/destroy/expunge/
+ * recoverVirtualMachine, updateVirtualMachine, resetPasswordForVirtualMachine, listNics,
+ * addNicToVirtualMachine, removeNicFromVirtualMachine, updateVmNicIp, addIpToNic, removeIpFromNic.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  allRoles,
+  defineCommand,
+  listResult,
+  objectResult,
+  refParams,
+  successResult,
+} from '../api/command.js';
+import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.js';
+import { pageOf, paged } from '../api/list.js';
+import { invalidParameter } from '../errors/catalogue.js';
+import { withNet } from '../infrastructure/net-context.js';
+import { resolveOwner } from '../infrastructure/owners.js';
+import { parseIpOf, prefixToNetmask, parseCidr } from '../ipam/index.js';
+import { networkById } from '../networks/repository.js';
+import type { NetworkRow } from '../networks/repository.js';
+import { allocateGuestAddress, networkForCaller } from '../networks/service.js';
+import { bumpNetworkRouters } from '../routers/repository.js';
+import { scopeToCaller } from '../accounts/scope.js';
+import type { Executor } from '../store/db.js';
+import {
+  addNic,
+  bumpVmRouters,
+  createVm,
+  expungeVmRows,
+  generatePassword,
+  networksOfVm,
+  nicsOf,
+  recordVmEvent,
+  removeNicRows,
+  setVmState,
+  vmForCaller,
+} from './service.js';
+import type { NicRequest, NicRow, VmRow } from './service.js';
+import {
+  convergeNetworks,
+  driverDestroyVm,
+  driverStartVm,
+  driverStopVm,
+  driverUpdateVm,
+  vmRuntime,
+} from './operations.js';
+import { checkDnsLabel, checkUserData } from './validation.js';
+
+// ------------------------------------------------------------------------------------------ responses
+
+async function nicResponse(ex: Executor, nic: NicRow, net?: NetworkRow): Promise<ResponseObject> {
+  const network = net ?? (await networkById(ex as never, Number(nic.network_id)));
+  const cidr = network.network_cidr ?? network.cidr;
+  const sec = await ex.selectFrom('nic_secondary_ips').selectAll().where('nic_id', '=', nic.id).execute();
+  const vm = await ex.selectFrom('vms').select('uuid').where('id', '=', nic.vm_id).executeTakeFirst();
+  return {
+    id: nic.uuid,
+    networkid: network.uuid,
+    networkname: network.name,
+    netmask:
+      network.netmask ??
+      (cidr ? prefixToNetmask(parseCidr(cidr, 'cidr', { strict: false }).prefix) : undefined),
+    gateway: network.gateway ?? undefined,
+    ipaddress: nic.ipv4 ?? undefined,
+    ip6address: nic.ipv6 ?? undefined,
+    macaddress: nic.mac,
+    isdefault: Number(nic.is_default) === 1,
+    deviceid: String(nic.device_id),
+    traffictype: 'Guest',
+    type: network.type,
+    broadcasturi: network.vnet !== null ? `vlan://${network.vnet}` : undefined,
+    isolationuri: network.vnet !== null ? `vlan://${network.vnet}` : undefined,
+    virtualmachineid: vm?.uuid,
+    secondaryip: sec.map((s) => ({ id: s.uuid, ipaddress: s.ipv4 })),
+  };
+}
+
+export async function vmResponse(
+  ex: Executor,
+  vm: VmRow,
+  extra: ResponseObject = {},
+): Promise<ResponseObject> {
+  const zone = await ex
+    .selectFrom('zones')
+    .select(['uuid', 'name'])
+    .where('id', '=', vm.zone_id)
+    .executeTakeFirst();
+  const acct = await ex
+    .selectFrom('accounts')
+    .innerJoin('domains', 'domains.id', 'accounts.domain_id')
+    .select(['accounts.name as account', 'domains.uuid as domainid', 'domains.name as domain'])
+    .where('accounts.id', '=', vm.account_id)
+    .executeTakeFirst();
+  const nics = await nicsOf(ex, Number(vm.id));
+  const nicResponses: ResponseObject[] = [];
+  for (const n of nics) nicResponses.push(await nicResponse(ex, n));
+  const def = nicResponses.find((n) => n.isdefault === true);
+  return {
+    id: vm.uuid,
+    name: vm.name,
+    displayname: vm.display_name,
+    instancename: vm.instance_name,
+    state: vm.state,
+    zoneid: zone?.uuid,
+    zonename: zone?.name,
+    account: acct?.account,
+    domainid: acct?.domainid,
+    domain: acct?.domain,
+    created: new Date(Number(vm.created)).toISOString().replace(/\.\d{3}Z$/, '+0000'),
+    haenable: false,
+    hypervisor: 'Simulator',
+    keypairs: vm.keypairs ?? undefined,
+    ipaddress: def?.ipaddress,
+    nic: nicResponses,
+    ...extra,
+  };
+}
+
+// ------------------------------------------------------------------------------------------ helpers
+
+const CS_VM_COLS = { accountColumn: 'vms.account_id', domainColumn: 'vms.domain_id' };
+
+async function vmByUuidUnscoped(ex: Executor, uuid: string): Promise<VmRow> {
+  return ex.selectFrom('vms').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow();
+}
+
+async function startAfterCommit(ctx: CommandContext, vm: VmRow): Promise<void> {
+  await convergeNetworks(ctx.store, await networksOfVm(ctx.store.db, Number(vm.id)));
+  await driverStartVm(ctx.store, Number(vm.id));
+  await withNet(ctx, async (n) => {
+    const cur = await vmByUuidUnscoped(n.tx as never, vm.uuid);
+    if (cur.state === 'Starting') await setVmState(n, cur, 'Running');
+  });
+}
+
+async function respond(ctx: CommandContext, uuid: string, extra: ResponseObject = {}) {
+  const vm = await vmByUuidUnscoped(ctx.store.db, uuid);
+  return objectResult('virtualmachine', await vmResponse(ctx.store.db, vm, extra));
+}
+
+function parseIpToNetworkList(
+  list: Record<string, string>[] | undefined,
+): { networkid: string; ip?: string; mac?: string }[] {
+  return (list ?? []).map((m, i) => {
+    const networkid = m.networkid;
+    if (!networkid) throw invalidParameter(`iptonetworklist[${i}].networkid`, '', 'is required');
+    return { networkid, ip: m.ip ?? m.ipaddress, mac: m.mac };
+  });
+}
+
+// ------------------------------------------------------------------------------------------ commands
+
+const deployVirtualMachine = defineCommand({
+  name: 'deployVirtualMachine',
+  roles: allRoles,
+  params: {
+    ...refParams('deployVirtualMachine', [
+      'zoneid',
+      'networkids',
+      'ipaddress',
+      'iptonetworklist',
+      'name',
+      'displayname',
+      'keypair',
+      'keypairs',
+      'startvm',
+      'account',
+      'domainid',
+      'macaddress',
+    ]),
+    serviceofferingid: { type: 'uuid' },
+    templateid: { type: 'uuid' },
+    userdata: { type: 'string', length: 1_048_576 },
+  },
+  async prepare() {
+    return { id: randomUUID(), instanceType: 'VirtualMachine' };
+  },
+  async handler(p, ctx) {
+    if (p.name !== undefined) checkDnsLabel('name', p.name);
+    if (p.displayname !== undefined) checkDnsLabel('displayname', p.displayname);
+    const userData = p.userdata !== undefined ? checkUserData(p.userdata) : null;
+    const start = p.startvm ?? true;
+    const vm = await withNet(ctx, async (n) => {
+      const zone = await n.tx
+        .selectFrom('zones')
+        .selectAll()
+        .where('uuid', '=', p.zoneid)
+        .where('removed', 'is', null)
+        .executeTakeFirst();
+      if (!zone) throw invalidParameter('zoneid', p.zoneid, 'no zone has this id');
+      const owner = await resolveOwner(n.tx, n.caller, p);
+      const reqs: NicRequest[] = [];
+      const mapped = parseIpToNetworkList(p.iptonetworklist);
+      if (mapped.length) {
+        for (const m of mapped)
+          reqs.push({
+            network: await networkForCaller(n, m.networkid, 'iptonetworklist', false),
+            ip: m.ip,
+            mac: m.mac,
+          });
+      } else if (p.networkids?.length) {
+        for (const [i, id] of p.networkids.entries())
+          reqs.push({
+            network: await networkForCaller(n, id, 'networkids', false),
+            ...(i === 0 ? { ip: p.ipaddress, mac: p.macaddress } : {}),
+          });
+      } else {
+        // CloudStack's default: the account's own isolated network in the zone, when it has exactly one.
+        const own = await n.tx
+          .selectFrom('networks')
+          .selectAll()
+          .where('account_id', '=', owner.accountId)
+          .where('zone_id', '=', zone.id)
+          .where('type', '=', 'Isolated')
+          .where('removed', 'is', null)
+          .execute();
+        if (own.length !== 1)
+          throw invalidParameter(
+            'networkids',
+            '',
+            `account ${owner.accountName} has ${own.length} isolated networks in zone ${zone.name}; say which with networkids`,
+          );
+        reqs.push({ network: own[0]!, ip: p.ipaddress, mac: p.macaddress });
+      }
+      let publicKeys: string | null = null;
+      const names = [...(p.keypairs ?? []), ...(p.keypair ? [p.keypair] : [])];
+      if (names.length) {
+        const keys = await n.tx
+          .selectFrom('ssh_keypairs')
+          .select(['name', 'public_key'])
+          .where('account_id', '=', owner.accountId)
+          .where('name', 'in', names)
+          .execute();
+        for (const k of names)
+          if (!keys.find((r) => r.name === k))
+            throw invalidParameter(
+              'keypair',
+              k,
+              `no SSH key pair with this name in account ${owner.accountName}`,
+            );
+        publicKeys = keys.map((k) => k.public_key).join('\n');
+      }
+      const so = p.serviceofferingid
+        ? await n.tx
+            .selectFrom('service_offerings')
+            .select(['id'])
+            .where('uuid', '=', p.serviceofferingid)
+            .executeTakeFirst()
+        : undefined;
+      if (p.serviceofferingid && !so)
+        throw invalidParameter('serviceofferingid', p.serviceofferingid, 'no service offering has this id');
+      const tpl = p.templateid
+        ? await n.tx
+            .selectFrom('templates')
+            .select(['id', 'password_enabled'])
+            .where('uuid', '=', p.templateid)
+            .executeTakeFirst()
+        : undefined;
+      if (p.templateid && !tpl) throw invalidParameter('templateid', p.templateid, 'no template has this id');
+      const uuidHost = `VM-${ctx.prepared?.id ?? randomUUID()}`;
+      const created = await createVm(n, {
+        owner,
+        zoneId: Number(zone.id),
+        hostname: p.name ?? p.displayname ?? uuidHost,
+        displayName: p.displayname ?? p.name ?? uuidHost,
+        userData,
+        keypairs: names.length ? names.join(',') : null,
+        publicKeys,
+        serviceOfferingId: so ? Number(so.id) : null,
+        templateId: tpl ? Number(tpl.id) : null,
+        password: tpl && Number(tpl.password_enabled) === 1 ? generatePassword() : null,
+        start,
+        nics: reqs,
+      });
+      // The job's prepared id is the VM's API id (BaseAsyncCreateCmd returns it beside the jobid).
+      if (ctx.prepared?.id) {
+        await n.tx.updateTable('vms').set({ uuid: ctx.prepared.id }).where('id', '=', created.id).execute();
+        return { ...created, uuid: ctx.prepared.id };
+      }
+      return created;
+    });
+    if (start) {
+      try {
+        await startAfterCommit(ctx, vm);
+      } catch (e) {
+        // The VM and its addresses stay (held, visible as Error) until it is destroyed or the scavenger
+        // expunges it; nothing is left allocated without an owner.
+        await withNet(ctx, (n) => setVmState(n, vm, 'Error'));
+        throw e;
+      }
+    }
+    const fresh = await vmByUuidUnscoped(ctx.store.db, vm.uuid);
+    return objectResult(
+      'virtualmachine',
+      await vmResponse(ctx.store.db, fresh, fresh.password ? { password: fresh.password } : {}),
+    );
+  },
+});
+
+const listVirtualMachines = defineCommand({
+  name: 'listVirtualMachines',
+  roles: allRoles,
+  params: refParams('listVirtualMachines', [
+    'id',
+    'ids',
+    'name',
+    'state',
+    'zoneid',
+    'networkid',
+    'keyword',
+    'listall',
+    'account',
+    'domainid',
+    'page',
+    'pagesize',
+  ]),
+  async handler(p, ctx) {
+    const ex = ctx.store.db;
+    const page = await pageOf(ex, p);
+    let q = scopeToCaller(
+      ex.selectFrom('vms').selectAll('vms').where('vms.removed', 'is', null),
+      ctx.caller,
+      CS_VM_COLS,
+    );
+    if (p.id !== undefined) q = q.where('vms.uuid', '=', p.id);
+    if (p.ids?.length) q = q.where('vms.uuid', 'in', p.ids);
+    if (p.name !== undefined) q = q.where('vms.name', '=', p.name);
+    if (p.state !== undefined) q = q.where('vms.state', '=', p.state as VmRow['state']);
+    if (p.keyword !== undefined) q = q.where('vms.name', 'like', `%${p.keyword}%`);
+    if (p.zoneid !== undefined) {
+      const z = await ex.selectFrom('zones').select('id').where('uuid', '=', p.zoneid).executeTakeFirst();
+      q = q.where('vms.zone_id', '=', z ? z.id : -1);
+    }
+    if (p.networkid !== undefined) {
+      const net = await ex
+        .selectFrom('networks')
+        .select('id')
+        .where('uuid', '=', p.networkid)
+        .executeTakeFirst();
+      q = q.where(
+        'vms.id',
+        'in',
+        ex
+          .selectFrom('nics')
+          .select('vm_id')
+          .where('network_id', '=', net ? net.id : -1),
+      );
+    }
+    if (ctx.caller.role !== 'User' && !p.listall && p.id === undefined && p.account === undefined)
+      q = q.where('vms.account_id', '=', ctx.caller.accountId);
+    if (p.account !== undefined) {
+      const a = await ex.selectFrom('accounts').select('id').where('name', '=', p.account).execute();
+      q = q.where('vms.account_id', 'in', a.length ? a.map((r) => r.id) : [-1]);
+    }
+    const total = await q
+      .clearSelect()
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    const rows = await paged(q.orderBy('vms.id'), page).execute();
+    const items: ResponseObject[] = [];
+    for (const r of rows) items.push(await vmResponse(ex, r));
+    return listResult('virtualmachine', items, Number(total.n));
+  },
+});
+
+const startVirtualMachine = defineCommand({
+  name: 'startVirtualMachine',
+  roles: allRoles,
+  params: refParams('startVirtualMachine', ['id']),
+  jobInstance: (p) => ({ type: 'VirtualMachine', id: p.id }),
+  async handler(p, ctx) {
+    const vm = await withNet(ctx, async (n) => {
+      const v = await vmForCaller(n, p.id);
+      if (v.state === 'Running') return v;
+      if (v.state !== 'Stopped' && v.state !== 'Error')
+        throw invalidParameter('id', p.id, `VM ${v.name} is ${v.state}; only a Stopped VM can be started`);
+      // A VM start implements its networks again if the GC shut them down (new VLAN, routers started).
+      for (const nic of await nicsOf(n.tx as never, Number(v.id))) {
+        const net = await networkById(n.tx, Number(nic.network_id));
+        if (net.state !== 'Implemented' && net.type !== 'Shared') {
+          const { implementNetwork } = await import('../networks/lifecycle.js');
+          await implementNetwork(n, net.id);
+        }
+      }
+      await setVmState(n, v, 'Starting');
+      await bumpVmRouters(n, Number(v.id));
+      await recordVmEvent(n, v, 'VM.START', 'started');
+      return v;
+    });
+    if (vm.state !== 'Running') await startAfterCommit(ctx, vm);
+    return respond(ctx, vm.uuid);
+  },
+});
+
+const stopVirtualMachine = defineCommand({
+  name: 'stopVirtualMachine',
+  roles: allRoles,
+  params: refParams('stopVirtualMachine', ['id', 'forced']),
+  jobInstance: (p) => ({ type: 'VirtualMachine', id: p.id }),
+  async handler(p, ctx) {
+    const vm = await withNet(ctx, async (n) => {
+      const v = await vmForCaller(n, p.id);
+      if (v.state === 'Stopped') return v;
+      if (v.state !== 'Running' && v.state !== 'Starting' && v.state !== 'Error')
+        throw invalidParameter('id', p.id, `VM ${v.name} is ${v.state}; only a Running VM can be stopped`);
+      await setVmState(n, v, 'Stopped');
+      await recordVmEvent(n, v, 'VM.STOP', 'stopped');
+      return v;
+    });
+    // The DHCP/DNS entries stay on the router until expunge (CloudStack PR #3608).
+    await driverStopVm(ctx.store, Number(vm.id));
+    return respond(ctx, vm.uuid);
+  },
+});
+
+const rebootVirtualMachine = defineCommand({
+  name: 'rebootVirtualMachine',
+  roles: allRoles,
+  params: refParams('rebootVirtualMachine', ['id', 'forced']),
+  jobInstance: (p) => ({ type: 'VirtualMachine', id: p.id }),
+  async handler(p, ctx) {
+    const vm = await withNet(ctx, async (n) => {
+      const v = await vmForCaller(n, p.id);
+      if (v.state !== 'Running')
+        throw invalidParameter('id', p.id, `VM ${v.name} is ${v.state}; only a Running VM can be rebooted`);
+      await recordVmEvent(n, v, 'VM.REBOOT', 'rebooted');
+      return v;
+    });
+    await driverStopVm(ctx.store, Number(vm.id));
+    await driverStartVm(ctx.store, Number(vm.id));
+    return respond(ctx, vm.uuid);
+  },
+});
+
+async function expungeNow(ctx: CommandContext, vm: VmRow): Promise<void> {
+  const rt = await vmRuntime(ctx.store.db, vm);
+  const nets = await withNet(ctx, async (n) => expungeVmRows(n, await vmForCaller(n, vm.uuid)));
+  await convergeNetworks(ctx.store, nets);
+  await driverDestroyVm(ctx.store, rt);
+}
+
+const destroyVirtualMachine = defineCommand({
+  name: 'destroyVirtualMachine',
+  roles: allRoles,
+  params: refParams('destroyVirtualMachine', ['id', 'expunge']),
+  jobInstance: (p) => ({ type: 'VirtualMachine', id: p.id }),
+  async handler(p, ctx) {
+    const vm = await withNet(ctx, async (n) => {
+      const v = await vmForCaller(n, p.id);
+      if (v.state === 'Destroyed' && !p.expunge)
+        throw invalidParameter('id', p.id, `VM ${v.name} is already destroyed`);
+      await setVmState(n, v, 'Destroyed', { destroyed: n.now });
+      await recordVmEvent(n, v, 'VM.DESTROY', 'destroyed');
+      return v;
+    });
+    await driverStopVm(ctx.store, Number(vm.id));
+    if (p.expunge) {
+      await expungeNow(ctx, vm);
+      const gone = await vmByUuidUnscoped(ctx.store.db, vm.uuid);
+      return objectResult('virtualmachine', await vmResponse(ctx.store.db, gone, { state: 'Expunging' }));
+    }
+    return respond(ctx, vm.uuid);
+  },
+});
+
+const expungeVirtualMachine = defineCommand({
+  name: 'expungeVirtualMachine',
+  roles: allRoles,
+  params: refParams('expungeVirtualMachine', ['id']),
+  jobInstance: (p) => ({ type: 'VirtualMachine', id: p.id }),
+  async handler(p, ctx) {
+    const vm = await withNet(ctx, (n) => vmForCaller(n, p.id));
+    if (vm.state !== 'Destroyed' && vm.state !== 'Error')
+      throw invalidParameter('id', p.id, `VM ${vm.name} is ${vm.state}; destroy it before expunging`);
+    await expungeNow(ctx, vm);
+    return successResult();
+  },
+});
+
+const recoverVirtualMachine = defineCommand({
+  name: 'recoverVirtualMachine',
+  roles: allRoles,
+  params: refParams('recoverVirtualMachine', ['id']),
+  isAsync: false,
+  async handler(p, ctx) {
+    const vm = await withNet(ctx, async (n) => {
+      const v = await vmForCaller(n, p.id);
+      if (v.state !== 'Destroyed')
+        throw invalidParameter(
+          'id',
+          p.id,
+          `VM ${v.name} is ${v.state}; only a Destroyed VM can be recovered`,
+        );
+      await setVmState(n, v, 'Stopped', { destroyed: null });
+      await recordVmEvent(n, v, 'VM.RECOVER', 'recovered');
+      return v;
+    });
+    return respond(ctx, vm.uuid);
+  },
+});
+
+const updateVirtualMachine = defineCommand({
+  name: 'updateVirtualMachine',
+  roles: allRoles,
+  params: {
+    ...refParams('updateVirtualMachine', ['id', 'displayname', 'name']),
+    userdata: { type: 'string', length: 1_048_576 },
+  },
+  async handler(p, ctx) {
+    const vm = await withNet(ctx, async (n) => {
+      const v = await vmForCaller(n, p.id);
+      const set: Partial<VmRow> = {};
+      if (p.displayname !== undefined) set.display_name = checkDnsLabel('displayname', p.displayname);
+      if (p.name !== undefined) {
+        checkDnsLabel('name', p.name);
+        if (v.state !== 'Stopped')
+          throw invalidParameter('name', p.name, 'the host name can only change while the VM is stopped');
+        set.name = p.name;
+      }
+      if (p.userdata !== undefined) set.user_data = checkUserData(p.userdata);
+      if (Object.keys(set).length) {
+        await n.tx.updateTable('vms').set(set).where('id', '=', v.id).execute();
+        // User data and names are served by the routers (metadata, DNS).
+        await bumpVmRouters(n, Number(v.id));
+        await recordVmEvent(n, v, 'VM.UPDATE', 'updated');
+      }
+      return v;
+    });
+    await convergeNetworks(ctx.store, await networksOfVm(ctx.store.db, Number(vm.id)));
+    return respond(ctx, vm.uuid);
+  },
+});
+
+const resetPasswordForVirtualMachine = defineCommand({
+  name: 'resetPasswordForVirtualMachine',
+  roles: allRoles,
+  params: refParams('resetPasswordForVirtualMachine', ['id']),
+  jobInstance: (p) => ({ type: 'VirtualMachine', id: p.id }),
+  async handler(p, ctx) {
+    const password = generatePassword();
+    const vm = await withNet(ctx, async (n) => {
+      const v = await vmForCaller(n, p.id);
+      if (v.state !== 'Stopped' && v.state !== 'Running')
+        throw invalidParameter('id', p.id, `VM ${v.name} is ${v.state}; its password cannot be reset`);
+      await n.tx.updateTable('vms').set({ password }).where('id', '=', v.id).execute();
+      await bumpVmRouters(n, Number(v.id));
+      await recordVmEvent(n, v, 'VM.RESETPASSWORD', 'password reset');
+      return v;
+    });
+    await convergeNetworks(ctx.store, await networksOfVm(ctx.store.db, Number(vm.id)));
+    return respond(ctx, vm.uuid, { password });
+  },
+});
+
+// ------------------------------------------------------------------------------------------ NICs
+
+async function nicForCaller(ctx: CommandContext, nicUuid: string, param = 'nicid') {
+  const nic = await ctx.store.db
+    .selectFrom('nics')
+    .selectAll()
+    .where('uuid', '=', nicUuid)
+    .executeTakeFirst();
+  if (!nic) throw invalidParameter(param, nicUuid, 'no NIC has this id');
+  const vm = await ctx.store.db
+    .selectFrom('vms')
+    .selectAll()
+    .where('id', '=', nic.vm_id)
+    .executeTakeFirstOrThrow();
+  await withNet(ctx, (n) => vmForCaller(n, vm.uuid, param));
+  return { nic, vm };
+}
+
+const listNics = defineCommand({
+  name: 'listNics',
+  roles: allRoles,
+  params: refParams('listNics', ['virtualmachineid', 'nicid', 'networkid', 'page', 'pagesize']),
+  async handler(p, ctx) {
+    const vm = await withNet(ctx, (n) => vmForCaller(n, p.virtualmachineid, 'virtualmachineid'));
+    let nics = await nicsOf(ctx.store.db, Number(vm.id));
+    if (p.nicid) nics = nics.filter((x) => x.uuid === p.nicid);
+    const items: ResponseObject[] = [];
+    for (const n of nics) {
+      const r = await nicResponse(ctx.store.db, n);
+      if (!p.networkid || r.networkid === p.networkid) items.push(r);
+    }
+    return listResult('nic', items, items.length);
+  },
+});
+
+const addNicToVirtualMachine = defineCommand({
+  name: 'addNicToVirtualMachine',
+  roles: allRoles,
+  params: refParams('addNicToVirtualMachine', ['virtualmachineid', 'networkid', 'ipaddress', 'macaddress']),
+  jobInstance: (p) => ({ type: 'VirtualMachine', id: p.virtualmachineid }),
+  async handler(p, ctx) {
+    const vm = await withNet(ctx, async (n) => {
+      const v = await vmForCaller(n, p.virtualmachineid, 'virtualmachineid');
+      const network = await networkForCaller(n, p.networkid, 'networkid', false);
+      const nics = await nicsOf(n.tx as never, Number(v.id));
+      if (nics.some((x) => Number(x.network_id) === Number(network.id)))
+        throw invalidParameter(
+          'networkid',
+          p.networkid,
+          `VM ${v.name} already has a NIC in network ${network.name}`,
+        );
+      const dev = nics.reduce((m, x) => Math.max(m, Number(x.device_id)), -1) + 1;
+      const nic = await addNic(n, v, { network, ip: p.ipaddress, mac: p.macaddress }, nics.length === 0, dev);
+      await n.recorder.event(n.tx, {
+        type: 'NIC.CREATE',
+        description: `NIC added to VM ${v.name} in network ${network.name}`,
+        resourceType: 'Nic',
+        resourceId: nic.uuid,
+        owner: await ownerOf(n.tx as never, v),
+      });
+      return v;
+    });
+    await convergeNetworks(ctx.store, await networksOfVm(ctx.store.db, Number(vm.id)));
+    if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
+    return respond(ctx, vm.uuid);
+  },
+});
+
+async function ownerOf(ex: Executor, vm: VmRow) {
+  const o = await ex
+    .selectFrom('accounts')
+    .innerJoin('domains', 'domains.id', 'accounts.domain_id')
+    .select(['accounts.id', 'accounts.name', 'accounts.domain_id', 'domains.path'])
+    .where('accounts.id', '=', vm.account_id)
+    .executeTakeFirstOrThrow();
+  return { accountId: Number(o.id), accountName: o.name, domainId: Number(o.domain_id), domainPath: o.path };
+}
+
+const removeNicFromVirtualMachine = defineCommand({
+  name: 'removeNicFromVirtualMachine',
+  roles: allRoles,
+  params: refParams('removeNicFromVirtualMachine', ['virtualmachineid', 'nicid']),
+  jobInstance: (p) => ({ type: 'VirtualMachine', id: p.virtualmachineid }),
+  async handler(p, ctx) {
+    const { nic, vm } = await nicForCaller(ctx, p.nicid);
+    if (vm.uuid !== p.virtualmachineid)
+      throw invalidParameter('nicid', p.nicid, 'the NIC does not belong to this VM');
+    if (Number(nic.is_default) === 1)
+      throw invalidParameter(
+        'nicid',
+        p.nicid,
+        'the default NIC cannot be removed; make another NIC the default first',
+      );
+    await withNet(ctx, async (n) => {
+      await removeNicRows(n, vm, nic);
+      await n.recorder.event(n.tx, {
+        type: 'NIC.DELETE',
+        description: `NIC removed from VM ${vm.name}`,
+        resourceType: 'Nic',
+        resourceId: nic.uuid,
+        owner: await ownerOf(n.tx as never, vm),
+      });
+    });
+    await convergeNetworks(ctx.store, [Number(nic.network_id)]);
+    if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
+    return respond(ctx, vm.uuid);
+  },
+});
+
+const updateVmNicIp = defineCommand({
+  name: 'updateVmNicIp',
+  roles: allRoles,
+  params: refParams('updateVmNicIp', ['nicid', 'ipaddress']),
+  async handler(p, ctx) {
+    const { nic, vm } = await nicForCaller(ctx, p.nicid);
+    await withNet(ctx, async (n) => {
+      const network = await networkById(n.tx, Number(nic.network_id));
+      // The new address is taken before the old one goes, so a refusal (in use, outside the range) changes nothing.
+      const a = await allocateGuestAddress(n, network, {
+        requested: p.ipaddress ? parseIpOf(4, p.ipaddress, 'ipaddress') : undefined,
+        owner: { kind: 'nic', id: Number(nic.id) },
+        vmId: Number(vm.id),
+        accountId: Number(vm.account_id),
+        domainId: Number(vm.domain_id),
+      });
+      if (nic.ip_allocation_id !== null)
+        await n.tx.deleteFrom('ip_allocations').where('id', '=', nic.ip_allocation_id).execute();
+      await n.tx
+        .updateTable('nics')
+        .set({ ipv4: a.ip, ip_allocation_id: a.id })
+        .where('id', '=', nic.id)
+        .execute();
+      await bumpNetworkRouters(n.tx as never, Number(network.id));
+      await n.recorder.event(n.tx, {
+        type: 'NIC.UPDATE',
+        description: `NIC of VM ${vm.name} moved from ${nic.ipv4} to ${a.ip}`,
+        resourceType: 'Nic',
+        resourceId: nic.uuid,
+        owner: await ownerOf(n.tx as never, vm),
+      });
+    });
+    await convergeNetworks(ctx.store, [Number(nic.network_id)]);
+    if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
+    return respond(ctx, vm.uuid);
+  },
+});
+
+const addIpToNic = defineCommand({
+  name: 'addIpToNic',
+  roles: allRoles,
+  params: refParams('addIpToNic', ['nicid', 'ipaddress']),
+  async handler(p, ctx) {
+    const { nic, vm } = await nicForCaller(ctx, p.nicid);
+    const uuid = randomUUID();
+    const ip = await withNet(ctx, async (n) => {
+      const network = await networkById(n.tx, Number(nic.network_id));
+      const a = await allocateGuestAddress(n, network, {
+        requested: p.ipaddress ? parseIpOf(4, p.ipaddress, 'ipaddress') : undefined,
+        owner: { kind: 'nicsecondary' },
+        vmId: Number(vm.id),
+        accountId: Number(vm.account_id),
+        domainId: Number(vm.domain_id),
+      });
+      await n.tx
+        .insertInto('nic_secondary_ips')
+        .values({
+          uuid,
+          nic_id: nic.id,
+          vm_id: vm.id,
+          network_id: network.id,
+          ipv4: a.ip,
+          ip_allocation_id: a.id,
+          created: n.now,
+        })
+        .execute();
+      const row = await n.tx
+        .selectFrom('nic_secondary_ips')
+        .select('id')
+        .where('uuid', '=', uuid)
+        .executeTakeFirstOrThrow();
+      await n.tx.updateTable('ip_allocations').set({ owner_id: row.id }).where('id', '=', a.id).execute();
+      await n.recorder.event(n.tx, {
+        type: 'NIC.SECONDARY.IP.ASSIGN',
+        description: `Secondary address ${a.ip} assigned to VM ${vm.name}`,
+        resourceType: 'Nic',
+        resourceId: nic.uuid,
+        owner: await ownerOf(n.tx as never, vm),
+      });
+      return { ip: a.ip, network };
+    });
+    if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
+    return objectResult('nicsecondaryip', {
+      id: uuid,
+      ipaddress: ip.ip,
+      nicid: nic.uuid,
+      networkid: ip.network.uuid,
+      virtualmachineid: vm.uuid,
+    });
+  },
+});
+
+const removeIpFromNic = defineCommand({
+  name: 'removeIpFromNic',
+  roles: allRoles,
+  params: refParams('removeIpFromNic', ['id']),
+  async handler(p, ctx) {
+    const s = await ctx.store.db
+      .selectFrom('nic_secondary_ips')
+      .selectAll()
+      .where('uuid', '=', p.id)
+      .executeTakeFirst();
+    if (!s) throw invalidParameter('id', p.id, 'no secondary IP has this id');
+    const vm = await ctx.store.db
+      .selectFrom('vms')
+      .selectAll()
+      .where('id', '=', s.vm_id)
+      .executeTakeFirstOrThrow();
+    await withNet(ctx, async (n) => {
+      await vmForCaller(n, vm.uuid, 'id');
+      if (s.ip_allocation_id !== null)
+        await n.tx.deleteFrom('ip_allocations').where('id', '=', s.ip_allocation_id).execute();
+      await n.tx.deleteFrom('nic_secondary_ips').where('id', '=', s.id).execute();
+      await n.recorder.event(n.tx, {
+        type: 'NIC.SECONDARY.IP.UNASSIGN',
+        description: `Secondary address ${s.ipv4} removed from VM ${vm.name}`,
+        resourceType: 'Nic',
+        resourceId: p.id,
+        owner: await ownerOf(n.tx as never, vm),
+      });
+    });
+    if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
+    return successResult();
+  },
+});
+
+export const commands: AnyCommand[] = [
+  deployVirtualMachine,
+  listVirtualMachines,
+  startVirtualMachine,
+  stopVirtualMachine,
+  rebootVirtualMachine,
+  destroyVirtualMachine,
+  expungeVirtualMachine,
+  recoverVirtualMachine,
+  updateVirtualMachine,
+  resetPasswordForVirtualMachine,
+  listNics,
+  addNicToVirtualMachine,
+  removeNicFromVirtualMachine,
+  updateVmNicIp,
+  addIpToNic,
+  removeIpFromNic,
+];

@@ -1,0 +1,98 @@
+/**
+ * What happens after a VM transaction commits: the routers of the touched networks converge (the reconciler,
+ * awaited, so a VM boots only once its router knows it — as CloudStack prepares the DHCP entry before the VM
+ * starts), then the driver acts on the VM. Built from committed rows only.
+ */
+import type { Store } from '../store/db.js';
+import type { Executor } from '../store/db.js';
+import type { VmRuntime } from '../drivers/types.js';
+import { guestNetworkRuntime } from '../routers/runtime.js';
+import { vmRuntimeFor } from './runtime-services.js';
+import type { VmRow } from './service.js';
+
+export async function vmRuntime(ex: Executor, vm: VmRow): Promise<VmRuntime> {
+  const nics = await ex
+    .selectFrom('nics')
+    .selectAll()
+    .where('vm_id', '=', vm.id)
+    .orderBy('device_id')
+    .execute();
+  const out: VmRuntime = {
+    id: Number(vm.id),
+    uuid: vm.uuid,
+    accountId: Number(vm.account_id),
+    instanceName: vm.instance_name,
+    hostname: vm.name,
+    nics: [],
+  };
+  for (const n of nics) {
+    const sec = await ex.selectFrom('nic_secondary_ips').select('ipv4').where('nic_id', '=', n.id).execute();
+    out.nics.push({
+      id: Number(n.id),
+      mac: n.mac,
+      ipv4s: [...(n.ipv4 ? [n.ipv4] : []), ...sec.map((s) => s.ipv4)],
+      ipv6: n.ipv6,
+      isDefault: Number(n.is_default) === 1,
+      deviceId: Number(n.device_id),
+      network: await guestNetworkRuntime(ex, Number(n.network_id)),
+    });
+  }
+  return out;
+}
+
+/**
+ * Waits until every live router of these networks has applied at least the generation it had when this was
+ * called (our change is in it). Another server may own a router: then we only wait for its report.
+ */
+export async function convergeNetworks(
+  store: Store,
+  networkIds: readonly number[],
+  timeoutMs = 60_000,
+): Promise<void> {
+  if (networkIds.length === 0) return;
+  const { reconciler } = vmRuntimeFor(store);
+  const routers = await store.db
+    .selectFrom('routers')
+    .select(['id', 'desired_generation', 'state'])
+    .where('network_id', 'in', [...networkIds])
+    .where('removed', 'is', null)
+    .where('state', 'in', ['Starting', 'Running'])
+    .execute();
+  const deadline = Date.now() + timeoutMs;
+  await Promise.all(
+    routers.map(async (r) => {
+      const want = Number(r.desired_generation);
+      for (;;) {
+        await reconciler.reconcile(Number(r.id));
+        const now = await store.db
+          .selectFrom('routers')
+          .select(['applied_generation', 'state', 'removed'])
+          .where('id', '=', r.id)
+          .executeTakeFirst();
+        if (!now || now.removed !== null || (now.state !== 'Running' && now.state !== 'Starting')) return;
+        if (now.applied_generation !== null && Number(now.applied_generation) >= want) return;
+        if (Date.now() > deadline) return; // the VM boots anyway; its DHCP client keeps asking
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }),
+  );
+}
+
+export async function driverStartVm(store: Store, vmId: number): Promise<void> {
+  const vm = await store.db.selectFrom('vms').selectAll().where('id', '=', vmId).executeTakeFirstOrThrow();
+  await vmRuntimeFor(store).driver.startVm(await vmRuntime(store.db, vm));
+}
+
+export async function driverStopVm(store: Store, vmId: number): Promise<void> {
+  const vm = await store.db.selectFrom('vms').selectAll().where('id', '=', vmId).executeTakeFirstOrThrow();
+  await vmRuntimeFor(store).driver.stopVm(await vmRuntime(store.db, vm));
+}
+
+export async function driverUpdateVm(store: Store, vmId: number): Promise<void> {
+  const vm = await store.db.selectFrom('vms').selectAll().where('id', '=', vmId).executeTakeFirstOrThrow();
+  await vmRuntimeFor(store).driver.updateVm(await vmRuntime(store.db, vm));
+}
+
+export async function driverDestroyVm(store: Store, vm: VmRuntime): Promise<void> {
+  await vmRuntimeFor(store).driver.destroyVm(vm);
+}

@@ -1,0 +1,65 @@
+/**
+ * Starts the VM/router subsystem for a server: the driver, the router reconciler, the GC workers, and the
+ * network hooks that create routers. buildServer calls `startVmSubsystem` and closes it on shutdown; the data
+ * plane (routers, VM namespaces) is left running on close.
+ */
+import { join } from 'node:path';
+import type { Store } from '../store/db.js';
+import type { Driver } from '../drivers/types.js';
+import { SimulatorDriver } from '../drivers/simulator.js';
+import { RouterReconciler } from '../routers/reconciler.js';
+import { installRouterHooks } from '../routers/service.js';
+import { GcWorkers } from '../gc/workers.js';
+import { getSetting, setValue } from '../configuration/repository.js';
+import { findSetting } from '../configuration/settings-catalogue.js';
+import { attachVmRuntime } from './runtime-services.js';
+
+export interface VmSubsystemConfig {
+  driver: 'simulator' | 'netns';
+  dataDir: string;
+  /** netns: prefix of every name the driver creates in the host namespace (unique per test run). */
+  netnsPrefix?: string;
+  /** Overrides the control.cidr setting at start (the control network routers are reached on). */
+  controlCidr?: string;
+  log?: (m: string) => void;
+}
+
+export interface VmSubsystem {
+  driver: Driver;
+  reconciler: RouterReconciler;
+  gc: GcWorkers;
+  close(): Promise<void>;
+}
+
+export async function startVmSubsystem(store: Store, c: VmSubsystemConfig): Promise<VmSubsystem> {
+  if (c.controlCidr) await setValue(store.db, findSetting('control.cidr')!, 'global', 0, c.controlCidr);
+  const controlCidr = String(await getSetting(store.db, 'control.cidr'));
+  let driver: Driver;
+  if (c.driver === 'netns') {
+    const { NetnsDriver } = await import('../drivers/netns.js');
+    driver = new NetnsDriver({
+      dataDir: join(c.dataDir, 'netns'),
+      prefix: c.netnsPrefix ?? '',
+      controlCidr,
+      log: c.log,
+    });
+  } else {
+    driver = new SimulatorDriver({ dataDir: c.dataDir, controlCidr });
+  }
+  installRouterHooks();
+  const reconciler = new RouterReconciler({ store, driver, log: c.log });
+  const gc = new GcWorkers({ store, log: c.log });
+  attachVmRuntime(store, { driver, reconciler });
+  reconciler.start();
+  gc.start();
+  return {
+    driver,
+    reconciler,
+    gc,
+    async close() {
+      await gc.stop();
+      await reconciler.stop();
+      await driver.close();
+    },
+  };
+}
