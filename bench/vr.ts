@@ -16,11 +16,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { DhcpProbe, eventually, type ProbeDnsStats, type SpawnedProcess } from '../src/netns/index.js';
 import type { DesiredState, HostSpec } from '../src/agent/desired-state.js';
-import { VrLab, type RouterUnderTest } from '../test/agent/vr-lab.js';
+import { VrLab, repoRoot, type RouterUnderTest } from '../test/agent/vr-lab.js';
 
 interface Flags {
   n: number[];
@@ -81,6 +81,7 @@ function summary(xs: number[]) {
     median_ms: round(quantile(xs, 0.5)),
     p99_ms: round(quantile(xs, 0.99)),
     max_ms: round(Math.max(...xs)),
+    samples_ms: xs.map(round),
   };
 }
 
@@ -457,12 +458,32 @@ async function main(): Promise<void> {
     cpu: cpus()[0]?.model,
     node: process.version,
     dnsmasq: dnsmasqVersion,
+    commit: gitDescribe(),
+    // other work on the machine skews every figure: the load average says how much there was
+    loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
     at: new Date().toISOString(),
     flags,
   });
   for (const n of flags.n) {
     log(`N = ${n}`);
     await runN(n, flags);
+  }
+  emit({
+    scenario: 'end',
+    loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
+    at: new Date().toISOString(),
+  });
+}
+
+function gitDescribe(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src/agent'], { cwd: repoRoot })
+      .toString()
+      .trim();
+    return dirty ? `${head}+uncommitted src/agent` : head;
+  } catch {
+    return '';
   }
 }
 
