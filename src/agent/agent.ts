@@ -89,6 +89,13 @@ export type SubmitResult =
       sendFull?: boolean;
     };
 
+const retryable = new Set([
+  'GuestInterfaceMissing',
+  'GuestAddressFailed',
+  'DnsmasqStartFailed',
+  'KeepalivedStartFailed',
+]);
+
 /** Changes arriving within this long after an apply are treated as a burst... */
 const burstWindowMs = 100;
 /** ...and gathered for this long before the next apply. */
@@ -281,6 +288,7 @@ export class RouterAgent {
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
     this.closed = true;
     if (this.vipTimer) clearInterval(this.vipTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.loop) await this.loop.catch(() => undefined);
     this.flushPersist();
     stopReleaser();
@@ -442,6 +450,7 @@ export class RouterAgent {
           );
           if (!this.pending) this.setCondition('Progressing', false, 'UpToDate', '');
           this.settle(s.generation, f);
+          this.scheduleRetry(s, f.reason);
         } finally {
           this.inFlight = null;
           this.lastApplyEnd = performance.now();
@@ -455,7 +464,31 @@ export class RouterAgent {
     return this.loop;
   }
 
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryDelayMs = 1000;
+
+  /**
+   * Failures of the environment (interface not there yet, dnsmasq or keepalived would not start) heal by
+   * themselves, so the agent retries the same state with backoff; a configuration dnsmasq or nft rejects fails the
+   * same way every time and waits for the server to send something else.
+   */
+  private scheduleRetry(state: DesiredState, reason: string): void {
+    if (!retryable.has(reason) || this.closed) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const wait = this.retryDelayMs;
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, 30_000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.closed || this.pending || this.failure?.generation !== state.generation) return;
+      this.pending = state;
+      this.forceNext = true;
+      void this.kick();
+    }, wait);
+    this.retryTimer.unref();
+  }
+
   private settle(generation: number, failure: ApplyFailure | null): void {
+    if (!failure) this.retryDelayMs = 1000;
     const still: Waiter[] = [];
     for (const w of this.waiters) {
       if (w.generation > generation) {
