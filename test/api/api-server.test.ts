@@ -169,6 +169,43 @@ for (const kind of testDbKinds()) {
       assert.ok(names.includes('listAccounts'));
     });
 
+    test('a domain admin sees and changes only its domain subtree', async () => {
+      const created = await admin('createAccount', {
+        username: 'engadmin',
+        password: 'engadmin-pw',
+        email: 'ea@example.org',
+        firstname: 'Eng',
+        lastname: 'Admin',
+        domainid: ids.eng,
+        accounttype: 2,
+      });
+      assert.ok(created.ok, JSON.stringify(created));
+      assert.equal(created.data.account.roletype, 'DomainAdmin');
+      const keys = await admin('registerUserKeys', { id: created.data.account.user[0].id });
+      const da = bridge.client(server.url, keys.data.userkeys.apikey, keys.data.userkeys.secretkey);
+      const accts = await da('listAccounts', { listall: true });
+      assert.deepEqual(accts.data.account.map((x: { name: string }) => x.name).sort(), ['alice', 'engadmin']);
+      const doms = await da('listDomains', { listall: true });
+      assert.deepEqual(
+        doms.data.domain.map((x: { path: string }) => x.path),
+        ['ROOT/eng'],
+      );
+      const sub = await da('createDomain', { name: 'team' });
+      assert.equal(sub.data.domain.path, 'ROOT/eng/team');
+      const outside = await da('createDomain', {
+        name: 'x',
+        parentdomainid: doms.data.domain[0].parentdomainid,
+      });
+      assert.equal(outside.status, 531);
+      const bob = await da('deleteAccount', { id: ids.bob }, { fetch_result: true });
+      assert.equal(bob.ok, false);
+      assert.equal(bob.error.errorcode, 431);
+      const stillThere = await admin('listAccounts', { id: ids.bob });
+      assert.equal(stillThere.data.count, 1);
+      const cleanup = await admin('deleteDomain', { id: sub.data.domain.id }, { fetch_result: true });
+      assert.deepEqual(cleanup.data, { success: true });
+    });
+
     test('an async job runs to completion, and a failing one reports its error', async () => {
       const queued = await admin('deleteAccount', { id: ids.bob });
       assert.ok(queued.ok, JSON.stringify(queued));
