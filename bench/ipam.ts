@@ -10,7 +10,9 @@
  * PostgreSQL and MariaDB must be running as for the tests (127.0.0.1, see README); each run gets fresh databases
  * and drops them afterwards.
  */
-import { loadavg } from 'node:os';
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { openStore } from '../src/store/db.js';
 import type { DbKind, Store } from '../src/store/db.js';
@@ -243,14 +245,36 @@ async function latency(db: string, url: string, c: LatencyCase, fillPercent: 0 |
   }
 }
 
+/** What a durable commit costs on this disk right now: 4 KiB write + fsync, p50/p99 of 200. */
+function fsyncProbe(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'stacknet-fsync-'));
+  const fd = openSync(join(dir, 'probe'), 'w');
+  const block = Buffer.alloc(4096, 1);
+  const t: number[] = [];
+  try {
+    for (let i = 0; i < 200; i++) {
+      writeSync(fd, block);
+      const t0 = performance.now();
+      fsyncSync(fd);
+      t.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  t.sort((a, b) => a - b);
+  return `${percentile(t, 50).toFixed(2)} / ${percentile(t, 99).toFixed(2)} ms`;
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   // Timings on a shared 2-core machine mean little without knowing what else ran: say it.
-  log(
-    `load average at start: ${loadavg()
+  const load = () =>
+    loadavg()
       .map((x) => x.toFixed(1))
-      .join(' ')}`,
-  );
+      .join(' ');
+  log(`load average at start: ${load()}`);
+  log(`4 KiB write+fsync p50 / p99 at start: ${fsyncProbe()}`);
   for (const kind of DBS) {
     // SQLite runs with synchronous=NORMAL (WAL: a commit survives a crash of the process, see docs); its FULL
     // figure is printed too, as db "sqlite-full".
@@ -281,12 +305,8 @@ async function main(): Promise<void> {
       });
     }
   }
-  log(
-    `done in ${((performance.now() - started) / 1000).toFixed(0)} s; ` +
-      `load average at end: ${loadavg()
-        .map((x) => x.toFixed(1))
-        .join(' ')}`,
-  );
+  log(`4 KiB write+fsync p50 / p99 at end: ${fsyncProbe()}`);
+  log(`done in ${((performance.now() - started) / 1000).toFixed(0)} s; ` + `load average at end: ${load()}`);
 }
 
 await main();
