@@ -19,6 +19,7 @@ import {
   readLease,
   resolvConfPath,
   stateDir,
+  withHostname,
   type SpawnedProcess,
 } from './index.js';
 
@@ -32,6 +33,7 @@ describe('netns toolkit with a plain dnsmasq', () => {
   let srv = '';
   let dnsmasq: SpawnedProcess | undefined;
   let hostResolv = '';
+  let leaseFile = '';
   const guests: Record<string, string> = {};
 
   before(async () => {
@@ -49,6 +51,7 @@ describe('netns toolkit with a plain dnsmasq', () => {
       await net.veth({ ns: guests[role], bridge: br, mac });
     }
     const dir = await net.tempDir('dnsmasq');
+    leaseFile = join(dir, 'leases');
     await writeFile(join(dir, 'index.html'), 'hello from srv');
     dnsmasq = net.spawnIn(srv, [
       'dnsmasq',
@@ -64,8 +67,9 @@ describe('netns toolkit with a plain dnsmasq', () => {
       '--except-interface=lo',
       '--dhcp-range=10.77.0.0,static,255.255.255.0,1h',
       '--dhcp-ignore=tag:!known',
-      `--dhcp-host=${MAC1},10.77.0.11,vm1`,
-      `--dhcp-host=${MAC2},10.77.0.12,vm2`,
+      // No names here: the names in the lease file can only come from the clients (option 12).
+      `--dhcp-host=${MAC1},10.77.0.11`,
+      `--dhcp-host=${MAC2},10.77.0.12`,
       // A secondary NIC: empty router/DNS options, as CloudStack renders non-default NICs.
       `--dhcp-host=${MAC3},set:nodef,10.77.0.13,vm3`,
       '--dhcp-option=tag:nodef,3',
@@ -134,6 +138,16 @@ describe('netns toolkit with a plain dnsmasq', () => {
     assert.equal(r.lease.ip, '10.77.0.13');
     assert.deepEqual(r.lease.routers, []);
     assert.equal(await defaultGateway(g3), undefined);
+  });
+
+  it("each guest sends its own hostname, not the host machine's", async () => {
+    await eventually(async () => {
+      const leases = await readFile(leaseFile, 'utf8');
+      assert.match(leases, new RegExp(`${MAC1} 10\\.77\\.0\\.11 vm1 `));
+      assert.match(leases, new RegExp(`${MAC2} 10\\.77\\.0\\.12 vm2 `));
+    });
+    const h = await execIn(guests.g1!, withHostname('vm1', ['hostname']));
+    assert.equal(h.stdout.trim(), 'vm1');
   });
 
   it('an unknown MAC gets no answer', async () => {
