@@ -1,0 +1,101 @@
+/** The HTTP layer through Fastify's inject(): sessions and cookies, form POST, defaults, error headers. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildServer } from '../server/build-server.js';
+import type { BuiltServer } from '../server/build-server.js';
+import { signedQuery } from './client.js';
+
+let dir: string;
+let s: BuiltServer;
+const keys = { url: '', apiKey: 'http-key', secretKey: 'http-secret' };
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'stacknet-http-'));
+  s = await buildServer({
+    port: 0,
+    host: '127.0.0.1',
+    dataDir: dir,
+    dbUrl: `sqlite:${join(dir, 'db.sqlite')}`,
+    driver: 'simulator',
+    adminPassword: 'pa ss+word~',
+    adminApiKey: keys.apiKey,
+    adminSecretKey: keys.secretKey,
+  });
+});
+
+after(async () => {
+  await s.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('health, missing command, unauthenticated calls', async () => {
+  assert.equal((await s.app.inject({ url: '/healthz' })).statusCode, 200);
+  const none = await s.app.inject({ url: '/client/api' });
+  assert.equal(none.statusCode, 432);
+  assert.match(none.body, /^<\?xml .*<errorresponse .*<errorcode>432<\/errorcode>/);
+  const anon = await s.app.inject({ url: '/client/api?command=listDomains&response=json' });
+  assert.equal(anon.statusCode, 401);
+  assert.equal(anon.headers['x-description'], 'unable to verify user credentials and/or request signature');
+  assert.deepEqual(Object.keys(anon.json()), ['listdomainsresponse']);
+});
+
+test('login by form POST, session by cookie or parameter, logout', async () => {
+  const login = await s.app.inject({
+    method: 'POST',
+    url: '/client/api',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'command=login&username=admin&password=pa+ss%2Bword%7E&domain=%2F&response=json',
+  });
+  assert.equal(login.statusCode, 200, login.body);
+  const key = login.json().loginresponse.sessionkey as string;
+  const cookies = login.cookies.map((c) => c.name).sort();
+  assert.deepEqual(cookies, ['JSESSIONID', 'sessionkey']);
+  const byCookie = await s.app.inject({
+    url: '/client/api?command=listDomains&response=json',
+    cookies: { sessionkey: key },
+  });
+  assert.equal(byCookie.statusCode, 200, byCookie.body);
+  const byParam = await s.app.inject({
+    url: `/client/api?command=listDomains&response=json&sessionkey=${encodeURIComponent(key)}`,
+  });
+  assert.equal(byParam.statusCode, 200);
+  const mismatch = await s.app.inject({
+    url: '/client/api?command=listDomains&response=json&sessionkey=other',
+    cookies: { sessionkey: key },
+  });
+  assert.equal(mismatch.statusCode, 401);
+  const out = await s.app.inject({
+    url: `/client/api?command=logout&response=json&sessionkey=${encodeURIComponent(key)}`,
+  });
+  assert.deepEqual(out.json(), { logoutresponse: { description: 'success' } });
+  const after = await s.app.inject({
+    url: '/client/api?command=listDomains&response=json',
+    cookies: { sessionkey: key },
+  });
+  assert.equal(after.statusCode, 401);
+  const wrong = await s.app.inject({
+    url: '/client/api?command=login&username=admin&password=nope&response=json',
+  });
+  assert.equal(wrong.statusCode, 531);
+});
+
+test('signed form POST, control characters refused, async answer is a string jobid', async () => {
+  const post = await s.app.inject({
+    method: 'POST',
+    url: '/client/api',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: signedQuery(keys, 'createDomain', { name: 'posted' }),
+  });
+  assert.equal(post.statusCode, 200, post.body);
+  const id = post.json().createdomainresponse.domain.id as string;
+  const ctl = await s.app.inject({
+    url: `/client/api?${signedQuery(keys, 'createDomain', { name: 'a\u0001b' })}`,
+  });
+  assert.equal(ctl.statusCode, 431);
+  assert.match(ctl.json().createdomainresponse.errortext, /name/);
+  const del = await s.app.inject({ url: `/client/api?${signedQuery(keys, 'deleteDomain', { id })}` });
+  assert.equal(typeof del.json().deletedomainresponse.jobid, 'string');
+});
