@@ -5,11 +5,12 @@
  * test/agent/.)
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { AgentStatus } from './agent.js';
-import { getStatus, pushDelta, pushFull } from './control-client.js';
+import { getAppliedState, getStatus, pushDelta, pushFull } from './control-client.js';
 import type { DesiredState } from './desired-state.js';
 import { baseState, hostFor } from './testing/fixtures.js';
 import type { SpawnedProcess } from '../netns/index.js';
@@ -200,6 +201,33 @@ describe('router-agent process', { timeout: 90_000 }, () => {
       `applies: ${after.counters.applies - before.counters.applies}`,
     );
     await eventually(async () => assert.deepEqual(await resolveA('vm129'), ['10.1.0.139']));
+  });
+
+  it('many single additions: hostsdir files are folded into the hosts file without a signal', async () => {
+    const before = await status();
+    for (let i = 0; i < 70; i++) {
+      const h = hostFor(200 + i);
+      const r = await pushDelta(control, secret, {
+        baseGeneration: gen,
+        generation: ++gen,
+        hosts: { upsert: [h] },
+      });
+      assert.ok(r.ok, JSON.stringify(r));
+      state = { ...state, generation: gen, hosts: [...state.hosts, h] };
+    }
+    const after = await status();
+    assert.equal(after.dnsmasq.pid, before.dnsmasq.pid);
+    assert.equal(after.counters.reloads, before.counters.reloads);
+    assert.ok(readdirSync(join(dataDir, 'dhcphosts.d')).length < 64);
+    assert.match(
+      readFileSync(join(dataDir, 'dhcphosts.txt'), 'utf8'),
+      /,vm200,/,
+      'folded into the hosts file',
+    );
+    const applied = await getAppliedState(control, secret);
+    assert.equal(applied?.generation, gen);
+    assert.equal(applied?.hosts.length, state.hosts.length);
+    await eventually(async () => assert.deepEqual(await resolveA('vm269'), ['10.1.1.23']));
   });
 
   it('removing a host reloads once and releases its lease; its address can go to a new MAC', async () => {

@@ -96,6 +96,8 @@ const retryable = new Set([
   'KeepalivedStartFailed',
 ]);
 
+const compactAfterFiles = 64;
+
 /** Changes arriving within this long after an apply are treated as a burst... */
 const burstWindowMs = 100;
 /** ...and gathered for this long before the next apply. */
@@ -334,6 +336,11 @@ export class RouterAgent {
     return this.pending ?? this.inFlight ?? this.applied?.state ?? null;
   }
 
+  /** The desired state in force (what GET /v1/desired-state returns). */
+  get appliedState(): DesiredState | null {
+    return this.applied?.state ?? null;
+  }
+
   get currentGeneration(): number | null {
     return this.latest()?.generation ?? null;
   }
@@ -534,6 +541,19 @@ export class RouterAgent {
     );
   }
 
+  /**
+   * Many small files in the hostsdir slow dnsmasq's start and SIGHUP, so past a threshold the DHCP additions are
+   * folded into dhcphosts.txt. No signal is needed: the full file holds exactly what dnsmasq has loaded, and a
+   * file deleted from --dhcp-hostsdir is not unloaded. (names.d is left alone: deleting a --hostsdir file does
+   * unload its names, so it is folded only at the next reload.)
+   */
+  private compactHostsDir(rendered: Rendered): void {
+    const files = listDir(this.paths.dhcpHostsDir);
+    if (files.length < compactAfterFiles) return;
+    writeAtomic(this.paths.dhcpHostsFile, rendered.dhcpHosts);
+    for (const f of files) rmSync(join(this.paths.dhcpHostsDir, f), { force: true });
+  }
+
   private preseedState: DesiredState | null = null;
 
   private preseedLeases(): void {
@@ -621,6 +641,7 @@ export class RouterAgent {
         writeAtomic(join(this.paths.dhcpHostsDir, name), plan.hostLines.join('\n') + '\n');
         noteAdded(this.loaded!, plan.hostLines, plan.nameLines);
         this.counters.hostsdirAdds++;
+        this.compactHostsDir(rendered);
         return;
       }
       case 'reload': {

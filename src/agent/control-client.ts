@@ -111,3 +111,18 @@ export async function pushDeltaOrFull(
   if (!r.ok && r.sendFull) return pushFull(addr, secret, full, o);
   return r;
 }
+
+/** The desired state the agent has in force, or null before its first. */
+export async function getAppliedState(
+  addr: string,
+  secret: string,
+  o: { timeoutMs?: number } = {},
+): Promise<DesiredState | null> {
+  const r = await call(addr, secret, 'GET', '/v1/desired-state', undefined, o.timeoutMs ?? 10_000);
+  if (r.httpStatus === 404) return null;
+  if (r.httpStatus !== 200) {
+    const e = r.json as ControlError;
+    throw new Error(`router agent at ${addr}: ${r.httpStatus} ${e.error}: ${e.message}`);
+  }
+  return r.json as DesiredState;
+}

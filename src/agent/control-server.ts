@@ -70,6 +70,12 @@ async function handle(
     return send(res, 200, agent.status(leases));
   }
   if (url.pathname === '/v1/desired-state') {
+    if (req.method === 'GET') {
+      const applied = agent.appliedState;
+      if (!applied)
+        return send(res, 404, { error: 'NoDesiredState', message: 'no desired state applied yet' });
+      return send(res, 200, applied);
+    }
     if (req.method === 'PUT' || req.method === 'PATCH') {
       let doc: unknown;
       try {
@@ -85,7 +91,10 @@ async function handle(
       const { ok: _ok, httpStatus, ...body } = r;
       return send(res, httpStatus, { ...body, status: httpStatus === 422 ? agent.status(false) : undefined });
     }
-    return send(res, 405, { error: 'MethodNotAllowed', message: 'use PUT (full state) or PATCH (delta)' });
+    return send(res, 405, {
+      error: 'MethodNotAllowed',
+      message: 'use GET, PUT (full state) or PATCH (delta)',
+    });
   }
   return send(res, 404, { error: 'NotFound', message: `no such endpoint ${req.method} ${url.pathname}` });
 }
