@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { callApi, waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
 import { startServer } from '../test/api/harness.js';
+import { benchAssociate } from './api-associate.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(name);
@@ -94,6 +95,7 @@ try {
     const job = await waitForJob(opts, (q.body as { jobid: string }).jobid, { intervalMs: 20 });
     return job.jobstatus === 1;
   });
+  await benchAssociate(opts, { clients, durationMs: duration, db: dbUrl ? dbUrl.split(':')[0]! : 'sqlite' });
 } finally {
   await server.stop();
   rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,94 @@
+/**
+ * associateIpAddress end to end (request → job done) under `clients` concurrent signed clients, on a /16 public
+ * range so the pool never runs dry during the run (allocation cost must not depend on the pool's size). Invoked
+ * from bench/api.ts against its server; prints one JSON line like the other phases.
+ */
+import { callApi, waitForJob } from '../src/api/client.js';
+import type { ClientOptions } from '../src/api/client.js';
+
+export interface AssociateBenchOptions {
+  clients: number;
+  durationMs: number;
+  db: string;
+}
+
+const pct = (sorted: number[], q: number): number =>
+  sorted.length === 0
+    ? 0
+    : Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]! * 10) / 10;
+
+async function must(
+  opts: ClientOptions,
+  command: string,
+  params: Record<string, string>,
+  async = false,
+): Promise<Record<string, unknown>> {
+  const r = await callApi(opts, command, params);
+  if (r.status !== 200) throw new Error(`${command}: HTTP ${r.status} ${r.text}`);
+  if (!async) return r.body as Record<string, unknown>;
+  const job = await waitForJob(opts, (r.body as { jobid: string }).jobid, { intervalMs: 20 });
+  if (job.jobstatus !== 1) throw new Error(`${command}: job failed ${JSON.stringify(job.jobresult)}`);
+  return job.jobresult as Record<string, unknown>;
+}
+
+export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptions): Promise<void> {
+  const tag = `${process.pid}`;
+  const zone = (await must(opts, 'createZone', {
+    name: `bench-${tag}`,
+    networktype: 'Advanced',
+    dns1: '8.8.8.8',
+    internaldns1: '10.0.0.2',
+  })) as {
+    zone: { id: string };
+  };
+  const zoneid = zone.zone.id;
+  await must(opts, 'createPhysicalNetwork', { zoneid, name: `bench-pn-${tag}`, vlan: '1000-1999' }, true);
+  await must(opts, 'createVlanIpRange', {
+    zoneid,
+    vlan: '30',
+    gateway: '100.64.0.1',
+    netmask: '255.255.0.0',
+    startip: '100.64.0.2',
+    endip: '100.64.255.254',
+  });
+  const lat: number[] = [];
+  let failed = 0;
+  const start = performance.now();
+  const end = start + o.durationMs;
+  await Promise.all(
+    Array.from({ length: o.clients }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        try {
+          const r = await callApi(opts, 'associateIpAddress', { zoneid });
+          if (r.status !== 200) {
+            failed++;
+            continue;
+          }
+          const job = await waitForJob(opts, (r.body as { jobid: string }).jobid, { intervalMs: 50 });
+          if (job.jobstatus === 1) lat.push(performance.now() - t);
+          else failed++;
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  const secs = (performance.now() - start) / 1000;
+  const sorted = [...lat].sort((a, b) => a - b);
+  console.log(
+    JSON.stringify({
+      bench: 'api',
+      phase: 'associateIpAddress (async, to job done)',
+      clients: o.clients,
+      seconds: Math.round(secs * 10) / 10,
+      ok: lat.length,
+      failed,
+      allocations_per_second: Math.round(lat.length / secs),
+      p50_ms: pct(sorted, 0.5),
+      p99_ms: pct(sorted, 0.99),
+      pool: 65533,
+      db: o.db,
+    }),
+  );
+}
