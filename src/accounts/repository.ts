@@ -89,6 +89,17 @@ export async function callerByLogin(
   return r && toCallerRecord(r);
 }
 
+/** The default root admin (`admin` in ROOT): who the integration port acts as. */
+export async function defaultRootAdmin(ex: Executor): Promise<CallerRecord | undefined> {
+  const r = await callerQuery(ex)
+    .where('d.path', '=', '/')
+    .where('a.type', '=', 1)
+    .where('u.is_default', '=', 1)
+    .orderBy('u.id')
+    .executeTakeFirst();
+  return r && toCallerRecord(r);
+}
+
 export interface NewDomain {
   name: string;
   parent: { id: number; path: string; level: number };

@@ -99,3 +99,19 @@ test('signed form POST, control characters refused, async answer is a string job
   const del = await s.app.inject({ url: `/client/api?${signedQuery(keys, 'deleteDomain', { id })}` });
   assert.equal(typeof del.json().deletedomainresponse.jobid, 'string');
 });
+
+test('integration.api.port: off by default; when set, requests need no signature and act as the admin', async () => {
+  assert.equal(s.integration, undefined);
+  const set = await s.app.inject({
+    url: `/client/api?${signedQuery(keys, 'updateConfiguration', { name: 'integration.api.port', value: '18096' })}`,
+  });
+  assert.equal(set.statusCode, 200, set.body);
+  await s.close();
+  s = await buildServer({ ...s.config });
+  assert.equal(s.integration?.port, 18096);
+  const r = await s.integration!.app.inject({ url: '/client/api?command=listAccounts&response=json' });
+  assert.equal(r.statusCode, 200, r.body);
+  assert.equal(r.json().listaccountsresponse.account[0].name, 'admin');
+  const main = await s.app.inject({ url: '/client/api?command=listAccounts&response=json' });
+  assert.equal(main.statusCode, 401);
+});

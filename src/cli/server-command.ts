@@ -59,6 +59,13 @@ export const serverCommand: CliCommand = {
       );
     }
     const address = await server.app.listen({ port, host });
+    if (server.integration) {
+      // Unauthenticated: never anything but loopback.
+      await server.integration.app.listen({ port: server.integration.port, host: '127.0.0.1' });
+      console.log(
+        `integration API (no authentication, acts as admin) on http://127.0.0.1:${server.integration.port}/client/api`,
+      );
+    }
     console.log(
       `stacknet server listening on ${address}/client/api (database: ${server.store.kind}, driver: ${driver})`,
     );

@@ -11,6 +11,9 @@ import { buildRegistry } from '../api/registry.js';
 import type { CommandRegistry } from '../api/registry.js';
 import { buildHttpApp } from '../api/http.js';
 import { JobRunner } from '../api/jobs/runner.js';
+import { getSetting } from '../configuration/repository.js';
+import { defaultRootAdmin } from '../accounts/repository.js';
+import { internalError } from '../errors/catalogue.js';
 import { startVmSubsystem } from '../vms/subsystem.js';
 
 export type DriverName = 'simulator' | 'netns';
@@ -38,6 +41,11 @@ export interface BuiltServer {
   app: FastifyInstance;
   runner: JobRunner;
   bootstrap: BootstrapResult;
+  /**
+   * The unauthenticated integration API (`integration.api.port` > 0, read at start as in CloudStack): listen on
+   * 127.0.0.1 only.
+   */
+  integration?: { port: number; app: FastifyInstance };
   /** Stops the workers, the HTTP server (if listening) and the store; waits for running jobs. */
   close(): Promise<void>;
 }
@@ -61,6 +69,24 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
       log: config.log,
     });
     const app = buildHttpApp({ store, registry, onJobQueued: () => runner.wake(), log: config.log });
+    const integrationPort = await getSetting(store.db, 'integration.api.port');
+    const integration =
+      integrationPort > 0
+        ? {
+            port: integrationPort,
+            app: buildHttpApp({
+              store,
+              registry,
+              onJobQueued: () => runner.wake(),
+              log: config.log,
+              trustedCaller: async () => {
+                const admin = await defaultRootAdmin(store.db);
+                if (!admin) throw internalError('finding the default root admin for the integration port');
+                return admin.caller;
+              },
+            }),
+          }
+        : undefined;
     runner.start();
     let closed = false;
     return {
@@ -70,10 +96,12 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
       app,
       runner,
       bootstrap,
+      integration,
       async close() {
         if (closed) return;
         closed = true;
         await app.close();
+        await integration?.app.close();
         await runner.stop();
         await vms.close();
         await store.close();
