@@ -28,7 +28,10 @@ interface Txn {
   discovers: number;
   requests: number;
   started: number;
-  retry: NodeJS.Timeout;
+  retry: NodeJS.Timeout | undefined;
+  interval: number;
+  maxInterval: number;
+  sentAtInterval: number;
   deadline: NodeJS.Timeout;
   hostname?: string;
 }
@@ -58,7 +61,8 @@ function send(t: Txn) {
 }
 
 function finish(t: Txn, result: Record<string, unknown>) {
-  clearInterval(t.retry);
+  clearTimeout(t.retry);
+  t.retry = undefined;
   clearTimeout(t.deadline);
   txns.delete(t.xid);
   out({
@@ -102,8 +106,26 @@ interface LeaseCmd {
   id: string;
   mac: string;
   retryMs?: number;
+  maxRetryMs?: number;
   timeoutMs?: number;
   hostname?: string;
+}
+
+/*
+ * Resend every `interval` ms, doubling it every 20 sends up to `maxInterval`: a fine resolution while the answer
+ * is near, and no flood of queued DISCOVERs while dnsmasq is busy (each one costs it an OFFER afterwards, and the
+ * REQUEST would wait behind all of them — the probe would measure its own load).
+ */
+function schedule(t: Txn) {
+  t.retry = setTimeout(() => {
+    if (!txns.has(t.xid)) return;
+    send(t);
+    if (++t.sentAtInterval >= 20 && t.interval < t.maxInterval) {
+      t.interval = Math.min(t.interval * 2, t.maxInterval);
+      t.sentAtInterval = 0;
+    }
+    schedule(t);
+  }, t.interval);
 }
 
 function lease(c: LeaseCmd) {
@@ -117,7 +139,10 @@ function lease(c: LeaseCmd) {
     requests: 0,
     started: now(),
     hostname: c.hostname,
-    retry: setInterval(() => send(t), c.retryMs ?? 5),
+    retry: undefined,
+    interval: c.retryMs ?? 5,
+    maxInterval: Math.max(c.retryMs ?? 5, c.maxRetryMs ?? 100),
+    sentAtInterval: 0,
     deadline: setTimeout(
       () => finish(t, { ok: false, timeout: true, offered: t.offered }),
       c.timeoutMs ?? 10_000,
@@ -125,6 +150,7 @@ function lease(c: LeaseCmd) {
   };
   txns.set(xid, t);
   send(t);
+  schedule(t);
 }
 
 // DNS loop: one query every intervalMs; a query unanswered after timeoutMs is lost.

@@ -33,6 +33,8 @@ export interface ProbeDnsStats {
 export interface ProbeLeaseOptions {
   /** Resend DISCOVER (then REQUEST) every this many ms until answered (default 5). */
   retryMs?: number;
+  /** The resend interval doubles every 20 sends up to this (default 100 ms), so a busy server is not flooded. */
+  maxRetryMs?: number;
   /** Give up after (default 10 s). */
   timeoutMs?: number;
   hostname?: string;
