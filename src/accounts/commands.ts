@@ -13,7 +13,7 @@ import {
   successResult,
 } from '../api/command.js';
 import type { AnyCommand, Caller } from '../api/command.js';
-import { keywordMatch, pageOf, paged } from '../api/list.js';
+import { keywordMatch, pageOf, paged, pageWithTotal } from '../api/list.js';
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
 import type { Executor, Tx } from '../store/db.js';
 import { recordEvent } from '../events/record.js';
@@ -130,11 +130,17 @@ const listDomains = defineCommand({
     if (p.name !== undefined) q = q.where('d.name', '=', p.name);
     if (p.level !== undefined) q = q.where('d.level', '=', p.level);
     if (p.keyword !== undefined) q = q.where(keywordMatch(['d.name'], p.keyword));
-    const total = await q
-      .clearSelect()
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    const rows = await paged(q.orderBy('d.id'), page).execute();
+    const { rows, total } = await pageWithTotal(
+      page,
+      () => paged(q.orderBy('d.id'), page).execute(),
+      async () =>
+        (
+          await q
+            .clearSelect()
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+    );
     const withChildren = new Set<number>();
     if (rows.length > 0) {
       const kids = await ex
@@ -152,7 +158,7 @@ const listDomains = defineCommand({
     return listResult(
       'domain',
       rows.map((r) => domainResponse(r, withChildren.has(Number(r.id)))),
-      Number(total.n),
+      total,
     );
   },
 });
@@ -320,11 +326,17 @@ const listAccounts = defineCommand({
     if (p.accounttype !== undefined) q = q.where('a.type', '=', p.accounttype);
     if (p.state !== undefined) q = q.where('a.state', '=', p.state.toLowerCase());
     if (p.keyword !== undefined) q = q.where(keywordMatch(['a.name'], p.keyword));
-    const total = await q
-      .clearSelect()
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    const rows = await paged(q.orderBy('a.id'), page).execute();
+    const { rows, total } = await pageWithTotal(
+      page,
+      () => paged(q.orderBy('a.id'), page).execute(),
+      async () =>
+        (
+          await q
+            .clearSelect()
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+    );
     const users = await usersOf(
       ex,
       rows.map((r) => Number(r.id)),
@@ -332,7 +344,7 @@ const listAccounts = defineCommand({
     return listResult(
       'account',
       rows.map((r) => accountResponse(r, users.get(Number(r.id)) ?? [])),
-      Number(total.n),
+      total,
     );
   },
 });
@@ -462,12 +474,18 @@ const listUsers = defineCommand({
     if (p.state !== undefined) q = q.where('u.state', '=', p.state.toLowerCase());
     if (p.keyword !== undefined)
       q = q.where(keywordMatch(['u.username', 'u.firstname', 'u.lastname', 'u.email'], p.keyword));
-    const total = await q
-      .clearSelect()
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    const rows = await paged(q.orderBy('u.id'), page).execute();
-    return listResult('user', rows.map(userResponse), Number(total.n));
+    const { rows, total } = await pageWithTotal(
+      page,
+      () => paged(q.orderBy('u.id'), page).execute(),
+      async () =>
+        (
+          await q
+            .clearSelect()
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+    );
+    return listResult('user', rows.map(userResponse), total);
   },
 });
 

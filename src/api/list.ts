@@ -77,3 +77,19 @@ export function keywordMatch(columns: readonly string[], keyword: string): Expre
   const parts = columns.map((c) => sql<SqlBool>`lower(${sql.ref(c)}) like ${pattern} escape '!'`);
   return sql<SqlBool>`(${sql.join(parts, sql` or `)})`;
 }
+
+/**
+ * The page's rows and the total count (`count` is the total, not the page length). The COUNT(*) query runs only
+ * when the page cannot tell: a first page that is not full is everything, a later page that is not full ends
+ * the list.
+ */
+export async function pageWithTotal<R>(
+  page: Page,
+  rows: () => Promise<R[]>,
+  count: () => Promise<number | string | bigint>,
+): Promise<{ rows: R[]; total: number }> {
+  const r = await rows();
+  const full = page.limit !== undefined && r.length >= page.limit;
+  if (!full && (r.length > 0 || page.offset === 0)) return { rows: r, total: page.offset + r.length };
+  return { rows: r, total: Number(await count()) };
+}

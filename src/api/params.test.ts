@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseParams, parseIsoWithZone } from './params.js';
-import { pageFrom } from './list.js';
+import { pageFrom, pageWithTotal } from './list.js';
 import { resultBody, serialize } from './envelope.js';
 import { listResult } from './command.js';
 import { CloudStackError } from '../errors/catalogue.js';
@@ -101,4 +101,19 @@ test('envelopes: empty list is {}, XML mirrors JSON', () => {
     serialize('listnetworksresponse', body, 'xml').body,
     /<listnetworksresponse cloud-stack-version="[^"]+"><count>7<\/count><network><id>a<\/id><name>x&lt;y<\/name><\/network><\/listnetworksresponse>$/,
   );
+});
+
+test('pageWithTotal counts only when the page cannot tell', async () => {
+  let counted = 0;
+  const count = async () => {
+    counted++;
+    return 42;
+  };
+  const rows = (n: number) => async () => Array.from({ length: n }, (_, i) => i);
+  assert.deepEqual((await pageWithTotal({ limit: 10, offset: 0 }, rows(3), count)).total, 3);
+  assert.deepEqual((await pageWithTotal({ limit: 10, offset: 20 }, rows(3), count)).total, 23);
+  assert.equal(counted, 0);
+  assert.deepEqual((await pageWithTotal({ limit: 3, offset: 0 }, rows(3), count)).total, 42);
+  assert.deepEqual((await pageWithTotal({ limit: 3, offset: 99 }, rows(0), count)).total, 42);
+  assert.equal(counted, 2);
 });
