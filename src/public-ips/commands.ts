@@ -23,7 +23,9 @@ import {
   portableRangeResponse,
 } from './portable-ranges.js';
 import {
+  abandonAllocating,
   associateIpAddress,
+  completeAssociate,
   disableStaticNat,
   disassociateIpAddress,
   enableStaticNat,
@@ -60,8 +62,22 @@ const associateIpAddressCmd = defineCommand({
     'projectid',
     'fordisplay',
   ]),
+  // CloudStack's AssociateIPAddrCmd is a BaseAsyncCreateCmd: create() takes the address at request time, so a
+  // refusal (431/531/532) or an exhausted zone (533, zone uuid in uuidList) is answered at once, and the job
+  // confirms the association.
+  async prepare(p, ctx) {
+    const row = await withNet(ctx, (n) => associateIpAddress(n, p, deps(n), { hold: true }));
+    return { id: row.uuid!, instanceType: 'IpAddress' };
+  },
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => ipResult(n, await associateIpAddress(n, p, deps(n))));
+    if (!ctx.prepared) return withNet(ctx, async (n) => ipResult(n, await associateIpAddress(n, p, deps(n))));
+    const id = ctx.prepared.id;
+    try {
+      return await withNet(ctx, async (n) => ipResult(n, await completeAssociate(n, id, p, deps(n))));
+    } catch (e) {
+      await withNet(ctx, (n) => abandonAllocating(n, id)).catch(() => undefined);
+      throw e;
+    }
   },
 });
 

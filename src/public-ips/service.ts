@@ -147,6 +147,11 @@ export interface AssignPublicIp {
   forDisplay?: boolean;
   /** Source-NAT and system allocations skip the account limit, as CloudStack's assignDedicateIpAddress does not. */
   skipLimit?: boolean;
+  /**
+   * Stop at Allocating (with its id): associateIpAddress takes the address at request time, as CloudStack's
+   * BaseAsyncCreateCmd create() does, and its job confirms it (completeAssociate).
+   */
+  hold?: boolean;
 }
 
 /** Takes a public IP of the zone for `owner` (Free → Allocating → Allocated), with its event and usage record. */
@@ -220,19 +225,25 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
       rangeId: rangeIdOf(pools.system.ranges),
     });
   }
-  return finishAssign(
-    ctx,
-    alloc,
-    publicIpUuid('pub', zone.id, 4, alloc.address.value),
-    owner,
-    false,
-    a.forDisplay,
-  );
+  const uuid = publicIpUuid('pub', zone.id, 4, alloc.address.value);
+  return a.hold
+    ? holdAllocating(ctx, alloc.id, uuid, a.forDisplay)
+    : finishAssign(ctx, alloc.id, uuid, owner, false, a.forDisplay);
+}
+
+/** Gives an Allocating address its id; the association job (or its failure) moves it on. */
+async function holdAllocating(ctx: NetCtx, id: number, uuid: string, forDisplay?: boolean): Promise<IpRow> {
+  await ctx.tx
+    .updateTable('ip_allocations')
+    .set({ uuid, for_display: forDisplay === false ? 0 : 1 })
+    .where('id', '=', id)
+    .execute();
+  return ctx.tx.selectFrom('ip_allocations').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 }
 
 async function finishAssign(
   ctx: NetCtx,
-  alloc: Allocation,
+  allocId: number,
   uuid: string,
   owner: Owner,
   portable: boolean,
@@ -242,18 +253,19 @@ async function finishAssign(
   await ctx.tx
     .updateTable('ip_allocations')
     .set({ state: 'Allocated', uuid, for_display: forDisplay === false ? 0 : 1, updated: ctx.now })
-    .where('id', '=', alloc.id)
+    .where('id', '=', allocId)
     .where('state', 'in', ['Allocating', 'Reserved'])
     .execute();
   const row = await ctx.tx
     .selectFrom('ip_allocations')
     .selectAll()
-    .where('id', '=', alloc.id)
+    .where('id', '=', allocId)
     .executeTakeFirstOrThrow();
+  const ip = formatIp(addressFromKey(row.family as Family, row.address));
   const type = portable ? 'PORTABLE.IPASSIGN' : 'NET.IPASSIGN';
   await ctx.recorder.event(ctx.tx, {
     type,
-    description: `${portable ? 'Portable ' : ''}IP address ${alloc.ip} assigned${row.source_nat ? ' as source NAT' : ''} to account ${owner.accountName}`,
+    description: `${portable ? 'Portable ' : ''}IP address ${ip} assigned${row.source_nat ? ' as source NAT' : ''} to account ${owner.accountName}`,
     resourceType: 'IpAddress',
     resourceId: uuid,
     owner: owner,
@@ -265,7 +277,7 @@ async function finishAssign(
     zoneId: row.zone_id,
     resourceId: row.id,
     resourceUuid: uuid,
-    resourceName: alloc.ip,
+    resourceName: ip,
     resourceType: 'VirtualNetwork',
     // CloudStack's NET.IPASSIGN usage record carries 1 as size for a source-NAT address.
     size: row.source_nat === 1 ? 1 : 0,
@@ -373,6 +385,7 @@ export async function associateIpAddress(
   ctx: NetCtx,
   p: AssociateParams,
   deps: AssociateDeps,
+  options: { hold?: boolean } = {},
 ): Promise<IpRow> {
   if (p.networkid && p.vpcid) throw invalidParameter('vpcid', p.vpcid, 'give networkid or vpcid, not both');
   const network = p.networkid ? await deps.network(p.networkid) : undefined;
@@ -422,6 +435,7 @@ export async function associateIpAddress(
       vpc,
       requested,
       regionId: p.regionid ?? REGION_ID,
+      hold: options.hold,
     });
   }
   // A Source NAT IP only for an isolated, non-VPC network that has none yet (associateIPToGuestNetwork).
@@ -444,7 +458,51 @@ export async function associateIpAddress(
     sourceNat,
     requested,
     forDisplay: p.fordisplay,
+    hold: options.hold,
   });
+}
+
+/**
+ * The association job of associateIpAddress: the address taken at request time (Allocating) becomes
+ * Allocated with its NET.IPASSIGN event and usage record; a held portable IP asked for with another
+ * network/zone is transferred. Idempotent for a job run again after it committed.
+ */
+export async function completeAssociate(
+  ctx: NetCtx,
+  uuid: string,
+  p: AssociateParams,
+  deps: AssociateDeps,
+): Promise<IpRow> {
+  const row = await publicIpByUuid(ctx.tx, uuid);
+  const owner = await ownerById(ctx.tx, row.account_id!);
+  if (row.state === 'Allocating')
+    return finishAssign(ctx, row.id, uuid, owner, isPortableRow(row), row.for_display !== 0);
+  if (row.state === 'Allocated' && isPortableRow(row) && p.isportable && p.ipaddress) {
+    const network = p.networkid ? await deps.network(p.networkid) : undefined;
+    const vpc = p.vpcid ? await deps.vpc(p.vpcid) : undefined;
+    const zone = network
+      ? await deps.zoneById(network.zone_id)
+      : vpc
+        ? await deps.zoneById(vpc.zone_id)
+        : p.zoneid
+          ? await deps.zone(p.zoneid)
+          : await deps.zoneById(row.zone_id!);
+    const moves =
+      row.zone_id !== zone.id ||
+      row.network_id !== (network?.id ?? null) ||
+      row.vpc_id !== (vpc?.id ?? network?.vpc_id ?? null);
+    return moves ? transferPortableIp(ctx, row, { zone, network, vpc }) : row;
+  }
+  return row;
+}
+
+/** A failed association job gives back the address its request took (CloudStack's releaseOnFailure). */
+export async function abandonAllocating(ctx: NetCtx, uuid: string): Promise<void> {
+  await ctx.tx
+    .deleteFrom('ip_allocations')
+    .where('uuid', '=', uuid)
+    .where('state', '=', 'Allocating')
+    .execute();
 }
 
 async function associatePortable(
@@ -456,6 +514,7 @@ async function associatePortable(
     vpc?: VpcRow | undefined;
     requested?: IpAddress | undefined;
     regionId: number;
+    hold?: boolean;
   },
 ): Promise<IpRow> {
   if (a.regionId !== REGION_ID)
@@ -472,7 +531,15 @@ async function associatePortable(
       .where('address', '=', valueKey(a.requested.value))
       .executeTakeFirst();
     if (held && held.account_id === a.owner.accountId && held.state === 'Allocated') {
-      return transferPortableIp(ctx, held, { zone: a.zone, network: a.network, vpc: a.vpc });
+      if (held.static_nat === 1) {
+        throw invalidParameter(
+          'ipaddress',
+          formatIp(a.requested),
+          'the portable IP has static NAT enabled; disable it before transferring',
+        );
+      }
+      // Held: the job (completeAssociate) moves it; a one-shot call moves it now.
+      return a.hold ? held : transferPortableIp(ctx, held, { zone: a.zone, network: a.network, vpc: a.vpc });
     }
   }
   await checkPublicIpLimit(ctx, a.owner);
@@ -510,13 +577,8 @@ async function associatePortable(
     exhaustedMessage: `region ${a.regionId} has no free portable IP address`,
     now: ctx.now,
   });
-  return finishAssign(
-    ctx,
-    alloc,
-    publicIpUuid('portable', a.regionId, 4, alloc.address.value),
-    a.owner,
-    true,
-  );
+  const uuid = publicIpUuid('portable', a.regionId, 4, alloc.address.value);
+  return a.hold ? holdAllocating(ctx, alloc.id, uuid) : finishAssign(ctx, alloc.id, uuid, a.owner, true);
 }
 
 /** Moves a portable IP to another network and/or zone; refused while static NAT is on it. */

@@ -726,7 +726,12 @@ for (const kind of kinds) {
       for (let i = 0; i < 20; i++) {
         const r = await admin('associateIpAddress', { zoneid: id.zone }, { fetch_result: true });
         if (!r.ok) {
-          refused(r, 533, /zone zone-a has no free public IP address/, 'exhaustion');
+          // Taken at request time (AssociateIPAddrCmd is a BaseAsyncCreateCmd): a synchronous 533/4320 naming
+          // the zone in the text and carrying its uuid in uuidList.
+          const e = refused(r, 533, /zone zone-a has no free public IP address/, 'exhaustion');
+          assert.equal(r.status, 533);
+          assert.equal((e as { cserrorcode?: number }).cserrorcode, 4320);
+          assert.deepEqual((e as { uuidList?: string[] }).uuidList, [id.zone]);
           break;
         }
         got.push(r.data.ipaddress);
