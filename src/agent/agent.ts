@@ -98,10 +98,10 @@ const retryable = new Set([
 
 const compactAfterFiles = 64;
 
-/** Changes arriving within this long after an apply are treated as a burst... */
-const burstWindowMs = 100;
-/** ...and gathered for this long before the next apply. */
-const coalesceMs = 10;
+/** Pushes closer together than this are a burst... */
+const burstGapMs = 25;
+/** ...and an apply waits at most this long for the rest of it. */
+const coalesceMs = 20;
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -285,6 +285,15 @@ export class RouterAgent {
 
   private forceNext = false;
   private lastApplyEnd = -Infinity;
+  private lastArrival = -Infinity;
+  private burst = false;
+  /** Pushes being received by the control API (body not yet parsed and submitted). */
+  private incoming = 0;
+
+  /** The control API calls this around receiving a push, so bursts can be coalesced. */
+  receiving(delta: 1 | -1): void {
+    this.incoming = Math.max(0, this.incoming + delta);
+  }
 
   /** Stop everything this agent runs (keepalived first, so the peer takes the address at once). */
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
@@ -411,6 +420,9 @@ export class RouterAgent {
   }
 
   private enqueue(state: DesiredState, wait: boolean): Promise<SubmitResult> {
+    const t = performance.now();
+    this.burst = t - this.lastArrival < burstGapMs;
+    this.lastArrival = t;
     this.pending = state;
     this.setCondition('Progressing', true, 'Applying', `applying generation ${state.generation}`);
     const p = wait
@@ -428,11 +440,15 @@ export class RouterAgent {
     if (this.loop) return this.loop;
     this.loop = (async () => {
       while (this.pending && !this.closed) {
-        // A change after a quiet spell goes out at once; one that follows an apply closely is part of a burst,
-        // so wait a moment and take everything that arrived meanwhile in one go (one hostsdir file, at most
-        // one SIGHUP) instead of paying dnsmasq's re-read once per host.
-        if (performance.now() - this.lastApplyEnd < burstWindowMs) await delay(coalesceMs);
-        else await new Promise((r) => setImmediate(r));
+        // When pushes arrive in quick succession (a burst), gather them while they keep coming and apply the
+        // newest in one go (one hostsdir file, at most one SIGHUP) instead of paying dnsmasq's re-read per host;
+        // a lone change goes out at once.
+        await new Promise((r) => setImmediate(r));
+        if (this.burst) {
+          const until = performance.now() + coalesceMs;
+          while (performance.now() < until && (this.incoming > 0 || performance.now() - this.lastArrival < 5))
+            await delay(1);
+        }
         if (!this.pending) break;
         const s = this.pending;
         this.pending = null;

@@ -5,7 +5,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { RouterAgent } from './agent.js';
+import type { RouterAgent, SubmitResult } from './agent.js';
 
 const maxBody = 256 * 1024 * 1024;
 
@@ -77,16 +77,24 @@ async function handle(
       return send(res, 200, applied);
     }
     if (req.method === 'PUT' || req.method === 'PATCH') {
-      let doc: unknown;
+      // Counted while the body is read, so an apply starting now waits for pushes still arriving (coalescing).
+      agent.receiving(1);
+      let pending: Promise<SubmitResult>;
       try {
-        doc = JSON.parse(await readBody(req));
-      } catch (e) {
-        return send(res, 400, {
-          error: 'InvalidJson',
-          message: `request body is not JSON: ${(e as Error).message}`,
-        });
+        let doc: unknown;
+        try {
+          doc = JSON.parse(await readBody(req));
+        } catch (e) {
+          return send(res, 400, {
+            error: 'InvalidJson',
+            message: `request body is not JSON: ${(e as Error).message}`,
+          });
+        }
+        pending = req.method === 'PUT' ? agent.submitFull(doc, wait) : agent.submitDelta(doc, wait);
+      } finally {
+        agent.receiving(-1);
       }
-      const r = req.method === 'PUT' ? await agent.submitFull(doc, wait) : await agent.submitDelta(doc, wait);
+      const r = await pending;
       if (r.ok) return send(res, wait ? 200 : 202, r.status);
       const { ok: _ok, httpStatus, ...body } = r;
       return send(res, httpStatus, { ...body, status: httpStatus === 422 ? agent.status(false) : undefined });
