@@ -491,8 +491,8 @@ for (const kind of kinds) {
           gateway,
           netmask,
         });
-      ok(await tier('t1', '10.10.1.1', '255.255.255.0'), 'tier 1');
-      ok(await tier('t2', '10.10.2.1', '255.255.255.0'), 'tier 2');
+      const t1 = ok(await tier('t1', '10.10.1.1', '255.255.255.0'), 'tier 1');
+      const t2 = ok(await tier('t2', '10.10.2.1', '255.255.255.0'), 'tier 2');
       refused(
         await tier('t3', '10.10.1.129', '255.255.255.128'),
         431,
@@ -527,6 +527,63 @@ for (const kind of kinds) {
         await alice('disassociateIpAddress', { id: vip.ipaddress.id }, { fetch_result: true }),
         'disassociate VPC IP',
       );
+      for (const t of [t1, t2]) {
+        ok(await alice('deleteNetwork', { id: t.network.id }, { fetch_result: true }), 'delete tier');
+      }
+      ok(await alice('deleteVPC', { id: id.vpc }, { fetch_result: true }), 'deleteVPC');
+      assert.equal(ok(await alice('listVPCs', {}), 'listVPCs').count ?? 0, 0);
+    });
+
+    test('listApis lists the networking commands with CloudStack metadata', async () => {
+      const names = new Set(
+        ok(await admin('listApis', {}), 'listApis').api.map((a: { name: string }) => a.name),
+      );
+      for (const c of [
+        'createZone',
+        'listZones',
+        'updateZone',
+        'deleteZone',
+        'createPod',
+        'listPods',
+        'createPhysicalNetwork',
+        'listPhysicalNetworks',
+        'updatePhysicalNetwork',
+        'addTrafficType',
+        'listTrafficTypes',
+        'createVlanIpRange',
+        'listVlanIpRanges',
+        'deleteVlanIpRange',
+        'dedicatePublicIpRange',
+        'releasePublicIpRange',
+        'listNetworkOfferings',
+        'createNetworkOffering',
+        'listVPCOfferings',
+        'listServiceOfferings',
+        'listTemplates',
+        'createNetwork',
+        'listNetworks',
+        'updateNetwork',
+        'deleteNetwork',
+        'restartNetwork',
+        'createVPC',
+        'listVPCs',
+        'updateVPC',
+        'deleteVPC',
+        'restartVPC',
+        'associateIpAddress',
+        'disassociateIpAddress',
+        'listPublicIpAddresses',
+        'reserveIpAddress',
+        'releaseIpAddress',
+        'enableStaticNat',
+        'disableStaticNat',
+        'createPortableIpRange',
+        'listPortableIpRanges',
+        'deletePortableIpRange',
+        'listCapacity',
+      ]) {
+        assert.ok(names.has(c), `listApis lacks ${c}`);
+      }
     });
 
     test('portable IP associated and transferred', async () => {
