@@ -121,6 +121,11 @@ export class NetnsDriver implements Driver {
   chain forward { type filter hook forward priority 0; policy accept; iifname vmap @ports; }
 }
 `;
+      // Measured on this kernel: a bridge-family base chain created in a namespace that has no bridge yet never
+      // sees traffic, even after bridges appear. A bridge that always exists comes first, then the table.
+      if (!(await listLinks(this.switchNs)).includes('br-stacknet')) {
+        await createBridge('br-stacknet', { ns: this.switchNs });
+      }
       const hasTable = await runIn(this.switchNs, ['nft', 'list', 'table', 'bridge', 'stacknet']).then(
         () => true,
         () => false,
@@ -333,12 +338,12 @@ export class NetnsDriver implements Driver {
     await this.nft(
       `add chain bridge stacknet ${chain}
 flush chain bridge stacknet ${chain}
-add rule bridge stacknet ${chain} ether saddr != ${nic.mac} drop
+add rule bridge stacknet ${chain} ether saddr != ${nic.mac} counter drop
 add rule bridge stacknet ${chain} udp sport 67 drop
 add rule bridge stacknet ${chain} ether type arp arp saddr ether != ${nic.mac} drop
-add rule bridge stacknet ${chain} ether type arp arp saddr ip != { 0.0.0.0, ${ips} } drop
+add rule bridge stacknet ${chain} ether type arp arp saddr ip != { 0.0.0.0, ${ips} } counter drop
 add rule bridge stacknet ${chain} ether type ip ip saddr 0.0.0.0 udp dport 67 accept
-add rule bridge stacknet ${chain} ether type ip ip saddr != { ${ips} } drop
+add rule bridge stacknet ${chain} ether type ip ip saddr != { ${ips} } counter drop
 add rule bridge stacknet ${chain} ether type ip6 ip6 saddr != { ::, fe80::/10${nic.ipv6 ? `, ${nic.ipv6}` : ''} } drop
 add element bridge stacknet ports { "${port}" : jump ${chain} }
 `,
