@@ -65,10 +65,11 @@ export const apiCommand: CliCommand = {
     }
     const profile = readProfile();
     const env = process.env;
+    // Empty values count as unset, so an exported-but-empty variable does not hide the profile file.
     const opts = {
-      url: flags.get('--url') ?? env.STACKNET_URL ?? profile.url ?? 'http://127.0.0.1:8080/client/api',
-      apiKey: flags.get('--api-key') ?? env.STACKNET_API_KEY ?? profile.apiKey ?? '',
-      secretKey: flags.get('--secret-key') ?? env.STACKNET_SECRET_KEY ?? profile.secretKey ?? '',
+      url: flags.get('--url') || env.STACKNET_URL || profile.url || 'http://127.0.0.1:8080/client/api',
+      apiKey: flags.get('--api-key') || env.STACKNET_API_KEY || profile.apiKey || '',
+      secretKey: flags.get('--secret-key') || env.STACKNET_SECRET_KEY || profile.secretKey || '',
     };
     if (!opts.apiKey || !opts.secretKey) {
       console.error('stacknet api: no API key/secret key (see stacknet api --help)');
