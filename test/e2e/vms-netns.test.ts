@@ -14,7 +14,7 @@ import { createTestDatabase } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { CsBridge, startServer } from '../api/harness.js';
 import type { CsAnswer, ServerProcess } from '../api/harness.js';
-import { dig, eventually as retry, execIn, httpGet, readLease } from '../../src/netns/index.js';
+import { dig, eventually as retry, execIn, httpGet, leaseHistory, readLease } from '../../src/netns/index.js';
 import type { EventuallyOptions } from '../../src/netns/index.js';
 
 /** Retries until fn returns something other than undefined. */
@@ -238,6 +238,13 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     const v4 = await deploy('vm4', { ipaddress: old });
     assert.equal(v4.ip, old);
     await holds('vm4');
+    // First try: the client's very first event is the lease on that address (no NAK, no failed round before it).
+    const events = (await leaseHistory(v4.ns, 'eth0')).filter((l) => !/ deconfig /.test(l));
+    assert.match(
+      events[0] ?? '',
+      new RegExp(`^\\d+ bound ip=${old.replace(/\./g, '\\.')} `),
+      events.join('\n'),
+    );
     const d = await eventually(
       async () => {
         const x = await dig(vms.vm1!.ns, `vm2.${domain}`, gateway);
@@ -270,5 +277,75 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     await execIn(ns, ['ip', 'link', 'set', 'eth0', 'address', '02:11:22:33:44:55']);
     assert.equal(await vr(), false, 'spoofed MAC reaches the VR');
     assert.equal(await ping(vms.vm3!.ip), false, 'spoofed MAC reaches vm3');
+  });
+
+  test('100 VMs deployed concurrently into one network hold unique addresses within 20 s', async () => {
+    const offs = ok(
+      await admin('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' }),
+      'offerings',
+    );
+    const net = ok(
+      await admin('createNetwork', {
+        zoneid: id.zone,
+        name: 'burst',
+        displaytext: 'burst',
+        networkofferingid: offs.networkoffering[0].id,
+        gateway: '10.2.0.1',
+        netmask: '255.255.254.0',
+      }),
+      'createNetwork burst',
+    );
+    const clients = Array.from({ length: 10 }, () => new CsBridge());
+    try {
+      const jobs: string[] = [];
+      await Promise.all(
+        clients.map(async (b, c) => {
+          const cl = b.client(server.url, server.apiKey, server.secretKey);
+          for (let i = 0; i < 10; i++) {
+            const r = ok(
+              await cl('deployVirtualMachine', {
+                zoneid: id.zone,
+                networkids: net.network.id,
+                name: `b${c * 10 + i}`,
+              }),
+              'deploy',
+            );
+            jobs.push(r.jobid);
+          }
+        }),
+      );
+      const lastReturned = Date.now();
+      const results = await Promise.all(
+        jobs.map((j) =>
+          eventually(
+            async () => {
+              const q = ok(await admin('queryAsyncJobResult', { jobid: j }), 'queryAsyncJobResult');
+              if (q.jobstatus === 2) throw new Error(`deploy failed: ${JSON.stringify(q.jobresult)}`);
+              return q.jobstatus === 1 ? q.jobresult.virtualmachine : undefined;
+            },
+            { timeoutMs: 20_000, what: `job ${j}` },
+          ),
+        ),
+      );
+      const ips = results.map((v) => v.nic[0].ipaddress as string);
+      assert.equal(new Set(ips).size, 100, 'addresses are unique');
+      await Promise.all(
+        results.map((v) =>
+          eventually(
+            async () => {
+              const l = await readLease(`${prefix}${v.instancename}`, 'eth0');
+              return l && l.ip === v.nic[0].ipaddress ? l : undefined;
+            },
+            {
+              timeoutMs: Math.max(1000, lastReturned + 20_000 - Date.now()),
+              intervalMs: 200,
+              what: `${v.name} to hold ${v.nic[0].ipaddress}`,
+            },
+          ),
+        ),
+      );
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
   });
 });
