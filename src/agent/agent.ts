@@ -4,7 +4,7 @@
  * status. One instance per router; the control, metadata and password servers are thin shells around it.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DesiredState, DesiredStateDelta, VmMetadata } from './desired-state.js';
 import { applyDelta } from './desired-state.js';
@@ -543,18 +543,25 @@ export class RouterAgent {
     return loadedFrom(readText(this.paths.conf), hostLines, nameLines);
   }
 
-  private writeFull(rendered: Rendered): void {
+  /**
+   * Write the full files and empty the DHCP hostsdir (before the SIGHUP, or it would re-read removed hosts).
+   * With `keepNames`, the names.d files are returned instead of deleted: deleting a --hostsdir file unloads its
+   * names at once, so they go only after the SIGHUP has been sent (names.txt holds them by then).
+   */
+  private writeFull(rendered: Rendered, keepNames = false): string[] {
     writeAtomic(this.paths.dhcpHostsFile, rendered.dhcpHosts);
     writeAtomic(this.paths.namesFile, rendered.names);
     for (const f of listDir(this.paths.dhcpHostsDir))
       rmSync(join(this.paths.dhcpHostsDir, f), { force: true });
-    for (const f of listDir(this.paths.namesDir)) rmSync(join(this.paths.namesDir, f), { force: true });
+    const names = listDir(this.paths.namesDir).map((f) => join(this.paths.namesDir, f));
+    if (!keepNames) for (const f of names) rmSync(f, { force: true });
     writeAtomic(this.paths.conf, rendered.dnsmasqConf);
     this.loaded = loadedFrom(
       rendered.dnsmasqConf,
       rendered.dhcpHosts.split('\n'),
       rendered.names.split('\n'),
     );
+    return keepNames ? names : [];
   }
 
   /**
@@ -568,6 +575,22 @@ export class RouterAgent {
     if (files.length < compactAfterFiles) return;
     writeAtomic(this.paths.dhcpHostsFile, rendered.dhcpHosts);
     for (const f of files) rmSync(join(this.paths.dhcpHostsDir, f), { force: true });
+  }
+
+  private leaseCache: { key: string; leases: Lease[] } | null = null;
+
+  /** dnsmasq's lease file, parsed once per change of the file (status and every apply read it). */
+  private readLeases(): Lease[] {
+    let key: string;
+    try {
+      const st = statSync(this.paths.leaseFile);
+      key = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    } catch {
+      return [];
+    }
+    if (this.leaseCache?.key !== key)
+      this.leaseCache = { key, leases: parseLeases(readText(this.paths.leaseFile)) };
+    return this.leaseCache.leases;
   }
 
   private preseedState: DesiredState | null = null;
@@ -643,7 +666,7 @@ export class RouterAgent {
     const active = this.serving(state);
     if (!active && this.dnsmasq.running) await this.dnsmasq.stop();
     if (!this.dnsmasq.running) this.loaded = active ? null : this.loaded;
-    const plan = planDnsmasq(this.loaded, state, rendered, parseLeases(readText(this.paths.leaseFile)));
+    const plan = planDnsmasq(this.loaded, state, rendered, this.readLeases());
     this.log(
       `generation ${state.generation}: ${plan.kind}${plan.kind === 'add' ? ` ${plan.hostLines.length} host(s)` : ''}`,
     );
@@ -664,16 +687,17 @@ export class RouterAgent {
         // dnsmasq 2.90 segfaults on SIGHUP while a lease exists for a hosts-file entry with a `set:` tag
         // (reproduced here); render keeps tagged hosts in dnsmasq.conf, and files from anything older restart.
         const tagged = (this.loaded?.taggedMacs.size ?? 0) > 0;
-        this.writeFull(rendered);
-        if (!active || !this.dnsmasq.running) return;
-        if (!tagged) {
-          // Release after SIGHUP is queued is not needed: a release for a host that is gone or changed is what
-          // frees its address for the next MAC (issue #10436).
-          await this.releaseStale(state, leasesToRelease(parseLeases(readText(this.paths.leaseFile)), state));
+        const running = active && this.dnsmasq.running && !tagged;
+        const namesToDrop = this.writeFull(rendered, running);
+        if (running) {
+          // Releasing what the state no longer has frees those addresses for the next MAC at once (issue #10436).
+          await this.releaseStale(state, leasesToRelease(this.readLeases(), state));
           this.dnsmasq.signal('SIGHUP');
+          for (const f of namesToDrop) rmSync(f, { force: true });
           this.counters.reloads++;
           return;
         }
+        if (!active || !this.dnsmasq.running) return;
       }
       // falls through
       case 'restart': {
@@ -822,7 +846,7 @@ export class RouterAgent {
       this.dnsmasq.running
     )
       this.setCondition('Degraded', false, 'AsExpected', '');
-    const leases = parseLeases(readText(this.paths.leaseFile));
+    const leases = this.readLeases();
     const st: AgentStatus = {
       routerName: this.applied?.state.router.name ?? null,
       generation: this.applied?.state.generation ?? null,
