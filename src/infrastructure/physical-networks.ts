@@ -119,6 +119,13 @@ export async function createPhysicalNetwork(
     })
     .execute();
   const pn = await physicalNetworkByUuid(ctx.tx, uuid);
+  await ctx.recorder.event(ctx.tx, {
+    type: 'PHYSICAL.NETWORK.CREATE',
+    description: `Physical network ${p.name} created in zone ${zone.name}`,
+    resourceType: 'PhysicalNetwork',
+    resourceId: uuid,
+    owner: ctx.caller,
+  });
   if (spans.length) {
     await ctx.tx
       .insertInto('vnet_ranges')
@@ -170,6 +177,14 @@ export async function updatePhysicalNetwork(
   if (p.networkspeed !== undefined) set.network_speed = p.networkspeed;
   if (Object.keys(set).length)
     await ctx.tx.updateTable('physical_networks').set(set).where('id', '=', pn.id).execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'PHYSICAL.NETWORK.UPDATE',
+    description: `Physical network ${pn.name} updated`,
+    resourceType: 'PhysicalNetwork',
+    resourceId: pn.uuid,
+    owner: ctx.caller,
+  });
+
   return physicalNetworkByUuid(ctx.tx, p.id, 'id');
 }
 
@@ -294,6 +309,13 @@ export async function addTrafficType(ctx: NetCtx, p: AddTrafficTypeParams): Prom
       created: ctx.now,
     })
     .execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'TRAFFIC.TYPE.CREATE',
+    description: `${type} traffic added to physical network ${pn.name}`,
+    resourceType: 'TrafficType',
+    resourceId: uuid,
+    owner: ctx.caller,
+  });
   return ctx.tx.selectFrom('traffic_types').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow();
 }
 

@@ -526,6 +526,13 @@ export async function dedicatePublicIpRange(
     .set({ account_id: accountId, domain_id: domainId })
     .where('id', '=', range.id)
     .execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'VLAN.IP.RANGE.DEDICATE',
+    description: `VLAN IP range ${range.uuid} dedicated`,
+    resourceType: 'VlanIpRange',
+    resourceId: range.uuid,
+    owner: ctx.caller,
+  });
   return rangeByUuid(ctx.tx, p.id);
 }
 
@@ -539,6 +546,13 @@ export async function releasePublicIpRange(ctx: NetCtx, p: { id: string }): Prom
     .set({ account_id: null, domain_id: null })
     .where('id', '=', range.id)
     .execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'VLAN.IP.RANGE.RELEASE',
+    description: `VLAN IP range ${range.uuid} released`,
+    resourceType: 'VlanIpRange',
+    resourceId: range.uuid,
+    owner: ctx.caller,
+  });
 }
 
 /** Response objects for many ranges (one query each for zones, networks, physical networks and owners). */

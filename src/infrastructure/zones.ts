@@ -101,6 +101,13 @@ export async function createZone(ctx: NetCtx, p: CreateZoneParams): Promise<Zone
     removed: null,
   };
   await ctx.tx.insertInto('zones').values(row).execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'ZONE.CREATE',
+    description: `Zone ${name} created`,
+    resourceType: 'Zone',
+    resourceId: row.uuid,
+    owner: ctx.caller,
+  });
   return zoneByUuid(ctx.tx, row.uuid);
 }
 
@@ -160,6 +167,13 @@ export async function updateZone(ctx: NetCtx, p: UpdateZoneParams): Promise<Zone
   if (p.allocationstate !== undefined) set.allocation_state = checkAllocationState(p.allocationstate)!;
   if (Object.keys(set).length > 0)
     await ctx.tx.updateTable('zones').set(set).where('id', '=', zone.id).execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'ZONE.EDIT',
+    description: `Zone ${zone.name} updated`,
+    resourceType: 'Zone',
+    resourceId: zone.uuid,
+    owner: ctx.caller,
+  });
   return zoneById(ctx.tx, zone.id);
 }
 
@@ -190,6 +204,13 @@ export async function deleteZone(ctx: NetCtx, p: { id: string }): Promise<void> 
     }
   }
   await ctx.tx.updateTable('zones').set({ removed: ctx.now }).where('id', '=', zone.id).execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'ZONE.DELETE',
+    description: `Zone ${zone.name} deleted`,
+    resourceType: 'Zone',
+    resourceId: zone.uuid,
+    owner: ctx.caller,
+  });
 }
 
 // ------------------------------------------------------------------------------------------------ pods
@@ -265,6 +286,13 @@ export async function createPod(ctx: NetCtx, p: CreatePodParams): Promise<PodRow
       removed: null,
     })
     .execute();
+  await ctx.recorder.event(ctx.tx, {
+    type: 'POD.CREATE',
+    description: `Pod ${p.name} created in zone ${zone.name}`,
+    resourceType: 'Pod',
+    resourceId: uuid,
+    owner: ctx.caller,
+  });
   return ctx.tx.selectFrom('pods').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow();
 }
 
