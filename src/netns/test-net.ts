@@ -9,7 +9,7 @@ import {
   type DhcpRunResult,
   type UdhcpcOptions,
 } from './dhcp-clients.js';
-import { killPid, spawnIn, spawnTracked, type SpawnOptions, type SpawnedProcess } from './exec.js';
+import { exec, killPid, spawnIn, spawnTracked, type SpawnOptions, type SpawnedProcess } from './exec.js';
 import {
   addAddress,
   createBridge,
@@ -40,6 +40,33 @@ export interface VethRequest {
   mac?: string;
   /** Addresses (CIDR) for the inner end. */
   addresses?: string[];
+}
+
+interface V4Net {
+  base: number;
+  len: number;
+}
+
+function overlaps(a: V4Net, b: V4Net): boolean {
+  const len = Math.min(a.len, b.len);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return (a.base & mask) >>> 0 === (b.base & mask) >>> 0;
+}
+
+/** The destinations of the host's IPv4 routes (all tables), as networks. */
+async function hostRoutes(): Promise<V4Net[]> {
+  const r = await exec(['ip', '-4', '-o', 'route', 'show', 'table', 'all']);
+  const out: V4Net[] = [];
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(?:local |broadcast )?(\d+\.\d+\.\d+\.\d+)(?:\/(\d+))?\s/.exec(line);
+    if (!m) continue;
+    const [a, b, c, d] = m[1]!.split('.').map(Number) as [number, number, number, number];
+    out.push({
+      base: ((a << 24) | (b << 16) | (c << 8) | d) >>> 0,
+      len: m[2] === undefined ? 32 : Number(m[2]),
+    });
+  }
+  return out;
 }
 
 /**
@@ -110,8 +137,17 @@ export class TestNet {
     ifname = 'ctl0',
   ): Promise<TestNetVeth & { hostAddress: string; nsAddress: string }> {
     const v = await this.veth({ ns, ifname });
-    const third = 1 + Math.floor(Math.random() * 253);
-    const fourth = Math.floor(Math.random() * 63) * 4;
+    // Random, and clear of every route the host already has (other test files' links, a driver's control
+    // network): a more specific /30 inside someone's subnet would steal their traffic.
+    const taken = await hostRoutes();
+    let third = 0;
+    let fourth = 0;
+    for (let i = 0; i < 50; i++) {
+      third = 1 + Math.floor(Math.random() * 253);
+      fourth = Math.floor(Math.random() * 63) * 4;
+      const base = ((169 << 24) | (254 << 16) | (third << 8) | fourth) >>> 0;
+      if (!taken.some((r) => overlaps(r, { base, len: 30 }))) break;
+    }
     const hostAddress = `169.254.${third}.${fourth + 1}`;
     const nsAddress = `169.254.${third}.${fourth + 2}`;
     await addAddress(undefined, v.outerName, `${hostAddress}/30`);
