@@ -1,0 +1,39 @@
+/**
+ * The scavenger's part for public IPs: associateIpAddress takes its address at request time and queues the job
+ * in a second transaction, so a server dying in between leaves an Allocating address with no job to confirm
+ * it. Such an address — Allocating for longer than `olderThanMs` with no pending job acting on it — goes back
+ * to Free. Meant for a periodic worker (the GC's loop); safe on several servers at once.
+ */
+import type { Store } from '../store/db.js';
+import { transaction } from '../store/db.js';
+import { netDb } from '../networks/tables.js';
+
+export async function reclaimStaleAllocating(
+  store: Store,
+  olderThanMs = 10 * 60_000,
+  now = Date.now(),
+): Promise<number> {
+  return transaction(
+    store,
+    async (tx) => {
+      const r = await netDb(tx)
+        .deleteFrom('ip_allocations')
+        .where('owner_kind', '=', 'publicip')
+        .where('state', '=', 'Allocating')
+        .where('updated', '<', now - olderThanMs)
+        .where(({ not, exists, selectFrom }) =>
+          not(
+            exists(
+              selectFrom('async_jobs')
+                .select('async_jobs.id')
+                .whereRef('async_jobs.instance_id', '=', 'ip_allocations.uuid')
+                .where('async_jobs.status', '=', 0),
+            ),
+          ),
+        )
+        .executeTakeFirst();
+      return Number(r.numDeletedRows);
+    },
+    { doing: 'reclaiming public IPs left Allocating' },
+  );
+}
