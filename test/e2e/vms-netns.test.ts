@@ -6,7 +6,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +36,7 @@ function ok(r: CsAnswer, what: string) {
 }
 
 const isRoot = process.getuid?.() === 0;
+const execFileP = promisify(execFile);
 
 /** Signals the processes of one namespace only (pkill would reach every test's clients on the machine). */
 async function signalNs(ns: string, signal: NodeJS.Signals): Promise<void> {
@@ -168,8 +171,9 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
   after(async () => {
     await bridge?.close();
     await server?.stop();
-    // Stopping the server leaves the data plane; the cleanup removes exactly what it created.
+    // Idempotent: the last test already ran `stacknet netns cleanup`; this catches a failure before it.
     await NetnsDriver.cleanup(join(dataDir, 'netns'));
+    await execFileP('ip', ['netns', 'del', `${prefix}bystander`]).catch(() => undefined);
     await tdb?.drop();
     rmSync(dataDir, { recursive: true, force: true });
   });
@@ -347,5 +351,29 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     } finally {
       await Promise.all(clients.map((c) => c.close()));
     }
+  });
+
+  test('stopping the server leaves the data plane; stacknet netns cleanup removes what it created and nothing else', async () => {
+    await execFileP('ip', ['netns', 'add', `${prefix}bystander`]);
+    await bridge.close();
+    assert.equal(await server.stop(), 0);
+    const left = (await execFileP('ip', ['netns', 'list'])).stdout;
+    assert.match(left, new RegExp(`${prefix}r-\\d+-VM`), 'the router namespace survives the server');
+    assert.ok(left.includes(vms.vm1!.ns), 'VM namespaces survive the server');
+    const r = await execFileP(process.execPath, [
+      'bin/stacknet.js',
+      'netns',
+      'cleanup',
+      '--data-dir',
+      dataDir,
+    ]);
+    assert.match(r.stdout, /removed namespace/);
+    const after = (await execFileP('ip', ['netns', 'list'])).stdout
+      .split('\n')
+      .filter((l) => l.startsWith(prefix));
+    assert.deepEqual(
+      after.map((l) => l.split(' ')[0]),
+      [`${prefix}bystander`],
+    );
   });
 });
