@@ -8,17 +8,21 @@ import {
   addRoute,
   defaultGateway,
   dig,
+  execIn,
   eventually,
   httpGet,
   readLease,
+  resolvConfPath,
   setLinkUp,
 } from '../../src/netns/index.js';
+import { readFile } from 'node:fs/promises';
 import type { DesiredState } from '../../src/agent/desired-state.js';
 import { VrLab, type RouterUnderTest } from './vr-lab.js';
 
 const MAC1 = '02:aa:00:00:00:01';
 const MAC2 = '02:aa:00:00:00:02';
 const MAC3 = '02:aa:00:00:00:03';
+const MAC3D = '02:aa:00:00:00:33';
 const MAC4 = '02:aa:00:00:00:04';
 const STRANGER = '02:aa:00:00:00:99';
 
@@ -34,7 +38,7 @@ describe('router agent: DHCP, DNS, metadata and password with real clients', () 
     for (const [role, mac] of [
       ['vm1', MAC1],
       ['vm2', MAC2],
-      ['vm3', MAC3],
+      ['vm3', MAC3D],
       ['vm4', MAC4],
       ['str', STRANGER],
       ['out', '02:aa:00:00:00:98'],
@@ -44,7 +48,8 @@ describe('router agent: DHCP, DNS, metadata and password with real clients', () 
     state = lab.state(1, [
       lab.host(11, MAC1, 'vm1'),
       lab.host(12, MAC2, 'vm2'),
-      lab.host(13, MAC3, 'vm3', { defaultNic: false }),
+      lab.host(14, MAC3D, 'vm3'),
+      lab.host(13, MAC3, 'vm3-nic2', { defaultNic: false }),
     ]);
     state.metadata = {
       [lab.ip(11)]: {
@@ -90,13 +95,32 @@ describe('router agent: DHCP, DNS, metadata and password with real clients', () 
   });
 
   it('a non-default NIC gets its address but no default route, DNS or domain', async () => {
-    const r = await lab.net.udhcpc(g.vm3!, 'eth0');
+    // vm3 has two NICs on the network: eth0 the default one, eth1 a secondary one
+    const vm3 = g.vm3!;
+    await lab.net.veth({ ns: vm3, ifname: 'eth1', bridge: lab.bridge, mac: MAC3 });
+    const d = await lab.net.udhcpc(vm3, 'eth0', { hostname: 'vm3' });
+    assert.equal(d.lease?.ip, lab.ip(14), d.output);
+    const resolvBefore = await readFile(resolvConfPath(vm3), 'utf8');
+    const r = await lab.net.udhcpc(vm3, 'eth1', { hostname: 'vm3' });
     assert.ok(r.lease, `no lease: ${r.output}`);
     assert.equal(r.lease.ip, lab.ip(13));
     assert.deepEqual(r.lease.routers, []);
     assert.deepEqual(r.lease.dns, []);
     assert.equal(r.lease.domain, undefined);
-    assert.equal(await defaultGateway(g.vm3!), undefined);
+    // the secondary NIC did not take the default route or the resolver
+    const routes = await execIn(vm3, ['ip', '-4', 'route', 'show', 'default']);
+    assert.equal(routes.stdout.trim(), `default via ${lab.ip(1)} dev eth0`);
+    assert.equal(await readFile(resolvConfPath(vm3), 'utf8'), resolvBefore);
+    // and a guest whose only NIC is a non-default one has no default route at all
+    await setLinkUp(vm3, 'eth0', false);
+    await execIn(vm3, ['ip', '-4', 'addr', 'flush', 'dev', 'eth0']);
+    assert.equal(await defaultGateway(vm3), undefined);
+    const again = await lab.net.udhcpc(vm3, 'eth1');
+    assert.equal(again.lease?.ip, lab.ip(13), again.output);
+    assert.equal(await defaultGateway(vm3), undefined);
+    await setLinkUp(vm3, 'eth0', true);
+    const back = await lab.net.udhcpc(vm3, 'eth0', { hostname: 'vm3' });
+    assert.equal(back.lease?.ip, lab.ip(14), back.output);
   });
 
   it('a MAC that is not in the desired state gets no answer', async () => {
