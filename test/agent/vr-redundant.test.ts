@@ -60,6 +60,8 @@ describe('router agent: redundant pair with keepalived', () => {
     assert.ok(r.lease, r.output);
     assert.equal(r.lease.ip, lab.ip(11));
     assert.deepEqual(r.lease.routers, [lab.ip(1)], 'the gateway is the virtual address');
+    // the server identifier is the virtual address too, so a unicast renew reaches whoever holds it
+    assert.equal(r.lease.serverId, lab.ip(1));
     assert.deepEqual(r.lease.dns, [lab.ip(1)]);
     const d = await dig(g.vm1!, 'vm2', lab.ip(1));
     assert.deepEqual(d.answers, [lab.ip(12)]);
@@ -87,6 +89,7 @@ describe('router agent: redundant pair with keepalived', () => {
     );
     assert.equal(renewed.ip, lab.ip(11));
     assert.deepEqual(renewed.routers, [lab.ip(1)]);
+    assert.equal(renewed.serverId, lab.ip(1));
     // ... and resolves through the same (virtual) address, now held by the backup
     const resolved = await eventually(
       async () => {
