@@ -254,7 +254,8 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     // dnsmasq no longer knows the address (SIGHUP done, lease released), so the new MAC is a plain addition.
     assert.equal(r2.status.counters.reloads, before.counters.reloads + 1);
     assert.equal(r2.status.counters.hostsdirAdds, before.counters.hostsdirAdds + 1);
-    assert.deepEqual(await resolveA('vmnew'), [vm1.ipv4]);
+    // Names of additions follow within namesDelayMs (batched so DHCP is served first).
+    await eventually(async () => assert.deepEqual(await resolveA('vmnew'), [vm1.ipv4]));
   });
 
   it('a state dnsmasq rejects is not applied: the old one keeps serving, status Degraded with the reason', async () => {
@@ -270,7 +271,7 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     assert.equal(degraded.status, true);
     assert.equal(degraded.reason, 'DnsmasqRejectedConfig');
     assert.match(degraded.message, /no-such-option/);
-    assert.deepEqual(await resolveA('vmnew'), ['10.1.0.11']);
+    await eventually(async () => assert.deepEqual(await resolveA('vmnew'), ['10.1.0.11']));
     // The next good state clears it.
     state = next(state);
     const ok = await pushFull(control, secret, state);

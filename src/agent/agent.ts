@@ -97,6 +97,8 @@ const retryable = new Set([
 ]);
 
 const compactAfterFiles = 64;
+/** How long new names wait before going to dnsmasq's --hostsdir (see queueNames). */
+const namesDelayMs = 300;
 
 /** Pushes closer together than this are a burst... */
 const burstGapMs = 25;
@@ -302,6 +304,7 @@ export class RouterAgent {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.loop) await this.loop.catch(() => undefined);
     this.flushPersist();
+    this.flushNames();
     stopReleaser();
     if (opts.leaveRunning) {
       this.dnsmasq.detach();
@@ -549,6 +552,7 @@ export class RouterAgent {
    * names at once, so they go only after the SIGHUP has been sent (names.txt holds them by then).
    */
   private writeFull(rendered: Rendered, keepNames = false): string[] {
+    this.dropQueuedNames();
     writeAtomic(this.paths.dhcpHostsFile, rendered.dhcpHosts);
     writeAtomic(this.paths.namesFile, rendered.names);
     for (const f of listDir(this.paths.dhcpHostsDir))
@@ -591,6 +595,35 @@ export class RouterAgent {
     if (this.leaseCache?.key !== key)
       this.leaseCache = { key, leases: parseLeases(readText(this.paths.leaseFile)) };
     return this.leaseCache.leases;
+  }
+
+  private queuedNames: string[] = [];
+  private namesTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * A file in --hostsdir costs dnsmasq the same full lease re-match as one in --dhcp-hostsdir (its inotify
+   * handler re-runs the DHCP config/lease update too; O(leases × hosts)). Names are therefore written a little
+   * later and batched, so a new VM's DHCP answer waits for one re-match, not two, and a stream of additions
+   * costs one names re-match per interval. Until then the name resolves from the VM's lease once it has one.
+   */
+  private queueNames(lines: string[]): void {
+    if (lines.length === 0) return;
+    this.queuedNames.push(...lines);
+    if (!this.namesTimer) this.namesTimer = setTimeout(() => this.flushNames(), namesDelayMs);
+  }
+
+  private flushNames(): void {
+    if (this.namesTimer) clearTimeout(this.namesTimer);
+    this.namesTimer = null;
+    if (this.queuedNames.length === 0) return;
+    writeAtomic(join(this.paths.namesDir, `n-${++this.addSeq}`), this.queuedNames.join('\n') + '\n');
+    this.queuedNames = [];
+  }
+
+  private dropQueuedNames(): void {
+    if (this.namesTimer) clearTimeout(this.namesTimer);
+    this.namesTimer = null;
+    this.queuedNames = [];
   }
 
   private preseedState: DesiredState | null = null;
@@ -676,8 +709,8 @@ export class RouterAgent {
       case 'add': {
         // One file per batch: dnsmasq reads a new file in the hostsdir by inotify, no reload (dataplane-facts).
         const name = `g${state.generation}-${++this.addSeq}`;
-        writeAtomic(join(this.paths.namesDir, name), plan.nameLines.join('\n') + '\n');
         writeAtomic(join(this.paths.dhcpHostsDir, name), plan.hostLines.join('\n') + '\n');
+        this.queueNames(plan.nameLines);
         noteAdded(this.loaded!, plan.hostLines, plan.nameLines);
         this.counters.hostsdirAdds++;
         this.compactHostsDir(rendered);
