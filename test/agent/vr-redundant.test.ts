@@ -3,7 +3,7 @@
 // renews and resolves through the backup within 5 s.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { dig, eventually, pidAlive, readLease } from '../../src/netns/index.js';
+import { dig, eventually, pidAlive, readLease, type SpawnedProcess } from '../../src/netns/index.js';
 import type { DesiredState } from '../../src/agent/desired-state.js';
 import { VrLab, type RouterUnderTest } from './vr-lab.js';
 
@@ -16,6 +16,7 @@ describe('router agent: redundant pair with keepalived', () => {
   let backup: RouterUnderTest;
   const g: Record<string, string> = {};
   const vrid = 1 + Math.floor(Math.random() * 250);
+  let udhcpc: SpawnedProcess | undefined;
 
   function pairState(name: string, guestIp: string, priority: number): DesiredState {
     const s = lab.state(1, [lab.host(11, MAC1, 'vm1'), lab.host(12, MAC2, 'vm2')]);
@@ -32,6 +33,7 @@ describe('router agent: redundant pair with keepalived', () => {
     primary = await lab.router('vr1');
     backup = await lab.router('vr2');
     g.vm1 = await lab.guest('vm1', MAC1);
+    g.vm2 = await lab.guest('vm2', MAC2);
     const [a, b] = await Promise.all([
       primary.push(pairState('r-1-VM', lab.ip(2), 100)),
       backup.push(pairState('r-2-VM', lab.ip(3), 90)),
@@ -63,6 +65,10 @@ describe('router agent: redundant pair with keepalived', () => {
     // the server identifier is the virtual address too, so a unicast renew reaches whoever holds it
     assert.equal(r.lease.serverId, lab.ip(1));
     assert.deepEqual(r.lease.dns, [lab.ip(1)]);
+    // vm2 keeps a udhcpc running, as a guest does, to renew later
+    const u = await lab.net.udhcpc(g.vm2!, 'eth0', { hostname: 'vm2', keepRunning: true });
+    assert.equal(u.lease?.ip, lab.ip(12), u.output);
+    udhcpc = u.process;
     const d = await dig(g.vm1!, 'vm2', lab.ip(1));
     assert.deepEqual(d.answers, [lab.ip(12)]);
   });
@@ -73,6 +79,9 @@ describe('router agent: redundant pair with keepalived', () => {
     assert.ok(keepalivedPid, JSON.stringify(p.keepalived));
     const t0 = Date.now();
     await primary.agent.stop(5000);
+    // vm2 renews (SIGUSR1: unicast REQUEST to the server identifier, the virtual address)
+    assert.ok(udhcpc && !udhcpc.hasExited(), 'vm2 has no running udhcpc');
+    process.kill(udhcpc.pid, 'SIGUSR1');
     assert.equal(await pidAlive(keepalivedPid), false, "the primary's keepalived is still running");
     // the guest asks again for its address (INIT-REBOOT from its lease file, a broadcast REQUEST) ...
     const renewed = await eventually(
@@ -99,6 +108,15 @@ describe('router agent: redundant pair with keepalived', () => {
       },
       { timeoutMs: Math.max(100, 5000 - (Date.now() - t0)), intervalMs: 10, what: 'DNS through the backup' },
     );
+    const renewedVm2 = await eventually(
+      async () => {
+        const l = await readLease(g.vm2!);
+        assert.ok(l && l.event === 'renew' && l.at >= t0, `vm2: ${JSON.stringify(l)}`);
+        return l;
+      },
+      { timeoutMs: Math.max(100, 5000 - (Date.now() - t0)), intervalMs: 10, what: 'vm2 udhcpc renew' },
+    );
+    assert.equal(renewedVm2.ip, lab.ip(12));
     const elapsed = Date.now() - t0;
     assert.ok(resolved);
     assert.ok(elapsed <= 5000, `took ${elapsed} ms`);
