@@ -135,6 +135,7 @@ async function throughput(db: string, url: string, concurrency: number): Promise
     for (let i = 0; i < 50; i++) await allocateAddress(store, req); // warm up connections and statements
     const latencies: number[] = [];
     const deadline = performance.now() + THROUGHPUT_SECONDS * 1000;
+    const cpu0 = process.cpuUsage();
     const started = performance.now();
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
@@ -146,6 +147,14 @@ async function throughput(db: string, url: string, concurrency: number): Promise
       }),
     );
     const elapsed = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    // CPU this process spent per allocation (for SQLite that includes the database engine): on a busy machine
+    // the wall-clock rate mostly measures preemption, this does not.
+    const cpuPerOp = (cpu.user + cpu.system) / latencies.length;
+    log(
+      `${db} concurrency ${concurrency}: ${cpuPerOp.toFixed(0)} µs CPU per allocation in this process ` +
+        `(a core's worth: ${Math.round(1e6 / cpuPerOp)}/s)`,
+    );
     latencies.sort((a, b) => a - b);
     return {
       bench: 'allocate-commit',

@@ -51,7 +51,7 @@ import type {
   RowRef,
   WindowQuery,
 } from './address-repository.js';
-import { sqliteInsertAllocation, sqliteTakenWindow } from './sqlite-fast-path.js';
+import { sqliteBegin, sqliteCommit, sqliteInsertAllocation, sqliteTakenWindow } from './sqlite-fast-path.js';
 import { canTransition, predecessorsOf } from './states.js';
 import type { AddressState } from './states.js';
 import type { AllocationState } from './tables.js';
@@ -409,7 +409,7 @@ export async function allocateAddress(store: Store, req: AllocateRequest): Promi
   if (store.kind === 'sqlite' && conn) {
     return withRetries('allocating an address', () =>
       store.db.connection().execute(async (c) => {
-        conn.exec('BEGIN IMMEDIATE');
+        sqliteBegin(conn);
         try {
           const port: Port = {
             window: (q) => sqliteTakenWindow(conn, q),
@@ -418,7 +418,7 @@ export async function allocateAddress(store: Store, req: AllocateRequest): Promi
             update: (ref, from, to, patch, now) => updateAllocationState(c, ref, from, to, patch, now),
           };
           const a = await allocateWith(port, req);
-          conn.exec('COMMIT');
+          sqliteCommit(conn);
           return a;
         } catch (e) {
           if (conn.inTransaction) conn.exec('ROLLBACK');

@@ -13,6 +13,8 @@ import { HOT, insertParams } from './address-repository.js';
 import type { NewAllocationRow, WindowQuery } from './address-repository.js';
 
 interface Prepared {
+  begin: Statement;
+  commit: Statement;
   windowUp: Statement;
   windowDown: Statement;
   insert: Statement;
@@ -24,6 +26,8 @@ function prepared(conn: SqliteConnection): Prepared {
   let p = cache.get(conn);
   if (!p) {
     p = {
+      begin: conn.prepare('BEGIN IMMEDIATE'),
+      commit: conn.prepare('COMMIT'),
       windowUp: conn.prepare(HOT.sqlite.windowUp).pluck(),
       windowDown: conn.prepare(HOT.sqlite.windowDown).pluck(),
       insert: conn.prepare(HOT.sqlite.insert).pluck(),
@@ -31,6 +35,14 @@ function prepared(conn: SqliteConnection): Prepared {
     cache.set(conn, p);
   }
   return p;
+}
+
+export function sqliteBegin(conn: SqliteConnection): void {
+  prepared(conn).begin.run();
+}
+
+export function sqliteCommit(conn: SqliteConnection): void {
+  prepared(conn).commit.run();
 }
 
 export function sqliteTakenWindow(conn: SqliteConnection, q: WindowQuery): string[] {
