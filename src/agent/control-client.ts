@@ -18,6 +18,20 @@ export interface ControlError {
   status?: AgentStatus;
 }
 
+/** The agent did not answer (not running, wrong address, timeout): retry later, it says nothing about the state. */
+export class AgentUnreachableError extends Error {
+  constructor(
+    readonly addr: string,
+    cause: unknown,
+  ) {
+    const c = cause as { message?: string; cause?: { code?: string; message?: string } };
+    super(
+      `router agent at ${addr} is unreachable: ${c?.cause?.code ?? c?.cause?.message ?? c?.message ?? String(cause)}`,
+    );
+    this.name = 'AgentUnreachableError';
+  }
+}
+
 export type PushResult =
   { ok: true; httpStatus: number; status: AgentStatus } | ({ ok: false; httpStatus: number } & ControlError);
 
@@ -40,15 +54,20 @@ async function call(
   body: unknown,
   timeoutMs = 60_000,
 ): Promise<{ httpStatus: number; json: unknown }> {
-  const res = await fetch(`${baseUrl(addr)}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${secret}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
+  let res: Response;
+  try {
+    res = await fetch(`${baseUrl(addr)}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${secret}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (e) {
+    throw new AgentUnreachableError(addr, e);
+  }
   const text = await res.text();
   let json: unknown;
   try {
