@@ -2,6 +2,7 @@
  * Client for the router agent's control API: what the server's router reconciler and the tests use. Imports only
  * types from the agent, so it can be loaded by the management server.
  */
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import type { AgentStatus } from './agent.js';
 import type { DesiredState, DesiredStateDelta } from './desired-state.js';
 
@@ -46,6 +47,32 @@ function baseUrl(addr: string): string {
   return addr.startsWith('http') ? addr.replace(/\/$/, '') : `http://${addr}`;
 }
 
+// node:http rather than fetch: fetch refuses the "bad ports" of the Fetch standard (e.g. 6000, 2049), which a
+// control port may well be, and a keep-alive agent keeps reconcile round trips cheap.
+const keepAlive = new HttpAgent({ keepAlive: true, maxSockets: 8 });
+
+function request(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  payload: string | undefined,
+  timeoutMs: number,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers, agent: keepAlive, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+      );
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 async function call(
   addr: string,
   secret: string,
@@ -54,21 +81,19 @@ async function call(
   body: unknown,
   timeoutMs = 60_000,
 ): Promise<{ httpStatus: number; json: unknown }> {
-  let res: Response;
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers: Record<string, string> = { authorization: `Bearer ${secret}` };
+  if (payload !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = String(Buffer.byteLength(payload));
+  }
+  let res: { status: number; text: string };
   try {
-    res = await fetch(`${baseUrl(addr)}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${secret}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    res = await request(new URL(`${baseUrl(addr)}${path}`), method, headers, payload, timeoutMs);
   } catch (e) {
     throw new AgentUnreachableError(addr, e);
   }
-  const text = await res.text();
+  const text = res.text;
   let json: unknown;
   try {
     json = JSON.parse(text);
