@@ -49,7 +49,7 @@ function baseUrl(addr: string): string {
 
 // node:http rather than fetch: fetch refuses the "bad ports" of the Fetch standard (e.g. 6000, 2049), which a
 // control port may well be, and a keep-alive agent keeps reconcile round trips cheap.
-const keepAlive = new HttpAgent({ keepAlive: true, maxSockets: 8 });
+const keepAlive = new HttpAgent({ keepAlive: true });
 
 function request(
   url: URL,
