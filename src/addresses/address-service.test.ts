@@ -404,6 +404,30 @@ for (const kind of testDbKinds()) {
       assert.equal(formatIp(mapped.address), '::a00:2');
     });
 
+    await t.test(
+      'concurrent callers in one process: each its own outcome (SQLite: one group commit)',
+      async () => {
+        const net = guest('10.8.0.0/24', 'net:8c');
+        const wanted = ip('10.8.0.100');
+        const calls = [
+          ...Array.from({ length: 30 }, () => allocateAddress(store, { ...net, strategy: 'lowest' })),
+          ...Array.from({ length: 10 }, () => allocateAddress(store, { ...net, requested: wanted })),
+          allocateAddress(store, { ...net, requested: ip('10.9.0.1') }),
+        ];
+        const settled = await Promise.allSettled(calls);
+        const won = settled.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+        const refused = settled
+          .filter((r) => r.status === 'rejected')
+          .map((r) => r.reason as CloudStackError);
+        assert.equal(won.length, 31);
+        assert.equal(refused.length, 10);
+        for (const e of refused) assert.equal(e.httpCode, 431, e.message);
+        assert.equal(new Set(won.map((a) => a.ip)).size, 31);
+        assert.equal(won.filter((a) => a.ip === '10.8.0.100').length, 1);
+        assert.equal(await countUsed(store.db, 'net:8c', 4), 31);
+      },
+    );
+
     await t.test('MAC sequence per zone never repeats', async () => {
       const macs = new Set<string>();
       for (let i = 0; i < 5; i++) macs.add(await nextMacAddress(store.db, 1));

@@ -51,7 +51,14 @@ import type {
   RowRef,
   WindowQuery,
 } from './address-repository.js';
-import { sqliteBegin, sqliteCommit, sqliteInsertAllocation, sqliteTakenWindow } from './sqlite-fast-path.js';
+import {
+  sqliteBegin,
+  sqliteCommit,
+  sqliteInsertAllocation,
+  sqliteSavepoint,
+  sqliteTakenWindow,
+} from './sqlite-fast-path.js';
+import type { Database as SqliteConnection } from 'better-sqlite3';
 import { canTransition, predecessorsOf } from './states.js';
 import type { AddressState } from './states.js';
 import type { AllocationState } from './tables.js';
@@ -406,29 +413,99 @@ export async function allocateAddressTx(ex: Executor, req: AllocateRequest): Pro
 /** Allocates in a transaction of its own (see the file comment). */
 export async function allocateAddress(store: Store, req: AllocateRequest): Promise<Allocation> {
   const conn = store.sqlite;
-  if (store.kind === 'sqlite' && conn) {
-    return withRetries('allocating an address', () =>
-      store.db.connection().execute(async (c) => {
-        sqliteBegin(conn);
-        try {
-          const port: Port = {
-            window: (q) => sqliteTakenWindow(conn, q),
-            insert: (row) => sqliteInsertAllocation(conn, row),
-            find: (ref) => findAllocationRow(c, ref),
-            update: (ref, from, to, patch, now) => updateAllocationState(c, ref, from, to, patch, now),
-          };
-          const a = await allocateWith(port, req);
-          sqliteCommit(conn);
-          return a;
-        } catch (e) {
-          if (conn.inTransaction) conn.exec('ROLLBACK');
-          throw e;
-        }
-      }),
-    );
-  }
+  if (store.kind === 'sqlite' && conn) return sqliteAllocate(store, conn, req);
   if (store.kind === 'sqlite') return transaction(store, (tx) => allocateAddressTx(tx, req));
   return withRetries('allocating an address', () => allocateAddressTx(store.db, req));
+}
+
+// SQLite group commit. SQLite commits one transaction at a time and, with synchronous=FULL, pays one fsync per
+// commit; callers of one process that arrive while a commit is running are carried by the next transaction
+// together (each in its own savepoint, so one caller's refusal does not undo another's address) and all
+// answered after its COMMIT: every allocation is still durable before its caller hears of it. A lone caller
+// gets a transaction of its own, as before.
+interface GroupJob {
+  req: AllocateRequest;
+  resolve(a: Allocation): void;
+  reject(e: unknown): void;
+}
+
+interface GroupQueue {
+  pending: GroupJob[];
+  draining: boolean;
+}
+
+type Outcome = { ok: true; allocation: Allocation } | { ok: false; error: unknown };
+
+/** Most allocations one SQLite transaction carries. */
+const GROUP_MAX = 64;
+const groupQueues = new WeakMap<SqliteConnection, GroupQueue>();
+
+function sqliteAllocate(store: Store, conn: SqliteConnection, req: AllocateRequest): Promise<Allocation> {
+  let q = groupQueues.get(conn);
+  if (!q) {
+    q = { pending: [], draining: false };
+    groupQueues.set(conn, q);
+  }
+  const queue = q;
+  return new Promise<Allocation>((resolve, reject) => {
+    queue.pending.push({ req, resolve, reject });
+    if (!queue.draining) void drainGroups(store, conn, queue);
+  });
+}
+
+async function drainGroups(store: Store, conn: SqliteConnection, q: GroupQueue): Promise<void> {
+  q.draining = true;
+  try {
+    while (q.pending.length > 0) {
+      const group = q.pending.splice(0, GROUP_MAX);
+      let outcomes: Outcome[];
+      try {
+        outcomes = await withRetries('allocating an address', () =>
+          store.db.connection().execute((c) => runGroup(conn, c as unknown as Executor, group)),
+        );
+      } catch (e) {
+        for (const job of group) job.reject(e);
+        continue;
+      }
+      group.forEach((job, i) => {
+        const o = outcomes[i] as Outcome;
+        if (o.ok) job.resolve(o.allocation);
+        else job.reject(o.error);
+      });
+    }
+  } finally {
+    q.draining = false;
+  }
+}
+
+async function runGroup(conn: SqliteConnection, c: Executor, group: GroupJob[]): Promise<Outcome[]> {
+  const port: Port = {
+    window: (q) => sqliteTakenWindow(conn, q),
+    insert: (row) => sqliteInsertAllocation(conn, row),
+    find: (ref) => findAllocationRow(c, ref),
+    update: (ref, from, to, patch, now) => updateAllocationState(c, ref, from, to, patch, now),
+  };
+  sqliteBegin(conn);
+  try {
+    const out: Outcome[] = [];
+    for (const job of group) {
+      sqliteSavepoint(conn, 'begin');
+      try {
+        out.push({ ok: true, allocation: await allocateWith(port, job.req) });
+        sqliteSavepoint(conn, 'release');
+      } catch (e) {
+        // A driver failure fails (or retries) the whole group; a refusal is this caller's alone.
+        if (!isCloudStackError(e)) throw e;
+        sqliteSavepoint(conn, 'rollback');
+        out.push({ ok: false, error: e });
+      }
+    }
+    sqliteCommit(conn);
+    return out;
+  } catch (e) {
+    if (conn.inTransaction) conn.exec('ROLLBACK');
+    throw e;
+  }
 }
 
 /** Retries what the database aborted as a deadlock / busy / serialization conflict; translates the rest. */

@@ -15,6 +15,9 @@ import type { NewAllocationRow, WindowQuery } from './address-repository.js';
 interface Prepared {
   begin: Statement;
   commit: Statement;
+  savepoint: Statement;
+  release: Statement;
+  rollbackTo: Statement;
   windowUp: Statement;
   windowDown: Statement;
   insert: Statement;
@@ -28,6 +31,9 @@ function prepared(conn: SqliteConnection): Prepared {
     p = {
       begin: conn.prepare('BEGIN IMMEDIATE'),
       commit: conn.prepare('COMMIT'),
+      savepoint: conn.prepare('SAVEPOINT stacknet_alloc'),
+      release: conn.prepare('RELEASE stacknet_alloc'),
+      rollbackTo: conn.prepare('ROLLBACK TO stacknet_alloc'),
       windowUp: conn.prepare(HOT.sqlite.windowUp).pluck(),
       windowDown: conn.prepare(HOT.sqlite.windowDown).pluck(),
       insert: conn.prepare(HOT.sqlite.insert).pluck(),
@@ -43,6 +49,17 @@ export function sqliteBegin(conn: SqliteConnection): void {
 
 export function sqliteCommit(conn: SqliteConnection): void {
   prepared(conn).commit.run();
+}
+
+/** One caller's part of a group transaction: begin, keep (release) or undo (rollback) it. */
+export function sqliteSavepoint(conn: SqliteConnection, step: 'begin' | 'release' | 'rollback'): void {
+  const p = prepared(conn);
+  if (step === 'begin') p.savepoint.run();
+  else if (step === 'release') p.release.run();
+  else {
+    p.rollbackTo.run();
+    p.release.run();
+  }
 }
 
 export function sqliteTakenWindow(conn: SqliteConnection, q: WindowQuery): string[] {
