@@ -141,18 +141,55 @@ export class NetnsDriver implements Driver {
     return this.ready;
   }
 
-  private async nft(text: string): Promise<void> {
-    const next = this.nftLock.then(async () => {
-      const file = join(this.o.dataDir, `nft-${process.pid}-${Math.random().toString(36).slice(2)}.nft`);
-      writeFileSync(file, text);
-      try {
-        await runIn(this.switchNs, ['nft', '-f', file]);
-      } finally {
-        rmSync(file, { force: true });
-      }
+  private nftPending: { text: string; done: (e?: Error) => void }[] = [];
+  private nftRunning = false;
+
+  /**
+   * nftables changes are queued and applied in batches: a burst of N VM starts costs a few `nft -f` runs, not N
+   * (each run is a process and a ruleset transaction). A batch that fails is retried piece by piece so one bad
+   * change cannot block the others.
+   */
+  private nft(text: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.nftPending.push({ text, done: (e) => (e ? reject(e) : resolve()) });
+      void this.nftPump();
     });
-    this.nftLock = next.catch(() => undefined);
-    return next;
+  }
+
+  private async nftRun(text: string): Promise<void> {
+    const file = join(this.o.dataDir, `nft-${process.pid}-${Math.random().toString(36).slice(2)}.nft`);
+    writeFileSync(file, text);
+    try {
+      await runIn(this.switchNs, ['nft', '-f', file]);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  }
+
+  private async nftPump(): Promise<void> {
+    if (this.nftRunning) return;
+    this.nftRunning = true;
+    try {
+      while (this.nftPending.length) {
+        const batch = this.nftPending.splice(0);
+        try {
+          await this.nftRun(batch.map((b) => b.text).join('\n'));
+          for (const b of batch) b.done();
+        } catch (e) {
+          if (batch.length === 1) {
+            batch[0]!.done(e as Error);
+            continue;
+          }
+          for (const b of batch)
+            await this.nftRun(b.text).then(
+              () => b.done(),
+              (x: Error) => b.done(x),
+            );
+        }
+      }
+    } finally {
+      this.nftRunning = false;
+    }
   }
 
   static bridgeName(n: Pick<GuestNetworkRuntime, 'vnet' | 'isolation' | 'id'>): string {
@@ -308,26 +345,37 @@ export class NetnsDriver implements Driver {
     return join(this.o.dataDir, 'vms', vm.instanceName);
   }
 
+  /**
+   * Namespace, veths (MAC set at creation) and port rules of a VM, in a handful of processes: `ip -b` batches
+   * per namespace, one queued nft change. A burst of VM starts is bounded by these, not by the database.
+   */
   private async plugNics(vm: VmRuntime): Promise<void> {
     const ns = this.vmNs(vm);
-    await this.ensureNs(ns);
-    const inner = await exec(['ip', '-n', ns, '-o', 'link', 'show']).then((x) => x.stdout);
+    const fresh = !existsSync(`/run/netns/${ns}`);
+    if (fresh) {
+      await run(['ip', 'netns', 'add', ns]);
+      mkdirSync(dirname(resolvConfPath(ns)), { recursive: true });
+      writeFileSync(resolvConfPath(ns), '# written by stacknet; the DHCP hook fills it in\n');
+    }
+    this.remember('namespaces', ns);
+    const inner = fresh ? '' : (await exec(['ip', '-n', ns, '-o', 'link', 'show'])).stdout;
+    const sw: string[] = [];
+    const guest: string[] = ['link set lo up'];
     for (const nic of vm.nics) {
       await this.ensureBridge(nic.network);
       const ifname = `eth${nic.deviceId}`;
       if (!new RegExp(`\\b${ifname}@`).test(inner)) {
-        await deleteLink(`n${nic.id}`, { ns: this.switchNs });
-        await createVeth({
-          ns,
-          ifname,
-          outerName: `n${nic.id}`,
-          outerNs: this.switchNs,
-          bridge: NetnsDriver.bridgeName(nic.network),
-          mac: nic.mac,
-        });
+        // A stale outer end (namespace deleted asynchronously) would make the add fail: -force goes on.
+        sw.push(`link del n${nic.id}`);
+        sw.push(`link add n${nic.id} type veth peer name ${ifname} address ${nic.mac} netns ${ns}`);
+        sw.push(`link set n${nic.id} master ${NetnsDriver.bridgeName(nic.network)} up`);
       }
-      await this.portRules(nic);
+      guest.push(`link set ${ifname} up`);
     }
+    if (sw.length)
+      await exec(['ip', '-n', this.switchNs, '-force', '-b', '-'], { input: `${sw.join('\n')}\n` });
+    await run(['ip', '-n', ns, '-b', '-'], { input: `${guest.join('\n')}\n` });
+    await Promise.all(vm.nics.map((nic) => this.portRules(nic)));
   }
 
   /** Anti-spoofing for one VM port (reference §4.10), replaced as a whole on every change. */

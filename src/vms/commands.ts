@@ -126,9 +126,17 @@ async function vmByUuidUnscoped(ex: Executor, uuid: string): Promise<VmRow> {
   return ex.selectFrom('vms').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow();
 }
 
+const trace = process.env.STACKNET_TRACE_VMS === '1';
+
 async function startAfterCommit(ctx: CommandContext, vm: VmRow): Promise<void> {
+  const t0 = Date.now();
   await convergeNetworks(ctx.store, await networksOfVm(ctx.store.db, Number(vm.id)));
+  const t1 = Date.now();
   await driverStartVm(ctx.store, Number(vm.id));
+  if (trace)
+    console.error(
+      `[trace] ${vm.name}: routers ${t1 - t0} ms, driver ${Date.now() - t1} ms, since created ${Date.now() - Number(vm.created)} ms`,
+    );
   await withNet(ctx, async (n) => {
     const cur = await vmByUuidUnscoped(n.tx as never, vm.uuid);
     if (cur.state === 'Starting') await setVmState(n, cur, 'Running');
