@@ -14,7 +14,7 @@ import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from '
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { openStore } from '../src/store/db.js';
+import { openStore, transaction } from '../src/store/db.js';
 import type { DbKind, Store } from '../src/store/db.js';
 import { createTestDatabase } from '../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../src/store/testing/test-databases.js';
@@ -30,7 +30,7 @@ import {
 } from '../src/ipam/index.js';
 import type { Cidr, RandomBigInt } from '../src/ipam/index.js';
 import { seededRng } from '../src/ipam/seeded-rng.js';
-import { allocateAddress, releaseAddress } from '../src/addresses/address-service.js';
+import { allocateAddress, allocateAddressTx, releaseAddress } from '../src/addresses/address-service.js';
 import type { AllocateRequest } from '../src/addresses/address-service.js';
 
 interface Result {
@@ -127,12 +127,26 @@ async function withDatabase<T>(kind: DbKind, fn: (url: string) => Promise<T>): P
 }
 
 /** allocate+commit, `concurrency` callers in this process, for `seconds`. */
-async function throughput(db: string, url: string, concurrency: number): Promise<Result> {
+/**
+ * allocate+commit, `concurrency` callers in this process, for `seconds`. `inTransaction`: the way the API's
+ * services allocate, `allocateAddressTx` inside `transaction()` (there the NIC / public IP row and the event
+ * would be written too), instead of `allocateAddress`'s own transaction.
+ */
+async function throughput(
+  db: string,
+  url: string,
+  concurrency: number,
+  inTransaction = false,
+): Promise<Result> {
   const store = await openStore(url, { poolSize: concurrency });
   try {
     const cidr = parseCidr('10.0.0.0/12');
-    const req = guestRequest(cidr, `net:tp${concurrency}`, randomBigIntFrom(seededRng(concurrency)));
-    for (let i = 0; i < 50; i++) await allocateAddress(store, req); // warm up connections and statements
+    const scope = `net:tp${concurrency}${inTransaction ? 'tx' : ''}`;
+    const req = guestRequest(cidr, scope, randomBigIntFrom(seededRng(concurrency)));
+    const allocate = inTransaction
+      ? () => transaction(store, (tx) => allocateAddressTx(tx, req))
+      : () => allocateAddress(store, req);
+    for (let i = 0; i < 50; i++) await allocate(); // warm up connections and statements
     const latencies: number[] = [];
     const deadline = performance.now() + THROUGHPUT_SECONDS * 1000;
     const cpu0 = process.cpuUsage();
@@ -141,7 +155,7 @@ async function throughput(db: string, url: string, concurrency: number): Promise
       Array.from({ length: concurrency }, async () => {
         while (performance.now() < deadline) {
           const t0 = performance.now();
-          await allocateAddress(store, req);
+          await allocate();
           latencies.push(performance.now() - t0);
         }
       }),
@@ -152,12 +166,12 @@ async function throughput(db: string, url: string, concurrency: number): Promise
     // the wall-clock rate mostly measures preemption, this does not.
     const cpuPerOp = (cpu.user + cpu.system) / latencies.length;
     log(
-      `${db} concurrency ${concurrency}: ${cpuPerOp.toFixed(0)} µs CPU per allocation in this process ` +
+      `${db} concurrency ${concurrency}${inTransaction ? ' in transaction()' : ''}: ${cpuPerOp.toFixed(0)} µs CPU per allocation in this process ` +
         `(a core's worth: ${Math.round(1e6 / cpuPerOp)}/s)`,
     );
     latencies.sort((a, b) => a - b);
     return {
-      bench: 'allocate-commit',
+      bench: inTransaction ? 'allocate-in-transaction' : 'allocate-commit',
       db,
       pool: '/12',
       fill: '0%',
@@ -301,6 +315,10 @@ async function main(): Promise<void> {
           for (const concurrency of [1, 16]) {
             log(`${v.db} throughput at concurrency ${concurrency}`);
             emit(await throughput(v.db, url, concurrency));
+          }
+          for (const concurrency of [1, 16]) {
+            log(`${v.db} throughput in transaction() at concurrency ${concurrency}`);
+            emit(await throughput(v.db, url, concurrency, true));
           }
         }
         if (ONLY !== 'throughput' && v.db !== 'sqlite-full') {
