@@ -8,8 +8,9 @@
  * - `allocateAddressTx(tx, request)` runs inside the caller's transaction (a service allocating an address,
  *   writing its NIC / public IP row and an event in one transaction). On PostgreSQL and MariaDB it may also be
  *   given `store.db`: the INSERT is then its own transaction, which is all an allocation needs.
- * - `allocateAddress(store, request)` does its own: on SQLite one BEGIN IMMEDIATE transaction with prepared
- *   statements, elsewhere autocommitted statements with deadlock retry.
+ * - `allocateAddress(store, request)` does its own: on SQLite a BEGIN IMMEDIATE transaction with prepared
+ *   statements, shared by the callers of this process that arrive meanwhile (group commit); elsewhere
+ *   autocommitted statements with deadlock retry.
  */
 import {
   CloudStackError,
