@@ -688,7 +688,7 @@ export class RouterAgent {
     this.preseedState = null;
     this.persist(state);
     await this.applyFirewall(state, rendered, prev?.rendered ?? null);
-    await this.applyKeepalived(state, rendered, prev?.rendered ?? null);
+    await this.applyKeepalived(rendered);
   }
 
   private async applyDnsmasq(
@@ -785,18 +785,14 @@ export class RouterAgent {
     }
   }
 
-  private async applyKeepalived(
-    state: DesiredState,
-    rendered: Rendered,
-    prev: Rendered | null,
-  ): Promise<void> {
+  private async applyKeepalived(rendered: Rendered): Promise<void> {
     if (!rendered.keepalivedConf) {
       if (this.keepalived.running) await this.keepalived.stop();
       return;
     }
-    const changed =
-      prev?.keepalivedConf !== rendered.keepalivedConf ||
-      readText(this.paths.keepalivedConf) !== rendered.keepalivedConf;
+    // Compared with the file, not the previous render: an agent restarted next to a running keepalived must not
+    // signal it when nothing changed.
+    const changed = readText(this.paths.keepalivedConf) !== rendered.keepalivedConf;
     if (changed) writeAtomic(this.paths.keepalivedConf, rendered.keepalivedConf);
     if (!this.keepalived.running) {
       try {
@@ -809,7 +805,6 @@ export class RouterAgent {
       // #940/#1064 show restarts on every change produce MASTER/MASTER).
       this.keepalived.signal('SIGHUP');
     }
-    void state;
   }
 
   private persistTimer: NodeJS.Timeout | null = null;
