@@ -257,8 +257,9 @@ export class RouterAgent {
 
   /** Load the last applied state, adopt a running dnsmasq, and converge without restarting it if nothing changed. */
   async start(): Promise<void> {
+    // 0700: the applied state holds one-shot passwords and user data.
     for (const dir of [this.options.dataDir, this.paths.dhcpHostsDir, this.paths.namesDir])
-      mkdirSync(dir, { recursive: true });
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
     try {
       const served = JSON.parse(readFileSync(this.paths.served, 'utf8')) as Record<string, string>;
       this.servedPasswords = new Map(Object.entries(served));
