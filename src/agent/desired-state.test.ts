@@ -70,6 +70,8 @@ describe('validateDesiredState', () => {
     assert.equal(r.field, '/hosts/1/hostname');
     r = refusal({ ...s, hosts: [{ ...h, ipv4: s.network.gateway }] });
     assert.match(r.message, /router's own address/);
+    r = refusal({ ...s, network: { ...s.network, useExternalDns: true, dnsServers: [] } });
+    assert.equal(r.field, '/network/dnsServers');
     r = refusal({ ...s, network: { ...s.network, gateway: '10.9.0.1' } });
     assert.equal(r.field, '/network/gateway');
     r = refusal({ ...s, metadata: { '10.1.0.11': { userData: 'abcde', metaData: {} } } });

@@ -64,6 +64,8 @@ export function validateDesiredState(
   const state = doc as unknown as DesiredState;
   const cidr = parseIpv4Cidr(state.network.cidr);
   if (cidr.prefix > 30) return fail('/network/cidr', `${state.network.cidr} leaves no room for guests`);
+  if (state.network.useExternalDns && state.network.dnsServers.length === 0)
+    return fail('/network/dnsServers', 'must name the zone DNS servers when useExternalDns is true');
   if (!cidrContains(cidr, state.network.gateway))
     return fail('/network/gateway', `${state.network.gateway} is not inside ${state.network.cidr}`);
   if (!cidrContains(cidr, state.router.guestIp))
