@@ -43,6 +43,19 @@ function isZombieOrGone(pid: number): boolean {
   }
 }
 
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Instances of `binaryName` whose command line carries `identity`, top-level only: keepalived forks a VRRP child
+ * with the same command line, and treating that child as a second instance (and killing it) drops the VIP.
+ */
 export function findProcesses(binaryName: string, identity: string): number[] {
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {
@@ -54,7 +67,8 @@ export function findProcesses(binaryName: string, identity: string): number[] {
     const argv0 = cmd.split(' ')[0] ?? '';
     if (argv0.endsWith(binaryName) && cmd.includes(identity) && !isZombieOrGone(pid)) out.push(pid);
   }
-  return out.sort((a, b) => a - b);
+  const found = new Set(out);
+  return out.filter((pid) => !found.has(parentOf(pid))).sort((a, b) => a - b);
 }
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));

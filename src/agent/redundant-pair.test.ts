@@ -36,6 +36,25 @@ describe('redundant pair', { timeout: 60_000 }, () => {
       },
     });
 
+  const spawnAgent = (ns: string, control: string, dataDir: string) =>
+    net.spawnIn(
+      ns,
+      [
+        process.execPath,
+        '--import',
+        'tsx',
+        join(root, 'src/agent/testing/cli-entry.ts'),
+        'router-agent',
+        '--control-address',
+        control,
+        '--data-dir',
+        dataDir,
+        '--secret',
+        secret,
+      ],
+      { cwd: root },
+    );
+
   before(async () => {
     const br = await net.bridge('br');
     guest = await net.namespace('g');
@@ -52,23 +71,7 @@ describe('redundant pair', { timeout: 60_000 }, () => {
       const link = await net.hostLink(ns, 'ctl0');
       const dataDir = await net.tempDir(role);
       const control = `${link.nsAddress}:3922`;
-      const agent = net.spawnIn(
-        ns,
-        [
-          process.execPath,
-          '--import',
-          'tsx',
-          join(root, 'src/agent/testing/cli-entry.ts'),
-          'router-agent',
-          '--control-address',
-          control,
-          '--data-dir',
-          dataDir,
-          '--secret',
-          secret,
-        ],
-        { cwd: root },
-      );
+      const agent = spawnAgent(ns, control, dataDir);
       vrs.push({ ns, control, dataDir, agent });
     }
     for (const v of vrs)
@@ -119,6 +122,29 @@ describe('redundant pair', { timeout: 60_000 }, () => {
     assert.equal(dhcp.lease?.ip, '10.1.0.11', dhcp.output);
     assert.equal(dhcp.lease?.serverId, '10.1.0.1', 'guests renew against the VIP, not a router of the pair');
     assert.equal(dhcp.lease?.router, '10.1.0.1');
+  });
+
+  it('a killed primary agent leaves keepalived and dnsmasq serving; a new one adopts both', async () => {
+    const a = vrs[0]!;
+    const before = await getStatus(a.control, secret);
+    a.agent.child.kill('SIGKILL');
+    await a.agent.exited;
+    assert.deepEqual((await dig(guest, 'vm1', '10.1.0.1')).answers, ['10.1.0.11'], 'still served');
+    a.agent = spawnAgent(a.ns, a.control, a.dataDir);
+    await eventually(async () => assert.equal((await fetch(`http://${a.control}/healthz`)).status, 200), {
+      timeoutMs: 20_000,
+    });
+    const after = await eventually(async () => {
+      const s = await getStatus(a.control, secret);
+      assert.equal(s.generation, before.generation);
+      assert.equal(s.conditions.find((c) => c.type === 'Progressing')?.status, false);
+      return s;
+    });
+    assert.equal(after.role, 'primary');
+    assert.equal(after.hash, before.hash);
+    assert.equal(after.dnsmasq.pid, before.dnsmasq.pid);
+    assert.equal(after.keepalived?.pid, before.keepalived?.pid);
+    assert.equal((await getStatus(vrs[1]!.control, secret)).role, 'backup');
   });
 
   it('stopping the primary agent moves the VIP, DNS and metadata to the backup', async () => {
