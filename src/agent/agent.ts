@@ -275,7 +275,12 @@ export class RouterAgent {
     }
     if (saved?.router.redundant)
       this.holdsVip = interfaceAddresses(this.options.guestInterface).includes(saved.network.gateway);
-    if (saved && this.serving(saved) && this.dnsmasq.adopt()) this.loaded = this.readLoaded();
+    if (saved && this.dnsmasq.adopt()) {
+      // A dnsmasq left by a previous agent keeps serving untouched; on a backup (the VIP moved while no agent
+      // was watching) it must not answer DHCP next to the primary's.
+      if (this.serving(saved)) this.loaded = this.readLoaded();
+      else await this.dnsmasq.stop();
+    }
     if (saved?.router.redundant) this.keepalived.adopt();
     this.vipTimer = setInterval(() => this.checkVip(), 100);
     this.vipTimer.unref();
