@@ -872,14 +872,22 @@ export class RouterAgent {
 
   status(withLeases = true): AgentStatus {
     this.refreshAvailable();
-    if (this.dnsmasq.lastError && !this.dnsmasq.running && !this.failure)
-      this.setCondition('Degraded', true, 'DnsmasqStartFailed', this.dnsmasq.lastError);
-    else if (
-      !this.failure &&
-      this.conditions.get('Degraded')?.reason === 'DnsmasqStartFailed' &&
-      this.dnsmasq.running
-    )
-      this.setCondition('Degraded', false, 'AsExpected', '');
+    // Problems of the running daemon (not of a pushed state) show as Degraded while they last.
+    const recentCrashes = this.dnsmasq.crashes.filter((t) => Date.now() - t < 60_000).length;
+    const reason = this.conditions.get('Degraded')?.reason;
+    if (!this.failure) {
+      if (this.dnsmasq.lastError && !this.dnsmasq.running)
+        this.setCondition('Degraded', true, 'DnsmasqStartFailed', this.dnsmasq.lastError);
+      else if (recentCrashes >= 3)
+        this.setCondition(
+          'Degraded',
+          true,
+          'DnsmasqCrashLoop',
+          `dnsmasq died ${recentCrashes} times in the last minute`,
+        );
+      else if (reason === 'DnsmasqStartFailed' || reason === 'DnsmasqCrashLoop')
+        this.setCondition('Degraded', false, 'AsExpected', '');
+    }
     const leases = this.readLeases();
     const st: AgentStatus = {
       routerName: this.applied?.state.router.name ?? null,

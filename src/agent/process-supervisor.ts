@@ -77,6 +77,8 @@ export class ProcessSupervisor {
   pid: number | null = null;
   restarts = 0;
   lastError: string | null = null;
+  /** When it died unexpectedly (ms since the epoch), newest last; for crash-loop reporting. */
+  readonly crashes: number[] = [];
   private wanted = false;
   private timer: NodeJS.Timeout | null = null;
   private starting: Promise<void> | null = null;
@@ -173,6 +175,8 @@ export class ProcessSupervisor {
     this.o.onEvent?.({ type: 'exited', pid, expected: !this.wanted });
     if (!this.wanted) return;
     this.restarts++;
+    this.crashes.push(Date.now());
+    if (this.crashes.length > 20) this.crashes.shift();
     const wait = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, 5000);
     setTimeout(() => {
