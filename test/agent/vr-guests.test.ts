@@ -136,6 +136,9 @@ describe('router agent: DHCP, DNS, metadata and password with real clients', () 
     const fq = await dig(vm1, `vm2.${lab.domain}`); // through the resolv.conf the DHCP hook wrote
     assert.equal(fq.status, 'NOERROR', fq.raw);
     assert.deepEqual(fq.answers, [lab.ip(12)]);
+    // CloudStack's name for the metadata server (cloud-init looks it up)
+    const ds = await dig(vm1, `data-server.${lab.domain}`, lab.ip(1));
+    assert.deepEqual(ds.answers, [lab.ip(1)], ds.raw);
     // forwarding works at all (so the negative below means something) ...
     const out = await dig(vm1, 'outside.example', lab.ip(1));
     assert.deepEqual(out.answers, ['203.0.113.7'], out.raw);
