@@ -242,7 +242,10 @@ describe('router-agent process', { timeout: 90_000 }, () => {
       before.leases?.some((l) => l.mac === vm1.mac),
       'vm1 has a (pre-seeded) lease',
     );
-    state = { ...next(state), hosts: state.hosts.filter((h) => h.mac !== vm1.mac) };
+    // vm3 was added by a delta, so its name sits in names.d/ rather than names.txt: it must go too.
+    const vm3 = hostFor(3);
+    assert.deepEqual(await resolveA('vm3'), [vm3.ipv4]);
+    state = { ...next(state), hosts: state.hosts.filter((h) => h.mac !== vm1.mac && h.mac !== vm3.mac) };
     const r = await pushFull(control, secret, state);
     assert.ok(r.ok, JSON.stringify(r));
     assert.equal(r.status.dnsmasq.pid, before.dnsmasq.pid, 'SIGHUP, not a restart');
@@ -252,6 +255,8 @@ describe('router-agent process', { timeout: 90_000 }, () => {
       assert.ok(!s.leases?.some((l) => l.mac === vm1.mac), 'lease released');
     });
     await eventually(async () => assert.equal((await dig(vr, 'vm1', '10.1.0.1')).status, 'NXDOMAIN'));
+    await eventually(async () => assert.equal((await dig(vr, 'vm3', '10.1.0.1')).status, 'NXDOMAIN'));
+    assert.deepEqual(await resolveA('vm129'), ['10.1.0.139'], 'names of kept additions stay');
     const reuse = { ...hostFor(4000), ipv4: vm1.ipv4, hostname: 'vmnew' };
     state = { ...next(state), hosts: [...state.hosts, reuse] };
     const r2 = await pushFull(control, secret, state);
