@@ -411,7 +411,11 @@ export async function allocateAddressTx(ex: Executor, req: AllocateRequest): Pro
   return allocateWith(kyselyPort(ex), req);
 }
 
-/** Allocates in a transaction of its own (see the file comment). */
+/**
+ * Allocates in a transaction of its own (see the file comment). Never call it from inside a `transaction()`
+ * callback on the same store: on SQLite that transaction holds the one connection this waits for; use
+ * `allocateAddressTx(tx, ...)` there.
+ */
 export async function allocateAddress(store: Store, req: AllocateRequest): Promise<Allocation> {
   const conn = store.sqlite;
   if (store.kind === 'sqlite' && conn) return sqliteAllocate(store, conn, req);
