@@ -262,6 +262,18 @@ export async function ipResponses(
     db,
     rows.map((r) => r.account_id),
   );
+  const vmIds = uniq(rows.map((r) => (r.static_nat === 1 ? r.vm_id : null)));
+  const vms = new Map(
+    vmIds.length
+      ? (
+          await db
+            .selectFrom('vms')
+            .select(['id', 'uuid', 'name', 'display_name'])
+            .where('id', 'in', vmIds)
+            .execute()
+        ).map((v) => [Number(v.id), v])
+      : [],
+  );
   return items.map((i) => {
     if ('free' in i) {
       const zone = zones.get(i.free.zoneId);
@@ -316,7 +328,10 @@ export async function ipResponses(
       networkname: net?.name,
       vpcid: vpc?.uuid,
       vpcname: vpc?.name,
-      virtualmachineid: undefined,
+      virtualmachineid: r.static_nat === 1 && r.vm_id !== null ? vms.get(r.vm_id)?.uuid : undefined,
+      virtualmachinename: r.static_nat === 1 && r.vm_id !== null ? vms.get(r.vm_id)?.name : undefined,
+      virtualmachinedisplayname:
+        r.static_nat === 1 && r.vm_id !== null ? vms.get(r.vm_id)?.display_name : undefined,
       vmipaddress: r.static_nat === 1 ? (r.vm_ip ?? undefined) : undefined,
       fordisplay: r.for_display !== 0,
       hasannotations: false,

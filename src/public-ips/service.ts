@@ -26,6 +26,7 @@ import { rangeOf } from '../infrastructure/vlan-ip-ranges.js';
 import type { RangeRow } from '../infrastructure/vlan-ip-ranges.js';
 import type { ZoneRow } from '../infrastructure/zones.js';
 import type { NetDatabase, NetExecutor as Executor } from '../networks/tables.js';
+import { netDb } from '../networks/tables.js';
 import { hasService, offeringById } from '../networks/repository.js';
 import type { NetworkRow, VpcRow } from '../networks/repository.js';
 import { decodePublicIpUuid, publicIpUuid } from './ids.js';
@@ -758,8 +759,37 @@ export interface StaticNatVm {
 
 export type VmResolver = (tx: Tx, uuid: string) => Promise<StaticNatVm | undefined>;
 
-let vmResolver: VmResolver = async () => undefined;
-/** Issue 6 plugs the VM lookup in here. */
+/** The VMs and NICs tables of the VM concern (issue 6): a VM's NICs with their addresses. */
+const defaultVmResolver: VmResolver = async (tx, uuid) => {
+  const db = netDb(tx);
+  const vm = await db
+    .selectFrom('vms')
+    .select(['id', 'uuid', 'name', 'display_name', 'account_id'])
+    .where('uuid', '=', uuid)
+    .where('removed', 'is', null)
+    .where('state', 'not in', ['Destroyed', 'Expunging'])
+    .executeTakeFirst();
+  if (!vm) return undefined;
+  const nics = await db
+    .selectFrom('nics')
+    .select(['network_id', 'ipv4', 'is_default'])
+    .where('vm_id', '=', vm.id)
+    .orderBy('device_id')
+    .execute();
+  return {
+    id: Number(vm.id),
+    uuid: vm.uuid,
+    name: vm.name,
+    displayName: vm.display_name,
+    accountId: Number(vm.account_id),
+    nics: nics.flatMap((n) =>
+      n.ipv4 ? [{ networkId: Number(n.network_id), ip: n.ipv4, isDefault: n.is_default === 1 }] : [],
+    ),
+  };
+};
+
+let vmResolver: VmResolver = defaultVmResolver;
+/** Replaces the VM lookup (tests, or a VM store elsewhere). */
 export function setStaticNatVmResolver(r: VmResolver): void {
   vmResolver = r;
 }
