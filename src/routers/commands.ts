@@ -29,8 +29,8 @@ interface Health {
 }
 
 function healthChecks(r: RouterRow): ResponseObject[] {
-  if (!r.health) return [];
-  const h = JSON.parse(r.health) as Health;
+  const h = r.health ? (JSON.parse(r.health) as Health | null) : null;
+  if (!h) return [];
   const at = r.health_checked ? new Date(Number(r.health_checked)).toISOString() : undefined;
   const checks: ResponseObject[] = (h.conditions ?? []).map((c) => ({
     checkname: c.type,
@@ -59,7 +59,7 @@ function healthChecks(r: RouterRow): ResponseObject[] {
 
 function redundantState(r: RouterRow): string {
   if (r.role === 'standalone') return 'UNKNOWN';
-  const h = r.health ? (JSON.parse(r.health) as Health) : {};
+  const h = (r.health ? (JSON.parse(r.health) as Health | null) : null) ?? {};
   if (h.role === 'primary') return 'PRIMARY';
   if (h.role === 'backup') return 'BACKUP';
   return 'UNKNOWN';

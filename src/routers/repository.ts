@@ -102,7 +102,7 @@ export async function recordObserved(
     .set({
       applied_generation: r.appliedGeneration,
       applied_hash: r.appliedHash,
-      health: r.health === undefined ? null : JSON.stringify(r.health),
+      health: r.health === undefined || r.health === null ? null : JSON.stringify(r.health),
       health_checked: now,
       last_error: r.lastError === null ? null : r.lastError.slice(0, 2000),
       ...(r.state ? { state: r.state } : {}),

@@ -12,7 +12,7 @@ import { installRouterHooks } from '../routers/service.js';
 import { GcWorkers } from '../gc/workers.js';
 import { getSetting, setValue } from '../configuration/repository.js';
 import { findSetting } from '../configuration/settings-catalogue.js';
-import { attachVmRuntime } from './runtime-services.js';
+import { attachVmRuntime, detachVmRuntime } from './runtime-services.js';
 
 export interface VmSubsystemConfig {
   driver: 'simulator' | 'netns';
@@ -49,7 +49,8 @@ export async function startVmSubsystem(store: Store, c: VmSubsystemConfig): Prom
   installRouterHooks();
   const reconciler = new RouterReconciler({ store, driver, log: c.log });
   const gc = new GcWorkers({ store, log: c.log });
-  attachVmRuntime(store, { driver, reconciler });
+  const services = { driver, reconciler };
+  attachVmRuntime(store, services);
   reconciler.start();
   gc.start();
   return {
@@ -57,6 +58,7 @@ export async function startVmSubsystem(store: Store, c: VmSubsystemConfig): Prom
     reconciler,
     gc,
     async close() {
+      detachVmRuntime(store, services);
       await gc.stop();
       await reconciler.stop();
       await driver.close();
