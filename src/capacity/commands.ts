@@ -1,7 +1,7 @@
 /** listCapacity (network capacity types). */
 import { defineCommand, listResult, refParams, rootAdminOnly } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
-import { withNet } from '../infrastructure/net-context.js';
+import { readNet } from '../infrastructure/net-context.js';
 import { capacityResponse, listCapacity } from './service.js';
 
 const listCapacityCmd = defineCommand({
@@ -19,7 +19,7 @@ const listCapacityCmd = defineCommand({
     'pagesize',
   ]),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listCapacity(n, p);
       return listResult(
         'capacity',

@@ -9,7 +9,7 @@ import {
   successResult,
 } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
-import { withNet } from './net-context.js';
+import { readNet, withNet } from './net-context.js';
 import {
   addTrafficType,
   createPhysicalNetwork,
@@ -82,7 +82,7 @@ const listZonesCmd = defineCommand({
     'pagesize',
   ]),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listZones(n, p);
       return listResult(
         'zone',
@@ -138,7 +138,7 @@ const listPodsCmd = defineCommand({
   roles: rootAdminOnly,
   params: refParams('listPods', ['id', 'name', 'zoneid', 'keyword', 'allocationstate', 'page', 'pagesize']),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listPods(n, p);
       return listResult(
         'pod',
@@ -191,7 +191,7 @@ const listPhysicalNetworksCmd = defineCommand({
   roles: rootAdminOnly,
   params: refParams('listPhysicalNetworks', ['id', 'name', 'zoneid', 'keyword', 'page', 'pagesize']),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listPhysicalNetworks(n, p);
       const items = [];
       for (const pn of r.items) items.push(R(await physicalNetworkResponse(n.tx, pn)));
@@ -226,7 +226,7 @@ const listTrafficTypesCmd = defineCommand({
   roles: rootAdminOnly,
   params: refParams('listTrafficTypes', ['physicalnetworkid', 'keyword', 'page', 'pagesize']),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listTrafficTypes(n, p);
       return listResult(
         'traffictype',
@@ -286,7 +286,7 @@ const listVlanIpRangesCmd = defineCommand({
     'pagesize',
   ]),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listVlanIpRanges(n, p);
       return listResult('vlaniprange', (await rangeResponses(n.tx, r.items)).map(R), r.count);
     });

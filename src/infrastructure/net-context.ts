@@ -51,3 +51,11 @@ export function makeNetCtx(tx: Tx, caller: Caller, now: number): NetCtx {
 export function withNet<T>(ctx: CommandContext, fn: (n: NetCtx) => Promise<T>): Promise<T> {
   return ctx.transaction((tx) => fn(makeNetCtx(tx, ctx.caller, ctx.now())));
 }
+
+/**
+ * Runs a read-only networking service outside any transaction: list commands must not take SQLite's write lock
+ * (BEGIN IMMEDIATE) just to read, and on PostgreSQL/MariaDB a plain read needs no transaction either.
+ */
+export function readNet<T>(ctx: CommandContext, fn: (n: NetCtx) => Promise<T>): Promise<T> {
+  return fn(makeNetCtx(ctx.store.db as unknown as Tx, ctx.caller, ctx.now()));
+}

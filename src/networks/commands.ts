@@ -8,7 +8,7 @@ import {
   successResult,
 } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
-import { withNet } from '../infrastructure/net-context.js';
+import { readNet, withNet } from '../infrastructure/net-context.js';
 import { networkById, vpcById } from './repository.js';
 import {
   createNetwork,
@@ -89,7 +89,7 @@ const listNetworksCmd = defineCommand({
     'pagesize',
   ]),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listNetworks(n, p);
       return listResult('network', (await networkResponses(n.tx, r.items)).map(R), r.count);
     });
@@ -189,7 +189,7 @@ const listVpcsCmd = defineCommand({
     'pagesize',
   ]),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listVpcs(n, p);
       return listResult('vpc', (await vpcResponses(n.tx, r.items)).map(R), r.count);
     });

@@ -8,7 +8,7 @@ import {
   rootAdminOnly,
 } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
-import { withNet } from '../infrastructure/net-context.js';
+import { readNet, withNet } from '../infrastructure/net-context.js';
 import {
   createNetworkOffering,
   listNetworkOfferings,
@@ -47,7 +47,7 @@ const listNetworkOfferingsCmd = defineCommand({
     'pagesize',
   ]),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listNetworkOfferings(n, p);
       return listResult(
         'networkoffering',
@@ -91,7 +91,7 @@ const listVpcOfferingsCmd = defineCommand({
   roles: allRoles,
   params: refParams('listVPCOfferings', ['id', 'name', 'isdefault', 'state', 'keyword', 'page', 'pagesize']),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listVpcOfferings(n, p);
       return listResult(
         'vpcoffering',
@@ -107,7 +107,7 @@ const listServiceOfferingsCmd = defineCommand({
   roles: allRoles,
   params: refParams('listServiceOfferings', ['id', 'name', 'keyword', 'issystem', 'page', 'pagesize']),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listServiceOfferings(n, p);
       return listResult(
         'serviceoffering',
@@ -132,7 +132,7 @@ const listTemplatesCmd = defineCommand({
     'pagesize',
   ]),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listTemplates(n, p);
       const items = await templateResponses(n, r.items, p.zoneid);
       return listResult('template', items.map(R), items.length);

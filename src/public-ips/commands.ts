@@ -9,7 +9,7 @@ import {
   successResult,
 } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
-import { withNet } from '../infrastructure/net-context.js';
+import { readNet, withNet } from '../infrastructure/net-context.js';
 import type { NetCtx } from '../infrastructure/context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
 import { zoneById, zoneByUuid } from '../infrastructure/zones.js';
@@ -120,7 +120,7 @@ const listPublicIpAddressesCmd = defineCommand({
     'pagesize',
   ]),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listPublicIpAddresses(n, p);
       return listResult('publicipaddress', (await ipResponses(n.tx, r.items)).map(R), r.count);
     });
@@ -186,7 +186,7 @@ const listPortableIpRangesCmd = defineCommand({
   roles: rootAdminOnly,
   params: refParams('listPortableIpRanges', ['id', 'regionid', 'keyword', 'page', 'pagesize']),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) => {
+    return readNet(ctx, async (n) => {
       const r = await listPortableIpRanges(n, p);
       const items = [];
       for (const row of r.items) items.push(R(await portableRangeResponse(n.tx, row)));
