@@ -268,6 +268,32 @@ for (const kind of kinds) {
         /VLAN 50 already carries subnet/,
         'same VLAN, other gateway',
       );
+      const v6 = ok(
+        await admin('createVlanIpRange', {
+          zoneid: id.zone,
+          vlan: '51',
+          ip6gateway: '2001:db8:51::1',
+          ip6cidr: '2001:db8:51::/64',
+          startipv6: '2001:db8:51::10',
+          endipv6: '2001:db8:51::ff',
+        }),
+        'IPv6 range',
+      );
+      assert.equal(v6.vlan.ip6cidr, '2001:db8:51::/64');
+      assert.equal(v6.vlan.startipv6, '2001:db8:51::10');
+      refused(
+        await admin('createVlanIpRange', {
+          zoneid: id.zone,
+          vlan: '52',
+          ip6gateway: '2001:db8:52::1',
+          ip6cidr: '2001:db8:52::/64',
+          startipv6: '2001:db8:53::1',
+        }),
+        431,
+        /not inside the subnet 2001:db8:52::\/64/,
+        'IPv6 range outside its prefix',
+      );
+      ok(await admin('deleteVlanIpRange', { id: v6.vlan.id }), 'delete IPv6 range');
       assert.equal(ok(await admin('listVlanIpRanges', { zoneid: id.zone }), 'listVlanIpRanges').count, 1);
     });
 
@@ -352,6 +378,12 @@ for (const kind of kinds) {
         431,
         /source NAT IP of 'web'/,
         'release source NAT of a live network',
+      );
+      refused(
+        await admin('updatePhysicalNetwork', { id: id.pn, vlan: '150-199,300-310' }, { fetch_result: true }),
+        431,
+        /VLAN 100 is in use by network 'web'/,
+        'shrinking the VLAN range under a network',
       );
       const cap7 = ok(await admin('listCapacity', { zoneid: id.zone, type: 7 }), 'listCapacity 7')
         .capacity[0];
