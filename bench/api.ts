@@ -92,7 +92,7 @@ try {
     const id = (d.body as { domain: { id: string } }).domain.id;
     const q = await callApi(opts, 'deleteDomain', { id });
     if (q.status !== 200) return false;
-    const job = await waitForJob(opts, (q.body as { jobid: string }).jobid, { intervalMs: 20 });
+    const job = await waitForJob(opts, (q.body as { jobid: string }).jobid, { intervalMs: 50 });
     return job.jobstatus === 1;
   });
   await benchAssociate(opts, { clients, durationMs: duration, db: dbUrl ? dbUrl.split(':')[0]! : 'sqlite' });

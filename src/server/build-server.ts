@@ -3,7 +3,7 @@
  * the API and the job runner. It never listens: the CLI's `server` command does (tests use `inject()`).
  */
 import type { FastifyInstance } from 'fastify';
-import { openMigratedStore } from '../store/db.js';
+import { openMigratedStore, openStore } from '../store/db.js';
 import type { Store } from '../store/db.js';
 import { bootstrapAdmin } from '../accounts/bootstrap.js';
 import type { BootstrapResult } from '../accounts/bootstrap.js';
@@ -52,6 +52,7 @@ export interface BuiltServer {
 
 export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
   const store = await openMigratedStore(config.dbUrl, { poolSize: config.poolSize ?? 20 });
+  let jobStore: Store | undefined;
   try {
     const bootstrap = await bootstrapAdmin(store, {
       adminPassword: config.adminPassword,
@@ -59,7 +60,10 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
       adminSecretKey: config.adminSecretKey,
     });
     const registry = buildRegistry();
-    const runner = new JobRunner({ store, registry, pollMs: config.jobPollMs, log: config.log });
+    // Jobs get their own small pool on PostgreSQL/MariaDB, so a flood of API reads (clients polling
+    // queryAsyncJobResult) cannot starve the jobs they are waiting for. SQLite has one connection either way.
+    jobStore = store.kind === 'sqlite' ? store : await openStore(config.dbUrl, { poolSize: 8 });
+    const runner = new JobRunner({ store: jobStore, registry, pollMs: config.jobPollMs, log: config.log });
     // Routers, VMs, their reconciler and GC (STACKNET_NETNS_PREFIX / STACKNET_CONTROL_CIDR: see src/vms/README.md).
     const vms = await startVmSubsystem(store, {
       driver: config.driver,
@@ -104,10 +108,12 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
         await integration?.app.close();
         await runner.stop();
         await vms.close();
+        if (jobStore && jobStore !== store) await jobStore.close();
         await store.close();
       },
     };
   } catch (e) {
+    if (jobStore && jobStore !== store) await jobStore.close();
     await store.close();
     throw e;
   }
