@@ -344,5 +344,57 @@ for (const kind of testDbKinds()) {
       const st = await routerHosts(id.net);
       assert.deepEqual(st.hosts.map((h) => h.hostname).sort(), ['vm1', 'vm3']);
     });
+
+    test('updateVirtualMachine, reboot, destroy + recover', async () => {
+      const v = (
+        await okJob('deployVirtualMachine', {
+          zoneid: id.zone,
+          networkids: id.net2,
+          name: 'up1',
+          displayname: 'up1',
+        })
+      ).virtualmachine;
+      const bad = await call('updateVirtualMachine', { id: v.id, displayname: 'no spaces allowed' });
+      assert.equal(bad.status, 431);
+      const u = await okCall('updateVirtualMachine', { id: v.id, displayname: 'renamed', userdata: 'bmV3' });
+      assert.equal(u.virtualmachine.displayname, 'renamed');
+      assert.equal((await routerHosts(id.net2)).metadata[v.nic[0].ipaddress]!.userData, 'bmV3');
+      assert.equal((await okJob('rebootVirtualMachine', { id: v.id })).virtualmachine.state, 'Running');
+      await okJob('destroyVirtualMachine', { id: v.id });
+      assert.equal((await okCall('recoverVirtualMachine', { id: v.id })).virtualmachine.state, 'Stopped');
+      assert.equal((await okJob('startVirtualMachine', { id: v.id })).virtualmachine.state, 'Running');
+    });
+
+    test('a redundant offering gets a router pair with their own guest addresses; the gateway is the VIP', async () => {
+      const off = (
+        await okCall('createNetworkOffering', {
+          name: 'RedundantIsolated',
+          displaytext: 'redundant',
+          guestiptype: 'Isolated',
+          traffictype: 'Guest',
+          supportedservices: 'Dhcp,Dns,UserData,SourceNat',
+          enable: 'true',
+        })
+      ).networkoffering;
+      const net = (
+        await okCall('createNetwork', {
+          zoneid: id.zone,
+          name: 'rn',
+          displaytext: 'rn',
+          networkofferingid: off.id,
+          gateway: '10.3.3.1',
+          netmask: '255.255.255.0',
+        })
+      ).network;
+      await okJob('deployVirtualMachine', { zoneid: id.zone, networkids: net.id, name: 'rv1' });
+      const routers = (await okCall('listRouters', { networkid: net.id })).router;
+      assert.equal(routers.length, 2);
+      for (const r of routers) {
+        assert.equal(r.isredundantrouter, true);
+        assert.notEqual(r.guestipaddress, '10.3.3.1');
+        assert.equal(r.gateway, '10.3.3.1');
+      }
+      assert.notEqual(routers[0].guestipaddress, routers[1].guestipaddress);
+    });
   });
 }
