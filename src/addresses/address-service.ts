@@ -255,27 +255,31 @@ function rowFor(req: AllocateRequest, value: bigint, now: number): NewAllocation
   };
 }
 
-function allocationOf(id: number, row: NewAllocationRow): Allocation {
-  return allocationFromRow({
+function allocationOf(id: number, row: NewAllocationRow, value: bigint): Allocation {
+  // Built from what was inserted (no key parsing back): this runs once per allocation on the hot path.
+  const address: IpAddress = { family: row.family as Family, value };
+  return {
     id,
     scope: row.scope,
-    family: row.family,
-    address: row.address,
-    range_id: row.range_id ?? null,
+    address,
+    ip: formatIp(address),
+    key: row.address,
     state: row.state,
-    owner_kind: row.owner_kind ?? null,
-    owner_id: row.owner_id ?? null,
-    zone_id: row.zone_id ?? null,
-    account_id: row.account_id ?? null,
-    domain_id: row.domain_id ?? null,
-    network_id: row.network_id ?? null,
-    vpc_id: row.vpc_id ?? null,
-    vm_id: row.vm_id ?? null,
-    source_nat: row.source_nat ?? 0,
-    is_system: row.is_system ?? 0,
+    rangeId: row.range_id ?? null,
+    ownerKind: row.owner_kind ?? null,
+    ownerId: row.owner_id ?? null,
+    zoneId: row.zone_id ?? null,
+    accountId: row.account_id ?? null,
+    domainId: row.domain_id ?? null,
+    networkId: row.network_id ?? null,
+    vpcId: row.vpc_id ?? null,
+    vmId: row.vm_id ?? null,
+    sourceNat: row.source_nat === 1,
+    isSystem: row.is_system === 1,
     created: row.created,
     updated: row.updated,
-  });
+    lostRaces: 0,
+  };
 }
 
 /** Inserts `sorted` into an ascending list without duplicates. */
@@ -306,7 +310,7 @@ async function allocateWith(port: Port, req: AllocateRequest): Promise<Allocatio
     });
     const row = rowFor(req, req.requested.value, now);
     const id = await port.insert(row);
-    if (id !== null) return allocationOf(id, row);
+    if (id !== null) return allocationOf(id, row, req.requested.value);
     const ref = { scope: req.scope, family, key: row.address };
     if (req.claimReservedBy !== undefined) {
       const patch: AllocationPatch = {
@@ -390,7 +394,11 @@ async function allocateWith(port: Port, req: AllocateRequest): Promise<Allocatio
     }
     const row = rowFor(req, value, now);
     const id = await port.insert(row);
-    if (id !== null) return { ...allocationOf(id, row), lostRaces: races };
+    if (id !== null) {
+      const a = allocationOf(id, row, value);
+      a.lostRaces = races;
+      return a;
+    }
     insertSorted(lost, value);
     if (!blind) races++;
     if (attempt >= MAX_LOST_RACES) {
@@ -423,11 +431,17 @@ export async function allocateAddress(store: Store, req: AllocateRequest): Promi
   return withRetries('allocating an address', () => allocateAddressTx(store.db, req));
 }
 
-// SQLite group commit. SQLite commits one transaction at a time and, with synchronous=FULL, pays one fsync per
-// commit; callers of one process that arrive while a commit is running are carried by the next transaction
-// together (each in its own savepoint, so one caller's refusal does not undo another's address) and all
-// answered after its COMMIT: every allocation is still durable before its caller hears of it. A lone caller
-// gets a transaction of its own, as before.
+// SQLite. A lone allocation (nobody else of this process waiting) runs its statements autocommitted, straight on
+// better-sqlite3 with prepared statements: a `random` one is a single INSERT ... ON CONFLICT DO NOTHING RETURNING,
+// which is its own durable transaction (no BEGIN/COMMIT/SAVEPOINT statements, no Kysely). The UNIQUE constraint
+// settles races with other processes exactly as it does on PostgreSQL/MariaDB, so no transaction is needed
+// around a window read and the INSERT that follows it.
+//
+// Group commit. SQLite commits one transaction at a time and, with synchronous=FULL, pays one fsync per commit;
+// callers of one process that arrive in the same turn of the event loop (or while a commit is running) are
+// carried by one BEGIN IMMEDIATE transaction together (each in its own savepoint, so one caller's refusal does
+// not undo another's address) and all answered after its COMMIT: every allocation is still durable before its
+// caller hears of it.
 interface GroupJob {
   req: AllocateRequest;
   resolve(a: Allocation): void;
@@ -454,15 +468,30 @@ function sqliteAllocate(store: Store, conn: SqliteConnection, req: AllocateReque
   const queue = q;
   return new Promise<Allocation>((resolve, reject) => {
     queue.pending.push({ req, resolve, reject });
-    if (!queue.draining) void drainGroups(store, conn, queue);
+    if (!queue.draining) {
+      queue.draining = true;
+      // Callers resumed in the same microtask batch (e.g. all those answered by the previous COMMIT) queue up
+      // before the drain starts, and share a transaction.
+      queueMicrotask(() => void drainGroups(store, conn, queue));
+    }
   });
 }
 
 async function drainGroups(store: Store, conn: SqliteConnection, q: GroupQueue): Promise<void> {
-  q.draining = true;
   try {
     while (q.pending.length > 0) {
       const group = q.pending.splice(0, GROUP_MAX);
+      if (group.length === 1) {
+        const job = group[0] as GroupJob;
+        try {
+          job.resolve(
+            await withRetries('allocating an address', () => allocateWith(lonePort(store, conn), job.req)),
+          );
+        } catch (e) {
+          job.reject(e);
+        }
+        continue;
+      }
       let outcomes: Outcome[];
       try {
         outcomes = await withRetries('allocating an address', () =>
@@ -481,6 +510,22 @@ async function drainGroups(store: Store, conn: SqliteConnection, q: GroupQueue):
   } finally {
     q.draining = false;
   }
+}
+
+/**
+ * Autocommitted statements for a lone allocation. better-sqlite3 is synchronous, so a statement run while the
+ * connection is outside any transaction cannot land inside another caller's; while a Kysely transaction of this
+ * process is open on the connection (it may await between its statements), the statement goes through Kysely,
+ * which waits for that transaction to end.
+ */
+function lonePort(store: Store, conn: SqliteConnection): Port {
+  return {
+    window: (q) => (conn.inTransaction ? selectTakenWindow(store.db, q) : sqliteTakenWindow(conn, q)),
+    insert: (row) =>
+      conn.inTransaction ? insertAllocationRow(store.db, row) : sqliteInsertAllocation(conn, row),
+    find: (ref) => findAllocationRow(store.db, ref),
+    update: (ref, from, to, patch, now) => updateAllocationState(store.db, ref, from, to, patch, now),
+  };
 }
 
 async function runGroup(conn: SqliteConnection, c: Executor, group: GroupJob[]): Promise<Outcome[]> {
