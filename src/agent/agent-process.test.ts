@@ -178,6 +178,30 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     });
   });
 
+  it('an addition written ahead whose delta then fails validation is taken back out (reload)', async () => {
+    const before = await status();
+    const h = hostFor(90);
+    const r = await pushDelta(control, secret, {
+      baseGeneration: gen,
+      generation: gen + 1,
+      hosts: { upsert: [h] },
+      metadata: { upsert: { [h.ipv4]: { userData: 'abcde', metaData: {} } } },
+    });
+    assert.ok(!r.ok && r.httpStatus === 400 && r.field === `/metadata/${h.ipv4}/userData`, JSON.stringify(r));
+    await eventually(async () => {
+      const st = await status();
+      assert.equal(st.counters.reloads, before.counters.reloads + 1);
+      assert.equal(st.conditions.find((c) => c.type === 'Progressing')?.status, false);
+    });
+    const loaded = readdirSync(join(dataDir, 'dhcphosts.d'))
+      .map((f) => readFileSync(join(dataDir, 'dhcphosts.d', f), 'utf8'))
+      .join('');
+    assert.ok(
+      !loaded.includes(h.mac) && !readFileSync(join(dataDir, 'dhcphosts.txt'), 'utf8').includes(h.mac),
+    );
+    assert.equal((await status()).generation, gen);
+  });
+
   it('a burst of 30 pushes arriving together is coalesced (no reloads, far fewer applies)', async () => {
     const before = await status();
     const pushes: Promise<unknown>[] = [];

@@ -148,7 +148,11 @@ export function planDnsmasq(
     if (!h.defaultNic) continue; // in dnsmasq.conf: covered by the conf comparison above
     const line = dhcpHostLine(h, lease);
     wantedLines.add(line);
-    if (loaded.hostLines.has(line)) continue;
+    if (loaded.hostLines.has(line)) {
+      // Written ahead of the full apply (the agent's addAhead): only its names are left to add.
+      for (const n of nameLines(h, domain)) if (!loaded.nameLines.has(n)) addNames.push(n);
+      continue;
+    }
     const mac = h.mac.toLowerCase();
     if (loaded.macs.has(mac) || loaded.ips.has(h.ipv4)) return { kind: 'reload' };
     // An address still leased to another MAC (a release that did not arrive) would get no offer either.
