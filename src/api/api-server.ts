@@ -14,6 +14,7 @@ import { parseParams, parseIsoWithZone, isUuid } from './params.js';
 import type { CommandRegistry, ResolvedCommand } from './registry.js';
 import { verifySignature } from './signature.js';
 import { enqueueJob } from './jobs/repository.js';
+import type { ApiThrottle } from './throttle.js';
 import { PREPARED_PARAM } from './jobs/runner.js';
 import { callerByApiKey, callerByLogin, callerByUserId, displayPath } from '../accounts/repository.js';
 import { generateSessionKey, sha256Hex, verifyPassword } from '../accounts/credentials.js';
@@ -33,6 +34,8 @@ export interface ApiServerDeps {
    * (CloudStack runs them as SYSTEM; stacknet as the default root admin). Only ever bound to 127.0.0.1.
    */
   trustedCaller?: () => Promise<Caller>;
+  /** Set when `api.throttling.enabled` was true at start. */
+  throttle?: ApiThrottle;
 }
 
 export interface ApiRequest {
@@ -289,6 +292,12 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
       caller = deps.trustedCaller ? await deps.trustedCaller() : await authenticate(deps, req);
     } catch (e) {
       throw toCloudStackError(e, 'authenticating the request');
+    }
+    if (deps.throttle && caller.role !== 'Admin' && !deps.throttle.allow(caller.accountId, nowMs())) {
+      throw new CloudStackError(
+        'ApiLimitExceeded',
+        'There are too many API calls made within the interval (api.throttling.max per api.throttling.interval); please retry later',
+      );
     }
     const cmd = deps.registry.forRole(command, caller.role);
     if (!cmd) {

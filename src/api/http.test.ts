@@ -115,3 +115,35 @@ test('integration.api.port: off by default; when set, requests need no signature
   const main = await s.app.inject({ url: '/client/api?command=listAccounts&response=json' });
   assert.equal(main.statusCode, 401);
 });
+
+test('api.throttling: read at start; a user over api.throttling.max per interval gets 429, root admins do not', async () => {
+  const q = (k: typeof keys, command: string, params: Record<string, string> = {}) =>
+    s.app.inject({ url: `/client/api?${signedQuery(k, command, params)}` });
+  const acct = await q(keys, 'createAccount', {
+    username: 'throttled',
+    password: 'pw',
+    email: 't@example.org',
+    firstname: 'T',
+    lastname: 'T',
+  });
+  assert.equal(acct.statusCode, 200, acct.body);
+  const userId = acct.json().createaccountresponse.account.user[0].id as string;
+  const reg = await q(keys, 'registerUserKeys', { id: userId });
+  const uk = reg.json().registeruserkeysresponse.userkeys as { apikey: string; secretkey: string };
+  const user = { url: '', apiKey: uk.apikey, secretKey: uk.secretkey };
+  for (const [name, value] of [
+    ['api.throttling.enabled', 'true'],
+    ['api.throttling.max', '3'],
+    ['api.throttling.interval', '60'],
+  ]) {
+    assert.equal((await q(keys, 'updateConfiguration', { name: name!, value: value! })).statusCode, 200);
+  }
+  assert.equal((await q(user, 'listAccounts')).statusCode, 200, 'settings apply only after a restart');
+  await s.close();
+  s = await buildServer({ ...s.config });
+  for (let i = 0; i < 3; i++) assert.equal((await q(user, 'listAccounts')).statusCode, 200);
+  const over = await q(user, 'listAccounts', { response: 'json' });
+  assert.equal(over.statusCode, 429);
+  assert.equal(over.json().listaccountsresponse.cserrorcode, 4545);
+  for (let i = 0; i < 5; i++) assert.equal((await q(keys, 'listAccounts')).statusCode, 200);
+});

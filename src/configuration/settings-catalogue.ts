@@ -416,7 +416,9 @@ export const settingDefinitions = [
     'management-server',
     'Allow the domain of the account to be exposed in instance metadata (cloud-domain and cloud-domain-id)',
   ),
-  s('api.throttling.enabled', 'Boolean', 'false', 'global', 'ApiServer', 'Enable/disable Api rate limit'),
+  s('api.throttling.enabled', 'Boolean', 'false', 'global', 'ApiServer', 'Enable/disable Api rate limit', {
+    isDynamic: false,
+  }),
   s(
     'api.throttling.interval',
     'Integer',
@@ -424,7 +426,7 @@ export const settingDefinitions = [
     'global',
     'ApiServer',
     'Time interval (in seconds) to reset API count',
-    { check: positive },
+    { check: positive, isDynamic: false },
   ),
   s(
     'api.throttling.max',
@@ -433,7 +435,7 @@ export const settingDefinitions = [
     'global',
     'ApiServer',
     'Max allowed number of APIs within fixed interval',
-    { check: positive },
+    { check: positive, isDynamic: false },
   ),
   s(
     'api.throttling.cachesize',
@@ -442,7 +444,7 @@ export const settingDefinitions = [
     'global',
     'ApiServer',
     'Account based API count cache size',
-    { check: positive },
+    { check: positive, isDynamic: false },
   ),
 ] as const satisfies readonly SettingDefinition[];
 

@@ -56,6 +56,12 @@ export const errorKinds = {
     csErrorCode: 9999,
     summary: 'the command does not exist, or the caller may not use it (or no command was sent)',
   },
+  ApiLimitExceeded: {
+    httpCode: 429,
+    csErrorCode: 4545,
+    summary:
+      'the account made more API calls than api.throttling.max within api.throttling.interval; retry later',
+  },
 } as const;
 
 export type ErrorKind = keyof typeof errorKinds;

@@ -11,6 +11,7 @@ import { buildRegistry } from '../api/registry.js';
 import type { CommandRegistry } from '../api/registry.js';
 import { buildHttpApp } from '../api/http.js';
 import { JobRunner } from '../api/jobs/runner.js';
+import { ApiThrottle } from '../api/throttle.js';
 import { getSetting } from '../configuration/repository.js';
 import { defaultRootAdmin } from '../accounts/repository.js';
 import { internalError } from '../errors/catalogue.js';
@@ -72,7 +73,20 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
       controlCidr: process.env.STACKNET_CONTROL_CIDR,
       log: config.log,
     });
-    const app = buildHttpApp({ store, registry, onJobQueued: () => runner.wake(), log: config.log });
+    const throttle = (await getSetting(store.db, 'api.throttling.enabled'))
+      ? new ApiThrottle({
+          intervalSeconds: await getSetting(store.db, 'api.throttling.interval'),
+          max: await getSetting(store.db, 'api.throttling.max'),
+          cacheSize: await getSetting(store.db, 'api.throttling.cachesize'),
+        })
+      : undefined;
+    const app = buildHttpApp({
+      store,
+      registry,
+      onJobQueued: () => runner.wake(),
+      log: config.log,
+      throttle,
+    });
     const integrationPort = await getSetting(store.db, 'integration.api.port');
     const integration =
       integrationPort > 0
