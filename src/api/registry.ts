@@ -13,6 +13,7 @@ import { commands as jobCommands } from './jobs/commands.js';
 import { listApisCommand } from './list-apis.js';
 import { commands as vmCommands } from '../vms/commands.js';
 import { commands as routerCommands } from '../routers/commands.js';
+import { commands as keypairCommands } from '../vms/keypair-commands.js';
 import { commands as infrastructureCommands } from '../infrastructure/commands.js';
 import { commands as offeringCommands } from '../offerings/commands.js';
 import { commands as networkCommands } from '../networks/commands.js';
@@ -32,6 +33,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   capacityCommands,
   vmCommands,
   routerCommands,
+  keypairCommands,
 ];
 
 export interface ResolvedParam extends ParamSpec {

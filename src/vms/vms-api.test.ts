@@ -396,5 +396,39 @@ for (const kind of testDbKinds()) {
       }
       assert.notEqual(routers[0].guestipaddress, routers[1].guestipaddress);
     });
+
+    test('SSH key pairs: registered, refused when malformed, served as public-keys metadata', async () => {
+      const blob = Buffer.concat([
+        Buffer.from([0, 0, 0, 11]),
+        Buffer.from('ssh-ed25519'),
+        Buffer.from([0, 0, 0, 32]),
+        Buffer.alloc(32, 7),
+      ]);
+      const pub = `ssh-ed25519 ${blob.toString('base64')} me@host`;
+      const k = (await okCall('registerSSHKeyPair', { name: 'k1', publickey: pub })).keypair;
+      assert.match(k.fingerprint, /^([0-9a-f]{2}:){15}[0-9a-f]{2}$/);
+      assert.equal((await call('registerSSHKeyPair', { name: 'k2', publickey: 'ssh-rsa nope' })).status, 431);
+      assert.equal((await call('registerSSHKeyPair', { name: 'k1', publickey: pub })).status, 431);
+      assert.equal((await okCall('listSSHKeyPairs', { name: 'k1' })).count, 1);
+      const v = (
+        await okJob('deployVirtualMachine', {
+          zoneid: id.zone,
+          networkids: id.net2,
+          name: 'kv',
+          keypair: 'k1',
+        })
+      ).virtualmachine;
+      assert.equal(v.keypairs, 'k1');
+      assert.equal((await routerHosts(id.net2)).metadata[v.nic[0].ipaddress]!.metaData['public-keys'], pub);
+      const missing = await job('deployVirtualMachine', {
+        zoneid: id.zone,
+        networkids: id.net2,
+        name: 'kv2',
+        keypair: 'nope',
+      });
+      assert.match(missing.error.errortext, /keypair/);
+      await okCall('deleteSSHKeyPair', { name: 'k1' });
+      assert.equal((await okCall('listSSHKeyPairs', { name: 'k1' })).count ?? 0, 0);
+    });
   });
 }
