@@ -4,9 +4,11 @@
  * which halves the commit rate of a one-allocation transaction (measured: ~7,600/s vs ~15,000/s with
  * synchronous=NORMAL on the bench machine); see docs/benchmarks.md "IPAM allocation".
  *
- * Callers must hold Kysely's connection (`store.db.connection().execute(...)`): better-sqlite3 has one
- * connection per store, and Kysely's mutex around it is what keeps our BEGIN/COMMIT from interleaving with a
- * Kysely transaction of another caller in this process. Other processes are kept out by BEGIN IMMEDIATE.
+ * A transaction here (BEGIN/SAVEPOINT/COMMIT) needs Kysely's connection held (`store.db.connection().execute(...)`):
+ * better-sqlite3 has one connection per store, and Kysely's mutex around it is what keeps our BEGIN/COMMIT from
+ * interleaving with a Kysely transaction of another caller in this process. Other processes are kept out by BEGIN
+ * IMMEDIATE. A single autocommitted statement may run without the mutex while `conn.inTransaction` is false:
+ * better-sqlite3 is synchronous, so it cannot end up inside anybody's transaction (address-service.ts lonePort).
  */
 import type { Database as SqliteConnection, Statement } from 'better-sqlite3';
 import { HOT, insertParams } from './address-repository.js';
