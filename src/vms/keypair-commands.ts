@@ -1,13 +1,6 @@
 /** registerSSHKeyPair, listSSHKeyPairs, deleteSSHKeyPair: keys deployVirtualMachine's keypair(s) refer to. */
 import { createHash, randomUUID } from 'node:crypto';
-import {
-  allRoles,
-  defineCommand,
-  listResult,
-  objectResult,
-  refParams,
-  successResult,
-} from '../api/command.js';
+import { allRoles, defineCommand, listResult, objectResult, successResult } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
 import { scopeToCaller } from '../accounts/scope.js';
 import { invalidParameter } from '../errors/catalogue.js';
