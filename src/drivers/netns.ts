@@ -256,6 +256,18 @@ export class NetnsDriver implements Driver {
         ...(r.guestMac ? { mac: r.guestMac } : {}),
       });
     }
+    // A network implemented again (after GC) may have a new VLAN, so a new bridge: re-attach the guest port.
+    await run([
+      'ip',
+      '-n',
+      this.switchNs,
+      'link',
+      'set',
+      `r${r.id}`,
+      'master',
+      NetnsDriver.bridgeName(r.network),
+      'up',
+    ]);
     if (!/\beth1@/.test(inner)) {
       const outer = `${this.tag}c${r.id}`;
       await deleteLink(outer);
@@ -368,6 +380,9 @@ export class NetnsDriver implements Driver {
         // A stale outer end (namespace deleted asynchronously) would make the add fail: -force goes on.
         sw.push(`link del n${nic.id}`);
         sw.push(`link add n${nic.id} type veth peer name ${ifname} address ${nic.mac} netns ${ns}`);
+        sw.push(`link set n${nic.id} master ${NetnsDriver.bridgeName(nic.network)} up`);
+      } else {
+        // The network may have been re-implemented on another VLAN (bridge) since this VM last ran.
         sw.push(`link set n${nic.id} master ${NetnsDriver.bridgeName(nic.network)} up`);
       }
       guest.push(`link set ${ifname} up`);

@@ -353,6 +353,60 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     }
   });
 
+  test('network GC: an idle network is shut down (router stopped, VLAN returned) and comes back on VM start', async () => {
+    const offs = ok(
+      await admin('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' }),
+      'offerings',
+    );
+    const net = ok(
+      await admin('createNetwork', {
+        zoneid: id.zone,
+        name: 'gcnet',
+        displaytext: 'gcnet',
+        networkofferingid: offs.networkoffering[0].id,
+        gateway: '10.3.0.1',
+        netmask: '255.255.255.0',
+      }),
+      'createNetwork gcnet',
+    );
+    id.gcnet = net.network.id;
+    const g = ok(
+      await admin(
+        'deployVirtualMachine',
+        { zoneid: id.zone, networkids: id.gcnet, name: 'gc1' },
+        { fetch_result: true },
+      ),
+      'deploy gc1',
+    ).virtualmachine;
+    vms.gc1 = { id: g.id, ip: g.nic[0].ipaddress, ns: `${prefix}${g.instancename}` };
+    await holds('gc1');
+    ok(await admin('stopVirtualMachine', { id: g.id }, { fetch_result: true }), 'stop gc1');
+    ok(await admin('updateConfiguration', { name: 'network.gc.wait', value: '1' }), 'gc.wait');
+    ok(await admin('updateConfiguration', { name: 'network.gc.interval', value: '1' }), 'gc.interval');
+    try {
+      await eventually(
+        async () => {
+          const n = ok(await admin('listNetworks', { id: id.gcnet }), 'listNetworks').network[0];
+          const r = ok(await admin('listRouters', { networkid: id.gcnet }), 'listRouters').router[0];
+          return n.state === 'Allocated' && !n.vlan && r.state === 'Stopped' ? true : undefined;
+        },
+        { timeoutMs: 15_000, what: 'the idle network to be shut down' },
+      );
+    } finally {
+      ok(
+        await admin('updateConfiguration', { name: 'network.gc.interval', value: '600' }),
+        'gc.interval back',
+      );
+    }
+    ok(await admin('startVirtualMachine', { id: g.id }, { fetch_result: true }), 'start gc1');
+    assert.equal(
+      ok(await admin('listNetworks', { id: id.gcnet }), 'listNetworks').network[0].state,
+      'Implemented',
+    );
+    const l = (await holds('gc1'))!;
+    assert.equal(l.router, '10.3.0.1');
+  });
+
   test('stopping the server leaves the data plane; stacknet netns cleanup removes what it created and nothing else', async () => {
     await execFileP('ip', ['netns', 'add', `${prefix}bystander`]);
     await bridge.close();
