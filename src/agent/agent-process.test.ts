@@ -9,6 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { leaseDirFor } from './lease-dir.js';
 import type { AgentStatus } from './agent.js';
 import { getAppliedState, getStatus, pushDelta, pushFull } from './control-client.js';
 import type { DesiredState } from './desired-state.js';
@@ -95,6 +96,7 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     const link = await net.hostLink(vr, 'ctl0');
     control = `${link.nsAddress}:3922`;
     dataDir = await net.tempDir('vr');
+    net.removeOnCleanup(leaseDirFor(resolve(dataDir)));
     agent = spawnAgent();
     await waitUp();
   });

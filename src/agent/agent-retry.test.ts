@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { leaseDirFor } from './lease-dir.js';
 import { getStatus, pushFull } from './control-client.js';
 import { baseState } from './testing/fixtures.js';
 import { TestNet, eventually, runIn } from '../netns/index.js';
@@ -23,6 +24,7 @@ describe('router-agent retries environment failures', { timeout: 60_000 }, () =>
     const link = await net.hostLink(vr, 'ctl0');
     control = `${link.nsAddress}:3922`;
     const dataDir = await net.tempDir('vr');
+    net.removeOnCleanup(leaseDirFor(resolve(dataDir)));
     const agent = net.spawnIn(
       vr,
       [

@@ -4,22 +4,13 @@
  * status. One instance per router; the control, metadata and password servers are thin shells around it.
  */
 import { createHash } from 'node:crypto';
-import {
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statfsSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DesiredState, DesiredStateDelta, VmMetadata } from './desired-state.js';
 import { applyDelta } from './desired-state.js';
 import type { DnsmasqPaths, Lease } from './render/dnsmasq.js';
 import { dhcpHostLine, leaseTimeText, mergeLeases, parseLeases } from './render/dnsmasq.js';
-import { cidrContains, parseIpv4Cidr } from './render/ip.js';
+import { cidrContains, ipv6GatewayOf, parseIpv4Cidr } from './render/ip.js';
 import { nftTableName } from './render/nftables.js';
 import type { LoadedDnsmasq, Rendered, RenderContext } from './render/render.js';
 import { leasesToRelease, loadedFrom, noteAdded, planDnsmasq, render } from './render/render.js';
@@ -27,6 +18,7 @@ import { ProcessSupervisor } from './process-supervisor.js';
 import {
   dnsmasqTest,
   ensureAddress,
+  ensureAddress6,
   inInitialNetNamespace,
   interfaceAddresses,
   interfaceExists,
@@ -35,9 +27,11 @@ import {
   readText,
   releaseLeases,
   removeAddress,
+  run,
   stopReleaser,
 } from './system.js';
 import { validateDelta, validateDesiredState } from './validate-desired-state.js';
+import { leaseDirFor } from './lease-dir.js';
 
 export interface AgentOptions {
   dataDir: string;
@@ -55,27 +49,7 @@ export interface AgentOptions {
   log?: (message: string) => void;
 }
 
-const tmpfsMagic = 0x01021994;
-
-/**
- * dnsmasq fsyncs its lease file on every change it writes — after each DHCPACK and after each hostsdir pick-up —
- * so on a disk shared with busy databases a new VM's answer waits for two fsyncs (4 ms median, 30 ms tail,
- * measured here under load). The leases need no durability: the agent pre-seeds one for every host of the
- * desired state whenever dnsmasq starts, so after a reboot renewing guests still get their ACK. Hence a tmpfs
- * (`/dev/shm`) directory derived from the data directory (a restarted agent finds the same one).
- */
-export function leaseDirFor(dataDir: string): string {
-  try {
-    if (statfsSync('/dev/shm').type === tmpfsMagic)
-      return join(
-        '/dev/shm',
-        `stacknet-vr-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`,
-      );
-  } catch {
-    /* no /dev/shm */
-  }
-  return dataDir;
-}
+export { leaseDirFor };
 
 export type ConditionType = 'Available' | 'Progressing' | 'Degraded';
 export interface Condition {
@@ -827,6 +801,7 @@ export class RouterAgent {
         await removeAddress(old.dev, prev.state.router.guestIp, old.prefix);
     }
     this.addressesWeAdded.add(state.router.guestIp);
+    await this.ensureIpv6(state, prev?.state ?? null);
     if (state.router.redundant) this.holdsVip = interfaceAddresses(gi).includes(state.network.gateway);
 
     await this.applyDnsmasq(state, rendered, prev);
@@ -835,6 +810,24 @@ export class RouterAgent {
     this.persist(state);
     await this.applyFirewall(state, rendered, prev?.rendered ?? null);
     await this.applyKeepalived(rendered);
+  }
+
+  /**
+   * The VR's IPv6 gateway address on the guest interface, before dnsmasq (re)starts: dnsmasq advertises a prefix
+   * only on an interface holding an address in it. A redundant pair would need the address to move with the
+   * VIP (keepalived); not done, so a redundant router advertises nothing.
+   */
+  private async ensureIpv6(state: DesiredState, prev: DesiredState | null): Promise<void> {
+    const gi = this.options.guestInterface;
+    const want = state.router.redundant ? null : ipv6GatewayOf(state.network);
+    const had = prev && !prev.router.redundant ? ipv6GatewayOf(prev.network) : null;
+    if (had && had !== want) {
+      const len = prev!.network.ipv6Cidr!.split('/')[1]!;
+      await run('ip', ['-6', 'addr', 'del', `${had}/${len}`, 'dev', gi]);
+    }
+    if (!want) return;
+    const err = await ensureAddress6(gi, want, Number(state.network.ipv6Cidr!.split('/')[1]));
+    if (err) throw new ApplyFailure('GuestAddressFailed', `cannot add ${want} to ${gi}: ${err}`);
   }
 
   private async applyDnsmasq(

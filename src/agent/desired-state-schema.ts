@@ -68,6 +68,7 @@ const definitions = {
         ],
       },
       ipv6Cidr,
+      ipv6Gateway: ipv6,
       dnsmasqOptions: { type: 'array', items: { type: 'string', pattern: '^[^\\n\\r]*$' } },
     },
   },

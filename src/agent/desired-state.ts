@@ -72,7 +72,13 @@ export interface NetworkSpec {
   useExternalDns: boolean;
   /** Lease time in seconds, or `infinite` (CloudStack's hard-coded value and the default). */
   leaseTime?: number | 'infinite';
+  /**
+   * Guest IPv6 prefix (CloudStack gives isolated networks a /64). The VR takes `ipv6Gateway` on its guest interface
+   * and advertises the prefix (router advertisements, SLAAC: guests form their EUI-64 address, reference §2.6).
+   */
   ipv6Cidr?: string;
+  /** The VR's IPv6 address, the guests' IPv6 gateway; default the first address of `ipv6Cidr`. */
+  ipv6Gateway?: string;
   /**
    * Extra raw dnsmasq lines appended to the configuration. Not a CloudStack concept; an escape hatch for
    * operators, and the way tests feed dnsmasq something it rejects.

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { leaseDirFor } from './lease-dir.js';
 import { getStatus, pushFull } from './control-client.js';
 import type { DesiredState } from './desired-state.js';
 import { baseState, hostFor } from './testing/fixtures.js';
@@ -70,6 +71,7 @@ describe('redundant pair', { timeout: 60_000 }, () => {
       await net.veth({ ns, ifname: 'eth0', bridge: br });
       const link = await net.hostLink(ns, 'ctl0');
       const dataDir = await net.tempDir(role);
+      net.removeOnCleanup(leaseDirFor(resolve(dataDir)));
       const control = `${link.nsAddress}:3922`;
       const agent = spawnAgent(ns, control, dataDir);
       vrs.push({ ns, control, dataDir, agent });

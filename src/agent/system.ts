@@ -41,6 +41,25 @@ export function interfaceAddresses(ifname: string): string[] {
   return (networkInterfaces()[ifname] ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address);
 }
 
+export function interfaceAddresses6(ifname: string): string[] {
+  return (networkInterfaces()[ifname] ?? []).filter((a) => a.family === 'IPv6').map((a) => a.address);
+}
+
+/**
+ * The router's IPv6 address on the guest interface. `nodad`: the VR is the only holder of its gateway address, and
+ * duplicate address detection would keep it tentative (unusable for dnsmasq's advertisements) for a second.
+ */
+export async function ensureAddress6(
+  ifname: string,
+  address: string,
+  prefix: number,
+): Promise<string | null> {
+  if (interfaceAddresses6(ifname).includes(address)) return null;
+  const r = await run('ip', ['-6', 'addr', 'add', `${address}/${prefix}`, 'dev', ifname, 'nodad']);
+  if (r.code !== 0 && !/File exists/.test(r.stderr)) return r.stderr.trim();
+  return null;
+}
+
 export function interfaceExists(ifname: string): boolean {
   return existsSync(`/sys/class/net/${ifname}`);
 }

@@ -7,7 +7,7 @@ import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import type { DesiredState, DesiredStateDelta } from './desired-state.js';
 import { desiredStateDeltaSchema, desiredStateSchema } from './desired-state-schema.js';
-import { cidrContains, parseIpv4Cidr } from './render/ip.js';
+import { cidrContains, ipv6CidrContains, parseIpv4Cidr, parseIpv6Cidr } from './render/ip.js';
 
 export type Validation<T> = { ok: true; value: T } | { ok: false; field: string; message: string };
 
@@ -72,6 +72,14 @@ export function validateDesiredState(
     return fail('/router/guestIp', `${state.router.guestIp} is not inside ${state.network.cidr}`);
   if (state.router.redundant && state.router.guestIp === state.network.gateway)
     return fail('/router/guestIp', 'a redundant router needs its own guest address; the gateway is the VIP');
+  if (state.network.ipv6Gateway) {
+    if (!state.network.ipv6Cidr) return fail('/network/ipv6Gateway', 'needs /network/ipv6Cidr');
+    if (!ipv6CidrContains(parseIpv6Cidr(state.network.ipv6Cidr), state.network.ipv6Gateway))
+      return fail(
+        '/network/ipv6Gateway',
+        `${state.network.ipv6Gateway} is not inside ${state.network.ipv6Cidr}`,
+      );
+  }
   const macs = new Set<string>();
   const ips = new Map<string, number>();
   const names = new Map<string, number>();

@@ -181,6 +181,11 @@ export class TestNet {
     return d;
   }
 
+  /** Remove `path` (a file or directory something we started creates outside our temp dirs) at cleanup(). */
+  removeOnCleanup(path: string): void {
+    this.dirs.push(path);
+  }
+
   async udhcpc(ns: string, ifname: string, opts: UdhcpcOptions = {}): Promise<DhcpRunResult> {
     const r = await runUdhcpc(ns, ifname, opts);
     if (r.process) this.processes.push(r.process);

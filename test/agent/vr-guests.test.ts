@@ -17,6 +17,7 @@ import {
 } from '../../src/netns/index.js';
 import { readFile } from 'node:fs/promises';
 import type { DesiredState } from '../../src/agent/desired-state.js';
+import { eui64Address } from '../../src/agent/render/ip.js';
 import { VrLab, type RouterUnderTest } from './vr-lab.js';
 
 const MAC1 = '02:aa:00:00:00:01';
@@ -24,6 +25,7 @@ const MAC2 = '02:aa:00:00:00:02';
 const MAC3 = '02:aa:00:00:00:03';
 const MAC3D = '02:aa:00:00:00:33';
 const MAC4 = '02:aa:00:00:00:04';
+const MAC5 = '02:aa:00:00:00:05';
 const STRANGER = '02:aa:00:00:00:99';
 
 describe('router agent: DHCP, DNS, metadata and password with real clients', () => {
@@ -240,6 +242,36 @@ describe('router agent: DHCP, DNS, metadata and password with real clients', () 
     assert.deepEqual(d.answers, [lab.ip(12)]);
     const old = await dig(g.vm1!, 'vm2', lab.ip(1));
     assert.equal(old.status, 'NXDOMAIN', old.raw);
+  });
+
+  it('IPv6: the VR takes its gateway address and advertises the prefix; a guest forms its SLAAC EUI-64 address', async () => {
+    const prefix = 'fd00:60::/64';
+    const want = eui64Address(prefix, MAC5);
+    const v6 = await lab.guest('v6', MAC5);
+    const base = (await vr.status()).generation!;
+    const r = await vr.patch({
+      baseGeneration: base,
+      generation: base + 1,
+      network: { ...state.network, ipv6Cidr: prefix },
+      hosts: { upsert: [lab.host(15, MAC5, 'vm5', { ipv6: want })] },
+    });
+    assert.ok(r.ok, JSON.stringify(r));
+    const vrAddrs = await execIn(vr.ns, ['ip', '-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'global']);
+    assert.match(vrAddrs.stdout, /inet6 fd00:60::1\/64/);
+    await eventually(
+      async () => {
+        const a = await execIn(v6, ['ip', '-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'global']);
+        assert.ok(a.stdout.includes(`inet6 ${want}/64`), a.stdout);
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: `SLAAC address ${want} on the guest` },
+    );
+    // The advertisement also makes the VR the guest's IPv6 default router (from its link-local address).
+    await eventually(async () => {
+      const rt = await execIn(v6, ['ip', '-6', 'route', 'show', 'default']);
+      assert.match(rt.stdout, /default via fe80::/);
+    });
+    const d = await dig(g.vm1!, 'vm5', lab.ip(1), { type: 'AAAA' });
+    assert.deepEqual(d.answers, [want]);
   });
 });
 

@@ -15,6 +15,7 @@ import {
   type PushOptions,
   type PushResult,
 } from '../../src/agent/control-client.js';
+import { leaseDirFor } from '../../src/agent/lease-dir.js';
 import type { DesiredState, DesiredStateDelta, HostSpec } from '../../src/agent/desired-state.js';
 import {
   TestNet,
@@ -204,6 +205,8 @@ export class VrLab {
     await addRoute(ns, { to: `${this.upstreamIp}/32`, via: `198.51.100.${4 * n + 2}` });
     const secret = randomBytes(16).toString('hex');
     const dataDir = await this.net.tempDir(`${role}-data`);
+    // dnsmasq's lease file lives on tmpfs outside the data dir; a killed agent leaves it behind.
+    this.net.removeOnCleanup(leaseDirFor(resolve(dataDir)));
     const control = `${ctl.nsAddress}:3922`;
     const agent = this.spawnAgent(ns, control, secret, dataDir);
     const r = new RouterUnderTest(this, role, ns, control, secret, dataDir, agent);

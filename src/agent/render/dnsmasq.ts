@@ -130,7 +130,14 @@ export function renderDnsmasqConf(state: DesiredState, opts: DnsmasqRenderOption
   );
   if (net.ipv6Cidr) {
     const [prefix, len] = net.ipv6Cidr.split('/');
-    lines.push(`dhcp-range=set:${rangeTag}6,${prefix},static,${len},${lease}`);
+    // CloudStack's guests take their address by SLAAC (EUI-64 of the MAC, radvd on its VR, reference §2.6):
+    // dnsmasq sends the router advertisements (`slaac` sets the prefix's autonomous flag; `static` keeps DHCPv6
+    // answering the hosts listed with an address, the same EUI-64 one the server computed).
+    lines.push(
+      'enable-ra',
+      `ra-param=${guestInterface},10`,
+      `dhcp-range=set:${rangeTag}6,${prefix},static,slaac,${len},${lease}`,
+    );
     if (!net.useExternalDns) lines.push(`dhcp-option=tag:${rangeTag}6,option6:dns-server,[::]`);
   }
   // Non-default NICs live in the configuration file, not the hosts file: dnsmasq 2.90 segfaults on SIGHUP while
