@@ -163,6 +163,10 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
   const pools = poolsFor(ranges, owner);
   const base = {
     scope: publicScope(zone.id),
+    // Random, not lowest-first: concurrent callers chasing the same lowest address queue behind each other's
+    // uncommitted INSERT on PostgreSQL (a unique check waits for the in-flight row), one transaction at a time.
+    // CloudStack promises no order either (lowest range first, then whatever row the database returns).
+    strategy: 'random' as const,
     state: 'Allocating' as const,
     owner: { kind: 'publicip' },
     zoneId: zone.id,
