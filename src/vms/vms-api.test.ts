@@ -430,5 +430,21 @@ for (const kind of testDbKinds()) {
       await okCall('deleteSSHKeyPair', { name: 'k1' });
       assert.equal((await okCall('listSSHKeyPairs', { name: 'k1' })).count ?? 0, 0);
     });
+
+    test('stopRouter / startRouter: the router is rebuilt from the database', async () => {
+      const r = (await okCall('listRouters', { networkid: id.net2 })).router[0];
+      assert.equal((await okJob('stopRouter', { id: r.id })).router.state, 'Stopped');
+      const row = await s.store.db
+        .selectFrom('routers')
+        .select('id')
+        .where('uuid', '=', r.id)
+        .executeTakeFirstOrThrow();
+      assert.equal(sim().routers.get(Number(row.id))!.running, false);
+      const started = (await okJob('startRouter', { id: r.id })).router;
+      assert.equal(started.state, 'Running');
+      assert.equal(started.appliedgeneration, started.desiredgeneration);
+      const users = await call('listRouters', {});
+      assert.equal(users.status, 200);
+    });
   });
 }
