@@ -339,6 +339,25 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     assert.deepEqual(await pw('10.1.0.12', 'send_my_password'), { code: 200, body: 'saved_password' });
     assert.deepEqual(await pw('10.1.0.12', 'saved_password'), { code: 200, body: 'saved_password' });
     assert.equal((await pw('10.1.0.11', 'bogus')).code, 400);
+    // Served-once survives a failover only through the server: the status says which passwords were served, the
+    // server drops them; a new password (resetPassword) for the same address is served again.
+    assert.deepEqual((await status()).servedPasswords, ['10.1.0.11']);
+    let r = await pushDelta(control, secret, {
+      baseGeneration: gen,
+      generation: ++gen,
+      passwords: { remove: ['10.1.0.11'] },
+    });
+    assert.ok(r.ok && r.status.servedPasswords?.length === 0, JSON.stringify(r));
+    assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'saved_password' });
+    r = await pushDelta(control, secret, {
+      baseGeneration: gen,
+      generation: ++gen,
+      passwords: { upsert: { '10.1.0.11': 'N3w-pw' } },
+    });
+    assert.ok(r.ok && r.status.servedPasswords?.length === 0, JSON.stringify(r));
+    state = { ...state, generation: gen, passwords: { ...state.passwords, '10.1.0.11': 'N3w-pw' } };
+    assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'N3w-pw' });
+    assert.deepEqual((await status()).servedPasswords, ['10.1.0.11']);
   });
 
   it('restarts dnsmasq when it dies', async () => {

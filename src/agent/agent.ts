@@ -80,6 +80,12 @@ export interface AgentStatus {
     leasesReleased: number;
   };
   lastFailure: { generation: number; reason: string; message: string } | null;
+  /**
+   * Guest addresses whose password in the state in force this router has served (or the guest acknowledged).
+   * The server drops those passwords from the desired state (as CloudStack drops them from the databag), so the
+   * other router of a pair — or this one after a rebuild — never serves them again.
+   */
+  servedPasswords?: string[];
   leaseCount: number;
   leases?: Lease[];
 }
@@ -138,6 +144,10 @@ class ApplyFailure extends Error {
 interface Waiter {
   generation: number;
   resolve: (r: SubmitResult) => void;
+}
+
+function passwordDigest(ip: string, password: string): string {
+  return createHash('sha256').update(`${ip}\0${password}`).digest('hex');
 }
 
 function canonicalJson(v: unknown): string {
@@ -562,6 +572,7 @@ export class RouterAgent {
           this.settle(s.generation, null);
           // Ready for the next addition's check (addAhead), built while nothing is waiting.
           if (!this.pending && this.applied) this.hostIndex(this.applied.state);
+          this.pruneServed(s);
         } catch (e) {
           const f = e instanceof ApplyFailure ? e : new ApplyFailure('ApplyFailed', (e as Error).message);
           this.failure = { generation: s.generation, reason: f.reason, message: f.message };
@@ -1051,6 +1062,7 @@ export class RouterAgent {
       firewall: { loaded: this.firewallLoaded, message: this.firewallMessage },
       counters: { ...this.counters },
       lastFailure: this.failure,
+      servedPasswords: this.servedNow(),
       leaseCount: leases.length,
     };
     if (withLeases) st.leases = leases;
@@ -1081,18 +1093,39 @@ export class RouterAgent {
   takePassword(ip: string): string | null {
     const pw = this.applied?.state.passwords[ip];
     if (pw === undefined) return null;
-    const digest = createHash('sha256').update(`${ip}\0${pw}`).digest('hex');
+    const digest = passwordDigest(ip, pw);
     if (this.servedPasswords.get(ip) === digest) return null;
     this.servedPasswords.set(ip, digest);
     this.persistServed();
     return pw;
   }
 
+  private servedNow(): string[] {
+    const pws = this.applied?.state.passwords ?? {};
+    return Object.entries(pws)
+      .filter(([ip, pw]) => this.servedPasswords.get(ip) === passwordDigest(ip, pw))
+      .map(([ip]) => ip)
+      .sort();
+  }
+
+  /** Forget served-once facts for passwords the state no longer has (the server dropped them, or replaced them). */
+  private pruneServed(state: DesiredState): void {
+    let changed = false;
+    for (const [ip, digest] of this.servedPasswords) {
+      const pw = state.passwords[ip];
+      if (pw === undefined || passwordDigest(ip, pw) !== digest) {
+        this.servedPasswords.delete(ip);
+        changed = true;
+      }
+    }
+    if (changed) this.persistServed();
+  }
+
   /** `saved_password`: the guest has stored it; never serve that password again. */
   ackPassword(ip: string): void {
     const pw = this.applied?.state.passwords[ip];
     if (pw === undefined) return;
-    this.servedPasswords.set(ip, createHash('sha256').update(`${ip}\0${pw}`).digest('hex'));
+    this.servedPasswords.set(ip, passwordDigest(ip, pw));
     this.persistServed();
   }
 
