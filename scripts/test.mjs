@@ -41,7 +41,8 @@ if (build.status !== 0) process.exit(build.status ?? 1);
 const concurrency = process.env.STACKNET_TEST_CONCURRENCY ?? '2';
 const run = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files],
+  // A hung test must fail, not hang CI: no single test may take more than 10 minutes.
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=600000', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, STACKNET_ROOT: root } },
 );
 process.exit(run.status ?? 1);

@@ -77,7 +77,26 @@ export const serverCommand: CliCommand = {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
-    await server.close();
+    // A shutdown that hangs (a driver pool that never drains, a job that never returns) must not keep the
+    // process alive forever: after the deadline, or on a second signal, say so and exit non-zero.
+    const deadlineMs = Number(process.env.STACKNET_SHUTDOWN_TIMEOUT_MS ?? 20_000);
+    let timer: NodeJS.Timeout | undefined;
+    const forced = new Promise<number>((resolve) => {
+      timer = setTimeout(() => {
+        console.error(`shutdown did not finish within ${deadlineMs} ms; exiting anyway`);
+        resolve(1);
+      }, deadlineMs);
+      timer.unref();
+      const again = () => {
+        console.error('second signal: exiting without waiting for shutdown to finish');
+        resolve(1);
+      };
+      process.once('SIGTERM', again);
+      process.once('SIGINT', again);
+    });
+    const code = await Promise.race([server.close().then(() => 0), forced]);
+    clearTimeout(timer);
+    if (code !== 0) process.exit(code);
     return 0;
   },
 };

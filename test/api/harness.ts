@@ -79,7 +79,11 @@ export async function startServer(dbUrl: string, env: Record<string, string> = {
   const url = `http://127.0.0.1:${port}/client/api`;
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    // Never let a hung shutdown hang the suite: SIGKILL after 30 s (the exit code is then null, which the
+    // tests that check a clean shutdown report as a failure).
+    const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     const code = await exited;
+    clearTimeout(killer);
     rmSync(dataDir, { recursive: true, force: true });
     return code;
   };
