@@ -13,6 +13,7 @@ import { GcWorkers } from '../gc/workers.js';
 import { getSetting, setValue } from '../configuration/repository.js';
 import { findSetting } from '../configuration/settings-catalogue.js';
 import { attachVmRuntime, detachVmRuntime } from './runtime-services.js';
+import { vmRuntime } from './operations.js';
 
 export interface VmSubsystemConfig {
   driver: 'simulator' | 'netns';
@@ -53,15 +54,35 @@ export async function startVmSubsystem(store: Store, c: VmSubsystemConfig): Prom
   attachVmRuntime(store, services);
   reconciler.start();
   gc.start();
+  // Level-based for VMs too: whatever the database says runs is (re)made to run, e.g. after the host rebooted
+  // and took the namespaces with it. Idempotent for VMs that are fine; not awaited (start-up is not held up).
+  const resync = resyncRunningVms(store, driver, c.log);
   return {
     driver,
     reconciler,
     gc,
     async close() {
       detachVmRuntime(store, services);
+      await resync.catch(() => undefined);
       await gc.stop();
       await reconciler.stop();
       await driver.close();
     },
   };
+}
+
+async function resyncRunningVms(store: Store, driver: Driver, log?: (m: string) => void): Promise<void> {
+  const rows = await store.db
+    .selectFrom('vms')
+    .selectAll()
+    .where('state', '=', 'Running')
+    .where('removed', 'is', null)
+    .execute();
+  for (const vm of rows) {
+    try {
+      await driver.startVm(await vmRuntime(store.db, vm));
+    } catch (e) {
+      log?.(`VM ${vm.instance_name}: could not be resumed: ${(e as Error).message}`);
+    }
+  }
 }
