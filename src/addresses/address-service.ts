@@ -8,9 +8,10 @@
  * - `allocateAddressTx(tx, request)` runs inside the caller's transaction (a service allocating an address,
  *   writing its NIC / public IP row and an event in one transaction). On PostgreSQL and MariaDB it may also be
  *   given `store.db`: the INSERT is then its own transaction, which is all an allocation needs.
- * - `allocateAddress(store, request)` does its own: on SQLite a BEGIN IMMEDIATE transaction with prepared
- *   statements, shared by the callers of this process that arrive meanwhile (group commit); elsewhere
- *   autocommitted statements with deadlock retry.
+ * - `allocateAddress(store, request)` does its own: autocommitted statements (a `random` one is a single INSERT
+ *   ... ON CONFLICT DO NOTHING RETURNING while the pool is not nearly full), prepared once per connection on
+ *   SQLite (better-sqlite3) and PostgreSQL (named statements), through Kysely on MariaDB; on SQLite, callers of
+ *   this process that arrive together share one BEGIN IMMEDIATE transaction (group commit).
  */
 import {
   CloudStackError,
@@ -60,6 +61,7 @@ import {
   sqliteTakenWindow,
 } from './sqlite-fast-path.js';
 import type { Database as SqliteConnection } from 'better-sqlite3';
+import { pgInsertAllocation, pgTakenWindow } from './postgres-fast-path.js';
 import { canTransition, predecessorsOf } from './states.js';
 import type { AddressState } from './states.js';
 import type { AllocationState } from './tables.js';
@@ -428,6 +430,16 @@ export async function allocateAddress(store: Store, req: AllocateRequest): Promi
   const conn = store.sqlite;
   if (store.kind === 'sqlite' && conn) return sqliteAllocate(store, conn, req);
   if (store.kind === 'sqlite') return transaction(store, (tx) => allocateAddressTx(tx, req));
+  const pool = store.pg;
+  if (pool) {
+    const port: Port = {
+      window: (q) => pgTakenWindow(pool, q),
+      insert: (row) => pgInsertAllocation(pool, row),
+      find: (ref) => findAllocationRow(store.db, ref),
+      update: (ref, from, to, patch, now) => updateAllocationState(store.db, ref, from, to, patch, now),
+    };
+    return withRetries('allocating an address', () => allocateWith(port, req));
+  }
   return withRetries('allocating an address', () => allocateAddressTx(store.db, req));
 }
 

@@ -7,6 +7,7 @@
 import { Kysely, Migrator, PostgresDialect, MysqlDialect, SqliteDialect, sql } from 'kysely';
 import type { Transaction, Migration, MigrationProvider, SqliteDatabase as SqliteDatabaseLike } from 'kysely';
 import type { Database as SqliteConnection, Statement } from 'better-sqlite3';
+import type { Pool as PgPool } from 'pg';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { CloudStackError, internalError } from '../errors/catalogue.js';
@@ -24,6 +25,11 @@ export interface Store {
    * Use it only while holding Kysely's connection (`db.connection().execute(...)`), which serialises it.
    */
   readonly sqlite?: SqliteConnection;
+  /**
+   * PostgreSQL only: the pg pool under `db`, for a repository's one-statement fast path (named prepared
+   * statements, which Kysely cannot use). Only for statements that are their own transaction.
+   */
+  readonly pg?: PgPool;
   close(): Promise<void>;
 }
 
@@ -51,6 +57,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
   const poolSize = options.poolSize ?? 10;
   let db: Kysely<Database>;
   let sqlite: SqliteConnection | undefined;
+  let pgPool: PgPool | undefined;
   if (kind === 'sqlite') {
     const { default: SqliteDatabase } = await import('better-sqlite3');
     const path = resolve(url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''));
@@ -83,6 +90,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
       /* an idle client lost its connection; the pool replaces it */
     });
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    pgPool = pool;
   } else {
     const mysql = await import('mysql2');
     const pool = mysql.createPool({
@@ -100,6 +108,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     url,
     db,
     sqlite,
+    pg: pgPool,
     close: () => db.destroy(),
   };
 }
