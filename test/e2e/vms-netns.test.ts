@@ -353,6 +353,65 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     }
   });
 
+  test('a redundant pair serves DHCP and DNS on the VIP, and keeps serving when the primary stops', async () => {
+    const off = ok(
+      await admin('createNetworkOffering', {
+        name: 'RedundantIsolated',
+        displaytext: 'redundant',
+        guestiptype: 'Isolated',
+        traffictype: 'Guest',
+        supportedservices: 'Dhcp,Dns,UserData,SourceNat',
+        enable: true,
+      }),
+      'createNetworkOffering',
+    ).networkoffering;
+    const net = ok(
+      await admin('createNetwork', {
+        zoneid: id.zone,
+        name: 'rnet',
+        displaytext: 'rnet',
+        networkofferingid: off.id,
+        gateway: '10.4.0.1',
+        netmask: '255.255.255.0',
+      }),
+      'createNetwork rnet',
+    ).network;
+    for (const n of ['ra', 'rb']) {
+      const v = ok(
+        await admin(
+          'deployVirtualMachine',
+          { zoneid: id.zone, networkids: net.id, name: n },
+          { fetch_result: true },
+        ),
+        `deploy ${n}`,
+      ).virtualmachine;
+      vms[n] = { id: v.id, ip: v.nic[0].ipaddress, ns: `${prefix}${v.instancename}` };
+      const l = (await holds(n))!;
+      assert.equal(l.router, '10.4.0.1');
+      assert.deepEqual(l.dns, ['10.4.0.1']);
+    }
+    const pair = await eventually(
+      async () => {
+        const rs = ok(await admin('listRouters', { networkid: net.id }), 'listRouters').router;
+        const states = rs.map((r: { redundantstate: string }) => r.redundantstate).sort();
+        return rs.length === 2 && states.join() === 'BACKUP,PRIMARY' ? rs : undefined;
+      },
+      { timeoutMs: 20_000, what: 'one PRIMARY and one BACKUP' },
+    );
+    const resolves = () =>
+      eventually(
+        async () => {
+          const d = await dig(vms.ra!.ns, `rb.${net.networkdomain}`, '10.4.0.1');
+          return d.answers[0] === vms.rb!.ip ? d : undefined;
+        },
+        { timeoutMs: 15_000, what: 'rb to resolve through the VIP' },
+      );
+    await resolves();
+    const primary = pair.find((r: { redundantstate: string }) => r.redundantstate === 'PRIMARY');
+    ok(await admin('stopRouter', { id: primary.id }, { fetch_result: true }), 'stopRouter primary');
+    await resolves();
+  });
+
   test('network GC: an idle network is shut down (router stopped, VLAN returned) and comes back on VM start', async () => {
     const offs = ok(
       await admin('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' }),
