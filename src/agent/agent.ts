@@ -885,9 +885,13 @@ export class RouterAgent {
         if (active && this.dnsmasq.running && !tagged) {
           this.writeFull(rendered, true);
           // Releasing what the state no longer has frees those addresses for the next MAC at once (issue #10436).
-          await this.releaseStale(state, leasesToRelease(this.readLeases(), state));
+          // The release and the SIGHUP go out together: dnsmasq handles both in its one loop, in either order
+          // with the same result (a new MAC's DISCOVER for a reused address is answered once both are done), so
+          // the reload does not wait for the release helper's round trip.
+          const released = this.releaseStale(state, leasesToRelease(this.readLeases(), state));
           this.dnsmasq.signal('SIGHUP');
           this.counters.reloads++;
+          await released;
           return;
         }
         if (!active || !this.dnsmasq.running) {
