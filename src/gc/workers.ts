@@ -9,6 +9,8 @@
  *   removed by hand) are freed, with a NET.IPRELEASE event each.
  */
 import { randomUUID } from 'node:crypto';
+import { addressFromKey, formatIp } from '../ipam/index.js';
+import { reclaimStaleAllocating } from '../public-ips/reclaim.js';
 import type { Caller } from '../api/command.js';
 import { callerByUserId } from '../accounts/repository.js';
 import { getSetting } from '../configuration/repository.js';
@@ -110,6 +112,8 @@ export class GcWorkers {
       if (now - this.last.orphans >= exInterval) {
         this.last.orphans = now;
         await this.orphanScan();
+        // Public IPs taken at request time whose server died before queuing the confirming job.
+        this.counters.orphansFreed += await reclaimStaleAllocating(this.o.store);
       }
     } catch (e) {
       this.o.log?.(`gc: ${(e as Error).message}`);
@@ -245,7 +249,7 @@ export class GcWorkers {
           .where('accounts.id', '=', o.account_id ?? 1)
           .executeTakeFirst();
         if (!acct) return;
-        const ip = o.family === 4 ? keyToIpv4(o.address) : o.address;
+        const ip = formatIp(addressFromKey(o.family === 6 ? 6 : 4, o.address));
         await recordEvent(tx, {
           type: 'NET.IPRELEASE',
           description: `Orphaned address ${ip} in ${o.scope} (held by missing ${o.owner_kind} ${o.owner_id}) freed`,
@@ -262,9 +266,4 @@ export class GcWorkers {
     this.counters.orphansFreed += freed;
     return freed;
   }
-}
-
-function keyToIpv4(key: string): string {
-  const v = BigInt(`0x${key}`);
-  return [24n, 16n, 8n, 0n].map((s) => Number((v >> s) & 255n)).join('.');
 }
