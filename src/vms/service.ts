@@ -9,7 +9,7 @@ import { nextMacAddress } from '../addresses/address-service.js';
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
 import type { NetCtx } from '../infrastructure/context.js';
 import { parseIpOf } from '../ipam/index.js';
-import { implementNetwork } from '../networks/lifecycle.js';
+import { implementNetwork, networkHooks } from '../networks/lifecycle.js';
 import type { NetworkRow } from '../networks/repository.js';
 import { networkById } from '../networks/repository.js';
 import { allocateGuestAddress, networkForCaller } from '../networks/service.js';
@@ -81,6 +81,11 @@ export async function addNic(
   let network = req.network;
   if (network.type !== 'L2' && network.state !== 'Implemented' && network.type !== 'Shared') {
     network = await implementNetwork(ctx, network.id);
+  } else if (network.state === 'Implemented') {
+    // A network implemented while no router hook was installed (`stacknet demo`, a server of an older
+    // version) or whose router an admin stopped still needs a running router before a VM boots on it, as
+    // CloudStack starts the VR when a VM starts in the network.
+    await networkHooks.afterImplement?.(ctx, network);
   }
   await checkHostnameFree(ctx, network, vm.name, Number(vm.id));
   const uuid = randomUUID();

@@ -5,6 +5,7 @@ import { bootstrapAdmin } from '../../accounts/bootstrap.js';
 import { callerByUserId } from '../../accounts/repository.js';
 import type { CliCommand } from '../main.js';
 import { buildDemo } from './build-demo.js';
+import { installRouterHooks } from '../../routers/service.js';
 
 const HELP = `usage: stacknet demo [--data-dir DIR] [--db-url URL]
 
@@ -53,6 +54,9 @@ export const demoCommand: CliCommand = {
         .where('domains.path', '=', '/')
         .executeTakeFirstOrThrow();
       const admin = (await callerByUserId(store.db, Number(adminUser.id)))!.caller;
+      // The demo network is implemented here, so its router row is created here too; the server's
+      // reconciler starts it.
+      installRouterHooks();
       const s = await buildDemo(store, admin);
       if (!s.created) {
         console.log(`The demo zone already exists: ${s.zone.name} (${s.zone.id})`);
