@@ -2,13 +2,14 @@ import { join } from 'node:path';
 import { dataDir as defaultDataDir } from '../config/settings.js';
 import type { CliCommand } from './main.js';
 
-const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [--db-url URL] [--driver simulator|netns]
+const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [--db-url URL] [--driver simulator|netns] [--demo]
 
   --port      STACKNET_PORT       HTTP port (default 8080)
   --host      STACKNET_HOST       listen address (default 0.0.0.0)
   --data-dir  STACKNET_DATA_DIR   data directory (default ./data)
   --db-url    STACKNET_DB_URL     sqlite:<path> | postgres://... | mysql://... (default SQLite in the data dir)
   --driver    STACKNET_DRIVER     simulator (default) | netns
+  --demo                          build a sample zone, public range and isolated network if there is none yet
 First start: STACKNET_ADMIN_PASSWORD sets the admin password (else one is generated and printed once);
 STACKNET_ADMIN_API_KEY + STACKNET_ADMIN_SECRET_KEY give the admin user those API keys.`;
 
@@ -57,6 +58,10 @@ export const serverCommand: CliCommand = {
         `Created the ROOT domain and the admin account. Log in as user "admin" (domain "/") with password: ${server.bootstrap.generatedPassword}\n` +
           '(shown only this once; set STACKNET_ADMIN_PASSWORD on first start to choose it)',
       );
+    }
+    if (args.includes('--demo')) {
+      const { runDemo } = await import('./demo/demo-command.js');
+      for (const line of await runDemo(server.store)) console.log(line);
     }
     const address = await server.app.listen({ port, host });
     if (server.integration) {

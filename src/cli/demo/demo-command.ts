@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { dataDir as defaultDataDir } from '../../config/settings.js';
 import { openMigratedStore } from '../../store/db.js';
+import type { Store } from '../../store/db.js';
 import { bootstrapAdmin } from '../../accounts/bootstrap.js';
 import { callerByUserId } from '../../accounts/repository.js';
 import type { CliCommand } from '../main.js';
@@ -46,28 +47,7 @@ export const demoCommand: CliCommand = {
           `Created the admin account (user "admin", domain "/") with password: ${boot.generatedPassword}`,
         );
       }
-      const adminUser = await store.db
-        .selectFrom('users')
-        .innerJoin('domains', 'domains.id', 'users.domain_id')
-        .select('users.id')
-        .where('users.username', '=', 'admin')
-        .where('domains.path', '=', '/')
-        .executeTakeFirstOrThrow();
-      const admin = (await callerByUserId(store.db, Number(adminUser.id)))!.caller;
-      // The demo network is implemented here, so its router row is created here too; the server's
-      // reconciler starts it.
-      installRouterHooks();
-      const s = await buildDemo(store, admin);
-      if (!s.created) {
-        console.log(`The demo zone already exists: ${s.zone.name} (${s.zone.id})`);
-        return 0;
-      }
-      console.log(`Built zone ${s.zone.name} (${s.zone.id})`);
-      if (s.network) {
-        console.log(
-          `Network ${s.network.name} (${s.network.id}): ${s.network.cidr}, VLAN ${s.network.vlan}, source NAT ${s.network.sourceNatIp}`,
-        );
-      }
+      for (const line of await runDemo(store)) console.log(line);
       console.log('Next: stacknet server, then e.g. stacknet api listNetworks listall=true');
       return 0;
     } finally {
@@ -75,3 +55,30 @@ export const demoCommand: CliCommand = {
     }
   },
 };
+
+/**
+ * Builds the demo zone and network as the admin (through the same services the API uses) and says what it
+ * built. Shared by `stacknet demo` and `stacknet server --demo`.
+ */
+export async function runDemo(store: Store): Promise<string[]> {
+  const adminUser = await store.db
+    .selectFrom('users')
+    .innerJoin('domains', 'domains.id', 'users.domain_id')
+    .select('users.id')
+    .where('users.username', '=', 'admin')
+    .where('domains.path', '=', '/')
+    .executeTakeFirstOrThrow();
+  const admin = (await callerByUserId(store.db, Number(adminUser.id)))!.caller;
+  // The demo network is implemented here, so its router row is created here too; the server's reconciler
+  // starts it.
+  installRouterHooks();
+  const s = await buildDemo(store, admin);
+  if (!s.created) return [`The demo zone already exists: ${s.zone.name} (${s.zone.id})`];
+  const lines = [`Built zone ${s.zone.name} (${s.zone.id})`];
+  if (s.network) {
+    lines.push(
+      `Network ${s.network.name} (${s.network.id}): ${s.network.cidr}, VLAN ${s.network.vlan}, source NAT ${s.network.sourceNatIp}`,
+    );
+  }
+  return lines;
+}
