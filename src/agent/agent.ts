@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DesiredState, DesiredStateDelta, VmMetadata } from './desired-state.js';
+import type { DesiredState, DesiredStateDelta, HostSpec, VmMetadata } from './desired-state.js';
 import { applyDelta } from './desired-state.js';
 import type { DnsmasqPaths, Lease } from './render/dnsmasq.js';
-import { dhcpHostLine, leaseTimeText, mergeLeases, parseLeases } from './render/dnsmasq.js';
+import { dhcpHostLine, leaseTimeText, mergeLeases, nameLines, parseLeases } from './render/dnsmasq.js';
 import { cidrContains, ipv6GatewayOf, parseIpv4Cidr } from './render/ip.js';
 import { nftTableName } from './render/nftables.js';
 import type { LoadedDnsmasq, Rendered, RenderContext } from './render/render.js';
@@ -438,7 +438,7 @@ export class RouterAgent {
         sendFull: true,
         message: `delta is based on generation ${delta.baseGeneration} but this router has ${latest?.generation ?? 'none'}; send the full desired state`,
       });
-    const ahead = this.addAhead(latest, delta);
+    const ahead = this.addAhead(latest, delta) || this.replaceAhead(latest, delta);
     const next = applyDelta(latest, delta);
     const full = validateDesiredState(next, { schema: false });
     if (!full.ok) {
@@ -456,21 +456,28 @@ export class RouterAgent {
     return this.enqueue(full.value, wait);
   }
 
-  private index: { state: DesiredState; macs: Set<string>; ips: Set<string>; names: Set<string> } | null =
-    null;
+  private index: {
+    state: DesiredState;
+    macs: Set<string>;
+    byMac: Map<string, HostSpec>;
+    ips: Set<string>;
+    names: Set<string>;
+  } | null = null;
 
   /** MACs, addresses and names of a state, for checking additions against it without walking every host. */
   private hostIndex(state: DesiredState): NonNullable<RouterAgent['index']> {
     if (this.index?.state !== state) {
       const macs = new Set<string>();
+      const byMac = new Map<string, HostSpec>();
       const ips = new Set<string>();
       const names = new Set<string>();
       for (const h of state.hosts) {
         macs.add(h.mac.toLowerCase());
+        byMac.set(h.mac.toLowerCase(), h);
         ips.add(h.ipv4);
         names.add(h.hostname.toLowerCase());
       }
-      this.index = { state, macs, ips, names };
+      this.index = { state, macs, byMac, ips, names };
     }
     return this.index;
   }
@@ -520,6 +527,75 @@ export class RouterAgent {
     );
     noteAdded(loaded, lines, []);
     this.counters.hostsdirAdds++;
+    return true;
+  }
+
+  /**
+   * The short path of an address reuse (a VM expunged, its address given to a new one): a delta that removes
+   * default-NIC hosts and adds new ones, nothing else pending. Such a change needs a SIGHUP (a deleted or changed
+   * hostsdir entry stays loaded; a new entry for an address another entry holds is refused), which costs dnsmasq
+   * a full load; here the full files are derived from the rendered state in force (lines of the removed hosts
+   * out, the new ones in — no validation, render or sort of the whole document first), the stale leases are
+   * released and the SIGHUP goes out; the O(N) apply follows and finds dnsmasq loaded with exactly its state.
+   */
+  private replaceAhead(base: DesiredState, delta: DesiredStateDelta): boolean {
+    const a = this.applied;
+    const loaded = this.loaded;
+    if (this.loop || this.pending || this.inFlight || !a || a.state !== base || !loaded) return false;
+    if (!this.dnsmasq.running || !this.serving(base) || loaded.conf !== a.rendered.dnsmasqConf) return false;
+    if (delta.router || delta.network || delta.firewall || loaded.taggedMacs.size > 0) return false;
+    const removes = new Set((delta.hosts?.remove ?? []).map((m) => m.toLowerCase()));
+    if (removes.size === 0) return false;
+    const idx = this.hostIndex(base);
+    const removed: HostSpec[] = [];
+    for (const mac of removes) {
+      const h = idx.byMac.get(mac);
+      if (!h || !h.defaultNic) return false;
+      removed.push(h);
+    }
+    const freedIps = new Set(removed.map((h) => h.ipv4));
+    const freedNames = new Set(removed.map((h) => h.hostname.toLowerCase()));
+    const cidr = parseIpv4Cidr(base.network.cidr);
+    const leased = this.leasedIps();
+    const macs = new Set<string>();
+    const ips = new Set<string>();
+    const names = new Set<string>();
+    const ups = delta.hosts?.upsert ?? [];
+    for (const h of ups) {
+      const mac = h.mac.toLowerCase();
+      const name = h.hostname.toLowerCase();
+      if (!h.defaultNic || macs.has(mac) || idx.macs.has(mac)) return false;
+      if (ips.has(h.ipv4) || (idx.ips.has(h.ipv4) && !freedIps.has(h.ipv4)) || !cidrContains(cidr, h.ipv4))
+        return false;
+      if (h.ipv4 === base.network.gateway || h.ipv4 === base.router.guestIp) return false;
+      const holder = leased.get(h.ipv4);
+      if (holder !== undefined && holder !== mac && !removes.has(holder)) return false;
+      if (names.has(name) || (idx.names.has(name) && !freedNames.has(name)) || name === 'data-server')
+        return false;
+      macs.add(mac);
+      ips.add(h.ipv4);
+      names.add(name);
+    }
+    const lease = leaseTimeText(base);
+    const domain = base.network.domain;
+    const hostLines = a.rendered.dhcpHosts
+      .split('\n')
+      .filter((l) => l && !removes.has(l.slice(0, l.indexOf(',')).toLowerCase()));
+    for (const h of ups) hostLines.push(dhcpHostLine(h, lease));
+    const goneNames = new Set(removed.flatMap((h) => nameLines(h, domain)));
+    const nameText = a.rendered.names.split('\n').filter((l) => l && !goneNames.has(l));
+    for (const h of ups) nameText.push(...nameLines(h, domain));
+    this.writeFull(
+      { ...a.rendered, dhcpHosts: hostLines.join('\n') + '\n', names: nameText.join('\n') + '\n' },
+      true,
+    );
+    const released = this.releaseStale(
+      base,
+      this.readLeases().filter((l) => removes.has(l.mac)),
+    );
+    this.dnsmasq.signal('SIGHUP');
+    this.counters.reloads++;
+    released.catch(() => undefined);
     return true;
   }
 
