@@ -261,6 +261,27 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     await eventually(async () => assert.deepEqual(await resolveA('vm269'), ['10.1.1.23']));
   });
 
+  it('a reuse written ahead whose delta then fails validation is undone: the removed host is back', async () => {
+    const before = await status();
+    const gone = hostFor(210);
+    const h = { ...hostFor(91), ipv4: gone.ipv4 };
+    const r = await pushDelta(control, secret, {
+      baseGeneration: gen,
+      generation: gen + 1,
+      hosts: { remove: [gone.mac], upsert: [h] },
+      metadata: { upsert: { [h.ipv4]: { userData: 'abcde', metaData: {} } } },
+    });
+    assert.ok(!r.ok && r.httpStatus === 400, JSON.stringify(r));
+    await eventually(async () => {
+      const st = await status();
+      assert.equal(st.counters.reloads, before.counters.reloads + 2);
+      assert.equal(st.conditions.find((c) => c.type === 'Progressing')?.status, false);
+    });
+    const hosts = readFileSync(join(dataDir, 'dhcphosts.txt'), 'utf8');
+    assert.ok(hosts.includes(gone.mac) && !hosts.includes(h.mac), hosts);
+    assert.equal((await status()).generation, gen);
+  });
+
   it('removing a host reloads once and releases its lease; its address can go to a new MAC', async () => {
     const before = await status();
     const vm1 = hostFor(1);
