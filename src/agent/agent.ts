@@ -832,8 +832,17 @@ export class RouterAgent {
     if (this.namesTimer) clearTimeout(this.namesTimer);
     this.namesTimer = null;
     if (this.queuedNames.length === 0) return;
-    writeAtomic(join(this.paths.namesDir, `n-${++this.addSeq}`), this.queuedNames.join('\n') + '\n');
+    // A host that already holds its lease resolves by it (dnsmasq names a lease `host` and `host.<domain>` from
+    // its dhcp-host line; the address could only be leased to that host's MAC), so its IPv4 line would buy
+    // nothing for the re-match it costs; names.txt gets it at the next full write.
+    const leased = this.leasedIps();
+    const lines = this.queuedNames.filter((l) => {
+      const ip = l.slice(0, l.indexOf('\t'));
+      return ip.includes(':') || !leased.has(ip);
+    });
     this.queuedNames = [];
+    if (lines.length === 0) return;
+    writeAtomic(join(this.paths.namesDir, `n-${++this.addSeq}`), lines.join('\n') + '\n');
   }
 
   private dropQueuedNames(): void {
