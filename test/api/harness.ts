@@ -2,6 +2,7 @@
  * Black-box harness: a real `bin/stacknet.js server` process on a free port with a temporary data dir, and the
  * real python `cs` client driven over a line protocol (cs_rpc.py). Everything started is stopped by PID.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -162,4 +163,22 @@ export class CsBridge {
     this.child.stdin!.end();
     if (this.child.exitCode === null) await new Promise((r) => this.child.once('exit', r));
   }
+}
+
+/** A `cs` client bound to one endpoint and key pair, as CsBridge.client returns it. */
+export type CsClient = ReturnType<CsBridge['client']>;
+
+/** Asserts the call succeeded and returns its data; `what` names the step in the failure message. */
+export function ok(r: CsAnswer, what: string) {
+  assert.ok(r.ok, `${what}: ${JSON.stringify(r.error ?? r.text)}`);
+  return r.data;
+}
+
+/** A refused call: sync errors carry the HTTP status, async ones the jobresult's errorcode. */
+export function refused(r: CsAnswer, code: number, text: RegExp, what: string) {
+  assert.ok(!r.ok, `${what} should have been refused: ${JSON.stringify(r.data)}`);
+  const e = r.error as { errorcode?: number; errortext?: string };
+  assert.equal(e.errorcode, code, `${what}: ${JSON.stringify(e)}`);
+  assert.match(e.errortext ?? '', text, what);
+  return e;
 }

@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { CsBridge, startServer } from '../api/harness.js';
-import type { CsAnswer, ServerProcess } from '../api/harness.js';
+import { CsBridge, ok, startServer } from '../api/harness.js';
+import type { CsClient as Client, ServerProcess } from '../api/harness.js';
 import { dig, eventually as retry, execIn, httpGet, leaseHistory, readLease } from '../../src/netns/index.js';
 import type { EventuallyOptions } from '../../src/netns/index.js';
 
@@ -27,13 +27,6 @@ const eventually = <T>(fn: () => Promise<T | undefined>, o: EventuallyOptions) =
     return v;
   }, o);
 import { NetnsDriver } from '../../src/drivers/netns.js';
-
-type Client = ReturnType<CsBridge['client']>;
-
-function ok(r: CsAnswer, what: string) {
-  assert.ok(r.ok, `${what}: ${JSON.stringify(r.error ?? r.text)}`);
-  return r.data;
-}
 
 const isRoot = process.getuid?.() === 0;
 const execFileP = promisify(execFile);

@@ -9,16 +9,11 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { CsBridge, startServer } from '../api/harness.js';
-import type { CsAnswer, ServerProcess } from '../api/harness.js';
+import { CsBridge, ok, startServer } from '../api/harness.js';
+import type { ServerProcess } from '../api/harness.js';
 
 const root = process.env.STACKNET_ROOT ?? new URL('../..', import.meta.url).pathname;
 const CLIENTS = 64;
-
-function ok(r: CsAnswer, what: string) {
-  assert.ok(r.ok, `${what}: ${JSON.stringify(r.error ?? r.text)}`);
-  return r.data;
-}
 
 interface Outcome {
   ips: string[];

@@ -8,24 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { CsBridge, startServer } from '../api/harness.js';
-import type { CsAnswer, ServerProcess } from '../api/harness.js';
-
-type Client = ReturnType<CsBridge['client']>;
-
-function ok(r: CsAnswer, what: string) {
-  assert.ok(r.ok, `${what}: ${JSON.stringify(r.error ?? r.text)}`);
-  return r.data;
-}
-
-/** A refused call: sync errors carry the HTTP status, async ones the jobresult's errorcode. */
-function refused(r: CsAnswer, code: number, text: RegExp, what: string) {
-  assert.ok(!r.ok, `${what} should have been refused: ${JSON.stringify(r.data)}`);
-  const e = r.error as { errorcode?: number; errortext?: string };
-  assert.equal(e.errorcode, code, `${what}: ${JSON.stringify(e)}`);
-  assert.match(e.errortext ?? '', text, what);
-  return e;
-}
+import { CsBridge, ok, refused, startServer } from '../api/harness.js';
+import type { CsClient as Client, ServerProcess } from '../api/harness.js';
 
 const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
 
