@@ -8,16 +8,15 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { leaseDirFor } from './lease-dir.js';
 import type { AgentStatus } from './agent.js';
 import { getAppliedState, getStatus, pushDelta, pushFull } from './control-client.js';
 import type { DesiredState } from './desired-state.js';
 import { baseState, hostFor } from './testing/fixtures.js';
+import { spawnTestAgent } from './testing/spawn-agent.js';
 import type { SpawnedProcess } from '../netns/index.js';
 import { TestNet, dig, eventually, execIn, pidAlive, runIn } from '../netns/index.js';
 
-const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const secret = 'test-secret-' + Math.random().toString(36).slice(2);
 
 describe('router-agent process', { timeout: 90_000 }, () => {
@@ -30,26 +29,7 @@ describe('router-agent process', { timeout: 90_000 }, () => {
   let state: DesiredState = baseState();
   let gen = 1;
 
-  const spawnAgent = () =>
-    net.spawnIn(
-      vr,
-      [
-        process.execPath,
-        '--import',
-        'tsx',
-        join(root, 'src/agent/testing/cli-entry.ts'),
-        'router-agent',
-        '--control-address',
-        control,
-        '--data-dir',
-        dataDir,
-        '--secret',
-        secret,
-        '--guest-interface',
-        'eth0',
-      ],
-      { cwd: root },
-    );
+  const spawnAgent = () => spawnTestAgent(net, vr, { control, dataDir, secret, guestInterface: 'eth0' });
 
   const waitUp = () =>
     eventually(

@@ -3,15 +3,14 @@
  * once the interface appears.
  */
 import assert from 'node:assert/strict';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { leaseDirFor } from './lease-dir.js';
 import { getStatus, pushFull } from './control-client.js';
 import { baseState } from './testing/fixtures.js';
+import { spawnTestAgent } from './testing/spawn-agent.js';
 import { TestNet, eventually, runIn } from '../netns/index.js';
 
-const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const secret = 'retry-' + Math.random().toString(36).slice(2);
 
 describe('router-agent retries environment failures', { timeout: 60_000 }, () => {
@@ -25,25 +24,7 @@ describe('router-agent retries environment failures', { timeout: 60_000 }, () =>
     control = `${link.nsAddress}:3922`;
     const dataDir = await net.tempDir('vr');
     net.removeOnCleanup(leaseDirFor(resolve(dataDir)));
-    const agent = net.spawnIn(
-      vr,
-      [
-        process.execPath,
-        '--import',
-        'tsx',
-        join(root, 'src/agent/testing/cli-entry.ts'),
-        'router-agent',
-        '--control-address',
-        control,
-        '--data-dir',
-        dataDir,
-        '--secret',
-        secret,
-        '--guest-interface',
-        'gst0',
-      ],
-      { cwd: root },
-    );
+    const agent = spawnTestAgent(net, vr, { control, dataDir, secret, guestInterface: 'gst0' });
     await eventually(
       async () => {
         if (agent.hasExited()) throw new Error(agent.output());

@@ -3,17 +3,16 @@
  * answers metadata; stopping the primary's agent (which stops its keepalived) moves everything to the backup.
  */
 import assert from 'node:assert/strict';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { leaseDirFor } from './lease-dir.js';
 import { getStatus, pushFull } from './control-client.js';
 import type { DesiredState } from './desired-state.js';
 import { baseState, hostFor } from './testing/fixtures.js';
+import { spawnTestAgent } from './testing/spawn-agent.js';
 import type { SpawnedProcess } from '../netns/index.js';
 import { TestNet, dig, eventually, execIn } from '../netns/index.js';
 
-const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const secret = 'pair-' + Math.random().toString(36).slice(2);
 
 interface Vr {
@@ -38,23 +37,7 @@ describe('redundant pair', { timeout: 60_000 }, () => {
     });
 
   const spawnAgent = (ns: string, control: string, dataDir: string) =>
-    net.spawnIn(
-      ns,
-      [
-        process.execPath,
-        '--import',
-        'tsx',
-        join(root, 'src/agent/testing/cli-entry.ts'),
-        'router-agent',
-        '--control-address',
-        control,
-        '--data-dir',
-        dataDir,
-        '--secret',
-        secret,
-      ],
-      { cwd: root },
-    );
+    spawnTestAgent(net, ns, { control, dataDir, secret });
 
   before(async () => {
     const br = await net.bridge('br');
