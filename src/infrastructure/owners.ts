@@ -126,6 +126,22 @@ export async function domainById(db: Executor, id: number) {
     .executeTakeFirstOrThrow();
 }
 
+/** Domains by id, for many rows at once (responses of domain-wide resources, which have no account). */
+export async function domainsByIds(db: Executor, domainIds: readonly (number | null)[]) {
+  const ids = [...new Set(domainIds.filter((d): d is number => d !== null))];
+  return new Map(
+    ids.length
+      ? (
+          await db
+            .selectFrom('domains')
+            .select(['id', 'uuid', 'name', 'path'])
+            .where('id', 'in', ids)
+            .execute()
+        ).map((d) => [d.id, d])
+      : [],
+  );
+}
+
 /** Response fields naming an owner (CloudStack's ControlledEntityResponse). */
 export function ownerFields(o: Owner | undefined): Record<string, string | undefined> {
   if (!o) return {};

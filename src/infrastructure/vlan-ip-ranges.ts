@@ -23,7 +23,7 @@ import type { NetDatabase, NetExecutor as Executor } from '../networks/tables.js
 import type { Listed, NetCtx } from './context.js';
 import { notFound, pageWindow, requireRootAdmin } from './context.js';
 import type { Owner } from './owners.js';
-import { ownerFields, ownerNames, resolveOwner } from './owners.js';
+import { domainsByIds, ownerFields, ownerNames, resolveOwner } from './owners.js';
 import { noPhysicalNetwork, physicalNetworkByUuid, physicalNetworkFor } from './physical-networks.js';
 import { parseVlanTag } from './vnet-ranges.js';
 import { zoneByUuid } from './zones.js';
@@ -588,19 +588,9 @@ export async function rangeResponses(
     db,
     rows.map((r) => r.account_id),
   );
-  const domIds = [
-    ...new Set(rows.filter((r) => r.account_id === null && r.domain_id !== null).map((r) => r.domain_id!)),
-  ];
-  const doms = new Map(
-    domIds.length
-      ? (
-          await db
-            .selectFrom('domains')
-            .select(['id', 'uuid', 'name', 'path'])
-            .where('id', 'in', domIds)
-            .execute()
-        ).map((d) => [d.id, d])
-      : [],
+  const doms = await domainsByIds(
+    db,
+    rows.map((r) => (r.account_id === null ? r.domain_id : null)),
   );
   return rows.map((r) => {
     const v4 = rangeOf(r);

@@ -26,7 +26,14 @@ import { applyListScope, resolveListScope } from '../accounts/scope.js';
 import type { Listed, NetCtx } from '../infrastructure/context.js';
 import { notFound, pageWindow } from '../infrastructure/context.js';
 import type { Owner } from '../infrastructure/owners.js';
-import { checkAccess, ownerById, ownerFields, ownerNames, resolveOwner } from '../infrastructure/owners.js';
+import {
+  checkAccess,
+  domainsByIds,
+  ownerById,
+  ownerFields,
+  ownerNames,
+  resolveOwner,
+} from '../infrastructure/owners.js';
 import {
   noPhysicalNetwork,
   physicalNetworkByUuid,
@@ -528,23 +535,12 @@ export async function deleteNetwork(
   await networkHooks.beforeDestroy?.(ctx, n);
   await shutdownNetwork(ctx, n.id);
   // Public IPs associated with it (source NAT included) go back to the pool.
-  const ips = await ctx.tx
-    .selectFrom('ip_allocations')
-    .selectAll()
-    .where('network_id', '=', n.id)
-    .where('owner_kind', '=', 'publicip')
-    .execute();
-  for (const ip of ips) {
-    if (ip.scope.startsWith('portable:') || ip.state === 'Reserved') {
-      await ctx.tx
-        .updateTable('ip_allocations')
-        .set({ network_id: null, static_nat: 0, vm_id: null, vm_ip: null })
-        .where('id', '=', ip.id)
-        .execute();
-    } else {
-      await releasePublicIp(ctx, ip);
-    }
-  }
+  await releasePublicIpsOf(ctx, 'network_id', n.id, {
+    network_id: null,
+    static_nat: 0,
+    vm_id: null,
+    vm_ip: null,
+  });
   // Whatever else is left in the network's own scope (router addresses and the like) goes with it.
   await ctx.tx.deleteFrom('ip_allocations').where('scope', '=', guestScope(n.id)).execute();
   await ctx.tx.deleteFrom('vnet_allocations').where('network_id', '=', n.id).execute();
@@ -835,23 +831,7 @@ export async function deleteVpc(ctx: NetCtx, p: { id: string }): Promise<void> {
       `VPC '${vpc.name}' still has ${tiers.length} tier(s) (${tiers.map((t) => t.name).join(', ')}); delete them first`,
     );
   }
-  const ips = await ctx.tx
-    .selectFrom('ip_allocations')
-    .selectAll()
-    .where('vpc_id', '=', vpc.id)
-    .where('owner_kind', '=', 'publicip')
-    .execute();
-  for (const ip of ips) {
-    if (ip.scope.startsWith('portable:') || ip.state === 'Reserved') {
-      await ctx.tx
-        .updateTable('ip_allocations')
-        .set({ vpc_id: null, network_id: null })
-        .where('id', '=', ip.id)
-        .execute();
-    } else {
-      await releasePublicIp(ctx, ip);
-    }
-  }
+  await releasePublicIpsOf(ctx, 'vpc_id', vpc.id, { vpc_id: null, network_id: null });
   await ctx.tx
     .updateTable('vpcs')
     .set({ removed: ctx.now, state: 'Inactive' })
@@ -905,6 +885,31 @@ export async function restartVpc(
     resourceId: vpc.uuid,
     owner,
   });
+}
+
+/**
+ * The public IPs of a network or VPC being deleted: portable and reserved ones stay with their account and are
+ * only detached; the others go back to the pool.
+ */
+async function releasePublicIpsOf(
+  ctx: NetCtx,
+  holder: 'network_id' | 'vpc_id',
+  id: number,
+  detached: { network_id: null; vpc_id?: null; static_nat?: 0; vm_id?: null; vm_ip?: null },
+): Promise<void> {
+  const ips = await ctx.tx
+    .selectFrom('ip_allocations')
+    .selectAll()
+    .where(holder, '=', id)
+    .where('owner_kind', '=', 'publicip')
+    .execute();
+  for (const ip of ips) {
+    if (ip.scope.startsWith('portable:') || ip.state === 'Reserved') {
+      await ctx.tx.updateTable('ip_allocations').set(detached).where('id', '=', ip.id).execute();
+    } else {
+      await releasePublicIp(ctx, ip);
+    }
+  }
 }
 
 // ------------------------------------------------------------------------------------------ responses
@@ -964,17 +969,9 @@ export async function networkResponses(
     db,
     rows.map((r) => r.account_id),
   );
-  const domIds = ids((r) => (r.account_id === null ? r.domain_id : null));
-  const doms = new Map(
-    domIds.length
-      ? (
-          await db
-            .selectFrom('domains')
-            .select(['id', 'uuid', 'name', 'path'])
-            .where('id', 'in', domIds)
-            .execute()
-        ).map((d) => [d.id, d])
-      : [],
+  const doms = await domainsByIds(
+    db,
+    rows.map((r) => (r.account_id === null ? r.domain_id : null)),
   );
   return rows.map((n) => {
     const zone = zones.get(n.zone_id);
