@@ -21,6 +21,7 @@ import { buildDesiredState } from './desired-state-builder.js';
 import {
   bumpRouter,
   claimLease,
+  clearServedPasswords,
   loadBuildInput,
   recordError,
   recordObserved,
@@ -242,6 +243,18 @@ export class RouterReconciler {
         `agent unreachable: ${(e as Error).message}`,
       );
       return 'failed';
+    }
+    const pushedPasswords = p.lastPushed?.passwords ?? {};
+    const served = (status.servedPasswords ?? []).flatMap((ip) => {
+      const password = pushedPasswords[ip];
+      return password === undefined ? [] : [{ ip, password }];
+    });
+    if (served.length > 0) {
+      const cleared = await transaction(this.o.store, (tx) =>
+        clearServedPasswords(tx, Number(router.network_id), served),
+      );
+      // The desired state moved on (passwords gone): converge to it in this same pass.
+      if (cleared > 0) return this.once(routerId, p);
     }
     const converged =
       status.generation === generation &&

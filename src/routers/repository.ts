@@ -235,3 +235,36 @@ export async function loadBuildInput(
     vms: [...vms.values()],
   };
 }
+
+/**
+ * The agent serves a password once (DomU `send_my_password`) and reports the guest addresses it served. The
+ * password then leaves the VM row, and with it the desired state of every router of the network, so the other
+ * router of a redundant pair never serves it again after a failover. Only a password equal to the one that was
+ * pushed (and so served) is cleared: a resetPasswordForVirtualMachine that raced with the report keeps its new
+ * password.
+ */
+export async function clearServedPasswords(
+  tx: Executor,
+  networkId: number,
+  served: ReadonlyArray<{ ip: string; password: string }>,
+): Promise<number> {
+  let cleared = 0;
+  for (const { ip, password } of served) {
+    const r = await tx
+      .updateTable('vms')
+      .set({ password: null })
+      .where('password', '=', password)
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('nics')
+          .select('nics.vm_id')
+          .where('nics.network_id', '=', networkId)
+          .where('nics.is_default', '=', 1)
+          .where('nics.ipv4', '=', ip),
+      )
+      .executeTakeFirst();
+    cleared += Number(r.numUpdatedRows);
+  }
+  if (cleared > 0) await bumpNetworkRouters(tx, networkId);
+  return cleared;
+}

@@ -302,7 +302,8 @@ const deployVirtualMachine = defineCommand({
     const fresh = await vmByUuidUnscoped(ctx.store.db, vm.uuid);
     return objectResult(
       'virtualmachine',
-      await vmResponse(ctx.store.db, fresh, fresh.password ? { password: fresh.password } : {}),
+      // The password as created: the guest may already have fetched it, and the server then drops it.
+      await vmResponse(ctx.store.db, fresh, vm.password ? { password: vm.password } : {}),
     );
   },
 });

@@ -56,7 +56,7 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
   const dataDir = mkdtempSync(join(tmpdir(), 'stacknet-e2e-'));
   const ctl = `169.254.${10 + (randomBytes(1)[0]! % 240)}.0/24`;
   const id: Record<string, string> = {};
-  const vms: Record<string, { id: string; ip: string; ns: string }> = {};
+  const vms: Record<string, { id: string; ip: string; ns: string; password?: string }> = {};
   let domain = '';
   let gateway = '';
 
@@ -77,7 +77,7 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     );
     const vm = r.virtualmachine;
     const ns = `${prefix}${vm.instancename}`;
-    vms[name] = { id: vm.id, ip: vm.nic[0].ipaddress, ns };
+    vms[name] = { id: vm.id, ip: vm.nic[0].ipaddress, ns, password: vm.password };
     return vms[name]!;
   };
 
@@ -172,7 +172,10 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
   });
 
   test('three VMs hold the API addresses over DHCP, resolve each other, read only their own metadata', async () => {
-    for (const n of ['vm1', 'vm2', 'vm3']) await deploy(n);
+    // The built-in template is password-enabled: deploy answers a password the VR's password server hands out.
+    const tpl = ok(await admin('listTemplates', { templatefilter: 'featured' }), 'listTemplates').template[0];
+    for (const n of ['vm1', 'vm2', 'vm3']) await deploy(n, { templateid: tpl.id });
+    assert.ok(vms.vm1!.password, 'deploy with a password-enabled template answers a password');
     for (const n of ['vm1', 'vm2', 'vm3']) {
       const l = (await holds(n))!;
       assert.equal(l.router, gateway);
@@ -189,6 +192,27 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     const iid = await httpGet(vms.vm1!.ns, `http://${gateway}/latest/meta-data/instance-id`);
     assert.equal(iid.body.trim(), vms.vm1!.id);
     assert.notEqual(iid.body.trim(), vms.vm2!.id);
+    // The password server (DomU protocol) hands vm1 the password deploy returned, once.
+    const before = ok(await admin('listRouters', { networkid: id.net }), 'listRouters').router[0];
+    const pw = await httpGet(vms.vm1!.ns, `http://${gateway}:8080/`, {
+      headers: { DomU_Request: 'send_my_password' },
+    });
+    assert.equal(pw.body.trim(), vms.vm1!.password);
+    const again = await httpGet(vms.vm1!.ns, `http://${gateway}:8080/`, {
+      headers: { DomU_Request: 'send_my_password' },
+    });
+    assert.equal(again.body.trim(), 'saved_password');
+    // The agent reports it served; the server drops the password from the VM and from every router's desired
+    // state (a new generation), so no router rebuilt from the database hands it out again.
+    await eventually(
+      async () => {
+        const r = ok(await admin('listRouters', { networkid: id.net }), 'listRouters').router[0];
+        return r.desiredgeneration > before.desiredgeneration && r.appliedgeneration === r.desiredgeneration
+          ? r
+          : undefined;
+      },
+      { timeoutMs: 20_000, what: 'the served password to leave the desired state' },
+    );
   });
 
   test('rebootRouter, then destroyRouter + restartNetwork: every VM renews and resolves, generations match', async () => {
@@ -224,6 +248,12 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     );
     assert.notEqual(nr.id, r.id);
     await renewAll();
+    // The new router is rebuilt from the database, and vm1's password was consumed on the old one: the server
+    // dropped it when the agent reported it served, so it is never handed out again.
+    const pw = await httpGet(vms.vm1!.ns, `http://${gateway}:8080/`, {
+      headers: { DomU_Request: 'send_my_password' },
+    });
+    assert.equal(pw.body.trim(), 'saved_password');
   });
 
   test('expunged vm2: vm4 asking for its address gets it on the first try; vm2 no longer resolves', async () => {
