@@ -1,7 +1,7 @@
 /** createDomain, listDomains, deleteDomain, createAccount, listAccounts, deleteAccount, createUser, listUsers,
  * registerUserKeys, getUserKeys. */
 import { sql } from 'kysely';
-import type { SqlBool } from 'kysely';
+import type { Expression, SqlBool } from 'kysely';
 import {
   adminRoles,
   allRoles,
@@ -312,15 +312,7 @@ const listAccounts = defineCommand({
     const c = ctx.caller;
     const page = await pageOf(ex, p);
     let q = scopeToCaller(accountQuery(ex), c, ACCOUNT_COLS);
-    if (c.role !== 'User') {
-      // CloudStack's searchForAccounts: the caller's domain (or `domainid`), the whole subtree with
-      // isrecursive/listall; asking for an `id` searches the caller's subtree.
-      const domain = p.domainid !== undefined ? await domainForCaller(ex, c, p.domainid) : undefined;
-      const root = domain ?? { id: c.domainId, path: c.domainPath };
-      if (p.isrecursive || p.listall || (p.id !== undefined && !domain))
-        q = q.where(domainSubtreeCondition('a.domain_id', root.path));
-      else q = q.where('a.domain_id', '=', root.id);
-    }
+    if (c.role !== 'User') q = q.where(await listDomainCondition(ex, c, p));
     if (p.id !== undefined) q = q.where('a.uuid', '=', p.id);
     if (p.name !== undefined) q = q.where('a.name', '=', p.name);
     if (p.accounttype !== undefined) q = q.where('a.type', '=', p.accounttype);
@@ -458,13 +450,8 @@ const listUsers = defineCommand({
     const c = ctx.caller;
     const page = await pageOf(ex, p);
     let q = scopeToCaller(userQuery(ex), c, USER_COLS);
-    if (c.role !== 'User') {
-      const domain = p.domainid !== undefined ? await domainForCaller(ex, c, p.domainid) : undefined;
-      const root = domain ?? { id: c.domainId, path: c.domainPath };
-      if (p.isrecursive || p.listall || (p.id !== undefined && !domain))
-        q = q.where(domainSubtreeCondition('a.domain_id', root.path));
-      else q = q.where('a.domain_id', '=', root.id);
-    } else if (p.account !== undefined && p.account !== c.accountName) {
+    if (c.role !== 'User') q = q.where(await listDomainCondition(ex, c, p));
+    else if (p.account !== undefined && p.account !== c.accountName) {
       throw permissionDenied(`The caller's account ${c.accountName} has no access to account ${p.account}`);
     }
     if (p.id !== undefined) q = q.where('u.uuid', '=', p.id);
@@ -558,3 +545,19 @@ export const commands: AnyCommand[] = [
   registerUserKeys,
   getUserKeys,
 ];
+
+/**
+ * CloudStack's searchForAccounts/searchForUsers domain rule for admins: the caller's domain (or `domainid`), the
+ * whole subtree with isrecursive/listall; asking for an `id` searches the caller's subtree.
+ */
+async function listDomainCondition(
+  ex: Executor,
+  c: Caller,
+  p: { domainid?: string; isrecursive?: boolean; listall?: boolean; id?: string },
+): Promise<Expression<SqlBool>> {
+  const domain = p.domainid !== undefined ? await domainForCaller(ex, c, p.domainid) : undefined;
+  const root = domain ?? { id: c.domainId, path: c.domainPath };
+  if (p.isrecursive || p.listall || (p.id !== undefined && !domain))
+    return domainSubtreeCondition('a.domain_id', root.path);
+  return sql<SqlBool>`${sql.ref('a.domain_id')} = ${root.id}`;
+}
