@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { allocateAddressTx, nextMacAddress } from '../addresses/address-service.js';
-import { firstHost, lastHost, parseCidr, RangeSet } from '../ipam/index.js';
+import { addressFromKey, firstHost, formatIp, lastHost, parseCidr, RangeSet } from '../ipam/index.js';
 import type { IpAddress } from '../ipam/index.js';
 import type { Executor } from '../store/db.js';
 import type { NetCtx } from '../infrastructure/context.js';
@@ -129,7 +129,7 @@ export async function createRouter(
       name: `r-${id}-VM`,
       control_ip: control.ip,
       guest_ip: guestIp,
-      public_ip: snat ? keyToIp(snat.address) : null,
+      public_ip: snat ? formatIp(addressFromKey(Number(snat.family) === 6 ? 6 : 4, snat.address)) : null,
     })
     .where('id', '=', id)
     .execute();
@@ -148,11 +148,6 @@ export async function createRouter(
     .selectAll()
     .where('id', '=', id)
     .executeTakeFirstOrThrow()) as RouterRow;
-}
-
-function keyToIp(key: string): string {
-  const v = BigInt(`0x${key}`);
-  return [24n, 16n, 8n, 0n].map((s) => Number((v >> s) & 255n)).join('.');
 }
 
 /** afterImplement: the network has its VLAN; make sure its router(s) exist and are meant to run. */
