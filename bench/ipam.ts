@@ -33,6 +33,7 @@ import type { Cidr, RandomBigInt } from '../src/ipam/index.js';
 import { seededRng } from '../src/ipam/seeded-rng.js';
 import { allocateAddress, allocateAddressTx, releaseAddress } from '../src/addresses/address-service.js';
 import type { AllocateRequest } from '../src/addresses/address-service.js';
+import { CANDIDATES } from '../src/addresses/address-repository.js';
 
 interface Result {
   bench: string;
@@ -51,7 +52,7 @@ interface Result {
 const DBS = (process.env.STACKNET_BENCH_DBS ?? 'sqlite,postgres,mysql').split(',') as DbKind[];
 const ONLY = process.env.STACKNET_BENCH_ONLY;
 const THROUGHPUT_SECONDS = Number(process.env.STACKNET_BENCH_SECONDS ?? 3);
-const LATENCY_SAMPLES = Number(process.env.STACKNET_BENCH_SAMPLES ?? 500);
+const LATENCY_SAMPLES = Number(process.env.STACKNET_BENCH_SAMPLES ?? 1000);
 const WARMUP_SAMPLES = 20;
 /** Half-width of the filled neighbourhood around each place the random search will look. */
 const FILL_HALF_WIDTH = 32n;
@@ -276,8 +277,9 @@ async function latencies(db: string, url: string): Promise<Result[]> {
         const scope = `net:lat${c.pool.slice(1)}-${fill}`;
         const req = guestRequest(cidr, scope, randomBigIntFrom(seededRng(seed)));
         if (fill === 50) {
-          // Up to 4 random probes per allocation (ipam's default) after the blind first candidate.
-          const draws = (LATENCY_SAMPLES + WARMUP_SAMPLES) * 5;
+          // Each allocation draws CANDIDATES random candidates; the rare one that finds all taken (0.4% at 50%)
+          // draws up to 4 more for ipam's probes, which shifts the later ones: 10% slack covers that.
+          const draws = Math.ceil((LATENCY_SAMPLES + WARMUP_SAMPLES) * CANDIDATES * 1.1) + 64;
           const n = await bulkInsert(store, scope, cidr.family, fillValues(effectivePool(req), seed, draws));
           log(`${db} ${c.pool}: filled ${n} rows`);
         }

@@ -82,7 +82,17 @@ interface HotSql {
   windowUp: string;
   windowDown: string;
   insert: string;
+  /** Inserts the first of CANDIDATES addresses that is not taken, in one statement (see insertFirstSql). */
+  insertFirst: string;
+  insertFirstPlan: PlanItem[];
 }
+
+/**
+ * Random candidates a `random` allocation offers the database at once. At 50% fill all of them are taken with
+ * probability 0.5^8 = 0.4%, so up to high fill an allocation stays one statement (one round trip, one commit);
+ * each extra candidate costs one lookup in the UNIQUE index, not a round trip.
+ */
+export const CANDIDATES = 8;
 
 function hotSql(dialect: MigrationDialect): HotSql {
   const p = (i: number) => (dialect === 'postgres' ? `$${i}` : '?');
@@ -91,11 +101,80 @@ function hotSql(dialect: MigrationDialect): HotSql {
     `and address ${bound} ${p(4)} order by address ${order} limit ${p(5)}`;
   const values = INSERT_COLUMNS.map((_, i) => p(i + 1)).join(', ');
   const insert = `insert into ip_allocations (${INSERT_COLUMNS.join(', ')}) values (${values})`;
+  const { text: insertFirst, plan: insertFirstPlan } = insertFirstSql(dialect, p);
   return {
     windowUp: window('>=', '<=', 'asc'),
     windowDown: window('<=', '>=', 'desc'),
     insert:
       dialect === 'mysql' ? insert : `${insert} on conflict (scope, family, address) do nothing returning id`,
+    insertFirst,
+    insertFirstPlan,
+  };
+}
+
+/** Where each parameter of insertFirst comes from: a column of the row, or candidate k's address or range_id. */
+type PlanItem = { column: number } | { candidate: number; field: 'address' | 'range_id' };
+
+/**
+ * The first free of CANDIDATES addresses, inserted in one statement. The candidates are a derived table
+ * (ord, address, range_id) probed against the UNIQUE index with NOT EXISTS.
+ * - SQLite, PostgreSQL: `INSERT ... SELECT ... ORDER BY ord LIMIT 1 ON CONFLICT DO NOTHING RETURNING`: nothing
+ *   is inserted (and no error raised, which would poison a PostgreSQL transaction) when all are taken.
+ * - MariaDB: `INSERT ... VALUES` with the address and range_id as scalar subqueries. An `INSERT ... SELECT` is a
+ *   bulk insert to InnoDB, which takes the table's AUTO-INC lock for the whole statement (innodb_autoinc_lock_mode
+ *   1, the default) and fails under concurrency with "Failed to read auto-increment value"; a one-row VALUES
+ *   insert does not. All taken is a NULL address (ER_BAD_NULL_ERROR), which rolls back only the statement.
+ *   Only for statements that are their own transaction: inside a caller's, insertFirstByReading (its locks).
+ * PostgreSQL needs the candidates' types spelled out (a bare parameter in a UNION is text).
+ */
+function insertFirstSql(
+  dialect: MigrationDialect,
+  p: (i: number) => string,
+): { text: string; plan: PlanItem[] } {
+  const plan: PlanItem[] = [];
+  const param = (item: PlanItem) => {
+    plan.push(item);
+    return p(plan.length);
+  };
+  const scopeAt = INSERT_COLUMNS.indexOf('scope');
+  const familyAt = INSERT_COLUMNS.indexOf('family');
+  const candidates = () =>
+    Array.from({ length: CANDIDATES }, (_, k) => {
+      const addr = param({ candidate: k, field: 'address' });
+      const range = param({ candidate: k, field: 'range_id' });
+      return dialect === 'postgres'
+        ? `select ${k} as ord, cast(${addr} as varchar(32)) collate "C" as address, cast(${range} as bigint) as range_id`
+        : `select ${k} as ord, ${addr} as address, ${range} as range_id`;
+    }).join(' union all ');
+  // SQLite and PostgreSQL read the UNION ALL in the order written and stop at the first free candidate (no ORDER
+  // BY: a sort would probe all eight; any free candidate is as good, RETURNING says which). `offset 0` keeps
+  // PostgreSQL from turning NOT EXISTS into an anti join, which a generic plan made while the table was small
+  // runs as a scan of the whole scope; as a subplan it is one index probe per candidate. MariaDB evaluates its
+  // two subqueries separately, so there the order is spelled out for both to pick the same candidate.
+  const firstFree = (what: string) =>
+    `select c.${what} from (${candidates()}) c where not exists (select 1 from ip_allocations a where ` +
+    `a.scope = ${param({ column: scopeAt })} and a.family = ${param({ column: familyAt })} ` +
+    `and a.address = c.address${dialect === 'postgres' ? ' offset 0' : ''}) ` +
+    (dialect === 'mysql' ? 'order by c.ord limit 1' : 'limit 1');
+  const columns = INSERT_COLUMNS.join(', ');
+  if (dialect === 'mysql') {
+    const values = INSERT_COLUMNS.map((c, i) =>
+      c === 'address' || c === 'range_id' ? `(${firstFree(c)})` : param({ column: i }),
+    ).join(', ');
+    return {
+      text: `insert into ip_allocations (${columns}) values (${values}) returning id, address, range_id`,
+      plan,
+    };
+  }
+  const selectList = INSERT_COLUMNS.map((c, i) =>
+    c === 'address' || c === 'range_id' ? `c.${c}` : param({ column: i }),
+  ).join(', ');
+  const from = firstFree('*').slice('select c.* '.length);
+  return {
+    text:
+      `insert into ip_allocations (${columns}) select ${selectList} ${from} ` +
+      'on conflict (scope, family, address) do nothing returning id, address, range_id',
+    plan,
   };
 }
 
@@ -144,6 +223,102 @@ export async function insertAllocationRow(ex: Executor, row: NewAllocationRow): 
     const first = r.rows[0];
     return first ? Number(first.id) : null;
   });
+}
+
+/**
+ * The values of HOT[...].insertFirst for `rows`: CANDIDATES rows that differ only in address and range_id (the
+ * first of them not taken is inserted). Fewer rows are padded by repeating the last one.
+ */
+export function insertFirstParams(dialect: MigrationDialect, rows: readonly NewAllocationRow[]): unknown[] {
+  const base = rows[0];
+  if (!base || rows.length > CANDIDATES) throw new Error(`insertFirst takes 1 to ${CANDIDATES} rows`);
+  const columns = insertParams(base);
+  const cands = Array.from(
+    { length: CANDIDATES },
+    (_, k) => rows[Math.min(k, rows.length - 1)] as NewAllocationRow,
+  );
+  return HOT[dialect].insertFirstPlan.map((item) => {
+    if ('column' in item) return columns[item.column];
+    const row = cands[item.candidate] as NewAllocationRow;
+    return item.field === 'address' ? row.address : (row.range_id ?? null);
+  });
+}
+
+function isNullAddress(e: unknown): boolean {
+  const d = e as { errno?: number; message?: string };
+  return d.errno === 1048 && typeof d.message === 'string' && d.message.includes("'address'");
+}
+
+/** What insertFirst inserted: the new row's id and its address key, or null when every candidate was taken. */
+export interface InsertedFirst {
+  id: number;
+  key: string;
+  /** As written: on MariaDB the address and range_id subqueries could, in a race, pick different candidates. */
+  rangeId: number | null;
+}
+
+export interface InsertedFirstRow {
+  id: number | string;
+  address: string;
+  range_id: number | string | null;
+}
+
+export const insertedFirst = (r: InsertedFirstRow | undefined): InsertedFirst | null =>
+  r === undefined
+    ? null
+    : { id: Number(r.id), key: r.address, rangeId: r.range_id === null ? null : Number(r.range_id) };
+
+export async function insertFirstFreeRow(
+  ex: Executor,
+  rows: readonly NewAllocationRow[],
+): Promise<InsertedFirst | null> {
+  const dialect = executorDialect(ex);
+  if (dialect === 'mysql' && ex.isTransaction) return insertFirstByReading(ex, rows);
+  const query = CompiledQuery.raw(HOT[dialect].insertFirst, insertFirstParams(dialect, rows));
+  return translated(ex, 'recording an address allocation', async () => {
+    try {
+      const r = await ex.executeQuery<InsertedFirstRow>(query);
+      return insertedFirst(r.rows[0]);
+    } catch (e) {
+      // MariaDB has no ON CONFLICT: a candidate taken by another caller between the probe and the insert is a
+      // duplicate key, and all candidates taken a NULL address; either rolls back only this statement.
+      if (dialect === 'mysql' && (isUniqueViolation(e) || isNullAddress(e))) return null;
+      throw e;
+    }
+  });
+}
+
+/**
+ * MariaDB inside a caller's transaction: a plain read of which candidates are taken, then the one-row INSERT. The
+ * subqueries of insertFirst are locking reads in InnoDB (shared next-key locks, held to the end of the
+ * transaction), so concurrent transactions that probed the same gaps and then insert deadlock: measured as 530s
+ * from 64 concurrent associateIpAddress calls on two servers. A plain SELECT is a consistent read and locks
+ * nothing; a candidate taken since the transaction's snapshot is a duplicate key on the INSERT, i.e. a lost race.
+ */
+async function insertFirstByReading(
+  ex: Executor,
+  rows: readonly NewAllocationRow[],
+): Promise<InsertedFirst | null> {
+  const base = rows[0];
+  if (!base) return null;
+  const taken = await translated(ex, 'reading allocated addresses', async () => {
+    const r = await ex
+      .selectFrom('ip_allocations')
+      .select('address')
+      .where('scope', '=', base.scope)
+      .where('family', '=', base.family)
+      .where(
+        'address',
+        'in',
+        rows.map((r) => r.address),
+      )
+      .execute();
+    return new Set(r.map((x) => x.address));
+  });
+  const row = rows.find((r) => !taken.has(r.address));
+  if (!row) return null;
+  const id = await insertAllocationRow(ex, row);
+  return id === null ? null : { id, key: row.address, rangeId: row.range_id ?? null };
 }
 
 /** The values of HOT[...].insert, in INSERT_COLUMNS order. */

@@ -14,6 +14,7 @@ import {
   parseCidr,
   parseIp,
   randomBigIntFrom,
+  valueKey,
   RangeSet,
 } from '../ipam/index.js';
 import type { Cidr } from '../ipam/index.js';
@@ -32,6 +33,7 @@ import {
   reserveAddress,
 } from './address-service.js';
 import type { AllocateRequest } from './address-service.js';
+import { insertFirstFreeRow } from './address-repository.js';
 
 /** A guest network's pool the way the networks service builds it: host addresses, gateway excluded. */
 function guest(cidrText: string, scope: string): AllocateRequest & { cidr: Cidr } {
@@ -92,6 +94,59 @@ for (const kind of testDbKinds()) {
         assert.ok(net.pool.contains(a.address.value) && a.ip !== '10.1.0.1');
       }
       assert.equal(await countUsed(store.db, 'net:1', 4), 46);
+    });
+
+    await t.test(
+      'random offers several candidates in one statement: the first free one is inserted',
+      async () => {
+        const row = (address: string, rangeId: number) => ({
+          scope: 'net:first',
+          family: 4,
+          address,
+          range_id: rangeId,
+          state: 'Allocated' as const,
+          created: 1,
+          updated: 1,
+        });
+        const key = (s: string) => valueKey(parseIp(s).value);
+        const taken = await insertFirstFreeRow(store.db, [row(key('10.7.0.2'), 1)]);
+        assert.equal(taken?.key, key('10.7.0.2'));
+        const got = await insertFirstFreeRow(store.db, [
+          row(key('10.7.0.2'), 1),
+          row(key('10.7.0.3'), 2),
+          row(key('10.7.0.4'), 3),
+        ]);
+        assert.deepEqual({ key: got?.key, rangeId: got?.rangeId }, { key: key('10.7.0.3'), rangeId: 2 });
+        const found = await findAddress(store.db, { scope: 'net:first', address: ip('10.7.0.3') });
+        assert.equal(found?.rangeId, 2);
+        assert.equal(await findAddress(store.db, { scope: 'net:first', address: ip('10.7.0.4') }), undefined);
+        // All taken: nothing inserted, no error (and, inside a transaction, the transaction is still usable).
+        await transaction(store, async (tx) => {
+          assert.equal(
+            await insertFirstFreeRow(tx, [row(key('10.7.0.2'), 1), row(key('10.7.0.3'), 1)]),
+            null,
+          );
+          assert.equal((await insertFirstFreeRow(tx, [row(key('10.7.0.9'), 4)]))?.rangeId, 4);
+        });
+        assert.equal(await countUsed(store.db, 'net:first', 4), 3);
+      },
+    );
+
+    await t.test('random in a pool of two ranges records the range of the address it got', async () => {
+      const net = guest('10.8.0.0/24', 'net:ranges');
+      const rangeId = (v: bigint) => (v < parseIp('10.8.0.128').value ? 11 : 12);
+      const random = randomBigIntFrom(seededRng(7));
+      for (let i = 0; i < 120; i++) {
+        const req = { ...net, strategy: 'random' as const, randomBigInt: random, rangeId };
+        const a =
+          i % 2 === 0
+            ? await allocateAddress(store, req)
+            : await transaction(store, (tx) => allocateAddressTx(tx, req));
+        const stored = await findAddress(store.db, { id: a.id });
+        assert.equal(stored?.rangeId, rangeId(a.address.value), `${a.ip} recorded in the wrong range`);
+        assert.equal(a.rangeId, stored?.rangeId);
+      }
+      assert.equal(await countUsed(store.db, 'net:ranges', 4), 120);
     });
 
     await t.test('the same sequence as MemoryAllocator for lowest with gaps', async () => {

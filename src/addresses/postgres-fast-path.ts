@@ -6,8 +6,8 @@
  * SQL is address-repository.ts's HOT.postgres, so both paths run the same statements.
  */
 import type { Pool } from 'pg';
-import { HOT, insertParams } from './address-repository.js';
-import type { NewAllocationRow, WindowQuery } from './address-repository.js';
+import { HOT, insertedFirst, insertFirstParams, insertParams } from './address-repository.js';
+import type { InsertedFirst, InsertedFirstRow, NewAllocationRow, WindowQuery } from './address-repository.js';
 
 /** The new row's id, or null when the address is taken (ON CONFLICT DO NOTHING returned no row). */
 export async function pgInsertAllocation(pool: Pool, row: NewAllocationRow): Promise<number | null> {
@@ -28,4 +28,17 @@ export async function pgTakenWindow(pool: Pool, q: WindowQuery): Promise<string[
     values: [q.scope, q.family, q.fromKey, q.boundKey, q.limit],
   });
   return r.rows.map((row) => row.address);
+}
+
+/** The first of the candidate rows that is not taken, inserted; null when all are taken (or lost a race). */
+export async function pgInsertFirstFree(
+  pool: Pool,
+  rows: readonly NewAllocationRow[],
+): Promise<InsertedFirst | null> {
+  const r = await pool.query<InsertedFirstRow>({
+    name: 'stacknet_alloc_insert_first',
+    text: HOT.postgres.insertFirst,
+    values: insertFirstParams('postgres', rows),
+  });
+  return insertedFirst(r.rows[0]);
 }
