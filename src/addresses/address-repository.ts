@@ -85,6 +85,8 @@ interface HotSql {
   /** Inserts the first of CANDIDATES addresses that is not taken, in one statement (see insertFirstSql). */
   insertFirst: string;
   insertFirstPlan: PlanItem[];
+  /** 1 if (scope, family, address) is taken. */
+  taken: string;
 }
 
 /**
@@ -109,6 +111,7 @@ function hotSql(dialect: MigrationDialect): HotSql {
       dialect === 'mysql' ? insert : `${insert} on conflict (scope, family, address) do nothing returning id`,
     insertFirst,
     insertFirstPlan,
+    taken: `select 1 from ip_allocations where scope = ${p(1)} and family = ${p(2)} and address = ${p(3)}`,
   };
 }
 
