@@ -123,7 +123,8 @@ type PlanItem = { column: number } | { candidate: number; field: 'address' | 'ra
  * (ord, address, range_id) probed against the UNIQUE index with NOT EXISTS.
  * - SQLite, PostgreSQL: `INSERT ... SELECT ... ORDER BY ord LIMIT 1 ON CONFLICT DO NOTHING RETURNING`: nothing
  *   is inserted (and no error raised, which would poison a PostgreSQL transaction) when all are taken.
- * - MariaDB: `INSERT ... VALUES` with the address and range_id as scalar subqueries. An `INSERT ... SELECT` is a
+ * - MariaDB: `INSERT ... VALUES` with the address as a scalar subquery (range_id the chosen candidate's, by a
+ *   CASE on the address column). An `INSERT ... SELECT` is a
  *   bulk insert to InnoDB, which takes the table's AUTO-INC lock for the whole statement (innodb_autoinc_lock_mode
  *   1, the default) and fails under concurrency with "Failed to read auto-increment value"; a one-row VALUES
  *   insert does not. All taken is a NULL address (ER_BAD_NULL_ERROR), which rolls back only the statement.
@@ -149,20 +150,27 @@ function insertFirstSql(
         ? `select ${k} as ord, cast(${addr} as varchar(32)) collate "C" as address, cast(${range} as bigint) as range_id`
         : `select ${k} as ord, ${addr} as address, ${range} as range_id`;
     }).join(' union all ');
-  // SQLite and PostgreSQL read the UNION ALL in the order written and stop at the first free candidate (no ORDER
-  // BY: a sort would probe all eight; any free candidate is as good, RETURNING says which). `offset 0` keeps
-  // PostgreSQL from turning NOT EXISTS into an anti join, which a generic plan made while the table was small
-  // runs as a scan of the whole scope; as a subplan it is one index probe per candidate. MariaDB evaluates its
-  // two subqueries separately, so there the order is spelled out for both to pick the same candidate.
+  // The UNION ALL is read in the order written and the scan stops at the first free candidate (no ORDER BY: a
+  // sort would probe all eight; any free candidate is as good, RETURNING says which). `offset 0` keeps PostgreSQL
+  // from turning NOT EXISTS into an anti join, which a generic plan made while the table was small runs as a scan
+  // of the whole scope; as a subplan it is one index probe per candidate.
   const firstFree = (what: string) =>
     `select c.${what} from (${candidates()}) c where not exists (select 1 from ip_allocations a where ` +
     `a.scope = ${param({ column: scopeAt })} and a.family = ${param({ column: familyAt })} ` +
-    `and a.address = c.address${dialect === 'postgres' ? ' offset 0' : ''}) ` +
-    (dialect === 'mysql' ? 'order by c.ord limit 1' : 'limit 1');
+    `and a.address = c.address${dialect === 'postgres' ? ' offset 0' : ''}) limit 1`;
   const columns = INSERT_COLUMNS.join(', ');
   if (dialect === 'mysql') {
+    // range_id follows from the address chosen: a VALUES list may use a column set earlier in it.
+    const rangeOf = () =>
+      'case address ' +
+      Array.from(
+        { length: CANDIDATES },
+        (_, k) =>
+          `when ${param({ candidate: k, field: 'address' })} then ${param({ candidate: k, field: 'range_id' })}`,
+      ).join(' ') +
+      ' end';
     const values = INSERT_COLUMNS.map((c, i) =>
-      c === 'address' || c === 'range_id' ? `(${firstFree(c)})` : param({ column: i }),
+      c === 'address' ? `(${firstFree('address')})` : c === 'range_id' ? rangeOf() : param({ column: i }),
     ).join(', ');
     return {
       text: `insert into ip_allocations (${columns}) values (${values}) returning id, address, range_id`,
@@ -256,7 +264,6 @@ function isNullAddress(e: unknown): boolean {
 export interface InsertedFirst {
   id: number;
   key: string;
-  /** As written: on MariaDB the address and range_id subqueries could, in a race, pick different candidates. */
   rangeId: number | null;
 }
 

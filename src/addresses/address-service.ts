@@ -393,11 +393,6 @@ async function allocateWith(port: Port, req: AllocateRequest): Promise<Allocatio
     if (got !== null) {
       const i = rows.findIndex((r) => r.address === got.key);
       const row = rows[i] as NewAllocationRow;
-      const rangeId = row.range_id ?? null;
-      if (got.rangeId !== rangeId) {
-        // MariaDB only, and only in a race: its address and range_id subqueries picked different candidates.
-        await port.update({ id: got.id }, [row.state], row.state, { range_id: rangeId }, now);
-      }
       return allocationOf(got.id, row, values[i] as bigint);
     }
     for (const v of values) insertSorted(lost, v);
