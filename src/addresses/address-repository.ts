@@ -119,17 +119,20 @@ function hotSql(dialect: MigrationDialect): HotSql {
 type PlanItem = { column: number } | { candidate: number; field: 'address' | 'range_id' };
 
 /**
- * The first free of CANDIDATES addresses, inserted in one statement. The candidates are a derived table
- * (ord, address, range_id) probed against the UNIQUE index with NOT EXISTS.
- * - SQLite, PostgreSQL: `INSERT ... SELECT ... ORDER BY ord LIMIT 1 ON CONFLICT DO NOTHING RETURNING`: nothing
- *   is inserted (and no error raised, which would poison a PostgreSQL transaction) when all are taken.
- * - MariaDB: `INSERT ... VALUES` with the address as a scalar subquery (range_id the chosen candidate's, by a
- *   CASE on the address column). An `INSERT ... SELECT` is a
- *   bulk insert to InnoDB, which takes the table's AUTO-INC lock for the whole statement (innodb_autoinc_lock_mode
- *   1, the default) and fails under concurrency with "Failed to read auto-increment value"; a one-row VALUES
- *   insert does not. All taken is a NULL address (ER_BAD_NULL_ERROR), which rolls back only the statement.
- *   Only for statements that are their own transaction: inside a caller's, insertFirstByReading (its locks).
- * PostgreSQL needs the candidates' types spelled out (a bare parameter in a UNION is text).
+ * The first free of CANDIDATES addresses, inserted in one statement. The address is a CASE over the candidates in
+ * order, `WHEN NOT EXISTS (<point lookup in the UNIQUE index>) THEN <candidate>`: CASE stops at the first free one,
+ * so at low fill it is one lookup, and there is no derived table (MariaDB materialized a UNION of the candidates
+ * into a temporary table per statement, which doubled its cost; PostgreSQL planned it, with the anti join it
+ * chose, as a scan of the scope). range_id is the chosen candidate's (CASE on the address).
+ * - SQLite, PostgreSQL: `WITH f AS MATERIALIZED (SELECT <case> AS address) INSERT ... SELECT ... FROM f WHERE
+ *   address IS NOT NULL ON CONFLICT DO NOTHING RETURNING`: nothing is inserted (and no error raised, which would
+ *   poison a PostgreSQL transaction) when all are taken; MATERIALIZED evaluates the CASE once.
+ * - MariaDB: `INSERT ... VALUES (..., <case>, CASE address WHEN ... END, ...)` (a VALUES list may use a column set
+ *   earlier in it). Not `INSERT ... SELECT`: that is a bulk insert to InnoDB, which takes the table's AUTO-INC lock
+ *   for the whole statement (innodb_autoinc_lock_mode 1, the default) and failed under concurrency with "Failed to
+ *   read auto-increment value". All taken is a NULL address (ER_BAD_NULL_ERROR), which rolls back only the
+ *   statement. Only for statements that are their own transaction: inside a caller's, insertFirstByReading (the
+ *   subqueries are locking reads there).
  */
 function insertFirstSql(
   dialect: MigrationDialect,
@@ -140,50 +143,45 @@ function insertFirstSql(
     plan.push(item);
     return p(plan.length);
   };
+  const pg = dialect === 'postgres';
   const scopeAt = INSERT_COLUMNS.indexOf('scope');
   const familyAt = INSERT_COLUMNS.indexOf('family');
-  const candidates = () =>
+  // Parameters are numbered in the order they are asked for, so each piece is built where it stands in the text.
+  const addressCase = () =>
+    'case ' +
     Array.from({ length: CANDIDATES }, (_, k) => {
-      const addr = param({ candidate: k, field: 'address' });
-      const range = param({ candidate: k, field: 'range_id' });
-      return dialect === 'postgres'
-        ? `select ${k} as ord, cast(${addr} as varchar(32)) collate "C" as address, cast(${range} as bigint) as range_id`
-        : `select ${k} as ord, ${addr} as address, ${range} as range_id`;
-    }).join(' union all ');
-  // The UNION ALL is read in the order written and the scan stops at the first free candidate (no ORDER BY: a
-  // sort would probe all eight; any free candidate is as good, RETURNING says which). `offset 0` keeps PostgreSQL
-  // from turning NOT EXISTS into an anti join, which a generic plan made while the table was small runs as a scan
-  // of the whole scope; as a subplan it is one index probe per candidate.
-  const firstFree = (what: string) =>
-    `select c.${what} from (${candidates()}) c where not exists (select 1 from ip_allocations a where ` +
-    `a.scope = ${param({ column: scopeAt })} and a.family = ${param({ column: familyAt })} ` +
-    `and a.address = c.address${dialect === 'postgres' ? ' offset 0' : ''}) limit 1`;
+      const probe =
+        `not exists (select 1 from ip_allocations a where a.scope = ${param({ column: scopeAt })} ` +
+        `and a.family = ${param({ column: familyAt })} and a.address = ${param({ candidate: k, field: 'address' })})`;
+      const value = param({ candidate: k, field: 'address' });
+      return `when ${probe} then ${pg ? `cast(${value} as varchar(32))` : value}`;
+    }).join(' ') +
+    ' end';
+  const rangeOf = (column: string) =>
+    `case ${column} ` +
+    Array.from({ length: CANDIDATES }, (_, k) => {
+      const address = param({ candidate: k, field: 'address' });
+      const value = param({ candidate: k, field: 'range_id' });
+      return `when ${address} then ${pg ? `cast(${value} as bigint)` : value}`;
+    }).join(' ') +
+    ' end';
   const columns = INSERT_COLUMNS.join(', ');
   if (dialect === 'mysql') {
-    // range_id follows from the address chosen: a VALUES list may use a column set earlier in it.
-    const rangeOf = () =>
-      'case address ' +
-      Array.from(
-        { length: CANDIDATES },
-        (_, k) =>
-          `when ${param({ candidate: k, field: 'address' })} then ${param({ candidate: k, field: 'range_id' })}`,
-      ).join(' ') +
-      ' end';
     const values = INSERT_COLUMNS.map((c, i) =>
-      c === 'address' ? `(${firstFree('address')})` : c === 'range_id' ? rangeOf() : param({ column: i }),
+      c === 'address' ? `(${addressCase()})` : c === 'range_id' ? rangeOf('address') : param({ column: i }),
     ).join(', ');
     return {
       text: `insert into ip_allocations (${columns}) values (${values}) returning id, address, range_id`,
       plan,
     };
   }
+  const cte = `with f as materialized (select ${addressCase()} as address) `;
   const selectList = INSERT_COLUMNS.map((c, i) =>
-    c === 'address' || c === 'range_id' ? `c.${c}` : param({ column: i }),
+    c === 'address' ? 'f.address' : c === 'range_id' ? rangeOf('f.address') : param({ column: i }),
   ).join(', ');
-  const from = firstFree('*').slice('select c.* '.length);
   return {
     text:
-      `insert into ip_allocations (${columns}) select ${selectList} ${from} ` +
+      `${cte}insert into ip_allocations (${columns}) select ${selectList} from f where f.address is not null ` +
       'on conflict (scope, family, address) do nothing returning id, address, range_id',
     plan,
   };
