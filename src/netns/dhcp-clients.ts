@@ -17,6 +17,8 @@ const COMMON_SH = `PATH=/usr/sbin:/usr/bin:/sbin:/bin
 # record EVENT IP MASK ROUTERS DNS DOMAIN LEASE SERVERID HOSTNAME
 record() {
   tmp="$SN_STATE.tmp.$$"
+  # The history line first: whoever sees the new state (readLease) then finds it in the history too.
+  echo "$(date +%s%3N) $1 ip=$2 routers=$4 dns=$5 domain=$6" >> "$SN_STATE.log"
   {
     echo "client=$SN_CLIENT"
     echo "event=$1"
@@ -31,7 +33,6 @@ record() {
     echo "hostname=$9"
     echo "at=$(date +%s%3N)"
   } > "$tmp" && mv -f "$tmp" "$SN_STATE"
-  echo "$(date +%s%3N) $1 ip=$2 routers=$4 dns=$5 domain=$6" >> "$SN_STATE.log"
 }
 apply() { # IP MASK ROUTERS DNS DOMAIN
   if ! ip -4 addr show dev "$SN_IFACE" | grep -q "inet $1/"; then
