@@ -253,7 +253,7 @@ export function insertFirstParams(dialect: MigrationDialect, rows: readonly NewA
   });
 }
 
-function isNullAddress(e: unknown): boolean {
+export function isNullAddress(e: unknown): boolean {
   const d = e as { errno?: number; message?: string };
   return d.errno === 1048 && typeof d.message === 'string' && d.message.includes("'address'");
 }

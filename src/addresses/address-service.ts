@@ -66,6 +66,7 @@ import {
 } from './sqlite-fast-path.js';
 import type { Database as SqliteConnection } from 'better-sqlite3';
 import { pgInsertAllocation, pgInsertFirstFree, pgTakenWindow } from './postgres-fast-path.js';
+import { mariadbInsertAllocation, mariadbInsertFirstFree, mariadbTakenWindow } from './mariadb-fast-path.js';
 import { canTransition, predecessorsOf } from './states.js';
 import type { AddressState } from './states.js';
 import type { AllocationState } from './tables.js';
@@ -449,15 +450,25 @@ export async function allocateAddress(store: Store, req: AllocateRequest): Promi
   const conn = store.sqlite;
   if (store.kind === 'sqlite' && conn) return sqliteAllocate(store, conn, req);
   if (store.kind === 'sqlite') return transaction(store, (tx) => allocateAddressTx(tx, req));
-  const pool = store.pg;
-  if (pool) {
-    const port: Port = {
-      window: (q) => pgTakenWindow(pool, q),
-      insert: (row) => pgInsertAllocation(pool, row),
-      insertFirst: (rows) => pgInsertFirstFree(pool, rows),
-      find: (ref) => findAllocationRow(store.db, ref),
-      update: (ref, from, to, patch, now) => updateAllocationState(store.db, ref, from, to, patch, now),
-    };
+  const pg = store.pg;
+  const mariadb = store.mysql;
+  // The statements of the search on the driver's own pool, prepared once per connection (postgres-fast-path.ts,
+  // mariadb-fast-path.ts); the rare reads and updates of a reserved address through Kysely.
+  const fast: Pick<Port, 'window' | 'insert' | 'insertFirst'> | undefined = pg
+    ? {
+        window: (q) => pgTakenWindow(pg, q),
+        insert: (row) => pgInsertAllocation(pg, row),
+        insertFirst: (rows) => pgInsertFirstFree(pg, rows),
+      }
+    : mariadb
+      ? {
+          window: (q) => mariadbTakenWindow(mariadb, q),
+          insert: (row) => mariadbInsertAllocation(mariadb, row),
+          insertFirst: (rows) => mariadbInsertFirstFree(mariadb, rows),
+        }
+      : undefined;
+  if (fast) {
+    const port: Port = { ...kyselyPort(store.db), ...fast };
     return withRetries('allocating an address', () => allocateWith(port, req));
   }
   return withRetries('allocating an address', () => allocateAddressTx(store.db, req));

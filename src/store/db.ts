@@ -8,6 +8,7 @@ import { Kysely, Migrator, PostgresDialect, MysqlDialect, SqliteDialect, sql } f
 import type { Transaction, Migration, MigrationProvider, SqliteDatabase as SqliteDatabaseLike } from 'kysely';
 import type { Database as SqliteConnection, Statement } from 'better-sqlite3';
 import type { Pool as PgPool } from 'pg';
+import type { Pool as MysqlPool } from 'mysql2';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { CloudStackError, internalError } from '../errors/catalogue.js';
@@ -30,6 +31,11 @@ export interface Store {
    * statements, which Kysely cannot use). Only for statements that are their own transaction.
    */
   readonly pg?: PgPool;
+  /**
+   * MariaDB only: the mysql2 pool under `db`, for a repository's one-statement fast path (server-side prepared
+   * statements via `execute`, which Kysely does not use). Only for statements that are their own transaction.
+   */
+  readonly mysql?: MysqlPool;
   close(): Promise<void>;
 }
 
@@ -58,6 +64,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
   let db: Kysely<Database>;
   let sqlite: SqliteConnection | undefined;
   let pgPool: PgPool | undefined;
+  let mysqlPool: MysqlPool | undefined;
   if (kind === 'sqlite') {
     const { default: SqliteDatabase } = await import('better-sqlite3');
     const path = resolve(url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''));
@@ -102,6 +109,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
       timezone: 'Z',
     });
     db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+    mysqlPool = pool;
   }
   return {
     kind,
@@ -109,6 +117,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     db,
     sqlite,
     pg: pgPool,
+    mysql: mysqlPool,
     close: () => db.destroy(),
   };
 }
