@@ -2,7 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { createTestStore, testDbKinds } from './testing/test-databases.js';
-import { transaction, isUniqueViolation } from './db.js';
+import { transaction, isUniqueViolation, openMigratedStore } from './db.js';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CloudStackError } from '../errors/catalogue.js';
 
 for (const kind of testDbKinds()) {
@@ -38,3 +41,26 @@ for (const kind of testDbKinds()) {
     }
   });
 }
+
+test('sqlite::memory: is an in-memory store: migrated and usable, no file left behind', async () => {
+  const cwd = process.cwd();
+  const dir = mkdtempSync(join(tmpdir(), 'stacknet-memory-'));
+  process.chdir(dir);
+  try {
+    const store = await openMigratedStore('sqlite::memory:');
+    await store.db
+      .insertInto('ip_allocations')
+      .values({ scope: 'm', family: 4, address: '1', state: 'Allocated', created: 1, updated: 1 })
+      .execute();
+    const n = await store.db
+      .selectFrom('ip_allocations')
+      .select(sql<number>`count(*)`.as('n'))
+      .executeTakeFirst();
+    assert.equal(Number(n?.n), 1);
+    await store.close();
+    assert.deepEqual(readdirSync(dir), []);
+  } finally {
+    process.chdir(cwd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -67,8 +67,10 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
   let mysqlPool: MysqlPool | undefined;
   if (kind === 'sqlite') {
     const { default: SqliteDatabase } = await import('better-sqlite3');
-    const path = resolve(url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''));
-    mkdirSync(dirname(path), { recursive: true });
+    // `sqlite::memory:` is a private in-memory database (gone with the process; nothing written to disk).
+    const named = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    const path = named === ':memory:' ? named : resolve(named);
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const conn = new SqliteDatabase(path);
     // WAL lets readers run beside the one writer; NORMAL is durable against process crashes (a committed
     // transaction is in the WAL) and FULL additionally against power loss. STACKNET_SQLITE_SYNC picks.
