@@ -253,9 +253,16 @@ export function insertFirstParams(dialect: MigrationDialect, rows: readonly NewA
   });
 }
 
-export function isNullAddress(e: unknown): boolean {
+/**
+ * MariaDB's insertFirst refused, which rolls back only the statement: a candidate taken by another caller between
+ * the probe and the insert (duplicate key), or all candidates taken (a NULL address).
+ */
+export function insertFirstRefused(e: unknown): boolean {
   const d = e as { errno?: number; message?: string };
-  return d.errno === 1048 && typeof d.message === 'string' && d.message.includes("'address'");
+  return (
+    isUniqueViolation(e) ||
+    (d.errno === 1048 && typeof d.message === 'string' && d.message.includes("'address'"))
+  );
 }
 
 /** What insertFirst inserted: the new row's id and its address key, or null when every candidate was taken. */
@@ -270,6 +277,13 @@ export interface InsertedFirstRow {
   address: string;
   range_id: number | string | null;
 }
+
+/** `row`, inserted with `id`. */
+export const insertedAs = (id: number, row: NewAllocationRow): InsertedFirst => ({
+  id,
+  key: row.address,
+  rangeId: row.range_id ?? null,
+});
 
 export const insertedFirst = (r: InsertedFirstRow | undefined): InsertedFirst | null =>
   r === undefined
@@ -290,7 +304,7 @@ export async function insertFirstFreeRow(
     const [head, ...rest] = all;
     if (!head) return null;
     const id = await insertAllocationRow(ex, head);
-    if (id !== null) return { id, key: head.address, rangeId: head.range_id ?? null };
+    if (id !== null) return insertedAs(id, head);
     if (rest.length === 0) return null;
     if (dialect === 'mysql') return insertFirstByReading(ex, rest);
     rows = rest;
@@ -301,9 +315,8 @@ export async function insertFirstFreeRow(
       const r = await ex.executeQuery<InsertedFirstRow>(query);
       return insertedFirst(r.rows[0]);
     } catch (e) {
-      // MariaDB has no ON CONFLICT: a candidate taken by another caller between the probe and the insert is a
-      // duplicate key, and all candidates taken a NULL address; either rolls back only this statement.
-      if (dialect === 'mysql' && (isUniqueViolation(e) || isNullAddress(e))) return null;
+      // MariaDB has no ON CONFLICT (insertFirstRefused).
+      if (dialect === 'mysql' && insertFirstRefused(e)) return null;
       throw e;
     }
   });
@@ -339,7 +352,7 @@ async function insertFirstByReading(
   const row = rows.find((r) => !taken.has(r.address));
   if (!row) return null;
   const id = await insertAllocationRow(ex, row);
-  return id === null ? null : { id, key: row.address, rangeId: row.range_id ?? null };
+  return id === null ? null : insertedAs(id, row);
 }
 
 /** The values of HOT[...].insert, in INSERT_COLUMNS order. */

@@ -211,7 +211,8 @@ const num = (v: number | null): number | null => (v === null || v === undefined 
 interface Port {
   window(q: WindowQuery): Promise<string[]> | string[];
   insert(row: NewAllocationRow): Promise<number | null> | number | null;
-  /** Inserts the first of `rows` (same row, other addresses) that is not taken, in one statement. */
+  /** Inserts the first of `rows` (same row, other addresses) that is not taken (address-repository.ts
+   * insertFirstSql: one statement where a statement is a round trip). */
   insertFirst(rows: readonly NewAllocationRow[]): Promise<InsertedFirst | null> | InsertedFirst | null;
   find(ref: RowRef): Promise<AllocationRow | undefined>;
   update(
@@ -383,10 +384,9 @@ async function allocateWith(port: Port, req: AllocateRequest): Promise<Allocatio
   };
 
   if (first !== undefined && (req.strategy ?? 'lowest') === 'random') {
-    // Random candidates are offered without looking first: one statement inserts the first of CANDIDATES random
-    // addresses that is not taken (the database's UNIQUE index is the probe), so an allocation is one round trip
-    // and one commit whether the pool is empty or half full. Only when all are taken (0.4% at 50% fill; more
-    // as the pool fills) does ipam's search below read the index.
+    // CANDIDATES random addresses at once, the first free one inserted (Port.insertFirst), so an allocation is
+    // one round trip and one commit whether the pool is empty or half full. Only when all are taken (0.4% at 50%
+    // fill; more as the pool fills) does ipam's search below read the index.
     const size = pool.size();
     const values = [...new Set(Array.from({ length: CANDIDATES }, () => pool.at(random(size))))];
     const rows = values.map((v) => rowFor(req, v, now));
@@ -562,25 +562,27 @@ async function drainGroups(store: Store, conn: SqliteConnection, q: GroupQueue):
  * which waits for that transaction to end.
  */
 function lonePort(store: Store, conn: SqliteConnection): Port {
+  const viaKysely = kyselyPort(store.db);
+  const direct = sqlitePort(conn, store.db);
+  const pick = () => (conn.inTransaction ? viaKysely : direct);
   return {
-    window: (q) => (conn.inTransaction ? selectTakenWindow(store.db, q) : sqliteTakenWindow(conn, q)),
-    insert: (row) =>
-      conn.inTransaction ? insertAllocationRow(store.db, row) : sqliteInsertAllocation(conn, row),
-    insertFirst: (rows) =>
-      conn.inTransaction ? insertFirstFreeRow(store.db, rows) : sqliteInsertFirstFree(conn, rows),
-    find: (ref) => findAllocationRow(store.db, ref),
-    update: (ref, from, to, patch, now) => updateAllocationState(store.db, ref, from, to, patch, now),
+    ...viaKysely,
+    window: (q) => pick().window(q),
+    insert: (row) => pick().insert(row),
+    insertFirst: (rows) => pick().insertFirst(rows),
   };
 }
 
+/** The statements of the search straight on better-sqlite3; the rare find/update through `ex`. */
+const sqlitePort = (conn: SqliteConnection, ex: Executor): Port => ({
+  ...kyselyPort(ex),
+  window: (q) => sqliteTakenWindow(conn, q),
+  insert: (row) => sqliteInsertAllocation(conn, row),
+  insertFirst: (rows) => sqliteInsertFirstFree(conn, rows),
+});
+
 async function runGroup(conn: SqliteConnection, c: Executor, group: GroupJob[]): Promise<Outcome[]> {
-  const port: Port = {
-    window: (q) => sqliteTakenWindow(conn, q),
-    insert: (row) => sqliteInsertAllocation(conn, row),
-    insertFirst: (rows) => sqliteInsertFirstFree(conn, rows),
-    find: (ref) => findAllocationRow(c, ref),
-    update: (ref, from, to, patch, now) => updateAllocationState(c, ref, from, to, patch, now),
-  };
+  const port = sqlitePort(conn, c);
   sqliteBegin(conn);
   try {
     const out: Outcome[] = [];

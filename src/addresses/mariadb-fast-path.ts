@@ -7,7 +7,13 @@
  * statements.
  */
 import type { Pool } from 'mysql2';
-import { HOT, insertedFirst, insertFirstParams, insertParams, isNullAddress } from './address-repository.js';
+import {
+  HOT,
+  insertedFirst,
+  insertFirstParams,
+  insertFirstRefused,
+  insertParams,
+} from './address-repository.js';
 import type { InsertedFirst, InsertedFirstRow, NewAllocationRow, WindowQuery } from './address-repository.js';
 import { isUniqueViolation } from '../store/db.js';
 
@@ -43,7 +49,7 @@ export async function mariadbInsertFirstFree(
     );
     return insertedFirst(r[0]);
   } catch (e) {
-    if (isUniqueViolation(e) || isNullAddress(e)) return null;
+    if (insertFirstRefused(e)) return null;
     throw e;
   }
 }

@@ -11,7 +11,7 @@
  * better-sqlite3 is synchronous, so it cannot end up inside anybody's transaction (address-service.ts lonePort).
  */
 import type { Database as SqliteConnection, Statement } from 'better-sqlite3';
-import { HOT, insertParams } from './address-repository.js';
+import { HOT, insertedAs, insertParams } from './address-repository.js';
 import type { InsertedFirst, NewAllocationRow, WindowQuery } from './address-repository.js';
 
 interface Prepared {
@@ -99,7 +99,7 @@ export function sqliteInsertFirstFree(
   for (const row of rows) {
     if (taken.get(row.scope, row.family, row.address) !== undefined) continue;
     const id = sqliteInsertAllocation(conn, row);
-    if (id !== null) return { id, key: row.address, rangeId: row.range_id ?? null };
+    if (id !== null) return insertedAs(id, row);
   }
   return null;
 }
