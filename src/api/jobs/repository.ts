@@ -58,7 +58,8 @@ export interface ClaimedJob {
 }
 
 /**
- * Claims up to `max` runnable jobs (pending, and unleased or with an expired lease). Each claim is a
+ * Claims up to `max` runnable jobs (pending, and unleased or with an expired lease, and started fewer than
+ * `maxAttempts` times: one abandoned that often is failAbandonedJobs' to fail, never run again). Each claim is a
  * conditional UPDATE, so two servers racing for one job cannot both win, on any of the three databases.
  */
 export async function claimJobs(
@@ -66,6 +67,7 @@ export async function claimJobs(
   owner: string,
   leaseMs: number,
   max: number,
+  maxAttempts: number,
 ): Promise<ClaimedJob[]> {
   if (max <= 0) return [];
   const now = nowMs();
@@ -73,6 +75,7 @@ export async function claimJobs(
     .selectFrom('async_jobs')
     .select(['id', 'uuid', 'command', 'params', 'user_id', 'attempts'])
     .where('status', '=', JOB_PENDING)
+    .where('attempts', '<', maxAttempts)
     .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
     .orderBy('id')
     .limit(max)

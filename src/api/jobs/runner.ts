@@ -98,7 +98,7 @@ export class JobRunner {
         if (!this.running) break;
         await failAbandonedJobs(this.opts.store.db, this.maxAttempts);
         const free = this.concurrency - this.inflight.size;
-        const jobs = await claimJobs(this.opts.store, this.owner, this.leaseMs, free);
+        const jobs = await claimJobs(this.opts.store, this.owner, this.leaseMs, free, this.maxAttempts);
         for (const job of jobs) {
           const p = this.run(job).finally(() => {
             this.inflight.delete(p);
