@@ -64,3 +64,31 @@ test('sqlite::memory: is an in-memory store: migrated and usable, no file left b
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('sqlite: a new database gets 8 KiB pages and WAL; an existing 4 KiB database opens unchanged', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stacknet-pages-'));
+  try {
+    const fresh = await openMigratedStore(`sqlite:${join(dir, 'new.db')}`);
+    assert.equal(fresh.sqlite?.pragma('page_size', { simple: true }), 8192);
+    assert.equal(fresh.sqlite?.pragma('journal_mode', { simple: true }), 'wal');
+    await fresh.close();
+
+    // A database made before stacknet chose 8 KiB: page_size only applies to a file without tables yet.
+    const { default: SqliteDatabase } = await import('better-sqlite3');
+    const oldPath = join(dir, 'old.db');
+    const old = new SqliteDatabase(oldPath);
+    old.pragma('page_size = 4096');
+    old.exec(`create table t (x integer); insert into t values (7)`);
+    old.close();
+    const reopened = await openMigratedStore(`sqlite:${oldPath}`);
+    assert.equal(reopened.sqlite?.pragma('page_size', { simple: true }), 4096);
+    assert.equal(reopened.sqlite?.prepare('select x from t').pluck().get(), 7);
+    await reopened.db
+      .insertInto('ip_allocations')
+      .values({ scope: 'p', family: 4, address: '1', state: 'Allocated', created: 1, updated: 1 })
+      .execute();
+    await reopened.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
