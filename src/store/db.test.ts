@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { createTestStore, testDbKinds } from './testing/test-databases.js';
-import { transaction, isUniqueViolation, openMigratedStore } from './db.js';
+import { transaction, isUniqueViolation, openMigratedStore, sqliteSettings } from './db.js';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,5 +90,25 @@ test('sqlite: a new database gets 8 KiB pages and WAL; an existing 4 KiB databas
     await reopened.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: STACKNET_SQLITE_SYNC and STACKNET_SQLITE_PAGE_SIZE are checked, and a bad one says what is allowed', () => {
+  assert.deepEqual(sqliteSettings({}), { sync: 'FULL', pageSize: 8192 });
+  assert.deepEqual(sqliteSettings({ STACKNET_SQLITE_SYNC: 'normal', STACKNET_SQLITE_PAGE_SIZE: '4096' }), {
+    sync: 'NORMAL',
+    pageSize: 4096,
+  });
+  assert.throws(
+    () => sqliteSettings({ STACKNET_SQLITE_SYNC: 'OFF' }),
+    (e: unknown) =>
+      e instanceof CloudStackError && /STACKNET_SQLITE_SYNC='OFF'.*FULL.*NORMAL/.test(e.message),
+  );
+  for (const bad of ['8000', 'big', '131072', '256']) {
+    assert.throws(
+      () => sqliteSettings({ STACKNET_SQLITE_PAGE_SIZE: bad }),
+      (e: unknown) =>
+        e instanceof CloudStackError && e.message.includes(`STACKNET_SQLITE_PAGE_SIZE='${bad}'`),
+    );
   }
 });

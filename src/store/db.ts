@@ -48,6 +48,32 @@ export interface OpenOptions {
   poolSize?: number;
 }
 
+/** SQLite's `synchronous` and a new file's `page_size` from STACKNET_SQLITE_SYNC / STACKNET_SQLITE_PAGE_SIZE. */
+export function sqliteSettings(env: NodeJS.ProcessEnv = process.env): { sync: string; pageSize: number } {
+  const sync = (env.STACKNET_SQLITE_SYNC ?? 'FULL').toUpperCase();
+  if (!['FULL', 'NORMAL', 'EXTRA'].includes(sync)) {
+    throw new CloudStackError(
+      'InvalidParameterValue',
+      `STACKNET_SQLITE_SYNC='${env.STACKNET_SQLITE_SYNC}' is not one of FULL (durable against power loss, the ` +
+        `default), NORMAL (durable against process crashes) or EXTRA`,
+    );
+  }
+  const raw = env.STACKNET_SQLITE_PAGE_SIZE ?? '8192';
+  const pageSize = Number(raw);
+  if (
+    !Number.isInteger(pageSize) ||
+    pageSize < 512 ||
+    pageSize > 65536 ||
+    (pageSize & (pageSize - 1)) !== 0
+  ) {
+    throw new CloudStackError(
+      'InvalidParameterValue',
+      `STACKNET_SQLITE_PAGE_SIZE='${raw}' is not a power of two from 512 to 65536 (bytes; default 8192)`,
+    );
+  }
+  return { sync, pageSize };
+}
+
 export function dbKindOf(url: string): DbKind {
   if (url.startsWith('sqlite:')) return 'sqlite';
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return 'postgres';
@@ -66,6 +92,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
   let pgPool: PgPool | undefined;
   let mysqlPool: MysqlPool | undefined;
   if (kind === 'sqlite') {
+    const settings = sqliteSettings();
     const { default: SqliteDatabase } = await import('better-sqlite3');
     // `sqlite::memory:` is a private in-memory database (gone with the process; nothing written to disk).
     const named = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
@@ -78,9 +105,9 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     // rebalances a full leaf about half as often as with 4 KiB, which is what the p99 of an allocation in a scope
     // of hundreds of thousands of rows is made of; costs ~25% of the small-commit rate (docs/benchmarks.md "IPAM
     // allocation"). Must come before the first write.
-    conn.pragma(`page_size = ${Number(process.env.STACKNET_SQLITE_PAGE_SIZE ?? 8192)}`);
+    conn.pragma(`page_size = ${settings.pageSize}`);
     conn.pragma('journal_mode = WAL');
-    conn.pragma(`synchronous = ${process.env.STACKNET_SQLITE_SYNC ?? 'FULL'}`);
+    conn.pragma(`synchronous = ${settings.sync}`);
     conn.pragma('busy_timeout = 10000');
     // Checkpoints are where WAL mode pays its fsyncs (all of them under NORMAL); the default every 1,000 pages
     // costs about half the small-transaction commit rate (docs/benchmarks.md "IPAM allocation"). Every ~80 MiB
