@@ -95,29 +95,34 @@ function guestRequest(cidr: Cidr, scope: string, randomBigInt: RandomBigInt): Al
   };
 }
 
-/** The durability setting the store really runs with (see Result.sync). */
-async function syncSetting(store: Store): Promise<string> {
+/** What the store really runs with (see Result.sync and Result.page_bytes), as read back from the database. */
+async function storageSettings(store: Store): Promise<Pick<Result, 'sync' | 'page_bytes'>> {
   if (store.kind === 'sqlite') {
     const level = Number(store.sqlite?.pragma('synchronous', { simple: true }));
-    return ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level);
+    return {
+      sync: ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level),
+      page_bytes: Number(store.sqlite?.pragma('page_size', { simple: true })),
+    };
   }
   if (store.kind === 'postgres') {
-    const r = await sql<{ synchronous_commit: string }>`show synchronous_commit`.execute(store.db);
-    return `synchronous_commit=${r.rows[0]?.synchronous_commit ?? '?'}`;
+    const r = await sql<{
+      synchronous_commit: string;
+      block_size: string;
+    }>`select current_setting('synchronous_commit') as synchronous_commit, current_setting('block_size') as block_size`.execute(
+      store.db,
+    );
+    const row = r.rows[0];
+    return {
+      sync: `synchronous_commit=${row?.synchronous_commit ?? '?'}`,
+      page_bytes: Number(row?.block_size),
+    };
   }
-  const r = await sql<{ v: number }>`select @@innodb_flush_log_at_trx_commit as v`.execute(store.db);
-  return `innodb_flush_log_at_trx_commit=${r.rows[0]?.v ?? '?'}`;
-}
-
-/** The page size the store's tables and indexes really use (see Result.page_bytes). */
-async function pageBytes(store: Store): Promise<number> {
-  if (store.kind === 'sqlite') return Number(store.sqlite?.pragma('page_size', { simple: true }));
-  if (store.kind === 'postgres') {
-    const r = await sql<{ block_size: string }>`show block_size`.execute(store.db);
-    return Number(r.rows[0]?.block_size);
-  }
-  const r = await sql<{ v: number }>`select @@innodb_page_size as v`.execute(store.db);
-  return Number(r.rows[0]?.v);
+  const r = await sql<{
+    flush: number;
+    page: number;
+  }>`select @@innodb_flush_log_at_trx_commit as flush, @@innodb_page_size as page`.execute(store.db);
+  const row = r.rows[0];
+  return { sync: `innodb_flush_log_at_trx_commit=${row?.flush ?? '?'}`, page_bytes: Number(row?.page) };
 }
 
 /** The set allocateAddress actually chooses from for `req` (pool minus gateway/network/broadcast). */
@@ -222,8 +227,7 @@ async function throughput(
     return {
       bench: inTransaction ? 'allocate-in-transaction' : 'allocate-commit',
       db,
-      sync: await syncSetting(store),
-      page_bytes: await pageBytes(store),
+      ...(await storageSettings(store)),
       pool: '/12',
       fill: '0%',
       concurrency,
@@ -276,12 +280,6 @@ function fillValues(pool: RangeSet, seed: number, draws: number): Iterable<bigin
 }
 
 /**
- * One allocation at a time (each its own commit), released again untimed so the fill stays where it is. All
- * eight cases (4 pools × 2 fills) live in one table and take turns sample by sample, so the background noise of
- * the machine (other processes' fsyncs, the database's checkpoints after the bulk fills) falls on all of them
- * alike and the comparison between pools is about the search, which is what guarantee 3 is about.
- */
-/**
  * MariaDB's buffer pool for the latency cases. The filled /8 and /64 (~600,000 rows with their indexes) do not fit
  * the 128 MiB a Debian MariaDB starts with, and every lookup that misses it reads a 16 KiB page: measured, that
  * made the half-full /8 (filled before the /64, so evicted first) ~0.1 ms slower at p50 than the /64 and doubled
@@ -304,6 +302,12 @@ async function sizeInnodbPool(store: Store): Promise<() => Promise<void>> {
   return () => resize(before);
 }
 
+/**
+ * One allocation at a time (each its own commit), released again untimed so the fill stays where it is. All
+ * eight cases (4 pools × 2 fills) live in one table and take turns sample by sample, so the background noise of
+ * the machine (other processes' fsyncs, the database's checkpoints after the bulk fills) falls on all of them
+ * alike and the comparison between pools is about the search, which is what guarantee 3 is about.
+ */
 async function latencies(db: string, url: string): Promise<Result[]> {
   const store = await openStore(url, { poolSize: 2 });
   const restorePool = store.kind === 'mysql' ? await sizeInnodbPool(store) : async () => undefined;
@@ -338,16 +342,14 @@ async function latencies(db: string, url: string): Promise<Result[]> {
         await releaseAddress(store.db, { id: a.id });
       }
     }
-    const sync = await syncSetting(store);
-    const page_bytes = await pageBytes(store);
+    const settings = await storageSettings(store);
     return cases.map(({ c, fill, samples }) => {
       samples.sort((x, y) => x - y);
       const total = samples.reduce((sum, x) => sum + x, 0) / 1000;
       return {
         bench: 'allocate-latency',
         db,
-        sync,
-        page_bytes,
+        ...settings,
         pool: c.pool,
         fill: `${fill}%`,
         concurrency: 1,

@@ -111,8 +111,8 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     conn.pragma('busy_timeout = 10000');
     // Checkpoints are where WAL mode pays its fsyncs (all of them under NORMAL); the default every 1,000 pages
     // costs about half the small-transaction commit rate (docs/benchmarks.md "IPAM allocation"). Every ~80 MiB
-    // of WAL instead, whatever the page size (10,000 pages of 8 KiB; 5,000 measured 8% fewer commits/s): below
-    // the size limit under it, so a WAL that restarts is rewritten in place, never cut back and regrown (an
+    // of WAL instead, whatever the page size (10,000 pages of 8 KiB; 5,000 measured 8% fewer commits/s), and
+    // below journal_size_limit, so a WAL that restarts is rewritten in place, never cut back and regrown (an
     // append costs a commit more than an overwrite).
     const pageBytes = Number(conn.pragma('page_size', { simple: true }));
     conn.pragma(`wal_autocheckpoint = ${Math.floor((80 * 1024 * 1024) / pageBytes)}`);
