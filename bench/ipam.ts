@@ -1,7 +1,7 @@
 /**
  * `npm run bench:ipam`: allocation throughput and latency on SQLite, PostgreSQL and MariaDB. Prints one JSON
- * object per line on stdout ({"bench","db","sync","pool","fill","concurrency","ops_per_s","p50_ms","p99_ms"});
- * progress goes to stderr. Method and figures: docs/benchmarks.md, section "IPAM allocation".
+ * object per line on stdout ({"bench","db","sync","page_bytes","cache_mib","pool","fill","concurrency","ops_per_s",
+ * "p50_ms","p99_ms"}); progress goes to stderr. Method and figures: docs/benchmarks.md, section "IPAM allocation".
  *
  *   npm run bench:ipam                       all of it (about 2–3 minutes on 2 cores)
  *   STACKNET_BENCH_DBS=sqlite npm run bench:ipam
@@ -44,6 +44,8 @@ interface Result {
   sync: string;
   /** The database's page size in bytes (SQLite `page_size`, PostgreSQL `block_size`, InnoDB `innodb_page_size`). */
   page_bytes: number;
+  /** Its page cache in MiB (SQLite `cache_size`, PostgreSQL `shared_buffers`, InnoDB `innodb_buffer_pool_size`). */
+  cache_mib: number;
   pool: string;
   fill: string;
   concurrency: number;
@@ -95,34 +97,46 @@ function guestRequest(cidr: Cidr, scope: string, randomBigInt: RandomBigInt): Al
   };
 }
 
-/** What the store really runs with (see Result.sync and Result.page_bytes), as read back from the database. */
-async function storageSettings(store: Store): Promise<Pick<Result, 'sync' | 'page_bytes'>> {
+/** What the store really runs with (see Result.sync, page_bytes and cache_mib), as read back from the database. */
+async function storageSettings(store: Store): Promise<Pick<Result, 'sync' | 'page_bytes' | 'cache_mib'>> {
+  const mib = (bytes: number) => round(bytes / 2 ** 20, 1);
   if (store.kind === 'sqlite') {
     const level = Number(store.sqlite?.pragma('synchronous', { simple: true }));
+    const pageBytes = Number(store.sqlite?.pragma('page_size', { simple: true }));
+    const cache = Number(store.sqlite?.pragma('cache_size', { simple: true })); // < 0: KiB, > 0: pages
     return {
       sync: ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level),
-      page_bytes: Number(store.sqlite?.pragma('page_size', { simple: true })),
+      page_bytes: pageBytes,
+      cache_mib: mib(cache < 0 ? -cache * 1024 : cache * pageBytes),
     };
   }
   if (store.kind === 'postgres') {
     const r = await sql<{
       synchronous_commit: string;
       block_size: string;
-    }>`select current_setting('synchronous_commit') as synchronous_commit, current_setting('block_size') as block_size`.execute(
-      store.db,
-    );
+      shared_buffers: string;
+    }>`select current_setting('synchronous_commit') as synchronous_commit, current_setting('block_size') as block_size,
+      (select setting from pg_settings where name = 'shared_buffers') as shared_buffers`.execute(store.db);
     const row = r.rows[0];
     return {
       sync: `synchronous_commit=${row?.synchronous_commit ?? '?'}`,
       page_bytes: Number(row?.block_size),
+      cache_mib: mib(Number(row?.shared_buffers) * Number(row?.block_size)),
     };
   }
   const r = await sql<{
     flush: number;
     page: number;
-  }>`select @@innodb_flush_log_at_trx_commit as flush, @@innodb_page_size as page`.execute(store.db);
+    pool: number;
+  }>`select @@innodb_flush_log_at_trx_commit as flush, @@innodb_page_size as page, @@innodb_buffer_pool_size as pool`.execute(
+    store.db,
+  );
   const row = r.rows[0];
-  return { sync: `innodb_flush_log_at_trx_commit=${row?.flush ?? '?'}`, page_bytes: Number(row?.page) };
+  return {
+    sync: `innodb_flush_log_at_trx_commit=${row?.flush ?? '?'}`,
+    page_bytes: Number(row?.page),
+    cache_mib: mib(Number(row?.pool)),
+  };
 }
 
 /** The set allocateAddress actually chooses from for `req` (pool minus gateway/network/broadcast). */

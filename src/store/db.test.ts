@@ -65,12 +65,13 @@ test('sqlite::memory: is an in-memory store: migrated and usable, no file left b
   }
 });
 
-test('sqlite: a new database gets 8 KiB pages and WAL; an existing 4 KiB database opens unchanged', async () => {
+test('sqlite: a new database gets 8 KiB pages, WAL and a 2 MiB page cache; an existing 4 KiB database opens unchanged', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'stacknet-pages-'));
   try {
     const fresh = await openMigratedStore(`sqlite:${join(dir, 'new.db')}`);
     assert.equal(fresh.sqlite?.pragma('page_size', { simple: true }), 8192);
     assert.equal(fresh.sqlite?.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(fresh.sqlite?.pragma('cache_size', { simple: true }), -2048); // 2 MiB, in KiB
     await fresh.close();
 
     // A database made before stacknet chose 8 KiB: page_size only applies to a file without tables yet.
@@ -93,12 +94,16 @@ test('sqlite: a new database gets 8 KiB pages and WAL; an existing 4 KiB databas
   }
 });
 
-test('sqlite: STACKNET_SQLITE_SYNC and STACKNET_SQLITE_PAGE_SIZE are checked, and a bad one says what is allowed', () => {
-  assert.deepEqual(sqliteSettings({}), { sync: 'FULL', pageSize: 8192 });
-  assert.deepEqual(sqliteSettings({ STACKNET_SQLITE_SYNC: 'normal', STACKNET_SQLITE_PAGE_SIZE: '4096' }), {
-    sync: 'NORMAL',
-    pageSize: 4096,
-  });
+test('sqlite: STACKNET_SQLITE_SYNC, _PAGE_SIZE and _CACHE_MIB are checked, and a bad one says what is allowed', () => {
+  assert.deepEqual(sqliteSettings({}), { sync: 'FULL', pageSize: 8192, cacheMib: 2 });
+  assert.deepEqual(
+    sqliteSettings({
+      STACKNET_SQLITE_SYNC: 'normal',
+      STACKNET_SQLITE_PAGE_SIZE: '4096',
+      STACKNET_SQLITE_CACHE_MIB: '64',
+    }),
+    { sync: 'NORMAL', pageSize: 4096, cacheMib: 64 },
+  );
   assert.throws(
     () => sqliteSettings({ STACKNET_SQLITE_SYNC: 'OFF' }),
     (e: unknown) =>
@@ -109,6 +114,15 @@ test('sqlite: STACKNET_SQLITE_SYNC and STACKNET_SQLITE_PAGE_SIZE are checked, an
       () => sqliteSettings({ STACKNET_SQLITE_PAGE_SIZE: bad }),
       (e: unknown) =>
         e instanceof CloudStackError && e.message.includes(`STACKNET_SQLITE_PAGE_SIZE='${bad}'`),
+    );
+  }
+  for (const bad of ['0', '1.5', 'lots', '-2']) {
+    assert.throws(
+      () => sqliteSettings({ STACKNET_SQLITE_CACHE_MIB: bad }),
+      (e: unknown) =>
+        e instanceof CloudStackError &&
+        e.message.includes(`STACKNET_SQLITE_CACHE_MIB='${bad}'`) &&
+        e.message.includes('1 to 65536'),
     );
   }
 });
