@@ -5,7 +5,13 @@
  * repository chooses a dialect-specific statement for speed (it asks `store.kind`).
  */
 import { Kysely, Migrator, PostgresDialect, MysqlDialect, SqliteDialect, sql } from 'kysely';
-import type { Transaction, Migration, MigrationProvider, SqliteDatabase as SqliteDatabaseLike } from 'kysely';
+import type {
+  KyselyPlugin,
+  Transaction,
+  Migration,
+  MigrationProvider,
+  SqliteDatabase as SqliteDatabaseLike,
+} from 'kysely';
 import type { Database as SqliteConnection, Statement } from 'better-sqlite3';
 import type { Pool as PgPool } from 'pg';
 import type { Pool as MysqlPool } from 'mysql2';
@@ -14,6 +20,7 @@ import { dirname, resolve } from 'node:path';
 import { CloudStackError, internalError } from '../errors/catalogue.js';
 import type { Database } from './schema.js';
 import { migrations } from './migrations/index.js';
+import { ResumableMysqlDialect } from './resumable-mysql.js';
 
 export type DbKind = 'sqlite' | 'postgres' | 'mysql';
 
@@ -157,15 +164,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     pgPool = pool;
   } else {
-    const mysql = await import('mysql2');
-    const pool = mysql.createPool({
-      uri: url.replace(/^mariadb:/, 'mysql:'),
-      connectionLimit: poolSize,
-      supportBigNumbers: true,
-      bigNumberStrings: false,
-      decimalNumbers: true,
-      timezone: 'Z',
-    });
+    const pool = await createMysqlPool(url, poolSize);
     db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
     mysqlPool = pool;
   }
@@ -178,6 +177,18 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     mysql: mysqlPool,
     close: () => db.destroy(),
   };
+}
+
+async function createMysqlPool(url: string, size: number): Promise<MysqlPool> {
+  const mysql = await import('mysql2');
+  return mysql.createPool({
+    uri: url.replace(/^mariadb:/, 'mysql:'),
+    connectionLimit: size,
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    decimalNumbers: true,
+    timezone: 'Z',
+  });
 }
 
 /**
@@ -218,13 +229,52 @@ class StaticMigrationProvider implements MigrationProvider {
   }
 }
 
-/** Brings the schema to the latest migration. Safe to call from several servers at once. */
-export async function migrateToLatest(store: Store): Promise<void> {
-  const migrator = new Migrator({ db: store.db, provider: new StaticMigrationProvider(migrations) });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) {
-    const failed = results?.find((r) => r.status === 'Error');
-    throw internalError(`migrating the database${failed ? ` (${failed.migrationName})` : ''}`, error);
+export interface MigrateOptions {
+  /** Plugins on the migrations' statements (tests: one that stops them part-way, as a kill would). */
+  plugins?: KyselyPlugin[];
+}
+
+/**
+ * Brings the schema to the latest migration. Safe to call from several servers at once, and after a server was
+ * killed part-way through: PostgreSQL runs each migration in a transaction (Kysely's own); SQLite, where Kysely
+ * runs them outside one, gets all pending migrations in one BEGIN IMMEDIATE transaction (which also keeps a
+ * second process from migrating the same file at the same time); MariaDB, which cannot roll back DDL, re-runs
+ * an interrupted migration and skips what it finds already done (resumable-mysql.ts).
+ */
+export async function migrateToLatest(store: Store, options: MigrateOptions = {}): Promise<void> {
+  const run = async (base: Kysely<Database>) => {
+    let db = base;
+    for (const plugin of options.plugins ?? []) db = db.withPlugin(plugin);
+    const migrator = new Migrator({ db, provider: new StaticMigrationProvider(migrations) });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) {
+      const failed = results?.find((r) => r.status === 'Error');
+      throw internalError(`migrating the database${failed ? ` (${failed.migrationName})` : ''}`, error);
+    }
+  };
+  if (store.kind === 'sqlite') {
+    await store.db.connection().execute(async (conn) => {
+      await sql`BEGIN IMMEDIATE`.execute(conn);
+      try {
+        await run(conn);
+        await sql`COMMIT`.execute(conn);
+      } catch (e) {
+        await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+        throw e;
+      }
+    });
+  } else if (store.kind === 'mysql') {
+    // A connection of its own (the migration lock is per session), closed again afterwards.
+    const migrating = new Kysely<Database>({
+      dialect: new ResumableMysqlDialect({ pool: await createMysqlPool(store.url, 1) }),
+    });
+    try {
+      await run(migrating);
+    } finally {
+      await migrating.destroy();
+    }
+  } else {
+    await run(store.db);
   }
 }
 

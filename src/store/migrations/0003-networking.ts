@@ -195,7 +195,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   const now = Date.now();
   const anyDb = db as unknown as Kysely<Record<string, Record<string, unknown>>>;
+  // Each seed row only if its name is not there yet: on MariaDB a migration interrupted after some of them is
+  // run again from the top (store/resumable-mysql.ts). A fresh database gets every row, as before.
+  const seeded = async (table: string, name: string) =>
+    (await anyDb.selectFrom(table).select('name').where('name', '=', name).executeTakeFirst()) !== undefined;
   for (const o of defaultNetworkOfferings) {
+    if (await seeded('network_offerings', o.name)) continue;
     await anyDb
       .insertInto('network_offerings')
       .values({
@@ -219,6 +224,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       .execute();
   }
   for (const o of defaultVpcOfferings) {
+    if (await seeded('vpc_offerings', o.name)) continue;
     await anyDb
       .insertInto('vpc_offerings')
       .values({
@@ -233,6 +239,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       .execute();
   }
   for (const o of defaultServiceOfferings) {
+    if (await seeded('service_offerings', o.name)) continue;
     await anyDb
       .insertInto('service_offerings')
       .values({
@@ -247,6 +254,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       .execute();
   }
   for (const t of defaultTemplates) {
+    if (await seeded('templates', t.name)) continue;
     await anyDb
       .insertInto('templates')
       .values({

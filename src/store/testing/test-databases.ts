@@ -29,6 +29,18 @@ export interface TestDatabase {
 
 /** Creates an empty, migrated database of the given kind and returns its URL. */
 export async function createTestDatabase(kind: DbKind): Promise<TestDatabase> {
+  const tdb = await createEmptyTestDatabase(kind);
+  const store = await openStore(tdb.url, { poolSize: 1 });
+  try {
+    await migrateToLatest(store);
+  } finally {
+    await store.close();
+  }
+  return tdb;
+}
+
+/** Creates an empty database of the given kind, not migrated, and returns its URL. */
+export async function createEmptyTestDatabase(kind: DbKind): Promise<TestDatabase> {
   const name = `stacknet_t_${process.pid}_${randomBytes(4).toString('hex')}`;
   let url: string;
   let drop: () => Promise<void>;
@@ -61,12 +73,6 @@ export async function createTestDatabase(kind: DbKind): Promise<TestDatabase> {
         await a.close();
       }
     };
-  }
-  const store = await openStore(url, { poolSize: 1 });
-  try {
-    await migrateToLatest(store);
-  } finally {
-    await store.close();
   }
   return { kind, url, drop };
 }
