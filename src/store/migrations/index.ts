@@ -1,6 +1,8 @@
 /**
  * The one ordered list of migrations, shared by SQLite, PostgreSQL and MariaDB. Names sort in order of
- * application; never edit a migration that has landed, add a new one.
+ * application; never edit a migration that has landed, add a new one. On MariaDB a migration killed part-way is
+ * run again from the top (store/resumable-mysql.ts skips the schema statements already done), so its data
+ * statements (seeds, backfills) must be safe to run twice, as 0003's seeds are.
  */
 import type { Migration } from 'kysely';
 import * as m0001 from './0001-ipam.js';
