@@ -253,16 +253,7 @@ export async function migrateToLatest(store: Store, options: MigrateOptions = {}
     }
   };
   if (store.kind === 'sqlite') {
-    await store.db.connection().execute(async (conn) => {
-      await sql`BEGIN IMMEDIATE`.execute(conn);
-      try {
-        await run(conn);
-        await sql`COMMIT`.execute(conn);
-      } catch (e) {
-        await sql`ROLLBACK`.execute(conn).catch(() => undefined);
-        throw e;
-      }
-    });
+    await sqliteImmediate(store, run);
   } else if (store.kind === 'mysql') {
     // A connection of its own (the migration lock is per session), closed again afterwards.
     const migrating = new Kysely<Database>({

@@ -1,8 +1,8 @@
 /**
- * A server that dies part-way through the migrations must be able to start again: on PostgreSQL and SQLite each
- * migration is one transaction, but MariaDB commits every DDL statement on its own, so there a migration stopped
- * in the middle has some of its tables, columns and indexes and is not recorded as applied. The next start runs
- * it again from the top. Here the migrations are stopped before their k-th statement (a plugin that throws, as a
+ * A server that dies part-way through the migrations must be able to start again: on PostgreSQL and SQLite the
+ * migrations run in transactions (on SQLite because migrateToLatest opens one; Kysely does not), but MariaDB
+ * commits every DDL statement on its own, so there a migration stopped in the middle has some of its tables,
+ * columns and indexes and is not recorded as applied. The next start runs it again from the top. Here the migrations are stopped before their k-th statement (a plugin that throws, as a
  * kill would leave them), for several k, then run again: the schema and the seeded rows must come out exactly as
  * on a database migrated in one go.
  */
@@ -39,58 +39,31 @@ class StatementCounter implements KyselyPlugin {
 
 /** What the schema and the seeds look like, in a form two databases of the same kind can be compared by. */
 async function fingerprint(store: Store): Promise<string[]> {
-  let rows: Record<string, unknown>[];
-  if (store.kind === 'sqlite') {
-    rows = (
-      await sql<
-        Record<string, unknown>
-      >`select type, name, tbl_name, sql from sqlite_master where name not like 'kysely_%' and name not like 'sqlite_%' order by name`.execute(
-        store.db,
-      )
-    ).rows;
-  } else if (store.kind === 'postgres') {
-    rows = [
-      ...(
-        await sql<
-          Record<string, unknown>
-        >`select table_name, column_name, data_type, is_nullable, column_default from information_schema.columns where table_schema = 'public' and table_name not like 'kysely_%' order by table_name, column_name`.execute(
-          store.db,
-        )
-      ).rows,
-      ...(
-        await sql<
-          Record<string, unknown>
-        >`select tablename, indexname, indexdef from pg_indexes where schemaname = 'public' and tablename not like 'kysely_%' order by indexname`.execute(
-          store.db,
-        )
-      ).rows,
-    ];
-  } else {
-    rows = [
-      ...(
-        await sql<
-          Record<string, unknown>
-        >`select table_name, column_name, column_type, is_nullable, column_default from information_schema.columns where table_schema = database() and table_name not like 'kysely_%' order by table_name, column_name`.execute(
-          store.db,
-        )
-      ).rows,
-      ...(
-        await sql<
-          Record<string, unknown>
-        >`select table_name, index_name, seq_in_index, column_name, non_unique from information_schema.statistics where table_schema = database() and table_name not like 'kysely_%' order by table_name, index_name, seq_in_index`.execute(
-          store.db,
-        )
-      ).rows,
-    ];
+  const schemaQueries = {
+    sqlite: [
+      `select type, name, tbl_name, sql from sqlite_master where name not like 'kysely_%' and name not like 'sqlite_%' order by name`,
+    ],
+    postgres: [
+      `select table_name, column_name, data_type, is_nullable, column_default from information_schema.columns where table_schema = 'public' and table_name not like 'kysely_%' order by table_name, column_name`,
+      `select tablename, indexname, indexdef from pg_indexes where schemaname = 'public' and tablename not like 'kysely_%' order by indexname`,
+    ],
+    mysql: [
+      `select table_name, column_name, column_type, is_nullable, column_default from information_schema.columns where table_schema = database() and table_name not like 'kysely_%' order by table_name, column_name`,
+      `select table_name, index_name, seq_in_index, column_name, non_unique from information_schema.statistics where table_schema = database() and table_name not like 'kysely_%' order by table_name, index_name, seq_in_index`,
+    ],
+  }[store.kind];
+  const out: string[] = [];
+  for (const q of schemaQueries) {
+    for (const r of (await sql.raw<Record<string, unknown>>(q).execute(store.db)).rows)
+      out.push(JSON.stringify(r));
   }
-  const seeds = [];
   for (const table of ['network_offerings', 'vpc_offerings', 'service_offerings', 'templates']) {
     const names = await sql<{ name: string }>`select name from ${sql.table(table)} order by name`.execute(
       store.db,
     );
-    seeds.push(`${table}: ${names.rows.map((r) => r.name).join(', ')}`);
+    out.push(`${table}: ${names.rows.map((r) => r.name).join(', ')}`);
   }
-  return [...rows.map((r) => JSON.stringify(r)), ...seeds];
+  return out;
 }
 
 for (const kind of testDbKinds()) {
