@@ -393,24 +393,12 @@ export class NetnsDriver implements Driver {
     await Promise.all(vm.nics.map((nic) => this.portRules(nic)));
   }
 
-  /** Anti-spoofing for one VM port (reference §4.10), replaced as a whole on every change. */
+  /**
+   * Anti-spoofing for one VM port (reference §4.10), replaced as a whole on every change. `portRuleText` is the
+   * rule set; the router's port has none (it serves DHCP and sends router advertisements).
+   */
   private async portRules(nic: VmNicRuntime): Promise<void> {
-    const port = `n${nic.id}`;
-    const chain = `p_${port}`;
-    const ips = nic.ipv4s.length ? nic.ipv4s.join(', ') : '255.255.255.255';
-    await this.nft(
-      `add chain bridge stacknet ${chain}
-flush chain bridge stacknet ${chain}
-add rule bridge stacknet ${chain} ether saddr != ${nic.mac} counter drop
-add rule bridge stacknet ${chain} udp sport 67 drop
-add rule bridge stacknet ${chain} ether type arp arp saddr ether != ${nic.mac} drop
-add rule bridge stacknet ${chain} ether type arp arp saddr ip != { 0.0.0.0, ${ips} } counter drop
-add rule bridge stacknet ${chain} ether type ip ip saddr 0.0.0.0 udp dport 67 accept
-add rule bridge stacknet ${chain} ether type ip ip saddr != { ${ips} } counter drop
-add rule bridge stacknet ${chain} ether type ip6 ip6 saddr != { ::, fe80::/10${nic.ipv6 ? `, ${nic.ipv6}` : ''} } drop
-add element bridge stacknet ports { "${port}" : jump ${chain} }
-`,
-    ).catch(async () => {
+    await this.nft(portRuleText(nic)).catch(async () => {
       // `add element` on an existing key fails: the chain was flushed and refilled above, the jump stands.
     });
   }
@@ -533,6 +521,52 @@ add element bridge stacknet ports { "${port}" : jump ${chain} }
     }
     rmSync(join(dataDir, 'created.json'), { force: true });
   }
+}
+
+/**
+ * The nftables text for one VM port's chain `p_n<nic id>` (bridge family, forward hook, frames the guest sends).
+ * Every rule that drops counts, with a comment naming what it stops (tests read the counters by comment).
+ *
+ * - Untagged IPv4, IPv6 and ARP only. A guest port is an access port: a guest never sends VLAN-tagged frames.
+ *   Tagged frames also slip past the other rules: `ether type ip` sees the tag's 0x8100, and with two tags the
+ *   kernel cannot find the IP header either, so `udp dport` does not match; yet a receiving guest strips
+ *   priority tags (VID 0) and takes the frame as untagged. Measured: a rogue OFFER in two VID-0 tags won a
+ *   udhcpc guest with `udp dport 68 drop` in place.
+ * - No DHCP server or relay traffic, whatever the source port: clients accept an OFFER from any source port, so
+ *   CloudStack's `udp sport 67` alone lets a guest answering from 1067 become other guests' gateway and DNS
+ *   server. Everything to the client ports (68, DHCPv6 546) goes, and everything from the server/relay ports
+ *   (67, 547: relay-forward and relay-reply, a server's replies); the guest's own client traffic (68 → 67,
+ *   546 → 547) passes.
+ * - No router advertisements, redirects or router renumbering: a guest is never the router of its network, and
+ *   the IPv6 source rule below lets any link-local address through, the router's included (RAs give a SLAAC
+ *   prefix and a default route; an ICMPv6 redirect moves a destination to another next hop). ICMPv4 redirects
+ *   only count from the current gateway, which a guest cannot pose as, but it has no reason to send them.
+ */
+export function portRuleText(nic: Pick<VmNicRuntime, 'id' | 'mac' | 'ipv4s' | 'ipv6'>): string {
+  const port = `n${nic.id}`;
+  const chain = `p_${port}`;
+  const ips = nic.ipv4s.length ? nic.ipv4s.join(', ') : '255.255.255.255';
+  const rule = (r: string) => `add rule bridge stacknet ${chain} ${r}\n`;
+  return (
+    `add chain bridge stacknet ${chain}\n` +
+    `flush chain bridge stacknet ${chain}\n` +
+    rule(`ether saddr != ${nic.mac} counter drop comment "source mac"`) +
+    rule(`ether type != { ip, ip6, arp } counter drop comment "untagged ip ip6 arp only"`) +
+    rule(`udp dport { 68, 546 } counter drop comment "dhcp server"`) +
+    rule(`udp sport { 67, 547 } counter drop comment "dhcp server"`) +
+    rule(
+      `icmpv6 type { nd-router-advert, nd-redirect, router-renumbering } counter drop comment "router advert"`,
+    ) +
+    rule(`icmp type redirect counter drop comment "redirect"`) +
+    rule(`ether type arp arp saddr ether != ${nic.mac} counter drop comment "arp source mac"`) +
+    rule(`ether type arp arp saddr ip != { 0.0.0.0, ${ips} } counter drop comment "arp source ip"`) +
+    rule(`ether type ip ip saddr 0.0.0.0 udp dport 67 accept`) +
+    rule(`ether type ip ip saddr != { ${ips} } counter drop comment "source ip"`) +
+    rule(
+      `ether type ip6 ip6 saddr != { ::, fe80::/10${nic.ipv6 ? `, ${nic.ipv6}` : ''} } counter drop comment "source ip6"`,
+    ) +
+    `add element bridge stacknet ports { "${port}" : jump ${chain} }\n`
+  );
 }
 
 function listPidFiles(dir: string): string[] {

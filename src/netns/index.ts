@@ -10,3 +10,4 @@ export * from './test-net.js';
 export { cleanupStale } from './cleanup-stale.js';
 export * from './dhcp-wire.js';
 export * from './dhcp-probe.js';
+export * from './rogue-guest.js';
