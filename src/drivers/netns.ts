@@ -2,7 +2,8 @@
  * The `netns` driver (root): routers and VMs as Linux network namespaces on this machine.
  * - One "switch" namespace `<prefix>switch` holds a bridge per guest network named after its VLAN/VNI
  *   (`br-v<vlan>` / `br-vx<vni>`) and the bridge-family nftables anti-spoofing table (reference §4.10): a VM port
- *   may send only from its own MAC and assigned IPv4s (plus 0.0.0.0 for DHCP), and never as a DHCP server.
+ *   may send only untagged frames from its own MAC and assigned IPv4s (plus 0.0.0.0 for DHCP), and never as a
+ *   DHCP server or an IPv6 router (`portRuleText`).
  * - A control bridge in the host namespace carries the control network (control.cidr; its first host is the
  *   server's own address), so the server reaches each router agent on its link-local control address.
  * - A namespace per router named after it (`<prefix>r-<id>-VM`) runs `stacknet router-agent` (detached: stopping

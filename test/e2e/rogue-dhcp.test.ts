@@ -247,10 +247,38 @@ describe(
       await runIn(victim, ['ip', 'link', 'set', 'eth0', 'up']);
       await eventually(
         async () => {
-          if (!(await defaults()).includes(routerLl)) throw new Error(await defaults());
+          if (!(await defaults()).includes(`via ${routerLl} `)) throw new Error(await defaults());
         },
         { timeoutMs: 20_000, what: `a default route via the router ${routerLl}` },
       );
+
+      // The guest's own DHCPv6 client traffic (546 → 547) crosses its port, and the router's reply comes back.
+      const d6 = await net.tempDir('dhcp6');
+      const client6 = net.spawnIn(victim, [
+        'dhclient',
+        '-6',
+        '-d',
+        '-1',
+        '-v',
+        '-cf',
+        '/dev/null',
+        '-lf',
+        join(d6, 'leases'),
+        '-pf',
+        join(d6, 'pid'),
+        '-sf',
+        '/bin/true',
+        'eth0',
+      ]);
+      await eventually(
+        () => assert.match(client6.output(), new RegExp(`RCV: Reply message on eth0 from ${routerLl}`)),
+        {
+          timeoutMs: 20_000,
+          what: 'a DHCPv6 Reply from the router',
+        },
+      );
+      assert.ok(client6.output().includes(victims.udhcpc.nics[0]!.ipv6!), client6.output());
+      await client6.stop();
 
       // A listener on the DHCPv6 client port shows whether anything reaches it.
       const listener = net.spawnIn(victim, [
@@ -271,7 +299,25 @@ describe(
         await r.process.exited;
         return r.sent().length;
       };
+      // "Reach 2001:db8::53 through me", posing as the router (any link-local source passes the source rule).
+      const redirect6 = await send('icmp', [
+        '--kind',
+        'redirect6',
+        '--src',
+        routerLl,
+        '--dst',
+        ll(victims.udhcpc),
+        '--dstmac',
+        mac(victims.udhcpc),
+        '--gateway',
+        ll(rogue),
+        '--target',
+        '2001:db8::53',
+      ]);
+      // Checked before the rogue's RA can give the victim a default route through it.
+      const redirected = (await execIn(victim, ['ip', '-6', 'route', 'get', '2001:db8::53'])).stdout;
       const sent = {
+        redirect6,
         ra: await send('ra', ['--prefix', ROGUE_PREFIX, '--count', '3']),
         // A DHCPv6 server's Advertise to the victim, from 547 and from any other port; relay traffic to servers.
         dhcp6: await send('udp6', [
@@ -300,21 +346,6 @@ describe(
           '--dport',
           '547',
         ]),
-        // "Reach 2001:db8::53 through me", posing as the router (any link-local source passes the source rule).
-        redirect6: await send('icmp', [
-          '--kind',
-          'redirect6',
-          '--src',
-          routerLl,
-          '--dst',
-          ll(victims.udhcpc),
-          '--dstmac',
-          mac(victims.udhcpc),
-          '--gateway',
-          ll(rogue),
-          '--target',
-          '2001:db8::53',
-        ]),
         redirect4: await send('icmp', [
           '--kind',
           'redirect4',
@@ -333,18 +364,20 @@ describe(
       const found: string[] = [];
       const addrs = (await execIn(victim, ['ip', '-6', 'addr', 'show', 'dev', 'eth0'])).stdout;
       if (/2001:db8:bad:/.test(addrs)) found.push('an address from the rogue prefix');
-      if ((await defaults()).includes(ll(rogue))) found.push('a default route via the rogue');
-      const via = (await execIn(victim, ['ip', '-6', 'route', 'get', '2001:db8::53'])).stdout;
-      if (via.includes(ll(rogue))) found.push(`a redirect to the rogue: ${via.trim()}`);
+      if ((await defaults()).includes(`via ${ll(rogue)} `)) found.push('a default route via the rogue');
+      if (redirected.includes(`via ${ll(rogue)} `))
+        found.push(`a redirect to the rogue: ${redirected.trim()}`);
       if (/got/.test(listener.output())) found.push(`DHCPv6 client port reached: ${listener.output()}`);
       const grew = async (rule: string) => ((await rogueDrops()).get(rule) ?? 0) - (before.get(rule) ?? 0);
-      const counted = {
-        'router advert': [await grew('router advert'), sent.ra + sent.redirect6],
-        'dhcp server': [await grew('dhcp server'), sent.dhcp6 + sent.dhcp6Any + sent.relay],
-        redirect: [await grew('redirect'), sent.redirect4],
-      };
-      for (const [rule, [dropped, want]] of Object.entries(counted))
+      const counted: [string, number][] = [
+        ['router advert', sent.ra + sent.redirect6],
+        ['dhcp server', sent.dhcp6 + sent.dhcp6Any + sent.relay],
+        ['redirect', sent.redirect4],
+      ];
+      for (const [rule, want] of counted) {
+        const dropped = await grew(rule);
         if (dropped < want) found.push(`rule "${rule}" dropped ${dropped} of ${want}`);
+      }
       t.diagnostic(`IPv6 rogue: sent ${JSON.stringify(sent)}; got through: ${found.join('; ') || 'nothing'}`);
       assert.deepEqual(found, []);
       await listener.stop();
