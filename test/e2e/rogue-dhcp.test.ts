@@ -3,8 +3,10 @@
  * are plugged by the driver itself (namespaces, ports, the port rules it installs); the victims run real udhcpc
  * and dhclient, the router is the real agent started by the driver, and the rogue (rogue-guest.py) builds its
  * frames by hand: OFFER/ACK from UDP 1067 or 68, in VLAN priority tags, router advertisements, DHCPv6 replies,
- * redirects. Before the fix the victims took the rogue's lease on every run without a router; now they never do,
- * they get exactly the address the router was told, and the rogue's port counts its frames as dropped.
+ * redirects. Before the fix, with no router, the rogue won every udhcpc run and every dhclient run but those under
+ * two tags, and with the router serving it still won most runs (it answers first); now it never does, the victims
+ * get exactly the addresses the router was told, and the rogue's port counts its frames as dropped. No database:
+ * the router's desired state stands for what the database holds.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
