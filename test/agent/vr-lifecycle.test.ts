@@ -82,7 +82,8 @@ describe('router agent: validation, supervision and restart', () => {
     const before = await vr.status();
     assert.equal(before.generation, 1);
     const bad = lab.state(2, [...good.hosts, lab.host(15, MAC5, 'vm5')]);
-    bad.network.dnsmasqOptions = ['dhcp-range=not-an-address,static'];
+    // dnsmasq advertises only /64 prefixes (SLAAC): a /56 passes the schema but `dnsmasq --test` refuses it.
+    bad.network.ipv6Cidr = 'fd00:0:0:100::/56';
     const r = await vr.push(bad);
     assert.equal(r.ok, false, `a config dnsmasq rejects was accepted: ${JSON.stringify(r)}`);
     const st = await vr.status();
@@ -91,11 +92,7 @@ describe('router agent: validation, supervision and restart', () => {
     const degraded = condition(st, 'Degraded');
     assert.equal(degraded.status, true);
     assert.match(`${degraded.reason} ${degraded.message}`, /dnsmasq/i);
-    assert.match(
-      degraded.message,
-      /not-an-address|dhcp-range|bad/i,
-      `Degraded says why: ${degraded.message}`,
-    );
+    assert.match(degraded.message, /prefix length/i, `Degraded says why: ${degraded.message}`);
     assert.equal(st.dnsmasq.pid, before.dnsmasq.pid, 'dnsmasq was not restarted onto a bad config');
     // the old configuration keeps serving: vm1 gets its address, vm5 (only in the rejected state) does not
     const l1 = await lab.net.udhcpc(g.vm1!, 'eth0');
