@@ -58,6 +58,7 @@ describe('validateDesiredState', () => {
       '/network/gateway',
     );
     assert.deepEqual(refusal({ ...s, surprise: 1 }).field, '/surprise');
+    assert.match(refusal({ ...s, router: { ...s.router, name: 'bad name' } }).message, /"bad name"/);
     assert.deepEqual(refusal({ ...s, generation: -1 }).field, '/generation');
     assert.deepEqual(refusal({ ...s, hosts: {} }).field, '/hosts');
     assert.deepEqual(
@@ -104,6 +105,7 @@ describe('validateDesiredState', () => {
     for (const [bad, key, field] of cases) {
       const r = sieved({ ...s, hosts: [...s.hosts, bad, hostFor(6)] });
       assert.deepEqual(r.q, [['hosts', key, field]], JSON.stringify(bad));
+      assert.doesNotMatch(r.held[0]!.message, /undefined/);
       assert.deepEqual(
         r.value.hosts.map((x) => x.hostname),
         ['vm1', 'vm2', 'vm6'],

@@ -36,7 +36,8 @@ export interface HeldEntry extends QuarantinedEntry {
 export type Validation<T> =
   { ok: true; value: T; quarantined: HeldEntry[] } | { ok: false; field: string; message: string };
 
-const ajv = new Ajv({ allErrors: false, strict: false });
+// verbose: errors carry the offending value, so a message can show it.
+const ajv = new Ajv({ allErrors: false, strict: false, verbose: true });
 const { definitions } = desiredStateSchema;
 
 // The published schemas describe a fully valid document; on receipt the entries of the keyed sections are checked

@@ -59,7 +59,7 @@ export class SimulatedRouter implements RouterTransport {
         this.held.length > 0
           ? {
               ...cond('Degraded', true, 'EntriesQuarantined'),
-              message: `generation ${this.state?.generation} applied without ${this.held.length} entries: ${describeQuarantine(this.held)}`,
+              message: `generation ${this.state?.generation} applied without ${this.held.length} ${this.held.length === 1 ? 'entry' : 'entries'}: ${describeQuarantine(this.held)}`,
             }
           : cond('Degraded', false, 'AsExpected'),
       ],
