@@ -130,12 +130,13 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     assert.ok(
       !stale.ok && stale.httpStatus === 409 && stale.error === 'StaleGeneration' && stale.generation === 1,
     );
+    // A problem with the document as a whole refuses it (a bad entry only quarantines the entry: below).
     const bad = await pushFull(control, secret, {
       ...state,
       generation: 50,
-      hosts: [{ ...state.hosts[0]!, ipv4: '10.1.0.256' }],
+      network: { ...state.network, gateway: '10.9.0.1' },
     });
-    assert.ok(!bad.ok && bad.httpStatus === 400 && bad.field === '/hosts/0/ipv4', JSON.stringify(bad));
+    assert.ok(!bad.ok && bad.httpStatus === 400 && bad.field === '/network/gateway', JSON.stringify(bad));
     const offBase = await pushDelta(control, secret, { baseGeneration: 0, generation: 60 });
     assert.ok(
       !offBase.ok && offBase.httpStatus === 409 && offBase.sendFull === true && offBase.generation === 1,
@@ -160,16 +161,93 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     });
   });
 
-  it('an addition written ahead whose delta then fails validation is taken back out (reload)', async () => {
+  it('bad host entries are quarantined and reported; the rest of that generation and the next ones apply', async () => {
+    const pid = (await status()).dnsmasq.pid;
+    // Rows that never went through the API's checks: a MAC that is no MAC, a multicast one, and a name clash.
+    const notMac = { ...hostFor(95), mac: 'not-a-mac' };
+    const multicast = { ...hostFor(94), mac: '03:00:5e:00:00:01' };
+    const clash = { ...hostFor(93), hostname: 'vm1' };
+    const good = hostFor(96);
+    const kept = state.hosts;
+    state = { ...next(state), hosts: [...kept, notMac, multicast, clash, good] };
+    let r = await pushFull(control, secret, state);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.status.generation, gen, 'the generation is applied, not refused');
+    assert.deepEqual(
+      r.status.quarantined?.map((q) => [q.key, q.field]),
+      [
+        ['not-a-mac', 'mac'],
+        ['03:00:5e:00:00:01', 'mac'],
+        [clash.mac, 'hostname'],
+      ],
+    );
+    const degraded = cond(r.status, 'Degraded');
+    assert.equal(degraded.status, true);
+    assert.equal(degraded.reason, 'EntriesQuarantined');
+    assert.match(degraded.message, /not-a-mac/);
+    assert.equal(cond(r.status, 'Available').status, true);
+    assert.equal(r.status.dnsmasq.pid, pid, 'nothing restarted for it');
+    await eventually(async () => assert.deepEqual(await resolveA('vm96'), [good.ipv4]));
+    assert.deepEqual(await resolveA('vm1'), ['10.1.0.11'], 'the first holder of a name keeps it');
+    assert.deepEqual((await resolveA('vm95')).length, 0);
+    const served = readFileSync(join(dataDir, 'dhcphosts.txt'), 'utf8');
+    assert.ok(!served.includes('not-a-mac') && !served.includes(multicast.mac), served);
+
+    // The next generation (a delta, as the server sends for a new VM) applies too, and the report stays.
+    const vm97 = hostFor(97);
+    r = await pushDelta(control, secret, {
+      baseGeneration: gen,
+      generation: ++gen,
+      hosts: { upsert: [vm97] },
+    });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.status.generation, gen);
+    assert.equal(r.status.quarantined?.length, 3);
+    await eventually(async () => assert.deepEqual(await resolveA('vm97'), [vm97.ipv4]));
+
+    // A delta carrying a bad entry (a MAC with a newline) among good ones: the good ones apply.
+    const vm98 = hostFor(98);
+    const newline = { ...hostFor(92), mac: '02:00:00:00:00:5c\n' };
+    r = await pushDelta(control, secret, {
+      baseGeneration: gen,
+      generation: ++gen,
+      hosts: { upsert: [newline, vm98] },
+    });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.status.generation, gen);
+    assert.ok(r.status.quarantined?.some((q) => q.key === newline.mac && q.field === 'mac'));
+    await eventually(async () => assert.deepEqual(await resolveA('vm98'), [vm98.ipv4]));
+    const applied = await getAppliedState(control, secret);
+    assert.deepEqual(applied?.hosts.map((h) => h.hostname).slice(-3), ['vm96', 'vm97', 'vm98']);
+
+    // The server removing the rows clears the quarantine; a freed name lets the clashing host in.
+    r = await pushDelta(control, secret, {
+      baseGeneration: gen,
+      generation: ++gen,
+      hosts: { remove: [notMac.mac, multicast.mac, newline.mac, clash.mac] },
+    });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(r.status.quarantined, []);
+    assert.equal(cond(r.status, 'Degraded').status, false);
+    state = { ...state, generation: gen, hosts: [...kept, good, vm97, vm98] };
+  });
+
+  it('an addition written ahead whose entry is then quarantined is taken back out (reload)', async () => {
     const before = await status();
-    const h = hostFor(90);
+    // addAhead checks what its index can (MAC, address, name); an IPv6 address outside the network's prefix
+    // (here: none) is caught by the full check after the hosts file went in.
+    const h = { ...hostFor(90), ipv6: 'fd00::5a' };
     const r = await pushDelta(control, secret, {
       baseGeneration: gen,
-      generation: gen + 1,
+      generation: ++gen,
       hosts: { upsert: [h] },
-      metadata: { upsert: { [h.ipv4]: { userData: 'abcde', metaData: {} } } },
     });
-    assert.ok(!r.ok && r.httpStatus === 400 && r.field === `/metadata/${h.ipv4}/userData`, JSON.stringify(r));
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(
+      r.status.quarantined?.map((q) => [q.key, q.field]),
+      [[h.mac, 'ipv6']],
+    );
+    state = { ...state, generation: gen };
     await eventually(async () => {
       const st = await status();
       assert.equal(st.counters.reloads, before.counters.reloads + 1);
@@ -181,7 +259,13 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     assert.ok(
       !loaded.includes(h.mac) && !readFileSync(join(dataDir, 'dhcphosts.txt'), 'utf8').includes(h.mac),
     );
-    assert.equal((await status()).generation, gen);
+    const cleared = await pushDelta(control, secret, {
+      baseGeneration: gen,
+      generation: ++gen,
+      hosts: { remove: [h.mac] },
+    });
+    assert.ok(cleared.ok && cleared.status.quarantined?.length === 0, JSON.stringify(cleared));
+    state = { ...state, generation: gen };
   });
 
   it('a burst of 30 pushes arriving together is coalesced (no reloads, far fewer applies)', async () => {
@@ -241,25 +325,35 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     await eventually(async () => assert.deepEqual(await resolveA('vm269'), ['10.1.1.23']));
   });
 
-  it('a reuse written ahead whose delta then fails validation is undone: the removed host is back', async () => {
+  it('a reuse written ahead whose new host is then quarantined is undone: dnsmasq holds exactly the state', async () => {
     const before = await status();
     const gone = hostFor(210);
-    const h = { ...hostFor(91), ipv4: gone.ipv4 };
+    const h = { ...hostFor(91), ipv4: gone.ipv4, ipv6: 'fd00::5b' };
     const r = await pushDelta(control, secret, {
       baseGeneration: gen,
-      generation: gen + 1,
+      generation: ++gen,
       hosts: { remove: [gone.mac], upsert: [h] },
-      metadata: { upsert: { [h.ipv4]: { userData: 'abcde', metaData: {} } } },
     });
-    assert.ok(!r.ok && r.httpStatus === 400, JSON.stringify(r));
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(
+      r.status.quarantined?.map((q) => q.key),
+      [h.mac],
+    );
+    state = { ...state, generation: gen, hosts: state.hosts.filter((x) => x.mac !== gone.mac) };
     await eventually(async () => {
       const st = await status();
       assert.equal(st.counters.reloads, before.counters.reloads + 2);
       assert.equal(st.conditions.find((c) => c.type === 'Progressing')?.status, false);
     });
     const hosts = readFileSync(join(dataDir, 'dhcphosts.txt'), 'utf8');
-    assert.ok(hosts.includes(gone.mac) && !hosts.includes(h.mac), hosts);
-    assert.equal((await status()).generation, gen);
+    assert.ok(!hosts.includes(gone.mac) && !hosts.includes(h.mac), hosts);
+    const cleared = await pushDelta(control, secret, {
+      baseGeneration: gen,
+      generation: ++gen,
+      hosts: { remove: [h.mac] },
+    });
+    assert.ok(cleared.ok && cleared.status.quarantined?.length === 0, JSON.stringify(cleared));
+    state = { ...state, generation: gen };
   });
 
   it('removing a host reloads once and releases its lease; its address can go to a new MAC', async () => {
@@ -297,7 +391,8 @@ describe('router-agent process', { timeout: 90_000 }, () => {
 
   it('a state dnsmasq rejects is not applied: the old one keeps serving, status Degraded with the reason', async () => {
     const before = await status();
-    const bad = { ...next(state), network: { ...state.network, dnsmasqOptions: ['no-such-option=1'] } };
+    // dnsmasq advertises only /64 prefixes (SLAAC): a /56 passes the schema but `dnsmasq --test` refuses it.
+    const bad = { ...next(state), network: { ...state.network, ipv6Cidr: 'fd00:0:0:100::/56' } };
     const r = await pushFull(control, secret, bad);
     assert.ok(!r.ok && r.httpStatus === 422 && r.error === 'DnsmasqRejectedConfig', JSON.stringify(r));
     const s = await status();
@@ -307,7 +402,7 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     const degraded = cond(s, 'Degraded');
     assert.equal(degraded.status, true);
     assert.equal(degraded.reason, 'DnsmasqRejectedConfig');
-    assert.match(degraded.message, /no-such-option/);
+    assert.match(degraded.message, /prefix length/);
     await eventually(async () => assert.deepEqual(await resolveA('vmnew'), ['10.1.0.11']));
     // The next good state clears it.
     state = next(state);
@@ -335,30 +430,55 @@ describe('router-agent process', { timeout: 90_000 }, () => {
       'unknown source',
     );
     const pw = (src: string, op: string) => curlFrom(src, 'http://10.1.0.1:8080/', [`DomU_Request: ${op}`]);
+    // CloudStack's password server keeps a password until the guest acknowledges it (reference §4.7): a guest
+    // whose answer was lost asks again and gets it again; other guests never get it.
     assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'Secr3t!' });
-    assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'saved_password' });
+    assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'Secr3t!' });
     assert.deepEqual(await pw('10.1.0.12', 'send_my_password'), { code: 200, body: 'saved_password' });
+    // An acknowledgement counts only from the guest's own address.
     assert.deepEqual(await pw('10.1.0.12', 'saved_password'), { code: 200, body: 'saved_password' });
+    assert.deepEqual((await status()).savedPasswords, []);
+    assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'Secr3t!' });
+    assert.deepEqual(await pw('10.1.0.11', 'saved_password'), { code: 200, body: 'saved_password' });
+    assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'saved_password' });
     assert.equal((await pw('10.1.0.11', 'bogus')).code, 400);
-    // Served-once survives a failover only through the server: the status says which passwords were served, the
-    // server drops them; a new password (resetPassword) for the same address is served again.
-    assert.deepEqual((await status()).servedPasswords, ['10.1.0.11']);
+    // The acknowledgement crosses a failover only through the server: the status says which passwords were
+    // saved, the server drops them; a new password (resetPassword) for the address is served until saved.
+    assert.deepEqual((await status()).savedPasswords, ['10.1.0.11']);
     let r = await pushDelta(control, secret, {
       baseGeneration: gen,
       generation: ++gen,
       passwords: { remove: ['10.1.0.11'] },
     });
-    assert.ok(r.ok && r.status.servedPasswords?.length === 0, JSON.stringify(r));
+    assert.ok(r.ok && r.status.savedPasswords?.length === 0, JSON.stringify(r));
     assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'saved_password' });
     r = await pushDelta(control, secret, {
       baseGeneration: gen,
       generation: ++gen,
       passwords: { upsert: { '10.1.0.11': 'N3w-pw' } },
     });
-    assert.ok(r.ok && r.status.servedPasswords?.length === 0, JSON.stringify(r));
+    assert.ok(r.ok && r.status.savedPasswords?.length === 0, JSON.stringify(r));
     state = { ...state, generation: gen, passwords: { ...state.passwords, '10.1.0.11': 'N3w-pw' } };
     assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'N3w-pw' });
-    assert.deepEqual((await status()).servedPasswords, ['10.1.0.11']);
+    assert.deepEqual(await pw('10.1.0.11', 'send_my_password'), { code: 200, body: 'N3w-pw' });
+    assert.deepEqual((await status()).savedPasswords, []);
+    assert.deepEqual(await pw('10.1.0.11', 'saved_password'), { code: 200, body: 'saved_password' });
+    assert.deepEqual((await status()).savedPasswords, ['10.1.0.11']);
+  });
+
+  it('serves cloud-identifier (listed in the index, and as a legacy /latest/ key)', async () => {
+    const index = await curlFrom('10.1.0.11', 'http://10.1.0.1/latest/meta-data/');
+    assert.ok(index.body.split('\n').includes('cloud-identifier'), index.body);
+    const id = state.metadata['10.1.0.11']!.metaData['cloud-identifier'];
+    assert.match(id ?? '', /^CloudStack-\{.+\}$/);
+    assert.deepEqual(await curlFrom('10.1.0.11', 'http://10.1.0.1/latest/meta-data/cloud-identifier'), {
+      code: 200,
+      body: id,
+    });
+    assert.deepEqual(await curlFrom('10.1.0.11', 'http://10.1.0.1/latest/cloud-identifier'), {
+      code: 200,
+      body: id,
+    });
   });
 
   it('restarts dnsmasq when it dies', async () => {

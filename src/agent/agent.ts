@@ -30,7 +30,14 @@ import {
   run,
   stopReleaser,
 } from './system.js';
-import { validateDelta, validateDesiredState } from './validate-desired-state.js';
+import type { HeldEntry, QuarantinedEntry } from './validate-desired-state.js';
+import {
+  describeQuarantine,
+  heldAfterDelta,
+  reported,
+  validateDelta,
+  validateDesiredState,
+} from './validate-desired-state.js';
 import { leaseDirFor } from './lease-dir.js';
 
 export interface AgentOptions {
@@ -81,11 +88,17 @@ export interface AgentStatus {
   };
   lastFailure: { generation: number; reason: string; message: string } | null;
   /**
-   * Guest addresses whose password in the state in force this router has served (or the guest acknowledged).
-   * The server drops those passwords from the desired state (as CloudStack drops them from the databag), so the
-   * other router of a pair — or this one after a rebuild — never serves them again.
+   * Guest addresses whose password in the state in force the guest acknowledged (`saved_password`). The server
+   * drops those passwords from the desired state (as CloudStack's password server deletes an acknowledged one),
+   * so the other router of a pair — or this one after a rebuild — never serves them again.
    */
-  servedPasswords?: string[];
+  savedPasswords?: string[];
+  /**
+   * Entries of the state in force that are not served because they are invalid on their own or clash with
+   * another (a bad MAC, an address two hosts claim, user data that is not base64); the rest of the state is.
+   * `Degraded` is then true with reason `EntriesQuarantined`. At most `maxReportedQuarantine` are listed.
+   */
+  quarantined?: QuarantinedEntry[];
   leaseCount: number;
   leases?: Lease[];
 }
@@ -110,6 +123,7 @@ const retryable = new Set([
 ]);
 
 const compactAfterFiles = 64;
+const maxReportedQuarantine = 100;
 /** New names go to dnsmasq's --hostsdir once additions have paused this long (see queueNames)... */
 const namesQuietMs = 300;
 /** ...or at the latest this long after the first of them was queued. */
@@ -188,7 +202,8 @@ export class RouterAgent {
     vrrpPid: string;
     keepalivedOutput: string;
     state: string;
-    served: string;
+    quarantine: string;
+    saved: string;
   };
   private readonly ctx: RenderContext;
   readonly leaseDir: string;
@@ -205,7 +220,8 @@ export class RouterAgent {
   private conditions = new Map<ConditionType, Condition>();
   private holdsVip = false;
   private vipTimer: NodeJS.Timeout | null = null;
-  private servedPasswords = new Map<string, string>();
+  /** Guest address → digest of the password the guest acknowledged (`saved_password`). */
+  private savedPasswords = new Map<string, string>();
   private addressesWeAdded = new Set<string>();
   private closed = false;
   readonly dnsmasq: ProcessSupervisor;
@@ -231,7 +247,8 @@ export class RouterAgent {
       vrrpPid: join(d, 'keepalived-vrrp.pid'),
       keepalivedOutput: join(d, 'keepalived.out'),
       state: join(d, 'applied-state.json'),
-      served: join(d, 'served-passwords.json'),
+      quarantine: join(d, 'quarantined.json'),
+      saved: join(d, 'saved-passwords.json'),
     };
     this.ctx = {
       paths: this.paths,
@@ -282,15 +299,24 @@ export class RouterAgent {
     for (const dir of [this.options.dataDir, this.leaseDir, this.paths.dhcpHostsDir, this.paths.namesDir])
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     try {
-      const served = JSON.parse(readFileSync(this.paths.served, 'utf8')) as Record<string, string>;
-      this.servedPasswords = new Map(Object.entries(served));
+      const saved = JSON.parse(readFileSync(this.paths.saved, 'utf8')) as Record<string, string>;
+      this.savedPasswords = new Map(Object.entries(saved));
     } catch {
-      /* nothing served yet */
+      /* nothing acknowledged yet */
     }
     let saved: DesiredState | null = null;
     try {
-      const v = validateDesiredState(JSON.parse(readFileSync(this.paths.state, 'utf8')));
-      if (v.ok) saved = v.value;
+      let retry: HeldEntry[] = [];
+      try {
+        retry = JSON.parse(readFileSync(this.paths.quarantine, 'utf8')) as HeldEntry[];
+      } catch {
+        /* nothing was quarantined */
+      }
+      const v = validateDesiredState(JSON.parse(readFileSync(this.paths.state, 'utf8')), { retry });
+      if (v.ok) {
+        saved = v.value;
+        this.held.set(saved, v.quarantined);
+      }
     } catch {
       /* first start */
     }
@@ -386,6 +412,13 @@ export class RouterAgent {
     return this.latest()?.generation ?? null;
   }
 
+  /** Entries set aside from each accepted state (see validate-desired-state.ts). */
+  private readonly held = new WeakMap<DesiredState, HeldEntry[]>();
+
+  private heldOf(state: DesiredState | null | undefined): HeldEntry[] {
+    return (state && this.held.get(state)) ?? [];
+  }
+
   submitFull(doc: unknown, wait = true): Promise<SubmitResult> {
     const v = validateDesiredState(doc);
     if (!v.ok)
@@ -414,6 +447,7 @@ export class RouterAgent {
         generation: latest.generation,
         message: `generation ${state.generation} was already accepted with different content; bump the generation`,
       });
+    this.held.set(state, v.quarantined);
     return this.enqueue(state, wait);
   }
 
@@ -440,11 +474,13 @@ export class RouterAgent {
       });
     const ahead = this.addAhead(latest, delta) || this.replaceAhead(latest, delta);
     const next = applyDelta(latest, delta);
-    const full = validateDesiredState(next, { schema: false });
-    if (!full.ok) {
-      // The early file holds a host the state does not get: put dnsmasq back on the applied state (a reload).
-      if (ahead) this.reapplyApplied();
-    }
+    const full = validateDesiredState(next, {
+      schema: false,
+      retry: heldAfterDelta(this.heldOf(latest), delta, v.quarantined),
+    });
+    // The early file holds a host the state does not get (refused, or quarantined by a rule between entries):
+    // put dnsmasq back on the applied state (a reload).
+    if (ahead && (!full.ok || !this.keepsUpserts(full.value, delta))) this.reapplyApplied();
     if (!full.ok)
       return Promise.resolve({
         ok: false,
@@ -453,7 +489,13 @@ export class RouterAgent {
         field: full.field,
         message: `after applying the delta, ${full.field} ${full.message}`,
       });
+    this.held.set(full.value, full.quarantined);
     return this.enqueue(full.value, wait);
+  }
+
+  private keepsUpserts(state: DesiredState, delta: DesiredStateDelta): boolean {
+    const macs = new Set(state.hosts.map((h) => h.mac.toLowerCase()));
+    return (delta.hosts?.upsert ?? []).every((h) => macs.has(h.mac.toLowerCase()));
   }
 
   private index: {
@@ -645,12 +687,12 @@ export class RouterAgent {
         try {
           await this.apply(s, force);
           this.failure = null;
-          this.setCondition('Degraded', false, 'AsExpected', '');
+          this.settleDegraded();
           if (!this.pending) this.setCondition('Progressing', false, 'UpToDate', '');
           this.settle(s.generation, null);
           // Ready for the next addition's check (addAhead), built while nothing is waiting.
           if (!this.pending && this.applied) this.hostIndex(this.applied.state);
-          this.pruneServed(s);
+          this.pruneSaved(s);
         } catch (e) {
           const f = e instanceof ApplyFailure ? e : new ApplyFailure('ApplyFailed', (e as Error).message);
           this.failure = { generation: s.generation, reason: f.reason, message: f.message };
@@ -1079,7 +1121,11 @@ export class RouterAgent {
   private flushPersist(): void {
     if (this.persistTimer) clearTimeout(this.persistTimer);
     this.persistTimer = null;
-    if (this.applied) writeAtomic(this.paths.state, JSON.stringify(this.applied.state));
+    if (!this.applied) return;
+    writeAtomic(this.paths.state, JSON.stringify(this.applied.state));
+    const q = this.heldOf(this.applied.state);
+    if (q.length > 0) writeAtomic(this.paths.quarantine, JSON.stringify(q));
+    else rmSync(this.paths.quarantine, { force: true });
   }
 
   // ---- status ----
@@ -1094,6 +1140,22 @@ export class RouterAgent {
       message,
       lastTransitionTime: old && old.status === status ? old.lastTransitionTime : new Date().toISOString(),
     });
+  }
+
+  /**
+   * Degraded when nothing failed: true while the state in force has quarantined entries (the rest is served;
+   * the message names them so the operator can fix the rows), false otherwise.
+   */
+  private settleDegraded(): void {
+    const s = this.applied?.state;
+    const q = this.heldOf(s);
+    if (!s || q.length === 0) {
+      this.setCondition('Degraded', false, 'AsExpected', '');
+      return;
+    }
+    const message = `generation ${s.generation} applied without ${q.length} ${q.length === 1 ? 'entry' : 'entries'}: ${describeQuarantine(q)}`;
+    if (this.conditions.get('Degraded')?.message !== message) this.log(message);
+    this.setCondition('Degraded', true, 'EntriesQuarantined', message);
   }
 
   private degrade(reason: string, message: string): void {
@@ -1137,8 +1199,7 @@ export class RouterAgent {
           'DnsmasqCrashLoop',
           `dnsmasq died ${recentCrashes} times in the last minute`,
         );
-      else if (reason === 'DnsmasqStartFailed' || reason === 'DnsmasqCrashLoop')
-        this.setCondition('Degraded', false, 'AsExpected', '');
+      else if (reason === 'DnsmasqStartFailed' || reason === 'DnsmasqCrashLoop') this.settleDegraded();
     }
     const leases = this.readLeases();
     const st: AgentStatus = {
@@ -1160,7 +1221,8 @@ export class RouterAgent {
       firewall: { loaded: this.firewallLoaded, message: this.firewallMessage },
       counters: { ...this.counters },
       lastFailure: this.failure,
-      servedPasswords: this.servedNow(),
+      savedPasswords: this.savedNow(),
+      quarantined: reported(this.heldOf(this.applied?.state).slice(0, maxReportedQuarantine)),
       leaseCount: leases.length,
     };
     if (withLeases) st.leases = leases;
@@ -1185,49 +1247,55 @@ export class RouterAgent {
   }
 
   /**
-   * `send_my_password`: the password once, then `saved_password` (CloudStack serves it until the guest acks;
-   * serving it once keeps a second reader — or a failed-over backup — from getting it).
+   * `send_my_password`: the guest's password, again and again until the guest acknowledges it with
+   * `saved_password` — CloudStack's password server forgets a password only on that acknowledgement, so a guest
+   * whose first answer was lost (timeout, retry) still gets it. Then `saved_password` (null here).
    */
-  takePassword(ip: string): string | null {
+  passwordFor(ip: string): string | null {
     const pw = this.applied?.state.passwords[ip];
     if (pw === undefined) return null;
-    const digest = passwordDigest(ip, pw);
-    if (this.servedPasswords.get(ip) === digest) return null;
-    this.servedPasswords.set(ip, digest);
-    this.persistServed();
+    if (this.savedPasswords.get(ip) === passwordDigest(ip, pw)) return null;
     return pw;
   }
 
-  private servedNow(): string[] {
+  private savedNow(): string[] {
     const pws = this.applied?.state.passwords ?? {};
     return Object.entries(pws)
-      .filter(([ip, pw]) => this.servedPasswords.get(ip) === passwordDigest(ip, pw))
+      .filter(([ip, pw]) => this.savedPasswords.get(ip) === passwordDigest(ip, pw))
       .map(([ip]) => ip)
       .sort();
   }
 
-  /** Forget served-once facts for passwords the state no longer has (the server dropped them, or replaced them). */
-  private pruneServed(state: DesiredState): void {
+  /**
+   * Forget acknowledgements of passwords the state no longer has: the server dropped them after the report, or
+   * replaced them (resetPasswordForVirtualMachine: a new password for the address is served until acknowledged).
+   */
+  private pruneSaved(state: DesiredState): void {
     let changed = false;
-    for (const [ip, digest] of this.servedPasswords) {
+    for (const [ip, digest] of this.savedPasswords) {
       const pw = state.passwords[ip];
       if (pw === undefined || passwordDigest(ip, pw) !== digest) {
-        this.servedPasswords.delete(ip);
+        this.savedPasswords.delete(ip);
         changed = true;
       }
     }
-    if (changed) this.persistServed();
+    if (changed) this.persistSaved();
   }
 
-  /** `saved_password`: the guest has stored it; never serve that password again. */
+  /**
+   * `saved_password` from the guest's own address: it has stored the password; never serve that one again. The
+   * address is reported in `status.savedPasswords` until the server has dropped the password.
+   */
   ackPassword(ip: string): void {
     const pw = this.applied?.state.passwords[ip];
     if (pw === undefined) return;
-    this.servedPasswords.set(ip, passwordDigest(ip, pw));
-    this.persistServed();
+    const digest = passwordDigest(ip, pw);
+    if (this.savedPasswords.get(ip) === digest) return;
+    this.savedPasswords.set(ip, digest);
+    this.persistSaved();
   }
 
-  private persistServed(): void {
-    writeAtomic(this.paths.served, JSON.stringify(Object.fromEntries(this.servedPasswords)));
+  private persistSaved(): void {
+    writeAtomic(this.paths.saved, JSON.stringify(Object.fromEntries(this.savedPasswords)));
   }
 }

@@ -69,7 +69,6 @@ const definitions = {
       },
       ipv6Cidr,
       ipv6Gateway: ipv6,
-      dnsmasqOptions: { type: 'array', items: { type: 'string', pattern: '^[^\\n\\r]*$' } },
     },
   },
   host: {

@@ -8,7 +8,13 @@ import type { DesiredState, HostSpec } from './desired-state.js';
 import { applyDelta, diffStates } from './desired-state.js';
 import { schemaFiles } from './desired-state-schema.js';
 import { baseState, hostFor } from './testing/fixtures.js';
-import { validateDelta, validateDesiredState } from './validate-desired-state.js';
+import {
+  describeQuarantine,
+  heldAfterDelta,
+  reported,
+  validateDelta,
+  validateDesiredState,
+} from './validate-desired-state.js';
 
 const docs = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs');
 
@@ -32,50 +38,93 @@ function refusal(doc: unknown): { field: string; message: string } {
   return v as { field: string; message: string };
 }
 
+/** The state applied and what was set aside, as `[key, field]` pairs. */
+function sieved(doc: unknown, opts?: Parameters<typeof validateDesiredState>[1]) {
+  const v = validateDesiredState(doc, opts);
+  assert.ok(v.ok, JSON.stringify(v));
+  return { value: v.value, held: v.quarantined, q: v.quarantined.map((e) => [e.section, e.key, e.field]) };
+}
+
 describe('validateDesiredState', () => {
   it('accepts the fixture', () => {
-    assert.equal(validateDesiredState(baseState()).ok, true);
+    const v = validateDesiredState(baseState());
+    assert.ok(v.ok);
+    assert.deepEqual(v.quarantined, []);
   });
-  it('names the field that is wrong', () => {
+  it('refuses a document that is wrong as a whole, naming the field', () => {
     const s = baseState();
-    assert.deepEqual(
-      refusal({ ...s, hosts: [{ ...s.hosts[0]!, ipv4: '10.1.0.300' }] }).field,
-      '/hosts/0/ipv4',
-    );
-    assert.deepEqual(refusal({ ...s, hosts: [{ ...s.hosts[0]!, mac: 'zz' }] }).field, '/hosts/0/mac');
     assert.deepEqual(
       refusal({ ...s, network: { ...s.network, gateway: undefined } }).field,
       '/network/gateway',
     );
     assert.deepEqual(refusal({ ...s, surprise: 1 }).field, '/surprise');
-    assert.deepEqual(
-      refusal({ ...s, hosts: [{ ...s.hosts[0]!, hostname: 'bad_name' }] }).field,
-      '/hosts/0/hostname',
-    );
+    assert.match(refusal({ ...s, router: { ...s.router, name: 'bad name' } }).message, /"bad name"/);
     assert.deepEqual(refusal({ ...s, generation: -1 }).field, '/generation');
-    assert.deepEqual(refusal({ ...s, passwords: { 'not-an-ip': 'x' } }).field, '/passwords/not-an-ip');
+    assert.deepEqual(refusal({ ...s, hosts: {} }).field, '/hosts');
+    assert.deepEqual(
+      refusal({ ...s, network: { ...s.network, ipv6Cidr: 'fd00::1::2/64' } }).field,
+      '/network/ipv6Cidr',
+    );
   });
-  it('checks what a schema cannot', () => {
+  it('network.dnsmasqOptions is not part of the document: raw dnsmasq lines are refused', () => {
     const s = baseState();
-    const h = s.hosts[0]!;
-    let r = refusal({ ...s, hosts: [h, { ...hostFor(5), mac: h.mac.toUpperCase() }] });
-    assert.equal(r.field, '/hosts/1/mac');
-    r = refusal({ ...s, hosts: [h, { ...hostFor(5), ipv4: h.ipv4 }] });
-    assert.equal(r.field, '/hosts/1/ipv4');
-    assert.match(r.message, /also used by \/hosts\/0/);
-    r = refusal({ ...s, hosts: [{ ...h, ipv4: '10.2.0.5' }] });
-    assert.equal(r.field, '/hosts/0/ipv4');
-    assert.match(r.message, /not inside 10.1.0.0\/16/);
-    r = refusal({ ...s, hosts: [h, { ...hostFor(5), hostname: h.hostname }] });
-    assert.equal(r.field, '/hosts/1/hostname');
-    r = refusal({ ...s, hosts: [{ ...h, ipv4: s.network.gateway }] });
-    assert.match(r.message, /router's own address/);
-    r = refusal({ ...s, network: { ...s.network, useExternalDns: true, dnsServers: [] } });
+    const r = refusal({ ...s, network: { ...s.network, dnsmasqOptions: ['dhcp-script=/bin/sh'] } });
+    assert.equal(r.field, '/network/dnsmasqOptions');
+    assert.match(r.message, /not a known field/);
+  });
+  it('checks what a schema cannot, for the document', () => {
+    const s = baseState();
+    let r = refusal({ ...s, network: { ...s.network, useExternalDns: true, dnsServers: [] } });
     assert.equal(r.field, '/network/dnsServers');
     r = refusal({ ...s, network: { ...s.network, gateway: '10.9.0.1' } });
     assert.equal(r.field, '/network/gateway');
-    r = refusal({ ...s, metadata: { '10.1.0.11': { userData: 'abcde', metaData: {} } } });
-    assert.equal(r.field, '/metadata/10.1.0.11/userData');
+  });
+  it('quarantines a bad entry, naming it and its field, and keeps every other one', () => {
+    const s = baseState();
+    const h = s.hosts[0]!;
+    const cases: [unknown, string, string][] = [
+      [{ ...hostFor(5), ipv4: '10.1.0.300' }, hostFor(5).mac, 'ipv4'],
+      [{ ...hostFor(5), mac: 'zz' }, 'zz', 'mac'],
+      [{ ...hostFor(5), mac: 'not-a-mac' }, 'not-a-mac', 'mac'],
+      [{ ...hostFor(5), mac: '02:00:00:00:00:05\n' }, '02:00:00:00:00:05\n', 'mac'],
+      [{ ...hostFor(5), mac: 'ff:ff:ff:ff:ff:ff' }, 'ff:ff:ff:ff:ff:ff', 'mac'],
+      [{ ...hostFor(5), mac: '01:00:5e:00:00:fb' }, '01:00:5e:00:00:fb', 'mac'],
+      [{ ...hostFor(5), mac: '00:00:00:00:00:00' }, '00:00:00:00:00:00', 'mac'],
+      [{ ...hostFor(5), hostname: 'bad_name' }, hostFor(5).mac, 'hostname'],
+      [{ ...hostFor(5), hostname: 'x\nserver=1.2.3.4' }, hostFor(5).mac, 'hostname'],
+      [{ ...hostFor(5), extra: 1 }, hostFor(5).mac, 'extra'],
+      [{ ...hostFor(5), ipv6: 'fd00::5' }, hostFor(5).mac, 'ipv6'],
+      [{ ...hostFor(5), mac: h.mac.toUpperCase() }, h.mac, 'mac'],
+      [{ ...hostFor(5), ipv4: h.ipv4 }, hostFor(5).mac, 'ipv4'],
+      [{ ...hostFor(5), ipv4: '10.2.0.5' }, hostFor(5).mac, 'ipv4'],
+      [{ ...hostFor(5), hostname: h.hostname }, hostFor(5).mac, 'hostname'],
+      [{ ...hostFor(5), ipv4: s.network.gateway }, hostFor(5).mac, 'ipv4'],
+      [{ ...hostFor(5), hostname: 'data-server' }, hostFor(5).mac, 'hostname'],
+      [7, '', ''],
+    ];
+    for (const [bad, key, field] of cases) {
+      const r = sieved({ ...s, hosts: [...s.hosts, bad, hostFor(6)] });
+      assert.deepEqual(r.q, [['hosts', key, field]], JSON.stringify(bad));
+      assert.doesNotMatch(r.held[0]!.message, /undefined/);
+      assert.deepEqual(
+        r.value.hosts.map((x) => x.hostname),
+        ['vm1', 'vm2', 'vm6'],
+        JSON.stringify(bad),
+      );
+    }
+    let r = sieved({ ...s, metadata: { ...s.metadata, '10.1.0.16': { userData: 'abcde', metaData: {} } } });
+    assert.deepEqual(r.q, [['metadata', '10.1.0.16', 'userData']]);
+    assert.deepEqual(Object.keys(r.value.metadata).sort(), ['10.1.0.11', '10.1.0.12']);
+    r = sieved({ ...s, metadata: { ...s.metadata, '10.1.0.16': { metaData: { 'bad key': 'x' } } } });
+    assert.deepEqual(r.q, [['metadata', '10.1.0.16', 'metaData/bad key']]);
+    r = sieved({ ...s, passwords: { ...s.passwords, 'not-an-ip': 'x', '10.1.0.12': '' } });
+    assert.deepEqual(r.q, [
+      ['passwords', 'not-an-ip', ''],
+      ['passwords', '10.1.0.12', ''],
+    ]);
+    assert.deepEqual(r.value.passwords, s.passwords);
+    // What was sent is held for a later re-check, never reported as such.
+    assert.ok(!/Secr3t|abcde/.test(describeQuarantine(reported(r.held))));
   });
   it('a redundant router needs its own address besides the VIP', () => {
     const s = baseState({
@@ -86,6 +135,78 @@ describe('validateDesiredState', () => {
       },
     });
     assert.equal(refusal(s).field, '/router/guestIp');
+  });
+});
+
+describe('quarantine across deltas', () => {
+  it('held entries stay out until fixed or removed; one freed by a later change gets in', () => {
+    const s = baseState();
+    const clash = { ...hostFor(7), ipv4: s.hosts[1]!.ipv4 };
+    const notMac = { ...hostFor(8), mac: 'not-a-mac' };
+    const first = sieved({ ...s, hosts: [...s.hosts, clash, notMac] });
+    assert.equal(first.held.length, 2);
+    // A delta adding vm9: it applies, the two stay held.
+    const d1 = validateDelta({ baseGeneration: 1, generation: 2, hosts: { upsert: [hostFor(9)] } });
+    assert.ok(d1.ok);
+    const second = sieved(applyDelta(first.value, d1.value), {
+      schema: false,
+      retry: heldAfterDelta(first.held, d1.value, d1.quarantined),
+    });
+    assert.deepEqual(
+      second.value.hosts.map((h) => h.hostname),
+      ['vm1', 'vm2', 'vm9'],
+    );
+    assert.deepEqual(second.q, [
+      ['hosts', clash.mac, 'ipv4'],
+      ['hosts', 'not-a-mac', 'mac'],
+    ]);
+    // vm2 goes: the clashing host's address is free, so it gets in; the server removes the bad row.
+    const d2 = validateDelta({
+      baseGeneration: 2,
+      generation: 3,
+      hosts: { remove: [s.hosts[1]!.mac, 'not-a-mac'] },
+    });
+    assert.ok(d2.ok);
+    const third = sieved(applyDelta(second.value, d2.value), {
+      schema: false,
+      retry: heldAfterDelta(second.held, d2.value, d2.quarantined),
+    });
+    assert.deepEqual(
+      third.value.hosts.map((h) => h.hostname),
+      ['vm1', 'vm9', 'vm7'],
+    );
+    assert.deepEqual(third.q, []);
+  });
+  it('validateDelta sets a bad upsert aside and keeps the good ones; a bad shape refuses it', () => {
+    const d = validateDelta({
+      baseGeneration: 1,
+      generation: 2,
+      hosts: { upsert: [{ ...hostFor(5), mac: 'ff:ff:ff:ff:ff:ff' }, hostFor(6)], remove: ['not-a-mac'] },
+      metadata: {
+        upsert: { '10.1.0.16': { metaData: {} }, '10.1.0.17': { userData: 'abcde', metaData: {} } },
+      },
+      passwords: { upsert: { '10.1.0.16': 'pw', x: 'pw' } },
+    });
+    assert.ok(d.ok);
+    assert.deepEqual(
+      d.quarantined.map((e) => [e.section, e.key, e.field]),
+      [
+        ['hosts', 'ff:ff:ff:ff:ff:ff', 'mac'],
+        ['metadata', '10.1.0.17', 'userData'],
+        ['passwords', 'x', ''],
+      ],
+    );
+    assert.deepEqual(
+      d.value.hosts?.upsert?.map((h) => h.hostname),
+      ['vm6'],
+    );
+    assert.deepEqual(d.value.hosts?.remove, ['not-a-mac']);
+    assert.deepEqual(Object.keys(d.value.metadata?.upsert ?? {}), ['10.1.0.16']);
+    assert.deepEqual(d.value.passwords?.upsert, { '10.1.0.16': 'pw' });
+    const bad = validateDelta({ baseGeneration: 1, generation: 2, hosts: { upsert: {} } });
+    assert.ok(!bad.ok && bad.field === '/hosts/upsert');
+    const net = validateDelta({ baseGeneration: 1, generation: 2, network: { cidr: 'x' } });
+    assert.ok(!net.ok);
   });
 });
 

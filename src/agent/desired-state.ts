@@ -79,11 +79,6 @@ export interface NetworkSpec {
   ipv6Cidr?: string;
   /** The VR's IPv6 address, the guests' IPv6 gateway; default the first address of `ipv6Cidr`. */
   ipv6Gateway?: string;
-  /**
-   * Extra raw dnsmasq lines appended to the configuration. Not a CloudStack concept; an escape hatch for
-   * operators, and the way tests feed dnsmasq something it rejects.
-   */
-  dnsmasqOptions?: string[];
 }
 
 export interface HostSpec {

@@ -58,7 +58,7 @@ export function handlePassword(agent: RouterAgent, req: IncomingMessage, res: Se
   const ip = addr(req.socket.remoteAddress);
   const op = req.headers['domu_request'];
   if (req.method === 'GET' && op === 'send_my_password') {
-    const pw = agent.takePassword(ip);
+    const pw = agent.passwordFor(ip);
     return plain(res, 200, pw ?? 'saved_password');
   }
   if (req.method === 'GET' && op === 'saved_password') {

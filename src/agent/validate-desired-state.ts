@@ -1,26 +1,88 @@
 /**
- * Validation on receipt: JSON Schema (ajv) for shape, then the cross-field rules a schema cannot say
- * (addresses inside the CIDR, no duplicate MAC/IP/name). A refusal names the field so the server's log says
- * what to fix; nothing is applied.
+ * Validation on receipt, at two levels (DESIGN.md, "one applier per router service"):
+ * - a problem with the document as a whole (its shape, generation, router, network, firewall, or a rule that ties
+ *   them together) refuses it: nothing is applied and the refusal names the field;
+ * - a problem with one *entry* (a host, a VM's metadata, a password) quarantines that entry: it is left out of
+ *   what the router serves and reported in its status, and everything else is applied. One bad row in the
+ *   database (a MAC that never went through the API's checks, say) must never freeze a router: the entries after
+ *   it, and every later generation, still go through.
+ *
+ * Quarantined entries are held with what was sent, so that a delta arriving later re-checks them against the new
+ * state (a host refused for an address another host held becomes valid once that host is gone) and so that a
+ * delta removing or replacing one clears it.
  */
 import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
-import type { DesiredState, DesiredStateDelta } from './desired-state.js';
+import type { DesiredState, DesiredStateDelta, HostSpec, VmMetadata } from './desired-state.js';
 import { desiredStateDeltaSchema, desiredStateSchema } from './desired-state-schema.js';
-import { cidrContains, ipv6CidrContains, parseIpv4Cidr, parseIpv6Cidr } from './render/ip.js';
+import { cidrContains, ipv6CidrContains, isIpv6, parseIpv4Cidr, parseIpv6Cidr } from './render/ip.js';
 
-export type Validation<T> = { ok: true; value: T } | { ok: false; field: string; message: string };
+export type EntrySection = 'hosts' | 'metadata' | 'passwords';
 
-const ajv = new Ajv({ allErrors: false, strict: false });
-const checkState = ajv.compile(desiredStateSchema);
-const checkDelta = ajv.compile(desiredStateDeltaSchema);
+export interface QuarantinedEntry {
+  section: EntrySection;
+  /** The entry's key: a host's MAC as sent (lower case), a metadata or password entry's guest address. */
+  key: string;
+  /** The field of the entry that is wrong (`''`: the entry as a whole, or its key). */
+  field: string;
+  message: string;
+}
+
+/** A quarantined entry and what was sent (never reported: it may be a password or user data). */
+export interface HeldEntry extends QuarantinedEntry {
+  raw: unknown;
+}
+
+export type Validation<T> =
+  { ok: true; value: T; quarantined: HeldEntry[] } | { ok: false; field: string; message: string };
+
+// verbose: errors carry the offending value, so a message can show it.
+const ajv = new Ajv({ allErrors: false, strict: false, verbose: true });
+const { definitions } = desiredStateSchema;
+
+// The published schemas describe a fully valid document; on receipt the entries of the keyed sections are checked
+// one by one instead, so that a bad one is set aside rather than refusing everything.
+const { $id: _stateId, ...stateRest } = desiredStateSchema;
+const checkStateShape = ajv.compile({
+  ...stateRest,
+  properties: {
+    ...stateRest.properties,
+    hosts: { type: 'array' },
+    metadata: { type: 'object' },
+    passwords: { type: 'object' },
+  },
+});
+const { $id: _deltaId, ...deltaRest } = desiredStateDeltaSchema;
+const keyedChange = (upsert: 'array' | 'object') => ({
+  type: 'object',
+  additionalProperties: false,
+  properties: { upsert: { type: upsert }, remove: { type: 'array', items: { type: 'string' } } },
+});
+const checkDeltaShape = ajv.compile({
+  ...deltaRest,
+  properties: {
+    ...deltaRest.properties,
+    hosts: keyedChange('array'),
+    metadata: keyedChange('object'),
+    passwords: keyedChange('object'),
+  },
+});
+const checkHost = ajv.compile({ ...definitions.host, definitions });
+const checkVmMetadata = ajv.compile({ ...definitions.vmMetadata, definitions });
+const checkPassword = ajv.compile(definitions.passwordMap.additionalProperties);
+const ipv4Key = new RegExp(definitions.passwordMap.propertyNames.pattern);
+
+const shown = (v: unknown): string => {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 64 ? `${s.slice(0, 61)}...` : s;
+};
 
 function describe(err: ErrorObject | undefined): { field: string; message: string } {
   if (!err) return { field: '/', message: 'invalid document' };
   let field = err.instancePath || '/';
   let message = err.message ?? 'is invalid';
   if (err.propertyName !== undefined) {
-    // A bad key in a map keyed by address (metadata, passwords).
+    // A bad key in a map keyed by address (metadata, passwords) or of metaData.
     const what = err.instancePath.endsWith('/metaData')
       ? 'a metadata key ([A-Za-z0-9._-])'
       : 'an IPv4 address';
@@ -36,86 +98,283 @@ function describe(err: ErrorObject | undefined): { field: string; message: strin
   } else if (err.keyword === 'required') {
     field = `${err.instancePath}/${(err.params as { missingProperty?: string }).missingProperty}`;
     message = 'is required';
-  } else if (err.keyword === 'propertyNames') {
-    field = `${err.instancePath}/${(err.params as { propertyName?: string }).propertyName}`;
-    message = 'is not a valid key here';
   } else if (err.keyword === 'pattern') {
-    message = `has an invalid format (${JSON.stringify(err.data)})`;
+    message = `has an invalid format (${shown(err.data)})`;
   }
   return { field, message };
+}
+
+/** The same, for an error inside one entry: the field relative to the entry (`mac`, `metaData/x`, `''`). */
+function describeEntry(err: ErrorObject | undefined): { field: string; message: string } {
+  const d = describe(err);
+  return { field: d.field === '/' ? '' : d.field.replace(/^\//, ''), message: d.message };
 }
 
 function fail<T>(field: string, message: string): Validation<T> {
   return { ok: false, field, message };
 }
 
+/** What is wrong with a host entry on its own (shape, and a MAC that cannot be a NIC's), or null. */
+function hostProblem(raw: unknown): { field: string; message: string } | null {
+  if (!checkHost(raw)) return describeEntry(checkHost.errors?.[0]);
+  const h = raw as HostSpec;
+  const mac = BigInt(`0x${h.mac.replace(/:/g, '')}`);
+  if (mac === 0n) return { field: 'mac', message: `${h.mac} is the all-zero address, not a NIC's` };
+  // The group bit (least significant bit of the first octet): multicast, or broadcast when all ones.
+  if ((mac >> 40n) & 1n)
+    return { field: 'mac', message: `${h.mac} is a multicast or broadcast address, not a NIC's` };
+  if (h.ipv6 !== undefined && !isIpv6(h.ipv6))
+    return { field: 'ipv6', message: `has an invalid format (${shown(h.ipv6)})` };
+  return null;
+}
+
+function metadataProblem(ip: string, raw: unknown): { field: string; message: string } | null {
+  if (!ipv4Key.test(ip)) return { field: '', message: 'is not keyed by an IPv4 address' };
+  if (!checkVmMetadata(raw)) return describeEntry(checkVmMetadata.errors?.[0]);
+  const md = raw as VmMetadata;
+  if (md.userData !== undefined && !isBase64(md.userData))
+    return { field: 'userData', message: 'is not valid base64' };
+  return null;
+}
+
+function passwordProblem(ip: string, raw: unknown): { field: string; message: string } | null {
+  if (!ipv4Key.test(ip)) return { field: '', message: 'is not keyed by an IPv4 address' };
+  if (!checkPassword(raw)) return { field: '', message: describeEntry(checkPassword.errors?.[0]).message };
+  return null;
+}
+
+const hostKey = (raw: unknown): string => {
+  const mac = (raw as { mac?: unknown } | null)?.mac;
+  return typeof mac === 'string' ? mac.toLowerCase() : '';
+};
+
+function held(
+  section: EntrySection,
+  key: string,
+  raw: unknown,
+  p: { field: string; message: string },
+): HeldEntry {
+  return { section, key, field: p.field, message: p.message, raw };
+}
+
+/** Whole-document rules a schema cannot say; a refusal names the field. */
+function documentProblem(state: DesiredState): { field: string; message: string } | null {
+  const cidr = parseIpv4Cidr(state.network.cidr);
+  if (cidr.prefix > 30)
+    return { field: '/network/cidr', message: `${state.network.cidr} leaves no room for guests` };
+  if (state.network.useExternalDns && state.network.dnsServers.length === 0)
+    return {
+      field: '/network/dnsServers',
+      message: 'must name the zone DNS servers when useExternalDns is true',
+    };
+  if (!cidrContains(cidr, state.network.gateway))
+    return {
+      field: '/network/gateway',
+      message: `${state.network.gateway} is not inside ${state.network.cidr}`,
+    };
+  if (!cidrContains(cidr, state.router.guestIp))
+    return {
+      field: '/router/guestIp',
+      message: `${state.router.guestIp} is not inside ${state.network.cidr}`,
+    };
+  if (state.router.redundant && state.router.guestIp === state.network.gateway)
+    return {
+      field: '/router/guestIp',
+      message: 'a redundant router needs its own guest address; the gateway is the VIP',
+    };
+  if (state.network.ipv6Cidr && !isIpv6(state.network.ipv6Cidr.split('/')[0]!))
+    return {
+      field: '/network/ipv6Cidr',
+      message: `has an invalid format (${shown(state.network.ipv6Cidr)})`,
+    };
+  if (state.network.ipv6Gateway) {
+    if (!state.network.ipv6Cidr) return { field: '/network/ipv6Gateway', message: 'needs /network/ipv6Cidr' };
+    if (
+      !isIpv6(state.network.ipv6Gateway) ||
+      !ipv6CidrContains(parseIpv6Cidr(state.network.ipv6Cidr), state.network.ipv6Gateway)
+    )
+      return {
+        field: '/network/ipv6Gateway',
+        message: `${state.network.ipv6Gateway} is not inside ${state.network.ipv6Cidr}`,
+      };
+  }
+  return null;
+}
+
 /**
- * `schema: false` skips the JSON Schema pass, for a state built by applying a schema-checked delta to a state
- * that was already valid (the cross-field rules still run).
+ * The entries of `state` (plus held ones to re-check) that can be served, and the ones that cannot. With
+ * `checked`, the entries of `state` itself already passed their own checks (a delta's entries were checked on
+ * receipt, the rest were in force); only the rules between entries run for them.
+ */
+function sieve(
+  state: DesiredState,
+  retry: HeldEntry[],
+  checked: boolean,
+): { value: DesiredState; quarantined: HeldEntry[] } {
+  const quarantined: HeldEntry[] = [];
+  const cidr = parseIpv4Cidr(state.network.cidr);
+  const v6 = state.network.ipv6Cidr ? parseIpv6Cidr(state.network.ipv6Cidr) : null;
+  const candidates: { raw: unknown; recheck: boolean }[] = state.hosts.map((raw) => ({
+    raw,
+    recheck: !checked,
+  }));
+  for (const h of retry) if (h.section === 'hosts') candidates.push({ raw: h.raw, recheck: true });
+  const hosts: HostSpec[] = [];
+  const macs = new Set<string>();
+  const ips = new Set<string>();
+  const names = new Set<string>();
+  for (const { raw, recheck } of candidates) {
+    const key = hostKey(raw);
+    const problem = recheck ? hostProblem(raw) : null;
+    if (problem) {
+      quarantined.push(held('hosts', key, raw, problem));
+      continue;
+    }
+    // The first entry holding a MAC, address or name keeps it (in force before the newcomer, in a full state
+    // the one the server listed first); a later one claiming it is set aside.
+    const h = raw as HostSpec;
+    const name = h.hostname.toLowerCase();
+    let p: { field: string; message: string } | null = null;
+    if (macs.has(key)) p = { field: 'mac', message: `${h.mac} is also used by another host` };
+    else if (!cidrContains(cidr, h.ipv4))
+      p = { field: 'ipv4', message: `${h.ipv4} is not inside ${state.network.cidr}` };
+    else if (h.ipv4 === state.network.gateway || h.ipv4 === state.router.guestIp)
+      p = { field: 'ipv4', message: `${h.ipv4} is the router's own address` };
+    else if (ips.has(h.ipv4)) p = { field: 'ipv4', message: `${h.ipv4} is also used by another host` };
+    else if (name === 'data-server') p = { field: 'hostname', message: 'data-server is the router itself' };
+    else if (names.has(name))
+      p = { field: 'hostname', message: `${h.hostname} is also used by another host` };
+    else if (h.ipv6 !== undefined && (!v6 || !ipv6CidrContains(v6, h.ipv6)))
+      p = {
+        field: 'ipv6',
+        message: `${h.ipv6} is not inside ${state.network.ipv6Cidr ?? 'the network (no IPv6 prefix)'}`,
+      };
+    if (p) {
+      quarantined.push(held('hosts', key, raw, p));
+      continue;
+    }
+    macs.add(key);
+    ips.add(h.ipv4);
+    names.add(name);
+    hosts.push(h);
+  }
+  const keyed = <T>(
+    section: 'metadata' | 'passwords',
+    own: Record<string, T>,
+    problemOf: (ip: string, raw: unknown) => { field: string; message: string } | null,
+  ): Record<string, T> => {
+    const again = retry.filter((r) => r.section === section && !Object.hasOwn(own, r.key));
+    if (checked && again.length === 0) return own;
+    const out: Record<string, T> = {};
+    const entries: [string, unknown, boolean][] = Object.entries(own).map(([k, v]) => [k, v, !checked]);
+    for (const r of again) entries.push([r.key, r.raw, true]);
+    for (const [ip, raw, recheck] of entries) {
+      const p = recheck ? problemOf(ip, raw) : null;
+      if (p) quarantined.push(held(section, ip, raw, p));
+      else out[ip] = raw as T;
+    }
+    return out;
+  };
+  const metadata = keyed('metadata', state.metadata, metadataProblem);
+  const passwords = keyed('passwords', state.passwords, passwordProblem);
+  if (quarantined.length === 0 && hosts.length === state.hosts.length && retry.length === 0)
+    return { value: state, quarantined };
+  return { value: { ...state, hosts, metadata, passwords }, quarantined };
+}
+
+/**
+ * A full desired state. `schema: false` is for a state built by applying a checked delta to a state in force:
+ * only the rules between entries run for its entries. `retry`: quarantined entries carried over from the state
+ * in force (see heldAfterDelta), checked again against this one.
  */
 export function validateDesiredState(
   doc: unknown,
-  opts: { schema?: boolean } = {},
+  opts: { schema?: boolean; retry?: HeldEntry[] } = {},
 ): Validation<DesiredState> {
-  if (opts.schema !== false && !checkState(doc)) {
-    const d = describe(checkState.errors?.[0]);
+  if (opts.schema !== false && !checkStateShape(doc)) {
+    const d = describe(checkStateShape.errors?.[0]);
     return fail(d.field, d.message);
   }
-  const state = doc as unknown as DesiredState;
-  const cidr = parseIpv4Cidr(state.network.cidr);
-  if (cidr.prefix > 30) return fail('/network/cidr', `${state.network.cidr} leaves no room for guests`);
-  if (state.network.useExternalDns && state.network.dnsServers.length === 0)
-    return fail('/network/dnsServers', 'must name the zone DNS servers when useExternalDns is true');
-  if (!cidrContains(cidr, state.network.gateway))
-    return fail('/network/gateway', `${state.network.gateway} is not inside ${state.network.cidr}`);
-  if (!cidrContains(cidr, state.router.guestIp))
-    return fail('/router/guestIp', `${state.router.guestIp} is not inside ${state.network.cidr}`);
-  if (state.router.redundant && state.router.guestIp === state.network.gateway)
-    return fail('/router/guestIp', 'a redundant router needs its own guest address; the gateway is the VIP');
-  if (state.network.ipv6Gateway) {
-    if (!state.network.ipv6Cidr) return fail('/network/ipv6Gateway', 'needs /network/ipv6Cidr');
-    if (!ipv6CidrContains(parseIpv6Cidr(state.network.ipv6Cidr), state.network.ipv6Gateway))
-      return fail(
-        '/network/ipv6Gateway',
-        `${state.network.ipv6Gateway} is not inside ${state.network.ipv6Cidr}`,
-      );
-  }
-  const macs = new Set<string>();
-  const ips = new Map<string, number>();
-  const names = new Map<string, number>();
-  for (const [i, h] of state.hosts.entries()) {
-    const mac = h.mac.toLowerCase();
-    if (macs.has(mac)) return fail(`/hosts/${i}/mac`, `${h.mac} appears twice`);
-    macs.add(mac);
-    if (!cidrContains(cidr, h.ipv4))
-      return fail(`/hosts/${i}/ipv4`, `${h.ipv4} is not inside ${state.network.cidr}`);
-    if (h.ipv4 === state.network.gateway || h.ipv4 === state.router.guestIp)
-      return fail(`/hosts/${i}/ipv4`, `${h.ipv4} is the router's own address`);
-    if (ips.has(h.ipv4))
-      return fail(`/hosts/${i}/ipv4`, `${h.ipv4} is also used by /hosts/${ips.get(h.ipv4)}`);
-    ips.set(h.ipv4, i);
-    const name = h.hostname.toLowerCase();
-    if (names.has(name))
-      return fail(`/hosts/${i}/hostname`, `${h.hostname} is also used by /hosts/${names.get(name)}`);
-    if (name === 'data-server') return fail(`/hosts/${i}/hostname`, 'data-server is the router itself');
-    names.set(name, i);
-  }
-  for (const [ip, md] of Object.entries(state.metadata)) {
-    if (md.userData !== undefined && !isBase64(md.userData))
-      return fail(`/metadata/${ip}/userData`, 'is not valid base64');
-  }
-  return { ok: true, value: state };
+  const state = doc as DesiredState;
+  const p = documentProblem(state);
+  if (p) return fail(p.field, p.message);
+  const { value, quarantined } = sieve(state, opts.retry ?? [], opts.schema === false);
+  return { ok: true, value, quarantined };
 }
 
+/**
+ * A delta: its shape and generations refuse it as a whole; each upserted entry is checked on its own, and the bad
+ * ones are returned as quarantined, leaving a delta of good entries (removals are kept as sent: removing a key
+ * nobody holds does nothing, and it is how the server clears a quarantined entry).
+ */
 export function validateDelta(doc: unknown): Validation<DesiredStateDelta> {
-  if (!checkDelta(doc)) {
-    const d = describe(checkDelta.errors?.[0]);
+  if (!checkDeltaShape(doc)) {
+    const d = describe(checkDeltaShape.errors?.[0]);
     return fail(d.field, d.message);
   }
-  const delta = doc as unknown as DesiredStateDelta;
+  const delta = doc as DesiredStateDelta;
   if (delta.generation <= delta.baseGeneration)
     return fail('/generation', `must be greater than baseGeneration ${delta.baseGeneration}`);
-  return { ok: true, value: delta };
+  const quarantined: HeldEntry[] = [];
+  const out: DesiredStateDelta = { ...delta };
+  if (delta.hosts?.upsert) {
+    const upsert = delta.hosts.upsert.filter((raw) => {
+      const p = hostProblem(raw);
+      if (p) quarantined.push(held('hosts', hostKey(raw), raw, p));
+      return !p;
+    });
+    out.hosts = { ...delta.hosts, upsert };
+  }
+  const keyed = <T>(
+    section: 'metadata' | 'passwords',
+    change: { upsert?: Record<string, T>; remove?: string[] } | undefined,
+    problemOf: (ip: string, raw: unknown) => { field: string; message: string } | null,
+  ) => {
+    if (!change?.upsert) return change;
+    const upsert: Record<string, T> = {};
+    for (const [ip, raw] of Object.entries(change.upsert)) {
+      const p = problemOf(ip, raw);
+      if (p) quarantined.push(held(section, ip, raw, p));
+      else upsert[ip] = raw;
+    }
+    return { ...change, upsert };
+  };
+  if (delta.metadata) out.metadata = keyed('metadata', delta.metadata, metadataProblem);
+  if (delta.passwords) out.passwords = keyed('passwords', delta.passwords, passwordProblem);
+  return { ok: true, value: out, quarantined };
+}
+
+/**
+ * The held entries after a delta: those it removes or replaces (by MAC or address) are dropped, its own bad
+ * entries join. The rest are re-checked against the new state by validateDesiredState's `retry`.
+ */
+export function heldAfterDelta(held: HeldEntry[], delta: DesiredStateDelta, fresh: HeldEntry[]): HeldEntry[] {
+  if (held.length === 0) return fresh;
+  const touched: Record<EntrySection, Set<string>> = {
+    hosts: new Set(
+      [...(delta.hosts?.remove ?? []), ...(delta.hosts?.upsert ?? []).map((h) => h.mac)].map((m) =>
+        m.toLowerCase(),
+      ),
+    ),
+    metadata: new Set([...(delta.metadata?.remove ?? []), ...Object.keys(delta.metadata?.upsert ?? {})]),
+    passwords: new Set([...(delta.passwords?.remove ?? []), ...Object.keys(delta.passwords?.upsert ?? {})]),
+  };
+  for (const f of fresh) touched[f.section].add(f.key);
+  return [...held.filter((h) => !touched[h.section].has(h.key)), ...fresh];
+}
+
+/** What a status reports of a quarantined entry (not the value sent). */
+export function reported(entries: HeldEntry[]): QuarantinedEntry[] {
+  return entries.map(({ section, key, field, message }) => ({ section, key, field, message }));
+}
+
+/** One line naming quarantined entries, for a condition message or a log. */
+export function describeQuarantine(entries: QuarantinedEntry[], max = 3): string {
+  const shownEntries = entries
+    .slice(0, max)
+    .map((e) => `${e.section} ${e.key || '(no key)'}${e.field ? ` ${e.field}` : ''}: ${e.message}`);
+  if (entries.length > max) shownEntries.push(`and ${entries.length - max} more`);
+  return shownEntries.join('; ');
 }
 
 function isBase64(s: string): boolean {

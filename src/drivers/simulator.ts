@@ -11,7 +11,14 @@ import type { PushResult } from '../agent/control-client.js';
 import type { DesiredState, DesiredStateDelta } from '../agent/desired-state.js';
 import { applyDelta } from '../agent/desired-state.js';
 import { render } from '../agent/render/render.js';
-import { validateDelta, validateDesiredState } from '../agent/validate-desired-state.js';
+import type { HeldEntry } from '../agent/validate-desired-state.js';
+import {
+  describeQuarantine,
+  heldAfterDelta,
+  reported,
+  validateDelta,
+  validateDesiredState,
+} from '../agent/validate-desired-state.js';
 import type { Driver, RouterRuntime, RouterTransport, VmRuntime } from './types.js';
 
 export interface SimulatorOptions {
@@ -22,6 +29,8 @@ export interface SimulatorOptions {
 export class SimulatedRouter implements RouterTransport {
   state: DesiredState | null = null;
   hash: string | null = null;
+  /** Entries of the state set aside, as the real agent does (see validate-desired-state.ts). */
+  held: HeldEntry[] = [];
   applies = 0;
   running = true;
 
@@ -47,7 +56,12 @@ export class SimulatedRouter implements RouterTransport {
       conditions: [
         cond('Available', this.state !== null, this.state ? 'Serving' : 'NoDesiredState'),
         cond('Progressing', false, 'UpToDate'),
-        cond('Degraded', false, 'AsExpected'),
+        this.held.length > 0
+          ? {
+              ...cond('Degraded', true, 'EntriesQuarantined'),
+              message: `generation ${this.state?.generation} applied without ${this.held.length} ${this.held.length === 1 ? 'entry' : 'entries'}: ${describeQuarantine(this.held)}`,
+            }
+          : cond('Degraded', false, 'AsExpected'),
       ],
       role: this.state?.router.redundant ? 'primary' : 'standalone',
       dnsmasq: { running: this.state !== null, pid: null, restarts: 0, lastError: null },
@@ -55,6 +69,7 @@ export class SimulatedRouter implements RouterTransport {
       firewall: { loaded: false, message: 'simulator: no firewall' },
       counters: { applies: this.applies, hostsdirAdds: 0, reloads: 0, restarts: 0, leasesReleased: 0 },
       lastFailure: null,
+      quarantined: reported(this.held),
       leaseCount: 0,
     };
   }
@@ -68,7 +83,8 @@ export class SimulatedRouter implements RouterTransport {
     };
   }
 
-  private apply(state: DesiredState): PushResult {
+  private apply(state: DesiredState, held: HeldEntry[]): PushResult {
+    this.held = held;
     const paths = {
       conf: join(this.dir, 'dnsmasq.conf'),
       pidFile: join(this.dir, 'dnsmasq.pid'),
@@ -112,7 +128,7 @@ export class SimulatedRouter implements RouterTransport {
         generation: this.state.generation,
         message: `generation ${v.value.generation} is older than ${this.state.generation}`,
       };
-    return this.apply(v.value);
+    return this.apply(v.value, v.quarantined);
   }
 
   async pushDelta(doc: DesiredStateDelta): Promise<PushResult> {
@@ -129,10 +145,13 @@ export class SimulatedRouter implements RouterTransport {
         sendFull: true,
         message: 'send the full desired state',
       };
-    const next = validateDesiredState(applyDelta(this.state, v.value));
+    const next = validateDesiredState(applyDelta(this.state, v.value), {
+      schema: false,
+      retry: heldAfterDelta(this.held, v.value, v.quarantined),
+    });
     if (!next.ok)
       return { ok: false, httpStatus: 400, error: 'InvalidDelta', field: next.field, message: next.message };
-    return this.apply(next.value);
+    return this.apply(next.value, next.quarantined);
   }
 
   async getStatus(): Promise<AgentStatus> {

@@ -1,6 +1,8 @@
 /** listRouters, startRouter, stopRouter, rebootRouter, destroyRouter, getRouterHealthCheckResults. */
 import { adminRoles, defineCommand, listResult, objectResult, refParams } from '../api/command.js';
 import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.js';
+import type { QuarantinedEntry } from '../agent/validate-desired-state.js';
+import { describeQuarantine } from '../agent/validate-desired-state.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { prefixToNetmask, parseCidr } from '../ipam/index.js';
@@ -26,6 +28,7 @@ interface Health {
   dnsmasq?: { running: boolean; lastError: string | null };
   firewall?: { loaded: boolean; message: string | null };
   lastFailure?: { generation: number; reason: string; message: string } | null;
+  quarantined?: QuarantinedEntry[];
 }
 
 function healthChecks(r: RouterRow): ResponseObject[] {
@@ -46,6 +49,15 @@ function healthChecks(r: RouterRow): ResponseObject[] {
     success: h.dnsmasq?.running ?? false,
     lastupdated: at,
     details: h.dnsmasq?.lastError ?? (h.dnsmasq?.running ? 'running' : 'not running'),
+  });
+  // Entries the router set aside (a row it cannot serve, e.g. a MAC that is no MAC): everything else is served.
+  const q = h.quarantined ?? [];
+  checks.push({
+    checkname: 'quarantine',
+    checktype: 'basic',
+    success: q.length === 0,
+    lastupdated: at,
+    details: q.length === 0 ? 'no entries set aside' : `${q.length} set aside: ${describeQuarantine(q, 10)}`,
   });
   checks.push({
     checkname: 'generation',

@@ -50,6 +50,7 @@ test('builds a document the agent accepts, ordered by address', () => {
   const s = buildDesiredState(base());
   const v = validateDesiredState(JSON.parse(JSON.stringify(s)));
   assert.ok(v.ok, JSON.stringify(v));
+  assert.deepEqual(v.quarantined, [], 'nothing set aside');
   assert.equal(s.generation, 4);
   assert.deepEqual(
     s.hosts.map((h) => [h.ipv4, h.hostname, h.defaultNic]),
@@ -76,6 +77,13 @@ test('metadata carries the CloudStack keys; user data as stored; passwords on th
   assert.equal(m.metaData['public-keys'], 'ssh-ed25519 AAA');
   assert.equal(s.metadata['10.1.1.21']!.metaData['local-ipv4'], '10.1.1.21');
   assert.deepEqual(s.passwords, { '10.1.1.20': 'pw2' });
+  // cloud-identifier: CloudStack-{<cloud.identifier>}, served only when the installation has one.
+  assert.equal(m.metaData['cloud-identifier'], undefined);
+  const withId = buildDesiredState({ ...base(), cloudIdentifier: '2b4e6c1a-0000-4000-8000-000000000001' });
+  assert.equal(
+    withId.metadata['10.1.1.10']!.metaData['cloud-identifier'],
+    'CloudStack-{2b4e6c1a-0000-4000-8000-000000000001}',
+  );
 });
 
 test('network DNS overrides the zone; empty domain becomes cloudnine.internal; external DNS flag passes through', () => {

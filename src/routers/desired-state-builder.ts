@@ -72,7 +72,7 @@ export interface BuildInput {
   useExternalDns: boolean;
   /** `stacknet.dhcp.lease.time` seconds; 0 or negative = infinite (CloudStack's hard-coded value). */
   leaseSeconds: number;
-  /** `cloud.identifier` (CloudStack-{id}); empty when not set. */
+  /** `cloud.identifier` (the installation's UUID); guests read `CloudStack-{<it>}`. Empty: not served. */
   cloudIdentifier?: string;
   vms: VmRowInput[];
 }
@@ -154,7 +154,7 @@ function vmMetadata(input: BuildInput, vm: VmRowInput, ip: string): VmMetadata {
     'instance-id': vm.uuid,
     'vm-id': vm.uuid,
     'public-keys': vm.publicKeys ?? '',
-    'cloud-identifier': input.cloudIdentifier ?? '',
+    'cloud-identifier': input.cloudIdentifier ? `CloudStack-{${input.cloudIdentifier}}` : '',
     'hypervisor-host-name': 'stacknet',
   };
   // An empty value means "not present" (CloudStack's deletion convention); leaving them out keeps the document

@@ -7,7 +7,7 @@ import { createTestStore, testDbKinds } from '../store/testing/test-databases.js
 import { transaction } from '../store/db.js';
 import { SimulatorDriver } from '../drivers/simulator.js';
 import { RouterReconciler } from './reconciler.js';
-import { bumpNetworkRouters, routerById } from './repository.js';
+import { bumpNetworkRouters, cloudIdentifier, routerById } from './repository.js';
 import { insertRouter, insertVmWithNic, insertZoneAndNetwork } from './testing/fixtures.js';
 
 for (const kind of testDbKinds()) {
@@ -77,6 +77,123 @@ for (const kind of testDbKinds()) {
     } finally {
       await a.stop();
       await b.stop();
+      await t.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test(`a row the router cannot serve (bad MAC) is quarantined and reported; later changes still converge (${kind})`, async () => {
+    const t = await createTestStore(kind);
+    const dir = mkdtempSync(join(tmpdir(), 'stacknet-rec-'));
+    const driver = new SimulatorDriver({ dataDir: dir });
+    const rec = new RouterReconciler({ store: t.store, driver, serverId: 'ms-q' });
+    try {
+      const db = t.store.db;
+      const { zoneId, networkId } = await insertZoneAndNetwork(db);
+      const rid = await insertRouter(db, zoneId, networkId);
+      await insertVmWithNic(db, zoneId, networkId, {
+        name: 'vm1',
+        ip: '10.1.1.10',
+        mac: '02:00:00:00:00:01',
+      });
+      // Rows that never went through the API's checks (an older server, a hand edit): no MAC, a broadcast MAC.
+      await insertVmWithNic(db, zoneId, networkId, { name: 'bad1', ip: '10.1.1.11', mac: 'not-a-mac' });
+      await insertVmWithNic(db, zoneId, networkId, {
+        name: 'bad2',
+        ip: '10.1.1.12',
+        mac: 'ff:ff:ff:ff:ff:ff',
+      });
+      assert.equal(await rec.reconcile(rid), 'pushed');
+      let row = (await routerById(db, rid))!;
+      assert.equal(Number(row.applied_generation), Number(row.desired_generation), 'not refused as a whole');
+      assert.equal(row.last_error, null);
+      const health = JSON.parse(row.health!) as {
+        quarantined: { key: string; field: string }[];
+        conditions: { type: string; status: boolean; reason: string; message: string }[];
+      };
+      assert.deepEqual(
+        health.quarantined.map((q) => [q.key, q.field]),
+        [
+          ['not-a-mac', 'mac'],
+          ['ff:ff:ff:ff:ff:ff', 'mac'],
+        ],
+      );
+      const degraded = health.conditions.find((c) => c.type === 'Degraded')!;
+      assert.equal(degraded.reason, 'EntriesQuarantined');
+      assert.match(degraded.message, /not-a-mac/);
+      assert.deepEqual(
+        driver.routers.get(rid)!.state!.hosts.map((h) => h.hostname),
+        ['vm1'],
+      );
+
+      // The next VM change in the network converges at once (a delta) instead of waiting on a refused state.
+      await transaction(t.store, async (tx) => {
+        await insertVmWithNic(tx, zoneId, networkId, {
+          name: 'vm3',
+          ip: '10.1.1.13',
+          mac: '02:00:00:00:00:03',
+        });
+        await bumpNetworkRouters(tx, networkId);
+      });
+      assert.equal(await rec.reconcile(rid), 'pushed');
+      row = (await routerById(db, rid))!;
+      assert.equal(Number(row.applied_generation), Number(row.desired_generation));
+      assert.deepEqual(
+        driver.routers.get(rid)!.state!.hosts.map((h) => h.hostname),
+        ['vm1', 'vm3'],
+      );
+      assert.equal((JSON.parse(row.health!) as { quarantined: unknown[] }).quarantined.length, 2);
+
+      // Fixing the rows clears the report.
+      await transaction(t.store, async (tx) => {
+        await tx
+          .updateTable('nics')
+          .set({ mac: '02:00:00:00:00:02' })
+          .where('mac', '=', 'not-a-mac')
+          .execute();
+        await tx.deleteFrom('nics').where('mac', '=', 'ff:ff:ff:ff:ff:ff').execute();
+        await bumpNetworkRouters(tx, networkId);
+      });
+      assert.equal(await rec.reconcile(rid), 'pushed');
+      row = (await routerById(db, rid))!;
+      assert.deepEqual((JSON.parse(row.health!) as { quarantined: unknown[] }).quarantined, []);
+      assert.deepEqual(
+        driver.routers
+          .get(rid)!
+          .state!.hosts.map((h) => h.hostname)
+          .sort(),
+        ['bad1', 'vm1', 'vm3'],
+      );
+    } finally {
+      await rec.stop();
+      await t.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test(`guests get cloud-identifier CloudStack-{<cloud.identifier>}, one id per installation (${kind})`, async () => {
+    const t = await createTestStore(kind);
+    const dir = mkdtempSync(join(tmpdir(), 'stacknet-rec-'));
+    const driver = new SimulatorDriver({ dataDir: dir });
+    const rec = new RouterReconciler({ store: t.store, driver, serverId: 'ms-c' });
+    try {
+      const db = t.store.db;
+      const { zoneId, networkId } = await insertZoneAndNetwork(db);
+      const rid = await insertRouter(db, zoneId, networkId);
+      await insertVmWithNic(db, zoneId, networkId, {
+        name: 'vm1',
+        ip: '10.1.1.10',
+        mac: '02:00:00:00:00:01',
+      });
+      // Two servers making it at once keep one.
+      const ids = await Promise.all([cloudIdentifier(db), cloudIdentifier(db), cloudIdentifier(db)]);
+      assert.equal(new Set(ids).size, 1);
+      assert.match(ids[0]!, /^[0-9a-f-]{36}$/);
+      assert.equal(await rec.reconcile(rid), 'pushed');
+      const md = driver.routers.get(rid)!.state!.metadata['10.1.1.10']!.metaData;
+      assert.equal(md['cloud-identifier'], `CloudStack-{${ids[0]}}`);
+    } finally {
+      await rec.stop();
       await t.cleanup();
       rmSync(dir, { recursive: true, force: true });
     }

@@ -21,7 +21,7 @@ import { buildDesiredState } from './desired-state-builder.js';
 import {
   bumpRouter,
   claimLease,
-  clearServedPasswords,
+  clearSavedPasswords,
   loadBuildInput,
   recordError,
   recordObserved,
@@ -245,13 +245,13 @@ export class RouterReconciler {
       return 'failed';
     }
     const pushedPasswords = p.lastPushed?.passwords ?? {};
-    const served = (status.servedPasswords ?? []).flatMap((ip) => {
+    const saved = (status.savedPasswords ?? []).flatMap((ip) => {
       const password = pushedPasswords[ip];
       return password === undefined ? [] : [{ ip, password }];
     });
-    if (served.length > 0) {
+    if (saved.length > 0) {
       const cleared = await transaction(this.o.store, (tx) =>
-        clearServedPasswords(tx, Number(router.network_id), served),
+        clearSavedPasswords(tx, Number(router.network_id), saved),
       );
       // The desired state moved on (passwords gone): converge to it in this same pass.
       if (cleared > 0) return this.once(routerId, p);
@@ -357,6 +357,7 @@ export function healthOf(s: AgentStatus): unknown {
     keepalived: s.keepalived,
     firewall: s.firewall,
     lastFailure: s.lastFailure,
+    quarantined: s.quarantined ?? [],
     leaseCount: s.leaseCount,
   };
 }

@@ -2,10 +2,12 @@
  * Router rows: generations, reads for the desired-state builder, and the reconciler's bookkeeping (lease,
  * applied generation/hash, health). Repositories take the executor they run in as first argument.
  */
+import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import type { Executor } from '../store/db.js';
+import { isUniqueViolation, nowMs } from '../store/db.js';
 import { netDb } from '../networks/tables.js';
-import { getSetting } from '../configuration/repository.js';
+import { getSetting, storedValue } from '../configuration/repository.js';
 import type { RoutersTable } from '../vms/tables.js';
 import type { BuildInput, VmRowInput } from './desired-state-builder.js';
 
@@ -205,6 +207,7 @@ export async function loadBuildInput(
   const vrrp = Number(await getSetting(ex, 'router.redundant.vrrp.interval'));
   return {
     generation,
+    cloudIdentifier: await cloudIdentifier(ex),
     router: {
       name: router.name,
       guestIp: router.guest_ip ?? network.gateway ?? '',
@@ -237,19 +240,41 @@ export async function loadBuildInput(
 }
 
 /**
- * The agent serves a password once (DomU `send_my_password`) and reports the guest addresses it served. The
- * password then leaves the VM row, and with it the desired state of every router of the network, so the other
- * router of a redundant pair never serves it again after a failover. Only a password equal to the one that was
- * pushed (and so served) is cleared: a resetPasswordForVirtualMachine that raced with the report keeps its new
- * password.
+ * CloudStack's `cloud.identifier`: a random UUID made once per installation (ConfigurationServerImpl at first
+ * start) and served to every guest as metadata `cloud-identifier` = `CloudStack-{<uuid>}`. Kept under that name
+ * in `configurations` (global), made on first use; not in the settings catalogue, as CloudStack files it under
+ * its Hidden category. Two servers making it at once: the UNIQUE(name, scope, scope_id) keeps the first. Runs
+ * outside a transaction (a unique violation would abort a PostgreSQL one).
  */
-export async function clearServedPasswords(
+export async function cloudIdentifier(db: Executor): Promise<string> {
+  const name = 'cloud.identifier';
+  const have = await storedValue(db, name, 'global', 0);
+  if (have) return have;
+  try {
+    await db
+      .insertInto('configurations')
+      .values({ name, scope: 'global', scope_id: 0, value: randomUUID(), updated: nowMs() })
+      .execute();
+  } catch (e) {
+    if (!isUniqueViolation(e)) throw e;
+  }
+  return (await storedValue(db, name, 'global', 0))!;
+}
+
+/**
+ * The agent serves a password until the guest acknowledges it (DomU `saved_password`) and reports the guest
+ * addresses that did. The password then leaves the VM row, and with it the desired state of every router of the
+ * network, so the other router of a redundant pair never serves it again after a failover. Only a password
+ * equal to the one that was pushed (and so acknowledged) is cleared: a resetPasswordForVirtualMachine that raced
+ * with the report keeps its new password.
+ */
+export async function clearSavedPasswords(
   tx: Executor,
   networkId: number,
-  served: ReadonlyArray<{ ip: string; password: string }>,
+  saved: ReadonlyArray<{ ip: string; password: string }>,
 ): Promise<number> {
   let cleared = 0;
-  for (const { ip, password } of served) {
+  for (const { ip, password } of saved) {
     const r = await tx
       .updateTable('vms')
       .set({ password: null })

@@ -46,7 +46,7 @@ import {
   driverUpdateVm,
   vmRuntime,
 } from './operations.js';
-import { checkDnsLabel, checkUserData } from './validation.js';
+import { checkDnsLabel, checkMacAddress, checkUserData } from './validation.js';
 
 // ------------------------------------------------------------------------------------------ responses
 
@@ -201,18 +201,19 @@ const deployVirtualMachine = defineCommand({
       const owner = await resolveOwner(n.tx, n.caller, p);
       const reqs: NicRequest[] = [];
       const mapped = parseIpToNetworkList(p.iptonetworklist);
+      const macaddress = checkMacAddress('macaddress', p.macaddress, Number(zone.id));
       if (mapped.length) {
-        for (const m of mapped)
+        for (const [i, m] of mapped.entries())
           reqs.push({
             network: await networkForCaller(n, m.networkid, 'iptonetworklist', false),
             ip: m.ip,
-            mac: m.mac,
+            mac: checkMacAddress(`iptonetworklist[${i}].mac`, m.mac, Number(zone.id)),
           });
       } else if (p.networkids?.length) {
         for (const [i, id] of p.networkids.entries())
           reqs.push({
             network: await networkForCaller(n, id, 'networkids', false),
-            ...(i === 0 ? { ip: p.ipaddress, mac: p.macaddress } : {}),
+            ...(i === 0 ? { ip: p.ipaddress, mac: macaddress } : {}),
           });
       } else {
         // CloudStack's default: the account's own isolated network in the zone, when it has exactly one.
@@ -230,7 +231,7 @@ const deployVirtualMachine = defineCommand({
             '',
             `account ${owner.accountName} has ${own.length} isolated networks in zone ${zone.name}; say which with networkids`,
           );
-        reqs.push({ network: own[0]!, ip: p.ipaddress, mac: p.macaddress });
+        reqs.push({ network: own[0]!, ip: p.ipaddress, mac: macaddress });
       }
       let publicKeys: string | null = null;
       const names = [...(p.keypairs ?? []), ...(p.keypair ? [p.keypair] : [])];
@@ -615,7 +616,8 @@ const addNicToVirtualMachine = defineCommand({
           `VM ${v.name} already has a NIC in network ${network.name}`,
         );
       const dev = nics.reduce((m, x) => Math.max(m, Number(x.device_id)), -1) + 1;
-      const nic = await addNic(n, v, { network, ip: p.ipaddress, mac: p.macaddress }, nics.length === 0, dev);
+      const mac = checkMacAddress('macaddress', p.macaddress, Number(v.zone_id));
+      const nic = await addNic(n, v, { network, ip: p.ipaddress, mac }, nics.length === 0, dev);
       await n.recorder.event(n.tx, {
         type: 'NIC.CREATE',
         description: `NIC added to VM ${v.name} in network ${network.name}`,

@@ -1,5 +1,6 @@
-/** Input rules of deployVirtualMachine / updateVirtualMachine, pure. */
+/** Input rules of deployVirtualMachine / updateVirtualMachine / addNicToVirtualMachine, pure. */
 import { invalidParameter } from '../errors/catalogue.js';
+import { formatMac, macZoneAndSequence, parseMac } from '../ipam/index.js';
 
 /**
  * CloudStack's host name rule (UserVmManagerImpl.validateHostname / NetUtils.verifyDomainNameLabel): 1–63
@@ -32,4 +33,31 @@ export function checkUserData(v: string): string {
     throw invalidParameter('userdata', `${s.slice(0, 16)}…`, 'is not valid base64');
   }
   return s;
+}
+
+/**
+ * A NIC's MAC as a caller gives it (deployVirtualMachine `macaddress` / `iptonetworklist[n].mac`,
+ * addNicToVirtualMachine `macaddress`). CloudStack accepts the forms of NetUtils.isValidMac (six hex pairs
+ * separated by `:` or `-`), refuses a non-unicast one (isUnicastMac: the group bit, so multicast and broadcast),
+ * and stores NetUtils.standardizeMacAddress's form (lower case, colons) — which is what makes the zone's
+ * UNIQUE(zone_id, mac) see one spelling. Also refused: the all-zero MAC, and MACs of the layout this server
+ * generates for the zone's NICs and routers (ipam/mac.ts), or a later generated one would collide with it.
+ * A MAC the router cannot serve would otherwise reach its agent, which sets the entry aside (quarantine).
+ */
+export function checkMacAddress(
+  param: string,
+  value: string | undefined,
+  zoneId: number,
+): string | undefined {
+  if (value === undefined) return undefined;
+  const mac = parseMac(value, param);
+  if (mac === 0n) throw invalidParameter(param, value, 'the all-zero MAC cannot be assigned to a NIC');
+  if (macZoneAndSequence(mac)?.zoneId === zoneId) {
+    throw invalidParameter(
+      param,
+      value,
+      "is in the range the server generates for this zone's NICs and routers; choose another MAC or leave it out",
+    );
+  }
+  return formatMac(mac);
 }

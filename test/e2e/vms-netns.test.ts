@@ -192,17 +192,22 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     const iid = await httpGet(vms.vm1!.ns, `http://${gateway}/latest/meta-data/instance-id`);
     assert.equal(iid.body.trim(), vms.vm1!.id);
     assert.notEqual(iid.body.trim(), vms.vm2!.id);
-    // The password server (DomU protocol) hands vm1 the password deploy returned, once.
+    // The server supplies the installation's cloud identifier (CloudStack-{<cloud.identifier>}).
+    const cid = await httpGet(vms.vm1!.ns, `http://${gateway}/latest/meta-data/cloud-identifier`);
+    assert.match(cid.body.trim(), /^CloudStack-\{[0-9a-f-]{36}\}$/);
+    // The password server (DomU protocol) hands vm1 the password deploy returned until vm1 says it saved it.
     const before = ok(await admin('listRouters', { networkid: id.net }), 'listRouters').router[0];
-    const pw = await httpGet(vms.vm1!.ns, `http://${gateway}:8080/`, {
-      headers: { DomU_Request: 'send_my_password' },
-    });
-    assert.equal(pw.body.trim(), vms.vm1!.password);
-    const again = await httpGet(vms.vm1!.ns, `http://${gateway}:8080/`, {
-      headers: { DomU_Request: 'send_my_password' },
-    });
-    assert.equal(again.body.trim(), 'saved_password');
-    // The agent reports it served; the server drops the password from the VM and from every router's desired
+    const domu = (op: string) =>
+      httpGet(vms.vm1!.ns, `http://${gateway}:8080/`, { headers: { DomU_Request: op } });
+    assert.equal((await domu('send_my_password')).body.trim(), vms.vm1!.password);
+    assert.equal(
+      (await domu('send_my_password')).body.trim(),
+      vms.vm1!.password,
+      'a lost answer is asked again',
+    );
+    assert.equal((await domu('saved_password')).body.trim(), 'saved_password');
+    assert.equal((await domu('send_my_password')).body.trim(), 'saved_password');
+    // The agent reports it saved; the server drops the password from the VM and from every router's desired
     // state (a new generation), so no router rebuilt from the database hands it out again.
     await eventually(
       async () => {
@@ -211,7 +216,7 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
           ? r
           : undefined;
       },
-      { timeoutMs: 20_000, what: 'the served password to leave the desired state' },
+      { timeoutMs: 20_000, what: 'the saved password to leave the desired state' },
     );
   });
 
@@ -248,8 +253,8 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     );
     assert.notEqual(nr.id, r.id);
     await renewAll();
-    // The new router is rebuilt from the database, and vm1's password was consumed on the old one: the server
-    // dropped it when the agent reported it served, so it is never handed out again.
+    // The new router is rebuilt from the database, and vm1's password was saved on the old one: the server
+    // dropped it when the agent reported the acknowledgement, so it is never handed out again.
     const pw = await httpGet(vms.vm1!.ns, `http://${gateway}:8080/`, {
       headers: { DomU_Request: 'send_my_password' },
     });

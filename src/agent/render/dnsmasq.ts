@@ -144,7 +144,6 @@ export function renderDnsmasqConf(state: DesiredState, opts: DnsmasqRenderOption
   // a lease exists for a hosts-file entry carrying a `set:` tag (reproduced on these machines). Secondary NICs
   // are rare, so changing one costs a restart.
   for (const h of sortedHosts(state)) if (!h.defaultNic) lines.push(`dhcp-host=${dhcpHostLine(h, lease)}`);
-  for (const extra of net.dnsmasqOptions ?? []) lines.push(extra);
   return lines.join('\n') + '\n';
 }
 

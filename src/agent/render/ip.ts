@@ -111,3 +111,12 @@ export function eui64Address(cidr: string, mac: string): string {
   );
   return formatIpv6(parseIpv6Cidr(cidr).network + iid);
 }
+
+/** Whether text is an IPv6 address in the hex form the renderer handles (no embedded IPv4, no zone). */
+export function isIpv6(ip: string): boolean {
+  const halves = ip.split('::');
+  if (halves.length > 2) return false;
+  const groups = halves.flatMap((h) => (h === '' ? [] : h.split(':')));
+  if (!groups.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) return false;
+  return halves.length === 2 ? groups.length <= 7 : groups.length === 8;
+}
