@@ -53,52 +53,62 @@ export function throttleKeys(
 
 export type AttemptVerdict = { allowed: true } | { allowed: false; key: ThrottleKey; until: number };
 
-async function countOne(tx: Tx, k: ThrottleKey, now: number, lockMs: number): Promise<number | undefined> {
-  const hash = sha256Hex(k.name);
-  const row = await tx
+/** Makes sure the key's row exists, outside any transaction (a unique violation aborts one on PostgreSQL). */
+async function ensureRow(store: Store, hash: string): Promise<void> {
+  const row = await store.db
     .selectFrom('login_failures')
-    .select(['failures', 'last_failure', 'locked_until'])
+    .select('id')
     .where('key_hash', '=', hash)
     .executeTakeFirst();
-  if (row && Number(row.locked_until) > now) return Number(row.locked_until);
-  if (!row) {
-    try {
-      await tx
-        .insertInto('login_failures')
-        .values({ key_hash: hash, failures: 1, last_failure: now, locked_until: 0 })
-        .execute();
-      return undefined;
-    } catch (e) {
-      if (!isUniqueViolation(e)) throw e;
-      // A concurrent first attempt inserted it: count on it below.
-    }
+  if (row) return;
+  try {
+    await store.db
+      .insertInto('login_failures')
+      .values({ key_hash: hash, failures: 0, last_failure: 0, locked_until: 0 })
+      .execute();
+  } catch (e) {
+    if (!isUniqueViolation(e)) throw e;
   }
+}
+
+/**
+ * The key's row, locked until the transaction ends, so that counting, locking and unlocking one key happen one
+ * at a time (SQLite's transactions hold the whole database already).
+ */
+async function lockedRow(store: Store, tx: Tx, hash: string) {
+  const q = tx
+    .selectFrom('login_failures')
+    .select(['failures', 'last_failure', 'locked_until'])
+    .where('key_hash', '=', hash);
+  const row = await (store.kind === 'sqlite' ? q : q.forUpdate()).executeTakeFirstOrThrow();
+  return {
+    failures: Number(row.failures),
+    lastFailure: Number(row.last_failure),
+    lockedUntil: Number(row.locked_until),
+  };
+}
+
+async function countOne(
+  store: Store,
+  tx: Tx,
+  k: ThrottleKey,
+  now: number,
+  lockMs: number,
+): Promise<number | undefined> {
+  const hash = sha256Hex(k.name);
+  const row = await lockedRow(store, tx, hash);
+  if (row.lockedUntil > now) return row.lockedUntil;
   // Failures older than the lock time are forgotten (a typo a week ago does not count towards today's limit).
-  const stale = row !== undefined && now - Number(row.last_failure) > lockMs;
+  const failures = now - row.lastFailure > lockMs ? 1 : row.failures + 1;
+  // More attempts in flight than the limit allows (each was counted before any was checked): lock now.
+  const lock = failures > k.limit;
+  const until = now + lockMs;
   await tx
     .updateTable('login_failures')
-    .set((eb) => ({
-      failures: stale ? 1 : eb('failures', '+', 1),
-      last_failure: now,
-    }))
+    .set(lock ? { failures: 0, locked_until: until } : { failures, last_failure: now })
     .where('key_hash', '=', hash)
     .execute();
-  const after = await tx
-    .selectFrom('login_failures')
-    .select('failures')
-    .where('key_hash', '=', hash)
-    .executeTakeFirstOrThrow();
-  // More attempts in flight than the limit allows (they were counted before any was checked): lock now.
-  if (Number(after.failures) > k.limit) {
-    const until = now + lockMs;
-    await tx
-      .updateTable('login_failures')
-      .set({ failures: 0, locked_until: until })
-      .where('key_hash', '=', hash)
-      .execute();
-    return until;
-  }
-  return undefined;
+  return lock ? until : undefined;
 }
 
 /** Counts an attempt on every key before its password is checked; refused while any key is locked. */
@@ -109,9 +119,10 @@ export async function beginLoginAttempt(
   lockMs: number,
 ): Promise<AttemptVerdict> {
   if (keys.length === 0) return { allowed: true };
+  for (const k of keys) await ensureRow(store, sha256Hex(k.name));
   return transaction(store, async (tx) => {
     for (const k of keys) {
-      const until = await countOne(tx, k, now, lockMs);
+      const until = await countOne(store, tx, k, now, lockMs);
       if (until !== undefined) return { allowed: false, key: k, until };
     }
     return { allowed: true };
@@ -133,14 +144,15 @@ export async function loginFailed(
     let locked: { key: ThrottleKey; until: number } | undefined;
     for (const k of keys) {
       const hash = sha256Hex(k.name);
+      const row = await lockedRow(store, tx, hash);
+      if (row.lockedUntil > now || row.failures < k.limit) continue;
       const until = now + lockMs;
-      const r = await tx
+      await tx
         .updateTable('login_failures')
         .set({ failures: 0, locked_until: until })
         .where('key_hash', '=', hash)
-        .where('failures', '>=', k.limit)
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) > 0) locked ??= { key: k, until };
+        .execute();
+      locked ??= { key: k, until };
     }
     return locked;
   });
