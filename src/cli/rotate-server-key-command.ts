@@ -4,6 +4,8 @@ import { serverKeyPath } from '../config/server-key.js';
 import { openMigratedStore } from '../store/db.js';
 import { rotateServerKey } from '../server/secrets-at-rest.js';
 import type { CliCommand } from './main.js';
+// Flags as `stacknet server` reads them (its module loads the server only when it runs).
+import { flag } from './server-command.js';
 
 const HELP = `usage: stacknet rotate-server-key [--data-dir DIR] [--db-url URL] [--server-key-file PATH]
 
@@ -11,12 +13,6 @@ Generates a new server key, re-seals every API secret key and router secret in t
 transaction), then replaces the key file. Stop every server that uses the database first, and afterwards copy
 the new key file to each of them before starting it. Database backups taken before the rotation need the old
 key: keep a copy of the old key file with them. Defaults as for stacknet server.`;
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i >= 0) return args[i + 1];
-  return args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
-}
 
 export const rotateServerKeyCommand: CliCommand = {
   summary: 'replace the key that seals secrets in the database, re-sealing them all',

@@ -16,7 +16,7 @@ const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [
 First start: STACKNET_ADMIN_PASSWORD sets the admin password (else one is generated and printed once);
 STACKNET_ADMIN_API_KEY + STACKNET_ADMIN_SECRET_KEY give the admin user those API keys.`;
 
-function flag(args: string[], name: string): string | undefined {
+export function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   if (i >= 0) return args[i + 1];
   const eq = args.find((a) => a.startsWith(`${name}=`));

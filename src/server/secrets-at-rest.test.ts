@@ -5,19 +5,21 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildServer } from './build-server.js';
 import type { ServerConfig } from './build-server.js';
-import { rotateServerKey } from './secrets-at-rest.js';
+import { readServerKey } from '../config/server-key.js';
 import { createTestDatabase, testDbKinds } from '../store/testing/test-databases.js';
 import { openStore } from '../store/db.js';
 import { signedQuery } from '../api/client.js';
 import { insertRouter, insertZoneAndNetwork } from '../routers/testing/fixtures.js';
 import { unsealSecret } from '../routers/secrets.js';
 
+const root = new URL('../..', import.meta.url).pathname;
 const SECRET = 'legacy-plain-secret-key';
 const ROUTER_SECRET = 'legacy-router-secret';
 
@@ -103,15 +105,19 @@ for (const kind of testDbKinds()) {
         /is not the key this database/,
       );
 
-      const store = await openStore(tdb.url, { poolSize: 1 });
-      let rotated;
-      try {
-        rotated = await rotateServerKey(store, join(dir, 'server.key'));
-      } finally {
-        await store.close();
-      }
+      // The operator's command, as a process.
+      const keyFile = join(dir, 'server.key');
+      const from = readServerKey(keyFile).id;
+      const cli = spawnSync(
+        process.execPath,
+        [join(root, 'bin/stacknet.js'), 'rotate-server-key', '--data-dir', dir, '--db-url', tdb.url],
+        { encoding: 'utf8', env: { ...process.env, STACKNET_SERVER_KEY_FILE: '' } },
+      );
+      assert.equal(cli.status, 0, cli.stderr + cli.stdout);
+      assert.match(cli.stdout, /re-sealed 1 API secret key\(s\) and 1 router secret\(s\)/);
+      const rotated = { from, to: readServerKey(keyFile).id };
       assert.notEqual(rotated.from, rotated.to);
-      assert.deepEqual([rotated.users, rotated.routers], [1, 1]);
+      assert.equal(statSync(keyFile).mode & 0o777, 0o600);
       const s2 = await buildServer(config);
       try {
         const keys = { url: '', apiKey: 'legacy-api-key', secretKey: SECRET };

@@ -46,7 +46,8 @@ export async function prepareServerKey(
   log?: (m: string) => void,
 ): Promise<ServerKey> {
   let want = await storedKeyId(store.db);
-  let { key, created } = loadOrCreateServerKey(path, log);
+  const loaded = loadOrCreateServerKey(path, log);
+  let key = loaded.key;
   if (want !== undefined && key.id !== want) {
     // A rotation committed but was stopped before it renamed the new key file into place.
     const pending = pendingKeyPath(path);
@@ -56,7 +57,7 @@ export async function prepareServerKey(
       log?.(`finished an interrupted server key rotation: ${path} is now key ${key.id}`);
     } else throw mismatch(path, key.id, want);
   }
-  if (created)
+  if (loaded.created)
     log?.(`created the server key ${path} (id ${key.id}); back it up and share it with every server`);
   const counts = await transaction(store, async (tx) => {
     if (want === undefined) {
