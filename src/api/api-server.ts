@@ -230,7 +230,12 @@ async function login(
   // The same scrypt work whether or not the user exists or may log in: the timing must not tell them apart.
   const passwordOk = await verifyPassword(p.password, rec?.passwordHash ?? (await dummyPasswordHash()));
   if (!rec || !rec.enabled || !passwordOk) {
-    await loginFailed(deps.store, keys, now, settings.lockMs);
+    const locked = await loginFailed(deps.store, keys, now, settings.lockMs);
+    // What CloudStack's log says when it disables a user: the operator hears about a lock as it starts.
+    if (locked)
+      deps.log?.(
+        `login: ${lockedOut(locked.key, locked.until, p.username, domainText).message}${locked.key.kind === 'address' && req.remoteAddress ? ` (${req.remoteAddress})` : ''}`,
+      );
     throw new CloudStackError(
       'PermissionDenied',
       `Failed to authenticate user ${p.username} in domain ${domainText}; please provide valid credentials`,

@@ -114,6 +114,10 @@ for (const kind of testDbKinds()) {
         e.errortext,
         /User dave in domain ROOT is locked .*incorrect\.login\.attempts\.allowed.*try again after/,
       );
+      assert.ok(
+        logged.some((l) => /^login: User dave in domain ROOT is locked/.test(l)),
+        'the lock is logged for the operator',
+      );
       // A name that matches nobody is locked the same way, with the same words: no user enumeration.
       for (let i = 1; i <= 5; i++)
         assert.equal((await login('nobody', 'x', `198.51.100.${i}`)).statusCode, 531);
