@@ -8,6 +8,7 @@ import type { Store } from '../store/db.js';
 import { isUniqueViolation, nowMs, transaction } from '../store/db.js';
 import { generatePassword, hashPassword } from './credentials.js';
 import { insertReturningId } from '../api/insert-id.js';
+import { sealSecretKey } from './repository.js';
 
 export interface BootstrapOptions {
   adminPassword?: string;
@@ -92,7 +93,7 @@ export async function bootstrapAdmin(store: Store, opts: BootstrapOptions = {}):
     await transaction(store, (tx) =>
       tx
         .updateTable('users')
-        .set({ api_key: opts.adminApiKey!, secret_key: opts.adminSecretKey! })
+        .set({ api_key: opts.adminApiKey!, secret_key: sealSecretKey(opts.adminSecretKey!) })
         .where('username', '=', 'admin')
         .where('is_default', '=', 1)
         .where('domain_id', '=', tx.selectFrom('domains').select('id').where('path', '=', '/'))

@@ -18,7 +18,15 @@ import { CloudStackError, invalidParameter, permissionDenied } from '../errors/c
 import type { Executor, Tx } from '../store/db.js';
 import { recordEvent } from '../events/record.js';
 import { generateApiKey, hashPassword } from './credentials.js';
-import { deleteAccountRows, displayPath, insertAccount, insertDomain, insertUser } from './repository.js';
+import {
+  deleteAccountRows,
+  displayPath,
+  insertAccount,
+  insertDomain,
+  insertUser,
+  openSecretKey,
+  sealSecretKey,
+} from './repository.js';
 import {
   accountQuery,
   accountResponse,
@@ -495,7 +503,7 @@ const registerUserKeys = defineCommand({
       const u = await keyTarget(tx, ctx.caller, p.id);
       await tx
         .updateTable('users')
-        .set({ api_key: apikey, secret_key: secretkey })
+        .set({ api_key: apikey, secret_key: sealSecretKey(secretkey) })
         .where('id', '=', Number(u.id))
         .execute();
       await recordEvent(tx, {
@@ -529,7 +537,10 @@ const getUserKeys = defineCommand({
       .where('id', '=', Number(u.id))
       .executeTakeFirstOrThrow();
     if (!keys.api_key) return rawResult({});
-    return objectResult('userkeys', { apikey: keys.api_key, secretkey: keys.secret_key ?? undefined });
+    return objectResult('userkeys', {
+      apikey: keys.api_key,
+      secretkey: keys.secret_key === null ? undefined : openSecretKey(keys.secret_key),
+    });
   },
 });
 

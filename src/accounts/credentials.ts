@@ -30,6 +30,17 @@ export async function verifyPassword(password: string, stored: string): Promise<
   return key.length === expected.length && timingSafeEqual(key, expected);
 }
 
+let dummy: Promise<string> | undefined;
+
+/**
+ * A hash of a random password, for logins whose user does not exist (or may not log in): checking against it
+ * costs what checking a real user's password costs, so the answer's timing does not say whether the user exists.
+ */
+export function dummyPasswordHash(): Promise<string> {
+  dummy ??= hashPassword(randomBytes(18).toString('base64url'));
+  return dummy;
+}
+
 /** CloudStack's key format: 64 random bytes, URL-safe Base64 without padding (86 characters). */
 export function generateApiKey(): string {
   return randomBytes(64).toString('base64url');

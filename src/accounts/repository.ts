@@ -7,10 +7,49 @@ import type { Caller } from '../api/command.js';
 import { roleForAccountType } from './roles.js';
 import { hashPassword } from './credentials.js';
 import { insertReturningId } from '../api/insert-id.js';
+import { currentServerKey, isSealed, seal, unseal } from '../config/server-key.js';
+import type { ServerKey } from '../config/server-key.js';
 
 /** CloudStack shows domain paths as `ROOT/a/b`; stored paths are `/a/b/`. */
 export function displayPath(path: string): string {
   return path === '/' ? 'ROOT' : `ROOT${path.replace(/\/$/, '')}`;
+}
+
+/** API secret keys are stored sealed with the server key (config/server-key.ts): HMAC needs them back. */
+export function sealSecretKey(secretKey: string): string {
+  return seal(currentServerKey(), secretKey);
+}
+
+/** A value written before secret keys were sealed is read as is (the next start seals it). */
+export function openSecretKey(stored: string): string {
+  return isSealed(stored) ? unseal(currentServerKey(), stored) : stored;
+}
+
+/**
+ * Re-seals every API secret key with `to`: the ones stored as issued (before sealing) and, on rotation, the
+ * ones sealed with `from`. Returns how many changed; runs in the caller's transaction.
+ */
+export async function resealUserSecretKeys(tx: Tx, to: ServerKey, from?: ServerKey): Promise<number> {
+  const rows = await tx
+    .selectFrom('users')
+    .select(['id', 'secret_key'])
+    .where('secret_key', 'is not', null)
+    .execute();
+  let changed = 0;
+  for (const r of rows) {
+    const stored = r.secret_key!;
+    let plain: string;
+    if (!isSealed(stored)) plain = stored;
+    else if (from && from.id !== to.id) plain = unseal(from, stored);
+    else continue;
+    await tx
+      .updateTable('users')
+      .set({ secret_key: seal(to, plain) })
+      .where('id', '=', Number(r.id))
+      .execute();
+    changed++;
+  }
+  return changed;
 }
 
 export interface CallerRecord {
@@ -61,7 +100,7 @@ function toCallerRecord(r: CallerRow): CallerRecord {
       domainUuid: r.domain_uuid,
       domainPath: r.domain_path,
     },
-    secretKey: r.secret_key,
+    secretKey: r.secret_key === null ? null : openSecretKey(r.secret_key),
     passwordHash: r.password_hash,
     enabled: r.user_state === 'enabled' && r.account_state === 'enabled',
   };
@@ -206,7 +245,7 @@ export async function insertUser(
         email: u.email ?? null,
         timezone: u.timezone ?? null,
         api_key: u.apiKey ?? null,
-        secret_key: u.secretKey ?? null,
+        secret_key: u.secretKey === undefined ? null : sealSecretKey(u.secretKey),
         state: 'enabled',
         is_default: u.isDefault ? 1 : 0,
         created: nowMs(),

@@ -38,7 +38,7 @@ export interface AccountTables {
     email: string | null;
     timezone: string | null;
     api_key: string | null;
-    /** HMAC verification needs the secret itself, so it is stored as issued (CloudStack encrypts it). */
+    /** Sealed with the server key (`sk1:…`, config/server-key.ts): HMAC verification needs the secret back. */
     secret_key: string | null;
     state: string;
     is_default: number;
@@ -52,5 +52,13 @@ export interface AccountTables {
     created: number;
     last_seen: number;
     expires: number;
+  };
+  /** Failed logins per user or source address (accounts/login-throttle.ts, migration 0006). */
+  login_failures: {
+    id: Generated<number>;
+    key_hash: string;
+    failures: number;
+    last_failure: number;
+    locked_until: number;
   };
 }

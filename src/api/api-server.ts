@@ -17,10 +17,26 @@ import { enqueueJob } from './jobs/repository.js';
 import type { ApiThrottle } from './throttle.js';
 import { PREPARED_PARAM } from './jobs/runner.js';
 import { callerByApiKey, callerByLogin, callerByUserId, displayPath } from '../accounts/repository.js';
-import { generateSessionKey, sha256Hex, verifyPassword } from '../accounts/credentials.js';
+import { dummyPasswordHash, generateSessionKey, sha256Hex, verifyPassword } from '../accounts/credentials.js';
+import {
+  beginLoginAttempt,
+  loginFailed,
+  loginSucceeded,
+  loginThrottleSettings,
+  throttleKeys,
+} from '../accounts/login-throttle.js';
+import type { ThrottleKey } from '../accounts/login-throttle.js';
 import { recordEvent } from '../events/record.js';
 
 export const SESSION_TIMEOUT_SECONDS = 1800;
+/**
+ * How far ahead a signatureversion=3 `expires` may be: CloudStack's ApiServer refuses one more than 15 minutes
+ * ahead (when `enforce.post.requests.and.timestamps`); stacknet always does, or a signed URL that leaks would
+ * stay valid for as long as its author chose. cloudstack-go signs with exactly now + 15 min, so a client clock a
+ * little ahead of ours gets a minute of grace rather than a 401 on every call.
+ */
+export const MAX_EXPIRES_AHEAD_MS = 15 * 60 * 1000;
+const CLOCK_SKEW_MS = 60 * 1000;
 const UNAUTHORIZED_TEXT = 'unable to verify user credentials and/or request signature';
 
 export interface ApiServerDeps {
@@ -42,6 +58,8 @@ export interface ApiRequest {
   /** First value of each parameter, query string and form body merged (query first). */
   params: Map<string, string>;
   cookies: Record<string, string>;
+  /** The client's address (the login throttle counts per address); absent when the transport does not know. */
+  remoteAddress?: string;
 }
 
 export interface ApiResponse {
@@ -81,8 +99,8 @@ function authParam(params: Map<string, string>, lower: string): string | undefin
   return undefined;
 }
 
-function unauthorized(): CloudStackError {
-  return new CloudStackError('Unauthorized', UNAUTHORIZED_TEXT);
+function unauthorized(why?: string): CloudStackError {
+  return new CloudStackError('Unauthorized', why ? `${UNAUTHORIZED_TEXT}: ${why}` : UNAUTHORIZED_TEXT);
 }
 
 async function authenticate(deps: ApiServerDeps, req: ApiRequest): Promise<Caller> {
@@ -94,18 +112,20 @@ async function authenticate(deps: ApiServerDeps, req: ApiRequest): Promise<Calle
     const version = authParam(req.params, 'signatureversion');
     if (version === '3') {
       const expires = authParam(req.params, 'expires');
-      const at = expires === undefined ? undefined : parseIsoWithZone(expires);
-      if (!at || at.getTime() < nowMs()) throw unauthorized();
+      if (expires === undefined) throw unauthorized('signatureversion=3 needs an expires parameter');
+      const at = parseIsoWithZone(expires);
+      if (!at) throw unauthorized('expires is not a date such as 2026-01-02T10:00:00+0000');
+      const now = nowMs();
+      if (at.getTime() < now) throw unauthorized('the request expired (expires is in the past)');
+      if (at.getTime() > now + MAX_EXPIRES_AHEAD_MS + CLOCK_SKEW_MS)
+        throw unauthorized('expires may be at most 15 minutes ahead of the server clock');
     }
     const rec = await callerByApiKey(store.db, apiKey);
     if (!rec || !rec.enabled || !rec.secretKey) throw unauthorized();
     if (!verifySignature(req.params, rec.secretKey, signature)) throw unauthorized();
     return rec.caller;
   }
-  const param = req.params.get('sessionkey');
-  const cookie = req.cookies.sessionkey;
-  if (param !== undefined && cookie !== undefined && param !== cookie) throw unauthorized();
-  const key = param ?? cookie;
+  const key = sessionKeyOf(req);
   if (!key) throw unauthorized();
   const now = nowMs();
   const session = await store.db
@@ -129,6 +149,19 @@ async function authenticate(deps: ApiServerDeps, req: ApiRequest): Promise<Calle
   return rec.caller;
 }
 
+/**
+ * The session key when the request carries it both as the `sessionkey` cookie and as the `sessionkey` parameter,
+ * equal: CloudStack's default check (`CookieAndParameter` in HttpUtils.validateSessionKey). The cookie alone is
+ * what a cross-site request carries, the parameter is what a page of another origin cannot read; requiring both
+ * is the CSRF defence. cmk and the CloudStack UI send both.
+ */
+function sessionKeyOf(req: ApiRequest): string | undefined {
+  const param = req.params.get('sessionkey');
+  const cookie = req.cookies.sessionkey;
+  if (!param || !cookie || param !== cookie) return undefined;
+  return param;
+}
+
 function normaliseDomainPath(raw: string | undefined): string {
   if (raw === undefined || raw.trim() === '' || raw.trim() === '/') return '/';
   let p = raw.trim().replace(/^\/?ROOT(?=\/|$)/i, '');
@@ -139,6 +172,21 @@ function normaliseDomainPath(raw: string | undefined): string {
 
 function cookie(name: string, value: string, maxAge?: number): string {
   return `${name}=${value}; Path=/client; HttpOnly; SameSite=Lax${maxAge === undefined ? '' : `; Max-Age=${maxAge}`}`;
+}
+
+function lockedOut(
+  key: ThrottleKey,
+  until: number,
+  username: string,
+  domain: string | undefined,
+): CloudStackError {
+  const when = new Date(until).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return new CloudStackError(
+    'PermissionDenied',
+    key.kind === 'user'
+      ? `User ${username} in domain ${domain} is locked after too many incorrect login attempts (incorrect.login.attempts.allowed); try again after ${when}`
+      : `Too many incorrect login attempts from this address (incorrect.login.attempts.allowed.per.address); try again after ${when}`,
+  );
 }
 
 async function login(
@@ -155,29 +203,46 @@ async function login(
   };
   let domain: { path?: string; id?: number };
   if (p.domainId !== undefined) {
+    // Checked before the query: PostgreSQL and MariaDB refuse a non-number for a bigint column with an error.
+    const uuid = isUuid(p.domainId);
+    if (!uuid && !/^\d{1,15}$/.test(p.domainId))
+      throw invalidParameter('domainId', p.domainId, 'expected the id or the uuid of a domain');
     const row = await deps.store.db
       .selectFrom('domains')
       .select('id')
-      .where(
-        isUuid(p.domainId) ? 'uuid' : 'id',
-        '=',
-        isUuid(p.domainId) ? p.domainId.toLowerCase() : Number(p.domainId),
-      )
+      .where(uuid ? 'uuid' : 'id', '=', uuid ? p.domainId.toLowerCase() : Number(p.domainId))
       .executeTakeFirst();
-    if (!row && !/^\d+$/.test(p.domainId) && !isUuid(p.domainId))
-      throw invalidParameter('domainId', p.domainId, 'expected a domain id');
     domain = { id: row ? Number(row.id) : -1 };
   } else domain = { path: normaliseDomainPath(p.domain) };
+  const domainText = domain.path ? displayPath(domain.path) : p.domainId;
   const rec = await callerByLogin(deps.store.db, p.username, domain);
-  const ok = rec !== undefined && rec.enabled && (await verifyPassword(p.password, rec.passwordHash));
-  if (!rec || !ok) {
+  const settings = await loginThrottleSettings(deps.store.db);
+  // A user that exists is counted by its id (whichever way the domain was named); a name that matches nobody by
+  // what was asked, so guessing unknown names meets the same limit as guessing known ones.
+  const keys = throttleKeys(
+    settings,
+    rec ? `#${rec.caller.userId}` : `${domainText} ${p.username}`,
+    req.remoteAddress,
+  );
+  const now = nowMs();
+  const verdict = await beginLoginAttempt(deps.store, keys, now, settings.lockMs);
+  if (!verdict.allowed) throw lockedOut(verdict.key, verdict.until, p.username, domainText);
+  // The same scrypt work whether or not the user exists or may log in: the timing must not tell them apart.
+  const passwordOk = await verifyPassword(p.password, rec?.passwordHash ?? (await dummyPasswordHash()));
+  if (!rec || !rec.enabled || !passwordOk) {
+    const locked = await loginFailed(deps.store, keys, now, settings.lockMs);
+    // What CloudStack's log says when it disables a user: the operator hears about a lock as it starts.
+    if (locked)
+      deps.log?.(
+        `login: ${lockedOut(locked.key, locked.until, p.username, domainText).message}${locked.key.kind === 'address' && req.remoteAddress ? ` (${req.remoteAddress})` : ''}`,
+      );
     throw new CloudStackError(
       'PermissionDenied',
-      `Failed to authenticate user ${p.username} in domain ${domain.path ? displayPath(domain.path) : p.domainId}; please provide valid credentials`,
+      `Failed to authenticate user ${p.username} in domain ${domainText}; please provide valid credentials`,
     );
   }
+  await loginSucceeded(deps.store, keys);
   const key = generateSessionKey();
-  const now = nowMs();
   await transaction(deps.store, async (tx) => {
     await tx
       .insertInto('sessions')
@@ -236,7 +301,8 @@ async function login(
 }
 
 async function logout(deps: ApiServerDeps, req: ApiRequest, format: ResponseFormat): Promise<ApiResponse> {
-  const key = req.params.get('sessionkey') ?? req.cookies.sessionkey;
+  // Only a request that could use the session may end it (the same check as authenticate's).
+  const key = sessionKeyOf(req);
   if (key) {
     await transaction(deps.store, async (tx) => {
       const s = await tx

@@ -29,7 +29,12 @@ export function buildHttpApp(deps: ApiServerDeps): FastifyInstance {
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
   const handler = async (
-    req: { raw: { url?: string }; body: unknown; headers: Record<string, string | string[] | undefined> },
+    req: {
+      raw: { url?: string };
+      body: unknown;
+      headers: Record<string, string | string[] | undefined>;
+      ip?: string;
+    },
     res: {
       code(n: number): unknown;
       header(k: string, v: string | string[]): unknown;
@@ -53,6 +58,7 @@ export function buildHttpApp(deps: ApiServerDeps): FastifyInstance {
     const r = await handleApiRequest(deps, {
       params,
       cookies: parseCookies(Array.isArray(cookieHeader) ? cookieHeader.join(';') : cookieHeader),
+      remoteAddress: req.ip,
     });
     res.code(r.status);
     for (const [k, v] of Object.entries(r.headers)) res.header(k, v);

@@ -3,17 +3,20 @@ import { dataDir as defaultDataDir } from '../config/settings.js';
 import type { CliCommand } from './main.js';
 
 const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [--db-url URL] [--driver simulator|netns] [--demo]
+                      [--server-key-file PATH]
 
   --port      STACKNET_PORT       HTTP port (default 8080)
   --host      STACKNET_HOST       listen address (default 0.0.0.0)
   --data-dir  STACKNET_DATA_DIR   data directory (default ./data)
   --db-url    STACKNET_DB_URL     sqlite:<path> | postgres://... | mysql://... (default SQLite in the data dir)
   --driver    STACKNET_DRIVER     simulator (default) | netns
+  --server-key-file  STACKNET_SERVER_KEY_FILE  the key that seals secrets in the database (default
+                  <data dir>/server.key, created 0600 on first start; the same file on every server)
   --demo                          build a sample zone, public range and isolated network if there is none yet
 First start: STACKNET_ADMIN_PASSWORD sets the admin password (else one is generated and printed once);
 STACKNET_ADMIN_API_KEY + STACKNET_ADMIN_SECRET_KEY give the admin user those API keys.`;
 
-function flag(args: string[], name: string): string | undefined {
+export function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   if (i >= 0) return args[i + 1];
   const eq = args.find((a) => a.startsWith(`${name}=`));
@@ -48,6 +51,7 @@ export const serverCommand: CliCommand = {
       dataDir,
       dbUrl,
       driver,
+      serverKeyFile: flag(args, '--server-key-file'),
       adminPassword: env.STACKNET_ADMIN_PASSWORD || undefined,
       adminApiKey: env.STACKNET_ADMIN_API_KEY || undefined,
       adminSecretKey: env.STACKNET_ADMIN_SECRET_KEY || undefined,

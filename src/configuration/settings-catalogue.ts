@@ -446,6 +446,33 @@ export const settingDefinitions = [
     'Account based API count cache size',
     { check: positive, isDynamic: false },
   ),
+  // Login throttle (accounts/login-throttle.ts). CloudStack's setting disables the user for good; stacknet
+  // locks for incorrect.login.lock.seconds instead, so that guessing cannot lock an operator out indefinitely.
+  s(
+    'incorrect.login.attempts.allowed',
+    'Integer',
+    '5',
+    'global',
+    'ManagementServer',
+    'Incorrect login attempts allowed before the user is locked for incorrect.login.lock.seconds (when value > 0). If value <= 0 users are not locked after failed login attempts',
+  ),
+  s(
+    'incorrect.login.lock.seconds',
+    'Integer',
+    '300',
+    'global',
+    'ManagementServer',
+    'Seconds a user (or a source address) stays locked after too many incorrect login attempts; failures older than this are forgotten',
+    { check: positive },
+  ),
+  s(
+    'incorrect.login.attempts.allowed.per.address',
+    'Integer',
+    '20',
+    'global',
+    'ManagementServer',
+    'Incorrect login attempts allowed from one source address, whatever the user, before the address is locked for incorrect.login.lock.seconds (when value > 0)',
+  ),
 ] as const satisfies readonly SettingDefinition[];
 
 export type SettingName = (typeof settingDefinitions)[number]['name'];

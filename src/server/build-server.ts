@@ -16,6 +16,8 @@ import { getSetting } from '../configuration/repository.js';
 import { defaultRootAdmin } from '../accounts/repository.js';
 import { internalError } from '../errors/catalogue.js';
 import { startVmSubsystem } from '../vms/subsystem.js';
+import { serverKeyPath } from '../config/server-key.js';
+import { prepareServerKey } from './secrets-at-rest.js';
 
 export type DriverName = 'simulator' | 'netns';
 
@@ -28,6 +30,8 @@ export interface ServerConfig {
   adminPassword?: string;
   adminApiKey?: string;
   adminSecretKey?: string;
+  /** The server key file (config/server-key.ts); default STACKNET_SERVER_KEY_FILE or `<dataDir>/server.key`. */
+  serverKeyFile?: string;
   /** How often the job runner looks for jobs queued by other servers (ms). */
   jobPollMs?: number;
   /** Database pool size (PostgreSQL / MariaDB). */
@@ -55,6 +59,8 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
   const store = await openMigratedStore(config.dbUrl, { poolSize: config.poolSize ?? 20 });
   let jobStore: Store | undefined;
   try {
+    // Before anything seals or opens a secret (the bootstrap seals the admin's secret key).
+    await prepareServerKey(store, serverKeyPath(config.dataDir, config.serverKeyFile), config.log);
     const bootstrap = await bootstrapAdmin(store, {
       adminPassword: config.adminPassword,
       adminApiKey: config.adminApiKey,

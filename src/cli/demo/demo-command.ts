@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { dataDir as defaultDataDir } from '../../config/settings.js';
 import { openMigratedStore } from '../../store/db.js';
+import { serverKeyPath } from '../../config/server-key.js';
+import { prepareServerKey } from '../../server/secrets-at-rest.js';
 import type { Store } from '../../store/db.js';
 import { bootstrapAdmin } from '../../accounts/bootstrap.js';
 import { callerByUserId } from '../../accounts/repository.js';
@@ -8,7 +10,7 @@ import type { CliCommand } from '../main.js';
 import { buildDemo } from './build-demo.js';
 import { installRouterHooks } from '../../routers/service.js';
 
-const HELP = `usage: stacknet demo [--data-dir DIR] [--db-url URL]
+const HELP = `usage: stacknet demo [--data-dir DIR] [--db-url URL] [--server-key-file PATH]
 
 Builds a sample zone in the database stacknet server uses (same defaults and flags): zone "demo-zone" with a pod,
 a physical network (VLANs 100-199; Guest, Public and Management traffic), a public range 203.0.113.10-100 on
@@ -37,6 +39,10 @@ export const demoCommand: CliCommand = {
       flag(args, '--db-url') ?? process.env.STACKNET_DB_URL ?? `sqlite:${join(dataDir, 'stacknet.db')}`;
     const store = await openMigratedStore(dbUrl, { poolSize: 2 });
     try {
+      // The bootstrap seals the admin's secret key, and the demo's routers their control secrets.
+      await prepareServerKey(store, serverKeyPath(dataDir, flag(args, '--server-key-file')), (m) =>
+        console.error(m),
+      );
       const boot = await bootstrapAdmin(store, {
         adminPassword: process.env.STACKNET_ADMIN_PASSWORD || undefined,
         adminApiKey: process.env.STACKNET_ADMIN_API_KEY || undefined,
