@@ -1,0 +1,36 @@
+/**
+ * What a job's handler needs to be idempotent. A job whose server dies (kill, crash, lost lease) is run again
+ * by whichever server takes it over (runner.ts); whatever its earlier run committed is still there, so every
+ * handler must find its own work and carry on from it (DESIGN: "a retry finds the work its first attempt
+ * committed"), never refuse it as somebody else's, and treat a deletion already committed as done.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { CommandContext } from '../command.js';
+
+const attempts = new WeakMap<CommandContext, number>();
+
+/**
+ * Which run of its job a handler is in: 1 for the first (and for a synchronous call), more when an earlier run
+ * died with its server (kill, crash, lease lost) after committing part of the work. A re-run must find that work
+ * and carry on from it, never refuse it as somebody else's (a deletion already committed is done, not missing).
+ */
+export function jobAttempt(ctx: CommandContext): number {
+  return attempts.get(ctx) ?? 1;
+}
+
+/**
+ * A uuid that is the same on every run of one job and different for each `purpose`: a job names what it creates
+ * with it, so a re-run finds the row its earlier run committed (CloudStack's BaseAsyncCreateCmd gets the same by
+ * creating the object before queuing the job). Outside a job it is random.
+ */
+export function jobScopedUuid(ctx: CommandContext, purpose: string): string {
+  if (!ctx.jobId) return randomUUID();
+  const h = createHash('sha256').update(`${ctx.jobId}\0${purpose}`).digest('hex');
+  // Shaped as a version-4-style uuid (variant bits set) so it fits every uuid column and parser.
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** The runner says which run a context belongs to. */
+export function setJobAttempt(ctx: CommandContext, attempt: number): void {
+  attempts.set(ctx, attempt);
+}
