@@ -237,12 +237,12 @@ for (const kind of testDbKinds()) {
       const lostId = Number((await vmRow(lost)).id);
       assert.ok((await count('ip_allocations', { vm_id: lostId })) > 0);
 
-      for (const [name, value] of [
-        ['network.gc.interval', '1'],
-        ['network.gc.wait', '1'],
-        ['expunge.interval', '1'],
-        ['expunge.delay', '0'],
-      ])
+      for (const [name, value] of Object.entries({
+        'network.gc.interval': '1',
+        'network.gc.wait': '1',
+        'expunge.interval': '1',
+        'expunge.delay': '0',
+      }))
         await call('updateConfiguration', { name, value });
       await eventually(async () => ((await vmRow(lost)).removed !== null ? true : undefined));
       assert.equal((await vmRow(other)).state, 'Stopped', 'an interrupted start leaves the VM Stopped');
