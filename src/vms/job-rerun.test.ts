@@ -203,6 +203,49 @@ for (const kind of testDbKinds()) {
       assert.equal(await count('nics', { vm_id: vmId }), 0);
     });
 
+    test('createVPC, associateIpAddress and the deletions re-run after their commit: one of each, done is done', async () => {
+      const offering = (await call('listVPCOfferings', {})).vpcoffering[0].id as string;
+      const vpc = await okJob('createVPC', {
+        zoneid: zone,
+        name: 'rerun-vpc',
+        displaytext: 'rerun-vpc',
+        cidr: '10.50.0.0/16',
+        vpcofferingid: offering,
+      });
+      await rewind(vpc.jobid);
+      assert.equal((await rerun(vpc.jobid)).vpc.id, vpc.result.vpc.id, 'the VPC its earlier run created');
+      const vpcs = await s.store.db.selectFrom('vpcs').select('id').where('name', '=', 'rerun-vpc').execute();
+      assert.equal(vpcs.length, 1, 'not a second VPC');
+
+      const ip = await okJob('associateIpAddress', { networkid: net });
+      await rewind(ip.jobid);
+      const again = await rerun(ip.jobid);
+      assert.equal(again.ipaddress.id, ip.result.ipaddress.id);
+      assert.equal(again.ipaddress.state, 'Allocated');
+      const gone = await okJob('disassociateIpAddress', { id: ip.result.ipaddress.id });
+      await rewind(gone.jobid);
+      await rerun(gone.jobid);
+
+      const delVpc = await okJob('deleteVPC', { id: vpc.result.vpc.id });
+      await rewind(delVpc.jobid);
+      await rerun(delVpc.jobid);
+      const doomed = (
+        await call('createNetwork', {
+          zoneid: zone,
+          name: 'rerun-doomed',
+          displaytext: 'rerun-doomed',
+          networkofferingid: (
+            await call('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' })
+          ).networkoffering[0].id,
+          gateway: '10.7.7.1',
+          netmask: '255.255.255.0',
+        })
+      ).network.id as string;
+      const delNet = await okJob('deleteNetwork', { id: doomed });
+      await rewind(delNet.jobid);
+      await rerun(delNet.jobid);
+    });
+
     // Last: it turns the GC and the scavenger on for the whole server.
     test('a VM left Starting by a job that is over is settled; its addresses go and its network shuts down', async () => {
       const gcNet = (

@@ -34,3 +34,21 @@ export function jobScopedUuid(ctx: CommandContext, purpose: string): string {
 export function setJobAttempt(ctx: CommandContext, attempt: number): void {
   attempts.set(ctx, attempt);
 }
+
+/**
+ * A deletion's re-run: true when the row named by `uuid` is already marked removed, i.e. the earlier run's
+ * transaction committed the deletion (or somebody else's did): either way the deletion is done, not missing.
+ */
+export async function removedBeforeRerun(
+  ctx: CommandContext,
+  table: 'networks' | 'vpcs',
+  uuid: string,
+): Promise<boolean> {
+  if (jobAttempt(ctx) <= 1) return false;
+  const row = await ctx.store.db
+    .selectFrom(table)
+    .select('removed')
+    .where('uuid', '=', uuid)
+    .executeTakeFirst();
+  return row !== undefined && row.removed !== null;
+}
