@@ -81,6 +81,21 @@ for (const kind of testDbKinds()) {
         .where('uuid', '=', jobid)
         .execute();
     };
+    /** An isolated network in the demo zone (Allocated until a VM or an address needs it). */
+    const newNetwork = async (name: string, gateway: string): Promise<string> => {
+      const offering = await call('listNetworkOfferings', {
+        name: 'DefaultIsolatedNetworkOfferingWithSourceNatService',
+      });
+      const r = await call('createNetwork', {
+        zoneid: zone,
+        name,
+        displaytext: name,
+        networkofferingid: offering.networkoffering[0].id,
+        gateway,
+        netmask: '255.255.255.0',
+      });
+      return r.network.id as string;
+    };
     const setVmState = (uuid: string, state: VmState) =>
       s.store.db.updateTable('vms').set({ state }).where('uuid', '=', uuid).execute();
     const vmRow = (uuid: string) =>
@@ -153,18 +168,7 @@ for (const kind of testDbKinds()) {
       const { result } = await okJob('deployVirtualMachine', { zoneid: zone, networkids: net, name: 'nics' });
       const vm = result.virtualmachine.id as string;
       const vmId = Number((await vmRow(vm)).id);
-      const other = (
-        await call('createNetwork', {
-          zoneid: zone,
-          name: 'rerun-second',
-          displaytext: 'rerun-second',
-          networkofferingid: (
-            await call('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' })
-          ).networkoffering[0].id,
-          gateway: '10.9.9.1',
-          netmask: '255.255.255.0',
-        })
-      ).network.id as string;
+      const other = await newNetwork('rerun-second', '10.9.9.1');
 
       // start: its first run committed Starting and died before the VM ran.
       await okJob('stopVirtualMachine', { id: vm });
@@ -229,18 +233,7 @@ for (const kind of testDbKinds()) {
       const delVpc = await okJob('deleteVPC', { id: vpc.result.vpc.id });
       await rewind(delVpc.jobid);
       await rerun(delVpc.jobid);
-      const doomed = (
-        await call('createNetwork', {
-          zoneid: zone,
-          name: 'rerun-doomed',
-          displaytext: 'rerun-doomed',
-          networkofferingid: (
-            await call('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' })
-          ).networkoffering[0].id,
-          gateway: '10.7.7.1',
-          netmask: '255.255.255.0',
-        })
-      ).network.id as string;
+      const doomed = await newNetwork('rerun-doomed', '10.7.7.1');
       const delNet = await okJob('deleteNetwork', { id: doomed });
       await rewind(delNet.jobid);
       await rerun(delNet.jobid);
@@ -248,18 +241,7 @@ for (const kind of testDbKinds()) {
 
     // Last: it turns the GC and the scavenger on for the whole server.
     test('a VM left Starting by a job that is over is settled; its addresses go and its network shuts down', async () => {
-      const gcNet = (
-        await call('createNetwork', {
-          zoneid: zone,
-          name: 'rerun-gc',
-          displaytext: 'rerun-gc',
-          networkofferingid: (
-            await call('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' })
-          ).networkoffering[0].id,
-          gateway: '10.8.8.1',
-          netmask: '255.255.255.0',
-        })
-      ).network.id as string;
+      const gcNet = await newNetwork('rerun-gc', '10.8.8.1');
       // A deploy abandoned after its VM committed (its servers died maxAttempts times) ...
       const deployed = await okJob('deployVirtualMachine', {
         zoneid: zone,

@@ -9,11 +9,7 @@ import type { CommandContext } from '../command.js';
 
 const attempts = new WeakMap<CommandContext, number>();
 
-/**
- * Which run of its job a handler is in: 1 for the first (and for a synchronous call), more when an earlier run
- * died with its server (kill, crash, lease lost) after committing part of the work. A re-run must find that work
- * and carry on from it, never refuse it as somebody else's (a deletion already committed is done, not missing).
- */
+/** Which run of its job a handler is in: 1 for the first (and for a synchronous call), more for a re-run. */
 export function jobAttempt(ctx: CommandContext): number {
   return attempts.get(ctx) ?? 1;
 }
