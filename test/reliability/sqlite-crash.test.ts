@@ -97,8 +97,8 @@ describe('SQLite: kill -9 mid-burst, restart on the same file', () => {
   test(`${OPS} deploys and associates, ${KILLS} kills: integrity ok, invariants hold, no job fails on its own work`, async () => {
     const admin = cluster.admin();
     const server = cluster.servers[0]!;
-    // The GC and the scavenger every second; a failed deploy's VM and an Allocating IP left behind wait 5 s
-    // (longer than a request takes between taking an address and queuing its job, even under this burst).
+    // The GC every 2 s and the scavenger every second; a failed deploy's VM waits 5 s before it is expunged, an
+    // Allocating IP left behind by a kill 30 s (the GC's floor).
     await configure(admin, {
       'network.gc.interval': 2,
       'network.gc.wait': 2,
