@@ -76,6 +76,22 @@ async function send(c: ClientOptions, op: BurstOp, live: () => string[]): Promis
   return { op, kind: 'failed', jobId: body.jobid, code: e?.errorcode ?? job.code, text: e?.errortext };
 }
 
+/** Jobs a server holds right now (read from the file beside the running server). */
+async function jobsRunning(dbUrl: string): Promise<number> {
+  const store = await openStore(dbUrl, { poolSize: 1 });
+  try {
+    const r = await store.db
+      .selectFrom('async_jobs')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('status', '=', 0)
+      .where('lease_owner', 'is not', null)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  } finally {
+    await store.close();
+  }
+}
+
 describe('SQLite: kill -9 mid-burst, restart on the same file', () => {
   let dir: string;
   let dbUrl: string;
@@ -125,6 +141,10 @@ describe('SQLite: kill -9 mid-burst, restart on the same file', () => {
       for (let k = 1; k <= KILLS; k++) {
         const at = Math.round((k * OPS) / (KILLS + 1));
         while (started < at) await new Promise((r) => setTimeout(r, 20));
+        // Kill while jobs run (up to 5 s more): the point is to cut jobs off part-way, not only requests.
+        const until = Date.now() + 5_000;
+        while ((await jobsRunning(dbUrl)) < 4 && Date.now() < until)
+          await new Promise((r) => setTimeout(r, 20));
         await server.kill('SIGKILL');
         integrity.push(await integrityCheck(dbUrl));
         await server.restart();
