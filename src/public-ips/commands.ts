@@ -8,9 +8,8 @@ import {
   rootAdminOnly,
   successResult,
 } from '../api/command.js';
-import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.js';
-import { jobAttempt } from '../api/jobs/rerun.js';
-import { netDb } from '../networks/tables.js';
+import type { AnyCommand, ResponseObject } from '../api/command.js';
+import { deletedBeforeRerun } from '../api/jobs/rerun.js';
 import { readNet, withNet } from '../infrastructure/net-context.js';
 import type { NetCtx } from '../infrastructure/context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
@@ -83,15 +82,6 @@ const associateIpAddressCmd = defineCommand({
   },
 });
 
-async function publicIpHeld(ctx: CommandContext, uuid: string): Promise<boolean> {
-  const row = await netDb(ctx.store.db)
-    .selectFrom('ip_allocations')
-    .select('id')
-    .where('uuid', '=', uuid)
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
 const disassociateIpAddressCmd = defineCommand({
   name: 'disassociateIpAddress',
   roles: allRoles,
@@ -99,7 +89,7 @@ const disassociateIpAddressCmd = defineCommand({
   jobInstance: (p) => ({ type: 'IpAddress', id: p.id }),
   async handler(p, ctx) {
     // A re-run whose earlier run released the address (the row is gone) has nothing left to do.
-    if (jobAttempt(ctx) > 1 && !(await publicIpHeld(ctx, p.id))) return successResult();
+    if (await deletedBeforeRerun(ctx, ['NET.IPRELEASE', 'PORTABLE.IPRELEASE'], p.id)) return successResult();
     await withNet(ctx, (n) => disassociateIpAddress(n, p));
     return successResult();
   },

@@ -14,7 +14,7 @@ import {
 } from '../api/command.js';
 import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.js';
 import { pageOf, paged } from '../api/list.js';
-import { jobAttempt, jobScopedUuid } from '../api/jobs/rerun.js';
+import { deletedBeforeRerun, jobAttempt, jobScopedUuid } from '../api/jobs/rerun.js';
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
@@ -620,15 +620,6 @@ async function nicForCaller(ctx: CommandContext, nicUuid: string, param = 'nicid
   return { nic, vm };
 }
 
-async function nicExists(ctx: CommandContext, nicUuid: string): Promise<boolean> {
-  const nic = await ctx.store.db
-    .selectFrom('nics')
-    .select('id')
-    .where('uuid', '=', nicUuid)
-    .executeTakeFirst();
-  return nic !== undefined;
-}
-
 const listNics = defineCommand({
   name: 'listNics',
   roles: allRoles,
@@ -704,7 +695,7 @@ const removeNicFromVirtualMachine = defineCommand({
   params: refParams('removeNicFromVirtualMachine', ['virtualmachineid', 'nicid']),
   jobInstance: (p) => ({ type: 'VirtualMachine', id: p.virtualmachineid }),
   async handler(p, ctx) {
-    if (jobAttempt(ctx) > 1 && !(await nicExists(ctx, p.nicid))) {
+    if (await deletedBeforeRerun(ctx, ['NIC.DELETE'], p.nicid)) {
       // This job's earlier run removed the NIC and died before answering: only the VM's side is left.
       const vm = await withNet(ctx, (n) => vmForCaller(n, p.virtualmachineid, 'virtualmachineid'));
       if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
@@ -848,7 +839,7 @@ const removeIpFromNic = defineCommand({
       .where('uuid', '=', p.id)
       .executeTakeFirst();
     // Gone on a re-run: this job's earlier run removed it and died before answering.
-    if (!s && jobAttempt(ctx) > 1) return successResult();
+    if (!s && (await deletedBeforeRerun(ctx, ['NIC.SECONDARY.IP.UNASSIGN'], p.id))) return successResult();
     if (!s) throw invalidParameter('id', p.id, 'no secondary IP has this id');
     const vm = await ctx.store.db
       .selectFrom('vms')

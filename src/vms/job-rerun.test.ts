@@ -207,7 +207,7 @@ for (const kind of testDbKinds()) {
       assert.equal(await count('nics', { vm_id: vmId }), 0);
     });
 
-    test('createVPC, associateIpAddress and the deletions re-run after their commit: one of each, done is done', async () => {
+    test('createVPC, associateIpAddress and the deletions (address, VPC, network, account, domain) re-run after their commit', async () => {
       const offering = (await call('listVPCOfferings', {})).vpcoffering[0].id as string;
       const vpc = await okJob('createVPC', {
         zoneid: zone,
@@ -237,6 +237,24 @@ for (const kind of testDbKinds()) {
       const delNet = await okJob('deleteNetwork', { id: doomed });
       await rewind(delNet.jobid);
       await rerun(delNet.jobid);
+
+      const domain = (await call('createDomain', { name: 'rerun-domain' })).domain.id as string;
+      const account = (
+        await call('createAccount', {
+          username: 'rerun-user',
+          password: 'rerun-password',
+          email: 'rerun@example.org',
+          firstname: 'Re',
+          lastname: 'Run',
+          domainid: domain,
+        })
+      ).account.id as string;
+      const delAccount = await okJob('deleteAccount', { id: account });
+      await rewind(delAccount.jobid);
+      await rerun(delAccount.jobid);
+      const delDomain = await okJob('deleteDomain', { id: domain });
+      await rewind(delDomain.jobid);
+      await rerun(delDomain.jobid);
     });
 
     // Last: it turns the GC and the scavenger on for the whole server.

@@ -48,3 +48,23 @@ export async function removedBeforeRerun(
     .executeTakeFirst();
   return row !== undefined && row.removed !== null;
 }
+
+/**
+ * A deletion's re-run where the rows go away: true when the deletion's event for `resourceId` was written, which
+ * happens in the deleting transaction, so the earlier run's deletion committed (an id that never existed does
+ * not pass for deleted).
+ */
+export async function deletedBeforeRerun(
+  ctx: CommandContext,
+  types: readonly string[],
+  resourceId: string,
+): Promise<boolean> {
+  if (jobAttempt(ctx) <= 1) return false;
+  const e = await ctx.store.db
+    .selectFrom('events')
+    .select('id')
+    .where('type', 'in', [...types])
+    .where('resource_id', '=', resourceId)
+    .executeTakeFirst();
+  return e !== undefined;
+}
