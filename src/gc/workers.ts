@@ -134,12 +134,8 @@ export class GcWorkers {
       if (now - this.last.orphans >= exInterval) {
         this.last.orphans = now;
         await this.orphanScan();
-        // Public IPs taken at request time whose server died before queuing the confirming job, or whose job
-        // was abandoned. The grace covers the moment between taking the address and queuing its job (30 s at
-        // least, whatever the settings); like an Error VM, the leftover waits expunge.delay, 10 minutes at most.
-        const delayMs = Number(await getSetting(db, 'expunge.delay')) * 1000;
-        const grace = Math.max(30_000, Math.min(10 * 60_000, delayMs));
-        this.counters.orphansFreed += await reclaimStaleAllocating(this.o.store, grace);
+        // Public IPs taken at request time whose server died before queuing the confirming job.
+        this.counters.orphansFreed += await reclaimStaleAllocating(this.o.store);
       }
     } catch (e) {
       this.o.log?.(`gc: ${(e as Error).message}`);

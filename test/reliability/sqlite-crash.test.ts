@@ -113,8 +113,8 @@ describe('SQLite: kill -9 mid-burst, restart on the same file', () => {
   test(`${OPS} deploys and associates, ${KILLS} kills: integrity ok, invariants hold, no job fails on its own work`, async () => {
     const admin = cluster.admin();
     const server = cluster.servers[0]!;
-    // The GC every 2 s and the scavenger every second; a failed deploy's VM waits 5 s before it is expunged, an
-    // Allocating IP left behind by a kill 30 s (the GC's floor).
+    // The GC every 2 s and the scavenger every second; a failed deploy's VM waits 5 s before it is expunged (an
+    // Allocating IP left behind by a kill waits a minute, src/public-ips/reclaim.ts).
     await configure(admin, {
       'network.gc.interval': 2,
       'network.gc.wait': 2,
