@@ -1,5 +1,6 @@
 /** createDomain, listDomains, deleteDomain, createAccount, listAccounts, deleteAccount, createUser, listUsers,
  * registerUserKeys, getUserKeys. */
+import { deletedBeforeRerun } from '../api/jobs/rerun.js';
 import { sql } from 'kysely';
 import type { Expression, SqlBool } from 'kysely';
 import {
@@ -177,6 +178,7 @@ const deleteDomain = defineCommand({
   params: refParams('deleteDomain', ['id', 'cleanup']),
   jobInstance: (p) => ({ type: 'Domain', id: p.id }),
   async handler(p, ctx) {
+    if (await deletedBeforeRerun(ctx, ['DOMAIN.DELETE'], p.id)) return successResult();
     await ctx.transaction(async (tx) => {
       const d = await tx.selectFrom('domains').selectAll().where('uuid', '=', p.id).executeTakeFirst();
       if (!d || !pathInSubtree(d.path, ctx.caller.domainPath)) {
@@ -355,6 +357,7 @@ const deleteAccount = defineCommand({
   params: refParams('deleteAccount', ['id']),
   jobInstance: (p) => ({ type: 'Account', id: p.id }),
   async handler(p, ctx) {
+    if (await deletedBeforeRerun(ctx, ['ACCOUNT.DELETE'], p.id)) return successResult();
     await ctx.transaction(async (tx: Tx) => {
       const row = await accountForCaller(tx, ctx.caller, p.id);
       if (Number(row.id) === ctx.caller.accountId)

@@ -6,7 +6,11 @@
  * - expunge scavenger: every `expunge.interval` s, VMs destroyed (or failed) more than `expunge.delay` s ago
  *   are expunged, their router entries removed;
  * - orphan scan: guest/control addresses whose owner row no longer exists (a crash between steps, a row
- *   removed by hand) are freed, with a NET.IPRELEASE event each.
+ *   removed by hand) are freed, with a NET.IPRELEASE event each;
+ * - stuck starts, before each GC pass: a VM is Starting only while a job drives it; one left Starting by a job
+ *   that is over (failed, abandoned after its servers died, or whose failure path could not commit) would hold
+ *   its addresses and MACs and keep its network from GC forever, so it is settled: a deploy that never got the
+ *   VM running leaves it in Error (the scavenger expunges it), an interrupted start leaves it Stopped.
  */
 import { randomUUID } from 'node:crypto';
 import { addressFromKey, formatIp } from '../ipam/index.js';
@@ -17,10 +21,26 @@ import { getSetting } from '../configuration/repository.js';
 import { recordEvent } from '../events/record.js';
 import { makeNetCtx } from '../infrastructure/net-context.js';
 import { shutdownNetwork } from '../networks/lifecycle.js';
+import type { ExpressionBuilder } from 'kysely';
 import type { Store } from '../store/db.js';
+import type { Database } from '../store/schema.js';
 import { transaction } from '../store/db.js';
-import { expungeVmRows, vmForCaller } from '../vms/service.js';
-import { convergeNetworks, driverDestroyVm, vmRuntime } from '../vms/operations.js';
+import { expungeVmRows, recordVmEvent, vmForCaller } from '../vms/service.js';
+import { convergeNetworks, driverDestroyVm, driverStopVm, vmRuntime } from '../vms/operations.js';
+import { JOB_PENDING } from '../api/jobs/repository.js';
+
+/** No pending async job acts on the VM (deploy, start, stop, ... all name it as their instance). */
+const noPendingJobOnVm = (eb: ExpressionBuilder<Database, 'vms'>) =>
+  eb.not(
+    eb.exists(
+      eb
+        .selectFrom('async_jobs')
+        .select('async_jobs.id')
+        .where('async_jobs.instance_type', '=', 'VirtualMachine')
+        .whereRef('async_jobs.instance_id', '=', 'vms.uuid')
+        .where('async_jobs.status', '=', JOB_PENDING),
+    ),
+  );
 
 export interface GcOptions {
   store: Store;
@@ -75,7 +95,7 @@ export class GcWorkers {
   private last = { gc: 0, expunge: 0, orphans: 0 };
   /** Network id → when it was first seen idle (the two-phase wait). */
   readonly idleSince = new Map<number, number>();
-  readonly counters = { networksShutdown: 0, vmsExpunged: 0, orphansFreed: 0 };
+  readonly counters = { networksShutdown: 0, vmsExpunged: 0, orphansFreed: 0, startsSettled: 0 };
 
   constructor(private readonly o: GcOptions) {
     this.serverId = o.serverId ?? `ms-${randomUUID()}`;
@@ -100,8 +120,10 @@ export class GcWorkers {
       const gcInterval = Number(await getSetting(db, 'network.gc.interval')) * 1000;
       if (now - this.last.gc >= gcInterval) {
         this.last.gc = now;
-        if (await claim(this.o.store, 'lease.network.gc', this.serverId, gcInterval * 2))
+        if (await claim(this.o.store, 'lease.network.gc', this.serverId, gcInterval * 2)) {
+          await this.settleStuckStarting();
           await this.networkGc();
+        }
       }
       const exInterval = Number(await getSetting(db, 'expunge.interval')) * 1000;
       if (now - this.last.expunge >= exInterval) {
@@ -169,6 +191,53 @@ export class GcWorkers {
       this.o.log?.(`network GC: network ${id} shut down after ${Math.round((now - since) / 1000)} s idle`);
     }
     return shut;
+  }
+
+  /** Settles VMs left Starting by jobs that are over (see the header); returns how many. */
+  async settleStuckStarting(): Promise<number> {
+    const db = this.o.store.db;
+    const stuck = await db
+      .selectFrom('vms')
+      .selectAll()
+      .where('state', '=', 'Starting')
+      .where('removed', 'is', null)
+      .where(noPendingJobOnVm)
+      .execute();
+    let settled = 0;
+    for (const vm of stuck) {
+      const last = await db
+        .selectFrom('async_jobs')
+        .select('command')
+        .where('instance_type', '=', 'VirtualMachine')
+        .where('instance_id', '=', vm.uuid)
+        .orderBy('id', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      // A VM that was running before (its start was interrupted) keeps what a stopped VM keeps; one whose
+      // deploy never finished is a failed deploy, as if the deploy's own failure path had run.
+      const to = last && last.command !== 'deployVirtualMachine' ? 'Stopped' : 'Error';
+      const caller = await systemCaller(this.o.store);
+      const done = await transaction(this.o.store, async (tx) => {
+        // Re-checked in the update: a job may have picked the VM up since the scan.
+        const r = await tx
+          .updateTable('vms')
+          .set({ state: to })
+          .where('id', '=', vm.id)
+          .where('state', '=', 'Starting')
+          .where(noPendingJobOnVm)
+          .executeTakeFirst();
+        if (Number(r.numUpdatedRows) !== 1) return false;
+        if (to === 'Stopped')
+          await recordVmEvent(makeNetCtx(tx, caller, Date.now()), vm, 'VM.STOP', 'stopped');
+        return true;
+      });
+      if (!done) continue;
+      settled++;
+      this.counters.startsSettled++;
+      this.o.log?.(`gc: VM ${vm.instance_name} was left Starting by a job that is over; now ${to}`);
+      if (to === 'Stopped') await driverStopVm(this.o.store, Number(vm.id)).catch(() => undefined);
+    }
+    return settled;
   }
 
   async expungeDue(): Promise<number> {

@@ -1,4 +1,5 @@
 /** Guest networks and VPCs: the API commands. */
+import { jobScopedUuid, removedBeforeRerun } from '../api/jobs/rerun.js';
 import {
   allRoles,
   defineCommand,
@@ -126,6 +127,7 @@ const deleteNetworkCmd = defineCommand({
   params: refParams('deleteNetwork', ['id', 'forced']),
   jobInstance: (p) => ({ type: 'Network', id: p.id }),
   async handler(p, ctx) {
+    if (await removedBeforeRerun(ctx, 'networks', p.id)) return successResult();
     await withNet(ctx, (n) => deleteNetwork(n, p));
     return successResult();
   },
@@ -161,8 +163,11 @@ const createVpcCmd = defineCommand({
     'fordisplay',
   ]),
   async handler(p, ctx) {
+    // Named by the job, so a re-run finds the VPC its earlier run created instead of creating a second one.
+    const uuid = jobScopedUuid(ctx, 'vpc');
     return withNet(ctx, async (n) => {
-      const vpc = await createVpc(n, p);
+      const earlier = await n.tx.selectFrom('vpcs').select('id').where('uuid', '=', uuid).executeTakeFirst();
+      const vpc = earlier ?? (await createVpc(n, { ...p, uuid }));
       return objectResult('vpc', R((await vpcResponses(n.tx, [await vpcById(n.tx, vpc.id)]))[0]!));
     });
   },
@@ -215,6 +220,7 @@ const deleteVpcCmd = defineCommand({
   params: refParams('deleteVPC', ['id']),
   jobInstance: (p) => ({ type: 'Vpc', id: p.id }),
   async handler(p, ctx) {
+    if (await removedBeforeRerun(ctx, 'vpcs', p.id)) return successResult();
     await withNet(ctx, (n) => deleteVpc(n, p));
     return successResult();
   },

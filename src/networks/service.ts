@@ -687,7 +687,7 @@ export interface CreateVpcParams {
   fordisplay?: boolean | undefined;
 }
 
-export async function createVpc(ctx: NetCtx, p: CreateVpcParams): Promise<VpcRow> {
+export async function createVpc(ctx: NetCtx, p: CreateVpcParams & { uuid?: string }): Promise<VpcRow> {
   const zone = await zoneByUuid(ctx.tx, p.zoneid);
   const offering = await ctx.tx
     .selectFrom('vpc_offerings')
@@ -703,7 +703,7 @@ export async function createVpc(ctx: NetCtx, p: CreateVpcParams): Promise<VpcRow
     );
   const cidr = parseVpcCidr(p.cidr);
   const owner = await resolveOwner(ctx.tx, ctx.caller, p);
-  const uuid = randomUUID();
+  const uuid = p.uuid ?? randomUUID();
   await ctx.tx
     .insertInto('vpcs')
     .values({

@@ -9,6 +9,7 @@ import {
   successResult,
 } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
+import { deletedBeforeRerun } from '../api/jobs/rerun.js';
 import { readNet, withNet } from '../infrastructure/net-context.js';
 import type { NetCtx } from '../infrastructure/context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
@@ -87,6 +88,8 @@ const disassociateIpAddressCmd = defineCommand({
   params: refParams('disassociateIpAddress', ['id']),
   jobInstance: (p) => ({ type: 'IpAddress', id: p.id }),
   async handler(p, ctx) {
+    // A re-run whose earlier run released the address (the row is gone) has nothing left to do.
+    if (await deletedBeforeRerun(ctx, ['NET.IPRELEASE', 'PORTABLE.IPRELEASE'], p.id)) return successResult();
     await withNet(ctx, (n) => disassociateIpAddress(n, p));
     return successResult();
   },

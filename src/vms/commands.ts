@@ -14,7 +14,8 @@ import {
 } from '../api/command.js';
 import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.js';
 import { pageOf, paged } from '../api/list.js';
-import { invalidParameter } from '../errors/catalogue.js';
+import { deletedBeforeRerun, jobAttempt, jobScopedUuid } from '../api/jobs/rerun.js';
+import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
 import { parseIpOf, prefixToNetmask, parseCidr } from '../ipam/index.js';
@@ -190,6 +191,16 @@ const deployVirtualMachine = defineCommand({
     if (p.displayname !== undefined) checkDnsLabel('displayname', p.displayname);
     const userData = p.userdata !== undefined ? checkUserData(p.userdata) : null;
     const start = p.startvm ?? true;
+    // The VM's id was handed out with the jobid: a re-run of this job (its server died after the VM committed)
+    // finds its own VM under it and carries on, where creating again would refuse its own host name.
+    const earlier = ctx.prepared?.id
+      ? await ctx.store.db
+          .selectFrom('vms')
+          .selectAll()
+          .where('uuid', '=', ctx.prepared.id)
+          .executeTakeFirst()
+      : undefined;
+    if (earlier) return finishDeploy(ctx, await resumableDeploy(earlier), start);
     const vm = await withNet(ctx, async (n) => {
       const zone = await n.tx
         .selectFrom('zones')
@@ -268,8 +279,10 @@ const deployVirtualMachine = defineCommand({
             .executeTakeFirst()
         : undefined;
       if (p.templateid && !tpl) throw invalidParameter('templateid', p.templateid, 'no template has this id');
-      const uuidHost = `VM-${ctx.prepared?.id ?? randomUUID()}`;
-      const created = await createVm(n, {
+      const uuid = ctx.prepared?.id ?? randomUUID();
+      const uuidHost = `VM-${uuid}`;
+      return createVm(n, {
+        uuid,
         owner,
         zoneId: Number(zone.id),
         hostname: p.name ?? p.displayname ?? uuidHost,
@@ -283,31 +296,48 @@ const deployVirtualMachine = defineCommand({
         start,
         nics: reqs,
       });
-      // The job's prepared id is the VM's API id (BaseAsyncCreateCmd returns it beside the jobid).
-      if (ctx.prepared?.id) {
-        await n.tx.updateTable('vms').set({ uuid: ctx.prepared.id }).where('id', '=', created.id).execute();
-        return { ...created, uuid: ctx.prepared.id };
-      }
-      return created;
     });
-    if (start) {
-      try {
-        await startAfterCommit(ctx, vm);
-      } catch (e) {
-        // The VM and its addresses stay (held, visible as Error) until it is destroyed or the scavenger
-        // expunges it; nothing is left allocated without an owner.
-        await withNet(ctx, (n) => setVmState(n, vm, 'Error'));
-        throw e;
-      }
-    }
-    const fresh = await vmByUuidUnscoped(ctx.store.db, vm.uuid);
-    return objectResult(
-      'virtualmachine',
-      // The password as created: the guest may already have fetched it, and the server then drops it.
-      await vmResponse(ctx.store.db, fresh, vm.password ? { password: vm.password } : {}),
-    );
+    return finishDeploy(ctx, vm, start);
   },
 });
+
+/**
+ * What a deploy job's re-run can carry on from. Error means the earlier run's start failed and it died before
+ * storing that failure: the re-run reports it rather than trying again behind the scavenger's back.
+ */
+async function resumableDeploy(vm: VmRow): Promise<VmRow> {
+  if (vm.removed !== null || vm.state === 'Destroyed' || vm.state === 'Expunging')
+    throw new CloudStackError(
+      'ResourceUnavailable',
+      `VM ${vm.name} (${vm.uuid}) was destroyed before its deploy job could finish; deploy it again`,
+    );
+  if (vm.state === 'Error')
+    throw new CloudStackError(
+      'ResourceUnavailable',
+      `VM ${vm.name} (${vm.uuid}) could not be started; it is in Error state: start it again or destroy it`,
+    );
+  return vm;
+}
+
+/** The part of a deploy after its VM committed: the first run and any re-run of the job end here. */
+async function finishDeploy(ctx: CommandContext, vm: VmRow, start: boolean) {
+  if (start && vm.state === 'Starting') {
+    try {
+      await startAfterCommit(ctx, vm);
+    } catch (e) {
+      // The VM and its addresses stay (held, visible as Error) until it is destroyed or the scavenger
+      // expunges it; nothing is left allocated without an owner.
+      await withNet(ctx, (n) => setVmState(n, vm, 'Error'));
+      throw e;
+    }
+  }
+  const fresh = await vmByUuidUnscoped(ctx.store.db, vm.uuid);
+  return objectResult(
+    'virtualmachine',
+    // The password as created: the guest may already have fetched it, and the server then drops it.
+    await vmResponse(ctx.store.db, fresh, vm.password ? { password: vm.password } : {}),
+  );
+}
 
 const listVirtualMachines = defineCommand({
   name: 'listVirtualMachines',
@@ -384,6 +414,8 @@ const startVirtualMachine = defineCommand({
     const vm = await withNet(ctx, async (n) => {
       const v = await vmForCaller(n, p.id);
       if (v.state === 'Running') return v;
+      // This job's earlier run committed Starting and died: the re-run carries the start on.
+      if (v.state === 'Starting' && jobAttempt(ctx) > 1) return v;
       if (v.state !== 'Stopped' && v.state !== 'Error')
         throw invalidParameter('id', p.id, `VM ${v.name} is ${v.state}; only a Stopped VM can be started`);
       // A VM start implements its networks again if the GC shut them down (new VLAN, routers started).
@@ -446,6 +478,9 @@ const rebootVirtualMachine = defineCommand({
 
 async function expungeNow(ctx: CommandContext, vm: VmRow): Promise<void> {
   const rt = await vmRuntime(ctx.store.db, vm);
+  // Expunged already (only a job's re-run gets here with such a VM): what is left is the driver's part, with
+  // what the rows still say (the NICs went with the expunge).
+  if (vm.removed !== null) return driverDestroyVm(ctx.store, rt);
   const nets = await withNet(ctx, async (n) => expungeVmRows(n, await vmForCaller(n, vm.uuid)));
   await convergeNetworks(ctx.store, nets);
   await driverDestroyVm(ctx.store, rt);
@@ -457,15 +492,19 @@ const destroyVirtualMachine = defineCommand({
   params: refParams('destroyVirtualMachine', ['id', 'expunge']),
   jobInstance: (p) => ({ type: 'VirtualMachine', id: p.id }),
   async handler(p, ctx) {
+    // A re-run finds its earlier run's work done (Destroyed, or expunged too) and finishes the rest.
+    const rerun = jobAttempt(ctx) > 1;
     const vm = await withNet(ctx, async (n) => {
-      const v = await vmForCaller(n, p.id);
-      if (v.state === 'Destroyed' && !p.expunge)
+      const v = await vmForCaller(n, p.id, 'id', { includeRemoved: rerun });
+      if (v.state === 'Destroyed' && !p.expunge && !rerun)
         throw invalidParameter('id', p.id, `VM ${v.name} is already destroyed`);
-      await setVmState(n, v, 'Destroyed', { destroyed: n.now });
-      await recordVmEvent(n, v, 'VM.DESTROY', 'destroyed');
+      if (v.state !== 'Destroyed' && v.removed === null) {
+        await setVmState(n, v, 'Destroyed', { destroyed: n.now });
+        await recordVmEvent(n, v, 'VM.DESTROY', 'destroyed');
+      }
       return v;
     });
-    await driverStopVm(ctx.store, Number(vm.id));
+    if (vm.removed === null) await driverStopVm(ctx.store, Number(vm.id));
     if (p.expunge) {
       await expungeNow(ctx, vm);
       const gone = await vmByUuidUnscoped(ctx.store.db, vm.uuid);
@@ -481,8 +520,8 @@ const expungeVirtualMachine = defineCommand({
   params: refParams('expungeVirtualMachine', ['id']),
   jobInstance: (p) => ({ type: 'VirtualMachine', id: p.id }),
   async handler(p, ctx) {
-    const vm = await withNet(ctx, (n) => vmForCaller(n, p.id));
-    if (vm.state !== 'Destroyed' && vm.state !== 'Error')
+    const vm = await withNet(ctx, (n) => vmForCaller(n, p.id, 'id', { includeRemoved: jobAttempt(ctx) > 1 }));
+    if (vm.state !== 'Destroyed' && vm.state !== 'Error' && vm.removed === null)
       throw invalidParameter('id', p.id, `VM ${vm.name} is ${vm.state}; destroy it before expunging`);
     await expungeNow(ctx, vm);
     return successResult();
@@ -605,10 +644,13 @@ const addNicToVirtualMachine = defineCommand({
   params: refParams('addNicToVirtualMachine', ['virtualmachineid', 'networkid', 'ipaddress', 'macaddress']),
   jobInstance: (p) => ({ type: 'VirtualMachine', id: p.virtualmachineid }),
   async handler(p, ctx) {
+    const nicUuid = jobScopedUuid(ctx, 'nic');
     const vm = await withNet(ctx, async (n) => {
       const v = await vmForCaller(n, p.virtualmachineid, 'virtualmachineid');
       const network = await networkForCaller(n, p.networkid, 'networkid', false);
       const nics = await nicsOf(n.tx as never, Number(v.id));
+      // This job's earlier run added the NIC and died before answering: the rest is after the commit.
+      if (nics.some((x) => x.uuid === nicUuid)) return v;
       if (nics.some((x) => Number(x.network_id) === Number(network.id)))
         throw invalidParameter(
           'networkid',
@@ -617,7 +659,13 @@ const addNicToVirtualMachine = defineCommand({
         );
       const dev = nics.reduce((m, x) => Math.max(m, Number(x.device_id)), -1) + 1;
       const mac = checkMacAddress('macaddress', p.macaddress, Number(v.zone_id));
-      const nic = await addNic(n, v, { network, ip: p.ipaddress, mac }, nics.length === 0, dev);
+      const nic = await addNic(
+        n,
+        v,
+        { network, ip: p.ipaddress, mac, uuid: nicUuid },
+        nics.length === 0,
+        dev,
+      );
       await n.recorder.event(n.tx, {
         type: 'NIC.CREATE',
         description: `NIC added to VM ${v.name} in network ${network.name}`,
@@ -649,6 +697,12 @@ const removeNicFromVirtualMachine = defineCommand({
   params: refParams('removeNicFromVirtualMachine', ['virtualmachineid', 'nicid']),
   jobInstance: (p) => ({ type: 'VirtualMachine', id: p.virtualmachineid }),
   async handler(p, ctx) {
+    if (await deletedBeforeRerun(ctx, ['NIC.DELETE'], p.nicid)) {
+      // This job's earlier run removed the NIC and died before answering: only the VM's side is left.
+      const vm = await withNet(ctx, (n) => vmForCaller(n, p.virtualmachineid, 'virtualmachineid'));
+      if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
+      return respond(ctx, vm.uuid);
+    }
     const { nic, vm } = await nicForCaller(ctx, p.nicid);
     if (vm.uuid !== p.virtualmachineid)
       throw invalidParameter('nicid', p.nicid, 'the NIC does not belong to this VM');
@@ -680,32 +734,35 @@ const updateVmNicIp = defineCommand({
   params: refParams('updateVmNicIp', ['nicid', 'ipaddress']),
   async handler(p, ctx) {
     const { nic, vm } = await nicForCaller(ctx, p.nicid);
-    await withNet(ctx, async (n) => {
-      const network = await networkById(n.tx, Number(nic.network_id));
-      // The new address is taken before the old one goes, so a refusal (in use, outside the range) changes nothing.
-      const a = await allocateGuestAddress(n, network, {
-        requested: p.ipaddress ? parseIpOf(4, p.ipaddress, 'ipaddress') : undefined,
-        owner: { kind: 'nic', id: Number(nic.id) },
-        vmId: Number(vm.id),
-        accountId: Number(vm.account_id),
-        domainId: Number(vm.domain_id),
+    // The address asked for is the NIC's already: this job's earlier run moved it and died before answering.
+    const done = jobAttempt(ctx) > 1 && p.ipaddress !== undefined && nic.ipv4 === p.ipaddress;
+    if (!done)
+      await withNet(ctx, async (n) => {
+        const network = await networkById(n.tx, Number(nic.network_id));
+        // The new address is taken before the old one goes, so a refusal (in use, outside the range) changes nothing.
+        const a = await allocateGuestAddress(n, network, {
+          requested: p.ipaddress ? parseIpOf(4, p.ipaddress, 'ipaddress') : undefined,
+          owner: { kind: 'nic', id: Number(nic.id) },
+          vmId: Number(vm.id),
+          accountId: Number(vm.account_id),
+          domainId: Number(vm.domain_id),
+        });
+        if (nic.ip_allocation_id !== null)
+          await n.tx.deleteFrom('ip_allocations').where('id', '=', nic.ip_allocation_id).execute();
+        await n.tx
+          .updateTable('nics')
+          .set({ ipv4: a.ip, ip_allocation_id: a.id })
+          .where('id', '=', nic.id)
+          .execute();
+        await bumpNetworkRouters(n.tx as never, Number(network.id));
+        await n.recorder.event(n.tx, {
+          type: 'NIC.UPDATE',
+          description: `NIC of VM ${vm.name} moved from ${nic.ipv4} to ${a.ip}`,
+          resourceType: 'Nic',
+          resourceId: nic.uuid,
+          owner: await ownerOf(n.tx as never, vm),
+        });
       });
-      if (nic.ip_allocation_id !== null)
-        await n.tx.deleteFrom('ip_allocations').where('id', '=', nic.ip_allocation_id).execute();
-      await n.tx
-        .updateTable('nics')
-        .set({ ipv4: a.ip, ip_allocation_id: a.id })
-        .where('id', '=', nic.id)
-        .execute();
-      await bumpNetworkRouters(n.tx as never, Number(network.id));
-      await n.recorder.event(n.tx, {
-        type: 'NIC.UPDATE',
-        description: `NIC of VM ${vm.name} moved from ${nic.ipv4} to ${a.ip}`,
-        resourceType: 'Nic',
-        resourceId: nic.uuid,
-        owner: await ownerOf(n.tx as never, vm),
-      });
-    });
     await convergeNetworks(ctx.store, [Number(nic.network_id)]);
     if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
     return respond(ctx, vm.uuid);
@@ -718,9 +775,16 @@ const addIpToNic = defineCommand({
   params: refParams('addIpToNic', ['nicid', 'ipaddress']),
   async handler(p, ctx) {
     const { nic, vm } = await nicForCaller(ctx, p.nicid);
-    const uuid = randomUUID();
+    const uuid = jobScopedUuid(ctx, 'secondary-ip');
     const ip = await withNet(ctx, async (n) => {
       const network = await networkById(n.tx, Number(nic.network_id));
+      const earlier = await n.tx
+        .selectFrom('nic_secondary_ips')
+        .select('ipv4')
+        .where('uuid', '=', uuid)
+        .executeTakeFirst();
+      // This job's earlier run took the address and died before answering.
+      if (earlier) return { ip: earlier.ipv4, network };
       const a = await allocateGuestAddress(n, network, {
         requested: p.ipaddress ? parseIpOf(4, p.ipaddress, 'ipaddress') : undefined,
         owner: { kind: 'nicsecondary' },
@@ -776,6 +840,8 @@ const removeIpFromNic = defineCommand({
       .selectAll()
       .where('uuid', '=', p.id)
       .executeTakeFirst();
+    // Gone on a re-run: this job's earlier run removed it and died before answering.
+    if (!s && (await deletedBeforeRerun(ctx, ['NIC.SECONDARY.IP.UNASSIGN'], p.id))) return successResult();
     if (!s) throw invalidParameter('id', p.id, 'no secondary IP has this id');
     const vm = await ctx.store.db
       .selectFrom('vms')

@@ -25,11 +25,15 @@ const plain = (ctx: NetCtx): Executor => ctx.tx as unknown as Executor;
 
 export interface NicRequest {
   network: NetworkRow;
+  /** The NIC's id when a job names it (jobScopedUuid), so that a re-run of the job finds it. */
+  uuid?: string;
   ip?: string;
   mac?: string;
 }
 
 export interface CreateVmRequest {
+  /** The VM's API id: a deploy job's prepared id, so a re-run of the job finds the VM by it. */
+  uuid?: string;
   owner: Owner;
   zoneId: number;
   hostname: string;
@@ -88,7 +92,7 @@ export async function addNic(
     await networkHooks.afterImplement?.(ctx, network);
   }
   await checkHostnameFree(ctx, network, vm.name, Number(vm.id));
-  const uuid = randomUUID();
+  const uuid = req.uuid ?? randomUUID();
   const mac = req.mac?.toLowerCase() ?? (await nextMacAddress(tx, Number(vm.zone_id)));
   let ipv4: string | null = null;
   let allocationId: number | null = null;
@@ -178,7 +182,7 @@ export async function createVm(ctx: NetCtx, r: CreateVmRequest): Promise<VmRow> 
       throw invalidParameter('networkids', n.network.uuid, 'the network is in another zone than zoneid');
   }
   await rememberOwner(ctx, r.owner.accountId);
-  const uuid = randomUUID();
+  const uuid = r.uuid ?? randomUUID();
   await tx
     .insertInto('vms')
     .values({
@@ -230,8 +234,18 @@ export async function createVm(ctx: NetCtx, r: CreateVmRequest): Promise<VmRow> 
   return vm;
 }
 
-export async function vmForCaller(ctx: NetCtx, uuid: string, param = 'id'): Promise<VmRow> {
-  let q = plain(ctx).selectFrom('vms').selectAll().where('uuid', '=', uuid).where('removed', 'is', null);
+/**
+ * The VM the caller names, if the caller may act on it. `includeRemoved`: an expunged VM too, for a job's re-run
+ * that finds its own earlier run already expunged it.
+ */
+export async function vmForCaller(
+  ctx: NetCtx,
+  uuid: string,
+  param = 'id',
+  opts: { includeRemoved?: boolean } = {},
+): Promise<VmRow> {
+  let q = plain(ctx).selectFrom('vms').selectAll().where('uuid', '=', uuid);
+  if (!opts.includeRemoved) q = q.where('removed', 'is', null);
   if (ctx.caller.role === 'User') q = q.where('account_id', '=', ctx.caller.accountId);
   const vm = await q.executeTakeFirst();
   if (!vm) throw invalidParameter(param, uuid, 'no virtual machine with this id that the caller can access');

@@ -23,6 +23,7 @@ import {
   renewLease,
 } from './repository.js';
 import type { ClaimedJob } from './repository.js';
+import { setJobAttempt } from './rerun.js';
 
 export interface JobRunnerOptions {
   store: Store;
@@ -151,6 +152,7 @@ export class JobRunner {
               return fn(tx);
             }),
         };
+        setJobAttempt(ctx, job.attempts);
         const result = await cmd.def.handler(params, ctx);
         outcome = { status: JOB_SUCCEEDED, resultCode: 0, result: resultBody(result) };
       } catch (e) {

@@ -1,0 +1,308 @@
+/**
+ * Jobs re-run after their server died part-way: each finds the work its earlier run committed and finishes it,
+ * and a VM left Starting by a job that is over is settled by the GC so its addresses and network come back.
+ *
+ * A kill -9 after a job's first transaction leaves exactly this in the database: the work committed, the job
+ * pending with the dead server's lease. The tests run a command to the end and then put its job back in that
+ * state ("rewind"), so the runner takes it over as it would after the lease lapsed; test/reliability/
+ * sqlite-crash.test.ts does the same with real kills.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestDatabase, testDbKinds } from '../store/testing/test-databases.js';
+import type { TestDatabase } from '../store/testing/test-databases.js';
+import { buildServer } from '../server/build-server.js';
+import type { BuiltServer } from '../server/build-server.js';
+import { signedQuery } from '../api/client.js';
+import { nowMs } from '../store/db.js';
+import { defaultRootAdmin } from '../accounts/repository.js';
+import { buildDemo } from '../cli/demo/build-demo.js';
+import { JOB_FAILED, JOB_PENDING } from '../api/jobs/repository.js';
+import type { VmState } from './tables.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+
+async function eventually<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+for (const kind of testDbKinds()) {
+  describe(`async jobs re-run after a crash (${kind})`, () => {
+    let tdb: TestDatabase;
+    let s: BuiltServer;
+    let dir: string;
+    let zone: string;
+    let net: string;
+    const keys = { url: '', apiKey: 'rerun-key', secretKey: 'rerun-secret' };
+
+    const call = async (command: string, params: Record<string, string> = {}) => {
+      const r = await s.app.inject({
+        method: 'GET',
+        url: `/client/api?${signedQuery(keys, command, params)}`,
+      });
+      const body = Object.values(r.json() as Record<string, unknown>)[0] as any;
+      assert.equal(r.statusCode, 200, `${command}: ${JSON.stringify(body)}`);
+      return body;
+    };
+    const outcome = async (jobid: string) =>
+      eventually(async () => {
+        const q = await call('queryAsyncJobResult', { jobid });
+        return q.jobstatus === JOB_PENDING ? undefined : q;
+      });
+    /** Runs an async command to success; returns its jobid and result. */
+    const okJob = async (command: string, params: Record<string, string>) => {
+      const { jobid } = await call(command, params);
+      const q = await outcome(jobid);
+      assert.equal(q.jobstatus, 1, `${command}: ${JSON.stringify(q.jobresult)}`);
+      return { jobid: jobid as string, result: q.jobresult };
+    };
+    /** The job as a kill -9 after its commit leaves it: pending, held by a server that is gone, run once. */
+    const rewind = async (jobid: string, status = JOB_PENDING) => {
+      await s.store.db
+        .updateTable('async_jobs')
+        .set({
+          status,
+          result: null,
+          result_code: 0,
+          completed: null,
+          lease_owner: 'a-server-killed-mid-job',
+          lease_until: nowMs() - 1000,
+          attempts: 1,
+        })
+        .where('uuid', '=', jobid)
+        .execute();
+    };
+    /** An isolated network in the demo zone (Allocated until a VM or an address needs it). */
+    const newNetwork = async (name: string, gateway: string): Promise<string> => {
+      const offering = await call('listNetworkOfferings', {
+        name: 'DefaultIsolatedNetworkOfferingWithSourceNatService',
+      });
+      const r = await call('createNetwork', {
+        zoneid: zone,
+        name,
+        displaytext: name,
+        networkofferingid: offering.networkoffering[0].id,
+        gateway,
+        netmask: '255.255.255.0',
+      });
+      return r.network.id as string;
+    };
+    const setVmState = (uuid: string, state: VmState) =>
+      s.store.db.updateTable('vms').set({ state }).where('uuid', '=', uuid).execute();
+    const vmRow = (uuid: string) =>
+      s.store.db.selectFrom('vms').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow();
+    const count = async (table: 'vms' | 'nics' | 'nic_secondary_ips' | 'ip_allocations', where: any) => {
+      let q = s.store.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n'));
+      for (const [k, v] of Object.entries(where)) q = q.where(k as never, '=', v as never);
+      return Number((await q.executeTakeFirstOrThrow()).n);
+    };
+    const rerun = async (jobid: string) => {
+      const q = await outcome(jobid);
+      const attempts = await s.store.db
+        .selectFrom('async_jobs')
+        .select('attempts')
+        .where('uuid', '=', jobid)
+        .executeTakeFirstOrThrow();
+      assert.equal(Number(attempts.attempts), 2, 'the job ran again');
+      assert.equal(q.jobstatus, 1, `the re-run finds its own work: ${JSON.stringify(q.jobresult)}`);
+      return q.jobresult;
+    };
+
+    before(async () => {
+      tdb = await createTestDatabase(kind);
+      dir = mkdtempSync(join(tmpdir(), 'stacknet-rerun-'));
+      s = await buildServer({
+        port: 0,
+        host: '127.0.0.1',
+        dataDir: dir,
+        dbUrl: tdb.url,
+        driver: 'simulator',
+        adminApiKey: keys.apiKey,
+        adminSecretKey: keys.secretKey,
+        jobPollMs: 50,
+        poolSize: 4,
+      });
+      const demo = await buildDemo(s.store, (await defaultRootAdmin(s.store.db))!.caller);
+      zone = demo.zone.id;
+      net = demo.network!.id;
+    });
+
+    after(async () => {
+      await s?.close();
+      await tdb?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    test('a deploy re-run after its VM committed finds that VM and finishes it: started, or answered', async () => {
+      for (const left of ['Starting', 'Running'] as const) {
+        const name = `rerun-${left.toLowerCase()}`;
+        const { jobid, result } = await okJob('deployVirtualMachine', {
+          zoneid: zone,
+          networkids: net,
+          name,
+        });
+        const vm = result.virtualmachine;
+        await setVmState(vm.id, left);
+        const held = await count('ip_allocations', { vm_id: (await vmRow(vm.id)).id });
+        await rewind(jobid);
+        const again = await rerun(jobid);
+        assert.equal(again.virtualmachine.id, vm.id);
+        assert.equal(again.virtualmachine.state, 'Running');
+        assert.equal(again.virtualmachine.ipaddress, vm.ipaddress, 'the address its first run took');
+        assert.equal((await vmRow(vm.id)).state, 'Running');
+        assert.equal(await count('vms', { name }), 1, 'no second VM');
+        assert.equal(await count('ip_allocations', { vm_id: (await vmRow(vm.id)).id }), held);
+      }
+    });
+
+    test('start, NIC and secondary-IP jobs and destroy with expunge re-run after their commit finish', async () => {
+      const { result } = await okJob('deployVirtualMachine', { zoneid: zone, networkids: net, name: 'nics' });
+      const vm = result.virtualmachine.id as string;
+      const vmId = Number((await vmRow(vm)).id);
+      const other = await newNetwork('rerun-second', '10.9.9.1');
+
+      // start: its first run committed Starting and died before the VM ran.
+      await okJob('stopVirtualMachine', { id: vm });
+      const start = await okJob('startVirtualMachine', { id: vm });
+      await setVmState(vm, 'Starting');
+      await rewind(start.jobid);
+      assert.equal((await rerun(start.jobid)).virtualmachine.state, 'Running');
+
+      // addNicToVirtualMachine: the NIC is there; a second run must not call it somebody else's.
+      const add = await okJob('addNicToVirtualMachine', { virtualmachineid: vm, networkid: other });
+      await rewind(add.jobid);
+      const added = await rerun(add.jobid);
+      assert.equal(added.virtualmachine.nic.length, 2);
+      assert.equal(await count('nics', { vm_id: vmId }), 2);
+
+      // addIpToNic: one secondary address, not one per run.
+      const nic = added.virtualmachine.nic.find((n: any) => n.isdefault).id as string;
+      const ip = await okJob('addIpToNic', { nicid: nic });
+      await rewind(ip.jobid);
+      assert.equal((await rerun(ip.jobid)).nicsecondaryip.id, ip.result.nicsecondaryip.id);
+      assert.equal(await count('nic_secondary_ips', { vm_id: vmId }), 1);
+
+      // Deletions: already gone is done.
+      const unIp = await okJob('removeIpFromNic', { id: ip.result.nicsecondaryip.id });
+      await rewind(unIp.jobid);
+      await rerun(unIp.jobid);
+      const secondNic = added.virtualmachine.nic.find((n: any) => !n.isdefault).id as string;
+      const unNic = await okJob('removeNicFromVirtualMachine', { virtualmachineid: vm, nicid: secondNic });
+      await rewind(unNic.jobid);
+      assert.equal((await rerun(unNic.jobid)).virtualmachine.nic.length, 1);
+
+      const destroy = await okJob('destroyVirtualMachine', { id: vm, expunge: 'true' });
+      await rewind(destroy.jobid);
+      await rerun(destroy.jobid);
+      assert.notEqual((await vmRow(vm)).removed, null);
+      assert.equal(await count('nics', { vm_id: vmId }), 0);
+    });
+
+    test('createVPC, associateIpAddress and the deletions (address, VPC, network, account, domain) re-run after their commit', async () => {
+      const offering = (await call('listVPCOfferings', {})).vpcoffering[0].id as string;
+      const vpc = await okJob('createVPC', {
+        zoneid: zone,
+        name: 'rerun-vpc',
+        displaytext: 'rerun-vpc',
+        cidr: '10.50.0.0/16',
+        vpcofferingid: offering,
+      });
+      await rewind(vpc.jobid);
+      assert.equal((await rerun(vpc.jobid)).vpc.id, vpc.result.vpc.id, 'the VPC its earlier run created');
+      const vpcs = await s.store.db.selectFrom('vpcs').select('id').where('name', '=', 'rerun-vpc').execute();
+      assert.equal(vpcs.length, 1, 'not a second VPC');
+
+      const ip = await okJob('associateIpAddress', { networkid: net });
+      await rewind(ip.jobid);
+      const again = await rerun(ip.jobid);
+      assert.equal(again.ipaddress.id, ip.result.ipaddress.id);
+      assert.equal(again.ipaddress.state, 'Allocated');
+      const gone = await okJob('disassociateIpAddress', { id: ip.result.ipaddress.id });
+      await rewind(gone.jobid);
+      await rerun(gone.jobid);
+
+      const delVpc = await okJob('deleteVPC', { id: vpc.result.vpc.id });
+      await rewind(delVpc.jobid);
+      await rerun(delVpc.jobid);
+      const doomed = await newNetwork('rerun-doomed', '10.7.7.1');
+      const delNet = await okJob('deleteNetwork', { id: doomed });
+      await rewind(delNet.jobid);
+      await rerun(delNet.jobid);
+
+      const domain = (await call('createDomain', { name: 'rerun-domain' })).domain.id as string;
+      const account = (
+        await call('createAccount', {
+          username: 'rerun-user',
+          password: 'rerun-password',
+          email: 'rerun@example.org',
+          firstname: 'Re',
+          lastname: 'Run',
+          domainid: domain,
+        })
+      ).account.id as string;
+      const delAccount = await okJob('deleteAccount', { id: account });
+      await rewind(delAccount.jobid);
+      await rerun(delAccount.jobid);
+      const delDomain = await okJob('deleteDomain', { id: domain });
+      await rewind(delDomain.jobid);
+      await rerun(delDomain.jobid);
+    });
+
+    // Last: it turns the GC and the scavenger on for the whole server.
+    test('a VM left Starting by a job that is over is settled; its addresses go and its network shuts down', async () => {
+      const gcNet = await newNetwork('rerun-gc', '10.8.8.1');
+      // A deploy abandoned after its VM committed (its servers died maxAttempts times) ...
+      const deployed = await okJob('deployVirtualMachine', {
+        zoneid: zone,
+        networkids: gcNet,
+        name: 'abandoned',
+      });
+      const lost = deployed.result.virtualmachine.id as string;
+      await setVmState(lost, 'Starting');
+      await rewind(deployed.jobid, JOB_FAILED);
+      // ... and a start of a VM that had run before, whose job failed without moving the VM on.
+      const other = (
+        await okJob('deployVirtualMachine', { zoneid: zone, networkids: gcNet, name: 'restarted' })
+      ).result.virtualmachine.id as string;
+      await okJob('stopVirtualMachine', { id: other });
+      const start = await okJob('startVirtualMachine', { id: other });
+      await setVmState(other, 'Starting');
+      await rewind(start.jobid, JOB_FAILED);
+      const lostId = Number((await vmRow(lost)).id);
+      assert.ok((await count('ip_allocations', { vm_id: lostId })) > 0);
+
+      for (const [name, value] of Object.entries({
+        'network.gc.interval': '1',
+        'network.gc.wait': '1',
+        'expunge.interval': '1',
+        'expunge.delay': '0',
+      }))
+        await call('updateConfiguration', { name, value });
+      await eventually(async () => ((await vmRow(lost)).removed !== null ? true : undefined));
+      assert.equal((await vmRow(other)).state, 'Stopped', 'an interrupted start leaves the VM Stopped');
+      assert.equal(
+        await count('ip_allocations', { vm_id: lostId }),
+        0,
+        'the failed deploy gave its address back',
+      );
+      assert.equal(await count('nics', { vm_id: lostId }), 0, 'and its MAC');
+      await eventually(async () => {
+        const n = await s.store.db
+          .selectFrom('networks')
+          .select(['state', 'vnet'])
+          .where('uuid', '=', gcNet)
+          .executeTakeFirstOrThrow();
+        return n.state !== 'Implemented' && n.vnet === null ? true : undefined;
+      });
+    });
+  });
+}
