@@ -147,8 +147,8 @@ export function parseParams<P extends ParamSpecs>(specs: P, raw: RawParams): Par
 }
 
 function checkText(name: string, v: string, spec: ParamSpec): void {
-  if (CONTROL_RE.test(v))
-    throw invalidParameter(name, v.replace(CONTROL_RE, '?'), 'contains control characters');
+  // invalidParameter shows the value with its control characters as `?` and cut short.
+  if (CONTROL_RE.test(v)) throw invalidParameter(name, v, 'contains control characters');
   const max = spec.length ?? 255;
-  if (v.length > max) throw invalidParameter(name, `${v.slice(0, 40)}...`, `longer than ${max} characters`);
+  if (v.length > max) throw invalidParameter(name, v, `longer than ${max} characters`);
 }
