@@ -4,6 +4,8 @@
  */
 import { invalidParameter, missingParameter } from '../errors/catalogue.js';
 import type { ParamSpec, ParamSpecs, Params } from './command.js';
+import { pageFrom } from './list.js';
+import type { PageParams } from './list.js';
 
 export type RawParams = ReadonlyMap<string, string>;
 
@@ -143,6 +145,9 @@ export function parseParams<P extends ParamSpecs>(specs: P, raw: RawParams): Par
     checkText(name, v, spec);
     out[name] = parseScalar(name, v, spec);
   }
+  // BaseListCmd checks page/pagesize before any handler runs, so a command that forgets to page still refuses
+  // a bad pair. The limit from default.page.size needs the database: pageOf (list.ts) checks it.
+  if (specs.page && specs.pagesize) pageFrom(out as PageParams, -1);
   return out as Params<P>;
 }
 
