@@ -9,9 +9,9 @@
  * Reproducible: each request is generated from (seed, command, index) alone, so a failure prints the seed
  * and the request, and `STACKNET_FUZZ_SEED=<seed>` regenerates exactly the same requests.
  *   STACKNET_FUZZ_SEED         seed (default: random, printed)
- *   STACKNET_FUZZ_PER_COMMAND  requests per command on SQLite (default 300)
- *   STACKNET_FUZZ_PER_COMMAND_OTHER  requests per command on PostgreSQL and MariaDB (default 40)
- *   STACKNET_FUZZ_CONCURRENCY  requests in flight (default 4)
+ *   STACKNET_FUZZ_PER_COMMAND  requests per command on SQLite (default 200)
+ *   STACKNET_FUZZ_PER_COMMAND_OTHER  requests per command on PostgreSQL and MariaDB (default 50)
+ *   STACKNET_FUZZ_CONCURRENCY  requests in flight (default 8)
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,9 +23,9 @@ import type { ServerProcess } from './harness.js';
 import { assertWellFormedXml } from './well-formed.js';
 
 const SEED = Number(process.env.STACKNET_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const PER_COMMAND_SQLITE = Number(process.env.STACKNET_FUZZ_PER_COMMAND ?? 300);
-const PER_COMMAND_OTHER = Number(process.env.STACKNET_FUZZ_PER_COMMAND_OTHER ?? 40);
-const CONCURRENCY = Number(process.env.STACKNET_FUZZ_CONCURRENCY ?? 4);
+const PER_COMMAND_SQLITE = Number(process.env.STACKNET_FUZZ_PER_COMMAND ?? 200);
+const PER_COMMAND_OTHER = Number(process.env.STACKNET_FUZZ_PER_COMMAND_OTHER ?? 50);
+const CONCURRENCY = Number(process.env.STACKNET_FUZZ_CONCURRENCY ?? 8);
 
 // ---------------------------------------------------------------------------------------------------------
 // A small seeded generator: mulberry32 over a hash of (seed, command, index).
@@ -298,8 +298,9 @@ const BY_NAME: readonly [RegExp, readonly string[]][] = [
   ],
 ];
 
-function value(r: Rng, type: string, pools: Pools, name = ''): WireValue {
-  const x = r();
+function value(r: Rng, type: string, pools: Pools, name = '', plausible = false): WireValue {
+  // A plausible request has only values of the declared type, so it gets past validation into the handler.
+  const x = plausible ? r() * 0.55 : r();
   const byName = BY_NAME.find(([re]) => re.test(name.toLowerCase()));
   if (byName && x < 0.4) return { text: pick(r, byName[1]) };
   if (x < 0.55) return { text: typedValue(r, type, pools) };
@@ -345,10 +346,15 @@ function mapEntries(r: Rng, name: string, pools: Pools): [string, WireValue][] {
 function generate(api: Api, index: number, pools: Pools): FuzzRequest {
   const r = rngFor(SEED, api.name, index);
   const params: [string, WireValue][] = [];
+  const plausible = chance(r, 0.35);
   for (const p of api.params) {
-    if (chance(r, p.required ? 0.12 : 0.45)) continue;
+    if (chance(r, p.required ? (plausible ? 0.02 : 0.12) : 0.45)) continue;
     if (p.type === 'map') params.push(...mapEntries(r, p.name, pools));
-    else params.push([chance(r, 0.03) ? p.name.toUpperCase() : p.name, value(r, p.type, pools, p.name)]);
+    else
+      params.push([
+        chance(r, 0.03) ? p.name.toUpperCase() : p.name,
+        value(r, p.type, pools, p.name, plausible),
+      ]);
   }
   if (chance(r, 0.1))
     params.push([pick(r, ['foo', 'id[0]', 'page', 'pagesize', 'listall', 'ZONEID']), junk(r)]);
