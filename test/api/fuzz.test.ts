@@ -653,23 +653,23 @@ for (const kind of testDbKinds()) {
       const pools: Pools = { uuids: [...uuids].sort() };
 
       // login and logout are answered before authentication: fuzz them unauthenticated.
-      const requests = shuffled(
-        apis.flatMap((api) =>
-          Array.from({ length: perCommand }, (_, i) => {
-            const req = generate(api, i, pools);
-            return api.name === 'login' || api.name === 'logout'
-              ? { ...req, auth: 'anonymous' as const }
-              : req;
-          }),
-        ),
+      // Requests are made when sent (some values are megabytes): the order is fixed by the seed, each request
+      // by (seed, command, index).
+      const order = shuffled(
+        apis.flatMap((api) => Array.from({ length: perCommand }, (_, i): [Api, number] => [api, i])),
         rngFor(SEED, 'order', 0),
       );
+      const make = ([api, i]: [Api, number]): FuzzRequest => {
+        const req = generate(api, i, pools);
+        return api.name === 'login' || api.name === 'logout' ? { ...req, auth: 'anonymous' } : req;
+      };
       const failures: Failure[] = [];
       let knownElsewhere = 0;
       const byCommand = new Map<string, number>();
       const statuses = new Map<number, number>();
       const started = Date.now();
-      await pool(requests, CONCURRENCY, async (req) => {
+      await pool(order, CONCURRENCY, async (slot) => {
+        const req = make(slot);
         let problems: string[];
         try {
           const a = await send(server.url, req, keys);
@@ -724,10 +724,11 @@ for (const kind of testDbKinds()) {
         .map(([c, n]) => `${c}: ${n}`)
         .join(', ');
       console.log(
-        `fuzz ${kind}: seed ${SEED}, ${requests.length} requests to ${apis.length} commands in ${seconds} s, ` +
+        `fuzz ${kind}: seed ${SEED}, ${order.length} requests to ${apis.length} commands in ${seconds} s, ` +
           `statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}, ` +
           `${jobs.length} jobs, ${failures.length} failures ${JSON.stringify(Object.fromEntries(categories))}, ` +
-          `${jobFailures.length} job failures, ${knownElsewhere} known and fixed elsewhere`,
+          `${jobFailures.length} job failures, ${knownElsewhere} known and fixed elsewhere, ` +
+          `${(server.output().match(/Internal error while/g) ?? []).length} internal errors in the server log`,
       );
       const shown = failures
         .slice(0, 40)
