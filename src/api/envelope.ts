@@ -86,8 +86,27 @@ const XML_ESCAPES: Record<string, string> = {
   '"': '&quot;',
   "'": '&apos;',
 };
+/**
+ * Code points XML 1.0 forbids even as references (`Char` production): C0 controls but tab, LF and CR, lone
+ * surrogates, U+FFFE and U+FFFF. With the `u` flag a surrogate pair is one astral code point, so the
+ * surrogate range matches only a lone half (e.g. a value cut inside a pair).
+ */
+// eslint-disable-next-line no-control-regex
+const NOT_XML_CHAR = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ud800-\udfff\ufffe\uffff]/gu;
+
 function xmlEscape(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => XML_ESCAPES[c]!);
+  return s.replace(NOT_XML_CHAR, '\ufffd').replace(/[&<>"']/g, (c) => XML_ESCAPES[c]!);
+}
+
+/**
+ * Member names become element names; most are ours, but some are keys a caller chose (details, tags). A
+ * name XML cannot carry has its offending characters replaced by `_` rather than breaking the document.
+ */
+const XML_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+function xmlName(name: string): string {
+  if (XML_NAME.test(name)) return name;
+  const n = name.replace(/[^A-Za-z0-9_.-]/g, '_');
+  return /^[A-Za-z_]/.test(n) ? n : `_${n}`;
 }
 
 function xmlChildren(o: ResponseObject): string {
@@ -100,8 +119,9 @@ function xmlElement(name: string, v: ResponseValue): string {
   if (v === undefined || v === null) return '';
   // Arrays become repeated elements named after the member (`<account>..</account><account>..</account>`).
   if (Array.isArray(v)) return v.map((x) => xmlElement(name, x)).join('');
-  if (isObject(v)) return `<${name}>${xmlChildren(v)}</${name}>`;
-  return `<${name}>${xmlEscape(String(v))}</${name}>`;
+  const tag = xmlName(name);
+  if (isObject(v)) return `<${tag}>${xmlChildren(v)}</${tag}>`;
+  return `<${tag}>${xmlEscape(String(v))}</${tag}>`;
 }
 
 /** CloudStack's date format in responses: `2026-11-23T15:54:21+0000`. */

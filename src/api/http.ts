@@ -4,6 +4,11 @@ import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { handleApiRequest } from './api-server.js';
 import type { ApiServerDeps } from './api-server.js';
+import { CloudStackError } from '../errors/catalogue.js';
+import { errorBody, responseFormat, serialize } from './envelope.js';
+
+// 8 MB: userdata may be 1 MB of base64 and travels URL-encoded in a form body.
+const BODY_LIMIT = 8 * 1024 * 1024;
 
 function parseCookies(header: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -12,7 +17,14 @@ function parseCookies(header: string | undefined): Record<string, string> {
     const i = part.indexOf('=');
     if (i <= 0) continue;
     const k = part.slice(0, i).trim();
-    if (!(k in out)) out[k] = decodeURIComponent(part.slice(i + 1).trim());
+    if (k in out) continue;
+    const v = part.slice(i + 1).trim();
+    try {
+      out[k] = decodeURIComponent(v);
+    } catch {
+      // A malformed escape is kept as sent: it then simply matches no session.
+      out[k] = v;
+    }
   }
   return out;
 }
@@ -23,8 +35,7 @@ function addParams(into: Map<string, string>, encoded: string): void {
 }
 
 export function buildHttpApp(deps: ApiServerDeps): FastifyInstance {
-  // 8 MB: userdata may be 1 MB of base64 and travels URL-encoded in a form body.
-  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
@@ -66,6 +77,22 @@ export function buildHttpApp(deps: ApiServerDeps): FastifyInstance {
     res.type(r.contentType);
     return res.send(r.body);
   };
+  // Fastify's own refusals (body over the limit, unreadable body) still answer as CloudStack errors.
+  app.setErrorHandler((e: { statusCode?: number; message?: string }, req, res) => {
+    const url = req.raw.url ?? '';
+    const q = url.indexOf('?');
+    const format = responseFormat(
+      new URLSearchParams(q >= 0 ? url.slice(q + 1) : '').get('response') ?? undefined,
+    );
+    const why =
+      e.statusCode === 413
+        ? `the request body is larger than ${BODY_LIMIT / 1024 / 1024} MB`
+        : 'the request could not be read';
+    deps.log?.(`HTTP ${req.method} refused before the API: ${e.message ?? String(e)}`);
+    const err = new CloudStackError('InvalidParameterValue', `Unable to execute the request: ${why}`);
+    const out = serialize('errorresponse', errorBody(err), format);
+    return res.code(err.httpCode).type(out.contentType).send(out.body);
+  });
   app.route({ method: ['GET', 'POST'], url: '/client/api', handler });
   app.route({ method: ['GET', 'POST'], url: '/client/api/', handler });
 

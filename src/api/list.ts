@@ -19,8 +19,10 @@ export interface PageParams {
 export function pageFrom(params: PageParams, defaultPageSize: number): Page {
   const { page, pagesize } = params;
   const unlimitedAllowed = defaultPageSize === -1;
+  // BaseListCmd: -1 is the one pagesize that means "all", and then there are no pages to ask for.
   if (pagesize === -1) {
-    if (page !== undefined) throw invalidParameter('page', page, 'page cannot be combined with pagesize=-1');
+    if (page !== undefined)
+      throw invalidParameter('page', page, "Can't specify page parameter when pageSize is -1 (Unlimited)");
     return { offset: 0 };
   }
   if ((page === undefined) !== (pagesize === undefined)) {
@@ -44,8 +46,18 @@ export function pageFrom(params: PageParams, defaultPageSize: number): Page {
       `Page size can't exceed max allowed page size value: ${defaultPageSize} (setting default.page.size)`,
     );
   }
-  return { limit: pagesize, offset: (page - 1) * pagesize };
+  const offset = (page - 1) * pagesize;
+  // Only reachable with default.page.size=-1: an offset past 2^53 would reach the driver as a float.
+  if (!Number.isSafeInteger(offset))
+    throw invalidParameter('page', page, 'this page is past the end of any list');
+  return { limit: pagesize, offset };
 }
+
+/**
+ * The LIMIT for "no limit" when the query has an OFFSET: SQLite's grammar has no OFFSET without LIMIT, and
+ * every engine takes a limit this large as "all rows".
+ */
+export const NO_LIMIT = Number.MAX_SAFE_INTEGER;
 
 /** The page for a list command, reading `default.page.size` from the database. */
 export async function pageOf(ex: Executor, params: PageParams): Promise<Page> {
@@ -54,8 +66,7 @@ export async function pageOf(ex: Executor, params: PageParams): Promise<Page> {
 
 /** Applies a page to a select query. */
 export function paged<QB extends { limit(n: number): QB; offset(n: number): QB }>(qb: QB, page: Page): QB {
-  if (page.limit === undefined)
-    return page.offset > 0 ? qb.limit(Number.MAX_SAFE_INTEGER).offset(page.offset) : qb;
+  if (page.limit === undefined) return page.offset > 0 ? qb.limit(NO_LIMIT).offset(page.offset) : qb;
   return qb.limit(page.limit).offset(page.offset);
 }
 

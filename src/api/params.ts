@@ -4,6 +4,8 @@
  */
 import { invalidParameter, missingParameter } from '../errors/catalogue.js';
 import type { ParamSpec, ParamSpecs, Params } from './command.js';
+import { pageFrom } from './list.js';
+import type { PageParams } from './list.js';
 
 export type RawParams = ReadonlyMap<string, string>;
 
@@ -143,12 +145,15 @@ export function parseParams<P extends ParamSpecs>(specs: P, raw: RawParams): Par
     checkText(name, v, spec);
     out[name] = parseScalar(name, v, spec);
   }
+  // BaseListCmd checks page/pagesize before any handler runs, so a command that forgets to page still refuses
+  // a bad pair. The limit from default.page.size needs the database: pageOf (list.ts) checks it.
+  if (specs.page && specs.pagesize) pageFrom(out as PageParams, -1);
   return out as Params<P>;
 }
 
 function checkText(name: string, v: string, spec: ParamSpec): void {
-  if (CONTROL_RE.test(v))
-    throw invalidParameter(name, v.replace(CONTROL_RE, '?'), 'contains control characters');
+  // invalidParameter shows the value with its control characters as `?` and cut short.
+  if (CONTROL_RE.test(v)) throw invalidParameter(name, v, 'contains control characters');
   const max = spec.length ?? 255;
-  if (v.length > max) throw invalidParameter(name, `${v.slice(0, 40)}...`, `longer than ${max} characters`);
+  if (v.length > max) throw invalidParameter(name, v, `longer than ${max} characters`);
 }

@@ -76,6 +76,11 @@ export class CloudStackError extends Error {
   constructor(kind: ErrorKind, message: string, options: { uuidList?: string[]; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = kind;
+    // The caller sees only `message`; the server log prints the stack, so the cause's detail (driver text,
+    // SQL, its stack) goes there and nowhere else.
+    const cause = options.cause;
+    if (cause instanceof Error && this.stack)
+      this.stack = `${this.stack}\nCaused by: ${cause.stack ?? `${cause.name}: ${cause.message}`}`;
     this.kind = kind;
     this.httpCode = errorKinds[kind].httpCode;
     this.csErrorCode = errorKinds[kind].csErrorCode;
@@ -85,12 +90,27 @@ export class CloudStackError extends Error {
 
 export const isCloudStackError = (e: unknown): e is CloudStackError => e instanceof CloudStackError;
 
+const SHOWN_MAX = 100;
+
+/**
+ * A caller's value as an error message shows it: control characters as `?`, and cut at 100 characters
+ * (never inside a surrogate pair) so that a megabyte of input is not echoed back.
+ */
+export function shownValue(value: unknown): string {
+  const s = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  // eslint-disable-next-line no-control-regex
+  const printable = (t: string) => t.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  if (s.length <= SHOWN_MAX) return printable(s);
+  let cut = s.slice(0, SHOWN_MAX);
+  if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${printable(cut)}... (${s.length} characters)`;
+}
+
 /** A bad value: the message always names the parameter and the value, and says why. */
 export function invalidParameter(param: string, value: unknown, why: string): CloudStackError {
-  const shown = typeof value === 'string' ? value : JSON.stringify(value);
   return new CloudStackError(
     'InvalidParameterValue',
-    `Invalid value for parameter ${param}: '${shown}': ${why}`,
+    `Invalid value for parameter ${shownValue(param)}: '${shownValue(value)}': ${why}`,
   );
 }
 
@@ -111,9 +131,49 @@ export function permissionDenied(message: string): CloudStackError {
   return new CloudStackError('PermissionDenied', message);
 }
 
+/** Error codes of the three drivers and of Node's sockets, by what a caller can do about them. */
+const CONNECTION_LOST = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'PROTOCOL_CONNECTION_LOST',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CON_COUNT_ERROR',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
+const BUSY = new Set([
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  '40001',
+  '40P01',
+  '55P03',
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+]);
+
+/**
+ * What a caller is told about an unexpected failure. Never the driver's own text: it can carry SQL, table
+ * names and values (CloudStack likewise answers a generic message and logs the exception).
+ */
+function causeHint(cause: unknown): string {
+  if (cause instanceof CloudStackError) return `: ${cause.message}`;
+  const code = (cause as { code?: unknown } | null)?.code;
+  const c = typeof code === 'string' ? code : '';
+  if (CONNECTION_LOST.has(c) || /^08/.test(c))
+    return ': the database connection failed; retry, and if it persists check that the database is up';
+  if (BUSY.has(c)) return ': the database was busy with conflicting changes; retry';
+  return ' (the server log has the details)';
+}
+
 export function internalError(doing: string, cause?: unknown): CloudStackError {
-  const detail = cause instanceof Error ? `: ${cause.message}` : '';
-  return new CloudStackError('InternalError', `Internal error while ${doing}${detail}`, { cause });
+  return new CloudStackError('InternalError', `Internal error while ${doing}${causeHint(cause)}`, {
+    cause,
+  });
 }
 
 /** Anything thrown that is not already a CloudStackError becomes an InternalError saying what was being done. */

@@ -2,10 +2,12 @@
  * What every networking service function receives: the transaction it runs in, who is calling, and the
  * clock. The API layer builds it from its own caller context (see commands.ts adapters).
  */
-import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
+import type { CloudStackError } from '../errors/catalogue.js';
+import { invalidParameter, permissionDenied } from '../errors/catalogue.js';
 import type { NetTx as Tx } from '../networks/tables.js';
 import type { Caller } from '../api/command.js';
 import type { EventType } from '../events/event-types.js';
+import { NO_LIMIT, pageFrom } from '../api/list.js';
 
 export type { RoleType } from '../api/command.js';
 export type NetCaller = Caller;
@@ -69,23 +71,16 @@ export function notFound(param: string, value: string, what: string): CloudStack
   return invalidParameter(param, value, `no ${what} has this id`);
 }
 
-/** page/pagesize as BaseListCmd: both or neither; pagesize=-1 alone means unlimited. */
+/**
+ * page/pagesize as BaseListCmd (api/list.ts validates), as a window whose limit is always set: the queries
+ * here always carry an OFFSET, which SQLite accepts only after a LIMIT (pagesize=-1 was a syntax error).
+ */
 export function pageWindow(
   p: { page?: number | undefined; pagesize?: number | undefined },
   defaultPageSize = 500,
 ): { limit: number | undefined; offset: number } {
-  const { page, pagesize } = p;
-  if (pagesize === -1 && page === undefined) return { limit: undefined, offset: 0 };
-  if ((page === undefined) !== (pagesize === undefined)) {
-    throw new CloudStackError(
-      'InvalidParameterValue',
-      `page and pagesize must be given together (got ${page === undefined ? 'pagesize' : 'page'} only)`,
-    );
-  }
-  if (page === undefined || pagesize === undefined) return { limit: defaultPageSize, offset: 0 };
-  if (page < 1) throw invalidParameter('page', String(page), 'pages start at 1');
-  if (pagesize < 1) throw invalidParameter('pagesize', String(pagesize), 'must be a positive number or -1');
-  return { limit: pagesize, offset: (page - 1) * pagesize };
+  const page = pageFrom(p, defaultPageSize);
+  return { limit: page.limit ?? NO_LIMIT, offset: page.offset };
 }
 
 export interface Listed<T> {

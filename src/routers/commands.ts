@@ -4,6 +4,7 @@ import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.
 import type { QuarantinedEntry } from '../agent/validate-desired-state.js';
 import { describeQuarantine } from '../agent/validate-desired-state.js';
 import { invalidParameter } from '../errors/catalogue.js';
+import { pageArray, pageOf } from '../api/list.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { prefixToNetmask, parseCidr } from '../ipam/index.js';
 import { scopeToCaller } from '../accounts/scope.js';
@@ -198,14 +199,15 @@ const listRouters = defineCommand({
       const z = await ex.selectFrom('zones').select('id').where('uuid', '=', p.zoneid).executeTakeFirst();
       q = q.where('routers.zone_id', '=', z ? z.id : -1);
     }
+    const page = await pageOf(ex, p);
     const rows = await q.orderBy('routers.id').execute();
     const items: ResponseObject[] = [];
-    for (const r of rows) {
+    for (const r of pageArray(rows, page)) {
       const item = await routerResponse(ex, r);
       if (p.fetchhealthcheckresults) item.healthcheckresults = healthChecks(r);
       items.push(item);
     }
-    return listResult('router', items, items.length);
+    return listResult('router', items, rows.length);
   },
 });
 

@@ -54,12 +54,16 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startServer(dbUrl: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServer(
+  dbUrl: string,
+  env: Record<string, string> = {},
+  args: readonly string[] = [],
+): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'stacknet-api-'));
   const port = await freePort();
   const apiKey = `test-admin-key-${port}`;
   const secretKey = `test-admin-secret-${port}`;
-  const child: ChildProcess = spawn(process.execPath, [join(root, 'bin/stacknet.js'), 'server'], {
+  const child: ChildProcess = spawn(process.execPath, [join(root, 'bin/stacknet.js'), 'server', ...args], {
     env: {
       ...process.env,
       STACKNET_PORT: String(port),
