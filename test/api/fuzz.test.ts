@@ -421,19 +421,6 @@ const SQL_TEXT =
   /syntax error|SQLITE_|\bER_[A-Z_]{3,}\b|sqlMessage|invalid input syntax|violates .*constraint|duplicate key|\bselect\b[\s\S]*\bfrom\b|\binsert into\b|\bdelete from\b|\bupdate\s+\S+\s+set\b|no such (table|column)|Unknown column|relation "|column "|out of range for type|numeric field overflow|Incorrect (integer|datetime|string) value|Data too long|Out of range value|kysely|LIMIT must not|OFFSET must not/i;
 const STACK_TRACE = /\n\s+at |\bat [\w$.<>]+ \(|node_modules|\.[jt]s:\d+:\d+/;
 
-/**
- * Failures whose fix belongs to another change of issue 12 (item 8: unauthenticated login with a domainId
- * that is neither a number nor a uuid is a 530 on PostgreSQL and MariaDB; api/session-commands.ts and
- * api-server.ts own it). Counted and printed apart; delete this once that fix is merged.
- */
-function ownedElsewhere(req: FuzzRequest, why: string): boolean {
-  return (
-    req.command === 'login' &&
-    req.params.some(([k]) => k === 'domainId') &&
-    /^(internal error|SQL text).*running login/.test(why)
-  );
-}
-
 interface Failure {
   request: string;
   why: string;
@@ -664,7 +651,6 @@ for (const kind of testDbKinds()) {
         return api.name === 'login' || api.name === 'logout' ? { ...req, auth: 'anonymous' } : req;
       };
       const failures: Failure[] = [];
-      let knownElsewhere = 0;
       const byCommand = new Map<string, number>();
       const statuses = new Map<number, number>();
       const started = Date.now();
@@ -679,10 +665,6 @@ for (const kind of testDbKinds()) {
           problems = [`request failed: ${String(e)}`];
         }
         for (const why of problems) {
-          if (ownedElsewhere(req, why)) {
-            knownElsewhere++;
-            continue;
-          }
           failures.push({ request: describeRequest(req), why });
           byCommand.set(req.command, (byCommand.get(req.command) ?? 0) + 1);
         }
@@ -727,7 +709,7 @@ for (const kind of testDbKinds()) {
         `fuzz ${kind}: seed ${SEED}, ${order.length} requests to ${apis.length} commands in ${seconds} s, ` +
           `statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}, ` +
           `${jobs.length} jobs, ${failures.length} failures ${JSON.stringify(Object.fromEntries(categories))}, ` +
-          `${jobFailures.length} job failures, ${knownElsewhere} known and fixed elsewhere, ` +
+          `${jobFailures.length} job failures, ` +
           `${(server.output().match(/Internal error while/g) ?? []).length} internal errors in the server log`,
       );
       const shown = failures
