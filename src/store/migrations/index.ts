@@ -10,6 +10,7 @@ import * as m0002 from './0002-api.js';
 import * as m0003 from './0003-networking.js';
 import * as m0004 from './0004-vms.js';
 import * as m0005 from './0005-ip-allocations-partial-indexes.js';
+import * as m0008 from './0008-one-source-nat-one-vnet.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-ipam': m0001,
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '0003-networking': m0003,
   '0004-vms': m0004,
   '0005-ip-allocations-partial-indexes': m0005,
+  '0008-one-source-nat-one-vnet': m0008,
 };
