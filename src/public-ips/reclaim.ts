@@ -1,8 +1,11 @@
 /**
  * The scavenger's part for public IPs: associateIpAddress takes its address at request time and queues the job
  * in a second transaction, so a server dying in between leaves an Allocating address with no job to confirm
- * it. Such an address — Allocating for longer than `olderThanMs` with no pending job acting on it — goes back
- * to Free. Meant for a periodic worker (the GC's loop); safe on several servers at once.
+ * it; so does a job that failed and could not give its address back (the database connection lost under both).
+ * Such an address — Allocating for longer than `olderThanMs` with no pending job acting on it — goes back to
+ * Free. A minute: the gap it covers is one transaction (the address committed, then the job queued), never a
+ * job's run time, since a queued job protects its address. Meant for a periodic worker (the GC's loop); safe on
+ * several servers at once.
  */
 import type { Store } from '../store/db.js';
 import { transaction } from '../store/db.js';
@@ -10,7 +13,7 @@ import { netDb } from '../networks/tables.js';
 
 export async function reclaimStaleAllocating(
   store: Store,
-  olderThanMs = 10 * 60_000,
+  olderThanMs = 60_000,
   now = Date.now(),
 ): Promise<number> {
   return transaction(

@@ -21,6 +21,7 @@ import { CloudStackError, internalError } from '../errors/catalogue.js';
 import type { Database } from './schema.js';
 import { migrations } from './migrations/index.js';
 import { ResumableMysqlDialect } from './resumable-mysql.js';
+import { ReconnectingDialect } from './reconnecting-dialect.js';
 
 export type DbKind = 'sqlite' | 'postgres' | 'mysql';
 
@@ -168,11 +169,15 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     pool.on('connect', (client) => {
       client.on('error', () => undefined);
     });
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    db = new Kysely<Database>({
+      dialect: new ReconnectingDialect(new PostgresDialect({ pool }), isConnectionLost),
+    });
     pgPool = pool;
   } else {
     const pool = await createMysqlPool(url, poolSize);
-    db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+    db = new Kysely<Database>({
+      dialect: new ReconnectingDialect(new MysqlDialect({ pool }), isConnectionLost),
+    });
     mysqlPool = pool;
   }
   return {
@@ -385,6 +390,20 @@ export function isConnectionLost(e: unknown): boolean {
   return false;
 }
 
+/**
+ * The driver refused to send the statement at all: its connection had already died (pg: "not queryable",
+ * mysql2: "closed state"). A COMMIT refused so never reached the database, which rolled the transaction back.
+ */
+function wasNeverSent(e: unknown): boolean {
+  for (let d = e as (DriverError & { cause?: unknown }) | undefined, depth = 0; d && depth < 5; depth++) {
+    if (typeof d !== 'object') return false;
+    if (d.code === 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR') return true;
+    if (/not queryable|connection is in closed state/i.test(d.message ?? '')) return true;
+    d = d.cause as typeof d;
+  }
+  return false;
+}
+
 export interface TxOptions {
   /** How many times a deadlock/serialization conflict is retried (default 8). */
   retries?: number;
@@ -416,10 +435,10 @@ export async function transaction<T>(
         return result;
       });
     } catch (e) {
-      if (!committing && isConnectionLost(e) && reconnects < CONNECTION_RETRIES) {
+      if ((!committing || wasNeverSent(e)) && isConnectionLost(e) && reconnects < CONNECTION_RETRIES) {
         // The pool has dropped the dead connection; the next attempt takes a fresh one.
         reconnects++;
-        await new Promise((r) => setTimeout(r, 20 + Math.random() * 30 * reconnects));
+        await new Promise((r) => setTimeout(r, 50 * reconnects + Math.random() * 50));
         continue;
       }
       if (e instanceof CloudStackError) throw e;
@@ -437,7 +456,7 @@ export async function transaction<T>(
  * a server's connections takes its idle ones too, and a fresh attempt may draw one of those before the pool
  * has noticed it is dead.
  */
-const CONNECTION_RETRIES = 3;
+const CONNECTION_RETRIES = 4;
 
 async function sqliteImmediate<T>(store: Store, fn: (tx: Tx) => Promise<T>): Promise<T> {
   // Kysely's SqliteDialect holds one connection behind a mutex; connection() keeps it for the whole

@@ -328,8 +328,10 @@ export interface BurstResult {
 }
 
 export interface Fault {
-  /** Inject once this many ops have been started. */
+  /** Inject once this many ops have been started ... */
   afterOps: number;
+  /** ... or this many ms after the burst began, whichever comes first. */
+  afterMs?: number;
   /** What it does, for the report. */
   what: string;
   inject(): Promise<void>;
@@ -387,13 +389,19 @@ export async function runBurst(
   const pendingFaults: Promise<void>[] = [];
   let started = 0;
   const t0 = Date.now();
-  const maybeInject = () => {
-    while (faults.length && started >= faults[0]!.afterOps) {
-      const f = faults.shift()!;
-      injected.push({ afterOps: started, at: Date.now() - t0, what: f.what });
-      pendingFaults.push(f.inject());
-    }
+  const fire = (f: Fault) => {
+    const i = faults.indexOf(f);
+    if (i < 0) return;
+    faults.splice(i, 1);
+    injected.push({ afterOps: started, at: Date.now() - t0, what: f.what });
+    pendingFaults.push(f.inject());
   };
+  const maybeInject = () => {
+    for (const f of faults.filter((x) => started >= x.afterOps)) fire(f);
+  };
+  const timers = faults
+    .filter((f) => f.afterMs !== undefined)
+    .map((f) => setTimeout(() => fire(f), f.afterMs));
   let turn = 0;
   const worker = async () => {
     for (;;) {
@@ -411,6 +419,7 @@ export async function runBurst(
     }
   };
   await Promise.all(Array.from({ length: o.clients }, worker));
+  for (const t of timers) clearTimeout(t);
   await Promise.all(pendingFaults);
   const counts: Record<string, number> = {};
   for (const x of outcomes) {
