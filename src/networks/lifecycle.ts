@@ -13,7 +13,7 @@ import { zoneById } from '../infrastructure/zones.js';
 import { assignPublicIp } from '../public-ips/service.js';
 import type { NetTx } from './tables.js';
 import type { NetworkRow } from './repository.js';
-import { hasService, networkById, offeringById } from './repository.js';
+import { hasService, lockNetwork, networkById, offeringById } from './repository.js';
 
 export interface NetworkHooks {
   /** After the network has its VLAN and source-NAT IP, in the same transaction (create/start the VR here). */
@@ -47,7 +47,8 @@ async function insertVnet(
       await tx.insertInto('vnet_allocations').values(row).execute();
       return true;
     } catch (e) {
-      if (isUniqueViolation(e)) return false;
+      // A network's second VLAN (vnet_allocations_network_uq) is not a lost race for this value.
+      if (isUniqueViolation(e) && !String((e as Error).message).includes('network_uq')) return false;
       throw e;
     }
   }
@@ -62,7 +63,10 @@ async function insertVnet(
 
 /**
  * Takes the lowest free VLAN/VNI of the physical network: walks each span with a bounded window of taken
- * values, so the cost depends on the taken VLANs in the way, never on the size of the range.
+ * values, so the cost depends on the taken VLANs in the way, never on the size of the range. A candidate lost
+ * to a concurrent allocation (the unique constraint refused it) is remembered and counted as taken in every
+ * later window, so each retry moves on even if the caller's transaction reads from an older snapshot (issue 12:
+ * under MariaDB's REPEATABLE READ a retry saw the same gap fifty times and a burst of deploys failed 530).
  */
 export async function allocateVnet(
   ctx: NetCtx,
@@ -72,30 +76,35 @@ export async function allocateVnet(
   zoneUuid: string,
 ): Promise<number> {
   const spans = await vnetSpansOf(ctx.tx, physicalNetworkId);
-  for (let attempt = 0; attempt < 50; attempt++) {
+  const lost = new Set<number>();
+  // Every lost race moves the candidate up by at least one: this only bounds a pathological loop.
+  for (let attempt = 0; attempt < 1000; attempt++) {
     let candidate: number | undefined;
     for (const span of spans) {
       let from = span.start;
       while (candidate === undefined && from <= span.end) {
-        const taken = await ctx.tx
+        const rows = await ctx.tx
           .selectFrom('vnet_allocations')
           .select('vnet')
           .where('physical_network_id', '=', physicalNetworkId)
           .where('vnet', '>=', from)
           .where('vnet', '<=', span.end)
           .orderBy('vnet')
-          .limit(64)
+          .limit(WINDOW)
           .execute();
+        const taken = [
+          ...new Set([...rows.map((t) => t.vnet), ...[...lost].filter((v) => v >= from && v <= span.end)]),
+        ].sort((a, b) => a - b);
         let expect = from;
         let gap = false;
         for (const t of taken) {
-          if (t.vnet > expect) {
+          if (t > expect) {
             gap = true;
             break;
           }
-          expect = t.vnet + 1;
+          expect = t + 1;
         }
-        if (gap || taken.length < 64) {
+        if (gap || rows.length < WINDOW) {
           if (expect <= span.end) candidate = expect;
           break;
         }
@@ -122,6 +131,7 @@ export async function allocateVnet(
     ) {
       return candidate;
     }
+    lost.add(candidate);
   }
   throw new CloudStackError(
     'ConcurrentOperation',
@@ -129,9 +139,15 @@ export async function allocateVnet(
   );
 }
 
-/** implementNetwork(tx, networkId): idempotent; returns the implemented network. */
+const WINDOW = 64;
+
+/**
+ * implementNetwork(tx, networkId): idempotent; returns the implemented network. Holds the network row from the
+ * start: concurrent first uses (a burst of deploys or associates on a new network) queue here, and each after
+ * the first finds the VLAN and source NAT the first committed instead of taking its own.
+ */
 export async function implementNetwork(ctx: NetCtx, networkId: number): Promise<NetworkRow> {
-  let network = await networkById(ctx.tx, networkId);
+  let network = await lockNetwork(ctx.tx, networkId);
   if (network.removed !== null) throw invalidParameter('id', network.uuid, 'the network is being deleted');
   if (network.type === 'L2' && network.vnet === null && network.specify_vlan !== 1) {
     // An L2 network still needs its own broadcast domain.

@@ -4,6 +4,8 @@ import type { NetDatabase, NetExecutor as Executor } from './tables.js';
 import { notFound } from '../infrastructure/context.js';
 import { decodeServices } from '../offerings/defaults.js';
 import type { ServiceMap } from '../offerings/defaults.js';
+import { dialectOf } from '../store/migrations/helpers.js';
+import type { Kysely } from 'kysely';
 
 export type NetworkRow = Selectable<NetDatabase['networks']>;
 export type VpcRow = Selectable<NetDatabase['vpcs']>;
@@ -23,6 +25,25 @@ export async function networkByUuid(db: Executor, uuid: string, param = 'network
 
 export async function networkById(db: Executor, id: number): Promise<NetworkRow> {
   return db.selectFrom('networks').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+}
+
+/**
+ * The network row, held until the transaction ends (SELECT ... FOR UPDATE; SQLite's BEGIN IMMEDIATE already
+ * holds the whole database): whoever implements a network or gives it its source NAT checks and acts while
+ * holding it, so a concurrent caller waits and then sees what the first one committed (READ COMMITTED on
+ * PostgreSQL and, as the store sets it, on MariaDB: every statement after the lock reads the latest commits).
+ */
+export async function lockNetwork(tx: Executor, id: number): Promise<NetworkRow> {
+  const q = tx.selectFrom('networks').selectAll().where('id', '=', id);
+  const locking = dialectOf(tx as unknown as Kysely<unknown>) === 'sqlite' ? q : q.forUpdate();
+  return locking.executeTakeFirstOrThrow();
+}
+
+/** The VPC row, held until the transaction ends (as lockNetwork): one source NAT per VPC. */
+export async function lockVpc(tx: Executor, id: number): Promise<VpcRow> {
+  const q = tx.selectFrom('vpcs').selectAll().where('id', '=', id);
+  const locking = dialectOf(tx as unknown as Kysely<unknown>) === 'sqlite' ? q : q.forUpdate();
+  return locking.executeTakeFirstOrThrow();
 }
 
 export async function vpcByUuid(db: Executor, uuid: string, param = 'vpcid'): Promise<VpcRow> {

@@ -57,7 +57,7 @@ import {
 } from './guest-cidr.js';
 import { implementNetwork, networkHooks, shutdownNetwork } from './lifecycle.js';
 import type { NetworkOfferingRow, NetworkRow, VpcRow } from './repository.js';
-import { networkById, networkByUuid, offeringByUuid, vpcById, vpcByUuid } from './repository.js';
+import { lockVpc, networkById, networkByUuid, offeringByUuid, vpcById, vpcByUuid } from './repository.js';
 import type { NetExecutor as Executor } from './tables.js';
 
 const plain = (ctx: NetCtx): PlainExecutor => ctx.tx as unknown as PlainExecutor;
@@ -851,6 +851,8 @@ export async function restartVpc(
   p: { id: string; cleanup?: boolean | undefined },
 ): Promise<void> {
   const { vpc, owner } = await vpcForCaller(ctx, p.id);
+  // Two restarts at once must not both find no source NAT and both take one.
+  await lockVpc(ctx.tx, vpc.id);
   const snat = await ctx.tx
     .selectFrom('ip_allocations')
     .select('id')

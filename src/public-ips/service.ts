@@ -27,7 +27,7 @@ import type { RangeRow } from '../infrastructure/vlan-ip-ranges.js';
 import type { ZoneRow } from '../infrastructure/zones.js';
 import type { NetDatabase, NetExecutor as Executor } from '../networks/tables.js';
 import { netDb } from '../networks/tables.js';
-import { hasService, offeringById } from '../networks/repository.js';
+import { hasService, lockNetwork, offeringById } from '../networks/repository.js';
 import type { NetworkRow, VpcRow } from '../networks/repository.js';
 import { decodePublicIpUuid, publicIpUuid } from './ids.js';
 
@@ -446,14 +446,21 @@ export async function associateIpAddress(
   // A Source NAT IP only for an isolated, non-VPC network that has none yet (associateIPToGuestNetwork).
   let sourceNat = false;
   if (network && network.type === 'Isolated' && network.vpc_id === null) {
-    const has = await ctx.tx
-      .selectFrom('ip_allocations')
-      .select('id')
-      .where('network_id', '=', network.id)
-      .where('source_nat', '=', 1)
-      .where('owner_kind', '=', 'publicip')
-      .executeTakeFirst();
-    sourceNat = !has;
+    const has = () =>
+      ctx.tx
+        .selectFrom('ip_allocations')
+        .select('id')
+        .where('network_id', '=', network.id)
+        .where('source_nat', '=', 1)
+        .where('owner_kind', '=', 'publicip')
+        .executeTakeFirst();
+    // A network's source NAT is never taken away while it exists, so one found needs no lock; none found, the
+    // network is held (as implementing it does) and asked again, or a burst of first associates would each
+    // find none and each take one.
+    if (!(await has())) {
+      await lockNetwork(ctx.tx, network.id);
+      sourceNat = !(await has());
+    }
   }
   return assignPublicIp(ctx, {
     zone,

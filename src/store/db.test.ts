@@ -2,7 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { createTestStore, testDbKinds } from './testing/test-databases.js';
-import { transaction, isUniqueViolation, openMigratedStore, sqliteSettings } from './db.js';
+import {
+  isConnectionLost,
+  isUniqueViolation,
+  openMigratedStore,
+  openStore,
+  sqliteSettings,
+  transaction,
+} from './db.js';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -126,3 +133,50 @@ test('sqlite: STACKNET_SQLITE_SYNC, _PAGE_SIZE and _CACHE_MIB are checked, and a
     );
   }
 });
+
+for (const kind of testDbKinds().filter((k) => k !== 'sqlite')) {
+  test(`${kind}: a connection the database terminates mid-transaction neither ends the process nor fails the transaction`, async () => {
+    const { store, cleanup } = await createTestStore(kind, 2);
+    const admin = await openStore(store.url, { poolSize: 1 });
+    try {
+      let attempts = 0;
+      await transaction(store, async (tx) => {
+        attempts++;
+        await tx
+          .insertInto('stacknet_meta')
+          .values({ name: 'before', value: String(attempts) })
+          .execute();
+        if (attempts === 1) {
+          const me =
+            kind === 'postgres'
+              ? await sql<{ id: number }>`select pg_backend_pid() as id`.execute(tx)
+              : await sql<{ id: number }>`select connection_id() as id`.execute(tx);
+          const id = Number(me.rows[0]!.id);
+          await (kind === 'postgres'
+            ? sql`select pg_terminate_backend(${id})`.execute(admin.db)
+            : sql.raw(`KILL CONNECTION ${id}`).execute(admin.db));
+          // The driver hears of it between two statements, on a connection Kysely holds: pg emits 'error' on
+          // the client there, which with nobody listening ended the process.
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        await tx
+          .insertInto('stacknet_meta')
+          .values({ name: 'after', value: String(attempts) })
+          .execute();
+      });
+      assert.equal(attempts, 2, 'run again on a fresh connection');
+      const rows = await store.db
+        .selectFrom('stacknet_meta')
+        .selectAll()
+        .where('name', 'in', ['before', 'after'])
+        .execute();
+      // The first attempt rolled back with its connection: only the second attempt's rows.
+      assert.deepEqual(rows.map((r) => `${r.name}=${r.value}`).sort(), ['after=2', 'before=2']);
+      assert.ok(isConnectionLost(Object.assign(new Error('x'), { code: '57P01' })));
+      assert.ok(!isConnectionLost(new CloudStackError('InvalidParameterValue', 'no')));
+    } finally {
+      await admin.close();
+      await cleanup();
+    }
+  });
+}

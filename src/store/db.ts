@@ -21,6 +21,7 @@ import { CloudStackError, internalError } from '../errors/catalogue.js';
 import type { Database } from './schema.js';
 import { migrations } from './migrations/index.js';
 import { ResumableMysqlDialect } from './resumable-mysql.js';
+import { ReconnectingDialect } from './reconnecting-dialect.js';
 
 export type DbKind = 'sqlite' | 'postgres' | 'mysql';
 
@@ -161,11 +162,22 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     pool.on('error', () => {
       /* an idle client lost its connection; the pool replaces it */
     });
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    // pg emits 'error' on a client whose connection dies (pg_terminate_backend, a database restart, a cut
+    // network) even while it is checked out and between queries, where pg-pool listens for nothing: with no
+    // listener that is an uncaught exception and the process exits. The query in flight, if any, fails on its
+    // own and the pool drops the broken client when it is released; the listener only keeps the process up.
+    pool.on('connect', (client) => {
+      client.on('error', () => undefined);
+    });
+    db = new Kysely<Database>({
+      dialect: new ReconnectingDialect(new PostgresDialect({ pool }), isConnectionLost),
+    });
     pgPool = pool;
   } else {
     const pool = await createMysqlPool(url, poolSize);
-    db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+    db = new Kysely<Database>({
+      dialect: new ReconnectingDialect(new MysqlDialect({ pool }), isConnectionLost),
+    });
     mysqlPool = pool;
   }
   return {
@@ -181,7 +193,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
 
 async function createMysqlPool(url: string, size: number): Promise<MysqlPool> {
   const mysql = await import('mysql2');
-  return mysql.createPool({
+  const pool = mysql.createPool({
     uri: url.replace(/^mariadb:/, 'mysql:'),
     connectionLimit: size,
     supportBigNumbers: true,
@@ -189,6 +201,18 @@ async function createMysqlPool(url: string, size: number): Promise<MysqlPool> {
     decimalNumbers: true,
     timezone: 'Z',
   });
+  pool.on('connection', (conn) => {
+    // mysql2 listens for one 'error' per pooled connection (to drop it); a KILL CONNECTION or a lost server
+    // can bubble more than one, and an unheard one would end the process.
+    conn.on('error', () => undefined);
+    // READ COMMITTED, as PostgreSQL's default: every statement sees what has committed before it. The code is
+    // written for that ("lock the row, then read": a network being implemented, an account's IP count, a VLAN
+    // window read again after a lost race); under MariaDB's default REPEATABLE READ those reads come from the
+    // snapshot taken at the transaction's first read and miss what the lock waited for. The first command on
+    // the connection: mysql2 queues the caller's statements behind it.
+    conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', () => undefined);
+  });
+  return pool;
 }
 
 /**
@@ -324,6 +348,62 @@ export function isRetryableConflict(e: unknown): boolean {
   );
 }
 
+const CONNECTION_LOST_CODES = new Set([
+  // PostgreSQL: admin_shutdown (pg_terminate_backend), crash_shutdown, cannot_connect_now, connection_exception
+  // and its subclasses.
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  // mysql2 / MariaDB.
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR',
+  'ER_CONNECTION_KILLED',
+  'ER_SERVER_SHUTDOWN',
+  // The socket itself.
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+]);
+
+/**
+ * The connection under a statement died (terminated by the database, the database restarting, the network): the
+ * statement failed, and if a transaction was open the database rolled it back. Looks through InternalErrors a
+ * repository wrapped the driver's error in.
+ */
+export function isConnectionLost(e: unknown): boolean {
+  for (let d = e as (DriverError & { cause?: unknown }) | undefined, depth = 0; d && depth < 5; depth++) {
+    if (typeof d !== 'object') return false;
+    if (d.code !== undefined && CONNECTION_LOST_CODES.has(String(d.code))) return true;
+    if (d.errno === 1927 || d.errno === 1053 || d.errno === 2006 || d.errno === 2013) return true;
+    // pg's own words for a client whose socket closed (no code), and mysql2's for a closed connection.
+    if (/^Connection terminated|not queryable|connection is in closed state/i.test(d.message ?? ''))
+      return true;
+    if (!(d instanceof CloudStackError) || d.kind !== 'InternalError') return false;
+    d = d.cause as typeof d;
+  }
+  return false;
+}
+
+/**
+ * The driver refused to send the statement at all: its connection had already died (pg: "not queryable",
+ * mysql2: "closed state"). A COMMIT refused so never reached the database, which rolled the transaction back.
+ */
+function wasNeverSent(e: unknown): boolean {
+  for (let d = e as (DriverError & { cause?: unknown }) | undefined, depth = 0; d && depth < 5; depth++) {
+    if (typeof d !== 'object') return false;
+    if (d.code === 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR') return true;
+    if (/not queryable|connection is in closed state/i.test(d.message ?? '')) return true;
+    d = d.cause as typeof d;
+  }
+  return false;
+}
+
 export interface TxOptions {
   /** How many times a deadlock/serialization conflict is retried (default 8). */
   retries?: number;
@@ -342,11 +422,25 @@ export async function transaction<T>(
   options: TxOptions = {},
 ): Promise<T> {
   const retries = options.retries ?? 8;
+  let reconnects = 0;
   for (let attempt = 0; ; attempt++) {
+    // Whether COMMIT was sent: a connection lost before it means the database rolled the transaction back, so
+    // running it again is as safe as after a deadlock; lost during COMMIT, nobody knows whether it committed.
+    let committing = false;
     try {
       if (store.kind === 'sqlite') return await sqliteImmediate(store, fn);
-      return await store.db.transaction().execute(fn);
+      return await store.db.transaction().execute(async (tx) => {
+        const result = await fn(tx);
+        committing = true;
+        return result;
+      });
     } catch (e) {
+      if ((!committing || wasNeverSent(e)) && isConnectionLost(e) && reconnects < CONNECTION_RETRIES) {
+        // The pool has dropped the dead connection; the next attempt takes a fresh one.
+        reconnects++;
+        await new Promise((r) => setTimeout(r, 50 * reconnects + Math.random() * 50));
+        continue;
+      }
       if (e instanceof CloudStackError) throw e;
       if (isRetryableConflict(e) && attempt < retries) {
         await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
@@ -356,6 +450,13 @@ export async function transaction<T>(
     }
   }
 }
+
+/**
+ * How many times a transaction that lost its connection before COMMIT is run again. More than one: terminating
+ * a server's connections takes its idle ones too, and a fresh attempt may draw one of those before the pool
+ * has noticed it is dead.
+ */
+const CONNECTION_RETRIES = 4;
 
 async function sqliteImmediate<T>(store: Store, fn: (tx: Tx) => Promise<T>): Promise<T> {
   // Kysely's SqliteDialect holds one connection behind a mutex; connection() keeps it for the whole
