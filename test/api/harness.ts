@@ -50,6 +50,8 @@ export interface ServerProcess {
   port: number;
   apiKey: string;
   secretKey: string;
+  /** The key file sealing the database's secrets: a second server on the same database must be given it. */
+  serverKeyFile: string;
   output(): string;
   stop(): Promise<number | null>;
 }
@@ -106,7 +108,8 @@ export async function startServer(
     await stop();
     throw e;
   }
-  return { url, port, apiKey, secretKey, output: () => out, stop };
+  const serverKeyFile = env.STACKNET_SERVER_KEY_FILE ?? join(dataDir, 'server.key');
+  return { url, port, apiKey, secretKey, serverKeyFile, output: () => out, stop };
 }
 
 export interface CsAnswer {

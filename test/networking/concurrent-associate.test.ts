@@ -57,13 +57,15 @@ for (const kind of kinds) {
 
     before(async () => {
       tdb = await createTestDatabase(kind);
-      // Both servers use the same admin keys (the first bootstraps them, the second finds them).
+      // Both servers use the same admin keys (the first bootstraps them, the second finds them) and the same
+      // server key, which seals those secrets in the database.
       const first = await startServer(tdb.url);
       servers.push(first);
       servers.push(
         await startServer(tdb.url, {
           STACKNET_ADMIN_API_KEY: first.apiKey,
           STACKNET_ADMIN_SECRET_KEY: first.secretKey,
+          STACKNET_SERVER_KEY_FILE: first.serverKeyFile,
         }),
       );
       bridge = new CsBridge();

@@ -182,8 +182,16 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   };
   try {
     for (let i = 0; i < (o.servers ?? 2); i++) {
+      // Every server on one database shares the first one's server key, which seals the secrets in it.
+      const keyFile: Record<string, string> =
+        i === 0 ? {} : { STACKNET_SERVER_KEY_FILE: join(servers[0]!.dataDir, 'server.key') };
       servers.push(
-        await ManagedServer.start(`server${i}`, { dbUrl: o.dbUrl, apiKey, secretKey, env: o.env }),
+        await ManagedServer.start(`server${i}`, {
+          dbUrl: o.dbUrl,
+          apiKey,
+          secretKey,
+          env: { ...keyFile, ...o.env },
+        }),
       );
     }
   } catch (e) {
