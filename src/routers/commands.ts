@@ -5,7 +5,7 @@ import type { QuarantinedEntry } from '../agent/validate-desired-state.js';
 import { describeQuarantine } from '../agent/validate-desired-state.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import { jobAttempt } from '../api/jobs/rerun.js';
-import { pageArray, pageOf } from '../api/list.js';
+import { keywordMatch, pageArray, pageOf } from '../api/list.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { prefixToNetmask, parseCidr } from '../ipam/index.js';
 import { scopeToCaller } from '../accounts/scope.js';
@@ -190,7 +190,7 @@ const listRouters = defineCommand({
     if (p.id !== undefined) q = q.where('routers.uuid', '=', p.id);
     if (p.name !== undefined) q = q.where('routers.name', '=', p.name);
     if (p.state !== undefined) q = q.where('routers.state', '=', p.state as RouterRow['state']);
-    if (p.keyword !== undefined) q = q.where('routers.name', 'like', `%${p.keyword}%`);
+    if (p.keyword !== undefined) q = q.where(keywordMatch(['routers.name'], p.keyword));
     if (p.networkid !== undefined) {
       const n = await ex
         .selectFrom('networks')
