@@ -326,12 +326,18 @@ for (const kind of testDbKinds()) {
         ['resetPasswordForVirtualMachine', { id: vm.id }],
         ['stopVirtualMachine', { id: vm.id }],
         ['restartNetwork', { id: net }],
+        ['restartNetwork', { id: net, cleanup: 'true' }],
         ['updateNetwork', { id: net, displaytext: 'renamed by a re-run' }],
       ] as const) {
         const j = await okJob(command, params);
         await rewind(j.jobid);
         await rerun(j.jobid);
       }
+      assert.equal(
+        (await call('listRouters', { networkid: net })).router.length,
+        1,
+        'one router after cleanups',
+      );
       const offering = (await call('listVPCOfferings', {})).vpcoffering[0].id as string;
       const vpc = (
         await okJob('createVPC', {
@@ -345,6 +351,7 @@ for (const kind of testDbKinds()) {
       for (const [command, params] of [
         ['updateVPC', { id: vpc, displaytext: 'renamed by a re-run' }],
         ['restartVPC', { id: vpc }],
+        ['restartVPC', { id: vpc, cleanup: 'true' }],
       ] as const) {
         const j = await okJob(command, params);
         await rewind(j.jobid);
