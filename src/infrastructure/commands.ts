@@ -9,6 +9,7 @@ import {
   successResult,
 } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
+import { jobScopedUuid } from '../api/jobs/rerun.js';
 import { readNet, withNet } from './net-context.js';
 import {
   addTrafficType,
@@ -163,12 +164,17 @@ const createPhysicalNetworkCmd = defineCommand({
     'domainid',
   ]),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) =>
-      objectResult(
-        'physicalnetwork',
-        R(await physicalNetworkResponse(n.tx, await createPhysicalNetwork(n, p))),
-      ),
-    );
+    // Named by the job, so a re-run finds what its earlier run created instead of overlapping its VLANs.
+    const uuid = jobScopedUuid(ctx, 'physical-network');
+    return withNet(ctx, async (n) => {
+      const pn =
+        (await n.tx
+          .selectFrom('physical_networks')
+          .selectAll()
+          .where('uuid', '=', uuid)
+          .executeTakeFirst()) ?? (await createPhysicalNetwork(n, { ...p, uuid }));
+      return objectResult('physicalnetwork', R(await physicalNetworkResponse(n.tx, pn)));
+    });
   },
 });
 
@@ -215,9 +221,14 @@ const addTrafficTypeCmd = defineCommand({
     'isolationmethod',
   ]),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) =>
-      objectResult('traffictype', R(trafficTypeResponse(await addTrafficType(n, p), p.physicalnetworkid))),
-    );
+    // Named by the job, so a re-run finds the traffic type its earlier run added instead of refusing it.
+    const uuid = jobScopedUuid(ctx, 'traffic-type');
+    return withNet(ctx, async (n) => {
+      const t =
+        (await n.tx.selectFrom('traffic_types').selectAll().where('uuid', '=', uuid).executeTakeFirst()) ??
+        (await addTrafficType(n, { ...p, uuid }));
+      return objectResult('traffictype', R(trafficTypeResponse(t, p.physicalnetworkid)));
+    });
   },
 });
 

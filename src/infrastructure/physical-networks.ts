@@ -78,6 +78,8 @@ function isolationOf(methods: string[] | string | undefined): IsolationMethod {
 }
 
 export interface CreatePhysicalNetworkParams {
+  /** The new physical network's id when a job names it (jobScopedUuid). */
+  uuid?: string;
   zoneid: string;
   name: string;
   isolationmethods?: string[] | string | undefined;
@@ -102,7 +104,7 @@ export async function createPhysicalNetwork(
   const isolation = isolationOf(p.isolationmethods);
   const spans = p.vlan ? parseVnetRanges(p.vlan, isolation) : [];
   checkNoOverlapWithOthers(spans, await otherSpansInZone(ctx.tx, zone.id, null));
-  const uuid = randomUUID();
+  const uuid = p.uuid ?? randomUUID();
   await ctx.tx
     .insertInto('physical_networks')
     .values({
@@ -244,6 +246,8 @@ export async function physicalNetworkResponse(
 const TRAFFIC_TYPES = ['Guest', 'Public', 'Management', 'Storage'] as const;
 
 export interface AddTrafficTypeParams {
+  /** The new traffic type's id when a job names it (jobScopedUuid). */
+  uuid?: string;
   physicalnetworkid: string;
   traffictype: string;
   kvmnetworklabel?: string | undefined;
@@ -293,7 +297,7 @@ export async function addTrafficType(ctx: NetCtx, p: AddTrafficTypeParams): Prom
       );
     }
   }
-  const uuid = randomUUID();
+  const uuid = p.uuid ?? randomUUID();
   await ctx.tx
     .insertInto('traffic_types')
     .values({

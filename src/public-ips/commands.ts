@@ -9,7 +9,7 @@ import {
   successResult,
 } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
-import { deletedBeforeRerun } from '../api/jobs/rerun.js';
+import { changedBeforeRerun, deletedBeforeRerun, jobScopedUuid } from '../api/jobs/rerun.js';
 import { readNet, withNet } from '../infrastructure/net-context.js';
 import type { NetCtx } from '../infrastructure/context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
@@ -21,6 +21,7 @@ import {
   createPortableIpRange,
   deletePortableIpRange,
   listPortableIpRanges,
+  portableRangeByUuid,
   portableRangeResponse,
 } from './portable-ranges.js';
 import {
@@ -165,6 +166,8 @@ const disableStaticNatCmd = defineCommand({
   params: refParams('disableStaticNat', ['ipaddressid']),
   jobInstance: (p) => ({ type: 'IpAddress', id: p.ipaddressid }),
   async handler(p, ctx) {
+    // The address keeps no trace of who turned static NAT off: the event its earlier run committed does.
+    if (await changedBeforeRerun(ctx, ['STATICNAT.DISABLE'], p.ipaddressid)) return successResult();
     await withNet(ctx, (n) => disableStaticNat(n, p));
     return successResult();
   },
@@ -175,12 +178,13 @@ const createPortableIpRangeCmd = defineCommand({
   roles: rootAdminOnly,
   params: refParams('createPortableIpRange', ['regionid', 'startip', 'endip', 'gateway', 'netmask', 'vlan']),
   async handler(p, ctx) {
-    return withNet(ctx, async (n) =>
-      objectResult(
-        'portableiprange',
-        R(await portableRangeResponse(n.tx, await createPortableIpRange(n, p))),
-      ),
-    );
+    // Named by the job, so a re-run finds the range its earlier run created instead of overlapping it.
+    const uuid = jobScopedUuid(ctx, 'portable-range');
+    return withNet(ctx, async (n) => {
+      const range =
+        (await portableRangeByUuid(n.tx, uuid)) ?? (await createPortableIpRange(n, { ...p, uuid }));
+      return objectResult('portableiprange', R(await portableRangeResponse(n.tx, range)));
+    });
   },
 });
 
@@ -203,6 +207,7 @@ const deletePortableIpRangeCmd = defineCommand({
   roles: rootAdminOnly,
   params: refParams('deletePortableIpRange', ['id']),
   async handler(p, ctx) {
+    if (await deletedBeforeRerun(ctx, ['PORTABLE.IP.RANGE.DELETE'], p.id)) return successResult();
     await withNet(ctx, (n) => deletePortableIpRange(n, p));
     return successResult();
   },

@@ -31,6 +31,8 @@ export async function createPortableIpRange(
     gateway: string;
     netmask: string;
     vlan?: string | undefined;
+    /** The new range's id when a job names it (jobScopedUuid). */
+    uuid?: string;
   },
 ): Promise<PortableRangeRow> {
   requireRootAdmin(ctx.caller, 'createPortableIpRange');
@@ -70,7 +72,7 @@ export async function createPortableIpRange(
       );
   }
   const tag = p.vlan ? parseVlanTag(p.vlan) : 'untagged';
-  const uuid = randomUUID();
+  const uuid = p.uuid ?? randomUUID();
   await ctx.tx
     .insertInto('portable_ip_ranges')
     .values({
@@ -91,11 +93,11 @@ export async function createPortableIpRange(
     resourceId: uuid,
     owner: ctx.caller,
   });
-  return ctx.tx
-    .selectFrom('portable_ip_ranges')
-    .selectAll()
-    .where('uuid', '=', uuid)
-    .executeTakeFirstOrThrow();
+  return (await portableRangeByUuid(ctx.tx, uuid))!;
+}
+
+export async function portableRangeByUuid(db: Executor, uuid: string): Promise<PortableRangeRow | undefined> {
+  return db.selectFrom('portable_ip_ranges').selectAll().where('uuid', '=', uuid).executeTakeFirst();
 }
 
 export async function listPortableIpRanges(

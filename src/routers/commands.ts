@@ -4,7 +4,8 @@ import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.
 import type { QuarantinedEntry } from '../agent/validate-desired-state.js';
 import { describeQuarantine } from '../agent/validate-desired-state.js';
 import { invalidParameter } from '../errors/catalogue.js';
-import { pageArray, pageOf } from '../api/list.js';
+import { jobAttempt } from '../api/jobs/rerun.js';
+import { keywordMatch, pageArray, pageOf } from '../api/list.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { prefixToNetmask, parseCidr } from '../ipam/index.js';
 import { scopeToCaller } from '../accounts/scope.js';
@@ -130,12 +131,15 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
   };
 }
 
-async function routerForCaller(ctx: CommandContext, uuid: string, param = 'id'): Promise<RouterRow> {
-  const r = await scopeToCaller(
-    ctx.store.db.selectFrom('routers').selectAll().where('uuid', '=', uuid).where('removed', 'is', null),
-    ctx.caller,
-    COLS,
-  ).executeTakeFirst();
+async function routerForCaller(
+  ctx: CommandContext,
+  uuid: string,
+  param = 'id',
+  includeRemoved = false,
+): Promise<RouterRow> {
+  let q = ctx.store.db.selectFrom('routers').selectAll().where('uuid', '=', uuid);
+  if (!includeRemoved) q = q.where('removed', 'is', null);
+  const r = await scopeToCaller(q, ctx.caller, COLS).executeTakeFirst();
   if (!r) throw invalidParameter(param, uuid, 'no router with this id that the caller can access');
   return r;
 }
@@ -186,7 +190,7 @@ const listRouters = defineCommand({
     if (p.id !== undefined) q = q.where('routers.uuid', '=', p.id);
     if (p.name !== undefined) q = q.where('routers.name', '=', p.name);
     if (p.state !== undefined) q = q.where('routers.state', '=', p.state as RouterRow['state']);
-    if (p.keyword !== undefined) q = q.where('routers.name', 'like', `%${p.keyword}%`);
+    if (p.keyword !== undefined) q = q.where(keywordMatch(['routers.name'], p.keyword));
     if (p.networkid !== undefined) {
       const n = await ex
         .selectFrom('networks')
@@ -271,8 +275,9 @@ const destroyRouter = defineCommand({
   params: refParams('destroyRouter', ['id']),
   jobInstance: (p) => ({ type: 'DomainRouter', id: p.id }),
   async handler(p, ctx) {
-    const r = await routerForCaller(ctx, p.id);
-    await withNet(ctx, (n) => destroyRouterRow(n, r));
+    // A re-run whose earlier run committed the destruction finds the router removed: only the wait is left.
+    const r = await routerForCaller(ctx, p.id, 'id', jobAttempt(ctx) > 1);
+    if (r.removed === null) await withNet(ctx, (n) => destroyRouterRow(n, r));
     await waitFor(ctx, Number(r.id), (x) => x.state === 'Expunged', 30_000);
     const gone = (await routerById(ctx.store.db, Number(r.id)))!;
     return objectResult('router', { ...(await routerResponse(ctx.store.db, gone)), state: 'Destroyed' });

@@ -14,7 +14,7 @@ import {
 } from '../api/command.js';
 import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.js';
 import { pageOf, paged } from '../api/list.js';
-import { deletedBeforeRerun, jobAttempt, jobScopedUuid } from '../api/jobs/rerun.js';
+import { changedBeforeRerun, deletedBeforeRerun, jobAttempt, jobScopedUuid } from '../api/jobs/rerun.js';
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
@@ -734,8 +734,13 @@ const updateVmNicIp = defineCommand({
   params: refParams('updateVmNicIp', ['nicid', 'ipaddress']),
   async handler(p, ctx) {
     const { nic, vm } = await nicForCaller(ctx, p.nicid);
-    // The address asked for is the NIC's already: this job's earlier run moved it and died before answering.
-    const done = jobAttempt(ctx) > 1 && p.ipaddress !== undefined && nic.ipv4 === p.ipaddress;
+    // This job's earlier run moved the NIC and died before answering: the address asked for is the NIC's
+    // already, or (none asked for) the one it chose is, as its committed NIC.UPDATE event says.
+    const done =
+      jobAttempt(ctx) > 1 &&
+      (p.ipaddress !== undefined
+        ? nic.ipv4 === p.ipaddress
+        : await changedBeforeRerun(ctx, ['NIC.UPDATE'], nic.uuid));
     if (!done)
       await withNet(ctx, async (n) => {
         const network = await networkById(n.tx, Number(nic.network_id));

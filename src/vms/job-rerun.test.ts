@@ -257,6 +257,118 @@ for (const kind of testDbKinds()) {
       await rerun(delDomain.jobid);
     });
 
+    test('createPhysicalNetwork, addTrafficType and updatePhysicalNetwork re-run after their commit', async () => {
+      const pn = await okJob('createPhysicalNetwork', { zoneid: zone, name: 'rerun-pn', vlan: '3100-3109' });
+      await rewind(pn.jobid);
+      assert.equal((await rerun(pn.jobid)).physicalnetwork.id, pn.result.physicalnetwork.id);
+      const pns = await s.store.db
+        .selectFrom('physical_networks')
+        .select('id')
+        .where('name', '=', 'rerun-pn')
+        .execute();
+      assert.equal(pns.length, 1, 'not a second physical network');
+      const tt = await okJob('addTrafficType', {
+        physicalnetworkid: pn.result.physicalnetwork.id,
+        traffictype: 'Management',
+      });
+      await rewind(tt.jobid);
+      assert.equal((await rerun(tt.jobid)).traffictype.id, tt.result.traffictype.id);
+      const up = await okJob('updatePhysicalNetwork', { id: pn.result.physicalnetwork.id, state: 'Enabled' });
+      await rewind(up.jobid);
+      assert.equal((await rerun(up.jobid)).physicalnetwork.state, 'Enabled');
+    });
+
+    test('portable ranges and a portable address re-run after their commit', async () => {
+      const range = {
+        regionid: '1',
+        startip: '198.51.100.10',
+        endip: '198.51.100.12',
+        gateway: '198.51.100.1',
+        netmask: '255.255.255.0',
+      };
+      const pr = await okJob('createPortableIpRange', range);
+      await rewind(pr.jobid);
+      assert.equal((await rerun(pr.jobid)).portableiprange.id, pr.result.portableiprange.id);
+      const ip = await okJob('associateIpAddress', { zoneid: zone, isportable: 'true', networkid: net });
+      await rewind(ip.jobid);
+      const again = await rerun(ip.jobid);
+      assert.equal(again.ipaddress.id, ip.result.ipaddress.id);
+      assert.equal(again.ipaddress.isportable, true);
+      const gone = await okJob('disassociateIpAddress', { id: ip.result.ipaddress.id });
+      await rewind(gone.jobid);
+      await rerun(gone.jobid);
+      const del = await okJob('deletePortableIpRange', { id: pr.result.portableiprange.id });
+      await rewind(del.jobid);
+      await rerun(del.jobid);
+    });
+
+    test('static NAT, updateVmNicIp and the VM and network lifecycle jobs re-run after their commit', async () => {
+      const { result } = await okJob('deployVirtualMachine', { zoneid: zone, networkids: net, name: 'nat' });
+      const vm = result.virtualmachine;
+      const ip = await okJob('associateIpAddress', { networkid: net });
+      await call('enableStaticNat', { ipaddressid: ip.result.ipaddress.id, virtualmachineid: vm.id });
+      const off = await okJob('disableStaticNat', { ipaddressid: ip.result.ipaddress.id });
+      await rewind(off.jobid);
+      await rerun(off.jobid);
+
+      // Without ipaddress the job picks a free address: a re-run keeps that one, not a third.
+      const nic = vm.nic[0].id as string;
+      const moved = await okJob('updateVmNicIp', { nicid: nic });
+      const address = moved.result.virtualmachine.nic[0].ipaddress as string;
+      assert.notEqual(address, vm.nic[0].ipaddress);
+      await rewind(moved.jobid);
+      assert.equal((await rerun(moved.jobid)).virtualmachine.nic[0].ipaddress, address);
+      const vmId = Number((await vmRow(vm.id)).id);
+      assert.equal(await count('ip_allocations', { vm_id: vmId }), 1, 'one address for its one NIC');
+
+      for (const [command, params] of [
+        ['rebootVirtualMachine', { id: vm.id }],
+        ['resetPasswordForVirtualMachine', { id: vm.id }],
+        ['stopVirtualMachine', { id: vm.id }],
+        ['restartNetwork', { id: net }],
+        ['restartNetwork', { id: net, cleanup: 'true' }],
+        ['updateNetwork', { id: net, displaytext: 'renamed by a re-run' }],
+      ] as const) {
+        const j = await okJob(command, params);
+        await rewind(j.jobid);
+        await rerun(j.jobid);
+      }
+      assert.equal(
+        (await call('listRouters', { networkid: net })).router.length,
+        1,
+        'one router after cleanups',
+      );
+      const offering = (await call('listVPCOfferings', {})).vpcoffering[0].id as string;
+      const vpc = (
+        await okJob('createVPC', {
+          zoneid: zone,
+          name: 'rerun-vpc2',
+          displaytext: 'rerun-vpc2',
+          cidr: '10.60.0.0/16',
+          vpcofferingid: offering,
+        })
+      ).result.vpc.id as string;
+      for (const [command, params] of [
+        ['updateVPC', { id: vpc, displaytext: 'renamed by a re-run' }],
+        ['restartVPC', { id: vpc }],
+        ['restartVPC', { id: vpc, cleanup: 'true' }],
+      ] as const) {
+        const j = await okJob(command, params);
+        await rewind(j.jobid);
+        await rerun(j.jobid);
+      }
+    });
+
+    test('router start, stop, reboot and destroy re-run after their commit', async () => {
+      const router = (await call('listRouters', { networkid: net })).router[0].id as string;
+      for (const command of ['stopRouter', 'startRouter', 'rebootRouter', 'destroyRouter']) {
+        const j = await okJob(command, { id: router });
+        await rewind(j.jobid);
+        const again = await rerun(j.jobid);
+        assert.equal(again.router.id, router, command);
+      }
+    });
+
     // Last: it turns the GC and the scavenger on for the whole server.
     test('a VM left Starting by a job that is over is settled; its addresses go and its network shuts down', async () => {
       const gcNet = await newNetwork('rerun-gc', '10.8.8.1');

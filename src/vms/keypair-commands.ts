@@ -3,6 +3,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { allRoles, defineCommand, listResult, objectResult, successResult } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
 import { scopeToCaller } from '../accounts/scope.js';
+import { keywordMatch, pageOf, paged, pageWithTotal } from '../api/list.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
@@ -128,11 +129,22 @@ const listSSHKeyPairs = defineCommand({
     if (p.id) q = q.where('uuid', '=', p.id);
     if (p.name) q = q.where('name', '=', p.name);
     if (p.fingerprint) q = q.where('fingerprint', '=', p.fingerprint);
-    if (p.keyword) q = q.where('name', 'like', `%${p.keyword}%`);
-    const rows = await q.orderBy('id').execute();
+    if (p.keyword) q = q.where(keywordMatch(['name'], p.keyword));
+    const page = await pageOf(ctx.store.db, p);
+    const { rows, total } = await pageWithTotal(
+      page,
+      () => paged(q.orderBy('id'), page).execute(),
+      async () =>
+        (
+          await q
+            .clearSelect()
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+    );
     const items: ResponseObject[] = [];
     for (const r of rows) items.push(await keyResponse(ctx.store.db, r));
-    return listResult('sshkeypair', items, items.length);
+    return listResult('sshkeypair', items, total);
   },
 });
 

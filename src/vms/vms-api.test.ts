@@ -410,6 +410,22 @@ for (const kind of testDbKinds()) {
       assert.equal((await call('registerSSHKeyPair', { name: 'k2', publickey: 'ssh-rsa nope' })).status, 431);
       assert.equal((await call('registerSSHKeyPair', { name: 'k1', publickey: pub })).status, 431);
       assert.equal((await okCall('listSSHKeyPairs', { name: 'k1' })).count, 1);
+      const blob2 = Buffer.concat([blob.subarray(0, 19), Buffer.alloc(32, 8)]);
+      await okCall('registerSSHKeyPair', {
+        name: 'k2',
+        publickey: `ssh-ed25519 ${blob2.toString('base64')}`,
+      });
+      // A keyword's % and _ are characters to look for, not LIKE wildcards.
+      for (const keyword of ['%', '_', 'k%1'])
+        assert.equal((await okCall('listSSHKeyPairs', { keyword })).count ?? 0, 0, keyword);
+      assert.equal((await okCall('listSSHKeyPairs', { keyword: 'K' })).count, 2);
+      const second = await okCall('listSSHKeyPairs', { keyword: 'k', page: '2', pagesize: '1' });
+      assert.equal(second.count, 2, 'count is the total, not the page');
+      assert.deepEqual(
+        second.sshkeypair.map((x: any) => x.name),
+        ['k2'],
+      );
+      await okCall('deleteSSHKeyPair', { name: 'k2' });
       const v = (
         await okJob('deployVirtualMachine', {
           zoneid: id.zone,
@@ -433,6 +449,9 @@ for (const kind of testDbKinds()) {
 
     test('stopRouter / startRouter: the router is rebuilt from the database', async () => {
       const r = (await okCall('listRouters', { networkid: id.net2 })).router[0];
+      for (const keyword of ['%', '_'])
+        assert.equal((await okCall('listRouters', { keyword })).count ?? 0, 0, `keyword ${keyword}`);
+      assert.equal((await okCall('listRouters', { keyword: r.name })).router[0].id, r.id);
       assert.equal((await okJob('stopRouter', { id: r.id })).router.state, 'Stopped');
       const row = await s.store.db
         .selectFrom('routers')

@@ -68,3 +68,30 @@ export async function deletedBeforeRerun(
     .executeTakeFirst();
   return e !== undefined;
 }
+
+/**
+ * A change's re-run where the row does not say whose change it was (a flag turned off, an address moved): true
+ * when an event of `types` for `resourceId` was written since this job was queued. The event is written in the
+ * changing transaction, so the earlier run's change committed; without it the change is still to do.
+ */
+export async function changedBeforeRerun(
+  ctx: CommandContext,
+  types: readonly string[],
+  resourceId: string,
+): Promise<boolean> {
+  if (jobAttempt(ctx) <= 1 || !ctx.jobId) return false;
+  const job = await ctx.store.db
+    .selectFrom('async_jobs')
+    .select('created')
+    .where('uuid', '=', ctx.jobId)
+    .executeTakeFirst();
+  if (!job) return false;
+  const e = await ctx.store.db
+    .selectFrom('events')
+    .select('id')
+    .where('type', 'in', [...types])
+    .where('resource_id', '=', resourceId)
+    .where('created', '>=', Number(job.created))
+    .executeTakeFirst();
+  return e !== undefined;
+}
