@@ -4,6 +4,7 @@
  * plane (routers, VM namespaces) is left running on close.
  */
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Store } from '../store/db.js';
 import type { Driver } from '../drivers/types.js';
 import { SimulatorDriver } from '../drivers/simulator.js';
@@ -56,14 +57,27 @@ export async function startVmSubsystem(store: Store, c: VmSubsystemConfig): Prom
   gc.start();
   // Level-based for VMs too: whatever the database says runs is (re)made to run, e.g. after the host rebooted
   // and took the namespaces with it. Idempotent for VMs that are fine; not awaited (start-up is not held up).
-  const resync = resyncRunningVms(store, driver, c.log);
+  // A database that drops the connection at start-up is retried, never an unhandled rejection that ends the
+  // server (DESIGN: a lost connection is an error to recover from).
+  const closing = new AbortController();
+  const resync = (async () => {
+    for (let delay = 1000; !closing.signal.aborted; delay = Math.min(delay * 2, 30_000)) {
+      try {
+        return await resyncRunningVms(store, driver, c.log);
+      } catch (e) {
+        c.log?.(`resuming running VMs failed (${(e as Error).message}); trying again in ${delay / 1000} s`);
+        await sleep(delay, undefined, { signal: closing.signal }).catch(() => undefined);
+      }
+    }
+  })();
   return {
     driver,
     reconciler,
     gc,
     async close() {
+      closing.abort();
       detachVmRuntime(store, services);
-      await resync.catch(() => undefined);
+      await resync;
       await gc.stop();
       await reconciler.stop();
       await driver.close();
