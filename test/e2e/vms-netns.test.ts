@@ -311,7 +311,10 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     assert.equal(await ping(vms.vm3!.ip), false, 'spoofed MAC reaches vm3');
   });
 
-  test('100 VMs deployed concurrently into one network hold unique addresses within 20 s', async () => {
+  // How fast is bench:e2e's business (docs/benchmarks.md, "End to end"): alone this takes ~17 s on 2 cores, and
+  // beside another test file's load (the fuzz, a fault test) it passed 20 s, so the deadline is only a hang guard.
+  const BURST_DEADLINE_MS = 60_000;
+  test('100 VMs deployed concurrently into one network all hold their unique addresses', async () => {
     const offs = ok(
       await admin('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' }),
       'offerings',
@@ -355,7 +358,7 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
               if (q.jobstatus === 2) throw new Error(`deploy failed: ${JSON.stringify(q.jobresult)}`);
               return q.jobstatus === 1 ? q.jobresult.virtualmachine : undefined;
             },
-            { timeoutMs: 20_000, what: `job ${j}` },
+            { timeoutMs: BURST_DEADLINE_MS, what: `job ${j}` },
           ),
         ),
       );
@@ -369,7 +372,7 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
               return l && l.ip === v.nic[0].ipaddress ? l : undefined;
             },
             {
-              timeoutMs: Math.max(1000, lastReturned + 20_000 - Date.now()),
+              timeoutMs: Math.max(1000, lastReturned + BURST_DEADLINE_MS - Date.now()),
               intervalMs: 200,
               what: `${v.name} to hold ${v.nic[0].ipaddress}`,
             },
