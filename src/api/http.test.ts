@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildServer } from '../server/build-server.js';
+import { buildTestServer } from '../server/testing/test-server.js';
 import type { BuiltServer } from '../server/build-server.js';
 import { signedQuery } from './client.js';
 
@@ -14,15 +15,11 @@ const keys = { url: '', apiKey: 'http-key', secretKey: 'http-secret' };
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'stacknet-http-'));
-  s = await buildServer({
-    port: 0,
-    host: '127.0.0.1',
+  s = await buildTestServer({
     dataDir: dir,
     dbUrl: `sqlite:${join(dir, 'db.sqlite')}`,
-    driver: 'simulator',
     adminPassword: 'pa ss+word~',
-    adminApiKey: keys.apiKey,
-    adminSecretKey: keys.secretKey,
+    keys,
   });
 });
 

@@ -14,9 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, testDbKinds } from '../store/testing/test-databases.js';
 import type { TestDatabase } from '../store/testing/test-databases.js';
-import { buildServer } from '../server/build-server.js';
+import { buildTestServer, injectClient } from '../server/testing/test-server.js';
 import type { BuiltServer } from '../server/build-server.js';
-import { signedQuery } from '../api/client.js';
 import { nowMs } from '../store/db.js';
 import { defaultRootAdmin } from '../accounts/repository.js';
 import { buildDemo } from '../cli/demo/build-demo.js';
@@ -44,15 +43,7 @@ for (const kind of testDbKinds()) {
     let net: string;
     const keys = { url: '', apiKey: 'rerun-key', secretKey: 'rerun-secret' };
 
-    const call = async (command: string, params: Record<string, string> = {}) => {
-      const r = await s.app.inject({
-        method: 'GET',
-        url: `/client/api?${signedQuery(keys, command, params)}`,
-      });
-      const body = Object.values(r.json() as Record<string, unknown>)[0] as any;
-      assert.equal(r.statusCode, 200, `${command}: ${JSON.stringify(body)}`);
-      return body;
-    };
+    const { okCall: call } = injectClient(() => s, keys);
     const outcome = async (jobid: string) =>
       eventually(async () => {
         const q = await call('queryAsyncJobResult', { jobid });
@@ -120,16 +111,10 @@ for (const kind of testDbKinds()) {
     before(async () => {
       tdb = await createTestDatabase(kind);
       dir = mkdtempSync(join(tmpdir(), 'stacknet-rerun-'));
-      s = await buildServer({
-        port: 0,
-        host: '127.0.0.1',
+      s = await buildTestServer({
         dataDir: dir,
         dbUrl: tdb.url,
-        driver: 'simulator',
-        adminApiKey: keys.apiKey,
-        adminSecretKey: keys.secretKey,
-        jobPollMs: 50,
-        poolSize: 4,
+        keys,
       });
       const demo = await buildDemo(s.store, (await defaultRootAdmin(s.store.db))!.caller);
       zone = demo.zone.id;

@@ -12,11 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, testDbKinds } from '../store/testing/test-databases.js';
 import type { TestDatabase } from '../store/testing/test-databases.js';
-import { buildServer } from '../server/build-server.js';
+import { buildTestServer, injectClient } from '../server/testing/test-server.js';
 import type { BuiltServer } from '../server/build-server.js';
-import { signedQuery } from '../api/client.js';
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
 
 for (const kind of testDbKinds()) {
   describe(`macaddress is validated at the API (${kind})`, () => {
@@ -26,29 +23,7 @@ for (const kind of testDbKinds()) {
     const keys = { url: '', apiKey: 'mac-key', secretKey: 'mac-secret' };
     const id = {} as Record<'zone' | 'net' | 'net2', string>;
 
-    const call = async (command: string, params: Record<string, string> = {}) => {
-      const r = await s.app.inject({
-        method: 'GET',
-        url: `/client/api?${signedQuery(keys, command, params)}`,
-      });
-      return { status: r.statusCode, body: Object.values(r.json() as Record<string, unknown>)[0] as any };
-    };
-    const okCall = async (command: string, params: Record<string, string> = {}) => {
-      const r = await call(command, params);
-      assert.equal(r.status, 200, `${command}: ${JSON.stringify(r.body)}`);
-      return r.body;
-    };
-    /** An async command to its end: `{ok, result}` or `{ok: false, error}` (the jobresult). */
-    const job = async (command: string, params: Record<string, string> = {}) => {
-      const { jobid } = await okCall(command, params);
-      for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
-        const q = await okCall('queryAsyncJobResult', { jobid });
-        if (q.jobstatus !== 0)
-          return q.jobstatus === 1 ? { ok: true, result: q.jobresult } : { ok: false, error: q.jobresult };
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(`${command}: job not done in 30 s`);
-    };
+    const { okCall, job } = injectClient(() => s, keys);
     const refused = async (command: string, params: Record<string, string>, param: string) => {
       const r = await job(command, params);
       assert.equal(r.ok, false, `${command} ${JSON.stringify(params)} was accepted`);
@@ -71,16 +46,10 @@ for (const kind of testDbKinds()) {
     before(async () => {
       tdb = await createTestDatabase(kind);
       dir = mkdtempSync(join(tmpdir(), 'stacknet-mac-'));
-      s = await buildServer({
-        port: 0,
-        host: '127.0.0.1',
+      s = await buildTestServer({
         dataDir: dir,
         dbUrl: tdb.url,
-        driver: 'simulator',
-        adminApiKey: keys.apiKey,
-        adminSecretKey: keys.secretKey,
-        jobPollMs: 50,
-        poolSize: 4,
+        keys,
       });
       id.zone = (
         await okCall('createZone', {

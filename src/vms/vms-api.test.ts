@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, testDbKinds } from '../store/testing/test-databases.js';
 import type { TestDatabase } from '../store/testing/test-databases.js';
-import { buildServer } from '../server/build-server.js';
+import { buildTestServer, injectClient } from '../server/testing/test-server.js';
 import type { BuiltServer } from '../server/build-server.js';
-import { signedQuery } from '../api/client.js';
 import { vmRuntimeFor } from './runtime-services.js';
 import type { SimulatorDriver } from '../drivers/simulator.js';
 import { GcWorkers } from '../gc/workers.js';
@@ -37,27 +36,7 @@ for (const kind of testDbKinds()) {
     const keys = { url: '', apiKey: 'vm-key', secretKey: 'vm-secret' };
     const id = {} as Record<'zone' | 'pn' | 'off' | 'net' | 'net2' | 'vm1' | 'vm1ip' | 'vm2' | 'vm3', string>;
 
-    const call = async (command: string, params: Record<string, string> = {}) => {
-      const r = await s.app.inject({
-        method: 'GET',
-        url: `/client/api?${signedQuery(keys, command, params)}`,
-      });
-      return { status: r.statusCode, body: Object.values(r.json() as Record<string, unknown>)[0] as any };
-    };
-    const okCall = async (command: string, params: Record<string, string> = {}) => {
-      const r = await call(command, params);
-      assert.equal(r.status, 200, `${command}: ${JSON.stringify(r.body)}`);
-      return r.body;
-    };
-    /** Runs an async command to the end: `{ok, result}` or `{ok:false, error}` (the jobresult's error). */
-    const job = async (command: string, params: Record<string, string> = {}) => {
-      const r = await okCall(command, params);
-      const j = await until(async () => {
-        const q = await okCall('queryAsyncJobResult', { jobid: r.jobid });
-        return q.jobstatus === 0 ? undefined : q;
-      }, 30_000);
-      return j.jobstatus === 1 ? { ok: true, result: j.jobresult } : { ok: false, error: j.jobresult };
-    };
+    const { call, okCall, job } = injectClient(() => s, keys);
     const okJob = async (command: string, params: Record<string, string> = {}) => {
       const r = await job(command, params);
       assert.ok(r.ok, `${command}: ${JSON.stringify(r.error)}`);
@@ -78,16 +57,10 @@ for (const kind of testDbKinds()) {
     before(async () => {
       tdb = await createTestDatabase(kind);
       dir = mkdtempSync(join(tmpdir(), 'stacknet-vms-'));
-      s = await buildServer({
-        port: 0,
-        host: '127.0.0.1',
+      s = await buildTestServer({
         dataDir: dir,
         dbUrl: tdb.url,
-        driver: 'simulator',
-        adminApiKey: keys.apiKey,
-        adminSecretKey: keys.secretKey,
-        jobPollMs: 50,
-        poolSize: 4,
+        keys,
       });
       id.zone = (
         await okCall('createZone', {

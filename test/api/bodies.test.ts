@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildServer } from '../../src/server/build-server.js';
+import { buildTestServer } from '../../src/server/testing/test-server.js';
 import type { BuiltServer } from '../../src/server/build-server.js';
 import { signedQuery } from '../../src/api/client.js';
 import { serialize } from '../../src/api/envelope.js';
@@ -21,15 +21,11 @@ const keys = { url: '', apiKey: 'bodies-key', secretKey: 'bodies-secret' };
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'stacknet-bodies-'));
-  s = await buildServer({
-    port: 0,
-    host: '127.0.0.1',
+  s = await buildTestServer({
     dataDir: dir,
     dbUrl: `sqlite:${join(dir, 'db.sqlite')}`,
-    driver: 'simulator',
     adminPassword: 'bodies-password',
-    adminApiKey: keys.apiKey,
-    adminSecretKey: keys.secretKey,
+    keys,
   });
 });
 

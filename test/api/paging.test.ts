@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildServer } from '../../src/server/build-server.js';
+import { buildTestServer } from '../../src/server/testing/test-server.js';
 import type { BuiltServer } from '../../src/server/build-server.js';
 import { signedQuery } from '../../src/api/client.js';
 import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
@@ -37,16 +37,11 @@ for (const kind of testDbKinds()) {
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), 'stacknet-paging-'));
       tdb = await createTestDatabase(kind);
-      s = await buildServer({
-        port: 0,
-        host: '127.0.0.1',
+      s = await buildTestServer({
         dataDir: dir,
         dbUrl: tdb.url,
-        driver: 'simulator',
         adminPassword: 'paging-password',
-        adminApiKey: keys.apiKey,
-        adminSecretKey: keys.secretKey,
-        poolSize: 4,
+        keys,
       });
     });
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildServer } from '../../src/server/build-server.js';
+import { buildTestServer } from '../../src/server/testing/test-server.js';
 import type { BuiltServer } from '../../src/server/build-server.js';
 import { signedQuery } from '../../src/api/client.js';
 import { formatExpires } from '../../src/api/signature.js';
@@ -53,17 +53,12 @@ for (const kind of testDbKinds()) {
     before(async () => {
       tdb = await createTestDatabase(kind);
       dir = mkdtempSync(join(tmpdir(), 'stacknet-sessions-'));
-      s = await buildServer({
-        port: 0,
-        host: '127.0.0.1',
+      s = await buildTestServer({
         dataDir: dir,
         dbUrl: tdb.url,
-        driver: 'simulator',
         adminPassword: 'admin-pw',
-        adminApiKey: admin.apiKey,
-        adminSecretKey: admin.secretKey,
-        poolSize: 4,
         log: (m) => logged.push(m),
+        keys: admin,
       });
     });
 

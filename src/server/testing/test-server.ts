@@ -1,0 +1,57 @@
+/**
+ * An in-process server for a test file: no port of its own (requests go through `app.inject()`), the simulator
+ * driver, the file's own admin API keys, a 50 ms job poll and a small pool. A test passes only what is its own.
+ */
+import assert from 'node:assert/strict';
+import { buildServer } from '../build-server.js';
+import { signedQuery } from '../../api/client.js';
+import type { BuiltServer, ServerConfig } from '../build-server.js';
+
+export function buildTestServer(
+  o: Pick<ServerConfig, 'dataDir' | 'dbUrl'> &
+    Partial<ServerConfig> & { keys: { apiKey: string; secretKey: string } },
+): Promise<BuiltServer> {
+  const { keys, ...config } = o;
+  return buildServer({
+    port: 0,
+    host: '127.0.0.1',
+    driver: 'simulator',
+    jobPollMs: 50,
+    poolSize: 4,
+    adminApiKey: keys.apiKey,
+    adminSecretKey: keys.secretKey,
+    ...config,
+  });
+}
+
+/**
+ * Signed API calls to an in-process server through `inject()`: `call` answers status and the body under the
+ * response's one key, `okCall` asserts 200, `job` runs an async command to its end (`{ok, result}` or `{ok:
+ * false, error}`, the jobresult). `server` is a getter because test files build their server in `before()`.
+ */
+export function injectClient(server: () => BuiltServer, keys: { apiKey: string; secretKey: string }) {
+  const call = async (command: string, params: Record<string, string> = {}) => {
+    const r = await server().app.inject({
+      method: 'GET',
+      url: `/client/api?${signedQuery({ url: '', ...keys }, command, params)}`,
+    });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are read loosely, as JSON
+    return { status: r.statusCode, body: Object.values(r.json() as Record<string, unknown>)[0] as any };
+  };
+  const okCall = async (command: string, params: Record<string, string> = {}) => {
+    const r = await call(command, params);
+    assert.equal(r.status, 200, `${command}: ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  const job = async (command: string, params: Record<string, string> = {}, timeoutMs = 30_000) => {
+    const { jobid } = await okCall(command, params);
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+      const q = await okCall('queryAsyncJobResult', { jobid });
+      if (q.jobstatus !== 0)
+        return q.jobstatus === 1 ? { ok: true, result: q.jobresult } : { ok: false, error: q.jobresult };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${command}: job ${jobid} not done in ${timeoutMs} ms`);
+  };
+  return { call, okCall, job };
+}
