@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, testDbKinds } from '../store/testing/test-databases.js';
 import type { TestDatabase } from '../store/testing/test-databases.js';
-import { buildTestServer, injectClient } from '../server/testing/test-server.js';
+import { buildTestServer, injectClient, zoneWithTwoNetworks } from '../server/testing/test-server.js';
 import type { BuiltServer } from '../server/build-server.js';
 
 for (const kind of testDbKinds()) {
@@ -23,7 +23,8 @@ for (const kind of testDbKinds()) {
     const keys = { url: '', apiKey: 'mac-key', secretKey: 'mac-secret' };
     const id = {} as Record<'zone' | 'net' | 'net2', string>;
 
-    const { okCall, job } = injectClient(() => s, keys);
+    const client = injectClient(() => s, keys);
+    const { okCall, job } = client;
     const refused = async (command: string, params: Record<string, string>, param: string) => {
       const r = await job(command, params);
       assert.equal(r.ok, false, `${command} ${JSON.stringify(params)} was accepted`);
@@ -51,50 +52,7 @@ for (const kind of testDbKinds()) {
         dbUrl: tdb.url,
         keys,
       });
-      id.zone = (
-        await okCall('createZone', {
-          name: 'z',
-          networktype: 'Advanced',
-          dns1: '192.0.2.53',
-          internaldns1: '192.0.2.53',
-        })
-      ).zone.id;
-      const pn = (
-        await job('createPhysicalNetwork', {
-          zoneid: id.zone,
-          name: 'pn',
-          isolationmethods: 'VLAN',
-          vlan: '100-110',
-        })
-      ).result.physicalnetwork.id;
-      for (const t of ['Guest', 'Public'])
-        await job('addTrafficType', { physicalnetworkid: pn, traffictype: t });
-      await job('updatePhysicalNetwork', { id: pn, state: 'Enabled' });
-      await okCall('createVlanIpRange', {
-        zoneid: id.zone,
-        vlan: '50',
-        gateway: '203.0.113.1',
-        netmask: '255.255.255.0',
-        startip: '203.0.113.10',
-        endip: '203.0.113.30',
-        forvirtualnetwork: 'true',
-      });
-      const off = (
-        await okCall('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' })
-      ).networkoffering[0].id;
-      const mk = async (name: string, gw: string) =>
-        (
-          await okCall('createNetwork', {
-            zoneid: id.zone,
-            name,
-            displaytext: name,
-            networkofferingid: off,
-            gateway: gw,
-            netmask: '255.255.255.0',
-          })
-        ).network.id;
-      id.net = await mk('n1', '10.1.1.1');
-      id.net2 = await mk('n2', '10.2.2.1');
+      Object.assign(id, await zoneWithTwoNetworks(client));
     });
 
     after(async () => {

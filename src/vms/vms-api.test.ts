@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, testDbKinds } from '../store/testing/test-databases.js';
 import type { TestDatabase } from '../store/testing/test-databases.js';
-import { buildTestServer, injectClient } from '../server/testing/test-server.js';
+import { buildTestServer, injectClient, zoneWithTwoNetworks } from '../server/testing/test-server.js';
 import type { BuiltServer } from '../server/build-server.js';
 import { vmRuntimeFor } from './runtime-services.js';
 import type { SimulatorDriver } from '../drivers/simulator.js';
@@ -36,7 +36,8 @@ for (const kind of testDbKinds()) {
     const keys = { url: '', apiKey: 'vm-key', secretKey: 'vm-secret' };
     const id = {} as Record<'zone' | 'pn' | 'off' | 'net' | 'net2' | 'vm1' | 'vm1ip' | 'vm2' | 'vm3', string>;
 
-    const { call, okCall, job } = injectClient(() => s, keys);
+    const client = injectClient(() => s, keys);
+    const { call, okCall, job } = client;
     const okJob = async (command: string, params: Record<string, string> = {}) => {
       const r = await job(command, params);
       assert.ok(r.ok, `${command}: ${JSON.stringify(r.error)}`);
@@ -62,50 +63,7 @@ for (const kind of testDbKinds()) {
         dbUrl: tdb.url,
         keys,
       });
-      id.zone = (
-        await okCall('createZone', {
-          name: 'z',
-          networktype: 'Advanced',
-          dns1: '192.0.2.53',
-          internaldns1: '192.0.2.53',
-        })
-      ).zone.id;
-      id.pn = (
-        await okJob('createPhysicalNetwork', {
-          zoneid: id.zone,
-          name: 'pn',
-          isolationmethods: 'VLAN',
-          vlan: '100-110',
-        })
-      ).physicalnetwork.id;
-      for (const t of ['Guest', 'Public'])
-        await okJob('addTrafficType', { physicalnetworkid: id.pn, traffictype: t });
-      await okJob('updatePhysicalNetwork', { id: id.pn, state: 'Enabled' });
-      await okCall('createVlanIpRange', {
-        zoneid: id.zone,
-        vlan: '50',
-        gateway: '203.0.113.1',
-        netmask: '255.255.255.0',
-        startip: '203.0.113.10',
-        endip: '203.0.113.30',
-        forvirtualnetwork: 'true',
-      });
-      id.off = (
-        await okCall('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' })
-      ).networkoffering[0].id;
-      const mk = async (name: string, gw: string) =>
-        (
-          await okCall('createNetwork', {
-            zoneid: id.zone,
-            name,
-            displaytext: name,
-            networkofferingid: id.off,
-            gateway: gw,
-            netmask: '255.255.255.0',
-          })
-        ).network.id;
-      id.net = await mk('n1', '10.1.1.1');
-      id.net2 = await mk('n2', '10.2.2.1');
+      Object.assign(id, await zoneWithTwoNetworks(client));
     });
 
     after(async () => {

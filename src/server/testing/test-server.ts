@@ -55,3 +55,59 @@ export function injectClient(server: () => BuiltServer, keys: { apiKey: string; 
   };
   return { call, okCall, job };
 }
+
+/**
+ * A zone ready for VMs through the API: a VLAN physical network (100-110) with Guest and Public traffic, the
+ * public range 203.0.113.10-30 on VLAN 50, and two isolated networks, n1 (10.1.1.0/24) and n2 (10.2.2.0/24).
+ */
+export async function zoneWithTwoNetworks(client: ReturnType<typeof injectClient>) {
+  const { okCall } = client;
+  const okJob = async (command: string, params: Record<string, string>) => {
+    const r = await client.job(command, params);
+    assert.ok(r.ok, `${command}: ${JSON.stringify(r.error)}`);
+    return r.result;
+  };
+  const zone: string = (
+    await okCall('createZone', {
+      name: 'z',
+      networktype: 'Advanced',
+      dns1: '192.0.2.53',
+      internaldns1: '192.0.2.53',
+    })
+  ).zone.id;
+  const pn: string = (
+    await okJob('createPhysicalNetwork', {
+      zoneid: zone,
+      name: 'pn',
+      isolationmethods: 'VLAN',
+      vlan: '100-110',
+    })
+  ).physicalnetwork.id;
+  for (const t of ['Guest', 'Public'])
+    await okJob('addTrafficType', { physicalnetworkid: pn, traffictype: t });
+  await okJob('updatePhysicalNetwork', { id: pn, state: 'Enabled' });
+  await okCall('createVlanIpRange', {
+    zoneid: zone,
+    vlan: '50',
+    gateway: '203.0.113.1',
+    netmask: '255.255.255.0',
+    startip: '203.0.113.10',
+    endip: '203.0.113.30',
+    forvirtualnetwork: 'true',
+  });
+  const off: string = (
+    await okCall('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' })
+  ).networkoffering[0].id;
+  const network = async (name: string, gateway: string): Promise<string> =>
+    (
+      await okCall('createNetwork', {
+        zoneid: zone,
+        name,
+        displaytext: name,
+        networkofferingid: off,
+        gateway,
+        netmask: '255.255.255.0',
+      })
+    ).network.id;
+  return { zone, pn, off, net: await network('n1', '10.1.1.1'), net2: await network('n2', '10.2.2.1') };
+}
