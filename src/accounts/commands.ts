@@ -14,7 +14,7 @@ import {
   successResult,
 } from '../api/command.js';
 import type { AnyCommand, Caller } from '../api/command.js';
-import { keywordMatch, pageOf, paged, pageWithTotal } from '../api/list.js';
+import { keywordMatch, pageOf, pageOfQuery } from '../api/list.js';
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
 import type { Executor, Tx } from '../store/db.js';
 import { recordEvent } from '../events/record.js';
@@ -139,17 +139,7 @@ const listDomains = defineCommand({
     if (p.name !== undefined) q = q.where('d.name', '=', p.name);
     if (p.level !== undefined) q = q.where('d.level', '=', p.level);
     if (p.keyword !== undefined) q = q.where(keywordMatch(['d.name'], p.keyword));
-    const { rows, total } = await pageWithTotal(
-      page,
-      () => paged(q.orderBy('d.id'), page).execute(),
-      async () =>
-        (
-          await q
-            .clearSelect()
-            .select((eb) => eb.fn.countAll<number>().as('n'))
-            .executeTakeFirstOrThrow()
-        ).n,
-    );
+    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('d.id'));
     const withChildren = new Set<number>();
     if (rows.length > 0) {
       const kids = await ex
@@ -328,17 +318,7 @@ const listAccounts = defineCommand({
     if (p.accounttype !== undefined) q = q.where('a.type', '=', p.accounttype);
     if (p.state !== undefined) q = q.where('a.state', '=', p.state.toLowerCase());
     if (p.keyword !== undefined) q = q.where(keywordMatch(['a.name'], p.keyword));
-    const { rows, total } = await pageWithTotal(
-      page,
-      () => paged(q.orderBy('a.id'), page).execute(),
-      async () =>
-        (
-          await q
-            .clearSelect()
-            .select((eb) => eb.fn.countAll<number>().as('n'))
-            .executeTakeFirstOrThrow()
-        ).n,
-    );
+    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('a.id'));
     const users = await usersOf(
       ex,
       rows.map((r) => Number(r.id)),
@@ -472,17 +452,7 @@ const listUsers = defineCommand({
     if (p.state !== undefined) q = q.where('u.state', '=', p.state.toLowerCase());
     if (p.keyword !== undefined)
       q = q.where(keywordMatch(['u.username', 'u.firstname', 'u.lastname', 'u.email'], p.keyword));
-    const { rows, total } = await pageWithTotal(
-      page,
-      () => paged(q.orderBy('u.id'), page).execute(),
-      async () =>
-        (
-          await q
-            .clearSelect()
-            .select((eb) => eb.fn.countAll<number>().as('n'))
-            .executeTakeFirstOrThrow()
-        ).n,
-    );
+    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('u.id'));
     return listResult('user', rows.map(userResponse), total);
   },
 });

@@ -1,6 +1,6 @@
 /** BaseListCmd conventions (reference §5.5): page/pagesize bounded by `default.page.size`, keyword. */
 import { sql } from 'kysely';
-import type { Expression, SqlBool } from 'kysely';
+import type { Expression, SelectQueryBuilder, SqlBool } from 'kysely';
 import { invalidParameter } from '../errors/catalogue.js';
 import type { Executor } from '../store/db.js';
 import { getSetting } from '../configuration/repository.js';
@@ -103,4 +103,27 @@ export async function pageWithTotal<R>(
   const full = page.limit !== undefined && r.length >= page.limit;
   if (!full && (r.length > 0 || page.offset === 0)) return { rows: r, total: page.offset + r.length };
   return { rows: r, total: Number(await count()) };
+}
+
+/**
+ * One page of a list query with its total: `order` puts the page's rows in order, and the total is a count of
+ * the same filtered query, run only when the page alone cannot tell it (pageWithTotal).
+ */
+export function pageOfQuery<DB, TB extends keyof DB, O>(
+  q: SelectQueryBuilder<DB, TB, O>,
+  page: Page,
+  order: (q: SelectQueryBuilder<DB, TB, O>) => SelectQueryBuilder<DB, TB, O>,
+): Promise<{ rows: O[]; total: number }> {
+  return pageWithTotal(
+    page,
+    () => paged(order(q), page).execute(),
+    async () => {
+      // Kysely cannot resolve the selection's shape over a generic database type; it is `{ n }`.
+      const r = await q
+        .clearSelect()
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
+      return (r as { n: number | string | bigint }).n;
+    },
+  );
 }

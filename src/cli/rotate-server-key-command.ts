@@ -1,11 +1,9 @@
-import { join } from 'node:path';
-import { dataDir as defaultDataDir } from '../config/settings.js';
 import { serverKeyPath } from '../config/server-key.js';
 import { openMigratedStore } from '../store/db.js';
 import { rotateServerKey } from '../server/secrets-at-rest.js';
 import type { CliCommand } from './main.js';
 // Flags as `stacknet server` reads them (its module loads the server only when it runs).
-import { flag } from './server-command.js';
+import { flag, storeFlags } from './server-command.js';
 
 const HELP = `usage: stacknet rotate-server-key [--data-dir DIR] [--db-url URL] [--server-key-file PATH]
 
@@ -21,9 +19,7 @@ export const rotateServerKeyCommand: CliCommand = {
       console.log(HELP);
       return 0;
     }
-    const dataDir = flag(args, '--data-dir') ?? defaultDataDir();
-    const dbUrl =
-      flag(args, '--db-url') ?? process.env.STACKNET_DB_URL ?? `sqlite:${join(dataDir, 'stacknet.db')}`;
+    const { dataDir, dbUrl } = storeFlags(args);
     const path = serverKeyPath(dataDir, flag(args, '--server-key-file'));
     const store = await openMigratedStore(dbUrl, { poolSize: 2 });
     try {

@@ -23,6 +23,14 @@ export function flag(args: string[], name: string): string | undefined {
   return eq?.slice(name.length + 1);
 }
 
+/** The data directory and database URL every command on a server's store takes, resolved as the server does. */
+export function storeFlags(args: string[]): { dataDir: string; dbUrl: string } {
+  const dataDir = flag(args, '--data-dir') ?? defaultDataDir();
+  const dbUrl =
+    flag(args, '--db-url') ?? process.env.STACKNET_DB_URL ?? `sqlite:${join(dataDir, 'stacknet.db')}`;
+  return { dataDir, dbUrl };
+}
+
 export const serverCommand: CliCommand = {
   summary: 'run the management server (CloudStack API on /client/api)',
   async run(args) {
@@ -31,8 +39,7 @@ export const serverCommand: CliCommand = {
       return 0;
     }
     const env = process.env;
-    const dataDir = flag(args, '--data-dir') ?? defaultDataDir();
-    const dbUrl = flag(args, '--db-url') ?? env.STACKNET_DB_URL ?? `sqlite:${join(dataDir, 'stacknet.db')}`;
+    const { dataDir, dbUrl } = storeFlags(args);
     const port = Number(flag(args, '--port') ?? env.STACKNET_PORT ?? 8080);
     const host = flag(args, '--host') ?? env.STACKNET_HOST ?? '0.0.0.0';
     const driver = flag(args, '--driver') ?? env.STACKNET_DRIVER ?? 'simulator';

@@ -2,7 +2,7 @@
 import { allRoles, defineCommand, listResult, refParams } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
 import { csDate } from '../api/envelope.js';
-import { keywordMatch, pageArray, pageOf, paged, pageWithTotal } from '../api/list.js';
+import { keywordMatch, pageArray, pageOf, pageOfQuery } from '../api/list.js';
 import { applyListScope, resolveListScope } from '../accounts/scope.js';
 import { displayPath } from '../accounts/repository.js';
 import type { Executor } from '../store/db.js';
@@ -86,17 +86,7 @@ const listEvents = defineCommand({
     if (p.startdate !== undefined) q = q.where('e.created', '>=', p.startdate.getTime());
     if (p.enddate !== undefined) q = q.where('e.created', '<=', p.enddate.getTime());
     if (p.keyword !== undefined) q = q.where(keywordMatch(['e.type', 'e.description'], p.keyword));
-    const { rows, total } = await pageWithTotal(
-      page,
-      () => paged(q.orderBy('e.id', 'desc'), page).execute(),
-      async () =>
-        (
-          await q
-            .clearSelect()
-            .select((eb) => eb.fn.countAll<number>().as('n'))
-            .executeTakeFirstOrThrow()
-        ).n,
-    );
+    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('e.id', 'desc'));
     return listResult('event', rows.map(eventResponse), total);
   },
 });

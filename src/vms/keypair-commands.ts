@@ -3,7 +3,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { allRoles, defineCommand, listResult, objectResult, successResult } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
 import { scopeToCaller } from '../accounts/scope.js';
-import { keywordMatch, pageOf, paged, pageWithTotal } from '../api/list.js';
+import { keywordMatch, pageOf, pageOfQuery } from '../api/list.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
@@ -131,17 +131,7 @@ const listSSHKeyPairs = defineCommand({
     if (p.fingerprint) q = q.where('fingerprint', '=', p.fingerprint);
     if (p.keyword) q = q.where(keywordMatch(['name'], p.keyword));
     const page = await pageOf(ctx.store.db, p);
-    const { rows, total } = await pageWithTotal(
-      page,
-      () => paged(q.orderBy('id'), page).execute(),
-      async () =>
-        (
-          await q
-            .clearSelect()
-            .select((eb) => eb.fn.countAll<number>().as('n'))
-            .executeTakeFirstOrThrow()
-        ).n,
-    );
+    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('id'));
     const items: ResponseObject[] = [];
     for (const r of rows) items.push(await keyResponse(ctx.store.db, r));
     return listResult('sshkeypair', items, total);

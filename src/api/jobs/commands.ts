@@ -2,7 +2,7 @@
 import { allRoles, defineCommand, listResult, rawResult, refParams } from '../command.js';
 import type { AnyCommand, ResponseObject } from '../command.js';
 import { csDate } from '../envelope.js';
-import { pageOf, paged, pageWithTotal, keywordMatch } from '../list.js';
+import { pageOf, pageOfQuery, keywordMatch } from '../list.js';
 import { invalidParameter } from '../../errors/catalogue.js';
 import type { Executor } from '../../store/db.js';
 import { applyListScope, resolveListScope, scopeToCaller } from '../../accounts/scope.js';
@@ -98,17 +98,7 @@ const listAsyncJobs = defineCommand({
     let q = applyListScope(jobQuery(ex), ctx.caller, scope, JOB_COLS);
     if (p.startdate !== undefined) q = q.where('j.created', '>=', p.startdate.getTime());
     if (p.keyword !== undefined) q = q.where(keywordMatch(['j.command'], p.keyword));
-    const { rows, total } = await pageWithTotal(
-      page,
-      () => paged(q.orderBy('j.id', 'desc'), page).execute(),
-      async () =>
-        (
-          await q
-            .clearSelect()
-            .select((eb) => eb.fn.countAll<number>().as('n'))
-            .executeTakeFirstOrThrow()
-        ).n,
-    );
+    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('j.id', 'desc'));
     return listResult('asyncjobs', rows.map(jobResponse), total);
   },
 });

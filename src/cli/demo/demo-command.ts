@@ -1,5 +1,3 @@
-import { join } from 'node:path';
-import { dataDir as defaultDataDir } from '../../config/settings.js';
 import { openMigratedStore } from '../../store/db.js';
 import { serverKeyPath } from '../../config/server-key.js';
 import { prepareServerKey } from '../../server/secrets-at-rest.js';
@@ -8,6 +6,7 @@ import { bootstrapAdmin } from '../../accounts/bootstrap.js';
 import { callerByUserId } from '../../accounts/repository.js';
 import type { CliCommand } from '../main.js';
 import { buildDemo } from './build-demo.js';
+import { flag, storeFlags } from '../server-command.js';
 import { installRouterHooks } from '../../routers/service.js';
 
 const HELP = `usage: stacknet demo [--data-dir DIR] [--db-url URL] [--server-key-file PATH]
@@ -21,12 +20,6 @@ admin. Run it once, then start (or keep running) stacknet server and look:
   stacknet api listPublicIpAddresses listall=true
   stacknet api listCapacity`;
 
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i >= 0) return args[i + 1];
-  return args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
-}
-
 export const demoCommand: CliCommand = {
   summary: 'build a sample zone, physical network, public range and isolated network',
   async run(args) {
@@ -34,9 +27,7 @@ export const demoCommand: CliCommand = {
       console.log(HELP);
       return 0;
     }
-    const dataDir = flag(args, '--data-dir') ?? defaultDataDir();
-    const dbUrl =
-      flag(args, '--db-url') ?? process.env.STACKNET_DB_URL ?? `sqlite:${join(dataDir, 'stacknet.db')}`;
+    const { dataDir, dbUrl } = storeFlags(args);
     const store = await openMigratedStore(dbUrl, { poolSize: 2 });
     try {
       // The bootstrap seals the admin's secret key, and the demo's routers their control secrets.
