@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Store, Tx } from '../store/db.js';
 import { nowMs, transaction } from '../store/db.js';
 import { CloudStackError, invalidParameter, toCloudStackError } from '../errors/catalogue.js';
+import { anonymousCaller } from './command.js';
 import type { Caller, CommandContext, ResponseObject } from './command.js';
 import { errorBody, resultBody, responseFormat, responseName, serialize } from './envelope.js';
 import type { ResponseFormat } from './envelope.js';
@@ -288,6 +289,7 @@ async function login(
       lastname: user.lastname,
       registered: 'false',
       timezone: user.timezone ?? undefined,
+      timezoneoffset: timezoneOffsetHours(user.timezone, now),
       is2faenabled: 'false',
     },
     format,
@@ -298,6 +300,28 @@ async function login(
       ],
     },
   );
+}
+
+/**
+ * The user's timezone offset from UTC now, in hours, as CloudStack's login answers it (a Java float's text:
+ * "0.0", "5.5", "-8.0"); "0.0" when the user has no timezone or one Java would not know (it falls back to GMT).
+ * The CloudStack UI stores it at login and stops if it is missing.
+ */
+export function timezoneOffsetHours(timezone: string | null | undefined, at: number): string {
+  let minutes = 0;
+  if (timezone) {
+    try {
+      const part = new Intl.DateTimeFormat('en-US', { timeZone: timezone, timeZoneName: 'longOffset' })
+        .formatToParts(at)
+        .find((x) => x.type === 'timeZoneName')?.value;
+      const m = /^GMT([+-])(\d{2}):(\d{2})$/.exec(part ?? '');
+      if (m) minutes = (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3]));
+    } catch {
+      minutes = 0;
+    }
+  }
+  const hours = minutes / 60;
+  return Number.isInteger(hours) ? hours.toFixed(1) : String(hours);
 }
 
 async function logout(deps: ApiServerDeps, req: ApiRequest, format: ResponseFormat): Promise<ApiResponse> {
@@ -347,11 +371,18 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
     );
   }
   const known = deps.registry.get(command);
-  const name = known ? responseName(command) : 'errorresponse';
+  const name = known ? (known.def.responseName ?? responseName(command)) : 'errorresponse';
   try {
     if (known?.def.public && !deps.trustedCaller) {
       if (command === 'login') return await login(deps, known, req, format);
       if (command === 'logout') return await logout(deps, req, format);
+      const result = await known.def.handler(parseParams(known.params, req.params), {
+        store: deps.store,
+        caller: anonymousCaller,
+        now: nowMs,
+        transaction: <T>(fn: (tx: Tx) => Promise<T>) => transaction(deps.store, fn),
+      });
+      return reply(200, name, resultBody(result), format);
     }
     let caller: Caller;
     try {

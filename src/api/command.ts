@@ -72,6 +72,21 @@ export interface Caller {
   domainPath: string;
 }
 
+/** Who an unauthenticated (`public`) command runs as: nobody, with no rights. */
+export const anonymousCaller: Caller = Object.freeze({
+  userId: -1,
+  userUuid: '',
+  username: '',
+  accountId: -1,
+  accountUuid: '',
+  accountName: '',
+  accountType: 0,
+  role: 'User',
+  domainId: -1,
+  domainUuid: '',
+  domainPath: '',
+});
+
 export interface CommandContext {
   readonly store: Store;
   readonly caller: Caller;
@@ -140,8 +155,13 @@ export interface CommandDefinition<P extends ParamSpecs = ParamSpecs> {
   readonly description?: string;
   /** Response fields for listApis. Default: CloudStack's response fields for this command. */
   readonly response?: readonly ReferenceField[];
-  /** Unauthenticated commands (login, logout) are answered by the HTTP layer itself. */
+  /**
+   * Answered before authentication (CloudStack's APIAuthenticator commands: login, logout, listIdps, ...). Their
+   * handler runs as `anonymousCaller` and must not depend on who calls.
+   */
   readonly public?: boolean;
+  /** The envelope's name when CloudStack does not use `<command>response` (listLdapConfigurations). */
+  readonly responseName?: string;
   /**
    * Async create commands (BaseAsyncCreateCmd): runs at request time, before the job is queued; its `id` is
    * returned at once beside `jobid` and handed to the handler as `ctx.prepared`.

@@ -1,9 +1,10 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { dataDir as defaultDataDir } from '../config/settings.js';
 import type { CliCommand } from './main.js';
 
 const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [--db-url URL] [--driver simulator|netns] [--demo]
-                      [--server-key-file PATH]
+                      [--server-key-file PATH] [--ui-dir DIR]
 
   --port      STACKNET_PORT       HTTP port (default 8080)
   --host      STACKNET_HOST       listen address (default 0.0.0.0)
@@ -12,6 +13,7 @@ const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [
   --driver    STACKNET_DRIVER     simulator (default) | netns
   --server-key-file  STACKNET_SERVER_KEY_FILE  the key that seals secrets in the database (default
                   <data dir>/server.key, created 0600 on first start; the same file on every server)
+  --ui-dir    STACKNET_UI_DIR     serve a built CloudStack UI (its dist/ folder) at /client/, beside the API
   --demo                          build a sample zone, public range and isolated network if there is none yet
 First start: STACKNET_ADMIN_PASSWORD sets the admin password (else one is generated and printed once);
 STACKNET_ADMIN_API_KEY + STACKNET_ADMIN_SECRET_KEY give the admin user those API keys.`;
@@ -51,6 +53,11 @@ export const serverCommand: CliCommand = {
       console.error(`stacknet server: invalid port '${port}'`);
       return 2;
     }
+    const uiDir = flag(args, '--ui-dir') ?? (env.STACKNET_UI_DIR || undefined);
+    if (uiDir !== undefined && !existsSync(join(uiDir, 'index.html'))) {
+      console.error(`stacknet server: --ui-dir ${uiDir} has no index.html (give the UI's built dist/ folder)`);
+      return 2;
+    }
     const { buildServer } = await import('../server/build-server.js');
     const server = await buildServer({
       port,
@@ -59,6 +66,7 @@ export const serverCommand: CliCommand = {
       dbUrl,
       driver,
       serverKeyFile: flag(args, '--server-key-file'),
+      uiDir,
       adminPassword: env.STACKNET_ADMIN_PASSWORD || undefined,
       adminApiKey: env.STACKNET_ADMIN_API_KEY || undefined,
       adminSecretKey: env.STACKNET_ADMIN_SECRET_KEY || undefined,
@@ -85,6 +93,7 @@ export const serverCommand: CliCommand = {
     console.log(
       `stacknet server listening on ${address}/client/api (database: ${server.store.kind}, driver: ${driver})`,
     );
+    if (uiDir) console.log(`UI from ${uiDir} on ${address}/client/`);
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         console.log(`${sig}: shutting down (finishing running jobs)`);

@@ -10,6 +10,7 @@ import type { BootstrapResult } from '../accounts/bootstrap.js';
 import { buildRegistry } from '../api/registry.js';
 import type { CommandRegistry } from '../api/registry.js';
 import { buildHttpApp } from '../api/http.js';
+import { serveUi } from '../ui/static-files.js';
 import { JobRunner } from '../api/jobs/runner.js';
 import { ApiThrottle } from '../api/throttle.js';
 import { getSetting } from '../configuration/repository.js';
@@ -32,6 +33,8 @@ export interface ServerConfig {
   adminSecretKey?: string;
   /** The server key file (config/server-key.ts); default STACKNET_SERVER_KEY_FILE or `<dataDir>/server.key`. */
   serverKeyFile?: string;
+  /** A built CloudStack UI to serve at /client/ (ui/static-files.ts). */
+  uiDir?: string;
   /** How often the job runner looks for jobs queued by other servers (ms). */
   jobPollMs?: number;
   /** Database pool size (PostgreSQL / MariaDB). */
@@ -93,6 +96,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
       log: config.log,
       throttle,
     });
+    if (config.uiDir) serveUi(app, config.uiDir);
     const integrationPort = await getSetting(store.db, 'integration.api.port');
     const integration =
       integrationPort > 0

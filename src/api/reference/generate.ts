@@ -108,6 +108,11 @@ export const commands = [
   'createGuestNetworkIpv6Prefix',
   'listGuestNetworkIpv6Prefixes',
   'deleteGuestNetworkIpv6Prefix',
+  // what the CloudStack UI asks at start-up
+  'listCapabilities',
+  'listLdapConfigurations',
+  'cloudianIsEnabled',
+  'listResourceIcon',
 ];
 
 interface RawField {
