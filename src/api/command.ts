@@ -17,6 +17,8 @@ export interface ParamSpec {
   readonly description?: string;
   /** Maximum length of the raw value (CloudStack's `length`, default 255; userdata and the like are longer). */
   readonly length?: number;
+  /** The type listApis shows, when stacknet accepts more than CloudStack's type (login's domainId: a uuid too). */
+  readonly listedType?: ParamType;
   /** Item type of a `list` parameter (comma-separated on the wire); default string. */
   readonly items?: 'string' | 'uuid' | 'integer' | 'long';
 }

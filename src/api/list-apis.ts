@@ -21,7 +21,7 @@ export function apiJson(c: ResolvedCommand): ResponseObject {
     params: c.paramDocs.map((p) => ({
       name: p.name,
       description: p.description,
-      type: p.type,
+      type: p.listedType ?? p.type,
       length: p.length,
       required: p.required === true,
       related: p.related,

@@ -13,7 +13,11 @@ export const loginCommand = defineCommand({
   params: {
     ...refParams('login', ['username', 'password', 'domain']),
     // CloudStack declares domainId a long (the internal id); stacknet also accepts the domain's uuid.
-    domainId: { type: 'string', description: 'The id (or uuid) of the domain that the user belongs to' },
+    domainId: {
+      type: 'string',
+      listedType: 'long',
+      description: 'The id (or uuid) of the domain that the user belongs to',
+    },
   },
   async handler() {
     throw internalError('running login outside the API server');

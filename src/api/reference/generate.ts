@@ -88,6 +88,10 @@ export const commands = [
   'updateVmNicIp',
   'addIpToNic',
   'removeIpFromNic',
+  'createSSHKeyPair',
+  'registerSSHKeyPair',
+  'listSSHKeyPairs',
+  'deleteSSHKeyPair',
   // routers
   'listRouters',
   'startRouter',
