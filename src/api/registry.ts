@@ -20,6 +20,7 @@ import { commands as networkCommands } from '../networks/commands.js';
 import { commands as publicIpCommands } from '../public-ips/commands.js';
 import { commands as capacityCommands } from '../capacity/commands.js';
 import { commands as uiCommands } from '../ui/commands.js';
+import { providerCommands } from '../infrastructure/service-providers.js';
 
 export const commandModules: readonly (readonly AnyCommand[])[] = [
   sessionCommands,
@@ -28,6 +29,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   configurationCommands,
   eventCommands,
   infrastructureCommands,
+  providerCommands,
   offeringCommands,
   networkCommands,
   publicIpCommands,

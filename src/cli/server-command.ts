@@ -55,7 +55,9 @@ export const serverCommand: CliCommand = {
     }
     const uiDir = flag(args, '--ui-dir') ?? (env.STACKNET_UI_DIR || undefined);
     if (uiDir !== undefined && !existsSync(join(uiDir, 'index.html'))) {
-      console.error(`stacknet server: --ui-dir ${uiDir} has no index.html (give the UI's built dist/ folder)`);
+      console.error(
+        `stacknet server: --ui-dir ${uiDir} has no index.html (give the UI's built dist/ folder)`,
+      );
       return 2;
     }
     const { buildServer } = await import('../server/build-server.js');

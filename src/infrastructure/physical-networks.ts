@@ -7,6 +7,7 @@ import type { NetDatabase, TrafficTypesTable } from '../networks/tables.js';
 import type { Listed, NetCtx } from './context.js';
 import { notFound, pageWindow, requireRootAdmin } from './context.js';
 import { zoneByUuid } from './zones.js';
+import { addDefaultProviders } from './provider-rows.js';
 import type { IsolationMethod, VnetSpan } from './vnet-ranges.js';
 import {
   checkNoOverlapWithOthers,
@@ -121,6 +122,7 @@ export async function createPhysicalNetwork(
     })
     .execute();
   const pn = await physicalNetworkByUuid(ctx.tx, uuid);
+  await addDefaultProviders(ctx.tx, pn.id, ctx.now);
   await ctx.recorder.event(ctx.tx, {
     type: 'PHYSICAL.NETWORK.CREATE',
     description: `Physical network ${p.name} created in zone ${zone.name}`,

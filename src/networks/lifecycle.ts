@@ -14,6 +14,7 @@ import { assignPublicIp } from '../public-ips/service.js';
 import type { NetTx } from './tables.js';
 import type { NetworkRow } from './repository.js';
 import { hasService, lockNetwork, networkById, offeringById } from './repository.js';
+import { offeringProviders, requireProviderEnabled } from '../infrastructure/provider-rows.js';
 
 export interface NetworkHooks {
   /** After the network has its VLAN and source-NAT IP, in the same transaction (create/start the VR here). */
@@ -170,6 +171,9 @@ export async function implementNetwork(ctx: NetCtx, networkId: number): Promise<
     set.physical_network_id = pn.id;
   }
   const offering = network.offering_id !== null ? await offeringById(ctx.tx, network.offering_id) : undefined;
+  const pnId = set.physical_network_id ?? network.physical_network_id;
+  if (network.state !== 'Implemented' && offering && pnId !== null)
+    await requireProviderEnabled(ctx.tx, pnId, offeringProviders(offering.services));
   if (
     network.type === 'Isolated' &&
     network.vpc_id === null &&

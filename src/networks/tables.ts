@@ -141,6 +141,19 @@ export interface PortableIpRangesTable {
   created: number;
 }
 
+export interface NetworkServiceProvidersTable {
+  id: Generated<number>;
+  uuid: string;
+  physical_network_id: number;
+  provider_name: string;
+  /** Enabled | Disabled, as CloudStack's PhysicalNetworkServiceProvider.State. */
+  state: string;
+  destination_physical_network_id: number | null;
+  /** Comma-separated service names. */
+  services: string;
+  created: number;
+}
+
 export interface NetworkingTables {
   traffic_types: TrafficTypesTable;
   network_offerings: NetworkOfferingsTable;
@@ -149,6 +162,7 @@ export interface NetworkingTables {
   templates: TemplatesTable;
   vpcs: VpcsTable;
   portable_ip_ranges: PortableIpRangesTable;
+  network_service_providers: NetworkServiceProvidersTable;
 }
 
 import type { Kysely, Transaction } from 'kysely';
