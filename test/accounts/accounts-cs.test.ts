@@ -67,10 +67,10 @@ for (const kind of kinds) {
       id.root = ok(await admin('listDomains', { name: 'ROOT' }), 'ROOT').domain[0].id;
       id.sales = ok(await admin('createDomain', { name: 'sales' }), 'sales').domain.id;
       id.east = ok(await admin('createDomain', { name: 'east', parentdomainid: id.sales }), 'east').domain.id;
-      await account('dadmin', id.sales, 2);
-      await account('alice', id.sales, 0);
-      await account('bob', id.east, 0);
-      await account('carol', id.root, 0);
+      await account('dadmin', id.sales!, 2);
+      await account('alice', id.sales!, 0);
+      await account('bob', id.east!, 0);
+      await account('carol', id.root!, 0);
       const u2 = ok(
         await admin('createUser', {
           account: 'alice',
