@@ -1,5 +1,7 @@
-/** createDomain, listDomains, deleteDomain, createAccount, listAccounts, deleteAccount, createUser, listUsers,
- * registerUserKeys, getUserKeys. */
+/**
+ * createDomain, listDomains, deleteDomain, createAccount, listAccounts, deleteAccount, createUser, listUsers; the
+ * user commands (user-commands.ts) and the account state commands (account-commands.ts) join them in `commands`.
+ */
 import { deletedBeforeRerun } from '../api/jobs/rerun.js';
 import { sql } from 'kysely';
 import type { Expression, SqlBool } from 'kysely';
@@ -9,7 +11,6 @@ import {
   defineCommand,
   listResult,
   objectResult,
-  rawResult,
   refParams,
   successResult,
 } from '../api/command.js';
@@ -18,70 +19,25 @@ import { keywordMatch, pageOf, pageOfQuery } from '../api/list.js';
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
 import type { Executor, Tx } from '../store/db.js';
 import { recordEvent } from '../events/record.js';
-import { generateApiKey, hashPassword } from './credentials.js';
-import {
-  deleteAccountRows,
-  displayPath,
-  insertAccount,
-  insertDomain,
-  insertUser,
-  openSecretKey,
-  sealSecretKey,
-} from './repository.js';
-import {
-  accountQuery,
-  accountResponse,
-  domainQuery,
-  domainResponse,
-  userQuery,
-  userResponse,
-} from './responses.js';
-import type { UserRow } from './responses.js';
+import { hashPassword } from './credentials.js';
+import { deleteAccountRows, displayPath, insertAccount, insertDomain, insertUser } from './repository.js';
+import { accountQuery, domainQuery, userQuery, userResponse } from './responses.js';
 import { roleByUuid } from './roles.js';
 import { domainForCaller, domainSubtreeCondition, pathInSubtree, scopeToCaller } from './scope.js';
+import {
+  accountForAction,
+  accountResponseByUuid,
+  accountResponses,
+  checkName,
+  domainResponseByUuid,
+  domainResponses,
+} from './access.js';
+import { wantsResourceFields } from './resource-limits.js';
+import { userCommands } from './user-commands.js';
+import { accountStateCommands } from './account-commands.js';
 
 const ACCOUNT_COLS = { accountColumn: 'a.id', domainColumn: 'a.domain_id' };
 const USER_COLS = { accountColumn: 'u.account_id', domainColumn: 'a.domain_id' };
-
-function checkName(param: string, v: string): string {
-  const t = v.trim();
-  if (t === '' || /[/\\]/.test(t))
-    throw invalidParameter(param, v, 'must be non-empty and contain no slashes');
-  return t;
-}
-
-async function usersOf(ex: Executor, accountIds: number[]): Promise<Map<number, UserRow[]>> {
-  const out = new Map<number, UserRow[]>();
-  if (accountIds.length === 0) return out;
-  const rows = await userQuery(ex).where('u.account_id', 'in', accountIds).orderBy('u.id').execute();
-  for (const r of rows) {
-    const list = out.get(Number(r.account_id)) ?? [];
-    list.push(r);
-    out.set(Number(r.account_id), list);
-  }
-  return out;
-}
-
-/** The account row, if the caller may see it; 431 when it does not exist or is out of the caller's reach. */
-async function accountForCaller(ex: Executor, caller: Caller, uuid: string, param = 'id') {
-  const row = await scopeToCaller(
-    accountQuery(ex).where('a.uuid', '=', uuid),
-    caller,
-    ACCOUNT_COLS,
-  ).executeTakeFirst();
-  if (!row) throw invalidParameter(param, uuid, 'no account with this id that the caller can access');
-  return row;
-}
-
-async function userForCaller(ex: Executor, caller: Caller, uuid: string) {
-  const row = await scopeToCaller(
-    userQuery(ex).where('u.uuid', '=', uuid),
-    caller,
-    USER_COLS,
-  ).executeTakeFirst();
-  if (!row) throw invalidParameter('id', uuid, 'no user with this id that the caller can access');
-  return row;
-}
 
 // ------------------------------------------------------------------------------------------------ domains
 
@@ -118,47 +74,44 @@ const createDomain = defineCommand({
       });
       return d.uuid;
     });
-    const row = await domainQuery(ctx.store.db).where('d.uuid', '=', uuid).executeTakeFirstOrThrow();
-    return objectResult('domain', domainResponse(row, false));
+    return objectResult('domain', await domainResponseByUuid(ctx.store.db, uuid));
   },
 });
 
 const listDomains = defineCommand({
   name: 'listDomains',
   roles: allRoles,
-  params: refParams('listDomains', ['id', 'name', 'level', 'keyword', 'listall', 'page', 'pagesize']),
+  params: refParams('listDomains', [
+    'id',
+    'name',
+    'level',
+    'keyword',
+    'listall',
+    'details',
+    'page',
+    'pagesize',
+  ]),
   async handler(p, ctx) {
     const ex = ctx.store.db;
+    const withLimits = wantsResourceFields(p.details);
     const page = await pageOf(ex, p);
     const c = ctx.caller;
-    let q = domainQuery(ex);
-    // Users see their own domain; admins their subtree with listall, else their own domain (or the `id` asked).
-    if (c.role === 'User' || (!p.listall && p.id === undefined)) q = q.where('d.id', '=', c.domainId);
-    else q = q.where(domainSubtreeCondition('d.id', c.domainPath));
-    if (p.id !== undefined) q = q.where('d.uuid', '=', p.id);
+    let q = domainQuery(ex).where('d.state', '=', 'Active');
+    // CloudStack's searchForDomains: an `id` is checked against the caller's reach and lists that domain only;
+    // otherwise a root admin sees every domain, anybody else its own domain (its subtree with listall).
+    if (p.id !== undefined) {
+      const d = await domainForCaller(ex, c, p.id, 'id');
+      q = q.where('d.id', '=', d.id);
+    } else if (c.role !== 'Admin') {
+      q = p.listall
+        ? q.where(domainSubtreeCondition('d.id', c.domainPath))
+        : q.where('d.id', '=', c.domainId);
+    }
     if (p.name !== undefined) q = q.where('d.name', '=', p.name);
     if (p.level !== undefined) q = q.where('d.level', '=', p.level);
     if (p.keyword !== undefined) q = q.where(keywordMatch(['d.name'], p.keyword));
     const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('d.id'));
-    const withChildren = new Set<number>();
-    if (rows.length > 0) {
-      const kids = await ex
-        .selectFrom('domains')
-        .select('parent_id')
-        .where(
-          'parent_id',
-          'in',
-          rows.map((r) => Number(r.id)),
-        )
-        .groupBy('parent_id')
-        .execute();
-      for (const k of kids) withChildren.add(Number(k.parent_id));
-    }
-    return listResult(
-      'domain',
-      rows.map((r) => domainResponse(r, withChildren.has(Number(r.id)))),
-      total,
-    );
+    return listResult('domain', await domainResponses(ex, rows, withLimits), total);
   },
 });
 
@@ -286,9 +239,7 @@ const createAccount = defineCommand({
       });
       return a.uuid;
     });
-    const row = await accountQuery(ctx.store.db).where('a.uuid', '=', uuid).executeTakeFirstOrThrow();
-    const users = await usersOf(ctx.store.db, [Number(row.id)]);
-    return objectResult('account', accountResponse(row, users.get(Number(row.id)) ?? []));
+    return objectResult('account', await accountResponseByUuid(ctx.store.db, uuid));
   },
 });
 
@@ -304,12 +255,14 @@ const listAccounts = defineCommand({
     'accounttype',
     'state',
     'keyword',
+    'details',
     'page',
     'pagesize',
   ]),
   async handler(p, ctx) {
     const ex = ctx.store.db;
     const c = ctx.caller;
+    const withLimits = wantsResourceFields(p.details);
     const page = await pageOf(ex, p);
     let q = scopeToCaller(accountQuery(ex), c, ACCOUNT_COLS);
     if (c.role !== 'User') q = q.where(await listDomainCondition(ex, c, p));
@@ -319,15 +272,7 @@ const listAccounts = defineCommand({
     if (p.state !== undefined) q = q.where('a.state', '=', p.state.toLowerCase());
     if (p.keyword !== undefined) q = q.where(keywordMatch(['a.name'], p.keyword));
     const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('a.id'));
-    const users = await usersOf(
-      ex,
-      rows.map((r) => Number(r.id)),
-    );
-    return listResult(
-      'account',
-      rows.map((r) => accountResponse(r, users.get(Number(r.id)) ?? [])),
-      total,
-    );
+    return listResult('account', await accountResponses(ex, rows, withLimits), total);
   },
 });
 
@@ -339,7 +284,7 @@ const deleteAccount = defineCommand({
   async handler(p, ctx) {
     if (await deletedBeforeRerun(ctx, ['ACCOUNT.DELETE'], p.id)) return successResult();
     await ctx.transaction(async (tx: Tx) => {
-      const row = await accountForCaller(tx, ctx.caller, p.id);
+      const row = await accountForAction(tx, ctx.caller, { id: p.id });
       if (Number(row.id) === ctx.caller.accountId)
         throw invalidParameter('id', p.id, 'an account cannot delete itself');
       if (Number(row.is_default) === 1)
@@ -457,66 +402,6 @@ const listUsers = defineCommand({
   },
 });
 
-/** A user may manage its own keys; admins those of users in their reach. */
-async function keyTarget(ex: Executor, caller: Caller, uuid: string) {
-  if (caller.role === 'User' && uuid !== caller.userUuid) {
-    throw invalidParameter('id', uuid, 'a user can only manage its own keys');
-  }
-  return userForCaller(ex, caller, uuid);
-}
-
-const registerUserKeys = defineCommand({
-  name: 'registerUserKeys',
-  roles: allRoles,
-  params: refParams('registerUserKeys', ['id']),
-  async handler(p, ctx) {
-    const apikey = generateApiKey();
-    const secretkey = generateApiKey();
-    await ctx.transaction(async (tx) => {
-      const u = await keyTarget(tx, ctx.caller, p.id);
-      await tx
-        .updateTable('users')
-        .set({ api_key: apikey, secret_key: sealSecretKey(secretkey) })
-        .where('id', '=', Number(u.id))
-        .execute();
-      await recordEvent(tx, {
-        type: 'REGISTER.USER.KEY',
-        actor: ctx.caller,
-        owner: {
-          accountId: Number(u.account_id),
-          accountName: u.account_name,
-          domainId: Number(u.domain_id),
-          domainPath: u.domain_path,
-        },
-        description: `API keys registered for user ${u.username}`,
-        resourceType: 'User',
-        resourceId: u.uuid,
-        resourceName: u.username,
-      });
-    });
-    return objectResult('userkeys', { apikey, secretkey });
-  },
-});
-
-const getUserKeys = defineCommand({
-  name: 'getUserKeys',
-  roles: allRoles,
-  params: refParams('getUserKeys', ['id']),
-  async handler(p, ctx) {
-    const u = await keyTarget(ctx.store.db, ctx.caller, p.id);
-    const keys = await ctx.store.db
-      .selectFrom('users')
-      .select(['api_key', 'secret_key'])
-      .where('id', '=', Number(u.id))
-      .executeTakeFirstOrThrow();
-    if (!keys.api_key) return rawResult({});
-    return objectResult('userkeys', {
-      apikey: keys.api_key,
-      secretkey: keys.secret_key === null ? undefined : openSecretKey(keys.secret_key),
-    });
-  },
-});
-
 export const commands: AnyCommand[] = [
   createDomain,
   listDomains,
@@ -526,8 +411,8 @@ export const commands: AnyCommand[] = [
   deleteAccount,
   createUser,
   listUsers,
-  registerUserKeys,
-  getUserKeys,
+  ...userCommands,
+  ...accountStateCommands,
 ];
 
 /**

@@ -24,7 +24,7 @@ export function domainQuery(ex: Executor) {
 }
 export type DomainRow = Awaited<ReturnType<ReturnType<typeof domainQuery>['executeTakeFirstOrThrow']>>;
 
-export function domainResponse(r: DomainRow, hasChild: boolean): ResponseObject {
+export function domainResponse(r: DomainRow, hasChild: boolean, extra: ResponseObject = {}): ResponseObject {
   return {
     id: r.uuid,
     name: r.name,
@@ -36,6 +36,7 @@ export function domainResponse(r: DomainRow, hasChild: boolean): ResponseObject 
     networkdomain: r.network_domain ?? undefined,
     state: r.state,
     created: csDate(Number(r.created)),
+    ...extra,
   };
 }
 
@@ -116,7 +117,7 @@ export function userResponse(r: UserRow): ResponseObject {
   };
 }
 
-export function accountResponse(r: AccountRow, users: UserRow[]): ResponseObject {
+export function accountResponse(r: AccountRow, users: UserRow[], extra: ResponseObject = {}): ResponseObject {
   const role = roleForAccountType(Number(r.type));
   return {
     id: r.uuid,
@@ -133,5 +134,6 @@ export function accountResponse(r: AccountRow, users: UserRow[]): ResponseObject
     isdefault: Number(r.is_default) === 1,
     created: csDate(Number(r.created)),
     user: users.map(userResponse),
+    ...extra,
   };
 }

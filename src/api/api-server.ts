@@ -230,6 +230,14 @@ async function login(
   if (!verdict.allowed) throw lockedOut(verdict.key, verdict.until, p.username, domainText);
   // The same scrypt work whether or not the user exists or may log in: the timing must not tell them apart.
   const passwordOk = await verifyPassword(p.password, rec?.passwordHash ?? (await dummyPasswordHash()));
+  // CloudStack says a user is disabled or locked only to whoever gave its right password.
+  if (rec && passwordOk && !rec.enabled) {
+    await loginSucceeded(deps.store, keys);
+    throw new CloudStackError(
+      'PermissionDenied',
+      `User ${p.username} (or its account) in domain ${domainText} is disabled or locked; ask an administrator to enable it`,
+    );
+  }
   if (!rec || !rec.enabled || !passwordOk) {
     const locked = await loginFailed(deps.store, keys, now, settings.lockMs);
     // What CloudStack's log says when it disables a user: the operator hears about a lock as it starts.

@@ -75,8 +75,10 @@ export async function checkAccess(
 }
 
 /**
- * The owner a new resource is created for: the caller's own account, or (admins) `account` in `domainid`.
- * CloudStack requires both together.
+ * The owner a new resource is created for (CloudStack's AccountManagerImpl.finalizeOwner): `account` in
+ * `domainid` (admins: an account in reach; users: only their own), or the caller itself when no account is
+ * named. `domainid` alone is allowed and leaves the caller the owner, once the caller's reach over that domain
+ * is checked; `account` without `domainid` is refused.
  */
 export async function resolveOwner(
   db: Executor,
@@ -84,11 +86,8 @@ export async function resolveOwner(
   p: { account?: string | undefined; domainid?: string | undefined },
 ): Promise<Owner> {
   if (p.account === undefined && p.domainid === undefined) return ownerById(db, caller.accountId);
-  if (p.account === undefined || p.domainid === undefined) {
-    throw new CloudStackError(
-      'InvalidParameterValue',
-      `account and domainid must be given together (got ${p.account === undefined ? 'domainid' : 'account'} only)`,
-    );
+  if (p.domainid === undefined) {
+    throw new CloudStackError('InvalidParameterValue', 'account and domainid must be specified together');
   }
   const domain = await db
     .selectFrom('domains')
@@ -96,6 +95,10 @@ export async function resolveOwner(
     .where('uuid', '=', p.domainid)
     .executeTakeFirst();
   if (!domain) throw invalidParameter('domainid', p.domainid, 'no domain has this id');
+  if (p.account === undefined) {
+    await checkDomainAccess(db, caller, domain, p.domainid);
+    return ownerById(db, caller.accountId);
+  }
   const acct = await ownerQuery(db)
     .where('accounts.name', '=', p.account)
     .where('accounts.domain_id', '=', domain.id)
@@ -104,6 +107,24 @@ export async function resolveOwner(
   if (!acct) throw invalidParameter('account', p.account, 'no such account in the given domain');
   await checkAccess(db, caller, acct, `account '${acct.accountName}'`);
   return acct;
+}
+
+/** A user acts in its own domain only; a domain admin in its subtree; a root admin anywhere. */
+async function checkDomainAccess(
+  db: Executor,
+  caller: NetCaller,
+  domain: { id: number; path: string },
+  uuid: string,
+): Promise<void> {
+  if (caller.role === 'Admin') return;
+  const allowed =
+    caller.role === 'User'
+      ? domain.id === caller.domainId
+      : domain.path.startsWith(await callerDomainPath(db, caller));
+  if (!allowed)
+    throw permissionDenied(
+      `Account '${caller.accountName}' does not have permission to act in domain ${uuid}`,
+    );
 }
 
 /** Account/domain names for responses, for many owners at once. */

@@ -156,7 +156,7 @@ for (const kind of testDbKinds()) {
       const other = await alice('listEvents', { account: 'bob', listall: true });
       assert.equal(other.status, 531, JSON.stringify(other));
       const bobKeys = await alice('getUserKeys', { id: ids.bobUser });
-      assert.equal(bobKeys.status, 431);
+      assert.equal(bobKeys.status, 531);
       const bobAccount = await alice('listAccounts', { id: ids.bob });
       assert.deepEqual(bobAccount.data, {});
       // Admin-only commands do not exist for a user: CloudStack's unknown-command answer.
@@ -199,7 +199,7 @@ for (const kind of testDbKinds()) {
       assert.equal(outside.status, 531);
       const bob = await da('deleteAccount', { id: ids.bob }, { fetch_result: true });
       assert.equal(bob.ok, false);
-      assert.equal(bob.error.errorcode, 431);
+      assert.equal(bob.error.errorcode, 531);
       const stillThere = await admin('listAccounts', { id: ids.bob });
       assert.equal(stillThere.data.count, 1);
       const cleanup = await admin('deleteDomain', { id: sub.data.domain.id }, { fetch_result: true });
