@@ -20,6 +20,7 @@ import { commands as networkCommands } from '../networks/commands.js';
 import { commands as publicIpCommands } from '../public-ips/commands.js';
 import { commands as capacityCommands } from '../capacity/commands.js';
 import { commands as uiCommands } from '../ui/commands.js';
+import { commands as tagCommands } from '../tags/commands.js';
 import { providerCommands } from '../infrastructure/service-providers.js';
 
 export const commandModules: readonly (readonly AnyCommand[])[] = [
@@ -38,6 +39,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   routerCommands,
   keypairCommands,
   uiCommands,
+  tagCommands,
 ];
 
 export interface ResolvedParam extends ParamSpec {

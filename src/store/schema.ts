@@ -7,5 +7,6 @@ import type { IpamTables } from '../addresses/tables.js';
 import type { NetworkingTables } from '../networks/tables.js';
 import type { ApiServerTables } from '../api/tables.js';
 import type { VmTables } from '../vms/tables.js';
+import type { TagTables } from '../tags/tables.js';
 
-export interface Database extends IpamTables, ApiServerTables, NetworkingTables, VmTables {}
+export interface Database extends IpamTables, ApiServerTables, NetworkingTables, VmTables, TagTables {}

@@ -10,6 +10,7 @@ import { CsBridge, ok, refused, startServer } from '../api/harness.js';
 import type { CsClient, ServerProcess } from '../api/harness.js';
 import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
+import { createTestZone, createUserClient } from './zone-fixture.js';
 
 const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
 
@@ -29,55 +30,14 @@ for (const kind of kinds) {
       server = await startServer(tdb.url);
       bridge = new CsBridge();
       admin = bridge.client(server.url, server.apiKey, server.secretKey);
-      const root = ok(await admin('listDomains', {}), 'listDomains').domain[0].id as string;
-      const a = ok(
-        await admin('createAccount', {
-          username: 'nsp-user',
-          password: 'pw',
-          email: 'u@example.org',
-          firstname: 'n',
-          lastname: 'u',
-          accounttype: 0,
-          domainid: root,
-        }),
-        'createAccount',
-      );
-      const keys = ok(
-        await admin('registerUserKeys', { id: a.account.user[0].id }),
-        'registerUserKeys',
-      ).userkeys;
-      user = bridge.client(server.url, keys.apikey, keys.secretkey);
-      zone = ok(
-        await admin('createZone', {
-          name: 'nsp-zone',
-          networktype: 'Advanced',
-          dns1: '192.0.2.53',
-          internaldns1: '10.0.0.2',
-          guestcidraddress: '10.9.0.0/16',
-        }),
-        'createZone',
-      ).zone.id;
-      pn = ok(
-        await admin('createPhysicalNetwork', { zoneid: zone, name: 'nsp-pn', vlan: '500-509' }, job),
-        'createPhysicalNetwork',
-      ).physicalnetwork.id;
-      for (const t of ['Guest', 'Public'])
-        ok(
-          await admin('addTrafficType', { physicalnetworkid: pn, traffictype: t }, job),
-          `addTrafficType ${t}`,
-        );
-      ok(
-        await admin('createVlanIpRange', {
-          zoneid: zone,
-          vlan: '20',
-          gateway: '198.51.100.1',
-          netmask: '255.255.255.0',
-          startip: '198.51.100.10',
-          endip: '198.51.100.40',
-          forvirtualnetwork: true,
-        }),
-        'createVlanIpRange',
-      );
+      user = (await createUserClient(admin, (k, s) => bridge.client(server.url, k, s), 'nsp-user')).client;
+      ({ zone, physicalNetwork: pn } = await createTestZone(admin, {
+        name: 'nsp-zone',
+        vlans: '500-509',
+        publicVlan: '20',
+        publicPrefix: '198.51.100',
+        guestCidr: '10.9.0.0/16',
+      }));
     });
 
     after(async () => {
@@ -147,7 +107,7 @@ for (const kind of kinds) {
       refused(
         await user('restartNetwork', { id: net }, job),
         534,
-        /Service provider VirtualRouter is Disabled in physical network nsp-pn/,
+        /Service provider VirtualRouter is Disabled in physical network nsp-zone-pn/,
         'implement on a disabled provider',
       );
       // Nothing was half-done: no VLAN and no public IP were taken.

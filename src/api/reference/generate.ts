@@ -127,6 +127,10 @@ export const commands = [
   'createGuestNetworkIpv6Prefix',
   'listGuestNetworkIpv6Prefixes',
   'deleteGuestNetworkIpv6Prefix',
+  // resource tags
+  'createTags',
+  'deleteTags',
+  'listTags',
   // what the CloudStack UI asks at start-up
   'listCapabilities',
   'listLdapConfigurations',

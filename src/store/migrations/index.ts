@@ -13,6 +13,7 @@ import * as m0005 from './0005-ip-allocations-partial-indexes.js';
 import * as m0006 from './0006-login-failures.js';
 import * as m0007 from './0007-one-source-nat-one-vnet.js';
 import * as m0012 from './0012-network-service-providers.js';
+import * as m0013 from './0013-resource-tags.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-ipam': m0001,
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '0006-login-failures': m0006,
   '0007-one-source-nat-one-vnet': m0007,
   '0012-network-service-providers': m0012,
+  '0013-resource-tags': m0013,
 };

@@ -1,0 +1,312 @@
+/**
+ * Resource tags: createTags/deleteTags/listTags, the `tags` every taggable response carries (tagsFor), and the
+ * `tags[n].key`/`tags[n].value` filter of their list commands (tagsCondition). A tag belongs to its resource's
+ * owner: whoever may see or act on the resource may see or change its tags.
+ */
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Expression, SqlBool } from 'kysely';
+import type { Caller, ResponseObject } from '../api/command.js';
+import { keywordMatch, pageOfQuery } from '../api/list.js';
+import type { Page } from '../api/list.js';
+import { invalidParameter, permissionDenied } from '../errors/catalogue.js';
+import { applyListScope, pathInSubtree, resolveListScope } from '../accounts/scope.js';
+import type { ListScopeParams } from '../accounts/scope.js';
+import { displayPath } from '../accounts/repository.js';
+import type { Executor, Tx } from '../store/db.js';
+import { recordEvent } from '../events/record.js';
+
+/** The resources stacknet tags, by CloudStack's ResourceObjectType name. */
+const taggable = {
+  UserVm: { table: 'vms', extra: sql`removed is null` },
+  Network: { table: 'networks', extra: sql`removed is null` },
+  Vpc: { table: 'vpcs', extra: sql`removed is null` },
+  PublicIpAddress: { table: 'ip_allocations', extra: sql`owner_kind = 'publicip' and state = 'Allocated'` },
+} as const;
+
+export type TaggableType = keyof typeof taggable;
+
+/** CloudStack compares resource type names case-insensitively. */
+export function resourceType(raw: string, param = 'resourcetype'): TaggableType {
+  const t = (Object.keys(taggable) as TaggableType[]).find(
+    (k) => k.toLowerCase() === raw.trim().toLowerCase(),
+  );
+  if (!t)
+    throw invalidParameter(
+      param,
+      raw,
+      `not a resource type stacknet tags (${Object.keys(taggable).join(', ')})`,
+    );
+  return t;
+}
+
+interface TaggedResource {
+  id: number;
+  uuid: string;
+  account_id: number | null;
+  domain_id: number;
+}
+
+async function resourceFor(
+  ex: Executor,
+  caller: Caller,
+  type: TaggableType,
+  uuid: string,
+): Promise<TaggedResource> {
+  const t = taggable[type];
+  const r = (
+    await sql<
+      Omit<TaggedResource, 'domain_id'> & { domain_id: number | null }
+    >`select id, uuid, account_id, domain_id from ${sql.table(t.table)}
+      where uuid = ${uuid.toLowerCase()} and ${t.extra}`.execute(ex)
+  ).rows[0];
+  if (!r) throw invalidParameter('resourceids', uuid, `no ${type} has this id`);
+  if (r.domain_id === null)
+    throw invalidParameter('resourceids', uuid, `${type} ${uuid} belongs to no domain`);
+  const owner = {
+    ...r,
+    id: Number(r.id),
+    domain_id: Number(r.domain_id),
+    account_id: r.account_id === null ? null : Number(r.account_id),
+  };
+  await checkResourceAccess(ex, caller, type, owner);
+  return owner;
+}
+
+async function checkResourceAccess(
+  ex: Executor,
+  caller: Caller,
+  type: string,
+  r: TaggedResource,
+): Promise<void> {
+  if (caller.role === 'Admin') return;
+  const denied = () =>
+    permissionDenied(
+      `Account ${caller.accountName} does not have permission to operate on ${type} ${r.uuid}`,
+    );
+  if (caller.role === 'User') {
+    if (r.account_id !== caller.accountId) throw denied();
+    return;
+  }
+  const d = await ex.selectFrom('domains').select('path').where('id', '=', r.domain_id).executeTakeFirst();
+  if (!d || !pathInSubtree(d.path, caller.domainPath)) throw denied();
+}
+
+/** `tags[0].key=a&tags[0].value=b` as parsed (map parameter) → pairs; a key is required, as in CloudStack. */
+function tagPairs(
+  tags: Record<string, string>[] | undefined,
+  keyRequired: boolean,
+): { key: string; value?: string }[] {
+  return (tags ?? []).map((t, i) => {
+    const key = t.key?.trim();
+    if (!key) throw invalidParameter(`tags[${i}].key`, t.key ?? '', 'a tag needs a key');
+    if (keyRequired && (t.value === undefined || t.value === ''))
+      throw invalidParameter(`tags[${i}].value`, t.value ?? '', `tag ${key} needs a value`);
+    return t.value === undefined ? { key } : { key, value: t.value };
+  });
+}
+
+export async function createTags(
+  tx: Tx,
+  caller: Caller,
+  p: {
+    resourcetype: string;
+    resourceids: string[];
+    tags: Record<string, string>[];
+    customer?: string | undefined;
+  },
+  now: number,
+): Promise<void> {
+  const type = resourceType(p.resourcetype);
+  const pairs = tagPairs(p.tags, true);
+  if (pairs.length === 0)
+    throw invalidParameter('tags', '', 'give at least one tags[0].key and tags[0].value');
+  if (p.resourceids.length === 0) throw invalidParameter('resourceids', '', 'give at least one resource id');
+  for (const uuid of new Set(p.resourceids)) {
+    const r = await resourceFor(tx, caller, type, uuid);
+    for (const { key, value } of pairs) {
+      const dup = await tx
+        .selectFrom('resource_tags')
+        .select('id')
+        .where('resource_type', '=', type)
+        .where('resource_id', '=', r.id)
+        .where('key', '=', key)
+        .executeTakeFirst();
+      if (dup) throw invalidParameter('tags', key, `${type} ${r.uuid} already has a tag with key ${key}`);
+      await tx
+        .insertInto('resource_tags')
+        .values({
+          uuid: randomUUID(),
+          key,
+          value: value!,
+          resource_type: type,
+          resource_id: r.id,
+          resource_uuid: r.uuid,
+          account_id: r.account_id,
+          domain_id: r.domain_id,
+          customer: p.customer ?? null,
+          created: now,
+        })
+        .execute();
+    }
+  }
+  await recordEvent(tx, {
+    type: 'CREATE_TAGS',
+    actor: caller,
+    description: `created tags ${pairs.map((t) => t.key).join(', ')} on ${type} ${p.resourceids.join(', ')}`,
+    resourceType: type,
+  });
+}
+
+export async function deleteTags(
+  tx: Tx,
+  caller: Caller,
+  p: { resourcetype: string; resourceids: string[]; tags?: Record<string, string>[] | undefined },
+): Promise<void> {
+  const type = resourceType(p.resourcetype);
+  const pairs = tagPairs(p.tags, false);
+  let deleted = 0;
+  for (const uuid of new Set(p.resourceids)) {
+    const r = await resourceFor(tx, caller, type, uuid);
+    let q = tx.deleteFrom('resource_tags').where('resource_type', '=', type).where('resource_id', '=', r.id);
+    if (pairs.length > 0)
+      q = q.where((eb) =>
+        eb.or(
+          pairs.map((t) =>
+            t.value === undefined
+              ? eb('key', '=', t.key)
+              : eb.and([eb('key', '=', t.key), eb('value', '=', t.value)]),
+          ),
+        ),
+      );
+    deleted += Number((await q.executeTakeFirst()).numDeletedRows);
+  }
+  if (deleted === 0)
+    throw invalidParameter(
+      'tags',
+      pairs.map((t) => t.key).join(','),
+      'no tag matches on the given resources',
+    );
+  await recordEvent(tx, {
+    type: 'DELETE_TAGS',
+    actor: caller,
+    description: `deleted ${deleted} tag(s) on ${type} ${p.resourceids.join(', ')}`,
+    resourceType: type,
+  });
+}
+
+/** Called when a resource goes away (CloudStack removes its tags with it). */
+export async function removeTagsOf(tx: Tx, type: TaggableType, resourceId: number): Promise<void> {
+  await tx
+    .deleteFrom('resource_tags')
+    .where('resource_type', '=', type)
+    .where('resource_id', '=', resourceId)
+    .execute();
+}
+
+interface TagRow {
+  key: string;
+  value: string;
+  resource_type: string;
+  resource_uuid: string;
+  customer: string | null;
+  account_name: string | null;
+  domain_uuid: string;
+  domain_name: string;
+  domain_path: string;
+}
+
+const tagQuery = (ex: Executor) =>
+  ex
+    .selectFrom('resource_tags as t')
+    .innerJoin('domains as d', 'd.id', 't.domain_id')
+    .leftJoin('accounts as a', 'a.id', 't.account_id')
+    .select([
+      't.key',
+      't.value',
+      't.resource_type',
+      't.resource_uuid',
+      't.customer',
+      'a.name as account_name',
+      'd.uuid as domain_uuid',
+      'd.name as domain_name',
+      'd.path as domain_path',
+    ]);
+
+export function tagResponse(t: TagRow): ResponseObject {
+  return {
+    key: t.key,
+    value: t.value,
+    resourcetype: t.resource_type,
+    resourceid: t.resource_uuid,
+    account: t.account_name ?? undefined,
+    domainid: t.domain_uuid,
+    domain: t.domain_name,
+    domainpath: displayPath(t.domain_path),
+    customer: t.customer ?? undefined,
+  };
+}
+
+/** The `tags` of each resource, for its response (resources without tags get `[]`, as CloudStack answers). */
+export async function tagsFor(
+  ex: Executor,
+  type: TaggableType,
+  resourceIds: readonly number[],
+): Promise<Map<number, ResponseObject[]>> {
+  const out = new Map<number, ResponseObject[]>(resourceIds.map((id) => [id, []]));
+  if (resourceIds.length === 0) return out;
+  const rows = await tagQuery(ex)
+    .select('t.resource_id')
+    .where('t.resource_type', '=', type)
+    .where('t.resource_id', 'in', [...new Set(resourceIds)])
+    .orderBy('t.id')
+    .execute();
+  for (const r of rows) out.get(Number(r.resource_id))?.push(tagResponse(r));
+  return out;
+}
+
+/**
+ * The list commands' `tags[n].key=k&tags[n].value=v` filter: resources carrying every pair given (CloudStack
+ * ANDs them). `idColumn` is the listed table's id column, e.g. `networks.id`.
+ */
+export function tagsCondition(
+  type: TaggableType,
+  idColumn: string,
+  tags: Record<string, string>[] | undefined,
+): Expression<SqlBool> | undefined {
+  const pairs = tagPairs(tags, false);
+  if (pairs.length === 0) return undefined;
+  const each = pairs.map(
+    (t) => sql<SqlBool>`exists (select 1 from resource_tags rt where rt.resource_type = ${type}
+      and rt.resource_id = ${sql.ref(idColumn)} and rt.key = ${t.key}${t.value === undefined ? sql`` : sql` and rt.value = ${t.value}`})`,
+  );
+  return sql<SqlBool>`(${sql.join(each, sql` and `)})`;
+}
+
+export async function listTags(
+  ex: Executor,
+  caller: Caller,
+  p: ListScopeParams & {
+    resourcetype?: string | undefined;
+    resourceid?: string | undefined;
+    key?: string | undefined;
+    value?: string | undefined;
+    customer?: string | undefined;
+    keyword?: string | undefined;
+  },
+  page: Page,
+): Promise<{ items: ResponseObject[]; count: number }> {
+  const scope = await resolveListScope(ex, caller, p);
+  let q = applyListScope(tagQuery(ex), caller, scope, {
+    accountColumn: 't.account_id',
+    domainColumn: 't.domain_id',
+  });
+  if (p.resourcetype !== undefined) q = q.where('t.resource_type', '=', resourceType(p.resourcetype));
+  if (p.resourceid !== undefined) q = q.where('t.resource_uuid', '=', p.resourceid.toLowerCase());
+  if (p.key !== undefined) q = q.where('t.key', '=', p.key);
+  if (p.value !== undefined) q = q.where('t.value', '=', p.value);
+  if (p.customer !== undefined) q = q.where('t.customer', '=', p.customer);
+  if (p.keyword !== undefined) q = q.where(keywordMatch(['t.key', 't.value'], p.keyword));
+  const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('t.id'));
+  return { items: rows.map(tagResponse), count: total };
+}

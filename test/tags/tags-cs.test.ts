@@ -1,0 +1,216 @@
+/**
+ * Resource tags with python `cs` (issue 14; Terraform tags every resource it manages): createTags, deleteTags,
+ * listTags on networks, VPCs and public IPs, who may see and change them, CloudStack's refusals. On SQLite and
+ * PostgreSQL.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CsBridge, ok, refused, startServer } from '../api/harness.js';
+import type { CsClient, ServerProcess } from '../api/harness.js';
+import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import type { TestDatabase } from '../../src/store/testing/test-databases.js';
+import { createTestZone, createUserClient } from '../networking/zone-fixture.js';
+
+const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
+const job = { fetch_result: true };
+
+for (const kind of kinds) {
+  describe(`resource tags with python cs (${kind})`, () => {
+    let tdb: TestDatabase;
+    let server: ServerProcess;
+    let bridge: CsBridge;
+    let admin: CsClient;
+    let alice: CsClient;
+    let bob: CsClient;
+    let net: string;
+    let vpc: string;
+    let ip: string;
+
+    before(async () => {
+      tdb = await createTestDatabase(kind);
+      server = await startServer(tdb.url);
+      bridge = new CsBridge();
+      admin = bridge.client(server.url, server.apiKey, server.secretKey);
+      const client = (k: string, s: string) => bridge.client(server.url, k, s);
+      alice = (await createUserClient(admin, client, 'tag-alice')).client;
+      bob = (await createUserClient(admin, client, 'tag-bob')).client;
+      const { zone } = await createTestZone(admin, {
+        name: 'tag-zone',
+        vlans: '600-609',
+        publicVlan: '30',
+        publicPrefix: '198.51.100',
+        guestCidr: '10.8.0.0/16',
+      });
+      const offerings = ok(await alice('listNetworkOfferings', {}), 'listNetworkOfferings')
+        .networkoffering as {
+        id: string;
+        name: string;
+      }[];
+      const iso = offerings.find((o) => o.name === 'DefaultIsolatedNetworkOfferingWithSourceNatService')!.id;
+      net = ok(
+        await alice('createNetwork', {
+          zoneid: zone,
+          name: 'web',
+          displaytext: 'web',
+          networkofferingid: iso,
+        }),
+        'createNetwork',
+      ).network.id;
+      const vpcOffering = ok(await alice('listVPCOfferings', {}), 'listVPCOfferings').vpcoffering[0].id;
+      vpc = ok(
+        await alice(
+          'createVPC',
+          { zoneid: zone, name: 'v', displaytext: 'v', cidr: '10.20.0.0/16', vpcofferingid: vpcOffering },
+          job,
+        ),
+        'createVPC',
+      ).vpc.id;
+      ip = ok(await alice('associateIpAddress', { networkid: net }, job), 'associateIpAddress').ipaddress.id;
+    });
+
+    after(async () => {
+      await bridge?.close();
+      const code = await server?.stop();
+      assert.equal(code, 0, `server exit code\n${server?.output()}`);
+      await tdb?.drop();
+    });
+
+    test('createTags on several resources, listTags by type, resource, key and value', async () => {
+      ok(
+        await alice(
+          'createTags',
+          {
+            resourcetype: 'Network',
+            resourceids: net,
+            'tags[0].key': 'env',
+            'tags[0].value': 'prod',
+            'tags[1].key': 'team',
+            'tags[1].value': 'web',
+          },
+          job,
+        ),
+        'createTags network',
+      );
+      // The type is matched case-insensitively, as CloudStack does.
+      ok(
+        await alice(
+          'createTags',
+          { resourcetype: 'vpc', resourceids: vpc, 'tags[0].key': 'env', 'tags[0].value': 'prod' },
+          job,
+        ),
+        'createTags vpc',
+      );
+      ok(
+        await alice(
+          'createTags',
+          { resourcetype: 'PublicIpAddress', resourceids: ip, 'tags[0].key': 'env', 'tags[0].value': 'dev' },
+          job,
+        ),
+        'createTags ip',
+      );
+      const all = ok(await alice('listTags', {}), 'listTags');
+      assert.equal(all.count, 4);
+      const t = all.tag.find(
+        (x: { resourceid: string; key: string }) => x.resourceid === net && x.key === 'team',
+      );
+      assert.equal(t.value, 'web');
+      assert.equal(t.resourcetype, 'Network');
+      assert.equal(t.account, 'tag-alice');
+      assert.equal(t.domain, 'ROOT');
+      assert.equal(ok(await alice('listTags', { resourcetype: 'Vpc' }), 'by type').count, 1);
+      assert.equal(ok(await alice('listTags', { resourceid: net }), 'by resource').count, 2);
+      assert.equal(ok(await alice('listTags', { key: 'env', value: 'prod' }), 'by pair').count, 2);
+      assert.equal(ok(await alice('listTags', { keyword: 'de' }), 'by keyword').count, 1);
+      // Another user sees none of them; the admin sees them with listall.
+      assert.deepEqual(ok(await bob('listTags', {}), 'bob listTags'), {});
+      assert.equal(ok(await admin('listTags', { listall: true }), 'admin listall').count, 4);
+    });
+
+    test("CloudStack's refusals: a duplicate key, an unknown type, someone else's resource, a tag without value", async () => {
+      refused(
+        await alice(
+          'createTags',
+          { resourcetype: 'Network', resourceids: net, 'tags[0].key': 'env', 'tags[0].value': 'x' },
+          job,
+        ),
+        431,
+        /already has a tag with key env/,
+        'duplicate key',
+      );
+      refused(
+        await alice(
+          'createTags',
+          { resourcetype: 'Teapot', resourceids: net, 'tags[0].key': 'a', 'tags[0].value': 'b' },
+          job,
+        ),
+        431,
+        /resourcetype/,
+        'unknown type',
+      );
+      refused(
+        await bob(
+          'createTags',
+          { resourcetype: 'Network', resourceids: net, 'tags[0].key': 'a', 'tags[0].value': 'b' },
+          job,
+        ),
+        531,
+        /does not have permission/,
+        "someone else's network",
+      );
+      refused(
+        await alice('createTags', { resourcetype: 'Network', resourceids: net, 'tags[0].key': 'a' }, job),
+        431,
+        /needs a value/,
+        'no value',
+      );
+      // A refused batch leaves nothing: the first resource's tag is not kept when the second fails.
+      refused(
+        await alice(
+          'createTags',
+          {
+            resourcetype: 'Network',
+            resourceids: `${net},00000000-0000-4000-8000-000000000000`,
+            'tags[0].key': 'batch',
+            'tags[0].value': 'x',
+          },
+          job,
+        ),
+        431,
+        /no Network has this id/,
+        'batch with a missing resource',
+      );
+      assert.deepEqual(ok(await alice('listTags', { key: 'batch' }), 'after the refused batch'), {});
+    });
+
+    test('deleteTags by key, by key and value, and all of a resource; nothing matched is an error', async () => {
+      refused(
+        await alice('deleteTags', { resourcetype: 'Network', resourceids: net, 'tags[0].key': 'nope' }, job),
+        431,
+        /no tag matches/,
+        'nothing matches',
+      );
+      ok(
+        await alice(
+          'deleteTags',
+          { resourcetype: 'Network', resourceids: net, 'tags[0].key': 'env', 'tags[0].value': 'prod' },
+          job,
+        ),
+        'delete by pair',
+      );
+      assert.equal(ok(await alice('listTags', { resourceid: net }), 'left').count, 1);
+      refused(
+        await bob('deleteTags', { resourcetype: 'Vpc', resourceids: vpc }, job),
+        531,
+        /does not have permission/,
+        "bob deletes alice's tags",
+      );
+      ok(
+        await alice('deleteTags', { resourcetype: 'Vpc', resourceids: vpc }, job),
+        'delete all of a resource',
+      );
+      assert.deepEqual(ok(await alice('listTags', { resourcetype: 'Vpc' }), 'vpc tags'), {});
+      const events = ok(await alice('listEvents', { type: 'DELETE_TAGS' }), 'events');
+      assert.equal(events.count, 2);
+    });
+  });
+}
