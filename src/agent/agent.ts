@@ -400,6 +400,9 @@ export class RouterAgent {
       this.refreshAvailable();
     })().finally(() => {
       this.loop = null;
+      // A state enqueued after the loop's last look but before this point (in-process callers resuming on the
+      // settled waiter) found the loop still set: start it again rather than leave that state for the next push.
+      if (this.pending && !this.closed) void this.kick();
     });
     return this.loop;
   }
