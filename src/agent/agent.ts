@@ -16,6 +16,7 @@ import { leaseDirFor } from './lease-dir.js';
 import { PasswordAcks } from './password-acks.js';
 import { canonicalJson } from './render/canonical.js';
 import type { AgentStatus, Condition, ConditionType } from './status.js';
+import { Conditions } from './status.js';
 import { interfaceAddresses, interfaceHolding, writeAtomic } from './system.js';
 import type { HeldEntry } from './validate-desired-state.js';
 import {
@@ -67,6 +68,10 @@ const burstGapMs = 25;
 const coalesceMs = 20;
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+type Refusal = Extract<SubmitResult, { ok: false }>;
+const refuse = (httpStatus: number, error: string, message: string, more: Partial<Refusal> = {}) =>
+  Promise.resolve<SubmitResult>({ ok: false, httpStatus, error, message, ...more });
+
 interface Waiter {
   generation: number;
   resolve: (r: SubmitResult) => void;
@@ -90,7 +95,7 @@ export class RouterAgent {
   private loop: Promise<void> | null = null;
   private waiters: Waiter[] = [];
   private failure: { generation: number; reason: string; message: string } | null = null;
-  private conditions = new Map<ConditionType, Condition>();
+  private readonly conditions = new Conditions();
   private holdsVip = false;
   private vipTimer: NodeJS.Timeout | null = null;
   private readonly passwordAcks: PasswordAcks;
@@ -238,57 +243,39 @@ export class RouterAgent {
 
   submitFull(doc: unknown, wait = true): Promise<SubmitResult> {
     const v = validateDesiredState(doc);
-    if (!v.ok)
-      return Promise.resolve({
-        ok: false,
-        httpStatus: 400,
-        error: 'InvalidDesiredState',
-        field: v.field,
-        message: `${v.field} ${v.message}`,
-      });
+    if (!v.ok) return refuse(400, 'InvalidDesiredState', `${v.field} ${v.message}`, { field: v.field });
     const state = v.value;
     const latest = this.latest();
     if (latest && state.generation < latest.generation)
-      return Promise.resolve({
-        ok: false,
-        httpStatus: 409,
-        error: 'StaleGeneration',
-        generation: latest.generation,
-        message: `generation ${state.generation} is older than ${latest.generation}, which this router already has`,
-      });
+      return refuse(
+        409,
+        'StaleGeneration',
+        `generation ${state.generation} is older than ${latest.generation}, which this router already has`,
+        { generation: latest.generation },
+      );
     if (latest && state.generation === latest.generation && canonicalJson(state) !== canonicalJson(latest))
-      return Promise.resolve({
-        ok: false,
-        httpStatus: 409,
-        error: 'GenerationConflict',
-        generation: latest.generation,
-        message: `generation ${state.generation} was already accepted with different content; bump the generation`,
-      });
+      return refuse(
+        409,
+        'GenerationConflict',
+        `generation ${state.generation} was already accepted with different content; bump the generation`,
+        { generation: latest.generation },
+      );
     this.held.set(state, v.quarantined);
     return this.enqueue(state, wait);
   }
 
   submitDelta(doc: unknown, wait = true): Promise<SubmitResult> {
     const v = validateDelta(doc);
-    if (!v.ok)
-      return Promise.resolve({
-        ok: false,
-        httpStatus: 400,
-        error: 'InvalidDelta',
-        field: v.field,
-        message: `${v.field} ${v.message}`,
-      });
+    if (!v.ok) return refuse(400, 'InvalidDelta', `${v.field} ${v.message}`, { field: v.field });
     const delta: DesiredStateDelta = v.value;
     const latest = this.latest();
     if (!latest || latest.generation !== delta.baseGeneration)
-      return Promise.resolve({
-        ok: false,
-        httpStatus: 409,
-        error: 'BaseGenerationMismatch',
-        generation: latest?.generation ?? null,
-        sendFull: true,
-        message: `delta is based on generation ${delta.baseGeneration} but this router has ${latest?.generation ?? 'none'}; send the full desired state`,
-      });
+      return refuse(
+        409,
+        'BaseGenerationMismatch',
+        `delta is based on generation ${delta.baseGeneration} but this router has ${latest?.generation ?? 'none'}; send the full desired state`,
+        { generation: latest?.generation ?? null, sendFull: true },
+      );
     const kept = this.ahead(latest, delta);
     const next = applyDelta(latest, delta);
     const full = validateDesiredState(next, {
@@ -299,12 +286,8 @@ export class RouterAgent {
     // entries): put the services back on the applied state (a forced apply).
     if (kept && (!full.ok || !kept(full.value))) this.reapplyApplied();
     if (!full.ok)
-      return Promise.resolve({
-        ok: false,
-        httpStatus: 400,
-        error: 'InvalidDelta',
+      return refuse(400, 'InvalidDelta', `after applying the delta, ${full.field} ${full.message}`, {
         field: full.field,
-        message: `after applying the delta, ${full.field} ${full.message}`,
       });
     this.held.set(full.value, full.quarantined);
     return this.enqueue(full.value, wait);
@@ -514,15 +497,7 @@ export class RouterAgent {
   // ---- status ----
 
   private setCondition(type: ConditionType, status: boolean, reason: string, message: string): void {
-    const old = this.conditions.get(type);
-    if (old && old.status === status && old.reason === reason && old.message === message) return;
-    this.conditions.set(type, {
-      type,
-      status,
-      reason,
-      message,
-      lastTransitionTime: old && old.status === status ? old.lastTransitionTime : new Date().toISOString(),
-    });
+    this.conditions.set(type, status, reason, message);
   }
 
   /**
@@ -579,7 +554,7 @@ export class RouterAgent {
       generation: this.applied?.state.generation ?? null,
       desiredGeneration: this.latest()?.generation ?? null,
       hash: this.applied?.hash ?? null,
-      conditions: (['Available', 'Progressing', 'Degraded'] as const).map((t) => this.conditions.get(t)!),
+      conditions: this.conditions.list(),
       role: this.role,
     } as AgentStatus;
     const counters: Record<string, number> = { ...this.counters };
@@ -618,9 +593,7 @@ export class RouterAgent {
    * whose first answer was lost (timeout, retry) still gets it. Then `saved_password` (null here).
    */
   passwordFor(ip: string): string | null {
-    const pw = this.applied?.state.passwords[ip];
-    if (pw === undefined || this.passwordAcks.isAcked(ip, pw)) return null;
-    return pw;
+    return this.passwordAcks.passwordFor(this.applied?.state.passwords ?? {}, ip);
   }
 
   /**
@@ -628,7 +601,6 @@ export class RouterAgent {
    * address is reported in `status.savedPasswords` until the server has dropped the password.
    */
   ackPassword(ip: string): void {
-    const pw = this.applied?.state.passwords[ip];
-    if (pw !== undefined) this.passwordAcks.ack(ip, pw);
+    this.passwordAcks.ack(this.applied?.state.passwords ?? {}, ip);
   }
 }

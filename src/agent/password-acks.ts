@@ -27,13 +27,21 @@ export class PasswordAcks {
     }
   }
 
-  isAcked(ip: string, password: string): boolean {
+  private isAcked(ip: string, password: string): boolean {
     return this.saved.get(ip) === passwordDigest(ip, password);
   }
 
-  ack(ip: string, password: string): void {
-    if (this.isAcked(ip, password)) return;
-    this.saved.set(ip, passwordDigest(ip, password));
+  /** The password of `ip` in `passwords` unless the guest acknowledged it (then null: `saved_password`). */
+  passwordFor(passwords: Record<string, string>, ip: string): string | null {
+    const pw = passwords[ip];
+    return pw === undefined || this.isAcked(ip, pw) ? null : pw;
+  }
+
+  /** The guest at `ip` stored its password in `passwords`: never serve that one again. */
+  ack(passwords: Record<string, string>, ip: string): void {
+    const pw = passwords[ip];
+    if (pw === undefined || this.isAcked(ip, pw)) return;
+    this.saved.set(ip, passwordDigest(ip, pw));
     this.persist();
   }
 

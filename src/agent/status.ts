@@ -49,3 +49,24 @@ export interface AgentStatus {
   leaseCount: number;
   leases?: Lease[];
 }
+
+/** The three conditions, each keeping its lastTransitionTime while its status stays the same. */
+export class Conditions {
+  private readonly map = new Map<ConditionType, Condition>();
+
+  set(type: ConditionType, status: boolean, reason: string, message: string): void {
+    const old = this.map.get(type);
+    if (old && old.status === status && old.reason === reason && old.message === message) return;
+    const lastTransitionTime =
+      old && old.status === status ? old.lastTransitionTime : new Date().toISOString();
+    this.map.set(type, { type, status, reason, message, lastTransitionTime });
+  }
+
+  get(type: ConditionType): Condition | undefined {
+    return this.map.get(type);
+  }
+
+  list(): Condition[] {
+    return (['Available', 'Progressing', 'Degraded'] as const).map((t) => this.map.get(t)!);
+  }
+}
