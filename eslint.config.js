@@ -2,7 +2,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
-// Pure cores (ipam/ and the agent's render/) must not do I/O: time and randomness are parameters.
+// Pure cores (ipam/, the agent's render/ and each applier's render and plan) must not do I/O: time and randomness
+// are parameters.
 const ioModules = [
   'node:fs',
   'node:fs/promises',
@@ -27,7 +28,14 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/ipam/**/*.ts', 'src/agent/render/**/*.ts'],
+    files: [
+      'src/ipam/**/*.ts',
+      'src/agent/render/**/*.ts',
+      'src/agent/appliers/applier.ts',
+      'src/agent/appliers/renderers.ts',
+      'src/agent/appliers/*/render.ts',
+      'src/agent/appliers/*/plan.ts',
+    ],
     ignores: ['**/*.test.ts'],
     rules: {
       'no-restricted-imports': [

@@ -1,24 +1,16 @@
 /**
- * Desired state → everything the VR runs from, and the plan for the cheapest way to make dnsmasq see a change.
- * Pure: paths, interfaces and ports are parameters; the hash is over the rendered text, never the generation, so a
- * generation bump with no content change costs nothing.
+ * The whole router's render in one record, for code outside the agent that writes or inspects a router's files
+ * without running its services (the simulator driver). The agent itself sequences appliers (appliers/); this is
+ * the same renders and the same content hash, under the names the simulator reads. Pure.
  */
-import { createHash } from 'node:crypto';
+import { dirname } from 'node:path';
 import type { DesiredState } from '../desired-state.js';
-import type { DnsmasqPaths, Lease } from './dnsmasq.js';
-import {
-  dhcpHostLine,
-  leaseTimeText,
-  nameLines,
-  renderDhcpHosts,
-  renderDnsmasqConf,
-  renderNames,
-  sortedHosts,
-} from './dnsmasq.js';
-import { renderKeepalived } from './keepalived.js';
-import { renderNftables } from './nftables.js';
+import type { RouterAddresses } from '../appliers/addresses/render.js';
+import type { DnsmasqFiles, DnsmasqPaths } from '../appliers/dnsmasq/render.js';
+import { renderRouter, routerRenderers } from '../appliers/renderers.js';
 
 export interface RenderContext {
+  /** dnsmasq's files: the directory of `conf` is taken as the data directory, that of `leaseFile` as the lease directory. */
   paths: DnsmasqPaths;
   guestInterface: string;
   controlInterface?: string;
@@ -27,154 +19,27 @@ export interface RenderContext {
   passwordPort: number;
 }
 
-export interface Rendered {
-  dnsmasqConf: string;
-  dhcpHosts: string;
-  names: string;
+export interface Rendered extends DnsmasqFiles {
+  addresses: RouterAddresses;
   nftables: string;
   keepalivedConf: string | null;
-  /** sha256 over all of the above plus metadata and passwords (what the VR serves). */
+  /** sha256 over every service's render plus metadata and passwords (what the VR serves). */
   hash: string;
 }
 
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 export function render(state: DesiredState, ctx: RenderContext): Rendered {
-  const dnsmasqConf = renderDnsmasqConf(state, { paths: ctx.paths, guestInterface: ctx.guestInterface });
-  const dhcpHosts = renderDhcpHosts(state);
-  const names = renderNames(state);
-  const nftables = renderNftables(state, ctx);
-  const keepalivedConf = renderKeepalived(state, ctx.guestInterface);
-  const h = createHash('sha256');
-  for (const part of [dnsmasqConf, dhcpHosts, names, nftables, keepalivedConf ?? ''])
-    h.update(part).update('\0');
-  h.update(canonical(state.metadata)).update('\0').update(canonical(state.passwords)).update('\0');
-  h.update(canonical(state.firewall));
-  return { dnsmasqConf, dhcpHosts, names, nftables, keepalivedConf, hash: h.digest('hex') };
-}
-
-/**
- * What dnsmasq has loaded now: the full files plus every addition dropped into the inotify directories since
- * (additions may repeat base lines). Kept as sets and updated in place by `noteAdded`, so planning an addition
- * does not re-index thousands of lines.
- */
-export interface LoadedDnsmasq {
-  conf: string;
-  hostLines: Set<string>;
-  macs: Set<string>;
-  ips: Set<string>;
-  /** MACs whose line carries a `set:` tag (non-default NICs). */
-  taggedMacs: Set<string>;
-  nameLines: Set<string>;
-}
-
-export type DnsmasqPlan =
-  | { kind: 'none' }
-  /** New hosts only: drop them into the hostsdirs; dnsmasq picks them up by inotify, no reload. */
-  | { kind: 'add'; hostLines: string[]; nameLines: string[] }
-  /** Removed/changed hosts or a reused address: rewrite the full files, release stale leases, SIGHUP. */
-  | { kind: 'reload' }
-  /** The configuration file itself changed; dnsmasq only reads it at start. */
-  | { kind: 'restart' };
-
-function macOf(line: string): string {
-  return line.slice(0, line.indexOf(',')).toLowerCase();
-}
-
-function ipOfHostLine(line: string): string | undefined {
-  return line.split(',').find((p) => /^\d+\.\d+\.\d+\.\d+$/.test(p));
-}
-
-export function loadedFrom(
-  conf: string,
-  hostLines: Iterable<string>,
-  nameLines: Iterable<string>,
-): LoadedDnsmasq {
-  const l: LoadedDnsmasq = {
-    conf,
-    hostLines: new Set(),
-    macs: new Set(),
-    ips: new Set(),
-    taggedMacs: new Set(),
-    nameLines: new Set(),
+  const { paths, ...rest } = ctx;
+  const r = renderRouter(state, {
+    ...rest,
+    dataDir: dirname(paths.conf),
+    leaseDir: dirname(paths.leaseFile),
+  });
+  const by = (name: string) => r.outs[routerRenderers.findIndex((x) => x.name === name)];
+  return {
+    addresses: by('addresses') as RouterAddresses,
+    ...(by('dnsmasq') as DnsmasqFiles),
+    nftables: by('nftables') as string,
+    keepalivedConf: by('keepalived') as string | null,
+    hash: r.hash,
   };
-  noteAdded(l, hostLines, nameLines);
-  return l;
-}
-
-/** Record lines dnsmasq has now loaded (mutates `l`). */
-export function noteAdded(l: LoadedDnsmasq, hostLines: Iterable<string>, nameLines: Iterable<string>): void {
-  for (const line of hostLines) {
-    if (!line.trim() || line.startsWith('#')) continue;
-    l.hostLines.add(line);
-    const mac = macOf(line);
-    l.macs.add(mac);
-    const ip = ipOfHostLine(line);
-    if (ip) l.ips.add(ip);
-    if (line.includes(',set:')) l.taggedMacs.add(mac);
-  }
-  for (const n of nameLines) if (n.trim() && !n.startsWith('#')) l.nameLines.add(n);
-}
-
-/**
- * Decide the cheapest signal (dataplane-facts.md, "What --dhcp-hostsdir picks up"): an addition is safe without
- * SIGHUP only if its MAC and its address are unknown to the loaded configuration — a changed line keeps the old
- * one loaded, a deleted file keeps serving, and an address another entry had gets no offer at all.
- */
-export function planDnsmasq(
-  loaded: LoadedDnsmasq | null,
-  state: DesiredState,
-  next: Rendered,
-  leases: Lease[] = [],
-): DnsmasqPlan {
-  if (!loaded || loaded.conf !== next.dnsmasqConf) return { kind: 'restart' };
-  const lease = leaseTimeText(state);
-  const hosts = sortedHosts(state);
-  // Anything loaded but no longer wanted (removed or changed) needs SIGHUP; sizes tell without a full diff
-  // whenever the loaded set is exactly the wanted set plus additions.
-  const wantedLines = new Set<string>();
-  const addHosts: string[] = [];
-  const addNames: string[] = [];
-  const leasedTo = new Map(leases.map((l) => [l.ip, l.mac]));
-  const domain = state.network.domain;
-  for (const h of hosts) {
-    if (!h.defaultNic) continue; // in dnsmasq.conf: covered by the conf comparison above
-    const line = dhcpHostLine(h, lease);
-    wantedLines.add(line);
-    if (loaded.hostLines.has(line)) {
-      // Written ahead of the full apply (the agent's addAhead): only its names are left to add.
-      for (const n of nameLines(h, domain)) if (!loaded.nameLines.has(n)) addNames.push(n);
-      continue;
-    }
-    const mac = h.mac.toLowerCase();
-    if (loaded.macs.has(mac) || loaded.ips.has(h.ipv4)) return { kind: 'reload' };
-    // An address still leased to another MAC (a release that did not arrive) would get no offer either.
-    const holder = leasedTo.get(h.ipv4);
-    if (holder !== undefined && holder !== mac) return { kind: 'reload' };
-    addHosts.push(line);
-    for (const n of nameLines(h, domain)) if (!loaded.nameLines.has(n)) addNames.push(n);
-  }
-  if (loaded.hostLines.size > wantedLines.size - addHosts.length) {
-    for (const line of loaded.hostLines) if (!wantedLines.has(line)) return { kind: 'reload' };
-  }
-  const wantedNames = next.names.split('\n').filter(Boolean);
-  const wantedNameSet = new Set(wantedNames);
-  for (const n of loaded.nameLines) if (!wantedNameSet.has(n)) return { kind: 'reload' };
-  const addNameSet = new Set(addNames);
-  for (const n of wantedNames) if (!loaded.nameLines.has(n) && !addNameSet.has(n)) return { kind: 'reload' };
-  if (addHosts.length === 0 && addNames.length === 0) return { kind: 'none' };
-  return { kind: 'add', hostLines: addHosts, nameLines: addNames };
-}
-
-/** Leases dnsmasq holds for a MAC/address pair the state no longer has: release them so the address is free now. */
-export function leasesToRelease(leases: Lease[], state: DesiredState): Lease[] {
-  const byMac = new Map(state.hosts.map((h) => [h.mac.toLowerCase(), h.ipv4]));
-  return leases.filter((l) => byMac.get(l.mac) !== l.ip);
 }

@@ -1,6 +1,7 @@
 /** keepalived.conf for a redundant pair (reference §4.11): VRRP on the guest interface, the gateway as VIP. Pure. */
-import type { DesiredState } from '../desired-state.js';
-import { parseIpv4Cidr } from './ip.js';
+import type { DesiredState } from '../../desired-state.js';
+import { parseIpv4Cidr } from '../../render/ip.js';
+import type { Renderer } from '../applier.js';
 
 export function renderKeepalived(state: DesiredState, guestInterface: string): string | null {
   const r = state.router.redundant;
@@ -21,7 +22,7 @@ export function renderKeepalived(state: DesiredState, guestInterface: string): s
     `  virtual_router_id ${r.virtualRouterId}`,
     `  priority ${r.priority}`,
     `  advert_int ${r.vrrpIntervalSeconds}`,
-    // The router's own address sits on lo (see the agent's ownAddress): adverts still carry it as source.
+    // The router's own address sits on lo (see the addresses applier): adverts still carry it as source.
     `  mcast_src_ip ${state.router.guestIp}`,
     ...(v3 ? [] : ['  authentication {', '    auth_type PASS', `    auth_pass ${r.authPass}`, '  }']),
     '  virtual_ipaddress {',
@@ -31,3 +32,11 @@ export function renderKeepalived(state: DesiredState, guestInterface: string): s
   ];
   return lines.join('\n') + '\n';
 }
+
+/** null = not one of a redundant pair: no keepalived. */
+export const keepalivedRenderer: Renderer<string | null> = {
+  name: 'keepalived',
+  consumes: ['router', 'network'],
+  render: (state, ctx) => renderKeepalived(state, ctx.guestInterface),
+  digest: (conf) => [conf ?? ''],
+};

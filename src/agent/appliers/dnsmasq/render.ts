@@ -2,9 +2,11 @@
  * Desired state → dnsmasq text, following CloudStack's VR (reference §4.4–4.5) with the per-instance paths and
  * binding that several dnsmasq instances on one machine need (dataplane-facts.md). Pure.
  */
-import type { DesiredState, HostSpec } from '../desired-state.js';
-import { defaultLeaseTime } from '../desired-state.js';
-import { hostCapacity, netmaskOf, networkAddressOf, parseIpv4Cidr } from './ip.js';
+import { join } from 'node:path';
+import type { DesiredState, HostSpec } from '../../desired-state.js';
+import { defaultLeaseTime } from '../../desired-state.js';
+import { hostCapacity, netmaskOf, networkAddressOf, parseIpv4Cidr } from '../../render/ip.js';
+import type { RenderContext, Renderer } from '../applier.js';
 
 /** Where the instance's files live; the agent passes its data directory's layout. */
 export interface DnsmasqPaths {
@@ -21,6 +23,39 @@ export interface DnsmasqPaths {
   /** Name additions since the last SIGHUP (DNS `--hostsdir`, inotify). */
   namesDir: string;
 }
+
+/** The layout of dnsmasq's files in the agent's data directory (the lease file on tmpfs, see lease-dir.ts). */
+export function dnsmasqPaths(ctx: Pick<RenderContext, 'dataDir' | 'leaseDir'>): DnsmasqPaths {
+  const d = ctx.dataDir;
+  return {
+    conf: join(d, 'dnsmasq.conf'),
+    pidFile: join(d, 'dnsmasq.pid'),
+    leaseFile: join(ctx.leaseDir, 'dnsmasq.leases'),
+    logFile: join(d, 'dnsmasq.log'),
+    dhcpHostsFile: join(d, 'dhcphosts.txt'),
+    dhcpHostsDir: join(d, 'dhcphosts.d'),
+    namesFile: join(d, 'names.txt'),
+    namesDir: join(d, 'names.d'),
+  };
+}
+
+/** What dnsmasq runs from: its configuration file, the full hosts file and the full names (addn-hosts) file. */
+export interface DnsmasqFiles {
+  dnsmasqConf: string;
+  dhcpHosts: string;
+  names: string;
+}
+
+export const dnsmasqRenderer: Renderer<DnsmasqFiles> = {
+  name: 'dnsmasq',
+  consumes: ['router', 'network', 'hosts'],
+  render: (state, ctx) => ({
+    dnsmasqConf: renderDnsmasqConf(state, { paths: dnsmasqPaths(ctx), guestInterface: ctx.guestInterface }),
+    dhcpHosts: renderDhcpHosts(state),
+    names: renderNames(state),
+  }),
+  digest: (out) => [out.dnsmasqConf, out.dhcpHosts, out.names],
+};
 
 export interface DnsmasqRenderOptions {
   paths: DnsmasqPaths;

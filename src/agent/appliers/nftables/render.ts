@@ -2,7 +2,9 @@
  * The VR's own firewall (reference §4.9, done with nftables): DHCP only on the guest interface; DNS, metadata
  * and password only from the guest CIDR; the control API only on the control side. Pure.
  */
-import type { DesiredState } from '../desired-state.js';
+import type { DesiredState } from '../../desired-state.js';
+import { canonicalJson } from '../../render/canonical.js';
+import type { Renderer } from '../applier.js';
 
 export const nftTableName = 'stacknet_vr';
 
@@ -60,3 +62,11 @@ export function renderNftables(state: DesiredState, o: FirewallRenderOptions): s
     '',
   ].join('\n');
 }
+
+export const nftablesRenderer: Renderer<string> = {
+  name: 'nftables',
+  consumes: ['router', 'network', 'firewall'],
+  render: (state, ctx) => renderNftables(state, ctx),
+  // The intent too: turning the firewall off leaves the ruleset text as it was, but must still reach the applier.
+  digest: (ruleset, state) => [ruleset, canonicalJson(state.firewall)],
+};

@@ -1,0 +1,24 @@
+/** The router's appliers, one per entry of `routerRenderers`, in the same order. */
+import { AddressesApplier } from './addresses/addresses-applier.js';
+import type { Applier, ApplierContext } from './applier.js';
+import { DnsmasqApplier } from './dnsmasq/dnsmasq-applier.js';
+import { KeepalivedApplier } from './keepalived/keepalived-applier.js';
+import { NftablesApplier } from './nftables/nftables-applier.js';
+import { routerRenderers } from './renderers.js';
+
+const factories: Record<string, (ctx: ApplierContext) => Applier> = {
+  addresses: (ctx) => new AddressesApplier(ctx),
+  dnsmasq: (ctx) => new DnsmasqApplier(ctx),
+  nftables: (ctx) => new NftablesApplier(ctx),
+  keepalived: (ctx) => new KeepalivedApplier(ctx),
+};
+
+export function createAppliers(ctx: ApplierContext): Applier[] {
+  return routerRenderers.map((r) => {
+    const make = factories[r.name];
+    if (!make) throw new Error(`no applier for the ${r.name} renderer`);
+    const a = make(ctx);
+    if (a.renderer !== r) throw new Error(`the ${r.name} applier renders with another renderer`);
+    return a;
+  });
+}
