@@ -6,10 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
+import { pageFrom, pageOfQuery } from '../api/list.js';
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
 import type { NetDatabase, NetExecutor as Executor } from '../networks/tables.js';
 import type { Listed, NetCtx } from './context.js';
-import { notFound, pageWindow, requireRootAdmin } from './context.js';
+import { notFound, requireRootAdmin } from './context.js';
 import type { Owner } from './owners.js';
 import { ownerFields, ownerNames, resolveOwner } from './owners.js';
 import { physicalNetworkByUuid, vnetSpansOf } from './physical-networks.js';
@@ -204,14 +205,12 @@ export async function listDedicatedGuestVlanRanges(
     q = q.where('dedicated_guest_vlan_ranges.physical_network_id', '=', pn.id);
   }
   if (p.zoneid) q = q.where('physical_networks.zone_id', '=', (await zoneByUuid(tx, p.zoneid)).id);
-  const { limit, offset } = pageWindow(p);
-  const count = Number((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
-  let rq = q
-    .selectAll('dedicated_guest_vlan_ranges')
-    .orderBy('dedicated_guest_vlan_ranges.id')
-    .offset(offset);
-  if (limit !== undefined) rq = rq.limit(limit);
-  return { count, items: await rq.execute() };
+  const { rows, total } = await pageOfQuery(
+    q.selectAll('dedicated_guest_vlan_ranges'),
+    pageFrom(p, 500),
+    (x) => x.orderBy('dedicated_guest_vlan_ranges.id'),
+  );
+  return { count: total, items: rows };
 }
 
 export async function releaseDedicatedGuestVlanRange(ctx: NetCtx, p: { id: string }): Promise<void> {

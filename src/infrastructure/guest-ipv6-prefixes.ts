@@ -7,12 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import { csDate } from '../api/envelope.js';
+import { keywordMatch, pageFrom, pageOfQuery } from '../api/list.js';
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
 import type { Cidr } from '../ipam/cidr.js';
 import { cidrsOverlap, formatCidr, parseCidr } from '../ipam/cidr.js';
 import type { NetDatabase, NetExecutor as Executor } from '../networks/tables.js';
 import type { Listed, NetCtx } from './context.js';
-import { notFound, pageWindow, requireRootAdmin } from './context.js';
+import { notFound, requireRootAdmin } from './context.js';
 import { zoneByUuid } from './zones.js';
 
 export type Ipv6PrefixRow = Selectable<NetDatabase['guest_ipv6_prefixes']>;
@@ -93,12 +94,9 @@ export async function listGuestNetworkIpv6Prefixes(
   let q = ctx.tx.selectFrom('guest_ipv6_prefixes');
   if (p.id) q = q.where('uuid', '=', p.id);
   if (p.zoneid) q = q.where('zone_id', '=', (await zoneByUuid(ctx.tx, p.zoneid)).id);
-  if (p.keyword) q = q.where('prefix', 'like', `%${p.keyword}%`);
-  const { limit, offset } = pageWindow(p);
-  const count = Number((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
-  let rq = q.selectAll().orderBy('id').offset(offset);
-  if (limit !== undefined) rq = rq.limit(limit);
-  return { count, items: await rq.execute() };
+  if (p.keyword) q = q.where(keywordMatch(['prefix'], p.keyword));
+  const { rows, total } = await pageOfQuery(q.selectAll(), pageFrom(p, 500), (x) => x.orderBy('id'));
+  return { count: total, items: rows };
 }
 
 export async function deleteGuestNetworkIpv6Prefix(ctx: NetCtx, p: { id: string }): Promise<void> {
