@@ -6,6 +6,7 @@
 import type { NetCtx } from '../infrastructure/context.js';
 import { pageWindow, requireRootAdmin } from '../infrastructure/context.js';
 import { podRange } from '../infrastructure/zones.js';
+import { zoneIpv6Subnets } from '../infrastructure/guest-ipv6-prefixes.js';
 import { ip6RangeOf, rangeOf } from '../infrastructure/vlan-ip-ranges.js';
 import { podScope, publicScope } from '../infrastructure/scopes.js';
 import { rangeSize } from '../ipam/range.js';
@@ -127,8 +128,9 @@ export async function zoneCapacity(
         .executeTakeFirstOrThrow();
       out.push({ ...base, type, total, used: Number(n) });
     } else if (type === 10) {
-      // No guest IPv6 prefixes are handed out yet: zero of zero, but listed so the type is known.
-      out.push({ ...base, type, total: 0n, used: 0 });
+      // The /64s of the zone's guest IPv6 prefixes and those networks hold.
+      const { used, total } = await zoneIpv6Subnets(tx, zone.id);
+      out.push({ ...base, type, total, used });
     }
   }
   return out;

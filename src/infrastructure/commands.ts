@@ -9,7 +9,19 @@ import {
   successResult,
 } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
-import { jobScopedUuid } from '../api/jobs/rerun.js';
+import { deletedBeforeRerun, jobScopedUuid } from '../api/jobs/rerun.js';
+import {
+  dedicateGuestVlanRange,
+  dedicatedVlanResponses,
+  listDedicatedGuestVlanRanges,
+  releaseDedicatedGuestVlanRange,
+} from './dedicated-guest-vlans.js';
+import {
+  createGuestNetworkIpv6Prefix,
+  deleteGuestNetworkIpv6Prefix,
+  listGuestNetworkIpv6Prefixes,
+  prefixResponses,
+} from './guest-ipv6-prefixes.js';
 import { readNet, withNet } from './net-context.js';
 import {
   addTrafficType,
@@ -336,6 +348,106 @@ const releasePublicIpRangeCmd = defineCommand({
   },
 });
 
+const dedicateGuestVlanRangeCmd = defineCommand({
+  name: 'dedicateGuestVlanRange',
+  roles: rootAdminOnly,
+  params: refParams('dedicateGuestVlanRange', [
+    'vlanrange',
+    'physicalnetworkid',
+    'account',
+    'domainid',
+    'projectid',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) =>
+      objectResult(
+        'dedicatedguestvlanrange',
+        R((await dedicatedVlanResponses(n.tx, [await dedicateGuestVlanRange(n, p)]))[0]!),
+      ),
+    );
+  },
+});
+
+const listDedicatedGuestVlanRangesCmd = defineCommand({
+  name: 'listDedicatedGuestVlanRanges',
+  roles: rootAdminOnly,
+  params: refParams('listDedicatedGuestVlanRanges', [
+    'id',
+    'account',
+    'domainid',
+    'projectid',
+    'guestvlanrange',
+    'physicalnetworkid',
+    'zoneid',
+    'keyword',
+    'page',
+    'pagesize',
+  ]),
+  async handler(p, ctx) {
+    return readNet(ctx, async (n) => {
+      const r = await listDedicatedGuestVlanRanges(n, p);
+      return listResult(
+        'dedicatedguestvlanrange',
+        (await dedicatedVlanResponses(n.tx, r.items)).map(R),
+        r.count,
+      );
+    });
+  },
+});
+
+const releaseDedicatedGuestVlanRangeCmd = defineCommand({
+  name: 'releaseDedicatedGuestVlanRange',
+  roles: rootAdminOnly,
+  params: refParams('releaseDedicatedGuestVlanRange', ['id']),
+  async handler(p, ctx) {
+    if (await deletedBeforeRerun(ctx, ['GUEST.VLAN.RANGE.RELEASE'], p.id)) return successResult();
+    await withNet(ctx, (n) => releaseDedicatedGuestVlanRange(n, p));
+    return successResult();
+  },
+});
+
+const createGuestNetworkIpv6PrefixCmd = defineCommand({
+  name: 'createGuestNetworkIpv6Prefix',
+  roles: rootAdminOnly,
+  params: refParams('createGuestNetworkIpv6Prefix', ['zoneid', 'prefix']),
+  async handler(p, ctx) {
+    // Named by the job, so a re-run finds the prefix its earlier run added instead of refusing it as an overlap.
+    const uuid = jobScopedUuid(ctx, 'guest-ipv6-prefix');
+    return withNet(ctx, async (n) => {
+      const row =
+        (await n.tx
+          .selectFrom('guest_ipv6_prefixes')
+          .selectAll()
+          .where('uuid', '=', uuid)
+          .executeTakeFirst()) ?? (await createGuestNetworkIpv6Prefix(n, { ...p, uuid }));
+      return objectResult('guestnetworkipv6prefix', R((await prefixResponses(n.tx, [row]))[0]!));
+    });
+  },
+});
+
+const listGuestNetworkIpv6PrefixesCmd = defineCommand({
+  name: 'listGuestNetworkIpv6Prefixes',
+  roles: rootAdminOnly,
+  params: refParams('listGuestNetworkIpv6Prefixes', ['id', 'zoneid', 'keyword', 'page', 'pagesize']),
+  async handler(p, ctx) {
+    return readNet(ctx, async (n) => {
+      const r = await listGuestNetworkIpv6Prefixes(n, p);
+      return listResult('guestnetworkipv6prefix', (await prefixResponses(n.tx, r.items)).map(R), r.count);
+    });
+  },
+});
+
+const deleteGuestNetworkIpv6PrefixCmd = defineCommand({
+  name: 'deleteGuestNetworkIpv6Prefix',
+  roles: rootAdminOnly,
+  params: refParams('deleteGuestNetworkIpv6Prefix', ['id']),
+  async handler(p, ctx) {
+    if (await deletedBeforeRerun(ctx, ['GUEST.IP6.PREFIX.DELETE'], p.id)) return successResult();
+    await withNet(ctx, (n) => deleteGuestNetworkIpv6Prefix(n, p));
+    return successResult();
+  },
+});
+
 export const commands: AnyCommand[] = [
   createZoneCmd,
   listZonesCmd,
@@ -353,4 +465,10 @@ export const commands: AnyCommand[] = [
   deleteVlanIpRangeCmd,
   dedicatePublicIpRangeCmd,
   releasePublicIpRangeCmd,
+  dedicateGuestVlanRangeCmd,
+  listDedicatedGuestVlanRangesCmd,
+  releaseDedicatedGuestVlanRangeCmd,
+  createGuestNetworkIpv6PrefixCmd,
+  listGuestNetworkIpv6PrefixesCmd,
+  deleteGuestNetworkIpv6PrefixCmd,
 ];

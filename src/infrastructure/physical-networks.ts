@@ -169,6 +169,21 @@ export async function updatePhysicalNetwork(
       spans,
       used.map((u) => ({ vnet: u.vnet, networkName: u.name ?? '(unknown)' })),
     );
+    const dedicated = await ctx.tx
+      .selectFrom('dedicated_guest_vlan_ranges')
+      .select(['vnet_start', 'vnet_end'])
+      .where('physical_network_id', '=', pn.id)
+      .execute();
+    const stranded = dedicated.find(
+      (d) => !spans.some((s) => d.vnet_start >= s.start && d.vnet_end <= s.end),
+    );
+    if (stranded) {
+      throw invalidParameter(
+        'vlan',
+        p.vlan,
+        `guest VLAN range ${stranded.vnet_start}-${stranded.vnet_end} is dedicated to an account and would fall outside the new ranges; release it first (releaseDedicatedGuestVlanRange)`,
+      );
+    }
     await ctx.tx.deleteFrom('vnet_ranges').where('physical_network_id', '=', pn.id).execute();
     await ctx.tx
       .insertInto('vnet_ranges')

@@ -6,8 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
-import type { Family } from '../ipam/address.js';
-import { addressFromKey, formatIp, parseIpOf, valueKey } from '../ipam/address.js';
+import { formatIp, parseIpOf, valueKey } from '../ipam/address.js';
 import type { Cidr } from '../ipam/cidr.js';
 import {
   cidrContains,
@@ -18,49 +17,22 @@ import {
   prefixToNetmask,
 } from '../ipam/cidr.js';
 import type { IpRange } from '../ipam/range.js';
-import { checkRangeInsideCidr, formatRange, parseRange, rangesOverlap } from '../ipam/range.js';
+import { checkRangeInsideCidr, formatRange, parseRange } from '../ipam/range.js';
 import type { NetDatabase, NetExecutor as Executor } from '../networks/tables.js';
 import type { Listed, NetCtx } from './context.js';
 import { notFound, pageWindow, requireRootAdmin } from './context.js';
 import type { Owner } from './owners.js';
 import { domainsByIds, ownerFields, ownerNames, resolveOwner } from './owners.js';
 import { noPhysicalNetwork, physicalNetworkByUuid, physicalNetworkFor } from './physical-networks.js';
+import { checkRangeConflicts } from './range-conflicts.js';
 import { parseVlanTag } from './vnet-ranges.js';
 import { zoneByUuid } from './zones.js';
 
-export type RangeRow = Selectable<NetDatabase['public_ip_ranges']>;
+import type { RangeRow } from './range-rows.js';
+import { ip6RangeOf, rangeByUuid, rangeOf, vlanTagText } from './range-rows.js';
 
-export const rangeOf = (r: Pick<RangeRow, 'family' | 'start_key' | 'end_key'>): IpRange | undefined =>
-  r.start_key && r.end_key
-    ? {
-        family: r.family as Family,
-        start: addressFromKey(r.family as Family, r.start_key).value,
-        end: addressFromKey(r.family as Family, r.end_key).value,
-      }
-    : undefined;
-
-export const ip6RangeOf = (r: Pick<RangeRow, 'ip6_start_key' | 'ip6_end_key'>): IpRange | undefined =>
-  r.ip6_start_key && r.ip6_end_key
-    ? {
-        family: 6,
-        start: addressFromKey(6, r.ip6_start_key).value,
-        end: addressFromKey(6, r.ip6_end_key).value,
-      }
-    : undefined;
-
-export async function rangeByUuid(db: Executor, uuid: string, param = 'id'): Promise<RangeRow> {
-  const r = await db
-    .selectFrom('public_ip_ranges')
-    .selectAll()
-    .where('uuid', '=', uuid)
-    .where('removed', 'is', null)
-    .executeTakeFirst();
-  if (!r) throw notFound(param, uuid, 'VLAN IP range');
-  return r;
-}
-
-export const vlanTagText = (tag: number | 'untagged'): string =>
-  tag === 'untagged' ? 'untagged' : `vlan://${tag}`;
+export type { RangeRow };
+export { ip6RangeOf, rangeByUuid, rangeOf, vlanTagText };
 
 export interface CreateVlanIpRangeParams {
   zoneid?: string | undefined;
@@ -80,116 +52,6 @@ export interface CreateVlanIpRangeParams {
   ip6cidr?: string | undefined;
   startipv6?: string | undefined;
   endipv6?: string | undefined;
-}
-
-/** Another address range in the zone (public, shared-network) or region (portable) that a new one must not overlap. */
-async function overlappingRange(
-  db: Executor,
-  zoneId: number,
-  range: IpRange,
-  exceptId?: number,
-): Promise<string | undefined> {
-  const rows = await db
-    .selectFrom('public_ip_ranges')
-    .select(['id', 'uuid', 'family', 'start_key', 'end_key', 'ip6_start_key', 'ip6_end_key', 'vlan_tag'])
-    .where('zone_id', '=', zoneId)
-    .where('removed', 'is', null)
-    .execute();
-  for (const r of rows) {
-    if (r.id === exceptId) continue;
-    const other = range.family === 6 ? ip6RangeOf(r) : rangeOf(r);
-    if (other && rangesOverlap(other, range))
-      return `range ${formatRange(other)} (${r.vlan_tag}, id ${r.uuid})`;
-  }
-  const portable = await db
-    .selectFrom('portable_ip_ranges')
-    .select(['uuid', 'start_key', 'end_key'])
-    .execute();
-  for (const p of portable) {
-    if (range.family !== 4) continue;
-    const other: IpRange = {
-      family: 4,
-      start: addressFromKey(4, p.start_key).value,
-      end: addressFromKey(4, p.end_key).value,
-    };
-    if (rangesOverlap(other, range)) return `portable range ${formatRange(other)} (id ${p.uuid})`;
-  }
-  return undefined;
-}
-
-export async function checkNoOverlap(
-  db: Executor,
-  zoneId: number,
-  range: IpRange,
-  param = 'startip',
-): Promise<void> {
-  const hit = await overlappingRange(db, zoneId, range);
-  if (hit) throw invalidParameter(param, formatRange(range), `the range overlaps the existing ${hit}`);
-}
-
-/** VLAN tag conflicts: a guest network's VLAN, or the same tag with another subnet. */
-async function checkVlanFree(
-  db: Executor,
-  zoneId: number,
-  tag: number | 'untagged',
-  cidr: Cidr | undefined,
-  forNetworkId: number | null,
-): Promise<void> {
-  if (tag === 'untagged') return;
-  const guest = await db
-    .selectFrom('networks')
-    .select(['name', 'uuid', 'id'])
-    .where('zone_id', '=', zoneId)
-    .where('removed', 'is', null)
-    .where('vnet', '=', tag)
-    .executeTakeFirst();
-  if (guest && guest.id !== forNetworkId) {
-    throw invalidParameter(
-      'vlan',
-      String(tag),
-      `VLAN ${tag} is already used by network '${guest.name}' (id ${guest.uuid})`,
-    );
-  }
-  const taken = await db
-    .selectFrom('vnet_allocations')
-    .leftJoin('networks', 'networks.id', 'vnet_allocations.network_id')
-    .select(['networks.name', 'vnet_allocations.network_id'])
-    .where('vnet_allocations.zone_id', '=', zoneId)
-    .where('vnet_allocations.vnet', '=', tag)
-    .executeTakeFirst();
-  if (taken && taken.network_id !== forNetworkId) {
-    throw invalidParameter(
-      'vlan',
-      String(tag),
-      `VLAN ${tag} is already used by network '${taken.name ?? taken.network_id}'`,
-    );
-  }
-  if (!cidr) return;
-  const sameTag = await db
-    .selectFrom('public_ip_ranges')
-    .select(['gateway', 'netmask', 'network_id'])
-    .where('zone_id', '=', zoneId)
-    .where('removed', 'is', null)
-    .where('vlan_tag', '=', vlanTagText(tag))
-    .execute();
-  for (const r of sameTag) {
-    if (!r.gateway || !r.netmask) continue;
-    const other = cidrFromGatewayAndNetmask(r.gateway, r.netmask);
-    if (other.network !== cidr.network || other.prefix !== cidr.prefix) {
-      throw invalidParameter(
-        'vlan',
-        String(tag),
-        `VLAN ${tag} already carries subnet ${formatCidr(other)} (gateway ${r.gateway}); a range on it must use that gateway and netmask`,
-      );
-    }
-    if (r.network_id !== forNetworkId) {
-      throw invalidParameter(
-        'vlan',
-        String(tag),
-        `VLAN ${tag} is already used by ${r.network_id ? 'a shared network' : 'public ranges'} in this zone`,
-      );
-    }
-  }
 }
 
 export async function createVlanIpRange(ctx: NetCtx, p: CreateVlanIpRangeParams): Promise<RangeRow> {
@@ -311,7 +173,6 @@ export async function createVlanIpRange(ctx: NetCtx, p: CreateVlanIpRangeParams)
         );
       }
     }
-    await checkNoOverlap(tx, zone.id, range);
     v4 = { cidr, range, gateway: formatIp(gw), netmask: prefixToNetmask(netmaskToPrefix(netmaskText)) };
   } else if (p.endip !== undefined) {
     throw new CloudStackError(
@@ -319,9 +180,14 @@ export async function createVlanIpRange(ctx: NetCtx, p: CreateVlanIpRangeParams)
       'Unable to execute API command createVlanIpRange due to missing parameter startip',
     );
   }
-  // IPv6 part.
+  // IPv6 part (NetworkModel.checkIp6Parameters, and a /64 for anything but a shared network's range).
   let v6: { cidr: Cidr; range: IpRange | undefined; gateway: string } | undefined;
-  if (p.ip6cidr !== undefined || p.ip6gateway !== undefined || p.startipv6 !== undefined) {
+  if (
+    p.ip6cidr !== undefined ||
+    p.ip6gateway !== undefined ||
+    p.startipv6 !== undefined ||
+    p.endipv6 !== undefined
+  ) {
     if (!p.ip6cidr || !p.ip6gateway) {
       throw new CloudStackError(
         'InvalidParameterValue',
@@ -329,14 +195,26 @@ export async function createVlanIpRange(ctx: NetCtx, p: CreateVlanIpRangeParams)
       );
     }
     const cidr = parseCidr(p.ip6cidr, 'ip6cidr', { family: 6 });
+    if (!network && cidr.prefix !== 64) {
+      throw invalidParameter(
+        'ip6cidr',
+        p.ip6cidr,
+        'the cidr size of an IPv6 public range must be 64 bits (a /64: hosts configure themselves by SLAAC)',
+      );
+    }
     const gw = parseIpOf(6, p.ip6gateway, 'ip6gateway');
     if (!cidrContains(cidr, gw))
       throw invalidParameter('ip6gateway', p.ip6gateway, `the gateway is not inside ${formatCidr(cidr)}`);
+    if (p.endipv6 && !p.startipv6) {
+      throw new CloudStackError(
+        'InvalidParameterValue',
+        'Unable to execute API command createVlanIpRange due to missing parameter startipv6',
+      );
+    }
     let range: IpRange | undefined;
     if (p.startipv6) {
       range = parseRange(p.startipv6, p.endipv6 ?? p.startipv6, ['startipv6', 'endipv6']);
       checkRangeInsideCidr(range, cidr, 'startipv6');
-      await checkNoOverlap(tx, zone.id, range, 'startipv6');
     }
     v6 = { cidr, range, gateway: formatIp(gw) };
   }
@@ -346,7 +224,7 @@ export async function createVlanIpRange(ctx: NetCtx, p: CreateVlanIpRangeParams)
       'Unable to execute API command createVlanIpRange due to missing parameter startip (or ip6cidr for IPv6)',
     );
   }
-  await checkVlanFree(tx, zone.id, tag, v4?.cidr, network?.id ?? null);
+  await checkRangeConflicts(tx, zone.id, { tag, networkId: network?.id ?? null, v4, v6 });
 
   let owner: Owner | undefined;
   if (p.account !== undefined || p.domainid !== undefined) {

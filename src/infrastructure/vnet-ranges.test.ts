@@ -5,7 +5,10 @@ import {
   checkNoOverlapWithOthers,
   checkShrinkKeepsUsed,
   formatVnetRanges,
+  intersectSpans,
+  parseDedicatedSpan,
   parseVnetRanges,
+  subtractSpans,
   totalVnets,
 } from './vnet-ranges.js';
 
@@ -46,4 +49,25 @@ test('refuses ranges overlapping another physical network or stranding a used VL
     () => checkShrinkKeepsUsed(mine, [{ vnet: 250, networkName: 'web' }]),
     /VLAN 250 is in use by network 'web'/,
   );
+});
+
+test("dedicated spans: subtracted from and intersected with a physical network's ranges", () => {
+  const pn = parseVnetRanges('100-199,300-310', 'VLAN');
+  const dedicated = [
+    { start: 90, end: 100 },
+    { start: 150, end: 159 },
+    { start: 305, end: 400 },
+  ];
+  assert.equal(formatVnetRanges(subtractSpans(pn, dedicated)), '101-149,160-199,300-304');
+  assert.equal(formatVnetRanges(intersectSpans(dedicated, pn)), '100,150-159,305-310');
+  assert.deepEqual(subtractSpans(pn, []), pn);
+  assert.deepEqual(subtractSpans(pn, [{ start: 1, end: 4094 }]), []);
+});
+
+test('a dedicated range is exactly start-end', () => {
+  assert.deepEqual(parseDedicatedSpan('500-502'), { start: 500, end: 502 });
+  assert.deepEqual(parseDedicatedSpan('7-7'), { start: 7, end: 7 });
+  refused(() => parseDedicatedSpan('500'), /startvlan-endvlan/);
+  refused(() => parseDedicatedSpan('5-x'), /startvlan-endvlan/);
+  refused(() => parseDedicatedSpan('9-3'), /starts after it ends/);
 });

@@ -142,3 +142,33 @@ export function parseVlanTag(text: string, param = 'vlan'): number | 'untagged' 
     throw invalidParameter(param, text, 'a VLAN id is from 1 to 4094 (VXLAN VNIs to 16777215)');
   return n;
 }
+
+/** `spans` minus every span of `cut`, sorted (the VLANs of a physical network nobody has dedicated). */
+export function subtractSpans(spans: readonly VnetSpan[], cut: readonly VnetSpan[]): VnetSpan[] {
+  let out = [...spans].sort((a, b) => a.start - b.start);
+  for (const c of cut) {
+    const next: VnetSpan[] = [];
+    for (const s of out) {
+      if (c.end < s.start || c.start > s.end) next.push(s);
+      else {
+        if (s.start < c.start) next.push({ start: s.start, end: c.start - 1 });
+        if (s.end > c.end) next.push({ start: c.end + 1, end: s.end });
+      }
+    }
+    out = next;
+  }
+  return out;
+}
+
+/** The part of `spans` inside `within`, sorted. */
+export const intersectSpans = (spans: readonly VnetSpan[], within: readonly VnetSpan[]): VnetSpan[] =>
+  subtractSpans(spans, subtractSpans([vnetLimits('VXLAN')], within));
+
+/** `100-199` as CloudStack's dedicateGuestVlanRange takes it: exactly start-end, start not after end. */
+export function parseDedicatedSpan(text: string, param = 'vlanrange'): VnetSpan {
+  const m = /^\s*(\d{1,8})\s*-\s*(\d{1,8})\s*$/.exec(text);
+  if (!m) throw invalidParameter(param, text, "give the VLAN range as 'startvlan-endvlan', e.g. 100-110");
+  const span = { start: Number(m[1]), end: Number(m[2]) };
+  if (span.start > span.end) throw invalidParameter(param, text, 'the range starts after it ends');
+  return span;
+}

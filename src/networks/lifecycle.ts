@@ -1,16 +1,19 @@
 /**
  * Implementing and shutting down a guest network (NetworkOrchestrator.implementNetwork / shutdownNetwork):
  * implement takes a VLAN/VNI from the physical network's ranges and, for an isolated network with SourceNat,
- * a source-NAT public IP; shutdown gives the VLAN back (the source-NAT IP stays, as in CloudStack).
+ * a source-NAT public IP, and for an IPv6 (DualStack) network a /64 of the zone's guest IPv6 prefixes; shutdown
+ * gives the VLAN and the /64 back (the source-NAT IP stays, as in CloudStack).
  * Router creation (issue 6) plugs in through `networkHooks`.
  */
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
 import { isUniqueViolation } from '../store/db.js';
 import type { NetCtx } from '../infrastructure/context.js';
 import { ownerById } from '../infrastructure/owners.js';
-import { physicalNetworkFor, vnetSpansOf } from '../infrastructure/physical-networks.js';
+import { vnetCandidates } from '../infrastructure/dedicated-guest-vlans.js';
+import { physicalNetworkFor } from '../infrastructure/physical-networks.js';
 import { zoneById } from '../infrastructure/zones.js';
 import { assignPublicIp } from '../public-ips/service.js';
+import { assignGuestIpv6Subnet, releaseGuestIpv6Subnet, wantsGuestIpv6Subnet } from './ipv6-subnets.js';
 import type { NetTx } from './tables.js';
 import type { NetworkRow } from './repository.js';
 import { hasService, lockNetwork, networkById, offeringById } from './repository.js';
@@ -76,7 +79,11 @@ export async function allocateVnet(
   zoneName: string,
   zoneUuid: string,
 ): Promise<number> {
-  const spans = await vnetSpansOf(ctx.tx, physicalNetworkId);
+  // The account's dedicated VLANs first, then the undedicated ones (CloudStack's allocateVnet).
+  const useSystem =
+    network.account_id === null ||
+    (await ctx.setting('use.system.guest.vlans', { accountId: network.account_id })) !== 'false';
+  const spans = await vnetCandidates(ctx.tx, physicalNetworkId, network.account_id, useSystem);
   const lost = new Set<number>();
   // Every lost race moves the candidate up by at least one: this only bounds a pathological loop.
   for (let attempt = 0; attempt < 1000; attempt++) {
@@ -116,7 +123,7 @@ export async function allocateVnet(
     if (candidate === undefined) {
       throw new CloudStackError(
         'InsufficientAddressCapacity',
-        `Insufficient address capacity: zone ${zoneName} has no free VLAN in its physical network's ranges`,
+        `Insufficient address capacity: zone ${zoneName} has no free VLAN in its physical network's ranges${spans.length ? '' : ' (none is undedicated or dedicated to this account)'}`,
         { uuidList: [zoneUuid] },
       );
     }
@@ -174,6 +181,9 @@ export async function implementNetwork(ctx: NetCtx, networkId: number): Promise<
   const pnId = set.physical_network_id ?? network.physical_network_id;
   if (network.state !== 'Implemented' && offering && pnId !== null)
     await requireProviderEnabled(ctx.tx, pnId, offeringProviders(offering.services));
+  if (wantsGuestIpv6Subnet(network, offering) && network.ip6_cidr === null) {
+    Object.assign(set, await assignGuestIpv6Subnet(ctx, network));
+  }
   if (
     network.type === 'Isolated' &&
     network.vpc_id === null &&
@@ -216,6 +226,11 @@ export async function shutdownNetwork(ctx: NetCtx, networkId: number): Promise<N
   if (network.vnet !== null && network.specify_vlan !== 1) {
     await ctx.tx.deleteFrom('vnet_allocations').where('network_id', '=', network.id).execute();
     set.vnet = null;
+  }
+  // The /64 an IPv6 network took from the zone's prefixes goes back with the VLAN.
+  if (await releaseGuestIpv6Subnet(ctx.tx, network.id)) {
+    set.ip6_cidr = null;
+    set.ip6_gateway = null;
   }
   await ctx.tx.updateTable('networks').set(set).where('id', '=', network.id).execute();
   return networkById(ctx.tx, network.id);

@@ -40,6 +40,8 @@ import {
   physicalNetworkFor,
 } from '../infrastructure/physical-networks.js';
 import { guestScope } from '../infrastructure/scopes.js';
+import { releaseGuestIpv6Subnet } from './ipv6-subnets.js';
+import { checkVlanNotDedicatedToOther } from '../infrastructure/dedicated-guest-vlans.js';
 import { createVlanIpRange, rangeOf } from '../infrastructure/vlan-ip-ranges.js';
 import { parseVlanTag } from '../infrastructure/vnet-ranges.js';
 import { zoneById, zoneByUuid } from '../infrastructure/zones.js';
@@ -253,7 +255,10 @@ export async function createNetwork(ctx: NetCtx, p: CreateNetworkParams): Promis
       vnet = tag === 'untagged' ? null : tag;
     }
   }
-  if (vnet !== null) await checkVlanUnused(ctx.tx, zone, vnet);
+  if (vnet !== null) {
+    await checkVlanUnused(ctx.tx, zone, vnet);
+    await checkVlanNotDedicatedToOther(ctx.tx, pn.id, vnet, owner?.accountId ?? null);
+  }
   const networkDomain = p.networkdomain
     ? checkNetworkDomain(p.networkdomain)
     : type === 'L2'
@@ -544,6 +549,7 @@ export async function deleteNetwork(
   // Whatever else is left in the network's own scope (router addresses and the like) goes with it.
   await ctx.tx.deleteFrom('ip_allocations').where('scope', '=', guestScope(n.id)).execute();
   await ctx.tx.deleteFrom('vnet_allocations').where('network_id', '=', n.id).execute();
+  await releaseGuestIpv6Subnet(ctx.tx, n.id);
   await ctx.tx
     .updateTable('public_ip_ranges')
     .set({ removed: ctx.now })

@@ -68,6 +68,8 @@ export interface NetworkOfferingsTable {
   is_default: Defaulted<number>;
   network_rate: number | null;
   tags: string | null;
+  /** 'IPv4' or 'DualStack' (0010; createNetworkOffering internetprotocol=). */
+  internet_protocol: Defaulted<string>;
   created: number;
   removed: number | null;
 }
@@ -154,7 +156,43 @@ export interface NetworkServiceProvidersTable {
   created: number;
 }
 
+/** A span of a physical network's VLANs dedicated to one account (0010; CloudStack's account_guest_vlan_map). */
+export interface DedicatedGuestVlanRangesTable {
+  id: Generated<number>;
+  uuid: string;
+  physical_network_id: number;
+  account_id: number;
+  vnet_start: number;
+  vnet_end: number;
+  created: number;
+}
+
+/** A zone's guest IPv6 prefix (0010; CloudStack's dc_ip6_guest_prefix). */
+export interface GuestIpv6PrefixesTable {
+  id: Generated<number>;
+  uuid: string;
+  zone_id: number;
+  /** Canonical CIDR text, e.g. `fd17:ac56:1234::/56`. */
+  prefix: string;
+  created: number;
+}
+
+/** A /64 of a prefix held by a network (0010; CloudStack's ip6_guest_prefix_subnet_network_map). */
+export interface GuestIpv6SubnetsTable {
+  id: Generated<number>;
+  prefix_id: number;
+  /** The subnet's network address as a 32-hex-digit key (ipam/address valueKey): sortable, unique per prefix. */
+  subnet_key: string;
+  subnet: string;
+  network_id: number | null;
+  zone_id: number;
+  created: number;
+}
+
 export interface NetworkingTables {
+  dedicated_guest_vlan_ranges: DedicatedGuestVlanRangesTable;
+  guest_ipv6_prefixes: GuestIpv6PrefixesTable;
+  guest_ipv6_subnets: GuestIpv6SubnetsTable;
   traffic_types: TrafficTypesTable;
   network_offerings: NetworkOfferingsTable;
   vpc_offerings: VpcOfferingsTable;

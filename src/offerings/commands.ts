@@ -78,6 +78,7 @@ const createNetworkOfferingCmd = defineCommand({
     'networkrate',
     'tags',
     'enable',
+    'internetprotocol',
   ]),
   async handler(p, ctx) {
     return withNet(ctx, async (n) =>

@@ -93,6 +93,7 @@ export interface CreateNetworkOfferingParams {
   networkrate?: number | undefined;
   tags?: string | undefined;
   enable?: boolean | undefined;
+  internetprotocol?: string | undefined;
 }
 
 export async function createNetworkOffering(
@@ -140,6 +141,7 @@ export async function createNetworkOffering(
     throw invalidParameter('supportedservices', 'SourceNat', 'shared networks have no source NAT');
   if (p.availability && !['Required', 'Optional'].includes(p.availability))
     throw invalidParameter('availability', p.availability, 'must be Required or Optional');
+  const internetProtocol = await offeringInternetProtocol(ctx, p.internetprotocol, type);
   const dupe = await ctx.tx
     .selectFrom('network_offerings')
     .select('id')
@@ -170,6 +172,7 @@ export async function createNetworkOffering(
       is_default: 0,
       network_rate: p.networkrate ?? null,
       tags: p.tags ?? null,
+      internet_protocol: internetProtocol,
       created: ctx.now,
       removed: null,
     })
@@ -186,6 +189,37 @@ export async function createNetworkOffering(
     .selectAll()
     .where('uuid', '=', uuid)
     .executeTakeFirstOrThrow();
+}
+
+/**
+ * internetprotocol= (CloudStack 4.17+): IPv4, or DualStack for Isolated offerings whose networks take a /64 of
+ * the zone's guest IPv6 prefixes (networks/ipv6-subnets.ts). CloudStack also gates DualStack behind the
+ * ipv6.offering.enabled setting: it is honoured when set to false.
+ */
+async function offeringInternetProtocol(
+  ctx: NetCtx,
+  text: string | undefined,
+  guestType: string,
+): Promise<'IPv4' | 'DualStack'> {
+  if (text === undefined || text === '') return 'IPv4';
+  const v = (['IPv4', 'DualStack'] as const).find((x) => x.toLowerCase() === text.toLowerCase());
+  if (!v) throw invalidParameter('internetprotocol', text, 'must be IPv4 or DualStack');
+  if (v === 'DualStack') {
+    if ((await ctx.setting('ipv6.offering.enabled')) === 'false') {
+      throw invalidParameter(
+        'internetprotocol',
+        text,
+        'Configuration ipv6.offering.enabled needs to be enabled for creating IPv6 supported network offering',
+      );
+    }
+    if (guestType !== 'Isolated')
+      throw invalidParameter(
+        'internetprotocol',
+        text,
+        `IPv6 is supported for Isolated networks only, not ${guestType}`,
+      );
+  }
+  return v;
 }
 
 export function networkOfferingResponse(o: NetworkOfferingRow): Record<string, unknown> {
@@ -207,7 +241,7 @@ export function networkOfferingResponse(o: NetworkOfferingRow): Record<string, u
     networkrate: o.network_rate ?? undefined,
     tags: o.tags ?? undefined,
     service: servicesResponse(decodeServices(o.services)),
-    internetprotocol: 'IPv4',
+    internetprotocol: o.internet_protocol,
     supportspublicaccess: false,
     supportsstrechedl2subnet: false,
     fortungsten: false,

@@ -241,16 +241,18 @@ for (const kind of kinds) {
         /endip/,
         'reversed range',
       );
+      // A subnet overlapping the VLAN's own must be given with its gateway and netmask (CloudStack's
+      // checkZoneVlanIpOverlap); a separate subnet on the same VLAN is test/infrastructure/ipam-cs's.
       refused(
         await admin('createVlanIpRange', {
           ...base,
-          gateway: '203.0.112.1',
+          netmask: '255.255.254.0',
           startip: '203.0.112.40',
           endip: '203.0.112.50',
         }),
         431,
-        /VLAN 50 already carries subnet/,
-        'same VLAN, other gateway',
+        /overlaps 203\.0\.113\.0\/24 already added on vlan:\/\/50 with gateway 203\.0\.113\.1/,
+        'same VLAN, overlapping subnet with another netmask',
       );
       const v6 = ok(
         await admin('createVlanIpRange', {

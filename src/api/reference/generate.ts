@@ -58,6 +58,9 @@ export const commands = [
   'deleteVlanIpRange',
   'dedicatePublicIpRange',
   'releasePublicIpRange',
+  'dedicateGuestVlanRange',
+  'listDedicatedGuestVlanRanges',
+  'releaseDedicatedGuestVlanRange',
   // offerings, templates
   'listNetworkOfferings',
   'createNetworkOffering',
