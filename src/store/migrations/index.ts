@@ -12,6 +12,7 @@ import * as m0004 from './0004-vms.js';
 import * as m0005 from './0005-ip-allocations-partial-indexes.js';
 import * as m0006 from './0006-login-failures.js';
 import * as m0007 from './0007-one-source-nat-one-vnet.js';
+import * as m0009 from './0009-offerings.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-ipam': m0001,
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '0005-ip-allocations-partial-indexes': m0005,
   '0006-login-failures': m0006,
   '0007-one-source-nat-one-vnet': m0007,
+  '0009-offerings': m0009,
 };
