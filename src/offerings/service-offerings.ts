@@ -13,6 +13,7 @@ import { pageWindow } from '../infrastructure/context.js';
 import { csDate } from './common.js';
 import {
   limitedToDomain,
+  requireOfferingUsable,
   resolveDomainList,
   resolveZoneList,
   scopeFields,
@@ -457,4 +458,67 @@ export async function serviceOfferingResponse(
     serviceofferingdetails: Object.keys(details).length ? details : undefined,
     created: csDate(o.created),
   };
+}
+
+export interface VmSize {
+  cpuNumber: number;
+  cpuSpeed: number;
+  memory: number;
+}
+
+/** `details[0].cpuNumber=2` and `details[0].key=cpuNumber&details[0].value=2` both, as one map. */
+function flatDetails(details: readonly Record<string, string>[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const d of details ?? []) {
+    if (d.key !== undefined && d.value !== undefined) out[d.key] = d.value;
+    for (const [k, v] of Object.entries(d)) if (k !== 'key' && k !== 'value') out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * The size a VM gets from its offering. A customized offering takes CloudStack's custom details
+ * (`cpuNumber`, `cpuSpeed`, `memory`) within the offering's bounds; a fixed one ignores them, as CloudStack keeps
+ * other details of a fixed offering as plain VM details.
+ */
+export function vmSizeFor(o: ServiceOfferingRow, details?: readonly Record<string, string>[]): VmSize {
+  if (o.customized !== 1) return { cpuNumber: o.cpu_number, cpuSpeed: o.cpu_speed, memory: o.memory };
+  const d = flatDetails(details);
+  const need = ['cpuNumber', 'memory', ...(o.cpu_speed === 0 ? ['cpuSpeed'] : [])];
+  const missing = need.filter((k) => d[k] === undefined);
+  if (missing.length)
+    throw invalidParameter(
+      'details',
+      missing.join(','),
+      `service offering ${o.name} is customized: give ${need.map((k) => `details[0].${k}`).join(', ')}`,
+    );
+  const int = (k: string, min: number, max: number): number => {
+    const v = Number(d[k]);
+    if (!Number.isInteger(v) || v < min || v > max)
+      throw invalidParameter(`details[0].${k}`, d[k], `must be a whole number between ${min} and ${max}`);
+    return v;
+  };
+  return {
+    cpuNumber: o.cpu_number || int('cpuNumber', o.min_cpu ?? 1, o.max_cpu ?? INT_MAX),
+    cpuSpeed: o.cpu_speed || int('cpuSpeed', 1, INT_MAX),
+    memory: o.memory || int('memory', o.min_memory ?? 32, o.max_memory ?? INT_MAX),
+  };
+}
+
+/**
+ * The offering a VM of `owner` in `zone` is deployed with or changed to: active, not a system offering, and
+ * usable by the owner's domain in that zone; 431 naming `param` otherwise.
+ */
+export async function serviceOfferingForVm(
+  ex: unknown,
+  uuid: string,
+  owner: { domainId: number },
+  zone: { id: number; name: string },
+  param = 'serviceofferingid',
+): Promise<ServiceOfferingRow> {
+  const o = await serviceOfferingByUuid(ex, uuid, param);
+  if (o.is_system === 1)
+    throw invalidParameter(param, uuid, `${o.name} is a system offering; guest VMs need a compute offering`);
+  await requireOfferingUsable(ex, 'service', o, owner, zone, param, uuid);
+  return o;
 }
