@@ -27,7 +27,11 @@ for (const kind of kinds) {
     let dadmin: Client;
     const id: Record<string, string> = {};
 
-    const account = async (name: string, domainid: string | undefined, accounttype: number): Promise<Client> => {
+    const account = async (
+      name: string,
+      domainid: string | undefined,
+      accounttype: number,
+    ): Promise<Client> => {
       const a = ok(
         await admin('createAccount', {
           username: name,
