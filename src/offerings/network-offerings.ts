@@ -18,7 +18,7 @@ import {
 } from './scopes.js';
 import { offeringDb } from './tables.js';
 import type { OfferingDatabase } from './tables.js';
-import { csDate, routerServiceOffering } from './common.js';
+import { applyOfferingUpdate, csDate, deleteUnusedOffering, routerServiceOffering } from './common.js';
 
 export type NetworkOfferingRow = Selectable<OfferingDatabase['network_offerings']>;
 
@@ -317,23 +317,12 @@ export async function updateNetworkOffering(
   if (p.id === undefined) throw missingParameter('id');
   const o = await networkOfferingByUuid(ctx, p.id);
   const set: Partial<NetworkOfferingRow> = {};
-  if (p.name !== undefined) {
-    if (!p.name.trim()) throw invalidParameter('name', p.name, 'an offering needs a name');
-    set.name = p.name;
-  }
-  if (p.displaytext !== undefined) set.display_text = p.displaytext;
-  if (p.sortkey !== undefined) set.sort_key = p.sortkey;
   if (p.tags !== undefined) set.tags = p.tags === '' ? null : p.tags;
   if (p.maxconnections !== undefined) {
     if (p.maxconnections < 0) throw invalidParameter('maxconnections', p.maxconnections, 'must be 0 or more');
     set.max_connections = p.maxconnections;
   }
   if (p.keepaliveenabled !== undefined) set.keepalive_enabled = p.keepaliveenabled ? 1 : 0;
-  if (p.state !== undefined) {
-    const state = ['Enabled', 'Disabled'].find((s) => s.toLowerCase() === p.state!.toLowerCase());
-    if (!state) throw invalidParameter('state', p.state, 'must be Enabled or Disabled');
-    set.state = state;
-  }
   if (p.availability !== undefined) {
     const a = AVAILABILITIES.find((s) => s.toLowerCase() === p.availability!.toLowerCase());
     if (!a) throw invalidParameter('availability', p.availability, 'must be Required or Optional');
@@ -341,51 +330,13 @@ export async function updateNetworkOffering(
       await checkRequiredAvailability(ctx, o.guest_ip_type, decodeServices(o.services), o.id);
     set.availability = a;
   }
-  const domainIds = await resolveDomainList(ctx.tx, p.domainid);
-  const zoneIds = await resolveZoneList(ctx.tx, p.zoneid);
-  if (Object.keys(set).length)
-    await offeringDb(ctx.tx).updateTable('network_offerings').set(set).where('id', '=', o.id).execute();
-  if (domainIds) await setScopes(ctx.tx, 'network', o.id, 'domain', domainIds);
-  if (zoneIds) await setScopes(ctx.tx, 'network', o.id, 'zone', zoneIds);
-  await ctx.recorder.event(ctx.tx, {
-    type: 'NETWORK.OFFERING.EDIT',
-    description: `Network offering ${o.name} updated`,
-    resourceType: 'NetworkOffering',
-    resourceId: o.uuid,
-    owner: ctx.caller,
-  });
+  await applyOfferingUpdate(ctx, 'network', o, set, p);
   return networkOfferingByUuid(ctx, o.uuid);
 }
 
 export async function deleteNetworkOffering(ctx: NetCtx, p: { id: string }): Promise<void> {
   requireRootAdmin(ctx.caller, 'deleteNetworkOffering');
-  const o = await networkOfferingByUuid(ctx, p.id);
-  if (o.is_default === 1)
-    throw invalidParameter('id', p.id, `${o.name} is a default network offering; it cannot be deleted`);
-  const used = await offeringDb(ctx.tx)
-    .selectFrom('networks')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('offering_id', '=', o.id)
-    .where('removed', 'is', null)
-    .executeTakeFirstOrThrow();
-  if (Number(used.n) > 0)
-    throw invalidParameter(
-      'id',
-      p.id,
-      `network offering ${o.name} is used by ${Number(used.n)} network(s); disable it (updateNetworkOffering state=Disabled) instead`,
-    );
-  await offeringDb(ctx.tx)
-    .updateTable('network_offerings')
-    .set({ removed: ctx.now, state: 'Disabled' })
-    .where('id', '=', o.id)
-    .execute();
-  await ctx.recorder.event(ctx.tx, {
-    type: 'NETWORK.OFFERING.DELETE',
-    description: `Network offering ${o.name} deleted`,
-    resourceType: 'NetworkOffering',
-    resourceId: o.uuid,
-    owner: ctx.caller,
-  });
+  await deleteUnusedOffering(ctx, 'network', await networkOfferingByUuid(ctx, p.id));
 }
 
 export async function networkOfferingResponse(

@@ -18,7 +18,7 @@ import {
 } from './scopes.js';
 import { offeringDb } from './tables.js';
 import type { OfferingDatabase } from './tables.js';
-import { csDate, routerServiceOffering } from './common.js';
+import { applyOfferingUpdate, csDate, deleteUnusedOffering, routerServiceOffering } from './common.js';
 
 export type VpcOfferingRow = Selectable<OfferingDatabase['vpc_offerings']>;
 
@@ -184,63 +184,13 @@ export interface UpdateVpcOfferingParams {
 export async function updateVpcOffering(ctx: NetCtx, p: UpdateVpcOfferingParams): Promise<VpcOfferingRow> {
   requireRootAdmin(ctx.caller, 'updateVPCOffering');
   const o = await vpcOfferingByUuid(ctx, p.id);
-  const set: Partial<VpcOfferingRow> = {};
-  if (p.name !== undefined) {
-    if (!p.name.trim()) throw invalidParameter('name', p.name, 'an offering needs a name');
-    set.name = p.name;
-  }
-  if (p.displaytext !== undefined) set.display_text = p.displaytext;
-  if (p.sortkey !== undefined) set.sort_key = p.sortkey;
-  if (p.state !== undefined) {
-    const state = ['Enabled', 'Disabled'].find((s) => s.toLowerCase() === p.state!.toLowerCase());
-    if (!state) throw invalidParameter('state', p.state, 'must be Enabled or Disabled');
-    set.state = state;
-  }
-  const domainIds = await resolveDomainList(ctx.tx, p.domainid);
-  const zoneIds = await resolveZoneList(ctx.tx, p.zoneid);
-  if (Object.keys(set).length)
-    await offeringDb(ctx.tx).updateTable('vpc_offerings').set(set).where('id', '=', o.id).execute();
-  if (domainIds) await setScopes(ctx.tx, 'vpc', o.id, 'domain', domainIds);
-  if (zoneIds) await setScopes(ctx.tx, 'vpc', o.id, 'zone', zoneIds);
-  await ctx.recorder.event(ctx.tx, {
-    type: 'VPC.OFFERING.UPDATE',
-    description: `VPC offering ${o.name} updated`,
-    resourceType: 'VpcOffering',
-    resourceId: o.uuid,
-    owner: ctx.caller,
-  });
+  await applyOfferingUpdate(ctx, 'vpc', o, {}, p);
   return vpcOfferingByUuid(ctx, o.uuid);
 }
 
 export async function deleteVpcOffering(ctx: NetCtx, p: { id: string }): Promise<void> {
   requireRootAdmin(ctx.caller, 'deleteVPCOffering');
-  const o = await vpcOfferingByUuid(ctx, p.id);
-  if (o.is_default === 1)
-    throw invalidParameter('id', p.id, `${o.name} is the default VPC offering; it cannot be deleted`);
-  const used = await offeringDb(ctx.tx)
-    .selectFrom('vpcs')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('vpc_offering_id', '=', o.id)
-    .where('removed', 'is', null)
-    .executeTakeFirstOrThrow();
-  if (Number(used.n) > 0)
-    throw invalidParameter(
-      'id',
-      p.id,
-      `VPC offering ${o.name} is used by ${Number(used.n)} VPC(s); disable it (updateVPCOffering state=Disabled) instead`,
-    );
-  await offeringDb(ctx.tx)
-    .updateTable('vpc_offerings')
-    .set({ removed: ctx.now, state: 'Disabled' })
-    .where('id', '=', o.id)
-    .execute();
-  await ctx.recorder.event(ctx.tx, {
-    type: 'VPC.OFFERING.DELETE',
-    description: `VPC offering ${o.name} deleted`,
-    resourceType: 'VpcOffering',
-    resourceId: o.uuid,
-    owner: ctx.caller,
-  });
+  await deleteUnusedOffering(ctx, 'vpc', await vpcOfferingByUuid(ctx, p.id));
 }
 
 export async function vpcOfferingResponse(ex: unknown, o: VpcOfferingRow): Promise<Record<string, unknown>> {
