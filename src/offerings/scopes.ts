@@ -266,3 +266,31 @@ export async function requireOfferingUsable(
   if (!ok.zone)
     throw invalidParameter(param, value, `${what} '${offering.name}' is not available in zone ${zone!.name}`);
 }
+
+/**
+ * The scope conditions of listNetworkOfferings/listVPCOfferings: what the caller may see, and with `domainid`
+ * what that domain may use, with `zoneid` what is available in that zone.
+ */
+export async function listScopeConditions(
+  ex: unknown,
+  kind: OfferingKind,
+  idColumn: string,
+  caller: Caller,
+  p: { domainid?: string | undefined; zoneid?: string | undefined },
+): Promise<Expression<SqlBool>[]> {
+  const db = offeringDb(ex);
+  const out: Expression<SqlBool>[] = [];
+  const visible = await visibleToCaller(ex, kind, idColumn, caller);
+  if (visible) out.push(visible);
+  if (p.domainid) {
+    const d = await db.selectFrom('domains').select('path').where('uuid', '=', p.domainid).executeTakeFirst();
+    if (!d) throw invalidParameter('domainid', p.domainid, 'no domain has this id');
+    out.push(await usableInDomain(ex, kind, idColumn, d.path));
+  }
+  if (p.zoneid) {
+    const z = await db.selectFrom('zones').select('id').where('uuid', '=', p.zoneid).executeTakeFirst();
+    if (!z) throw invalidParameter('zoneid', p.zoneid, 'no zone has this id');
+    out.push(usableInZone(kind, idColumn, Number(z.id)));
+  }
+  return out;
+}

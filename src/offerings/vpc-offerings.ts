@@ -7,15 +7,7 @@ import { pageWindow, requireRootAdmin } from '../infrastructure/context.js';
 import { decodeServices, encodeServices, serviceNames, servicesResponse } from './defaults.js';
 import type { ServiceMap } from './defaults.js';
 import { internetProtocol } from './network-offerings.js';
-import {
-  resolveDomainList,
-  resolveZoneList,
-  scopeFields,
-  setScopes,
-  usableInDomain,
-  usableInZone,
-  visibleToCaller,
-} from './scopes.js';
+import { resolveDomainList, resolveZoneList, scopeFields, setScopes, listScopeConditions } from './scopes.js';
 import { offeringDb } from './tables.js';
 import type { OfferingDatabase } from './tables.js';
 import { applyOfferingUpdate, csDate, deleteUnusedOffering, routerServiceOffering } from './common.js';
@@ -52,18 +44,7 @@ export async function listVpcOfferings(
   if (p.state) q = q.where('state', '=', p.state);
   else if (ctx.caller.role !== 'Admin') q = q.where('state', '=', 'Enabled');
   if (p.keyword) q = q.where('name', 'like', `%${p.keyword}%`);
-  const visible = await visibleToCaller(ctx.tx, 'vpc', 'vpc_offerings.id', ctx.caller);
-  if (visible) q = q.where(visible);
-  if (p.domainid) {
-    const d = await db.selectFrom('domains').select('path').where('uuid', '=', p.domainid).executeTakeFirst();
-    if (!d) throw invalidParameter('domainid', p.domainid, 'no domain has this id');
-    q = q.where(await usableInDomain(ctx.tx, 'vpc', 'vpc_offerings.id', d.path));
-  }
-  if (p.zoneid) {
-    const z = await db.selectFrom('zones').select('id').where('uuid', '=', p.zoneid).executeTakeFirst();
-    if (!z) throw invalidParameter('zoneid', p.zoneid, 'no zone has this id');
-    q = q.where(usableInZone('vpc', 'vpc_offerings.id', Number(z.id)));
-  }
+  for (const c of await listScopeConditions(ctx.tx, 'vpc', 'vpc_offerings.id', ctx.caller, p)) q = q.where(c);
   let rows = await q.orderBy('sort_key').orderBy('id').execute();
   if (p.supportedservices?.length) {
     const want = p.supportedservices.map((s) => s.toLowerCase());

@@ -59,6 +59,17 @@ for (const kind of kinds) {
         netmask: '255.255.255.0',
       });
 
+    /** A 1-CPU, 64 MB offering created by `c`, with `extra` parameters. */
+    const tiny = (c: Client, name: string, extra: Record<string, unknown> = {}) =>
+      c('createServiceOffering', {
+        name,
+        displaytext: name,
+        cpunumber: 1,
+        cpuspeed: 1,
+        memory: 64,
+        ...extra,
+      });
+
     before(async () => {
       tdb = await createTestDatabase(kind);
       server = await startServer(tdb.url);
@@ -176,18 +187,7 @@ for (const kind of kinds) {
           text,
           `createServiceOffering ${JSON.stringify(params)}`,
         );
-      refused(
-        await alice('createServiceOffering', {
-          name: 'u',
-          displaytext: 'u',
-          cpunumber: 1,
-          cpuspeed: 1,
-          memory: 64,
-        }),
-        432,
-        NOT_AVAILABLE,
-        'a user creating a service offering',
-      );
+      refused(await tiny(alice, 'u'), 432, NOT_AVAILABLE, 'a user creating a service offering');
       refused(
         await alice('listServiceOfferings', { issystem: true }),
         431,
@@ -248,40 +248,15 @@ for (const kind of kinds) {
         1,
       );
 
+      refused(await tiny(dadmin, 'd'), 431, /public/, 'a domain admin creating a public offering');
       refused(
-        await dadmin('createServiceOffering', {
-          name: 'd',
-          displaytext: 'd',
-          cpunumber: 1,
-          cpuspeed: 1,
-          memory: 64,
-        }),
-        431,
-        /public/,
-        'a domain admin creating a public offering',
-      );
-      refused(
-        await dadmin('createServiceOffering', {
-          name: 'd',
-          displaytext: 'd',
-          cpunumber: 1,
-          cpuspeed: 1,
-          memory: 64,
-          domainid: id.other,
-        }),
+        await tiny(dadmin, 'd', { domainid: id.other }),
         431,
         /subtree/,
         'a domain admin limiting to a domain outside its subtree',
       );
       const own = ok(
-        await dadmin('createServiceOffering', {
-          name: 'team-only',
-          displaytext: 'team',
-          cpunumber: 1,
-          cpuspeed: 1,
-          memory: 64,
-          domainid: id.team,
-        }),
+        await tiny(dadmin, 'team-only', { domainid: id.team }),
         'domain admin offering',
       ).serviceoffering;
       assert.equal(own.domainid, id.team);
@@ -341,34 +316,15 @@ for (const kind of kinds) {
         /templateid/,
         'deploy without a template',
       );
-      const otherDomain = ok(
-        await admin('createServiceOffering', {
-          name: 'other-only',
-          displaytext: 'o',
-          cpunumber: 1,
-          cpuspeed: 1,
-          memory: 64,
-          domainid: id.other,
-        }),
-        'other',
-      ).serviceoffering.id;
+      const otherDomain = ok(await tiny(admin, 'other-only', { domainid: id.other }), 'other').serviceoffering
+        .id;
       refused(
         await deploy(alice, { serviceofferingid: otherDomain, name: 'x1' }),
         431,
         /not available to domain/,
         'domain',
       );
-      const zone2Only = ok(
-        await admin('createServiceOffering', {
-          name: 'z2-only',
-          displaytext: 'z',
-          cpunumber: 1,
-          cpuspeed: 1,
-          memory: 64,
-          zoneid: id.zone2,
-        }),
-        'zone2',
-      ).serviceoffering;
+      const zone2Only = ok(await tiny(admin, 'z2-only', { zoneid: id.zone2 }), 'zone2').serviceoffering;
       assert.equal(zone2Only.zoneid, id.zone2);
       assert.equal(zone2Only.zone, 'z2');
       refused(
