@@ -87,6 +87,8 @@ async function main(): Promise<void> {
     const off = (
       await api(o, 'listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' })
     ).networkoffering[0];
+    const so = (await api(o, 'listServiceOfferings', { name: 'Small Instance' })).serviceoffering[0].id;
+    const tpl = (await api(o, 'listTemplates', { templatefilter: 'featured' })).template[0].id;
     for (const [k, n] of bursts.entries()) {
       const net = (
         await api(o, 'createNetwork', {
@@ -100,6 +102,8 @@ async function main(): Promise<void> {
       ).network;
       // Implement the network and start its router first: the figure is per VM, not the router's boot.
       const warm = await job(o, 'deployVirtualMachine', {
+        serviceofferingid: so,
+        templateid: tpl,
         zoneid: zone.id,
         networkids: net.id,
         name: `w${k}`,
@@ -111,6 +115,8 @@ async function main(): Promise<void> {
         Array.from({ length: n }, async (_, i) => {
           t0.set(i, Date.now());
           const r = await api(o, 'deployVirtualMachine', {
+            serviceofferingid: so,
+            templateid: tpl,
             zoneid: zone.id,
             networkids: net.id,
             name: `v${k}x${i}`,

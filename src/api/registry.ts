@@ -14,6 +14,7 @@ import { listApisCommand } from './list-apis.js';
 import { commands as vmCommands } from '../vms/commands.js';
 import { commands as routerCommands } from '../routers/commands.js';
 import { commands as keypairCommands } from '../vms/keypair-commands.js';
+import { commands as vmChangeServiceCommands } from '../vms/change-service.js';
 import { commands as infrastructureCommands } from '../infrastructure/commands.js';
 import { commands as offeringCommands } from '../offerings/commands.js';
 import { commands as networkCommands } from '../networks/commands.js';
@@ -40,6 +41,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   keypairCommands,
   uiCommands,
   tagCommands,
+  vmChangeServiceCommands,
 ];
 
 export interface ResolvedParam extends ParamSpec {

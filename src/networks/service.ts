@@ -48,6 +48,7 @@ import { zoneById, zoneByUuid } from '../infrastructure/zones.js';
 import type { ZoneRow } from '../infrastructure/zones.js';
 import { assignPublicIp, releasePublicIp } from '../public-ips/service.js';
 import { decodeServices, servicesResponse } from '../offerings/defaults.js';
+import { requireOfferingUsable } from '../offerings/scopes.js';
 import {
   applyGuestVmCidr,
   checkNetworkDomain,
@@ -259,6 +260,15 @@ export async function createNetwork(ctx: NetCtx, p: CreateNetworkParams): Promis
     await checkVlanUnused(ctx.tx, zone, vnet);
     await checkVlanNotDedicatedToOther(ctx.tx, pn.id, vnet, owner?.accountId ?? null);
   }
+  await requireOfferingUsable(
+    ctx.tx,
+    'network',
+    offering,
+    { domainId },
+    zone,
+    'networkofferingid',
+    p.networkofferingid,
+  );
   const networkDomain = p.networkdomain
     ? checkNetworkDomain(p.networkdomain)
     : type === 'L2'
@@ -709,6 +719,7 @@ export async function createVpc(ctx: NetCtx, p: CreateVpcParams & { uuid?: strin
     );
   const cidr = parseVpcCidr(p.cidr);
   const owner = await resolveOwner(ctx.tx, ctx.caller, p);
+  await requireOfferingUsable(ctx.tx, 'vpc', offering, owner, zone, 'vpcofferingid', p.vpcofferingid);
   const uuid = p.uuid ?? randomUUID();
   await ctx.tx
     .insertInto('vpcs')

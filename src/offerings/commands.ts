@@ -1,4 +1,4 @@
-/** Offerings and templates: the API commands. */
+/** Offerings, templates and OS types: the API commands (service offerings in service-offering-commands.ts). */
 import {
   allRoles,
   defineCommand,
@@ -6,20 +6,28 @@ import {
   objectResult,
   refParams,
   rootAdminOnly,
+  successResult,
 } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
+import { pageArray, pageOf } from '../api/list.js';
 import { readNet, withNet } from '../infrastructure/net-context.js';
 import {
   createNetworkOffering,
+  deleteNetworkOffering,
   listNetworkOfferings,
-  listServiceOfferings,
-  listTemplates,
-  listVpcOfferings,
   networkOfferingResponse,
-  serviceOfferingResponse,
-  templateResponses,
+  updateNetworkOffering,
+} from './network-offerings.js';
+import { osCategories, osTypes } from './os-types.js';
+import { commands as serviceOfferingCommands } from './service-offering-commands.js';
+import { listTemplates, templateResponses } from './templates.js';
+import {
+  createVpcOffering,
+  deleteVpcOffering,
+  listVpcOfferings,
+  updateVpcOffering,
   vpcOfferingResponse,
-} from './service.js';
+} from './vpc-offerings.js';
 
 const R = (o: Record<string, unknown>): ResponseObject => o as ResponseObject;
 
@@ -42,6 +50,9 @@ const listNetworkOfferingsCmd = defineCommand({
     'supportedservices',
     'networkid',
     'zoneid',
+    'domainid',
+    'tags',
+    'istagged',
     'keyword',
     'page',
     'pagesize',
@@ -49,11 +60,9 @@ const listNetworkOfferingsCmd = defineCommand({
   async handler(p, ctx) {
     return readNet(ctx, async (n) => {
       const r = await listNetworkOfferings(n, p);
-      return listResult(
-        'networkoffering',
-        r.items.map((o) => R(networkOfferingResponse(o))),
-        r.count,
-      );
+      const items: ResponseObject[] = [];
+      for (const o of r.items) items.push(R(await networkOfferingResponse(n.tx, o)));
+      return listResult('networkoffering', items, r.count);
     });
   },
 });
@@ -78,44 +87,134 @@ const createNetworkOfferingCmd = defineCommand({
     'networkrate',
     'tags',
     'enable',
+    'domainid',
+    'zoneid',
+    'maxconnections',
+    'keepaliveenabled',
     'internetprotocol',
+    'serviceofferingid',
   ]),
   async handler(p, ctx) {
     return withNet(ctx, async (n) =>
-      objectResult('networkoffering', R(networkOfferingResponse(await createNetworkOffering(n, p)))),
+      objectResult(
+        'networkoffering',
+        R(await networkOfferingResponse(n.tx, await createNetworkOffering(n, p))),
+      ),
     );
+  },
+});
+
+const updateNetworkOfferingCmd = defineCommand({
+  name: 'updateNetworkOffering',
+  roles: rootAdminOnly,
+  params: refParams('updateNetworkOffering', [
+    'id',
+    'name',
+    'displaytext',
+    'availability',
+    'state',
+    'sortkey',
+    'tags',
+    'maxconnections',
+    'keepaliveenabled',
+    'domainid',
+    'zoneid',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) =>
+      objectResult(
+        'networkoffering',
+        R(await networkOfferingResponse(n.tx, await updateNetworkOffering(n, p))),
+      ),
+    );
+  },
+});
+
+const deleteNetworkOfferingCmd = defineCommand({
+  name: 'deleteNetworkOffering',
+  roles: rootAdminOnly,
+  params: refParams('deleteNetworkOffering', ['id']),
+  async handler(p, ctx) {
+    await withNet(ctx, (n) => deleteNetworkOffering(n, p));
+    return successResult();
   },
 });
 
 const listVpcOfferingsCmd = defineCommand({
   name: 'listVPCOfferings',
   roles: allRoles,
-  params: refParams('listVPCOfferings', ['id', 'name', 'isdefault', 'state', 'keyword', 'page', 'pagesize']),
+  params: refParams('listVPCOfferings', [
+    'id',
+    'name',
+    'displaytext',
+    'isdefault',
+    'state',
+    'supportedservices',
+    'domainid',
+    'zoneid',
+    'keyword',
+    'page',
+    'pagesize',
+  ]),
   async handler(p, ctx) {
     return readNet(ctx, async (n) => {
       const r = await listVpcOfferings(n, p);
-      return listResult(
-        'vpcoffering',
-        r.items.map((o) => R(vpcOfferingResponse(o))),
-        r.count,
-      );
+      const items: ResponseObject[] = [];
+      for (const o of r.items) items.push(R(await vpcOfferingResponse(n.tx, o)));
+      return listResult('vpcoffering', items, r.count);
     });
   },
 });
 
-const listServiceOfferingsCmd = defineCommand({
-  name: 'listServiceOfferings',
-  roles: allRoles,
-  params: refParams('listServiceOfferings', ['id', 'name', 'keyword', 'issystem', 'page', 'pagesize']),
+const createVpcOfferingCmd = defineCommand({
+  name: 'createVPCOffering',
+  roles: rootAdminOnly,
+  params: refParams('createVPCOffering', [
+    'name',
+    'displaytext',
+    'supportedservices',
+    'serviceproviderlist',
+    'serviceofferingid',
+    'internetprotocol',
+    'domainid',
+    'zoneid',
+    'enable',
+  ]),
   async handler(p, ctx) {
-    return readNet(ctx, async (n) => {
-      const r = await listServiceOfferings(n, p);
-      return listResult(
-        'serviceoffering',
-        r.items.map((o) => R(serviceOfferingResponse(o))),
-        r.count,
-      );
-    });
+    return withNet(ctx, async (n) =>
+      objectResult('vpcoffering', R(await vpcOfferingResponse(n.tx, await createVpcOffering(n, p)))),
+    );
+  },
+});
+
+const updateVpcOfferingCmd = defineCommand({
+  name: 'updateVPCOffering',
+  roles: rootAdminOnly,
+  params: refParams('updateVPCOffering', [
+    'id',
+    'name',
+    'displaytext',
+    'sortkey',
+    'state',
+    'domainid',
+    'zoneid',
+  ]),
+  jobInstance: (p) => ({ type: 'VpcOffering', id: p.id }),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) =>
+      objectResult('vpcoffering', R(await vpcOfferingResponse(n.tx, await updateVpcOffering(n, p)))),
+    );
+  },
+});
+
+const deleteVpcOfferingCmd = defineCommand({
+  name: 'deleteVPCOffering',
+  roles: rootAdminOnly,
+  params: refParams('deleteVPCOffering', ['id']),
+  jobInstance: (p) => ({ type: 'VpcOffering', id: p.id }),
+  async handler(p, ctx) {
+    await withNet(ctx, (n) => deleteVpcOffering(n, p));
+    return successResult();
   },
 });
 
@@ -141,10 +240,68 @@ const listTemplatesCmd = defineCommand({
   },
 });
 
+const contains = (text: string, keyword: string) => text.toLowerCase().includes(keyword.toLowerCase());
+
+const listOsTypesCmd = defineCommand({
+  name: 'listOsTypes',
+  roles: allRoles,
+  params: refParams('listOsTypes', ['id', 'oscategoryid', 'description', 'keyword', 'page', 'pagesize']),
+  async handler(p, ctx) {
+    const found = osTypes.filter(
+      (t) =>
+        (p.id === undefined || t.id === p.id) &&
+        (p.oscategoryid === undefined || t.categoryId === p.oscategoryid) &&
+        (p.description === undefined || t.description.toLowerCase() === p.description.toLowerCase()) &&
+        (p.keyword === undefined || contains(t.description, p.keyword)),
+    );
+    const page = pageArray(found, await pageOf(ctx.store.db, p));
+    return listResult(
+      'ostype',
+      page.map((t) => ({
+        id: t.id,
+        description: t.description,
+        name: t.description,
+        oscategoryid: t.categoryId,
+        oscategoryname: t.categoryName,
+        isuserdefined: false,
+        fordisplay: true,
+      })),
+      found.length,
+    );
+  },
+});
+
+const listOsCategoriesCmd = defineCommand({
+  name: 'listOsCategories',
+  roles: allRoles,
+  params: refParams('listOsCategories', ['id', 'name', 'keyword', 'page', 'pagesize']),
+  async handler(p, ctx) {
+    const found = osCategories.filter(
+      (c) =>
+        (p.id === undefined || c.id === p.id) &&
+        (p.name === undefined || c.name.toLowerCase() === p.name.toLowerCase()) &&
+        (p.keyword === undefined || contains(c.name, p.keyword)),
+    );
+    const page = pageArray(found, await pageOf(ctx.store.db, p));
+    return listResult(
+      'oscategory',
+      page.map((c) => ({ id: c.id, name: c.name })),
+      found.length,
+    );
+  },
+});
+
 export const commands: AnyCommand[] = [
   listNetworkOfferingsCmd,
   createNetworkOfferingCmd,
+  updateNetworkOfferingCmd,
+  deleteNetworkOfferingCmd,
   listVpcOfferingsCmd,
-  listServiceOfferingsCmd,
+  createVpcOfferingCmd,
+  updateVpcOfferingCmd,
+  deleteVpcOfferingCmd,
   listTemplatesCmd,
+  listOsTypesCmd,
+  listOsCategoriesCmd,
+  ...serviceOfferingCommands,
 ];

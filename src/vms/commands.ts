@@ -18,9 +18,8 @@ import { changedBeforeRerun, deletedBeforeRerun, jobAttempt, jobScopedUuid } fro
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
-import { parseIpOf, prefixToNetmask, parseCidr } from '../ipam/index.js';
+import { parseIpOf } from '../ipam/index.js';
 import { networkById } from '../networks/repository.js';
-import type { NetworkRow } from '../networks/repository.js';
 import { allocateGuestAddress, networkForCaller } from '../networks/service.js';
 import { bumpNetworkRouters } from '../routers/repository.js';
 import { scopeToCaller } from '../accounts/scope.js';
@@ -38,7 +37,7 @@ import {
   setVmState,
   vmForCaller,
 } from './service.js';
-import type { NicRequest, NicRow, VmRow } from './service.js';
+import type { NicRequest, VmRow } from './service.js';
 import {
   convergeNetworks,
   driverDestroyVm,
@@ -48,76 +47,8 @@ import {
   vmRuntime,
 } from './operations.js';
 import { checkDnsLabel, checkMacAddress, checkUserData } from './validation.js';
-
-// ------------------------------------------------------------------------------------------ responses
-
-async function nicResponse(ex: Executor, nic: NicRow, net?: NetworkRow): Promise<ResponseObject> {
-  const network = net ?? (await networkById(ex as never, Number(nic.network_id)));
-  const cidr = network.network_cidr ?? network.cidr;
-  const sec = await ex.selectFrom('nic_secondary_ips').selectAll().where('nic_id', '=', nic.id).execute();
-  const vm = await ex.selectFrom('vms').select('uuid').where('id', '=', nic.vm_id).executeTakeFirst();
-  return {
-    id: nic.uuid,
-    networkid: network.uuid,
-    networkname: network.name,
-    netmask:
-      network.netmask ??
-      (cidr ? prefixToNetmask(parseCidr(cidr, 'cidr', { strict: false }).prefix) : undefined),
-    gateway: network.gateway ?? undefined,
-    ipaddress: nic.ipv4 ?? undefined,
-    ip6address: nic.ipv6 ?? undefined,
-    macaddress: nic.mac,
-    isdefault: Number(nic.is_default) === 1,
-    deviceid: String(nic.device_id),
-    traffictype: 'Guest',
-    type: network.type,
-    broadcasturi: network.vnet !== null ? `vlan://${network.vnet}` : undefined,
-    isolationuri: network.vnet !== null ? `vlan://${network.vnet}` : undefined,
-    virtualmachineid: vm?.uuid,
-    secondaryip: sec.map((s) => ({ id: s.uuid, ipaddress: s.ipv4 })),
-  };
-}
-
-export async function vmResponse(
-  ex: Executor,
-  vm: VmRow,
-  extra: ResponseObject = {},
-): Promise<ResponseObject> {
-  const zone = await ex
-    .selectFrom('zones')
-    .select(['uuid', 'name'])
-    .where('id', '=', vm.zone_id)
-    .executeTakeFirst();
-  const acct = await ex
-    .selectFrom('accounts')
-    .innerJoin('domains', 'domains.id', 'accounts.domain_id')
-    .select(['accounts.name as account', 'domains.uuid as domainid', 'domains.name as domain'])
-    .where('accounts.id', '=', vm.account_id)
-    .executeTakeFirst();
-  const nics = await nicsOf(ex, Number(vm.id));
-  const nicResponses: ResponseObject[] = [];
-  for (const n of nics) nicResponses.push(await nicResponse(ex, n));
-  const def = nicResponses.find((n) => n.isdefault === true);
-  return {
-    id: vm.uuid,
-    name: vm.name,
-    displayname: vm.display_name,
-    instancename: vm.instance_name,
-    state: vm.state,
-    zoneid: zone?.uuid,
-    zonename: zone?.name,
-    account: acct?.account,
-    domainid: acct?.domainid,
-    domain: acct?.domain,
-    created: new Date(Number(vm.created)).toISOString().replace(/\.\d{3}Z$/, '+0000'),
-    haenable: false,
-    hypervisor: 'Simulator',
-    keypairs: vm.keypairs ?? undefined,
-    ipaddress: def?.ipaddress,
-    nic: nicResponses,
-    ...extra,
-  };
-}
+import { nicResponse, vmResponse } from './responses.js';
+import { serviceOfferingForVm, vmSizeFor } from '../offerings/service-offerings.js';
 
 // ------------------------------------------------------------------------------------------ helpers
 
@@ -178,9 +109,10 @@ const deployVirtualMachine = defineCommand({
       'account',
       'domainid',
       'macaddress',
+      'serviceofferingid',
+      'templateid',
+      'details',
     ]),
-    serviceofferingid: { type: 'uuid' },
-    templateid: { type: 'uuid' },
     userdata: { type: 'string', length: 1_048_576 },
   },
   async prepare() {
@@ -262,23 +194,15 @@ const deployVirtualMachine = defineCommand({
             );
         publicKeys = keys.map((k) => k.public_key).join('\n');
       }
-      const so = p.serviceofferingid
-        ? await n.tx
-            .selectFrom('service_offerings')
-            .select(['id'])
-            .where('uuid', '=', p.serviceofferingid)
-            .executeTakeFirst()
-        : undefined;
-      if (p.serviceofferingid && !so)
-        throw invalidParameter('serviceofferingid', p.serviceofferingid, 'no service offering has this id');
-      const tpl = p.templateid
-        ? await n.tx
-            .selectFrom('templates')
-            .select(['id', 'password_enabled'])
-            .where('uuid', '=', p.templateid)
-            .executeTakeFirst()
-        : undefined;
-      if (p.templateid && !tpl) throw invalidParameter('templateid', p.templateid, 'no template has this id');
+      // Both required, as CloudStack: the offering sizes the VM, the template names its OS.
+      const so = await serviceOfferingForVm(n.tx, p.serviceofferingid, owner, zone);
+      const size = vmSizeFor(so, p.details);
+      const tpl = await n.tx
+        .selectFrom('templates')
+        .select(['id', 'password_enabled'])
+        .where('uuid', '=', p.templateid)
+        .executeTakeFirst();
+      if (!tpl) throw invalidParameter('templateid', p.templateid, 'no template has this id');
       const uuid = ctx.prepared?.id ?? randomUUID();
       const uuidHost = `VM-${uuid}`;
       return createVm(n, {
@@ -290,9 +214,10 @@ const deployVirtualMachine = defineCommand({
         userData,
         keypairs: names.length ? names.join(',') : null,
         publicKeys,
-        serviceOfferingId: so ? Number(so.id) : null,
-        templateId: tpl ? Number(tpl.id) : null,
-        password: tpl && Number(tpl.password_enabled) === 1 ? generatePassword() : null,
+        serviceOfferingId: Number(so.id),
+        size,
+        templateId: Number(tpl.id),
+        password: Number(tpl.password_enabled) === 1 ? generatePassword() : null,
         start,
         nics: reqs,
       });

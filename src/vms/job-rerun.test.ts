@@ -41,6 +41,8 @@ for (const kind of testDbKinds()) {
     let dir: string;
     let zone: string;
     let net: string;
+    let so: string;
+    let tpl: string;
     const keys = { url: '', apiKey: 'rerun-key', secretKey: 'rerun-secret' };
 
     const { okCall: call } = injectClient(() => s, keys);
@@ -119,6 +121,8 @@ for (const kind of testDbKinds()) {
       const demo = await buildDemo(s.store, (await defaultRootAdmin(s.store.db))!.caller);
       zone = demo.zone.id;
       net = demo.network!.id;
+      so = (await call('listServiceOfferings', { name: 'Small Instance' })).serviceoffering[0].id;
+      tpl = (await call('listTemplates', { templatefilter: 'featured' })).template[0].id;
     });
 
     after(async () => {
@@ -131,6 +135,8 @@ for (const kind of testDbKinds()) {
       for (const left of ['Starting', 'Running'] as const) {
         const name = `rerun-${left.toLowerCase()}`;
         const { jobid, result } = await okJob('deployVirtualMachine', {
+          serviceofferingid: so,
+          templateid: tpl,
           zoneid: zone,
           networkids: net,
           name,
@@ -150,7 +156,13 @@ for (const kind of testDbKinds()) {
     });
 
     test('start, NIC and secondary-IP jobs and destroy with expunge re-run after their commit finish', async () => {
-      const { result } = await okJob('deployVirtualMachine', { zoneid: zone, networkids: net, name: 'nics' });
+      const { result } = await okJob('deployVirtualMachine', {
+        serviceofferingid: so,
+        templateid: tpl,
+        zoneid: zone,
+        networkids: net,
+        name: 'nics',
+      });
       const vm = result.virtualmachine.id as string;
       const vmId = Number((await vmRow(vm)).id);
       const other = await newNetwork('rerun-second', '10.9.9.1');
@@ -288,7 +300,13 @@ for (const kind of testDbKinds()) {
     });
 
     test('static NAT, updateVmNicIp and the VM and network lifecycle jobs re-run after their commit', async () => {
-      const { result } = await okJob('deployVirtualMachine', { zoneid: zone, networkids: net, name: 'nat' });
+      const { result } = await okJob('deployVirtualMachine', {
+        serviceofferingid: so,
+        templateid: tpl,
+        zoneid: zone,
+        networkids: net,
+        name: 'nat',
+      });
       const vm = result.virtualmachine;
       const ip = await okJob('associateIpAddress', { networkid: net });
       await call('enableStaticNat', { ipaddressid: ip.result.ipaddress.id, virtualmachineid: vm.id });
@@ -359,6 +377,8 @@ for (const kind of testDbKinds()) {
       const gcNet = await newNetwork('rerun-gc', '10.8.8.1');
       // A deploy abandoned after its VM committed (its servers died maxAttempts times) ...
       const deployed = await okJob('deployVirtualMachine', {
+        serviceofferingid: so,
+        templateid: tpl,
         zoneid: zone,
         networkids: gcNet,
         name: 'abandoned',
@@ -368,7 +388,13 @@ for (const kind of testDbKinds()) {
       await rewind(deployed.jobid, JOB_FAILED);
       // ... and a start of a VM that had run before, whose job failed without moving the VM on.
       const other = (
-        await okJob('deployVirtualMachine', { zoneid: zone, networkids: gcNet, name: 'restarted' })
+        await okJob('deployVirtualMachine', {
+          serviceofferingid: so,
+          templateid: tpl,
+          zoneid: zone,
+          networkids: gcNet,
+          name: 'restarted',
+        })
       ).result.virtualmachine.id as string;
       await okJob('stopVirtualMachine', { id: other });
       const start = await okJob('startVirtualMachine', { id: other });

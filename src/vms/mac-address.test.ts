@@ -21,7 +21,7 @@ for (const kind of testDbKinds()) {
     let s: BuiltServer;
     let dir: string;
     const keys = { url: '', apiKey: 'mac-key', secretKey: 'mac-secret' };
-    const id = {} as Record<'zone' | 'net' | 'net2', string>;
+    const id = {} as Record<'zone' | 'net' | 'net2' | 'so' | 'tpl', string>;
 
     const client = injectClient(() => s, keys);
     const { okCall, job } = client;
@@ -62,7 +62,13 @@ for (const kind of testDbKinds()) {
     });
 
     test('malformed, group-bit, all-zero and generated-range MACs: 431 naming the parameter, nothing allocated', async () => {
-      const first = await job('deployVirtualMachine', { zoneid: id.zone, networkids: id.net, name: 'gen1' });
+      const first = await job('deployVirtualMachine', {
+        serviceofferingid: id.so,
+        templateid: id.tpl,
+        zoneid: id.zone,
+        networkids: id.net,
+        name: 'gen1',
+      });
       assert.ok(first.ok, JSON.stringify(first.error));
       const generated: string = first.result.virtualmachine.nic[0].macaddress;
       // The next MACs the server would hand out in this zone (ipam/mac.ts layout).
@@ -85,12 +91,21 @@ for (const kind of testDbKinds()) {
       for (const [n, mac] of bad.entries())
         await refused(
           'deployVirtualMachine',
-          { zoneid: id.zone, networkids: id.net, name: `b${n}`, macaddress: mac },
+          {
+            serviceofferingid: id.so,
+            templateid: id.tpl,
+            zoneid: id.zone,
+            networkids: id.net,
+            name: `b${n}`,
+            macaddress: mac,
+          },
           'macaddress',
         );
       await refused(
         'deployVirtualMachine',
         {
+          serviceofferingid: id.so,
+          templateid: id.tpl,
           zoneid: id.zone,
           name: 'bmap',
           'iptonetworklist[0].networkid': id.net,
@@ -110,6 +125,8 @@ for (const kind of testDbKinds()) {
 
     test("a good MAC is stored in CloudStack's form; the same MAC again in the zone is a 431; the router converges", async () => {
       const r = await job('deployVirtualMachine', {
+        serviceofferingid: id.so,
+        templateid: id.tpl,
         zoneid: id.zone,
         networkids: id.net,
         name: 'own',
@@ -122,7 +139,14 @@ for (const kind of testDbKinds()) {
       for (const spelling of ['aa:bb:cc:dd:ee:01', 'AA:BB:CC:DD:EE:01', 'aa-bb-cc-dd-ee-01'])
         await refused(
           'deployVirtualMachine',
-          { zoneid: id.zone, networkids: id.net2, name: 'dup', macaddress: spelling },
+          {
+            serviceofferingid: id.so,
+            templateid: id.tpl,
+            zoneid: id.zone,
+            networkids: id.net2,
+            name: 'dup',
+            macaddress: spelling,
+          },
           'macaddress',
         );
       await refused(

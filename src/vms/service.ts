@@ -17,6 +17,7 @@ import { bumpNetworkRouters } from '../routers/repository.js';
 import type { Executor } from '../store/db.js';
 import type { Owner } from '../infrastructure/owners.js';
 import type { NicsTable, VmsTable } from './tables.js';
+import type { VmSize } from '../offerings/service-offerings.js';
 
 export type VmRow = Selectable<VmsTable>;
 export type NicRow = Selectable<NicsTable>;
@@ -42,6 +43,8 @@ export interface CreateVmRequest {
   keypairs: string | null;
   publicKeys: string | null;
   serviceOfferingId: number | null;
+  /** CPU count, speed and memory from the offering (or the deploy's custom details). */
+  size: VmSize | null;
   templateId: number | null;
   password: string | null;
   start: boolean;
@@ -196,6 +199,9 @@ export async function createVm(ctx: NetCtx, r: CreateVmRequest): Promise<VmRow> 
       domain_id: r.owner.domainId,
       user_id: ctx.caller.userId,
       service_offering_id: r.serviceOfferingId,
+      cpu_number: r.size?.cpuNumber ?? null,
+      cpu_speed: r.size?.cpuSpeed ?? null,
+      memory: r.size?.memory ?? null,
       template_id: r.templateId,
       user_data: r.userData,
       keypairs: r.keypairs,
@@ -354,7 +360,15 @@ export function generatePassword(): string {
 export async function recordVmEvent(
   ctx: NetCtx,
   vm: VmRow,
-  type: 'VM.START' | 'VM.STOP' | 'VM.REBOOT' | 'VM.DESTROY' | 'VM.RECOVER' | 'VM.UPDATE' | 'VM.RESETPASSWORD',
+  type:
+    | 'VM.START'
+    | 'VM.STOP'
+    | 'VM.REBOOT'
+    | 'VM.DESTROY'
+    | 'VM.RECOVER'
+    | 'VM.UPDATE'
+    | 'VM.RESETPASSWORD'
+    | 'VM.UPGRADE',
   verb: string,
 ): Promise<void> {
   await rememberOwner(ctx, Number(vm.account_id));

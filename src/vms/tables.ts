@@ -2,7 +2,10 @@
  * Tables of VMs, NICs, routers and SSH key pairs (migration 0004-vms). Conventions from
  * store/migrations/helpers.ts: ids numbers, times epoch ms, booleans SMALLINT 0/1.
  */
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
+
+/** A column added by a later migration (0009): inserts may leave it out (NULL). */
+type Added<T> = ColumnType<T | null, T | null | undefined, T | null>;
 
 /** CloudStack's VirtualMachine.State names (the ones stacknet reaches). */
 export type VmState = 'Starting' | 'Running' | 'Stopping' | 'Stopped' | 'Destroyed' | 'Expunging' | 'Error';
@@ -22,6 +25,13 @@ export interface VmsTable {
   user_id: number | null;
   service_offering_id: number | null;
   template_id: number | null;
+  /**
+   * The VM's size (migration 0009): its service offering's, or for a custom offering the values given at deploy
+   * (`details[0].cpuNumber` ...); changeServiceForVirtualMachine sets them anew.
+   */
+  cpu_number: Added<number>;
+  cpu_speed: Added<number>;
+  memory: Added<number>;
   /** Base64 as the caller sent it (CloudStack stores and serves it so). */
   user_data: string | null;
   /** Names of the key pairs (keypair / keypairs), comma separated. */

@@ -34,7 +34,10 @@ for (const kind of testDbKinds()) {
     let s: BuiltServer;
     let dir: string;
     const keys = { url: '', apiKey: 'vm-key', secretKey: 'vm-secret' };
-    const id = {} as Record<'zone' | 'pn' | 'off' | 'net' | 'net2' | 'vm1' | 'vm1ip' | 'vm2' | 'vm3', string>;
+    const id = {} as Record<
+      'zone' | 'pn' | 'off' | 'so' | 'tpl' | 'net' | 'net2' | 'vm1' | 'vm1ip' | 'vm2' | 'vm3',
+      string
+    >;
 
     const client = injectClient(() => s, keys);
     const { call, okCall, job } = client;
@@ -73,11 +76,19 @@ for (const kind of testDbKinds()) {
     });
 
     test('deploy validates names and user data; a refused deploy leaves nothing allocated', async () => {
-      const bad = await job('deployVirtualMachine', { zoneid: id.zone, networkids: id.net, name: '1bad' });
+      const bad = await job('deployVirtualMachine', {
+        serviceofferingid: id.so,
+        templateid: id.tpl,
+        zoneid: id.zone,
+        networkids: id.net,
+        name: '1bad',
+      });
       assert.equal(bad.ok, false);
       assert.equal(bad.error.errorcode, 431);
       assert.match(bad.error.errortext, /name/);
       const long = await job('deployVirtualMachine', {
+        serviceofferingid: id.so,
+        templateid: id.tpl,
         zoneid: id.zone,
         networkids: id.net,
         name: 'ud',
@@ -85,6 +96,8 @@ for (const kind of testDbKinds()) {
       });
       assert.match(long.error.errortext, /userdata.*32768/s);
       const notB64 = await job('deployVirtualMachine', {
+        serviceofferingid: id.so,
+        templateid: id.tpl,
         zoneid: id.zone,
         networkids: id.net,
         name: 'ud',
@@ -94,6 +107,8 @@ for (const kind of testDbKinds()) {
 
       const v1 = (
         await okJob('deployVirtualMachine', {
+          serviceofferingid: id.so,
+          templateid: id.tpl,
           zoneid: id.zone,
           networkids: id.net,
           name: 'vm1',
@@ -116,6 +131,8 @@ for (const kind of testDbKinds()) {
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .executeTakeFirstOrThrow();
       const taken = await job('deployVirtualMachine', {
+        serviceofferingid: id.so,
+        templateid: id.tpl,
         zoneid: id.zone,
         networkids: id.net,
         name: 'vm9',
@@ -123,7 +140,13 @@ for (const kind of testDbKinds()) {
       });
       assert.equal(taken.ok, false);
       assert.equal(taken.error.errorcode, 431);
-      const dup = await job('deployVirtualMachine', { zoneid: id.zone, networkids: id.net, name: 'VM1' });
+      const dup = await job('deployVirtualMachine', {
+        serviceofferingid: id.so,
+        templateid: id.tpl,
+        zoneid: id.zone,
+        networkids: id.net,
+        name: 'VM1',
+      });
       assert.match(dup.error.errortext, /host name already exists/);
       const afterRows = await s.store.db
         .selectFrom('ip_allocations')
@@ -152,8 +175,15 @@ for (const kind of testDbKinds()) {
     });
 
     test('NICs: add, secondary IPs, change address, remove; MACs unique; routers follow', async () => {
-      const v2 = (await okJob('deployVirtualMachine', { zoneid: id.zone, networkids: id.net, name: 'vm2' }))
-        .virtualmachine;
+      const v2 = (
+        await okJob('deployVirtualMachine', {
+          serviceofferingid: id.so,
+          templateid: id.tpl,
+          zoneid: id.zone,
+          networkids: id.net,
+          name: 'vm2',
+        })
+      ).virtualmachine;
       id.vm2 = v2.id;
       assert.notEqual(
         v2.nic[0].macaddress,
@@ -212,6 +242,8 @@ for (const kind of testDbKinds()) {
       assert.ok(!(await routerHosts(id.net)).hosts.some((h) => h.hostname === 'vm2'));
       const again = (
         await okJob('deployVirtualMachine', {
+          serviceofferingid: id.so,
+          templateid: id.tpl,
           zoneid: id.zone,
           networkids: id.net,
           name: 'vm3',
@@ -279,6 +311,8 @@ for (const kind of testDbKinds()) {
     test('updateVirtualMachine, reboot, destroy + recover', async () => {
       const v = (
         await okJob('deployVirtualMachine', {
+          serviceofferingid: id.so,
+          templateid: id.tpl,
           zoneid: id.zone,
           networkids: id.net2,
           name: 'up1',
@@ -317,7 +351,13 @@ for (const kind of testDbKinds()) {
           netmask: '255.255.255.0',
         })
       ).network;
-      await okJob('deployVirtualMachine', { zoneid: id.zone, networkids: net.id, name: 'rv1' });
+      await okJob('deployVirtualMachine', {
+        serviceofferingid: id.so,
+        templateid: id.tpl,
+        zoneid: id.zone,
+        networkids: net.id,
+        name: 'rv1',
+      });
       const routers = (await okCall('listRouters', { networkid: net.id })).router;
       assert.equal(routers.length, 2);
       for (const r of routers) {
@@ -359,6 +399,8 @@ for (const kind of testDbKinds()) {
       await okCall('deleteSSHKeyPair', { name: 'k2' });
       const v = (
         await okJob('deployVirtualMachine', {
+          serviceofferingid: id.so,
+          templateid: id.tpl,
           zoneid: id.zone,
           networkids: id.net2,
           name: 'kv',
@@ -368,6 +410,8 @@ for (const kind of testDbKinds()) {
       assert.equal(v.keypairs, 'k1');
       assert.equal((await routerHosts(id.net2)).metadata[v.nic[0].ipaddress]!.metaData['public-keys'], pub);
       const missing = await job('deployVirtualMachine', {
+        serviceofferingid: id.so,
+        templateid: id.tpl,
         zoneid: id.zone,
         networkids: id.net2,
         name: 'kv2',

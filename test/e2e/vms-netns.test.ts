@@ -65,6 +65,8 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
       await admin(
         'deployVirtualMachine',
         {
+          serviceofferingid: id.so,
+          templateid: id.tpl,
           zoneid: id.zone,
           networkids: id.net,
           name,
@@ -111,6 +113,8 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
       'createZone',
     );
     id.zone = z.zone.id;
+    id.so = ok(await admin('listServiceOfferings', { name: 'Small Instance' }), 'so').serviceoffering[0].id;
+    id.tpl = ok(await admin('listTemplates', { templatefilter: 'featured' }), 'tpl').template[0].id;
     const pn = ok(
       await admin(
         'createPhysicalNetwork',
@@ -339,6 +343,8 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
           for (let i = 0; i < 10; i++) {
             const r = ok(
               await cl('deployVirtualMachine', {
+                serviceofferingid: id.so,
+                templateid: id.tpl,
                 zoneid: id.zone,
                 networkids: net.network.id,
                 name: `b${c * 10 + i}`,
@@ -411,7 +417,7 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
       const v = ok(
         await admin(
           'deployVirtualMachine',
-          { zoneid: id.zone, networkids: net.id, name: n },
+          { serviceofferingid: id.so, templateid: id.tpl, zoneid: id.zone, networkids: net.id, name: n },
           { fetch_result: true },
         ),
         `deploy ${n}`,
@@ -463,7 +469,7 @@ describe('VMs end to end on the netns driver (python cs)', { skip: !isRoot && 'n
     const g = ok(
       await admin(
         'deployVirtualMachine',
-        { zoneid: id.zone, networkids: id.gcnet, name: 'gc1' },
+        { serviceofferingid: id.so, templateid: id.tpl, zoneid: id.zone, networkids: id.gcnet, name: 'gc1' },
         { fetch_result: true },
       ),
       'deploy gc1',

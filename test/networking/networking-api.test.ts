@@ -729,10 +729,18 @@ for (const kind of kinds) {
         'disable static NAT not enabled',
       );
       // Static NAT to a real VM (simulator driver): the association shows on the address.
+      id.so = ok(await alice('listServiceOfferings', { name: 'Small Instance' }), 'so').serviceoffering[0].id;
+      id.tpl = ok(await alice('listTemplates', { templatefilter: 'featured' }), 'tpl').template[0].id;
       const vm = ok(
         await alice(
           'deployVirtualMachine',
-          { zoneid: id.zone, networkids: id.net, name: 'natvm' },
+          {
+            serviceofferingid: id.so,
+            templateid: id.tpl,
+            zoneid: id.zone,
+            networkids: id.net,
+            name: 'natvm',
+          },
           { fetch_result: true },
         ),
         'deployVirtualMachine',

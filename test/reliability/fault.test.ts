@@ -47,7 +47,13 @@ function burstOps(networks: string[], zone: ZoneSetup, tag: string): BurstOp[] {
       ops.push({ command: 'associateIpAddress', params: { networkid: n } });
       ops.push({
         command: 'deployVirtualMachine',
-        params: { zoneid: zone.zoneId, networkids: n, name: `${tag}-${i}-${k}` },
+        params: {
+          serviceofferingid: zone.serviceOfferingId,
+          templateid: zone.templateId,
+          zoneid: zone.zoneId,
+          networkids: n,
+          name: `${tag}-${i}-${k}`,
+        },
       });
     });
   }

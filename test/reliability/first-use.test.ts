@@ -74,7 +74,13 @@ for (const kind of testDbKinds()) {
         ops: [0, 1].flatMap((k) =>
           nets.map((n, i) => ({
             command: 'deployVirtualMachine',
-            params: { zoneid: zone.zoneId, networkids: n, name: `vm-${i}-${k}` },
+            params: {
+              serviceofferingid: zone.serviceOfferingId,
+              templateid: zone.templateId,
+              zoneid: zone.zoneId,
+              networkids: n,
+              name: `vm-${i}-${k}`,
+            },
           })),
         ),
       });

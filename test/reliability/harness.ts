@@ -238,6 +238,9 @@ export interface ZoneSetup {
   zoneId: string;
   physicalNetworkId: string;
   offeringId: string;
+  /** The built-in service offering and template deployVirtualMachine names. */
+  serviceOfferingId: string;
+  templateId: string;
 }
 
 /**
@@ -281,7 +284,15 @@ export async function setupZone(
       name: 'DefaultIsolatedNetworkOfferingWithSourceNatService',
     })) as { networkoffering: { id: string }[] }
   ).networkoffering[0]!.id;
-  return { zoneId: zone, physicalNetworkId: pn, offeringId: offering };
+  const serviceOfferingId = (
+    (await call(c, 'listServiceOfferings', { name: 'Small Instance' })) as {
+      serviceoffering: { id: string }[];
+    }
+  ).serviceoffering[0]!.id;
+  const templateId = (
+    (await call(c, 'listTemplates', { templatefilter: 'featured' })) as { template: { id: string }[] }
+  ).template[0]!.id;
+  return { zoneId: zone, physicalNetworkId: pn, offeringId: offering, serviceOfferingId, templateId };
 }
 
 /** `count` new isolated networks (state Allocated: no VLAN, no source NAT yet), 10.<first+i>.0.0/24. */

@@ -131,7 +131,13 @@ describe('SQLite: kill -9 mid-burst, restart on the same file', () => {
           ? { command: 'associateIpAddress', params: { networkid } }
           : {
               command: 'deployVirtualMachine',
-              params: { zoneid: zone.zoneId, networkids: networkid, name: `crash-${i}` },
+              params: {
+                serviceofferingid: zone.serviceOfferingId,
+                templateid: zone.templateId,
+                zoneid: zone.zoneId,
+                networkids: networkid,
+                name: `crash-${i}`,
+              },
             },
       );
     }

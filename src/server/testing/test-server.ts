@@ -58,7 +58,8 @@ export function injectClient(server: () => BuiltServer, keys: { apiKey: string; 
 
 /**
  * A zone ready for VMs through the API: a VLAN physical network (100-110) with Guest and Public traffic, the
- * public range 203.0.113.10-30 on VLAN 50, and two isolated networks, n1 (10.1.1.0/24) and n2 (10.2.2.0/24).
+ * public range 203.0.113.10-30 on VLAN 50, and two isolated networks, n1 (10.1.1.0/24) and n2 (10.2.2.0/24);
+ * `so` and `tpl` are the built-in service offering and template a deploy names.
  */
 export async function zoneWithTwoNetworks(client: ReturnType<typeof injectClient>) {
   const { okCall } = client;
@@ -109,5 +110,16 @@ export async function zoneWithTwoNetworks(client: ReturnType<typeof injectClient
         netmask: '255.255.255.0',
       })
     ).network.id;
-  return { zone, pn, off, net: await network('n1', '10.1.1.1'), net2: await network('n2', '10.2.2.1') };
+  // deployVirtualMachine needs both, as CloudStack: the built-in "Small Instance" and template.
+  const so: string = (await okCall('listServiceOfferings', { name: 'Small Instance' })).serviceoffering[0].id;
+  const tpl: string = (await okCall('listTemplates', { templatefilter: 'featured' })).template[0].id;
+  return {
+    zone,
+    pn,
+    off,
+    so,
+    tpl,
+    net: await network('n1', '10.1.1.1'),
+    net2: await network('n2', '10.2.2.1'),
+  };
 }

@@ -7,7 +7,7 @@
  *   their /64 from; `guest_ipv6_subnets`: the /64s handed out, one row each, keyed by the subnet's network
  *   address as the 32-hex-digit sortable key ip_allocations uses. UNIQUE(prefix_id, subnet_key) makes a /64
  *   impossible to hand out twice and UNIQUE(network_id) a second /64 for one network; nothing enumerates a prefix.
- * - `network_offerings.internet_protocol`: IPv4 or DualStack (createNetworkOffering internetprotocol=).
+ * (`network_offerings.internet_protocol`, IPv4 or DualStack, is 0009's.)
  */
 import type { Kysely } from 'kysely';
 import { tableOptions, withId } from './helpers.js';
@@ -54,15 +54,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .on('guest_ipv6_subnets')
     .column('zone_id')
     .execute();
-
-  await db.schema
-    .alterTable('network_offerings')
-    .addColumn('internet_protocol', 'varchar(16)', (c) => c.notNull().defaultTo('IPv4'))
-    .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('network_offerings').dropColumn('internet_protocol').execute();
   await db.schema.dropTable('guest_ipv6_subnets').execute();
   await db.schema.dropTable('guest_ipv6_prefixes').execute();
   await db.schema.dropTable('dedicated_guest_vlan_ranges').execute();

@@ -12,6 +12,7 @@ import * as m0004 from './0004-vms.js';
 import * as m0005 from './0005-ip-allocations-partial-indexes.js';
 import * as m0006 from './0006-login-failures.js';
 import * as m0007 from './0007-one-source-nat-one-vnet.js';
+import * as m0009 from './0009-offerings.js';
 import * as m0010 from './0010-guest-vlans-ipv6-prefixes.js';
 import * as m0012 from './0012-network-service-providers.js';
 import * as m0013 from './0013-resource-tags.js';
@@ -24,6 +25,7 @@ export const migrations: Record<string, Migration> = {
   '0005-ip-allocations-partial-indexes': m0005,
   '0006-login-failures': m0006,
   '0007-one-source-nat-one-vnet': m0007,
+  '0009-offerings': m0009,
   '0010-guest-vlans-ipv6-prefixes': m0010,
   '0012-network-service-providers': m0012,
   '0013-resource-tags': m0013,

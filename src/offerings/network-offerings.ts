@@ -1,20 +1,18 @@
-/** Offerings and templates: listNetworkOfferings, createNetworkOffering, listVPCOfferings, listServiceOfferings, listTemplates. */
+/** Network offerings: listNetworkOfferings, createNetworkOffering, updateNetworkOffering, deleteNetworkOffering. */
 import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
-import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
+import { CloudStackError, invalidParameter, missingParameter } from '../errors/catalogue.js';
 import type { Listed, NetCtx } from '../infrastructure/context.js';
 import { pageWindow, requireRootAdmin } from '../infrastructure/context.js';
-import type { NetDatabase } from '../networks/tables.js';
 import { networkByUuid } from '../networks/repository.js';
 import { decodeServices, encodeServices, serviceNames, servicesResponse } from './defaults.js';
 import type { ServiceMap } from './defaults.js';
+import { resolveDomainList, resolveZoneList, scopeFields, setScopes, listScopeConditions } from './scopes.js';
+import { offeringDb } from './tables.js';
+import type { OfferingDatabase } from './tables.js';
+import { applyOfferingUpdate, csDate, deleteUnusedOffering, routerServiceOffering } from './common.js';
 
-type NetworkOfferingRow = Selectable<NetDatabase['network_offerings']>;
-type VpcOfferingRow = Selectable<NetDatabase['vpc_offerings']>;
-type ServiceOfferingRow = Selectable<NetDatabase['service_offerings']>;
-type TemplateRow = Selectable<NetDatabase['templates']>;
-
-const csDate = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '+0000');
+export type NetworkOfferingRow = Selectable<OfferingDatabase['network_offerings']>;
 
 export interface ListNetworkOfferingsParams {
   id?: string | undefined;
@@ -31,6 +29,10 @@ export interface ListNetworkOfferingsParams {
   availability?: string | undefined;
   supportedservices?: string[] | undefined;
   networkid?: string | undefined;
+  zoneid?: string | undefined;
+  domainid?: string | undefined;
+  tags?: string | undefined;
+  istagged?: boolean | undefined;
   keyword?: string | undefined;
   page?: number | undefined;
   pagesize?: number | undefined;
@@ -40,7 +42,8 @@ export async function listNetworkOfferings(
   ctx: NetCtx,
   p: ListNetworkOfferingsParams,
 ): Promise<Listed<NetworkOfferingRow>> {
-  let q = ctx.tx.selectFrom('network_offerings').selectAll().where('removed', 'is', null);
+  const db = offeringDb(ctx.tx);
+  let q = db.selectFrom('network_offerings').selectAll().where('removed', 'is', null);
   if (p.id) q = q.where('uuid', '=', p.id);
   if (p.name) q = q.where('name', '=', p.name);
   if (p.displaytext) q = q.where('display_text', '=', p.displaytext);
@@ -51,11 +54,15 @@ export async function listNetworkOfferings(
   if (p.specifyvlan !== undefined) q = q.where('specify_vlan', '=', p.specifyvlan ? 1 : 0);
   if (p.specifyipranges !== undefined) q = q.where('specify_ip_ranges', '=', p.specifyipranges ? 1 : 0);
   if (p.availability) q = q.where('availability', '=', p.availability);
+  if (p.tags) q = q.where('tags', '=', p.tags);
+  if (p.istagged !== undefined) q = q.where('tags', p.istagged ? 'is not' : 'is', null);
   if (p.keyword) q = q.where('name', 'like', `%${p.keyword}%`);
   // Users see enabled offerings only; admins all, or the state asked for.
   if (p.state) q = q.where('state', '=', p.state);
   else if (ctx.caller.role !== 'Admin') q = q.where('state', '=', 'Enabled');
-  let rows = await q.orderBy('id').execute();
+  for (const c of await listScopeConditions(ctx.tx, 'network', 'network_offerings.id', ctx.caller, p))
+    q = q.where(c);
+  let rows = await q.orderBy('sort_key').orderBy('id').execute();
   if (p.sourcenatsupported !== undefined)
     rows = rows.filter((r) => 'SourceNat' in decodeServices(r.services) === p.sourcenatsupported);
   if (p.supportedservices?.length) {
@@ -93,7 +100,42 @@ export interface CreateNetworkOfferingParams {
   networkrate?: number | undefined;
   tags?: string | undefined;
   enable?: boolean | undefined;
+  domainid?: string[] | undefined;
+  zoneid?: string[] | undefined;
+  maxconnections?: number | undefined;
+  keepaliveenabled?: boolean | undefined;
   internetprotocol?: string | undefined;
+  serviceofferingid?: string | undefined;
+}
+
+const AVAILABILITIES = ['Required', 'Optional'];
+
+/** `ipv4` / `dualstack` in any case, as CloudStack's NetUtils.InternetProtocol; IPv6 offerings need the setting. */
+export async function internetProtocol(
+  ctx: NetCtx,
+  v: string | undefined,
+  guestType?: string,
+): Promise<string> {
+  if (v === undefined) return 'IPv4';
+  const t = v.trim().toLowerCase();
+  if (t === 'ipv4') return 'IPv4';
+  if (t === 'dualstack') {
+    if ((await ctx.setting('ipv6.offering.enabled')) !== 'true')
+      throw invalidParameter(
+        'internetprotocol',
+        v,
+        'IPv6 offerings are disabled; an admin enables them with the setting ipv6.offering.enabled',
+      );
+    // CloudStack gives guest IPv6 /64s to isolated networks (and VPC tiers) only.
+    if (guestType !== undefined && guestType !== 'Isolated')
+      throw invalidParameter(
+        'internetprotocol',
+        v,
+        `IPv6 is supported for Isolated networks only, not ${guestType}`,
+      );
+    return 'DualStack';
+  }
+  throw invalidParameter('internetprotocol', v, 'must be IPv4 or DualStack');
 }
 
 export async function createNetworkOffering(
@@ -101,6 +143,7 @@ export async function createNetworkOffering(
   p: CreateNetworkOfferingParams,
 ): Promise<NetworkOfferingRow> {
   requireRootAdmin(ctx.caller, 'createNetworkOffering');
+  const db = offeringDb(ctx.tx);
   const type = ['Isolated', 'Shared', 'L2'].find((t) => t.toLowerCase() === p.guestiptype.toLowerCase());
   if (!type) throw invalidParameter('guestiptype', p.guestiptype, 'must be Isolated, Shared or L2');
   if (p.traffictype.toLowerCase() !== 'guest')
@@ -139,10 +182,20 @@ export async function createNetworkOffering(
     );
   if (type === 'Shared' && 'SourceNat' in services)
     throw invalidParameter('supportedservices', 'SourceNat', 'shared networks have no source NAT');
-  if (p.availability && !['Required', 'Optional'].includes(p.availability))
+  if (p.availability && !AVAILABILITIES.includes(p.availability))
     throw invalidParameter('availability', p.availability, 'must be Required or Optional');
-  const internetProtocol = await offeringInternetProtocol(ctx, p.internetprotocol, type);
-  const dupe = await ctx.tx
+  if (p.availability === 'Required') await checkRequiredAvailability(ctx, type, services, undefined);
+  if (p.maxconnections !== undefined && p.maxconnections < 0)
+    throw invalidParameter('maxconnections', p.maxconnections, 'must be 0 or more');
+  if (p.networkrate !== undefined && p.networkrate < 0)
+    throw invalidParameter('networkrate', p.networkrate, 'must be 0 or more (megabits per second)');
+  const protocol = await internetProtocol(ctx, p.internetprotocol, type);
+  const domainIds = (await resolveDomainList(ctx.tx, p.domainid)) ?? [];
+  const zoneIds = (await resolveZoneList(ctx.tx, p.zoneid)) ?? [];
+  const routerOffering = p.serviceofferingid
+    ? await routerServiceOffering(ctx.tx, p.serviceofferingid)
+    : undefined;
+  const dupe = await db
     .selectFrom('network_offerings')
     .select('id')
     .where('name', '=', p.name)
@@ -151,7 +204,7 @@ export async function createNetworkOffering(
   if (dupe)
     throw new CloudStackError('InvalidParameterValue', `Network offering with name ${p.name} already exists`);
   const uuid = randomUUID();
-  await ctx.tx
+  await db
     .insertInto('network_offerings')
     .values({
       uuid,
@@ -172,11 +225,17 @@ export async function createNetworkOffering(
       is_default: 0,
       network_rate: p.networkrate ?? null,
       tags: p.tags ?? null,
-      internet_protocol: internetProtocol,
+      max_connections: p.maxconnections ?? null,
+      keepalive_enabled: p.keepaliveenabled ? 1 : 0,
+      internet_protocol: protocol,
+      service_offering_id: routerOffering?.id ?? null,
       created: ctx.now,
       removed: null,
     })
     .execute();
+  const row = await networkOfferingByUuid(ctx, uuid);
+  await setScopes(ctx.tx, 'network', row.id, 'domain', domainIds);
+  await setScopes(ctx.tx, 'network', row.id, 'zone', zoneIds);
   await ctx.recorder.event(ctx.tx, {
     type: 'NETWORK.OFFERING.CREATE',
     description: `Network offering ${p.name} created`,
@@ -184,45 +243,107 @@ export async function createNetworkOffering(
     resourceId: uuid,
     owner: ctx.caller,
   });
-  return ctx.tx
-    .selectFrom('network_offerings')
-    .selectAll()
-    .where('uuid', '=', uuid)
-    .executeTakeFirstOrThrow();
+  return row;
 }
 
 /**
- * internetprotocol= (CloudStack 4.17+): IPv4, or DualStack for Isolated offerings whose networks take a /64 of
- * the zone's guest IPv6 prefixes (networks/ipv6-subnets.ts). CloudStack also gates DualStack behind the
- * ipv6.offering.enabled setting: it is honoured when set to false.
+ * CloudStack lets one offering be Required (networks with it are created for new accounts): an isolated one
+ * with source NAT, and only one at a time.
  */
-async function offeringInternetProtocol(
+async function checkRequiredAvailability(
   ctx: NetCtx,
-  text: string | undefined,
-  guestType: string,
-): Promise<'IPv4' | 'DualStack'> {
-  if (text === undefined || text === '') return 'IPv4';
-  const v = (['IPv4', 'DualStack'] as const).find((x) => x.toLowerCase() === text.toLowerCase());
-  if (!v) throw invalidParameter('internetprotocol', text, 'must be IPv4 or DualStack');
-  if (v === 'DualStack') {
-    if ((await ctx.setting('ipv6.offering.enabled')) === 'false') {
-      throw invalidParameter(
-        'internetprotocol',
-        text,
-        'Configuration ipv6.offering.enabled needs to be enabled for creating IPv6 supported network offering',
-      );
-    }
-    if (guestType !== 'Isolated')
-      throw invalidParameter(
-        'internetprotocol',
-        text,
-        `IPv6 is supported for Isolated networks only, not ${guestType}`,
-      );
-  }
-  return v;
+  type: string,
+  services: ServiceMap,
+  exceptId: number | undefined,
+): Promise<void> {
+  if (type !== 'Isolated' || !('SourceNat' in services))
+    throw invalidParameter(
+      'availability',
+      'Required',
+      'only an isolated offering with the SourceNat service can be Required',
+    );
+  let q = offeringDb(ctx.tx)
+    .selectFrom('network_offerings')
+    .select(['uuid', 'name'])
+    .where('availability', '=', 'Required')
+    .where('removed', 'is', null);
+  if (exceptId !== undefined) q = q.where('id', '!=', exceptId);
+  const other = await q.executeTakeFirst();
+  if (other)
+    throw invalidParameter(
+      'availability',
+      'Required',
+      `network offering ${other.name} (${other.uuid}) is Required already; only one offering can be`,
+    );
 }
 
-export function networkOfferingResponse(o: NetworkOfferingRow): Record<string, unknown> {
+async function networkOfferingByUuid(ctx: NetCtx, uuid: string, param = 'id'): Promise<NetworkOfferingRow> {
+  const o = await offeringDb(ctx.tx)
+    .selectFrom('network_offerings')
+    .selectAll()
+    .where('uuid', '=', uuid)
+    .where('removed', 'is', null)
+    .executeTakeFirst();
+  if (!o) throw invalidParameter(param, uuid, 'no network offering has this id');
+  return o;
+}
+
+export interface UpdateNetworkOfferingParams {
+  id?: string | undefined;
+  name?: string | undefined;
+  displaytext?: string | undefined;
+  availability?: string | undefined;
+  state?: string | undefined;
+  sortkey?: number | undefined;
+  tags?: string | undefined;
+  maxconnections?: number | undefined;
+  keepaliveenabled?: boolean | undefined;
+  domainid?: string | undefined;
+  zoneid?: string | undefined;
+}
+
+export async function updateNetworkOffering(
+  ctx: NetCtx,
+  p: UpdateNetworkOfferingParams,
+): Promise<NetworkOfferingRow> {
+  requireRootAdmin(ctx.caller, 'updateNetworkOffering');
+  if (p.id === undefined) throw missingParameter('id');
+  const o = await networkOfferingByUuid(ctx, p.id);
+  const set: Partial<NetworkOfferingRow> = {};
+  if (p.tags !== undefined) set.tags = p.tags === '' ? null : p.tags;
+  if (p.maxconnections !== undefined) {
+    if (p.maxconnections < 0) throw invalidParameter('maxconnections', p.maxconnections, 'must be 0 or more');
+    set.max_connections = p.maxconnections;
+  }
+  if (p.keepaliveenabled !== undefined) set.keepalive_enabled = p.keepaliveenabled ? 1 : 0;
+  if (p.availability !== undefined) {
+    const a = AVAILABILITIES.find((s) => s.toLowerCase() === p.availability!.toLowerCase());
+    if (!a) throw invalidParameter('availability', p.availability, 'must be Required or Optional');
+    if (a === 'Required')
+      await checkRequiredAvailability(ctx, o.guest_ip_type, decodeServices(o.services), o.id);
+    set.availability = a;
+  }
+  await applyOfferingUpdate(ctx, 'network', o, set, p);
+  return networkOfferingByUuid(ctx, o.uuid);
+}
+
+export async function deleteNetworkOffering(ctx: NetCtx, p: { id: string }): Promise<void> {
+  requireRootAdmin(ctx.caller, 'deleteNetworkOffering');
+  await deleteUnusedOffering(ctx, 'network', await networkOfferingByUuid(ctx, p.id));
+}
+
+export async function networkOfferingResponse(
+  ex: unknown,
+  o: NetworkOfferingRow,
+): Promise<Record<string, unknown>> {
+  const so =
+    o.service_offering_id !== null
+      ? await offeringDb(ex)
+          .selectFrom('service_offerings')
+          .select('uuid')
+          .where('id', '=', o.service_offering_id)
+          .executeTakeFirst()
+      : undefined;
   return {
     id: o.uuid,
     name: o.name,
@@ -239,8 +360,11 @@ export function networkOfferingResponse(o: NetworkOfferingRow): Record<string, u
     egressdefaultpolicy: o.egress_default_policy === 1,
     availability: o.availability,
     networkrate: o.network_rate ?? undefined,
+    maxconnections: o.max_connections ?? undefined,
     tags: o.tags ?? undefined,
+    serviceofferingid: so?.uuid,
     service: servicesResponse(decodeServices(o.services)),
+    ...(await scopeFields(ex, 'network', o.id)),
     internetprotocol: o.internet_protocol,
     supportspublicaccess: false,
     supportsstrechedl2subnet: false,
@@ -248,173 +372,4 @@ export function networkOfferingResponse(o: NetworkOfferingRow): Record<string, u
     hasannotations: false,
     created: csDate(o.created),
   };
-}
-
-export async function listVpcOfferings(
-  ctx: NetCtx,
-  p: {
-    id?: string | undefined;
-    name?: string | undefined;
-    isdefault?: boolean | undefined;
-    state?: string | undefined;
-    keyword?: string | undefined;
-    page?: number | undefined;
-    pagesize?: number | undefined;
-  },
-): Promise<Listed<VpcOfferingRow>> {
-  let q = ctx.tx.selectFrom('vpc_offerings').selectAll();
-  if (p.id) q = q.where('uuid', '=', p.id);
-  if (p.name) q = q.where('name', '=', p.name);
-  if (p.isdefault !== undefined) q = q.where('is_default', '=', p.isdefault ? 1 : 0);
-  if (p.state) q = q.where('state', '=', p.state);
-  if (p.keyword) q = q.where('name', 'like', `%${p.keyword}%`);
-  const rows = await q.orderBy('id').execute();
-  const { limit, offset } = pageWindow(p);
-  return { count: rows.length, items: rows.slice(offset, limit === undefined ? undefined : offset + limit) };
-}
-
-export function vpcOfferingResponse(o: VpcOfferingRow): Record<string, unknown> {
-  return {
-    id: o.uuid,
-    name: o.name,
-    displaytext: o.display_text,
-    state: o.state,
-    isdefault: o.is_default === 1,
-    service: servicesResponse(decodeServices(o.services)),
-    distributedvpcrouter: false,
-    supportsregionLevelvpc: false,
-    internetprotocol: 'IPv4',
-    created: csDate(o.created),
-  };
-}
-
-export async function listServiceOfferings(
-  ctx: NetCtx,
-  p: {
-    id?: string | undefined;
-    name?: string | undefined;
-    keyword?: string | undefined;
-    issystem?: boolean | undefined;
-    page?: number | undefined;
-    pagesize?: number | undefined;
-  },
-): Promise<Listed<ServiceOfferingRow>> {
-  if (p.issystem) return { count: 0, items: [] };
-  let q = ctx.tx.selectFrom('service_offerings').selectAll();
-  if (p.id) q = q.where('uuid', '=', p.id);
-  if (p.name) q = q.where('name', '=', p.name);
-  if (p.keyword) q = q.where('name', 'like', `%${p.keyword}%`);
-  const rows = await q.orderBy('id').execute();
-  const { limit, offset } = pageWindow(p);
-  return { count: rows.length, items: rows.slice(offset, limit === undefined ? undefined : offset + limit) };
-}
-
-export function serviceOfferingResponse(o: ServiceOfferingRow): Record<string, unknown> {
-  return {
-    id: o.uuid,
-    name: o.name,
-    displaytext: o.display_text,
-    cpunumber: o.cpu_number,
-    cpuspeed: o.cpu_speed,
-    memory: o.memory,
-    storagetype: 'shared',
-    provisioningtype: 'thin',
-    offerha: false,
-    limitcpuuse: false,
-    isvolatile: false,
-    issystem: false,
-    defaultuse: false,
-    iscustomized: false,
-    dynamicscalingenabled: true,
-    hasannotations: false,
-    created: csDate(o.created),
-  };
-}
-
-const TEMPLATE_FILTERS = [
-  'featured',
-  'self',
-  'selfexecutable',
-  'sharedexecutable',
-  'executable',
-  'community',
-  'all',
-];
-
-export async function listTemplates(
-  ctx: NetCtx,
-  p: {
-    templatefilter: string;
-    id?: string | undefined;
-    name?: string | undefined;
-    keyword?: string | undefined;
-    zoneid?: string | undefined;
-    hypervisor?: string | undefined;
-    page?: number | undefined;
-    pagesize?: number | undefined;
-  },
-): Promise<Listed<TemplateRow>> {
-  if (!TEMPLATE_FILTERS.includes(p.templatefilter)) {
-    throw invalidParameter(
-      'templatefilter',
-      p.templatefilter,
-      `must be one of ${TEMPLATE_FILTERS.join(', ')}`,
-    );
-  }
-  if (p.templatefilter === 'all' && ctx.caller.role !== 'Admin')
-    throw invalidParameter('templatefilter', 'all', 'only admins may list all templates');
-  // The built-in templates are the system's: public and featured, never "self" of a user account.
-  if (p.templatefilter === 'self' || p.templatefilter === 'sharedexecutable') return { count: 0, items: [] };
-  let q = ctx.tx.selectFrom('templates').selectAll();
-  if (p.id) q = q.where('uuid', '=', p.id);
-  if (p.name) q = q.where('name', '=', p.name);
-  if (p.keyword) q = q.where('name', 'like', `%${p.keyword}%`);
-  if (p.hypervisor) q = q.where('hypervisor', '=', p.hypervisor);
-  if (p.templatefilter === 'featured') q = q.where('is_featured', '=', 1);
-  const rows = await q.orderBy('id').execute();
-  const { limit, offset } = pageWindow(p);
-  return { count: rows.length, items: rows.slice(offset, limit === undefined ? undefined : offset + limit) };
-}
-
-export async function templateResponses(
-  ctx: NetCtx,
-  rows: readonly TemplateRow[],
-  zoneUuid?: string,
-): Promise<Record<string, unknown>[]> {
-  const zones = zoneUuid
-    ? await ctx.tx.selectFrom('zones').select(['uuid', 'name']).where('uuid', '=', zoneUuid).execute()
-    : await ctx.tx.selectFrom('zones').select(['uuid', 'name']).where('removed', 'is', null).execute();
-  const out: Record<string, unknown>[] = [];
-  // CloudStack lists a template once per zone it is ready in; with no zone yet, once without a zone.
-  for (const t of rows) {
-    const base = {
-      id: t.uuid,
-      name: t.name,
-      displaytext: t.display_text,
-      ostypename: t.os_type_name,
-      format: t.format,
-      hypervisor: t.hypervisor,
-      templatetype: t.template_type,
-      passwordenabled: t.password_enabled === 1,
-      ispublic: t.is_public === 1,
-      isfeatured: t.is_featured === 1,
-      isready: true,
-      isextractable: false,
-      bootable: true,
-      crossZones: true,
-      sshkeyenabled: false,
-      isdynamicallyscalable: false,
-      directdownload: false,
-      deployasis: false,
-      requireshvm: true,
-      account: 'system',
-      status: 'Download Complete',
-      hasannotations: false,
-      tags: [],
-      created: csDate(t.created),
-    };
-    if (zones.length === 0) out.push(base);
-    for (const z of zones) out.push({ ...base, zoneid: z.uuid, zonename: z.name });
-  }
-  return out;
 }
