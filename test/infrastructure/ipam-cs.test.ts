@@ -468,6 +468,26 @@ for (const kind of kinds) {
       assert.equal(big.totalsubnets, 256);
       ok(await admin('deleteGuestNetworkIpv6Prefix', { id: big.id }, job), 'delete the unused /56');
 
+      const dualOffering = {
+        name: 'iso-dualstack',
+        displaytext: 'dual stack',
+        guestiptype: 'Isolated',
+        traffictype: 'GUEST',
+        supportedservices: 'Dhcp,Dns,SourceNat',
+        internetprotocol: 'dualstack',
+        enable: true,
+      };
+      // CloudStack's default: no IPv6 offerings until an admin allows them.
+      refused(
+        await admin('createNetworkOffering', dualOffering),
+        431,
+        /ipv6\.offering\.enabled/,
+        'DualStack while ipv6.offering.enabled is false',
+      );
+      ok(
+        await admin('updateConfiguration', { name: 'ipv6.offering.enabled', value: 'true' }),
+        'allow IPv6 offerings',
+      );
       const dual = ok(
         await admin('createNetworkOffering', {
           name: 'iso-dualstack',
