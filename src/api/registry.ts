@@ -19,6 +19,7 @@ import { commands as offeringCommands } from '../offerings/commands.js';
 import { commands as networkCommands } from '../networks/commands.js';
 import { commands as publicIpCommands } from '../public-ips/commands.js';
 import { commands as capacityCommands } from '../capacity/commands.js';
+import { commands as hostCommands } from '../hosts/commands.js';
 
 export const commandModules: readonly (readonly AnyCommand[])[] = [
   sessionCommands,
@@ -34,6 +35,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   vmCommands,
   routerCommands,
   keypairCommands,
+  hostCommands,
 ];
 
 export interface ResolvedParam extends ParamSpec {
