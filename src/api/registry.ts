@@ -11,6 +11,7 @@ import type { ReferenceField } from './reference/reference-types.js';
 import { commands as sessionCommands } from './session-commands.js';
 import { commands as jobCommands } from './jobs/commands.js';
 import { listApisCommand } from './list-apis.js';
+import { internalIdTable } from './params.js';
 import { commands as vmCommands } from '../vms/commands.js';
 import { commands as routerCommands } from '../routers/commands.js';
 import { commands as keypairCommands } from '../vms/keypair-commands.js';
@@ -75,7 +76,11 @@ export function resolveCommand(def: AnyCommand): ResolvedCommand {
   for (const [name, spec] of Object.entries(def.params as Record<string, ParamSpec>)) {
     const doc = ref?.params[name];
     const length = spec.length ?? doc?.length ?? 255;
-    params[name] = { ...spec, length };
+    // CloudStack's UUID parameters without a `since` predate UUIDs and also take the entity's internal id.
+    const takesIds = spec.type === 'uuid' || (spec.type === 'list' && spec.items === 'uuid');
+    const table =
+      ref && doc && !doc.since && takesIds ? internalIdTable(def.name, name, doc.related) : undefined;
+    params[name] = table ? { ...spec, length, internalIdTable: table } : { ...spec, length };
     paramDocs.push({
       ...spec,
       name,
