@@ -11,7 +11,7 @@ import { anonymousCaller } from './command.js';
 import type { Caller, CommandContext, ResponseObject } from './command.js';
 import { errorBody, resultBody, responseFormat, responseName, serialize } from './envelope.js';
 import type { ResponseFormat } from './envelope.js';
-import { parseParams, parseIsoWithZone, isUuid } from './params.js';
+import { parseParams, parseIsoWithZone, isUuid, resolveInternalIds } from './params.js';
 import type { CommandRegistry, ResolvedCommand } from './registry.js';
 import { verifySignature } from './signature.js';
 import { enqueueJob } from './jobs/repository.js';
@@ -416,7 +416,9 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
         format,
       );
     }
-    const params = parseParams(cmd.params, req.params);
+    // Internal ids become UUIDs here, once, so the handler and a queued job both see the UUIDs.
+    const rawParams = await resolveInternalIds(deps.store.db, cmd.params, req.params);
+    const params = parseParams(cmd.params, rawParams);
     const ctx: CommandContext = {
       store: deps.store,
       caller,
@@ -428,7 +430,7 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
       const instance =
         cmd.def.jobInstance?.(params) ??
         (prepared ? { type: prepared.instanceType ?? '', id: prepared.id } : undefined);
-      const raw = jobParams(cmd, req.params);
+      const raw = jobParams(cmd, rawParams);
       if (prepared) raw[PREPARED_PARAM] = JSON.stringify(prepared);
       const jobid = await transaction(deps.store, (tx) =>
         enqueueJob(tx, {

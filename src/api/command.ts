@@ -21,6 +21,11 @@ export interface ParamSpec {
   readonly listedType?: ParamType;
   /** Item type of a `list` parameter (comma-separated on the wire); default string. */
   readonly items?: 'string' | 'uuid' | 'integer' | 'long';
+  /**
+   * Set by the registry for CloudStack's UUID parameters that predate UUIDs (no `since`): the table whose
+   * internal numeric ids the parameter also accepts (params.ts resolveInternalIds).
+   */
+  readonly internalIdTable?: string;
 }
 
 export type ParamSpecs = Readonly<Record<string, ParamSpec>>;

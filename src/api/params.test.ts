@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseParams, parseIsoWithZone } from './params.js';
+import { internalIdTable, parseParams, parseIsoWithZone } from './params.js';
+import { buildRegistry } from './registry.js';
 import { pageFrom, pageWithTotal } from './list.js';
 import { resultBody, serialize } from './envelope.js';
 import { listResult } from './command.js';
@@ -116,4 +117,43 @@ test('pageWithTotal counts only when the page cannot tell', async () => {
   assert.deepEqual((await pageWithTotal({ limit: 3, offset: 0 }, rows(3), count)).total, 42);
   assert.deepEqual((await pageWithTotal({ limit: 3, offset: 99 }, rows(0), count)).total, 42);
   assert.equal(counted, 2);
+});
+
+test('internal ids: which parameters take them and which table they name', () => {
+  assert.equal(internalIdTable('listZones', 'id', 'createZone,updateZone,listZones'), 'zones');
+  assert.equal(internalIdTable('createNetwork', 'zoneid'), 'zones');
+  assert.equal(
+    internalIdTable('startRouter', 'id', 'destroyRouter,listInternalLoadBalancerVMs,listRouters'),
+    'routers',
+  );
+  assert.equal(internalIdTable('registerUserKeys', 'id'), 'users');
+  assert.equal(
+    internalIdTable('enableStaticNat', 'ipaddressid', 'associateIpAddress,listPublicIpAddresses'),
+    'ip_allocations',
+  );
+  assert.equal(internalIdTable('createVlanIpRange', 'projectid'), undefined, 'stacknet has no projects');
+  const reg = buildRegistry();
+  assert.equal(reg.get('listZones')!.params.id!.internalIdTable, 'zones');
+  // `since 4.13.0` in the reference: CloudStack takes only a UUID there.
+  assert.equal(reg.get('listPublicIpAddresses')!.params.networkid!.internalIdTable, undefined);
+  const taking = {
+    zoneid: { type: 'uuid', internalIdTable: 'zones' },
+    ids: { type: 'list', items: 'uuid', internalIdTable: 'vms' },
+  } as const;
+  const p = parseParams(
+    taking,
+    new Map([
+      ['zoneid', '12'],
+      ['ids', '3,A3B4C5D6-0000-4000-8000-000000000001'],
+    ]),
+  );
+  assert.equal(p.zoneid, '12');
+  assert.deepEqual(p.ids, ['3', 'a3b4c5d6-0000-4000-8000-000000000001']);
+  for (const bad of ['0', '-1', '1.5', '1234567890123456'])
+    assert.throws(() => parseParams(taking, new Map([['zoneid', bad]])), /expected a UUID/);
+  assert.throws(
+    () => parseParams(specs, new Map([['id', '12']])),
+    /expected a UUID/,
+    'a parameter without a table',
+  );
 });

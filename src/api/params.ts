@@ -2,7 +2,9 @@
  * Parameter parsing and validation from a command's definition: the raw request parameters (first value of
  * each name, as CloudStack's servlet keeps) become typed values, or a 431 naming the parameter and value.
  */
+import { sql } from 'kysely';
 import { invalidParameter, missingParameter } from '../errors/catalogue.js';
+import type { Executor } from '../store/db.js';
 import type { ParamSpec, ParamSpecs, Params } from './command.js';
 import { pageFrom } from './list.js';
 import type { PageParams } from './list.js';
@@ -13,6 +15,8 @@ const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 // eslint-disable-next-line no-control-regex
 const CONTROL_RE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 const INT_RE = /^[-+]?\d+$/;
+/** An internal id as CloudStack takes one: a natural number (bigint ids; 15 digits stay exact in a double). */
+const INTERNAL_ID_RE = /^[1-9]\d{0,14}$/;
 
 const ranges = {
   short: [-32768, 32767],
@@ -71,6 +75,9 @@ function parseScalar(name: string, raw: string, spec: ParamSpec): unknown {
     case 'object':
       return raw;
     case 'uuid':
+      // An internal id that resolveInternalIds found no row for stays as sent, so the handler answers it as it
+      // answers a UUID that matches nothing.
+      if (spec.internalIdTable && INTERNAL_ID_RE.test(raw.trim())) return raw.trim();
       if (!isUuid(raw.trim())) throw invalidParameter(name, raw, 'expected a UUID');
       return raw.trim().toLowerCase();
     case 'integer':
@@ -93,7 +100,7 @@ function parseScalar(name: string, raw: string, spec: ParamSpec): unknown {
         .split(',')
         .map((s) => s.trim())
         .filter((s) => s !== '');
-      const itemSpec: ParamSpec = { type: spec.items ?? 'string' };
+      const itemSpec: ParamSpec = { type: spec.items ?? 'string', internalIdTable: spec.internalIdTable };
       return items.map((s) => parseScalar(name, s, itemSpec));
     }
     case 'map':
@@ -156,4 +163,129 @@ function checkText(name: string, v: string, spec: ParamSpec): void {
   if (CONTROL_RE.test(v)) throw invalidParameter(name, v, 'contains control characters');
   const max = spec.length ?? 255;
   if (v.length > max) throw invalidParameter(name, v, `longer than ${max} characters`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Internal numeric ids. CloudStack (ParamProcessWorker.translateUuidToInternalId) takes a parameter's internal
+// id in place of its UUID when the parameter has no `since`, i.e. it predates UUIDs (`zoneid=1`); newer ones take
+// only a UUID. Which entity a parameter names comes from its name, else from the list command CloudStack's
+// reference gives as `related`, else (for `id`/`ids`) from the command's own noun.
+
+interface IdEntity {
+  table: string;
+  params?: readonly string[];
+  list?: string;
+  nouns?: readonly string[];
+}
+
+const idEntities: readonly IdEntity[] = [
+  { table: 'zones', params: ['zoneid'], list: 'listZones', nouns: ['Zone'] },
+  { table: 'pods', params: ['podid'], list: 'listPods', nouns: ['Pod'] },
+  {
+    table: 'physical_networks',
+    params: ['physicalnetworkid'],
+    list: 'listPhysicalNetworks',
+    nouns: ['PhysicalNetwork'],
+  },
+  { table: 'traffic_types', nouns: ['TrafficType'] },
+  {
+    table: 'public_ip_ranges',
+    params: ['vlanid'],
+    list: 'listVlanIpRanges',
+    nouns: ['VlanIpRange', 'PublicIpRange'],
+  },
+  { table: 'portable_ip_ranges', list: 'listPortableIpRanges', nouns: ['PortableIpRange'] },
+  {
+    table: 'networks',
+    params: ['networkid', 'networkids', 'associatednetworkid'],
+    list: 'listNetworks',
+    nouns: ['Network'],
+  },
+  { table: 'vpcs', params: ['vpcid'], list: 'listVPCs', nouns: ['VPC'] },
+  {
+    table: 'ip_allocations',
+    params: ['ipaddressid'],
+    list: 'listPublicIpAddresses',
+    nouns: ['IpAddress', 'PublicIpAddress'],
+  },
+  {
+    table: 'network_offerings',
+    params: ['networkofferingid'],
+    list: 'listNetworkOfferings',
+    nouns: ['NetworkOffering'],
+  },
+  { table: 'vpc_offerings', params: ['vpcofferingid'], list: 'listVPCOfferings', nouns: ['VPCOffering'] },
+  {
+    table: 'service_offerings',
+    params: ['serviceofferingid'],
+    list: 'listServiceOfferings',
+    nouns: ['ServiceOffering'],
+  },
+  { table: 'templates', params: ['templateid'], list: 'listTemplates', nouns: ['Template'] },
+  { table: 'domains', params: ['domainid', 'parentdomainid'], list: 'listDomains', nouns: ['Domain'] },
+  { table: 'accounts', params: ['accountid'], list: 'listAccounts', nouns: ['Account'] },
+  { table: 'users', params: ['userid'], list: 'listUsers', nouns: ['User', 'UserKey'] },
+  {
+    table: 'vms',
+    params: ['virtualmachineid', 'virtualmachineids'],
+    list: 'listVirtualMachines',
+    nouns: ['VirtualMachine'],
+  },
+  { table: 'nics', params: ['nicid'], list: 'listNics', nouns: ['Nic'] },
+  { table: 'nic_secondary_ips', nouns: ['IpFromNic'] },
+  { table: 'routers', params: ['routerid'], list: 'listRouters', nouns: ['Router'] },
+  { table: 'ssh_keypairs', list: 'listSSHKeyPairs', nouns: ['SSHKeyPair'] },
+  { table: 'async_jobs', params: ['jobid'], list: 'queryAsyncJobResult', nouns: ['AsyncJobResult'] },
+  { table: 'events', params: ['startid'], list: 'listEvents', nouns: ['Event'] },
+];
+
+/**
+ * The table whose internal ids parameter `param` of `command` accepts, or undefined when it takes only a UUID:
+ * `related` is the reference's comma-separated list of commands answering the entity.
+ */
+export function internalIdTable(command: string, param: string, related?: string): string | undefined {
+  const byParam = idEntities.find((e) => e.params?.includes(param));
+  if (byParam) return byParam.table;
+  if (param === 'id' || param === 'ids') {
+    // The command's own entity: `startRouter` → Router (its `related` also names listVirtualMachines).
+    const noun = command.replace(/^[a-z]+/, '').replace(/s$/, '');
+    const byNoun = idEntities.find((e) => e.nouns?.includes(noun));
+    if (byNoun) return byNoun.table;
+  }
+  const lists = new Set((related ?? '').split(','));
+  return idEntities.find((e) => e.list !== undefined && lists.has(e.list))?.table;
+}
+
+async function uuidOfInternalId(ex: Executor, table: string, id: string): Promise<string | undefined> {
+  const rows = await sql<{
+    uuid: string | null;
+  }>`select uuid from ${sql.table(table)} where id = ${Number(id)}`.execute(ex);
+  return rows.rows[0]?.uuid ?? undefined;
+}
+
+/**
+ * The request's parameters with every internal id given to a parameter that accepts one replaced by the
+ * entity's UUID, so that handlers, jobs and answers only ever see UUIDs. An id that matches no row is left as
+ * sent (parseParams lets it through for such a parameter; the handler finds nothing, as for a wrong UUID).
+ */
+export async function resolveInternalIds(
+  ex: Executor,
+  specs: ParamSpecs,
+  raw: ReadonlyMap<string, string>,
+): Promise<Map<string, string>> {
+  const out = new Map(raw);
+  for (const [name, spec] of Object.entries(specs)) {
+    const table = spec.internalIdTable;
+    const v = raw.get(name);
+    if (!table || v === undefined) continue;
+    const resolve = async (item: string): Promise<string> =>
+      INTERNAL_ID_RE.test(item.trim()) ? ((await uuidOfInternalId(ex, table, item.trim())) ?? item) : item;
+    if (spec.type === 'uuid') out.set(name, await resolve(v));
+    else if (spec.type === 'list' && spec.items === 'uuid') {
+      const items: string[] = [];
+      for (const item of v.split(',')) items.push(await resolve(item));
+      out.set(name, items.join(','));
+    }
+  }
+  return out;
 }

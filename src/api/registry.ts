@@ -11,6 +11,7 @@ import type { ReferenceField } from './reference/reference-types.js';
 import { commands as sessionCommands } from './session-commands.js';
 import { commands as jobCommands } from './jobs/commands.js';
 import { listApisCommand } from './list-apis.js';
+import { internalIdTable } from './params.js';
 import { commands as vmCommands } from '../vms/commands.js';
 import { commands as routerCommands } from '../routers/commands.js';
 import { commands as keypairCommands } from '../vms/keypair-commands.js';
@@ -23,6 +24,7 @@ import { commands as capacityCommands } from '../capacity/commands.js';
 import { commands as uiCommands } from '../ui/commands.js';
 import { commands as tagCommands } from '../tags/commands.js';
 import { providerCommands } from '../infrastructure/service-providers.js';
+import { commands as hostCommands } from '../hosts/commands.js';
 
 export const commandModules: readonly (readonly AnyCommand[])[] = [
   sessionCommands,
@@ -42,6 +44,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   uiCommands,
   tagCommands,
   vmChangeServiceCommands,
+  hostCommands,
 ];
 
 export interface ResolvedParam extends ParamSpec {
@@ -81,7 +84,11 @@ export function resolveCommand(def: AnyCommand): ResolvedCommand {
   for (const [name, spec] of Object.entries(def.params as Record<string, ParamSpec>)) {
     const doc = ref?.params[name];
     const length = spec.length ?? doc?.length ?? 255;
-    params[name] = { ...spec, length };
+    // CloudStack's UUID parameters without a `since` predate UUIDs and also take the entity's internal id.
+    const takesIds = spec.type === 'uuid' || (spec.type === 'list' && spec.items === 'uuid');
+    const table =
+      ref && doc && !doc.since && takesIds ? internalIdTable(def.name, name, doc.related) : undefined;
+    params[name] = table ? { ...spec, length, internalIdTable: table } : { ...spec, length };
     paramDocs.push({
       ...spec,
       name,

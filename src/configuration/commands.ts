@@ -1,4 +1,7 @@
-/** listConfigurations, updateConfiguration, resetConfiguration (root admin only, as in CloudStack). */
+/**
+ * listConfigurations, updateConfiguration, resetConfiguration, listConfigurationGroups (root admin only, as in
+ * CloudStack).
+ */
 import { defineCommand, listResult, objectResult, refParams, rootAdminOnly } from '../api/command.js';
 import type { AnyCommand, Caller, ResponseObject } from '../api/command.js';
 import { pageArray, pageOf } from '../api/list.js';
@@ -7,6 +10,7 @@ import type { Executor } from '../store/db.js';
 import { recordEvent } from '../events/record.js';
 import { checkSettingValue, findSetting, settingDefinitions } from './settings-catalogue.js';
 import type { SettingDefinition, SettingScope } from './settings-catalogue.js';
+import { configGroups, displayTextOfSetting, groupOfSetting, parentOfSetting } from './groups.js';
 import { deleteValue, effectiveRawValue, setValue, storedValue } from './repository.js';
 
 interface ScopeArgs {
@@ -47,22 +51,42 @@ async function resolveScope(ex: Executor, a: ScopeArgs): Promise<ResolvedScope> 
   return { scope: 'global', scopeId: 0 };
 }
 
-function settingFor(name: string, scope: ResolvedScope): SettingDefinition {
+/** CloudStack's answer to a name it does not know (ConfigurationManagerImpl.updateConfiguration). */
+function knownSetting(name: string): SettingDefinition {
   const def = findSetting(name);
-  if (!def) throw invalidParameter('name', name, 'no such configuration setting (see listConfigurations)');
+  if (!def) throw invalidParameter('name', name, `Config parameter with name ${name} doesn't exist`);
+  return def;
+}
+
+function checkScope(def: SettingDefinition, scope: ResolvedScope): void {
   if (scope.scope !== 'global' && def.scope !== scope.scope) {
     throw invalidParameter(
       `${scope.scope}id`,
       scope.uuid,
-      `setting ${name} has ${def.scope} scope; it cannot be set per ${scope.scope}`,
+      `setting ${def.name} has ${def.scope} scope; it cannot be set per ${scope.scope}`,
     );
   }
-  return def;
 }
 
 const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
+/** CloudStack's Configuration.ValueType as listConfigurations reports it; a String setting reports its kind. */
+function valueType(def: SettingDefinition): string {
+  switch (def.type) {
+    case 'Integer':
+    case 'Long':
+      return 'Number';
+    case 'Float':
+      return 'Decimal';
+    case 'Boolean':
+      return 'Boolean';
+    case 'String':
+      return def.kind ?? 'String';
+  }
+}
+
 function configurationResponse(def: SettingDefinition, value: string, scope: ResolvedScope): ResponseObject {
+  const { group, subgroup } = groupOfSetting(def.name);
   return {
     name: def.name,
     category: def.category,
@@ -70,7 +94,12 @@ function configurationResponse(def: SettingDefinition, value: string, scope: Res
     description: def.description,
     defaultvalue: def.defaultValue,
     value,
-    type: def.type,
+    type: valueType(def),
+    options: def.options,
+    displaytext: displayTextOfSetting(def.name),
+    group,
+    subgroup,
+    parent: parentOfSetting(def.name),
     isdynamic: def.isDynamic,
     // CloudStack's ListCfgsByCmd reports the scope asked for (`zone`, `account`) when listing per scope, and the
     // setting's own scope otherwise.
@@ -95,6 +124,9 @@ const configParams = refParams('listConfigurations', [
   'name',
   'category',
   'keyword',
+  'group',
+  'subgroup',
+  'parent',
   'zoneid',
   'accountid',
   'domainid',
@@ -111,13 +143,19 @@ const listConfigurations = defineCommand({
     const page = await pageOf(ex, p);
     const scope = await resolveScope(ex, p);
     const kw = p.keyword?.toLowerCase();
-    const defs = settingDefinitions.filter(
-      (d: SettingDefinition) =>
+    const same = (a: string | undefined, b: string | undefined) => a?.toLowerCase() === b?.toLowerCase();
+    const defs = settingDefinitions.filter((d: SettingDefinition) => {
+      const g = groupOfSetting(d.name);
+      return (
         (scope.scope === 'global' || d.scope === scope.scope) &&
         (p.name === undefined || d.name.includes(p.name)) &&
-        (p.category === undefined || d.category.toLowerCase() === p.category.toLowerCase()) &&
-        (kw === undefined || d.name.toLowerCase().includes(kw) || d.description.toLowerCase().includes(kw)),
-    );
+        (p.category === undefined || same(d.category, p.category)) &&
+        (p.group === undefined || same(g.group, p.group)) &&
+        (p.subgroup === undefined || same(g.subgroup, p.subgroup)) &&
+        (p.parent === undefined || parentOfSetting(d.name) === p.parent) &&
+        (kw === undefined || d.name.toLowerCase().includes(kw) || d.description.toLowerCase().includes(kw))
+      );
+    });
     const shown = pageArray(defs, page);
     const items: ResponseObject[] = [];
     for (const d of shown) items.push(configurationResponse(d, await effectiveForScope(ex, d, scope), scope));
@@ -146,9 +184,16 @@ const updateConfiguration = defineCommand({
   roles: rootAdminOnly,
   params: refParams('updateConfiguration', ['name', 'value', 'zoneid', 'accountid', 'domainid']),
   async handler(p, ctx) {
+    const def = knownSetting(p.name);
     const scope = await resolveScope(ctx.store.db, p);
-    const def = settingFor(p.name, scope);
-    const value = p.value ?? '';
+    checkScope(def, scope);
+    // CloudStack answers the setting as it is when no value is given.
+    if (p.value === undefined)
+      return objectResult(
+        'configuration',
+        configurationResponse(def, await effectiveForScope(ctx.store.db, def, scope), scope),
+      );
+    const value = p.value;
     const why = checkSettingValue(def, value);
     if (why) throw invalidParameter('value', value, `${why} for setting ${def.name}`);
     await ctx.transaction(async (tx) => {
@@ -164,8 +209,9 @@ const resetConfiguration = defineCommand({
   roles: rootAdminOnly,
   params: refParams('resetConfiguration', ['name', 'zoneid', 'accountid', 'domainid']),
   async handler(p, ctx) {
+    const def = knownSetting(p.name);
     const scope = await resolveScope(ctx.store.db, p);
-    const def = settingFor(p.name, scope);
+    checkScope(def, scope);
     const value = await ctx.transaction(async (tx) => {
       const had = await storedValue(tx, def.name, scope.scope, scope.scopeId);
       await deleteValue(tx, def.name, scope.scope, scope.scopeId);
@@ -176,4 +222,36 @@ const resetConfiguration = defineCommand({
   },
 });
 
-export const commands: AnyCommand[] = [listConfigurations, updateConfiguration, resetConfiguration];
+/** CloudStack 4.18's fixed groups, by precedence, each with its subgroups by precedence. */
+const listConfigurationGroups = defineCommand({
+  name: 'listConfigurationGroups',
+  roles: rootAdminOnly,
+  params: refParams('listConfigurationGroups', ['group', 'keyword', 'page', 'pagesize']),
+  async handler(p, ctx) {
+    const page = await pageOf(ctx.store.db, p);
+    const kw = p.keyword?.toLowerCase();
+    const groups = [...configGroups]
+      .sort((a, b) => a.precedence - b.precedence)
+      .filter(
+        (g) =>
+          (p.group === undefined || g.name.toLowerCase() === p.group.toLowerCase()) &&
+          (kw === undefined || g.name.toLowerCase().includes(kw)),
+      );
+    const items = pageArray(groups, page).map((g) => ({
+      name: g.name,
+      description: g.description,
+      precedence: g.precedence,
+      subgroup: [...g.subgroups]
+        .sort((a, b) => a.precedence - b.precedence)
+        .map((sg) => ({ name: sg.name, precedence: sg.precedence })),
+    }));
+    return listResult('configurationgroup', items, groups.length);
+  },
+});
+
+export const commands: AnyCommand[] = [
+  listConfigurations,
+  updateConfiguration,
+  resetConfiguration,
+  listConfigurationGroups,
+];

@@ -12,7 +12,7 @@ export interface SettingScopeIds {
   domainId?: number;
 }
 
-const precedence: Record<SettingScope, number> = { account: 4, domain: 3, zone: 2, global: 1 };
+const precedence: Record<SettingScope, number> = { account: 5, domain: 4, cluster: 3, zone: 2, global: 1 };
 
 /** The raw stored value that applies, or undefined when the default applies. */
 export async function effectiveRawValue(

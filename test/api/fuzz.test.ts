@@ -343,6 +343,20 @@ function mapEntries(r: Rng, name: string, pools: Pools): [string, WireValue][] {
   return [[`${name}[0].`, value(r, 'string', pools)]];
 }
 
+/**
+ * UUID parameters also take internal ids, as in CloudStack, and the small ones name the admin's and the fuzz
+ * user's own user, account and domain (protected by UUID below): a natural number under 100 in an id parameter
+ * becomes one that matches no row, so the run keeps its credentials and still sends numeric ids.
+ */
+function unprotectedIds(type: string, v: WireValue): WireValue {
+  if ((type !== 'uuid' && type !== 'list') || v.wire !== undefined) return v;
+  const text = v.text
+    .split(',')
+    .map((t) => (/^\s*0*[1-9]\d?\s*$/.test(t) ? '999999999' : t))
+    .join(',');
+  return { text };
+}
+
 function generate(api: Api, index: number, pools: Pools): FuzzRequest {
   const r = rngFor(SEED, api.name, index);
   const params: [string, WireValue][] = [];
@@ -353,7 +367,7 @@ function generate(api: Api, index: number, pools: Pools): FuzzRequest {
     else
       params.push([
         chance(r, 0.03) ? p.name.toUpperCase() : p.name,
-        value(r, p.type, pools, p.name, plausible),
+        unprotectedIds(p.type, value(r, p.type, pools, p.name, plausible)),
       ]);
   }
   if (chance(r, 0.1))

@@ -135,6 +135,12 @@ export const commands = [
   'listCapacity',
   'listEvents',
   'listEventTypes',
+  'listConfigurationGroups',
+  // hosts, clusters, storage (stacknet has none yet: empty answers)
+  'listHosts',
+  'listClusters',
+  'listStoragePools',
+  'listSystemVms',
   // diagnostics, IPv6
   'runDiagnostics',
   'getDiagnosticsData',

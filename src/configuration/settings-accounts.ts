@@ -1,0 +1,153 @@
+/** Settings of accounts, domains and projects: default resource limits, cleanup, logins, passwords. */
+import { positive, s } from './setting-definition.js';
+
+const ms = 'management-server';
+const categories = {
+  account: 'Account Defaults',
+  domain: 'Domain Defaults',
+  project: 'Project Defaults',
+} as const;
+
+/** `max.<owner>.<resource>`: the limit a new account, domain or project gets until an admin sets its own. */
+const limit = <const O extends keyof typeof categories, const R extends string>(
+  owner: O,
+  resource: R,
+  defaultValue: string,
+  what: string,
+  acted = false,
+) =>
+  s(
+    `max.${owner}.${resource}`,
+    'Long',
+    defaultValue,
+    'global',
+    ms,
+    `Default limit on the ${what} one ${owner} may have; -1 is no limit`,
+    { category: categories[owner], acted },
+  );
+
+export const accountSettings = [
+  limit('account', 'user.vms', '20', 'user VMs'),
+  limit('account', 'public.ips', '20', 'public IP addresses', true),
+  limit('account', 'templates', '20', 'templates'),
+  limit('account', 'snapshots', '20', 'snapshots'),
+  limit('account', 'volumes', '20', 'volumes'),
+  limit('account', 'networks', '20', 'guest networks'),
+  limit('account', 'vpcs', '20', 'VPCs'),
+  limit('account', 'cpus', '40', 'CPU cores'),
+  limit('account', 'memory', '40960', 'memory (MiB)'),
+  limit('account', 'primary.storage', '200', 'primary storage (GiB)'),
+  limit('account', 'secondary.storage', '400', 'secondary storage (GiB)'),
+  limit('account', 'projects', '10', 'projects'),
+  limit('domain', 'user.vms', '40', 'user VMs'),
+  limit('domain', 'public.ips', '40', 'public IP addresses'),
+  limit('domain', 'templates', '40', 'templates'),
+  limit('domain', 'snapshots', '40', 'snapshots'),
+  limit('domain', 'volumes', '40', 'volumes'),
+  limit('domain', 'networks', '40', 'guest networks'),
+  limit('domain', 'vpcs', '40', 'VPCs'),
+  limit('domain', 'cpus', '80', 'CPU cores'),
+  limit('domain', 'memory', '81920', 'memory (MiB)'),
+  limit('domain', 'primary.storage', '400', 'primary storage (GiB)'),
+  limit('domain', 'secondary.storage', '800', 'secondary storage (GiB)'),
+  limit('domain', 'projects', '50', 'projects'),
+  limit('project', 'user.vms', '20', 'user VMs'),
+  limit('project', 'public.ips', '20', 'public IP addresses'),
+  limit('project', 'templates', '20', 'templates'),
+  limit('project', 'snapshots', '20', 'snapshots'),
+  limit('project', 'volumes', '20', 'volumes'),
+  limit('project', 'networks', '20', 'guest networks'),
+  limit('project', 'vpcs', '20', 'VPCs'),
+  limit('project', 'cpus', '40', 'CPU cores'),
+  limit('project', 'memory', '40960', 'memory (MiB)'),
+  limit('project', 'primary.storage', '200', 'primary storage (GiB)'),
+  limit('project', 'secondary.storage', '400', 'secondary storage (GiB)'),
+  s(
+    'account.cleanup.interval',
+    'Integer',
+    '86400',
+    'global',
+    ms,
+    'Seconds between passes that finish removing deleted accounts',
+  ),
+  s(
+    'allow.user.create.projects',
+    'Boolean',
+    'true',
+    'global',
+    ms,
+    'Users who are not administrators may create projects',
+    {
+      category: 'Project Defaults',
+    },
+  ),
+  s(
+    'project.invite.required',
+    'Boolean',
+    'false',
+    'global',
+    ms,
+    'Adding an account to a project needs its acceptance',
+    {
+      category: 'Project Defaults',
+    },
+  ),
+  s('project.invite.timeout', 'Long', '86400', 'global', ms, 'Seconds a project invitation stays valid', {
+    category: 'Project Defaults',
+  }),
+  // Logins (accounts/login-throttle.ts). CloudStack disables a user for good once the attempts are used up;
+  // stacknet locks for incorrect.login.lock.seconds instead, so that guessing cannot lock an operator out for ever.
+  s(
+    'incorrect.login.attempts.allowed',
+    'Integer',
+    '5',
+    'global',
+    ms,
+    'Wrong passwords a user may give before it is locked for incorrect.login.lock.seconds; 0 or less never locks',
+    { acted: true },
+  ),
+  s(
+    'incorrect.login.lock.seconds',
+    'Integer',
+    '300',
+    'global',
+    'stacknet',
+    'Seconds a user or a source address stays locked after too many wrong passwords; older failures are forgotten',
+    { check: positive, acted: true },
+  ),
+  s(
+    'incorrect.login.attempts.allowed.per.address',
+    'Integer',
+    '20',
+    'global',
+    'stacknet',
+    'Wrong passwords one source address may give, whatever the user, before it is locked for incorrect.login.lock.seconds; 0 or less never locks',
+    { acted: true },
+  ),
+  s(
+    'user.authenticators.order',
+    'String',
+    'PBKDF2,SHA256SALT,MD5,LDAP,SAML2,PLAINTEXT',
+    'global',
+    ms,
+    'Order in which password checkers are tried at login',
+    { kind: 'Order', options: 'PBKDF2,SHA256SALT,MD5,LDAP,SAML2,PLAINTEXT' },
+  ),
+  s(
+    'user.password.encoders.order',
+    'String',
+    'PBKDF2,SHA256SALT,MD5,LDAP,SAML2,PLAINTEXT',
+    'global',
+    ms,
+    'Order in which password encoders are tried when a password is stored',
+    { kind: 'Order', options: 'PBKDF2,SHA256SALT,MD5,LDAP,SAML2,PLAINTEXT' },
+  ),
+  s(
+    'security.singlesignon.tolerance.millis',
+    'Long',
+    '300000',
+    'global',
+    ms,
+    'Clock difference (ms) allowed between the making and the arrival of a single sign-on login',
+  ),
+] as const;
