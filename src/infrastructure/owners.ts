@@ -3,6 +3,7 @@
  * that a caller may act for/on an owner (users: their account; domain admins: their subtree; root: all), and
  * the names responses show.
  */
+import { displayPath } from '../accounts/repository.js';
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
 import type { NetExecutor as Executor } from '../networks/tables.js';
 import type { NetCaller } from './context.js';
@@ -166,5 +167,10 @@ export async function domainsByIds(db: Executor, domainIds: readonly (number | n
 /** Response fields naming an owner (CloudStack's ControlledEntityResponse). */
 export function ownerFields(o: Owner | undefined): Record<string, string | undefined> {
   if (!o) return {};
-  return { account: o.accountName, domainid: o.domainUuid, domain: o.domainName, domainpath: o.domainPath };
+  return {
+    account: o.accountName,
+    domainid: o.domainUuid,
+    domain: o.domainName,
+    domainpath: displayPath(o.domainPath),
+  };
 }

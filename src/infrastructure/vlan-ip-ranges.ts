@@ -3,6 +3,7 @@
  * deleteVlanIpRange / dedicatePublicIpRange / releasePublicIpRange. A range is only its bounds: addresses get
  * a row in ip_allocations when they leave Free, so a /8 range costs one row.
  */
+import { displayPath } from '../accounts/repository.js';
 import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
@@ -480,7 +481,7 @@ export async function rangeResponses(
       zoneid: zones.get(r.zone_id),
       vlan: r.vlan_tag,
       ...ownerFields(r.account_id !== null ? owners.get(r.account_id) : undefined),
-      ...(dom ? { domainid: dom.uuid, domain: dom.name, domainpath: dom.path } : {}),
+      ...(dom ? { domainid: dom.uuid, domain: dom.name, domainpath: displayPath(dom.path) } : {}),
       gateway: r.gateway ?? undefined,
       netmask: r.netmask ?? undefined,
       cidr: r.gateway && r.netmask ? formatCidr(cidrFromGatewayAndNetmask(r.gateway, r.netmask)) : undefined,

@@ -2,6 +2,8 @@
  * Guest networks and VPCs: createNetwork/listNetworks/updateNetwork/deleteNetwork/restartNetwork,
  * createVPC/listVPCs/updateVPC/deleteVPC/restartVPC, and guest address allocation for NICs.
  */
+import { displayPath } from '../accounts/repository.js';
+import { removeTagsOf, tagsCondition, tagsFor } from '../tags/service.js';
 import { randomUUID } from 'node:crypto';
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
 import { allocateAddressTx } from '../addresses/address-service.js';
@@ -398,6 +400,7 @@ export interface ListNetworksParams {
   domainid?: string | undefined;
   isrecursive?: boolean | undefined;
   listall?: boolean | undefined;
+  tags?: Record<string, string>[] | undefined;
   page?: number | undefined;
   pagesize?: number | undefined;
 }
@@ -451,6 +454,8 @@ export async function listNetworks(ctx: NetCtx, p: ListNetworksParams): Promise<
     const tag = parseVlanTag(p.vlan);
     q = tag === 'untagged' ? q.where('networks.vnet', 'is', null) : q.where('networks.vnet', '=', tag);
   }
+  const tagged = tagsCondition('Network', 'networks.id', p.tags);
+  if (tagged) q = q.where(tagged);
   const { limit, offset } = pageWindow(p);
   const count = Number((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
   let rq = q.selectAll('networks').orderBy('networks.id').offset(offset);
@@ -571,6 +576,7 @@ export async function deleteNetwork(
     .set({ removed: ctx.now, state: 'Destroy', vnet: null })
     .where('id', '=', n.id)
     .execute();
+  await removeTagsOf(plain(ctx), 'Network', n.id);
   const owner = n.account_id !== null ? await ownerById(ctx.tx, n.account_id) : ctx.caller;
   await ctx.recorder.event(ctx.tx, {
     type: 'NETWORK.DELETE',
@@ -781,6 +787,7 @@ export async function listVpcs(
     domainid?: string | undefined;
     isrecursive?: boolean | undefined;
     listall?: boolean | undefined;
+    tags?: Record<string, string>[] | undefined;
     page?: number | undefined;
     pagesize?: number | undefined;
   },
@@ -799,6 +806,8 @@ export async function listVpcs(
   if (p.state) q = q.where('vpcs.state', '=', p.state);
   if (p.keyword) q = q.where('vpcs.name', 'like', `%${p.keyword}%`);
   if (p.restartrequired !== undefined) q = q.where('vpcs.restart_required', '=', p.restartrequired ? 1 : 0);
+  const tagged = tagsCondition('Vpc', 'vpcs.id', p.tags);
+  if (tagged) q = q.where(tagged);
   if (p.vpcofferingid) {
     const o = await ctx.tx
       .selectFrom('vpc_offerings')
@@ -854,6 +863,7 @@ export async function deleteVpc(ctx: NetCtx, p: { id: string }): Promise<void> {
     .set({ removed: ctx.now, state: 'Inactive' })
     .where('id', '=', vpc.id)
     .execute();
+  await removeTagsOf(plain(ctx), 'Vpc', vpc.id);
   await ctx.recorder.event(ctx.tx, {
     type: 'VPC.DELETE',
     description: `VPC ${vpc.name} deleted`,
@@ -988,6 +998,11 @@ export async function networkResponses(
     db,
     rows.map((r) => r.account_id),
   );
+  const tags = await tagsFor(
+    db,
+    'Network',
+    rows.map((r) => r.id),
+  );
   const doms = await domainsByIds(
     db,
     rows.map((r) => (r.account_id === null ? r.domain_id : null)),
@@ -1034,7 +1049,7 @@ export async function networkResponses(
       type: n.type,
       acltype: n.acl_type ?? (n.account_id === null ? 'Domain' : 'Account'),
       ...ownerFields(n.account_id !== null ? owners.get(n.account_id) : undefined),
-      ...(dom ? { domainid: dom.uuid, domain: dom.name, domainpath: dom.path } : {}),
+      ...(dom ? { domainid: dom.uuid, domain: dom.name, domainpath: displayPath(dom.path) } : {}),
       subdomainaccess: n.account_id === null ? true : undefined,
       service: off ? servicesResponse(decodeServices(off.services)) : [],
       networkdomain: n.network_domain ?? undefined,
@@ -1054,7 +1069,7 @@ export async function networkResponses(
       strechedl2subnet: false,
       hasannotations: false,
       supportsvmautoscaling: false,
-      tags: [],
+      tags: tags.get(n.id) ?? [],
       created: csDate(n.created),
     };
   });
@@ -1069,6 +1084,11 @@ export async function vpcResponses(
   const owners = await ownerNames(
     db,
     rows.map((r) => r.account_id),
+  );
+  const tags = await tagsFor(
+    db,
+    'Vpc',
+    rows.map((r) => r.id),
   );
   for (const v of rows) {
     const zone = await db
@@ -1110,7 +1130,7 @@ export async function vpcResponses(
       distributedvpcrouter: false,
       fordisplay: true,
       hasannotations: false,
-      tags: [],
+      tags: tags.get(v.id) ?? [],
       created: csDate(v.created),
     });
   }

@@ -120,6 +120,7 @@ const listPublicIpAddressesCmd = defineCommand({
     'projectid',
     'isrecursive',
     'listall',
+    'tags',
     'page',
     'pagesize',
   ]),

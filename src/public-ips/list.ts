@@ -2,6 +2,7 @@
  * listPublicIpAddresses and the ipaddress response. With allocatedonly=false the Free addresses of the zone's
  * ranges are listed too, computed from the ranges page by page (RangeSet.at), never materialised.
  */
+import { tagsCondition, tagsFor } from '../tags/service.js';
 import type { Family } from '../ipam/address.js';
 import { addressFromKey, formatIp, parseIpOf, valueKey } from '../ipam/address.js';
 import { RangeSet } from '../ipam/range.js';
@@ -41,6 +42,7 @@ export interface ListPublicIpsParams {
   domainid?: string | undefined;
   isrecursive?: boolean | undefined;
   listall?: boolean | undefined;
+  tags?: Record<string, string>[] | undefined;
   page?: number | undefined;
   pagesize?: number | undefined;
 }
@@ -54,7 +56,8 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
     p.allocatedonly === false && (p.state === undefined || p.state === 'Free') && ctx.caller.role === 'Admin';
   if (p.state === 'Free' && !wantFree) return { count: 0, items: [] };
   const { limit, offset } = pageWindow(p);
-  if (wantFree) return listWithFree(ctx, p, limit, offset);
+  // A free address has no tags: a tag filter lists only allocated ones.
+  if (wantFree && !p.tags?.length) return listWithFree(ctx, p, limit, offset);
   const scope = await resolveListScope(plain(ctx), ctx.caller, p);
   let q = applyListScope(
     ctx.tx.selectFrom('ip_allocations').where('ip_allocations.owner_kind', '=', 'publicip'),
@@ -95,6 +98,8 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
       q = q.where('ip_allocations.uuid', '=', p.keyword);
     }
   }
+  const tagged = tagsCondition('PublicIpAddress', 'ip_allocations.id', p.tags);
+  if (tagged) q = q.where(tagged);
   const count = Number((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
   let rq = q
     .selectAll('ip_allocations')
@@ -207,6 +212,11 @@ export async function ipResponses(
 ): Promise<Record<string, unknown>[]> {
   if (items.length === 0) return [];
   const rows = items.flatMap((i) => ('row' in i ? [i.row] : []));
+  const tags = await tagsFor(
+    db,
+    'PublicIpAddress',
+    rows.map((r) => Number(r.id)),
+  );
   const uniq = <T>(xs: (T | null)[]) => [...new Set(xs.filter((x): x is T => x !== null))];
   const zoneIds = uniq([
     ...rows.map((r) => r.zone_id),
@@ -335,7 +345,7 @@ export async function ipResponses(
       vmipaddress: r.static_nat === 1 ? (r.vm_ip ?? undefined) : undefined,
       fordisplay: r.for_display !== 0,
       hasannotations: false,
-      tags: [],
+      tags: tags.get(Number(r.id)) ?? [],
     };
   });
 }

@@ -3,6 +3,7 @@
  * `portable:<region>`), taken through src/addresses. Every assign/release writes NET.IPASSIGN/NET.IPRELEASE
  * (PORTABLE.* for portable IPs) and a usage record in the caller's transaction.
  */
+import { removeTagsOf } from '../tags/service.js';
 import type { Selectable } from 'kysely';
 import {
   CloudStackError,
@@ -307,6 +308,7 @@ export async function releasePublicIp(ctx: NetCtx, row: IpRow): Promise<void> {
       `the address ${ip} is ${row.state}, it cannot be released now`,
     );
   }
+  await removeTagsOf(plain(ctx), 'PublicIpAddress', row.id);
   const portable = isPortableRow(row);
   if (owner) {
     const type = portable ? 'PORTABLE.IPRELEASE' : 'NET.IPRELEASE';

@@ -196,8 +196,8 @@ export async function deleteTags(
 }
 
 /** Called when a resource goes away (CloudStack removes its tags with it). */
-export async function removeTagsOf(tx: Tx, type: TaggableType, resourceId: number): Promise<void> {
-  await tx
+export async function removeTagsOf(ex: Executor, type: TaggableType, resourceId: number): Promise<void> {
+  await ex
     .deleteFrom('resource_tags')
     .where('resource_type', '=', type)
     .where('resource_id', '=', resourceId)

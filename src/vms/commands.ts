@@ -3,6 +3,7 @@
  * recoverVirtualMachine, updateVirtualMachine, resetPasswordForVirtualMachine, listNics,
  * addNicToVirtualMachine, removeNicFromVirtualMachine, updateVmNicIp, addIpToNic, removeIpFromNic.
  */
+import { tagsCondition } from '../tags/service.js';
 import { randomUUID } from 'node:crypto';
 import {
   allRoles,
@@ -276,6 +277,7 @@ const listVirtualMachines = defineCommand({
     'networkid',
     'keyword',
     'listall',
+    'tags',
     'account',
     'domainid',
     'page',
@@ -294,6 +296,8 @@ const listVirtualMachines = defineCommand({
     if (p.name !== undefined) q = q.where('vms.name', '=', p.name);
     if (p.state !== undefined) q = q.where('vms.state', '=', p.state as VmRow['state']);
     if (p.keyword !== undefined) q = q.where('vms.name', 'like', `%${p.keyword}%`);
+    const tagged = tagsCondition('UserVm', 'vms.id', p.tags);
+    if (tagged) q = q.where(tagged);
     if (p.zoneid !== undefined) {
       const z = await ex.selectFrom('zones').select('id').where('uuid', '=', p.zoneid).executeTakeFirst();
       q = q.where('vms.zone_id', '=', z ? z.id : -1);

@@ -1,4 +1,5 @@
 /** What VM and NIC commands answer with: CloudStack's virtualmachine and nic objects, from committed rows. */
+import { tagsFor } from '../tags/service.js';
 import type { ResponseObject } from '../api/command.js';
 import { displayPath } from '../accounts/repository.js';
 import { prefixToNetmask, parseCidr } from '../ipam/index.js';
@@ -112,6 +113,7 @@ export async function vmResponse(
     keypairs: vm.keypairs ?? undefined,
     ipaddress: def?.ipaddress,
     nic: nicResponses,
+    tags: (await tagsFor(ex, 'UserVm', [Number(vm.id)])).get(Number(vm.id)) ?? [],
     ...extra,
   };
 }

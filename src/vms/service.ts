@@ -3,6 +3,7 @@
  * bumps the generation of every router whose desired state it changes, in that same transaction. Drivers are
  * driven afterwards by the commands (vms/commands.ts), from the committed rows.
  */
+import { removeTagsOf } from '../tags/service.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import { nextMacAddress } from '../addresses/address-service.js';
@@ -333,6 +334,7 @@ export async function expungeVmRows(ctx: NetCtx, vm: VmRow): Promise<number[]> {
     .set({ state: 'Expunging', removed: ctx.now, password: null })
     .where('id', '=', vm.id)
     .execute();
+  await removeTagsOf(plain(ctx), 'UserVm', Number(vm.id));
   await ctx.recorder.event(ctx.tx, {
     type: 'VM.EXPUNGE',
     description: `VM ${vm.name} expunged`,

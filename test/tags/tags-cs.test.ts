@@ -126,6 +126,72 @@ for (const kind of kinds) {
       assert.equal(ok(await admin('listTags', { listall: true }), 'admin listall').count, 4);
     });
 
+    test('responses carry their tags, lists filter by tags[n], and tags go with their resource', async () => {
+      const listedNet = ok(await alice('listNetworks', { id: net }), 'listNetworks').network[0];
+      assert.deepEqual(
+        listedNet.tags.map((t: { key: string; value: string }) => `${t.key}=${t.value}`).sort(),
+        ['env=prod', 'team=web'],
+      );
+      // CloudStack's domain path form, as on accounts and events.
+      assert.equal(listedNet.domainpath, 'ROOT');
+      assert.equal(ok(await alice('listVPCs', { id: vpc }), 'listVPCs').vpc[0].tags[0].value, 'prod');
+      const listedIp = ok(await alice('listPublicIpAddresses', { id: ip }), 'listPublicIpAddresses')
+        .publicipaddress[0];
+      assert.deepEqual(
+        listedIp.tags.map((t: { key: string }) => t.key),
+        ['env'],
+      );
+      assert.equal(listedIp.domainpath, 'ROOT');
+      const byTag = (command: string, p: Record<string, string>) => alice(command, { listall: 'true', ...p });
+      assert.equal(
+        ok(await byTag('listNetworks', { 'tags[0].key': 'team', 'tags[0].value': 'web' }), 'by tag').count,
+        1,
+      );
+      assert.deepEqual(
+        ok(await byTag('listNetworks', { 'tags[0].key': 'team', 'tags[0].value': 'db' }), 'other value'),
+        {},
+      );
+      // Several pairs must all match.
+      assert.deepEqual(
+        ok(
+          await byTag('listNetworks', {
+            'tags[0].key': 'team',
+            'tags[0].value': 'web',
+            'tags[1].key': 'env',
+            'tags[1].value': 'dev',
+          }),
+          'two pairs',
+        ),
+        {},
+      );
+      assert.equal(ok(await byTag('listVPCs', { 'tags[0].key': 'env' }), 'vpc by key').count, 1);
+      const ips = ok(
+        await byTag('listPublicIpAddresses', { 'tags[0].key': 'env', 'tags[0].value': 'dev' }),
+        'ips by tag',
+      );
+      assert.deepEqual(
+        ips.publicipaddress.map((x: { id: string }) => x.id),
+        [ip],
+      );
+      // A second IP, tagged then released: its tag goes with it.
+      const other = ok(await alice('associateIpAddress', { networkid: net }, job), 'second IP').ipaddress.id;
+      ok(
+        await alice(
+          'createTags',
+          {
+            resourcetype: 'PublicIpAddress',
+            resourceids: other,
+            'tags[0].key': 'temp',
+            'tags[0].value': '1',
+          },
+          job,
+        ),
+        'tag it',
+      );
+      ok(await alice('disassociateIpAddress', { id: other }, job), 'release it');
+      assert.deepEqual(ok(await alice('listTags', { key: 'temp' }), 'its tags'), {});
+    });
+
     test("CloudStack's refusals: a duplicate key, an unknown type, someone else's resource, a tag without value", async () => {
       refused(
         await alice(
