@@ -14,7 +14,7 @@ import {
 } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
 import { jobScopedUuid } from '../api/jobs/rerun.js';
-import { pageOfQuery } from '../api/list.js';
+import { pageArray, pageOf, pageOfQuery } from '../api/list.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import type { NetTx } from '../networks/tables.js';
 import { pageWindow, requireRootAdmin } from './context.js';
@@ -298,7 +298,8 @@ const listSupportedNetworkServicesCmd = defineCommand({
   name: 'listSupportedNetworkServices',
   roles: rootAdminOnly,
   params: refParams('listSupportedNetworkServices', ['service', 'provider', 'keyword', 'page', 'pagesize']),
-  async handler(p) {
+  async handler(p, ctx) {
+    const page = await pageOf(ctx.store.db, p);
     const providers = p.provider ? defaultProviders.filter((d) => d.name === p.provider) : defaultProviders;
     if (p.provider && providers.length === 0)
       throw invalidParameter('provider', p.provider, 'stacknet has no such provider');
@@ -310,7 +311,7 @@ const listSupportedNetworkServicesCmd = defineCommand({
         provider: providers.filter((d) => d.services.includes(s)).map((d) => ({ name: d.name })),
       }))
       .filter((s) => s.provider.length > 0);
-    return listResult('networkservice', items as unknown as ResponseObject[], items.length);
+    return listResult('networkservice', pageArray(items, page) as unknown as ResponseObject[], items.length);
   },
 });
 

@@ -7,6 +7,7 @@
 import { allRoles, defineCommand, listResult, objectResult, refParams } from '../api/command.js';
 import type { AnyCommand } from '../api/command.js';
 import { CloudStackError } from '../errors/catalogue.js';
+import { pageOf } from '../api/list.js';
 import { getSetting } from '../configuration/repository.js';
 
 /** The CloudStack API version stacknet answers as: its commands and shapes are 4.18's. */
@@ -65,7 +66,8 @@ const listLdapConfigurationsCmd = defineCommand({
     'page',
     'pagesize',
   ]),
-  async handler() {
+  async handler(p, ctx) {
+    await pageOf(ctx.store.db, p);
     return listResult('LdapConfiguration', [], 0);
   },
 });
@@ -132,7 +134,8 @@ const listGuiThemesCmd = defineCommand({
     page: { type: 'integer', description: 'the page to return' },
     pagesize: { type: 'integer', description: 'the size of a page' },
   },
-  async handler() {
+  async handler(p, ctx) {
+    await pageOf(ctx.store.db, p);
     return listResult('guiThemes', [], 0);
   },
 });

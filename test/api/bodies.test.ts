@@ -69,10 +69,12 @@ test('an unknown command, a bad value or a long value echoed in an XML error sta
           payload: signedQuery(keys, command, { response: 'xml', [param]: value }),
         });
         assertWellFormedXml(r.body);
-        assert.ok(
-          r.body.length < 2000,
-          `a ${value.length}-character value is echoed in full: ${r.body.length}`,
-        );
+        // An error quotes a long value shortened; a success (createDomain of a long name) answers the object.
+        if (r.statusCode !== 200)
+          assert.ok(
+            r.body.length < 2000,
+            `a ${value.length}-character value is echoed in full: ${r.body.length}`,
+          );
       }
     }
   }
