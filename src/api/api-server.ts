@@ -28,6 +28,7 @@ import {
 } from '../accounts/login-throttle.js';
 import type { ThrottleKey } from '../accounts/login-throttle.js';
 import { recordEvent } from '../events/record.js';
+import { projectScope } from '../projects/commands.js';
 
 export const SESSION_TIMEOUT_SECONDS = 1800;
 /**
@@ -416,6 +417,7 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
         format,
       );
     }
+    if (projectScope(cmd.name, cmd.params, req.params) === 'none') return reply(200, name, {}, format);
     // Internal ids become UUIDs here, once, so the handler and a queued job both see the UUIDs.
     const rawParams = await resolveInternalIds(deps.store.db, cmd.params, req.params);
     const params = parseParams(cmd.params, rawParams);

@@ -334,5 +334,25 @@ for (const kind of kinds) {
       );
       refused(await admin('listClusters', { id: 'not-an-id' }), 431, /expected a UUID/, 'a malformed id');
     });
+
+    test('no projects: listProjects is empty, projectid=-1 lists nothing, any other project id names none', async () => {
+      assert.deepEqual(ok(await alice('listProjects', {}), 'listProjects'), {});
+      // Terraform's provider retries a lookup with projectid=-1 (every project's resources): there are none.
+      for (const cmd of ['listNetworks', 'listPublicIpAddresses', 'listVPCs'])
+        assert.deepEqual(ok(await alice(cmd, { projectid: -1 }), `${cmd} projectid=-1`), {}, cmd);
+      assert.ok(ok(await admin('listZones', {}), 'listZones').count >= 1);
+      refused(
+        await alice('listNetworks', { projectid: '6f1b0e0a-8f5e-4b8e-9d7a-1c2b3c4d5e6f' }),
+        431,
+        /stacknet has no projects/,
+        'a project id',
+      );
+      refused(
+        await alice('associateIpAddress', { zoneid: id.zone, projectid: -1 }, { fetch_result: true }),
+        431,
+        /projectid/,
+        '-1 outside a list',
+      );
+    });
   });
 }

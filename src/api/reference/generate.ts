@@ -147,6 +147,8 @@ export const commands = [
   'createGuestNetworkIpv6Prefix',
   'listGuestNetworkIpv6Prefixes',
   'deleteGuestNetworkIpv6Prefix',
+  // projects (none)
+  'listProjects',
   // resource tags
   'createTags',
   'deleteTags',
