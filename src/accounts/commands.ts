@@ -268,7 +268,7 @@ const listAccounts = defineCommand({
     if (c.role !== 'User') q = q.where(await listDomainCondition(ex, c, p));
     if (p.id !== undefined) q = q.where('a.uuid', '=', p.id);
     if (p.name !== undefined) q = q.where('a.name', '=', p.name);
-    if (p.accounttype !== undefined) q = q.where('a.type', '=', p.accounttype);
+    if (p.accounttype !== undefined) q = q.where('a.type', '=', knownAccountType(p.accounttype));
     if (p.state !== undefined) q = q.where('a.state', '=', p.state.toLowerCase());
     if (p.keyword !== undefined) q = q.where(keywordMatch(['a.name'], p.keyword));
     const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('a.id'));
@@ -393,7 +393,7 @@ const listUsers = defineCommand({
     if (p.id !== undefined) q = q.where('u.uuid', '=', p.id);
     if (p.username !== undefined) q = q.where('u.username', '=', p.username);
     if (p.account !== undefined) q = q.where('a.name', '=', p.account);
-    if (p.accounttype !== undefined) q = q.where('a.type', '=', p.accounttype);
+    if (p.accounttype !== undefined) q = q.where('a.type', '=', knownAccountType(p.accounttype));
     if (p.state !== undefined) q = q.where('u.state', '=', p.state.toLowerCase());
     if (p.keyword !== undefined)
       q = q.where(keywordMatch(['u.username', 'u.firstname', 'u.lastname', 'u.email'], p.keyword));
@@ -429,4 +429,12 @@ async function listDomainCondition(
   if (p.isrecursive || p.listall || (p.id !== undefined && !domain))
     return domainSubtreeCondition('a.domain_id', root.path);
   return sql<SqlBool>`${sql.ref('a.domain_id')} = ${root.id}`;
+}
+
+/**
+ * CloudStack's account types are 0-5; any other number lists nothing. It is mapped to -1 here because the column
+ * is a small integer: PostgreSQL refuses to compare it with a value out of that type's range.
+ */
+function knownAccountType(t: number): number {
+  return Number.isInteger(t) && t >= 0 && t <= 5 ? t : -1;
 }

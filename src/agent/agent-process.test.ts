@@ -268,7 +268,7 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     state = { ...state, generation: gen };
   });
 
-  it('a burst of 30 pushes arriving together is coalesced (no reloads, far fewer applies)', async () => {
+  it('a burst of 30 pushes arriving together costs no reload or restart, and the newest wins', async () => {
     const before = await status();
     const pushes: Promise<unknown>[] = [];
     let s = state;
@@ -289,10 +289,12 @@ describe('router-agent process', { timeout: 90_000 }, () => {
     assert.equal(after.dnsmasq.pid, before.dnsmasq.pid);
     assert.equal(after.counters.reloads, before.counters.reloads);
     assert.equal(after.counters.restarts, before.counters.restarts);
-    // How many applies depends on timing (a few when idle, more on a loaded machine); what must hold is that
-    // they were merged at all and that none cost a reload or restart.
+    // How many applies depends on timing: a few when idle; on a loaded machine the pushes can arrive further
+    // apart than an apply takes, and then each is applied alone (seen: 30 of 30 in a full suite run). That states
+    // arriving during an apply are merged is proven without timing in agent-sequencing.test.ts; what must hold
+    // here, however they arrive, is that none costs a reload or restart.
     assert.ok(
-      after.counters.applies - before.counters.applies < 30,
+      after.counters.applies - before.counters.applies <= 30,
       `applies: ${after.counters.applies - before.counters.applies}`,
     );
     await eventually(async () => assert.deepEqual(await resolveA('vm129'), ['10.1.0.139']));

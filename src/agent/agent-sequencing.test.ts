@@ -25,6 +25,8 @@ class RecordingApplier implements Applier<string> {
   readonly renderer: Renderer<string>;
   refuseCheck: ((s: DesiredState) => boolean) | null = null;
   failApply: { reason: string; retry: boolean; times: number } | null = null;
+  /** While set, apply waits for it (a slow service). */
+  gate: Promise<void> | null = null;
   observed: { down?: Observed; degraded?: Observed } = {};
   readonly observedReasons = ['Unwell'];
 
@@ -51,6 +53,7 @@ class RecordingApplier implements Applier<string> {
 
   async apply(next: Step<string>): Promise<void> {
     this.calls.push(`apply ${this.name} ${next.state.generation}`);
+    if (this.gate) await this.gate;
     const f = this.failApply;
     if (f && f.times-- > 0) throw new ApplyFailure(f.reason, `${this.name} would not take it`, f.retry);
   }
@@ -150,6 +153,29 @@ describe('agent core: sequencing appliers', () => {
       ['stop firewall 0', 'stop dhcp 0', 'stop addresses 0'],
       'reverse order',
     );
+  });
+
+  it('states arriving while an apply runs are merged: only the newest is applied next', async () => {
+    const calls: Call[] = [];
+    const { agent, services } = agentWith(calls);
+    await agent.start();
+    await agent.submitFull(baseState());
+    let open!: () => void;
+    services.dhcp.gate = new Promise<void>((r) => (open = r));
+    void agent.submitFull(withHost(2, 102), false);
+    await eventually(async () => assert.ok(calls.includes('apply dhcp 2')), {
+      what: 'generation 2 applying',
+    });
+    // Thirty more arrive while generation 2 is still being applied.
+    for (let g = 3; g <= 32; g++) void agent.submitFull(withHost(g, 100 + g), false);
+    services.dhcp.gate = null;
+    open();
+    await eventually(async () => assert.equal(agent.status(false).generation, 32), { what: 'generation 32' });
+    assert.deepEqual(
+      calls.filter((c) => c.startsWith('apply dhcp')),
+      ['apply dhcp 1', 'apply dhcp 2', 'apply dhcp 32'],
+    );
+    await agent.stop();
   });
 
   it('an unchanged render applies nothing: a new generation with the same content is only recorded', async () => {
