@@ -128,6 +128,9 @@ for (const kind of kinds) {
       for (const [command, p] of [
         ['listNetworks', { restartrequired: 'true', forvpc: 'false' }],
         ['listVPCs', { restartrequired: 'true' }],
+        // The UI shows security groups only when this finds an enabled provider: stacknet has none.
+        ['listNetworkServiceProviders', { name: 'SecurityGroupProvider', state: 'Enabled' }],
+        ['listGuiThemes', { listonlydefaulttheme: 'true' }],
       ] as const) {
         const r = await call(command, p);
         assert.equal(r.status, 200, `${command}: ${JSON.stringify(r.json)}`);
