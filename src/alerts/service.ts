@@ -167,7 +167,8 @@ export interface ListAlertsParams {
 }
 
 function alertType(v: string, param = 'type'): number {
-  if (!/^\d{1,4}$/.test(v)) throw invalidParameter(param, v, 'an alert type is a number (4 public IPs, 9 routers, ...)');
+  if (!/^\d{1,4}$/.test(v))
+    throw invalidParameter(param, v, 'an alert type is a number (4 public IPs, 9 routers, ...)');
   return Number(v);
 }
 
@@ -213,8 +214,7 @@ export interface AlertSelection {
 async function selectAlerts(tx: Tx, p: AlertSelection): Promise<number[]> {
   if (!p.ids?.length && p.type === undefined && p.enddate === undefined)
     throw invalidParameter('ids', '', 'give ids, a type or an enddate to choose the alerts');
-  if (p.startdate && !p.enddate)
-    throw invalidParameter('enddate', '', 'a startdate needs an enddate');
+  if (p.startdate && !p.enddate) throw invalidParameter('enddate', '', 'a startdate needs an enddate');
   if (p.startdate && p.enddate && p.startdate > p.enddate)
     throw invalidParameter('startdate', p.startdate.toISOString(), 'the startdate is after the enddate');
   let q = tx.selectFrom('alerts').select('id').where('archived', '=', 0);

@@ -13,9 +13,7 @@ export class AlertWorker {
   private running: Promise<void> | null = null;
   private last = 0;
 
-  constructor(
-    private readonly o: { store: Store; tickMs?: number; log?: (m: string) => void },
-  ) {}
+  constructor(private readonly o: { store: Store; tickMs?: number; log?: (m: string) => void }) {}
 
   start(): void {
     this.timer = setInterval(() => {

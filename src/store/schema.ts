@@ -10,4 +10,5 @@ import type { VmTables } from '../vms/tables.js';
 import type { TagTables } from '../tags/tables.js';
 import type { AlertTables } from '../alerts/tables.js';
 
-export interface Database extends IpamTables, ApiServerTables, NetworkingTables, VmTables, TagTables, AlertTables {}
+export interface Database
+  extends IpamTables, ApiServerTables, NetworkingTables, VmTables, TagTables, AlertTables {}
