@@ -12,6 +12,7 @@ import type { CsClient, ServerProcess } from '../api/harness.js';
 import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { createTestZone, createUserClient } from '../networking/zone-fixture.js';
+import { openStore } from '../../src/store/db.js';
 
 const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
 const job = { fetch_result: true };
@@ -35,6 +36,7 @@ for (const kind of kinds) {
     let zoneA: string;
     let zoneB: string;
     let iso: string;
+    let vmId: string;
 
     const alertsOf = async (zoneName: string): Promise<Alert[]> =>
       (ok(await admin('listAlerts', { type: '4', keyword: zoneName }), 'listAlerts').alert ?? []) as Alert[];
@@ -106,7 +108,7 @@ for (const kind of kinds) {
       assert.deepEqual(await alertsOf('alert-zone-a'), [], 'no alert before the addresses are taken');
       const netA = await network(zoneA, 'alert-net-a');
       // A VM implements the network and gives it its router (listed below).
-      ok(
+      vmId = ok(
         await alice(
           'deployVirtualMachine',
           {
@@ -121,7 +123,7 @@ for (const kind of kinds) {
           job,
         ),
         'deployVirtualMachine',
-      );
+      ).virtualmachine.id as string;
       for (let i = 0; i < 4; i++)
         ok(await alice('associateIpAddress', { networkid: netA }, job), `associateIpAddress ${i}`);
       const [a] = await eventually(
@@ -254,6 +256,41 @@ for (const kind of kinds) {
       assert.equal(n.type, 'Isolated');
       assert.equal(n.publicmtu, 1500);
       assert.equal(n.privatemtu, 1500);
+    });
+
+    test('a router whose health checks fail raises one ALERT.SERVICE.DOMAINROUTER alert', async () => {
+      // A row the router cannot serve (a MAC that is no MAC, written by hand): the agent sets it aside and
+      // reports itself Degraded, which fails the router's health checks.
+      const store = await openStore(tdb.url, { poolSize: 1 });
+      try {
+        const vm = await store.db
+          .selectFrom('vms')
+          .select('id')
+          .where('uuid', '=', vmId)
+          .executeTakeFirstOrThrow();
+        await store.db.updateTable('nics').set({ mac: 'not-a-mac' }).where('vm_id', '=', vm.id).execute();
+        await store.db
+          .updateTable('routers')
+          .set((eb) => ({ desired_generation: eb('desired_generation', '+', 1) }))
+          .where('removed', 'is', null)
+          .execute();
+      } finally {
+        await store.close();
+      }
+      const [a] = await eventually(
+        async () => {
+          const l = ok(await admin('listAlerts', { type: '9' }), 'listAlerts type 9').alert as
+            Alert[] | undefined;
+          return l?.length ? l : undefined;
+        },
+        20_000,
+        'the router alert',
+      );
+      const [r] = ok(await admin('listRouters', { listall: true }), 'listRouters').router;
+      assert.equal(r.healthchecksfailed, true);
+      assert.equal(a.name, 'ALERT.SERVICE.DOMAINROUTER');
+      assert.match(a.description, new RegExp(`router ${r.name}.*quarantine.*not-a-mac`));
+      assert.equal(ok(await admin('listAlerts', { name: 'ALERT.SERVICE.DOMAINROUTER' }), 'by name').count, 1);
     });
   });
 }
