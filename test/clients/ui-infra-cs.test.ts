@@ -18,6 +18,12 @@ const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
 const job = { fetch_result: true };
 const PUBLIC_IP_THRESHOLD = 'zone.virtualnetwork.publicip.capacity.notificationthreshold';
 
+/** The one alert a list holds (the test fails if there is none). */
+function only(l: Alert[]): Alert {
+  assert.ok(l[0], 'an alert');
+  return l[0];
+}
+
 interface Alert {
   id: string;
   type: number;
@@ -126,13 +132,15 @@ for (const kind of kinds) {
       ).virtualmachine.id as string;
       for (let i = 0; i < 4; i++)
         ok(await alice('associateIpAddress', { networkid: netA }, job), `associateIpAddress ${i}`);
-      const [a] = await eventually(
-        async () => {
-          const l = await alertsOf('alert-zone-a');
-          return l.length ? l : undefined;
-        },
-        20_000,
-        'the public-IP alert of zone a',
+      const a = only(
+        await eventually(
+          async () => {
+            const l = await alertsOf('alert-zone-a');
+            return l.length ? l : undefined;
+          },
+          20_000,
+          'the public-IP alert of zone a',
+        ),
       );
       assert.equal(a.type, 4);
       assert.equal(a.name, 'ALERT.NETWORK.PUBLICIP');
@@ -162,8 +170,8 @@ for (const kind of kinds) {
     });
 
     test('archiveAlerts and deleteAlerts: the chosen alerts leave the list; a choice is required', async () => {
-      const [a] = await alertsOf('alert-zone-a');
-      const [b] = await alertsOf('alert-zone-b');
+      const a = only(await alertsOf('alert-zone-a'));
+      const b = only(await alertsOf('alert-zone-b'));
       refused(await admin('archiveAlerts', {}), 431, /ids/, 'archiveAlerts without a choice');
       refused(await admin('deleteAlerts', { type: 'x' }), 431, /type/, 'a type that is no number');
       refused(
@@ -185,7 +193,7 @@ for (const kind of kinds) {
         'zone b raised again',
       );
       assert.equal(again.length, 1);
-      assert.notEqual(again[0].id, b.id, 'the deleted alert is gone');
+      assert.notEqual(only(again).id, b.id, 'the deleted alert is gone');
       assert.deepEqual(await alertsOf('alert-zone-a'), [], 'an archived condition is not raised again');
     });
 
@@ -277,14 +285,16 @@ for (const kind of kinds) {
       } finally {
         await store.close();
       }
-      const [a] = await eventually(
-        async () => {
-          const l = ok(await admin('listAlerts', { type: '9' }), 'listAlerts type 9').alert as
-            Alert[] | undefined;
-          return l?.length ? l : undefined;
-        },
-        20_000,
-        'the router alert',
+      const a = only(
+        await eventually(
+          async () => {
+            const l = ok(await admin('listAlerts', { type: '9' }), 'listAlerts type 9').alert as
+              Alert[] | undefined;
+            return l?.length ? l : undefined;
+          },
+          20_000,
+          'the router alert',
+        ),
       );
       const [r] = ok(await admin('listRouters', { listall: true }), 'listRouters').router;
       assert.equal(r.healthchecksfailed, true);
