@@ -25,6 +25,7 @@ import { commands as uiCommands } from '../ui/commands.js';
 import { commands as tagCommands } from '../tags/commands.js';
 import { providerCommands } from '../infrastructure/service-providers.js';
 import { commands as hostCommands } from '../hosts/commands.js';
+import { commands as alertCommands } from '../alerts/commands.js';
 import { commands as projectCommands } from '../projects/commands.js';
 
 export const commandModules: readonly (readonly AnyCommand[])[] = [
@@ -46,6 +47,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   tagCommands,
   vmChangeServiceCommands,
   hostCommands,
+  alertCommands,
   projectCommands,
 ];
 

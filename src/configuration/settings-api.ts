@@ -202,5 +202,14 @@ export const apiSettings = [
     ms,
     'Seconds between passes that delete old alerts',
   ),
+  s(
+    'capacity.check.period',
+    'Integer',
+    '300000',
+    'global',
+    ms,
+    'Milliseconds between passes that compare capacities and router health with their alert thresholds',
+    { category: 'Alert', check: positive, acted: true },
+  ),
   s('alert.purge.delay', 'Integer', '0', 'global', ms, 'Days alerts are kept; 0 keeps them for ever'),
 ] as const;

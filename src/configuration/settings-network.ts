@@ -311,7 +311,7 @@ export const networkSettings = [
     'zone',
     ms,
     'Share (0 to 1) of a zone public addresses in use above which an alert is raised',
-    { category: 'Alert', check: fraction },
+    { category: 'Alert', check: fraction, acted: true },
   ),
   s(
     'zone.directnetwork.publicip.capacity.notificationthreshold',
@@ -320,7 +320,7 @@ export const networkSettings = [
     'zone',
     ms,
     'Share (0 to 1) of a zone direct-network addresses in use above which an alert is raised',
-    { category: 'Alert', check: fraction },
+    { category: 'Alert', check: fraction, acted: true },
   ),
   s(
     'pod.privateip.capacity.notificationthreshold',

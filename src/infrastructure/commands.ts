@@ -48,8 +48,10 @@ import {
   listZones,
   podResponse,
   updateZone,
+  zoneMetricsResponse,
   zoneResponse,
 } from './zones.js';
+import type { ZoneRow } from './zones.js';
 
 const R = (o: Record<string, unknown>): ResponseObject => o as ResponseObject;
 
@@ -81,30 +83,35 @@ const createZoneCmd = defineCommand({
   },
 });
 
-const listZonesCmd = defineCommand({
-  name: 'listZones',
-  roles: allRoles,
-  params: refParams('listZones', [
-    'id',
-    'name',
-    'keyword',
-    'networktype',
-    'available',
-    'showcapacities',
-    'page',
-    'pagesize',
-  ]),
-  async handler(p, ctx) {
-    return readNet(ctx, async (n) => {
-      const r = await listZones(n, p);
-      return listResult(
-        'zone',
-        r.items.map((z) => R(zoneResponse(z))),
-        r.count,
-      );
-    });
-  },
-});
+/** listZones and listZonesMetrics: the same list, answered with `respond` per zone. */
+const zoneList = (name: 'listZones' | 'listZonesMetrics', respond: (z: ZoneRow) => Record<string, unknown>) =>
+  defineCommand({
+    name,
+    roles: allRoles,
+    params: refParams(name, [
+      'id',
+      'name',
+      'keyword',
+      'networktype',
+      'available',
+      'showcapacities',
+      'page',
+      'pagesize',
+    ]),
+    async handler(p, ctx) {
+      return readNet(ctx, async (n) => {
+        const r = await listZones(n, p);
+        return listResult(
+          'zone',
+          r.items.map((z) => R(respond(z))),
+          r.count,
+        );
+      });
+    },
+  });
+
+const listZonesCmd = zoneList('listZones', zoneResponse);
+const listZonesMetricsCmd = zoneList('listZonesMetrics', zoneMetricsResponse);
 
 const updateZoneCmd = defineCommand({
   name: 'updateZone',
@@ -451,6 +458,7 @@ const deleteGuestNetworkIpv6PrefixCmd = defineCommand({
 export const commands: AnyCommand[] = [
   createZoneCmd,
   listZonesCmd,
+  listZonesMetricsCmd,
   updateZoneCmd,
   deleteZoneCmd,
   createPodCmd,

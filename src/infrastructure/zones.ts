@@ -353,6 +353,36 @@ export function zoneResponse(z: ZoneRow): Record<string, unknown> {
   };
 }
 
+/**
+ * listZonesMetrics: a zone's answer plus the UI's metrics columns. Those sum the zone's hypervisor hosts and
+ * clusters, and stacknet has none, so they are zeros written as CloudStack writes them, with no threshold crossed.
+ */
+export function zoneMetricsResponse(z: ZoneRow): Record<string, unknown> {
+  const ghz = '0.00 Ghz';
+  const gb = '0.00 GB';
+  return {
+    ...zoneResponse(z),
+    state: z.allocation_state,
+    clusters: '0 / 0',
+    cputotal: ghz,
+    cpuused: ghz,
+    cpuallocated: ghz,
+    cpumaxdeviation: '0.00%',
+    memorytotal: gb,
+    memoryused: gb,
+    memoryallocated: gb,
+    memorymaxdeviation: '0.00%',
+    cputhreshold: false,
+    cpudisablethreshold: false,
+    cpuallocatedthreshold: false,
+    cpuallocateddisablethreshold: false,
+    memorythreshold: false,
+    memorydisablethreshold: false,
+    memoryallocatedthreshold: false,
+    memoryallocateddisablethreshold: false,
+  };
+}
+
 export function podResponse(p: PodRow & { zone_uuid: string; zone_name: string }): Record<string, unknown> {
   const cidr = cidrFromGatewayAndNetmask(p.gateway, p.netmask);
   return {

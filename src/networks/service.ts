@@ -1065,6 +1065,10 @@ export async function networkResponses(
       ip6gateway: n.ip6_gateway ?? undefined,
       displaynetwork: true,
       isdefault: false,
+      // CloudStack's default VR interface MTUs (vr.public/private.interface.mtu): the public side exists on
+      // isolated networks and VPC tiers only; an L2 network has no router interface at all.
+      publicmtu: n.type === 'Isolated' ? 1500 : undefined,
+      privatemtu: n.type === 'L2' ? undefined : 1500,
       redundantrouter: false,
       strechedl2subnet: false,
       hasannotations: false,

@@ -1,8 +1,7 @@
 /** listRouters, startRouter, stopRouter, rebootRouter, destroyRouter, getRouterHealthCheckResults. */
+import { hostname } from 'node:os';
 import { adminRoles, defineCommand, listResult, objectResult, refParams } from '../api/command.js';
 import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.js';
-import type { QuarantinedEntry } from '../agent/validate-desired-state.js';
-import { describeQuarantine } from '../agent/validate-desired-state.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import { jobAttempt } from '../api/jobs/rerun.js';
 import { keywordMatch, pageArray, pageOf } from '../api/list.js';
@@ -14,70 +13,10 @@ import { vmRuntimeFor } from '../vms/runtime-services.js';
 import { bumpRouter, routerById } from './repository.js';
 import type { RouterRow } from './repository.js';
 import { routerRuntime } from './runtime.js';
-import { destroyRouterRow, ROUTER_VERSION } from './service.js';
+import { healthChecks, redundantState } from './health.js';
+import { destroyRouterRow, ROUTER_VERSION, STACKNET_VERSION } from './service.js';
 
 const COLS = { accountColumn: 'routers.account_id', domainColumn: 'routers.domain_id' };
-
-interface Health {
-  conditions?: {
-    type: string;
-    status: boolean;
-    reason: string;
-    message: string;
-    lastTransitionTime: string;
-  }[];
-  role?: string;
-  dnsmasq?: { running: boolean; lastError: string | null };
-  firewall?: { loaded: boolean; message: string | null };
-  lastFailure?: { generation: number; reason: string; message: string } | null;
-  quarantined?: QuarantinedEntry[];
-}
-
-function healthChecks(r: RouterRow): ResponseObject[] {
-  const h = r.health ? (JSON.parse(r.health) as Health | null) : null;
-  if (!h) return [];
-  const at = r.health_checked ? new Date(Number(r.health_checked)).toISOString() : undefined;
-  const checks: ResponseObject[] = (h.conditions ?? []).map((c) => ({
-    checkname: c.type,
-    checktype: 'basic',
-    // Degraded=true is a failure; Available/… true are successes.
-    success: c.type === 'Degraded' ? !c.status : c.type === 'Progressing' ? true : c.status,
-    lastupdated: at,
-    details: `${c.reason}${c.message ? `: ${c.message}` : ''}`,
-  }));
-  checks.push({
-    checkname: 'dnsmasq',
-    checktype: 'basic',
-    success: h.dnsmasq?.running ?? false,
-    lastupdated: at,
-    details: h.dnsmasq?.lastError ?? (h.dnsmasq?.running ? 'running' : 'not running'),
-  });
-  // Entries the router set aside (a row it cannot serve, e.g. a MAC that is no MAC): everything else is served.
-  const q = h.quarantined ?? [];
-  checks.push({
-    checkname: 'quarantine',
-    checktype: 'basic',
-    success: q.length === 0,
-    lastupdated: at,
-    details: q.length === 0 ? 'no entries set aside' : `${q.length} set aside: ${describeQuarantine(q, 10)}`,
-  });
-  checks.push({
-    checkname: 'generation',
-    checktype: 'basic',
-    success: r.applied_generation !== null && Number(r.applied_generation) === Number(r.desired_generation),
-    lastupdated: at,
-    details: `desired ${r.desired_generation}, applied ${r.applied_generation ?? 'none'}${r.last_error ? `; last error: ${r.last_error}` : ''}`,
-  });
-  return checks;
-}
-
-function redundantState(r: RouterRow): string {
-  if (r.role === 'standalone') return 'UNKNOWN';
-  const h = (r.health ? (JSON.parse(r.health) as Health | null) : null) ?? {};
-  if (h.role === 'primary') return 'PRIMARY';
-  if (h.role === 'backup') return 'BACKUP';
-  return 'UNKNOWN';
-}
 
 export async function routerResponse(ex: Executor, r: RouterRow): Promise<ResponseObject> {
   const n = await ex.selectFrom('networks').selectAll().where('id', '=', r.network_id).executeTakeFirst();
@@ -118,6 +57,10 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
     isredundantrouter: r.role !== 'standalone',
     redundantstate: redundantState(r),
     version: r.version,
+    // What runs the router is stacknet's own agent, and on the simulator and netns drivers it runs on the
+    // management server's machine.
+    softwareversion: STACKNET_VERSION,
+    hostname: hostname(),
     requiresupgrade: r.version !== ROUTER_VERSION,
     account: acct?.account,
     domainid: acct?.domainid,

@@ -20,6 +20,8 @@ import type { RouterRow } from './repository.js';
 import { issueSecret, sealSecret } from './secrets.js';
 
 export const ROUTER_VERSION = '4.18.0';
+/** stacknet's release (package.json `version`): the software a router runs, shown as `softwareversion`. */
+export const STACKNET_VERSION = '0.1.0';
 export const CONTROL_SCOPE = 'ctl';
 export const CONTROL_PORT = 3922;
 

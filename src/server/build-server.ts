@@ -19,6 +19,7 @@ import { internalError } from '../errors/catalogue.js';
 import { startVmSubsystem } from '../vms/subsystem.js';
 import { serverKeyPath } from '../config/server-key.js';
 import { prepareServerKey } from './secrets-at-rest.js';
+import { AlertWorker } from '../alerts/worker.js';
 
 export type DriverName = 'simulator' | 'netns';
 
@@ -116,6 +117,9 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
           }
         : undefined;
     runner.start();
+    // Capacity thresholds and router health, raised as alerts (src/alerts).
+    const alerts = new AlertWorker({ store, log: config.log });
+    alerts.start();
     let closed = false;
     return {
       config,
@@ -131,6 +135,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
         await app.close();
         await integration?.app.close();
         await runner.stop();
+        await alerts.stop();
         await vms.close();
         if (jobStore && jobStore !== store) await jobStore.close();
         await store.close();

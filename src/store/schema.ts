@@ -8,5 +8,7 @@ import type { NetworkingTables } from '../networks/tables.js';
 import type { ApiServerTables } from '../api/tables.js';
 import type { VmTables } from '../vms/tables.js';
 import type { TagTables } from '../tags/tables.js';
+import type { AlertTables } from '../alerts/tables.js';
 
-export interface Database extends IpamTables, ApiServerTables, NetworkingTables, VmTables, TagTables {}
+export interface Database
+  extends IpamTables, ApiServerTables, NetworkingTables, VmTables, TagTables, AlertTables {}

@@ -141,6 +141,12 @@ export const commands = [
   'listClusters',
   'listStoragePools',
   'listSystemVms',
+  // infrastructure counts, zone metrics, alerts (the UI's Infrastructure and Zones menus, dashboard)
+  'listInfrastructure',
+  'listZonesMetrics',
+  'listAlerts',
+  'deleteAlerts',
+  'archiveAlerts',
   // diagnostics, IPv6
   'runDiagnostics',
   'getDiagnosticsData',

@@ -1,0 +1,239 @@
+/**
+ * Alerts: the conditions stacknet watches, raised once per condition, and the alert list.
+ *
+ * A pass (`checkAlerts`) computes the conditions that hold now — a zone's public (type 4) or direct-attached
+ * (type 24) addresses in use above their `*.capacity.notificationthreshold`, compared as CloudStack's capacity
+ * checker does (used / total > threshold, zones with no such addresses skipped), and a running router whose health
+ * checks fail (type 9) — then inserts an alert for each condition not already open and marks the open ones that no
+ * longer hold as cleared. The UNIQUE `open_key` makes a condition seen by many passes, or by two servers at
+ * once, one alert; once cleared it may be raised again.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Caller } from '../api/command.js';
+import { csDate } from '../api/envelope.js';
+import type { Page } from '../api/list.js';
+import { keywordMatch, pageOfQuery } from '../api/list.js';
+import { zoneCapacity } from '../capacity/service.js';
+import type { CapacityFigure } from '../capacity/service.js';
+import { getSetting } from '../configuration/repository.js';
+import { invalidParameter } from '../errors/catalogue.js';
+import { makeNetCtx } from '../infrastructure/net-context.js';
+import { healthChecks } from '../routers/health.js';
+import type { RouterRow } from '../routers/repository.js';
+import type { Executor, Tx } from '../store/db.js';
+import { isUniqueViolation } from '../store/db.js';
+
+/** CloudStack's AlertManager types and names for the conditions stacknet raises. */
+export const ALERT_TYPES = {
+  publicIp: { type: 4, name: 'ALERT.NETWORK.PUBLICIP' },
+  domainRouter: { type: 9, name: 'ALERT.SERVICE.DOMAINROUTER' },
+  directAttachedIp: { type: 24, name: 'ALERT.NETWORK.DIRECTPUBLICIP' },
+} as const;
+
+export interface Condition {
+  key: string;
+  type: number;
+  name: string;
+  description: string;
+  zoneId: number | null;
+}
+
+const CAPACITY_ALERTS = [
+  {
+    capacity: 4,
+    alert: ALERT_TYPES.publicIp,
+    setting: 'zone.virtualnetwork.publicip.capacity.notificationthreshold',
+    what: 'public IP addresses',
+  },
+  {
+    capacity: 8,
+    alert: ALERT_TYPES.directAttachedIp,
+    setting: 'zone.directnetwork.publicip.capacity.notificationthreshold',
+    what: 'shared (direct-attached) network addresses',
+  },
+] as const;
+
+const pct = (f: CapacityFigure): string => `${Math.round((f.used / Number(f.total)) * 10000) / 100}%`;
+
+async function capacityConditions(db: Executor, caller: Caller, now: number): Promise<Condition[]> {
+  const out: Condition[] = [];
+  const zones = await db
+    .selectFrom('zones')
+    .select(['id', 'uuid', 'name'])
+    .where('removed', 'is', null)
+    .execute();
+  const ctx = makeNetCtx(db as unknown as Tx, caller, now);
+  for (const zone of zones) {
+    const figures = await zoneCapacity(
+      ctx,
+      zone,
+      CAPACITY_ALERTS.map((c) => c.capacity),
+    );
+    for (const c of CAPACITY_ALERTS) {
+      const f = figures.find((x) => x.type === c.capacity);
+      if (!f || f.total === 0n) continue;
+      const threshold = await getSetting(db, c.setting, { zoneId: zone.id });
+      if (f.used / Number(f.total) <= Number(threshold)) continue;
+      out.push({
+        key: `capacity:${c.capacity}:zone:${zone.id}`,
+        type: c.alert.type,
+        name: c.alert.name,
+        description:
+          `Few unallocated ${c.what} left in zone ${zone.name}: ${f.used} of ${f.total} in use (${pct(f)}), ` +
+          `above ${c.setting} = ${threshold}`,
+        zoneId: zone.id,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * A running router whose checks fail. The generation check alone fails for a moment after every change (the
+ * new generation is on its way), so it counts only when the reconciler recorded an error pushing it.
+ */
+export function routerFailures(r: RouterRow): string[] {
+  return healthChecks(r)
+    .filter((c) => c.success === false && (c.checkname !== 'generation' || r.last_error !== null))
+    .map((c) => `${String(c.checkname)} (${String(c.details)})`);
+}
+
+async function routerConditions(db: Executor): Promise<Condition[]> {
+  const routers = await db
+    .selectFrom('routers')
+    .selectAll()
+    .where('state', '=', 'Running')
+    .where('removed', 'is', null)
+    .execute();
+  const out: Condition[] = [];
+  for (const r of routers) {
+    const failed = routerFailures(r);
+    if (failed.length === 0) continue;
+    out.push({
+      key: `router:${r.id}:health`,
+      type: ALERT_TYPES.domainRouter.type,
+      name: ALERT_TYPES.domainRouter.name,
+      description: `Health checks of router ${r.name} fail: ${failed.join('; ')}`.slice(0, 1024),
+      zoneId: r.zone_id,
+    });
+  }
+  return out;
+}
+
+/** Raises the conditions that newly hold and clears those that no longer do. Returns the alerts raised. */
+export async function checkAlerts(db: Executor, caller: Caller, now: number): Promise<number> {
+  const conditions = [...(await capacityConditions(db, caller, now)), ...(await routerConditions(db))];
+  const open = await db
+    .selectFrom('alerts')
+    .select(['id', 'open_key'])
+    .where('open_key', 'is not', null)
+    .execute();
+  const holding = new Set(conditions.map((c) => c.key));
+  const gone = open.filter((o) => !holding.has(o.open_key!)).map((o) => o.id);
+  if (gone.length)
+    await db.updateTable('alerts').set({ open_key: null, cleared: now }).where('id', 'in', gone).execute();
+  const already = new Set(open.map((o) => o.open_key));
+  let raised = 0;
+  for (const c of conditions) {
+    if (already.has(c.key)) continue;
+    try {
+      await db
+        .insertInto('alerts')
+        .values({
+          uuid: randomUUID(),
+          type: c.type,
+          name: c.name,
+          description: c.description,
+          zone_id: c.zoneId,
+          open_key: c.key,
+          sent: now,
+          cleared: null,
+        })
+        .execute();
+      raised++;
+    } catch (e) {
+      // Another server raised it first: still one alert.
+      if (!isUniqueViolation(e)) throw e;
+    }
+  }
+  return raised;
+}
+
+export interface ListAlertsParams {
+  id?: string | undefined;
+  type?: string | undefined;
+  name?: string | undefined;
+  keyword?: string | undefined;
+}
+
+function alertType(v: string, param = 'type'): number {
+  if (!/^\d{1,4}$/.test(v))
+    throw invalidParameter(param, v, 'an alert type is a number (4 public IPs, 9 routers, ...)');
+  return Number(v);
+}
+
+export async function listAlerts(db: Executor, p: ListAlertsParams, page: Page) {
+  let q = db.selectFrom('alerts').selectAll().where('archived', '=', 0);
+  if (p.id !== undefined) q = q.where('uuid', '=', p.id);
+  if (p.type !== undefined) q = q.where('type', '=', alertType(p.type));
+  if (p.name !== undefined) q = q.where('name', '=', p.name);
+  if (p.keyword !== undefined) q = q.where(keywordMatch(['description', 'name'], p.keyword));
+  const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('sent', 'desc').orderBy('id', 'desc'));
+  return {
+    count: total,
+    items: rows.map((a) => ({
+      id: a.uuid,
+      type: a.type,
+      name: a.name,
+      description: a.description,
+      sent: csDate(a.sent),
+    })),
+  };
+}
+
+export async function countOpenAlerts(db: Executor): Promise<number> {
+  const r = await db
+    .selectFrom('alerts')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('archived', '=', 0)
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+export interface AlertSelection {
+  ids?: string[] | undefined;
+  type?: string | undefined;
+  startdate?: Date | undefined;
+  enddate?: Date | undefined;
+}
+
+/**
+ * The alerts deleteAlerts/archiveAlerts act on: listed ones (not archived) matching every criterion given. As in
+ * CloudStack, ids, a type or an end date must narrow it, and a start date needs an end date after it.
+ */
+async function selectAlerts(tx: Tx, p: AlertSelection): Promise<number[]> {
+  if (!p.ids?.length && p.type === undefined && p.enddate === undefined)
+    throw invalidParameter('ids', '', 'give ids, a type or an enddate to choose the alerts');
+  if (p.startdate && !p.enddate) throw invalidParameter('enddate', '', 'a startdate needs an enddate');
+  if (p.startdate && p.enddate && p.startdate > p.enddate)
+    throw invalidParameter('startdate', p.startdate.toISOString(), 'the startdate is after the enddate');
+  let q = tx.selectFrom('alerts').select('id').where('archived', '=', 0);
+  if (p.ids?.length) q = q.where('uuid', 'in', p.ids);
+  if (p.type !== undefined) q = q.where('type', '=', alertType(p.type));
+  if (p.startdate) q = q.where('sent', '>=', p.startdate.getTime());
+  if (p.enddate) q = q.where('sent', '<=', p.enddate.getTime());
+  return (await q.execute()).map((r) => r.id);
+}
+
+export async function deleteAlerts(tx: Tx, p: AlertSelection): Promise<number> {
+  const ids = await selectAlerts(tx, p);
+  if (ids.length) await tx.deleteFrom('alerts').where('id', 'in', ids).execute();
+  return ids.length;
+}
+
+/** Archived alerts leave the list but keep their condition open, so a condition still holding is not raised again. */
+export async function archiveAlerts(tx: Tx, p: AlertSelection): Promise<number> {
+  const ids = await selectAlerts(tx, p);
+  if (ids.length) await tx.updateTable('alerts').set({ archived: 1 }).where('id', 'in', ids).execute();
+  return ids.length;
+}
