@@ -15,6 +15,7 @@ import { internalIdTable } from './params.js';
 import { commands as vmCommands } from '../vms/commands.js';
 import { commands as routerCommands } from '../routers/commands.js';
 import { commands as keypairCommands } from '../vms/keypair-commands.js';
+import { commands as vmListCommands } from '../vms/list-commands.js';
 import { commands as vmChangeServiceCommands } from '../vms/change-service.js';
 import { commands as infrastructureCommands } from '../infrastructure/commands.js';
 import { commands as offeringCommands } from '../offerings/commands.js';
@@ -43,6 +44,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   vmCommands,
   routerCommands,
   keypairCommands,
+  vmListCommands,
   uiCommands,
   tagCommands,
   vmChangeServiceCommands,

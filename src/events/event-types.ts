@@ -82,6 +82,7 @@ export const eventTypes = [
   'VM.RECOVER',
   'VM.UPDATE',
   'VM.RESETPASSWORD',
+  'VM.RESETSSHKEY',
   'VM.UPGRADE',
   'NIC.CREATE',
   'NIC.DELETE',

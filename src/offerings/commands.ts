@@ -20,6 +20,7 @@ import {
 } from './network-offerings.js';
 import { osCategories, osTypes } from './os-types.js';
 import { commands as serviceOfferingCommands } from './service-offering-commands.js';
+import { commands as diskOfferingCommands } from './disk-offerings.js';
 import { listTemplates, templateResponses } from './templates.js';
 import {
   createVpcOffering,
@@ -304,4 +305,5 @@ export const commands: AnyCommand[] = [
   listOsTypesCmd,
   listOsCategoriesCmd,
   ...serviceOfferingCommands,
+  ...diskOfferingCommands,
 ];

@@ -174,6 +174,8 @@ export interface TemplateSeed {
   hypervisor: string;
   templateType: string;
   passwordEnabled: boolean;
+  /** The virtual size of the disk a VM deployed from it gets (its ROOT volume), in bytes. */
+  sizeBytes: number;
 }
 
 /** CloudStack's built-in guest template name (templatetype BUILTIN), so deploy scripts find it by name. */
@@ -186,8 +188,14 @@ export const defaultTemplates: readonly TemplateSeed[] = [
     hypervisor: 'KVM',
     templateType: 'BUILTIN',
     passwordEnabled: true,
+    // stacknet ships no image for it; 5 GiB is the size it answers for the template and its VMs' ROOT volumes.
+    sizeBytes: 5 * 1024 ** 3,
   },
 ];
+
+/** A built-in template's size by name; 0 for a template stacknet does not know the size of. */
+export const templateSizeBytes = (name: string): number =>
+  defaultTemplates.find((t) => t.name === name)?.sizeBytes ?? 0;
 
 export const serviceNames = [
   'Dhcp',

@@ -5,6 +5,7 @@ import type { Listed, NetCtx } from '../infrastructure/context.js';
 import { pageWindow } from '../infrastructure/context.js';
 import type { NetDatabase } from '../networks/tables.js';
 import { csDate } from './common.js';
+import { templateSizeBytes } from './defaults.js';
 import { osTypeByDescription } from './os-types.js';
 
 export type TemplateRow = Selectable<NetDatabase['templates']>;
@@ -72,6 +73,7 @@ export async function templateResponses(
       ostypeid: osTypeByDescription(t.os_type_name)?.id,
       ostypename: t.os_type_name,
       format: t.format,
+      size: templateSizeBytes(t.name),
       hypervisor: t.hypervisor,
       templatetype: t.template_type,
       passwordenabled: t.password_enabled === 1,

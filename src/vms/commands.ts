@@ -1,9 +1,8 @@
 /**
- * VM and NIC commands: deployVirtualMachine, listVirtualMachines, start/stop/reboot/destroy/expunge/
+ * VM and NIC commands: deployVirtualMachine, start/stop/reboot/destroy/expunge/
  * recoverVirtualMachine, updateVirtualMachine, resetPasswordForVirtualMachine, listNics,
  * addNicToVirtualMachine, removeNicFromVirtualMachine, updateVmNicIp, addIpToNic, removeIpFromNic.
  */
-import { tagsCondition } from '../tags/service.js';
 import { randomUUID } from 'node:crypto';
 import {
   allRoles,
@@ -14,7 +13,6 @@ import {
   successResult,
 } from '../api/command.js';
 import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.js';
-import { pageOf, paged } from '../api/list.js';
 import { changedBeforeRerun, deletedBeforeRerun, jobAttempt, jobScopedUuid } from '../api/jobs/rerun.js';
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
 import { withNet } from '../infrastructure/net-context.js';
@@ -23,7 +21,6 @@ import { parseIpOf } from '../ipam/index.js';
 import { networkById } from '../networks/repository.js';
 import { allocateGuestAddress, networkForCaller } from '../networks/service.js';
 import { bumpNetworkRouters } from '../routers/repository.js';
-import { scopeToCaller } from '../accounts/scope.js';
 import type { Executor } from '../store/db.js';
 import {
   addNic,
@@ -49,11 +46,10 @@ import {
 } from './operations.js';
 import { checkDnsLabel, checkMacAddress, checkUserData } from './validation.js';
 import { nicResponse, vmResponse } from './responses.js';
+import { keyPairNames, publicKeysOf } from './keypairs.js';
 import { serviceOfferingForVm, vmSizeFor } from '../offerings/service-offerings.js';
 
 // ------------------------------------------------------------------------------------------ helpers
-
-const CS_VM_COLS = { accountColumn: 'vms.account_id', domainColumn: 'vms.domain_id' };
 
 async function vmByUuidUnscoped(ex: Executor, uuid: string): Promise<VmRow> {
   return ex.selectFrom('vms').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow();
@@ -177,24 +173,8 @@ const deployVirtualMachine = defineCommand({
           );
         reqs.push({ network: own[0]!, ip: p.ipaddress, mac: macaddress });
       }
-      let publicKeys: string | null = null;
-      const names = [...(p.keypairs ?? []), ...(p.keypair ? [p.keypair] : [])];
-      if (names.length) {
-        const keys = await n.tx
-          .selectFrom('ssh_keypairs')
-          .select(['name', 'public_key'])
-          .where('account_id', '=', owner.accountId)
-          .where('name', 'in', names)
-          .execute();
-        for (const k of names)
-          if (!keys.find((r) => r.name === k))
-            throw invalidParameter(
-              'keypair',
-              k,
-              `no SSH key pair with this name in account ${owner.accountName}`,
-            );
-        publicKeys = keys.map((k) => k.public_key).join('\n');
-      }
+      const names = keyPairNames(p);
+      const publicKeys = names.length ? await publicKeysOf(n.tx as never, owner, names) : null;
       // Both required, as CloudStack: the offering sizes the VM, the template names its OS.
       const so = await serviceOfferingForVm(n.tx, p.serviceofferingid, owner, zone);
       const size = vmSizeFor(so, p.details);
@@ -264,75 +244,6 @@ async function finishDeploy(ctx: CommandContext, vm: VmRow, start: boolean) {
     await vmResponse(ctx.store.db, fresh, vm.password ? { password: vm.password } : {}),
   );
 }
-
-const listVirtualMachines = defineCommand({
-  name: 'listVirtualMachines',
-  roles: allRoles,
-  params: refParams('listVirtualMachines', [
-    'id',
-    'ids',
-    'name',
-    'state',
-    'zoneid',
-    'networkid',
-    'keyword',
-    'listall',
-    'tags',
-    'account',
-    'domainid',
-    'page',
-    'pagesize',
-  ]),
-  async handler(p, ctx) {
-    const ex = ctx.store.db;
-    const page = await pageOf(ex, p);
-    let q = scopeToCaller(
-      ex.selectFrom('vms').selectAll('vms').where('vms.removed', 'is', null),
-      ctx.caller,
-      CS_VM_COLS,
-    );
-    if (p.id !== undefined) q = q.where('vms.uuid', '=', p.id);
-    if (p.ids?.length) q = q.where('vms.uuid', 'in', p.ids);
-    if (p.name !== undefined) q = q.where('vms.name', '=', p.name);
-    if (p.state !== undefined) q = q.where('vms.state', '=', p.state as VmRow['state']);
-    if (p.keyword !== undefined) q = q.where('vms.name', 'like', `%${p.keyword}%`);
-    const tagged = tagsCondition('UserVm', 'vms.id', p.tags);
-    if (tagged) q = q.where(tagged);
-    if (p.zoneid !== undefined) {
-      const z = await ex.selectFrom('zones').select('id').where('uuid', '=', p.zoneid).executeTakeFirst();
-      q = q.where('vms.zone_id', '=', z ? z.id : -1);
-    }
-    if (p.networkid !== undefined) {
-      const net = await ex
-        .selectFrom('networks')
-        .select('id')
-        .where('uuid', '=', p.networkid)
-        .executeTakeFirst();
-      q = q.where(
-        'vms.id',
-        'in',
-        ex
-          .selectFrom('nics')
-          .select('vm_id')
-          .where('network_id', '=', net ? net.id : -1),
-      );
-    }
-    if (ctx.caller.role !== 'User' && !p.listall && p.id === undefined && p.account === undefined)
-      q = q.where('vms.account_id', '=', ctx.caller.accountId);
-    if (p.account !== undefined) {
-      const a = await ex.selectFrom('accounts').select('id').where('name', '=', p.account).execute();
-      q = q.where('vms.account_id', 'in', a.length ? a.map((r) => r.id) : [-1]);
-    }
-    const total = await q
-      .clearSelect()
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    const rows = await paged(q.orderBy('vms.id'), page).execute();
-    const items: ResponseObject[] = [];
-    for (const r of rows) items.push(await vmResponse(ex, r));
-    return listResult('virtualmachine', items, Number(total.n));
-  },
-});
 
 const startVirtualMachine = defineCommand({
   name: 'startVirtualMachine',
@@ -802,7 +713,6 @@ const removeIpFromNic = defineCommand({
 
 export const commands: AnyCommand[] = [
   deployVirtualMachine,
-  listVirtualMachines,
   startVirtualMachine,
   stopVirtualMachine,
   rebootVirtualMachine,

@@ -1,38 +1,27 @@
-/** registerSSHKeyPair, listSSHKeyPairs, deleteSSHKeyPair: keys deployVirtualMachine's keypair(s) refer to. */
-import { createHash, randomUUID } from 'node:crypto';
-import { allRoles, defineCommand, listResult, objectResult, successResult } from '../api/command.js';
+/**
+ * registerSSHKeyPair, createSSHKeyPair, listSSHKeyPairs, deleteSSHKeyPair: keys deployVirtualMachine's keypair(s)
+ * refer to; resetSSHKeyForVirtualMachine gives a stopped VM other keys.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  allRoles,
+  defineCommand,
+  listResult,
+  objectResult,
+  refParams,
+  successResult,
+} from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
 import { scopeToCaller } from '../accounts/scope.js';
 import { keywordMatch, pageOf, pageOfQuery } from '../api/list.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
-import { isUniqueViolation } from '../store/db.js';
 import type { Executor } from '../store/db.js';
-
-/** CloudStack's fingerprint: MD5 of the decoded key blob, colon-separated hex. */
-export function keyFingerprint(publicKey: string): string {
-  const m =
-    /^(ssh-(?:rsa|ed25519|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-[a-z0-9@.-]+)\s+([A-Za-z0-9+/]+={0,2})(\s.*)?$/.exec(
-      publicKey.trim(),
-    );
-  if (!m) {
-    throw invalidParameter(
-      'publickey',
-      `${publicKey.slice(0, 24)}…`,
-      'is not an OpenSSH public key (expected "<type> <base64> [comment]", e.g. ssh-ed25519 AAAA…)',
-    );
-  }
-  const blob = Buffer.from(m[2]!, 'base64');
-  const len = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
-  const type = len > 0 && len <= blob.length - 4 ? blob.subarray(4, 4 + len).toString() : '';
-  if (type !== m[1])
-    throw invalidParameter('publickey', m[1], `the key data says it is a ${type || 'different'} key`);
-  return createHash('md5')
-    .update(blob)
-    .digest('hex')
-    .replace(/(..)(?!$)/g, '$1:');
-}
+import { generateRsaKeyPair, keyFingerprint, keyPairNames, publicKeysOf, storeKeyPair } from './keypairs.js';
+import { bumpVmRouters, networksOfVm, recordVmEvent, vmForCaller } from './service.js';
+import { convergeNetworks } from './operations.js';
+import { vmResponse } from './responses.js';
 
 async function keyResponse(
   ex: Executor,
@@ -73,31 +62,14 @@ const registerSSHKeyPair = defineCommand({
   async handler(p, ctx) {
     const fingerprint = keyFingerprint(p.publickey);
     const uuid = randomUUID();
-    await withNet(ctx, async (n) => {
-      const owner = await resolveOwner(n.tx, n.caller, p);
-      try {
-        await n.tx
-          .insertInto('ssh_keypairs')
-          .values({
-            uuid,
-            name: p.name,
-            account_id: owner.accountId,
-            domain_id: owner.domainId,
-            public_key: p.publickey.trim(),
-            fingerprint,
-            created: n.now,
-          })
-          .execute();
-      } catch (e) {
-        if (isUniqueViolation(e))
-          throw invalidParameter(
-            'name',
-            p.name,
-            `account ${owner.accountName} already has a key pair with this name`,
-          );
-        throw e;
-      }
-    });
+    await withNet(ctx, async (n) =>
+      storeKeyPair(n, await resolveOwner(n.tx, n.caller, p), {
+        uuid,
+        name: p.name,
+        publicKey: p.publickey,
+        fingerprint,
+      }),
+    );
     const row = await ctx.store.db
       .selectFrom('ssh_keypairs')
       .selectAll()
@@ -165,4 +137,97 @@ const deleteSSHKeyPair = defineCommand({
   },
 });
 
-export const commands: AnyCommand[] = [registerSSHKeyPair, listSSHKeyPairs, deleteSSHKeyPair];
+const createSSHKeyPair = defineCommand({
+  name: 'createSSHKeyPair',
+  roles: allRoles,
+  params: refParams('createSSHKeyPair', ['name', 'account', 'domainid']),
+  async handler(p, ctx) {
+    const uuid = randomUUID();
+    // The private key is answered once and never stored: stacknet keeps only the public half, as CloudStack.
+    const pair = generateRsaKeyPair(p.name);
+    const fingerprint = keyFingerprint(pair.publicKey);
+    await withNet(ctx, async (n) =>
+      storeKeyPair(n, await resolveOwner(n.tx, n.caller, p), {
+        uuid,
+        name: p.name,
+        publicKey: pair.publicKey,
+        fingerprint,
+      }),
+    );
+    const row = await ctx.store.db
+      .selectFrom('ssh_keypairs')
+      .selectAll()
+      .where('uuid', '=', uuid)
+      .executeTakeFirstOrThrow();
+    return objectResult('keypair', {
+      ...(await keyResponse(ctx.store.db, row)),
+      privatekey: pair.privateKey,
+    });
+  },
+});
+
+const resetSSHKeyForVirtualMachine = defineCommand({
+  name: 'resetSSHKeyForVirtualMachine',
+  roles: allRoles,
+  params: refParams('resetSSHKeyForVirtualMachine', ['id', 'keypair', 'keypairs', 'account', 'domainid']),
+  jobInstance: (p) => ({ type: 'VirtualMachine', id: p.id }),
+  async handler(p, ctx) {
+    const names = keyPairNames(p);
+    if (!names.length) throw invalidParameter('keypair', '', 'name the key pair(s) with keypair or keypairs');
+    const vm = await withNet(ctx, async (n) => {
+      const v = await vmForCaller(n, p.id);
+      // The guest reads its keys at boot, so CloudStack changes them only while the VM is stopped.
+      if (v.state !== 'Stopped')
+        throw invalidParameter(
+          'id',
+          p.id,
+          `VM ${v.name} is ${v.state}; stop it before resetting its SSH keys`,
+        );
+      // The keys are the VM owner's; account/domainid, when given, must name that owner.
+      const acct = await n.tx
+        .selectFrom('accounts')
+        .select('name')
+        .where('id', '=', v.account_id)
+        .executeTakeFirstOrThrow();
+      const owner = {
+        accountId: Number(v.account_id),
+        accountName: acct.name,
+        domainId: Number(v.domain_id),
+      };
+      if (p.account !== undefined || p.domainid !== undefined) {
+        const named = await resolveOwner(n.tx, n.caller, p);
+        if (named.accountId !== owner.accountId)
+          throw invalidParameter(
+            'account',
+            named.accountName,
+            `VM ${v.name} belongs to account ${owner.accountName}`,
+          );
+      }
+      const publicKeys = await publicKeysOf(n.tx as never, owner, names);
+      await n.tx
+        .updateTable('vms')
+        .set({ keypairs: names.join(','), ssh_public_keys: publicKeys })
+        .where('id', '=', v.id)
+        .execute();
+      // The keys are served by the routers' metadata (public-keys): their desired state changed.
+      await bumpVmRouters(n, Number(v.id));
+      await recordVmEvent(n, v, 'VM.RESETSSHKEY', 'SSH keys reset');
+      return v;
+    });
+    await convergeNetworks(ctx.store, await networksOfVm(ctx.store.db, Number(vm.id)));
+    const fresh = await ctx.store.db
+      .selectFrom('vms')
+      .selectAll()
+      .where('id', '=', vm.id)
+      .executeTakeFirstOrThrow();
+    return objectResult('virtualmachine', await vmResponse(ctx.store.db, fresh));
+  },
+});
+
+export const commands: AnyCommand[] = [
+  registerSSHKeyPair,
+  createSSHKeyPair,
+  listSSHKeyPairs,
+  deleteSSHKeyPair,
+  resetSSHKeyForVirtualMachine,
+];

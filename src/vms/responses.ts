@@ -1,4 +1,5 @@
 /** What VM and NIC commands answer with: CloudStack's virtualmachine and nic objects, from committed rows. */
+import { hostname } from 'node:os';
 import { tagsFor } from '../tags/service.js';
 import type { ResponseObject } from '../api/command.js';
 import { displayPath } from '../accounts/repository.js';
@@ -83,6 +84,10 @@ export async function vmResponse(
     id: vm.uuid,
     name: vm.name,
     displayname: vm.display_name,
+    // CloudStack's `hostname` names the host a VM runs on (the UI's Instances list shows it): the machine
+    // stacknet runs it on, and none while it is not running, as CloudStack answers for a stopped VM.
+    hostname: vm.state === 'Running' || vm.state === 'Starting' ? hostname() : undefined,
+    arch: 'x86_64',
     instancename: vm.instance_name,
     state: vm.state,
     zoneid: zone?.uuid,

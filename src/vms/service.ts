@@ -370,6 +370,7 @@ export async function recordVmEvent(
     | 'VM.RECOVER'
     | 'VM.UPDATE'
     | 'VM.RESETPASSWORD'
+    | 'VM.RESETSSHKEY'
     | 'VM.UPGRADE',
   verb: string,
 ): Promise<void> {

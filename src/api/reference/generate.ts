@@ -78,6 +78,10 @@ export const commands = [
   'listOsTypes',
   'listOsCategories',
   'changeServiceForVirtualMachine',
+  'listDiskOfferings',
+  'listVolumes',
+  'listVirtualMachinesMetrics',
+  'resetSSHKeyForVirtualMachine',
   // networks, VPCs
   'createNetwork',
   'listNetworks',
