@@ -324,6 +324,11 @@ for (const kind of kinds) {
       const a = list.account.find((x: any) => x.name === 'admin');
       hasFields(a, ['name', 'state', 'rolename', 'roletype', 'domainpath'], 'account columns');
       assert.equal(a.domainpath, 'ROOT');
+      // One ROOT volume per VM, as listVolumes shows them.
+      const volumes = await call('listVolumes', { listall: 'true' });
+      assert.equal(volumes.count, 1);
+      assert.equal(a.vmtotal, 1);
+      assert.equal(a.volumetotal, volumes.count);
       hasFields(
         a,
         // receivedbytes/sentbytes are left out: stacknet keeps no per-account traffic counters.
