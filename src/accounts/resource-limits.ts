@@ -3,7 +3,9 @@
  * `iplimit`/..., twelve resource types). Limits are what stacknet enforces: only the public-IP limit of an account
  * (`max.account.public.ips`, root admin accounts exempt); everything else is "Unlimited", as CloudStack writes -1.
  * Totals are counted from what exists (a domain's over its whole subtree, as CloudStack's domain resource counts
- * are); resources stacknet does not have (volumes, snapshots, templates of accounts, projects, storage) are 0.
+ * are); a VM counts one volume, its ROOT disk (src/vms/volumes.ts), released with the VM at destroy as CloudStack
+ * releases it; resources stacknet does not have (data disks, snapshots, templates of accounts, projects, storage)
+ * are 0.
  */
 import { sql } from 'kysely';
 import type { ResponseObject } from '../api/command.js';
@@ -33,6 +35,7 @@ export interface Totals {
   vm: number;
   vmRunning: number;
   vmStopped: number;
+  volume: number;
   ip: number;
   network: number;
   vpc: number;
@@ -44,6 +47,7 @@ export const zeroTotals = (): Totals => ({
   vm: 0,
   vmRunning: 0,
   vmStopped: 0,
+  volume: 0,
   ip: 0,
   network: 0,
   vpc: 0,
@@ -71,6 +75,7 @@ export function wantsResourceFields(details: readonly string[] | undefined): boo
 export function limitFields(limits: Limits, t: Totals, withVmStates = false): ResponseObject {
   const total: Partial<Record<Resource, number>> = {
     vm: t.vm,
+    volume: t.volume,
     ip: t.ip,
     network: t.network,
     vpc: t.vpc,
@@ -124,6 +129,7 @@ async function totalsBy(ex: Executor, key: Key, ids: readonly number[]): Promise
     const t = get(Number(r.owner));
     const n = Number(r.n);
     t.vm += n;
+    t.volume += n;
     if (r.state === 'Running') t.vmRunning += n;
     if (r.state === 'Stopped') t.vmStopped += n;
     t.cpu += Number(r.cpu);
