@@ -71,7 +71,7 @@ for (const kind of kinds) {
     const alreadyGone = async (command: string, id: string) => {
       const e = refused(await alice(command, { id }, job), 431, /.*/, `${command} again`);
       assert.ok(
-        e.errortext.includes(
+        (e.errortext ?? '').includes(
           `Invalid parameter id value=${id} due to incorrect long value format, or entity does not exist`,
         ),
         `${command}: ${e.errortext}`,
