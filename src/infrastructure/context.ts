@@ -2,8 +2,7 @@
  * What every networking service function receives: the transaction it runs in, who is calling, and the
  * clock. The API layer builds it from its own caller context (see commands.ts adapters).
  */
-import type { CloudStackError } from '../errors/catalogue.js';
-import { invalidParameter, permissionDenied } from '../errors/catalogue.js';
+import { CloudStackError, permissionDenied } from '../errors/catalogue.js';
 import type { NetTx as Tx } from '../networks/tables.js';
 import type { Caller } from '../api/command.js';
 import type { EventType } from '../events/event-types.js';
@@ -67,8 +66,19 @@ export function requireRootAdmin(c: NetCaller, command: string): void {
 export const bool = (v: number | null | undefined): boolean => v === 1;
 export const flag = (v: boolean | undefined, dflt = false): number => ((v ?? dflt) ? 1 : 0);
 
+/**
+ * An id that names nothing, in the words CloudStack uses when it cannot translate an id parameter; clients match
+ * them (Terraform's provider takes a delete answered so as already done). `why` says what stacknet found.
+ */
+export function noSuchEntity(param: string, value: string, why: string): CloudStackError {
+  return new CloudStackError(
+    'InvalidParameterValue',
+    `Invalid parameter ${param} value=${value} due to incorrect long value format, or entity does not exist (${why})`,
+  );
+}
+
 export function notFound(param: string, value: string, what: string): CloudStackError {
-  return invalidParameter(param, value, `no ${what} has this id`);
+  return noSuchEntity(param, value, `no ${what} has this id`);
 }
 
 /**

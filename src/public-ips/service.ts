@@ -19,7 +19,7 @@ import { RangeSet } from '../ipam/range.js';
 import type { IpRange } from '../ipam/range.js';
 import type { Executor as PlainExecutor, Tx } from '../store/db.js';
 import type { NetCtx } from '../infrastructure/context.js';
-import { notFound } from '../infrastructure/context.js';
+import { noSuchEntity, notFound } from '../infrastructure/context.js';
 import type { Owner } from '../infrastructure/owners.js';
 import { checkAccess, ownerById } from '../infrastructure/owners.js';
 import { portableScope, publicScope } from '../infrastructure/scopes.js';
@@ -51,7 +51,7 @@ export async function publicIpByUuid(db: Executor, uuid: string, param = 'id'): 
     .executeTakeFirst();
   if (!row) {
     const d = decodePublicIpUuid(uuid);
-    throw invalidParameter(
+    throw noSuchEntity(
       param,
       uuid,
       d ? 'the address is not allocated (it is Free)' : 'no public IP address has this id',
