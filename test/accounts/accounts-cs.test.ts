@@ -6,10 +6,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { CsBridge, ok, refused, startServer } from '../api/harness.js';
-import type { CsClient as Client, ServerProcess } from '../api/harness.js';
+import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
+import type { CsClient as Client, ServerProcess, CsBridge } from '../api/harness.js';
 
 const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
 
@@ -60,10 +60,7 @@ for (const kind of kinds) {
       ((ok(await c('listDomains', p), 'listDomains').domain ?? []) as { name: string }[]).map((d) => d.name);
 
     before(async () => {
-      tdb = await createTestDatabase(kind);
-      server = await startServer(tdb.url);
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
+      ({ tdb, server, bridge, admin } = await startCsRig(kind));
       id.root = ok(await admin('listDomains', { name: 'ROOT' }), 'ROOT').domain[0].id;
       id.sales = ok(await admin('createDomain', { name: 'sales' }), 'sales').domain.id;
       id.east = ok(await admin('createDomain', { name: 'east', parentdomainid: id.sales }), 'east').domain.id;
@@ -88,10 +85,7 @@ for (const kind of kinds) {
     });
 
     after(async () => {
-      await bridge?.close();
-      const code = await server?.stop();
-      assert.equal(code, 0, `server exit code\n${server?.output()}`);
-      await tdb?.drop();
+      await stopCsRig({ tdb, server, bridge });
     });
 
     test('item 2: getUserKeys of a user without keys answers an empty userkeys object', async () => {

@@ -7,10 +7,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { CsBridge, ok, refused, startServer } from './harness.js';
-import type { CsClient as Client, ServerProcess } from './harness.js';
+import { ok, refused, startCsRig, stopCsRig } from './harness.js';
+import type { CsClient as Client, ServerProcess, CsBridge } from './harness.js';
 
 const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
 
@@ -41,10 +41,7 @@ for (const kind of kinds) {
     const id: Record<string, string> = {};
 
     before(async () => {
-      tdb = await createTestDatabase(kind);
-      server = await startServer(tdb.url);
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
+      ({ tdb, server, bridge, admin } = await startCsRig(kind));
       id.root = ok(await admin('listDomains', {}), 'listDomains').domain[0].id as string;
       const a = ok(
         await admin('createAccount', {
@@ -73,10 +70,7 @@ for (const kind of kinds) {
     });
 
     after(async () => {
-      await bridge?.close();
-      const code = await server?.stop();
-      assert.equal(code, 0, `server exit code\n${server?.output()}`);
-      await tdb?.drop();
+      await stopCsRig({ tdb, server, bridge });
     });
 
     const setting = async (name: string): Promise<Cfg> => {

@@ -10,6 +10,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { createTestDatabase } from '../../src/store/testing/test-databases.js';
+import type { TestDatabase } from '../../src/store/testing/test-databases.js';
+import type { DbKind } from '../../src/store/db.js';
 
 const root = process.env.STACKNET_ROOT ?? new URL('../..', import.meta.url).pathname;
 
@@ -188,4 +191,28 @@ export function refused(r: CsAnswer, code: number, text: RegExp, what: string) {
   assert.equal(e.errorcode, code, `${what}: ${JSON.stringify(e)}`);
   assert.match(e.errortext ?? '', text, what);
   return e;
+}
+
+/** What a black-box suite runs against: a new database of one kind, a server process on it, the `cs` bridge. */
+export interface CsRig {
+  tdb: TestDatabase;
+  server: ServerProcess;
+  bridge: CsBridge;
+  /** The admin's signed `cs` client. */
+  admin: CsClient;
+}
+
+export async function startCsRig(kind: DbKind): Promise<CsRig> {
+  const tdb = await createTestDatabase(kind);
+  const server = await startServer(tdb.url);
+  const bridge = new CsBridge();
+  return { tdb, server, bridge, admin: bridge.client(server.url, server.apiKey, server.secretKey) };
+}
+
+/** Stops what startCsRig started (any part may be missing when its `before` failed); the server must exit 0. */
+export async function stopCsRig(r: Partial<Omit<CsRig, 'admin'>>): Promise<void> {
+  await r.bridge?.close();
+  const code = await r.server?.stop();
+  assert.equal(code, 0, `server exit code\n${r.server?.output()}`);
+  await r.tdb?.drop();
 }

@@ -8,9 +8,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CsBridge, ok, refused, startServer } from '../api/harness.js';
-import type { CsClient, ServerProcess } from '../api/harness.js';
-import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
+import type { CsClient, ServerProcess, CsBridge } from '../api/harness.js';
+import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { createTestZone, createUserClient } from '../networking/zone-fixture.js';
 
@@ -79,10 +79,7 @@ for (const kind of kinds) {
     };
 
     before(async () => {
-      tdb = await createTestDatabase(kind);
-      server = await startServer(tdb.url);
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
+      ({ tdb, server, bridge, admin } = await startCsRig(kind));
       alice = (await createUserClient(admin, (k, s) => bridge.client(server.url, k, s), 'tf-alice')).client;
       zone = (
         await createTestZone(admin, {
@@ -96,10 +93,7 @@ for (const kind of kinds) {
     });
 
     after(async () => {
-      await bridge?.close();
-      const code = await server?.stop();
-      assert.equal(code, 0, `server exit code\n${server?.output()}`);
-      await tdb?.drop();
+      await stopCsRig({ tdb, server, bridge });
     });
 
     test('cloudstack_network with source_nat_ip and tags: create, read, update, delete, read after', async () => {

@@ -7,9 +7,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
-import { CsBridge, eventually, ok, refused, startServer } from '../api/harness.js';
-import type { CsClient, ServerProcess } from '../api/harness.js';
-import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import { eventually, ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
+import type { CsClient, ServerProcess, CsBridge } from '../api/harness.js';
+import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { createTestZone, createUserClient } from '../networking/zone-fixture.js';
 import { openStore } from '../../src/store/db.js';
@@ -54,10 +54,7 @@ for (const kind of kinds) {
       ).network.id as string;
 
     before(async () => {
-      tdb = await createTestDatabase(kind);
-      server = await startServer(tdb.url);
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
+      ({ tdb, server, bridge, admin } = await startCsRig(kind));
       alice = (await createUserClient(admin, (k, s) => bridge.client(server.url, k, s), 'infra-alice'))
         .client;
       zoneA = (
@@ -92,10 +89,7 @@ for (const kind of kinds) {
     });
 
     after(async () => {
-      await bridge?.close();
-      const code = await server?.stop();
-      assert.equal(code, 0, `server exit code\n${server?.output()}`);
-      await tdb?.drop();
+      await stopCsRig({ tdb, server, bridge });
     });
 
     test('public IPs in use above the zone threshold raise one ALERT.NETWORK.PUBLICIP alert', async () => {

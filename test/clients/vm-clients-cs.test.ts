@@ -8,9 +8,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
-import { CsBridge, ok, refused, startServer } from '../api/harness.js';
-import type { CsClient, ServerProcess } from '../api/harness.js';
-import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
+import type { CsClient, ServerProcess, CsBridge } from '../api/harness.js';
+import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { openStore } from '../../src/store/db.js';
 import type { Store } from '../../src/store/db.js';
@@ -62,10 +62,7 @@ for (const kind of kinds) {
     };
 
     before(async () => {
-      tdb = await createTestDatabase(kind);
-      server = await startServer(tdb.url);
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
+      ({ tdb, server, bridge, admin } = await startCsRig(kind));
       const client = (k: string, s: string) => bridge.client(server.url, k, s);
       alice = (await createUserClient(admin, client, 'vmc-alice')).client;
       bob = (await createUserClient(admin, client, 'vmc-bob')).client;
@@ -98,10 +95,7 @@ for (const kind of kinds) {
 
     after(async () => {
       await store?.close();
-      await bridge?.close();
-      const code = await server?.stop();
-      assert.equal(code, 0, `server exit code\n${server?.output()}`);
-      await tdb?.drop();
+      await stopCsRig({ tdb, server, bridge });
     });
 
     test('createSSHKeyPair: an RSA pair, the private key answered once, CloudStack fingerprint', async () => {

@@ -8,10 +8,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { CsBridge, ok, refused, startServer } from '../api/harness.js';
-import type { CsClient as Client, ServerProcess } from '../api/harness.js';
+import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
+import type { CsClient as Client, ServerProcess, CsBridge } from '../api/harness.js';
 
 const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
 const job = { fetch_result: true };
@@ -26,10 +26,7 @@ for (const kind of kinds) {
     const id: Record<string, string> = {};
 
     before(async () => {
-      tdb = await createTestDatabase(kind);
-      server = await startServer(tdb.url);
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
+      ({ tdb, server, bridge, admin } = await startCsRig(kind));
       id.root = ok(await admin('listDomains', {}), 'listDomains').domain[0].id as string;
       for (const name of ['alice', 'bob', 'carol']) {
         const a = ok(
@@ -86,10 +83,7 @@ for (const kind of kinds) {
     });
 
     after(async () => {
-      await bridge?.close();
-      const code = await server?.stop();
-      assert.equal(code, 0, `server exit code\n${server?.output()}`);
-      await tdb?.drop();
+      await stopCsRig({ tdb, server, bridge });
     });
 
     const network = async (who: string, name: string, offering = id.isoOffering!, extra = {}) =>

@@ -6,10 +6,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { CsBridge, ok, refused, startServer } from '../api/harness.js';
-import type { CsClient as Client, ServerProcess } from '../api/harness.js';
+import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
+import type { CsClient as Client, ServerProcess, CsBridge } from '../api/harness.js';
 
 const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
 
@@ -24,10 +24,7 @@ for (const kind of kinds) {
     const id: Record<string, string> = {};
 
     before(async () => {
-      tdb = await createTestDatabase(kind);
-      server = await startServer(tdb.url);
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
+      ({ tdb, server, bridge, admin } = await startCsRig(kind));
       const root = ok(await admin('listDomains', {}), 'listDomains').domain[0].id as string;
       for (const name of ['alice', 'bob']) {
         const a = ok(
@@ -53,10 +50,7 @@ for (const kind of kinds) {
     });
 
     after(async () => {
-      await bridge?.close();
-      const code = await server?.stop();
-      assert.equal(code, 0, `server exit code\n${server?.output()}`);
-      await tdb?.drop();
+      await stopCsRig({ tdb, server, bridge });
     });
 
     test('a zone built from nothing', async () => {

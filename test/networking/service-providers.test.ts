@@ -6,9 +6,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CsBridge, ok, refused, startServer } from '../api/harness.js';
-import type { CsClient, ServerProcess } from '../api/harness.js';
-import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
+import type { CsClient, ServerProcess, CsBridge } from '../api/harness.js';
+import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { createTestZone, createUserClient } from './zone-fixture.js';
 
@@ -26,10 +26,7 @@ for (const kind of kinds) {
     const job = { fetch_result: true };
 
     before(async () => {
-      tdb = await createTestDatabase(kind);
-      server = await startServer(tdb.url);
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
+      ({ tdb, server, bridge, admin } = await startCsRig(kind));
       user = (await createUserClient(admin, (k, s) => bridge.client(server.url, k, s), 'nsp-user')).client;
       ({ zone, physicalNetwork: pn } = await createTestZone(admin, {
         name: 'nsp-zone',
@@ -41,10 +38,7 @@ for (const kind of kinds) {
     });
 
     after(async () => {
-      await bridge?.close();
-      const code = await server?.stop();
-      assert.equal(code, 0, `server exit code\n${server?.output()}`);
-      await tdb?.drop();
+      await stopCsRig({ tdb, server, bridge });
     });
 
     const providers = async () => {

@@ -6,10 +6,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { CsBridge, ok, refused, startServer } from '../api/harness.js';
-import type { CsClient as Client, ServerProcess } from '../api/harness.js';
+import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
+import type { CsClient as Client, ServerProcess, CsBridge } from '../api/harness.js';
 
 const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
 const NOT_AVAILABLE = /does not exist or it is not available/;
@@ -71,10 +71,7 @@ for (const kind of kinds) {
       });
 
     before(async () => {
-      tdb = await createTestDatabase(kind);
-      server = await startServer(tdb.url);
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
+      ({ tdb, server, bridge, admin } = await startCsRig(kind));
       id.root = ok(await admin('listDomains', {}), 'listDomains').domain[0].id;
       id.eng = ok(await admin('createDomain', { name: 'eng' }), 'eng').domain.id;
       id.team = ok(await admin('createDomain', { name: 'team', parentdomainid: id.eng }), 'team').domain.id;
@@ -129,10 +126,7 @@ for (const kind of kinds) {
     });
 
     after(async () => {
-      await bridge?.close();
-      const code = await server?.stop();
-      assert.equal(code, 0, `server exit code\n${server?.output()}`);
-      await tdb?.drop();
+      await stopCsRig({ tdb, server, bridge });
     });
 
     test('createServiceOffering answers CloudStack fields and refuses what CloudStack refuses', async () => {

@@ -9,9 +9,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CsBridge, eventually, ok, startServer } from '../api/harness.js';
-import type { CsClient, ServerProcess } from '../api/harness.js';
-import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import { eventually, ok, startCsRig, stopCsRig } from '../api/harness.js';
+import type { CsClient, ServerProcess, CsBridge } from '../api/harness.js';
+import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { createTestZone } from '../networking/zone-fixture.js';
 import { BrowserSession } from './harness.js';
@@ -40,10 +40,7 @@ for (const kind of kinds) {
     const id = {} as Record<'zone' | 'net' | 'vpc' | 'vm' | 'natIp' | 'so' | 'tpl', string>;
 
     before(async () => {
-      tdb = await createTestDatabase(kind);
-      server = await startServer(tdb.url);
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
+      ({ tdb, server, bridge, admin } = await startCsRig(kind));
       id.zone = (
         await createTestZone(admin, {
           name: 'uip-zone',
@@ -109,10 +106,7 @@ for (const kind of kinds) {
     });
 
     after(async () => {
-      await bridge?.close();
-      const code = await server?.stop();
-      assert.equal(code, 0, `server exit code\n${server?.output()}`);
-      await tdb?.drop();
+      await stopCsRig({ tdb, server, bridge });
     });
 
     test('dashboard: zones, capacity, the zone counters, alerts and the latest events', async () => {
