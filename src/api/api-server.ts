@@ -369,6 +369,16 @@ function jobParams(cmd: ResolvedCommand, raw: Map<string, string>): Record<strin
   return out;
 }
 
+/** A request's command context: the store, who calls, the clock, and the store's transactions. */
+function commandContext(deps: ApiServerDeps, caller: Caller): CommandContext {
+  return {
+    store: deps.store,
+    caller,
+    now: nowMs,
+    transaction: <T>(fn: (tx: Tx) => Promise<T>) => transaction(deps.store, fn),
+  };
+}
+
 export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Promise<ApiResponse> {
   const format = responseFormat(req.params.get('response'));
   const command = req.params.get('command');
@@ -385,12 +395,10 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
     if (known?.def.public && !deps.trustedCaller) {
       if (command === 'login') return await login(deps, known, req, format);
       if (command === 'logout') return await logout(deps, req, format);
-      const result = await known.def.handler(parseParams(known.params, req.params), {
-        store: deps.store,
-        caller: anonymousCaller,
-        now: nowMs,
-        transaction: <T>(fn: (tx: Tx) => Promise<T>) => transaction(deps.store, fn),
-      });
+      const result = await known.def.handler(
+        parseParams(known.params, req.params),
+        commandContext(deps, anonymousCaller),
+      );
       return reply(200, name, resultBody(result), format);
     }
     let caller: Caller;
@@ -421,12 +429,7 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
     // Internal ids become UUIDs here, once, so the handler and a queued job both see the UUIDs.
     const rawParams = await resolveInternalIds(deps.store.db, cmd.params, req.params);
     const params = parseParams(cmd.params, rawParams);
-    const ctx: CommandContext = {
-      store: deps.store,
-      caller,
-      now: nowMs,
-      transaction: <T>(fn: (tx: Tx) => Promise<T>) => transaction(deps.store, fn),
-    };
+    const ctx = commandContext(deps, caller);
     if (cmd.isAsync) {
       const prepared = cmd.def.prepare ? await cmd.def.prepare(params, ctx) : undefined;
       const instance =

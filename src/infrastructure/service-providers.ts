@@ -34,14 +34,18 @@ interface ProviderRow {
   services: string;
 }
 
-async function providerByUuid(tx: NetTx, uuid: string): Promise<ProviderRow> {
-  const row = await tx
+async function findProvider(tx: NetTx, uuid: string): Promise<ProviderRow | undefined> {
+  return (await tx
     .selectFrom('network_service_providers')
     .selectAll()
     .where('uuid', '=', uuid)
-    .executeTakeFirst();
+    .executeTakeFirst()) as ProviderRow | undefined;
+}
+
+async function providerByUuid(tx: NetTx, uuid: string): Promise<ProviderRow> {
+  const row = await findProvider(tx, uuid);
   if (!row) throw invalidParameter('id', uuid, 'no network service provider has this id');
-  return row as ProviderRow;
+  return row;
 }
 
 async function providerResponse(tx: NetTx, r: ProviderRow): Promise<ResponseObject> {
@@ -131,13 +135,8 @@ const addNetworkServiceProviderCmd = defineCommand({
     const uuid = jobScopedUuid(ctx, 'network-service-provider');
     return withNet(ctx, async (n) => {
       requireRootAdmin(n.caller, 'addNetworkServiceProvider');
-      const again = await n.tx
-        .selectFrom('network_service_providers')
-        .selectAll()
-        .where('uuid', '=', uuid)
-        .executeTakeFirst();
-      if (again)
-        return objectResult('networkserviceprovider', await providerResponse(n.tx, again as ProviderRow));
+      const again = await findProvider(n.tx, uuid);
+      if (again) return objectResult('networkserviceprovider', await providerResponse(n.tx, again));
       const def = providerByName(p.name);
       if (!def)
         throw invalidParameter(
@@ -267,14 +266,10 @@ const deleteNetworkServiceProviderCmd = defineCommand({
   async handler(p, ctx) {
     return withNet(ctx, async (n) => {
       requireRootAdmin(n.caller, 'deleteNetworkServiceProvider');
-      const r = await n.tx
-        .selectFrom('network_service_providers')
-        .selectAll()
-        .where('uuid', '=', p.id)
-        .executeTakeFirst();
+      const r = await findProvider(n.tx, p.id);
       // Already gone (a re-run of this job, or a second delete): CloudStack answers success.
       if (!r) return successResult();
-      const users = await networksUsing(n.tx, r as ProviderRow);
+      const users = await networksUsing(n.tx, r);
       if (users > 0)
         throw invalidParameter(
           'id',

@@ -18,13 +18,12 @@ import {
   deleteVpc,
   listNetworks,
   listVpcs,
-  networkResponses,
   restartNetwork,
   restartVpc,
   updateNetwork,
   updateVpc,
-  vpcResponses,
 } from './service.js';
+import { networkResponses, vpcResponses } from './responses.js';
 
 const R = (o: Record<string, unknown>): ResponseObject => o as ResponseObject;
 
