@@ -103,6 +103,107 @@ export interface FirewallSpec {
   enabled: boolean;
 }
 
+/**
+ * One public VLAN the router sits on (CloudStack's eth2, then eth3... for IPs from other public VLANs). The
+ * interface names come from `publicInterfaceName`: the source-NAT address's VLAN first, the others in VLAN order,
+ * so the server (which plugs the interfaces) and the agent (which addresses them) agree without talking.
+ */
+export interface PublicNicSpec {
+  /** `eth2`, `eth3`, ... */
+  interface: string;
+  /** The public range's VLAN: `untagged` or the VLAN id as text (names the public bridge). */
+  vlan: string;
+  /** The range's gateway (the upstream router) and prefix length. */
+  gateway: string;
+  prefix: number;
+  /** Public IPv4s held on this interface: the source-NAT address first when it is here, then in address order. */
+  addresses: string[];
+}
+
+/** 1:1 NAT between a public IP and one guest address (a VM's primary or secondary IP: `vmguestip`). */
+export interface StaticNatSpec {
+  publicIp: string;
+  guestIp: string;
+}
+
+export interface PublicSpec {
+  nics: PublicNicSpec[];
+  /** The network's (VPC's) source-NAT address, held on one of `nics`; null: the network has no source NAT. */
+  sourceNatIp: string | null;
+  /** Sorted by public IP. */
+  staticNats: StaticNatSpec[];
+  /**
+   * The offering's `egressdefaultpolicy`: true = guests reach everything outside but what an egress rule names
+   * (rules deny); false = nothing but what an egress rule names (rules allow). CloudStack's built-in isolated
+   * offerings deny; createNetworkOffering's default allows.
+   */
+  egressDefaultAllow: boolean;
+}
+
+export interface PortRange {
+  start: number;
+  end: number;
+}
+
+/** tcp, udp, icmp, all, or (ACL items only) an IP protocol number as text. */
+export type RuleProtocol = 'tcp' | 'udp' | 'icmp' | 'all' | `${number}`;
+
+interface RuleBase {
+  /** The rule's uuid (CloudStack's id): the key deltas upsert and remove by. */
+  id: string;
+  protocol: RuleProtocol;
+  /** tcp/udp only; absent = every port. */
+  ports?: PortRange;
+  /** icmp only; -1 or absent = any. */
+  icmpType?: number;
+  icmpCode?: number;
+}
+
+/** Port forwarding: public IP + port range → guest IP + port range (same length, or a single private port). */
+export interface PortForwardRuleSpec {
+  kind: 'portForward';
+  id: string;
+  protocol: 'tcp' | 'udp';
+  publicIp: string;
+  publicPorts: PortRange;
+  guestIp: string;
+  privatePorts: PortRange;
+  /** Sources that may use the forward (CloudStack's PF `cidrlist`, VPC only); ['0.0.0.0/0'] = any. */
+  sourceCidrs: string[];
+}
+
+/** Ingress firewall on a public IP: inbound traffic to that IP passes only where such a rule allows it. */
+export interface FirewallRuleSpec extends RuleBase {
+  kind: 'firewall';
+  publicIp: string;
+  sourceCidrs: string[];
+}
+
+/** Egress from the guest network to outside (see PublicSpec.egressDefaultAllow for allow vs deny). */
+export interface EgressRuleSpec extends RuleBase {
+  kind: 'egress';
+  /** Guest sources the rule covers (CloudStack's `cidrlist`); empty = the whole guest CIDR. */
+  sourceCidrs: string[];
+  /** Destinations (`destcidrlist`); empty = anywhere. */
+  destCidrs: string[];
+}
+
+/**
+ * A VPC tier's network ACL item. Ingress items filter traffic forwarded *into* the tier (from outside, from other
+ * tiers), egress items traffic forwarded *out of* it; items are matched by ascending `number`, first match wins,
+ * and what matches none is dropped (CloudStack's ACL chains end in DROP).
+ */
+export interface AclRuleSpec extends RuleBase {
+  kind: 'acl';
+  number: number;
+  action: 'allow' | 'deny';
+  traffic: 'ingress' | 'egress';
+  /** Ingress: sources; egress: destinations. */
+  cidrs: string[];
+}
+
+export type RuleSpec = PortForwardRuleSpec | FirewallRuleSpec | EgressRuleSpec | AclRuleSpec;
+
 export interface DesiredState {
   /** Monotonic per router; bumped by the server in the same transaction as any change affecting the router. */
   generation: number;
@@ -114,6 +215,10 @@ export interface DesiredState {
   /** One-shot passwords keyed by VM IPv4 (default NIC only, as CloudStack). */
   passwords: Record<string, string>;
   firewall: FirewallSpec;
+  /** The public side (isolated networks and VPC tiers with a public IP); absent = no public interface. */
+  public?: PublicSpec;
+  /** Port forwards, firewall, egress and ACL rules, sorted by id; deltas upsert and remove them by id. */
+  rules?: RuleSpec[];
 }
 
 /**
@@ -127,12 +232,22 @@ export interface DesiredStateDelta {
   router?: RouterSpec;
   network?: NetworkSpec;
   firewall?: FirewallSpec;
+  /** Replaces the public side wholesale; `null` removes it. */
+  public?: PublicSpec | null;
+  rules?: { upsert?: RuleSpec[]; remove?: string[] /* rule ids */ };
   hosts?: { upsert?: HostSpec[]; remove?: string[] /* MACs */ };
   metadata?: { upsert?: Record<string, VmMetadata>; remove?: string[] /* VM IPs */ };
   passwords?: { upsert?: Record<string, string>; remove?: string[] /* VM IPs */ };
 }
 
 export const defaultLeaseTime = 'infinite' as const;
+
+/** The router's interface for its `index`-th public VLAN (0 = the source-NAT address's): eth2, eth3, ... */
+export function publicInterfaceName(index: number): string {
+  return `eth${index + 2}`;
+}
+
+const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 function normalizeMac(mac: string): string {
   return mac.toLowerCase();
@@ -149,7 +264,7 @@ export function applyDelta(state: DesiredState, delta: DesiredStateDelta): Desir
   const passwords = { ...state.passwords };
   for (const ip of delta.passwords?.remove ?? []) delete passwords[ip];
   Object.assign(passwords, delta.passwords?.upsert ?? {});
-  return {
+  const out: DesiredState = {
     generation: delta.generation,
     router: delta.router ?? state.router,
     network: delta.network ?? state.network,
@@ -158,6 +273,15 @@ export function applyDelta(state: DesiredState, delta: DesiredStateDelta): Desir
     passwords,
     firewall: delta.firewall ?? state.firewall,
   };
+  const pub = delta.public === undefined ? state.public : (delta.public ?? undefined);
+  if (pub) out.public = pub;
+  if (delta.rules) {
+    const rules = new Map((state.rules ?? []).map((r) => [r.id, r]));
+    for (const id of delta.rules.remove ?? []) rules.delete(id);
+    for (const r of delta.rules.upsert ?? []) rules.set(r.id, r);
+    if (rules.size) out.rules = [...rules.values()].sort(byId);
+  } else if (state.rules?.length) out.rules = state.rules;
+  return out;
 }
 
 /** The delta that turns `from` into `to` (host upserts for new/changed MACs, removals for gone ones). Pure. */
@@ -166,6 +290,12 @@ export function diffStates(from: DesiredState, to: DesiredState): DesiredStateDe
   if (JSON.stringify(from.router) !== JSON.stringify(to.router)) delta.router = to.router;
   if (JSON.stringify(from.network) !== JSON.stringify(to.network)) delta.network = to.network;
   if (JSON.stringify(from.firewall) !== JSON.stringify(to.firewall)) delta.firewall = to.firewall;
+  if (JSON.stringify(from.public) !== JSON.stringify(to.public)) delta.public = to.public ?? null;
+  const oldRules = new Map((from.rules ?? []).map((r) => [r.id, r]));
+  const newRules = new Set((to.rules ?? []).map((r) => r.id));
+  const ruleUpsert = (to.rules ?? []).filter((r) => JSON.stringify(oldRules.get(r.id)) !== JSON.stringify(r));
+  const ruleRemove = [...oldRules.keys()].filter((id) => !newRules.has(id));
+  if (ruleUpsert.length || ruleRemove.length) delta.rules = { upsert: ruleUpsert, remove: ruleRemove };
   const oldHosts = new Map(from.hosts.map((h) => [normalizeMac(h.mac), h]));
   const newHosts = new Map(to.hosts.map((h) => [normalizeMac(h.mac), h]));
   const upsert = to.hosts.filter(

@@ -13,7 +13,14 @@
  * - metadata per NIC address in this network with the keys CommandSetupHelper.generateVmDataCommand always
  *   produces; the password only for the VM's default NIC (createPasswordCommand).
  */
-import type { DesiredState, HostSpec, RouterSpec, VmMetadata } from '../agent/desired-state.js';
+import type {
+  DesiredState,
+  HostSpec,
+  PublicSpec,
+  RouterSpec,
+  RuleSpec,
+  VmMetadata,
+} from '../agent/desired-state.js';
 
 export const DEFAULT_VR_DOMAIN = 'cloudnine.internal';
 
@@ -75,6 +82,10 @@ export interface BuildInput {
   /** `cloud.identifier` (the installation's UUID); guests read `CloudStack-{<it>}`. Empty: not served. */
   cloudIdentifier?: string;
   vms: VmRowInput[];
+  /** The router's public side (public VLANs, addresses, source and static NAT), when it has one. */
+  public?: PublicSpec;
+  /** Port forwards, firewall, egress and ACL rules the router enforces (rule-inputs.ts). */
+  rules?: RuleSpec[];
 }
 
 const dnsList = (...xs: (string | null | undefined)[]): string[] =>
@@ -111,6 +122,9 @@ export function buildDesiredState(input: BuildInput): DesiredState {
     passwords: {},
     firewall: { enabled: true },
   };
+  if (input.public) state.public = input.public;
+  if (input.rules?.length)
+    state.rules = [...input.rules].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const seenMacs = new Set<string>();
   const seenIps = new Set<string>([network.gateway, router.guestIp]);
   const seenNames = new Set<string>(['data-server']);

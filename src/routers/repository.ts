@@ -10,6 +10,7 @@ import { netDb } from '../networks/tables.js';
 import { getSetting, storedValue } from '../configuration/repository.js';
 import type { RoutersTable } from '../vms/tables.js';
 import type { BuildInput, VmRowInput } from './desired-state-builder.js';
+import { loadRouterRules } from './rule-inputs.js';
 
 export type RouterRow = Selectable<RoutersTable>;
 
@@ -236,6 +237,7 @@ export async function loadBuildInput(
     useExternalDns: Boolean(useExternalDns),
     leaseSeconds: lease === 'infinite' ? 0 : Number(lease),
     vms: [...vms.values()],
+    rules: await loadRouterRules(ex, Number(network.id)),
   };
 }
 
