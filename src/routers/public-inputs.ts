@@ -1,0 +1,119 @@
+/**
+ * Which public IPs a network's router holds, and on which public VLAN: the one query the desired-state builder
+ * (the router's `public` section), the driver runtime (which public interfaces to plug) and the rules module
+ * (which rules a router enforces) share, so the three never disagree.
+ *
+ * - An isolated network's router holds every public IP associated with the network (source NAT first).
+ * - In a VPC the public IPs belong to the VPC; the router of the VPC's *edge* tier holds them all: the live tier
+ *   with the lowest id. The other tiers' routers reach outside through it (see the VPC transit).
+ */
+import { addressFromKey, formatIp, netmaskToPrefix } from '../ipam/index.js';
+import type { Executor } from '../store/db.js';
+import { netDb } from '../networks/tables.js';
+
+export interface RouterPublicIp {
+  /** ip_allocations id and the public IP's API id. */
+  id: number;
+  uuid: string | null;
+  address: string;
+  sourceNat: boolean;
+  /** The guest address it is 1:1 NATed to (enableStaticNat), or null. */
+  staticNatGuestIp: string | null;
+  staticNatVmId: number | null;
+  /** `untagged` or the VLAN id; the range's gateway and prefix length. */
+  vlan: string;
+  gateway: string;
+  prefix: number;
+}
+
+/** The tier of `vpcId` whose router holds the VPC's public IPs, or null while no tier has a live router. */
+export async function vpcEdgeNetworkId(ex: Executor, vpcId: number): Promise<number | null> {
+  const row = await netDb(ex)
+    .selectFrom('networks')
+    .innerJoin('routers', 'routers.network_id', 'networks.id')
+    .select('networks.id')
+    .where('networks.vpc_id', '=', vpcId)
+    .where('networks.removed', 'is', null)
+    .where('routers.removed', 'is', null)
+    .orderBy('networks.id')
+    .limit(1)
+    .executeTakeFirst();
+  return row ? Number(row.id) : null;
+}
+
+/** The public IPs the router(s) of `networkId` hold, source NAT first, then by address. */
+export async function routerPublicIps(ex: Executor, networkId: number): Promise<RouterPublicIp[]> {
+  const db = netDb(ex);
+  const network = await db
+    .selectFrom('networks')
+    .select(['id', 'vpc_id'])
+    .where('id', '=', networkId)
+    .executeTakeFirst();
+  if (!network) return [];
+  let q = db
+    .selectFrom('ip_allocations')
+    .leftJoin('public_ip_ranges', 'public_ip_ranges.id', 'ip_allocations.range_id')
+    .leftJoin('portable_ip_ranges', 'portable_ip_ranges.id', 'ip_allocations.range_id')
+    .select([
+      'ip_allocations.id',
+      'ip_allocations.uuid',
+      'ip_allocations.scope',
+      'ip_allocations.family',
+      'ip_allocations.address',
+      'ip_allocations.source_nat',
+      'ip_allocations.static_nat',
+      'ip_allocations.vm_ip',
+      'ip_allocations.vm_id',
+      'public_ip_ranges.vlan_tag as pub_vlan',
+      'public_ip_ranges.gateway as pub_gateway',
+      'public_ip_ranges.netmask as pub_netmask',
+      'portable_ip_ranges.vlan_tag as port_vlan',
+      'portable_ip_ranges.gateway as port_gateway',
+      'portable_ip_ranges.netmask as port_netmask',
+    ])
+    .where('ip_allocations.owner_kind', '=', 'publicip')
+    .where('ip_allocations.family', '=', 4)
+    .where('ip_allocations.state', 'in', ['Allocated', 'Allocating']);
+  if (network.vpc_id !== null) {
+    if ((await vpcEdgeNetworkId(ex, Number(network.vpc_id))) !== Number(network.id)) return [];
+    q = q.where('ip_allocations.vpc_id', '=', network.vpc_id);
+  } else {
+    q = q.where('ip_allocations.network_id', '=', network.id);
+  }
+  const rows = await q.execute();
+  const out: RouterPublicIp[] = [];
+  for (const r of rows) {
+    const portable = r.scope.startsWith('portable:');
+    const vlan = (portable ? r.port_vlan : r.pub_vlan) ?? 'untagged';
+    const gateway = portable ? r.port_gateway : r.pub_gateway;
+    const netmask = portable ? r.port_netmask : r.pub_netmask;
+    if (!gateway || !netmask) continue;
+    out.push({
+      id: Number(r.id),
+      uuid: r.uuid,
+      address: formatIp(addressFromKey(4, r.address)),
+      sourceNat: Number(r.source_nat) === 1,
+      staticNatGuestIp: Number(r.static_nat) === 1 ? r.vm_ip : null,
+      staticNatVmId: Number(r.static_nat) === 1 && r.vm_id !== null ? Number(r.vm_id) : null,
+      vlan: normalizeVlan(vlan),
+      gateway,
+      prefix: netmaskToPrefix(netmask),
+    });
+  }
+  return out.sort((a, b) =>
+    a.sourceNat !== b.sourceNat ? (a.sourceNat ? -1 : 1) : ipNum(a.address) - ipNum(b.address),
+  );
+}
+
+/** CloudStack writes VLANs as `vlan://10`, `10` or `untagged`. */
+export function normalizeVlan(v: string): string {
+  const s = v
+    .trim()
+    .toLowerCase()
+    .replace(/^vlan:\/\//, '');
+  return s === '' || s === 'untagged' ? 'untagged' : s;
+}
+
+function ipNum(ip: string): number {
+  return ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+}
