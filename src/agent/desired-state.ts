@@ -140,6 +140,26 @@ export interface PublicSpec {
   egressDefaultAllow: boolean;
 }
 
+/**
+ * A VPC tier's router. stacknet runs one router per tier; the tier routers of a VPC are joined by the VPC transit
+ * (one bridge per VPC, interface `transitInterface` in each tier router), where each router holds its tier's
+ * gateway address and reaches the other tiers' gateways on-link. The edge tier's router holds the VPC's public
+ * IPs (routers/public-inputs.ts) and source-NATs the whole VPC CIDR; the other tiers route outside through it.
+ * ACL items (RuleSpec kind `acl`) filter what is forwarded into and out of this tier.
+ */
+export interface VpcSpec {
+  /** The VPC's super CIDR (source NAT on the edge covers it). */
+  cidr: string;
+  /** `vpc0`. */
+  transitInterface: string;
+  /** This router holds the VPC's public IPs. */
+  edge: boolean;
+  /** The edge tier's gateway: a non-edge tier's default route (on-link over the transit); null on the edge. */
+  edgeGateway: string | null;
+  /** The VPC's other live tiers, sorted by CIDR. */
+  peers: { cidr: string; gateway: string }[];
+}
+
 export interface PortRange {
   start: number;
   end: number;
@@ -219,6 +239,8 @@ export interface DesiredState {
   public?: PublicSpec;
   /** Port forwards, firewall, egress and ACL rules, sorted by id; deltas upsert and remove them by id. */
   rules?: RuleSpec[];
+  /** Present on a VPC tier's router. */
+  vpc?: VpcSpec;
 }
 
 /**
@@ -234,6 +256,8 @@ export interface DesiredStateDelta {
   firewall?: FirewallSpec;
   /** Replaces the public side wholesale; `null` removes it. */
   public?: PublicSpec | null;
+  /** Replaces the VPC section wholesale; `null` removes it. */
+  vpc?: VpcSpec | null;
   rules?: { upsert?: RuleSpec[]; remove?: string[] /* rule ids */ };
   hosts?: { upsert?: HostSpec[]; remove?: string[] /* MACs */ };
   metadata?: { upsert?: Record<string, VmMetadata>; remove?: string[] /* VM IPs */ };
@@ -275,6 +299,8 @@ export function applyDelta(state: DesiredState, delta: DesiredStateDelta): Desir
   };
   const pub = delta.public === undefined ? state.public : (delta.public ?? undefined);
   if (pub) out.public = pub;
+  const vpc = delta.vpc === undefined ? state.vpc : (delta.vpc ?? undefined);
+  if (vpc) out.vpc = vpc;
   if (delta.rules) {
     const rules = new Map((state.rules ?? []).map((r) => [r.id, r]));
     for (const id of delta.rules.remove ?? []) rules.delete(id);
@@ -291,6 +317,7 @@ export function diffStates(from: DesiredState, to: DesiredState): DesiredStateDe
   if (JSON.stringify(from.network) !== JSON.stringify(to.network)) delta.network = to.network;
   if (JSON.stringify(from.firewall) !== JSON.stringify(to.firewall)) delta.firewall = to.firewall;
   if (JSON.stringify(from.public) !== JSON.stringify(to.public)) delta.public = to.public ?? null;
+  if (JSON.stringify(from.vpc) !== JSON.stringify(to.vpc)) delta.vpc = to.vpc ?? null;
   const oldRules = new Map((from.rules ?? []).map((r) => [r.id, r]));
   const newRules = new Set((to.rules ?? []).map((r) => r.id));
   const ruleUpsert = (to.rules ?? []).filter((r) => JSON.stringify(oldRules.get(r.id)) !== JSON.stringify(r));
