@@ -3,13 +3,15 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { golden, goldenCtx } from '../../testing/golden.js';
-import { publicState, vpcEdgeState } from '../../testing/nat-fixtures.js';
+import type { RuleSpec } from '../../desired-state.js';
+import { forward, publicState, vpcEdgeState } from '../../testing/nat-fixtures.js';
 import { baseState } from '../../testing/fixtures.js';
-import { layered, renderNetfilter } from './render.js';
+import { elementChanges, parseRuleset } from './netfilter-applier.js';
+import { layered, renderNetfilter, ruleElements } from './render.js';
 
 const testdata = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
 
-export const natGoldenCases = {
+const natGoldenCases = {
   isolated: publicState,
   'egress-allow': () => {
     const s = publicState();
@@ -43,5 +45,38 @@ describe('netfilter render', () => {
       ),
       [['1.2.3.4 . 80-90', '1.2.3.5 . 85-100', '1.2.3.4 . 91-95'], ['1.2.3.4 . 85-100']],
     );
+  });
+});
+
+describe('netfilter applier: element changes', () => {
+  it('a change of rules only keeps the skeleton and becomes element deletes and adds', () => {
+    const s = publicState();
+    const before = parseRuleset(renderNetfilter(s, goldenCtx));
+    const rules = s.rules!.filter((r) => r.id !== 'pf-2');
+    rules.push(forward('pf-3', 'tcp', [443, 443], [8443, 8443]));
+    const after = parseRuleset(renderNetfilter({ ...s, rules }, goldenCtx));
+    assert.equal(after.skeleton, before.skeleton);
+    assert.equal(
+      elementChanges(before.sets, after.sets),
+      [
+        'delete element ip stacknet_nat pf_dnat { 203.0.113.12 . udp . 1000, 203.0.113.12 . udp . 1001, 203.0.113.12 . udp . 1002 }',
+        'add element ip stacknet_nat pf_dnat { 203.0.113.12 . tcp . 443 : 10.1.0.12 . 8443 }',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('a new rule’s short-path elements are the ones the full render holds', () => {
+    const s = publicState();
+    const fw: RuleSpec = {
+      kind: 'firewall',
+      id: 'fw-9',
+      protocol: 'tcp',
+      publicIp: '203.0.113.12',
+      ports: { start: 443, end: 443 },
+      sourceCidrs: ['192.0.2.0/24'],
+    };
+    const full = parseRuleset(renderNetfilter({ ...s, rules: [...s.rules!, fw] }, goldenCtx)).sets;
+    for (const e of ruleElements(s, fw)!) assert.ok(full.get(`${e.table} ${e.set}`)?.has(e.text), e.text);
   });
 });

@@ -116,9 +116,19 @@ const setText = (s: SetDecl): string[] => [
   `  set ${s.name} {`,
   `    type ${s.types.join(' . ')}`,
   '    flags interval',
-  ...(s.elements.length ? [`    elements = { ${s.elements.join(',\n      ')} }`] : []),
+  ...elementBlock(s.elements),
   '  }',
 ];
+
+/** One element per line, so that the applier can tell a change of elements from a change of everything else. */
+function elementBlock(elements: string[]): string[] {
+  if (!elements.length) return [];
+  return [
+    '    elements = {',
+    ...elements.map((e, i) => `      ${e}${i < elements.length - 1 ? ',' : ''}`),
+    '    }',
+  ];
+}
 
 /**
  * A logical set per protocol family, matched by `exprs` around the family's own expressions, and the rules that
@@ -138,6 +148,16 @@ class MatchSets {
   add(r: Matching, before: Dim[], after: Dim[]): void {
     const m = protoMatch(r);
     this.elements[m.family].push([...before, ...m.dims, ...after]);
+  }
+
+  /** Every element as it would be in each family's first set (no layering). */
+  firstLayer(): { set: string; text: string }[] {
+    return (['l4', 'icmp', 'proto'] as const).flatMap((family) =>
+      this.elements[family].map((e) => ({
+        set: `${this.name}_${family}`,
+        text: e.map((d) => d.text).join(' . '),
+      })),
+    );
   }
 
   /** One rule per family and layer: `<prefix> <lookup> <verdict>`. */
@@ -160,24 +180,26 @@ class MatchSets {
 const quoteSet = (names: string[]) => `{ ${names.map((n) => JSON.stringify(n)).join(', ')} }`;
 const sortBy = <T>(xs: T[], key: (x: T) => string) => [...xs].sort((a, b) => (key(a) < key(b) ? -1 : 1));
 
+/** A port forward's entries in `pf_dnat`: its range onto one port, or port by port onto a range as long. */
+function forwardElements(f: Extract<RuleSpec, { kind: 'portForward' }>): string[] {
+  const { publicPorts: p, privatePorts: q } = f;
+  if (q.start === q.end || p.start === p.end)
+    return [`${f.publicIp} . ${f.protocol} . ${rangeDim(p.start, p.end).text} : ${f.guestIp} . ${q.start}`];
+  // nat cannot add an offset to a port: a range onto a range maps each port.
+  const out: string[] = [];
+  for (let i = 0; i <= p.end - p.start; i++)
+    out.push(`${f.publicIp} . ${f.protocol} . ${p.start + i} : ${f.guestIp} . ${q.start + i}`);
+  return out;
+}
+
 function renderNat(state: DesiredState, pub: string | null, rules: RuleSpec[]): string[] {
-  const forwards = rules.filter((r) => r.kind === 'portForward');
-  const pf: string[] = [];
-  for (const f of forwards) {
-    const { publicPorts: p, privatePorts: q } = f;
-    if (q.start === q.end || p.start === p.end)
-      pf.push(`${f.publicIp} . ${f.protocol} . ${rangeDim(p.start, p.end).text} : ${f.guestIp} . ${q.start}`);
-    // A range onto a range of the same length maps port by port (nat cannot add an offset).
-    else
-      for (let i = 0; i <= p.end - p.start; i++)
-        pf.push(`${f.publicIp} . ${f.protocol} . ${p.start + i} : ${f.guestIp} . ${q.start + i}`);
-  }
+  const pf = rules.flatMap((r) => (r.kind === 'portForward' ? forwardElements(r) : []));
   const statics = state.public?.staticNats ?? [];
   const map = (name: string, type: string, elements: string[], interval: boolean) => [
     `  map ${name} {`,
     `    type ${type}`,
     ...(interval ? ['    flags interval'] : []),
-    ...(elements.length ? [`    elements = { ${elements.join(',\n      ')} }`] : []),
+    ...elementBlock(elements),
     '  }',
   ];
   const sourceNat = state.public?.sourceNatIp;
@@ -253,42 +275,66 @@ function aclRules(items: Extract<RuleSpec, { kind: 'acl' }>[], traffic: 'ingress
   return out;
 }
 
-function renderFilter(state: DesiredState, guestIf: string, pub: string | null, rules: RuleSpec[]): string[] {
-  const g = JSON.stringify(guestIf);
+/**
+ * The ingress sets (keyed by the original destination and the source: firewall rules, or in a VPC the forwards'
+ * own sources and the static NATs) and the egress sets (source, destination) holding `rules`' elements.
+ */
+function matchSets(state: DesiredState, rules: RuleSpec[], withStatics: boolean) {
   const vpc = state.vpc;
-  const ip = (type = 'ipv4_addr', expr: string) => ({ type, expr });
-  // Ingress: the original destination (before DNAT) and the source. In a VPC, a forward's own sources decide.
-  const ingress = new MatchSets('ingress', [ip(undefined, 'ip daddr')], [ip(undefined, 'ip saddr')], 0);
-  const egress = new MatchSets('egress', [ip(undefined, 'ip saddr'), ip(undefined, 'ip daddr')], [], null);
+  const ip = (expr: string) => ({ type: 'ipv4_addr', expr });
+  const ingress = new MatchSets('ingress', [ip('ip daddr')], [ip('ip saddr')], 0);
+  const egress = new MatchSets('egress', [ip('ip saddr'), ip('ip daddr')], [], null);
   const any = (cidrs: string[], dflt: string) => (cidrs.length ? cidrs : [dflt]).map(cidrDim);
   for (const r of rules) {
     if (r.kind === 'firewall' && !vpc)
       for (const s of any(r.sourceCidrs, '0.0.0.0/0')) ingress.add(r, [ipDim(r.publicIp)], [s]);
-    else if (r.kind === 'portForward' && vpc)
-      for (const s of any(r.sourceCidrs, '0.0.0.0/0'))
-        ingress.add(
-          {
-            kind: 'firewall',
-            id: r.id,
-            protocol: r.protocol,
-            ports: r.publicPorts,
-            publicIp: r.publicIp,
-            sourceCidrs: [],
-          },
-          [ipDim(r.publicIp)],
-          [s],
-        );
-    else if (r.kind === 'egress' && !vpc)
+    else if (r.kind === 'portForward' && vpc) {
+      const asFirewall = { ...r, kind: 'firewall' as const, ports: r.publicPorts };
+      for (const s of any(r.sourceCidrs, '0.0.0.0/0')) ingress.add(asFirewall, [ipDim(r.publicIp)], [s]);
+    } else if (r.kind === 'egress' && !vpc)
       for (const s of any(r.sourceCidrs, state.network.cidr))
         for (const d of any(r.destCidrs, '0.0.0.0/0')) egress.add(r, [s, d], []);
   }
-  if (vpc)
+  if (vpc && withStatics)
     for (const s of state.public?.staticNats ?? [])
       ingress.add(
         { kind: 'firewall', id: s.publicIp, protocol: 'all', publicIp: s.publicIp, sourceCidrs: [] },
         [ipDim(s.publicIp)],
         [cidrDim('0.0.0.0/0')],
       );
+  return { ingress, egress };
+}
+
+/** A set or map element and where it goes: `table` is `family name`. */
+export interface Element {
+  table: string;
+  set: string;
+  /** For a map, `key : value`. */
+  text: string;
+}
+
+/**
+ * The elements a rule adds, in the first layer of each set (the applier's short path for a new rule); null for
+ * a rule that is not a set element (ACL items are rules in a chain).
+ */
+export function ruleElements(state: DesiredState, rule: RuleSpec): Element[] | null {
+  if (rule.kind === 'acl') return null;
+  const nat = `ip ${natTableName}`;
+  const filter = `inet ${publicTableName}`;
+  const out: Element[] =
+    rule.kind === 'portForward'
+      ? forwardElements(rule).map((text) => ({ table: nat, set: 'pf_dnat', text }))
+      : [];
+  const { ingress, egress } = matchSets(state, [rule], false);
+  for (const m of [ingress, egress])
+    for (const e of m.firstLayer()) out.push({ table: filter, set: e.set, text: e.text });
+  return out;
+}
+
+function renderFilter(state: DesiredState, guestIf: string, pub: string | null, rules: RuleSpec[]): string[] {
+  const g = JSON.stringify(guestIf);
+  const vpc = state.vpc;
+  const { ingress, egress } = matchSets(state, rules, true);
   const mark = `ct mark set ct mark | ${allowedMark}`;
   const prerouting = pub ? ingress.rules(`iifname ${pub} ct state new `, mark) : [];
   const allowed = `ct mark & ${allowedMark} == ${allowedMark}`;
