@@ -174,6 +174,7 @@ test('public section: a NIC per VLAN, the source NAT VLAN is eth2, the others in
   i.public = spec;
   const s = buildDesiredState(i);
   assert.deepEqual(s.public, spec);
+  assert.ok(validateDesiredState(JSON.parse(JSON.stringify(s))).ok);
   // The VM's metadata keeps the router's public IP (its static NAT, when it has one).
   assert.equal(s.metadata['10.1.1.20']?.metaData['public-ipv4'], '192.0.2.10');
 });
