@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import { ok, startCsRig, stopCsRig } from '../api/harness.js';
 import type { CsRig } from '../api/harness.js';
-import { createTestZone } from './zone-fixture.js';
+import { createTestVpc, createTestZone } from './zone-fixture.js';
 
 for (const kind of testDbKinds()) {
   describe(`public IP changes bump the routers' generations (${kind})`, () => {
@@ -101,20 +101,12 @@ for (const kind of testDbKinds()) {
 
     test("VPC: a tier's router coming or going moves every tier's router", async () => {
       const admin = rig.admin!;
-      const vpc = ok(
-        await admin(
-          'createVPC',
-          {
-            zoneid: id.zone,
-            name: 'vpc1',
-            displaytext: 'vpc1',
-            cidr: '10.10.0.0/16',
-            vpcofferingid: id.vpcOffering,
-          },
-          { fetch_result: true },
-        ),
-        'createVPC',
-      ).vpc.id as string;
+      const vpc = await createTestVpc(admin, {
+        zone: id.zone!,
+        name: 'vpc1',
+        cidr: '10.10.0.0/16',
+        offering: id.vpcOffering!,
+      });
       const tier = async (name: string, gateway: string) =>
         ok(
           await admin('createNetwork', {
