@@ -10,6 +10,8 @@ import { netDb } from '../networks/tables.js';
 import { getSetting, storedValue } from '../configuration/repository.js';
 import type { RoutersTable } from '../vms/tables.js';
 import type { BuildInput, VmRowInput } from './desired-state-builder.js';
+import { publicSpecOf } from './desired-state-builder.js';
+import { routerPublicIps } from './public-inputs.js';
 import { loadRouterRules } from './rule-inputs.js';
 
 export type RouterRow = Selectable<RoutersTable>;
@@ -25,6 +27,25 @@ export async function bumpNetworkRouters(tx: Executor, networkId: number): Promi
     .where('network_id', '=', networkId)
     .where('removed', 'is', null)
     .execute();
+}
+
+/** Every live router of every live tier of a VPC: a change to what the VPC's edge holds, or to which tier is it. */
+export async function bumpVpcRouters(tx: Executor, vpcId: number): Promise<void> {
+  const tiers = await netDb(tx).selectFrom('networks').select('id').where('vpc_id', '=', vpcId).execute();
+  for (const t of tiers) await bumpNetworkRouters(tx, Number(t.id));
+}
+
+/**
+ * What a public IP's routers hold changed (associated, released, static NAT on/off, moved): an isolated
+ * network's routers, or in a VPC every tier's (routers/public-inputs.ts: the edge tier holds them, and it may be
+ * any tier).
+ */
+export async function bumpPublicIpRouters(
+  tx: Executor,
+  ip: { network_id: number | null; vpc_id: number | null },
+): Promise<void> {
+  if (ip.vpc_id !== null) await bumpVpcRouters(tx, Number(ip.vpc_id));
+  else if (ip.network_id !== null) await bumpNetworkRouters(tx, Number(ip.network_id));
 }
 
 export async function bumpRouter(tx: Executor, routerId: number, atLeast = 0): Promise<number> {
@@ -206,6 +227,10 @@ export async function loadBuildInput(
   const lease = String(await getSetting(ex, 'stacknet.dhcp.lease.time', { zoneId: network.zone_id }));
   const pair = (await liveRoutersOfNetwork(ex, network.id)).length > 1;
   const vrrp = Number(await getSetting(ex, 'router.redundant.vrrp.interval'));
+  const publicSpec = publicSpecOf(
+    await routerPublicIps(ex, Number(network.id)),
+    await egressDefaultAllow(ex, network),
+  );
   return {
     generation,
     cloudIdentifier: await cloudIdentifier(ex),
@@ -237,8 +262,24 @@ export async function loadBuildInput(
     useExternalDns: Boolean(useExternalDns),
     leaseSeconds: lease === 'infinite' ? 0 : Number(lease),
     vms: [...vms.values()],
+    ...(publicSpec ? { public: publicSpec } : {}),
     rules: await loadRouterRules(ex, Number(network.id)),
   };
+}
+
+/** The offering's egressdefaultpolicy (1 = allow); a VPC tier's egress is its network ACL's, so: allow. */
+async function egressDefaultAllow(
+  ex: Executor,
+  network: { vpc_id: number | null; offering_id: number | null },
+): Promise<boolean> {
+  if (network.vpc_id !== null) return true;
+  if (network.offering_id === null) return true;
+  const o = await netDb(ex)
+    .selectFrom('network_offerings')
+    .select('egress_default_policy')
+    .where('id', '=', network.offering_id)
+    .executeTakeFirst();
+  return o ? Number(o.egress_default_policy) === 1 : true;
 }
 
 /**

@@ -15,7 +15,7 @@ import type { NetworkRow } from '../networks/repository.js';
 import { hasService, offeringById } from '../networks/repository.js';
 import { networkHooks } from '../networks/lifecycle.js';
 import { allocateGuestAddress } from '../networks/service.js';
-import { bumpNetworkRouters, liveRoutersOfNetwork } from './repository.js';
+import { bumpNetworkRouters, bumpVpcRouters, liveRoutersOfNetwork } from './repository.js';
 import type { RouterRow } from './repository.js';
 import { issueSecret, sealSecret } from './secrets.js';
 
@@ -165,7 +165,9 @@ export async function ensureRoutersForNetwork(ctx: NetCtx, network: NetworkRow):
   }
   const roles: RouterRow['role'][] = redundant ? ['primary', 'backup'] : ['standalone'];
   for (const role of roles.slice(live.length)) live.push(await createRouter(ctx, network, role));
-  await bumpNetworkRouters(tx, network.id);
+  // A VPC tier's new router may make it the edge (routers/public-inputs.ts): every tier's router re-reads.
+  if (network.vpc_id !== null) await bumpVpcRouters(tx, network.vpc_id);
+  else await bumpNetworkRouters(tx, network.id);
   return live;
 }
 
@@ -194,6 +196,13 @@ export async function destroyRouterRow(ctx: NetCtx, router: RouterRow): Promise<
     .where('owner_kind', '=', 'router')
     .where('owner_id', '=', router.id)
     .execute();
+  // The VPC's edge may move to another tier with this router gone.
+  const net = await tx
+    .selectFrom('networks')
+    .select('vpc_id')
+    .where('id', '=', router.network_id)
+    .executeTakeFirst();
+  if (net?.vpc_id != null) await bumpVpcRouters(tx, Number(net.vpc_id));
   if (router.account_id !== null) {
     await ctx.recorder.event(ctx.tx, {
       type: 'ROUTER.DESTROY',
