@@ -42,6 +42,7 @@ describe('the router render', () => {
           r.addresses,
           { dnsmasqConf: r.dnsmasqConf, dhcpHosts: r.dhcpHosts, names: r.names },
           r.nftables,
+          r.netfilter,
           r.keepalivedConf,
         ],
         agent.outs,

@@ -22,6 +22,8 @@ export interface RenderContext {
 export interface Rendered extends DnsmasqFiles {
   addresses: RouterAddresses;
   nftables: string;
+  /** The public side's NAT and forwarding filter ('' without a public side or VPC). */
+  netfilter: string;
   keepalivedConf: string | null;
   /** sha256 over every service's render plus metadata and passwords (what the VR serves). */
   hash: string;
@@ -39,6 +41,7 @@ export function render(state: DesiredState, ctx: RenderContext): Rendered {
     addresses: by('addresses') as RouterAddresses,
     ...(by('dnsmasq') as DnsmasqFiles),
     nftables: by('nftables') as string,
+    netfilter: by('netfilter') as string,
     keepalivedConf: by('keepalived') as string | null,
     hash: r.hash,
   };
