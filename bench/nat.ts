@@ -16,7 +16,6 @@
  *   npm run bench:nat -- [--seconds 5] [--reps 3] [--rules 0,1000,10000] [--rule-reps 30] [--only throughput,rule,nft]
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { DesiredState, PortForwardRuleSpec, RuleSpec } from '../src/agent/desired-state.js';
@@ -39,6 +38,8 @@ interface Flags {
   rules: number[];
   ruleReps: number;
   only: Set<string>;
+  /** Print the router agent's output at the end (why a rule took the long path). */
+  agentLog: boolean;
 }
 
 function parseFlags(argv: string[]): Flags {
@@ -48,15 +49,17 @@ function parseFlags(argv: string[]): Flags {
     rules: [0, 1000, 10000],
     ruleReps: 30,
     only: new Set(['throughput', 'rule', 'nft']),
+    agentLog: false,
   };
   const usage =
-    'npm run bench:nat -- [--seconds 5] [--reps 3] [--rules 0,1000,10000] [--rule-reps 30] [--only throughput,rule,nft]';
+    'npm run bench:nat -- [--seconds 5] [--reps 3] [--rules 0,1000,10000] [--rule-reps 30] [--only throughput,rule,nft] [--agent-log]';
   parseArgs(argv, usage, (a, v) => {
     if (a === '--seconds') f.seconds = Number(v());
     else if (a === '--reps') f.reps = Number(v());
     else if (a === '--rules') f.rules = numberList(v());
     else if (a === '--rule-reps') f.ruleReps = Number(v());
     else if (a === '--only') f.only = new Set(v().split(','));
+    else if (a === '--agent-log') f.agentLog = true;
     else return false;
     return true;
   });
@@ -134,6 +137,20 @@ class NatRouter {
       ...Array.from({ length: n }, (_, i) => pf(`pf-fill-${String(i).padStart(6, '0')}`, 'tcp', 20000 + i)),
     ];
     return this.push();
+  }
+
+  /**
+   * Until the agent has applied everything: its answer comes once guests are served from the new state, before
+   * the firewall and NAT appliers have finished, and a delta arriving meanwhile waits for them.
+   */
+  async idle(): Promise<void> {
+    await eventually(
+      async () => {
+        const s = await this.vr.status();
+        if (s.conditions.find((c) => c.type === 'Progressing')?.status !== false) throw new Error('busy');
+      },
+      { timeoutMs: 60_000, intervalMs: 5, what: 'agent idle' },
+    );
   }
 
   /** Upserts one rule by delta; resolves with the control API's round trip (ms). */
@@ -216,6 +233,7 @@ async function iperf(client: string, server: string, seconds: number): Promise<I
 }
 
 async function throughput(lab: VrLab, nat: NatRouter, flags: Flags): Promise<void> {
+  // The NAT path's upstream has no route back to the guest network: a connection that completes was source-NATed.
   const paths: Record<string, { client: string; server: string; target: string }> = {
     snat: { client: nat.guest, server: nat.wan, target: upstream },
     routed: { ...(await routedPath(lab.net)), target: upstream },
@@ -304,11 +322,13 @@ async function ruleLatency(lab: VrLab, nat: NatRouter, flags: Flags): Promise<vo
   try {
     for (const n of flags.rules) {
       const fillMs = await nat.fill(n);
+      await nat.idle();
       log(`${n} rules pushed in ${Math.round(fillMs)} ms`);
       emit({ scenario: 'fill', rules: n, full_push_ms: round(fillMs), loadavg: load() });
       const forwarded: number[] = [];
       const acked: number[] = [];
       for (let rep = 0; rep < flags.ruleReps; rep++) {
+        await nat.idle();
         const p = port++;
         listener.send(String(p));
         await listener.wait('ready', p, 10_000);
@@ -341,22 +361,20 @@ async function ruleLatency(lab: VrLab, nat: NatRouter, flags: Flags): Promise<vo
   }
 }
 
-/** `nft -f` of the router's rendered rulesets alone, at the size the last fill left. */
+/**
+ * A full push at the largest size: render, `nft --check`, `nft -f` of every table, until the control API answers.
+ * The ruleset alone (check, replace, element transactions) is `npm run bench:nft-rules`.
+ */
 async function nftApply(nat: NatRouter, flags: Flags): Promise<void> {
   const n = Math.max(...flags.rules);
-  const full = await nat.fill(n);
-  const files = readdirSync(nat.vr.dataDir).filter((f) => f.endsWith('.nft') && !f.startsWith('.'));
-  const per: Record<string, number> = {};
-  for (const f of files) {
-    const xs: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t = performance.now();
-      await execIn(nat.vr.ns, ['nft', '-f', join(nat.vr.dataDir, f)]);
-      xs.push(performance.now() - t);
-    }
-    per[f] = round(quantile(xs, 0.5));
+  const xs: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    await nat.fill(0);
+    await nat.idle();
+    xs.push(await nat.fill(n));
+    await nat.idle();
   }
-  emit({ scenario: 'nft', rules: n, full_push_ms: round(full), nft_f_median_ms: per, loadavg: load() });
+  emit({ scenario: 'nft', rules: n, full_push_ms: xs.map((x) => round(x)), loadavg: load() });
 }
 
 async function main(): Promise<void> {
@@ -388,6 +406,7 @@ async function main(): Promise<void> {
     if (flags.only.has('throughput')) await throughput(lab, nat, flags);
     if (flags.only.has('rule')) await ruleLatency(lab, nat, flags);
     if (flags.only.has('nft')) await nftApply(nat, flags);
+    if (flags.agentLog) log(nat.vr.log());
   } finally {
     await lab.cleanup();
   }
