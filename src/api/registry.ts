@@ -21,6 +21,7 @@ import { commands as infrastructureCommands } from '../infrastructure/commands.j
 import { commands as offeringCommands } from '../offerings/commands.js';
 import { commands as networkCommands } from '../networks/commands.js';
 import { commands as publicIpCommands } from '../public-ips/commands.js';
+import { commands as ruleCommands } from '../rules/commands.js';
 import { commands as capacityCommands } from '../capacity/commands.js';
 import { commands as uiCommands } from '../ui/commands.js';
 import { commands as tagCommands } from '../tags/commands.js';
@@ -40,6 +41,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   offeringCommands,
   networkCommands,
   publicIpCommands,
+  ruleCommands,
   capacityCommands,
   vmCommands,
   routerCommands,
