@@ -103,7 +103,9 @@ function updateCommand<P extends Parameters<typeof defineCommand>[0]['params']>(
           ),
         );
       }
-      return withNet(ctx, async (n) => ruleResult(n, kind, await updateRule(n, kind, p as never)));
+      // A changed guest side is applied by the routers like a new rule: the job answers once they did.
+      const row = await withNet(ctx, (n) => updateRule(n, kind, p as never));
+      return waitApplied(ctx, kind, row.uuid);
     },
   });
 }
