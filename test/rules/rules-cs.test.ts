@@ -11,7 +11,7 @@ import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
 import type { CsClient, CsRig } from '../api/harness.js';
 import { createTestZone, createUserClient } from '../networking/zone-fixture.js';
 
-const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
+const kinds = testDbKinds();
 const job = { fetch_result: true };
 
 for (const kind of kinds) {
@@ -381,6 +381,34 @@ for (const kind of kinds) {
         ),
         true,
       );
+    });
+
+    test('rules go with their VM (expunge) and their network (delete), with events', async () => {
+      const pf = ok(
+        await alice(
+          'createPortForwardingRule',
+          {
+            ipaddressid: id.ip1,
+            protocol: 'tcp',
+            publicport: 3306,
+            privateport: 3306,
+            virtualmachineid: id.vm1,
+          },
+          job,
+        ),
+        'PF to vm1',
+      ).portforwardingrule;
+      const eg = ok(
+        await alice('createEgressFirewallRule', { networkid: id.db, protocol: 'all' }, job),
+        'egress on db',
+      ).firewallrule;
+      ok(await rig.admin('destroyVirtualMachine', { id: id.vm1, expunge: true }, job), 'expunge vm1');
+      assert.equal(ok(await alice('listPortForwardingRules', { id: pf.id }), 'list').count ?? 0, 0);
+      ok(await rig.admin('destroyVirtualMachine', { id: id.vm2, expunge: true }, job), 'expunge vm2');
+      ok(await alice('deleteNetwork', { id: id.db }, job), 'deleteNetwork');
+      assert.equal(ok(await alice('listEgressFirewallRules', { id: eg.id }), 'list').count ?? 0, 0);
+      const closed = ok(await alice('listEvents', { type: 'NET.FIREWALLEGRESSCLOSE' }), 'events').event;
+      assert.ok(closed.some((e: { description: string }) => e.description.includes(eg.id)));
     });
 
     test('createNetworkOffering without egressdefaultpolicy allows egress', async () => {
