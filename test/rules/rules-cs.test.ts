@@ -316,6 +316,20 @@ for (const kind of kinds) {
         'updateFirewallRule',
       ).firewallrule;
       assert.equal(up.fordisplay, false);
+      ok(
+        await alice(
+          'createTags',
+          { resourcetype: 'FirewallRule', resourceids: fw.id, 'tags[0].key': 'app', 'tags[0].value': 'web' },
+          job,
+        ),
+        'createTags on a firewall rule',
+      );
+      const tagged = ok(
+        await alice('listFirewallRules', { 'tags[0].key': 'app', 'tags[0].value': 'web' }),
+        'list by tag',
+      );
+      assert.equal(tagged.count, 1);
+      assert.equal(tagged.firewallrule[0].tags[0].value, 'web');
       assert.equal(ok(await alice('listFirewallRules', { ipaddressid: id.ip2 }), 'list').count, 3);
       ok(await alice('deleteFirewallRule', { id: fw.id }, job), 'deleteFirewallRule');
       assert.equal(ok(await alice('listFirewallRules', { ipaddressid: id.ip2 }), 'list').count, 2);
