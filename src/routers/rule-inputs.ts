@@ -5,11 +5,12 @@
  */
 import type { RuleSpec } from '../agent/desired-state.js';
 import type { Executor } from '../store/db.js';
+import { aclSpecsForNetwork } from '../network-acls/desired.js';
 import { ruleSpecsForNetwork } from '../rules/desired.js';
 
 export async function loadRouterRules(ex: Executor, networkId: number): Promise<RuleSpec[]> {
   const rules: RuleSpec[] = [];
   rules.push(...(await ruleSpecsForNetwork(ex, networkId)));
-  // src/network-acls: rules.push(...(await aclSpecs(ex, networkId)));
+  rules.push(...(await aclSpecsForNetwork(ex, networkId)));
   return rules;
 }
