@@ -22,6 +22,7 @@ import { commands as offeringCommands } from '../offerings/commands.js';
 import { commands as networkCommands } from '../networks/commands.js';
 import { commands as networkAclCommands } from '../network-acls/commands.js';
 import { commands as publicIpCommands } from '../public-ips/commands.js';
+import { commands as ruleCommands } from '../rules/commands.js';
 import { commands as capacityCommands } from '../capacity/commands.js';
 import { commands as uiCommands } from '../ui/commands.js';
 import { commands as tagCommands } from '../tags/commands.js';
@@ -42,6 +43,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   networkCommands,
   networkAclCommands,
   publicIpCommands,
+  ruleCommands,
   capacityCommands,
   vmCommands,
   routerCommands,

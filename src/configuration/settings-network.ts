@@ -159,6 +159,15 @@ export const networkSettings = [
     { category: 'Network' },
   ),
   s(
+    'stacknet.rules.apply.wait',
+    'Integer',
+    '10',
+    'global',
+    'stacknet',
+    'Seconds a create*Rule job waits for the routers to apply the rule before answering it (state Add when they have not)',
+    { acted: true, check: nonNegative },
+  ),
+  s(
     'stacknet.dhcp.lease.time',
     'String',
     'infinite',

@@ -2,6 +2,7 @@
  * Guest networks and VPCs: createNetwork/listNetworks/updateNetwork/deleteNetwork/restartNetwork,
  * createVPC/listVPCs/updateVPC/deleteVPC/restartVPC, and guest address allocation for NICs.
  */
+import { removeRulesOf } from '../rules/repository.js';
 import { removeTagsOf, tagsCondition } from '../tags/service.js';
 import { randomUUID } from 'node:crypto';
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
@@ -554,6 +555,8 @@ export async function deleteNetwork(
     );
   }
   await networkHooks.beforeDestroy?.(ctx, n);
+  // Its egress rules (and any rule still naming it) go, with their events; rules on its IPs go with the IPs.
+  await removeRulesOf(ctx, 'network_id', n.id);
   await shutdownNetwork(ctx, n.id);
   // Public IPs associated with it (source NAT included) go back to the pool.
   await releasePublicIpsOf(ctx, 'network_id', n.id, {

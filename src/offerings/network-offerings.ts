@@ -218,7 +218,8 @@ export async function createNetworkOffering(
       specify_ip_ranges: (p.specifyipranges ?? type === 'Shared') ? 1 : 0,
       is_persistent: p.ispersistent ? 1 : 0,
       conserve_mode: p.conservemode === false ? 0 : 1,
-      egress_default_policy: p.egressdefaultpolicy ? 1 : 0,
+      // NetworkOfferingBaseCmd: egressdefaultpolicy absent = true (allow); the built-in offerings (seeded) deny.
+      egress_default_policy: p.egressdefaultpolicy === false ? 0 : 1,
       availability: p.availability ?? 'Optional',
       // CloudStack creates offerings Disabled unless `enable=true`.
       state: p.enable ? 'Enabled' : 'Disabled',

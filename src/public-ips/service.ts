@@ -4,6 +4,7 @@
  * (PORTABLE.* for portable IPs) and a usage record in the caller's transaction.
  */
 import { removeTagsOf } from '../tags/service.js';
+import { liveRulesWhere, removeRulesOf } from '../rules/repository.js';
 import type { Selectable } from 'kysely';
 import {
   CloudStackError,
@@ -312,6 +313,8 @@ export async function releasePublicIp(ctx: NetCtx, row: IpRow): Promise<void> {
     );
   }
   await removeTagsOf(plain(ctx), 'PublicIpAddress', row.id);
+  // Its port forwards and firewall rules go with it (CloudStack's cleanupIpResources), with their events.
+  await removeRulesOf(ctx, 'ip_allocation_id', row.id);
   await bumpPublicIpRouters(plain(ctx), row);
   const portable = isPortableRow(row);
   if (owner) {
@@ -672,7 +675,7 @@ export async function disassociateIpAddress(ctx: NetCtx, p: { id: string }): Pro
       );
     }
   }
-  // Rules on the IP go with it (cleanupIpResources): here that is the static NAT association.
+  // Rules on the IP go with it (cleanupIpResources): releasePublicIp removes them and the static NAT association.
   await releasePublicIp(ctx, row);
 }
 
@@ -833,6 +836,12 @@ export async function enableStaticNat(
     throw invalidParameter('ipaddressid', p.ipaddressid, 'static NAT cannot be enabled on a source NAT IP');
   if (row.static_nat === 1)
     throw invalidParameter('ipaddressid', p.ipaddressid, 'static NAT is already enabled on this IP');
+  if ((await liveRulesWhere(ctx.tx, 'ip_allocation_id', row.id)).some((r) => r.purpose === 'PortForwarding'))
+    throw invalidParameter(
+      'ipaddressid',
+      p.ipaddressid,
+      `Failed to enable static nat for the ip address id=${p.ipaddressid} as it already has PortForwarding rules assigned`,
+    );
   const vm = await vmResolver(ctx.tx as unknown as Tx, p.virtualmachineid);
   if (!vm) throw notFound('virtualmachineid', p.virtualmachineid, 'virtual machine');
   if (vm.accountId !== row.account_id)

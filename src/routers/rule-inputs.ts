@@ -6,10 +6,11 @@
 import type { RuleSpec } from '../agent/desired-state.js';
 import type { Executor } from '../store/db.js';
 import { aclSpecsForNetwork } from '../network-acls/desired.js';
+import { ruleSpecsForNetwork } from '../rules/desired.js';
 
-export async function loadRouterRules(_ex: Executor, _networkId: number): Promise<RuleSpec[]> {
+export async function loadRouterRules(ex: Executor, networkId: number): Promise<RuleSpec[]> {
   const rules: RuleSpec[] = [];
-  // src/rules: rules.push(...(await portForwardAndFirewallSpecs(ex, networkId)));
-  rules.push(...(await aclSpecsForNetwork(_ex, _networkId)));
+  rules.push(...(await ruleSpecsForNetwork(ex, networkId)));
+  rules.push(...(await aclSpecsForNetwork(ex, networkId)));
   return rules;
 }

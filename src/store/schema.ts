@@ -9,6 +9,7 @@ import type { ApiServerTables } from '../api/tables.js';
 import type { VmTables } from '../vms/tables.js';
 import type { TagTables } from '../tags/tables.js';
 import type { AlertTables } from '../alerts/tables.js';
+import type { RuleTables } from '../rules/tables.js';
 
 export interface Database
-  extends IpamTables, ApiServerTables, NetworkingTables, VmTables, TagTables, AlertTables {}
+  extends IpamTables, ApiServerTables, NetworkingTables, VmTables, TagTables, AlertTables, RuleTables {}

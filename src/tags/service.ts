@@ -22,6 +22,9 @@ const taggable = {
   Network: { table: 'networks', extra: sql`removed is null` },
   Vpc: { table: 'vpcs', extra: sql`removed is null` },
   PublicIpAddress: { table: 'ip_allocations', extra: sql`owner_kind = 'publicip' and state = 'Allocated'` },
+  PortForwardingRule: { table: 'firewall_rules', extra: sql`removed is null and purpose = 'PortForwarding'` },
+  // CloudStack tags ingress and egress firewall rules under the one type.
+  FirewallRule: { table: 'firewall_rules', extra: sql`removed is null and purpose = 'Firewall'` },
 } as const;
 
 export type TaggableType = keyof typeof taggable;

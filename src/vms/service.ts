@@ -3,6 +3,7 @@
  * bumps the generation of every router whose desired state it changes, in that same transaction. Drivers are
  * driven afterwards by the commands (vms/commands.ts), from the committed rows.
  */
+import { removeRulesOf } from '../rules/repository.js';
 import { removeTagsOf } from '../tags/service.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
@@ -328,6 +329,8 @@ export async function removeNicRows(ctx: NetCtx, vm: VmRow, nic: NicRow): Promis
  */
 export async function expungeVmRows(ctx: NetCtx, vm: VmRow): Promise<number[]> {
   const networks = await networksOfVm(plain(ctx), Number(vm.id));
+  // Its port forwards go first (CloudStack's expunge revokes the VM's PF rules), with their events.
+  await removeRulesOf(ctx, 'vm_id', Number(vm.id));
   for (const nic of await nicsOf(plain(ctx), Number(vm.id))) await removeNicRows(ctx, vm, nic);
   await plain(ctx)
     .updateTable('vms')

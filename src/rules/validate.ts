@@ -1,0 +1,147 @@
+/**
+ * Pure checks of a rule's own parameters and of its conflicts with the rules already on its IP, with CloudStack's
+ * wording where it has one (FirewallManagerImpl.validateFirewallRule / detectRulesConflict,
+ * RulesManagerImpl.createPortForwardingRule). No I/O: the service reads the rows and calls these.
+ */
+import { invalidParameter } from '../errors/catalogue.js';
+import { cidrContainsCidr, formatCidr, parseCidr } from '../ipam/index.js';
+import type { Cidr } from '../ipam/index.js';
+
+export interface PortSpan {
+  start: number;
+  end: number;
+}
+
+/** `start`/`end` as given (end defaults to start); both 1–65535 and start ≤ end. Undefined when neither given. */
+export function portSpan(
+  start: number | undefined,
+  end: number | undefined,
+  names: [string, string],
+): PortSpan | undefined {
+  if (start === undefined && end === undefined) return undefined;
+  if (start === undefined) throw invalidParameter(names[0], '', `${names[0]} is required with ${names[1]}`);
+  const e = end ?? start;
+  for (const [n, v] of [
+    [names[0], start],
+    [names[1], e],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1 || v > 65535)
+      throw invalidParameter(n, v, `Invalid port range ${v}; a port is 1 to 65535`);
+  }
+  if (start > e)
+    throw invalidParameter(names[1], e, `Start port can't be bigger than end port (${start} > ${e})`);
+  return { start, end: e };
+}
+
+export const spanLength = (s: PortSpan): number => s.end - s.start + 1;
+
+/** CloudStack: private and public ranges must be as long as each other, unless the private side is one port. */
+export function checkPfRanges(pub: PortSpan, priv: PortSpan): void {
+  if (spanLength(priv) !== 1 && spanLength(priv) !== spanLength(pub)) {
+    throw invalidParameter(
+      'privateendport',
+      priv.end,
+      `Private port and public port ranges have to be consistent: ${priv.start}-${priv.end} and ${pub.start}-${pub.end}`,
+    );
+  }
+}
+
+export type FwProtocol = 'tcp' | 'udp' | 'icmp' | 'all';
+
+export function protocolOf(raw: string, allowed: readonly FwProtocol[]): FwProtocol {
+  const p = raw.trim().toLowerCase();
+  if (!(allowed as readonly string[]).includes(p))
+    throw invalidParameter('protocol', raw, `Invalid protocol; one of ${allowed.join(', ')}`);
+  return p as FwProtocol;
+}
+
+/** Ports only with tcp/udp, icmptype/icmpcode only with icmp (CloudStack validateFirewallRule). */
+export function checkProtocolFields(
+  protocol: FwProtocol,
+  ports: PortSpan | undefined,
+  icmp: { type?: number | undefined; code?: number | undefined },
+): void {
+  if ((icmp.type !== undefined || icmp.code !== undefined) && protocol !== 'icmp')
+    throw invalidParameter(
+      icmp.type !== undefined ? 'icmptype' : 'icmpcode',
+      icmp.type ?? icmp.code,
+      'Can specify icmpCode and icmpType for ICMP protocol only',
+    );
+  if (ports && (protocol === 'icmp' || protocol === 'all'))
+    throw invalidParameter(
+      'startport',
+      ports.start,
+      `Cannot specify start and end ports for protocol ${protocol}; ports are for tcp and udp only`,
+    );
+  for (const [n, v, max] of [
+    ['icmptype', icmp.type, 255],
+    ['icmpcode', icmp.code, 255],
+  ] as const) {
+    if (v !== undefined && v !== -1 && (v < 0 || v > max))
+      throw invalidParameter(n, v, `must be -1 (any) or 0 to ${max}`);
+  }
+}
+
+/** Each CIDR parsed (IPv4; host bits are normalised, as CloudStack's NetUtils.isValidIp4Cidr accepts them). */
+export function parseCidrList(list: readonly string[] | undefined, param: string): Cidr[] {
+  return (list ?? [])
+    .map((c) => c.trim())
+    .filter((c) => c !== '')
+    .map((c) => parseCidr(c, param, { family: 4, strict: false }));
+}
+
+/** Egress `cidrlist` must lie inside the guest network (CloudStack: "cidr ... is not within the network cidr"). */
+export function checkInsideGuest(cidrs: readonly Cidr[], guest: Cidr, param: string): void {
+  for (const c of cidrs) {
+    if (!cidrContainsCidr(guest, c))
+      throw invalidParameter(
+        param,
+        formatCidr(c),
+        `cidr ${formatCidr(c)} is not within the network cidr ${formatCidr(guest)}`,
+      );
+  }
+}
+
+/** An existing rule on the same IP, as detectRulesConflict sees it. */
+export interface ExistingRule {
+  uuid: string;
+  purpose: 'Firewall' | 'PortForwarding';
+  protocol: string;
+  start: number | null;
+  end: number | null;
+  /** The source CIDRs, sorted and joined: firewall rules conflict only when these are the same. */
+  cidrs?: string;
+}
+
+/**
+ * CloudStack's detectRulesConflict for a new rule on an IP: a port forward may not overlap another port forward
+ * of the same protocol, a firewall rule not another firewall rule of the same protocol with the same source
+ * CIDRs (CloudStack compares only same-purpose rules; `all` covers every port).
+ */
+export function detectConflict(
+  rule: {
+    purpose: 'Firewall' | 'PortForwarding';
+    protocol: string;
+    ports: PortSpan | undefined;
+    cidrs?: string;
+  },
+  existing: readonly ExistingRule[],
+  param = 'publicport',
+): void {
+  for (const r of existing) {
+    if (r.purpose !== rule.purpose) continue;
+    if (rule.purpose === 'Firewall' && r.cidrs !== rule.cidrs) continue;
+    if (r.protocol !== rule.protocol && r.protocol !== 'all' && rule.protocol !== 'all') continue;
+    const a = rule.ports ?? { start: 1, end: 65535 };
+    const b = { start: r.start ?? 1, end: r.end ?? 65535 };
+    // icmp rules have no ports: two icmp rules conflict only when identical, which the caller sees as a duplicate.
+    if (rule.protocol === 'icmp' || r.protocol === 'icmp') continue;
+    if (a.start <= b.end && b.start <= a.end) {
+      throw invalidParameter(
+        param,
+        rule.ports ? `${rule.ports.start}-${rule.ports.end}` : 'all',
+        `The range specified, ${a.start}-${a.end}, conflicts with rule ${r.uuid} which has ${b.start}-${b.end}`,
+      );
+    }
+  }
+}
