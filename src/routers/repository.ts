@@ -9,7 +9,8 @@ import { isUniqueViolation, nowMs } from '../store/db.js';
 import { netDb } from '../networks/tables.js';
 import { getSetting, storedValue } from '../configuration/repository.js';
 import type { RoutersTable } from '../vms/tables.js';
-import type { BuildInput, VmRowInput } from './desired-state-builder.js';
+import type { BuildInput, VmRowInput, VpcRowInput } from './desired-state-builder.js';
+import { vpcEdgeNetworkId } from './public-inputs.js';
 import { loadRouterRules } from './rule-inputs.js';
 
 export type RouterRow = Selectable<RoutersTable>;
@@ -24,6 +25,31 @@ export async function bumpNetworkRouters(tx: Executor, networkId: number): Promi
     .set((eb) => ({ desired_generation: eb('desired_generation', '+', 1) }))
     .where('network_id', '=', networkId)
     .where('removed', 'is', null)
+    .execute();
+}
+
+/**
+ * A VPC tier's router serves the VPC's other live tiers (routes over the transit) and knows which tier is the
+ * edge: a tier gaining or losing its router changes what every tier router of the VPC serves. Called where a
+ * router row is created or destroyed, in the same transaction; a network outside a VPC bumps nothing.
+ */
+export async function bumpVpcTierRouters(tx: Executor, networkId: number): Promise<void> {
+  const n = await netDb(tx)
+    .selectFrom('networks')
+    .select('vpc_id')
+    .where('id', '=', networkId)
+    .executeTakeFirst();
+  if (!n || n.vpc_id === null) return;
+  const tiers = await netDb(tx).selectFrom('networks').select('id').where('vpc_id', '=', n.vpc_id).execute();
+  await tx
+    .updateTable('routers')
+    .set((eb) => ({ desired_generation: eb('desired_generation', '+', 1) }))
+    .where('removed', 'is', null)
+    .where(
+      'network_id',
+      'in',
+      tiers.map((t) => Number(t.id)),
+    )
     .execute();
 }
 
@@ -238,6 +264,41 @@ export async function loadBuildInput(
     leaseSeconds: lease === 'infinite' ? 0 : Number(lease),
     vms: [...vms.values()],
     rules: await loadRouterRules(ex, Number(network.id)),
+    ...(network.vpc_id !== null
+      ? { vpc: await loadVpcInput(ex, Number(network.vpc_id), Number(network.id)) }
+      : {}),
+  };
+}
+
+/** The VPC of a tier and its live tiers: not removed, with a live router (the same rule as the edge's). */
+async function loadVpcInput(ex: Executor, vpcId: number, networkId: number): Promise<VpcRowInput> {
+  const db = netDb(ex);
+  const vpc = await db.selectFrom('vpcs').select('cidr').where('id', '=', vpcId).executeTakeFirstOrThrow();
+  const tiers = await db
+    .selectFrom('networks')
+    .select(['networks.id', 'networks.cidr', 'networks.network_cidr', 'networks.gateway'])
+    .where('networks.vpc_id', '=', vpcId)
+    .where('networks.removed', 'is', null)
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('routers')
+          .select('routers.id')
+          .whereRef('routers.network_id', '=', 'networks.id')
+          .where('routers.removed', 'is', null),
+      ),
+    )
+    .orderBy('networks.id')
+    .execute();
+  return {
+    cidr: vpc.cidr,
+    networkId,
+    edgeNetworkId: await vpcEdgeNetworkId(ex, vpcId),
+    tiers: tiers.map((t) => ({
+      networkId: Number(t.id),
+      cidr: t.network_cidr ?? t.cidr ?? '',
+      gateway: t.gateway ?? '',
+    })),
   };
 }
 

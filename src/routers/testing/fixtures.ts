@@ -28,12 +28,22 @@ export async function insertZoneAndNetwork(
     })
     .execute();
   const zone = await ex.selectFrom('zones').select('id').where('uuid', '=', zu).executeTakeFirstOrThrow();
+  const networkId = await insertNetwork(ex, Number(zone.id), o);
+  return { zoneId: Number(zone.id), networkId };
+}
+
+/** An implemented isolated network (or, with `vpcId`, a VPC tier) in `zoneId`. */
+export async function insertNetwork(
+  ex: Executor,
+  zoneId: number,
+  o: { cidr?: string; gateway?: string; domain?: string; vpcId?: number; vnet?: number } = {},
+): Promise<number> {
   const nu = randomUUID();
   await ex
     .insertInto('networks')
     .values({
       uuid: nu,
-      zone_id: zone.id,
+      zone_id: zoneId,
       physical_network_id: null,
       account_id: null,
       domain_id: null,
@@ -48,15 +58,15 @@ export async function insertZoneAndNetwork(
       ip6_cidr: null,
       ip6_gateway: null,
       network_domain: o.domain ?? 'cs1cloud.internal',
-      vnet: 100,
-      vpc_id: null,
+      vnet: o.vnet ?? 100,
+      vpc_id: o.vpcId ?? null,
       offering_id: null,
-      created: now,
+      created: Date.now(),
       removed: null,
     })
     .execute();
   const net = await ex.selectFrom('networks').select('id').where('uuid', '=', nu).executeTakeFirstOrThrow();
-  return { zoneId: Number(zone.id), networkId: Number(net.id) };
+  return Number(net.id);
 }
 
 export async function insertRouter(
