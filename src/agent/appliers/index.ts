@@ -5,9 +5,11 @@ import { DnsmasqApplier } from './dnsmasq/dnsmasq-applier.js';
 import { KeepalivedApplier } from './keepalived/keepalived-applier.js';
 import { NftablesApplier } from './nftables/nftables-applier.js';
 import { routerRenderers } from './renderers.js';
+import { RoutesApplier } from './routes/routes-applier.js';
 
 const factories: Record<string, (ctx: ApplierContext) => Applier> = {
   addresses: (ctx) => new AddressesApplier(ctx),
+  routes: (ctx) => new RoutesApplier(ctx),
   dnsmasq: (ctx) => new DnsmasqApplier(ctx),
   nftables: (ctx) => new NftablesApplier(ctx),
   keepalived: (ctx) => new KeepalivedApplier(ctx),
