@@ -40,6 +40,7 @@ import {
   withHostname,
 } from '../netns/index.js';
 import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
+import { plugVpcTransit, unplugVpcTransit } from './netns-vpc.js';
 import type {
   Driver,
   GuestNetworkRuntime,
@@ -277,6 +278,7 @@ export class NetnsDriver implements Driver {
       const c = parseCidr(this.controlCidr, 'control.cidr', { strict: false });
       await addAddress(ns, 'eth1', `${r.controlIp}/${c.prefix}`);
     }
+    await plugVpcTransit(this.switchNs, ns, r);
     const dir = this.routerDir(r);
     mkdirSync(dir, { recursive: true });
     const secretFile = join(dir, 'secret');
@@ -341,6 +343,7 @@ export class NetnsDriver implements Driver {
   async destroyRouter(r: RouterRuntime): Promise<void> {
     await this.rebootRouter(r);
     await deleteLink(`r${r.id}`, { ns: this.switchNs }).catch(() => undefined);
+    await unplugVpcTransit(this.switchNs, r).catch(() => undefined);
     await deleteLink(`${this.tag}c${r.id}`).catch(() => undefined);
     this.remember('hostLinks', `${this.tag}c${r.id}`, false);
     await deleteNamespace(this.routerNs(r)).catch(() => undefined);
