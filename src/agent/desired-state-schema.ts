@@ -29,6 +29,24 @@ const domain = {
 } as const;
 const generation = { type: 'integer', minimum: 0 } as const;
 const base64 = { type: 'string', pattern: '^[A-Za-z0-9+/=\\s_-]*$' } as const;
+const ifname = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$' } as const;
+const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+const icmpField = { type: 'integer', minimum: -1, maximum: 255 } as const;
+const ruleId = { type: 'string', minLength: 1, maxLength: 255 } as const;
+const cidrList = { type: 'array', items: ipv4Cidr, maxItems: 256 } as const;
+// tcp, udp, icmp, all, or an IP protocol number (0..255) as text.
+const protocol = {
+  type: 'string',
+  pattern: '^(tcp|udp|icmp|all|25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$',
+} as const;
+/** The fields every filtering rule (firewall, egress, ACL) shares. */
+const ruleMatch = {
+  id: ruleId,
+  protocol,
+  ports: { $ref: '#/definitions/portRange' },
+  icmpType: icmpField,
+  icmpCode: icmpField,
+} as const;
 
 const definitions = {
   router: {
@@ -103,6 +121,112 @@ const definitions = {
     required: ['enabled'],
     properties: { enabled: { type: 'boolean' } },
   },
+  portRange: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['start', 'end'],
+    properties: { start: port, end: port },
+  },
+  publicNic: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['interface', 'vlan', 'gateway', 'prefix', 'addresses'],
+    properties: {
+      interface: ifname,
+      vlan: { type: 'string', pattern: '^(untagged|[0-9]{1,4})$' },
+      gateway: ipv4,
+      prefix: { type: 'integer', minimum: 1, maximum: 32 },
+      addresses: { type: 'array', items: ipv4, minItems: 1 },
+    },
+  },
+  staticNat: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['publicIp', 'guestIp'],
+    properties: { publicIp: ipv4, guestIp: ipv4 },
+  },
+  public: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['nics', 'sourceNatIp', 'staticNats', 'egressDefaultAllow'],
+    properties: {
+      nics: { type: 'array', items: { $ref: '#/definitions/publicNic' } },
+      sourceNatIp: { oneOf: [ipv4, { type: 'null' }] },
+      staticNats: { type: 'array', items: { $ref: '#/definitions/staticNat' } },
+      egressDefaultAllow: { type: 'boolean' },
+    },
+  },
+  vpc: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['cidr', 'transitInterface', 'edge', 'edgeGateway', 'peers'],
+    properties: {
+      cidr: ipv4Cidr,
+      transitInterface: ifname,
+      edge: { type: 'boolean' },
+      edgeGateway: { oneOf: [ipv4, { type: 'null' }] },
+      peers: {
+        type: 'array',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['cidr', 'gateway'],
+          properties: { cidr: ipv4Cidr, gateway: ipv4 },
+        },
+      },
+    },
+  },
+  portForwardRule: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kind', 'id', 'protocol', 'publicIp', 'publicPorts', 'guestIp', 'privatePorts', 'sourceCidrs'],
+    properties: {
+      kind: { const: 'portForward' },
+      id: ruleId,
+      protocol: { enum: ['tcp', 'udp'] },
+      publicIp: ipv4,
+      publicPorts: { $ref: '#/definitions/portRange' },
+      guestIp: ipv4,
+      privatePorts: { $ref: '#/definitions/portRange' },
+      sourceCidrs: cidrList,
+    },
+  },
+  firewallRule: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kind', 'id', 'protocol', 'publicIp', 'sourceCidrs'],
+    properties: { kind: { const: 'firewall' }, ...ruleMatch, publicIp: ipv4, sourceCidrs: cidrList },
+  },
+  egressRule: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kind', 'id', 'protocol', 'sourceCidrs', 'destCidrs'],
+    properties: { kind: { const: 'egress' }, ...ruleMatch, sourceCidrs: cidrList, destCidrs: cidrList },
+  },
+  aclRule: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kind', 'id', 'protocol', 'number', 'action', 'traffic', 'cidrs'],
+    properties: {
+      kind: { const: 'acl' },
+      ...ruleMatch,
+      number: { type: 'integer', minimum: 0 },
+      action: { enum: ['allow', 'deny'] },
+      traffic: { enum: ['ingress', 'egress'] },
+      cidrs: cidrList,
+    },
+  },
+  rule: {
+    type: 'object',
+    required: ['kind'],
+    properties: { kind: { enum: ['portForward', 'firewall', 'egress', 'acl'] } },
+    oneOf: [
+      { $ref: '#/definitions/portForwardRule' },
+      { $ref: '#/definitions/firewallRule' },
+      { $ref: '#/definitions/egressRule' },
+      { $ref: '#/definitions/aclRule' },
+    ],
+  },
   metadataMap: {
     type: 'object',
     propertyNames: ipv4,
@@ -129,6 +253,9 @@ export const desiredStateSchema = {
     metadata: { $ref: '#/definitions/metadataMap' },
     passwords: { $ref: '#/definitions/passwordMap' },
     firewall: { $ref: '#/definitions/firewall' },
+    public: { $ref: '#/definitions/public' },
+    rules: { type: 'array', items: { $ref: '#/definitions/rule' } },
+    vpc: { $ref: '#/definitions/vpc' },
   },
   definitions,
 } as const;
@@ -145,6 +272,16 @@ export const desiredStateDeltaSchema = {
     router: { $ref: '#/definitions/router' },
     network: { $ref: '#/definitions/network' },
     firewall: { $ref: '#/definitions/firewall' },
+    public: { oneOf: [{ $ref: '#/definitions/public' }, { type: 'null' }] },
+    vpc: { oneOf: [{ $ref: '#/definitions/vpc' }, { type: 'null' }] },
+    rules: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        upsert: { type: 'array', items: { $ref: '#/definitions/rule' } },
+        remove: { type: 'array', items: ruleId },
+      },
+    },
     hosts: {
       type: 'object',
       additionalProperties: false,

@@ -13,15 +13,26 @@
  */
 import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
-import type { DesiredState, DesiredStateDelta, HostSpec, VmMetadata } from './desired-state.js';
+import type {
+  DesiredState,
+  DesiredStateDelta,
+  HostSpec,
+  PortForwardRuleSpec,
+  RuleSpec,
+  StaticNatSpec,
+  VmMetadata,
+} from './desired-state.js';
 import { desiredStateDeltaSchema, desiredStateSchema } from './desired-state-schema.js';
 import { cidrContains, ipv6CidrContains, isIpv6, parseIpv4Cidr, parseIpv6Cidr } from './render/ip.js';
 
-export type EntrySection = 'hosts' | 'metadata' | 'passwords';
+export type EntrySection = 'hosts' | 'metadata' | 'passwords' | 'rules' | 'staticNats';
 
 export interface QuarantinedEntry {
   section: EntrySection;
-  /** The entry's key: a host's MAC as sent (lower case), a metadata or password entry's guest address. */
+  /**
+   * The entry's key: a host's MAC as sent (lower case), a metadata or password entry's guest address, a rule's
+   * id, a static NAT's public address.
+   */
   key: string;
   /** The field of the entry that is wrong (`''`: the entry as a whole, or its key). */
   field: string;
@@ -50,6 +61,11 @@ const checkStateShape = ajv.compile({
     hosts: { type: 'array' },
     metadata: { type: 'object' },
     passwords: { type: 'object' },
+    rules: { type: 'array' },
+    public: {
+      ...definitions.public,
+      properties: { ...definitions.public.properties, staticNats: { type: 'array' } },
+    },
   },
 });
 const { $id: _deltaId, ...deltaRest } = desiredStateDeltaSchema;
@@ -65,11 +81,29 @@ const checkDeltaShape = ajv.compile({
     hosts: keyedChange('array'),
     metadata: keyedChange('object'),
     passwords: keyedChange('object'),
+    rules: keyedChange('array'),
+    public: {
+      oneOf: [
+        {
+          ...definitions.public,
+          properties: { ...definitions.public.properties, staticNats: { type: 'array' } },
+        },
+        { type: 'null' },
+      ],
+    },
   },
 });
 const checkHost = ajv.compile({ ...definitions.host, definitions });
 const checkVmMetadata = ajv.compile({ ...definitions.vmMetadata, definitions });
 const checkPassword = ajv.compile(definitions.passwordMap.additionalProperties);
+const checkStaticNat = ajv.compile({ ...definitions.staticNat, definitions });
+// One schema per kind (the published `rule` is their oneOf, whose errors would not name the field).
+const checkRule = {
+  portForward: ajv.compile({ ...definitions.portForwardRule, definitions }),
+  firewall: ajv.compile({ ...definitions.firewallRule, definitions }),
+  egress: ajv.compile({ ...definitions.egressRule, definitions }),
+  acl: ajv.compile({ ...definitions.aclRule, definitions }),
+};
 const ipv4Key = new RegExp(definitions.passwordMap.propertyNames.pattern);
 
 const shown = (v: unknown): string => {
@@ -143,12 +177,51 @@ function passwordProblem(ip: string, raw: unknown): { field: string; message: st
   return null;
 }
 
+type Problem = { field: string; message: string } | null;
+
+const rangeProblem = (field: string, r: { start: number; end: number } | undefined): Problem =>
+  r && r.start > r.end ? { field, message: `starts after it ends (${r.start}-${r.end})` } : null;
+
+/** What is wrong with a rule on its own (shape, port ranges, fields its protocol does not take), or null. */
+function ruleProblem(raw: unknown): Problem {
+  const kind = (raw as { kind?: unknown } | null)?.kind;
+  const check = typeof kind === 'string' ? checkRule[kind as RuleSpec['kind']] : undefined;
+  if (!check) return { field: 'kind', message: 'must be portForward, firewall, egress or acl' };
+  if (!check(raw)) return describeEntry(check.errors?.[0]);
+  const r = raw as RuleSpec;
+  if (r.kind === 'portForward') {
+    const p = rangeProblem('publicPorts', r.publicPorts) ?? rangeProblem('privatePorts', r.privatePorts);
+    if (p) return p;
+    const len = (x: { start: number; end: number }) => x.end - x.start;
+    if (len(r.privatePorts) !== 0 && len(r.privatePorts) !== len(r.publicPorts))
+      return { field: 'privatePorts', message: 'must be one port or as long as publicPorts' };
+    return null;
+  }
+  if (r.kind !== 'acl' && /^[0-9]+$/.test(r.protocol))
+    return { field: 'protocol', message: 'a protocol number is for ACL items only' };
+  if (r.ports && r.protocol !== 'tcp' && r.protocol !== 'udp')
+    return { field: 'ports', message: `${r.protocol} has no ports` };
+  if ((r.icmpType !== undefined || r.icmpCode !== undefined) && r.protocol !== 'icmp')
+    return { field: 'icmpType', message: `${r.protocol} is not icmp` };
+  return rangeProblem('ports', r.ports);
+}
+
+const ruleKey = (raw: unknown): string => {
+  const id = (raw as { id?: unknown } | null)?.id;
+  return typeof id === 'string' ? id : '';
+};
+
+const staticNatKey = (raw: unknown): string => {
+  const ip = (raw as { publicIp?: unknown } | null)?.publicIp;
+  return typeof ip === 'string' ? ip : '';
+};
+
 const hostKey = (raw: unknown): string => {
   const mac = (raw as { mac?: unknown } | null)?.mac;
   return typeof mac === 'string' ? mac.toLowerCase() : '';
 };
 
-function held(
+function held_(
   section: EntrySection,
   key: string,
   raw: unknown,
@@ -198,7 +271,125 @@ function documentProblem(state: DesiredState): { field: string; message: string 
         message: `${state.network.ipv6Gateway} is not inside ${state.network.ipv6Cidr}`,
       };
   }
+  return publicProblem(state);
+}
+
+/** The public side as a whole: unique interfaces and addresses, the source-NAT address held on one of them. */
+function publicProblem(state: DesiredState): Problem {
+  const pub = state.public;
+  if (!pub) return null;
+  const ifaces = new Set<string>();
+  const addrs = new Set<string>();
+  for (const [i, nic] of pub.nics.entries()) {
+    if (ifaces.has(nic.interface) || nic.interface === state.vpc?.transitInterface)
+      return { field: `/public/nics/${i}/interface`, message: `${nic.interface} is used twice` };
+    ifaces.add(nic.interface);
+    for (const a of nic.addresses) {
+      if (addrs.has(a)) return { field: `/public/nics/${i}/addresses`, message: `${a} is held twice` };
+      addrs.add(a);
+    }
+  }
+  if (pub.sourceNatIp !== null && !addrs.has(pub.sourceNatIp))
+    return { field: '/public/sourceNatIp', message: `${pub.sourceNatIp} is not on a public interface` };
   return null;
+}
+
+/** The public addresses the router holds. */
+const publicAddresses = (state: DesiredState): Set<string> =>
+  new Set((state.public?.nics ?? []).flatMap((n) => n.addresses));
+
+/** Where NAT may send traffic: the guest CIDR, or on a VPC's edge the whole VPC. */
+const natTargets = (state: DesiredState): string => (state.vpc?.edge ? state.vpc.cidr : state.network.cidr);
+
+/** The rules between a rule and the state: addresses it names, the kind the router takes, overlapping forwards. */
+function ruleStateProblem(
+  r: RuleSpec,
+  state: DesiredState,
+  held: Set<string>,
+  forwards: Map<string, PortForwardRuleSpec[]>,
+): Problem {
+  if ((r.kind === 'portForward' || r.kind === 'firewall') && !held.has(r.publicIp))
+    return { field: 'publicIp', message: `${r.publicIp} is not one of the router's public addresses` };
+  if (r.kind === 'acl' && !state.vpc) return { field: 'kind', message: 'ACL items are for VPC tiers only' };
+  if (r.kind !== 'portForward') return null;
+  const targets = natTargets(state);
+  if (!cidrContains(parseIpv4Cidr(targets), r.guestIp))
+    return { field: 'guestIp', message: `${r.guestIp} is not inside ${targets}` };
+  if (state.public?.staticNats.some((s) => s.publicIp === r.publicIp))
+    return { field: 'publicIp', message: `${r.publicIp} is a static NAT address` };
+  const other = forwards
+    .get(`${r.publicIp}/${r.protocol}`)
+    ?.find((f) => f.publicPorts.start <= r.publicPorts.end && r.publicPorts.start <= f.publicPorts.end);
+  return other ? { field: 'publicPorts', message: `overlaps port forward ${other.id}` } : null;
+}
+
+function staticNatProblem(raw: unknown, state: DesiredState, held: Set<string>, taken: Set<string>): Problem {
+  if (!checkStaticNat(raw)) return describeEntry(checkStaticNat.errors?.[0]);
+  const s = raw as StaticNatSpec;
+  if (!held.has(s.publicIp))
+    return { field: 'publicIp', message: `${s.publicIp} is not one of the router's public addresses` };
+  if (s.publicIp === state.public?.sourceNatIp)
+    return { field: 'publicIp', message: `${s.publicIp} is the source-NAT address` };
+  if (taken.has(s.publicIp)) return { field: 'publicIp', message: `${s.publicIp} is used twice` };
+  const targets = natTargets(state);
+  if (!cidrContains(parseIpv4Cidr(targets), s.guestIp))
+    return { field: 'guestIp', message: `${s.guestIp} is not inside ${targets}` };
+  return null;
+}
+
+/**
+ * The rules and static NATs of `state` (plus held ones) that can be applied, and the ones that cannot. Every rule
+ * is checked against the state (its public address may have gone with a public-side delta); `checked` skips only
+ * the checks of a rule on its own.
+ */
+function sieveNat(
+  state: DesiredState,
+  retry: HeldEntry[],
+  checked: boolean,
+  quarantined: HeldEntry[],
+): Pick<DesiredState, 'public' | 'rules'> {
+  const held = publicAddresses(state);
+  const out: Pick<DesiredState, 'public' | 'rules'> = {};
+  if (state.public) {
+    const candidates = state.public.staticNats.map((raw) => ({ raw: raw as unknown }));
+    for (const h of retry) if (h.section === 'staticNats') candidates.push({ raw: h.raw });
+    const taken = new Set<string>();
+    const staticNats: StaticNatSpec[] = [];
+    for (const { raw } of candidates) {
+      const p = staticNatProblem(raw, state, held, taken);
+      if (p) quarantined.push(held_('staticNats', staticNatKey(raw), raw, p));
+      else {
+        taken.add(staticNatKey(raw));
+        staticNats.push(raw as StaticNatSpec);
+      }
+    }
+    staticNats.sort((a, b) => (a.publicIp < b.publicIp ? -1 : a.publicIp > b.publicIp ? 1 : 0));
+    out.public = { ...state.public, staticNats };
+  }
+  const own = new Set((state.rules ?? []).map((r) => r.id));
+  const candidates: { raw: unknown; recheck: boolean }[] = (state.rules ?? []).map((raw) => ({
+    raw,
+    recheck: !checked,
+  }));
+  for (const h of retry)
+    if (h.section === 'rules' && !own.has(h.key)) candidates.push({ raw: h.raw, recheck: true });
+  const rules: RuleSpec[] = [];
+  const forwards = new Map<string, PortForwardRuleSpec[]>();
+  for (const { raw, recheck } of candidates) {
+    const p = (recheck ? ruleProblem(raw) : null) ?? ruleStateProblem(raw as RuleSpec, state, held, forwards);
+    if (p) {
+      quarantined.push(held_('rules', ruleKey(raw), raw, p));
+      continue;
+    }
+    const r = raw as RuleSpec;
+    if (r.kind === 'portForward') {
+      const k = `${r.publicIp}/${r.protocol}`;
+      forwards.set(k, [...(forwards.get(k) ?? []), r]);
+    }
+    rules.push(r);
+  }
+  if (rules.length) out.rules = rules.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return out;
 }
 
 /**
@@ -227,7 +418,7 @@ function sieve(
     const key = hostKey(raw);
     const problem = recheck ? hostProblem(raw) : null;
     if (problem) {
-      quarantined.push(held('hosts', key, raw, problem));
+      quarantined.push(held_('hosts', key, raw, problem));
       continue;
     }
     // The first entry holding a MAC, address or name keeps it (in force before the newcomer, in a full state
@@ -250,7 +441,7 @@ function sieve(
         message: `${h.ipv6} is not inside ${state.network.ipv6Cidr ?? 'the network (no IPv6 prefix)'}`,
       };
     if (p) {
-      quarantined.push(held('hosts', key, raw, p));
+      quarantined.push(held_('hosts', key, raw, p));
       continue;
     }
     macs.add(key);
@@ -270,16 +461,20 @@ function sieve(
     for (const r of again) entries.push([r.key, r.raw, true]);
     for (const [ip, raw, recheck] of entries) {
       const p = recheck ? problemOf(ip, raw) : null;
-      if (p) quarantined.push(held(section, ip, raw, p));
+      if (p) quarantined.push(held_(section, ip, raw, p));
       else out[ip] = raw as T;
     }
     return out;
   };
   const metadata = keyed('metadata', state.metadata, metadataProblem);
   const passwords = keyed('passwords', state.passwords, passwordProblem);
+  const nat = sieveNat(state, retry, checked, quarantined);
   if (quarantined.length === 0 && hosts.length === state.hosts.length && retry.length === 0)
     return { value: state, quarantined };
-  return { value: { ...state, hosts, metadata, passwords }, quarantined };
+  const value: DesiredState = { ...state, hosts, metadata, passwords };
+  delete value.public;
+  delete value.rules;
+  return { value: { ...value, ...nat }, quarantined };
 }
 
 /**
@@ -317,14 +512,20 @@ export function validateDelta(doc: unknown): Validation<DesiredStateDelta> {
     return fail('/generation', `must be greater than baseGeneration ${delta.baseGeneration}`);
   const quarantined: HeldEntry[] = [];
   const out: DesiredStateDelta = { ...delta };
-  if (delta.hosts?.upsert) {
-    const upsert = delta.hosts.upsert.filter((raw) => {
-      const p = hostProblem(raw);
-      if (p) quarantined.push(held('hosts', hostKey(raw), raw, p));
+  // The entries of a list that pass their own checks; the others are set aside.
+  const good = <T>(
+    section: EntrySection,
+    list: T[],
+    keyOf: (raw: unknown) => string,
+    problemOf: (raw: unknown) => Problem,
+  ): T[] =>
+    list.filter((raw) => {
+      const p = problemOf(raw);
+      if (p) quarantined.push(held_(section, keyOf(raw), raw, p));
       return !p;
     });
-    out.hosts = { ...delta.hosts, upsert };
-  }
+  if (delta.hosts?.upsert)
+    out.hosts = { ...delta.hosts, upsert: good('hosts', delta.hosts.upsert, hostKey, hostProblem) };
   const keyed = <T>(
     section: 'metadata' | 'passwords',
     change: { upsert?: Record<string, T>; remove?: string[] } | undefined,
@@ -334,11 +535,19 @@ export function validateDelta(doc: unknown): Validation<DesiredStateDelta> {
     const upsert: Record<string, T> = {};
     for (const [ip, raw] of Object.entries(change.upsert)) {
       const p = problemOf(ip, raw);
-      if (p) quarantined.push(held(section, ip, raw, p));
+      if (p) quarantined.push(held_(section, ip, raw, p));
       else upsert[ip] = raw;
     }
     return { ...change, upsert };
   };
+  if (delta.rules?.upsert)
+    out.rules = { ...delta.rules, upsert: good('rules', delta.rules.upsert, ruleKey, ruleProblem) };
+  if (delta.public?.staticNats) {
+    const staticNats = good('staticNats', delta.public.staticNats, staticNatKey, (raw) =>
+      checkStaticNat(raw) ? null : describeEntry(checkStaticNat.errors?.[0]),
+    );
+    out.public = { ...delta.public, staticNats };
+  }
   if (delta.metadata) out.metadata = keyed('metadata', delta.metadata, metadataProblem);
   if (delta.passwords) out.passwords = keyed('passwords', delta.passwords, passwordProblem);
   return { ok: true, value: out, quarantined };
@@ -358,9 +567,16 @@ export function heldAfterDelta(held: HeldEntry[], delta: DesiredStateDelta, fres
     ),
     metadata: new Set([...(delta.metadata?.remove ?? []), ...Object.keys(delta.metadata?.upsert ?? {})]),
     passwords: new Set([...(delta.passwords?.remove ?? []), ...Object.keys(delta.passwords?.upsert ?? {})]),
+    rules: new Set([...(delta.rules?.remove ?? []), ...(delta.rules?.upsert ?? []).map((r) => r.id)]),
+    staticNats: new Set(),
   };
   for (const f of fresh) touched[f.section].add(f.key);
-  return [...held.filter((h) => !touched[h.section].has(h.key)), ...fresh];
+  // The public side comes wholesale: a delta carrying it replaces every held static NAT.
+  const publicSent = delta.public !== undefined;
+  return [
+    ...held.filter((h) => !touched[h.section].has(h.key) && !(publicSent && h.section === 'staticNats')),
+    ...fresh,
+  ];
 }
 
 /** What a status reports of a quarantined entry (not the value sent). */

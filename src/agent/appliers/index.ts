@@ -3,6 +3,7 @@ import { AddressesApplier } from './addresses/addresses-applier.js';
 import type { Applier, ApplierContext } from './applier.js';
 import { DnsmasqApplier } from './dnsmasq/dnsmasq-applier.js';
 import { KeepalivedApplier } from './keepalived/keepalived-applier.js';
+import { NetfilterApplier } from './netfilter/netfilter-applier.js';
 import { NftablesApplier } from './nftables/nftables-applier.js';
 import { routerRenderers } from './renderers.js';
 import { RoutesApplier } from './routes/routes-applier.js';
@@ -12,6 +13,7 @@ const factories: Record<string, (ctx: ApplierContext) => Applier> = {
   routes: (ctx) => new RoutesApplier(ctx),
   dnsmasq: (ctx) => new DnsmasqApplier(ctx),
   nftables: (ctx) => new NftablesApplier(ctx),
+  netfilter: (ctx) => new NetfilterApplier(ctx),
   keepalived: (ctx) => new KeepalivedApplier(ctx),
 };
 

@@ -43,6 +43,7 @@ describe('the router render', () => {
           r.transit,
           { dnsmasqConf: r.dnsmasqConf, dhcpHosts: r.dhcpHosts, names: r.names },
           r.nftables,
+          r.netfilter,
           r.keepalivedConf,
         ],
         agent.outs,

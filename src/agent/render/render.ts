@@ -25,6 +25,8 @@ export interface Rendered extends DnsmasqFiles {
   /** A VPC tier's transit address and routes; null outside a VPC. */
   transit: TransitPlan | null;
   nftables: string;
+  /** The public side's NAT and forwarding filter ('' without a public side or VPC). */
+  netfilter: string;
   keepalivedConf: string | null;
   /** sha256 over every service's render plus metadata and passwords (what the VR serves). */
   hash: string;
@@ -43,6 +45,7 @@ export function render(state: DesiredState, ctx: RenderContext): Rendered {
     transit: by('routes') as TransitPlan | null,
     ...(by('dnsmasq') as DnsmasqFiles),
     nftables: by('nftables') as string,
+    netfilter: by('netfilter') as string,
     keepalivedConf: by('keepalived') as string | null,
     hash: r.hash,
   };

@@ -33,3 +33,41 @@ export async function ensureAddress6(
 export async function removeAddress6(ifname: string, address: string, prefix: number): Promise<void> {
   await run('ip', ['-6', 'addr', 'del', `${address}/${prefix}`, 'dev', ifname]);
 }
+
+/** Bring an interface up (the driver plugs public interfaces and may leave them down). */
+export async function linkUp(ifname: string): Promise<string | null> {
+  const r = await run('ip', ['link', 'set', 'dev', ifname, 'up']);
+  return r.code === 0 ? null : r.stderr.trim();
+}
+
+/** Add `<ip>/<prefix>` unless the interface holds the address; true if this call added it. */
+export async function addCidr(ifname: string, cidr: string): Promise<boolean | string> {
+  if (interfaceAddresses(ifname).includes(cidr.split('/')[0]!)) return false;
+  const r = await run('ip', ['addr', 'add', cidr, 'dev', ifname]);
+  if (r.code === 0) return true;
+  return /File exists/.test(r.stderr) ? false : r.stderr.trim();
+}
+
+export async function removeCidr(ifname: string, cidr: string): Promise<void> {
+  if (interfaceAddresses(ifname).includes(cidr.split('/')[0]!))
+    await run('ip', ['addr', 'del', cidr, 'dev', ifname]);
+}
+
+export async function replaceDefaultRoute(dev: string, via: string): Promise<string | null> {
+  const r = await run('ip', ['route', 'replace', 'default', 'via', via, 'dev', dev]);
+  return r.code === 0 ? null : r.stderr.trim();
+}
+
+export async function removeDefaultRoute(dev: string, via: string): Promise<void> {
+  await run('ip', ['route', 'del', 'default', 'via', via, 'dev', dev]);
+}
+
+/**
+ * One unsolicited ARP for an address just added, so the upstream router and neighbours replace a cached MAC
+ * (the address may have lived on another router a moment ago). iputils' arping: `-U` sends a request with the
+ * address as both sender and target, and exits after `-c 1` without waiting for a reply.
+ */
+export async function gratuitousArp(ifname: string, address: string): Promise<string | null> {
+  const r = await run('arping', ['-U', '-c', '1', '-I', ifname, address]);
+  return r.code === 0 ? null : (r.stderr || r.stdout).trim();
+}

@@ -1,7 +1,31 @@
-/** keepalived.conf for a redundant pair (reference §4.11): VRRP on the guest interface, the gateway as VIP. Pure. */
+/**
+ * keepalived.conf for a redundant pair (reference §4.11): VRRP on the guest interface, the gateway as VIP, and
+ * the public side (its addresses, the default route) held by the primary only. Pure.
+ */
 import type { DesiredState } from '../../desired-state.js';
 import { parseIpv4Cidr } from '../../render/ip.js';
+import { publicCidrs } from '../addresses/render.js';
 import type { Renderer } from '../applier.js';
+
+/**
+ * The public addresses move with the guest VIP, and keepalived sends their gratuitous ARPs on a takeover. They are
+ * `virtual_ipaddress_excluded`: held and announced like the VIP but not listed in the adverts, which carry at most
+ * 20 addresses and must match between the two routers (the public IPs change with associateIpAddress; the guest
+ * VIP does not). The default route goes with them (`virtual_routes`): a backup has no public address to leave by.
+ */
+function publicLines(state: DesiredState): string[] {
+  const nics = state.public?.nics ?? [];
+  if (!nics.length) return [];
+  const first = nics[0]!;
+  return [
+    '  virtual_ipaddress_excluded {',
+    ...nics.flatMap((n) => publicCidrs(n).map((c) => `    ${c} dev ${n.interface}`)),
+    '  }',
+    '  virtual_routes {',
+    `    0.0.0.0/0 via ${first.gateway} dev ${first.interface}`,
+    '  }',
+  ];
+}
 
 export function renderKeepalived(state: DesiredState, guestInterface: string): string | null {
   const r = state.router.redundant;
@@ -28,6 +52,7 @@ export function renderKeepalived(state: DesiredState, guestInterface: string): s
     '  virtual_ipaddress {',
     `    ${state.network.gateway}/${prefix} dev ${guestInterface}`,
     '  }',
+    ...publicLines(state),
     '}',
   ];
   return lines.join('\n') + '\n';
@@ -36,7 +61,7 @@ export function renderKeepalived(state: DesiredState, guestInterface: string): s
 /** null = not one of a redundant pair: no keepalived. */
 export const keepalivedRenderer: Renderer<string | null> = {
   name: 'keepalived',
-  consumes: ['router', 'network'],
+  consumes: ['router', 'network', 'public'],
   render: (state, ctx) => renderKeepalived(state, ctx.guestInterface),
   digest: (conf) => [conf ?? ''],
 };

@@ -1,5 +1,6 @@
 /** The nft tool, and the one guard that keeps a drop-policy firewall out of the machine's own namespace. */
-import { readdirSync, readlinkSync, statSync } from 'node:fs';
+import { readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { run } from '../../system.js';
 
 /**
@@ -36,4 +37,26 @@ export function inInitialNetNamespace(): boolean {
 export async function nftApply(file: string, checkOnly: boolean): Promise<string | null> {
   const r = await run('nft', checkOnly ? ['--check', '-f', file] : ['-f', file]);
   return r.code === 0 ? null : (r.stderr || r.stdout).trim();
+}
+
+/** `nft --check` of a ruleset text (through a scratch file in `dir`): null, or nft's complaint. */
+export async function nftCheckText(dir: string, text: string): Promise<string | null> {
+  const tmp = join(dir, '.nft-check.nft');
+  writeFileSync(tmp, text);
+  try {
+    return await nftApply(tmp, true);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/** Removes our tables (`family name` each), whether they exist or not, in one transaction. */
+export async function nftDeleteTables(dir: string, tables: string[]): Promise<void> {
+  const tmp = join(dir, '.nft-delete.nft');
+  writeFileSync(tmp, tables.map((t) => `table ${t}\ndelete table ${t}\n`).join(''));
+  try {
+    await nftApply(tmp, false);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }

@@ -3,12 +3,11 @@
  * atomically by `nft -f` (the file deletes and re-declares only our table). Loaded only when the state asks for
  * it, the agent is allowed to, and it runs provably outside the machine's own network namespace.
  */
-import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeAtomic } from '../../system.js';
 import type { Applier, ApplierContext, ServiceStatus, Step } from '../applier.js';
 import { ApplyFailure } from '../applier.js';
-import { inInitialNetNamespace, nftApply } from './nft.js';
+import { inInitialNetNamespace, nftApply, nftCheckText, nftDeleteTables } from './nft.js';
 import { nftablesRenderer, nftTableName } from './render.js';
 
 export class NftablesApplier implements Applier<string> {
@@ -33,10 +32,7 @@ export class NftablesApplier implements Applier<string> {
     if (want && inInitialNetNamespace()) {
       this.message = 'not loaded: the agent runs in the machine’s own network namespace';
     } else if (want && (!this.loaded || prev?.out !== next.out)) {
-      const tmp = join(this.ctx.dataDir, '.nftables.nft.test');
-      writeFileSync(tmp, next.out);
-      const err = await nftApply(tmp, true);
-      rmSync(tmp, { force: true });
+      const err = await nftCheckText(this.ctx.dataDir, next.out);
       if (err) throw new ApplyFailure('FirewallRejected', err);
     }
   }
@@ -50,10 +46,7 @@ export class NftablesApplier implements Applier<string> {
       this.loaded = true;
       this.message = null;
     } else if (!want && this.loaded) {
-      const tmp = join(this.ctx.dataDir, '.nft-delete.nft');
-      writeFileSync(tmp, `table inet ${nftTableName}\ndelete table inet ${nftTableName}\n`);
-      await nftApply(tmp, false);
-      rmSync(tmp, { force: true });
+      await nftDeleteTables(this.ctx.dataDir, [`inet ${nftTableName}`]);
       this.loaded = false;
     }
   }

@@ -36,6 +36,12 @@ export function renderNftables(state: DesiredState, o: FirewallRenderOptions): s
   rules.push(
     `iifname ${g} ip saddr ${cidr} tcp dport { ${o.metadataPort}, ${o.passwordPort} } accept`,
     `iifname ${g} ip saddr ${cidr} icmp type echo-request accept`,
+    // On public interfaces the public side's input chain (appliers/netfilter) decides which echo requests pass.
+    ...(state.public?.nics.length
+      ? [
+          `iifname { ${state.public.nics.map((n) => JSON.stringify(n.interface)).join(', ')} } icmp type echo-request accept`,
+        ]
+      : []),
     // Neighbour discovery and DHCPv6 keep IPv6 guests working.
     `iifname ${g} meta l4proto ipv6-icmp accept`,
   );
@@ -65,7 +71,7 @@ export function renderNftables(state: DesiredState, o: FirewallRenderOptions): s
 
 export const nftablesRenderer: Renderer<string> = {
   name: 'nftables',
-  consumes: ['router', 'network', 'firewall'],
+  consumes: ['router', 'network', 'firewall', 'public'],
   render: (state, ctx) => renderNftables(state, ctx),
   // The intent too: turning the firewall off leaves the ruleset text as it was, but must still reach the applier.
   digest: (ruleset, state) => [ruleset, canonicalJson(state.firewall)],
