@@ -13,12 +13,25 @@ import {
   tcpGreeterArgv,
   tcpProbe,
 } from '../../src/netns/index.js';
-import type { DesiredState, VpcSpec } from '../../src/agent/desired-state.js';
+import type { AclRuleSpec, DesiredState, VpcSpec } from '../../src/agent/desired-state.js';
 import { VrLab, type RouterUnderTest } from './vr-lab.js';
 
 const MAC_A = '02:ab:09:01:00:0a';
 const MAC_B = '02:ab:09:02:00:0a';
 const VPC_CIDR = '10.97.0.0/16';
+/**
+ * Each tier lets the VPC in and out (the netfilter applier drops what no ACL item of a tier allows): this test is
+ * about the routes; what a list lets through is the black-box test's (test/e2e/vpc-netns.test.ts).
+ */
+const withinVpc: AclRuleSpec[] = (['ingress', 'egress'] as const).map((traffic, i) => ({
+  kind: 'acl',
+  id: `acl-${traffic}`,
+  number: i + 1,
+  action: 'allow',
+  traffic,
+  protocol: 'all',
+  cidrs: [VPC_CIDR],
+}));
 
 async function transitRoutes(r: RouterUnderTest): Promise<string[]> {
   // Only the agent's own routes (its protocol number), which `ip` then leaves out of each line.
@@ -49,9 +62,9 @@ describe('VPC tier routers on a transit', () => {
   const peerA = { cidr: labA.cidr, gateway: labA.ip(1) };
   const peerB = { cidr: labB.cidr, gateway: labB.ip(1) };
   const stateA = (gen: number, peers = [peerB]): DesiredState =>
-    labA.state(gen, [labA.host(10, MAC_A, 'ga')], { vpc: vpc('a', peers) });
+    labA.state(gen, [labA.host(10, MAC_A, 'ga')], { vpc: vpc('a', peers), rules: withinVpc });
   const stateB = (gen: number, peers = [peerA]): DesiredState =>
-    labB.state(gen, [labB.host(10, MAC_B, 'gb')], { vpc: vpc('b', peers) });
+    labB.state(gen, [labB.host(10, MAC_B, 'gb')], { vpc: vpc('b', peers), rules: withinVpc });
 
   /** What the netns driver does for a tier router (drivers/netns-vpc.ts): vpc0 on the VPC bridge, forwarding. */
   async function plugTransit(r: RouterUnderTest): Promise<void> {
