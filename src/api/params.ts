@@ -202,6 +202,8 @@ const idEntities: readonly IdEntity[] = [
     nouns: ['Network'],
   },
   { table: 'vpcs', params: ['vpcid'], list: 'listVPCs', nouns: ['VPC'] },
+  { table: 'network_acl_lists', params: ['aclid'], list: 'listNetworkACLLists', nouns: ['NetworkACLList'] },
+  { table: 'network_acl_items', list: 'listNetworkACLs', nouns: ['NetworkACL', 'NetworkACLItem'] },
   {
     table: 'ip_allocations',
     params: ['ipaddressid'],

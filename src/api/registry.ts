@@ -20,6 +20,7 @@ import { commands as vmChangeServiceCommands } from '../vms/change-service.js';
 import { commands as infrastructureCommands } from '../infrastructure/commands.js';
 import { commands as offeringCommands } from '../offerings/commands.js';
 import { commands as networkCommands } from '../networks/commands.js';
+import { commands as networkAclCommands } from '../network-acls/commands.js';
 import { commands as publicIpCommands } from '../public-ips/commands.js';
 import { commands as capacityCommands } from '../capacity/commands.js';
 import { commands as uiCommands } from '../ui/commands.js';
@@ -39,6 +40,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   providerCommands,
   offeringCommands,
   networkCommands,
+  networkAclCommands,
   publicIpCommands,
   capacityCommands,
   vmCommands,

@@ -44,6 +44,7 @@ const createNetworkCmd = defineCommand({
     'domainid',
     'projectid',
     'vpcid',
+    'aclid',
     'vlan',
     'physicalnetworkid',
     'acltype',

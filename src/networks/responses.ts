@@ -2,6 +2,7 @@
  * What listNetworks/listVPCs (and every command answering a network or VPC) show: rows in, CloudStack's response
  * objects out, with the related zones, offerings, owners and tags read in one query each.
  */
+import { aclListNames } from '../network-acls/repository.js';
 import { displayPath } from '../accounts/repository.js';
 import { tagsFor } from '../tags/service.js';
 import { parseCidr, prefixToNetmask } from '../ipam/cidr.js';
@@ -49,6 +50,10 @@ export async function networkResponses(
           (v) => [v.id, v],
         )
       : [],
+  );
+  const acls = await aclListNames(
+    db,
+    rows.map((r) => r.network_acl_id),
   );
   const pnIds = ids((r) => r.physical_network_id);
   const pns = new Map(
@@ -126,6 +131,9 @@ export async function networkResponses(
       specifyipranges: off ? off.specify_ip_ranges === 1 : false,
       vpcid: vpc?.uuid,
       vpcname: vpc?.name,
+      // A tier answers its list once it has one (CloudStack leaves aclid out while network_acl_id is NULL).
+      aclid: n.network_acl_id !== null ? acls.get(n.network_acl_id)?.uuid : undefined,
+      aclname: n.network_acl_id !== null ? acls.get(n.network_acl_id)?.name : undefined,
       canusefordeploy: n.state !== 'Destroy',
       ispersistent: off ? off.is_persistent === 1 : false,
       egressdefaultpolicy: off ? off.egress_default_policy === 1 : false,

@@ -52,6 +52,7 @@ import {
   parseVpcCidr,
 } from './guest-cidr.js';
 import { implementNetwork, networkHooks, shutdownNetwork } from './lifecycle.js';
+import { aclListForTier, removeVpcAclLists } from '../network-acls/repository.js';
 import type { NetworkRow, VpcRow } from './repository.js';
 import { lockVpc, networkById, networkByUuid, offeringByUuid, vpcById, vpcByUuid } from './repository.js';
 import type { NetExecutor as Executor } from './tables.js';
@@ -112,6 +113,7 @@ export interface CreateNetworkParams {
   account?: string | undefined;
   domainid?: string | undefined;
   vpcid?: string | undefined;
+  aclid?: string | undefined;
   vlan?: string | undefined;
   physicalnetworkid?: string | undefined;
   acltype?: string | undefined;
@@ -208,6 +210,8 @@ export async function createNetwork(ctx: NetCtx, p: CreateNetworkParams): Promis
         throw invalidParameter('zoneid', p.zoneid, `VPC '${vpc.name}' is in another zone`);
       if (!p.gateway || !p.netmask)
         throw new CloudStackError('InvalidParameterValue', 'a VPC tier needs gateway and netmask');
+    } else if (p.aclid !== undefined) {
+      throw invalidParameter('aclid', p.aclid, 'a network ACL is for VPC tiers only: give vpcid');
     } else if (offering.for_vpc === 1) {
       throw invalidParameter(
         'networkofferingid',
@@ -270,6 +274,11 @@ export async function createNetwork(ctx: NetCtx, p: CreateNetworkParams): Promis
         (owner
           ? await defaultDomainFor(ctx, owner, zone.id)
           : defaultNetworkDomain(ctx.caller.accountId, await suffixFor(ctx, zone.id))));
+  // CloudStack 4.18 leaves a tier created without aclid with no list (network_acl_id NULL) until
+  // replaceNetworkACLList or a first createNetworkACL with networkid gives it one (src/network-acls/README.md).
+  const acl = vpc && p.aclid ? await aclListForTier(ctx.tx, p.aclid, { vpcId: vpc.id }) : undefined;
+  if (p.aclid !== undefined && !vpc)
+    throw invalidParameter('aclid', p.aclid, 'a network ACL is for VPC tiers only');
   const uuid = randomUUID();
   await ctx.tx
     .insertInto('networks')
@@ -300,6 +309,7 @@ export async function createNetwork(ctx: NetCtx, p: CreateNetworkParams): Promis
       dns1,
       dns2,
       specify_vlan: vnet !== null ? 1 : 0,
+      network_acl_id: acl?.id ?? null,
     })
     .execute();
   const network = await networkByUuid(ctx.tx, uuid);
@@ -849,6 +859,7 @@ export async function deleteVpc(ctx: NetCtx, p: { id: string }): Promise<void> {
     );
   }
   await releasePublicIpsOf(ctx, 'vpc_id', vpc.id, { vpc_id: null, network_id: null });
+  await removeVpcAclLists(ctx.tx, vpc.id, ctx.now);
   await ctx.tx
     .updateTable('vpcs')
     .set({ removed: ctx.now, state: 'Inactive' })

@@ -26,6 +26,8 @@ export interface NetworksNetworkingColumns {
   dns2: string | null;
   /** The VLAN was given by the admin (createNetwork vlan=): shutdown keeps it. */
   specify_vlan: Defaulted<number>;
+  /** A VPC tier's network ACL list (migration 0017, src/network-acls); NULL = none assigned yet. */
+  network_acl_id: Defaulted<number | null>;
 }
 
 /** Columns 0003 adds to physical_networks. */

@@ -5,10 +5,11 @@
  */
 import type { RuleSpec } from '../agent/desired-state.js';
 import type { Executor } from '../store/db.js';
+import { aclSpecsForNetwork } from '../network-acls/desired.js';
 
 export async function loadRouterRules(_ex: Executor, _networkId: number): Promise<RuleSpec[]> {
   const rules: RuleSpec[] = [];
   // src/rules: rules.push(...(await portForwardAndFirewallSpecs(ex, networkId)));
-  // src/network-acls: rules.push(...(await aclSpecs(ex, networkId)));
+  rules.push(...(await aclSpecsForNetwork(_ex, _networkId)));
   return rules;
 }

@@ -348,7 +348,8 @@ for (const kind of kinds) {
       carries(t, ['name', 'displaytext', 'cidr', 'gateway', 'networkdomain', 'vpcid'], 'tier');
       carries(t, ['networkofferingid', 'networkofferingname', 'zoneid', 'zonename'], 'tier');
       assert.equal(t.vpcid, vpc);
-      // No ACL yet (ACLs are another issue): the provider reads the missing aclid as its default "none".
+      // Created without acl_id, the tier has no ACL list yet (as in CloudStack 4.18): no aclid, which the
+      // provider reads as its default "none".
       assert.equal(t.aclid, undefined);
       assert.equal(t.cidr, '10.40.1.0/24');
       assert.deepEqual(tagMap(t), { role: 'app' });

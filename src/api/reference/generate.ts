@@ -93,6 +93,17 @@ export const commands = [
   'updateVPC',
   'deleteVPC',
   'restartVPC',
+  // VPC network ACLs
+  'createNetworkACLList',
+  'deleteNetworkACLList',
+  'updateNetworkACLList',
+  'listNetworkACLLists',
+  'createNetworkACL',
+  'updateNetworkACLItem',
+  'deleteNetworkACL',
+  'moveNetworkAclItem',
+  'listNetworkACLs',
+  'replaceNetworkACLList',
   // public and portable IPs
   'associateIpAddress',
   'disassociateIpAddress',

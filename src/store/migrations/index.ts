@@ -17,6 +17,7 @@ import * as m0010 from './0010-guest-vlans-ipv6-prefixes.js';
 import * as m0012 from './0012-network-service-providers.js';
 import * as m0013 from './0013-resource-tags.js';
 import * as m0015 from './0015-alerts.js';
+import * as m0017 from './0017-network-acls.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-ipam': m0001,
@@ -31,4 +32,5 @@ export const migrations: Record<string, Migration> = {
   '0012-network-service-providers': m0012,
   '0013-resource-tags': m0013,
   '0015-alerts': m0015,
+  '0017-network-acls': m0017,
 };
