@@ -202,9 +202,10 @@ export interface CsRig {
   admin: CsClient;
 }
 
-export async function startCsRig(kind: DbKind): Promise<CsRig> {
+/** `env`: the server's environment on top of the harness's (e.g. STACKNET_DRIVER=netns and its settings). */
+export async function startCsRig(kind: DbKind, env: Record<string, string> = {}): Promise<CsRig> {
   const tdb = await createTestDatabase(kind);
-  const server = await startServer(tdb.url);
+  const server = await startServer(tdb.url, env);
   const bridge = new CsBridge();
   return { tdb, server, bridge, admin: bridge.client(server.url, server.apiKey, server.secretKey) };
 }
