@@ -7,8 +7,9 @@
  * firewall rule added, then removed), and the short path of a delta adding rules (`ahead`: the new rules'
  * elements only).
  *
- *   npm run bench:nft-rules -- --n 1000,10000 --reps 10
+ *   npm run bench:nft-rules -- --n 1000,10000 --reps 10 [--agent]
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { elementChanges, parseRuleset } from '../src/agent/appliers/netfilter/netfilter-applier.js';
@@ -131,4 +132,110 @@ async function main() {
   }
 }
 
-await main();
+if (!process.argv.includes('--agent')) await main();
+
+/**
+ * `--agent`: the same through a real router agent (vr-lab): a full push of N forwards + N firewall rules, then
+ * `--reps` deltas each adding one forward and its firewall rule. `inForceMs` is the time from sending the delta
+ * until the kernel has committed them (`nft monitor` in the router's namespace); `appliedMs` until the agent
+ * answers that the generation is applied (the whole O(N) path).
+ */
+async function agentScenario(n: number): Promise<void> {
+  const { VrLab } = await import('../test/agent/vr-lab.js');
+  const lab = new VrLab({ cidr: '10.1.0.0/16' });
+  try {
+    await lab.setup();
+    const pub = await lab.publicNetwork();
+    const vr = await lab.router('vr');
+    await lab.plugPublic(vr, pub);
+    const base = stateWith(n);
+    const nic = base.public!.nics[0]!;
+    let gen = 1;
+    const t0 = performance.now();
+    const full = await vr.push(
+      lab.state(gen, [], {
+        network: { ...lab.state(1, []).network },
+        public: { ...base.public!, nics: [{ ...nic, gateway: pub.gateway }] },
+        rules: base.rules.sort((a, b) => (a.id < b.id ? -1 : 1)),
+      }),
+      { timeoutMs: 120_000 },
+    );
+    if (!full.ok) throw new Error(JSON.stringify(full));
+    const fullMs = performance.now() - t0;
+    const sent: number[] = [];
+    // When the kernel commits each new firewall element: `nft monitor` in the router's namespace, stamped on arrival.
+    const committed: number[] = [];
+    const monitor = spawn('ip', ['netns', 'exec', vr.ns, 'nft', 'monitor', 'new', 'elements']);
+    monitor.stdout.setEncoding('utf8');
+    let partial = '';
+    monitor.stdout.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      for (const l of lines) if (/ingress_l4/.test(l)) committed.push(Date.now());
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const applied: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const port = 60000 + i;
+      const ip = base.public!.nics[0]!.addresses[3]!;
+      const upsert: RuleSpec[] = [
+        {
+          kind: 'portForward',
+          id: `zz-pf-${i}`,
+          protocol: 'tcp',
+          publicIp: ip,
+          publicPorts: { start: port, end: port },
+          guestIp: '10.1.0.50',
+          privatePorts: { start: 80, end: 80 },
+          sourceCidrs: ['0.0.0.0/0'],
+        },
+        {
+          kind: 'firewall',
+          id: `zz-fw-${i}`,
+          protocol: 'tcp',
+          publicIp: ip,
+          ports: { start: port, end: port },
+          sourceCidrs: ['0.0.0.0/0'],
+        },
+      ];
+      // Deltas spaced as a user's clicks are: the short path runs while nothing else is being applied.
+      await new Promise((r) => setTimeout(r, 200));
+      const t = performance.now();
+      sent.push(Date.now());
+      const p = vr.patch(
+        { baseGeneration: gen, generation: gen + 1, rules: { upsert } },
+        { timeoutMs: 60_000 },
+      );
+      gen += 1;
+      const r = await p;
+      if (!r.ok) throw new Error(JSON.stringify(r));
+      applied.push(performance.now() - t);
+    }
+    const s = (xs: number[]) => ({
+      p50: Math.round(pct(xs, 50)),
+      p99: Math.round(pct(xs, 99)),
+      max: Math.round(Math.max(...xs)),
+    });
+    // The agent logs when the short path's transaction is done (STACKNET_DEBUG_AHEAD, set below).
+    const done = [...vr.agent.output().matchAll(/^(\S+) netfilter ahead: 0 in/gm)].map((m) =>
+      Date.parse(m[1]!),
+    );
+    if (done.length !== sent.length)
+      throw new Error(`short path taken ${done.length} of ${sent.length} times`);
+    const inForce = done.map((d, i) => d - sent[i]!);
+    console.log(
+      JSON.stringify({
+        agent: true,
+        n,
+        fullPushMs: Math.round(fullMs),
+        inForceMs: s(inForce),
+        appliedMs: s(applied),
+      }),
+    );
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+process.env.STACKNET_DEBUG_AHEAD = '1';
+if (process.argv.includes('--agent')) for (const n of ns_) await agentScenario(n);

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { DhcpProbe, eventually, type ProbeDnsStats, type SpawnedProcess } from '../src/netns/index.js';
 import type { DesiredState, HostSpec } from '../src/agent/desired-state.js';
 import { VrLab, repoRoot, type RouterUnderTest } from '../test/agent/vr-lab.js';
+import { benchOutput, numberList, parseArgs, quantile } from './common.js';
 
 interface Flags {
   n: number[];
@@ -43,42 +44,25 @@ function parseFlags(argv: string[]): Flags {
     baseline: true,
     dnsIntervalMs: 10,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = () => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${a} needs a value`);
-      return x;
-    };
-    const list = (s: string) => s.split(',').map((x) => Number(x.replace(/_/g, '')));
-    if (a === '--n') f.n = list(v());
+  const usage =
+    'npm run bench:vr -- [--n 100,1000,5000] [--reps 20] [--warmup 1] [--burst 200] [--burst-n 1000] [--no-baseline]';
+  parseArgs(argv, usage, (a, v) => {
+    if (a === '--n') f.n = numberList(v());
     else if (a === '--reps') f.reps = Number(v());
     else if (a === '--warmup') f.warmup = Number(v());
     else if (a === '--burst') f.burst = Number(v());
-    else if (a === '--burst-n') f.burstN = list(v());
+    else if (a === '--burst-n') f.burstN = numberList(v());
     else if (a === '--no-baseline') f.baseline = false;
     else if (a === '--dns-interval') f.dnsIntervalMs = Number(v());
-    else if (a === '--help') {
-      console.log(
-        'npm run bench:vr -- [--n 100,1000,5000] [--reps 20] [--warmup 1] [--burst 200] [--burst-n 1000] [--no-baseline]',
-      );
-      process.exit(0);
-    } else throw new Error(`unknown flag ${a}`);
-  }
+    else return false;
+    return true;
+  });
   return f;
 }
 
-const log = (m: string) => process.stderr.write(`[bench:vr] ${m}\n`);
-const emit = (o: Record<string, unknown>) =>
-  process.stdout.write(JSON.stringify({ bench: 'vr', ...o }) + '\n');
+const { log, emit } = benchOutput('vr');
 const now = () => performance.now();
 const round = (x: number) => Math.round(x * 10) / 10;
-
-function quantile(xs: number[], q: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-}
 
 function summary(xs: number[]) {
   return {

@@ -7,7 +7,8 @@
  * - A control bridge in the host namespace carries the control network (control.cidr; its first host is the
  *   server's own address), so the server reaches each router agent on its link-local control address.
  * - A namespace per router named after it (`<prefix>r-<id>-VM`) runs `stacknet router-agent` (detached: stopping
- *   the server leaves it serving), with eth0 on the guest bridge and eth1 on the control bridge.
+ *   the server leaves it serving), with eth0 on the guest bridge, eth1 on the control bridge and eth2, eth3... on
+ *   the public VLANs' bridges (netns-public.ts: public bridges and the zone's upstream namespace).
  * - A namespace per VM named after its instance (`<prefix>i-<account>-<id>-VM`), a veth per NIC on the bridge,
  *   and a real DHCP client (busybox udhcpc, our own hook) started at VM start and stopped at VM stop.
  * Everything created is listed in `<dataDir>/created.json`; `stacknet netns cleanup` removes exactly that.
@@ -41,6 +42,7 @@ import {
 } from '../netns/index.js';
 import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
 import { plugVpcTransit, unplugVpcTransit } from './netns-vpc.js';
+import { NetnsPublicSide } from './netns-public.js';
 import type {
   Driver,
   GuestNetworkRuntime,
@@ -77,6 +79,7 @@ export class NetnsDriver implements Driver {
   private ready: Promise<void> | null = null;
   private nftLock: Promise<void> = Promise.resolve();
   private readonly bridges = new Map<string, Promise<void>>();
+  private readonly publicSide: NetnsPublicSide;
 
   constructor(readonly o: NetnsDriverOptions) {
     this.controlCidr = o.controlCidr;
@@ -88,6 +91,17 @@ export class NetnsDriver implements Driver {
     this.ctlBridge = `${this.tag}ctl`;
     mkdirSync(o.dataDir, { recursive: true });
     this.createdFile = join(o.dataDir, 'created.json');
+    this.publicSide = new NetnsPublicSide({
+      prefix: o.prefix,
+      switchNs: this.switchNs,
+      ensureNs: (ns) => this.ensureNs(ns),
+      ensureBridge: (name) => this.ensureSwitchBridge(name),
+    });
+  }
+
+  /** The zone's upstream namespace (the outside world: public ranges' gateways; tests run servers there). */
+  upstreamNamespace(zoneId: number): string {
+    return this.publicSide.upstreamNamespace(zoneId);
   }
 
   private created(): Created {
@@ -200,7 +214,11 @@ export class NetnsDriver implements Driver {
   }
 
   private ensureBridge(n: GuestNetworkRuntime): Promise<void> {
-    const name = NetnsDriver.bridgeName(n);
+    return this.ensureSwitchBridge(NetnsDriver.bridgeName(n));
+  }
+
+  /** A bridge in the switch namespace, made once per process (guest networks and public VLANs). */
+  private ensureSwitchBridge(name: string): Promise<void> {
     let p = this.bridges.get(name);
     if (!p) {
       p = (async () => {
@@ -242,8 +260,12 @@ export class NetnsDriver implements Driver {
 
   async ensureRouter(r: RouterRuntime): Promise<RouterTransport> {
     await this.base();
-    if (await this.agentPid(r)) return this.transport(r);
     const ns = this.routerNs(r);
+    if (await this.agentPid(r)) {
+      // Running: only its public NICs may have changed (an IP from another VLAN); a no-op when they did not.
+      await this.publicSide.plug(r, ns);
+      return this.transport(r);
+    }
     await this.ensureNs(ns);
     await this.ensureBridge(r.network);
     const inner = await exec(['ip', '-n', ns, '-o', 'link', 'show']).then((x) => x.stdout);
@@ -279,6 +301,7 @@ export class NetnsDriver implements Driver {
       await addAddress(ns, 'eth1', `${r.controlIp}/${c.prefix}`);
     }
     await plugVpcTransit(this.switchNs, ns, r);
+    await this.publicSide.plug(r, ns, true);
     const dir = this.routerDir(r);
     mkdirSync(dir, { recursive: true });
     const secretFile = join(dir, 'secret');
@@ -344,6 +367,7 @@ export class NetnsDriver implements Driver {
     await this.rebootRouter(r);
     await deleteLink(`r${r.id}`, { ns: this.switchNs }).catch(() => undefined);
     await unplugVpcTransit(this.switchNs, r).catch(() => undefined);
+    await this.publicSide.unplug(r).catch(() => undefined);
     await deleteLink(`${this.tag}c${r.id}`).catch(() => undefined);
     this.remember('hostLinks', `${this.tag}c${r.id}`, false);
     await deleteNamespace(this.routerNs(r)).catch(() => undefined);

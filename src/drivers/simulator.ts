@@ -19,7 +19,7 @@ import {
   validateDelta,
   validateDesiredState,
 } from '../agent/validate-desired-state.js';
-import type { Driver, RouterRuntime, RouterTransport, VmRuntime } from './types.js';
+import type { Driver, PublicNicRuntime, RouterRuntime, RouterTransport, VmRuntime } from './types.js';
 
 export interface SimulatorOptions {
   dataDir: string;
@@ -33,6 +33,8 @@ export class SimulatedRouter implements RouterTransport {
   held: HeldEntry[] = [];
   applies = 0;
   running = true;
+  /** The public interfaces the netns driver would plug (eth2, eth3...), as the server last ensured them. */
+  publicNics: PublicNicRuntime[] = [];
 
   constructor(
     readonly name: string,
@@ -181,6 +183,7 @@ export class SimulatorDriver implements Driver {
       this.routers.set(r.id, sim);
     }
     sim.running = true;
+    sim.publicNics = r.publicNics.map((n) => ({ ...n }));
     return sim;
   }
 

@@ -23,10 +23,22 @@ export interface GuestNetworkRuntime {
   gateway: string;
 }
 
+/** One public interface of a router (routers/public-nics.ts names them; the agent addresses them). */
+export interface PublicNicRuntime {
+  /** `eth2`, `eth3`, ... */
+  interface: string;
+  /** `untagged` or the VLAN id: names the public bridge. */
+  vlan: string;
+  /** The public range's gateway (held by the zone's upstream) and prefix length. */
+  gateway: string;
+  prefix: number;
+}
+
 export interface RouterRuntime {
   id: number;
   uuid: string;
   name: string;
+  zoneId: number;
   network: GuestNetworkRuntime;
   guestIp: string;
   guestMac: string | null;
@@ -40,6 +52,8 @@ export interface RouterRuntime {
   controlIp: string;
   controlPort: number;
   secret: string;
+  /** The public VLANs it sits on, eth2 first; empty for a router without public IPs. */
+  publicNics: PublicNicRuntime[];
 }
 
 export interface VmNicRuntime {

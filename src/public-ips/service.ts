@@ -31,6 +31,7 @@ import { netDb } from '../networks/tables.js';
 import { hasService, lockNetwork, offeringById } from '../networks/repository.js';
 import type { NetworkRow, VpcRow } from '../networks/repository.js';
 import { decodePublicIpUuid, publicIpUuid } from './ids.js';
+import { bumpPublicIpRouters } from '../routers/repository.js';
 
 export type IpRow = Selectable<NetDatabase['ip_allocations']>;
 
@@ -267,6 +268,8 @@ async function finishAssign(
     .selectAll()
     .where('id', '=', allocId)
     .executeTakeFirstOrThrow();
+  // The network's (VPC's) router now holds it: same transaction as the change (DESIGN.md guarantee 5).
+  await bumpPublicIpRouters(plain(ctx), row);
   const ip = formatIp(addressFromKey(row.family as Family, row.address));
   const type = portable ? 'PORTABLE.IPASSIGN' : 'NET.IPASSIGN';
   await ctx.recorder.event(ctx.tx, {
@@ -309,6 +312,7 @@ export async function releasePublicIp(ctx: NetCtx, row: IpRow): Promise<void> {
     );
   }
   await removeTagsOf(plain(ctx), 'PublicIpAddress', row.id);
+  await bumpPublicIpRouters(plain(ctx), row);
   const portable = isPortableRow(row);
   if (owner) {
     const type = portable ? 'PORTABLE.IPRELEASE' : 'NET.IPRELEASE';
@@ -618,6 +622,11 @@ export async function transferPortableIp(
     })
     .where('id', '=', row.id)
     .execute();
+  await bumpPublicIpRouters(plain(ctx), row);
+  await bumpPublicIpRouters(plain(ctx), {
+    network_id: to.network?.id ?? null,
+    vpc_id: to.vpc?.id ?? to.network?.vpc_id ?? null,
+  });
   const owner = await ownerById(ctx.tx, row.account_id!);
   await ctx.recorder.event(ctx.tx, {
     type: 'PORTABLE.IP.TRANSFER',
@@ -867,6 +876,9 @@ export async function enableStaticNat(
     .set({ static_nat: 1, vm_id: vm.id, vm_ip: p.vmguestip ?? target.ip, updated: ctx.now })
     .where('id', '=', current.id)
     .execute();
+  // The IP may have moved to the VM's network above: its old and its new routers both change.
+  await bumpPublicIpRouters(plain(ctx), row);
+  await bumpPublicIpRouters(plain(ctx), { network_id: target.networkId, vpc_id: current.vpc_id });
   await ctx.recorder.event(ctx.tx, {
     type: 'STATICNAT.ENABLE',
     description: `Static NAT enabled for ${formatIp(addressFromKey(4, row.address))} to VM ${vm.name}`,
@@ -887,6 +899,7 @@ export async function disableStaticNat(ctx: NetCtx, p: { ipaddressid: string }):
     .set({ static_nat: 0, vm_id: null, vm_ip: null, updated: ctx.now })
     .where('id', '=', row.id)
     .execute();
+  await bumpPublicIpRouters(plain(ctx), row);
   await ctx.recorder.event(ctx.tx, {
     type: 'STATICNAT.DISABLE',
     description: `Static NAT disabled for ${formatIp(addressFromKey(4, row.address))}`,

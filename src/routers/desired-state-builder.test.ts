@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildDesiredState } from './desired-state-builder.js';
+import { buildDesiredState, publicSpecOf } from './desired-state-builder.js';
+import { groupPublicNics } from './public-nics.js';
+import type { RouterPublicIp } from './public-nics.js';
 import type { BuildInput } from './desired-state-builder.js';
 import { validateDesiredState } from '../agent/validate-desired-state.js';
 
@@ -167,4 +169,87 @@ test('a VPC tier alone in its VPC, or without an edge, is its own edge', () => {
     vpc: { cidr: '10.9.0.0/16', networkId: 5, edgeNetworkId: null, tiers },
   });
   assert.deepEqual([none.vpc?.edge, none.vpc?.edgeGateway], [true, null]);
+});
+
+const pub = (address: string, o: Partial<Omit<RouterPublicIp, 'address'>> = {}): RouterPublicIp => ({
+  id: 1,
+  uuid: null,
+  address,
+  sourceNat: false,
+  staticNatGuestIp: null,
+  staticNatVmId: null,
+  vlan: '10',
+  gateway: '192.0.2.1',
+  prefix: 24,
+  ...o,
+});
+
+test('public section: a NIC per VLAN, the source NAT VLAN is eth2, the others in VLAN order', () => {
+  const ips = [
+    pub('198.51.100.9', { vlan: '30', gateway: '198.51.100.1', staticNatGuestIp: '10.1.1.20' }),
+    pub('192.0.2.77', { staticNatGuestIp: '10.1.1.21' }),
+    pub('203.0.113.5', { vlan: 'untagged', gateway: '203.0.113.1', prefix: 25 }),
+    pub('192.0.2.50', { sourceNat: true }),
+    pub('198.51.100.20', { vlan: '30', gateway: '198.51.100.1' }),
+  ];
+  const spec = publicSpecOf(ips, false)!;
+  assert.deepEqual(spec.nics, [
+    {
+      interface: 'eth2',
+      vlan: '10',
+      gateway: '192.0.2.1',
+      prefix: 24,
+      addresses: ['192.0.2.50', '192.0.2.77'],
+    },
+    { interface: 'eth3', vlan: 'untagged', gateway: '203.0.113.1', prefix: 25, addresses: ['203.0.113.5'] },
+    {
+      interface: 'eth4',
+      vlan: '30',
+      gateway: '198.51.100.1',
+      prefix: 24,
+      addresses: ['198.51.100.9', '198.51.100.20'],
+    },
+  ]);
+  assert.equal(spec.sourceNatIp, '192.0.2.50');
+  assert.deepEqual(spec.staticNats, [
+    { publicIp: '192.0.2.77', guestIp: '10.1.1.21' },
+    { publicIp: '198.51.100.9', guestIp: '10.1.1.20' },
+  ]);
+  assert.equal(spec.egressDefaultAllow, false);
+  // The same IPs in any order: the same section (its hash must not depend on query order).
+  assert.deepEqual(publicSpecOf([...ips].reverse(), false), spec);
+  const i = base();
+  i.public = spec;
+  const s = buildDesiredState(i);
+  assert.deepEqual(s.public, spec);
+  assert.ok(validateDesiredState(JSON.parse(JSON.stringify(s))).ok);
+  // The VM's metadata keeps the router's public IP (its static NAT, when it has one).
+  assert.equal(s.metadata['10.1.1.20']?.metaData['public-ipv4'], '192.0.2.10');
+});
+
+test('public section: none without public IPs; without source NAT the VLANs go in order', () => {
+  assert.equal(publicSpecOf([], true), undefined);
+  assert.equal(buildDesiredState(base()).public, undefined);
+  const spec = publicSpecOf([pub('192.0.2.9', { vlan: '20' }), pub('192.0.2.8', { vlan: '5' })], true)!;
+  assert.deepEqual(
+    spec.nics.map((n) => [n.interface, n.vlan, n.addresses.join()]),
+    [
+      ['eth2', '5', '192.0.2.8'],
+      ['eth3', '20', '192.0.2.9'],
+    ],
+  );
+  assert.equal(spec.sourceNatIp, null);
+  assert.equal(spec.egressDefaultAllow, true);
+});
+
+test('groupPublicNics names the same interfaces the builder does', () => {
+  const ips = [pub('192.0.2.9', { vlan: '20' }), pub('192.0.2.8', { vlan: '5', sourceNat: true })];
+  assert.deepEqual(
+    groupPublicNics(ips).map((g) => [g.interface, g.vlan]),
+    publicSpecOf(ips, true)!.nics.map((n) => [n.interface, n.vlan]),
+  );
+  assert.deepEqual(
+    groupPublicNics(ips).map((g) => g.interface),
+    ['eth2', 'eth3'],
+  );
 });

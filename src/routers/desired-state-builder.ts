@@ -22,6 +22,8 @@ import type {
   VmMetadata,
   VpcSpec,
 } from '../agent/desired-state.js';
+import { groupPublicNics, ipv4Number } from './public-nics.js';
+import type { RouterPublicIp } from './public-nics.js';
 
 export const DEFAULT_VR_DOMAIN = 'cloudnine.internal';
 
@@ -104,6 +106,33 @@ export interface VpcRowInput {
 
 /** The transit interface every tier router of a VPC has on the VPC's bridge. */
 export const VPC_TRANSIT_INTERFACE = 'vpc0';
+
+/**
+ * The router's `public` section from the public IPs it holds (routers/public-inputs.ts); none: no section. One
+ * NIC per public VLAN (groupPublicNics names them), static NATs sorted by public IP. `egressDefaultAllow` is the
+ * offering's egressdefaultpolicy; a VPC tier passes true, as its network ACL governs egress instead.
+ */
+export function publicSpecOf(
+  ips: readonly RouterPublicIp[],
+  egressDefaultAllow: boolean,
+): PublicSpec | undefined {
+  if (ips.length === 0) return undefined;
+  return {
+    nics: groupPublicNics(ips).map((g) => ({
+      interface: g.interface,
+      vlan: g.vlan,
+      gateway: g.gateway,
+      prefix: g.prefix,
+      addresses: g.ips.map((i) => i.address),
+    })),
+    sourceNatIp: ips.find((i) => i.sourceNat)?.address ?? null,
+    staticNats: ips
+      .filter((i) => i.staticNatGuestIp !== null)
+      .sort((a, b) => ipv4Number(a.address) - ipv4Number(b.address))
+      .map((i) => ({ publicIp: i.address, guestIp: i.staticNatGuestIp! })),
+    egressDefaultAllow,
+  };
+}
 
 const dnsList = (...xs: (string | null | undefined)[]): string[] =>
   xs.filter((x): x is string => typeof x === 'string' && x.trim() !== '').map((x) => x.trim());
@@ -223,9 +252,4 @@ function vmMetadata(input: BuildInput, vm: VmRowInput, ip: string): VmMetadata {
   const md: VmMetadata = { metaData };
   if (vm.userData) md.userData = vm.userData;
   return md;
-}
-
-function ipv4Number(ip: string): number {
-  const p = ip.split('.').map(Number);
-  return ((p[0]! * 256 + p[1]!) * 256 + p[2]!) * 256 + p[3]!;
 }

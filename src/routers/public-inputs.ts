@@ -6,25 +6,16 @@
  * - An isolated network's router holds every public IP associated with the network (source NAT first).
  * - In a VPC the public IPs belong to the VPC; the router of the VPC's *edge* tier holds them all: the live tier
  *   with the lowest id. The other tiers' routers reach outside through it (see the VPC transit).
+ * - Only Allocated addresses: an address an association job still holds (Allocating) is not the network's yet,
+ *   and its routers' generations move when it becomes Allocated (finishAssign) or is given back, not before.
  */
 import { addressFromKey, formatIp, netmaskToPrefix } from '../ipam/index.js';
 import type { Executor } from '../store/db.js';
 import { netDb } from '../networks/tables.js';
+import { comparePublicIps } from './public-nics.js';
+import type { RouterPublicIp } from './public-nics.js';
 
-export interface RouterPublicIp {
-  /** ip_allocations id and the public IP's API id. */
-  id: number;
-  uuid: string | null;
-  address: string;
-  sourceNat: boolean;
-  /** The guest address it is 1:1 NATed to (enableStaticNat), or null. */
-  staticNatGuestIp: string | null;
-  staticNatVmId: number | null;
-  /** `untagged` or the VLAN id; the range's gateway and prefix length. */
-  vlan: string;
-  gateway: string;
-  prefix: number;
-}
+export type { RouterPublicIp };
 
 /** The tier of `vpcId` whose router holds the VPC's public IPs, or null while no tier has a live router. */
 export async function vpcEdgeNetworkId(ex: Executor, vpcId: number): Promise<number | null> {
@@ -73,7 +64,7 @@ export async function routerPublicIps(ex: Executor, networkId: number): Promise<
     ])
     .where('ip_allocations.owner_kind', '=', 'publicip')
     .where('ip_allocations.family', '=', 4)
-    .where('ip_allocations.state', 'in', ['Allocated', 'Allocating']);
+    .where('ip_allocations.state', '=', 'Allocated');
   if (network.vpc_id !== null) {
     if ((await vpcEdgeNetworkId(ex, Number(network.vpc_id))) !== Number(network.id)) return [];
     q = q.where('ip_allocations.vpc_id', '=', network.vpc_id);
@@ -100,9 +91,7 @@ export async function routerPublicIps(ex: Executor, networkId: number): Promise<
       prefix: netmaskToPrefix(netmask),
     });
   }
-  return out.sort((a, b) =>
-    a.sourceNat !== b.sourceNat ? (a.sourceNat ? -1 : 1) : ipNum(a.address) - ipNum(b.address),
-  );
+  return out.sort(comparePublicIps);
 }
 
 /** CloudStack writes VLANs as `vlan://10`, `10` or `untagged`. */
@@ -112,8 +101,4 @@ export function normalizeVlan(v: string): string {
     .toLowerCase()
     .replace(/^vlan:\/\//, '');
   return s === '' || s === 'untagged' ? 'untagged' : s;
-}
-
-function ipNum(ip: string): number {
-  return ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
 }

@@ -10,7 +10,8 @@ import { netDb } from '../networks/tables.js';
 import { getSetting, storedValue } from '../configuration/repository.js';
 import type { RoutersTable } from '../vms/tables.js';
 import type { BuildInput, VmRowInput, VpcRowInput } from './desired-state-builder.js';
-import { vpcEdgeNetworkId } from './public-inputs.js';
+import { publicSpecOf } from './desired-state-builder.js';
+import { routerPublicIps, vpcEdgeNetworkId } from './public-inputs.js';
 import { loadRouterRules } from './rule-inputs.js';
 
 export type RouterRow = Selectable<RoutersTable>;
@@ -28,29 +29,23 @@ export async function bumpNetworkRouters(tx: Executor, networkId: number): Promi
     .execute();
 }
 
+/** Every live router of every live tier of a VPC: a change to what the VPC's edge holds, or to which tier is it. */
+export async function bumpVpcRouters(tx: Executor, vpcId: number): Promise<void> {
+  const tiers = await netDb(tx).selectFrom('networks').select('id').where('vpc_id', '=', vpcId).execute();
+  for (const t of tiers) await bumpNetworkRouters(tx, Number(t.id));
+}
+
 /**
- * A VPC tier's router serves the VPC's other live tiers (routes over the transit) and knows which tier is the
- * edge: a tier gaining or losing its router changes what every tier router of the VPC serves. Called where a
- * router row is created or destroyed, in the same transaction; a network outside a VPC bumps nothing.
+ * What a public IP's routers hold changed (associated, released, static NAT on/off, moved): an isolated
+ * network's routers, or in a VPC every tier's (routers/public-inputs.ts: the edge tier holds them, and it may be
+ * any tier).
  */
-export async function bumpVpcTierRouters(tx: Executor, networkId: number): Promise<void> {
-  const n = await netDb(tx)
-    .selectFrom('networks')
-    .select('vpc_id')
-    .where('id', '=', networkId)
-    .executeTakeFirst();
-  if (!n || n.vpc_id === null) return;
-  const tiers = await netDb(tx).selectFrom('networks').select('id').where('vpc_id', '=', n.vpc_id).execute();
-  await tx
-    .updateTable('routers')
-    .set((eb) => ({ desired_generation: eb('desired_generation', '+', 1) }))
-    .where('removed', 'is', null)
-    .where(
-      'network_id',
-      'in',
-      tiers.map((t) => Number(t.id)),
-    )
-    .execute();
+export async function bumpPublicIpRouters(
+  tx: Executor,
+  ip: { network_id: number | null; vpc_id: number | null },
+): Promise<void> {
+  if (ip.vpc_id !== null) await bumpVpcRouters(tx, Number(ip.vpc_id));
+  else if (ip.network_id !== null) await bumpNetworkRouters(tx, Number(ip.network_id));
 }
 
 export async function bumpRouter(tx: Executor, routerId: number, atLeast = 0): Promise<number> {
@@ -232,6 +227,10 @@ export async function loadBuildInput(
   const lease = String(await getSetting(ex, 'stacknet.dhcp.lease.time', { zoneId: network.zone_id }));
   const pair = (await liveRoutersOfNetwork(ex, network.id)).length > 1;
   const vrrp = Number(await getSetting(ex, 'router.redundant.vrrp.interval'));
+  const publicSpec = publicSpecOf(
+    await routerPublicIps(ex, Number(network.id)),
+    await egressDefaultAllow(ex, network),
+  );
   return {
     generation,
     cloudIdentifier: await cloudIdentifier(ex),
@@ -263,6 +262,7 @@ export async function loadBuildInput(
     useExternalDns: Boolean(useExternalDns),
     leaseSeconds: lease === 'infinite' ? 0 : Number(lease),
     vms: [...vms.values()],
+    ...(publicSpec ? { public: publicSpec } : {}),
     rules: await loadRouterRules(ex, Number(network.id)),
     ...(network.vpc_id !== null
       ? { vpc: await loadVpcInput(ex, Number(network.vpc_id), Number(network.id)) }
@@ -300,6 +300,21 @@ async function loadVpcInput(ex: Executor, vpcId: number, networkId: number): Pro
       gateway: t.gateway ?? '',
     })),
   };
+}
+
+/** The offering's egressdefaultpolicy (1 = allow); a VPC tier's egress is its network ACL's, so: allow. */
+async function egressDefaultAllow(
+  ex: Executor,
+  network: { vpc_id: number | null; offering_id: number | null },
+): Promise<boolean> {
+  if (network.vpc_id !== null) return true;
+  if (network.offering_id === null) return true;
+  const o = await netDb(ex)
+    .selectFrom('network_offerings')
+    .select('egress_default_policy')
+    .where('id', '=', network.offering_id)
+    .executeTakeFirst();
+  return o ? Number(o.egress_default_policy) === 1 : true;
 }
 
 /**

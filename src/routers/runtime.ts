@@ -4,6 +4,8 @@ import { netDb } from '../networks/tables.js';
 import type { GuestNetworkRuntime, RouterRuntime } from '../drivers/types.js';
 import type { RouterRow } from './repository.js';
 import { unsealSecret } from './secrets.js';
+import { routerPublicIps } from './public-inputs.js';
+import { groupPublicNics } from './public-nics.js';
 
 export async function guestNetworkRuntime(ex: Executor, networkId: number): Promise<GuestNetworkRuntime> {
   const { vpcId: _vpcId, ...network } = await loadNetwork(ex, networkId);
@@ -51,6 +53,7 @@ export async function routerRuntime(ex: Executor, r: RouterRow): Promise<RouterR
     id: Number(r.id),
     uuid: r.uuid,
     name: r.name,
+    zoneId: Number(r.zone_id),
     network,
     guestIp: r.guest_ip ?? network.gateway,
     guestMac: r.guest_mac,
@@ -59,5 +62,11 @@ export async function routerRuntime(ex: Executor, r: RouterRow): Promise<RouterR
     controlIp: r.control_ip ?? '',
     controlPort: Number(r.control_port ?? 3922),
     secret,
+    publicNics: groupPublicNics(await routerPublicIps(ex, Number(r.network_id))).map((g) => ({
+      interface: g.interface,
+      vlan: g.vlan,
+      gateway: g.gateway,
+      prefix: g.prefix,
+    })),
   };
 }

@@ -15,7 +15,7 @@ import type { NetworkRow } from '../networks/repository.js';
 import { hasService, offeringById } from '../networks/repository.js';
 import { networkHooks } from '../networks/lifecycle.js';
 import { allocateGuestAddress } from '../networks/service.js';
-import { bumpNetworkRouters, bumpVpcTierRouters, liveRoutersOfNetwork } from './repository.js';
+import { bumpNetworkRouters, bumpVpcRouters, liveRoutersOfNetwork } from './repository.js';
 import type { RouterRow } from './repository.js';
 import { issueSecret, sealSecret } from './secrets.js';
 
@@ -164,11 +164,10 @@ export async function ensureRoutersForNetwork(ctx: NetCtx, network: NetworkRow):
     }
   }
   const roles: RouterRow['role'][] = redundant ? ['primary', 'backup'] : ['standalone'];
-  const created = roles.length > live.length;
   for (const role of roles.slice(live.length)) live.push(await createRouter(ctx, network, role));
-  await bumpNetworkRouters(tx, network.id);
-  // A VPC tier that gets its router joins the transit: every tier router of the VPC routes to it.
-  if (created) await bumpVpcTierRouters(tx, network.id);
+  // A VPC tier's new router may make it the edge (routers/public-inputs.ts): every tier's router re-reads.
+  if (network.vpc_id !== null) await bumpVpcRouters(tx, network.vpc_id);
+  else await bumpNetworkRouters(tx, network.id);
   return live;
 }
 
@@ -197,8 +196,13 @@ export async function destroyRouterRow(ctx: NetCtx, router: RouterRow): Promise<
     .where('owner_kind', '=', 'router')
     .where('owner_id', '=', router.id)
     .execute();
-  // A VPC tier whose last router goes leaves the transit (and may have been the edge).
-  await bumpVpcTierRouters(tx, Number(router.network_id));
+  // The VPC's edge may move to another tier with this router gone.
+  const net = await tx
+    .selectFrom('networks')
+    .select('vpc_id')
+    .where('id', '=', router.network_id)
+    .executeTakeFirst();
+  if (net?.vpc_id != null) await bumpVpcRouters(tx, Number(net.vpc_id));
   if (router.account_id !== null) {
     await ctx.recorder.event(ctx.tx, {
       type: 'ROUTER.DESTROY',

@@ -27,6 +27,13 @@ import {
   type SpawnedProcess,
 } from '../../src/netns/index.js';
 
+/** The condition `type` of a status (asserting it is there). */
+export function condition(s: AgentStatus, type: string): AgentStatus['conditions'][number] {
+  const c = s.conditions.find((x) => x.type === type);
+  if (!c) throw new Error(`no ${type} condition in ${JSON.stringify(s.conditions)}`);
+  return c;
+}
+
 export const repoRoot = resolve(new URL('.', import.meta.url).pathname, '..', '..');
 
 /** The real CLI (`npm test` builds dist/ first). */
@@ -46,6 +53,14 @@ export interface LabOptions {
   domain?: string;
   /** Records the upstream DNS answers (name → IPv4). */
   upstreamRecords?: Record<string, string>;
+}
+
+export interface PublicNetwork {
+  bridge: string;
+  /** The namespace holding the public gateway (and the `extra` outside addresses). */
+  ns: string;
+  gateway: string;
+  prefix: number;
 }
 
 export class RouterUnderTest {
@@ -213,6 +228,29 @@ export class VrLab {
     this.routers.push(r);
     await this.waitForControl(r);
     return r;
+  }
+
+  /**
+   * A public network (reusable by any test of the router's public side): a bridge, and an "internet" namespace
+   * whose eth0 on it holds the public gateway (`gateway`/`prefix`), plus `extra` addresses on its lo standing for
+   * hosts further out (the routers reach them through the gateway). Plug routers in with `plugPublic`.
+   */
+  async publicNetwork(
+    opts: { gateway?: string; prefix?: number; extra?: string[] } = {},
+  ): Promise<PublicNetwork> {
+    const gateway = opts.gateway ?? '203.0.113.1';
+    const prefix = opts.prefix ?? 24;
+    const bridge = await this.net.bridge('pub');
+    const ns = await this.net.namespace('inet');
+    await this.net.veth({ ns, ifname: 'eth0', bridge, addresses: [`${gateway}/${prefix}`] });
+    await setLinkUp(ns, 'lo');
+    for (const a of opts.extra ?? []) await addAddress(ns, 'lo', `${a}/32`);
+    return { bridge, ns, gateway, prefix };
+  }
+
+  /** The router's public interface `ifname` (eth2, eth3...) on the public network's bridge, without addresses. */
+  async plugPublic(r: RouterUnderTest, pub: PublicNetwork, ifname = 'eth2'): Promise<void> {
+    await this.net.veth({ ns: r.ns, ifname, bridge: pub.bridge });
   }
 
   /** A guest namespace with eth0 (MAC `mac`) on the guest bridge. */

@@ -4,20 +4,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { dig, eventually, pidAlive } from '../../src/netns/index.js';
-import type { AgentStatus } from '../../src/agent/control-client.js';
 import type { DesiredState } from '../../src/agent/desired-state.js';
-import { VrLab, type RouterUnderTest } from './vr-lab.js';
+import { VrLab, condition, type RouterUnderTest } from './vr-lab.js';
 
 const MAC1 = '02:ab:00:00:00:01';
 const MAC2 = '02:ab:00:00:00:02';
 const MAC5 = '02:ab:00:00:00:05';
 const MAC6 = '02:ab:00:00:00:06';
-
-function condition(s: AgentStatus, type: string) {
-  const c = s.conditions.find((x) => x.type === type);
-  assert.ok(c, `no ${type} condition in ${JSON.stringify(s.conditions)}`);
-  return c;
-}
 
 describe('router agent: validation, supervision and restart', () => {
   const lab = new VrLab({ cidr: '10.61.0.0/24' });

@@ -202,8 +202,8 @@ export interface CsRig {
   admin: CsClient;
 }
 
-/** `env`: the server's environment on top of the harness's (e.g. STACKNET_DRIVER=netns and its settings). */
-export async function startCsRig(kind: DbKind, env: Record<string, string> = {}): Promise<CsRig> {
+/** `env`: the server's extra environment (e.g. the netns driver: STACKNET_DRIVER, STACKNET_DATA_DIR...). */
+export async function startCsRig(kind: DbKind, env?: Record<string, string>): Promise<CsRig> {
   const tdb = await createTestDatabase(kind);
   const server = await startServer(tdb.url, env);
   const bridge = new CsBridge();

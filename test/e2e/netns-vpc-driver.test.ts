@@ -33,6 +33,8 @@ describe('netns driver: the VPC transit of tier routers', { skip: !isRoot && 'ne
     guestMac: `02:00:00:96:00:0${id}`,
     redundant: false,
     vpcId: vpc,
+    zoneId: 1,
+    publicNics: [],
     controlIp: `169.254.${third}.${10 + id}`,
     controlPort: 3922,
     secret: randomBytes(16).toString('hex'),

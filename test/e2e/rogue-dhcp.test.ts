@@ -84,6 +84,7 @@ describe(
       id: 1,
       uuid: 'r-1',
       name: 'r-1-VM',
+      zoneId: 1,
       network,
       guestIp: GATEWAY,
       guestMac: '02:00:00:77:01:01',
@@ -92,6 +93,7 @@ describe(
       controlIp: `169.254.${third}.7`,
       controlPort: 3922,
       secret: randomBytes(16).toString('hex'),
+      publicNics: [],
     };
 
     /** One DHCP run of `client` in its victim's namespace, from no address. */

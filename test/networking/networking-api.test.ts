@@ -10,6 +10,7 @@ import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
 import type { CsClient as Client, ServerProcess, CsBridge } from '../api/harness.js';
+import { createTestVpc } from './zone-fixture.js';
 
 const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
 
@@ -478,21 +479,12 @@ for (const kind of kinds) {
     });
 
     test('a VPC with two tiers, an overlapping third refused', async () => {
-      const v = ok(
-        await alice(
-          'createVPC',
-          {
-            zoneid: id.zone,
-            name: 'vpc1',
-            displaytext: 'vpc1',
-            cidr: '10.10.0.0/16',
-            vpcofferingid: id.vpcOffering,
-          },
-          { fetch_result: true },
-        ),
-        'createVPC',
-      );
-      id.vpc = v.vpc.id;
+      id.vpc = await createTestVpc(alice, {
+        zone: id.zone!,
+        name: 'vpc1',
+        cidr: '10.10.0.0/16',
+        offering: id.vpcOffering!,
+      });
       const tier = (name: string, gateway: string, netmask: string) =>
         alice('createNetwork', {
           zoneid: id.zone,

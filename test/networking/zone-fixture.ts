@@ -71,3 +71,18 @@ export async function createUserClient(
   const keys = ok(await admin('registerUserKeys', { id: userId }), 'registerUserKeys').userkeys;
   return { client: client(keys.apikey, keys.secretkey), accountId: a.account.id, userId };
 }
+
+/** createVPC `name` (cidr, offering) in `zone` as `client`; answers the VPC's id. */
+export async function createTestVpc(
+  client: CsClient,
+  o: { zone: string; name: string; cidr: string; offering: string },
+): Promise<string> {
+  return ok(
+    await client(
+      'createVPC',
+      { zoneid: o.zone, name: o.name, displaytext: o.name, cidr: o.cidr, vpcofferingid: o.offering },
+      { fetch_result: true },
+    ),
+    'createVPC',
+  ).vpc.id as string;
+}

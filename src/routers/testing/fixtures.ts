@@ -2,6 +2,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Executor } from '../../store/db.js';
 import { sealSecret } from '../secrets.js';
+import { addressKey, parseIp } from '../../ipam/address.js';
+import { netDb } from '../../networks/tables.js';
+import { portableScope, publicScope } from '../../infrastructure/scopes.js';
 
 export async function insertZoneAndNetwork(
   ex: Executor,
@@ -32,7 +35,7 @@ export async function insertZoneAndNetwork(
   return { zoneId: Number(zone.id), networkId };
 }
 
-/** An implemented isolated network (or, with `vpcId`, a VPC tier) in `zoneId`. */
+/** An implemented isolated network (a VPC tier with `vpcId`) in an existing zone. */
 export async function insertNetwork(
   ex: Executor,
   zoneId: number,
@@ -163,4 +166,151 @@ export async function insertVmWithNic(
     })
     .execute();
   return Number(vm.id);
+}
+
+export async function insertVpc(ex: Executor, zoneId: number, cidr = '10.8.0.0/16'): Promise<number> {
+  const db = netDb(ex);
+  const offering = await db.selectFrom('vpc_offerings').select('id').orderBy('id').executeTakeFirstOrThrow();
+  const uuid = randomUUID();
+  await db
+    .insertInto('vpcs')
+    .values({
+      uuid,
+      zone_id: zoneId,
+      account_id: 2,
+      domain_id: 1,
+      name: 'vpc1',
+      display_text: 'vpc1',
+      cidr,
+      vpc_offering_id: offering.id,
+      network_domain: 'vpc1.internal',
+      state: 'Enabled',
+      restart_required: 0,
+      dns1: null,
+      dns2: null,
+      created: Date.now(),
+      removed: null,
+    })
+    .execute();
+  const v = await db.selectFrom('vpcs').select('id').where('uuid', '=', uuid).executeTakeFirstOrThrow();
+  return Number(v.id);
+}
+
+/**
+ * A public IP of the zone (or a portable one) on its own range `<gateway>/<prefix>` and VLAN, associated with a
+ * network and/or VPC, as associateIpAddress and enableStaticNat leave it.
+ */
+export async function insertPublicIp(
+  ex: Executor,
+  zoneId: number,
+  o: {
+    address: string;
+    gateway: string;
+    netmask?: string;
+    vlan: string;
+    networkId?: number;
+    vpcId?: number;
+    sourceNat?: boolean;
+    staticNat?: { vmId: number; guestIp: string };
+    portable?: boolean;
+    state?: 'Allocated' | 'Allocating';
+  },
+): Promise<number> {
+  const db = netDb(ex);
+  const key = addressKey(parseIp(o.address));
+  const netmask = o.netmask ?? '255.255.255.0';
+  let rangeId: number;
+  if (o.portable) {
+    const uuid = randomUUID();
+    await db
+      .insertInto('portable_ip_ranges')
+      .values({
+        uuid,
+        region_id: 1,
+        gateway: o.gateway,
+        netmask,
+        start_key: key,
+        end_key: key,
+        vlan_tag: o.vlan,
+        created: Date.now(),
+      })
+      .execute();
+    rangeId = Number(
+      (
+        await db
+          .selectFrom('portable_ip_ranges')
+          .select('id')
+          .where('uuid', '=', uuid)
+          .executeTakeFirstOrThrow()
+      ).id,
+    );
+  } else {
+    const uuid = randomUUID();
+    await db
+      .insertInto('public_ip_ranges')
+      .values({
+        uuid,
+        zone_id: zoneId,
+        physical_network_id: null,
+        vlan_tag: o.vlan,
+        gateway: o.gateway,
+        netmask,
+        family: 4,
+        start_key: key,
+        end_key: key,
+        ip6_gateway: null,
+        ip6_cidr: null,
+        ip6_start_key: null,
+        ip6_end_key: null,
+        vlan_type: 'VirtualNetwork',
+        network_id: null,
+        account_id: null,
+        domain_id: null,
+        created: Date.now(),
+        removed: null,
+      })
+      .execute();
+    rangeId = Number(
+      (
+        await db
+          .selectFrom('public_ip_ranges')
+          .select('id')
+          .where('uuid', '=', uuid)
+          .executeTakeFirstOrThrow()
+      ).id,
+    );
+  }
+  const uuid = randomUUID();
+  await db
+    .insertInto('ip_allocations')
+    .values({
+      scope: o.portable ? portableScope(1) : publicScope(zoneId),
+      family: 4,
+      address: key,
+      range_id: rangeId,
+      state: o.state ?? 'Allocated',
+      owner_kind: 'publicip',
+      owner_id: null,
+      zone_id: zoneId,
+      account_id: 2,
+      domain_id: 1,
+      network_id: o.networkId ?? null,
+      vpc_id: o.vpcId ?? null,
+      vm_id: o.staticNat?.vmId ?? null,
+      source_nat: o.sourceNat ? 1 : 0,
+      is_system: 0,
+      uuid,
+      static_nat: o.staticNat ? 1 : 0,
+      vm_ip: o.staticNat?.guestIp ?? null,
+      for_display: 1,
+      created: Date.now(),
+      updated: Date.now(),
+    })
+    .execute();
+  const a = await db
+    .selectFrom('ip_allocations')
+    .select('id')
+    .where('uuid', '=', uuid)
+    .executeTakeFirstOrThrow();
+  return Number(a.id);
 }

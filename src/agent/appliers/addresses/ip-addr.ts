@@ -1,4 +1,5 @@
 /** `ip addr` for the router's own addresses. */
+import { writeFileSync } from 'node:fs';
 import { interfaceAddresses, interfaceAddresses6, run } from '../../system.js';
 
 /** Make sure the router's own guest address is on the guest interface (CloudStack's CsAddress does the same). */
@@ -34,8 +35,17 @@ export async function removeAddress6(ifname: string, address: string, prefix: nu
   await run('ip', ['-6', 'addr', 'del', `${address}/${prefix}`, 'dev', ifname]);
 }
 
-/** Bring an interface up (the driver plugs public interfaces and may leave them down). */
+/**
+ * Bring an interface up (the driver plugs public interfaces and may leave them down), with promote_secondaries:
+ * deleting the first address of a subnet otherwise deletes every other address of that subnet on the interface
+ * (the other public IPs, an operator's).
+ */
 export async function linkUp(ifname: string): Promise<string | null> {
+  try {
+    writeFileSync(`/proc/sys/net/ipv4/conf/${ifname}/promote_secondaries`, '1');
+  } catch (e) {
+    return `cannot set promote_secondaries: ${(e as Error).message}`;
+  }
   const r = await run('ip', ['link', 'set', 'dev', ifname, 'up']);
   return r.code === 0 ? null : r.stderr.trim();
 }

@@ -11,9 +11,9 @@
  * full replace. A delta that only adds rules goes further (`ahead`): their elements are added as the delta
  * arrives, before the agent's O(N) work on the whole document.
  */
-import { writeAtomic } from '../../system.js';
-import { run } from '../../system.js';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { run, writeAtomic } from '../../system.js';
 import type { DesiredState, DesiredStateDelta } from '../../desired-state.js';
 import type { Applier, ApplierContext, ServiceStatus, Step } from '../applier.js';
 import { ApplyFailure } from '../applier.js';
@@ -72,6 +72,11 @@ export function elementChanges(from: Map<string, Set<string>>, to: Map<string, S
   return [...dels, ...adds].map((l) => `${l}\n`).join('');
 }
 
+function ensureForwarding(): void {
+  const f = '/proc/sys/net/ipv4/ip_forward';
+  if (readFileSync(f, 'utf8').trim() !== '1') writeFileSync(f, '1\n');
+}
+
 export class NetfilterApplier implements Applier<string> {
   readonly renderer = netfilterRenderer;
   readonly servesGuests = false;
@@ -103,7 +108,12 @@ export class NetfilterApplier implements Applier<string> {
     const plan = this.plan(next, force);
     if (plan && plan.text === '') return;
     const err = await nftCheckText(this.ctx.dataDir, plan ? plan.text : next.out);
-    if (err) throw new ApplyFailure('NatRejected', err);
+    if (err) {
+      // Refused: what is loaded keeps serving. An element transaction refused means the kernel does not hold
+      // what we think (tables edited behind our back): the next push replaces everything.
+      if (plan && this.loaded) this.loaded.skeleton = '';
+      throw new ApplyFailure('NatRejected', err);
+    }
   }
 
   async apply(next: Step<string>, _prev: Step<string> | null, force: boolean): Promise<void> {
@@ -113,7 +123,11 @@ export class NetfilterApplier implements Applier<string> {
       if (plan) {
         if (plan.text === '') return;
         const r = await run('nft', ['-f', '-'], plan.text);
-        if (r.code !== 0) throw new ApplyFailure('NatFailed', (r.stderr || r.stdout).trim());
+        if (r.code !== 0) {
+          // The kernel does not hold what we think (tables edited behind our back): the next push replaces all.
+          if (this.loaded) this.loaded.skeleton = '';
+          throw new ApplyFailure('NatFailed', (r.stderr || r.stdout).trim());
+        }
         this.loaded = plan.parsed;
         return;
       }
@@ -121,6 +135,8 @@ export class NetfilterApplier implements Applier<string> {
       const err = await nftApply(this.file, false);
       if (err) throw new ApplyFailure('NatFailed', err);
       this.loaded = parseRuleset(next.out);
+      // Routing between the guest and public sides, turned on only once the filter is in place.
+      ensureForwarding();
     } else if (this.loaded) {
       await nftDeleteTables(this.ctx.dataDir, [`ip ${natTableName}`, `inet ${publicTableName}`]);
       this.loaded = null;
@@ -152,7 +168,15 @@ export class NetfilterApplier implements Applier<string> {
     }
     if (bySet.size) {
       const text = [...bySet].map(([set, es]) => `add element ${set} { ${es.join(', ')} }\n`).join('');
-      this.early = run('nft', ['-f', '-'], text).then((r) => {
+      const t0 = performance.now();
+      // From a file, not stdin: the agent's O(N) work on the delta follows at once and holds the event loop, and
+      // nft must not wait for it to be fed.
+      const file = join(this.ctx.dataDir, '.netfilter-ahead.nft');
+      writeFileSync(file, text);
+      this.early = run('nft', ['-f', file]).then((r) => {
+        // For bench:nft-rules --agent, which measures when a new rule is in force.
+        if (process.env.STACKNET_DEBUG_AHEAD)
+          this.ctx.log(`netfilter ahead: ${r.code} in ${Math.round(performance.now() - t0)} ms`);
         if (r.code !== 0)
           return this.ctx.log(`rules added ahead refused (the full path follows): ${r.stderr.trim()}`);
         // The kernel holds them now, whatever the state in force says: the next plan diffs against this.
