@@ -41,6 +41,7 @@ import {
   withHostname,
 } from '../netns/index.js';
 import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
+import { plugVpcTransit, unplugVpcTransit } from './netns-vpc.js';
 import { NetnsPublicSide } from './netns-public.js';
 import type {
   Driver,
@@ -299,6 +300,7 @@ export class NetnsDriver implements Driver {
       const c = parseCidr(this.controlCidr, 'control.cidr', { strict: false });
       await addAddress(ns, 'eth1', `${r.controlIp}/${c.prefix}`);
     }
+    await plugVpcTransit(this.switchNs, ns, r);
     await this.publicSide.plug(r, ns, true);
     const dir = this.routerDir(r);
     mkdirSync(dir, { recursive: true });
@@ -364,6 +366,7 @@ export class NetnsDriver implements Driver {
   async destroyRouter(r: RouterRuntime): Promise<void> {
     await this.rebootRouter(r);
     await deleteLink(`r${r.id}`, { ns: this.switchNs }).catch(() => undefined);
+    await unplugVpcTransit(this.switchNs, r).catch(() => undefined);
     await this.publicSide.unplug(r).catch(() => undefined);
     await deleteLink(`${this.tag}c${r.id}`).catch(() => undefined);
     this.remember('hostLinks', `${this.tag}c${r.id}`, false);

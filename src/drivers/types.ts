@@ -44,6 +44,11 @@ export interface RouterRuntime {
   guestMac: string | null;
   /** With a redundant pair the gateway (VIP) moves between the two; each has its own guestIp. */
   redundant: boolean;
+  /**
+   * The VPC of a tier's router, or null: a tier router gets the VPC transit interface `vpc0` on the VPC's bridge
+   * (desired-state.ts VpcSpec), where its agent puts the routes between the tiers.
+   */
+  vpcId: number | null;
   controlIp: string;
   controlPort: number;
   secret: string;

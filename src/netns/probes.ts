@@ -81,3 +81,39 @@ export async function httpGet(ns: string, url: string, opts: HttpOptions = {}): 
   const status = i >= 0 ? Number(r.stdout.slice(i + STATUS_MARK.length)) || 0 : 0;
   return { status, body: i >= 0 ? r.stdout.slice(0, i) : r.stdout, curlExit: r.code, stderr: r.stderr };
 }
+
+/**
+ * argv of a TCP server (socat) that answers every connection with `<greeting> <peer address>` and closes: run it in a
+ * namespace (TestNet.spawnIn) and `tcpProbe` it from another; the peer address shows whether the path NATed.
+ */
+export function tcpGreeterArgv(port: number, greeting: string): string[] {
+  return [
+    'socat',
+    `TCP-LISTEN:${port},fork,reuseaddr`,
+    `SYSTEM:echo ${greeting.replace(/[^\w.-]/g, '')} $SOCAT_PEERADDR`,
+  ];
+}
+
+export interface TcpProbeResult {
+  /** Connected and read a line. */
+  ok: boolean;
+  /** The line the server sent (trimmed), or ''. */
+  reply: string;
+  stderr: string;
+}
+
+/** Connects from inside `ns` to `host:port` and reads one line, giving up after `timeoutSec`. */
+export async function tcpProbe(
+  ns: string,
+  host: string,
+  port: number,
+  timeoutSec = 2,
+): Promise<TcpProbeResult> {
+  const r = await execIn(
+    ns,
+    ['socat', `-T${timeoutSec}`, '-u', `TCP:${host}:${port},connect-timeout=${timeoutSec}`, 'STDOUT'],
+    { timeoutMs: (timeoutSec + 5) * 1000 },
+  );
+  const reply = r.stdout.trim();
+  return { ok: r.code === 0 && reply !== '', reply, stderr: r.stderr };
+}

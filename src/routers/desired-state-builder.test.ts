@@ -123,6 +123,54 @@ test('the same rows in another order give the same document', () => {
   assert.deepEqual(buildDesiredState(i), a);
 });
 
+const tiers = [
+  { networkId: 7, cidr: '10.9.2.0/24', gateway: '10.9.2.1' },
+  { networkId: 5, cidr: '10.9.10.0/24', gateway: '10.9.10.1' },
+  { networkId: 3, cidr: '10.9.1.0/24', gateway: '10.9.1.1' },
+];
+
+test('a VPC tier router: the transit, whether it is the edge, and its peers by CIDR', () => {
+  const edge = buildDesiredState({
+    ...base(),
+    vpc: { cidr: '10.9.0.0/16', networkId: 3, edgeNetworkId: 3, tiers },
+  });
+  assert.deepEqual(edge.vpc, {
+    cidr: '10.9.0.0/16',
+    transitInterface: 'vpc0',
+    edge: true,
+    edgeGateway: null,
+    peers: [
+      { cidr: '10.9.2.0/24', gateway: '10.9.2.1' },
+      { cidr: '10.9.10.0/24', gateway: '10.9.10.1' },
+    ],
+  });
+  const tier = buildDesiredState({
+    ...base(),
+    vpc: { cidr: '10.9.0.0/16', networkId: 5, edgeNetworkId: 3, tiers: [...tiers].reverse() },
+  });
+  assert.equal(tier.vpc?.edge, false);
+  assert.equal(tier.vpc?.edgeGateway, '10.9.1.1', "the edge tier's gateway is the default route");
+  assert.deepEqual(
+    tier.vpc?.peers.map((p) => p.cidr),
+    ['10.9.1.0/24', '10.9.2.0/24'],
+    'numeric order, not text order, and never itself',
+  );
+  assert.equal(buildDesiredState(base()).vpc, undefined, 'an isolated network has no VPC section');
+});
+
+test('a VPC tier alone in its VPC, or without an edge, is its own edge', () => {
+  const alone = buildDesiredState({
+    ...base(),
+    vpc: { cidr: '10.9.0.0/16', networkId: 3, edgeNetworkId: 3, tiers: [tiers[2]!] },
+  });
+  assert.deepEqual([alone.vpc?.edge, alone.vpc?.edgeGateway, alone.vpc?.peers], [true, null, []]);
+  const none = buildDesiredState({
+    ...base(),
+    vpc: { cidr: '10.9.0.0/16', networkId: 5, edgeNetworkId: null, tiers },
+  });
+  assert.deepEqual([none.vpc?.edge, none.vpc?.edgeGateway], [true, null]);
+});
+
 const pub = (address: string, o: Partial<Omit<RouterPublicIp, 'address'>> = {}): RouterPublicIp => ({
   id: 1,
   uuid: null,

@@ -20,6 +20,7 @@ import type {
   RouterSpec,
   RuleSpec,
   VmMetadata,
+  VpcSpec,
 } from '../agent/desired-state.js';
 import { groupPublicNics, ipv4Number } from './public-nics.js';
 import type { RouterPublicIp } from './public-nics.js';
@@ -88,7 +89,23 @@ export interface BuildInput {
   public?: PublicSpec;
   /** Port forwards, firewall, egress and ACL rules the router enforces (rule-inputs.ts). */
   rules?: RuleSpec[];
+  /** Present for a VPC tier's router. */
+  vpc?: VpcRowInput;
 }
+
+/** A VPC tier's router: the VPC and its live tiers (tiers with a live router, this one included). */
+export interface VpcRowInput {
+  /** The VPC's super CIDR. */
+  cidr: string;
+  /** This router's tier. */
+  networkId: number;
+  /** The tier whose router holds the VPC's public IPs (public-inputs.ts vpcEdgeNetworkId). */
+  edgeNetworkId: number | null;
+  tiers: { networkId: number; cidr: string; gateway: string }[];
+}
+
+/** The transit interface every tier router of a VPC has on the VPC's bridge. */
+export const VPC_TRANSIT_INTERFACE = 'vpc0';
 
 /**
  * The router's `public` section from the public IPs it holds (routers/public-inputs.ts); none: no section. One
@@ -152,6 +169,7 @@ export function buildDesiredState(input: BuildInput): DesiredState {
     firewall: { enabled: true },
   };
   if (input.public) state.public = input.public;
+  if (input.vpc) state.vpc = buildVpcSpec(input.vpc);
   if (input.rules?.length)
     state.rules = [...input.rules].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const seenMacs = new Set<string>();
@@ -182,6 +200,34 @@ export function buildDesiredState(input: BuildInput): DesiredState {
     if (nic.isDefault && vm.password) state.passwords[ip] = vm.password;
   }
   return state;
+}
+
+/**
+ * The VPC section: peers are the other live tiers (their gateways answer on the transit), sorted by CIDR so the
+ * document does not depend on query order. A tier whose router is not live has nobody on the transit to route
+ * through, so it is no peer; its CIDR is unreachable until its router runs, as in CloudStack before a tier's
+ * first VM. The edge is the tier of `edgeNetworkId`; while there is none (cannot happen for a live router, whose
+ * own tier counts) the router takes itself for the edge rather than routing outside through nobody.
+ */
+export function buildVpcSpec(v: VpcRowInput): VpcSpec {
+  const edgeTier = v.tiers.find((t) => t.networkId === v.edgeNetworkId);
+  const edge = v.edgeNetworkId === null || v.edgeNetworkId === v.networkId || !edgeTier;
+  return {
+    cidr: v.cidr,
+    transitInterface: VPC_TRANSIT_INTERFACE,
+    edge,
+    edgeGateway: edge ? null : edgeTier.gateway,
+    peers: v.tiers
+      .filter((t) => t.networkId !== v.networkId && t.cidr && t.gateway)
+      .map((t) => ({ cidr: t.cidr, gateway: t.gateway }))
+      .sort(byCidr),
+  };
+}
+
+function byCidr(a: { cidr: string }, b: { cidr: string }): number {
+  const [aa, al] = a.cidr.split('/');
+  const [ba, bl] = b.cidr.split('/');
+  return ipv4Number(aa!) - ipv4Number(ba!) || Number(al) - Number(bl);
 }
 
 function vmMetadata(input: BuildInput, vm: VmRowInput, ip: string): VmMetadata {

@@ -9,9 +9,9 @@ import { isUniqueViolation, nowMs } from '../store/db.js';
 import { netDb } from '../networks/tables.js';
 import { getSetting, storedValue } from '../configuration/repository.js';
 import type { RoutersTable } from '../vms/tables.js';
-import type { BuildInput, VmRowInput } from './desired-state-builder.js';
+import type { BuildInput, VmRowInput, VpcRowInput } from './desired-state-builder.js';
 import { publicSpecOf } from './desired-state-builder.js';
-import { routerPublicIps } from './public-inputs.js';
+import { routerPublicIps, vpcEdgeNetworkId } from './public-inputs.js';
 import { loadRouterRules } from './rule-inputs.js';
 
 export type RouterRow = Selectable<RoutersTable>;
@@ -264,6 +264,41 @@ export async function loadBuildInput(
     vms: [...vms.values()],
     ...(publicSpec ? { public: publicSpec } : {}),
     rules: await loadRouterRules(ex, Number(network.id)),
+    ...(network.vpc_id !== null
+      ? { vpc: await loadVpcInput(ex, Number(network.vpc_id), Number(network.id)) }
+      : {}),
+  };
+}
+
+/** The VPC of a tier and its live tiers: not removed, with a live router (the same rule as the edge's). */
+async function loadVpcInput(ex: Executor, vpcId: number, networkId: number): Promise<VpcRowInput> {
+  const db = netDb(ex);
+  const vpc = await db.selectFrom('vpcs').select('cidr').where('id', '=', vpcId).executeTakeFirstOrThrow();
+  const tiers = await db
+    .selectFrom('networks')
+    .select(['networks.id', 'networks.cidr', 'networks.network_cidr', 'networks.gateway'])
+    .where('networks.vpc_id', '=', vpcId)
+    .where('networks.removed', 'is', null)
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('routers')
+          .select('routers.id')
+          .whereRef('routers.network_id', '=', 'networks.id')
+          .where('routers.removed', 'is', null),
+      ),
+    )
+    .orderBy('networks.id')
+    .execute();
+  return {
+    cidr: vpc.cidr,
+    networkId,
+    edgeNetworkId: await vpcEdgeNetworkId(ex, vpcId),
+    tiers: tiers.map((t) => ({
+      networkId: Number(t.id),
+      cidr: t.network_cidr ?? t.cidr ?? '',
+      gateway: t.gateway ?? '',
+    })),
   };
 }
 

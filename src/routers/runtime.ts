@@ -8,6 +8,14 @@ import { routerPublicIps } from './public-inputs.js';
 import { groupPublicNics } from './public-nics.js';
 
 export async function guestNetworkRuntime(ex: Executor, networkId: number): Promise<GuestNetworkRuntime> {
+  const { vpcId: _vpcId, ...network } = await loadNetwork(ex, networkId);
+  return network;
+}
+
+async function loadNetwork(
+  ex: Executor,
+  networkId: number,
+): Promise<GuestNetworkRuntime & { vpcId: number | null }> {
   const n = await netDb(ex)
     .selectFrom('networks')
     .leftJoin('physical_networks', 'physical_networks.id', 'networks.physical_network_id')
@@ -17,6 +25,7 @@ export async function guestNetworkRuntime(ex: Executor, networkId: number): Prom
       'networks.cidr',
       'networks.network_cidr',
       'networks.gateway',
+      'networks.vpc_id',
       'physical_networks.isolation',
     ])
     .where('networks.id', '=', networkId)
@@ -27,6 +36,7 @@ export async function guestNetworkRuntime(ex: Executor, networkId: number): Prom
     isolation: n.isolation === 'VXLAN' ? 'VXLAN' : 'VLAN',
     cidr: n.network_cidr ?? n.cidr ?? '',
     gateway: n.gateway ?? '',
+    vpcId: n.vpc_id === null ? null : Number(n.vpc_id),
   };
 }
 
@@ -38,7 +48,7 @@ export async function routerRuntime(ex: Executor, r: RouterRow): Promise<RouterR
     secret = await unsealSecret(ex, r.secret_sealed);
     secrets.set(r.secret_sealed, secret);
   }
-  const network = await guestNetworkRuntime(ex, Number(r.network_id));
+  const { vpcId, ...network } = await loadNetwork(ex, Number(r.network_id));
   return {
     id: Number(r.id),
     uuid: r.uuid,
@@ -48,6 +58,7 @@ export async function routerRuntime(ex: Executor, r: RouterRow): Promise<RouterR
     guestIp: r.guest_ip ?? network.gateway,
     guestMac: r.guest_mac,
     redundant: r.role !== 'standalone',
+    vpcId,
     controlIp: r.control_ip ?? '',
     controlPort: Number(r.control_port ?? 3922),
     secret,

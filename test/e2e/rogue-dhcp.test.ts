@@ -89,6 +89,7 @@ describe(
       guestIp: GATEWAY,
       guestMac: '02:00:00:77:01:01',
       redundant: false,
+      vpcId: null,
       controlIp: `169.254.${third}.7`,
       controlPort: 3922,
       secret: randomBytes(16).toString('hex'),

@@ -6,9 +6,11 @@ import { KeepalivedApplier } from './keepalived/keepalived-applier.js';
 import { NetfilterApplier } from './netfilter/netfilter-applier.js';
 import { NftablesApplier } from './nftables/nftables-applier.js';
 import { routerRenderers } from './renderers.js';
+import { RoutesApplier } from './routes/routes-applier.js';
 
 const factories: Record<string, (ctx: ApplierContext) => Applier> = {
   addresses: (ctx) => new AddressesApplier(ctx),
+  routes: (ctx) => new RoutesApplier(ctx),
   dnsmasq: (ctx) => new DnsmasqApplier(ctx),
   nftables: (ctx) => new NftablesApplier(ctx),
   netfilter: (ctx) => new NetfilterApplier(ctx),

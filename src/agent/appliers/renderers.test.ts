@@ -40,6 +40,7 @@ describe('the router render', () => {
       assert.deepEqual(
         [
           r.addresses,
+          r.transit,
           { dnsmasqConf: r.dnsmasqConf, dhcpHosts: r.dhcpHosts, names: r.names },
           r.nftables,
           r.netfilter,

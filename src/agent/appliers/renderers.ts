@@ -11,14 +11,17 @@ import { dnsmasqRenderer } from './dnsmasq/render.js';
 import { keepalivedRenderer } from './keepalived/render.js';
 import { netfilterRenderer } from './netfilter/render.js';
 import { nftablesRenderer } from './nftables/render.js';
+import { routesRenderer } from './routes/render.js';
 
 /**
- * Addresses first (dnsmasq binds to them and advertises the IPv6 prefix only once its address is there), then
- * DHCP/DNS, then the firewalls (guest side, then the public side's NAT and filter) and VRRP, which protect and move what the first two serve. A new service (NAT,
- * then haproxy) is a new folder and one entry here.
+ * Addresses first (dnsmasq binds to them and advertises the IPv6 prefix only once its address is there), then a
+ * VPC tier's transit routes (to the other tiers, outside via the edge), then DHCP/DNS, then the firewalls (guest
+ * side, then the public side's NAT and filter) and VRRP, which protect and move what the first two serve. A new
+ * service (haproxy next) is a new folder and one entry here.
  */
 export const routerRenderers: readonly Renderer<unknown>[] = [
   addressesRenderer,
+  routesRenderer,
   dnsmasqRenderer,
   nftablesRenderer,
   netfilterRenderer,

@@ -8,6 +8,7 @@ import type { DesiredState } from '../desired-state.js';
 import type { RouterAddresses } from '../appliers/addresses/render.js';
 import type { DnsmasqFiles, DnsmasqPaths } from '../appliers/dnsmasq/render.js';
 import { renderRouter, routerRenderers } from '../appliers/renderers.js';
+import type { TransitPlan } from '../appliers/routes/render.js';
 
 export interface RenderContext {
   /** dnsmasq's files: the directory of `conf` is taken as the data directory, that of `leaseFile` as the lease directory. */
@@ -21,6 +22,8 @@ export interface RenderContext {
 
 export interface Rendered extends DnsmasqFiles {
   addresses: RouterAddresses;
+  /** A VPC tier's transit address and routes; null outside a VPC. */
+  transit: TransitPlan | null;
   nftables: string;
   /** The public side's NAT and forwarding filter ('' without a public side or VPC). */
   netfilter: string;
@@ -39,6 +42,7 @@ export function render(state: DesiredState, ctx: RenderContext): Rendered {
   const by = (name: string) => r.outs[routerRenderers.findIndex((x) => x.name === name)];
   return {
     addresses: by('addresses') as RouterAddresses,
+    transit: by('routes') as TransitPlan | null,
     ...(by('dnsmasq') as DnsmasqFiles),
     nftables: by('nftables') as string,
     netfilter: by('netfilter') as string,
