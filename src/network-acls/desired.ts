@@ -16,7 +16,15 @@ import type { AclItemRow } from './tables.js';
 /** After any item number CloudStack accepts (a Java int). */
 const DEFAULT_EGRESS_NUMBER = 2147483647;
 
-export function aclItemSpec(i: AclItemRow): AclRuleSpec {
+/**
+ * The router filters IPv4 only (stacknet's VPC tiers route no IPv6 between tiers or outside): an item's IPv6
+ * CIDRs are left out, and an item naming IPv6 CIDRs only is not sent at all (with its CIDRs dropped it would
+ * match every IPv4 address).
+ */
+export function aclItemSpec(i: AclItemRow): AclRuleSpec | null {
+  const all = i.cidrs.split(',').filter((c) => c !== '');
+  const cidrs = all.filter((c) => !c.includes(':'));
+  if (all.length && !cidrs.length) return null;
   const spec: AclRuleSpec = {
     kind: 'acl',
     id: i.uuid,
@@ -24,7 +32,7 @@ export function aclItemSpec(i: AclItemRow): AclRuleSpec {
     action: i.action === 'Deny' ? 'deny' : 'allow',
     traffic: i.traffic_type === 'Egress' ? 'egress' : 'ingress',
     protocol: i.protocol as RuleProtocol,
-    cidrs: i.cidrs.split(',').filter((c) => c !== ''),
+    cidrs,
   };
   if (i.start_port !== null && i.end_port !== null) spec.ports = { start: i.start_port, end: i.end_port };
   if (i.icmp_type !== null) spec.icmpType = i.icmp_type;
@@ -50,7 +58,7 @@ export async function aclSpecsForNetwork(ex: unknown, networkId: number): Promis
           .where('acl_id', '=', n.network_acl_id)
           .orderBy('number')
           .execute()) as AclItemRow[]);
-  const specs = items.map(aclItemSpec);
+  const specs = items.map(aclItemSpec).filter((s): s is AclRuleSpec => s !== null);
   if (!specs.some((s) => s.traffic === 'egress')) {
     specs.push({
       kind: 'acl',
@@ -59,7 +67,7 @@ export async function aclSpecsForNetwork(ex: unknown, networkId: number): Promis
       action: 'allow',
       traffic: 'egress',
       protocol: 'all',
-      cidrs: ['0.0.0.0/0', '::/0'],
+      cidrs: ['0.0.0.0/0'],
     });
   }
   return specs;

@@ -19,7 +19,7 @@ import { createTestDatabase } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { CsBridge, ok, startServer } from '../api/harness.js';
 import type { CsClient as Client, ServerProcess } from '../api/harness.js';
-import { eventually as retry, exec, readLease, spawnIn } from '../../src/netns/index.js';
+import { eventually as retry, readLease, spawnIn, tcpGreeterArgv, tcpProbe } from '../../src/netns/index.js';
 import type { EventuallyOptions, SpawnedProcess } from '../../src/netns/index.js';
 import { NetnsDriver } from '../../src/drivers/netns.js';
 
@@ -33,23 +33,10 @@ const eventually = <T>(fn: () => Promise<T | undefined>, o: EventuallyOptions) =
   }, o);
 
 /** One TCP connection from namespace `ns`: what the server said, or null when it could not connect. */
-async function connect(ns: string, ip: string, port: number, timeoutS = 1): Promise<string | null> {
-  const r = await exec(
-    [
-      'ip',
-      'netns',
-      'exec',
-      ns,
-      'socat',
-      `-T${timeoutS}`,
-      '-u',
-      `TCP:${ip}:${port},connect-timeout=${timeoutS}`,
-      'STDOUT',
-    ],
-    { timeoutMs: (timeoutS + 2) * 1000 },
-  ).catch(() => null);
-  return r && r.code === 0 ? r.stdout.trim() : null;
-}
+const connect = async (ns: string, ip: string, port: number): Promise<string | null> => {
+  const r = await tcpProbe(ns, ip, port, 1);
+  return r.ok ? r.reply : null;
+};
 
 describe(
   'the router public side end to end on the netns driver (python cs)',
@@ -70,9 +57,7 @@ describe(
 
     /** A TCP server in `ns` on `port` that answers `<label> <peer address>` to each connection. */
     const serve = (ns: string, port: number, label: string) => {
-      servers.push(
-        spawnIn(ns, ['socat', `TCP-LISTEN:${port},fork,reuseaddr`, `SYSTEM:echo ${label} $SOCAT_PEERADDR`]),
-      );
+      servers.push(spawnIn(ns, tcpGreeterArgv(port, label)));
     };
 
     const deploy = async (name: string, networkid: string) => {

@@ -90,9 +90,8 @@ describe(
         });
         return l.networkacllist.id as string;
       };
-      // Tier A's own list lets it out anywhere. (Without a list, or with one that has no egress item, the tier
-      // gets s13-acl's implicit `default-egress` item, whose `::/0` the router's validation sets aside as it stands:
-      // tier A would send nothing. See the report of branch s13-vpc.)
+      // Tier A's own list lets it out anywhere; tier B's has no egress item, so (as CloudStack's VR) it may send
+      // anywhere too: network-acls/desired.ts adds the implicit egress item.
       const out = await cs('createNetworkACLList', { name: 'out', description: 'out', vpcid: id.vpc });
       await cs('createNetworkACL', {
         aclid: out.networkacllist.id,
@@ -148,6 +147,7 @@ describe(
         );
       procs.spawnIn(vm.b.ns, tcpGreeterArgv(80, 'http'));
       procs.spawnIn(vm.b.ns, tcpGreeterArgv(22, 'ssh'));
+      procs.spawnIn(`${prefix}up-z1`, tcpGreeterArgv(8080, 'up'));
     });
 
     after(async () => {
@@ -180,6 +180,19 @@ describe(
       );
       const http = await tcpProbe(vm.a.ns, vm.b.ip, 80, 1);
       assert.equal(http.ok, false, `80 must not pass any more: ${http.reply}`);
+    });
+
+    test("both tiers reach outside through the edge tier, seen as the VPC's source-NAT address", async () => {
+      const snat = (await cs('listPublicIpAddresses', { vpcid: id.vpc, issourcenat: true }))
+        .publicipaddress[0].ipaddress as string;
+      for (const k of ['a', 'b'] as const)
+        await eventually(
+          async () => {
+            const r = await tcpProbe(vm[k].ns, '203.0.113.1', 8080, 1);
+            assert.equal(r.reply, `up ${snat}`, r.stderr);
+          },
+          { timeoutMs: 30_000, what: `vm-${k} → the upstream server through the VPC's source NAT` },
+        );
     });
   },
 );

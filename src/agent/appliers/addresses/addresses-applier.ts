@@ -66,6 +66,10 @@ export class AddressesApplier implements Applier<RouterAddresses> {
     const old = prev?.out.own;
     if (old && this.weAdded.has(old.address) && (old.address !== own.address || old.dev !== own.dev))
       await removeAddress(old.dev, old.address, old.prefix);
+    // A router that (re)starts on the guest network (reboot, destroy + restartNetwork: a new MAC) tells the guests
+    // at once, as CloudStack's VR arpings its addresses: else they keep sending to the old MAC until their
+    // neighbour entry fails (seconds). A pair's gateway is the VIP, which keepalived announces.
+    if (!this.weAdded.has(own.address) && own.dev === gi) void this.announce(gi, own.address);
     this.weAdded.add(own.address);
 
     const want = next.out.ipv6;
