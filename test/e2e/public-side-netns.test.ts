@@ -6,7 +6,8 @@
  *   upstream server sees the network's source-NAT address;
  * - static NAT: inbound only on what a firewall rule opens, outbound with the static IP;
  * - port forwarding (one port, a range): dropped without a firewall rule, forwarded with one, gone once deleted;
- * - rebootRouter, destroyRouter + restartNetwork: every rule is back;
+ * - rebootRouter, destroyRouter + restartNetwork: every rule is back; after disableStaticNat the VM leaves with
+ *   the source-NAT address again;
  * - a redundant pair keeps source NAT and a port forward when its primary stops.
  */
 import { after, before, describe, test } from 'node:test';
@@ -15,13 +16,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestDatabase } from '../../src/store/testing/test-databases.js';
-import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { CsBridge, ok, startServer } from '../api/harness.js';
-import type { CsClient as Client, ServerProcess } from '../api/harness.js';
+import { ok, startCsRig, stopCsRig } from '../api/harness.js';
+import type { CsClient as Client, CsRig } from '../api/harness.js';
 import { eventually as retry, readLease, spawnIn, tcpGreeterArgv, tcpProbe } from '../../src/netns/index.js';
 import type { EventuallyOptions, SpawnedProcess } from '../../src/netns/index.js';
 import { NetnsDriver } from '../../src/drivers/netns.js';
+import { createTestZone } from '../networking/zone-fixture.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -42,9 +42,7 @@ describe(
   'the router public side end to end on the netns driver (python cs)',
   { skip: !isRoot && 'needs root' },
   () => {
-    let tdb: TestDatabase;
-    let server: ServerProcess;
-    let bridge: CsBridge;
+    let rig: Partial<CsRig> = {};
     let admin: Client;
     const prefix = `sn-${randomBytes(3).toString('hex')}-`;
     const dataDir = mkdtempSync(join(tmpdir(), 'stacknet-pub-'));
@@ -101,53 +99,24 @@ describe(
       );
 
     before(async () => {
-      tdb = await createTestDatabase('sqlite');
-      server = await startServer(tdb.url, {
+      rig = await startCsRig('sqlite', {
         STACKNET_DRIVER: 'netns',
         STACKNET_DATA_DIR: dataDir,
         STACKNET_NETNS_PREFIX: prefix,
         STACKNET_CONTROL_CIDR: ctl,
       });
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
-      id.zone = ok(
-        await admin('createZone', {
+      admin = rig.admin!;
+      id.zone = (
+        await createTestZone(admin, {
           name: 'z1',
-          networktype: 'Advanced',
-          dns1: '192.0.2.53',
-          internaldns1: '192.0.2.53',
-          guestcidraddress: '10.1.0.0/16',
-        }),
-        'createZone',
-      ).zone.id;
+          vlans: '100-199',
+          publicVlan: '50',
+          publicPrefix: '203.0.113',
+          guestCidr: '10.1.0.0/16',
+        })
+      ).zone;
       id.so = ok(await admin('listServiceOfferings', { name: 'Small Instance' }), 'so').serviceoffering[0].id;
       id.tpl = ok(await admin('listTemplates', { templatefilter: 'featured' }), 'tpl').template[0].id;
-      id.pn = ok(
-        await admin(
-          'createPhysicalNetwork',
-          { zoneid: id.zone, name: 'pn1', isolationmethods: 'VLAN', vlan: '100-199' },
-          { fetch_result: true },
-        ),
-        'createPhysicalNetwork',
-      ).physicalnetwork.id;
-      for (const t of ['Guest', 'Public', 'Management'])
-        ok(
-          await admin('addTrafficType', { physicalnetworkid: id.pn, traffictype: t }, { fetch_result: true }),
-          `addTrafficType ${t}`,
-        );
-      ok(await admin('updatePhysicalNetwork', { id: id.pn, state: 'Enabled' }, { fetch_result: true }), 'pn');
-      ok(
-        await admin('createVlanIpRange', {
-          zoneid: id.zone,
-          vlan: '50',
-          gateway: '203.0.113.1',
-          netmask: '255.255.255.0',
-          startip: '203.0.113.10',
-          endip: '203.0.113.60',
-          forvirtualnetwork: true,
-        }),
-        'createVlanIpRange',
-      );
       const off = ok(
         await admin('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' }),
         'offerings',
@@ -184,10 +153,8 @@ describe(
 
     after(async () => {
       await Promise.all(servers.map((s) => s.stop(500)));
-      await bridge?.close();
-      await server?.stop();
+      await stopCsRig(rig);
       await NetnsDriver.cleanup(join(dataDir, 'netns'));
-      await tdb?.drop();
       rmSync(dataDir, { recursive: true, force: true });
     });
 
@@ -336,6 +303,18 @@ describe(
       ok(await admin('destroyRouter', { id: r.id }, { fetch_result: true }), 'destroyRouter');
       ok(await admin('restartNetwork', { id: id.net }, { fetch_result: true }), 'restartNetwork');
       await allWork();
+      // disableStaticNat: vm1 leaves with the network's source-NAT address again.
+      ok(
+        await admin('disableStaticNat', { ipaddressid: id.staticIp }, { fetch_result: true }),
+        'disableStaticNat',
+      );
+      await reaches(
+        vms.vm1!.ns,
+        '203.0.113.1',
+        8080,
+        (s) => s === `up-8080 ${snatIp}`,
+        'vm1 back on source NAT',
+      );
     });
 
     test('a redundant pair keeps source NAT and a port forward when its primary stops', async () => {
