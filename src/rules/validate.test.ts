@@ -68,6 +68,7 @@ test('cidrs: syntax checked, egress sources inside the guest CIDR', () => {
   );
   const guest = parseCidr('10.1.1.0/24');
   checkInsideGuest(parseCidrList(['10.1.1.0/25'], 'cidrlist'), guest, 'cidrlist');
+  checkInsideGuest(parseCidrList(['0.0.0.0/0'], 'cidrlist'), guest, 'cidrlist');
   assert.match(
     msg(() => checkInsideGuest(parseCidrList(['10.1.2.0/24'], 'cidrlist'), guest, 'cidrlist')),
     /cidrlist.*not within the network cidr 10.1.1.0\/24/,

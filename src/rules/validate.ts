@@ -90,9 +90,13 @@ export function parseCidrList(list: readonly string[] | undefined, param: string
     .map((c) => parseCidr(c, param, { family: 4, strict: false }));
 }
 
-/** Egress `cidrlist` must lie inside the guest network (CloudStack: "cidr ... is not within the network cidr"). */
+/**
+ * Egress `cidrlist` must lie inside the guest network (CloudStack: "cidr ... is not within the network cidr"),
+ * except 0.0.0.0/0, which CloudStack's CreateEgressFirewallRuleCmd lets through as "any source".
+ */
 export function checkInsideGuest(cidrs: readonly Cidr[], guest: Cidr, param: string): void {
   for (const c of cidrs) {
+    if (formatCidr(c) === '0.0.0.0/0') continue;
     if (!cidrContainsCidr(guest, c))
       throw invalidParameter(
         param,

@@ -309,11 +309,21 @@ for (const kind of kinds) {
       });
       const all = await create({ protocol: 'all', cidrlist: netCidr });
       const icmp = await create({ protocol: 'icmp', cidrlist: netCidr, icmptype: 8, icmpcode: 0 });
+      // cidr_list left out (not sent): CloudStack stores and answers the guest CIDR. 0.0.0.0/0 is accepted.
+      const dns = await create({ protocol: 'udp', startport: 53, endport: 53 });
+      const anySource = await create({
+        protocol: 'udp',
+        cidrlist: '0.0.0.0/0',
+        startport: 123,
+        endport: 123,
+      });
 
       const read = () =>
         refresh('listEgressFirewallRules', { networkid: net }, 'firewallrule', fwTypes, fwFields);
       const first = await read();
-      assert.deepEqual([...first.keys()].sort(), [https, all, icmp].sort());
+      assert.deepEqual([...first.keys()].sort(), [https, all, icmp, dns, anySource].sort());
+      assert.equal(first.get(dns).cidrlist, netCidr);
+      assert.equal(first.get(anySource).cidrlist, '0.0.0.0/0');
       const h = first.get(https);
       assert.deepEqual(
         [h.protocol, cidrSet(h.cidrlist), cidrSet(h.destcidrlist ?? '')],
@@ -327,12 +337,13 @@ for (const kind of kinds) {
       // Update: port 443 → 8443 is a delete and a create.
       ok(await alice('deleteEgressFirewallRule', { id: https }, postJob), 'deleteEgressFirewallRule');
       const alt = await create({ protocol: 'tcp', cidrlist: netCidr, startport: 8443, endport: 8443 });
-      assert.deepEqual([...(await read()).keys()].sort(), [alt, all, icmp].sort());
+      assert.deepEqual([...(await read()).keys()].sort(), [alt, all, icmp, dns, anySource].sort());
 
       ok(await alice('deleteEgressFirewallRule', { id: all }, postJob), 'delete outside');
-      assert.deepEqual([...(await read()).keys()].sort(), [alt, icmp].sort());
+      assert.deepEqual([...(await read()).keys()].sort(), [alt, icmp, dns, anySource].sort());
       await steps.alreadyGone('deleteEgressFirewallRule', all, postJob);
-      for (const id of [alt, icmp]) ok(await alice('deleteEgressFirewallRule', { id }, postJob), 'delete');
+      for (const id of [alt, icmp, dns, anySource])
+        ok(await alice('deleteEgressFirewallRule', { id }, postJob), 'delete');
       const empty = ok(await alice('listEgressFirewallRules', { networkid: net, listall: true }), 'empty');
       assert.equal(empty.count ?? 0, 0);
       await steps.alreadyGone('deleteEgressFirewallRule', alt, postJob);
