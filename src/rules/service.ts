@@ -443,7 +443,8 @@ export async function createEgressFirewallRule(ctx: NetCtx, p: CreateEgressParam
   const src = parseCidrList(p.cidrlist, 'cidrlist');
   if (guestText) checkInsideGuest(src, parseCidr(guestText, 'cidr', { strict: false }), 'cidrlist');
   const dest = [...new Set(parseCidrList(p.destcidrlist, 'destcidrlist').map(formatCidr))];
-  const sources = [...new Set(src.map(formatCidr))];
+  // CloudStack (CreateEgressFirewallRuleCmd.getSourceCidrList): no cidrlist stores and answers the guest CIDR.
+  const sources = src.length ? [...new Set(src.map(formatCidr))] : network.cidr ? [network.cidr] : [];
   const existing = await ctx.tx
     .selectFrom('firewall_rules')
     .selectAll()

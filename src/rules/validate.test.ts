@@ -68,13 +68,14 @@ test('cidrs: syntax checked, egress sources inside the guest CIDR', () => {
   );
   const guest = parseCidr('10.1.1.0/24');
   checkInsideGuest(parseCidrList(['10.1.1.0/25'], 'cidrlist'), guest, 'cidrlist');
+  checkInsideGuest(parseCidrList(['0.0.0.0/0'], 'cidrlist'), guest, 'cidrlist');
   assert.match(
     msg(() => checkInsideGuest(parseCidrList(['10.1.2.0/24'], 'cidrlist'), guest, 'cidrlist')),
     /cidrlist.*not within the network cidr 10.1.1.0\/24/,
   );
 });
 
-test('conflicts: overlapping ports of one protocol and purpose; firewall rules only with the same cidrs', () => {
+test('conflicts: overlapping ports of one protocol and purpose; firewall rules only with a shared cidr', () => {
   const existing = [
     { uuid: 'a', purpose: 'PortForwarding' as const, protocol: 'tcp', start: 20, end: 25 },
     { uuid: 'b', purpose: 'Firewall' as const, protocol: 'tcp', start: 80, end: 90, cidrs: '0.0.0.0/0' },
@@ -101,14 +102,19 @@ test('conflicts: overlapping ports of one protocol and purpose; firewall rules o
     ),
     /rule b/,
   );
-  // `all` covers every port of every protocol
+  // As CloudStack: a rule without ports does not overlap one with ports; two without ports of one protocol do.
+  detectConflict(
+    { purpose: 'Firewall', protocol: 'udp', ports: { start: 53, end: 53 }, cidrs: '10.0.0.0/8' },
+    existing,
+  );
+  detectConflict({ purpose: 'Firewall', protocol: 'all', ports: undefined, cidrs: '0.0.0.0/0' }, existing);
   assert.match(
     msg(() =>
       detectConflict(
-        { purpose: 'Firewall', protocol: 'udp', ports: { start: 53, end: 53 }, cidrs: '10.0.0.0/8' },
+        { purpose: 'Firewall', protocol: 'all', ports: undefined, cidrs: '10.0.0.0/8,192.168.0.0/16' },
         existing,
       ),
     ),
-    /rule c/,
+    /protocol = all and no ports \(rule c\)/,
   );
 });

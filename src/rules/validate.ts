@@ -90,9 +90,13 @@ export function parseCidrList(list: readonly string[] | undefined, param: string
     .map((c) => parseCidr(c, param, { family: 4, strict: false }));
 }
 
-/** Egress `cidrlist` must lie inside the guest network (CloudStack: "cidr ... is not within the network cidr"). */
+/**
+ * Egress `cidrlist` must lie inside the guest network (CloudStack: "cidr ... is not within the network cidr"),
+ * except 0.0.0.0/0, which CloudStack's CreateEgressFirewallRuleCmd lets through as "any source".
+ */
 export function checkInsideGuest(cidrs: readonly Cidr[], guest: Cidr, param: string): void {
   for (const c of cidrs) {
+    if (formatCidr(c) === '0.0.0.0/0') continue;
     if (!cidrContainsCidr(guest, c))
       throw invalidParameter(
         param,
@@ -113,10 +117,19 @@ export interface ExistingRule {
   cidrs?: string;
 }
 
+/** Two source-CIDR keys share a CIDR (or are both empty): CloudStack's detectConflictingCidrs. */
+function cidrsOverlap(a: string | undefined, b: string | undefined): boolean {
+  const x = (a ?? '').split(',').filter(Boolean);
+  const y = new Set((b ?? '').split(',').filter(Boolean));
+  return x.length === 0 && y.size === 0 ? true : x.some((c) => y.has(c));
+}
+
 /**
- * CloudStack's detectRulesConflict for a new rule on an IP: a port forward may not overlap another port forward
- * of the same protocol, a firewall rule not another firewall rule of the same protocol with the same source
- * CIDRs (CloudStack compares only same-purpose rules; `all` covers every port).
+ * CloudStack's detectRulesConflict for a new rule on an IP (or, for egress, on a network): only rules of the same
+ * purpose and protocol compare; firewall rules only when their source CIDRs share one. Two rules with ports
+ * conflict when the ranges overlap; two without ports (`all`, or tcp/udp on every port) conflict outright; a rule
+ * with ports and one without do not (so `all` beside tcp 443 is accepted, as CloudStack does and Terraform's
+ * egress rule sets expect).
  */
 export function detectConflict(
   rule: {
@@ -129,17 +142,22 @@ export function detectConflict(
   param = 'publicport',
 ): void {
   for (const r of existing) {
-    if (r.purpose !== rule.purpose) continue;
-    if (rule.purpose === 'Firewall' && r.cidrs !== rule.cidrs) continue;
-    if (r.protocol !== rule.protocol && r.protocol !== 'all' && rule.protocol !== 'all') continue;
-    const a = rule.ports ?? { start: 1, end: 65535 };
-    const b = { start: r.start ?? 1, end: r.end ?? 65535 };
+    if (r.purpose !== rule.purpose || r.protocol !== rule.protocol) continue;
+    if (rule.purpose === 'Firewall' && !cidrsOverlap(r.cidrs, rule.cidrs)) continue;
     // icmp rules have no ports: two icmp rules conflict only when identical, which the caller sees as a duplicate.
-    if (rule.protocol === 'icmp' || r.protocol === 'icmp') continue;
-    if (a.start <= b.end && b.start <= a.end) {
+    if (rule.protocol === 'icmp') continue;
+    const b = r.start !== null && r.end !== null ? { start: r.start, end: r.end } : undefined;
+    const a = rule.ports;
+    if (!a && !b)
       throw invalidParameter(
         param,
-        rule.ports ? `${rule.ports.start}-${rule.ports.end}` : 'all',
+        rule.protocol,
+        `There is already a firewall rule specified with protocol = ${rule.protocol} and no ports (rule ${r.uuid})`,
+      );
+    if (a && b && a.start <= b.end && b.start <= a.end) {
+      throw invalidParameter(
+        param,
+        `${a.start}-${a.end}`,
         `The range specified, ${a.start}-${a.end}, conflicts with rule ${r.uuid} which has ${b.start}-${b.end}`,
       );
     }

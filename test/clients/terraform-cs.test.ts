@@ -8,23 +8,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
+import { ok, startCsRig, stopCsRig } from '../api/harness.js';
 import type { CsClient, ServerProcess, CsBridge } from '../api/harness.js';
 import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { createTestZone, createUserClient } from '../networking/zone-fixture.js';
+import { carries, job, sdkSteps } from './terraform-sdk.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
 const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
-const job = { fetch_result: true };
-
-/** Asserts `o` carries every field in `fields` with a non-empty value. */
-function carries(o: any, fields: string[], what: string) {
-  for (const f of fields)
-    assert.ok(o?.[f] !== undefined && o[f] !== '', `${what} lacks ${f}: ${JSON.stringify(o)}`);
-}
-
 /** The provider's tags map from a response's `tags` list. */
 const tagMap = (o: any) => Object.fromEntries((o.tags ?? []).map((t: any) => [t.key, t.value]));
 
@@ -47,40 +40,15 @@ for (const kind of kinds) {
     const zoneName = 'tf-zone';
     let zone: string;
 
-    /** retrieveID: a name looked up with list…(name=…), the exact match's id. */
-    const idByName = async (command: string, key: string, name: string) => {
-      const r = ok(await alice(command, { name }), `${command} name=${name}`);
-      const hit = (r[key] ?? []).filter((o: any) => o.name === name);
-      assert.equal(hit.length, 1, `${command} name=${name}: ${JSON.stringify(r)}`);
-      assert.match(hit[0].id, /^[0-9a-f-]{36}$/);
-      return hit[0].id as string;
-    };
-
-    /**
-     * The SDK's Get…ByID on an object deleted outside Terraform: no match, and none on the retry with
-     * projectid=-1 either, so the provider drops it from its state.
-     */
-    const goneFromReads = async (command: string, id: string) => {
-      for (const extra of [{}, { projectid: -1 }]) {
-        const r = ok(await alice(command, { id, ...extra }), `${command} id (${JSON.stringify(extra)})`);
-        assert.equal(r.count ?? 0, 0, `${command} still finds ${id}: ${JSON.stringify(r)}`);
-      }
-    };
-
-    /** A delete of something already gone answers the text the provider's delete treats as success. */
-    const alreadyGone = async (command: string, id: string) => {
-      const e = refused(await alice(command, { id }, job), 431, /.*/, `${command} again`);
-      assert.ok(
-        (e.errortext ?? '').includes(
-          `Invalid parameter id value=${id} due to incorrect long value format, or entity does not exist`,
-        ),
-        `${command}: ${e.errortext}`,
-      );
-    };
+    let steps: ReturnType<typeof sdkSteps>;
+    const idByName = (c: string, k: string, n: string) => steps.idByName(c, k, n);
+    const goneFromReads = (c: string, id: string) => steps.goneFromReads(c, id);
+    const alreadyGone = (c: string, id: string) => steps.alreadyGone(c, id);
 
     before(async () => {
       ({ tdb, server, bridge, admin } = await startCsRig(kind));
       alice = (await createUserClient(admin, (k, s) => bridge.client(server.url, k, s), 'tf-alice')).client;
+      steps = sdkSteps(alice);
       zone = (
         await createTestZone(admin, {
           name: zoneName,
