@@ -50,6 +50,11 @@ export const errorKinds = {
     csErrorCode: 4300,
     summary: 'another operation holds the resource; retry',
   },
+  NetworkRuleConflict: {
+    httpCode: 537,
+    csErrorCode: 4360,
+    summary: 'a new rule overlaps one already on the same public IP (or, for egress, the same network)',
+  },
   UnsupportedService: { httpCode: 530, csErrorCode: 4390, summary: 'the operation is not supported here' },
   UnsupportedAction: {
     httpCode: 432,

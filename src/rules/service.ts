@@ -100,6 +100,7 @@ async function withCidrs(ctx: NetCtx, rows: RuleRow[]): Promise<ExistingRule[]> 
     start: r.start_port,
     end: r.end_port,
     cidrs: cidrKey(cidrs.get(Number(r.id))!.source),
+    destCidrs: cidrKey(cidrs.get(Number(r.id))!.dest),
   }));
 }
 
@@ -390,7 +391,6 @@ export async function createFirewallRule(ctx: NetCtx, p: CreateFwParams): Promis
   detectConflict(
     { purpose: 'Firewall', protocol, ports, cidrs: cidrKey(cidrs) },
     await liveIpRules(ctx, ip.id),
-    'startport',
   );
   await lockNetwork(ctx.tx, network.id);
   const row = await insertRule(ctx, {
@@ -453,9 +453,8 @@ export async function createEgressFirewallRule(ctx: NetCtx, p: CreateEgressParam
     .where('removed', 'is', null)
     .execute();
   detectConflict(
-    { purpose: 'Firewall', protocol, ports, cidrs: cidrKey(sources) },
+    { purpose: 'Firewall', protocol, ports, cidrs: cidrKey(sources), destCidrs: cidrKey(dest) },
     await withCidrs(ctx, existing),
-    'startport',
   );
   const row = await insertRule(ctx, {
     purpose: 'Firewall',

@@ -85,7 +85,34 @@ test('conflicts: overlapping ports of one protocol and purpose; firewall rules o
     msg(() =>
       detectConflict({ purpose: 'PortForwarding', protocol: 'tcp', ports: { start: 25, end: 30 } }, existing),
     ),
-    /publicport.*The range specified, 25-30, conflicts with rule a which has 20-25/,
+    /^The range specified, 25-30, conflicts with rule a which has 20-25$/,
+  );
+  // Egress rules conflict only when their destinations share a CIDR too (CloudStack's detectRulesConflict).
+  const egress = [{ ...existing[1]!, destCidrs: '192.0.2.0/24' }];
+  detectConflict(
+    {
+      purpose: 'Firewall',
+      protocol: 'tcp',
+      ports: { start: 80, end: 80 },
+      cidrs: '0.0.0.0/0',
+      destCidrs: '198.51.100.0/24',
+    },
+    egress,
+  );
+  assert.match(
+    msg(() =>
+      detectConflict(
+        {
+          purpose: 'Firewall',
+          protocol: 'tcp',
+          ports: { start: 80, end: 80 },
+          cidrs: '0.0.0.0/0',
+          destCidrs: '192.0.2.0/24',
+        },
+        egress,
+      ),
+    ),
+    /conflicts with rule b/,
   );
   detectConflict({ purpose: 'PortForwarding', protocol: 'udp', ports: { start: 20, end: 25 } }, existing);
   detectConflict({ purpose: 'PortForwarding', protocol: 'tcp', ports: { start: 80, end: 80 } }, existing);

@@ -3,7 +3,7 @@
  * wording where it has one (FirewallManagerImpl.validateFirewallRule / detectRulesConflict,
  * RulesManagerImpl.createPortForwardingRule). No I/O: the service reads the rows and calls these.
  */
-import { invalidParameter } from '../errors/catalogue.js';
+import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
 import { cidrContainsCidr, formatCidr, parseCidr } from '../ipam/index.js';
 import type { Cidr } from '../ipam/index.js';
 
@@ -113,8 +113,10 @@ export interface ExistingRule {
   protocol: string;
   start: number | null;
   end: number | null;
-  /** The source CIDRs, sorted and joined: firewall rules conflict only when these are the same. */
+  /** The source CIDRs, sorted and joined: firewall rules conflict only when these share one. */
   cidrs?: string;
+  /** Egress only: the destination CIDRs, likewise. */
+  destCidrs?: string;
 }
 
 /** Two source-CIDR keys share a CIDR (or are both empty): CloudStack's detectConflictingCidrs. */
@@ -137,27 +139,27 @@ export function detectConflict(
     protocol: string;
     ports: PortSpan | undefined;
     cidrs?: string;
+    destCidrs?: string;
   },
   existing: readonly ExistingRule[],
-  param = 'publicport',
 ): void {
   for (const r of existing) {
     if (r.purpose !== rule.purpose || r.protocol !== rule.protocol) continue;
     if (rule.purpose === 'Firewall' && !cidrsOverlap(r.cidrs, rule.cidrs)) continue;
+    if (rule.destCidrs !== undefined && !cidrsOverlap(r.destCidrs, rule.destCidrs)) continue;
     // icmp rules have no ports: two icmp rules conflict only when identical, which the caller sees as a duplicate.
     if (rule.protocol === 'icmp') continue;
     const b = r.start !== null && r.end !== null ? { start: r.start, end: r.end } : undefined;
     const a = rule.ports;
+    // CloudStack's NetworkRuleConflictException: 537, its text as is.
     if (!a && !b)
-      throw invalidParameter(
-        param,
-        rule.protocol,
+      throw new CloudStackError(
+        'NetworkRuleConflict',
         `There is already a firewall rule specified with protocol = ${rule.protocol} and no ports (rule ${r.uuid})`,
       );
     if (a && b && a.start <= b.end && b.start <= a.end) {
-      throw invalidParameter(
-        param,
-        `${a.start}-${a.end}`,
+      throw new CloudStackError(
+        'NetworkRuleConflict',
         `The range specified, ${a.start}-${a.end}, conflicts with rule ${r.uuid} which has ${b.start}-${b.end}`,
       );
     }

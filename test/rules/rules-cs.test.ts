@@ -139,8 +139,8 @@ for (const kind of kinds) {
           { ...pfBase, publicport: 20, publicendport: 30, privateport: 20, privateendport: 30 },
           job,
         ),
-        431,
-        /publicport.*The range specified, 20-30, conflicts with rule/,
+        537,
+        /^The range specified, 20-30, conflicts with rule/,
         'overlapping public ports',
       );
       refused(
@@ -281,8 +281,8 @@ for (const kind of kinds) {
           { ipaddressid: id.ip2, protocol: 'tcp', startport: 85, endport: 95, cidrlist: '198.51.100.0/24' },
           job,
         ),
-        431,
-        /startport.*conflicts with rule/,
+        537,
+        /^The range specified, 85-95, conflicts with rule/,
         'overlapping firewall rule',
       );
       refused(
