@@ -216,6 +216,55 @@ const definitions = {
       cidrs: cidrList,
     },
   },
+  loadBalancerRule: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['kind', 'id', 'publicIp', 'publicPort', 'privatePort', 'algorithm', 'members', 'sourceCidrs'],
+    properties: {
+      kind: { const: 'loadBalancer' },
+      id: ruleId,
+      publicIp: ipv4,
+      publicPort: port,
+      privatePort: port,
+      algorithm: { enum: ['roundrobin', 'leastconn', 'source'] },
+      members: {
+        type: 'array',
+        maxItems: 1024,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['vmId', 'guestIp'],
+          properties: { vmId: ruleId, guestIp: ipv4 },
+        },
+      },
+      sourceCidrs: cidrList,
+      stickiness: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['method', 'params'],
+        properties: {
+          method: { enum: ['LbCookie', 'AppCookie', 'SourceBased'] },
+          params: {
+            type: 'object',
+            propertyNames: { pattern: '^[A-Za-z][A-Za-z0-9_-]{0,63}$' },
+            additionalProperties: { type: 'string', pattern: '^[A-Za-z0-9_.:/-]{0,255}$' },
+          },
+        },
+      },
+      healthCheck: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['intervalSeconds', 'timeoutSeconds', 'healthyThreshold', 'unhealthyThreshold'],
+        properties: {
+          pingPath: { type: 'string', pattern: '^/[A-Za-z0-9_.~/%?=&-]{0,1023}$' },
+          intervalSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
+          timeoutSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
+          healthyThreshold: { type: 'integer', minimum: 1, maximum: 100 },
+          unhealthyThreshold: { type: 'integer', minimum: 1, maximum: 100 },
+        },
+      },
+    },
+  },
   rule: {
     type: 'object',
     required: ['kind'],
@@ -225,6 +274,7 @@ const definitions = {
       { $ref: '#/definitions/firewallRule' },
       { $ref: '#/definitions/egressRule' },
       { $ref: '#/definitions/aclRule' },
+      { $ref: '#/definitions/loadBalancerRule' },
     ],
   },
   metadataMap: {

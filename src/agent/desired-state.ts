@@ -222,7 +222,43 @@ export interface AclRuleSpec extends RuleBase {
   cidrs: string[];
 }
 
-export type RuleSpec = PortForwardRuleSpec | FirewallRuleSpec | EgressRuleSpec | AclRuleSpec;
+/** One backend of a load balancer rule: a VM's guest address (primary, or a secondary one: vmidipmap). */
+export interface LbMemberSpec {
+  /** The VM's uuid (health reports name it). */
+  vmId: string;
+  guestIp: string;
+}
+
+/**
+ * A public load balancer rule (createLoadBalancerRule), served by haproxy on the router: TCP on
+ * `publicIp:publicPort` spread over `members` on `privatePort`. Inbound traffic to it still needs a firewall rule
+ * on the IP (`openfirewall`, as for a port forward); `sourceCidrs` limits it further (CloudStack's LB `cidrlist`).
+ */
+export interface LoadBalancerRuleSpec {
+  kind: 'loadBalancer';
+  id: string;
+  publicIp: string;
+  publicPort: number;
+  privatePort: number;
+  /** CloudStack's names: roundrobin, leastconn, source. */
+  algorithm: 'roundrobin' | 'leastconn' | 'source';
+  /** Sorted by guest IP. */
+  members: LbMemberSpec[];
+  sourceCidrs: string[];
+  /** createLBStickinessPolicy: LbCookie (cookie name etc. in params), AppCookie, SourceBased. */
+  stickiness?: { method: 'LbCookie' | 'AppCookie' | 'SourceBased'; params: Record<string, string> };
+  /** createLBHealthCheckPolicy: an HTTP check of `pingPath` (absent: a TCP connect check). */
+  healthCheck?: {
+    pingPath?: string;
+    intervalSeconds: number;
+    timeoutSeconds: number;
+    healthyThreshold: number;
+    unhealthyThreshold: number;
+  };
+}
+
+export type RuleSpec =
+  PortForwardRuleSpec | FirewallRuleSpec | EgressRuleSpec | AclRuleSpec | LoadBalancerRuleSpec;
 
 export interface DesiredState {
   /** Monotonic per router; bumped by the server in the same transaction as any change affecting the router. */

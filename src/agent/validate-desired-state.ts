@@ -103,6 +103,7 @@ const checkRule = {
   firewall: ajv.compile({ ...definitions.firewallRule, definitions }),
   egress: ajv.compile({ ...definitions.egressRule, definitions }),
   acl: ajv.compile({ ...definitions.aclRule, definitions }),
+  loadBalancer: ajv.compile({ ...definitions.loadBalancerRule, definitions }),
 };
 const ipv4Key = new RegExp(definitions.passwordMap.propertyNames.pattern);
 
@@ -186,7 +187,7 @@ const rangeProblem = (field: string, r: { start: number; end: number } | undefin
 function ruleProblem(raw: unknown): Problem {
   const kind = (raw as { kind?: unknown } | null)?.kind;
   const check = typeof kind === 'string' ? checkRule[kind as RuleSpec['kind']] : undefined;
-  if (!check) return { field: 'kind', message: 'must be portForward, firewall, egress or acl' };
+  if (!check) return { field: 'kind', message: 'must be portForward, firewall, egress, acl or loadBalancer' };
   if (!check(raw)) return describeEntry(check.errors?.[0]);
   const r = raw as RuleSpec;
   if (r.kind === 'portForward') {
@@ -197,6 +198,7 @@ function ruleProblem(raw: unknown): Problem {
       return { field: 'privatePorts', message: 'must be one port or as long as publicPorts' };
     return null;
   }
+  if (r.kind === 'loadBalancer') return null;
   if (r.kind !== 'acl' && /^[0-9]+$/.test(r.protocol))
     return { field: 'protocol', message: 'a protocol number is for ACL items only' };
   if (r.ports && r.protocol !== 'tcp' && r.protocol !== 'udp')
