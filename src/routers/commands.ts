@@ -13,6 +13,10 @@ import { vmRuntimeFor } from '../vms/runtime-services.js';
 import { bumpRouter, routerById } from './repository.js';
 import type { RouterRow } from './repository.js';
 import { routerRuntime } from './runtime.js';
+import { routerPublicIps } from './public-inputs.js';
+import { groupPublicNics } from './public-nics.js';
+import { getSetting } from '../configuration/repository.js';
+import { stableUuid } from '../offerings/os-types.js';
 import { healthChecks, redundantState } from './health.js';
 import { destroyRouterRow, ROUTER_VERSION, STACKNET_VERSION } from './service.js';
 
@@ -36,6 +40,55 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
           .executeTakeFirst();
   const cidr = n?.network_cidr ?? n?.cidr;
   const checks = healthChecks(r);
+  const netmask = cidr ? prefixToNetmask(parseCidr(cidr, 'cidr', { strict: false }).prefix) : undefined;
+  const vpc =
+    n?.vpc_id == null
+      ? undefined
+      : await ex.selectFrom('vpcs').select(['uuid', 'name']).where('id', '=', n.vpc_id).executeTakeFirst();
+  const publicNics = n ? groupPublicNics(await routerPublicIps(ex, Number(n.id))) : [];
+  const controlPrefix = parseCidr(String(await getSetting(ex, 'control.cidr')), 'control.cidr', {
+    strict: false,
+  }).prefix;
+  // CloudStack's router NICs: guest (eth0), control (link local, eth1), public (eth2...). stacknet's ids are
+  // derived from the router's and the device's, so a NIC keeps its id across listings.
+  const nicId = (device: number) => stableUuid(`${r.uuid}/nic/${device}`);
+  const nics: ResponseObject[] = [
+    {
+      id: nicId(0),
+      deviceid: '0',
+      networkid: n?.uuid,
+      networkname: n?.name,
+      ipaddress: r.guest_ip ?? undefined,
+      netmask,
+      gateway: n?.gateway ?? undefined,
+      macaddress: r.guest_mac ?? undefined,
+      traffictype: 'Guest',
+      type: n?.type,
+      isdefault: false,
+      broadcasturi: n?.vnet == null ? undefined : `vlan://${n.vnet}`,
+      ...(vpc ? { vpcid: vpc.uuid, vpcname: vpc.name } : {}),
+    },
+    {
+      id: nicId(1),
+      deviceid: '1',
+      ipaddress: r.control_ip ?? undefined,
+      netmask: prefixToNetmask(controlPrefix),
+      traffictype: 'Control',
+      isdefault: false,
+    },
+    ...publicNics.map((p) => ({
+      id: nicId(Number(p.interface.slice(3))),
+      deviceid: p.interface.slice(3),
+      ipaddress: p.ips[0]!.address,
+      netmask: prefixToNetmask(p.prefix),
+      gateway: p.gateway,
+      traffictype: 'Public',
+      isdefault: p.interface === 'eth2',
+      broadcasturi: `vlan://${p.vlan}`,
+      vlanid: p.vlan,
+    })),
+  ];
+  const snat = publicNics.flatMap((p) => p.ips).find((i) => i.sourceNat);
   return {
     id: r.uuid,
     name: r.name,
@@ -50,10 +103,15 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
     guestnetworkname: n?.name,
     guestipaddress: r.guest_ip ?? undefined,
     guestmacaddress: r.guest_mac ?? undefined,
-    guestnetmask: cidr ? prefixToNetmask(parseCidr(cidr, 'cidr', { strict: false }).prefix) : undefined,
+    guestnetmask: netmask,
     gateway: n?.gateway ?? undefined,
     linklocalip: r.control_ip ?? undefined,
-    publicip: r.public_ip ?? undefined,
+    linklocalnetmask: prefixToNetmask(controlPrefix),
+    publicip: snat?.address ?? r.public_ip ?? undefined,
+    publicnetmask: publicNics[0] ? prefixToNetmask(publicNics[0].prefix) : undefined,
+    vpcid: vpc?.uuid,
+    vpcname: vpc?.name,
+    nic: nics,
     isredundantrouter: r.role !== 'standalone',
     redundantstate: redundantState(r),
     version: r.version,

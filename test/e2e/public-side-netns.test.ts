@@ -298,6 +298,16 @@ describe(
         assert.equal(await connect(vms.vm1!.ns, '203.0.113.1', 8081), null, 'egress 8081 still closed');
       };
       const r = ok(await admin('listRouters', { networkid: id.net }), 'listRouters').router[0];
+      // CloudStack's router NICs: guest, control (link local), public (eth2, default) holding the source NAT.
+      assert.deepEqual(
+        r.nic.map((n: { traffictype: string; deviceid: string }) => `${n.traffictype}:${n.deviceid}`),
+        ['Guest:0', 'Control:1', 'Public:2'],
+      );
+      const pub = r.nic.find((n: { traffictype: string }) => n.traffictype === 'Public');
+      assert.equal(pub.ipaddress, snatIp);
+      assert.equal(pub.broadcasturi, 'vlan://50');
+      assert.equal(r.publicip, snatIp);
+      assert.equal(r.publicnetmask, '255.255.255.0');
       ok(await admin('rebootRouter', { id: r.id }, { fetch_result: true }), 'rebootRouter');
       await allWork();
       ok(await admin('destroyRouter', { id: r.id }, { fetch_result: true }), 'destroyRouter');
