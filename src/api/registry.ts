@@ -23,6 +23,7 @@ import { commands as networkCommands } from '../networks/commands.js';
 import { commands as networkAclCommands } from '../network-acls/commands.js';
 import { commands as publicIpCommands } from '../public-ips/commands.js';
 import { commands as ruleCommands } from '../rules/commands.js';
+import { commands as lbCommands } from '../lb/commands.js';
 import { commands as capacityCommands } from '../capacity/commands.js';
 import { commands as uiCommands } from '../ui/commands.js';
 import { commands as tagCommands } from '../tags/commands.js';
@@ -44,6 +45,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   networkAclCommands,
   publicIpCommands,
   ruleCommands,
+  lbCommands,
   capacityCommands,
   vmCommands,
   routerCommands,

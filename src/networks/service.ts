@@ -3,6 +3,7 @@
  * createVPC/listVPCs/updateVPC/deleteVPC/restartVPC, and guest address allocation for NICs.
  */
 import { removeRulesOf } from '../rules/repository.js';
+import { removeLbChildrenOf } from '../lb/repository.js';
 import { removeTagsOf, tagsCondition } from '../tags/service.js';
 import { randomUUID } from 'node:crypto';
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
@@ -556,6 +557,7 @@ export async function deleteNetwork(
   }
   await networkHooks.beforeDestroy?.(ctx, n);
   // Its egress rules (and any rule still naming it) go, with their events; rules on its IPs go with the IPs.
+  await removeLbChildrenOf(ctx, 'network_id', n.id);
   await removeRulesOf(ctx, 'network_id', n.id);
   await shutdownNetwork(ctx, n.id);
   // Public IPs associated with it (source NAT included) go back to the pool.

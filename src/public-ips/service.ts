@@ -5,6 +5,7 @@
  */
 import { removeTagsOf } from '../tags/service.js';
 import { liveRulesWhere, removeRulesOf } from '../rules/repository.js';
+import { removeLbChildrenOf } from '../lb/repository.js';
 import type { Selectable } from 'kysely';
 import {
   CloudStackError,
@@ -314,6 +315,7 @@ export async function releasePublicIp(ctx: NetCtx, row: IpRow): Promise<void> {
   }
   await removeTagsOf(plain(ctx), 'PublicIpAddress', row.id);
   // Its port forwards and firewall rules go with it (CloudStack's cleanupIpResources), with their events.
+  await removeLbChildrenOf(ctx, 'ip_allocation_id', row.id);
   await removeRulesOf(ctx, 'ip_allocation_id', row.id);
   await bumpPublicIpRouters(plain(ctx), row);
   const portable = isPortableRow(row);
@@ -836,11 +838,15 @@ export async function enableStaticNat(
     throw invalidParameter('ipaddressid', p.ipaddressid, 'static NAT cannot be enabled on a source NAT IP');
   if (row.static_nat === 1)
     throw invalidParameter('ipaddressid', p.ipaddressid, 'static NAT is already enabled on this IP');
-  if ((await liveRulesWhere(ctx.tx, 'ip_allocation_id', row.id)).some((r) => r.purpose === 'PortForwarding'))
+  // CloudStack's checkIfIpHasRules: port forwards and load balancer rules both hold the IP's ports.
+  const held = (await liveRulesWhere(ctx.tx, 'ip_allocation_id', row.id)).find(
+    (r) => r.purpose === 'PortForwarding' || r.purpose === 'LoadBalancing',
+  );
+  if (held)
     throw invalidParameter(
       'ipaddressid',
       p.ipaddressid,
-      `Failed to enable static nat for the ip address id=${p.ipaddressid} as it already has PortForwarding rules assigned`,
+      `Failed to enable static nat for the ip address id=${p.ipaddressid} as it already has ${held.purpose} rules assigned`,
     );
   const vm = await vmResolver(ctx.tx as unknown as Tx, p.virtualmachineid);
   if (!vm) throw notFound('virtualmachineid', p.virtualmachineid, 'virtual machine');

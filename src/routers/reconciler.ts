@@ -359,6 +359,8 @@ export function healthOf(s: AgentStatus): unknown {
     lastFailure: s.lastFailure,
     quarantined: s.quarantined ?? [],
     leaseCount: s.leaseCount,
+    // Per load balancer rule (its uuid) and member guest IP: 'UP' | 'DOWN', as haproxy last saw it (src/lb reads it).
+    lb: (s as { lb?: unknown }).lb ?? null,
   };
 }
 

@@ -36,6 +36,12 @@ const ruleResult = async (n: NetCtx, kind: RuleKind, row: RuleRow): Promise<Comm
  * state Add), because the router retries and applies it once it can (see README).
  */
 async function waitApplied(ctx: CommandContext, kind: RuleKind, uuid: string): Promise<CommandResult> {
+  await waitRuleApplied(ctx, uuid);
+  return readNet(ctx, async (n) => ruleResult(n, kind, (await ruleByUuid(n.tx, uuid))!));
+}
+
+/** The wait alone, for every rule kind kept in firewall_rules (load balancer rules too: src/lb). */
+export async function waitRuleApplied(ctx: CommandContext, uuid: string): Promise<void> {
   const waitS = Number(await readNet(ctx, (n) => n.setting('stacknet.rules.apply.wait')));
   const deadline = Date.now() + (Number.isFinite(waitS) ? waitS : 10) * 1000;
   let delay = 10;
@@ -50,7 +56,6 @@ async function waitApplied(ctx: CommandContext, kind: RuleKind, uuid: string): P
     await sleep(delay);
     delay = Math.min(delay * 2, 200);
   }
-  return readNet(ctx, async (n) => ruleResult(n, kind, (await ruleByUuid(n.tx, uuid))!));
 }
 
 /**

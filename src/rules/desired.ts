@@ -26,6 +26,7 @@ export async function ruleSpecsForNetwork(ex: Executor, networkId: number): Prom
         .selectFrom('firewall_rules')
         .selectAll()
         .where('ip_allocation_id', 'in', [...ipById.keys()])
+        .where('purpose', '!=', 'LoadBalancing')
         .where('removed', 'is', null)
         .execute()
     : [];

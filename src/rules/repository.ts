@@ -14,10 +14,16 @@ import { removeTagsOf } from '../tags/service.js';
 import type { FirewallRulesTable } from './tables.js';
 
 export type RuleRow = Selectable<FirewallRulesTable>;
-export type RuleKind = 'portForward' | 'firewall' | 'egress';
+export type RuleKind = 'portForward' | 'firewall' | 'egress' | 'loadBalancer';
 
 export const kindOf = (r: Pick<RuleRow, 'purpose' | 'traffic_type'>): RuleKind =>
-  r.purpose === 'PortForwarding' ? 'portForward' : r.traffic_type === 'Egress' ? 'egress' : 'firewall';
+  r.purpose === 'PortForwarding'
+    ? 'portForward'
+    : r.purpose === 'LoadBalancing'
+      ? 'loadBalancer'
+      : r.traffic_type === 'Egress'
+        ? 'egress'
+        : 'firewall';
 
 /** CloudStack's event types per kind (EventTypes.EVENT_NET_RULE_*, EVENT_FIREWALL_*, EVENT_FIREWALL_EGRESS_*). */
 export const ruleEvents: Record<RuleKind, { add: EventType; remove: EventType; modify: EventType }> = {
@@ -28,10 +34,12 @@ export const ruleEvents: Record<RuleKind, { add: EventType; remove: EventType; m
     remove: 'NET.FIREWALLEGRESSCLOSE',
     modify: 'NET.FIREWALLEGRESSUPDATE',
   },
+  loadBalancer: { add: 'LB.CREATE', remove: 'LB.DELETE', modify: 'LB.UPDATE' },
 };
 
 /** CloudStack's resource types (tags, events). */
-export const resourceTypeOf = (k: RuleKind) => (k === 'portForward' ? 'PortForwardingRule' : 'FirewallRule');
+export const resourceTypeOf = (k: RuleKind) =>
+  k === 'portForward' ? 'PortForwardingRule' : k === 'loadBalancer' ? 'LoadBalancer' : 'FirewallRule';
 
 const plain = (ex: Executor): PlainExecutor => ex as unknown as PlainExecutor;
 
@@ -182,9 +190,12 @@ export async function removeRules(ctx: NetCtx, rules: readonly RuleRow[]): Promi
 
 export function describe(r: RuleRow): string {
   const ports = r.start_port !== null ? ` ${r.start_port}-${r.end_port}` : '';
-  const what = { portForward: 'Port forwarding rule', firewall: 'Firewall rule', egress: 'Egress rule' }[
-    kindOf(r)
-  ];
+  const what = {
+    portForward: 'Port forwarding rule',
+    firewall: 'Firewall rule',
+    egress: 'Egress rule',
+    loadBalancer: 'Load balancer rule',
+  }[kindOf(r)];
   return `${what} ${r.uuid} (${r.protocol}${ports})`;
 }
 

@@ -52,6 +52,7 @@ const whatOf: Record<RuleKind, string> = {
   portForward: 'port forwarding rule',
   firewall: 'firewall rule',
   egress: 'egress firewall rule',
+  loadBalancer: 'load balancer rule',
 };
 
 /** The live rule of `kind` named `uuid`, or 431 naming the parameter. */
@@ -75,7 +76,7 @@ export async function ruleForCaller(
 /** A rule's row by uuid whatever its state (a deletion's re-run finds it Revoked). */
 export const anyRuleByUuid = (ctx: NetCtx, uuid: string) => ruleByUuid(ctx.tx, uuid);
 
-async function liveIpRules(ctx: NetCtx, ipId: number, exceptId?: number): Promise<ExistingRule[]> {
+export async function liveIpRules(ctx: NetCtx, ipId: number, exceptId?: number): Promise<ExistingRule[]> {
   const rows = await ctx.tx
     .selectFrom('firewall_rules')
     .selectAll()
@@ -104,23 +105,19 @@ async function withCidrs(ctx: NetCtx, rows: RuleRow[]): Promise<ExistingRule[]> 
   }));
 }
 
-const cidrKey = (l: readonly string[]): string => [...l].sort().join(',');
+export const cidrKey = (l: readonly string[]): string => [...l].sort().join(',');
 
 /**
  * The IP row held until the transaction ends: two rules racing for overlapping ports on one IP serialise here
  * (SQLite transactions already hold the write lock).
  */
-async function lockIp(ctx: NetCtx, uuid: string): Promise<IpRow> {
-  const row = await publicIpByUuid(ctx.tx, uuid, 'ipaddressid');
+export async function lockIp(ctx: NetCtx, uuid: string, param = 'ipaddressid'): Promise<IpRow> {
+  const row = await publicIpByUuid(ctx.tx, uuid, param);
   const q = ctx.tx.selectFrom('ip_allocations').selectAll().where('id', '=', row.id);
   const sqlite = ctx.tx.getExecutor().adapter.constructor.name.toLowerCase().includes('sqlite');
   const locked = await (sqlite ? q : q.forUpdate()).executeTakeFirstOrThrow();
   if (locked.state !== 'Allocated')
-    throw invalidParameter(
-      'ipaddressid',
-      uuid,
-      `the address is ${locked.state}, not associated with a network`,
-    );
+    throw invalidParameter(param, uuid, `the address is ${locked.state}, not associated with a network`);
   if (locked.account_id !== null)
     await checkAccess(
       ctx.tx,
@@ -131,13 +128,13 @@ async function lockIp(ctx: NetCtx, uuid: string): Promise<IpRow> {
   return locked;
 }
 
-const ipText = (r: Pick<IpRow, 'address'>): string => formatIp(addressFromKey(4, r.address));
+export const ipText = (r: Pick<IpRow, 'address'>): string => formatIp(addressFromKey(4, r.address));
 
 // ------------------------------------------------------------------------------------------------ create
 
-interface NewRule {
+export interface NewRule {
   uuid?: string | undefined;
-  purpose: 'Firewall' | 'PortForwarding';
+  purpose: 'Firewall' | 'PortForwarding' | 'LoadBalancing';
   traffic: 'Ingress' | 'Egress';
   ip: IpRow | null;
   networkId: number;
@@ -154,7 +151,7 @@ interface NewRule {
   relatedRuleId?: number;
 }
 
-async function insertRule(ctx: NetCtx, r: NewRule): Promise<RuleRow> {
+export async function insertRule(ctx: NetCtx, r: NewRule): Promise<RuleRow> {
   const uuid = r.uuid ?? randomUUID();
   await ctx.tx
     .insertInto('firewall_rules')
@@ -199,7 +196,7 @@ async function insertRule(ctx: NetCtx, r: NewRule): Promise<RuleRow> {
 }
 
 /** Records the generation the rules are in force at, after bumping the routers that enforce them. */
-async function bumpAndStamp(ctx: NetCtx, rules: readonly RuleRow[]): Promise<void> {
+export async function bumpAndStamp(ctx: NetCtx, rules: readonly RuleRow[]): Promise<void> {
   const nets: (number | null)[] = [];
   for (const r of rules) nets.push(Number(r.network_id), await enforcingNetworkId(ctx.tx, r));
   const generation = await bumpForRules(ctx.tx, nets);
@@ -214,13 +211,19 @@ async function bumpAndStamp(ctx: NetCtx, rules: readonly RuleRow[]): Promise<voi
     .execute();
 }
 
-const sourceCidrs = (list: string[] | undefined, param: string): string[] => {
+export const sourceCidrs = (list: string[] | undefined, param: string): string[] => {
   const l = parseCidrList(list, param).map(formatCidr);
   return l.length ? [...new Set(l)] : [ANY];
 };
 
 /** The network of a public IP must offer `service` (CloudStack: "<service> service is not supported in network"). */
-async function requireService(ctx: NetCtx, net: NetworkRow, service: string, param: string, value: string) {
+export async function requireService(
+  ctx: NetCtx,
+  net: NetworkRow,
+  service: string,
+  param: string,
+  value: string,
+) {
   const offering = net.offering_id !== null ? await offeringById(ctx.tx, Number(net.offering_id)) : undefined;
   if (!offering || !hasService(offering, service))
     throw invalidParameter(param, value, `${service} service is not supported in network '${net.name}'`);

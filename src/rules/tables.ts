@@ -3,7 +3,8 @@ import type { ColumnType, Generated } from 'kysely';
 
 type Defaulted<T> = ColumnType<T, T | undefined, T>;
 
-export type RulePurpose = 'Firewall' | 'PortForwarding';
+/** LoadBalancing rows are src/lb's (its own columns in load_balancing_rules), kept here as CloudStack does. */
+export type RulePurpose = 'Firewall' | 'PortForwarding' | 'LoadBalancing';
 export type RuleTraffic = 'Ingress' | 'Egress';
 
 export interface FirewallRulesTable {

@@ -109,7 +109,7 @@ export function checkInsideGuest(cidrs: readonly Cidr[], guest: Cidr, param: str
 /** An existing rule on the same IP, as detectRulesConflict sees it. */
 export interface ExistingRule {
   uuid: string;
-  purpose: 'Firewall' | 'PortForwarding';
+  purpose: 'Firewall' | 'PortForwarding' | 'LoadBalancing';
   protocol: string;
   start: number | null;
   end: number | null;
@@ -135,7 +135,7 @@ function cidrsOverlap(a: string | undefined, b: string | undefined): boolean {
  */
 export function detectConflict(
   rule: {
-    purpose: 'Firewall' | 'PortForwarding';
+    purpose: 'Firewall' | 'PortForwarding' | 'LoadBalancing';
     protocol: string;
     ports: PortSpan | undefined;
     cidrs?: string;
@@ -144,7 +144,16 @@ export function detectConflict(
   existing: readonly ExistingRule[],
 ): void {
   for (const r of existing) {
-    if (r.purpose !== rule.purpose || r.protocol !== rule.protocol) continue;
+    // CloudStack: port forwards and load balancer rules share an IP's public ports whatever their protocols,
+    // except two port forwards of different protocols; firewall rules compare with firewall rules only.
+    const forwarding = rule.purpose !== 'Firewall' && r.purpose !== 'Firewall';
+    const pfPair = rule.purpose === 'PortForwarding' && r.purpose === 'PortForwarding';
+    if (
+      forwarding
+        ? pfPair && r.protocol !== rule.protocol
+        : r.purpose !== rule.purpose || r.protocol !== rule.protocol
+    )
+      continue;
     if (rule.purpose === 'Firewall' && !cidrsOverlap(r.cidrs, rule.cidrs)) continue;
     if (rule.destCidrs !== undefined && !cidrsOverlap(r.destCidrs, rule.destCidrs)) continue;
     // icmp rules have no ports: two icmp rules conflict only when identical, which the caller sees as a duplicate.

@@ -10,6 +10,15 @@ import type { VmTables } from '../vms/tables.js';
 import type { TagTables } from '../tags/tables.js';
 import type { AlertTables } from '../alerts/tables.js';
 import type { RuleTables } from '../rules/tables.js';
+import type { LbTables } from '../lb/tables.js';
 
 export interface Database
-  extends IpamTables, ApiServerTables, NetworkingTables, VmTables, TagTables, AlertTables, RuleTables {}
+  extends
+    IpamTables,
+    ApiServerTables,
+    NetworkingTables,
+    VmTables,
+    TagTables,
+    AlertTables,
+    RuleTables,
+    LbTables {}

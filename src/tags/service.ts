@@ -25,6 +25,7 @@ const taggable = {
   PortForwardingRule: { table: 'firewall_rules', extra: sql`removed is null and purpose = 'PortForwarding'` },
   // CloudStack tags ingress and egress firewall rules under the one type.
   FirewallRule: { table: 'firewall_rules', extra: sql`removed is null and purpose = 'Firewall'` },
+  LoadBalancer: { table: 'firewall_rules', extra: sql`removed is null and purpose = 'LoadBalancing'` },
 } as const;
 
 export type TaggableType = keyof typeof taggable;

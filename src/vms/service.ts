@@ -4,6 +4,7 @@
  * driven afterwards by the commands (vms/commands.ts), from the committed rows.
  */
 import { removeRulesOf } from '../rules/repository.js';
+import { removeVmFromLoadBalancers } from '../lb/repository.js';
 import { removeTagsOf } from '../tags/service.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
@@ -331,6 +332,7 @@ export async function expungeVmRows(ctx: NetCtx, vm: VmRow): Promise<number[]> {
   const networks = await networksOfVm(plain(ctx), Number(vm.id));
   // Its port forwards go first (CloudStack's expunge revokes the VM's PF rules), with their events.
   await removeRulesOf(ctx, 'vm_id', Number(vm.id));
+  await removeVmFromLoadBalancers(ctx, Number(vm.id));
   for (const nic of await nicsOf(plain(ctx), Number(vm.id))) await removeNicRows(ctx, vm, nic);
   await plain(ctx)
     .updateTable('vms')
