@@ -291,6 +291,17 @@ function matchSets(state: DesiredState, rules: RuleSpec[], withStatics: boolean)
     else if (r.kind === 'portForward' && vpc) {
       const asFirewall = { ...r, kind: 'firewall' as const, ports: r.publicPorts };
       for (const s of any(r.sourceCidrs, '0.0.0.0/0')) ingress.add(asFirewall, [ipDim(r.publicIp)], [s]);
+    } else if (r.kind === 'loadBalancer' && vpc) {
+      // A VPC has no firewall rules on its public IPs: a load balancer rule opens its own port (as CloudStack's).
+      const asFirewall = {
+        kind: 'firewall' as const,
+        id: r.id,
+        protocol: 'tcp' as const,
+        publicIp: r.publicIp,
+        ports: { start: r.publicPort, end: r.publicPort },
+        sourceCidrs: r.sourceCidrs,
+      };
+      for (const s of any(r.sourceCidrs, '0.0.0.0/0')) ingress.add(asFirewall, [ipDim(r.publicIp)], [s]);
     } else if (r.kind === 'egress' && !vpc)
       for (const s of any(r.sourceCidrs, state.network.cidr))
         for (const d of any(r.destCidrs, '0.0.0.0/0')) egress.add(r, [s, d], []);
@@ -318,7 +329,8 @@ export interface Element {
  * a rule that is not a set element (ACL items are rules in a chain).
  */
 export function ruleElements(state: DesiredState, rule: RuleSpec): Element[] | null {
-  if (rule.kind === 'acl') return null;
+  // A load balancer rule is haproxy's too: it must take the full path, where every applier sees it.
+  if (rule.kind === 'acl' || rule.kind === 'loadBalancer') return null;
   const nat = `ip ${natTableName}`;
   const filter = `inet ${publicTableName}`;
   const out: Element[] =
@@ -329,6 +341,14 @@ export function ruleElements(state: DesiredState, rule: RuleSpec): Element[] | n
   for (const m of [ingress, egress])
     for (const e of m.firstLayer()) out.push({ table: filter, set: e.set, text: e.text });
   return out;
+}
+
+/** Where haproxy listens: `publicIp . publicPort` of each load balancer rule (one element per line, no interval). */
+function lbListenSet(rules: RuleSpec[]): string[] {
+  const listen = new Set(
+    rules.flatMap((r) => (r.kind === 'loadBalancer' ? [`${r.publicIp} . ${r.publicPort}`] : [])),
+  );
+  return ['  set lb_listen {', '    type ipv4_addr . inet_service', ...elementBlock([...listen]), '  }'];
 }
 
 function renderFilter(state: DesiredState, guestIf: string, pub: string | null, rules: RuleSpec[]): string[] {
@@ -346,6 +366,8 @@ function renderFilter(state: DesiredState, guestIf: string, pub: string | null, 
     const echo = vpc ? [] : ingress.decls.filter((d) => d.name.startsWith('ingress_icmp'));
     input.push(
       `iifname ${pub} ct state established,related accept`,
+      // haproxy's listeners: new connections the ingress firewall let in (marked at prerouting).
+      `iifname ${pub} ${allowed} meta l4proto tcp ip daddr . tcp dport @lb_listen accept`,
       ...echo.map(
         (d) =>
           `iifname ${pub} icmp type echo-request ip daddr . icmp type . icmp code . ip saddr @${d.name} accept`,
@@ -385,6 +407,7 @@ function renderFilter(state: DesiredState, guestIf: string, pub: string | null, 
     `delete table inet ${publicTableName}`,
     `table inet ${publicTableName} {`,
     ...[...ingress.decls, ...egress.decls].flatMap(setText),
+    ...lbListenSet(rules),
     // Just before DNAT (dstnat = -100): the packet still carries the public address and port.
     ...chain('prerouting', 'type filter hook prerouting priority dstnat - 10; policy accept;', prerouting),
     // Before the guest-side input table, which accepts echo requests on every interface for this one to decide.
