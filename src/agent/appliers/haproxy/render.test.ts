@@ -21,7 +21,7 @@ describe('haproxy render', () => {
     const dir = mkdtempSync(join(tmpdir(), 'haproxy-render-'));
     try {
       const file = join(dir, 'haproxy.cfg');
-      writeFileSync(file, renderHaproxy(lbState(), { dataDir: dir })!);
+      writeFileSync(file, renderHaproxy(lbState(), { ...goldenCtx, dataDir: dir })!);
       const r = await run('haproxy', ['-c', '-q', '-f', file]);
       assert.equal(r.code, 0, r.stderr || r.stdout);
     } finally {

@@ -22,6 +22,21 @@ export const backendName = (id: string) => `lb_${id}`;
 export const frontendName = (id: string) => `fe_${id}`;
 export const statsSocket = (dataDir: string) => `${dataDir}/haproxy.sock`;
 
+/**
+ * The port haproxy listens on for a rule. The agent's own metadata and password servers listen on every address
+ * of the router (the VIP of a pair comes and goes), and Linux refuses a specific-address listener on a port a
+ * wildcard one holds: a rule on one of those two ports listens on a port of its own instead, and the public
+ * side's NAT (appliers/netfilter) turns `publicIp:publicPort` into it, on public interfaces only.
+ */
+export function lbListenPort(
+  publicPort: number,
+  ctx: Partial<Pick<RenderContext, 'metadataPort' | 'passwordPort'>>,
+): number {
+  if (publicPort === ctx.metadataPort) return 64580;
+  if (publicPort === ctx.passwordPort) return 64581;
+  return publicPort;
+}
+
 export function lbRules(state: DesiredState): LbRule[] {
   return (state.rules ?? []).filter((r): r is LbRule => r.kind === 'loadBalancer');
 }
@@ -87,7 +102,7 @@ function sourceLines(r: LbRule): string[] {
   return [`tcp-request connection reject unless { src ${cidrs.join(' ')} }`];
 }
 
-function ruleLines(r: LbRule): string[] {
+function ruleLines(r: LbRule, ctx: Pick<RenderContext, 'metadataPort' | 'passwordPort'>): string[] {
   const mode = lbMode(r);
   const health = healthLines(r);
   const lbCookie = r.stickiness?.method === 'LbCookie';
@@ -107,7 +122,7 @@ function ruleLines(r: LbRule): string[] {
     '',
     `frontend ${frontendName(r.id)}`,
     ...[
-      `bind ${r.publicIp}:${r.publicPort} transparent`,
+      `bind ${r.publicIp}:${lbListenPort(r.publicPort, ctx)} transparent`,
       `mode ${mode}`,
       ...(mode === 'http' ? ['option forwardfor'] : []),
       ...sourceLines(r),
@@ -122,7 +137,10 @@ function ruleLines(r: LbRule): string[] {
 }
 
 /** The configuration, or null when the router has no load balancer rule (haproxy is then stopped). */
-export function renderHaproxy(state: DesiredState, ctx: Pick<RenderContext, 'dataDir'>): string | null {
+export function renderHaproxy(
+  state: DesiredState,
+  ctx: Pick<RenderContext, 'dataDir' | 'metadataPort' | 'passwordPort'>,
+): string | null {
   const rules = lbRules(state);
   if (!rules.length) return null;
   return (
@@ -132,7 +150,8 @@ export function renderHaproxy(state: DesiredState, ctx: Pick<RenderContext, 'dat
       // `expose-fd listeners`: a reloaded worker takes the listening sockets over from the old one, so no
       // connection arriving during a reload is refused.
       `  stats socket ${statsSocket(ctx.dataDir)} mode 600 level admin expose-fd listeners`,
-      '  maxconn 20000',
+      // CloudStack's VR value; haproxy needs two descriptors per connection, within the agent's own limit.
+      '  maxconn 4096',
       // Old workers left after a reload finish their connections within this, then go.
       '  hard-stop-after 30s',
       'defaults',
@@ -142,7 +161,7 @@ export function renderHaproxy(state: DesiredState, ctx: Pick<RenderContext, 'dat
       '  timeout server 50s',
       // A reload lets the old worker finish its connections, but not forever.
       '  timeout client-fin 5s',
-      ...rules.flatMap(ruleLines),
+      ...rules.flatMap((r) => ruleLines(r, ctx)),
     ].join('\n') + '\n'
   );
 }

@@ -25,7 +25,8 @@
  */
 import type { DesiredState, RuleSpec } from '../../desired-state.js';
 import { formatIpv4, parseIpv4, parseIpv4Cidr } from '../../render/ip.js';
-import type { Renderer } from '../applier.js';
+import type { RenderContext, Renderer } from '../applier.js';
+import { lbListenPort } from '../haproxy/render.js';
 
 export const natTableName = 'stacknet_nat';
 export const publicTableName = 'stacknet_public';
@@ -192,8 +193,17 @@ function forwardElements(f: Extract<RuleSpec, { kind: 'portForward' }>): string[
   return out;
 }
 
-function renderNat(state: DesiredState, pub: string | null, rules: RuleSpec[]): string[] {
-  const pf = rules.flatMap((r) => (r.kind === 'portForward' ? forwardElements(r) : []));
+type LbPorts = Partial<Pick<RenderContext, 'metadataPort' | 'passwordPort'>>;
+
+/** A load balancer rule haproxy serves on another local port (lbListenPort): its public port is DNATed to it. */
+function lbElements(r: RuleSpec, ports: LbPorts): string[] {
+  if (r.kind !== 'loadBalancer') return [];
+  const local = lbListenPort(r.publicPort, ports);
+  return local === r.publicPort ? [] : [`${r.publicIp} . tcp . ${r.publicPort} : ${r.publicIp} . ${local}`];
+}
+
+function renderNat(state: DesiredState, pub: string | null, rules: RuleSpec[], ports: LbPorts): string[] {
+  const pf = rules.flatMap((r) => (r.kind === 'portForward' ? forwardElements(r) : lbElements(r, ports)));
   const statics = state.public?.staticNats ?? [];
   const map = (name: string, type: string, elements: string[], interval: boolean) => [
     `  map ${name} {`,
@@ -344,14 +354,22 @@ export function ruleElements(state: DesiredState, rule: RuleSpec): Element[] | n
 }
 
 /** Where haproxy listens: `publicIp . publicPort` of each load balancer rule (one element per line, no interval). */
-function lbListenSet(rules: RuleSpec[]): string[] {
+function lbListenSet(rules: RuleSpec[], ports: LbPorts): string[] {
   const listen = new Set(
-    rules.flatMap((r) => (r.kind === 'loadBalancer' ? [`${r.publicIp} . ${r.publicPort}`] : [])),
+    rules.flatMap((r) =>
+      r.kind === 'loadBalancer' ? [`${r.publicIp} . ${lbListenPort(r.publicPort, ports)}`] : [],
+    ),
   );
   return ['  set lb_listen {', '    type ipv4_addr . inet_service', ...elementBlock([...listen]), '  }'];
 }
 
-function renderFilter(state: DesiredState, guestIf: string, pub: string | null, rules: RuleSpec[]): string[] {
+function renderFilter(
+  state: DesiredState,
+  guestIf: string,
+  pub: string | null,
+  rules: RuleSpec[],
+  ports: LbPorts,
+): string[] {
   const g = JSON.stringify(guestIf);
   const vpc = state.vpc;
   const { ingress, egress } = matchSets(state, rules, true);
@@ -407,7 +425,7 @@ function renderFilter(state: DesiredState, guestIf: string, pub: string | null, 
     `delete table inet ${publicTableName}`,
     `table inet ${publicTableName} {`,
     ...[...ingress.decls, ...egress.decls].flatMap(setText),
-    ...lbListenSet(rules),
+    ...lbListenSet(rules, ports),
     // Just before DNAT (dstnat = -100): the packet still carries the public address and port.
     ...chain('prerouting', 'type filter hook prerouting priority dstnat - 10; policy accept;', prerouting),
     // Before the guest-side input table, which accepts echo requests on every interface for this one to decide.
@@ -419,14 +437,16 @@ function renderFilter(state: DesiredState, guestIf: string, pub: string | null, 
 }
 
 /** The ruleset, or '' when the router has neither a public side nor a VPC (nothing to load, tables removed). */
-export function renderNetfilter(state: DesiredState, o: { guestInterface: string }): string {
+export function renderNetfilter(state: DesiredState, o: { guestInterface: string } & LbPorts): string {
   if (!state.public && !state.vpc) return '';
   const nics = state.public?.nics ?? [];
   const pub = nics.length ? quoteSet(nics.map((n) => n.interface)) : null;
   const rules = state.rules ?? [];
-  return [...renderNat(state, pub, rules), ...renderFilter(state, o.guestInterface, pub, rules), ''].join(
-    '\n',
-  );
+  return [
+    ...renderNat(state, pub, rules, o),
+    ...renderFilter(state, o.guestInterface, pub, rules, o),
+    '',
+  ].join('\n');
 }
 
 export const netfilterRenderer: Renderer<string> = {
