@@ -189,6 +189,24 @@ describe('router agent: public load balancer (haproxy)', () => {
     assert.deepEqual(count(await get(9, 80)), { g1: 3, g2: 3, g3: 3 });
   });
 
+  it('a member added by a delta takes its share of the traffic (runtime API, then the reload)', async () => {
+    await push([
+      lbRule('lb-rr', LB, 80, 8080, members().slice(0, 2)),
+      tcpFirewall('fw-80', LB, 80, ['0.0.0.0/0']),
+    ]);
+    await allUp('lb-rr', members().slice(0, 2));
+    assert.deepEqual(count(await get(4, 80)), { g1: 2, g2: 2 });
+    const r = await vr.patch({
+      baseGeneration: generation,
+      generation: ++generation,
+      rules: { upsert: [lbRule('lb-rr', LB, 80, 8080, members())] },
+    });
+    assert.ok(r.ok, JSON.stringify(r));
+    await allUp('lb-rr');
+    assert.deepEqual(count(await get(9, 80)), { g1: 3, g2: 3, g3: 3 });
+    assert.match(readFileSync(join(vr.dataDir, 'haproxy.cfg'), 'utf8'), new RegExp(`server ${lab.ip(13)} `));
+  });
+
   it('reloads under a steady request stream lose no request (counted)', async () => {
     const rules = (extra: number) => [
       lbRule('lb-rr', LB, 80, 8080, members()),

@@ -17,11 +17,11 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { ProcessSupervisor } from '../../process-supervisor.js';
 import { readText, run, writeAtomic } from '../../system.js';
-import type { DesiredState } from '../../desired-state.js';
+import type { DesiredState, DesiredStateDelta } from '../../desired-state.js';
 import type { AgentStatus } from '../../status.js';
 import type { Applier, ApplierContext, ServiceStatus, Step } from '../applier.js';
 import { ApplyFailure } from '../applier.js';
-import { haproxyRenderer, lbRules, statsSocket } from './render.js';
+import { backendName, haproxyRenderer, lbRules, serverArgs, statsSocket, type LbRule } from './render.js';
 
 const pollMs = 500;
 
@@ -129,6 +129,41 @@ export class HaproxyApplier implements Applier<string | null> {
     this.poll();
   }
 
+  /**
+   * A delta that only adds members to LB rules (nothing else of them changes): the new servers go in through the
+   * runtime API (`add server`, then `enable health`/`enable server`: a dynamic server starts in maintenance) as
+   * the delta arrives, instead of waiting for the full apply's check and reload, which follow as usual and bring
+   * the configuration file to the same servers. haproxy 2.6 refuses a dynamic server with a cookie, and hash
+   * balancing (`source`) does not take them: those rules take the full path only.
+   */
+  ahead(base: Step<string | null>, delta: DesiredStateDelta): ((next: DesiredState) => boolean) | null {
+    const upsert = delta.rules?.upsert ?? [];
+    if (!this.haproxy.running || !upsert.length || delta.rules?.remove?.length) return null;
+    const known = new Map(lbRules(base.state).map((r) => [r.id, r]));
+    const commands: string[] = [];
+    for (const r of upsert) {
+      const old = known.get(r.id);
+      if (!old || r.kind !== 'loadBalancer') return null;
+      const added = addedMembers(old, r);
+      if (!added || r.stickiness?.method === 'LbCookie' || r.algorithm === 'source') return null;
+      for (const ip of added) {
+        const name = `${backendName(r.id)}/${ip}`;
+        commands.push(`add server ${backendName(r.id)}/${serverArgs(r, ip)}`);
+        commands.push(`enable health ${name}`, `enable server ${name}`);
+      }
+    }
+    if (!commands.length) return null;
+    const t0 = performance.now();
+    void askSocket(statsSocket(this.ctx.dataDir), commands.join(';')).then((answer) => {
+      if (process.env.STACKNET_DEBUG_AHEAD)
+        this.ctx.log(`haproxy ahead in ${Math.round(performance.now() - t0)} ms: ${answer.trim()}`);
+    });
+    return (next) => {
+      const ids = new Set((next.rules ?? []).map((r) => r.id));
+      return upsert.every((r) => ids.has(r.id));
+    };
+  }
+
   private poll(): void {
     if (this.timer) return;
     const tick = async () => {
@@ -172,4 +207,14 @@ export class HaproxyApplier implements Applier<string | null> {
     if (opts.leaveRunning) this.haproxy.detach();
     else await this.haproxy.stop();
   }
+}
+
+/** The members `next` adds to `old` when nothing else of the rule changes (null: another change). */
+function addedMembers(old: LbRule, next: LbRule): string[] | null {
+  const had = new Set(old.members.map((m) => m.guestIp));
+  if (!old.members.every((m) => next.members.some((n) => n.guestIp === m.guestIp && n.vmId === m.vmId)))
+    return null;
+  const strip = (r: LbRule) => JSON.stringify({ ...r, members: [] });
+  if (strip(old) !== strip(next)) return null;
+  return next.members.filter((m) => !had.has(m.guestIp)).map((m) => m.guestIp);
 }

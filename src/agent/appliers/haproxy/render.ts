@@ -102,6 +102,11 @@ function sourceLines(r: LbRule): string[] {
   return [`tcp-request connection reject unless { src ${cidrs.join(' ')} }`];
 }
 
+/** A member as a `server` line has it (name, address, checks), and as the runtime API's `add server` takes it. */
+export function serverArgs(r: LbRule, guestIp: string): string {
+  return `${guestIp} ${guestIp}:${r.privatePort}${healthLines(r).server}`;
+}
+
 function ruleLines(r: LbRule, ctx: Pick<RenderContext, 'metadataPort' | 'passwordPort'>): string[] {
   const mode = lbMode(r);
   const health = healthLines(r);
@@ -114,8 +119,7 @@ function ruleLines(r: LbRule, ctx: Pick<RenderContext, 'metadataPort' | 'passwor
       .map((o) => Number(o).toString(16).padStart(2, '0'))
       .join('');
   const servers = r.members.map(
-    (m) =>
-      `server ${m.guestIp} ${m.guestIp}:${r.privatePort}${health.server}${lbCookie ? ` cookie ${cookieOf(m.guestIp)}` : ''}`,
+    (m) => `server ${serverArgs(r, m.guestIp)}${lbCookie ? ` cookie ${cookieOf(m.guestIp)}` : ''}`,
   );
   const indent = (l: string) => `  ${l}`;
   return [
