@@ -231,6 +231,20 @@ describe('router agent: public load balancer (haproxy)', () => {
     assert.equal(condition(await vr.status(), 'Degraded').status, false);
   });
 
+  it('the agent killed and started again adopts the running haproxy, which served meanwhile', async () => {
+    const master = readFileSync(join(vr.dataDir, 'haproxy.pid'), 'utf8').trim();
+    vr.agent.child.kill('SIGKILL');
+    await vr.agent.exited;
+    assert.deepEqual(count(await get(3, 80)), { g1: 1, g2: 1, g3: 1 }, 'served without the agent');
+    await vr.restart();
+    await allUp('lb-rr');
+    assert.equal(readFileSync(join(vr.dataDir, 'haproxy.pid'), 'utf8').trim(), master, 'not restarted');
+    assert.ok(
+      readFileSync(`/proc/${master}/cmdline`, 'utf8').includes('haproxy'),
+      'the same master still runs',
+    );
+  });
+
   it('a configuration haproxy refuses leaves the last good one serving and the router Degraded', async () => {
     const good = [lbRule('lb-rr', LB, 80, 8080, members()), tcpFirewall('fw-80', LB, 80, ['0.0.0.0/0'])];
     await push(good);
