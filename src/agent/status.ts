@@ -46,6 +46,11 @@ export interface AgentStatus {
    * `Degraded` is then true with reason `EntriesQuarantined`. At most `maxReportedQuarantine` are listed.
    */
   quarantined?: QuarantinedEntry[];
+  /**
+   * Load balancer members' health as haproxy sees it, by LB rule id then member guest IP (absent: no LB rule).
+   * A member haproxy has not reported yet (just added, haproxy restarting) is DOWN.
+   */
+  lb?: Record<string, Record<string, 'UP' | 'DOWN'>>;
   leaseCount: number;
   leases?: Lease[];
 }

@@ -79,6 +79,8 @@ export interface ServiceStatus {
 export interface ApplierContext extends RenderContext {
   dnsmasqBinary: string;
   keepalivedBinary: string;
+  /** Default `haproxy` (from PATH). */
+  haproxyBinary?: string;
   /** Load firewall rulesets at all (never in the machine's own namespace, whatever this says). */
   firewall: boolean;
   log(message: string): void;

@@ -2,6 +2,7 @@
 import { AddressesApplier } from './addresses/addresses-applier.js';
 import type { Applier, ApplierContext } from './applier.js';
 import { DnsmasqApplier } from './dnsmasq/dnsmasq-applier.js';
+import { HaproxyApplier } from './haproxy/haproxy-applier.js';
 import { KeepalivedApplier } from './keepalived/keepalived-applier.js';
 import { NetfilterApplier } from './netfilter/netfilter-applier.js';
 import { NftablesApplier } from './nftables/nftables-applier.js';
@@ -14,6 +15,7 @@ const factories: Record<string, (ctx: ApplierContext) => Applier> = {
   dnsmasq: (ctx) => new DnsmasqApplier(ctx),
   nftables: (ctx) => new NftablesApplier(ctx),
   netfilter: (ctx) => new NetfilterApplier(ctx),
+  haproxy: (ctx) => new HaproxyApplier(ctx),
   keepalived: (ctx) => new KeepalivedApplier(ctx),
 };
 

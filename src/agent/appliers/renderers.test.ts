@@ -44,6 +44,7 @@ describe('the router render', () => {
           { dnsmasqConf: r.dnsmasqConf, dhcpHosts: r.dhcpHosts, names: r.names },
           r.nftables,
           r.netfilter,
+          r.haproxyConf,
           r.keepalivedConf,
         ],
         agent.outs,

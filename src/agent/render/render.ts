@@ -28,6 +28,8 @@ export interface Rendered extends DnsmasqFiles {
   /** The public side's NAT and forwarding filter ('' without a public side or VPC). */
   netfilter: string;
   keepalivedConf: string | null;
+  /** haproxy.cfg (null without load balancer rules). */
+  haproxyConf: string | null;
   /** sha256 over every service's render plus metadata and passwords (what the VR serves). */
   hash: string;
 }
@@ -46,6 +48,7 @@ export function render(state: DesiredState, ctx: RenderContext): Rendered {
     ...(by('dnsmasq') as DnsmasqFiles),
     nftables: by('nftables') as string,
     netfilter: by('netfilter') as string,
+    haproxyConf: by('haproxy') as string | null,
     keepalivedConf: by('keepalived') as string | null,
     hash: r.hash,
   };

@@ -112,3 +112,74 @@ export function vpcEdgeState(): DesiredState {
     },
   };
 }
+
+/** A firewall rule letting `sources` in to TCP `port` of `publicIp`. */
+export function tcpFirewall(id: string, publicIp: string, port: number, sources: string[]): RuleSpec {
+  return {
+    kind: 'firewall',
+    id,
+    protocol: 'tcp',
+    publicIp,
+    ports: { start: port, end: port },
+    sourceCidrs: sources,
+  };
+}
+
+/** A load balancer rule on `publicIp:publicPort` over `members` (guest IPs) on `privatePort`. */
+export function lbRule(
+  id: string,
+  publicIp: string,
+  publicPort: number,
+  privatePort: number,
+  members: string[],
+  extra: Partial<Extract<RuleSpec, { kind: 'loadBalancer' }>> = {},
+): RuleSpec {
+  return {
+    kind: 'loadBalancer',
+    id,
+    publicIp,
+    publicPort,
+    privatePort,
+    algorithm: 'roundrobin',
+    members: members.map((guestIp, i) => ({ vmId: `vm-${i + 1}`, guestIp })),
+    sourceCidrs: any,
+    ...extra,
+  };
+}
+
+/**
+ * publicState plus load balancer rules on the source NAT address: plain TCP (lb-1, with a firewall rule),
+ * LbCookie with an HTTP check (lb-2), source stickiness and a source list (lb-3), AppCookie (lb-4).
+ */
+export function lbState(): DesiredState {
+  const s = publicState();
+  const members = ['10.1.0.11', '10.1.0.12', '10.1.0.13'];
+  const lb: RuleSpec[] = [
+    lbRule('lb-1', '203.0.113.10', 80, 8080, members),
+    lbRule('lb-2', '203.0.113.10', 443, 8443, members, {
+      algorithm: 'leastconn',
+      stickiness: { method: 'LbCookie', params: { 'cookie-name': 'SRV', nocache: 'true', indirect: 'true' } },
+      healthCheck: {
+        pingPath: '/health',
+        intervalSeconds: 5,
+        timeoutSeconds: 2,
+        healthyThreshold: 2,
+        unhealthyThreshold: 3,
+      },
+    }),
+    lbRule('lb-3', '203.0.113.10', 22, 22, members.slice(0, 2), {
+      algorithm: 'source',
+      sourceCidrs: ['192.0.2.0/24', '198.51.100.0/24'],
+      stickiness: { method: 'SourceBased', params: { tablesize: '100k', expire: '10m' } },
+      healthCheck: { intervalSeconds: 2, timeoutSeconds: 1, healthyThreshold: 1, unhealthyThreshold: 2 },
+    }),
+    lbRule('lb-4', '203.0.113.12', 8000, 8000, members.slice(1), {
+      stickiness: {
+        method: 'AppCookie',
+        params: { 'cookie-name': 'JSESSIONID', length: '32', holdtime: '1h', 'request-learn': 'true' },
+      },
+    }),
+  ];
+  const fw = tcpFirewall('fw-lb', '203.0.113.10', 80, any);
+  return { ...s, rules: [...s.rules!, ...lb, fw].sort((a, b) => (a.id < b.id ? -1 : 1)) };
+}

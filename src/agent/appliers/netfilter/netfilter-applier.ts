@@ -157,7 +157,9 @@ export class NetfilterApplier implements Applier<string> {
     const elements: Element[] = [];
     for (const r of upsert) {
       const e = known.has(r.id) ? null : ruleElements(base.state, r);
-      if (!e) return null;
+      // No elements of its own (an LB rule, which haproxy serves): taking the delta here would keep it from
+      // the appliers after this one; the full path gives it to all.
+      if (!e?.length) return null;
       elements.push(...e);
     }
     const bySet = new Map<string, string[]>();

@@ -3,8 +3,14 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { golden, goldenCtx } from '../../testing/golden.js';
-import type { RuleSpec } from '../../desired-state.js';
-import { forward, publicState, vpcEdgeState } from '../../testing/nat-fixtures.js';
+import {
+  forward,
+  lbRule,
+  lbState,
+  publicState,
+  tcpFirewall,
+  vpcEdgeState,
+} from '../../testing/nat-fixtures.js';
 import { baseState } from '../../testing/fixtures.js';
 import { elementChanges, parseRuleset } from './netfilter-applier.js';
 import { layered, renderNetfilter, ruleElements } from './render.js';
@@ -18,11 +24,24 @@ const natGoldenCases = {
     return { ...s, public: { ...s.public!, egressDefaultAllow: true } };
   },
   'vpc-edge': vpcEdgeState,
+  // haproxy's ports: let in on the input path where a firewall rule marks them (lb-1: fw-lb on port 80).
+  lb: lbState,
+  // In a VPC the load balancer rule opens its port itself, from its own sources.
+  'vpc-edge-lb': () => {
+    const s = vpcEdgeState();
+    const lb = lbRule('lb-1', '203.0.113.10', 80, 8080, ['10.1.0.11'], { sourceCidrs: ['192.0.2.0/24'] });
+    return { ...s, rules: [...s.rules!, lb].sort((a, b) => (a.id < b.id ? -1 : 1)) };
+  },
 };
 
 describe('netfilter render', () => {
   for (const [name, make] of Object.entries(natGoldenCases))
     it(`golden: ${name}`, () => golden(testdata, `${name}.nft`, renderNetfilter(make(), goldenCtx)));
+
+  it('a load balancer rule has no elements for the short path (haproxy must see it)', () => {
+    const lb = lbRule('lb-9', '203.0.113.10', 81, 81, ['10.1.0.11']);
+    assert.equal(ruleElements(publicState(), lb), null);
+  });
 
   it('renders nothing without a public side or VPC', () => {
     assert.equal(renderNetfilter(baseState(), goldenCtx), '');
@@ -68,14 +87,7 @@ describe('netfilter applier: element changes', () => {
 
   it('a new rule’s short-path elements are the ones the full render holds', () => {
     const s = publicState();
-    const fw: RuleSpec = {
-      kind: 'firewall',
-      id: 'fw-9',
-      protocol: 'tcp',
-      publicIp: '203.0.113.12',
-      ports: { start: 443, end: 443 },
-      sourceCidrs: ['192.0.2.0/24'],
-    };
+    const fw = tcpFirewall('fw-9', '203.0.113.12', 443, ['192.0.2.0/24']);
     const full = parseRuleset(renderNetfilter({ ...s, rules: [...s.rules!, fw] }, goldenCtx)).sets;
     for (const e of ruleElements(s, fw)!) assert.ok(full.get(`${e.table} ${e.set}`)?.has(e.text), e.text);
   });

@@ -25,7 +25,8 @@
  */
 import type { DesiredState, RuleSpec } from '../../desired-state.js';
 import { formatIpv4, parseIpv4, parseIpv4Cidr } from '../../render/ip.js';
-import type { Renderer } from '../applier.js';
+import type { RenderContext, Renderer } from '../applier.js';
+import { lbListenPort } from '../haproxy/render.js';
 
 export const natTableName = 'stacknet_nat';
 export const publicTableName = 'stacknet_public';
@@ -192,8 +193,17 @@ function forwardElements(f: Extract<RuleSpec, { kind: 'portForward' }>): string[
   return out;
 }
 
-function renderNat(state: DesiredState, pub: string | null, rules: RuleSpec[]): string[] {
-  const pf = rules.flatMap((r) => (r.kind === 'portForward' ? forwardElements(r) : []));
+type LbPorts = Partial<Pick<RenderContext, 'metadataPort' | 'passwordPort'>>;
+
+/** A load balancer rule haproxy serves on another local port (lbListenPort): its public port is DNATed to it. */
+function lbElements(r: RuleSpec, ports: LbPorts): string[] {
+  if (r.kind !== 'loadBalancer') return [];
+  const local = lbListenPort(r.publicPort, ports);
+  return local === r.publicPort ? [] : [`${r.publicIp} . tcp . ${r.publicPort} : ${r.publicIp} . ${local}`];
+}
+
+function renderNat(state: DesiredState, pub: string | null, rules: RuleSpec[], ports: LbPorts): string[] {
+  const pf = rules.flatMap((r) => (r.kind === 'portForward' ? forwardElements(r) : lbElements(r, ports)));
   const statics = state.public?.staticNats ?? [];
   const map = (name: string, type: string, elements: string[], interval: boolean) => [
     `  map ${name} {`,
@@ -291,6 +301,17 @@ function matchSets(state: DesiredState, rules: RuleSpec[], withStatics: boolean)
     else if (r.kind === 'portForward' && vpc) {
       const asFirewall = { ...r, kind: 'firewall' as const, ports: r.publicPorts };
       for (const s of any(r.sourceCidrs, '0.0.0.0/0')) ingress.add(asFirewall, [ipDim(r.publicIp)], [s]);
+    } else if (r.kind === 'loadBalancer' && vpc) {
+      // A VPC has no firewall rules on its public IPs: a load balancer rule opens its own port (as CloudStack's).
+      const asFirewall = {
+        kind: 'firewall' as const,
+        id: r.id,
+        protocol: 'tcp' as const,
+        publicIp: r.publicIp,
+        ports: { start: r.publicPort, end: r.publicPort },
+        sourceCidrs: r.sourceCidrs,
+      };
+      for (const s of any(r.sourceCidrs, '0.0.0.0/0')) ingress.add(asFirewall, [ipDim(r.publicIp)], [s]);
     } else if (r.kind === 'egress' && !vpc)
       for (const s of any(r.sourceCidrs, state.network.cidr))
         for (const d of any(r.destCidrs, '0.0.0.0/0')) egress.add(r, [s, d], []);
@@ -318,7 +339,8 @@ export interface Element {
  * a rule that is not a set element (ACL items are rules in a chain).
  */
 export function ruleElements(state: DesiredState, rule: RuleSpec): Element[] | null {
-  if (rule.kind === 'acl') return null;
+  // A load balancer rule is haproxy's too: it must take the full path, where every applier sees it.
+  if (rule.kind === 'acl' || rule.kind === 'loadBalancer') return null;
   const nat = `ip ${natTableName}`;
   const filter = `inet ${publicTableName}`;
   const out: Element[] =
@@ -331,7 +353,23 @@ export function ruleElements(state: DesiredState, rule: RuleSpec): Element[] | n
   return out;
 }
 
-function renderFilter(state: DesiredState, guestIf: string, pub: string | null, rules: RuleSpec[]): string[] {
+/** Where haproxy listens: `publicIp . publicPort` of each load balancer rule (one element per line, no interval). */
+function lbListenSet(rules: RuleSpec[], ports: LbPorts): string[] {
+  const listen = new Set(
+    rules.flatMap((r) =>
+      r.kind === 'loadBalancer' ? [`${r.publicIp} . ${lbListenPort(r.publicPort, ports)}`] : [],
+    ),
+  );
+  return ['  set lb_listen {', '    type ipv4_addr . inet_service', ...elementBlock([...listen]), '  }'];
+}
+
+function renderFilter(
+  state: DesiredState,
+  guestIf: string,
+  pub: string | null,
+  rules: RuleSpec[],
+  ports: LbPorts,
+): string[] {
   const g = JSON.stringify(guestIf);
   const vpc = state.vpc;
   const { ingress, egress } = matchSets(state, rules, true);
@@ -346,6 +384,8 @@ function renderFilter(state: DesiredState, guestIf: string, pub: string | null, 
     const echo = vpc ? [] : ingress.decls.filter((d) => d.name.startsWith('ingress_icmp'));
     input.push(
       `iifname ${pub} ct state established,related accept`,
+      // haproxy's listeners: new connections the ingress firewall let in (marked at prerouting).
+      `iifname ${pub} ${allowed} meta l4proto tcp ip daddr . tcp dport @lb_listen accept`,
       ...echo.map(
         (d) =>
           `iifname ${pub} icmp type echo-request ip daddr . icmp type . icmp code . ip saddr @${d.name} accept`,
@@ -385,6 +425,7 @@ function renderFilter(state: DesiredState, guestIf: string, pub: string | null, 
     `delete table inet ${publicTableName}`,
     `table inet ${publicTableName} {`,
     ...[...ingress.decls, ...egress.decls].flatMap(setText),
+    ...lbListenSet(rules, ports),
     // Just before DNAT (dstnat = -100): the packet still carries the public address and port.
     ...chain('prerouting', 'type filter hook prerouting priority dstnat - 10; policy accept;', prerouting),
     // Before the guest-side input table, which accepts echo requests on every interface for this one to decide.
@@ -396,14 +437,16 @@ function renderFilter(state: DesiredState, guestIf: string, pub: string | null, 
 }
 
 /** The ruleset, or '' when the router has neither a public side nor a VPC (nothing to load, tables removed). */
-export function renderNetfilter(state: DesiredState, o: { guestInterface: string }): string {
+export function renderNetfilter(state: DesiredState, o: { guestInterface: string } & LbPorts): string {
   if (!state.public && !state.vpc) return '';
   const nics = state.public?.nics ?? [];
   const pub = nics.length ? quoteSet(nics.map((n) => n.interface)) : null;
   const rules = state.rules ?? [];
-  return [...renderNat(state, pub, rules), ...renderFilter(state, o.guestInterface, pub, rules), ''].join(
-    '\n',
-  );
+  return [
+    ...renderNat(state, pub, rules, o),
+    ...renderFilter(state, o.guestInterface, pub, rules, o),
+    '',
+  ].join('\n');
 }
 
 export const netfilterRenderer: Renderer<string> = {

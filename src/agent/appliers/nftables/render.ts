@@ -5,6 +5,7 @@
 import type { DesiredState } from '../../desired-state.js';
 import { canonicalJson } from '../../render/canonical.js';
 import type { Renderer } from '../applier.js';
+import { allowedMark } from '../netfilter/render.js';
 
 export const nftTableName = 'stacknet_vr';
 
@@ -40,6 +41,8 @@ export function renderNftables(state: DesiredState, o: FirewallRenderOptions): s
     ...(state.public?.nics.length
       ? [
           `iifname { ${state.public.nics.map((n) => JSON.stringify(n.interface)).join(', ')} } icmp type echo-request accept`,
+          // ...and which TCP connections a firewall rule let in (marked) reach haproxy's listeners.
+          `iifname { ${state.public.nics.map((n) => JSON.stringify(n.interface)).join(', ')} } meta l4proto tcp ct mark & ${allowedMark} == ${allowedMark} accept`,
         ]
       : []),
     // Neighbour discovery and DHCPv6 keep IPv6 guests working.
