@@ -16,6 +16,8 @@ import type { BuiltServer } from '../server/build-server.js';
 import { lbSpecsForNetwork } from './desired.js';
 import { ruleSpecsForNetwork } from '../rules/desired.js';
 import { ipOrder, memberState } from './members.js';
+import { JOB_PENDING } from '../api/jobs/repository.js';
+import { nowMs } from '../store/db.js';
 
 for (const kind of testDbKinds()) {
   describe(`load balancer rules: router specs and health (${kind})`, () => {
@@ -188,6 +190,47 @@ for (const kind of testDbKinds()) {
         ),
         'UP',
       );
+    });
+
+    test('an assign job re-run after its commit (server killed) finds its members and only waits', async () => {
+      const settled = async (jobid: string) => {
+        for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+          const q = await client.okCall('queryAsyncJobResult', { jobid });
+          if (q.jobstatus !== 0) return q;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error(`job ${jobid} not done`);
+      };
+      await okJob('removeFromLoadBalancerRule', { id: at('lb'), virtualmachineids: at('b') });
+      const { jobid } = await client.okCall('assignToLoadBalancerRule', {
+        id: at('lb'),
+        virtualmachineids: at('b'),
+      });
+      assert.equal((await settled(jobid)).jobstatus, 1);
+      // As a kill -9 after the commit leaves it: pending, held by a server that is gone, run once.
+      await s.store.db
+        .updateTable('async_jobs')
+        .set({
+          status: JOB_PENDING,
+          result: null,
+          result_code: 0,
+          completed: null,
+          lease_owner: 'a-server-killed-mid-job',
+          lease_until: nowMs() - 1000,
+          attempts: 1,
+        })
+        .where('uuid', '=', jobid)
+        .execute();
+      const q = await settled(jobid);
+      assert.equal(q.jobstatus, 1, `the re-run finds its own work: ${JSON.stringify(q.jobresult)}`);
+      const attempts = await s.store.db
+        .selectFrom('async_jobs')
+        .select('attempts')
+        .where('uuid', '=', jobid)
+        .executeTakeFirstOrThrow();
+      assert.equal(Number(attempts.attempts), 2, 'the job ran again');
+      const [spec] = await lbSpecsForNetwork(s.store.db, netId);
+      assert.equal(spec!.members.filter((m) => m.vmId === at('b')).length, 1, 'assigned once');
     });
 
     test('expunging a member drops it from the spec; deleting the rule empties it', async () => {
