@@ -11,13 +11,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, testDbKinds } from '../store/testing/test-databases.js';
 import type { TestDatabase } from '../store/testing/test-databases.js';
-import { buildTestServer, injectClient, zoneWithTwoNetworks } from '../server/testing/test-server.js';
+import {
+  buildTestServer,
+  injectClient,
+  rewindJob,
+  zoneWithTwoNetworks,
+} from '../server/testing/test-server.js';
 import type { BuiltServer } from '../server/build-server.js';
 import { lbSpecsForNetwork } from './desired.js';
 import { ruleSpecsForNetwork } from '../rules/desired.js';
 import { ipOrder, memberState } from './members.js';
-import { JOB_PENDING } from '../api/jobs/repository.js';
-import { nowMs } from '../store/db.js';
 
 for (const kind of testDbKinds()) {
   describe(`load balancer rules: router specs and health (${kind})`, () => {
@@ -207,20 +210,7 @@ for (const kind of testDbKinds()) {
         virtualmachineids: at('b'),
       });
       assert.equal((await settled(jobid)).jobstatus, 1);
-      // As a kill -9 after the commit leaves it: pending, held by a server that is gone, run once.
-      await s.store.db
-        .updateTable('async_jobs')
-        .set({
-          status: JOB_PENDING,
-          result: null,
-          result_code: 0,
-          completed: null,
-          lease_owner: 'a-server-killed-mid-job',
-          lease_until: nowMs() - 1000,
-          attempts: 1,
-        })
-        .where('uuid', '=', jobid)
-        .execute();
+      await rewindJob(s, jobid);
       const q = await settled(jobid);
       assert.equal(q.jobstatus, 1, `the re-run finds its own work: ${JSON.stringify(q.jobresult)}`);
       const attempts = await s.store.db
