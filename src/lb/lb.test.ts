@@ -11,7 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, testDbKinds } from '../store/testing/test-databases.js';
 import type { TestDatabase } from '../store/testing/test-databases.js';
-import { buildTestServer, injectClient, zoneWithTwoNetworks } from '../server/testing/test-server.js';
+import {
+  buildTestServer,
+  injectClient,
+  rewindJob,
+  zoneWithTwoNetworks,
+} from '../server/testing/test-server.js';
 import type { BuiltServer } from '../server/build-server.js';
 import { lbSpecsForNetwork } from './desired.js';
 import { ruleSpecsForNetwork } from '../rules/desired.js';
@@ -188,6 +193,34 @@ for (const kind of testDbKinds()) {
         ),
         'UP',
       );
+    });
+
+    test('an assign job re-run after its commit (server killed) finds its members and only waits', async () => {
+      const settled = async (jobid: string) => {
+        for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+          const q = await client.okCall('queryAsyncJobResult', { jobid });
+          if (q.jobstatus !== 0) return q;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error(`job ${jobid} not done`);
+      };
+      await okJob('removeFromLoadBalancerRule', { id: at('lb'), virtualmachineids: at('b') });
+      const { jobid } = await client.okCall('assignToLoadBalancerRule', {
+        id: at('lb'),
+        virtualmachineids: at('b'),
+      });
+      assert.equal((await settled(jobid)).jobstatus, 1);
+      await rewindJob(s, jobid);
+      const q = await settled(jobid);
+      assert.equal(q.jobstatus, 1, `the re-run finds its own work: ${JSON.stringify(q.jobresult)}`);
+      const attempts = await s.store.db
+        .selectFrom('async_jobs')
+        .select('attempts')
+        .where('uuid', '=', jobid)
+        .executeTakeFirstOrThrow();
+      assert.equal(Number(attempts.attempts), 2, 'the job ran again');
+      const [spec] = await lbSpecsForNetwork(s.store.db, netId);
+      assert.equal(spec!.members.filter((m) => m.vmId === at('b')).length, 1, 'assigned once');
     });
 
     test('expunging a member drops it from the spec; deleting the rule empties it', async () => {

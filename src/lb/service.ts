@@ -249,7 +249,8 @@ export async function updateLoadBalancerRule(ctx: NetCtx, p: UpdateLbParams): Pr
   if (Object.keys(fw).length)
     await ctx.tx.updateTable('firewall_rules').set(fw).where('id', '=', r.id).execute();
   const row = (await lbByUuid(ctx.tx, uuid))!;
-  await event(ctx, row, 'LB.UPDATE', 'Load balancer rule updated');
+  // On the id the request named (a customid's re-run looks for it there).
+  await event(ctx, r, 'LB.UPDATE', 'Load balancer rule updated');
   // The router sees the algorithm and the id (its haproxy section is named after it).
   if (lb.algorithm !== undefined || fw.uuid !== undefined) await bumpAndStamp(ctx, [row]);
   return (await lbByUuid(ctx.tx, uuid))!;

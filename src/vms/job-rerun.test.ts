@@ -14,9 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, testDbKinds } from '../store/testing/test-databases.js';
 import type { TestDatabase } from '../store/testing/test-databases.js';
-import { buildTestServer, injectClient } from '../server/testing/test-server.js';
+import { buildTestServer, injectClient, rewindJob } from '../server/testing/test-server.js';
 import type { BuiltServer } from '../server/build-server.js';
-import { nowMs } from '../store/db.js';
 import { defaultRootAdmin } from '../accounts/repository.js';
 import { buildDemo } from '../cli/demo/build-demo.js';
 import { JOB_FAILED, JOB_PENDING } from '../api/jobs/repository.js';
@@ -59,21 +58,7 @@ for (const kind of testDbKinds()) {
       return { jobid: jobid as string, result: q.jobresult };
     };
     /** The job as a kill -9 after its commit leaves it: pending, held by a server that is gone, run once. */
-    const rewind = async (jobid: string, status = JOB_PENDING) => {
-      await s.store.db
-        .updateTable('async_jobs')
-        .set({
-          status,
-          result: null,
-          result_code: 0,
-          completed: null,
-          lease_owner: 'a-server-killed-mid-job',
-          lease_until: nowMs() - 1000,
-          attempts: 1,
-        })
-        .where('uuid', '=', jobid)
-        .execute();
-    };
+    const rewind = (jobid: string, status = JOB_PENDING) => rewindJob(s, jobid, status);
     /** An isolated network in the demo zone (Allocated until a VM or an address needs it). */
     const newNetwork = async (name: string, gateway: string): Promise<string> => {
       const offering = await call('listNetworkOfferings', {

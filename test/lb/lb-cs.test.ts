@@ -510,6 +510,19 @@ for (const kind of testDbKinds()) {
       assert.equal(inst.count, 1);
       assert.equal(inst.loadbalancerruleinstance[0].id, id.vm2);
 
+      // A destroyed (not yet expunged) VM cannot be assigned (CloudStack: Destroyed or Expunging).
+      ok(
+        await alice('removeFromLoadBalancerRule', { id: onIp1.id, virtualmachineids: id.vm2 }, job),
+        'remove vm2',
+      );
+      ok(await alice('destroyVirtualMachine', { id: id.vm2 }, job), 'destroy vm2');
+      refused(
+        await alice('assignToLoadBalancerRule', { id: onIp1.id, virtualmachineids: id.vm2 }, job),
+        431,
+        /virtualmachineids.*Invalid instance id specified/,
+        'destroyed VM',
+      );
+
       // Without publicipid, networkid picks the network's source NAT address (CloudStack's getSourceIpAddressId).
       const onDb = ok(
         await alice(

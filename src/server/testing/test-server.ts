@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { buildServer } from '../build-server.js';
 import { signedQuery } from '../../api/client.js';
 import type { BuiltServer, ServerConfig } from '../build-server.js';
+import { JOB_PENDING } from '../../api/jobs/repository.js';
+import { nowMs } from '../../store/db.js';
 
 export function buildTestServer(
   o: Pick<ServerConfig, 'dataDir' | 'dbUrl'> &
@@ -122,4 +124,28 @@ export async function zoneWithTwoNetworks(client: ReturnType<typeof injectClient
     net: await network('n1', '10.1.1.1'),
     net2: await network('n2', '10.2.2.1'),
   };
+}
+
+/**
+ * A job as a kill -9 after its commit leaves it: pending (or `status`), held by a server that is gone, run once;
+ * the runner takes it over as it would after the lease lapsed.
+ */
+export async function rewindJob(
+  server: BuiltServer,
+  jobid: string,
+  status: number = JOB_PENDING,
+): Promise<void> {
+  await server.store.db
+    .updateTable('async_jobs')
+    .set({
+      status,
+      result: null,
+      result_code: 0,
+      completed: null,
+      lease_owner: 'a-server-killed-mid-job',
+      lease_until: nowMs() - 1000,
+      attempts: 1,
+    })
+    .where('uuid', '=', jobid)
+    .execute();
 }
