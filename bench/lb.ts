@@ -13,12 +13,12 @@
  * One JSON object per line on stdout; progress on stderr. Root; haproxy, busybox, nftables; `npm run build` first.
  *   npm run bench:lb -- [--rate 1000] [--seconds 5] [--reps 3] [--member-reps 20] [--rules 1000] [--only latency,member,reload]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { DesiredState, RuleSpec } from '../src/agent/desired-state.js';
 import { lbRule, tcpFirewall } from '../src/agent/testing/nat-fixtures.js';
-import { addAddress, addRoute, eventually, execIn } from '../src/netns/index.js';
+import { eventually, execIn } from '../src/netns/index.js';
 import { VrLab, type PublicNetwork, type RouterUnderTest } from '../test/agent/vr-lab.js';
 import { benchOutput, parseArgs, quantile } from './common.js';
 
@@ -112,14 +112,7 @@ async function main(): Promise<void> {
     const client = join(dir, 'client.cjs');
     writeFileSync(client, clientJs);
     const ip = (i: number) => lab.ip(11 + i);
-    for (const [i, name] of names.entries()) {
-      mkdirSync(join(dir, name));
-      writeFileSync(join(dir, name, 'index.html'), `${name}\n`);
-      const ns = await lab.guest(name, `02:ae:00:00:00:0${i + 1}`);
-      await addAddress(ns, 'eth0', `${ip(i)}/24`);
-      await addRoute(ns, { to: 'default', via: lab.ip(1) });
-      lab.net.spawnIn(ns, ['busybox', 'httpd', '-f', '-p', '8080', '-h', join(dir, name)]);
-    }
+    for (const [i, name] of names.entries()) await lab.webGuest(name, `02:ae:00:00:00:0${i + 1}`, 11 + i);
     let generation = 0;
     let rules: RuleSpec[] = [];
     const state = (): DesiredState =>
@@ -127,20 +120,7 @@ async function main(): Promise<void> {
         generation,
         names.map((n, i) => lab.host(11 + i, `02:ae:00:00:00:0${i + 1}`, n)),
         {
-          public: {
-            nics: [
-              {
-                interface: 'eth2',
-                vlan: 'untagged',
-                gateway: pub.gateway,
-                prefix: pub.prefix,
-                addresses: [SNAT, LB],
-              },
-            ],
-            sourceNatIp: SNAT,
-            staticNats: [],
-            egressDefaultAllow: false,
-          },
+          public: lab.publicSide(pub, [SNAT, LB]),
           rules: [...rules].sort((a, b) => (a.id < b.id ? -1 : 1)),
         },
       );

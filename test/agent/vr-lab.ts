@@ -5,7 +5,7 @@
  * namespaces. Everything is created through a TestNet, so `cleanup()` removes it all, also after a failure.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   getStatus,
@@ -16,7 +16,7 @@ import {
   type PushResult,
 } from '../../src/agent/control-client.js';
 import { leaseDirFor } from '../../src/agent/lease-dir.js';
-import type { DesiredState, DesiredStateDelta, HostSpec } from '../../src/agent/desired-state.js';
+import type { DesiredState, DesiredStateDelta, HostSpec, PublicSpec } from '../../src/agent/desired-state.js';
 import {
   TestNet,
   addAddress,
@@ -251,6 +251,55 @@ export class VrLab {
   /** The router's public interface `ifname` (eth2, eth3...) on the public network's bridge, without addresses. */
   async plugPublic(r: RouterUnderTest, pub: PublicNetwork, ifname = 'eth2'): Promise<void> {
     await this.net.veth({ ns: r.ns, ifname, bridge: pub.bridge });
+  }
+
+  /** The public side of a router on `pub`'s eth2: `addresses`, the first one source NAT; no static NAT, egress denied. */
+  publicSide(pub: PublicNetwork, addresses: string[]): PublicSpec {
+    return {
+      nics: [{ interface: 'eth2', vlan: 'untagged', gateway: pub.gateway, prefix: pub.prefix, addresses }],
+      sourceNatIp: addresses[0]!,
+      staticNats: [],
+      egressDefaultAllow: false,
+    };
+  }
+
+  /**
+   * Pushes the two routers of a pair their states at once (each must take it): `a` (r-1-VM at .2, priority 100,
+   * the primary) and `b` (r-2-VM at .3, priority 90), each state made by `make`.
+   */
+  async pushPair(
+    a: RouterUnderTest,
+    b: RouterUnderTest,
+    make: (name: string, guestIp: string, priority: number) => DesiredState,
+  ): Promise<void> {
+    const rs = await Promise.all([
+      a.push(make('r-1-VM', this.ip(2), 100)),
+      b.push(make('r-2-VM', this.ip(3), 90)),
+    ]);
+    rs.forEach((r, i) => {
+      const who = i ? b : a;
+      if (!r.ok) throw new Error(`${who.role} push: ${JSON.stringify(r)}\n${who.log()}`);
+    });
+  }
+
+  /**
+   * A guest at `ip(n)` (static, default route via `.1`) serving HTTP on 8080 with busybox httpd: `/` answers its
+   * name, `/health` ok. busybox closes each connection after its answer. `serve()` starts the server again.
+   */
+  async webGuest(
+    name: string,
+    mac: string,
+    n: number,
+  ): Promise<{ ns: string; serve: () => SpawnedProcess; server: SpawnedProcess }> {
+    const ns = await this.guest(name, mac);
+    await addAddress(ns, 'eth0', `${this.ip(n)}/${this.prefixLen}`);
+    await addRoute(ns, { to: 'default', via: this.ip(1) });
+    const root = await this.net.tempDir(`www-${name}`);
+    mkdirSync(root, { recursive: true });
+    writeFileSync(join(root, 'index.html'), `${name}\n`);
+    writeFileSync(join(root, 'health'), 'ok\n');
+    const serve = () => this.net.spawnIn(ns, ['busybox', 'httpd', '-f', '-p', '8080', '-h', root]);
+    return { ns, serve, server: serve() };
   }
 
   /** A guest namespace with eth0 (MAC `mac`) on the guest bridge. */

@@ -4,8 +4,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { addAddress, addRoute, eventually, execIn, type SpawnedProcess } from '../../src/netns/index.js';
+import { readFileSync } from 'node:fs';
+import { eventually, execIn, type SpawnedProcess } from '../../src/netns/index.js';
 import type { DesiredState, RuleSpec } from '../../src/agent/desired-state.js';
 import { lbRule, tcpFirewall } from '../../src/agent/testing/nat-fixtures.js';
 import { VrLab, condition, type PublicNetwork, type RouterUnderTest } from './vr-lab.js';
@@ -18,24 +18,16 @@ describe('router agent: public load balancer (haproxy)', () => {
   const lab = new VrLab({ cidr: '10.63.0.0/24' });
   let vr: RouterUnderTest;
   let pub: PublicNetwork;
-  const guests: string[] = [];
   const servers: (SpawnedProcess | null)[] = [];
   let webRoot = '';
   let generation = 0;
   let state: DesiredState;
   const members = () => names.map((_, i) => lab.ip(11 + i));
 
+  const serves: (() => SpawnedProcess)[] = [];
+  // busybox httpd closes each connection after its answer: one request, one connection, one balancing choice.
   const serve = (i: number) => {
-    // busybox httpd closes each connection after its answer: one request, one connection, one balancing choice.
-    servers[i] = lab.net.spawnIn(guests[i]!, [
-      'busybox',
-      'httpd',
-      '-f',
-      '-p',
-      '8080',
-      '-h',
-      join(webRoot, names[i]!),
-    ]);
+    servers[i] = serves[i]!();
   };
 
   /** `n` requests, one connection each, from the internet namespace; the names that answered ('' = failed). */
@@ -83,34 +75,14 @@ describe('router agent: public load balancer (haproxy)', () => {
     await lab.plugPublic(vr, pub);
     webRoot = await lab.net.tempDir('www');
     for (const [i, name] of names.entries()) {
-      mkdirSync(join(webRoot, name));
-      writeFileSync(join(webRoot, name, 'index.html'), `${name}\n`);
-      writeFileSync(join(webRoot, name, 'health'), 'ok\n');
-      const ns = await lab.guest(name, `02:ad:00:00:00:0${i + 1}`);
-      await addAddress(ns, 'eth0', `${lab.ip(11 + i)}/24`);
-      await addRoute(ns, { to: 'default', via: lab.ip(1) });
-      guests.push(ns);
-      serve(i);
+      const g = await lab.webGuest(name, `02:ad:00:00:00:0${i + 1}`, 11 + i);
+      serves.push(g.serve);
+      servers.push(g.server);
     }
     state = lab.state(
       generation,
       names.map((n, i) => lab.host(11 + i, `02:ad:00:00:00:0${i + 1}`, n)),
-      {
-        public: {
-          nics: [
-            {
-              interface: 'eth2',
-              vlan: 'untagged',
-              gateway: pub.gateway,
-              prefix: pub.prefix,
-              addresses: [SNAT, LB],
-            },
-          ],
-          sourceNatIp: SNAT,
-          staticNats: [],
-          egressDefaultAllow: false,
-        },
-      },
+      { public: lab.publicSide(pub, [SNAT, LB]) },
     );
     await push([]);
   });

@@ -68,12 +68,7 @@ describe('router agent: redundant pair with keepalived', () => {
     await lab.net.veth({ ns: wan, ifname: 'eth0', bridge: pub, addresses: [`${upstream}/24`] });
     g.vm1 = await lab.guest('vm1', MAC1);
     g.vm2 = await lab.guest('vm2', MAC2);
-    const [a, b] = await Promise.all([
-      primary.push(pairState('r-1-VM', lab.ip(2), 100)),
-      backup.push(pairState('r-2-VM', lab.ip(3), 90)),
-    ]);
-    assert.ok(a.ok, `primary push: ${JSON.stringify(a)}\n${primary.log()}`);
-    assert.ok(b.ok, `backup push: ${JSON.stringify(b)}\n${backup.log()}`);
+    await lab.pushPair(primary, backup, pairState);
   });
 
   after(async () => {

@@ -5,10 +5,11 @@
  * worker to the next over the stats socket, `expose-fd listeners`): a reload drops nothing. A refused
  * configuration leaves the last good one serving and the router Degraded (HaproxyRejected). No rule: stopped.
  *
- * Both routers of a redundant pair run it (no `roleChanged`): the public addresses move with VRRP, so only the
- * primary receives traffic, and the backup's listeners (bound `transparent`, see render.ts) take it the moment the
- * addresses arrive, with backends whose health is already known. The backup's health checks cost a probe per
- * member and interval, which is what CloudStack's two VRs do too.
+ * On a redundant pair only the primary runs it, as dnsmasq (`serving`/`roleChanged`): the backup has no address
+ * on the guest network (its own sits on lo, the VIP is the primary's), so its health checks would all fail and a
+ * takeover would wait `rise` intervals with every member DOWN; started on the takeover instead, haproxy assumes its
+ * servers UP until checks say otherwise, and takes traffic at once. Its listeners are bound `transparent` (see
+ * render.ts), so starting before keepalived has moved the public addresses cannot fail.
  *
  * Health: the stats socket's `show stat`, polled while haproxy runs (status() is synchronous), reported as
  * `lb: { [ruleId]: { [guestIp]: 'UP' | 'DOWN' } }`.
@@ -71,6 +72,8 @@ export class HaproxyApplier implements Applier<string | null> {
   private readonly binary: string;
   private health: NonNullable<AgentStatus['lb']> = {};
   private timer: NodeJS.Timeout | null = null;
+  /** The state in force has LB rules (what a takeover starts haproxy for). */
+  private hasRules = false;
   reloads = 0;
 
   constructor(private readonly ctx: ApplierContext) {
@@ -92,7 +95,22 @@ export class HaproxyApplier implements Applier<string | null> {
   }
 
   async start(saved: DesiredState | null): Promise<void> {
-    if (saved && lbRules(saved).length && this.haproxy.adopt()) this.poll();
+    if (!saved || !lbRules(saved).length || !this.haproxy.adopt()) return;
+    // Left by a previous agent: it keeps serving untouched, unless the VRRP role moved while no agent watched.
+    if (this.ctx.serving(saved)) this.poll();
+    else await this.haproxy.stop();
+  }
+
+  roleChanged(serving: boolean): void {
+    if (serving && readText(this.conf) && this.hasRules) {
+      this.haproxy
+        .ensureRunning()
+        .then(() => this.poll())
+        .catch((e: Error) => this.ctx.degrade('HaproxyStartFailed', e.message));
+    } else if (!serving) {
+      this.stopPolling();
+      this.haproxy.stop().catch(() => undefined);
+    }
   }
 
   async check(next: Step<string | null>): Promise<void> {
@@ -105,15 +123,16 @@ export class HaproxyApplier implements Applier<string | null> {
 
   async apply(next: Step<string | null>): Promise<void> {
     const conf = next.out;
-    if (!conf) {
+    this.hasRules = conf !== null;
+    // Compared with the file, not the previous render: an agent restarted next to a running haproxy must not
+    // reload it when nothing changed. Written on a backup too, for the takeover.
+    const changed = conf !== null && readText(this.conf) !== conf;
+    if (changed) writeAtomic(this.conf, conf);
+    if (!conf || !this.ctx.serving(next.state)) {
       this.stopPolling();
       if (this.haproxy.running) await this.haproxy.stop();
       return;
     }
-    // Compared with the file, not the previous render: an agent restarted next to a running haproxy must not
-    // reload it when nothing changed.
-    const changed = readText(this.conf) !== conf;
-    if (changed) writeAtomic(this.conf, conf);
     if (!this.haproxy.running) {
       try {
         await this.haproxy.ensureRunning();
@@ -185,7 +204,8 @@ export class HaproxyApplier implements Applier<string | null> {
 
   status(applied: DesiredState | null): ServiceStatus {
     const rules = applied ? lbRules(applied) : [];
-    if (!rules.length) return { report: {} };
+    // A backup serves nothing and checks nothing: the primary reports the members' health.
+    if (!rules.length || !this.ctx.serving(applied)) return { report: {} };
     // Every member of every rule, DOWN until haproxy says otherwise.
     const lb: NonNullable<AgentStatus['lb']> = {};
     for (const r of rules) {
