@@ -268,7 +268,7 @@ const definitions = {
   rule: {
     type: 'object',
     required: ['kind'],
-    properties: { kind: { enum: ['portForward', 'firewall', 'egress', 'acl'] } },
+    properties: { kind: { enum: ['portForward', 'firewall', 'egress', 'acl', 'loadBalancer'] } },
     oneOf: [
       { $ref: '#/definitions/portForwardRule' },
       { $ref: '#/definitions/firewallRule' },

@@ -360,7 +360,7 @@ export function healthOf(s: AgentStatus): unknown {
     quarantined: s.quarantined ?? [],
     leaseCount: s.leaseCount,
     // Per load balancer rule (its uuid) and member guest IP: 'UP' | 'DOWN', as haproxy last saw it (src/lb reads it).
-    lb: (s as { lb?: unknown }).lb ?? null,
+    lb: s.lb ?? null,
   };
 }
 
