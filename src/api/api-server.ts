@@ -443,7 +443,9 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
           params: raw,
           caller,
           instanceType: instance?.type,
-          instanceId: instance?.id,
+          // An id parameter CloudStack types as a string (moveNetworkAclItem's) may be anything a caller sends;
+          // what no uuid can be is not recorded as the job's instance (the column holds 64 characters).
+          instanceId: instance?.id !== undefined && instance.id.length <= 64 ? instance.id : undefined,
         }),
       );
       deps.onJobQueued?.();

@@ -547,7 +547,12 @@ export async function policiesRule(
   p: { lbruleid?: string | undefined; id?: string | undefined },
 ): Promise<LbRow | undefined> {
   if (p.lbruleid) return lbForCaller(ctx, p.lbruleid, 'lbruleid');
-  if (!p.id) throw invalidParameter('lbruleid', '', 'lbruleid or id must be specified');
+  if (!p.id)
+    throw invalidParameter(
+      'lbruleid',
+      '',
+      `load balancer rule ID and ${kind === 'Stickiness' ? 'stickiness' : 'health check'} policy ID can't be null`,
+    );
   const pol = await policyByUuid(ctx, p.id);
   if (!pol || pol.kind !== kind) return undefined;
   const rule = await ctx.tx
