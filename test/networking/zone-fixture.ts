@@ -1,6 +1,6 @@
 /** A zone a black-box test can put networks in, built through the API: physical network, traffic, public range. */
 import { ok } from '../api/harness.js';
-import type { CsClient } from '../api/harness.js';
+import type { CsClient, CsRig } from '../api/harness.js';
 
 export interface TestZone {
   zone: string;
@@ -85,4 +85,46 @@ export async function createTestVpc(
     ),
     'createVPC',
   ).vpc.id as string;
+}
+
+/**
+ * For the rule tests: a zone (createTestZone), a user `user` with two isolated networks `web` and `db` on the
+ * built-in source-NAT offering, and `vms` deployed into them. `id` holds zone, web, db, and per VM `<vm>`,
+ * `<vm>ip`, `<vm>nic`.
+ */
+export async function createUserNetworksWithVms(
+  rig: Pick<CsRig, 'admin' | 'bridge' | 'server'>,
+  o: Parameters<typeof createTestZone>[1] & {
+    user: string;
+    vms: readonly (readonly [string, 'web' | 'db'])[];
+  },
+): Promise<{ client: CsClient; id: Record<string, string> }> {
+  const { admin, bridge, server } = rig;
+  const id: Record<string, string> = { zone: (await createTestZone(admin, o)).zone };
+  const client = (await createUserClient(admin, (k, s) => bridge.client(server.url, k, s), o.user)).client;
+  const offerings = ok(await client('listNetworkOfferings', {}), 'listNetworkOfferings').networkoffering;
+  const iso = offerings.find(
+    (x: { name: string }) => x.name === 'DefaultIsolatedNetworkOfferingWithSourceNatService',
+  );
+  for (const n of ['web', 'db'])
+    id[n] = ok(
+      await client('createNetwork', { zoneid: id.zone, name: n, displaytext: n, networkofferingid: iso.id }),
+      `createNetwork ${n}`,
+    ).network.id;
+  const so = ok(await client('listServiceOfferings', { name: 'Small Instance' }), 'so').serviceoffering[0].id;
+  const tpl = ok(await client('listTemplates', { templatefilter: 'featured' }), 'tpl').template[0].id;
+  for (const [vm, net] of o.vms) {
+    const v = ok(
+      await client(
+        'deployVirtualMachine',
+        { serviceofferingid: so, templateid: tpl, zoneid: id.zone, networkids: id[net], name: vm },
+        { fetch_result: true },
+      ),
+      `deploy ${vm}`,
+    ).virtualmachine;
+    id[vm] = v.id;
+    id[`${vm}ip`] = v.nic[0].ipaddress;
+    id[`${vm}nic`] = v.nic[0].id;
+  }
+  return { client, id };
 }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { testDbKinds } from '../../src/store/testing/test-databases.js';
 import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
 import type { CsClient, CsRig } from '../api/harness.js';
-import { createTestZone, createUserClient } from '../networking/zone-fixture.js';
+import { createUserNetworksWithVms } from '../networking/zone-fixture.js';
 
 const kinds = testDbKinds();
 const job = { fetch_result: true };
@@ -22,49 +22,20 @@ for (const kind of kinds) {
 
     before(async () => {
       rig = await startCsRig(kind);
-      const { admin, bridge, server } = rig;
-      const z = await createTestZone(admin, {
+      const t = await createUserNetworksWithVms(rig, {
         name: 'rz',
         vlans: '600-620',
         publicVlan: '90',
         publicPrefix: '203.0.113',
         guestCidr: '10.60.0.0/16',
+        user: 'ruler',
+        vms: [
+          ['vm1', 'web'],
+          ['vm2', 'db'],
+        ],
       });
-      id.zone = z.zone;
-      alice = (await createUserClient(admin, (k, s) => bridge.client(server.url, k, s), 'ruler')).client;
-      const offerings = ok(await alice('listNetworkOfferings', {}), 'listNetworkOfferings').networkoffering;
-      const iso = offerings.find(
-        (o: { name: string }) => o.name === 'DefaultIsolatedNetworkOfferingWithSourceNatService',
-      );
-      for (const n of ['web', 'db']) {
-        id[n] = ok(
-          await alice('createNetwork', {
-            zoneid: id.zone,
-            name: n,
-            displaytext: n,
-            networkofferingid: iso.id,
-          }),
-          `createNetwork ${n}`,
-        ).network.id;
-      }
-      const so = ok(await alice('listServiceOfferings', { name: 'Small Instance' }), 'so').serviceoffering[0]
-        .id;
-      const tpl = ok(await alice('listTemplates', { templatefilter: 'featured' }), 'tpl').template[0].id;
-      for (const [vm, net] of [
-        ['vm1', 'web'],
-        ['vm2', 'db'],
-      ] as const) {
-        const v = ok(
-          await alice(
-            'deployVirtualMachine',
-            { serviceofferingid: so, templateid: tpl, zoneid: id.zone, networkids: id[net], name: vm },
-            job,
-          ),
-          `deploy ${vm}`,
-        ).virtualmachine;
-        id[vm] = v.id;
-        id[`${vm}ip`] = v.nic[0].ipaddress;
-      }
+      alice = t.client;
+      Object.assign(id, t.id);
       id.webCidr = ok(await alice('listNetworks', { id: id.web }), 'listNetworks').network[0].cidr;
       for (const ip of ['ip1', 'ip2', 'ip3']) {
         id[ip] = ok(await alice('associateIpAddress', { networkid: id.web }, job), ip).ipaddress.id;
