@@ -11,6 +11,7 @@ import { keywordMatch } from '../api/list.js';
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
 import type { Listed, NetCtx } from '../infrastructure/context.js';
 import { notFound, pageWindow } from '../infrastructure/context.js';
+import { zoneByUuid } from '../infrastructure/zones.js';
 import { ownerById, ownerFields, ownerNames } from '../infrastructure/owners.js';
 import { formatIp, parseIpOf } from '../ipam/index.js';
 import { lockNetwork, networkById, networkByUuid } from '../networks/repository.js';
@@ -607,12 +608,7 @@ export async function listLoadBalancerRules(ctx: NetCtx, p: ListLbParams): Promi
   if (p.networkid)
     q = q.where('firewall_rules.network_id', '=', (await networkByUuid(ctx.tx, p.networkid, 'networkid')).id);
   if (p.zoneid) {
-    const zone = await ctx.tx
-      .selectFrom('zones')
-      .select('id')
-      .where('uuid', '=', p.zoneid)
-      .executeTakeFirst();
-    if (!zone) throw notFound('zoneid', p.zoneid, 'zone');
+    const zone = await zoneByUuid(ctx.tx, p.zoneid);
     q = q.where(
       'firewall_rules.network_id',
       'in',
