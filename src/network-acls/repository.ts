@@ -5,6 +5,8 @@
  */
 import { CloudStackError } from '../errors/catalogue.js';
 import { notFound } from '../infrastructure/context.js';
+import type { Executor } from '../store/db.js';
+import { removeTagsOf } from '../tags/service.js';
 import { aclDb } from './tables.js';
 import type { AclListRow } from './tables.js';
 
@@ -61,6 +63,22 @@ export async function aclListNames(
   return new Map(rows.map((r) => [Number(r.id), { uuid: r.uuid, name: r.name }]));
 }
 
+/** The items of these lists go, and their tags with them (CloudStack removes a resource's tags with it). */
+export async function deleteItemsOfLists(tx: unknown, listIds: readonly number[]): Promise<void> {
+  const db = aclDb(tx);
+  const items = await db
+    .selectFrom('network_acl_items')
+    .select('id')
+    .where('acl_id', 'in', listIds)
+    .execute();
+  await removeTagsOf(
+    tx as Executor,
+    'NetworkACL',
+    items.map((i) => Number(i.id)),
+  );
+  await db.deleteFrom('network_acl_items').where('acl_id', 'in', listIds).execute();
+}
+
 /** deleteVPC: the VPC's lists and their items go with it (CloudStack's VpcManagerImpl.destroyVpc). */
 export async function removeVpcAclLists(tx: unknown, vpcId: number, now: number): Promise<void> {
   const db = aclDb(tx);
@@ -72,6 +90,6 @@ export async function removeVpcAclLists(tx: unknown, vpcId: number, now: number)
     .execute();
   if (lists.length === 0) return;
   const ids = lists.map((l) => Number(l.id));
-  await db.deleteFrom('network_acl_items').where('acl_id', 'in', ids).execute();
+  await deleteItemsOfLists(tx, ids);
   await db.updateTable('network_acl_lists').set({ removed: now }).where('id', 'in', ids).execute();
 }

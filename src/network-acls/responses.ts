@@ -1,5 +1,7 @@
 /** The answers of the network ACL commands: CloudStack's NetworkACLResponse and NetworkACLItemResponse. */
 import type { ResponseObject } from '../api/command.js';
+import type { Executor } from '../store/db.js';
+import { tagsFor } from '../tags/service.js';
 import { aclDb } from './tables.js';
 import type { AclItemRow, AclListRow } from './tables.js';
 
@@ -43,6 +45,11 @@ export async function aclItemResponses(db: unknown, rows: readonly AclItemRow[])
         ).map((l) => [Number(l.id), l] as const)
       : [],
   );
+  const tags = await tagsFor(
+    db as Executor,
+    'NetworkACL',
+    rows.map((r) => Number(r.id)),
+  );
   return rows.map((r) => {
     const list = lists.get(Number(r.acl_id));
     return {
@@ -62,7 +69,7 @@ export async function aclItemResponses(db: unknown, rows: readonly AclItemRow[])
       reason: r.reason ?? undefined,
       state: r.state,
       fordisplay: r.for_display === 1,
-      tags: [],
+      tags: tags.get(Number(r.id)) ?? [],
     } as ResponseObject;
   });
 }

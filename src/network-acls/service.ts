@@ -19,6 +19,7 @@ import { networkByUuid, vpcById, vpcByUuid } from '../networks/repository.js';
 import type { NetworkRow, VpcRow } from '../networks/repository.js';
 import { bumpNetworkRouters } from '../routers/repository.js';
 import type { Executor } from '../store/db.js';
+import { removeTagsOf, tagsCondition } from '../tags/service.js';
 import {
   checkNumber,
   cidrsOrAny,
@@ -28,7 +29,7 @@ import {
   validateItem,
 } from './item-rules.js';
 import type { ItemFields } from './item-rules.js';
-import { aclListByUuid, aclListForTier, isBuiltIn } from './repository.js';
+import { aclListByUuid, aclListForTier, deleteItemsOfLists, isBuiltIn } from './repository.js';
 import { aclDb } from './tables.js';
 import type { AclExecutor, AclItemRow, AclListRow } from './tables.js';
 
@@ -133,7 +134,7 @@ export async function deleteAclList(ctx: NetCtx, p: { id: string }): Promise<voi
       `ACL is still associated with ${tiers.length} tier(s). Cannot delete network ACL: ${list.uuid}`,
     );
   }
-  await A(ctx).deleteFrom('network_acl_items').where('acl_id', '=', list.id).execute();
+  await deleteItemsOfLists(ctx.tx, [list.id]);
   await A(ctx).updateTable('network_acl_lists').set({ removed: ctx.now }).where('id', '=', list.id).execute();
   await event(ctx, 'NETWORK.ACL.DELETE', owner, {
     description: `Network ACL list ${list.name} deleted`,
@@ -454,6 +455,7 @@ export async function deleteAclItem(ctx: NetCtx, p: { id: string }): Promise<voi
     await listOfItem(ctx, item),
     'ACL Items in default ACL cannot be deleted',
   );
+  await removeTagsOf(ctx.tx as unknown as Executor, 'NetworkACL', item.id);
   await A(ctx).deleteFrom('network_acl_items').where('id', '=', item.id).execute();
   await bumpTiersOf(ctx, list.id);
   await event(ctx, 'NETWORK.ACL.ITEM.DELETE', owner, {
@@ -578,8 +580,6 @@ export async function listAclItems(
     if (n.network_acl_id === null) return { count: 0, items: [] };
     aclId = n.network_acl_id;
   }
-  // Items carry no tags in stacknet (NetworkACL is not a taggable type here): a tags filter matches none.
-  if (p.tags?.length) return { count: 0, items: [] };
   let q = A(ctx)
     .selectFrom('network_acl_items as i')
     .innerJoin('network_acl_lists as l', 'l.id', 'i.acl_id')
@@ -600,6 +600,8 @@ export async function listAclItems(
   if (p.protocol) q = q.where('i.protocol', '=', p.protocol.toLowerCase());
   if (p.action) q = q.where('i.action', '=', parseAction(p.action));
   if (p.fordisplay !== undefined) q = q.where('i.for_display', '=', p.fordisplay ? 1 : 0);
+  const tagged = tagsCondition('NetworkACL', 'i.id', p.tags);
+  if (tagged) q = q.where(tagged);
   const { limit, offset } = pageWindow(p);
   const count = Number((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
   // CloudStack's Filter(NetworkACLItemVO, "id", false): newest first.

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Expression, SqlBool } from 'kysely';
+import type { Expression, RawBuilder, SqlBool } from 'kysely';
 import type { Caller, ResponseObject } from '../api/command.js';
 import { keywordMatch, pageOfQuery } from '../api/list.js';
 import type { Page } from '../api/list.js';
@@ -16,16 +16,28 @@ import { displayPath } from '../accounts/repository.js';
 import type { Executor, Tx } from '../store/db.js';
 import { recordEvent } from '../events/record.js';
 
+/** A taggable resource's rows: `id, uuid, account_id, domain_id` of those that exist. */
+const rowsOf = (table: string, live: RawBuilder<unknown>) =>
+  sql`select id, uuid, account_id, domain_id from ${sql.table(table)} where ${live}`;
+
+/**
+ * A VPC's network ACL items belong to the VPC's owner; those of the global built-in lists (default_allow,
+ * default_deny: no VPC) to ROOT, so only a root admin tags them.
+ */
+const aclOwner = sql`v.account_id, coalesce(v.domain_id, (select id from domains where path = '/')) as domain_id`;
+
 /** The resources stacknet tags, by CloudStack's ResourceObjectType name. */
 const taggable = {
-  UserVm: { table: 'vms', extra: sql`removed is null` },
-  Network: { table: 'networks', extra: sql`removed is null` },
-  Vpc: { table: 'vpcs', extra: sql`removed is null` },
-  PublicIpAddress: { table: 'ip_allocations', extra: sql`owner_kind = 'publicip' and state = 'Allocated'` },
-  PortForwardingRule: { table: 'firewall_rules', extra: sql`removed is null and purpose = 'PortForwarding'` },
+  UserVm: rowsOf('vms', sql`removed is null`),
+  Network: rowsOf('networks', sql`removed is null`),
+  Vpc: rowsOf('vpcs', sql`removed is null`),
+  PublicIpAddress: rowsOf('ip_allocations', sql`owner_kind = 'publicip' and state = 'Allocated'`),
+  PortForwardingRule: rowsOf('firewall_rules', sql`removed is null and purpose = 'PortForwarding'`),
   // CloudStack tags ingress and egress firewall rules under the one type.
-  FirewallRule: { table: 'firewall_rules', extra: sql`removed is null and purpose = 'Firewall'` },
-  LoadBalancer: { table: 'firewall_rules', extra: sql`removed is null and purpose = 'LoadBalancing'` },
+  FirewallRule: rowsOf('firewall_rules', sql`removed is null and purpose = 'Firewall'`),
+  LoadBalancer: rowsOf('firewall_rules', sql`removed is null and purpose = 'LoadBalancing'`),
+  NetworkACL: sql`select i.id, i.uuid, ${aclOwner} from network_acl_items i
+    join network_acl_lists l on l.id = i.acl_id and l.removed is null left join vpcs v on v.id = l.vpc_id`,
 } as const;
 
 export type TaggableType = keyof typeof taggable;
@@ -57,12 +69,11 @@ async function resourceFor(
   type: TaggableType,
   uuid: string,
 ): Promise<TaggedResource> {
-  const t = taggable[type];
   const r = (
     await sql<
       Omit<TaggedResource, 'domain_id'> & { domain_id: number | null }
-    >`select id, uuid, account_id, domain_id from ${sql.table(t.table)}
-      where uuid = ${uuid.toLowerCase()} and ${t.extra}`.execute(ex)
+    >`select * from (${taggable[type]}) r
+      where r.uuid = ${uuid.toLowerCase()}`.execute(ex)
   ).rows[0];
   if (!r) throw invalidParameter('resourceids', uuid, `no ${type} has this id`);
   if (r.domain_id === null)
@@ -200,11 +211,17 @@ export async function deleteTags(
 }
 
 /** Called when a resource goes away (CloudStack removes its tags with it). */
-export async function removeTagsOf(ex: Executor, type: TaggableType, resourceId: number): Promise<void> {
+export async function removeTagsOf(
+  ex: Executor,
+  type: TaggableType,
+  resourceIds: number | readonly number[],
+): Promise<void> {
+  const ids = typeof resourceIds === 'number' ? [resourceIds] : [...resourceIds];
+  if (ids.length === 0) return;
   await ex
     .deleteFrom('resource_tags')
     .where('resource_type', '=', type)
-    .where('resource_id', '=', resourceId)
+    .where('resource_id', 'in', ids)
     .execute();
 }
 

@@ -272,5 +272,83 @@ for (const kind of kinds) {
       const events = ok(await alice('listEvents', { type: 'DELETE_TAGS' }), 'events');
       assert.equal(events.count, 2);
     });
+
+    test('network ACL items: tagged by their VPC owner, filtered by tags[n], tags go with the item', async () => {
+      const list = ok(
+        await alice('createNetworkACLList', { name: 'tagged', description: 'tagged', vpcid: vpc }, job),
+        'createNetworkACLList',
+      ).networkacllist.id;
+      const item = async (port: string) =>
+        ok(
+          await alice(
+            'createNetworkACL',
+            { aclid: list, protocol: 'tcp', startport: port, endport: port, cidrlist: '10.0.0.0/8' },
+            job,
+          ),
+          'createNetworkACL',
+        ).networkacl.id as string;
+      const web = await item('80');
+      const db = await item('5432');
+      const tag = (id: string, value: string) =>
+        alice(
+          'createTags',
+          { resourcetype: 'NetworkACL', resourceids: id, 'tags[0].key': 'role', 'tags[0].value': value },
+          job,
+        );
+      ok(await tag(web, 'web'), 'tag web');
+      ok(await tag(db, 'db'), 'tag db');
+      const listed = ok(await alice('listNetworkACLs', { aclid: list }), 'listNetworkACLs').networkacl as {
+        id: string;
+        tags: { key: string; value: string; resourcetype: string }[];
+      }[];
+      assert.deepEqual(
+        listed.map((i) => [i.id, i.tags.map((t) => `${t.resourcetype}:${t.key}=${t.value}`)]).sort(),
+        [
+          [web, ['NetworkACL:role=web']],
+          [db, ['NetworkACL:role=db']],
+        ].sort(),
+      );
+      const byTag = ok(
+        await alice('listNetworkACLs', { aclid: list, 'tags[0].key': 'role', 'tags[0].value': 'db' }),
+        'by tag',
+      );
+      assert.deepEqual(
+        byTag.networkacl.map((i: { id: string }) => i.id),
+        [db],
+      );
+      // Someone else's item, and the built-in lists' items (ROOT's: root admin only).
+      refused(
+        await bob(
+          'createTags',
+          { resourcetype: 'NetworkACL', resourceids: web, 'tags[0].key': 'a', 'tags[0].value': 'b' },
+          job,
+        ),
+        531,
+        /does not have permission/,
+        "bob on alice's item",
+      );
+      const builtIn = ok(await admin('listNetworkACLLists', { name: 'default_allow' }), 'default_allow')
+        .networkacllist[0].id;
+      const builtInItem = ok(await admin('listNetworkACLs', { aclid: builtIn }), 'its items').networkacl[0]
+        .id;
+      refused(
+        await alice(
+          'createTags',
+          { resourcetype: 'NetworkACL', resourceids: builtInItem, 'tags[0].key': 'a', 'tags[0].value': 'b' },
+          job,
+        ),
+        531,
+        /does not have permission/,
+        'a user on a built-in item',
+      );
+      // The item deleted, then the list: their tags go with them.
+      ok(await alice('deleteNetworkACL', { id: web }, job), 'deleteNetworkACL');
+      assert.deepEqual(
+        ok(await alice('listTags', { resourcetype: 'NetworkACL', value: 'web' }), 'web tag gone'),
+        {},
+      );
+      ok(await alice('deleteNetworkACLList', { id: list }, job), 'deleteNetworkACLList');
+      assert.deepEqual(ok(await alice('listTags', { resourcetype: 'NetworkACL' }), 'all gone'), {});
+    });
   });
 }
