@@ -4,14 +4,14 @@
  * validation, sync execution or job queueing, envelopes — is one function.
  */
 import { randomUUID } from 'node:crypto';
-import type { Store, Tx } from '../store/db.js';
+import type { Executor, Store, Tx } from '../store/db.js';
 import { nowMs, transaction } from '../store/db.js';
 import { CloudStackError, invalidParameter, toCloudStackError } from '../errors/catalogue.js';
 import { anonymousCaller } from './command.js';
 import type { Caller, CommandContext, ResponseObject } from './command.js';
 import { errorBody, resultBody, responseFormat, responseName, serialize } from './envelope.js';
 import type { ResponseFormat } from './envelope.js';
-import { parseParams, parseIsoWithZone, isUuid, resolveInternalIds } from './params.js';
+import { caseFolded, parseParams, parseIsoWithZone, isUuid, resolveInternalIds } from './params.js';
 import type { CommandRegistry, ResolvedCommand } from './registry.js';
 import { verifySignature } from './signature.js';
 import { enqueueJob } from './jobs/repository.js';
@@ -28,6 +28,7 @@ import {
 } from '../accounts/login-throttle.js';
 import type { ThrottleKey } from '../accounts/login-throttle.js';
 import { recordEvent } from '../events/record.js';
+import { getSetting } from '../configuration/repository.js';
 import { projectScope } from '../projects/commands.js';
 
 export const SESSION_TIMEOUT_SECONDS = 1800;
@@ -127,7 +128,7 @@ async function authenticate(deps: ApiServerDeps, req: ApiRequest): Promise<Calle
     if (!verifySignature(req.params, rec.secretKey, signature)) throw unauthorized();
     return rec.caller;
   }
-  const key = sessionKeyOf(req);
+  const key = await sessionKeyOf(store.db, req);
   if (!key) throw unauthorized();
   const now = nowMs();
   const session = await store.db
@@ -152,16 +153,25 @@ async function authenticate(deps: ApiServerDeps, req: ApiRequest): Promise<Calle
 }
 
 /**
- * The session key when the request carries it both as the `sessionkey` cookie and as the `sessionkey` parameter,
- * equal: CloudStack's default check (`CookieAndParameter` in HttpUtils.validateSessionKey). The cookie alone is
- * what a cross-site request carries, the parameter is what a page of another origin cannot read; requiring both
- * is the CSRF defence. cmk and the CloudStack UI send both.
+ * The session key of a request, checked as CloudStack's HttpUtils.validateSessionKey does with the option
+ * (ApiSessionKeyCheckOption) set by `stacknet.api.session.key.check`:
+ * - `CookieAndParameter` (the default): the `sessionkey` cookie and the `sessionkey` parameter, equal. The cookie
+ *   alone is what a cross-site request carries, the parameter is what a page of another origin cannot read:
+ *   requiring both is the CSRF defence. cmk and CloudStack's current UI send both.
+ * - `CookieOrParameter` (CloudStack's behaviour from CLOUDSTACK-8622, 4.6, until its later security fixes): either
+ *   one; where both come they must be equal. The UIs of that era (Primate, 4.15…) send the cookie only.
+ * - `ParameterOnly`: the parameter; a cookie, if sent, must be equal.
+ * The setting is read only when the strict check fails, so the usual request costs no query for it.
  */
-function sessionKeyOf(req: ApiRequest): string | undefined {
-  const param = req.params.get('sessionkey');
-  const cookie = req.cookies.sessionkey;
-  if (!param || !cookie || param !== cookie) return undefined;
-  return param;
+async function sessionKeyOf(ex: Executor, req: ApiRequest): Promise<string | undefined> {
+  const param = req.params.get('sessionkey') || undefined;
+  const cookie = req.cookies.sessionkey || undefined;
+  if (param && cookie) return param === cookie ? param : undefined;
+  if (!param && !cookie) return undefined;
+  const check = await getSetting(ex, 'stacknet.api.session.key.check');
+  if (check === 'CookieOrParameter') return param ?? cookie;
+  if (check === 'ParameterOnly') return param;
+  return undefined;
 }
 
 function normaliseDomainPath(raw: string | undefined): string {
@@ -335,7 +345,7 @@ export function timezoneOffsetHours(timezone: string | null | undefined, at: num
 
 async function logout(deps: ApiServerDeps, req: ApiRequest, format: ResponseFormat): Promise<ApiResponse> {
   // Only a request that could use the session may end it (the same check as authenticate's).
-  const key = sessionKeyOf(req);
+  const key = await sessionKeyOf(deps.store.db, req);
   if (key) {
     await transaction(deps.store, async (tx) => {
       const s = await tx
@@ -427,7 +437,7 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
     }
     if (projectScope(cmd.name, cmd.params, req.params) === 'none') return reply(200, name, {}, format);
     // Internal ids become UUIDs here, once, so the handler and a queued job both see the UUIDs.
-    const rawParams = await resolveInternalIds(deps.store.db, cmd.params, req.params);
+    const rawParams = await resolveInternalIds(deps.store.db, cmd.params, caseFolded(req.params));
     const params = parseParams(cmd.params, rawParams);
     const ctx = commandContext(deps, caller);
     if (cmd.isAsync) {

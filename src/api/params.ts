@@ -132,7 +132,24 @@ function collectMap(name: string, raw: RawParams): Record<string, string>[] | un
 }
 
 /** Parses and validates every declared parameter; undeclared parameters are ignored, as CloudStack does. */
-export function parseParams<P extends ParamSpecs>(specs: P, raw: RawParams): Params<P> {
+/**
+ * Parameter names as CloudStack's clients spell them: its UI sends `listAll`, `pageSize`, `domainId`… for the
+ * lower-case names of the reference. A name in another case is taken when the exact one is absent; the exact one
+ * wins when both come.
+ */
+export function caseFolded(raw: RawParams): RawParams {
+  let folded: Map<string, string> | undefined;
+  for (const [k, v] of raw) {
+    const lower = k.toLowerCase();
+    if (lower === k || raw.has(lower)) continue;
+    folded ??= new Map(raw);
+    if (!folded.has(lower)) folded.set(lower, v);
+  }
+  return folded ?? raw;
+}
+
+export function parseParams<P extends ParamSpecs>(specs: P, given: RawParams): Params<P> {
+  const raw = caseFolded(given);
   const out: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(specs)) {
     if (spec.type === 'map') {

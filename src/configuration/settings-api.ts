@@ -6,6 +6,17 @@ const api = 'ApiServer';
 
 export const apiSettings = [
   s(
+    'stacknet.api.session.key.check',
+    'String',
+    'CookieAndParameter',
+    'global',
+    api,
+    "Where a session-authenticated request must carry its session key (CloudStack's ApiSessionKeyCheckOption): " +
+      'CookieAndParameter, both and equal (the CSRF defence); CookieOrParameter, either (what UIs before ' +
+      "CloudStack's session-key security fixes need: they send the cookie only); ParameterOnly",
+    { acted: true, kind: 'Select', options: 'CookieAndParameter,CookieOrParameter,ParameterOnly' },
+  ),
+  s(
     'default.page.size',
     'Long',
     '500',

@@ -93,6 +93,34 @@ for (const kind of testDbKinds()) {
       assert.equal((await api(withKey, { cookies: { sessionkey: key } })).statusCode, 401);
     });
 
+    test('stacknet.api.session.key.check: CookieOrParameter lets the UIs that send the cookie only in, ParameterOnly does not', async () => {
+      await addUser('frank');
+      const r = await login('frank', 'frank-pw', '192.0.2.11');
+      const key = r.json().loginresponse.sessionkey as string;
+      const q = 'command=listAccounts&response=json';
+      const withKey = `${q}&sessionkey=${encodeURIComponent(key)}`;
+      try {
+        await setSetting('stacknet.api.session.key.check', 'CookieOrParameter');
+        assert.equal((await api(q, { cookies: { sessionkey: key } })).statusCode, 200, 'the cookie alone');
+        assert.equal((await api(withKey)).statusCode, 200, 'the parameter alone');
+        assert.equal((await api(withKey, { cookies: { sessionkey: 'x' } })).statusCode, 401, 'both, unequal');
+        // Primate (the 4.15 UI) spells parameters in camel case: pageSize must not be lost.
+        const paged = await api(`${q}&page=1&pageSize=1&listAll=true`, { cookies: { sessionkey: key } });
+        assert.equal(paged.statusCode, 200, paged.body);
+        await setSetting('stacknet.api.session.key.check', 'ParameterOnly');
+        assert.equal((await api(q, { cookies: { sessionkey: key } })).statusCode, 401, 'the cookie alone');
+        assert.equal((await api(withKey)).statusCode, 200, 'the parameter alone');
+        const bad = await signed('updateConfiguration', {
+          name: 'stacknet.api.session.key.check',
+          value: 'Cookie',
+        });
+        assert.equal(bad.statusCode, 431, bad.body);
+      } finally {
+        await setSetting('stacknet.api.session.key.check', 'CookieAndParameter');
+      }
+      assert.equal((await api(q, { cookies: { sessionkey: key } })).statusCode, 401, 'back to both');
+    });
+
     test('wrong passwords lock the user after incorrect.login.attempts.allowed, for a while', async () => {
       await addUser('dave');
       // Each attempt from its own address: this is the per-user limit.
