@@ -40,7 +40,7 @@ function expired(path: string, maxAge: number, now: number): boolean {
 export async function sweepArchives(store: Store, now: number): Promise<void> {
   const dir = archiveDirFor(store);
   const maxAge = await maxAgeMs(store.db);
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
