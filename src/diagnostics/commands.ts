@@ -56,7 +56,10 @@ async function agentCall<T>(name: string, call: () => Promise<AgentAnswer<T>>): 
   }
   if (r.ok) return r;
   if (r.httpStatus === 400)
-    throw invalidParameter(r.field ?? 'params', '', `the router ${name} refused it: ${r.message}`);
+    throw new CloudStackError(
+      'InvalidParameterValue',
+      `Invalid value for parameter ${r.field ?? 'params'}: the router ${name} refused it: ${r.message}`,
+    );
   throw new CloudStackError(
     'InternalError',
     `Diagnostics command execution failed on router ${name}: ${r.error}: ${r.message}`,
