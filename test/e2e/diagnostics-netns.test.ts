@@ -10,7 +10,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ok, refused, startCsRig, stopCsRig } from '../api/harness.js';
@@ -36,6 +44,7 @@ for (const kind of testDbKinds()) {
       const ctl = `169.254.${10 + (randomBytes(1)[0]! % 240)}.0/24`;
       const vm = { id: '', ip: '', mac: '', ns: '' };
       let router = '';
+      let routerName = '';
 
       const diag = async (type: string, ipaddress: string, params?: string) =>
         ok(
@@ -103,7 +112,9 @@ for (const kind of testDbKinds()) {
           },
           { timeoutMs: 20_000, what: `vm1 to hold ${vm.ip} over DHCP` },
         );
-        router = ok(await admin('listRouters', { networkid: net }), 'listRouters').router[0].id;
+        const r = ok(await admin('listRouters', { networkid: net }), 'listRouters').router[0];
+        router = r.id;
+        routerName = r.name;
         // The download URL is built on endpoint.url: the address this server answers on.
         ok(
           await admin('updateConfiguration', {
@@ -171,6 +182,14 @@ for (const kind of testDbKinds()) {
           431,
           /does not exist in the router's state directory/,
           'a missing file',
+        );
+        // A name inside the state directory that links out of it: the agent follows the link and refuses.
+        symlinkSync('/etc/hostname', join(dataDir, 'netns', 'routers', routerName, 'data', 'escape'));
+        refused(
+          await admin('getDiagnosticsData', { targetid: router, files: 'escape' }, job),
+          431,
+          /escape is outside the router's state directory/,
+          'a symlink out of the state directory',
         );
       });
 
