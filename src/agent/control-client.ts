@@ -5,6 +5,13 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import type { AgentStatus } from './agent.js';
 import type { DesiredState, DesiredStateDelta } from './desired-state.js';
+import { DIAGNOSTICS_RUN_TIMEOUT_SECONDS } from './diagnostics-argv.js';
+import type {
+  DiagnosticsDataRequest,
+  DiagnosticsDataResult,
+  DiagnosticsRunRequest,
+  DiagnosticsRunResult,
+} from './diagnostics-argv.js';
 
 export type { AgentStatus } from './agent.js';
 
@@ -169,4 +176,33 @@ export async function getAppliedState(
     throw new Error(`router agent at ${addr}: ${r.httpStatus} ${e.error}: ${e.message}`);
   }
   return r.json as DesiredState;
+}
+
+/**
+ * runDiagnostics inside the router (`POST /v1/diagnostics/run`): the tool's stdout, stderr and exit code, or
+ * the agent's refusal (`{ok: false, httpStatus, error, message, field}`).
+ */
+export async function runDiagnostics(
+  addr: string,
+  secret: string,
+  req: DiagnosticsRunRequest,
+): Promise<({ ok: true } & DiagnosticsRunResult) | ({ ok: false; httpStatus: number } & ControlError)> {
+  // The agent kills the tool at its timeout; the call waits a little longer than that.
+  const timeoutMs = ((req.timeoutSeconds ?? DIAGNOSTICS_RUN_TIMEOUT_SECONDS) + 15) * 1000;
+  const r = await call(addr, secret, 'POST', '/v1/diagnostics/run', req, timeoutMs);
+  if (r.httpStatus === 200) return { ok: true, ...(r.json as DiagnosticsRunResult) };
+  return { ok: false, httpStatus: r.httpStatus, ...(r.json as ControlError) };
+}
+
+/** getDiagnosticsData inside the router (`POST /v1/diagnostics/data`): the tar.gz, base64, or the refusal. */
+export async function collectDiagnostics(
+  addr: string,
+  secret: string,
+  req: DiagnosticsDataRequest,
+): Promise<({ ok: true } & DiagnosticsDataResult) | ({ ok: false; httpStatus: number } & ControlError)> {
+  // Four commands and tar, each bounded by the request's timeout.
+  const timeoutMs = ((req.timeoutSeconds ?? 60) * 5 + 30) * 1000;
+  const r = await call(addr, secret, 'POST', '/v1/diagnostics/data', req, timeoutMs);
+  if (r.httpStatus === 200) return { ok: true, ...(r.json as DiagnosticsDataResult) };
+  return { ok: false, httpStatus: r.httpStatus, ...(r.json as ControlError) };
 }

@@ -6,6 +6,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { RouterAgent, SubmitResult } from './agent.js';
+import { diagnosticsEndpoint } from './diagnostics.js';
 
 const maxBody = 256 * 1024 * 1024;
 
@@ -68,6 +69,20 @@ async function handle(
   if (url.pathname === '/v1/status' && req.method === 'GET') {
     const leases = url.searchParams.get('leases') !== '0' && url.searchParams.get('leases') !== 'false';
     return send(res, 200, agent.status(leases));
+  }
+  if (url.pathname.startsWith('/v1/diagnostics/')) {
+    const text = req.method === 'POST' ? await readBody(req) : '';
+    let body: unknown;
+    try {
+      body = text === '' ? {} : JSON.parse(text);
+    } catch (e) {
+      return send(res, 400, {
+        error: 'InvalidJson',
+        message: `request body is not JSON: ${(e as Error).message}`,
+      });
+    }
+    const r = await diagnosticsEndpoint(agent, req.method, url.pathname, body);
+    return send(res, r.code, r.body);
   }
   if (url.pathname === '/v1/desired-state') {
     if (req.method === 'GET') {

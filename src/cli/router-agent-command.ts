@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { RouterAgent } from '../agent/agent.js';
 import { createControlServer } from '../agent/control-server.js';
+import { recordAgentLog } from '../agent/diagnostics.js';
 import { createMetadataServer, createPasswordServer } from '../agent/guest-services.js';
 import type { CliCommand } from './main.js';
 
@@ -87,7 +88,11 @@ export const routerAgentCommand: CliCommand = {
       dnsmasqBinary: str(m, 'dnsmasq-binary') ?? 'dnsmasq',
       keepalivedBinary: str(m, 'keepalived-binary') ?? 'keepalived',
       firewall: !m.has('no-firewall'),
-      log: (msg) => console.log(`${new Date().toISOString()} ${msg}`),
+      log: (msg) => {
+        const line = `${new Date().toISOString()} ${msg}`;
+        recordAgentLog(line);
+        console.log(line);
+      },
     });
     const servers: Server[] = [];
     // Guest services listen on all addresses and answer only on the router's guest addresses: with a redundant

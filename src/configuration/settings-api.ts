@@ -125,7 +125,8 @@ export const apiSettings = [
     'http://localhost:8080/client/api',
     'global',
     'ApiServiceConfiguration',
-    'URL of the API as clients reach it',
+    'URL of the API as clients reach it; getDiagnosticsData builds its download URLs from it',
+    { acted: true },
   ),
   s(
     'commands.timeout',

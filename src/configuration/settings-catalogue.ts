@@ -7,6 +7,7 @@
 import type { SettingDefinition } from './setting-definition.js';
 import { accountSettings } from './settings-accounts.js';
 import { apiSettings } from './settings-api.js';
+import { diagnosticsSettings } from './settings-diagnostics.js';
 import { networkSettings } from './settings-network.js';
 import { routerSettings } from './settings-routers.js';
 
@@ -17,6 +18,7 @@ export const settingDefinitions = [
   ...routerSettings,
   ...accountSettings,
   ...apiSettings,
+  ...diagnosticsSettings,
 ] as const satisfies readonly SettingDefinition[];
 
 export type SettingName = (typeof settingDefinitions)[number]['name'];

@@ -20,6 +20,7 @@ import { startVmSubsystem } from '../vms/subsystem.js';
 import { serverKeyPath } from '../config/server-key.js';
 import { prepareServerKey } from './secrets-at-rest.js';
 import { AlertWorker } from '../alerts/worker.js';
+import { serveDiagnosticsArchives } from '../diagnostics/archives.js';
 
 export type DriverName = 'simulator' | 'netns';
 
@@ -98,6 +99,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
       throttle,
     });
     if (config.uiDir) serveUi(app, config.uiDir);
+    serveDiagnosticsArchives(app, store, config.dataDir);
     const integrationPort = await getSetting(store.db, 'integration.api.port');
     const integration =
       integrationPort > 0
