@@ -133,7 +133,8 @@ export class EventPublisher {
 
   private async channel(): Promise<ConfirmChannel> {
     if (this.ch) return this.ch;
-    const conn = await amqp.connect(this.o.url);
+    // A broker host that drops packets would otherwise hold the connect for the OS's TCP timeout.
+    const conn = await amqp.connect(this.o.url, { timeout: 5_000 });
     // A broker going away is an 'error' then a 'close'; unheard, the error would end the process.
     conn.on('error', () => undefined);
     conn.on('close', () => {
