@@ -121,8 +121,9 @@ export class EventPublisher {
       rows.map((r) => r.id),
     );
     this.published += rows.length;
-    // Drain: the next pass comes at once, until a claim finds nothing.
-    return true;
+    // A full batch: more is waiting, the next pass comes at once. Otherwise wait a poll interval, so a trickle of
+    // events goes out in batches rather than a claim and a delete (two commits) for each one.
+    return rows.length === batch;
   }
 
   private failed(msg: string): void {
