@@ -121,7 +121,8 @@ describe('events on RabbitMQ (sqlite)', () => {
       assert.match(b.description!, /bus-z/);
       assert.match(b.eventDateTime!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000$/);
       // In order: each edit's description names the name it set, 1 to 10.
-      const listed = (await client.okCall('listEvents', { type: 'ZONE.EDIT', page: '1', pagesize: '100' })).event as {
+      const listed = (await client.okCall('listEvents', { type: 'ZONE.EDIT', page: '1', pagesize: '100' }))
+        .event as {
         id: string;
       }[];
       assert.deepEqual(
@@ -164,7 +165,9 @@ describe('events on RabbitMQ (sqlite)', () => {
       c = await consume(exchange, queue);
       // The events of and after the outage, in the order recorded (listEvents answers newest first).
       const recorded = (
-        (await client.okCall('listEvents', { type: 'ZONE.EDIT', page: '1', pagesize: '100' })).event as { id: string }[]
+        (await client.okCall('listEvents', { type: 'ZONE.EDIT', page: '1', pagesize: '100' })).event as {
+          id: string;
+        }[]
       )
         .map((e) => e.id)
         .reverse()
