@@ -3,6 +3,7 @@
  * unless --db-url), first a cheap list command, then an async command end to end (request → job done).
  * Prints one JSON object per line. Builds the CLI first (the server runs from dist/).
  *   npm run bench:api -- [--duration 30] [--clients 64] [--db-url postgres://...] [--no-build]
+ *     [--amqp-url amqp://guest:guest@127.0.0.1:5672] (events on the bus, src/events: their cost)
  */
 import { spawnSync } from 'node:child_process';
 import { callApi, waitForJob } from '../src/api/client.js';
@@ -18,6 +19,7 @@ function arg(name: string, dflt: string): string {
 const duration = Number(arg('--duration', '30')) * 1000;
 const clients = Number(arg('--clients', '64'));
 const dbUrl = arg('--db-url', '');
+const amqpUrl = arg('--amqp-url', '');
 
 function p99(xs: number[]): number {
   if (xs.length === 0) return 0;
@@ -77,6 +79,7 @@ const { tmpdir } = await import('node:os');
 const dir = mkdtempSync(join(tmpdir(), 'stacknet-bench-'));
 const server = await startServer(dbUrl || `sqlite:${join(dir, 'bench.db')}`, {
   STACKNET_SQLITE_SYNC: 'NORMAL',
+  ...(amqpUrl ? { STACKNET_AMQP_URL: amqpUrl, STACKNET_AMQP_EXCHANGE: 'stacknet-bench' } : {}),
 });
 const opts: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
 try {

@@ -22,13 +22,30 @@ import { healthChecks } from '../routers/health.js';
 import type { RouterRow } from '../routers/repository.js';
 import type { Executor, Tx } from '../store/db.js';
 import { isUniqueViolation } from '../store/db.js';
+import { JOB_FAILED } from '../api/jobs/repository.js';
 
 /** CloudStack's AlertManager types and names for the conditions stacknet raises. */
 export const ALERT_TYPES = {
   publicIp: { type: 4, name: 'ALERT.NETWORK.PUBLICIP' },
   domainRouter: { type: 9, name: 'ALERT.SERVICE.DOMAINROUTER' },
+  managementNode: { type: 14, name: 'ALERT.MANAGEMENT' },
+  vlan: { type: 18, name: 'ALERT.NETWORK.VLAN' },
   directAttachedIp: { type: 24, name: 'ALERT.NETWORK.DIRECTPUBLICIP' },
 } as const;
+
+export interface AlertOptions {
+  /**
+   * A Running router whose agent has not answered with its status for this long (ms) is "not reporting". The
+   * worker passes 3 × the reconciler's resync interval (every router is asked at least that often).
+   */
+  agentSilenceMs?: number;
+  /** How far back a job that failed on a re-run is looked for (ms; default a day): older ones clear. */
+  failedJobWindowMs?: number;
+}
+
+/** The reconciler's default resync interval (routers/reconciler.ts): each Running router is asked this often. */
+export const RECONCILER_RESYNC_MS = 5_000;
+const DEFAULTS = { agentSilenceMs: 3 * RECONCILER_RESYNC_MS, failedJobWindowMs: 24 * 3600_000 };
 
 export interface Condition {
   key: string;
@@ -44,6 +61,13 @@ const CAPACITY_ALERTS = [
     alert: ALERT_TYPES.publicIp,
     setting: 'zone.virtualnetwork.publicip.capacity.notificationthreshold',
     what: 'public IP addresses',
+  },
+  {
+    // Guest networks: how many more a zone can have is its guest VLANs/VNIs (CloudStack's capacity type 7).
+    capacity: 7,
+    alert: ALERT_TYPES.vlan,
+    setting: 'zone.vlan.capacity.notificationthreshold',
+    what: 'guest network VLANs/VNIs',
   },
   {
     capacity: 8,
@@ -98,7 +122,25 @@ export function routerFailures(r: RouterRow): string[] {
     .map((c) => `${String(c.checkname)} (${String(c.details)})`);
 }
 
-async function routerConditions(db: Executor): Promise<Condition[]> {
+interface DegradedCondition {
+  type: string;
+  status: boolean;
+  reason: string;
+  message: string;
+}
+
+/** The Degraded condition the agent last reported, when it is true. */
+function degradedOf(r: RouterRow): DegradedCondition | undefined {
+  const h = r.health ? (JSON.parse(r.health) as { conditions?: DegradedCondition[] } | null) : null;
+  return h?.conditions?.find((c) => c.type === 'Degraded' && c.status);
+}
+
+/**
+ * At most one condition per Running router, the most telling first: its agent stopped reporting (what it said
+ * last is stale), it reports itself Degraded (a config refused, entries set aside: the last good one serving),
+ * or its other health checks fail.
+ */
+async function routerConditions(db: Executor, now: number, o: Required<AlertOptions>): Promise<Condition[]> {
   const routers = await db
     .selectFrom('routers')
     .selectAll()
@@ -106,23 +148,86 @@ async function routerConditions(db: Executor): Promise<Condition[]> {
     .where('removed', 'is', null)
     .execute();
   const out: Condition[] = [];
-  for (const r of routers) {
-    const failed = routerFailures(r);
-    if (failed.length === 0) continue;
+  const alert = (r: RouterRow, what: string, description: string) =>
     out.push({
-      key: `router:${r.id}:health`,
+      key: `router:${r.id}:${what}`,
       type: ALERT_TYPES.domainRouter.type,
       name: ALERT_TYPES.domainRouter.name,
-      description: `Health checks of router ${r.name} fail: ${failed.join('; ')}`.slice(0, 1024),
+      description: description.slice(0, 1024),
       zoneId: r.zone_id,
     });
+  for (const r of routers) {
+    const heard = Number(r.status_reported ?? r.created);
+    if (now - heard > o.agentSilenceMs) {
+      const since = r.status_reported === null ? 'never reported' : `last reported ${csDate(heard)}`;
+      alert(
+        r,
+        'silent',
+        `The agent of router ${r.name} stopped reporting: ${since}, ${Math.round((now - heard) / 1000)} s ago` +
+          `${r.last_error ? ` (${r.last_error})` : ''}`,
+      );
+      continue;
+    }
+    const failed = routerFailures(r).filter((f) => !f.startsWith('Degraded '));
+    const degraded = degradedOf(r);
+    if (degraded) {
+      alert(
+        r,
+        'degraded',
+        `Degraded router ${r.name}: ${degraded.reason}${degraded.message ? `: ${degraded.message}` : ''}` +
+          `${failed.length ? `; failing checks: ${failed.join('; ')}` : ''}`,
+      );
+      continue;
+    }
+    if (failed.length === 0) continue;
+    alert(r, 'health', `Health checks of router ${r.name} fail: ${failed.join('; ')}`);
   }
   return out;
 }
 
+/** A job that failed on a re-run: abandoned by servers that stopped `maxAttempts` times, or failing again. */
+async function jobConditions(db: Executor, now: number, o: Required<AlertOptions>): Promise<Condition[]> {
+  const jobs = await db
+    .selectFrom('async_jobs')
+    .select(['id', 'uuid', 'command', 'attempts', 'result'])
+    .where('status', '=', JOB_FAILED)
+    .where('attempts', '>', 1)
+    .where('completed', '>', now - o.failedJobWindowMs)
+    .execute();
+  return jobs.map((j) => {
+    let why = '';
+    try {
+      why = String((JSON.parse(j.result ?? '{}') as { errortext?: string }).errortext ?? '');
+    } catch {
+      // a result that is no JSON says nothing more
+    }
+    return {
+      key: `job:${j.id}:failed`,
+      type: ALERT_TYPES.managementNode.type,
+      name: ALERT_TYPES.managementNode.name,
+      description:
+        `Job ${j.uuid} (${j.command}) failed after ${j.attempts} attempts${why ? `: ${why}` : ''}`.slice(
+          0,
+          1024,
+        ),
+      zoneId: null,
+    };
+  });
+}
+
 /** Raises the conditions that newly hold and clears those that no longer do. Returns the alerts raised. */
-export async function checkAlerts(db: Executor, caller: Caller, now: number): Promise<number> {
-  const conditions = [...(await capacityConditions(db, caller, now)), ...(await routerConditions(db))];
+export async function checkAlerts(
+  db: Executor,
+  caller: Caller,
+  now: number,
+  options: AlertOptions = {},
+): Promise<number> {
+  const o = { ...DEFAULTS, ...options };
+  const conditions = [
+    ...(await capacityConditions(db, caller, now)),
+    ...(await routerConditions(db, now, o)),
+    ...(await jobConditions(db, now, o)),
+  ];
   const open = await db
     .selectFrom('alerts')
     .select(['id', 'open_key'])

@@ -7,13 +7,16 @@ import { defaultRootAdmin } from '../accounts/repository.js';
 import { getSetting } from '../configuration/repository.js';
 import type { Store } from '../store/db.js';
 import { checkAlerts } from './service.js';
+import type { AlertOptions } from './service.js';
 
 export class AlertWorker {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private last = 0;
 
-  constructor(private readonly o: { store: Store; tickMs?: number; log?: (m: string) => void }) {}
+  constructor(
+    private readonly o: { store: Store; tickMs?: number; log?: (m: string) => void; alerts?: AlertOptions },
+  ) {}
 
   start(): void {
     this.timer = setInterval(() => {
@@ -34,7 +37,7 @@ export class AlertWorker {
       if (now - this.last < Number(await getSetting(db, 'capacity.check.period'))) return;
       this.last = now;
       const admin = await defaultRootAdmin(db);
-      if (admin) await checkAlerts(db, admin.caller, now);
+      if (admin) await checkAlerts(db, admin.caller, now, this.o.alerts);
     } catch (e) {
       this.o.log?.(`alerts: ${(e as Error).message}`);
     }

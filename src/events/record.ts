@@ -7,6 +7,7 @@ import type { Tx } from '../store/db.js';
 import { nowMs } from '../store/db.js';
 import type { Caller } from '../api/command.js';
 import type { EventType } from './event-types.js';
+import { outboxEnabled, writeOutbox } from './outbox.js';
 
 export interface EventOwner {
   accountId: number;
@@ -40,6 +41,7 @@ export async function recordEvent(tx: Tx, e: EventInput): Promise<string> {
     });
   if (!owner) throw new Error(`event ${e.type} needs an actor or an owner`);
   const uuid = randomUUID();
+  const created = nowMs();
   await tx
     .insertInto('events')
     .values({
@@ -57,9 +59,32 @@ export async function recordEvent(tx: Tx, e: EventInput): Promise<string> {
       resource_type: e.resourceType ?? null,
       resource_id: e.resourceId ?? null,
       resource_name: e.resourceName ?? null,
-      created: nowMs(),
+      created,
     })
     .execute();
+  // Events on a message bus: the same transaction writes the message, so it exists exactly when the event does.
+  if (outboxEnabled()) {
+    const accountUuid =
+      e.actor && e.actor.accountId === owner.accountId
+        ? e.actor.accountUuid
+        : (
+            await tx
+              .selectFrom('accounts')
+              .select('uuid')
+              .where('id', '=', owner.accountId)
+              .executeTakeFirst()
+          )?.uuid;
+    await writeOutbox(tx, uuid, {
+      type: e.type,
+      state: e.state ?? 'Completed',
+      description: e.description,
+      userUuid: e.actor?.userUuid || undefined,
+      accountUuid,
+      resourceType: e.resourceType,
+      resourceUuid: e.resourceId,
+      created,
+    });
+  }
   return uuid;
 }
 

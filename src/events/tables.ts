@@ -36,4 +36,18 @@ export interface EventTables {
     created: number;
     processed: number;
   };
+  /** Events waiting for the message broker (src/events/README.md "The outbox"); only written when a bus is on. */
+  event_outbox: {
+    id: Generated<number>;
+    event_uuid: string;
+    routing_key: string;
+    /** The message body, JSON (CloudStack's event description map). */
+    body: string;
+    /** `<resource type>:<resource id>`, or '' for an event about no resource: one resource's events stay in order. */
+    resource_key: string;
+    /** The publisher holding the row, until claim_until (epoch ms); a dead publisher's claim expires. */
+    claim_owner: string | null;
+    claim_until: number | null;
+    created: number;
+  };
 }

@@ -128,6 +128,8 @@ export async function recordObserved(
       applied_hash: r.appliedHash,
       health: r.health === undefined || r.health === null ? null : JSON.stringify(r.health),
       health_checked: now,
+      // The agent answered (the "agent stopped reporting" alert, src/alerts).
+      status_reported: now,
       last_error: r.lastError === null ? null : r.lastError.slice(0, 2000),
       ...(r.state ? { state: r.state } : {}),
     })

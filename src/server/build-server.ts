@@ -21,6 +21,8 @@ import { serverKeyPath } from '../config/server-key.js';
 import { prepareServerKey } from './secrets-at-rest.js';
 import { AlertWorker } from '../alerts/worker.js';
 import { serveDiagnosticsArchives } from '../diagnostics/archives.js';
+import { startEventBus } from '../events/bus.js';
+import type { EventBus } from '../events/bus.js';
 
 export type DriverName = 'simulator' | 'netns';
 
@@ -41,6 +43,9 @@ export interface ServerConfig {
   jobPollMs?: number;
   /** Database pool size (PostgreSQL / MariaDB). */
   poolSize?: number;
+  /** Events on a message bus (src/events/README.md): default STACKNET_AMQP_URL / STACKNET_AMQP_EXCHANGE. */
+  amqpUrl?: string;
+  amqpExchange?: string;
   log?: (msg: string) => void;
 }
 
@@ -56,6 +61,8 @@ export interface BuiltServer {
    * 127.0.0.1 only.
    */
   integration?: { port: number; app: FastifyInstance };
+  /** The event bus's publisher, when an AMQP URL is configured (src/events). */
+  eventBus?: EventBus;
   /** Stops the workers, the HTTP server (if listening) and the store; waits for running jobs. */
   close(): Promise<void>;
 }
@@ -122,6 +129,12 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
     // Capacity thresholds and router health, raised as alerts (src/alerts).
     const alerts = new AlertWorker({ store, log: config.log });
     alerts.start();
+    // Events on a message bus (src/events): the outbox and its publisher, when an AMQP URL is configured.
+    const bus = startEventBus(store, {
+      url: config.amqpUrl ?? process.env.STACKNET_AMQP_URL,
+      exchange: config.amqpExchange ?? process.env.STACKNET_AMQP_EXCHANGE,
+      log: config.log,
+    });
     let closed = false;
     return {
       config,
@@ -131,6 +144,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
       runner,
       bootstrap,
       integration,
+      eventBus: bus,
       async close() {
         if (closed) return;
         closed = true;
@@ -138,6 +152,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
         await integration?.app.close();
         await runner.stop();
         await alerts.stop();
+        await bus?.stop();
         await vms.close();
         if (jobStore && jobStore !== store) await jobStore.close();
         await store.close();

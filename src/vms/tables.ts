@@ -111,6 +111,8 @@ export interface RoutersTable {
   /** JSON of the agent's conditions and checks (getRouterHealthCheckResults). */
   health: string | null;
   health_checked: number | null;
+  /** When the agent last answered with its status (0020); health_checked also moves on a failed attempt. */
+  status_reported: ColumnType<number | null, number | null | undefined, number | null>;
   /** Why the last reconcile failed, null when converged. */
   last_error: string | null;
   /** Which management server reconciles this router, until when (epoch ms). */
