@@ -20,6 +20,10 @@ import { startVmSubsystem } from '../vms/subsystem.js';
 import { serverKeyPath } from '../config/server-key.js';
 import { prepareServerKey } from './secrets-at-rest.js';
 import { AlertWorker } from '../alerts/worker.js';
+import { ServerMetrics } from '../metrics/server-metrics.js';
+import { logHook } from '../logging/logger.js';
+import type { Logger } from '../logging/logger.js';
+import { observeRequests, observeJobs } from './observe.js';
 
 export type DriverName = 'simulator' | 'netns';
 
@@ -40,7 +44,12 @@ export interface ServerConfig {
   jobPollMs?: number;
   /** Database pool size (PostgreSQL / MariaDB). */
   poolSize?: number;
+  /** The modules' free-text log; default: `info` lines of `logger`. */
   log?: (msg: string) => void;
+  /** Structured logs (src/logging): one line per API request and per finished job, and the `log` lines. */
+  logger?: Logger;
+  /** GET /metrics on the API port (default true; STACKNET_METRICS=off in the CLI). */
+  metrics?: boolean;
 }
 
 export interface BuiltServer {
@@ -49,6 +58,8 @@ export interface BuiltServer {
   registry: CommandRegistry;
   app: FastifyInstance;
   runner: JobRunner;
+  /** Absent when metrics are off. */
+  metrics?: ServerMetrics;
   bootstrap: BootstrapResult;
   /**
    * The unauthenticated integration API (`integration.api.port` > 0, read at start as in CloudStack): listen on
@@ -59,7 +70,11 @@ export interface BuiltServer {
   close(): Promise<void>;
 }
 
-export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
+export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
+  const config: ServerConfig = {
+    ...given,
+    log: given.log ?? (given.logger ? logHook(given.logger) : undefined),
+  };
   const store = await openMigratedStore(config.dbUrl, { poolSize: config.poolSize ?? 20 });
   let jobStore: Store | undefined;
   try {
@@ -74,7 +89,15 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
     // Jobs get their own small pool on PostgreSQL/MariaDB, so a flood of API reads (clients polling
     // queryAsyncJobResult) cannot starve the jobs they are waiting for. SQLite has one connection either way.
     jobStore = store.kind === 'sqlite' ? store : await openStore(config.dbUrl, { poolSize: 8 });
-    const runner = new JobRunner({ store: jobStore, registry, pollMs: config.jobPollMs, log: config.log });
+    const metrics = config.metrics === false ? undefined : new ServerMetrics(store);
+    const runner = new JobRunner({
+      store: jobStore,
+      registry,
+      pollMs: config.jobPollMs,
+      log: config.log,
+      onFinished: observeJobs(metrics, config.logger),
+    });
+    const observe = observeRequests(metrics, config.logger);
     // Routers, VMs, their reconciler and GC (STACKNET_NETNS_PREFIX / STACKNET_CONTROL_CIDR: see src/vms/README.md).
     const vms = await startVmSubsystem(store, {
       driver: config.driver,
@@ -83,6 +106,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
       controlCidr: process.env.STACKNET_CONTROL_CIDR,
       log: config.log,
     });
+    if (metrics) vms.reconciler.onPass = (outcome, seconds) => metrics.reconcilePasses.observe({ outcome }, seconds);
     const throttle = (await getSetting(store.db, 'api.throttling.enabled'))
       ? new ApiThrottle({
           intervalSeconds: await getSetting(store.db, 'api.throttling.interval'),
@@ -90,13 +114,17 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
           cacheSize: await getSetting(store.db, 'api.throttling.cachesize'),
         })
       : undefined;
-    const app = buildHttpApp({
-      store,
-      registry,
-      onJobQueued: () => runner.wake(),
-      log: config.log,
-      throttle,
-    });
+    const app = buildHttpApp(
+      {
+        store,
+        registry,
+        onJobQueued: () => runner.wake(),
+        log: config.log,
+        throttle,
+        observe,
+      },
+      { metrics: metrics && { contentType: metrics.registry.contentType, scrape: () => metrics.scrape() } },
+    );
     if (config.uiDir) serveUi(app, config.uiDir);
     const integrationPort = await getSetting(store.db, 'integration.api.port');
     const integration =
@@ -108,6 +136,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
               registry,
               onJobQueued: () => runner.wake(),
               log: config.log,
+              observe,
               trustedCaller: async () => {
                 const admin = await defaultRootAdmin(store.db);
                 if (!admin) throw internalError('finding the default root admin for the integration port');
@@ -127,6 +156,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
       registry,
       app,
       runner,
+      metrics,
       bootstrap,
       integration,
       async close() {
@@ -137,6 +167,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
         await runner.stop();
         await alerts.stop();
         await vms.close();
+        metrics?.close();
         if (jobStore && jobStore !== store) await jobStore.close();
         await store.close();
       },
