@@ -101,7 +101,10 @@ async function run(metrics: 'on' | 'off', round: number): Promise<void> {
       ? setInterval(() => {
           void fetch(server.url.replace('/client/api', '/metrics'))
             .then((r) => r.text())
-            .then(() => scrapes++, () => undefined);
+            .then(
+              () => scrapes++,
+              () => undefined,
+            );
         }, 1000)
       : undefined;
   try {

@@ -35,7 +35,9 @@ function time(name: string, fn: (k: number) => void): void {
   const t = performance.now();
   for (let k = 0; k < n; k++) fn(k);
   const us = ((performance.now() - t) * 1000) / n;
-  console.log(JSON.stringify({ bench: 'metrics-cost', what: name, n, us_per_call: Math.round(us * 100) / 100 }));
+  console.log(
+    JSON.stringify({ bench: 'metrics-cost', what: name, n, us_per_call: Math.round(us * 100) / 100 }),
+  );
 }
 
 const metricsOnly = observeRequests(metrics, undefined)!;
@@ -51,13 +53,19 @@ const both = observeRequests(metrics, createLogger({ destination: sink }))!;
 time('metrics + log line', (k) =>
   both({ command: commands[k % 200]!, errorcode: 0, seconds: 0.004, caller, jobId: 'j' }),
 );
-const t = performance.now();
-const text = await metrics.registry.metrics();
+// The first render compiles; the figure is the best of 10 after it.
+let best = Infinity;
+let text = await metrics.registry.metrics();
+for (let k = 0; k < 10; k++) {
+  const t = performance.now();
+  text = await metrics.registry.metrics();
+  best = Math.min(best, performance.now() - t);
+}
 console.log(
   JSON.stringify({
     bench: 'metrics-cost',
     what: 'render 200 commands x 2 errorcodes (no DB reads)',
-    ms: Math.round((performance.now() - t) * 100) / 100,
+    ms: Math.round(best * 100) / 100,
     bytes: text.length,
   }),
 );

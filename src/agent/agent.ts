@@ -509,7 +509,9 @@ export class RouterAgent {
         reason,
         seconds: (performance.now() - started) / 1000,
         appliers: this.appliers.flatMap((a, i) =>
-          (spent[i] ?? -1) < 0 ? [] : [{ name: a.renderer.name, ok: i !== at, seconds: (spent[i] ?? 0) / 1000 }],
+          (spent[i] ?? -1) < 0
+            ? []
+            : [{ name: a.renderer.name, ok: i !== at, seconds: (spent[i] ?? 0) / 1000 }],
         ),
       });
     }

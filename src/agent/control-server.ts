@@ -80,7 +80,10 @@ async function handle(
   }
   if (url.pathname === '/metrics' && req.method === 'GET' && options.metrics) {
     const text = await options.metrics.scrape();
-    res.writeHead(200, { 'content-type': options.metrics.contentType, 'content-length': Buffer.byteLength(text) });
+    res.writeHead(200, {
+      'content-type': options.metrics.contentType,
+      'content-length': Buffer.byteLength(text),
+    });
     return void res.end(text);
   }
   const wait = url.searchParams.get('wait') !== '0' && url.searchParams.get('wait') !== 'false';

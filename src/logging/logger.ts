@@ -44,7 +44,9 @@ export function formatTextLine(json: string): string {
   }
   const { level, time, msg, pid: _pid, hostname: _hostname, ...rest } = o;
   const when = typeof time === 'number' ? new Date(time).toISOString() : String(time ?? '');
-  const lvl = String(level ?? '').toUpperCase().padEnd(5);
+  const lvl = String(level ?? '')
+    .toUpperCase()
+    .padEnd(5);
   const fields = Object.entries(rest)
     .map(([k, v]) => {
       const s = typeof v === 'string' ? v : JSON.stringify(v);
@@ -57,7 +59,9 @@ export function formatTextLine(json: string): string {
 export function createLogger(o: LoggerOptions = {}): Logger {
   const out = o.destination ?? process.stderr;
   const dest: DestinationStream =
-    o.format === 'text' ? { write: (line: string) => void out.write(formatTextLine(line)) } : (out as DestinationStream);
+    o.format === 'text'
+      ? { write: (line: string) => void out.write(formatTextLine(line)) }
+      : (out as DestinationStream);
   return pino(
     {
       level: o.level ?? 'info',

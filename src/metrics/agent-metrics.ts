@@ -38,43 +38,18 @@ export class AgentMetrics {
     buckets: APPLY_BUCKETS,
     registers: [this.registry],
   });
-  private readonly generation = this.gauge('stacknet_agent_generation', 'Generation in force (applied); -1 before the first');
-  private readonly desired = this.gauge('stacknet_agent_desired_generation', 'Latest accepted generation; -1 before the first');
   private readonly degraded = new Gauge({
     name: 'stacknet_agent_degraded',
     help: 'The Degraded condition (1 true, 0 false) and its reason',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
-  private readonly available = this.gauge('stacknet_agent_available', 'The Available condition (1 true, 0 false)');
-  private readonly dnsmasqRunning = this.gauge('stacknet_agent_dnsmasq_running', 'dnsmasq is running (1) or not (0)');
-  private readonly dnsmasqRestarts = this.gauge(
-    'stacknet_agent_dnsmasq_restarts',
-    'dnsmasq restarts by an apply (a change SIGHUP cannot carry) since the agent started',
+  /** The figures read from the status as they are, each a plain gauge. */
+  private readonly plain = FROM_STATUS.map(
+    ([name, help, read]) => [new Gauge({ name, help, registers: [this.registry] }), read] as const,
   );
-  private readonly dnsmasqCrashes = this.gauge(
-    'stacknet_agent_dnsmasq_crash_restarts',
-    'dnsmasq restarted by the supervisor after it died, since the agent started',
-  );
-  private readonly dnsmasqReloads = this.gauge(
-    'stacknet_agent_dnsmasq_reloads',
-    'dnsmasq SIGHUPs (reloads) since the agent started',
-  );
-  private readonly hostsdirAdds = this.gauge(
-    'stacknet_agent_dnsmasq_hostsdir_adds',
-    'Hosts added through --dhcp-hostsdir (no SIGHUP) since the agent started',
-  );
-  private readonly leasesReleased = this.gauge(
-    'stacknet_agent_dhcp_leases_released',
-    'Leases released with dhcp_release (VM gone or its address changed) since the agent started',
-  );
-  private readonly leases = this.gauge('stacknet_agent_dhcp_leases', 'DHCP leases in the lease file');
 
   constructor(private readonly status: () => AgentStatus) {}
-
-  private gauge(name: string, help: string): Gauge {
-    return new Gauge({ name, help, registers: [this.registry] });
-  }
 
   applied(a: ApplyReport): void {
     const result = a.ok ? 'ok' : 'failed';
@@ -89,19 +64,59 @@ export class AgentMetrics {
 
   async scrape(): Promise<string> {
     const s = this.status();
-    this.generation.set(s.generation ?? -1);
-    this.desired.set(s.desiredGeneration ?? -1);
     const d = s.conditions.find((c) => c.type === 'Degraded');
     this.degraded.reset();
     this.degraded.set({ reason: d?.status ? d.reason : '' }, d?.status ? 1 : 0);
-    this.available.set(s.conditions.find((c) => c.type === 'Available')?.status ? 1 : 0);
-    this.dnsmasqRunning.set(s.dnsmasq?.running ? 1 : 0);
-    this.dnsmasqRestarts.set(s.counters?.restarts ?? 0);
-    this.dnsmasqCrashes.set(s.dnsmasq?.restarts ?? 0);
-    this.dnsmasqReloads.set(s.counters?.reloads ?? 0);
-    this.hostsdirAdds.set(s.counters?.hostsdirAdds ?? 0);
-    this.leasesReleased.set(s.counters?.leasesReleased ?? 0);
-    this.leases.set(s.leaseCount ?? 0);
+    for (const [gauge, read] of this.plain) gauge.set(read(s));
     return this.registry.metrics();
   }
 }
+
+const FROM_STATUS: [string, string, (s: AgentStatus) => number][] = [
+  [
+    'stacknet_agent_generation',
+    'Generation in force (applied); -1 before the first',
+    (s) => s.generation ?? -1,
+  ],
+  [
+    'stacknet_agent_desired_generation',
+    'Latest accepted generation; -1 before the first',
+    (s) => s.desiredGeneration ?? -1,
+  ],
+  [
+    'stacknet_agent_available',
+    'The Available condition (1 true, 0 false)',
+    (s) => (s.conditions.find((c) => c.type === 'Available')?.status ? 1 : 0),
+  ],
+  [
+    'stacknet_agent_dnsmasq_running',
+    'dnsmasq is running (1) or not (0)',
+    (s) => (s.dnsmasq?.running ? 1 : 0),
+  ],
+  [
+    'stacknet_agent_dnsmasq_restarts',
+    'dnsmasq restarts by an apply (a change SIGHUP cannot carry) since the agent started',
+    (s) => s.counters?.restarts ?? 0,
+  ],
+  [
+    'stacknet_agent_dnsmasq_crash_restarts',
+    'dnsmasq restarted by the supervisor after it died, since the agent started',
+    (s) => s.dnsmasq?.restarts ?? 0,
+  ],
+  [
+    'stacknet_agent_dnsmasq_reloads',
+    'dnsmasq SIGHUPs (reloads) since the agent started',
+    (s) => s.counters?.reloads ?? 0,
+  ],
+  [
+    'stacknet_agent_dnsmasq_hostsdir_adds',
+    'Hosts added through --dhcp-hostsdir (no SIGHUP) since the agent started',
+    (s) => s.counters?.hostsdirAdds ?? 0,
+  ],
+  [
+    'stacknet_agent_dhcp_leases_released',
+    'Leases released with dhcp_release (VM gone or its address changed) since the agent started',
+    (s) => s.counters?.leasesReleased ?? 0,
+  ],
+  ['stacknet_agent_dhcp_leases', 'DHCP leases in the lease file', (s) => s.leaseCount ?? 0],
+];

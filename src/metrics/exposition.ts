@@ -11,8 +11,7 @@ export interface Sample {
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?/g;
 
-const unescape = (v: string): string =>
-  v.replace(/\\(.)/g, (_m, c: string) => (c === 'n' ? '\n' : c));
+const unescape = (v: string): string => v.replace(/\\(.)/g, (_m, c: string) => (c === 'n' ? '\n' : c));
 
 export function parseExposition(text: string): Sample[] {
   const out: Sample[] = [];

@@ -142,7 +142,8 @@ export class ServerMetrics {
         .selectFrom('async_jobs')
         .select([
           (eb) => eb.fn.countAll<number>().as('total'),
-          (eb) => eb.fn.sum<number>(eb.case().when('lease_until', '>', now).then(1).else(0).end()).as('running'),
+          (eb) =>
+            eb.fn.sum<number>(eb.case().when('lease_until', '>', now).then(1).else(0).end()).as('running'),
         ])
         .where('status', '=', 0)
         .executeTakeFirstOrThrow(),

@@ -106,7 +106,8 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
       controlCidr: process.env.STACKNET_CONTROL_CIDR,
       log: config.log,
     });
-    if (metrics) vms.reconciler.onPass = (outcome, seconds) => metrics.reconcilePasses.observe({ outcome }, seconds);
+    if (metrics)
+      vms.reconciler.onPass = (outcome, seconds) => metrics.reconcilePasses.observe({ outcome }, seconds);
     const throttle = (await getSetting(store.db, 'api.throttling.enabled'))
       ? new ApiThrottle({
           intervalSeconds: await getSetting(store.db, 'api.throttling.interval'),

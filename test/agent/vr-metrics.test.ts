@@ -16,7 +16,9 @@ describe('router agent: metrics and structured logs', () => {
   let vm1 = '';
 
   const scrape = async (): Promise<Sample[]> => {
-    const r = await fetch(`http://${vr.control}/metrics`, { headers: { authorization: `Bearer ${vr.secret}` } });
+    const r = await fetch(`http://${vr.control}/metrics`, {
+      headers: { authorization: `Bearer ${vr.secret}` },
+    });
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     return parseExposition(await r.text());
@@ -56,7 +58,10 @@ describe('router agent: metrics and structured logs', () => {
     assert.equal(sampleSum(m, 'stacknet_agent_applies_total', { result: 'ok' }), 1);
     assert.equal(sampleSum(m, 'stacknet_agent_applies_total', { result: 'failed' }), 1);
     assert.equal(sampleSum(m, 'stacknet_agent_applier_runs_total', { applier: 'dnsmasq', result: 'ok' }), 1);
-    assert.equal(sampleSum(m, 'stacknet_agent_applier_runs_total', { applier: 'dnsmasq', result: 'failed' }), 1);
+    assert.equal(
+      sampleSum(m, 'stacknet_agent_applier_runs_total', { applier: 'dnsmasq', result: 'failed' }),
+      1,
+    );
     assert.ok(sampleSum(m, 'stacknet_agent_applier_duration_seconds_count', { applier: 'dnsmasq' }) === 2);
     assert.ok(hasSample(m, 'stacknet_agent_apply_duration_seconds_bucket', { result: 'ok', le: '+Inf' }));
     const degraded = m.find((s) => s.name === 'stacknet_agent_degraded');

@@ -72,9 +72,7 @@ for (const kind of testDbKinds()) {
       // Unknown commands share one label value: a client cannot grow the series without bound.
       assert.equal(delta({ command: 'unknown', errorcode: '432' }), 1);
       assert.equal(sampleSum(m, 'stacknet_api_requests_total', { command: 'createZone', errorcode: '0' }), 1);
-      assert.ok(
-        sampleSum(m, 'stacknet_api_request_duration_seconds_count', { command: 'listZones' }) >= 1,
-      );
+      assert.ok(sampleSum(m, 'stacknet_api_request_duration_seconds_count', { command: 'listZones' }) >= 1);
       assert.ok(
         hasSample(m, 'stacknet_api_request_duration_seconds_bucket', { command: 'listZones', le: '+Inf' }),
       );
@@ -131,7 +129,7 @@ for (const kind of testDbKinds()) {
         name: 'logged-vm',
       });
       await call('listNetworks', { id: 'not-a-uuid' });
-      for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
         if (logged().some((l) => l.msg === 'job finished' && l.jobid === jobid)) break;
         await new Promise((r) => setTimeout(r, 50));
       }
