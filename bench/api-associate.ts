@@ -10,6 +10,10 @@ export interface AssociateBenchOptions {
   clients: number;
   durationMs: number;
   db: string;
+  /** Extra fields on the JSON line (bench/api.ts: `metrics`, `round`). */
+  tags?: Record<string, unknown>;
+  /** Distinguishes the zone of a second run against the same database. */
+  suffix?: string;
 }
 
 const pct = (sorted: number[], q: number): number =>
@@ -32,7 +36,7 @@ async function must(
 }
 
 export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptions): Promise<void> {
-  const tag = `${process.pid}`;
+  const tag = `${process.pid}${o.suffix ?? ''}`;
   const zone = (await must(opts, 'createZone', {
     name: `bench-${tag}`,
     networktype: 'Advanced',
@@ -89,6 +93,7 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
       p99_ms: pct(sorted, 0.99),
       pool: 65533,
       db: o.db,
+      ...o.tags,
     }),
   );
 }

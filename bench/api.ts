@@ -3,7 +3,11 @@
  * unless --db-url), first a cheap list command, then an async command end to end (request → job done).
  * Prints one JSON object per line. Builds the CLI first (the server runs from dist/).
  *   npm run bench:api -- [--duration 30] [--clients 64] [--db-url postgres://...] [--no-build]
- *     [--amqp-url amqp://guest:guest@127.0.0.1:5672] (events on the bus, src/events: their cost)
+ *                        [--metrics both|on|off] [--rounds 1] [--log-level info]
+ *                        [--amqp-url amqp://guest:guest@127.0.0.1:5672] (events on the bus, src/events: their cost)
+ * `--metrics both` (the default) runs every phase against a server with /metrics on (STACKNET_METRICS=on, scraped
+ * every second like a busy Prometheus) and one with it off, alternating `--rounds` times, each server on a fresh
+ * SQLite database (with --db-url, the same database), so the cost of the metrics is the difference.
  */
 import { spawnSync } from 'node:child_process';
 import { callApi, waitForJob } from '../src/api/client.js';
@@ -20,6 +24,11 @@ const duration = Number(arg('--duration', '30')) * 1000;
 const clients = Number(arg('--clients', '64'));
 const dbUrl = arg('--db-url', '');
 const amqpUrl = arg('--amqp-url', '');
+const metricsArg = arg('--metrics', 'both');
+const rounds = Number(arg('--rounds', '1'));
+const logLevel = arg('--log-level', 'info');
+if (!['both', 'on', 'off'].includes(metricsArg)) throw new Error('--metrics must be both, on or off');
+let tags: Record<string, unknown> = {};
 
 function p99(xs: number[]): number {
   if (xs.length === 0) return 0;
@@ -64,6 +73,7 @@ async function phase(
       p50_ms: Math.round(([...lat].sort((a, b) => a - b)[Math.floor(lat.length / 2)] ?? 0) * 10) / 10,
       p99_ms: p99(lat),
       db: opts.url && (dbUrl ? dbUrl.split(':')[0] : 'sqlite'),
+      ...tags,
     }),
   );
 }
@@ -76,30 +86,62 @@ if (!process.argv.includes('--no-build')) {
 const { mkdtempSync, rmSync } = await import('node:fs');
 const { join } = await import('node:path');
 const { tmpdir } = await import('node:os');
-const dir = mkdtempSync(join(tmpdir(), 'stacknet-bench-'));
-const server = await startServer(dbUrl || `sqlite:${join(dir, 'bench.db')}`, {
-  STACKNET_SQLITE_SYNC: 'NORMAL',
-  ...(amqpUrl ? { STACKNET_AMQP_URL: amqpUrl, STACKNET_AMQP_EXCHANGE: 'stacknet-bench' } : {}),
-});
-const opts: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
-try {
-  await phase(
-    'listAccounts',
-    opts,
-    async () => (await callApi(opts, 'listAccounts', { listall: 'true' })).status === 200,
-  );
-  const run = `${process.pid}`;
-  await phase('createDomain+deleteDomain (async, to job done)', opts, async (c, i) => {
-    const d = await callApi(opts, 'createDomain', { name: `b${run}-${c}-${i}` });
-    if (d.status !== 200) return false;
-    const id = (d.body as { domain: { id: string } }).domain.id;
-    const q = await callApi(opts, 'deleteDomain', { id });
-    if (q.status !== 200) return false;
-    const job = await waitForJob(opts, (q.body as { jobid: string }).jobid, { intervalMs: 50 });
-    return job.jobstatus === 1;
+
+async function run(metrics: 'on' | 'off', round: number): Promise<void> {
+  tags = { metrics, round, log_level: logLevel, bus: amqpUrl ? 'on' : 'off' };
+  const dir = mkdtempSync(join(tmpdir(), 'stacknet-bench-'));
+  const server = await startServer(dbUrl || `sqlite:${join(dir, 'bench.db')}`, {
+    STACKNET_SQLITE_SYNC: 'NORMAL',
+    STACKNET_METRICS: metrics,
+    STACKNET_LOG_LEVEL: logLevel,
+    ...(amqpUrl ? { STACKNET_AMQP_URL: amqpUrl, STACKNET_AMQP_EXCHANGE: 'stacknet-bench' } : {}),
   });
-  await benchAssociate(opts, { clients, durationMs: duration, db: dbUrl ? dbUrl.split(':')[0]! : 'sqlite' });
-} finally {
-  await server.stop();
-  rmSync(dir, { recursive: true, force: true });
+  const opts: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
+  // A scraper, as Prometheus would be (every second: 15–30 s is usual, so this is the dear end).
+  let scrapes = 0;
+  const scraper =
+    metrics === 'on'
+      ? setInterval(() => {
+          void fetch(server.url.replace('/client/api', '/metrics'))
+            .then((r) => r.text())
+            .then(
+              () => scrapes++,
+              () => undefined,
+            );
+        }, 1000)
+      : undefined;
+  try {
+    await phase(
+      'listAccounts',
+      opts,
+      async () => (await callApi(opts, 'listAccounts', { listall: 'true' })).status === 200,
+    );
+    const runId = `${process.pid}-${metrics}-${round}`;
+    await phase('createDomain+deleteDomain (async, to job done)', opts, async (c, i) => {
+      const d = await callApi(opts, 'createDomain', { name: `b${runId}-${c}-${i}` });
+      if (d.status !== 200) return false;
+      const id = (d.body as { domain: { id: string } }).domain.id;
+      const q = await callApi(opts, 'deleteDomain', { id });
+      if (q.status !== 200) return false;
+      const job = await waitForJob(opts, (q.body as { jobid: string }).jobid, { intervalMs: 50 });
+      return job.jobstatus === 1;
+    });
+    await benchAssociate(opts, {
+      clients,
+      durationMs: duration,
+      db: dbUrl ? dbUrl.split(':')[0]! : 'sqlite',
+      tags,
+      suffix: `-${metrics}-${round}`,
+    });
+  } finally {
+    if (scraper) clearInterval(scraper);
+    if (metrics === 'on') console.log(JSON.stringify({ bench: 'api', scrapes, ...tags }));
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
+
+const order: ('on' | 'off')[] = metricsArg === 'both' ? ['off', 'on'] : [metricsArg as 'on' | 'off'];
+for (let round = 1; round <= rounds; round++)
+  // Alternate which goes first, so that a machine getting busier or quieter does not favour one.
+  for (const m of round % 2 === 1 ? order : [...order].reverse()) await run(m, round);

@@ -65,6 +65,7 @@ import {
   sqliteTakenWindow,
 } from './sqlite-fast-path.js';
 import type { Database as SqliteConnection } from 'better-sqlite3';
+import { notifyAddress, notifyAddressFailure } from './observers.js';
 import { pgInsertAllocation, pgInsertFirstFree, pgTakenWindow } from './postgres-fast-path.js';
 import { mariadbInsertAllocation, mariadbInsertFirstFree, mariadbTakenWindow } from './mariadb-fast-path.js';
 import { canTransition, predecessorsOf } from './states.js';
@@ -438,7 +439,19 @@ async function allocateWith(port: Port, req: AllocateRequest): Promise<Allocatio
  * (533/4320); a bad or taken requested address is InvalidParameterValue (431/4350) naming the parameter.
  */
 export async function allocateAddressTx(ex: Executor, req: AllocateRequest): Promise<Allocation> {
-  return allocateWith(kyselyPort(ex), req);
+  return observed(req, allocateWith(kyselyPort(ex), req));
+}
+
+/** Tells the observers (metrics) how an allocation ended; a counter increment, nothing on the database. */
+async function observed(req: AllocateRequest, p: Promise<Allocation>): Promise<Allocation> {
+  try {
+    const a = await p;
+    notifyAddress('allocated', req.scope, req.zoneId);
+    return a;
+  } catch (e) {
+    notifyAddressFailure(req.scope, req.zoneId, isCloudStackError(e) ? e.kind : 'InternalError');
+    throw e;
+  }
 }
 
 /**
@@ -446,10 +459,14 @@ export async function allocateAddressTx(ex: Executor, req: AllocateRequest): Pro
  * callback on the same store: on SQLite that transaction holds the one connection this waits for; use
  * `allocateAddressTx(tx, ...)` there.
  */
-export async function allocateAddress(store: Store, req: AllocateRequest): Promise<Allocation> {
+export function allocateAddress(store: Store, req: AllocateRequest): Promise<Allocation> {
+  return observed(req, allocateOwn(store, req));
+}
+
+async function allocateOwn(store: Store, req: AllocateRequest): Promise<Allocation> {
   const conn = store.sqlite;
   if (store.kind === 'sqlite' && conn) return sqliteAllocate(store, conn, req);
-  if (store.kind === 'sqlite') return transaction(store, (tx) => allocateAddressTx(tx, req));
+  if (store.kind === 'sqlite') return transaction(store, (tx) => allocateWith(kyselyPort(tx), req));
   const pg = store.pg;
   const mariadb = store.mysql;
   // The statements of the search on the driver's own pool, prepared once per connection (postgres-fast-path.ts,
@@ -471,7 +488,7 @@ export async function allocateAddress(store: Store, req: AllocateRequest): Promi
     const port: Port = { ...kyselyPort(store.db), ...fast };
     return withRetries('allocating an address', () => allocateWith(port, req));
   }
-  return withRetries('allocating an address', () => allocateAddressTx(store.db, req));
+  return withRetries('allocating an address', () => allocateWith(kyselyPort(store.db), req));
 }
 
 // SQLite. A lone allocation (nobody else of this process waiting) runs its statements autocommitted, straight on
@@ -697,7 +714,10 @@ export async function releaseAddress(
   l: AddressLookup,
   from?: readonly AllocationState[],
 ): Promise<boolean> {
-  return deleteAllocationRow(ex, toRef(l), from);
+  const freed = await deleteAllocationRow(ex, toRef(l), from);
+  // The zone is not known here without a read; the scope kind is.
+  if (freed) notifyAddress('released', 'scope' in l ? l.scope : 'unknown', undefined);
+  return freed;
 }
 
 export interface Capacity {

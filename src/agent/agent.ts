@@ -43,6 +43,18 @@ export interface AgentOptions {
   /** The services, in apply order; default `createAppliers` (every router service). */
   appliers?: (ctx: ApplierContext) => Applier[];
   log?: (message: string) => void;
+  /** Told of every apply that changed something (metrics and the structured log of the router-agent command). */
+  onApply?: (a: ApplyReport) => void;
+}
+
+/** One apply: each applier that ran (check + apply time) and whether it failed; `reason` when one did. */
+export interface ApplyReport {
+  generation: number;
+  force: boolean;
+  ok: boolean;
+  reason?: string;
+  seconds: number;
+  appliers: { name: string; ok: boolean; seconds: number }[];
 }
 
 export { leaseDirFor };
@@ -457,19 +469,51 @@ export class RouterAgent {
     this.counters.applies++;
     const step = (a: Applied | null, i: number): Step<unknown> | null =>
       a && { state: a.state, out: a.outs[i] };
-    for (const [i, applier] of this.appliers.entries())
-      await applier.check(step(next, i)!, step(prev, i), force);
-    const inForceAfter = this.appliers.findLastIndex((a) => a.servesGuests);
-    for (const [i, applier] of this.appliers.entries()) {
-      await applier.apply(step(next, i)!, step(prev, i), force);
-      if (i === inForceAfter) {
+    const started = performance.now();
+    const spent = this.appliers.map(() => -1);
+    let at = -1;
+    let reason: string | undefined;
+    const timed = async (i: number, fn: () => Promise<void>) => {
+      at = i;
+      const t = performance.now();
+      try {
+        await fn();
+      } finally {
+        spent[i] = Math.max(spent[i] ?? 0, 0) + (performance.now() - t);
+      }
+    };
+    try {
+      for (const [i, applier] of this.appliers.entries())
+        await timed(i, () => applier.check(step(next, i)!, step(prev, i), force));
+      const inForceAfter = this.appliers.findLastIndex((a) => a.servesGuests);
+      for (const [i, applier] of this.appliers.entries()) {
+        await timed(i, () => applier.apply(step(next, i)!, step(prev, i), force));
+        if (i === inForceAfter) {
+          this.applied = next;
+          this.persist();
+        }
+      }
+      if (inForceAfter < 0) {
         this.applied = next;
         this.persist();
       }
-    }
-    if (inForceAfter < 0) {
-      this.applied = next;
-      this.persist();
+      at = -1;
+    } catch (e) {
+      reason = e instanceof ApplyFailure ? e.reason : 'ApplyFailed';
+      throw e;
+    } finally {
+      this.options.onApply?.({
+        generation: state.generation,
+        force,
+        ok: reason === undefined,
+        reason,
+        seconds: (performance.now() - started) / 1000,
+        appliers: this.appliers.flatMap((a, i) =>
+          (spent[i] ?? -1) < 0
+            ? []
+            : [{ name: a.renderer.name, ok: i !== at, seconds: (spent[i] ?? 0) / 1000 }],
+        ),
+      });
     }
   }
 

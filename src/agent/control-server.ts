@@ -1,6 +1,7 @@
 /**
  * The control API on the router's control address (see src/agent/README.md for the contract). Every request but
- * /healthz needs `Authorization: Bearer <router secret>`.
+ * /healthz needs `Authorization: Bearer <router secret>` (GET /metrics included: the control network is shared by
+ * the routers of a host, and one router must not read another's figures).
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -42,9 +43,21 @@ export function authorized(header: string | undefined, secret: string): boolean 
   return timingSafeEqual(digest(header.slice(7)), digest(secret));
 }
 
-export function createControlServer(agent: RouterAgent, secret: string): Server {
+export interface ControlServerOptions {
+  /**
+   * GET /metrics: the agent's Prometheus text (src/metrics/agent-metrics.ts, wired by the router-agent command).
+   * Behind the router secret like every control request (Prometheus: `authorization: {credentials_file: ...}`).
+   */
+  metrics?: { contentType: string; scrape(): Promise<string> };
+}
+
+export function createControlServer(
+  agent: RouterAgent,
+  secret: string,
+  options: ControlServerOptions = {},
+): Server {
   return createServer((req, res) => {
-    handle(agent, secret, req, res).catch((e: Error) => {
+    handle(agent, secret, req, res, options).catch((e: Error) => {
       if (!res.headersSent) send(res, 500, { error: 'InternalError', message: e.message });
     });
   });
@@ -55,6 +68,7 @@ async function handle(
   secret: string,
   req: IncomingMessage,
   res: ServerResponse,
+  options: ControlServerOptions,
 ): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://agent');
   if (url.pathname === '/healthz') return send(res, 200, { ok: true });
@@ -64,6 +78,14 @@ async function handle(
       error: 'Unauthorized',
       message: 'missing or wrong router secret (Authorization: Bearer)',
     });
+  }
+  if (url.pathname === '/metrics' && req.method === 'GET' && options.metrics) {
+    const text = await options.metrics.scrape();
+    res.writeHead(200, {
+      'content-type': options.metrics.contentType,
+      'content-length': Buffer.byteLength(text),
+    });
+    return void res.end(text);
   }
   const wait = url.searchParams.get('wait') !== '0' && url.searchParams.get('wait') !== 'false';
   if (url.pathname === '/v1/status' && req.method === 'GET') {

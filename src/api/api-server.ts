@@ -55,6 +55,31 @@ export interface ApiServerDeps {
   trustedCaller?: () => Promise<Caller>;
   /** Set when `api.throttling.enabled` was true at start. */
   throttle?: ApiThrottle;
+  /** Called once per request after it is answered (metrics and the request log: src/server wires them). */
+  observe?: (o: RequestObservation) => void;
+}
+
+/** What one answered request was: for metrics and the structured request log. */
+export interface RequestObservation {
+  /** The command's registered name; `unknown` when none was sent or it is not served (bounded label values). */
+  command: string;
+  /** 0 for a success, else the CloudStack errorcode (the HTTP status). */
+  errorcode: number;
+  /** The error's text when it failed. */
+  errortext?: string;
+  seconds: number;
+  /** Who called, once authenticated. */
+  caller?: Caller;
+  /** The job an async command queued. */
+  jobId?: string;
+  remoteAddress?: string;
+}
+
+/** Filled in by the pipeline as it learns who calls and which job it queued. */
+interface Seen {
+  caller?: Caller;
+  jobId?: string;
+  errortext?: string;
 }
 
 export interface ApiRequest {
@@ -390,14 +415,30 @@ function commandContext(deps: ApiServerDeps, caller: Caller): CommandContext {
 }
 
 export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Promise<ApiResponse> {
+  const observe = deps.observe;
+  if (!observe) return runRequest(deps, req, {});
+  const started = performance.now();
+  const seen: Seen = {};
+  const r = await runRequest(deps, req, seen);
+  const sent = req.params.get('command');
+  observe({
+    command: (sent !== undefined && deps.registry.get(sent)?.name) || 'unknown',
+    errorcode: r.status === 200 ? 0 : r.status,
+    errortext: seen.errortext,
+    seconds: (performance.now() - started) / 1000,
+    caller: seen.caller,
+    jobId: seen.jobId,
+    remoteAddress: req.remoteAddress,
+  });
+  return r;
+}
+
+async function runRequest(deps: ApiServerDeps, req: ApiRequest, seen: Seen): Promise<ApiResponse> {
   const format = responseFormat(req.params.get('response'));
   const command = req.params.get('command');
   if (!command) {
-    return errorReply(
-      new CloudStackError('UnsupportedAction', 'Invalid request, no command sent'),
-      'errorresponse',
-      format,
-    );
+    seen.errortext = 'Invalid request, no command sent';
+    return errorReply(new CloudStackError('UnsupportedAction', seen.errortext), 'errorresponse', format);
   }
   const known = deps.registry.get(command);
   const name = known ? (known.def.responseName ?? responseName(command)) : 'errorresponse';
@@ -417,6 +458,7 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
     } catch (e) {
       throw toCloudStackError(e, 'authenticating the request');
     }
+    seen.caller = caller;
     if (deps.throttle && caller.role !== 'Admin' && !deps.throttle.allow(caller.accountId, nowMs())) {
       throw new CloudStackError(
         'ApiLimitExceeded',
@@ -426,14 +468,8 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
     const cmd = deps.registry.forRole(command, caller.role);
     if (!cmd) {
       // Unknown and not-allowed look the same, as in CloudStack: the caller learns nothing about other roles.
-      return errorReply(
-        new CloudStackError(
-          'UnsupportedAction',
-          `The given command ${command} does not exist or it is not available for the user`,
-        ),
-        'errorresponse',
-        format,
-      );
+      seen.errortext = `The given command ${command} does not exist or it is not available for the user`;
+      return errorReply(new CloudStackError('UnsupportedAction', seen.errortext), 'errorresponse', format);
     }
     if (projectScope(cmd.name, cmd.params, req.params) === 'none') return reply(200, name, {}, format);
     // Internal ids become UUIDs here, once, so the handler and a queued job both see the UUIDs.
@@ -458,6 +494,7 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
           instanceId: instance?.id !== undefined && instance.id.length <= 64 ? instance.id : undefined,
         }),
       );
+      seen.jobId = jobid;
       deps.onJobQueued?.();
       return reply(200, name, prepared ? { id: prepared.id, jobid } : { jobid }, format);
     }
@@ -465,6 +502,7 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
     return reply(200, name, resultBody(result), format);
   } catch (e) {
     const err = toCloudStackError(e, `running ${command}`);
+    seen.errortext = err.message;
     if (err.kind === 'InternalError')
       deps.log?.(`${command}: ${err.message}${e instanceof Error && e.stack ? `\n${e.stack}` : ''}`);
     return errorReply(err, name, format);

@@ -34,7 +34,15 @@ function addParams(into: Map<string, string>, encoded: string): void {
   for (const [k, v] of new URLSearchParams(encoded)) if (!into.has(k)) into.set(k, v);
 }
 
-export function buildHttpApp(deps: ApiServerDeps): FastifyInstance {
+export interface HttpOptions {
+  /**
+   * GET /metrics: the Prometheus exposition text (src/metrics). Unauthenticated, as Prometheus scrapes; the
+   * server leaves it out when STACKNET_METRICS=off.
+   */
+  metrics?: { contentType: string; scrape(): Promise<string> };
+}
+
+export function buildHttpApp(deps: ApiServerDeps, options: HttpOptions = {}): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
@@ -95,6 +103,18 @@ export function buildHttpApp(deps: ApiServerDeps): FastifyInstance {
   });
   app.route({ method: ['GET', 'POST'], url: '/client/api', handler });
   app.route({ method: ['GET', 'POST'], url: '/client/api/', handler });
+
+  const metrics = options.metrics;
+  if (metrics) {
+    app.get('/metrics', async (_req, res) => {
+      try {
+        return res.type(metrics.contentType).send(await metrics.scrape());
+      } catch (e) {
+        deps.log?.(`metrics: ${e instanceof Error ? e.message : String(e)}`);
+        return res.code(503).type('text/plain').send('metrics unavailable: the database did not answer\n');
+      }
+    });
+  }
 
   app.get('/healthz', async (_req, res) => {
     try {

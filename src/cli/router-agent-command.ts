@@ -5,15 +5,21 @@ import { RouterAgent } from '../agent/agent.js';
 import { createControlServer } from '../agent/control-server.js';
 import { recordAgentLog } from '../agent/diagnostics.js';
 import { createMetadataServer, createPasswordServer } from '../agent/guest-services.js';
+import { AgentMetrics } from '../metrics/agent-metrics.js';
+import { createLogger, logHook, parseLogFormat, parseLogLevel } from '../logging/logger.js';
 import type { CliCommand } from './main.js';
 
 const usage = `usage: stacknet router-agent --control-address <ip:port> --data-dir <dir> (--secret <s> | --secret-file <f>)
        [--guest-interface eth0] [--dnsmasq-binary dnsmasq] [--keepalived-binary keepalived]
        [--metadata-port 80] [--password-port 8080] [--no-firewall]
+       [--log-level info] [--log-format json|text] [--no-metrics]
 
 Runs one virtual router's agent (run it inside the router's network namespace: ip netns exec <ns> stacknet ...).
 SIGTERM/SIGINT stop keepalived and dnsmasq too; SIGKILL leaves them serving and a new agent adopts them.
-Control API: see src/agent/README.md.`;
+Control API: see src/agent/README.md. GET /metrics on the control address: Prometheus text, with the same
+Authorization: Bearer <router secret> as every control request (--no-metrics: none).
+Logs: JSON lines on stdout (--log-level / STACKNET_LOG_LEVEL, default info; --log-format text /
+STACKNET_LOG_FORMAT for people).`;
 
 function parse(args: string[]): Map<string, string | true> {
   const out = new Map<string, string | true>();
@@ -76,8 +82,21 @@ export const routerAgentCommand: CliCommand = {
     const controlPort = Number(control.slice(idx + 1));
     if (idx <= 0 || !Number.isInteger(controlPort) || controlPort <= 0 || controlPort > 65535)
       throw new Error(`--control-address must be <ip>:<port>, got '${control}'`);
+    const logger = createLogger({
+      level: parseLogLevel(str(m, 'log-level') ?? process.env.STACKNET_LOG_LEVEL),
+      format: parseLogFormat(str(m, 'log-format') ?? process.env.STACKNET_LOG_FORMAT),
+      // Each line also goes to the recent-log ring that getDiagnosticsData archives.
+      destination: {
+        write: (line: string) => {
+          recordAgentLog(line.replace(/\n$/, ''));
+          return process.stdout.write(line);
+        },
+      },
+      base: { service: 'stacknet-router-agent', control: control },
+    });
     const metadataPort = port(m, 'metadata-port', 80);
     const passwordPort = port(m, 'password-port', 8080);
+    const metrics = m.has('no-metrics') ? undefined : new AgentMetrics(() => agent.status(false));
     const agent = new RouterAgent({
       dataDir: resolve(dataDir),
       guestInterface: str(m, 'guest-interface') ?? 'eth0',
@@ -88,10 +107,19 @@ export const routerAgentCommand: CliCommand = {
       dnsmasqBinary: str(m, 'dnsmasq-binary') ?? 'dnsmasq',
       keepalivedBinary: str(m, 'keepalived-binary') ?? 'keepalived',
       firewall: !m.has('no-firewall'),
-      log: (msg) => {
-        const line = `${new Date().toISOString()} ${msg}`;
-        recordAgentLog(line);
-        console.log(line);
+      log: logHook(logger),
+      onApply: (a) => {
+        metrics?.applied(a);
+        const fields = {
+          generation: a.generation,
+          result: a.ok ? 'ok' : 'failed',
+          reason: a.reason,
+          forced: a.force || undefined,
+          durationMs: Math.round(a.seconds * 1e6) / 1e3,
+          appliers: Object.fromEntries(a.appliers.map((x) => [x.name, Math.round(x.seconds * 1e6) / 1e3])),
+        };
+        if (a.ok) logger.info(fields, 'applied');
+        else logger.warn(fields, 'apply failed');
       },
     });
     const servers: Server[] = [];
@@ -108,13 +136,15 @@ export const routerAgentCommand: CliCommand = {
       servers.push(s);
     }
     await agent.start();
-    const ctl = createControlServer(agent, secret);
+    const ctl = createControlServer(agent, secret, {
+      metrics: metrics && { contentType: metrics.registry.contentType, scrape: () => metrics.scrape() },
+    });
     await listen(ctl, controlPort, controlHost, 'the control API');
     servers.push(ctl);
-    console.log(`router agent listening on ${controlHost}:${controlPort}, data in ${resolve(dataDir)}`);
+    logger.info({ dataDir: resolve(dataDir) }, `router agent listening on ${controlHost}:${controlPort}`);
     await new Promise<void>((done) => {
       const stop = (sig: string) => {
-        console.log(`${sig}: stopping keepalived and dnsmasq`);
+        logger.info(`${sig}: stopping keepalived and dnsmasq`);
         for (const s of servers) s.close();
         agent.stop().then(done, done);
       };

@@ -4,7 +4,7 @@ import { dataDir as defaultDataDir } from '../config/settings.js';
 import type { CliCommand } from './main.js';
 
 const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [--db-url URL] [--driver simulator|netns] [--demo]
-                      [--server-key-file PATH] [--ui-dir DIR]
+                      [--server-key-file PATH] [--ui-dir DIR] [--log-level LEVEL] [--log-format json|text]
 
   --port      STACKNET_PORT       HTTP port (default 8080)
   --host      STACKNET_HOST       listen address (default 0.0.0.0)
@@ -14,6 +14,10 @@ const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [
   --server-key-file  STACKNET_SERVER_KEY_FILE  the key that seals secrets in the database (default
                   <data dir>/server.key, created 0600 on first start; the same file on every server)
   --ui-dir    STACKNET_UI_DIR     serve a built CloudStack UI (its dist/ folder) at /client/, beside the API
+  --log-level  STACKNET_LOG_LEVEL   fatal|error|warn|info (default)|debug|trace|silent
+  --log-format STACKNET_LOG_FORMAT  json (default: one JSON object per line on stderr) | text (for people)
+               STACKNET_METRICS     on (default): Prometheus metrics at GET /metrics on the API port, without
+                  authentication (as Prometheus scrapes); off: no /metrics
   --demo                          build a sample zone, public range and isolated network if there is none yet
 First start: STACKNET_ADMIN_PASSWORD sets the admin password (else one is generated and printed once);
 STACKNET_ADMIN_API_KEY + STACKNET_ADMIN_SECRET_KEY give the admin user those API keys.`;
@@ -60,6 +64,23 @@ export const serverCommand: CliCommand = {
       );
       return 2;
     }
+    const { createLogger, parseLogFormat, parseLogLevel } = await import('../logging/logger.js');
+    let logger;
+    try {
+      logger = createLogger({
+        level: parseLogLevel(flag(args, '--log-level') ?? env.STACKNET_LOG_LEVEL),
+        format: parseLogFormat(flag(args, '--log-format') ?? env.STACKNET_LOG_FORMAT),
+        base: { service: 'stacknet-server' },
+      });
+    } catch (e) {
+      console.error(`stacknet server: ${(e as Error).message}`);
+      return 2;
+    }
+    const metricsSetting = (env.STACKNET_METRICS ?? 'on').toLowerCase();
+    if (metricsSetting !== 'on' && metricsSetting !== 'off') {
+      console.error(`stacknet server: STACKNET_METRICS must be on or off, got '${env.STACKNET_METRICS}'`);
+      return 2;
+    }
     const { buildServer } = await import('../server/build-server.js');
     const server = await buildServer({
       port,
@@ -72,7 +93,8 @@ export const serverCommand: CliCommand = {
       adminPassword: env.STACKNET_ADMIN_PASSWORD || undefined,
       adminApiKey: env.STACKNET_ADMIN_API_KEY || undefined,
       adminSecretKey: env.STACKNET_ADMIN_SECRET_KEY || undefined,
-      log: (m) => console.error(`[stacknet] ${m}`),
+      logger,
+      metrics: metricsSetting === 'on',
     });
     if (server.bootstrap.generatedPassword) {
       console.log(

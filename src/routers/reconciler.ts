@@ -74,6 +74,8 @@ export class RouterReconciler {
   private scanning: Promise<void> | null = null;
   private closed = false;
   readonly counters = { reconciles: 0, fullPushes: 0, deltaPushes: 0, failures: 0, driftHealed: 0 };
+  /** Told of every pass and how long it took (the server's metrics set it after the subsystem starts). */
+  onPass: ((outcome: ReconcileOutcome, seconds: number) => void) | undefined;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.serverId = o.serverId ?? `ms-${randomUUID()}`;
@@ -151,10 +153,12 @@ export class RouterReconciler {
       let outcome: ReconcileOutcome;
       do {
         p.dirty = false;
+        const started = performance.now();
         outcome = await this.once(routerId, p).catch((e: Error) => {
           this.o.log?.(`router ${routerId}: ${e.message}`);
           return 'failed' as const;
         });
+        this.onPass?.(outcome, (performance.now() - started) / 1000);
         if (outcome === 'failed') {
           p.failures++;
           this.counters.failures++;

@@ -23,6 +23,10 @@ import { AlertWorker } from '../alerts/worker.js';
 import { serveDiagnosticsArchives } from '../diagnostics/archives.js';
 import { startEventBus } from '../events/bus.js';
 import type { EventBus } from '../events/bus.js';
+import { ServerMetrics } from '../metrics/server-metrics.js';
+import { logHook } from '../logging/logger.js';
+import type { Logger } from '../logging/logger.js';
+import { observeRequests, observeJobs } from './observe.js';
 
 export type DriverName = 'simulator' | 'netns';
 
@@ -46,7 +50,12 @@ export interface ServerConfig {
   /** Events on a message bus (src/events/README.md): default STACKNET_AMQP_URL / STACKNET_AMQP_EXCHANGE. */
   amqpUrl?: string;
   amqpExchange?: string;
+  /** The modules' free-text log; default: `info` lines of `logger`. */
   log?: (msg: string) => void;
+  /** Structured logs (src/logging): one line per API request and per finished job, and the `log` lines. */
+  logger?: Logger;
+  /** GET /metrics on the API port (default true; STACKNET_METRICS=off in the CLI). */
+  metrics?: boolean;
 }
 
 export interface BuiltServer {
@@ -55,6 +64,8 @@ export interface BuiltServer {
   registry: CommandRegistry;
   app: FastifyInstance;
   runner: JobRunner;
+  /** Absent when metrics are off. */
+  metrics?: ServerMetrics;
   bootstrap: BootstrapResult;
   /**
    * The unauthenticated integration API (`integration.api.port` > 0, read at start as in CloudStack): listen on
@@ -67,7 +78,11 @@ export interface BuiltServer {
   close(): Promise<void>;
 }
 
-export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
+export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
+  const config: ServerConfig = {
+    ...given,
+    log: given.log ?? (given.logger ? logHook(given.logger) : undefined),
+  };
   const store = await openMigratedStore(config.dbUrl, { poolSize: config.poolSize ?? 20 });
   let jobStore: Store | undefined;
   try {
@@ -82,7 +97,15 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
     // Jobs get their own small pool on PostgreSQL/MariaDB, so a flood of API reads (clients polling
     // queryAsyncJobResult) cannot starve the jobs they are waiting for. SQLite has one connection either way.
     jobStore = store.kind === 'sqlite' ? store : await openStore(config.dbUrl, { poolSize: 8 });
-    const runner = new JobRunner({ store: jobStore, registry, pollMs: config.jobPollMs, log: config.log });
+    const metrics = config.metrics === false ? undefined : new ServerMetrics(store);
+    const runner = new JobRunner({
+      store: jobStore,
+      registry,
+      pollMs: config.jobPollMs,
+      log: config.log,
+      onFinished: observeJobs(metrics, config.logger),
+    });
+    const observe = observeRequests(metrics, config.logger);
     // Routers, VMs, their reconciler and GC (STACKNET_NETNS_PREFIX / STACKNET_CONTROL_CIDR: see src/vms/README.md).
     const vms = await startVmSubsystem(store, {
       driver: config.driver,
@@ -91,6 +114,8 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
       controlCidr: process.env.STACKNET_CONTROL_CIDR,
       log: config.log,
     });
+    if (metrics)
+      vms.reconciler.onPass = (outcome, seconds) => metrics.reconcilePasses.observe({ outcome }, seconds);
     const throttle = (await getSetting(store.db, 'api.throttling.enabled'))
       ? new ApiThrottle({
           intervalSeconds: await getSetting(store.db, 'api.throttling.interval'),
@@ -98,13 +123,17 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
           cacheSize: await getSetting(store.db, 'api.throttling.cachesize'),
         })
       : undefined;
-    const app = buildHttpApp({
-      store,
-      registry,
-      onJobQueued: () => runner.wake(),
-      log: config.log,
-      throttle,
-    });
+    const app = buildHttpApp(
+      {
+        store,
+        registry,
+        onJobQueued: () => runner.wake(),
+        log: config.log,
+        throttle,
+        observe,
+      },
+      { metrics: metrics && { contentType: metrics.registry.contentType, scrape: () => metrics.scrape() } },
+    );
     if (config.uiDir) serveUi(app, config.uiDir);
     serveDiagnosticsArchives(app, store, config.dataDir);
     const integrationPort = await getSetting(store.db, 'integration.api.port');
@@ -117,6 +146,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
               registry,
               onJobQueued: () => runner.wake(),
               log: config.log,
+              observe,
               trustedCaller: async () => {
                 const admin = await defaultRootAdmin(store.db);
                 if (!admin) throw internalError('finding the default root admin for the integration port');
@@ -142,6 +172,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
       registry,
       app,
       runner,
+      metrics,
       bootstrap,
       integration,
       eventBus: bus,
@@ -154,6 +185,7 @@ export async function buildServer(config: ServerConfig): Promise<BuiltServer> {
         await alerts.stop();
         await bus?.stop();
         await vms.close();
+        metrics?.close();
         if (jobStore && jobStore !== store) await jobStore.close();
         await store.close();
       },

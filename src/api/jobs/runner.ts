@@ -35,6 +35,20 @@ export interface JobRunnerOptions {
   concurrency?: number;
   maxAttempts?: number;
   log?: (msg: string) => void;
+  /** Called when a job's result is stored (metrics and the job log: src/server wires them). */
+  onFinished?: (j: FinishedJob) => void;
+}
+
+export interface FinishedJob {
+  uuid: string;
+  command: string;
+  ok: boolean;
+  /** 0, or the CloudStack errorcode it failed with. */
+  resultCode: number;
+  errortext?: string;
+  seconds: number;
+  /** 1 on the first run; more when a server died holding it. */
+  attempt: number;
 }
 
 /** Parameter key under which a BaseAsyncCreateCmd's prepared object travels with the job. */
@@ -120,6 +134,7 @@ export class JobRunner {
 
   private async run(job: ClaimedJob): Promise<void> {
     const { store, registry } = this.opts;
+    const started = performance.now();
     const renew = setInterval(() => {
       void renewLease(store, job.id, this.owner, this.leaseMs).catch(() => undefined);
     }, this.leaseMs / 3);
@@ -163,6 +178,15 @@ export class JobRunner {
       }
       await transaction(store, (tx) => finishJob(tx, job.id, this.owner, outcome), {
         doing: 'storing a job result',
+      });
+      this.opts.onFinished?.({
+        uuid: job.uuid,
+        command: job.command,
+        ok: outcome.status === JOB_SUCCEEDED,
+        resultCode: outcome.resultCode,
+        errortext: outcome.status === JOB_FAILED ? String(outcome.result.errortext ?? '') : undefined,
+        seconds: (performance.now() - started) / 1000,
+        attempt: job.attempts,
       });
     } catch (e) {
       // Lost the lease (another server took the job over) or the database is gone: the lease expiring hands
