@@ -5,6 +5,7 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import type { AgentStatus } from './agent.js';
 import type { DesiredState, DesiredStateDelta } from './desired-state.js';
+import type { InspectQuery, Inspection } from './inspect.js';
 
 export type { AgentStatus } from './agent.js';
 
@@ -169,4 +170,22 @@ export async function getAppliedState(
     throw new Error(`router agent at ${addr}: ${r.httpStatus} ${e.error}: ${e.message}`);
   }
   return r.json as DesiredState;
+}
+
+/** What the router really serves for a VM or the network (`GET /v1/inspect`, src/agent/inspect.ts). */
+export async function getInspection(
+  addr: string,
+  secret: string,
+  q: InspectQuery,
+  o: { timeoutMs?: number } = {},
+): Promise<Inspection> {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(q))
+    if (v !== undefined && v !== false) params.set(k, v === true ? '1' : v);
+  const r = await call(addr, secret, 'GET', `/v1/inspect?${params}`, undefined, o.timeoutMs ?? 10_000);
+  if (r.httpStatus !== 200) {
+    const e = r.json as ControlError;
+    throw new Error(`router agent at ${addr}: ${r.httpStatus} ${e.error}: ${e.message}`);
+  }
+  return r.json as Inspection;
 }

@@ -6,6 +6,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { RouterAgent, SubmitResult } from './agent.js';
+import { inspect, inspectQuery } from './inspect.js';
 
 const maxBody = 256 * 1024 * 1024;
 
@@ -69,6 +70,8 @@ async function handle(
     const leases = url.searchParams.get('leases') !== '0' && url.searchParams.get('leases') !== 'false';
     return send(res, 200, agent.status(leases));
   }
+  if (url.pathname === '/v1/inspect' && req.method === 'GET')
+    return send(res, 200, await inspect(agent, inspectQuery(url.searchParams)));
   if (url.pathname === '/v1/desired-state') {
     if (req.method === 'GET') {
       const applied = agent.appliedState;

@@ -31,6 +31,7 @@ import { providerCommands } from '../infrastructure/service-providers.js';
 import { commands as hostCommands } from '../hosts/commands.js';
 import { commands as alertCommands } from '../alerts/commands.js';
 import { commands as projectCommands } from '../projects/commands.js';
+import { commands as doctorCommands } from '../doctor/commands.js';
 
 export const commandModules: readonly (readonly AnyCommand[])[] = [
   sessionCommands,
@@ -57,6 +58,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   hostCommands,
   alertCommands,
   projectCommands,
+  doctorCommands,
 ];
 
 export interface ResolvedParam extends ParamSpec {
