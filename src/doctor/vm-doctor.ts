@@ -202,7 +202,7 @@ function filesStep(views: RouterView[], mac: string, ip: string, name: string): 
       const other = d.hostsLines.map((l) => `${l.file}: ${l.line}`).join('; ');
       return fail(
         'dhcp-files',
-        `${v.row.name}: no hosts line ${mac},${ip},${name} in dnsmasq's files (${d.hostsCount} lines)${other ? `; found ${other}` : ''}`,
+        `${v.row.name}: no hosts line ${mac},${ip},${name} in dnsmasq's files (${d.hostsCount} ${d.hostsCount === 1 ? 'line' : 'lines'})${other ? `; found ${other}` : ''}`,
         `rebootRouter id=${v.row.uuid}: the agent rewrites dnsmasq's files from the database`,
       );
     }
