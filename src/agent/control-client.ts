@@ -12,6 +12,7 @@ import type {
   DiagnosticsRunRequest,
   DiagnosticsRunResult,
 } from './diagnostics-argv.js';
+import type { InspectQuery, Inspection } from './inspect.js';
 
 export type { AgentStatus } from './agent.js';
 
@@ -205,4 +206,22 @@ export async function collectDiagnostics(
   const r = await call(addr, secret, 'POST', '/v1/diagnostics/data', req, timeoutMs);
   if (r.httpStatus === 200) return { ok: true, ...(r.json as DiagnosticsDataResult) };
   return { ok: false, httpStatus: r.httpStatus, ...(r.json as ControlError) };
+}
+
+/** What the router really serves for a VM or the network (`GET /v1/inspect`, src/agent/inspect.ts). */
+export async function getInspection(
+  addr: string,
+  secret: string,
+  q: InspectQuery,
+  o: { timeoutMs?: number } = {},
+): Promise<Inspection> {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(q))
+    if (v !== undefined && v !== false) params.set(k, v === true ? '1' : v);
+  const r = await call(addr, secret, 'GET', `/v1/inspect?${params}`, undefined, o.timeoutMs ?? 10_000);
+  if (r.httpStatus !== 200) {
+    const e = r.json as ControlError;
+    throw new Error(`router agent at ${addr}: ${r.httpStatus} ${e.error}: ${e.message}`);
+  }
+  return r.json as Inspection;
 }

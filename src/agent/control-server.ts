@@ -8,6 +8,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { RouterAgent, SubmitResult } from './agent.js';
 import { diagnosticsEndpoint } from './diagnostics.js';
+import { inspect, inspectQuery } from './inspect.js';
 
 const maxBody = 256 * 1024 * 1024;
 
@@ -106,6 +107,8 @@ async function handle(
     const r = await diagnosticsEndpoint(agent, req.method, url.pathname, body);
     return send(res, r.code, r.body);
   }
+  if (url.pathname === '/v1/inspect' && req.method === 'GET')
+    return send(res, 200, await inspect(agent, inspectQuery(url.searchParams)));
   if (url.pathname === '/v1/desired-state') {
     if (req.method === 'GET') {
       const applied = agent.appliedState;

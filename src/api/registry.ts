@@ -32,6 +32,7 @@ import { commands as hostCommands } from '../hosts/commands.js';
 import { commands as alertCommands } from '../alerts/commands.js';
 import { commands as projectCommands } from '../projects/commands.js';
 import { commands as diagnosticsCommands } from '../diagnostics/commands.js';
+import { commands as doctorCommands } from '../doctor/commands.js';
 
 export const commandModules: readonly (readonly AnyCommand[])[] = [
   sessionCommands,
@@ -59,6 +60,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   alertCommands,
   projectCommands,
   diagnosticsCommands,
+  doctorCommands,
 ];
 
 export interface ResolvedParam extends ParamSpec {

@@ -31,6 +31,18 @@ function readProfile(): Profile {
   }
 }
 
+/** URL and keys from `--url`/`--api-key`/`--secret-key`, the environment, then the profile file (see HELP). */
+export function apiOptions(flags: Map<string, string>): { url: string; apiKey: string; secretKey: string } {
+  const profile = readProfile();
+  const env = process.env;
+  // Empty values count as unset, so an exported-but-empty variable does not hide the profile file.
+  return {
+    url: flags.get('--url') || env.STACKNET_URL || profile.url || 'http://127.0.0.1:8080/client/api',
+    apiKey: flags.get('--api-key') || env.STACKNET_API_KEY || profile.apiKey || '',
+    secretKey: flags.get('--secret-key') || env.STACKNET_SECRET_KEY || profile.secretKey || '',
+  };
+}
+
 export const apiCommand: CliCommand = {
   summary: 'call the CloudStack API (signed), e.g. stacknet api listAccounts listall=true',
   async run(args) {
@@ -63,14 +75,7 @@ export const apiCommand: CliCommand = {
       }
       params[p.slice(0, i)] = p.slice(i + 1);
     }
-    const profile = readProfile();
-    const env = process.env;
-    // Empty values count as unset, so an exported-but-empty variable does not hide the profile file.
-    const opts = {
-      url: flags.get('--url') || env.STACKNET_URL || profile.url || 'http://127.0.0.1:8080/client/api',
-      apiKey: flags.get('--api-key') || env.STACKNET_API_KEY || profile.apiKey || '',
-      secretKey: flags.get('--secret-key') || env.STACKNET_SECRET_KEY || profile.secretKey || '',
-    };
+    const opts = apiOptions(flags);
     if (!opts.apiKey || !opts.secretKey) {
       console.error('stacknet api: no API key/secret key (see stacknet api --help)');
       return 2;

@@ -12,6 +12,7 @@ const commands: Record<string, () => Promise<CliCommand>> = {
   migrate: async () => (await import('./migrate-command.js')).migrateCommand,
   server: async () => (await import('./server-command.js')).serverCommand,
   api: async () => (await import('./api-command.js')).apiCommand,
+  doctor: async () => (await import('./doctor-command.js')).doctorCommand,
   'router-agent': async () => (await import('./router-agent-command.js')).routerAgentCommand,
   'rotate-server-key': async () => (await import('./rotate-server-key-command.js')).rotateServerKeyCommand,
   netns: async () => (await import('./netns-command.js')).netnsCommand,

@@ -18,7 +18,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getStatus, pushDelta, pushFull } from '../agent/control-client.js';
+import { getInspection, getStatus, pushDelta, pushFull } from '../agent/control-client.js';
+import type { InspectQuery, Inspection } from '../agent/inspect.js';
 import {
   addAddress,
   createBridge,
@@ -46,6 +47,7 @@ import { NetnsPublicSide } from './netns-public.js';
 import type {
   Driver,
   GuestNetworkRuntime,
+  PortInspection,
   RouterRuntime,
   RouterTransport,
   VmNicRuntime,
@@ -350,6 +352,10 @@ export class NetnsDriver implements Driver {
     return t;
   }
 
+  async inspectRouter(r: RouterRuntime, q: InspectQuery): Promise<Inspection> {
+    return getInspection(`${r.controlIp}:${r.controlPort}`, r.secret, q);
+  }
+
   async stopRouter(r: RouterRuntime): Promise<void> {
     const pid = await this.agentPid(r);
     // SIGTERM: the agent stops keepalived and dnsmasq before it exits.
@@ -429,6 +435,40 @@ export class NetnsDriver implements Driver {
     await this.nft(portRuleText(nic)).catch(async () => {
       // `add element` on an existing key fails: the chain was flushed and refilled above, the jump stands.
     });
+  }
+
+  /** The port's chain as the kernel has it, against what `portRuleText` puts there (the doctor's port step). */
+  async inspectPort(nic: VmNicRuntime): Promise<PortInspection> {
+    const port = `n${nic.id}`;
+    const nft = (what: string[]) =>
+      exec(['ip', 'netns', 'exec', this.switchNs, 'nft', 'list', ...what]).then((r) =>
+        r.code === 0 ? r.stdout : null,
+      );
+    const text = await nft(['chain', 'bridge', 'stacknet', `p_${port}`]);
+    const map = (await nft(['map', 'bridge', 'stacknet', 'ports'])) ?? '';
+    const hooked = text !== null && map.includes(`"${port}" : jump p_${port}`);
+    // The rules that make it anti-spoofing, found by their comment (portRuleText) and checked for the values.
+    const lines = (text ?? '').split('\n');
+    const rule = (comment: string, ...values: string[]) =>
+      lines.some(
+        (l) =>
+          l.includes(`comment "${comment}"`) &&
+          l.includes('drop') &&
+          values.every((v) => new RegExp(`(^|[\\s{,])${v.replace(/\./g, '\\.')}($|[\\s},])`).test(l)),
+      );
+    const want: [boolean, string][] = [
+      [rule('source mac', nic.mac), `ether saddr != ${nic.mac} drop (source mac)`],
+      [rule('dhcp server', 'dport'), 'udp dport { 68, 546 } drop (dhcp server)'],
+      ...nic.ipv4s.map((ip): [boolean, string] => [
+        rule('source ip', ip),
+        `ip saddr != { ${ip} } drop (source ip)`,
+      ]),
+    ];
+    return {
+      chain: `bridge stacknet p_${port}`,
+      hooked,
+      missing: want.filter(([ok]) => !ok).map(([, w]) => w),
+    };
   }
 
   private async unplugRules(nicId: number): Promise<void> {

@@ -8,6 +8,9 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentStatus, Condition } from '../agent/agent.js';
 import type { PushResult } from '../agent/control-client.js';
+import { dnsmasqPaths } from '../agent/appliers/dnsmasq/render.js';
+import type { InspectQuery, Inspection } from '../agent/inspect.js';
+import { inspectDnsmasqFiles } from '../agent/inspect.js';
 import type { DesiredState, DesiredStateDelta } from '../agent/desired-state.js';
 import { applyDelta } from '../agent/desired-state.js';
 import { render } from '../agent/render/render.js';
@@ -160,6 +163,18 @@ export class SimulatedRouter implements RouterTransport {
     if (!this.running) throw new Error(`router ${this.name} is not running`);
     return this.status();
   }
+
+  /** The files it rendered, read back as the agent's inspection reads dnsmasq's; no leases, DNS or NAT here. */
+  async inspect(q: InspectQuery): Promise<Inspection> {
+    if (!this.running) throw new Error(`router ${this.name} is not running`);
+    const paths = dnsmasqPaths({ dataDir: this.dir, leaseDir: this.dir });
+    return {
+      status: this.status(),
+      dnsmasq: inspectDnsmasqFiles(paths, q, { running: this.state !== null, pid: null }),
+      dns: null,
+      nat: null,
+    };
+  }
 }
 
 export class SimulatorDriver implements Driver {
@@ -185,6 +200,12 @@ export class SimulatorDriver implements Driver {
     sim.running = true;
     sim.publicNics = r.publicNics.map((n) => ({ ...n }));
     return sim;
+  }
+
+  async inspectRouter(r: RouterRuntime, q: InspectQuery): Promise<Inspection> {
+    const sim = this.routers.get(r.id);
+    if (!sim) throw new Error(`router ${r.name} has no instance`);
+    return sim.inspect(q);
   }
 
   async stopRouter(r: RouterRuntime): Promise<void> {

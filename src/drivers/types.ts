@@ -6,6 +6,7 @@
  */
 import type { AgentStatus, PushOptions, PushResult } from '../agent/control-client.js';
 import type { DesiredState, DesiredStateDelta } from '../agent/desired-state.js';
+import type { InspectQuery, Inspection } from '../agent/inspect.js';
 
 /** The control API of one router agent (HTTP in `netns`, a direct call in `simulator`). */
 export interface RouterTransport {
@@ -77,6 +78,16 @@ export interface VmRuntime {
   nics: VmNicRuntime[];
 }
 
+/** A VM port's anti-spoofing rules as the data plane has them (src/doctor's port step). */
+export interface PortInspection {
+  /** Where they are looked for (`bridge stacknet p_n<nic id>`). */
+  chain: string;
+  /** The chain exists and the port's `ports` map element jumps to it. */
+  hooked: boolean;
+  /** What should be there and is not (e.g. `ether saddr != <mac> drop`). */
+  missing: string[];
+}
+
 export interface Driver {
   readonly name: 'simulator' | 'netns';
   /** Control addresses come from here (the control network the server reaches routers on). */
@@ -94,6 +105,13 @@ export interface Driver {
   destroyVm(vm: VmRuntime): Promise<void>;
   /** Addresses or NICs changed on a VM: refresh its ports and anti-spoofing rules. */
   updateVm(vm: VmRuntime): Promise<void>;
+  /**
+   * What the router really serves (its agent's `GET /v1/inspect`, src/agent/inspect.ts). Read-only: never starts
+   * the router. Throws when the agent does not answer.
+   */
+  inspectRouter?(r: RouterRuntime, q: InspectQuery): Promise<Inspection>;
+  /** The anti-spoofing rules in force on a VM's port; absent on a driver that enforces none (simulator). */
+  inspectPort?(nic: VmNicRuntime): Promise<PortInspection>;
   /** Leaves routers and VMs as they are (stopping the server does not stop the data plane). */
   close(): Promise<void>;
 }
