@@ -8,10 +8,12 @@ import type { CliCommand } from './main.js';
 
 const usage = `usage: stacknet router-agent --control-address <ip:port> --data-dir <dir> (--secret <s> | --secret-file <f>)
        [--guest-interface eth0] [--dnsmasq-binary dnsmasq] [--keepalived-binary keepalived]
-       [--metadata-port 80] [--password-port 8080] [--no-firewall]
+       [--metadata-port 80] [--password-port 8080] [--no-firewall] [--appliance internal-lb]
 
 Runs one virtual router's agent (run it inside the router's network namespace: ip netns exec <ns> stacknet ...).
 SIGTERM/SIGINT stop keepalived and dnsmasq too; SIGKILL leaves them serving and a new agent adopts them.
+--appliance internal-lb: an internal LB appliance (CloudStack's internal LB VM): its address and haproxy only,
+no dnsmasq, metadata or password server, firewall or NAT.
 Control API: see src/agent/README.md.`;
 
 function parse(args: string[]): Map<string, string | true> {
@@ -75,8 +77,13 @@ export const routerAgentCommand: CliCommand = {
     const controlPort = Number(control.slice(idx + 1));
     if (idx <= 0 || !Number.isInteger(controlPort) || controlPort <= 0 || controlPort > 65535)
       throw new Error(`--control-address must be <ip>:<port>, got '${control}'`);
-    const metadataPort = port(m, 'metadata-port', 80);
-    const passwordPort = port(m, 'password-port', 8080);
+    const applianceArg = str(m, 'appliance');
+    if (applianceArg !== undefined && applianceArg !== 'internal-lb')
+      throw new Error(`--appliance must be internal-lb, got '${applianceArg}'`);
+    const appliance = applianceArg ? ('internalLb' as const) : undefined;
+    // An appliance serves no metadata or passwords: nothing listens on those ports.
+    const metadataPort = port(m, 'metadata-port', appliance ? 0 : 80);
+    const passwordPort = port(m, 'password-port', appliance ? 0 : 8080);
     const agent = new RouterAgent({
       dataDir: resolve(dataDir),
       guestInterface: str(m, 'guest-interface') ?? 'eth0',
@@ -87,6 +94,7 @@ export const routerAgentCommand: CliCommand = {
       dnsmasqBinary: str(m, 'dnsmasq-binary') ?? 'dnsmasq',
       keepalivedBinary: str(m, 'keepalived-binary') ?? 'keepalived',
       firewall: !m.has('no-firewall'),
+      ...(appliance ? { appliance } : {}),
       log: (msg) => console.log(`${new Date().toISOString()} ${msg}`),
     });
     const servers: Server[] = [];

@@ -215,8 +215,13 @@ export async function destroyRouterRow(ctx: NetCtx, router: RouterRow): Promise<
   }
 }
 
-export async function destroyRoutersOfNetwork(ctx: NetCtx, network: NetworkRow): Promise<void> {
-  for (const r of await liveRoutersOfNetwork(plain(ctx), network.id)) await destroyRouterRow(ctx, r);
+/** With `appliances` (the network is deleted) its internal LB appliances go too; a restart keeps them. */
+export async function destroyRoutersOfNetwork(
+  ctx: NetCtx,
+  network: NetworkRow,
+  opts: { appliances?: boolean } = {},
+): Promise<void> {
+  for (const r of await liveRoutersOfNetwork(plain(ctx), network.id, opts)) await destroyRouterRow(ctx, r);
 }
 
 let installed = false;
@@ -239,6 +244,6 @@ export function installRouterHooks(): void {
     await ensureRoutersForNetwork(ctx, network);
   };
   networkHooks.beforeDestroy = async (ctx, network) => {
-    await destroyRoutersOfNetwork(ctx, network);
+    await destroyRoutersOfNetwork(ctx, network, { appliances: true });
   };
 }
