@@ -95,7 +95,8 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
     id: r.uuid,
     name: r.name,
     state: r.state,
-    role: appliance ? 'INTERNAL_LOAD_BALANCER_VM' : 'VIRTUAL_ROUTER',
+    // CloudStack's VirtualRouter.Role: INTERNAL_LB_VM for the internal LB appliance.
+    role: appliance ? 'INTERNAL_LB_VM' : 'VIRTUAL_ROUTER',
     zoneid: z?.uuid,
     zonename: z?.name,
     dns1: z?.dns1 ?? undefined,

@@ -219,7 +219,7 @@ export function buildApplianceState(input: BuildInput, appliance: 'internalLb'):
       gateway: input.network.gateway,
       domain: input.network.networkDomain?.trim() || DEFAULT_VR_DOMAIN,
       dnsServers: [],
-      useExternalDns: true,
+      useExternalDns: false,
     },
     hosts: [],
     metadata: {},
