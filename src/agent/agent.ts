@@ -10,8 +10,8 @@ import type { Applier, ApplierContext, RenderContext, Step } from './appliers/ap
 import { ApplyFailure } from './appliers/applier.js';
 import { createAppliers } from './appliers/index.js';
 import { renderRouter } from './appliers/renderers.js';
-import type { DesiredState, DesiredStateDelta, VmMetadata } from './desired-state.js';
-import { applyDelta } from './desired-state.js';
+import type { DesiredState, DesiredStateDelta, RouterSpec, VmMetadata } from './desired-state.js';
+import { applianceServices, applyDelta } from './desired-state.js';
 import { leaseDirFor } from './lease-dir.js';
 import { PasswordAcks } from './password-acks.js';
 import { canonicalJson } from './render/canonical.js';
@@ -40,7 +40,12 @@ export interface AgentOptions {
   firewall: boolean;
   /** Where dnsmasq keeps its lease file; default `leaseDirFor(dataDir)` (a tmpfs when there is one). */
   leaseDir?: string;
-  /** The services, in apply order; default `createAppliers` (every router service). */
+  /**
+   * Run as an appliance (`--appliance internal-lb`): only its services (`applianceServices`) are created, and a
+   * desired state for anything else (or a router's state for an appliance) is refused.
+   */
+  appliance?: RouterSpec['appliance'];
+  /** The services, in apply order; default `createAppliers` (every router service, or the appliance's). */
   appliers?: (ctx: ApplierContext) => Applier[];
   log?: (message: string) => void;
   /** Told of every apply that changed something (metrics and the structured log of the router-agent command). */
@@ -140,7 +145,9 @@ export class RouterAgent {
       },
       degrade: (reason, message) => this.setCondition('Degraded', true, reason, message),
     };
-    this.appliers = (options.appliers ?? createAppliers)(ctx);
+    this.appliers = options.appliers
+      ? options.appliers(ctx)
+      : createAppliers(ctx, options.appliance ? applianceServices[options.appliance] : undefined);
     this.setCondition('Available', false, 'NoDesiredState', 'waiting for the first desired state');
     this.setCondition('Progressing', false, 'Idle', '');
     this.setCondition('Degraded', false, 'AsExpected', '');
@@ -257,6 +264,13 @@ export class RouterAgent {
     const v = validateDesiredState(doc);
     if (!v.ok) return refuse(400, 'InvalidDesiredState', `${v.field} ${v.message}`, { field: v.field });
     const state = v.value;
+    if (state.router.appliance !== this.options.appliance)
+      return refuse(
+        400,
+        'InvalidDesiredState',
+        `router.appliance ${state.router.appliance ?? '(none: a router)'} is not what this agent runs (${this.options.appliance ?? 'a router'})`,
+        { field: 'router.appliance' },
+      );
     const latest = this.latest();
     if (latest && state.generation < latest.generation)
       return refuse(
@@ -290,6 +304,10 @@ export class RouterAgent {
       );
     const kept = this.ahead(latest, delta);
     const next = applyDelta(latest, delta);
+    if (next.router.appliance !== this.options.appliance)
+      return refuse(400, 'InvalidDelta', 'router.appliance is not what this agent runs', {
+        field: 'router.appliance',
+      });
     const full = validateDesiredState(next, {
       schema: false,
       retry: heldAfterDelta(this.heldOf(latest), delta, v.quarantined),

@@ -56,6 +56,7 @@ const definitions = {
     properties: {
       name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' },
       guestIp: ipv4,
+      appliance: { enum: ['internalLb'] },
       redundant: {
         type: 'object',
         additionalProperties: false,

@@ -57,6 +57,14 @@ export interface RouterSpec {
    */
   guestIp: string;
   redundant?: RedundancySpec;
+  /**
+   * Absent: a virtual router. `internalLb`: CloudStack's internal LB VM in a VPC tier. It holds `guestIp` (the
+   * rules' source address) on its guest interface with a default route via `network.gateway`, and runs only
+   * haproxy for its `loadBalancer` rules (`publicIp` = that source address): no DHCP/DNS, metadata, password
+   * server, firewall or NAT. The agent started with `--appliance internal-lb` runs only those services
+   * (`applianceServices`).
+   */
+  appliance?: 'internalLb';
 }
 
 export interface NetworkSpec {
@@ -230,9 +238,11 @@ export interface LbMemberSpec {
 }
 
 /**
- * A public load balancer rule (createLoadBalancerRule), served by haproxy on the router: TCP on
+ * A load balancer rule. Public (createLoadBalancerRule), served by haproxy on the router: TCP on
  * `publicIp:publicPort` spread over `members` on `privatePort`. Inbound traffic to it still needs a firewall rule
  * on the IP (`openfirewall`, as for a port forward); `sourceCidrs` limits it further (CloudStack's LB `cidrlist`).
+ * Internal (createLoadBalancer scheme=Internal), on an internal LB appliance: `publicIp` is the rule's source
+ * address in the VPC tier, `publicPort` its `sourceport`, `privatePort` its `instanceport`.
  */
 export interface LoadBalancerRuleSpec {
   kind: 'loadBalancer';
@@ -301,6 +311,11 @@ export interface DesiredStateDelta {
 }
 
 export const defaultLeaseTime = 'infinite' as const;
+
+/** The services (renderer names, appliers/renderers.ts) an appliance runs; a router runs them all. */
+export const applianceServices: Record<NonNullable<RouterSpec['appliance']>, readonly string[]> = {
+  internalLb: ['addresses', 'haproxy'],
+};
 
 /** The router's interface for its `index`-th public VLAN (0 = the source-NAT address's): eth2, eth3, ... */
 export function publicInterfaceName(index: number): string {

@@ -24,6 +24,7 @@ import { commands as networkAclCommands } from '../network-acls/commands.js';
 import { commands as publicIpCommands } from '../public-ips/commands.js';
 import { commands as ruleCommands } from '../rules/commands.js';
 import { commands as lbCommands } from '../lb/commands.js';
+import { commands as internalLbCommands } from '../lb/internal-commands.js';
 import { commands as capacityCommands } from '../capacity/commands.js';
 import { commands as uiCommands } from '../ui/commands.js';
 import { commands as tagCommands } from '../tags/commands.js';
@@ -48,6 +49,7 @@ export const commandModules: readonly (readonly AnyCommand[])[] = [
   publicIpCommands,
   ruleCommands,
   lbCommands,
+  internalLbCommands,
   capacityCommands,
   vmCommands,
   routerCommands,

@@ -11,11 +11,13 @@ import type { CliCommand } from './main.js';
 
 const usage = `usage: stacknet router-agent --control-address <ip:port> --data-dir <dir> (--secret <s> | --secret-file <f>)
        [--guest-interface eth0] [--dnsmasq-binary dnsmasq] [--keepalived-binary keepalived]
-       [--metadata-port 80] [--password-port 8080] [--no-firewall]
+       [--metadata-port 80] [--password-port 8080] [--no-firewall] [--appliance internal-lb]
        [--log-level info] [--log-format json|text] [--no-metrics]
 
 Runs one virtual router's agent (run it inside the router's network namespace: ip netns exec <ns> stacknet ...).
 SIGTERM/SIGINT stop keepalived and dnsmasq too; SIGKILL leaves them serving and a new agent adopts them.
+--appliance internal-lb: an internal LB appliance (CloudStack's internal LB VM): its address and haproxy only,
+no dnsmasq, metadata or password server, firewall or NAT.
 Control API: see src/agent/README.md. GET /metrics on the control address: Prometheus text, with the same
 Authorization: Bearer <router secret> as every control request (--no-metrics: none).
 Logs: JSON lines on stdout (--log-level / STACKNET_LOG_LEVEL, default info; --log-format text /
@@ -94,8 +96,13 @@ export const routerAgentCommand: CliCommand = {
       },
       base: { service: 'stacknet-router-agent', control: control },
     });
-    const metadataPort = port(m, 'metadata-port', 80);
-    const passwordPort = port(m, 'password-port', 8080);
+    const applianceArg = str(m, 'appliance');
+    if (applianceArg !== undefined && applianceArg !== 'internal-lb')
+      throw new Error(`--appliance must be internal-lb, got '${applianceArg}'`);
+    const appliance = applianceArg ? ('internalLb' as const) : undefined;
+    // An appliance serves no metadata or passwords: nothing listens on those ports.
+    const metadataPort = port(m, 'metadata-port', appliance ? 0 : 80);
+    const passwordPort = port(m, 'password-port', appliance ? 0 : 8080);
     const metrics = m.has('no-metrics') ? undefined : new AgentMetrics(() => agent.status(false));
     const agent = new RouterAgent({
       dataDir: resolve(dataDir),
@@ -107,6 +114,7 @@ export const routerAgentCommand: CliCommand = {
       dnsmasqBinary: str(m, 'dnsmasq-binary') ?? 'dnsmasq',
       keepalivedBinary: str(m, 'keepalived-binary') ?? 'keepalived',
       firewall: !m.has('no-firewall'),
+      ...(appliance ? { appliance } : {}),
       log: logHook(logger),
       onApply: (a) => {
         metrics?.applied(a);

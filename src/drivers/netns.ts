@@ -327,6 +327,7 @@ export class NetnsDriver implements Driver {
         secretFile,
         '--guest-interface',
         'eth0',
+        ...(r.appliance ? ['--appliance', 'internal-lb'] : []),
       ],
       // Detached in its own session: the router keeps serving when the server stops (and a new server adopts
       // it by its pid file and control address).

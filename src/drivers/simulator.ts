@@ -104,8 +104,9 @@ export class SimulatedRouter implements RouterTransport {
       paths,
       guestInterface: 'eth0',
       controlPort: 3922,
-      metadataPort: 80,
-      passwordPort: 8080,
+      // An appliance's agent runs no metadata or password server (router-agent --appliance).
+      metadataPort: state.router.appliance ? 0 : 80,
+      passwordPort: state.router.appliance ? 0 : 8080,
     });
     if (r.hash !== this.hash) {
       mkdirSync(this.dir, { recursive: true });

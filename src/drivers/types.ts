@@ -55,6 +55,8 @@ export interface RouterRuntime {
   secret: string;
   /** The public VLANs it sits on, eth2 first; empty for a router without public IPs. */
   publicNics: PublicNicRuntime[];
+  /** An internal LB appliance (its agent runs `--appliance internal-lb`): guest and control interfaces only. */
+  appliance?: 'internalLb';
 }
 
 export interface VmNicRuntime {

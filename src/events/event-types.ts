@@ -123,6 +123,9 @@ export const eventTypes = [
   'ROUTER.REBOOT',
   'ROUTER.DESTROY',
   'ROUTER.HEALTH.CHECKS',
+  // the internal LB appliance (CloudStack's internal LB VM)
+  'INTERNALLBVM.START',
+  'INTERNALLBVM.STOP',
 ] as const;
 
 export type EventType = (typeof eventTypes)[number];

@@ -9,7 +9,8 @@ import { routerPublicIps } from '../routers/public-inputs.js';
 import { cidrsOf } from '../rules/repository.js';
 import type { Executor } from '../store/db.js';
 import { ipOrder } from './members.js';
-import { lbRowsOf, membersOf, policiesOf } from './repository.js';
+import { lbDb, lbRowsOf, membersOf, policiesOf } from './repository.js';
+import type { LbRow } from './repository.js';
 import type { StickinessMethod } from './validate.js';
 
 const ANY = '0.0.0.0/0';
@@ -29,6 +30,43 @@ export async function lbSpecsForNetwork(ex: Executor, networkId: number): Promis
       .where('removed', 'is', null)
       .execute(),
   );
+  return specsOf(db, rules, (r) => ipById.get(Number(r.ip_allocation_id))!);
+}
+
+/**
+ * The internal LB rules an internal LB appliance (routers row `routerId`, role internallb) serves: the live
+ * Internal rules whose `lb_vm_id` is it, from their source address and port to the members on `instanceport`.
+ */
+export async function internalLbSpecsForAppliance(
+  ex: Executor,
+  routerId: number,
+): Promise<LoadBalancerRuleSpec[]> {
+  const db = netDb(ex);
+  const ids = await lbDb(ex)
+    .selectFrom('load_balancing_rules')
+    .select('rule_id')
+    .where('lb_vm_id', '=', routerId)
+    .where('scheme', '=', 'Internal')
+    .execute();
+  if (ids.length === 0) return [];
+  const rows = await db
+    .selectFrom('firewall_rules')
+    .selectAll()
+    .where(
+      'id',
+      'in',
+      ids.map((i) => Number(i.rule_id)),
+    )
+    .where('removed', 'is', null)
+    .execute();
+  return specsOf(db, await lbRowsOf(db, rows), (r) => r.source_ip ?? '');
+}
+
+async function specsOf(
+  db: ReturnType<typeof netDb>,
+  rules: readonly LbRow[],
+  sourceOf: (r: LbRow) => string,
+): Promise<LoadBalancerRuleSpec[]> {
   if (rules.length === 0) return [];
   const ids = rules.map((r) => Number(r.id));
   const cidrs = await cidrsOf(db, ids);
@@ -46,7 +84,7 @@ export async function lbSpecsForNetwork(ex: Executor, networkId: number): Promis
     return {
       kind: 'loadBalancer',
       id: r.uuid,
-      publicIp: ipById.get(Number(r.ip_allocation_id))!,
+      publicIp: sourceOf(r),
       publicPort: r.start_port!,
       privatePort: r.private_port,
       algorithm: r.algorithm,

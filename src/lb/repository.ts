@@ -13,7 +13,7 @@ import type { LoadBalancerPoliciesTable, LoadBalancerVmMapTable, LoadBalancingRu
 import type { LbTables } from './tables.js';
 import type { Kysely } from 'kysely';
 
-export type LbRow = RuleRow & Omit<LoadBalancingRulesTable, 'rule_id'>;
+export type LbRow = RuleRow & Omit<Selectable<LoadBalancingRulesTable>, 'rule_id'>;
 export type MemberRow = Selectable<LoadBalancerVmMapTable>;
 export type PolicyRow = Selectable<LoadBalancerPoliciesTable>;
 

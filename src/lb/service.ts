@@ -259,6 +259,9 @@ export async function updateLoadBalancerRule(ctx: NetCtx, p: UpdateLbParams): Pr
 
 export async function deleteLoadBalancerRule(ctx: NetCtx, id: string): Promise<void> {
   const r = await lbForCaller(ctx, id);
+  // Its appliance must go with its last rule (internal.ts), which is deleteLoadBalancer's work.
+  if (r.scheme === 'Internal')
+    throw invalidParameter('id', id, `${id} is an internal load balancer: delete it with deleteLoadBalancer`);
   await dropLbChildren(ctx, [Number(r.id)]);
   await deleteRule(ctx, 'loadBalancer', id);
 }
@@ -592,7 +595,9 @@ export async function listLoadBalancerRules(ctx: NetCtx, p: ListLbParams): Promi
       .selectFrom('firewall_rules')
       .innerJoin('load_balancing_rules', 'load_balancing_rules.rule_id', 'firewall_rules.id')
       .where('firewall_rules.removed', 'is', null)
-      .where('firewall_rules.purpose', '=', 'LoadBalancing'),
+      .where('firewall_rules.purpose', '=', 'LoadBalancing')
+      // Internal rules are listLoadBalancers' (internal.ts).
+      .where('load_balancing_rules.scheme', '=', 'Public'),
     ctx.caller,
     scope,
     { accountColumn: 'firewall_rules.account_id', domainColumn: 'firewall_rules.domain_id' },
@@ -643,7 +648,8 @@ export async function listLoadBalancerRules(ctx: NetCtx, p: ListLbParams): Promi
 
 // ------------------------------------------------------------------------------------------------ responses
 
-async function common(ctx: NetCtx, rules: readonly LbRow[]) {
+/** What every LB response needs: the rule's `state` (Add / Active), its network and zone, its owner. */
+export async function lbCommon(ctx: NetCtx, rules: readonly LbRow[]) {
   const progress = await ruleProgress(ctx.tx, rules);
   const owners = await ownerNames(
     plain(ctx),
@@ -675,7 +681,7 @@ export async function lbResponses(ctx: NetCtx, rules: readonly LbRow[]): Promise
   if (rules.length === 0) return [];
   const ids = rules.map((r) => Number(r.id));
   const cidrs = await cidrsOf(ctx.tx, ids);
-  const of = await common(ctx, rules);
+  const of = await lbCommon(ctx, rules);
   const ips = await ctx.tx
     .selectFrom('ip_allocations')
     .select(['id', 'uuid', 'address'])
@@ -719,7 +725,7 @@ export async function policyResponse(
   kind: PolicyRow['kind'],
   only?: PolicyRow,
 ): Promise<ResponseObject> {
-  const c = (await common(ctx, [r]))(r);
+  const c = (await lbCommon(ctx, [r]))(r);
   const rows = only ? [only] : await policiesOf(ctx.tx, [Number(r.id)], kind);
   const base: ResponseObject = {
     lbruleid: r.uuid,

@@ -14,6 +14,12 @@ export interface LoadBalancingRulesTable {
   private_port: number;
   /** The `protocol` answered (CloudStack's lb_protocol): tcp on the virtual router. */
   lb_protocol: string;
+  /** CloudStack's scheme: Public (a public IP on the router) or Internal (a VPC tier's address, migration 0019). */
+  scheme: Defaulted<'Public' | 'Internal'>;
+  /** Internal: the source address in the tier (`sourceipaddress`), held by the appliance `lb_vm_id`. */
+  source_ip: string | null;
+  /** Internal: routers.id of the internal LB appliance (role `internallb`) serving the rule. */
+  lb_vm_id: number | null;
 }
 
 export interface LoadBalancerVmMapTable {

@@ -10,7 +10,7 @@ import { prefixToNetmask, parseCidr } from '../ipam/index.js';
 import { scopeToCaller } from '../accounts/scope.js';
 import type { Executor } from '../store/db.js';
 import { vmRuntimeFor } from '../vms/runtime-services.js';
-import { bumpRouter, routerById } from './repository.js';
+import { APPLIANCE_ROLE, bumpRouter, routerById } from './repository.js';
 import type { RouterRow } from './repository.js';
 import { routerRuntime } from './runtime.js';
 import { routerPublicIps } from './public-inputs.js';
@@ -45,7 +45,9 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
     n?.vpc_id == null
       ? undefined
       : await ex.selectFrom('vpcs').select(['uuid', 'name']).where('id', '=', n.vpc_id).executeTakeFirst();
-  const publicNics = n ? groupPublicNics(await routerPublicIps(ex, Number(n.id))) : [];
+  const appliance = r.role === APPLIANCE_ROLE;
+  // An internal LB appliance has its guest and control NICs only, whatever its tier's router holds.
+  const publicNics = n && !appliance ? groupPublicNics(await routerPublicIps(ex, Number(n.id))) : [];
   const controlPrefix = parseCidr(String(await getSetting(ex, 'control.cidr')), 'control.cidr', {
     strict: false,
   }).prefix;
@@ -93,7 +95,8 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
     id: r.uuid,
     name: r.name,
     state: r.state,
-    role: 'VIRTUAL_ROUTER',
+    // CloudStack's VirtualRouter.Role: INTERNAL_LB_VM for the internal LB appliance.
+    role: appliance ? 'INTERNAL_LB_VM' : 'VIRTUAL_ROUTER',
     zoneid: z?.uuid,
     zonename: z?.name,
     dns1: z?.dns1 ?? undefined,
@@ -107,12 +110,12 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
     gateway: n?.gateway ?? undefined,
     linklocalip: r.control_ip ?? undefined,
     linklocalnetmask: prefixToNetmask(controlPrefix),
-    publicip: snat?.address ?? r.public_ip ?? undefined,
+    publicip: appliance ? undefined : (snat?.address ?? r.public_ip ?? undefined),
     publicnetmask: publicNics[0] ? prefixToNetmask(publicNics[0].prefix) : undefined,
     vpcid: vpc?.uuid,
     vpcname: vpc?.name,
     nic: nics,
-    isredundantrouter: r.role !== 'standalone',
+    isredundantrouter: r.role === 'primary' || r.role === 'backup',
     redundantstate: redundantState(r),
     version: r.version,
     // What runs the router is stacknet's own agent, and on the simulator and netns drivers it runs on the
@@ -132,20 +135,34 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
   };
 }
 
-async function routerForCaller(
+/**
+ * The router (or, `appliances`, the internal LB appliance) named `uuid` the caller may act on. The router
+ * commands do not see appliances (CloudStack lists internal LB VMs with listInternalLoadBalancerVMs only).
+ */
+export async function routerForCaller(
   ctx: CommandContext,
   uuid: string,
   param = 'id',
   includeRemoved = false,
+  appliances = false,
 ): Promise<RouterRow> {
-  let q = ctx.store.db.selectFrom('routers').selectAll().where('uuid', '=', uuid);
+  let q = ctx.store.db
+    .selectFrom('routers')
+    .selectAll()
+    .where('uuid', '=', uuid)
+    .where('role', appliances ? '=' : '!=', APPLIANCE_ROLE);
   if (!includeRemoved) q = q.where('removed', 'is', null);
   const r = await scopeToCaller(q, ctx.caller, COLS).executeTakeFirst();
-  if (!r) throw invalidParameter(param, uuid, 'no router with this id that the caller can access');
+  if (!r)
+    throw invalidParameter(
+      param,
+      uuid,
+      `no ${appliances ? 'internal LB VM' : 'router'} with this id that the caller can access`,
+    );
   return r;
 }
 
-async function waitFor(
+export async function waitFor(
   ctx: CommandContext,
   id: number,
   ok: (r: RouterRow) => boolean,
@@ -161,7 +178,7 @@ async function waitFor(
   }
 }
 
-const converged = (r: RouterRow) =>
+export const converged = (r: RouterRow) =>
   r.state === 'Running' &&
   r.applied_generation !== null &&
   Number(r.applied_generation) >= Number(r.desired_generation);
@@ -184,7 +201,11 @@ const listRouters = defineCommand({
   async handler(p, ctx) {
     const ex = ctx.store.db;
     let q = scopeToCaller(
-      ex.selectFrom('routers').selectAll('routers').where('routers.removed', 'is', null),
+      ex
+        .selectFrom('routers')
+        .selectAll('routers')
+        .where('routers.removed', 'is', null)
+        .where('routers.role', '!=', APPLIANCE_ROLE),
       ctx.caller,
       COLS,
     );

@@ -253,3 +253,39 @@ test('groupPublicNics names the same interfaces the builder does', () => {
     ['eth2', 'eth3'],
   );
 });
+
+test('an internal LB appliance: its address, its tier, its LB rules; no hosts, metadata, DNS or firewall', () => {
+  const lb = {
+    kind: 'loadBalancer' as const,
+    id: 'lb-1',
+    publicIp: '10.1.1.50',
+    publicPort: 80,
+    privatePort: 8080,
+    algorithm: 'roundrobin' as const,
+    members: [{ vmId: 'u-1', guestIp: '10.1.1.10' }],
+    sourceCidrs: ['0.0.0.0/0'],
+  };
+  const s = buildDesiredState({
+    ...base(),
+    appliance: 'internalLb',
+    router: { name: 'b-7-VM', guestIp: '10.1.1.50', role: 'internallb', publicIp: null },
+    rules: [lb],
+  });
+  assert.deepEqual(s, {
+    generation: 4,
+    router: { name: 'b-7-VM', guestIp: '10.1.1.50', appliance: 'internalLb' },
+    network: {
+      cidr: '10.1.1.0/24',
+      gateway: '10.1.1.1',
+      domain: 'cs2cloud.internal',
+      dnsServers: [],
+      useExternalDns: false,
+    },
+    hosts: [],
+    metadata: {},
+    passwords: {},
+    firewall: { enabled: false },
+    rules: [lb],
+  });
+  assert.equal(validateDesiredState(s).ok, true, JSON.stringify(validateDesiredState(s)));
+});

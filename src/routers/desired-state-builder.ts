@@ -30,7 +30,7 @@ export const DEFAULT_VR_DOMAIN = 'cloudnine.internal';
 export interface RouterRowInput {
   name: string;
   guestIp: string;
-  role: 'standalone' | 'primary' | 'backup';
+  role: 'standalone' | 'primary' | 'backup' | 'internallb';
   publicIp: string | null;
   /** Present for a member of a redundant pair. */
   redundant?: { virtualRouterId: number; authPass: string; vrrpIntervalSeconds: number };
@@ -76,6 +76,8 @@ export interface VmRowInput {
 
 export interface BuildInput {
   generation: number;
+  /** An internal LB appliance: its address, its tier and its rules only (buildApplianceState). */
+  appliance?: 'internalLb';
   router: RouterRowInput;
   network: NetworkRowInput;
   zone: ZoneRowInput;
@@ -139,6 +141,7 @@ const dnsList = (...xs: (string | null | undefined)[]): string[] =>
 
 /** The desired state a router must serve. Deterministic: the same rows always give the same document. */
 export function buildDesiredState(input: BuildInput): DesiredState {
+  if (input.appliance) return buildApplianceState(input, input.appliance);
   const { network, zone, router } = input;
   const routerSpec: RouterSpec = { name: router.name, guestIp: router.guestIp };
   if (router.redundant) {
@@ -199,6 +202,32 @@ export function buildDesiredState(input: BuildInput): DesiredState {
     state.metadata[ip] = vmMetadata(input, vm, ip);
     if (nic.isDefault && vm.password) state.passwords[ip] = vm.password;
   }
+  return state;
+}
+
+/**
+ * CloudStack's internal LB VM: one guest NIC in the tier holding the rules' source address, routed via the tier's
+ * gateway, running haproxy only. No hosts, metadata or passwords (no DHCP/DNS or guest services), no firewall
+ * (the tier's network ACL on its router filters what reaches it), no public side, no VPC transit.
+ */
+export function buildApplianceState(input: BuildInput, appliance: 'internalLb'): DesiredState {
+  const state: DesiredState = {
+    generation: input.generation,
+    router: { name: input.router.name, guestIp: input.router.guestIp, appliance },
+    network: {
+      cidr: input.network.cidr,
+      gateway: input.network.gateway,
+      domain: input.network.networkDomain?.trim() || DEFAULT_VR_DOMAIN,
+      dnsServers: [],
+      useExternalDns: false,
+    },
+    hosts: [],
+    metadata: {},
+    passwords: {},
+    firewall: { enabled: false },
+  };
+  const lb = (input.rules ?? []).filter((r) => r.kind === 'loadBalancer');
+  if (lb.length) state.rules = [...lb].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return state;
 }
 

@@ -26,6 +26,8 @@ export async function vpcEdgeNetworkId(ex: Executor, vpcId: number): Promise<num
     .where('networks.vpc_id', '=', vpcId)
     .where('networks.removed', 'is', null)
     .where('routers.removed', 'is', null)
+    // An internal LB appliance in a tier is not the tier's router.
+    .where('routers.role', '!=', 'internallb')
     .orderBy('networks.id')
     .limit(1)
     .executeTakeFirst();

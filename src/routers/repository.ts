@@ -12,7 +12,7 @@ import type { RoutersTable } from '../vms/tables.js';
 import type { BuildInput, VmRowInput, VpcRowInput } from './desired-state-builder.js';
 import { publicSpecOf } from './desired-state-builder.js';
 import { routerPublicIps, vpcEdgeNetworkId } from './public-inputs.js';
-import { loadRouterRules } from './rule-inputs.js';
+import { loadApplianceRules, loadRouterRules } from './rule-inputs.js';
 
 export type RouterRow = Selectable<RoutersTable>;
 
@@ -63,14 +63,22 @@ export async function routerById(ex: Executor, id: number): Promise<RouterRow | 
   return ex.selectFrom('routers').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-export async function liveRoutersOfNetwork(ex: Executor, networkId: number): Promise<RouterRow[]> {
-  return ex
+/** Role of CloudStack's internal LB VM: a routers row in a VPC tier that is not the tier's router (src/lb). */
+export const APPLIANCE_ROLE = 'internallb' as const;
+
+/** The network's live routers; with `appliances`, its internal LB appliances too. */
+export async function liveRoutersOfNetwork(
+  ex: Executor,
+  networkId: number,
+  opts: { appliances?: boolean } = {},
+): Promise<RouterRow[]> {
+  let q = ex
     .selectFrom('routers')
     .selectAll()
     .where('network_id', '=', networkId)
-    .where('removed', 'is', null)
-    .orderBy('id')
-    .execute();
+    .where('removed', 'is', null);
+  if (!opts.appliances) q = q.where('role', '!=', APPLIANCE_ROLE);
+  return q.orderBy('id').execute();
 }
 
 /** Routers whose instance may need work: everything not yet torn down after destroy. */
@@ -185,6 +193,26 @@ export async function loadBuildInput(
     .selectAll()
     .where('id', '=', network.zone_id)
     .executeTakeFirstOrThrow();
+  if (router.role === APPLIANCE_ROLE)
+    return {
+      generation,
+      appliance: 'internalLb',
+      router: { name: router.name, guestIp: router.guest_ip ?? '', role: router.role, publicIp: null },
+      network: {
+        cidr: network.network_cidr ?? network.cidr ?? '',
+        gateway: network.gateway ?? '',
+        networkDomain: network.network_domain,
+        dns1: null,
+        dns2: null,
+        ipv6Cidr: null,
+        type: network.type,
+      },
+      zone: { name: zone.name, dns1: null, dns2: null },
+      useExternalDns: true,
+      leaseSeconds: 0,
+      vms: [],
+      rules: await loadApplianceRules(ex, Number(router.id)),
+    };
   const nicRows = await ex
     .selectFrom('nics')
     .innerJoin('vms', 'vms.id', 'nics.vm_id')
@@ -287,6 +315,7 @@ async function loadVpcInput(ex: Executor, vpcId: number, networkId: number): Pro
           .selectFrom('routers')
           .select('routers.id')
           .whereRef('routers.network_id', '=', 'networks.id')
+          .where('routers.role', '!=', APPLIANCE_ROLE)
           .where('routers.removed', 'is', null),
       ),
     )

@@ -7,7 +7,7 @@ import type { RuleSpec } from '../agent/desired-state.js';
 import type { Executor } from '../store/db.js';
 import { aclSpecsForNetwork } from '../network-acls/desired.js';
 import { ruleSpecsForNetwork } from '../rules/desired.js';
-import { lbSpecsForNetwork } from '../lb/desired.js';
+import { internalLbSpecsForAppliance, lbSpecsForNetwork } from '../lb/desired.js';
 
 export async function loadRouterRules(ex: Executor, networkId: number): Promise<RuleSpec[]> {
   const rules: RuleSpec[] = [];
@@ -15,4 +15,9 @@ export async function loadRouterRules(ex: Executor, networkId: number): Promise<
   rules.push(...(await aclSpecsForNetwork(ex, networkId)));
   rules.push(...(await lbSpecsForNetwork(ex, networkId)));
   return rules;
+}
+
+/** An internal LB appliance's rules: the internal LB rules it serves (src/lb). */
+export async function loadApplianceRules(ex: Executor, routerId: number): Promise<RuleSpec[]> {
+  return internalLbSpecsForAppliance(ex, routerId);
 }

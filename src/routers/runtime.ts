@@ -3,6 +3,7 @@ import type { Executor } from '../store/db.js';
 import { netDb } from '../networks/tables.js';
 import type { GuestNetworkRuntime, RouterRuntime } from '../drivers/types.js';
 import type { RouterRow } from './repository.js';
+import { APPLIANCE_ROLE } from './repository.js';
 import { unsealSecret } from './secrets.js';
 import { routerPublicIps } from './public-inputs.js';
 import { groupPublicNics } from './public-nics.js';
@@ -49,6 +50,8 @@ export async function routerRuntime(ex: Executor, r: RouterRow): Promise<RouterR
     secrets.set(r.secret_sealed, secret);
   }
   const { vpcId, ...network } = await loadNetwork(ex, Number(r.network_id));
+  // An internal LB appliance sits on its tier's bridge only: no VPC transit, no public side.
+  const appliance = r.role === APPLIANCE_ROLE;
   return {
     id: Number(r.id),
     uuid: r.uuid,
@@ -57,16 +60,19 @@ export async function routerRuntime(ex: Executor, r: RouterRow): Promise<RouterR
     network,
     guestIp: r.guest_ip ?? network.gateway,
     guestMac: r.guest_mac,
-    redundant: r.role !== 'standalone',
-    vpcId,
+    redundant: r.role === 'primary' || r.role === 'backup',
+    vpcId: appliance ? null : vpcId,
+    ...(appliance ? { appliance: 'internalLb' as const } : {}),
     controlIp: r.control_ip ?? '',
     controlPort: Number(r.control_port ?? 3922),
     secret,
-    publicNics: groupPublicNics(await routerPublicIps(ex, Number(r.network_id))).map((g) => ({
-      interface: g.interface,
-      vlan: g.vlan,
-      gateway: g.gateway,
-      prefix: g.prefix,
-    })),
+    publicNics: (appliance ? [] : groupPublicNics(await routerPublicIps(ex, Number(r.network_id)))).map(
+      (g) => ({
+        interface: g.interface,
+        vlan: g.vlan,
+        gateway: g.gateway,
+        prefix: g.prefix,
+      }),
+    ),
   };
 }

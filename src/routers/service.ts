@@ -15,7 +15,7 @@ import type { NetworkRow } from '../networks/repository.js';
 import { hasService, offeringById } from '../networks/repository.js';
 import { networkHooks } from '../networks/lifecycle.js';
 import { allocateGuestAddress } from '../networks/service.js';
-import { bumpNetworkRouters, bumpVpcRouters, liveRoutersOfNetwork } from './repository.js';
+import { APPLIANCE_ROLE, bumpNetworkRouters, bumpVpcRouters, liveRoutersOfNetwork } from './repository.js';
 import type { RouterRow } from './repository.js';
 import { issueSecret, sealSecret } from './secrets.js';
 
@@ -52,12 +52,18 @@ async function controlPool(ctx: NetCtx): Promise<{ pool: RangeSet; gateway: IpAd
   };
 }
 
-/** Creates one router of `network` (role standalone / primary / backup). Returns its row. */
+/**
+ * Creates one router of `network` (role standalone / primary / backup), or an internal LB appliance (role
+ * internallb: `b-<id>-VM` as CloudStack names them, its guest address `requested` or any free one of the tier,
+ * allocated like a NIC's and released with the row). Returns its row.
+ */
 export async function createRouter(
   ctx: NetCtx,
   network: NetworkRow,
   role: RouterRow['role'],
+  opts: { requested?: IpAddress; requestedParam?: string } = {},
 ): Promise<RouterRow> {
+  const appliance = role === APPLIANCE_ROLE;
   const tx = plain(ctx);
   const secret = issueSecret();
   const uuid = randomUUID();
@@ -115,20 +121,25 @@ export async function createRouter(
       owner: { kind: 'router', id: Number(id) },
       isSystem: true,
       strategy: 'random',
+      ...(opts.requested
+        ? { requested: opts.requested, requestedParam: opts.requestedParam ?? 'ipaddress' }
+        : {}),
     });
     guestIp = a.ip;
   }
-  const snat = await tx
-    .selectFrom('ip_allocations')
-    .select(['family', 'address'])
-    .where('network_id', '=', network.id)
-    .where('source_nat', '=', 1)
-    .where('owner_kind', '=', 'publicip')
-    .executeTakeFirst();
+  const snat = appliance
+    ? undefined
+    : await tx
+        .selectFrom('ip_allocations')
+        .select(['family', 'address'])
+        .where('network_id', '=', network.id)
+        .where('source_nat', '=', 1)
+        .where('owner_kind', '=', 'publicip')
+        .executeTakeFirst();
   await tx
     .updateTable('routers')
     .set({
-      name: `r-${id}-VM`,
+      name: `${appliance ? 'b' : 'r'}-${id}-VM`,
       control_ip: control.ip,
       guest_ip: guestIp,
       public_ip: snat ? formatIp(addressFromKey(Number(snat.family) === 6 ? 6 : 4, snat.address)) : null,
@@ -138,10 +149,10 @@ export async function createRouter(
   if (network.account_id !== null) {
     await ctx.recorder.event(ctx.tx, {
       type: 'ROUTER.CREATE',
-      description: `Virtual router r-${id}-VM created for network ${network.name}`,
-      resourceType: 'DomainRouter',
+      description: `${appliance ? 'Internal LB VM' : 'Virtual router'} ${appliance ? 'b' : 'r'}-${id}-VM created for network ${network.name}`,
+      resourceType: appliance ? 'InternalLbVm' : 'DomainRouter',
       resourceId: uuid,
-      resourceName: `r-${id}-VM`,
+      resourceName: `${appliance ? 'b' : 'r'}-${id}-VM`,
       owner: await ownerById(ctx.tx, Number(network.account_id)),
     });
   }
@@ -196,18 +207,18 @@ export async function destroyRouterRow(ctx: NetCtx, router: RouterRow): Promise<
     .where('owner_kind', '=', 'router')
     .where('owner_id', '=', router.id)
     .execute();
-  // The VPC's edge may move to another tier with this router gone.
+  // The VPC's edge may move to another tier with this router gone (an appliance is never the edge).
   const net = await tx
     .selectFrom('networks')
     .select('vpc_id')
     .where('id', '=', router.network_id)
     .executeTakeFirst();
-  if (net?.vpc_id != null) await bumpVpcRouters(tx, Number(net.vpc_id));
+  if (net?.vpc_id != null && router.role !== APPLIANCE_ROLE) await bumpVpcRouters(tx, Number(net.vpc_id));
   if (router.account_id !== null) {
     await ctx.recorder.event(ctx.tx, {
       type: 'ROUTER.DESTROY',
-      description: `Virtual router ${router.name} destroyed`,
-      resourceType: 'DomainRouter',
+      description: `${router.role === APPLIANCE_ROLE ? 'Internal LB VM' : 'Virtual router'} ${router.name} destroyed`,
+      resourceType: router.role === APPLIANCE_ROLE ? 'InternalLbVm' : 'DomainRouter',
       resourceId: router.uuid,
       resourceName: router.name,
       owner: await ownerById(ctx.tx, Number(router.account_id)),
@@ -215,8 +226,13 @@ export async function destroyRouterRow(ctx: NetCtx, router: RouterRow): Promise<
   }
 }
 
-export async function destroyRoutersOfNetwork(ctx: NetCtx, network: NetworkRow): Promise<void> {
-  for (const r of await liveRoutersOfNetwork(plain(ctx), network.id)) await destroyRouterRow(ctx, r);
+/** With `appliances` (the network is deleted) its internal LB appliances go too; a restart keeps them. */
+export async function destroyRoutersOfNetwork(
+  ctx: NetCtx,
+  network: NetworkRow,
+  opts: { appliances?: boolean } = {},
+): Promise<void> {
+  for (const r of await liveRoutersOfNetwork(plain(ctx), network.id, opts)) await destroyRouterRow(ctx, r);
 }
 
 let installed = false;
@@ -239,6 +255,6 @@ export function installRouterHooks(): void {
     await ensureRoutersForNetwork(ctx, network);
   };
   networkHooks.beforeDestroy = async (ctx, network) => {
-    await destroyRoutersOfNetwork(ctx, network);
+    await destroyRoutersOfNetwork(ctx, network, { appliances: true });
   };
 }

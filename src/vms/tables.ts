@@ -82,7 +82,8 @@ export interface NicSecondaryIpsTable {
 export type RouterState =
   'Starting' | 'Running' | 'Stopping' | 'Stopped' | 'Destroyed' | 'Expunged' | 'Error';
 /** Which member of a redundant pair; 'standalone' otherwise. */
-export type RouterRole = 'standalone' | 'primary' | 'backup';
+/** `internallb`: CloudStack's internal LB VM (src/lb/internal.ts), an appliance in a VPC tier, not the tier's router. */
+export type RouterRole = 'standalone' | 'primary' | 'backup' | 'internallb';
 
 export interface RoutersTable {
   id: Generated<number>;

@@ -19,12 +19,15 @@ const factories: Record<string, (ctx: ApplierContext) => Applier> = {
   keepalived: (ctx) => new KeepalivedApplier(ctx),
 };
 
-export function createAppliers(ctx: ApplierContext): Applier[] {
-  return routerRenderers.map((r) => {
-    const make = factories[r.name];
-    if (!make) throw new Error(`no applier for the ${r.name} renderer`);
-    const a = make(ctx);
-    if (a.renderer !== r) throw new Error(`the ${r.name} applier renders with another renderer`);
-    return a;
-  });
+/** Every router service, or (an appliance) only those named in `only`, in `routerRenderers` order. */
+export function createAppliers(ctx: ApplierContext, only?: readonly string[]): Applier[] {
+  return routerRenderers
+    .filter((r) => !only || only.includes(r.name))
+    .map((r) => {
+      const make = factories[r.name];
+      if (!make) throw new Error(`no applier for the ${r.name} renderer`);
+      const a = make(ctx);
+      if (a.renderer !== r) throw new Error(`the ${r.name} applier renders with another renderer`);
+      return a;
+    });
 }

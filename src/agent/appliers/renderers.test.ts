@@ -4,7 +4,11 @@ import { render } from '../render/render.js';
 import { baseState } from '../testing/fixtures.js';
 import { goldenCases, goldenCtx } from '../testing/golden.js';
 import { createAppliers } from './index.js';
-import { renderRouter, routerRenderers } from './renderers.js';
+import { renderRouter, renderersFor, routerRenderers } from './renderers.js';
+import { renderAddresses } from './addresses/render.js';
+import { renderHaproxy } from './haproxy/render.js';
+import { applianceServices } from '../desired-state.js';
+import type { DesiredState } from '../desired-state.js';
 
 describe('the router render', () => {
   it('hash ignores the generation and host order, follows content', () => {
@@ -67,5 +71,54 @@ describe('the router render', () => {
       appliers.map((a) => a.renderer),
       [...routerRenderers],
     );
+  });
+
+  it('an internal LB appliance: addresses and haproxy only, a default route via the tier gateway', () => {
+    const state: DesiredState = {
+      ...baseState({ hosts: [], metadata: {}, passwords: {}, firewall: { enabled: false } }),
+      router: { name: 'b-7-VM', guestIp: '10.1.0.50', appliance: 'internalLb' },
+      rules: [
+        {
+          kind: 'loadBalancer',
+          id: 'lb-1',
+          publicIp: '10.1.0.50',
+          publicPort: 80,
+          privatePort: 8080,
+          algorithm: 'roundrobin',
+          members: [{ vmId: 'u-1', guestIp: '10.1.0.11' }],
+          sourceCidrs: ['0.0.0.0/0'],
+        },
+      ],
+    };
+    assert.deepEqual(
+      renderersFor(state).map((r) => r.name),
+      [...applianceServices.internalLb],
+    );
+    const appliers = createAppliers(
+      {
+        ...goldenCtx,
+        dnsmasqBinary: 'dnsmasq',
+        keepalivedBinary: 'keepalived',
+        firewall: false,
+        log: () => undefined,
+        serving: () => true,
+        observeRole: () => undefined,
+        degrade: () => undefined,
+      },
+      applianceServices.internalLb,
+    );
+    assert.deepEqual(
+      appliers.map((a) => a.renderer.name),
+      ['addresses', 'haproxy'],
+    );
+    const a = renderAddresses(state, 'eth0');
+    assert.deepEqual(a.own, { dev: 'eth0', address: '10.1.0.50', prefix: 16 });
+    assert.deepEqual(a.defaultRoute, { dev: 'eth0', via: state.network.gateway });
+    // Without the guest services (ports 0), the rule listens on its own port even where it is 80.
+    const cfg = renderHaproxy(state, { ...goldenCtx, metadataPort: 0, passwordPort: 0 }) ?? '';
+    assert.match(cfg, /bind 10\.1\.0\.50:80\b/);
+    // The hash covers the appliance's address: a new source address is a new render.
+    const moved = { ...state, router: { ...state.router, guestIp: '10.1.0.51' } };
+    assert.notEqual(renderRouter(state, goldenCtx).hash, renderRouter(moved, goldenCtx).hash);
   });
 });

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { DesiredState } from '../desired-state.js';
+import { applianceServices } from '../desired-state.js';
 import { canonicalJson } from '../render/canonical.js';
 import { addressesRenderer } from './addresses/render.js';
 import type { RenderContext, Renderer } from './applier.js';
@@ -38,10 +39,16 @@ export interface RenderedRouter {
   hash: string;
 }
 
+/** The services a state is served by: every router service, or an appliance's (desired-state.ts applianceServices). */
+export function renderersFor(state: DesiredState): readonly Renderer<unknown>[] {
+  const only = state.router.appliance ? applianceServices[state.router.appliance] : undefined;
+  return only ? routerRenderers.filter((r) => only.includes(r.name)) : routerRenderers;
+}
+
 export function renderRouter(
   state: DesiredState,
   ctx: RenderContext,
-  renderers: readonly Renderer<unknown>[] = routerRenderers,
+  renderers: readonly Renderer<unknown>[] = renderersFor(state),
 ): RenderedRouter {
   const outs = renderers.map((r) => r.render(state, ctx));
   const h = createHash('sha256');

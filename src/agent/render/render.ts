@@ -36,11 +36,10 @@ export interface Rendered extends DnsmasqFiles {
 
 export function render(state: DesiredState, ctx: RenderContext): Rendered {
   const { paths, ...rest } = ctx;
-  const r = renderRouter(state, {
-    ...rest,
-    dataDir: dirname(paths.conf),
-    leaseDir: dirname(paths.leaseFile),
-  });
+  const c = { ...rest, dataDir: dirname(paths.conf), leaseDir: dirname(paths.leaseFile) };
+  // Every service's files (an appliance's unused ones are empty), and the hash of the services it runs.
+  const r = renderRouter(state, c, routerRenderers);
+  const hash = state.router.appliance ? renderRouter(state, c).hash : r.hash;
   const by = (name: string) => r.outs[routerRenderers.findIndex((x) => x.name === name)];
   return {
     addresses: by('addresses') as RouterAddresses,
@@ -50,6 +49,6 @@ export function render(state: DesiredState, ctx: RenderContext): Rendered {
     netfilter: by('netfilter') as string,
     haproxyConf: by('haproxy') as string | null,
     keepalivedConf: by('keepalived') as string | null,
-    hash: r.hash,
+    hash,
   };
 }

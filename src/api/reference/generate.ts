@@ -142,6 +142,14 @@ export const commands = [
   'createLBHealthCheckPolicy',
   'deleteLBHealthCheckPolicy',
   'listLBHealthCheckPolicies',
+  // internal load balancing in VPC tiers (src/lb/internal*.ts)
+  'createLoadBalancer',
+  'deleteLoadBalancer',
+  'updateLoadBalancer',
+  'listLoadBalancers',
+  'listInternalLoadBalancerVMs',
+  'startInternalLoadBalancerVM',
+  'stopInternalLoadBalancerVM',
   // VMs and NICs
   'deployVirtualMachine',
   'listVirtualMachines',

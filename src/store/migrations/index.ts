@@ -20,6 +20,7 @@ import * as m0015 from './0015-alerts.js';
 import * as m0016 from './0016-firewall-rules.js';
 import * as m0017 from './0017-network-acls.js';
 import * as m0018 from './0018-load-balancers.js';
+import * as m0019 from './0019-internal-load-balancers.js';
 import * as m0020 from './0020-event-outbox.js';
 
 export const migrations: Record<string, Migration> = {
@@ -38,5 +39,6 @@ export const migrations: Record<string, Migration> = {
   '0016-firewall-rules': m0016,
   '0017-network-acls': m0017,
   '0018-load-balancers': m0018,
+  '0019-internal-load-balancers': m0019,
   '0020-event-outbox': m0020,
 };

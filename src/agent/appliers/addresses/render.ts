@@ -17,7 +17,10 @@ export interface RouterAddresses {
   ipv6: { address: string; prefix: number } | null;
   /** The public interfaces, in the state's order (eth2 first); [] without a public side. */
   public: PublicLink[];
-  /** The default route via the source-NAT VLAN's gateway (nics[0]), or null (none, or one of a redundant pair). */
+  /**
+   * The default route via the source-NAT VLAN's gateway (nics[0]), or null (none, or one of a redundant pair);
+   * an appliance's via its tier's gateway on the guest interface.
+   */
   defaultRoute: { dev: string; via: string } | null;
 }
 
@@ -57,7 +60,13 @@ export function renderAddresses(state: DesiredState, guestInterface: string): Ro
     own,
     ipv6: v6 ? { address: v6, prefix: Number(state.network.ipv6Cidr!.split('/')[1]) } : null,
     public: nics.map((n) => ({ dev: n.interface, addresses: redundant ? [] : publicCidrs(n) })),
-    defaultRoute: first && !redundant ? { dev: first.interface, via: first.gateway } : null,
+    defaultRoute:
+      first && !redundant
+        ? { dev: first.interface, via: first.gateway }
+        : state.router.appliance
+          ? // An appliance (internal LB) answers clients of other tiers through its tier's gateway.
+            { dev: guestInterface, via: state.network.gateway }
+          : null,
   };
 }
 
@@ -66,6 +75,14 @@ export const addressesRenderer: Renderer<RouterAddresses> = {
   consumes: ['router', 'network', 'public'],
   render: (state, ctx) => renderAddresses(state, ctx.guestInterface),
   // The guest inputs also shape dnsmasq.conf (interface, range, gateway, RA prefix); the public side is its own.
-  digest: (out) =>
-    out.public.length ? [JSON.stringify({ public: out.public, defaultRoute: out.defaultRoute })] : [],
+  digest: (out, state) =>
+    out.public.length || state.router.appliance
+      ? [
+          JSON.stringify({
+            own: state.router.appliance ? out.own : undefined,
+            public: out.public,
+            defaultRoute: out.defaultRoute,
+          }),
+        ]
+      : [],
 };
