@@ -23,7 +23,10 @@ export interface AgentStatus {
   hash: string | null;
   conditions: Condition[];
   role: 'standalone' | 'primary' | 'backup';
+  /** The DHCP dnsmasq. */
   dnsmasq: { running: boolean; pid: number | null; restarts: number; lastError: string | null };
+  /** The DNS dnsmasq (null: not wanted — `useExternalDns`, a pair's backup — and not running). */
+  dns?: { running: boolean; pid: number | null; restarts: number; lastError: string | null } | null;
   keepalived: { running: boolean; pid: number | null } | null;
   firewall: { loaded: boolean; message: string | null };
   counters: {
@@ -32,6 +35,10 @@ export interface AgentStatus {
     reloads: number;
     restarts: number;
     leasesReleased: number;
+    /** The DNS dnsmasq: names files added by inotify, SIGHUPs (a removed or changed name), restarts. */
+    dnsAdds?: number;
+    dnsReloads?: number;
+    dnsRestarts?: number;
   };
   lastFailure: { generation: number; reason: string; message: string } | null;
   /**

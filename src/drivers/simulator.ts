@@ -94,8 +94,6 @@ export class SimulatedRouter implements RouterTransport {
       logFile: join(this.dir, 'dnsmasq.log'),
       dhcpHostsFile: join(this.dir, 'dhcphosts.txt'),
       dhcpHostsDir: join(this.dir, 'dhcphosts.d'),
-      namesFile: join(this.dir, 'names.txt'),
-      namesDir: join(this.dir, 'names.d'),
     };
     const r = render(state, {
       paths,
@@ -108,7 +106,7 @@ export class SimulatedRouter implements RouterTransport {
       mkdirSync(this.dir, { recursive: true });
       writeFileSync(paths.conf, r.dnsmasqConf);
       writeFileSync(paths.dhcpHostsFile, r.dhcpHosts);
-      writeFileSync(paths.namesFile, r.names);
+      writeFileSync(join(this.dir, 'names.txt'), r.names);
       writeFileSync(join(this.dir, 'applied-state.json'), JSON.stringify(state));
       this.applies++;
     }

@@ -1,6 +1,7 @@
 /** The router's appliers, one per entry of `routerRenderers`, in the same order. */
 import { AddressesApplier } from './addresses/addresses-applier.js';
 import type { Applier, ApplierContext } from './applier.js';
+import { DnsApplier } from './dns/dns-applier.js';
 import { DnsmasqApplier } from './dnsmasq/dnsmasq-applier.js';
 import { HaproxyApplier } from './haproxy/haproxy-applier.js';
 import { KeepalivedApplier } from './keepalived/keepalived-applier.js';
@@ -13,6 +14,7 @@ const factories: Record<string, (ctx: ApplierContext) => Applier> = {
   addresses: (ctx) => new AddressesApplier(ctx),
   routes: (ctx) => new RoutesApplier(ctx),
   dnsmasq: (ctx) => new DnsmasqApplier(ctx),
+  dns: (ctx) => new DnsApplier(ctx),
   nftables: (ctx) => new NftablesApplier(ctx),
   netfilter: (ctx) => new NetfilterApplier(ctx),
   haproxy: (ctx) => new HaproxyApplier(ctx),

@@ -1,9 +1,9 @@
 /**
- * DHCP and DNS for the guest network (dnsmasq, reference §4.4–4.5): render → `dnsmasq --test` (only when the
+ * DHCP for the guest network (dnsmasq, reference §4.4–4.5; DNS is the DNS dnsmasq's, appliers/dns/): render → `dnsmasq --test` (only when the
  * configuration file changed) → atomic replace → the cheapest signal the change allows (a file in the hostsdir,
  * SIGHUP, or a restart with pre-seeded leases; plan.ts and src/agent/README.md "How changes reach dnsmasq").
  * Runs only while the router serves guests (a redundant pair's backup runs no dnsmasq). The files themselves
- * (full write, hostsdir additions, batched names) are in hosts-files.ts; the short paths of a delta in
+ * (full write, hostsdir additions) are in hosts-files.ts; the short paths of a delta in
  * short-paths.ts.
  */
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -37,7 +37,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
 
   constructor(readonly ctx: ApplierContext) {
     this.paths = dnsmasqPaths(ctx);
-    this.files = new HostsFiles(this.paths, () => this.leasedIps());
+    this.files = new HostsFiles(this.paths);
     this.dnsmasq = new ProcessSupervisor({
       name: 'dnsmasq',
       binary: ctx.dnsmasqBinary,
@@ -52,7 +52,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
 
   async start(saved: DesiredState | null): Promise<void> {
     // 0700: the hosts files name every VM.
-    for (const dir of [this.ctx.leaseDir, this.paths.dhcpHostsDir, this.paths.namesDir]) mkdirPrivate(dir);
+    for (const dir of [this.ctx.leaseDir, this.paths.dhcpHostsDir]) mkdirPrivate(dir);
     if (saved && this.dnsmasq.adopt()) {
       // A dnsmasq left by a previous agent keeps serving untouched; on a backup (the VIP moved while no agent
       // was watching) it must not answer DHCP next to the primary's.
@@ -99,16 +99,14 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
     );
     switch (plan.kind) {
       case 'none':
+        // Additions written ahead (addAhead) leave nothing to do here but the folding of their files.
+        if (active && this.files.loaded) this.files.compactHostsDir(out);
         return;
       case 'add': {
         // One file per batch: dnsmasq reads a new file in the hostsdir by inotify, no reload (dataplane-facts).
-        // (No host lines when addAhead has already written them; only the names are left.)
-        if (plan.hostLines.length > 0) {
-          this.files.addHosts(`g${state.generation}`, plan.hostLines);
-          this.counters.hostsdirAdds++;
-        }
-        this.files.queueNames(plan.nameLines);
-        noteAdded(this.files.loaded!, plan.hostLines, plan.nameLines);
+        this.files.addHosts(`g${state.generation}`, plan.hostLines);
+        this.counters.hostsdirAdds++;
+        noteAdded(this.files.loaded!, plan.hostLines);
         this.files.compactHostsDir(out);
         return;
       }
@@ -117,7 +115,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
         // (reproduced here); render keeps tagged hosts in dnsmasq.conf, and files from anything older restart.
         const tagged = (this.files.loaded?.taggedMacs.size ?? 0) > 0;
         if (active && this.dnsmasq.running && !tagged) {
-          this.files.writeFull(out, true);
+          this.files.writeFull(out);
           // Releasing what the state no longer has frees those addresses for the next MAC at once (issue #10436).
           // The release and the SIGHUP go out together: dnsmasq handles both in its one loop, in either order
           // with the same result (a new MAC's DISCOVER for a reused address is answered once both are done), so
@@ -128,21 +126,21 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
           return;
         }
         if (!active || !this.dnsmasq.running) {
-          this.files.writeFull(out, false);
+          this.files.writeFull(out);
           return;
         }
       }
       // falls through
       case 'restart': {
         if (!active) {
-          this.files.writeFull(out, false);
+          this.files.writeFull(out);
           return;
         }
         this.preseedState = state;
         try {
           // Stopped before its watched directories change, so it does not process a storm of file events first.
           await this.dnsmasq.stop();
-          this.files.writeFull(out, false);
+          this.files.writeFull(out);
           await this.dnsmasq.ensureRunning();
           this.counters.restarts++;
         } catch (e) {
@@ -150,7 +148,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
           // configuration back so the network keeps being served.
           if (prev) {
             await this.dnsmasq.stop();
-            this.files.writeFull(prev.out, false);
+            this.files.writeFull(prev.out);
             this.preseedState = prev.state;
             await this.dnsmasq.ensureRunning().catch(() => undefined);
           }
@@ -160,7 +158,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
     }
   }
 
-  /** SIGHUP: dnsmasq re-reads the hosts and names files (and forgets what was only in the hostsdirs). */
+  /** SIGHUP: dnsmasq re-reads the hosts file (and forgets what was only in the hostsdir). */
   reload(): void {
     this.dnsmasq.signal('SIGHUP');
     this.counters.reloads++;
@@ -270,7 +268,6 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
   }
 
   async stop(opts: { leaveRunning?: boolean }): Promise<void> {
-    this.files.flushNames();
     stopReleaser();
     if (opts.leaveRunning) {
       this.dnsmasq.detach();

@@ -1,6 +1,8 @@
 /**
- * Desired state → dnsmasq text, following CloudStack's VR (reference §4.4–4.5) with the per-instance paths and
- * binding that several dnsmasq instances on one machine need (dataplane-facts.md). Pure.
+ * Desired state → the DHCP dnsmasq's text, following CloudStack's VR (reference §4.4–4.5) with the per-instance
+ * paths and binding that several dnsmasq instances on one machine need (dataplane-facts.md). DHCP only
+ * (`port=0`): names are answered by the DNS dnsmasq (appliers/dns/), which never waits for this one's lease
+ * re-matches. `renderNames` is that one's names file. Pure.
  */
 import { join } from 'node:path';
 import type { DesiredState, HostSpec } from '../../desired-state.js';
@@ -18,10 +20,6 @@ export interface DnsmasqPaths {
   dhcpHostsFile: string;
   /** Additions since the last SIGHUP, one file per batch, picked up by inotify without a reload. */
   dhcpHostsDir: string;
-  /** Names (`host`, `host.<domain>`, `data-server`), re-read on SIGHUP. */
-  namesFile: string;
-  /** Name additions since the last SIGHUP (DNS `--hostsdir`, inotify). */
-  namesDir: string;
 }
 
 /** The layout of dnsmasq's files in the agent's data directory (the lease file on tmpfs, see lease-dir.ts). */
@@ -34,16 +32,13 @@ export function dnsmasqPaths(ctx: Pick<RenderContext, 'dataDir' | 'leaseDir'>): 
     logFile: join(d, 'dnsmasq.log'),
     dhcpHostsFile: join(d, 'dhcphosts.txt'),
     dhcpHostsDir: join(d, 'dhcphosts.d'),
-    namesFile: join(d, 'names.txt'),
-    namesDir: join(d, 'names.d'),
   };
 }
 
-/** What dnsmasq runs from: its configuration file, the full hosts file and the full names (addn-hosts) file. */
+/** What the DHCP dnsmasq runs from: its configuration file and the full hosts file. */
 export interface DnsmasqFiles {
   dnsmasqConf: string;
   dhcpHosts: string;
-  names: string;
 }
 
 export const dnsmasqRenderer: Renderer<DnsmasqFiles> = {
@@ -52,9 +47,8 @@ export const dnsmasqRenderer: Renderer<DnsmasqFiles> = {
   render: (state, ctx) => ({
     dnsmasqConf: renderDnsmasqConf(state, { paths: dnsmasqPaths(ctx), guestInterface: ctx.guestInterface }),
     dhcpHosts: renderDhcpHosts(state),
-    names: renderNames(state),
   }),
-  digest: (out) => [out.dnsmasqConf, out.dhcpHosts, out.names],
+  digest: (out) => [out.dnsmasqConf, out.dhcpHosts],
 };
 
 export interface DnsmasqRenderOptions {
@@ -127,25 +121,17 @@ export function renderDnsmasqConf(state: DesiredState, opts: DnsmasqRenderOption
     'user=root',
     'no-hosts',
     'no-resolv',
-    // Without it dnsmasq binds 0.0.0.0:53/67 and a second instance on the machine cannot start.
+    // Without it dnsmasq binds 0.0.0.0:67 and a second instance on the machine cannot start.
     'bind-interfaces',
     `interface=${guestInterface}`,
     'except-interface=lo',
-    'domain-needed',
-    'bogus-priv',
-    'expand-hosts',
+    // No DNS here: the DNS dnsmasq answers names (appliers/dns/), so this one's O(leases × hosts) re-match on
+    // every hosts change never holds up a DNS query.
+    'port=0',
+    // The domain of the hostnames it hands out (option 15 is set explicitly below).
     `domain=${net.domain}`,
-    `local=/${net.domain}/`,
   ];
-  if (net.useExternalDns) {
-    // CloudStack's useextdns: guests talk to the zone DNS directly and the VR answers no DNS at all.
-    lines.push('port=0');
-  } else {
-    for (const s of net.dnsServers) lines.push(`server=${s}`);
-  }
   lines.push(
-    `addn-hosts=${paths.namesFile}`,
-    `hostsdir=${paths.namesDir}`,
     `dhcp-hostsfile=${paths.dhcpHostsFile}`,
     `dhcp-hostsdir=${paths.dhcpHostsDir}`,
     `dhcp-range=set:${rangeTag},${networkAddressOf(cidr)},static,${netmask},${lease}`,
