@@ -35,7 +35,15 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
   private preseedState: DesiredState | null = null;
   private readonly index = new HostIndex();
 
-  constructor(readonly ctx: ApplierContext) {
+  /**
+   * `sharded`: one of several DHCP dnsmasq instances on the interface (shards.ts). A DHCPRELEASE is unicast to
+   * the server address, which only one of them receives, so a shard frees a stale lease by restarting instead
+   * (its lease file is pre-seeded without it; a shard is small, so that costs milliseconds).
+   */
+  constructor(
+    readonly ctx: ApplierContext,
+    readonly sharded = false,
+  ) {
     this.paths = dnsmasqPaths(ctx);
     this.files = new HostsFiles(this.paths);
     this.dnsmasq = new ProcessSupervisor({
@@ -75,6 +83,8 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
     // `dnsmasq --test` only parses the configuration file (host lines are ours and schema-checked), so it runs
     // only when that file changes: a host addition stays off the spawn-a-process path.
     if (next.out.dnsmasqConf === prev?.out.dnsmasqConf && !force) return;
+    // A new shard's directory does not exist before its first apply.
+    mkdirPrivate(this.ctx.dataDir);
     const tmpConf = join(this.ctx.dataDir, '.dnsmasq.conf.test');
     writeFileSync(tmpConf, next.out.dnsmasqConf);
     const complaint = await dnsmasqTest(this.ctx.dnsmasqBinary, tmpConf);
@@ -114,7 +124,8 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
         // dnsmasq 2.90 segfaults on SIGHUP while a lease exists for a hosts-file entry with a `set:` tag
         // (reproduced here); render keeps tagged hosts in dnsmasq.conf, and files from anything older restart.
         const tagged = (this.files.loaded?.taggedMacs.size ?? 0) > 0;
-        if (active && this.dnsmasq.running && !tagged) {
+        const releaseByRestart = this.sharded && leasesToRelease(this.readLeases(), state).length > 0;
+        if (active && this.dnsmasq.running && !tagged && !releaseByRestart) {
           this.files.writeFull(out);
           // Releasing what the state no longer has frees those addresses for the next MAC at once (issue #10436).
           // The release and the SIGHUP go out together: dnsmasq handles both in its one loop, in either order
@@ -125,7 +136,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
           await released;
           return;
         }
-        if (!active || !this.dnsmasq.running) {
+        if (!active || (!this.dnsmasq.running && !releaseByRestart)) {
           this.files.writeFull(out);
           return;
         }
@@ -174,7 +185,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
 
   ahead(base: Step<DnsmasqFiles>, delta: DesiredStateDelta): ((next: DesiredState) => boolean) | null {
     if (!this.canGoAhead(base)) return null;
-    const acted = addAhead(this, base, delta) || replaceAhead(this, base, delta);
+    const acted = addAhead(this, base, delta) || (!this.sharded && replaceAhead(this, base, delta));
     if (!acted) return null;
     // The early files hold every upserted host: the validated state must still have them all (none refused or
     // quarantined by a rule between entries), or dnsmasq is put back on the state in force.

@@ -9,6 +9,7 @@ import type { DesiredState, HostSpec } from '../../desired-state.js';
 import { defaultLeaseTime } from '../../desired-state.js';
 import { hostCapacity, netmaskOf, networkAddressOf, parseIpv4Cidr } from '../../render/ip.js';
 import type { RenderContext, Renderer } from '../applier.js';
+import { shardCount, shardDirName, shardState } from './shards.js';
 
 /** Where the instance's files live; the agent passes its data directory's layout. */
 export interface DnsmasqPaths {
@@ -35,20 +36,46 @@ export function dnsmasqPaths(ctx: Pick<RenderContext, 'dataDir' | 'leaseDir'>): 
   };
 }
 
-/** What the DHCP dnsmasq runs from: its configuration file and the full hosts file. */
+/**
+ * What the DHCP dnsmasq runs from: its configuration file and the full hosts file. A big network's DHCP runs as
+ * several dnsmasq shards (shards.ts): then `shards` holds each one's files (in `dhcp-<i>/`) and the top-level
+ * pair is empty.
+ */
 export interface DnsmasqFiles {
   dnsmasqConf: string;
   dhcpHosts: string;
+  shards?: DnsmasqFiles[];
+}
+
+/** The render context of shard i: its files in `dhcp-<i>/` of the data and lease directories. */
+export function shardContext<C extends Pick<RenderContext, 'dataDir' | 'leaseDir'>>(ctx: C, i: number): C {
+  return {
+    ...ctx,
+    dataDir: join(ctx.dataDir, shardDirName(i)),
+    leaseDir: join(ctx.leaseDir, shardDirName(i)),
+  };
+}
+
+function renderOne(state: DesiredState, ctx: RenderContext): DnsmasqFiles {
+  return {
+    dnsmasqConf: renderDnsmasqConf(state, { paths: dnsmasqPaths(ctx), guestInterface: ctx.guestInterface }),
+    dhcpHosts: renderDhcpHosts(state),
+  };
 }
 
 export const dnsmasqRenderer: Renderer<DnsmasqFiles> = {
   name: 'dnsmasq',
   consumes: ['router', 'network', 'hosts'],
-  render: (state, ctx) => ({
-    dnsmasqConf: renderDnsmasqConf(state, { paths: dnsmasqPaths(ctx), guestInterface: ctx.guestInterface }),
-    dhcpHosts: renderDhcpHosts(state),
-  }),
-  digest: (out) => [out.dnsmasqConf, out.dhcpHosts],
+  render: (state, ctx) => {
+    const k = shardCount(state.hosts.length);
+    if (k === 1) return renderOne(state, ctx);
+    const shards = Array.from({ length: k }, (_, i) =>
+      renderOne(shardState(state, i, k), shardContext(ctx, i)),
+    );
+    return { dnsmasqConf: '', dhcpHosts: '', shards };
+  },
+  digest: (out) =>
+    out.shards ? out.shards.flatMap((s) => [s.dnsmasqConf, s.dhcpHosts]) : [out.dnsmasqConf, out.dhcpHosts],
 };
 
 export interface DnsmasqRenderOptions {
