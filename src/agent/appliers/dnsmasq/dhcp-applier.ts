@@ -55,8 +55,8 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
     const same = steps.length === this.subs.length && prev !== null;
     const prevSteps = same ? this.split(prev) : [];
     const subs = same ? this.subs : this.make(steps.length);
-    // One at a time: only shards whose configuration changed spawn `dnsmasq --test`.
-    for (let i = 0; i < subs.length; i++) await subs[i]!.check(steps[i]!, prevSteps[i] ?? null, force);
+    // Only shards whose configuration changed spawn `dnsmasq --test`; a rebuild tests all K at once.
+    await Promise.all(subs.map((sub, i) => sub.check(steps[i]!, prevSteps[i] ?? null, force)));
   }
 
   async apply(next: Step<DnsmasqFiles>, prev: Step<DnsmasqFiles> | null): Promise<void> {
