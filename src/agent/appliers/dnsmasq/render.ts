@@ -9,7 +9,7 @@ import type { DesiredState, HostSpec } from '../../desired-state.js';
 import { defaultLeaseTime } from '../../desired-state.js';
 import { hostCapacity, netmaskOf, networkAddressOf, parseIpv4Cidr } from '../../render/ip.js';
 import type { RenderContext, Renderer } from '../applier.js';
-import { shardCount, shardDirName, shardState } from './shards.js';
+import { shardCount, shardDirName, shardStates } from './shards.js';
 
 /** Where the instance's files live; the agent passes its data directory's layout. */
 export interface DnsmasqPaths {
@@ -69,9 +69,7 @@ export const dnsmasqRenderer: Renderer<DnsmasqFiles> = {
   render: (state, ctx) => {
     const k = shardCount(state.hosts.length);
     if (k === 1) return renderOne(state, ctx);
-    const shards = Array.from({ length: k }, (_, i) =>
-      renderOne(shardState(state, i, k), shardContext(ctx, i)),
-    );
+    const shards = shardStates(state, k).map((s, i) => renderOne(s, shardContext(ctx, i)));
     return { dnsmasqConf: '', dhcpHosts: '', shards };
   },
   digest: (out) =>

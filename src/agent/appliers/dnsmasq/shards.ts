@@ -35,11 +35,20 @@ export function shardOf(mac: string, k: number): number {
  * of RAs would be wrong); other shards answer DHCPv4 only (their guests still take their SLAAC address).
  */
 export function shardState(state: DesiredState, i: number, k: number): DesiredState {
-  if (k === 1) return state;
-  const hosts = state.hosts.filter((h) => shardOf(h.mac, k) === i);
-  if (i === 0) return { ...state, hosts };
-  const { ipv6Cidr: _v6, ipv6Gateway: _gw, ...network } = state.network;
-  return { ...state, network, hosts: hosts.map(({ ipv6: _ip6, ...h }) => h) };
+  return shardStates(state, k)[i]!;
+}
+
+/** Every shard's view at once: one pass over the hosts (K passes cost seconds of an apply at 50,000 hosts). */
+export function shardStates(state: DesiredState, k: number): DesiredState[] {
+  if (k === 1) return [state];
+  const parts: DesiredState['hosts'][] = Array.from({ length: k }, () => []);
+  for (const h of state.hosts) parts[shardOf(h.mac, k)]!.push(h);
+  const { ipv6Cidr: _v6, ipv6Gateway: _gw, ...v4only } = state.network;
+  return parts.map((hosts, i) =>
+    i === 0
+      ? { ...state, hosts }
+      : { ...state, network: v4only, hosts: hosts.map(({ ipv6: _ip6, ...h }) => h) },
+  );
 }
 
 /** Shard i's directory under the data (or lease) directory. */
