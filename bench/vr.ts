@@ -7,7 +7,12 @@
  *   new-mac    time from the control-API call adding one host to its DHCPACK
  *   freed-ip   time from the call that removes a host and gives its address to a new MAC, to that MAC's DHCPACK
  *   burst      (at --burst-n) 200 new hosts at once: time until all 200 are ACKed
+ *   rebuild    the whole state (N hosts plus those added above) pushed to a brand-new router, as after a reboot
+ *              or destroy + restartNetwork: time from the push to the last of --rebuild-sample hosts served
+ *   memory     resident memory of the agent and its dnsmasq processes once populated (and changed)
  * and DNS queries lost meanwhile (a background loop, one query per --dns-interval ms, lost = no answer in 1 s).
+ * Every row names the `backend`: `dnsmasq-shards` (the agent: DNS in its own dnsmasq, DHCP in `dhcp_shards`
+ * dnsmasq instances, src/agent/appliers/dnsmasq/shards.ts) or `dnsmasq` (one process for both, the baseline).
  * Beside each, in the same run, CloudStack's method driven directly against a second dnsmasq on the same bridge:
  * rewrite the whole hosts/names/lease files and restart dnsmasq, once per VM.
  *
@@ -18,7 +23,15 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { DhcpProbe, eventually, type ProbeDnsStats, type SpawnedProcess } from '../src/netns/index.js';
+import { readFileSync } from 'node:fs';
+import {
+  DhcpProbe,
+  eventually,
+  exec,
+  execIn,
+  type ProbeDnsStats,
+  type SpawnedProcess,
+} from '../src/netns/index.js';
 import type { DesiredState, HostSpec } from '../src/agent/desired-state.js';
 import { VrLab, repoRoot, type RouterUnderTest } from '../test/agent/vr-lab.js';
 import { benchOutput, numberList, parseArgs, quantile } from './common.js';
@@ -32,6 +45,8 @@ interface Flags {
   burstN: number[];
   baseline: boolean;
   dnsIntervalMs: number;
+  rebuild: boolean;
+  rebuildSample: number;
 }
 
 function parseFlags(argv: string[]): Flags {
@@ -43,9 +58,11 @@ function parseFlags(argv: string[]): Flags {
     burstN: [1000],
     baseline: true,
     dnsIntervalMs: 10,
+    rebuild: true,
+    rebuildSample: 50,
   };
   const usage =
-    'npm run bench:vr -- [--n 100,1000,5000] [--reps 20] [--warmup 1] [--burst 200] [--burst-n 1000] [--no-baseline]';
+    'npm run bench:vr -- [--n 100,1000,5000] [--reps 20] [--warmup 1] [--burst 200] [--burst-n 1000] [--no-baseline] [--no-rebuild] [--rebuild-sample 50]';
   parseArgs(argv, usage, (a, v) => {
     if (a === '--n') f.n = numberList(v());
     else if (a === '--reps') f.reps = Number(v());
@@ -54,13 +71,16 @@ function parseFlags(argv: string[]): Flags {
     else if (a === '--burst-n') f.burstN = numberList(v());
     else if (a === '--no-baseline') f.baseline = false;
     else if (a === '--dns-interval') f.dnsIntervalMs = Number(v());
+    else if (a === '--no-rebuild') f.rebuild = false;
+    else if (a === '--rebuild-sample') f.rebuildSample = Number(v());
     else return false;
     return true;
   });
   return f;
 }
 
-const { log, emit } = benchOutput('vr');
+const { log, emit: emitRow } = benchOutput('vr');
+const emit = emitRow;
 const now = () => performance.now();
 const round = (x: number) => Math.round(x * 10) / 10;
 
@@ -88,12 +108,25 @@ const DOMAIN = 'bench.internal';
 /** The VR under test: the real agent behind its control API. */
 class AgentMethod {
   readonly name = 'agent';
+  readonly backend = 'dnsmasq-shards';
   gen = 1;
   hosts: HostSpec[] = [];
+  private rebuilds = 0;
   constructor(
     readonly lab: VrLab,
-    readonly vr: RouterUnderTest,
+    public vr: RouterUnderTest,
   ) {}
+
+  /** A brand-new router in place of this one (the old agent stopped, its address gone); returns its push. */
+  async freshRouter(): Promise<() => Promise<void>> {
+    await this.vr.agent.stop(10_000);
+    await execIn(this.vr.ns, ['ip', 'addr', 'flush', 'dev', 'eth0']);
+    this.vr = await this.lab.router(`vr${++this.rebuilds}`);
+    return async () => {
+      const r = await this.vr.push(this.state(), { timeoutMs: 300_000 });
+      if (!r.ok) throw new Error(`rebuild: ${JSON.stringify(r)}`);
+    };
+  }
 
   server = '10.20.0.1';
 
@@ -143,6 +176,7 @@ class AgentMethod {
  */
 class RewriteRestartMethod {
   readonly name = 'rewrite-restart';
+  readonly backend = 'dnsmasq';
   server = '10.21.0.1';
   hosts: HostSpec[] = [];
   proc: SpawnedProcess | undefined;
@@ -222,6 +256,16 @@ class RewriteRestartMethod {
     }
   }
 
+  /** CloudStack rebuilding a VR: every file written from the databag, dnsmasq started. */
+  async freshRouter(): Promise<() => Promise<void>> {
+    if (this.proc) await this.proc.stop(5000);
+    this.proc = undefined;
+    return async () => {
+      this.writeAll();
+      await this.restart();
+    };
+  }
+
   async replaceHost(old: HostSpec, next: HostSpec): Promise<void> {
     // remove=true + the new entry; the old lease line goes with the rebuild (CloudStack dhcp_releases it)
     this.hosts = this.hosts.filter((h) => h.mac !== old.mac);
@@ -273,6 +317,7 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
       vmId: `n-${i}`,
     };
   };
+  const emit = (o: Record<string, unknown>) => emitRow({ backend: m.backend, ...o });
   const dnsFields = (d: ProbeDnsStats) => ({
     dns_sent: d.sent,
     dns_lost: d.lost,
@@ -375,6 +420,63 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
   }
 }
 
+/**
+ * A router rebuilt from the database: the whole state pushed to a brand-new router while a sample of its hosts
+ * (evenly spread, the last one included) keep asking for their address; time to the last of them served.
+ */
+async function rebuildScenario(m: Method, probe: DhcpProbe, n: number, flags: Flags): Promise<void> {
+  const push = await m.freshRouter();
+  const hosts = m.hosts;
+  const step = Math.max(1, Math.floor(hosts.length / flags.rebuildSample));
+  const sample = hosts.filter((_, i) => i % step === 0 || i === hosts.length - 1);
+  const t0 = now();
+  const served = Promise.all(
+    sample.map((h) =>
+      probe
+        .lease(h.mac, { retryMs: 20, maxRetryMs: 100, timeoutMs: 600_000 })
+        .then((r) => ({ r, h, t: now() - t0 })),
+    ),
+  );
+  const apiMs = await push().then(() => now() - t0);
+  const all = await served;
+  const bad = all.filter((x) => !x.r.ok || x.r.ip !== x.h.ipv4);
+  if (bad.length)
+    throw new Error(`rebuild: ${bad.length} of the sample not served right: ${JSON.stringify(bad[0])}`);
+  const last = Math.max(...all.map((x) => x.t));
+  emitRow({
+    method: m.name,
+    backend: m.backend,
+    n,
+    scenario: 'rebuild',
+    hosts: hosts.length,
+    sampled: sample.length,
+    last_served_ms: round(last),
+    api_ms: round(apiMs),
+  });
+  log(
+    `${m.name} n=${n} rebuild of ${hosts.length} hosts: last of ${sample.length} sampled served in ${round(last)} ms`,
+  );
+}
+
+/** Resident memory (MB) of the processes in namespace `ns`, by program name. */
+async function memory(ns: string): Promise<Record<string, number>> {
+  const pids = (await exec(['ip', 'netns', 'pids', ns])).stdout.split(/\s+/).filter(Boolean);
+  const out: Record<string, number> = {};
+  for (const pid of pids) {
+    try {
+      const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const name = /^Name:\s+(\S+)/m.exec(st)?.[1] ?? '?';
+      const kb = Number(/^VmRSS:\s+(\d+)/m.exec(st)?.[1] ?? 0);
+      const key = name === 'node' || name.startsWith('MainThread') ? 'agent' : name;
+      out[`${key}_rss_mb`] = round((out[`${key}_rss_mb`] ?? 0) + kb / 1024);
+      out[`${key}_processes`] = (out[`${key}_processes`] ?? 0) + 1;
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
 async function runN(n: number, flags: Flags): Promise<void> {
   const lab = new VrLab({ cidr: '10.20.0.0/16', domain: DOMAIN });
   try {
@@ -403,11 +505,23 @@ async function runN(n: number, flags: Flags): Promise<void> {
       const st = await vr.status();
       emit({
         method: 'agent',
+        backend: agent.backend,
         n,
         scenario: 'counters',
+        dhcp_shards: st.dhcpShards ?? 1,
         ...st.counters,
         dnsmasq_restarts_by_supervisor: st.dnsmasq.restarts,
       });
+      emit({
+        method: 'agent',
+        backend: agent.backend,
+        n,
+        scenario: 'memory',
+        hosts: agent.hosts.length,
+        dhcp_shards: st.dhcpShards ?? 1,
+        ...(await memory(vr.ns)),
+      });
+      if (flags.rebuild) await rebuildScenario(agent, probe, n, flags);
 
       if (flags.baseline) {
         const csNs = await lab.net.namespace('cs');
@@ -425,6 +539,7 @@ async function runN(n: number, flags: Flags): Promise<void> {
         );
         log(`rewrite-restart baseline populated with ${n} hosts in ${Math.round(now() - t)} ms`);
         await runScenarios(cs, probe, n, flags);
+        if (flags.rebuild) await rebuildScenario(cs, probe, n, flags);
       }
     } finally {
       await probe.close();

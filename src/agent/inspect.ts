@@ -18,7 +18,8 @@ import { Resolver } from 'node:dns/promises';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentStatus, RouterAgent } from './agent.js';
-import { dnsmasqPaths, parseLeases } from './appliers/dnsmasq/render.js';
+import { dnsPaths } from './appliers/dns/render.js';
+import { dnsmasqPaths, parseLeases, shardContext } from './appliers/dnsmasq/render.js';
 import type { DnsmasqPaths, Lease } from './appliers/dnsmasq/render.js';
 import { natTableName, netfilterRenderer } from './appliers/netfilter/render.js';
 import { listDir, readText, run } from './system.js';
@@ -165,23 +166,30 @@ async function natCheck(agent: RouterAgent, ip: string): Promise<Inspection['nat
 }
 
 /**
- * The dnsmasq part of an inspection, from the files as the dnsmasq applier lays them out (`paths`); also used by
- * the simulator driver on the files it renders.
+ * The dnsmasq part of an inspection, from the files as the DHCP and DNS appliers lay them out under the data and
+ * lease directories (the DHCP shards of a big network each in `dhcp-<i>/`, the names in the DNS dnsmasq's files);
+ * also used by the simulator driver on the files it renders.
  */
 export function inspectDnsmasqFiles(
-  paths: DnsmasqPaths,
+  dirs: { dataDir: string; leaseDir: string },
   q: InspectQuery,
   daemon: { running: boolean; pid: number | null },
 ): Inspection['dnsmasq'] {
   const mac = q.mac?.toLowerCase();
-  const hosts = [
+  const shards = listDir(dirs.dataDir)
+    .map((f) => /^dhcp-(\d+)$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => dnsmasqPaths(shardContext(dirs, Number(m[1]))));
+  const all: DnsmasqPaths[] = [dnsmasqPaths(dirs), ...shards];
+  const hosts = all.flatMap((paths) => [
     ...linesOf(paths.dhcpHostsFile, paths.dhcpHostsDir),
     ...readText(paths.conf)
       .split('\n')
       .filter((l) => l.startsWith('dhcp-host='))
       .map((line) => ({ file: paths.conf, line })),
-  ];
-  const names = linesOf(paths.namesFile, paths.namesDir);
+  ]);
+  const dns = dnsPaths(dirs);
+  const names = linesOf(dns.namesFile, dns.namesDir);
   const fields = (l: string) => l.replace(/^dhcp-host=/, '').split(',');
   const hostsLines = hosts.filter(({ line }) => {
     const f = fields(line);
@@ -191,13 +199,13 @@ export function inspectDnsmasqFiles(
     const [addr, ...n] = line.split(/\s+/);
     return (q.ip !== undefined && addr === q.ip) || (q.name !== undefined && n.includes(q.name));
   });
-  const allLeases = parseLeases(readText(paths.leaseFile));
+  const allLeases = all.flatMap((paths) => parseLeases(readText(paths.leaseFile)));
   const leases = q.all ? allLeases : allLeases.filter((l) => l.mac === mac || l.ip === q.ip);
   const dhcpLog =
     mac === undefined
       ? []
-      : tail(paths.logFile, logTailBytes)
-          .split('\n')
+      : all
+          .flatMap((paths) => tail(paths.logFile, logTailBytes).split('\n'))
           .filter((l) => l.includes('DHCP') && l.toLowerCase().includes(mac))
           .slice(-5);
   return {
@@ -216,14 +224,13 @@ export function inspectDnsmasqFiles(
 
 export async function inspect(agent: RouterAgent, q: InspectQuery): Promise<Inspection> {
   const status = agent.status(false);
-  const paths = dnsmasqPaths({ dataDir: agent.options.dataDir, leaseDir: agent.leaseDir });
   const state = agent.appliedState;
   const dnsServer = state && !state.network.useExternalDns ? state.network.gateway : null;
   const dnsNames =
     q.name && state ? [q.name, ...(q.name.includes('.') ? [] : [`${q.name}.${state.network.domain}`])] : [];
   return {
     status,
-    dnsmasq: inspectDnsmasqFiles(paths, q, {
+    dnsmasq: inspectDnsmasqFiles({ dataDir: agent.options.dataDir, leaseDir: agent.leaseDir }, q, {
       running: status.dnsmasq?.running ?? false,
       pid: status.dnsmasq?.pid ?? null,
     }),

@@ -23,7 +23,10 @@ export interface AgentStatus {
   hash: string | null;
   conditions: Condition[];
   role: 'standalone' | 'primary' | 'backup';
+  /** The DHCP dnsmasq (sharded: all of them — running if all run, shard 0's pid, restarts summed). */
   dnsmasq: { running: boolean; pid: number | null; restarts: number; lastError: string | null };
+  /** The DNS dnsmasq (null: not wanted — `useExternalDns`, a pair's backup — and not running). */
+  dns?: { running: boolean; pid: number | null; restarts: number; lastError: string | null } | null;
   keepalived: { running: boolean; pid: number | null } | null;
   firewall: { loaded: boolean; message: string | null };
   counters: {
@@ -32,6 +35,10 @@ export interface AgentStatus {
     reloads: number;
     restarts: number;
     leasesReleased: number;
+    /** The DNS dnsmasq: names files added by inotify, SIGHUPs (a removed or changed name), restarts. */
+    dnsAdds?: number;
+    dnsReloads?: number;
+    dnsRestarts?: number;
   };
   lastFailure: { generation: number; reason: string; message: string } | null;
   /**
@@ -53,6 +60,8 @@ export interface AgentStatus {
   lb?: Record<string, Record<string, 'UP' | 'DOWN'>>;
   leaseCount: number;
   leases?: Lease[];
+  /** How many DHCP dnsmasq instances serve the network (appliers/dnsmasq/shards.ts; 1 up to 2,048 hosts). */
+  dhcpShards?: number;
 }
 
 /** The three conditions, each keeping its lastTransitionTime while its status stays the same. */

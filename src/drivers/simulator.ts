@@ -90,16 +90,7 @@ export class SimulatedRouter implements RouterTransport {
 
   private apply(state: DesiredState, held: HeldEntry[]): PushResult {
     this.held = held;
-    const paths = {
-      conf: join(this.dir, 'dnsmasq.conf'),
-      pidFile: join(this.dir, 'dnsmasq.pid'),
-      leaseFile: join(this.dir, 'dnsmasq.leases'),
-      logFile: join(this.dir, 'dnsmasq.log'),
-      dhcpHostsFile: join(this.dir, 'dhcphosts.txt'),
-      dhcpHostsDir: join(this.dir, 'dhcphosts.d'),
-      namesFile: join(this.dir, 'names.txt'),
-      namesDir: join(this.dir, 'names.d'),
-    };
+    const paths = dnsmasqPaths({ dataDir: this.dir, leaseDir: this.dir });
     const r = render(state, {
       paths,
       guestInterface: 'eth0',
@@ -112,7 +103,7 @@ export class SimulatedRouter implements RouterTransport {
       mkdirSync(this.dir, { recursive: true });
       writeFileSync(paths.conf, r.dnsmasqConf);
       writeFileSync(paths.dhcpHostsFile, r.dhcpHosts);
-      writeFileSync(paths.namesFile, r.names);
+      writeFileSync(join(this.dir, 'names.txt'), r.names);
       writeFileSync(join(this.dir, 'applied-state.json'), JSON.stringify(state));
       this.applies++;
     }
@@ -168,10 +159,12 @@ export class SimulatedRouter implements RouterTransport {
   /** The files it rendered, read back as the agent's inspection reads dnsmasq's; no leases, DNS or NAT here. */
   async inspect(q: InspectQuery): Promise<Inspection> {
     if (!this.running) throw new Error(`router ${this.name} is not running`);
-    const paths = dnsmasqPaths({ dataDir: this.dir, leaseDir: this.dir });
     return {
       status: this.status(),
-      dnsmasq: inspectDnsmasqFiles(paths, q, { running: this.state !== null, pid: null }),
+      dnsmasq: inspectDnsmasqFiles({ dataDir: this.dir, leaseDir: this.dir }, q, {
+        running: this.state !== null,
+        pid: null,
+      }),
       dns: null,
       nat: null,
     };

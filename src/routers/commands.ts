@@ -17,7 +17,7 @@ import { routerPublicIps } from './public-inputs.js';
 import { groupPublicNics } from './public-nics.js';
 import { getSetting } from '../configuration/repository.js';
 import { stableUuid } from '../offerings/os-types.js';
-import { healthChecks, redundantState } from './health.js';
+import { dhcpBackend, healthChecks, redundantState } from './health.js';
 import { destroyRouterRow, ROUTER_VERSION, STACKNET_VERSION } from './service.js';
 
 const COLS = { accountColumn: 'routers.account_id', domainColumn: 'routers.domain_id' };
@@ -132,6 +132,7 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
     desiredgeneration: Number(r.desired_generation),
     appliedgeneration: r.applied_generation === null ? undefined : Number(r.applied_generation),
     lasterror: r.last_error ?? undefined,
+    dhcpbackend: dhcpBackend(r),
   };
 }
 

@@ -18,6 +18,8 @@ interface Health {
   }[];
   role?: string;
   dnsmasq?: { running: boolean; lastError: string | null };
+  dns?: { running: boolean; lastError: string | null } | null;
+  dhcpShards?: number;
   firewall?: { loaded: boolean; message: string | null };
   lastFailure?: { generation: number; reason: string; message: string } | null;
   quarantined?: QuarantinedEntry[];
@@ -40,8 +42,18 @@ export function healthChecks(r: RouterRow): ResponseObject[] {
     checktype: 'basic',
     success: h.dnsmasq?.running ?? false,
     lastupdated: at,
-    details: h.dnsmasq?.lastError ?? (h.dnsmasq?.running ? 'running' : 'not running'),
+    details: h.dnsmasq?.lastError ?? (h.dnsmasq?.running ? 'running' : 'not running') + dhcpBackendNote(h),
   });
+  // The DNS dnsmasq (reported by agents since issue 15; null while the router answers no DNS: useExternalDns,
+  // a pair's backup).
+  if (h.dns)
+    checks.push({
+      checkname: 'dns',
+      checktype: 'basic',
+      success: h.dns.running,
+      lastupdated: at,
+      details: h.dns.lastError ?? (h.dns.running ? 'running' : 'not running'),
+    });
   // Entries the router set aside (a row it cannot serve, e.g. a MAC that is no MAC): everything else is served.
   const q = h.quarantined ?? [];
   checks.push({
@@ -59,6 +71,20 @@ export function healthChecks(r: RouterRow): ResponseObject[] {
     details: `desired ${r.desired_generation}, applied ${r.applied_generation ?? 'none'}${r.last_error ? `; last error: ${r.last_error}` : ''}`,
   });
   return checks;
+}
+
+function dhcpBackendNote(h: Health): string {
+  return (h.dhcpShards ?? 1) > 1 ? ` (DHCP in ${h.dhcpShards} shards)` : '';
+}
+
+/**
+ * stacknet's `dhcpbackend` of listRouters: what serves the router's DHCP, as its agent last reported —
+ * `dnsmasq` (one process), `dnsmasq-shards:<K>` (a big network, src/agent/appliers/dnsmasq/shards.ts).
+ */
+export function dhcpBackend(r: RouterRow): string | undefined {
+  const h = r.health ? (JSON.parse(r.health) as Health | null) : null;
+  if (!h?.dnsmasq) return undefined;
+  return (h.dhcpShards ?? 1) > 1 ? `dnsmasq-shards:${h.dhcpShards}` : 'dnsmasq';
 }
 
 export function redundantState(r: RouterRow): string {

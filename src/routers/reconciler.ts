@@ -358,6 +358,9 @@ export function healthOf(s: AgentStatus): unknown {
     generation: s.generation,
     hash: s.hash,
     dnsmasq: s.dnsmasq,
+    // DNS runs in a dnsmasq of its own; DHCP in `dhcpShards` dnsmasq instances (src/agent/appliers/dnsmasq/shards.ts).
+    dns: s.dns ?? null,
+    dhcpShards: s.dhcpShards ?? 1,
     keepalived: s.keepalived,
     firewall: s.firewall,
     lastFailure: s.lastFailure,

@@ -1,7 +1,8 @@
 /** The router's appliers, one per entry of `routerRenderers`, in the same order. */
 import { AddressesApplier } from './addresses/addresses-applier.js';
 import type { Applier, ApplierContext } from './applier.js';
-import { DnsmasqApplier } from './dnsmasq/dnsmasq-applier.js';
+import { DnsApplier } from './dns/dns-applier.js';
+import { DhcpApplier } from './dnsmasq/dhcp-applier.js';
 import { HaproxyApplier } from './haproxy/haproxy-applier.js';
 import { KeepalivedApplier } from './keepalived/keepalived-applier.js';
 import { NetfilterApplier } from './netfilter/netfilter-applier.js';
@@ -12,7 +13,8 @@ import { RoutesApplier } from './routes/routes-applier.js';
 const factories: Record<string, (ctx: ApplierContext) => Applier> = {
   addresses: (ctx) => new AddressesApplier(ctx),
   routes: (ctx) => new RoutesApplier(ctx),
-  dnsmasq: (ctx) => new DnsmasqApplier(ctx),
+  dnsmasq: (ctx) => new DhcpApplier(ctx),
+  dns: (ctx) => new DnsApplier(ctx),
   nftables: (ctx) => new NftablesApplier(ctx),
   netfilter: (ctx) => new NetfilterApplier(ctx),
   haproxy: (ctx) => new HaproxyApplier(ctx),

@@ -34,8 +34,6 @@ describe('the router render', () => {
       logFile: `${dataDir}/dnsmasq.log`,
       dhcpHostsFile: `${dataDir}/dhcphosts.txt`,
       dhcpHostsDir: `${dataDir}/dhcphosts.d`,
-      namesFile: `${dataDir}/names.txt`,
-      namesDir: `${dataDir}/names.d`,
     };
     for (const make of Object.values(goldenCases)) {
       const r = render(make(), { paths, ...rest });
@@ -45,7 +43,8 @@ describe('the router render', () => {
         [
           r.addresses,
           r.transit,
-          { dnsmasqConf: r.dnsmasqConf, dhcpHosts: r.dhcpHosts, names: r.names },
+          { dnsmasqConf: r.dnsmasqConf, dhcpHosts: r.dhcpHosts },
+          { conf: r.dnsConf, names: r.names },
           r.nftables,
           r.netfilter,
           r.haproxyConf,

@@ -8,6 +8,7 @@ import { applianceServices } from '../desired-state.js';
 import { canonicalJson } from '../render/canonical.js';
 import { addressesRenderer } from './addresses/render.js';
 import type { RenderContext, Renderer } from './applier.js';
+import { dnsRenderer } from './dns/render.js';
 import { dnsmasqRenderer } from './dnsmasq/render.js';
 import { haproxyRenderer } from './haproxy/render.js';
 import { keepalivedRenderer } from './keepalived/render.js';
@@ -17,7 +18,7 @@ import { routesRenderer } from './routes/render.js';
 
 /**
  * Addresses first (dnsmasq binds to them and advertises the IPv6 prefix only once its address is there), then a
- * VPC tier's transit routes (to the other tiers, outside via the edge), then DHCP/DNS, then the firewalls (guest
+ * VPC tier's transit routes (to the other tiers, outside via the edge), then DHCP and DNS (two processes), then the firewalls (guest
  * side, then the public side's NAT and filter), the public load balancer (behind that filter, which lets its
  * ports in), and VRRP, which protect and move what the others serve. A new service is a new folder and one entry
  * here.
@@ -26,6 +27,7 @@ export const routerRenderers: readonly Renderer<unknown>[] = [
   addressesRenderer,
   routesRenderer,
   dnsmasqRenderer,
+  dnsRenderer,
   nftablesRenderer,
   netfilterRenderer,
   haproxyRenderer,

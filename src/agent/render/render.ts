@@ -6,6 +6,7 @@
 import { dirname } from 'node:path';
 import type { DesiredState } from '../desired-state.js';
 import type { RouterAddresses } from '../appliers/addresses/render.js';
+import type { DnsFiles } from '../appliers/dns/render.js';
 import type { DnsmasqFiles, DnsmasqPaths } from '../appliers/dnsmasq/render.js';
 import { renderRouter, routerRenderers } from '../appliers/renderers.js';
 import type { TransitPlan } from '../appliers/routes/render.js';
@@ -21,6 +22,9 @@ export interface RenderContext {
 }
 
 export interface Rendered extends DnsmasqFiles {
+  /** The DNS dnsmasq's names file (every host, `data-server`) and configuration (null: `useExternalDns`). */
+  names: string;
+  dnsConf: string | null;
   addresses: RouterAddresses;
   /** A VPC tier's transit address and routes; null outside a VPC. */
   transit: TransitPlan | null;
@@ -45,6 +49,8 @@ export function render(state: DesiredState, ctx: RenderContext): Rendered {
     addresses: by('addresses') as RouterAddresses,
     transit: by('routes') as TransitPlan | null,
     ...(by('dnsmasq') as DnsmasqFiles),
+    names: (by('dns') as DnsFiles).names,
+    dnsConf: (by('dns') as DnsFiles).conf,
     nftables: by('nftables') as string,
     netfilter: by('netfilter') as string,
     haproxyConf: by('haproxy') as string | null,

@@ -1,9 +1,9 @@
 /**
- * DHCP and DNS for the guest network (dnsmasq, reference §4.4–4.5): render → `dnsmasq --test` (only when the
+ * DHCP for the guest network (dnsmasq, reference §4.4–4.5; DNS is the DNS dnsmasq's, appliers/dns/): render → `dnsmasq --test` (only when the
  * configuration file changed) → atomic replace → the cheapest signal the change allows (a file in the hostsdir,
  * SIGHUP, or a restart with pre-seeded leases; plan.ts and src/agent/README.md "How changes reach dnsmasq").
  * Runs only while the router serves guests (a redundant pair's backup runs no dnsmasq). The files themselves
- * (full write, hostsdir additions, batched names) are in hosts-files.ts; the short paths of a delta in
+ * (full write, hostsdir additions) are in hosts-files.ts; the short paths of a delta in
  * short-paths.ts.
  */
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -35,9 +35,17 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
   private preseedState: DesiredState | null = null;
   private readonly index = new HostIndex();
 
-  constructor(readonly ctx: ApplierContext) {
+  /**
+   * `sharded`: one of several DHCP dnsmasq instances on the interface (shards.ts). A DHCPRELEASE is unicast to
+   * the server address, which only one of them receives, so a shard frees a stale lease by restarting instead
+   * (its lease file is pre-seeded without it; a shard is small, so that costs milliseconds).
+   */
+  constructor(
+    readonly ctx: ApplierContext,
+    readonly sharded = false,
+  ) {
     this.paths = dnsmasqPaths(ctx);
-    this.files = new HostsFiles(this.paths, () => this.leasedIps());
+    this.files = new HostsFiles(this.paths);
     this.dnsmasq = new ProcessSupervisor({
       name: 'dnsmasq',
       binary: ctx.dnsmasqBinary,
@@ -52,7 +60,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
 
   async start(saved: DesiredState | null): Promise<void> {
     // 0700: the hosts files name every VM.
-    for (const dir of [this.ctx.leaseDir, this.paths.dhcpHostsDir, this.paths.namesDir]) mkdirPrivate(dir);
+    for (const dir of [this.ctx.leaseDir, this.paths.dhcpHostsDir]) mkdirPrivate(dir);
     if (saved && this.dnsmasq.adopt()) {
       // A dnsmasq left by a previous agent keeps serving untouched; on a backup (the VIP moved while no agent
       // was watching) it must not answer DHCP next to the primary's.
@@ -75,6 +83,8 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
     // `dnsmasq --test` only parses the configuration file (host lines are ours and schema-checked), so it runs
     // only when that file changes: a host addition stays off the spawn-a-process path.
     if (next.out.dnsmasqConf === prev?.out.dnsmasqConf && !force) return;
+    // A new shard's directory does not exist before its first apply.
+    mkdirPrivate(this.ctx.dataDir);
     const tmpConf = join(this.ctx.dataDir, '.dnsmasq.conf.test');
     writeFileSync(tmpConf, next.out.dnsmasqConf);
     const complaint = await dnsmasqTest(this.ctx.dnsmasqBinary, tmpConf);
@@ -99,16 +109,14 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
     );
     switch (plan.kind) {
       case 'none':
+        // Additions written ahead (addAhead) leave nothing to do here but the folding of their files.
+        if (active && this.files.loaded) this.files.compactHostsDir(out);
         return;
       case 'add': {
         // One file per batch: dnsmasq reads a new file in the hostsdir by inotify, no reload (dataplane-facts).
-        // (No host lines when addAhead has already written them; only the names are left.)
-        if (plan.hostLines.length > 0) {
-          this.files.addHosts(`g${state.generation}`, plan.hostLines);
-          this.counters.hostsdirAdds++;
-        }
-        this.files.queueNames(plan.nameLines);
-        noteAdded(this.files.loaded!, plan.hostLines, plan.nameLines);
+        this.files.addHosts(`g${state.generation}`, plan.hostLines);
+        this.counters.hostsdirAdds++;
+        noteAdded(this.files.loaded!, plan.hostLines);
         this.files.compactHostsDir(out);
         return;
       }
@@ -116,8 +124,9 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
         // dnsmasq 2.90 segfaults on SIGHUP while a lease exists for a hosts-file entry with a `set:` tag
         // (reproduced here); render keeps tagged hosts in dnsmasq.conf, and files from anything older restart.
         const tagged = (this.files.loaded?.taggedMacs.size ?? 0) > 0;
-        if (active && this.dnsmasq.running && !tagged) {
-          this.files.writeFull(out, true);
+        const releaseByRestart = this.sharded && leasesToRelease(this.readLeases(), state).length > 0;
+        if (active && this.dnsmasq.running && !tagged && !releaseByRestart) {
+          this.files.writeFull(out);
           // Releasing what the state no longer has frees those addresses for the next MAC at once (issue #10436).
           // The release and the SIGHUP go out together: dnsmasq handles both in its one loop, in either order
           // with the same result (a new MAC's DISCOVER for a reused address is answered once both are done), so
@@ -127,22 +136,22 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
           await released;
           return;
         }
-        if (!active || !this.dnsmasq.running) {
-          this.files.writeFull(out, false);
+        if (!active || (!this.dnsmasq.running && !releaseByRestart)) {
+          this.files.writeFull(out);
           return;
         }
       }
       // falls through
       case 'restart': {
         if (!active) {
-          this.files.writeFull(out, false);
+          this.files.writeFull(out);
           return;
         }
         this.preseedState = state;
         try {
           // Stopped before its watched directories change, so it does not process a storm of file events first.
           await this.dnsmasq.stop();
-          this.files.writeFull(out, false);
+          this.files.writeFull(out);
           await this.dnsmasq.ensureRunning();
           this.counters.restarts++;
         } catch (e) {
@@ -150,7 +159,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
           // configuration back so the network keeps being served.
           if (prev) {
             await this.dnsmasq.stop();
-            this.files.writeFull(prev.out, false);
+            this.files.writeFull(prev.out);
             this.preseedState = prev.state;
             await this.dnsmasq.ensureRunning().catch(() => undefined);
           }
@@ -160,7 +169,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
     }
   }
 
-  /** SIGHUP: dnsmasq re-reads the hosts and names files (and forgets what was only in the hostsdirs). */
+  /** SIGHUP: dnsmasq re-reads the hosts file (and forgets what was only in the hostsdir). */
   reload(): void {
     this.dnsmasq.signal('SIGHUP');
     this.counters.reloads++;
@@ -176,7 +185,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
 
   ahead(base: Step<DnsmasqFiles>, delta: DesiredStateDelta): ((next: DesiredState) => boolean) | null {
     if (!this.canGoAhead(base)) return null;
-    const acted = addAhead(this, base, delta) || replaceAhead(this, base, delta);
+    const acted = addAhead(this, base, delta) || (!this.sharded && replaceAhead(this, base, delta));
     if (!acted) return null;
     // The early files hold every upserted host: the validated state must still have them all (none refused or
     // quarantined by a rule between entries), or dnsmasq is put back on the state in force.
@@ -270,7 +279,6 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
   }
 
   async stop(opts: { leaveRunning?: boolean }): Promise<void> {
-    this.files.flushNames();
     stopReleaser();
     if (opts.leaveRunning) {
       this.dnsmasq.detach();

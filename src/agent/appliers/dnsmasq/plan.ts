@@ -4,10 +4,10 @@
  */
 import type { DesiredState } from '../../desired-state.js';
 import type { DnsmasqFiles, Lease } from './render.js';
-import { dhcpHostLine, leaseTimeText, nameLines, sortedHosts } from './render.js';
+import { dhcpHostLine, leaseTimeText, sortedHosts } from './render.js';
 
 /**
- * What dnsmasq has loaded now: the full files plus every addition dropped into the inotify directories since
+ * What dnsmasq has loaded now: the full hosts file plus every addition dropped into the inotify directory since
  * (additions may repeat base lines). Kept as sets and updated in place by `noteAdded`, so planning an addition
  * does not re-index thousands of lines.
  */
@@ -18,13 +18,12 @@ export interface LoadedDnsmasq {
   ips: Set<string>;
   /** MACs whose line carries a `set:` tag (non-default NICs). */
   taggedMacs: Set<string>;
-  nameLines: Set<string>;
 }
 
 export type DnsmasqPlan =
   | { kind: 'none' }
-  /** New hosts only: drop them into the hostsdirs; dnsmasq picks them up by inotify, no reload. */
-  | { kind: 'add'; hostLines: string[]; nameLines: string[] }
+  /** New hosts only: drop them into the hostsdir; dnsmasq picks them up by inotify, no reload. */
+  | { kind: 'add'; hostLines: string[] }
   /** Removed/changed hosts or a reused address: rewrite the full files, release stale leases, SIGHUP. */
   | { kind: 'reload' }
   /** The configuration file itself changed; dnsmasq only reads it at start. */
@@ -38,25 +37,20 @@ function ipOfHostLine(line: string): string | undefined {
   return line.split(',').find((p) => /^\d+\.\d+\.\d+\.\d+$/.test(p));
 }
 
-export function loadedFrom(
-  conf: string,
-  hostLines: Iterable<string>,
-  nameLines: Iterable<string>,
-): LoadedDnsmasq {
+export function loadedFrom(conf: string, hostLines: Iterable<string>): LoadedDnsmasq {
   const l: LoadedDnsmasq = {
     conf,
     hostLines: new Set(),
     macs: new Set(),
     ips: new Set(),
     taggedMacs: new Set(),
-    nameLines: new Set(),
   };
-  noteAdded(l, hostLines, nameLines);
+  noteAdded(l, hostLines);
   return l;
 }
 
 /** Record lines dnsmasq has now loaded (mutates `l`). */
-export function noteAdded(l: LoadedDnsmasq, hostLines: Iterable<string>, nameLines: Iterable<string>): void {
+export function noteAdded(l: LoadedDnsmasq, hostLines: Iterable<string>): void {
   for (const line of hostLines) {
     if (!line.trim() || line.startsWith('#')) continue;
     l.hostLines.add(line);
@@ -66,7 +60,6 @@ export function noteAdded(l: LoadedDnsmasq, hostLines: Iterable<string>, nameLin
     if (ip) l.ips.add(ip);
     if (line.includes(',set:')) l.taggedMacs.add(mac);
   }
-  for (const n of nameLines) if (n.trim() && !n.startsWith('#')) l.nameLines.add(n);
 }
 
 /**
@@ -87,36 +80,25 @@ export function planDnsmasq(
   // whenever the loaded set is exactly the wanted set plus additions.
   const wantedLines = new Set<string>();
   const addHosts: string[] = [];
-  const addNames: string[] = [];
   const leasedTo = new Map(leases.map((l) => [l.ip, l.mac]));
-  const domain = state.network.domain;
   for (const h of hosts) {
     if (!h.defaultNic) continue; // in dnsmasq.conf: covered by the conf comparison above
     const line = dhcpHostLine(h, lease);
     wantedLines.add(line);
-    if (loaded.hostLines.has(line)) {
-      // Written ahead of the full apply (the agent's addAhead): only its names are left to add.
-      for (const n of nameLines(h, domain)) if (!loaded.nameLines.has(n)) addNames.push(n);
-      continue;
-    }
+    // Already loaded, or written ahead of the full apply (the agent's addAhead).
+    if (loaded.hostLines.has(line)) continue;
     const mac = h.mac.toLowerCase();
     if (loaded.macs.has(mac) || loaded.ips.has(h.ipv4)) return { kind: 'reload' };
     // An address still leased to another MAC (a release that did not arrive) would get no offer either.
     const holder = leasedTo.get(h.ipv4);
     if (holder !== undefined && holder !== mac) return { kind: 'reload' };
     addHosts.push(line);
-    for (const n of nameLines(h, domain)) if (!loaded.nameLines.has(n)) addNames.push(n);
   }
   if (loaded.hostLines.size > wantedLines.size - addHosts.length) {
     for (const line of loaded.hostLines) if (!wantedLines.has(line)) return { kind: 'reload' };
   }
-  const wantedNames = next.names.split('\n').filter(Boolean);
-  const wantedNameSet = new Set(wantedNames);
-  for (const n of loaded.nameLines) if (!wantedNameSet.has(n)) return { kind: 'reload' };
-  const addNameSet = new Set(addNames);
-  for (const n of wantedNames) if (!loaded.nameLines.has(n) && !addNameSet.has(n)) return { kind: 'reload' };
-  if (addHosts.length === 0 && addNames.length === 0) return { kind: 'none' };
-  return { kind: 'add', hostLines: addHosts, nameLines: addNames };
+  if (addHosts.length === 0) return { kind: 'none' };
+  return { kind: 'add', hostLines: addHosts };
 }
 
 /** Leases dnsmasq holds for a MAC/address pair the state no longer has: release them so the address is free now. */

@@ -18,7 +18,6 @@ describe('dnsmasq render: golden files', () => {
       const r = render(make());
       golden(testdata, `${name}.dnsmasq.conf`, r.dnsmasqConf);
       golden(testdata, `${name}.dhcphosts`, r.dhcpHosts);
-      golden(testdata, `${name}.names`, r.names);
       golden(testdata, `${name}.leases`, mergeLeases(make(), '', 1_800_000_000));
     });
   }
@@ -26,7 +25,7 @@ describe('dnsmasq render: golden files', () => {
 
 function loaded(s: DesiredState): LoadedDnsmasq {
   const r = render(s);
-  return loadedIndex(r.dnsmasqConf, r.dhcpHosts.split('\n'), r.names.split('\n'));
+  return loadedIndex(r.dnsmasqConf, r.dhcpHosts.split('\n'));
 }
 
 describe('planDnsmasq: the cheapest signal', () => {
@@ -46,7 +45,6 @@ describe('planDnsmasq: the cheapest signal', () => {
       '02:00:00:00:00:03,10.1.0.13,vm3,infinite',
       '02:00:00:00:00:04,10.1.0.14,vm4,infinite',
     ]);
-    assert.deepEqual(p.nameLines, ['10.1.0.13\tvm3 vm3.cs4.internal', '10.1.0.14\tvm4 vm4.cs4.internal']);
   });
   it('removal → reload', () => {
     const s2 = { ...s1, hosts: [s1.hosts[1]!] };
@@ -64,7 +62,7 @@ describe('planDnsmasq: the cheapest signal', () => {
   });
   it('a stale entry still loaded from an earlier add counts as known', () => {
     const l = loaded(s1);
-    noteAdded(l, ['02:00:00:00:00:63,10.1.0.99,gone,infinite'], []);
+    noteAdded(l, ['02:00:00:00:00:63,10.1.0.99,gone,infinite']);
     const s2 = { ...s1, hosts: [...s1.hosts, { ...hostFor(8), ipv4: '10.1.0.99' }] };
     assert.equal(planDnsmasq(l, s2, render(s2)).kind, 'reload');
   });

@@ -1,12 +1,15 @@
 /**
- * Desired state → dnsmasq text, following CloudStack's VR (reference §4.4–4.5) with the per-instance paths and
- * binding that several dnsmasq instances on one machine need (dataplane-facts.md). Pure.
+ * Desired state → the DHCP dnsmasq's text, following CloudStack's VR (reference §4.4–4.5) with the per-instance
+ * paths and binding that several dnsmasq instances on one machine need (dataplane-facts.md). DHCP only
+ * (`port=0`): names are answered by the DNS dnsmasq (appliers/dns/), which never waits for this one's lease
+ * re-matches. `renderNames` is that one's names file. Pure.
  */
 import { join } from 'node:path';
 import type { DesiredState, HostSpec } from '../../desired-state.js';
 import { defaultLeaseTime } from '../../desired-state.js';
 import { hostCapacity, netmaskOf, networkAddressOf, parseIpv4Cidr } from '../../render/ip.js';
 import type { RenderContext, Renderer } from '../applier.js';
+import { shardCount, shardDirName, shardStates } from './shards.js';
 
 /** Where the instance's files live; the agent passes its data directory's layout. */
 export interface DnsmasqPaths {
@@ -18,10 +21,6 @@ export interface DnsmasqPaths {
   dhcpHostsFile: string;
   /** Additions since the last SIGHUP, one file per batch, picked up by inotify without a reload. */
   dhcpHostsDir: string;
-  /** Names (`host`, `host.<domain>`, `data-server`), re-read on SIGHUP. */
-  namesFile: string;
-  /** Name additions since the last SIGHUP (DNS `--hostsdir`, inotify). */
-  namesDir: string;
 }
 
 /** The layout of dnsmasq's files in the agent's data directory (the lease file on tmpfs, see lease-dir.ts). */
@@ -34,27 +33,47 @@ export function dnsmasqPaths(ctx: Pick<RenderContext, 'dataDir' | 'leaseDir'>): 
     logFile: join(d, 'dnsmasq.log'),
     dhcpHostsFile: join(d, 'dhcphosts.txt'),
     dhcpHostsDir: join(d, 'dhcphosts.d'),
-    namesFile: join(d, 'names.txt'),
-    namesDir: join(d, 'names.d'),
   };
 }
 
-/** What dnsmasq runs from: its configuration file, the full hosts file and the full names (addn-hosts) file. */
+/**
+ * What the DHCP dnsmasq runs from: its configuration file and the full hosts file. A big network's DHCP runs as
+ * several dnsmasq shards (shards.ts): then `shards` holds each one's files (in `dhcp-<i>/`) and the top-level
+ * pair is empty.
+ */
 export interface DnsmasqFiles {
   dnsmasqConf: string;
   dhcpHosts: string;
-  names: string;
+  shards?: DnsmasqFiles[];
+}
+
+/** The render context of shard i: its files in `dhcp-<i>/` of the data and lease directories. */
+export function shardContext<C extends Pick<RenderContext, 'dataDir' | 'leaseDir'>>(ctx: C, i: number): C {
+  return {
+    ...ctx,
+    dataDir: join(ctx.dataDir, shardDirName(i)),
+    leaseDir: join(ctx.leaseDir, shardDirName(i)),
+  };
+}
+
+function renderOne(state: DesiredState, ctx: RenderContext): DnsmasqFiles {
+  return {
+    dnsmasqConf: renderDnsmasqConf(state, { paths: dnsmasqPaths(ctx), guestInterface: ctx.guestInterface }),
+    dhcpHosts: renderDhcpHosts(state),
+  };
 }
 
 export const dnsmasqRenderer: Renderer<DnsmasqFiles> = {
   name: 'dnsmasq',
   consumes: ['router', 'network', 'hosts'],
-  render: (state, ctx) => ({
-    dnsmasqConf: renderDnsmasqConf(state, { paths: dnsmasqPaths(ctx), guestInterface: ctx.guestInterface }),
-    dhcpHosts: renderDhcpHosts(state),
-    names: renderNames(state),
-  }),
-  digest: (out) => [out.dnsmasqConf, out.dhcpHosts, out.names],
+  render: (state, ctx) => {
+    const k = shardCount(state.hosts.length);
+    if (k === 1) return renderOne(state, ctx);
+    const shards = shardStates(state, k).map((s, i) => renderOne(s, shardContext(ctx, i)));
+    return { dnsmasqConf: '', dhcpHosts: '', shards };
+  },
+  digest: (out) =>
+    out.shards ? out.shards.flatMap((s) => [s.dnsmasqConf, s.dhcpHosts]) : [out.dnsmasqConf, out.dhcpHosts],
 };
 
 export interface DnsmasqRenderOptions {
@@ -127,25 +146,17 @@ export function renderDnsmasqConf(state: DesiredState, opts: DnsmasqRenderOption
     'user=root',
     'no-hosts',
     'no-resolv',
-    // Without it dnsmasq binds 0.0.0.0:53/67 and a second instance on the machine cannot start.
+    // Without it dnsmasq binds 0.0.0.0:67 and a second instance on the machine cannot start.
     'bind-interfaces',
     `interface=${guestInterface}`,
     'except-interface=lo',
-    'domain-needed',
-    'bogus-priv',
-    'expand-hosts',
+    // No DNS here: the DNS dnsmasq answers names (appliers/dns/), so this one's O(leases × hosts) re-match on
+    // every hosts change never holds up a DNS query.
+    'port=0',
+    // The domain of the hostnames it hands out (option 15 is set explicitly below).
     `domain=${net.domain}`,
-    `local=/${net.domain}/`,
   ];
-  if (net.useExternalDns) {
-    // CloudStack's useextdns: guests talk to the zone DNS directly and the VR answers no DNS at all.
-    lines.push('port=0');
-  } else {
-    for (const s of net.dnsServers) lines.push(`server=${s}`);
-  }
   lines.push(
-    `addn-hosts=${paths.namesFile}`,
-    `hostsdir=${paths.namesDir}`,
     `dhcp-hostsfile=${paths.dhcpHostsFile}`,
     `dhcp-hostsdir=${paths.dhcpHostsDir}`,
     `dhcp-range=set:${rangeTag},${networkAddressOf(cidr)},static,${netmask},${lease}`,

@@ -10,7 +10,7 @@ import type { Step } from '../applier.js';
 import type { DnsmasqApplier } from './dnsmasq-applier.js';
 import { noteAdded } from './plan.js';
 import type { DnsmasqFiles } from './render.js';
-import { dhcpHostLine, leaseTimeText, nameLines } from './render.js';
+import { dhcpHostLine, leaseTimeText } from './render.js';
 
 /** MACs, addresses and names of a state, for checking additions against it without walking every host. */
 export class HostIndex {
@@ -70,7 +70,7 @@ export function addAhead(d: DnsmasqApplier, a: Step<DnsmasqFiles>, delta: Desire
   const lease = leaseTimeText(base);
   const lines = ups.map((h) => dhcpHostLine(h, lease));
   d.files.addHosts(`g${delta.generation}`, lines);
-  noteAdded(loaded, lines, []);
+  noteAdded(loaded, lines);
   d.counters.hostsdirAdds++;
   return true;
 }
@@ -120,18 +120,11 @@ export function replaceAhead(d: DnsmasqApplier, a: Step<DnsmasqFiles>, delta: De
     names.add(name);
   }
   const lease = leaseTimeText(base);
-  const domain = base.network.domain;
   const hostLines = a.out.dhcpHosts
     .split('\n')
     .filter((l) => l && !removes.has(l.slice(0, l.indexOf(',')).toLowerCase()));
   for (const h of ups) hostLines.push(dhcpHostLine(h, lease));
-  const goneNames = new Set(removed.flatMap((h) => nameLines(h, domain)));
-  const nameText = a.out.names.split('\n').filter((l) => l && !goneNames.has(l));
-  for (const h of ups) nameText.push(...nameLines(h, domain));
-  d.files.writeFull(
-    { ...a.out, dhcpHosts: hostLines.join('\n') + '\n', names: nameText.join('\n') + '\n' },
-    true,
-  );
+  d.files.writeFull({ ...a.out, dhcpHosts: hostLines.join('\n') + '\n' });
   const released = d.releaseStale(
     base,
     d.readLeases().filter((l) => removes.has(l.mac)),

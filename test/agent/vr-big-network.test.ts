@@ -1,0 +1,149 @@
+// Issue 15: a router for a big network. Past 2,048 hosts the agent serves DHCP from several dnsmasq shards
+// (src/agent/appliers/dnsmasq/shards.ts) and DNS from a dnsmasq of its own; real udhcpc/dhclient guests check
+// that every behaviour of the small router holds there: new MAC served, options, non-default NIC, hostname in
+// DNS, a freed address reused by a new MAC in the same shard (the old lease released), a stranger ignored, and
+// DNS answering all the way through a burst of new VMs.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { DhcpProbe, dig, eventually } from '../../src/netns/index.js';
+import type { DesiredState, HostSpec } from '../../src/agent/desired-state.js';
+import { shardCount, shardOf } from '../../src/agent/appliers/dnsmasq/shards.js';
+import { VrLab, type RouterUnderTest } from './vr-lab.js';
+
+const N = 3000;
+const K = shardCount(N);
+const hex = (x: number) => x.toString(16).padStart(2, '0');
+const macAt = (kind: number, i: number) =>
+  `02:${hex(kind)}:00:${hex((i >> 16) & 255)}:${hex((i >> 8) & 255)}:${hex(i & 255)}`;
+/** Address i of 10.64.0.0/16, never .0/.255 and never 10.64.0.x (the router's). */
+const ipAt = (i: number) => `10.64.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
+const host = (mac: string, i: number, hostname: string, extra: Partial<HostSpec> = {}): HostSpec => ({
+  mac,
+  ipv4: ipAt(i),
+  hostname,
+  defaultNic: true,
+  vmId: `vm-${hostname}`,
+  ...extra,
+});
+
+describe('router agent: a big network (DHCP shards, DNS apart)', () => {
+  const lab = new VrLab({ cidr: '10.64.0.0/16', domain: 'big.internal' });
+  let vr: RouterUnderTest;
+  let state: DesiredState;
+  let gen = 1;
+  let next = N; // next free address index
+
+  const patch = async (upsert: HostSpec[], remove: string[] = []) => {
+    const r = await vr.patch({ baseGeneration: gen, generation: gen + 1, hosts: { upsert, remove } });
+    assert.ok(r.ok, JSON.stringify(r));
+    gen++;
+    const gone = new Set(remove);
+    state = { ...state, generation: gen, hosts: [...state.hosts.filter((h) => !gone.has(h.mac)), ...upsert] };
+    return r;
+  };
+
+  before(async () => {
+    await lab.setup();
+    vr = await lab.router('vr');
+    const hosts = Array.from({ length: N }, (_, i) => host(macAt(0xb0, i), i, `f${i}`));
+    state = lab.state(gen, hosts);
+    state.router.guestIp = '10.64.0.1';
+    state.network.gateway = '10.64.0.1';
+    const r = await vr.push(state, { timeoutMs: 120_000 });
+    assert.ok(r.ok, `push failed: ${JSON.stringify(r)}\n${vr.log()}`);
+  });
+
+  after(async () => {
+    await lab.cleanup();
+  });
+
+  it(`runs ${K} DHCP shards and a DNS dnsmasq`, async () => {
+    assert.ok(K > 1);
+    const st = await vr.status();
+    assert.equal(st.dhcpShards, K);
+    assert.ok(st.dnsmasq.running && st.dns?.running, JSON.stringify(st));
+    assert.equal(st.leaseCount, N, 'every host pre-seeded in its shard');
+  });
+
+  it('a new MAC is served by udhcpc and dhclient with gateway, DNS and domain; its name resolves', async () => {
+    const a = host('02:b1:00:00:00:01', next++, 'newa');
+    const b = host('02:b1:00:00:00:02', next++, 'newb');
+    await patch([a]);
+    await patch([b]);
+    const ga = await lab.guest('ga', a.mac);
+    const ra = await lab.net.udhcpc(ga, 'eth0', { hostname: 'newa' });
+    assert.equal(ra.lease?.ip, a.ipv4, ra.output);
+    assert.deepEqual(ra.lease?.routers, ['10.64.0.1']);
+    assert.deepEqual(ra.lease?.dns, ['10.64.0.1']);
+    assert.equal(ra.lease?.domain, lab.domain);
+    const gb = await lab.guest('gb', b.mac);
+    const rb = await lab.net.dhclient(gb, 'eth0', { hostname: 'newb' });
+    assert.equal(rb.lease?.ip, b.ipv4, rb.output);
+    const d = await dig(ga, `newb.${lab.domain}`, '10.64.0.1');
+    assert.deepEqual(d.answers, [b.ipv4], d.raw);
+    const f = await dig(ga, 'f2999', '10.64.0.1');
+    assert.deepEqual(f.answers, [ipAt(2999)], f.raw);
+  });
+
+  it('a MAC not in the state gets no answer from any shard', async () => {
+    const g = await lab.guest('str', '02:b9:00:00:00:99');
+    const r = await lab.net.udhcpc(g, 'eth0', { discoverAttempts: 2, discoverTimeoutSec: 1 });
+    assert.equal(r.lease, undefined, JSON.stringify(r.lease));
+  });
+
+  it('a non-default NIC gets its address without router, DNS or domain', async () => {
+    const nic = host('02:b1:00:00:00:03', next++, 'newa-nic2', { defaultNic: false });
+    await patch([nic]);
+    const g = await lab.guest('nic2', nic.mac);
+    const r = await lab.net.udhcpc(g, 'eth0');
+    assert.equal(r.lease?.ip, nic.ipv4, r.output);
+    assert.deepEqual(r.lease?.routers, []);
+    assert.deepEqual(r.lease?.dns, []);
+    assert.equal(r.lease?.domain, undefined);
+  });
+
+  it('a freed address goes to a new MAC of the same shard: the old lease is released', async () => {
+    const old = host('02:b1:00:00:00:04', next++, 'old');
+    await patch([old]);
+    const go = await lab.guest('old', old.mac);
+    assert.equal((await lab.net.udhcpc(go, 'eth0')).lease?.ip, old.ipv4);
+    let c = 0x10;
+    while (shardOf(`02:b1:00:00:00:${hex(c)}`, K) !== shardOf(old.mac, K)) c++;
+    const fresh = { ...host(`02:b1:00:00:00:${hex(c)}`, 0, 'reused'), ipv4: old.ipv4 };
+    await patch([fresh], [old.mac]);
+    const st = await vr.status();
+    assert.ok(!st.leases?.some((l) => l.mac === old.mac), 'the old lease is gone');
+    const gn = await lab.guest('reused', fresh.mac);
+    const r = await lab.net.udhcpc(gn, 'eth0');
+    assert.equal(r.lease?.ip, old.ipv4, r.output);
+  });
+
+  it('DNS answers every query while a burst of 200 new VMs is served', async () => {
+    const probeNs = await lab.net.namespace('probe');
+    await lab.net.veth({ ns: probeNs, bridge: lab.bridge, addresses: ['10.64.255.254/16'] });
+    const probe = await DhcpProbe.start(probeNs, { track: (p) => lab.net.trackPid(p.pid) });
+    try {
+      await probe.dnsStart('10.64.0.1', `f1.${lab.domain}`, { intervalMs: 10, timeoutMs: 1000 });
+      const burst = Array.from({ length: 200 }, (_, i) => host(macAt(0xb2, i), next++, `burst${i}`));
+      const served = Promise.all(burst.map((h) => probe.lease(h.mac, { retryMs: 50, timeoutMs: 60_000 })));
+      await patch(burst);
+      const leases = await served;
+      const dns = await probe.dnsStop();
+      assert.deepEqual(
+        leases.filter((l) => !l.ok),
+        [],
+      );
+      assert.deepEqual(
+        leases.map((l) => (l.ok ? l.ip : '')),
+        burst.map((h) => h.ipv4),
+      );
+      assert.ok(dns.sent > 0);
+      assert.equal(dns.lost, 0, JSON.stringify(dns));
+      await eventually(async () =>
+        assert.deepEqual((await dig(probeNs, 'burst199', '10.64.0.1')).answers, [burst[199]!.ipv4]),
+      );
+    } finally {
+      await probe.close();
+    }
+  });
+});
