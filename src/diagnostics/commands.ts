@@ -35,8 +35,8 @@ async function target(ctx: CommandContext, uuid: string, command: string) {
   if (driver.name === 'simulator')
     throw new CloudStackError(
       'UnsupportedService',
-      `${command} needs a real router: ${r.name} is simulated (driver simulator), which runs no ping, traceroute ` +
-        `or arping and holds no nftables ruleset or interfaces; run the server with --driver netns`,
+      `${command} is not supported on a simulated router: ${r.name} runs on the simulator driver, which runs no ` +
+        `ping, traceroute or arping and holds no nftables ruleset or interfaces; run the server with --driver netns`,
     );
   const rt = await routerRuntime(ctx.store.db, r);
   return { row: r, addr: `${rt.controlIp}:${rt.controlPort}`, secret: rt.secret };

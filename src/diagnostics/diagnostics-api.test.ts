@@ -125,7 +125,7 @@ for (const kind of testDbKinds()) {
     });
 
     test('on the simulator both commands say they need a real router', async () => {
-      const text = /needs a real router: r-\d+-VM is simulated/;
+      const text = /is not supported on a simulated router: r-\d+-VM runs on the simulator driver/;
       await refused('runDiagnostics', { targetid: router, type: 'ping', ipaddress: '10.1.1.1' }, 530, text);
       await refused('getDiagnosticsData', { targetid: router, files: 'dnsmasq.conf' }, 530, text);
     });
