@@ -5,7 +5,7 @@
  * link as the first FAIL, and be healthy again once it is repaired:
  *   (c) the VM's line removed from dnsmasq's hosts file by hand   → dhcp-files
  *   (d) the guest releases its lease (udhcpc SIGUSR2)             → lease
- *   (f) dnsmasq frozen (SIGSTOP): no DNS answer                   → dns
+ *   (f) the DNS dnsmasq frozen (SIGSTOP): no DNS answer           → dns
  *   (g) the static NAT element deleted from nftables by hand      → nat
  *   (e) the port's "source ip" anti-spoofing rule deleted by hand → port-rules
  *   (b) a NIC row the router must set aside (a multicast MAC)     → applied
@@ -237,10 +237,11 @@ describe(
       await healthy('web2');
     });
 
-    test('(f) dnsmasq does not answer DNS: dns', async () => {
+    test('(f) the router does not answer DNS: dns', async () => {
       const st = ok(await admin('getRouterHealthCheckResults', { routerid: router.id }), 'health');
       assert.ok(st);
-      const pid = Number(readFileSync(join(router.dir, 'dnsmasq.pid'), 'utf8'));
+      // DNS has a dnsmasq of its own (src/agent/appliers/dns): freeze that one, DHCP goes on.
+      const pid = Number(readFileSync(join(router.dir, 'dns.pid'), 'utf8'));
       process.kill(pid, 'SIGSTOP');
       try {
         const d = await brokenAt('web1', 'dns');
