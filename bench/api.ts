@@ -3,7 +3,7 @@
  * unless --db-url), first a cheap list command, then an async command end to end (request → job done).
  * Prints one JSON object per line. Builds the CLI first (the server runs from dist/).
  *   npm run bench:api -- [--duration 30] [--clients 64] [--db-url postgres://...] [--no-build]
- *                        [--metrics both|on|off] [--rounds 1] [--log-level info]
+ *                        [--metrics both|on|off] [--scrape-seconds 1] [--rounds 1] [--log-level info]
  *                        [--amqp-url amqp://guest:guest@127.0.0.1:5672] (events on the bus, src/events: their cost)
  * `--metrics both` (the default) runs every phase against a server with /metrics on (STACKNET_METRICS=on, scraped
  * every second like a busy Prometheus) and one with it off, alternating `--rounds` times, each server on a fresh
@@ -26,6 +26,7 @@ const dbUrl = arg('--db-url', '');
 const amqpUrl = arg('--amqp-url', '');
 const metricsArg = arg('--metrics', 'both');
 const rounds = Number(arg('--rounds', '1'));
+const scrapeSeconds = Number(arg('--scrape-seconds', '1'));
 const logLevel = arg('--log-level', 'info');
 if (!['both', 'on', 'off'].includes(metricsArg)) throw new Error('--metrics must be both, on or off');
 let tags: Record<string, unknown> = {};
@@ -88,7 +89,7 @@ const { join } = await import('node:path');
 const { tmpdir } = await import('node:os');
 
 async function run(metrics: 'on' | 'off', round: number): Promise<void> {
-  tags = { metrics, round, log_level: logLevel, bus: amqpUrl ? 'on' : 'off' };
+  tags = { metrics, round, log_level: logLevel, bus: amqpUrl ? 'on' : 'off', scrape_seconds: scrapeSeconds };
   const dir = mkdtempSync(join(tmpdir(), 'stacknet-bench-'));
   const server = await startServer(dbUrl || `sqlite:${join(dir, 'bench.db')}`, {
     STACKNET_SQLITE_SYNC: 'NORMAL',
@@ -97,7 +98,7 @@ async function run(metrics: 'on' | 'off', round: number): Promise<void> {
     ...(amqpUrl ? { STACKNET_AMQP_URL: amqpUrl, STACKNET_AMQP_EXCHANGE: 'stacknet-bench' } : {}),
   });
   const opts: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
-  // A scraper, as Prometheus would be (every second: 15–30 s is usual, so this is the dear end).
+  // A scraper, as Prometheus would be (by default every second: 15–30 s is usual, so that is the dear end).
   let scrapes = 0;
   const scraper =
     metrics === 'on'
@@ -108,7 +109,7 @@ async function run(metrics: 'on' | 'off', round: number): Promise<void> {
               () => scrapes++,
               () => undefined,
             );
-        }, 1000)
+        }, scrapeSeconds * 1000)
       : undefined;
   try {
     await phase(
