@@ -14,16 +14,21 @@ import {
 } from '../api/command.js';
 import type { AnyCommand, CommandContext, CommandResult } from '../api/command.js';
 import { changedBeforeRerun, jobAttempt } from '../api/jobs/rerun.js';
-import { keywordMatch, pageArray, pageOf } from '../api/list.js';
-import { scopeToCaller } from '../accounts/scope.js';
 import { ownerById } from '../infrastructure/owners.js';
 import { readNet, withNet } from '../infrastructure/net-context.js';
 import type { NetCtx } from '../infrastructure/context.js';
 import { waitRuleApplied } from '../rules/commands.js';
 import { ruleByUuid } from '../rules/repository.js';
-import { converged, routerForCaller, routerResponse, waitFor } from '../routers/commands.js';
-import { healthChecks } from '../routers/health.js';
-import { APPLIANCE_ROLE, bumpRouter } from '../routers/repository.js';
+import {
+  converged,
+  idOf,
+  routerForCaller,
+  routerListQuery,
+  routerListResult,
+  routerResponse,
+  waitFor,
+} from '../routers/commands.js';
+import { bumpRouter } from '../routers/repository.js';
 import type { RouterRow } from '../routers/repository.js';
 import { lbByUuid } from './repository.js';
 import {
@@ -128,8 +133,6 @@ const listLoadBalancers = defineCommand({
   },
 });
 
-const COLS = { accountColumn: 'routers.account_id', domainColumn: 'routers.domain_id' };
-
 const listInternalLoadBalancerVMs = defineCommand({
   name: 'listInternalLoadBalancerVMs',
   roles: adminRoles,
@@ -149,43 +152,18 @@ const listInternalLoadBalancerVMs = defineCommand({
   ]),
   async handler(p, ctx) {
     const ex = ctx.store.db;
-    let q = scopeToCaller(
-      ex
-        .selectFrom('routers')
-        .selectAll('routers')
-        .where('routers.removed', 'is', null)
-        .where('routers.role', '=', APPLIANCE_ROLE),
-      ctx.caller,
-      COLS,
-    );
-    if (p.id !== undefined) q = q.where('routers.uuid', '=', p.id);
-    if (p.name !== undefined) q = q.where('routers.name', '=', p.name);
-    if (p.state !== undefined) q = q.where('routers.state', '=', p.state as RouterRow['state']);
-    if (p.keyword !== undefined) q = q.where(keywordMatch(['routers.name'], p.keyword));
+    let q = await routerListQuery(ex, ctx.caller, p, { appliances: true });
     // Every appliance is in a VPC tier: forvpc=false finds none.
     if (p.forvpc === false) q = q.where('routers.id', '=', -1);
-    const byUuid = async (table: 'networks' | 'zones' | 'vpcs', uuid: string) =>
-      (await ex.selectFrom(table).select('id').where('uuid', '=', uuid).executeTakeFirst())?.id ?? -1;
-    if (p.networkid !== undefined)
-      q = q.where('routers.network_id', '=', await byUuid('networks', p.networkid));
-    if (p.zoneid !== undefined) q = q.where('routers.zone_id', '=', await byUuid('zones', p.zoneid));
     if (p.vpcid !== undefined) {
-      const vpc = await byUuid('vpcs', p.vpcid);
+      const vpc = await idOf(ex, 'vpcs', p.vpcid);
       q = q.where(
         'routers.network_id',
         'in',
         ex.selectFrom('networks').select('id').where('vpc_id', '=', vpc),
       );
     }
-    const page = await pageOf(ex, p);
-    const rows = await q.orderBy('routers.id').execute();
-    const items = [];
-    for (const r of pageArray(rows, page)) {
-      const item = await routerResponse(ex, r);
-      if (p.fetchhealthcheckresults) item.healthcheckresults = healthChecks(r);
-      items.push(item);
-    }
-    return listResult('internalloadbalancervm', items, rows.length);
+    return routerListResult(ex, q, p, 'internalloadbalancervm');
   },
 });
 

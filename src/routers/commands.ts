@@ -1,7 +1,7 @@
 /** listRouters, startRouter, stopRouter, rebootRouter, destroyRouter, getRouterHealthCheckResults. */
 import { hostname } from 'node:os';
 import { adminRoles, defineCommand, listResult, objectResult, refParams } from '../api/command.js';
-import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.js';
+import type { AnyCommand, Caller, CommandContext, ResponseObject } from '../api/command.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import { jobAttempt } from '../api/jobs/rerun.js';
 import { keywordMatch, pageArray, pageOf } from '../api/list.js';
@@ -184,6 +184,74 @@ export const converged = (r: RouterRow) =>
   r.applied_generation !== null &&
   Number(r.applied_generation) >= Number(r.desired_generation);
 
+/**
+ * The live router rows the caller may see, tier routers or internal LB appliances, with the filters listRouters
+ * and listInternalLoadBalancerVMs share (an id that names nothing finds nothing).
+ */
+export async function routerListQuery(
+  ex: Executor,
+  caller: Caller,
+  p: {
+    id?: string | undefined;
+    name?: string | undefined;
+    state?: string | undefined;
+    keyword?: string | undefined;
+    networkid?: string | undefined;
+    zoneid?: string | undefined;
+  },
+  o: { appliances: boolean },
+) {
+  let q = scopeToCaller(
+    ex
+      .selectFrom('routers')
+      .selectAll('routers')
+      .where('routers.removed', 'is', null)
+      .where('routers.role', o.appliances ? '=' : '!=', APPLIANCE_ROLE),
+    caller,
+    COLS,
+  );
+  if (p.id !== undefined) q = q.where('routers.uuid', '=', p.id);
+  if (p.name !== undefined) q = q.where('routers.name', '=', p.name);
+  if (p.state !== undefined) q = q.where('routers.state', '=', p.state as RouterRow['state']);
+  if (p.keyword !== undefined) q = q.where(keywordMatch(['routers.name'], p.keyword));
+  if (p.networkid !== undefined)
+    q = q.where('routers.network_id', '=', await idOf(ex, 'networks', p.networkid));
+  if (p.zoneid !== undefined) q = q.where('routers.zone_id', '=', await idOf(ex, 'zones', p.zoneid));
+  return q;
+}
+
+/** The internal id of a uuid, or -1 (matches nothing). */
+export async function idOf(
+  ex: Executor,
+  table: 'networks' | 'zones' | 'vpcs',
+  uuid: string,
+): Promise<number> {
+  const r = await ex.selectFrom(table).select('id').where('uuid', '=', uuid).executeTakeFirst();
+  return r ? Number(r.id) : -1;
+}
+
+/** One page of routerListQuery's rows as CloudStack's router answers, with health checks when asked. */
+export async function routerListResult(
+  ex: Executor,
+  q: Awaited<ReturnType<typeof routerListQuery>>,
+  p: {
+    page?: number | undefined;
+    pagesize?: number | undefined;
+    fetchhealthcheckresults?: boolean | undefined;
+  },
+  responseName: string,
+) {
+  const page = await pageOf(ex, p);
+  const rows = await q.orderBy('routers.id').execute();
+  const items: ResponseObject[] = [];
+  for (const r of pageArray(rows, page)) {
+    const item = await routerResponse(ex, r);
+    if (p.fetchhealthcheckresults) item.healthcheckresults = healthChecks(r);
+    items.push(item);
+  }
+  return listResult(responseName, items, rows.length);
+}
+
 const listRouters = defineCommand({
   name: 'listRouters',
   roles: adminRoles,
@@ -200,41 +268,8 @@ const listRouters = defineCommand({
     'fetchhealthcheckresults',
   ]),
   async handler(p, ctx) {
-    const ex = ctx.store.db;
-    let q = scopeToCaller(
-      ex
-        .selectFrom('routers')
-        .selectAll('routers')
-        .where('routers.removed', 'is', null)
-        .where('routers.role', '!=', APPLIANCE_ROLE),
-      ctx.caller,
-      COLS,
-    );
-    if (p.id !== undefined) q = q.where('routers.uuid', '=', p.id);
-    if (p.name !== undefined) q = q.where('routers.name', '=', p.name);
-    if (p.state !== undefined) q = q.where('routers.state', '=', p.state as RouterRow['state']);
-    if (p.keyword !== undefined) q = q.where(keywordMatch(['routers.name'], p.keyword));
-    if (p.networkid !== undefined) {
-      const n = await ex
-        .selectFrom('networks')
-        .select('id')
-        .where('uuid', '=', p.networkid)
-        .executeTakeFirst();
-      q = q.where('routers.network_id', '=', n ? n.id : -1);
-    }
-    if (p.zoneid !== undefined) {
-      const z = await ex.selectFrom('zones').select('id').where('uuid', '=', p.zoneid).executeTakeFirst();
-      q = q.where('routers.zone_id', '=', z ? z.id : -1);
-    }
-    const page = await pageOf(ex, p);
-    const rows = await q.orderBy('routers.id').execute();
-    const items: ResponseObject[] = [];
-    for (const r of pageArray(rows, page)) {
-      const item = await routerResponse(ex, r);
-      if (p.fetchhealthcheckresults) item.healthcheckresults = healthChecks(r);
-      items.push(item);
-    }
-    return listResult('router', items, rows.length);
+    const q = await routerListQuery(ctx.store.db, ctx.caller, p, { appliances: false });
+    return routerListResult(ctx.store.db, q, p, 'router');
   },
 });
 
