@@ -58,6 +58,12 @@ describe('router agent: public load balancer (haproxy)', () => {
     const r = await vr.push(state);
     assert.ok(r.ok, `push failed: ${JSON.stringify(r)}\n${vr.log()}`);
   };
+  /** The haproxy master's workers (children of the pid in its pid file): a reload replaces them. */
+  const workers = (): string[] => {
+    const master = readFileSync(join(vr.dataDir, 'haproxy.pid'), 'utf8').trim();
+    const children = `/proc/${master}/task/${master}/children`;
+    return readFileSync(children, 'utf8').trim().split(/\s+/).filter(Boolean);
+  };
   const health = async (id: string) => (await vr.status()).lb?.[id] ?? {};
   const allUp = (id: string, ips = members()) =>
     eventually(
@@ -168,6 +174,7 @@ describe('router agent: public load balancer (haproxy)', () => {
     ]);
     await allUp('lb-rr', members().slice(0, 2));
     assert.deepEqual(count(await get(4, 80)), { g1: 2, g2: 2 });
+    const before = workers();
     const r = await vr.patch({
       baseGeneration: generation,
       generation: ++generation,
@@ -175,6 +182,16 @@ describe('router agent: public load balancer (haproxy)', () => {
     });
     assert.ok(r.ok, JSON.stringify(r));
     await allUp('lb-rr');
+    // The runtime API served g3 at once; the full apply's reload follows and starts a new worker whose
+    // roundrobin starts again from the first server. Counted once that worker alone serves.
+    await eventually(
+      async () => {
+        const now = workers();
+        assert.equal(now.length, 1, `workers ${now.join(',')}`);
+        assert.ok(!before.includes(now[0]!), `worker ${now[0]} is the one from before the reload`);
+      },
+      { timeoutMs: 10_000, what: 'the reloaded worker alone' },
+    );
     assert.deepEqual(count(await get(9, 80)), { g1: 3, g2: 3, g3: 3 });
     assert.match(readFileSync(join(vr.dataDir, 'haproxy.cfg'), 'utf8'), new RegExp(`server ${lab.ip(13)} `));
   });

@@ -1,0 +1,170 @@
+/**
+ * The `hosts` driver's contract (issue 19): what the management server and `stacknet host-agent` say to each
+ * other, and what a host agent converges its host to. Types only, so both sides import it.
+ *
+ * The channel (JSON over HTTP; every call after registration carries `Authorization: Bearer <host secret>`):
+ *
+ * Host agent → management server, on the server's API port:
+ * - `POST /v1/hosts/register` with {@link HostRegistration} (its `token` is a registration token the operator got
+ *   from the server: `stacknet host token`, or the `host.registration.token` setting): answers
+ *   {@link HostRegistered}. The host's own secret is generated then, stored sealed like router secrets, and
+ *   replaces the token for everything after. Registering again with the same `name` and the token (a reinstalled
+ *   host) keeps the host's id and gives it a new secret.
+ * - `POST /v1/hosts/<uuid>/heartbeat` with {@link HostHeartbeat}: answers {@link HostHeartbeatAnswer}. Every
+ *   `ping.interval` seconds (CloudStack's setting, default 60; tests set it low). A host silent for
+ *   `ping.interval` is Disconnected, for `ping.timeout` × `ping.interval` Down (CloudStack's states).
+ * - `GET /v1/hosts/<uuid>/desired?after=<generation>&waitMs=<ms>`: the host's {@link HostDesiredState}; with
+ *   `after`, long-polls until the generation is greater (or `waitMs` passes: 304). Level-based: the agent
+ *   always converges to the whole answer, never to a difference.
+ *
+ * Management server → host agent, on the address and port the host registered:
+ * - `ANY /v1/routers/<router name>/<agent path>`: relayed as is to that router's `stacknet router-agent` control
+ *   API on the host's local control bridge (CloudStack's link-local relay through the KVM agent). The router's
+ *   own secret still authorises the relayed request; the host secret authorises the relay.
+ * - `GET /v1/status`: the host's {@link HostStatus}, the same the heartbeat carries.
+ * - `GET /v1/vms/<instance name>/console`: the VM's serial console so far (text), for tests and the doctor.
+ */
+
+/** What a host says about itself when it registers. */
+export interface HostRegistration {
+  token: string;
+  /** The host's name (CloudStack's host name; unique). */
+  name: string;
+  /** The zone it joins (uuid); the first zone when absent. Pod and cluster: the zone's first, created on demand. */
+  zoneId?: string;
+  podId?: string;
+  clusterId?: string;
+  /** The underlay address the agent listens on and VXLAN tunnels end at. */
+  address: string;
+  port: number;
+  capabilities: HostCapabilities;
+}
+
+export interface HostCapabilities {
+  cpus: number;
+  /** CPU speed in MHz as CloudStack reports it (from /proc/cpuinfo; 1000 when unknown). */
+  cpuSpeedMhz: number;
+  memoryMiB: number;
+  /** /dev/kvm usable: domains of type kvm; otherwise qemu (TCG), or always qemu with the setting. */
+  kvm: boolean;
+  /** The host's interfaces per traffic type (CloudStack's traffic labels): `guest` carries VLANs and VXLAN. */
+  trafficLabels: { guest: string; public?: string; management?: string };
+  /** The VM backends the host runs: `libvirt` (domains), `netns` (light VMs: a namespace with a DHCP client). */
+  vmBackends: ('libvirt' | 'netns')[];
+  /** `stacknet --version` of the agent. */
+  version: string;
+}
+
+export interface HostRegistered {
+  id: number;
+  uuid: string;
+  secret: string;
+}
+
+export interface HostHeartbeat {
+  status: HostStatus;
+}
+
+export interface HostHeartbeatAnswer {
+  /** The server's current generation for this host: the agent fetches the desired state when it is ahead. */
+  desiredGeneration: number;
+}
+
+export interface HostStatus {
+  /** The generation the host last converged to completely (null before the first). */
+  appliedGeneration: number | null;
+  vms: { instanceName: string; state: 'Running' | 'Stopped' | 'Missing' | 'Error'; message?: string }[];
+  routers: { name: string; running: boolean; message?: string }[];
+  /** Things the agent could not converge (a bridge, a port's rules, a domain): quarantined, never blocking. */
+  errors: { what: string; message: string }[];
+}
+
+/** Everything one host must have, computed by the server from the database. */
+export interface HostDesiredState {
+  generation: number;
+  host: { id: number; uuid: string; name: string };
+  /** The guest networks carried by this host: those of its VMs and its routers. */
+  networks: HostNetworkSpec[];
+  routers: HostRouterSpec[];
+  vms: HostVmSpec[];
+}
+
+export interface HostNetworkSpec {
+  /** The guest network's id. */
+  id: number;
+  isolation: 'VLAN' | 'VXLAN';
+  /** VLAN id or VNI. */
+  vnet: number;
+  /**
+   * The host interface it rides on: the VLAN sub-interface's parent (`<label>.<vlan>`), or the VXLAN device's
+   * underlay device (`vxlan <vni> dev <label> local <host address> dstport 4789`, nolearning).
+   */
+  trafficLabel: string;
+  /** The bridge the host makes for it: `brvl<vlan>` or `brvx<vni>` (≤ 15 characters). */
+  bridge: string;
+  /** VXLAN: the underlay addresses of the other hosts carrying this network, as static all-zero FDB entries. */
+  peers: string[];
+  mtu: number;
+}
+
+/** A router (or internal LB appliance) placed on this host: a namespace running `stacknet router-agent`. */
+export interface HostRouterSpec {
+  id: number;
+  name: string;
+  networkId: number;
+  guestIp: string;
+  guestMac: string;
+  /** Its control address on the host's control bridge (the host agent relays to it; never routed off the host). */
+  controlIp: string;
+  controlPort: number;
+  secret: string;
+  redundant: boolean;
+  vpcId: number | null;
+  appliance?: 'internalLb';
+}
+
+export interface HostVmSpec {
+  id: number;
+  uuid: string;
+  /** `i-<account id>-<vm id>-VM`: the libvirt domain name. */
+  instanceName: string;
+  hostname: string;
+  /** What the host must make of it: Running (defined and started) or Stopped (defined, shut off). */
+  state: 'Running' | 'Stopped';
+  backend: 'libvirt' | 'netns';
+  cpus: number;
+  memoryMiB: number;
+  template: HostTemplateSpec;
+  nics: HostVmNicSpec[];
+}
+
+export interface HostTemplateSpec {
+  id: number;
+  name: string;
+  /** `file://` or `http(s)://` the host can read; the host caches it by id and checksum. */
+  url: string;
+  /** `kernel-initrd`: a directory (or tar) with `vmlinuz` and `initrd.img` booted directly; `qcow2`: a disk. */
+  format: 'kernel-initrd' | 'qcow2';
+  checksum: string | null;
+}
+
+export interface HostVmNicSpec {
+  id: number;
+  mac: string;
+  /** Anti-spoofing: the addresses the port may send from (primary and secondary IPv4s). */
+  ipv4s: string[];
+  ipv6: string | null;
+  networkId: number;
+  deviceId: number;
+  isDefault: boolean;
+}
+
+/** The host-side name of a VM NIC's port (libvirt `<target dev>`, or the netns backend's veth): `vn<nic id>`. */
+export function vmPortName(nicId: number): string {
+  return `vn${nicId}`;
+}
+
+/** The bridge a host makes for a guest network. */
+export function guestBridgeName(isolation: 'VLAN' | 'VXLAN', vnet: number): string {
+  return isolation === 'VLAN' ? `brvl${vnet}` : `brvx${vnet}`;
+}
