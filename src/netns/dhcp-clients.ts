@@ -138,8 +138,8 @@ export function hookScripts(): Promise<{ udhcpc: string; dhclient: string }> {
 
 /** What a DHCP client got, as recorded by our hook script. */
 export interface Lease {
-  client: 'udhcpc' | 'dhclient';
-  /** udhcpc: bound|renew|deconfig|leasefail|nak; dhclient: BOUND|RENEW|REBIND|REBOOT|EXPIRE|FAIL|... */
+  client: 'udhcpc' | 'dhclient' | 'dhcpcd';
+  /** udhcpc: bound|renew|deconfig|leasefail|nak; dhclient and dhcpcd: BOUND|RENEW|REBIND|REBOOT|EXPIRE|FAIL|... */
   event: string;
   interface: string;
   /** Empty when the event carries no address (deconfig, leasefail, FAIL...). */
@@ -174,7 +174,10 @@ export function parseLeaseState(text: string): Lease {
   const lease = opt('lease');
   const routers = list('routers');
   return {
-    client: kv.get('client') === 'dhclient' ? 'dhclient' : 'udhcpc',
+    client:
+      kv.get('client') === 'dhclient' || kv.get('client') === 'dhcpcd'
+        ? (kv.get('client') as 'dhclient' | 'dhcpcd')
+        : 'udhcpc',
     event: kv.get('event') ?? '',
     interface: kv.get('interface') ?? '',
     ip: kv.get('ip') ?? '',
@@ -400,6 +403,94 @@ export async function runDhclient(
   const lease = await waitForBoundOrExit(ns, ifname, proc, (timeout + 5) * 1000);
   if (!opts.keepRunning || !lease) {
     // SIGTERM: dhclient exits without releasing, so the address stays configured.
+    await proc.stop();
+    return { lease, output: proc.output() };
+  }
+  return { lease, output: proc.output(), process: proc };
+}
+
+export interface DhcpcdOptions {
+  hostname?: string;
+  /** Seconds dhcpcd tries before giving up (`-t`; default 10). */
+  timeoutSec?: number;
+  /**
+   * Probe the offered address with ARP before taking it, as dhcpcd does by default (about 5 s more per lease).
+   * Default false (`--noarp`): the answers are what is checked, not dhcpcd's duplicate detection.
+   */
+  arpProbe?: boolean;
+  /** false (default): `-1`, exit once bound (the address stays). true: keep it running to renew. */
+  keepRunning?: boolean;
+  extraArgs?: string[];
+}
+
+/**
+ * Runs dhcpcd 9 on `ifname` in `ns`, in the foreground (`-B`), IPv4 only, with our hook (`-c`, variables via
+ * `-e`; dhcpcd passes the same `new_*` variables as dhclient, so it shares dhclient's hook) and its own
+ * configuration (not the host's /etc/dhcpcd.conf). Its pid files and control sockets live under /run/dhcpcd
+ * and its leases under /var/lib/dhcpcd, named after the interface: `ip netns exec` gives each run its own mount
+ * namespace, where the toolkit's state dir is bound over both, so guests with the same `eth0` do not meet.
+ */
+export async function runDhcpcd(
+  ns: string,
+  ifname: string,
+  opts: DhcpcdOptions = {},
+): Promise<DhcpRunResult> {
+  assertIfname(ifname);
+  const hooks = await hookScripts();
+  await resetState(ns, ifname);
+  const dir = join(stateDir(ns), `dhcpcd-${ifname}`);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(join(dir, 'run'), { recursive: true });
+  await mkdir(join(dir, 'db'), { recursive: true });
+  const conf = join(dir, 'dhcpcd.conf');
+  // What Debian's /etc/dhcpcd.conf asks for, without its hooks, DUID file or IPv6.
+  await writeFile(
+    conf,
+    [
+      '# stacknet netns toolkit',
+      'option domain_name_servers, domain_name, domain_search, host_name',
+      'option classless_static_routes, interface_mtu',
+      'require dhcp_server_identifier',
+      '',
+    ].join('\n'),
+  );
+  const timeout = opts.timeoutSec ?? 10;
+  const argv = [
+    'dhcpcd',
+    '-B',
+    '-4',
+    // Persistent: leaves the address configured when it exits (as the other clients do when stopped).
+    '-p',
+    '-f',
+    conf,
+    '-c',
+    hooks.dhclient,
+    '-t',
+    String(timeout),
+    '-e',
+    'SN_CLIENT=dhcpcd',
+    '-e',
+    `SN_STATE=${leaseStatePath(ns, ifname)}`,
+    '-e',
+    `SN_RESOLV=${resolvConfPath(ns)}`,
+  ];
+  if (!opts.keepRunning) argv.push('-1');
+  if (!opts.arpProbe) argv.push('--noarp');
+  if (opts.hostname) argv.push('-h', assertHostname(opts.hostname));
+  argv.push(...(opts.extraArgs ?? []), ifname);
+  // The bind mounts' targets and sources are arguments, never spliced into the shell text.
+  const private_ = [
+    'sh',
+    '-c',
+    'mkdir -p /run/dhcpcd && mount --bind "$0" /run/dhcpcd && mount --bind "$1" /var/lib/dhcpcd && shift && exec "$@"',
+    join(dir, 'run'),
+    join(dir, 'db'),
+  ];
+  const full = [...private_, ...(opts.hostname ? withHostname(opts.hostname, argv) : argv)];
+  const proc = spawnIn(ns, full);
+  const lease = await waitForBoundOrExit(ns, ifname, proc, (timeout + 5) * 1000);
+  if (!opts.keepRunning || !lease) {
+    // With `-1` it has exited on its own once bound; `-p` kept the address.
     await proc.stop();
     return { lease, output: proc.output() };
   }

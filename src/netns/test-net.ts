@@ -3,9 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   runDhclient,
+  runDhcpcd,
   runUdhcpc,
   removeState,
   type DhclientOptions,
+  type DhcpcdOptions,
   type DhcpRunResult,
   type UdhcpcOptions,
 } from './dhcp-clients.js';
@@ -194,6 +196,12 @@ export class TestNet {
 
   async dhclient(ns: string, ifname: string, opts: DhclientOptions = {}): Promise<DhcpRunResult> {
     const r = await runDhclient(ns, ifname, opts);
+    if (r.process) this.processes.push(r.process);
+    return r;
+  }
+
+  async dhcpcd(ns: string, ifname: string, opts: DhcpcdOptions = {}): Promise<DhcpRunResult> {
+    const r = await runDhcpcd(ns, ifname, opts);
     if (r.process) this.processes.push(r.process);
     return r;
   }

@@ -65,11 +65,13 @@ describe('router agent: a big network (DHCP shards, DNS apart)', () => {
     assert.equal(st.leaseCount, N, 'every host pre-seeded in its shard');
   });
 
-  it('a new MAC is served by udhcpc and dhclient with gateway, DNS and domain; its name resolves', async () => {
+  it('a new MAC is served by udhcpc, dhclient and dhcpcd with gateway, DNS and domain; its name resolves', async () => {
     const a = host('02:b1:00:00:00:01', next++, 'newa');
     const b = host('02:b1:00:00:00:02', next++, 'newb');
+    const c = host('02:b1:00:00:00:05', next++, 'newc');
     await patch([a]);
     await patch([b]);
+    await patch([c]);
     const ga = await lab.guest('ga', a.mac);
     const ra = await lab.net.udhcpc(ga, 'eth0', { hostname: 'newa' });
     assert.equal(ra.lease?.ip, a.ipv4, ra.output);
@@ -79,6 +81,12 @@ describe('router agent: a big network (DHCP shards, DNS apart)', () => {
     const gb = await lab.guest('gb', b.mac);
     const rb = await lab.net.dhclient(gb, 'eth0', { hostname: 'newb' });
     assert.equal(rb.lease?.ip, b.ipv4, rb.output);
+    const gc = await lab.guest('gc', c.mac);
+    const rc = await lab.net.dhcpcd(gc, 'eth0', { hostname: 'newc' });
+    assert.equal(rc.lease?.ip, c.ipv4, rc.output);
+    assert.deepEqual(rc.lease?.routers, ['10.64.0.1']);
+    assert.deepEqual(rc.lease?.dns, ['10.64.0.1']);
+    assert.equal(rc.lease?.domain, lab.domain);
     const d = await dig(ga, `newb.${lab.domain}`, '10.64.0.1');
     assert.deepEqual(d.answers, [b.ipv4], d.raw);
     const f = await dig(ga, 'f2999', '10.64.0.1');
@@ -115,6 +123,22 @@ describe('router agent: a big network (DHCP shards, DNS apart)', () => {
     assert.ok(!st.leases?.some((l) => l.mac === old.mac), 'the old lease is gone');
     const gn = await lab.guest('reused', fresh.mac);
     const r = await lab.net.udhcpc(gn, 'eth0');
+    assert.equal(r.lease?.ip, old.ipv4, r.output);
+  });
+
+  it('a freed address goes to a new MAC of another shard: the old lease is released there, the new shard serves it', async () => {
+    const old = host('02:b1:00:00:00:06', next++, 'old2');
+    await patch([old]);
+    const go = await lab.guest('old2', old.mac);
+    assert.equal((await lab.net.udhcpc(go, 'eth0')).lease?.ip, old.ipv4);
+    let c = 0x40;
+    while (shardOf(`02:b1:00:00:00:${hex(c)}`, K) === shardOf(old.mac, K)) c++;
+    const fresh = { ...host(`02:b1:00:00:00:${hex(c)}`, 0, 'reused2'), ipv4: old.ipv4 };
+    await patch([fresh], [old.mac]);
+    const st = await vr.status();
+    assert.ok(!st.leases?.some((l) => l.mac === old.mac), 'the old lease is gone');
+    const gn = await lab.guest('reused2', fresh.mac);
+    const r = await lab.net.dhcpcd(gn, 'eth0');
     assert.equal(r.lease?.ip, old.ipv4, r.output);
   });
 

@@ -26,6 +26,7 @@ const MAC3 = '02:aa:00:00:00:03';
 const MAC3D = '02:aa:00:00:00:33';
 const MAC4 = '02:aa:00:00:00:04';
 const MAC5 = '02:aa:00:00:00:05';
+const MAC6 = '02:aa:00:00:00:06';
 const STRANGER = '02:aa:00:00:00:99';
 
 describe('router agent: DHCP, DNS, metadata and password with real clients', () => {
@@ -42,6 +43,7 @@ describe('router agent: DHCP, DNS, metadata and password with real clients', () 
       ['vm2', MAC2],
       ['vm3', MAC3D],
       ['vm4', MAC4],
+      ['vm6', MAC6],
       ['str', STRANGER],
       ['out', '02:aa:00:00:00:98'],
     ] as const) {
@@ -52,6 +54,7 @@ describe('router agent: DHCP, DNS, metadata and password with real clients', () 
       lab.host(12, MAC2, 'vm2'),
       lab.host(14, MAC3D, 'vm3'),
       lab.host(13, MAC3, 'vm3-nic2', { defaultNic: false }),
+      lab.host(16, MAC6, 'vm6'),
     ]);
     state.metadata = {
       [lab.ip(11)]: {
@@ -94,6 +97,18 @@ describe('router agent: DHCP, DNS, metadata and password with real clients', () 
     assert.deepEqual(r.lease.dns, [lab.ip(1)]);
     assert.equal(r.lease.domain, lab.domain);
     assert.equal(await defaultGateway(g.vm2!), lab.ip(1));
+  });
+
+  it('dhcpcd gets exactly the configured address, gateway, DNS server and domain', async () => {
+    const r = await lab.net.dhcpcd(g.vm6!, 'eth0', { hostname: 'vm6' });
+    assert.ok(r.lease, `no lease: ${r.output}`);
+    assert.equal(r.lease.client, 'dhcpcd', r.output);
+    assert.equal(r.lease.ip, lab.ip(16));
+    assert.equal(r.lease.mask, '255.255.255.0');
+    assert.deepEqual(r.lease.routers, [lab.ip(1)]);
+    assert.deepEqual(r.lease.dns, [lab.ip(1)]);
+    assert.equal(r.lease.domain, lab.domain);
+    assert.equal(await defaultGateway(g.vm6!), lab.ip(1));
   });
 
   it('a non-default NIC gets its address but no default route, DNS or domain', async () => {
