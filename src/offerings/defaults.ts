@@ -166,6 +166,30 @@ export const defaultServiceOfferings: readonly ServiceOfferingSeed[] = [
   { name: 'Medium Instance', displayText: 'Medium Instance', cpuNumber: 1, cpuSpeed: 1000, memory: 1024 },
 ];
 
+export interface SystemOfferingSeed extends ServiceOfferingSeed {
+  systemVmType: 'domainrouter' | 'internalloadbalancervm';
+}
+
+/** CloudStack's default system offerings for its virtual routers and internal LB VMs (1 CPU, 500 MHz, 256 MiB). */
+export const defaultSystemOfferings: readonly SystemOfferingSeed[] = [
+  {
+    name: 'System Offering For Software Router',
+    displayText: 'System Offering For Software Router',
+    cpuNumber: 1,
+    cpuSpeed: 500,
+    memory: 256,
+    systemVmType: 'domainrouter',
+  },
+  {
+    name: 'System Offering For Internal LB VM',
+    displayText: 'System Offering For Internal LB VM',
+    cpuNumber: 1,
+    cpuSpeed: 500,
+    memory: 256,
+    systemVmType: 'internalloadbalancervm',
+  },
+];
+
 export interface TemplateSeed {
   name: string;
   displayText: string;

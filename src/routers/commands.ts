@@ -17,6 +17,7 @@ import { routerPublicIps } from './public-inputs.js';
 import { groupPublicNics } from './public-nics.js';
 import { getSetting } from '../configuration/repository.js';
 import { stableUuid } from '../offerings/os-types.js';
+import { offeringDb } from '../offerings/tables.js';
 import { dhcpBackend, healthChecks, redundantState } from './health.js';
 import { destroyRouterRow, ROUTER_VERSION, STACKNET_VERSION } from './service.js';
 
@@ -46,6 +47,7 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
       ? undefined
       : await ex.selectFrom('vpcs').select(['uuid', 'name']).where('id', '=', n.vpc_id).executeTakeFirst();
   const appliance = r.role === APPLIANCE_ROLE;
+  const so = await routerServiceOffering(ex, n, appliance);
   // An internal LB appliance has its guest and control NICs only, whatever its tier's router holds.
   const publicNics = n && !appliance ? groupPublicNics(await routerPublicIps(ex, Number(n.id))) : [];
   const controlPrefix = parseCidr(String(await getSetting(ex, 'control.cidr')), 'control.cidr', {
@@ -114,6 +116,8 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
     publicnetmask: publicNics[0] ? prefixToNetmask(publicNics[0].prefix) : undefined,
     vpcid: vpc?.uuid,
     vpcname: vpc?.name,
+    serviceofferingid: so?.uuid,
+    serviceofferingname: so?.name,
     nic: nics,
     isredundantrouter: r.role === 'primary' || r.role === 'backup',
     redundantstate: redundantState(r),
@@ -134,6 +138,46 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
     lasterror: r.last_error ?? undefined,
     dhcpbackend: dhcpBackend(r),
   };
+}
+
+/**
+ * The system offering a router is sized by, as CloudStack names it: its network offering's (a tier router: its
+ * VPC offering's) `serviceofferingid`, else the default system offering for its kind (migration 0025).
+ */
+async function routerServiceOffering(
+  ex: Executor,
+  n: { offering_id: number | null; vpc_id: number | null } | undefined,
+  appliance: boolean,
+): Promise<{ uuid: string; name: string } | undefined> {
+  const db = offeringDb(ex);
+  let id: number | null = null;
+  if (n && !appliance) {
+    const chosen =
+      n.vpc_id === null
+        ? await db
+            .selectFrom('network_offerings')
+            .select('service_offering_id')
+            .where('id', '=', Number(n.offering_id))
+            .executeTakeFirst()
+        : await db
+            .selectFrom('vpcs')
+            .innerJoin('vpc_offerings', 'vpc_offerings.id', 'vpcs.vpc_offering_id')
+            .select('vpc_offerings.service_offering_id')
+            .where('vpcs.id', '=', Number(n.vpc_id))
+            .executeTakeFirst();
+    id = chosen?.service_offering_id == null ? null : Number(chosen.service_offering_id);
+  }
+  let q = db.selectFrom('service_offerings').select(['uuid', 'name']);
+  q =
+    id === null
+      ? q
+          .where('is_system', '=', 1)
+          .where('system_vm_type', '=', appliance ? 'internalloadbalancervm' : 'domainrouter')
+          .where('removed', 'is', null)
+          .orderBy('id')
+          .limit(1)
+      : q.where('id', '=', id);
+  return q.executeTakeFirst();
 }
 
 /**

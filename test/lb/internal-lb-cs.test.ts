@@ -146,6 +146,7 @@ for (const kind of testDbKinds()) {
       const vm = vms.internalloadbalancervm[0];
       id.ilbvm = vm.id;
       assert.equal(vm.role, 'INTERNAL_LB_VM');
+      assert.equal(vm.serviceofferingname, 'System Offering For Internal LB VM');
       assert.match(vm.name, /^b-\d+-VM$/);
       assert.equal(vm.guestipaddress, id.src);
       assert.equal(vm.guestnetworkid, id.b);

@@ -307,10 +307,18 @@ for (const kind of kinds) {
       );
       hasFields(
         r,
-        // serviceofferingname is left out: stacknet's routers have no system service offering.
-        ['id', 'guestipaddress', 'linklocalip', 'networkdomain', 'isredundantrouter', 'created'],
+        [
+          'id',
+          'serviceofferingname',
+          'guestipaddress',
+          'linklocalip',
+          'networkdomain',
+          'isredundantrouter',
+          'created',
+        ],
         'router details',
       );
+      assert.equal(r.serviceofferingname, 'System Offering For Software Router');
     });
 
     test('accounts: columns and details', async () => {
