@@ -174,11 +174,31 @@ export async function buildTestTemplate(
       if (!f) throw new Error(`apt-get download left no ${prefix}_*.deb in ${debs}: ${names.join(' ')}`);
       return join(debs, f);
     };
+    const abi = kernelPkg.replace(/^linux-image-/, '');
     const kroot = join(work, 'kernel');
     const broot = join(work, 'busybox');
-    await run(['dpkg-deb', '-x', deb(kernelPkg), kroot], { timeoutMs: 120_000 });
+    // Only the kernel and the module directories the initramfs draws from: unpacking the whole package
+    // (`dpkg-deb -x`, 100 MB of modules) takes twice as long.
+    await mkdir(kroot);
+    const mods = `./lib/modules/${abi}/kernel`;
+    await run(
+      [
+        'bash',
+        '-o',
+        'pipefail',
+        '-c',
+        'dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards "${@:3}"',
+        'extract',
+        deb(kernelPkg),
+        kroot,
+        `./boot/vmlinuz-${abi}`,
+        `${mods}/drivers/virtio/*`,
+        `${mods}/drivers/net/*.ko`,
+        `${mods}/net/core/*`,
+      ],
+      { timeoutMs: 120_000 },
+    );
     await run(['dpkg-deb', '-x', deb(busyboxPackage), broot], { timeoutMs: 60_000 });
-    const abi = kernelPkg.replace(/^linux-image-/, '');
     const modules = await resolveModules(join(kroot, 'lib', 'modules', abi), testTemplateModules);
     const busybox = await readFile(join(broot, 'bin', 'busybox'));
     const out = join(work, 'template');
