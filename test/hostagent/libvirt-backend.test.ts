@@ -73,7 +73,9 @@ describe('libvirt backend: VMs of the test template on a host namespace, served 
       },
       { timeoutMs, intervalMs: 50, what: `${vm.instanceName}'s console` },
     ).catch((e: unknown) => {
-      throw new Error(`${String(e)}\n--- console of ${vm.instanceName}\n${last.slice(-4000)}\n${vr.log().slice(-2000)}`);
+      throw new Error(
+        `${String(e)}\n--- console of ${vm.instanceName}\n${last.slice(-4000)}\n${vr.log().slice(-2000)}`,
+      );
     });
   };
 
@@ -103,7 +105,10 @@ describe('libvirt backend: VMs of the test template on a host namespace, served 
     await lab.net.veth({ ns: hostNs, ifname: 'uplink', bridge: lab.bridge });
     await run(['ip', '-n', hostNs, 'link', 'set', 'uplink', 'master', bridge, 'up']);
     bridges.set(NETWORK, bridge);
-    const state = lab.state(1, [1, 2, 3, 4].map((n) => lab.host(10 + n, mac(n), `vm${n}`)));
+    const state = lab.state(
+      1,
+      [1, 2, 3, 4].map((n) => lab.host(10 + n, mac(n), `vm${n}`)),
+    );
     state.metadata = Object.fromEntries(
       [1, 2, 3, 4].map((n) => [
         lab.ip(10 + n),
@@ -144,7 +149,7 @@ describe('libvirt backend: VMs of the test template on a host namespace, served 
     if (Object.keys(figures).length) console.log(JSON.stringify({ bench: 'libvirt-backend', ...figures }));
   });
 
-  it("boots a VM whose console shows the address, gateway, DNS and hostname the router has for its MAC, its metadata, user-data and password", async () => {
+  it('boots a VM whose console shows the address, gateway, DNS and hostname the router has for its MAC, its metadata, user-data and password', async () => {
     const vm = vmSpec(1);
     const t = await bootTimed(vm);
     const r = await report(vm, (x) => x.readyUptime !== undefined);

@@ -31,7 +31,9 @@ export function parseChecksum(s: string): ParsedChecksum {
   const m = /^\s*(?:\{([A-Za-z0-9-]+)\})?([0-9a-fA-F]+)\s*$/.exec(s);
   const algorithm = m && (m[1] ? byPrefix[m[1].toUpperCase()] : byLength[m[2]!.length]);
   if (!m || !algorithm) {
-    throw new Error(`template checksum ${JSON.stringify(s)}: not hex MD5/SHA-1/SHA-256/SHA-512 (or {ALG}hex)`);
+    throw new Error(
+      `template checksum ${JSON.stringify(s)}: not hex MD5/SHA-1/SHA-256/SHA-512 (or {ALG}hex)`,
+    );
   }
   return { algorithm, hex: m[2]!.toLowerCase() };
 }
@@ -49,7 +51,10 @@ export function fileHash(path: string, algorithm: ChecksumAlgorithm): Promise<st
 export const kernelInitrdFiles = ['vmlinuz', 'initrd.img'] as const;
 
 /** The checksum of a kernel-initrd directory (see the module comment). */
-export async function kernelInitrdChecksum(dir: string, algorithm: ChecksumAlgorithm = 'sha256'): Promise<string> {
+export async function kernelInitrdChecksum(
+  dir: string,
+  algorithm: ChecksumAlgorithm = 'sha256',
+): Promise<string> {
   let manifest = '';
   for (const f of kernelInitrdFiles) manifest += `${await fileHash(join(dir, f), algorithm)}  ${f}\n`;
   return createHash(algorithm).update(manifest).digest('hex');

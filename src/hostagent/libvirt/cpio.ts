@@ -23,7 +23,13 @@ function pad4(n: number): number {
   return (4 - (n % 4)) % 4;
 }
 
-function record(ino: number, mode: number, data: Buffer, name: string, rdev = { major: 0, minor: 0 }): Buffer {
+function record(
+  ino: number,
+  mode: number,
+  data: Buffer,
+  name: string,
+  rdev = { major: 0, minor: 0 },
+): Buffer {
   const nameBuf = Buffer.from(`${name}\0`);
   const header =
     '070701' +
@@ -72,7 +78,10 @@ export function cpioNewc(entries: readonly CpioEntry[]): Buffer {
         break;
       case 'char':
         parts.push(
-          record(ino++, S_IFCHR | (e.mode ?? 0o600), Buffer.alloc(0), name, { major: e.major, minor: e.minor }),
+          record(ino++, S_IFCHR | (e.mode ?? 0o600), Buffer.alloc(0), name, {
+            major: e.major,
+            minor: e.minor,
+          }),
         );
         break;
     }

@@ -73,7 +73,8 @@ export class LibvirtBackend implements VmBackend {
   }
 
   private vmDir(instanceName: string): string {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(instanceName)) throw new Error(`bad instance name ${instanceName}`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(instanceName))
+      throw new Error(`bad instance name ${instanceName}`);
     return join(this.vmsDir, instanceName);
   }
 
@@ -120,7 +121,12 @@ export class LibvirtBackend implements VmBackend {
     const template = await this.templates.get(vm.template);
     let boot: DomainBoot;
     if (template.format === 'kernel-initrd') {
-      boot = { kind: 'kernel-initrd', kernel: template.kernel, initrd: template.initrd, cmdline: kernelCmdline };
+      boot = {
+        kind: 'kernel-initrd',
+        kernel: template.kernel,
+        initrd: template.initrd,
+        cmdline: kernelCmdline,
+      };
     } else {
       const overlay = join(dir, 'disk.qcow2');
       if (!existsSync(overlay)) {
@@ -142,7 +148,9 @@ export class LibvirtBackend implements VmBackend {
     const xml = renderDomainXml(input);
     let state = await this.virsh.domstate(name);
     if (state !== null && !(await this.isOurs(name))) {
-      throw new Error(`domain ${name} exists in ${this.virsh.uri} and was not made by stacknet: not touching it`);
+      throw new Error(
+        `domain ${name} exists in ${this.virsh.uri} and was not made by stacknet: not touching it`,
+      );
     }
     const define = async (why: string) => {
       const file = join(dir, 'domain.xml');
@@ -189,7 +197,8 @@ export class LibvirtBackend implements VmBackend {
         }
         await this.destroyDomain(name);
         const r = await this.virsh.exec(['undefine', name]);
-        if (r.code !== 0 && !new VirshError(r, this.virsh.uri).noDomain) throw new VirshError(r, this.virsh.uri);
+        if (r.code !== 0 && !new VirshError(r, this.virsh.uri).noDomain)
+          throw new VirshError(r, this.virsh.uri);
         this.log(`libvirt: ${name} removed`);
       }
       this.ours.delete(name);

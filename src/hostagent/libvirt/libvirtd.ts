@@ -39,7 +39,9 @@ export function libvirtdPaths(dir: string): LibvirtdPaths {
   const sock = join(dir, 'sock');
   const socket = join(sock, 'libvirt-sock');
   if (Buffer.byteLength(socket) > maxSocketPath) {
-    throw new Error(`libvirt's socket ${socket} would be longer than ${maxSocketPath} bytes: use a shorter data dir`);
+    throw new Error(
+      `libvirt's socket ${socket} would be longer than ${maxSocketPath} bytes: use a shorter data dir`,
+    );
   }
   return {
     root: dir,
@@ -163,11 +165,10 @@ async function tail(file: string, n = 3000): Promise<string> {
 async function waitAnswering(p: LibvirtdPaths, pid: number, timeoutMs: number): Promise<void> {
   const virsh = new Virsh(libvirtdUri(p.socket));
   const deadline = Date.now() + timeoutMs;
-  let last = '';
   for (;;) {
     const r = await virsh.exec(['version'], 10_000);
     if (r.code === 0) return;
-    last = r.stderr.trim();
+    const last = r.stderr.trim();
     if (!(await pidAlive(pid))) {
       throw new Error(
         `libvirtd (pid ${pid}) exited before answering on ${p.socket}:\n${await tail(p.out)}\n${await tail(join(p.log, 'libvirtd.log'))}`,

@@ -107,7 +107,9 @@ export function renderDomainXml(input: DomainInput): string {
   for (const nic of nics) {
     const bridge = input.bridges.get(nic.networkId);
     if (!bridge) {
-      throw new Error(`${vm.instanceName}: NIC ${nic.id} is on network ${nic.networkId}, which has no bridge here`);
+      throw new Error(
+        `${vm.instanceName}: NIC ${nic.id} is on network ${nic.networkId}, which has no bridge here`,
+      );
     }
     add(4, "<interface type='bridge'>");
     add(6, `<mac address='${e(nic.mac.toLowerCase())}'/>`);

@@ -13,6 +13,7 @@ import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import type { HostTemplateSpec } from '../../hosts/protocol.js';
 import { run } from '../../netns/exec.js';
@@ -50,7 +51,7 @@ async function fetchTo(url: string, dest: string): Promise<void> {
   }
   const res = await fetch(url, { signal: AbortSignal.timeout(600_000) });
   if (!res.ok || !res.body) throw new Error(`GET ${url}: HTTP ${res.status}`);
-  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(dest));
+  await pipeline(Readable.fromWeb(res.body as WebReadableStream), createWriteStream(dest));
 }
 
 function joinUrl(base: string, name: string): string {
@@ -84,7 +85,9 @@ async function fetchInto(t: HostTemplateSpec, work: string): Promise<void> {
   }
   let base = t.url;
   if (base.startsWith('file:') && !(await stat(fileURLToPath(base))).isDirectory()) {
-    throw new Error(`template ${t.id}: ${t.url} is neither a directory with vmlinuz and initrd.img nor a tar`);
+    throw new Error(
+      `template ${t.id}: ${t.url} is neither a directory with vmlinuz and initrd.img nor a tar`,
+    );
   }
   if (!base.endsWith('/')) base += '/';
   for (const f of kernelInitrdFiles) await fetchTo(joinUrl(base, f), join(work, f));

@@ -42,7 +42,9 @@ async function aptCache(args: string[]): Promise<string> {
     return (await run(['apt-cache', ...args], { timeoutMs: 60_000, env: { ...process.env, LC_ALL: 'C' } }))
       .stdout;
   } catch (e) {
-    throw new Error(`apt-cache ${args.join(' ')} failed (has \`apt-get update\` run?): ${String(e)}`);
+    throw new Error(`apt-cache ${args.join(' ')} failed (has \`apt-get update\` run?): ${String(e)}`, {
+      cause: e,
+    });
   }
 }
 
@@ -112,9 +114,10 @@ async function resolveModules(modulesDir: string, wanted: readonly string[]): Pr
 /** The initramfs: busybox-static as /bin/busybox, the modules, /init and its udhcpc script, /dev/console. */
 export function testTemplateInitramfs(busybox: Buffer, modules: [string, Buffer][]): Buffer {
   const entries: CpioEntry[] = [
-    ...['bin', 'dev', 'etc', 'lib', 'lib/modules', 'proc', 'run', 'sys', 'tmp'].map(
-      (path): CpioEntry => ({ path, type: 'dir' }),
-    ),
+    ...['bin', 'dev', 'etc', 'lib', 'lib/modules', 'proc', 'run', 'sys', 'tmp'].map((path): CpioEntry => ({
+      path,
+      type: 'dir',
+    })),
     { path: 'dev/console', type: 'char', major: 5, minor: 1 },
     { path: 'bin/busybox', type: 'file', mode: 0o755, data: busybox },
     { path: 'bin/sh', type: 'symlink', target: 'busybox' },
