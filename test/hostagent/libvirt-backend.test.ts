@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostVmSpec } from '../../src/hosts/protocol.js';
 import { LibvirtBackend, type LibvirtBackendOptions } from '../../src/hostagent/libvirt/index.js';
@@ -233,6 +233,37 @@ describe('libvirt backend: VMs of the test template on a host namespace, served 
     assert.ok(!(await listLinks(hostNs)).includes('vn101'));
     // Destroying what is gone is fine (the agent may retry).
     await backend.destroy(vm.instanceName);
+  });
+
+  it('with an existing libvirt (uri) it starts no daemon, lists only its own domains and never touches others', async () => {
+    const paths = libvirtdPaths(opts.dataDir);
+    const daemon = await runningLibvirtd(paths);
+    const other = new LibvirtBackend({
+      dataDir: await lab.net.tempDir('lv2'),
+      prefix: 'ext-',
+      kvm: false,
+      uri: backend.virsh.uri,
+      log,
+    });
+    await other.start();
+    const vm = vmSpec(9, 'Stopped');
+    await other.ensure(vm, bridges);
+    assert.deepEqual(await other.list(), [{ instanceName: vm.instanceName, state: 'Stopped' }]);
+    // A domain of that name that stacknet did not make (no metadata) is refused, not redefined or removed.
+    const foreign = join(opts.dataDir, 'foreign.xml');
+    await writeFile(
+      foreign,
+      "<domain type='qemu'><name>ext-i-2-8-VM</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>",
+    );
+    await other.virsh.run(['define', foreign]);
+    await assert.rejects(other.ensure(vmSpec(8, 'Stopped'), bridges), /was not made by stacknet/);
+    await assert.rejects(other.destroy('i-2-8-VM'), /was not made by stacknet/);
+    assert.deepEqual(await other.list(), [{ instanceName: vm.instanceName, state: 'Stopped' }]);
+    await other.virsh.run(['undefine', 'ext-i-2-8-VM']);
+    await other.destroy(vm.instanceName);
+    assert.deepEqual(await other.list(), []);
+    await other.close();
+    assert.equal(await runningLibvirtd(paths), daemon, 'close() stopped a daemon it did not start');
   });
 
   it('three VMs at once each get their own lease, metadata and password', async () => {
