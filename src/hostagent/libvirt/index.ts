@@ -155,9 +155,10 @@ export class LibvirtBackend implements VmBackend {
     const define = async (why: string) => {
       const file = join(dir, 'domain.xml');
       await writeFile(file, xml);
+      const t0 = Date.now();
       await this.virsh.run(['define', file]);
       this.ours.add(name);
-      this.log(`libvirt: ${name} defined (${why})`);
+      this.log(`libvirt: ${name} defined (${why}) in ${Date.now() - t0} ms`);
     };
     if (state === null) {
       await define('new');
@@ -172,8 +173,9 @@ export class LibvirtBackend implements VmBackend {
     }
     const running = isRunningState(state);
     if (vm.state === 'Running' && !running) {
+      const t0 = Date.now();
       await this.virsh.run(['start', name]);
-      this.log(`libvirt: ${name} started`);
+      this.log(`libvirt: ${name} started in ${Date.now() - t0} ms`);
     } else if (vm.state === 'Stopped' && running) {
       await this.destroyDomain(name);
       this.log(`libvirt: ${name} shut off`);
