@@ -8,7 +8,7 @@
  * the directory), or a tar of them (`.tar`, `.tar.gz`, `.tgz`); `qcow2` is a disk image.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
+import { constants, createWriteStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -43,7 +43,8 @@ const isTar = (url: string) => /\.(tar|tar\.gz|tgz)$/i.test(new URL(url).pathnam
 async function fetchTo(url: string, dest: string): Promise<void> {
   const u = new URL(url);
   if (u.protocol === 'file:') {
-    await copyFile(fileURLToPath(u), dest);
+    // A reflink where the file system has them (the same blocks, copied on write), else a plain copy.
+    await copyFile(fileURLToPath(u), dest, constants.COPYFILE_FICLONE);
     return;
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
