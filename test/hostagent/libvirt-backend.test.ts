@@ -266,6 +266,32 @@ describe('libvirt backend: VMs of the test template on a host namespace, served 
     assert.equal(await runningLibvirtd(paths), daemon, 'close() stopped a daemon it did not start');
   });
 
+  it('a qcow2 template: the VM gets its own overlay on the cached image, removed with it', async () => {
+    const img = join(await lab.net.tempDir('img'), 'base.qcow2');
+    await run(['qemu-img', 'create', '-q', '-f', 'qcow2', img, '64M']);
+    const vm: HostVmSpec = {
+      ...vmSpec(7, 'Stopped'),
+      template: { id: 202, name: 'disk', url: `file://${img}`, format: 'qcow2', checksum: null },
+    };
+    await backend.ensure(vm, bridges);
+    const overlay = join(opts.dataDir, 'vms', vm.instanceName, 'disk.qcow2');
+    const info = JSON.parse((await run(['qemu-img', 'info', '--output=json', overlay])).stdout) as {
+      format: string;
+      'backing-filename': string;
+    };
+    assert.equal(info.format, 'qcow2');
+    assert.match(
+      info['backing-filename'],
+      new RegExp(`^${opts.dataDir}/templates/202-url-[0-9a-f]+/disk.qcow2$`),
+    );
+    const xml = await backend.virsh.run(['dumpxml', backend.domainName(vm.instanceName)]);
+    assert.ok(xml.includes(`<source file='${overlay}'`), xml);
+    assert.deepEqual(await backend.list(), [{ instanceName: vm.instanceName, state: 'Stopped' }]);
+    await backend.destroy(vm.instanceName);
+    assert.ok(!existsSync(overlay));
+    assert.deepEqual(await backend.list(), []);
+  });
+
   it('three VMs at once each get their own lease, metadata and password', async () => {
     const vms = [2, 3, 4].map((n) => vmSpec(n));
     const t0 = Date.now();
