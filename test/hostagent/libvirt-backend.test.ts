@@ -96,15 +96,26 @@ describe('libvirt backend: VMs of the test template on a host namespace, served 
   };
 
   before(async () => {
-    // The template build (apt-get download, cached in /var/cache/stacknet) runs while the lab comes up.
+    // The template build (apt-get download, cached in /var/cache/stacknet) and the libvirtd start (a cold one
+    // probes QEMU for seconds) run while the lab comes up.
     const built = buildTestTemplate({ log });
+    built.catch(() => {}); // awaited below; never an unhandled rejection if the lab fails first
     await lab.setup();
-    vr = await lab.router('vr');
     hostNs = await lab.net.namespace('host');
     const bridge = await lab.net.bridge('hbr', { ns: hostNs });
     await lab.net.veth({ ns: hostNs, ifname: 'uplink', bridge: lab.bridge });
     await run(['ip', '-n', hostNs, 'link', 'set', 'uplink', 'master', bridge, 'up']);
     bridges.set(NETWORK, bridge);
+    // Short: the libvirt socket path must fit a unix socket address.
+    const dataDir = await lab.net.tempDir('lv');
+    opts = { dataDir, prefix: `${lab.net.prefix}-`, kvm: false, netns: hostNs, log };
+    backend = new LibvirtBackend(opts);
+    const t0 = Date.now();
+    const started = backend.start().then(() => {
+      figures.libvirtdStartMs = Date.now() - t0;
+    });
+    started.catch(() => {});
+    vr = await lab.router('vr');
     const state = lab.state(
       1,
       [1, 2, 3, 4].map((n) => lab.host(10 + n, mac(n), `vm${n}`)),
@@ -127,13 +138,7 @@ describe('libvirt backend: VMs of the test template on a host namespace, served 
     const pushed = await vr.push(state);
     assert.ok(pushed.ok, `push: ${JSON.stringify(pushed)}\n${vr.log()}`);
     template = await built;
-    // Short: the libvirt socket path must fit a unix socket address.
-    const dataDir = await lab.net.tempDir('lv');
-    opts = { dataDir, prefix: `${lab.net.prefix}-`, kvm: false, netns: hostNs, log };
-    backend = new LibvirtBackend(opts);
-    const t0 = Date.now();
-    await backend.start();
-    figures.libvirtdStartMs = Date.now() - t0;
+    await started;
   });
 
   after(async () => {
