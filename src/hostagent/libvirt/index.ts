@@ -1,0 +1,249 @@
+/**
+ * The libvirt VM backend of `stacknet host-agent` (issue 19; contract: ../vm-backend.ts). See README.md.
+ *
+ * Layout of the data directory (the backend's own; the host agent gives it e.g. `<agent data>/libvirt`):
+ *   etc/ run/ lib/ log/ sock/ libvirtd.pid   its libvirtd (libvirtd.ts), unless `uri` names another libvirt
+ *   templates/<id>-<checksum>/               the template cache (templates.ts)
+ *   vms/<instance name>/                     domain.xml as last defined, console.log, disk.qcow2 (qcow2 overlay)
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { HostVmSpec } from '../../hosts/protocol.js';
+import { run } from '../../netns/exec.js';
+import type { BackendVm, VmBackend } from '../vm-backend.js';
+import { libvirtdPaths, libvirtdUri, startLibvirtd, stopLibvirtd, type LibvirtdPaths } from './libvirtd.js';
+import {
+  domainSpecHash,
+  kernelCmdline,
+  metadataNamespace,
+  renderDomainXml,
+  specHashOf,
+  type DomainBoot,
+  type DomainInput,
+} from './render.js';
+import { TemplateCache } from './templates.js';
+import { Virsh, VirshError, isRunningState } from './virsh.js';
+
+export interface LibvirtBackendOptions {
+  /** The backend's own directory (created if missing): its libvirtd, template cache, VM files. */
+  dataDir: string;
+  /** Prepended to every instance name to make the domain name (`''` for none); only such domains are listed. */
+  prefix: string;
+  log?: (m: string) => void;
+  /** Domains of type kvm (the host's /dev/kvm works), else qemu (TCG emulation). */
+  kvm: boolean;
+  /**
+   * An existing libvirt to use instead of starting one, e.g. `qemu:///system` on a KVM host whose libvirtd is run
+   * by systemd. The backend then never starts or stops a daemon; see README.md for what that libvirt needs.
+   */
+  uri?: string;
+  /**
+   * The network namespace (a name under /run/netns) to run the backend's libvirtd in, and so every qemu and tap
+   * it makes; default: the agent's own. For tests that stand a namespace for a host without putting the agent in it.
+   */
+  netns?: string;
+}
+
+export function createLibvirtBackend(opts: LibvirtBackendOptions): VmBackend {
+  return new LibvirtBackend(opts);
+}
+
+export class LibvirtBackend implements VmBackend {
+  readonly name = 'libvirt' as const;
+  readonly virsh: Virsh;
+  private readonly daemon: LibvirtdPaths | null;
+  private readonly templates: TemplateCache;
+  private readonly vmsDir: string;
+  private readonly log: (m: string) => void;
+  /** Domain names known to carry this backend's metadata. */
+  private readonly ours = new Set<string>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(readonly opts: LibvirtBackendOptions) {
+    this.log = opts.log ?? (() => {});
+    this.daemon = opts.uri ? null : libvirtdPaths(opts.dataDir);
+    this.virsh = new Virsh(opts.uri ?? libvirtdUri(this.daemon!.socket));
+    this.templates = new TemplateCache(join(opts.dataDir, 'templates'), this.log);
+    this.vmsDir = join(opts.dataDir, 'vms');
+  }
+
+  domainName(instanceName: string): string {
+    return `${this.opts.prefix}${instanceName}`;
+  }
+
+  private vmDir(instanceName: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(instanceName))
+      throw new Error(`bad instance name ${instanceName}`);
+    return join(this.vmsDir, instanceName);
+  }
+
+  /** Runs `f` after every earlier call for the same VM (ensure and destroy of one VM never interleave). */
+  private serial<T>(instanceName: string, f: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(instanceName) ?? Promise.resolve();
+    const next = prev.then(f, f);
+    const settled = next.catch(() => {});
+    this.queues.set(instanceName, settled);
+    void settled.then(() => {
+      if (this.queues.get(instanceName) === settled) this.queues.delete(instanceName);
+    });
+    return next;
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.vmsDir, { recursive: true });
+    if (this.daemon) {
+      await startLibvirtd(this.daemon, { log: this.log, netns: this.opts.netns });
+    } else {
+      await this.virsh.run(['version'], 30_000);
+      this.log(`libvirt: using ${this.virsh.uri}`);
+    }
+  }
+
+  /** True when domain `name` carries this backend's metadata (so it may be changed or removed). */
+  private async isOurs(name: string): Promise<boolean> {
+    if (this.ours.has(name)) return true;
+    const r = await this.virsh.exec(['dumpxml', '--inactive', name]);
+    if (r.code !== 0) return false;
+    if (!r.stdout.includes(metadataNamespace)) return false;
+    this.ours.add(name);
+    return true;
+  }
+
+  async ensure(vm: HostVmSpec, bridges: ReadonlyMap<number, string>): Promise<void> {
+    await this.serial(vm.instanceName, () => this.converge(vm, bridges));
+  }
+
+  private async converge(vm: HostVmSpec, bridges: ReadonlyMap<number, string>): Promise<void> {
+    const name = this.domainName(vm.instanceName);
+    const dir = this.vmDir(vm.instanceName);
+    await mkdir(dir, { recursive: true });
+    const template = await this.templates.get(vm.template);
+    let boot: DomainBoot;
+    if (template.format === 'kernel-initrd') {
+      boot = {
+        kind: 'kernel-initrd',
+        kernel: template.kernel,
+        initrd: template.initrd,
+        cmdline: kernelCmdline,
+      };
+    } else {
+      const overlay = join(dir, 'disk.qcow2');
+      if (!existsSync(overlay)) {
+        // The VM's writes go to its own overlay; the cached template stays read-only and shared.
+        await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', template.disk, overlay], {
+          timeoutMs: 60_000,
+        });
+      }
+      boot = { kind: 'disk', path: overlay };
+    }
+    const input: DomainInput = {
+      vm,
+      domainName: name,
+      kvm: this.opts.kvm,
+      bridges,
+      boot,
+      consoleLog: join(dir, 'console.log'),
+    };
+    const xml = renderDomainXml(input);
+    let state = await this.virsh.domstate(name);
+    if (state !== null && !(await this.isOurs(name))) {
+      throw new Error(
+        `domain ${name} exists in ${this.virsh.uri} and was not made by stacknet: not touching it`,
+      );
+    }
+    const define = async (why: string) => {
+      const file = join(dir, 'domain.xml');
+      await writeFile(file, xml);
+      const t0 = Date.now();
+      await this.virsh.run(['define', file]);
+      this.ours.add(name);
+      this.log(`libvirt: ${name} defined (${why}) in ${Date.now() - t0} ms`);
+    };
+    if (state === null) {
+      await define('new');
+      state = 'shut off';
+    } else {
+      const defined = specHashOf(await this.virsh.run(['dumpxml', '--inactive', name]));
+      if (defined !== domainSpecHash(input)) {
+        // A running guest is never restarted for a change: the new definition applies at its next start, as
+        // CloudStack applies offering changes at the next start.
+        await define(isRunningState(state) ? 'changed; applies at its next start' : 'changed');
+      }
+    }
+    const running = isRunningState(state);
+    if (vm.state === 'Running' && !running) {
+      const t0 = Date.now();
+      await this.virsh.run(['start', name]);
+      this.log(`libvirt: ${name} started in ${Date.now() - t0} ms`);
+    } else if (vm.state === 'Stopped' && running) {
+      await this.destroyDomain(name);
+      this.log(`libvirt: ${name} shut off`);
+    }
+  }
+
+  /** Powers the domain off (libvirt's destroy: the guest is stopped at once, as CloudStack's forced stop). */
+  private async destroyDomain(name: string): Promise<void> {
+    const r = await this.virsh.exec(['destroy', name]);
+    if (r.code !== 0 && !/not running|Domain not found|failed to get domain/i.test(r.stderr)) {
+      throw new VirshError(r, this.virsh.uri);
+    }
+  }
+
+  async destroy(instanceName: string): Promise<void> {
+    await this.serial(instanceName, async () => {
+      const name = this.domainName(instanceName);
+      if ((await this.virsh.domstate(name)) !== null) {
+        if (!(await this.isOurs(name))) {
+          throw new Error(`domain ${name} in ${this.virsh.uri} was not made by stacknet: not removing it`);
+        }
+        await this.destroyDomain(name);
+        const r = await this.virsh.exec(['undefine', name]);
+        if (r.code !== 0 && !new VirshError(r, this.virsh.uri).noDomain)
+          throw new VirshError(r, this.virsh.uri);
+        this.log(`libvirt: ${name} removed`);
+      }
+      this.ours.delete(name);
+      await rm(this.vmDir(instanceName), { recursive: true, force: true });
+    });
+  }
+
+  async list(): Promise<BackendVm[]> {
+    const out: BackendVm[] = [];
+    for (const d of await this.virsh.list()) {
+      if (!d.name.startsWith(this.opts.prefix)) continue;
+      if (!(await this.isOurs(d.name))) continue;
+      out.push({
+        instanceName: d.name.slice(this.opts.prefix.length),
+        state: isRunningState(d.state) ? 'Running' : 'Stopped',
+      });
+    }
+    return out;
+  }
+
+  async console(instanceName: string): Promise<string | null> {
+    try {
+      return await readFile(join(this.vmDir(instanceName), 'console.log'), 'utf8');
+    } catch {
+      return null;
+    }
+  }
+
+  /** The qemu process of a running VM (for measurements and the doctor), or null. */
+  async qemuPid(instanceName: string): Promise<number | null> {
+    const name = this.domainName(instanceName);
+    const file = this.daemon
+      ? join(this.daemon.run, 'qemu', `${name}.pid`)
+      : join('/run/libvirt/qemu', `${name}.pid`);
+    try {
+      const pid = Number((await readFile(file, 'utf8')).trim());
+      return pid > 1 ? pid : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.daemon) await stopLibvirtd(this.daemon);
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The backend's own libvirtd, one per host agent, without systemd (issue 19's measured set-up for libvirt 9.0).
+ *
+ * A root libvirtd keeps its state at fixed paths (/etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt)
+ * and refuses to start while another holds them, so each one runs in its own mount namespace (`unshare --mount`)
+ * with those four directories bind-mounted from the data directory: several hosts emulated on one machine (each a
+ * network namespace) each get their own daemon, domains and qemu processes, and an operator's system libvirtd is
+ * not disturbed. /var/cache/libvirt stays shared: it only caches what libvirtd probed of the QEMU binary, and
+ * sharing it saves every daemon after the first that cold probe (seconds under TCG).
+ *
+ * The daemon is started detached, so it (and its qemu processes) outlive a host agent that dies or restarts; the
+ * next agent finds it by its pid file and reuses it. Its socket is `<dataDir>/sock/libvirt-sock`, with no
+ * authentication: the directory is root's only (0700).
+ */
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { exec, killPid, pidAlive } from '../../netns/exec.js';
+import { Virsh } from './virsh.js';
+
+export interface LibvirtdPaths {
+  root: string;
+  etc: string;
+  run: string;
+  lib: string;
+  log: string;
+  sock: string;
+  socket: string;
+  pidFile: string;
+  /** libvirtd's own stdout/stderr. */
+  out: string;
+}
+
+/** Longest path a unix socket can have (sun_path, with its terminating NUL). */
+const maxSocketPath = 107;
+
+export function libvirtdPaths(dir: string): LibvirtdPaths {
+  const sock = join(dir, 'sock');
+  const socket = join(sock, 'libvirt-sock');
+  if (Buffer.byteLength(socket) > maxSocketPath) {
+    throw new Error(
+      `libvirt's socket ${socket} would be longer than ${maxSocketPath} bytes: use a shorter data dir`,
+    );
+  }
+  return {
+    root: dir,
+    etc: join(dir, 'etc'),
+    run: join(dir, 'run'),
+    lib: join(dir, 'lib'),
+    log: join(dir, 'log'),
+    sock,
+    socket,
+    pidFile: join(dir, 'libvirtd.pid'),
+    out: join(dir, 'log', 'libvirtd.out'),
+  };
+}
+
+/** The connection URI of the daemon whose socket is `socket`. */
+export function libvirtdUri(socket: string): string {
+  return `qemu:///system?socket=${socket}`;
+}
+
+function quote(s: string): string {
+  return JSON.stringify(s);
+}
+
+export function libvirtdConf(p: LibvirtdPaths): string {
+  return [
+    '# Written by stacknet host-agent (src/hostagent/libvirt/libvirtd.ts); rewritten at every start.',
+    `unix_sock_dir = ${quote(p.sock)}`,
+    'unix_sock_group = "root"',
+    'unix_sock_ro_perms = "0700"',
+    'unix_sock_rw_perms = "0700"',
+    'auth_unix_ro = "none"',
+    'auth_unix_rw = "none"',
+    // No admin socket users, no TCP: only root on this host talks to it, through the socket above.
+    `log_outputs = ${quote(`3:file:${join(p.log, 'libvirtd.log')}`)}`,
+    '',
+  ].join('\n');
+}
+
+export function qemuConf(): string {
+  return [
+    '# Written by stacknet host-agent (src/hostagent/libvirt/libvirtd.ts); rewritten at every start.',
+    // qemu runs as root with no sVirt labels and no chown of its files: the kernel, initrd, overlays and console
+    // logs live in the data directory, root's, and no AppArmor or SELinux profile is loaded without systemd.
+    'user = "root"',
+    'group = "root"',
+    'security_driver = "none"',
+    'dynamic_ownership = 0',
+    // qemu's own stdout/stderr go to a file, not through virtlogd (which would be one more daemon to run).
+    'stdio_handler = "file"',
+    // No per-domain mount namespace or cgroups: the host agent may itself run in a container or a network
+    // namespace, where neither is guaranteed.
+    'namespaces = [ ]',
+    'cgroup_controllers = [ ]',
+    '',
+  ].join('\n');
+}
+
+/**
+ * libvirt's qemu driver wants the `libvirt-qemu` user to exist even when qemu runs as root (Debian's
+ * libvirt-daemon-system creates it; libvirt-daemon alone does not).
+ */
+export async function ensureLibvirtQemuUser(): Promise<void> {
+  const has = async () => (await exec(['getent', 'passwd', 'libvirt-qemu'])).code === 0;
+  if (await has()) return;
+  const r = await exec([
+    'useradd',
+    '--system',
+    '--user-group',
+    '--no-create-home',
+    '--home-dir',
+    '/var/lib/libvirt',
+    '--shell',
+    '/usr/sbin/nologin',
+    'libvirt-qemu',
+  ]);
+  // Another agent on this machine may have created it meanwhile.
+  if (r.code !== 0 && !(await has())) throw new Error(`useradd libvirt-qemu: ${r.stderr.trim()}`);
+}
+
+async function readPid(file: string): Promise<number | null> {
+  try {
+    const pid = Number((await readFile(file, 'utf8')).trim());
+    return Number.isInteger(pid) && pid > 1 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The pid in the pid file when it is a live libvirtd (not a recycled pid). */
+export async function runningLibvirtd(p: LibvirtdPaths): Promise<number | null> {
+  const pid = await readPid(p.pidFile);
+  if (!pid || !(await pidAlive(pid))) return null;
+  try {
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    return cmd.includes('libvirtd') ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** True when `pid` runs in network namespace `netns` (a name under /run/netns), or in ours without one. */
+async function inNetns(pid: number, netns: string | undefined): Promise<boolean> {
+  try {
+    const its = await readlink(`/proc/${pid}/ns/net`);
+    if (!netns) return its === (await readlink('/proc/self/ns/net'));
+    return its === `net:[${(await stat(`/run/netns/${netns}`)).ino}]`;
+  } catch {
+    return false;
+  }
+}
+
+async function tail(file: string, n = 3000): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).slice(-n);
+  } catch {
+    return '';
+  }
+}
+
+/** Waits until the daemon answers on its socket. */
+async function waitAnswering(p: LibvirtdPaths, pid: number, timeoutMs: number): Promise<void> {
+  const virsh = new Virsh(libvirtdUri(p.socket));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await virsh.exec(['version'], 10_000);
+    if (r.code === 0) return;
+    const last = r.stderr.trim();
+    if (!(await pidAlive(pid))) {
+      throw new Error(
+        `libvirtd (pid ${pid}) exited before answering on ${p.socket}:\n${await tail(p.out)}\n${await tail(join(p.log, 'libvirtd.log'))}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`libvirtd (pid ${pid}) did not answer on ${p.socket} within ${timeoutMs} ms: ${last}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// Runs in the new mount namespace: bind the daemon's state directories from the data dir, then become libvirtd.
+const mountAndExec = `set -e
+mkdir -p /etc/libvirt /run/libvirt /var/lib/libvirt /var/log/libvirt
+mount --bind "$1" /etc/libvirt
+mount --bind "$2" /run/libvirt
+mount --bind "$3" /var/lib/libvirt
+mount --bind "$4" /var/log/libvirt
+exec libvirtd --config "$1/libvirtd.conf" --pid-file "$5"`;
+
+/**
+ * Starts the daemon for data directory `p.root`, or reuses the one already running there (after a host agent
+ * restart). Resolves with its pid once it answers.
+ */
+export async function startLibvirtd(
+  p: LibvirtdPaths,
+  opts: { log: (m: string) => void; netns?: string; timeoutMs?: number },
+): Promise<{ pid: number; reused: boolean }> {
+  const { log, netns } = opts;
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const running = await runningLibvirtd(p);
+  if (running) {
+    if (!(await inNetns(running, netns))) {
+      throw new Error(
+        `libvirtd ${running} of ${p.root} runs in another network namespace than ${netns ?? 'this agent'}: stop it first`,
+      );
+    }
+    await waitAnswering(p, running, timeoutMs);
+    log(`libvirt: reusing libvirtd ${running} on ${p.socket}`);
+    return { pid: running, reused: true };
+  }
+  await ensureLibvirtQemuUser();
+  for (const d of [p.etc, p.run, p.lib, p.log]) await mkdir(d, { recursive: true });
+  await mkdir(p.sock, { recursive: true, mode: 0o700 });
+  await writeFile(join(p.etc, 'libvirtd.conf'), libvirtdConf(p));
+  await writeFile(join(p.etc, 'qemu.conf'), qemuConf());
+  const out = openSync(p.out, 'a');
+  let pid: number;
+  try {
+    const argv = [
+      ...(netns ? ['ip', 'netns', 'exec', netns] : []),
+      'unshare',
+      ...['--mount', '--propagation', 'private', 'sh', '-c', mountAndExec],
+      ...['sh', p.etc, p.run, p.lib, p.log, p.pidFile],
+    ];
+    // `ip netns exec` and `unshare` exec what they run: the pid is libvirtd's own.
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', out, out] });
+    child.on('error', () => {});
+    child.unref();
+    if (child.pid === undefined) throw new Error('could not start unshare (util-linux) for libvirtd');
+    pid = child.pid;
+  } finally {
+    closeSync(out);
+  }
+  log(`libvirt: started libvirtd ${pid} on ${p.socket}`);
+  await waitAnswering(p, pid, timeoutMs);
+  return { pid, reused: false };
+}
+
+/** Stops the daemon of `p.root` (its domains' qemu processes keep running, as with any libvirtd restart). */
+export async function stopLibvirtd(p: LibvirtdPaths): Promise<void> {
+  const pid = await runningLibvirtd(p);
+  if (pid) await killPid(pid, 10_000);
+}

@@ -1,0 +1,111 @@
+/**
+ * The programs inside the project's test template (test-template.ts builds it): `/init` of a busybox-static
+ * initramfs and its udhcpc script. The guest does what a cloud image with cloud-init's CloudStack datasource does
+ * on first boot, and says each result on its serial console in one line a test can parse:
+ *
+ *   STACKNET-INIT uptime=<s>                        /init started (the kernel's boot is done)
+ *   STACKNET-LEASE ip=<ip> mask=<mask> router=<gw> dns=<dns,...> hostname=<name>
+ *   STACKNET-TIMING lease=<s>                       uptime when the lease was bound
+ *   STACKNET-META <key>=<value>                     each key of `latest/meta-data/` (newlines as \n)
+ *   STACKNET-USERDATA <base64>                      `latest/user-data` (empty when there is none)
+ *   STACKNET-PASSWORD <password>                    from the password server (empty when none)
+ *   STACKNET-READY uptime=<s>                       all of the above done; the guest stays up
+ *
+ * cloud-init's datasource finds the router as the DHCP server identifier (then the default gateway), reads
+ * `http://<router>/latest/meta-data/` and each key it lists, `latest/user-data`, then asks `<router>:8080` with
+ * `DomU_Request: send_my_password` and acknowledges a password with `DomU_Request: saved_password`, through wget
+ * (cloudinit/sources/DataSourceCloudStack.py). Reference: /work/shared/reference/cloudstack.md §4.6–4.7.
+ */
+
+/** The modules /init loads, in this order (test-template.ts adds their `depends=` first). */
+export const testTemplateModules = ['virtio_pci', 'virtio_net'] as const;
+
+/** `modules`: the .ko base names in load order (dependencies first), all under /lib/modules/ in the initramfs. */
+export function testTemplateInit(modules: readonly string[]): string {
+  return `#!/bin/busybox sh
+# stacknet test template (src/hostagent/libvirt/test-template-init.ts). PID 1: it must never exit.
+/bin/busybox mkdir -p /proc /sys /dev /etc /tmp /run /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+up() { cut -d' ' -f1 /proc/uptime; }
+echo "STACKNET-INIT uptime=$(up)"
+for m in ${modules.join(' ')}; do
+  insmod "/lib/modules/$m.ko" || echo "STACKNET-ERROR insmod $m"
+done
+ip link set lo up
+n=0
+while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done
+ip link set eth0 up
+# udhcpc stays in the foreground of its own background job: it renews the lease for as long as the guest runs.
+udhcpc -i eth0 -s /etc/udhcpc.script -f -t 10 -T 1 -A 2 &
+while [ ! -s /run/stacknet-lease ]; do sleep 0.05; done
+read srv gw < /run/stacknet-lease
+[ -n "$srv" ] || srv=$gw
+get() { timeout 10 wget -q -O - "$@" 2>/dev/null; }
+keys=''
+n=0
+while [ $n -lt 5 ]; do
+  keys=$(get "http://$srv/latest/meta-data/") && break
+  n=$((n + 1))
+  sleep 1
+done
+[ -n "$keys" ] || echo "STACKNET-ERROR no metadata index from http://$srv/latest/meta-data/"
+for k in $keys; do
+  v=$(get "http://$srv/latest/meta-data/$k" | sed ':a;N;$!ba;s/\\n/\\\\n/g')
+  echo "STACKNET-META $k=$v"
+done
+if get "http://$srv/latest/user-data" > /tmp/user-data; then
+  echo "STACKNET-USERDATA $(base64 /tmp/user-data | tr -d '\\n')"
+else
+  echo "STACKNET-USERDATA "
+fi
+pw=$(get --header 'DomU_Request: send_my_password' "http://$srv:8080/")
+case "$pw" in
+  '' | saved_password) echo "STACKNET-PASSWORD " ;;
+  bad_request) echo "STACKNET-ERROR password server: bad_request" ;;
+  *)
+    echo "STACKNET-PASSWORD $pw"
+    get --header 'DomU_Request: saved_password' "http://$srv:8080/" > /dev/null
+    ;;
+esac
+echo "STACKNET-READY uptime=$(up)"
+while :; do sleep 3600; done
+`;
+}
+
+/** udhcpc's script: configures eth0 from the lease (address, default route, resolv.conf, hostname). */
+export const testTemplateUdhcpcScript = `#!/bin/sh
+# udhcpc calls this with deconfig | bound | renew | leasefail | nak and the lease in the environment.
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound | renew)
+    eval "$(ipcalc -p "$ip" "$subnet")"
+    if ! ip -4 addr show dev "$interface" | grep -q "inet $ip/$PREFIX "; then
+      ip -4 addr flush dev "$interface"
+      ip addr add "$ip/$PREFIX" dev "$interface"
+    fi
+    gw=''
+    for r in $router; do gw=$r; break; done
+    ip route del default 2> /dev/null
+    [ -n "$gw" ] && ip route add default via "$gw" dev "$interface"
+    {
+      [ -n "$domain" ] && echo "search $domain"
+      for d in $dns; do echo "nameserver $d"; done
+    } > /etc/resolv.conf
+    [ -n "$hostname" ] && hostname "$hostname"
+    if [ "$1" = bound ]; then
+      echo "STACKNET-LEASE ip=$ip mask=$subnet router=$gw dns=$(echo $dns | tr ' ' ,) hostname=$hostname"
+      echo "STACKNET-TIMING lease=$(cut -d' ' -f1 /proc/uptime)"
+      echo "$serverid $gw" > /run/stacknet-lease.new
+      mv /run/stacknet-lease.new /run/stacknet-lease
+    fi
+    ;;
+esac
+exit 0
+`;
