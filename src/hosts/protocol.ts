@@ -59,6 +59,8 @@ export interface HostRegistered {
   id: number;
   uuid: string;
   secret: string;
+  /** `ping.interval` in seconds: how often the agent heartbeats (the agent's `--ping-interval` when absent). */
+  pingInterval?: number;
 }
 
 export interface HostHeartbeat {
@@ -68,6 +70,8 @@ export interface HostHeartbeat {
 export interface HostHeartbeatAnswer {
   /** The server's current generation for this host: the agent fetches the desired state when it is ahead. */
   desiredGeneration: number;
+  /** `ping.interval` in seconds, when the server says it (a changed setting reaches running agents). */
+  pingInterval?: number;
 }
 
 export interface HostStatus {
@@ -83,6 +87,8 @@ export interface HostStatus {
 export interface HostDesiredState {
   generation: number;
   host: { id: number; uuid: string; name: string };
+  /** The control network (the server's control.cidr) routers' controlIp are in (the agent's `--control-cidr` when absent). */
+  controlCidr?: string;
   /** The guest networks carried by this host: those of its VMs and its routers. */
   networks: HostNetworkSpec[];
   routers: HostRouterSpec[];
