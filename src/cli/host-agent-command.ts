@@ -1,9 +1,10 @@
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { VmBackendOptions } from '../hostagent/netns-backend.js';
 import type { VmBackend } from '../hostagent/vm-backend.js';
 import { createLogger, logHook, parseLogFormat, parseLogLevel } from '../logging/logger.js';
+import { flagValue, parseFlags } from './flags.js';
 import type { CliCommand } from './main.js';
 
 const usage = `usage: stacknet host-agent --server <url> --token <t> --name <n> --address <underlay ip> --port <p>
@@ -30,24 +31,8 @@ Stopping the agent (SIGTERM, or killed) leaves every VM, router and bridge runni
 \`cleanup\` removes what the agent with this data dir created (<d>/created.json, and the backends' VMs), nothing
 else. --prefix prefixes every namespace name (tests).`;
 
-function parse(args: string[]): Map<string, string | true> {
-  const out = new Map<string, string | true>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'\n\n${usage}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) out.set(a.slice(2, eq), a.slice(eq + 1));
-    else if (args[i + 1] !== undefined && !args[i + 1]!.startsWith('--')) out.set(a.slice(2), args[++i]!);
-    else out.set(a.slice(2), true);
-  }
-  return out;
-}
-
-function str(m: Map<string, string | true>, k: string): string | undefined {
-  const v = m.get(k);
-  if (v === true) throw new Error(`--${k} needs a value`);
-  return v;
-}
+const parse = (args: string[]) => parseFlags(args, usage);
+const str = flagValue;
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -121,14 +106,8 @@ export const hostAgentCommand: CliCommand = {
     if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`--port must be a port number`);
     const pingInterval = Number(str(m, 'ping-interval') ?? 60);
     if (!(pingInterval > 0)) throw new Error('--ping-interval must be a number of seconds');
-    const { HostAgent } = await import('../hostagent/host-agent.js');
-    let kvm = false;
-    try {
-      accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
-      kvm = true;
-    } catch {
-      /* emulation */
-    }
+    const { HostAgent, kvmUsable } = await import('../hostagent/host-agent.js');
+    const kvm = kvmUsable();
     const backend = await loadVmBackend(str(m, 'vm-backend') ?? 'netns', { dataDir: dir, prefix, log, kvm });
     const zone = str(m, 'zone');
     const agent = new HostAgent({

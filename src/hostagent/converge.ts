@@ -17,7 +17,6 @@ import { routerAgentPid, startRouterAgent } from '../drivers/router-process.js';
 import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
 import {
   addAddress,
-  createBridge,
   createNamespace,
   createVeth,
   deleteLink,
@@ -72,21 +71,19 @@ export class HostConverger {
     return join(this.o.dataDir, 'routers', name);
   }
 
-  /** The control bridge with the control network's first host, then the ports table (after a bridge exists). */
+  /** The control bridge with the control network's first host. */
   private async base(links: Map<string, LinkInfo>): Promise<void> {
     const c = parseCidr(this.controlCidr, 'control cidr', { strict: false });
     if (!links.has(this.controlBridge)) {
       this.created.add('links', this.controlBridge);
-      await createBridge(this.controlBridge);
-      await addAddress(undefined, this.controlBridge, `${formatIp(firstHost(c))}/${c.prefix}`);
+      await run(['ip', '-b', '-'], {
+        input:
+          `link add name ${this.controlBridge} type bridge stp_state 0 forward_delay 0\n` +
+          `link set ${this.controlBridge} up\n` +
+          `addr add ${formatIp(firstHost(c))}/${c.prefix} dev ${this.controlBridge}\n`,
+      });
     } else if (!links.get(this.controlBridge)!.flags.includes('UP'))
       await run(['ip', 'link', 'set', this.controlBridge, 'up']);
-    // Measured by the netns driver: a bridge-family base chain made before any bridge exists never sees
-    // traffic. The control bridge comes first, then the table.
-    if ((await exec(['nft', 'list', 'table', 'bridge', 'stacknet'])).code !== 0) {
-      this.created.update((x) => (x.nftTable = true));
-      await this.nft(PORT_TABLE_TEXT);
-    }
   }
 
   private async nft(text: string): Promise<void> {
@@ -114,16 +111,20 @@ export class HostConverger {
     };
     let links = await linkTable();
     await guard(`control bridge ${this.controlBridge}`, () => this.base(links));
+    let changed = false;
 
     const bridges = new Map<number, string>();
     for (const n of d.networks)
       await guard(`network ${n.id} (${n.isolation} ${n.vnet}, ${n.bridge})`, async () => {
         this.created.update((x) => (x.networks[n.bridge] = networkDevice(n)));
-        const changed = await ensureNetwork(n, this.o.hostAddress, links);
-        if (changed.length) this.o.log(`network ${n.id}: ${changed.join(', ')}`);
+        const before = changed;
+        changed = true; // until it is known nothing was
+        const what = await ensureNetwork(n, this.o.hostAddress, links);
+        if (what.length) this.o.log(`network ${n.id}: ${what.join(', ')}`);
+        changed = before || what.length > 0;
         bridges.set(n.id, n.bridge);
       });
-    links = await linkTable();
+    if (changed) links = await linkTable();
 
     const routerErrors = new Map<string, string>();
     for (const r of d.routers)
@@ -199,7 +200,14 @@ export class HostConverger {
     }
     const listed = await exec(['nft', '-j', 'list', 'map', 'bridge', 'stacknet', 'ports']);
     const hooked = new Set<string>();
-    if (listed.code === 0) {
+    if (listed.code !== 0) {
+      // Made after the control bridge: measured by the netns driver, a bridge-family base chain made before any
+      // bridge exists never sees traffic.
+      this.created.update((x) => (x.nftTable = true));
+      await this.nft(PORT_TABLE_TEXT).catch((e: Error) =>
+        errors.push({ what: 'nftables table bridge stacknet', message: e.message }),
+      );
+    } else {
       const j = JSON.parse(listed.stdout) as { nftables: { map?: { elem?: [string, unknown][] } }[] };
       for (const m of j.nftables) for (const [k] of m.map?.elem ?? []) hooked.add(k);
     }

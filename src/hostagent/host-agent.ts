@@ -69,7 +69,8 @@ function version(): string {
   }
 }
 
-function kvmUsable(): boolean {
+/** /dev/kvm can be opened: the libvirt backend's domains are of type kvm, else qemu (emulation). */
+export function kvmUsable(): boolean {
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
     return true;
@@ -205,7 +206,7 @@ export class HostAgent {
       this.o.log(`heartbeat: ${(e as Error).message}`);
     }
     // Level-based: converge again each beat, so what drifted (a deleted bridge, a lost FDB entry) comes back.
-    if (this.desired) this.kick();
+    if (this.desired) this.kick(true);
     if (!this.stopped)
       this.heartbeatTimer = setTimeout(() => void this.heartbeat(), this.pingInterval * 1000);
   }
@@ -249,18 +250,25 @@ export class HostAgent {
     }
   }
 
-  /** One converge at a time; a request while one runs makes one more run after it (of the newest state). */
-  private kick(): void {
+  /**
+   * One converge at a time; a new state while one runs makes one more run after it (of the newest state). A
+   * resync (each heartbeat) is dropped while one runs: on a slow host converges must not run back to back.
+   */
+  private kick(resync = false): void {
     if (this.converging) {
-      this.again = true;
+      if (!resync) this.again = true;
       return;
     }
     this.converging = (async () => {
       do {
         this.again = false;
         const d = this.desired!;
+        const t0 = Date.now();
         try {
           const r = await this.converger.converge(d);
+          this.o.log(
+            `converged generation ${d.generation} in ${Date.now() - t0} ms${r.errors.length ? ` (${r.errors.length} errors)` : ''}`,
+          );
           this.status = {
             ...r,
             appliedGeneration: r.errors.length ? this.status.appliedGeneration : d.generation,

@@ -79,15 +79,16 @@ export class NetnsVmBackend implements VmBackend {
     mkdirSync(dir, { recursive: true });
     // Written first: a VM half made is still listed, so it is destroyed if its spec goes away.
     writeFileSync(join(dir, 'spec.json'), JSON.stringify(vm));
-    if (!(await listNamespaces()).includes(ns)) await createNamespace(ns);
-    const inner = await listLinks(ns);
+    // No process per check when nothing is to do: the namespace is a file, and a veth's inner end exists while
+    // its outer end (in the agent's table) does.
+    if (!existsSync(`/run/netns/${ns}`)) await createNamespace(ns);
     const outer = await linkTable();
     for (const nic of vm.nics) {
       const bridge = bridges.get(nic.networkId);
       if (!bridge) throw new Error(`NIC ${nic.id}: network ${nic.networkId} has no bridge on this host`);
       const port = vmPortName(nic.id);
       const ifname = `eth${nic.deviceId}`;
-      if (!inner.includes(ifname)) {
+      if (outer.get(port)?.kind !== 'veth' || !(await listLinks(ns)).includes(ifname)) {
         await deleteLink(port);
         await run([
           'ip',
@@ -105,6 +106,7 @@ export class NetnsVmBackend implements VmBackend {
           ns,
         ]);
         await run(['ip', '-n', ns, 'link', 'set', ifname, 'up']);
+        outer.delete(port);
       }
       // Always checked: the bridge may have been made again (drift healed) since the port was put on it.
       const have = outer.get(port);

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { pushFull } from '../../src/agent/control-client.js';
 import type { DesiredState } from '../../src/agent/desired-state.js';
@@ -39,8 +39,14 @@ before(async () => {
 });
 
 after(async () => {
+  if (process.env.HOSTLAB_LOG) writeFileSync(process.env.HOSTLAB_LOG, agentLogs());
   await lab.cleanup();
 });
+
+/** The agents' output so far (for failure messages). */
+function agentLogs(): string {
+  return [A, B, C].map((h) => `--- agent ${h.name}\n${h.agent?.output().slice(-4000) ?? ''}`).join('\n');
+}
 
 const CIDR = '10.70.0';
 const vni = 5000 + Math.floor(Math.random() * 1000);
@@ -155,10 +161,11 @@ async function routerUp(r: HostRouterSpec, vms: HostVmSpec[], generation: number
       const s = lab.status(C);
       assert.ok(
         s?.routers.some((x) => x.name === r.name && x.running),
-        JSON.stringify(s),
+        `${JSON.stringify(s)}\n${agentLogs()}`,
       );
     },
-    { timeoutMs: 30_000, what: `router ${r.name} running on host C` },
+    // A router agent is a node process: on a machine loaded ×9 (measured here) it takes 10-15 s to answer.
+    { timeoutMs: 60_000, what: `router ${r.name} running on host C` },
   );
   const res = await pushFull(
     `http://${C.mgmt}/v1/routers/${r.name}`,
