@@ -20,7 +20,10 @@
  * Management server → host agent, on the address and port the host registered:
  * - `ANY /v1/routers/<router name>/<agent path>`: relayed as is to that router's `stacknet router-agent` control
  *   API on the host's local control bridge (CloudStack's link-local relay through the KVM agent). The router's
- *   own secret still authorises the relayed request; the host secret authorises the relay.
+ *   own secret still authorises the relayed request; the host secret authorises the relay, in
+ *   `X-Host-Authorization: Bearer <host secret>` (`Authorization` carries the router's secret, passed on as is).
+ *   A request whose `Authorization` holds that router's own secret is relayed without it, so the server's router
+ *   transport is `control-client.ts` with `http://<host address>:<port>/v1/routers/<name>` as its address.
  * - `GET /v1/status`: the host's {@link HostStatus}, the same the heartbeat carries.
  * - `GET /v1/vms/<instance name>/console`: the VM's serial console so far (text), for tests and the doctor.
  */

@@ -205,6 +205,10 @@ test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restar
   });
   assert.equal(denied.status, 401);
   const hostSecret = lab.registered(C)!.secret;
+  const viaHost = await fetch(`http://${C.mgmt}/v1/routers/${r1.name}/v1/status?leases=0`, {
+    headers: { 'x-host-authorization': `Bearer ${hostSecret}`, authorization: `Bearer ${r1.secret}` },
+  });
+  assert.equal(viaHost.status, 200, 'relayed with the host secret');
   const st = await fetch(`http://${C.mgmt}/v1/status`, {
     headers: { authorization: `Bearer ${hostSecret}` },
   });
