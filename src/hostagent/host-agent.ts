@@ -177,7 +177,18 @@ export class HostAgent {
   async start(): Promise<void> {
     await this.o.backend.start();
     this.converger.created.add('backends', this.o.backend.name);
-    await this.register();
+    // A host may come up before its server: keep trying (the token is checked by the server, not here).
+    for (;;) {
+      try {
+        await this.register();
+        break;
+      } catch (e) {
+        if (e instanceof HttpError && e.status === 401)
+          throw new Error(`registration refused: ${e.message}`, { cause: e });
+        this.o.log(`register: ${(e as Error).message}; trying again in 2 s`);
+        await new Promise((ok) => setTimeout(ok, 2000));
+      }
+    }
     await this.listen();
     void this.pollLoop();
     void this.heartbeat();
