@@ -15,6 +15,7 @@ const commands: Record<string, () => Promise<CliCommand>> = {
   doctor: async () => (await import('./doctor-command.js')).doctorCommand,
   'router-agent': async () => (await import('./router-agent-command.js')).routerAgentCommand,
   'rotate-server-key': async () => (await import('./rotate-server-key-command.js')).rotateServerKeyCommand,
+  'host-agent': async () => (await import('./host-agent-command.js')).hostAgentCommand,
   netns: async () => (await import('./netns-command.js')).netnsCommand,
 };
 

@@ -7,6 +7,7 @@ import { recordAgentLog } from '../agent/diagnostics.js';
 import { createMetadataServer, createPasswordServer } from '../agent/guest-services.js';
 import { AgentMetrics } from '../metrics/agent-metrics.js';
 import { createLogger, logHook, parseLogFormat, parseLogLevel } from '../logging/logger.js';
+import { flagValue, parseFlags, type Flags } from './flags.js';
 import type { CliCommand } from './main.js';
 
 const usage = `usage: stacknet router-agent --control-address <ip:port> --data-dir <dir> (--secret <s> | --secret-file <f>)
@@ -23,26 +24,10 @@ Authorization: Bearer <router secret> as every control request (--no-metrics: no
 Logs: JSON lines on stdout (--log-level / STACKNET_LOG_LEVEL, default info; --log-format text /
 STACKNET_LOG_FORMAT for people).`;
 
-function parse(args: string[]): Map<string, string | true> {
-  const out = new Map<string, string | true>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'\n\n${usage}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) out.set(a.slice(2, eq), a.slice(eq + 1));
-    else if (args[i + 1] !== undefined && !args[i + 1]!.startsWith('--')) out.set(a.slice(2), args[++i]!);
-    else out.set(a.slice(2), true);
-  }
-  return out;
-}
+const parse = (args: string[]) => parseFlags(args, usage);
+const str = flagValue;
 
-function str(m: Map<string, string | true>, k: string): string | undefined {
-  const v = m.get(k);
-  if (v === true) throw new Error(`--${k} needs a value`);
-  return v;
-}
-
-function port(m: Map<string, string | true>, k: string, dflt: number): number {
+function port(m: Flags, k: string, dflt: number): number {
   const v = str(m, k);
   if (v === undefined) return dflt;
   const n = Number(v);

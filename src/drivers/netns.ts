@@ -16,8 +16,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { getInspection, getStatus, pushDelta, pushFull } from '../agent/control-client.js';
 import type { InspectQuery, Inspection } from '../agent/inspect.js';
 import {
@@ -43,6 +42,7 @@ import {
 } from '../netns/index.js';
 import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
 import { plugVpcTransit, unplugVpcTransit } from './netns-vpc.js';
+import { routerAgentPid, startRouterAgent } from './router-process.js';
 import { NetnsPublicSide } from './netns-public.js';
 import type {
   Driver,
@@ -66,10 +66,6 @@ interface Created {
   namespaces: string[];
   hostLinks: string[];
 }
-
-const here = dirname(fileURLToPath(import.meta.url));
-/** bin/stacknet.js from src/drivers or dist/drivers. */
-const STACKNET_BIN = resolve(here, '..', '..', 'bin', 'stacknet.js');
 
 export class NetnsDriver implements Driver {
   readonly name = 'netns' as const;
@@ -134,11 +130,7 @@ export class NetnsDriver implements Driver {
   private base(): Promise<void> {
     this.ready ??= (async () => {
       await this.ensureNs(this.switchNs);
-      const nft = `table bridge stacknet {
-  map ports { type ifname : verdict; }
-  chain forward { type filter hook forward priority 0; policy accept; iifname vmap @ports; }
-}
-`;
+      const nft = PORT_TABLE_TEXT;
       // Measured on this kernel: a bridge-family base chain created in a namespace that has no bridge yet never
       // sees traffic, even after bridges appear. A bridge that always exists comes first, then the table.
       if (!(await listLinks(this.switchNs)).includes('br-stacknet')) {
@@ -251,13 +243,8 @@ export class NetnsDriver implements Driver {
     };
   }
 
-  private async agentPid(r: RouterRuntime): Promise<number | null> {
-    try {
-      const pid = Number(readFileSync(join(this.routerDir(r), 'agent.pid'), 'utf8'));
-      return pid > 1 && (await pidAlive(pid)) ? pid : null;
-    } catch {
-      return null;
-    }
+  private agentPid(r: RouterRuntime): Promise<number | null> {
+    return routerAgentPid(this.routerDir(r));
   }
 
   async ensureRouter(r: RouterRuntime): Promise<RouterTransport> {
@@ -304,52 +291,16 @@ export class NetnsDriver implements Driver {
     }
     await plugVpcTransit(this.switchNs, ns, r);
     await this.publicSide.plug(r, ns, true);
-    const dir = this.routerDir(r);
-    mkdirSync(dir, { recursive: true });
-    const secretFile = join(dir, 'secret');
-    writeFileSync(secretFile, r.secret, { mode: 0o600 });
-    const out = openSync(join(dir, 'agent.log'), 'a');
-    const bin = existsSync(STACKNET_BIN) ? STACKNET_BIN : resolve('bin/stacknet.js');
-    const child = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        ns,
-        process.execPath,
-        bin,
-        'router-agent',
-        '--control-address',
-        `${r.controlIp}:${r.controlPort}`,
-        '--data-dir',
-        join(dir, 'data'),
-        '--secret-file',
-        secretFile,
-        '--guest-interface',
-        'eth0',
-        ...(r.appliance ? ['--appliance', 'internal-lb'] : []),
-      ],
-      // Detached in its own session: the router keeps serving when the server stops (and a new server adopts
-      // it by its pid file and control address).
-      { detached: true, stdio: ['ignore', out, out] },
-    );
-    child.unref();
-    writeFileSync(join(dir, 'agent.pid'), String(child.pid));
+    await startRouterAgent({
+      name: r.name,
+      ns,
+      dir: this.routerDir(r),
+      controlIp: r.controlIp,
+      controlPort: r.controlPort,
+      secret: r.secret,
+      ...(r.appliance ? { appliance: r.appliance } : {}),
+    });
     const t = this.transport(r);
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        await t.getStatus();
-        break;
-      } catch (e) {
-        if (Date.now() > deadline || !(await pidAlive(child.pid!)))
-          throw new Error(
-            `router agent ${r.name} did not come up: ${(e as Error).message}; see ${join(dir, 'agent.log')}`,
-            { cause: e },
-          );
-        await new Promise((res) => setTimeout(res, 50));
-      }
-    }
     return t;
   }
 
@@ -592,6 +543,13 @@ export class NetnsDriver implements Driver {
   }
 }
 
+/** The bridge-family table whose `ports` map sends each VM port's frames to its chain (`portRuleText`). */
+export const PORT_TABLE_TEXT = `table bridge stacknet {
+  map ports { type ifname : verdict; }
+  chain forward { type filter hook forward priority 0; policy accept; iifname vmap @ports; }
+}
+`;
+
 /**
  * The nftables text for one VM port's chain `p_n<nic id>` (bridge family, forward hook, frames the guest sends).
  * Every rule that drops counts, with a comment naming what it stops (tests read the counters by comment).
@@ -611,8 +569,11 @@ export class NetnsDriver implements Driver {
  *   prefix and a default route; an ICMPv6 redirect moves a destination to another next hop). ICMPv4 redirects
  *   only count from the current gateway, which a guest cannot pose as, but it has no reason to send them.
  */
-export function portRuleText(nic: Pick<VmNicRuntime, 'id' | 'mac' | 'ipv4s' | 'ipv6'>): string {
-  const port = `n${nic.id}`;
+export function portRuleText(
+  nic: Pick<VmNicRuntime, 'id' | 'mac' | 'ipv4s' | 'ipv6'>,
+  /** The port's interface name: the netns driver's `n<nic id>`; a host agent's `vmPortName` (`vn<nic id>`). */
+  port = `n${nic.id}`,
+): string {
   const chain = `p_${port}`;
   const ips = nic.ipv4s.length ? nic.ipv4s.join(', ') : '255.255.255.255';
   const rule = (r: string) => `add rule bridge stacknet ${chain} ${r}\n`;

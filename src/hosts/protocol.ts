@@ -20,7 +20,10 @@
  * Management server → host agent, on the address and port the host registered:
  * - `ANY /v1/routers/<router name>/<agent path>`: relayed as is to that router's `stacknet router-agent` control
  *   API on the host's local control bridge (CloudStack's link-local relay through the KVM agent). The router's
- *   own secret still authorises the relayed request; the host secret authorises the relay.
+ *   own secret still authorises the relayed request; the host secret authorises the relay, in
+ *   `X-Host-Authorization: Bearer <host secret>` (`Authorization` carries the router's secret, passed on as is).
+ *   A request whose `Authorization` holds that router's own secret is relayed without it, so the server's router
+ *   transport is `control-client.ts` with `http://<host address>:<port>/v1/routers/<name>` as its address.
  * - `GET /v1/status`: the host's {@link HostStatus}, the same the heartbeat carries.
  * - `GET /v1/vms/<instance name>/console`: the VM's serial console so far (text), for tests and the doctor.
  */
@@ -59,6 +62,8 @@ export interface HostRegistered {
   id: number;
   uuid: string;
   secret: string;
+  /** `ping.interval` in seconds: how often the agent heartbeats (the agent's `--ping-interval` when absent). */
+  pingInterval?: number;
 }
 
 export interface HostHeartbeat {
@@ -68,6 +73,8 @@ export interface HostHeartbeat {
 export interface HostHeartbeatAnswer {
   /** The server's current generation for this host: the agent fetches the desired state when it is ahead. */
   desiredGeneration: number;
+  /** `ping.interval` in seconds, when the server says it (a changed setting reaches running agents). */
+  pingInterval?: number;
 }
 
 export interface HostStatus {
@@ -83,6 +90,8 @@ export interface HostStatus {
 export interface HostDesiredState {
   generation: number;
   host: { id: number; uuid: string; name: string };
+  /** The control network (the server's control.cidr) routers' controlIp are in (the agent's `--control-cidr` when absent). */
+  controlCidr?: string;
   /** The guest networks carried by this host: those of its VMs and its routers. */
   networks: HostNetworkSpec[];
   routers: HostRouterSpec[];

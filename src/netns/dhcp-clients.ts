@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -500,4 +502,52 @@ export async function runDhcpcd(
 /** Removes the toolkit's per-namespace state dir. */
 export async function removeState(ns: string): Promise<void> {
   await rm(stateDir(ns), { recursive: true, force: true });
+}
+
+/**
+ * A light VM's DHCP client: busybox udhcpc on `ifname` in `ns` with our hook, detached in its own session so it
+ * outlives whoever started it (a restarted host agent adopts it by its pid). It asks again quickly when its first
+ * DISCOVERs go unanswered (-T 1 -A 1) and never gives up (no -n). Returns its pid; output goes to `logFile`.
+ */
+export async function startDetachedUdhcpc(
+  ns: string,
+  ifname: string,
+  o: { hostname: string; logFile: string },
+): Promise<number> {
+  const hooks = await hookScripts();
+  await resetState(ns, ifname);
+  const argv = withHostname(o.hostname, [
+    'udhcpc',
+    '-f',
+    '-i',
+    assertIfname(ifname),
+    '-s',
+    hooks.udhcpc,
+    '-t',
+    '3',
+    '-T',
+    '1',
+    '-A',
+    '1',
+    '-x',
+    `hostname:${o.hostname}`,
+  ]);
+  const out = openSync(o.logFile, 'a');
+  try {
+    const child = spawn('ip', ['netns', 'exec', assertNamespaceName(ns), ...argv], {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: {
+        ...process.env,
+        SN_CLIENT: 'udhcpc',
+        SN_STATE: leaseStatePath(ns, ifname),
+        SN_RESOLV: resolvConfPath(ns),
+      },
+    });
+    child.unref();
+    if (child.pid === undefined) throw new Error(`cannot start udhcpc in ${ns}`);
+    return child.pid;
+  } finally {
+    closeSync(out);
+  }
 }

@@ -1,0 +1,343 @@
+/**
+ * Converges a host to its HostDesiredState, level-based: guest networks (bridges on VLAN sub-interfaces or
+ * VXLAN devices), routers (namespaces running `stacknet router-agent`, eth0 on the guest bridge, eth1 on the
+ * host-local control bridge), VMs through their backend, and each VM port's anti-spoofing chain
+ * (`portRuleText`, bridge family, in the agent's own namespace). Whatever the state names is made or repaired;
+ * whatever this agent made that the state no longer names is removed. A failing item is quarantined in the
+ * result's `errors` and never blocks the others. Everything made is listed in created.json (created.ts).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HostDesiredState, HostRouterSpec, HostStatus, HostVmNicSpec } from '../hosts/protocol.js';
+import { vmPortName } from '../hosts/protocol.js';
+import { leaseDirFor } from '../agent/lease-dir.js';
+import { PORT_TABLE_TEXT, portRuleText } from '../drivers/netns.js';
+import { routerAgentPid, startRouterAgent } from '../drivers/router-process.js';
+import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
+import {
+  addAddress,
+  createNamespace,
+  createVeth,
+  deleteLink,
+  deleteNamespace,
+  exec,
+  killNamespacePids,
+  killPid,
+  listLinks,
+  listNamespaces,
+  run,
+} from '../netns/index.js';
+import { Created } from './created.js';
+import { ensureNetwork, linkTable, networkDevice, removeNetwork, type LinkInfo } from './host-links.js';
+import type { VmBackend } from './vm-backend.js';
+
+export interface ConvergeOptions {
+  dataDir: string;
+  /** Prefix of every namespace (tests); empty in production. */
+  prefix: string;
+  /** The underlay address VXLAN tunnels end at. */
+  hostAddress: string;
+  /** The control network (the server's control.cidr): the control bridge holds its first host. */
+  controlCidr: string;
+  backends: ReadonlyMap<'libvirt' | 'netns', VmBackend>;
+  log: (m: string) => void;
+}
+
+export type ConvergeResult = Omit<HostStatus, 'appliedGeneration'>;
+
+type Errors = HostStatus['errors'];
+
+export class HostConverger {
+  readonly created: Created;
+  /** The control bridge: `h<4 hex of the prefix>ctl`, so two agents with other prefixes on one machine differ. */
+  readonly controlBridge: string;
+  private readonly portsFile: string;
+  /** The desired state's control network, else the option. */
+  private controlCidr: string;
+
+  constructor(private readonly o: ConvergeOptions) {
+    mkdirSync(o.dataDir, { recursive: true });
+    this.created = new Created(o.dataDir);
+    this.controlBridge = `h${createHash('sha256')
+      .update(o.prefix || 'stacknet')
+      .digest('hex')
+      .slice(0, 4)}ctl`;
+    this.portsFile = join(o.dataDir, 'ports.json');
+    this.controlCidr = o.controlCidr;
+  }
+
+  private routerDir(name: string): string {
+    return join(this.o.dataDir, 'routers', name);
+  }
+
+  /** The control bridge with the control network's first host. */
+  private async base(links: Map<string, LinkInfo>): Promise<void> {
+    const c = parseCidr(this.controlCidr, 'control cidr', { strict: false });
+    if (!links.has(this.controlBridge)) {
+      this.created.add('links', this.controlBridge);
+      await run(['ip', '-b', '-'], {
+        input:
+          `link add name ${this.controlBridge} type bridge stp_state 0 forward_delay 0\n` +
+          `link set ${this.controlBridge} up\n` +
+          `addr add ${formatIp(firstHost(c))}/${c.prefix} dev ${this.controlBridge}\n`,
+      });
+    } else if (!links.get(this.controlBridge)!.flags.includes('UP'))
+      await run(['ip', 'link', 'set', this.controlBridge, 'up']);
+  }
+
+  private async nft(text: string): Promise<void> {
+    const file = join(this.o.dataDir, `nft-${process.pid}-${Math.random().toString(36).slice(2)}.nft`);
+    writeFileSync(file, text);
+    try {
+      await run(['nft', '-f', file]);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  }
+
+  async converge(d: HostDesiredState): Promise<ConvergeResult> {
+    this.controlCidr = d.controlCidr ?? this.o.controlCidr;
+    const errors: Errors = [];
+    const guard = async (what: string, f: () => Promise<unknown>): Promise<boolean> => {
+      try {
+        await f();
+        return true;
+      } catch (e) {
+        errors.push({ what, message: (e as Error).message });
+        this.o.log(`${what}: ${(e as Error).message}`);
+        return false;
+      }
+    };
+    let links = await linkTable();
+    await guard(`control bridge ${this.controlBridge}`, () => this.base(links));
+    let changed = false;
+
+    const bridges = new Map<number, string>();
+    for (const n of d.networks)
+      await guard(`network ${n.id} (${n.isolation} ${n.vnet}, ${n.bridge})`, async () => {
+        this.created.update((x) => (x.networks[n.bridge] = networkDevice(n)));
+        const before = changed;
+        changed = true; // until it is known nothing was
+        const what = await ensureNetwork(n, this.o.hostAddress, links);
+        if (what.length) this.o.log(`network ${n.id}: ${what.join(', ')}`);
+        changed = before || what.length > 0;
+        bridges.set(n.id, n.bridge);
+      });
+    if (changed) links = await linkTable();
+
+    const routerErrors = new Map<string, string>();
+    for (const r of d.routers)
+      if (!(await guard(`router ${r.name}`, () => this.ensureRouter(r, bridges, links))))
+        routerErrors.set(r.name, errors.at(-1)!.message);
+    const wanted = new Set(d.routers.map((r) => r.name));
+    for (const name of Object.keys(this.created.read().routers))
+      if (!wanted.has(name)) await guard(`router ${name} (removing)`, () => this.removeRouter(name));
+
+    const vmErrors = new Map<string, string>();
+    const ports = new Map<string, string>();
+    for (const vm of d.vms) {
+      const backend = this.o.backends.get(vm.backend);
+      const ok = await guard(`vm ${vm.instanceName}`, async () => {
+        if (!backend) throw new Error(`this host runs no ${vm.backend} VM backend`);
+        await backend.ensure(vm, bridges);
+      });
+      if (!ok) vmErrors.set(vm.instanceName, errors.at(-1)!.message);
+      for (const nic of vm.nics) ports.set(vmPortName(nic.id), portText(nic));
+    }
+    await this.ensurePorts(ports, errors);
+    const listed = new Map<string, { backend: VmBackend; state: 'Running' | 'Stopped' }>();
+    for (const backend of this.o.backends.values())
+      await guard(`${backend.name} backend`, async () => {
+        for (const v of await backend.list()) listed.set(v.instanceName, { backend, state: v.state });
+      });
+    const specs = new Set(d.vms.map((v) => v.instanceName));
+    for (const [name, v] of listed)
+      if (!specs.has(name))
+        await guard(`vm ${name} (removing)`, async () => {
+          await v.backend.destroy(name);
+          listed.delete(name);
+        });
+
+    // Networks last: nothing of this agent's is on a bridge whose network is gone by now.
+    const keep = new Set(d.networks.map((n) => n.bridge));
+    for (const [bridge, dev] of Object.entries(this.created.read().networks))
+      if (!keep.has(bridge))
+        await guard(`network bridge ${bridge} (removing)`, async () => {
+          await removeNetwork(bridge, dev);
+          this.created.update((x) => delete x.networks[bridge]);
+        });
+
+    return {
+      errors,
+      routers: await Promise.all(
+        d.routers.map(async (r) => {
+          const running = (await routerAgentPid(this.routerDir(r.name))) !== null;
+          const message = routerErrors.get(r.name);
+          return { name: r.name, running, ...(message ? { message } : {}) };
+        }),
+      ),
+      vms: d.vms.map((vm) => {
+        const message = vmErrors.get(vm.instanceName);
+        const state = message ? 'Error' : (listed.get(vm.instanceName)?.state ?? 'Missing');
+        return { instanceName: vm.instanceName, state, ...(message ? { message } : {}) };
+      }),
+    };
+  }
+
+  /**
+   * Each VM port's chain, applied when it is missing from the ports map or its text changed since this agent
+   * applied it (ports.json): a restarted agent keeps the chains and their counters. One `nft -f` for all the
+   * changes; a batch that fails is applied port by port so one bad port cannot block the others. Ports no spec
+   * names lose their chain.
+   */
+  private async ensurePorts(want: Map<string, string>, errors: Errors): Promise<void> {
+    let applied: Record<string, string> = {};
+    try {
+      applied = JSON.parse(readFileSync(this.portsFile, 'utf8')) as Record<string, string>;
+    } catch {
+      /* none yet */
+    }
+    const listed = await exec(['nft', '-j', 'list', 'map', 'bridge', 'stacknet', 'ports']);
+    const hooked = new Set<string>();
+    if (listed.code !== 0) {
+      // Made after the control bridge: measured by the netns driver, a bridge-family base chain made before any
+      // bridge exists never sees traffic.
+      this.created.update((x) => (x.nftTable = true));
+      await this.nft(PORT_TABLE_TEXT).catch((e: Error) =>
+        errors.push({ what: 'nftables table bridge stacknet', message: e.message }),
+      );
+    } else {
+      const j = JSON.parse(listed.stdout) as { nftables: { map?: { elem?: [string, unknown][] } }[] };
+      for (const m of j.nftables) for (const [k] of m.map?.elem ?? []) hooked.add(k);
+    }
+    const hash = (t: string) => createHash('sha256').update(t).digest('hex').slice(0, 16);
+    const todo = [...want].filter(([port, text]) => !hooked.has(port) || applied[port] !== hash(text));
+    const save = () => writeFileSync(this.portsFile, JSON.stringify(applied));
+    if (todo.length) {
+      const ok = await this.nft(todo.map(([, t]) => t).join('')).then(
+        () => true,
+        () => false,
+      );
+      for (const [port, text] of todo) {
+        if (!ok) {
+          const e = await this.nft(text).then(
+            () => null,
+            (x: Error) => x,
+          );
+          if (e) {
+            errors.push({ what: `port ${port} rules`, message: e.message });
+            delete applied[port];
+            continue;
+          }
+        }
+        applied[port] = hash(text);
+      }
+      save();
+    }
+    for (const port of hooked)
+      if (/^vn\d+$/.test(port) && !want.has(port)) {
+        await this.nft(
+          `delete element bridge stacknet ports { "${port}" }\ndelete chain bridge stacknet p_${port}\n`,
+        )
+          .then(() => {
+            delete applied[port];
+            save();
+          })
+          .catch((e: Error) => errors.push({ what: `port ${port} rules (removing)`, message: e.message }));
+      }
+  }
+
+  private async ensureRouter(
+    r: HostRouterSpec,
+    bridges: ReadonlyMap<number, string>,
+    links: Map<string, LinkInfo>,
+  ): Promise<void> {
+    const bridge = bridges.get(r.networkId);
+    if (!bridge) throw new Error(`network ${r.networkId} has no bridge on this host`);
+    const ns = `${this.o.prefix}${r.name}`;
+    const guestPort = `hr${r.id}`;
+    const ctlPort = `hc${r.id}`;
+    this.created.update((x) => (x.routers[r.name] = { id: r.id, ns }));
+    const onBridge = async () => {
+      const l = links.get(guestPort);
+      if (l?.master !== bridge || !l.flags.includes('UP'))
+        await run(['ip', 'link', 'set', guestPort, 'master', bridge, 'up']);
+    };
+    if (await routerAgentPid(this.routerDir(r.name))) {
+      // Running: its guest port goes back on the bridge if that was made again (drift); nothing else is touched.
+      await onBridge();
+      return;
+    }
+    if (!(await listNamespaces()).includes(ns)) {
+      this.created.add('namespaces', ns);
+      await createNamespace(ns);
+    }
+    const inner = await listLinks(ns);
+    if (!inner.includes('eth0')) {
+      await deleteLink(guestPort);
+      await createVeth({ ns, ifname: 'eth0', outerName: guestPort, bridge, mac: r.guestMac });
+    } else await onBridge();
+    if (!inner.includes('eth1')) {
+      this.created.add('links', ctlPort);
+      await deleteLink(ctlPort);
+      await createVeth({ ns, ifname: 'eth1', outerName: ctlPort, bridge: this.controlBridge });
+      const c = parseCidr(this.controlCidr, 'control cidr', { strict: false });
+      await addAddress(ns, 'eth1', `${r.controlIp}/${c.prefix}`);
+    }
+    await startRouterAgent({
+      name: r.name,
+      ns,
+      dir: this.routerDir(r.name),
+      controlIp: r.controlIp,
+      controlPort: r.controlPort,
+      secret: r.secret,
+      ...(r.appliance ? { appliance: r.appliance } : {}),
+    });
+    this.o.log(`router ${r.name}: agent started in ${ns}`);
+  }
+
+  private async removeRouter(name: string): Promise<void> {
+    const rec = this.created.read().routers[name];
+    if (!rec) return;
+    const pid = await routerAgentPid(this.routerDir(name));
+    // SIGTERM: the agent stops keepalived and dnsmasq before it exits.
+    if (pid) await killPid(pid, 5000);
+    if ((await listNamespaces()).includes(rec.ns)) await killNamespacePids(rec.ns);
+    await deleteLink(`hr${rec.id}`);
+    await deleteLink(`hc${rec.id}`);
+    this.created.remove('links', `hc${rec.id}`);
+    await deleteNamespace(rec.ns);
+    this.created.remove('namespaces', rec.ns);
+    // dnsmasq's lease file sits on tmpfs beside the data dir (lease-dir.ts): the agent's too.
+    rmSync(leaseDirFor(join(this.routerDir(name), 'data')), { recursive: true, force: true });
+    rmSync(this.routerDir(name), { recursive: true, force: true });
+    this.created.update((x) => delete x.routers[name]);
+    this.o.log(`router ${name}: removed`);
+  }
+
+  /** Removes everything created.json lists and every VM the backends have; leaves host.json (the identity). */
+  async cleanup(): Promise<void> {
+    const c = this.created.read();
+    for (const backend of this.o.backends.values()) {
+      for (const v of await backend.list().catch(() => [])) await backend.destroy(v.instanceName);
+      await backend.close();
+    }
+    for (const name of Object.keys(c.routers)) await this.removeRouter(name);
+    for (const ns of c.namespaces)
+      if ((await listNamespaces()).includes(ns)) {
+        await killNamespacePids(ns);
+        await deleteNamespace(ns);
+      }
+    for (const [bridge, dev] of Object.entries(c.networks)) await removeNetwork(bridge, dev);
+    for (const l of c.links) await deleteLink(l);
+    if (c.nftTable) await exec(['nft', 'delete', 'table', 'bridge', 'stacknet']);
+    for (const f of ['created.json', 'ports.json'])
+      if (existsSync(join(this.o.dataDir, f))) rmSync(join(this.o.dataDir, f));
+    rmSync(join(this.o.dataDir, 'routers'), { recursive: true, force: true });
+  }
+}
+
+function portText(nic: HostVmNicSpec): string {
+  return portRuleText(nic, vmPortName(nic.id));
+}

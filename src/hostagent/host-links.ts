@@ -1,0 +1,145 @@
+/**
+ * The host's links as the kernel has them (`ip -j -d link show`), and the guest networks' devices made from a
+ * HostNetworkSpec: a bridge on a VLAN sub-interface of the traffic label, or on a VXLAN device whose peers are
+ * static all-zero FDB entries (no multicast underlay, no learning). Every function is idempotent: it compares
+ * what is there with what the spec says and changes only the difference (so a restarted agent touches nothing
+ * that is right, and a deleted bridge or FDB entry comes back).
+ */
+import type { HostNetworkSpec } from '../hosts/protocol.js';
+import { createBridge, exec, run } from '../netns/index.js';
+
+export interface LinkInfo {
+  ifname: string;
+  master?: string;
+  mtu: number;
+  flags: string[];
+  kind?: string;
+  /** vlan: { id, protocol }; vxlan: { id, local, port, learning, link } (ip's JSON names). */
+  data?: Record<string, unknown>;
+  link?: string;
+}
+
+/** Every link of the namespace the agent runs in, by name. */
+export async function linkTable(): Promise<Map<string, LinkInfo>> {
+  const r = await run(['ip', '-j', '-d', 'link', 'show']);
+  const rows = JSON.parse(r.stdout || '[]') as {
+    ifname: string;
+    master?: string;
+    mtu: number;
+    flags?: string[];
+    link?: string;
+    linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
+  }[];
+  return new Map(
+    rows.map((x) => [
+      x.ifname,
+      {
+        ifname: x.ifname,
+        ...(x.master ? { master: x.master } : {}),
+        mtu: x.mtu,
+        flags: x.flags ?? [],
+        ...(x.linkinfo?.info_kind ? { kind: x.linkinfo.info_kind } : {}),
+        ...(x.linkinfo?.info_data ? { data: x.linkinfo.info_data } : {}),
+        ...(x.link ? { link: x.link } : {}),
+      },
+    ]),
+  );
+}
+
+/** The device a guest network's bridge sits on: `<label>.<vlan>` or `vx<vni>`. */
+export function networkDevice(n: Pick<HostNetworkSpec, 'isolation' | 'vnet' | 'trafficLabel'>): string {
+  return n.isolation === 'VLAN' ? `${n.trafficLabel}.${n.vnet}` : `vx${n.vnet}`;
+}
+
+/** Makes (or repairs) a guest network's device and bridge; returns what it changed (for the log). */
+export async function ensureNetwork(
+  n: HostNetworkSpec,
+  hostAddress: string,
+  links: Map<string, LinkInfo>,
+): Promise<string[]> {
+  const changed: string[] = [];
+  const dev = networkDevice(n);
+  const have = links.get(dev);
+  const right =
+    have &&
+    (n.isolation === 'VLAN'
+      ? have.kind === 'vlan' && have.data?.id === n.vnet && have.link === n.trafficLabel
+      : have.kind === 'vxlan' &&
+        have.data?.id === n.vnet &&
+        have.data?.local === hostAddress &&
+        have.data?.port === 4789 &&
+        have.data?.learning === false &&
+        have.data?.link === n.trafficLabel);
+  if (have && !right) {
+    await run(['ip', 'link', 'del', dev]);
+    changed.push(`replaced ${dev}`);
+  }
+  if (!right) {
+    await run(
+      n.isolation === 'VLAN'
+        ? ['ip', 'link', 'add', 'link', n.trafficLabel, 'name', dev, 'type', 'vlan', 'id', String(n.vnet)]
+        : [
+            'ip',
+            'link',
+            'add',
+            dev,
+            'type',
+            'vxlan',
+            'id',
+            String(n.vnet),
+            'dev',
+            n.trafficLabel,
+            'local',
+            hostAddress,
+            'dstport',
+            '4789',
+            'nolearning',
+          ],
+    );
+    changed.push(`made ${dev}`);
+  }
+  if (!links.has(n.bridge)) {
+    await createBridge(n.bridge);
+    changed.push(`made ${n.bridge}`);
+  }
+  const devNow = right ? have : undefined;
+  if (n.mtu && devNow?.mtu !== n.mtu) await run(['ip', 'link', 'set', dev, 'mtu', String(n.mtu)]);
+  if (devNow?.master !== n.bridge || !devNow.flags.includes('UP')) {
+    await run(['ip', 'link', 'set', dev, 'master', n.bridge, 'up']);
+    if (devNow) changed.push(`${dev} back on ${n.bridge}`);
+  }
+  const br = links.get(n.bridge);
+  if (br && !br.flags.includes('UP')) await run(['ip', 'link', 'set', n.bridge, 'up']);
+  if (n.isolation === 'VXLAN') changed.push(...(await ensurePeers(dev, n.peers)));
+  return changed;
+}
+
+/** The VXLAN device's flooding list: one all-zero FDB entry per peer; stale peers removed. */
+async function ensurePeers(dev: string, peers: string[]): Promise<string[]> {
+  const r = await run(['bridge', '-j', 'fdb', 'show', 'dev', dev]);
+  const have = new Set(
+    (JSON.parse(r.stdout || '[]') as { mac: string; dst?: string }[])
+      .filter((e) => e.mac === '00:00:00:00:00:00' && e.dst)
+      .map((e) => e.dst!),
+  );
+  const changed: string[] = [];
+  for (const p of peers)
+    if (!have.has(p)) {
+      await run(['bridge', 'fdb', 'append', '00:00:00:00:00:00', 'dev', dev, 'dst', p]);
+      changed.push(`${dev} peer ${p}`);
+    }
+  for (const p of have)
+    if (!peers.includes(p)) {
+      await run(['bridge', 'fdb', 'del', '00:00:00:00:00:00', 'dev', dev, 'dst', p]);
+      changed.push(`${dev} peer ${p} removed`);
+    }
+  return changed;
+}
+
+/** Removes a guest network's bridge and device (missing is fine). */
+export async function removeNetwork(bridge: string, dev: string): Promise<void> {
+  for (const l of [dev, bridge]) {
+    const r = await exec(['ip', 'link', 'del', l]);
+    if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw new Error(r.stderr.trim());
+  }
+}

@@ -1,0 +1,354 @@
+/**
+ * `stacknet host-agent` on three hosts emulated as namespaces (host-lab.ts): light VMs on hosts A and B in one
+ * guest network, its router (the real router agent, reached through host C's relay) on host C. Over VXLAN: each
+ * VM leases exactly its address; a VM spoofing another address is dropped on its host; an agent killed and
+ * restarted leaves its VMs' namespaces and DHCP clients alone and heals a deleted FDB entry, a deleted bridge
+ * heals under a running agent; a network that cannot be made is quarantined. Over VLAN when the kernel has
+ * 802.1Q (this CI's does not: skipped, said so). `host-agent cleanup` leaves nothing.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { pushFull } from '../../src/agent/control-client.js';
+import type { DesiredState } from '../../src/agent/desired-state.js';
+import type { HostNetworkSpec, HostRouterSpec, HostVmSpec } from '../../src/hosts/protocol.js';
+import { guestBridgeName, vmPortName } from '../../src/hosts/protocol.js';
+import {
+  chainCounters,
+  eventually,
+  exec,
+  execIn,
+  leaseHistory,
+  listLinks,
+  listNamespaces,
+  pidAlive,
+  readLease,
+  run,
+} from '../../src/netns/index.js';
+import { HostLab, type LabHost } from './host-lab.js';
+
+const lab = new HostLab();
+let A: LabHost, B: LabHost, C: LabHost;
+
+before(async () => {
+  await lab.setup();
+  A = await lab.host('A', 1);
+  B = await lab.host('B', 2);
+  C = await lab.host('C', 3);
+});
+
+after(async () => {
+  if (process.env.HOSTLAB_LOG) writeFileSync(process.env.HOSTLAB_LOG, agentLogs());
+  await lab.cleanup();
+});
+
+/** The agents' output so far (for failure messages). */
+function agentLogs(): string {
+  return [A, B, C].map((h) => `--- agent ${h.name}\n${h.agent?.output().slice(-4000) ?? ''}`).join('\n');
+}
+
+const CIDR = '10.70.0';
+const vni = 5000 + Math.floor(Math.random() * 1000);
+
+function network(id: number, isolation: 'VLAN' | 'VXLAN', vnet: number, self: LabHost): HostNetworkSpec {
+  return {
+    id,
+    isolation,
+    vnet,
+    trafficLabel: 'eth1',
+    bridge: guestBridgeName(isolation, vnet),
+    peers: isolation === 'VXLAN' ? [A, B, C].filter((h) => h !== self).map((h) => h.address) : [],
+    mtu: isolation === 'VXLAN' ? 1450 : 1500,
+  };
+}
+
+function mac(n: number): string {
+  return `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`;
+}
+
+function vm(id: number, nicId: number, networkId: number): HostVmSpec {
+  return {
+    id,
+    uuid: `00000000-0000-4000-8000-${String(id).padStart(12, '0')}`,
+    instanceName: `i-2-${id}-VM`,
+    hostname: `vm${id}`,
+    state: 'Running',
+    backend: 'netns',
+    cpus: 1,
+    memoryMiB: 64,
+    template: { id: 1, name: 'light', url: 'file:///dev/null', format: 'kernel-initrd', checksum: null },
+    nics: [
+      {
+        id: nicId,
+        mac: mac(id),
+        ipv4s: [`${CIDR}.${id}`],
+        ipv6: null,
+        networkId,
+        deviceId: 0,
+        isDefault: true,
+      },
+    ],
+  };
+}
+
+function router(id: number, networkId: number): HostRouterSpec {
+  return {
+    id,
+    name: `r-${id}-VM`,
+    networkId,
+    guestIp: `${CIDR}.1`,
+    guestMac: mac(200 + id),
+    controlIp: `169.254.0.${10 + id}`,
+    controlPort: 3922,
+    secret: randomBytes(16).toString('hex'),
+    redundant: false,
+    vpcId: null,
+  };
+}
+
+/** The router's DesiredState: the network's VMs as its DHCP hosts. */
+function routerState(r: HostRouterSpec, generation: number, vms: HostVmSpec[]): DesiredState {
+  return {
+    generation,
+    router: { name: r.name, guestIp: r.guestIp },
+    network: {
+      cidr: `${CIDR}.0/24`,
+      gateway: `${CIDR}.1`,
+      domain: 'hosts.internal',
+      dnsServers: ['192.0.2.53'],
+      useExternalDns: false,
+      leaseTime: 3600,
+    },
+    hosts: vms.map((v) => ({
+      mac: v.nics[0]!.mac,
+      ipv4: v.nics[0]!.ipv4s[0]!,
+      hostname: v.hostname,
+      defaultNic: true,
+      vmId: v.uuid,
+    })),
+    metadata: {},
+    passwords: {},
+    firewall: { enabled: true },
+  };
+}
+
+const vmNs = (h: LabHost, v: HostVmSpec) => `${h.prefix}${v.instanceName}`;
+
+async function leased(h: LabHost, v: HostVmSpec): Promise<void> {
+  await eventually(
+    async () => {
+      const l = await readLease(vmNs(h, v), 'eth0');
+      assert.equal(
+        l?.ip,
+        v.nics[0]!.ipv4s[0],
+        `lease of ${v.instanceName} on ${h.name}: ${JSON.stringify(l)}`,
+      );
+    },
+    { timeoutMs: 20_000, what: `${v.instanceName} leases its address` },
+  );
+}
+
+async function pings(from: string, to: string, source?: string): Promise<boolean> {
+  const r = await execIn(from, ['ping', '-c', '1', '-W', '1', ...(source ? ['-I', source] : []), to]);
+  return r.code === 0;
+}
+
+/** Brings up the network's router on C and pushes its DHCP hosts through C's relay. */
+async function routerUp(r: HostRouterSpec, vms: HostVmSpec[], generation: number): Promise<void> {
+  await eventually(
+    async () => {
+      const s = lab.status(C);
+      assert.ok(
+        s?.routers.some((x) => x.name === r.name && x.running),
+        `${JSON.stringify(s)}\n${agentLogs()}`,
+      );
+    },
+    // A router agent is a node process: on a machine loaded ×9 (measured here) it takes 10-15 s to answer.
+    { timeoutMs: 60_000, what: `router ${r.name} running on host C` },
+  );
+  const res = await pushFull(
+    `http://${C.mgmt}/v1/routers/${r.name}`,
+    r.secret,
+    routerState(r, generation, vms),
+  );
+  assert.ok(res.ok, JSON.stringify(res));
+}
+
+test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restart and drift; quarantine', async () => {
+  const r1 = router(1, 1);
+  const vmA = vm(11, 101, 1);
+  const vmB = vm(12, 102, 1);
+  lab.setDesired(A, { networks: [network(1, 'VXLAN', vni, A)], routers: [], vms: [vmA] });
+  lab.setDesired(B, { networks: [network(1, 'VXLAN', vni, B)], routers: [], vms: [vmB] });
+  lab.setDesired(C, { networks: [network(1, 'VXLAN', vni, C)], routers: [r1], vms: [] });
+  for (const h of [A, B, C]) lab.startAgent(h);
+
+  await routerUp(r1, [vmA, vmB], 1);
+  await leased(A, vmA);
+  await leased(B, vmB);
+  assert.ok(await pings(vmNs(A, vmA), `${CIDR}.12`), 'A reaches B across hosts over VXLAN');
+  for (const h of [A, B, C]) assert.equal(lab.registrations.get(`host-${h.name}`), 1);
+  await eventually(
+    async () => {
+      const s = lab.status(A);
+      assert.deepEqual(s?.vms, [{ instanceName: vmA.instanceName, state: 'Running' }]);
+      assert.deepEqual(s?.errors, []);
+      assert.ok(s?.appliedGeneration !== null);
+    },
+    { what: 'host A reports its VM running' },
+  );
+
+  // The relay is closed to anyone without the host's or the router's secret.
+  const denied = await fetch(`http://${C.mgmt}/v1/routers/${r1.name}/v1/status`, {
+    headers: { authorization: 'Bearer wrong' },
+  });
+  assert.equal(denied.status, 401);
+  const hostSecret = lab.registered(C)!.secret;
+  const viaHost = await fetch(`http://${C.mgmt}/v1/routers/${r1.name}/v1/status?leases=0`, {
+    headers: { 'x-host-authorization': `Bearer ${hostSecret}`, authorization: `Bearer ${r1.secret}` },
+  });
+  assert.equal(viaHost.status, 200, 'relayed with the host secret');
+  const st = await fetch(`http://${C.mgmt}/v1/status`, {
+    headers: { authorization: `Bearer ${hostSecret}` },
+  });
+  assert.equal(st.status, 200);
+  const con = await fetch(`http://${A.mgmt}/v1/vms/${vmA.instanceName}/console`, {
+    headers: { authorization: `Bearer ${lab.registered(A)!.secret}` },
+  });
+  assert.match(await con.text(), new RegExp(`ip=${CIDR}.11`));
+
+  // A VM sending from an address that is not its own is dropped on its host, and counted.
+  const portA = vmPortName(vmA.nics[0]!.id);
+  const before = (await chainCounters(A.ns, 'stacknet', `p_${portA}`)).get('source ip') ?? 0;
+  await run(['ip', '-n', vmNs(A, vmA), 'addr', 'add', `${CIDR}.99/32`, 'dev', 'eth0']);
+  assert.equal(await pings(vmNs(A, vmA), `${CIDR}.12`, `${CIDR}.99`), false, 'spoofed ping answered');
+  const dropped = (await chainCounters(A.ns, 'stacknet', `p_${portA}`)).get('source ip') ?? 0;
+  assert.ok(dropped > before, `source ip drops ${before} -> ${dropped}`);
+  await run(['ip', '-n', vmNs(A, vmA), 'addr', 'del', `${CIDR}.99/32`, 'dev', 'eth0']);
+
+  // Agent A killed; meanwhile its FDB entry towards C is lost. Restarted: the VM untouched, the entry back.
+  const udhcpcPid = Number(readFileSync(lab.dataFile(A, 'vms', vmA.instanceName, 'udhcpc.pid'), 'utf8'));
+  const history = await leaseHistory(vmNs(A, vmA), 'eth0');
+  A.agent!.child.kill('SIGKILL');
+  await A.agent!.exited;
+  await run([
+    'ip',
+    'netns',
+    'exec',
+    A.ns,
+    'bridge',
+    'fdb',
+    'del',
+    '00:00:00:00:00:00',
+    'dev',
+    `vx${vni}`,
+    'dst',
+    C.address,
+  ]);
+  lab.startAgent(A);
+  const fdb = () =>
+    exec(['ip', 'netns', 'exec', A.ns, 'bridge', 'fdb', 'show', 'dev', `vx${vni}`]).then((x) => x.stdout);
+  await eventually(
+    async () => assert.match(await fdb(), new RegExp(`dst ${C.address.replace(/\./g, '\\.')} `)),
+    {
+      timeoutMs: 15_000,
+      what: 'restarted agent A heals the FDB entry to C',
+    },
+  );
+  assert.ok(await pidAlive(udhcpcPid), 'the VM DHCP client survives the agent restart');
+  assert.equal(
+    Number(readFileSync(lab.dataFile(A, 'vms', vmA.instanceName, 'udhcpc.pid'), 'utf8')),
+    udhcpcPid,
+  );
+  assert.deepEqual(await leaseHistory(vmNs(A, vmA), 'eth0'), history, 'no new lease after the restart');
+  assert.equal(lab.registrations.get('host-A'), 1, 'a restarted agent does not register again');
+
+  // Host B's bridge deleted under its running agent: made again, its ports back on it.
+  await run(['ip', '-n', B.ns, 'link', 'del', guestBridgeName('VXLAN', vni)]);
+  await eventually(async () => assert.ok(await pings(vmNs(A, vmA), `${CIDR}.12`)), {
+    timeoutMs: 15_000,
+    what: 'B heals its bridge and A reaches B again',
+  });
+
+  // A network that cannot be made (no such traffic label) is quarantined; the rest of host A stays converged.
+  lab.setDesired(A, {
+    networks: [network(1, 'VXLAN', vni, A), { ...network(2, 'VXLAN', vni + 1, A), trafficLabel: 'nosuch0' }],
+    routers: [],
+    vms: [vmA],
+  });
+  await eventually(
+    async () => {
+      const s = lab.status(A);
+      assert.ok(
+        s?.errors.some((e) => e.what.startsWith('network 2 ')),
+        JSON.stringify(s?.errors),
+      );
+      assert.equal(s?.vms[0]?.state, 'Running');
+    },
+    { timeoutMs: 15_000, what: 'network 2 quarantined on A' },
+  );
+  assert.ok(await pings(vmNs(A, vmA), `${CIDR}.12`));
+});
+
+test('VLAN: the same over 802.1Q sub-interfaces; the VXLAN network, its VMs and router removed', async (t) => {
+  const probe = await exec([
+    'ip',
+    '-n',
+    A.ns,
+    'link',
+    'add',
+    'link',
+    'eth1',
+    'name',
+    'eth1.9',
+    'type',
+    'vlan',
+    'id',
+    '9',
+  ]);
+  if (probe.code !== 0) {
+    t.skip(`this kernel cannot make VLAN sub-interfaces (${probe.stderr.trim()})`);
+    // Still: the VXLAN network, its VMs and router go when the desired state no longer names them.
+    for (const h of [A, B, C]) lab.setDesired(h, { networks: [], routers: [], vms: [] });
+  } else {
+    await run(['ip', '-n', A.ns, 'link', 'del', 'eth1.9']);
+    const r3 = router(3, 3);
+    const vmA = vm(21, 121, 3);
+    const vmB = vm(22, 122, 3);
+    lab.setDesired(A, { networks: [network(3, 'VLAN', 300, A)], routers: [], vms: [vmA] });
+    lab.setDesired(B, { networks: [network(3, 'VLAN', 300, B)], routers: [], vms: [vmB] });
+    lab.setDesired(C, { networks: [network(3, 'VLAN', 300, C)], routers: [r3], vms: [] });
+    await routerUp(r3, [vmA, vmB], 1);
+    await leased(A, vmA);
+    await leased(B, vmB);
+    assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`), 'A reaches B over VLAN 300');
+  }
+  await eventually(
+    async () => {
+      for (const h of [A, B, C]) {
+        const names = (await listNamespaces()).filter((n) => n.startsWith(h.prefix));
+        const stale = names.filter((n) => /i-2-1[12]-VM|r-1-VM/.test(n));
+        assert.deepEqual(stale, [], `host ${h.name}`);
+        assert.ok(!(await listLinks(h.ns)).includes(guestBridgeName('VXLAN', vni)), `host ${h.name}: bridge`);
+        assert.ok(!(await listLinks(h.ns)).includes(`vx${vni}`), `host ${h.name}: vxlan device`);
+      }
+    },
+    { timeoutMs: 20_000, what: 'the VXLAN network removed from every host' },
+  );
+});
+
+test('host-agent cleanup leaves nothing', async () => {
+  for (const h of [A, B, C]) await h.agent?.stop(3000);
+  for (const h of [A, B, C]) {
+    await lab.cleanupAgent(h);
+    assert.deepEqual(
+      (await listNamespaces()).filter((n) => n.startsWith(h.prefix)),
+      [],
+      `host ${h.name}: namespaces left`,
+    );
+    assert.deepEqual((await listLinks(h.ns)).sort(), ['eth1', 'lo', 'mgmt0'], `host ${h.name}: links left`);
+    const nft = await exec(['ip', 'netns', 'exec', h.ns, 'nft', 'list', 'ruleset']);
+    assert.doesNotMatch(nft.stdout, /stacknet/, `host ${h.name}: nftables left`);
+  }
+});

@@ -1,0 +1,255 @@
+/**
+ * Hosts emulated as namespaces for the host agent's tests: an underlay bridge in its own namespace, "host"
+ * namespaces each with `eth1` on it (the guest traffic label, 10.99.0.<n>/24) and a management link to this
+ * process, each running the real `stacknet host-agent` (dist/) against a small HTTP server here that plays the
+ * management server's side of src/hosts/protocol.ts (register, heartbeat, long-polled desired state).
+ *
+ * The agents run under `nsenter --net`, not `ip netns exec`: the latter gives its process a slave mount
+ * namespace, so the namespaces the agent adds (`ip netns add` bind-mounts /run/netns/<name>) would be invisible
+ * to everyone else, a restarted agent included.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type {
+  HostDesiredState,
+  HostRegistered,
+  HostRegistration,
+  HostStatus,
+} from '../../src/hosts/protocol.js';
+import {
+  TestNet,
+  deleteNamespace,
+  exec,
+  killNamespacePids,
+  listNamespaces,
+  type SpawnedProcess,
+} from '../../src/netns/index.js';
+import { agentArgv, repoRoot } from '../agent/vr-lab.js';
+
+export interface LabHost {
+  name: string;
+  ns: string;
+  /** Underlay address (eth1). */
+  address: string;
+  /** Where this process reaches the agent's HTTP port. */
+  mgmt: string;
+  dataDir: string;
+  prefix: string;
+  /** This process's end of the management link (the agent's --server). */
+  serverAddress: string;
+  agent: SpawnedProcess | null;
+}
+
+interface Registered {
+  reg: HostRegistration;
+  id: number;
+  uuid: string;
+  secret: string;
+  status: HostStatus | null;
+  heartbeats: number;
+}
+
+export const AGENT_PORT = 9890;
+
+export class HostLab {
+  readonly net = new TestNet();
+  readonly token = randomBytes(12).toString('hex');
+  readonly hosts = new Map<string, LabHost>();
+  /** Registrations by host name (a restarted agent must not register again). */
+  readonly registrations = new Map<string, number>();
+  private readonly byUuid = new Map<string, Registered>();
+  private readonly desired = new Map<string, Omit<HostDesiredState, 'generation' | 'host'>>();
+  private generation = 0;
+  private waiters: (() => void)[] = [];
+  private server: Server | null = null;
+  private serverPort = 0;
+  underlayNs = '';
+  underlayBridge = '';
+
+  async setup(): Promise<this> {
+    this.server = createServer((req, res) => {
+      this.serve(req, res).catch((e: Error) => {
+        res.writeHead(500);
+        res.end(e.message);
+      });
+    });
+    this.server.listen(0, '0.0.0.0');
+    await once(this.server, 'listening');
+    this.serverPort = (this.server.address() as AddressInfo).port;
+    this.underlayNs = await this.net.namespace('ul');
+    this.underlayBridge = await this.net.bridge('ulbr', { ns: this.underlayNs });
+    return this;
+  }
+
+  /** Host `name` (a single letter): its namespace, underlay leg, management link; the agent is not started. */
+  async host(name: string, n: number): Promise<LabHost> {
+    const ns = await this.net.namespace(`h${name}`);
+    const address = `10.99.0.${n}`;
+    await this.net.veth({
+      ns,
+      ifname: 'eth1',
+      bridge: this.underlayBridge,
+      outerNs: this.underlayNs,
+      addresses: [`${address}/24`],
+    });
+    const link = await this.net.hostLink(ns, 'mgmt0');
+    const h: LabHost = {
+      name,
+      ns,
+      address,
+      mgmt: `${link.nsAddress}:${AGENT_PORT}`,
+      dataDir: await this.net.tempDir(`h${name}`),
+      prefix: `${this.net.prefix}-${name}-`,
+      serverAddress: link.hostAddress,
+      agent: null,
+    };
+    this.hosts.set(name, h);
+    return h;
+  }
+
+  /** `stacknet host-agent` for host h, inside its namespace (argv through nsenter; see the file comment). */
+  hostArgv(h: LabHost, args: string[]): string[] {
+    const argv = agentArgv([]);
+    argv[argv.length - 1] = 'host-agent';
+    return ['nsenter', `--net=/run/netns/${h.ns}`, ...argv, ...args];
+  }
+
+  startAgent(h: LabHost): SpawnedProcess {
+    h.agent = this.net.spawn(
+      this.hostArgv(h, [
+        '--server',
+        `http://${h.serverAddress}:${this.serverPort}`,
+        '--token',
+        this.token,
+        '--name',
+        `host-${h.name}`,
+        '--address',
+        h.address,
+        '--listen',
+        '0.0.0.0',
+        '--port',
+        String(AGENT_PORT),
+        '--data-dir',
+        h.dataDir,
+        '--guest-label',
+        'eth1',
+        '--prefix',
+        h.prefix,
+        '--control-cidr',
+        '169.254.0.0/24',
+        '--ping-interval',
+        '1',
+        '--log-format',
+        'text',
+      ]),
+      { cwd: repoRoot },
+    );
+    return h.agent;
+  }
+
+  /** Runs `stacknet host-agent cleanup` for h in its namespace. */
+  async cleanupAgent(h: LabHost): Promise<string> {
+    const r = await exec(this.hostArgv(h, ['cleanup', '--data-dir', h.dataDir, '--prefix', h.prefix]), {
+      timeoutMs: 30_000,
+      cwd: repoRoot,
+    });
+    if (r.code !== 0) throw new Error(`cleanup of host ${h.name}: ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  }
+
+  /** Sets host h's desired state (a new generation; waiting long polls answer at once). */
+  setDesired(h: LabHost, d: Omit<HostDesiredState, 'generation' | 'host'>): void {
+    this.desired.set(`host-${h.name}`, d);
+    this.generation++;
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  registered(h: LabHost): Registered | undefined {
+    return [...this.byUuid.values()].find((r) => r.reg.name === `host-${h.name}`);
+  }
+
+  /** The status the host last sent in a heartbeat. */
+  status(h: LabHost): HostStatus | null {
+    return this.registered(h)?.status ?? null;
+  }
+
+  private state(r: Registered): HostDesiredState {
+    const d = this.desired.get(r.reg.name) ?? { networks: [], routers: [], vms: [] };
+    return { generation: this.generation, host: { id: r.id, uuid: r.uuid, name: r.reg.name }, ...d };
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://lab');
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString()) as unknown) : undefined;
+    const json = (status: number, v: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(v));
+    };
+    if (req.method === 'POST' && url.pathname === '/v1/hosts/register') {
+      const reg = body as HostRegistration;
+      if (reg.token !== this.token) return json(401, { error: 'Unauthorized' });
+      this.registrations.set(reg.name, (this.registrations.get(reg.name) ?? 0) + 1);
+      const r: Registered = {
+        reg,
+        id: this.byUuid.size + 1,
+        uuid: randomUUID(),
+        secret: randomBytes(16).toString('hex'),
+        status: null,
+        heartbeats: 0,
+      };
+      this.byUuid.set(r.uuid, r);
+      const answer: HostRegistered = { id: r.id, uuid: r.uuid, secret: r.secret, pingInterval: 1 };
+      return json(200, answer);
+    }
+    const m = /^\/v1\/hosts\/([^/]+)\/(heartbeat|desired)$/.exec(url.pathname);
+    const r = m ? this.byUuid.get(m[1]!) : undefined;
+    if (!m || !r) return json(404, { error: 'NotFound' });
+    if (req.headers.authorization !== `Bearer ${r.secret}`) return json(401, { error: 'Unauthorized' });
+    if (m[2] === 'heartbeat') {
+      r.status = (body as { status: HostStatus }).status;
+      r.heartbeats++;
+      return json(200, { desiredGeneration: this.generation });
+    }
+    const after = url.searchParams.get('after');
+    if (after !== null && this.generation <= Number(after)) {
+      const wait = Math.min(Number(url.searchParams.get('waitMs') ?? 0), 30_000);
+      await new Promise<void>((ok) => {
+        const t = setTimeout(ok, wait);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          ok();
+        });
+      });
+      if (this.generation <= Number(after)) {
+        res.writeHead(304);
+        res.end();
+        return;
+      }
+    }
+    return json(200, this.state(r));
+  }
+
+  /** Stops the agents and removes everything: the agents' own cleanup first, then whatever has our prefix. */
+  async cleanup(): Promise<void> {
+    for (const h of this.hosts.values()) await h.agent?.stop(3000);
+    for (const h of this.hosts.values()) await this.cleanupAgent(h).catch(() => undefined);
+    for (const ns of await listNamespaces())
+      if ([...this.hosts.values()].some((h) => ns.startsWith(h.prefix))) {
+        await killNamespacePids(ns).catch(() => undefined);
+        await deleteNamespace(ns).catch(() => undefined);
+      }
+    for (const w of this.waiters.splice(0)) w();
+    this.server?.closeAllConnections();
+    this.server?.close();
+    await this.net.cleanup();
+  }
+
+  dataFile(h: LabHost, ...p: string[]): string {
+    return join(h.dataDir, ...p);
+  }
+}
