@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<CliCommand>> = {
   'router-agent': async () => (await import('./router-agent-command.js')).routerAgentCommand,
   'rotate-server-key': async () => (await import('./rotate-server-key-command.js')).rotateServerKeyCommand,
   netns: async () => (await import('./netns-command.js')).netnsCommand,
+  host: async () => (await import('./host-command.js')).hostCommand,
 };
 
 function usage(): string {

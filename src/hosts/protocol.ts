@@ -20,10 +20,15 @@
  * Management server → host agent, on the address and port the host registered:
  * - `ANY /v1/routers/<router name>/<agent path>`: relayed as is to that router's `stacknet router-agent` control
  *   API on the host's local control bridge (CloudStack's link-local relay through the KVM agent). The router's
- *   own secret still authorises the relayed request; the host secret authorises the relay.
+ *   own secret still authorises the relayed request (`Authorization: Bearer <router secret>`, passed on
+ *   unchanged); the host secret authorises the relay, in {@link HOST_RELAY_AUTH_HEADER} (`Bearer <host
+ *   secret>`), which the relay does not pass on.
  * - `GET /v1/status`: the host's {@link HostStatus}, the same the heartbeat carries.
  * - `GET /v1/vms/<instance name>/console`: the VM's serial console so far (text), for tests and the doctor.
  */
+
+/** The header that carries the host secret on calls the server makes to the host agent (relay, status, console). */
+export const HOST_RELAY_AUTH_HEADER = 'x-stacknet-host-authorization';
 
 /** What a host says about itself when it registers. */
 export interface HostRegistration {
@@ -121,6 +126,11 @@ export interface HostRouterSpec {
   redundant: boolean;
   vpcId: number | null;
   appliance?: 'internalLb';
+  /**
+   * Its public interfaces (eth2, eth3, ...), as the netns driver plugs them: on the host's public traffic label,
+   * untagged or as a VLAN sub-interface; the agent in the router puts the addresses on. Absent: none.
+   */
+  publicNics?: { interface: string; vlan: string; gateway: string; prefix: number }[];
 }
 
 export interface HostVmSpec {
