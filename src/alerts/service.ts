@@ -237,7 +237,8 @@ export async function hostConditions(db: Executor): Promise<Condition[]> {
       .where('state', 'in', ['Starting', 'Running', 'Stopping'])
       .orderBy('id')
       .execute();
-    const since = h.last_pinged === null ? 'never heard from' : `last heartbeat ${csDate(Number(h.last_pinged))}`;
+    const since =
+      h.last_pinged === null ? 'never heard from' : `last heartbeat ${csDate(Number(h.last_pinged))}`;
     out.push({
       key: `host:${h.id}:down`,
       type: ALERT_TYPES.host.type,

@@ -42,7 +42,10 @@ const hostBase = (h: HostRow) => `http://${h.address.includes(':') ? `[${h.addre
 
 /** A host keeps what it runs while Up and not being emptied for maintenance (Disabled only stops new placements). */
 const keepsRouters = (h: HostRow | undefined): boolean =>
-  !!h && h.removed === null && h.state === 'Up' && (h.resource_state === 'Enabled' || h.resource_state === 'Disabled');
+  !!h &&
+  h.removed === null &&
+  h.state === 'Up' &&
+  (h.resource_state === 'Enabled' || h.resource_state === 'Disabled');
 
 export class HostsDriver implements Driver {
   readonly name = 'hosts' as const;
@@ -65,7 +68,9 @@ export class HostsDriver implements Driver {
   private async hostStatus(h: HostRow): Promise<{ status: HostStatus | null; error?: string }> {
     try {
       const secret = (await hostSecret(this.db, h)) ?? '';
-      const s = (await getStatus(await this.hostAddress(h), secret, { timeoutMs: 5000 })) as unknown as HostStatus;
+      const s = (await getStatus(await this.hostAddress(h), secret, {
+        timeoutMs: 5000,
+      })) as unknown as HostStatus;
       await this.db
         .updateTable('hosts')
         .set({ status: JSON.stringify(s), applied_generation: s.appliedGeneration })

@@ -37,7 +37,8 @@ class Refusal extends Error {
 }
 
 function parseJson(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'string' || body === '') throw new Refusal(400, 'BadRequest', 'a JSON body is required');
+  if (typeof body !== 'string' || body === '')
+    throw new Refusal(400, 'BadRequest', 'a JSON body is required');
   try {
     const v = JSON.parse(body) as unknown;
     if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
@@ -51,7 +52,8 @@ function checkRegistration(b: Record<string, unknown>): HostRegistration {
   const bad = (field: string, why: string) => new Refusal(400, 'BadRequest', `${field}: ${why}`);
   const str = (k: string, max = 255) => {
     const v = b[k];
-    if (typeof v !== 'string' || v === '' || v.length > max) throw bad(k, `a string of 1 to ${max} characters`);
+    if (typeof v !== 'string' || v === '' || v.length > max)
+      throw bad(k, `a string of 1 to ${max} characters`);
     return v;
   };
   const opt = (k: string) => (b[k] === undefined || b[k] === null ? undefined : str(k, 36));
@@ -80,7 +82,10 @@ function checkRegistration(b: Record<string, unknown>): HostRegistration {
 }
 
 /** The host named in the path, when the request carries its secret. */
-async function authenticate(store: Store, req: FastifyRequest<{ Params: { uuid: string } }>): Promise<HostRow> {
+async function authenticate(
+  store: Store,
+  req: FastifyRequest<{ Params: { uuid: string } }>,
+): Promise<HostRow> {
   const auth = req.headers.authorization;
   const m = typeof auth === 'string' ? /^Bearer (.+)$/.exec(auth) : null;
   if (!m) throw new Refusal(401, 'Unauthorized', 'missing Authorization: Bearer <host secret>');
@@ -88,44 +93,84 @@ async function authenticate(store: Store, req: FastifyRequest<{ Params: { uuid: 
   const secret = h ? await hostSecret(store.db, h) : null;
   // The same comparison whether or not the host exists, so timing tells nothing about which hosts do.
   const ok = sameSecret(m[1]!, secret ?? '\u0000no host');
-  if (!h) throw new Refusal(401, 'Unauthorized', `no host ${req.params.uuid} is registered (deleted?); register again`);
+  if (!h)
+    throw new Refusal(
+      401,
+      'Unauthorized',
+      `no host ${req.params.uuid} is registered (deleted?); register again`,
+    );
   if (!secret || !ok)
-    throw new Refusal(401, 'Unauthorized', `the secret is not host ${h.name}'s (re-registered since?); register again`);
+    throw new Refusal(
+      401,
+      'Unauthorized',
+      `the secret is not host ${h.name}'s (re-registered since?); register again`,
+    );
   return h;
 }
 
 function checkStatus(v: unknown): HostStatus {
   const s = v as HostStatus | undefined;
-  if (!s || typeof s !== 'object' || !Array.isArray(s.vms) || !Array.isArray(s.routers) || !Array.isArray(s.errors))
-    throw new Refusal(400, 'BadRequest', 'status: an object with vms, routers and errors (protocol.ts HostStatus)');
+  if (
+    !s ||
+    typeof s !== 'object' ||
+    !Array.isArray(s.vms) ||
+    !Array.isArray(s.routers) ||
+    !Array.isArray(s.errors)
+  )
+    throw new Refusal(
+      400,
+      'BadRequest',
+      'status: an object with vms, routers and errors (protocol.ts HostStatus)',
+    );
   if (s.appliedGeneration !== null && typeof s.appliedGeneration !== 'number')
     throw new Refusal(400, 'BadRequest', 'status.appliedGeneration: a number or null');
   return s;
 }
 
-async function answer(res: FastifyReply, fn: () => Promise<{ code?: number; body?: unknown }>, log?: (m: string) => void) {
+async function answer(
+  res: FastifyReply,
+  fn: () => Promise<{ code?: number; body?: unknown }>,
+  log?: (m: string) => void,
+) {
   try {
     const r = await fn();
     if (r.code === 304) return res.code(304).send();
-    return res.code(r.code ?? 200).type('application/json').send(JSON.stringify(r.body));
+    return res
+      .code(r.code ?? 200)
+      .type('application/json')
+      .send(JSON.stringify(r.body));
   } catch (e) {
     if (e instanceof Refusal || e instanceof RegistrationRefused) {
       const error = e instanceof Refusal ? e.error : e.httpStatus === 400 ? 'BadRequest' : 'Forbidden';
-      return res.code(e.httpStatus).type('application/json').send(JSON.stringify({ error, message: e.message }));
+      return res
+        .code(e.httpStatus)
+        .type('application/json')
+        .send(JSON.stringify({ error, message: e.message }));
     }
     log?.(`host channel: ${(e as Error).stack ?? String(e)}`);
     return res
       .code(500)
       .type('application/json')
-      .send(JSON.stringify({ error: 'InternalError', message: 'the server failed; its log has the details' }));
+      .send(
+        JSON.stringify({ error: 'InternalError', message: 'the server failed; its log has the details' }),
+      );
   }
 }
 
 /** Waits until the host's generation passes `after`, or `waitMs` pass. */
-async function generationAfter(store: Store, hostId: number, after: number, waitMs: number): Promise<boolean> {
+async function generationAfter(
+  store: Store,
+  hostId: number,
+  after: number,
+  waitMs: number,
+): Promise<boolean> {
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const h = await store.db.selectFrom('hosts').select('desired_generation').where('id', '=', hostId).executeTakeFirst();
+    const h = await store.db
+      .selectFrom('hosts')
+      .select('desired_generation')
+      .where('id', '=', hostId)
+      .executeTakeFirst();
     if (!h) return false;
     if (Number(h.desired_generation) > after) return true;
     const left = deadline - Date.now();
@@ -156,7 +201,11 @@ export function serveHostChannel(app: FastifyInstance, store: Store, log?: (m: s
             'no registration token is set: run `stacknet host token` on the server (or set host.registration.token)',
           );
         if (!sameSecret(reg.token, token))
-          throw new Refusal(401, 'Unauthorized', 'the registration token is not the server\'s (stacknet host token)');
+          throw new Refusal(
+            401,
+            'Unauthorized',
+            "the registration token is not the server's (stacknet host token)",
+          );
         const now = Date.now();
         const r = await transaction(store, (tx) => registerHost(tx, reg, now));
         await hostEvent(
@@ -201,7 +250,8 @@ export function serveHostChannel(app: FastifyInstance, store: Store, log?: (m: s
           const h = await authenticate(store, req);
           const int = (v: string | undefined, name: string) => {
             if (v === undefined || v === '') return undefined;
-            if (!/^\d{1,15}$/.test(v)) throw new Refusal(400, 'BadRequest', `${name}: a non-negative integer`);
+            if (!/^\d{1,15}$/.test(v))
+              throw new Refusal(400, 'BadRequest', `${name}: a non-negative integer`);
             return Number(v);
           };
           const after = int(req.query.after, 'after');

@@ -90,7 +90,12 @@ export async function computeHostDesired(
         ? undefined
         : await ex.selectFrom('templates').selectAll().where('id', '=', v.template_id).executeTakeFirst();
     const zone = { zoneId: Number(v.zone_id) };
-    const nics = await ex.selectFrom('nics').selectAll().where('vm_id', '=', v.id).orderBy('device_id').execute();
+    const nics = await ex
+      .selectFrom('nics')
+      .selectAll()
+      .where('vm_id', '=', v.id)
+      .orderBy('device_id')
+      .execute();
     const specNics = [];
     for (const n of nics) {
       const sec = await ex
@@ -249,7 +254,10 @@ export async function refreshHostDesired(ex: Executor, hostId: number): Promise<
       .set({ desired_generation: generation, desired_hash: hash })
       .where('id', '=', hostId)
       .where('desired_generation', '=', Number(h.desired_generation));
-    q = h.desired_hash === null ? q.where('desired_hash', 'is', null) : q.where('desired_hash', '=', h.desired_hash);
+    q =
+      h.desired_hash === null
+        ? q.where('desired_hash', 'is', null)
+        : q.where('desired_hash', '=', h.desired_hash);
     const r = await q.executeTakeFirst();
     if (Number(r.numUpdatedRows) > 0) {
       bumps.emit(`h${hostId}`);

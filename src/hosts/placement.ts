@@ -121,10 +121,7 @@ export async function chooseHost(
   // What is being placed may already be counted on its current host (a running router being re-checked).
   const counted = o.counted?.hostId;
   const fitsHere = (l: HostLoad) =>
-    fits(
-      l,
-      Number(l.host.id) === counted ? { memoryMiB: 0, cpuMhz: 0 } : need,
-    );
+    fits(l, Number(l.host.id) === counted ? { memoryMiB: 0, cpuMhz: 0 } : need);
   for (const id of o.prefer ?? []) {
     const l = id === null ? undefined : loads.get(id);
     if (l && fitsHere(l) && !(o.avoid ?? []).includes(id!)) return l.host;

@@ -80,7 +80,10 @@ async function firstLive<T extends 'zones' | 'pods'>(
   table: T,
   where: { uuid?: string; zoneId?: number },
 ) {
-  let q = ex.selectFrom(table as 'pods').selectAll().where('removed', 'is', null);
+  let q = ex
+    .selectFrom(table as 'pods')
+    .selectAll()
+    .where('removed', 'is', null);
   if (where.uuid !== undefined) q = q.where('uuid', '=', where.uuid);
   if (where.zoneId !== undefined) q = q.where('zone_id', '=', where.zoneId);
   return q.orderBy('id').executeTakeFirst();
@@ -129,7 +132,11 @@ export async function clusterFor(
   const c = await q.orderBy('id').executeTakeFirst();
   if (c) return c;
   if (clusterUuid !== undefined) throw new RegistrationRefused(400, `no cluster ${clusterUuid} in the pod`);
-  return createCluster(tx, { zoneId: Number(pod.zone_id), podId: Number(pod.id), name: `${pod.name}-kvm` }, now);
+  return createCluster(
+    tx,
+    { zoneId: Number(pod.zone_id), podId: Number(pod.id), name: `${pod.name}-kvm` },
+    now,
+  );
 }
 
 export async function createCluster(
@@ -213,7 +220,9 @@ export async function registerHost(
   if (!zone)
     throw new RegistrationRefused(
       400,
-      reg.zoneId ? `no zone ${reg.zoneId}` : 'no zone exists yet: create one (createZone) before adding hosts',
+      reg.zoneId
+        ? `no zone ${reg.zoneId}`
+        : 'no zone exists yet: create one (createZone) before adding hosts',
     );
   const pod = await podFor(tx, Number(zone.id), reg.podId, reg.address, now);
   const cluster = await clusterFor(tx, pod, reg.clusterId, now);
@@ -270,4 +279,28 @@ export function reportedStatus(h: Pick<HostRow, 'status'>): HostStatus | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The host fields of a VM's or router's answer (CloudStack's hostid, hostname and hostcontrolstate: Enabled,
+ * Disabled, Maintenance, or Offline while the host is not Up), or null when it is on no host.
+ */
+export async function placementFields(
+  ex: Executor,
+  hostId: number | null,
+): Promise<{ hostid: string; hostname: string; hostcontrolstate: string } | null> {
+  if (hostId === null) return null;
+  const h = await ex
+    .selectFrom('hosts')
+    .select(['uuid', 'name', 'state', 'resource_state'])
+    .where('id', '=', hostId)
+    .executeTakeFirst();
+  if (!h) return null;
+  const control =
+    h.state !== 'Up'
+      ? 'Offline'
+      : h.resource_state === 'Enabled' || h.resource_state === 'Disabled'
+        ? h.resource_state
+        : 'Maintenance';
+  return { hostid: h.uuid, hostname: h.name, hostcontrolstate: control };
 }

@@ -70,12 +70,11 @@ export async function checkHostStates(store: Store, now: number): Promise<number
     const to: HostState | null =
       silent > timeout ? 'Down' : silent > interval && h.state === 'Up' ? 'Disconnected' : null;
     if (!to) continue;
-    let q = db
-      .updateTable('hosts')
-      .set({ state: to })
-      .where('id', '=', h.id)
-      .where('state', '=', h.state);
-    q = h.last_pinged === null ? q.where('last_pinged', 'is', null) : q.where('last_pinged', '=', h.last_pinged);
+    let q = db.updateTable('hosts').set({ state: to }).where('id', '=', h.id).where('state', '=', h.state);
+    q =
+      h.last_pinged === null
+        ? q.where('last_pinged', 'is', null)
+        : q.where('last_pinged', '=', h.last_pinged);
     if (Number((await q.executeTakeFirst()).numUpdatedRows) === 0) continue;
     changed++;
     if (to === 'Down') await hostWentDown(store, { ...h, state: to }, silent);
