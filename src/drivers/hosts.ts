@@ -200,7 +200,7 @@ export class HostsDriver implements Driver {
   private async waitVm(h: HostRow, instanceName: string, want: Want): Promise<void> {
     const waitMs = Number(await getSetting(this.db, 'stacknet.host.vm.wait')) * 1000;
     const deadline = Date.now() + waitMs;
-    let said = 'nothing yet';
+    let said: string;
     for (;;) {
       const { status, error } = await this.hostStatus(h);
       const vm = status?.vms.find((v) => v.instanceName === instanceName);

@@ -15,7 +15,7 @@ import { countOpenAlerts, clearAlert } from '../alerts/service.js';
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
 import type { Executor } from '../store/db.js';
 import { isUniqueViolation } from '../store/db.js';
-import type { HostRow } from './repository.js';
+import type { ClusterRow, HostRow } from './repository.js';
 import { createCluster, liveHostByUuid, reportedStatus } from './repository.js';
 import { hostLoads } from './placement.js';
 import { refreshAllHosts } from './desired-state.js';
@@ -217,20 +217,7 @@ async function hostForAdmin(ctx: CommandContext, uuid: string): Promise<HostRow>
   return h;
 }
 
-async function clusterResponse(
-  ex: Executor,
-  c: {
-    id: number;
-    uuid: string;
-    name: string;
-    zone_id: number;
-    pod_id: number;
-    hypervisor: string;
-    cluster_type: string;
-    allocation_state: string;
-    managed_state: string;
-  },
-): Promise<ResponseObject> {
+async function clusterResponse(ex: Executor, c: ClusterRow): Promise<ResponseObject> {
   const zone = await ex
     .selectFrom('zones')
     .select(['uuid', 'name'])
@@ -523,6 +510,10 @@ const updateHost = defineCommand({
 
 const RUNNING = ['Starting', 'Running', 'Stopping'] as const;
 
+async function setResourceState(ctx: CommandContext, h: HostRow, to: HostResourceState): Promise<void> {
+  await ctx.store.db.updateTable('hosts').set({ resource_state: to }).where('id', '=', h.id).execute();
+}
+
 async function vmsOn(ex: Executor, hostId: number, running: boolean) {
   let q = ex
     .selectFrom('vms')
@@ -600,11 +591,7 @@ const prepareHostForMaintenance = defineCommand({
   async handler(p, ctx) {
     const h = await hostForAdmin(ctx, p.id);
     if (h.resource_state === 'Maintenance') return objectResult('host', await hostResponse(ctx.store.db, h));
-    await ctx.store.db
-      .updateTable('hosts')
-      .set({ resource_state: 'PrepareForMaintenance' })
-      .where('id', '=', h.id)
-      .execute();
+    await setResourceState(ctx, h, 'PrepareForMaintenance');
     await hostEvent(ctx.store, h, 'MAINT.PREPARE', `Host ${h.name} is being prepared for maintenance`);
     const deadline = Date.now() + ROUTERS_OFF_MS;
     for (;;) {
@@ -617,11 +604,7 @@ const prepareHostForMaintenance = defineCommand({
         .execute();
       if (left.length === 0) break;
       if (Date.now() > deadline) {
-        await ctx.store.db
-          .updateTable('hosts')
-          .set({ resource_state: 'ErrorInMaintenance' })
-          .where('id', '=', h.id)
-          .execute();
+        await setResourceState(ctx, h, 'ErrorInMaintenance');
         throw new CloudStackError(
           'ResourceUnavailable',
           `Host ${h.name}: routers ${left.map((r) => r.name).join(', ')} could not be moved to another host within ${ROUTERS_OFF_MS / 1000} s`,
@@ -631,21 +614,13 @@ const prepareHostForMaintenance = defineCommand({
     }
     const running = await vmsOn(ctx.store.db, Number(h.id), true);
     if (running.length) {
-      await ctx.store.db
-        .updateTable('hosts')
-        .set({ resource_state: 'ErrorInMaintenance' })
-        .where('id', '=', h.id)
-        .execute();
+      await setResourceState(ctx, h, 'ErrorInMaintenance');
       throw new CloudStackError(
         'ResourceUnavailable',
         `Host ${h.name} cannot enter maintenance: VMs ${running.map((v) => v.name).join(', ')} run on it and stacknet does not migrate them; stop them and call prepareHostForMaintenance again`,
       );
     }
-    await ctx.store.db
-      .updateTable('hosts')
-      .set({ resource_state: 'Maintenance' })
-      .where('id', '=', h.id)
-      .execute();
+    await setResourceState(ctx, h, 'Maintenance');
     return objectResult(
       'host',
       await hostResponse(ctx.store.db, (await liveHostByUuid(ctx.store.db, p.id))!),
@@ -662,11 +637,7 @@ const cancelHostMaintenance = defineCommand({
     const h = await hostForAdmin(ctx, p.id);
     if (h.resource_state === 'Enabled' || h.resource_state === 'Disabled')
       throw invalidParameter('id', p.id, `host ${h.name} is not in maintenance (${h.resource_state})`);
-    await ctx.store.db
-      .updateTable('hosts')
-      .set({ resource_state: 'Enabled' })
-      .where('id', '=', h.id)
-      .execute();
+    await setResourceState(ctx, h, 'Enabled');
     await hostEvent(ctx.store, h, 'MAINT.CANCEL', `Maintenance of host ${h.name} cancelled`);
     return objectResult(
       'host',

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { buildTestServer, injectClient } from '../../src/server/testing/test-server.js';
+import { buildTestServer, injectClient, zoneWithTwoNetworks } from '../../src/server/testing/test-server.js';
 import type { BuiltServer } from '../../src/server/build-server.js';
 import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
@@ -51,54 +51,12 @@ for (const kind of testDbKinds()) {
       s = await buildTestServer({ dataDir: dir, dbUrl: tdb.url, keys, driver: 'hosts' });
       await s.app.listen({ port: 0, host: '127.0.0.1' });
       url = `http://127.0.0.1:${(s.app.server.address() as AddressInfo).port}`;
-      const zone = (
-        await client.okCall('createZone', {
-          name: 'hz',
-          networktype: 'Advanced',
-          dns1: '192.0.2.53',
-          internaldns1: '192.0.2.53',
-        })
-      ).zone.id;
-      const pn = (
-        await okJob('createPhysicalNetwork', {
-          zoneid: zone,
-          name: 'pn',
-          isolationmethods: 'VXLAN',
-          vlan: '5000-5010',
-        })
-      ).physicalnetwork.id;
-      await okJob('addTrafficType', { physicalnetworkid: pn, traffictype: 'Guest', kvmnetworklabel: 'ul0' });
-      await okJob('addTrafficType', { physicalnetworkid: pn, traffictype: 'Public' });
-      await okJob('updatePhysicalNetwork', { id: pn, state: 'Enabled' });
-      await client.okCall('createVlanIpRange', {
-        zoneid: zone,
-        vlan: '50',
-        gateway: '203.0.113.1',
-        netmask: '255.255.255.0',
-        startip: '203.0.113.10',
-        endip: '203.0.113.30',
-        forvirtualnetwork: 'true',
+      const z = await zoneWithTwoNetworks(client, {
+        isolation: 'VXLAN',
+        vnets: '5000-5010',
+        kvmLabel: 'ul0',
       });
-      const off = (
-        await client.okCall('listNetworkOfferings', {
-          name: 'DefaultIsolatedNetworkOfferingWithSourceNatService',
-        })
-      ).networkoffering[0].id;
-      ids.zone = zone;
-      ids.net = (
-        await client.okCall('createNetwork', {
-          zoneid: zone,
-          name: 'vx',
-          displaytext: 'vx',
-          networkofferingid: off,
-          gateway: '10.9.0.1',
-          netmask: '255.255.255.0',
-        })
-      ).network.id;
-      ids.so = (
-        await client.okCall('listServiceOfferings', { name: 'Small Instance' })
-      ).serviceoffering[0].id;
-      ids.tpl = (await client.okCall('listTemplates', { templatefilter: 'featured' })).template[0].id;
+      Object.assign(ids, { zone: z.zone, net: z.net, so: z.so, tpl: z.tpl });
       await client.okCall('updateConfiguration', { name: 'ping.interval', value: '1' });
       await client.okCall('updateConfiguration', { name: 'ping.timeout', value: '2' });
       await client.okCall('updateConfiguration', {
@@ -229,7 +187,7 @@ for (const kind of testDbKinds()) {
       assert.equal(spec.template.format, 'kernel-initrd');
       assert.equal(spec.nics.length, 1);
       assert.match(spec.nics[0]!.mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
-      assert.match(spec.nics[0]!.ipv4s[0]!, /^10\.9\.0\./);
+      assert.match(spec.nics[0]!.ipv4s[0]!, /^10\.1\.1\./);
       const net = d.networks.find((n) => n.id === spec.nics[0]!.networkId)!;
       assert.equal(net.isolation, 'VXLAN');
       assert.ok(net.vnet >= 5000 && net.vnet <= 5010);
