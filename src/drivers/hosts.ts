@@ -25,7 +25,7 @@ import type { HostStatus } from '../hosts/protocol.js';
 import { hostById, hostSecret, reportedStatus } from '../hosts/repository.js';
 import type { HostRow } from '../hosts/repository.js';
 import { overrides, refreshHostDesired } from '../hosts/desired-state.js';
-import { chooseHost, isUsable, noHostReason } from '../hosts/placement.js';
+import { chooseHost, noHostReason } from '../hosts/placement.js';
 import type { Driver, RouterRuntime, RouterTransport, VmRuntime } from './types.js';
 
 export interface HostsDriverOptions {
@@ -232,8 +232,13 @@ export class HostsDriver implements Driver {
     const row = await this.vmRow(vm.id);
     overrides.stoppedVms.delete(vm.id);
     const current = row.host_id === null ? undefined : await hostById(this.db, Number(row.host_id));
-    // A Running VM whose host is not Up (the server resuming VMs at start): reported, not moved.
-    if (row.state === 'Running' && current && current.state !== 'Up') return;
+    // A Running VM (the server resuming VMs at start, a reboot) stays on its host whatever the host's state: a
+    // Down host's VMs are reported, never moved; a Disabled host keeps what it runs.
+    if (row.state === 'Running' && current) {
+      await refreshHostDesired(this.db, Number(current.id));
+      if (current.state === 'Up') await this.waitVm(current, vm.instanceName, 'Running');
+      return;
+    }
     const so =
       row.service_offering_id === null
         ? undefined
@@ -246,28 +251,26 @@ export class HostsDriver implements Driver {
       memoryMiB: Number(row.memory ?? so?.memory ?? 0),
       cpuMhz: Number(row.cpu_number ?? so?.cpu_number ?? 0) * Number(row.cpu_speed ?? so?.cpu_speed ?? 0),
     };
-    let h: HostRow | null | undefined = current;
-    if (!(row.state === 'Running' && isUsable(current))) {
-      h = await chooseHost(this.db, Number(row.zone_id), need, {
-        prefer: [row.host_id, row.last_host_id].map((x) => (x === null ? null : Number(x))),
-        counted: { hostId: row.host_id === null ? null : Number(row.host_id) },
-      });
-      if (!h)
-        throw new CloudStackError(
-          'ResourceUnavailable',
-          `Unable to create a deployment for VM ${row.instance_name}: ${await noHostReason(this.db, Number(row.zone_id), need)}`,
-        );
-      if (Number(h.id) !== Number(row.host_id ?? -1)) {
-        await this.db
-          .updateTable('vms')
-          .set({ host_id: Number(h.id), last_host_id: Number(h.id) })
-          .where('id', '=', vm.id)
-          .execute();
-        if (current) await refreshHostDesired(this.db, Number(current.id));
-      }
+    const h = await chooseHost(this.db, Number(row.zone_id), need, {
+      prefer: [row.host_id, row.last_host_id].map((x) => (x === null ? null : Number(x))),
+      counted: { hostId: row.host_id === null ? null : Number(row.host_id) },
+    });
+    if (!h)
+      throw new CloudStackError(
+        'ResourceUnavailable',
+        `Unable to create a deployment for VM ${row.instance_name}: ${await noHostReason(this.db, Number(row.zone_id), need)}`,
+      );
+    if (Number(h.id) !== Number(row.host_id ?? -1)) {
+      await this.db
+        .updateTable('vms')
+        .set({ host_id: Number(h.id), last_host_id: Number(h.id) })
+        .where('id', '=', vm.id)
+        .execute();
+      // The host it was defined on drops it.
+      if (current) await refreshHostDesired(this.db, Number(current.id));
     }
-    await refreshHostDesired(this.db, Number(h!.id));
-    await this.waitVm(h!, vm.instanceName, 'Running');
+    await refreshHostDesired(this.db, Number(h.id));
+    await this.waitVm(h, vm.instanceName, 'Running');
   }
 
   /** The VM's host, refreshed; undefined when it has none or the host is not Up (nothing to wait for). */

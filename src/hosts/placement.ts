@@ -89,10 +89,6 @@ export async function usableHosts(ex: Executor, zoneId: number): Promise<HostRow
     .execute();
 }
 
-export function isUsable(h: HostRow | undefined): boolean {
-  return !!h && h.removed === null && h.state === 'Up' && h.resource_state === 'Enabled';
-}
-
 export interface Need {
   memoryMiB: number;
   cpuMhz: number;
