@@ -52,7 +52,7 @@ export const routerSettings = [
     '500',
     'global',
     nm,
-    'CPU speed (MHz) of a router when its offering gives none; the hosts driver counts it on the router\'s host',
+    "CPU speed (MHz) of a router when its offering gives none; the hosts driver counts it on the router's host",
     { acted: true },
   ),
   s(

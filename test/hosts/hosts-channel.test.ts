@@ -2,7 +2,7 @@
  * The management server's side of the hosts driver (src/hosts, src/drivers/hosts.ts), driven through its HTTP
  * channel by two test hosts (test-host.ts: real HTTP both ways) and through the CloudStack API: registration
  * with the token, heartbeats, the desired-state long-poll, placement of a VXLAN network's router and VMs on two
- * hosts and the desired state each host gets, host states by `ping.interval` / `ping.timeout` (1 s / 2) with
+ * hosts and the desired state each host gets, host states by `ping.interval` / `ping.timeout` (2 s / 2) with
  * ALERT.HOST, a Down host's router rebuilt on the other host, listHosts / listClusters / maintenance. On the
  * databases of STACKNET_TEST_DBS.
  */
@@ -57,13 +57,14 @@ for (const kind of testDbKinds()) {
         kvmLabel: 'ul0',
       });
       Object.assign(ids, { zone: z.zone, net: z.net, so: z.so, tpl: z.tpl });
-      await client.okCall('updateConfiguration', { name: 'ping.interval', value: '1' });
+      // 2 s × 2: long enough that a loaded machine's late heartbeat does not make a host Down by itself.
+      await client.okCall('updateConfiguration', { name: 'ping.interval', value: '2' });
       await client.okCall('updateConfiguration', { name: 'ping.timeout', value: '2' });
       await client.okCall('updateConfiguration', {
         name: 'stacknet.template.default.url',
         value: 'file:///var/lib/stacknet/test-template',
       });
-      await client.okCall('updateConfiguration', { name: 'stacknet.host.vm.wait', value: '10' });
+      await client.okCall('updateConfiguration', { name: 'stacknet.host.vm.wait', value: '20' });
     });
 
     after(async () => {
@@ -241,7 +242,7 @@ for (const kind of testDbKinds()) {
           states.add(h.state);
           return h.state === 'Down' ? true : undefined;
         },
-        15_000,
+        20_000,
         'the host Down',
       );
       assert.ok(states.has('Disconnected') || states.size === 1, `states seen: ${[...states]}`);
