@@ -215,7 +215,14 @@ export function serveHostChannel(app: FastifyInstance, store: Store, log?: (m: s
           `Host ${r.host.name} (${r.host.address}:${r.host.port}) registered${r.created ? '' : ' again'}`,
         );
         await refreshAllHosts(store.db, Number(r.host.zone_id));
-        return { body: { id: Number(r.host.id), uuid: r.host.uuid, secret: r.secret } };
+        return {
+          body: {
+            id: Number(r.host.id),
+            uuid: r.host.uuid,
+            secret: r.secret,
+            pingInterval: Number(await getSetting(store.db, 'ping.interval')),
+          },
+        };
       },
       log,
     ),
@@ -235,7 +242,12 @@ export function serveHostChannel(app: FastifyInstance, store: Store, log?: (m: s
           .select('desired_generation')
           .where('id', '=', h.id)
           .executeTakeFirstOrThrow();
-        return { body: { desiredGeneration: Number(now.desired_generation) } };
+        return {
+          body: {
+            desiredGeneration: Number(now.desired_generation),
+            pingInterval: Number(await getSetting(store.db, 'ping.interval')),
+          },
+        };
       },
       log,
     ),

@@ -202,7 +202,13 @@ export async function computeHostDesired(
       mtu: MTU[isolation],
     });
   }
-  return { host: { id: Number(h.id), uuid: h.uuid, name: h.name }, networks, routers, vms };
+  return {
+    host: { id: Number(h.id), uuid: h.uuid, name: h.name },
+    controlCidr: String(await getSetting(ex, 'control.cidr')),
+    networks,
+    routers,
+    vms,
+  };
 }
 
 /** The underlay addresses of the other Up hosts with a VM or a running router on the network. */

@@ -20,15 +20,16 @@
  * Management server → host agent, on the address and port the host registered:
  * - `ANY /v1/routers/<router name>/<agent path>`: relayed as is to that router's `stacknet router-agent` control
  *   API on the host's local control bridge (CloudStack's link-local relay through the KVM agent). The router's
- *   own secret still authorises the relayed request (`Authorization: Bearer <router secret>`, passed on
- *   unchanged); the host secret authorises the relay, in {@link HOST_RELAY_AUTH_HEADER} (`Bearer <host
- *   secret>`), which the relay does not pass on.
+ *   own secret still authorises the relayed request; the host secret authorises the relay, in
+ *   `X-Host-Authorization: Bearer <host secret>` (`Authorization` carries the router's secret, passed on as is).
+ *   A request whose `Authorization` holds that router's own secret is relayed without it, so the server's router
+ *   transport is `control-client.ts` with `http://<host address>:<port>/v1/routers/<name>` as its address.
  * - `GET /v1/status`: the host's {@link HostStatus}, the same the heartbeat carries.
  * - `GET /v1/vms/<instance name>/console`: the VM's serial console so far (text), for tests and the doctor.
  */
 
-/** The header that carries the host secret on calls the server makes to the host agent (relay, status, console). */
-export const HOST_RELAY_AUTH_HEADER = 'x-stacknet-host-authorization';
+/** The header the host secret authorises a relayed request in (the server sends it on every call to a host). */
+export const HOST_RELAY_AUTH_HEADER = 'x-host-authorization';
 
 /** What a host says about itself when it registers. */
 export interface HostRegistration {
@@ -64,6 +65,8 @@ export interface HostRegistered {
   id: number;
   uuid: string;
   secret: string;
+  /** `ping.interval` in seconds: how often the agent heartbeats (the agent's `--ping-interval` when absent). */
+  pingInterval?: number;
 }
 
 export interface HostHeartbeat {
@@ -73,6 +76,8 @@ export interface HostHeartbeat {
 export interface HostHeartbeatAnswer {
   /** The server's current generation for this host: the agent fetches the desired state when it is ahead. */
   desiredGeneration: number;
+  /** `ping.interval` in seconds, when the server says it (a changed setting reaches running agents). */
+  pingInterval?: number;
 }
 
 export interface HostStatus {
@@ -88,6 +93,8 @@ export interface HostStatus {
 export interface HostDesiredState {
   generation: number;
   host: { id: number; uuid: string; name: string };
+  /** The control network (the server's control.cidr) routers' controlIp are in (the agent's `--control-cidr` when absent). */
+  controlCidr?: string;
   /** The guest networks carried by this host: those of its VMs and its routers. */
   networks: HostNetworkSpec[];
   routers: HostRouterSpec[];

@@ -104,9 +104,11 @@ for (const kind of testDbKinds()) {
       const hb = await h1.call('POST', `/v1/hosts/${h1.uuid}/heartbeat`, { status: h1.status() });
       assert.equal(hb.status, 200);
       assert.equal(typeof hb.json.desiredGeneration, 'number');
+      assert.equal(hb.json.pingInterval, 2, 'ping.interval reaches running agents');
       const d = await h1.call('GET', `/v1/hosts/${h1.uuid}/desired`);
       assert.equal(d.status, 200);
       assert.deepEqual(d.json.vms, []);
+      assert.match(d.json.controlCidr, /^169\.254\./);
       // Nothing changes: the long-poll answers 304 once waitMs passed.
       const t0 = Date.now();
       const idle = await h1.call('GET', `/v1/hosts/${h1.uuid}/desired?after=${d.json.generation}&waitMs=300`);
