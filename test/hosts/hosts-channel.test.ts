@@ -248,9 +248,19 @@ for (const kind of testDbKinds()) {
         'the host Down',
       );
       assert.ok(states.has('Disconnected') || states.size === 1, `states seen: ${[...states]}`);
+      // One open ALERT.HOST for it (a loaded machine may have seen another host late once: cleared since).
       const alerts = await client.okCall('listAlerts', { type: '7' });
-      assert.equal(alerts.count, 1);
-      assert.match(alerts.alert[0].description, new RegExp(`Host ${rh.name} .* is Down`));
+      const mine = alerts.alert.filter((a: { description: string }) =>
+        a.description.startsWith(`Host ${rh.name} `),
+      );
+      assert.ok(mine.length >= 1, JSON.stringify(alerts));
+      assert.match(mine[0].description, new RegExp(`Host ${rh.name} .* is Down`));
+      const openKeys = await s.store.db
+        .selectFrom('alerts')
+        .select('open_key')
+        .where('type', '=', 7)
+        .execute();
+      assert.equal(openKeys.filter((a) => a.open_key !== null).length, 1, 'one open host alert');
       const events = await client.okCall('listEvents', { type: 'HOST.DOWN' });
       assert.ok(events.count >= 1);
       // Its router moves to the other host on the reconciler's next pass; its VMs stay, reported Offline.
