@@ -29,14 +29,14 @@ export interface ControlError {
 
 /** The agent did not answer (not running, wrong address, timeout): retry later, it says nothing about the state. */
 export class AgentUnreachableError extends Error {
-  constructor(
-    readonly addr: string,
-    cause: unknown,
-  ) {
+  readonly addr: string;
+  constructor(addr: AgentAddress, cause: unknown) {
     const c = cause as { message?: string; cause?: { code?: string; message?: string } };
+    const shown = shownAddr(addr);
     super(
-      `router agent at ${addr} is unreachable: ${c?.cause?.code ?? c?.cause?.message ?? c?.message ?? String(cause)}`,
+      `router agent at ${shown} is unreachable: ${c?.cause?.code ?? c?.cause?.message ?? c?.message ?? String(cause)}`,
     );
+    this.addr = shown;
     this.name = 'AgentUnreachableError';
   }
 }
@@ -50,9 +50,18 @@ export interface PushOptions {
   timeoutMs?: number;
 }
 
-/** `addr` is `host:port` (or a full `http://host:port` URL). */
-function baseUrl(addr: string): string {
-  return addr.startsWith('http') ? addr.replace(/\/$/, '') : `http://${addr}`;
+/**
+ * Where an agent answers: `host:port`, a full `http://host:port` URL (with a base path: a host agent's relay,
+ * `http://host:port/v1/routers/<name>`), or such a URL with headers every call adds (the relay's own
+ * authorization, src/drivers/hosts.ts).
+ */
+export type AgentAddress = string | { base: string; headers: Record<string, string> };
+
+const shownAddr = (addr: AgentAddress): string => (typeof addr === 'string' ? addr : addr.base);
+
+function baseUrl(addr: AgentAddress): string {
+  const a = typeof addr === 'string' ? addr : addr.base;
+  return a.startsWith('http') ? a.replace(/\/$/, '') : `http://${a}`;
 }
 
 // node:http rather than fetch: fetch refuses the "bad ports" of the Fetch standard (e.g. 6000, 2049), which a
@@ -82,7 +91,7 @@ function request(
 }
 
 async function call(
-  addr: string,
+  addr: AgentAddress,
   secret: string,
   method: string,
   path: string,
@@ -90,7 +99,10 @@ async function call(
   timeoutMs = 60_000,
 ): Promise<{ httpStatus: number; json: unknown }> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
-  const headers: Record<string, string> = { authorization: `Bearer ${secret}` };
+  const headers: Record<string, string> = {
+    ...(typeof addr === 'string' ? {} : addr.headers),
+    authorization: `Bearer ${secret}`,
+  };
   if (payload !== undefined) {
     headers['content-type'] = 'application/json';
     headers['content-length'] = String(Buffer.byteLength(payload));
@@ -118,7 +130,7 @@ function toResult(r: { httpStatus: number; json: unknown }): PushResult {
 }
 
 export async function pushFull(
-  addr: string,
+  addr: AgentAddress,
   secret: string,
   state: DesiredState,
   o: PushOptions = {},
@@ -128,7 +140,7 @@ export async function pushFull(
 }
 
 export async function pushDelta(
-  addr: string,
+  addr: AgentAddress,
   secret: string,
   delta: DesiredStateDelta,
   o: PushOptions = {},
@@ -138,7 +150,7 @@ export async function pushDelta(
 }
 
 export async function getStatus(
-  addr: string,
+  addr: AgentAddress,
   secret: string,
   o: { leases?: boolean; timeoutMs?: number } = {},
 ): Promise<AgentStatus> {
@@ -146,14 +158,14 @@ export async function getStatus(
   const r = await call(addr, secret, 'GET', `/v1/status${q}`, undefined, o.timeoutMs ?? 10_000);
   if (r.httpStatus !== 200) {
     const e = r.json as ControlError;
-    throw new Error(`router agent at ${addr}: ${r.httpStatus} ${e.error}: ${e.message}`);
+    throw new Error(`router agent at ${shownAddr(addr)}: ${r.httpStatus} ${e.error}: ${e.message}`);
   }
   return r.json as AgentStatus;
 }
 
 /** Push a delta; if the agent says its base differs, push the full state instead (the reconciler's usual move). */
 export async function pushDeltaOrFull(
-  addr: string,
+  addr: AgentAddress,
   secret: string,
   delta: DesiredStateDelta,
   full: DesiredState,
@@ -166,7 +178,7 @@ export async function pushDeltaOrFull(
 
 /** The desired state the agent has in force, or null before its first. */
 export async function getAppliedState(
-  addr: string,
+  addr: AgentAddress,
   secret: string,
   o: { timeoutMs?: number } = {},
 ): Promise<DesiredState | null> {
@@ -174,7 +186,7 @@ export async function getAppliedState(
   if (r.httpStatus === 404) return null;
   if (r.httpStatus !== 200) {
     const e = r.json as ControlError;
-    throw new Error(`router agent at ${addr}: ${r.httpStatus} ${e.error}: ${e.message}`);
+    throw new Error(`router agent at ${shownAddr(addr)}: ${r.httpStatus} ${e.error}: ${e.message}`);
   }
   return r.json as DesiredState;
 }
@@ -184,7 +196,7 @@ export async function getAppliedState(
  * the agent's refusal (`{ok: false, httpStatus, error, message, field}`).
  */
 export async function runDiagnostics(
-  addr: string,
+  addr: AgentAddress,
   secret: string,
   req: DiagnosticsRunRequest,
 ): Promise<({ ok: true } & DiagnosticsRunResult) | ({ ok: false; httpStatus: number } & ControlError)> {
@@ -197,7 +209,7 @@ export async function runDiagnostics(
 
 /** getDiagnosticsData inside the router (`POST /v1/diagnostics/data`): the tar.gz, base64, or the refusal. */
 export async function collectDiagnostics(
-  addr: string,
+  addr: AgentAddress,
   secret: string,
   req: DiagnosticsDataRequest,
 ): Promise<({ ok: true } & DiagnosticsDataResult) | ({ ok: false; httpStatus: number } & ControlError)> {
@@ -210,7 +222,7 @@ export async function collectDiagnostics(
 
 /** What the router really serves for a VM or the network (`GET /v1/inspect`, src/agent/inspect.ts). */
 export async function getInspection(
-  addr: string,
+  addr: AgentAddress,
   secret: string,
   q: InspectQuery,
   o: { timeoutMs?: number } = {},
@@ -221,7 +233,7 @@ export async function getInspection(
   const r = await call(addr, secret, 'GET', `/v1/inspect?${params}`, undefined, o.timeoutMs ?? 10_000);
   if (r.httpStatus !== 200) {
     const e = r.json as ControlError;
-    throw new Error(`router agent at ${addr}: ${r.httpStatus} ${e.error}: ${e.message}`);
+    throw new Error(`router agent at ${shownAddr(addr)}: ${r.httpStatus} ${e.error}: ${e.message}`);
   }
   return r.json as Inspection;
 }

@@ -31,6 +31,7 @@ export const ALERT_TYPES = {
   managementNode: { type: 14, name: 'ALERT.MANAGEMENT' },
   vlan: { type: 18, name: 'ALERT.NETWORK.VLAN' },
   directAttachedIp: { type: 24, name: 'ALERT.NETWORK.DIRECTPUBLICIP' },
+  host: { type: 7, name: 'ALERT.HOST' },
 } as const;
 
 export interface AlertOptions {
@@ -215,6 +216,72 @@ async function jobConditions(db: Executor, now: number, o: Required<AlertOptions
   });
 }
 
+/**
+ * A host that stopped heartbeating long enough to be Down (src/hosts/worker.ts marks it; this only reports it
+ * while it holds). Its routers are rebuilt elsewhere; its VMs are not moved, so the alert names them.
+ */
+export async function hostConditions(db: Executor): Promise<Condition[]> {
+  const hosts = await db
+    .selectFrom('hosts')
+    .select(['id', 'name', 'address', 'zone_id', 'last_pinged'])
+    .where('state', '=', 'Down')
+    .where('removed', 'is', null)
+    .execute();
+  const out: Condition[] = [];
+  for (const h of hosts) {
+    const vms = await db
+      .selectFrom('vms')
+      .select('name')
+      .where('host_id', '=', h.id)
+      .where('removed', 'is', null)
+      .where('state', 'in', ['Starting', 'Running', 'Stopping'])
+      .orderBy('id')
+      .execute();
+    const since =
+      h.last_pinged === null ? 'never heard from' : `last heartbeat ${csDate(Number(h.last_pinged))}`;
+    out.push({
+      key: `host:${h.id}:down`,
+      type: ALERT_TYPES.host.type,
+      name: ALERT_TYPES.host.name,
+      description: (
+        `Host ${h.name} (${h.address}) is Down: ${since}; its routers are rebuilt on other hosts` +
+        (vms.length ? `; its VMs are not moved: ${vms.map((v) => v.name).join(', ')}` : '')
+      ).slice(0, 1024),
+      zoneId: Number(h.zone_id),
+    });
+  }
+  return out;
+}
+
+/** Raises one condition unless it is open already (here or on another server). True when this raised it. */
+export async function raiseAlert(db: Executor, c: Condition, now: number): Promise<boolean> {
+  try {
+    await db
+      .insertInto('alerts')
+      .values({
+        uuid: randomUUID(),
+        type: c.type,
+        name: c.name,
+        description: c.description,
+        zone_id: c.zoneId,
+        open_key: c.key,
+        sent: now,
+        cleared: null,
+      })
+      .execute();
+    return true;
+  } catch (e) {
+    // Another server raised it first: still one alert.
+    if (!isUniqueViolation(e)) throw e;
+    return false;
+  }
+}
+
+/** Marks the open alert of a condition that stopped holding as cleared (it may be raised again). */
+export async function clearAlert(db: Executor, key: string, now: number): Promise<void> {
+  await db.updateTable('alerts').set({ open_key: null, cleared: now }).where('open_key', '=', key).execute();
+}
+
 /** Raises the conditions that newly hold and clears those that no longer do. Returns the alerts raised. */
 export async function checkAlerts(
   db: Executor,
@@ -227,6 +294,7 @@ export async function checkAlerts(
     ...(await capacityConditions(db, caller, now)),
     ...(await routerConditions(db, now, o)),
     ...(await jobConditions(db, now, o)),
+    ...(await hostConditions(db)),
   ];
   const open = await db
     .selectFrom('alerts')
@@ -241,25 +309,7 @@ export async function checkAlerts(
   let raised = 0;
   for (const c of conditions) {
     if (already.has(c.key)) continue;
-    try {
-      await db
-        .insertInto('alerts')
-        .values({
-          uuid: randomUUID(),
-          type: c.type,
-          name: c.name,
-          description: c.description,
-          zone_id: c.zoneId,
-          open_key: c.key,
-          sent: now,
-          cleared: null,
-        })
-        .execute();
-      raised++;
-    } catch (e) {
-      // Another server raised it first: still one alert.
-      if (!isUniqueViolation(e)) throw e;
-    }
+    if (await raiseAlert(db, c, now)) raised++;
   }
   return raised;
 }

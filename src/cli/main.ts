@@ -17,6 +17,7 @@ const commands: Record<string, () => Promise<CliCommand>> = {
   'rotate-server-key': async () => (await import('./rotate-server-key-command.js')).rotateServerKeyCommand,
   'host-agent': async () => (await import('./host-agent-command.js')).hostAgentCommand,
   netns: async () => (await import('./netns-command.js')).netnsCommand,
+  host: async () => (await import('./host-command.js')).hostCommand,
 };
 
 function usage(): string {

@@ -7,7 +7,7 @@ import { flag, storeFlags } from './server-command.js';
 
 const HELP = `usage: stacknet rotate-server-key [--data-dir DIR] [--db-url URL] [--server-key-file PATH]
 
-Generates a new server key, re-seals every API secret key and router secret in the database with it (one
+Generates a new server key, re-seals every API secret key, router secret and host secret in the database with it (one
 transaction), then replaces the key file. Stop every server that uses the database first, and afterwards copy
 the new key file to each of them before starting it. Database backups taken before the rotation need the old
 key: keep a copy of the old key file with them. Defaults as for stacknet server.`;
@@ -26,7 +26,7 @@ export const rotateServerKeyCommand: CliCommand = {
       const r = await rotateServerKey(store, path);
       console.log(
         `server key ${path} rotated from ${r.from} to ${r.to}: re-sealed ${r.users} API secret key(s) and ` +
-          `${r.routers} router secret(s); copy this file to every server sharing the database before starting it`,
+          `${r.routers} router secret(s) and ${r.hosts} host secret(s); copy this file to every server sharing the database before starting it`,
       );
       return 0;
     } catch (e) {

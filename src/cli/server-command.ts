@@ -3,14 +3,15 @@ import { join } from 'node:path';
 import { dataDir as defaultDataDir } from '../config/settings.js';
 import type { CliCommand } from './main.js';
 
-const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [--db-url URL] [--driver simulator|netns] [--demo]
+const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [--db-url URL] [--driver simulator|netns|hosts] [--demo]
                       [--server-key-file PATH] [--ui-dir DIR] [--log-level LEVEL] [--log-format json|text]
 
   --port      STACKNET_PORT       HTTP port (default 8080)
   --host      STACKNET_HOST       listen address (default 0.0.0.0)
   --data-dir  STACKNET_DATA_DIR   data directory (default ./data)
   --db-url    STACKNET_DB_URL     sqlite:<path> | postgres://... | mysql://... (default SQLite in the data dir)
-  --driver    STACKNET_DRIVER     simulator (default) | netns
+  --driver    STACKNET_DRIVER     simulator (default) | netns | hosts (routers and VMs on hosts running
+                  stacknet host-agent; see stacknet host --help)
   --server-key-file  STACKNET_SERVER_KEY_FILE  the key that seals secrets in the database (default
                   <data dir>/server.key, created 0600 on first start; the same file on every server)
   --ui-dir    STACKNET_UI_DIR     serve a built CloudStack UI (its dist/ folder) at /client/, beside the API
@@ -49,8 +50,8 @@ export const serverCommand: CliCommand = {
     const port = Number(flag(args, '--port') ?? env.STACKNET_PORT ?? 8080);
     const host = flag(args, '--host') ?? env.STACKNET_HOST ?? '0.0.0.0';
     const driver = flag(args, '--driver') ?? env.STACKNET_DRIVER ?? 'simulator';
-    if (driver !== 'simulator' && driver !== 'netns') {
-      console.error(`stacknet server: unknown driver '${driver}' (use simulator or netns)`);
+    if (driver !== 'simulator' && driver !== 'netns' && driver !== 'hosts') {
+      console.error(`stacknet server: unknown driver '${driver}' (use simulator, netns or hosts)`);
       return 2;
     }
     if (!Number.isInteger(port) || port < 0 || port > 65535) {

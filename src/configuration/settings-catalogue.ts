@@ -10,6 +10,7 @@ import { apiSettings } from './settings-api.js';
 import { diagnosticsSettings } from './settings-diagnostics.js';
 import { networkSettings } from './settings-network.js';
 import { routerSettings } from './settings-routers.js';
+import { hostSettings } from './settings-hosts.js';
 
 export type { SettingDefinition, SettingScope, SettingType } from './setting-definition.js';
 
@@ -19,6 +20,7 @@ export const settingDefinitions = [
   ...accountSettings,
   ...apiSettings,
   ...diagnosticsSettings,
+  ...hostSettings,
 ] as const satisfies readonly SettingDefinition[];
 
 export type SettingName = (typeof settingDefinitions)[number]['name'];

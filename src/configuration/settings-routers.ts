@@ -52,7 +52,8 @@ export const routerSettings = [
     '500',
     'global',
     nm,
-    'CPU speed (MHz) of a router when its offering gives none',
+    "CPU speed (MHz) of a router when its offering gives none; the hosts driver counts it on the router's host",
+    { acted: true },
   ),
   s(
     'router.ram.size',
@@ -60,9 +61,10 @@ export const routerSettings = [
     '256',
     'global',
     nm,
-    'Memory (MB) of a router when its offering gives none',
+    "Memory (MB) of a router when its offering gives none; the hosts driver counts it on the router's host",
     {
       category: 'Hidden',
+      acted: true,
     },
   ),
   s(

@@ -1,7 +1,8 @@
 /**
  * How routers and VMs come to exist. The management server's services and the router reconciler talk only to
- * this interface; `simulator` (no root, in-process agents rendering into the data directory) and `netns`
- * (Linux namespaces, a real agent and real DHCP clients) implement it. Every method is idempotent: the
+ * this interface; `simulator` (no root, in-process agents rendering into the data directory), `netns`
+ * (Linux namespaces, a real agent and real DHCP clients) and `hosts` (registered hosts running `stacknet
+ * host-agent`) implement it. Every method is idempotent: the
  * reconciler calls them again after a crash, a lost lease or a retry.
  */
 import type { AgentStatus, PushOptions, PushResult } from '../agent/control-client.js';
@@ -91,7 +92,7 @@ export interface PortInspection {
 }
 
 export interface Driver {
-  readonly name: 'simulator' | 'netns';
+  readonly name: 'simulator' | 'netns' | 'hosts';
   /** Control addresses come from here (the control network the server reaches routers on). */
   readonly controlCidr: string;
   /** Makes sure the router's instance runs (create/start as needed) and returns how to talk to it. */

@@ -126,6 +126,14 @@ export const eventTypes = [
   // the internal LB appliance (CloudStack's internal LB VM)
   'INTERNALLBVM.START',
   'INTERNALLBVM.STOP',
+  // hosts (src/hosts): CloudStack's, and stacknet's HOST.ADD / HOST.DOWN / HOST.DELETE (CloudStack only alerts)
+  'HOST.ADD',
+  'HOST.UPDATE',
+  'HOST.DELETE',
+  'HOST.DOWN',
+  'HOST.RECONNECT',
+  'MAINT.PREPARE',
+  'MAINT.CANCEL',
 ] as const;
 
 export type EventType = (typeof eventTypes)[number];

@@ -28,6 +28,9 @@
  * - `GET /v1/vms/<instance name>/console`: the VM's serial console so far (text), for tests and the doctor.
  */
 
+/** The header the host secret authorises a relayed request in (the server sends it on every call to a host). */
+export const HOST_RELAY_AUTH_HEADER = 'x-host-authorization';
+
 /** What a host says about itself when it registers. */
 export interface HostRegistration {
   token: string;
@@ -130,6 +133,11 @@ export interface HostRouterSpec {
   redundant: boolean;
   vpcId: number | null;
   appliance?: 'internalLb';
+  /**
+   * Its public interfaces (eth2, eth3, ...), as the netns driver plugs them: on the host's public traffic label,
+   * untagged or as a VLAN sub-interface; the agent in the router puts the addresses on. Absent: none.
+   */
+  publicNics?: { interface: string; vlan: string; gateway: string; prefix: number }[];
 }
 
 export interface HostVmSpec {

@@ -111,6 +111,9 @@ export interface TemplatesTable {
   is_public: Defaulted<number>;
   is_featured: Defaulted<number>;
   created: number;
+  /** Where a host fetches it (0021): `file://` or `http(s)://`; NULL: `stacknet.template.default.url`. */
+  url: ColumnType<string | null, string | null | undefined, string | null>;
+  checksum: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface VpcsTable {

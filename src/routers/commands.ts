@@ -20,6 +20,7 @@ import { stableUuid } from '../offerings/os-types.js';
 import { offeringDb } from '../offerings/tables.js';
 import { dhcpBackend, healthChecks, redundantState } from './health.js';
 import { destroyRouterRow, ROUTER_VERSION, STACKNET_VERSION } from './service.js';
+import { placementFields } from '../hosts/repository.js';
 
 const COLS = { accountColumn: 'routers.account_id', domainColumn: 'routers.domain_id' };
 
@@ -93,6 +94,10 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
     })),
   ];
   const snat = publicNics.flatMap((p) => p.ips).find((i) => i.sourceNat);
+  const placed = await placementFields(
+    ex,
+    r.host_id === null || r.host_id === undefined ? null : Number(r.host_id),
+  );
   return {
     id: r.uuid,
     name: r.name,
@@ -122,10 +127,12 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
     isredundantrouter: r.role === 'primary' || r.role === 'backup',
     redundantstate: redundantState(r),
     version: r.version,
-    // What runs the router is stacknet's own agent, and on the simulator and netns drivers it runs on the
-    // management server's machine.
+    // What runs the router is stacknet's own agent: on the simulator and netns drivers on the management
+    // server's machine, on the hosts driver on the host it was placed on.
     softwareversion: STACKNET_VERSION,
-    hostname: hostname(),
+    hostname: placed?.hostname ?? hostname(),
+    hostid: placed?.hostid,
+    hostcontrolstate: placed?.hostcontrolstate,
     requiresupgrade: r.version !== ROUTER_VERSION,
     account: acct?.account,
     domainid: acct?.domainid,

@@ -21,6 +21,8 @@ import { serverKeyPath } from '../config/server-key.js';
 import { prepareServerKey } from './secrets-at-rest.js';
 import { AlertWorker } from '../alerts/worker.js';
 import { serveDiagnosticsArchives } from '../diagnostics/archives.js';
+import { serveHostChannel } from '../hosts/channel.js';
+import { HostWorker } from '../hosts/worker.js';
 import { startEventBus } from '../events/bus.js';
 import type { EventBus } from '../events/bus.js';
 import { ServerMetrics } from '../metrics/server-metrics.js';
@@ -28,7 +30,7 @@ import { logHook } from '../logging/logger.js';
 import type { Logger } from '../logging/logger.js';
 import { observeRequests, observeJobs } from './observe.js';
 
-export type DriverName = 'simulator' | 'netns';
+export type DriverName = 'simulator' | 'netns' | 'hosts';
 
 export interface ServerConfig {
   port: number;
@@ -136,6 +138,8 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
     );
     if (config.uiDir) serveUi(app, config.uiDir);
     serveDiagnosticsArchives(app, store, config.dataDir);
+    // Host agents register, heartbeat and long-poll their desired state here (src/hosts/channel.ts).
+    serveHostChannel(app, store, config.log);
     const integrationPort = await getSetting(store.db, 'integration.api.port');
     const integration =
       integrationPort > 0
@@ -159,6 +163,9 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
     // Capacity thresholds and router health, raised as alerts (src/alerts).
     const alerts = new AlertWorker({ store, log: config.log });
     alerts.start();
+    // Hosts that stop heartbeating: Disconnected, then Down (src/hosts/worker.ts).
+    const hosts = new HostWorker({ store, log: config.log });
+    hosts.start();
     // Events on a message bus (src/events): the outbox and its publisher, when an AMQP URL is configured.
     const bus = startEventBus(store, {
       url: config.amqpUrl ?? process.env.STACKNET_AMQP_URL,
@@ -183,6 +190,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
         await integration?.app.close();
         await runner.stop();
         await alerts.stop();
+        await hosts.stop();
         await bus?.stop();
         await vms.close();
         metrics?.close();

@@ -19,6 +19,7 @@ import {
 import type { ServerKey } from '../config/server-key.js';
 import { resealUserSecretKeys } from '../accounts/repository.js';
 import { resealRouterSecrets } from '../routers/secrets.js';
+import { resealHostSecrets } from '../hosts/repository.js';
 
 const META_KEY_ID = 'server.key.id';
 
@@ -88,7 +89,7 @@ export async function prepareServerKey(
 export async function rotateServerKey(
   store: Store,
   path: string,
-): Promise<{ from: string; to: string; users: number; routers: number }> {
+): Promise<{ from: string; to: string; users: number; routers: number; hosts: number }> {
   if (!existsSync(path)) throw new Error(`no server key file at ${path}`);
   const from = readServerKey(path);
   const want = await storedKeyId(store.db);
@@ -99,6 +100,7 @@ export async function rotateServerKey(
   const counts = await transaction(store, async (tx) => {
     const users = await resealUserSecretKeys(tx, to, from);
     const routers = await resealRouterSecrets(tx, to, from);
+    const hosts = await resealHostSecrets(tx, to, from);
     const updated = await tx
       .updateTable('stacknet_meta')
       .set({ value: to.id })
@@ -106,7 +108,7 @@ export async function rotateServerKey(
       .executeTakeFirst();
     if (Number(updated.numUpdatedRows) === 0)
       await tx.insertInto('stacknet_meta').values({ name: META_KEY_ID, value: to.id }).execute();
-    return { users, routers };
+    return { users, routers, hosts };
   });
   promotePendingKey(path);
   return { from: from.id, to: to.id, ...counts };

@@ -11,6 +11,7 @@ import type { TagTables } from '../tags/tables.js';
 import type { AlertTables } from '../alerts/tables.js';
 import type { RuleTables } from '../rules/tables.js';
 import type { LbTables } from '../lb/tables.js';
+import type { HostTables } from '../hosts/tables.js';
 
 export interface Database
   extends
@@ -21,4 +22,5 @@ export interface Database
     TagTables,
     AlertTables,
     RuleTables,
-    LbTables {}
+    LbTables,
+    HostTables {}

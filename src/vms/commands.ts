@@ -271,7 +271,15 @@ const startVirtualMachine = defineCommand({
       await recordVmEvent(n, v, 'VM.START', 'started');
       return v;
     });
-    if (vm.state !== 'Running') await startAfterCommit(ctx, vm);
+    if (vm.state !== 'Running')
+      await startAfterCommit(ctx, vm).catch(async (e: unknown) => {
+        // Its host refused it or did not answer (the hosts driver): Stopped again, as CloudStack leaves it.
+        await withNet(ctx, async (n) => {
+          const cur = await vmByUuidUnscoped(n.tx as never, vm.uuid);
+          if (cur.state === 'Starting') await setVmState(n, cur, 'Stopped');
+        });
+        throw e;
+      });
     return respond(ctx, vm.uuid);
   },
 });

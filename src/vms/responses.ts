@@ -9,6 +9,7 @@ import { networkById } from '../networks/repository.js';
 import type { NetworkRow } from '../networks/repository.js';
 import type { Executor } from '../store/db.js';
 import { nicsOf } from './service.js';
+import { placementFields } from '../hosts/repository.js';
 import type { NicRow, VmRow } from './service.js';
 
 export async function nicResponse(ex: Executor, nic: NicRow, net?: NetworkRow): Promise<ResponseObject> {
@@ -80,13 +81,21 @@ export async function vmResponse(
   const nicResponses: ResponseObject[] = [];
   for (const n of nics) nicResponses.push(await nicResponse(ex, n));
   const def = nicResponses.find((n) => n.isdefault === true);
+  // The hosts driver's placement: the host it is defined on, and whether that host is reachable.
+  const placed = await placementFields(
+    ex,
+    vm.host_id === null || vm.host_id === undefined ? null : Number(vm.host_id),
+  );
   return {
     id: vm.uuid,
     name: vm.name,
     displayname: vm.display_name,
     // CloudStack's `hostname` names the host a VM runs on (the UI's Instances list shows it): the machine
     // stacknet runs it on, and none while it is not running, as CloudStack answers for a stopped VM.
-    hostname: vm.state === 'Running' || vm.state === 'Starting' ? hostname() : undefined,
+    hostname:
+      placed?.hostname ?? (vm.state === 'Running' || vm.state === 'Starting' ? hostname() : undefined),
+    hostid: placed?.hostid,
+    hostcontrolstate: placed?.hostcontrolstate,
     arch: 'x86_64',
     instancename: vm.instance_name,
     state: vm.state,

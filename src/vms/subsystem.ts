@@ -17,7 +17,7 @@ import { attachVmRuntime, detachVmRuntime } from './runtime-services.js';
 import { vmRuntime } from './operations.js';
 
 export interface VmSubsystemConfig {
-  driver: 'simulator' | 'netns';
+  driver: 'simulator' | 'netns' | 'hosts';
   dataDir: string;
   /** netns: prefix of every name the driver creates in the host namespace (unique per test run). */
   netnsPrefix?: string;
@@ -45,6 +45,9 @@ export async function startVmSubsystem(store: Store, c: VmSubsystemConfig): Prom
       controlCidr,
       log: c.log,
     });
+  } else if (c.driver === 'hosts') {
+    const { HostsDriver } = await import('../drivers/hosts.js');
+    driver = new HostsDriver({ store, controlCidr, log: c.log });
   } else {
     driver = new SimulatorDriver({ dataDir: c.dataDir, controlCidr });
   }

@@ -48,6 +48,9 @@ export interface VmsTable {
   created: number;
   /** Set at expunge: the row stays for events/usage, the VM is gone. */
   removed: number | null;
+  /** The `hosts` driver's placement (0021): the host the VM is defined on, and where it ran last. */
+  host_id: Added<number>;
+  last_host_id: Added<number>;
 }
 
 export interface NicsTable {
@@ -122,6 +125,8 @@ export interface RoutersTable {
   version: string;
   created: number;
   removed: number | null;
+  /** The host the `hosts` driver placed it on (0021); NULL on the other drivers. */
+  host_id: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface SshKeyPairsTable {

@@ -186,9 +186,15 @@ export const commands = [
   'listEvents',
   'listEventTypes',
   'listConfigurationGroups',
-  // hosts, clusters, storage (stacknet has none yet: empty answers)
+  // hosts and clusters (src/hosts); storage and system VMs: none (empty answers)
   'listHosts',
+  'addHost',
+  'updateHost',
+  'deleteHost',
+  'prepareHostForMaintenance',
+  'cancelHostMaintenance',
   'listClusters',
+  'addCluster',
   'listStoragePools',
   'listSystemVms',
   // infrastructure counts, zone metrics, alerts (the UI's Infrastructure and Zones menus, dashboard)

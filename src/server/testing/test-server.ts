@@ -61,9 +61,13 @@ export function injectClient(server: () => BuiltServer, keys: { apiKey: string; 
 /**
  * A zone ready for VMs through the API: a VLAN physical network (100-110) with Guest and Public traffic, the
  * public range 203.0.113.10-30 on VLAN 50, and two isolated networks, n1 (10.1.1.0/24) and n2 (10.2.2.0/24);
- * `so` and `tpl` are the built-in service offering and template a deploy names.
+ * `so` and `tpl` are the built-in service offering and template a deploy names. `o`: a VXLAN physical network
+ * instead (its VNI range `vnets`), and the Guest traffic's KVM network label.
  */
-export async function zoneWithTwoNetworks(client: ReturnType<typeof injectClient>) {
+export async function zoneWithTwoNetworks(
+  client: ReturnType<typeof injectClient>,
+  o: { isolation?: 'VLAN' | 'VXLAN'; vnets?: string; kvmLabel?: string } = {},
+) {
   const { okCall } = client;
   const okJob = async (command: string, params: Record<string, string>) => {
     const r = await client.job(command, params);
@@ -82,12 +86,16 @@ export async function zoneWithTwoNetworks(client: ReturnType<typeof injectClient
     await okJob('createPhysicalNetwork', {
       zoneid: zone,
       name: 'pn',
-      isolationmethods: 'VLAN',
-      vlan: '100-110',
+      isolationmethods: o.isolation ?? 'VLAN',
+      vlan: o.vnets ?? '100-110',
     })
   ).physicalnetwork.id;
   for (const t of ['Guest', 'Public'])
-    await okJob('addTrafficType', { physicalnetworkid: pn, traffictype: t });
+    await okJob('addTrafficType', {
+      physicalnetworkid: pn,
+      traffictype: t,
+      ...(t === 'Guest' && o.kvmLabel ? { kvmnetworklabel: o.kvmLabel } : {}),
+    });
   await okJob('updatePhysicalNetwork', { id: pn, state: 'Enabled' });
   await okCall('createVlanIpRange', {
     zoneid: zone,

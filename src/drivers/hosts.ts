@@ -1,0 +1,308 @@
+/**
+ * The `hosts` driver (issue 19): routers and VMs run on registered hosts, each converged by its `stacknet
+ * host-agent` to the desired state the server computes from the database (src/hosts/desired-state.ts). The
+ * driver's part is placement (src/hosts/placement.ts, recorded in `vms.host_id` / `routers.host_id`), bumping
+ * the hosts whose content changed, and waiting for what the hosts report:
+ *
+ * - `ensureRouter` keeps a router on its host while that host is Up and not in maintenance, else places it
+ *   anew (a Down host's routers are rebuilt elsewhere by the reconciler's next pass); it answers a transport
+ *   through the host agent's relay `/v1/routers/<name>/...` once the relayed agent answers.
+ * - `startVm` places the VM (its host, else its last host, else FirstFit), then waits up to
+ *   `stacknet.host.vm.wait` seconds for the host to report it Running; `stopVm` / `destroyVm` likewise for
+ *   Stopped / gone. A host's refusal (`Error`) or silence fails the job with a CloudStack error naming the host
+ *   and what it said. A VM on a host that is Down stays there (reported by listVirtualMachines' hostcontrolstate
+ *   and the host alert), never moved.
+ */
+import { getInspection, getStatus, pushDelta, pushFull } from '../agent/control-client.js';
+import type { AgentAddress } from '../agent/control-client.js';
+import type { InspectQuery, Inspection } from '../agent/inspect.js';
+import type { Store } from '../store/db.js';
+import { CloudStackError } from '../errors/catalogue.js';
+import { getSetting } from '../configuration/repository.js';
+import { routerById } from '../routers/repository.js';
+import { HOST_RELAY_AUTH_HEADER } from '../hosts/protocol.js';
+import type { HostStatus } from '../hosts/protocol.js';
+import { hostById, hostSecret, reportedStatus } from '../hosts/repository.js';
+import type { HostRow } from '../hosts/repository.js';
+import { overrides, refreshHostDesired } from '../hosts/desired-state.js';
+import { chooseHost, noHostReason } from '../hosts/placement.js';
+import type { Driver, RouterRuntime, RouterTransport, VmRuntime } from './types.js';
+
+export interface HostsDriverOptions {
+  store: Store;
+  controlCidr: string;
+  log?: (m: string) => void;
+  /** How long ensureRouter waits for a newly placed router's agent to answer through the relay (ms). */
+  routerUpMs?: number;
+}
+
+type Want = 'Running' | 'Stopped' | 'gone';
+
+const hostBase = (h: HostRow) => `http://${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
+
+/** A host keeps what it runs while Up and not being emptied for maintenance (Disabled only stops new placements). */
+const keepsRouters = (h: HostRow | undefined): boolean =>
+  !!h &&
+  h.removed === null &&
+  h.state === 'Up' &&
+  (h.resource_state === 'Enabled' || h.resource_state === 'Disabled');
+
+export class HostsDriver implements Driver {
+  readonly name = 'hosts' as const;
+  readonly controlCidr: string;
+
+  constructor(private readonly o: HostsDriverOptions) {
+    this.controlCidr = o.controlCidr;
+  }
+
+  private get db() {
+    return this.o.store.db;
+  }
+
+  private async hostAddress(h: HostRow, path = ''): Promise<AgentAddress> {
+    const secret = await hostSecret(this.db, h);
+    return { base: `${hostBase(h)}${path}`, headers: { [HOST_RELAY_AUTH_HEADER]: `Bearer ${secret ?? ''}` } };
+  }
+
+  /** The host's status from its agent (kept as its last report), or its last heartbeat's when it does not answer. */
+  private async hostStatus(h: HostRow): Promise<{ status: HostStatus | null; error?: string }> {
+    try {
+      const secret = (await hostSecret(this.db, h)) ?? '';
+      const s = (await getStatus(await this.hostAddress(h), secret, {
+        timeoutMs: 5000,
+      })) as unknown as HostStatus;
+      await this.db
+        .updateTable('hosts')
+        .set({ status: JSON.stringify(s), applied_generation: s.appliedGeneration })
+        .where('id', '=', h.id)
+        .execute();
+      return { status: s };
+    } catch (e) {
+      const last = await hostById(this.db, Number(h.id));
+      return { status: last ? reportedStatus(last) : null, error: (e as Error).message };
+    }
+  }
+
+  private routerAddress(h: HostRow, r: RouterRuntime): Promise<AgentAddress> {
+    return this.hostAddress(h, `/v1/routers/${encodeURIComponent(r.name)}`);
+  }
+
+  private async transport(h: HostRow, r: RouterRuntime): Promise<RouterTransport> {
+    const addr = await this.routerAddress(h, r);
+    return {
+      pushFull: (state, o) => pushFull(addr, r.secret, state, o),
+      pushDelta: (delta, o) => pushDelta(addr, r.secret, delta, o),
+      getStatus: () => getStatus(addr, r.secret),
+    };
+  }
+
+  /** The router's host, placing it first when it has none that keeps it. */
+  private async routerHost(r: RouterRuntime): Promise<HostRow> {
+    const row = await routerById(this.db, r.id);
+    if (!row) throw new Error(`router ${r.name} is gone`);
+    const current = row.host_id === null ? undefined : await hostById(this.db, Number(row.host_id));
+    if (current && keepsRouters(current)) return current;
+    const need = {
+      memoryMiB: Number(await getSetting(this.db, 'router.ram.size')),
+      cpuMhz: Number(await getSetting(this.db, 'router.cpu.mhz')),
+    };
+    // The other router of a redundant pair: a different host when the zone has one.
+    const peers = r.redundant
+      ? await this.db
+          .selectFrom('routers')
+          .select('host_id')
+          .where('network_id', '=', r.network.id)
+          .where('id', '!=', r.id)
+          .where('removed', 'is', null)
+          .where('role', 'in', ['primary', 'backup'])
+          .execute()
+      : [];
+    const chosen = await chooseHost(this.db, r.zoneId, need, {
+      avoid: peers.flatMap((p) => (p.host_id === null ? [] : [Number(p.host_id)])),
+    });
+    if (!chosen)
+      throw new Error(`router ${r.name} cannot be placed: ${await noHostReason(this.db, r.zoneId, need)}`);
+    await this.db.updateTable('routers').set({ host_id: chosen.id }).where('id', '=', r.id).execute();
+    this.o.log?.(
+      `router ${r.name} placed on host ${chosen.name}${current ? ` (was on ${current.name}, ${current.state}/${current.resource_state})` : ''}`,
+    );
+    if (current) await refreshHostDesired(this.db, Number(current.id));
+    return chosen;
+  }
+
+  async ensureRouter(r: RouterRuntime): Promise<RouterTransport> {
+    const h = await this.routerHost(r);
+    await refreshHostDesired(this.db, Number(h.id));
+    const t = await this.transport(h, r);
+    // A router just placed takes its host agent a moment (namespace, agent start): wait for it as netns does.
+    const deadline = Date.now() + (this.o.routerUpMs ?? 20_000);
+    for (;;) {
+      try {
+        await t.getStatus();
+        return t;
+      } catch (e) {
+        if (Date.now() > deadline)
+          throw new Error(`router ${r.name} on host ${h.name} does not answer: ${(e as Error).message}`, {
+            cause: e,
+          });
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    }
+  }
+
+  async inspectRouter(r: RouterRuntime, q: InspectQuery): Promise<Inspection> {
+    const row = await routerById(this.db, r.id);
+    const h = row?.host_id == null ? undefined : await hostById(this.db, Number(row.host_id));
+    if (!h) throw new Error(`router ${r.name} is on no host`);
+    return getInspection(await this.routerAddress(h, r), r.secret, q);
+  }
+
+  /** Refreshes the router's host and waits (bounded, never failing) until the host no longer runs it. */
+  private async routerOff(r: RouterRuntime): Promise<void> {
+    const row = await routerById(this.db, r.id);
+    const h = row?.host_id == null ? undefined : await hostById(this.db, Number(row.host_id));
+    if (!h) return;
+    await refreshHostDesired(this.db, Number(h.id));
+    if (h.state !== 'Up') return;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const { status } = await this.hostStatus(h);
+      if (status && !status.routers.some((x) => x.name === r.name && x.running)) return;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    this.o.log?.(`router ${r.name}: host ${h.name} still reports it running`);
+  }
+
+  async stopRouter(r: RouterRuntime): Promise<void> {
+    await this.routerOff(r);
+  }
+
+  async rebootRouter(r: RouterRuntime): Promise<void> {
+    overrides.absentRouters.add(r.id);
+    try {
+      await this.routerOff(r);
+    } finally {
+      overrides.absentRouters.delete(r.id);
+    }
+    const row = await routerById(this.db, r.id);
+    if (row?.host_id != null) await refreshHostDesired(this.db, Number(row.host_id));
+  }
+
+  async destroyRouter(r: RouterRuntime): Promise<void> {
+    await this.routerOff(r);
+  }
+
+  private async vmRow(id: number) {
+    return this.db.selectFrom('vms').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  }
+
+  /** Waits until the VM's host reports it `want`; throws a CloudStack error naming the host and what it said. */
+  private async waitVm(h: HostRow, instanceName: string, want: Want): Promise<void> {
+    const waitMs = Number(await getSetting(this.db, 'stacknet.host.vm.wait')) * 1000;
+    const deadline = Date.now() + waitMs;
+    let said: string;
+    for (;;) {
+      const { status, error } = await this.hostStatus(h);
+      const vm = status?.vms.find((v) => v.instanceName === instanceName);
+      const problem = status?.errors.find((e) => e.what.includes(instanceName));
+      if (want === 'gone' ? !vm || vm.state === 'Missing' : vm?.state === want) return;
+      if (vm?.state === 'Error')
+        throw new CloudStackError(
+          'ResourceUnavailable',
+          `Host ${h.name} (${h.address}) could not make VM ${instanceName} ${want}: ${vm.message ?? problem?.message ?? 'Error'}`,
+          { uuidList: [h.uuid] },
+        );
+      said = error
+        ? `its agent does not answer (${error})`
+        : vm
+          ? `VM ${vm.state}${vm.message ? `: ${vm.message}` : ''}${problem ? `; ${problem.message}` : ''}`
+          : 'no such VM';
+      if (Date.now() > deadline)
+        throw new CloudStackError(
+          'ResourceUnavailable',
+          `Host ${h.name} (${h.address}) did not report VM ${instanceName} ${want === 'gone' ? 'removed' : want} ` +
+            `within ${waitMs / 1000} s (stacknet.host.vm.wait): it reports ${said}`,
+          { uuidList: [h.uuid] },
+        );
+      await new Promise((res) => setTimeout(res, 250));
+    }
+  }
+
+  async startVm(vm: VmRuntime): Promise<void> {
+    const row = await this.vmRow(vm.id);
+    overrides.stoppedVms.delete(vm.id);
+    const current = row.host_id === null ? undefined : await hostById(this.db, Number(row.host_id));
+    // A Running VM (the server resuming VMs at start, a reboot) stays on its host whatever the host's state: a
+    // Down host's VMs are reported, never moved; a Disabled host keeps what it runs.
+    if (row.state === 'Running' && current) {
+      await refreshHostDesired(this.db, Number(current.id));
+      if (current.state === 'Up') await this.waitVm(current, vm.instanceName, 'Running');
+      return;
+    }
+    const so =
+      row.service_offering_id === null
+        ? undefined
+        : await this.db
+            .selectFrom('service_offerings')
+            .selectAll()
+            .where('id', '=', row.service_offering_id)
+            .executeTakeFirst();
+    const need = {
+      memoryMiB: Number(row.memory ?? so?.memory ?? 0),
+      cpuMhz: Number(row.cpu_number ?? so?.cpu_number ?? 0) * Number(row.cpu_speed ?? so?.cpu_speed ?? 0),
+    };
+    const h = await chooseHost(this.db, Number(row.zone_id), need, {
+      prefer: [row.host_id, row.last_host_id].map((x) => (x === null ? null : Number(x))),
+      counted: { hostId: row.host_id === null ? null : Number(row.host_id) },
+    });
+    if (!h)
+      throw new CloudStackError(
+        'ResourceUnavailable',
+        `Unable to create a deployment for VM ${row.instance_name}: ${await noHostReason(this.db, Number(row.zone_id), need)}`,
+      );
+    if (Number(h.id) !== Number(row.host_id ?? -1)) {
+      await this.db
+        .updateTable('vms')
+        .set({ host_id: Number(h.id), last_host_id: Number(h.id) })
+        .where('id', '=', vm.id)
+        .execute();
+      // The host it was defined on drops it.
+      if (current) await refreshHostDesired(this.db, Number(current.id));
+    }
+    await refreshHostDesired(this.db, Number(h.id));
+    await this.waitVm(h, vm.instanceName, 'Running');
+  }
+
+  /** The VM's host, refreshed; undefined when it has none or the host is not Up (nothing to wait for). */
+  private async vmHostRefreshed(vmId: number): Promise<HostRow | undefined> {
+    const row = await this.vmRow(vmId);
+    if (row.host_id === null) return undefined;
+    await refreshHostDesired(this.db, Number(row.host_id));
+    const h = await hostById(this.db, Number(row.host_id));
+    if (!h || h.state !== 'Up') {
+      if (h) this.o.log?.(`VM ${row.instance_name}: host ${h.name} is ${h.state}; it acts when it is back`);
+      return undefined;
+    }
+    return h;
+  }
+
+  async stopVm(vm: VmRuntime): Promise<void> {
+    const row = await this.vmRow(vm.id);
+    // rebootVirtualMachine stops and starts a VM whose row stays Running.
+    if (row.state === 'Running' || row.state === 'Starting') overrides.stoppedVms.add(vm.id);
+    const h = await this.vmHostRefreshed(vm.id);
+    if (h) await this.waitVm(h, vm.instanceName, 'Stopped');
+  }
+
+  async destroyVm(vm: VmRuntime): Promise<void> {
+    overrides.stoppedVms.delete(vm.id);
+    const h = await this.vmHostRefreshed(vm.id);
+    if (h) await this.waitVm(h, vm.instanceName, 'gone');
+  }
+
+  async updateVm(vm: VmRuntime): Promise<void> {
+    await this.vmHostRefreshed(vm.id);
+  }
+
+  async close(): Promise<void> {}
+}
