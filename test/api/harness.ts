@@ -50,6 +50,8 @@ export async function eventually<T>(
 
 export interface ServerProcess {
   url: string;
+  /** The server process's PID (benchmarks read its memory from /proc). */
+  pid: number;
   port: number;
   apiKey: string;
   secretKey: string;
@@ -63,12 +65,14 @@ export async function startServer(
   dbUrl: string,
   env: Record<string, string> = {},
   args: readonly string[] = [],
+  /** Another checkout's built tree to run (a benchmark's baseline); this one by default. */
+  serverRoot: string = root,
 ): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'stacknet-api-'));
   const port = await freePort();
   const apiKey = `test-admin-key-${port}`;
   const secretKey = `test-admin-secret-${port}`;
-  const child: ChildProcess = spawn(process.execPath, [join(root, 'bin/stacknet.js'), 'server', ...args], {
+  const child: ChildProcess = spawn(process.execPath, [join(serverRoot, 'bin/stacknet.js'), 'server', ...args], {
     env: {
       ...process.env,
       STACKNET_PORT: String(port),
@@ -112,7 +116,7 @@ export async function startServer(
     throw e;
   }
   const serverKeyFile = env.STACKNET_SERVER_KEY_FILE ?? join(dataDir, 'server.key');
-  return { url, port, apiKey, secretKey, serverKeyFile, output: () => out, stop };
+  return { url, pid: child.pid!, port, apiKey, secretKey, serverKeyFile, output: () => out, stop };
 }
 
 export interface CsAnswer {
