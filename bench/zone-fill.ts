@@ -14,6 +14,7 @@ import { takeMacSequence } from '../src/addresses/address-repository.js';
 import { formatIp, parseIp, valueKey } from '../src/ipam/address.js';
 import { macFromSequence } from '../src/ipam/mac.js';
 import { publicIpUuid } from '../src/public-ips/ids.js';
+import { netDb } from '../src/networks/tables.js';
 import { dbKindOf, openStore } from '../src/store/db.js';
 import type { Executor } from '../src/store/db.js';
 import { startServer } from '../test/api/harness.js';
@@ -140,18 +141,26 @@ export async function fillZone(o: FillOptions): Promise<FilledZone> {
     await server.stop();
   }
   const apiSeconds = (performance.now() - t0) / 1000;
-  o.log(`zone, ${ranges} public ranges, ${o.networks} networks made by the API in ${apiSeconds.toFixed(1)} s`);
+  o.log(
+    `zone, ${ranges} public ranges, ${o.networks} networks made by the API in ${apiSeconds.toFixed(1)} s`,
+  );
 
   const store = await openStore(o.url, { poolSize: 1 });
-  const db = store.db;
+  const db = netDb(store.db);
   let guest = 0;
   let pub = 0;
   try {
-    const zone = await db.selectFrom('zones').select('id').where('uuid', '=', zoneid).executeTakeFirstOrThrow();
+    const zone = await db
+      .selectFrom('zones')
+      .select('id')
+      .where('uuid', '=', zoneid)
+      .executeTakeFirstOrThrow();
     const zoneId = Number(zone.id);
     const nextIds = new Map<string, number>();
     for (const t of ['vms', 'nics', 'ip_allocations', 'events', 'usage_events'] as const) {
-      const r = await sql<{ m: number | string | null }>`select max(id) as m from ${sql.table(t)}`.execute(db);
+      const r = await sql<{ m: number | string | null }>`select max(id) as m from ${sql.table(t)}`.execute(
+        db,
+      );
       nextIds.set(t, Number(r.rows[0]?.m ?? 0) + 1);
     }
     const nextId = (t: string): number => {
@@ -181,8 +190,16 @@ export async function fillZone(o: FillOptions): Promise<FilledZone> {
 
     // Guest side: copies of each network's real VM (vms, nics, its ip_allocations row, its events and usage).
     for (let n = 0; n < o.networks; n++) {
-      const vm = await db.selectFrom('vms').selectAll().where('uuid', '=', vmids[n]!).executeTakeFirstOrThrow();
-      const nic = await db.selectFrom('nics').selectAll().where('vm_id', '=', vm.id).executeTakeFirstOrThrow();
+      const vm = await db
+        .selectFrom('vms')
+        .selectAll()
+        .where('uuid', '=', vmids[n]!)
+        .executeTakeFirstOrThrow();
+      const nic = await db
+        .selectFrom('nics')
+        .selectAll()
+        .where('vm_id', '=', vm.id)
+        .executeTakeFirstOrThrow();
       const alloc = await db
         .selectFrom('ip_allocations')
         .selectAll()
@@ -213,7 +230,7 @@ export async function fillZone(o: FillOptions): Promise<FilledZone> {
       const gateway = base + 1n;
       let candidate = base + 2n;
       const count = o.vmsPerNetwork - 1;
-      const macBase = await takeMacSequence(db, zoneId, count);
+      const macBase = await takeMacSequence(store.db, zoneId, count);
       for (let k = 1; k <= count; k++) {
         while (taken.has(valueKey(candidate)) || candidate === gateway) candidate++;
         if (candidate >= base + (1n << 14n) - 1n) throw new Error('network full');
@@ -344,7 +361,13 @@ export async function fillZone(o: FillOptions): Promise<FilledZone> {
           updated: now,
         });
         const e = tEvents.get(t.uuid!)!;
-        await add('events', { ...e, id: nextId('events'), uuid: randomUUID(), resource_id: uuid, created: now });
+        await add('events', {
+          ...e,
+          id: nextId('events'),
+          uuid: randomUUID(),
+          resource_id: uuid,
+          created: now,
+        });
         const u = tUsage.get(t.uuid!)!;
         await add('usage_events', {
           ...u,
@@ -362,7 +385,7 @@ export async function fillZone(o: FillOptions): Promise<FilledZone> {
     await flush(true);
     pub += takenPub.size;
     guest += o.networks * 2; // the real VMs' NICs and the routers' guest addresses
-    await afterBulkInsert(db, o.url);
+    await afterBulkInsert(store.db, o.url);
     const filled: FilledZone = {
       zoneid,
       networkids,
@@ -372,7 +395,10 @@ export async function fillZone(o: FillOptions): Promise<FilledZone> {
       fill_seconds: Math.round((performance.now() - t0) / 100) / 10,
       api_seconds: Math.round(apiSeconds * 10) / 10,
     };
-    await db.insertInto('stacknet_meta').values({ name: META, value: JSON.stringify(filled) }).execute();
+    await db
+      .insertInto('stacknet_meta')
+      .values({ name: META, value: JSON.stringify(filled) })
+      .execute();
     return filled;
   } finally {
     await store.close();

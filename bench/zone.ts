@@ -8,7 +8,7 @@
  * alternating with this one `--rounds` times, so before and after are measured in the same run.
  *   npm run bench:zone -- [--dbs sqlite,postgres,mysql] [--addresses 1_000_000] [--vms-per-network 10_000]
  *                         [--dir /var/tmp/stacknet-bench-zone] [--calls 30] [--rounds 1] [--baseline <dir>]
- *                         [--refill] [--fill-only] [--no-build]
+ *                         [--refill] [--fill-only] [--start-timeout 120] [--no-build]
  * Prints one JSON object per line.
  */
 import { spawnSync } from 'node:child_process';
@@ -18,6 +18,7 @@ import { sql } from 'kysely';
 import { callApi } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
 import { openStore } from '../src/store/db.js';
+import { migrations } from '../src/store/migrations/index.js';
 import type { DbKind } from '../src/store/db.js';
 import { MYSQL_ADMIN_URL, PG_ADMIN_URL } from '../src/store/testing/test-databases.js';
 import { startServer } from '../test/api/harness.js';
@@ -36,6 +37,7 @@ let baseline = '';
 let refill = false;
 let build = true;
 let fillOnly = false;
+let startTimeout = 120;
 parseArgs(process.argv.slice(2), usage, (flag, value) => {
   if (flag === '--dbs') dbs = value().split(',') as DbKind[];
   else if (flag === '--addresses') addresses = numberList(value())[0]!;
@@ -47,6 +49,7 @@ parseArgs(process.argv.slice(2), usage, (flag, value) => {
   else if (flag === '--refill') refill = true;
   else if (flag === '--no-build') build = false;
   else if (flag === '--fill-only') fillOnly = true;
+  else if (flag === '--start-timeout') startTimeout = Number(value());
   else return false;
   return true;
 });
@@ -106,26 +109,70 @@ async function settledMemory(pid: number, maxMs = 60_000): Promise<{ rss_mb: num
   }
 }
 
+/**
+ * The baseline's server refuses a database with migrations it does not know (Kysely: "corrupted migrations"):
+ * before it runs, this checkout's newer migrations are rolled back (their `down`), and the change's server applies
+ * them again when it starts (that time is in its `healthz_seconds`).
+ */
+async function rollBackForBaseline(url: string): Promise<void> {
+  const known = new Set(
+    Object.keys(
+      ((await import(join(baseline, 'dist/store/migrations/index.js'))) as { migrations: object }).migrations,
+    ),
+  );
+  const store = await openStore(url, { poolSize: 1 });
+  try {
+    const done = await sql<{ name: string }>`select name from kysely_migration order by name desc`.execute(
+      store.db,
+    );
+    for (const { name } of done.rows) {
+      if (known.has(name)) continue;
+      log(`rolling back ${name} for the baseline`);
+      await migrations[name]!.down!(store.db as never);
+      await sql`delete from kysely_migration where name = ${name}`.execute(store.db);
+    }
+  } finally {
+    await store.close();
+  }
+}
+
 async function measure(kind: DbKind, url: string, zone: FilledZone, variant: string, round: number) {
+  if (variant === 'baseline') await rollBackForBaseline(url);
   const tags = { db: kind, variant, round, addresses: zone.public_addresses + zone.guest_addresses };
   const serverRoot = variant === 'baseline' ? baseline : root;
   const t0 = performance.now();
-  const server = await startServer(
-    url,
-    { STACKNET_SERVER_KEY_FILE: join(dir, 'server.key'), STACKNET_LOG_LEVEL: 'warn' },
-    [],
-    serverRoot,
-  );
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(
+      url,
+      { STACKNET_SERVER_KEY_FILE: join(dir, 'server.key'), STACKNET_LOG_LEVEL: 'warn' },
+      [],
+      { root: serverRoot, healthzTimeoutMs: startTimeout * 1000 },
+    );
+  } catch (e) {
+    emit({ phase: 'start', ...tags, error: (e as Error).message.slice(0, 200), load: uptime() });
+    return;
+  }
   const startSeconds = (performance.now() - t0) / 1000;
   try {
     const api: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
     const started = await settledMemory(server.pid);
-    emit({ phase: 'start', ...tags, healthz_seconds: Math.round(startSeconds * 10) / 10, ...started, load: uptime() });
+    emit({
+      phase: 'start',
+      ...tags,
+      healthz_seconds: Math.round(startSeconds * 10) / 10,
+      ...started,
+      load: uptime(),
+    });
     const zoneid = zone.zoneid;
     const deep = Math.floor(zone.public_addresses / 500) - 1;
     const vmDeep = Math.floor(zone.guest_addresses / 500) - 1;
     const cases: [string, string, Record<string, string>][] = [
-      ['listPublicIpAddresses p1', 'listPublicIpAddresses', { zoneid, listall: 'true', page: '1', pagesize: '500' }],
+      [
+        'listPublicIpAddresses p1',
+        'listPublicIpAddresses',
+        { zoneid, listall: 'true', page: '1', pagesize: '500' },
+      ],
       [
         `listPublicIpAddresses p${deep}`,
         'listPublicIpAddresses',
@@ -136,7 +183,11 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
         'listPublicIpAddresses',
         { associatednetworkid: zone.networkids[0]!, listall: 'true', page: '1', pagesize: '500' },
       ],
-      ['listVirtualMachines p1', 'listVirtualMachines', { zoneid, listall: 'true', page: '1', pagesize: '500' }],
+      [
+        'listVirtualMachines p1',
+        'listVirtualMachines',
+        { zoneid, listall: 'true', page: '1', pagesize: '500' },
+      ],
       [
         `listVirtualMachines p${vmDeep}`,
         'listVirtualMachines',
@@ -209,5 +260,6 @@ for (const kind of dbs) {
   }
   if (fillOnly) continue;
   for (let round = 1; round <= rounds; round++)
-    for (const v of round % 2 === 1 ? variants : [...variants].reverse()) await measure(kind, url, zone, v, round);
+    for (const v of round % 2 === 1 ? variants : [...variants].reverse())
+      await measure(kind, url, zone, v, round);
 }

@@ -22,6 +22,7 @@ import * as m0017 from './0017-network-acls.js';
 import * as m0018 from './0018-load-balancers.js';
 import * as m0019 from './0019-internal-load-balancers.js';
 import * as m0020 from './0020-event-outbox.js';
+import * as m0024 from './0024-public-ip-list-index.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-ipam': m0001,
@@ -41,4 +42,5 @@ export const migrations: Record<string, Migration> = {
   '0018-load-balancers': m0018,
   '0019-internal-load-balancers': m0019,
   '0020-event-outbox': m0020,
+  '0024-public-ip-list-index': m0024,
 };
