@@ -33,6 +33,7 @@ export interface FillOptions {
 /** What bench/zone.ts needs to know about a filled zone (kept in stacknet_meta as `bench.zone`). */
 export interface FilledZone {
   zoneid: string;
+  /** The zone's networks, oldest first (read from the database, not kept in stacknet_meta). */
   networkids: string[];
   vmid: string;
   public_addresses: number;
@@ -54,7 +55,20 @@ export async function filledZone(url: string): Promise<FilledZone | undefined> {
       .where('name', '=', META)
       .executeTakeFirst()
       .catch(() => undefined);
-    return row ? (JSON.parse(row.value) as FilledZone) : undefined;
+    if (!row) return undefined;
+    const kept = JSON.parse(row.value) as Omit<FilledZone, 'networkids'>;
+    const zone = await store.db
+      .selectFrom('zones')
+      .select('id')
+      .where('uuid', '=', kept.zoneid)
+      .executeTakeFirstOrThrow();
+    const nets = await store.db
+      .selectFrom('networks')
+      .select('uuid')
+      .where('zone_id', '=', zone.id)
+      .orderBy('id')
+      .execute();
+    return { ...kept, networkids: nets.map((n) => n.uuid) };
   } finally {
     await store.close();
   }
@@ -405,8 +419,17 @@ export async function fillZone(o: FillOptions): Promise<FilledZone> {
   }
 }
 
+/** stacknet_meta.value is a VARCHAR(255): the networks' ids are read back from the zone instead. */
+export async function markFilled(db: Executor, filled: FilledZone): Promise<void> {
+  const { networkids: _, ...kept } = filled;
+  await db
+    .insertInto('stacknet_meta')
+    .values({ name: META, value: JSON.stringify(kept) })
+    .execute();
+}
+
 /** Ids were given explicitly: PostgreSQL's sequences must move past them; every engine gets fresh statistics. */
-async function afterBulkInsert(db: Executor, url: string): Promise<void> {
+export async function afterBulkInsert(db: Executor, url: string): Promise<void> {
   const kind = dbKindOf(url);
   const tables = ['vms', 'nics', 'ip_allocations', 'events', 'usage_events'];
   if (kind === 'postgres') {
@@ -414,7 +437,9 @@ async function afterBulkInsert(db: Executor, url: string): Promise<void> {
       await sql
         .raw(`select setval(pg_get_serial_sequence('${t}', 'id'), (select max(id) from ${t}))`)
         .execute(db);
-    await sql`analyze`.execute(db);
+    // VACUUM as autovacuum would soon after a bulk load: it sets the visibility map, without which an index-only
+    // scan still reads every row it passes.
+    await sql`vacuum analyze`.execute(db);
   } else if (kind === 'mysql') {
     for (const t of tables) await sql.raw(`analyze table ${t}`).execute(db);
   } else {

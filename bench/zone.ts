@@ -211,11 +211,18 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
       let failed = 0;
       for (let i = 0; i < calls; i++) {
         const t = performance.now();
-        const r = await callApi(api, command, params);
+        // No answer at all (undici gives up on headers after 300 s) is a failed call, not the end of the run.
+        const r = await callApi(api, command, params).catch((e: Error) => ({
+          status: 0,
+          text: String(e.cause ?? e.message),
+          body: {},
+        }));
         const ms = performance.now() - t;
         if (r.status !== 200) {
           failed++;
-          if (failed === 1) log(`${name}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+          if (failed === 1)
+            log(`${name}: HTTP ${r.status} ${r.text.slice(0, 300)} after ${Math.round(ms)} ms`);
+          if (r.status === 0) break;
           continue;
         }
         lat.push(ms);
