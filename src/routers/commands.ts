@@ -4,7 +4,7 @@ import { adminRoles, defineCommand, listResult, objectResult, refParams } from '
 import type { AnyCommand, Caller, CommandContext, ResponseObject } from '../api/command.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import { jobAttempt } from '../api/jobs/rerun.js';
-import { keywordMatch, pageArray, pageOf } from '../api/list.js';
+import { keywordMatch, pageOf, pageOfQuery } from '../api/list.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { prefixToNetmask, parseCidr } from '../ipam/index.js';
 import { scopeToCaller } from '../accounts/scope.js';
@@ -13,8 +13,7 @@ import { vmRuntimeFor } from '../vms/runtime-services.js';
 import { APPLIANCE_ROLE, bumpRouter, routerById } from './repository.js';
 import type { RouterRow } from './repository.js';
 import { routerRuntime } from './runtime.js';
-import { routerPublicIps } from './public-inputs.js';
-import { groupPublicNics } from './public-nics.js';
+import { routerPublicNics } from './public-inputs.js';
 import { getSetting } from '../configuration/repository.js';
 import { stableUuid } from '../offerings/os-types.js';
 import { offeringDb } from '../offerings/tables.js';
@@ -50,7 +49,7 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
   const appliance = r.role === APPLIANCE_ROLE;
   const so = await routerServiceOffering(ex, n, appliance);
   // An internal LB appliance has its guest and control NICs only, whatever its tier's router holds.
-  const publicNics = n && !appliance ? groupPublicNics(await routerPublicIps(ex, Number(n.id))) : [];
+  const publicNics = n && !appliance ? await routerPublicNics(ex, Number(n.id)) : [];
   const controlPrefix = parseCidr(String(await getSetting(ex, 'control.cidr')), 'control.cidr', {
     strict: false,
   }).prefix;
@@ -293,14 +292,14 @@ export async function routerListResult(
   responseName: string,
 ) {
   const page = await pageOf(ex, p);
-  const rows = await q.orderBy('routers.id').execute();
+  const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('routers.id'));
   const items: ResponseObject[] = [];
-  for (const r of pageArray(rows, page)) {
+  for (const r of rows) {
     const item = await routerResponse(ex, r);
     if (p.fetchhealthcheckresults) item.healthcheckresults = healthChecks(r);
     items.push(item);
   }
-  return listResult(responseName, items, rows.length);
+  return listResult(responseName, items, total);
 }
 
 const listRouters = defineCommand({

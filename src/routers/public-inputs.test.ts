@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { netDb } from '../networks/tables.js';
 import { createTestStore, testDbKinds } from '../store/testing/test-databases.js';
 import { SimulatorDriver } from '../drivers/simulator.js';
-import { routerPublicIps, vpcEdgeNetworkId } from './public-inputs.js';
+import { routerPublicIps, routerPublicNics, vpcEdgeNetworkId } from './public-inputs.js';
+import { groupPublicNics } from './public-nics.js';
+import type { PublicNicGroup } from './public-nics.js';
 import { loadBuildInput, routerById } from './repository.js';
 import { routerRuntime } from './runtime.js';
 import {
@@ -118,6 +120,19 @@ for (const kind of testDbKinds()) {
         rt.publicNics,
         input.public!.nics.map(({ addresses: _, ...n }) => n),
       );
+      // routerPublicNics (listRouters, the runtime) reads each range's first address only, and names the same
+      // interfaces with the same first address as grouping every address does.
+      const heads = (groups: PublicNicGroup[]) =>
+        groups.map((g) => `${g.interface} ${g.vlan} ${g.gateway}/${g.prefix} ${g.ips[0]!.address}`);
+      assert.deepEqual(
+        heads(await routerPublicNics(db, networkId)),
+        heads(groupPublicNics(await routerPublicIps(db, networkId))),
+      );
+      assert.deepEqual(heads(await routerPublicNics(db, networkId)), [
+        'eth2 10 192.0.2.1/24 192.0.2.90',
+        'eth3 untagged 203.0.113.1/24 203.0.113.9',
+        'eth4 20 198.51.100.1/25 198.51.100.7',
+      ]);
       // A router whose network holds no public IP: no public section, no public NICs.
       const rOther = await insertRouter(db, zoneId, await insertNetwork(db, zoneId, { vnet: 102 }), {
         controlIp: '169.254.3.4',

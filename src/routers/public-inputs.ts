@@ -12,8 +12,8 @@
 import { addressFromKey, formatIp, netmaskToPrefix } from '../ipam/index.js';
 import type { Executor } from '../store/db.js';
 import { netDb } from '../networks/tables.js';
-import { comparePublicIps } from './public-nics.js';
-import type { RouterPublicIp } from './public-nics.js';
+import { comparePublicIps, groupPublicNics } from './public-nics.js';
+import type { PublicNicGroup, RouterPublicIp } from './public-nics.js';
 
 export type { RouterPublicIp };
 
@@ -34,17 +34,29 @@ export async function vpcEdgeNetworkId(ex: Executor, vpcId: number): Promise<num
   return row ? Number(row.id) : null;
 }
 
-/** The public IPs the router(s) of `networkId` hold, source NAT first, then by address. */
-export async function routerPublicIps(ex: Executor, networkId: number): Promise<RouterPublicIp[]> {
+/** The Allocated public IPs the router(s) of `networkId` hold, as a query (undefined: none, not the VPC's edge). */
+async function heldPublicIps(ex: Executor, networkId: number) {
   const db = netDb(ex);
   const network = await db
     .selectFrom('networks')
     .select(['id', 'vpc_id'])
     .where('id', '=', networkId)
     .executeTakeFirst();
-  if (!network) return [];
-  let q = db
+  if (!network) return undefined;
+  const q = db
     .selectFrom('ip_allocations')
+    .where('ip_allocations.owner_kind', '=', 'publicip')
+    .where('ip_allocations.family', '=', 4)
+    .where('ip_allocations.state', '=', 'Allocated');
+  if (network.vpc_id === null) return q.where('ip_allocations.network_id', '=', network.id);
+  if ((await vpcEdgeNetworkId(ex, Number(network.vpc_id))) !== Number(network.id)) return undefined;
+  return q.where('ip_allocations.vpc_id', '=', network.vpc_id);
+}
+
+type HeldQuery = NonNullable<Awaited<ReturnType<typeof heldPublicIps>>>;
+
+async function publicIpRows(q: HeldQuery): Promise<RouterPublicIp[]> {
+  const rows = await q
     .leftJoin('public_ip_ranges', 'public_ip_ranges.id', 'ip_allocations.range_id')
     .leftJoin('portable_ip_ranges', 'portable_ip_ranges.id', 'ip_allocations.range_id')
     .select([
@@ -64,16 +76,7 @@ export async function routerPublicIps(ex: Executor, networkId: number): Promise<
       'portable_ip_ranges.gateway as port_gateway',
       'portable_ip_ranges.netmask as port_netmask',
     ])
-    .where('ip_allocations.owner_kind', '=', 'publicip')
-    .where('ip_allocations.family', '=', 4)
-    .where('ip_allocations.state', '=', 'Allocated');
-  if (network.vpc_id !== null) {
-    if ((await vpcEdgeNetworkId(ex, Number(network.vpc_id))) !== Number(network.id)) return [];
-    q = q.where('ip_allocations.vpc_id', '=', network.vpc_id);
-  } else {
-    q = q.where('ip_allocations.network_id', '=', network.id);
-  }
-  const rows = await q.execute();
+    .execute();
   const out: RouterPublicIp[] = [];
   for (const r of rows) {
     const portable = r.scope.startsWith('portable:');
@@ -94,6 +97,44 @@ export async function routerPublicIps(ex: Executor, networkId: number): Promise<
     });
   }
   return out.sort(comparePublicIps);
+}
+
+/** The public IPs the router(s) of `networkId` hold, source NAT first, then by address. */
+export async function routerPublicIps(ex: Executor, networkId: number): Promise<RouterPublicIp[]> {
+  const q = await heldPublicIps(ex, networkId);
+  return q ? publicIpRows(q) : [];
+}
+
+/**
+ * The router's public interfaces as groupPublicNics names them, without loading every address: each group's
+ * `ips` holds only the first address of each range on that VLAN (the source NAT, else the range's lowest), which
+ * is all an interface's name, gateway, prefix and first address depend on. listRouters and the driver runtime use
+ * it; a network with 10,000 public IPs answers from a handful of rows.
+ */
+export async function routerPublicNics(ex: Executor, networkId: number): Promise<PublicNicGroup[]> {
+  const q = await heldPublicIps(ex, networkId);
+  if (!q) return [];
+  const heads = await q
+    .select((eb) => [
+      'ip_allocations.scope',
+      'ip_allocations.range_id',
+      eb.fn.min('ip_allocations.address').as('first'),
+    ])
+    .groupBy(['ip_allocations.scope', 'ip_allocations.range_id'])
+    .execute();
+  const pairs = heads.map((h) => ({ scope: h.scope, address: String(h.first) }));
+  if (pairs.length === 0) return [];
+  const firsts = await publicIpRows(
+    q.where((eb) =>
+      eb.or([
+        eb('ip_allocations.source_nat', '=', 1),
+        ...pairs.map((p) =>
+          eb.and([eb('ip_allocations.scope', '=', p.scope), eb('ip_allocations.address', '=', p.address)]),
+        ),
+      ]),
+    ),
+  );
+  return groupPublicNics(firsts);
 }
 
 /** CloudStack writes VLANs as `vlan://10`, `10` or `untagged`. */

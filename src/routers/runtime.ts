@@ -5,8 +5,7 @@ import type { GuestNetworkRuntime, RouterRuntime } from '../drivers/types.js';
 import type { RouterRow } from './repository.js';
 import { APPLIANCE_ROLE } from './repository.js';
 import { unsealSecret } from './secrets.js';
-import { routerPublicIps } from './public-inputs.js';
-import { groupPublicNics } from './public-nics.js';
+import { routerPublicNics } from './public-inputs.js';
 
 export async function guestNetworkRuntime(ex: Executor, networkId: number): Promise<GuestNetworkRuntime> {
   const { vpcId: _vpcId, ...network } = await loadNetwork(ex, networkId);
@@ -66,13 +65,11 @@ export async function routerRuntime(ex: Executor, r: RouterRow): Promise<RouterR
     controlIp: r.control_ip ?? '',
     controlPort: Number(r.control_port ?? 3922),
     secret,
-    publicNics: (appliance ? [] : groupPublicNics(await routerPublicIps(ex, Number(r.network_id)))).map(
-      (g) => ({
-        interface: g.interface,
-        vlan: g.vlan,
-        gateway: g.gateway,
-        prefix: g.prefix,
-      }),
-    ),
+    publicNics: (appliance ? [] : await routerPublicNics(ex, Number(r.network_id))).map((g) => ({
+      interface: g.interface,
+      vlan: g.vlan,
+      gateway: g.gateway,
+      prefix: g.prefix,
+    })),
   };
 }

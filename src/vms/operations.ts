@@ -11,32 +11,68 @@ import { vmRuntimeFor } from './runtime-services.js';
 import type { VmRow } from './service.js';
 
 export async function vmRuntime(ex: Executor, vm: VmRow): Promise<VmRuntime> {
+  return (await vmRuntimes(ex, [vm]))[0]!;
+}
+
+/**
+ * vmRuntime for a page of VMs in three queries (their NICs, the NICs' secondary addresses, their networks), not
+ * three per VM: the start-up resync walks every running VM of a zone this way.
+ */
+export async function vmRuntimes(ex: Executor, vms: readonly VmRow[]): Promise<VmRuntime[]> {
+  if (vms.length === 0) return [];
   const nics = await ex
     .selectFrom('nics')
     .selectAll()
-    .where('vm_id', '=', vm.id)
+    .where(
+      'vm_id',
+      'in',
+      vms.map((v) => v.id),
+    )
+    .orderBy('vm_id')
     .orderBy('device_id')
     .execute();
-  const out: VmRuntime = {
-    id: Number(vm.id),
-    uuid: vm.uuid,
-    accountId: Number(vm.account_id),
-    instanceName: vm.instance_name,
-    hostname: vm.name,
-    nics: [],
-  };
-  for (const n of nics) {
-    const sec = await ex.selectFrom('nic_secondary_ips').select('ipv4').where('nic_id', '=', n.id).execute();
-    out.nics.push({
+  const secondary = new Map<number, string[]>();
+  if (nics.length) {
+    const rows = await ex
+      .selectFrom('nic_secondary_ips')
+      .select(['nic_id', 'ipv4'])
+      .where(
+        'nic_id',
+        'in',
+        nics.map((n) => n.id),
+      )
+      .orderBy('id')
+      .execute();
+    for (const r of rows)
+      secondary.set(Number(r.nic_id), [...(secondary.get(Number(r.nic_id)) ?? []), r.ipv4]);
+  }
+  const networks = new Map<number, Awaited<ReturnType<typeof guestNetworkRuntime>>>();
+  for (const id of new Set(nics.map((n) => Number(n.network_id))))
+    networks.set(id, await guestNetworkRuntime(ex, id));
+  const byVm = new Map<number, VmRuntime>();
+  const out = vms.map((vm) => {
+    const r: VmRuntime = {
+      id: Number(vm.id),
+      uuid: vm.uuid,
+      accountId: Number(vm.account_id),
+      instanceName: vm.instance_name,
+      hostname: vm.name,
+      nics: [],
+    };
+    byVm.set(r.id, r);
+    return r;
+  });
+  for (const n of nics)
+    byVm.get(Number(n.vm_id))!.nics.push({
       id: Number(n.id),
       mac: n.mac,
-      ipv4s: [...(n.ipv4 ? [n.ipv4] : []), ...sec.map((s) => s.ipv4)],
+      ipv4s: [...(n.ipv4 ? [n.ipv4] : []), ...(secondary.get(Number(n.id)) ?? [])],
       ipv6: n.ipv6,
       isDefault: Number(n.is_default) === 1,
       deviceId: Number(n.device_id),
-      network: await guestNetworkRuntime(ex, Number(n.network_id)),
+      // One object per network for the page's VMs (drivers read it, none writes it).
+      network: networks.get(Number(n.network_id))!,
     });
-  }
   return out;
 }
 

@@ -14,7 +14,7 @@ import { GcWorkers } from '../gc/workers.js';
 import { getSetting, setValue } from '../configuration/repository.js';
 import { findSetting } from '../configuration/settings-catalogue.js';
 import { attachVmRuntime, detachVmRuntime } from './runtime-services.js';
-import { vmRuntime } from './operations.js';
+import { vmRuntimes } from './operations.js';
 
 export interface VmSubsystemConfig {
   driver: 'simulator' | 'netns' | 'hosts';
@@ -89,17 +89,30 @@ export async function startVmSubsystem(store: Store, c: VmSubsystemConfig): Prom
 }
 
 async function resyncRunningVms(store: Store, driver: Driver, log?: (m: string) => void): Promise<void> {
-  const rows = await store.db
-    .selectFrom('vms')
-    .selectAll()
-    .where('state', '=', 'Running')
-    .where('removed', 'is', null)
-    .execute();
-  for (const vm of rows) {
-    try {
-      await driver.startVm(await vmRuntime(store.db, vm));
-    } catch (e) {
-      log?.(`VM ${vm.instance_name}: could not be resumed: ${(e as Error).message}`);
+  // A page of VMs at a time (keyset on id), yielding to the event loop between pages: a zone with 500,000
+  // running VMs is never held in memory at once, and the API answers meanwhile (better-sqlite3 answers
+  // synchronously, so one unbroken chain of queries would keep the server from serving /healthz for minutes).
+  for (let after = 0; ;) {
+    const rows = await store.db
+      .selectFrom('vms')
+      .selectAll()
+      .where('state', '=', 'Running')
+      .where('removed', 'is', null)
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(RESYNC_PAGE)
+      .execute();
+    for (const rt of await vmRuntimes(store.db, rows)) {
+      try {
+        await driver.startVm(rt);
+      } catch (e) {
+        log?.(`VM ${rt.instanceName}: could not be resumed: ${(e as Error).message}`);
+      }
     }
+    if (rows.length < RESYNC_PAGE) return;
+    after = Number(rows[rows.length - 1]!.id);
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+const RESYNC_PAGE = 500;

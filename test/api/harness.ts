@@ -50,6 +50,8 @@ export async function eventually<T>(
 
 export interface ServerProcess {
   url: string;
+  /** The server process's PID (benchmarks read its memory from /proc). */
+  pid: number;
   port: number;
   apiKey: string;
   secretKey: string;
@@ -63,25 +65,32 @@ export async function startServer(
   dbUrl: string,
   env: Record<string, string> = {},
   args: readonly string[] = [],
+  /** root: another checkout's built tree to run (a benchmark's baseline); healthzTimeoutMs: 30 s by default. */
+  o: { root?: string; healthzTimeoutMs?: number } = {},
 ): Promise<ServerProcess> {
+  const serverRoot = o.root ?? root;
   const dataDir = mkdtempSync(join(tmpdir(), 'stacknet-api-'));
   const port = await freePort();
   const apiKey = `test-admin-key-${port}`;
   const secretKey = `test-admin-secret-${port}`;
-  const child: ChildProcess = spawn(process.execPath, [join(root, 'bin/stacknet.js'), 'server', ...args], {
-    env: {
-      ...process.env,
-      STACKNET_PORT: String(port),
-      STACKNET_HOST: '127.0.0.1',
-      STACKNET_DATA_DIR: dataDir,
-      STACKNET_DB_URL: dbUrl,
-      STACKNET_ADMIN_API_KEY: apiKey,
-      STACKNET_ADMIN_SECRET_KEY: secretKey,
-      STACKNET_ADMIN_PASSWORD: 'admin-test-password',
-      ...env,
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [join(serverRoot, 'bin/stacknet.js'), 'server', ...args],
+    {
+      env: {
+        ...process.env,
+        STACKNET_PORT: String(port),
+        STACKNET_HOST: '127.0.0.1',
+        STACKNET_DATA_DIR: dataDir,
+        STACKNET_DB_URL: dbUrl,
+        STACKNET_ADMIN_API_KEY: apiKey,
+        STACKNET_ADMIN_SECRET_KEY: secretKey,
+        STACKNET_ADMIN_PASSWORD: 'admin-test-password',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   let out = '';
   child.stdout!.on('data', (d) => (out += String(d)));
   child.stderr!.on('data', (d) => (out += String(d)));
@@ -104,7 +113,7 @@ export async function startServer(
         const r = await fetch(`http://127.0.0.1:${port}/healthz`);
         return r.ok ? true : undefined;
       },
-      30_000,
+      o.healthzTimeoutMs ?? 30_000,
       'the server to answer /healthz',
     );
   } catch (e) {
@@ -112,7 +121,7 @@ export async function startServer(
     throw e;
   }
   const serverKeyFile = env.STACKNET_SERVER_KEY_FILE ?? join(dataDir, 'server.key');
-  return { url, port, apiKey, secretKey, serverKeyFile, output: () => out, stop };
+  return { url, pid: child.pid!, port, apiKey, secretKey, serverKeyFile, output: () => out, stop };
 }
 
 export interface CsAnswer {

@@ -23,6 +23,7 @@ import * as m0018 from './0018-load-balancers.js';
 import * as m0019 from './0019-internal-load-balancers.js';
 import * as m0020 from './0020-event-outbox.js';
 import * as m0021 from './0021-hosts.js';
+import * as m0024 from './0024-public-ip-list-index.js';
 import * as m0025 from './0025-default-system-offerings.js';
 
 export const migrations: Record<string, Migration> = {
@@ -44,5 +45,6 @@ export const migrations: Record<string, Migration> = {
   '0019-internal-load-balancers': m0019,
   '0020-event-outbox': m0020,
   '0021-hosts': m0021,
+  '0024-public-ip-list-index': m0024,
   '0025-default-system-offerings': m0025,
 };
