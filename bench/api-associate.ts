@@ -35,6 +35,20 @@ async function must(
   return job.jobresult as Record<string, unknown>;
 }
 
+/** stacknet_db_statements_total by pool from the server's /metrics (empty when it has none: metrics off). */
+async function statementCounts(opts: ClientOptions): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  try {
+    const r = await fetch(opts.url.replace('/client/api', '/metrics'));
+    if (!r.ok) return out;
+    for (const m of (await r.text()).matchAll(/^stacknet_db_statements_total\{pool="(\w+)"\} (\d+)/gm))
+      out[m[1]!] = Number(m[2]);
+  } catch {
+    /* no metrics */
+  }
+  return out;
+}
+
 export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptions): Promise<void> {
   const tag = `${process.pid}${o.suffix ?? ''}`;
   const zone = (await must(opts, 'createZone', {
@@ -57,6 +71,8 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
   });
   const lat: number[] = [];
   let failed = 0;
+  let polls = 0;
+  const before = await statementCounts(opts);
   const start = performance.now();
   const end = start + o.durationMs;
   await Promise.all(
@@ -69,7 +85,10 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
             failed++;
             continue;
           }
-          const job = await waitForJob(opts, (r.body as { jobid: string }).jobid, { intervalMs: 50 });
+          const job = await waitForJob(opts, (r.body as { jobid: string }).jobid, {
+            intervalMs: 50,
+            onPoll: () => polls++,
+          });
           if (job.jobstatus === 1) lat.push(performance.now() - t);
           else failed++;
         } catch {
@@ -79,6 +98,14 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
     }),
   );
   const secs = (performance.now() - start) / 1000;
+  const after = await statementCounts(opts);
+  // Statements per associateIpAddress end to end (request, job, the client's polls), by pool.
+  const perJob = Object.fromEntries(
+    Object.keys(after).map((k) => [
+      k,
+      Math.round(((after[k]! - (before[k] ?? 0)) / Math.max(1, lat.length)) * 10) / 10,
+    ]),
+  );
   const sorted = [...lat].sort((a, b) => a - b);
   console.log(
     JSON.stringify({
@@ -92,6 +119,8 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
       p50_ms: pct(sorted, 0.5),
       p99_ms: pct(sorted, 0.99),
       pool: 65533,
+      polls_per_job: Math.round((polls / Math.max(1, lat.length)) * 100) / 100,
+      ...(Object.keys(perJob).length ? { statements_per_job: perJob } : {}),
       db: o.db,
       ...o.tags,
     }),

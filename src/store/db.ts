@@ -44,6 +44,12 @@ export interface Store {
    * statements via `execute`, which Kysely does not use). Only for statements that are their own transaction.
    */
   readonly mysql?: MysqlPool;
+  /**
+   * Statements sent to the database through this store since it opened: every Kysely query (BEGIN and COMMIT
+   * included) and every statement of the PostgreSQL/MariaDB fast paths. What a code path costs in round trips
+   * (docs/benchmarks.md "Async jobs"); /metrics exports it.
+   */
+  readonly statements: { count: number };
   close(): Promise<void>;
 }
 
@@ -114,6 +120,10 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
   let sqlite: SqliteConnection | undefined;
   let pgPool: PgPool | undefined;
   let mysqlPool: MysqlPool | undefined;
+  const statements = { count: 0 };
+  const log = (): void => {
+    statements.count++;
+  };
   if (kind === 'sqlite') {
     const settings = sqliteSettings();
     const { default: SqliteDatabase } = await import('better-sqlite3');
@@ -148,7 +158,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     // /24's; with 2 MiB 94% take none and the ratio is 1.0-1.4 (docs/benchmarks.md "IPAM allocation").
     conn.pragma(`cache_size = -${settings.cacheMib * 1024}`);
     conn.pragma('foreign_keys = ON');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(conn) }) });
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(conn) }), log });
     sqlite = conn;
   } else if (kind === 'postgres') {
     const pg = await import('pg');
@@ -171,14 +181,16 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     });
     db = new Kysely<Database>({
       dialect: new ReconnectingDialect(new PostgresDialect({ pool }), isConnectionLost),
+      log,
     });
-    pgPool = pool;
+    pgPool = countingQueries(pool, statements);
   } else {
     const pool = await createMysqlPool(url, poolSize);
     db = new Kysely<Database>({
       dialect: new ReconnectingDialect(new MysqlDialect({ pool }), isConnectionLost),
+      log,
     });
-    mysqlPool = pool;
+    mysqlPool = countingExecutes(pool, statements);
   }
   return {
     kind,
@@ -187,8 +199,31 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     sqlite,
     pg: pgPool,
     mysql: mysqlPool,
+    statements,
     close: () => db.destroy(),
   };
+}
+
+/**
+ * Counts the fast paths' statements: `query` on the pg pool, `execute` on the mysql2 pool (Kysely uses neither:
+ * it checks out a connection and is counted by its log hook).
+ */
+function countingQueries(pool: PgPool, statements: { count: number }): PgPool {
+  const query = pool.query.bind(pool) as (...a: unknown[]) => unknown;
+  pool.query = ((...a: unknown[]) => {
+    statements.count++;
+    return query(...a);
+  }) as PgPool['query'];
+  return pool;
+}
+
+function countingExecutes(pool: MysqlPool, statements: { count: number }): MysqlPool {
+  const execute = pool.execute.bind(pool) as (...a: unknown[]) => unknown;
+  pool.execute = ((...a: unknown[]) => {
+    statements.count++;
+    return execute(...a);
+  }) as MysqlPool['execute'];
+  return pool;
 }
 
 async function createMysqlPool(url: string, size: number): Promise<MysqlPool> {
