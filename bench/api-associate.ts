@@ -3,6 +3,7 @@
  * range so the pool never runs dry during the run (allocation cost must not depend on the pool's size). Invoked
  * from bench/api.ts against its server; prints one JSON line like the other phases.
  */
+import { readFileSync } from 'node:fs';
 import { callApi, waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
 
@@ -14,6 +15,19 @@ export interface AssociateBenchOptions {
   tags?: Record<string, unknown>;
   /** Distinguishes the zone of a second run against the same database. */
   suffix?: string;
+  /** The server's process id: its CPU time per job is reported (what the machine's load cannot inflate). */
+  serverPid?: number;
+}
+
+/** CPU milliseconds (user + system) a process has used, from /proc (Linux); NaN elsewhere. */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in clock ticks (100/s).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
 }
 
 const pct = (sorted: number[], q: number): number =>
@@ -73,6 +87,8 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
   let failed = 0;
   let polls = 0;
   const before = await statementCounts(opts);
+  const serverCpu0 = o.serverPid ? processCpuMs(o.serverPid) : NaN;
+  const clientCpu0 = process.cpuUsage();
   const start = performance.now();
   const end = start + o.durationMs;
   await Promise.all(
@@ -98,7 +114,11 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
     }),
   );
   const secs = (performance.now() - start) / 1000;
+  const serverCpu = o.serverPid ? processCpuMs(o.serverPid) - serverCpu0 : NaN;
+  const clientCpu = process.cpuUsage(clientCpu0);
   const after = await statementCounts(opts);
+  const perOk = (ms: number) =>
+    Number.isNaN(ms) ? undefined : Math.round((ms / Math.max(1, lat.length)) * 100) / 100;
   // Statements per associateIpAddress end to end (request, job, the client's polls), by pool.
   const perJob = Object.fromEntries(
     Object.keys(after).map((k) => [
@@ -119,6 +139,8 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
       p50_ms: pct(sorted, 0.5),
       p99_ms: pct(sorted, 0.99),
       pool: 65533,
+      server_cpu_ms_per_job: perOk(serverCpu),
+      client_cpu_ms_per_job: perOk((clientCpu.user + clientCpu.system) / 1000),
       polls_per_job: Math.round((polls / Math.max(1, lat.length)) * 100) / 100,
       ...(Object.keys(perJob).length ? { statements_per_job: perJob } : {}),
       db: o.db,

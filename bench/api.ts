@@ -138,6 +138,7 @@ async function run(metrics: 'on' | 'off', round: number): Promise<void> {
         db: dbUrl ? dbUrl.split(':')[0]! : 'sqlite',
         tags,
         suffix: `-${metrics}-${round}`,
+        serverPid: server.pid,
       });
   } finally {
     if (scraper) clearInterval(scraper);

@@ -55,6 +55,8 @@ export interface ServerProcess {
   secretKey: string;
   /** The key file sealing the database's secrets: a second server on the same database must be given it. */
   serverKeyFile: string;
+  /** The server process's id (benchmarks read its CPU time from /proc). */
+  pid: number;
   output(): string;
   stop(): Promise<number | null>;
 }
@@ -112,7 +114,7 @@ export async function startServer(
     throw e;
   }
   const serverKeyFile = env.STACKNET_SERVER_KEY_FILE ?? join(dataDir, 'server.key');
-  return { url, port, apiKey, secretKey, serverKeyFile, output: () => out, stop };
+  return { url, port, apiKey, secretKey, serverKeyFile, pid: child.pid!, output: () => out, stop };
 }
 
 export interface CsAnswer {
