@@ -64,6 +64,8 @@ export interface BuiltServer {
   registry: CommandRegistry;
   app: FastifyInstance;
   runner: JobRunner;
+  /** The runner's store: its own pool on PostgreSQL/MariaDB, `store` itself on SQLite. */
+  jobStore: Store;
   /** Absent when metrics are off. */
   metrics?: ServerMetrics;
   bootstrap: BootstrapResult;
@@ -181,6 +183,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
       registry,
       app,
       runner,
+      jobStore,
       metrics,
       bootstrap,
       integration,

@@ -487,6 +487,23 @@ export async function transaction<T>(
 }
 
 /**
+ * Runs one statement on its own (autocommit: no BEGIN/COMMIT round trips), sent again on a fresh connection when
+ * the connection is lost, as transaction() does. Only for a statement that is safe to send twice (a conditional
+ * UPDATE whose second run finds nothing left to do): a connection lost under it leaves unknown whether it
+ * committed. Other errors pass through as they are.
+ */
+export async function autocommit<T>(store: Store, fn: (db: Executor) => Promise<T>): Promise<T> {
+  for (let reconnects = 0; ; reconnects++) {
+    try {
+      return await fn(store.db);
+    } catch (e) {
+      if (!isConnectionLost(e) || reconnects >= CONNECTION_RETRIES) throw e;
+      await new Promise((r) => setTimeout(r, 50 * (reconnects + 1) + Math.random() * 50));
+    }
+  }
+}
+
+/**
  * How many times a transaction that lost its connection before COMMIT is run again. More than one: terminating
  * a server's connections takes its idle ones too, and a fresh attempt may draw one of those before the pool
  * has noticed it is dead.

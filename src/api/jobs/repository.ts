@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Executor, Store, Tx } from '../../store/db.js';
-import { nowMs, transaction } from '../../store/db.js';
+import { autocommit, nowMs, transaction } from '../../store/db.js';
 import { CloudStackError } from '../../errors/catalogue.js';
 import type { Caller, ResponseObject } from '../command.js';
 import { insertReturningId } from '../insert-id.js';
@@ -131,10 +131,13 @@ export async function claimJobs(
       { doing: 'claiming async jobs' },
     );
   } else {
-    const ex = store.db;
-    const ids =
-      store.kind === 'postgres' ? pick(ex).select('id').forUpdate().skipLocked() : pick(ex).select('id');
-    rows = await claim(ex).where('id', 'in', ids).returning(columns).execute();
+    // Sent again if the connection is lost under it: jobs a lost first send did claim stay leased to this server
+    // until the lease runs out, then go to whoever claims next.
+    rows = await autocommit(store, (ex) => {
+      const ids =
+        store.kind === 'postgres' ? pick(ex).select('id').forUpdate().skipLocked() : pick(ex).select('id');
+      return claim(ex).where('id', 'in', ids).returning(columns).execute();
+    });
     rows.sort((x, y) => Number(x.id) - Number(y.id));
   }
   return rows.map((c) => ({

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Store, Tx } from '../../store/db.js';
-import { nowMs, transaction } from '../../store/db.js';
+import { autocommit, nowMs, transaction } from '../../store/db.js';
 import { toCloudStackError } from '../../errors/catalogue.js';
 import type { Caller, CommandContext, PreparedObject } from '../command.js';
 import { errorBody, resultBody } from '../envelope.js';
@@ -245,7 +245,7 @@ export class JobRunner {
         if (err.kind === 'InternalError') this.opts.log?.(`job ${job.uuid} ${job.command}: ${err.message}`);
         outcome = { status: JOB_FAILED, resultCode: err.httpCode, result: errorBody(err, true) };
       }
-      await finishJob(store.db, job.id, this.owner, outcome);
+      await autocommit(store, (db) => finishJob(db, job.id, this.owner, outcome));
       this.opts.onFinished?.({
         uuid: job.uuid,
         command: job.command,
