@@ -183,14 +183,14 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
       dialect: new ReconnectingDialect(new PostgresDialect({ pool }), isConnectionLost),
       log,
     });
-    pgPool = countingQueries(pool, statements);
+    pgPool = countingCalls(pool, 'query', statements);
   } else {
     const pool = await createMysqlPool(url, poolSize);
     db = new Kysely<Database>({
       dialect: new ReconnectingDialect(new MysqlDialect({ pool }), isConnectionLost),
       log,
     });
-    mysqlPool = countingExecutes(pool, statements);
+    mysqlPool = countingCalls(pool, 'execute', statements);
   }
   return {
     kind,
@@ -208,22 +208,13 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
  * Counts the fast paths' statements: `query` on the pg pool, `execute` on the mysql2 pool (Kysely uses neither:
  * it checks out a connection and is counted by its log hook).
  */
-function countingQueries(pool: PgPool, statements: { count: number }): PgPool {
-  const query = pool.query.bind(pool) as (...a: unknown[]) => unknown;
-  pool.query = ((...a: unknown[]) => {
+function countingCalls<T extends object>(target: T, method: keyof T, statements: { count: number }): T {
+  const call = (target[method] as (...a: unknown[]) => unknown).bind(target);
+  target[method] = ((...a: unknown[]) => {
     statements.count++;
-    return query(...a);
-  }) as PgPool['query'];
-  return pool;
-}
-
-function countingExecutes(pool: MysqlPool, statements: { count: number }): MysqlPool {
-  const execute = pool.execute.bind(pool) as (...a: unknown[]) => unknown;
-  pool.execute = ((...a: unknown[]) => {
-    statements.count++;
-    return execute(...a);
-  }) as MysqlPool['execute'];
-  return pool;
+    return call(...a);
+  }) as T[keyof T];
+  return target;
 }
 
 async function createMysqlPool(url: string, size: number): Promise<MysqlPool> {
