@@ -3,6 +3,7 @@
  * range so the pool never runs dry during the run (allocation cost must not depend on the pool's size). Invoked
  * from bench/api.ts against its server; prints one JSON line like the other phases.
  */
+import { readFileSync } from 'node:fs';
 import { callApi, waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
 
@@ -14,6 +15,19 @@ export interface AssociateBenchOptions {
   tags?: Record<string, unknown>;
   /** Distinguishes the zone of a second run against the same database. */
   suffix?: string;
+  /** The server's process id: its CPU time per job is reported (what the machine's load cannot inflate). */
+  serverPid?: number;
+}
+
+/** CPU milliseconds (user + system) a process has used, from /proc (Linux); NaN elsewhere. */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in clock ticks (100/s).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
 }
 
 const pct = (sorted: number[], q: number): number =>
@@ -33,6 +47,20 @@ async function must(
   const job = await waitForJob(opts, (r.body as { jobid: string }).jobid, { intervalMs: 20 });
   if (job.jobstatus !== 1) throw new Error(`${command}: job failed ${JSON.stringify(job.jobresult)}`);
   return job.jobresult as Record<string, unknown>;
+}
+
+/** stacknet_db_statements_total by pool from the server's /metrics (empty when it has none: metrics off). */
+async function statementCounts(opts: ClientOptions): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  try {
+    const r = await fetch(opts.url.replace('/client/api', '/metrics'));
+    if (!r.ok) return out;
+    for (const m of (await r.text()).matchAll(/^stacknet_db_statements_total\{pool="(\w+)"\} (\d+)/gm))
+      out[m[1]!] = Number(m[2]);
+  } catch {
+    /* no metrics */
+  }
+  return out;
 }
 
 export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptions): Promise<void> {
@@ -57,6 +85,10 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
   });
   const lat: number[] = [];
   let failed = 0;
+  let polls = 0;
+  const before = await statementCounts(opts);
+  const serverCpu0 = o.serverPid ? processCpuMs(o.serverPid) : NaN;
+  const clientCpu0 = process.cpuUsage();
   const start = performance.now();
   const end = start + o.durationMs;
   await Promise.all(
@@ -69,7 +101,10 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
             failed++;
             continue;
           }
-          const job = await waitForJob(opts, (r.body as { jobid: string }).jobid, { intervalMs: 50 });
+          const job = await waitForJob(opts, (r.body as { jobid: string }).jobid, {
+            intervalMs: 50,
+            onPoll: () => polls++,
+          });
           if (job.jobstatus === 1) lat.push(performance.now() - t);
           else failed++;
         } catch {
@@ -79,6 +114,18 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
     }),
   );
   const secs = (performance.now() - start) / 1000;
+  const serverCpu = o.serverPid ? processCpuMs(o.serverPid) - serverCpu0 : NaN;
+  const clientCpu = process.cpuUsage(clientCpu0);
+  const after = await statementCounts(opts);
+  const perOk = (ms: number) =>
+    Number.isNaN(ms) ? undefined : Math.round((ms / Math.max(1, lat.length)) * 100) / 100;
+  // Statements per associateIpAddress end to end (request, job, the client's polls), by pool.
+  const perJob = Object.fromEntries(
+    Object.keys(after).map((k) => [
+      k,
+      Math.round(((after[k]! - (before[k] ?? 0)) / Math.max(1, lat.length)) * 10) / 10,
+    ]),
+  );
   const sorted = [...lat].sort((a, b) => a - b);
   console.log(
     JSON.stringify({
@@ -92,6 +139,10 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
       p50_ms: pct(sorted, 0.5),
       p99_ms: pct(sorted, 0.99),
       pool: 65533,
+      server_cpu_ms_per_job: perOk(serverCpu),
+      client_cpu_ms_per_job: perOk((clientCpu.user + clientCpu.system) / 1000),
+      polls_per_job: Math.round((polls / Math.max(1, lat.length)) * 100) / 100,
+      ...(Object.keys(perJob).length ? { statements_per_job: perJob } : {}),
       db: o.db,
       ...o.tags,
     }),

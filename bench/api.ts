@@ -5,6 +5,7 @@
  *   npm run bench:api -- [--duration 30] [--clients 64] [--db-url postgres://...] [--no-build]
  *                        [--metrics both|on|off] [--scrape-seconds 1] [--rounds 1] [--log-level info]
  *                        [--amqp-url amqp://guest:guest@127.0.0.1:5672] (events on the bus, src/events: their cost)
+ *                        [--phases list,domain,associate] (which phases run; all by default)
  * `--metrics both` (the default) runs every phase against a server with /metrics on (STACKNET_METRICS=on, scraped
  * every second like a busy Prometheus) and one with it off, alternating `--rounds` times, each server on a fresh
  * SQLite database (with --db-url, the same database), so the cost of the metrics is the difference.
@@ -28,6 +29,7 @@ const metricsArg = arg('--metrics', 'both');
 const rounds = Number(arg('--rounds', '1'));
 const scrapeSeconds = Number(arg('--scrape-seconds', '1'));
 const logLevel = arg('--log-level', 'info');
+const phases = new Set(arg('--phases', 'list,domain,associate').split(','));
 if (!['both', 'on', 'off'].includes(metricsArg)) throw new Error('--metrics must be both, on or off');
 let tags: Record<string, unknown> = {};
 
@@ -112,28 +114,32 @@ async function run(metrics: 'on' | 'off', round: number): Promise<void> {
         }, scrapeSeconds * 1000)
       : undefined;
   try {
-    await phase(
-      'listAccounts',
-      opts,
-      async () => (await callApi(opts, 'listAccounts', { listall: 'true' })).status === 200,
-    );
+    if (phases.has('list'))
+      await phase(
+        'listAccounts',
+        opts,
+        async () => (await callApi(opts, 'listAccounts', { listall: 'true' })).status === 200,
+      );
     const runId = `${process.pid}-${metrics}-${round}`;
-    await phase('createDomain+deleteDomain (async, to job done)', opts, async (c, i) => {
-      const d = await callApi(opts, 'createDomain', { name: `b${runId}-${c}-${i}` });
-      if (d.status !== 200) return false;
-      const id = (d.body as { domain: { id: string } }).domain.id;
-      const q = await callApi(opts, 'deleteDomain', { id });
-      if (q.status !== 200) return false;
-      const job = await waitForJob(opts, (q.body as { jobid: string }).jobid, { intervalMs: 50 });
-      return job.jobstatus === 1;
-    });
-    await benchAssociate(opts, {
-      clients,
-      durationMs: duration,
-      db: dbUrl ? dbUrl.split(':')[0]! : 'sqlite',
-      tags,
-      suffix: `-${metrics}-${round}`,
-    });
+    if (phases.has('domain'))
+      await phase('createDomain+deleteDomain (async, to job done)', opts, async (c, i) => {
+        const d = await callApi(opts, 'createDomain', { name: `b${runId}-${c}-${i}` });
+        if (d.status !== 200) return false;
+        const id = (d.body as { domain: { id: string } }).domain.id;
+        const q = await callApi(opts, 'deleteDomain', { id });
+        if (q.status !== 200) return false;
+        const job = await waitForJob(opts, (q.body as { jobid: string }).jobid, { intervalMs: 50 });
+        return job.jobstatus === 1;
+      });
+    if (phases.has('associate'))
+      await benchAssociate(opts, {
+        clients,
+        durationMs: duration,
+        db: dbUrl ? dbUrl.split(':')[0]! : 'sqlite',
+        tags,
+        suffix: `-${metrics}-${round}`,
+        serverPid: server.pid,
+      });
   } finally {
     if (scraper) clearInterval(scraper);
     if (metrics === 'on') console.log(JSON.stringify({ bench: 'api', scrapes, ...tags }));

@@ -8,7 +8,7 @@ import type { Executor, Store, Tx } from '../store/db.js';
 import { nowMs, transaction } from '../store/db.js';
 import { CloudStackError, invalidParameter, toCloudStackError } from '../errors/catalogue.js';
 import { anonymousCaller } from './command.js';
-import type { Caller, CommandContext, ResponseObject } from './command.js';
+import type { Caller, CommandContext, PreparedObject, ResponseObject } from './command.js';
 import { errorBody, resultBody, responseFormat, responseName, serialize } from './envelope.js';
 import type { ResponseFormat } from './envelope.js';
 import { caseFolded, parseParams, parseIsoWithZone, isUuid, resolveInternalIds } from './params.js';
@@ -17,6 +17,7 @@ import { verifySignature } from './signature.js';
 import { enqueueJob } from './jobs/repository.js';
 import type { ApiThrottle } from './throttle.js';
 import { PREPARED_PARAM } from './jobs/runner.js';
+import type { JobSlot } from './jobs/runner.js';
 import { callerByApiKey, callerByLogin, callerByUserId, displayPath } from '../accounts/repository.js';
 import { dummyPasswordHash, generateSessionKey, sha256Hex, verifyPassword } from '../accounts/credentials.js';
 import {
@@ -45,8 +46,13 @@ const UNAUTHORIZED_TEXT = 'unable to verify user credentials and/or request sign
 export interface ApiServerDeps {
   store: Store;
   registry: CommandRegistry;
-  /** Called after a job is queued, to wake this server's runner. */
+  /** Called after a job is queued without a slot of this server's runner, to wake the runner. */
   onJobQueued?: () => void;
+  /**
+   * This server's job runner, when it runs jobs: a job queued while it has a free slot is queued leased to it and
+   * started as soon as the queuing transaction commits (no claim, no poll).
+   */
+  jobSlots?: () => JobSlot | undefined;
   log?: (msg: string) => void;
   /**
    * The integration port (`integration.api.port`): no authentication, every request runs as this caller
@@ -477,25 +483,48 @@ async function runRequest(deps: ApiServerDeps, req: ApiRequest, seen: Seen): Pro
     const params = parseParams(cmd.params, rawParams);
     const ctx = commandContext(deps, caller);
     if (cmd.isAsync) {
-      const prepared = cmd.def.prepare ? await cmd.def.prepare(params, ctx) : undefined;
-      const instance =
-        cmd.def.jobInstance?.(params) ??
-        (prepared ? { type: prepared.instanceType ?? '', id: prepared.id } : undefined);
-      const raw = jobParams(cmd, rawParams);
-      if (prepared) raw[PREPARED_PARAM] = JSON.stringify(prepared);
-      const jobid = await transaction(deps.store, (tx) =>
-        enqueueJob(tx, {
-          command: cmd.name,
-          params: raw,
-          caller,
-          instanceType: instance?.type,
-          // An id parameter CloudStack types as a string (moveNetworkAclItem's) may be anything a caller sends;
-          // what no uuid can be is not recorded as the job's instance (the column holds 64 characters).
-          instanceId: instance?.id !== undefined && instance.id.length <= 64 ? instance.id : undefined,
-        }),
-      );
+      // BaseAsyncCreateCmd: `prepare` writes its object in the transaction that queues the job (a refusal queues
+      // nothing); the job is queued leased to this server's runner when it has a slot free.
+      const slot = deps.jobSlots?.();
+      let prepared: PreparedObject | undefined;
+      let raw: Record<string, string> = {};
+      let job: { id: number; uuid: string };
+      try {
+        job = await transaction(deps.store, async (tx) => {
+          prepared = cmd.def.prepare
+            ? await cmd.def.prepare(params, { ...ctx, transaction: (fn) => fn(tx) })
+            : undefined;
+          const instance =
+            cmd.def.jobInstance?.(params) ??
+            (prepared ? { type: prepared.instanceType ?? '', id: prepared.id } : undefined);
+          raw = jobParams(cmd, rawParams);
+          if (prepared) raw[PREPARED_PARAM] = JSON.stringify(prepared);
+          return enqueueJob(
+            tx,
+            {
+              command: cmd.name,
+              params: raw,
+              caller,
+              instanceType: instance?.type,
+              // An id parameter CloudStack types as a string (moveNetworkAclItem's) may be anything a caller
+              // sends; what no uuid can be is not recorded as the job's instance (the column holds 64 characters).
+              instanceId: instance?.id !== undefined && instance.id.length <= 64 ? instance.id : undefined,
+            },
+            slot,
+          );
+        });
+      } catch (e) {
+        slot?.cancel();
+        throw e;
+      }
+      const jobid = job.uuid;
       seen.jobId = jobid;
-      deps.onJobQueued?.();
+      if (slot)
+        slot.start(
+          { id: job.id, uuid: jobid, command: cmd.name, params: raw, userId: caller.userId, attempts: 1 },
+          caller,
+        );
+      else deps.onJobQueued?.();
       return reply(200, name, prepared ? { id: prepared.id, jobid } : { jobid }, format);
     }
     const result = await cmd.def.handler(params, ctx);

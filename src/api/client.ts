@@ -68,10 +68,15 @@ export interface JobResult {
 export async function waitForJob(
   opts: ClientOptions,
   jobid: string,
-  { intervalMs = 200, timeoutMs = 120_000 }: { intervalMs?: number; timeoutMs?: number } = {},
+  {
+    intervalMs = 200,
+    timeoutMs = 120_000,
+    onPoll,
+  }: { intervalMs?: number; timeoutMs?: number; onPoll?: () => void } = {},
 ): Promise<JobResult> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    onPoll?.();
     const r = await callApi(opts, 'queryAsyncJobResult', { jobid });
     if (r.status !== 200) throw new Error(`queryAsyncJobResult ${jobid}: HTTP ${r.status} ${r.text}`);
     const job = r.body as JobResult;

@@ -171,7 +171,9 @@ export interface CommandDefinition<P extends ParamSpecs = ParamSpecs> {
   readonly responseName?: string;
   /**
    * Async create commands (BaseAsyncCreateCmd): runs at request time, before the job is queued; its `id` is
-   * returned at once beside `jobid` and handed to the handler as `ctx.prepared`.
+   * returned at once beside `jobid` and handed to the handler as `ctx.prepared`. It runs inside the transaction
+   * that queues the job: `ctx.transaction` hands it that transaction, and it must not use `ctx.store` directly
+   * (on SQLite that waits for the connection the transaction holds).
    */
   prepare?(params: Params<P>, ctx: CommandContext): Promise<PreparedObject>;
   /** Which object a job acts on (`jobinstancetype`/`jobinstanceid` in queryAsyncJobResult). */

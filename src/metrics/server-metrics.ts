@@ -110,6 +110,18 @@ export class ServerMetrics {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  private readonly statementSources: { pool: string; store: Store }[] = [];
+  readonly dbStatements = new Counter({
+    name: 'stacknet_db_statements_total',
+    help: 'Statements this server sent to the database, by pool (api: requests; jobs: the job runner, on PostgreSQL/MariaDB)',
+    labelNames: ['pool'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.dbStatements.reset();
+      for (const { pool, store } of this.statementSources)
+        this.dbStatements.inc({ pool }, store.statements.count);
+    },
+  });
   private readonly unsubscribe: () => void;
 
   constructor(private readonly store: Store) {
@@ -118,6 +130,11 @@ export class ServerMetrics {
       failed: (e, reason) => this.allocationFailures.inc({ zone: zoneLabel(e), kind: e.kind, reason }),
       released: (e) => this.releases.inc({ kind: e.kind }),
     });
+  }
+
+  /** Exports `store.statements` as the `pool` series of stacknet_db_statements_total. */
+  countStatements(pool: string, store: Store): void {
+    this.statementSources.push({ pool, store });
   }
 
   /** One API request, as the pipeline saw it. `command` must be a known command's name (bounded labels). */

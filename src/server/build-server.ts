@@ -66,6 +66,8 @@ export interface BuiltServer {
   registry: CommandRegistry;
   app: FastifyInstance;
   runner: JobRunner;
+  /** The runner's store: its own pool on PostgreSQL/MariaDB, `store` itself on SQLite. */
+  jobStore: Store;
   /** Absent when metrics are off. */
   metrics?: ServerMetrics;
   bootstrap: BootstrapResult;
@@ -79,6 +81,9 @@ export interface BuiltServer {
   /** Stops the workers, the HTTP server (if listening) and the store; waits for running jobs. */
   close(): Promise<void>;
 }
+
+/** Jobs one server runs at once (and connections in its job pool on PostgreSQL/MariaDB). */
+const JOB_CONCURRENCY = 16;
 
 export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
   const config: ServerConfig = {
@@ -97,13 +102,17 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
     });
     const registry = buildRegistry();
     // Jobs get their own small pool on PostgreSQL/MariaDB, so a flood of API reads (clients polling
-    // queryAsyncJobResult) cannot starve the jobs they are waiting for. SQLite has one connection either way.
-    jobStore = store.kind === 'sqlite' ? store : await openStore(config.dbUrl, { poolSize: 8 });
+    // queryAsyncJobResult) cannot starve the jobs they are waiting for; one connection per runner slot, so that a
+    // job never waits for a connection another job holds. SQLite has one connection either way.
+    jobStore = store.kind === 'sqlite' ? store : await openStore(config.dbUrl, { poolSize: JOB_CONCURRENCY });
     const metrics = config.metrics === false ? undefined : new ServerMetrics(store);
+    metrics?.countStatements('api', store);
+    if (jobStore !== store) metrics?.countStatements('jobs', jobStore);
     const runner = new JobRunner({
       store: jobStore,
       registry,
       pollMs: config.jobPollMs,
+      concurrency: JOB_CONCURRENCY,
       log: config.log,
       onFinished: observeJobs(metrics, config.logger),
     });
@@ -130,6 +139,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
         store,
         registry,
         onJobQueued: () => runner.wake(),
+        jobSlots: () => runner.reserveSlot(),
         log: config.log,
         throttle,
         observe,
@@ -149,6 +159,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
               store,
               registry,
               onJobQueued: () => runner.wake(),
+              jobSlots: () => runner.reserveSlot(),
               log: config.log,
               observe,
               trustedCaller: async () => {
@@ -179,6 +190,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
       registry,
       app,
       runner,
+      jobStore,
       metrics,
       bootstrap,
       integration,

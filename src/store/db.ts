@@ -44,6 +44,12 @@ export interface Store {
    * statements via `execute`, which Kysely does not use). Only for statements that are their own transaction.
    */
   readonly mysql?: MysqlPool;
+  /**
+   * Statements sent to the database through this store since it opened: every Kysely query (BEGIN and COMMIT
+   * included) and every statement of the PostgreSQL/MariaDB fast paths. What a code path costs in round trips
+   * (docs/benchmarks.md "Async jobs"); /metrics exports it.
+   */
+  readonly statements: { count: number };
   close(): Promise<void>;
 }
 
@@ -114,6 +120,10 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
   let sqlite: SqliteConnection | undefined;
   let pgPool: PgPool | undefined;
   let mysqlPool: MysqlPool | undefined;
+  const statements = { count: 0 };
+  const log = (): void => {
+    statements.count++;
+  };
   if (kind === 'sqlite') {
     const settings = sqliteSettings();
     const { default: SqliteDatabase } = await import('better-sqlite3');
@@ -148,7 +158,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     // /24's; with 2 MiB 94% take none and the ratio is 1.0-1.4 (docs/benchmarks.md "IPAM allocation").
     conn.pragma(`cache_size = -${settings.cacheMib * 1024}`);
     conn.pragma('foreign_keys = ON');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(conn) }) });
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(conn) }), log });
     sqlite = conn;
   } else if (kind === 'postgres') {
     const pg = await import('pg');
@@ -171,14 +181,16 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     });
     db = new Kysely<Database>({
       dialect: new ReconnectingDialect(new PostgresDialect({ pool }), isConnectionLost),
+      log,
     });
-    pgPool = pool;
+    pgPool = countingCalls(pool, 'query', statements);
   } else {
     const pool = await createMysqlPool(url, poolSize);
     db = new Kysely<Database>({
       dialect: new ReconnectingDialect(new MysqlDialect({ pool }), isConnectionLost),
+      log,
     });
-    mysqlPool = pool;
+    mysqlPool = countingCalls(pool, 'execute', statements);
   }
   return {
     kind,
@@ -187,8 +199,22 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     sqlite,
     pg: pgPool,
     mysql: mysqlPool,
+    statements,
     close: () => db.destroy(),
   };
+}
+
+/**
+ * Counts the fast paths' statements: `query` on the pg pool, `execute` on the mysql2 pool (Kysely uses neither:
+ * it checks out a connection and is counted by its log hook).
+ */
+function countingCalls<T extends object>(target: T, method: keyof T, statements: { count: number }): T {
+  const call = (target[method] as (...a: unknown[]) => unknown).bind(target);
+  target[method] = ((...a: unknown[]) => {
+    statements.count++;
+    return call(...a);
+  }) as T[keyof T];
+  return target;
 }
 
 async function createMysqlPool(url: string, size: number): Promise<MysqlPool> {
@@ -447,6 +473,23 @@ export async function transaction<T>(
         continue;
       }
       throw internalError(options.doing ?? 'running a database transaction', e);
+    }
+  }
+}
+
+/**
+ * Runs one statement on its own (autocommit: no BEGIN/COMMIT round trips), sent again on a fresh connection when
+ * the connection is lost, as transaction() does. Only for a statement that is safe to send twice (a conditional
+ * UPDATE whose second run finds nothing left to do): a connection lost under it leaves unknown whether it
+ * committed. Other errors pass through as they are.
+ */
+export async function autocommit<T>(store: Store, fn: (db: Executor) => Promise<T>): Promise<T> {
+  for (let reconnects = 0; ; reconnects++) {
+    try {
+      return await fn(store.db);
+    } catch (e) {
+      if (!isConnectionLost(e) || reconnects >= CONNECTION_RETRIES) throw e;
+      await new Promise((r) => setTimeout(r, 50 * (reconnects + 1) + Math.random() * 50));
     }
   }
 }

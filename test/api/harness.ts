@@ -50,7 +50,7 @@ export async function eventually<T>(
 
 export interface ServerProcess {
   url: string;
-  /** The server process's PID (benchmarks read its memory from /proc). */
+  /** The server process's PID (benchmarks read its memory and CPU time from /proc). */
   pid: number;
   port: number;
   apiKey: string;

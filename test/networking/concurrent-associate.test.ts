@@ -1,13 +1,14 @@
 /**
  * 64 concurrent python `cs` clients call associateIpAddress on one /24 range until it is exhausted, against TWO
  * `stacknet server` processes sharing one database (PostgreSQL, and separately MariaDB): every address is
- * handed out exactly once, nothing answers 5xx, and every client ends on 533.
+ * handed out exactly once, nothing answers 5xx, every client ends on 533, and every job ran exactly once.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
+import { openStore } from '../../src/store/db.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { CsBridge, ok, startServer } from '../api/harness.js';
 import type { ServerProcess } from '../api/harness.js';
@@ -133,6 +134,24 @@ for (const kind of kinds) {
       const cap = ok(await admin('listCapacity', { zoneid: zone, type: 4 }), 'listCapacity').capacity[0];
       assert.equal(cap.capacityused, 253);
       assert.equal(cap.capacitytotal, 253);
+      // One job per address (a refusal queues none), each succeeded on its first and only run.
+      const store = await openStore(tdb.url, { poolSize: 1 });
+      try {
+        const jobs = await store.db
+          .selectFrom('async_jobs')
+          .select(['status', 'attempts', 'instance_id'])
+          .where('command', '=', 'associateIpAddress')
+          .execute();
+        assert.equal(jobs.length, 253, 'one job per address');
+        assert.equal(new Set(jobs.map((j) => j.instance_id)).size, 253, 'one job per address');
+        assert.deepEqual(
+          jobs.filter((j) => Number(j.status) !== 1 || Number(j.attempts) !== 1),
+          [],
+          'every job succeeded on its one run',
+        );
+      } finally {
+        await store.close();
+      }
     });
   });
 }

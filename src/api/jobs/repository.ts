@@ -4,10 +4,12 @@
  * and every transaction of a running job re-checks the lease, so a job never commits twice.
  */
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Executor, Store, Tx } from '../../store/db.js';
-import { nowMs, transaction } from '../../store/db.js';
+import { autocommit, nowMs, transaction } from '../../store/db.js';
 import { CloudStackError } from '../../errors/catalogue.js';
 import type { Caller, ResponseObject } from '../command.js';
+import { insertReturningId } from '../insert-id.js';
 
 export const JOB_PENDING = 0;
 export const JOB_SUCCEEDED = 1;
@@ -22,11 +24,26 @@ export interface NewJob {
   uuid?: string;
 }
 
-export async function enqueueJob(tx: Tx, j: NewJob): Promise<string> {
+/** A lease a job is queued with: the queuing server runs it at once, without claiming it (runner.ts). */
+export interface QueuedLease {
+  owner: string;
+  until: number;
+}
+
+/**
+ * Queues a job in the caller's transaction. With `lease` the job is queued already claimed (attempt 1) by that
+ * server, as a claim would leave it: if that server dies before finishing it, the lease expires and another
+ * server takes it over like any other.
+ */
+export async function enqueueJob(
+  tx: Tx,
+  j: NewJob,
+  lease?: QueuedLease,
+): Promise<{ id: number; uuid: string }> {
   const uuid = j.uuid ?? randomUUID();
-  await tx
-    .insertInto('async_jobs')
-    .values({
+  const id = await insertReturningId(
+    tx,
+    tx.insertInto('async_jobs').values({
       uuid,
       command: j.command,
       params: JSON.stringify(j.params),
@@ -38,14 +55,14 @@ export async function enqueueJob(tx: Tx, j: NewJob): Promise<string> {
       result: null,
       instance_type: j.instanceType ?? null,
       instance_id: j.instanceId ?? null,
-      lease_owner: null,
-      lease_until: null,
-      attempts: 0,
+      lease_owner: lease?.owner ?? null,
+      lease_until: lease?.until ?? null,
+      attempts: lease ? 1 : 0,
       created: nowMs(),
       completed: null,
-    })
-    .execute();
-  return uuid;
+    }),
+  );
+  return { id, uuid };
 }
 
 export interface ClaimedJob {
@@ -59,8 +76,12 @@ export interface ClaimedJob {
 
 /**
  * Claims up to `max` runnable jobs (pending, and unleased or with an expired lease, and started fewer than
- * `maxAttempts` times: one abandoned that often is failAbandonedJobs' to fail, never run again). Each claim is a
- * conditional UPDATE, so two servers racing for one job cannot both win, on any of the three databases.
+ * `maxAttempts` times: one abandoned that often is failAbandonedJobs' to fail, never run again), oldest first,
+ * in one statement where the database allows: PostgreSQL `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP
+ * LOCKED) RETURNING` (two servers claiming at once lock different rows, neither waits for the other), SQLite
+ * `UPDATE … RETURNING` (one writer at a time), MariaDB `SELECT … FOR UPDATE SKIP LOCKED` and the UPDATE in one
+ * transaction (it has no UPDATE … RETURNING and refuses a LIMIT in an IN subquery). The UPDATE repeats the
+ * conditions, so a row whose lease changed since the rows were chosen is never claimed.
  */
 export async function claimJobs(
   store: Store,
@@ -71,44 +92,62 @@ export async function claimJobs(
 ): Promise<ClaimedJob[]> {
   if (max <= 0) return [];
   const now = nowMs();
-  const candidates = await store.db
-    .selectFrom('async_jobs')
-    .select(['id', 'uuid', 'command', 'params', 'user_id', 'attempts'])
-    .where('status', '=', JOB_PENDING)
-    .where('attempts', '<', maxAttempts)
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-    .orderBy('id')
-    .limit(max)
-    .execute();
-  const claimed: ClaimedJob[] = [];
-  for (const c of candidates) {
-    const won = await transaction(
+  const pick = (ex: Executor) =>
+    ex
+      .selectFrom('async_jobs')
+      .where('status', '=', JOB_PENDING)
+      .where('attempts', '<', maxAttempts)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .orderBy('id')
+      .limit(max);
+  const claim = (ex: Executor) =>
+    ex
+      .updateTable('async_jobs')
+      .set({ lease_owner: owner, lease_until: now + leaseMs, attempts: sql<number>`attempts + 1` })
+      .where('status', '=', JOB_PENDING)
+      .where('attempts', '<', maxAttempts)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]));
+  const columns = ['id', 'uuid', 'command', 'params', 'user_id', 'attempts'] as const;
+  let rows: {
+    id: number;
+    uuid: string;
+    command: string;
+    params: string;
+    user_id: number;
+    attempts: number;
+  }[];
+  if (store.kind === 'mysql') {
+    rows = await transaction(
       store,
       async (tx) => {
-        const r = await tx
-          .updateTable('async_jobs')
-          .set({ lease_owner: owner, lease_until: now + leaseMs, attempts: Number(c.attempts) + 1 })
-          .where('id', '=', Number(c.id))
-          .where('status', '=', JOB_PENDING)
-          .where('attempts', '=', Number(c.attempts))
-          .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-          .executeTakeFirst();
-        return Number(r.numUpdatedRows) === 1;
+        const picked = await pick(tx).select(columns).forUpdate().skipLocked().execute();
+        if (picked.length === 0) return [];
+        const ids = picked.map((r) => Number(r.id));
+        const r = await claim(tx).where('id', 'in', ids).executeTakeFirst();
+        // The rows are locked: nobody changed them between the SELECT and the UPDATE.
+        if (Number(r.numUpdatedRows) !== ids.length) throw new Error('claimed rows changed under their lock');
+        return picked.map((p) => ({ ...p, attempts: Number(p.attempts) + 1 }));
       },
-      { doing: 'claiming an async job' },
+      { doing: 'claiming async jobs' },
     );
-    if (won) {
-      claimed.push({
-        id: Number(c.id),
-        uuid: c.uuid,
-        command: c.command,
-        params: JSON.parse(c.params) as Record<string, string>,
-        userId: Number(c.user_id),
-        attempts: Number(c.attempts) + 1,
-      });
-    }
+  } else {
+    // Sent again if the connection is lost under it: jobs a lost first send did claim stay leased to this server
+    // until the lease runs out, then go to whoever claims next.
+    rows = await autocommit(store, (ex) => {
+      const ids =
+        store.kind === 'postgres' ? pick(ex).select('id').forUpdate().skipLocked() : pick(ex).select('id');
+      return claim(ex).where('id', 'in', ids).returning(columns).execute();
+    });
+    rows.sort((x, y) => Number(x.id) - Number(y.id));
   }
-  return claimed;
+  return rows.map((c) => ({
+    id: Number(c.id),
+    uuid: c.uuid,
+    command: c.command,
+    params: JSON.parse(c.params) as Record<string, string>,
+    userId: Number(c.user_id),
+    attempts: Number(c.attempts),
+  }));
 }
 
 export async function renewLease(
@@ -143,8 +182,9 @@ export async function assertLease(tx: Tx, jobId: number, owner: string): Promise
   }
 }
 
+/** Stores a job's result: one conditional UPDATE, its own transaction (nothing else needs to commit with it). */
 export async function finishJob(
-  tx: Tx,
+  tx: Executor,
   jobId: number,
   owner: string,
   outcome: { status: typeof JOB_SUCCEEDED | typeof JOB_FAILED; resultCode: number; result: ResponseObject },

@@ -1,13 +1,15 @@
 /**
- * The job runner: claims queued jobs with a lease, runs their handlers, stores the results. It wakes at once
- * when this server queues a job and polls the table for jobs queued by other servers (or left behind by a
- * server that died).
+ * The job runner: claims queued jobs with a lease, runs their handlers, stores the results. A job this server
+ * queues while a slot is free is queued already leased to it and started at once (`reserveSlot`): no claim, no
+ * wait. Otherwise it claims in batches when woken, when a slot frees up with work left behind, and every
+ * `pollMs` (jobs queued by other servers, or left behind by a server that died). Jobs abandoned `maxAttempts`
+ * times are failed by a sweep every `sweepMs`.
  */
 import { randomUUID } from 'node:crypto';
 import type { Store, Tx } from '../../store/db.js';
-import { nowMs, transaction } from '../../store/db.js';
+import { autocommit, nowMs, transaction } from '../../store/db.js';
 import { toCloudStackError } from '../../errors/catalogue.js';
-import type { CommandContext, PreparedObject } from '../command.js';
+import type { Caller, CommandContext, PreparedObject } from '../command.js';
 import { errorBody, resultBody } from '../envelope.js';
 import { parseParams } from '../params.js';
 import type { CommandRegistry } from '../registry.js';
@@ -32,6 +34,8 @@ export interface JobRunnerOptions {
   owner?: string;
   leaseMs?: number;
   pollMs?: number;
+  /** How often jobs abandoned `maxAttempts` times are failed (default 5 s). */
+  sweepMs?: number;
   concurrency?: number;
   maxAttempts?: number;
   log?: (msg: string) => void;
@@ -51,6 +55,17 @@ export interface FinishedJob {
   attempt: number;
 }
 
+/** A runner slot held for a job the API is queuing (`JobRunner.reserveSlot`). */
+export interface JobSlot {
+  /** The lease to queue the job with. */
+  owner: string;
+  until: number;
+  /** The queuing transaction committed: run the job now. `caller` is who queued it (no need to look it up). */
+  start(job: ClaimedJob, caller: Caller): void;
+  /** It did not commit: give the slot back. */
+  cancel(): void;
+}
+
 /** Parameter key under which a BaseAsyncCreateCmd's prepared object travels with the job. */
 export const PREPARED_PARAM = '__prepared';
 
@@ -58,18 +73,25 @@ export class JobRunner {
   readonly owner: string;
   private readonly leaseMs: number;
   private readonly pollMs: number;
+  private readonly sweepMs: number;
   private readonly concurrency: number;
   private readonly maxAttempts: number;
   private readonly inflight = new Set<Promise<void>>();
+  /** Slots promised to jobs being queued by this server's API (reserveSlot). */
+  private reserved = 0;
   private timer: NodeJS.Timeout | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
   private running = false;
   private pumping = false;
   private again = false;
+  /** The last claim filled every free slot, or work was turned away: claim again as soon as a slot frees up. */
+  private backlog = true;
 
   constructor(private readonly opts: JobRunnerOptions) {
     this.owner = opts.owner ?? randomUUID();
     this.leaseMs = opts.leaseMs ?? 60_000;
     this.pollMs = opts.pollMs ?? 500;
+    this.sweepMs = opts.sweepMs ?? 5_000;
     this.concurrency = opts.concurrency ?? 16;
     this.maxAttempts = opts.maxAttempts ?? 3;
   }
@@ -78,6 +100,7 @@ export class JobRunner {
     if (this.running) return;
     this.running = true;
     this.schedule(0);
+    void this.sweep();
   }
 
   /** Something was queued here: look now rather than at the next poll. */
@@ -85,9 +108,39 @@ export class JobRunner {
     if (this.running) void this.pump();
   }
 
+  /**
+   * A slot for a job the caller is about to queue in its own transaction, when one is free now: the job is to
+   * be queued with the slot's lease (enqueueJob's `lease`), then started or the slot cancelled. Undefined when
+   * every slot is taken (queue it unleased and wake the runner).
+   */
+  reserveSlot(): JobSlot | undefined {
+    if (!this.running || this.inflight.size + this.reserved >= this.concurrency) {
+      this.backlog = true;
+      return undefined;
+    }
+    this.reserved++;
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      this.reserved--;
+      return true;
+    };
+    return {
+      owner: this.owner,
+      until: nowMs() + this.leaseMs,
+      start: (job, caller) => {
+        // Stopped meanwhile: the lease runs out and whoever runs next takes the job over.
+        if (settle() && this.running) this.launch(job, caller);
+      },
+      cancel: () => void settle(),
+    };
+  }
+
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    if (this.sweeper) clearTimeout(this.sweeper);
     while (this.inflight.size > 0 || this.pumping) {
       await Promise.allSettled([...this.inflight]);
       if (this.pumping) await new Promise((r) => setTimeout(r, 5));
@@ -101,6 +154,27 @@ export class JobRunner {
     this.timer.unref?.();
   }
 
+  /** Fails the jobs abandoned too often; on a timer of its own, not on every claim. */
+  private async sweep(): Promise<void> {
+    try {
+      await failAbandonedJobs(this.opts.store.db, this.maxAttempts);
+    } catch (e) {
+      this.opts.log?.(`job runner: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (!this.running) return;
+    this.sweeper = setTimeout(() => void this.sweep(), this.sweepMs);
+    this.sweeper.unref?.();
+  }
+
+  private launch(job: ClaimedJob, caller?: Caller): void {
+    const p = this.run(job, caller).finally(() => {
+      this.inflight.delete(p);
+      // A slot freed up: claim more if work was left behind (jobs from elsewhere wait for the next poll).
+      if (this.backlog) this.wake();
+    });
+    this.inflight.add(p);
+  }
+
   private async pump(): Promise<void> {
     if (this.pumping) {
       this.again = true;
@@ -111,17 +185,10 @@ export class JobRunner {
       do {
         this.again = false;
         if (!this.running) break;
-        await failAbandonedJobs(this.opts.store.db, this.maxAttempts);
-        const free = this.concurrency - this.inflight.size;
+        const free = this.concurrency - this.inflight.size - this.reserved;
         const jobs = await claimJobs(this.opts.store, this.owner, this.leaseMs, free, this.maxAttempts);
-        for (const job of jobs) {
-          const p = this.run(job).finally(() => {
-            this.inflight.delete(p);
-            // A slot freed up: there may be more queued work.
-            this.wake();
-          });
-          this.inflight.add(p);
-        }
+        for (const job of jobs) this.launch(job);
+        this.backlog = jobs.length === free;
         if (jobs.length === free && free > 0) this.again = true;
       } while (this.again && this.running);
     } catch (e) {
@@ -132,7 +199,7 @@ export class JobRunner {
     }
   }
 
-  private async run(job: ClaimedJob): Promise<void> {
+  private async run(job: ClaimedJob, queuedBy?: Caller): Promise<void> {
     const { store, registry } = this.opts;
     const started = performance.now();
     const renew = setInterval(() => {
@@ -148,8 +215,10 @@ export class JobRunner {
       try {
         const cmd = registry.get(job.command);
         if (!cmd) throw new Error(`command ${job.command} is not served by this server`);
-        const found = await callerByUserId(store.db, job.userId);
-        if (!found) throw new Error(`the user that queued job ${job.uuid} no longer exists`);
+        // Queued here a moment ago: the caller was just authenticated. Else (another server, a take-over) look up
+        // the user, who may be gone.
+        const caller = queuedBy ?? (await callerByUserId(store.db, job.userId))?.caller;
+        if (!caller) throw new Error(`the user that queued job ${job.uuid} no longer exists`);
         const raw = new Map(Object.entries(job.params));
         const prepared = raw.has(PREPARED_PARAM)
           ? (JSON.parse(raw.get(PREPARED_PARAM)!) as PreparedObject)
@@ -157,7 +226,7 @@ export class JobRunner {
         const params = parseParams(cmd.params, raw);
         const ctx: CommandContext = {
           store,
-          caller: found.caller,
+          caller,
           jobId: job.uuid,
           prepared,
           now: nowMs,
@@ -176,9 +245,7 @@ export class JobRunner {
         if (err.kind === 'InternalError') this.opts.log?.(`job ${job.uuid} ${job.command}: ${err.message}`);
         outcome = { status: JOB_FAILED, resultCode: err.httpCode, result: errorBody(err, true) };
       }
-      await transaction(store, (tx) => finishJob(tx, job.id, this.owner, outcome), {
-        doing: 'storing a job result',
-      });
+      await autocommit(store, (db) => finishJob(db, job.id, this.owner, outcome));
       this.opts.onFinished?.({
         uuid: job.uuid,
         command: job.command,
