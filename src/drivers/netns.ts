@@ -60,6 +60,8 @@ export interface NetnsDriverOptions {
   prefix: string;
   controlCidr: string;
   log?: (m: string) => void;
+  /** Told of each VM start's phases (epoch ms) when set (STACKNET_TRACE_VMS: src/vms/trace.ts, bench:e2e). */
+  trace?: (event: Record<string, unknown>) => void;
 }
 
 interface Created {
@@ -396,7 +398,7 @@ export class NetnsDriver implements Driver {
    * Namespace, veths (MAC set at creation) and port rules of a VM, in a handful of processes: `ip -b` batches
    * per namespace, one queued nft change. A burst of VM starts is bounded by these, not by the database.
    */
-  private async plugNics(vm: VmRuntime): Promise<void> {
+  private async plugNics(vm: VmRuntime): Promise<number> {
     const ns = this.vmNs(vm);
     const fresh = !existsSync(`/run/netns/${ns}`);
     if (fresh) {
@@ -425,7 +427,9 @@ export class NetnsDriver implements Driver {
     if (sw.length)
       await exec(['ip', '-n', this.switchNs, '-force', '-b', '-'], { input: `${sw.join('\n')}\n` });
     await run(['ip', '-n', ns, '-b', '-'], { input: `${guest.join('\n')}\n` });
+    const linked = Date.now();
     await Promise.all(vm.nics.map((nic) => this.portRules(nic)));
+    return linked;
   }
 
   /**
@@ -488,8 +492,10 @@ export class NetnsDriver implements Driver {
   }
 
   async startVm(vm: VmRuntime): Promise<void> {
+    const start = Date.now();
     await this.base();
-    await this.plugNics(vm);
+    const linked = await this.plugNics(vm);
+    const plugged = Date.now();
     if (await this.dhcpPid(vm)) return;
     const ns = this.vmNs(vm);
     const def = vm.nics.find((n) => n.isDefault) ?? vm.nics[0];
@@ -529,6 +535,7 @@ export class NetnsDriver implements Driver {
     });
     child.unref();
     writeFileSync(join(this.vmDir(vm), 'udhcpc.pid'), String(child.pid));
+    this.o.trace?.({ ev: 'vm-driver', vm: vm.instanceName, start, linked, plugged, spawned: Date.now() });
   }
 
   async stopVm(vm: VmRuntime): Promise<void> {

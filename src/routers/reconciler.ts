@@ -45,6 +45,8 @@ export interface ReconcilerOptions {
   resyncMs?: number;
   maxBackoffMs?: number;
   log?: (msg: string) => void;
+  /** Told of every pass's phases (epoch ms) when set (STACKNET_TRACE_VMS: src/vms/trace.ts, bench:e2e). */
+  trace?: (event: Record<string, unknown>) => void;
 }
 
 export type ReconcileOutcome =
@@ -209,6 +211,7 @@ export class RouterReconciler {
 
   private async once(routerId: number, p: PerRouter): Promise<ReconcileOutcome> {
     const db = this.o.store.db;
+    const passStart = Date.now();
     this.counters.reconciles++;
     if (!(await claimLease(db, routerId, this.serverId, Date.now(), this.leaseMs))) return 'not-owner';
     const router = await routerById(db, routerId);
@@ -233,7 +236,9 @@ export class RouterReconciler {
       });
       return 'stopped';
     }
+    const mark = this.o.trace ? { router: routerId, start: passStart } : undefined;
     const transport = await this.o.driver.ensureRouter(rt);
+    const ensured = Date.now();
     const generation = Number(router.desired_generation);
     let status: AgentStatus;
     try {
@@ -248,6 +253,7 @@ export class RouterReconciler {
       );
       return 'failed';
     }
+    if (mark) Object.assign(mark, { ensured, status: Date.now() });
     const pushedPasswords = p.lastPushed?.passwords ?? {};
     const saved = (status.savedPasswords ?? []).flatMap((ip) => {
       const password = pushedPasswords[ip];
@@ -274,6 +280,7 @@ export class RouterReconciler {
         lastError: null,
         state: router.state === 'Starting' ? 'Running' : undefined,
       });
+      if (mark) this.o.trace?.({ ev: 'pass', ...mark, converged: true, end: Date.now() });
       return 'converged';
     }
     // Not converged. Three ways to get here: the desired state moved on (push), the agent lost its state
@@ -299,11 +306,14 @@ export class RouterReconciler {
     }
     const routerNow = drifted ? ((await routerById(db, routerId)) as RouterRow) : router;
     const desired = buildDesiredState(await loadBuildInput(db, routerNow, target));
+    if (mark) Object.assign(mark, { built: Date.now(), generation: target, hosts: desired.hosts.length });
     let result: PushResult;
     const base = p.lastPushed;
     if (!drifted && base && status.generation === base.generation && status.hash === p.lastPushedHash) {
       this.counters.deltaPushes++;
-      result = await transport.pushDelta(diffStates(base, desired));
+      const delta = diffStates(base, desired);
+      if (mark) Object.assign(mark, { delta: true, upserts: delta.hosts?.upsert?.length ?? 0 });
+      result = await transport.pushDelta(delta);
       if (!result.ok && result.sendFull) {
         this.counters.fullPushes++;
         result = await transport.pushFull(desired);
@@ -339,6 +349,7 @@ export class RouterReconciler {
       }
       return 'failed';
     }
+    if (mark) Object.assign(mark, { pushed: Date.now() });
     await recordObserved(db, routerId, this.serverId, Date.now(), {
       appliedGeneration: result.status.generation,
       appliedHash: result.status.hash,
@@ -346,6 +357,7 @@ export class RouterReconciler {
       lastError: null,
       state: router.state === 'Starting' ? 'Running' : undefined,
     });
+    if (mark) this.o.trace?.({ ev: 'pass', ...mark, end: Date.now() });
     return 'pushed';
   }
 }
