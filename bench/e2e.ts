@@ -165,6 +165,8 @@ async function main(): Promise<void> {
     STACKNET_DATA_DIR: dataDir,
     STACKNET_NETNS_PREFIX: prefix,
     STACKNET_TRACE_VMS: '1',
+    // e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server (and the router agents it starts).
+    ...(process.env.BENCH_SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS } : {}),
     STACKNET_CONTROL_CIDR: `169.254.${10 + (randomBytes(1)[0]! % 240)}.0/24`,
   });
   const o: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
@@ -249,7 +251,9 @@ async function main(): Promise<void> {
       while (done.size < n) {
         if (Date.now() - started > 600_000) throw new Error(`only ${done.size} of ${n} VMs done after 600 s`);
         await sleep(driver === 'netns' ? 100 : 50);
-        for (const vm of await listVms(o, net.id)) {
+        // Listed until every VM is known (netns; its lease files are read from then on).
+        const listed = driver === 'netns' && vmOf.size === n ? [...vmOf.values()] : await listVms(o, net.id);
+        for (const vm of listed) {
           const m = /^v\d+x(\d+)$/.exec(vm.name);
           if (!m) continue;
           const i = Number(m[1]);
