@@ -63,6 +63,10 @@ interface PerRouter {
   lastPushedHash: string | null;
   /** A terminal failure (the agent rejected this generation's content): not retried until it changes. */
   terminalAt: number | null;
+  /** The generation this server's last pass saw applied (pushed or found converged). */
+  applied: number;
+  /** reconcileTo callers waiting for a generation to be applied. */
+  waiters: { generation: number; resolve: () => void }[];
 }
 
 export class RouterReconciler {
@@ -115,6 +119,8 @@ export class RouterReconciler {
         lastPushed: null,
         lastPushedHash: null,
         terminalAt: null,
+        applied: 0,
+        waiters: [],
       };
       this.routers.set(id, p);
     }
@@ -176,6 +182,30 @@ export class RouterReconciler {
       p.inFlight = null;
     });
     return p.inFlight;
+  }
+
+  /**
+   * Reconcile until `generation` is applied: resolves as soon as a pass of this server has applied it (or a
+   * later one), not when the router's passes stop. In a burst the router stays dirty while changes keep
+   * coming, and a caller waiting for the end of all passes (reconcile) waits for every later change too; or
+   * when the run ends without it (another server's lease, a failure: the caller checks the database).
+   */
+  reconcileTo(routerId: number, generation: number): Promise<void> {
+    const p = this.entry(routerId);
+    if (p.applied >= generation) return Promise.resolve();
+    let done!: () => void;
+    const applied = new Promise<void>((resolve) => (done = resolve));
+    p.waiters.push({ generation, resolve: done });
+    const run = this.reconcile(routerId);
+    return Promise.race([applied, run.then(() => undefined)]).finally(() => {
+      p.waiters = p.waiters.filter((w) => w.resolve !== done);
+    });
+  }
+
+  /** A pass saw `generation` applied: its waiters go on. */
+  private settle(p: PerRouter, generation: number): void {
+    p.applied = generation;
+    for (const w of p.waiters) if (w.generation <= generation) w.resolve();
   }
 
   private async scan(): Promise<void> {
@@ -280,6 +310,7 @@ export class RouterReconciler {
         lastError: null,
         state: router.state === 'Starting' ? 'Running' : undefined,
       });
+      this.settle(p, generation);
       if (mark) this.o.trace?.({ ev: 'pass', ...mark, converged: true, end: Date.now() });
       return 'converged';
     }
@@ -357,6 +388,7 @@ export class RouterReconciler {
       lastError: null,
       state: router.state === 'Starting' ? 'Running' : undefined,
     });
+    this.settle(p, result.status.generation ?? 0);
     if (mark) this.o.trace?.({ ev: 'pass', ...mark, end: Date.now() });
     return 'pushed';
   }

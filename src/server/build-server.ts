@@ -45,6 +45,8 @@ export interface ServerConfig {
   uiDir?: string;
   /** How often the job runner looks for jobs queued by other servers (ms). */
   jobPollMs?: number;
+  /** Jobs this server runs at once (the job runner's slots; default 16, STACKNET_JOB_SLOTS in the CLI). */
+  jobSlots?: number;
   /** Database pool size (PostgreSQL / MariaDB). */
   poolSize?: number;
   /** Events on a message bus (src/events/README.md): default STACKNET_AMQP_URL / STACKNET_AMQP_EXCHANGE. */
@@ -102,6 +104,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
       store: jobStore,
       registry,
       pollMs: config.jobPollMs,
+      concurrency: config.jobSlots,
       log: config.log,
       onFinished: observeJobs(metrics, config.logger),
     });
