@@ -45,7 +45,11 @@ export interface ServerConfig {
   uiDir?: string;
   /** How often the job runner looks for jobs queued by other servers (ms). */
   jobPollMs?: number;
-  /** Jobs this server runs at once (the job runner's slots; default 16, STACKNET_JOB_SLOTS in the CLI). */
+  /**
+   * Jobs this server runs at once (the job runner's slots; STACKNET_JOB_SLOTS in the CLI). Default 128: a job
+   * mostly waits (its router's pass, the driver's batch), and with 16 a 200-VM deploy burst spent 62% of its
+   * per-VM time queued for a slot (docs/benchmarks.md "Deploy bursts").
+   */
   jobSlots?: number;
   /** Database pool size (PostgreSQL / MariaDB). */
   poolSize?: number;
@@ -104,7 +108,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
       store: jobStore,
       registry,
       pollMs: config.jobPollMs,
-      concurrency: config.jobSlots,
+      concurrency: config.jobSlots ?? 128,
       log: config.log,
       onFinished: observeJobs(metrics, config.logger),
     });
