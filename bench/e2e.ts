@@ -213,7 +213,7 @@ async function main(): Promise<void> {
           displaytext: `b${n}`,
           networkofferingid: off.id,
           gateway: `10.${10 + k}.0.1`,
-          netmask: n > 500 ? '255.255.248.0' : '255.255.252.0',
+          netmask: '255.255.252.0', // /22: 1,021 guests, the most network.guest.cidr.limit allows
         })
       ).network;
       // Implement the network and start its router first: the figure is per VM, not the router's boot.
