@@ -166,9 +166,13 @@ async function main(): Promise<void> {
     STACKNET_NETNS_PREFIX: prefix,
     STACKNET_TRACE_VMS: '1',
     ...(process.env.STACKNET_JOB_SLOTS ? { STACKNET_JOB_SLOTS: process.env.STACKNET_JOB_SLOTS } : {}),
-    // e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server (and the router agents it starts).
+    // Node options for the server and the router agents it starts, e.g. `--import <a module starting a profiler>`.
     ...(process.env.BENCH_SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS } : {}),
     STACKNET_CONTROL_CIDR: `169.254.${10 + (randomBytes(1)[0]! % 240)}.0/24`,
+  }).catch(async (e: unknown) => {
+    rmSync(dataDir, { recursive: true, force: true });
+    await db?.drop();
+    throw e;
   });
   const o: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
   try {
