@@ -1,19 +1,30 @@
 /**
- * End to end on the netns driver (root): time from deployVirtualMachine being called to the guest holding its
- * address over real DHCP (the moment our udhcpc hook recorded the lease), for 1 VM alone and bursts of 50 and 200
- * deployed concurrently into a fresh network each. Spawns `stacknet server --driver netns` on SQLite in a temp
- * dir, drives it through the signed API, cleans up with `stacknet netns cleanup`. One JSON line per case.
- *   npm run bench:e2e -- [--bursts 1,50,200] [--db-url postgres://...] [--no-build]
+ * End to end: time from deployVirtualMachine being called to the guest holding its address, for 1 VM alone and
+ * bursts deployed concurrently into a fresh network each. Spawns `stacknet server` on a fresh database, drives
+ * it through the signed API, cleans up (`stacknet netns cleanup`, the database dropped). One JSON line per case.
+ *
+ * - netns driver (root): "holds its address" is the moment our udhcpc hook recorded the lease on the address
+ *   the database gave the VM (checked against listVirtualMachines and the job's result).
+ * - simulator driver (`--driver simulator`): there is no guest, so it is the moment the deploy job finished.
+ *
+ * The server runs with STACKNET_TRACE_VMS=1 and each line carries every stage's median and share of the
+ * per-VM time (`stages`), the reconciler's passes (`passes`) and the driver's VM-start phases (`driver`), see
+ * docs/benchmarks.md "Deploy bursts". The load average (/proc/loadavg) before and after goes with each line.
+ *   npm run bench:e2e -- [--bursts 1,50,200] [--driver netns|simulator] [--db sqlite|postgres|mysql]
+ *                        [--server-root DIR] [--label TEXT] [--no-build]
+ * `--server-root` runs another checkout's built server (A/B against a baseline); `--label` tags the lines.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { callApi, waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
-import { readLease } from '../src/netns/index.js';
-import { startServer } from '../test/api/harness.js';
+import { leaseStatePath, readLease } from '../src/netns/index.js';
+import { createEmptyTestDatabase } from '../src/store/testing/test-databases.js';
+import type { TestDatabase } from '../src/store/testing/test-databases.js';
+import type { DbKind } from '../src/store/db.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(name);
@@ -21,10 +32,16 @@ function arg(name: string, dflt: string): string {
 }
 
 const bursts = arg('--bursts', '1,50,200').split(',').map(Number);
+const driver = arg('--driver', 'netns');
+const dbKind = arg('--db', 'sqlite') as DbKind;
+const serverRoot = resolve(arg('--server-root', '.'));
+const label = arg('--label', '');
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor(s.length * p))]! : 0;
 };
+const loadavg = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function api(o: ClientOptions, command: string, params: Record<string, string> = {}) {
   const r = await callApi(o, command, params);
@@ -41,18 +58,121 @@ async function job(o: ClientOptions, command: string, params: Record<string, str
   return j.jobresult as any;
 }
 
+interface ListedVm {
+  name: string;
+  instancename: string;
+  state: string;
+  nic: { ipaddress: string }[];
+}
+
+/** Every VM of the network, one page of 500 at a time (one cheap poll for the whole burst). */
+async function listVms(o: ClientOptions, networkid: string): Promise<ListedVm[]> {
+  const out: ListedVm[] = [];
+  for (let page = 1; ; page++) {
+    const r = await api(o, 'listVirtualMachines', {
+      networkid,
+      listall: 'true',
+      page: String(page),
+      pagesize: '500',
+    });
+    const vms = (r.listvirtualmachinesresponse ?? r).virtualmachine ?? [];
+    out.push(...(vms as ListedVm[]));
+    if (vms.length < 500) return out;
+  }
+}
+
+type Trace = Record<string, number | string | boolean>;
+
+/** The server's `[trace] {json}` lines (src/vms/trace.ts) in this slice of its output. */
+function traces(text: string): Trace[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('[trace] {'))
+    .map((l) => JSON.parse(l.slice('[trace] '.length)) as Trace);
+}
+
+/** udhcpc's start (its first deconfig) from the hook's history next to the lease. */
+function udhcpcStarted(ns: string): number | undefined {
+  try {
+    const line = readFileSync(`${leaseStatePath(ns, 'eth0')}.log`, 'utf8')
+      .split('\n')
+      .find((l) => l.includes(' deconfig '));
+    return line ? Number(line.split(' ')[0]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Per VM the stages between consecutive stamps, which add up to its call → address time: `api` the call,
+ * `queue` until its job's handler began, `alloc` the VM's transaction (allocation), `routers` until its router
+ * applied the change, `driver` the VM's namespace/veth/port rules/udhcpc start, `guest` until udhcpc ran its
+ * first hook, `dhcp` DISCOVER → ACK and the hook's apply. Each: median ms and share of the summed per-VM time.
+ */
+function stageSummary(
+  vms: { call: number; returned: number; done: number; d?: Trace; udhcpc?: number }[],
+): Record<string, { medianMs: number; share: number }> | undefined {
+  const rows = vms.filter((v) => v.d && typeof v.d.job === 'number');
+  if (rows.length === 0) return undefined;
+  const names = ['api', 'queue', 'alloc', 'routers', 'driver', 'guest', 'dhcp'] as const;
+  const per: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  let total = 0;
+  for (const v of rows) {
+    const d = v.d!;
+    const stamps = [
+      v.call,
+      v.returned,
+      Number(d.job),
+      Number(d.committed),
+      Number(d.converged),
+      Number(d.driven),
+      v.udhcpc ?? Number(d.driven),
+      v.done,
+    ];
+    names.forEach((n, i) => per[n]!.push(Math.max(0, stamps[i + 1]! - stamps[i]!)));
+    total += v.done - v.call;
+  }
+  const out: Record<string, { medianMs: number; share: number }> = {};
+  for (const n of names) {
+    const xs = per[n]!;
+    if (driver !== 'netns' && (n === 'guest' || n === 'dhcp')) continue;
+    out[n] = {
+      medianMs: pct(xs, 0.5),
+      share: Number((xs.reduce((a, b) => a + b, 0) / Math.max(1, total)).toFixed(3)),
+    };
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('bench:e2e needs root (the netns driver)');
-  if (!process.argv.includes('--no-build')) spawnSync('npm', ['run', 'build'], { stdio: 'inherit' });
+  if (driver === 'netns' && process.getuid?.() !== 0)
+    throw new Error('bench:e2e needs root (the netns driver)');
+  if (!process.argv.includes('--no-build'))
+    spawnSync('npm', ['run', 'build'], { stdio: 'inherit', cwd: serverRoot });
+  // The harness spawns `<STACKNET_ROOT>/bin/stacknet.js`: set before it is loaded.
+  process.env.STACKNET_ROOT = serverRoot;
+  const { startServer } = await import('../test/api/harness.js');
   const prefix = `sn-${randomBytes(3).toString('hex')}-`;
   const dataDir = mkdtempSync(join(tmpdir(), 'stacknet-bench-e2e-'));
-  const dbUrl = arg('--db-url', `sqlite:${join(dataDir, 'stacknet.db')}`);
+  let db: TestDatabase | undefined;
+  let dbUrl = `sqlite:${join(dataDir, 'stacknet.db')}`;
+  if (dbKind !== 'sqlite') {
+    db = await createEmptyTestDatabase(dbKind);
+    dbUrl = db.url;
+  }
   const server = await startServer(dbUrl, {
-    STACKNET_DRIVER: 'netns',
+    STACKNET_DRIVER: driver,
     STACKNET_DATA_DIR: dataDir,
     STACKNET_NETNS_PREFIX: prefix,
-    ...(process.env.STACKNET_TRACE_VMS ? { STACKNET_TRACE_VMS: '1' } : {}),
+    STACKNET_TRACE_VMS: '1',
+    ...(process.env.STACKNET_JOB_SLOTS ? { STACKNET_JOB_SLOTS: process.env.STACKNET_JOB_SLOTS } : {}),
+    // Node options for the server and the router agents it starts, e.g. `--import <a module starting a profiler>`.
+    ...(process.env.BENCH_SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS } : {}),
     STACKNET_CONTROL_CIDR: `169.254.${10 + (randomBytes(1)[0]! % 240)}.0/24`,
+  }).catch(async (e: unknown) => {
+    rmSync(dataDir, { recursive: true, force: true });
+    await db?.drop();
+    throw e;
   });
   const o: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
   try {
@@ -97,23 +217,26 @@ async function main(): Promise<void> {
           displaytext: `b${n}`,
           networkofferingid: off.id,
           gateway: `10.${10 + k}.0.1`,
-          netmask: '255.255.252.0',
+          netmask: '255.255.252.0', // /22: 1,021 guests, the most network.guest.cidr.limit allows
         })
       ).network;
       // Implement the network and start its router first: the figure is per VM, not the router's boot.
-      const warm = await job(o, 'deployVirtualMachine', {
+      await job(o, 'deployVirtualMachine', {
         serviceofferingid: so,
         templateid: tpl,
         zoneid: zone.id,
         networkids: net.id,
         name: `w${k}`,
       });
-      void warm;
-      const t0 = new Map<number, number>();
+      await sleep(1000);
+      const loadBefore = loadavg();
+      const outFrom = server.output().length;
+      const call: number[] = [];
+      const returned: number[] = [];
       const started = Date.now();
       const jobs = await Promise.all(
         Array.from({ length: n }, async (_, i) => {
-          t0.set(i, Date.now());
+          call[i] = Date.now();
           const r = await api(o, 'deployVirtualMachine', {
             serviceofferingid: so,
             templateid: tpl,
@@ -121,38 +244,110 @@ async function main(): Promise<void> {
             networkids: net.id,
             name: `v${k}x${i}`,
           });
-          return { i, jobid: r.jobid as string };
+          returned[i] = Date.now();
+          return r.jobid as string;
         }),
       );
       const lastReturned = Date.now();
-      const lat: number[] = [];
-      await Promise.all(
-        jobs.map(async ({ i, jobid }) => {
-          const j = await waitForJob(o, jobid, { intervalMs: 100, timeoutMs: 300_000 });
-          // eslint-disable-next-line @typescript-eslint/no-explicit-any
-          const vm = (j.jobresult as any).virtualmachine;
-          const ns = `${prefix}${vm.instancename}`;
-          for (;;) {
-            const l = await readLease(ns, 'eth0');
-            if (l && l.ip === vm.nic[0].ipaddress) {
-              lat.push(l.at - t0.get(i)!);
-              return;
+      // Until every VM of the burst holds its address: one list call per poll (not a poll per job, which would
+      // load the server being measured), then the guests' lease files (netns) or the VM's state (simulator).
+      const done = new Map<number, number>();
+      const vmOf = new Map<number, ListedVm>();
+      while (done.size < n) {
+        if (Date.now() - started > 600_000) throw new Error(`only ${done.size} of ${n} VMs done after 600 s`);
+        await sleep(driver === 'netns' ? 100 : 50);
+        // Listed until every VM is known (netns; its lease files are read from then on).
+        const listed = driver === 'netns' && vmOf.size === n ? [...vmOf.values()] : await listVms(o, net.id);
+        for (const vm of listed) {
+          const m = /^v\d+x(\d+)$/.exec(vm.name);
+          if (!m) continue;
+          const i = Number(m[1]);
+          vmOf.set(i, vm);
+          if (done.has(i)) continue;
+          if (driver === 'netns') {
+            const l = await readLease(`${prefix}${vm.instancename}`, 'eth0');
+            if (l && l.event === 'bound') {
+              if (l.ip !== vm.nic[0]!.ipaddress)
+                throw new Error(`${vm.name} holds ${l.ip}, the database says ${vm.nic[0]!.ipaddress}`);
+              done.set(i, l.at);
             }
-            if (Date.now() - started > 300_000)
-              throw new Error(`${vm.name} never held ${vm.nic[0].ipaddress}`);
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        }),
+          } else if (vm.state === 'Running') done.set(i, Date.now());
+        }
+      }
+      const allHeld = Math.max(...done.values());
+      const loadAfter = loadavg();
+      // Every job succeeded with the address the guest holds, and no address twice.
+      const results = await Promise.all(
+        jobs.map((id) => waitForJob(o, id, { intervalMs: 200, timeoutMs: 300_000 })),
       );
+      const seen = new Set<string>();
+      results.forEach((j, i) => {
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        const vm = (j.jobresult as any)?.virtualmachine;
+        if (j.jobstatus !== 1 || !vm) throw new Error(`deploy ${i}: ${JSON.stringify(j.jobresult)}`);
+        if (vm.nic[0].ipaddress !== vmOf.get(i)!.nic[0]!.ipaddress)
+          throw new Error(`deploy ${i}: address moved`);
+        if (seen.has(vm.nic[0].ipaddress)) throw new Error(`${vm.nic[0].ipaddress} given twice`);
+        seen.add(vm.nic[0].ipaddress);
+      });
+      await sleep(200);
+      const tr = traces(server.output().slice(outFrom));
+      const deploys = new Map(tr.filter((t) => t.ev === 'deploy').map((t) => [String(t.vm), t]));
+      const perVm = Array.from({ length: n }, (_, i) => {
+        const vm = vmOf.get(i)!;
+        return {
+          call: call[i]!,
+          returned: returned[i]!,
+          done: done.get(i)!,
+          d: deploys.get(vm.name),
+          udhcpc: driver === 'netns' ? udhcpcStarted(`${prefix}${vm.instancename}`) : undefined,
+        };
+      });
+      const lat = perVm.map((v) => v.done - v.call);
+      const passes = tr.filter((t) => t.ev === 'pass' && !t.converged);
+      const drv = tr.filter((t) => t.ev === 'vm-driver');
+      const med = (xs: Trace[], a: string, b: string) =>
+        pct(
+          xs.map((t) => Number(t[b]) - Number(t[a])),
+          0.5,
+        );
       console.log(
         JSON.stringify({
           bench: 'e2e deploy→DHCP',
+          ...(label ? { label } : {}),
+          driver,
+          db: dbKind,
           burst: n,
           medianMs: pct(lat, 0.5),
           p99Ms: pct(lat, 0.99),
           maxMs: Math.max(...lat),
           callsReturnedMs: lastReturned - started,
-          allHeldMs: Date.now() - started,
+          allHeldMs: allHeld - started,
+          load: [loadBefore, loadAfter],
+          ...(deploys.size ? { stages: stageSummary(perVm) } : {}),
+          ...(passes.length
+            ? {
+                passes: {
+                  pushes: passes.length,
+                  hostsPerPush: pct(
+                    passes.map((t) => Number(t.upserts ?? t.hosts)),
+                    0.5,
+                  ),
+                  passMedianMs: med(passes, 'start', 'end'),
+                  buildMedianMs: med(passes, 'status', 'built'),
+                  pushMedianMs: med(passes, 'built', 'pushed'),
+                },
+              }
+            : {}),
+          ...(drv.length
+            ? {
+                driverPhases: {
+                  linksMedianMs: med(drv, 'start', 'linked'),
+                  rulesMedianMs: med(drv, 'linked', 'plugged'),
+                  spawnMedianMs: med(drv, 'plugged', 'spawned'),
+                },
+              }
+            : {}),
         }),
       );
     }
@@ -166,10 +361,12 @@ async function main(): Promise<void> {
           .join('\n'),
       );
     await server.stop();
-    execFileSync(process.execPath, ['bin/stacknet.js', 'netns', 'cleanup', '--data-dir', dataDir], {
-      stdio: 'ignore',
-    });
+    if (driver === 'netns')
+      execFileSync(process.execPath, ['bin/stacknet.js', 'netns', 'cleanup', '--data-dir', dataDir], {
+        stdio: 'ignore',
+      });
     rmSync(dataDir, { recursive: true, force: true });
+    await db?.drop();
   }
 }
 

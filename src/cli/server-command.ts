@@ -82,6 +82,13 @@ export const serverCommand: CliCommand = {
       console.error(`stacknet server: STACKNET_METRICS must be on or off, got '${env.STACKNET_METRICS}'`);
       return 2;
     }
+    const jobSlots = env.STACKNET_JOB_SLOTS ? Number(env.STACKNET_JOB_SLOTS) : undefined;
+    if (jobSlots !== undefined && !(Number.isInteger(jobSlots) && jobSlots >= 1)) {
+      console.error(
+        `stacknet server: STACKNET_JOB_SLOTS must be a whole number ≥ 1, got '${env.STACKNET_JOB_SLOTS}'`,
+      );
+      return 2;
+    }
     const { buildServer } = await import('../server/build-server.js');
     const server = await buildServer({
       port,
@@ -96,6 +103,7 @@ export const serverCommand: CliCommand = {
       adminSecretKey: env.STACKNET_ADMIN_SECRET_KEY || undefined,
       logger,
       metrics: metricsSetting === 'on',
+      jobSlots,
     });
     if (server.bootstrap.generatedPassword) {
       console.log(

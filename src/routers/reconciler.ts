@@ -45,6 +45,8 @@ export interface ReconcilerOptions {
   resyncMs?: number;
   maxBackoffMs?: number;
   log?: (msg: string) => void;
+  /** Told of every pass's phases (epoch ms) when set (STACKNET_TRACE_VMS: src/vms/trace.ts, bench:e2e). */
+  trace?: (event: Record<string, unknown>) => void;
 }
 
 export type ReconcileOutcome =
@@ -61,6 +63,10 @@ interface PerRouter {
   lastPushedHash: string | null;
   /** A terminal failure (the agent rejected this generation's content): not retried until it changes. */
   terminalAt: number | null;
+  /** The generation this server's last pass saw applied (pushed or found converged). */
+  applied: number;
+  /** reconcileTo callers waiting for a generation to be applied. */
+  waiters: { generation: number; resolve: () => void }[];
 }
 
 export class RouterReconciler {
@@ -113,6 +119,8 @@ export class RouterReconciler {
         lastPushed: null,
         lastPushedHash: null,
         terminalAt: null,
+        applied: 0,
+        waiters: [],
       };
       this.routers.set(id, p);
     }
@@ -176,6 +184,30 @@ export class RouterReconciler {
     return p.inFlight;
   }
 
+  /**
+   * Reconcile until `generation` is applied: resolves as soon as a pass of this server has applied it (or a
+   * later one), not when the router's passes stop. In a burst the router stays dirty while changes keep
+   * coming, and a caller waiting for the end of all passes (reconcile) waits for every later change too; or
+   * when the run ends without it (another server's lease, a failure: the caller checks the database).
+   */
+  reconcileTo(routerId: number, generation: number): Promise<void> {
+    const p = this.entry(routerId);
+    if (p.applied >= generation) return Promise.resolve();
+    let done!: () => void;
+    const applied = new Promise<void>((resolve) => (done = resolve));
+    p.waiters.push({ generation, resolve: done });
+    const run = this.reconcile(routerId);
+    return Promise.race([applied, run.then(() => undefined)]).finally(() => {
+      p.waiters = p.waiters.filter((w) => w.resolve !== done);
+    });
+  }
+
+  /** A pass saw `generation` applied: its waiters go on. */
+  private settle(p: PerRouter, generation: number): void {
+    p.applied = generation;
+    for (const w of p.waiters) if (w.generation <= generation) w.resolve();
+  }
+
   private async scan(): Promise<void> {
     if (this.scanning || this.closed) return;
     this.scanning = (async () => {
@@ -209,6 +241,7 @@ export class RouterReconciler {
 
   private async once(routerId: number, p: PerRouter): Promise<ReconcileOutcome> {
     const db = this.o.store.db;
+    const passStart = Date.now();
     this.counters.reconciles++;
     if (!(await claimLease(db, routerId, this.serverId, Date.now(), this.leaseMs))) return 'not-owner';
     const router = await routerById(db, routerId);
@@ -233,7 +266,9 @@ export class RouterReconciler {
       });
       return 'stopped';
     }
+    const mark = this.o.trace ? { router: routerId, start: passStart } : undefined;
     const transport = await this.o.driver.ensureRouter(rt);
+    const ensured = Date.now();
     const generation = Number(router.desired_generation);
     let status: AgentStatus;
     try {
@@ -248,6 +283,7 @@ export class RouterReconciler {
       );
       return 'failed';
     }
+    if (mark) Object.assign(mark, { ensured, status: Date.now() });
     const pushedPasswords = p.lastPushed?.passwords ?? {};
     const saved = (status.savedPasswords ?? []).flatMap((ip) => {
       const password = pushedPasswords[ip];
@@ -274,6 +310,8 @@ export class RouterReconciler {
         lastError: null,
         state: router.state === 'Starting' ? 'Running' : undefined,
       });
+      this.settle(p, generation);
+      if (mark) this.o.trace?.({ ev: 'pass', ...mark, converged: true, end: Date.now() });
       return 'converged';
     }
     // Not converged. Three ways to get here: the desired state moved on (push), the agent lost its state
@@ -299,11 +337,14 @@ export class RouterReconciler {
     }
     const routerNow = drifted ? ((await routerById(db, routerId)) as RouterRow) : router;
     const desired = buildDesiredState(await loadBuildInput(db, routerNow, target));
+    if (mark) Object.assign(mark, { built: Date.now(), generation: target, hosts: desired.hosts.length });
     let result: PushResult;
     const base = p.lastPushed;
     if (!drifted && base && status.generation === base.generation && status.hash === p.lastPushedHash) {
       this.counters.deltaPushes++;
-      result = await transport.pushDelta(diffStates(base, desired));
+      const delta = diffStates(base, desired);
+      if (mark) Object.assign(mark, { delta: true, upserts: delta.hosts?.upsert?.length ?? 0 });
+      result = await transport.pushDelta(delta);
       if (!result.ok && result.sendFull) {
         this.counters.fullPushes++;
         result = await transport.pushFull(desired);
@@ -339,6 +380,7 @@ export class RouterReconciler {
       }
       return 'failed';
     }
+    if (mark) Object.assign(mark, { pushed: Date.now() });
     await recordObserved(db, routerId, this.serverId, Date.now(), {
       appliedGeneration: result.status.generation,
       appliedHash: result.status.hash,
@@ -346,6 +388,8 @@ export class RouterReconciler {
       lastError: null,
       state: router.state === 'Starting' ? 'Running' : undefined,
     });
+    this.settle(p, result.status.generation ?? 0);
+    if (mark) this.o.trace?.({ ev: 'pass', ...mark, end: Date.now() });
     return 'pushed';
   }
 }

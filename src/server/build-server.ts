@@ -47,6 +47,12 @@ export interface ServerConfig {
   uiDir?: string;
   /** How often the job runner looks for jobs queued by other servers (ms). */
   jobPollMs?: number;
+  /**
+   * Jobs this server runs at once (the job runner's slots; STACKNET_JOB_SLOTS in the CLI). Default 128: a job
+   * mostly waits (its router's pass, the driver's batch), and with 16 a 200-VM deploy burst spent 62% of its
+   * per-VM time queued for a slot (docs/benchmarks.md "Deploy bursts").
+   */
+  jobSlots?: number;
   /** Database pool size (PostgreSQL / MariaDB). */
   poolSize?: number;
   /** Events on a message bus (src/events/README.md): default STACKNET_AMQP_URL / STACKNET_AMQP_EXCHANGE. */
@@ -82,8 +88,11 @@ export interface BuiltServer {
   close(): Promise<void>;
 }
 
-/** Jobs one server runs at once (and connections in its job pool on PostgreSQL/MariaDB). */
-const JOB_CONCURRENCY = 16;
+/**
+ * Connections in a server's job pool on PostgreSQL/MariaDB, at most. A job holds one only while it runs a
+ * statement or a transaction, and mostly waits (its router's pass, the driver's batch): 128 slots share them.
+ */
+const JOB_POOL_MAX = 16;
 
 export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
   const config: ServerConfig = {
@@ -102,9 +111,13 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
     });
     const registry = buildRegistry();
     // Jobs get their own small pool on PostgreSQL/MariaDB, so a flood of API reads (clients polling
-    // queryAsyncJobResult) cannot starve the jobs they are waiting for; one connection per runner slot, so that a
-    // job never waits for a connection another job holds. SQLite has one connection either way.
-    jobStore = store.kind === 'sqlite' ? store : await openStore(config.dbUrl, { poolSize: JOB_CONCURRENCY });
+    // queryAsyncJobResult) cannot starve the jobs they are waiting for; one connection per runner slot up to
+    // JOB_POOL_MAX. SQLite has one connection either way.
+    const jobSlots = config.jobSlots ?? 128;
+    jobStore =
+      store.kind === 'sqlite'
+        ? store
+        : await openStore(config.dbUrl, { poolSize: Math.min(jobSlots, JOB_POOL_MAX) });
     const metrics = config.metrics === false ? undefined : new ServerMetrics(store);
     metrics?.countStatements('api', store);
     if (jobStore !== store) metrics?.countStatements('jobs', jobStore);
@@ -112,7 +125,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
       store: jobStore,
       registry,
       pollMs: config.jobPollMs,
-      concurrency: JOB_CONCURRENCY,
+      concurrency: jobSlots,
       log: config.log,
       onFinished: observeJobs(metrics, config.logger),
     });

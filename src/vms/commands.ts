@@ -45,6 +45,7 @@ import {
   vmRuntime,
 } from './operations.js';
 import { checkDnsLabel, checkMacAddress, checkUserData } from './validation.js';
+import { traceVms } from './trace.js';
 import { nicResponse, vmResponse } from './responses.js';
 import { keyPairNames, publicKeysOf } from './keypairs.js';
 import { serviceOfferingForVm, vmSizeFor } from '../offerings/service-offerings.js';
@@ -55,20 +56,31 @@ async function vmByUuidUnscoped(ex: Executor, uuid: string): Promise<VmRow> {
   return ex.selectFrom('vms').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow();
 }
 
-const trace = process.env.STACKNET_TRACE_VMS === '1';
+/** Epoch ms stamps of one deploy for the trace (STACKNET_TRACE_VMS): its job's handler began, its VM committed. */
+interface DeployMarks {
+  job: number;
+  committed?: number;
+}
 
-async function startAfterCommit(ctx: CommandContext, vm: VmRow): Promise<void> {
+async function startAfterCommit(ctx: CommandContext, vm: VmRow, marks?: DeployMarks): Promise<void> {
   const t0 = Date.now();
   await convergeNetworks(ctx.store, await networksOfVm(ctx.store.db, Number(vm.id)));
   const t1 = Date.now();
   await driverStartVm(ctx.store, Number(vm.id));
-  if (trace)
-    console.error(
-      `[trace] ${vm.name}: routers ${t1 - t0} ms, driver ${Date.now() - t1} ms, since created ${Date.now() - Number(vm.created)} ms`,
-    );
+  const t2 = Date.now();
   await withNet(ctx, async (n) => {
     const cur = await vmByUuidUnscoped(n.tx as never, vm.uuid);
     if (cur.state === 'Starting') await setVmState(n, cur, 'Running');
+  });
+  traceVms?.({
+    ev: 'deploy',
+    vm: vm.name,
+    instance: vm.instance_name,
+    ...marks,
+    converging: t0,
+    converged: t1,
+    driven: t2,
+    running: Date.now(),
   });
 }
 
@@ -116,6 +128,7 @@ const deployVirtualMachine = defineCommand({
     return { id: randomUUID(), instanceType: 'VirtualMachine' };
   },
   async handler(p, ctx) {
+    const marks: DeployMarks = { job: Date.now() };
     if (p.name !== undefined) checkDnsLabel('name', p.name);
     if (p.displayname !== undefined) checkDnsLabel('displayname', p.displayname);
     const userData = p.userdata !== undefined ? checkUserData(p.userdata) : null;
@@ -203,7 +216,8 @@ const deployVirtualMachine = defineCommand({
         nics: reqs,
       });
     });
-    return finishDeploy(ctx, vm, start);
+    marks.committed = Date.now();
+    return finishDeploy(ctx, vm, start, marks);
   },
 });
 
@@ -226,10 +240,10 @@ async function resumableDeploy(vm: VmRow): Promise<VmRow> {
 }
 
 /** The part of a deploy after its VM committed: the first run and any re-run of the job end here. */
-async function finishDeploy(ctx: CommandContext, vm: VmRow, start: boolean) {
+async function finishDeploy(ctx: CommandContext, vm: VmRow, start: boolean, marks?: DeployMarks) {
   if (start && vm.state === 'Starting') {
     try {
-      await startAfterCommit(ctx, vm);
+      await startAfterCommit(ctx, vm, marks);
     } catch (e) {
       // The VM and its addresses stay (held, visible as Error) until it is destroyed or the scavenger
       // expunges it; nothing is left allocated without an owner.

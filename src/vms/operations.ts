@@ -99,7 +99,8 @@ export async function convergeNetworks(
     routers.map(async (r) => {
       const want = Number(r.desired_generation);
       for (;;) {
-        await reconciler.reconcile(Number(r.id));
+        // Until a pass applied our generation, not until the router's passes stop (a burst keeps it dirty).
+        await reconciler.reconcileTo(Number(r.id), want);
         const now = await store.db
           .selectFrom('routers')
           .select(['applied_generation', 'state', 'removed'])

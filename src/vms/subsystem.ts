@@ -15,6 +15,7 @@ import { getSetting, setValue } from '../configuration/repository.js';
 import { findSetting } from '../configuration/settings-catalogue.js';
 import { attachVmRuntime, detachVmRuntime } from './runtime-services.js';
 import { vmRuntimes } from './operations.js';
+import { traceVms } from './trace.js';
 
 export interface VmSubsystemConfig {
   driver: 'simulator' | 'netns' | 'hosts';
@@ -44,6 +45,7 @@ export async function startVmSubsystem(store: Store, c: VmSubsystemConfig): Prom
       prefix: c.netnsPrefix ?? '',
       controlCidr,
       log: c.log,
+      trace: traceVms,
     });
   } else if (c.driver === 'hosts') {
     const { HostsDriver } = await import('../drivers/hosts.js');
@@ -52,7 +54,7 @@ export async function startVmSubsystem(store: Store, c: VmSubsystemConfig): Prom
     driver = new SimulatorDriver({ dataDir: c.dataDir, controlCidr });
   }
   installRouterHooks();
-  const reconciler = new RouterReconciler({ store, driver, log: c.log });
+  const reconciler = new RouterReconciler({ store, driver, log: c.log, trace: traceVms });
   const gc = new GcWorkers({ store, log: c.log });
   const services = { driver, reconciler };
   attachVmRuntime(store, services);
