@@ -36,10 +36,9 @@ import {
   deleteLink,
   deleteNamespace,
   exec,
-  hookScripts,
+  guestUdhcpc,
   killNamespacePids,
   killPid,
-  leaseStatePath,
   listLinks,
   listNamespaces,
   pidAlive,
@@ -47,7 +46,6 @@ import {
   run,
   runIn,
   stateDir,
-  withHostname,
 } from '../netns/index.js';
 import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
 import { plugVpcTransit, unplugVpcTransit } from './netns-vpc.js';
@@ -512,30 +510,11 @@ export class NetnsDriver implements Driver {
     const def = vm.nics.find((n) => n.isDefault) ?? vm.nics[0];
     if (!def) return null;
     const ifname = `eth${def.deviceId}`;
-    const hooks = await hookScripts();
-    mkdirSync(stateDir(ns), { recursive: true });
-    rmSync(leaseStatePath(ns, ifname), { force: true });
     mkdirSync(this.vmDir(vm), { recursive: true });
-    // A guest asks again quickly if its first DISCOVERs go unanswered (-T 1 -A 1), and never gives up (no -n).
-    const argv = withHostname(vm.hostname, [
-      'udhcpc',
-      '-f',
-      '-i',
-      ifname,
-      '-s',
-      hooks.udhcpc,
-      '-t',
-      '3',
-      '-T',
-      '1',
-      '-A',
-      '1',
-      '-x',
-      `hostname:${vm.hostname}`,
-    ]);
+    const { argv, env } = await guestUdhcpc(ns, ifname, vm.hostname);
     return {
-      argv: ['ip', 'netns', 'exec', ns, ...argv],
-      env: { SN_CLIENT: 'udhcpc', SN_STATE: leaseStatePath(ns, ifname), SN_RESOLV: resolvConfPath(ns) },
+      argv,
+      env,
       log: join(this.vmDir(vm), 'udhcpc.log'),
       pidFile: join(this.vmDir(vm), 'udhcpc.pid'),
     };

@@ -422,11 +422,24 @@ export async function runDhclient(
     ...(opts.extraArgs ?? []),
     ifname,
   ];
-  const full = opts.hostname ? withHostname(opts.hostname, argv) : argv;
-  const proc = spawnIn(ns, full);
-  const lease = await waitForBoundOrExit(ns, ifname, proc, (timeout + 5) * 1000);
+  // SIGTERM when done: dhclient exits without releasing, so the address stays configured.
+  return runUntilBound(ns, ifname, opts.hostname ? withHostname(opts.hostname, argv) : argv, timeout, opts);
+}
+
+/**
+ * Runs a client that records through our hook until it is bound or gives up (`timeoutSec` + 5 s); stops it then
+ * unless it is to keep running (renewing).
+ */
+async function runUntilBound(
+  ns: string,
+  ifname: string,
+  argv: string[],
+  timeoutSec: number,
+  opts: { keepRunning?: boolean },
+): Promise<DhcpRunResult> {
+  const proc = spawnIn(ns, argv);
+  const lease = await waitForBoundOrExit(ns, ifname, proc, (timeoutSec + 5) * 1000);
   if (!opts.keepRunning || !lease) {
-    // SIGTERM: dhclient exits without releasing, so the address stays configured.
     await proc.stop();
     return { lease, output: proc.output() };
   }
@@ -510,15 +523,14 @@ export async function runDhcpcd(
     join(dir, 'run'),
     join(dir, 'db'),
   ];
-  const full = [...private_, ...(opts.hostname ? withHostname(opts.hostname, argv) : argv)];
-  const proc = spawnIn(ns, full);
-  const lease = await waitForBoundOrExit(ns, ifname, proc, (timeout + 5) * 1000);
-  if (!opts.keepRunning || !lease) {
-    // With `-1` it has exited on its own once bound; `-p` kept the address.
-    await proc.stop();
-    return { lease, output: proc.output() };
-  }
-  return { lease, output: proc.output(), process: proc };
+  // With `-1` it exits on its own once bound; `-p` keeps the address.
+  return runUntilBound(
+    ns,
+    ifname,
+    [...private_, ...(opts.hostname ? withHostname(opts.hostname, argv) : argv)],
+    timeout,
+    opts,
+  );
 }
 
 /** Removes the toolkit's per-namespace state dir. */
@@ -527,18 +539,18 @@ export async function removeState(ns: string): Promise<void> {
 }
 
 /**
- * A light VM's DHCP client: busybox udhcpc on `ifname` in `ns` with our hook, detached in its own session so it
- * outlives whoever started it (a restarted host agent adopts it by its pid). It asks again quickly when its first
- * DISCOVERs go unanswered (-T 1 -A 1) and never gives up (no -n). Returns its pid; output goes to `logFile`.
+ * How a light VM's DHCP client runs: busybox udhcpc on `ifname` in `ns` under the guest's host name with our
+ * hook. It asks again quickly when its first DISCOVERs go unanswered (-T 1 -A 1) and never gives up (no -n).
+ * Clears the last lease record first. Used by the netns driver (its batches) and the host agent's netns backend.
  */
-export async function startDetachedUdhcpc(
+export async function guestUdhcpc(
   ns: string,
   ifname: string,
-  o: { hostname: string; logFile: string },
-): Promise<number> {
+  hostname: string,
+): Promise<{ argv: string[]; env: Record<string, string> }> {
   const hooks = await hookScripts();
   await resetState(ns, ifname);
-  const argv = withHostname(o.hostname, [
+  const argv = withHostname(hostname, [
     'udhcpc',
     '-f',
     '-i',
@@ -552,19 +564,30 @@ export async function startDetachedUdhcpc(
     '-A',
     '1',
     '-x',
-    `hostname:${o.hostname}`,
+    `hostname:${hostname}`,
   ]);
+  return {
+    argv: ['ip', 'netns', 'exec', assertNamespaceName(ns), ...argv],
+    env: { SN_CLIENT: 'udhcpc', SN_STATE: leaseStatePath(ns, ifname), SN_RESOLV: resolvConfPath(ns) },
+  };
+}
+
+/**
+ * A light VM's DHCP client (`guestUdhcpc`), detached in its own session so it outlives whoever started it (a
+ * restarted host agent adopts it by its pid). Returns its pid; output goes to `logFile`.
+ */
+export async function startDetachedUdhcpc(
+  ns: string,
+  ifname: string,
+  o: { hostname: string; logFile: string },
+): Promise<number> {
+  const { argv, env } = await guestUdhcpc(ns, ifname, o.hostname);
   const out = openSync(o.logFile, 'a');
   try {
-    const child = spawn('ip', ['netns', 'exec', assertNamespaceName(ns), ...argv], {
+    const child = spawn(argv[0]!, argv.slice(1), {
       detached: true,
       stdio: ['ignore', out, out],
-      env: {
-        ...process.env,
-        SN_CLIENT: 'udhcpc',
-        SN_STATE: leaseStatePath(ns, ifname),
-        SN_RESOLV: resolvConfPath(ns),
-      },
+      env: { ...process.env, ...env },
     });
     child.unref();
     if (child.pid === undefined) throw new Error(`cannot start udhcpc in ${ns}`);
