@@ -198,8 +198,9 @@ describe(
         ok(await admin('listVirtualMachines', { id: vms.vm2!.id }), 'list').virtualmachine[0].state,
         'Stopped',
       );
-      // The job waits for the host's report while the host is Up; a beat late on a loaded machine makes it
-      // Disconnected for a moment (silent > ping.interval) and the driver does not wait: hence "soon", not "now".
+      // "soon", not "now": once in five runs the expunged VM's namespace was still there when the job returned
+      // (not explained yet; a candidate: the driver does not wait for a host that is not Up, and a beat late on
+      // a loaded machine makes a host Disconnected for a moment at ping.interval 2).
       await soon(async () => assert.equal(await addr(), '', 'a stopped light VM holds no address'));
       const before = (await leaseHistory(vmNs('vm2'))).length;
       ok(await admin('startVirtualMachine', { id: vms.vm2!.id }, { fetch_result: true }), 'start vm2');
