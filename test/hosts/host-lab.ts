@@ -25,6 +25,7 @@ import {
   exec,
   killNamespacePids,
   listNamespaces,
+  run,
   type SpawnedProcess,
 } from '../../src/netns/index.js';
 import { agentArgv, repoRoot } from '../agent/vr-lab.js';
@@ -69,6 +70,9 @@ export class HostLab {
   underlayNs = '';
   underlayBridge = '';
 
+  /** `underlay`: the first three octets of the hosts' underlay /24 (another lab's, so two can run at once). */
+  constructor(readonly underlay = '10.99.0') {}
+
   async setup(): Promise<this> {
     this.server = createServer((req, res) => {
       this.serve(req, res).catch((e: Error) => {
@@ -87,7 +91,7 @@ export class HostLab {
   /** Host `name` (a single letter): its namespace, underlay leg, management link; the agent is not started. */
   async host(name: string, n: number): Promise<LabHost> {
     const ns = await this.net.namespace(`h${name}`);
-    const address = `10.99.0.${n}`;
+    const address = `${this.underlay}.${n}`;
     await this.net.veth({
       ns,
       ifname: 'eth1',
@@ -117,13 +121,15 @@ export class HostLab {
     return ['nsenter', `--net=/run/netns/${h.ns}`, ...argv, ...args];
   }
 
-  startAgent(h: LabHost): SpawnedProcess {
+  /** `server`: a real management server's port on this machine (its address for h: h.serverAddress). */
+  startAgent(h: LabHost, o: { serverPort?: number; args?: string[] } = {}): SpawnedProcess {
     h.agent = this.net.spawn(
       this.hostArgv(h, [
         '--server',
-        `http://${h.serverAddress}:${this.serverPort}`,
+        `http://${h.serverAddress}:${o.serverPort ?? this.serverPort}`,
         '--token',
         this.token,
+        ...(o.args ?? []),
         '--name',
         `host-${h.name}`,
         '--address',
@@ -148,6 +154,14 @@ export class HostLab {
       { cwd: repoRoot },
     );
     return h.agent;
+  }
+
+  /**
+   * A route from this namespace to h's underlay address over its management link: a server here reaches the
+   * agent at the address it registered (the route goes with the link).
+   */
+  async routeToHost(h: LabHost): Promise<void> {
+    await run(['ip', 'route', 'replace', `${h.address}/32`, 'via', h.mgmt.split(':')[0]!]);
   }
 
   /** Runs `stacknet host-agent cleanup` for h in its namespace. */
