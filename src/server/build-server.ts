@@ -187,9 +187,10 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
     // Capacity thresholds and router health, raised as alerts (src/alerts).
     const alerts = new AlertWorker({ store, log: config.log });
     alerts.start();
-    // Hosts that stop heartbeating: Disconnected, then Down (src/hosts/worker.ts).
-    const hosts = new HostWorker({ store, log: config.log });
-    hosts.start();
+    // Hosts that stop heartbeating: Disconnected, then Down (src/hosts/worker.ts). Only where hosts run routers
+    // and VMs: the other drivers have none, and its pass every 500 ms would cost statements for nothing.
+    const hosts = config.driver === 'hosts' ? new HostWorker({ store, log: config.log }) : undefined;
+    hosts?.start();
     // Events on a message bus (src/events): the outbox and its publisher, when an AMQP URL is configured.
     const bus = startEventBus(store, {
       url: config.amqpUrl ?? process.env.STACKNET_AMQP_URL,
@@ -215,7 +216,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
         await integration?.app.close();
         await runner.stop();
         await alerts.stop();
-        await hosts.stop();
+        await hosts?.stop();
         await bus?.stop();
         await vms.close();
         metrics?.close();
