@@ -11,7 +11,7 @@ import { pidAlive } from '../netns/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** bin/stacknet.js from src/drivers or dist/drivers. */
-export const STACKNET_BIN = resolve(here, '..', '..', 'bin', 'stacknet.js');
+const STACKNET_BIN = resolve(here, '..', '..', 'bin', 'stacknet.js');
 
 export interface RouterProcessSpec {
   name: string;
