@@ -20,6 +20,27 @@ export function checkName(param: string, v: string): string {
   return t;
 }
 
+/**
+ * A user's time zone: an IANA name the server knows (`UTC`, `Europe/Berlin`, `Etc/GMT+12`: the CloudStack UI's
+ * list), as it is stored; undefined when not given. CloudStack maps an unknown name to GMT without a word; stacknet
+ * says so instead.
+ */
+export function checkTimezone(v: string | undefined): string | undefined {
+  const t = v?.trim();
+  if (!t) return undefined;
+  if (t.length <= 64 && isTimeZone(t)) return t;
+  throw invalidParameter('timezone', v, 'not a time zone (use an IANA name such as UTC or Europe/Berlin)');
+}
+
+function isTimeZone(name: string): boolean {
+  try {
+    Intl.DateTimeFormat('en', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** May `caller` operate on `account` (its users, its state, its settings)? 531 when not. */
 export function checkAccountAccess(
   caller: Caller,

@@ -29,6 +29,7 @@ import {
   accountResponseByUuid,
   accountResponses,
   checkName,
+  checkTimezone,
   domainResponseByUuid,
   domainResponses,
 } from './access.js';
@@ -206,6 +207,7 @@ const createAccount = defineCommand({
     }
     const username = checkName('username', p.username);
     const accountName = checkName('account', p.account ?? username);
+    const timezone = checkTimezone(p.timezone);
     const hash = await hashPassword(p.password);
     const uuid = await ctx.transaction(async (tx) => {
       const a = await insertAccount(tx, {
@@ -224,7 +226,7 @@ const createAccount = defineCommand({
           firstname: p.firstname,
           lastname: p.lastname,
           email: p.email,
-          timezone: p.timezone,
+          timezone,
           isDefault: false,
         },
         hash,
@@ -328,6 +330,7 @@ const createUser = defineCommand({
     if (!acct)
       throw invalidParameter('account', p.account, `no such account in domain ${displayPath(domain.path)}`);
     const username = checkName('username', p.username);
+    const timezone = checkTimezone(p.timezone);
     const hash = await hashPassword(p.password);
     const uuid = await ctx.transaction(async (tx) => {
       const u = await insertUser(
@@ -340,7 +343,7 @@ const createUser = defineCommand({
           firstname: p.firstname,
           lastname: p.lastname,
           email: p.email,
-          timezone: p.timezone,
+          timezone,
         },
         hash,
       );

@@ -16,7 +16,7 @@ import { recordEvent } from '../events/record.js';
 import type { EventType } from '../events/event-types.js';
 import { isUniqueViolation } from '../store/db.js';
 import type { Executor, Tx } from '../store/db.js';
-import { checkAccountAccess, checkName, userForAction } from './access.js';
+import { checkAccountAccess, checkName, checkTimezone, userForAction } from './access.js';
 import { generateApiKey, hashPassword, verifyPassword } from './credentials.js';
 import { loginSucceeded } from './login-throttle.js';
 import { openSecretKey, sealSecretKey } from './repository.js';
@@ -172,7 +172,8 @@ const updateUser = defineCommand({
       if (lastname !== undefined) set.lastname = lastname;
       if (username !== undefined) set.username = username;
       if (p.email?.trim()) set.email = p.email;
-      if (p.timezone?.trim()) set.timezone = p.timezone;
+      const timezone = checkTimezone(p.timezone);
+      if (timezone) set.timezone = timezone;
       if (passwordHash !== undefined) set.password_hash = passwordHash;
       if (apiKey !== undefined && secretKey !== undefined) {
         set.api_key = apiKey;

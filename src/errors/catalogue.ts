@@ -175,6 +175,36 @@ function causeHint(cause: unknown): string {
   return ' (the server log has the details)';
 }
 
+/**
+ * A value longer than the column that stores it (PostgreSQL 22001, MariaDB ER_DATA_TOO_LONG; SQLite stores any
+ * length): the caller's input, not the server, is at fault, so it is a 431 naming the limit, not an InternalError.
+ * Parameters are checked against their columns before this; this is the backstop for one that was missed.
+ */
+export function valueTooLong(cause: unknown): CloudStackError | undefined {
+  for (
+    let d = cause as { code?: unknown; errno?: unknown; message?: unknown } | null, depth = 0;
+    depth < 5;
+    depth++
+  ) {
+    if (!d || typeof d !== 'object') return undefined;
+    const text = typeof d.message === 'string' ? d.message : '';
+    if (d.code === '22001' || d.errno === 1406 || d.code === 'ER_DATA_TOO_LONG') {
+      const column = /column '([^']+)'/.exec(text)?.[1];
+      const limit = /varying\((\d+)\)/.exec(text)?.[1];
+      const what = column ? ` for ${column}` : '';
+      const max = limit ? ` (at most ${limit} characters)` : '';
+      return new CloudStackError(
+        'InvalidParameterValue',
+        `A value is longer than stacknet stores${what}${max}: shorten it and retry`,
+        { cause },
+      );
+    }
+    if (!(d instanceof CloudStackError)) return undefined;
+    d = d.cause as typeof d;
+  }
+  return undefined;
+}
+
 export function internalError(doing: string, cause?: unknown): CloudStackError {
   return new CloudStackError('InternalError', `Internal error while ${doing}${causeHint(cause)}`, {
     cause,
@@ -183,5 +213,5 @@ export function internalError(doing: string, cause?: unknown): CloudStackError {
 
 /** Anything thrown that is not already a CloudStackError becomes an InternalError saying what was being done. */
 export function toCloudStackError(e: unknown, doing: string): CloudStackError {
-  return isCloudStackError(e) ? e : internalError(doing, e);
+  return isCloudStackError(e) ? e : (valueTooLong(e) ?? internalError(doing, e));
 }

@@ -90,8 +90,18 @@ export interface CreatePhysicalNetworkParams {
   broadcastdomainrange?: string | undefined;
 }
 
-const tagsText = (t: string[] | string | undefined): string | null =>
-  t === undefined ? null : (Array.isArray(t) ? t.join(',') : t) || null;
+/** The tags as stored, comma-joined: 255 characters in all, as CloudStack's column. */
+function tagsText(t: string[] | string | undefined): string | null {
+  const text = t === undefined ? null : (Array.isArray(t) ? t.join(',') : t) || null;
+  if (text && text.length > 255) throw invalidParameter('tags', text, 'longer than 255 characters in all');
+  return text;
+}
+
+/** The speed as CloudStack stores it (`1G`, `10G`): free text of at most 32 characters. */
+function networkSpeed(v: string): string {
+  if (v.length > 32) throw invalidParameter('networkspeed', v, 'longer than 32 characters (say 1G or 10G)');
+  return v;
+}
 
 export async function createPhysicalNetwork(
   ctx: NetCtx,
@@ -115,7 +125,7 @@ export async function createPhysicalNetwork(
       isolation,
       state: 'Disabled',
       tags: tagsText(p.tags),
-      network_speed: p.networkspeed ?? null,
+      network_speed: p.networkspeed === undefined ? null : networkSpeed(p.networkspeed),
       domain_id: null,
       created: ctx.now,
       removed: null,
@@ -193,7 +203,7 @@ export async function updatePhysicalNetwork(
   const set: Partial<PhysicalNetworkRow> = {};
   if (p.state !== undefined) set.state = p.state;
   if (p.tags !== undefined) set.tags = tagsText(p.tags);
-  if (p.networkspeed !== undefined) set.network_speed = p.networkspeed;
+  if (p.networkspeed !== undefined) set.network_speed = networkSpeed(p.networkspeed);
   if (Object.keys(set).length)
     await ctx.tx.updateTable('physical_networks').set(set).where('id', '=', pn.id).execute();
   await ctx.recorder.event(ctx.tx, {

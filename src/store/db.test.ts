@@ -49,6 +49,37 @@ for (const kind of testDbKinds()) {
   });
 }
 
+for (const kind of testDbKinds().filter((k) => k !== 'sqlite')) {
+  test(`${kind}: a value longer than its column is the caller's 431, naming the limit, and nothing is written`, async () => {
+    const { store, cleanup } = await createTestStore(kind);
+    try {
+      let caught: unknown;
+      try {
+        await transaction(store, async (tx) => {
+          await tx.insertInto('stacknet_meta').values({ name: 'kept?', value: '1' }).execute();
+          await tx
+            .insertInto('stacknet_meta')
+            .values({ name: 'x'.repeat(65), value: '1' })
+            .execute();
+        });
+      } catch (e) {
+        caught = e;
+      }
+      assert.ok(caught instanceof CloudStackError, `expected a CloudStackError, got ${String(caught)}`);
+      assert.equal(caught.kind, 'InvalidParameterValue');
+      assert.match(caught.message, kind === 'postgres' ? /at most 64 characters/ : /for name/);
+      const left = await store.db
+        .selectFrom('stacknet_meta')
+        .select('name')
+        .where('name', '=', 'kept?')
+        .execute();
+      assert.deepEqual(left, []);
+    } finally {
+      await cleanup();
+    }
+  });
+}
+
 test('sqlite::memory: is an in-memory store: migrated and usable, no file left behind', async () => {
   const cwd = process.cwd();
   const dir = mkdtempSync(join(tmpdir(), 'stacknet-memory-'));

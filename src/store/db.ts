@@ -17,7 +17,7 @@ import type { Pool as PgPool } from 'pg';
 import type { Pool as MysqlPool } from 'mysql2';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { CloudStackError, internalError } from '../errors/catalogue.js';
+import { CloudStackError, internalError, valueTooLong } from '../errors/catalogue.js';
 import type { Database } from './schema.js';
 import { migrations } from './migrations/index.js';
 import { ResumableMysqlDialect } from './resumable-mysql.js';
@@ -467,6 +467,8 @@ export async function transaction<T>(
         await new Promise((r) => setTimeout(r, 50 * reconnects + Math.random() * 50));
         continue;
       }
+      const tooLong = valueTooLong(e);
+      if (tooLong) throw tooLong;
       if (e instanceof CloudStackError) throw e;
       if (isRetryableConflict(e) && attempt < retries) {
         await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));

@@ -74,6 +74,34 @@ for (const kind of kinds) {
         'createAccount',
       );
       assert.equal(a.account.user[0].timezone, 'Asia/Kolkata');
+      // A name that is no time zone is refused with what to give instead, and the user keeps the one it had.
+      const userid = a.account.user[0].id as string;
+      for (const timezone of ['Mars/Olympus_Mons', 'é'.repeat(200)]) {
+        refused(
+          await admin('updateUser', { id: userid, timezone }),
+          431,
+          /timezone.*not a time zone \(use an IANA name/,
+          `updateUser timezone=${timezone.slice(0, 20)}`,
+        );
+      }
+      refused(
+        await admin('createUser', {
+          account: 'kiran',
+          username: 'kiran2',
+          password: 'x-pw',
+          email: 'k2@example.org',
+          firstname: 'K',
+          lastname: 'R',
+          domainid: root,
+          timezone: 'GMT+5:30',
+        }),
+        431,
+        /not a time zone/,
+        'createUser with a bad timezone',
+      );
+      const users = ok(await admin('listUsers', { username: 'kiran' }), 'listUsers').user;
+      assert.equal(users.length, 1);
+      assert.equal(users[0].timezone, 'Asia/Kolkata');
       const b = new BrowserSession(origin);
       const r = await b.api(
         { command: 'login', username: 'kiran', password: 'kiran-pw', domain: '/' },
