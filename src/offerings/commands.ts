@@ -21,7 +21,7 @@ import {
 import { osCategories, osTypes } from './os-types.js';
 import { commands as serviceOfferingCommands } from './service-offering-commands.js';
 import { commands as diskOfferingCommands } from './disk-offerings.js';
-import { listTemplates, templateResponses } from './templates.js';
+import { listTemplates, registerTemplate, templateResponses } from './templates.js';
 import {
   createVpcOffering,
   deleteVpcOffering,
@@ -241,6 +241,30 @@ const listTemplatesCmd = defineCommand({
   },
 });
 
+const registerTemplateCmd = defineCommand({
+  name: 'registerTemplate',
+  roles: rootAdminOnly,
+  params: refParams('registerTemplate', [
+    'name',
+    'displaytext',
+    'url',
+    'format',
+    'hypervisor',
+    'checksum',
+    'ostypeid',
+    'passwordenabled',
+    'ispublic',
+    'isfeatured',
+    'zoneid',
+  ]),
+  async handler(p, ctx) {
+    return withNet(ctx, async (n) => {
+      const items = await templateResponses(n, [await registerTemplate(n, p)], p.zoneid);
+      return listResult('template', items.map(R), items.length);
+    });
+  },
+});
+
 const contains = (text: string, keyword: string) => text.toLowerCase().includes(keyword.toLowerCase());
 
 const listOsTypesCmd = defineCommand({
@@ -302,6 +326,7 @@ export const commands: AnyCommand[] = [
   updateVpcOfferingCmd,
   deleteVpcOfferingCmd,
   listTemplatesCmd,
+  registerTemplateCmd,
   listOsTypesCmd,
   listOsCategoriesCmd,
   ...serviceOfferingCommands,

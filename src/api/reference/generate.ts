@@ -67,6 +67,7 @@ export const commands = [
   'listVPCOfferings',
   'listServiceOfferings',
   'listTemplates',
+  'registerTemplate',
   'updateNetworkOffering',
   'deleteNetworkOffering',
   'createVPCOffering',

@@ -15,6 +15,8 @@ export interface GuestReport {
   userData?: string;
   /** The password server's answer ('' for none); undefined before the guest asked. */
   password?: string;
+  /** Each peer the user-data named (`stacknet-ping:`): the address its name resolved to and whether it answered. */
+  pings: Record<string, { ip: string; ok: boolean }>;
   /** Uptime when the guest had read everything. */
   readyUptime?: number;
   errors: string[];
@@ -30,7 +32,7 @@ function fields(s: string): Record<string, string> {
 export function parseGuestConsole(text: string): GuestReport {
   const boots = text.split(/(?=STACKNET-INIT )/);
   const last = boots.length > 1 ? boots[boots.length - 1]! : text;
-  const r: GuestReport = { meta: {}, errors: [] };
+  const r: GuestReport = { meta: {}, pings: {}, errors: [] };
   for (const raw of last.split(/\r?\n/)) {
     const line = raw.replace(/\r$/, '');
     // Unanchored: a kernel message may share the line's start (both write to the same console).
@@ -66,6 +68,11 @@ export function parseGuestConsole(text: string): GuestReport {
       case 'PASSWORD':
         r.password = rest;
         break;
+      case 'PING': {
+        const f = fields(rest);
+        if (f.name) r.pings[f.name] = { ip: f.ip ?? '', ok: /\sok\s*$/.test(rest) };
+        break;
+      }
       case 'READY':
         r.readyUptime = Number(fields(rest).uptime);
         break;

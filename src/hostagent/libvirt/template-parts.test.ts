@@ -127,6 +127,8 @@ describe('test template parts', () => {
       'STACKNET-META empty=',
       `STACKNET-USERDATA ${Buffer.from('#cloud-config\n').toString('base64')}`,
       'STACKNET-PASSWORD ',
+      'STACKNET-PING name=vm6 ip=10.0.0.6 ok',
+      'STACKNET-PING name=gone ip= fail',
       '[    3.9] random: crng init doneSTACKNET-READY uptime=3.91',
     ].join('\r\n');
     assert.deepEqual(parseGuestConsole(consoleText), {
@@ -142,9 +144,10 @@ describe('test template parts', () => {
       meta: { 'instance-id': 'abc-123', 'public-keys': 'key one\nkey two', empty: '' },
       userData: '#cloud-config\n',
       password: '',
+      pings: { vm6: { ip: '10.0.0.6', ok: true }, gone: { ip: '', ok: false } },
       readyUptime: 3.91,
       errors: [],
     });
-    assert.deepEqual(parseGuestConsole('SeaBIOS'), { meta: {}, errors: [] });
+    assert.deepEqual(parseGuestConsole('SeaBIOS'), { meta: {}, pings: {}, errors: [] });
   });
 });

@@ -9,7 +9,13 @@
  *   STACKNET-META <key>=<value>                     each key of `latest/meta-data/` (newlines as \n)
  *   STACKNET-USERDATA <base64>                      `latest/user-data` (empty when there is none)
  *   STACKNET-PASSWORD <password>                    from the password server (empty when none)
+ *   STACKNET-PING name=<n> ip=<resolved> ok|fail    each peer the user-data names (below)
  *   STACKNET-READY uptime=<s>                       all of the above done; the guest stays up
+ *
+ * Peers: a user-data line `stacknet-ping: <name> [<name>...]` (also as a comment, `# stacknet-ping: ...`, so a
+ * #cloud-config stays valid) makes the guest resolve each name through the DNS server its lease gave it (busybox
+ * nslookup: its own resolver, so no NSS in the initramfs) and ping the address, retrying for up to 30 s while
+ * the peer boots. The guests reaching each other by name is then on the console, like the rest.
  *
  * cloud-init's datasource finds the router as the DHCP server identifier (then the default gateway), reads
  * `http://<router>/latest/meta-data/` and each key it lists, `latest/user-data`, then asks `<router>:8080` with
@@ -71,6 +77,18 @@ case "$pw" in
     get --header 'DomU_Request: saved_password' "http://$srv:8080/" > /dev/null
     ;;
 esac
+# Peers named in the user-data: resolved through the lease's DNS server, then pinged (see the file comment).
+peers=$(sed -n 's/^[# ]*stacknet-ping:[[:space:]]*//p' /tmp/user-data 2>/dev/null)
+for p in $peers; do
+  ip='' res=fail n=0
+  while [ $n -lt 30 ]; do
+    ip=$(nslookup "$p" 2>/dev/null | sed -n '/^Name:/,$s/^Address[^:]*:[[:space:]]*\\([0-9][0-9]*\\.[0-9.]*\\).*/\\1/p' | head -n 1)
+    if [ -n "$ip" ] && ping -c 1 -W 1 "$ip" > /dev/null 2>&1; then res=ok; break; fi
+    n=$((n + 1))
+    sleep 1
+  done
+  echo "STACKNET-PING name=$p ip=$ip $res"
+done
 echo "STACKNET-READY uptime=$(up)"
 while :; do sleep 3600; done
 `;
