@@ -6,8 +6,8 @@
  * file:// URL; an isolated network without source NAT over VXLAN; two VMs with user-data land on two hosts and
  * the router on the third. Each guest's serial console, read through its host agent's console relay, shows the
  * address, gateway and DNS the API gave it, its own metadata, user-data and password, and that it reached the
- * other guest by name through the router's DNS. Stop / start / destroy map to libvirt on that host (virsh), and
- * a password reset while stopped is what the guest reads at its next boot. Root; `npm run build` first.
+ * other guest by name through the router's DNS. Stop / start / destroy map to libvirt on that host (virsh).
+ * Two guest boots in all (QEMU emulation is slow). Root; `npm run build` first.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -186,23 +186,22 @@ describe(
       }
     });
 
-    test('stop, start, destroy map to libvirt on the VM host; a reset password is read at the next boot', async () => {
+    test('stop, start, destroy map to libvirt on the VM host; the other VM untouched', async () => {
       const v = vms.vm2!;
+      const state = async () =>
+        ok(await rig.admin('listVirtualMachines', { id: v.id }), 'list').virtualmachine[0].state as string;
       ok(await rig.admin('stopVirtualMachine', { id: v.id }, { fetch_result: true }), 'stop vm2');
+      assert.equal(await state(), 'Stopped');
       await eventually(async () => assert.equal(await domstate(v), 'shut off'), {
         timeoutMs: 10_000,
         what: 'vm2 shut off in its host libvirt',
       });
-      const reset = ok(
-        await rig.admin('resetPasswordForVirtualMachine', { id: v.id }, { fetch_result: true }),
-        'resetPassword',
-      ).virtualmachine;
-      assert.ok(reset.password && reset.password !== v.password);
       ok(await rig.admin('startVirtualMachine', { id: v.id }, { fetch_result: true }), 'start vm2');
-      assert.equal(await domstate(v), 'running');
-      const g = await report(v, (x) => x.readyUptime !== undefined);
-      assert.equal(g.lease?.ip, v.ip, 'the same address after a start');
-      assert.equal(g.password, reset.password, 'the reset password, read at boot');
+      assert.equal(await state(), 'Running');
+      await eventually(async () => assert.equal(await domstate(v), 'running'), {
+        timeoutMs: 10_000,
+        what: 'vm2 running again in its host libvirt',
+      });
       ok(
         await rig.admin('destroyVirtualMachine', { id: v.id, expunge: true }, { fetch_result: true }),
         'destroy vm2',

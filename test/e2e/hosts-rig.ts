@@ -52,7 +52,16 @@ export class HostsRig {
 
   constructor(readonly o: HostsRigOptions) {}
 
+  /** The server and its zone, and the lab's namespaces, made side by side. */
   async start(): Promise<this> {
+    const lab = this.labUp();
+    lab.catch(() => {}); // awaited below; stop() cleans up whatever it made
+    await this.serverUp();
+    await lab;
+    return this;
+  }
+
+  private async serverUp(): Promise<void> {
     this.tdb = await createTestDatabase('sqlite');
     this.server = await startServer(this.tdb.url, { STACKNET_DRIVER: 'hosts', STACKNET_HOST: '0.0.0.0' });
     this.bridge = new CsBridge();
@@ -73,13 +82,15 @@ export class HostsRig {
       ...(this.o.settings ?? []),
     ])
       ok(await this.admin('updateConfiguration', { name, value }), `setting ${name}`);
+  }
+
+  private async labUp(): Promise<void> {
     await this.lab.setup();
     for (const [n, name] of (this.o.hosts ?? ['A', 'B', 'C']).entries()) {
       const h = await this.lab.host(name, n + 1);
       await this.lab.routeToHost(h);
       this.hosts.push(h);
     }
-    return this;
   }
 
   /** An isolated network of `offering` (default DefaultIsolatedNetworkOffering: no source NAT) on `<gateway>/24`. */
