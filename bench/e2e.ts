@@ -6,11 +6,13 @@
  * - netns driver (root): "holds its address" is the moment our udhcpc hook recorded the lease on the address
  *   the database gave the VM (checked against listVirtualMachines and the job's result).
  * - simulator driver (`--driver simulator`): there is no guest, so it is the moment the deploy job finished.
+ * - hosts driver (`--driver hosts`, root; bursts 1,6 by default): libvirt VMs on three host agents, the moment
+ *   the guest's console shows its lease, beside the guest's own boot time (bench/e2e-hosts.ts).
  *
  * The server runs with STACKNET_TRACE_VMS=1 and each line carries every stage's median and share of the
  * per-VM time (`stages`), the reconciler's passes (`passes`) and the driver's VM-start phases (`driver`), see
  * docs/benchmarks.md "Deploy bursts". The load average (/proc/loadavg) before and after goes with each line.
- *   npm run bench:e2e -- [--bursts 1,50,200] [--driver netns|simulator] [--db sqlite|postgres|mysql]
+ *   npm run bench:e2e -- [--bursts 1,50,200] [--driver netns|simulator|hosts] [--db sqlite|postgres|mysql]
  *                        [--server-root DIR] [--label TEXT] [--no-build]
  * `--server-root` runs another checkout's built server (A/B against a baseline); `--label` tags the lines.
  */
@@ -31,8 +33,10 @@ function arg(name: string, dflt: string): string {
   return i >= 0 ? process.argv[i + 1]! : dflt;
 }
 
-const bursts = arg('--bursts', '1,50,200').split(',').map(Number);
 const driver = arg('--driver', 'netns');
+const bursts = arg('--bursts', driver === 'hosts' ? '1,6' : '1,50,200')
+  .split(',')
+  .map(Number);
 const dbKind = arg('--db', 'sqlite') as DbKind;
 const serverRoot = resolve(arg('--server-root', '.'));
 const label = arg('--label', '');
@@ -145,10 +149,15 @@ function stageSummary(
 }
 
 async function main(): Promise<void> {
-  if (driver === 'netns' && process.getuid?.() !== 0)
-    throw new Error('bench:e2e needs root (the netns driver)');
+  if (driver !== 'simulator' && process.getuid?.() !== 0)
+    throw new Error(`bench:e2e needs root (the ${driver} driver)`);
   if (!process.argv.includes('--no-build'))
     spawnSync('npm', ['run', 'build'], { stdio: 'inherit', cwd: serverRoot });
+  if (driver === 'hosts') {
+    // Real VMs on host agents: its own set-up (bench/e2e-hosts.ts).
+    const { benchHosts } = await import('./e2e-hosts.js');
+    return benchHosts({ bursts, label });
+  }
   // The harness spawns `<STACKNET_ROOT>/bin/stacknet.js`: set before it is loaded.
   process.env.STACKNET_ROOT = serverRoot;
   const { startServer } = await import('../test/api/harness.js');

@@ -1,0 +1,194 @@
+/**
+ * `npm run bench:e2e -- --driver hosts` (issue 19): deploy → guest holds its address through the whole real path
+ * with real VMs. A spawned `stacknet server --driver hosts`, three host namespaces each running
+ * `stacknet host-agent --vm-backend libvirt` (its own libvirtd; QEMU emulation unless /dev/kvm works) over a VXLAN
+ * underlay (test/e2e/hosts-rig.ts), the project's test template registered with registerTemplate. Per burst: a
+ * fresh isolated network (no source NAT) whose router is already running (one warm-up VM, stopped once it
+ * leased), then N deployVirtualMachine calls at once through the signed API.
+ *
+ * "Holds its address" is the moment the guest's serial console (the console log its host agent relays) shows its
+ * STACKNET-LEASE line on the address listVirtualMachines gives it, polled every 50 ms. Beside it, the guest's own
+ * boot time as its console shows it: its uptime when udhcpc bound (`guestBootMs`). `overheadMs` = deploy → lease
+ * minus that: what the control plane, the host agent and libvirt add to the VM's own boot (issue 19's target:
+ * within 2 s). One JSON line per burst, like the netns driver's (bench/e2e.ts).
+ *   npm run bench:e2e -- --driver hosts [--bursts 1,6] [--label TEXT] [--no-build]
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { callApi, waitForJob } from '../src/api/client.js';
+import type { ClientOptions } from '../src/api/client.js';
+import { parseGuestConsole } from '../src/hostagent/libvirt/guest-console.js';
+import { buildTestTemplate } from '../src/hostagent/libvirt/test-template.js';
+import type { LabHost } from '../test/hosts/host-lab.js';
+import { HostsRig } from '../test/e2e/hosts-rig.js';
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(s.length * p))]! : 0;
+};
+const loadavg = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function api(o: ClientOptions, command: string, params: Record<string, string> = {}) {
+  const r = await callApi(o, command, params);
+  if (r.status !== 200) throw new Error(`${command}: HTTP ${r.status} ${r.text}`);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return r.body as any;
+}
+
+async function job(o: ClientOptions, command: string, params: Record<string, string>) {
+  const r = await api(o, command, params);
+  const j = await waitForJob(o, r.jobid, { intervalMs: 50, timeoutMs: 300_000 });
+  if (j.jobstatus !== 1) throw new Error(`${command}: ${JSON.stringify(j.jobresult)}`);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return j.jobresult as any;
+}
+
+/** The guest's console as its host agent keeps it (the file the agent's console relay serves). */
+function consoleOf(h: LabHost, instance: string): string {
+  try {
+    return readFileSync(join(h.dataDir, 'vms', instance, 'console.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export async function benchHosts(o: { bursts: number[]; label: string }): Promise<void> {
+  const built = buildTestTemplate({ log: (m) => console.error(m) });
+  built.catch(() => {});
+  const rig = new HostsRig({
+    vmBackend: 'libvirt',
+    // Six guests booting at once under emulation on a shared machine: give the jobs time.
+    settings: [['stacknet.host.vm.wait', '300']],
+  });
+  try {
+    await rig.start();
+    const t = await built;
+    await rig.hostsUp(120_000);
+    const c: ClientOptions = {
+      url: rig.server.url,
+      apiKey: rig.server.apiKey,
+      secretKey: rig.server.secretKey,
+    };
+    const tpl = (
+      await api(c, 'registerTemplate', {
+        name: 'stacknet-test',
+        displaytext: 'stacknet test template',
+        url: t.url,
+        format: 'TAR',
+        hypervisor: 'KVM',
+        checksum: `{SHA-256}${t.checksum}`,
+        passwordenabled: 'true',
+      })
+    ).template[0].id as string;
+    const hostOf = (uuid: string) => {
+      const h = rig.byUuid.get(uuid);
+      if (!h) throw new Error(`a VM on unknown host ${uuid}`);
+      return h;
+    };
+    const deploy = (net: string, name: string) =>
+      api(c, 'deployVirtualMachine', {
+        serviceofferingid: rig.id.so,
+        templateid: tpl,
+        zoneid: rig.id.zone,
+        networkids: net,
+        name,
+      });
+    for (const [k, n] of o.bursts.entries()) {
+      const net = await rig.isolatedNetwork(`b${k}`, `10.${40 + k}.0.1`);
+      // The network implemented and its router running first: the figure is per VM, not the router's boot.
+      const w = (
+        await job(c, 'deployVirtualMachine', {
+          serviceofferingid: rig.id.so,
+          templateid: tpl,
+          zoneid: rig.id.zone,
+          networkids: net,
+          name: `w${k}`,
+        })
+      ).virtualmachine;
+      const wh = hostOf(w.hostid);
+      const wdeadline = Date.now() + 120_000;
+      while (!parseGuestConsole(consoleOf(wh, w.instancename)).lease) {
+        if (Date.now() > wdeadline) throw new Error(`warm-up VM w${k} never leased`);
+        await sleep(200);
+      }
+      await job(c, 'stopVirtualMachine', { id: w.id });
+      await sleep(1000);
+      const loadBefore = loadavg();
+      const call: number[] = [];
+      const returned: number[] = [];
+      const started = Date.now();
+      const jobs = await Promise.all(
+        Array.from({ length: n }, async (_, i) => {
+          call[i] = Date.now();
+          const r = await deploy(net, `v${k}x${i}`);
+          returned[i] = Date.now();
+          return r.jobid as string;
+        }),
+      );
+      const lastReturned = Date.now();
+      const results = await Promise.all(
+        jobs.map(async (id, i) => {
+          const j = await waitForJob(c, id, { intervalMs: 100, timeoutMs: 300_000 });
+          // eslint-disable-next-line @typescript-eslint/no-explicit-any
+          const vm = (j.jobresult as any)?.virtualmachine;
+          if (j.jobstatus !== 1 || !vm) throw new Error(`deploy ${i}: ${JSON.stringify(j.jobresult)}`);
+          return { vm, jobDone: Date.now() };
+        }),
+      );
+      // Until every guest's console shows its lease: the address the API gave it, checked.
+      const done = new Map<number, { at: number; guestBootMs: number }>();
+      while (done.size < n) {
+        if (Date.now() - started > 300_000)
+          throw new Error(`only ${done.size} of ${n} guests leased after 300 s`);
+        for (const [i, { vm }] of results.entries()) {
+          if (done.has(i)) continue;
+          const g = parseGuestConsole(consoleOf(hostOf(vm.hostid), vm.instancename));
+          if (!g.lease || g.leaseUptime === undefined) continue;
+          if (g.lease.ip !== vm.nic[0].ipaddress)
+            throw new Error(`${vm.name} leased ${g.lease.ip}, the API says ${vm.nic[0].ipaddress}`);
+          done.set(i, { at: Date.now(), guestBootMs: Math.round(g.leaseUptime * 1000) });
+        }
+        await sleep(50);
+      }
+      const loadAfter = loadavg();
+      const seen = new Set<string>();
+      for (const { vm } of results) {
+        if (seen.has(vm.nic[0].ipaddress)) throw new Error(`${vm.nic[0].ipaddress} given twice`);
+        seen.add(vm.nic[0].ipaddress);
+      }
+      const lat = results.map((_, i) => done.get(i)!.at - call[i]!);
+      const boot = results.map((_, i) => done.get(i)!.guestBootMs);
+      const over = lat.map((l, i) => l - boot[i]!);
+      const perHost = new Map<string, number>();
+      for (const { vm } of results)
+        perHost.set(hostOf(vm.hostid).name, (perHost.get(hostOf(vm.hostid).name) ?? 0) + 1);
+      console.log(
+        JSON.stringify({
+          bench: 'e2e deploy→DHCP',
+          ...(o.label ? { label: o.label } : {}),
+          driver: 'hosts',
+          vmBackend: 'libvirt',
+          db: 'sqlite',
+          burst: n,
+          medianMs: pct(lat, 0.5),
+          p99Ms: pct(lat, 0.99),
+          maxMs: Math.max(...lat),
+          callsReturnedMs: lastReturned - started,
+          jobsDoneMs: Math.max(...results.map((r) => r.jobDone)) - started,
+          allHeldMs: Math.max(...[...done.values()].map((d) => d.at)) - started,
+          guestBootMs: { median: pct(boot, 0.5), max: Math.max(...boot) },
+          overheadMs: { median: pct(over, 0.5), max: Math.max(...over) },
+          vmsPerHost: Object.fromEntries([...perHost].sort()),
+          load: [loadBefore, loadAfter],
+        }),
+      );
+      // The burst's guests go before the next burst: their qemu processes would load the next one.
+      await Promise.all(
+        results.map(({ vm }) => job(c, 'destroyVirtualMachine', { id: vm.id, expunge: 'true' })),
+      );
+    }
+  } finally {
+    await rig.stop();
+  }
+}
