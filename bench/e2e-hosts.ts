@@ -176,6 +176,11 @@ export async function benchHosts(o: { bursts: number[]; label: string }): Promis
           maxMs: Math.max(...lat),
           callsReturnedMs: lastReturned - started,
           jobsDoneMs: Math.max(...results.map((r) => r.jobDone)) - started,
+          // Per VM: the call until its job finished (placed, defined and started on its host, reported Running).
+          jobMedianMs: pct(
+            results.map((r, i) => r.jobDone - call[i]!),
+            0.5,
+          ),
           allHeldMs: Math.max(...[...done.values()].map((d) => d.at)) - started,
           guestBootMs: { median: pct(boot, 0.5), max: Math.max(...boot) },
           overheadMs: { median: pct(over, 0.5), max: Math.max(...over) },
