@@ -36,6 +36,7 @@ import {
   ensurePublicBridge,
   linkTable,
   networkDevice,
+  releasePublicDevice,
   removeNetwork,
   removePublicBridge,
   type LinkInfo,
@@ -290,14 +291,21 @@ export class HostConverger {
       const key = `${label}|${n.vlan}`;
       let p = made.get(key);
       if (!p) {
-        p = ensurePublicBridge(label, n.vlan, links, (b) =>
-          this.created.update(
-            (x) => (x.publicBridges[b.bridge] = { device: b.device, vlanDevice: b.vlanDevice }),
-          ),
-        ).then((b) => {
+        p = (async () => {
+          // The label changed since the bridge was made: the old device leaves it first.
+          const prev = this.created.read().publicBridges[publicBridgeName(n.vlan)];
+          if (prev && prev.device !== (n.vlan === 'untagged' ? label : `${label}.${n.vlan}`)) {
+            await releasePublicDevice(prev);
+            this.o.log(`public bridge ${publicBridgeName(n.vlan)}: ${prev.device} released`);
+          }
+          const b = await ensurePublicBridge(label, n.vlan, links, (x) =>
+            this.created.update(
+              (c) => (c.publicBridges[x.bridge] = { device: x.device, vlanDevice: x.vlanDevice }),
+            ),
+          );
           if (b.changed.length) this.o.log(`public bridge ${b.bridge}: ${b.changed.join(', ')}`);
           return b.bridge;
-        });
+        })();
         made.set(key, p);
       }
       out.push({ interface: n.interface, bridge: await p });

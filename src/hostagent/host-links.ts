@@ -205,14 +205,22 @@ export async function ensurePublicBridge(
   return { bridge, device: dev, vlanDevice: !untagged, changed };
 }
 
-/** Removes a public bridge made by ensurePublicBridge: its VLAN sub-interface deleted, an untagged label released. */
-export async function removePublicBridge(b: PublicBridge): Promise<void> {
+/** Takes a public bridge's device off it: a VLAN sub-interface of ours deleted, an untagged label released. */
+export async function releasePublicDevice(b: Omit<PublicBridge, 'bridge'>): Promise<void> {
   if (b.device === null) return;
-  const gone = (r: { code: number | null; stderr: string }) => {
-    if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw new Error(r.stderr.trim());
-  };
   gone(
     await exec(['ip', 'link', b.vlanDevice ? 'del' : 'set', b.device, ...(b.vlanDevice ? [] : ['nomaster'])]),
   );
+}
+
+/** Removes a public bridge made by ensurePublicBridge, its device released first. */
+export async function removePublicBridge(b: PublicBridge): Promise<void> {
+  if (b.device === null) return;
+  await releasePublicDevice(b);
   gone(await exec(['ip', 'link', 'del', b.bridge]));
+}
+
+/** A link command's result: fine when it succeeded or the link was not there. */
+function gone(r: { code: number | null; stderr: string }): void {
+  if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw new Error(r.stderr.trim());
 }
