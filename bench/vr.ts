@@ -543,8 +543,9 @@ async function runN(n: number, flags: Flags): Promise<void> {
     });
     const probe = await DhcpProbe.start(probeNs, { track: (p) => lab.net.trackPid(p.pid) });
     try {
-      // This checkout's agent, then each --compare build, one after the other on the same lab and probe.
-      const builds = [repoRoot, ...flags.compare];
+      // This checkout's agent, then each --compare build, one after the other on the same lab and probe (or in
+      // the --compare order if it names this checkout, `.`, itself).
+      const builds = flags.compare.includes(repoRoot) ? flags.compare : [repoRoot, ...flags.compare];
       for (const [b, root] of builds.entries()) {
         lab.agentRoot = root;
         const build = root === repoRoot ? gitDescribe() : basename(root);

@@ -80,17 +80,29 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
     }
   }
 
+  /**
+   * `dnsmasq --test` only parses the configuration file (host lines are ours and schema-checked), so it runs
+   * only when that file changes: a host addition stays off the spawn-a-process path.
+   */
+  needsCheck(next: Step<DnsmasqFiles>, prev: Step<DnsmasqFiles> | null, force: boolean): boolean {
+    return force || next.out.dnsmasqConf !== prev?.out.dnsmasqConf;
+  }
+
   async check(next: Step<DnsmasqFiles>, prev: Step<DnsmasqFiles> | null, force: boolean): Promise<void> {
-    // `dnsmasq --test` only parses the configuration file (host lines are ours and schema-checked), so it runs
-    // only when that file changes: a host addition stays off the spawn-a-process path.
-    if (next.out.dnsmasqConf === prev?.out.dnsmasqConf && !force) return;
+    if (!this.needsCheck(next, prev, force)) return;
+    const complaint = await this.test(next.out.dnsmasqConf);
+    if (complaint) throw new ApplyFailure('DnsmasqRejectedConfig', complaint);
+  }
+
+  /** `dnsmasq --test` of a configuration text (written in this instance's directory); the complaint or null. */
+  async test(conf: string): Promise<string | null> {
     // A new shard's directory does not exist before its first apply.
     mkdirPrivate(this.ctx.dataDir);
     const tmpConf = join(this.ctx.dataDir, '.dnsmasq.conf.test');
-    writeFileSync(tmpConf, next.out.dnsmasqConf);
+    writeFileSync(tmpConf, conf);
     const complaint = await dnsmasqTest(this.ctx.dnsmasqBinary, tmpConf);
     rmSync(tmpConf, { force: true });
-    if (complaint) throw new ApplyFailure('DnsmasqRejectedConfig', complaint);
+    return complaint;
   }
 
   async apply(next: Step<DnsmasqFiles>, prev: Step<DnsmasqFiles> | null): Promise<void> {
