@@ -373,8 +373,8 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
     dns_max_ms: round(d.maxMs),
   });
 
-  // new MAC
-  {
+  // new MAC (`--reps 0`: none of the per-change scenarios, e.g. for the rebuild alone)
+  if (flags.reps > 0) {
     const times: number[] = [];
     const apis: number[] = [];
     const [, dns] = await withDns(probe, m, flags, async () => {
@@ -404,7 +404,7 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
   // a just-freed address given to a new MAC (the old host held a lease on it); with DHCP shards also a new MAC
   // of the old host's own shard
   const shards = m instanceof AgentMethod ? shardCount(m.hosts.length) : 1;
-  for (const sameShard of shards > 1 ? [false, true] : [false]) {
+  for (const sameShard of flags.reps <= 0 ? [] : shards > 1 ? [false, true] : [false]) {
     const scenario = sameShard ? 'freed-ip-same-shard' : 'freed-ip';
     const times: number[] = [];
     const apis: number[] = [];
