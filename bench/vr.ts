@@ -6,6 +6,8 @@
  * sending DISCOVER until answered:
  *   new-mac    time from the control-API call adding one host to its DHCPACK
  *   freed-ip   time from the call that removes a host and gives its address to a new MAC, to that MAC's DHCPACK
+ *   freed-ip-same-shard  the same with the new MAC hashed to the old host's DHCP shard (only when sharded: the
+ *              shard must both free the lease and load the new host; in freed-ip that is 1 in K)
  *   burst      (at --burst-n) 200 new hosts at once: time until all 200 are ACKed
  *   rebuild    the whole state (N hosts plus those added above) pushed to a brand-new router, as after a reboot
  *              or destroy + restartNetwork: time from the push to the last of --rebuild-sample hosts served
@@ -16,13 +18,17 @@
  * Beside each, in the same run, CloudStack's method driven directly against a second dnsmasq on the same bridge:
  * rewrite the whole hosts/names/lease files and restart dnsmasq, once per VM.
  *
+ * `--compare <dir>,...` runs the agent's scenarios again, in the same run and lab, with the agent of another
+ * build (a directory holding that commit's bin/ and built dist/, e.g. `git archive <commit>` + `tsc`); rows
+ * name their `build`.
+ *
  * One JSON object per line on stdout; progress on stderr.
  *   npm run bench:vr -- --n 100,1000,5000 --reps 20 --warmup 1 --burst 200 --burst-n 1000 [--no-baseline]
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import {
   DhcpProbe,
@@ -33,6 +39,7 @@ import {
   type SpawnedProcess,
 } from '../src/netns/index.js';
 import type { DesiredState, HostSpec } from '../src/agent/desired-state.js';
+import { shardCount, shardOf } from '../src/agent/appliers/dnsmasq/shards.js';
 import { VrLab, repoRoot, type RouterUnderTest } from '../test/agent/vr-lab.js';
 import { benchOutput, numberList, parseArgs, quantile } from './common.js';
 
@@ -47,6 +54,8 @@ interface Flags {
   dnsIntervalMs: number;
   rebuild: boolean;
   rebuildSample: number;
+  /** Other agent builds to run the agent's scenarios with, after this checkout's. */
+  compare: string[];
 }
 
 function parseFlags(argv: string[]): Flags {
@@ -60,9 +69,10 @@ function parseFlags(argv: string[]): Flags {
     dnsIntervalMs: 10,
     rebuild: true,
     rebuildSample: 50,
+    compare: [],
   };
   const usage =
-    'npm run bench:vr -- [--n 100,1000,5000] [--reps 20] [--warmup 1] [--burst 200] [--burst-n 1000] [--no-baseline] [--no-rebuild] [--rebuild-sample 50]';
+    'npm run bench:vr -- [--n 100,1000,5000] [--reps 20] [--warmup 1] [--burst 200] [--burst-n 1000] [--no-baseline] [--no-rebuild] [--rebuild-sample 50] [--compare <dir>,...]';
   parseArgs(argv, usage, (a, v) => {
     if (a === '--n') f.n = numberList(v());
     else if (a === '--reps') f.reps = Number(v());
@@ -73,6 +83,10 @@ function parseFlags(argv: string[]): Flags {
     else if (a === '--dns-interval') f.dnsIntervalMs = Number(v());
     else if (a === '--no-rebuild') f.rebuild = false;
     else if (a === '--rebuild-sample') f.rebuildSample = Number(v());
+    else if (a === '--compare')
+      f.compare = v()
+        .split(',')
+        .map((d) => resolve(d));
     else return false;
     return true;
   });
@@ -105,6 +119,31 @@ function macAt(kind: number, i: number): string {
 
 const DOMAIN = 'bench.internal';
 
+/** The lab, with the agent started from `agentRoot` (this checkout, or a `--compare` build). */
+class BenchLab extends VrLab {
+  agentRoot = repoRoot;
+
+  override spawnAgent(ns: string, control: string, secret: string, dataDir: string): SpawnedProcess {
+    if (this.agentRoot === repoRoot) return super.spawnAgent(ns, control, secret, dataDir);
+    const argv = [
+      process.execPath,
+      join(this.agentRoot, 'bin', 'stacknet.js'),
+      'router-agent',
+      ...[
+        '--control-address',
+        control,
+        '--data-dir',
+        dataDir,
+        '--secret',
+        secret,
+        '--guest-interface',
+        'eth0',
+      ],
+    ];
+    return this.net.spawnIn(ns, argv, { cwd: this.agentRoot });
+  }
+}
+
 /** The VR under test: the real agent behind its control API. */
 class AgentMethod {
   readonly name = 'agent';
@@ -115,13 +154,20 @@ class AgentMethod {
   constructor(
     readonly lab: VrLab,
     public vr: RouterUnderTest,
+    /** `build` of its rows: this checkout's commit or a `--compare` directory's name. */
+    readonly build: string,
   ) {}
+
+  /** Stops this router's agent (and with it its dnsmasq) and frees its guest address for the next router. */
+  async retire(): Promise<void> {
+    await this.vr.agent.stop(10_000);
+    await execIn(this.vr.ns, ['ip', 'addr', 'flush', 'dev', 'eth0']);
+  }
 
   /** A brand-new router in place of this one (the old agent stopped, its address gone); returns its push. */
   async freshRouter(): Promise<() => Promise<void>> {
-    await this.vr.agent.stop(10_000);
-    await execIn(this.vr.ns, ['ip', 'addr', 'flush', 'dev', 'eth0']);
-    this.vr = await this.lab.router(`vr${++this.rebuilds}`);
+    await this.retire();
+    this.vr = await this.lab.router(`${this.vr.role.replace(/-\d+$/, '')}-${++this.rebuilds}`);
     return async () => {
       const r = await this.vr.push(this.state(), { timeoutMs: 300_000 });
       if (!r.ok) throw new Error(`rebuild: ${JSON.stringify(r)}`);
@@ -277,6 +323,9 @@ class RewriteRestartMethod {
 
 type Method = AgentMethod | RewriteRestartMethod;
 
+const buildOf = (m: Method) => (m instanceof AgentMethod ? { build: m.build } : {});
+const who = (m: Method) => (m instanceof AgentMethod ? `agent@${m.build}` : m.name);
+
 async function measureOne(probe: DhcpProbe, change: () => Promise<void>, mac: string, retryMs = 5) {
   const t0 = now();
   const served = probe.lease(mac, { retryMs, timeoutMs: 60_000 }).then((r) => ({ r, t: now() - t0 }));
@@ -317,15 +366,15 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
       vmId: `n-${i}`,
     };
   };
-  const emit = (o: Record<string, unknown>) => emitRow({ backend: m.backend, ...o });
+  const emit = (o: Record<string, unknown>) => emitRow({ backend: m.backend, ...buildOf(m), ...o });
   const dnsFields = (d: ProbeDnsStats) => ({
     dns_sent: d.sent,
     dns_lost: d.lost,
     dns_max_ms: round(d.maxMs),
   });
 
-  // new MAC
-  {
+  // new MAC (`--reps 0`: none of the per-change scenarios, e.g. for the rebuild alone)
+  if (flags.reps > 0) {
     const times: number[] = [];
     const apis: number[] = [];
     const [, dns] = await withDns(probe, m, flags, async () => {
@@ -348,18 +397,22 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
       ...dnsFields(dns),
     });
     log(
-      `${m.name} n=${n} new-mac median ${round(quantile(times, 0.5))} ms p99 ${round(quantile(times, 0.99))} ms, DNS lost ${dns.lost}/${dns.sent}`,
+      `${who(m)} n=${n} new-mac median ${round(quantile(times, 0.5))} ms p99 ${round(quantile(times, 0.99))} ms, DNS lost ${dns.lost}/${dns.sent}`,
     );
   }
 
-  // a just-freed address given to a new MAC (the old host held a lease on it)
-  {
+  // a just-freed address given to a new MAC (the old host held a lease on it); with DHCP shards also a new MAC
+  // of the old host's own shard
+  const shards = m instanceof AgentMethod ? shardCount(m.hosts.length) : 1;
+  for (const sameShard of flags.reps <= 0 ? [] : shards > 1 ? [false, true] : [false]) {
+    const scenario = sameShard ? 'freed-ip-same-shard' : 'freed-ip';
     const times: number[] = [];
     const apis: number[] = [];
     const [, dns] = await withDns(probe, m, flags, async () => {
       for (let k = -flags.warmup; k < flags.reps; k++) {
         const old = m.hosts[k + flags.warmup]!;
-        const i = macSeq++;
+        let i = macSeq++;
+        while (sameShard && shardOf(macAt(kindNew, i), shards) !== shardOf(old.mac, shards)) i = macSeq++;
         const h: HostSpec = {
           mac: macAt(kindNew, i),
           ipv4: old.ipv4,
@@ -377,14 +430,14 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
     emit({
       method: m.name,
       n,
-      scenario: 'freed-ip',
+      scenario,
       reps: times.length,
       ...summary(times),
       api_median_ms: round(quantile(apis, 0.5)),
       ...dnsFields(dns),
     });
     log(
-      `${m.name} n=${n} freed-ip median ${round(quantile(times, 0.5))} ms p99 ${round(quantile(times, 0.99))} ms, DNS lost ${dns.lost}/${dns.sent}`,
+      `${who(m)} n=${n} ${scenario} median ${round(quantile(times, 0.5))} ms p99 ${round(quantile(times, 0.99))} ms, DNS lost ${dns.lost}/${dns.sent}`,
     );
   }
 
@@ -415,7 +468,7 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
       ...dnsFields(dns),
     });
     log(
-      `${m.name} n=${n} burst of ${flags.burst}: all served in ${round(Math.max(...res.times))} ms, DNS lost ${dns.lost}/${dns.sent}`,
+      `${who(m)} n=${n} burst of ${flags.burst}: all served in ${round(Math.max(...res.times))} ms, DNS lost ${dns.lost}/${dns.sent}`,
     );
   }
 }
@@ -446,6 +499,7 @@ async function rebuildScenario(m: Method, probe: DhcpProbe, n: number, flags: Fl
   emitRow({
     method: m.name,
     backend: m.backend,
+    ...buildOf(m),
     n,
     scenario: 'rebuild',
     hosts: hosts.length,
@@ -454,7 +508,7 @@ async function rebuildScenario(m: Method, probe: DhcpProbe, n: number, flags: Fl
     api_ms: round(apiMs),
   });
   log(
-    `${m.name} n=${n} rebuild of ${hosts.length} hosts: last of ${sample.length} sampled served in ${round(last)} ms`,
+    `${who(m)} n=${n} rebuild of ${hosts.length} hosts: last of ${sample.length} sampled served in ${round(last)} ms`,
   );
 }
 
@@ -478,10 +532,9 @@ async function memory(ns: string): Promise<Record<string, number>> {
 }
 
 async function runN(n: number, flags: Flags): Promise<void> {
-  const lab = new VrLab({ cidr: '10.20.0.0/16', domain: DOMAIN });
+  const lab = new BenchLab({ cidr: '10.20.0.0/16', domain: DOMAIN });
   try {
     await lab.setup();
-    const vr = await lab.router('vr');
     const probeNs = await lab.net.namespace('probe');
     await lab.net.veth({
       ns: probeNs,
@@ -490,45 +543,51 @@ async function runN(n: number, flags: Flags): Promise<void> {
     });
     const probe = await DhcpProbe.start(probeNs, { track: (p) => lab.net.trackPid(p.pid) });
     try {
-      const agent = new AgentMethod(lab, vr);
-      let t = now();
-      await agent.populate(n);
-      log(`agent populated with ${n} hosts in ${Math.round(now() - t)} ms`);
-      await eventually(
-        async () => {
-          const r = await probe.lease(agent.hosts[0]!.mac, { timeoutMs: 2000 });
-          if (!r.ok) throw new Error('populated VR does not answer');
-        },
-        { timeoutMs: 30_000 },
-      );
-      await runScenarios(agent, probe, n, flags);
-      const st = await vr.status();
-      emit({
-        method: 'agent',
-        backend: agent.backend,
-        n,
-        scenario: 'counters',
-        dhcp_shards: st.dhcpShards ?? 1,
-        ...st.counters,
-        dnsmasq_restarts_by_supervisor: st.dnsmasq.restarts,
-      });
-      emit({
-        method: 'agent',
-        backend: agent.backend,
-        n,
-        scenario: 'memory',
-        hosts: agent.hosts.length,
-        dhcp_shards: st.dhcpShards ?? 1,
-        ...(await memory(vr.ns)),
-      });
-      if (flags.rebuild) await rebuildScenario(agent, probe, n, flags);
+      // This checkout's agent, then each --compare build, one after the other on the same lab and probe (or in
+      // the --compare order if it names this checkout, `.`, itself).
+      const builds = flags.compare.includes(repoRoot) ? flags.compare : [repoRoot, ...flags.compare];
+      for (const [b, root] of builds.entries()) {
+        lab.agentRoot = root;
+        const build = root === repoRoot ? gitDescribe() : basename(root);
+        const vr = await lab.router(`vr${b}-0`);
+        const agent = new AgentMethod(lab, vr, build);
+        const t = now();
+        await agent.populate(n);
+        log(`agent@${build} populated with ${n} hosts in ${Math.round(now() - t)} ms`);
+        await eventually(
+          async () => {
+            const r = await probe.lease(agent.hosts[0]!.mac, { timeoutMs: 2000 });
+            if (!r.ok) throw new Error('populated VR does not answer');
+          },
+          { timeoutMs: 30_000 },
+        );
+        await runScenarios(agent, probe, n, flags);
+        const st = await agent.vr.status();
+        const row = { method: 'agent', backend: agent.backend, build, n };
+        emit({
+          ...row,
+          scenario: 'counters',
+          dhcp_shards: st.dhcpShards ?? 1,
+          ...st.counters,
+          dnsmasq_restarts_by_supervisor: st.dnsmasq.restarts,
+        });
+        emit({
+          ...row,
+          scenario: 'memory',
+          hosts: agent.hosts.length,
+          dhcp_shards: st.dhcpShards ?? 1,
+          ...(await memory(agent.vr.ns)),
+        });
+        if (flags.rebuild) await rebuildScenario(agent, probe, n, flags);
+        await agent.retire();
+      }
 
       if (flags.baseline) {
         const csNs = await lab.net.namespace('cs');
         await lab.net.veth({ ns: csNs, bridge: lab.bridge, addresses: ['10.21.0.1/16'] });
         const cs = new RewriteRestartMethod(lab, csNs);
         await cs.init();
-        t = now();
+        const t = now();
         await cs.populate(n);
         await eventually(
           async () => {

@@ -8,7 +8,8 @@ import { flagValue, parseFlags } from './flags.js';
 import type { CliCommand } from './main.js';
 
 const usage = `usage: stacknet host-agent --server <url> --token <t> --name <n> --address <underlay ip> --port <p>
-       --data-dir <d> --guest-label <iface> [--vm-backend netns|libvirt] [--prefix <name prefix>]
+       --data-dir <d> --guest-label <iface> [--public-label <iface>] [--vm-backend netns|libvirt]
+       [--prefix <name prefix>]
        [--listen <ip>] [--control-cidr 169.254.0.0/16] [--ping-interval 60] [--zone <uuid>]
        [--log-level info] [--log-format json|text]
        stacknet host-agent cleanup --data-dir <d> [--prefix <name prefix>]
@@ -20,7 +21,9 @@ else --ping-interval seconds), long-polls its desired state and converges the ho
 network on a VLAN sub-interface of --guest-label (<label>.<vlan>) or on a VXLAN device (vx<vni>, local
 --address, dstport 4789, peers as static FDB entries), VM ports with nftables anti-spoofing, routers as
 namespaces running \`stacknet router-agent\` (eth1 on a host-local control bridge in --control-cidr, or the
-desired state's controlCidr), VMs through the VM backend (netns: light VMs, a namespace with udhcpc; libvirt:
+desired state's controlCidr; eth2, eth3... on a public bridge per public VLAN over the zone's Public traffic
+label or --public-label: brpub holding the label when untagged, unless the label is a bridge itself, then the
+label as is; brpub<vlan> holding <label>.<vlan> when tagged), VMs through the VM backend (netns: light VMs, a namespace with udhcpc; libvirt:
 domains). Whatever fails is reported in the status's errors and retried each heartbeat; the rest goes on.
 
 It listens on --listen (default --address) port --port for the server: ANY /v1/routers/<router>/<path>
@@ -119,6 +122,7 @@ export const hostAgentCommand: CliCommand = {
       ...(str(m, 'listen') ? { listen: str(m, 'listen')! } : {}),
       dataDir: dir,
       guestLabel: str(m, 'guest-label')!,
+      ...(str(m, 'public-label') ? { publicLabel: str(m, 'public-label')! } : {}),
       prefix,
       controlCidr: str(m, 'control-cidr') ?? '169.254.0.0/16',
       pingInterval,

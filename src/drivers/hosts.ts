@@ -134,17 +134,24 @@ export class HostsDriver implements Driver {
     const h = await this.routerHost(r);
     await refreshHostDesired(this.db, Number(h.id));
     const t = await this.transport(h, r);
-    // A router just placed takes its host agent a moment (namespace, agent start): wait for it as netns does.
+    // A router just placed takes its host agent a moment (namespace, agent start): wait for it as netns does,
+    // but not for a host that stops being Up meanwhile (it was cut off): the next pass places the router elsewhere.
     const deadline = Date.now() + (this.o.routerUpMs ?? 20_000);
-    for (;;) {
+    for (let tries = 1; ; tries++) {
       try {
         await t.getStatus();
         return t;
       } catch (e) {
-        if (Date.now() > deadline)
-          throw new Error(`router ${r.name} on host ${h.name} does not answer: ${(e as Error).message}`, {
-            cause: e,
-          });
+        const now = tries % 5 === 0 ? await hostById(this.db, Number(h.id)) : h;
+        if (Date.now() > deadline || !keepsRouters(now)) {
+          const why = keepsRouters(now) ? '' : ` (the host is ${now?.state ?? 'gone'})`;
+          throw new Error(
+            `router ${r.name} on host ${h.name} does not answer${why}: ${(e as Error).message}`,
+            {
+              cause: e,
+            },
+          );
+        }
         await new Promise((res) => setTimeout(res, 200));
       }
     }

@@ -10,6 +10,7 @@
  * running) and costs nothing while the router's public NICs are what they were when last plugged.
  */
 import { exec, listLinks, run, sysctlIn } from '../netns/index.js';
+import { plugPublicVeths, unplugPublicVeths } from './public-veths.js';
 import type { PublicNicRuntime, RouterRuntime } from './types.js';
 
 export interface NetnsPublicDeps {
@@ -53,32 +54,12 @@ export class NetnsPublicSide {
     if (!fresh && this.plugged.get(r.id) === key) return;
     this.plugged.delete(r.id);
     for (const nic of r.publicNics) await this.upstreamLeg(r.zoneId, nic);
-    const inner = (await exec(['ip', '-n', ns, '-o', 'link', 'show'])).stdout;
-    const present = new Set([...inner.matchAll(/^\d+:\s+(eth\d+)@/gm)].map((m) => m[1]!));
-    const wanted = new Set(r.publicNics.map((n) => n.interface));
-    const drop: string[] = [];
-    const sw: string[] = [];
-    const inside: string[] = [];
-    for (const nic of r.publicNics) {
-      const outer = NetnsPublicSide.outerName(r.id, nic.interface);
-      if (!present.has(nic.interface)) {
-        // A stale outer end (its router namespace deleted asynchronously) would fail the add.
-        drop.push(`link del ${outer}`);
-        sw.push(`link add ${outer} type veth peer name ${nic.interface} netns ${ns}`);
-      }
-      sw.push(`link set ${outer} master ${NetnsPublicSide.bridgeName(nic.vlan)} up`);
-      inside.push(`link set ${nic.interface} up`);
-    }
-    for (const ifname of present) {
-      // eth0 (guest) and eth1 (control) are not the public side's.
-      if (Number(ifname.slice(3)) >= 2 && !wanted.has(ifname))
-        drop.push(`link del ${NetnsPublicSide.outerName(r.id, ifname)}`);
-    }
-    await this.switchBatch(drop, true);
-    await this.switchBatch(sw);
-    if (inside.length) await run(['ip', '-n', ns, '-b', '-'], { input: `${inside.join('\n')}\n` });
-    // The router is its networks' gateway: it forwards between guest, public and (VPC) transit interfaces.
-    await sysctlIn(ns, 'net.ipv4.ip_forward', '1');
+    await plugPublicVeths({
+      ns,
+      outerNs: this.d.switchNs,
+      nics: r.publicNics.map((n) => ({ interface: n.interface, bridge: NetnsPublicSide.bridgeName(n.vlan) })),
+      outerName: (ifname) => NetnsPublicSide.outerName(r.id, ifname),
+    });
     this.plugged.set(r.id, key);
   }
 
@@ -87,10 +68,7 @@ export class NetnsPublicSide {
     this.plugged.delete(r.id);
     const mine = new RegExp(`^r${r.id}e\\d+$`);
     const links = (await listLinks(this.d.switchNs)).filter((l) => mine.test(l));
-    await this.switchBatch(
-      links.map((l) => `link del ${l}`),
-      true,
-    );
+    await unplugPublicVeths(this.d.switchNs, links);
   }
 
   /** `ip -b` in the switch namespace; `bestEffort`: deletions of what may already be gone. */

@@ -1,7 +1,8 @@
 /**
  * Converges a host to its HostDesiredState, level-based: guest networks (bridges on VLAN sub-interfaces or
  * VXLAN devices), routers (namespaces running `stacknet router-agent`, eth0 on the guest bridge, eth1 on the
- * host-local control bridge), VMs through their backend, and each VM port's anti-spoofing chain
+ * host-local control bridge, eth2, eth3... on the public bridges of the public traffic label), VMs through their
+ * backend, and each VM port's anti-spoofing chain
  * (`portRuleText`, bridge family, in the agent's own namespace). Whatever the state names is made or repaired;
  * whatever this agent made that the state no longer names is removed. A failing item is quarantined in the
  * result's `errors` and never blocks the others. Everything made is listed in created.json (created.ts).
@@ -10,9 +11,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostDesiredState, HostRouterSpec, HostStatus, HostVmNicSpec } from '../hosts/protocol.js';
-import { vmPortName } from '../hosts/protocol.js';
+import { publicBridgeName, vmPortName } from '../hosts/protocol.js';
 import { leaseDirFor } from '../agent/lease-dir.js';
 import { PORT_TABLE_TEXT, portRuleText } from '../drivers/netns.js';
+import { plugPublicVeths, unplugPublicVeths } from '../drivers/public-veths.js';
 import { routerAgentPid, startRouterAgent } from '../drivers/router-process.js';
 import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
 import {
@@ -29,7 +31,16 @@ import {
   run,
 } from '../netns/index.js';
 import { Created } from './created.js';
-import { ensureNetwork, linkTable, networkDevice, removeNetwork, type LinkInfo } from './host-links.js';
+import {
+  ensureNetwork,
+  ensurePublicBridge,
+  linkTable,
+  networkDevice,
+  releasePublicDevice,
+  removeNetwork,
+  removePublicBridge,
+  type LinkInfo,
+} from './host-links.js';
 import type { VmBackend } from './vm-backend.js';
 
 export interface ConvergeOptions {
@@ -40,6 +51,8 @@ export interface ConvergeOptions {
   hostAddress: string;
   /** The control network (the server's control.cidr): the control bridge holds its first host. */
   controlCidr: string;
+  /** The public traffic label (`--public-label`) when a router's public NIC names none. */
+  publicLabel?: string;
   backends: ReadonlyMap<'libvirt' | 'netns', VmBackend>;
   log: (m: string) => void;
 }
@@ -127,12 +140,23 @@ export class HostConverger {
     if (changed) links = await linkTable();
 
     const routerErrors = new Map<string, string>();
+    const publicBridges = new Map<string, Promise<string>>();
     for (const r of d.routers)
-      if (!(await guard(`router ${r.name}`, () => this.ensureRouter(r, bridges, links))))
+      if (!(await guard(`router ${r.name}`, () => this.ensureRouter(r, bridges, links, publicBridges))))
         routerErrors.set(r.name, errors.at(-1)!.message);
     const wanted = new Set(d.routers.map((r) => r.name));
     for (const name of Object.keys(this.created.read().routers))
       if (!wanted.has(name)) await guard(`router ${name} (removing)`, () => this.removeRouter(name));
+    // Public bridges no router wants any more (only routers' interfaces go on them).
+    const keepPublic = new Set(
+      d.routers.flatMap((r) => (r.publicNics ?? []).map((n) => publicBridgeName(n.vlan))),
+    );
+    for (const [bridge, rec] of Object.entries(this.created.read().publicBridges))
+      if (!keepPublic.has(bridge))
+        await guard(`public bridge ${bridge} (removing)`, async () => {
+          await removePublicBridge({ bridge, ...rec });
+          this.created.update((x) => delete x.publicBridges[bridge]);
+        });
 
     const vmErrors = new Map<string, string>();
     const ports = new Map<string, string>();
@@ -248,10 +272,78 @@ export class HostConverger {
       }
   }
 
+  /**
+   * The bridge each of the router's public interfaces goes on, made (once per pass: `made`) on the NIC's
+   * traffic label or the agent's `--public-label`.
+   */
+  private async publicBridgesOf(
+    r: HostRouterSpec,
+    links: Map<string, LinkInfo>,
+    made: Map<string, Promise<string>>,
+  ): Promise<{ interface: string; bridge: string }[]> {
+    const out: { interface: string; bridge: string }[] = [];
+    for (const n of r.publicNics ?? []) {
+      const label = n.trafficLabel ?? this.o.publicLabel;
+      if (!label)
+        throw new Error(
+          `${n.interface} (public VLAN ${n.vlan}): no public traffic label (the zone's Public kvmnetworklabel, or the agent's --public-label)`,
+        );
+      const key = `${label}|${n.vlan}`;
+      let p = made.get(key);
+      if (!p) {
+        p = (async () => {
+          // The label changed since the bridge was made: the old device leaves it first.
+          const prev = this.created.read().publicBridges[publicBridgeName(n.vlan)];
+          if (prev && prev.device !== (n.vlan === 'untagged' ? label : `${label}.${n.vlan}`)) {
+            await releasePublicDevice(prev);
+            this.o.log(`public bridge ${publicBridgeName(n.vlan)}: ${prev.device} released`);
+          }
+          const b = await ensurePublicBridge(label, n.vlan, links, (x) =>
+            this.created.update(
+              (c) => (c.publicBridges[x.bridge] = { device: x.device, vlanDevice: x.vlanDevice }),
+            ),
+          );
+          if (b.changed.length) this.o.log(`public bridge ${b.bridge}: ${b.changed.join(', ')}`);
+          return b.bridge;
+        })();
+        made.set(key, p);
+      }
+      out.push({ interface: n.interface, bridge: await p });
+    }
+    return out;
+  }
+
+  /** The router's public interfaces (eth2, eth3...) as veths `hp<id>e<N>` on their public bridges. */
+  private async plugPublic(
+    r: HostRouterSpec,
+    ns: string,
+    nics: { interface: string; bridge: string }[],
+    links: Map<string, LinkInfo>,
+    fresh: boolean,
+  ): Promise<void> {
+    const outer = (ifname: string) => publicPortName(r.id, ifname);
+    const mine = new RegExp(`^hp${r.id}e\\d+$`);
+    const want = new Set(nics.map((n) => outer(n.interface)));
+    // Level check from the host's link table: each outer end there, on its bridge and up, and no other.
+    const right =
+      !fresh &&
+      nics.every((n) => {
+        const l = links.get(outer(n.interface));
+        return l?.master === n.bridge && l.flags.includes('UP');
+      }) &&
+      ![...links.keys()].some((l) => mine.test(l) && !want.has(l));
+    if (right) return;
+    await plugPublicVeths({ ns, nics, outerName: outer });
+    this.o.log(
+      `router ${r.name}: public ${nics.map((n) => `${n.interface} on ${n.bridge}`).join(', ') || 'none'}`,
+    );
+  }
+
   private async ensureRouter(
     r: HostRouterSpec,
     bridges: ReadonlyMap<number, string>,
     links: Map<string, LinkInfo>,
+    publicBridges: Map<string, Promise<string>>,
   ): Promise<void> {
     const bridge = bridges.get(r.networkId);
     if (!bridge) throw new Error(`network ${r.networkId} has no bridge on this host`);
@@ -264,9 +356,12 @@ export class HostConverger {
       if (l?.master !== bridge || !l.flags.includes('UP'))
         await run(['ip', 'link', 'set', guestPort, 'master', bridge, 'up']);
     };
+    const pub = await this.publicBridgesOf(r, links, publicBridges);
     if (await routerAgentPid(this.routerDir(r.name))) {
-      // Running: its guest port goes back on the bridge if that was made again (drift); nothing else is touched.
+      // Running: its guest port goes back on the bridge if that was made again (drift), its public interfaces
+      // are made to match (an IP from another VLAN; a deleted port or bridge); nothing else is touched.
       await onBridge();
+      await this.plugPublic(r, ns, pub, links, false);
       return;
     }
     if (!(await listNamespaces()).includes(ns)) {
@@ -285,6 +380,8 @@ export class HostConverger {
       const c = parseCidr(this.controlCidr, 'control cidr', { strict: false });
       await addAddress(ns, 'eth1', `${r.controlIp}/${c.prefix}`);
     }
+    // Before the agent starts: it finds its public interfaces at once (else PublicInterfaceMissing, retried).
+    await this.plugPublic(r, ns, pub, links, true);
     await startRouterAgent({
       name: r.name,
       ns,
@@ -306,6 +403,11 @@ export class HostConverger {
     if ((await listNamespaces()).includes(rec.ns)) await killNamespacePids(rec.ns);
     await deleteLink(`hr${rec.id}`);
     await deleteLink(`hc${rec.id}`);
+    const mine = new RegExp(`^hp${rec.id}e\\d+$`);
+    await unplugPublicVeths(
+      undefined,
+      [...(await linkTable()).keys()].filter((l) => mine.test(l)),
+    );
     this.created.remove('links', `hc${rec.id}`);
     await deleteNamespace(rec.ns);
     this.created.remove('namespaces', rec.ns);
@@ -330,12 +432,18 @@ export class HostConverger {
         await deleteNamespace(ns);
       }
     for (const [bridge, dev] of Object.entries(c.networks)) await removeNetwork(bridge, dev);
+    for (const [bridge, rec] of Object.entries(c.publicBridges)) await removePublicBridge({ bridge, ...rec });
     for (const l of c.links) await deleteLink(l);
     if (c.nftTable) await exec(['nft', 'delete', 'table', 'bridge', 'stacknet']);
     for (const f of ['created.json', 'ports.json'])
       if (existsSync(join(this.o.dataDir, f))) rmSync(join(this.o.dataDir, f));
     rmSync(join(this.o.dataDir, 'routers'), { recursive: true, force: true });
   }
+}
+
+/** The host end of a router's public interface `eth<N>`: `hp<router id>e<N>`. */
+export function publicPortName(routerId: number, ifname: string): string {
+  return `hp${routerId}e${ifname.replace(/^eth/, '')}`;
 }
 
 function portText(nic: HostVmNicSpec): string {

@@ -19,6 +19,11 @@ export interface CreatedRecord {
   routers: Record<string, { id: number; ns: string }>;
   /** The bridge-family table `stacknet` (the VM ports' anti-spoofing). */
   nftTable: boolean;
+  /**
+   * Public bridges by name (routers' eth2, eth3... go on them): the device on each, a VLAN sub-interface of the
+   * public label made here (`vlanDevice`: deleted with it) or the untagged label (released, never deleted).
+   */
+  publicBridges: Record<string, { device: string; vlanDevice: boolean }>;
 }
 
 export class Created {
@@ -42,6 +47,7 @@ export class Created {
       networks: c.networks ?? {},
       routers: c.routers ?? {},
       nftTable: c.nftTable ?? false,
+      publicBridges: c.publicBridges ?? {},
     };
   }
 

@@ -41,6 +41,8 @@ export interface HostAgentOptions {
   listen?: string;
   dataDir: string;
   guestLabel: string;
+  /** The interface (or bridge) routers' public interfaces reach the outside on, unless the server names one. */
+  publicLabel?: string;
   prefix: string;
   controlCidr: string;
   /** Seconds between heartbeats until the server says otherwise. */
@@ -107,6 +109,7 @@ export class HostAgent {
       prefix: o.prefix,
       hostAddress: o.address,
       controlCidr: o.controlCidr,
+      ...(o.publicLabel ? { publicLabel: o.publicLabel } : {}),
       backends: new Map([[o.backend.name, o.backend]]),
       log: o.log,
     });
@@ -161,7 +164,10 @@ export class HostAgent {
         cpuSpeedMhz: c[0]?.speed || 1000,
         memoryMiB: Math.floor(totalmem() / 1024 / 1024),
         kvm: kvmUsable(),
-        trafficLabels: { guest: this.o.guestLabel },
+        trafficLabels: {
+          guest: this.o.guestLabel,
+          ...(this.o.publicLabel ? { public: this.o.publicLabel } : {}),
+        },
         vmBackends: [this.o.backend.name],
         version: version(),
       },

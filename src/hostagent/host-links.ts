@@ -6,6 +6,7 @@
  * that is right, and a deleted bridge or FDB entry comes back).
  */
 import type { HostNetworkSpec } from '../hosts/protocol.js';
+import { publicBridgeName } from '../hosts/protocol.js';
 import { createBridge, exec, run } from '../netns/index.js';
 
 export interface LinkInfo {
@@ -142,4 +143,84 @@ export async function removeNetwork(bridge: string, dev: string): Promise<void> 
     const r = await exec(['ip', 'link', 'del', l]);
     if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw new Error(r.stderr.trim());
   }
+}
+
+/** A public VLAN's bridge on the host's public traffic label, and the VLAN sub-interface made for it (if any). */
+export interface PublicBridge {
+  bridge: string;
+  /** `<label>.<vlan>` this agent made (tagged), the label it enslaved (untagged), or null (the label is a bridge). */
+  device: string | null;
+  /** The device is a VLAN sub-interface of ours (deleted with the bridge), not the label (only released). */
+  vlanDevice: boolean;
+}
+
+/**
+ * Makes (or repairs) the bridge a public VLAN's router interfaces go on: untagged, `brpub` holding the label
+ * itself, or the label as is when it is a bridge already (CloudStack's `cloudbr0`: the operator's, never
+ * changed); tagged (`vlan` a number, CloudStack's `vlan://N`), `brpub<vlan>` holding `<label>.<vlan>`. The label
+ * must exist: an untagged label is enslaved to the bridge, so it should carry no address of its own.
+ */
+export async function ensurePublicBridge(
+  label: string,
+  vlan: string,
+  links: Map<string, LinkInfo>,
+  /** Told what will be made before it is (created.json), unless the label is used as is. */
+  record: (b: PublicBridge & { device: string }) => void,
+): Promise<PublicBridge & { changed: string[] }> {
+  const parent = links.get(label);
+  if (!parent) throw new Error(`public traffic label ${label} does not exist on this host`);
+  const changed: string[] = [];
+  const untagged = vlan === 'untagged';
+  if (!untagged && !/^\d+$/.test(vlan)) throw new Error(`public VLAN '${vlan}' is not untagged or a VLAN id`);
+  if (untagged && parent.kind === 'bridge') {
+    if (!parent.flags.includes('UP')) await run(['ip', 'link', 'set', label, 'up']);
+    return { bridge: label, device: null, vlanDevice: false, changed };
+  }
+  const bridge = publicBridgeName(vlan);
+  const dev = untagged ? label : `${label}.${vlan}`;
+  record({ bridge, device: dev, vlanDevice: !untagged });
+  if (!untagged) {
+    const have = links.get(dev);
+    const right = have?.kind === 'vlan' && have.data?.id === Number(vlan) && have.link === label;
+    if (have && !right) {
+      await run(['ip', 'link', 'del', dev]);
+      changed.push(`replaced ${dev}`);
+    }
+    if (!right) {
+      await run(['ip', 'link', 'add', 'link', label, 'name', dev, 'type', 'vlan', 'id', vlan]);
+      changed.push(`made ${dev}`);
+      links.delete(dev);
+    }
+  }
+  const br = links.get(bridge);
+  if (!br) {
+    await createBridge(bridge);
+    changed.push(`made ${bridge}`);
+  } else if (!br.flags.includes('UP')) await run(['ip', 'link', 'set', bridge, 'up']);
+  const d = links.get(dev);
+  if (d?.master !== bridge || !d.flags.includes('UP')) {
+    await run(['ip', 'link', 'set', dev, 'master', bridge, 'up']);
+    changed.push(`${dev} on ${bridge}`);
+  }
+  return { bridge, device: dev, vlanDevice: !untagged, changed };
+}
+
+/** Takes a public bridge's device off it: a VLAN sub-interface of ours deleted, an untagged label released. */
+export async function releasePublicDevice(b: Omit<PublicBridge, 'bridge'>): Promise<void> {
+  if (b.device === null) return;
+  gone(
+    await exec(['ip', 'link', b.vlanDevice ? 'del' : 'set', b.device, ...(b.vlanDevice ? [] : ['nomaster'])]),
+  );
+}
+
+/** Removes a public bridge made by ensurePublicBridge, its device released first. */
+export async function removePublicBridge(b: PublicBridge): Promise<void> {
+  if (b.device === null) return;
+  await releasePublicDevice(b);
+  gone(await exec(['ip', 'link', 'del', b.bridge]));
+}
+
+/** A link command's result: fine when it succeeded or the link was not there. */
+function gone(r: { code: number | null; stderr: string }): void {
+  if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw new Error(r.stderr.trim());
 }

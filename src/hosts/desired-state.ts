@@ -149,6 +149,7 @@ export async function computeHostDesired(
     .orderBy('id')
     .execute();
   const routers: HostRouterSpec[] = [];
+  const caps = capabilitiesOf(h);
   for (const { id } of routerRows) {
     if (overrides.absentRouters.has(Number(id))) continue;
     const row = await routerById(ex, Number(id));
@@ -167,10 +168,23 @@ export async function computeHostDesired(
       redundant: rt.redundant,
       vpcId: rt.vpcId,
       ...(rt.appliance ? { appliance: rt.appliance } : {}),
-      ...(rt.publicNics.length ? { publicNics: rt.publicNics } : {}),
+      ...(rt.publicNics.length
+        ? {
+            publicNics: await (async () => {
+              // CloudStack's kvmnetworklabel of the zone's Public traffic; else the host's own (--public-label).
+              const label = (await publicLabel(ex, rt.zoneId)) || caps?.trafficLabels.public;
+              return rt.publicNics.map((n) => ({
+                interface: n.interface,
+                vlan: n.vlan,
+                gateway: n.gateway,
+                prefix: n.prefix,
+                ...(label ? { trafficLabel: label } : {}),
+              }));
+            })(),
+          }
+        : {}),
     });
   }
-  const caps = capabilitiesOf(h);
   const networks: HostNetworkSpec[] = [];
   for (const networkId of [...networkIds].sort((a, b) => a - b)) {
     const n = await db
@@ -209,6 +223,21 @@ export async function computeHostDesired(
     routers,
     vms,
   };
+}
+
+/** The KVM label of the zone's Public traffic type (one physical network of a zone carries it), if it names one. */
+async function publicLabel(ex: Executor, zoneId: number): Promise<string | null> {
+  const row = await netDb(ex)
+    .selectFrom('traffic_types')
+    .innerJoin('physical_networks', 'physical_networks.id', 'traffic_types.physical_network_id')
+    .select('traffic_types.kvm_label')
+    .where('physical_networks.zone_id', '=', zoneId)
+    .where('physical_networks.removed', 'is', null)
+    .where('traffic_types.traffic_type', '=', 'Public')
+    .orderBy('physical_networks.id')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.kvm_label ?? null;
 }
 
 /** The underlay addresses of the other Up hosts with a VM or a running router on the network. */

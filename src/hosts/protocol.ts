@@ -134,10 +134,20 @@ export interface HostRouterSpec {
   vpcId: number | null;
   appliance?: 'internalLb';
   /**
-   * Its public interfaces (eth2, eth3, ...), as the netns driver plugs them: on the host's public traffic label,
-   * untagged or as a VLAN sub-interface; the agent in the router puts the addresses on. Absent: none.
+   * Its public interfaces (eth2, eth3, ...), as the netns driver plugs them: veths `hp<id>e<N>` on the host's
+   * public bridge of the VLAN (`vlan`: `untagged` or the id), made on the public traffic label (`trafficLabel`,
+   * else the host's own `--public-label`): untagged `brpub` holding the label, or `brpub<vlan>` holding
+   * `<label>.<vlan>` (a label that is itself a bridge carries untagged traffic as is). The agent in the router
+   * puts the addresses on. Absent: none.
    */
-  publicNics?: { interface: string; vlan: string; gateway: string; prefix: number }[];
+  publicNics?: {
+    interface: string;
+    vlan: string;
+    gateway: string;
+    prefix: number;
+    /** The physical network's Public traffic label for KVM (`kvmnetworklabel`), when it names one. */
+    trafficLabel?: string;
+  }[];
 }
 
 export interface HostVmSpec {
@@ -179,6 +189,11 @@ export interface HostVmNicSpec {
 /** The host-side name of a VM NIC's port (libvirt `<target dev>`, or the netns backend's veth): `vn<nic id>`. */
 export function vmPortName(nicId: number): string {
   return `vn${nicId}`;
+}
+
+/** The bridge a host makes for a public VLAN (`untagged` or the VLAN id) on its public traffic label. */
+export function publicBridgeName(vlan: string): string {
+  return vlan === 'untagged' ? 'brpub' : `brpub${vlan}`;
 }
 
 /** The bridge a host makes for a guest network. */

@@ -1,13 +1,16 @@
 // Issue 15: a router for a big network. Past 2,048 hosts the agent serves DHCP from several dnsmasq shards
 // (src/agent/appliers/dnsmasq/shards.ts) and DNS from a dnsmasq of its own; real udhcpc/dhclient guests check
 // that every behaviour of the small router holds there: new MAC served, options, non-default NIC, hostname in
-// DNS, a freed address reused by a new MAC in the same shard (the old lease released), a stranger ignored, and
-// DNS answering all the way through a burst of new VMs.
+// DNS, a freed address reused by a new MAC in the same shard or another (the old lease released to the shard
+// holding it, no shard restarted), a stranger ignored, and DNS answering all the way through a burst of new VMs.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DhcpProbe, dig, eventually } from '../../src/netns/index.js';
 import type { DesiredState, HostSpec } from '../../src/agent/desired-state.js';
-import { shardCount, shardOf } from '../../src/agent/appliers/dnsmasq/shards.js';
+import { shardCount, shardDirName, shardOf } from '../../src/agent/appliers/dnsmasq/shards.js';
+import { getStatus } from '../../src/agent/control-client.js';
 import { VrLab, type RouterUnderTest } from './vr-lab.js';
 
 const N = 3000;
@@ -40,6 +43,47 @@ describe('router agent: a big network (DHCP shards, DNS apart)', () => {
     const gone = new Set(remove);
     state = { ...state, generation: gen, hosts: [...state.hosts.filter((h) => !gone.has(h.mac)), ...upsert] };
     return r;
+  };
+
+  /** Each shard's dnsmasq pid, from its pid file. */
+  const shardPids = () =>
+    Array.from({ length: K }, (_, i) =>
+      Number(readFileSync(join(vr.dataDir, shardDirName(i), 'dnsmasq.pid'), 'utf8').trim()),
+    );
+  /** The leases every shard holds (the status merges them). */
+  const leases = async () => (await getStatus(vr.control, vr.secret, { leases: true })).leases ?? [];
+
+  /**
+   * `old` (leased by a real client) freed and its address given to `fresh` in one delta: the old lease goes
+   * from the shard holding it (released, not restarted: every shard's dnsmasq keeps its pid and the agent
+   * counts no restart) and a real udhcpc with the new MAC gets the address.
+   */
+  const reuse = async (old: HostSpec, fresh: HostSpec, guest: string, full = false) => {
+    assert.ok(
+      (await leases()).some((l) => l.mac === old.mac && l.ip === old.ipv4),
+      'the old host holds its lease',
+    );
+    const pids = shardPids();
+    const before = (await vr.status()).counters;
+    if (full) {
+      gen++;
+      state = { ...state, generation: gen, hosts: [...state.hosts.filter((h) => h.mac !== old.mac), fresh] };
+      const r = await vr.push(state, { timeoutMs: 60_000 });
+      assert.ok(r.ok, JSON.stringify(r));
+    } else await patch([fresh], [old.mac]);
+    await eventually(
+      async () => assert.ok(!(await leases()).some((l) => l.mac === old.mac), 'old lease gone'),
+      {
+        timeoutMs: 5000,
+      },
+    );
+    const gn = await lab.guest(guest, fresh.mac);
+    const r = await lab.net.udhcpc(gn, 'eth0');
+    assert.equal(r.lease?.ip, old.ipv4, r.output);
+    assert.deepEqual(shardPids(), pids, 'no shard restarted');
+    const after = (await vr.status()).counters;
+    assert.equal(after.restarts, before.restarts);
+    assert.ok(after.leasesReleased > before.leasesReleased, JSON.stringify(after));
   };
 
   before(async () => {
@@ -117,13 +161,7 @@ describe('router agent: a big network (DHCP shards, DNS apart)', () => {
     assert.equal((await lab.net.udhcpc(go, 'eth0')).lease?.ip, old.ipv4);
     let c = 0x10;
     while (shardOf(`02:b1:00:00:00:${hex(c)}`, K) !== shardOf(old.mac, K)) c++;
-    const fresh = { ...host(`02:b1:00:00:00:${hex(c)}`, 0, 'reused'), ipv4: old.ipv4 };
-    await patch([fresh], [old.mac]);
-    const st = await vr.status();
-    assert.ok(!st.leases?.some((l) => l.mac === old.mac), 'the old lease is gone');
-    const gn = await lab.guest('reused', fresh.mac);
-    const r = await lab.net.udhcpc(gn, 'eth0');
-    assert.equal(r.lease?.ip, old.ipv4, r.output);
+    await reuse(old, { ...host(`02:b1:00:00:00:${hex(c)}`, 0, 'reused'), ipv4: old.ipv4 }, 'reused');
   });
 
   it('a freed address goes to a new MAC of another shard: the old lease is released there, the new shard serves it', async () => {
@@ -133,13 +171,15 @@ describe('router agent: a big network (DHCP shards, DNS apart)', () => {
     assert.equal((await lab.net.udhcpc(go, 'eth0')).lease?.ip, old.ipv4);
     let c = 0x40;
     while (shardOf(`02:b1:00:00:00:${hex(c)}`, K) === shardOf(old.mac, K)) c++;
-    const fresh = { ...host(`02:b1:00:00:00:${hex(c)}`, 0, 'reused2'), ipv4: old.ipv4 };
-    await patch([fresh], [old.mac]);
-    const st = await vr.status();
-    assert.ok(!st.leases?.some((l) => l.mac === old.mac), 'the old lease is gone');
-    const gn = await lab.guest('reused2', fresh.mac);
-    const r = await lab.net.dhcpcd(gn, 'eth0');
-    assert.equal(r.lease?.ip, old.ipv4, r.output);
+    await reuse(old, { ...host(`02:b1:00:00:00:${hex(c)}`, 0, 'reused2'), ipv4: old.ipv4 }, 'reused2');
+  });
+
+  it('a full push that gives a leased address to a new MAC: released to its shard, no shard restarted', async () => {
+    const old = host('02:b1:00:00:00:07', next++, 'old3');
+    await patch([old]);
+    const go = await lab.guest('old3', old.mac);
+    assert.equal((await lab.net.udhcpc(go, 'eth0')).lease?.ip, old.ipv4);
+    await reuse(old, { ...host('02:b1:00:00:00:08', 0, 'reused3'), ipv4: old.ipv4 }, 'reused3', true);
   });
 
   it('DNS answers every query while a burst of 200 new VMs is served', async () => {

@@ -9,7 +9,7 @@
  * Reproducible: each request is generated from (seed, command, index) alone, so a failure prints the seed
  * and the request, and `STACKNET_FUZZ_SEED=<seed>` regenerates exactly the same requests.
  *   STACKNET_FUZZ_SEED         seed (default: random, printed)
- *   STACKNET_FUZZ_PER_COMMAND  requests per command on SQLite (default 200)
+ *   STACKNET_FUZZ_PER_COMMAND  requests per command on SQLite (default 100)
  *   STACKNET_FUZZ_PER_COMMAND_OTHER  requests per command on PostgreSQL and MariaDB (default 50)
  *   STACKNET_FUZZ_CONCURRENCY  requests in flight (default 8)
  */
@@ -23,7 +23,7 @@ import type { ServerProcess } from './harness.js';
 import { assertWellFormedXml } from './well-formed.js';
 
 const SEED = Number(process.env.STACKNET_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const PER_COMMAND_SQLITE = Number(process.env.STACKNET_FUZZ_PER_COMMAND ?? 200);
+const PER_COMMAND_SQLITE = Number(process.env.STACKNET_FUZZ_PER_COMMAND ?? 100);
 const PER_COMMAND_OTHER = Number(process.env.STACKNET_FUZZ_PER_COMMAND_OTHER ?? 50);
 const CONCURRENCY = Number(process.env.STACKNET_FUZZ_CONCURRENCY ?? 8);
 

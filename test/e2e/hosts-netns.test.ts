@@ -2,9 +2,11 @@
  * The two halves of the hosts driver together (issue 19): a real `stacknet server --driver hosts` and three host
  * namespaces (test/hosts/host-lab.ts) each running the real `stacknet host-agent --vm-backend netns` (light
  * VMs), driven only through the CloudStack API with the python `cs` client. A VXLAN zone: the three hosts Up in
- * listHosts; an isolated network whose two VMs land on different hosts and its router on a host; each guest holds
- * exactly the address listVirtualMachines shows and reaches the other across hosts; stop / start / destroy map
- * to the hosts; a host cut off (agent SIGKILLed, its underlay leg down) goes Disconnected then Down and its
+ * listHosts; an isolated network with source NAT (the built-in offering) whose two VMs land on different hosts
+ * and its router on a host; each guest holds exactly the address listVirtualMachines shows and reaches the other
+ * across hosts; the router's public NIC on its host's public label (an untagged public range: this kernel has no
+ * 802.1Q), so an egress rule lets a VM reach an outside namespace on the public underlay as the network's
+ * source-NAT address; stop / start / destroy map to the hosts; a host cut off (agent SIGKILLed, its underlay and public legs down) goes Disconnected then Down and its
  * router is rebuilt on another host, where a guest leases again. Root; `npm run build` first.
  */
 import { after, before, describe, test } from 'node:test';
@@ -16,7 +18,16 @@ import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { zoneWithTwoNetworks, type injectClient } from '../../src/server/testing/test-server.js';
 import { CsBridge, ok, startServer } from '../api/harness.js';
 import type { CsClient, ServerProcess } from '../api/harness.js';
-import { eventually, execIn, leaseHistory, listNamespaces, readLease, run } from '../../src/netns/index.js';
+import {
+  eventually,
+  execIn,
+  leaseHistory,
+  listNamespaces,
+  readLease,
+  run,
+  tcpGreeterArgv,
+  tcpProbe,
+} from '../../src/netns/index.js';
 import { HostLab, type LabHost } from '../hosts/host-lab.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -46,8 +57,10 @@ describe(
     let bridge: CsBridge;
     let admin: CsClient;
     let id: Awaited<ReturnType<typeof zoneWithTwoNetworks>>;
-    /** The isolated network the VMs join (DefaultIsolatedNetworkOffering: the agent makes no public NICs yet). */
+    /** The isolated network the VMs join: the fixture's n1, DefaultIsolatedNetworkOfferingWithSourceNatService. */
     let net = '';
+    /** The outside world on the hosts' public underlay (host-lab.ts `outside`): the public range's gateway. */
+    let outside = '';
     const hosts: LabHost[] = [];
     /** Lab host by the host's uuid in the API. */
     const byUuid = new Map<string, LabHost>();
@@ -116,27 +129,32 @@ describe(
         ['stacknet.host.vm.wait', '30'],
       ])
         ok(await admin('updateConfiguration', { name, value }), `setting ${name}`);
-      const off = ok(
-        await admin('listNetworkOfferings', { name: 'DefaultIsolatedNetworkOffering' }),
-        'offering',
-      ).networkoffering[0].id;
-      net = ok(
-        await admin('createNetwork', {
+      // The fixture's public range is on VLAN 50; this kernel has no 802.1Q, so the hosts' public side is
+      // untagged: the range swapped for an untagged one (no address of it is allocated yet).
+      for (const r of ok(await admin('listVlanIpRanges', { zoneid: id.zone }), 'listVlanIpRanges')
+        .vlaniprange)
+        ok(await admin('deleteVlanIpRange', { id: r.id }), 'deleteVlanIpRange');
+      ok(
+        await admin('createVlanIpRange', {
           zoneid: id.zone,
-          name: 'n3',
-          displaytext: 'n3',
-          networkofferingid: off,
-          gateway: '10.3.3.1',
+          vlan: 'untagged',
+          gateway: '198.51.100.1',
           netmask: '255.255.255.0',
+          startip: '198.51.100.10',
+          endip: '198.51.100.30',
+          forvirtualnetwork: 'true',
         }),
-        'createNetwork',
-      ).network.id;
+        'createVlanIpRange',
+      );
+      net = id.net;
       await lab.setup();
       for (const [n, name] of ['A', 'B', 'C'].entries()) {
         const h = await lab.host(name, n + 1);
         await lab.routeToHost(h);
         hosts.push(h);
       }
+      outside = await lab.outside('198.51.100.1/24');
+      lab.net.spawnIn(outside, tcpGreeterArgv(8080, 'out'));
     });
 
     after(async () => {
@@ -190,6 +208,31 @@ describe(
       assert.ok(await pings('vm2', 'vm1'), 'vm2 pings vm1');
     });
 
+    test("the router's public NIC on its host: a VM gets out through an egress rule as the source-NAT address", async () => {
+      const r = await router();
+      assert.equal(r.state, 'Running');
+      const snat = ok(
+        await admin('listPublicIpAddresses', { associatednetworkid: net, issourcenat: true }),
+        'source NAT ip',
+      ).publicipaddress[0].ipaddress as string;
+      assert.equal(r.publicip, snat, JSON.stringify(r));
+      const seen = async () => (await tcpProbe(vmNs('vm2'), '198.51.100.1', 8080)).reply;
+      assert.equal(await seen(), '', 'the built-in offering denies egress: nothing leaves without a rule');
+      ok(
+        await admin(
+          'createEgressFirewallRule',
+          { networkid: net, protocol: 'tcp', startport: 8080, endport: 8080, cidrlist: '10.1.1.0/24' },
+          { fetch_result: true },
+        ),
+        'createEgressFirewallRule',
+      );
+      await eventually(async () => assert.equal(await seen(), `out ${snat}`, logs()), {
+        timeoutMs: 15_000,
+        intervalMs: 250,
+        what: 'vm2 reaches the outside as the source-NAT address',
+      });
+    });
+
     test('stop, start, destroy map to the host', async () => {
       const addr = async () =>
         (await execIn(vmNs('vm2'), ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).stdout.trim();
@@ -222,6 +265,7 @@ describe(
       dead.agent!.child.kill('SIGKILL');
       await dead.agent!.exited;
       await run(['ip', '-n', dead.ns, 'link', 'set', 'eth1', 'down']);
+      await run(['ip', '-n', dead.ns, 'link', 'set', 'pub0', 'down']);
       const seen = new Set<string>();
       await eventually(
         async () => {

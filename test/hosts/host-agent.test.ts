@@ -3,17 +3,20 @@
  * guest network, its router (the real router agent, reached through host C's relay) on host C. Over VXLAN: each
  * VM leases exactly its address; a VM spoofing another address is dropped on its host; an agent killed and
  * restarted leaves its VMs' namespaces and DHCP clients alone and heals a deleted FDB entry, a deleted bridge
- * heals under a running agent; a network that cannot be made is quarantined. Over VLAN when the kernel has
- * 802.1Q (this CI's does not: skipped, said so). `host-agent cleanup` leaves nothing.
+ * heals under a running agent; a network that cannot be made is quarantined. The router's public NIC (eth2)
+ * on host C's public label: the router agent comes up with it, and a VM on A reaches an outside namespace on the
+ * public underlay as the router's source-NAT address, again after C's public bridge is deleted (healed). Over
+ * VLAN when the kernel has 802.1Q (this CI's does not: skipped, said so; so are tagged public VLANs).
+ * `host-agent cleanup` leaves nothing.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { pushFull } from '../../src/agent/control-client.js';
+import { getStatus, pushFull } from '../../src/agent/control-client.js';
 import type { DesiredState } from '../../src/agent/desired-state.js';
 import type { HostNetworkSpec, HostRouterSpec, HostVmSpec } from '../../src/hosts/protocol.js';
-import { guestBridgeName, vmPortName } from '../../src/hosts/protocol.js';
+import { guestBridgeName, publicBridgeName, vmPortName } from '../../src/hosts/protocol.js';
 import {
   chainCounters,
   eventually,
@@ -25,17 +28,24 @@ import {
   pidAlive,
   readLease,
   run,
+  tcpGreeterArgv,
+  tcpProbe,
 } from '../../src/netns/index.js';
-import { HostLab, type LabHost } from './host-lab.js';
+import { HostLab, PUBLIC_LABEL, type LabHost } from './host-lab.js';
 
 const lab = new HostLab();
 let A: LabHost, B: LabHost, C: LabHost;
+/** The outside world on the public underlay: holds the public gateway, serves TCP 8080 saying who called. */
+let outside = '';
+const PUBLIC = { gateway: '198.51.100.1', prefix: 24, snat: '198.51.100.10' };
 
 before(async () => {
   await lab.setup();
   A = await lab.host('A', 1);
   B = await lab.host('B', 2);
   C = await lab.host('C', 3);
+  outside = await lab.outside(`${PUBLIC.gateway}/${PUBLIC.prefix}`);
+  lab.net.spawnIn(outside, tcpGreeterArgv(8080, 'out'));
 });
 
 after(async () => {
@@ -92,8 +102,16 @@ function vm(id: number, nicId: number, networkId: number): HostVmSpec {
   };
 }
 
-function router(id: number, networkId: number): HostRouterSpec {
+/** `publicNic`: its eth2 on the hosts' public label, untagged (tagged ones need 802.1Q: see the VLAN test). */
+function router(id: number, networkId: number, publicNic = false): HostRouterSpec {
   return {
+    ...(publicNic
+      ? {
+          publicNics: [
+            { interface: 'eth2', vlan: 'untagged', gateway: PUBLIC.gateway, prefix: PUBLIC.prefix },
+          ],
+        }
+      : {}),
     id,
     name: `r-${id}-VM`,
     networkId,
@@ -130,7 +148,22 @@ function routerState(r: HostRouterSpec, generation: number, vms: HostVmSpec[]): 
     metadata: {},
     passwords: {},
     firewall: { enabled: true },
+    ...(r.publicNics
+      ? {
+          public: {
+            nics: r.publicNics.map((n) => ({ ...n, addresses: [PUBLIC.snat] })),
+            sourceNatIp: PUBLIC.snat,
+            staticNats: [],
+            egressDefaultAllow: true,
+          },
+        }
+      : {}),
   };
+}
+
+/** What the outside server says a VM's connection came from ('' when it did not get through). */
+async function seenOutside(from: string): Promise<string> {
+  return (await tcpProbe(from, PUBLIC.gateway, 8080)).reply;
 }
 
 const vmNs = (h: LabHost, v: HostVmSpec) => `${h.prefix}${v.instanceName}`;
@@ -176,7 +209,7 @@ async function routerUp(r: HostRouterSpec, vms: HostVmSpec[], generation: number
 }
 
 test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restart and drift; quarantine', async () => {
-  const r1 = router(1, 1);
+  const r1 = router(1, 1, true);
   const vmA = vm(11, 101, 1);
   const vmB = vm(12, 102, 1);
   lab.setDesired(A, { networks: [network(1, 'VXLAN', vni, A)], routers: [], vms: [vmA] });
@@ -188,6 +221,26 @@ test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restar
   await leased(A, vmA);
   await leased(B, vmB);
   assert.ok(await pings(vmNs(A, vmA), `${CIDR}.12`), 'A reaches B across hosts over VXLAN');
+
+  // The router's public NIC: eth2 on C's public bridge over its public label, the agent in force with it (no
+  // PublicInterfaceMissing), and a VM on A reaches the outside as the source-NAT address.
+  const rs = await getStatus(`http://${C.mgmt}/v1/routers/${r1.name}`, r1.secret, { leases: false });
+  assert.equal(rs.generation, 1, JSON.stringify(rs));
+  assert.ok(!rs.conditions.some((c) => c.type === 'Degraded' && c.status), JSON.stringify(rs.conditions));
+  assert.equal(
+    (await exec(['ip', '-n', C.ns, '-o', 'link', 'show', 'master', publicBridgeName('untagged')])).stdout
+      .match(/^\d+: ([^:@]+)/gm)
+      ?.map((l) => l.replace(/^\d+: /, ''))
+      .sort()
+      .join(' '),
+    `hp1e2 ${PUBLIC_LABEL}`,
+    'the public bridge holds the label and the router port',
+  );
+  assert.equal(
+    await seenOutside(vmNs(A, vmA)),
+    `out ${PUBLIC.snat}`,
+    'the outside sees the source-NAT address',
+  );
   for (const h of [A, B, C]) assert.equal(lab.registrations.get(`host-${h.name}`), 1);
   await eventually(
     async () => {
@@ -264,6 +317,13 @@ test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restar
   assert.deepEqual(await leaseHistory(vmNs(A, vmA), 'eth0'), history, 'no new lease after the restart');
   assert.equal(lab.registrations.get('host-A'), 1, 'a restarted agent does not register again');
 
+  // Host C's public bridge deleted under its running agent: made again, the label and router port back on it.
+  await run(['ip', '-n', C.ns, 'link', 'del', publicBridgeName('untagged')]);
+  await eventually(async () => assert.equal(await seenOutside(vmNs(A, vmA)), `out ${PUBLIC.snat}`), {
+    timeoutMs: 15_000,
+    what: 'C heals its public bridge and the VM on A gets out again',
+  });
+
   // Host B's bridge deleted under its running agent: made again, its ports back on it.
   await run(['ip', '-n', B.ns, 'link', 'del', guestBridgeName('VXLAN', vni)]);
   await eventually(async () => assert.ok(await pings(vmNs(A, vmA), `${CIDR}.12`)), {
@@ -332,6 +392,11 @@ test('VLAN: the same over 802.1Q sub-interfaces; the VXLAN network, its VMs and 
         assert.deepEqual(stale, [], `host ${h.name}`);
         assert.ok(!(await listLinks(h.ns)).includes(guestBridgeName('VXLAN', vni)), `host ${h.name}: bridge`);
         assert.ok(!(await listLinks(h.ns)).includes(`vx${vni}`), `host ${h.name}: vxlan device`);
+        assert.ok(
+          !(await listLinks(h.ns)).includes(publicBridgeName('untagged')),
+          `host ${h.name}: public bridge`,
+        );
+        assert.ok(!(await listLinks(h.ns)).some((l) => /^hp\d+e\d+$/.test(l)), `host ${h.name}: public port`);
       }
     },
     { timeoutMs: 20_000, what: 'the VXLAN network removed from every host' },
@@ -347,7 +412,16 @@ test('host-agent cleanup leaves nothing', async () => {
       [],
       `host ${h.name}: namespaces left`,
     );
-    assert.deepEqual((await listLinks(h.ns)).sort(), ['eth1', 'lo', 'mgmt0'], `host ${h.name}: links left`);
+    assert.deepEqual(
+      (await listLinks(h.ns)).sort(),
+      ['eth1', 'lo', 'mgmt0', PUBLIC_LABEL],
+      `host ${h.name}: links left`,
+    );
+    assert.doesNotMatch(
+      (await exec(['ip', '-n', h.ns, '-o', 'link', 'show', PUBLIC_LABEL])).stdout,
+      / master /,
+      `host ${h.name}: the public label released`,
+    );
     const nft = await exec(['ip', 'netns', 'exec', h.ns, 'nft', 'list', 'ruleset']);
     assert.doesNotMatch(nft.stdout, /stacknet/, `host ${h.name}: nftables left`);
   }

@@ -1,7 +1,8 @@
 /**
  * Hosts emulated as namespaces for the host agent's tests: an underlay bridge in its own namespace, "host"
- * namespaces each with `eth1` on it (the guest traffic label, 10.99.0.<n>/24) and a management link to this
- * process, each running the real `stacknet host-agent` (dist/) against a small HTTP server here that plays the
+ * namespaces each with `eth1` on it (the guest traffic label, 10.99.0.<n>/24), `pub0` on a second bridge there
+ * (the public traffic label: no address, the agent bridges it; `outside()` adds a namespace on it holding the
+ * public gateway, the world routers source-NAT to) and a management link to this process, each running the real `stacknet host-agent` (dist/) against a small HTTP server here that plays the
  * management server's side of src/hosts/protocol.ts (register, heartbeat, long-polled desired state).
  *
  * The agents run under `nsenter --net`, not `ip netns exec`: the latter gives its process a slave mount
@@ -54,6 +55,8 @@ interface Registered {
 }
 
 export const AGENT_PORT = 9890;
+/** Each host's public traffic label (its leg on the public underlay). */
+export const PUBLIC_LABEL = 'pub0';
 
 export class HostLab {
   readonly net = new TestNet();
@@ -69,6 +72,8 @@ export class HostLab {
   private serverPort = 0;
   underlayNs = '';
   underlayBridge = '';
+  /** The public underlay (every host's `pub0`, the outside namespace's `eth0`). */
+  publicBridge = '';
 
   /** `underlay`: the first three octets of the hosts' underlay /24 (another lab's, so two can run at once). */
   constructor(readonly underlay = '10.99.0') {}
@@ -85,6 +90,7 @@ export class HostLab {
     this.serverPort = (this.server.address() as AddressInfo).port;
     this.underlayNs = await this.net.namespace('ul');
     this.underlayBridge = await this.net.bridge('ulbr', { ns: this.underlayNs });
+    this.publicBridge = await this.net.bridge('pubbr', { ns: this.underlayNs });
     return this;
   }
 
@@ -99,6 +105,7 @@ export class HostLab {
       outerNs: this.underlayNs,
       addresses: [`${address}/24`],
     });
+    await this.net.veth({ ns, ifname: PUBLIC_LABEL, bridge: this.publicBridge, outerNs: this.underlayNs });
     const link = await this.net.hostLink(ns, 'mgmt0');
     const h: LabHost = {
       name,
@@ -112,6 +119,22 @@ export class HostLab {
     };
     this.hosts.set(name, h);
     return h;
+  }
+
+  /**
+   * The outside world on the public underlay: a namespace whose `eth0` holds the public gateway (`gateway/prefix`),
+   * as the provider's router would; tests run servers there and check the source address they see.
+   */
+  async outside(gatewayCidr: string): Promise<string> {
+    const ns = await this.net.namespace('out');
+    await this.net.veth({
+      ns,
+      ifname: 'eth0',
+      bridge: this.publicBridge,
+      outerNs: this.underlayNs,
+      addresses: [gatewayCidr],
+    });
+    return ns;
   }
 
   /** `stacknet host-agent` for host h, inside its namespace (argv through nsenter; see the file comment). */
@@ -142,6 +165,8 @@ export class HostLab {
         h.dataDir,
         '--guest-label',
         'eth1',
+        '--public-label',
+        PUBLIC_LABEL,
         '--prefix',
         h.prefix,
         '--control-cidr',

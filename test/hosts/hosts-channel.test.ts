@@ -203,6 +203,11 @@ for (const kind of testDbKinds()) {
       // The router's spec carries what the relay needs.
       const onRouterHost = hostIds[router.hostid]!.desired!.routers.find((r) => r.name === router.name)!;
       assert.ok(onRouterHost.secret && onRouterHost.controlIp && onRouterHost.guestMac);
+      // Its public NIC: the source-NAT address's VLAN as eth2, on the host's public label (the zone's Public
+      // traffic names no KVM label here).
+      assert.deepEqual(onRouterHost.publicNics, [
+        { interface: 'eth2', vlan: '50', gateway: '203.0.113.1', prefix: 24, trafficLabel: 'pub9' },
+      ]);
     });
 
     test('the long-poll wakes on a change; stopping a VM waits for its host to report it', async () => {

@@ -65,7 +65,7 @@ export class TestHost {
         cpuSpeedMhz: 2000,
         memoryMiB: 4096,
         kvm: false,
-        trafficLabels: { guest: 'eth9' },
+        trafficLabels: { guest: 'eth9', public: 'pub9' },
         vmBackends: ['libvirt', 'netns'],
         version: 'test',
       },

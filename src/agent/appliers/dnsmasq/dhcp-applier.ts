@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import type { DesiredState, DesiredStateDelta } from '../../desired-state.js';
 import { listDir } from '../../system.js';
 import type { Applier, ApplierContext, ServiceStatus, Step } from '../applier.js';
+import { withProcessSnapshot } from '../../process-supervisor.js';
 import { DnsmasqApplier } from './dnsmasq-applier.js';
 import type { DnsmasqFiles } from './render.js';
 import { dnsmasqRenderer, shardContext } from './render.js';
-import { shardCount, shardOf, shardStates } from './shards.js';
+import { combinedCheckConf, shardCount, shardOf, shardStates } from './shards.js';
 
 /**
  * Shards started (or tested) together: all 64 of a 50,000-host router at once on 2 loaded cores kept some from
@@ -77,13 +78,22 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
     const same = steps.length === this.subs.length && prev !== null;
     const prevSteps = same ? this.split(prev) : [];
     const subs = same ? this.subs : this.make(steps.length);
-    // Only shards whose configuration changed spawn `dnsmasq --test`; a rebuild tests all K at once.
-    await eachAtMost(startsAtOnce, subs, (sub, i) => sub.check(steps[i]!, prevSteps[i] ?? null, force));
+    // Only shards whose configuration changed need `dnsmasq --test`. Several (a rebuild: all K) are tested as
+    // one configuration; should it fail, each is tested alone, so the complaint names the shard's own file.
+    const changed = subs.flatMap((sub, i) =>
+      sub.needsCheck(steps[i]!, prevSteps[i] ?? null, force) ? [i] : [],
+    );
+    if (changed.length > 1) {
+      const combined = combinedCheckConf(changed.map((i) => steps[i]!.out.dnsmasqConf));
+      if ((await subs[changed[0]!]!.test(combined)) === null) return;
+    }
+    await eachAtMost(startsAtOnce, changed, (i) => subs[i]!.check(steps[i]!, prevSteps[i] ?? null, force));
   }
 
   async apply(next: Step<DnsmasqFiles>, prev: Step<DnsmasqFiles> | null): Promise<void> {
     const steps = this.split(next);
-    if (steps.length !== this.subs.length) {
+    const restartAll = steps.length !== this.subs.length;
+    if (restartAll) {
       this.ctx.log(`DHCP shards ${this.subs.length} → ${steps.length}: restarting DHCP`);
       await Promise.all(this.subs.map((s) => s.stop({})));
       this.removeShardDirs(steps.length);
@@ -93,9 +103,12 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
       this.steps = this.subs.map(() => null);
     }
     const prevSteps = prev ? this.split(prev) : [];
-    await eachAtMost(startsAtOnce, this.subs, (s, i) =>
-      s.apply(steps[i]!, prevSteps[i] ?? this.steps[i] ?? null),
-    );
+    const applyAll = () =>
+      eachAtMost(startsAtOnce, this.subs, (s, i) =>
+        s.apply(steps[i]!, prevSteps[i] ?? this.steps[i] ?? null),
+      );
+    // Every shard starts: one reading of /proc for all their leftover searches.
+    await (restartAll && this.subs.length > 1 ? withProcessSnapshot(applyAll) : applyAll());
     this.steps = steps;
   }
 

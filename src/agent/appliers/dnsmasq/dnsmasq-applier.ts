@@ -19,7 +19,7 @@ import { leasesToRelease, noteAdded, planDnsmasq } from './plan.js';
 import type { DnsmasqFiles, DnsmasqPaths, Lease } from './render.js';
 import { dnsmasqPaths, dnsmasqRenderer, mergeLeases, parseLeases } from './render.js';
 import { addAhead, HostIndex, replaceAhead } from './short-paths.js';
-import { dnsmasqTest, releaseLeases, stopReleaser } from './tools.js';
+import { canBroadcastRelease, dnsmasqTest, releaseLeases, stopReleaser } from './tools.js';
 
 export class DnsmasqApplier implements Applier<DnsmasqFiles> {
   readonly renderer = dnsmasqRenderer;
@@ -36,9 +36,10 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
   private readonly index = new HostIndex();
 
   /**
-   * `sharded`: one of several DHCP dnsmasq instances on the interface (shards.ts). A DHCPRELEASE is unicast to
-   * the server address, which only one of them receives, so a shard frees a stale lease by restarting instead
-   * (its lease file is pre-seeded without it; a shard is small, so that costs milliseconds).
+   * `sharded`: one of several DHCP dnsmasq instances on the interface (shards.ts). A unicast DHCPRELEASE reaches
+   * only one of them, so a shard's releases are broadcast (every shard gets them, only the holder has the
+   * lease: tools.ts) and a freed address costs the shard a SIGHUP, not a restart. Without the broadcast helper
+   * (no python3) a shard frees a stale lease by restarting (its lease file pre-seeded without it).
    */
   constructor(
     readonly ctx: ApplierContext,
@@ -79,17 +80,29 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
     }
   }
 
+  /**
+   * `dnsmasq --test` only parses the configuration file (host lines are ours and schema-checked), so it runs
+   * only when that file changes: a host addition stays off the spawn-a-process path.
+   */
+  needsCheck(next: Step<DnsmasqFiles>, prev: Step<DnsmasqFiles> | null, force: boolean): boolean {
+    return force || next.out.dnsmasqConf !== prev?.out.dnsmasqConf;
+  }
+
   async check(next: Step<DnsmasqFiles>, prev: Step<DnsmasqFiles> | null, force: boolean): Promise<void> {
-    // `dnsmasq --test` only parses the configuration file (host lines are ours and schema-checked), so it runs
-    // only when that file changes: a host addition stays off the spawn-a-process path.
-    if (next.out.dnsmasqConf === prev?.out.dnsmasqConf && !force) return;
+    if (!this.needsCheck(next, prev, force)) return;
+    const complaint = await this.test(next.out.dnsmasqConf);
+    if (complaint) throw new ApplyFailure('DnsmasqRejectedConfig', complaint);
+  }
+
+  /** `dnsmasq --test` of a configuration text (written in this instance's directory); the complaint or null. */
+  async test(conf: string): Promise<string | null> {
     // A new shard's directory does not exist before its first apply.
     mkdirPrivate(this.ctx.dataDir);
     const tmpConf = join(this.ctx.dataDir, '.dnsmasq.conf.test');
-    writeFileSync(tmpConf, next.out.dnsmasqConf);
+    writeFileSync(tmpConf, conf);
     const complaint = await dnsmasqTest(this.ctx.dnsmasqBinary, tmpConf);
     rmSync(tmpConf, { force: true });
-    if (complaint) throw new ApplyFailure('DnsmasqRejectedConfig', complaint);
+    return complaint;
   }
 
   async apply(next: Step<DnsmasqFiles>, prev: Step<DnsmasqFiles> | null): Promise<void> {
@@ -124,7 +137,8 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
         // dnsmasq 2.90 segfaults on SIGHUP while a lease exists for a hosts-file entry with a `set:` tag
         // (reproduced here); render keeps tagged hosts in dnsmasq.conf, and files from anything older restart.
         const tagged = (this.files.loaded?.taggedMacs.size ?? 0) > 0;
-        const releaseByRestart = this.sharded && leasesToRelease(this.readLeases(), state).length > 0;
+        const releaseByRestart =
+          this.sharded && !canBroadcastRelease() && leasesToRelease(this.readLeases(), state).length > 0;
         if (active && this.dnsmasq.running && !tagged && !releaseByRestart) {
           this.files.writeFull(out);
           // Releasing what the state no longer has frees those addresses for the next MAC at once (issue #10436).
@@ -185,7 +199,9 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
 
   ahead(base: Step<DnsmasqFiles>, delta: DesiredStateDelta): ((next: DesiredState) => boolean) | null {
     if (!this.canGoAhead(base)) return null;
-    const acted = addAhead(this, base, delta) || (!this.sharded && replaceAhead(this, base, delta));
+    const acted =
+      addAhead(this, base, delta) ||
+      ((!this.sharded || canBroadcastRelease()) && replaceAhead(this, base, delta));
     if (!acted) return null;
     // The early files hold every upserted host: the validated state must still have them all (none refused or
     // quarantined by a rule between entries), or dnsmasq is put back on the state in force.
@@ -211,7 +227,7 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
     // dnsmasq checks the server identifier against the address it answers from; with a VIP there are two
     // candidates, so send one release per local address (the wrong one is ignored).
     for (const server of interfaceAddresses(this.ctx.guestInterface).filter((a) => cidrContains(cidr, a))) {
-      const err = await releaseLeases(this.ctx.guestInterface, server, stale);
+      const err = await releaseLeases(this.ctx.guestInterface, server, stale, this.sharded);
       if (err) this.ctx.log(`dhcp release failed: ${err}`);
     }
     this.counters.leasesReleased += stale.length;

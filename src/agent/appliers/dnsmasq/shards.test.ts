@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { baseState, hostFor } from '../../testing/fixtures.js';
 import { goldenCtx } from '../../testing/golden.js';
 import { dnsmasqRenderer } from './render.js';
-import { shardCount, shardOf, shardStates, singleShardMaxHosts } from './shards.js';
+import { dnsmasqTest } from './tools.js';
+import { combinedCheckConf, shardCount, shardOf, shardStates, singleShardMaxHosts } from './shards.js';
 
 const big = (n: number) => {
   const s = baseState();
@@ -60,5 +64,41 @@ describe('DHCP shards', () => {
     const small = dnsmasqRenderer.render(big(10), goldenCtx);
     assert.equal(small.shards, undefined);
     assert.match(small.dnsmasqConf, /pid-file=\/var\/lib\/vr\/dnsmasq.pid/);
+  });
+
+  it("one configuration to test for all shards: the first whole, every shard's non-default NICs", () => {
+    const s = big(3000);
+    // Non-default NICs (dhcp-host= lines in the configuration file) in every shard.
+    s.hosts = s.hosts.map((h, i) => (i % 500 === 7 ? { ...h, defaultNic: false } : h));
+    const out = dnsmasqRenderer.render(s, goldenCtx);
+    const confs = out.shards!.map((f) => f.dnsmasqConf);
+    const combined = combinedCheckConf(confs);
+    assert.ok(combined.startsWith(confs[0]!));
+    const hostLines = (c: string) => c.split('\n').filter((l) => l.startsWith('dhcp-host='));
+    assert.deepEqual(hostLines(combined).sort(), confs.flatMap(hostLines).sort());
+    assert.equal(hostLines(combined).length, 6);
+    // Only the first one's other lines: one pid file, one RA.
+    assert.equal(combined.match(/^pid-file=/gm)?.length, 1);
+    assert.equal(combined.match(/^enable-ra$/gm)?.length, 1);
+    assert.equal(combinedCheckConf([confs[2]!]), confs[2]);
+  });
+
+  it('dnsmasq --test accepts the combined configuration of good shards and refuses a bad shard', async () => {
+    const s = big(3000);
+    s.hosts = s.hosts.map((h, i) => (i % 500 === 7 ? { ...h, defaultNic: false } : h));
+    const confs = dnsmasqRenderer.render(s, goldenCtx).shards!.map((f) => f.dnsmasqConf);
+    const dir = mkdtempSync(join(tmpdir(), 'shards-test-'));
+    try {
+      const test = (text: string) => {
+        writeFileSync(join(dir, 'c.conf'), text);
+        return dnsmasqTest('dnsmasq', join(dir, 'c.conf'));
+      };
+      assert.equal(await test(combinedCheckConf(confs)), null);
+      const bad = [...confs];
+      bad[3] += 'dhcp-host=02:00:00:00:00:01,[zz::1::2]\n';
+      assert.match((await test(combinedCheckConf(bad))) ?? '', /bad IPv6 address/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

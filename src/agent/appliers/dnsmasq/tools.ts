@@ -20,26 +20,31 @@ export async function dnsmasqTest(binary: string, confFile: string): Promise<str
 // dnsmasq-utils (dhcp_release) is not installed everywhere; this sends the same DHCPRELEASE. SO_BINDTODEVICE is
 // what makes it work: the kernel then reports the guest interface (not lo) as the arrival interface, which
 // dnsmasq needs to find the DHCP context. Node's dgram cannot set it, python3's socket can. One long-lived
-// helper reads `<iface> <server> <ip>,<mac> ...` lines, so a release costs no interpreter start.
+// helper reads `<iface> <server> <destination> <ip>,<mac> ...` lines, so a release costs no interpreter start.
+// The destination is the server address (unicast, as a client sends it), or 255.255.255.255 for DHCP shards:
+// a unicast datagram reaches one of the sockets bound to port 67, a broadcast reaches every shard (the kernel
+// loops a sent broadcast back to local sockets, with the guest interface as arrival interface); the shard
+// holding the lease frees it, the others log "unknown lease" (dnsmasq 2.90, measured here; vr-big-network.test.ts).
 const releaseScript = `
 import os, socket, struct, sys
 socks = {}
 for line in sys.stdin:
     f = line.split()
     try:
-        iface, server = f[0], f[1]
+        iface, server, dest = f[0], f[1], f[2]
         s = socks.get(iface)
         if s is None:
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             socks[iface] = s
-        for pair in f[2:]:
+        for pair in f[3:]:
             ip, mac = pair.split(',')
             chaddr = bytes.fromhex(mac.replace(':', '')) + bytes(10)
             pkt = struct.pack('!BBBBIHH4s4s4s4s16s64s128s', 1, 1, 6, 0, int.from_bytes(os.urandom(4), 'big'), 0, 0,
                               socket.inet_aton(ip), bytes(4), bytes(4), bytes(4), chaddr, bytes(64), bytes(128))
             pkt += bytes([99, 130, 83, 99, 53, 1, 7, 54, 4]) + socket.inet_aton(server) + bytes([255])
-            s.sendto(pkt, (server, 67))
+            s.sendto(pkt, (dest, 67))
         print('ok', flush=True)
     except Exception as e:
         print('error ' + str(e).replace(chr(10), ' '), flush=True)
@@ -87,21 +92,35 @@ export function stopReleaser(): void {
   releaser = null;
 }
 
-/** Release leases held by dnsmasq on `ifname` (server address `server`). Returns an error text or null. */
+/**
+ * Whether a release can reach every DHCP shard (a broadcast DHCPRELEASE needs the python3 helper; dhcp_release
+ * only sends unicast). Without it a shard frees a stale lease by restarting.
+ */
+export function canBroadcastRelease(): boolean {
+  return findPython() !== null;
+}
+
+/**
+ * Release leases held by dnsmasq on `ifname` (server address `server`); `broadcast` sends them to every dnsmasq
+ * bound there (DHCP shards). Returns an error text or null.
+ */
 export async function releaseLeases(
   ifname: string,
   server: string,
   leases: { ip: string; mac: string }[],
+  broadcast = false,
 ): Promise<string | null> {
   if (leases.length === 0) return null;
   const py = findPython();
   if (py) {
     const r = releaserProcess(py);
     const answer = new Promise<string>((resolve) => r.pending.push(resolve));
-    r.child.stdin!.write(`${ifname} ${server} ${leases.map((l) => `${l.ip},${l.mac}`).join(' ')}\n`);
+    const dest = broadcast ? '255.255.255.255' : server;
+    r.child.stdin!.write(`${ifname} ${server} ${dest} ${leases.map((l) => `${l.ip},${l.mac}`).join(' ')}\n`);
     const line = await answer;
     return line === 'ok' ? null : line.replace(/^error /, '');
   }
+  if (broadcast) return 'python3 is not installed: a release cannot reach every DHCP shard';
   const tool = findDhcpRelease();
   if (!tool) return 'neither python3 nor dhcp_release is installed; stale leases stay until they expire';
   for (const l of leases) {
