@@ -97,6 +97,18 @@ export class HostsDriver implements Driver {
   }
 
   /** The router's host, placing it first when it has none that keeps it. */
+  private placements: Promise<unknown> = Promise.resolve();
+
+  /**
+   * One placement at a time in this server: each choice sees the hosts the ones before it took (a burst of
+   * deploys spreads over the hosts instead of all reading the same counts and piling onto one).
+   */
+  private placing<T>(choose: () => Promise<T>): Promise<T> {
+    const next = this.placements.then(choose, choose);
+    this.placements = next.catch(() => undefined);
+    return next;
+  }
+
   private async routerHost(r: RouterRuntime): Promise<HostRow> {
     const row = await routerById(this.db, r.id);
     if (!row) throw new Error(`router ${r.name} is gone`);
@@ -117,12 +129,15 @@ export class HostsDriver implements Driver {
           .where('role', 'in', ['primary', 'backup'])
           .execute()
       : [];
-    const chosen = await chooseHost(this.db, r.zoneId, need, {
-      avoid: peers.flatMap((p) => (p.host_id === null ? [] : [Number(p.host_id)])),
+    const chosen = await this.placing(async () => {
+      const c = await chooseHost(this.db, r.zoneId, need, {
+        avoid: peers.flatMap((p) => (p.host_id === null ? [] : [Number(p.host_id)])),
+      });
+      if (c) await this.db.updateTable('routers').set({ host_id: c.id }).where('id', '=', r.id).execute();
+      return c;
     });
     if (!chosen)
       throw new Error(`router ${r.name} cannot be placed: ${await noHostReason(this.db, r.zoneId, need)}`);
-    await this.db.updateTable('routers').set({ host_id: chosen.id }).where('id', '=', r.id).execute();
     this.o.log?.(
       `router ${r.name} placed on host ${chosen.name}${current ? ` (was on ${current.name}, ${current.state}/${current.resource_state})` : ''}`,
     );
@@ -258,24 +273,26 @@ export class HostsDriver implements Driver {
       memoryMiB: Number(row.memory ?? so?.memory ?? 0),
       cpuMhz: Number(row.cpu_number ?? so?.cpu_number ?? 0) * Number(row.cpu_speed ?? so?.cpu_speed ?? 0),
     };
-    const h = await chooseHost(this.db, Number(row.zone_id), need, {
-      prefer: [row.host_id, row.last_host_id].map((x) => (x === null ? null : Number(x))),
-      counted: { hostId: row.host_id === null ? null : Number(row.host_id) },
+    const h = await this.placing(async () => {
+      const chosen = await chooseHost(this.db, Number(row.zone_id), need, {
+        prefer: [row.host_id, row.last_host_id].map((x) => (x === null ? null : Number(x))),
+        counted: { hostId: row.host_id === null ? null : Number(row.host_id) },
+      });
+      if (chosen && Number(chosen.id) !== Number(row.host_id ?? -1))
+        await this.db
+          .updateTable('vms')
+          .set({ host_id: Number(chosen.id), last_host_id: Number(chosen.id) })
+          .where('id', '=', vm.id)
+          .execute();
+      return chosen;
     });
     if (!h)
       throw new CloudStackError(
         'ResourceUnavailable',
         `Unable to create a deployment for VM ${row.instance_name}: ${await noHostReason(this.db, Number(row.zone_id), need)}`,
       );
-    if (Number(h.id) !== Number(row.host_id ?? -1)) {
-      await this.db
-        .updateTable('vms')
-        .set({ host_id: Number(h.id), last_host_id: Number(h.id) })
-        .where('id', '=', vm.id)
-        .execute();
-      // The host it was defined on drops it.
-      if (current) await refreshHostDesired(this.db, Number(current.id));
-    }
+    // The host it was defined on drops it.
+    if (current && Number(h.id) !== Number(current.id)) await refreshHostDesired(this.db, Number(current.id));
     await refreshHostDesired(this.db, Number(h.id));
     await this.waitVm(h, vm.instanceName, 'Running');
   }

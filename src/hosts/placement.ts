@@ -8,8 +8,9 @@
  *
  * Allocated on a host: its VMs that run (Starting, Running, Stopping) at their size, and its routers that run
  * at `router.ram.size` MB and `router.cpu.mhz`. Stopped VMs count nothing (they stay defined on their host).
- * Two placements at the same moment may both take the last room on a host: the host then runs both (its
- * memory is overcommitted), as placement is advice to the planner, not a reservation.
+ * One server places one VM or router at a time (drivers/hosts.ts), so a burst spreads over the hosts; two
+ * servers placing at the same moment may both take the last room on a host: the host then runs both (its memory
+ * is overcommitted), as placement is advice to the planner, not a reservation.
  */
 import type { Executor } from '../store/db.js';
 import { getSetting } from '../configuration/repository.js';
