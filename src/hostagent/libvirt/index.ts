@@ -94,6 +94,16 @@ export class LibvirtBackend implements VmBackend {
     await mkdir(this.vmsDir, { recursive: true });
     if (this.daemon) {
       await startLibvirtd(this.daemon, { log: this.log, netns: this.opts.netns });
+      // libvirtd probes QEMU's capabilities (~8 s here) on the first domain it starts: do it now, so the host's
+      // first VM does not pay for it (the result is cached under the data dir for the next start).
+      const t0 = Date.now();
+      const r = await this.virsh.exec(
+        ['domcapabilities', '--virttype', this.opts.kvm ? 'kvm' : 'qemu'],
+        60_000,
+      );
+      this.log(
+        `libvirt: QEMU capabilities ${r.code === 0 ? 'ready' : 'not probed'} in ${Date.now() - t0} ms`,
+      );
     } else {
       await this.virsh.run(['version'], 30_000);
       this.log(`libvirt: using ${this.virsh.uri}`);
