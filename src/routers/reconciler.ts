@@ -88,6 +88,8 @@ interface PerRouter {
   queued: (() => void) | null;
 }
 
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export class RouterReconciler {
   readonly serverId: string;
   private readonly leaseMs: number;
@@ -142,6 +144,9 @@ export class RouterReconciler {
       });
       p.queued = null;
     } else this.running++;
+    // A macrotask turn before each pass: passes chained by microtasks alone (SQLite answers synchronously) would
+    // keep the HTTP server from accepting, or answering, anything until the last one ends.
+    await turn();
     let given = false;
     return () => {
       if (given) return;
@@ -447,7 +452,14 @@ export class RouterReconciler {
     // Counted from the start of the build; passed on, not kept here, so a re-build in push() lets it go.
     this.hold(1);
     try {
-      const input = () => loadBuildInput(db, routerNow, target);
+      // A turn of the event loop around each big step (read, build): on SQLite every query answers
+      // synchronously, and a pass over a big network would otherwise hold the server from one end to the other.
+      const input = async () => {
+        await turn();
+        const rows = await loadBuildInput(db, routerNow, target);
+        await turn();
+        return rows;
+      };
       return await this.push(
         routerId,
         p,
@@ -480,6 +492,7 @@ export class RouterReconciler {
     mark: Record<string, unknown> | undefined,
   ): Promise<ReconcileOutcome> {
     const db = this.o.store.db;
+    await turn();
     if (mark)
       Object.assign(mark, { built: Date.now(), generation: desired.generation, hosts: desired.hosts.length });
     let result: PushResult;
