@@ -8,7 +8,7 @@
  * Passwords are kept whole: the reconciler clears a password from the VM row only when the agent reports it
  * acknowledged and it is still the one that was pushed (repository.ts clearSavedPasswords), so it needs the value.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { DesiredState, DesiredStateDelta } from '../agent/desired-state.js';
 
 export interface DeltaBase {
@@ -24,10 +24,16 @@ export interface DeltaBase {
   passwords: Record<string, string>;
 }
 
+/** The one-shot crypto.hash() (Node ≥ 20.12; the engines field allows 20.10): 3–7× cheaper than a hash object per entry. */
+const sha256: (text: string) => string =
+  typeof crypto.hash === 'function'
+    ? (text) => crypto.hash('sha256', text, 'base64')
+    : (text) => crypto.createHash('sha256').update(text).digest('base64');
+
 /** 128 bits of SHA-256 of the JSON text: a collision would hide a change from a delta, so not a short hash. */
 function digest(value: unknown): string {
   const text = JSON.stringify(value);
-  return text === undefined ? '' : createHash('sha256').update(text).digest('base64').slice(0, 22);
+  return text === undefined ? '' : sha256(text).slice(0, 22);
 }
 
 const lower = (mac: string) => mac.toLowerCase();
