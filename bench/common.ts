@@ -1,4 +1,7 @@
 /** What every `npm run bench:<area>` shares: JSON lines on stdout, progress on stderr, flags, quantiles. */
+import { readFileSync } from 'node:fs';
+import { callApi, waitForJob } from '../src/api/client.js';
+import type { ClientOptions } from '../src/api/client.js';
 
 export function benchOutput(bench: string): {
   log: (m: string) => void;
@@ -41,4 +44,31 @@ export function quantile(xs: number[], q: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+}
+
+/** The first 1-minute load average (/proc/loadavg): what every figure taken on a shared machine should carry. */
+export const loadavg = (): number => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** One API call that must answer 200; its body. */
+export async function benchApi(o: ClientOptions, command: string, params: Record<string, string> = {}) {
+  const r = await callApi(o, command, params);
+  if (r.status !== 200) throw new Error(`${command}: HTTP ${r.status} ${r.text}`);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return r.body as any;
+}
+
+/** An async command run to its end (polled every 50 ms); its job result, or an error saying what it was. */
+export async function benchJob(
+  o: ClientOptions,
+  command: string,
+  params: Record<string, string>,
+  timeoutMs?: number,
+) {
+  const r = await benchApi(o, command, params);
+  const j = await waitForJob(o, r.jobid, { intervalMs: 50, ...(timeoutMs ? { timeoutMs } : {}) });
+  if (j.jobstatus !== 1) throw new Error(`${command}: ${JSON.stringify(j.jobresult)}`);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return j.jobresult as any;
 }

@@ -15,34 +15,18 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { callApi, waitForJob } from '../src/api/client.js';
+import { waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
 import { parseGuestConsole } from '../src/hostagent/libvirt/guest-console.js';
 import { buildTestTemplate } from '../src/hostagent/libvirt/test-template.js';
 import type { LabHost } from '../test/hosts/host-lab.js';
 import { HostsRig } from '../test/e2e/hosts-rig.js';
+import { benchApi, benchJob, loadavg, sleep } from './common.js';
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor(s.length * p))]! : 0;
 };
-const loadavg = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function api(o: ClientOptions, command: string, params: Record<string, string> = {}) {
-  const r = await callApi(o, command, params);
-  if (r.status !== 200) throw new Error(`${command}: HTTP ${r.status} ${r.text}`);
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  return r.body as any;
-}
-
-async function job(o: ClientOptions, command: string, params: Record<string, string>) {
-  const r = await api(o, command, params);
-  const j = await waitForJob(o, r.jobid, { intervalMs: 50, timeoutMs: 300_000 });
-  if (j.jobstatus !== 1) throw new Error(`${command}: ${JSON.stringify(j.jobresult)}`);
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  return j.jobresult as any;
-}
 
 /** The guest's console as its host agent keeps it (the file the agent's console relay serves). */
 function consoleOf(h: LabHost, instance: string): string {
@@ -71,7 +55,7 @@ export async function benchHosts(o: { bursts: number[]; label: string }): Promis
       secretKey: rig.server.secretKey,
     };
     const tpl = (
-      await api(c, 'registerTemplate', {
+      await benchApi(c, 'registerTemplate', {
         name: 'stacknet-test',
         displaytext: 'stacknet test template',
         url: t.url,
@@ -87,7 +71,7 @@ export async function benchHosts(o: { bursts: number[]; label: string }): Promis
       return h;
     };
     const deploy = (net: string, name: string) =>
-      api(c, 'deployVirtualMachine', {
+      benchApi(c, 'deployVirtualMachine', {
         serviceofferingid: rig.id.so,
         templateid: tpl,
         zoneid: rig.id.zone,
@@ -98,13 +82,18 @@ export async function benchHosts(o: { bursts: number[]; label: string }): Promis
       const net = await rig.isolatedNetwork(`b${k}`, `10.${40 + k}.0.1`);
       // The network implemented and its router running first: the figure is per VM, not the router's boot.
       const w = (
-        await job(c, 'deployVirtualMachine', {
-          serviceofferingid: rig.id.so,
-          templateid: tpl,
-          zoneid: rig.id.zone,
-          networkids: net,
-          name: `w${k}`,
-        })
+        await benchJob(
+          c,
+          'deployVirtualMachine',
+          {
+            serviceofferingid: rig.id.so,
+            templateid: tpl,
+            zoneid: rig.id.zone,
+            networkids: net,
+            name: `w${k}`,
+          },
+          300_000,
+        )
       ).virtualmachine;
       const wh = hostOf(w.hostid);
       const wdeadline = Date.now() + 120_000;
@@ -112,7 +101,7 @@ export async function benchHosts(o: { bursts: number[]; label: string }): Promis
         if (Date.now() > wdeadline) throw new Error(`warm-up VM w${k} never leased`);
         await sleep(200);
       }
-      await job(c, 'stopVirtualMachine', { id: w.id });
+      await benchJob(c, 'stopVirtualMachine', { id: w.id }, 300_000);
       await sleep(1000);
       const loadBefore = loadavg();
       const call: number[] = [];
@@ -190,7 +179,9 @@ export async function benchHosts(o: { bursts: number[]; label: string }): Promis
       );
       // The burst's guests go before the next burst: their qemu processes would load the next one.
       await Promise.all(
-        results.map(({ vm }) => job(c, 'destroyVirtualMachine', { id: vm.id, expunge: 'true' })),
+        results.map(({ vm }) =>
+          benchJob(c, 'destroyVirtualMachine', { id: vm.id, expunge: 'true' }, 300_000),
+        ),
       );
     }
   } finally {

@@ -21,12 +21,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { callApi, waitForJob } from '../src/api/client.js';
+import { waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
 import { leaseStatePath, readLease } from '../src/netns/index.js';
 import { createEmptyTestDatabase } from '../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../src/store/testing/test-databases.js';
 import type { DbKind } from '../src/store/db.js';
+import { benchApi, benchJob, loadavg, sleep } from './common.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(name);
@@ -44,23 +45,6 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor(s.length * p))]! : 0;
 };
-const loadavg = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function api(o: ClientOptions, command: string, params: Record<string, string> = {}) {
-  const r = await callApi(o, command, params);
-  if (r.status !== 200) throw new Error(`${command}: HTTP ${r.status} ${r.text}`);
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  return r.body as any;
-}
-
-async function job(o: ClientOptions, command: string, params: Record<string, string>) {
-  const r = await api(o, command, params);
-  const j = await waitForJob(o, r.jobid, { intervalMs: 50 });
-  if (j.jobstatus !== 1) throw new Error(`${command}: ${JSON.stringify(j.jobresult)}`);
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  return j.jobresult as any;
-}
 
 interface ListedVm {
   name: string;
@@ -73,7 +57,7 @@ interface ListedVm {
 async function listVms(o: ClientOptions, networkid: string): Promise<ListedVm[]> {
   const out: ListedVm[] = [];
   for (let page = 1; ; page++) {
-    const r = await api(o, 'listVirtualMachines', {
+    const r = await benchApi(o, 'listVirtualMachines', {
       networkid,
       listall: 'true',
       page: String(page),
@@ -186,7 +170,7 @@ async function main(): Promise<void> {
   const o: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
   try {
     const zone = (
-      await api(o, 'createZone', {
+      await benchApi(o, 'createZone', {
         name: 'bench',
         networktype: 'Advanced',
         dns1: '192.0.2.53',
@@ -194,7 +178,7 @@ async function main(): Promise<void> {
       })
     ).zone;
     const pn = (
-      await job(o, 'createPhysicalNetwork', {
+      await benchJob(o, 'createPhysicalNetwork', {
         zoneid: zone.id,
         name: 'pn',
         isolationmethods: 'VLAN',
@@ -202,9 +186,9 @@ async function main(): Promise<void> {
       })
     ).physicalnetwork;
     for (const t of ['Guest', 'Public'])
-      await job(o, 'addTrafficType', { physicalnetworkid: pn.id, traffictype: t });
-    await job(o, 'updatePhysicalNetwork', { id: pn.id, state: 'Enabled' });
-    await api(o, 'createVlanIpRange', {
+      await benchJob(o, 'addTrafficType', { physicalnetworkid: pn.id, traffictype: t });
+    await benchJob(o, 'updatePhysicalNetwork', { id: pn.id, state: 'Enabled' });
+    await benchApi(o, 'createVlanIpRange', {
       zoneid: zone.id,
       vlan: '50',
       gateway: '203.0.113.1',
@@ -214,13 +198,15 @@ async function main(): Promise<void> {
       forvirtualnetwork: 'true',
     });
     const off = (
-      await api(o, 'listNetworkOfferings', { name: 'DefaultIsolatedNetworkOfferingWithSourceNatService' })
+      await benchApi(o, 'listNetworkOfferings', {
+        name: 'DefaultIsolatedNetworkOfferingWithSourceNatService',
+      })
     ).networkoffering[0];
-    const so = (await api(o, 'listServiceOfferings', { name: 'Small Instance' })).serviceoffering[0].id;
-    const tpl = (await api(o, 'listTemplates', { templatefilter: 'featured' })).template[0].id;
+    const so = (await benchApi(o, 'listServiceOfferings', { name: 'Small Instance' })).serviceoffering[0].id;
+    const tpl = (await benchApi(o, 'listTemplates', { templatefilter: 'featured' })).template[0].id;
     for (const [k, n] of bursts.entries()) {
       const net = (
-        await api(o, 'createNetwork', {
+        await benchApi(o, 'createNetwork', {
           zoneid: zone.id,
           name: `b${n}`,
           displaytext: `b${n}`,
@@ -230,7 +216,7 @@ async function main(): Promise<void> {
         })
       ).network;
       // Implement the network and start its router first: the figure is per VM, not the router's boot.
-      await job(o, 'deployVirtualMachine', {
+      await benchJob(o, 'deployVirtualMachine', {
         serviceofferingid: so,
         templateid: tpl,
         zoneid: zone.id,
@@ -246,7 +232,7 @@ async function main(): Promise<void> {
       const jobs = await Promise.all(
         Array.from({ length: n }, async (_, i) => {
           call[i] = Date.now();
-          const r = await api(o, 'deployVirtualMachine', {
+          const r = await benchApi(o, 'deployVirtualMachine', {
             serviceofferingid: so,
             templateid: tpl,
             zoneid: zone.id,
