@@ -411,8 +411,7 @@ export async function fillZone(o: FillOptions): Promise<FilledZone> {
     };
     await db
       .insertInto('stacknet_meta')
-      // Without the network ids (read back from the database): 50 uuids overflow MariaDB's VARCHAR value.
-      .values({ name: META, value: JSON.stringify({ ...filled, networkids: undefined }) })
+      .values({ name: META, value: JSON.stringify(filled) })
       .execute();
     return filled;
   } finally {
