@@ -114,14 +114,16 @@ export class HostConverger {
   async converge(d: HostDesiredState): Promise<ConvergeResult> {
     this.controlCidr = d.controlCidr ?? this.o.controlCidr;
     const errors: Errors = [];
-    const guard = async (what: string, f: () => Promise<unknown>): Promise<boolean> => {
+    /** Runs one item; its failure is quarantined in `errors` and its message returned (undefined when it worked). */
+    const guard = async (what: string, f: () => Promise<unknown>): Promise<string | undefined> => {
       try {
         await f();
-        return true;
+        return undefined;
       } catch (e) {
-        errors.push({ what, message: (e as Error).message });
-        this.o.log(`${what}: ${(e as Error).message}`);
-        return false;
+        const message = (e as Error).message;
+        errors.push({ what, message });
+        this.o.log(`${what}: ${message}`);
+        return message;
       }
     };
     let links = await linkTable();
@@ -143,9 +145,12 @@ export class HostConverger {
 
     const routerErrors = new Map<string, string>();
     const publicBridges = new Map<string, Promise<string>>();
-    for (const r of d.routers)
-      if (!(await guard(`router ${r.name}`, () => this.ensureRouter(r, bridges, links, publicBridges))))
-        routerErrors.set(r.name, errors.at(-1)!.message);
+    for (const r of d.routers) {
+      const failed = await guard(`router ${r.name}`, () =>
+        this.ensureRouter(r, bridges, links, publicBridges),
+      );
+      if (failed) routerErrors.set(r.name, failed);
+    }
     const wanted = new Set(d.routers.map((r) => r.name));
     for (const name of Object.keys(this.created.read().routers))
       if (!wanted.has(name)) await guard(`router ${name} (removing)`, () => this.removeRouter(name));
@@ -169,15 +174,12 @@ export class HostConverger {
     const slot = async () => {
       for (let vm = queue.shift(); vm; vm = queue.shift()) {
         const backend = this.o.backends.get(vm.backend);
-        try {
-          if (!backend) throw new Error(`this host runs no ${vm.backend} VM backend`);
-          await backend.ensure(vm, bridges);
-        } catch (e) {
-          const message = (e as Error).message;
-          errors.push({ what: `vm ${vm.instanceName}`, message });
-          this.o.log(`vm ${vm.instanceName}: ${message}`);
-          vmErrors.set(vm.instanceName, message);
-        }
+        const v = vm;
+        const failed = await guard(`vm ${v.instanceName}`, async () => {
+          if (!backend) throw new Error(`this host runs no ${v.backend} VM backend`);
+          await backend.ensure(v, bridges);
+        });
+        if (failed) vmErrors.set(v.instanceName, failed);
       }
     };
     await Promise.all(Array.from({ length: Math.min(VM_SLOTS, queue.length) }, slot));
