@@ -411,7 +411,8 @@ export async function fillZone(o: FillOptions): Promise<FilledZone> {
     };
     await db
       .insertInto('stacknet_meta')
-      .values({ name: META, value: JSON.stringify(filled) })
+      // Without the network ids (read back from the database): 50 uuids overflow MariaDB's VARCHAR value.
+      .values({ name: META, value: JSON.stringify({ ...filled, networkids: undefined }) })
       .execute();
     return filled;
   } finally {

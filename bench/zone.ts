@@ -8,11 +8,13 @@
  * alternating with this one `--rounds` times, so before and after are measured in the same run.
  *   npm run bench:zone -- [--dbs sqlite,postgres,mysql] [--addresses 1_000_000] [--vms-per-network 10_000]
  *                         [--dir /var/tmp/stacknet-bench-zone] [--calls 30] [--rounds 1] [--baseline <dir>]
- *                         [--refill] [--fill-only] [--start-timeout 120] [--no-build]
+ *                         [--refill] [--fill-only] [--start-timeout 120] [--pass-timeout 600] [--no-build]
+ * Each start is followed from spawn: the server's peak RSS and the list latency while the reconciler's start-up
+ * pass pushes every router (phase "startup pass"), then the settled RSS and the list round.
  * Prints one JSON object per line.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { callApi } from '../src/api/client.js';
@@ -38,6 +40,7 @@ let refill = false;
 let build = true;
 let fillOnly = false;
 let startTimeout = 120;
+let passTimeout = 600;
 parseArgs(process.argv.slice(2), usage, (flag, value) => {
   if (flag === '--dbs') dbs = value().split(',') as DbKind[];
   else if (flag === '--addresses') addresses = numberList(value())[0]!;
@@ -50,6 +53,7 @@ parseArgs(process.argv.slice(2), usage, (flag, value) => {
   else if (flag === '--no-build') build = false;
   else if (flag === '--fill-only') fillOnly = true;
   else if (flag === '--start-timeout') startTimeout = Number(value());
+  else if (flag === '--pass-timeout') passTimeout = Number(value());
   else return false;
   return true;
 });
@@ -97,6 +101,84 @@ function memoryOf(pid: number): { rss_mb: number; hwm_mb: number } {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The management server this process started (its child running `stacknet.js server`), once it exists. */
+function serverPid(): number | undefined {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== process.pid) continue;
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('stacknet.js\0server')) return Number(d);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The start-up pass as the server lives it: from spawn, every 250 ms, the server's RSS and how many routers the
+ * simulator has applied a state to (`<data>/routers/<name>/applied-state.json`, written on a router's first
+ * apply in a fresh data directory: the start-up pass pushes every router once).
+ */
+function watchStartupPass(dataDir: string, routers: number) {
+  const t0 = performance.now();
+  const w = {
+    peak_rss_mb: 0,
+    applied: 0,
+    pass_seconds: NaN,
+    pid: undefined as number | undefined,
+    /** The biggest state a simulated router keeps (its applied-state.json; the simulator holds it in memory). */
+    max_state_mb: 0,
+  };
+  const timer = setInterval(() => {
+    w.pid ??= serverPid();
+    if (w.pid) {
+      try {
+        // A server that exited (a zombie until reaped) has no VmRSS: NaN, not a figure.
+        const rss = memoryOf(w.pid).rss_mb;
+        if (Number.isFinite(rss)) w.peak_rss_mb = Math.max(w.peak_rss_mb, rss);
+      } catch {
+        // exited
+      }
+    }
+    const dir = join(dataDir, 'routers');
+    const applied = existsSync(dir)
+      ? readdirSync(dir).filter((r) => existsSync(join(dir, r, 'applied-state.json'))).length
+      : 0;
+    if (applied > w.applied && existsSync(dir))
+      for (const r of readdirSync(dir)) {
+        const f = join(dir, r, 'applied-state.json');
+        if (existsSync(f))
+          w.max_state_mb = Math.max(w.max_state_mb, Math.round(statSync(f).size / 104857.6) / 10);
+      }
+    if (applied >= routers && Number.isNaN(w.pass_seconds)) w.pass_seconds = (performance.now() - t0) / 1000;
+    w.applied = applied;
+  }, 250);
+  return {
+    w,
+    done: () => !Number.isNaN(w.pass_seconds),
+    stop: () => clearInterval(timer),
+    seconds: () => (performance.now() - t0) / 1000,
+  };
+}
+
+async function activeRouters(url: string): Promise<number> {
+  const store = await openStore(url, { poolSize: 1 });
+  try {
+    const r = await store.db
+      .selectFrom('routers')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('state', 'in', ['Running', 'Starting'])
+      .where('removed', 'is', null)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  } finally {
+    await store.close();
+  }
+}
+
 /** RSS once it stops moving (the reconciler converging the routers at start), at most `maxMs`. */
 async function settledMemory(pid: number, maxMs = 60_000): Promise<{ rss_mb: number; hwm_mb: number }> {
   const end = Date.now() + maxMs;
@@ -140,22 +222,42 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
   if (variant === 'baseline') await rollBackForBaseline(url);
   const tags = { db: kind, variant, round, addresses: zone.public_addresses + zone.guest_addresses };
   const serverRoot = variant === 'baseline' ? baseline : root;
+  const routers = await activeRouters(url);
+  // Our own data directory (the harness's default is not told to us): the simulator's router files show the pass.
+  const dataDir = mkdtempSync(join(dir, 'server-data-'));
+  const pass = watchStartupPass(dataDir, routers);
   const t0 = performance.now();
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer(
       url,
-      { STACKNET_SERVER_KEY_FILE: join(dir, 'server.key'), STACKNET_LOG_LEVEL: 'warn' },
+      {
+        STACKNET_SERVER_KEY_FILE: join(dir, 'server.key'),
+        STACKNET_LOG_LEVEL: 'warn',
+        STACKNET_DATA_DIR: dataDir,
+      },
       [],
       { root: serverRoot, healthzTimeoutMs: startTimeout * 1000 },
     );
   } catch (e) {
-    emit({ phase: 'start', ...tags, error: (e as Error).message.slice(0, 200), load: uptime() });
+    pass.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    emit({
+      phase: 'start',
+      ...tags,
+      error: (e as Error).message.slice(0, 200),
+      routers,
+      routers_applied: pass.w.applied,
+      peak_rss_mb: pass.w.peak_rss_mb,
+      max_state_mb: pass.w.max_state_mb,
+      load: uptime(),
+    });
     return;
   }
   const startSeconds = (performance.now() - t0) / 1000;
   try {
     const api: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
+    await duringStartupPass(api, zone, pass, routers, startSeconds, tags);
     const started = await settledMemory(server.pid);
     emit({
       phase: 'start',
@@ -243,8 +345,63 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
     }
     emit({ phase: 'after lists', ...tags, ...memoryOf(server.pid), load: uptime() });
   } finally {
+    pass.stop();
     await server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * While the start-up pass runs (until every router holds a state, at most `passTimeout` s): list calls back to
+ * back (listPublicIpAddresses page 1 of 500, and listRouters), their latency, and the server's peak RSS.
+ */
+async function duringStartupPass(
+  api: ClientOptions,
+  zone: FilledZone,
+  pass: ReturnType<typeof watchStartupPass>,
+  routers: number,
+  healthzSeconds: number,
+  tags: Record<string, unknown>,
+): Promise<void> {
+  const cases: [string, Record<string, string>][] = [
+    ['listPublicIpAddresses', { zoneid: zone.zoneid, listall: 'true', page: '1', pagesize: '500' }],
+    ['listRouters', { zoneid: zone.zoneid, listall: 'true' }],
+  ];
+  const lat = new Map<string, number[]>(cases.map(([c]) => [c, []]));
+  let failed = 0;
+  for (let i = 0; !pass.done() && pass.seconds() < passTimeout; i++) {
+    const [command, params] = cases[i % cases.length]!;
+    const t = performance.now();
+    const r = await callApi(api, command, params).catch(() => ({ status: 0 }));
+    if (r.status === 200) lat.get(command)!.push(performance.now() - t);
+    else failed++;
+  }
+  const r1 = (x: number) => Math.round(x * 10) / 10;
+  const figures = Object.fromEntries(
+    [...lat].map(([c, xs]) => [
+      c,
+      {
+        calls: xs.length,
+        p50_ms: r1(quantile(xs, 0.5)),
+        p99_ms: r1(quantile(xs, 0.99)),
+        max_ms: r1(Math.max(...xs)),
+      },
+    ]),
+  );
+  emit({
+    phase: 'startup pass',
+    ...tags,
+    routers,
+    routers_applied: pass.w.applied,
+    healthz_seconds: r1(healthzSeconds),
+    pass_seconds: r1(pass.w.pass_seconds),
+    peak_rss_mb: pass.w.peak_rss_mb,
+    max_state_mb: pass.w.max_state_mb,
+    ...(pass.w.pid ? memoryOf(pass.w.pid) : {}),
+    failed,
+    ...figures,
+    load: uptime(),
+  });
 }
 
 const variants = baseline ? ['baseline', 'change'] : ['change'];

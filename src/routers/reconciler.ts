@@ -9,15 +9,24 @@
  * With several management servers each router is reconciled by one live server at a time: the server holds a
  * lease on the router row (lease_owner/lease_until), renewed on every pass; a dead server's routers are taken
  * over once its leases lapse.
+ *
+ * Bounded (issue 16): a pass holds its router's whole desired state (a 10,000-VM network's is tens of megabytes)
+ * from build to push, so at most `passSlots` passes run at once, passes asked for by a change (kick, reconcile,
+ * reconcileTo) before the watch loop's; the watch loop reads routers a page at a time and takes the next page only
+ * when the passes it queued have drained, yielding to the event loop between pages so API calls are served during
+ * a big zone's start-up pass. Between passes only a digest of the last pushed state is kept (delta-base.ts).
+ * Level-based as before: a router skipped, failed or not reached before a restart is behind in the database, and
+ * the next scan (of this server or another) picks it up.
  */
 import { randomUUID } from 'node:crypto';
 import type { AgentStatus, PushResult } from '../agent/control-client.js';
 import type { DesiredState } from '../agent/desired-state.js';
-import { diffStates } from '../agent/desired-state.js';
 import type { Store } from '../store/db.js';
 import { transaction } from '../store/db.js';
 import type { Driver, RouterRuntime } from '../drivers/types.js';
 import { buildDesiredState } from './desired-state-builder.js';
+import type { DeltaBase } from './delta-base.js';
+import { baseOf, diffAgainstBase } from './delta-base.js';
 import {
   bumpRouter,
   claimLease,
@@ -27,7 +36,7 @@ import {
   recordObserved,
   releaseLeases,
   routerById,
-  routersToWatch,
+  routersToWatchPage,
   setRouterState,
 } from './repository.js';
 import type { RouterRow } from './repository.js';
@@ -47,6 +56,14 @@ export interface ReconcilerOptions {
   log?: (msg: string) => void;
   /** Told of every pass's phases (epoch ms) when set (STACKNET_TRACE_VMS: src/vms/trace.ts, bench:e2e). */
   trace?: (event: Record<string, unknown>) => void;
+  /**
+   * Passes (each holding one router's desired state) at once; default STACKNET_ROUTER_PASS_SLOTS or 4. Each
+   * pass is mostly CPU (build, render) or waiting on one agent: a few at once keep a burst moving without holding
+   * a zone's worth of states.
+   */
+  passSlots?: number;
+  /** Routers the watch loop reads and queues at a time (default 100). */
+  scanPageSize?: number;
 }
 
 export type ReconcileOutcome =
@@ -58,8 +75,8 @@ interface PerRouter {
   failures: number;
   notBefore: number;
   lastSync: number;
-  /** The state last pushed successfully: the base for deltas. */
-  lastPushed: DesiredState | null;
+  /** What the last successful push held, as digests: the base for deltas. */
+  lastPushed: DeltaBase | null;
   lastPushedHash: string | null;
   /** A terminal failure (the agent rejected this generation's content): not retried until it changes. */
   terminalAt: number | null;
@@ -67,7 +84,11 @@ interface PerRouter {
   applied: number;
   /** reconcileTo callers waiting for a generation to be applied. */
   waiters: { generation: number; resolve: () => void }[];
+  /** Set while its pass waits for a slot (the waiter's place in a queue). */
+  queued: (() => void) | null;
 }
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class RouterReconciler {
   readonly serverId: string;
@@ -79,7 +100,27 @@ export class RouterReconciler {
   private timer: NodeJS.Timeout | null = null;
   private scanning: Promise<void> | null = null;
   private closed = false;
-  readonly counters = { reconciles: 0, fullPushes: 0, deltaPushes: 0, failures: 0, driftHealed: 0 };
+  private readonly passSlots: number;
+  private readonly scanPageSize: number;
+  private running = 0;
+  /** Passes waiting for a slot: asked for by a change first, then the watch loop's. */
+  private readonly waiting: { urgent: (() => void)[]; background: (() => void)[] } = {
+    urgent: [],
+    background: [],
+  };
+  /** The watch loop's passes not yet finished, and who waits for them to drain. */
+  private scanQueued = 0;
+  private scanDrained: (() => void) | null = null;
+  readonly counters = {
+    reconciles: 0,
+    fullPushes: 0,
+    deltaPushes: 0,
+    failures: 0,
+    driftHealed: 0,
+    /** Desired states built and not yet let go (now, and the most at once since start). */
+    statesHeld: 0,
+    maxStatesHeld: 0,
+  };
   /** Told of every pass and how long it took (the server's metrics set it after the subsystem starts). */
   onPass: ((outcome: ReconcileOutcome, seconds: number) => void) | undefined;
 
@@ -89,6 +130,40 @@ export class RouterReconciler {
     this.scanIntervalMs = o.scanIntervalMs ?? 500;
     this.resyncMs = o.resyncMs ?? 5_000;
     this.maxBackoffMs = o.maxBackoffMs ?? 30_000;
+    const envSlots = Number(process.env.STACKNET_ROUTER_PASS_SLOTS);
+    this.passSlots = Math.max(1, o.passSlots ?? (Number.isInteger(envSlots) && envSlots > 0 ? envSlots : 4));
+    this.scanPageSize = Math.max(1, o.scanPageSize ?? 100);
+  }
+
+  /** Waits for one of the pass slots; the returned function gives it back. */
+  private async slot(p: PerRouter, urgent: boolean): Promise<() => void> {
+    if (this.running >= this.passSlots) {
+      await new Promise<void>((resolve) => {
+        p.queued = resolve;
+        this.waiting[urgent ? 'urgent' : 'background'].push(resolve);
+      });
+      p.queued = null;
+    } else this.running++;
+    // A macrotask turn before each pass: passes chained by microtasks alone (SQLite answers synchronously) would
+    // keep the HTTP server from accepting, or answering, anything until the last one ends.
+    await turn();
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      // Hand the slot straight to the next waiter (running stays the same), else free it.
+      const next = this.waiting.urgent.shift() ?? this.waiting.background.shift();
+      if (next) next();
+      else this.running--;
+    };
+  }
+
+  /** A change asked for a router whose pass waits behind the watch loop's: it goes ahead of them. */
+  private promote(p: PerRouter): void {
+    const i = p.queued ? this.waiting.background.indexOf(p.queued) : -1;
+    if (i < 0) return;
+    this.waiting.background.splice(i, 1);
+    this.waiting.urgent.push(p.queued!);
   }
 
   start(): void {
@@ -121,6 +196,7 @@ export class RouterReconciler {
         terminalAt: null,
         applied: 0,
         waiters: [],
+        queued: null,
       };
       this.routers.set(id, p);
     }
@@ -135,6 +211,7 @@ export class RouterReconciler {
     p.terminalAt = null;
     if (p.inFlight) {
       p.dirty = true;
+      this.promote(p);
       return;
     }
     void this.reconcile(routerId);
@@ -150,22 +227,29 @@ export class RouterReconciler {
     for (const r of rows) this.kick(Number(r.id));
   }
 
-  /** Reconcile one router now (or join the pass in flight and run once more after it). */
-  reconcile(routerId: number): Promise<ReconcileOutcome> {
+  /**
+   * Reconcile one router now (or join the pass in flight and run once more after it), as soon as a pass slot is
+   * free; `background` (the watch loop) waits behind passes asked for by a change.
+   */
+  reconcile(routerId: number, background = false): Promise<ReconcileOutcome> {
     const p = this.entry(routerId);
     if (p.inFlight) {
       p.dirty = true;
+      if (!background) this.promote(p);
       return p.inFlight;
     }
     const run = async (): Promise<ReconcileOutcome> => {
       let outcome: ReconcileOutcome;
       do {
         p.dirty = false;
+        const release = await this.slot(p, !background);
         const started = performance.now();
-        outcome = await this.once(routerId, p).catch((e: Error) => {
-          this.o.log?.(`router ${routerId}: ${e.message}`);
-          return 'failed' as const;
-        });
+        outcome = await (this.closed ? Promise.resolve('not-owner' as const) : this.once(routerId, p))
+          .catch((e: Error) => {
+            this.o.log?.(`router ${routerId}: ${e.message}`);
+            return 'failed' as const;
+          })
+          .finally(release);
         this.onPass?.(outcome, (performance.now() - started) / 1000);
         if (outcome === 'failed') {
           p.failures++;
@@ -212,23 +296,16 @@ export class RouterReconciler {
     if (this.scanning || this.closed) return;
     this.scanning = (async () => {
       try {
-        const rows = await routersToWatch(this.o.store.db);
-        const now = Date.now();
-        for (const r of rows) {
-          const id = Number(r.id);
-          const p = this.entry(id);
-          if (p.inFlight || now < p.notBefore) continue;
-          // Someone else's live lease: leave it to them (its expiry is re-checked on the next scan).
-          if (r.lease_owner && r.lease_owner !== this.serverId && Number(r.lease_until) > now) continue;
-          const active = r.state === 'Starting' || r.state === 'Running';
-          const behind =
-            active &&
-            (r.applied_generation === null || Number(r.applied_generation) !== Number(r.desired_generation));
-          const transitional = r.state === 'Stopping' || r.state === 'Destroyed' || r.state === 'Starting';
-          const due = now - p.lastSync >= this.resyncMs;
-          const leaseDue = r.lease_owner === this.serverId && Number(r.lease_until) - now < this.leaseMs / 2;
-          if (p.terminalAt !== null && !due) continue;
-          if (behind || transitional || due || leaseDue) void this.reconcile(id);
+        for (let after = 0; !this.closed;) {
+          const rows = await routersToWatchPage(this.o.store.db, after, this.scanPageSize);
+          if (rows.length === 0) break;
+          after = Number(rows[rows.length - 1]!.id);
+          this.queueDue(rows);
+          // The next page only once this one's passes are done: the loop never queues more than a page, and
+          // between pages the API gets its turn (on SQLite every query of a pass answers synchronously).
+          await this.scanDrain();
+          await new Promise((resolve) => setImmediate(resolve));
+          if (rows.length < this.scanPageSize) break;
         }
       } catch (e) {
         this.o.log?.(`router scan: ${(e as Error).message}`);
@@ -237,6 +314,42 @@ export class RouterReconciler {
       this.scanning = null;
     });
     return this.scanning;
+  }
+
+  /** Queues a background pass for each router of the page that needs one. */
+  private queueDue(rows: RouterRow[]): void {
+    const now = Date.now();
+    for (const r of rows) {
+      const id = Number(r.id);
+      const p = this.entry(id);
+      if (p.inFlight || now < p.notBefore) continue;
+      // Someone else's live lease: leave it to them (its expiry is re-checked on the next scan).
+      if (r.lease_owner && r.lease_owner !== this.serverId && Number(r.lease_until) > now) continue;
+      const active = r.state === 'Starting' || r.state === 'Running';
+      const behind =
+        active &&
+        (r.applied_generation === null || Number(r.applied_generation) !== Number(r.desired_generation));
+      const transitional = r.state === 'Stopping' || r.state === 'Destroyed' || r.state === 'Starting';
+      const due = now - p.lastSync >= this.resyncMs;
+      const leaseDue = r.lease_owner === this.serverId && Number(r.lease_until) - now < this.leaseMs / 2;
+      if (p.terminalAt !== null && !due) continue;
+      if (!(behind || transitional || due || leaseDue)) continue;
+      this.scanQueued++;
+      void this.reconcile(id, true).finally(() => {
+        this.scanQueued--;
+        if (this.scanQueued === 0) this.scanDrained?.();
+      });
+    }
+  }
+
+  private scanDrain(): Promise<void> {
+    if (this.scanQueued === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.scanDrained = () => {
+        this.scanDrained = null;
+        resolve();
+      };
+    });
   }
 
   private async once(routerId: number, p: PerRouter): Promise<ReconcileOutcome> {
@@ -336,13 +449,57 @@ export class RouterReconciler {
       p.lastPushed = null;
     }
     const routerNow = drifted ? ((await routerById(db, routerId)) as RouterRow) : router;
-    const desired = buildDesiredState(await loadBuildInput(db, routerNow, target));
-    if (mark) Object.assign(mark, { built: Date.now(), generation: target, hosts: desired.hosts.length });
+    // Counted from the start of the build; passed on, not kept here, so a re-build in push() lets it go.
+    this.hold(1);
+    try {
+      // A turn of the event loop around each big step (read, build): on SQLite every query answers
+      // synchronously, and a pass over a big network would otherwise hold the server from one end to the other.
+      const input = async () => {
+        await turn();
+        const rows = await loadBuildInput(db, routerNow, target);
+        await turn();
+        return rows;
+      };
+      return await this.push(
+        routerId,
+        p,
+        router,
+        transport,
+        status,
+        buildDesiredState(await input()),
+        drifted,
+        mark,
+      );
+    } finally {
+      this.hold(-1);
+    }
+  }
+
+  private hold(n: 1 | -1): void {
+    this.counters.statesHeld += n;
+    this.counters.maxStatesHeld = Math.max(this.counters.maxStatesHeld, this.counters.statesHeld);
+  }
+
+  /** Pushes a built state (a delta against the last push when the agent still holds it) and records it. */
+  private async push(
+    routerId: number,
+    p: PerRouter,
+    router: RouterRow,
+    transport: Awaited<ReturnType<Driver['ensureRouter']>>,
+    status: AgentStatus,
+    desired: DesiredState,
+    drifted: boolean,
+    mark: Record<string, unknown> | undefined,
+  ): Promise<ReconcileOutcome> {
+    const db = this.o.store.db;
+    await turn();
+    if (mark)
+      Object.assign(mark, { built: Date.now(), generation: desired.generation, hosts: desired.hosts.length });
     let result: PushResult;
     const base = p.lastPushed;
     if (!drifted && base && status.generation === base.generation && status.hash === p.lastPushedHash) {
       this.counters.deltaPushes++;
-      const delta = diffStates(base, desired);
+      const delta = diffAgainstBase(base, desired);
       if (mark) Object.assign(mark, { delta: true, upserts: delta.hosts?.upsert?.length ?? 0 });
       result = await transport.pushDelta(delta);
       if (!result.ok && result.sendFull) {
@@ -357,15 +514,16 @@ export class RouterReconciler {
       const again = await transaction(this.o.store, (tx) =>
         bumpRouter(tx, routerId, result.ok ? 0 : (result.generation ?? 0) + 1),
       );
-      const redo = buildDesiredState(await loadBuildInput(db, (await routerById(db, routerId))!, again));
+      // The state built first is let go (this pass still holds one state).
+      desired = buildDesiredState(await loadBuildInput(db, (await routerById(db, routerId))!, again));
       this.counters.fullPushes++;
-      result = await transport.pushFull(redo);
+      result = await transport.pushFull(desired);
       if (result.ok) {
-        p.lastPushed = redo;
+        p.lastPushed = baseOf(desired);
         p.lastPushedHash = result.status.hash;
       }
     } else if (result.ok) {
-      p.lastPushed = desired;
+      p.lastPushed = baseOf(desired);
       p.lastPushedHash = result.status.hash;
     }
     if (!result.ok) {

@@ -81,9 +81,16 @@ export async function liveRoutersOfNetwork(
   return q.orderBy('id').execute();
 }
 
-/** Routers whose instance may need work: everything not yet torn down after destroy. */
-export async function routersToWatch(ex: Executor): Promise<RouterRow[]> {
-  return ex.selectFrom('routers').selectAll().where('state', '!=', 'Expunged').orderBy('id').execute();
+/** Routers whose instance may need work (everything not yet torn down after destroy), a page after `afterId`. */
+export async function routersToWatchPage(ex: Executor, afterId: number, limit: number): Promise<RouterRow[]> {
+  return ex
+    .selectFrom('routers')
+    .selectAll()
+    .where('state', '!=', 'Expunged')
+    .where('id', '>', afterId)
+    .orderBy('id')
+    .limit(limit)
+    .execute();
 }
 
 /** Takes or renews this server's lease on a router. False when another live server holds it. */
