@@ -238,3 +238,80 @@ for (const kind of testDbKinds()) {
     }
   });
 }
+
+/** A simulator whose next ensureRouter or stopRouter waits until the test lets it go on. */
+class GatedSimulator extends SimulatorDriver {
+  gate: Promise<void> | null = null;
+  entered: (() => void) | null = null;
+  override async ensureRouter(r: Parameters<SimulatorDriver['ensureRouter']>[0]) {
+    await this.wait();
+    return super.ensureRouter(r);
+  }
+  override async stopRouter(r: Parameters<SimulatorDriver['stopRouter']>[0]) {
+    await this.wait();
+    return super.stopRouter(r);
+  }
+  private async wait(): Promise<void> {
+    this.entered?.();
+    const g = this.gate;
+    this.gate = null;
+    if (g) await g;
+  }
+  /** Holds the next call; resolves once a pass is inside it, with the function that lets it go on. */
+  hold(): Promise<() => void> {
+    let release!: () => void;
+    this.gate = new Promise((r) => (release = r));
+    return new Promise((r) => {
+      this.entered = () => {
+        this.entered = null;
+        r(release);
+      };
+    });
+  }
+}
+
+for (const kind of testDbKinds()) {
+  test(`a stop or start committed while a pass runs is not overwritten by that pass's stale state (${kind})`, async () => {
+    const t = await createTestStore(kind);
+    const dir = mkdtempSync(join(tmpdir(), 'stacknet-rec-'));
+    const driver = new GatedSimulator({ dataDir: dir });
+    const rec = new RouterReconciler({ store: t.store, driver, serverId: 'ms-a' });
+    try {
+      const db = t.store.db;
+      const { zoneId, networkId } = await insertZoneAndNetwork(db);
+      const rid = await insertRouter(db, zoneId, networkId);
+      const setState = (state: 'Starting' | 'Stopping') =>
+        db.updateTable('routers').set({ state }).where('id', '=', rid).execute();
+
+      // A start pass read Starting; stopRouter commits Stopping before the pass records Running.
+      await setState('Starting');
+      let entered = driver.hold();
+      let pass = rec.reconcile(rid);
+      (await entered)();
+      await setState('Stopping');
+      // (the pass is dirty-free: it was not asked again, so it ends after recording what it saw)
+      assert.equal(await pass, 'pushed');
+      assert.equal((await routerById(db, rid))!.state, 'Stopping', 'the stop is not overwritten by Running');
+      assert.equal(await rec.reconcile(rid), 'stopped');
+      assert.equal((await routerById(db, rid))!.state, 'Stopped');
+
+      // A stop pass read Stopping; startRouter commits Starting before the pass records Stopped.
+      await setState('Stopping');
+      entered = driver.hold();
+      pass = rec.reconcile(rid);
+      (await entered)();
+      await transaction(t.store, async (tx) => {
+        await tx.updateTable('routers').set({ state: 'Starting' }).where('id', '=', rid).execute();
+        await bumpNetworkRouters(tx, networkId);
+      });
+      assert.equal(await pass, 'stopped');
+      assert.equal((await routerById(db, rid))!.state, 'Starting', 'the start is not overwritten by Stopped');
+      assert.equal(await rec.reconcile(rid), 'pushed');
+      assert.equal((await routerById(db, rid))!.state, 'Running');
+    } finally {
+      await rec.stop();
+      await t.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}

@@ -108,9 +108,6 @@ export class RouterReconciler {
     urgent: [],
     background: [],
   };
-  /** The watch loop's passes not yet finished, and who waits for them to drain. */
-  private scanQueued = 0;
-  private scanDrained: (() => void) | null = null;
   readonly counters = {
     reconciles: 0,
     fullPushes: 0,
@@ -300,10 +297,9 @@ export class RouterReconciler {
           const rows = await routersToWatchPage(this.o.store.db, after, this.scanPageSize);
           if (rows.length === 0) break;
           after = Number(rows[rows.length - 1]!.id);
-          this.queueDue(rows);
           // The next page only once this one's passes are done: the loop never queues more than a page, and
           // between pages the API gets its turn (on SQLite every query of a pass answers synchronously).
-          await this.scanDrain();
+          await this.drain(this.queueDue(rows));
           await new Promise((resolve) => setImmediate(resolve));
           if (rows.length < this.scanPageSize) break;
         }
@@ -316,9 +312,10 @@ export class RouterReconciler {
     return this.scanning;
   }
 
-  /** Queues a background pass for each router of the page that needs one. */
-  private queueDue(rows: RouterRow[]): void {
+  /** Queues a background pass for each router of the page that needs one; the passes, to wait for. */
+  private queueDue(rows: RouterRow[]): Promise<ReconcileOutcome>[] {
     const now = Date.now();
+    const queued: Promise<ReconcileOutcome>[] = [];
     for (const r of rows) {
       const id = Number(r.id);
       const p = this.entry(id);
@@ -334,22 +331,25 @@ export class RouterReconciler {
       const leaseDue = r.lease_owner === this.serverId && Number(r.lease_until) - now < this.leaseMs / 2;
       if (p.terminalAt !== null && !due) continue;
       if (!(behind || transitional || due || leaseDue)) continue;
-      this.scanQueued++;
-      void this.reconcile(id, true).finally(() => {
-        this.scanQueued--;
-        if (this.scanQueued === 0) this.scanDrained?.();
-      });
+      queued.push(this.reconcile(id, true));
     }
+    return queued;
   }
 
-  private scanDrain(): Promise<void> {
-    if (this.scanQueued === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.scanDrained = () => {
-        this.scanDrained = null;
-        resolve();
-      };
+  /**
+   * Waits until a page's passes are done, or `resyncMs` at most: one slow pass (an agent that takes long to
+   * start, a host that does not answer) must not hold up every other router's healing and lease renewal. Its
+   * router stays in flight and is skipped by the next page and the next scan.
+   */
+  private async drain(passes: Promise<ReconcileOutcome>[]): Promise<void> {
+    if (passes.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.resyncMs);
+      timer.unref();
     });
+    await Promise.race([Promise.allSettled(passes), late]);
+    clearTimeout(timer);
   }
 
   private async once(routerId: number, p: PerRouter): Promise<ReconcileOutcome> {

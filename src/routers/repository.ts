@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
+import { sql } from 'kysely';
 import type { Executor } from '../store/db.js';
 import { isUniqueViolation, nowMs } from '../store/db.js';
 import { netDb } from '../networks/tables.js';
@@ -125,8 +126,18 @@ export interface AppliedRecord {
   appliedHash: string | null;
   health: unknown;
   lastError: string | null;
-  state?: RouterRow['state'];
+  /**
+   * The state the pass observed the router reach: Running (from Starting) or Stopped (from Stopping). Written only
+   * if the row is still in the state the pass started from: a stop or start committed while the pass ran (it read
+   * the row before) is not overwritten, and its own pass comes next.
+   */
+  state?: 'Running' | 'Stopped';
 }
+
+const OBSERVED_FROM: Record<'Running' | 'Stopped', RouterRow['state'][]> = {
+  Running: ['Starting'],
+  Stopped: ['Stopping', 'Stopped'],
+};
 
 /** Written only while holding the lease, so a server that lost it cannot overwrite the new owner's view. */
 export async function recordObserved(
@@ -146,7 +157,11 @@ export async function recordObserved(
       // The agent answered (the "agent stopped reporting" alert, src/alerts).
       status_reported: now,
       last_error: r.lastError === null ? null : r.lastError.slice(0, 2000),
-      ...(r.state ? { state: r.state } : {}),
+      ...(r.state
+        ? {
+            state: sql<RouterRow['state']>`CASE WHEN state IN (${sql.join(OBSERVED_FROM[r.state])}) THEN ${r.state} ELSE state END`,
+          }
+        : {}),
     })
     .where('id', '=', routerId)
     .where('lease_owner', '=', owner)
