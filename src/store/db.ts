@@ -21,6 +21,7 @@ import { CloudStackError, internalError, valueTooLong } from '../errors/catalogu
 import type { Database } from './schema.js';
 import { migrations } from './migrations/index.js';
 import { ResumableMysqlDialect } from './resumable-mysql.js';
+import { FairSqliteDialect } from './fair-sqlite-dialect.js';
 import { ReconnectingDialect } from './reconnecting-dialect.js';
 
 export type DbKind = 'sqlite' | 'postgres' | 'mysql';
@@ -158,7 +159,10 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     // /24's; with 2 MiB 94% take none and the ratio is 1.0-1.4 (docs/benchmarks.md "IPAM allocation").
     conn.pragma(`cache_size = -${settings.cacheMib * 1024}`);
     conn.pragma('foreign_keys = ON');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(conn) }), log });
+    db = new Kysely<Database>({
+      dialect: new FairSqliteDialect(new SqliteDialect({ database: cachingStatements(conn) })),
+      log,
+    });
     sqlite = conn;
   } else if (kind === 'postgres') {
     const pg = await import('pg');
