@@ -11,8 +11,9 @@
  * over once its leases lapse.
  *
  * Bounded (issue 16): a pass holds its router's whole desired state (a 10,000-VM network's is tens of megabytes)
- * from build to push, so at most `passSlots` passes run at once, passes asked for by a change (kick, reconcile,
- * reconcileTo) before the watch loop's; the watch loop reads routers a page at a time and takes the next page only
+ * from build to push, so at most `passSlots` passes build and push at once (waiting for an agent or checking a
+ * converged router takes no slot), passes asked for by a change (kick, reconcile, reconcileTo) before the watch
+ * loop's; the watch loop reads routers a page at a time and takes the next page only
  * when the passes it queued have drained, yielding to the event loop between pages so API calls are served during
  * a big zone's start-up pass. Between passes only a digest of the last pushed state is kept (delta-base.ts).
  * Level-based as before: a router skipped, failed or not reached before a restart is behind in the database, and
@@ -57,9 +58,10 @@ export interface ReconcilerOptions {
   /** Told of every pass's phases (epoch ms) when set (STACKNET_TRACE_VMS: src/vms/trace.ts, bench:e2e). */
   trace?: (event: Record<string, unknown>) => void;
   /**
-   * Passes (each holding one router's desired state) at once; default STACKNET_ROUTER_PASS_SLOTS or 4. Each
-   * pass is mostly CPU (build, render) or waiting on one agent: a few at once keep a burst moving without holding
-   * a zone's worth of states.
+   * Builds and pushes (each holding one router's desired state) at once; default STACKNET_ROUTER_PASS_SLOTS or
+   * 4. Each is mostly CPU (read, build, render) or waiting on one agent's apply: a few at once keep a burst moving
+   * without holding a zone's worth of states. The rest of a pass (lease, status, an agent being started) takes
+   * no slot.
    */
   passSlots?: number;
   /** Routers the watch loop reads and queues at a time (default 100). */
@@ -141,9 +143,6 @@ export class RouterReconciler {
       });
       p.queued = null;
     } else this.running++;
-    // A macrotask turn before each pass: passes chained by microtasks alone (SQLite answers synchronously) would
-    // keep the HTTP server from accepting, or answering, anything until the last one ends.
-    await turn();
     let given = false;
     return () => {
       if (given) return;
@@ -239,14 +238,16 @@ export class RouterReconciler {
       let outcome: ReconcileOutcome;
       do {
         p.dirty = false;
-        const release = await this.slot(p, !background);
+        // A macrotask turn before each pass: passes chained by microtasks alone (SQLite answers synchronously)
+        // would keep the HTTP server from accepting, or answering, anything until the last one ends.
+        await turn();
         const started = performance.now();
-        outcome = await (this.closed ? Promise.resolve('not-owner' as const) : this.once(routerId, p))
-          .catch((e: Error) => {
-            this.o.log?.(`router ${routerId}: ${e.message}`);
-            return 'failed' as const;
-          })
-          .finally(release);
+        outcome = await (
+          this.closed ? Promise.resolve('not-owner' as const) : this.once(routerId, p, !background)
+        ).catch((e: Error) => {
+          this.o.log?.(`router ${routerId}: ${e.message}`);
+          return 'failed' as const;
+        });
         this.onPass?.(outcome, (performance.now() - started) / 1000);
         if (outcome === 'failed') {
           p.failures++;
@@ -352,7 +353,7 @@ export class RouterReconciler {
     clearTimeout(timer);
   }
 
-  private async once(routerId: number, p: PerRouter): Promise<ReconcileOutcome> {
+  private async once(routerId: number, p: PerRouter, urgent: boolean): Promise<ReconcileOutcome> {
     const db = this.o.store.db;
     const passStart = Date.now();
     this.counters.reconciles++;
@@ -380,6 +381,8 @@ export class RouterReconciler {
       return 'stopped';
     }
     const mark = this.o.trace ? { router: routerId, start: passStart } : undefined;
+    // Stopping: no new instance is made (the rows stay behind; the next server converges them).
+    if (this.closed) return 'not-owner';
     const transport = await this.o.driver.ensureRouter(rt);
     const ensured = Date.now();
     const generation = Number(router.desired_generation);
@@ -407,7 +410,7 @@ export class RouterReconciler {
         clearSavedPasswords(tx, Number(router.network_id), saved),
       );
       // The desired state moved on (passwords gone): converge to it in this same pass.
-      if (cleared > 0) return this.once(routerId, p);
+      if (cleared > 0) return this.once(routerId, p, urgent);
     }
     const converged =
       status.generation === generation &&
@@ -450,6 +453,9 @@ export class RouterReconciler {
     }
     const routerNow = drifted ? ((await routerById(db, routerId)) as RouterRow) : router;
     // Counted from the start of the build; passed on, not kept here, so a re-build in push() lets it go.
+    // The slot is taken here, not for the whole pass: a pass that waits for its agent to start (ensureRouter on a
+    // host) or only checks a converged router holds no state, and must not keep a change to another router waiting.
+    const release = await this.slot(p, urgent);
     this.hold(1);
     try {
       // A turn of the event loop around each big step (read, build): on SQLite every query answers
@@ -472,6 +478,7 @@ export class RouterReconciler {
       );
     } finally {
       this.hold(-1);
+      release();
     }
   }
 
