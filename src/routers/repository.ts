@@ -159,7 +159,9 @@ export async function recordObserved(
       last_error: r.lastError === null ? null : r.lastError.slice(0, 2000),
       ...(r.state
         ? {
-            state: sql<RouterRow['state']>`CASE WHEN state IN (${sql.join(OBSERVED_FROM[r.state])}) THEN ${r.state} ELSE state END`,
+            state: sql<
+              RouterRow['state']
+            >`CASE WHEN state IN (${sql.join(OBSERVED_FROM[r.state])}) THEN ${r.state} ELSE state END`,
           }
         : {}),
     })
