@@ -71,15 +71,22 @@ function version(): string {
   }
 }
 
-/** /dev/kvm can be opened: the libvirt backend's domains are of type kvm, else qemu (emulation). */
+/**
+ * /dev/kvm runs ordinary guests: the libvirt backend's domains are of type kvm, else qemu (emulation). Opening
+ * /dev/kvm is not enough: a VM whose host offers nested KVM through PVM (`kvm_pvm`, no vmx/svm in the CPU flags,
+ * as on these machines since 2026-12-06) opens /dev/kvm, starts qemu, and then the guest spins at full CPU with an
+ * empty console while the host kernel logs "kvm-pvm: INTERNAL_ERROR in batch emul" (PVM runs only kernels built
+ * for it). So hardware KVM is asked for too: the kvm_intel or kvm_amd module (built in, it is still listed).
+ */
 export function kvmUsable(): boolean {
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
-    return true;
   } catch {
     return false;
   }
+  return existsSync('/sys/module/kvm_intel') || existsSync('/sys/module/kvm_amd');
 }
+
 
 function sameSecret(given: string | undefined, want: string): boolean {
   if (!given) return false;
