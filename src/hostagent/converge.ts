@@ -61,6 +61,20 @@ export interface ConvergeOptions {
 
 export type ConvergeResult = Omit<HostStatus, 'appliedGeneration'>;
 
+/** Told of what a pass did before the pass ends (the agent reports it to the server at once). */
+export interface ConvergeHooks {
+  /**
+   * A VM is in its spec's state (its backend's `ensure` returned) or failed (`Error`, with why), told the moment
+   * it is so, not after the rest of the pass (its ports' rules, the other VMs, the removals).
+   */
+  vm?: (vm: HostStatus['vms'][number]) => void;
+  /**
+   * The VMs a newer desired state names (the agent's newest): a VM started from it while this pass runs
+   * (`ensureNewVms`) is not this pass's to remove.
+   */
+  keep?: () => ReadonlySet<string>;
+}
+
 type Errors = HostStatus['errors'];
 
 export class HostConverger {
@@ -70,6 +84,8 @@ export class HostConverger {
   private readonly portsFile: string;
   /** The desired state's control network, else the option. */
   private controlCidr: string;
+  /** Per VM, its last backend call: a pass and `ensureNewVms` never work on one VM at once. */
+  private readonly vmQueues = new Map<string, Promise<unknown>>();
 
   constructor(private readonly o: ConvergeOptions) {
     mkdirSync(o.dataDir, { recursive: true });
@@ -111,7 +127,7 @@ export class HostConverger {
     }
   }
 
-  async converge(d: HostDesiredState): Promise<ConvergeResult> {
+  async converge(d: HostDesiredState, hooks: ConvergeHooks = {}): Promise<ConvergeResult> {
     this.controlCidr = d.controlCidr ?? this.o.controlCidr;
     const errors: Errors = [];
     /** Runs one item; its failure is quarantined in `errors` and its message returned (undefined when it worked). */
@@ -177,9 +193,14 @@ export class HostConverger {
         const v = vm;
         const failed = await guard(`vm ${v.instanceName}`, async () => {
           if (!backend) throw new Error(`this host runs no ${v.backend} VM backend`);
-          await backend.ensure(v, bridges);
+          await this.onVm(v.instanceName, () => backend.ensure(v, bridges));
         });
         if (failed) vmErrors.set(v.instanceName, failed);
+        hooks.vm?.({
+          instanceName: v.instanceName,
+          state: failed ? 'Error' : v.state,
+          ...(failed ? { message: failed } : {}),
+        });
       }
     };
     await Promise.all(Array.from({ length: Math.min(VM_SLOTS, queue.length) }, slot));
@@ -190,10 +211,11 @@ export class HostConverger {
         for (const v of await backend.list()) listed.set(v.instanceName, { backend, state: v.state });
       });
     const specs = new Set(d.vms.map((v) => v.instanceName));
+    const newer = hooks.keep?.() ?? new Set<string>();
     for (const [name, v] of listed)
-      if (!specs.has(name))
+      if (!specs.has(name) && !newer.has(name))
         await guard(`vm ${name} (removing)`, async () => {
-          await v.backend.destroy(name);
+          await this.onVm(name, () => v.backend.destroy(name));
           listed.delete(name);
         });
 
@@ -221,6 +243,52 @@ export class HostConverger {
         return { instanceName: vm.instanceName, state, ...(message ? { message } : {}) };
       }),
     };
+  }
+
+  /** Runs `f` after every earlier backend call for VM `name` (ensure and destroy of one VM never interleave). */
+  private onVm<T>(name: string, f: () => Promise<T>): Promise<T> {
+    const next = (this.vmQueues.get(name) ?? Promise.resolve()).then(f, f);
+    const settled = next.catch(() => {});
+    this.vmQueues.set(name, settled);
+    void settled.then(() => {
+      if (this.vmQueues.get(name) === settled) this.vmQueues.delete(name);
+    });
+    return next;
+  }
+
+  /**
+   * Starts, while a pass of `current` runs, the VMs `d` (a newer desired state) names that `current` does not or
+   * names otherwise, when every network of theirs already has its bridge here: a VM placed on this host while a
+   * pass runs (a burst of deploys) starts now instead of after that pass and its ports, listing and removals.
+   * Only the VMs: the next pass, of `d`, converges the rest (networks, routers, the VMs' port rules) and retries
+   * and reports whatever fails here; so a failure is logged, and a success told to `hooks.vm`.
+   */
+  async ensureNewVms(
+    d: HostDesiredState,
+    current: HostDesiredState,
+    hooks: ConvergeHooks = {},
+  ): Promise<void> {
+    const before = new Map(current.vms.map((v) => [v.instanceName, JSON.stringify(v)]));
+    const fresh = d.vms.filter((v) => before.get(v.instanceName) !== JSON.stringify(v));
+    if (!fresh.length) return;
+    const links = await linkTable();
+    const bridges = new Map<number, string>();
+    for (const n of d.networks) if (links.has(n.bridge)) bridges.set(n.id, n.bridge);
+    const queue = fresh.filter(
+      (v) => this.o.backends.has(v.backend) && v.nics.every((n) => bridges.has(n.networkId)),
+    );
+    const slot = async () => {
+      for (let vm = queue.shift(); vm; vm = queue.shift()) {
+        const v = vm;
+        try {
+          await this.onVm(v.instanceName, () => this.o.backends.get(v.backend)!.ensure(v, bridges));
+          hooks.vm?.({ instanceName: v.instanceName, state: v.state });
+        } catch (e) {
+          this.o.log(`vm ${v.instanceName} (started early): ${(e as Error).message}; the next pass retries`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(VM_SLOTS, queue.length) }, slot));
   }
 
   /**
