@@ -192,9 +192,11 @@ export class HostsDriver implements Driver {
     if (h.state !== 'Up') return;
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
+      // Armed before the look: a report landing while the agent is asked still wakes the next one.
+      const reported = nextReport(Number(h.id), REPORT_FALLBACK_MS);
       const { status } = await this.hostStatus(h);
       if (status && !status.routers.some((x) => x.name === r.name && x.running)) return;
-      await nextReport(Number(h.id), REPORT_FALLBACK_MS);
+      await reported;
     }
     this.o.log?.(`router ${r.name}: host ${h.name} still reports it running`);
   }
@@ -228,6 +230,8 @@ export class HostsDriver implements Driver {
     const deadline = Date.now() + waitMs;
     let said: string;
     for (;;) {
+      // Armed before the look: a report landing while the agent is asked still wakes the next one.
+      const reported = nextReport(Number(h.id), REPORT_FALLBACK_MS);
       const { status, error } = await this.hostStatus(h);
       const vm = status?.vms.find((v) => v.instanceName === instanceName);
       const problem = status?.errors.find((e) => e.what.includes(instanceName));
@@ -252,7 +256,7 @@ export class HostsDriver implements Driver {
         );
       // The agent pushes its status the moment a VM changes state (src/hostagent/host-agent.ts): wake on that
       // report and ask; the look every second is for reports that reach another server (or an older agent).
-      await nextReport(Number(h.id), REPORT_FALLBACK_MS);
+      await reported;
     }
   }
 

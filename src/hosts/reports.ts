@@ -16,7 +16,8 @@ export function hostReported(hostId: number): void {
 export function nextReport(hostId: number, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const ev = `h${hostId}`;
-    const t = setTimeout(() => done(false), ms);
+    // Unref'd: a waiter left behind (its job returned before the report) never holds a stopping server up.
+    const t = setTimeout(() => done(false), ms).unref();
     function done(v: boolean) {
       clearTimeout(t);
       reports.off(ev, onReport);
