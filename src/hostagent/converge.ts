@@ -10,7 +10,13 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HostDesiredState, HostRouterSpec, HostStatus, HostVmNicSpec } from '../hosts/protocol.js';
+import type {
+  HostDesiredState,
+  HostRouterSpec,
+  HostStatus,
+  HostVmNicSpec,
+  HostVmSpec,
+} from '../hosts/protocol.js';
 import { publicBridgeName, vmPortName } from '../hosts/protocol.js';
 import { leaseDirFor } from '../agent/lease-dir.js';
 import { PORT_TABLE_TEXT, portRuleText } from '../drivers/netns.js';
@@ -70,9 +76,9 @@ export interface ConvergeHooks {
   vm?: (vm: HostStatus['vms'][number]) => void;
   /**
    * The VMs a newer desired state names (the agent's newest): a VM started from it while this pass runs
-   * (`ensureNewVms`) is not this pass's to remove.
+   * (`ensureNewVms`), and its ports' rules, are not this pass's to remove.
    */
-  keep?: () => ReadonlySet<string>;
+  keep?: () => readonly HostVmSpec[];
 }
 
 type Errors = HostStatus['errors'];
@@ -184,6 +190,13 @@ export class HostConverger {
     const vmErrors = new Map<string, string>();
     const ports = new Map<string, string>();
     for (const vm of d.vms) for (const nic of vm.nics) ports.set(vmPortName(nic.id), portText(nic));
+    // The ports' rules before the VMs: a chain is keyed by the port's name, so it is in force the moment the
+    // backend makes the port, and a booting guest never sends a frame its rules do not see.
+    await this.ensurePorts(
+      ports,
+      errors,
+      () => new Set((hooks.keep?.() ?? []).flatMap((v) => v.nics.map((n) => vmPortName(n.id)))),
+    );
     // VMs converge VM_SLOTS at a time: a burst placed on this host starts its domains side by side, not one
     // `virsh start` after another (each backend serialises the work on one VM itself).
     const queue = [...d.vms];
@@ -204,16 +217,16 @@ export class HostConverger {
       }
     };
     await Promise.all(Array.from({ length: Math.min(VM_SLOTS, queue.length) }, slot));
-    await this.ensurePorts(ports, errors);
     const listed = new Map<string, { backend: VmBackend; state: 'Running' | 'Stopped' }>();
     for (const backend of this.o.backends.values())
       await guard(`${backend.name} backend`, async () => {
         for (const v of await backend.list()) listed.set(v.instanceName, { backend, state: v.state });
       });
     const specs = new Set(d.vms.map((v) => v.instanceName));
-    const newer = hooks.keep?.() ?? new Set<string>();
+    // Asked again now: a newer state may have come (and started its VMs) since the ports.
+    const newerVms = new Set((hooks.keep?.() ?? []).map((v) => v.instanceName));
     for (const [name, v] of listed)
-      if (!specs.has(name) && !newer.has(name))
+      if (!specs.has(name) && !newerVms.has(name))
         await guard(`vm ${name} (removing)`, async () => {
           await this.onVm(name, () => v.backend.destroy(name));
           listed.delete(name);
@@ -281,6 +294,9 @@ export class HostConverger {
       for (let vm = queue.shift(); vm; vm = queue.shift()) {
         const v = vm;
         try {
+          // Its ports' rules first (as a pass does); no rules, no early start. Add-only and idempotent, so a pass
+          // writing the same chains meanwhile is harmless; the next pass records them in ports.json.
+          if (v.nics.length) await this.nft(v.nics.map(portText).join(''));
           await this.onVm(v.instanceName, () => this.o.backends.get(v.backend)!.ensure(v, bridges));
           hooks.vm?.({ instanceName: v.instanceName, state: v.state });
         } catch (e) {
@@ -297,7 +313,12 @@ export class HostConverger {
    * changes; a batch that fails is applied port by port so one bad port cannot block the others. Ports no spec
    * names lose their chain.
    */
-  private async ensurePorts(want: Map<string, string>, errors: Errors): Promise<void> {
+  private async ensurePorts(
+    want: Map<string, string>,
+    errors: Errors,
+    /** Ports a newer state names (asked after the listing, so a chain written early meanwhile is kept). */
+    keepPorts: () => ReadonlySet<string> = () => new Set(),
+  ): Promise<void> {
     let applied: Record<string, string> = {};
     try {
       applied = JSON.parse(readFileSync(this.portsFile, 'utf8')) as Record<string, string>;
@@ -341,8 +362,9 @@ export class HostConverger {
       }
       save();
     }
+    const keep = keepPorts();
     for (const port of hooked)
-      if (/^vn\d+$/.test(port) && !want.has(port)) {
+      if (/^vn\d+$/.test(port) && !want.has(port) && !keep.has(port)) {
         await this.nft(
           `delete element bridge stacknet ports { "${port}" }\ndelete chain bridge stacknet p_${port}\n`,
         )

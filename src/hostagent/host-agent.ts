@@ -110,7 +110,7 @@ export class HostAgent {
   private early: Promise<void> = Promise.resolve();
   private readonly hooks = {
     vm: (v: HostStatus['vms'][number]) => this.vmChanged(v),
-    keep: () => new Set(this.desired?.vms.map((v) => v.instanceName) ?? []),
+    keep: () => this.desired?.vms ?? [],
   };
   private again = false;
   private lastConverged = 0;
