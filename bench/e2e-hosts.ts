@@ -14,7 +14,7 @@
  *   npm run bench:e2e -- --driver hosts [--bursts 1,6] [--label TEXT] [--no-build]
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
 import { parseGuestConsole } from '../src/hostagent/libvirt/guest-console.js';
@@ -37,13 +37,47 @@ function consoleOf(h: LabHost, instance: string): string {
   }
 }
 
-export async function benchHosts(o: { bursts: number[]; label: string }): Promise<void> {
+/** The server's `[trace]` deploy events (STACKNET_TRACE_VMS, src/vms/commands.ts) by instance name. */
+function deployTraces(serverOutput: string): Map<string, Record<string, number>> {
+  const out = new Map<string, Record<string, number>>();
+  for (const m of serverOutput.matchAll(/\[trace\] (\{.*\})/g)) {
+    try {
+      const t = JSON.parse(m[1]!) as Record<string, unknown>;
+      if (t.ev === 'deploy' && typeof t.instance === 'string')
+        out.set(t.instance, t as unknown as Record<string, number>);
+    } catch {
+      /* a line cut by the output's tail */
+    }
+  }
+  return out;
+}
+
+/** When the host agent's `virsh start` of the domain began and ended (its log: "<ISO> ... <dom> started in N ms"). */
+function virshStart(agentOutput: string, domain: string): { begin: number; end: number } | undefined {
+  const esc = domain.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`^(\\S+) .*libvirt: ${esc} started in (\\d+) ms`, 'gm');
+  let last: { begin: number; end: number } | undefined;
+  for (const m of agentOutput.matchAll(re)) {
+    const end = Date.parse(m[1]!);
+    if (Number.isFinite(end)) last = { begin: end - Number(m[2]), end };
+  }
+  return last;
+}
+
+export async function benchHosts(o: {
+  bursts: number[];
+  label: string;
+  /** Another checkout's built tree to run the server and agents of (the baseline of an A/B); default this one. */
+  serverRoot?: string;
+}): Promise<void> {
   const built = buildTestTemplate({ log: (m) => console.error(m) });
   built.catch(() => {});
   const rig = new HostsRig({
     vmBackend: 'libvirt',
     // Six guests booting at once under emulation on a shared machine: give the jobs time.
     settings: [['stacknet.host.vm.wait', '300']],
+    ...(o.serverRoot && resolve(o.serverRoot) !== process.cwd() ? { root: resolve(o.serverRoot) } : {}),
+    serverEnv: { STACKNET_TRACE_VMS: '1' },
   });
   try {
     await rig.start();
@@ -98,7 +132,10 @@ export async function benchHosts(o: { bursts: number[]; label: string }): Promis
       const wh = hostOf(w.hostid);
       const wdeadline = Date.now() + 120_000;
       while (!parseGuestConsole(consoleOf(wh, w.instancename)).lease) {
-        if (Date.now() > wdeadline) throw new Error(`warm-up VM w${k} never leased`);
+        if (Date.now() > wdeadline)
+          throw new Error(
+            `warm-up VM w${k} never leased; its console:\n${consoleOf(wh, w.instancename).slice(-3000)}\n${rig.logs()}`,
+          );
         await sleep(200);
       }
       await benchJob(c, 'stopVirtualMachine', { id: w.id }, 300_000);
@@ -149,6 +186,32 @@ export async function benchHosts(o: { bursts: number[]; label: string }): Promis
       const lat = results.map((_, i) => done.get(i)!.at - call[i]!);
       const boot = results.map((_, i) => done.get(i)!.guestBootMs);
       const over = lat.map((l, i) => l - boot[i]!);
+      // Where each VM's deploy → guest clock went (medians): the API call until its job ran, the VM committed,
+      // the network's router told of it, the host agent's `virsh start` began and ended, the guest's clock began
+      // (its lease seen minus its uptime at the lease), the job saw the host report it Running.
+      const traces = deployTraces(rig.server.output());
+      const stage = (f: (i: number) => number | undefined) => {
+        const xs = results
+          .map((_, i) => f(i))
+          .filter((x): x is number => x !== undefined && Number.isFinite(x));
+        return xs.length ? pct(xs, 0.5) : null;
+      };
+      const tr = (i: number) => traces.get(results[i]!.vm.instancename);
+      const vs = (i: number) => {
+        const { vm } = results[i]!;
+        const h = hostOf(vm.hostid);
+        return virshStart(h.agent?.output() ?? '', `${h.prefix}${vm.instancename}`);
+      };
+      const guestZero = (i: number) => done.get(i)!.at - done.get(i)!.guestBootMs;
+      const stages = {
+        queued: stage((i) => (tr(i) ? tr(i)!.job! - call[i]! : undefined)),
+        committed: stage((i) => (tr(i) ? tr(i)!.committed! - tr(i)!.job! : undefined)),
+        router: stage((i) => (tr(i) ? tr(i)!.converged! - tr(i)!.converging! : undefined)),
+        toVirshStart: stage((i) => (tr(i) && vs(i) ? vs(i)!.begin - tr(i)!.converged! : undefined)),
+        virshStart: stage((i) => (vs(i) ? vs(i)!.end - vs(i)!.begin : undefined)),
+        toGuestClock: stage((i) => (vs(i) ? guestZero(i) - vs(i)!.end : undefined)),
+        reported: stage((i) => (tr(i) && vs(i) ? tr(i)!.driven! - vs(i)!.end : undefined)),
+      };
       const perHost = new Map<string, number>();
       for (const { vm } of results)
         perHost.set(hostOf(vm.hostid).name, (perHost.get(hostOf(vm.hostid).name) ?? 0) + 1);
@@ -173,6 +236,7 @@ export async function benchHosts(o: { bursts: number[]; label: string }): Promis
           allHeldMs: Math.max(...[...done.values()].map((d) => d.at)) - started,
           guestBootMs: { median: pct(boot, 0.5), max: Math.max(...boot) },
           overheadMs: { median: pct(over, 0.5), max: Math.max(...over) },
+          stagesMedianMs: stages,
           vmsPerHost: Object.fromEntries([...perHost].sort()),
           load: [loadBefore, loadAfter],
         }),

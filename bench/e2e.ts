@@ -140,7 +140,7 @@ async function main(): Promise<void> {
   if (driver === 'hosts') {
     // Real VMs on host agents: its own set-up (bench/e2e-hosts.ts).
     const { benchHosts } = await import('./e2e-hosts.js');
-    return benchHosts({ bursts, label });
+    return benchHosts({ bursts, label, serverRoot });
   }
   // The harness spawns `<STACKNET_ROOT>/bin/stacknet.js`: set before it is loaded.
   process.env.STACKNET_ROOT = serverRoot;

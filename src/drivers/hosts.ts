@@ -25,6 +25,7 @@ import type { HostStatus } from '../hosts/protocol.js';
 import { hostById, hostSecret, reportedStatus } from '../hosts/repository.js';
 import type { HostRow } from '../hosts/repository.js';
 import { overrides, refreshHostDesired } from '../hosts/desired-state.js';
+import { nextReport } from '../hosts/reports.js';
 import { chooseHost, noHostReason } from '../hosts/placement.js';
 import type { Driver, RouterRuntime, RouterTransport, VmRuntime } from './types.js';
 
@@ -37,6 +38,9 @@ export interface HostsDriverOptions {
 }
 
 type Want = 'Running' | 'Stopped' | 'gone';
+
+/** How long a job waiting for a VM waits for its host's report before it asks the agent itself (ms). */
+const REPORT_FALLBACK_MS = 1000;
 
 const hostBase = (h: HostRow) => `http://${h.address.includes(':') ? `[${h.address}]` : h.address}:${h.port}`;
 
@@ -188,9 +192,11 @@ export class HostsDriver implements Driver {
     if (h.state !== 'Up') return;
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
+      // Armed before the look: a report landing while the agent is asked still wakes the next one.
+      const reported = nextReport(Number(h.id), REPORT_FALLBACK_MS);
       const { status } = await this.hostStatus(h);
       if (status && !status.routers.some((x) => x.name === r.name && x.running)) return;
-      await new Promise((res) => setTimeout(res, 200));
+      await reported;
     }
     this.o.log?.(`router ${r.name}: host ${h.name} still reports it running`);
   }
@@ -224,6 +230,8 @@ export class HostsDriver implements Driver {
     const deadline = Date.now() + waitMs;
     let said: string;
     for (;;) {
+      // Armed before the look: a report landing while the agent is asked still wakes the next one.
+      const reported = nextReport(Number(h.id), REPORT_FALLBACK_MS);
       const { status, error } = await this.hostStatus(h);
       const vm = status?.vms.find((v) => v.instanceName === instanceName);
       const problem = status?.errors.find((e) => e.what.includes(instanceName));
@@ -246,7 +254,9 @@ export class HostsDriver implements Driver {
             `within ${waitMs / 1000} s (stacknet.host.vm.wait): it reports ${said}`,
           { uuidList: [h.uuid] },
         );
-      await new Promise((res) => setTimeout(res, 250));
+      // The agent pushes its status the moment a VM changes state (src/hostagent/host-agent.ts): wake on that
+      // report and ask; the look every second is for reports that reach another server (or an older agent).
+      await reported;
     }
   }
 

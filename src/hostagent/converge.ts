@@ -10,7 +10,13 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HostDesiredState, HostRouterSpec, HostStatus, HostVmNicSpec } from '../hosts/protocol.js';
+import type {
+  HostDesiredState,
+  HostRouterSpec,
+  HostStatus,
+  HostVmNicSpec,
+  HostVmSpec,
+} from '../hosts/protocol.js';
 import { publicBridgeName, vmPortName } from '../hosts/protocol.js';
 import { leaseDirFor } from '../agent/lease-dir.js';
 import { PORT_TABLE_TEXT, portRuleText } from '../drivers/netns.js';
@@ -61,6 +67,20 @@ export interface ConvergeOptions {
 
 export type ConvergeResult = Omit<HostStatus, 'appliedGeneration'>;
 
+/** Told of what a pass did before the pass ends (the agent reports it to the server at once). */
+export interface ConvergeHooks {
+  /**
+   * A VM is in its spec's state (its backend's `ensure` returned) or failed (`Error`, with why), told the moment
+   * it is so, not after the rest of the pass (its ports' rules, the other VMs, the removals).
+   */
+  vm?: (vm: HostStatus['vms'][number]) => void;
+  /**
+   * The VMs a newer desired state names (the agent's newest): a VM started from it while this pass runs
+   * (`ensureNewVms`), and its ports' rules, are not this pass's to remove.
+   */
+  keep?: () => readonly HostVmSpec[];
+}
+
 type Errors = HostStatus['errors'];
 
 export class HostConverger {
@@ -70,6 +90,8 @@ export class HostConverger {
   private readonly portsFile: string;
   /** The desired state's control network, else the option. */
   private controlCidr: string;
+  /** Per VM, its last backend call: a pass and `ensureNewVms` never work on one VM at once. */
+  private readonly vmQueues = new Map<string, Promise<unknown>>();
 
   constructor(private readonly o: ConvergeOptions) {
     mkdirSync(o.dataDir, { recursive: true });
@@ -111,7 +133,7 @@ export class HostConverger {
     }
   }
 
-  async converge(d: HostDesiredState): Promise<ConvergeResult> {
+  async converge(d: HostDesiredState, hooks: ConvergeHooks = {}): Promise<ConvergeResult> {
     this.controlCidr = d.controlCidr ?? this.o.controlCidr;
     const errors: Errors = [];
     /** Runs one item; its failure is quarantined in `errors` and its message returned (undefined when it worked). */
@@ -168,6 +190,13 @@ export class HostConverger {
     const vmErrors = new Map<string, string>();
     const ports = new Map<string, string>();
     for (const vm of d.vms) for (const nic of vm.nics) ports.set(vmPortName(nic.id), portText(nic));
+    // The ports' rules before the VMs: a chain is keyed by the port's name, so it is in force the moment the
+    // backend makes the port, and a booting guest never sends a frame its rules do not see.
+    await this.ensurePorts(
+      ports,
+      errors,
+      () => new Set((hooks.keep?.() ?? []).flatMap((v) => v.nics.map((n) => vmPortName(n.id)))),
+    );
     // VMs converge VM_SLOTS at a time: a burst placed on this host starts its domains side by side, not one
     // `virsh start` after another (each backend serialises the work on one VM itself).
     const queue = [...d.vms];
@@ -177,23 +206,29 @@ export class HostConverger {
         const v = vm;
         const failed = await guard(`vm ${v.instanceName}`, async () => {
           if (!backend) throw new Error(`this host runs no ${v.backend} VM backend`);
-          await backend.ensure(v, bridges);
+          await this.onVm(v.instanceName, () => backend.ensure(v, bridges));
         });
         if (failed) vmErrors.set(v.instanceName, failed);
+        hooks.vm?.({
+          instanceName: v.instanceName,
+          state: failed ? 'Error' : v.state,
+          ...(failed ? { message: failed } : {}),
+        });
       }
     };
     await Promise.all(Array.from({ length: Math.min(VM_SLOTS, queue.length) }, slot));
-    await this.ensurePorts(ports, errors);
     const listed = new Map<string, { backend: VmBackend; state: 'Running' | 'Stopped' }>();
     for (const backend of this.o.backends.values())
       await guard(`${backend.name} backend`, async () => {
         for (const v of await backend.list()) listed.set(v.instanceName, { backend, state: v.state });
       });
     const specs = new Set(d.vms.map((v) => v.instanceName));
+    // Asked again now: a newer state may have come (and started its VMs) since the ports.
+    const newerVms = new Set((hooks.keep?.() ?? []).map((v) => v.instanceName));
     for (const [name, v] of listed)
-      if (!specs.has(name))
+      if (!specs.has(name) && !newerVms.has(name))
         await guard(`vm ${name} (removing)`, async () => {
-          await v.backend.destroy(name);
+          await this.onVm(name, () => v.backend.destroy(name));
           listed.delete(name);
         });
 
@@ -223,13 +258,67 @@ export class HostConverger {
     };
   }
 
+  /** Runs `f` after every earlier backend call for VM `name` (ensure and destroy of one VM never interleave). */
+  private onVm<T>(name: string, f: () => Promise<T>): Promise<T> {
+    const next = (this.vmQueues.get(name) ?? Promise.resolve()).then(f, f);
+    const settled = next.catch(() => {});
+    this.vmQueues.set(name, settled);
+    void settled.then(() => {
+      if (this.vmQueues.get(name) === settled) this.vmQueues.delete(name);
+    });
+    return next;
+  }
+
+  /**
+   * Starts, while a pass of `current` runs, the VMs `d` (a newer desired state) names that `current` does not or
+   * names otherwise, when every network of theirs already has its bridge here: a VM placed on this host while a
+   * pass runs (a burst of deploys) starts now instead of after that pass and its ports, listing and removals.
+   * Only the VMs: the next pass, of `d`, converges the rest (networks, routers, the VMs' port rules) and retries
+   * and reports whatever fails here; so a failure is logged, and a success told to `hooks.vm`.
+   */
+  async ensureNewVms(
+    d: HostDesiredState,
+    current: HostDesiredState,
+    hooks: ConvergeHooks = {},
+  ): Promise<void> {
+    const before = new Map(current.vms.map((v) => [v.instanceName, JSON.stringify(v)]));
+    const fresh = d.vms.filter((v) => before.get(v.instanceName) !== JSON.stringify(v));
+    if (!fresh.length) return;
+    const links = await linkTable();
+    const bridges = new Map<number, string>();
+    for (const n of d.networks) if (links.has(n.bridge)) bridges.set(n.id, n.bridge);
+    const queue = fresh.filter(
+      (v) => this.o.backends.has(v.backend) && v.nics.every((n) => bridges.has(n.networkId)),
+    );
+    const slot = async () => {
+      for (let vm = queue.shift(); vm; vm = queue.shift()) {
+        const v = vm;
+        try {
+          // Its ports' rules first (as a pass does); no rules, no early start. Add-only and idempotent, so a pass
+          // writing the same chains meanwhile is harmless; the next pass records them in ports.json.
+          if (v.nics.length) await this.nft(v.nics.map(portText).join(''));
+          await this.onVm(v.instanceName, () => this.o.backends.get(v.backend)!.ensure(v, bridges));
+          hooks.vm?.({ instanceName: v.instanceName, state: v.state });
+        } catch (e) {
+          this.o.log(`vm ${v.instanceName} (started early): ${(e as Error).message}; the next pass retries`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(VM_SLOTS, queue.length) }, slot));
+  }
+
   /**
    * Each VM port's chain, applied when it is missing from the ports map or its text changed since this agent
    * applied it (ports.json): a restarted agent keeps the chains and their counters. One `nft -f` for all the
    * changes; a batch that fails is applied port by port so one bad port cannot block the others. Ports no spec
    * names lose their chain.
    */
-  private async ensurePorts(want: Map<string, string>, errors: Errors): Promise<void> {
+  private async ensurePorts(
+    want: Map<string, string>,
+    errors: Errors,
+    /** Ports a newer state names (asked after the listing, so a chain written early meanwhile is kept). */
+    keepPorts: () => ReadonlySet<string> = () => new Set(),
+  ): Promise<void> {
     let applied: Record<string, string> = {};
     try {
       applied = JSON.parse(readFileSync(this.portsFile, 'utf8')) as Record<string, string>;
@@ -273,8 +362,9 @@ export class HostConverger {
       }
       save();
     }
+    const keep = keepPorts();
     for (const port of hooked)
-      if (/^vn\d+$/.test(port) && !want.has(port)) {
+      if (/^vn\d+$/.test(port) && !want.has(port) && !keep.has(port)) {
         await this.nft(
           `delete element bridge stacknet ports { "${port}" }\ndelete chain bridge stacknet p_${port}\n`,
         )

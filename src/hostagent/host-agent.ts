@@ -71,14 +71,20 @@ function version(): string {
   }
 }
 
-/** /dev/kvm can be opened: the libvirt backend's domains are of type kvm, else qemu (emulation). */
+/**
+ * /dev/kvm runs ordinary guests: the libvirt backend's domains are of type kvm, else qemu (emulation). Opening
+ * /dev/kvm is not enough: a VM whose host offers nested KVM through PVM (`kvm_pvm`, no vmx/svm in the CPU flags,
+ * as on these machines since 2026-12-06) opens /dev/kvm, starts qemu, and then the guest spins at full CPU with an
+ * empty console while the host kernel logs "kvm-pvm: INTERNAL_ERROR in batch emul" (PVM runs only kernels built
+ * for it). So hardware KVM is asked for too: the kvm_intel or kvm_amd module (built in, it is still listed).
+ */
 export function kvmUsable(): boolean {
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
-    return true;
   } catch {
     return false;
   }
+  return existsSync('/sys/module/kvm_intel') || existsSync('/sys/module/kvm_amd');
 }
 
 function sameSecret(given: string | undefined, want: string): boolean {
@@ -98,9 +104,22 @@ export class HostAgent {
   private poll: AbortController | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private converging: Promise<void> | null = null;
+  /** The desired state the pass under way converges. */
+  private passing: HostDesiredState | null = null;
+  /** VMs started early from a newer state while a pass runs (converge.ts `ensureNewVms`), one batch after another. */
+  private early: Promise<void> = Promise.resolve();
+  private readonly hooks = {
+    vm: (v: HostStatus['vms'][number]) => this.vmChanged(v),
+    keep: () => this.desired?.vms ?? [],
+  };
   private again = false;
   private lastConverged = 0;
   private pingInterval: number;
+  /** A report (the status, pushed) in flight, and whether the status changed again meanwhile. */
+  private reporting: Promise<void> | null = null;
+  private reportAgain = false;
+  /** The status as last sent (heartbeat or report). */
+  private lastSent = '';
 
   constructor(private readonly o: HostAgentOptions) {
     this.pingInterval = o.pingInterval;
@@ -207,16 +226,14 @@ export class HostAgent {
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     await new Promise<void>((ok) => (this.server ? this.server.close(() => ok()) : ok()));
     await this.converging;
+    await this.early;
+    await this.reporting;
   }
 
   private async heartbeat(): Promise<void> {
     if (this.stopped) return;
     try {
-      const r = await this.call<HostHeartbeatAnswer>('POST', `/v1/hosts/${this.identity!.uuid}/heartbeat`, {
-        status: this.status,
-      });
-      const a = r.json!;
-      if (a.pingInterval) this.pingInterval = a.pingInterval;
+      const a = await this.sendStatus();
       // The long poll answers a newer generation by itself; a poll that is stuck (a lost answer) is restarted.
       if (a.desiredGeneration > (this.desired?.generation ?? -1)) this.poll?.abort();
     } catch (e) {
@@ -229,6 +246,53 @@ export class HostAgent {
       this.kick(true);
     if (!this.stopped)
       this.heartbeatTimer = setTimeout(() => void this.heartbeat(), this.pingInterval * 1000);
+  }
+
+  private async sendStatus(): Promise<HostHeartbeatAnswer> {
+    const status = this.status;
+    this.lastSent = JSON.stringify(status);
+    const r = await this.call<HostHeartbeatAnswer>('POST', `/v1/hosts/${this.identity!.uuid}/heartbeat`, {
+      status,
+    });
+    const a = r.json!;
+    if (a.pingInterval) this.pingInterval = a.pingInterval;
+    return a;
+  }
+
+  /**
+   * Pushes the status now, between heartbeats (a VM changed state, a pass ended with another status): the
+   * server's jobs waiting for a VM learn it at once instead of at the next beat or their next look. One report
+   * in flight; a change meanwhile sends one more, of the newest status. A failed report is left to the heartbeat.
+   */
+  private report(): void {
+    if (this.stopped || !this.identity) return;
+    if (this.reporting) {
+      this.reportAgain = true;
+      return;
+    }
+    this.reporting = (async () => {
+      do {
+        this.reportAgain = false;
+        await this.sendStatus().catch((e: Error) => this.o.log(`report: ${e.message}`));
+      } while (this.reportAgain && !this.stopped);
+      this.reporting = null;
+    })();
+  }
+
+  /** A VM's new state from the pass under way: into the status at once, and reported when it changed. */
+  private vmChanged(v: HostStatus['vms'][number]): void {
+    const was = this.status.vms.find((x) => x.instanceName === v.instanceName);
+    if (was && was.state === v.state && was.message === v.message) return;
+    this.status = {
+      ...this.status,
+      vms: [...this.status.vms.filter((x) => x.instanceName !== v.instanceName), v],
+      // Its failure of an earlier pass is over once it is in its state.
+      errors:
+        v.state === 'Error'
+          ? this.status.errors
+          : this.status.errors.filter((e) => e.what !== `vm ${v.instanceName}`),
+    };
+    this.report();
   }
 
   /** The server no longer knows this secret (the host was deleted, or re-registered elsewhere): register again. */
@@ -276,21 +340,42 @@ export class HostAgent {
    */
   private kick(resync = false): void {
     if (this.converging) {
-      if (!resync) this.again = true;
+      if (!resync) {
+        this.again = true;
+        // VMs placed here meanwhile start now, not after the pass (its ports, listing and removals): a burst of
+        // deploys onto one host otherwise starts its second VM a whole pass late.
+        const newest = this.desired!;
+        const current = this.passing!;
+        this.early = this.early.then(() =>
+          this.stopped
+            ? undefined
+            : this.converger
+                .ensureNewVms(newest, current, this.hooks)
+                .catch((e: Error) => this.o.log(`starting new VMs early: ${e.message}`)),
+        );
+      }
       return;
     }
     this.converging = (async () => {
       do {
         this.again = false;
         const d = this.desired!;
+        this.passing = d;
         const t0 = Date.now();
         try {
-          const r = await this.converger.converge(d);
+          const r = await this.converger.converge(d, this.hooks);
           this.o.log(
             `converged generation ${d.generation} in ${Date.now() - t0} ms${r.errors.length ? ` (${r.errors.length} errors)` : ''}`,
           );
+          // A VM a newer state names, started early (ensureNewVms), keeps its entry until the next pass has it.
+          const named = new Set(r.vms.map((v) => v.instanceName));
+          const newer = new Set(this.desired!.vms.map((v) => v.instanceName));
+          const early = this.status.vms.filter(
+            (v) => !named.has(v.instanceName) && newer.has(v.instanceName),
+          );
           this.status = {
             ...r,
+            vms: [...r.vms, ...early],
             appliedGeneration: r.errors.length ? this.status.appliedGeneration : d.generation,
           };
         } catch (e) {
@@ -299,6 +384,9 @@ export class HostAgent {
             errors: [{ what: 'converge', message: (e as Error).message }],
           };
         }
+        // What the pass changed (a generation applied, a router up, an error) reaches the server now, not at the
+        // next beat; a resync that changed nothing sends nothing.
+        if (JSON.stringify(this.status) !== this.lastSent) this.report();
       } while (this.again && !this.stopped);
       this.lastConverged = Date.now();
       this.converging = null;

@@ -19,6 +19,7 @@ import {
 } from './repository.js';
 import type { HostRow } from './repository.js';
 import { onHostBumped, refreshAllHosts, refreshHostDesired } from './desired-state.js';
+import { hostReported } from './reports.js';
 import { hostCameBack, hostEvent } from './service.js';
 
 /** The longest a desired-state long-poll is held (the agent asks again). */
@@ -236,6 +237,7 @@ export function serveHostChannel(app: FastifyInstance, store: Store, log?: (m: s
         const hb = parseJson(req.body) as unknown as HostHeartbeat;
         const status = checkStatus(hb.status);
         const was = await recordHeartbeat(store.db, Number(h.id), status, Date.now());
+        hostReported(Number(h.id));
         await hostCameBack(store, h, was);
         const now = await store.db
           .selectFrom('hosts')

@@ -38,10 +38,14 @@ export interface HostsRigOptions {
   hosts?: string[];
   /** More settings (updateConfiguration) after the rig's own. */
   settings?: [string, string][];
+  /** Another checkout's built tree whose server and host agents run (a benchmark's baseline); default this one. */
+  root?: string;
+  /** More environment for the server (e.g. STACKNET_TRACE_VMS). */
+  serverEnv?: Record<string, string>;
 }
 
 export class HostsRig {
-  readonly lab = new HostLab(`10.99.${1 + (randomBytes(1)[0]! % 250)}`);
+  readonly lab: HostLab;
   tdb!: TestDatabase;
   server!: ServerProcess;
   bridge!: CsBridge;
@@ -51,7 +55,9 @@ export class HostsRig {
   /** Lab host by the host's uuid in the API (filled by hostsUp). */
   readonly byUuid = new Map<string, LabHost>();
 
-  constructor(readonly o: HostsRigOptions) {}
+  constructor(readonly o: HostsRigOptions) {
+    this.lab = new HostLab(`10.99.${1 + (randomBytes(1)[0]! % 250)}`, o.root);
+  }
 
   /** The server and its zone, and the lab's namespaces, made side by side. */
   async start(): Promise<this> {
@@ -64,7 +70,12 @@ export class HostsRig {
 
   private async serverUp(): Promise<void> {
     this.tdb = await createTestDatabase('sqlite');
-    this.server = await startServer(this.tdb.url, { STACKNET_DRIVER: 'hosts', STACKNET_HOST: '0.0.0.0' });
+    this.server = await startServer(
+      this.tdb.url,
+      { STACKNET_DRIVER: 'hosts', STACKNET_HOST: '0.0.0.0', ...this.o.serverEnv },
+      [],
+      this.o.root ? { root: this.o.root } : {},
+    );
     this.bridge = new CsBridge();
     this.admin = this.bridge.client(this.server.url, this.server.apiKey, this.server.secretKey);
     const vni = 6000 + Math.floor(Math.random() * 1000);

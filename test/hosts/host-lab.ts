@@ -75,8 +75,14 @@ export class HostLab {
   /** The public underlay (every host's `pub0`, the outside namespace's `eth0`). */
   publicBridge = '';
 
-  /** `underlay`: the first three octets of the hosts' underlay /24 (another lab's, so two can run at once). */
-  constructor(readonly underlay = '10.99.0') {}
+  /**
+   * `underlay`: the first three octets of the hosts' underlay /24 (another lab's, so two can run at once);
+   * `root`: the checkout whose built `bin/stacknet.js` the agents run (a benchmark's baseline; default this one).
+   */
+  constructor(
+    readonly underlay = '10.99.0',
+    readonly root = repoRoot,
+  ) {}
 
   async setup(): Promise<this> {
     this.server = createServer((req, res) => {
@@ -141,6 +147,7 @@ export class HostLab {
   hostArgv(h: LabHost, args: string[]): string[] {
     const argv = agentArgv([]);
     argv[argv.length - 1] = 'host-agent';
+    if (this.root !== repoRoot) argv[1] = join(this.root, 'bin', 'stacknet.js');
     return ['nsenter', `--net=/run/netns/${h.ns}`, ...argv, ...args];
   }
 
@@ -176,7 +183,7 @@ export class HostLab {
         '--log-format',
         'text',
       ]),
-      { cwd: repoRoot },
+      { cwd: this.root },
     );
     return h.agent;
   }
@@ -193,7 +200,7 @@ export class HostLab {
   async cleanupAgent(h: LabHost): Promise<string> {
     const r = await exec(this.hostArgv(h, ['cleanup', '--data-dir', h.dataDir, '--prefix', h.prefix]), {
       timeoutMs: 30_000,
-      cwd: repoRoot,
+      cwd: this.root,
     });
     if (r.code !== 0) throw new Error(`cleanup of host ${h.name}: ${r.stderr}${r.stdout}`);
     return r.stdout;
