@@ -409,10 +409,7 @@ export async function fillZone(o: FillOptions): Promise<FilledZone> {
       fill_seconds: Math.round((performance.now() - t0) / 100) / 10,
       api_seconds: Math.round(apiSeconds * 10) / 10,
     };
-    await db
-      .insertInto('stacknet_meta')
-      .values({ name: META, value: JSON.stringify(filled) })
-      .execute();
+    await markFilled(db, filled);
     return filled;
   } finally {
     await store.close();
