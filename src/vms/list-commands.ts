@@ -6,10 +6,10 @@ import { allRoles, defineCommand, listResult, refParams } from '../api/command.j
 import type { ResponseObject } from '../api/command.js';
 import { pageArray, pageOf, pageOfQuery } from '../api/list.js';
 import type { Executor } from '../store/db.js';
-import { vmResponse } from './responses.js';
+import { vmResponses } from './responses.js';
 import type { VmRow } from './service.js';
 import { vmListQuery } from './vm-list.js';
-import { rootVolumeResponse, vmUuidOfRootVolume } from './volumes.js';
+import { rootVolumeResponses, vmUuidOfRootVolume } from './volumes.js';
 
 const vmListParams = [
   'id',
@@ -29,12 +29,8 @@ const vmListParams = [
 ] as const;
 
 async function vmPage(ex: Executor, rows: VmRow[], extra: (vm: VmRow, r: ResponseObject) => ResponseObject) {
-  const items: ResponseObject[] = [];
-  for (const r of rows) {
-    const base = await vmResponse(ex, r);
-    items.push({ ...base, ...extra(r, base) });
-  }
-  return items;
+  const base = await vmResponses(ex, rows);
+  return rows.map((r, i) => ({ ...base[i]!, ...extra(r, base[i]!) }));
 }
 
 const listVirtualMachines = defineCommand({
@@ -143,16 +139,12 @@ const listVolumes = defineCommand({
     if (internalId !== undefined) q = q.where('vms.id', '=', internalId);
     if (p.keyword === undefined) {
       const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('vms.id'));
-      const items: ResponseObject[] = [];
-      for (const r of rows) items.push(await rootVolumeResponse(ex, r));
-      return listResult('volume', items, total);
+      return listResult('volume', await rootVolumeResponses(ex, rows), total);
     }
     // The keyword matches the volume's name, which is derived: filtered here rather than in SQL.
     const k = p.keyword.toLowerCase();
     const rows = (await q.orderBy('vms.id').execute()).filter((r) => `root-${r.id}`.includes(k));
-    const items: ResponseObject[] = [];
-    for (const r of pageArray(rows, page)) items.push(await rootVolumeResponse(ex, r));
-    return listResult('volume', items, rows.length);
+    return listResult('volume', await rootVolumeResponses(ex, pageArray(rows, page)), rows.length);
   },
 });
 
