@@ -4,7 +4,9 @@
  */
 import { allRoles, defineCommand, listResult, refParams } from '../api/command.js';
 import type { ResponseObject } from '../api/command.js';
-import { pageArray, pageOf, pageOfQuery } from '../api/list.js';
+import { sql } from 'kysely';
+import type { SqlBool } from 'kysely';
+import { likeContains, pageOf, pageOfQuery } from '../api/list.js';
 import type { Executor } from '../store/db.js';
 import { vmResponses } from './responses.js';
 import type { VmRow } from './service.js';
@@ -137,14 +139,13 @@ const listVolumes = defineCommand({
     if (p.virtualmachineid !== undefined) q = q.where('vms.uuid', '=', p.virtualmachineid);
     if (byId.length) q = q.where('vms.uuid', 'in', byId.map(vmUuidOfRootVolume));
     if (internalId !== undefined) q = q.where('vms.id', '=', internalId);
-    if (p.keyword === undefined) {
-      const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('vms.id'));
-      return listResult('volume', await rootVolumeResponses(ex, rows), total);
-    }
-    // The keyword matches the volume's name, which is derived: filtered here rather than in SQL.
-    const k = p.keyword.toLowerCase();
-    const rows = (await q.orderBy('vms.id').execute()).filter((r) => `root-${r.id}`.includes(k));
-    return listResult('volume', await rootVolumeResponses(ex, pageArray(rows, page)), rows.length);
+    // The keyword matches the volume's name, ROOT-<the VM's id>: derived, so matched on the same expression in SQL.
+    if (p.keyword !== undefined)
+      q = q.where(
+        sql<SqlBool>`lower(concat('ROOT-', ${sql.ref('vms.id')})) like ${likeContains(p.keyword.toLowerCase())} escape '!'`,
+      );
+    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('vms.id'));
+    return listResult('volume', await rootVolumeResponses(ex, rows), total);
   },
 });
 
