@@ -6,11 +6,11 @@ import { allRoles, defineCommand, listResult, refParams } from '../api/command.j
 import type { ResponseObject } from '../api/command.js';
 import { sql } from 'kysely';
 import type { SqlBool } from 'kysely';
-import { likeContains, pageOf, pageOfQuery } from '../api/list.js';
+import { likeContains, pageOf } from '../api/list.js';
 import type { Executor } from '../store/db.js';
 import { vmResponses } from './responses.js';
 import type { VmRow } from './service.js';
-import { vmListQuery } from './vm-list.js';
+import { vmListQuery, vmPageOf } from './vm-list.js';
 import { rootVolumeResponses, vmUuidOfRootVolume } from './volumes.js';
 
 const vmListParams = [
@@ -43,7 +43,7 @@ const listVirtualMachines = defineCommand({
     const ex = ctx.store.db;
     const page = await pageOf(ex, p);
     const q = await vmListQuery(ex, ctx.caller, p);
-    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('vms.id'));
+    const { rows, total } = await vmPageOf(ex, q, page);
     return listResult('virtualmachine', await vmPage(ex, rows, () => ({})), total);
   },
 });
@@ -59,7 +59,7 @@ const listVirtualMachinesMetrics = defineCommand({
     const ex = ctx.store.db;
     const page = await pageOf(ex, p);
     const q = await vmListQuery(ex, ctx.caller, p);
-    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('vms.id'));
+    const { rows, total } = await vmPageOf(ex, q, page);
     // The simulator and netns drivers measure no guest usage: every counter is an honest zero, the totals are
     // the VM's size, in the units and number formats CloudStack's metrics plugin answers with.
     const items = await vmPage(ex, rows, (_vm, r) => {
@@ -144,7 +144,7 @@ const listVolumes = defineCommand({
       q = q.where(
         sql<SqlBool>`lower(concat('ROOT-', ${sql.ref('vms.id')})) like ${likeContains(p.keyword.toLowerCase())} escape '!'`,
       );
-    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('vms.id'));
+    const { rows, total } = await vmPageOf(ex, q, page);
     return listResult('volume', await rootVolumeResponses(ex, rows), total);
   },
 });
