@@ -409,11 +409,7 @@ export async function fillZone(o: FillOptions): Promise<FilledZone> {
       fill_seconds: Math.round((performance.now() - t0) / 100) / 10,
       api_seconds: Math.round(apiSeconds * 10) / 10,
     };
-    await db
-      .insertInto('stacknet_meta')
-      // Without the network ids (read back from the database): 50 uuids overflow MariaDB's VARCHAR value.
-      .values({ name: META, value: JSON.stringify({ ...filled, networkids: undefined }) })
-      .execute();
+    await markFilled(db, filled);
     return filled;
   } finally {
     await store.close();

@@ -127,3 +127,19 @@ export function pageOfQuery<DB, TB extends keyof DB, O>(
     },
   );
 }
+
+/**
+ * Rows read `WHERE key IN (...)` for a page's keys, a chunk of keys per query: a page (at most
+ * `default.page.size`) is one query, and an unlimited list (pagesize=-1) stays under the engines' bound-parameter
+ * limits (SQLite 32,766, PostgreSQL 65,535). Duplicates are read once.
+ */
+export async function readByKeys<K, R>(
+  keys: readonly K[],
+  read: (chunk: K[]) => Promise<R[]>,
+  chunkSize = 1000,
+): Promise<R[]> {
+  const uniq = [...new Set(keys)];
+  const out: R[] = [];
+  for (let i = 0; i < uniq.length; i += chunkSize) out.push(...(await read(uniq.slice(i, i + chunkSize))));
+  return out;
+}

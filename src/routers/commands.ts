@@ -4,7 +4,7 @@ import { adminRoles, defineCommand, listResult, objectResult, refParams } from '
 import type { AnyCommand, Caller, CommandContext, ResponseObject } from '../api/command.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import { jobAttempt } from '../api/jobs/rerun.js';
-import { keywordMatch, pageOf, pageOfQuery } from '../api/list.js';
+import { keywordMatch, pageOf, pageOfQuery, readByKeys } from '../api/list.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { prefixToNetmask, parseCidr } from '../ipam/index.js';
 import { scopeToCaller } from '../accounts/scope.js';
@@ -24,167 +24,231 @@ import { placementFields } from '../hosts/repository.js';
 const COLS = { accountColumn: 'routers.account_id', domainColumn: 'routers.domain_id' };
 
 export async function routerResponse(ex: Executor, r: RouterRow): Promise<ResponseObject> {
-  const n = await ex.selectFrom('networks').selectAll().where('id', '=', r.network_id).executeTakeFirst();
-  const z = await ex
-    .selectFrom('zones')
-    .select(['uuid', 'name', 'dns1', 'dns2'])
-    .where('id', '=', r.zone_id)
-    .executeTakeFirst();
-  const acct =
-    r.account_id === null
-      ? undefined
-      : await ex
-          .selectFrom('accounts')
-          .innerJoin('domains', 'domains.id', 'accounts.domain_id')
-          .select(['accounts.name as account', 'domains.uuid as domainid', 'domains.name as domain'])
-          .where('accounts.id', '=', r.account_id)
-          .executeTakeFirst();
-  const cidr = n?.network_cidr ?? n?.cidr;
-  const checks = healthChecks(r);
-  const netmask = cidr ? prefixToNetmask(parseCidr(cidr, 'cidr', { strict: false }).prefix) : undefined;
-  const vpc =
-    n?.vpc_id == null
-      ? undefined
-      : await ex.selectFrom('vpcs').select(['uuid', 'name']).where('id', '=', n.vpc_id).executeTakeFirst();
-  const appliance = r.role === APPLIANCE_ROLE;
-  const so = await routerServiceOffering(ex, n, appliance);
-  // An internal LB appliance has its guest and control NICs only, whatever its tier's router holds.
-  const publicNics = n && !appliance ? await routerPublicNics(ex, Number(n.id)) : [];
+  return (await routerResponses(ex, [r]))[0]!;
+}
+
+const present = (xs: readonly (number | null | undefined)[]): number[] => [
+  ...new Set(xs.filter((x): x is number => x !== null && x !== undefined).map(Number)),
+];
+
+/**
+ * CloudStack's router objects of a page of routers, in order: each referenced table read once for the page
+ * (networks, zones, owners, VPCs, offerings, hosts), then each router's public NICs (`routerPublicNics`, a
+ * handful of rows per router).
+ */
+export async function routerResponses(
+  ex: Executor,
+  routers: readonly RouterRow[],
+): Promise<ResponseObject[]> {
+  if (routers.length === 0) return [];
+  const byId = async <T extends { id: number }>(ids: number[], read: (chunk: number[]) => Promise<T[]>) =>
+    new Map((await readByKeys(ids, read)).map((x) => [Number(x.id), x]));
+  const nets = await byId(present(routers.map((r) => r.network_id)), (chunk) =>
+    ex.selectFrom('networks').selectAll().where('id', 'in', chunk).execute(),
+  );
+  const zones = await byId(present(routers.map((r) => r.zone_id)), (chunk) =>
+    ex.selectFrom('zones').select(['id', 'uuid', 'name', 'dns1', 'dns2']).where('id', 'in', chunk).execute(),
+  );
+  const accts = await byId(present(routers.map((r) => r.account_id)), (chunk) =>
+    ex
+      .selectFrom('accounts')
+      .innerJoin('domains', 'domains.id', 'accounts.domain_id')
+      .select([
+        'accounts.id as id',
+        'accounts.name as account',
+        'domains.uuid as domainid',
+        'domains.name as domain',
+      ])
+      .where('accounts.id', 'in', chunk)
+      .execute(),
+  );
+  const vpcs = await byId(present([...nets.values()].map((n) => n.vpc_id)), (chunk) =>
+    ex.selectFrom('vpcs').select(['id', 'uuid', 'name']).where('id', 'in', chunk).execute(),
+  );
+  const offeringOf = await routerServiceOfferings(ex, [...nets.values()]);
   const controlPrefix = parseCidr(String(await getSetting(ex, 'control.cidr')), 'control.cidr', {
     strict: false,
   }).prefix;
-  // CloudStack's router NICs: guest (eth0), control (link local, eth1), public (eth2...). stacknet's ids are
-  // derived from the router's and the device's, so a NIC keeps its id across listings.
-  const nicId = (device: number) => stableUuid(`${r.uuid}/nic/${device}`);
-  const nics: ResponseObject[] = [
-    {
-      id: nicId(0),
-      deviceid: '0',
-      networkid: n?.uuid,
-      networkname: n?.name,
-      ipaddress: r.guest_ip ?? undefined,
-      netmask,
+  const placements = new Map<number, Awaited<ReturnType<typeof placementFields>>>();
+  for (const h of present(routers.map((r) => r.host_id))) placements.set(h, await placementFields(ex, h));
+  const out: ResponseObject[] = [];
+  for (const r of routers) {
+    const n = nets.get(Number(r.network_id));
+    const z = zones.get(Number(r.zone_id));
+    const acct = r.account_id === null ? undefined : accts.get(Number(r.account_id));
+    const cidr = n?.network_cidr ?? n?.cidr;
+    const checks = healthChecks(r);
+    const netmask = cidr ? prefixToNetmask(parseCidr(cidr, 'cidr', { strict: false }).prefix) : undefined;
+    const vpc = n?.vpc_id == null ? undefined : vpcs.get(Number(n.vpc_id));
+    const appliance = r.role === APPLIANCE_ROLE;
+    const so = await offeringOf(n, appliance);
+    // An internal LB appliance has its guest and control NICs only, whatever its tier's router holds.
+    const publicNics = n && !appliance ? await routerPublicNics(ex, Number(n.id)) : [];
+    // CloudStack's router NICs: guest (eth0), control (link local, eth1), public (eth2...). stacknet's ids are
+    // derived from the router's and the device's, so a NIC keeps its id across listings.
+    const nicId = (device: number) => stableUuid(`${r.uuid}/nic/${device}`);
+    const nics: ResponseObject[] = [
+      {
+        id: nicId(0),
+        deviceid: '0',
+        networkid: n?.uuid,
+        networkname: n?.name,
+        ipaddress: r.guest_ip ?? undefined,
+        netmask,
+        gateway: n?.gateway ?? undefined,
+        macaddress: r.guest_mac ?? undefined,
+        traffictype: 'Guest',
+        type: n?.type,
+        isdefault: false,
+        broadcasturi: n?.vnet == null ? undefined : `vlan://${n.vnet}`,
+        ...(vpc ? { vpcid: vpc.uuid, vpcname: vpc.name } : {}),
+      },
+      {
+        id: nicId(1),
+        deviceid: '1',
+        ipaddress: r.control_ip ?? undefined,
+        netmask: prefixToNetmask(controlPrefix),
+        traffictype: 'Control',
+        isdefault: false,
+      },
+      ...publicNics.map((p) => ({
+        id: nicId(Number(p.interface.slice(3))),
+        deviceid: p.interface.slice(3),
+        ipaddress: p.ips[0]!.address,
+        netmask: prefixToNetmask(p.prefix),
+        gateway: p.gateway,
+        traffictype: 'Public',
+        isdefault: p.interface === 'eth2',
+        broadcasturi: `vlan://${p.vlan}`,
+        vlanid: p.vlan,
+      })),
+    ];
+    const snat = publicNics.flatMap((p) => p.ips).find((i) => i.sourceNat);
+    const placed = r.host_id === null || r.host_id === undefined ? null : placements.get(Number(r.host_id));
+    out.push({
+      id: r.uuid,
+      name: r.name,
+      state: r.state,
+      // CloudStack's VirtualRouter.Role: INTERNAL_LB_VM for the internal LB appliance.
+      role: appliance ? 'INTERNAL_LB_VM' : 'VIRTUAL_ROUTER',
+      zoneid: z?.uuid,
+      zonename: z?.name,
+      dns1: z?.dns1 ?? undefined,
+      dns2: z?.dns2 ?? undefined,
+      networkdomain: n?.network_domain ?? undefined,
+      guestnetworkid: n?.uuid,
+      guestnetworkname: n?.name,
+      guestipaddress: r.guest_ip ?? undefined,
+      guestmacaddress: r.guest_mac ?? undefined,
+      guestnetmask: netmask,
       gateway: n?.gateway ?? undefined,
-      macaddress: r.guest_mac ?? undefined,
-      traffictype: 'Guest',
-      type: n?.type,
-      isdefault: false,
-      broadcasturi: n?.vnet == null ? undefined : `vlan://${n.vnet}`,
-      ...(vpc ? { vpcid: vpc.uuid, vpcname: vpc.name } : {}),
-    },
-    {
-      id: nicId(1),
-      deviceid: '1',
-      ipaddress: r.control_ip ?? undefined,
-      netmask: prefixToNetmask(controlPrefix),
-      traffictype: 'Control',
-      isdefault: false,
-    },
-    ...publicNics.map((p) => ({
-      id: nicId(Number(p.interface.slice(3))),
-      deviceid: p.interface.slice(3),
-      ipaddress: p.ips[0]!.address,
-      netmask: prefixToNetmask(p.prefix),
-      gateway: p.gateway,
-      traffictype: 'Public',
-      isdefault: p.interface === 'eth2',
-      broadcasturi: `vlan://${p.vlan}`,
-      vlanid: p.vlan,
-    })),
-  ];
-  const snat = publicNics.flatMap((p) => p.ips).find((i) => i.sourceNat);
-  const placed = await placementFields(
-    ex,
-    r.host_id === null || r.host_id === undefined ? null : Number(r.host_id),
-  );
-  return {
-    id: r.uuid,
-    name: r.name,
-    state: r.state,
-    // CloudStack's VirtualRouter.Role: INTERNAL_LB_VM for the internal LB appliance.
-    role: appliance ? 'INTERNAL_LB_VM' : 'VIRTUAL_ROUTER',
-    zoneid: z?.uuid,
-    zonename: z?.name,
-    dns1: z?.dns1 ?? undefined,
-    dns2: z?.dns2 ?? undefined,
-    networkdomain: n?.network_domain ?? undefined,
-    guestnetworkid: n?.uuid,
-    guestnetworkname: n?.name,
-    guestipaddress: r.guest_ip ?? undefined,
-    guestmacaddress: r.guest_mac ?? undefined,
-    guestnetmask: netmask,
-    gateway: n?.gateway ?? undefined,
-    linklocalip: r.control_ip ?? undefined,
-    linklocalnetmask: prefixToNetmask(controlPrefix),
-    publicip: appliance ? undefined : (snat?.address ?? r.public_ip ?? undefined),
-    publicnetmask: publicNics[0] ? prefixToNetmask(publicNics[0].prefix) : undefined,
-    vpcid: vpc?.uuid,
-    vpcname: vpc?.name,
-    serviceofferingid: so?.uuid,
-    serviceofferingname: so?.name,
-    nic: nics,
-    isredundantrouter: r.role === 'primary' || r.role === 'backup',
-    redundantstate: redundantState(r),
-    version: r.version,
-    // What runs the router is stacknet's own agent: on the simulator and netns drivers on the management
-    // server's machine, on the hosts driver on the host it was placed on.
-    softwareversion: STACKNET_VERSION,
-    hostname: placed?.hostname ?? hostname(),
-    hostid: placed?.hostid,
-    hostcontrolstate: placed?.hostcontrolstate,
-    requiresupgrade: r.version !== ROUTER_VERSION,
-    account: acct?.account,
-    domainid: acct?.domainid,
-    domain: acct?.domain,
-    created: new Date(Number(r.created)).toISOString().replace(/\.\d{3}Z$/, '+0000'),
-    healthchecksfailed: checks.some((c) => c.success === false),
-    // stacknet's own fields: the reconciler's view (CloudStack has no generations).
-    desiredgeneration: Number(r.desired_generation),
-    appliedgeneration: r.applied_generation === null ? undefined : Number(r.applied_generation),
-    lasterror: r.last_error ?? undefined,
-    dhcpbackend: dhcpBackend(r),
-  };
+      linklocalip: r.control_ip ?? undefined,
+      linklocalnetmask: prefixToNetmask(controlPrefix),
+      publicip: appliance ? undefined : (snat?.address ?? r.public_ip ?? undefined),
+      publicnetmask: publicNics[0] ? prefixToNetmask(publicNics[0].prefix) : undefined,
+      vpcid: vpc?.uuid,
+      vpcname: vpc?.name,
+      serviceofferingid: so?.uuid,
+      serviceofferingname: so?.name,
+      nic: nics,
+      isredundantrouter: r.role === 'primary' || r.role === 'backup',
+      redundantstate: redundantState(r),
+      version: r.version,
+      // What runs the router is stacknet's own agent: on the simulator and netns drivers on the management
+      // server's machine, on the hosts driver on the host it was placed on.
+      softwareversion: STACKNET_VERSION,
+      hostname: placed?.hostname ?? hostname(),
+      hostid: placed?.hostid,
+      hostcontrolstate: placed?.hostcontrolstate,
+      requiresupgrade: r.version !== ROUTER_VERSION,
+      account: acct?.account,
+      domainid: acct?.domainid,
+      domain: acct?.domain,
+      created: new Date(Number(r.created)).toISOString().replace(/\.\d{3}Z$/, '+0000'),
+      healthchecksfailed: checks.some((c) => c.success === false),
+      // stacknet's own fields: the reconciler's view (CloudStack has no generations).
+      desiredgeneration: Number(r.desired_generation),
+      appliedgeneration: r.applied_generation === null ? undefined : Number(r.applied_generation),
+      lasterror: r.last_error ?? undefined,
+      dhcpbackend: dhcpBackend(r),
+    });
+  }
+  return out;
 }
 
 /**
- * The system offering a router is sized by, as CloudStack names it: its network offering's (a tier router: its
- * VPC offering's) `serviceofferingid`, else the default system offering for its kind (migration 0025).
+ * The system offering each router is sized by, as CloudStack names it: its network offering's (a tier router:
+ * its VPC offering's) `serviceofferingid`, else the default system offering for its kind (migration 0025). The
+ * networks' offerings are read once; the defaults once per kind asked for.
  */
-async function routerServiceOffering(
-  ex: Executor,
-  n: { offering_id: number | null; vpc_id: number | null } | undefined,
-  appliance: boolean,
-): Promise<{ uuid: string; name: string } | undefined> {
+async function routerServiceOfferings(ex: Executor, networks: readonly NetworkLike[]) {
   const db = offeringDb(ex);
-  let id: number | null = null;
-  if (n && !appliance) {
-    const chosen =
-      n.vpc_id === null
-        ? await db
+  const chosenByOffering = new Map(
+    (
+      await readByKeys(
+        present(networks.filter((n) => n.vpc_id === null).map((n) => n.offering_id)),
+        (chunk) =>
+          db
             .selectFrom('network_offerings')
-            .select('service_offering_id')
-            .where('id', '=', Number(n.offering_id))
-            .executeTakeFirst()
-        : await db
-            .selectFrom('vpcs')
-            .innerJoin('vpc_offerings', 'vpc_offerings.id', 'vpcs.vpc_offering_id')
-            .select('vpc_offerings.service_offering_id')
-            .where('vpcs.id', '=', Number(n.vpc_id))
-            .executeTakeFirst();
-    id = chosen?.service_offering_id == null ? null : Number(chosen.service_offering_id);
-  }
-  let q = db.selectFrom('service_offerings').select(['uuid', 'name']);
-  q =
-    id === null
-      ? q
+            .select(['id', 'service_offering_id'])
+            .where('id', 'in', chunk)
+            .execute(),
+      )
+    ).map((o) => [Number(o.id), o.service_offering_id]),
+  );
+  const chosenByVpc = new Map(
+    (
+      await readByKeys(present(networks.map((n) => n.vpc_id)), (chunk) =>
+        db
+          .selectFrom('vpcs')
+          .innerJoin('vpc_offerings', 'vpc_offerings.id', 'vpcs.vpc_offering_id')
+          .select(['vpcs.id as id', 'vpc_offerings.service_offering_id'])
+          .where('vpcs.id', 'in', chunk)
+          .execute(),
+      )
+    ).map((o) => [Number(o.id), o.service_offering_id]),
+  );
+  const chosen = present([...chosenByOffering.values(), ...chosenByVpc.values()]);
+  const offerings = new Map(
+    (
+      await readByKeys(chosen, (chunk) =>
+        db.selectFrom('service_offerings').select(['id', 'uuid', 'name']).where('id', 'in', chunk).execute(),
+      )
+    ).map((o) => [Number(o.id), { uuid: o.uuid, name: o.name }]),
+  );
+  const defaults = new Map<string, { uuid: string; name: string } | undefined>();
+  const defaultFor = async (kind: string) => {
+    if (!defaults.has(kind))
+      defaults.set(
+        kind,
+        await db
+          .selectFrom('service_offerings')
+          .select(['uuid', 'name'])
           .where('is_system', '=', 1)
-          .where('system_vm_type', '=', appliance ? 'internalloadbalancervm' : 'domainrouter')
+          .where('system_vm_type', '=', kind)
           .where('removed', 'is', null)
           .orderBy('id')
           .limit(1)
-      : q.where('id', '=', id);
-  return q.executeTakeFirst();
+          .executeTakeFirst(),
+      );
+    return defaults.get(kind);
+  };
+  return async (
+    n: NetworkLike | undefined,
+    appliance: boolean,
+  ): Promise<{ uuid: string; name: string } | undefined> => {
+    let id: number | null = null;
+    if (n && !appliance) {
+      const c =
+        n.vpc_id === null ? chosenByOffering.get(Number(n.offering_id)) : chosenByVpc.get(Number(n.vpc_id));
+      id = c == null ? null : Number(c);
+    }
+    return id === null
+      ? defaultFor(appliance ? 'internalloadbalancervm' : 'domainrouter')
+      : offerings.get(id);
+  };
 }
+type NetworkLike = { offering_id: number | null; vpc_id: number | null };
 
 /**
  * The router (or, `appliances`, the internal LB appliance) named `uuid` the caller may act on. The router
@@ -293,12 +357,8 @@ export async function routerListResult(
 ) {
   const page = await pageOf(ex, p);
   const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('routers.id'));
-  const items: ResponseObject[] = [];
-  for (const r of rows) {
-    const item = await routerResponse(ex, r);
-    if (p.fetchhealthcheckresults) item.healthcheckresults = healthChecks(r);
-    items.push(item);
-  }
+  const items = await routerResponses(ex, rows);
+  if (p.fetchhealthcheckresults) rows.forEach((r, i) => (items[i]!.healthcheckresults = healthChecks(r)));
   return listResult(responseName, items, total);
 }
 

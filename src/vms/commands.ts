@@ -46,7 +46,7 @@ import {
 } from './operations.js';
 import { checkDnsLabel, checkMacAddress, checkUserData } from './validation.js';
 import { traceVms } from './trace.js';
-import { nicResponse, vmResponse } from './responses.js';
+import { nicResponses, vmResponse } from './responses.js';
 import { keyPairNames, publicKeysOf } from './keypairs.js';
 import { serviceOfferingForVm, vmSizeFor } from '../offerings/service-offerings.js';
 
@@ -491,11 +491,9 @@ const listNics = defineCommand({
     const vm = await withNet(ctx, (n) => vmForCaller(n, p.virtualmachineid, 'virtualmachineid'));
     let nics = await nicsOf(ctx.store.db, Number(vm.id));
     if (p.nicid) nics = nics.filter((x) => x.uuid === p.nicid);
-    const items: ResponseObject[] = [];
-    for (const n of nics) {
-      const r = await nicResponse(ctx.store.db, n);
-      if (!p.networkid || r.networkid === p.networkid) items.push(r);
-    }
+    const items = (await nicResponses(ctx.store.db, nics)).filter(
+      (r) => !p.networkid || r.networkid === p.networkid,
+    );
     return listResult('nic', items, items.length);
   },
 });

@@ -4,12 +4,14 @@
  */
 import { allRoles, defineCommand, listResult, refParams } from '../api/command.js';
 import type { ResponseObject } from '../api/command.js';
-import { pageArray, pageOf, pageOfQuery } from '../api/list.js';
+import { sql } from 'kysely';
+import type { SqlBool } from 'kysely';
+import { likeContains, pageOf } from '../api/list.js';
 import type { Executor } from '../store/db.js';
-import { vmResponse } from './responses.js';
+import { vmResponses } from './responses.js';
 import type { VmRow } from './service.js';
-import { vmListQuery } from './vm-list.js';
-import { rootVolumeResponse, vmUuidOfRootVolume } from './volumes.js';
+import { vmListQuery, vmPageOf } from './vm-list.js';
+import { rootVolumeResponses, vmUuidOfRootVolume } from './volumes.js';
 
 const vmListParams = [
   'id',
@@ -29,12 +31,8 @@ const vmListParams = [
 ] as const;
 
 async function vmPage(ex: Executor, rows: VmRow[], extra: (vm: VmRow, r: ResponseObject) => ResponseObject) {
-  const items: ResponseObject[] = [];
-  for (const r of rows) {
-    const base = await vmResponse(ex, r);
-    items.push({ ...base, ...extra(r, base) });
-  }
-  return items;
+  const base = await vmResponses(ex, rows);
+  return rows.map((r, i) => ({ ...base[i]!, ...extra(r, base[i]!) }));
 }
 
 const listVirtualMachines = defineCommand({
@@ -45,7 +43,7 @@ const listVirtualMachines = defineCommand({
     const ex = ctx.store.db;
     const page = await pageOf(ex, p);
     const q = await vmListQuery(ex, ctx.caller, p);
-    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('vms.id'));
+    const { rows, total } = await vmPageOf(ex, q, page);
     return listResult('virtualmachine', await vmPage(ex, rows, () => ({})), total);
   },
 });
@@ -61,7 +59,7 @@ const listVirtualMachinesMetrics = defineCommand({
     const ex = ctx.store.db;
     const page = await pageOf(ex, p);
     const q = await vmListQuery(ex, ctx.caller, p);
-    const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('vms.id'));
+    const { rows, total } = await vmPageOf(ex, q, page);
     // The simulator and netns drivers measure no guest usage: every counter is an honest zero, the totals are
     // the VM's size, in the units and number formats CloudStack's metrics plugin answers with.
     const items = await vmPage(ex, rows, (_vm, r) => {
@@ -141,18 +139,13 @@ const listVolumes = defineCommand({
     if (p.virtualmachineid !== undefined) q = q.where('vms.uuid', '=', p.virtualmachineid);
     if (byId.length) q = q.where('vms.uuid', 'in', byId.map(vmUuidOfRootVolume));
     if (internalId !== undefined) q = q.where('vms.id', '=', internalId);
-    if (p.keyword === undefined) {
-      const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('vms.id'));
-      const items: ResponseObject[] = [];
-      for (const r of rows) items.push(await rootVolumeResponse(ex, r));
-      return listResult('volume', items, total);
-    }
-    // The keyword matches the volume's name, which is derived: filtered here rather than in SQL.
-    const k = p.keyword.toLowerCase();
-    const rows = (await q.orderBy('vms.id').execute()).filter((r) => `root-${r.id}`.includes(k));
-    const items: ResponseObject[] = [];
-    for (const r of pageArray(rows, page)) items.push(await rootVolumeResponse(ex, r));
-    return listResult('volume', items, rows.length);
+    // The keyword matches the volume's name, ROOT-<the VM's id>: derived, so matched on the same expression in SQL.
+    if (p.keyword !== undefined)
+      q = q.where(
+        sql<SqlBool>`lower(concat('ROOT-', ${sql.ref('vms.id')})) like ${likeContains(p.keyword.toLowerCase())} escape '!'`,
+      );
+    const { rows, total } = await vmPageOf(ex, q, page);
+    return listResult('volume', await rootVolumeResponses(ex, rows), total);
   },
 });
 

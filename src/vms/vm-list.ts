@@ -5,6 +5,8 @@
 import type { Caller } from '../api/command.js';
 import { domainForCaller, domainSubtreeCondition, scopeToCaller } from '../accounts/scope.js';
 import { tagsCondition } from '../tags/service.js';
+import type { Page } from '../api/list.js';
+import { pageOfQuery, readByKeys } from '../api/list.js';
 import type { Executor } from '../store/db.js';
 import type { VmRow } from './service.js';
 
@@ -75,4 +77,25 @@ export async function vmListQuery(ex: Executor, caller: Caller, p: VmListFilter)
     q = q.where('vms.account_id', 'in', a.length ? a.map((r) => r.id) : [-1]);
   }
   return q;
+}
+
+/**
+ * One page of `vmListQuery`'s VMs in id order, with the total: the page's ids first, then their rows. The ids, a
+ * deep OFFSET and the COUNT(*) walk `vms_zone_list_ix` (migration 0026) or the primary key alone, so page 1,000 of
+ * a zone with 500,000 VMs reads 500 rows, not the 499,500 before them.
+ */
+export async function vmPageOf(
+  ex: Executor,
+  q: Awaited<ReturnType<typeof vmListQuery>>,
+  page: Page,
+): Promise<{ rows: VmRow[]; total: number }> {
+  const { rows: ids, total } = await pageOfQuery(q.clearSelect().select('vms.id'), page, (x) =>
+    x.orderBy('vms.id'),
+  );
+  const rows = await readByKeys(
+    ids.map((r) => Number(r.id)),
+    (chunk) => ex.selectFrom('vms').selectAll().where('id', 'in', chunk).execute(),
+  );
+  const byId = new Map(rows.map((r) => [Number(r.id), r]));
+  return { rows: ids.flatMap((r) => byId.get(Number(r.id)) ?? []), total };
 }

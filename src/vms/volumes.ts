@@ -6,7 +6,7 @@ import type { ResponseObject } from '../api/command.js';
 import { csDate } from '../offerings/common.js';
 import { templateSizeBytes } from '../offerings/defaults.js';
 import type { Executor } from '../store/db.js';
-import { vmResponse } from './responses.js';
+import { VM_HYPERVISOR, vmReferences } from './responses.js';
 import type { VmRow } from './service.js';
 
 // Every hex digit of the VM's uuid but the version and variant digits is XORed with this: the volume's id is
@@ -25,50 +25,50 @@ export function rootVolumeUuid(vmUuid: string): string {
 }
 export const vmUuidOfRootVolume = rootVolumeUuid;
 
-/** CloudStack's volume object for `vm`'s ROOT disk. */
-export async function rootVolumeResponse(ex: Executor, vm: VmRow): Promise<ResponseObject> {
-  const v = await vmResponse(ex, vm);
-  const tpl =
-    vm.template_id !== null
-      ? await ex.selectFrom('templates').select('name').where('id', '=', vm.template_id).executeTakeFirst()
-      : undefined;
-  const size = tpl ? templateSizeBytes(tpl.name) : 0;
-  const destroyed = vm.state === 'Destroyed' || vm.state === 'Expunging';
-  return {
-    id: rootVolumeUuid(vm.uuid),
-    name: `ROOT-${vm.id}`,
-    type: 'ROOT',
-    deviceid: 0,
-    virtualmachineid: vm.uuid,
-    vmname: vm.name,
-    vmdisplayname: vm.display_name,
-    vmstate: vm.state,
-    vmtype: 'User',
-    size,
-    virtualsize: size,
-    zoneid: v.zoneid,
-    zonename: v.zonename,
-    // A destroyed VM's disk waits for the expunge, as CloudStack's Destroy state.
-    state: destroyed ? 'Destroy' : 'Ready',
-    destroyed,
-    storagetype: 'shared',
-    provisioningtype: 'thin',
-    hypervisor: v.hypervisor,
-    account: v.account,
-    domainid: v.domainid,
-    domain: v.domain,
-    serviceofferingid: v.serviceofferingid,
-    serviceofferingname: v.serviceofferingname,
-    serviceofferingdisplaytext: v.serviceofferingname,
-    templateid: v.templateid,
-    templatename: v.templatename,
-    templatedisplaytext: v.templatedisplaytext,
-    isextractable: false,
-    displayvolume: true,
-    supportsstoragesnapshot: false,
-    quiescevm: false,
-    attached: csDate(Number(vm.created)),
-    created: csDate(Number(vm.created)),
-    tags: [],
-  };
+/** CloudStack's volume object of each VM's ROOT disk, in order, from a fixed number of queries. */
+export async function rootVolumeResponses(ex: Executor, vms: readonly VmRow[]): Promise<ResponseObject[]> {
+  if (vms.length === 0) return [];
+  const refs = await vmReferences(ex, vms);
+  return vms.map((vm) => {
+    const { zone, acct, so, tpl } = refs(vm);
+    const size = tpl ? templateSizeBytes(tpl.name) : 0;
+    const destroyed = vm.state === 'Destroyed' || vm.state === 'Expunging';
+    return {
+      id: rootVolumeUuid(vm.uuid),
+      name: `ROOT-${vm.id}`,
+      type: 'ROOT',
+      deviceid: 0,
+      virtualmachineid: vm.uuid,
+      vmname: vm.name,
+      vmdisplayname: vm.display_name,
+      vmstate: vm.state,
+      vmtype: 'User',
+      size,
+      virtualsize: size,
+      zoneid: zone?.uuid,
+      zonename: zone?.name,
+      // A destroyed VM's disk waits for the expunge, as CloudStack's Destroy state.
+      state: destroyed ? 'Destroy' : 'Ready',
+      destroyed,
+      storagetype: 'shared',
+      provisioningtype: 'thin',
+      hypervisor: VM_HYPERVISOR,
+      account: acct?.account,
+      domainid: acct?.domainid,
+      domain: acct?.domain,
+      serviceofferingid: so?.uuid,
+      serviceofferingname: so?.name,
+      serviceofferingdisplaytext: so?.name,
+      templateid: tpl?.uuid,
+      templatename: tpl?.name,
+      templatedisplaytext: tpl?.display_text,
+      isextractable: false,
+      displayvolume: true,
+      supportsstoragesnapshot: false,
+      quiescevm: false,
+      attached: csDate(Number(vm.created)),
+      created: csDate(Number(vm.created)),
+      tags: [],
+    };
+  });
 }
