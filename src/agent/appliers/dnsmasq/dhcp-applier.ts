@@ -3,6 +3,8 @@
  * with its own directory, hosts, leases and process. It routes each shard its part of every step, delta and
  * role change, and reports them as one service (`status.dnsmasq`, `leases`, counters summed, `dhcpShards`).
  * When K changes (a network grows past or shrinks below a power of two of hostsPerShard) every shard restarts.
+ * While K > 1 an nftables rule turns unicast DHCP to the router into a broadcast that reaches every shard
+ * (unicast.ts): without it a renewal reached one shard in K.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import { DnsmasqApplier } from './dnsmasq-applier.js';
 import type { DnsmasqFiles } from './render.js';
 import { dnsmasqRenderer, shardContext } from './render.js';
 import { combinedCheckConf, shardCount, shardOf, shardStates } from './shards.js';
+import { applyUnicastSteering } from './unicast.js';
 
 /**
  * Shards started (or tested) together: all 64 of a 50,000-host router at once on 2 loaded cores kept some from
@@ -38,8 +41,11 @@ async function eachAtMost<T>(n: number, items: T[], f: (item: T, i: number) => P
 export class DhcpApplier implements Applier<DnsmasqFiles> {
   readonly renderer = dnsmasqRenderer;
   readonly servesGuests = true;
-  readonly observedReasons = ['DnsmasqStartFailed', 'DnsmasqCrashLoop'] as const;
+  readonly observedReasons = ['DnsmasqStartFailed', 'DnsmasqCrashLoop', 'DhcpUnicastSteering'] as const;
   private subs: DnsmasqApplier[] = [];
+  /** The guest network the unicast rule (unicast.ts) is loaded for (null: none), and nft's last complaint. */
+  private steering: string | null = null;
+  private steeringError: string | null = null;
   /** Each shard's step in force (what `ahead` and `idle` hand it). */
   private steps: (Step<DnsmasqFiles> | null)[] = [];
 
@@ -67,6 +73,22 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
     this.steps = this.subs.map(() => null);
     const states = saved && shardStates(saved, k);
     await Promise.all(this.subs.map((s, i) => s.start(states?.[i] ?? null)));
+    // A previous agent's shards (now one dnsmasq) may have left the rule loaded.
+    const leftShards = listDir(this.ctx.dataDir).some((f) => /^dhcp-\d+$/.test(f));
+    if ((k > 1 && saved) || leftShards) await this.steer(k > 1 && saved ? saved.network.cidr : null);
+  }
+
+  /**
+   * Loads the unicast rule for the guest network `cidr`, or (null) removes it; a failure degrades the router
+   * (renewals of all but one shard then wait for their rebind), it does not fail the apply.
+   */
+  private async steer(cidr: string | null): Promise<void> {
+    const r = await applyUnicastSteering(this.ctx.guestInterface, cidr);
+    if (r.error) this.ctx.log(`nft (DHCP unicast to every shard): ${r.error}`);
+    else if (cidr && r.broadcast === '255.255.255.255')
+      this.ctx.log(`no local broadcast route for ${cidr}: unicast DHCP steered to 255.255.255.255`);
+    this.steering = cidr !== null && !r.error ? cidr : null;
+    this.steeringError = cidr !== null ? r.error : null;
   }
 
   roleChanged(serving: boolean): void {
@@ -110,6 +132,8 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
     // Every shard starts: one reading of /proc for all their leftover searches.
     await (restartAll && this.subs.length > 1 ? withProcessSnapshot(applyAll) : applyAll());
     this.steps = steps;
+    const want = this.subs.length > 1 ? next.state.network.cidr : null;
+    if (want !== this.steering || (want !== null && this.steeringError !== null)) await this.steer(want);
   }
 
   /** Shard directories a different K left behind (a single dnsmasq keeps its files at the top level). */
@@ -166,15 +190,22 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
       dhcpShards: k,
     };
     if (withDetails) report.leases = sts.flatMap((s) => s.report.leases ?? []);
+    const steering = this.steeringError
+      ? {
+          reason: 'DhcpUnicastSteering',
+          message: `renewals unicast to the router reach one DHCP shard only: ${this.steeringError}`,
+        }
+      : undefined;
     return {
       report,
       down: sts.find((s) => s.down)?.down,
-      degraded: sts.find((s) => s.degraded)?.degraded,
+      degraded: sts.find((s) => s.degraded)?.degraded ?? steering,
     };
   }
 
   async stop(opts: { leaveRunning?: boolean }): Promise<void> {
     await Promise.all(this.subs.map((s) => s.stop(opts)));
+    if (!opts.leaveRunning && this.steering !== null) await this.steer(null);
     // Each shard removed its own lease directory; theirs is under the router's.
     if (!opts.leaveRunning && this.subs.length > 1 && this.ctx.leaseDir !== this.ctx.dataDir)
       rmSync(this.ctx.leaseDir, { recursive: true, force: true });
