@@ -3,8 +3,8 @@
  * with its own directory, hosts, leases and process. It routes each shard its part of every step, delta and
  * role change, and reports them as one service (`status.dnsmasq`, `leases`, counters summed, `dhcpShards`).
  * When K changes (a network grows past or shrinks below a power of two of hostsPerShard) every shard restarts.
- * While K > 1 an nftables rule turns unicast DHCP to the router into a broadcast that reaches every shard
- * (unicast.ts): without it a renewal reached one shard in K.
+ * While K > 1 each shard listens on its own port and an nftables rule steers every DHCP packet to its
+ * client's shard (steering.ts).
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { DnsmasqApplier } from './dnsmasq-applier.js';
 import type { DnsmasqFiles } from './render.js';
 import { dnsmasqRenderer, shardContext } from './render.js';
 import { combinedCheckConf, shardCount, shardOf, shardStates } from './shards.js';
-import { applyUnicastSteering } from './unicast.js';
+import { applySteering } from './steering.js';
 
 /**
  * Shards started (or tested) together: all 64 of a 50,000-host router at once on 2 loaded cores kept some from
@@ -41,10 +41,10 @@ async function eachAtMost<T>(n: number, items: T[], f: (item: T, i: number) => P
 export class DhcpApplier implements Applier<DnsmasqFiles> {
   readonly renderer = dnsmasqRenderer;
   readonly servesGuests = true;
-  readonly observedReasons = ['DnsmasqStartFailed', 'DnsmasqCrashLoop', 'DhcpUnicastSteering'] as const;
+  readonly observedReasons = ['DnsmasqStartFailed', 'DnsmasqCrashLoop', 'DhcpSteering'] as const;
   private subs: DnsmasqApplier[] = [];
-  /** The guest network the unicast rule (unicast.ts) is loaded for (null: none), and nft's last complaint. */
-  private steering: string | null = null;
+  /** The K the steering rule (steering.ts) is loaded for (null: none), and nft's last complaint. */
+  private steering: number | null = null;
   private steeringError: string | null = null;
   /** Each shard's step in force (what `ahead` and `idle` hand it). */
   private steps: (Step<DnsmasqFiles> | null)[] = [];
@@ -75,20 +75,18 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
     await Promise.all(this.subs.map((s, i) => s.start(states?.[i] ?? null)));
     // A previous agent's shards (now one dnsmasq) may have left the rule loaded.
     const leftShards = listDir(this.ctx.dataDir).some((f) => /^dhcp-\d+$/.test(f));
-    if ((k > 1 && saved) || leftShards) await this.steer(k > 1 && saved ? saved.network.cidr : null);
+    if (k > 1 || leftShards) await this.steer(k > 1 ? k : null);
   }
 
   /**
-   * Loads the unicast rule for the guest network `cidr`, or (null) removes it; a failure degrades the router
-   * (renewals of all but one shard then wait for their rebind), it does not fail the apply.
+   * Loads the steering rule for `k` shards, or (null) removes it. A failure degrades the router (no shard gets
+   * DHCP then: they listen on their own ports), it does not fail the apply; the next apply tries again.
    */
-  private async steer(cidr: string | null): Promise<void> {
-    const r = await applyUnicastSteering(this.ctx.guestInterface, cidr);
-    if (r.error) this.ctx.log(`nft (DHCP unicast to every shard): ${r.error}`);
-    else if (cidr && r.broadcast === '255.255.255.255')
-      this.ctx.log(`no local broadcast route for ${cidr}: unicast DHCP steered to 255.255.255.255`);
-    this.steering = cidr !== null && !r.error ? cidr : null;
-    this.steeringError = cidr !== null ? r.error : null;
+  private async steer(k: number | null): Promise<void> {
+    const err = await applySteering(this.ctx.guestInterface, k);
+    if (err) this.ctx.log(`nft (DHCP steering to shards): ${err}`);
+    this.steering = k !== null && !err ? k : null;
+    this.steeringError = k !== null ? err : null;
   }
 
   roleChanged(serving: boolean): void {
@@ -120,6 +118,8 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
       await Promise.all(this.subs.map((s) => s.stop({})));
       this.removeShardDirs(steps.length);
       this.subs = this.make(steps.length);
+      // Steered to the new shards' ports before they start, so none of their first packets goes astray.
+      await this.steer(this.subs.length > 1 ? this.subs.length : null);
       await eachAtMost(startsAtOnce, this.subs, (s) => s.start(null));
       prev = null;
       this.steps = this.subs.map(() => null);
@@ -132,7 +132,7 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
     // Every shard starts: one reading of /proc for all their leftover searches.
     await (restartAll && this.subs.length > 1 ? withProcessSnapshot(applyAll) : applyAll());
     this.steps = steps;
-    const want = this.subs.length > 1 ? next.state.network.cidr : null;
+    const want = this.subs.length > 1 ? this.subs.length : null;
     if (want !== this.steering || (want !== null && this.steeringError !== null)) await this.steer(want);
   }
 
@@ -192,8 +192,8 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
     if (withDetails) report.leases = sts.flatMap((s) => s.report.leases ?? []);
     const steering = this.steeringError
       ? {
-          reason: 'DhcpUnicastSteering',
-          message: `renewals unicast to the router reach one DHCP shard only: ${this.steeringError}`,
+          reason: 'DhcpSteering',
+          message: `DHCP is not steered to the shards' ports: ${this.steeringError}`,
         }
       : undefined;
     return {
