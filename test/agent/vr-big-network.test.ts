@@ -2,7 +2,8 @@
 // (src/agent/appliers/dnsmasq/shards.ts) and DNS from a dnsmasq of its own; real udhcpc/dhclient guests check
 // that every behaviour of the small router holds there: new MAC served, options, non-default NIC, hostname in
 // DNS, a freed address reused by a new MAC in the same shard or another (the old lease released to the shard
-// holding it, no shard restarted), a stranger ignored, and DNS answering all the way through a burst of new VMs.
+// holding it, no shard restarted), a stranger ignored, renewals unicast to the router answered by every shard
+// (udhcpc, dhcpcd, dhclient; a moved address NAKed), and DNS answering all the way through a burst of new VMs.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
