@@ -35,6 +35,8 @@ import {
   eventually,
   exec,
   execIn,
+  newRunPrefix,
+  TestNet,
   type ProbeDnsStats,
   type SpawnedProcess,
 } from '../src/netns/index.js';
@@ -533,6 +535,8 @@ async function memory(ns: string): Promise<Record<string, number>> {
 
 async function runN(n: number, flags: Flags): Promise<void> {
   const lab = new BenchLab({ cidr: '10.20.0.0/16', domain: DOMAIN });
+  // Its namespaces, bridges and veths are named `shd-<random>-…` (this bench's own prefix).
+  Object.defineProperty(lab, 'net', { value: new TestNet(`shd-${newRunPrefix(5).slice(3)}`) });
   try {
     await lab.setup();
     const probeNs = await lab.net.namespace('probe');

@@ -3,6 +3,8 @@
  * with its own directory, hosts, leases and process. It routes each shard its part of every step, delta and
  * role change, and reports them as one service (`status.dnsmasq`, `leases`, counters summed, `dhcpShards`).
  * When K changes (a network grows past or shrinks below a power of two of hostsPerShard) every shard restarts.
+ * While K > 1 each shard listens on its own port and an nftables rule steers every DHCP packet to its
+ * client's shard (steering.ts).
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import { DnsmasqApplier } from './dnsmasq-applier.js';
 import type { DnsmasqFiles } from './render.js';
 import { dnsmasqRenderer, shardContext } from './render.js';
 import { combinedCheckConf, shardCount, shardOf, shardStates } from './shards.js';
+import { applySteering } from './steering.js';
 
 /**
  * Shards started (or tested) together: all 64 of a 50,000-host router at once on 2 loaded cores kept some from
@@ -38,8 +41,11 @@ async function eachAtMost<T>(n: number, items: T[], f: (item: T, i: number) => P
 export class DhcpApplier implements Applier<DnsmasqFiles> {
   readonly renderer = dnsmasqRenderer;
   readonly servesGuests = true;
-  readonly observedReasons = ['DnsmasqStartFailed', 'DnsmasqCrashLoop'] as const;
+  readonly observedReasons = ['DnsmasqStartFailed', 'DnsmasqCrashLoop', 'DhcpSteering'] as const;
   private subs: DnsmasqApplier[] = [];
+  /** The K the steering rule (steering.ts) is loaded for (null: none), and nft's last complaint. */
+  private steering: number | null = null;
+  private steeringError: string | null = null;
   /** Each shard's step in force (what `ahead` and `idle` hand it). */
   private steps: (Step<DnsmasqFiles> | null)[] = [];
 
@@ -67,6 +73,20 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
     this.steps = this.subs.map(() => null);
     const states = saved && shardStates(saved, k);
     await Promise.all(this.subs.map((s, i) => s.start(states?.[i] ?? null)));
+    // A previous agent's shards (now one dnsmasq) may have left the rule loaded.
+    const leftShards = listDir(this.ctx.dataDir).some((f) => /^dhcp-\d+$/.test(f));
+    if (k > 1 || leftShards) await this.steer(k > 1 ? k : null);
+  }
+
+  /**
+   * Loads the steering rule for `k` shards, or (null) removes it. A failure degrades the router (no shard gets
+   * DHCP then: they listen on their own ports), it does not fail the apply; the next apply tries again.
+   */
+  private async steer(k: number | null): Promise<void> {
+    const err = await applySteering(this.ctx.guestInterface, k);
+    if (err) this.ctx.log(`nft (DHCP steering to shards): ${err}`);
+    this.steering = k !== null && !err ? k : null;
+    this.steeringError = k !== null ? err : null;
   }
 
   roleChanged(serving: boolean): void {
@@ -98,6 +118,8 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
       await Promise.all(this.subs.map((s) => s.stop({})));
       this.removeShardDirs(steps.length);
       this.subs = this.make(steps.length);
+      // Steered to the new shards' ports before they start, so none of their first packets goes astray.
+      await this.steer(this.subs.length > 1 ? this.subs.length : null);
       await eachAtMost(startsAtOnce, this.subs, (s) => s.start(null));
       prev = null;
       this.steps = this.subs.map(() => null);
@@ -110,6 +132,8 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
     // Every shard starts: one reading of /proc for all their leftover searches.
     await (restartAll && this.subs.length > 1 ? withProcessSnapshot(applyAll) : applyAll());
     this.steps = steps;
+    const want = this.subs.length > 1 ? this.subs.length : null;
+    if (want !== this.steering || (want !== null && this.steeringError !== null)) await this.steer(want);
   }
 
   /** Shard directories a different K left behind (a single dnsmasq keeps its files at the top level). */
@@ -166,15 +190,22 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
       dhcpShards: k,
     };
     if (withDetails) report.leases = sts.flatMap((s) => s.report.leases ?? []);
+    const steering = this.steeringError
+      ? {
+          reason: 'DhcpSteering',
+          message: `DHCP is not steered to the shards' ports: ${this.steeringError}`,
+        }
+      : undefined;
     return {
       report,
       down: sts.find((s) => s.down)?.down,
-      degraded: sts.find((s) => s.degraded)?.degraded,
+      degraded: sts.find((s) => s.degraded)?.degraded ?? steering,
     };
   }
 
   async stop(opts: { leaveRunning?: boolean }): Promise<void> {
     await Promise.all(this.subs.map((s) => s.stop(opts)));
+    if (!opts.leaveRunning && this.steering !== null) await this.steer(null);
     // Each shard removed its own lease directory; theirs is under the router's.
     if (!opts.leaveRunning && this.subs.length > 1 && this.ctx.leaseDir !== this.ctx.dataDir)
       rmSync(this.ctx.leaseDir, { recursive: true, force: true });

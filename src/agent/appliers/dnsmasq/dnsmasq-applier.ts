@@ -36,10 +36,11 @@ export class DnsmasqApplier implements Applier<DnsmasqFiles> {
   private readonly index = new HostIndex();
 
   /**
-   * `sharded`: one of several DHCP dnsmasq instances on the interface (shards.ts). A unicast DHCPRELEASE reaches
-   * only one of them, so a shard's releases are broadcast (every shard gets them, only the holder has the
-   * lease: tools.ts) and a freed address costs the shard a SIGHUP, not a restart. Without the broadcast helper
-   * (no python3) a shard frees a stale lease by restarting (its lease file pre-seeded without it).
+   * `sharded`: one of several DHCP dnsmasq instances on the interface (shards.ts), each on its own port. A
+   * shard's releases are broadcast to port 67 (tools.ts): looped back through the guest interface, the steering
+   * rule (steering.ts) hands them to the shard of the lease's MAC, the holder; a freed address costs the shard a
+   * SIGHUP, not a restart. Without the broadcast helper (no python3; dhcp_release sends unicast from lo) a shard
+   * frees a stale lease by restarting (its lease file pre-seeded without it).
    */
   constructor(
     readonly ctx: ApplierContext,

@@ -9,7 +9,7 @@ import type { DesiredState, HostSpec } from '../../desired-state.js';
 import { defaultLeaseTime } from '../../desired-state.js';
 import { hostCapacity, netmaskOf, networkAddressOf, parseIpv4Cidr } from '../../render/ip.js';
 import type { RenderContext, Renderer } from '../applier.js';
-import { shardCount, shardDirName, shardStates } from './shards.js';
+import { shardCount, shardDirName, shardServerPort, shardStates } from './shards.js';
 
 /** Where the instance's files live; the agent passes its data directory's layout. */
 export interface DnsmasqPaths {
@@ -56,9 +56,13 @@ export function shardContext<C extends Pick<RenderContext, 'dataDir' | 'leaseDir
   };
 }
 
-function renderOne(state: DesiredState, ctx: RenderContext): DnsmasqFiles {
+function renderOne(state: DesiredState, ctx: RenderContext, serverPort?: number): DnsmasqFiles {
   return {
-    dnsmasqConf: renderDnsmasqConf(state, { paths: dnsmasqPaths(ctx), guestInterface: ctx.guestInterface }),
+    dnsmasqConf: renderDnsmasqConf(state, {
+      paths: dnsmasqPaths(ctx),
+      guestInterface: ctx.guestInterface,
+      serverPort,
+    }),
     dhcpHosts: renderDhcpHosts(state),
   };
 }
@@ -69,7 +73,9 @@ export const dnsmasqRenderer: Renderer<DnsmasqFiles> = {
   render: (state, ctx) => {
     const k = shardCount(state.hosts.length);
     if (k === 1) return renderOne(state, ctx);
-    const shards = shardStates(state, k).map((s, i) => renderOne(s, shardContext(ctx, i)));
+    const shards = shardStates(state, k).map((s, i) =>
+      renderOne(s, shardContext(ctx, i), shardServerPort(i)),
+    );
     return { dnsmasqConf: '', dhcpHosts: '', shards };
   },
   digest: (out) =>
@@ -79,6 +85,8 @@ export const dnsmasqRenderer: Renderer<DnsmasqFiles> = {
 export interface DnsmasqRenderOptions {
   paths: DnsmasqPaths;
   guestInterface: string;
+  /** A DHCP shard's own server port (shards.ts); the client port stays 68. Default 67. */
+  serverPort?: number;
 }
 
 /** Tag for non-default NICs: one shared tag instead of CloudStack's per-IP tags, so no per-host opts churn. */
@@ -130,7 +138,7 @@ export function renderNames(state: DesiredState): string {
 }
 
 export function renderDnsmasqConf(state: DesiredState, opts: DnsmasqRenderOptions): string {
-  const { paths, guestInterface } = opts;
+  const { paths, guestInterface, serverPort } = opts;
   const net = state.network;
   const cidr = parseIpv4Cidr(net.cidr);
   const netmask = netmaskOf(cidr);
@@ -153,6 +161,9 @@ export function renderDnsmasqConf(state: DesiredState, opts: DnsmasqRenderOption
     // No DNS here: the DNS dnsmasq answers names (appliers/dns/), so this one's O(leases × hosts) re-match on
     // every hosts change never holds up a DNS query.
     'port=0',
+    // A DHCP shard listens on its own port; the router's nft rule steers each client's packets there and puts
+    // the answers' source port back to 67 (steering.ts).
+    ...(serverPort !== undefined ? [`dhcp-alternate-port=${serverPort},68`] : []),
     // The domain of the hostnames it hands out (option 15 is set explicitly below).
     `domain=${net.domain}`,
   ];

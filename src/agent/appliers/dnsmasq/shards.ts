@@ -2,9 +2,9 @@
  * DHCP shards for big networks (issue 15). Every change of a dnsmasq's hosts costs it a re-match of every lease
  * against every host (O(leases × hosts): 2.4 s at 10,000 running VMs, 22 s at 50,000 — dataplane-facts.md), so
  * past `singleShardMaxHosts` hosts the DHCP side runs as K dnsmasq instances on the same interface, each with
- * the hosts whose MAC hashes to it. All of them bind 0.0.0.0%<guest>:67 (dnsmasq sets SO_REUSEADDR and
- * SO_BINDTODEVICE) and see every broadcast DISCOVER/REQUEST; `dhcp-ignore=tag:!known` keeps all but the owner
- * silent. A change then costs one shard's (hosts/K)² re-match. Pure.
+ * the hosts whose MAC hashes to it, each on its own server port; one nft rule (steering.ts) sends every DHCP
+ * packet for port 67 to its client's shard, so each packet wakes one shard (`dhcp-ignore=tag:!known` still
+ * keeps a shard silent to a MAC it does not hold). A change then costs one shard's (hosts/K)² re-match. Pure.
  */
 import type { DesiredState } from '../../desired-state.js';
 
@@ -18,17 +18,47 @@ export function shardCount(hosts: number): number {
   return 2 ** Math.ceil(Math.log2(hosts / hostsPerShard));
 }
 
-/** FNV-1a of the lower-case MAC: stable, so a host stays in its shard while K stays. */
+/**
+ * The shard serving a MAC: the Linux kernel's jhash of its six bytes (seed 0) scaled to k, exactly what the
+ * router's nft rule computes from a DHCP packet's chaddr to steer it to that shard's port (steering.ts). Stable
+ * while K stays.
+ */
 export function shardOf(mac: string, k: number): number {
   if (k === 1) return 0;
-  let h = 0x811c9dc5;
-  const s = mac.toLowerCase();
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h % k;
+  const bytes = mac.split(':').map((x) => parseInt(x, 16));
+  // reciprocal_scale(): the kernel's "mod" for nft hashes.
+  return Math.floor((jhash(bytes, 0) * k) / 2 ** 32);
 }
+
+const rol32 = (x: number, k: number) => ((x << k) | (x >>> (32 - k))) >>> 0;
+
+/** include/linux/jhash.h `jhash()` for up to 12 bytes (a MAC: 6), on unsigned 32-bit words. */
+export function jhash(k: number[], seed: number): number {
+  if (k.length > 12 || k.length === 0) throw new Error('jhash: 1 to 12 bytes');
+  let a = (0xdeadbeef + k.length + seed) >>> 0;
+  let b = a;
+  let c = a;
+  const at = (i: number, shift: number) => (i < k.length ? (k[i]! << shift) >>> 0 : 0);
+  c = (c + at(8, 0) + at(9, 8) + at(10, 16) + at(11, 24)) >>> 0;
+  b = (b + at(4, 0) + at(5, 8) + at(6, 16) + at(7, 24)) >>> 0;
+  a = (a + at(0, 0) + at(1, 8) + at(2, 16) + at(3, 24)) >>> 0;
+  // __jhash_final
+  c = ((c ^ b) - rol32(b, 14)) >>> 0;
+  a = ((a ^ c) - rol32(c, 11)) >>> 0;
+  b = ((b ^ a) - rol32(a, 25)) >>> 0;
+  c = ((c ^ b) - rol32(b, 16)) >>> 0;
+  a = ((a ^ c) - rol32(c, 4)) >>> 0;
+  b = ((b ^ a) - rol32(a, 14)) >>> 0;
+  c = ((c ^ b) - rol32(b, 24)) >>> 0;
+  return c;
+}
+
+/**
+ * Shard i's DHCP server port: shards do not share port 67 (where the kernel would wake all K for a broadcast and
+ * hand a unicast to one of them at random); the router's nft rule sends each packet to its MAC's shard.
+ */
+export const shardPortBase = 10067;
+export const shardServerPort = (i: number) => shardPortBase + i;
 
 /**
  * Shard i's view of the state: its hosts only. Router advertisements and DHCPv6 stay with shard 0 (K senders

@@ -22,9 +22,9 @@ export async function dnsmasqTest(binary: string, confFile: string): Promise<str
 // dnsmasq needs to find the DHCP context. Node's dgram cannot set it, python3's socket can. One long-lived
 // helper reads `<iface> <server> <destination> <ip>,<mac> ...` lines, so a release costs no interpreter start.
 // The destination is the server address (unicast, as a client sends it), or 255.255.255.255 for DHCP shards:
-// a unicast datagram reaches one of the sockets bound to port 67, a broadcast reaches every shard (the kernel
-// loops a sent broadcast back to local sockets, with the guest interface as arrival interface); the shard
-// holding the lease frees it, the others log "unknown lease" (dnsmasq 2.90, measured here; vr-big-network.test.ts).
+// the kernel loops a sent broadcast back to local sockets with the guest interface as arrival interface, so it
+// passes the router's steering rule (steering.ts), which hands it to the shard of the MAC, the one holding the
+// lease (dnsmasq 2.90, measured here; vr-big-network.test.ts).
 const releaseScript = `
 import os, socket, struct, sys
 socks = {}
