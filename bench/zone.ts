@@ -41,6 +41,8 @@ let build = true;
 let fillOnly = false;
 let startTimeout = 120;
 let passTimeout = 600;
+/** Node options for the measured servers only (e.g. --max-old-space-size=256: what the live set needs). */
+let serverNodeOptions = '';
 parseArgs(process.argv.slice(2), usage, (flag, value) => {
   if (flag === '--dbs') dbs = value().split(',') as DbKind[];
   else if (flag === '--addresses') addresses = numberList(value())[0]!;
@@ -54,6 +56,7 @@ parseArgs(process.argv.slice(2), usage, (flag, value) => {
   else if (flag === '--fill-only') fillOnly = true;
   else if (flag === '--start-timeout') startTimeout = Number(value());
   else if (flag === '--pass-timeout') passTimeout = Number(value());
+  else if (flag === '--server-node-options') serverNodeOptions = value();
   else return false;
   return true;
 });
@@ -235,6 +238,7 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
         STACKNET_SERVER_KEY_FILE: join(dir, 'server.key'),
         STACKNET_LOG_LEVEL: 'warn',
         STACKNET_DATA_DIR: dataDir,
+        ...(serverNodeOptions ? { NODE_OPTIONS: serverNodeOptions } : {}),
       },
       [],
       { root: serverRoot, healthzTimeoutMs: startTimeout * 1000 },
