@@ -12,7 +12,10 @@
  *   rebuild    the whole state (N hosts plus those added above) pushed to a brand-new router, as after a reboot
  *              or destroy + restartNetwork: time from the push to the last of --rebuild-sample hosts served
  *   memory     resident memory of the agent and its dnsmasq processes once populated (and changed)
- * and DNS queries lost meanwhile (a background loop, one query per --dns-interval ms, lost = no answer in 1 s).
+ * and DNS meanwhile (bench/vr-dns-probe.ts, a process of its own: --dns-lanes sockets each sending one query per
+ * --dns-interval ms, open loop, names of hosts that exist and of those just added; lost = no answer in 1 s):
+ * dns_sent, dns_lost, dns_p50_ms, dns_p99_ms, dns_max_ms over each scenario's window, and the probe's own cost
+ * (dns_probe_cpu_pct of one core, how late its timers fired). `dns-idle` is the same probe with nothing changing.
  * Every row names the `backend`: `dnsmasq-shards` (the agent: DNS in its own dnsmasq, DHCP in `dhcp_shards`
  * dnsmasq instances, src/agent/appliers/dnsmasq/shards.ts) or `dnsmasq` (one process for both, the baseline).
  * Beside each, in the same run, CloudStack's method driven directly against a second dnsmasq on the same bridge:
@@ -37,13 +40,13 @@ import {
   execIn,
   newRunPrefix,
   TestNet,
-  type ProbeDnsStats,
   type SpawnedProcess,
 } from '../src/netns/index.js';
 import type { DesiredState, HostSpec } from '../src/agent/desired-state.js';
 import { shardCount, shardOf } from '../src/agent/appliers/dnsmasq/shards.js';
 import { VrLab, repoRoot, type RouterUnderTest } from '../test/agent/vr-lab.js';
 import { benchOutput, numberList, parseArgs, quantile } from './common.js';
+import { VrDnsProbe, type DnsWindowStats } from './vr-dns-probe.js';
 
 interface Flags {
   n: number[];
@@ -53,7 +56,9 @@ interface Flags {
   burst: number;
   burstN: number[];
   baseline: boolean;
+  /** Per DNS probe lane; --dns-lanes lanes in parallel, staggered. */
   dnsIntervalMs: number;
+  dnsLanes: number;
   rebuild: boolean;
   rebuildSample: number;
   /** Other agent builds to run the agent's scenarios with, after this checkout's. */
@@ -68,13 +73,14 @@ function parseFlags(argv: string[]): Flags {
     burst: 200,
     burstN: [1000],
     baseline: true,
-    dnsIntervalMs: 10,
+    dnsIntervalMs: 5,
+    dnsLanes: 8,
     rebuild: true,
     rebuildSample: 50,
     compare: [],
   };
   const usage =
-    'npm run bench:vr -- [--n 100,1000,5000] [--reps 20] [--warmup 1] [--burst 200] [--burst-n 1000] [--no-baseline] [--no-rebuild] [--rebuild-sample 50] [--compare <dir>,...]';
+    'npm run bench:vr -- [--n 100,1000,5000] [--reps 20] [--warmup 1] [--burst 200] [--burst-n 1000] [--no-baseline] [--dns-lanes 8] [--dns-interval 5] [--no-rebuild] [--rebuild-sample 50] [--compare <dir>,...]';
   parseArgs(argv, usage, (a, v) => {
     if (a === '--n') f.n = numberList(v());
     else if (a === '--reps') f.reps = Number(v());
@@ -83,6 +89,7 @@ function parseFlags(argv: string[]): Flags {
     else if (a === '--burst-n') f.burstN = numberList(v());
     else if (a === '--no-baseline') f.baseline = false;
     else if (a === '--dns-interval') f.dnsIntervalMs = Number(v());
+    else if (a === '--dns-lanes') f.dnsLanes = Number(v());
     else if (a === '--no-rebuild') f.rebuild = false;
     else if (a === '--rebuild-sample') f.rebuildSample = Number(v());
     else if (a === '--compare')
@@ -337,23 +344,66 @@ async function measureOne(probe: DhcpProbe, change: () => Promise<void>, mac: st
   return { ms: s.t, apiMs, ip: s.r.ip };
 }
 
+/**
+ * Runs `f` with the DNS probe querying `m`'s server: names of 64 hosts spread over those it has, alternating with
+ * `added` (hosts just added, or being added: NXDOMAIN until the router has them, counted in dns_nxdomain).
+ */
 async function withDns<T>(
-  probe: DhcpProbe,
+  dnsProbe: VrDnsProbe,
   m: Method,
   flags: Flags,
+  added: string[],
   f: () => Promise<T>,
-): Promise<[T, ProbeDnsStats]> {
-  await probe.dnsStart(m.server, `vm0.${DOMAIN}`, { intervalMs: flags.dnsIntervalMs, timeoutMs: 1000 });
+): Promise<[T, DnsWindowStats]> {
+  const step = Math.max(1, Math.floor(m.hosts.length / 64));
+  const existing = m.hosts.filter((_, i) => i % step === 0).map((h) => h.hostname ?? '');
+  const names: string[] = [];
+  for (let i = 0; i < Math.max(existing.length, added.length); i++) {
+    if (existing.length) names.push(existing[i % existing.length]!);
+    if (added.length) names.push(added[i % added.length]!);
+  }
+  await dnsProbe.begin({
+    server: m.server,
+    names: names.filter(Boolean).map((n) => `${n}.${DOMAIN}`),
+    lanes: flags.dnsLanes,
+    intervalMs: flags.dnsIntervalMs,
+    timeoutMs: 1000,
+  });
   try {
     const r = await f();
-    return [r, await probe.dnsStop()];
+    return [r, await dnsProbe.end()];
   } catch (e) {
-    await probe.dnsStop().catch(() => undefined);
+    await dnsProbe.end().catch(() => undefined);
     throw e;
   }
 }
 
-async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags): Promise<void> {
+const dnsFields = (d: DnsWindowStats) => ({
+  dns_sent: d.sent,
+  dns_lost: d.lost,
+  dns_max_ms: round(d.maxMs),
+  dns_answered: d.answered,
+  dns_p50_ms: round(d.p50Ms),
+  dns_p99_ms: round(d.p99Ms),
+  dns_nxdomain: d.rcodes['3'] ?? 0,
+  dns_lanes: d.lanes,
+  dns_interval_ms: d.intervalMs,
+  dns_window_ms: round(d.wallMs),
+  dns_probe_cpu_ms: round(d.probeCpuMs),
+  dns_probe_cpu_pct: round((100 * d.probeCpuMs) / d.wallMs),
+  dns_probe_timer_late_p99_ms: round(d.timerLateP99Ms),
+  dns_probe_timer_late_max_ms: round(d.timerLateMaxMs),
+});
+const dnsLog = (d: DnsWindowStats) =>
+  `DNS lost ${d.lost}/${d.sent} p50 ${round(d.p50Ms)} p99 ${round(d.p99Ms)} max ${round(d.maxMs)} ms (probe ${round((100 * d.probeCpuMs) / d.wallMs)}% CPU, timers late p99 ${round(d.timerLateP99Ms)} ms)`;
+
+async function runScenarios(
+  m: Method,
+  probe: DhcpProbe,
+  dnsProbe: VrDnsProbe,
+  n: number,
+  flags: Flags,
+): Promise<void> {
   const kindNew = m.name === 'agent' ? 0xa1 : 0xc6;
   const prefix = m.name === 'agent' ? '10.20' : '10.21';
   let next = n; // next free address index
@@ -369,17 +419,20 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
     };
   };
   const emit = (o: Record<string, unknown>) => emitRow({ backend: m.backend, ...buildOf(m), ...o });
-  const dnsFields = (d: ProbeDnsStats) => ({
-    dns_sent: d.sent,
-    dns_lost: d.lost,
-    dns_max_ms: round(d.maxMs),
-  });
+  const justAdded = (): string[] => m.hosts.slice(-64).map((h) => h.hostname ?? '');
+
+  // DNS with nothing changing: the floor the scenarios' figures stand on (this machine, this load, this probe)
+  {
+    const [, dns] = await withDns(dnsProbe, m, flags, [], () => new Promise((r) => setTimeout(r, 2000)));
+    emit({ method: m.name, n, scenario: 'dns-idle', ...dnsFields(dns) });
+    log(`${who(m)} n=${n} dns-idle ${dnsLog(dns)}`);
+  }
 
   // new MAC (`--reps 0`: none of the per-change scenarios, e.g. for the rebuild alone)
   if (flags.reps > 0) {
     const times: number[] = [];
     const apis: number[] = [];
-    const [, dns] = await withDns(probe, m, flags, async () => {
+    const [, dns] = await withDns(dnsProbe, m, flags, justAdded(), async () => {
       for (let k = -flags.warmup; k < flags.reps; k++) {
         const h = fresh();
         const r = await measureOne(probe, () => m.addHosts([h]), h.mac);
@@ -399,7 +452,7 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
       ...dnsFields(dns),
     });
     log(
-      `${who(m)} n=${n} new-mac median ${round(quantile(times, 0.5))} ms p99 ${round(quantile(times, 0.99))} ms, DNS lost ${dns.lost}/${dns.sent}`,
+      `${who(m)} n=${n} new-mac median ${round(quantile(times, 0.5))} ms p99 ${round(quantile(times, 0.99))} ms, ${dnsLog(dns)}`,
     );
   }
 
@@ -410,7 +463,7 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
     const scenario = sameShard ? 'freed-ip-same-shard' : 'freed-ip';
     const times: number[] = [];
     const apis: number[] = [];
-    const [, dns] = await withDns(probe, m, flags, async () => {
+    const [, dns] = await withDns(dnsProbe, m, flags, justAdded(), async () => {
       for (let k = -flags.warmup; k < flags.reps; k++) {
         const old = m.hosts[k + flags.warmup]!;
         let i = macSeq++;
@@ -439,26 +492,32 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
       ...dnsFields(dns),
     });
     log(
-      `${who(m)} n=${n} ${scenario} median ${round(quantile(times, 0.5))} ms p99 ${round(quantile(times, 0.99))} ms, DNS lost ${dns.lost}/${dns.sent}`,
+      `${who(m)} n=${n} ${scenario} median ${round(quantile(times, 0.5))} ms p99 ${round(quantile(times, 0.99))} ms, ${dnsLog(dns)}`,
     );
   }
 
   // burst
   if (flags.burstN.includes(n) && flags.burst > 0) {
     const hs = Array.from({ length: flags.burst }, fresh);
-    const [res, dns] = await withDns(probe, m, flags, async () => {
-      const t0 = now();
-      const served = Promise.all(
-        hs.map((h) =>
-          probe.lease(h.mac, { retryMs: 50, timeoutMs: 300_000 }).then((r) => ({ r, t: now() - t0 })),
-        ),
-      );
-      const api = m.addHosts(hs).then(() => now() - t0);
-      const [all, apiMs] = await Promise.all([served, api]);
-      const bad = all.filter((x) => !x.r.ok);
-      if (bad.length) throw new Error(`${bad.length} of the burst not served: ${JSON.stringify(bad[0])}`);
-      return { times: all.map((x) => x.t), apiMs };
-    });
+    const [res, dns] = await withDns(
+      dnsProbe,
+      m,
+      flags,
+      hs.map((h) => h.hostname ?? ''),
+      async () => {
+        const t0 = now();
+        const served = Promise.all(
+          hs.map((h) =>
+            probe.lease(h.mac, { retryMs: 50, timeoutMs: 300_000 }).then((r) => ({ r, t: now() - t0 })),
+          ),
+        );
+        const api = m.addHosts(hs).then(() => now() - t0);
+        const [all, apiMs] = await Promise.all([served, api]);
+        const bad = all.filter((x) => !x.r.ok);
+        if (bad.length) throw new Error(`${bad.length} of the burst not served: ${JSON.stringify(bad[0])}`);
+        return { times: all.map((x) => x.t), apiMs };
+      },
+    );
     emit({
       method: m.name,
       n,
@@ -470,7 +529,7 @@ async function runScenarios(m: Method, probe: DhcpProbe, n: number, flags: Flags
       ...dnsFields(dns),
     });
     log(
-      `${who(m)} n=${n} burst of ${flags.burst}: all served in ${round(Math.max(...res.times))} ms, DNS lost ${dns.lost}/${dns.sent}`,
+      `${who(m)} n=${n} burst of ${flags.burst}: all served in ${round(Math.max(...res.times))} ms, ${dnsLog(dns)}`,
     );
   }
 }
@@ -546,6 +605,7 @@ async function runN(n: number, flags: Flags): Promise<void> {
       addresses: ['10.20.255.254/16', '10.21.255.254/16'],
     });
     const probe = await DhcpProbe.start(probeNs, { track: (p) => lab.net.trackPid(p.pid) });
+    const dnsProbe = await VrDnsProbe.start(lab.net, probeNs);
     try {
       // This checkout's agent, then each --compare build, one after the other on the same lab and probe (or in
       // the --compare order if it names this checkout, `.`, itself).
@@ -565,7 +625,7 @@ async function runN(n: number, flags: Flags): Promise<void> {
           },
           { timeoutMs: 30_000 },
         );
-        await runScenarios(agent, probe, n, flags);
+        await runScenarios(agent, probe, dnsProbe, n, flags);
         const st = await agent.vr.status();
         const row = { method: 'agent', backend: agent.backend, build, n };
         emit({
@@ -601,10 +661,11 @@ async function runN(n: number, flags: Flags): Promise<void> {
           { timeoutMs: 60_000 },
         );
         log(`rewrite-restart baseline populated with ${n} hosts in ${Math.round(now() - t)} ms`);
-        await runScenarios(cs, probe, n, flags);
+        await runScenarios(cs, probe, dnsProbe, n, flags);
         if (flags.rebuild) await rebuildScenario(cs, probe, n, flags);
       }
     } finally {
+      await dnsProbe.close().catch(() => undefined);
       await probe.close();
     }
   } finally {
