@@ -51,6 +51,54 @@ import type { VmBackend } from './vm-backend.js';
 
 /** How many VMs one pass converges at once. */
 const VM_SLOTS = 4;
+
+/**
+ * How long one item of a pass may take (ms) before it is failed (an entry in `errors`, logged) and the pass goes
+ * on: every process the agent runs has its own timeout (`exec`: 10 s, then SIGKILL), but a process is only done
+ * when its output pipes close, and a grandchild holding them (or a process stuck in the kernel) never lets
+ * that happen; the router agent's readiness wait is bounded too, but a pass must not depend on each of them.
+ * A router's: its namespace, veths, public interfaces and its agent's start (which alone may take 20 s and more
+ * on a loaded machine). `STACKNET_HOST_DEADLINES` (JSON, e.g. `{"router":5000}`) overrides them (tests).
+ */
+export interface ItemDeadlines {
+  network: number;
+  router: number;
+  /** Removing a router, a network's bridge, a public bridge. */
+  removal: number;
+  /** A VM's backend `ensure` / `destroy` (libvirt may copy an image, define and start a domain). */
+  vm: number;
+}
+export const DEFAULT_DEADLINES: ItemDeadlines = {
+  network: 30_000,
+  router: 90_000,
+  removal: 60_000,
+  vm: 600_000,
+};
+
+function deadlinesFromEnv(): Partial<ItemDeadlines> {
+  const text = process.env.STACKNET_HOST_DEADLINES;
+  if (!text) return {};
+  const v = JSON.parse(text) as Partial<ItemDeadlines>;
+  for (const [k, ms] of Object.entries(v))
+    if (!(k in DEFAULT_DEADLINES) || typeof ms !== 'number' || !(ms > 0))
+      throw new Error(
+        `STACKNET_HOST_DEADLINES: ${k} must be one of ${Object.keys(DEFAULT_DEADLINES).join(', ')} with a number of ms`,
+      );
+  return v;
+}
+
+/** An item that outlived its deadline. */
+export class ItemDeadlineError extends Error {
+  constructor(ms: number, at: string) {
+    super(
+      `no end after ${Math.round(ms / 100) / 10} s (at: ${at}); it is left running and not started again until it ends`,
+    );
+    this.name = 'ItemDeadlineError';
+  }
+}
+
+/** Told which step an item is at (named in its deadline's error and in `doing()`). */
+type Step = (at: string) => void;
 export interface ConvergeOptions {
   dataDir: string;
   /** Prefix of every namespace (tests); empty in production. */
@@ -63,6 +111,8 @@ export interface ConvergeOptions {
   publicLabel?: string;
   backends: ReadonlyMap<'libvirt' | 'netns', VmBackend>;
   log: (m: string) => void;
+  /** Per kind of item, its deadline (DEFAULT_DEADLINES, then `STACKNET_HOST_DEADLINES`, then these). */
+  deadlines?: Partial<ItemDeadlines>;
 }
 
 export type ConvergeResult = Omit<HostStatus, 'appliedGeneration'>;
@@ -92,6 +142,14 @@ export class HostConverger {
   private controlCidr: string;
   /** Per VM, its last backend call: a pass and `ensureNewVms` never work on one VM at once. */
   private readonly vmQueues = new Map<string, Promise<unknown>>();
+  readonly deadlines: ItemDeadlines;
+  /** Items running now (by key: `router:<name>`, `vm:<name>`...): what, since when, at which step. */
+  private readonly running = new Map<string, { what: string; since: number; at: string }>();
+  /**
+   * Items whose attempt outlived its deadline and has not ended: never started again (by a pass or
+   * `ensureNewVms`) until it ends, so two attempts never work on one router, network or VM at once.
+   */
+  private readonly stuck = new Map<string, { since: number; at: () => string }>();
 
   constructor(private readonly o: ConvergeOptions) {
     mkdirSync(o.dataDir, { recursive: true });
@@ -102,6 +160,57 @@ export class HostConverger {
       .slice(0, 4)}ctl`;
     this.portsFile = join(o.dataDir, 'ports.json');
     this.controlCidr = o.controlCidr;
+    this.deadlines = { ...DEFAULT_DEADLINES, ...deadlinesFromEnv(), ...o.deadlines };
+  }
+
+  /** What the items under way are doing (the agent logs it while a pass runs long), '' when none runs. */
+  doing(): string {
+    const now = Date.now();
+    return [...this.running.values()]
+      .map((r) => `${r.what} for ${Math.round((now - r.since) / 1000)} s at ${r.at}`)
+      .join('; ');
+  }
+
+  /**
+   * Runs `f` (the item `key`, described `what`) for at most `ms`: past that it rejects with ItemDeadlineError
+   * naming the step `f` last told, and `f` is left to end by itself (it cannot be cancelled); until it does,
+   * the item is not started again: a call for it rejects at once, saying so.
+   */
+  private async bounded<T>(key: string, what: string, ms: number, f: (step: Step) => Promise<T>): Promise<T> {
+    const prev = this.stuck.get(key);
+    if (prev)
+      throw new Error(
+        `an earlier attempt is still running after ${Math.round((Date.now() - prev.since) / 1000)} s (at: ${prev.at()}); not started again until it ends`,
+      );
+    const mine = { what, since: Date.now(), at: 'start' };
+    this.running.set(key, mine);
+    const work = f((at) => (mine.at = at));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, fail) => {
+      timer = setTimeout(() => fail(new ItemDeadlineError(ms, mine.at)), ms);
+    });
+    try {
+      return await Promise.race([work, late]);
+    } catch (e) {
+      if (e instanceof ItemDeadlineError) {
+        this.stuck.set(key, { since: mine.since, at: () => mine.at });
+        const ended = (how: string) => {
+          this.stuck.delete(key);
+          if (this.running.get(key) === mine) this.running.delete(key);
+          this.o.log(
+            `${what}: the attempt past its deadline ended after ${Math.round((Date.now() - mine.since) / 1000)} s (${how}); the next pass retries`,
+          );
+        };
+        void work.then(
+          () => ended('done'),
+          (x: Error) => ended(x.message),
+        );
+      }
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      if (!this.stuck.has(key) && this.running.get(key) === mine) this.running.delete(key);
+    }
   }
 
   private routerDir(name: string): string {
@@ -137,9 +246,14 @@ export class HostConverger {
     this.controlCidr = d.controlCidr ?? this.o.controlCidr;
     const errors: Errors = [];
     /** Runs one item; its failure is quarantined in `errors` and its message returned (undefined when it worked). */
-    const guard = async (what: string, f: () => Promise<unknown>): Promise<string | undefined> => {
+    const guard = async (
+      what: string,
+      f: (step: Step) => Promise<unknown>,
+      /** The item's key and deadline: past it the item fails and the pass goes on (`bounded`). */
+      bound?: { key: string; ms: number },
+    ): Promise<string | undefined> => {
       try {
-        await f();
+        await (bound ? this.bounded(bound.key, what, bound.ms, f) : f(() => {}));
         return undefined;
       } catch (e) {
         const message = (e as Error).message;
@@ -154,38 +268,52 @@ export class HostConverger {
 
     const bridges = new Map<number, string>();
     for (const n of d.networks)
-      await guard(`network ${n.id} (${n.isolation} ${n.vnet}, ${n.bridge})`, async () => {
-        this.created.update((x) => (x.networks[n.bridge] = networkDevice(n)));
-        const before = changed;
-        changed = true; // until it is known nothing was
-        const what = await ensureNetwork(n, this.o.hostAddress, links);
-        if (what.length) this.o.log(`network ${n.id}: ${what.join(', ')}`);
-        changed = before || what.length > 0;
-        bridges.set(n.id, n.bridge);
-      });
+      await guard(
+        `network ${n.id} (${n.isolation} ${n.vnet}, ${n.bridge})`,
+        async () => {
+          this.created.update((x) => (x.networks[n.bridge] = networkDevice(n)));
+          const before = changed;
+          changed = true; // until it is known nothing was
+          const what = await ensureNetwork(n, this.o.hostAddress, links);
+          if (what.length) this.o.log(`network ${n.id}: ${what.join(', ')}`);
+          changed = before || what.length > 0;
+          bridges.set(n.id, n.bridge);
+        },
+        { key: `network:${n.bridge}`, ms: this.deadlines.network },
+      );
     if (changed) links = await linkTable();
 
     const routerErrors = new Map<string, string>();
     const publicBridges = new Map<string, Promise<string>>();
     for (const r of d.routers) {
-      const failed = await guard(`router ${r.name}`, () =>
-        this.ensureRouter(r, bridges, links, publicBridges),
+      const failed = await guard(
+        `router ${r.name}`,
+        (step) => this.ensureRouter(r, bridges, links, publicBridges, step),
+        { key: `router:${r.name}`, ms: this.deadlines.router },
       );
       if (failed) routerErrors.set(r.name, failed);
     }
     const wanted = new Set(d.routers.map((r) => r.name));
     for (const name of Object.keys(this.created.read().routers))
-      if (!wanted.has(name)) await guard(`router ${name} (removing)`, () => this.removeRouter(name));
+      if (!wanted.has(name))
+        await guard(`router ${name} (removing)`, (step) => this.removeRouter(name, step), {
+          key: `router:${name}`,
+          ms: this.deadlines.removal,
+        });
     // Public bridges no router wants any more (only routers' interfaces go on them).
     const keepPublic = new Set(
       d.routers.flatMap((r) => (r.publicNics ?? []).map((n) => publicBridgeName(n.vlan))),
     );
     for (const [bridge, rec] of Object.entries(this.created.read().publicBridges))
       if (!keepPublic.has(bridge))
-        await guard(`public bridge ${bridge} (removing)`, async () => {
-          await removePublicBridge({ bridge, ...rec });
-          this.created.update((x) => delete x.publicBridges[bridge]);
-        });
+        await guard(
+          `public bridge ${bridge} (removing)`,
+          async () => {
+            await removePublicBridge({ bridge, ...rec });
+            this.created.update((x) => delete x.publicBridges[bridge]);
+          },
+          { key: `public:${bridge}`, ms: this.deadlines.removal },
+        );
 
     const vmErrors = new Map<string, string>();
     const ports = new Map<string, string>();
@@ -204,10 +332,14 @@ export class HostConverger {
       for (let vm = queue.shift(); vm; vm = queue.shift()) {
         const backend = this.o.backends.get(vm.backend);
         const v = vm;
-        const failed = await guard(`vm ${v.instanceName}`, async () => {
-          if (!backend) throw new Error(`this host runs no ${v.backend} VM backend`);
-          await this.onVm(v.instanceName, () => backend.ensure(v, bridges));
-        });
+        const failed = await guard(
+          `vm ${v.instanceName}`,
+          async () => {
+            if (!backend) throw new Error(`this host runs no ${v.backend} VM backend`);
+            await this.onVm(v.instanceName, () => backend.ensure(v, bridges));
+          },
+          { key: `vm:${v.instanceName}`, ms: this.deadlines.vm },
+        );
         if (failed) vmErrors.set(v.instanceName, failed);
         hooks.vm?.({
           instanceName: v.instanceName,
@@ -227,19 +359,27 @@ export class HostConverger {
     const newerVms = new Set((hooks.keep?.() ?? []).map((v) => v.instanceName));
     for (const [name, v] of listed)
       if (!specs.has(name) && !newerVms.has(name))
-        await guard(`vm ${name} (removing)`, async () => {
-          await this.onVm(name, () => v.backend.destroy(name));
-          listed.delete(name);
-        });
+        await guard(
+          `vm ${name} (removing)`,
+          async () => {
+            await this.onVm(name, () => v.backend.destroy(name));
+            listed.delete(name);
+          },
+          { key: `vm:${name}`, ms: this.deadlines.vm },
+        );
 
     // Networks last: nothing of this agent's is on a bridge whose network is gone by now.
     const keep = new Set(d.networks.map((n) => n.bridge));
     for (const [bridge, dev] of Object.entries(this.created.read().networks))
       if (!keep.has(bridge))
-        await guard(`network bridge ${bridge} (removing)`, async () => {
-          await removeNetwork(bridge, dev);
-          this.created.update((x) => delete x.networks[bridge]);
-        });
+        await guard(
+          `network bridge ${bridge} (removing)`,
+          async () => {
+            await removeNetwork(bridge, dev);
+            this.created.update((x) => delete x.networks[bridge]);
+          },
+          { key: `network:${bridge}`, ms: this.deadlines.removal },
+        );
 
     return {
       errors,
@@ -296,8 +436,15 @@ export class HostConverger {
         try {
           // Its ports' rules first (as a pass does); no rules, no early start. Add-only and idempotent, so a pass
           // writing the same chains meanwhile is harmless; the next pass records them in ports.json.
-          if (v.nics.length) await this.nft(v.nics.map(portText).join(''));
-          await this.onVm(v.instanceName, () => this.o.backends.get(v.backend)!.ensure(v, bridges));
+          await this.bounded(
+            `vm:${v.instanceName}`,
+            `vm ${v.instanceName} (started early)`,
+            this.deadlines.vm,
+            async () => {
+              if (v.nics.length) await this.nft(v.nics.map(portText).join(''));
+              await this.onVm(v.instanceName, () => this.o.backends.get(v.backend)!.ensure(v, bridges));
+            },
+          );
           hooks.vm?.({ instanceName: v.instanceName, state: v.state });
         } catch (e) {
           this.o.log(`vm ${v.instanceName} (started early): ${(e as Error).message}; the next pass retries`);
@@ -448,6 +595,7 @@ export class HostConverger {
     bridges: ReadonlyMap<number, string>,
     links: Map<string, LinkInfo>,
     publicBridges: Map<string, Promise<string>>,
+    step: Step = () => {},
   ): Promise<void> {
     const bridge = bridges.get(r.networkId);
     if (!bridge) throw new Error(`network ${r.networkId} has no bridge on this host`);
@@ -460,23 +608,28 @@ export class HostConverger {
       if (l?.master !== bridge || !l.flags.includes('UP'))
         await run(['ip', 'link', 'set', guestPort, 'master', bridge, 'up']);
     };
+    step('public bridges');
     const pub = await this.publicBridgesOf(r, links, publicBridges);
     if (await routerAgentPid(this.routerDir(r.name))) {
+      step('its guest and public ports (the agent runs)');
       // Running: its guest port goes back on the bridge if that was made again (drift), its public interfaces
       // are made to match (an IP from another VLAN; a deleted port or bridge); nothing else is touched.
       await onBridge();
       await this.plugPublic(r, ns, pub, links, false);
       return;
     }
+    step(`namespace ${ns}`);
     if (!(await listNamespaces()).includes(ns)) {
       this.created.add('namespaces', ns);
       await createNamespace(ns);
     }
     const inner = await listLinks(ns);
+    step(`eth0 (${guestPort} on ${bridge})`);
     if (!inner.includes('eth0')) {
       await deleteLink(guestPort);
       await createVeth({ ns, ifname: 'eth0', outerName: guestPort, bridge, mac: r.guestMac });
     } else await onBridge();
+    step(`eth1 (${ctlPort} on ${this.controlBridge})`);
     if (!inner.includes('eth1')) {
       this.created.add('links', ctlPort);
       await deleteLink(ctlPort);
@@ -485,7 +638,9 @@ export class HostConverger {
       await addAddress(ns, 'eth1', `${r.controlIp}/${c.prefix}`);
     }
     // Before the agent starts: it finds its public interfaces at once (else PublicInterfaceMissing, retried).
+    step('public interfaces');
     await this.plugPublic(r, ns, pub, links, true);
+    step(`router agent start (${r.controlIp}:${r.controlPort} answering)`);
     await startRouterAgent({
       name: r.name,
       ns,
@@ -498,12 +653,14 @@ export class HostConverger {
     this.o.log(`router ${r.name}: agent started in ${ns}`);
   }
 
-  private async removeRouter(name: string): Promise<void> {
+  private async removeRouter(name: string, step: Step = () => {}): Promise<void> {
     const rec = this.created.read().routers[name];
     if (!rec) return;
+    step('stopping its agent');
     const pid = await routerAgentPid(this.routerDir(name));
     // SIGTERM: the agent stops keepalived and dnsmasq before it exits.
     if (pid) await killPid(pid, 5000);
+    step(`its namespace's processes and links`);
     if ((await listNamespaces()).includes(rec.ns)) await killNamespacePids(rec.ns);
     await deleteLink(`hr${rec.id}`);
     await deleteLink(`hc${rec.id}`);
@@ -513,6 +670,7 @@ export class HostConverger {
       [...(await linkTable()).keys()].filter((l) => mine.test(l)),
     );
     this.created.remove('links', `hc${rec.id}`);
+    step(`deleting namespace ${rec.ns}`);
     await deleteNamespace(rec.ns);
     this.created.remove('namespaces', rec.ns);
     // dnsmasq's lease file sits on tmpfs beside the data dir (lease-dir.ts): the agent's too.

@@ -60,6 +60,8 @@ interface Identity extends HostRegistered {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+/** How often a pass that is still running logs what it is at. */
+const PASS_WATCH_MS = 30_000;
 
 function version(): string {
   try {
@@ -362,6 +364,14 @@ export class HostAgent {
         const d = this.desired!;
         this.passing = d;
         const t0 = Date.now();
+        // A pass that runs long says so, and what it is at (each item has its deadline: converge.ts).
+        const watch = setInterval(
+          () =>
+            this.o.log(
+              `generation ${d.generation}: pass running for ${Math.round((Date.now() - t0) / 1000)} s${this.converger.doing() ? `: ${this.converger.doing()}` : ''}`,
+            ),
+          PASS_WATCH_MS,
+        );
         try {
           const r = await this.converger.converge(d, this.hooks);
           this.o.log(
@@ -379,10 +389,13 @@ export class HostAgent {
             appliedGeneration: r.errors.length ? this.status.appliedGeneration : d.generation,
           };
         } catch (e) {
+          this.o.log(`generation ${d.generation}: pass failed: ${(e as Error).message}`);
           this.status = {
             ...this.status,
             errors: [{ what: 'converge', message: (e as Error).message }],
           };
+        } finally {
+          clearInterval(watch);
         }
         // What the pass changed (a generation applied, a router up, an error) reaches the server now, not at the
         // next beat; a resync that changed nothing sends nothing.

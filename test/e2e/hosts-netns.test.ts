@@ -7,16 +7,13 @@
  * across hosts; the router's public NIC on its host's public label (an untagged public range: this kernel has no
  * 802.1Q), so an egress rule lets a VM reach an outside namespace on the public underlay as the network's
  * source-NAT address; stop / start / destroy map to the hosts; a host cut off (agent SIGKILLed, its underlay and public legs down) goes Disconnected then Down and its
- * router is rebuilt on another host, where a guest leases again. Root; `npm run build` first.
+ * router is rebuilt on another host, where a guest leases again. The set-up is hosts-rig.ts (the libvirt test's too).
+ * Root; `npm run build` first.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { createTestDatabase } from '../../src/store/testing/test-databases.js';
-import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { zoneWithTwoNetworks, type injectClient } from '../../src/server/testing/test-server.js';
-import { CsBridge, ok, startServer } from '../api/harness.js';
+import { readFileSync } from 'node:fs';
+import { ok } from '../api/harness.js';
 import type { CsClient, ServerProcess } from '../api/harness.js';
 import {
   eventually,
@@ -28,35 +25,20 @@ import {
   tcpGreeterArgv,
   tcpProbe,
 } from '../../src/netns/index.js';
-import { HostLab, type LabHost } from '../hosts/host-lab.js';
+import type { HostLab, LabHost } from '../hosts/host-lab.js';
+import { HostsRig } from './hosts-rig.js';
 
 const isRoot = process.getuid?.() === 0;
-
-/** zoneWithTwoNetworks' client over `cs` (it is written for the in-process client). */
-function fixtureClient(admin: CsClient): ReturnType<typeof injectClient> {
-  return {
-    call: async () => {
-      throw new Error('unused');
-    },
-    okCall: async (command: string, params: Record<string, string> = {}) =>
-      ok(await admin(command, params), command),
-    job: async (command: string, params: Record<string, string> = {}) => {
-      const r = await admin(command, params, { fetch_result: true });
-      return r.ok ? { ok: true, result: r.data } : { ok: false, error: r.error };
-    },
-  } as unknown as ReturnType<typeof injectClient>;
-}
 
 describe(
   'hosts driver end to end: server + three host agents (python cs)',
   { skip: !isRoot && 'needs root' },
   () => {
-    const lab = new HostLab(`10.99.${1 + (randomBytes(1)[0]! % 250)}`);
-    let tdb: TestDatabase;
+    let rig: HostsRig;
+    let lab: HostLab;
     let server: ServerProcess;
-    let bridge: CsBridge;
     let admin: CsClient;
-    let id: Awaited<ReturnType<typeof zoneWithTwoNetworks>>;
+    let id: HostsRig['id'];
     /** The isolated network the VMs join: the fixture's n1, DefaultIsolatedNetworkOfferingWithSourceNatService. */
     let net = '';
     /** The outside world on the hosts' public underlay (host-lab.ts `outside`): the public range's gateway. */
@@ -110,25 +92,11 @@ describe(
       (await execIn(vmNs(from), ['ping', '-c', '1', '-W', '1', vms[to]!.ip])).code === 0;
 
     before(async () => {
-      tdb = await createTestDatabase('sqlite');
-      server = await startServer(tdb.url, { STACKNET_DRIVER: 'hosts', STACKNET_HOST: '0.0.0.0' });
-      bridge = new CsBridge();
-      admin = bridge.client(server.url, server.apiKey, server.secretKey);
-      const vni = 6000 + Math.floor(Math.random() * 1000);
-      id = await zoneWithTwoNetworks(fixtureClient(admin), {
-        isolation: 'VXLAN',
-        vnets: `${vni}-${vni + 10}`,
-        kvmLabel: 'eth1',
-      });
-      for (const [name, value] of [
-        ['host.registration.token', lab.token],
-        // 2 s × 2: Down 4 s after the last beat, and a loaded machine's late beat does not make a host Down.
-        ['ping.interval', '2'],
-        ['ping.timeout', '2'],
-        ['stacknet.host.vm.backend', 'netns'],
-        ['stacknet.host.vm.wait', '30'],
-      ])
-        ok(await admin('updateConfiguration', { name, value }), `setting ${name}`);
+      rig = new HostsRig({ vmBackend: 'netns' });
+      lab = rig.lab;
+      await rig.start();
+      ({ server, admin, id } = rig);
+      hosts.push(...rig.hosts);
       // The fixture's public range is on VLAN 50; this kernel has no 802.1Q, so the hosts' public side is
       // untagged: the range swapped for an untagged one (no address of it is allocated yet).
       for (const r of ok(await admin('listVlanIpRanges', { zoneid: id.zone }), 'listVlanIpRanges')
@@ -147,22 +115,12 @@ describe(
         'createVlanIpRange',
       );
       net = id.net;
-      await lab.setup();
-      for (const [n, name] of ['A', 'B', 'C'].entries()) {
-        const h = await lab.host(name, n + 1);
-        await lab.routeToHost(h);
-        hosts.push(h);
-      }
       outside = await lab.outside('198.51.100.1/24');
       lab.net.spawnIn(outside, tcpGreeterArgv(8080, 'out'));
     });
 
     after(async () => {
-      if (process.env.HOSTLAB_LOG && server) writeFileSync(process.env.HOSTLAB_LOG, logs());
-      await lab.cleanup();
-      await bridge?.close();
-      await server?.stop();
-      await tdb?.drop();
+      await rig?.stop();
     });
 
     test('three agents register: listHosts shows them Up', async () => {

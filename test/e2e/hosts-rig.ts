@@ -1,6 +1,6 @@
 /**
- * The set-up of the hosts driver's end-to-end test with libvirt VMs and of `bench:e2e --driver hosts` (issue 19;
- * hosts-netns.test.ts has the same set-up inline, not yet moved here): a real
+ * The set-up of the hosts driver's end-to-end tests (hosts-netns.test.ts, hosts-libvirt.test.ts) and of
+ * `bench:e2e --driver hosts` (issue 19): a real
  * `stacknet server --driver hosts` on a fresh SQLite database, a VXLAN zone made through the python `cs` client
  * (zoneWithTwoNetworks), the settings a lab needs (registration token, a short ping interval, the VM backend),
  * and three host namespaces on an underlay bridge (test/hosts/host-lab.ts), each reachable from the server,

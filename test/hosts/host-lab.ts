@@ -152,7 +152,10 @@ export class HostLab {
   }
 
   /** `server`: a real management server's port on this machine (its address for h: h.serverAddress). */
-  startAgent(h: LabHost, o: { serverPort?: number; args?: string[] } = {}): SpawnedProcess {
+  startAgent(
+    h: LabHost,
+    o: { serverPort?: number; args?: string[]; env?: NodeJS.ProcessEnv } = {},
+  ): SpawnedProcess {
     h.agent = this.net.spawn(
       this.hostArgv(h, [
         '--server',
@@ -183,7 +186,7 @@ export class HostLab {
         '--log-format',
         'text',
       ]),
-      { cwd: this.root },
+      { cwd: this.root, ...(o.env ? { env: { ...process.env, ...o.env } } : {}) },
     );
     return h.agent;
   }
