@@ -34,9 +34,16 @@ export class NetnsCommandError extends Error {
   }
 }
 
+/** After the process exits, how long its output pipes may stay open (held by a child it left behind). */
+const PIPES_AFTER_EXIT_MS = 1_000;
+/** After the timeout's SIGKILL, how long to wait for an exit that may never come (a process stuck in the kernel). */
+const EXIT_AFTER_KILL_MS = 2_000;
+
 /**
  * Runs argv (never through a shell) and resolves with its output, whatever the exit code.
- * Rejects only when the program cannot be started at all.
+ * Rejects only when the program cannot be started at all. Always settles: a command that exits while a child it
+ * started keeps its output open resolves a second after its exit, and one that does not die of the timeout's
+ * SIGKILL (stuck in the kernel) resolves as timed out two seconds after it, abandoned.
  */
 export function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const [file, ...args] = argv;
@@ -50,18 +57,16 @@ export function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, opts.timeoutMs ?? 10_000);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => {
+    let settled = false;
+    let late: NodeJS.Timeout | undefined;
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
+      clearTimeout(late);
+      // Whoever still holds the pipes is not ours to wait for.
+      child.stdout.destroy();
+      child.stderr.destroy();
       resolve({
         argv,
         stdout: Buffer.concat(out).toString(),
@@ -70,7 +75,25 @@ export function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult
         signal,
         timedOut,
       });
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+      late = setTimeout(() => finish(null, 'SIGKILL'), EXIT_AFTER_KILL_MS);
+    }, opts.timeoutMs ?? 10_000);
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      clearTimeout(late);
+      settled = true;
+      reject(e);
     });
+    child.on('exit', (code, signal) => {
+      clearTimeout(late);
+      late = setTimeout(() => finish(code, signal), PIPES_AFTER_EXIT_MS);
+    });
+    child.on('close', (code, signal) => finish(code, signal));
     child.stdin.on('error', () => {
       /* the program may exit without reading its input */
     });
