@@ -7,6 +7,7 @@ import type { Caller } from '../api/command.js';
 import { roleForAccountType } from './roles.js';
 import { hashPassword } from './credentials.js';
 import { insertReturningId } from '../api/insert-id.js';
+import { mapByIds } from '../api/list.js';
 import { currentServerKey, isSealed, seal, unseal } from '../config/server-key.js';
 import type { ServerKey } from '../config/server-key.js';
 
@@ -283,4 +284,22 @@ export async function deleteAccountRows(
   await tx.deleteFrom('sessions').where('user_id', 'in', userIds).execute();
   await tx.deleteFrom('users').where('account_id', '=', account.id).execute();
   await tx.deleteFrom('accounts').where('id', '=', account.id).execute();
+}
+
+/** The owners (account and domain) of a page of rows, each account read once: for list answers. */
+export function ownersByIds(ex: Executor, accountIds: readonly number[]) {
+  return mapByIds(accountIds, (chunk) =>
+    ex
+      .selectFrom('accounts')
+      .innerJoin('domains', 'domains.id', 'accounts.domain_id')
+      .select([
+        'accounts.id as id',
+        'accounts.name as account',
+        'domains.uuid as domainid',
+        'domains.name as domain',
+        'domains.path as domainpath',
+      ])
+      .where('accounts.id', 'in', chunk)
+      .execute(),
+  );
 }

@@ -143,3 +143,16 @@ export async function readByKeys<K, R>(
   for (let i = 0; i < uniq.length; i += chunkSize) out.push(...(await read(uniq.slice(i, i + chunkSize))));
   return out;
 }
+
+/** The distinct ids of a column of rows, nulls left out. */
+export const idsOf = (xs: readonly (number | string | bigint | null | undefined)[]): number[] => [
+  ...new Set(xs.filter((x) => x !== null && x !== undefined).map(Number)),
+];
+
+/** readByKeys on ids, answered as a Map by each row's own id. */
+export async function mapByIds<R extends { id: number | string | bigint }>(
+  ids: readonly number[],
+  read: (chunk: number[]) => Promise<R[]>,
+): Promise<Map<number, R>> {
+  return new Map((await readByKeys(ids, read)).map((x) => [Number(x.id), x]));
+}

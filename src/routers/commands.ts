@@ -4,10 +4,11 @@ import { adminRoles, defineCommand, listResult, objectResult, refParams } from '
 import type { AnyCommand, Caller, CommandContext, ResponseObject } from '../api/command.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import { jobAttempt } from '../api/jobs/rerun.js';
-import { keywordMatch, pageOf, pageOfQuery, readByKeys } from '../api/list.js';
+import { idsOf, keywordMatch, mapByIds, pageOf, pageOfQuery, readByKeys } from '../api/list.js';
 import { withNet } from '../infrastructure/net-context.js';
 import { prefixToNetmask, parseCidr } from '../ipam/index.js';
 import { scopeToCaller } from '../accounts/scope.js';
+import { ownersByIds } from '../accounts/repository.js';
 import type { Executor } from '../store/db.js';
 import { vmRuntimeFor } from '../vms/runtime-services.js';
 import { APPLIANCE_ROLE, bumpRouter, routerById } from './repository.js';
@@ -27,10 +28,6 @@ export async function routerResponse(ex: Executor, r: RouterRow): Promise<Respon
   return (await routerResponses(ex, [r]))[0]!;
 }
 
-const present = (xs: readonly (number | null | undefined)[]): number[] => [
-  ...new Set(xs.filter((x): x is number => x !== null && x !== undefined).map(Number)),
-];
-
 /**
  * CloudStack's router objects of a page of routers, in order: each referenced table read once for the page
  * (networks, zones, owners, VPCs, offerings, hosts), then each router's public NICs (`routerPublicNics`, a
@@ -41,28 +38,14 @@ export async function routerResponses(
   routers: readonly RouterRow[],
 ): Promise<ResponseObject[]> {
   if (routers.length === 0) return [];
-  const byId = async <T extends { id: number }>(ids: number[], read: (chunk: number[]) => Promise<T[]>) =>
-    new Map((await readByKeys(ids, read)).map((x) => [Number(x.id), x]));
-  const nets = await byId(present(routers.map((r) => r.network_id)), (chunk) =>
+  const nets = await mapByIds(idsOf(routers.map((r) => r.network_id)), (chunk) =>
     ex.selectFrom('networks').selectAll().where('id', 'in', chunk).execute(),
   );
-  const zones = await byId(present(routers.map((r) => r.zone_id)), (chunk) =>
+  const zones = await mapByIds(idsOf(routers.map((r) => r.zone_id)), (chunk) =>
     ex.selectFrom('zones').select(['id', 'uuid', 'name', 'dns1', 'dns2']).where('id', 'in', chunk).execute(),
   );
-  const accts = await byId(present(routers.map((r) => r.account_id)), (chunk) =>
-    ex
-      .selectFrom('accounts')
-      .innerJoin('domains', 'domains.id', 'accounts.domain_id')
-      .select([
-        'accounts.id as id',
-        'accounts.name as account',
-        'domains.uuid as domainid',
-        'domains.name as domain',
-      ])
-      .where('accounts.id', 'in', chunk)
-      .execute(),
-  );
-  const vpcs = await byId(present([...nets.values()].map((n) => n.vpc_id)), (chunk) =>
+  const accts = await ownersByIds(ex, idsOf(routers.map((r) => r.account_id)));
+  const vpcs = await mapByIds(idsOf([...nets.values()].map((n) => n.vpc_id)), (chunk) =>
     ex.selectFrom('vpcs').select(['id', 'uuid', 'name']).where('id', 'in', chunk).execute(),
   );
   const offeringOf = await routerServiceOfferings(ex, [...nets.values()]);
@@ -70,7 +53,7 @@ export async function routerResponses(
     strict: false,
   }).prefix;
   const placements = new Map<number, Awaited<ReturnType<typeof placementFields>>>();
-  for (const h of present(routers.map((r) => r.host_id))) placements.set(h, await placementFields(ex, h));
+  for (const h of idsOf(routers.map((r) => r.host_id))) placements.set(h, await placementFields(ex, h));
   const out: ResponseObject[] = [];
   for (const r of routers) {
     const n = nets.get(Number(r.network_id));
@@ -185,20 +168,18 @@ async function routerServiceOfferings(ex: Executor, networks: readonly NetworkLi
   const db = offeringDb(ex);
   const chosenByOffering = new Map(
     (
-      await readByKeys(
-        present(networks.filter((n) => n.vpc_id === null).map((n) => n.offering_id)),
-        (chunk) =>
-          db
-            .selectFrom('network_offerings')
-            .select(['id', 'service_offering_id'])
-            .where('id', 'in', chunk)
-            .execute(),
+      await readByKeys(idsOf(networks.filter((n) => n.vpc_id === null).map((n) => n.offering_id)), (chunk) =>
+        db
+          .selectFrom('network_offerings')
+          .select(['id', 'service_offering_id'])
+          .where('id', 'in', chunk)
+          .execute(),
       )
     ).map((o) => [Number(o.id), o.service_offering_id]),
   );
   const chosenByVpc = new Map(
     (
-      await readByKeys(present(networks.map((n) => n.vpc_id)), (chunk) =>
+      await readByKeys(idsOf(networks.map((n) => n.vpc_id)), (chunk) =>
         db
           .selectFrom('vpcs')
           .innerJoin('vpc_offerings', 'vpc_offerings.id', 'vpcs.vpc_offering_id')
@@ -208,7 +189,7 @@ async function routerServiceOfferings(ex: Executor, networks: readonly NetworkLi
       )
     ).map((o) => [Number(o.id), o.service_offering_id]),
   );
-  const chosen = present([...chosenByOffering.values(), ...chosenByVpc.values()]);
+  const chosen = idsOf([...chosenByOffering.values(), ...chosenByVpc.values()]);
   const offerings = new Map(
     (
       await readByKeys(chosen, (chunk) =>

@@ -4,7 +4,7 @@
  * (MariaDB). Nothing outside store/ and the repositories needs to know which one it is on, except where a
  * repository chooses a dialect-specific statement for speed (it asks `store.kind`).
  */
-import { Kysely, Migrator, PostgresDialect, MysqlDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, MysqlDialect, sql } from 'kysely';
 import type {
   KyselyPlugin,
   Transaction,
@@ -160,7 +160,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     conn.pragma(`cache_size = -${settings.cacheMib * 1024}`);
     conn.pragma('foreign_keys = ON');
     db = new Kysely<Database>({
-      dialect: new FairSqliteDialect(new SqliteDialect({ database: cachingStatements(conn) })),
+      dialect: new FairSqliteDialect({ database: cachingStatements(conn) }),
       log,
     });
     sqlite = conn;

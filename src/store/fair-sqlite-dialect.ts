@@ -10,16 +10,9 @@
  * `maxBusyMs`; if not, the statement waits for one (setImmediate: pending I/O is polled first). A loop that is
  * not busy pays nothing but one armed setImmediate per turn.
  */
-import type {
-  DatabaseConnection,
-  DatabaseIntrospector,
-  Dialect,
-  DialectAdapter,
-  Driver,
-  Kysely,
-  QueryCompiler,
-  TransactionSettings,
-} from 'kysely';
+import { SqliteDialect } from 'kysely';
+import type { DatabaseConnection, Driver, SqliteDialectConfig } from 'kysely';
+import { DelegatingDriver } from './delegating-driver.js';
 
 /** Whether the event loop has turned lately: a setImmediate is armed at the first check after each turn. */
 export class LoopTurns {
@@ -44,70 +37,27 @@ export class LoopTurns {
   }
 }
 
-export class FairSqliteDialect implements Dialect {
+/** SQLite's dialect whose statements wait for the event loop's turn when it has had none for `maxBusyMs`. */
+export class FairSqliteDialect extends SqliteDialect {
   readonly turns: LoopTurns;
-  constructor(
-    private readonly inner: Dialect,
-    maxBusyMs = 5,
-  ) {
+  constructor(config: SqliteDialectConfig, maxBusyMs = 5) {
+    super(config);
     this.turns = new LoopTurns(maxBusyMs);
   }
-  createAdapter(): DialectAdapter {
-    return this.inner.createAdapter();
-  }
-  createDriver(): Driver {
-    return new FairDriver(this.inner.createDriver(), this.turns);
-  }
-  createQueryCompiler(): QueryCompiler {
-    return this.inner.createQueryCompiler();
-  }
-  createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
-    return this.inner.createIntrospector(db);
+  override createDriver(): Driver {
+    return new FairDriver(super.createDriver(), this.turns);
   }
 }
 
-class FairDriver implements Driver {
+class FairDriver extends DelegatingDriver {
   constructor(
-    private readonly inner: Driver,
+    inner: Driver,
     private readonly turns: LoopTurns,
-  ) {}
-  init(): Promise<void> {
-    return this.inner.init();
+  ) {
+    super(inner);
   }
-  async acquireConnection(): Promise<DatabaseConnection> {
+  override async acquireConnection(): Promise<DatabaseConnection> {
     await this.turns.fair();
     return this.inner.acquireConnection();
-  }
-  beginTransaction(c: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    return this.inner.beginTransaction(c, settings);
-  }
-  commitTransaction(c: DatabaseConnection): Promise<void> {
-    return this.inner.commitTransaction(c);
-  }
-  rollbackTransaction(c: DatabaseConnection): Promise<void> {
-    return this.inner.rollbackTransaction(c);
-  }
-  releaseConnection(c: DatabaseConnection): Promise<void> {
-    return this.inner.releaseConnection(c);
-  }
-  destroy(): Promise<void> {
-    return this.inner.destroy();
-  }
-  savepoint(c: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
-    return this.inner.savepoint!(c, name, compile);
-  }
-  rollbackToSavepoint(
-    c: DatabaseConnection,
-    name: string,
-    compile: QueryCompiler['compileQuery'],
-  ): Promise<void> {
-    return this.inner.rollbackToSavepoint!(c, name, compile);
-  }
-  releaseSavepoint(
-    c: DatabaseConnection,
-    name: string,
-    compile: QueryCompiler['compileQuery'],
-  ): Promise<void> {
-    return this.inner.releaseSavepoint!(c, name, compile);
   }
 }

@@ -9,7 +9,8 @@
  * (0003-networking). Used for migrating only: in normal work an "already exists" is an error worth seeing.
  */
 import { MysqlDialect } from 'kysely';
-import type { CompiledQuery, DatabaseConnection, Driver, QueryResult, TransactionSettings } from 'kysely';
+import type { CompiledQuery, DatabaseConnection, Driver, QueryResult } from 'kysely';
+import { DelegatingDriver } from './delegating-driver.js';
 
 /** MariaDB's errno for "already there / already gone", per the kind of schema statement that can meet it. */
 const ALREADY_APPLIED: Record<string, readonly number[]> = {
@@ -43,28 +44,12 @@ class ResumableConnection implements DatabaseConnection {
   }
 }
 
-class ResumableDriver implements Driver {
-  constructor(private readonly inner: Driver) {}
-  init(): Promise<void> {
-    return this.inner.init();
-  }
-  async acquireConnection(): Promise<DatabaseConnection> {
+class ResumableDriver extends DelegatingDriver {
+  override async acquireConnection(): Promise<DatabaseConnection> {
     return new ResumableConnection(await this.inner.acquireConnection());
   }
-  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    return this.inner.beginTransaction(connection, settings);
-  }
-  commitTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.inner.commitTransaction(connection);
-  }
-  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.inner.rollbackTransaction(connection);
-  }
-  releaseConnection(connection: DatabaseConnection): Promise<void> {
+  override releaseConnection(connection: DatabaseConnection): Promise<void> {
     return this.inner.releaseConnection((connection as ResumableConnection).inner);
-  }
-  destroy(): Promise<void> {
-    return this.inner.destroy();
   }
 }
 

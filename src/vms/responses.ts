@@ -6,8 +6,8 @@
 import { hostname } from 'node:os';
 import { tagsFor } from '../tags/service.js';
 import type { ResponseObject } from '../api/command.js';
-import { readByKeys } from '../api/list.js';
-import { displayPath } from '../accounts/repository.js';
+import { idsOf, mapByIds, readByKeys } from '../api/list.js';
+import { displayPath, ownersByIds } from '../accounts/repository.js';
 import { prefixToNetmask, parseCidr } from '../ipam/index.js';
 import { osTypeByDescription } from '../offerings/os-types.js';
 import type { NetworkRow } from '../networks/repository.js';
@@ -18,12 +18,6 @@ import type { NicRow, VmRow } from './service.js';
 
 /** The hypervisor a stacknet VM (and its ROOT volume) answers with. */
 export const VM_HYPERVISOR = 'Simulator';
-
-const present = <T>(xs: readonly (T | null | undefined)[]): T[] =>
-  xs.filter((x): x is T => x !== null && x !== undefined);
-const numbers = (xs: readonly (number | string | bigint | null | undefined)[]): number[] => [
-  ...new Set(present(xs).map(Number)),
-];
 
 function groupBy<T>(rows: readonly T[], key: (r: T) => number): Map<number, T[]> {
   const out = new Map<number, T[]>();
@@ -44,19 +38,19 @@ export async function nicResponses(
 ): Promise<ResponseObject[]> {
   if (nics.length === 0) return [];
   const networks = new Map(known.networks ?? []);
-  const netIds = numbers(nics.map((n) => n.network_id)).filter((id) => !networks.has(id));
+  const netIds = idsOf(nics.map((n) => n.network_id)).filter((id) => !networks.has(id));
   for (const n of await readByKeys(netIds, (chunk) =>
     netDb(ex).selectFrom('networks').selectAll().where('id', 'in', chunk).execute(),
   ))
     networks.set(Number(n.id), n);
   const secondary = groupBy(
-    await readByKeys(numbers(nics.map((n) => n.id)), (chunk) =>
+    await readByKeys(idsOf(nics.map((n) => n.id)), (chunk) =>
       ex.selectFrom('nic_secondary_ips').selectAll().where('nic_id', 'in', chunk).orderBy('id').execute(),
     ),
     (s) => Number(s.nic_id),
   );
   const vmUuids = new Map(known.vmUuids ?? []);
-  const vmIds = numbers(nics.map((n) => n.vm_id)).filter((id) => !vmUuids.has(id));
+  const vmIds = idsOf(nics.map((n) => n.vm_id)).filter((id) => !vmUuids.has(id));
   for (const v of await readByKeys(vmIds, (chunk) =>
     ex.selectFrom('vms').select(['id', 'uuid']).where('id', 'in', chunk).execute(),
   ))
@@ -95,52 +89,23 @@ export async function nicResponse(ex: Executor, nic: NicRow, net?: NetworkRow): 
 
 /** What a VM's answer names beside the VM: its zone, owner, offering and template, read once for a page of VMs. */
 export async function vmReferences(ex: Executor, vms: readonly VmRow[]) {
-  const zones = new Map(
-    (
-      await readByKeys(numbers(vms.map((v) => v.zone_id)), (chunk) =>
-        ex.selectFrom('zones').select(['id', 'uuid', 'name']).where('id', 'in', chunk).execute(),
-      )
-    ).map((z) => [Number(z.id), z]),
+  const zones = await mapByIds(idsOf(vms.map((v) => v.zone_id)), (chunk) =>
+    ex.selectFrom('zones').select(['id', 'uuid', 'name']).where('id', 'in', chunk).execute(),
   );
-  const accounts = new Map(
-    (
-      await readByKeys(numbers(vms.map((v) => v.account_id)), (chunk) =>
-        ex
-          .selectFrom('accounts')
-          .innerJoin('domains', 'domains.id', 'accounts.domain_id')
-          .select([
-            'accounts.id as id',
-            'accounts.name as account',
-            'domains.uuid as domainid',
-            'domains.name as domain',
-            'domains.path as domainpath',
-          ])
-          .where('accounts.id', 'in', chunk)
-          .execute(),
-      )
-    ).map((a) => [Number(a.id), a]),
+  const accounts = await ownersByIds(ex, idsOf(vms.map((v) => v.account_id)));
+  const offerings = await mapByIds(idsOf(vms.map((v) => v.service_offering_id)), (chunk) =>
+    ex
+      .selectFrom('service_offerings')
+      .select(['id', 'uuid', 'name', 'cpu_number', 'cpu_speed', 'memory'])
+      .where('id', 'in', chunk)
+      .execute(),
   );
-  const offerings = new Map(
-    (
-      await readByKeys(numbers(vms.map((v) => v.service_offering_id)), (chunk) =>
-        ex
-          .selectFrom('service_offerings')
-          .select(['id', 'uuid', 'name', 'cpu_number', 'cpu_speed', 'memory'])
-          .where('id', 'in', chunk)
-          .execute(),
-      )
-    ).map((o) => [Number(o.id), o]),
-  );
-  const templates = new Map(
-    (
-      await readByKeys(numbers(vms.map((v) => v.template_id)), (chunk) =>
-        ex
-          .selectFrom('templates')
-          .select(['id', 'uuid', 'name', 'display_text', 'os_type_name', 'password_enabled'])
-          .where('id', 'in', chunk)
-          .execute(),
-      )
-    ).map((t) => [Number(t.id), t]),
+  const templates = await mapByIds(idsOf(vms.map((v) => v.template_id)), (chunk) =>
+    ex
+      .selectFrom('templates')
+      .select(['id', 'uuid', 'name', 'display_text', 'os_type_name', 'password_enabled'])
+      .where('id', 'in', chunk)
+      .execute(),
   );
   return (vm: VmRow) => ({
     zone: zones.get(Number(vm.zone_id)),
@@ -154,7 +119,7 @@ export async function vmReferences(ex: Executor, vms: readonly VmRow[]) {
 export async function vmResponses(ex: Executor, vms: readonly VmRow[]): Promise<ResponseObject[]> {
   if (vms.length === 0) return [];
   const refs = await vmReferences(ex, vms);
-  const vmIds = numbers(vms.map((v) => v.id));
+  const vmIds = idsOf(vms.map((v) => v.id));
   const nics = await readByKeys(vmIds, (chunk) =>
     ex
       .selectFrom('nics')
@@ -174,7 +139,7 @@ export async function vmResponses(ex: Executor, vms: readonly VmRow[]): Promise<
   // The hosts driver's placement: the host it is defined on, and whether that host is reachable. A zone has a
   // handful of hosts, so this is a query per distinct host of the page, not per VM.
   const placements = new Map<number, Awaited<ReturnType<typeof placementFields>>>();
-  for (const h of numbers(vms.map((v) => v.host_id))) placements.set(h, await placementFields(ex, h));
+  for (const h of idsOf(vms.map((v) => v.host_id))) placements.set(h, await placementFields(ex, h));
   const tags = new Map<number, ResponseObject[]>();
   await readByKeys(vmIds, async (chunk) => {
     for (const [id, t] of await tagsFor(ex, 'UserVm', chunk)) tags.set(id, t);
