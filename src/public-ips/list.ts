@@ -105,7 +105,8 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
   if (tagged) q = q.where(tagged);
   // The page's ids first, then their rows: the ORDER BY and a deep OFFSET walk ip_allocations_public_list_ix
   // alone (an index-only scan), so page 1,000 of a zone with 500,000 addresses reads 500 rows, not 500,000.
-  // The total is a COUNT(*) on the same index, run only when the page cannot tell it (pageWithTotal).
+  // The total is a COUNT(*), run only when the page cannot tell it (pageWithTotal): on the same index on SQLite
+  // and MariaDB, on the narrow ip_allocations_public_count_ix (0027) on PostgreSQL.
   const page = { limit, offset };
   const { rows: ids, total } = await pageWithTotal(
     page,

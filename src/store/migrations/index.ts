@@ -26,6 +26,7 @@ import * as m0021 from './0021-hosts.js';
 import * as m0024 from './0024-public-ip-list-index.js';
 import * as m0025 from './0025-default-system-offerings.js';
 import * as m0026 from './0026-vm-list-index.js';
+import * as m0027 from './0027-public-ip-count-index.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-ipam': m0001,
@@ -49,4 +50,5 @@ export const migrations: Record<string, Migration> = {
   '0024-public-ip-list-index': m0024,
   '0025-default-system-offerings': m0025,
   '0026-vm-list-index': m0026,
+  '0027-public-ip-count-index': m0027,
 };

@@ -1,0 +1,68 @@
+/**
+ * The JSON envelope drops null members at any depth without copying every object (stripNulls). Its answers must be
+ * byte-for-byte those of the copy it replaced (`oldStrip` below, as it was): compared on hand-made edge cases and
+ * on random response-shaped values.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ResponseObject, ResponseValue } from './command.js';
+import { serialize } from './envelope.js';
+
+function isObject(v: ResponseValue): v is ResponseObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function oldStrip(o: ResponseObject): ResponseObject {
+  const out: ResponseObject = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (v === undefined || v === null) continue;
+    out[k] = Array.isArray(v) ? v.map((x) => (isObject(x) ? oldStrip(x) : x)) : isObject(v) ? oldStrip(v) : v;
+  }
+  return out;
+}
+const before = (name: string, body: ResponseObject) => JSON.stringify({ [name]: oldStrip(body) });
+
+test('JSON answers are what the copying strip gave: edge cases', () => {
+  const cases: ResponseObject[] = [
+    {},
+    { a: null, b: undefined, c: 1 },
+    {
+      count: 2,
+      item: [
+        { id: 'x', n: null, tags: [] },
+        { id: 'y', tags: [{ key: 'k', value: null }] },
+      ],
+    },
+    { list: [null, undefined, 1, 'a', [null, { z: null }], { q: null }] },
+    { deep: { deeper: { deepest: { gone: null, kept: false, zero: 0, empty: '' } } } },
+    { date: new Date(0) as unknown as ResponseValue, f: (() => 1) as unknown as ResponseValue },
+    { proto: Object.assign(Object.create(null) as ResponseObject, { a: null, b: 2 }) },
+    { toJSON: 'member', s: 'é<&>"\u0001' },
+  ];
+  for (const c of cases) assert.equal(serialize('r', c, 'json').body, before('r', c));
+});
+
+test('JSON answers are what the copying strip gave: random values', () => {
+  let seed = 42;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const value = (depth: number): ResponseValue => {
+    const r = rnd();
+    if (r < 0.15) return null;
+    if (r < 0.25) return undefined;
+    if (r < 0.4) return Math.floor(rnd() * 100);
+    if (r < 0.5) return rnd() < 0.5;
+    if (r < 0.65 || depth > 3) return `s${Math.floor(rnd() * 1000)}`;
+    if (r < 0.8) return Array.from({ length: Math.floor(rnd() * 4) }, () => value(depth + 1));
+    return object(depth + 1);
+  };
+  const object = (depth: number): ResponseObject => {
+    const o: ResponseObject = {};
+    for (let i = Math.floor(rnd() * 6); i > 0; i--) o[`k${Math.floor(rnd() * 10)}`] = value(depth);
+    return o;
+  };
+  for (let i = 0; i < 2000; i++) {
+    const body = object(0);
+    const snapshot = JSON.stringify(body);
+    assert.equal(serialize('r', body, 'json').body, before('r', body));
+    assert.equal(JSON.stringify(body), snapshot, 'the body is not changed');
+  }
+});
