@@ -210,6 +210,12 @@ for (const kind of testDbKinds()) {
       const queued = await admin('deleteAccount', { id: ids.bob });
       assert.ok(queued.ok, JSON.stringify(queued));
       assert.equal(typeof queued.data.jobid, 'string');
+      // The first job is over before the second is queued: two jobs on one account may otherwise run side by side.
+      for (let i = 0; i < 600; i++) {
+        const q = await admin('queryAsyncJobResult', { jobid: queued.data.jobid });
+        if (q.data.jobstatus !== 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       const done = await admin('deleteAccount', { id: ids.bob }, { fetch_result: true });
       // The first job deleted bob; polling a second delete of the same id ends in a failed job.
       assert.equal(done.ok, false);
