@@ -19,7 +19,8 @@ import type { InspectQuery, Inspection } from '../agent/inspect.js';
 import type { Store } from '../store/db.js';
 import { CloudStackError } from '../errors/catalogue.js';
 import { getSetting } from '../configuration/repository.js';
-import { routerById } from '../routers/repository.js';
+import { APPLIANCE_ROLE, routerById } from '../routers/repository.js';
+import { netDb } from '../networks/tables.js';
 import { HOST_RELAY_AUTH_HEADER } from '../hosts/protocol.js';
 import type { HostStatus } from '../hosts/protocol.js';
 import { hostById, hostSecret, reportedStatus } from '../hosts/repository.js';
@@ -122,21 +123,11 @@ export class HostsDriver implements Driver {
       memoryMiB: Number(await getSetting(this.db, 'router.ram.size')),
       cpuMhz: Number(await getSetting(this.db, 'router.cpu.mhz')),
     };
-    // The other router of a redundant pair: a different host when the zone has one.
-    const peers = r.redundant
-      ? await this.db
-          .selectFrom('routers')
-          .select('host_id')
-          .where('network_id', '=', r.network.id)
-          .where('id', '!=', r.id)
-          .where('removed', 'is', null)
-          .where('role', 'in', ['primary', 'backup'])
-          .execute()
-      : [];
+    // Asked inside the placement turn: a sibling placed a moment ago (a VPC's routers rebuilt together) counts.
     const chosen = await this.placing(async () => {
-      const c = await chooseHost(this.db, r.zoneId, need, {
-        avoid: peers.flatMap((p) => (p.host_id === null ? [] : [Number(p.host_id)])),
-      });
+      const c =
+        (await this.vpcRouterHost(r)) ??
+        (await chooseHost(this.db, r.zoneId, need, { avoid: await this.pairHosts(r) }));
       if (c) await this.db.updateTable('routers').set({ host_id: c.id }).where('id', '=', r.id).execute();
       return c;
     });
@@ -147,6 +138,48 @@ export class HostsDriver implements Driver {
     );
     if (current) await refreshHostDesired(this.db, Number(current.id));
     return chosen;
+  }
+
+  /** The hosts of the other router of a redundant pair (a different host when the zone has one). */
+  private async pairHosts(r: RouterRuntime): Promise<number[]> {
+    if (!r.redundant) return [];
+    const peers = await this.db
+      .selectFrom('routers')
+      .select('host_id')
+      .where('network_id', '=', r.network.id)
+      .where('id', '!=', r.id)
+      .where('removed', 'is', null)
+      .where('role', 'in', ['primary', 'backup'])
+      .execute();
+    return peers.flatMap((p) => (p.host_id === null ? [] : [Number(p.host_id)]));
+  }
+
+  /**
+   * A VPC tier router goes where the VPC's other tier routers run (on a host that keeps them), whatever its
+   * room: the tiers' routers reach each other over the VPC transit, a bridge on that one host (src/hostagent,
+   * netns-vpc.ts), as CloudStack's VPC is one router with a NIC per tier. The first tier router of a VPC (or the
+   * first rebuilt after its host failed) is placed by FirstFit; the others follow it. Internal LB appliances sit
+   * on their tier's network only, so they are placed like any router.
+   */
+  private async vpcRouterHost(r: RouterRuntime): Promise<HostRow | null> {
+    if (r.vpcId === null || r.appliance) return null;
+    const siblings = await netDb(this.db)
+      .selectFrom('routers')
+      .innerJoin('networks', 'networks.id', 'routers.network_id')
+      .select('routers.host_id')
+      .where('networks.vpc_id', '=', r.vpcId)
+      .where('routers.id', '!=', r.id)
+      .where('routers.removed', 'is', null)
+      .where('routers.role', '!=', APPLIANCE_ROLE)
+      .where('routers.state', 'in', ['Starting', 'Running'])
+      .where('routers.host_id', 'is not', null)
+      .orderBy('routers.id')
+      .execute();
+    for (const s of siblings) {
+      const h = await hostById(this.db, Number(s.host_id));
+      if (h && keepsRouters(h)) return h;
+    }
+    return null;
   }
 
   async ensureRouter(r: RouterRuntime): Promise<RouterTransport> {

@@ -22,6 +22,7 @@ import { leaseDirFor } from '../agent/lease-dir.js';
 import { PORT_TABLE_TEXT, portRuleText } from '../drivers/netns.js';
 import { plugPublicVeths, unplugPublicVeths } from '../drivers/public-veths.js';
 import { routerAgentPid, startRouterAgent } from '../drivers/router-process.js';
+import { plugTransit, VPC_TRANSIT_IFNAME, type TransitPort } from '../drivers/netns-vpc.js';
 import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
 import {
   addAddress,
@@ -209,6 +210,7 @@ export class HostConverger {
           key: `router:${name}`,
           ms: this.deadlines.removal,
         });
+    await this.removeVpcBridges(d, guard);
     // Public bridges no router wants any more (only routers' interfaces go on them).
     const keepPublic = new Set(
       d.routers.flatMap((r) => (r.publicNics ?? []).map((n) => publicBridgeName(n.vlan))),
@@ -525,6 +527,7 @@ export class HostConverger {
       // are made to match (an IP from another VLAN; a deleted port or bridge); nothing else is touched.
       await onBridge();
       await this.plugPublic(r, ns, pub, links, false);
+      await this.ensureTransit(r, ns, links, false);
       return;
     }
     step(`namespace ${ns}`);
@@ -549,6 +552,9 @@ export class HostConverger {
     // Before the agent starts: it finds its public interfaces at once (else PublicInterfaceMissing, retried).
     step('public interfaces');
     await this.plugPublic(r, ns, pub, links, true);
+    // vpc0 too: the agent's routes applier puts the tier's gateway and routes on it at once.
+    step('VPC transit');
+    await this.ensureTransit(r, ns, links, true);
     step(`router agent start (${r.controlIp}:${r.controlPort} answering)`);
     await startRouterAgent({
       name: r.name,
@@ -562,6 +568,46 @@ export class HostConverger {
     this.o.log(`router ${r.name}: agent started in ${ns}`);
   }
 
+  /**
+   * A VPC tier router's `vpc0` on its VPC's bridge `brvpc<vpc id>` in the host's namespace (the netns driver's
+   * `plugTransit`, shared): every tier router of a VPC is placed on one host (src/drivers/hosts.ts), so the
+   * transit is a bridge on that host, like CloudStack's one VPC router with a NIC per tier. A running router is
+   * checked against the link table (its outer end `ht<id>` on the bridge and up) and replugged only when not.
+   */
+  private async ensureTransit(
+    r: HostRouterSpec,
+    ns: string,
+    links: Map<string, LinkInfo>,
+    fresh: boolean,
+  ): Promise<void> {
+    if (r.vpcId === null || r.appliance) return;
+    const port = hostTransitPort(r.vpcId, r.id);
+    const l = links.get(port.outer);
+    if (!fresh && l?.master === port.bridge && l.flags.includes('UP') && links.has(port.bridge)) return;
+    // Recorded before it is made (cleanup removes it); the outer ends go with the routers' namespaces.
+    this.created.add('links', port.bridge);
+    await plugTransit(port, ns);
+    this.o.log(`router ${r.name}: ${VPC_TRANSIT_IFNAME} on ${port.bridge}`);
+  }
+
+  /** VPC bridges no router of this state names any more (their last tier router left this host). */
+  private async removeVpcBridges(
+    d: HostDesiredState,
+    guard: (what: string, f: () => Promise<unknown>) => Promise<string | undefined>,
+  ): Promise<void> {
+    const keep = new Set(
+      d.routers.flatMap((r) =>
+        r.vpcId === null || r.appliance ? [] : [hostTransitPort(r.vpcId, r.id).bridge],
+      ),
+    );
+    for (const bridge of this.created.read().links)
+      if (HOST_VPC_BRIDGE.test(bridge) && !keep.has(bridge))
+        await guard(`VPC bridge ${bridge} (removing)`, async () => {
+          await deleteLink(bridge);
+          this.created.remove('links', bridge);
+        });
+  }
+
   private async removeRouter(name: string, step: Step = () => {}): Promise<void> {
     const rec = this.created.read().routers[name];
     if (!rec) return;
@@ -573,6 +619,7 @@ export class HostConverger {
     if ((await listNamespaces()).includes(rec.ns)) await killNamespacePids(rec.ns);
     await deleteLink(`hr${rec.id}`);
     await deleteLink(`hc${rec.id}`);
+    await deleteLink(hostTransitPort(0, rec.id).outer);
     const mine = new RegExp(`^hp${rec.id}e\\d+$`);
     await unplugPublicVeths(
       undefined,
@@ -610,6 +657,13 @@ export class HostConverger {
       if (existsSync(join(this.o.dataDir, f))) rmSync(join(this.o.dataDir, f));
     rmSync(join(this.o.dataDir, 'routers'), { recursive: true, force: true });
   }
+}
+
+const HOST_VPC_BRIDGE = /^brvpc\d+$/;
+
+/** A tier router's transit port on its host: the VPC's bridge `brvpc<vpc id>`, the outer end `ht<router id>`. */
+export function hostTransitPort(vpcId: number, routerId: number): TransitPort {
+  return { vpcId, bridge: `brvpc${vpcId}`, outer: `ht${routerId}` };
 }
 
 /** The host end of a router's public interface `eth<N>`: `hp<router id>e<N>`. */
