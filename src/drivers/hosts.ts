@@ -6,7 +6,9 @@
  *
  * - `ensureRouter` keeps a router on its host while that host is Up and not in maintenance, else places it
  *   anew (a Down host's routers are rebuilt elsewhere by the reconciler's next pass); it answers a transport
- *   through the host agent's relay `/v1/routers/<name>/...` once the relayed agent answers.
+ *   through the host agent's relay `/v1/routers/<name>/...` once the relayed agent answers. The two routers
+ *   of a redundant pair go to different hosts when there are two; a VPC's tier routers all go to one host (the
+ *   first one's, by FirstFit), where their transit `vpc0` is a bridge (`vpcRouterHost`).
  * - `startVm` places the VM (its host, else its last host, else FirstFit), then waits up to
  *   `stacknet.host.vm.wait` seconds for the host to report it Running; `stopVm` / `destroyVm` likewise for
  *   Stopped / gone. A host's refusal (`Error`) or silence fails the job with a CloudStack error naming the host

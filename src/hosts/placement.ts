@@ -4,7 +4,8 @@
  * state Enabled too) and has the VM's memory and CPU (cores × MHz) left unallocated; of those the one running
  * the fewest VMs and routers wins (ties: the oldest host). A VM starting again goes back to its last host when
  * that still qualifies (CloudStack's last_host_id). The two routers of a redundant pair go to different hosts
- * when the zone has two that qualify (on one host only, both go there rather than neither).
+ * when the zone has two that qualify (on one host only, both go there rather than neither). A VPC's tier routers
+ * share one host, chosen here for the first of them (drivers/hosts.ts `vpcRouterHost` sends the others after it).
  *
  * Allocated on a host: its VMs that run (Starting, Running, Stopping) at their size, and its routers that run
  * at `router.ram.size` MB and `router.cpu.mhz`. Stopped VMs count nothing (they stay defined on their host).

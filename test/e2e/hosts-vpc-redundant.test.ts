@@ -1,11 +1,13 @@
 /**
  * VPC tiers and redundant pairs on the hosts driver (issue 19), driven only through the CloudStack API (python
- * `cs`): a real `stacknet server --driver hosts` and three host namespaces on a VXLAN underlay, each running the
+ * `cs`): a real `stacknet server --driver hosts` and four host namespaces on a VXLAN underlay, each running the
  * real `stacknet host-agent --vm-backend netns` (hosts-rig.ts).
  *
- * - A VPC with two tiers: its tier routers share one host (the VPC's transit `vpc0` is a bridge on that host),
- *   the tiers' guests sit on the two other hosts; each guest holds the address the API gave it and reaches the
- *   other tier's guest through the tier routers (its own address seen: no NAT between tiers).
+ * - A VPC with two tiers on four hosts: its tier routers share one host (the VPC's transit `vpc0` is a bridge on
+ *   that host), the tiers' guests sit on two others; each guest holds the address the API gave it, reaches the
+ *   other tier's guest through the tier routers (its own address seen: no NAT between tiers) and the outside
+ *   through the edge tier's router, as the VPC's source-NAT address. The routers' host cut off (Down): both tier
+ *   routers are rebuilt together on one other host, and the tiers reach each other and the outside again.
  * - A redundant isolated network: its two routers on two different hosts (listRouters: different hostid,
  *   redundantstate PRIMARY and BACKUP), VRRP between them over the network's VXLAN; only the primary runs
  *   dnsmasq, and the guests lease from it. The primary's host cut off (agent SIGKILLed, underlay leg down) → the
@@ -50,13 +52,41 @@ interface Router {
 }
 
 describe(
-  'hosts driver: VPC tiers and a redundant pair across three host agents (python cs)',
+  'hosts driver: VPC tiers and a redundant pair across four host agents (python cs)',
   { skip: !isRoot && 'needs root' },
   () => {
-    const rig = new HostsRig({ vmBackend: 'netns' });
+    const rig = new HostsRig({ vmBackend: 'netns', hosts: ['A', 'B', 'C', 'D'] });
     const vms: Record<string, Vm> = {};
     /** The redundant network and its pair, from the test that makes them. */
     const ctx: { net?: string; primary?: Router; backup?: Router } = {};
+    /** The VPC and its tiers' guests, from the test that makes them. */
+    const vpcCtx: { vpc?: string; a?: Vm; b?: Vm } = {};
+    /** A host fails: its agent gone without a word, its underlay and public legs down (its routers stay, cut off). */
+    const cutOff = async (dead: LabHost) => {
+      dead.agent!.child.kill('SIGKILL');
+      await dead.agent!.exited;
+      await run(['ip', '-n', dead.ns, 'link', 'set', 'eth1', 'down']);
+      await run(['ip', '-n', dead.ns, 'link', 'set', 'pub0', 'down']);
+    };
+    /** vpc-a reaches vpc-b's server across the tiers (its own address seen); each reaches the outside as the VPC's source NAT. */
+    const vpcWorks = async (what: string) => {
+      const { vpc, a, b } = vpcCtx;
+      const snat = (await cs('listPublicIpAddresses', { vpcid: vpc, issourcenat: true })).publicipaddress[0]
+        .ipaddress as string;
+      const reaches = (from: Vm, to: string, port: number, want: string, label: string) =>
+        eventually(
+          async () => {
+            const r = await tcpProbe(vmNs(from), to, port, 1);
+            assert.equal(r.reply, want, r.stderr);
+          },
+          { timeoutMs: 45_000, intervalMs: 250, what: `${label} (${what})` },
+        ).catch((e: unknown) => {
+          throw new Error(`${String(e)}\n${rig.logs()}`);
+        });
+      await reaches(a!, b!.ip, 80, `web ${a!.ip}`, 'vpc-a → vpc-b:80 across tiers and hosts');
+      for (const v of [a!, b!])
+        await reaches(v, '198.51.100.1', 8080, `out ${snat}`, `${v.instance} → outside as the source NAT`);
+    };
     const cs = async (command: string, params: Record<string, unknown> = {}, what = command) =>
       ok(await rig.admin(command, params, { fetch_result: true }), what);
     const vmNs = (v: Vm) => `${v.host.prefix}${v.instance}`;
@@ -134,7 +164,8 @@ describe(
         }),
         'createVlanIpRange',
       );
-      await rig.lab.outside('198.51.100.1/24');
+      const outside = await rig.lab.outside('198.51.100.1/24');
+      rig.lab.net.spawnIn(outside, tcpGreeterArgv(8080, 'out'));
       await rig.hostsUp();
     });
 
@@ -142,7 +173,7 @@ describe(
       await rig.stop();
     });
 
-    test("a VPC's two tiers: guests on two hosts, the tier routers on a third; they reach each other across tiers", async () => {
+    test("a VPC's two tiers: guests on two hosts, the tier routers on a third; across tiers and out", async () => {
       const vo = await cs('listVPCOfferings', {});
       const vpc = (
         await cs('createVPC', {
@@ -193,20 +224,36 @@ describe(
         assert.equal(l.router, v === a ? '10.97.1.1' : '10.97.2.1', "the tier's gateway");
       }
       rig.lab.net.spawnIn(vmNs(b), tcpGreeterArgv(80, 'web'));
-      await eventually(
-        async () => {
-          const r = await tcpProbe(vmNs(a), b.ip, 80, 1);
-          assert.equal(r.reply, `web ${a.ip}`, r.stderr);
-        },
-        { timeoutMs: 30_000, intervalMs: 250, what: 'vpc-a → vpc-b:80 across tiers and hosts' },
-      ).catch((e: unknown) => {
-        throw new Error(`${String(e)}\n${rig.logs()}`);
-      });
+      Object.assign(vpcCtx, { vpc, a, b });
+      await vpcWorks('first');
       assert.equal(
         (await execIn(vmNs(b), ['ping', '-c', '1', '-W', '2', a.ip])).code,
         0,
         'vpc-b pings vpc-a',
       );
+    });
+
+    test("the VPC routers' host cut off: both tier routers rebuilt together on another host; the tiers work again", async () => {
+      const { vpc, a, b } = vpcCtx;
+      assert.ok(vpc && a && b, 'the VPC of the test before');
+      const before = await routers({ vpcid: vpc });
+      const dead = hostOf(before[0]!.hostid)!;
+      await cutOff(dead);
+      const after = await eventually(
+        async () => {
+          const rs = await routers({ vpcid: vpc });
+          assert.ok(
+            rs.length === 2 && rs.every((r) => r.state === 'Running' && hostOf(r.hostid) !== dead),
+            JSON.stringify(rs.map((r) => [r.name, r.state, hostOf(r.hostid)?.name])),
+          );
+          return rs;
+        },
+        { timeoutMs: 60_000, intervalMs: 500, what: 'the tier routers rebuilt off the dead host' },
+      ).catch((e: unknown) => {
+        throw new Error(`${String(e)}\n${rig.logs()}`);
+      });
+      assert.equal(after[0]!.hostid, after[1]!.hostid, 'rebuilt on one host: the transit is a bridge there');
+      await vpcWorks('after the rebuild');
     });
 
     test('a redundant pair on two hosts: PRIMARY and BACKUP, guests lease from the primary', async () => {
@@ -270,10 +317,7 @@ describe(
       const dead = hostOf(primary.hostid)!;
       const guest = Object.values(vms).find((v) => v.host !== dead && v.ip.startsWith('10.1.7.'));
       assert.ok(guest, 'a guest of the pair on a host that stays');
-      dead.agent!.child.kill('SIGKILL');
-      await dead.agent!.exited;
-      await run(['ip', '-n', dead.ns, 'link', 'set', 'eth1', 'down']);
-      await run(['ip', '-n', dead.ns, 'link', 'set', 'pub0', 'down']);
+      await cutOff(dead);
       // VRRP: the backup stops hearing adverts and takes the VIP over; its agent reports it, the server lists it.
       await eventually(
         async () => {
