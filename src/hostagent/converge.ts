@@ -619,7 +619,7 @@ export class HostConverger {
     if ((await listNamespaces()).includes(rec.ns)) await killNamespacePids(rec.ns);
     await deleteLink(`hr${rec.id}`);
     await deleteLink(`hc${rec.id}`);
-    await deleteLink(hostTransitPort(0, rec.id).outer);
+    await deleteLink(transitOuterName(rec.id));
     const mine = new RegExp(`^hp${rec.id}e\\d+$`);
     await unplugPublicVeths(
       undefined,
@@ -663,8 +663,10 @@ const HOST_VPC_BRIDGE = /^brvpc\d+$/;
 
 /** A tier router's transit port on its host: the VPC's bridge `brvpc<vpc id>`, the outer end `ht<router id>`. */
 export function hostTransitPort(vpcId: number, routerId: number): TransitPort {
-  return { vpcId, bridge: `brvpc${vpcId}`, outer: `ht${routerId}` };
+  return { vpcId, bridge: `brvpc${vpcId}`, outer: transitOuterName(routerId) };
 }
+
+const transitOuterName = (routerId: number) => `ht${routerId}`;
 
 /** The host end of a router's public interface `eth<N>`: `hp<router id>e<N>`. */
 export function publicPortName(routerId: number, ifname: string): string {
