@@ -21,7 +21,6 @@ import {
   leaseHistory,
   listNamespaces,
   readLease,
-  run,
   tcpGreeterArgv,
   tcpProbe,
 } from '../../src/netns/index.js';
@@ -220,10 +219,7 @@ describe(
       const r0 = await router();
       const dead = byUuid.get(r0.hostid)!;
       // The host fails: its agent gone without a word, its underlay leg down (its router's dnsmasq stays, unreachable).
-      dead.agent!.child.kill('SIGKILL');
-      await dead.agent!.exited;
-      await run(['ip', '-n', dead.ns, 'link', 'set', 'eth1', 'down']);
-      await run(['ip', '-n', dead.ns, 'link', 'set', 'pub0', 'down']);
+      await rig.cutOff(dead);
       const seen = new Set<string>();
       await eventually(
         async () => {

@@ -14,8 +14,8 @@ import type { TestDatabase } from '../../src/store/testing/test-databases.js';
 import { zoneWithTwoNetworks, type injectClient } from '../../src/server/testing/test-server.js';
 import { CsBridge, ok, startServer } from '../api/harness.js';
 import type { CsClient, ServerProcess } from '../api/harness.js';
-import { eventually } from '../../src/netns/index.js';
-import { HostLab, type LabHost } from '../hosts/host-lab.js';
+import { eventually, run } from '../../src/netns/index.js';
+import { HostLab, PUBLIC_LABEL, type LabHost } from '../hosts/host-lab.js';
 
 /** zoneWithTwoNetworks' client over `cs` (it is written for the in-process client). */
 export function fixtureClient(admin: CsClient): ReturnType<typeof injectClient> {
@@ -147,6 +147,14 @@ export class HostsRig {
         x.id,
         this.hosts.find((h) => `host-${h.name}` === x.name)!,
       );
+  }
+
+  /** A host fails: its agent gone without a word, its underlay and public legs down (its routers stay, cut off). */
+  async cutOff(h: LabHost): Promise<void> {
+    h.agent!.child.kill('SIGKILL');
+    await h.agent!.exited;
+    await run(['ip', '-n', h.ns, 'link', 'set', 'eth1', 'down']);
+    await run(['ip', '-n', h.ns, 'link', 'set', PUBLIC_LABEL, 'down']);
   }
 
   /** The API's host uuid of a lab host. */

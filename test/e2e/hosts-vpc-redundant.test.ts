@@ -61,13 +61,6 @@ describe(
     const ctx: { net?: string; primary?: Router; backup?: Router } = {};
     /** The VPC and its tiers' guests, from the test that makes them. */
     const vpcCtx: { vpc?: string; a?: Vm; b?: Vm } = {};
-    /** A host fails: its agent gone without a word, its underlay and public legs down (its routers stay, cut off). */
-    const cutOff = async (dead: LabHost) => {
-      dead.agent!.child.kill('SIGKILL');
-      await dead.agent!.exited;
-      await run(['ip', '-n', dead.ns, 'link', 'set', 'eth1', 'down']);
-      await run(['ip', '-n', dead.ns, 'link', 'set', 'pub0', 'down']);
-    };
     /** vpc-a reaches vpc-b's server across the tiers (its own address seen); each reaches the outside as the VPC's source NAT. */
     const vpcWorks = async (what: string) => {
       const { vpc, a, b } = vpcCtx;
@@ -238,7 +231,7 @@ describe(
       assert.ok(vpc && a && b, 'the VPC of the test before');
       const before = await routers({ vpcid: vpc });
       const dead = hostOf(before[0]!.hostid)!;
-      await cutOff(dead);
+      await rig.cutOff(dead);
       const after = await eventually(
         async () => {
           const rs = await routers({ vpcid: vpc });
@@ -327,7 +320,7 @@ describe(
       const dead = hostOf(primary.hostid)!;
       const guest = Object.values(vms).find((v) => v.host !== dead && v.ip.startsWith('10.1.7.'));
       assert.ok(guest, 'a guest of the pair on a host that stays');
-      await cutOff(dead);
+      await rig.cutOff(dead);
       // VRRP: the backup stops hearing adverts and takes the VIP over; its agent reports it, the server lists it.
       await eventually(
         async () => {
