@@ -9,6 +9,7 @@
  * - Only Allocated addresses: an address an association job still holds (Allocating) is not the network's yet,
  *   and its routers' generations move when it becomes Allocated (finishAssign) or is given back, not before.
  */
+import { sql } from 'kysely';
 import { addressFromKey, formatIp, netmaskToPrefix } from '../ipam/index.js';
 import type { Executor } from '../store/db.js';
 import { netDb } from '../networks/tables.js';
@@ -43,11 +44,13 @@ async function heldPublicIps(ex: Executor, networkId: number) {
     .where('id', '=', networkId)
     .executeTakeFirst();
   if (!network) return undefined;
+  // Literals, not parameters: SQLite uses a partial index (0030's) only when it can prove the query implies the
+  // index's predicate when the statement is prepared, which a bound parameter never does.
   const q = db
     .selectFrom('ip_allocations')
-    .where('ip_allocations.owner_kind', '=', 'publicip')
-    .where('ip_allocations.family', '=', 4)
-    .where('ip_allocations.state', '=', 'Allocated');
+    .where('ip_allocations.owner_kind', '=', sql.lit('publicip'))
+    .where('ip_allocations.family', '=', sql.lit(4))
+    .where('ip_allocations.state', '=', sql.lit('Allocated'));
   if (network.vpc_id === null) return q.where('ip_allocations.network_id', '=', network.id);
   if ((await vpcEdgeNetworkId(ex, Number(network.vpc_id))) !== Number(network.id)) return undefined;
   return q.where('ip_allocations.vpc_id', '=', network.vpc_id);
@@ -107,9 +110,12 @@ export async function routerPublicIps(ex: Executor, networkId: number): Promise<
 
 /**
  * The router's public interfaces as groupPublicNics names them, without loading every address: each group's
- * `ips` holds only the first address of each range on that VLAN (the source NAT, else the range's lowest), which
- * is all an interface's name, gateway, prefix and first address depend on. listRouters and the driver runtime use
- * it; a network with 10,000 public IPs answers from a handful of rows.
+ * `ips` holds only the first address of each range on that VLAN, and the source NAT, which is all an interface's
+ * name, gateway, prefix and first address depend on. listRouters and the driver runtime use it; a network with
+ * 10,000 public IPs answers from a handful of index entries and rows: the heads from 0030's partial index
+ * (`(network_id | vpc_id, scope, range_id, address)` of the Allocated public IPs: the GROUP BY reads the
+ * network's entries only, never their rows, where it used to read the rows of every allocation of the network,
+ * its guest NICs included), then each head's row and the source NAT's by index.
  */
 export async function routerPublicNics(ex: Executor, networkId: number): Promise<PublicNicGroup[]> {
   const q = await heldPublicIps(ex, networkId);
@@ -122,19 +128,20 @@ export async function routerPublicNics(ex: Executor, networkId: number): Promise
     ])
     .groupBy(['ip_allocations.scope', 'ip_allocations.range_id'])
     .execute();
-  const pairs = heads.map((h) => ({ scope: h.scope, address: String(h.first) }));
-  if (pairs.length === 0) return [];
-  const firsts = await publicIpRows(
-    q.where((eb) =>
-      eb.or([
-        eb('ip_allocations.source_nat', '=', 1),
-        ...pairs.map((p) =>
-          eb.and([eb('ip_allocations.scope', '=', p.scope), eb('ip_allocations.address', '=', p.address)]),
-        ),
-      ]),
-    ),
-  );
-  return groupPublicNics(firsts);
+  if (heads.length === 0) return [];
+  const byId = new Map<number, RouterPublicIp>();
+  const keep = (ips: RouterPublicIp[]) => ips.forEach((ip) => byId.set(ip.id, ip));
+  keep(await publicIpRows(q.where('ip_allocations.source_nat', '=', sql.lit(1))));
+  for (const h of heads)
+    keep(
+      await publicIpRows(
+        q
+          .where('ip_allocations.scope', '=', h.scope)
+          .where('ip_allocations.range_id', h.range_id === null ? 'is' : '=', h.range_id)
+          .where('ip_allocations.address', '=', String(h.first)),
+      ),
+    );
+  return groupPublicNics([...byId.values()].sort(comparePublicIps));
 }
 
 /** CloudStack writes VLANs as `vlan://10`, `10` or `untagged`. */
