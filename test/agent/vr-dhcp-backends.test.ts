@@ -1,12 +1,16 @@
-// Issue 15: DHCPv6 and router advertisements on both DHCP backends, one dnsmasq and K dnsmasq shards (the agent's
-// `--dhcp-shards 4` shards a small network, so the shards can be checked with a few real clients). Real dhclient -6
-// and dhcpcd -6 guests whose MACs hash to every shard get exactly their address over DHCPv6; a stranger gets no
-// answer from any shard; a router solicitation gets one advertisement, not one per shard.
+// Issue 15: the router's DHCP behaviours on both DHCP backends, one dnsmasq and K dnsmasq shards (the agent's
+// `--dhcp-shards 4` shards a small network, so every shard can be checked with a few real clients): udhcpc in
+// every shard gets its address, options 3/6/15 and its hostname (option 12); a non-default NIC in a shard other
+// than the first gets no router, DNS or domain; real dhclient -6 and dhcpcd -6 guests whose MACs hash to every
+// shard get exactly their address over DHCPv6; a stranger gets no answer from any shard, v4 or v6; a router
+// solicitation gets one advertisement, not one per shard. The big-network files (vr-big-network,
+// vr-redundant-big) check the rest with thousands of hosts.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually, execIn, stateDir } from '../../src/netns/index.js';
+
 import type { DesiredState, HostSpec } from '../../src/agent/desired-state.js';
 import { shardOf } from '../../src/agent/appliers/dnsmasq/shards.js';
 import { eui64Address } from '../../src/agent/render/ip.js';
@@ -158,13 +162,15 @@ const backends = [
 ];
 
 for (const backend of backends) {
-  describe(`router agent: DHCPv6 and router advertisements (${backend.name})`, () => {
+  describe(`router agent: DHCP, DHCPv6 and router advertisements (${backend.name})`, () => {
     const lab = new VrLab({ cidr: backend.cidr });
     const K = backend.shards;
     let vr: RouterUnderTest;
     let state: DesiredState;
     /** Two guests of every shard (one dnsmasq: two guests), `02:6d:00:00:00:<n>` MACs picked by their hash. */
     const guests: { shard: number; host: HostSpec }[] = [];
+    /** A non-default NIC, of the last shard. */
+    let nic: HostSpec;
     /** Each guest's namespace, made once (two namespaces with one MAC on the bridge fail IPv6 DAD). */
     const made = new Map<string, string>();
     const guestNs = async (h: HostSpec) => {
@@ -188,8 +194,13 @@ for (const backend of backends) {
             host: lab.host(20 + i, mac, `v6vm${i}`, { ipv6: eui64Address(prefix, mac) }),
           });
         }
+      let mac = '';
+      do mac = `02:6d:00:00:00:${(c++).toString(16).padStart(2, '0')}`;
+      while (shardOf(mac, K) !== K - 1);
+      nic = lab.host(80, mac, 'v6vm0-nic2', { defaultNic: false, ipv6: eui64Address(prefix, mac) });
       state = lab.state(1, [
         ...guests.map((g) => g.host),
+        nic,
         // A host without a guest: the shards hold more than the guests asking.
         lab.host(90, '02:6d:00:00:01:00', 'idle', { ipv6: eui64Address(prefix, '02:6d:00:00:01:00') }),
       ]);
@@ -206,6 +217,33 @@ for (const backend of backends) {
       const st = await vr.status();
       assert.equal(st.dhcpShards, K);
       assert.ok(st.dnsmasq.running, JSON.stringify(st));
+    });
+
+    it('udhcpc in every shard gets exactly its address, gateway, DNS, domain and its hostname', async () => {
+      for (const g of guests.filter((_, i) => i % 2 === 0)) {
+        const r = await lab.net.udhcpc(await guestNs(g.host), 'eth0');
+        const why = `${g.host.hostname} (shard ${g.shard} of ${K}): ${r.output}`;
+        assert.equal(r.lease?.ip, g.host.ipv4, why);
+        assert.deepEqual(r.lease?.routers, [lab.ip(1)], why);
+        assert.deepEqual(r.lease?.dns, [lab.ip(1)], why);
+        assert.equal(r.lease?.domain, lab.domain, why);
+        // Option 12: the name the router holds for the MAC (the client sent none).
+        assert.equal(r.lease?.hostname, g.host.hostname, why);
+      }
+    });
+
+    it('a non-default NIC (last shard) gets its address without router, DNS or domain', async () => {
+      const r = await lab.net.udhcpc(await guestNs(nic), 'eth0');
+      assert.equal(r.lease?.ip, nic.ipv4, r.output);
+      assert.deepEqual(r.lease?.routers, []);
+      assert.deepEqual(r.lease?.dns, []);
+      assert.equal(r.lease?.domain, undefined);
+    });
+
+    it('a MAC not in the state gets no DHCPv4 answer from any shard', async () => {
+      const ns = await lab.guest('x4', '02:6d:00:00:02:97');
+      const r = await lab.net.udhcpc(ns, 'eth0', { discoverAttempts: 2, discoverTimeoutSec: 1 });
+      assert.equal(r.lease, undefined, JSON.stringify(r.lease));
     });
 
     // Each guest runs one client: a second client would bring its own DUID, and dnsmasq does not give an address
