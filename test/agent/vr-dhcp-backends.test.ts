@@ -183,20 +183,23 @@ for (const backend of backends) {
       await lab.setup();
       vr = await lab.router('vr', backend.args);
       let c = 1;
+      /** The next `02:6d:00:00:00:<c>` MAC that hashes to `shard`. */
+      const macOf = (shard: number) => {
+        for (;;) {
+          const mac = `02:6d:00:00:00:${(c++).toString(16).padStart(2, '0')}`;
+          if (shardOf(mac, K) === shard) return mac;
+        }
+      };
       for (let shard = 0; shard < K; shard++)
         for (let n = 0; n < 2; n++) {
-          let mac = '';
-          do mac = `02:6d:00:00:00:${(c++).toString(16).padStart(2, '0')}`;
-          while (shardOf(mac, K) !== shard);
+          const mac = macOf(shard);
           const i = guests.length;
           guests.push({
             shard,
             host: lab.host(20 + i, mac, `v6vm${i}`, { ipv6: eui64Address(prefix, mac) }),
           });
         }
-      let mac = '';
-      do mac = `02:6d:00:00:00:${(c++).toString(16).padStart(2, '0')}`;
-      while (shardOf(mac, K) !== K - 1);
+      const mac = macOf(K - 1);
       nic = lab.host(80, mac, 'v6vm0-nic2', { defaultNic: false, ipv6: eui64Address(prefix, mac) });
       state = lab.state(1, [
         ...guests.map((g) => g.host),
