@@ -4,7 +4,8 @@
  * past `singleShardMaxHosts` hosts the DHCP side runs as K dnsmasq instances on the same interface, each with
  * the hosts whose MAC hashes to it, each on its own server port; one nft rule (steering.ts) sends every DHCP
  * packet for port 67 to its client's shard, so each packet wakes one shard (`dhcp-ignore=tag:!known` still
- * keeps a shard silent to a MAC it does not hold). A change then costs one shard's (hosts/K)² re-match. Pure.
+ * keeps a shard silent to a MAC it does not hold). DHCPv6 (port 547, multicast) reaches every shard and only
+ * the holder answers (`shardStates`). A change then costs one shard's (hosts/K)² re-match. Pure.
  */
 import type { DesiredState } from '../../desired-state.js';
 
