@@ -40,6 +40,8 @@ export interface AgentOptions {
   firewall: boolean;
   /** Where dnsmasq keeps its lease file; default `leaseDirFor(dataDir)` (a tmpfs when there is one). */
   leaseDir?: string;
+  /** DHCP shards whatever the number of hosts (`--dhcp-shards`); default by host count (shards.ts). */
+  dhcpShards?: number;
   /**
    * Run as an appliance (`--appliance internal-lb`): only its services (`applianceServices`) are created, and a
    * desired state for anything else (or a router's state for an appliance) is refused.
@@ -132,6 +134,7 @@ export class RouterAgent {
       controlPort: options.controlPort,
       metadataPort: options.metadataPort,
       passwordPort: options.passwordPort,
+      ...(options.dhcpShards !== undefined ? { dhcpShards: options.dhcpShards } : {}),
     };
     const ctx: ApplierContext = {
       ...this.renderCtx,

@@ -13,12 +13,14 @@ import type { CliCommand } from './main.js';
 const usage = `usage: stacknet router-agent --control-address <ip:port> --data-dir <dir> (--secret <s> | --secret-file <f>)
        [--guest-interface eth0] [--dnsmasq-binary dnsmasq] [--keepalived-binary keepalived]
        [--metadata-port 80] [--password-port 8080] [--no-firewall] [--appliance internal-lb]
-       [--log-level info] [--log-format json|text] [--no-metrics]
+       [--dhcp-shards K] [--log-level info] [--log-format json|text] [--no-metrics]
 
 Runs one virtual router's agent (run it inside the router's network namespace: ip netns exec <ns> stacknet ...).
 SIGTERM/SIGINT stop keepalived and dnsmasq too; SIGKILL leaves them serving and a new agent adopts them.
 --appliance internal-lb: an internal LB appliance (CloudStack's internal LB VM): its address and haproxy only,
 no dnsmasq, metadata or password server, firewall or NAT.
+--dhcp-shards K: serve DHCP from K dnsmasq shards whatever the number of hosts (default: one dnsmasq up to
+2,048 hosts, then about 1,024 hosts a shard; see src/agent/README.md "DHCP and DNS").
 Control API: see src/agent/README.md. GET /metrics on the control address: Prometheus text, with the same
 Authorization: Bearer <router secret> as every control request (--no-metrics: none).
 Logs: JSON lines on stdout (--log-level / STACKNET_LOG_LEVEL, default info; --log-format text /
@@ -88,6 +90,10 @@ export const routerAgentCommand: CliCommand = {
     // An appliance serves no metadata or passwords: nothing listens on those ports.
     const metadataPort = port(m, 'metadata-port', appliance ? 0 : 80);
     const passwordPort = port(m, 'password-port', appliance ? 0 : 8080);
+    const shardsArg = str(m, 'dhcp-shards');
+    const dhcpShards = shardsArg === undefined ? undefined : Number(shardsArg);
+    if (dhcpShards !== undefined && !(Number.isInteger(dhcpShards) && dhcpShards >= 1 && dhcpShards <= 256))
+      throw new Error(`--dhcp-shards must be a whole number from 1 to 256, got '${shardsArg}'`);
     const metrics = m.has('no-metrics') ? undefined : new AgentMetrics(() => agent.status(false));
     const agent = new RouterAgent({
       dataDir: resolve(dataDir),
@@ -100,6 +106,7 @@ export const routerAgentCommand: CliCommand = {
       keepalivedBinary: str(m, 'keepalived-binary') ?? 'keepalived',
       firewall: !m.has('no-firewall'),
       ...(appliance ? { appliance } : {}),
+      ...(dhcpShards !== undefined ? { dhcpShards } : {}),
       log: logHook(logger),
       onApply: (a) => {
         metrics?.applied(a);

@@ -73,6 +73,8 @@ export class RouterUnderTest {
     readonly secret: string,
     readonly dataDir: string,
     agent: SpawnedProcess,
+    /** The agent's extra command-line flags (kept for `restart`). */
+    readonly agentArgs: string[] = [],
   ) {
     this.agent = agent;
   }
@@ -92,7 +94,7 @@ export class RouterUnderTest {
   /** Starts the agent again (after it was killed or stopped) with the same data dir and secret. */
   async restart(): Promise<void> {
     if (!this.agent.hasExited()) throw new Error(`agent ${this.role} is still running`);
-    this.agent = this.lab.spawnAgent(this.ns, this.control, this.secret, this.dataDir);
+    this.agent = this.lab.spawnAgent(this.ns, this.control, this.secret, this.dataDir, this.agentArgs);
     await this.lab.waitForControl(this);
   }
 
@@ -174,7 +176,13 @@ export class VrLab {
     }
   }
 
-  spawnAgent(ns: string, control: string, secret: string, dataDir: string): SpawnedProcess {
+  spawnAgent(
+    ns: string,
+    control: string,
+    secret: string,
+    dataDir: string,
+    extraArgs: string[] = [],
+  ): SpawnedProcess {
     return this.net.spawnIn(
       ns,
       agentArgv([
@@ -186,6 +194,7 @@ export class VrLab {
         secret,
         '--guest-interface',
         'eth0',
+        ...extraArgs,
       ]),
       { cwd: repoRoot },
     );
@@ -204,9 +213,10 @@ export class VrLab {
 
   /**
    * A VR namespace `role` with eth0 on the guest bridge (the agent adds its guest address), ctl0 on a host
-   * link (control API), up0 towards the upstream resolver, and the agent running inside.
+   * link (control API), up0 towards the upstream resolver, and the agent running inside (with `agentArgs`, e.g.
+   * `--dhcp-shards 4`).
    */
-  async router(role: string): Promise<RouterUnderTest> {
+  async router(role: string, agentArgs: string[] = []): Promise<RouterUnderTest> {
     const ns = await this.net.namespace(role);
     await this.net.veth({ ns, ifname: 'eth0', bridge: this.bridge });
     const ctl = await this.net.hostLink(ns, 'ctl0');
@@ -223,8 +233,8 @@ export class VrLab {
     // dnsmasq's lease file lives on tmpfs outside the data dir; a killed agent leaves it behind.
     this.net.removeOnCleanup(leaseDirFor(resolve(dataDir)));
     const control = `${ctl.nsAddress}:3922`;
-    const agent = this.spawnAgent(ns, control, secret, dataDir);
-    const r = new RouterUnderTest(this, role, ns, control, secret, dataDir, agent);
+    const agent = this.spawnAgent(ns, control, secret, dataDir, agentArgs);
+    const r = new RouterUnderTest(this, role, ns, control, secret, dataDir, agent, agentArgs);
     this.routers.push(r);
     await this.waitForControl(r);
     return r;

@@ -20,6 +20,8 @@ export interface RenderContext {
   controlPort: number;
   metadataPort: number;
   passwordPort: number;
+  /** DHCP shards (shards.ts) whatever the number of hosts (the agent's `--dhcp-shards`); default by host count. */
+  dhcpShards?: number;
 }
 
 /** Pure: no I/O, no clock, no randomness (lint-enforced for `appliers/*\/render*.ts`). */

@@ -68,7 +68,7 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
   }
 
   async start(saved: DesiredState | null): Promise<void> {
-    const k = shardCount(saved?.hosts.length ?? 0);
+    const k = shardCount(saved?.hosts.length ?? 0, this.ctx.dhcpShards);
     this.subs = this.make(k);
     this.steps = this.subs.map(() => null);
     const states = saved && shardStates(saved, k);
@@ -151,7 +151,8 @@ export class DhcpApplier implements Applier<DnsmasqFiles> {
     const ups = delta.hosts?.upsert ?? [];
     const removes = delta.hosts?.remove ?? [];
     // A delta that would change K takes the full path (every shard restarts).
-    if (shardCount(base.state.hosts.length + ups.length - removes.length) !== k) return null;
+    if (shardCount(base.state.hosts.length + ups.length - removes.length, this.ctx.dhcpShards) !== k)
+      return null;
     const tests: ((next: DesiredState) => boolean)[] = [];
     for (let i = 0; i < k; i++) {
       const step = this.steps[i];

@@ -23,6 +23,28 @@ describe('dnsmasq render: golden files', () => {
   }
 });
 
+/**
+ * Two shards (`--dhcp-shards 2`) of a dual-stack network: hosts 1, 3 and 4 hash to shard 0, 2 (a non-default NIC)
+ * and 7 to shard 1. Each shard carries its hosts' IPv6 addresses and the DHCPv6 range; shard 0 alone sends RAs.
+ */
+describe('dnsmasq render: golden files of DHCP shards', () => {
+  it('shards-2', () => {
+    const s = baseState();
+    const v6 = (h: DesiredState['hosts'][number]) => ({ ...h, ipv6: `fd00:1::${h.ipv4.split('.')[3]}` });
+    const state: DesiredState = {
+      ...s,
+      network: { ...s.network, ipv6Cidr: 'fd00:1::/64', leaseTime: 3600 },
+      hosts: [...s.hosts, hostFor(3), hostFor(4), hostFor(7)].map(v6),
+    };
+    const r = dnsmasqRenderer.render(state, { ...goldenCtx, dhcpShards: 2 });
+    assert.equal(r.shards?.length, 2);
+    r.shards!.forEach((f, i) => {
+      golden(testdata, `shards-2.dhcp-${i}.dnsmasq.conf`, f.dnsmasqConf);
+      golden(testdata, `shards-2.dhcp-${i}.dhcphosts`, f.dhcpHosts);
+    });
+  });
+});
+
 function loaded(s: DesiredState): LoadedDnsmasq {
   const r = render(s);
   return loadedIndex(r.dnsmasqConf, r.dhcpHosts.split('\n'));

@@ -9,7 +9,13 @@ import type { DesiredState, HostSpec } from '../../desired-state.js';
 import { defaultLeaseTime } from '../../desired-state.js';
 import { hostCapacity, netmaskOf, networkAddressOf, parseIpv4Cidr } from '../../render/ip.js';
 import type { RenderContext, Renderer } from '../applier.js';
-import { shardCount, shardDirName, shardServerPort, shardStates } from './shards.js';
+import {
+  sendsRouterAdvertisements,
+  shardCount,
+  shardDirName,
+  shardServerPort,
+  shardStates,
+} from './shards.js';
 
 /** Where the instance's files live; the agent passes its data directory's layout. */
 export interface DnsmasqPaths {
@@ -56,12 +62,16 @@ export function shardContext<C extends Pick<RenderContext, 'dataDir' | 'leaseDir
   };
 }
 
-function renderOne(state: DesiredState, ctx: RenderContext, serverPort?: number): DnsmasqFiles {
+function renderOne(
+  state: DesiredState,
+  ctx: RenderContext,
+  shard?: { serverPort: number; routerAdvertisements: boolean },
+): DnsmasqFiles {
   return {
     dnsmasqConf: renderDnsmasqConf(state, {
       paths: dnsmasqPaths(ctx),
       guestInterface: ctx.guestInterface,
-      serverPort,
+      ...shard,
     }),
     dhcpHosts: renderDhcpHosts(state),
   };
@@ -71,10 +81,13 @@ export const dnsmasqRenderer: Renderer<DnsmasqFiles> = {
   name: 'dnsmasq',
   consumes: ['router', 'network', 'hosts'],
   render: (state, ctx) => {
-    const k = shardCount(state.hosts.length);
+    const k = shardCount(state.hosts.length, ctx.dhcpShards);
     if (k === 1) return renderOne(state, ctx);
     const shards = shardStates(state, k).map((s, i) =>
-      renderOne(s, shardContext(ctx, i), shardServerPort(i)),
+      renderOne(s, shardContext(ctx, i), {
+        serverPort: shardServerPort(i),
+        routerAdvertisements: sendsRouterAdvertisements(i),
+      }),
     );
     return { dnsmasqConf: '', dhcpHosts: '', shards };
   },
@@ -87,6 +100,8 @@ export interface DnsmasqRenderOptions {
   guestInterface: string;
   /** A DHCP shard's own server port (shards.ts); the client port stays 68. Default 67. */
   serverPort?: number;
+  /** Send router advertisements when the network has IPv6 (default true; of K shards only shard 0 does). */
+  routerAdvertisements?: boolean;
 }
 
 /** Tag for non-default NICs: one shared tag instead of CloudStack's per-IP tags, so no per-host opts churn. */
@@ -138,7 +153,7 @@ export function renderNames(state: DesiredState): string {
 }
 
 export function renderDnsmasqConf(state: DesiredState, opts: DnsmasqRenderOptions): string {
-  const { paths, guestInterface, serverPort } = opts;
+  const { paths, guestInterface, serverPort, routerAdvertisements = true } = opts;
   const net = state.network;
   const cidr = parseIpv4Cidr(net.cidr);
   const netmask = netmaskOf(cidr);
@@ -190,11 +205,15 @@ export function renderDnsmasqConf(state: DesiredState, opts: DnsmasqRenderOption
     // CloudStack's guests take their address by SLAAC (EUI-64 of the MAC, radvd on its VR, reference §2.6):
     // dnsmasq sends the router advertisements (`slaac` sets the prefix's autonomous flag; `static` keeps DHCPv6
     // answering the hosts listed with an address, the same EUI-64 one the server computed).
-    lines.push(
-      'enable-ra',
-      `ra-param=${guestInterface},10`,
-      `dhcp-range=set:${rangeTag}6,${prefix},static,slaac,${len},${lease}`,
-    );
+    // The other DHCP shards (shards.ts) answer DHCPv6 for their own hosts and send no RA: a bare static range,
+    // as `slaac` (or any ra-* mode) alone turns dnsmasq's RAs on, `enable-ra` or not.
+    if (routerAdvertisements)
+      lines.push(
+        'enable-ra',
+        `ra-param=${guestInterface},10`,
+        `dhcp-range=set:${rangeTag}6,${prefix},static,slaac,${len},${lease}`,
+      );
+    else lines.push(`dhcp-range=set:${rangeTag}6,${prefix},static,${len},${lease}`);
     if (!net.useExternalDns) lines.push(`dhcp-option=tag:${rangeTag}6,option6:dns-server,[::]`);
   }
   // Non-default NICs live in the configuration file, not the hosts file: dnsmasq 2.90 segfaults on SIGHUP while

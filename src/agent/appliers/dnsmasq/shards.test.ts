@@ -30,7 +30,14 @@ describe('DHCP shards', () => {
     assert.equal(shardCount(50_000), 64);
   });
 
-  it('every host lands in exactly one shard, the same one every time; IPv6 and RAs stay with shard 0', () => {
+  it('--dhcp-shards pins K whatever the number of hosts', () => {
+    assert.equal(shardCount(3, 4), 4);
+    assert.equal(shardCount(10_000, 1), 1);
+    const out = dnsmasqRenderer.render(big(6), { ...goldenCtx, dhcpShards: 2 });
+    assert.equal(out.shards?.length, 2);
+  });
+
+  it('every host lands in exactly one shard, the same one every time, with its IPv6 address', () => {
     const s = big(3000);
     const k = shardCount(s.hosts.length);
     const parts = shardStates(s, k);
@@ -41,10 +48,8 @@ describe('DHCP shards', () => {
     );
     parts.forEach((p, i) => {
       for (const h of p.hosts) assert.equal(shardOf(h.mac, k), i);
-      if (i > 0) {
-        assert.equal(p.network.ipv6Cidr, undefined);
-        assert.ok(p.hosts.every((h) => h.ipv6 === undefined));
-      }
+      assert.equal(p.network.ipv6Cidr, 'fd00:1::/64');
+      assert.ok(p.hosts.every((h) => h.ipv6 !== undefined));
       assert.ok(p.hosts.length > 500 && p.hosts.length < 1000, `shard ${i}: ${p.hosts.length}`);
     });
     assert.equal(shardOf(s.hosts[0]!.mac.toUpperCase(), k), shardOf(s.hosts[0]!.mac, k));
@@ -58,7 +63,17 @@ describe('DHCP shards', () => {
       assert.match(f.dnsmasqConf, new RegExp(`pid-file=/var/lib/vr/dhcp-${i}/dnsmasq.pid`));
       assert.match(f.dnsmasqConf, new RegExp(`dhcp-leasefile=/var/lib/vr/dhcp-${i}/dnsmasq.leases`));
       assert.match(f.dnsmasqConf, /^port=0$/m);
+      // DHCPv6 in every shard, for its own hosts; RAs (enable-ra, and `slaac`, which alone turns them on) in
+      // shard 0 only.
       assert.equal(/^enable-ra$/m.test(f.dnsmasqConf), i === 0);
+      assert.equal(/^ra-param=/m.test(f.dnsmasqConf), i === 0);
+      const range6 = f.dnsmasqConf.split('\n').filter((l) => l.startsWith('dhcp-range=set:guest6,'));
+      assert.deepEqual(range6, [
+        i === 0
+          ? 'dhcp-range=set:guest6,fd00:1::,static,slaac,64,infinite'
+          : 'dhcp-range=set:guest6,fd00:1::,static,64,infinite',
+      ]);
+      assert.match(f.dhcpHosts, /,\[fd00:1::[0-9a-f]+\],/);
     });
     assert.equal(dnsmasqRenderer.digest(out, s).length, 8);
     const small = dnsmasqRenderer.render(big(10), goldenCtx);
@@ -94,6 +109,8 @@ describe('DHCP shards', () => {
         return dnsmasqTest('dnsmasq', join(dir, 'c.conf'));
       };
       assert.equal(await test(combinedCheckConf(confs)), null);
+      // What the combined test leaves out of the other shards, their DHCPv6 range without RAs, dnsmasq takes.
+      assert.equal(await test(confs[3]!), null);
       const bad = [...confs];
       bad[3] += 'dhcp-host=02:00:00:00:00:01,[zz::1::2]\n';
       assert.match((await test(combinedCheckConf(bad))) ?? '', /bad IPv6 address/);

@@ -4,7 +4,8 @@
  * past `singleShardMaxHosts` hosts the DHCP side runs as K dnsmasq instances on the same interface, each with
  * the hosts whose MAC hashes to it, each on its own server port; one nft rule (steering.ts) sends every DHCP
  * packet for port 67 to its client's shard, so each packet wakes one shard (`dhcp-ignore=tag:!known` still
- * keeps a shard silent to a MAC it does not hold). A change then costs one shard's (hosts/K)² re-match. Pure.
+ * keeps a shard silent to a MAC it does not hold). DHCPv6 (port 547, multicast) reaches every shard and only
+ * the holder answers (`shardStates`). A change then costs one shard's (hosts/K)² re-match. Pure.
  */
 import type { DesiredState } from '../../desired-state.js';
 
@@ -13,7 +14,12 @@ export const singleShardMaxHosts = 2048;
 /** Past it, about this many hosts per shard (K a power of two, so K changes rarely as a network grows). */
 export const hostsPerShard = 1024;
 
-export function shardCount(hosts: number): number {
+/**
+ * K for a router with `hosts` hosts; `fixed` (the agent's `--dhcp-shards`, RenderContext.dhcpShards) pins it
+ * whatever the number of hosts: a router that grows without its shards restarting, or a small lab with shards.
+ */
+export function shardCount(hosts: number, fixed?: number): number {
+  if (fixed !== undefined) return fixed;
   if (hosts <= singleShardMaxHosts) return 1;
   return 2 ** Math.ceil(Math.log2(hosts / hostsPerShard));
 }
@@ -61,8 +67,13 @@ export const shardPortBase = 10067;
 export const shardServerPort = (i: number) => shardPortBase + i;
 
 /**
- * Shard i's view of the state: its hosts only. Router advertisements and DHCPv6 stay with shard 0 (K senders
- * of RAs would be wrong); other shards answer DHCPv4 only (their guests still take their SLAAC address).
+ * Shard i's view of the state: its hosts only, IPv6 addresses included: every shard answers DHCPv6 for its own
+ * hosts. Router advertisements are shard 0's alone (`sendsRouterAdvertisements`; K senders would be wrong).
+ * No steering is needed for DHCPv6: a client sends every DHCPv6 message to ff02::1:2 (dnsmasq offers no Server
+ * Unicast option), which the kernel hands to every shard's socket on [::]:547 — dnsmasq sets SO_REUSEPORT on
+ * it, but a reuseport group load-balances unicast only — and each shard answers the MACs it holds and ignores
+ * the others (`dhcp-ignore=tag:!known`). A DHCPv6 packet so wakes all K shards (measured: docs/benchmarks.md,
+ * "Big networks: DHCPv6 on every shard"); DHCPv6 traffic is a few packets per guest per lease time.
  */
 export function shardState(state: DesiredState, i: number, k: number): DesiredState {
   return shardStates(state, k)[i]!;
@@ -73,18 +84,17 @@ export function shardStates(state: DesiredState, k: number): DesiredState[] {
   if (k === 1) return [state];
   const parts: DesiredState['hosts'][] = Array.from({ length: k }, () => []);
   for (const h of state.hosts) parts[shardOf(h.mac, k)]!.push(h);
-  const { ipv6Cidr: _v6, ipv6Gateway: _gw, ...v4only } = state.network;
-  return parts.map((hosts, i) =>
-    i === 0
-      ? { ...state, hosts }
-      : { ...state, network: v4only, hosts: hosts.map(({ ipv6: _ip6, ...h }) => h) },
-  );
+  return parts.map((hosts) => ({ ...state, hosts }));
 }
+
+/** Whether shard i of K sends the router advertisements: one sender per guest link, shard 0 (or the only one). */
+export const sendsRouterAdvertisements = (i: number) => i === 0;
 
 /**
  * One configuration that `dnsmasq --test` accepts exactly when it accepts each of `confs` (shard configurations,
  * lowest shard first): the first one whole, plus the others' `dhcp-host=` lines (their non-default NICs), the
- * only lines in which shards differ but their own paths. It is the configuration one dnsmasq would run for the
+ * only lines in which shards differ but their own paths, server ports and, with IPv6, shard 0's RA lines (the
+ * others' DHCPv6 range is shard 0's without `slaac`: valid when shard 0's is). It is the configuration one dnsmasq would run for the
  * same hosts, so a rebuild spawns one test, not K (each spawn forks the agent's whole heap: tens of ms at
  * 50,000 hosts).
  */
