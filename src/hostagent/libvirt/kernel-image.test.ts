@@ -65,7 +65,10 @@ describe('the test template kernel for PVH boot', () => {
     assert.equal(hasPvhEntry(pvh), true);
     assert.equal(hasPvhEntry(elf({ owner: 'Xen', type: 17 })), false);
     assert.equal(hasPvhEntry(elf({ owner: 'GNU', type: 18 })), false);
-    assert.equal(hasPvhEntry(Buffer.from('not an elf at all, but long enough to have a header......')), false);
+    assert.equal(
+      hasPvhEntry(Buffer.from('not an elf at all, but long enough to have a header......')),
+      false,
+    );
     assert.equal(elfExtent(Buffer.concat([pvh, Buffer.from('relocation table')])), pvh.length);
   });
 

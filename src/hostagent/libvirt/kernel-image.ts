@@ -77,7 +77,7 @@ export function hasPvhEntry(elf: Buffer): boolean {
     if (ph + 56 > elf.length || elf.readUInt32LE(ph) !== 4 /* PT_NOTE */) continue;
     const off = Number(elf.readBigUInt64LE(ph + 8));
     const end = Math.min(elf.length, off + Number(elf.readBigUInt64LE(ph + 32)));
-    for (let n = off; n + 12 <= end; ) {
+    for (let n = off; n + 12 <= end;) {
       const namesz = elf.readUInt32LE(n);
       const descsz = elf.readUInt32LE(n + 4);
       const type = elf.readUInt32LE(n + 8);
