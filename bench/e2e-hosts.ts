@@ -18,7 +18,8 @@ import { join, resolve } from 'node:path';
 import { waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
 import { parseGuestConsole } from '../src/hostagent/libvirt/guest-console.js';
-import { buildTestTemplate } from '../src/hostagent/libvirt/test-template.js';
+import { buildTestTemplate, type TestTemplate } from '../src/hostagent/libvirt/test-template.js';
+import { run } from '../src/netns/exec.js';
 import type { LabHost } from '../test/hosts/host-lab.js';
 import { HostsRig } from '../test/e2e/hosts-rig.js';
 import { benchApi, benchJob, loadavg, sleep } from './common.js';
@@ -64,19 +65,41 @@ function virshStart(agentOutput: string, domain: string): { begin: number; end: 
   return last;
 }
 
+/**
+ * The test template as checkout `root` builds it (its own scripts/build-test-template.ts, so an A/B compares its
+ * template too), or this checkout's.
+ */
+async function testTemplateOf(root: string | undefined): Promise<TestTemplate> {
+  if (!root) return buildTestTemplate({ log: (m) => console.error(m) });
+  const r = await run(['node', '--import', 'tsx', 'scripts/build-test-template.ts'], {
+    cwd: root,
+    timeoutMs: 600_000,
+  });
+  if (r.stderr.trim()) console.error(r.stderr.trim());
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as TestTemplate;
+}
+
+/** When a host agent's template cache got the bench's template (its log: "<ISO> ... libvirt: template <id> (<name>) cached from <url> in N ms"). */
+function templateCached(agentOutput: string): { at: number; ms: number } | undefined {
+  const m = /^(\S+) .*libvirt: template \d+ \(stacknet-test\) cached from .* in (\d+) ms/m.exec(agentOutput);
+  const at = m ? Date.parse(m[1]!) : NaN;
+  return m && Number.isFinite(at) ? { at, ms: Number(m[2]) } : undefined;
+}
+
 export async function benchHosts(o: {
   bursts: number[];
   label: string;
   /** Another checkout's built tree to run the server and agents of (the baseline of an A/B); default this one. */
   serverRoot?: string;
 }): Promise<void> {
-  const built = buildTestTemplate({ log: (m) => console.error(m) });
+  const root = o.serverRoot && resolve(o.serverRoot) !== process.cwd() ? resolve(o.serverRoot) : undefined;
+  const built = testTemplateOf(root);
   built.catch(() => {});
   const rig = new HostsRig({
     vmBackend: 'libvirt',
     // Six guests booting at once under emulation on a shared machine: give the jobs time.
     settings: [['stacknet.host.vm.wait', '300']],
-    ...(o.serverRoot && resolve(o.serverRoot) !== process.cwd() ? { root: resolve(o.serverRoot) } : {}),
+    ...(root ? { root } : {}),
     serverEnv: { STACKNET_TRACE_VMS: '1' },
   });
   try {
@@ -212,6 +235,14 @@ export async function benchHosts(o: {
         toGuestClock: stage((i) => (vs(i) ? guestZero(i) - vs(i)!.end : undefined)),
         reported: stage((i) => (tr(i) && vs(i) ? tr(i)!.driven! - vs(i)!.end : undefined)),
       };
+      // Per host of the burst: when its cache got the template (ms from the burst's start: negative when before,
+      // i.e. fetched ahead of use or by the warm-up VM) and how long the copy and checksum took.
+      const templateCache: Record<string, { atMs: number; ms: number } | null> = {};
+      for (const { vm } of results) {
+        const h = hostOf(vm.hostid);
+        const tc = templateCached(h.agent?.output() ?? '');
+        templateCache[h.name] = tc ? { atMs: tc.at - started, ms: tc.ms } : null;
+      }
       const perHost = new Map<string, number>();
       for (const { vm } of results)
         perHost.set(hostOf(vm.hostid).name, (perHost.get(hostOf(vm.hostid).name) ?? 0) + 1);
@@ -238,6 +269,8 @@ export async function benchHosts(o: {
           overheadMs: { median: pct(over, 0.5), max: Math.max(...over) },
           stagesMedianMs: stages,
           vmsPerHost: Object.fromEntries([...perHost].sort()),
+          templateCache,
+          kernel: t.kernel ?? 'bzImage',
           load: [loadBefore, loadAfter],
         }),
       );

@@ -98,6 +98,8 @@ export class HostConverger {
   private controlCidr: string;
   /** Per VM, its last backend call: a pass and `ensureNewVms` never work on one VM at once. */
   private readonly vmQueues = new Map<string, Promise<unknown>>();
+  /** Templates fetched (or being fetched) ahead of use, per backend (`prefetchTemplates`). */
+  private readonly prefetched = new Set<string>();
   readonly deadlines: ItemDeadlines;
   private readonly items: BoundedItems;
 
@@ -154,6 +156,7 @@ export class HostConverger {
 
   async converge(d: HostDesiredState, hooks: ConvergeHooks = {}): Promise<ConvergeResult> {
     this.controlCidr = d.controlCidr ?? this.o.controlCidr;
+    this.prefetchTemplates(d);
     const errors: Errors = [];
     /** Runs one item; its failure is quarantined in `errors` and its message returned (undefined when it worked). */
     const guard = async (
@@ -307,6 +310,25 @@ export class HostConverger {
         return { instanceName: vm.instanceName, state, ...(message ? { message } : {}) };
       }),
     };
+  }
+
+  /**
+   * Fetches the templates the state names (HostDesiredState.templates) into each backend's cache, in the
+   * background: never awaited by a pass, each at most once while it works (a failure is logged and retried by
+   * the next pass). A VM ensured meanwhile joins the fetch under way (libvirt's TemplateCache).
+   */
+  private prefetchTemplates(d: HostDesiredState): void {
+    for (const t of d.templates ?? [])
+      for (const backend of this.o.backends.values()) {
+        if (!backend.prefetch) continue;
+        const key = `${backend.name} ${JSON.stringify(t)}`;
+        if (this.prefetched.has(key)) continue;
+        this.prefetched.add(key);
+        backend.prefetch(t).catch((e: Error) => {
+          this.prefetched.delete(key);
+          this.o.log(`template ${t.id} (${t.name}): prefetch failed: ${e.message}`);
+        });
+      }
   }
 
   /** Runs `f` after every earlier backend call for VM `name` (ensure and destroy of one VM never interleave). */

@@ -8,7 +8,7 @@
  * agent then hooks the port's anti-spoofing rules. Every method is idempotent and leaves running VMs that are
  * already what the spec says untouched (a restarted agent must not restart guests).
  */
-import type { HostVmSpec } from '../hosts/protocol.js';
+import type { HostTemplateSpec, HostVmSpec } from '../hosts/protocol.js';
 
 export interface BackendVm {
   instanceName: string;
@@ -27,6 +27,11 @@ export interface VmBackend {
   list(): Promise<BackendVm[]>;
   /** The VM's serial console so far (libvirt: the console log file), or null when it has none. */
   console(instanceName: string): Promise<string | null>;
+  /**
+   * Fetches and verifies a template into the backend's cache ahead of a VM's first use of it (libvirt); a VM
+   * ensured meanwhile waits for the same fetch. Backends without a template cache have none.
+   */
+  prefetch?(template: HostTemplateSpec): Promise<void>;
   /** Stops the backend's own daemons when the agent is cleaned up (`stacknet host-agent cleanup`). */
   close(): Promise<void>;
 }

@@ -18,6 +18,7 @@ import type {
   HostDesiredState,
   HostNetworkSpec,
   HostRouterSpec,
+  HostTemplateSpec,
   HostVmSpec,
 } from './protocol.js';
 import type { HostRow } from './repository.js';
@@ -222,7 +223,30 @@ export async function computeHostDesired(
     networks,
     routers,
     vms,
+    templates: await prefetchTemplates(ex),
   };
+}
+
+/**
+ * The templates a host fetches ahead of first use (HostDesiredState.templates): every registered template with a
+ * URL, as a VM's spec names it. A template registered after a host is Up reaches it with the hosts worker's next
+ * refresh of every host (src/hosts/worker.ts, every 5 s).
+ */
+async function prefetchTemplates(ex: Executor): Promise<HostTemplateSpec[]> {
+  const rows = await ex
+    .selectFrom('templates')
+    .select(['id', 'name', 'url', 'format', 'checksum'])
+    .where('url', 'is not', null)
+    .where('hypervisor', '=', 'KVM')
+    .orderBy('id')
+    .execute();
+  return rows.map((t) => ({
+    id: Number(t.id),
+    name: t.name,
+    url: t.url!,
+    format: t.format.toLowerCase() === 'qcow2' ? 'qcow2' : 'kernel-initrd',
+    checksum: t.checksum ?? null,
+  }));
 }
 
 /** The KVM label of the zone's Public traffic type (one physical network of a zone carries it), if it names one. */

@@ -99,6 +99,12 @@ export interface HostDesiredState {
   networks: HostNetworkSpec[];
   routers: HostRouterSpec[];
   vms: HostVmSpec[];
+  /**
+   * The templates the host's VMs may be deployed from (every registered template with a URL: they are ready in
+   * every zone): the agent fetches and verifies each into its cache ahead of a VM's first use of it, so that VM
+   * does not wait for the copy and the checksum. Absent from older servers.
+   */
+  templates?: HostTemplateSpec[];
 }
 
 export interface HostNetworkSpec {

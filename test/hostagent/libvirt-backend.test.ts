@@ -271,6 +271,23 @@ describe('libvirt backend: VMs of the test template on a host namespace, served 
     assert.equal(await runningLibvirtd(paths), daemon, 'close() stopped a daemon it did not start');
   });
 
+  it('prefetch fetches and verifies a template into the cache ahead of use; a wrong checksum is refused', async () => {
+    const t = { ...vmSpec(1).template, id: 203 };
+    await backend.prefetch(t);
+    const dir = join(opts.dataDir, 'templates', `203-sha256-${template.checksum}`);
+    assert.ok(existsSync(join(dir, '.complete')), dir);
+    // The kernel the guests boot: Debian 12's cloud kernel (LZ4, CONFIG_PVH=y) unpacked to the ELF QEMU enters at
+    // its PVH entry (kernel-image.ts).
+    assert.equal(template.kernel, 'pvh-elf', template.kernelWhy);
+    const magic = (await readFile(join(dir, 'vmlinuz'))).subarray(0, 4).toString('latin1');
+    assert.equal(magic, '\x7fELF');
+    await assert.rejects(
+      backend.prefetch({ ...t, id: 204, checksum: `{SHA-256}${'0'.repeat(64)}` }),
+      /registered as 0{64}/,
+    );
+    assert.equal(existsSync(join(opts.dataDir, 'templates', `204-sha256-${'0'.repeat(64)}`)), false);
+  });
+
   it('a qcow2 template: the VM gets its own overlay on the cached image, removed with it', async () => {
     const img = join(await lab.net.tempDir('img'), 'base.qcow2');
     await run(['qemu-img', 'create', '-q', '-f', 'qcow2', img, '64M']);

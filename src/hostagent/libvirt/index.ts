@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HostVmSpec } from '../../hosts/protocol.js';
+import type { HostTemplateSpec, HostVmSpec } from '../../hosts/protocol.js';
 import { run } from '../../netns/exec.js';
 import type { BackendVm, VmBackend } from '../vm-backend.js';
 import { libvirtdPaths, libvirtdUri, startLibvirtd, stopLibvirtd, type LibvirtdPaths } from './libvirtd.js';
@@ -229,6 +229,10 @@ export class LibvirtBackend implements VmBackend {
       });
     }
     return out;
+  }
+
+  async prefetch(template: HostTemplateSpec): Promise<void> {
+    await this.templates.get(template);
   }
 
   async console(instanceName: string): Promise<string | null> {

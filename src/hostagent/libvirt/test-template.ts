@@ -8,16 +8,18 @@
  * The result is cached under `cacheDir` (default /var/cache/stacknet/test-template, or $STACKNET_TEMPLATE_CACHE)
  * keyed by the package versions and the init's text, built in a temporary directory and renamed into place, so
  * concurrent builders (two test files) never see half a template. Output: a directory with `vmlinuz` and
- * `initrd.img` (format kernel-initrd) and its checksum (checksum.ts).
+ * `initrd.img` (format kernel-initrd) and its checksum (checksum.ts); `vmlinuz` is the kernel unpacked to the ELF
+ * QEMU boots at its PVH entry (kernel-image.ts) when Debian's bzImage allows it.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { run } from '../../netns/exec.js';
 import { kernelInitrdChecksum } from './checksum.js';
 import { cpioNewc, type CpioEntry } from './cpio.js';
+import { directBootKernel } from './kernel-image.js';
 import { testTemplateInit, testTemplateModules, testTemplateUdhcpcScript } from './test-template-init.js';
 
 export interface TestTemplate {
@@ -30,11 +32,19 @@ export interface TestTemplate {
   checksum: string;
   /** The Debian packages it was built from (`name=version`). */
   packages: string[];
+  /**
+   * What `vmlinuz` holds: `pvh-elf`, the package's kernel unpacked from its bzImage to the ELF QEMU enters at its
+   * PVH entry point (kernel-image.ts), or `bzImage` as packaged (when that cannot be done: `kernelWhy` says why).
+   */
+  kernel: 'pvh-elf' | 'bzImage';
+  kernelWhy?: string;
 }
 
 export const defaultTemplateCache = '/var/cache/stacknet/test-template';
 
 const kernelMeta = 'linux-image-cloud-amd64';
+/** Part of the cache key: a template built before the kernel was unpacked for PVH boot is built again. */
+const kernelRecipe = 'vmlinuz: PVH ELF when the bzImage unpacks to one (kernel-image.ts)';
 const busyboxPackage = 'busybox-static';
 
 async function aptCache(args: string[]): Promise<string> {
@@ -155,7 +165,15 @@ export async function buildTestTemplate(
   ]);
   const packages = [`${kernelPkg}=${kernelVersion}`, `${busyboxPackage}=${busyboxVersion}`];
   const recipe = createHash('sha256')
-    .update(JSON.stringify([packages, testTemplateModules, testTemplateInit([]), testTemplateUdhcpcScript]))
+    .update(
+      JSON.stringify([
+        packages,
+        testTemplateModules,
+        testTemplateInit([]),
+        testTemplateUdhcpcScript,
+        kernelRecipe,
+      ]),
+    )
     .digest('hex')
     .slice(0, 16);
   const dir = join(cacheDir, `${kernelPkg}-${recipe}`);
@@ -206,10 +224,20 @@ export async function buildTestTemplate(
     const busybox = await readFile(join(broot, 'bin', 'busybox'));
     const out = join(work, 'template');
     await mkdir(out);
-    await copyFile(join(kroot, 'boot', `vmlinuz-${abi}`), join(out, 'vmlinuz'));
+    // The kernel without its decompressor when it can be (kernel-image.ts); the file keeps the name `vmlinuz`
+    // (the template format's), QEMU tells a bzImage from an ELF by its header.
+    const kernel = await directBootKernel(await readFile(join(kroot, 'boot', `vmlinuz-${abi}`)));
+    if (kernel.kind === 'bzImage') log(`test template: booting the bzImage as packaged: ${kernel.why}`);
+    await writeFile(join(out, 'vmlinuz'), kernel.image);
     await writeFile(join(out, 'initrd.img'), testTemplateInitramfs(busybox, modules));
     const checksum = await kernelInitrdChecksum(out);
-    const info: Omit<TestTemplate, 'dir' | 'url'> = { format: 'kernel-initrd', checksum, packages };
+    const info: Omit<TestTemplate, 'dir' | 'url'> = {
+      format: 'kernel-initrd',
+      checksum,
+      packages,
+      kernel: kernel.kind,
+      ...(kernel.kind === 'bzImage' ? { kernelWhy: kernel.why } : {}),
+    };
     await writeFile(join(out, 'template.json'), JSON.stringify(info, null, 2) + '\n');
     try {
       await rename(out, dir);
