@@ -245,11 +245,15 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
 
 /** Gives an Allocating address its id; the association job (or its failure) moves it on. */
 async function holdAllocating(ctx: NetCtx, id: number, uuid: string, forDisplay?: boolean): Promise<IpRow> {
-  await ctx.tx
+  const update = ctx.tx
     .updateTable('ip_allocations')
     .set({ uuid, for_display: forDisplay === false ? 0 : 1 })
-    .where('id', '=', id)
-    .execute();
+    .where('id', '=', id);
+  // PostgreSQL and SQLite: the row in the same round trip; MariaDB (no UPDATE … RETURNING) reads it after.
+  if (ctx.tx.getExecutor().adapter.supportsReturning) {
+    const row = await update.returningAll().executeTakeFirst();
+    if (row) return row;
+  } else await update.execute();
   return ctx.tx.selectFrom('ip_allocations').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 }
 
