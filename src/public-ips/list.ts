@@ -53,8 +53,7 @@ export interface ListPublicIpsParams {
 /** A listed address: its row, or a Free address of a range (no row). */
 /** A listed address: a row (with its owner when the caller has it loaded already) or a Free address. */
 export type ListedIp =
-  | { row: IpRow; owner?: Owner }
-  | { free: { zoneId: number; rangeId: number; value: bigint } };
+  { row: IpRow; owner?: Owner } | { free: { zoneId: number; rangeId: number; value: bigint } };
 
 export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams): Promise<Listed<ListedIp>> {
   if (p.forvirtualnetwork === false) return { count: 0, items: [] };
@@ -275,7 +274,9 @@ async function zonesAndRanges(
       : [],
   );
   const pnIds = [
-    ...new Set([...ranges.values()].flatMap((r) => (r.physical_network_id !== null ? [r.physical_network_id] : []))),
+    ...new Set(
+      [...ranges.values()].flatMap((r) => (r.physical_network_id !== null ? [r.physical_network_id] : [])),
+    ),
   ];
   const pns = new Map(
     pnIds.length
@@ -320,7 +321,8 @@ async function zoneAndRange(db: Executor, zoneId: number, rangeId: number): Prom
       physical_network_id: r.physical_network_id === null ? null : Number(r.physical_network_id),
       for_system_vms: Number(r.for_system_vms),
     });
-    if (r.physical_network_id !== null && r.pn_uuid !== null) out.pns.set(Number(r.physical_network_id), r.pn_uuid);
+    if (r.physical_network_id !== null && r.pn_uuid !== null)
+      out.pns.set(Number(r.physical_network_id), r.pn_uuid);
   }
   return out;
 }

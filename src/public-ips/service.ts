@@ -268,7 +268,12 @@ async function finishAssign(
   read?: IpRow,
 ): Promise<IpRow> {
   // Allocating → Allocated in the same transaction: a caller never sees an address half-assigned.
-  const change = { state: 'Allocated', uuid, for_display: forDisplay === false ? 0 : 1, updated: ctx.now } as const;
+  const change = {
+    state: 'Allocated',
+    uuid,
+    for_display: forDisplay === false ? 0 : 1,
+    updated: ctx.now,
+  } as const;
   const update = ctx.tx
     .updateTable('ip_allocations')
     .set(change)
