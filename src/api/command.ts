@@ -107,6 +107,15 @@ export interface CommandContext {
    * holds the job's lease, so a job taken over by another server after a stall can never commit twice.
    */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * The handler's last transaction, whose value the handler returns as its result (and nothing after it can
+   * fail). In an async job the runner writes that result into the job row in the same transaction: one commit
+   * per job less, and a crash leaves both or neither (the job is run again only when its work did not commit).
+   * The conditional UPDATE of the job row (lease still ours, job still pending) is then the lease check, at
+   * the end of the transaction, where it also holds the row against a take-over until the commit. Call it at
+   * most once. Absent outside a job: use `transaction`.
+   */
+  resultTransaction?<T extends CommandResult>(fn: (tx: Tx) => Promise<T>): Promise<T>;
 }
 
 export interface PreparedObject {

@@ -72,6 +72,7 @@ export const serverCommand: CliCommand = {
         level: parseLogLevel(flag(args, '--log-level') ?? env.STACKNET_LOG_LEVEL),
         format: parseLogFormat(flag(args, '--log-format') ?? env.STACKNET_LOG_FORMAT),
         base: { service: 'stacknet-server' },
+        buffered: true,
       });
     } catch (e) {
       console.error(`stacknet server: ${(e as Error).message}`);

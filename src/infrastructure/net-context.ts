@@ -1,5 +1,5 @@
 /** Builds a NetCtx from the API's command context (or from a system caller, for the demo and workers). */
-import type { Caller, CommandContext } from '../api/command.js';
+import type { Caller, CommandContext, CommandResult } from '../api/command.js';
 import { effectiveRawValue } from '../configuration/repository.js';
 import { findSetting } from '../configuration/settings-catalogue.js';
 import { recordEvent, recordUsage } from '../events/record.js';
@@ -50,6 +50,18 @@ export function makeNetCtx(tx: Tx, caller: Caller, now: number): NetCtx {
 /** Runs a networking service in one transaction of the command (a job's transactions re-check its lease). */
 export function withNet<T>(ctx: CommandContext, fn: (n: NetCtx) => Promise<T>): Promise<T> {
   return ctx.transaction((tx) => fn(makeNetCtx(tx, ctx.caller, ctx.now())));
+}
+
+/**
+ * withNet for a handler's last transaction, whose value is the handler's result: in an async job the result is
+ * stored with it (CommandContext.resultTransaction), outside one it is withNet.
+ */
+export function withNetResult<T extends CommandResult>(
+  ctx: CommandContext,
+  fn: (n: NetCtx) => Promise<T>,
+): Promise<T> {
+  const run = (tx: Tx) => fn(makeNetCtx(tx, ctx.caller, ctx.now()));
+  return ctx.resultTransaction ? ctx.resultTransaction(run) : ctx.transaction(run);
 }
 
 /**

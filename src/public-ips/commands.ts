@@ -10,7 +10,7 @@ import {
 } from '../api/command.js';
 import type { AnyCommand, ResponseObject } from '../api/command.js';
 import { changedBeforeRerun, deletedBeforeRerun, jobScopedUuid } from '../api/jobs/rerun.js';
-import { readNet, withNet } from '../infrastructure/net-context.js';
+import { readNet, withNet, withNetResult } from '../infrastructure/net-context.js';
 import type { NetCtx } from '../infrastructure/context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
 import { zoneById, zoneByUuid } from '../infrastructure/zones.js';
@@ -34,6 +34,7 @@ import {
   releaseIpAddress,
   reserveIpAddress,
 } from './service.js';
+import { knownOwners } from './service.js';
 import type { AssociateDeps, IpRow } from './service.js';
 
 const R = (o: Record<string, unknown>): ResponseObject => o as ResponseObject;
@@ -47,7 +48,7 @@ const deps = (n: NetCtx): AssociateDeps => ({
 });
 
 const ipResult = async (n: NetCtx, row: IpRow) =>
-  objectResult('ipaddress', R((await ipResponses(n.tx, [{ row }]))[0]!));
+  objectResult('ipaddress', R((await ipResponses(n.tx, [{ row, owner: knownOwners.get(row) }]))[0]!));
 
 const associateIpAddressCmd = defineCommand({
   name: 'associateIpAddress',
@@ -75,7 +76,7 @@ const associateIpAddressCmd = defineCommand({
     if (!ctx.prepared) return withNet(ctx, async (n) => ipResult(n, await associateIpAddress(n, p, deps(n))));
     const id = ctx.prepared.id;
     try {
-      return await withNet(ctx, async (n) => ipResult(n, await completeAssociate(n, id, p, deps(n))));
+      return await withNetResult(ctx, async (n) => ipResult(n, await completeAssociate(n, id, p, deps(n))));
     } catch (e) {
       await withNet(ctx, (n) => abandonAllocating(n, id)).catch(() => undefined);
       throw e;

@@ -13,6 +13,7 @@ import { applyListScope, resolveListScope } from '../accounts/scope.js';
 import type { Listed, NetCtx } from '../infrastructure/context.js';
 import { pageWindow } from '../infrastructure/context.js';
 import { ownerFields, ownerNames } from '../infrastructure/owners.js';
+import type { Owner } from '../infrastructure/owners.js';
 import { publicScope } from '../infrastructure/scopes.js';
 import { rangeOf } from '../infrastructure/vlan-ip-ranges.js';
 import { zoneByUuid } from '../infrastructure/zones.js';
@@ -50,7 +51,9 @@ export interface ListPublicIpsParams {
 }
 
 /** A listed address: its row, or a Free address of a range (no row). */
-export type ListedIp = { row: IpRow } | { free: { zoneId: number; rangeId: number; value: bigint } };
+/** A listed address: a row (with its owner when the caller has it loaded already) or a Free address. */
+export type ListedIp =
+  { row: IpRow; owner?: Owner } | { free: { zoneId: number; rangeId: number; value: bigint } };
 
 export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams): Promise<Listed<ListedIp>> {
   if (p.forvirtualnetwork === false) return { count: 0, items: [] };
@@ -229,6 +232,101 @@ async function countIn(tx: Executor, scope: string, pool: RangeSet): Promise<num
 
 const csDate = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '+0000');
 
+type ZoneRef = { id: number; uuid: string; name: string };
+type RangeRef = {
+  id: number;
+  uuid: string;
+  vlan_tag: string | null;
+  physical_network_id: number | null;
+  for_system_vms: number;
+};
+interface ZonesAndRanges {
+  zones: Map<number, ZoneRef>;
+  ranges: Map<number, RangeRef>;
+  pns: Map<number, string>;
+}
+
+async function zonesAndRanges(
+  db: Executor,
+  zoneIds: readonly number[],
+  rangeIds: readonly number[],
+): Promise<ZonesAndRanges> {
+  const zones = new Map(
+    zoneIds.length
+      ? (
+          await db
+            .selectFrom('zones')
+            .select(['id', 'uuid', 'name'])
+            .where('id', 'in', [...zoneIds])
+            .execute()
+        ).map((z) => [z.id, z])
+      : [],
+  );
+  const ranges = new Map<number, RangeRef>(
+    rangeIds.length
+      ? (
+          await db
+            .selectFrom('public_ip_ranges')
+            .select(['id', 'uuid', 'vlan_tag', 'physical_network_id', 'for_system_vms'])
+            .where('id', 'in', [...rangeIds])
+            .execute()
+        ).map((r) => [r.id, r])
+      : [],
+  );
+  const pnIds = [
+    ...new Set(
+      [...ranges.values()].flatMap((r) => (r.physical_network_id !== null ? [r.physical_network_id] : [])),
+    ),
+  ];
+  const pns = new Map(
+    pnIds.length
+      ? (
+          await db.selectFrom('physical_networks').select(['id', 'uuid']).where('id', 'in', pnIds).execute()
+        ).map((x) => [x.id, x.uuid])
+      : [],
+  );
+  return { zones, ranges, pns };
+}
+
+/**
+ * One address's zone, range and physical network in one query rather than three (the answer of
+ * associateIpAddress and its job: one round trip per table is most of what rendering it cost).
+ */
+async function zoneAndRange(db: Executor, zoneId: number, rangeId: number): Promise<ZonesAndRanges> {
+  const r = await db
+    .selectFrom('zones as z')
+    .leftJoin('public_ip_ranges as r', (j) => j.on('r.id', '=', rangeId))
+    .leftJoin('physical_networks as pn', 'pn.id', 'r.physical_network_id')
+    .select([
+      'z.id',
+      'z.uuid',
+      'z.name',
+      'r.id as range_id',
+      'r.uuid as range_uuid',
+      'r.vlan_tag',
+      'r.physical_network_id',
+      'r.for_system_vms',
+      'pn.uuid as pn_uuid',
+    ])
+    .where('z.id', '=', zoneId)
+    .executeTakeFirst();
+  if (!r) return zonesAndRanges(db, [zoneId], [rangeId]);
+  const out: ZonesAndRanges = { zones: new Map(), ranges: new Map(), pns: new Map() };
+  out.zones.set(Number(r.id), { id: Number(r.id), uuid: r.uuid, name: r.name });
+  if (r.range_id !== null && r.range_uuid !== null) {
+    out.ranges.set(Number(r.range_id), {
+      id: Number(r.range_id),
+      uuid: r.range_uuid,
+      vlan_tag: r.vlan_tag,
+      physical_network_id: r.physical_network_id === null ? null : Number(r.physical_network_id),
+      for_system_vms: Number(r.for_system_vms),
+    });
+    if (r.physical_network_id !== null && r.pn_uuid !== null)
+      out.pns.set(Number(r.physical_network_id), r.pn_uuid);
+  }
+  return out;
+}
+
 /** CloudStack's IPAddressResponse for each listed address (one query per referenced table). */
 export async function ipResponses(
   db: Executor,
@@ -246,36 +344,14 @@ export async function ipResponses(
     ...rows.map((r) => r.zone_id),
     ...items.flatMap((i) => ('free' in i ? [i.free.zoneId] : [])),
   ]);
-  const zones = new Map(
-    zoneIds.length
-      ? (
-          await db.selectFrom('zones').select(['id', 'uuid', 'name']).where('id', 'in', zoneIds).execute()
-        ).map((z) => [z.id, z])
-      : [],
-  );
   const rangeIds = uniq([
     ...rows.map((r) => r.range_id),
     ...items.flatMap((i) => ('free' in i ? [i.free.rangeId] : [])),
   ]);
-  const ranges = new Map(
-    rangeIds.length
-      ? (
-          await db
-            .selectFrom('public_ip_ranges')
-            .select(['id', 'uuid', 'vlan_tag', 'physical_network_id', 'for_system_vms'])
-            .where('id', 'in', rangeIds)
-            .execute()
-        ).map((r) => [r.id, r])
-      : [],
-  );
-  const pnIds = uniq([...ranges.values()].map((r) => r.physical_network_id));
-  const pns = new Map(
-    pnIds.length
-      ? (
-          await db.selectFrom('physical_networks').select(['id', 'uuid']).where('id', 'in', pnIds).execute()
-        ).map((x) => [x.id, x.uuid])
-      : [],
-  );
+  const { zones, ranges, pns } =
+    zoneIds.length === 1 && rangeIds.length === 1
+      ? await zoneAndRange(db, zoneIds[0]!, rangeIds[0]!)
+      : await zonesAndRanges(db, zoneIds, rangeIds);
   const netIds = uniq(rows.map((r) => r.network_id));
   const nets = new Map(
     netIds.length
@@ -292,10 +368,13 @@ export async function ipResponses(
         )
       : [],
   );
-  const owners = await ownerNames(
+  const owners = new Map<number, Owner>();
+  for (const i of items) if ('row' in i && i.owner) owners.set(i.owner.accountId, i.owner);
+  for (const [id, o] of await ownerNames(
     db,
-    rows.map((r) => r.account_id),
-  );
+    rows.map((r) => (r.account_id !== null && !owners.has(r.account_id) ? r.account_id : null)),
+  ))
+    owners.set(id, o);
   const vmIds = uniq(rows.map((r) => (r.static_nat === 1 ? r.vm_id : null)));
   const vms = new Map(
     vmIds.length

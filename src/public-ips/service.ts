@@ -37,6 +37,9 @@ import { bumpPublicIpRouters } from '../routers/repository.js';
 
 export type IpRow = Selectable<NetDatabase['ip_allocations']>;
 
+/** The owner finishAssign loaded for a row it returns: the answer rendered from it need not read it again. */
+export const knownOwners = new WeakMap<IpRow, Owner>();
+
 /** src/addresses takes the store's own typing of the same transaction. */
 const plain = (ctx: NetCtx): PlainExecutor => ctx.tx as unknown as PlainExecutor;
 
@@ -242,11 +245,15 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
 
 /** Gives an Allocating address its id; the association job (or its failure) moves it on. */
 async function holdAllocating(ctx: NetCtx, id: number, uuid: string, forDisplay?: boolean): Promise<IpRow> {
-  await ctx.tx
+  const update = ctx.tx
     .updateTable('ip_allocations')
     .set({ uuid, for_display: forDisplay === false ? 0 : 1 })
-    .where('id', '=', id)
-    .execute();
+    .where('id', '=', id);
+  // PostgreSQL and SQLite: the row in the same round trip; MariaDB (no UPDATE … RETURNING) reads it after.
+  if (ctx.tx.getExecutor().adapter.supportsReturning) {
+    const row = await update.returningAll().executeTakeFirst();
+    if (row) return row;
+  } else await update.execute();
   return ctx.tx.selectFrom('ip_allocations').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 }
 
@@ -257,19 +264,38 @@ async function finishAssign(
   owner: Owner,
   portable: boolean,
   forDisplay?: boolean,
+  /** The row as read in this transaction before (completeAssociate): then it is not read again. */
+  read?: IpRow,
 ): Promise<IpRow> {
   // Allocating → Allocated in the same transaction: a caller never sees an address half-assigned.
-  await ctx.tx
+  const change = {
+    state: 'Allocated',
+    uuid,
+    for_display: forDisplay === false ? 0 : 1,
+    updated: ctx.now,
+  } as const;
+  const update = ctx.tx
     .updateTable('ip_allocations')
-    .set({ state: 'Allocated', uuid, for_display: forDisplay === false ? 0 : 1, updated: ctx.now })
+    .set(change)
     .where('id', '=', allocId)
-    .where('state', 'in', ['Allocating', 'Reserved'])
-    .execute();
-  const row = await ctx.tx
+    .where('state', 'in', ['Allocating', 'Reserved']);
+  let row: IpRow | undefined;
+  if (ctx.tx.getExecutor().adapter.supportsReturning) {
+    // PostgreSQL and SQLite: the row as changed, in the same round trip.
+    row = await update.returningAll().executeTakeFirst();
+  } else {
+    // MariaDB has no UPDATE … RETURNING. The row read by id in this transaction, changed by this UPDATE alone
+    // (one row changed): the row with the change. Only a column the UPDATE does not set could differ, if another
+    // transaction changed it in between, and an Allocating address has nothing else that changes it.
+    const r = await update.executeTakeFirst();
+    if (read && read.id === allocId && Number(r.numUpdatedRows) === 1) row = { ...read, ...change };
+  }
+  row ??= await ctx.tx
     .selectFrom('ip_allocations')
     .selectAll()
     .where('id', '=', allocId)
     .executeTakeFirstOrThrow();
+  knownOwners.set(row, owner);
   // The network's (VPC's) router now holds it: same transaction as the change (DESIGN.md guarantee 5).
   await bumpPublicIpRouters(plain(ctx), row);
   const ip = formatIp(addressFromKey(row.family as Family, row.address));
@@ -499,7 +525,7 @@ export async function completeAssociate(
   const row = await publicIpByUuid(ctx.tx, uuid);
   const owner = await ownerById(ctx.tx, row.account_id!);
   if (row.state === 'Allocating')
-    return finishAssign(ctx, row.id, uuid, owner, isPortableRow(row), row.for_display !== 0);
+    return finishAssign(ctx, row.id, uuid, owner, isPortableRow(row), row.for_display !== 0, row);
   if (row.state === 'Allocated' && isPortableRow(row) && p.isportable && p.ipaddress) {
     const network = p.networkid ? await deps.network(p.networkid) : undefined;
     const vpc = p.vpcid ? await deps.vpc(p.vpcid) : undefined;

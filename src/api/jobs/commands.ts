@@ -6,6 +6,7 @@ import { pageOf, pageOfQuery, keywordMatch } from '../list.js';
 import { invalidParameter } from '../../errors/catalogue.js';
 import type { Executor } from '../../store/db.js';
 import { applyListScope, resolveListScope, scopeToCaller } from '../../accounts/scope.js';
+import { runningJobs } from './runner.js';
 
 const JOB_COLS = { accountColumn: 'j.account_id', domainColumn: 'j.domain_id' };
 
@@ -62,11 +63,29 @@ export function jobResponse(r: JobRow): ResponseObject {
   return o;
 }
 
+/**
+ * How long queryAsyncJobResult waits for a job that this server is running to finish before it answers with the
+ * job as it stands. A poll that would answer "pending" (and be sent again, signed, authenticated and read again a
+ * moment later) answers the result as soon as it is stored instead: fewer polls per job, each answered sooner.
+ * Short enough that a client polling a long job sees it still pending within its usual HTTP timeouts.
+ */
+export const JOB_RESULT_WAIT_MS = 500;
+
+async function settledOrTimeout(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).catch(() => undefined);
+  clearTimeout(timer);
+}
+
 const queryAsyncJobResult = defineCommand({
   name: 'queryAsyncJobResult',
   roles: allRoles,
   params: refParams('queryAsyncJobResult', ['jobid']),
   async handler(p, ctx) {
+    // Only a job running here is waited for (no database read, no connection held while waiting); whether the
+    // caller may see it is checked by the read after, as for any other.
+    const running = runningJobs.get(p.jobid);
+    if (running) await settledOrTimeout(running, JOB_RESULT_WAIT_MS);
     const row = await scopeToCaller(
       jobQuery(ctx.store.db).where('j.uuid', '=', p.jobid),
       ctx.caller,

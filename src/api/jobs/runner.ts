@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Store, Tx } from '../../store/db.js';
 import { autocommit, nowMs, transaction } from '../../store/db.js';
 import { toCloudStackError } from '../../errors/catalogue.js';
-import type { Caller, CommandContext, PreparedObject } from '../command.js';
+import type { Caller, CommandContext, CommandResult, PreparedObject } from '../command.js';
 import { errorBody, resultBody } from '../envelope.js';
 import { parseParams } from '../params.js';
 import type { CommandRegistry } from '../registry.js';
@@ -65,6 +65,18 @@ export interface JobSlot {
   /** It did not commit: give the slot back. */
   cancel(): void;
 }
+
+type Outcome = {
+  status: typeof JOB_SUCCEEDED | typeof JOB_FAILED;
+  resultCode: number;
+  result: ReturnType<typeof resultBody>;
+};
+
+/**
+ * The jobs running in this process, by uuid, settled when each one's result is stored (or its run given up):
+ * queryAsyncJobResult waits a moment for one of these rather than answering "pending" to be asked again.
+ */
+export const runningJobs = new Map<string, Promise<void>>();
 
 /** Parameter key under which a BaseAsyncCreateCmd's prepared object travels with the job. */
 export const PREPARED_PARAM = '__prepared';
@@ -169,10 +181,12 @@ export class JobRunner {
   private launch(job: ClaimedJob, caller?: Caller): void {
     const p = this.run(job, caller).finally(() => {
       this.inflight.delete(p);
+      if (runningJobs.get(job.uuid) === p) runningJobs.delete(job.uuid);
       // A slot freed up: claim more if work was left behind (jobs from elsewhere wait for the next poll).
       if (this.backlog) this.wake();
     });
     this.inflight.add(p);
+    runningJobs.set(job.uuid, p);
   }
 
   private async pump(): Promise<void> {
@@ -206,12 +220,10 @@ export class JobRunner {
       void renewLease(store, job.id, this.owner, this.leaseMs).catch(() => undefined);
     }, this.leaseMs / 3);
     renew.unref?.();
+    // The result as committed by the handler's resultTransaction, with its work: nothing left to store.
+    let committed: Outcome | undefined;
     try {
-      let outcome: {
-        status: typeof JOB_SUCCEEDED | typeof JOB_FAILED;
-        resultCode: number;
-        result: Record<string, never> | ReturnType<typeof resultBody>;
-      };
+      let outcome: Outcome;
       try {
         const cmd = registry.get(job.command);
         if (!cmd) throw new Error(`command ${job.command} is not served by this server`);
@@ -235,6 +247,31 @@ export class JobRunner {
               await assertLease(tx, job.id, this.owner);
               return fn(tx);
             }),
+          resultTransaction: async <T extends CommandResult>(fn: (tx: Tx) => Promise<T>) => {
+            let stored: Outcome | undefined;
+            let lost: LeaseLostError | undefined;
+            try {
+              const value = await transaction(store, async (tx) => {
+                stored = undefined;
+                const v = await fn(tx);
+                const o: Outcome = { status: JOB_SUCCEEDED, resultCode: 0, result: resultBody(v) };
+                // The lease check and the result in one conditional UPDATE, last: it fails (and the whole
+                // transaction rolls back) when another server has taken the job over, and from here to the
+                // COMMIT its row lock keeps any other server from claiming it (SKIP LOCKED passes it by).
+                await finishJob(tx, job.id, this.owner, o).catch((e: unknown) => {
+                  if (e instanceof LeaseLostError) lost = e;
+                  throw e;
+                });
+                stored = o;
+                return v;
+              });
+              committed = stored;
+              return value;
+            } catch (e) {
+              // transaction() reports what it does not know as an internal error: the lease is what was lost.
+              throw lost ?? e;
+            }
+          },
         };
         setJobAttempt(ctx, job.attempts);
         const result = await cmd.def.handler(params, ctx);
@@ -243,9 +280,11 @@ export class JobRunner {
         if (e instanceof LeaseLostError) throw e;
         const err = toCloudStackError(e, `running ${job.command} (job ${job.uuid})`);
         if (err.kind === 'InternalError') this.opts.log?.(`job ${job.uuid} ${job.command}: ${err.message}`);
-        outcome = { status: JOB_FAILED, resultCode: err.httpCode, result: errorBody(err, true) };
+        // A handler that failed after its resultTransaction committed: the committed result is the job's.
+        outcome = committed ?? { status: JOB_FAILED, resultCode: err.httpCode, result: errorBody(err, true) };
       }
-      await autocommit(store, (db) => finishJob(db, job.id, this.owner, outcome));
+      if (committed) outcome = committed;
+      else await autocommit(store, (db) => finishJob(db, job.id, this.owner, outcome));
       this.opts.onFinished?.({
         uuid: job.uuid,
         command: job.command,
