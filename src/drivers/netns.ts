@@ -36,7 +36,7 @@ import {
   deleteLink,
   deleteNamespace,
   exec,
-  guestUdhcpc,
+  lightGuestUdhcpc,
   killNamespacePids,
   killPid,
   listLinks,
@@ -511,7 +511,9 @@ export class NetnsDriver implements Driver {
     if (!def) return null;
     const ifname = `eth${def.deviceId}`;
     mkdirSync(this.vmDir(vm), { recursive: true });
-    const { argv, env } = await guestUdhcpc(ns, ifname, vm.hostname);
+    // lo and the VM's other NICs come up with the default one, in the hook's first `ip` (no process per VM).
+    const up = ['lo', ...vm.nics.filter((n) => n !== def).map((n) => `eth${n.deviceId}`)];
+    const { argv, env } = await lightGuestUdhcpc(ns, ifname, vm.hostname, up);
     return {
       argv,
       env,
@@ -606,21 +608,19 @@ export class NetnsDriver implements Driver {
     const linked = Date.now();
     await Promise.all(nics.map((x) => this.portRules(x.nic)));
     const plugged = Date.now();
-    // Each namespace's links up, then its guest, detached (setsid), its pid recorded as it starts.
+    // Each guest, its pid recorded as it starts. The shell runs in a session of its own (setsid), which its
+    // guests keep: detached from the server's. Per VM one fork and two execs (nsenter, udhcpc); the guest's hook
+    // brings its links up (lightGuestUdhcpc).
     const script: string[] = [];
     for (const [i, vm] of vms.entries()) {
       const ns = nss[i]!;
-      const links = ['link set lo up', ...vm.nics.map((n) => `link set eth${n.deviceId} up`)];
       const g = await this.guest(vm);
       const env = g ? Object.entries(g.env).map(([k, v]) => `${k}=${shq(v)}`) : [];
       script.push(
-        `if ip -n ${shq(ns)} -b - <<'EOF'`,
-        ...links,
-        'EOF',
-        'then',
+        `if [ -e ${shq(`/run/netns/${ns}`)} ]; then`,
         ...(g
           ? [
-              `  ${env.join(' ')} setsid ${g.argv.map(shq).join(' ')} >>${shq(g.log)} 2>&1 </dev/null &`,
+              `  ${env.join(' ')} ${g.argv.map(shq).join(' ')} >>${shq(g.log)} 2>&1 </dev/null &`,
               `  echo $! >${shq(g.pidFile)}`,
             ]
           : []),
@@ -632,7 +632,7 @@ export class NetnsDriver implements Driver {
     writeFileSync(file, `${script.join('\n')}\n`);
     let out: string;
     try {
-      out = (await exec(['sh', file], long)).stdout;
+      out = (await exec(['setsid', 'sh', file], long)).stdout;
     } finally {
       rmSync(file, { force: true });
     }
