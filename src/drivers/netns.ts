@@ -36,6 +36,7 @@ import {
   deleteLink,
   deleteNamespace,
   exec,
+  hookScripts,
   lightGuestUdhcpc,
   killNamespacePids,
   killPid,
@@ -483,7 +484,7 @@ export class NetnsDriver implements Driver {
   /** The VM's DHCP client (its guest OS) unless it runs: started on its own, detached. */
   private async startGuest(vm: VmRuntime): Promise<void> {
     if (await this.dhcpPid(vm)) return;
-    const g = await this.guest(vm);
+    const g = this.guest(vm, await hookScripts());
     if (!g) return;
     const out = openSync(g.log, 'a');
     try {
@@ -503,9 +504,10 @@ export class NetnsDriver implements Driver {
    * How the VM's DHCP client runs: busybox udhcpc on the default NIC in the VM's namespace under its host name,
    * our hook recording the lease. Clears the last lease record first.
    */
-  private async guest(
+  private guest(
     vm: VmRuntime,
-  ): Promise<{ argv: string[]; env: Record<string, string>; log: string; pidFile: string } | null> {
+    hooks: { udhcpc: string },
+  ): { argv: string[]; env: Record<string, string>; log: string; pidFile: string } | null {
     const ns = this.vmNs(vm);
     const def = vm.nics.find((n) => n.isDefault) ?? vm.nics[0];
     if (!def) return null;
@@ -513,7 +515,7 @@ export class NetnsDriver implements Driver {
     mkdirSync(this.vmDir(vm), { recursive: true });
     // lo and the VM's other NICs come up with the default one, in the hook's first `ip` (no process per VM).
     const up = ['lo', ...vm.nics.filter((n) => n !== def).map((n) => `eth${n.deviceId}`)];
-    const { argv, env } = await lightGuestUdhcpc(ns, ifname, vm.hostname, up);
+    const { argv, env } = lightGuestUdhcpc(ns, ifname, vm.hostname, up, hooks);
     return {
       argv,
       env,
@@ -590,20 +592,26 @@ export class NetnsDriver implements Driver {
     this.remember('namespaces', nss);
     const nics = vms.flatMap((vm, i) => vm.nics.map((nic) => ({ ns: nss[i]!, nic })));
     await Promise.all(nics.map((x) => this.ensureBridge(x.nic.network)));
-    // A stale outer end (namespace deleted asynchronously) would make the add fail: removed first, if any.
-    await exec(['ip', '-n', this.switchNs, '-force', '-b', '-'], {
-      input: nics.map((x) => `link del n${x.nic.id}\n`).join(''),
-      ...long,
-    });
-    await run(['ip', '-n', this.switchNs, '-b', '-'], {
-      input: nics
-        .map(
-          ({ ns, nic }) =>
-            `link add n${nic.id} type veth peer name eth${nic.deviceId} address ${nic.mac} netns ${ns}\n` +
-            `link set n${nic.id} master ${NetnsDriver.bridgeName(nic.network)} up\n`,
-        )
-        .join(''),
-      ...long,
+    // One strict batch for the veths. A stale outer end (a namespace deleted asynchronously) makes it fail: then
+    // every outer end of the batch goes (-force: most do not exist) and the batch runs again, once. No process
+    // is spent on stale ends that are not there, which is nearly always.
+    const add = () =>
+      run(['ip', '-n', this.switchNs, '-b', '-'], {
+        input: nics
+          .map(
+            ({ ns, nic }) =>
+              `link add n${nic.id} type veth peer name eth${nic.deviceId} address ${nic.mac} netns ${ns}\n` +
+              `link set n${nic.id} master ${NetnsDriver.bridgeName(nic.network)} up\n`,
+          )
+          .join(''),
+        ...long,
+      });
+    await add().catch(async () => {
+      await exec(['ip', '-n', this.switchNs, '-force', '-b', '-'], {
+        input: nics.map((x) => `link del n${x.nic.id}\n`).join(''),
+        ...long,
+      });
+      await add();
     });
     const linked = Date.now();
     await Promise.all(nics.map((x) => this.portRules(x.nic)));
@@ -612,9 +620,10 @@ export class NetnsDriver implements Driver {
     // guests keep: detached from the server's. Per VM one fork and two execs (nsenter, udhcpc); the guest's hook
     // brings its links up (lightGuestUdhcpc).
     const script: string[] = [];
+    const hooks = await hookScripts();
     for (const [i, vm] of vms.entries()) {
       const ns = nss[i]!;
-      const g = await this.guest(vm);
+      const g = this.guest(vm, hooks);
       const env = g ? Object.entries(g.env).map(([k, v]) => `${k}=${shq(v)}`) : [];
       script.push(
         `if [ -e ${shq(`/run/netns/${ns}`)} ]; then`,
