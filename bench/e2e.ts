@@ -110,7 +110,7 @@ const clkTck = (() => {
  */
 function cpuByPid(): Map<number, { comm: string; self: number; children: number }> {
   const out = new Map<number, { comm: string; self: number; children: number }>();
-  let pids: string[] = [];
+  let pids: string[];
   try {
     pids = readFileSync(`${cpuGroup}/cgroup.procs`, 'utf8').split('\n').filter(Boolean);
   } catch {

@@ -52,6 +52,7 @@ import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
 import { plugVpcTransit, unplugVpcTransit } from './netns-vpc.js';
 import { routerAgentPid, startRouterAgent } from './router-process.js';
 import { NetnsPublicSide } from './netns-public.js';
+import { NetnsShell, shq } from './netns-shell.js';
 import type {
   Driver,
   GuestNetworkRuntime,
@@ -88,10 +89,6 @@ interface StartMarks {
   batch: number;
 }
 
-/** One shell word. */
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 export class NetnsDriver implements Driver {
   readonly name = 'netns' as const;
   readonly controlCidr: string;
@@ -103,6 +100,8 @@ export class NetnsDriver implements Driver {
   private nftLock: Promise<void> = Promise.resolve();
   private readonly bridges = new Map<string, Promise<void>>();
   private readonly publicSide: NetnsPublicSide;
+  /** Runs the VM start batches' and the port rules' commands: no fork of the server (netns-shell.ts). */
+  private readonly sh: NetnsShell;
 
   constructor(readonly o: NetnsDriverOptions) {
     this.controlCidr = o.controlCidr;
@@ -114,6 +113,7 @@ export class NetnsDriver implements Driver {
     this.ctlBridge = `${this.tag}ctl`;
     mkdirSync(o.dataDir, { recursive: true });
     this.createdFile = join(o.dataDir, 'created.json');
+    this.sh = new NetnsShell(o.dataDir);
     this.publicSide = new NetnsPublicSide({
       prefix: o.prefix,
       switchNs: this.switchNs,
@@ -194,13 +194,11 @@ export class NetnsDriver implements Driver {
   }
 
   private async nftRun(text: string): Promise<void> {
-    const file = join(this.o.dataDir, `nft-${process.pid}-${Math.random().toString(36).slice(2)}.nft`);
-    writeFileSync(file, text);
-    try {
-      await runIn(this.switchNs, ['nft', '-f', file]);
-    } finally {
-      rmSync(file, { force: true });
-    }
+    // nft reads the ruleset from stdin; `nsenter --net` is all it needs of the switch namespace.
+    await this.sh.run(['nsenter', `--net=/run/netns/${this.switchNs}`, 'nft', '-f', '-'], {
+      input: text,
+      timeoutMs: 60_000,
+    });
   }
 
   private async nftPump(): Promise<void> {
@@ -584,7 +582,7 @@ export class NetnsDriver implements Driver {
   private async startMany(vms: VmRuntime[]): Promise<{ failed: Set<string>; marks: StartMarks }> {
     const nss = vms.map((vm) => this.vmNs(vm));
     const long = { timeoutMs: 120_000 };
-    await run(['ip', '-b', '-'], { input: nss.map((ns) => `netns add ${ns}\n`).join(''), ...long });
+    await this.sh.run(['ip', '-b', '-'], { input: nss.map((ns) => `netns add ${ns}\n`).join(''), ...long });
     for (const ns of nss) {
       mkdirSync(dirname(resolvConfPath(ns)), { recursive: true });
       writeFileSync(resolvConfPath(ns), '# written by stacknet; the DHCP hook fills it in\n');
@@ -596,7 +594,7 @@ export class NetnsDriver implements Driver {
     // every outer end of the batch goes (-force: most do not exist) and the batch runs again, once. No process
     // is spent on stale ends that are not there, which is nearly always.
     const add = () =>
-      run(['ip', '-n', this.switchNs, '-b', '-'], {
+      this.sh.run(['ip', '-n', this.switchNs, '-b', '-'], {
         input: nics
           .map(
             ({ ns, nic }) =>
@@ -607,7 +605,7 @@ export class NetnsDriver implements Driver {
         ...long,
       });
     await add().catch(async () => {
-      await exec(['ip', '-n', this.switchNs, '-force', '-b', '-'], {
+      await this.sh.exec(['ip', '-n', this.switchNs, '-force', '-b', '-'], {
         input: nics.map((x) => `link del n${x.nic.id}\n`).join(''),
         ...long,
       });
@@ -616,8 +614,8 @@ export class NetnsDriver implements Driver {
     const linked = Date.now();
     await Promise.all(nics.map((x) => this.portRules(x.nic)));
     const plugged = Date.now();
-    // Each guest, its pid recorded as it starts. The shell runs in a session of its own (setsid), which its
-    // guests keep: detached from the server's. Per VM one fork and two execs (nsenter, udhcpc); the guest's hook
+    // Each guest, its pid recorded as it starts. The script's shell runs in a session of its own (setsid), which
+    // its guests keep: detached from the server's and from the driver shell's (which a timeout kills). Per VM one fork and two execs (nsenter, udhcpc); the guest's hook
     // brings its links up (lightGuestUdhcpc).
     const script: string[] = [];
     const hooks = await hookScripts();
@@ -637,14 +635,7 @@ export class NetnsDriver implements Driver {
         'fi',
       );
     }
-    const file = join(this.o.dataDir, `start-${process.pid}-${Math.random().toString(36).slice(2)}.sh`);
-    writeFileSync(file, `${script.join('\n')}\n`);
-    let out: string;
-    try {
-      out = (await exec(['setsid', 'sh', file], long)).stdout;
-    } finally {
-      rmSync(file, { force: true });
-    }
+    const out = (await this.sh.exec(['setsid', 'sh'], { input: `${script.join('\n')}\n`, ...long })).stdout;
     const marks = { linked, plugged, spawned: Date.now(), batch: vms.length };
     const started = new Set(
       out
@@ -686,7 +677,9 @@ export class NetnsDriver implements Driver {
     await this.plugNics(vm);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.sh.close();
+  }
 
   /** Removes everything this driver's data dir says it created (and nothing else). */
   static async cleanup(dataDir: string, log: (m: string) => void = () => undefined): Promise<void> {
