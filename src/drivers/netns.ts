@@ -529,10 +529,11 @@ export class NetnsDriver implements Driver {
   /**
    * A VM whose namespace does not exist yet: queued and started with the others waiting, in batches. A server
    * process forks slowly (measured 35–120 ms of blocked event loop per child at 45–350 MB RSS on these
-   * machines), so a burst of N starts costs a handful of processes per batch, not several per VM: one `ip -b`
-   * for the namespaces, two in the switch namespace for the veths, one nft transaction for the port rules, and
-   * one shell that brings each namespace's links up and starts its DHCP client. A batch that fails is done
-   * again VM by VM on the one-at-a-time path (plugNics, startGuest), which says which VM failed and why.
+   * machines), so a burst of N starts costs no fork of the server: the driver shell (netns-shell.ts) runs one
+   * `ip -b` for the namespaces, one in the switch namespace for the veths, one nft transaction for the port
+   * rules, and one script that starts each VM's DHCP client (one fork and two execs per VM: lightGuestUdhcpc;
+   * its hook brings the VM's links up). A batch that fails is done again VM by VM on the one-at-a-time path
+   * (plugNics, startGuest), which says which VM failed and why.
    */
   private startFresh(vm: VmRuntime): Promise<StartMarks> {
     const ns = this.vmNs(vm);
@@ -551,35 +552,49 @@ export class NetnsDriver implements Driver {
     if (this.startRunning) return;
     this.startRunning = true;
     try {
+      // A batch's guests start while the next batch is plugged (its namespaces, veths, rules): one script of
+      // guest starts in flight at a time, after the one before it, each batch answered when its guests run.
+      let spawning: Promise<void> = Promise.resolve();
       while (this.startPending.length) {
         const batch = this.startPending.splice(0, START_BATCH);
-        const r = await this.startMany(batch.map((b) => b.vm)).catch((e: Error) => {
-          this.o.log?.(`starting ${batch.length} VMs at once: ${e.message}; one by one instead`);
+        const vms = batch.map((b) => b.vm);
+        const plugged = await this.plugMany(vms).catch((e: Error) => {
+          this.o.log?.(`plugging ${batch.length} VMs at once: ${e.message}; one by one instead`);
           return null;
         });
-        for (const b of batch) {
-          if (r && !r.failed.has(b.vm.instanceName)) {
-            b.done(undefined, r.marks);
-            continue;
+        spawning = spawning.then(async () => {
+          const r = plugged
+            ? await this.spawnMany(vms, plugged).catch((e: Error) => {
+                this.o.log?.(`starting ${batch.length} VMs at once: ${e.message}; one by one instead`);
+                return null;
+              })
+            : null;
+          for (const b of batch) {
+            if (r && !r.failed.has(b.vm.instanceName)) {
+              b.done(undefined, r.marks);
+              continue;
+            }
+            await (async () => {
+              const linked = await this.plugNics(b.vm);
+              const plugged = Date.now();
+              await this.startGuest(b.vm);
+              return { linked, plugged, spawned: Date.now(), batch: 1 };
+            })().then(
+              (m) => b.done(undefined, m),
+              (e: Error) => b.done(e),
+            );
           }
-          await (async () => {
-            const linked = await this.plugNics(b.vm);
-            const plugged = Date.now();
-            await this.startGuest(b.vm);
-            return { linked, plugged, spawned: Date.now(), batch: 1 };
-          })().then(
-            (m) => b.done(undefined, m),
-            (e: Error) => b.done(e),
-          );
-        }
+        });
+        // Every path above settles its VMs; nothing may stop the chain for the batches after.
+        spawning = spawning.catch((e: Error) => this.o.log?.(`starting VMs: ${e.message}`));
       }
     } finally {
       this.startRunning = false;
     }
   }
 
-  /** One batch of fresh VMs (see startFresh). Returns the instance names whose guest did not start. */
-  private async startMany(vms: VmRuntime[]): Promise<{ failed: Set<string>; marks: StartMarks }> {
+  /** One batch of fresh VMs, plugged: namespaces, veths and port rules (see startFresh). */
+  private async plugMany(vms: VmRuntime[]): Promise<{ linked: number; plugged: number }> {
     const nss = vms.map((vm) => this.vmNs(vm));
     const long = { timeoutMs: 120_000 };
     await this.sh.run(['ip', '-b', '-'], { input: nss.map((ns) => `netns add ${ns}\n`).join(''), ...long });
@@ -613,10 +628,19 @@ export class NetnsDriver implements Driver {
     });
     const linked = Date.now();
     await Promise.all(nics.map((x) => this.portRules(x.nic)));
-    const plugged = Date.now();
+    return { linked, plugged: Date.now() };
+  }
+
+  /** The guests of a plugged batch (see startFresh). Returns the instance names whose guest did not start. */
+  private async spawnMany(
+    vms: VmRuntime[],
+    { linked, plugged }: { linked: number; plugged: number },
+  ): Promise<{ failed: Set<string>; marks: StartMarks }> {
+    const nss = vms.map((vm) => this.vmNs(vm));
+    const long = { timeoutMs: 120_000 };
     // Each guest, its pid recorded as it starts. The script's shell runs in a session of its own (setsid), which
-    // its guests keep: detached from the server's and from the driver shell's (which a timeout kills). Per VM one fork and two execs (nsenter, udhcpc); the guest's hook
-    // brings its links up (lightGuestUdhcpc).
+    // its guests keep: detached from the server's and from the driver shell's (which a timeout kills).
+    // Per VM one fork and two execs (nsenter, udhcpc); the guest's hook brings its links up (lightGuestUdhcpc).
     const script: string[] = [];
     const hooks = await hookScripts();
     for (const [i, vm] of vms.entries()) {
