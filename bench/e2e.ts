@@ -11,7 +11,9 @@
  *
  * The server runs with STACKNET_TRACE_VMS=1 and each line carries every stage's median and share of the
  * per-VM time (`stages`), the reconciler's passes (`passes`) and the driver's VM-start phases (`driver`), see
- * docs/benchmarks.md "Deploy bursts". The load average (/proc/loadavg) before and after goes with each line.
+ * docs/benchmarks.md "Deploy bursts". The load average (/proc/loadavg) before and after goes with each line, and
+ * (root, cgroup v1 cpuacct) the CPU time the burst cost (`cpu`): everything the bench, the server and what they
+ * started ran, the server's share, the bench's own, and by command for the processes alive at the end.
  *   npm run bench:e2e -- [--bursts 1,50,200] [--driver netns|simulator|hosts] [--db sqlite|postgres|mysql]
  *                        [--server-root DIR] [--label TEXT] [--no-build]
  * `--server-root` runs another checkout's built server (A/B against a baseline); `--label` tags the lines.
