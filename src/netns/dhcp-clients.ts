@@ -20,8 +20,16 @@ import { assertIfname, assertNamespaceName } from './names.js';
 // less than dash plus `date` (measured 2.3–3.4 ms vs 5.4–6.0 ms per run). Left: one `mv`, one `ip -batch` to
 // change and, on a renewal only, one `ip` to look (docs/benchmarks.md "Deploy bursts").
 const COMMON_SH = `PATH=/usr/sbin:/usr/bin:/sbin:/bin
-# Epoch ms from the shell's clock (its decimal separator follows the locale: digits only, then the first 13).
-now_ms() { now=\${EPOCHREALTIME//[!0-9]/}; now=\${now:0:13}; }
+# Epoch ms from bash's clock (seconds, the locale's decimal separator, microseconds), in POSIX expansions so that
+# a client running the hook with sh still gets a stamp (from date).
+now_ms() {
+  if [ -n "\${EPOCHREALTIME:-}" ]; then
+    now="\${EPOCHREALTIME%[.,]*}\${EPOCHREALTIME#*[.,]}"
+    now="\${now%???}"
+  else
+    now=$(date +%s%3N)
+  fi
+}
 # record EVENT IP MASK ROUTERS DNS DOMAIN LEASE SERVERID HOSTNAME
 record() {
   tmp="$SN_STATE.tmp.$$"
