@@ -20,6 +20,11 @@ export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+interface Refable {
+  ref?: () => void;
+  unref?: () => void;
+}
+
 interface Pending {
   resolve: (r: ExecResult) => void;
   argv: string[];
@@ -29,7 +34,6 @@ interface Pending {
 
 export class NetnsShell {
   private child: ChildProcess | null = null;
-  private buf = '';
   private next = 0;
   private readonly pending = new Map<number, Pending>();
 
@@ -41,33 +45,36 @@ export class NetnsShell {
     const child = spawn('setsid', ['bash', '--noprofile', '--norc', '-c', SHELL_LOOP], {
       stdio: ['pipe', 'pipe', 'ignore'],
     });
+    // The shell keeps the process alive only while a request waits for it (refs below), never when idle.
     child.unref();
     const { stdin, stdout } = child;
-    // The shell never keeps the server alive.
-    (stdout as unknown as { unref?: () => void }).unref?.();
-    (stdin as unknown as { unref?: () => void }).unref?.();
+    (stdout as unknown as Refable).unref?.();
+    (stdin as unknown as Refable).unref?.();
     stdin!.on('error', () => undefined);
     stdout!.setEncoding('utf8');
+    let buf = '';
     stdout!.on('data', (d: string) => {
-      this.buf += d;
+      buf += d;
       let i: number;
-      while ((i = this.buf.indexOf('\n')) >= 0) {
-        const line = this.buf.slice(0, i);
-        this.buf = this.buf.slice(i + 1);
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
         const m = /^done (\d+) (\d+)$/.exec(line);
         if (m) this.finish(Number(m[1]), Number(m[2]), false);
       }
     });
-    const gone = () => {
-      if (this.child !== child) return;
-      this.child = null;
-      this.buf = '';
-      for (const id of [...this.pending.keys()]) this.finish(id, null, false);
-    };
-    child.on('exit', gone);
-    child.on('error', gone);
+    child.on('exit', () => this.gone(child));
+    child.on('error', () => this.gone(child));
+    stdout!.on('close', () => this.gone(child));
     this.child = child;
     return child;
+  }
+
+  /** The shell is gone (or given up): every request it had fails; the next request starts a new one. */
+  private gone(child: ChildProcess, timedOutId?: number): void {
+    if (this.child !== child) return;
+    this.child = null;
+    for (const id of [...this.pending.keys()]) this.finish(id, null, id === timedOutId);
   }
 
   private finish(id: number, code: number | null, timedOut: boolean): void {
@@ -91,6 +98,7 @@ export class NetnsShell {
       timedOut,
     };
     for (const ext of ['sh', 'in', 'out', 'err']) rmSync(`${p.base}.${ext}`, { force: true });
+    if (this.pending.size === 0) (this.child?.stdout as unknown as Refable | undefined)?.unref?.();
     p.resolve(r);
   }
 
@@ -114,10 +122,12 @@ export class NetnsShell {
             /* gone already */
           }
         }
+        this.gone(child, id);
         this.finish(id, null, true);
       }, o.timeoutMs ?? 10_000);
       timer.unref();
       this.pending.set(id, { resolve, argv, base, timer });
+      (child.stdout as unknown as Refable).ref?.();
       child.stdin!.write(`${id} ${base}.sh\n`);
     });
   }
