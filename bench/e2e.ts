@@ -11,14 +11,16 @@
  *
  * The server runs with STACKNET_TRACE_VMS=1 and each line carries every stage's median and share of the
  * per-VM time (`stages`), the reconciler's passes (`passes`) and the driver's VM-start phases (`driver`), see
- * docs/benchmarks.md "Deploy bursts". The load average (/proc/loadavg) before and after goes with each line.
+ * docs/benchmarks.md "Deploy bursts". The load average (/proc/loadavg) before and after goes with each line, and
+ * (root, cgroup v1 cpuacct) the CPU time the burst cost (`cpu`): everything the bench, the server and what they
+ * started ran, the server's share, the bench's own, and by command for the processes alive at the end.
  *   npm run bench:e2e -- [--bursts 1,50,200] [--driver netns|simulator|hosts] [--db sqlite|postgres|mysql]
  *                        [--server-root DIR] [--label TEXT] [--no-build]
  * `--server-root` runs another checkout's built server (A/B against a baseline); `--label` tags the lines.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { waitForJob } from '../src/api/client.js';
@@ -67,6 +69,104 @@ async function listVms(o: ClientOptions, networkid: string): Promise<ListedVm[]>
     out.push(...(vms as ListedVm[]));
     if (vms.length < 500) return out;
   }
+}
+
+/**
+ * CPU time, not only wall time: on a machine others share, wall time moves with their load, CPU time much less.
+ * The bench moves itself into a cgroup of its own (v1 cpuacct, root) before it starts the server, so everything
+ * the burst runs is counted (the server, the router agent and its dnsmasq, `ip`, `nft`, the detached guests and
+ * their hooks), then reads the group, the server's own /proc stat and its own usage around each burst.
+ */
+const CPUACCT = '/sys/fs/cgroup/cpuacct';
+const cpuGroup = existsSync(`${CPUACCT}/cgroup.procs`)
+  ? `${CPUACCT}/stacknet-bench-${process.pid}`
+  : undefined;
+function joinCpuGroup(): void {
+  if (!cpuGroup) return;
+  try {
+    mkdirSync(cpuGroup);
+    writeFileSync(`${cpuGroup}/cgroup.procs`, String(process.pid));
+  } catch {
+    /* no cgroup: the line carries no cpu figures */
+  }
+}
+function leaveCpuGroup(): void {
+  if (!cpuGroup) return;
+  try {
+    writeFileSync(`${CPUACCT}/cgroup.procs`, String(process.pid));
+    rmdirSync(cpuGroup);
+  } catch {
+    /* a process left behind keeps the group: it goes when that process does (rmdir by hand) */
+  }
+}
+const clkTck = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+/**
+ * Per process of the group now: its command, and its own and its waited-for children's CPU ms (the server's
+ * `ip`, `nft` and start shells; a guest's hooks and their `ip`/`mv`; the router agent's checks).
+ */
+function cpuByPid(): Map<number, { comm: string; self: number; children: number }> {
+  const out = new Map<number, { comm: string; self: number; children: number }>();
+  let pids: string[];
+  try {
+    pids = readFileSync(`${cpuGroup}/cgroup.procs`, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return out;
+  }
+  for (const pid of pids) {
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      const ms = (a: number, b: number) => ((Number(f[a]) + Number(f[b])) * 1000) / clkTck;
+      out.set(Number(pid), { comm, self: ms(11, 12), children: ms(13, 14) });
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+/** What each command's processes (and their waited-for children) used between two cpuByPid snapshots, in ms. */
+function cpuByComm(
+  a: ReturnType<typeof cpuByPid>,
+  b: ReturnType<typeof cpuByPid>,
+  /** Names for some pids instead of their command (the server, the bench). */
+  names: Map<number, string>,
+): Record<string, { selfMs: number; childrenMs: number; n: number }> {
+  const out: Record<string, { selfMs: number; childrenMs: number; n: number }> = {};
+  for (const [pid, x] of b) {
+    const was = a.get(pid);
+    const o = (out[names.get(pid) ?? x.comm] ??= { selfMs: 0, childrenMs: 0, n: 0 });
+    o.selfMs += Math.round(x.self - (was?.self ?? 0));
+    o.childrenMs += Math.round(x.children - (was?.children ?? 0));
+    o.n++;
+  }
+  return out;
+}
+
+/** ms of CPU so far: the whole group, the server process, this bench. */
+function cpuNow(serverPid: number): { group?: number; server?: number; bench: number } {
+  const u = process.cpuUsage();
+  const out: { group?: number; server?: number; bench: number } = { bench: (u.user + u.system) / 1000 };
+  try {
+    out.group = Number(readFileSync(`${cpuGroup}/cpuacct.usage`, 'utf8')) / 1e6;
+  } catch {
+    /* none */
+  }
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const f = readFileSync(`/proc/${serverPid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    out.server = ((Number(f[11]) + Number(f[12])) * 1000) / clkTck;
+  } catch {
+    /* gone */
+  }
+  return out;
 }
 
 type Trace = Record<string, number | string | boolean>;
@@ -144,6 +244,7 @@ async function main(): Promise<void> {
   }
   // The harness spawns `<STACKNET_ROOT>/bin/stacknet.js`: set before it is loaded.
   process.env.STACKNET_ROOT = serverRoot;
+  joinCpuGroup();
   const { startServer } = await import('../test/api/harness.js');
   const prefix = `sn-${randomBytes(3).toString('hex')}-`;
   const dataDir = mkdtempSync(join(tmpdir(), 'stacknet-bench-e2e-'));
@@ -165,6 +266,7 @@ async function main(): Promise<void> {
   }).catch(async (e: unknown) => {
     rmSync(dataDir, { recursive: true, force: true });
     await db?.drop();
+    leaveCpuGroup();
     throw e;
   });
   const o: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
@@ -226,6 +328,8 @@ async function main(): Promise<void> {
       await sleep(1000);
       const loadBefore = loadavg();
       const outFrom = server.output().length;
+      const cpuBefore = cpuNow(server.pid);
+      const procsBefore = cpuByPid();
       const call: number[] = [];
       const returned: number[] = [];
       const started = Date.now();
@@ -271,6 +375,29 @@ async function main(): Promise<void> {
       }
       const allHeld = Math.max(...done.values());
       const loadAfter = loadavg();
+      const cpuAfter = cpuNow(server.pid);
+      const procsAfter = cpuByPid();
+      const cpuMs = (k: 'group' | 'server' | 'bench') =>
+        cpuBefore[k] === undefined || cpuAfter[k] === undefined
+          ? undefined
+          : Math.round(cpuAfter[k] - cpuBefore[k]);
+      const cpu = {
+        totalMs: cpuMs('group'),
+        serverMs: cpuMs('server'),
+        benchMs: cpuMs('bench'),
+        ...(cpuMs('group') !== undefined && cpuMs('server') !== undefined
+          ? { restMs: cpuMs('group')! - cpuMs('server')! - cpuMs('bench')! }
+          : {}),
+        // Processes alive at the end, by command (a process that exited unwaited is only in totalMs).
+        byCommand: cpuByComm(
+          procsBefore,
+          procsAfter,
+          new Map([
+            [server.pid, 'server'],
+            [process.pid, 'bench'],
+          ]),
+        ),
+      };
       // Every job succeeded with the address the guest holds, and no address twice.
       const results = await Promise.all(
         jobs.map((id) => waitForJob(o, id, { intervalMs: 200, timeoutMs: 300_000 })),
@@ -319,6 +446,7 @@ async function main(): Promise<void> {
           callsReturnedMs: lastReturned - started,
           allHeldMs: allHeld - started,
           load: [loadBefore, loadAfter],
+          cpu,
           ...(deploys.size ? { stages: stageSummary(perVm) } : {}),
           ...(passes.length
             ? {
@@ -362,6 +490,7 @@ async function main(): Promise<void> {
       });
     rmSync(dataDir, { recursive: true, force: true });
     await db?.drop();
+    leaveCpuGroup();
   }
 }
 

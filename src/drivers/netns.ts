@@ -36,7 +36,8 @@ import {
   deleteLink,
   deleteNamespace,
   exec,
-  guestUdhcpc,
+  hookScripts,
+  lightGuestUdhcpc,
   killNamespacePids,
   killPid,
   listLinks,
@@ -51,6 +52,7 @@ import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
 import { plugVpcTransit, unplugVpcTransit } from './netns-vpc.js';
 import { routerAgentPid, startRouterAgent } from './router-process.js';
 import { NetnsPublicSide } from './netns-public.js';
+import { NetnsShell, shq } from './netns-shell.js';
 import type {
   Driver,
   GuestNetworkRuntime,
@@ -87,10 +89,6 @@ interface StartMarks {
   batch: number;
 }
 
-/** One shell word. */
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 export class NetnsDriver implements Driver {
   readonly name = 'netns' as const;
   readonly controlCidr: string;
@@ -102,6 +100,8 @@ export class NetnsDriver implements Driver {
   private nftLock: Promise<void> = Promise.resolve();
   private readonly bridges = new Map<string, Promise<void>>();
   private readonly publicSide: NetnsPublicSide;
+  /** Runs the VM start batches' and the port rules' commands: no fork of the server (netns-shell.ts). */
+  private readonly sh: NetnsShell;
 
   constructor(readonly o: NetnsDriverOptions) {
     this.controlCidr = o.controlCidr;
@@ -113,6 +113,7 @@ export class NetnsDriver implements Driver {
     this.ctlBridge = `${this.tag}ctl`;
     mkdirSync(o.dataDir, { recursive: true });
     this.createdFile = join(o.dataDir, 'created.json');
+    this.sh = new NetnsShell(o.dataDir);
     this.publicSide = new NetnsPublicSide({
       prefix: o.prefix,
       switchNs: this.switchNs,
@@ -193,13 +194,11 @@ export class NetnsDriver implements Driver {
   }
 
   private async nftRun(text: string): Promise<void> {
-    const file = join(this.o.dataDir, `nft-${process.pid}-${Math.random().toString(36).slice(2)}.nft`);
-    writeFileSync(file, text);
-    try {
-      await runIn(this.switchNs, ['nft', '-f', file]);
-    } finally {
-      rmSync(file, { force: true });
-    }
+    // nft reads the ruleset from stdin; `nsenter --net` is all it needs of the switch namespace.
+    await this.sh.run(['nsenter', `--net=/run/netns/${this.switchNs}`, 'nft', '-f', '-'], {
+      input: text,
+      timeoutMs: 60_000,
+    });
   }
 
   private async nftPump(): Promise<void> {
@@ -483,7 +482,7 @@ export class NetnsDriver implements Driver {
   /** The VM's DHCP client (its guest OS) unless it runs: started on its own, detached. */
   private async startGuest(vm: VmRuntime): Promise<void> {
     if (await this.dhcpPid(vm)) return;
-    const g = await this.guest(vm);
+    const g = this.guest(vm, await hookScripts());
     if (!g) return;
     const out = openSync(g.log, 'a');
     try {
@@ -503,15 +502,18 @@ export class NetnsDriver implements Driver {
    * How the VM's DHCP client runs: busybox udhcpc on the default NIC in the VM's namespace under its host name,
    * our hook recording the lease. Clears the last lease record first.
    */
-  private async guest(
+  private guest(
     vm: VmRuntime,
-  ): Promise<{ argv: string[]; env: Record<string, string>; log: string; pidFile: string } | null> {
+    hooks: { udhcpc: string },
+  ): { argv: string[]; env: Record<string, string>; log: string; pidFile: string } | null {
     const ns = this.vmNs(vm);
     const def = vm.nics.find((n) => n.isDefault) ?? vm.nics[0];
     if (!def) return null;
     const ifname = `eth${def.deviceId}`;
     mkdirSync(this.vmDir(vm), { recursive: true });
-    const { argv, env } = await guestUdhcpc(ns, ifname, vm.hostname);
+    // lo and the VM's other NICs come up with the default one, in the hook's first `ip` (no process per VM).
+    const up = ['lo', ...vm.nics.filter((n) => n !== def).map((n) => `eth${n.deviceId}`)];
+    const { argv, env } = lightGuestUdhcpc(ns, ifname, vm.hostname, up, hooks);
     return {
       argv,
       env,
@@ -527,10 +529,11 @@ export class NetnsDriver implements Driver {
   /**
    * A VM whose namespace does not exist yet: queued and started with the others waiting, in batches. A server
    * process forks slowly (measured 35–120 ms of blocked event loop per child at 45–350 MB RSS on these
-   * machines), so a burst of N starts costs a handful of processes per batch, not several per VM: one `ip -b`
-   * for the namespaces, two in the switch namespace for the veths, one nft transaction for the port rules, and
-   * one shell that brings each namespace's links up and starts its DHCP client. A batch that fails is done
-   * again VM by VM on the one-at-a-time path (plugNics, startGuest), which says which VM failed and why.
+   * machines), so a burst of N starts costs no fork of the server: the driver shell (netns-shell.ts) runs one
+   * `ip -b` for the namespaces, one in the switch namespace for the veths, one nft transaction for the port
+   * rules, and one script that starts each VM's DHCP client (one fork and two execs per VM: lightGuestUdhcpc;
+   * its hook brings the VM's links up). A batch that fails is done again VM by VM on the one-at-a-time path
+   * (plugNics, startGuest), which says which VM failed and why.
    */
   private startFresh(vm: VmRuntime): Promise<StartMarks> {
     const ns = this.vmNs(vm);
@@ -549,38 +552,52 @@ export class NetnsDriver implements Driver {
     if (this.startRunning) return;
     this.startRunning = true;
     try {
+      // A batch's guests start while the next batch is plugged (its namespaces, veths, rules): one script of
+      // guest starts in flight at a time, after the one before it, each batch answered when its guests run.
+      let spawning: Promise<void> = Promise.resolve();
       while (this.startPending.length) {
         const batch = this.startPending.splice(0, START_BATCH);
-        const r = await this.startMany(batch.map((b) => b.vm)).catch((e: Error) => {
-          this.o.log?.(`starting ${batch.length} VMs at once: ${e.message}; one by one instead`);
+        const vms = batch.map((b) => b.vm);
+        const plugged = await this.plugMany(vms).catch((e: Error) => {
+          this.o.log?.(`plugging ${batch.length} VMs at once: ${e.message}; one by one instead`);
           return null;
         });
-        for (const b of batch) {
-          if (r && !r.failed.has(b.vm.instanceName)) {
-            b.done(undefined, r.marks);
-            continue;
+        spawning = spawning.then(async () => {
+          const r = plugged
+            ? await this.spawnMany(vms, plugged).catch((e: Error) => {
+                this.o.log?.(`starting ${batch.length} VMs at once: ${e.message}; one by one instead`);
+                return null;
+              })
+            : null;
+          for (const b of batch) {
+            if (r && !r.failed.has(b.vm.instanceName)) {
+              b.done(undefined, r.marks);
+              continue;
+            }
+            await (async () => {
+              const linked = await this.plugNics(b.vm);
+              const plugged = Date.now();
+              await this.startGuest(b.vm);
+              return { linked, plugged, spawned: Date.now(), batch: 1 };
+            })().then(
+              (m) => b.done(undefined, m),
+              (e: Error) => b.done(e),
+            );
           }
-          await (async () => {
-            const linked = await this.plugNics(b.vm);
-            const plugged = Date.now();
-            await this.startGuest(b.vm);
-            return { linked, plugged, spawned: Date.now(), batch: 1 };
-          })().then(
-            (m) => b.done(undefined, m),
-            (e: Error) => b.done(e),
-          );
-        }
+        });
+        // Every path above settles its VMs; nothing may stop the chain for the batches after.
+        spawning = spawning.catch((e: Error) => this.o.log?.(`starting VMs: ${e.message}`));
       }
     } finally {
       this.startRunning = false;
     }
   }
 
-  /** One batch of fresh VMs (see startFresh). Returns the instance names whose guest did not start. */
-  private async startMany(vms: VmRuntime[]): Promise<{ failed: Set<string>; marks: StartMarks }> {
+  /** One batch of fresh VMs, plugged: namespaces, veths and port rules (see startFresh). */
+  private async plugMany(vms: VmRuntime[]): Promise<{ linked: number; plugged: number }> {
     const nss = vms.map((vm) => this.vmNs(vm));
     const long = { timeoutMs: 120_000 };
-    await run(['ip', '-b', '-'], { input: nss.map((ns) => `netns add ${ns}\n`).join(''), ...long });
+    await this.sh.run(['ip', '-b', '-'], { input: nss.map((ns) => `netns add ${ns}\n`).join(''), ...long });
     for (const ns of nss) {
       mkdirSync(dirname(resolvConfPath(ns)), { recursive: true });
       writeFileSync(resolvConfPath(ns), '# written by stacknet; the DHCP hook fills it in\n');
@@ -588,39 +605,53 @@ export class NetnsDriver implements Driver {
     this.remember('namespaces', nss);
     const nics = vms.flatMap((vm, i) => vm.nics.map((nic) => ({ ns: nss[i]!, nic })));
     await Promise.all(nics.map((x) => this.ensureBridge(x.nic.network)));
-    // A stale outer end (namespace deleted asynchronously) would make the add fail: removed first, if any.
-    await exec(['ip', '-n', this.switchNs, '-force', '-b', '-'], {
-      input: nics.map((x) => `link del n${x.nic.id}\n`).join(''),
-      ...long,
-    });
-    await run(['ip', '-n', this.switchNs, '-b', '-'], {
-      input: nics
-        .map(
-          ({ ns, nic }) =>
-            `link add n${nic.id} type veth peer name eth${nic.deviceId} address ${nic.mac} netns ${ns}\n` +
-            `link set n${nic.id} master ${NetnsDriver.bridgeName(nic.network)} up\n`,
-        )
-        .join(''),
-      ...long,
+    // One strict batch for the veths. A stale outer end (a namespace deleted asynchronously) makes it fail: then
+    // every outer end of the batch goes (-force: most do not exist) and the batch runs again, once. No process
+    // is spent on stale ends that are not there, which is nearly always.
+    const add = () =>
+      this.sh.run(['ip', '-n', this.switchNs, '-b', '-'], {
+        input: nics
+          .map(
+            ({ ns, nic }) =>
+              `link add n${nic.id} type veth peer name eth${nic.deviceId} address ${nic.mac} netns ${ns}\n` +
+              `link set n${nic.id} master ${NetnsDriver.bridgeName(nic.network)} up\n`,
+          )
+          .join(''),
+        ...long,
+      });
+    await add().catch(async () => {
+      await this.sh.exec(['ip', '-n', this.switchNs, '-force', '-b', '-'], {
+        input: nics.map((x) => `link del n${x.nic.id}\n`).join(''),
+        ...long,
+      });
+      await add();
     });
     const linked = Date.now();
     await Promise.all(nics.map((x) => this.portRules(x.nic)));
-    const plugged = Date.now();
-    // Each namespace's links up, then its guest, detached (setsid), its pid recorded as it starts.
+    return { linked, plugged: Date.now() };
+  }
+
+  /** The guests of a plugged batch (see startFresh). Returns the instance names whose guest did not start. */
+  private async spawnMany(
+    vms: VmRuntime[],
+    { linked, plugged }: { linked: number; plugged: number },
+  ): Promise<{ failed: Set<string>; marks: StartMarks }> {
+    const nss = vms.map((vm) => this.vmNs(vm));
+    const long = { timeoutMs: 120_000 };
+    // Each guest, its pid recorded as it starts. The script's shell runs in a session of its own (setsid), which
+    // its guests keep: detached from the server's and from the driver shell's (which a timeout kills).
+    // Per VM one fork and two execs (nsenter, udhcpc); the guest's hook brings its links up (lightGuestUdhcpc).
     const script: string[] = [];
+    const hooks = await hookScripts();
     for (const [i, vm] of vms.entries()) {
       const ns = nss[i]!;
-      const links = ['link set lo up', ...vm.nics.map((n) => `link set eth${n.deviceId} up`)];
-      const g = await this.guest(vm);
+      const g = this.guest(vm, hooks);
       const env = g ? Object.entries(g.env).map(([k, v]) => `${k}=${shq(v)}`) : [];
       script.push(
-        `if ip -n ${shq(ns)} -b - <<'EOF'`,
-        ...links,
-        'EOF',
-        'then',
+        `if [ -e ${shq(`/run/netns/${ns}`)} ]; then`,
         ...(g
           ? [
-              `  ${env.join(' ')} setsid ${g.argv.map(shq).join(' ')} >>${shq(g.log)} 2>&1 </dev/null &`,
+              `  ${env.join(' ')} ${g.argv.map(shq).join(' ')} >>${shq(g.log)} 2>&1 </dev/null &`,
               `  echo $! >${shq(g.pidFile)}`,
             ]
           : []),
@@ -628,14 +659,7 @@ export class NetnsDriver implements Driver {
         'fi',
       );
     }
-    const file = join(this.o.dataDir, `start-${process.pid}-${Math.random().toString(36).slice(2)}.sh`);
-    writeFileSync(file, `${script.join('\n')}\n`);
-    let out: string;
-    try {
-      out = (await exec(['sh', file], long)).stdout;
-    } finally {
-      rmSync(file, { force: true });
-    }
+    const out = (await this.sh.exec(['setsid', 'sh'], { input: `${script.join('\n')}\n`, ...long })).stdout;
     const marks = { linked, plugged, spawned: Date.now(), batch: vms.length };
     const started = new Set(
       out
@@ -677,7 +701,9 @@ export class NetnsDriver implements Driver {
     await this.plugNics(vm);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.sh.close();
+  }
 
   /** Removes everything this driver's data dir says it created (and nothing else). */
   static async cleanup(dataDir: string, log: (m: string) => void = () => undefined): Promise<void> {
