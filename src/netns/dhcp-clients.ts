@@ -561,6 +561,29 @@ export async function removeState(ns: string): Promise<void> {
 }
 
 /**
+ * A light VM's busybox udhcpc on `ifname` with our hook: in the foreground (its caller detaches it), asking again
+ * quickly when its first DISCOVERs go unanswered (-T 1 -A 1), never giving up (no -n), option 12 from `hostname`.
+ */
+function udhcpcArgv(ifname: string, hook: string, hostname: string): string[] {
+  return [
+    'udhcpc',
+    '-f',
+    '-i',
+    assertIfname(ifname),
+    '-s',
+    hook,
+    '-t',
+    '3',
+    '-T',
+    '1',
+    '-A',
+    '1',
+    '-x',
+    `hostname:${hostname}`,
+  ];
+}
+
+/**
  * How a light VM's DHCP client runs: busybox udhcpc on `ifname` in `ns` under the guest's host name with our
  * hook. It asks again quickly when its first DISCOVERs go unanswered (-T 1 -A 1) and never gives up (no -n).
  * Clears the last lease record first. Used by the netns driver (its batches) and the host agent's netns backend.
@@ -572,22 +595,7 @@ export async function guestUdhcpc(
 ): Promise<{ argv: string[]; env: Record<string, string> }> {
   const hooks = await hookScripts();
   await resetState(ns, ifname);
-  const argv = withHostname(hostname, [
-    'udhcpc',
-    '-f',
-    '-i',
-    assertIfname(ifname),
-    '-s',
-    hooks.udhcpc,
-    '-t',
-    '3',
-    '-T',
-    '1',
-    '-A',
-    '1',
-    '-x',
-    `hostname:${hostname}`,
-  ]);
+  const argv = withHostname(hostname, udhcpcArgv(ifname, hooks.udhcpc, hostname));
   return {
     argv: ['ip', 'netns', 'exec', assertNamespaceName(ns), ...argv],
     env: { SN_CLIENT: 'udhcpc', SN_STATE: leaseStatePath(ns, ifname), SN_RESOLV: resolvConfPath(ns) },
@@ -620,20 +628,7 @@ export function lightGuestUdhcpc(
   const argv = [
     'nsenter',
     `--net=/run/netns/${assertNamespaceName(ns)}`,
-    'udhcpc',
-    '-f',
-    '-i',
-    assertIfname(ifname),
-    '-s',
-    hooks.udhcpc,
-    '-t',
-    '3',
-    '-T',
-    '1',
-    '-A',
-    '1',
-    '-x',
-    `hostname:${assertHostname(hostname)}`,
+    ...udhcpcArgv(ifname, hooks.udhcpc, assertHostname(hostname)),
   ];
   return {
     argv,
