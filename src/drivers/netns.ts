@@ -511,7 +511,8 @@ export class NetnsDriver implements Driver {
     if (!def) return null;
     const ifname = `eth${def.deviceId}`;
     mkdirSync(this.vmDir(vm), { recursive: true });
-    // lo and the VM's other NICs come up with the default one, in the hook's first `ip` (no process per VM).
+    // The NICs are up already (plugMany makes them up; plugNics brings them up); lo comes up with the lease, in
+    // the `ip` the hook runs anyway (no process per VM), and the other NICs again there, harmlessly.
     const up = ['lo', ...vm.nics.filter((n) => n !== def).map((n) => `eth${n.deviceId}`)];
     const { argv, env } = lightGuestUdhcpc(ns, ifname, vm.hostname, up, hooks);
     return {
@@ -612,8 +613,11 @@ export class NetnsDriver implements Driver {
       this.sh.run(['ip', '-n', this.switchNs, '-b', '-'], {
         input: nics
           .map(
+            // The VM's end made in the VM's namespace and up at once (the guest's hook then needs no `ip` for
+            // it: lightGuestUdhcpc). Measured on this kernel: only the end the request names can come up in it
+            // (asking for the peer up fails, ENOTCONN: the veth's two ends are not joined yet).
             ({ ns, nic }) =>
-              `link add n${nic.id} type veth peer name eth${nic.deviceId} address ${nic.mac} netns ${ns}\n` +
+              `link add eth${nic.deviceId} address ${nic.mac} netns ${ns} up type veth peer name n${nic.id}\n` +
               `link set n${nic.id} master ${NetnsDriver.bridgeName(nic.network)} up\n`,
           )
           .join(''),
@@ -640,7 +644,8 @@ export class NetnsDriver implements Driver {
     const long = { timeoutMs: 120_000 };
     // Each guest, its pid recorded as it starts. The script's shell runs in a session of its own (setsid), which
     // its guests keep: detached from the server's and from the driver shell's (which a timeout kills).
-    // Per VM one fork and two execs (nsenter, udhcpc); the guest's hook brings its links up (lightGuestUdhcpc).
+    // Per VM one fork and two execs (nsenter, udhcpc); the VM's links are up already (plugMany), lo comes up with
+    // the lease (lightGuestUdhcpc).
     const script: string[] = [];
     const hooks = await hookScripts();
     for (const [i, vm] of vms.entries()) {

@@ -16,9 +16,11 @@ import { assertIfname, assertNamespaceName } from './names.js';
  */
 
 // A guest's hook runs once per lease event, for every VM of a deploy burst on the same machine: it forks as few
-// processes as it can. bash, not sh: its clock ($EPOCHREALTIME) saves the `date` process, and bash alone costs
-// less than dash plus `date` (measured 2.3–3.4 ms vs 5.4–6.0 ms per run). Left: one `mv`, one `ip -batch` to
-// change and, on a renewal only, one `ip` to look (docs/benchmarks.md "Deploy bursts").
+// processes as it can (an exec costs 6–9 ms of CPU on these VMs). bash, not sh: its clock ($EPOCHREALTIME) saves
+// the `date` process, and bash alone costs less than dash plus `date` (measured 2.3–3.4 ms vs 5.4–6.0 ms per run).
+// Left: one `ip -batch` to change and, on a renewal only, one `ip` to look; none at a light VM's first deconfig
+// (SN_LINKS_UP). The lease record is written in place, not renamed into place (`mv` was a process per event):
+// readLease reads again while it finds the record without its last line (docs/benchmarks.md "Deploy bursts").
 const COMMON_SH = `PATH=/usr/sbin:/usr/bin:/sbin:/bin
 # Epoch ms from bash's clock (seconds, the locale's decimal separator, microseconds), in POSIX expansions so that
 # a client running the hook with sh still gets a stamp (from date).
@@ -32,24 +34,21 @@ now_ms() {
 }
 # record EVENT IP MASK ROUTERS DNS DOMAIN LEASE SERVERID HOSTNAME
 record() {
-  tmp="$SN_STATE.tmp.$$"
   now_ms
   # The history line first: whoever sees the new state (readLease) then finds it in the history too.
   echo "$now $1 ip=$2 routers=$4 dns=$5 domain=$6" >> "$SN_STATE.log"
-  {
-    echo "client=$SN_CLIENT"
-    echo "event=$1"
-    echo "interface=$SN_IFACE"
-    echo "ip=$2"
-    echo "mask=$3"
-    echo "routers=$4"
-    echo "dns=$5"
-    echo "domain=$6"
-    echo "lease=$7"
-    echo "serverid=$8"
-    echo "hostname=$9"
-    echo "at=$now"
-  } > "$tmp" && mv -f "$tmp" "$SN_STATE"
+  # The record in place, "at=" last: a reader that opens the file while it is written (after its truncation)
+  # finds it without that line, and reads again (readLease). Built first, then written at once (one write, mostly:
+  # bash's stdout may flush per line; under sh, a command substitution).
+  fmt='client=%s\\nevent=%s\\ninterface=%s\\nip=%s\\nmask=%s\\nrouters=%s\\ndns=%s\\ndomain=%s\\nlease=%s\\nserverid=%s\\nhostname=%s\\nat=%s\\n'
+  set -- "$SN_CLIENT" "$1" "$SN_IFACE" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "$now"
+  if [ -n "\${BASH_VERSION:-}" ]; then
+    printf -v rec "$fmt" "$@"
+    echo -n "$rec" > "$SN_STATE"
+  else
+    rec=$(printf "$fmt" "$@")
+    printf '%s\\n' "$rec" > "$SN_STATE"
+  fi
 }
 apply() { # IP MASK ROUTERS DNS DOMAIN [fresh]
   # The address, kept when it is already there (a renewal); the link up; the default route via the first
@@ -64,6 +63,9 @@ addr add $1/$2 dev $SN_IFACE
     esac
   fi
   cmds="\${cmds}link set dev $SN_IFACE up"
+  # SN_UP: more links to bring up with this one (a light VM's lo and other NICs: no process of their own).
+  for l in \${SN_UP:-}; do cmds="\${cmds}
+link set dev $l up"; done
   gw=""
   for r in $3; do gw="$r"; break; done
   if [ -n "$gw" ]; then
@@ -96,14 +98,18 @@ ${COMMON_SH}
 SN_IFACE="$interface"
 case "$1" in
   deconfig)
-    # SN_UP: more links to bring up with this one (a light VM's lo and other NICs: no process of their own).
-    up=""
-    for l in $SN_UP; do up="\${up}link set dev $l up
+    # SN_LINKS_UP: the starter made the client's link up and addressless (the netns driver's light VMs), so the
+    # client's first deconfig (no record yet: the starter cleared it) changes nothing and costs no process; SN_UP
+    # come up with the lease. Any later deconfig (the lease lost, a NAK) takes the address away.
+    if [ -z "\${SN_LINKS_UP:-}" ] || [ -e "$SN_STATE" ]; then
+      up=""
+      for l in \${SN_UP:-}; do up="\${up}link set dev $l up
 "; done
-    ip -4 -force -batch - <<EOF
+      ip -4 -force -batch - <<EOF
 addr flush dev $interface
 \${up}link set dev $interface up
 EOF
+    fi
     record deconfig "" "" "" "" "" "" "" ""
     ;;
   bound)
@@ -239,13 +245,29 @@ export function parseLeaseState(text: string): Lease {
   };
 }
 
-/** The last DHCP event our hook recorded for `ifname` in `ns`, or undefined if none yet. */
+/** A record the hook has written whole: it ends with its last line (`at=`). */
+function completeRecord(text: string): boolean {
+  return /(^|\n)at=\d*\n$/.test(text);
+}
+
+/**
+ * The last DHCP event our hook recorded for `ifname` in `ns`, or undefined if none yet. The hook writes the
+ * record in place in one write (no rename: a process per event), so a read that falls between the file's
+ * truncation and that write finds it empty: read again, briefly, until it ends with its last line.
+ */
 export async function readLease(ns: string, ifname = 'eth0'): Promise<Lease | undefined> {
-  try {
-    return parseLeaseState(await readFile(leaseStatePath(ns, ifname), 'utf8'));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+  for (let attempt = 0; ; attempt++) {
+    let text: string;
+    try {
+      text = await readFile(leaseStatePath(ns, ifname), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    if (completeRecord(text)) return parseLeaseState(text);
+    // Still cut short after ~100 ms: a writer that died mid-record; nothing recorded that can be trusted.
+    if (attempt >= 20) return undefined;
+    await new Promise((r) => setTimeout(r, 5));
   }
 }
 
@@ -610,8 +632,9 @@ export async function guestUdhcpc(
  *   writes the namespace's resolv.conf by its path), and what runs later in the namespace gets its own;
  * - no UTS namespace with the guest's name (unshare, sh, hostname): udhcpc sends option 12 from `-x hostname:`,
  *   never from gethostname(), and nothing else runs under that name;
- * - `up`: links the hook brings up with the client's own at its first event (lo, the VM's other NICs), so the
- *   caller needs no `ip` process per VM for them.
+ * - the caller makes the client's link up (and the VM's other NICs: the netns driver creates the VM's end of each
+ *   veth up, in its batch), so the hook's first deconfig runs no `ip` (SN_LINKS_UP); `up`: links the hook brings up
+ *   with the lease, in the `ip` it runs anyway (lo), so the caller needs no `ip` process per VM for them.
  * The caller starts argv detached (its own session) and records the pid: nsenter execs udhcpc in place.
  * Synchronous (`hooks` from `hookScripts()`; the last lease record cleared with two quick syscalls): a batch of
  * a hundred guests must not wait a hundred turns of a busy server's event loop.
@@ -637,6 +660,7 @@ export function lightGuestUdhcpc(
       SN_STATE: leaseStatePath(ns, ifname),
       SN_RESOLV: resolvConfPath(ns),
       SN_UP: up.map(assertIfname).join(' '),
+      SN_LINKS_UP: '1',
     },
   };
 }
