@@ -284,15 +284,14 @@ describe(
 
     test('(e) the anti-spoofing rule deleted by hand: port-rules; rebootVirtualMachine repairs it', async () => {
       const sw = `${prefix}switch`;
-      const listed = (await execIn(sw, ['nft', '-a', 'list', 'table', 'bridge', 'stacknet'])).stdout;
-      const chain = listed.split(/\n\s*chain /).find((c) => c.includes(`ether saddr != ${vms.web2!.mac}`))!;
-      const name = chain.slice(0, chain.indexOf(' '));
-      const handle = /comment "source ip" # handle (\d+)/.exec(chain)![1]!;
-      await runIn(sw, ['nft', 'delete', 'rule', 'bridge', 'stacknet', name, 'handle', handle]);
+      // The port's source address taken out of the `guard` chain's set (the port found by its MAC's element).
+      const listed = (await execIn(sw, ['nft', 'list', 'set', 'bridge', 'stacknet', 'port_mac'])).stdout;
+      const port = new RegExp(`"(n\\d+)" \\. ${vms.web2!.mac}`).exec(listed)![1]!;
+      await runIn(sw, ['nft', `delete element bridge stacknet port_ip4 { "${port}" . ${vms.web2!.ip} }`]);
       const d = await brokenAt('web2', 'port-rules');
       assert.match(
         step(d, 'port-rules').evidence,
-        new RegExp(`p_n\\d+ lacks ip saddr != \\{ ${vms.web2!.ip} \\}`),
+        new RegExp(`guard \\(port ${port}\\) lacks ip saddr != \\{ ${vms.web2!.ip} \\}`),
       );
       ok(await admin('rebootVirtualMachine', { id: vms.web2!.id }, { fetch_result: true }), 'reboot');
       await healthy('web2');

@@ -79,7 +79,9 @@ describe(
     const ns = (v: VmRuntime) => driver.vmNs(v);
     const mac = (v: VmRuntime) => v.nics[0]!.mac;
     const ll = (v: VmRuntime) => eui64Address('fe80::/64', mac(v));
-    const rogueDrops = () => chainCounters(`${prefix}switch`, 'stacknet', `p_n${rogue.id}`);
+    // Every VM port's frames go through the one `guard` chain (its sets keyed by port): its counters count the
+    // rogue's drops, the only port here that sends what they stop.
+    const rogueDrops = () => chainCounters(`${prefix}switch`, 'stacknet', 'guard');
     const router: RouterRuntime = {
       id: 1,
       uuid: 'r-1',
