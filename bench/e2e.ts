@@ -108,7 +108,7 @@ const clkTck = (() => {
 })();
 /**
  * Per process of the group now: its command, and its own and its waited-for children's CPU ms (the server's
- * `ip`, `nft` and start shells; a guest's hooks and their `ip`/`mv`; the router agent's checks).
+ * `ip`, `nft` and start shells; a guest's hooks and their `ip`; the router agent's checks).
  */
 function cpuByPid(): Map<number, { comm: string; self: number; children: number }> {
   const out = new Map<number, { comm: string; self: number; children: number }>();
@@ -170,6 +170,16 @@ function cpuNow(serverPid: number): { group?: number; server?: number; bench: nu
 }
 
 type Trace = Record<string, number | string | boolean>;
+
+/** linked → plugged of each batch of the driver's VM starts (its VMs share the stamps), in plugging order. */
+function batchRules(drv: Trace[]): number[] {
+  const seen = new Map<string, number>();
+  for (const t of drv)
+    if (Number(t.batch) > 1) seen.set(`${t.linked} ${t.plugged}`, Number(t.plugged) - Number(t.linked));
+  return [...seen.keys()]
+    .sort((a, b) => Number(a.split(' ')[0]) - Number(b.split(' ')[0]))
+    .map((k) => seen.get(k)!);
+}
 
 /** The server's `[trace] {json}` lines (src/vms/trace.ts) in this slice of its output. */
 function traces(text: string): Trace[] {
@@ -468,6 +478,9 @@ async function main(): Promise<void> {
                   linksMedianMs: med(drv, 'start', 'linked'),
                   rulesMedianMs: med(drv, 'linked', 'plugged'),
                   spawnMedianMs: med(drv, 'plugged', 'spawned'),
+                  // Each batch's port rules (its one nft transaction, with the wait for the batches' queue before
+                  // it), in the order the batches were plugged: how they grow with the ruleset.
+                  rulesPerBatchMs: batchRules(drv),
                 },
               }
             : {}),

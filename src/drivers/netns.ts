@@ -565,8 +565,9 @@ export class NetnsDriver implements Driver {
    * process forks slowly (measured 35–120 ms of blocked event loop per child at 45–350 MB RSS on these
    * machines), so a burst of N starts costs no fork of the server: the driver shell (netns-shell.ts) runs one
    * `ip -b` for the namespaces, one in the switch namespace for the veths, one nft transaction for the port
-   * rules, and one script that starts each VM's DHCP client (one fork and two execs per VM: lightGuestUdhcpc;
-   * its hook brings the VM's links up). A batch that fails is done again VM by VM on the one-at-a-time path
+   * rules (elements of the guard chain's sets: O(1) per port), and one script that starts each VM's DHCP client
+   * (one fork and two execs per VM: lightGuestUdhcpc; the veths' batch makes the VM's end up in its namespace).
+   * A batch that fails is done again VM by VM on the one-at-a-time path
    * (plugNics, startGuest), which says which VM failed and why.
    */
   private startFresh(vm: VmRuntime): Promise<StartMarks> {
