@@ -470,7 +470,9 @@ export class NetnsDriver implements Driver {
       );
     const element = (set: string, value: string) =>
       have.elements.some((e) => e.set === set && e.element === `"${port}" . ${value.toLowerCase()}`);
-    const mac = own ? rule('source mac', nic.mac) : rule('source mac', '@port_mac') && element('port_mac', nic.mac);
+    const mac = own
+      ? rule('source mac', nic.mac)
+      : rule('source mac', '@port_mac') && element('port_mac', nic.mac);
     const ip = (a: string) =>
       own ? rule('source ip', a) : rule('source ip', '@port_ip4') && element('port_ip4', a);
     const want: [boolean, string][] = [
@@ -897,10 +899,7 @@ export function portElements(
 }
 
 /** nft text that adds (or deletes) elements; a map element is deleted by its key. */
-export function elementsText(
-  verb: 'add' | 'delete',
-  elements: { set: string; element: string }[],
-): string {
+export function elementsText(verb: 'add' | 'delete', elements: { set: string; element: string }[]): string {
   return elements
     .map(({ set, element }) => {
       const e = verb === 'delete' ? element.replace(/ : .*$/, '') : element;
