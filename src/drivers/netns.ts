@@ -439,12 +439,7 @@ export class NetnsDriver implements Driver {
    * port is never without its rules in between.
    */
   private async replacePort(nic: VmNicRuntime, remove = false): Promise<void> {
-    const port = `n${nic.id}`;
-    const have = portState(await this.listPorts(), port);
-    const text =
-      elementsText('delete', have.elements) +
-      (have.ownChain ? `delete chain bridge stacknet p_${port}\n` : '') +
-      (remove ? '' : elementsText('add', portElements(nic)));
+    const text = portReplaceText(await this.listPorts(), nic, remove);
     if (text) await this.nft(text);
   }
 
@@ -906,6 +901,25 @@ export function elementsText(verb: 'add' | 'delete', elements: { set: string; el
       return `${verb} element bridge stacknet ${set} { ${e} }\n`;
     })
     .join('');
+}
+
+/**
+ * The nft text that takes away everything port `n<nic id>` has in the table's listing (`nft list table bridge
+ * stacknet`: its set elements, its `ports` element, the chain of its own an older build made) and, unless
+ * `remove`, puts in what `portElements` says: one transaction, so the port is never without its rules in between.
+ */
+export function portReplaceText(
+  listed: string,
+  nic: Pick<VmNicRuntime, 'id' | 'mac' | 'ipv4s' | 'ipv6'>,
+  remove = false,
+): string {
+  const port = `n${nic.id}`;
+  const have = portState(listed, port);
+  return (
+    elementsText('delete', have.elements) +
+    (have.ownChain ? `delete chain bridge stacknet p_${port}\n` : '') +
+    (remove ? '' : elementsText('add', portElements(nic, port)))
+  );
 }
 
 /**
