@@ -108,6 +108,8 @@ export class HostAgent {
   private converging: Promise<void> | null = null;
   /** The desired state the pass under way converges. */
   private passing: HostDesiredState | null = null;
+  /** The desired state the last pass converged (what a newer state's new VMs are told apart from). */
+  private passed: HostDesiredState | null = null;
   /** VMs started early from a newer state while a pass runs (converge.ts `ensureNewVms`), one batch after another. */
   private early: Promise<void> = Promise.resolve();
   private readonly hooks = {
@@ -353,7 +355,10 @@ export class HostAgent {
             ? undefined
             : this.converger
                 .ensureNewVms(newest, current, this.hooks)
-                .catch((e: Error) => this.o.log(`starting new VMs early: ${e.message}`)),
+                .then(
+                  () => undefined,
+                  (e: Error) => this.o.log(`starting new VMs early: ${e.message}`),
+                ),
         );
       }
       return;
@@ -364,6 +369,14 @@ export class HostAgent {
         const d = this.desired!;
         this.passing = d;
         const t0 = Date.now();
+        // The VMs this state adds (a deploy placed here) start before the pass, when their networks' bridges are
+        // here: the pass's networks, routers and removals (a few hundred ms of processes) are not on their way.
+        // The pass then finds them in their state and leaves them be (`started`).
+        let started: ReadonlySet<string> = new Set();
+        if (this.passed && this.passed !== d)
+          started = await this.converger
+            .ensureNewVms(d, this.passed, this.hooks)
+            .catch((e: Error) => (this.o.log(`starting new VMs first: ${e.message}`), new Set<string>()));
         // A pass that runs long says so, and what it is at (each item has its deadline: converge.ts).
         const watch = setInterval(
           () =>
@@ -373,7 +386,8 @@ export class HostAgent {
           PASS_WATCH_MS,
         );
         try {
-          const r = await this.converger.converge(d, this.hooks);
+          const r = await this.converger.converge(d, this.hooks, started);
+          this.passed = d;
           this.o.log(
             `converged generation ${d.generation} in ${Date.now() - t0} ms${r.errors.length ? ` (${r.errors.length} errors)` : ''}`,
           );

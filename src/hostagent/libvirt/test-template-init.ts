@@ -4,6 +4,7 @@
  * on first boot, and says each result on its serial console in one line a test can parse:
  *
  *   STACKNET-INIT uptime=<s>                        /init started (the kernel's boot is done)
+ *   STACKNET-DHCP uptime=<s>                        its DHCP client starts (eth0 is up)
  *   STACKNET-LEASE ip=<ip> mask=<mask> router=<gw> dns=<dns,...> hostname=<name>
  *   STACKNET-TIMING lease=<s>                       uptime when the lease was bound
  *   STACKNET-META <key>=<value>                     each key of `latest/meta-data/` (newlines as \n)
@@ -45,6 +46,7 @@ ip link set lo up
 n=0
 while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done
 ip link set eth0 up
+echo "STACKNET-DHCP uptime=$(up)"
 # udhcpc stays in the foreground of its own background job: it renews the lease for as long as the guest runs.
 udhcpc -i eth0 -s /etc/udhcpc.script -f -t 10 -T 1 -A 2 &
 while [ ! -s /run/stacknet-lease ]; do sleep 0.05; done
