@@ -256,7 +256,9 @@ export async function benchHosts(o: {
         });
       const guestStages = {
         kernel: guestMs((d) => d.initS),
-        toDhcp: guestMs((d) => (d.dhcpS === undefined || d.initS === undefined ? undefined : d.dhcpS - d.initS)),
+        toDhcp: guestMs((d) =>
+          d.dhcpS === undefined || d.initS === undefined ? undefined : d.dhcpS - d.initS,
+        ),
         dhcp: guestMs((d) => (d.dhcpS === undefined ? undefined : d.leaseS - d.dhcpS)),
       };
       // Per host of the burst: when its cache got the template (ms from the burst's start: negative when before,

@@ -353,12 +353,10 @@ export class HostAgent {
         this.early = this.early.then(() =>
           this.stopped
             ? undefined
-            : this.converger
-                .ensureNewVms(newest, current, this.hooks)
-                .then(
-                  () => undefined,
-                  (e: Error) => this.o.log(`starting new VMs early: ${e.message}`),
-                ),
+            : this.converger.ensureNewVms(newest, current, this.hooks).then(
+                () => undefined,
+                (e: Error) => this.o.log(`starting new VMs early: ${e.message}`),
+              ),
         );
       }
       return;
