@@ -10,7 +10,9 @@
  * STACKNET-LEASE line on the address listVirtualMachines gives it, polled every 50 ms. Beside it, the guest's own
  * boot time as its console shows it: its uptime when udhcpc bound (`guestBootMs`). `overheadMs` = deploy → lease
  * minus that: what the control plane, the host agent and libvirt add to the VM's own boot (issue 19's target:
- * within 2 s). One JSON line per burst, like the netns driver's (bench/e2e.ts).
+ * within 2 s). `stagesMedianMs` splits deploy → the guest's clock (server trace, agents' logs);
+ * `guestStagesMedianMs` splits the guest's own boot by its console (kernel to /init, /init to its DHCP client,
+ * the DHCP exchange and the lease's configuration). One JSON line per burst, like the netns driver's (bench/e2e.ts).
  *   npm run bench:e2e -- --driver hosts [--bursts 1,6] [--label TEXT] [--no-build]
  */
 import { readFileSync } from 'node:fs';
