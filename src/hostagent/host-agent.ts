@@ -112,6 +112,8 @@ export class HostAgent {
   private passed: HostDesiredState | null = null;
   /** VMs started early from a newer state while a pass runs (converge.ts `ensureNewVms`), one batch after another. */
   private early: Promise<void> = Promise.resolve();
+  /** The newest state an early batch last ran for. */
+  private earlyDone: HostDesiredState | null = null;
   private readonly hooks = {
     vm: (v: HostStatus['vms'][number]) => this.vmChanged(v),
     keep: () => this.desired?.vms ?? [],
@@ -348,16 +350,20 @@ export class HostAgent {
         this.again = true;
         // VMs placed here meanwhile start now, not after the pass (its ports, listing and removals): a burst of
         // deploys onto one host otherwise starts its second VM a whole pass late.
-        const newest = this.desired!;
-        const current = this.passing!;
-        this.early = this.early.then(() =>
-          this.stopped
-            ? undefined
-            : this.converger.ensureNewVms(newest, current, this.hooks).then(
-                () => undefined,
-                (e: Error) => this.o.log(`starting new VMs early: ${e.message}`),
-              ),
-        );
+        // The newest state when the batch runs, not when it was queued: a batch that waited behind a slow one
+        // (seconds of `virsh start`) must not act on a state newer ones replaced, e.g. start again a VM a newer
+        // state stopped (seen in a bench's teardown). Once per state; none once the pass loop has it.
+        this.early = this.early.then(() => {
+          const newest = this.desired;
+          const current = this.passing;
+          if (this.stopped || !this.converging || !newest || !current) return;
+          if (newest === current || newest === this.earlyDone) return;
+          this.earlyDone = newest;
+          return this.converger.ensureNewVms(newest, current, this.hooks).then(
+            () => undefined,
+            (e: Error) => this.o.log(`starting new VMs early: ${e.message}`),
+          );
+        });
       }
       return;
     }
