@@ -10,7 +10,9 @@
  * STACKNET-LEASE line on the address listVirtualMachines gives it, polled every 50 ms. Beside it, the guest's own
  * boot time as its console shows it: its uptime when udhcpc bound (`guestBootMs`). `overheadMs` = deploy → lease
  * minus that: what the control plane, the host agent and libvirt add to the VM's own boot (issue 19's target:
- * within 2 s). One JSON line per burst, like the netns driver's (bench/e2e.ts).
+ * within 2 s). `stagesMedianMs` splits deploy → the guest's clock (server trace, agents' logs);
+ * `guestStagesMedianMs` splits the guest's own boot by its console (kernel to /init, /init to its DHCP client,
+ * the DHCP exchange and the lease's configuration). One JSON line per burst, like the netns driver's (bench/e2e.ts).
  *   npm run bench:e2e -- --driver hosts [--bursts 1,6] [--label TEXT] [--no-build]
  */
 import { readFileSync } from 'node:fs';
@@ -53,10 +55,13 @@ function deployTraces(serverOutput: string): Map<string, Record<string, number>>
   return out;
 }
 
-/** When the host agent's `virsh start` of the domain began and ended (its log: "<ISO> ... <dom> started in N ms"). */
+/**
+ * When the host agent's `virsh start` of the domain began and ended (its log: "<ISO> ... <dom> started in N ms", or
+ * "<dom> defined (new) and started in N ms" when one virsh did both: then the span includes the define).
+ */
 function virshStart(agentOutput: string, domain: string): { begin: number; end: number } | undefined {
   const esc = domain.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const re = new RegExp(`^(\\S+) .*libvirt: ${esc} started in (\\d+) ms`, 'gm');
+  const re = new RegExp(`^(\\S+) .*libvirt: ${esc} (?:defined \\(new\\) and )?started in (\\d+) ms`, 'gm');
   let last: { begin: number; end: number } | undefined;
   for (const m of agentOutput.matchAll(re)) {
     const end = Date.parse(m[1]!);
@@ -186,7 +191,10 @@ export async function benchHosts(o: {
         }),
       );
       // Until every guest's console shows its lease: the address the API gave it, checked.
-      const done = new Map<number, { at: number; guestBootMs: number }>();
+      const done = new Map<
+        number,
+        { at: number; guestBootMs: number; initS?: number; dhcpS?: number; leaseS: number }
+      >();
       while (done.size < n) {
         if (Date.now() - started > 300_000)
           throw new Error(`only ${done.size} of ${n} guests leased after 300 s`);
@@ -196,7 +204,13 @@ export async function benchHosts(o: {
           if (!g.lease || g.leaseUptime === undefined) continue;
           if (g.lease.ip !== vm.nic[0].ipaddress)
             throw new Error(`${vm.name} leased ${g.lease.ip}, the API says ${vm.nic[0].ipaddress}`);
-          done.set(i, { at: Date.now(), guestBootMs: Math.round(g.leaseUptime * 1000) });
+          done.set(i, {
+            at: Date.now(),
+            guestBootMs: Math.round(g.leaseUptime * 1000),
+            initS: g.initUptime,
+            dhcpS: g.dhcpUptime,
+            leaseS: g.leaseUptime,
+          });
         }
         await sleep(50);
       }
@@ -235,6 +249,20 @@ export async function benchHosts(o: {
         toGuestClock: stage((i) => (vs(i) ? guestZero(i) - vs(i)!.end : undefined)),
         reported: stage((i) => (tr(i) && vs(i) ? tr(i)!.driven! - vs(i)!.end : undefined)),
       };
+      // Where the guest's own boot went (its console's uptimes; medians, ms): its clock until /init (the kernel),
+      // /init until its DHCP client ran (modules, eth0 up), the DHCP exchange until the lease was bound.
+      const guestMs = (f: (d: { initS?: number; dhcpS?: number; leaseS: number }) => number | undefined) =>
+        stage((i) => {
+          const x = f(done.get(i)!);
+          return x === undefined || !Number.isFinite(x) ? undefined : Math.round(x * 1000);
+        });
+      const guestStages = {
+        kernel: guestMs((d) => d.initS),
+        toDhcp: guestMs((d) =>
+          d.dhcpS === undefined || d.initS === undefined ? undefined : d.dhcpS - d.initS,
+        ),
+        dhcp: guestMs((d) => (d.dhcpS === undefined ? undefined : d.leaseS - d.dhcpS)),
+      };
       // Per host of the burst: when its cache got the template (ms from the burst's start: negative when before,
       // i.e. fetched ahead of use or by the warm-up VM) and how long the copy and checksum took.
       const templateCache: Record<string, { atMs: number; ms: number } | null> = {};
@@ -268,6 +296,7 @@ export async function benchHosts(o: {
           guestBootMs: { median: pct(boot, 0.5), max: Math.max(...boot) },
           overheadMs: { median: pct(over, 0.5), max: Math.max(...over) },
           stagesMedianMs: stages,
+          guestStagesMedianMs: guestStages,
           vmsPerHost: Object.fromEntries([...perHost].sort()),
           templateCache,
           kernel: t.kernel ?? 'bzImage',

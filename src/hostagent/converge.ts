@@ -89,6 +89,9 @@ export interface ConvergeHooks {
 
 type Errors = HostStatus['errors'];
 
+/** A VM spec as a whole: the same key, the same VM in the same state on the same networks. */
+const vmKey = (v: HostVmSpec): string => JSON.stringify(v);
+
 export class HostConverger {
   readonly created: Created;
   /** The control bridge: `h<4 hex of the prefix>ctl`, so two agents with other prefixes on one machine differ. */
@@ -154,7 +157,15 @@ export class HostConverger {
     }
   }
 
-  async converge(d: HostDesiredState, hooks: ConvergeHooks = {}): Promise<ConvergeResult> {
+  /**
+   * `started`: VMs (`vmKey`) ensured just before this pass from this very spec (`ensureNewVms`, their ports' rules
+   * with them): the pass does not ask their backend again (its `list()` still reports them).
+   */
+  async converge(
+    d: HostDesiredState,
+    hooks: ConvergeHooks = {},
+    started: ReadonlySet<string> = new Set(),
+  ): Promise<ConvergeResult> {
     this.controlCidr = d.controlCidr ?? this.o.controlCidr;
     this.prefetchTemplates(d);
     const errors: Errors = [];
@@ -241,7 +252,7 @@ export class HostConverger {
     );
     // VMs converge VM_SLOTS at a time: a burst placed on this host starts its domains side by side, not one
     // `virsh start` after another (each backend serialises the work on one VM itself).
-    const queue = [...d.vms];
+    const queue = d.vms.filter((v) => !started.has(vmKey(v)));
     const slot = async () => {
       for (let vm = queue.shift(); vm; vm = queue.shift()) {
         const backend = this.o.backends.get(vm.backend);
@@ -353,10 +364,11 @@ export class HostConverger {
     d: HostDesiredState,
     current: HostDesiredState,
     hooks: ConvergeHooks = {},
-  ): Promise<void> {
-    const before = new Map(current.vms.map((v) => [v.instanceName, JSON.stringify(v)]));
-    const fresh = d.vms.filter((v) => before.get(v.instanceName) !== JSON.stringify(v));
-    if (!fresh.length) return;
+  ): Promise<Set<string>> {
+    const ensured = new Set<string>();
+    const before = new Set(current.vms.map(vmKey));
+    const fresh = d.vms.filter((v) => !before.has(vmKey(v)));
+    if (!fresh.length) return ensured;
     const links = await linkTable();
     const bridges = new Map<number, string>();
     for (const n of d.networks) if (links.has(n.bridge)) bridges.set(n.id, n.bridge);
@@ -379,12 +391,14 @@ export class HostConverger {
             },
           );
           hooks.vm?.({ instanceName: v.instanceName, state: v.state });
+          ensured.add(vmKey(v));
         } catch (e) {
           this.o.log(`vm ${v.instanceName} (started early): ${(e as Error).message}; the next pass retries`);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(VM_SLOTS, queue.length) }, slot));
+    return ensured;
   }
 
   /**

@@ -9,6 +9,8 @@ export interface GuestReport {
   /** Guest uptime (s) when /init started and when the lease was bound: the boot as the guest saw it. */
   initUptime?: number;
   leaseUptime?: number;
+  /** Guest uptime (s) when its DHCP client started (eth0 up): /init → here is its modules, here → lease its DHCP. */
+  dhcpUptime?: number;
   /** Each metadata key the router listed, with its value (newlines restored). */
   meta: Record<string, string>;
   /** The user-data as read (decoded); '' when there was none; undefined before the guest asked. */
@@ -42,6 +44,9 @@ export function parseGuestConsole(text: string): GuestReport {
     switch (kind) {
       case 'INIT':
         r.initUptime = Number(fields(rest).uptime);
+        break;
+      case 'DHCP':
+        r.dhcpUptime = Number(fields(rest).uptime);
         break;
       case 'LEASE': {
         const f = fields(rest);

@@ -119,6 +119,7 @@ describe('test template parts', () => {
       '[    9.000000] reboot: Restarting system',
       'STACKNET-INIT uptime=3.10',
       '[    3.2] virtio_net virtio0 eth0: renamed',
+      'STACKNET-DHCP uptime=3.40',
       'udhcpc: lease of 10.0.0.5 obtained from 10.0.0.1, lease time 3600',
       'STACKNET-LEASE ip=10.0.0.5 mask=255.255.255.0 router=10.0.0.1 dns=10.0.0.1,10.0.0.2 hostname=vm5',
       'STACKNET-TIMING lease=3.55',
@@ -133,6 +134,7 @@ describe('test template parts', () => {
     ].join('\r\n');
     assert.deepEqual(parseGuestConsole(consoleText), {
       initUptime: 3.1,
+      dhcpUptime: 3.4,
       lease: {
         ip: '10.0.0.5',
         mask: '255.255.255.0',

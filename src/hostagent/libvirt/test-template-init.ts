@@ -4,6 +4,7 @@
  * on first boot, and says each result on its serial console in one line a test can parse:
  *
  *   STACKNET-INIT uptime=<s>                        /init started (the kernel's boot is done)
+ *   STACKNET-DHCP uptime=<s>                        its DHCP client starts (eth0 is up)
  *   STACKNET-LEASE ip=<ip> mask=<mask> router=<gw> dns=<dns,...> hostname=<name>
  *   STACKNET-TIMING lease=<s>                       uptime when the lease was bound
  *   STACKNET-META <key>=<value>                     each key of `latest/meta-data/` (newlines as \n)
@@ -36,8 +37,10 @@ export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-up() { cut -d' ' -f1 /proc/uptime; }
-echo "STACKNET-INIT uptime=$(up)"
+# The uptime read by the shell itself: under emulation every process the guest starts costs (a fork, an exec).
+up() { read UP _ < /proc/uptime; }
+up
+echo "STACKNET-INIT uptime=$UP"
 for m in ${modules.join(' ')}; do
   insmod "/lib/modules/$m.ko" || echo "STACKNET-ERROR insmod $m"
 done
@@ -45,6 +48,8 @@ ip link set lo up
 n=0
 while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done
 ip link set eth0 up
+up
+echo "STACKNET-DHCP uptime=$UP"
 # udhcpc stays in the foreground of its own background job: it renews the lease for as long as the guest runs.
 udhcpc -i eth0 -s /etc/udhcpc.script -f -t 10 -T 1 -A 2 &
 while [ ! -s /run/stacknet-lease ]; do sleep 0.05; done
@@ -89,37 +94,55 @@ for p in $peers; do
   done
   echo "STACKNET-PING name=$p ip=$ip $res"
 done
-echo "STACKNET-READY uptime=$(up)"
+up
+echo "STACKNET-READY uptime=$UP"
 while :; do sleep 3600; done
 `;
 }
 
-/** udhcpc's script: configures eth0 from the lease (address, default route, resolv.conf, hostname). */
+/**
+ * udhcpc's script: configures eth0 from the lease (address, default route, resolv.conf, hostname). Few processes:
+ * under emulation each costs the guest tens of ms, and udhcpc runs `deconfig` before its first DISCOVER, so a
+ * first boot (no address yet: /run/stacknet-lease absent) skips its flush. The lease is reported once the address
+ * and the default route are in place, before resolv.conf and the hostname (which /init reads later).
+ */
 export const testTemplateUdhcpcScript = `#!/bin/sh
 # udhcpc calls this with deconfig | bound | renew | leasefail | nak and the lease in the environment.
 case "$1" in
   deconfig)
-    ip -4 addr flush dev "$interface"
-    ip link set "$interface" up
+    if [ -e /run/stacknet-lease ]; then
+      ip -4 addr flush dev "$interface"
+      ip link set "$interface" up
+    fi
     ;;
   bound | renew)
     eval "$(ipcalc -p "$ip" "$subnet")"
-    if ! ip -4 addr show dev "$interface" | grep -q "inet $ip/$PREFIX "; then
+    had=''
+    [ -e /run/stacknet-lease ] && had=1
+    if [ "$1" = bound ]; then
+      [ -n "$had" ] && ip -4 addr flush dev "$interface"
+      ip addr add "$ip/$PREFIX" dev "$interface"
+    elif ! ip -4 addr show dev "$interface" | grep -q "inet $ip/$PREFIX "; then
       ip -4 addr flush dev "$interface"
       ip addr add "$ip/$PREFIX" dev "$interface"
     fi
     gw=''
     for r in $router; do gw=$r; break; done
-    ip route del default 2> /dev/null
+    [ -n "$had" ] && ip route del default 2> /dev/null
     [ -n "$gw" ] && ip route add default via "$gw" dev "$interface"
+    if [ "$1" = bound ]; then
+      read up _ < /proc/uptime
+      d=''
+      for x in $dns; do d="\${d:+$d,}$x"; done
+      echo "STACKNET-LEASE ip=$ip mask=$subnet router=$gw dns=$d hostname=$hostname"
+      echo "STACKNET-TIMING lease=$up"
+    fi
     {
       [ -n "$domain" ] && echo "search $domain"
       for d in $dns; do echo "nameserver $d"; done
     } > /etc/resolv.conf
     [ -n "$hostname" ] && hostname "$hostname"
     if [ "$1" = bound ]; then
-      echo "STACKNET-LEASE ip=$ip mask=$subnet router=$gw dns=$(echo $dns | tr ' ' ,) hostname=$hostname"
-      echo "STACKNET-TIMING lease=$(cut -d' ' -f1 /proc/uptime)"
       echo "$serverid $gw" > /run/stacknet-lease.new
       mv /run/stacknet-lease.new /run/stacknet-lease
     fi
