@@ -10,6 +10,7 @@
  *                         [--dir /var/tmp/stacknet-bench-zone] [--calls 30] [--rounds 1] [--baseline <dir>]
  *                         [--refill] [--fill-only] [--start-timeout 120] [--pass-timeout 600] [--no-build]
  *                         [--server-node-options '--max-old-space-size=256'] [--memory-split]
+ *                         [--server-env STACKNET_HEAP_GROWING_PERCENT=0 ...]
  * Each start is followed from spawn: the server's peak RSS and the list latency while the reconciler's start-up
  * pass pushes every router (phase "startup pass"), then the settled RSS and the list round.
  * `--memory-split` loads a probe into the measured server (`--require`, `--expose-gc`): after start and after the
@@ -58,6 +59,8 @@ let passTimeout = 600;
 let serverNodeOptions = '';
 /** Load a probe into the measured servers that reports their memory split (V8 heap, external, malloc, RSS). */
 let memorySplit = false;
+/** Environment of the measured servers (e.g. STACKNET_HEAP_GROWING_PERCENT=0: V8's own heap growing). */
+const serverEnv: Record<string, string> = {};
 parseArgs(process.argv.slice(2), usage, (flag, value) => {
   if (flag === '--dbs') dbs = value().split(',') as DbKind[];
   else if (flag === '--addresses') addresses = numberList(value())[0]!;
@@ -73,7 +76,10 @@ parseArgs(process.argv.slice(2), usage, (flag, value) => {
   else if (flag === '--pass-timeout') passTimeout = Number(value());
   else if (flag === '--server-node-options') serverNodeOptions = value();
   else if (flag === '--memory-split') memorySplit = true;
-  else return false;
+  else if (flag === '--server-env') {
+    const [k, ...v] = value().split('=');
+    serverEnv[k!] = v.join('=');
+  } else return false;
   return true;
 });
 const { log, emit } = benchOutput('zone');
@@ -284,7 +290,13 @@ async function rollBackForBaseline(url: string): Promise<void> {
 
 async function measure(kind: DbKind, url: string, zone: FilledZone, variant: string, round: number) {
   if (variant === 'baseline') await rollBackForBaseline(url);
-  const tags = { db: kind, variant, round, addresses: zone.public_addresses + zone.guest_addresses };
+  const tags = {
+    db: kind,
+    variant,
+    round,
+    addresses: zone.public_addresses + zone.guest_addresses,
+    ...(Object.keys(serverEnv).length ? { env: serverEnv } : {}),
+  };
   const serverRoot = variant === 'baseline' ? baseline : root;
   const routers = await activeRouters(url);
   // Our own data directory (the harness's default is not told to us): the simulator's router files show the pass.
@@ -307,6 +319,7 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
         STACKNET_DATA_DIR: dataDir,
         ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
         ...(memorySplit ? { STACKNET_BENCH_PROBE_OUT: probeOut } : {}),
+        ...serverEnv,
       },
       [],
       { root: serverRoot, healthzTimeoutMs: startTimeout * 1000 },

@@ -39,7 +39,7 @@ async function adminCaller(store: Store): Promise<Caller> {
 }
 
 let next = 1;
-const row = (zoneId: number, kind: 'publicip' | 'nic', state = 'Allocated') => {
+const row = (zoneId: number, kind: 'publicip' | 'nic', state: 'Allocated' | 'Allocating' = 'Allocated') => {
   const n = next++;
   return {
     scope: kind === 'publicip' ? `pub:${zoneId}` : `guest:${zoneId}`,
@@ -85,18 +85,21 @@ for (const kind of testDbKinds()) {
         Array.from({ length: 8 }, async (_, w) => {
           for (let t = 0; t < 6; t++) {
             const rollBack = (w + t) % 3 === 0;
-            await store.db.transaction().execute(async (tx) => {
-              const zone = (w + t) % 2 === 0 ? a : b;
-              for (const r of [row(zone, 'publicip'), row(zone, 'nic'), row(zone, 'publicip')])
-                await tx.insertInto('ip_allocations').values(r).execute();
-              await tx
-                .insertInto('ip_allocations')
-                .values(row(a, 'publicip', 'Allocating'))
-                .execute();
-              if (rollBack) throw new Error('rolled back on purpose');
-            }).catch((e: Error) => {
-              if (e.message !== 'rolled back on purpose') throw e;
-            });
+            await store.db
+              .transaction()
+              .execute(async (tx) => {
+                const zone = (w + t) % 2 === 0 ? a : b;
+                for (const r of [row(zone, 'publicip'), row(zone, 'nic'), row(zone, 'publicip')])
+                  await tx.insertInto('ip_allocations').values(r).execute();
+                await tx
+                  .insertInto('ip_allocations')
+                  .values(row(a, 'publicip', 'Allocating'))
+                  .execute();
+                if (rollBack) throw new Error('rolled back on purpose');
+              })
+              .catch((e: Error) => {
+                if (e.message !== 'rolled back on purpose') throw e;
+              });
           }
         }),
       );
