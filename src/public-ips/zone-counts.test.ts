@@ -81,6 +81,14 @@ for (const kind of testDbKinds()) {
       await bootstrapAdmin(store, {});
       const a = (await insertZoneAndNetwork(store.db)).zoneId;
       const b = (await insertZoneAndNetwork(store.db)).zoneId;
+      // A zone's counter rows are made with it (an allocation then only updates rows): 16 slots, 1 on SQLite.
+      const rowsOf = async (z: number) =>
+        (
+          await sql<{
+            n: unknown;
+          }>`select count(*) as n from public_ip_zone_counts where zone_id = ${z}`.execute(store.db)
+        ).rows.map((r) => Number(r.n))[0];
+      assert.deepEqual([await rowsOf(a), await rowsOf(b)], kind === 'sqlite' ? [1, 1] : [16, 16]);
       // 8 writers × 6 transactions: 3 public IPs and a guest NIC each, every third rolled back.
       await Promise.all(
         Array.from({ length: 8 }, async (_, w) => {
@@ -186,6 +194,7 @@ for (const kind of testDbKinds()) {
       await m.down!(store.db as never);
       await m.up(store.db as never);
       assert.deepEqual(await counts(store.db, [a, b]), c);
+      assert.deepEqual([await rowsOf(a), await rowsOf(b)], kind === 'sqlite' ? [1, 1] : [16, 16]);
       await store.db.insertInto('ip_allocations').values(row(b, 'publicip')).execute();
       assert.deepEqual((await counts(store.db, [a, b])).counters, [c.rows[0], c.rows[1]! + 1]);
     } finally {

@@ -13,7 +13,9 @@
  * per zone every public IP allocation of a zone would wait for the one before it to commit; so each connection
  * writes its own slot (PostgreSQL `pg_backend_pid() % 16`, MariaDB `connection_id() % 16`; SQLite has one writer,
  * slot 0). A transaction runs on one connection, so it holds at most one counter row of a zone: two transactions
- * never wait on each other's counters in opposite orders. Guest NICs (owner_kind 'nic') are skipped by the
+ * never wait on each other's counters in opposite orders. A zone's rows are made with the zone (a trigger on
+ * zones; the backfill for the zones there are), so an allocation updates a row that exists: on InnoDB, first
+ * inserts of counter rows by concurrent allocations could deadlock on the gap they share. Guest NICs (owner_kind 'nic') are skipped by the
  * trigger's condition and write nothing.
  *
  * The backfill counts what is there when the migration runs. On MariaDB (no transactional DDL) the triggers are
@@ -131,7 +133,32 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       )
       .execute(db);
   }
-  // The counts of what is there now, replacing any (a MariaDB migration run again from the top).
+  // A new zone gets its counter rows at once, so that allocations only ever update rows that exist: on InnoDB
+  // two first inserts of counter rows into the same gap can deadlock each other, updates of rows take row locks.
+  const slots = d === 'sqlite' ? [0] : Array.from({ length: SLOTS }, (_, i) => i);
+  const zoneRows = slots.map((i) => `(new.id, ${i}, 0)`).join(', ');
+  if (d === 'postgres') {
+    await sql
+      .raw(
+        `create or replace function ${TABLE}_zone() returns trigger language plpgsql as $$
+         begin
+           insert into ${TABLE} (zone_id, slot, n) values ${zoneRows} on conflict do nothing;
+           return null;
+         end $$`,
+      )
+      .execute(db);
+    await sql
+      .raw(`create trigger ${TABLE}_zone after insert on zones for each row execute function ${TABLE}_zone()`)
+      .execute(db);
+  } else
+    await sql
+      .raw(
+        `create trigger if not exists ${TABLE}_zone after insert on zones for each row
+         begin insert ${d === 'mysql' ? 'ignore' : 'or ignore'} into ${TABLE} (zone_id, slot, n) values ${zoneRows}; end`,
+      )
+      .execute(db);
+  // The counts of what is there now, replacing any (a MariaDB migration run again from the top): every zone's
+  // rows, its count in slot 0.
   await sql.raw(`delete from ${TABLE}`).execute(db);
   await sql
     .raw(
@@ -140,14 +167,25 @@ export async function up(db: Kysely<unknown>): Promise<void> {
        group by zone_id`,
     )
     .execute(db);
+  for (const slot of slots)
+    await sql
+      .raw(
+        `insert into ${TABLE} (zone_id, slot, n)
+         select z.id, ${slot}, 0 from zones z
+         where not exists (select 1 from ${TABLE} c where c.zone_id = z.id and c.slot = ${slot})`,
+      )
+      .execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   const d = dialectOf(db);
-  for (const t of ['ins', 'del', 'upd'])
+  for (const t of ['ins', 'del', 'upd', 'zone'])
     await sql
-      .raw(`drop trigger if exists ${TABLE}_${t}${d === 'postgres' ? ' on ip_allocations' : ''}`)
+      .raw(
+        `drop trigger if exists ${TABLE}_${t}${d === 'postgres' ? ` on ${t === 'zone' ? 'zones' : 'ip_allocations'}` : ''}`,
+      )
       .execute(db);
-  if (d === 'postgres') await sql.raw(`drop function if exists ${TABLE}_keep()`).execute(db);
+  if (d === 'postgres')
+    for (const f of ['keep', 'zone']) await sql.raw(`drop function if exists ${TABLE}_${f}()`).execute(db);
   await db.schema.dropTable(TABLE).ifExists().execute();
 }
