@@ -9,12 +9,26 @@
  *   npm run bench:zone -- [--dbs sqlite,postgres,mysql] [--addresses 1_000_000] [--vms-per-network 10_000]
  *                         [--dir /var/tmp/stacknet-bench-zone] [--calls 30] [--rounds 1] [--baseline <dir>]
  *                         [--refill] [--fill-only] [--start-timeout 120] [--pass-timeout 600] [--no-build]
+ *                         [--server-node-options '--max-old-space-size=256'] [--memory-split]
+ *                         [--server-env STACKNET_HEAP_GROWING_PERCENT=0 ...]
  * Each start is followed from spawn: the server's peak RSS and the list latency while the reconciler's start-up
  * pass pushes every router (phase "startup pass"), then the settled RSS and the list round.
+ * `--memory-split` loads a probe into the measured server (`--require`, `--expose-gc`): after start and after the
+ * list round it reports where the RSS is (V8 heap used/committed by space, external and array buffers, malloc'd
+ * by V8, anonymous and file-backed RSS), and after the list round again after a full GC (the live set).
  * Prints one JSON object per line.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { callApi } from '../src/api/client.js';
@@ -43,6 +57,10 @@ let startTimeout = 120;
 let passTimeout = 600;
 /** Node options for the measured servers only (e.g. --max-old-space-size=256: what the live set needs). */
 let serverNodeOptions = '';
+/** Load a probe into the measured servers that reports their memory split (V8 heap, external, malloc, RSS). */
+let memorySplit = false;
+/** Environment of the measured servers (e.g. STACKNET_HEAP_GROWING_PERCENT=0: V8's own heap growing). */
+const serverEnv: Record<string, string> = {};
 parseArgs(process.argv.slice(2), usage, (flag, value) => {
   if (flag === '--dbs') dbs = value().split(',') as DbKind[];
   else if (flag === '--addresses') addresses = numberList(value())[0]!;
@@ -57,7 +75,11 @@ parseArgs(process.argv.slice(2), usage, (flag, value) => {
   else if (flag === '--start-timeout') startTimeout = Number(value());
   else if (flag === '--pass-timeout') passTimeout = Number(value());
   else if (flag === '--server-node-options') serverNodeOptions = value();
-  else return false;
+  else if (flag === '--memory-split') memorySplit = true;
+  else if (flag === '--server-env') {
+    const [k, ...v] = value().split('=');
+    serverEnv[k!] = v.join('=');
+  } else return false;
   return true;
 });
 const { log, emit } = benchOutput('zone');
@@ -103,6 +125,51 @@ function memoryOf(pid: number): { rss_mb: number; hwm_mb: number } {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The probe `--memory-split` loads into the server: SIGUSR2 appends the memory split to $STACKNET_BENCH_PROBE_OUT,
+ * SIGWINCH the same and again after a full GC.
+ */
+const PROBE = `
+const fs = require('node:fs');
+const v8 = require('node:v8');
+const mb = (x) => Math.round(x / 104857.6) / 10;
+function split() {
+  const m = process.memoryUsage();
+  const h = v8.getHeapStatistics();
+  const smaps = fs.readFileSync('/proc/self/smaps_rollup', 'utf8');
+  const kb = (f) => Number(smaps.split('\\n').find((l) => l.startsWith(f + ':'))?.split(/ +/)[1] ?? NaN);
+  const spaces = {};
+  for (const s of v8.getHeapSpaceStatistics())
+    spaces[s.space_name.replace(/_space$/, '')] = [mb(s.space_used_size), mb(s.space_size)];
+  return {
+    rss_mb: mb(m.rss), anon_mb: mb(kb('Anonymous') * 1024), file_mb: mb((kb('Rss') - kb('Anonymous')) * 1024),
+    heap_used_mb: mb(m.heapUsed), heap_total_mb: mb(m.heapTotal), heap_limit_mb: mb(h.heap_size_limit),
+    external_mb: mb(m.external), array_buffers_mb: mb(m.arrayBuffers), v8_malloced_mb: mb(h.malloced_memory),
+    spaces_used_committed_mb: spaces,
+  };
+}
+const report = (gc) => {
+  const out = { before_gc: split() };
+  if (gc && global.gc) { global.gc(); out.after_gc = split(); }
+  fs.appendFileSync(process.env.STACKNET_BENCH_PROBE_OUT, JSON.stringify(out) + '\\n');
+};
+process.on('SIGUSR2', () => report(false));
+process.on('SIGWINCH', () => report(true));
+`;
+
+/** The server's memory split (the probe's answer to a signal), or undefined without `--memory-split`. */
+async function splitOf(pid: number, out: string, gc: boolean): Promise<Record<string, unknown> | undefined> {
+  if (!memorySplit) return undefined;
+  const before = existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).length : 0;
+  process.kill(pid, gc ? 'SIGWINCH' : 'SIGUSR2');
+  for (let i = 0; i < 200; i++) {
+    await sleep(100);
+    const lines = existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : [];
+    if (lines.length > before) return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
+  }
+  return { error: 'no answer from the memory probe in 20 s' };
+}
 
 /** The management server this process started (its child running `stacknet.js server`), once it exists. */
 function serverPid(): number | undefined {
@@ -223,12 +290,24 @@ async function rollBackForBaseline(url: string): Promise<void> {
 
 async function measure(kind: DbKind, url: string, zone: FilledZone, variant: string, round: number) {
   if (variant === 'baseline') await rollBackForBaseline(url);
-  const tags = { db: kind, variant, round, addresses: zone.public_addresses + zone.guest_addresses };
+  const tags = {
+    db: kind,
+    variant,
+    round,
+    addresses: zone.public_addresses + zone.guest_addresses,
+    ...(Object.keys(serverEnv).length ? { env: serverEnv } : {}),
+  };
   const serverRoot = variant === 'baseline' ? baseline : root;
   const routers = await activeRouters(url);
   // Our own data directory (the harness's default is not told to us): the simulator's router files show the pass.
   const dataDir = mkdtempSync(join(dir, 'server-data-'));
   const pass = watchStartupPass(dataDir, routers);
+  const probeFile = join(dir, 'memory-probe.cjs');
+  const probeOut = join(dataDir, 'memory.jsonl');
+  if (memorySplit) writeFileSync(probeFile, PROBE);
+  const nodeOptions = [serverNodeOptions, memorySplit ? `--require ${probeFile} --expose-gc` : '']
+    .filter(Boolean)
+    .join(' ');
   const t0 = performance.now();
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
@@ -238,7 +317,9 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
         STACKNET_SERVER_KEY_FILE: join(dir, 'server.key'),
         STACKNET_LOG_LEVEL: 'warn',
         STACKNET_DATA_DIR: dataDir,
-        ...(serverNodeOptions ? { NODE_OPTIONS: serverNodeOptions } : {}),
+        ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+        ...(memorySplit ? { STACKNET_BENCH_PROBE_OUT: probeOut } : {}),
+        ...serverEnv,
       },
       [],
       { root: serverRoot, healthzTimeoutMs: startTimeout * 1000 },
@@ -268,6 +349,7 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
       ...tags,
       healthz_seconds: Math.round(startSeconds * 10) / 10,
       ...started,
+      memory: await splitOf(server.pid, probeOut, false),
       load: uptime(),
     });
     const zoneid = zone.zoneid;
@@ -347,7 +429,13 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
         max_ms: r1(Math.max(...lat)),
       });
     }
-    emit({ phase: 'after lists', ...tags, ...memoryOf(server.pid), load: uptime() });
+    emit({
+      phase: 'after lists',
+      ...tags,
+      ...memoryOf(server.pid),
+      memory: await splitOf(server.pid, probeOut, true),
+      load: uptime(),
+    });
   } finally {
     pass.stop();
     await server.stop();

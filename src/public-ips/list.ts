@@ -76,7 +76,8 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
     q = q
       .where('ip_allocations.address', '=', valueKey(parseIpOf(4, p.ipaddress, 'ipaddress').value))
       .where('ip_allocations.family', '=', 4);
-  if (p.zoneid) q = q.where('ip_allocations.zone_id', '=', (await zoneByUuid(ctx.tx, p.zoneid)).id);
+  const zoneId = p.zoneid ? (await zoneByUuid(ctx.tx, p.zoneid)).id : undefined;
+  if (zoneId !== undefined) q = q.where('ip_allocations.zone_id', '=', zoneId);
   const net = p.associatednetworkid ?? p.networkid;
   if (net)
     q = q.where(
@@ -108,8 +109,23 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
   if (tagged) q = q.where(tagged);
   // The page's ids first, then their rows: the ORDER BY and a deep OFFSET walk ip_allocations_public_list_ix
   // alone (an index-only scan), so page 1,000 of a zone with 500,000 addresses reads 500 rows, not 500,000.
-  // The total is a COUNT(*), run only when the page cannot tell it (pageWithTotal): on the same index on SQLite
-  // and MariaDB, on the narrow ip_allocations_public_count_ix (0027) on PostgreSQL.
+  // The total, when the page cannot tell it (pageWithTotal): a zone's public IPs as a whole (the zone and nothing
+  // else, every owner) are the zone's count kept by the database (0031's public_ip_zone_counts: a few rows, in
+  // the same snapshot as the page); any other filter is a COUNT(*), on the same index on SQLite and MariaDB, on the
+  // narrow ip_allocations_public_count_ix (0027) on PostgreSQL.
+  const wholeZone =
+    zoneId !== undefined &&
+    scope.kind === 'all' &&
+    !p.id &&
+    !p.ipaddress &&
+    !net &&
+    !p.vpcid &&
+    !p.vlanid &&
+    !p.state &&
+    p.issourcenat === undefined &&
+    p.isstaticnat === undefined &&
+    !p.keyword &&
+    !tagged;
   const page = { limit, offset };
   const { rows: ids, total } = await pageWithTotal(
     page,
@@ -118,7 +134,10 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
         q.select('ip_allocations.id').orderBy('ip_allocations.scope').orderBy('ip_allocations.address'),
         page,
       ).execute(),
-    async () => (await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n,
+    async () =>
+      wholeZone
+        ? await publicIpsOfZone(ctx.tx, zoneId)
+        : (await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n,
   );
   if (ids.length === 0) return { count: total, items: [] };
   const byId = new Map(
@@ -135,6 +154,14 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
     ).map((row) => [Number(row.id), row]),
   );
   return { count: total, items: ids.map((r) => ({ row: byId.get(Number(r.id))! })) };
+}
+
+/** The public IPs of a zone (every state and owner): the sum of its counts in public_ip_zone_counts (0031). */
+async function publicIpsOfZone(tx: Executor, zoneId: number): Promise<number> {
+  const r = await sql<{
+    n: number | string | null;
+  }>`select sum(n) as n from public_ip_zone_counts where zone_id = ${zoneId}`.execute(tx);
+  return Number(r.rows[0]?.n ?? 0);
 }
 
 async function listWithFree(

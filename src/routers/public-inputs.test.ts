@@ -8,6 +8,8 @@ import { createTestStore, testDbKinds } from '../store/testing/test-databases.js
 import { SimulatorDriver } from '../drivers/simulator.js';
 import { routerPublicIps, routerPublicNics, vpcEdgeNetworkId } from './public-inputs.js';
 import { groupPublicNics } from './public-nics.js';
+import { migrations } from '../store/migrations/index.js';
+import { sql } from 'kysely';
 import type { PublicNicGroup } from './public-nics.js';
 import { loadBuildInput, routerById } from './repository.js';
 import { routerRuntime } from './runtime.js';
@@ -240,3 +242,54 @@ for (const kind of testDbKinds()) {
     }
   });
 }
+
+if (testDbKinds().includes('mysql'))
+  test('0032 on MariaDB: invisible virtual columns and their indexes, down and up again (mysql)', async () => {
+    const t = await createTestStore('mysql');
+    try {
+      const db = t.store.db;
+      const shape = async () =>
+        (
+          await sql<{
+            c: string;
+            extra: string;
+          }>`select column_name as c, extra from information_schema.columns
+            where table_schema = database() and table_name = 'ip_allocations' and column_name like 'held_public_%'
+            order by column_name`.execute(db)
+        ).rows.map((r) => `${r.c} ${r.extra}`);
+      const indexes = async () =>
+        (
+          await sql<{ i: string }>`select distinct index_name as i from information_schema.statistics
+            where table_schema = database() and table_name = 'ip_allocations' and index_name like '%public_heads_ix'
+            order by index_name`.execute(db)
+        ).rows.map((r) => r.i);
+      const made = [await shape(), await indexes()];
+      assert.deepEqual(made[1], [
+        'ip_allocations_network_public_heads_ix',
+        'ip_allocations_vpc_public_heads_ix',
+      ]);
+      for (const c of made[0]!) assert.match(c, /^held_public_(network|vpc)_id VIRTUAL GENERATED.*INVISIBLE/);
+      assert.equal(made[0]!.length, 2);
+      const m = migrations['0032-router-public-heads-mariadb']!;
+      await m.down!(db as never);
+      assert.deepEqual([await shape(), await indexes()], [[], []]);
+      await m.up(db as never);
+      assert.deepEqual([await shape(), await indexes()], made);
+      // SELECT * does not return them.
+      const { zoneId, networkId } = await insertZoneAndNetwork(db);
+      await insertPublicIp(db, zoneId, {
+        address: '192.0.2.80',
+        gateway: '192.0.2.1',
+        vlan: '10',
+        networkId,
+      });
+      const row = (await sql<Record<string, unknown>>`select * from ip_allocations`.execute(db)).rows[0]!;
+      assert.ok(!('held_public_network_id' in row));
+      const held = await sql<{ n: unknown }>`select held_public_network_id as n from ip_allocations`.execute(
+        db,
+      );
+      assert.equal(Number(held.rows[0]!.n), networkId);
+    } finally {
+      await t.cleanup();
+    }
+  });

@@ -10,9 +10,12 @@
  *   and its routers' generations move when it becomes Allocated (finishAssign) or is given back, not before.
  */
 import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import { addressFromKey, formatIp, netmaskToPrefix } from '../ipam/index.js';
 import type { Executor } from '../store/db.js';
 import { netDb } from '../networks/tables.js';
+import { dialectOf } from '../store/migrations/helpers.js';
+import { MARIADB_HEADS } from '../store/migrations/0032-router-public-heads-mariadb.js';
 import { comparePublicIps, groupPublicNics } from './public-nics.js';
 import type { PublicNicGroup, RouterPublicIp } from './public-nics.js';
 
@@ -44,16 +47,24 @@ async function heldPublicIps(ex: Executor, networkId: number) {
     .where('id', '=', networkId)
     .executeTakeFirst();
   if (!network) return undefined;
+  const vpcId = network.vpc_id === null ? null : Number(network.vpc_id);
+  if (vpcId !== null && (await vpcEdgeNetworkId(ex, vpcId)) !== Number(network.id)) return undefined;
+  const q = db.selectFrom('ip_allocations');
+  if (dialectOf(ex as unknown as Kysely<unknown>) === 'mysql') {
+    // MariaDB has no partial indexes: 0032's virtual columns hold the network (VPC) of an Allocated IPv4 public
+    // IP and NULL for any other row, and are indexed; MariaDB uses that index only when the query names them.
+    const [column] = vpcId === null ? MARIADB_HEADS[0]! : MARIADB_HEADS[1]!;
+    return q.where(sql.ref(`ip_allocations.${column}`), '=', vpcId ?? Number(network.id));
+  }
   // Literals, not parameters: SQLite uses a partial index (0030's) only when it can prove the query implies the
   // index's predicate when the statement is prepared, which a bound parameter never does.
-  const q = db
-    .selectFrom('ip_allocations')
+  const held = q
     .where('ip_allocations.owner_kind', '=', sql.lit('publicip'))
     .where('ip_allocations.family', '=', sql.lit(4))
     .where('ip_allocations.state', '=', sql.lit('Allocated'));
-  if (network.vpc_id === null) return q.where('ip_allocations.network_id', '=', network.id);
-  if ((await vpcEdgeNetworkId(ex, Number(network.vpc_id))) !== Number(network.id)) return undefined;
-  return q.where('ip_allocations.vpc_id', '=', network.vpc_id);
+  return vpcId === null
+    ? held.where('ip_allocations.network_id', '=', network.id)
+    : held.where('ip_allocations.vpc_id', '=', vpcId);
 }
 
 type HeldQuery = NonNullable<Awaited<ReturnType<typeof heldPublicIps>>>;
@@ -115,7 +126,8 @@ export async function routerPublicIps(ex: Executor, networkId: number): Promise<
  * 10,000 public IPs answers from a handful of index entries and rows: the heads from 0030's partial index
  * (`(network_id | vpc_id, scope, range_id, address)` of the Allocated public IPs: the GROUP BY reads the
  * network's entries only, never their rows, where it used to read the rows of every allocation of the network,
- * its guest NICs included), then each head's row and the source NAT's by index.
+ * its guest NICs included; on MariaDB 0032's index on a virtual column does the same), then each head's row and
+ * the source NAT's by index.
  */
 export async function routerPublicNics(ex: Executor, networkId: number): Promise<PublicNicGroup[]> {
   const q = await heldPublicIps(ex, networkId);

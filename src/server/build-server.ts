@@ -29,6 +29,7 @@ import { ServerMetrics } from '../metrics/server-metrics.js';
 import { logHook } from '../logging/logger.js';
 import type { Logger } from '../logging/logger.js';
 import { observeRequests, observeJobs } from './observe.js';
+import { applyProcessSettings, processSettingsOf } from './process-settings.js';
 
 export type DriverName = 'simulator' | 'netns' | 'hosts';
 
@@ -99,6 +100,10 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
     ...given,
     log: given.log ?? (given.logger ? logHook(given.logger) : undefined),
   };
+  // V8's heap growing factor (process-settings.ts): STACKNET_HEAP_GROWING_PERCENT, default 20.
+  const settings = processSettingsOf();
+  applyProcessSettings(settings);
+  config.log?.(`heap growing percent: ${settings.heapGrowingPercent ?? "V8's own"} (${settings.source})`);
   const store = await openMigratedStore(config.dbUrl, { poolSize: config.poolSize ?? 20 });
   let jobStore: Store | undefined;
   try {

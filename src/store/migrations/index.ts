@@ -28,6 +28,8 @@ import * as m0025 from './0025-default-system-offerings.js';
 import * as m0026 from './0026-vm-list-index.js';
 import * as m0027 from './0027-public-ip-count-index.js';
 import * as m0030 from './0030-router-public-heads-index.js';
+import * as m0031 from './0031-public-ip-zone-counts.js';
+import * as m0032 from './0032-router-public-heads-mariadb.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-ipam': m0001,
@@ -53,4 +55,6 @@ export const migrations: Record<string, Migration> = {
   '0026-vm-list-index': m0026,
   '0027-public-ip-count-index': m0027,
   '0030-router-public-heads-index': m0030,
+  '0031-public-ip-zone-counts': m0031,
+  '0032-router-public-heads-mariadb': m0032,
 };
