@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Executor, Tx } from '../store/db.js';
 import { isUniqueViolation, nowMs } from '../store/db.js';
+import { preparedQuery } from '../store/prepared.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import type { Caller } from '../api/command.js';
 import { roleForAccountType } from './roles.js';
@@ -107,13 +108,21 @@ function toCallerRecord(r: CallerRow): CallerRecord {
   };
 }
 
+// Prepared (src/store/prepared.ts): every signed request looks its key up.
+const callerOfApiKey = preparedQuery((ex: Executor, apiKey: string) =>
+  callerQuery(ex).where('u.api_key', '=', apiKey),
+);
+const callerOfUser = preparedQuery((ex: Executor, userId: number) =>
+  callerQuery(ex).where('u.id', '=', userId),
+);
+
 export async function callerByApiKey(ex: Executor, apiKey: string): Promise<CallerRecord | undefined> {
-  const r = await callerQuery(ex).where('u.api_key', '=', apiKey).executeTakeFirst();
+  const r = await callerOfApiKey.first(ex, apiKey);
   return r && toCallerRecord(r);
 }
 
 export async function callerByUserId(ex: Executor, userId: number): Promise<CallerRecord | undefined> {
-  const r = await callerQuery(ex).where('u.id', '=', userId).executeTakeFirst();
+  const r = await callerOfUser.first(ex, userId);
   return r && toCallerRecord(r);
 }
 

@@ -4,7 +4,7 @@
  * (MariaDB). Nothing outside store/ and the repositories needs to know which one it is on, except where a
  * repository chooses a dialect-specific statement for speed (it asks `store.kind`).
  */
-import { Kysely, Migrator, PostgresDialect, MysqlDialect, sql } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, MysqlDialect } from 'kysely';
 import type {
   KyselyPlugin,
   Transaction,
@@ -511,18 +511,23 @@ async function sqliteImmediate<T>(store: Store, fn: (tx: Tx) => Promise<T>): Pro
   // Kysely's SqliteDialect holds one connection behind a mutex; connection() keeps it for the whole
   // callback, so BEGIN IMMEDIATE / COMMIT surround exactly fn's queries.
   return store.db.connection().execute(async (conn) => {
-    await sql`BEGIN IMMEDIATE`.execute(conn);
+    await conn.executeQuery(BEGIN_IMMEDIATE);
     try {
       // A Transaction is a Kysely bound to one connection; the connection here is exactly that.
       const result = await fn(conn as unknown as Tx);
-      await sql`COMMIT`.execute(conn);
+      await conn.executeQuery(COMMIT);
       return result;
     } catch (e) {
-      await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+      await conn.executeQuery(ROLLBACK).catch(() => undefined);
       throw e;
     }
   });
 }
+
+// Compiled once: every SQLite transaction sends them.
+const BEGIN_IMMEDIATE = CompiledQuery.raw('BEGIN IMMEDIATE');
+const COMMIT = CompiledQuery.raw('COMMIT');
+const ROLLBACK = CompiledQuery.raw('ROLLBACK');
 
 /** Current time as epoch milliseconds: every timestamp column is a BIGINT of these. */
 export const nowMs = (): number => Date.now();
