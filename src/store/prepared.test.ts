@@ -9,7 +9,7 @@ import { CloudStackError } from '../errors/catalogue.js';
 const byName = preparedQuery((db: Executor, name: string) =>
   db.selectFrom('stacknet_meta').select(['name', 'value']).where('name', '=', name),
 );
-const setValue = preparedQuery((db: Executor, value: string | null, name: string) =>
+const setValue = preparedQuery((db: Executor, value: string, name: string) =>
   db.updateTable('stacknet_meta').set({ value }).where('name', '=', name).where('value', '<>', 'frozen'),
 );
 const insert = preparedQuery((db: Executor, name: string, value: string) =>
@@ -41,7 +41,7 @@ for (const kind of testDbKinds()) {
       );
       assert.deepEqual(await byName.first(store.db, 'p-b'), { name: 'p-b', value: '2' });
       // undefined is sent as NULL (which the NOT NULL column refuses).
-      await assert.rejects(setValue.changed(store.db, undefined as unknown as null, 'p-b'), /null/i);
+      await assert.rejects(setValue.changed(store.db, undefined as unknown as string, 'p-b'), /null/i);
       assert.deepEqual(await byName.first(store.db, 'p-b'), { name: 'p-b', value: '2' });
       // Counted like any other statement (stacknet_db_statements_total); on SQLite the transaction's BEGIN,
       // ROLLBACK too.
