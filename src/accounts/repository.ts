@@ -24,8 +24,22 @@ export function sealSecretKey(secretKey: string): string {
 
 /** A value written before secret keys were sealed is read as is (the next start seals it). */
 export function openSecretKey(stored: string): string {
-  return isSealed(stored) ? unseal(currentServerKey(), stored) : stored;
+  if (!isSealed(stored)) return stored;
+  // Every signed request opens its user's key: remembered by the sealed text itself (unique per sealing: its own
+  // IV and tag, and the server key's id), so a regenerated, re-sealed or removed key is simply not found here.
+  // The user is still read on every request; only the AES-GCM decryption is saved.
+  // Opened with the server key installed now: a text remembered under another key is opened again (and refused).
+  const key = currentServerKey();
+  const hit = opened.get(stored);
+  if (hit && hit.key === key) return hit.open;
+  const open = unseal(key, stored);
+  if (opened.size >= OPENED_MAX) opened.clear();
+  opened.set(stored, { key, open });
+  return open;
 }
+
+const OPENED_MAX = 10_000;
+const opened = new Map<string, { key: ServerKey; open: string }>();
 
 /**
  * Re-seals every API secret key with `to`: the ones stored as issued (before sealing) and, on rotation, the

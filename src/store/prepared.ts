@@ -55,6 +55,15 @@ function compileTemplate(
   return { sql: compiled.sql, query: compiled.query, slots } satisfies Template;
 }
 
+/**
+ * The SQL texts of the prepared queries compiled so far, with a statement name each: on PostgreSQL the store sends
+ * these as named statements (db.ts), which each connection parses and plans once instead of on every call.
+ */
+const names = new Map<string, string>();
+
+/** The statement name of a prepared query's SQL text, if it is one. */
+export const preparedStatementName = (sql: string): string | undefined => names.get(sql);
+
 export interface PreparedQuery<E extends Runner, A extends unknown[], O> {
   /** The statement's result (rows, affected rows, insert id) as Kysely's driver gives it. */
   run(ex: E, ...args: A): Promise<QueryResult<O>>;
@@ -87,6 +96,7 @@ export function preparedQuery<E extends Runner, A extends unknown[], O>(
         arity,
       );
       templates.set(executor.adapter, t);
+      if (!names.has(t.sql)) names.set(t.sql, `stacknet_q${names.size + 1}`);
     }
     const parameters = t.slots.map((s) => (s.arg < 0 ? s.value : (args[s.arg] ?? null)));
     return executor.executeQuery<O>({ sql: t.sql, query: t.query, queryId: createQueryId(), parameters });
