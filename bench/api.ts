@@ -6,11 +6,14 @@
  *                        [--metrics both|on|off] [--scrape-seconds 1] [--rounds 1] [--log-level info]
  *                        [--amqp-url amqp://guest:guest@127.0.0.1:5672] (events on the bus, src/events: their cost)
  *                        [--phases list,domain,associate] (which phases run; all by default)
+ *                        [--http-client http|fetch] (the clients' transport: node:http keep-alive, the default, or
+ *                        fetch as before 2026-12-07; the same signed requests either way)
  * `--metrics both` (the default) runs every phase against a server with /metrics on (STACKNET_METRICS=on, scraped
  * every second like a busy Prometheus) and one with it off, alternating `--rounds` times, each server on a fresh
  * SQLite database (with --db-url, the same database), so the cost of the metrics is the difference.
  */
 import { spawnSync } from 'node:child_process';
+import { Agent } from 'node:http';
 import { callApi, waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
 import { startServer } from '../test/api/harness.js';
@@ -30,6 +33,8 @@ const rounds = Number(arg('--rounds', '1'));
 const scrapeSeconds = Number(arg('--scrape-seconds', '1'));
 const logLevel = arg('--log-level', 'info');
 const phases = new Set(arg('--phases', 'list,domain,associate').split(','));
+const httpClient = arg('--http-client', 'http');
+if (!['http', 'fetch'].includes(httpClient)) throw new Error('--http-client must be http or fetch');
 if (!['both', 'on', 'off'].includes(metricsArg)) throw new Error('--metrics must be both, on or off');
 let tags: Record<string, unknown> = {};
 
@@ -91,7 +96,14 @@ const { join } = await import('node:path');
 const { tmpdir } = await import('node:os');
 
 async function run(metrics: 'on' | 'off', round: number): Promise<void> {
-  tags = { metrics, round, log_level: logLevel, bus: amqpUrl ? 'on' : 'off', scrape_seconds: scrapeSeconds };
+  tags = {
+    metrics,
+    round,
+    log_level: logLevel,
+    bus: amqpUrl ? 'on' : 'off',
+    scrape_seconds: scrapeSeconds,
+    http_client: httpClient,
+  };
   const dir = mkdtempSync(join(tmpdir(), 'stacknet-bench-'));
   const server = await startServer(dbUrl || `sqlite:${join(dir, 'bench.db')}`, {
     STACKNET_SQLITE_SYNC: 'NORMAL',
@@ -99,7 +111,10 @@ async function run(metrics: 'on' | 'off', round: number): Promise<void> {
     STACKNET_LOG_LEVEL: logLevel,
     ...(amqpUrl ? { STACKNET_AMQP_URL: amqpUrl, STACKNET_AMQP_EXCHANGE: 'stacknet-bench' } : {}),
   });
-  const opts: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
+  // Keep-alive connections through node:http, one per client at most (src/api/client.ts `agent`): fetch's own
+  // objects cost the bench, on the same two cores as the server, more CPU than signing and parsing.
+  const agent = httpClient === 'http' ? new Agent({ keepAlive: true, maxSockets: clients }) : undefined;
+  const opts: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey, agent };
   // A scraper, as Prometheus would be (by default every second: 15–30 s is usual, so that is the dear end).
   let scrapes = 0;
   const scraper =
@@ -143,6 +158,7 @@ async function run(metrics: 'on' | 'off', round: number): Promise<void> {
   } finally {
     if (scraper) clearInterval(scraper);
     if (metrics === 'on') console.log(JSON.stringify({ bench: 'api', scrapes, ...tags }));
+    agent?.destroy();
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Executor, Tx } from '../store/db.js';
 import { isUniqueViolation, nowMs } from '../store/db.js';
+import { preparedQuery } from '../store/prepared.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import type { Caller } from '../api/command.js';
 import { roleForAccountType } from './roles.js';
@@ -23,8 +24,22 @@ export function sealSecretKey(secretKey: string): string {
 
 /** A value written before secret keys were sealed is read as is (the next start seals it). */
 export function openSecretKey(stored: string): string {
-  return isSealed(stored) ? unseal(currentServerKey(), stored) : stored;
+  if (!isSealed(stored)) return stored;
+  // Every signed request opens its user's key: remembered by the sealed text itself (unique per sealing: its own
+  // IV and tag, and the server key's id), so a regenerated, re-sealed or removed key is simply not found here.
+  // The user is still read on every request; only the AES-GCM decryption is saved.
+  // Opened with the server key installed now: a text remembered under another key is opened again (and refused).
+  const key = currentServerKey();
+  const hit = opened.get(stored);
+  if (hit && hit.key === key) return hit.open;
+  const open = unseal(key, stored);
+  if (opened.size >= OPENED_MAX) opened.clear();
+  opened.set(stored, { key, open });
+  return open;
 }
+
+const OPENED_MAX = 10_000;
+const opened = new Map<string, { key: ServerKey; open: string }>();
 
 /**
  * Re-seals every API secret key with `to`: the ones stored as issued (before sealing) and, on rotation, the
@@ -107,13 +122,21 @@ function toCallerRecord(r: CallerRow): CallerRecord {
   };
 }
 
+// Prepared (src/store/prepared.ts): every signed request looks its key up.
+const callerOfApiKey = preparedQuery((ex: Executor, apiKey: string) =>
+  callerQuery(ex).where('u.api_key', '=', apiKey),
+);
+const callerOfUser = preparedQuery((ex: Executor, userId: number) =>
+  callerQuery(ex).where('u.id', '=', userId),
+);
+
 export async function callerByApiKey(ex: Executor, apiKey: string): Promise<CallerRecord | undefined> {
-  const r = await callerQuery(ex).where('u.api_key', '=', apiKey).executeTakeFirst();
+  const r = await callerOfApiKey.first(ex, apiKey);
   return r && toCallerRecord(r);
 }
 
 export async function callerByUserId(ex: Executor, userId: number): Promise<CallerRecord | undefined> {
-  const r = await callerQuery(ex).where('u.id', '=', userId).executeTakeFirst();
+  const r = await callerOfUser.first(ex, userId);
   return r && toCallerRecord(r);
 }
 

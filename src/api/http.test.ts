@@ -147,3 +147,44 @@ test('api.throttling: read at start; a user over api.throttling.max per interval
   assert.equal(over.json().listaccountsresponse.cserrorcode, 4545);
   for (let i = 0; i < 5; i++) assert.equal((await q(keys, 'listAccounts')).statusCode, 200);
 });
+
+test('a signed request reads its user every time: regenerated keys, a locked and a deleted user take effect at once', async () => {
+  const call = (
+    k: { apiKey: string; secretKey: string },
+    command: string,
+    params: Record<string, string> = {},
+  ) =>
+    s.app.inject({
+      url: `/client/api?${signedQuery({ url: '', ...k }, command, { response: 'json', ...params })}`,
+    });
+  const acct = await call(keys, 'createAccount', {
+    accounttype: '0',
+    username: 'keyuser',
+    password: 'key-user-pw',
+    email: 'keyuser@example.com',
+    firstname: 'key',
+    lastname: 'user',
+  });
+  assert.equal(acct.statusCode, 200, acct.body);
+  const userId = acct.json().createaccountresponse.account.user[0].id as string;
+  const register = async () => {
+    const r = await call(keys, 'registerUserKeys', { id: userId });
+    assert.equal(r.statusCode, 200, r.body);
+    const k = r.json().registeruserkeysresponse.userkeys;
+    return { apiKey: k.apikey as string, secretKey: k.secretkey as string };
+  };
+  const first = await register();
+  // Twice: the second request finds the key's secret already opened (accounts/repository.ts openSecretKey).
+  for (let i = 0; i < 2; i++) assert.equal((await call(first, 'listAccounts')).statusCode, 200);
+  const second = await register();
+  assert.equal((await call(first, 'listAccounts')).statusCode, 401, 'the replaced key');
+  assert.equal((await call(second, 'listAccounts')).statusCode, 200);
+  // The old secret with the new key (a client that kept it) is refused too.
+  assert.equal((await call({ ...second, secretKey: first.secretKey }, 'listAccounts')).statusCode, 401);
+  const lock = await call(keys, 'lockUser', { id: userId });
+  assert.equal(lock.statusCode, 200, lock.body);
+  assert.equal((await call(second, 'listAccounts')).statusCode, 401, 'a locked user');
+  const del = await call(keys, 'deleteUser', { id: userId });
+  assert.equal(del.statusCode, 200, del.body);
+  assert.equal((await call(second, 'listAccounts')).statusCode, 401, 'a deleted user');
+});

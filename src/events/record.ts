@@ -8,6 +8,7 @@ import { nowMs } from '../store/db.js';
 import type { Caller } from '../api/command.js';
 import type { EventType } from './event-types.js';
 import { outboxEnabled, writeOutbox } from './outbox.js';
+import { preparedQuery } from '../store/prepared.js';
 
 export interface EventOwner {
   accountId: number;
@@ -42,26 +43,24 @@ export async function recordEvent(tx: Tx, e: EventInput): Promise<string> {
   if (!owner) throw new Error(`event ${e.type} needs an actor or an owner`);
   const uuid = randomUUID();
   const created = nowMs();
-  await tx
-    .insertInto('events')
-    .values({
-      uuid,
-      type: e.type,
-      level: e.level ?? 'INFO',
-      state: e.state ?? 'Completed',
-      description: e.description,
-      user_id: e.actor?.userId ?? null,
-      username: e.actor?.username ?? null,
-      account_id: owner.accountId,
-      account_name: owner.accountName,
-      domain_id: owner.domainId,
-      domain_path: owner.domainPath,
-      resource_type: e.resourceType ?? null,
-      resource_id: e.resourceId ?? null,
-      resource_name: e.resourceName ?? null,
-      created,
-    })
-    .execute();
+  await insertEvent.run(
+    tx,
+    uuid,
+    e.type,
+    e.level ?? 'INFO',
+    e.state ?? 'Completed',
+    e.description,
+    e.actor?.userId ?? null,
+    e.actor?.username ?? null,
+    owner.accountId,
+    owner.accountName,
+    owner.domainId,
+    owner.domainPath,
+    e.resourceType ?? null,
+    e.resourceId ?? null,
+    e.resourceName ?? null,
+    created,
+  );
   // Events on a message bus: the same transaction writes the message, so it exists exactly when the event does.
   if (outboxEnabled()) {
     const accountUuid =
@@ -105,21 +104,88 @@ export interface UsageInput {
 }
 
 export async function recordUsage(tx: Tx, u: UsageInput): Promise<void> {
-  await tx
-    .insertInto('usage_events')
-    .values({
-      type: u.type,
-      account_id: u.accountId,
-      domain_id: u.domainId,
-      zone_id: u.zoneId ?? null,
-      resource_id: u.resourceId ?? null,
-      resource_uuid: u.resourceUuid ?? null,
-      resource_name: u.resourceName ?? null,
-      resource_type: u.resourceType ?? null,
-      offering_id: u.offeringId ?? null,
-      size: u.size ?? null,
-      created: nowMs(),
-      processed: 0,
-    })
-    .execute();
+  await insertUsage.run(
+    tx,
+    u.type,
+    u.accountId,
+    u.domainId,
+    u.zoneId ?? null,
+    u.resourceId ?? null,
+    u.resourceUuid ?? null,
+    u.resourceName ?? null,
+    u.resourceType ?? null,
+    u.offeringId ?? null,
+    u.size ?? null,
+    nowMs(),
+  );
 }
+
+// Prepared (src/store/prepared.ts): every change writes them, in its own transaction.
+const insertEvent = preparedQuery(
+  (
+    tx: Tx,
+    uuid: string,
+    type: string,
+    level: string,
+    state: string,
+    description: string,
+    userId: number | null,
+    username: string | null,
+    accountId: number,
+    accountName: string,
+    domainId: number,
+    domainPath: string,
+    resourceType: string | null,
+    resourceId: string | null,
+    resourceName: string | null,
+    created: number,
+  ) =>
+    tx.insertInto('events').values({
+      uuid,
+      type,
+      level,
+      state,
+      description,
+      user_id: userId,
+      username,
+      account_id: accountId,
+      account_name: accountName,
+      domain_id: domainId,
+      domain_path: domainPath,
+      resource_type: resourceType,
+      resource_id: resourceId,
+      resource_name: resourceName,
+      created,
+    }),
+);
+
+const insertUsage = preparedQuery(
+  (
+    tx: Tx,
+    type: string,
+    accountId: number,
+    domainId: number,
+    zoneId: number | null,
+    resourceId: number | null,
+    resourceUuid: string | null,
+    resourceName: string | null,
+    resourceType: string | null,
+    offeringId: number | null,
+    size: number | null,
+    created: number,
+  ) =>
+    tx.insertInto('usage_events').values({
+      type,
+      account_id: accountId,
+      domain_id: domainId,
+      zone_id: zoneId,
+      resource_id: resourceId,
+      resource_uuid: resourceUuid,
+      resource_name: resourceName,
+      resource_type: resourceType,
+      offering_id: offeringId,
+      size,
+      created,
+      processed: 0,
+    }),
+);

@@ -7,6 +7,7 @@ import { displayPath } from '../accounts/repository.js';
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
 import type { NetExecutor as Executor } from '../networks/tables.js';
 import type { NetCaller } from './context.js';
+import { preparedQuery } from '../store/prepared.js';
 
 export interface Owner {
   accountId: number;
@@ -35,8 +36,15 @@ function ownerQuery(db: Executor) {
     ]);
 }
 
+// Prepared (src/store/prepared.ts): read twice per associateIpAddress, among others.
+const ownerOfAccount = preparedQuery((db: Executor, accountId: number) =>
+  ownerQuery(db).where('accounts.id', '=', accountId),
+);
+
 export async function ownerById(db: Executor, accountId: number): Promise<Owner> {
-  return ownerQuery(db).where('accounts.id', '=', accountId).executeTakeFirstOrThrow();
+  const o = await ownerOfAccount.first(db, accountId);
+  if (!o) throw new Error(`account ${accountId} does not exist`);
+  return o;
 }
 
 export async function callerDomainPath(db: Executor, caller: NetCaller): Promise<string> {

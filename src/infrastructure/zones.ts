@@ -12,6 +12,7 @@ import {
 import { checkRangeInsideCidr, parseRange, rangesOverlap, formatRange } from '../ipam/range.js';
 import type { IpRange } from '../ipam/range.js';
 import type { NetExecutor as Executor } from '../networks/tables.js';
+import { preparedQuery } from '../store/prepared.js';
 import type { Selectable } from 'kysely';
 import type { PodsTable, ZonesTable } from '../addresses/tables.js';
 import { checkNetworkDomain } from '../networks/guest-cidr.js';
@@ -26,13 +27,13 @@ const ip4 = (v: string | undefined, param: string): string | undefined =>
 const ip6 = (v: string | undefined, param: string): string | undefined =>
   v === undefined || v === '' ? undefined : formatIp(parseIpOf(6, v, param));
 
+// Prepared (src/store/prepared.ts): every associateIpAddress by zone reads it.
+const liveZoneByUuid = preparedQuery((db: Executor, uuid: string) =>
+  db.selectFrom('zones').selectAll().where('uuid', '=', uuid).where('removed', 'is', null),
+);
+
 export async function zoneByUuid(db: Executor, uuid: string, param = 'zoneid'): Promise<ZoneRow> {
-  const z = await db
-    .selectFrom('zones')
-    .selectAll()
-    .where('uuid', '=', uuid)
-    .where('removed', 'is', null)
-    .executeTakeFirst();
+  const z = await liveZoneByUuid.first(db, uuid);
   if (!z) throw notFound(param, uuid, 'zone');
   return z;
 }

@@ -20,6 +20,7 @@ import { zoneByUuid } from '../infrastructure/zones.js';
 import { networkByUuid, vpcByUuid } from '../networks/repository.js';
 import type { NetExecutor as Executor } from '../networks/tables.js';
 import { publicIpUuid } from './ids.js';
+import { preparedQuery } from '../store/prepared.js';
 import type { IpRow } from './service.js';
 
 const plain = (ctx: NetCtx): PlainExecutor => ctx.tx as unknown as PlainExecutor;
@@ -315,12 +316,9 @@ async function zonesAndRanges(
   return { zones, ranges, pns };
 }
 
-/**
- * One address's zone, range and physical network in one query rather than three (the answer of
- * associateIpAddress and its job: one round trip per table is most of what rendering it cost).
- */
-async function zoneAndRange(db: Executor, zoneId: number, rangeId: number): Promise<ZonesAndRanges> {
-  const r = await db
+// Prepared (src/store/prepared.ts): the answer of every associateIpAddress job reads it.
+const zoneRangeAndPn = preparedQuery((db: Executor, rangeId: number, zoneId: number) =>
+  db
     .selectFrom('zones as z')
     .leftJoin('public_ip_ranges as r', (j) => j.on('r.id', '=', rangeId))
     .leftJoin('physical_networks as pn', 'pn.id', 'r.physical_network_id')
@@ -335,8 +333,15 @@ async function zoneAndRange(db: Executor, zoneId: number, rangeId: number): Prom
       'r.for_system_vms',
       'pn.uuid as pn_uuid',
     ])
-    .where('z.id', '=', zoneId)
-    .executeTakeFirst();
+    .where('z.id', '=', zoneId),
+);
+
+/**
+ * One address's zone, range and physical network in one query rather than three (the answer of
+ * associateIpAddress and its job: one round trip per table is most of what rendering it cost).
+ */
+async function zoneAndRange(db: Executor, zoneId: number, rangeId: number): Promise<ZonesAndRanges> {
+  const r = await zoneRangeAndPn.first(db, rangeId, zoneId);
   if (!r) return zonesAndRanges(db, [zoneId], [rangeId]);
   const out: ZonesAndRanges = { zones: new Map(), ranges: new Map(), pns: new Map() };
   out.zones.set(Number(r.id), { id: Number(r.id), uuid: r.uuid, name: r.name });

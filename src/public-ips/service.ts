@@ -34,6 +34,7 @@ import { hasService, lockNetwork, offeringById } from '../networks/repository.js
 import type { NetworkRow, VpcRow } from '../networks/repository.js';
 import { decodePublicIpUuid, publicIpUuid } from './ids.js';
 import { bumpPublicIpRouters } from '../routers/repository.js';
+import { preparedQuery } from '../store/prepared.js';
 
 export type IpRow = Selectable<NetDatabase['ip_allocations']>;
 
@@ -48,13 +49,43 @@ export const REGION_ID = 1;
 
 export const isPortableRow = (r: Pick<IpRow, 'scope'>): boolean => r.scope.startsWith('portable:');
 
-export async function publicIpByUuid(db: Executor, uuid: string, param = 'id'): Promise<IpRow> {
-  const row = await db
-    .selectFrom('ip_allocations')
+// The statements of associateIpAddress's request and job, prepared (src/store/prepared.ts): the hot path.
+const ipByUuid = preparedQuery((db: Executor, uuid: string) =>
+  db.selectFrom('ip_allocations').selectAll().where('uuid', '=', uuid).where('owner_kind', '=', 'publicip'),
+);
+const rangesOfZone = preparedQuery((db: Executor, zoneId: number) =>
+  db
+    .selectFrom('public_ip_ranges')
     .selectAll()
-    .where('uuid', '=', uuid)
-    .where('owner_kind', '=', 'publicip')
-    .executeTakeFirst();
+    .where('zone_id', '=', zoneId)
+    .where('removed', 'is', null)
+    .where('vlan_type', '=', 'VirtualNetwork')
+    .where('family', '=', 4)
+    .where('for_system_vms', '=', 0)
+    .orderBy('id'),
+);
+/** Where the database has UPDATE … RETURNING (PostgreSQL, SQLite): the changed row in the same round trip. */
+const returnsRows = (db: Executor): boolean => db.getExecutor().adapter.supportsReturning;
+const holdUpdate = preparedQuery((db: Executor, uuid: string, forDisplay: number, id: number) => {
+  const q = db.updateTable('ip_allocations').set({ uuid, for_display: forDisplay }).where('id', '=', id);
+  return returnsRows(db) ? q.returningAll() : q;
+});
+const allocatedUpdate = preparedQuery(
+  (db: Executor, uuid: string, forDisplay: number, updated: number, id: number) => {
+    const q = db
+      .updateTable('ip_allocations')
+      .set({ state: 'Allocated', uuid, for_display: forDisplay, updated })
+      .where('id', '=', id)
+      .where('state', 'in', ['Allocating', 'Reserved']);
+    return returnsRows(db) ? q.returningAll() : q;
+  },
+);
+const ipById = preparedQuery((db: Executor, id: number) =>
+  db.selectFrom('ip_allocations').selectAll().where('id', '=', id),
+);
+
+export async function publicIpByUuid(db: Executor, uuid: string, param = 'id'): Promise<IpRow> {
+  const row = await ipByUuid.first(db, uuid);
   if (!row) {
     const d = decodePublicIpUuid(uuid);
     throw noSuchEntity(
@@ -67,16 +98,7 @@ export async function publicIpByUuid(db: Executor, uuid: string, param = 'id'): 
 }
 
 async function zoneRanges(db: Executor, zoneId: number): Promise<RangeRow[]> {
-  return db
-    .selectFrom('public_ip_ranges')
-    .selectAll()
-    .where('zone_id', '=', zoneId)
-    .where('removed', 'is', null)
-    .where('vlan_type', '=', 'VirtualNetwork')
-    .where('family', '=', 4)
-    .where('for_system_vms', '=', 0)
-    .orderBy('id')
-    .execute();
+  return rangesOfZone.rows(db, zoneId);
 }
 
 interface Pools {
@@ -245,16 +267,13 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
 
 /** Gives an Allocating address its id; the association job (or its failure) moves it on. */
 async function holdAllocating(ctx: NetCtx, id: number, uuid: string, forDisplay?: boolean): Promise<IpRow> {
-  const update = ctx.tx
-    .updateTable('ip_allocations')
-    .set({ uuid, for_display: forDisplay === false ? 0 : 1 })
-    .where('id', '=', id);
   // PostgreSQL and SQLite: the row in the same round trip; MariaDB (no UPDATE … RETURNING) reads it after.
-  if (ctx.tx.getExecutor().adapter.supportsReturning) {
-    const row = await update.returningAll().executeTakeFirst();
-    if (row) return row;
-  } else await update.execute();
-  return ctx.tx.selectFrom('ip_allocations').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  const r = await holdUpdate.run(ctx.tx, uuid, forDisplay === false ? 0 : 1, id);
+  const row = r.rows[0] as IpRow | undefined;
+  if (row) return row;
+  const read = await ipById.first(ctx.tx, id);
+  if (!read) throw new Error(`ip_allocations row ${id} vanished under its transaction`);
+  return read;
 }
 
 async function finishAssign(
@@ -274,27 +293,16 @@ async function finishAssign(
     for_display: forDisplay === false ? 0 : 1,
     updated: ctx.now,
   } as const;
-  const update = ctx.tx
-    .updateTable('ip_allocations')
-    .set(change)
-    .where('id', '=', allocId)
-    .where('state', 'in', ['Allocating', 'Reserved']);
-  let row: IpRow | undefined;
-  if (ctx.tx.getExecutor().adapter.supportsReturning) {
-    // PostgreSQL and SQLite: the row as changed, in the same round trip.
-    row = await update.returningAll().executeTakeFirst();
-  } else {
-    // MariaDB has no UPDATE … RETURNING. The row read by id in this transaction, changed by this UPDATE alone
-    // (one row changed): the row with the change. Only a column the UPDATE does not set could differ, if another
-    // transaction changed it in between, and an Allocating address has nothing else that changes it.
-    const r = await update.executeTakeFirst();
-    if (read && read.id === allocId && Number(r.numUpdatedRows) === 1) row = { ...read, ...change };
-  }
-  row ??= await ctx.tx
-    .selectFrom('ip_allocations')
-    .selectAll()
-    .where('id', '=', allocId)
-    .executeTakeFirstOrThrow();
+  const r = await allocatedUpdate.run(ctx.tx, uuid, change.for_display, change.updated, allocId);
+  // PostgreSQL and SQLite: the row as changed, in the same round trip.
+  let row = r.rows[0] as IpRow | undefined;
+  // MariaDB has no UPDATE … RETURNING. The row read by id in this transaction, changed by this UPDATE alone
+  // (one row changed): the row with the change. Only a column the UPDATE does not set could differ, if another
+  // transaction changed it in between, and an Allocating address has nothing else that changes it.
+  if (!row && !returnsRows(ctx.tx) && read && read.id === allocId && Number(r.numAffectedRows) === 1)
+    row = { ...read, ...change };
+  row ??= await ipById.first(ctx.tx, allocId);
+  if (!row) throw new Error(`ip_allocations row ${allocId} vanished under its transaction`);
   knownOwners.set(row, owner);
   // The network's (VPC's) router now holds it: same transaction as the change (DESIGN.md guarantee 5).
   await bumpPublicIpRouters(plain(ctx), row);

@@ -4,7 +4,7 @@
  * (MariaDB). Nothing outside store/ and the repositories needs to know which one it is on, except where a
  * repository chooses a dialect-specific statement for speed (it asks `store.kind`).
  */
-import { Kysely, Migrator, PostgresDialect, MysqlDialect, sql } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, MysqlDialect } from 'kysely';
 import type {
   KyselyPlugin,
   Transaction,
@@ -13,7 +13,7 @@ import type {
   SqliteDatabase as SqliteDatabaseLike,
 } from 'kysely';
 import type { Database as SqliteConnection, Statement } from 'better-sqlite3';
-import type { Pool as PgPool } from 'pg';
+import type { Pool as PgPool, PoolClient as PgClient } from 'pg';
 import type { Pool as MysqlPool } from 'mysql2';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -23,6 +23,7 @@ import { migrations } from './migrations/index.js';
 import { ResumableMysqlDialect } from './resumable-mysql.js';
 import { FairSqliteDialect } from './fair-sqlite-dialect.js';
 import { ReconnectingDialect } from './reconnecting-dialect.js';
+import { preparedStatementName } from './prepared.js';
 
 export type DbKind = 'sqlite' | 'postgres' | 'mysql';
 
@@ -182,6 +183,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     // own and the pool drops the broken client when it is released; the listener only keeps the process up.
     pool.on('connect', (client) => {
       client.on('error', () => undefined);
+      namePreparedStatements(client);
     });
     db = new Kysely<Database>({
       dialect: new ReconnectingDialect(new PostgresDialect({ pool }), isConnectionLost),
@@ -206,6 +208,23 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     statements,
     close: () => db.destroy(),
   };
+}
+
+/**
+ * A prepared query's statement (src/store/prepared.ts) goes to PostgreSQL as a named statement: parsed and planned
+ * once per connection, then only bound and executed (what src/addresses' fast path does for its own). Kysely's
+ * driver calls `query(text, values)`; any other call passes through as it was.
+ */
+function namePreparedStatements(client: PgClient): void {
+  const query = client.query.bind(client) as (...a: unknown[]) => unknown;
+  client.query = ((...a: unknown[]) => {
+    const [text, values] = a;
+    if (a.length === 2 && typeof text === 'string' && Array.isArray(values)) {
+      const name = preparedStatementName(text);
+      if (name) return query({ name, text, values });
+    }
+    return query(...a);
+  }) as PgClient['query'];
 }
 
 /**
@@ -511,18 +530,23 @@ async function sqliteImmediate<T>(store: Store, fn: (tx: Tx) => Promise<T>): Pro
   // Kysely's SqliteDialect holds one connection behind a mutex; connection() keeps it for the whole
   // callback, so BEGIN IMMEDIATE / COMMIT surround exactly fn's queries.
   return store.db.connection().execute(async (conn) => {
-    await sql`BEGIN IMMEDIATE`.execute(conn);
+    await conn.executeQuery(BEGIN_IMMEDIATE);
     try {
       // A Transaction is a Kysely bound to one connection; the connection here is exactly that.
       const result = await fn(conn as unknown as Tx);
-      await sql`COMMIT`.execute(conn);
+      await conn.executeQuery(COMMIT);
       return result;
     } catch (e) {
-      await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+      await conn.executeQuery(ROLLBACK).catch(() => undefined);
       throw e;
     }
   });
 }
+
+// Compiled once: every SQLite transaction sends them.
+const BEGIN_IMMEDIATE = CompiledQuery.raw('BEGIN IMMEDIATE');
+const COMMIT = CompiledQuery.raw('COMMIT');
+const ROLLBACK = CompiledQuery.raw('ROLLBACK');
 
 /** Current time as epoch milliseconds: every timestamp column is a BIGINT of these. */
 export const nowMs = (): number => Date.now();

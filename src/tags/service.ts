@@ -15,6 +15,7 @@ import type { ListScopeParams } from '../accounts/scope.js';
 import { displayPath } from '../accounts/repository.js';
 import type { Executor, Tx } from '../store/db.js';
 import { recordEvent } from '../events/record.js';
+import { preparedQuery } from '../store/prepared.js';
 
 /** A taggable resource's rows: `id, uuid, account_id, domain_id` of those that exist. */
 const rowsOf = (table: string, live: RawBuilder<unknown>) =>
@@ -254,6 +255,15 @@ const tagQuery = (ex: Executor) =>
       'd.path as domain_path',
     ]);
 
+// One resource's tags, prepared (src/store/prepared.ts): every answer that renders one resource reads them.
+const tagsOfOne = preparedQuery((ex: Executor, type: string, id: number) =>
+  tagQuery(ex)
+    .select('t.resource_id')
+    .where('t.resource_type', '=', type)
+    .where('t.resource_id', '=', id)
+    .orderBy('t.id'),
+);
+
 export function tagResponse(t: TagRow): ResponseObject {
   return {
     key: t.key,
@@ -276,12 +286,16 @@ export async function tagsFor(
 ): Promise<Map<number, ResponseObject[]>> {
   const out = new Map<number, ResponseObject[]>(resourceIds.map((id) => [id, []]));
   if (resourceIds.length === 0) return out;
-  const rows = await tagQuery(ex)
-    .select('t.resource_id')
-    .where('t.resource_type', '=', type)
-    .where('t.resource_id', 'in', [...new Set(resourceIds)])
-    .orderBy('t.id')
-    .execute();
+  const ids = [...new Set(resourceIds)];
+  const rows =
+    ids.length === 1
+      ? await tagsOfOne.rows(ex, type, ids[0]!)
+      : await tagQuery(ex)
+          .select('t.resource_id')
+          .where('t.resource_type', '=', type)
+          .where('t.resource_id', 'in', ids)
+          .orderBy('t.id')
+          .execute();
   for (const r of rows) out.get(Number(r.resource_id))?.push(tagResponse(r));
   return out;
 }

@@ -9,7 +9,8 @@ import type { Executor, Store, Tx } from '../../store/db.js';
 import { autocommit, nowMs, transaction } from '../../store/db.js';
 import { CloudStackError } from '../../errors/catalogue.js';
 import type { Caller, ResponseObject } from '../command.js';
-import { insertReturningId } from '../insert-id.js';
+import { insertedId, returningId } from '../insert-id.js';
+import { preparedQuery } from '../../store/prepared.js';
 
 export const JOB_PENDING = 0;
 export const JOB_SUCCEEDED = 1;
@@ -41,29 +42,63 @@ export async function enqueueJob(
   lease?: QueuedLease,
 ): Promise<{ id: number; uuid: string }> {
   const uuid = j.uuid ?? randomUUID();
-  const id = await insertReturningId(
+  const r = await insertJob.run(
     tx,
-    tx.insertInto('async_jobs').values({
-      uuid,
-      command: j.command,
-      params: JSON.stringify(j.params),
-      user_id: j.caller.userId,
-      account_id: j.caller.accountId,
-      domain_id: j.caller.domainId,
-      status: JOB_PENDING,
-      result_code: 0,
-      result: null,
-      instance_type: j.instanceType ?? null,
-      instance_id: j.instanceId ?? null,
-      lease_owner: lease?.owner ?? null,
-      lease_until: lease?.until ?? null,
-      attempts: lease ? 1 : 0,
-      created: nowMs(),
-      completed: null,
-    }),
+    uuid,
+    j.command,
+    JSON.stringify(j.params),
+    j.caller.userId,
+    j.caller.accountId,
+    j.caller.domainId,
+    j.instanceType ?? null,
+    j.instanceId ?? null,
+    lease?.owner ?? null,
+    lease?.until ?? null,
+    lease ? 1 : 0,
+    nowMs(),
   );
-  return { id, uuid };
+  return { id: insertedId(r), uuid };
 }
+
+// Prepared (src/store/prepared.ts): queued once per async request, on the hot path.
+const insertJob = preparedQuery(
+  (
+    ex: Executor,
+    uuid: string,
+    command: string,
+    params: string,
+    userId: number,
+    accountId: number,
+    domainId: number,
+    instanceType: string | null,
+    instanceId: string | null,
+    leaseOwner: string | null,
+    leaseUntil: number | null,
+    attempts: number,
+    created: number,
+  ) =>
+    returningId(
+      ex,
+      ex.insertInto('async_jobs').values({
+        uuid,
+        command,
+        params,
+        user_id: userId,
+        account_id: accountId,
+        domain_id: domainId,
+        status: JOB_PENDING,
+        result_code: 0,
+        result: null,
+        instance_type: instanceType,
+        instance_id: instanceId,
+        lease_owner: leaseOwner,
+        lease_until: leaseUntil,
+        attempts,
+        created,
+        completed: null,
+      }),
+    ),
+);
 
 export interface ClaimedJob {
   id: number;
@@ -189,22 +224,35 @@ export async function finishJob(
   owner: string,
   outcome: { status: typeof JOB_SUCCEEDED | typeof JOB_FAILED; resultCode: number; result: ResponseObject },
 ): Promise<void> {
-  const r = await tx
-    .updateTable('async_jobs')
-    .set({
-      status: outcome.status,
-      result_code: outcome.resultCode,
-      result: JSON.stringify(outcome.result),
-      completed: nowMs(),
-      lease_owner: null,
-      lease_until: null,
-    })
-    .where('id', '=', jobId)
-    .where('lease_owner', '=', owner)
-    .where('status', '=', JOB_PENDING)
-    .executeTakeFirst();
-  if (Number(r.numUpdatedRows) !== 1) throw new LeaseLostError(`job ${jobId} is no longer held by ${owner}`);
+  const n = await storeResult.changed(
+    tx,
+    outcome.status,
+    outcome.resultCode,
+    JSON.stringify(outcome.result),
+    nowMs(),
+    jobId,
+    owner,
+  );
+  if (n !== 1) throw new LeaseLostError(`job ${jobId} is no longer held by ${owner}`);
 }
+
+const storeResult = preparedQuery(
+  (
+    ex: Executor,
+    status: number,
+    resultCode: number,
+    result: string,
+    completed: number,
+    id: number,
+    owner: string,
+  ) =>
+    ex
+      .updateTable('async_jobs')
+      .set({ status, result_code: resultCode, result, completed, lease_owner: null, lease_until: null })
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .where('status', '=', JOB_PENDING),
+);
 
 /** Jobs whose servers died too often while running them are failed rather than retried forever. */
 export async function failAbandonedJobs(ex: Executor, maxAttempts: number): Promise<number> {
