@@ -88,6 +88,8 @@ interface PerRouter {
   waiters: { generation: number; resolve: () => void }[];
   /** Set while its pass waits for a slot (the waiter's place in a queue). */
   queued: (() => void) | null;
+  /** Until when this server's last claim holds the router's lease (its own clock, as the claim wrote it). */
+  leaseUntil: number;
 }
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -193,6 +195,7 @@ export class RouterReconciler {
         applied: 0,
         waiters: [],
         queued: null,
+        leaseUntil: 0,
       };
       this.routers.set(id, p);
     }
@@ -270,16 +273,18 @@ export class RouterReconciler {
    * Reconcile until `generation` is applied: resolves as soon as a pass of this server has applied it (or a
    * later one), not when the router's passes stop. In a burst the router stays dirty while changes keep
    * coming, and a caller waiting for the end of all passes (reconcile) waits for every later change too; or
-   * when the run ends without it (another server's lease, a failure: the caller checks the database).
+   * when the run ends without it (another server's lease, a failure: the caller checks the database). True when
+   * a pass of this server applied it (its applied generation is recorded in the database before that), false when
+   * the run ended without.
    */
-  reconcileTo(routerId: number, generation: number): Promise<void> {
+  reconcileTo(routerId: number, generation: number): Promise<boolean> {
     const p = this.entry(routerId);
-    if (p.applied >= generation) return Promise.resolve();
+    if (p.applied >= generation) return Promise.resolve(true);
     let done!: () => void;
-    const applied = new Promise<void>((resolve) => (done = resolve));
+    const applied = new Promise<true>((resolve) => (done = () => resolve(true)));
     p.waiters.push({ generation, resolve: done });
     const run = this.reconcile(routerId);
-    return Promise.race([applied, run.then(() => undefined)]).finally(() => {
+    return Promise.race([applied, run.then(() => p.applied >= generation)]).finally(() => {
       p.waiters = p.waiters.filter((w) => w.resolve !== done);
     });
   }
@@ -357,7 +362,16 @@ export class RouterReconciler {
     const db = this.o.store.db;
     const passStart = Date.now();
     this.counters.reconciles++;
-    if (!(await claimLease(db, routerId, this.serverId, Date.now(), this.leaseMs))) return 'not-owner';
+    // Renewed once half of it is gone, not on every pass: a burst's passes come every few hundred ms, and each
+    // claim is a write (on SQLite a commit of its own). Nobody else can take a lease before it runs out.
+    if (p.leaseUntil - passStart < this.leaseMs / 2) {
+      const now = Date.now();
+      if (!(await claimLease(db, routerId, this.serverId, now, this.leaseMs))) {
+        p.leaseUntil = 0;
+        return 'not-owner';
+      }
+      p.leaseUntil = now + this.leaseMs;
+    }
     const router = await routerById(db, routerId);
     if (!router) return 'gone';
     p.lastSync = Date.now();
