@@ -28,6 +28,7 @@ import {
   createVm,
   expungeVmRows,
   generatePassword,
+  moveVmState,
   networksOfVm,
   nicsOf,
   recordVmEvent,
@@ -297,11 +298,10 @@ async function finishDeploy(
   }
   const result = await withNetResult(ctx, async (n) => {
     const ex = n.tx as never as Executor;
-    let fresh = await vmByUuidUnscoped(ex, vm.uuid);
-    if (started && fresh.state === 'Starting') {
-      await setVmState(n, fresh, 'Running');
-      fresh = { ...fresh, state: 'Running' };
-    }
+    // Started: Running unless somebody moved it on meanwhile (then as it is).
+    const fresh =
+      (started ? await moveVmState(n, Number(vm.id), 'Starting', 'Running') : undefined) ??
+      (await vmByUuidUnscoped(ex, vm.uuid));
     return objectResult(
       'virtualmachine',
       // The password as created: the guest may already have fetched it, and the server then drops it.

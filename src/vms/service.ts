@@ -293,6 +293,24 @@ export async function setVmState(
     .execute();
 }
 
+/**
+ * Moves the VM from `from` to `to` if it is still in `from`: its row after the move, or undefined when it was in
+ * another state (nothing changed). One statement where the database returns updated rows.
+ */
+export async function moveVmState(
+  ctx: NetCtx,
+  vmId: number,
+  from: VmRow['state'],
+  to: VmRow['state'],
+): Promise<VmRow | undefined> {
+  const tx = plain(ctx);
+  const update = tx.updateTable('vms').set({ state: to }).where('id', '=', vmId).where('state', '=', from);
+  if (returns(tx)) return update.returningAll().executeTakeFirst();
+  const r = await update.executeTakeFirst();
+  if (Number(r.numUpdatedRows) === 0) return undefined;
+  return tx.selectFrom('vms').selectAll().where('id', '=', vmId).executeTakeFirstOrThrow();
+}
+
 /** Network ids of a VM (for router bumps and kicks). */
 export async function networksOfVm(ex: Executor, vmId: number): Promise<number[]> {
   const rows = await ex.selectFrom('nics').select('network_id').where('vm_id', '=', vmId).execute();
