@@ -7,8 +7,8 @@
  * other than the one recorded for its generation) is healed by pushing the full state under a new generation.
  *
  * With several management servers each router is reconciled by one live server at a time: the server holds a
- * lease on the router row (lease_owner/lease_until), renewed on every pass; a dead server's routers are taken
- * over once its leases lapse.
+ * lease on the router row (lease_owner/lease_until), renewed by a pass once half of it is gone (not on every pass:
+ * each claim is a write); a dead server's routers are taken over once its leases lapse.
  *
  * Bounded (issue 16): a pass holds its router's whole desired state (a 10,000-VM network's is tens of megabytes)
  * from build to push, so at most `passSlots` passes build and push at once (waiting for an agent or checking a
