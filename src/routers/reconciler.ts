@@ -7,8 +7,8 @@
  * other than the one recorded for its generation) is healed by pushing the full state under a new generation.
  *
  * With several management servers each router is reconciled by one live server at a time: the server holds a
- * lease on the router row (lease_owner/lease_until), renewed by a pass once half of it is gone (not on every pass:
- * each claim is a write); a dead server's routers are taken over once its leases lapse.
+ * lease on the router row (lease_owner/lease_until), renewed on every pass; a dead server's routers are taken
+ * over once its leases lapse.
  *
  * Bounded (issue 16): a pass holds its router's whole desired state (a 10,000-VM network's is tens of megabytes)
  * from build to push, so at most `passSlots` passes build and push at once (waiting for an agent or checking a
@@ -88,8 +88,6 @@ interface PerRouter {
   waiters: { generation: number; resolve: () => void }[];
   /** Set while its pass waits for a slot (the waiter's place in a queue). */
   queued: (() => void) | null;
-  /** Until when this server's last claim holds the router's lease (its own clock, as the claim wrote it). */
-  leaseUntil: number;
 }
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -195,7 +193,6 @@ export class RouterReconciler {
         applied: 0,
         waiters: [],
         queued: null,
-        leaseUntil: 0,
       };
       this.routers.set(id, p);
     }
@@ -362,16 +359,7 @@ export class RouterReconciler {
     const db = this.o.store.db;
     const passStart = Date.now();
     this.counters.reconciles++;
-    // Renewed once half of it is gone, not on every pass: a burst's passes come every few hundred ms, and each
-    // claim is a write (on SQLite a commit of its own). Nobody else can take a lease before it runs out.
-    if (p.leaseUntil - passStart < this.leaseMs / 2) {
-      const now = Date.now();
-      if (!(await claimLease(db, routerId, this.serverId, now, this.leaseMs))) {
-        p.leaseUntil = 0;
-        return 'not-owner';
-      }
-      p.leaseUntil = now + this.leaseMs;
-    }
+    if (!(await claimLease(db, routerId, this.serverId, Date.now(), this.leaseMs))) return 'not-owner';
     const router = await routerById(db, routerId);
     if (!router) return 'gone';
     p.lastSync = Date.now();
