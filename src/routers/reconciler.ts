@@ -270,16 +270,18 @@ export class RouterReconciler {
    * Reconcile until `generation` is applied: resolves as soon as a pass of this server has applied it (or a
    * later one), not when the router's passes stop. In a burst the router stays dirty while changes keep
    * coming, and a caller waiting for the end of all passes (reconcile) waits for every later change too; or
-   * when the run ends without it (another server's lease, a failure: the caller checks the database).
+   * when the run ends without it (another server's lease, a failure: the caller checks the database). True when
+   * a pass of this server applied it (its applied generation is recorded in the database before that), false when
+   * the run ended without.
    */
-  reconcileTo(routerId: number, generation: number): Promise<void> {
+  reconcileTo(routerId: number, generation: number): Promise<boolean> {
     const p = this.entry(routerId);
-    if (p.applied >= generation) return Promise.resolve();
+    if (p.applied >= generation) return Promise.resolve(true);
     let done!: () => void;
-    const applied = new Promise<void>((resolve) => (done = resolve));
+    const applied = new Promise<true>((resolve) => (done = () => resolve(true)));
     p.waiters.push({ generation, resolve: done });
     const run = this.reconcile(routerId);
-    return Promise.race([applied, run.then(() => undefined)]).finally(() => {
+    return Promise.race([applied, run.then(() => p.applied >= generation)]).finally(() => {
       p.waiters = p.waiters.filter((w) => w.resolve !== done);
     });
   }

@@ -27,17 +27,30 @@ export const CONTROL_PORT = 3922;
 
 const plain = (ctx: NetCtx): Executor => ctx.tx as unknown as Executor;
 
+type OfferingRow = Awaited<ReturnType<typeof offeringById>>;
+
+/** The network's offering, or none (null offering_id): read once for both questions below. */
+async function offeringOf(ex: Executor, network: NetworkRow): Promise<OfferingRow | undefined> {
+  return network.offering_id === null ? undefined : offeringById(ex as never, Number(network.offering_id));
+}
+
+const routerServed = (network: NetworkRow, o: OfferingRow | undefined): boolean =>
+  o !== undefined &&
+  !!network.cidr &&
+  network.type !== 'L2' &&
+  (hasService(o, 'Dhcp') || hasService(o, 'Dns') || hasService(o, 'UserData'));
+
+const redundantOffering = (o: OfferingRow | undefined): boolean =>
+  o !== undefined && (/RedundantRouter/i.test(o.services) || /redundant/i.test(o.name));
+
 /** Does this network get a virtual router (DHCP/DNS/UserData from VirtualRouter)? */
 export async function needsRouter(ex: Executor, network: NetworkRow): Promise<boolean> {
   if (network.offering_id === null || !network.cidr || network.type === 'L2') return false;
-  const o = await offeringById(ex as never, Number(network.offering_id));
-  return hasService(o, 'Dhcp') || hasService(o, 'Dns') || hasService(o, 'UserData');
+  return routerServed(network, await offeringOf(ex, network));
 }
 
 export async function isRedundantNetwork(ex: Executor, network: NetworkRow): Promise<boolean> {
-  if (network.offering_id === null) return false;
-  const o = await offeringById(ex as never, Number(network.offering_id));
-  return /RedundantRouter/i.test(o.services) || /redundant/i.test(o.name);
+  return redundantOffering(await offeringOf(ex, network));
 }
 
 async function controlPool(ctx: NetCtx): Promise<{ pool: RangeSet; gateway: IpAddress }> {
@@ -166,9 +179,12 @@ export async function createRouter(
 /** afterImplement: the network has its VLAN; make sure its router(s) exist and are meant to run. */
 export async function ensureRoutersForNetwork(ctx: NetCtx, network: NetworkRow): Promise<RouterRow[]> {
   const tx = plain(ctx);
-  if (!(await needsRouter(tx, network))) return [];
+  if (network.offering_id === null || !network.cidr || network.type === 'L2') return [];
+  // One read of the offering for both questions: every deploy into an implemented network passes here.
+  const offering = await offeringOf(tx, network);
+  if (!routerServed(network, offering)) return [];
   const live = await liveRoutersOfNetwork(tx, network.id);
-  const redundant = await isRedundantNetwork(tx, network);
+  const redundant = redundantOffering(offering);
   for (const r of live) {
     if (r.state === 'Stopped' || r.state === 'Stopping' || r.state === 'Error') {
       await tx.updateTable('routers').set({ state: 'Starting' }).where('id', '=', r.id).execute();

@@ -15,7 +15,7 @@ import {
 import type { AnyCommand, CommandContext, ResponseObject } from '../api/command.js';
 import { changedBeforeRerun, deletedBeforeRerun, jobAttempt, jobScopedUuid } from '../api/jobs/rerun.js';
 import { CloudStackError, invalidParameter } from '../errors/catalogue.js';
-import { withNet } from '../infrastructure/net-context.js';
+import { withNet, withNetResult } from '../infrastructure/net-context.js';
 import { resolveOwner } from '../infrastructure/owners.js';
 import { parseIpOf } from '../ipam/index.js';
 import { networkById } from '../networks/repository.js';
@@ -28,6 +28,7 @@ import {
   createVm,
   expungeVmRows,
   generatePassword,
+  moveVmState,
   networksOfVm,
   nicsOf,
   recordVmEvent,
@@ -47,6 +48,7 @@ import {
 import { checkDnsLabel, checkMacAddress, checkUserData } from './validation.js';
 import { traceVms } from './trace.js';
 import { nicResponses, vmResponse } from './responses.js';
+import type { VmRefs } from './responses.js';
 import { keyPairNames, publicKeysOf } from './keypairs.js';
 import { serviceOfferingForVm, vmSizeFor } from '../offerings/service-offerings.js';
 
@@ -62,26 +64,29 @@ interface DeployMarks {
   committed?: number;
 }
 
+/**
+ * The start after a VM's transaction committed: its routers converge, then the driver starts it. `known`: what
+ * the caller has just committed (the VM's networks, its row), not read again.
+ */
+async function convergeAndStart(
+  ctx: CommandContext,
+  vm: VmRow,
+  known?: { networkIds: number[] },
+): Promise<{ converging: number; converged: number; driven: number }> {
+  const converging = Date.now();
+  await convergeNetworks(ctx.store, known?.networkIds ?? (await networksOfVm(ctx.store.db, Number(vm.id))));
+  const converged = Date.now();
+  await driverStartVm(ctx.store, known ? vm : Number(vm.id));
+  return { converging, converged, driven: Date.now() };
+}
+
 async function startAfterCommit(ctx: CommandContext, vm: VmRow, marks?: DeployMarks): Promise<void> {
-  const t0 = Date.now();
-  await convergeNetworks(ctx.store, await networksOfVm(ctx.store.db, Number(vm.id)));
-  const t1 = Date.now();
-  await driverStartVm(ctx.store, Number(vm.id));
-  const t2 = Date.now();
+  const t = await convergeAndStart(ctx, vm);
   await withNet(ctx, async (n) => {
     const cur = await vmByUuidUnscoped(n.tx as never, vm.uuid);
     if (cur.state === 'Starting') await setVmState(n, cur, 'Running');
   });
-  traceVms?.({
-    ev: 'deploy',
-    vm: vm.name,
-    instance: vm.instance_name,
-    ...marks,
-    converging: t0,
-    converged: t1,
-    driven: t2,
-    running: Date.now(),
-  });
+  traceVms?.({ ev: 'deploy', vm: vm.name, instance: vm.instance_name, ...marks, ...t, running: Date.now() });
 }
 
 async function respond(ctx: CommandContext, uuid: string, extra: ResponseObject = {}) {
@@ -134,15 +139,20 @@ const deployVirtualMachine = defineCommand({
     const userData = p.userdata !== undefined ? checkUserData(p.userdata) : null;
     const start = p.startvm ?? true;
     // The VM's id was handed out with the jobid: a re-run of this job (its server died after the VM committed)
-    // finds its own VM under it and carries on, where creating again would refuse its own host name.
-    const earlier = ctx.prepared?.id
-      ? await ctx.store.db
-          .selectFrom('vms')
-          .selectAll()
-          .where('uuid', '=', ctx.prepared.id)
-          .executeTakeFirst()
-      : undefined;
+    // finds its own VM under it and carries on, where creating again would refuse its own host name. A first
+    // run has no earlier run to find.
+    const earlier =
+      ctx.prepared?.id && jobAttempt(ctx) > 1
+        ? await ctx.store.db
+            .selectFrom('vms')
+            .selectAll()
+            .where('uuid', '=', ctx.prepared.id)
+            .executeTakeFirst()
+        : undefined;
     if (earlier) return finishDeploy(ctx, await resumableDeploy(earlier), start);
+    // What the VM's transaction read and committed, for the start and the answer after it.
+    let networkIds: number[] = [];
+    let refs: VmRefs | undefined;
     const vm = await withNet(ctx, async (n) => {
       const zone = await n.tx
         .selectFrom('zones')
@@ -193,12 +203,32 @@ const deployVirtualMachine = defineCommand({
       const size = vmSizeFor(so, p.details);
       const tpl = await n.tx
         .selectFrom('templates')
-        .select(['id', 'password_enabled'])
+        .select(['id', 'uuid', 'name', 'display_text', 'os_type_name', 'password_enabled'])
         .where('uuid', '=', p.templateid)
         .executeTakeFirst();
       if (!tpl) throw invalidParameter('templateid', p.templateid, 'no template has this id');
       const uuid = ctx.prepared?.id ?? randomUUID();
       const uuidHost = `VM-${uuid}`;
+      networkIds = [...new Set(reqs.map((r) => Number(r.network.id)))];
+      refs = {
+        zone: { id: zone.id, uuid: zone.uuid, name: zone.name },
+        acct: {
+          id: owner.accountId,
+          account: owner.accountName,
+          domainid: owner.domainUuid,
+          domain: owner.domainName,
+          domainpath: owner.domainPath,
+        },
+        so: {
+          id: so.id,
+          uuid: so.uuid,
+          name: so.name,
+          cpu_number: so.cpu_number,
+          cpu_speed: so.cpu_speed,
+          memory: so.memory,
+        },
+        tpl,
+      };
       return createVm(n, {
         uuid,
         owner,
@@ -217,7 +247,7 @@ const deployVirtualMachine = defineCommand({
       });
     });
     marks.committed = Date.now();
-    return finishDeploy(ctx, vm, start, marks);
+    return finishDeploy(ctx, vm, start, marks, { networkIds, refs });
   },
 });
 
@@ -239,11 +269,26 @@ async function resumableDeploy(vm: VmRow): Promise<VmRow> {
   return vm;
 }
 
-/** The part of a deploy after its VM committed: the first run and any re-run of the job end here. */
-async function finishDeploy(ctx: CommandContext, vm: VmRow, start: boolean, marks?: DeployMarks) {
+/**
+ * The part of a deploy after its VM committed: the first run and any re-run of the job end here. `known`: what
+ * the first run's transaction committed or read (the VM's networks; the zone, owner, offering and template its
+ * answer names, as the deploy read them a moment before), not read again.
+ *
+ * Running and the job's result in one transaction (resultTransaction): one commit per deploy less than a
+ * transaction of its own for the state and another for the result; on SQLite under `synchronous=FULL` each
+ * commit is an fsync that holds the server's one connection (and so its event loop) while it lasts.
+ */
+async function finishDeploy(
+  ctx: CommandContext,
+  vm: VmRow,
+  start: boolean,
+  marks?: DeployMarks,
+  known?: { networkIds: number[]; refs?: VmRefs },
+) {
+  let started: Awaited<ReturnType<typeof convergeAndStart>> | undefined;
   if (start && vm.state === 'Starting') {
     try {
-      await startAfterCommit(ctx, vm, marks);
+      started = await convergeAndStart(ctx, vm, known);
     } catch (e) {
       // The VM and its addresses stay (held, visible as Error) until it is destroyed or the scavenger
       // expunges it; nothing is left allocated without an owner.
@@ -251,12 +296,33 @@ async function finishDeploy(ctx: CommandContext, vm: VmRow, start: boolean, mark
       throw e;
     }
   }
-  const fresh = await vmByUuidUnscoped(ctx.store.db, vm.uuid);
-  return objectResult(
-    'virtualmachine',
-    // The password as created: the guest may already have fetched it, and the server then drops it.
-    await vmResponse(ctx.store.db, fresh, vm.password ? { password: vm.password } : {}),
-  );
+  const result = await withNetResult(ctx, async (n) => {
+    const ex = n.tx as never as Executor;
+    // Started: Running unless somebody moved it on meanwhile (then as it is).
+    const fresh =
+      (started ? await moveVmState(n, Number(vm.id), 'Starting', 'Running') : undefined) ??
+      (await vmByUuidUnscoped(ex, vm.uuid));
+    return objectResult(
+      'virtualmachine',
+      // The password as created: the guest may already have fetched it, and the server then drops it.
+      await vmResponse(ex, fresh, vm.password ? { password: vm.password } : {}, known?.refs),
+    );
+  }).catch(async (e: unknown) => {
+    // As when the start fails: a VM that did not reach Running is left in Error, not Starting (unless the job's
+    // lease is gone: then this transaction fails too, and the server that took the job over carries it on).
+    if (started) await withNet(ctx, (n) => setVmState(n, vm, 'Error')).catch(() => undefined);
+    throw e;
+  });
+  if (started)
+    traceVms?.({
+      ev: 'deploy',
+      vm: vm.name,
+      instance: vm.instance_name,
+      ...marks,
+      ...started,
+      running: Date.now(),
+    });
+  return result;
 }
 
 const startVirtualMachine = defineCommand({

@@ -100,7 +100,8 @@ export async function convergeNetworks(
       const want = Number(r.desired_generation);
       for (;;) {
         // Until a pass applied our generation, not until the router's passes stop (a burst keeps it dirty).
-        await reconciler.reconcileTo(Number(r.id), want);
+        // Applied by a pass of this server: recorded already, nothing to read back.
+        if (await reconciler.reconcileTo(Number(r.id), want)) return;
         const now = await store.db
           .selectFrom('routers')
           .select(['applied_generation', 'state', 'removed'])
@@ -115,9 +116,13 @@ export async function convergeNetworks(
   );
 }
 
-export async function driverStartVm(store: Store, vmId: number): Promise<void> {
-  const vm = await store.db.selectFrom('vms').selectAll().where('id', '=', vmId).executeTakeFirstOrThrow();
-  await vmRuntimeFor(store).driver.startVm(await vmRuntime(store.db, vm));
+/** Starts the VM on its driver; `vm` is its id, or its row when the caller has just committed it (not read again). */
+export async function driverStartVm(store: Store, vm: number | VmRow): Promise<void> {
+  const row =
+    typeof vm === 'number'
+      ? await store.db.selectFrom('vms').selectAll().where('id', '=', vm).executeTakeFirstOrThrow()
+      : vm;
+  await vmRuntimeFor(store).driver.startVm(await vmRuntime(store.db, row));
 }
 
 export async function driverStopVm(store: Store, vmId: number): Promise<void> {

@@ -115,10 +115,20 @@ export async function vmReferences(ex: Executor, vms: readonly VmRow[]) {
   });
 }
 
-/** CloudStack's virtualmachine object of each VM, in order, from a fixed number of queries. */
-export async function vmResponses(ex: Executor, vms: readonly VmRow[]): Promise<ResponseObject[]> {
+/** What a VM's answer names beside it (vmReferences), for one VM. */
+export type VmRefs = ReturnType<Awaited<ReturnType<typeof vmReferences>>>;
+
+/**
+ * CloudStack's virtualmachine object of each VM, in order, from a fixed number of queries. `refs`: the caller
+ * holds what the answers name (a deploy has just read zone, owner, offering and template): not read again.
+ */
+export async function vmResponses(
+  ex: Executor,
+  vms: readonly VmRow[],
+  refs?: (vm: VmRow) => VmRefs,
+): Promise<ResponseObject[]> {
   if (vms.length === 0) return [];
-  const refs = await vmReferences(ex, vms);
+  refs ??= await vmReferences(ex, vms);
   const vmIds = idsOf(vms.map((v) => v.id));
   const nics = await readByKeys(vmIds, (chunk) =>
     ex
@@ -202,6 +212,7 @@ export async function vmResponse(
   ex: Executor,
   vm: VmRow,
   extra: ResponseObject = {},
+  refs?: VmRefs,
 ): Promise<ResponseObject> {
-  return { ...(await vmResponses(ex, [vm]))[0]!, ...extra };
+  return { ...(await vmResponses(ex, [vm], refs && (() => refs)))[0]!, ...extra };
 }

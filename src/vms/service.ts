@@ -27,6 +27,9 @@ export type NicRow = Selectable<NicsTable>;
 
 const plain = (ctx: NetCtx): Executor => ctx.tx as unknown as Executor;
 
+/** Does this database hand back an inserted row (INSERT … RETURNING: SQLite, PostgreSQL; not MariaDB here)? */
+const returns = (ex: Executor): boolean => ex.getExecutor().adapter.supportsReturning;
+
 export interface NicRequest {
   network: NetworkRow;
   /** The NIC's id when a job names it (jobScopedUuid), so that a re-run of the job finds it. */
@@ -114,29 +117,31 @@ export async function addNic(
     ipv4 = a.ip;
     allocationId = a.id;
   }
-  await tx
-    .insertInto('nics')
-    .values({
-      uuid,
-      vm_id: vm.id,
-      network_id: network.id,
-      zone_id: vm.zone_id,
-      mac,
-      ipv4,
-      ipv6: null,
-      ip_allocation_id: allocationId,
-      is_default: isDefault ? 1 : 0,
-      device_id: deviceId,
-      created: ctx.now,
-    })
-    .execute()
-    .catch((e: unknown) => {
-      if (String((e as Error).message).match(/unique|duplicate/i)) {
-        throw invalidParameter('macaddress', mac, 'is already used by another NIC in this zone');
-      }
-      throw e;
-    });
-  const nic = await tx.selectFrom('nics').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow();
+  const insert = tx.insertInto('nics').values({
+    uuid,
+    vm_id: vm.id,
+    network_id: network.id,
+    zone_id: vm.zone_id,
+    mac,
+    ipv4,
+    ipv6: null,
+    ip_allocation_id: allocationId,
+    is_default: isDefault ? 1 : 0,
+    device_id: deviceId,
+    created: ctx.now,
+  });
+  const nic = await (
+    returns(tx)
+      ? insert.returningAll().executeTakeFirstOrThrow()
+      : insert
+          .execute()
+          .then(() => tx.selectFrom('nics').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow())
+  ).catch((e: unknown) => {
+    if (String((e as Error).message).match(/unique|duplicate/i)) {
+      throw invalidParameter('macaddress', mac, 'is already used by another NIC in this zone');
+    }
+    throw e;
+  });
   if (allocationId !== null) {
     await tx.updateTable('ip_allocations').set({ owner_id: nic.id }).where('id', '=', allocationId).execute();
   }
@@ -189,39 +194,39 @@ export async function createVm(ctx: NetCtx, r: CreateVmRequest): Promise<VmRow> 
   }
   await rememberOwner(ctx, r.owner.accountId);
   const uuid = r.uuid ?? randomUUID();
-  await tx
-    .insertInto('vms')
-    .values({
-      uuid,
-      instance_name: `i-${r.owner.accountId}-0-VM`,
-      name: r.hostname,
-      display_name: r.displayName,
-      state: r.start ? 'Starting' : 'Stopped',
-      zone_id: r.zoneId,
-      account_id: r.owner.accountId,
-      domain_id: r.owner.domainId,
-      user_id: ctx.caller.userId,
-      service_offering_id: r.serviceOfferingId,
-      cpu_number: r.size?.cpuNumber ?? null,
-      cpu_speed: r.size?.cpuSpeed ?? null,
-      memory: r.size?.memory ?? null,
-      template_id: r.templateId,
-      user_data: r.userData,
-      keypairs: r.keypairs,
-      ssh_public_keys: r.publicKeys,
-      password: r.password,
-      destroyed: null,
-      created: ctx.now,
-      removed: null,
-    })
-    .execute();
-  let vm = await tx.selectFrom('vms').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow();
-  await tx
-    .updateTable('vms')
-    .set({ instance_name: `i-${r.owner.accountId}-${vm.id}-VM` })
-    .where('id', '=', vm.id)
-    .execute();
-  vm = await tx.selectFrom('vms').selectAll().where('id', '=', vm.id).executeTakeFirstOrThrow();
+  const insert = tx.insertInto('vms').values({
+    uuid,
+    instance_name: `i-${r.owner.accountId}-0-VM`,
+    name: r.hostname,
+    display_name: r.displayName,
+    state: r.start ? 'Starting' : 'Stopped',
+    zone_id: r.zoneId,
+    account_id: r.owner.accountId,
+    domain_id: r.owner.domainId,
+    user_id: ctx.caller.userId,
+    service_offering_id: r.serviceOfferingId,
+    cpu_number: r.size?.cpuNumber ?? null,
+    cpu_speed: r.size?.cpuSpeed ?? null,
+    memory: r.size?.memory ?? null,
+    template_id: r.templateId,
+    user_data: r.userData,
+    keypairs: r.keypairs,
+    ssh_public_keys: r.publicKeys,
+    password: r.password,
+    destroyed: null,
+    created: ctx.now,
+    removed: null,
+  });
+  // The row back from the INSERT where the database can (RETURNING: SQLite, PostgreSQL), else read by its uuid.
+  const inserted = returns(tx)
+    ? await insert.returningAll().executeTakeFirstOrThrow()
+    : await insert
+        .execute()
+        .then(() => tx.selectFrom('vms').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow());
+  const instanceName = `i-${r.owner.accountId}-${inserted.id}-VM`;
+  await tx.updateTable('vms').set({ instance_name: instanceName }).where('id', '=', inserted.id).execute();
+  // The row as it now is (the one column changed), not read a third time.
+  const vm: VmRow = { ...inserted, instance_name: instanceName };
   for (const [i, n] of r.nics.entries()) await addNic(ctx, vm, n, i === 0, i);
   await ctx.recorder.event(ctx.tx, {
     type: 'VM.CREATE',
@@ -286,6 +291,24 @@ export async function setVmState(
     .set({ state, ...extra })
     .where('id', '=', vm.id)
     .execute();
+}
+
+/**
+ * Moves the VM from `from` to `to` if it is still in `from`: its row after the move, or undefined when it was in
+ * another state (nothing changed). One statement where the database returns updated rows.
+ */
+export async function moveVmState(
+  ctx: NetCtx,
+  vmId: number,
+  from: VmRow['state'],
+  to: VmRow['state'],
+): Promise<VmRow | undefined> {
+  const tx = plain(ctx);
+  const update = tx.updateTable('vms').set({ state: to }).where('id', '=', vmId).where('state', '=', from);
+  if (returns(tx)) return update.returningAll().executeTakeFirst();
+  const r = await update.executeTakeFirst();
+  if (Number(r.numUpdatedRows) === 0) return undefined;
+  return tx.selectFrom('vms').selectAll().where('id', '=', vmId).executeTakeFirstOrThrow();
 }
 
 /** Network ids of a VM (for router bumps and kicks). */
