@@ -9,11 +9,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createTestStore, testDbKinds } from '../store/testing/test-databases.js';
 import { bootstrapAdmin } from '../accounts/bootstrap.js';
 import { transaction } from '../store/db.js';
-import type { Store } from '../store/db.js';
-import type { Caller } from '../api/command.js';
 import { makeNetCtx } from '../infrastructure/net-context.js';
 import type { NetCtx } from '../infrastructure/context.js';
-import { insertRouter, insertZoneAndNetwork } from '../routers/testing/fixtures.js';
+import { adminCaller, insertRouter, insertZoneAndNetwork } from '../routers/testing/fixtures.js';
 import { CloudStackError } from '../errors/catalogue.js';
 import {
   createAclItem,
@@ -32,27 +30,6 @@ import { aclDb } from './tables.js';
 import { removeVpcAclLists } from './repository.js';
 
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
-
-async function adminCaller(store: Store): Promise<Caller> {
-  const a = await store.db
-    .selectFrom('accounts')
-    .innerJoin('domains', 'domains.id', 'accounts.domain_id')
-    .innerJoin('users', 'users.account_id', 'accounts.id')
-    .select([
-      'accounts.id as accountId',
-      'accounts.uuid as accountUuid',
-      'accounts.name as accountName',
-      'domains.id as domainId',
-      'domains.uuid as domainUuid',
-      'domains.path as domainPath',
-      'users.id as userId',
-      'users.uuid as userUuid',
-      'users.username as username',
-    ])
-    .where('accounts.name', '=', 'admin')
-    .executeTakeFirstOrThrow();
-  return { ...a, accountType: 1, role: 'Admin' } as Caller;
-}
 
 /** Expects `fn` to fail with CloudStack's `code` and a text matching `text`. */
 async function refusedWith(fn: () => Promise<unknown>, code: number, text: RegExp): Promise<void> {

@@ -10,34 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { createTestStore, testDbKinds } from '../store/testing/test-databases.js';
 import { bootstrapAdmin } from '../accounts/bootstrap.js';
-import type { Executor, Store } from '../store/db.js';
-import type { Caller } from '../api/command.js';
+import type { Executor } from '../store/db.js';
 import { makeNetCtx } from '../infrastructure/net-context.js';
-import { insertZoneAndNetwork } from '../routers/testing/fixtures.js';
+import { adminCaller, insertZoneAndNetwork } from '../routers/testing/fixtures.js';
 import { valueKey } from '../ipam/address.js';
 import { migrations } from '../store/migrations/index.js';
 import { listPublicIpAddresses } from './list.js';
-
-async function adminCaller(store: Store): Promise<Caller> {
-  const a = await store.db
-    .selectFrom('accounts')
-    .innerJoin('domains', 'domains.id', 'accounts.domain_id')
-    .innerJoin('users', 'users.account_id', 'accounts.id')
-    .select([
-      'accounts.id as accountId',
-      'accounts.uuid as accountUuid',
-      'accounts.name as accountName',
-      'domains.id as domainId',
-      'domains.uuid as domainUuid',
-      'domains.path as domainPath',
-      'users.id as userId',
-      'users.uuid as userUuid',
-      'users.username as username',
-    ])
-    .where('accounts.name', '=', 'admin')
-    .executeTakeFirstOrThrow();
-  return { ...a, accountType: 1, role: 'Admin' } as Caller;
-}
 
 let next = 1;
 const row = (zoneId: number, kind: 'publicip' | 'nic', state: 'Allocated' | 'Allocating' = 'Allocated') => {

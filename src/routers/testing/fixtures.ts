@@ -1,6 +1,7 @@
 /** Rows for router tests without the API: a zone, an implemented network, routers and VMs with NICs. */
 import { randomUUID } from 'node:crypto';
-import type { Executor } from '../../store/db.js';
+import type { Executor, Store } from '../../store/db.js';
+import type { Caller } from '../../api/command.js';
 import { sealSecret } from '../secrets.js';
 import { addressKey, parseIp } from '../../ipam/address.js';
 import { netDb } from '../../networks/tables.js';
@@ -313,4 +314,26 @@ export async function insertPublicIp(
     .where('uuid', '=', uuid)
     .executeTakeFirstOrThrow();
   return Number(a.id);
+}
+
+/** The bootstrapped admin as a caller, for tests that call services without the API. */
+export async function adminCaller(store: Store): Promise<Caller> {
+  const a = await store.db
+    .selectFrom('accounts')
+    .innerJoin('domains', 'domains.id', 'accounts.domain_id')
+    .innerJoin('users', 'users.account_id', 'accounts.id')
+    .select([
+      'accounts.id as accountId',
+      'accounts.uuid as accountUuid',
+      'accounts.name as accountName',
+      'domains.id as domainId',
+      'domains.uuid as domainUuid',
+      'domains.path as domainPath',
+      'users.id as userId',
+      'users.uuid as userUuid',
+      'users.username as username',
+    ])
+    .where('accounts.name', '=', 'admin')
+    .executeTakeFirstOrThrow();
+  return { ...a, accountType: 1, role: 'Admin' } as Caller;
 }
