@@ -102,33 +102,40 @@ for (const kind of testDbKinds()) {
     });
 
     test('a job queued with a free slot is queued leased to its server and run without a claim', async () => {
-      const created = await call(a, 'createDomain', { name: 'counted' });
-      const id = (created.body as { domain: { id: string } }).domain.id;
-      await new Promise((r) => setTimeout(r, 100));
       const stores = kind === 'sqlite' ? [a.store] : [a.store, a.jobStore];
       const count = () => stores.reduce((n, s) => n + s.statements.count, 0);
-      const before = count();
-      const r = await call(a, 'deleteDomain', { id });
-      const jobid = (r.body as { jobid: string }).jobid;
-      let polls = 0;
-      const row = await eventually(async () => {
-        polls++;
-        const j = await a.store.db
-          .selectFrom('async_jobs')
-          .select(['status', 'attempts'])
-          .where('uuid', '=', jobid)
-          .executeTakeFirst();
-        return j && Number(j.status) !== 0 ? j : undefined;
-      });
-      // The polling above is on the api store too: count it out (one SELECT per look).
-      const spent = count() - before - polls;
-      assert.equal(Number(row.status), 1);
-      assert.equal(Number(row.attempts), 1);
+      // Statements of one deleteDomain job. The server's own timers (the runner's poll every 50 ms here, the
+      // sweep) count too when they fall inside the window, which on a loaded machine can be several polls: the
+      // fewest of up to three jobs is the job's cost (timers only ever add to it).
+      const spentOnce = async (name: string): Promise<number> => {
+        const created = await call(a, 'createDomain', { name });
+        const id = (created.body as { domain: { id: string } }).domain.id;
+        await new Promise((r) => setTimeout(r, 100));
+        const before = count();
+        const r = await call(a, 'deleteDomain', { id });
+        const jobid = (r.body as { jobid: string }).jobid;
+        let polls = 0;
+        const row = await eventually(async () => {
+          polls++;
+          const j = await a.store.db
+            .selectFrom('async_jobs')
+            .select(['status', 'attempts'])
+            .where('uuid', '=', jobid)
+            .executeTakeFirst();
+          return j && Number(j.status) !== 0 ? j : undefined;
+        });
+        assert.equal(Number(row.status), 1);
+        assert.equal(Number(row.attempts), 1);
+        // The polling above is on the api store too: count it out (one SELECT per look).
+        return count() - before - polls;
+      };
+      const tries: number[] = [];
+      for (let i = 0; i < 3 && !tries.some((n) => n <= 16); i++) tries.push(await spentOnce(`counted${i}`));
       // Authentication 1, queue 3 (BEGIN, INSERT leased, COMMIT), the job's transaction (BEGIN, lease check,
       // the deletion's statements, COMMIT), the result 1: 10-13 measured. Before issue 16's changes the claim
       // (candidate SELECT, BEGIN/UPDATE/COMMIT), the sweep twice, the caller lookup, BEGIN/COMMIT around the
       // result and the next pump's SELECT came on top (10 more).
-      assert.ok(spent <= 16, `${spent} statements for one deleteDomain job`);
+      assert.ok(Math.min(...tries) <= 16, `${tries.join(', ')} statements for one deleteDomain job`);
     });
 
     test("a dead server's job is taken over; one abandoned too often fails", async () => {
