@@ -65,13 +65,14 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
   // A free address has no tags: a tag filter lists only allocated ones.
   if (wantFree && !p.tags?.length) return listWithFree(ctx, p, limit, offset);
   const scope = await resolveListScope(plain(ctx), ctx.caller, p);
-  let q = applyListScope(
+  const base = applyListScope(
     // A literal, not a parameter: SQLite uses the partial ip_allocations_public_list_ix only when it can see it.
     ctx.tx.selectFrom('ip_allocations').where('ip_allocations.owner_kind', '=', sql.lit('publicip')),
     ctx.caller,
     scope,
     IP_COLS,
   );
+  let q = base;
   if (p.id) q = q.where('ip_allocations.uuid', '=', p.id);
   if (p.ipaddress)
     q = q
@@ -114,19 +115,11 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
   // else, every owner) are the zone's count kept by the database (0031's public_ip_zone_counts: a few rows, in
   // the same snapshot as the page); any other filter is a COUNT(*), on the same index on SQLite and MariaDB, on the
   // narrow ip_allocations_public_count_ix (0027) on PostgreSQL.
+  // Derived from the query itself, so that a filter added above can never be counted by the zone's counters.
   const wholeZone =
     zoneId !== undefined &&
     scope.kind === 'all' &&
-    !p.id &&
-    !p.ipaddress &&
-    !net &&
-    !p.vpcid &&
-    !p.vlanid &&
-    !p.state &&
-    p.issourcenat === undefined &&
-    p.isstaticnat === undefined &&
-    !p.keyword &&
-    !tagged;
+    q.compile().sql === base.where('ip_allocations.zone_id', '=', zoneId).compile().sql;
   const page = { limit, offset };
   const { rows: ids, total } = await pageWithTotal(
     page,
