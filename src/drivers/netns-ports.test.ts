@@ -12,7 +12,7 @@ import {
   portReplaceText,
   portRuleText,
   portState,
-} from './netns.js';
+} from './netns-ports.js';
 
 describe('netns driver: port rules in the guard chain sets', () => {
   const net = new TestNet();

@@ -19,7 +19,7 @@ import type {
 } from '../hosts/protocol.js';
 import { publicBridgeName, vmPortName } from '../hosts/protocol.js';
 import { leaseDirFor } from '../agent/lease-dir.js';
-import { PORT_TABLE_TEXT, portRuleText } from '../drivers/netns.js';
+import { PORT_TABLE_TEXT, portRuleText } from '../drivers/netns-ports.js';
 import { plugPublicVeths, unplugPublicVeths } from '../drivers/public-veths.js';
 import { routerAgentPid, startRouterAgent } from '../drivers/router-process.js';
 import { plugTransit, VPC_TRANSIT_IFNAME, type TransitPort } from '../drivers/netns-vpc.js';
