@@ -497,11 +497,10 @@ async function allocateOwn(store: Store, req: AllocateRequest): Promise<Allocati
 // settles races with other processes exactly as it does on PostgreSQL/MariaDB, so no transaction is needed
 // around a window read and the INSERT that follows it.
 //
-// Group commit. SQLite commits one transaction at a time and, with synchronous=FULL, pays one fsync per commit;
-// callers of one process that arrive in the same turn of the event loop (or while a commit is running) are
-// carried by one BEGIN IMMEDIATE transaction together (each in its own savepoint, so one caller's refusal does
-// not undo another's address) and all answered after its COMMIT: every allocation is still durable before its
-// caller hears of it.
+// Group commit. SQLite commits one transaction at a time; callers of one process that arrive in the same turn of
+// the event loop (or while a commit is running) are carried by one BEGIN IMMEDIATE transaction together (each in
+// its own savepoint, so one caller's refusal does not undo another's address) and all answered after its COMMIT
+// and the WAL's flush (src/store/sqlite-flush.ts): every allocation is durable before its caller hears of it.
 interface GroupJob {
   req: AllocateRequest;
   resolve(a: Allocation): void;
@@ -544,9 +543,14 @@ async function drainGroups(store: Store, conn: SqliteConnection, q: GroupQueue):
       if (group.length === 1) {
         const job = group[0] as GroupJob;
         try {
-          job.resolve(
-            await withRetries('allocating an address', () => allocateWith(lonePort(store, conn), job.req)),
+          const allocation = await withRetries('allocating an address', () =>
+            allocateWith(lonePort(store, conn), job.req),
           );
+          // Its statements ran on better-sqlite3 directly, past the driver that waits for the WAL's flush: the
+          // caller hears after that flush, and the next allocation need not wait for it.
+          const flushed = store.wal?.durable();
+          if (flushed) flushed.then(() => job.resolve(allocation), job.reject);
+          else job.resolve(allocation);
         } catch (e) {
           job.reject(e);
         }

@@ -24,6 +24,7 @@ import { ResumableMysqlDialect } from './resumable-mysql.js';
 import { FairSqliteDialect } from './fair-sqlite-dialect.js';
 import { ReconnectingDialect } from './reconnecting-dialect.js';
 import { preparedStatementName } from './prepared.js';
+import { WalFlush } from './sqlite-flush.js';
 
 export type DbKind = 'sqlite' | 'postgres' | 'mysql';
 
@@ -36,6 +37,12 @@ export interface Store {
    * Use it only while holding Kysely's connection (`db.connection().execute(...)`), which serialises it.
    */
   readonly sqlite?: SqliteConnection;
+  /**
+   * SQLite with `synchronous=FULL` (the default) on a file: the flush of the WAL that every commit waits for
+   * off the event loop (sqlite-flush.ts). Code that writes on `sqlite` directly awaits `wal.durable()` before
+   * telling anyone; everything through `db` already does.
+   */
+  readonly wal?: WalFlush;
   /**
    * PostgreSQL only: the pg pool under `db`, for a repository's one-statement fast path (named prepared
    * statements, which Kysely cannot use). Only for statements that are their own transaction.
@@ -120,6 +127,7 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
   const poolSize = options.poolSize ?? 10;
   let db: Kysely<Database>;
   let sqlite: SqliteConnection | undefined;
+  let wal: WalFlush | undefined;
   let pgPool: PgPool | undefined;
   let mysqlPool: MysqlPool | undefined;
   const statements = { count: 0 };
@@ -142,7 +150,11 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     // allocation"). Must come before the first write.
     conn.pragma(`page_size = ${settings.pageSize}`);
     conn.pragma('journal_mode = WAL');
-    conn.pragma(`synchronous = ${settings.sync}`);
+    // FULL on a file: SQLite's NORMAL (COMMIT writes the WAL, no flush) and our own flush of the WAL, off the
+    // event loop and shared by the commits made while one runs, that every caller waits for (sqlite-flush.ts):
+    // FULL's durability without the loop stopping for each fsync.
+    const ownFlush = settings.sync === 'FULL' && path !== ':memory:';
+    conn.pragma(`synchronous = ${ownFlush ? 'NORMAL' : settings.sync}`);
     conn.pragma('busy_timeout = 10000');
     // Checkpoints are where WAL mode pays its fsyncs (all of them under NORMAL); the default every 1,000 pages
     // costs about half the small-transaction commit rate (docs/benchmarks.md "IPAM allocation"). Every ~80 MiB
@@ -160,8 +172,9 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     // /24's; with 2 MiB 94% take none and the ratio is 1.0-1.4 (docs/benchmarks.md "IPAM allocation").
     conn.pragma(`cache_size = -${settings.cacheMib * 1024}`);
     conn.pragma('foreign_keys = ON');
+    if (ownFlush) wal = new WalFlush(conn, `${path}-wal`);
     db = new Kysely<Database>({
-      dialect: new FairSqliteDialect({ database: cachingStatements(conn) }),
+      dialect: new FairSqliteDialect({ database: cachingStatements(conn) }, undefined, wal),
       log,
     });
     sqlite = conn;
@@ -203,10 +216,14 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     url,
     db,
     sqlite,
+    wal,
     pg: pgPool,
     mysql: mysqlPool,
     statements,
-    close: () => db.destroy(),
+    close: async () => {
+      await wal?.close();
+      await db.destroy();
+    },
   };
 }
 
@@ -327,6 +344,9 @@ export async function migrateToLatest(store: Store, options: MigrateOptions = {}
   };
   if (store.kind === 'sqlite') {
     await sqliteImmediate(store, run);
+    // DDL changes no rows, which is what the flush counts commits by.
+    store.wal?.changed();
+    await store.wal?.durable();
   } else if (store.kind === 'mysql') {
     // A connection of its own (the migration lock is per session), closed again afterwards.
     const migrating = new Kysely<Database>({

@@ -13,6 +13,8 @@
 import { SqliteDialect } from 'kysely';
 import type { DatabaseConnection, Driver, SqliteDialectConfig } from 'kysely';
 import { DelegatingDriver } from './delegating-driver.js';
+import { WalFlushDriver } from './sqlite-flush.js';
+import type { WalFlush } from './sqlite-flush.js';
 
 /** Whether the event loop has turned lately: a setImmediate is armed at the first check after each turn. */
 export class LoopTurns {
@@ -37,15 +39,23 @@ export class LoopTurns {
   }
 }
 
-/** SQLite's dialect whose statements wait for the event loop's turn when it has had none for `maxBusyMs`. */
+/**
+ * SQLite's dialect whose statements wait for the event loop's turn when it has had none for `maxBusyMs`, and,
+ * given a WalFlush, whose callers wait for their commits' flush after handing the connection on (sqlite-flush.ts).
+ */
 export class FairSqliteDialect extends SqliteDialect {
   readonly turns: LoopTurns;
-  constructor(config: SqliteDialectConfig, maxBusyMs = 5) {
+  constructor(
+    config: SqliteDialectConfig,
+    maxBusyMs = 5,
+    private readonly wal?: WalFlush,
+  ) {
     super(config);
     this.turns = new LoopTurns(maxBusyMs);
   }
   override createDriver(): Driver {
-    return new FairDriver(super.createDriver(), this.turns);
+    const fair = new FairDriver(super.createDriver(), this.turns);
+    return this.wal ? new WalFlushDriver(fair, this.wal) : fair;
   }
 }
 
