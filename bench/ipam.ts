@@ -105,7 +105,10 @@ async function storageSettings(store: Store): Promise<Pick<Result, 'sync' | 'pag
     const pageBytes = Number(store.sqlite?.pragma('page_size', { simple: true }));
     const cache = Number(store.sqlite?.pragma('cache_size', { simple: true })); // < 0: KiB, > 0: pages
     return {
-      sync: ['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level),
+      // FULL is SQLite's NORMAL plus the store's own flush of the WAL before any caller is answered.
+      sync: store.wal
+        ? 'FULL (NORMAL + WAL flush off the loop)'
+        : (['OFF', 'NORMAL', 'FULL', 'EXTRA'][level] ?? String(level)),
       page_bytes: pageBytes,
       cache_mib: mib(cache < 0 ? -cache * 1024 : cache * pageBytes),
     };
