@@ -12,7 +12,14 @@ import { join } from 'node:path';
 import type { HostTemplateSpec, HostVmSpec } from '../../hosts/protocol.js';
 import { run } from '../../netns/exec.js';
 import type { BackendVm, VmBackend } from '../vm-backend.js';
-import { libvirtdPaths, libvirtdUri, startLibvirtd, stopLibvirtd, type LibvirtdPaths } from './libvirtd.js';
+import {
+  libvirtdPaths,
+  libvirtdUri,
+  lightenCpuCheck,
+  startLibvirtd,
+  stopLibvirtd,
+  type LibvirtdPaths,
+} from './libvirtd.js';
 import {
   domainSpecHash,
   kernelCmdline,
@@ -130,7 +137,11 @@ export class LibvirtBackend implements VmBackend {
   async start(): Promise<void> {
     await mkdir(this.vmsDir, { recursive: true });
     if (this.daemon) {
-      await startLibvirtd(this.daemon, { log: this.log, netns: this.opts.netns });
+      // Under TCG its own capabilities cache, so that each start reads the guest's CPU in 2 QMP calls, not 397
+      // (libvirtd.ts `lightenCpuCheck`); a KVM QEMU answers them fast enough.
+      const light = !this.opts.kvm;
+      const opts = { log: this.log, netns: this.opts.netns, lightCpuCheck: light };
+      await startLibvirtd(this.daemon, opts);
       // libvirtd probes QEMU's capabilities (~8 s here) on the first domain it starts: do it now, so the host's
       // first VM does not pay for it (the result is cached under the data dir for the next start).
       const t0 = Date.now();
@@ -141,6 +152,15 @@ export class LibvirtBackend implements VmBackend {
       this.log(
         `libvirt: QEMU capabilities ${r.code === 0 ? 'ready' : 'not probed'} in ${Date.now() - t0} ms`,
       );
+      // A daemon that probed QEMU itself (no cache to seed from), or one an older agent left running, read the
+      // flag: once more without it (its domains keep running across the restart).
+      if (light && (await lightenCpuCheck(this.daemon))) {
+        await stopLibvirtd(this.daemon);
+        await startLibvirtd(this.daemon, opts);
+        this.log(
+          `libvirt: libvirtd restarted to read its capabilities cache without cpu-unavailable-features`,
+        );
+      }
     } else {
       await this.virsh.run(['version'], 30_000);
       this.log(`libvirt: using ${this.virsh.uri}`);
