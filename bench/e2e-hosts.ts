@@ -15,7 +15,7 @@
  * the DHCP exchange and the lease's configuration). One JSON line per burst, like the netns driver's (bench/e2e.ts).
  *   npm run bench:e2e -- --driver hosts [--bursts 1,6] [--label TEXT] [--no-build]
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
@@ -68,6 +68,40 @@ function virshStart(agentOutput: string, domain: string): { begin: number; end: 
     if (Number.isFinite(end)) last = { begin: end - Number(m[2]), end };
   }
   return last;
+}
+
+/** A process's CPU time (user + system, ms) from /proc, NaN when it is gone. */
+function cpuMs(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // USER_HZ: 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+function pidFile(file: string): number | null {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return pid > 1 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Pids whose command line holds every one of `parts` (the host agents: `host-agent` and their data dir). */
+function pidsWith(parts: string[]): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (parts.every((p) => cmd.includes(p))) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }
 
 /**
@@ -169,6 +203,22 @@ export async function benchHosts(o: {
       await benchJob(c, 'stopVirtualMachine', { id: w.id }, 300_000);
       await sleep(1000);
       const loadBefore = loadavg();
+      // CPU of the control plane's processes over the burst (start → every guest held): the server, each host's
+      // agent (its node process: the `nsenter` wrapper's children) and its libvirtd.
+      const hosts = [...rig.byUuid.values()];
+      const side = {
+        server: [rig.server.pid],
+        agents: hosts.flatMap((h) =>
+          pidsWith(['host-agent', h.dataDir]).filter(
+            (p) => !/^nsenter/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8')),
+          ),
+        ),
+        libvirtd: hosts
+          .map((h) => pidFile(join(h.dataDir, 'libvirtd.pid')))
+          .filter((p): p is number => p !== null),
+      };
+      const cpuOf = (pids: number[]) => pids.reduce((a, p) => a + (cpuMs(p) || 0), 0);
+      const cpu0 = Object.fromEntries(Object.entries(side).map(([k, v]) => [k, cpuOf(v)]));
       const call: number[] = [];
       const returned: number[] = [];
       const started = Date.now();
@@ -193,19 +243,42 @@ export async function benchHosts(o: {
       // Until every guest's console shows its lease: the address the API gave it, checked.
       const done = new Map<
         number,
-        { at: number; guestBootMs: number; initS?: number; dhcpS?: number; leaseS: number }
+        {
+          at: number;
+          guestBootMs: number;
+          initS?: number;
+          dhcpS?: number;
+          leaseS: number;
+          /** QEMU's CPU time when the guest's clock began (the last sample before) and at the lease seen. */
+          qemuAtClockMs?: number;
+          qemuAtLeaseMs: number;
+        }
       >();
+      // Each guest's QEMU CPU time, sampled at every poll: what it had used when the guest's clock began.
+      const qemuSamples = results.map(() => [] as [number, number][]);
+      const qemuPid = (i: number) => {
+        const { vm } = results[i]!;
+        const h = hostOf(vm.hostid);
+        return pidFile(join(h.dataDir, 'run', 'qemu', `${h.prefix}${vm.instancename}.pid`));
+      };
       while (done.size < n) {
         if (Date.now() - started > 300_000)
           throw new Error(`only ${done.size} of ${n} guests leased after 300 s`);
         for (const [i, { vm }] of results.entries()) {
           if (done.has(i)) continue;
+          const qp = qemuPid(i);
+          const qc = qp ? cpuMs(qp) : NaN;
+          if (Number.isFinite(qc)) qemuSamples[i]!.push([Date.now(), qc]);
           const g = parseGuestConsole(consoleOf(hostOf(vm.hostid), vm.instancename));
           if (!g.lease || g.leaseUptime === undefined) continue;
           if (g.lease.ip !== vm.nic[0].ipaddress)
             throw new Error(`${vm.name} leased ${g.lease.ip}, the API says ${vm.nic[0].ipaddress}`);
+          const at = Date.now();
+          const zero = at - g.leaseUptime * 1000;
           done.set(i, {
-            at: Date.now(),
+            at,
+            qemuAtClockMs: qemuSamples[i]!.filter(([t]) => t <= zero).pop()?.[1],
+            qemuAtLeaseMs: qc,
             guestBootMs: Math.round(g.leaseUptime * 1000),
             initS: g.initUptime,
             dhcpS: g.dhcpUptime,
@@ -215,6 +288,9 @@ export async function benchHosts(o: {
         await sleep(50);
       }
       const loadAfter = loadavg();
+      const cpuBurst = Object.fromEntries(
+        Object.entries(side).map(([k, v]) => [k, Math.round((cpuOf(v) - cpu0[k]!) / n)]),
+      );
       const seen = new Set<string>();
       for (const { vm } of results) {
         if (seen.has(vm.nic[0].ipaddress)) throw new Error(`${vm.nic[0].ipaddress} given twice`);
@@ -298,6 +374,14 @@ export async function benchHosts(o: {
           stagesMedianMs: stages,
           guestStagesMedianMs: guestStages,
           vmsPerHost: Object.fromEntries([...perHost].sort()),
+          // CPU per VM (ms): its QEMU's until its guest's clock began (libvirt's start, the firmware, the kernel's
+          // set-up; the last 50 ms poll before) and until its lease (medians), and the server's, the host
+          // agents' and their libvirtds' over the burst (start → every guest held) divided by the burst's VMs.
+          cpuPerVmMs: {
+            qemuToClock: stage((i) => done.get(i)!.qemuAtClockMs),
+            qemuToLease: stage((i) => done.get(i)!.qemuAtLeaseMs),
+            ...cpuBurst,
+          },
           templateCache,
           kernel: t.kernel ?? 'bzImage',
           load: [loadBefore, loadAfter],

@@ -2,8 +2,8 @@
 import type { VmNicRuntime } from './types.js';
 
 /**
- * The bridge-family table whose `ports` map sends each VM port's frames to its rules: one chain per port
- * (`portRuleText`, the host agent's), or the shared `guard` chain (`GUARD_TEXT`, the netns driver's).
+ * The bridge-family table whose `ports` map sends each VM port's frames to its rules: the shared `guard` chain
+ * (`GUARD_TEXT`, the netns driver's and the host agent's), or an older build's chain per port (`portRuleText`).
  */
 export const PORT_TABLE_TEXT = `table bridge stacknet {
   map ports { type ifname : verdict; }
@@ -61,8 +61,9 @@ function antiSpoofRules(not: {
 
 /**
  * The nftables text for one VM port's chain `p_<port>` (bridge family, forward hook, frames the guest sends):
- * `antiSpoofRules` with the port's MAC and addresses written into them. Used by the host agent; its cost grows
- * with the ruleset (nft loads every chain's rules for each transaction), which the netns driver's sets avoid.
+ * `antiSpoofRules` with the port's MAC and addresses written into them. What older builds of the netns driver and
+ * the host agent wrote (`portReplaceText` replaces such a chain by the sets); its cost grew with the ruleset (nft
+ * loads every chain's rules for each transaction), which the sets avoid.
  */
 export function portRuleText(
   nic: Pick<VmNicRuntime, 'id' | 'mac' | 'ipv4s' | 'ipv6'>,
@@ -136,22 +137,50 @@ export function elementsText(verb: 'add' | 'delete', elements: { set: string; el
 }
 
 /**
- * The nft text that takes away everything port `n<nic id>` has in the table's listing (`nft list table bridge
- * stacknet`: its set elements, its `ports` element, the chain of its own an older build made) and, unless
- * `remove`, puts in what `portElements` says: one transaction, so the port is never without its rules in between.
+ * The nft text that takes away everything port `port` (default the netns driver's `n<nic id>`; a host agent's is
+ * `vn<nic id>`) has in the table's listing (`nft list table bridge stacknet`: its set elements, its `ports`
+ * element, the chain of its own an older build made) and, unless `remove`, puts in what `portElements` says: one
+ * transaction, so the port is never without its rules in between.
  */
 export function portReplaceText(
   listed: string,
   nic: Pick<VmNicRuntime, 'id' | 'mac' | 'ipv4s' | 'ipv6'>,
   remove = false,
+  port = `n${nic.id}`,
 ): string {
-  const port = `n${nic.id}`;
+  return portRemoveText(listed, port) + (remove ? '' : elementsText('add', portElements(nic, port)));
+}
+
+/** The nft text that takes away everything port `port` has in the table's listing (see `portReplaceText`). */
+export function portRemoveText(listed: string, port: string): string {
   const have = portState(listed, port);
   return (
-    elementsText('delete', have.elements) +
-    (have.ownChain ? `delete chain bridge stacknet p_${port}\n` : '') +
-    (remove ? '' : elementsText('add', portElements(nic, port)))
+    elementsText('delete', have.elements) + (have.ownChain ? `delete chain bridge stacknet p_${port}\n` : '')
   );
+}
+
+/** True when the listing has port `port` exactly as `portElements` puts it: its elements, no others, no own chain. */
+export function portInPlace(
+  listed: string,
+  nic: Pick<VmNicRuntime, 'id' | 'mac' | 'ipv4s' | 'ipv6'>,
+  port = `n${nic.id}`,
+): boolean {
+  const have = portState(listed, port);
+  const key = (e: { set: string; element: string }) => `${e.set} ${e.element}`;
+  const want = portElements(nic, port).map(key).sort();
+  const got = have.elements.map(key).sort();
+  return !have.ownChain && want.length === got.length && want.every((w, i) => w === got[i]);
+}
+
+/** The ports the listing's `ports` map has an element for. */
+export function listedPorts(listed: string): string[] {
+  const m = /\n\tmap ports \{([\s\S]*?)\n\t\}/.exec(listed);
+  return m ? [...m[1]!.matchAll(/"([A-Za-z0-9_-]+)" : jump/g)].map((x) => x[1]!) : [];
+}
+
+/** True when the listing has the `guard` chain (`GUARD_TEXT`). */
+export function hasGuard(listed: string): boolean {
+  return /\n\tchain guard \{/.test(listed);
 }
 
 /**

@@ -2,13 +2,13 @@
  * Converges a host to its HostDesiredState, level-based: guest networks (bridges on VLAN sub-interfaces or
  * VXLAN devices), routers (namespaces running `stacknet router-agent`, eth0 on the guest bridge, eth1 on the
  * host-local control bridge, eth2, eth3... on the public bridges of the public traffic label), VMs through their
- * backend, and each VM port's anti-spoofing chain
- * (`portRuleText`, bridge family, in the agent's own namespace). Whatever the state names is made or repaired;
+ * backend, and each VM port's anti-spoofing (the netns driver's `guard` chain and its sets keyed by the port,
+ * drivers/netns-ports.ts: bridge family, in the agent's own namespace). Whatever the state names is made or repaired;
  * whatever this agent made that the state no longer names is removed. A failing item is quarantined in the
  * result's `errors` and never blocks the others. Everything made is listed in created.json (created.ts).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
   HostDesiredState,
@@ -19,7 +19,15 @@ import type {
 } from '../hosts/protocol.js';
 import { publicBridgeName, vmPortName } from '../hosts/protocol.js';
 import { leaseDirFor } from '../agent/lease-dir.js';
-import { PORT_TABLE_TEXT, portRuleText } from '../drivers/netns-ports.js';
+import {
+  GUARD_TEXT,
+  PORT_TABLE_TEXT,
+  hasGuard,
+  listedPorts,
+  portInPlace,
+  portRemoveText,
+  portReplaceText,
+} from '../drivers/netns-ports.js';
 import { plugPublicVeths, unplugPublicVeths } from '../drivers/public-veths.js';
 import { routerAgentPid, startRouterAgent } from '../drivers/router-process.js';
 import { plugTransit, VPC_TRANSIT_IFNAME, type TransitPort } from '../drivers/netns-vpc.js';
@@ -96,11 +104,15 @@ export class HostConverger {
   readonly created: Created;
   /** The control bridge: `h<4 hex of the prefix>ctl`, so two agents with other prefixes on one machine differ. */
   readonly controlBridge: string;
-  private readonly portsFile: string;
   /** The desired state's control network, else the option. */
   private controlCidr: string;
   /** Per VM, its last backend call: a pass and `ensureNewVms` never work on one VM at once. */
   private readonly vmQueues = new Map<string, Promise<unknown>>();
+  /**
+   * Whether this agent wrote `GUARD_TEXT` yet: once per agent process (a newer build's rules replace an older
+   * one's, as the netns driver does at each start), and whenever the chain is missing.
+   */
+  private guardWritten = false;
   /** Templates fetched (or being fetched) ahead of use, per backend (`prefetchTemplates`). */
   private readonly prefetched = new Set<string>();
   readonly deadlines: ItemDeadlines;
@@ -113,7 +125,6 @@ export class HostConverger {
       .update(o.prefix || 'stacknet')
       .digest('hex')
       .slice(0, 4)}ctl`;
-    this.portsFile = join(o.dataDir, 'ports.json');
     this.controlCidr = o.controlCidr;
     this.deadlines = { ...DEFAULT_DEADLINES, ...deadlinesFromEnv(), ...o.deadlines };
     this.items = new BoundedItems(o.log);
@@ -241,10 +252,10 @@ export class HostConverger {
         );
 
     const vmErrors = new Map<string, string>();
-    const ports = new Map<string, string>();
-    for (const vm of d.vms) for (const nic of vm.nics) ports.set(vmPortName(nic.id), portText(nic));
-    // The ports' rules before the VMs: a chain is keyed by the port's name, so it is in force the moment the
-    // backend makes the port, and a booting guest never sends a frame its rules do not see.
+    const ports = new Map<string, HostVmNicSpec>();
+    for (const vm of d.vms) for (const nic of vm.nics) ports.set(vmPortName(nic.id), nic);
+    // The ports' rules before the VMs: the elements are keyed by the port's name, so they are in force the moment
+    // the backend makes the port, and a booting guest never sends a frame its rules do not see.
     await this.ensurePorts(
       ports,
       errors,
@@ -379,14 +390,23 @@ export class HostConverger {
       for (let vm = queue.shift(); vm; vm = queue.shift()) {
         const v = vm;
         try {
-          // Its ports' rules first (as a pass does); no rules, no early start. Add-only and idempotent, so a pass
-          // writing the same chains meanwhile is harmless; the next pass records them in ports.json.
+          // Its ports' rules first (as a pass does); no rules, no early start. Each port's elements replaced from
+          // the table as listed now, in one transaction; the pass after checks them against its own listing.
           await this.bounded(
             `vm:${v.instanceName}`,
             `vm ${v.instanceName} (started early)`,
             this.deadlines.vm,
             async () => {
-              if (v.nics.length) await this.nft(v.nics.map(portText).join(''));
+              if (v.nics.length) {
+                const listed = await this.listPorts();
+                if (listed === null || !hasGuard(listed))
+                  throw new Error('the ports table or its guard chain is not there yet');
+                const text = v.nics
+                  .filter((n) => !portInPlace(listed, n, vmPortName(n.id)))
+                  .map((n) => portReplaceText(listed, n, false, vmPortName(n.id)))
+                  .join('');
+                if (text) await this.nft(text);
+              }
               await this.onVm(v.instanceName, () => this.o.backends.get(v.backend)!.ensure(v, bridges));
             },
           );
@@ -401,73 +421,73 @@ export class HostConverger {
     return ensured;
   }
 
+  /** The agent's bridge table as `nft list table bridge stacknet` prints it, or null when there is none. */
+  private async listPorts(): Promise<string | null> {
+    const r = await exec(['nft', 'list', 'table', 'bridge', 'stacknet']);
+    return r.code === 0 ? r.stdout : null;
+  }
+
   /**
-   * Each VM port's chain, applied when it is missing from the ports map or its text changed since this agent
-   * applied it (ports.json): a restarted agent keeps the chains and their counters. One `nft -f` for all the
-   * changes; a batch that fails is applied port by port so one bad port cannot block the others. Ports no spec
-   * names lose their chain.
+   * Each VM port's anti-spoofing, level-based from the table as listed: a port whose elements in the `guard`
+   * chain's sets (and its `ports` map element) are not exactly what its NIC says, or that still has an older
+   * agent's chain of its own, is replaced in place (`portReplaceText`). One `nft -f` for all the changes; a batch
+   * that fails is applied port by port so one bad port cannot block the others. Ports no spec names lose their
+   * elements. The table and `guard` are made when missing (after the control bridge: measured by the netns driver,
+   * a bridge-family base chain made before any bridge exists never sees traffic).
    */
   private async ensurePorts(
-    want: Map<string, string>,
+    want: Map<string, HostVmNicSpec>,
     errors: Errors,
-    /** Ports a newer state names (asked after the listing, so a chain written early meanwhile is kept). */
+    /** Ports a newer state names (asked after the listing, so elements written early meanwhile are kept). */
     keepPorts: () => ReadonlySet<string> = () => new Set(),
   ): Promise<void> {
-    let applied: Record<string, string> = {};
-    try {
-      applied = JSON.parse(readFileSync(this.portsFile, 'utf8')) as Record<string, string>;
-    } catch {
-      /* none yet */
-    }
-    const listed = await exec(['nft', '-j', 'list', 'map', 'bridge', 'stacknet', 'ports']);
-    const hooked = new Set<string>();
-    if (listed.code !== 0) {
-      // Made after the control bridge: measured by the netns driver, a bridge-family base chain made before any
-      // bridge exists never sees traffic.
+    let listed = await this.listPorts();
+    if (listed === null || !hasGuard(listed) || !this.guardWritten) {
       this.created.update((x) => (x.nftTable = true));
-      await this.nft(PORT_TABLE_TEXT).catch((e: Error) =>
-        errors.push({ what: 'nftables table bridge stacknet', message: e.message }),
-      );
-    } else {
-      const j = JSON.parse(listed.stdout) as { nftables: { map?: { elem?: [string, unknown][] } }[] };
-      for (const m of j.nftables) for (const [k] of m.map?.elem ?? []) hooked.add(k);
-    }
-    const hash = (t: string) => createHash('sha256').update(t).digest('hex').slice(0, 16);
-    const todo = [...want].filter(([port, text]) => !hooked.has(port) || applied[port] !== hash(text));
-    const save = () => writeFileSync(this.portsFile, JSON.stringify(applied));
-    if (todo.length) {
-      const ok = await this.nft(todo.map(([, t]) => t).join('')).then(
+      const made = await this.nft(listed === null ? PORT_TABLE_TEXT + GUARD_TEXT : GUARD_TEXT).then(
         () => true,
-        () => false,
+        (e: Error) => (errors.push({ what: 'nftables table bridge stacknet', message: e.message }), false),
       );
-      for (const [port, text] of todo) {
-        if (!ok) {
-          const e = await this.nft(text).then(
-            () => null,
-            (x: Error) => x,
-          );
-          if (e) {
-            errors.push({ what: `port ${port} rules`, message: e.message });
-            delete applied[port];
-            continue;
-          }
-        }
-        applied[port] = hash(text);
-      }
-      save();
+      if (!made) return;
+      this.guardWritten = true;
+      listed = (await this.listPorts()) ?? '';
     }
-    const keep = keepPorts();
-    for (const port of hooked)
-      if (/^vn\d+$/.test(port) && !want.has(port) && !keep.has(port)) {
-        await this.nft(
-          `delete element bridge stacknet ports { "${port}" }\ndelete chain bridge stacknet p_${port}\n`,
-        )
-          .then(() => {
-            delete applied[port];
-            save();
-          })
-          .catch((e: Error) => errors.push({ what: `port ${port} rules (removing)`, message: e.message }));
+    // The text is made from a listing; an early start (`ensureNewVms`) may change a port between that listing and
+    // the `nft -f` (a delete of an element already gone fails the whole transaction): then once more from a fresh
+    // listing, port by port, so one bad port cannot block the others.
+    const apply = async (
+      items: string[],
+      text: (l: string, item: string) => string,
+      what: (item: string) => string,
+    ) => {
+      const l0 = listed!;
+      const all = items.map((i) => text(l0, i)).join('');
+      if (
+        !all ||
+        (await this.nft(all).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return;
+      const l1 = (await this.listPorts()) ?? '';
+      for (const i of items) {
+        const t = text(l1, i);
+        if (t) await this.nft(t).catch((e: Error) => errors.push({ what: what(i), message: e.message }));
       }
+    };
+    await apply(
+      [...want.keys()],
+      (l, port) =>
+        portInPlace(l, want.get(port)!, port) ? '' : portReplaceText(l, want.get(port)!, false, port),
+      (port) => `port ${port} rules`,
+    );
+    const keep = keepPorts();
+    await apply(
+      listedPorts(listed).filter((port) => /^vn\d+$/.test(port) && !want.has(port) && !keep.has(port)),
+      (l, port) => portRemoveText(l, port),
+      (port) => `port ${port} rules (removing)`,
+    );
   }
 
   /**
@@ -689,6 +709,7 @@ export class HostConverger {
     for (const [bridge, rec] of Object.entries(c.publicBridges)) await removePublicBridge({ bridge, ...rec });
     for (const l of c.links) await deleteLink(l);
     if (c.nftTable) await exec(['nft', 'delete', 'table', 'bridge', 'stacknet']);
+    // ports.json: what older agents kept of their per-port chains.
     for (const f of ['created.json', 'ports.json'])
       if (existsSync(join(this.o.dataDir, f))) rmSync(join(this.o.dataDir, f));
     rmSync(join(this.o.dataDir, 'routers'), { recursive: true, force: true });
@@ -707,8 +728,4 @@ const transitOuterName = (routerId: number) => `ht${routerId}`;
 /** The host end of a router's public interface `eth<N>`: `hp<router id>e<N>`. */
 export function publicPortName(routerId: number, ifname: string): string {
   return `hp${routerId}e${ifname.replace(/^eth/, '')}`;
-}
-
-function portText(nic: HostVmNicSpec): string {
-  return portRuleText(nic, vmPortName(nic.id));
 }

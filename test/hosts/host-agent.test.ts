@@ -31,6 +31,7 @@ import {
   tcpGreeterArgv,
   tcpProbe,
 } from '../../src/netns/index.js';
+import { portInPlace, portRemoveText, portRuleText, portState } from '../../src/drivers/netns-ports.js';
 import { HostLab, PUBLIC_LABEL, type LabHost } from './host-lab.js';
 
 const lab = new HostLab();
@@ -271,12 +272,16 @@ test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restar
   });
   assert.match(await con.text(), new RegExp(`ip=${CIDR}.11`));
 
-  // A VM sending from an address that is not its own is dropped on its host, and counted.
+  // A VM sending from an address that is not its own is dropped on its host, and counted: its port's MAC and
+  // addresses are elements of the guard chain's sets, as the netns driver has them (drivers/netns-ports.ts).
   const portA = vmPortName(vmA.nics[0]!.id);
-  const before = (await chainCounters(A.ns, 'stacknet', `p_${portA}`)).get('source ip') ?? 0;
+  const portsOfA = async () =>
+    (await exec(['ip', 'netns', 'exec', A.ns, 'nft', 'list', 'table', 'bridge', 'stacknet'])).stdout;
+  assert.ok(portInPlace(await portsOfA(), vmA.nics[0]!, portA), await portsOfA());
+  const before = (await chainCounters(A.ns, 'stacknet', 'guard')).get('source ip') ?? 0;
   await run(['ip', '-n', vmNs(A, vmA), 'addr', 'add', `${CIDR}.99/32`, 'dev', 'eth0']);
   assert.equal(await pings(vmNs(A, vmA), `${CIDR}.12`, `${CIDR}.99`), false, 'spoofed ping answered');
-  const dropped = (await chainCounters(A.ns, 'stacknet', `p_${portA}`)).get('source ip') ?? 0;
+  const dropped = (await chainCounters(A.ns, 'stacknet', 'guard')).get('source ip') ?? 0;
   assert.ok(dropped > before, `source ip drops ${before} -> ${dropped}`);
   await run(['ip', '-n', vmNs(A, vmA), 'addr', 'del', `${CIDR}.99/32`, 'dev', 'eth0']);
 
@@ -285,6 +290,11 @@ test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restar
   const history = await leaseHistory(vmNs(A, vmA), 'eth0');
   A.agent!.child.kill('SIGKILL');
   await A.agent!.exited;
+  // Meanwhile its port is as an older agent left it, a chain of its own: the restarted agent moves it to the sets.
+  await run(['ip', 'netns', 'exec', A.ns, 'nft', '-f', '-'], {
+    input: portRemoveText(await portsOfA(), portA) + portRuleText(vmA.nics[0]!, portA),
+  });
+  assert.equal(portState(await portsOfA(), portA).target, `p_${portA}`);
   await run([
     'ip',
     'netns',
@@ -315,6 +325,11 @@ test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restar
     udhcpcPid,
   );
   assert.deepEqual(await leaseHistory(vmNs(A, vmA), 'eth0'), history, 'no new lease after the restart');
+  await eventually(async () => assert.ok(portInPlace(await portsOfA(), vmA.nics[0]!, portA)), {
+    timeoutMs: 15_000,
+    what: "restarted agent A replaces the older agent's chain of the VM's port by the sets",
+  });
+  assert.doesNotMatch(await portsOfA(), new RegExp(`chain p_${portA} `));
   assert.equal(lab.registrations.get('host-A'), 1, 'a restarted agent does not register again');
 
   // Host C's public bridge deleted under its running agent: made again, the label and router port back on it.

@@ -71,6 +71,17 @@ describe('libvirt domain render: golden files', () => {
   it('kernel-initrd template, QEMU emulation, two NICs', () => {
     golden(testdata, 'kernel-initrd-tcg.xml', renderDomainXml(kernelInitrd()));
   });
+  it('kernel-initrd template booted by qboot instead of SeaBIOS', () => {
+    const k = kernelInitrd();
+    golden(
+      testdata,
+      'kernel-initrd-qboot.xml',
+      renderDomainXml({
+        ...k,
+        boot: { ...k.boot, firmware: '/usr/share/qemu/qboot.rom' } as DomainInput['boot'],
+      }),
+    );
+  });
   it('qcow2 template with its overlay, KVM, a domain name prefix', () => {
     golden(testdata, 'qcow2-kvm.xml', renderDomainXml(qcow2Kvm()));
   });
@@ -91,6 +102,7 @@ describe('libvirt domain render: rules', () => {
       { ...base, vm: { ...base.vm, memoryMiB: 512 } },
       { ...base, vm: { ...base.vm, cpus: 1 } },
       { ...base, kvm: true },
+      { ...base, boot: { ...base.boot, firmware: '/usr/share/qemu/qboot.rom' } as DomainInput['boot'] },
       { ...base, bridges: new Map([...bridges, [3, 'brvl101']]) },
       { ...base, vm: { ...base.vm, nics: base.vm.nics.slice(1) } },
     ];

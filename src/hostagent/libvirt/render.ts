@@ -18,7 +18,17 @@ export const metadataNamespace = 'https://stacknet.dev/xmlns/libvirt-vm/1';
 export const kernelCmdline = 'console=ttyS0 quiet';
 
 export type DomainBoot =
-  | { kind: 'kernel-initrd'; kernel: string; initrd: string; cmdline: string }
+  | {
+      kind: 'kernel-initrd';
+      kernel: string;
+      initrd: string;
+      cmdline: string;
+      /**
+       * The firmware ROM QEMU runs instead of its default SeaBIOS (`-bios`), e.g. qboot: see `firmwareFor` in
+       * index.ts for when the backend picks it.
+       */
+      firmware?: string;
+    }
   /** A qcow2 template: the VM's own overlay on top of the cached template (the backend creates it). */
   | { kind: 'disk'; path: string };
 
@@ -84,6 +94,7 @@ export function renderDomainXml(input: DomainInput): string {
   add(2, '<os>');
   add(4, "<type arch='x86_64'>hvm</type>");
   if (boot.kind === 'kernel-initrd') {
+    if (boot.firmware) add(4, `<loader readonly='yes' type='rom'>${e(boot.firmware)}</loader>`);
     add(4, `<kernel>${e(boot.kernel)}</kernel>`);
     add(4, `<initrd>${e(boot.initrd)}</initrd>`);
     add(4, `<cmdline>${e(boot.cmdline)}</cmdline>`);
