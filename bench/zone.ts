@@ -10,12 +10,14 @@
  *                         [--dir /var/tmp/stacknet-bench-zone] [--calls 30] [--rounds 1] [--baseline <dir>]
  *                         [--refill] [--fill-only] [--start-timeout 120] [--pass-timeout 600] [--no-build]
  *                         [--server-node-options '--max-old-space-size=256'] [--memory-split]
- *                         [--server-env STACKNET_HEAP_GROWING_PERCENT=0 ...]
+ *                         [--server-env STACKNET_HEAP_GROWING_PERCENT=0 ...] [--heap-snapshot]
  * Each start is followed from spawn: the server's peak RSS and the list latency while the reconciler's start-up
  * pass pushes every router (phase "startup pass"), then the settled RSS and the list round.
  * `--memory-split` loads a probe into the measured server (`--require`, `--expose-gc`): after start and after the
  * list round it reports where the RSS is (V8 heap used/committed by space, external and array buffers, malloc'd
  * by V8, anonymous and file-backed RSS), and after the list round again after a full GC (the live set).
+ * `--heap-snapshot` (with `--memory-split`) then has the server write a V8 heap snapshot of that live set to
+ * `<dir>/<variant>-<round>.heapsnapshot`; `node --import tsx bench/zone-heap.ts <file>` says what holds it.
  * Prints one JSON object per line.
  */
 import { spawnSync } from 'node:child_process';
@@ -59,6 +61,8 @@ let passTimeout = 600;
 let serverNodeOptions = '';
 /** Load a probe into the measured servers that reports their memory split (V8 heap, external, malloc, RSS). */
 let memorySplit = false;
+/** After the list round, a heap snapshot of the measured server (needs the probe: `--memory-split`). */
+let heapSnapshot = false;
 /** Environment of the measured servers (e.g. STACKNET_HEAP_GROWING_PERCENT=0: V8's own heap growing). */
 const serverEnv: Record<string, string> = {};
 parseArgs(process.argv.slice(2), usage, (flag, value) => {
@@ -76,6 +80,7 @@ parseArgs(process.argv.slice(2), usage, (flag, value) => {
   else if (flag === '--pass-timeout') passTimeout = Number(value());
   else if (flag === '--server-node-options') serverNodeOptions = value();
   else if (flag === '--memory-split') memorySplit = true;
+  else if (flag === '--heap-snapshot') heapSnapshot = memorySplit = true;
   else if (flag === '--server-env') {
     const [k, ...v] = value().split('=');
     serverEnv[k!] = v.join('=');
@@ -156,14 +161,26 @@ const report = (gc) => {
 };
 process.on('SIGUSR2', () => report(false));
 process.on('SIGWINCH', () => report(true));
+process.on('SIGURG', () => {
+  const file = v8.writeHeapSnapshot(process.env.STACKNET_BENCH_HEAP_SNAPSHOT);
+  fs.appendFileSync(process.env.STACKNET_BENCH_PROBE_OUT, JSON.stringify({ heap_snapshot: file }) + '\\n');
+});
 `;
 
-/** The server's memory split (the probe's answer to a signal), or undefined without `--memory-split`. */
-async function splitOf(pid: number, out: string, gc: boolean): Promise<Record<string, unknown> | undefined> {
+/**
+ * The server's memory split (the probe's answer to a signal), or undefined without `--memory-split`; with
+ * `snapshot`, the probe's answer once it has written a heap snapshot.
+ */
+async function splitOf(
+  pid: number,
+  out: string,
+  gc: boolean,
+  snapshot = false,
+): Promise<Record<string, unknown> | undefined> {
   if (!memorySplit) return undefined;
   const before = existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).length : 0;
-  process.kill(pid, gc ? 'SIGWINCH' : 'SIGUSR2');
-  for (let i = 0; i < 200; i++) {
+  process.kill(pid, snapshot ? 'SIGURG' : gc ? 'SIGWINCH' : 'SIGUSR2');
+  for (let i = 0; i < (snapshot ? 3000 : 200); i++) {
     await sleep(100);
     const lines = existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : [];
     if (lines.length > before) return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
@@ -319,6 +336,9 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
         STACKNET_DATA_DIR: dataDir,
         ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
         ...(memorySplit ? { STACKNET_BENCH_PROBE_OUT: probeOut } : {}),
+        ...(heapSnapshot
+          ? { STACKNET_BENCH_HEAP_SNAPSHOT: join(dir, `${variant}-${round}.heapsnapshot`) }
+          : {}),
         ...serverEnv,
       },
       [],
@@ -436,6 +456,8 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
       memory: await splitOf(server.pid, probeOut, true),
       load: uptime(),
     });
+    if (heapSnapshot)
+      emit({ phase: 'heap snapshot', ...tags, ...(await splitOf(server.pid, probeOut, false, true)) });
   } finally {
     pass.stop();
     await server.stop();
