@@ -95,8 +95,10 @@ export class StringList {
         units = grown;
       }
       for (let u = shared; u < len; u++) units[u] = varint();
-      // UTF-16 as it is (no validation: a lone surrogate stays one).
-      yield Buffer.from(units.buffer, 0, len * 2).toString('ucs2');
+      // The code units as they are (no validation: a lone surrogate stays one).
+      yield len <= 4096
+        ? String.fromCharCode.apply(null, units.subarray(0, len) as unknown as number[])
+        : Buffer.from(units.buffer, 0, len * 2).toString('ucs2');
     }
   }
 
