@@ -129,6 +129,13 @@ function memoryOf(pid: number): { rss_mb: number; hwm_mb: number } {
   return { rss_mb: Math.round(kb('VmRSS') / 102.4) / 10, hwm_mb: Math.round(kb('VmHWM') / 102.4) / 10 };
 }
 
+/** The process's user + system CPU time in ms (/proc/<pid>/stat, in clock ticks of 10 ms). */
+function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -417,6 +424,7 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
       const lat: number[] = [];
       let count: unknown;
       let failed = 0;
+      const cpu0 = cpuMsOf(server.pid);
       for (let i = 0; i < calls; i++) {
         const t = performance.now();
         // No answer at all (undici gives up on headers after 300 s) is a failed call, not the end of the run.
@@ -447,6 +455,8 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
         p50_ms: r1(quantile(lat, 0.5)),
         p99_ms: r1(quantile(lat, 0.99)),
         max_ms: r1(Math.max(...lat)),
+        // The server's CPU over the calls, per call (what the load moves least; ticks of 10 ms, so a mean).
+        server_cpu_ms_per_call: r1((cpuMsOf(server.pid) - cpu0) / Math.max(1, calls)),
       });
     }
     emit({
