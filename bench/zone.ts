@@ -10,12 +10,14 @@
  *                         [--dir /var/tmp/stacknet-bench-zone] [--calls 30] [--rounds 1] [--baseline <dir>]
  *                         [--refill] [--fill-only] [--start-timeout 120] [--pass-timeout 600] [--no-build]
  *                         [--server-node-options '--max-old-space-size=256'] [--memory-split]
- *                         [--server-env STACKNET_HEAP_GROWING_PERCENT=0 ...]
+ *                         [--server-env STACKNET_HEAP_GROWING_PERCENT=0 ...] [--heap-snapshot]
  * Each start is followed from spawn: the server's peak RSS and the list latency while the reconciler's start-up
  * pass pushes every router (phase "startup pass"), then the settled RSS and the list round.
  * `--memory-split` loads a probe into the measured server (`--require`, `--expose-gc`): after start and after the
  * list round it reports where the RSS is (V8 heap used/committed by space, external and array buffers, malloc'd
  * by V8, anonymous and file-backed RSS), and after the list round again after a full GC (the live set).
+ * `--heap-snapshot` (with `--memory-split`) then has the server write a V8 heap snapshot of that live set to
+ * `<dir>/<variant>-<round>.heapsnapshot`; `node --import tsx bench/zone-heap.ts <file>` says what holds it.
  * Prints one JSON object per line.
  */
 import { spawnSync } from 'node:child_process';
@@ -59,6 +61,8 @@ let passTimeout = 600;
 let serverNodeOptions = '';
 /** Load a probe into the measured servers that reports their memory split (V8 heap, external, malloc, RSS). */
 let memorySplit = false;
+/** After the list round, a heap snapshot of the measured server (needs the probe: `--memory-split`). */
+let heapSnapshot = false;
 /** Environment of the measured servers (e.g. STACKNET_HEAP_GROWING_PERCENT=0: V8's own heap growing). */
 const serverEnv: Record<string, string> = {};
 parseArgs(process.argv.slice(2), usage, (flag, value) => {
@@ -76,6 +80,7 @@ parseArgs(process.argv.slice(2), usage, (flag, value) => {
   else if (flag === '--pass-timeout') passTimeout = Number(value());
   else if (flag === '--server-node-options') serverNodeOptions = value();
   else if (flag === '--memory-split') memorySplit = true;
+  else if (flag === '--heap-snapshot') heapSnapshot = memorySplit = true;
   else if (flag === '--server-env') {
     const [k, ...v] = value().split('=');
     serverEnv[k!] = v.join('=');
@@ -124,6 +129,13 @@ function memoryOf(pid: number): { rss_mb: number; hwm_mb: number } {
   return { rss_mb: Math.round(kb('VmRSS') / 102.4) / 10, hwm_mb: Math.round(kb('VmHWM') / 102.4) / 10 };
 }
 
+/** The process's user + system CPU time in ms (/proc/<pid>/stat, in clock ticks of 10 ms). */
+function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -156,14 +168,26 @@ const report = (gc) => {
 };
 process.on('SIGUSR2', () => report(false));
 process.on('SIGWINCH', () => report(true));
+process.on('SIGURG', () => {
+  const file = v8.writeHeapSnapshot(process.env.STACKNET_BENCH_HEAP_SNAPSHOT);
+  fs.appendFileSync(process.env.STACKNET_BENCH_PROBE_OUT, JSON.stringify({ heap_snapshot: file }) + '\\n');
+});
 `;
 
-/** The server's memory split (the probe's answer to a signal), or undefined without `--memory-split`. */
-async function splitOf(pid: number, out: string, gc: boolean): Promise<Record<string, unknown> | undefined> {
+/**
+ * The server's memory split (the probe's answer to a signal), or undefined without `--memory-split`; with
+ * `snapshot`, the probe's answer once it has written a heap snapshot.
+ */
+async function splitOf(
+  pid: number,
+  out: string,
+  gc: boolean,
+  snapshot = false,
+): Promise<Record<string, unknown> | undefined> {
   if (!memorySplit) return undefined;
   const before = existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).length : 0;
-  process.kill(pid, gc ? 'SIGWINCH' : 'SIGUSR2');
-  for (let i = 0; i < 200; i++) {
+  process.kill(pid, snapshot ? 'SIGURG' : gc ? 'SIGWINCH' : 'SIGUSR2');
+  for (let i = 0; i < (snapshot ? 3000 : 200); i++) {
     await sleep(100);
     const lines = existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : [];
     if (lines.length > before) return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
@@ -319,6 +343,9 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
         STACKNET_DATA_DIR: dataDir,
         ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
         ...(memorySplit ? { STACKNET_BENCH_PROBE_OUT: probeOut } : {}),
+        ...(heapSnapshot
+          ? { STACKNET_BENCH_HEAP_SNAPSHOT: join(dir, `${variant}-${round}.heapsnapshot`) }
+          : {}),
         ...serverEnv,
       },
       [],
@@ -397,6 +424,7 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
       const lat: number[] = [];
       let count: unknown;
       let failed = 0;
+      const cpu0 = cpuMsOf(server.pid);
       for (let i = 0; i < calls; i++) {
         const t = performance.now();
         // No answer at all (undici gives up on headers after 300 s) is a failed call, not the end of the run.
@@ -427,6 +455,8 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
         p50_ms: r1(quantile(lat, 0.5)),
         p99_ms: r1(quantile(lat, 0.99)),
         max_ms: r1(Math.max(...lat)),
+        // The server's CPU over the calls, per call (what the load moves least; ticks of 10 ms, so a mean).
+        server_cpu_ms_per_call: r1((cpuMsOf(server.pid) - cpu0) / Math.max(1, calls)),
       });
     }
     emit({
@@ -436,6 +466,8 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
       memory: await splitOf(server.pid, probeOut, true),
       load: uptime(),
     });
+    if (heapSnapshot)
+      emit({ phase: 'heap snapshot', ...tags, ...(await splitOf(server.pid, probeOut, false, true)) });
   } finally {
     pass.stop();
     await server.stop();

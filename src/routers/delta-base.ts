@@ -5,7 +5,7 @@
  * router's last state whole made the server's memory grow with the zone (issue 16: 50 such routers, over a
  * gigabyte). `diffAgainstBase(baseOf(a), b)` is the same delta as `diffStates(a, b)` (its test checks it).
  *
- * Passwords are kept whole: the reconciler clears a password from the VM row only when the agent reports it
+ * Passwords are kept (packed): the reconciler clears a password from the VM row only when the agent reports it
  * acknowledged and it is still the one that was pushed (repository.ts clearSavedPasswords), so it needs the value.
  */
 import * as crypto from 'node:crypto';
@@ -17,11 +17,125 @@ export interface DeltaBase {
   sections: Record<'router' | 'network' | 'firewall' | 'public' | 'vpc', string>;
   /** Host digest by lower-case MAC (the last host of a MAC wins, as in diffStates). */
   hosts: DigestTable;
-  /** Every host's MAC as pushed, one per line (a removal names the MAC as the base spelled it). */
-  hostMacs: string;
+  /**
+   * Every host's MAC as pushed (a removal names the MAC as the base spelled it), when that list is not the keys
+   * of `hosts` in their order (a MAC not in lower case, or twice); null when it is, as the server writes them.
+   */
+  hostMacs: StringList | null;
   metadata: DigestTable;
   rules: DigestTable;
-  passwords: Record<string, string>;
+  /** The passwords themselves (clearing an acknowledged one needs its value), by VM IP. */
+  passwords: StringTable;
+}
+
+/** `v` as a LEB128 varint into `out` at `at`; the offset after it. */
+function putVarint(out: Uint8Array, at: number, v: number): number {
+  while (v >= 0x80) {
+    out[at++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  out[at++] = v;
+  return at;
+}
+
+/**
+ * Strings packed in one byte array, front-coded: each as the number of UTF-16 code units it shares with the one
+ * before, the number that follow, and those code units, every number a varint (an ASCII character is one byte;
+ * any JavaScript string comes back as it was, a lone surrogate too). The keys of a router's state come in runs
+ * (MACs from one counter, addresses of one network), so a key mostly repeats the one before it: 3–5 bytes, where
+ * a V8 string of its own is 24–40 and its slice of one joined string its length. Read in order only.
+ */
+export class StringList {
+  readonly length: number;
+  private readonly bytes: Uint8Array;
+
+  constructor(strings: Iterable<string>) {
+    let out = new Uint8Array(4096);
+    let n = 0;
+    let prev = '';
+    let count = 0;
+    for (const s of strings) {
+      let shared = 0;
+      const limit = Math.min(s.length, prev.length);
+      while (shared < limit && s.charCodeAt(shared) === prev.charCodeAt(shared)) shared++;
+      const need = n + 10 + 3 * (s.length - shared);
+      if (need > out.length) {
+        const grown = new Uint8Array(Math.max(out.length * 2, need));
+        grown.set(out.subarray(0, n));
+        out = grown;
+      }
+      n = putVarint(out, n, shared);
+      n = putVarint(out, n, s.length - shared);
+      for (let i = shared; i < s.length; i++) n = putVarint(out, n, s.charCodeAt(i));
+      prev = s;
+      count++;
+    }
+    this.bytes = out.slice(0, n);
+    this.length = count;
+  }
+
+  *[Symbol.iterator](): IterableIterator<string> {
+    const b = this.bytes;
+    let units = new Uint16Array(64);
+    let at = 0;
+    const varint = () => {
+      let v = 0;
+      for (let shift = 0; ; shift += 7) {
+        const x = b[at++]!;
+        v |= (x & 0x7f) << shift;
+        if (x < 0x80) return v >>> 0;
+      }
+    };
+    for (let i = 0; i < this.length; i++) {
+      const shared = varint();
+      const len = shared + varint();
+      if (len > units.length) {
+        const grown = new Uint16Array(Math.max(units.length * 2, len));
+        grown.set(units.subarray(0, shared));
+        units = grown;
+      }
+      for (let u = shared; u < len; u++) units[u] = varint();
+      // The code units as they are (no validation: a lone surrogate stays one).
+      yield len <= 4096
+        ? String.fromCharCode.apply(null, units.subarray(0, len) as unknown as number[])
+        : Buffer.from(units.buffer, 0, len * 2).toString('ucs2');
+    }
+  }
+
+  /** Bytes held (the packed text). */
+  get byteLength(): number {
+    return this.bytes.byteLength;
+  }
+}
+
+/** String keys to string values, both packed (StringList), in the order given. */
+export class StringTable {
+  private readonly keys: StringList;
+  private readonly values: StringList;
+
+  constructor(record: Record<string, string>) {
+    this.keys = new StringList(Object.keys(record));
+    this.values = new StringList(Object.values(record));
+  }
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  /** The pairs, in the order given. */
+  *entries(): IterableIterator<[string, string]> {
+    const values = this.values[Symbol.iterator]();
+    for (const k of this.keys) yield [k, values.next().value as string];
+  }
+
+  /** The values of `wanted` keys that are here (one pass over the table). */
+  pick(wanted: Iterable<string>): Map<string, string> {
+    const want = new Set(wanted);
+    const found = new Map<string, string>();
+    if (want.size === 0) return found;
+    for (const [k, v] of this.entries()) if (want.has(k)) found.set(k, v);
+    return found;
+  }
 }
 
 /** The one-shot crypto.hash() (Node ≥ 20.12; the engines field allows 20.10): 3–7× cheaper than a hash object per entry. */
@@ -48,39 +162,27 @@ function digest(value: unknown): string {
 }
 
 /**
- * Keys and their digests, packed: the keys in one string (in the order given), their offsets and the 16-byte
- * digests in typed arrays. A Map of string keys to string digests took about 110 bytes per entry (two
+ * Keys and their digests, packed: the keys front-coded in one byte array (StringList, in the order given) and the
+ * 16-byte digests in one typed array. A Map of string keys to string digests took about 110 bytes per entry (two
  * or three entries per VM of a network: host, metadata, rules), so fifty 10,000-VM routers held ~250 MB of bases;
- * packed it is the keys' characters and 20 bytes.
+ * packed it is the few bytes a key does not share with the one before it, and 16.
  */
 export class DigestTable {
-  private readonly keys: string;
-  private readonly starts: Uint32Array;
+  private readonly keys: StringList;
   private readonly digests: Uint8Array;
 
   /** `entries` may repeat a key: it keeps its first place and its last value (as a Map built from them). */
   constructor(entries: [key: string, value: unknown][]) {
     const last = new Map<string, number>();
     entries.forEach(([k], i) => last.set(k, i));
-    const order = [...last.keys()];
-    this.starts = new Uint32Array(order.length + 1);
-    this.digests = new Uint8Array(order.length * DIGEST_BYTES);
-    let at = 0;
-    order.forEach((k, i) => {
-      this.starts[i] = at;
-      at += k.length;
-      this.digests.set(digestBytes(entries[last.get(k)!]![1]), i * DIGEST_BYTES);
-    });
-    this.starts[order.length] = at;
-    this.keys = order.join('');
+    this.digests = new Uint8Array(last.size * DIGEST_BYTES);
+    let i = 0;
+    for (const at of last.values()) this.digests.set(digestBytes(entries[at]![1]), DIGEST_BYTES * i++);
+    this.keys = new StringList(last.keys());
   }
 
   get size(): number {
-    return this.starts.length - 1;
-  }
-
-  private key(i: number): string {
-    return this.keys.slice(this.starts[i], this.starts[i + 1]);
+    return this.keys.length;
   }
 
   /**
@@ -89,7 +191,8 @@ export class DigestTable {
    */
   matcher(): (key: string, value: unknown) => boolean {
     const at = new Map<string, number>();
-    for (let i = 0; i < this.size; i++) at.set(this.key(i), i);
+    let i = 0;
+    for (const k of this.keys) at.set(k, i++);
     return (key, value) => {
       const i = at.get(key);
       if (i === undefined) return false;
@@ -101,14 +204,15 @@ export class DigestTable {
   }
 
   /** The keys, in the order given. */
-  *entries(): IterableIterator<string> {
-    for (let i = 0; i < this.size; i++) yield this.key(i);
+  entries(): IterableIterator<string> {
+    return this.keys[Symbol.iterator]();
   }
 }
 
 const lower = (mac: string) => mac.toLowerCase();
 
 export function baseOf(s: DesiredState): DeltaBase {
+  const hosts = new DigestTable(s.hosts.map((h) => [lower(h.mac), h]));
   return {
     generation: s.generation,
     sections: {
@@ -118,11 +222,14 @@ export function baseOf(s: DesiredState): DeltaBase {
       public: digest(s.public),
       vpc: digest(s.vpc),
     },
-    hosts: new DigestTable(s.hosts.map((h) => [lower(h.mac), h])),
-    hostMacs: s.hosts.map((h) => h.mac).join('\n'),
+    hosts,
+    hostMacs:
+      hosts.size === s.hosts.length && s.hosts.every((h) => h.mac === lower(h.mac))
+        ? null
+        : new StringList(s.hosts.map((h) => h.mac)),
     metadata: new DigestTable(Object.entries(s.metadata)),
     rules: new DigestTable((s.rules ?? []).map((r) => [r.id, r])),
-    passwords: { ...s.passwords },
+    passwords: new StringTable(s.passwords),
   };
 }
 
@@ -142,7 +249,7 @@ export function diffAgainstBase(from: DeltaBase, to: DesiredState): DesiredState
   const newHosts = new Set(to.hosts.map((h) => lower(h.mac)));
   const sameHost = from.hosts.matcher();
   const upsert = to.hosts.filter((h) => !sameHost(lower(h.mac), h));
-  const baseMacs = from.hostMacs === '' ? [] : from.hostMacs.split('\n');
+  const baseMacs = [...(from.hostMacs ?? from.hosts.entries())];
   const remove = baseMacs.filter((mac) => !newHosts.has(lower(mac)));
   if (upsert.length || remove.length) delta.hosts = { upsert, remove };
   const md: Record<string, DesiredState['metadata'][string]> = {};
@@ -151,8 +258,9 @@ export function diffAgainstBase(from: DeltaBase, to: DesiredState): DesiredState
   const mdRemove = [...from.metadata.entries()].filter((ip) => !(ip in to.metadata));
   if (Object.keys(md).length || mdRemove.length) delta.metadata = { upsert: md, remove: mdRemove };
   const pw: Record<string, string> = {};
-  for (const [ip, p] of Object.entries(to.passwords)) if (from.passwords[ip] !== p) pw[ip] = p;
-  const pwRemove = Object.keys(from.passwords).filter((ip) => !(ip in to.passwords));
+  const pushed = new Map(from.passwords.entries());
+  for (const [ip, p] of Object.entries(to.passwords)) if (pushed.get(ip) !== p) pw[ip] = p;
+  const pwRemove = [...pushed.keys()].filter((ip) => !(ip in to.passwords));
   if (Object.keys(pw).length || pwRemove.length) delta.passwords = { upsert: pw, remove: pwRemove };
   return delta;
 }

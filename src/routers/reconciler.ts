@@ -402,9 +402,9 @@ export class RouterReconciler {
       return 'failed';
     }
     if (mark) Object.assign(mark, { ensured, status: Date.now() });
-    const pushedPasswords = p.lastPushed?.passwords ?? {};
+    const pushedPasswords = p.lastPushed?.passwords.pick(status.savedPasswords ?? []) ?? new Map();
     const saved = (status.savedPasswords ?? []).flatMap((ip) => {
-      const password = pushedPasswords[ip];
+      const password = pushedPasswords.get(ip);
       return password === undefined ? [] : [{ ip, password }];
     });
     if (saved.length > 0) {
