@@ -173,7 +173,11 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     const pool = new pg.default.Pool({
       connectionString: url.replace(/^postgresql:/, 'postgres:'),
       max: poolSize,
-    });
+      // Queries given to a client before the previous one's answer are written at once (namePreparedStatements'
+      // BEGIN goes out with the transaction's first statement). Kysely awaits every statement, so nothing else
+      // is ever in flight behind another; cursors (pg-cursor), which pipelining refuses, are not used.
+      pipeline: true,
+    } as ConstructorParameters<typeof pg.default.Pool>[0]);
     pool.on('error', () => {
       /* an idle client lost its connection; the pool replaces it */
     });
@@ -217,13 +221,32 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
  */
 function namePreparedStatements(client: PgClient): void {
   const query = client.query.bind(client) as (...a: unknown[]) => unknown;
-  client.query = ((...a: unknown[]) => {
+  // A transaction's BEGIN is not waited for: it is written at once and answered "done", and its real answer is
+  // awaited with the next statement's, which the pipelined client writes right behind it. One round trip less
+  // per transaction (each is a wake-up of this process and of the backend). BEGIN fails only when the connection
+  // is gone; then the next statement fails with it, and transaction() treats that as a lost connection, as it
+  // would a failed BEGIN.
+  let begun: Promise<unknown> | undefined;
+  const send = (...a: unknown[]): unknown => {
     const [text, values] = a;
     if (a.length === 2 && typeof text === 'string' && Array.isArray(values)) {
       const name = preparedStatementName(text);
       if (name) return query({ name, text, values });
     }
     return query(...a);
+  };
+  client.query = ((...a: unknown[]) => {
+    if (a.length === 2 && a[0] === 'begin' && Array.isArray(a[1]) && a[1].length === 0 && !begun) {
+      const b = query('begin') as Promise<unknown>;
+      b.catch(() => undefined);
+      begun = b;
+      return Promise.resolve({ command: 'BEGIN', rowCount: null, rows: [], fields: [] });
+    }
+    const r = send(...a);
+    if (!begun) return r;
+    const b = begun;
+    begun = undefined;
+    return Promise.all([b, r]).then(([, x]) => x);
   }) as PgClient['query'];
 }
 
