@@ -191,25 +191,9 @@ async function zoneWithRanges(
   const ranges: RangeRow[] = [];
   for (const r of rows) {
     if (r.id === null) continue;
-    const {
-      z_id,
-      z_uuid,
-      z_name,
-      z_description,
-      z_dns1,
-      z_dns2,
-      z_internaldns1,
-      z_internaldns2,
-      z_ip6dns1,
-      z_ip6dns2,
-      z_guest_cidr,
-      z_domain,
-      z_network_type,
-      z_allocation_state,
-      z_created,
-      z_removed,
-      ...range
-    } = r;
+    // The range's own columns: every one but the zone's `z_` ones (no public_ip_ranges column starts so).
+    const range: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(r)) if (!k.startsWith('z_')) range[k] = v;
     ranges.push(range as RangeRow);
   }
   return { zone, ranges };
