@@ -166,10 +166,12 @@ async function zoneWithRanges(
   db: Executor,
   uuid: string,
   deps: AssociateDeps,
-): Promise<{ zone: ZoneRow; ranges: RangeRow[] }> {
+): Promise<{ zone: ZoneRow; ranges?: RangeRow[] }> {
   const rows = await zoneAndRangesByUuid.rows(db, uuid);
   const z = rows[0];
-  if (!z) return { zone: await deps.zone(uuid), ranges: [] }; // deps.zone throws the API's answer for it
+  // None: deps.zone gives the API's answer for a zone that is not there (and should one appear in between, its
+  // ranges are read with it by assignPublicIp).
+  if (!z) return { zone: await deps.zone(uuid) };
   const zone: ZoneRow = {
     id: z.z_id,
     uuid: z.z_uuid,
