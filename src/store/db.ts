@@ -221,12 +221,15 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
  */
 function namePreparedStatements(client: PgClient): void {
   const query = client.query.bind(client) as (...a: unknown[]) => unknown;
-  // A transaction's BEGIN is not waited for: it is written at once and answered "done", and its real answer is
-  // awaited with the next statement's, which the pipelined client writes right behind it. One round trip less
-  // per transaction (each is a wake-up of this process and of the backend). BEGIN fails only when the connection
-  // is gone; then the next statement fails with it, and transaction() treats that as a lost connection, as it
-  // would a failed BEGIN.
-  let begun: Promise<unknown> | undefined;
+  // A transaction's BEGIN is not sent on its own: it is answered "done" at once, then written in the same write
+  // as the transaction's next statement (the pipelined client sends it without waiting for BEGIN's answer), and
+  // its real answer is awaited with that statement's. One round trip less per transaction: one wake-up less of
+  // this process and of the backend. BEGIN fails only when the connection is gone; then the statement fails with
+  // it, and transaction() treats that as a lost connection, as it would a failed BEGIN.
+  let beginDue = false;
+  // Looked up per use: pg replaces the socket with a TLS one after an SSL negotiation.
+  const stream = () =>
+    (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
   const send = (...a: unknown[]): unknown => {
     const [text, values] = a;
     if (a.length === 2 && typeof text === 'string' && Array.isArray(values)) {
@@ -236,16 +239,23 @@ function namePreparedStatements(client: PgClient): void {
     return query(...a);
   };
   client.query = ((...a: unknown[]) => {
-    if (a.length === 2 && a[0] === 'begin' && Array.isArray(a[1]) && a[1].length === 0 && !begun) {
-      const b = query('begin') as Promise<unknown>;
-      b.catch(() => undefined);
-      begun = b;
+    if (a.length === 2 && a[0] === 'begin' && Array.isArray(a[1]) && a[1].length === 0 && !beginDue) {
+      beginDue = true;
       return Promise.resolve({ command: 'BEGIN', rowCount: null, rows: [], fields: [] });
     }
-    const r = send(...a);
-    if (!begun) return r;
-    const b = begun;
-    begun = undefined;
+    if (!beginDue) return send(...a);
+    beginDue = false;
+    const out = stream();
+    out?.cork?.();
+    let b: Promise<unknown>;
+    let r: unknown;
+    try {
+      b = query('begin') as Promise<unknown>;
+      r = send(...a);
+    } finally {
+      out?.uncork?.();
+    }
+    b.catch(() => undefined);
     return Promise.all([b, r]).then(([, x]) => x);
   }) as PgClient['query'];
 }
