@@ -83,5 +83,8 @@ test('JSON answers are what the copying strip gave: random values', () => {
       );
   }
   assert.ok(spliced > 500, `${spliced} spliced cases`);
-  assert.equal(serialize('r', withJsonText({}, 'jobresult', '{"a":1}'), 'json').body, '{"r":{"jobresult":{"a":1}}}');
+  assert.equal(
+    serialize('r', withJsonText({}, 'jobresult', '{"a":1}'), 'json').body,
+    '{"r":{"jobresult":{"a":1}}}',
+  );
 });

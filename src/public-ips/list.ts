@@ -356,7 +356,8 @@ async function zoneAndRange(db: Executor, zoneId: number, rangeId: number): Prom
 /** The places the command read with this row (known.ts), when they are all its answer needs. */
 function placesKnown(row: IpRow): ZonesAndRanges | undefined {
   const k = knownPlaces.get(row);
-  if (!k || k.zone.id !== row.zone_id || (row.range_id !== null && k.range?.id !== row.range_id)) return undefined;
+  if (!k || k.zone.id !== row.zone_id || (row.range_id !== null && k.range?.id !== row.range_id))
+    return undefined;
   const out: ZonesAndRanges = { zones: new Map([[k.zone.id, k.zone]]), ranges: new Map(), pns: new Map() };
   if (k.range) {
     out.ranges.set(k.range.id, k.range);

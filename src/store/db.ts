@@ -229,7 +229,8 @@ function namePreparedStatements(client: PgClient): void {
   let beginDue = false;
   // Looked up per use: pg replaces the socket with a TLS one after an SSL negotiation.
   const stream = () =>
-    (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
+    (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection
+      ?.stream;
   const send = (...a: unknown[]): unknown => {
     const [text, values] = a;
     if (a.length === 2 && typeof text === 'string' && Array.isArray(values)) {

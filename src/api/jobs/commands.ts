@@ -142,7 +142,11 @@ const listAsyncJobs = defineCommand({
     if (p.startdate !== undefined) q = q.where('j.created', '>=', p.startdate.getTime());
     if (p.keyword !== undefined) q = q.where(keywordMatch(['j.command'], p.keyword));
     const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('j.id', 'desc'));
-    return listResult('asyncjobs', rows.map((r) => jobResponse(r)), total);
+    return listResult(
+      'asyncjobs',
+      rows.map((r) => jobResponse(r)),
+      total,
+    );
   },
 });
 
