@@ -94,6 +94,7 @@ function callerQuery(ex: Executor) {
       'a.state as account_state',
       'd.id as domain_id',
       'd.uuid as domain_uuid',
+      'd.name as domain_name',
       'd.path as domain_path',
     ]);
 }
@@ -114,6 +115,7 @@ function toCallerRecord(r: CallerRow): CallerRecord {
       role: roleForAccountType(type).type,
       domainId: Number(r.domain_id),
       domainUuid: r.domain_uuid,
+      domainName: r.domain_name,
       domainPath: r.domain_path,
     },
     secretKey: r.secret_key === null ? null : openSecretKey(r.secret_key),

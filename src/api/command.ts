@@ -77,6 +77,11 @@ export interface Caller {
   domainUuid: string;
   /** CloudStack's domain path: `/` for ROOT, `/sub/`, `/sub/child/`; subtree = paths starting with this. */
   domainPath: string;
+  /**
+   * The domain's name, where the caller was read from the database for this request (signed requests, sessions):
+   * a command acting for the caller itself then needs no second read of its account and domain.
+   */
+  domainName?: string;
 }
 
 /** Who an unauthenticated (`public`) command runs as: nobody, with no rights. */

@@ -48,7 +48,32 @@ export interface Serialized {
   body: string;
 }
 
+/**
+ * A last member whose value is JSON text already (a job's stored result): spliced into a JSON answer as it is
+ * rather than parsed, walked for nulls and written again on every queryAsyncJobResult; parsed only for XML.
+ * Only for text that JSON.stringify wrote and that has no null in it (what stripNulls would leave as it is).
+ */
+export const jsonTextMember = Symbol('jsonTextMember');
+type WithJsonText = ResponseObject & { [jsonTextMember]?: { key: string; text: string } };
+
+/** `body` with `key` set to the JSON `text` (see jsonTextMember); `text` must have no null in it. */
+export function withJsonText(body: ResponseObject, key: string, text: string): ResponseObject {
+  (body as WithJsonText)[jsonTextMember] = { key, text };
+  return body;
+}
+
 export function serialize(name: string, body: ResponseObject, format: ResponseFormat): Serialized {
+  const spliced = (body as WithJsonText)[jsonTextMember];
+  if (spliced) {
+    if (format === 'json') {
+      const head = JSON.stringify({ [name]: stripNulls(body) }).slice(0, -2);
+      return {
+        contentType: 'application/json; charset=UTF-8',
+        body: `${head}${head.endsWith('{') ? '' : ','}${JSON.stringify(spliced.key)}:${spliced.text}}}`,
+      };
+    }
+    body = { ...body, [spliced.key]: JSON.parse(spliced.text) as ResponseValue };
+  }
   if (format === 'json') {
     return {
       contentType: 'application/json; charset=UTF-8',

@@ -22,6 +22,7 @@ import type { NetExecutor as Executor } from '../networks/tables.js';
 import { publicIpUuid } from './ids.js';
 import { preparedQuery } from '../store/prepared.js';
 import type { IpRow } from './service.js';
+import { knownPlaces } from './known.js';
 
 const plain = (ctx: NetCtx): PlainExecutor => ctx.tx as unknown as PlainExecutor;
 const IP_COLS = { accountColumn: 'ip_allocations.account_id', domainColumn: 'ip_allocations.domain_id' };
@@ -381,6 +382,20 @@ async function zoneAndRange(db: Executor, zoneId: number, rangeId: number): Prom
   return out;
 }
 
+/** The places the command read with this row (known.ts), when they are all its answer needs. */
+function placesKnown(row: IpRow): ZonesAndRanges | undefined {
+  const k = knownPlaces.get(row);
+  if (!k || k.zone.id !== row.zone_id || (row.range_id !== null && k.range?.id !== row.range_id))
+    return undefined;
+  const out: ZonesAndRanges = { zones: new Map([[k.zone.id, k.zone]]), ranges: new Map(), pns: new Map() };
+  if (k.range) {
+    out.ranges.set(k.range.id, k.range);
+    if (k.range.physical_network_id !== null && k.pnUuid !== undefined)
+      out.pns.set(k.range.physical_network_id, k.pnUuid);
+  }
+  return out;
+}
+
 /** CloudStack's IPAddressResponse for each listed address (one query per referenced table). */
 export async function ipResponses(
   db: Executor,
@@ -402,8 +417,10 @@ export async function ipResponses(
     ...rows.map((r) => r.range_id),
     ...items.flatMap((i) => ('free' in i ? [i.free.rangeId] : [])),
   ]);
-  const { zones, ranges, pns } =
-    zoneIds.length === 1 && rangeIds.length === 1
+  const known = items.length === 1 && rows.length === 1 ? placesKnown(rows[0]!) : undefined;
+  const { zones, ranges, pns } = known
+    ? known
+    : zoneIds.length === 1 && rangeIds.length === 1
       ? await zoneAndRange(db, zoneIds[0]!, rangeIds[0]!)
       : await zonesAndRanges(db, zoneIds, rangeIds);
   const netIds = uniq(rows.map((r) => r.network_id));

@@ -35,6 +35,7 @@ import type { NetworkRow, VpcRow } from '../networks/repository.js';
 import { decodePublicIpUuid, publicIpUuid } from './ids.js';
 import { bumpPublicIpRouters } from '../routers/repository.js';
 import { preparedQuery } from '../store/prepared.js';
+import { knownPlaces } from './known.js';
 
 export type IpRow = Selectable<NetDatabase['ip_allocations']>;
 
@@ -83,6 +84,122 @@ const allocatedUpdate = preparedQuery(
 const ipById = preparedQuery((db: Executor, id: number) =>
   db.selectFrom('ip_allocations').selectAll().where('id', '=', id),
 );
+/**
+ * The association job's one read: the held address, its owner (for the event, the usage record and the answer)
+ * and the zone, range and physical network its answer names. Three reads before (the address, the owner, then
+ * zone/range/network for the answer); on PostgreSQL and MariaDB each is a round trip.
+ */
+const ipForJob = preparedQuery((db: Executor, uuid: string) =>
+  db
+    .selectFrom('ip_allocations as ip')
+    .innerJoin('accounts as a', 'a.id', 'ip.account_id')
+    .innerJoin('domains as d', 'd.id', 'a.domain_id')
+    .leftJoin('zones as z', 'z.id', 'ip.zone_id')
+    .leftJoin('public_ip_ranges as r', 'r.id', 'ip.range_id')
+    .leftJoin('physical_networks as pn', 'pn.id', 'r.physical_network_id')
+    .selectAll('ip')
+    .select([
+      'a.uuid as o_account_uuid',
+      'a.name as o_account_name',
+      'a.type as o_account_type',
+      'd.id as o_domain_id',
+      'd.uuid as o_domain_uuid',
+      'd.name as o_domain_name',
+      'd.path as o_domain_path',
+      'z.uuid as z_uuid',
+      'z.name as z_name',
+      'r.uuid as r_uuid',
+      'r.vlan_tag as r_vlan_tag',
+      'r.physical_network_id as r_physical_network_id',
+      'r.for_system_vms as r_for_system_vms',
+      'pn.uuid as pn_uuid',
+    ])
+    .where('ip.uuid', '=', uuid)
+    .where('ip.owner_kind', '=', 'publicip'),
+);
+/**
+ * associateIpAddress's request by zone: the zone and its public ranges in one read (a zone with no range gives
+ * one row of NULL range columns). Every zone column, named `z_<column>`, so that the zone row is whole.
+ */
+const zoneAndRangesByUuid = preparedQuery((db: Executor, uuid: string) =>
+  db
+    .selectFrom('zones as z')
+    .leftJoin('public_ip_ranges as r', (j) =>
+      j
+        .onRef('r.zone_id', '=', 'z.id')
+        .on('r.removed', 'is', null)
+        .on('r.vlan_type', '=', 'VirtualNetwork')
+        .on('r.family', '=', 4)
+        .on('r.for_system_vms', '=', 0),
+    )
+    .selectAll('r')
+    .select([
+      'z.id as z_id',
+      'z.uuid as z_uuid',
+      'z.name as z_name',
+      'z.description as z_description',
+      'z.dns1 as z_dns1',
+      'z.dns2 as z_dns2',
+      'z.internaldns1 as z_internaldns1',
+      'z.internaldns2 as z_internaldns2',
+      'z.ip6dns1 as z_ip6dns1',
+      'z.ip6dns2 as z_ip6dns2',
+      'z.guest_cidr as z_guest_cidr',
+      'z.domain as z_domain',
+      'z.network_type as z_network_type',
+      'z.allocation_state as z_allocation_state',
+      'z.created as z_created',
+      'z.removed as z_removed',
+    ])
+    .where('z.uuid', '=', uuid)
+    .where('z.removed', 'is', null)
+    .orderBy('r.id'),
+);
+type ZoneAndRangeRow = Awaited<ReturnType<typeof zoneAndRangesByUuid.first>> & object;
+// Every column of a zone row is read above: a column added to `zones` fails to compile here until it is.
+type MissingZoneColumn = Exclude<`z_${keyof ZoneRow}`, keyof ZoneAndRangeRow>;
+const zoneColumnsComplete: [MissingZoneColumn] extends [never] ? true : MissingZoneColumn = true;
+void zoneColumnsComplete;
+
+/** The zone `uuid` (404-style InvalidParameterValue when there is none) and its public ranges, in one read. */
+async function zoneWithRanges(
+  db: Executor,
+  uuid: string,
+  deps: AssociateDeps,
+): Promise<{ zone: ZoneRow; ranges?: RangeRow[] }> {
+  const rows = await zoneAndRangesByUuid.rows(db, uuid);
+  const z = rows[0];
+  // None: deps.zone gives the API's answer for a zone that is not there (and should one appear in between, its
+  // ranges are read with it by assignPublicIp).
+  if (!z) return { zone: await deps.zone(uuid) };
+  const zone: ZoneRow = {
+    id: z.z_id,
+    uuid: z.z_uuid,
+    name: z.z_name,
+    description: z.z_description,
+    dns1: z.z_dns1,
+    dns2: z.z_dns2,
+    internaldns1: z.z_internaldns1,
+    internaldns2: z.z_internaldns2,
+    ip6dns1: z.z_ip6dns1,
+    ip6dns2: z.z_ip6dns2,
+    guest_cidr: z.z_guest_cidr,
+    domain: z.z_domain,
+    network_type: z.z_network_type,
+    allocation_state: z.z_allocation_state,
+    created: z.z_created,
+    removed: z.z_removed,
+  };
+  const ranges: RangeRow[] = [];
+  for (const r of rows) {
+    if (r.id === null) continue;
+    // The range's own columns: every one but the zone's `z_` ones (no public_ip_ranges column starts so).
+    const range: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(r)) if (!k.startsWith('z_')) range[k] = v;
+    ranges.push(range as RangeRow);
+  }
+  return { zone, ranges };
+}
 
 export async function publicIpByUuid(db: Executor, uuid: string, param = 'id'): Promise<IpRow> {
   const row = await ipByUuid.first(db, uuid);
@@ -177,6 +294,8 @@ export interface AssignPublicIp {
   forDisplay?: boolean;
   /** Source-NAT and system allocations skip the account limit, as CloudStack's assignDedicateIpAddress does not. */
   skipLimit?: boolean;
+  /** The zone's public ranges when the caller read them with the zone (zoneWithRanges): not read again. */
+  ranges?: RangeRow[];
   /**
    * Stop at Allocating (with its id): associateIpAddress takes the address at request time, as CloudStack's
    * BaseAsyncCreateCmd create() does, and its job confirms it (completeAssociate).
@@ -188,7 +307,7 @@ export interface AssignPublicIp {
 export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<IpRow> {
   const { zone, owner } = a;
   if (!a.skipLimit) await checkPublicIpLimit(ctx, owner);
-  const ranges = await zoneRanges(ctx.tx, zone.id);
+  const ranges = a.ranges ?? (await zoneRanges(ctx.tx, zone.id));
   const pools = poolsFor(ranges, owner);
   const base = {
     scope: publicScope(zone.id),
@@ -449,7 +568,7 @@ export async function associateIpAddress(
   if (p.account !== undefined || p.domainid !== undefined) owner = await deps.resolveOwner(p);
   else if (network && network.account_id !== null) owner = await ownerById(ctx.tx, network.account_id);
   else if (vpc) owner = await ownerById(ctx.tx, vpc.account_id);
-  else owner = await ownerById(ctx.tx, ctx.caller.accountId);
+  else owner = ownerOfCaller(ctx.caller) ?? (await ownerById(ctx.tx, ctx.caller.accountId));
   await checkAccess(ctx.tx, ctx.caller, owner, `account '${owner.accountName}'`);
   if (network) {
     if (network.account_id !== null && network.account_id !== owner.accountId) {
@@ -463,8 +582,10 @@ export async function associateIpAddress(
     throw permissionDenied(`VPC '${vpc.name}' belongs to another account than '${owner.accountName}'`);
   }
   let zone: ZoneRow;
+  let ranges: RangeRow[] | undefined;
   if (network) zone = await deps.zoneById(network.zone_id);
   else if (vpc) zone = await deps.zoneById(vpc.zone_id);
+  else if (p.zoneid && !p.isportable) ({ zone, ranges } = await zoneWithRanges(ctx.tx, p.zoneid, deps));
   else if (p.zoneid) zone = await deps.zone(p.zoneid);
   else
     throw new CloudStackError(
@@ -516,7 +637,26 @@ export async function associateIpAddress(
     requested,
     forDisplay: p.fordisplay,
     hold: options.hold,
+    ranges,
   });
+}
+
+/**
+ * The caller as the owner of what it asks for itself, from what its request's authentication read (account and
+ * domain, this request): no second read. Undefined for a caller not read so (then the owner is read).
+ */
+function ownerOfCaller(c: NetCtx['caller']): Owner | undefined {
+  if (c.domainName === undefined) return undefined;
+  return {
+    accountId: c.accountId,
+    accountUuid: c.accountUuid,
+    accountName: c.accountName,
+    accountType: c.accountType,
+    domainId: c.domainId,
+    domainUuid: c.domainUuid,
+    domainName: c.domainName,
+    domainPath: c.domainPath,
+  };
 }
 
 /**
@@ -530,6 +670,55 @@ export async function completeAssociate(
   p: AssociateParams,
   deps: AssociateDeps,
 ): Promise<IpRow> {
+  const joined = await ipForJob.first(ctx.tx, uuid);
+  if (joined && joined.state === 'Allocating') {
+    const {
+      o_account_uuid,
+      o_account_name,
+      o_account_type,
+      o_domain_id,
+      o_domain_uuid,
+      o_domain_name,
+      o_domain_path,
+      z_uuid,
+      z_name,
+      r_uuid,
+      r_vlan_tag,
+      r_physical_network_id,
+      r_for_system_vms,
+      pn_uuid,
+      ...read
+    } = joined;
+    const row: IpRow = read;
+    const owner: Owner = {
+      accountId: Number(row.account_id),
+      accountUuid: o_account_uuid,
+      accountName: o_account_name,
+      accountType: Number(o_account_type),
+      domainId: Number(o_domain_id),
+      domainUuid: o_domain_uuid,
+      domainName: o_domain_name,
+      domainPath: o_domain_path,
+    };
+    const done = await finishAssign(ctx, row.id, uuid, owner, isPortableRow(row), row.for_display !== 0, row);
+    // The answer's zone, range and physical network, as read with the address (the change touches none of them).
+    if (row.zone_id !== null && z_uuid !== null && z_name !== null)
+      knownPlaces.set(done, {
+        zone: { id: Number(row.zone_id), uuid: z_uuid, name: z_name },
+        range:
+          row.range_id !== null && r_uuid !== null && r_vlan_tag !== null && r_for_system_vms !== null
+            ? {
+                id: Number(row.range_id),
+                uuid: r_uuid,
+                vlan_tag: r_vlan_tag,
+                physical_network_id: r_physical_network_id === null ? null : Number(r_physical_network_id),
+                for_system_vms: Number(r_for_system_vms),
+              }
+            : undefined,
+        pnUuid: pn_uuid ?? undefined,
+      });
+    return done;
+  }
   const row = await publicIpByUuid(ctx.tx, uuid);
   const owner = await ownerById(ctx.tx, row.account_id!);
   if (row.state === 'Allocating')

@@ -699,6 +699,30 @@ for (const kind of kinds) {
         await alice('associateIpAddress', { zoneid: id.zone }, { fetch_result: true }),
         'associate',
       );
+      // The job's answer (owner from the request's caller, zone/range/physical network read with the address in
+      // one query) names what a list of the same address names.
+      const listed = ok(
+        await alice('listPublicIpAddresses', { id: anyIp.ipaddress.id }),
+        'list the associated address',
+      ).publicipaddress[0];
+      for (const k of [
+        'ipaddress',
+        'state',
+        'zoneid',
+        'zonename',
+        'vlanid',
+        'vlanname',
+        'physicalnetworkid',
+        'forsystemvms',
+        'account',
+        'domainid',
+        'domain',
+        'issourcenat',
+      ])
+        assert.deepEqual(anyIp.ipaddress[k], listed[k], k);
+      assert.equal(anyIp.ipaddress.account, 'alice');
+      assert.equal(anyIp.ipaddress.domainid, id.root);
+      assert.ok(anyIp.ipaddress.vlanid && anyIp.ipaddress.physicalnetworkid && anyIp.ipaddress.domain);
       refused(
         await alice('enableStaticNat', {
           ipaddressid: anyIp.ipaddress.id,

@@ -1,7 +1,7 @@
 /** queryAsyncJobResult and listAsyncJobs. */
 import { allRoles, defineCommand, listResult, rawResult, refParams } from '../command.js';
 import type { AnyCommand, Caller, ResponseObject } from '../command.js';
-import { csDate } from '../envelope.js';
+import { csDate, withJsonText } from '../envelope.js';
 import { pageOf, pageOfQuery, keywordMatch } from '../list.js';
 import { invalidParameter } from '../../errors/catalogue.js';
 import type { Executor } from '../../store/db.js';
@@ -42,7 +42,11 @@ export function commandClass(command: string): string {
   return `org.apache.cloudstack.api.command.${command.charAt(0).toUpperCase()}${command.slice(1)}Cmd`;
 }
 
-export function jobResponse(r: JobRow): ResponseObject {
+/**
+ * `spliced`: the stored result goes into the answer as the text it is stored as (envelope.ts jsonTextMember)
+ * when it has no null in it, for a response that is the whole answer (queryAsyncJobResult), not a list item.
+ */
+export function jobResponse(r: JobRow, spliced = false): ResponseObject {
   const status = Number(r.status);
   const o: ResponseObject = {
     jobid: r.uuid,
@@ -60,7 +64,12 @@ export function jobResponse(r: JobRow): ResponseObject {
     created: csDate(Number(r.created)),
     completed: r.completed === null ? undefined : csDate(Number(r.completed)),
   };
-  if (status !== 0 && r.result) o.jobresult = JSON.parse(r.result) as ResponseObject;
+  if (status !== 0 && r.result) {
+    // A result stored with a null member (or the word in a string: then merely parsed as before) is parsed so
+    // that serialising drops its nulls, as CloudStack's Gson does.
+    if (spliced && !r.result.includes('null')) return withJsonText(o, 'jobresult', r.result);
+    o.jobresult = JSON.parse(r.result) as ResponseObject;
+  }
   return o;
 }
 
@@ -108,7 +117,7 @@ const queryAsyncJobResult = defineCommand({
             ).executeTakeFirst();
     if (!row)
       throw invalidParameter('jobid', p.jobid, 'no async job with this id that the caller can access');
-    return rawResult(jobResponse(row));
+    return rawResult(jobResponse(row, true));
   },
 });
 
@@ -133,7 +142,11 @@ const listAsyncJobs = defineCommand({
     if (p.startdate !== undefined) q = q.where('j.created', '>=', p.startdate.getTime());
     if (p.keyword !== undefined) q = q.where(keywordMatch(['j.command'], p.keyword));
     const { rows, total } = await pageOfQuery(q, page, (x) => x.orderBy('j.id', 'desc'));
-    return listResult('asyncjobs', rows.map(jobResponse), total);
+    return listResult(
+      'asyncjobs',
+      rows.map((r) => jobResponse(r)),
+      total,
+    );
   },
 });
 
