@@ -86,6 +86,18 @@ interface Created {
   hostLinks: string[];
 }
 
+/**
+ * A fresh VM waiting for its start (startFresh): `ready` settles when its guest may run (startVmAfter), `state`
+ * says how it settled.
+ */
+interface StartRequest {
+  vm: VmRuntime;
+  state: 'waiting' | 'ready' | 'failed';
+  ready?: Promise<void>;
+  error?: Error;
+  done: (e?: Error, marks?: StartMarks) => void;
+}
+
 /** Most fresh VMs started in one batch (startFresh). */
 const START_BATCH = 128;
 
@@ -503,16 +515,26 @@ export class NetnsDriver implements Driver {
     }
   }
 
-  async startVm(vm: VmRuntime): Promise<void> {
+  startVm(vm: VmRuntime): Promise<void> {
+    return this.startWhen(vm);
+  }
+
+  /** The namespace, veths and port rules at once; the guest (its DHCP client) once `ready` resolved. */
+  startVmAfter(vm: VmRuntime, ready: Promise<unknown>): Promise<void> {
+    return this.startWhen(vm, ready);
+  }
+
+  private async startWhen(vm: VmRuntime, ready?: Promise<unknown>): Promise<void> {
     const start = Date.now();
     await this.base();
     if (vm.nics.length > 0 && !existsSync(`/run/netns/${this.vmNs(vm)}`)) {
-      const marks = await this.startFresh(vm);
+      const marks = await this.startFresh(vm, ready);
       this.o.trace?.({ ev: 'vm-driver', vm: vm.instanceName, start, ...marks });
       return;
     }
     const linked = await this.plugNics(vm);
     const plugged = Date.now();
+    await ready;
     await this.startGuest(vm);
     this.o.trace?.({ ev: 'vm-driver', vm: vm.instanceName, start, linked, plugged, spawned: Date.now() });
   }
@@ -561,7 +583,7 @@ export class NetnsDriver implements Driver {
     };
   }
 
-  private startPending: { vm: VmRuntime; done: (e?: Error, marks?: StartMarks) => void }[] = [];
+  private startPending: StartRequest[] = [];
   private startRunning = false;
   private readonly starting = new Map<string, Promise<StartMarks>>();
 
@@ -575,12 +597,23 @@ export class NetnsDriver implements Driver {
    * A batch that fails is done again VM by VM on the one-at-a-time path
    * (plugNics, startGuest), which says which VM failed and why.
    */
-  private startFresh(vm: VmRuntime): Promise<StartMarks> {
+  private startFresh(vm: VmRuntime, ready?: Promise<unknown>): Promise<StartMarks> {
     const ns = this.vmNs(vm);
     let p = this.starting.get(ns);
     if (!p) {
       p = new Promise<StartMarks>((resolve, reject) => {
-        this.startPending.push({ vm, done: (e, m) => (e ? reject(e) : resolve(m!)) });
+        const r: StartRequest = { vm, state: 'ready', done: (e, m) => (e ? reject(e) : resolve(m!)) };
+        if (ready) {
+          r.state = 'waiting';
+          r.ready = ready.then(
+            () => void (r.state = 'ready'),
+            (e: unknown) => {
+              r.state = 'failed';
+              r.error = e instanceof Error ? e : new Error(String(e));
+            },
+          );
+        }
+        this.startPending.push(r);
         void this.startPump();
       }).finally(() => this.starting.delete(ns));
       this.starting.set(ns, p);
@@ -603,25 +636,16 @@ export class NetnsDriver implements Driver {
           return null;
         });
         spawning = spawning.then(async () => {
-          const r = plugged
-            ? await this.spawnMany(vms, plugged).catch((e: Error) => {
-                this.o.log?.(`starting ${batch.length} VMs at once: ${e.message}; one by one instead`);
-                return null;
-              })
-            : null;
-          for (const b of batch) {
-            if (r && !r.failed.has(b.vm.instanceName)) {
-              b.done(undefined, r.marks);
-              continue;
-            }
-            await (async () => {
-              const linked = await this.plugNics(b.vm);
-              const plugged = Date.now();
-              await this.startGuest(b.vm);
-              return { linked, plugged, spawned: Date.now(), batch: 1 };
-            })().then(
-              (m) => b.done(undefined, m),
-              (e: Error) => b.done(e),
+          // The guests whose routers are ready, as they become so (a router pass makes a whole batch ready at
+          // once, nearly always): one start script per group.
+          for (let left = batch; left.length; ) {
+            if (left.every((b) => b.state === 'waiting')) await Promise.race(left.map((b) => b.ready));
+            const now = left.filter((b) => b.state !== 'waiting');
+            left = left.filter((b) => b.state === 'waiting');
+            for (const b of now) if (b.state === 'failed') b.done(b.error);
+            await this.spawnGroup(
+              now.filter((b) => b.state === 'ready'),
+              plugged,
             );
           }
         });
@@ -630,6 +654,38 @@ export class NetnsDriver implements Driver {
       }
     } finally {
       this.startRunning = false;
+    }
+  }
+
+  /** The guests of a plugged batch (or of a part of it), or each VM on its own when that fails (see startFresh). */
+  private async spawnGroup(
+    group: StartRequest[],
+    plugged: { linked: number; plugged: number } | null,
+  ): Promise<void> {
+    if (group.length === 0) return;
+    const r = plugged
+      ? await this.spawnMany(
+          group.map((b) => b.vm),
+          plugged,
+        ).catch((e: Error) => {
+          this.o.log?.(`starting ${group.length} VMs at once: ${e.message}; one by one instead`);
+          return null;
+        })
+      : null;
+    for (const b of group) {
+      if (r && !r.failed.has(b.vm.instanceName)) {
+        b.done(undefined, r.marks);
+        continue;
+      }
+      await (async () => {
+        const linked = await this.plugNics(b.vm);
+        const plugged = Date.now();
+        await this.startGuest(b.vm);
+        return { linked, plugged, spawned: Date.now(), batch: 1 };
+      })().then(
+        (m) => b.done(undefined, m),
+        (e: Error) => b.done(e),
+      );
     }
   }
 

@@ -65,8 +65,11 @@ interface DeployMarks {
 }
 
 /**
- * The start after a VM's transaction committed: its routers converge, then the driver starts it. `known`: what
- * the caller has just committed (the VM's networks, its row), not read again.
+ * The start after a VM's transaction committed: its routers converge while the driver prepares the VM (netns: its
+ * namespace, veths and port rules), and its guest starts once they have: the guest asks for its address at
+ * once, so its router must know it first (as CloudStack prepares the DHCP entry before the VM starts), but
+ * nothing else of the start needs the router. `known`: what the caller has just committed (the VM's networks,
+ * its row), not read again.
  */
 async function convergeAndStart(
   ctx: CommandContext,
@@ -74,9 +77,12 @@ async function convergeAndStart(
   known?: { networkIds: number[] },
 ): Promise<{ converging: number; converged: number; driven: number }> {
   const converging = Date.now();
-  await convergeNetworks(ctx.store, known?.networkIds ?? (await networksOfVm(ctx.store.db, Number(vm.id))));
-  const converged = Date.now();
-  await driverStartVm(ctx.store, known ? vm : Number(vm.id));
+  let converged = 0;
+  const ready = (async () => {
+    await convergeNetworks(ctx.store, known?.networkIds ?? (await networksOfVm(ctx.store.db, Number(vm.id))));
+    converged = Date.now();
+  })();
+  await driverStartVm(ctx.store, known ? vm : Number(vm.id), ready);
   return { converging, converged, driven: Date.now() };
 }
 

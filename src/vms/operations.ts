@@ -116,13 +116,37 @@ export async function convergeNetworks(
   );
 }
 
-/** Starts the VM on its driver; `vm` is its id, or its row when the caller has just committed it (not read again). */
-export async function driverStartVm(store: Store, vm: number | VmRow): Promise<void> {
-  const row =
-    typeof vm === 'number'
-      ? await store.db.selectFrom('vms').selectAll().where('id', '=', vm).executeTakeFirstOrThrow()
-      : vm;
-  await vmRuntimeFor(store).driver.startVm(await vmRuntime(store.db, row));
+/**
+ * Starts the VM on its driver; `vm` is its id, or its row when the caller has just committed it (not read again).
+ * `ready`: the guest must not run before it resolves (its routers converging); the driver prepares the rest
+ * meanwhile where it can (startVmAfter), else it is started once `ready` has resolved. Rejects with `ready`'s
+ * error when that rejects.
+ */
+export async function driverStartVm(
+  store: Store,
+  vm: number | VmRow,
+  ready?: Promise<unknown>,
+): Promise<void> {
+  // Whatever happens below, `ready` is awaited (its error is the one to report) and never left unhandled.
+  ready?.catch(() => undefined);
+  try {
+    const row =
+      typeof vm === 'number'
+        ? await store.db.selectFrom('vms').selectAll().where('id', '=', vm).executeTakeFirstOrThrow()
+        : vm;
+    const rt = await vmRuntime(store.db, row);
+    const { driver } = vmRuntimeFor(store);
+    if (!ready) await driver.startVm(rt);
+    else if (driver.startVmAfter) await driver.startVmAfter(rt, ready);
+    else {
+      await ready;
+      await driver.startVm(rt);
+    }
+  } catch (e) {
+    await ready;
+    throw e;
+  }
+  await ready;
 }
 
 export async function driverStopVm(store: Store, vmId: number): Promise<void> {
