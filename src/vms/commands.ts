@@ -39,12 +39,16 @@ import {
 import type { NicRequest, VmRow } from './service.js';
 import {
   convergeNetworks,
+  convergeRouters,
   driverDestroyVm,
   driverStartVm,
   driverStopVm,
   driverUpdateVm,
+  routersToConverge,
   vmRuntime,
 } from './operations.js';
+import type { RouterGeneration } from './operations.js';
+import type { VmRuntime } from '../drivers/types.js';
 import { checkDnsLabel, checkMacAddress, checkUserData } from './validation.js';
 import { traceVms } from './trace.js';
 import { nicResponses, vmResponse } from './responses.js';
@@ -74,16 +78,33 @@ interface DeployMarks {
 async function convergeAndStart(
   ctx: CommandContext,
   vm: VmRow,
-  known?: { networkIds: number[] },
+  known?: KnownStart,
 ): Promise<{ converging: number; converged: number; driven: number }> {
   const converging = Date.now();
   let converged = 0;
   const ready = (async () => {
-    await convergeNetworks(ctx.store, known?.networkIds ?? (await networksOfVm(ctx.store.db, Number(vm.id))));
+    if (known?.routers) await convergeRouters(ctx.store, known.routers);
+    else
+      await convergeNetworks(
+        ctx.store,
+        known?.networkIds ?? (await networksOfVm(ctx.store.db, Number(vm.id))),
+      );
     converged = Date.now();
   })();
-  await driverStartVm(ctx.store, known ? vm : Number(vm.id), ready);
+  await driverStartVm(ctx.store, known?.runtime ?? (known ? vm : Number(vm.id)), ready);
   return { converging, converged, driven: Date.now() };
+}
+
+/**
+ * What a deploy's transaction read for the start after it (not read again after the commit: on SQLite every
+ * statement outside a transaction queues for the one connection behind everything else in a burst).
+ */
+interface KnownStart {
+  networkIds: number[];
+  /** The VM's routers and the generation holding it. */
+  routers?: RouterGeneration[];
+  /** The VM as its driver sees it. */
+  runtime?: VmRuntime;
 }
 
 async function startAfterCommit(ctx: CommandContext, vm: VmRow, marks?: DeployMarks): Promise<void> {
@@ -159,6 +180,8 @@ const deployVirtualMachine = defineCommand({
     // What the VM's transaction read and committed, for the start and the answer after it.
     let networkIds: number[] = [];
     let refs: VmRefs | undefined;
+    let routers: RouterGeneration[] | undefined;
+    let runtime: VmRuntime | undefined;
     const vm = await withNet(ctx, async (n) => {
       const zone = await n.tx
         .selectFrom('zones')
@@ -235,7 +258,7 @@ const deployVirtualMachine = defineCommand({
         },
         tpl,
       };
-      return createVm(n, {
+      const created = await createVm(n, {
         uuid,
         owner,
         zoneId: Number(zone.id),
@@ -251,9 +274,16 @@ const deployVirtualMachine = defineCommand({
         start,
         nics: reqs,
       });
+      if (start) {
+        // Read here, in the transaction: the routers' generation that holds this VM, and the VM as the driver
+        // sees it (its NICs and their networks).
+        routers = await routersToConverge(n.tx as never as Executor, networkIds);
+        runtime = await vmRuntime(n.tx as never as Executor, created);
+      }
+      return created;
     });
     marks.committed = Date.now();
-    return finishDeploy(ctx, vm, start, marks, { networkIds, refs });
+    return finishDeploy(ctx, vm, start, marks, { networkIds, refs, routers, runtime });
   },
 });
 
@@ -289,7 +319,7 @@ async function finishDeploy(
   vm: VmRow,
   start: boolean,
   marks?: DeployMarks,
-  known?: { networkIds: number[]; refs?: VmRefs },
+  known?: KnownStart & { refs?: VmRefs },
 ) {
   let started: Awaited<ReturnType<typeof convergeAndStart>> | undefined;
   if (start && vm.state === 'Starting') {
