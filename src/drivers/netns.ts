@@ -40,6 +40,7 @@ import {
   lightGuestUdhcpc,
   killNamespacePids,
   killPid,
+  leaseStatePath,
   listLinks,
   listNamespaces,
   pidAlive,
@@ -565,19 +566,31 @@ export class NetnsDriver implements Driver {
   private guest(
     vm: VmRuntime,
     hooks: { udhcpc: string },
-  ): { argv: string[]; env: Record<string, string>; log: string; pidFile: string } | null {
+    prepare = true,
+  ): {
+    argv: string[];
+    env: Record<string, string>;
+    log: string;
+    pidFile: string;
+    /** What `prepare` does (false: the caller's batch script does it): directories made, a record removed. */
+    dirs: string[];
+    stale: string;
+  } | null {
     const ns = this.vmNs(vm);
     const def = vm.nics.find((n) => n.isDefault) ?? vm.nics[0];
     if (!def) return null;
     const ifname = `eth${def.deviceId}`;
-    mkdirSync(this.vmDir(vm), { recursive: true });
+    const dirs = [this.vmDir(vm), stateDir(ns), dirname(resolvConfPath(ns))];
+    if (prepare) for (const d of dirs) mkdirSync(d, { recursive: true });
     // The NICs are up already (plugMany makes them up; plugNics brings them up); lo comes up with the lease, in
     // the `ip` the hook runs anyway (no process per VM), and the other NICs again there, harmlessly.
     const up = ['lo', ...vm.nics.filter((n) => n !== def).map((n) => `eth${n.deviceId}`)];
-    const { argv, env } = lightGuestUdhcpc(ns, ifname, vm.hostname, up, hooks);
+    const { argv, env } = lightGuestUdhcpc(ns, ifname, vm.hostname, up, hooks, prepare);
     return {
       argv,
       env,
+      dirs,
+      stale: leaseStatePath(ns, ifname),
       log: join(this.vmDir(vm), 'udhcpc.log'),
       pidFile: join(this.vmDir(vm), 'udhcpc.pid'),
     };
@@ -694,10 +707,8 @@ export class NetnsDriver implements Driver {
     const nss = vms.map((vm) => this.vmNs(vm));
     const long = { timeoutMs: 120_000 };
     await this.sh.run(['ip', '-b', '-'], { input: nss.map((ns) => `netns add ${ns}\n`).join(''), ...long });
-    for (const ns of nss) {
-      mkdirSync(dirname(resolvConfPath(ns)), { recursive: true });
-      writeFileSync(resolvConfPath(ns), '# written by stacknet; the DHCP hook fills it in\n');
-    }
+    // Their resolv.conf is written by the guests' start script (spawnMany), not here: a few file system calls per
+    // VM on the server's event loop add up in a burst.
     this.remember('namespaces', nss);
     const nics = vms.flatMap((vm, i) => vm.nics.map((nic) => ({ ns: nss[i]!, nic })));
     await Promise.all(nics.map((x) => this.ensureBridge(x.nic.network)));
@@ -743,12 +754,20 @@ export class NetnsDriver implements Driver {
     // the lease (lightGuestUdhcpc).
     const script: string[] = [];
     const hooks = await hookScripts();
+    // The guests' directories made and their last lease records removed by the script, one `mkdir` and one `rm`
+    // for the batch, their resolv.conf written by the shell itself: none of it on the server's event loop.
+    const guests = vms.map((vm) => this.guest(vm, hooks, false));
+    const dirs = guests.flatMap((g) => g?.dirs ?? []);
+    const stale = guests.flatMap((g) => (g ? [g.stale] : []));
+    if (dirs.length) script.push(`mkdir -p ${dirs.map(shq).join(' ')}`);
+    if (stale.length) script.push(`rm -f ${stale.map(shq).join(' ')}`);
     for (const [i, vm] of vms.entries()) {
       const ns = nss[i]!;
-      const g = this.guest(vm, hooks);
+      const g = guests[i];
       const env = g ? Object.entries(g.env).map(([k, v]) => `${k}=${shq(v)}`) : [];
       script.push(
         `if [ -e ${shq(`/run/netns/${ns}`)} ]; then`,
+        `  echo ${shq('# written by stacknet; the DHCP hook fills it in')} >${shq(resolvConfPath(ns))}`,
         ...(g
           ? [
               `  ${env.join(' ')} ${g.argv.map(shq).join(' ')} >>${shq(g.log)} 2>&1 </dev/null &`,
