@@ -197,14 +197,14 @@ const deployVirtualMachine = defineCommand({
       if (mapped.length) {
         for (const [i, m] of mapped.entries())
           reqs.push({
-            network: await networkForCaller(n, m.networkid, 'iptonetworklist', false),
+            network: await networkForCaller(n, m.networkid, 'iptonetworklist', false, owner),
             ip: m.ip,
             mac: checkMacAddress(`iptonetworklist[${i}].mac`, m.mac, Number(zone.id)),
           });
       } else if (p.networkids?.length) {
         for (const [i, id] of p.networkids.entries())
           reqs.push({
-            network: await networkForCaller(n, id, 'networkids', false),
+            network: await networkForCaller(n, id, 'networkids', false, owner),
             ...(i === 0 ? { ip: p.ipaddress, mac: macaddress } : {}),
           });
       } else {
