@@ -95,7 +95,9 @@ export async function networkForCaller(
   const n = await networkByUuid(ctx.tx, uuid, param);
   if (n.account_id !== null) {
     const owner =
-      known && Number(known.accountId) === Number(n.account_id) ? known : await ownerById(ctx.tx, n.account_id);
+      known && Number(known.accountId) === Number(n.account_id)
+        ? known
+        : await ownerById(ctx.tx, n.account_id);
     await checkAccess(ctx.tx, ctx.caller, owner, `network '${n.name}'`);
   } else if (forWrite && ctx.caller.role !== 'Admin') {
     throw permissionDenied(`Only root admins may change shared network '${n.name}'`);
