@@ -359,17 +359,11 @@ export class RouterReconciler {
     const db = this.o.store.db;
     const passStart = Date.now();
     this.counters.reconciles++;
-    // The lease, the router and its runtime under one hold of the connection (one after another anyway): on
-    // SQLite every statement outside a transaction queues for the one connection behind all that is waiting
-    // (a burst's API calls and jobs), so three statements apart would wait three times.
-    const claimed = await db.connection().execute(async (c) => {
-      if (!(await claimLease(c, routerId, this.serverId, Date.now(), this.leaseMs))) return 'not-owner';
-      const r = await routerById(c, routerId);
-      return r ? { router: r, rt: await routerRuntime(c, r) } : ('gone' as const);
-    });
-    if (typeof claimed === 'string') return claimed;
-    const { router, rt } = claimed;
+    if (!(await claimLease(db, routerId, this.serverId, Date.now(), this.leaseMs))) return 'not-owner';
+    const router = await routerById(db, routerId);
+    if (!router) return 'gone';
     p.lastSync = Date.now();
+    const rt = await routerRuntime(db, router);
     if (router.state === 'Destroyed' || router.removed !== null) {
       await this.o.driver.destroyRouter(rt);
       await setRouterState(db, routerId, 'Expunged');
@@ -470,8 +464,7 @@ export class RouterReconciler {
       // synchronously, and a pass over a big network would otherwise hold the server from one end to the other.
       const input = async () => {
         await turn();
-        // One hold of the connection for the whole read (see the lease above).
-        const rows = await db.connection().execute((c) => loadBuildInput(c, routerNow, target));
+        const rows = await loadBuildInput(db, routerNow, target);
         await turn();
         return rows;
       };
