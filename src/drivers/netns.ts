@@ -25,6 +25,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { getInspection, getStatus, pushDelta, pushFull } from '../agent/control-client.js';
 import type { InspectQuery, Inspection } from '../agent/inspect.js';
@@ -40,6 +41,7 @@ import {
   lightGuestUdhcpc,
   killNamespacePids,
   killPid,
+  leaseStatePath,
   listLinks,
   listNamespaces,
   pidAlive,
@@ -86,8 +88,25 @@ interface Created {
   hostLinks: string[];
 }
 
+/**
+ * A fresh VM waiting for its start (startFresh): `ready` settles when its guest may run (startVmAfter), `state`
+ * says how it settled.
+ */
+interface StartRequest {
+  vm: VmRuntime;
+  state: 'waiting' | 'ready' | 'failed';
+  ready?: Promise<void>;
+  error?: Error;
+  done: (e?: Error, marks?: StartMarks) => void;
+}
+
 /** Most fresh VMs started in one batch (startFresh). */
 const START_BATCH = 128;
+/**
+ * Least time between the starts of two batches in a burst (startPump): about a router pass's time in a burst,
+ * so the guests' wait for their router covers it.
+ */
+const START_GATHER_MS = 100;
 
 /** When a VM start's phases ended (epoch ms), for the trace; `batch`: how many VMs started with it. */
 interface StartMarks {
@@ -503,16 +522,26 @@ export class NetnsDriver implements Driver {
     }
   }
 
-  async startVm(vm: VmRuntime): Promise<void> {
+  startVm(vm: VmRuntime): Promise<void> {
+    return this.startWhen(vm);
+  }
+
+  /** The namespace, veths and port rules at once; the guest (its DHCP client) once `ready` resolved. */
+  startVmAfter(vm: VmRuntime, ready: Promise<unknown>): Promise<void> {
+    return this.startWhen(vm, ready);
+  }
+
+  private async startWhen(vm: VmRuntime, ready?: Promise<unknown>): Promise<void> {
     const start = Date.now();
     await this.base();
     if (vm.nics.length > 0 && !existsSync(`/run/netns/${this.vmNs(vm)}`)) {
-      const marks = await this.startFresh(vm);
+      const marks = await this.startFresh(vm, ready);
       this.o.trace?.({ ev: 'vm-driver', vm: vm.instanceName, start, ...marks });
       return;
     }
     const linked = await this.plugNics(vm);
     const plugged = Date.now();
+    await ready;
     await this.startGuest(vm);
     this.o.trace?.({ ev: 'vm-driver', vm: vm.instanceName, start, linked, plugged, spawned: Date.now() });
   }
@@ -543,25 +572,37 @@ export class NetnsDriver implements Driver {
   private guest(
     vm: VmRuntime,
     hooks: { udhcpc: string },
-  ): { argv: string[]; env: Record<string, string>; log: string; pidFile: string } | null {
+    prepare = true,
+  ): {
+    argv: string[];
+    env: Record<string, string>;
+    log: string;
+    pidFile: string;
+    /** What `prepare` does (false: the caller's batch script does it): directories made, a record removed. */
+    dirs: string[];
+    stale: string;
+  } | null {
     const ns = this.vmNs(vm);
     const def = vm.nics.find((n) => n.isDefault) ?? vm.nics[0];
     if (!def) return null;
     const ifname = `eth${def.deviceId}`;
-    mkdirSync(this.vmDir(vm), { recursive: true });
+    const dirs = [this.vmDir(vm), stateDir(ns), dirname(resolvConfPath(ns))];
+    if (prepare) for (const d of dirs) mkdirSync(d, { recursive: true });
     // The NICs are up already (plugMany makes them up; plugNics brings them up); lo comes up with the lease, in
     // the `ip` the hook runs anyway (no process per VM), and the other NICs again there, harmlessly.
     const up = ['lo', ...vm.nics.filter((n) => n !== def).map((n) => `eth${n.deviceId}`)];
-    const { argv, env } = lightGuestUdhcpc(ns, ifname, vm.hostname, up, hooks);
+    const { argv, env } = lightGuestUdhcpc(ns, ifname, vm.hostname, up, hooks, prepare);
     return {
       argv,
       env,
+      dirs,
+      stale: leaseStatePath(ns, ifname),
       log: join(this.vmDir(vm), 'udhcpc.log'),
       pidFile: join(this.vmDir(vm), 'udhcpc.pid'),
     };
   }
 
-  private startPending: { vm: VmRuntime; done: (e?: Error, marks?: StartMarks) => void }[] = [];
+  private startPending: StartRequest[] = [];
   private startRunning = false;
   private readonly starting = new Map<string, Promise<StartMarks>>();
 
@@ -575,12 +616,23 @@ export class NetnsDriver implements Driver {
    * A batch that fails is done again VM by VM on the one-at-a-time path
    * (plugNics, startGuest), which says which VM failed and why.
    */
-  private startFresh(vm: VmRuntime): Promise<StartMarks> {
+  private startFresh(vm: VmRuntime, ready?: Promise<unknown>): Promise<StartMarks> {
     const ns = this.vmNs(vm);
     let p = this.starting.get(ns);
     if (!p) {
       p = new Promise<StartMarks>((resolve, reject) => {
-        this.startPending.push({ vm, done: (e, m) => (e ? reject(e) : resolve(m!)) });
+        const r: StartRequest = { vm, state: 'ready', done: (e, m) => (e ? reject(e) : resolve(m!)) };
+        if (ready) {
+          r.state = 'waiting';
+          r.ready = ready.then(
+            () => void (r.state = 'ready'),
+            (e: unknown) => {
+              r.state = 'failed';
+              r.error = e instanceof Error ? e : new Error(String(e));
+            },
+          );
+        }
+        this.startPending.push(r);
         void this.startPump();
       }).finally(() => this.starting.delete(ns));
       this.starting.set(ns, p);
@@ -595,7 +647,15 @@ export class NetnsDriver implements Driver {
       // A batch's guests start while the next batch is plugged (its namespaces, veths, rules): one script of
       // guest starts in flight at a time, after the one before it, each batch answered when its guests run.
       let spawning: Promise<void> = Promise.resolve();
+      let lastBatch = 0;
       while (this.startPending.length) {
+        // Within a burst, batches START_GATHER_MS apart at least: VMs whose guests wait for their router anyway
+        // (startVmAfter) arrive one by one as their jobs commit, and a batch of each handful costs the same
+        // processes as a batch of many. The first batch after a pause goes at once.
+        const since = Date.now() - lastBatch;
+        if (this.startPending.length < START_BATCH && since < START_GATHER_MS)
+          await new Promise((r) => setTimeout(r, START_GATHER_MS - since));
+        lastBatch = Date.now();
         const batch = this.startPending.splice(0, START_BATCH);
         const vms = batch.map((b) => b.vm);
         const plugged = await this.plugMany(vms).catch((e: Error) => {
@@ -603,25 +663,16 @@ export class NetnsDriver implements Driver {
           return null;
         });
         spawning = spawning.then(async () => {
-          const r = plugged
-            ? await this.spawnMany(vms, plugged).catch((e: Error) => {
-                this.o.log?.(`starting ${batch.length} VMs at once: ${e.message}; one by one instead`);
-                return null;
-              })
-            : null;
-          for (const b of batch) {
-            if (r && !r.failed.has(b.vm.instanceName)) {
-              b.done(undefined, r.marks);
-              continue;
-            }
-            await (async () => {
-              const linked = await this.plugNics(b.vm);
-              const plugged = Date.now();
-              await this.startGuest(b.vm);
-              return { linked, plugged, spawned: Date.now(), batch: 1 };
-            })().then(
-              (m) => b.done(undefined, m),
-              (e: Error) => b.done(e),
+          // The guests whose routers are ready, as they become so (a router pass makes a whole batch ready at
+          // once, nearly always): one start script per group.
+          for (let left = batch; left.length;) {
+            if (left.every((b) => b.state === 'waiting')) await Promise.race(left.map((b) => b.ready));
+            const now = left.filter((b) => b.state !== 'waiting');
+            left = left.filter((b) => b.state === 'waiting');
+            for (const b of now) if (b.state === 'failed') b.done(b.error);
+            await this.spawnGroup(
+              now.filter((b) => b.state === 'ready'),
+              plugged,
             );
           }
         });
@@ -633,15 +684,45 @@ export class NetnsDriver implements Driver {
     }
   }
 
+  /** The guests of a plugged batch (or of a part of it), or each VM on its own when that fails (see startFresh). */
+  private async spawnGroup(
+    group: StartRequest[],
+    plugged: { linked: number; plugged: number } | null,
+  ): Promise<void> {
+    if (group.length === 0) return;
+    const r = plugged
+      ? await this.spawnMany(
+          group.map((b) => b.vm),
+          plugged,
+        ).catch((e: Error) => {
+          this.o.log?.(`starting ${group.length} VMs at once: ${e.message}; one by one instead`);
+          return null;
+        })
+      : null;
+    for (const b of group) {
+      if (r && !r.failed.has(b.vm.instanceName)) {
+        b.done(undefined, r.marks);
+        continue;
+      }
+      await (async () => {
+        const linked = await this.plugNics(b.vm);
+        const plugged = Date.now();
+        await this.startGuest(b.vm);
+        return { linked, plugged, spawned: Date.now(), batch: 1 };
+      })().then(
+        (m) => b.done(undefined, m),
+        (e: Error) => b.done(e),
+      );
+    }
+  }
+
   /** One batch of fresh VMs, plugged: namespaces, veths and port rules (see startFresh). */
   private async plugMany(vms: VmRuntime[]): Promise<{ linked: number; plugged: number }> {
     const nss = vms.map((vm) => this.vmNs(vm));
     const long = { timeoutMs: 120_000 };
     await this.sh.run(['ip', '-b', '-'], { input: nss.map((ns) => `netns add ${ns}\n`).join(''), ...long });
-    for (const ns of nss) {
-      mkdirSync(dirname(resolvConfPath(ns)), { recursive: true });
-      writeFileSync(resolvConfPath(ns), '# written by stacknet; the DHCP hook fills it in\n');
-    }
+    // Their resolv.conf is written by the guests' start script (spawnMany), not here: a few file system calls per
+    // VM on the server's event loop add up in a burst.
     this.remember('namespaces', nss);
     const nics = vms.flatMap((vm, i) => vm.nics.map((nic) => ({ ns: nss[i]!, nic })));
     await Promise.all(nics.map((x) => this.ensureBridge(x.nic.network)));
@@ -687,12 +768,19 @@ export class NetnsDriver implements Driver {
     // the lease (lightGuestUdhcpc).
     const script: string[] = [];
     const hooks = await hookScripts();
+    // The guests' directories made and their last lease records removed in libuv's threads, side by side, their
+    // resolv.conf written by the script's shell: no synchronous file system call per VM on the server's event
+    // loop, and no process for them either (a `mkdir` per batch costs more than it saves when batches are small).
+    const guests = vms.map((vm) => this.guest(vm, hooks, false));
+    await Promise.all(guests.flatMap((g) => g?.dirs ?? []).map((d) => mkdir(d, { recursive: true })));
+    await Promise.all(guests.map((g) => g && rm(g.stale, { force: true })));
     for (const [i, vm] of vms.entries()) {
       const ns = nss[i]!;
-      const g = this.guest(vm, hooks);
+      const g = guests[i];
       const env = g ? Object.entries(g.env).map(([k, v]) => `${k}=${shq(v)}`) : [];
       script.push(
         `if [ -e ${shq(`/run/netns/${ns}`)} ]; then`,
+        `  echo ${shq('# written by stacknet; the DHCP hook fills it in')} >${shq(resolvConfPath(ns))}`,
         ...(g
           ? [
               `  ${env.join(' ')} ${g.argv.map(shq).join(' ')} >>${shq(g.log)} 2>&1 </dev/null &`,

@@ -103,6 +103,13 @@ export interface Driver {
   destroyRouter(r: RouterRuntime): Promise<void>;
   /** Starts the VM (netns: namespace, veth on the bridge, anti-spoofing rules, a DHCP client). */
   startVm(vm: VmRuntime): Promise<void>;
+  /**
+   * startVm with the guest held back until `ready` resolves (its routers know it: the guest asks for its address
+   * at once, and a router that does not know it yet stays silent until the client's retry). What needs no router
+   * (netns: the namespace, veths and port rules) is made meanwhile. `ready` rejecting: the guest is not started
+   * and this rejects with its error. A driver without it gets startVm once `ready` has resolved.
+   */
+  startVmAfter?(vm: VmRuntime, ready: Promise<unknown>): Promise<void>;
   stopVm(vm: VmRuntime): Promise<void>;
   /** Removes what the VM had on the host (namespace, ports, rules). */
   destroyVm(vm: VmRuntime): Promise<void>;

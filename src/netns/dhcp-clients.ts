@@ -645,9 +645,13 @@ export function lightGuestUdhcpc(
   hostname: string,
   up: string[],
   hooks: { udhcpc: string },
+  /** false: the caller makes stateDir(ns) and removes the last lease record itself (a batch in one shell). */
+  prepare = true,
 ): { argv: string[]; env: Record<string, string> } {
-  mkdirSync(stateDir(ns), { recursive: true });
-  rmSync(leaseStatePath(ns, ifname), { force: true });
+  if (prepare) {
+    mkdirSync(stateDir(ns), { recursive: true });
+    rmSync(leaseStatePath(ns, ifname), { force: true });
+  }
   const argv = [
     'nsenter',
     `--net=/run/netns/${assertNamespaceName(ns)}`,

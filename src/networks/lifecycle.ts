@@ -20,8 +20,12 @@ import { hasService, lockNetwork, networkById, offeringById } from './repository
 import { offeringProviders, requireProviderEnabled } from '../infrastructure/provider-rows.js';
 
 export interface NetworkHooks {
-  /** After the network has its VLAN and source-NAT IP, in the same transaction (create/start the VR here). */
-  afterImplement?(ctx: NetCtx, network: NetworkRow): Promise<void>;
+  /**
+   * After the network has its VLAN and source-NAT IP, in the same transaction (create/start the VR here).
+   * 'bumped': every router of the network had its desired generation bumped in this transaction (a caller that
+   * changes what they serve in it need not bump them again).
+   */
+  afterImplement?(ctx: NetCtx, network: NetworkRow): Promise<void | 'bumped'>;
   /** Before the VLAN is given back (stop the VR here). */
   beforeShutdown?(ctx: NetCtx, network: NetworkRow): Promise<void>;
   /** restartNetwork: after implement; `cleanup` asks for routers to be recreated. */

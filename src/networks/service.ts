@@ -89,10 +89,15 @@ export async function networkForCaller(
   uuid: string,
   param = 'id',
   forWrite = true,
+  /** An owner the caller has just read in this transaction (a deploy's), not read again when it owns the network. */
+  known?: Owner,
 ): Promise<NetworkRow> {
   const n = await networkByUuid(ctx.tx, uuid, param);
   if (n.account_id !== null) {
-    const owner = await ownerById(ctx.tx, n.account_id);
+    const owner =
+      known && Number(known.accountId) === Number(n.account_id)
+        ? known
+        : await ownerById(ctx.tx, n.account_id);
     await checkAccess(ctx.tx, ctx.caller, owner, `network '${n.name}'`);
   } else if (forWrite && ctx.caller.role !== 'Admin') {
     throw permissionDenied(`Only root admins may change shared network '${n.name}'`);

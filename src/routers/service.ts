@@ -257,9 +257,9 @@ let installed = false;
 export function installRouterHooks(): void {
   if (installed) return;
   installed = true;
-  networkHooks.afterImplement = async (ctx, network) => {
-    await ensureRoutersForNetwork(ctx, network);
-  };
+  networkHooks.afterImplement = async (ctx, network) =>
+    // Routers there (made or found) means they were bumped, a VPC's every tier's with them.
+    (await ensureRoutersForNetwork(ctx, network)).length > 0 ? 'bumped' : undefined;
   networkHooks.beforeShutdown = async (ctx, network) => {
     await stopRoutersOfNetwork(ctx, network);
   };

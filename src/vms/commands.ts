@@ -39,12 +39,16 @@ import {
 import type { NicRequest, VmRow } from './service.js';
 import {
   convergeNetworks,
+  convergeRouters,
   driverDestroyVm,
   driverStartVm,
   driverStopVm,
   driverUpdateVm,
+  routersToConverge,
   vmRuntime,
 } from './operations.js';
+import type { RouterGeneration } from './operations.js';
+import type { VmRuntime } from '../drivers/types.js';
 import { checkDnsLabel, checkMacAddress, checkUserData } from './validation.js';
 import { traceVms } from './trace.js';
 import { nicResponses, vmResponse } from './responses.js';
@@ -65,19 +69,42 @@ interface DeployMarks {
 }
 
 /**
- * The start after a VM's transaction committed: its routers converge, then the driver starts it. `known`: what
- * the caller has just committed (the VM's networks, its row), not read again.
+ * The start after a VM's transaction committed: its routers converge while the driver prepares the VM (netns: its
+ * namespace, veths and port rules), and its guest starts once they have: the guest asks for its address at
+ * once, so its router must know it first (as CloudStack prepares the DHCP entry before the VM starts), but
+ * nothing else of the start needs the router. `known`: what the caller has just committed (the VM's networks,
+ * its row), not read again.
  */
 async function convergeAndStart(
   ctx: CommandContext,
   vm: VmRow,
-  known?: { networkIds: number[] },
+  known?: KnownStart,
 ): Promise<{ converging: number; converged: number; driven: number }> {
   const converging = Date.now();
-  await convergeNetworks(ctx.store, known?.networkIds ?? (await networksOfVm(ctx.store.db, Number(vm.id))));
-  const converged = Date.now();
-  await driverStartVm(ctx.store, known ? vm : Number(vm.id));
+  let converged = 0;
+  const ready = (async () => {
+    if (known?.routers) await convergeRouters(ctx.store, known.routers);
+    else
+      await convergeNetworks(
+        ctx.store,
+        known?.networkIds ?? (await networksOfVm(ctx.store.db, Number(vm.id))),
+      );
+    converged = Date.now();
+  })();
+  await driverStartVm(ctx.store, known?.runtime ?? (known ? vm : Number(vm.id)), ready);
   return { converging, converged, driven: Date.now() };
+}
+
+/**
+ * What a deploy's transaction read for the start after it (not read again after the commit: on SQLite every
+ * statement outside a transaction queues for the one connection behind everything else in a burst).
+ */
+interface KnownStart {
+  networkIds: number[];
+  /** The VM's routers and the generation holding it. */
+  routers?: RouterGeneration[];
+  /** The VM as its driver sees it. */
+  runtime?: VmRuntime;
 }
 
 async function startAfterCommit(ctx: CommandContext, vm: VmRow, marks?: DeployMarks): Promise<void> {
@@ -153,6 +180,8 @@ const deployVirtualMachine = defineCommand({
     // What the VM's transaction read and committed, for the start and the answer after it.
     let networkIds: number[] = [];
     let refs: VmRefs | undefined;
+    let routers: RouterGeneration[] | undefined;
+    let runtime: VmRuntime | undefined;
     const vm = await withNet(ctx, async (n) => {
       const zone = await n.tx
         .selectFrom('zones')
@@ -168,14 +197,14 @@ const deployVirtualMachine = defineCommand({
       if (mapped.length) {
         for (const [i, m] of mapped.entries())
           reqs.push({
-            network: await networkForCaller(n, m.networkid, 'iptonetworklist', false),
+            network: await networkForCaller(n, m.networkid, 'iptonetworklist', false, owner),
             ip: m.ip,
             mac: checkMacAddress(`iptonetworklist[${i}].mac`, m.mac, Number(zone.id)),
           });
       } else if (p.networkids?.length) {
         for (const [i, id] of p.networkids.entries())
           reqs.push({
-            network: await networkForCaller(n, id, 'networkids', false),
+            network: await networkForCaller(n, id, 'networkids', false, owner),
             ...(i === 0 ? { ip: p.ipaddress, mac: macaddress } : {}),
           });
       } else {
@@ -229,7 +258,7 @@ const deployVirtualMachine = defineCommand({
         },
         tpl,
       };
-      return createVm(n, {
+      const created = await createVm(n, {
         uuid,
         owner,
         zoneId: Number(zone.id),
@@ -245,9 +274,16 @@ const deployVirtualMachine = defineCommand({
         start,
         nics: reqs,
       });
+      if (start) {
+        // Read here, in the transaction: the routers' generation that holds this VM, and the VM as the driver
+        // sees it (its NICs and their networks).
+        routers = await routersToConverge(n.tx as never as Executor, networkIds);
+        runtime = await vmRuntime(n.tx as never as Executor, created);
+      }
+      return created;
     });
     marks.committed = Date.now();
-    return finishDeploy(ctx, vm, start, marks, { networkIds, refs });
+    return finishDeploy(ctx, vm, start, marks, { networkIds, refs, routers, runtime });
   },
 });
 
@@ -283,7 +319,7 @@ async function finishDeploy(
   vm: VmRow,
   start: boolean,
   marks?: DeployMarks,
-  known?: { networkIds: number[]; refs?: VmRefs },
+  known?: KnownStart & { refs?: VmRefs },
 ) {
   let started: Awaited<ReturnType<typeof convergeAndStart>> | undefined;
   if (start && vm.state === 'Starting') {

@@ -86,14 +86,40 @@ export async function convergeNetworks(
   timeoutMs = 60_000,
 ): Promise<void> {
   if (networkIds.length === 0) return;
-  const { reconciler } = vmRuntimeFor(store);
-  const routers = await store.db
+  await convergeRouters(store, await routersToConverge(store.db, networkIds), timeoutMs);
+}
+
+/** A live router of a network and the generation that holds a change to it. */
+export interface RouterGeneration {
+  id: number;
+  desired_generation: number;
+}
+
+/**
+ * The live routers of these networks and their desired generation as `ex` sees it: read in the transaction that
+ * changed them, it is exactly the generation holding that change (and nothing needs reading after the commit).
+ */
+export async function routersToConverge(
+  ex: Executor,
+  networkIds: readonly number[],
+): Promise<RouterGeneration[]> {
+  if (networkIds.length === 0) return [];
+  return ex
     .selectFrom('routers')
-    .select(['id', 'desired_generation', 'state'])
+    .select(['id', 'desired_generation'])
     .where('network_id', 'in', [...networkIds])
     .where('removed', 'is', null)
     .where('state', 'in', ['Starting', 'Running'])
     .execute();
+}
+
+/** convergeNetworks for routers and generations already read (routersToConverge). */
+export async function convergeRouters(
+  store: Store,
+  routers: readonly RouterGeneration[],
+  timeoutMs = 60_000,
+): Promise<void> {
+  const { reconciler } = vmRuntimeFor(store);
   const deadline = Date.now() + timeoutMs;
   await Promise.all(
     routers.map(async (r) => {
@@ -116,13 +142,42 @@ export async function convergeNetworks(
   );
 }
 
-/** Starts the VM on its driver; `vm` is its id, or its row when the caller has just committed it (not read again). */
-export async function driverStartVm(store: Store, vm: number | VmRow): Promise<void> {
-  const row =
-    typeof vm === 'number'
-      ? await store.db.selectFrom('vms').selectAll().where('id', '=', vm).executeTakeFirstOrThrow()
-      : vm;
-  await vmRuntimeFor(store).driver.startVm(await vmRuntime(store.db, row));
+/**
+ * Starts the VM on its driver; `vm` is its id, or its row when the caller has just committed it (not read again),
+ * or its runtime as the caller's transaction read it.
+ * `ready`: the guest must not run before it resolves (its routers converging); the driver prepares the rest
+ * meanwhile where it can (startVmAfter), else it is started once `ready` has resolved. Rejects with `ready`'s
+ * error when that rejects.
+ */
+export async function driverStartVm(
+  store: Store,
+  vm: number | VmRow | VmRuntime,
+  ready?: Promise<unknown>,
+): Promise<void> {
+  // Whatever happens below, `ready` is awaited (its error is the one to report) and never left unhandled.
+  ready?.catch(() => undefined);
+  try {
+    const rt =
+      typeof vm === 'number'
+        ? await vmRuntime(
+            store.db,
+            await store.db.selectFrom('vms').selectAll().where('id', '=', vm).executeTakeFirstOrThrow(),
+          )
+        : 'nics' in vm
+          ? vm
+          : await vmRuntime(store.db, vm);
+    const { driver } = vmRuntimeFor(store);
+    if (!ready) await driver.startVm(rt);
+    else if (driver.startVmAfter) await driver.startVmAfter(rt, ready);
+    else {
+      await ready;
+      await driver.startVm(rt);
+    }
+  } catch (e) {
+    await ready;
+    throw e;
+  }
+  await ready;
 }
 
 export async function driverStopVm(store: Store, vmId: number): Promise<void> {

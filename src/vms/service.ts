@@ -92,13 +92,14 @@ export async function addNic(
 ): Promise<NicRow> {
   const tx = plain(ctx);
   let network = req.network;
+  let bumped = false;
   if (network.type !== 'L2' && network.state !== 'Implemented' && network.type !== 'Shared') {
     network = await implementNetwork(ctx, network.id);
   } else if (network.state === 'Implemented') {
     // A network implemented while no router hook was installed (`stacknet demo`, a server of an older
     // version) or whose router an admin stopped still needs a running router before a VM boots on it, as
     // CloudStack starts the VR when a VM starts in the network.
-    await networkHooks.afterImplement?.(ctx, network);
+    bumped = (await networkHooks.afterImplement?.(ctx, network)) === 'bumped';
   }
   await checkHostnameFree(ctx, network, vm.name, Number(vm.id));
   const uuid = req.uuid ?? randomUUID();
@@ -145,7 +146,8 @@ export async function addNic(
   if (allocationId !== null) {
     await tx.updateTable('ip_allocations').set({ owner_id: nic.id }).where('id', '=', allocationId).execute();
   }
-  await bumpNetworkRouters(tx, Number(network.id));
+  // Once per transaction is enough (the pass reads what it committed): the hook above bumped them already.
+  if (!bumped) await bumpNetworkRouters(tx, Number(network.id));
   await ctx.recorder.event(ctx.tx, {
     type: 'NET.IPASSIGN',
     description: `Guest address ${ipv4 ?? '(none)'} assigned to ${vm.name} in network ${network.name}`,
