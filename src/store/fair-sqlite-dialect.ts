@@ -59,7 +59,14 @@ export class FairSqliteDialect extends SqliteDialect {
   }
 }
 
+/**
+ * Also hands the one connection on in arrival order. Kysely's own mutex wakes every waiter at each release and
+ * all but one go back to sleep: with hundreds waiting (a burst of deploys) that is hundreds of wake-ups per
+ * statement. Here the waiters queue, the next one is woken alone, and Kysely's mutex is always free when asked.
+ */
 class FairDriver extends DelegatingDriver {
+  private held = false;
+  private readonly waiting: (() => void)[] = [];
   constructor(
     inner: Driver,
     private readonly turns: LoopTurns,
@@ -68,6 +75,25 @@ class FairDriver extends DelegatingDriver {
   }
   override async acquireConnection(): Promise<DatabaseConnection> {
     await this.turns.fair();
-    return this.inner.acquireConnection();
+    if (this.held) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.held = true;
+    try {
+      return await this.inner.acquireConnection();
+    } catch (e) {
+      this.handOn();
+      throw e;
+    }
+  }
+  override async releaseConnection(c: DatabaseConnection): Promise<void> {
+    try {
+      await this.inner.releaseConnection(c);
+    } finally {
+      this.handOn();
+    }
+  }
+  private handOn(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.held = false;
   }
 }
