@@ -8,6 +8,8 @@
  *                        [--phases list,domain,associate] (which phases run; all by default)
  *                        [--http-client http|fetch] (the clients' transport: node:http keep-alive, the default, or
  *                        fetch as before 2026-12-07; the same signed requests either way)
+ *                        [--sqlite-sync NORMAL|FULL|EXTRA] (the SQLite server's STACKNET_SQLITE_SYNC; NORMAL by
+ *                        default, as in every figure before 2026-12-07; the server's own default is FULL)
  * `--metrics both` (the default) runs every phase against a server with /metrics on (STACKNET_METRICS=on, scraped
  * every second like a busy Prometheus) and one with it off, alternating `--rounds` times, each server on a fresh
  * SQLite database (with --db-url, the same database), so the cost of the metrics is the difference.
@@ -34,6 +36,9 @@ const scrapeSeconds = Number(arg('--scrape-seconds', '1'));
 const logLevel = arg('--log-level', 'info');
 const phases = new Set(arg('--phases', 'list,domain,associate').split(','));
 const httpClient = arg('--http-client', 'http');
+const sqliteSync = arg('--sqlite-sync', 'NORMAL').toUpperCase();
+if (!['NORMAL', 'FULL', 'EXTRA'].includes(sqliteSync))
+  throw new Error('--sqlite-sync must be NORMAL, FULL or EXTRA');
 if (!['http', 'fetch'].includes(httpClient)) throw new Error('--http-client must be http or fetch');
 if (!['both', 'on', 'off'].includes(metricsArg)) throw new Error('--metrics must be both, on or off');
 let tags: Record<string, unknown> = {};
@@ -103,10 +108,11 @@ async function run(metrics: 'on' | 'off', round: number): Promise<void> {
     bus: amqpUrl ? 'on' : 'off',
     scrape_seconds: scrapeSeconds,
     http_client: httpClient,
+    ...(dbUrl ? {} : { sqlite_sync: sqliteSync }),
   };
   const dir = mkdtempSync(join(tmpdir(), 'stacknet-bench-'));
   const server = await startServer(dbUrl || `sqlite:${join(dir, 'bench.db')}`, {
-    STACKNET_SQLITE_SYNC: 'NORMAL',
+    STACKNET_SQLITE_SYNC: sqliteSync,
     STACKNET_METRICS: metrics,
     STACKNET_LOG_LEVEL: logLevel,
     ...(amqpUrl ? { STACKNET_AMQP_URL: amqpUrl, STACKNET_AMQP_EXCHANGE: 'stacknet-bench' } : {}),
