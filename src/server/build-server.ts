@@ -100,7 +100,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
     ...given,
     log: given.log ?? (given.logger ? logHook(given.logger) : undefined),
   };
-  // V8's heap growing factor (process-settings.ts): STACKNET_HEAP_GROWING_PERCENT, default 20.
+  // V8's heap growing factor (process-settings.ts): STACKNET_HEAP_GROWING_PERCENT, default 10.
   const settings = processSettingsOf();
   applyProcessSettings(settings);
   config.log?.(`heap growing percent: ${settings.heapGrowingPercent ?? "V8's own"} (${settings.source})`);
