@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Executor, Store } from '../../store/db.js';
 import type { Caller } from '../../api/command.js';
 import { sealSecret } from '../secrets.js';
+import { defaultRootAdmin } from '../../accounts/repository.js';
 import { addressKey, parseIp } from '../../ipam/address.js';
 import { netDb } from '../../networks/tables.js';
 import { portableScope, publicScope } from '../../infrastructure/scopes.js';
@@ -318,22 +319,7 @@ export async function insertPublicIp(
 
 /** The bootstrapped admin as a caller, for tests that call services without the API. */
 export async function adminCaller(store: Store): Promise<Caller> {
-  const a = await store.db
-    .selectFrom('accounts')
-    .innerJoin('domains', 'domains.id', 'accounts.domain_id')
-    .innerJoin('users', 'users.account_id', 'accounts.id')
-    .select([
-      'accounts.id as accountId',
-      'accounts.uuid as accountUuid',
-      'accounts.name as accountName',
-      'domains.id as domainId',
-      'domains.uuid as domainUuid',
-      'domains.path as domainPath',
-      'users.id as userId',
-      'users.uuid as userUuid',
-      'users.username as username',
-    ])
-    .where('accounts.name', '=', 'admin')
-    .executeTakeFirstOrThrow();
-  return { ...a, accountType: 1, role: 'Admin' } as Caller;
+  const admin = await defaultRootAdmin(store.db);
+  if (!admin) throw new Error('no bootstrapped admin in this store');
+  return admin.caller;
 }
