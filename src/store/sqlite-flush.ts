@@ -80,6 +80,11 @@ export class WalFlush {
    */
   durable(): Promise<void> | undefined {
     this.note();
+    return this.flushed();
+  }
+
+  /** As durable(), for commits already noted: no look at the connection. */
+  flushed(): Promise<void> | undefined {
     if (this.flushedUpTo >= this.committed) return undefined;
     const upTo = this.committed;
     const p = new Promise<void>((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
@@ -140,6 +145,6 @@ export class WalFlushDriver extends DelegatingDriver {
     // Noted before the connection is handed on: the next user may open a transaction at once.
     this.wal.note();
     await this.inner.releaseConnection(c);
-    await this.wal.durable();
+    await this.wal.flushed();
   }
 }
