@@ -172,32 +172,19 @@ async function zoneWithRanges(
   // None: deps.zone gives the API's answer for a zone that is not there (and should one appear in between, its
   // ranges are read with it by assignPublicIp).
   if (!z) return { zone: await deps.zone(uuid) };
-  const zone: ZoneRow = {
-    id: z.z_id,
-    uuid: z.z_uuid,
-    name: z.z_name,
-    description: z.z_description,
-    dns1: z.z_dns1,
-    dns2: z.z_dns2,
-    internaldns1: z.z_internaldns1,
-    internaldns2: z.z_internaldns2,
-    ip6dns1: z.z_ip6dns1,
-    ip6dns2: z.z_ip6dns2,
-    guest_cidr: z.z_guest_cidr,
-    domain: z.z_domain,
-    network_type: z.z_network_type,
-    allocation_state: z.z_allocation_state,
-    created: z.z_created,
-    removed: z.z_removed,
-  };
-  const ranges: RangeRow[] = [];
-  for (const r of rows) {
-    if (r.id === null) continue;
-    // The range's own columns: every one but the zone's `z_` ones (no public_ip_ranges column starts so).
+  // Each row splits on the `z_` prefix: the zone's columns (every one, checked above) and the range's own (no
+  // public_ip_ranges column starts so); a zone without ranges has one row whose range columns are null.
+  const split = (r: ZoneAndRangeRow) => {
+    const zone: Record<string, unknown> = {};
     const range: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(r)) if (!k.startsWith('z_')) range[k] = v;
-    ranges.push(range as RangeRow);
-  }
+    for (const [k, v] of Object.entries(r)) {
+      if (k.startsWith('z_')) zone[k.slice(2)] = v;
+      else range[k] = v;
+    }
+    return { zone: zone as unknown as ZoneRow, range: range as RangeRow };
+  };
+  const zone = split(z).zone;
+  const ranges = rows.filter((r) => r.id !== null).map((r) => split(r).range);
   return { zone, ranges };
 }
 
