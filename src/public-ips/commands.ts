@@ -28,13 +28,12 @@ import {
   abandonAllocating,
   associateIpAddress,
   completeAssociate,
-  disableStaticNat,
   disassociateIpAddress,
-  enableStaticNat,
   releaseIpAddress,
   reserveIpAddress,
 } from './service.js';
 import { knownOwners } from './service.js';
+import { disableStaticNat, enableStaticNat } from './static-nat.js';
 import type { AssociateDeps, IpRow } from './service.js';
 
 const R = (o: Record<string, unknown>): ResponseObject => o as ResponseObject;
