@@ -11,18 +11,8 @@ import {
 import type { AnyCommand, ResponseObject } from '../api/command.js';
 import { readNet, withNet } from '../infrastructure/net-context.js';
 import { networkById, vpcById } from './repository.js';
-import {
-  createNetwork,
-  createVpc,
-  deleteNetwork,
-  deleteVpc,
-  listNetworks,
-  listVpcs,
-  restartNetwork,
-  restartVpc,
-  updateNetwork,
-  updateVpc,
-} from './service.js';
+import { createNetwork, deleteNetwork, listNetworks, restartNetwork, updateNetwork } from './service.js';
+import { createVpc, deleteVpc, listVpcs, restartVpc, updateVpc } from './vpcs.js';
 import { networkResponses, vpcResponses } from './responses.js';
 
 const R = (o: Record<string, unknown>): ResponseObject => o as ResponseObject;
