@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { tagsFor } from '../tags/service.js';
+import { objectResult } from '../api/command.js';
 import type { ResponseObject } from '../api/command.js';
 import { idsOf, mapByIds, readByKeys } from '../api/list.js';
 import { displayPath, ownersByIds } from '../accounts/repository.js';
@@ -215,4 +216,10 @@ export async function vmResponse(
   refs?: VmRefs,
 ): Promise<ResponseObject> {
   return { ...(await vmResponses(ex, [vm], refs && (() => refs)))[0]!, ...extra };
+}
+
+/** A command's answer naming one VM, read again by its uuid (whatever its state now). */
+export async function vmResult(ex: Executor, uuid: string, extra: ResponseObject = {}) {
+  const vm = await ex.selectFrom('vms').selectAll().where('uuid', '=', uuid).executeTakeFirstOrThrow();
+  return objectResult('virtualmachine', await vmResponse(ex, vm, extra));
 }
