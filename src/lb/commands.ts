@@ -16,21 +16,20 @@ import { lbByUuid } from './repository.js';
 import type { PolicyRow } from './repository.js';
 import {
   assignToLoadBalancerRule,
-  createHealthCheckPolicy,
   createLoadBalancerRule,
-  createStickinessPolicy,
   deleteLoadBalancerRule,
-  deletePolicy,
-  instanceResponses,
-  lbResponses,
-  listLbInstances,
   listLoadBalancerRules,
-  policiesRule,
-  policyByUuid,
-  policyResponse,
   removeFromLoadBalancerRule,
   updateLoadBalancerRule,
 } from './service.js';
+import {
+  createHealthCheckPolicy,
+  createStickinessPolicy,
+  deletePolicy,
+  policiesRule,
+  policyByUuid,
+} from './policies.js';
+import { instanceResponses, lbResponses, listLbInstances, policyResponse } from './responses.js';
 
 /** The job's answer once the routers took the rule (or the wait ran out: the rule stays Add, see src/rules). */
 async function lbResult(ctx: CommandContext, uuid: string): Promise<CommandResult> {

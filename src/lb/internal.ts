@@ -26,7 +26,8 @@ import type { Executor as PlainExecutor } from '../store/db.js';
 import { tagsCondition, tagsFor } from '../tags/service.js';
 import { dropLbChildren, lbByUuid, lbDb, lbRowsOf, membersOf } from './repository.js';
 import type { LbRow } from './repository.js';
-import { lbCommon, lbForCaller } from './service.js';
+import { lbForCaller } from './service.js';
+import { lbCommon } from './responses.js';
 import { algorithmOf } from './validate.js';
 
 const plain = (ctx: NetCtx): PlainExecutor => ctx.tx as unknown as PlainExecutor;

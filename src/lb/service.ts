@@ -1,28 +1,22 @@
 /**
  * Public load balancer rules on the virtual router: create (CloudStack's checks and conflicts), update, delete,
- * list, members (assign/remove, vmidipmap for secondary addresses), stickiness and health check policies, and
- * the responses. The rule is a firewall_rules row (src/rules): its event, the routers' bump and `state` are that
+ * list, members (assign/remove, vmidipmap for secondary addresses); stickiness and health check policies are in
+ * policies.ts, the responses in responses.ts. The rule is a firewall_rules row (src/rules): its event, the routers' bump and `state` are that
  * module's, in the caller's transaction.
  */
 import { randomUUID } from 'node:crypto';
-import type { ResponseObject } from '../api/command.js';
 import { applyListScope, resolveListScope } from '../accounts/scope.js';
 import { keywordMatch } from '../api/list.js';
 import { CloudStackError, invalidParameter, permissionDenied } from '../errors/catalogue.js';
 import type { Listed, NetCtx } from '../infrastructure/context.js';
 import { notFound, pageWindow } from '../infrastructure/context.js';
 import { zoneByUuid } from '../infrastructure/zones.js';
-import { ownerById, ownerFields, ownerNames } from '../infrastructure/owners.js';
+import { ownerById } from '../infrastructure/owners.js';
 import { formatIp, parseIpOf } from '../ipam/index.js';
 import { lockNetwork, networkById, networkByUuid } from '../networks/repository.js';
 import type { NetworkRow } from '../networks/repository.js';
 import { publicIpByUuid } from '../public-ips/service.js';
 import type { IpRow } from '../public-ips/service.js';
-import { cidrsOf, enforcingNetworkId, ruleProgress } from '../rules/repository.js';
-import { vmResponse } from '../vms/responses.js';
-import type { VmRow } from '../vms/service.js';
-import { memberState } from './members.js';
-import type { ServiceState } from './members.js';
 import {
   bumpAndStamp,
   cidrKey,
@@ -37,12 +31,12 @@ import {
 } from '../rules/service.js';
 import { detectConflict, portSpan } from '../rules/validate.js';
 import type { Executor as PlainExecutor } from '../store/db.js';
-import { tagsCondition, tagsFor } from '../tags/service.js';
-import { dropLbChildren, lbByUuid, lbDb, lbRowsOf, membersOf, policiesOf } from './repository.js';
-import type { LbRow, MemberRow, PolicyRow } from './repository.js';
-import { algorithmOf, checkHealthCheck, checkStickiness, lbProtocolOf } from './validate.js';
+import { tagsCondition } from '../tags/service.js';
+import { dropLbChildren, lbByUuid, lbDb, lbRowsOf, membersOf } from './repository.js';
+import type { LbRow, MemberRow } from './repository.js';
+import { algorithmOf, lbProtocolOf } from './validate.js';
 
-const plain = (ctx: NetCtx): PlainExecutor => ctx.tx as unknown as PlainExecutor;
+export const plain = (ctx: NetCtx): PlainExecutor => ctx.tx as unknown as PlainExecutor;
 
 /** The live LB rule named `uuid` the caller may act on, or 431 naming the parameter. */
 export async function lbForCaller(ctx: NetCtx, uuid: string, param = 'id'): Promise<LbRow> {
@@ -51,7 +45,7 @@ export async function lbForCaller(ctx: NetCtx, uuid: string, param = 'id'): Prom
 }
 
 /** An LB event on the rule, or (policy events) on the policy named by `policy`. */
-async function event(
+export async function event(
   ctx: NetCtx,
   r: LbRow,
   type: Parameters<NetCtx['recorder']['event']>[1]['type'],
@@ -405,168 +399,6 @@ export async function removeFromLoadBalancerRule(ctx: NetCtx, p: MembersParams):
   return (await lbByUuid(ctx.tx, r.uuid))!;
 }
 
-// ------------------------------------------------------------------------------------------------ policies
-
-export interface StickinessParams {
-  lbruleid: string;
-  name: string;
-  methodname: string;
-  description?: string | undefined;
-  param?: Record<string, string>[] | undefined;
-  fordisplay?: boolean | undefined;
-}
-
-/**
- * createLBStickinessPolicy. A rule has one stickiness policy in force: CloudStack's applyLBStickinessPolicy
- * revokes the older one when the new one is applied, so the new one replaces it here.
- */
-export async function createStickinessPolicy(ctx: NetCtx, p: StickinessParams): Promise<PolicyRow> {
-  const r = await lbForCaller(ctx, p.lbruleid, 'lbruleid');
-  const s = checkStickiness(r.uuid, p.methodname, p.param ?? []);
-  if (!p.name.trim()) throw invalidParameter('name', p.name, 'name must not be empty');
-  const db = lbDb(ctx.tx);
-  await db
-    .deleteFrom('load_balancer_policies')
-    .where('rule_id', '=', Number(r.id))
-    .where('kind', '=', 'Stickiness')
-    .execute();
-  const uuid = randomUUID();
-  await db
-    .insertInto('load_balancer_policies')
-    .values({
-      uuid,
-      rule_id: Number(r.id),
-      kind: 'Stickiness',
-      name: p.name,
-      description: p.description ?? null,
-      method: s.method,
-      params: JSON.stringify(s.params),
-      ping_path: null,
-      interval_time: null,
-      response_timeout: null,
-      healthy_threshold: null,
-      unhealthy_threshold: null,
-      for_display: p.fordisplay === false ? 0 : 1,
-      created: ctx.now,
-    })
-    .execute();
-  await event(ctx, r, 'LB.STICKINESSPOLICY.CREATE', `Stickiness policy ${uuid} (${s.method}) created`, {
-    type: 'LBStickinessPolicy',
-    uuid,
-  });
-  await bumpAndStamp(ctx, [r]);
-  return await db
-    .selectFrom('load_balancer_policies')
-    .selectAll()
-    .where('uuid', '=', uuid)
-    .executeTakeFirstOrThrow();
-}
-
-export interface HealthCheckParams {
-  lbruleid: string;
-  pingpath?: string | undefined;
-  description?: string | undefined;
-  responsetimeout?: number | undefined;
-  intervaltime?: number | undefined;
-  healthythreshold?: number | undefined;
-  unhealthythreshold?: number | undefined;
-  fordisplay?: boolean | undefined;
-}
-
-export async function createHealthCheckPolicy(ctx: NetCtx, p: HealthCheckParams): Promise<PolicyRow> {
-  const r = await lbForCaller(ctx, p.lbruleid, 'lbruleid');
-  const hc = checkHealthCheck(p);
-  const db = lbDb(ctx.tx);
-  if ((await policiesOf(ctx.tx, [Number(r.id)], 'HealthCheck')).length > 0)
-    throw invalidParameter(
-      'lbruleid',
-      p.lbruleid,
-      `Failed to create HealthCheck policy: Already policy attached  for the LB Rule id :${r.uuid}`,
-    );
-  const uuid = randomUUID();
-  await db
-    .insertInto('load_balancer_policies')
-    .values({
-      uuid,
-      rule_id: Number(r.id),
-      kind: 'HealthCheck',
-      name: null,
-      description: p.description ?? null,
-      method: null,
-      params: null,
-      ping_path: hc.pingPath,
-      interval_time: hc.intervalTime,
-      response_timeout: hc.responseTimeout,
-      healthy_threshold: hc.healthyThreshold,
-      unhealthy_threshold: hc.unhealthyThreshold,
-      for_display: p.fordisplay === false ? 0 : 1,
-      created: ctx.now,
-    })
-    .execute();
-  await event(ctx, r, 'LB.HEALTHCHECKPOLICY.CREATE', `Health check policy ${uuid} created`, {
-    type: 'LBHealthCheckPolicy',
-    uuid,
-  });
-  await bumpAndStamp(ctx, [r]);
-  return await db
-    .selectFrom('load_balancer_policies')
-    .selectAll()
-    .where('uuid', '=', uuid)
-    .executeTakeFirstOrThrow();
-}
-
-export async function policyByUuid(ctx: NetCtx, uuid: string): Promise<PolicyRow | undefined> {
-  return lbDb(ctx.tx)
-    .selectFrom('load_balancer_policies')
-    .selectAll()
-    .where('uuid', '=', uuid)
-    .executeTakeFirst();
-}
-
-export async function deletePolicy(ctx: NetCtx, kind: PolicyRow['kind'], id: string): Promise<void> {
-  const what = kind === 'Stickiness' ? 'LB stickiness policy' : 'LB health check policy';
-  const pol = await policyByUuid(ctx, id);
-  if (!pol || pol.kind !== kind) throw notFound('id', id, what);
-  const rule = await ctx.tx
-    .selectFrom('firewall_rules')
-    .select('uuid')
-    .where('id', '=', pol.rule_id)
-    .executeTakeFirstOrThrow();
-  const r = await lbForCaller(ctx, rule.uuid, 'id');
-  await lbDb(ctx.tx).deleteFrom('load_balancer_policies').where('id', '=', pol.id).execute();
-  await event(
-    ctx,
-    r,
-    kind === 'Stickiness' ? 'LB.STICKINESSPOLICY.DELETE' : 'LB.HEALTHCHECKPOLICY.DELETE',
-    `${what} ${id} deleted`,
-    { type: kind === 'Stickiness' ? 'LBStickinessPolicy' : 'LBHealthCheckPolicy', uuid: id },
-  );
-  await bumpAndStamp(ctx, [r]);
-}
-
-/** listLBStickinessPolicies / listLBHealthCheckPolicies: the rule named by lbruleid or owning policy `id`. */
-export async function policiesRule(
-  ctx: NetCtx,
-  kind: PolicyRow['kind'],
-  p: { lbruleid?: string | undefined; id?: string | undefined },
-): Promise<LbRow | undefined> {
-  if (p.lbruleid) return lbForCaller(ctx, p.lbruleid, 'lbruleid');
-  if (!p.id)
-    throw invalidParameter(
-      'lbruleid',
-      '',
-      `load balancer rule ID and ${kind === 'Stickiness' ? 'stickiness' : 'health check'} policy ID can't be null`,
-    );
-  const pol = await policyByUuid(ctx, p.id);
-  if (!pol || pol.kind !== kind) return undefined;
-  const rule = await ctx.tx
-    .selectFrom('firewall_rules')
-    .select('uuid')
-    .where('id', '=', pol.rule_id)
-    .executeTakeFirstOrThrow();
-  return lbForCaller(ctx, rule.uuid, 'id');
-}
-
 // ------------------------------------------------------------------------------------------------ list
 
 export interface ListLbParams {
@@ -644,217 +476,4 @@ export async function listLoadBalancerRules(ctx: NetCtx, p: ListLbParams): Promi
   let rq = q.selectAll('firewall_rules').orderBy('firewall_rules.id').offset(offset);
   if (limit !== undefined) rq = rq.limit(limit);
   return { count, items: await lbRowsOf(ctx.tx, await rq.execute()) };
-}
-
-// ------------------------------------------------------------------------------------------------ responses
-
-/** What every LB response needs: the rule's `state` (Add / Active), its network and zone, its owner. */
-export async function lbCommon(ctx: NetCtx, rules: readonly LbRow[]) {
-  const progress = await ruleProgress(ctx.tx, rules);
-  const owners = await ownerNames(
-    plain(ctx),
-    rules.map((r) => Number(r.account_id)),
-  );
-  const nets = rules.length
-    ? await ctx.tx
-        .selectFrom('networks')
-        .leftJoin('zones', 'zones.id', 'networks.zone_id')
-        .select(['networks.id', 'networks.uuid', 'zones.uuid as zoneUuid', 'zones.name as zoneName'])
-        .where(
-          'networks.id',
-          'in',
-          rules.map((r) => Number(r.network_id)),
-        )
-        .execute()
-    : [];
-  return (r: LbRow) => {
-    const net = nets.find((n) => Number(n.id) === Number(r.network_id));
-    return {
-      state: progress.get(Number(r.id))?.applied ? 'Active' : 'Add',
-      net,
-      owner: ownerFields(owners.get(Number(r.account_id))),
-    };
-  };
-}
-
-export async function lbResponses(ctx: NetCtx, rules: readonly LbRow[]): Promise<ResponseObject[]> {
-  if (rules.length === 0) return [];
-  const ids = rules.map((r) => Number(r.id));
-  const cidrs = await cidrsOf(ctx.tx, ids);
-  const of = await lbCommon(ctx, rules);
-  const ips = await ctx.tx
-    .selectFrom('ip_allocations')
-    .select(['id', 'uuid', 'address'])
-    .where(
-      'id',
-      'in',
-      rules.map((r) => Number(r.ip_allocation_id)),
-    )
-    .execute();
-  const tags = await tagsFor(plain(ctx), 'LoadBalancer', ids);
-  return rules.map((r) => {
-    const c = of(r);
-    const ip = ips.find((x) => Number(x.id) === Number(r.ip_allocation_id));
-    // CloudStack's LoadBalancerResponse carries the ports as strings.
-    return {
-      id: r.uuid,
-      name: r.name,
-      description: r.description ?? undefined,
-      publicipid: ip?.uuid,
-      publicip: ip ? ipText(ip) : undefined,
-      publicport: String(r.start_port),
-      privateport: String(r.private_port),
-      algorithm: r.algorithm,
-      protocol: r.lb_protocol,
-      cidrlist: cidrs.get(Number(r.id))!.source.join(','),
-      networkid: c.net?.uuid,
-      zoneid: c.net?.zoneUuid ?? undefined,
-      zonename: c.net?.zoneName ?? undefined,
-      state: c.state,
-      fordisplay: Number(r.for_display) === 1,
-      tags: tags.get(Number(r.id)) ?? [],
-      ...c.owner,
-    };
-  });
-}
-
-/** stickinesspolicies / healthcheckpolicies: the rule's fields around its list of policies (CloudStack's shape). */
-export async function policyResponse(
-  ctx: NetCtx,
-  r: LbRow,
-  kind: PolicyRow['kind'],
-  only?: PolicyRow,
-): Promise<ResponseObject> {
-  const c = (await lbCommon(ctx, [r]))(r);
-  const rows = only ? [only] : await policiesOf(ctx.tx, [Number(r.id)], kind);
-  const base: ResponseObject = {
-    lbruleid: r.uuid,
-    zoneid: c.net?.zoneUuid ?? undefined,
-    account: c.owner.account,
-    domainid: c.owner.domainid,
-    domain: c.owner.domain,
-  };
-  if (kind === 'Stickiness')
-    return {
-      ...base,
-      name: r.name,
-      description: r.description ?? undefined,
-      state: c.state,
-      stickinesspolicy: rows.map((s) => ({
-        id: s.uuid,
-        name: s.name ?? undefined,
-        methodname: s.method ?? undefined,
-        description: s.description ?? undefined,
-        params: JSON.parse(s.params ?? '{}') as ResponseObject,
-        state: c.state,
-        fordisplay: Number(s.for_display) === 1,
-      })),
-    };
-  return {
-    ...base,
-    healthcheckpolicy: rows.map((h) => ({
-      id: h.uuid,
-      pingpath: h.ping_path ?? undefined,
-      description: h.description ?? undefined,
-      state: c.state,
-      responsetime: h.response_timeout ?? undefined,
-      healthcheckinterval: h.interval_time ?? undefined,
-      healthcheckthresshold: h.healthy_threshold ?? undefined,
-      unhealthcheckthresshold: h.unhealthy_threshold ?? undefined,
-      fordisplay: Number(h.for_display) === 1,
-    })),
-  };
-}
-
-// ------------------------------------------------------------------------------------------------ instances
-
-export interface InstancesParams {
-  id: string;
-  applied?: boolean | undefined;
-  lbvmips?: boolean | undefined;
-  keyword?: string | undefined;
-  page?: number | undefined;
-  pagesize?: number | undefined;
-}
-
-/**
- * listLoadBalancerRuleInstances: applied (default) = the rule's members, each VM once with its balanced
- * addresses; applied=false = the owner's VMs in the rule's network not assigned to it. A member's `servicestate`
- * is its health as the routers report it (members.ts memberState: UP / DOWN / Unknown).
- */
-export async function listLbInstances(
-  ctx: NetCtx,
-  p: InstancesParams,
-): Promise<{ count: number; items: { vm: VmRow; ips: string[]; servicestate?: ServiceState }[] }> {
-  const r = await lbForCaller(ctx, p.id);
-  const members = await membersOf(ctx.tx, [Number(r.id)]);
-  const memberVmIds = [...new Set(members.map((m) => Number(m.vm_id)))];
-  let q = ctx.tx.selectFrom('vms').selectAll('vms').where('vms.removed', 'is', null);
-  if (p.applied === false) {
-    q = q
-      .where('vms.account_id', '=', Number(r.account_id))
-      .where('vms.state', 'not in', ['Destroyed', 'Expunging'])
-      .where(
-        'vms.id',
-        'in',
-        ctx.tx.selectFrom('nics').select('nics.vm_id').where('nics.network_id', '=', Number(r.network_id)),
-      );
-    if (memberVmIds.length) q = q.where('vms.id', 'not in', memberVmIds);
-  } else {
-    if (memberVmIds.length === 0) return { count: 0, items: [] };
-    q = q.where('vms.id', 'in', memberVmIds);
-  }
-  if (p.keyword) q = q.where(keywordMatch(['vms.name', 'vms.display_name'], p.keyword));
-  const all = await q.orderBy('vms.id').execute();
-  const { limit, offset } = pageWindow(p);
-  const page = all.slice(offset, limit === undefined ? undefined : offset + limit);
-  const healths = p.applied === false ? [] : await routerHealths(ctx, r);
-  return {
-    count: all.length,
-    items: page.map((vm) => {
-      const ips = members.filter((m) => Number(m.vm_id) === Number(vm.id)).map((m) => m.vm_ip);
-      if (p.applied === false) return { vm, ips };
-      // One state per VM, as CloudStack's map row: UP if any of its balanced addresses is UP.
-      const states = ips.map((ip) => memberState(healths, r.uuid, ip));
-      const servicestate: ServiceState = states.includes('UP')
-        ? 'UP'
-        : states.includes('DOWN')
-          ? 'DOWN'
-          : 'Unknown';
-      return { vm, ips, servicestate };
-    }),
-  };
-}
-
-/** The stored status (routers.health) of the live routers enforcing the rule. */
-async function routerHealths(ctx: NetCtx, r: LbRow): Promise<unknown[]> {
-  const net = await enforcingNetworkId(ctx.tx, r);
-  if (net === null) return [];
-  const rows = await ctx.tx
-    .selectFrom('routers')
-    .select('health')
-    .where('network_id', '=', net)
-    .where('removed', 'is', null)
-    .execute();
-  return rows.flatMap((x) => {
-    if (!x.health) return [];
-    try {
-      return [JSON.parse(String(x.health)) as unknown];
-    } catch {
-      return [];
-    }
-  });
-}
-
-export async function instanceResponses(
-  ctx: NetCtx,
-  items: { vm: VmRow; ips: string[]; servicestate?: ServiceState }[],
-  lbvmips: boolean,
-): Promise<ResponseObject[]> {
-  const out: ResponseObject[] = [];
-  for (const i of items) {
-    const vm = await vmResponse(plain(ctx), i.vm, i.servicestate ? { servicestate: i.servicestate } : {});
-    out.push(lbvmips ? { loadbalancerruleinstance: vm, lbvmipaddresses: i.ips } : vm);
-  }
-  return out;
 }
