@@ -1,5 +1,5 @@
 /** A VM port's anti-spoofing in nftables: the rules, as a chain per port or as sets keyed by the port. */
-import type { VmNicRuntime } from './types.js';
+import type { PortInspection, VmNicRuntime } from './types.js';
 
 /**
  * The bridge-family table whose `ports` map sends each VM port's frames to its rules: the shared `guard` chain
@@ -209,4 +209,42 @@ export function portState(
     }
   }
   return { elements, target, ownChain: new RegExp(`\\n\\tchain p_${q} \\{`).test(listed) };
+}
+
+/** A port's anti-spoofing as `listed` (the bridge table's listing) has it, against what `portElements` puts there. */
+export function portInspection(listed: string, nic: VmNicRuntime): PortInspection {
+  const port = `n${nic.id}`;
+  const have = portState(listed, port);
+  const block = (kind: string, name: string) =>
+    new RegExp(`\\n\\t${kind} ${name} \\{([\\s\\S]*?)\\n\\t\\}`).exec(listed)?.[1] ?? null;
+  const own = have.target === `p_${port}`;
+  const chain = own ? block('chain', `p_${port}`) : block('chain', 'guard');
+  const hooked = chain !== null && (own || have.target === 'guard');
+  // The rules that make it anti-spoofing, found by their comment and checked for the values: written into the
+  // port's own chain (an older build's), or looked up in the sets by the port's name.
+  const lines = (chain ?? '').split('\n');
+  const rule = (comment: string, ...values: string[]) =>
+    lines.some(
+      (l) =>
+        l.includes(`comment "${comment}"`) &&
+        l.includes('drop') &&
+        values.every((v) => new RegExp(`(^|[\\s{,])${v.replace(/\./g, '\\.')}($|[\\s},])`).test(l)),
+    );
+  const element = (set: string, value: string) =>
+    have.elements.some((e) => e.set === set && e.element === `"${port}" . ${value.toLowerCase()}`);
+  const mac = own
+    ? rule('source mac', nic.mac)
+    : rule('source mac', '@port_mac') && element('port_mac', nic.mac);
+  const ip = (a: string) =>
+    own ? rule('source ip', a) : rule('source ip', '@port_ip4') && element('port_ip4', a);
+  const want: [boolean, string][] = [
+    [mac, `ether saddr != ${nic.mac} drop (source mac)`],
+    [rule('dhcp server', 'dport'), 'udp dport { 68, 546 } drop (dhcp server)'],
+    ...nic.ipv4s.map((a): [boolean, string] => [ip(a), `ip saddr != { ${a} } drop (source ip)`]),
+  ];
+  return {
+    chain: own ? `bridge stacknet p_${port}` : `bridge stacknet guard (port ${port})`,
+    hooked,
+    missing: want.filter(([ok]) => !ok).map(([, w]) => w),
+  };
 }
