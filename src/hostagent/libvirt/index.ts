@@ -86,9 +86,9 @@ export class LibvirtBackend implements VmBackend {
   private readonly definedHash = new Map<string, string>();
   /**
    * Every domain's state as the last `list()` read it (`virsh list --all`), when it was read, and the domains this
-   * backend changed or asked about since: a pass lists once, then each `ensure` takes its domain's state from
-   * here instead of a `virsh domstate` of its own (a process and a libvirtd call per VM per pass). An entry serves
-   * once, only while fresh (`LISTED_FRESH_MS`), and not after this backend changed the domain.
+   * backend changed or asked about since: a pass lists once, then each `ensure` of a domain listed takes its
+   * state from here instead of a `virsh domstate` of its own (a process and a libvirtd call per VM per pass). An
+   * entry serves once, only while fresh (`LISTED_FRESH_MS`), and not after this backend changed the domain.
    */
   private listed: { at: number; states: Map<string, string>; used: Set<string> } | null = null;
   /** Domains with an ensure or destroy under way (count), and the listings being read (each collects them). */
@@ -310,12 +310,17 @@ export class LibvirtBackend implements VmBackend {
     }
   }
 
-  /** The domain's state word (null: no such domain): from the last listing while it serves, else `virsh domstate`. */
+  /**
+   * The domain's state word (null: no such domain): from the last listing while it serves, else `virsh domstate`.
+   * A domain the listing lacks is asked anyway: one defined since by someone else must be seen (and refused) before
+   * a `virsh define` would replace it.
+   */
   private async stateOf(name: string): Promise<string | null> {
     const l = this.listed;
-    if (l && !l.used.has(name) && Date.now() - l.at <= LISTED_FRESH_MS) {
+    const state = l?.states.get(name);
+    if (l && state !== undefined && !l.used.has(name) && Date.now() - l.at <= LISTED_FRESH_MS) {
       l.used.add(name);
-      return l.states.get(name) ?? null;
+      return state;
     }
     return this.virsh.domstate(name);
   }
