@@ -325,6 +325,10 @@ export async function benchHosts(o: {
         toGuestClock: stage((i) => (vs(i) ? guestZero(i) - vs(i)!.end : undefined)),
         reported: stage((i) => (tr(i) && vs(i) ? tr(i)!.driven! - vs(i)!.end : undefined)),
       };
+      // Each VM's toVirshStart (ms, in call order): a host's later VMs waiting on its pass show here, not in the median.
+      const toVirshStartEach = results.map((_, i) =>
+        tr(i) && vs(i) ? vs(i)!.begin - tr(i)!.converged! : null,
+      );
       // Where the guest's own boot went (its console's uptimes; medians, ms): its clock until /init (the kernel),
       // /init until its DHCP client ran (modules, eth0 up), the DHCP exchange until the lease was bound.
       const guestMs = (f: (d: { initS?: number; dhcpS?: number; leaseS: number }) => number | undefined) =>
@@ -372,6 +376,7 @@ export async function benchHosts(o: {
           guestBootMs: { median: pct(boot, 0.5), max: Math.max(...boot) },
           overheadMs: { median: pct(over, 0.5), max: Math.max(...over) },
           stagesMedianMs: stages,
+          toVirshStartEachMs: toVirshStartEach,
           guestStagesMedianMs: guestStages,
           vmsPerHost: Object.fromEntries([...perHost].sort()),
           // CPU per VM (ms): its QEMU's until its guest's clock began (libvirt's start, the firmware, the kernel's

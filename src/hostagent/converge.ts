@@ -117,6 +117,12 @@ export class HostConverger {
   private readonly prefetched = new Set<string>();
   readonly deadlines: ItemDeadlines;
   private readonly items: BoundedItems;
+  /**
+   * The pass under way's networks step: settled once the networks of `state` (the state that pass converges) are
+   * made. An early start (`ensureNewVms`) of a VM whose network that pass makes waits for it instead of waiting
+   * for the whole pass (a burst's second VM on a host the network was new to).
+   */
+  private networkStep: { state: HostDesiredState; done: Promise<void> } | null = null;
 
   constructor(private readonly o: ConvergeOptions) {
     mkdirSync(o.dataDir, { recursive: true });
@@ -179,6 +185,21 @@ export class HostConverger {
   ): Promise<ConvergeResult> {
     this.controlCidr = d.controlCidr ?? this.o.controlCidr;
     this.prefetchTemplates(d);
+    let networksMade = () => {};
+    this.networkStep = { state: d, done: new Promise<void>((ok) => (networksMade = ok)) };
+    try {
+      return await this.pass(d, hooks, started, networksMade);
+    } finally {
+      networksMade();
+    }
+  }
+
+  private async pass(
+    d: HostDesiredState,
+    hooks: ConvergeHooks,
+    started: ReadonlySet<string>,
+    networksMade: () => void,
+  ): Promise<ConvergeResult> {
     const errors: Errors = [];
     /** Runs one item; its failure is quarantined in `errors` and its message returned (undefined when it worked). */
     const guard = async (
@@ -217,6 +238,7 @@ export class HostConverger {
         { key: `network:${n.bridge}`, ms: this.deadlines.network },
       );
     if (changed) links = await linkTable();
+    networksMade();
 
     const routerErrors = new Map<string, string>();
     const publicBridges = new Map<string, Promise<string>>();
@@ -261,6 +283,14 @@ export class HostConverger {
       errors,
       () => new Set((hooks.keep?.() ?? []).flatMap((v) => v.nics.map((n) => vmPortName(n.id)))),
     );
+    // What each backend has, listed once before the VMs (libvirt: one `virsh list --all`, whose states its
+    // `ensure` then takes instead of a `virsh domstate` per VM), for the removals below. A VM started after it
+    // (early, from a newer state) is not in it, so it cannot be taken for one to remove.
+    const listed = new Map<string, { backend: VmBackend; state: 'Running' | 'Stopped' }>();
+    for (const backend of this.o.backends.values())
+      await guard(`${backend.name} backend`, async () => {
+        for (const v of await backend.list()) listed.set(v.instanceName, { backend, state: v.state });
+      });
     // VMs converge VM_SLOTS at a time: a burst placed on this host starts its domains side by side, not one
     // `virsh start` after another (each backend serialises the work on one VM itself).
     const queue = d.vms.filter((v) => !started.has(vmKey(v)));
@@ -285,11 +315,6 @@ export class HostConverger {
       }
     };
     await Promise.all(Array.from({ length: Math.min(VM_SLOTS, queue.length) }, slot));
-    const listed = new Map<string, { backend: VmBackend; state: 'Running' | 'Stopped' }>();
-    for (const backend of this.o.backends.values())
-      await guard(`${backend.name} backend`, async () => {
-        for (const v of await backend.list()) listed.set(v.instanceName, { backend, state: v.state });
-      });
     const specs = new Set(d.vms.map((v) => v.instanceName));
     // Asked again now: a newer state may have come (and started its VMs) since the ports.
     const newerVms = new Set((hooks.keep?.() ?? []).map((v) => v.instanceName));
@@ -326,9 +351,10 @@ export class HostConverger {
           return { name: r.name, running, ...(message ? { message } : {}) };
         }),
       ),
+      // Each VM of the state was ensured into its state by this pass or just before it (`started`), or failed.
       vms: d.vms.map((vm) => {
         const message = vmErrors.get(vm.instanceName);
-        const state = message ? 'Error' : (listed.get(vm.instanceName)?.state ?? 'Missing');
+        const state = message ? 'Error' : vm.state;
         return { instanceName: vm.instanceName, state, ...(message ? { message } : {}) };
       }),
     };
@@ -380,7 +406,25 @@ export class HostConverger {
     const before = new Set(current.vms.map(vmKey));
     const fresh = d.vms.filter((v) => !before.has(vmKey(v)));
     if (!fresh.length) return ensured;
-    const links = await linkTable();
+    let links = await linkTable();
+    const bridgeOf = (id: number) => d.networks.find((n) => n.id === id)?.bridge;
+    // A network the pass under way makes (its state names it too) but has not made yet: wait for that step of
+    // the pass rather than for the whole pass. A network only the newer state names is left to the next pass
+    // (this pass would remove a bridge made for it now, as its state does not name it).
+    const step = this.networkStep;
+    const making = new Set(current.networks.map((n) => n.bridge));
+    if (
+      step?.state === current &&
+      fresh.some((v) =>
+        v.nics.some((n) => {
+          const b = bridgeOf(n.networkId);
+          return b !== undefined && !links.has(b) && making.has(b);
+        }),
+      )
+    ) {
+      await step.done;
+      links = await linkTable();
+    }
     const bridges = new Map<number, string>();
     for (const n of d.networks) if (links.has(n.bridge)) bridges.set(n.id, n.bridge);
     const queue = fresh.filter(

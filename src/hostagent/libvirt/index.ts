@@ -6,7 +6,7 @@
  *   templates/<id>-<checksum>/               the template cache (templates.ts)
  *   vms/<instance name>/                     domain.xml as last defined, console.log, disk.qcow2 (qcow2 overlay)
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostTemplateSpec, HostVmSpec } from '../../hosts/protocol.js';
@@ -26,6 +26,7 @@ import {
   metadataNamespace,
   renderDomainXml,
   specHashOf,
+  tscEarlyKhz,
   type DomainBoot,
   type DomainInput,
 } from './render.js';
@@ -59,6 +60,9 @@ export interface LibvirtBackendOptions {
   netns?: string;
 }
 
+/** How long after a listing its states may stand in for `virsh domstate` (a pass lists just before its VMs). */
+const LISTED_FRESH_MS = 5_000;
+
 export function createLibvirtBackend(opts: LibvirtBackendOptions): VmBackend {
   return new LibvirtBackend(opts);
 }
@@ -80,9 +84,21 @@ export class LibvirtBackend implements VmBackend {
    * removed or a define fails; a restarted agent reads each domain once.
    */
   private readonly definedHash = new Map<string, string>();
+  /**
+   * Every domain's state as the last `list()` read it (`virsh list --all`), when it was read, and the domains this
+   * backend changed or asked about since: a pass lists once, then each `ensure` of a domain listed takes its
+   * state from here instead of a `virsh domstate` of its own (a process and a libvirtd call per VM per pass). An
+   * entry serves once, only while fresh (`LISTED_FRESH_MS`), and not after this backend changed the domain.
+   */
+  private listed: { at: number; states: Map<string, string>; used: Set<string> } | null = null;
+  /** Domains with an ensure or destroy under way (count), and the listings being read (each collects them). */
+  private readonly busy = new Map<string, number>();
+  private readonly listing = new Set<Set<string>>();
   /** Per cached kernel file: whether it is a PVH ELF (read once). */
   private readonly pvh = new Map<string, Promise<boolean>>();
   private readonly pvhFirmware: string | null;
+  /** Kernel-initrd guests' command line: under emulation with the host's TSC rate (render.ts `tscEarlyKhz`). */
+  private readonly cmdline: string;
 
   constructor(readonly opts: LibvirtBackendOptions) {
     this.log = opts.log ?? (() => {});
@@ -92,6 +108,14 @@ export class LibvirtBackend implements VmBackend {
     this.vmsDir = join(opts.dataDir, 'vms');
     const qboot = '/usr/share/qemu/qboot.rom';
     this.pvhFirmware = opts.pvhFirmware !== undefined ? opts.pvhFirmware : existsSync(qboot) ? qboot : null;
+    let khz: number | null = null;
+    if (!opts.kvm)
+      try {
+        khz = tscEarlyKhz(readFileSync('/proc/cpuinfo', 'utf8'));
+      } catch {
+        // not Linux on x86: the guest measures its TSC itself
+      }
+    this.cmdline = khz === null ? kernelCmdline : `${kernelCmdline} tsc_early_khz=${khz}`;
   }
 
   /**
@@ -125,7 +149,20 @@ export class LibvirtBackend implements VmBackend {
   /** Runs `f` after every earlier call for the same VM (ensure and destroy of one VM never interleave). */
   private serial<T>(instanceName: string, f: () => Promise<T>): Promise<T> {
     const prev = this.queues.get(instanceName) ?? Promise.resolve();
-    const next = prev.then(f, f);
+    const name = this.domainName(instanceName);
+    // The listing no longer tells the state of a domain worked on while or since it was read.
+    const work = async () => {
+      this.busy.set(name, (this.busy.get(name) ?? 0) + 1);
+      try {
+        return await f();
+      } finally {
+        if (this.busy.get(name) === 1) this.busy.delete(name);
+        else this.busy.set(name, this.busy.get(name)! - 1);
+        this.listed?.used.add(name);
+        for (const w of this.listing) w.add(name);
+      }
+    };
+    const next = prev.then(work, work);
     const settled = next.catch(() => {});
     this.queues.set(instanceName, settled);
     void settled.then(() => {
@@ -193,7 +230,7 @@ export class LibvirtBackend implements VmBackend {
         kind: 'kernel-initrd',
         kernel: template.kernel,
         initrd: template.initrd,
-        cmdline: kernelCmdline,
+        cmdline: this.cmdline,
         ...(firmware ? { firmware } : {}),
       };
     } else {
@@ -215,7 +252,7 @@ export class LibvirtBackend implements VmBackend {
       consoleLog: join(dir, 'console.log'),
     };
     const xml = renderDomainXml(input);
-    let state = await this.virsh.domstate(name);
+    let state = await this.stateOf(name);
     if (state !== null && !(await this.isOurs(name))) {
       throw new Error(
         `domain ${name} exists in ${this.virsh.uri} and was not made by stacknet: not touching it`,
@@ -273,6 +310,21 @@ export class LibvirtBackend implements VmBackend {
     }
   }
 
+  /**
+   * The domain's state word (null: no such domain): from the last listing while it serves, else `virsh domstate`.
+   * A domain the listing lacks is asked anyway: one defined since by someone else must be seen (and refused) before
+   * a `virsh define` would replace it.
+   */
+  private async stateOf(name: string): Promise<string | null> {
+    const l = this.listed;
+    const state = l?.states.get(name);
+    if (l && state !== undefined && !l.used.has(name) && Date.now() - l.at <= LISTED_FRESH_MS) {
+      l.used.add(name);
+      return state;
+    }
+    return this.virsh.domstate(name);
+  }
+
   /** Powers the domain off (libvirt's destroy: the guest is stopped at once, as CloudStack's forced stop). */
   private async destroyDomain(name: string): Promise<void> {
     const r = await this.virsh.exec(['destroy', name]);
@@ -302,7 +354,19 @@ export class LibvirtBackend implements VmBackend {
 
   async list(): Promise<BackendVm[]> {
     const out: BackendVm[] = [];
-    for (const d of await this.virsh.list()) {
+    const at = Date.now();
+    // Domains changed while the listing ran may or may not show it: those are asked again.
+    const used = new Set(this.busy.keys());
+    this.listing.add(used);
+    let doms: { name: string; state: string }[];
+    try {
+      doms = await this.virsh.list();
+    } finally {
+      this.listing.delete(used);
+    }
+    for (const b of this.busy.keys()) used.add(b);
+    this.listed = { at, states: new Map(doms.map((d) => [d.name, d.state])), used };
+    for (const d of doms) {
       if (!d.name.startsWith(this.opts.prefix)) continue;
       if (!(await this.isOurs(d.name))) continue;
       out.push({

@@ -4,7 +4,14 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { HostVmSpec } from '../../hosts/protocol.js';
 import { golden } from '../../agent/testing/golden.js';
-import { domainSpecHash, kernelCmdline, renderDomainXml, specHashOf, type DomainInput } from './render.js';
+import {
+  domainSpecHash,
+  kernelCmdline,
+  renderDomainXml,
+  specHashOf,
+  tscEarlyKhz,
+  type DomainInput,
+} from './render.js';
 
 const testdata = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
 
@@ -124,5 +131,20 @@ describe('libvirt domain render: rules', () => {
     });
     assert.match(x, /<title>a&lt;b&gt;&amp;&apos;c&quot;<\/title>/);
     assert.match(x, /<source path='\/tmp\/it&apos;s\/console.log' append='off'\/>/);
+  });
+});
+
+describe('tscEarlyKhz: the host TSC rate an emulated guest is told', () => {
+  const info = (flags: string, mhz = '2096.013') =>
+    `processor\t: 0\nmodel name\t: AMD EPYC\ncpu MHz\t\t: ${mhz}\nflags\t\t: fpu ${flags} sse\n`;
+  it('is "cpu MHz" in kHz when the host was given a constant TSC rate', () => {
+    assert.equal(tscEarlyKhz(info('tsc constant_tsc nonstop_tsc tsc_known_freq')), 2096013);
+  });
+  it('is null when "cpu MHz" may not be the TSC rate', () => {
+    assert.equal(tscEarlyKhz(info('tsc constant_tsc')), null); // measured by the host: left to the guest
+    assert.equal(tscEarlyKhz(info('tsc constant_tsc tsc_known_freq aperfmperf')), null); // the current clock
+    assert.equal(tscEarlyKhz(info('tsc tsc_known_freq')), null);
+    assert.equal(tscEarlyKhz(info('tsc constant_tsc tsc_known_freq', '')), null);
+    assert.equal(tscEarlyKhz(''), null);
   });
 });

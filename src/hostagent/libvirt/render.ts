@@ -14,8 +14,30 @@ export const metadataNamespace = 'https://stacknet.dev/xmlns/libvirt-vm/1';
  * Kernel command line for kernel-initrd templates: the serial console is where the guest reports. `quiet` keeps
  * the kernel's boot messages off it: under QEMU emulation every byte written to the emulated UART costs, and the
  * test template's boot took 3.2 s of CPU with it against 3.5–4.3 s without (interleaved runs, docs/benchmarks.md).
+ * `no_timer_check` skips the kernel's check that the IO-APIC delivers the timer's interrupt (`check_timer`, a
+ * busy wait for ticks): on a loaded host an emulated guest's vCPU can miss it, and the kernel then panics "IO-APIC
+ * + timer doesn't work!" (seen here at load average 13–20, a plain QEMU boot of the test template with qboot), so
+ * the VM never boots; cloud images' kernels are commonly booted with it for that reason.
  */
-export const kernelCmdline = 'console=ttyS0 quiet';
+export const kernelCmdline = 'console=ttyS0 quiet no_timer_check';
+
+/**
+ * The kernel's `tsc_early_khz=` for a guest under QEMU emulation on this host, from the host's /proc/cpuinfo, or
+ * null. Under TCG the guest's TSC is the host's own (QEMU's `rdtsc` helper reads the host's ticks), so its rate is
+ * the host's TSC rate; told it, the guest kernel skips measuring it against the emulated PIT before its clock
+ * starts (`quick_pit_calibrate`: a busy loop of port reads, each one a trip into QEMU's device model). Measured
+ * here, plain QEMU, the test template, load 13–20: QEMU's CPU until the guest's clock began 1240 / 1400 / 1500 ms
+ * without it against 870 / 960 / 1030 ms with it. Only when the host's "cpu MHz" is its TSC's rate: the host
+ * kernel was given the TSC's frequency (`tsc_known_freq`, a hypervisor's or CPUID's), the TSC is constant, and
+ * no APERF/MPERF makes "cpu MHz" the current clock instead. Elsewhere (null) the guest measures it, as before.
+ */
+export function tscEarlyKhz(cpuinfo: string): number | null {
+  const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? '').split(/\s+/));
+  if (!['tsc', 'constant_tsc', 'tsc_known_freq'].every((f) => flags.has(f)) || flags.has('aperfmperf'))
+    return null;
+  const mhz = Number(/^cpu MHz\s*:\s*([0-9.]+)$/m.exec(cpuinfo)?.[1]);
+  return Number.isFinite(mhz) && mhz > 0 ? Math.round(mhz * 1000) : null;
+}
 
 export type DomainBoot =
   | {
