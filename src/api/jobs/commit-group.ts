@@ -33,9 +33,9 @@ interface Member {
 const BEGIN_IMMEDIATE = CompiledQuery.raw('BEGIN IMMEDIATE');
 const COMMIT = CompiledQuery.raw('COMMIT');
 const ROLLBACK = CompiledQuery.raw('ROLLBACK');
-const SAVEPOINT = CompiledQuery.raw('SAVEPOINT job');
-const RELEASE = CompiledQuery.raw('RELEASE job');
-const ROLLBACK_TO = CompiledQuery.raw('ROLLBACK TO job');
+const SAVEPOINT = CompiledQuery.raw('SAVEPOINT stacknet_group_member');
+const RELEASE = CompiledQuery.raw('RELEASE stacknet_group_member');
+const ROLLBACK_TO = CompiledQuery.raw('ROLLBACK TO stacknet_group_member');
 
 /** Errors a transaction hands on unchanged (transaction() in src/store/db.ts), so a group may too. */
 const passesThrough = (e: unknown): boolean => e instanceof CloudStackError || e instanceof LeaseLostError;
