@@ -64,7 +64,10 @@ export class CommitGroups {
 
   constructor(
     private readonly store: Store,
-    /** Members per group at most (the runner's concurrency: more never queue). */
+    /**
+     * Members per group at most: a bound on how long one group holds the connection (the requests' reads queue
+     * behind it), and on what a failed group runs again.
+     */
     private readonly maxMembers = 64,
   ) {}
 

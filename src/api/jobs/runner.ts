@@ -43,7 +43,10 @@ export interface JobRunnerOptions {
   log?: (msg: string) => void;
   /** Called when a job's result is stored (metrics and the job log: src/server wires them). */
   onFinished?: (j: FinishedJob) => void;
-  /** SQLite: commit the result transactions of jobs that finish together in one transaction (default true). */
+  /**
+   * SQLite: the jobs' result transactions that queue meanwhile share a COMMIT, with the API's queuing transactions
+   * (commit-group.ts; default true).
+   */
   groupCommits?: boolean;
 }
 
