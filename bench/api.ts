@@ -115,6 +115,8 @@ async function run(metrics: 'on' | 'off', round: number): Promise<void> {
     STACKNET_SQLITE_SYNC: sqliteSync,
     STACKNET_METRICS: metrics,
     STACKNET_LOG_LEVEL: logLevel,
+    // The server's own Node options (a profiler's --import, say), kept out of the bench's process.
+    ...(process.env.BENCH_SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS } : {}),
     ...(amqpUrl ? { STACKNET_AMQP_URL: amqpUrl, STACKNET_AMQP_EXCHANGE: 'stacknet-bench' } : {}),
   });
   // Keep-alive connections through node:http, one per client at most (src/api/client.ts `agent`): fetch's own

@@ -18,6 +18,7 @@ import { enqueueJob } from './jobs/repository.js';
 import type { ApiThrottle } from './throttle.js';
 import { PREPARED_PARAM } from './jobs/runner.js';
 import type { JobSlot } from './jobs/runner.js';
+import { groupedTransaction } from './jobs/commit-group.js';
 import { callerByApiKey, callerByLogin, callerByUserId, displayPath } from '../accounts/repository.js';
 import { dummyPasswordHash, generateSessionKey, sha256Hex, verifyPassword } from '../accounts/credentials.js';
 import {
@@ -490,7 +491,8 @@ async function runRequest(deps: ApiServerDeps, req: ApiRequest, seen: Seen): Pro
       let raw: Record<string, string> = {};
       let job: { id: number; uuid: string };
       try {
-        job = await transaction(deps.store, async (tx) => {
+        // On SQLite in one COMMIT with the other requests' and jobs' that queue meanwhile (commit-group.ts).
+        job = await groupedTransaction(deps.store, async (tx) => {
           prepared = cmd.def.prepare
             ? await cmd.def.prepare(params, { ...ctx, transaction: (fn) => fn(tx) })
             : undefined;

@@ -28,7 +28,7 @@ export function canonicalString(params: Iterable<[string, string]>, tildeLiteral
 }
 
 export function hmacSha1Base64(secret: string, text: string): string {
-  return createHmac('sha1', Buffer.from(secret, 'utf8')).update(text, 'utf8').digest('base64');
+  return createHmac('sha1', secret).update(text, 'utf8').digest('base64');
 }
 
 export function signParams(params: Iterable<[string, string]>, secret: string): string {

@@ -26,6 +26,8 @@ import {
 } from './repository.js';
 import type { ClaimedJob } from './repository.js';
 import { setJobAttempt } from './rerun.js';
+import { commitGroups } from './commit-group.js';
+import type { CommitGroups } from './commit-group.js';
 
 export interface JobRunnerOptions {
   store: Store;
@@ -41,6 +43,11 @@ export interface JobRunnerOptions {
   log?: (msg: string) => void;
   /** Called when a job's result is stored (metrics and the job log: src/server wires them). */
   onFinished?: (j: FinishedJob) => void;
+  /**
+   * SQLite: the jobs' result transactions that queue meanwhile share a COMMIT, with the API's queuing transactions
+   * (commit-group.ts; default true).
+   */
+  groupCommits?: boolean;
 }
 
 export interface FinishedJob {
@@ -98,6 +105,8 @@ export class JobRunner {
   private again = false;
   /** The last claim filled every free slot, or work was turned away: claim again as soon as a slot frees up. */
   private backlog = true;
+  /** SQLite: the jobs' result transactions that queue meanwhile share a COMMIT (commit-group.ts). */
+  private readonly groups: CommitGroups | undefined;
 
   constructor(private readonly opts: JobRunnerOptions) {
     this.owner = opts.owner ?? randomUUID();
@@ -106,6 +115,7 @@ export class JobRunner {
     this.sweepMs = opts.sweepMs ?? 5_000;
     this.concurrency = opts.concurrency ?? 16;
     this.maxAttempts = opts.maxAttempts ?? 3;
+    this.groups = opts.groupCommits === false ? undefined : commitGroups(opts.store);
   }
 
   start(): void {
@@ -251,7 +261,10 @@ export class JobRunner {
             let stored: Outcome | undefined;
             let lost: LeaseLostError | undefined;
             try {
-              const value = await transaction(store, async (tx) => {
+              const commit = this.groups
+                ? <V>(f: (tx: Tx) => Promise<V>) => this.groups!.run(f)
+                : <V>(f: (tx: Tx) => Promise<V>) => transaction(store, f);
+              const value = await commit(async (tx) => {
                 stored = undefined;
                 const v = await fn(tx);
                 const o: Outcome = { status: JOB_SUCCEEDED, resultCode: 0, result: resultBody(v) };

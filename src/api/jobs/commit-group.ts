@@ -1,0 +1,140 @@
+/**
+ * The job path's transactions committed together on SQLite: the async requests' queuing transactions and the
+ * jobs' result transactions (CommandContext.resultTransaction) that queue while the one connection is busy run in
+ * one BEGIN IMMEDIATE … COMMIT, each inside a SAVEPOINT of its own. A COMMIT (its WAL write, and under FULL the
+ * flush every caller waits for) is the dearest statement of a job on SQLite, and consecutive jobs touch the same
+ * pages (the jobs table, its indexes, the addresses they took), so a group writes them once (docs/benchmarks.md,
+ * branch jobcpu4).
+ *
+ * One member's failure never undoes another's work: its savepoint is rolled back and the others commit. A member
+ * that failed with anything but a CloudStack error or a lost lease (the two a transaction passes through as they
+ * are) is run again alone through transaction(), so that its error is mapped, and retried, exactly as it would have
+ * been without the group. When the group itself fails before COMMIT (BEGIN refused, a savepoint lost with the
+ * transaction rolled back under it), nothing of it committed and every member is run again alone. A failure after
+ * COMMIT (the flush of a committed group) is every successful member's error, as it would have been its own.
+ *
+ * SQLite only: it has one writer, so the members would have run one after the other anyway. PostgreSQL and MariaDB
+ * keep a transaction per job (a group would hold row locks across jobs, and a deadlock would take them all).
+ */
+import { CompiledQuery } from 'kysely';
+import type { Store, Tx } from '../../store/db.js';
+import { transaction } from '../../store/db.js';
+import { CloudStackError } from '../../errors/catalogue.js';
+import { LeaseLostError } from './repository.js';
+
+interface Member {
+  fn: (tx: Tx) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  /** Set once it ran inside the group: its value, or its error (its savepoint rolled back). */
+  done?: { ok: true; value: unknown } | { ok: false; error: unknown };
+}
+
+const BEGIN_IMMEDIATE = CompiledQuery.raw('BEGIN IMMEDIATE');
+const COMMIT = CompiledQuery.raw('COMMIT');
+const ROLLBACK = CompiledQuery.raw('ROLLBACK');
+const SAVEPOINT = CompiledQuery.raw('SAVEPOINT stacknet_group_member');
+const RELEASE = CompiledQuery.raw('RELEASE stacknet_group_member');
+const ROLLBACK_TO = CompiledQuery.raw('ROLLBACK TO stacknet_group_member');
+
+/** Errors a transaction hands on unchanged (transaction() in src/store/db.ts), so a group may too. */
+const passesThrough = (e: unknown): boolean => e instanceof CloudStackError || e instanceof LeaseLostError;
+
+const perStore = new WeakMap<Store, CommitGroups>();
+
+/** The store's commit groups (one per store, shared by the API and the job runner); undefined but on SQLite. */
+export function commitGroups(store: Store): CommitGroups | undefined {
+  if (store.kind !== 'sqlite') return undefined;
+  let g = perStore.get(store);
+  if (!g) perStore.set(store, (g = new CommitGroups(store)));
+  return g;
+}
+
+/** `fn` in a transaction of its own, or in a commit group on SQLite. */
+export function groupedTransaction<T>(store: Store, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const g = commitGroups(store);
+  return g ? g.run(fn) : transaction(store, fn);
+}
+
+export class CommitGroups {
+  private queue: Member[] = [];
+  private draining = false;
+  /** Groups committed and their members, for the tests and the bench's curiosity. */
+  readonly stats = { groups: 0, members: 0 };
+
+  constructor(
+    private readonly store: Store,
+    /**
+     * Members per group at most: a bound on how long one group holds the connection (the requests' reads queue
+     * behind it), and on what a failed group runs again.
+     */
+    private readonly maxMembers = 64,
+  ) {}
+
+  /** Runs `fn` in a transaction shared with the other jobs' that queue meanwhile; settles after the COMMIT. */
+  run<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) await this.group(this.queue.splice(0, this.maxMembers));
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async group(members: Member[]): Promise<void> {
+    let committed = false;
+    try {
+      await this.store.db.connection().execute(async (conn) => {
+        await conn.executeQuery(BEGIN_IMMEDIATE);
+        try {
+          for (const m of members) {
+            await conn.executeQuery(SAVEPOINT);
+            try {
+              m.done = { ok: true, value: await m.fn(conn as unknown as Tx) };
+            } catch (error) {
+              m.done = { ok: false, error };
+              // Throws when the transaction is gone (SQLite rolled it back on its own): the whole group reruns.
+              await conn.executeQuery(ROLLBACK_TO);
+            }
+            await conn.executeQuery(RELEASE);
+          }
+          await conn.executeQuery(COMMIT);
+          committed = true;
+        } catch (e) {
+          if (!committed) await conn.executeQuery(ROLLBACK).catch(() => undefined);
+          throw e;
+        }
+      });
+    } catch (e) {
+      for (const m of members) {
+        if (!committed) this.alone(m);
+        else if (m.done?.ok) m.reject(e);
+        else this.settleFailed(m);
+      }
+      return;
+    }
+    this.stats.groups++;
+    this.stats.members += members.length;
+    for (const m of members) {
+      if (m.done?.ok) m.resolve(m.done.value);
+      else this.settleFailed(m);
+    }
+  }
+
+  private settleFailed(m: Member): void {
+    const error = m.done && !m.done.ok ? m.done.error : undefined;
+    if (passesThrough(error)) m.reject(error);
+    else this.alone(m);
+  }
+
+  private alone(m: Member): void {
+    transaction(this.store, m.fn).then(m.resolve, m.reject);
+  }
+}
