@@ -3,7 +3,7 @@
  * `portable:<region>`), taken through src/addresses. Every assign/release writes NET.IPASSIGN/NET.IPRELEASE
  * (PORTABLE.* for portable IPs) and a usage record in the caller's transaction.
  */
-import { removeTagsOf } from '../tags/service.js';
+import { removeTagsOf, untaggedIn } from '../tags/service.js';
 import { removeRulesOf } from '../rules/repository.js';
 import { removeLbChildrenOf } from '../lb/repository.js';
 import type { Selectable } from 'kysely';
@@ -687,6 +687,8 @@ export async function completeAssociate(
       domainPath: o_domain_path,
     };
     const done = await finishAssign(ctx, row.id, uuid, owner, isPortableRow(row), row.for_display !== 0, row);
+    // Allocating until this transaction: no tags (tags/service.ts, knownUntagged), so its answer reads none.
+    untaggedIn(plain(ctx), 'PublicIpAddress', done.id);
     // The answer's zone, range and physical network, as read with the address (the change touches none of them).
     if (row.zone_id !== null && z_uuid !== null && z_name !== null)
       knownPlaces.set(done, {
@@ -730,6 +732,18 @@ export async function completeAssociate(
 
 /** A failed association job gives back the address its request took (CloudStack's releaseOnFailure). */
 export async function abandonAllocating(ctx: NetCtx, uuid: string): Promise<void> {
+  // An Allocating address has no tags (createTags takes Allocated ones); its tags would go with it all the same,
+  // as on every path that deletes a public IP: the association job's answer relies on it (tagsFor's untaggedIn).
+  await removeTagsOf(
+    plain(ctx),
+    'PublicIpAddress',
+    ctx.tx
+      .selectFrom('ip_allocations')
+      .select('id')
+      .where('uuid', '=', uuid)
+      .where('owner_kind', '=', 'publicip')
+      .where('state', '=', 'Allocating') as never,
+  );
   await ctx.tx
     .deleteFrom('ip_allocations')
     .where('uuid', '=', uuid)
@@ -966,11 +980,13 @@ export async function releaseIpAddress(ctx: NetCtx, p: { id: string }): Promise<
       `the address is ${row.state}; only a Reserved address is released here (use disassociateIpAddress)`,
     );
   }
-  await ctx.tx
+  const freed = await ctx.tx
     .deleteFrom('ip_allocations')
     .where('id', '=', row.id)
     .where('state', '=', 'Reserved')
-    .execute();
+    .executeTakeFirst();
+  // A Reserved address has no tags either; they go with its row as on every path (abandonAllocating).
+  if (Number(freed.numDeletedRows) > 0) await removeTagsOf(plain(ctx), 'PublicIpAddress', row.id);
   await ctx.recorder.event(ctx.tx, {
     type: 'NET.IPRELEASE',
     description: `Reserved IP address ${formatIp(addressFromKey(4, row.address))} released by account ${owner.accountName}`,
