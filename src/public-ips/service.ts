@@ -516,23 +516,27 @@ export async function releasePublicIp(ctx: NetCtx, row: IpRow): Promise<void> {
   const portable = isPortableRow(row);
   if (owner) {
     const type = portable ? 'PORTABLE.IPRELEASE' : 'NET.IPRELEASE';
-    await ctx.recorder.event(ctx.tx, {
-      type,
-      description: `${portable ? 'Portable ' : ''}IP address ${ip} released by account ${owner.accountName}`,
-      resourceType: 'IpAddress',
-      resourceId: row.uuid ?? undefined,
-      owner: owner,
-    });
-    await ctx.recorder.usage(ctx.tx, {
-      type,
-      accountId: owner.accountId,
-      domainId: owner.domainId,
-      zoneId: row.zone_id,
-      resourceId: row.id,
-      resourceUuid: row.uuid ?? undefined,
-      resourceName: ip,
-      resourceType: 'VirtualNetwork',
-    });
+    await recordEventAndUsage(
+      ctx.tx as unknown as Tx,
+      {
+        type,
+        description: `${portable ? 'Portable ' : ''}IP address ${ip} released by account ${owner.accountName}`,
+        actor: ctx.caller,
+        resourceType: 'IpAddress',
+        resourceId: row.uuid ?? undefined,
+        owner: owner,
+      },
+      {
+        type,
+        accountId: owner.accountId,
+        domainId: owner.domainId,
+        zoneId: row.zone_id ?? undefined,
+        resourceId: row.id,
+        resourceUuid: row.uuid ?? undefined,
+        resourceName: ip,
+        resourceType: 'VirtualNetwork',
+      },
+    );
   }
   await ctx.tx
     .deleteFrom('ip_allocations')
