@@ -31,11 +31,7 @@ const placeholder = (i: number): string => `${MARK}${i}\u0000`;
 /** What a prepared query's build may give: a query builder, or a statement written with `sql`. */
 type Buildable<O> = Compilable<O> | RawBuilder<O>;
 
-function compileTemplate(
-  ex: Runner,
-  build: (ex: Runner, ...args: never[]) => Buildable<unknown>,
-  n: number,
-) {
+function compileTemplate(ex: Runner, build: (ex: Runner, ...args: never[]) => Buildable<unknown>, n: number) {
   const marks = Array.from({ length: n }, (_, i) => placeholder(i));
   const built = build(ex, ...(marks as never[]));
   const compiled: CompiledQuery =
