@@ -9,6 +9,9 @@ import type { Caller } from '../api/command.js';
 import type { EventType } from './event-types.js';
 import { outboxEnabled, writeOutbox } from './outbox.js';
 import { preparedQuery } from '../store/prepared.js';
+import { sql } from 'kysely';
+import type { Kysely, RawBuilder } from 'kysely';
+import { dialectOf } from '../store/migrations/helpers.js';
 
 export interface EventOwner {
   accountId: number;
@@ -31,7 +34,44 @@ export interface EventInput {
   resourceName?: string;
 }
 
-export async function recordEvent(tx: Tx, e: EventInput): Promise<string> {
+/** An events row as recordEvent writes it, in its columns' order (eventColumns). */
+export type EventRow = [
+  uuid: string,
+  type: string,
+  level: string,
+  state: string,
+  description: string,
+  userId: number | null,
+  username: string | null,
+  accountId: number,
+  accountName: string,
+  domainId: number,
+  domainPath: string,
+  resourceType: string | null,
+  resourceId: string | null,
+  resourceName: string | null,
+  created: number,
+];
+const eventColumns = [
+  'uuid',
+  'type',
+  'level',
+  'state',
+  'description',
+  'user_id',
+  'username',
+  'account_id',
+  'account_name',
+  'domain_id',
+  'domain_path',
+  'resource_type',
+  'resource_id',
+  'resource_name',
+  'created',
+] as const;
+
+/** The event's row: its owner (the actor's account unless given), a new uuid and the time now. */
+export function eventRow(e: EventInput): EventRow {
   const owner: EventOwner | undefined =
     e.owner ??
     (e.actor && {
@@ -41,11 +81,8 @@ export async function recordEvent(tx: Tx, e: EventInput): Promise<string> {
       domainPath: e.actor.domainPath,
     });
   if (!owner) throw new Error(`event ${e.type} needs an actor or an owner`);
-  const uuid = randomUUID();
-  const created = nowMs();
-  await insertEvent.run(
-    tx,
-    uuid,
+  return [
+    randomUUID(),
     e.type,
     e.level ?? 'INFO',
     e.state ?? 'Completed',
@@ -59,32 +96,35 @@ export async function recordEvent(tx: Tx, e: EventInput): Promise<string> {
     e.resourceType ?? null,
     e.resourceId ?? null,
     e.resourceName ?? null,
-    created,
-  );
-  // Events on a message bus: the same transaction writes the message, so it exists exactly when the event does.
-  if (outboxEnabled()) {
-    const accountUuid =
-      e.actor && e.actor.accountId === owner.accountId
-        ? e.actor.accountUuid
-        : (
-            await tx
-              .selectFrom('accounts')
-              .select('uuid')
-              .where('id', '=', owner.accountId)
-              .executeTakeFirst()
-          )?.uuid;
-    await writeOutbox(tx, uuid, {
-      type: e.type,
-      state: e.state ?? 'Completed',
-      description: e.description,
-      userUuid: e.actor?.userUuid || undefined,
-      accountUuid,
-      resourceType: e.resourceType,
-      resourceUuid: e.resourceId,
-      created,
-    });
-  }
-  return uuid;
+    nowMs(),
+  ];
+}
+
+export async function recordEvent(tx: Tx, e: EventInput): Promise<string> {
+  const row = eventRow(e);
+  await insertEvent.run(tx, ...row);
+  await outbox(tx, e, row);
+  return row[0];
+}
+
+/** Events on a message bus: the same transaction writes the message, so it exists exactly when the event does. */
+async function outbox(tx: Tx, e: EventInput, row: EventRow): Promise<void> {
+  if (!outboxEnabled()) return;
+  const [uuid, , , state, , , , accountId] = row;
+  const accountUuid =
+    e.actor && e.actor.accountId === accountId
+      ? e.actor.accountUuid
+      : (await tx.selectFrom('accounts').select('uuid').where('id', '=', accountId).executeTakeFirst())?.uuid;
+  await writeOutbox(tx, uuid, {
+    type: e.type,
+    state,
+    description: e.description,
+    userUuid: e.actor?.userUuid || undefined,
+    accountUuid,
+    resourceType: e.resourceType,
+    resourceUuid: e.resourceId,
+    created: row[14],
+  });
 }
 
 export interface UsageInput {
@@ -103,21 +143,97 @@ export interface UsageInput {
   size?: number;
 }
 
+/** A usage_events row as recordUsage writes it, in its columns' order (usageColumns). */
+export type UsageRow = [
+  type: string,
+  accountId: number,
+  domainId: number,
+  zoneId: number | null,
+  resourceId: number | null,
+  resourceUuid: string | null,
+  resourceName: string | null,
+  resourceType: string | null,
+  offeringId: number | null,
+  size: number | null,
+  created: number,
+];
+const usageColumns = [
+  'type',
+  'account_id',
+  'domain_id',
+  'zone_id',
+  'resource_id',
+  'resource_uuid',
+  'resource_name',
+  'resource_type',
+  'offering_id',
+  'size',
+  'created',
+] as const;
+
+export const usageRow = (u: UsageInput): UsageRow => [
+  u.type,
+  u.accountId,
+  u.domainId,
+  u.zoneId ?? null,
+  u.resourceId ?? null,
+  u.resourceUuid ?? null,
+  u.resourceName ?? null,
+  u.resourceType ?? null,
+  u.offeringId ?? null,
+  u.size ?? null,
+  nowMs(),
+];
+
 export async function recordUsage(tx: Tx, u: UsageInput): Promise<void> {
-  await insertUsage.run(
-    tx,
-    u.type,
-    u.accountId,
-    u.domainId,
-    u.zoneId ?? null,
-    u.resourceId ?? null,
-    u.resourceUuid ?? null,
-    u.resourceName ?? null,
-    u.resourceType ?? null,
-    u.offeringId ?? null,
-    u.size ?? null,
-    nowMs(),
-  );
+  await insertUsage.run(tx, ...usageRow(u));
+}
+
+/**
+ * `e_ as (insert into events … select … from <source>), u_ as (insert into usage_events … select … from
+ * <source>)`: PostgreSQL's data-modifying CTEs, for a statement that makes a change (its CTE `source`, with
+ * RETURNING) and writes its event and usage record in the same round trip, each only if `source` has a row. A
+ * value may be a column of `source` (`sql.ref('u.zone_id')`). The outbox is not written here: call it only
+ * while `outboxEnabled()` is false.
+ */
+export function eventAndUsageFrom(
+  source: string,
+  event: Loosened<EventRow>,
+  usage: Loosened<UsageRow>,
+): RawBuilder<unknown> {
+  const from = sql.table(source);
+  return sql`e_ as (insert into events (${columnList(eventColumns)}) select ${valueList(event)} from ${from}),
+    u_ as (insert into usage_events (${columnList(usageColumns)}, processed) select ${valueList(usage)}, 0 from ${from})`;
+}
+
+/** A row whose values may also be SQL expressions. */
+type Loosened<R extends unknown[]> = { [K in keyof R]: R[K] | RawBuilder<unknown> } & unknown[];
+
+const columnList = (cs: readonly string[]) => sql.join(cs.map((c) => sql.ref(c)));
+const valueList = (vs: readonly unknown[]) => sql.join(vs.map((v) => (isRaw(v) ? v : sql`${v}`)));
+const isRaw = (v: unknown): v is RawBuilder<unknown> =>
+  typeof v === 'object' && v !== null && 'isRawBuilder' in v;
+
+/**
+ * An event and its usage record: on PostgreSQL one statement (two INSERTs in a CTE), on MariaDB two sent as one,
+ * on SQLite (in-process) one each. Same rows and same transaction as recordEvent then recordUsage.
+ */
+export async function recordEventAndUsage(tx: Tx, e: EventInput, u: UsageInput): Promise<string> {
+  const row = eventRow(e);
+  const dialect = dialectOf(tx as unknown as Kysely<unknown>);
+  if (dialect === 'postgres') {
+    await insertEventAndUsage.run(tx, ...row, ...usageRow(u));
+    await outbox(tx, e, row);
+  } else if (dialect === 'mysql') {
+    // Two statements in one COM_QUERY (the store's MariaDB connections take several: db.ts).
+    await insertEventAndUsageMysql.run(tx, ...row, ...usageRow(u));
+    await outbox(tx, e, row);
+  } else {
+    await insertEvent.run(tx, ...row);
+    await outbox(tx, e, row);
+    await insertUsage.run(tx, ...usageRow(u));
+  }
+  return row[0];
 }
 
 // Prepared (src/store/prepared.ts): every change writes them, in its own transaction.
@@ -157,6 +273,22 @@ const insertEvent = preparedQuery(
       resource_name: resourceName,
       created,
     }),
+);
+
+/** PostgreSQL: the event and the usage record in one statement. */
+const insertEventAndUsage = preparedQuery(
+  (tx: Tx, ...v: [...EventRow, ...UsageRow]) =>
+    sql`with e_ as (insert into events (${columnList(eventColumns)}) values (${valueList(v.slice(0, 15))}))
+      insert into usage_events (${columnList(usageColumns)}, processed) values (${valueList(v.slice(15))}, 0)`,
+  15 + 11,
+);
+
+/** MariaDB: the event and the usage record, two statements sent as one. */
+const insertEventAndUsageMysql = preparedQuery(
+  (tx: Tx, ...v: [...EventRow, ...UsageRow]) =>
+    sql`insert into events (${columnList(eventColumns)}) values (${valueList(v.slice(0, 15))});
+      insert into usage_events (${columnList(usageColumns)}, processed) values (${valueList(v.slice(15))}, 0)`,
+  15 + 11,
 );
 
 const insertUsage = preparedQuery(

@@ -9,7 +9,10 @@
  */
 import type { Store } from '../store/db.js';
 import { transaction } from '../store/db.js';
+import type { ExpressionBuilder } from 'kysely';
 import { netDb } from '../networks/tables.js';
+import type { NetDatabase } from '../networks/tables.js';
+import { removeTagsOf } from '../tags/service.js';
 
 export async function reclaimStaleAllocating(
   store: Store,
@@ -19,22 +22,29 @@ export async function reclaimStaleAllocating(
   return transaction(
     store,
     async (tx) => {
-      const r = await netDb(tx)
-        .deleteFrom('ip_allocations')
-        .where('owner_kind', '=', 'publicip')
-        .where('state', '=', 'Allocating')
-        .where('updated', '<', now - olderThanMs)
-        .where(({ not, exists, selectFrom }) =>
-          not(
-            exists(
-              selectFrom('async_jobs')
+      const stale = (eb: ExpressionBuilder<NetDatabase, 'ip_allocations'>) =>
+        eb.and([
+          eb('owner_kind', '=', 'publicip'),
+          eb('state', '=', 'Allocating'),
+          eb('updated', '<', now - olderThanMs),
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('async_jobs')
                 .select('async_jobs.id')
                 .whereRef('async_jobs.instance_id', '=', 'ip_allocations.uuid')
                 .where('async_jobs.status', '=', 0),
             ),
           ),
-        )
-        .executeTakeFirst();
+        ]);
+      const db = netDb(tx);
+      // Tags go with the row on every path that deletes a public IP (service.ts, abandonAllocating).
+      await removeTagsOf(
+        tx,
+        'PublicIpAddress',
+        db.selectFrom('ip_allocations').select('id').where(stale) as never,
+      );
+      const r = await db.deleteFrom('ip_allocations').where(stale).executeTakeFirst();
       return Number(r.numDeletedRows);
     },
     { doing: 'reclaiming public IPs left Allocating' },

@@ -3,7 +3,7 @@
  * `portable:<region>`), taken through src/addresses. Every assign/release writes NET.IPASSIGN/NET.IPRELEASE
  * (PORTABLE.* for portable IPs) and a usage record in the caller's transaction.
  */
-import { removeTagsOf } from '../tags/service.js';
+import { removeTagsOf, untaggedIn } from '../tags/service.js';
 import { removeRulesOf } from '../rules/repository.js';
 import { removeLbChildrenOf } from '../lb/repository.js';
 import type { Selectable } from 'kysely';
@@ -19,7 +19,7 @@ import type { Family, IpAddress } from '../ipam/address.js';
 import { addressFromKey, formatIp, parseIpOf, valueKey } from '../ipam/address.js';
 import { RangeSet } from '../ipam/range.js';
 import type { IpRange } from '../ipam/range.js';
-import type { Executor as PlainExecutor } from '../store/db.js';
+import type { Executor as PlainExecutor, Tx } from '../store/db.js';
 import type { NetCtx } from '../infrastructure/context.js';
 import { noSuchEntity } from '../infrastructure/context.js';
 import type { Owner } from '../infrastructure/owners.js';
@@ -35,6 +35,11 @@ import { decodePublicIpUuid, publicIpUuid } from './ids.js';
 import { bumpPublicIpRouters } from '../routers/repository.js';
 import { preparedQuery } from '../store/prepared.js';
 import { knownPlaces } from './known.js';
+import { sql } from 'kysely';
+import { eventAndUsageFrom, eventRow, recordEventAndUsage, usageRow } from '../events/record.js';
+import type { EventInput, EventRow, UsageInput, UsageRow } from '../events/record.js';
+import { outboxEnabled } from '../events/outbox.js';
+import { dialectOf } from '../store/migrations/helpers.js';
 
 export type IpRow = Selectable<NetDatabase['ip_allocations']>;
 
@@ -79,6 +84,27 @@ const allocatedUpdate = preparedQuery(
       .where('state', 'in', ['Allocating', 'Reserved']);
     return returnsRows(db) ? q.returningAll() : q;
   },
+);
+/**
+ * PostgreSQL: allocatedUpdate with the address's NET.IPASSIGN event and usage record in the same statement
+ * (data-modifying CTEs, src/events/record.ts), written only if the address changed; the row as changed.
+ */
+const assignedAndRecorded = preparedQuery(
+  (
+    db: Executor,
+    uuid: string,
+    forDisplay: number,
+    updated: number,
+    id: number,
+    sourceNat: number,
+    ...records: [...EventRow, ...UsageRow]
+  ) =>
+    sql<IpRow>`with u as (update ip_allocations set state = 'Allocated', uuid = ${uuid},
+        for_display = ${forDisplay}, updated = ${updated}
+        where id = ${id} and state in ('Allocating', 'Reserved') and source_nat = ${sourceNat} returning *),
+      ${eventAndUsageFrom('u', records.slice(0, 15) as EventRow, records.slice(15) as UsageRow)}
+      select * from u`,
+  5 + 15 + 11,
 );
 const ipById = preparedQuery((db: Executor, id: number) =>
   db.selectFrom('ip_allocations').selectAll().where('id', '=', id),
@@ -398,40 +424,70 @@ async function finishAssign(
     for_display: forDisplay === false ? 0 : 1,
     updated: ctx.now,
   } as const;
-  const r = await allocatedUpdate.run(ctx.tx, uuid, change.for_display, change.updated, allocId);
-  // PostgreSQL and SQLite: the row as changed, in the same round trip.
-  let row = r.rows[0] as IpRow | undefined;
-  // MariaDB has no UPDATE … RETURNING. The row read by id in this transaction, changed by this UPDATE alone
-  // (one row changed): the row with the change. Only a column the UPDATE does not set could differ, if another
-  // transaction changed it in between, and an Allocating address has nothing else that changes it.
-  if (!row && !returnsRows(ctx.tx) && read && read.id === allocId && Number(r.numAffectedRows) === 1)
-    row = { ...read, ...change };
+  const type = portable ? 'PORTABLE.IPASSIGN' : 'NET.IPASSIGN';
+  const records = (row: IpRow): [EventInput, UsageInput] => {
+    const ip = formatIp(addressFromKey(row.family as Family, row.address));
+    return [
+      {
+        type,
+        description: `${portable ? 'Portable ' : ''}IP address ${ip} assigned${row.source_nat ? ' as source NAT' : ''} to account ${owner.accountName}`,
+        actor: ctx.caller,
+        resourceType: 'IpAddress',
+        resourceId: uuid,
+        owner,
+      },
+      {
+        type,
+        accountId: owner.accountId,
+        domainId: owner.domainId,
+        zoneId: row.zone_id ?? undefined,
+        resourceId: row.id,
+        resourceUuid: uuid,
+        resourceName: ip,
+        resourceType: 'VirtualNetwork',
+        // CloudStack's NET.IPASSIGN usage record carries 1 as size for a source-NAT address.
+        size: row.source_nat === 1 ? 1 : 0,
+      },
+    ];
+  };
+  let row: IpRow | undefined;
+  let recorded = false;
+  if (read && read.id === allocId && dialectOf(ctx.tx as never) === 'postgres' && !outboxEnabled()) {
+    // PostgreSQL, the row read before: the change, its event and its usage record in one statement. The
+    // records are written only with the change (from its RETURNING), and from the row as read, which the
+    // statement checks is still so where the records depend on it (source_nat; address, family and zone do not
+    // change while an address is Allocating).
+    const [e, u] = records(read);
+    row = (
+      await assignedAndRecorded.run(
+        ctx.tx,
+        uuid,
+        change.for_display,
+        change.updated,
+        allocId,
+        read.source_nat,
+        ...eventRow(e),
+        ...usageRow(u),
+      )
+    ).rows[0];
+    recorded = row !== undefined;
+  }
+  if (!row) {
+    const r = await allocatedUpdate.run(ctx.tx, uuid, change.for_display, change.updated, allocId);
+    // PostgreSQL and SQLite: the row as changed, in the same round trip.
+    row = r.rows[0] as IpRow | undefined;
+    // MariaDB has no UPDATE … RETURNING. The row read by id in this transaction, changed by this UPDATE alone
+    // (one row changed): the row with the change. Only a column the UPDATE does not set could differ, if another
+    // transaction changed it in between, and an Allocating address has nothing else that changes it.
+    if (!row && !returnsRows(ctx.tx) && read && read.id === allocId && Number(r.numAffectedRows) === 1)
+      row = { ...read, ...change };
+  }
   row ??= await ipById.first(ctx.tx, allocId);
   if (!row) throw new Error(`ip_allocations row ${allocId} vanished under its transaction`);
   knownOwners.set(row, owner);
   // The network's (VPC's) router now holds it: same transaction as the change (DESIGN.md guarantee 5).
   await bumpPublicIpRouters(plain(ctx), row);
-  const ip = formatIp(addressFromKey(row.family as Family, row.address));
-  const type = portable ? 'PORTABLE.IPASSIGN' : 'NET.IPASSIGN';
-  await ctx.recorder.event(ctx.tx, {
-    type,
-    description: `${portable ? 'Portable ' : ''}IP address ${ip} assigned${row.source_nat ? ' as source NAT' : ''} to account ${owner.accountName}`,
-    resourceType: 'IpAddress',
-    resourceId: uuid,
-    owner: owner,
-  });
-  await ctx.recorder.usage(ctx.tx, {
-    type,
-    accountId: owner.accountId,
-    domainId: owner.domainId,
-    zoneId: row.zone_id,
-    resourceId: row.id,
-    resourceUuid: uuid,
-    resourceName: ip,
-    resourceType: 'VirtualNetwork',
-    // CloudStack's NET.IPASSIGN usage record carries 1 as size for a source-NAT address.
-    size: row.source_nat === 1 ? 1 : 0,
-  });
+  if (!recorded) await recordEventAndUsage(ctx.tx as unknown as Tx, ...records(row));
   return row;
 }
 
@@ -460,23 +516,27 @@ export async function releasePublicIp(ctx: NetCtx, row: IpRow): Promise<void> {
   const portable = isPortableRow(row);
   if (owner) {
     const type = portable ? 'PORTABLE.IPRELEASE' : 'NET.IPRELEASE';
-    await ctx.recorder.event(ctx.tx, {
-      type,
-      description: `${portable ? 'Portable ' : ''}IP address ${ip} released by account ${owner.accountName}`,
-      resourceType: 'IpAddress',
-      resourceId: row.uuid ?? undefined,
-      owner: owner,
-    });
-    await ctx.recorder.usage(ctx.tx, {
-      type,
-      accountId: owner.accountId,
-      domainId: owner.domainId,
-      zoneId: row.zone_id,
-      resourceId: row.id,
-      resourceUuid: row.uuid ?? undefined,
-      resourceName: ip,
-      resourceType: 'VirtualNetwork',
-    });
+    await recordEventAndUsage(
+      ctx.tx as unknown as Tx,
+      {
+        type,
+        description: `${portable ? 'Portable ' : ''}IP address ${ip} released by account ${owner.accountName}`,
+        actor: ctx.caller,
+        resourceType: 'IpAddress',
+        resourceId: row.uuid ?? undefined,
+        owner: owner,
+      },
+      {
+        type,
+        accountId: owner.accountId,
+        domainId: owner.domainId,
+        zoneId: row.zone_id ?? undefined,
+        resourceId: row.id,
+        resourceUuid: row.uuid ?? undefined,
+        resourceName: ip,
+        resourceType: 'VirtualNetwork',
+      },
+    );
   }
   await ctx.tx
     .deleteFrom('ip_allocations')
@@ -687,6 +747,8 @@ export async function completeAssociate(
       domainPath: o_domain_path,
     };
     const done = await finishAssign(ctx, row.id, uuid, owner, isPortableRow(row), row.for_display !== 0, row);
+    // Allocating until this transaction: no tags (tags/service.ts, knownUntagged), so its answer reads none.
+    untaggedIn(plain(ctx), 'PublicIpAddress', done.id);
     // The answer's zone, range and physical network, as read with the address (the change touches none of them).
     if (row.zone_id !== null && z_uuid !== null && z_name !== null)
       knownPlaces.set(done, {
@@ -730,6 +792,18 @@ export async function completeAssociate(
 
 /** A failed association job gives back the address its request took (CloudStack's releaseOnFailure). */
 export async function abandonAllocating(ctx: NetCtx, uuid: string): Promise<void> {
+  // An Allocating address has no tags (createTags takes Allocated ones); its tags would go with it all the same,
+  // as on every path that deletes a public IP: the association job's answer relies on it (tagsFor's untaggedIn).
+  await removeTagsOf(
+    plain(ctx),
+    'PublicIpAddress',
+    ctx.tx
+      .selectFrom('ip_allocations')
+      .select('id')
+      .where('uuid', '=', uuid)
+      .where('owner_kind', '=', 'publicip')
+      .where('state', '=', 'Allocating') as never,
+  );
   await ctx.tx
     .deleteFrom('ip_allocations')
     .where('uuid', '=', uuid)
@@ -966,11 +1040,13 @@ export async function releaseIpAddress(ctx: NetCtx, p: { id: string }): Promise<
       `the address is ${row.state}; only a Reserved address is released here (use disassociateIpAddress)`,
     );
   }
-  await ctx.tx
+  const freed = await ctx.tx
     .deleteFrom('ip_allocations')
     .where('id', '=', row.id)
     .where('state', '=', 'Reserved')
-    .execute();
+    .executeTakeFirst();
+  // A Reserved address has no tags either; they go with its row as on every path (abandonAllocating).
+  if (Number(freed.numDeletedRows) > 0) await removeTagsOf(plain(ctx), 'PublicIpAddress', row.id);
   await ctx.recorder.event(ctx.tx, {
     type: 'NET.IPRELEASE',
     description: `Reserved IP address ${formatIp(addressFromKey(4, row.address))} released by account ${owner.accountName}`,

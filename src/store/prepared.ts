@@ -12,7 +12,7 @@
  * when it is compiled, and a query that breaks the rule is refused with an error rather than run wrong.
  */
 import { createQueryId } from 'kysely';
-import type { Compilable, CompiledQuery, QueryResult, RootOperationNode } from 'kysely';
+import type { Compilable, CompiledQuery, QueryResult, RawBuilder, RootOperationNode } from 'kysely';
 import type { Executor } from './db.js';
 
 /** Anything Kysely runs queries on, typed with any set of tables (Executor, a transaction, NetExecutor...). */
@@ -28,13 +28,14 @@ interface Template {
 const MARK = '\u0000stacknet-prepared-';
 const placeholder = (i: number): string => `${MARK}${i}\u0000`;
 
-function compileTemplate(
-  ex: Runner,
-  build: (ex: Runner, ...args: never[]) => Compilable<unknown>,
-  n: number,
-) {
+/** What a prepared query's build may give: a query builder, or a statement written with `sql`. */
+type Buildable<O> = Compilable<O> | RawBuilder<O>;
+
+function compileTemplate(ex: Runner, build: (ex: Runner, ...args: never[]) => Buildable<unknown>, n: number) {
   const marks = Array.from({ length: n }, (_, i) => placeholder(i));
-  const compiled: CompiledQuery = build(ex, ...(marks as never[])).compile();
+  const built = build(ex, ...(marks as never[]));
+  const compiled: CompiledQuery =
+    'isRawBuilder' in built ? built.compile(ex as unknown as Executor) : built.compile();
   const seen = new Set<number>();
   const slots = compiled.parameters.map((value) => {
     if (typeof value === 'string' && value.startsWith(MARK)) {
@@ -81,11 +82,13 @@ export interface PreparedQuery<E extends Runner, A extends unknown[], O> {
  * argument is sent as NULL (Kysely would have left an undefined `values`/`set` member out of the statement).
  */
 export function preparedQuery<E extends Runner, A extends unknown[], O>(
-  build: (ex: E, ...args: A) => Compilable<O>,
+  build: (ex: E, ...args: A) => Buildable<O>,
+  /** How many arguments follow `ex`, for a `build` that takes them as a rest parameter. */
+  arity = build.length - 1,
 ): PreparedQuery<E, A, O> {
   // One template per dialect: the adapter is shared by a Kysely instance and all its transactions.
   const templates = new WeakMap<object, Template>();
-  const arity = build.length - 1;
+  // One template per dialect: the adapter is shared by a Kysely instance and all its transactions.
   const run = (ex: E, args: A): Promise<QueryResult<O>> => {
     const executor = ex.getExecutor();
     let t = templates.get(executor.adapter);

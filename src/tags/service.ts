@@ -16,6 +16,9 @@ import { displayPath } from '../accounts/repository.js';
 import type { Executor, Tx } from '../store/db.js';
 import { recordEvent } from '../events/record.js';
 import { preparedQuery } from '../store/prepared.js';
+import { dialectOf } from '../store/migrations/helpers.js';
+import type { Kysely, SelectQueryBuilder } from 'kysely';
+import type { Database } from '../store/schema.js';
 
 /** A taggable resource's rows: `id, uuid, account_id, domain_id` of those that exist. */
 const rowsOf = (table: string, live: RawBuilder<unknown>) =>
@@ -89,6 +92,42 @@ async function resourceFor(
   return owner;
 }
 
+/**
+ * createTags holds a public IP's row until it commits (PostgreSQL, MariaDB; SQLite runs one writer at a time):
+ * else a release committing between its read of the address as Allocated and its insert (the release deletes
+ * the address's tags, then the row) would leave tags on an address that is gone, and listTags would still show
+ * them under its id (a public IP's id names the address, so the next owner of it too). Read again under the
+ * lock: an address released meanwhile is not there any more.
+ */
+async function lockTagged(ex: Executor, type: TaggableType, r: TaggedResource): Promise<void> {
+  if (type !== 'PublicIpAddress' || dialectOf(ex as unknown as Kysely<unknown>) === 'sqlite') return;
+  const held = await ex
+    .selectFrom('ip_allocations')
+    .select('id')
+    .where('id', '=', r.id)
+    .where('owner_kind', '=', 'publicip')
+    .where('state', '=', 'Allocated')
+    .forUpdate()
+    .executeTakeFirst();
+  if (!held) throw invalidParameter('resourceids', r.uuid, `no ${type} has this id`);
+}
+
+/**
+ * Resources a transaction knows to have no tags (keyed by the transaction): tagsFor answers `[]` for them without
+ * a read. The association job's address is one: it was Allocating when the job read it, createTags takes only
+ * Allocated addresses (and holds the row, lockTagged), no other transaction sees it Allocated before this one
+ * commits, and a deleted address's tags go with its row on every path (public-ips/service.ts, reclaim.ts).
+ */
+const knownUntagged = new WeakMap<object, Set<string>>();
+const untaggedKey = (type: TaggableType, id: number) => `${type}:${id}`;
+
+/** `id` of `type` has no tags in transaction `tx` (see knownUntagged). */
+export function untaggedIn(tx: Executor, type: TaggableType, id: number): void {
+  let set = knownUntagged.get(tx);
+  if (!set) knownUntagged.set(tx, (set = new Set()));
+  set.add(untaggedKey(type, id));
+}
+
 async function checkResourceAccess(
   ex: Executor,
   caller: Caller,
@@ -140,6 +179,8 @@ export async function createTags(
   if (p.resourceids.length === 0) throw invalidParameter('resourceids', '', 'give at least one resource id');
   for (const uuid of new Set(p.resourceids)) {
     const r = await resourceFor(tx, caller, type, uuid);
+    await lockTagged(tx, type, r);
+    knownUntagged.get(tx)?.delete(untaggedKey(type, r.id));
     for (const { key, value } of pairs) {
       const dup = await tx
         .selectFrom('resource_tags')
@@ -211,18 +252,21 @@ export async function deleteTags(
   });
 }
 
-/** Called when a resource goes away (CloudStack removes its tags with it). */
+/**
+ * Called when a resource goes away (CloudStack removes its tags with it). `resourceIds` may be a query of the ids
+ * (one column), when the rows going are chosen by a condition: then call it before deleting them.
+ */
 export async function removeTagsOf(
   ex: Executor,
   type: TaggableType,
-  resourceIds: number | readonly number[],
+  resourceIds: number | readonly number[] | SelectQueryBuilder<Database, keyof Database, { id: number }>,
 ): Promise<void> {
-  const ids = typeof resourceIds === 'number' ? [resourceIds] : [...resourceIds];
-  if (ids.length === 0) return;
+  const ids = typeof resourceIds === 'number' ? [resourceIds] : resourceIds;
+  if (Array.isArray(ids) && ids.length === 0) return;
   await ex
     .deleteFrom('resource_tags')
     .where('resource_type', '=', type)
-    .where('resource_id', 'in', ids)
+    .where('resource_id', 'in', ids as readonly number[])
     .execute();
 }
 
@@ -285,8 +329,9 @@ export async function tagsFor(
   resourceIds: readonly number[],
 ): Promise<Map<number, ResponseObject[]>> {
   const out = new Map<number, ResponseObject[]>(resourceIds.map((id) => [id, []]));
-  if (resourceIds.length === 0) return out;
-  const ids = [...new Set(resourceIds)];
+  const known = knownUntagged.get(ex);
+  const ids = [...new Set(resourceIds)].filter((id) => !known?.has(untaggedKey(type, id)));
+  if (ids.length === 0) return out;
   const rows =
     ids.length === 1
       ? await tagsOfOne.rows(ex, type, ids[0]!)
