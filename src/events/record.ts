@@ -215,18 +215,13 @@ const isRaw = (v: unknown): v is RawBuilder<unknown> =>
   typeof v === 'object' && v !== null && 'isRawBuilder' in v;
 
 /**
- * An event and its usage record: on PostgreSQL one statement (two INSERTs in a CTE), on MariaDB two sent as one,
- * on SQLite (in-process) one each. Same rows and same transaction as recordEvent then recordUsage.
+ * An event and its usage record: on PostgreSQL one statement (two INSERTs in a CTE), elsewhere one each. Same
+ * rows and same transaction as recordEvent then recordUsage.
  */
 export async function recordEventAndUsage(tx: Tx, e: EventInput, u: UsageInput): Promise<string> {
   const row = eventRow(e);
-  const dialect = dialectOf(tx as unknown as Kysely<unknown>);
-  if (dialect === 'postgres') {
+  if (dialectOf(tx as unknown as Kysely<unknown>) === 'postgres') {
     await insertEventAndUsage.run(tx, ...row, ...usageRow(u));
-    await outbox(tx, e, row);
-  } else if (dialect === 'mysql') {
-    // Two statements in one COM_QUERY (the store's MariaDB connections take several: db.ts).
-    await insertEventAndUsageMysql.run(tx, ...row, ...usageRow(u));
     await outbox(tx, e, row);
   } else {
     await insertEvent.run(tx, ...row);
@@ -279,14 +274,6 @@ const insertEvent = preparedQuery(
 const insertEventAndUsage = preparedQuery(
   (tx: Tx, ...v: [...EventRow, ...UsageRow]) =>
     sql`with e_ as (insert into events (${columnList(eventColumns)}) values (${valueList(v.slice(0, 15))}))
-      insert into usage_events (${columnList(usageColumns)}, processed) values (${valueList(v.slice(15))}, 0)`,
-  15 + 11,
-);
-
-/** MariaDB: the event and the usage record, two statements sent as one. */
-const insertEventAndUsageMysql = preparedQuery(
-  (tx: Tx, ...v: [...EventRow, ...UsageRow]) =>
-    sql`insert into events (${columnList(eventColumns)}) values (${valueList(v.slice(0, 15))});
       insert into usage_events (${columnList(usageColumns)}, processed) values (${valueList(v.slice(15))}, 0)`,
   15 + 11,
 );

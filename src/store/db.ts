@@ -300,10 +300,6 @@ async function createMysqlPool(url: string, size: number): Promise<MysqlPool> {
     bigNumberStrings: false,
     decimalNumbers: true,
     timezone: 'Z',
-    // A transaction's BEGIN goes out with its first statement (beginWithNextQuery), and an event with its usage
-    // record (events/record.ts): several statements in one COM_QUERY. Every statement is written with bound
-    // values (Kysely; mysql2 escapes them), none from text pasted into SQL.
-    multipleStatements: true,
   });
   pool.on('connection', (conn) => {
     // mysql2 listens for one 'error' per pooled connection (to drop it); a KILL CONNECTION or a lost server
@@ -315,53 +311,8 @@ async function createMysqlPool(url: string, size: number): Promise<MysqlPool> {
     // snapshot taken at the transaction's first read and miss what the lock waited for. The first command on
     // the connection: mysql2 queues the caller's statements behind it.
     conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', () => undefined);
-    beginWithNextQuery(conn as unknown as MysqlQueryable);
   });
   return pool;
-}
-
-type MysqlCallback = (err: unknown, results?: unknown, fields?: unknown) => void;
-interface MysqlQueryable {
-  query(...a: unknown[]): unknown;
-}
-
-/**
- * MariaDB's counterpart of namePreparedStatements' BEGIN (mysql2 does not pipeline): Kysely's `begin` is answered
- * at once and sent as `begin;` in front of the transaction's next statement, one round trip for both; the
- * statement's own result is handed back. BEGIN fails only with its connection, and then so does the statement
- * (transaction() runs a transaction that lost its connection before COMMIT again); a statement that fails after
- * it leaves the transaction open for Kysely's ROLLBACK, as a failure after a BEGIN of its own would.
- */
-function beginWithNextQuery(conn: MysqlQueryable): void {
-  const query = conn.query.bind(conn) as (...a: unknown[]) => unknown;
-  let beginDue = false;
-  conn.query = (...a: unknown[]): unknown => {
-    const [text, values, cb] = a;
-    if (typeof text === 'string' && text === 'begin' && Array.isArray(values) && values.length === 0) {
-      if (typeof cb === 'function' && !beginDue) {
-        beginDue = true;
-        process.nextTick(() => (cb as MysqlCallback)(null, { affectedRows: 0, insertId: 0 }, undefined));
-        return undefined;
-      }
-    }
-    if (!beginDue) return query(...a);
-    beginDue = false;
-    if (typeof text !== 'string' || typeof cb !== 'function') {
-      // A streamed query or another form: BEGIN on its own first (mysql2 runs a connection's queries in order).
-      query('begin', () => undefined);
-      return query(...a);
-    }
-    return query(`begin;\n${text}`, values, (err: unknown, results: unknown, fields: unknown) => {
-      if (err) return (cb as MysqlCallback)(err);
-      const rs = results as unknown[];
-      const fs = fields as unknown[] | undefined;
-      (cb as MysqlCallback)(
-        null,
-        rs.length === 2 ? rs[1] : rs.slice(1),
-        Array.isArray(fs) ? (fs.length === 2 ? fs[1] : fs.slice(1)) : fs,
-      );
-    });
-  };
 }
 
 /**
