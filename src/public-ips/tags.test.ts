@@ -178,10 +178,12 @@ for (const kind of testDbKinds()) {
               ).rows[0]!.n,
             )
           : Number(
+              // MariaDB lists a transaction whose first statement waits for a row lock (BEGIN sent on its own)
+              // in innodb_trx only once it holds something: the waiting statement is found in processlist.
               (
-                await sql<{ n: string }>`select count(*) as n from information_schema.innodb_trx t
-                  join information_schema.processlist p on p.id = t.trx_mysql_thread_id
-                  where p.db = database() and t.trx_state = 'LOCK WAIT'`.execute(store.db)
+                await sql<{ n: string }>`select count(*) as n from information_schema.processlist
+                  where db = database() and id <> connection_id() and command = 'Query'
+                    and info like '%for update%'`.execute(store.db)
               ).rows[0]!.n,
             );
       let tagging: Promise<unknown> | undefined;
