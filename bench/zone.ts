@@ -211,6 +211,8 @@ import v8 from 'node:v8';
 import { Session } from 'node:inspector';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 const out = process.env.STACKNET_BENCH_TRACE_OUT;
+// V8 flags to try on the measured server (\`--server-env STACKNET_BENCH_V8_FLAGS='--no-page-promotion'\`).
+if (process.env.STACKNET_BENCH_V8_FLAGS) v8.setFlagsFromString(process.env.STACKNET_BENCH_V8_FLAGS);
 let gcs = null, gcProfiler = null, session = null, used0 = 0, n = 0;
 const record = (list) => {
   if (gcs) for (const e of list.getEntries())
