@@ -11,6 +11,8 @@
  *                         [--refill] [--fill-only] [--start-timeout 120] [--pass-timeout 600] [--no-build]
  *                         [--server-node-options '--max-old-space-size=256'] [--memory-split]
  *                         [--server-env STACKNET_HEAP_GROWING_PERCENT=0 ...] [--heap-snapshot]
+ *                         [--cases 'listPublicIpAddresses p'] [--trace-calls] [--idle-timeout 300]
+ *                         [--restore-from <a copy of the filled SQLite file>]
  * Each start is followed from spawn: the server's peak RSS and the list latency while the reconciler's start-up
  * pass pushes every router (phase "startup pass"), then the settled RSS and the list round.
  * `--memory-split` loads a probe into the measured server (`--require`, `--expose-gc`): after start and after the
@@ -18,15 +20,26 @@
  * by V8, anonymous and file-backed RSS), and after the list round again after a full GC (the live set).
  * `--heap-snapshot` (with `--memory-split`) then has the server write a V8 heap snapshot of that live set to
  * `<dir>/<variant>-<round>.heapsnapshot`; `node --import tsx bench/zone-heap.ts <file>` says what holds it.
+ * Before the list round the bench waits (`--idle-timeout` s at most, 0: not) for the server's CPU to go under
+ * 10 % of a core for 3 s: its start-up VM resync (every Running VM, 500 at a time) outlasts the router pass.
+ * `--cases a,b` runs only the list cases whose name contains one of these strings.
+ * `--trace-calls` loads a second probe into the measured server (`--import`): over each list case it records
+ * every GC (kind, start, duration: perf_hooks) and what the heap allocated (v8.GCProfiler's before/after of each
+ * GC), and takes a CPU profile (node:inspector's Profiler, 250 µs sampling), written to
+ * `<dir>/<variant>-<round>-<case>.cpuprofile` (`node --import tsx bench/zone-profile.ts <file>` sums it up); the
+ * case's line then also says how many scavenges and mark-compacts ran, their pause per call, the MB allocated
+ * per call, and how much of the slowest calls' time was GC.
  * Prints one JSON object per line.
  */
 import { spawnSync } from 'node:child_process';
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -57,12 +70,20 @@ let build = true;
 let fillOnly = false;
 let startTimeout = 120;
 let passTimeout = 600;
+/** At most this many seconds for the server to go idle (its VM resync done) before the list round; 0: no wait. */
+let idleTimeout = 300;
+/** SQLite: copy this file over the zone's database before each start (a copy of the filled one). */
+let restoreFrom = '';
 /** Node options for the measured servers only (e.g. --max-old-space-size=256: what the live set needs). */
 let serverNodeOptions = '';
 /** Load a probe into the measured servers that reports their memory split (V8 heap, external, malloc, RSS). */
 let memorySplit = false;
 /** After the list round, a heap snapshot of the measured server (needs the probe: `--memory-split`). */
 let heapSnapshot = false;
+/** Only the list cases whose name contains one of these (all when empty). */
+let onlyCases: string[] = [];
+/** GC and allocation per list case, and a CPU profile of each, from a probe in the measured server. */
+let traceCalls = false;
 /** Environment of the measured servers (e.g. STACKNET_HEAP_GROWING_PERCENT=0: V8's own heap growing). */
 const serverEnv: Record<string, string> = {};
 parseArgs(process.argv.slice(2), usage, (flag, value) => {
@@ -78,9 +99,13 @@ parseArgs(process.argv.slice(2), usage, (flag, value) => {
   else if (flag === '--fill-only') fillOnly = true;
   else if (flag === '--start-timeout') startTimeout = Number(value());
   else if (flag === '--pass-timeout') passTimeout = Number(value());
+  else if (flag === '--idle-timeout') idleTimeout = Number(value());
+  else if (flag === '--restore-from') restoreFrom = value();
   else if (flag === '--server-node-options') serverNodeOptions = value();
   else if (flag === '--memory-split') memorySplit = true;
   else if (flag === '--heap-snapshot') heapSnapshot = memorySplit = true;
+  else if (flag === '--cases') onlyCases = value().split(',');
+  else if (flag === '--trace-calls') traceCalls = true;
   else if (flag === '--server-env') {
     const [k, ...v] = value().split('=');
     serverEnv[k!] = v.join('=');
@@ -175,6 +200,74 @@ process.on('SIGURG', () => {
 `;
 
 /**
+ * The probe `--trace-calls` loads into the server (`--import`): SIGTTIN starts a CPU profile, v8.GCProfiler and a
+ * record of GCs (perf_hooks), SIGTTOU stops them and appends to $STACKNET_BENCH_TRACE_OUT what they saw: each GC
+ * (epoch ms, duration ms, kind: 1 scavenge, 4 mark-compact, 8 incremental marking, 16 weak callbacks), the bytes
+ * allocated (used heap at the end − at the start + what each GC freed) and the CPU profile's file.
+ */
+const TRACE_PROBE = `
+import fs from 'node:fs';
+import v8 from 'node:v8';
+import { Session } from 'node:inspector';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
+const out = process.env.STACKNET_BENCH_TRACE_OUT;
+// V8 flags to try on the measured server (\`--server-env STACKNET_BENCH_V8_FLAGS='--no-page-promotion'\`).
+if (process.env.STACKNET_BENCH_V8_FLAGS) v8.setFlagsFromString(process.env.STACKNET_BENCH_V8_FLAGS);
+let gcs = null, gcProfiler = null, session = null, used0 = 0, n = 0;
+const record = (list) => {
+  if (gcs) for (const e of list.getEntries())
+    gcs.push([performance.timeOrigin + e.startTime, e.duration, e.detail?.kind ?? e.kind]);
+};
+const obs = new PerformanceObserver(record);
+obs.observe({ entryTypes: ['gc'] });
+const usedOf = (h) => h.usedHeapSize ?? h.used_heap_size ?? 0;
+process.on('SIGTTIN', () => {
+  session = new Session();
+  session.connect();
+  session.post('Profiler.enable', () =>
+    session.post('Profiler.setSamplingInterval', { interval: 250 }, () =>
+      session.post('Profiler.start', () => {
+        gcs = [];
+        gcProfiler = new v8.GCProfiler();
+        gcProfiler.start();
+        used0 = v8.getHeapStatistics().used_heap_size;
+        fs.appendFileSync(out, JSON.stringify({ started: true }) + '\\n');
+      })));
+});
+process.on('SIGTTOU', () => {
+  const used1 = v8.getHeapStatistics().used_heap_size;
+  const stats = gcProfiler.stop();
+  let freed = 0;
+  const types = {};
+  // Per GC type: how many, and what they moved into the old generation (old + large-object space after − before:
+  // for a scavenge, what it promoted) and the external memory when they started.
+  const space = (g, when, name) =>
+    (g[when].heapSpaceStatistics ?? []).filter((s) => s.spaceName === name || s.space_name === name)
+      .reduce((a, s) => a + (s.spaceUsedSize ?? s.space_used_size ?? 0), 0);
+  const old = (g, when) => space(g, when, 'old_space') + space(g, when, 'large_object_space');
+  for (const g of stats?.statistics ?? []) {
+    freed += usedOf(g.beforeGC.heapStatistics) - usedOf(g.afterGC.heapStatistics);
+    const t = (types[g.gcType] ??= { n: 0, to_old_mb: 0, external_mb_max: 0, used_mb_before_max: 0 });
+    t.n++;
+    t.to_old_mb += (old(g, 'afterGC') - old(g, 'beforeGC')) / 1048576;
+    const h = g.beforeGC.heapStatistics;
+    t.external_mb_max = Math.max(t.external_mb_max, (h.externalMemory ?? h.external_memory ?? 0) / 1048576);
+    t.used_mb_before_max = Math.max(t.used_mb_before_max, usedOf(h) / 1048576);
+  }
+  session.post('Profiler.stop', (err, r) => {
+    const file = out + '.' + ++n + '.cpuprofile';
+    if (!err) fs.writeFileSync(file, JSON.stringify(r.profile));
+    session.disconnect();
+    setTimeout(() => {
+      record({ getEntries: () => obs.takeRecords?.() ?? [] });
+      fs.appendFileSync(out, JSON.stringify({ gcs, types, allocated: used1 - used0 + freed, profile: err ? null : file }) + '\\n');
+      gcs = null;
+    }, 100);
+  });
+});
+`;
+
+/**
  * The server's memory split (the probe's answer to a signal), or undefined without `--memory-split`; with
  * `snapshot`, the probe's answer once it has written a heap snapshot.
  */
@@ -193,6 +286,84 @@ async function splitOf(
     if (lines.length > before) return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
   }
   return { error: 'no answer from the memory probe in 20 s' };
+}
+
+/** Signals the trace probe and waits for its next line (SIGTTIN: started; SIGTTOU: what it saw). */
+async function traceSignal(pid: number, out: string, signal: 'SIGTTIN' | 'SIGTTOU'): Promise<TraceLine> {
+  const lines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : []);
+  const before = lines().length;
+  process.kill(pid, signal);
+  for (let i = 0; i < 600; i++) {
+    await sleep(50);
+    const now = lines();
+    if (now.length > before) return JSON.parse(now[now.length - 1]!) as TraceLine;
+  }
+  throw new Error(`no answer from the trace probe to ${signal} in 30 s`);
+}
+
+interface TraceLine {
+  gcs: [number, number, number][];
+  types: Record<
+    string,
+    { n: number; to_old_mb: number; external_mb_max: number; used_mb_before_max: number }
+  >;
+  allocated: number;
+  profile: string | null;
+}
+
+/**
+ * What the probe saw over a case: GCs by kind and their pause per call, MB allocated per call, and, for the
+ * slowest 1% and 5% of the calls, their mean latency and the GC pause inside them (GCs overlapping the call).
+ */
+function traceFigures(t: TraceLine, spans: [number, number][], profileFile: string) {
+  const r1 = (x: number) => Math.round(x * 10) / 10;
+  const n = Math.max(1, spans.length);
+  const kinds: Record<string, { n: number; ms: number; max_ms: number }> = {};
+  const name = (k: number) =>
+    ({ 1: 'scavenge', 4: 'mark_compact', 8: 'incremental', 16: 'weak_cb' })[k] ?? `kind${k}`;
+  for (const [, d, k] of t.gcs) {
+    const x = (kinds[name(k)] ??= { n: 0, ms: 0, max_ms: 0 });
+    x.n++;
+    x.ms += d;
+    x.max_ms = Math.max(x.max_ms, d);
+  }
+  for (const x of Object.values(kinds)) [x.ms, x.max_ms] = [r1(x.ms), r1(x.max_ms)];
+  const gcIn = ([a, b]: [number, number]) =>
+    t.gcs.reduce((s, [st, d]) => s + Math.max(0, Math.min(b, st + d) - Math.max(a, st)), 0);
+  const calls = spans.map((s) => ({ ms: s[1] - s[0], gc: gcIn(s) })).sort((a, b) => b.ms - a.ms);
+  const slowest = (q: number) => {
+    const top = calls.slice(0, Math.max(1, Math.round(q * calls.length)));
+    return {
+      calls: top.length,
+      mean_ms: r1(top.reduce((s, c) => s + c.ms, 0) / top.length),
+      mean_gc_ms: r1(top.reduce((s, c) => s + c.gc, 0) / top.length),
+      with_gc: top.filter((c) => c.gc > 0).length,
+    };
+  };
+  if (t.profile) renameSync(t.profile, profileFile);
+  return {
+    gc: kinds,
+    gc_ms_per_call: r1(t.gcs.reduce((s, [, d]) => s + d, 0) / n),
+    gc_types: Object.fromEntries(
+      Object.entries(t.types).map(([k, v]) => [
+        k,
+        {
+          ...v,
+          to_old_mb: r1(v.to_old_mb),
+          external_mb_max: r1(v.external_mb_max),
+          used_mb_before_max: r1(v.used_mb_before_max),
+        },
+      ]),
+    ),
+    allocated_mb_per_call: Math.round(t.allocated / n / 10485.76) / 100,
+    slowest_1pct: slowest(0.01),
+    slowest_5pct: slowest(0.05),
+    others_mean_gc_ms: (() => {
+      const rest = calls.slice(Math.max(1, Math.round(0.05 * calls.length)));
+      return r1(rest.reduce((s, c) => s + c.gc, 0) / Math.max(1, rest.length));
+    })(),
+    profile: t.profile ? profileFile : null,
+  };
 }
 
 /** The management server this process started (its child running `stacknet.js server`), once it exists. */
@@ -286,6 +457,22 @@ async function settledMemory(pid: number, maxMs = 60_000): Promise<{ rss_mb: num
 }
 
 /**
+ * Seconds until the server's CPU stays under 10 % of one core for 3 s (its start-up work done), at most `maxMs`
+ * (then NaN); 0 when `maxMs` is 0.
+ */
+async function idleAfter(pid: number, maxMs: number): Promise<number> {
+  const t0 = Date.now();
+  let quiet = 0;
+  while (maxMs > 0 && Date.now() - t0 < maxMs) {
+    const c0 = cpuMsOf(pid);
+    await sleep(1000);
+    quiet = cpuMsOf(pid) - c0 < 100 ? quiet + 1 : 0;
+    if (quiet >= 3) return Math.round((Date.now() - t0) / 100) / 10;
+  }
+  return maxMs > 0 ? NaN : 0;
+}
+
+/**
  * The baseline's server refuses a database with migrations it does not know (Kysely: "corrupted migrations"):
  * before it runs, this checkout's newer migrations are rolled back (their `down`), and the change's server applies
  * them again when it starts (that time is in its `healthz_seconds`).
@@ -313,6 +500,12 @@ async function rollBackForBaseline(url: string): Promise<void> {
 }
 
 async function measure(kind: DbKind, url: string, zone: FilledZone, variant: string, round: number) {
+  if (restoreFrom && kind === 'sqlite') {
+    // Every start from the same file: a run writes to the database (router generations, agents' reports).
+    const file = url.slice('sqlite:'.length);
+    for (const f of [`${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+    copyFileSync(restoreFrom, file);
+  }
   if (variant === 'baseline') await rollBackForBaseline(url);
   const tags = {
     db: kind,
@@ -329,7 +522,14 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
   const probeFile = join(dir, 'memory-probe.cjs');
   const probeOut = join(dataDir, 'memory.jsonl');
   if (memorySplit) writeFileSync(probeFile, PROBE);
-  const nodeOptions = [serverNodeOptions, memorySplit ? `--require ${probeFile} --expose-gc` : '']
+  const traceProbeFile = join(dir, 'trace-probe.mjs');
+  const traceOut = join(dataDir, 'trace.jsonl');
+  if (traceCalls) writeFileSync(traceProbeFile, TRACE_PROBE);
+  const nodeOptions = [
+    serverNodeOptions,
+    memorySplit ? `--require ${probeFile} --expose-gc` : '',
+    traceCalls ? `--import ${traceProbeFile}` : '',
+  ]
     .filter(Boolean)
     .join(' ');
   const t0 = performance.now();
@@ -343,6 +543,7 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
         STACKNET_DATA_DIR: dataDir,
         ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
         ...(memorySplit ? { STACKNET_BENCH_PROBE_OUT: probeOut } : {}),
+        ...(traceCalls ? { STACKNET_BENCH_TRACE_OUT: traceOut } : {}),
         ...(heapSnapshot
           ? { STACKNET_BENCH_HEAP_SNAPSHOT: join(dir, `${variant}-${round}.heapsnapshot`) }
           : {}),
@@ -371,11 +572,15 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
     const api: ClientOptions = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey };
     await duringStartupPass(api, zone, pass, routers, startSeconds, tags);
     const started = await settledMemory(server.pid);
+    // The start-up VM resync (src/vms/subsystem.ts: every Running VM, 500 a page, 500,000 here) goes on after
+    // the router pass and takes the event loop a page at a time: lists measured meanwhile measure it too.
+    const idle = await idleAfter(server.pid, idleTimeout * 1000);
     emit({
       phase: 'start',
       ...tags,
       healthz_seconds: Math.round(startSeconds * 10) / 10,
       ...started,
+      idle_wait_seconds: idle,
       memory: await splitOf(server.pid, probeOut, false),
       load: uptime(),
     });
@@ -420,10 +625,30 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
       ['listZones', 'listZones', {}],
       ['listRouters', 'listRouters', { zoneid, listall: 'true' }],
     ];
+    if (traceCalls) {
+      // The same probe over 20 s without calls: what the server allocates and collects by itself meanwhile
+      // (the reconciler, agents' reports), to set apart from the calls' own.
+      await traceSignal(server.pid, traceOut, 'SIGTTIN');
+      const cpu0 = cpuMsOf(server.pid);
+      const t0 = performance.timeOrigin + performance.now();
+      await sleep(20_000);
+      const span: [number, number] = [t0, performance.timeOrigin + performance.now()];
+      const cpuMs = cpuMsOf(server.pid) - cpu0;
+      const t = traceFigures(
+        await traceSignal(server.pid, traceOut, 'SIGTTOU'),
+        [span],
+        join(dir, `${variant}-${round}-idle.cpuprofile`),
+      );
+      emit({ phase: 'idle 20 s', ...tags, server_cpu_ms: cpuMs, trace: t, load: uptime() });
+    }
     for (const [name, command, params] of cases) {
+      if (onlyCases.length && !onlyCases.some((c) => name.includes(c))) continue;
       const lat: number[] = [];
+      /** Each call's start and end, epoch ms (the probe's GCs are in the same clock). */
+      const spans: [number, number][] = [];
       let count: unknown;
       let failed = 0;
+      if (traceCalls) await traceSignal(server.pid, traceOut, 'SIGTTIN');
       const cpu0 = cpuMsOf(server.pid);
       for (let i = 0; i < calls; i++) {
         const t = performance.now();
@@ -442,8 +667,17 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
           continue;
         }
         lat.push(ms);
+        spans.push([performance.timeOrigin + t, performance.timeOrigin + t + ms]);
         count = (r.body as { count?: unknown }).count;
       }
+      const cpuMs = cpuMsOf(server.pid) - cpu0;
+      const trace = traceCalls
+        ? traceFigures(
+            await traceSignal(server.pid, traceOut, 'SIGTTOU'),
+            spans,
+            join(dir, `${variant}-${round}-${name.replace(/\W+/g, '_')}.cpuprofile`),
+          )
+        : undefined;
       const r1 = (x: number) => Math.round(x * 10) / 10;
       emit({
         phase: 'list',
@@ -456,7 +690,9 @@ async function measure(kind: DbKind, url: string, zone: FilledZone, variant: str
         p99_ms: r1(quantile(lat, 0.99)),
         max_ms: r1(Math.max(...lat)),
         // The server's CPU over the calls, per call (what the load moves least; ticks of 10 ms, so a mean).
-        server_cpu_ms_per_call: r1((cpuMsOf(server.pid) - cpu0) / Math.max(1, calls)),
+        server_cpu_ms_per_call: r1(cpuMs / Math.max(1, calls)),
+        ...(trace ? { trace } : {}),
+        load: uptime(),
       });
     }
     emit({

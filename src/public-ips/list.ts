@@ -3,6 +3,8 @@
  * ranges are listed too, computed from the ranges page by page (RangeSet.at), never materialised.
  */
 import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { csDate } from '../api/envelope.js';
 import { paged, pageWithTotal } from '../api/list.js';
 import { tagsCondition, tagsFor } from '../tags/service.js';
 import type { Family } from '../ipam/address.js';
@@ -21,6 +23,7 @@ import { networkByUuid, vpcByUuid } from '../networks/repository.js';
 import type { NetExecutor as Executor } from '../networks/tables.js';
 import { publicIpUuid } from './ids.js';
 import { preparedQuery } from '../store/prepared.js';
+import { dialectOf } from '../store/migrations/helpers.js';
 import type { IpRow } from './service.js';
 import { knownPlaces } from './known.js';
 
@@ -122,11 +125,15 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
     scope.kind === 'all' &&
     q.compile().sql === base.where('ip_allocations.zone_id', '=', zoneId).compile().sql;
   const page = { limit, offset };
+  // On SQLite the page's rows come with the page itself: its OFFSET skips index entries without reading their
+  // rows (a deferred seek: the row is read only for an entry past the OFFSET), so one statement reads the page
+  // where a second one read its 500 rows by id (`id IN (...)`, 500 parameters built and bound each call).
+  // PostgreSQL and MariaDB would read every skipped row, so there the ids come first.
+  const withRows = dialectOf(ctx.tx as unknown as Kysely<unknown>) === 'sqlite';
   // (scope, address, id): the index's order, and an order without ties, so that the same page read from either
   // end is the same rows.
   const ordered = (dir: 'asc' | 'desc') =>
-    q
-      .select('ip_allocations.id')
+    (withRows ? q.selectAll('ip_allocations') : q.select('ip_allocations.id'))
       .orderBy('ip_allocations.scope', dir)
       .orderBy('ip_allocations.address', dir)
       .orderBy('ip_allocations.id', dir);
@@ -139,6 +146,7 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
           async () => (await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n,
         );
   if (ids.length === 0) return { count: total, items: [] };
+  if (withRows) return { count: total, items: (ids as IpRow[]).map((row) => ({ row })) };
   const byId = new Map(
     (
       await ctx.tx
@@ -280,8 +288,6 @@ async function countIn(tx: Executor, scope: string, pool: RangeSet): Promise<num
   }
   return n;
 }
-
-const csDate = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '+0000');
 
 type ZoneRef = { id: number; uuid: string; name: string };
 type RangeRef = {

@@ -1,0 +1,84 @@
+/**
+ * Sums up a CPU profile (`.cpuprofile`, e.g. from `npm run bench:zone -- --trace-calls`): the functions with the
+ * most self time and the most total time (self + callees, each function counted once per sample even when it
+ * recurses), in ms and % of the profile, and per source file.
+ *   node --import tsx bench/zone-profile.ts <file.cpuprofile> [--top 30] [--calls 200]
+ * `--calls` also prints each figure per call.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from './common.js';
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+let top = 30;
+let calls = 0;
+const files: string[] = [];
+const flags: string[] = [];
+for (let i = 2; i < process.argv.length; i++) {
+  const a = process.argv[i]!;
+  if (a.startsWith('--')) flags.push(a, process.argv[++i] ?? '');
+  else files.push(a);
+}
+parseArgs(flags, 'node --import tsx bench/zone-profile.ts <file>... [--top N] [--calls N]', (flag, value) => {
+  if (flag === '--top') top = Number(value());
+  else if (flag === '--calls') calls = Number(value());
+  else return false;
+  return true;
+});
+
+for (const file of files) {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const label = (n: Node) => {
+    const f = n.callFrame;
+    const url = f.url.replace(/^file:\/\//, '').replace(/^.*\/(dist|node_modules)\//, '$1/');
+    return `${f.functionName || '(anonymous)'} ${url ? `${url}:${f.lineNumber + 1}` : ''}`.trim();
+  };
+  const fileOf = (n: Node) =>
+    n.callFrame.url
+      ? n.callFrame.url.replace(/^file:\/\//, '').replace(/^.*\/(dist|node_modules)\//, '$1/')
+      : n.callFrame.functionName;
+  const self = new Map<string, number>();
+  const total = new Map<string, number>();
+  const perFile = new Map<string, number>();
+  let all = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    const dt = (p.timeDeltas[i + 1] ?? 0) / 1000;
+    const leaf = byId.get(p.samples[i]!)!;
+    all += dt;
+    self.set(label(leaf), (self.get(label(leaf)) ?? 0) + dt);
+    perFile.set(fileOf(leaf), (perFile.get(fileOf(leaf)) ?? 0) + dt);
+    const seen = new Set<string>();
+    for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
+      const l = label(byId.get(id)!);
+      if (seen.has(l)) continue;
+      seen.add(l);
+      total.set(l, (total.get(l) ?? 0) + dt);
+    }
+  }
+  const row = (name: string, ms: number) =>
+    `${ms.toFixed(1).padStart(9)} ms ${((100 * ms) / all).toFixed(1).padStart(5)}%${
+      calls ? ` ${(ms / calls).toFixed(2).padStart(7)} ms/call` : ''
+    }  ${name}`;
+  const print = (title: string, m: Map<string, number>) => {
+    console.log(`\n${title}`);
+    for (const [k, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(row(k, v));
+  };
+  console.log(`${file}: ${all.toFixed(0)} ms sampled, ${p.samples.length} samples`);
+  print('self time', self);
+  print('self time by file', perFile);
+  print('total time', total);
+}
