@@ -231,80 +231,20 @@ export async function recordEventAndUsage(tx: Tx, e: EventInput, u: UsageInput):
   return row[0];
 }
 
-// Prepared (src/store/prepared.ts): every change writes them, in its own transaction.
-const insertEvent = preparedQuery(
-  (
-    tx: Tx,
-    uuid: string,
-    type: string,
-    level: string,
-    state: string,
-    description: string,
-    userId: number | null,
-    username: string | null,
-    accountId: number,
-    accountName: string,
-    domainId: number,
-    domainPath: string,
-    resourceType: string | null,
-    resourceId: string | null,
-    resourceName: string | null,
-    created: number,
-  ) =>
-    tx.insertInto('events').values({
-      uuid,
-      type,
-      level,
-      state,
-      description,
-      user_id: userId,
-      username,
-      account_id: accountId,
-      account_name: accountName,
-      domain_id: domainId,
-      domain_path: domainPath,
-      resource_type: resourceType,
-      resource_id: resourceId,
-      resource_name: resourceName,
-      created,
-    }),
-);
+// Prepared (src/store/prepared.ts): every change writes them, in its own transaction. One column list and one
+// row order each (eventColumns/EventRow, usageColumns/UsageRow) for every statement that writes them.
+const eventInsert = (v: readonly unknown[]) =>
+  sql`insert into events (${columnList(eventColumns)}) values (${valueList(v)})`;
+const usageInsert = (v: readonly unknown[]) =>
+  sql`insert into usage_events (${columnList(usageColumns)}, processed) values (${valueList(v)}, 0)`;
+
+const insertEvent = preparedQuery((tx: Tx, ...v: EventRow) => eventInsert(v), eventColumns.length);
 
 /** PostgreSQL: the event and the usage record in one statement. */
 const insertEventAndUsage = preparedQuery(
   (tx: Tx, ...v: [...EventRow, ...UsageRow]) =>
-    sql`with e_ as (insert into events (${columnList(eventColumns)}) values (${valueList(v.slice(0, 15))}))
-      insert into usage_events (${columnList(usageColumns)}, processed) values (${valueList(v.slice(15))}, 0)`,
-  15 + 11,
+    sql`with e_ as (${eventInsert(v.slice(0, eventColumns.length))}) ${usageInsert(v.slice(eventColumns.length))}`,
+  eventColumns.length + usageColumns.length,
 );
 
-const insertUsage = preparedQuery(
-  (
-    tx: Tx,
-    type: string,
-    accountId: number,
-    domainId: number,
-    zoneId: number | null,
-    resourceId: number | null,
-    resourceUuid: string | null,
-    resourceName: string | null,
-    resourceType: string | null,
-    offeringId: number | null,
-    size: number | null,
-    created: number,
-  ) =>
-    tx.insertInto('usage_events').values({
-      type,
-      account_id: accountId,
-      domain_id: domainId,
-      zone_id: zoneId,
-      resource_id: resourceId,
-      resource_uuid: resourceUuid,
-      resource_name: resourceName,
-      resource_type: resourceType,
-      offering_id: offeringId,
-      size,
-      created,
-      processed: 0,
-    }),
-);
+const insertUsage = preparedQuery((tx: Tx, ...v: UsageRow) => usageInsert(v), usageColumns.length);
