@@ -14,11 +14,12 @@ import type { AnyCommand, CommandContext } from '../api/command.js';
 import { changedBeforeRerun, deletedBeforeRerun, jobAttempt, jobScopedUuid } from '../api/jobs/rerun.js';
 import { invalidParameter } from '../errors/catalogue.js';
 import { withNet } from '../infrastructure/net-context.js';
+import { ownerById } from '../infrastructure/owners.js';
+import type { NetCtx } from '../infrastructure/context.js';
 import { parseIpOf } from '../ipam/index.js';
 import { networkById } from '../networks/repository.js';
 import { allocateGuestAddress, networkForCaller } from '../networks/service.js';
 import { bumpNetworkRouters } from '../routers/repository.js';
-import type { Executor } from '../store/db.js';
 import { addNic, networksOfVm, nicsOf, removeNicRows, vmForCaller } from './service.js';
 import type { VmRow } from './service.js';
 import { convergeNetworks, driverUpdateVm } from './operations.js';
@@ -84,13 +85,7 @@ const addNicToVirtualMachine = defineCommand({
         nics.length === 0,
         dev,
       );
-      await n.recorder.event(n.tx, {
-        type: 'NIC.CREATE',
-        description: `NIC added to VM ${v.name} in network ${network.name}`,
-        resourceType: 'Nic',
-        resourceId: nic.uuid,
-        owner: await ownerOf(n.tx as never, v),
-      });
+      await nicEvent(n, v, 'NIC.CREATE', `NIC added to VM ${v.name} in network ${network.name}`, nic.uuid);
       return v;
     });
     await convergeNetworks(ctx.store, await networksOfVm(ctx.store.db, Number(vm.id)));
@@ -99,14 +94,21 @@ const addNicToVirtualMachine = defineCommand({
   },
 });
 
-async function ownerOf(ex: Executor, vm: VmRow) {
-  const o = await ex
-    .selectFrom('accounts')
-    .innerJoin('domains', 'domains.id', 'accounts.domain_id')
-    .select(['accounts.id', 'accounts.name', 'accounts.domain_id', 'domains.path'])
-    .where('accounts.id', '=', vm.account_id)
-    .executeTakeFirstOrThrow();
-  return { accountId: Number(o.id), accountName: o.name, domainId: Number(o.domain_id), domainPath: o.path };
+/** A NIC's event (its secondary address's: `resourceId` that address's id), on the VM's account. */
+async function nicEvent(
+  n: NetCtx,
+  vm: VmRow,
+  type: Parameters<NetCtx['recorder']['event']>[1]['type'],
+  description: string,
+  resourceId: string,
+): Promise<void> {
+  await n.recorder.event(n.tx, {
+    type,
+    description,
+    resourceType: 'Nic',
+    resourceId,
+    owner: await ownerById(n.tx as never, Number(vm.account_id)),
+  });
 }
 
 const removeNicFromVirtualMachine = defineCommand({
@@ -132,13 +134,7 @@ const removeNicFromVirtualMachine = defineCommand({
       );
     await withNet(ctx, async (n) => {
       await removeNicRows(n, vm, nic);
-      await n.recorder.event(n.tx, {
-        type: 'NIC.DELETE',
-        description: `NIC removed from VM ${vm.name}`,
-        resourceType: 'Nic',
-        resourceId: nic.uuid,
-        owner: await ownerOf(n.tx as never, vm),
-      });
+      await nicEvent(n, vm, 'NIC.DELETE', `NIC removed from VM ${vm.name}`, nic.uuid);
     });
     await convergeNetworks(ctx.store, [Number(nic.network_id)]);
     if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
@@ -178,13 +174,13 @@ const updateVmNicIp = defineCommand({
           .where('id', '=', nic.id)
           .execute();
         await bumpNetworkRouters(n.tx as never, Number(network.id));
-        await n.recorder.event(n.tx, {
-          type: 'NIC.UPDATE',
-          description: `NIC of VM ${vm.name} moved from ${nic.ipv4} to ${a.ip}`,
-          resourceType: 'Nic',
-          resourceId: nic.uuid,
-          owner: await ownerOf(n.tx as never, vm),
-        });
+        await nicEvent(
+          n,
+          vm,
+          'NIC.UPDATE',
+          `NIC of VM ${vm.name} moved from ${nic.ipv4} to ${a.ip}`,
+          nic.uuid,
+        );
       });
     await convergeNetworks(ctx.store, [Number(nic.network_id)]);
     if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
@@ -233,13 +229,13 @@ const addIpToNic = defineCommand({
         .where('uuid', '=', uuid)
         .executeTakeFirstOrThrow();
       await n.tx.updateTable('ip_allocations').set({ owner_id: row.id }).where('id', '=', a.id).execute();
-      await n.recorder.event(n.tx, {
-        type: 'NIC.SECONDARY.IP.ASSIGN',
-        description: `Secondary address ${a.ip} assigned to VM ${vm.name}`,
-        resourceType: 'Nic',
-        resourceId: nic.uuid,
-        owner: await ownerOf(n.tx as never, vm),
-      });
+      await nicEvent(
+        n,
+        vm,
+        'NIC.SECONDARY.IP.ASSIGN',
+        `Secondary address ${a.ip} assigned to VM ${vm.name}`,
+        nic.uuid,
+      );
       return { ip: a.ip, network };
     });
     if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
@@ -276,13 +272,13 @@ const removeIpFromNic = defineCommand({
       if (s.ip_allocation_id !== null)
         await n.tx.deleteFrom('ip_allocations').where('id', '=', s.ip_allocation_id).execute();
       await n.tx.deleteFrom('nic_secondary_ips').where('id', '=', s.id).execute();
-      await n.recorder.event(n.tx, {
-        type: 'NIC.SECONDARY.IP.UNASSIGN',
-        description: `Secondary address ${s.ipv4} removed from VM ${vm.name}`,
-        resourceType: 'Nic',
-        resourceId: p.id,
-        owner: await ownerOf(n.tx as never, vm),
-      });
+      await nicEvent(
+        n,
+        vm,
+        'NIC.SECONDARY.IP.UNASSIGN',
+        `Secondary address ${s.ipv4} removed from VM ${vm.name}`,
+        p.id,
+      );
     });
     if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
     return successResult();
