@@ -33,12 +33,10 @@ export async function createStickinessPolicy(ctx: NetCtx, p: StickinessParams): 
     .where('rule_id', '=', Number(r.id))
     .where('kind', '=', 'Stickiness')
     .execute();
-  const uuid = randomUUID();
-  await db
-    .insertInto('load_balancer_policies')
-    .values({
-      uuid,
-      rule_id: Number(r.id),
+  return addPolicy(
+    ctx,
+    r,
+    {
       kind: 'Stickiness',
       name: p.name,
       description: p.description ?? null,
@@ -50,19 +48,10 @@ export async function createStickinessPolicy(ctx: NetCtx, p: StickinessParams): 
       healthy_threshold: null,
       unhealthy_threshold: null,
       for_display: p.fordisplay === false ? 0 : 1,
-      created: ctx.now,
-    })
-    .execute();
-  await event(ctx, r, 'LB.STICKINESSPOLICY.CREATE', `Stickiness policy ${uuid} (${s.method}) created`, {
-    type: 'LBStickinessPolicy',
-    uuid,
-  });
-  await bumpAndStamp(ctx, [r]);
-  return await db
-    .selectFrom('load_balancer_policies')
-    .selectAll()
-    .where('uuid', '=', uuid)
-    .executeTakeFirstOrThrow();
+    },
+    'LB.STICKINESSPOLICY.CREATE',
+    (uuid) => `Stickiness policy ${uuid} (${s.method}) created`,
+  );
 }
 
 export interface HealthCheckParams {
@@ -79,19 +68,16 @@ export interface HealthCheckParams {
 export async function createHealthCheckPolicy(ctx: NetCtx, p: HealthCheckParams): Promise<PolicyRow> {
   const r = await lbForCaller(ctx, p.lbruleid, 'lbruleid');
   const hc = checkHealthCheck(p);
-  const db = lbDb(ctx.tx);
   if ((await policiesOf(ctx.tx, [Number(r.id)], 'HealthCheck')).length > 0)
     throw invalidParameter(
       'lbruleid',
       p.lbruleid,
       `Failed to create HealthCheck policy: Already policy attached  for the LB Rule id :${r.uuid}`,
     );
-  const uuid = randomUUID();
-  await db
-    .insertInto('load_balancer_policies')
-    .values({
-      uuid,
-      rule_id: Number(r.id),
+  return addPolicy(
+    ctx,
+    r,
+    {
       kind: 'HealthCheck',
       name: null,
       description: p.description ?? null,
@@ -103,11 +89,28 @@ export async function createHealthCheckPolicy(ctx: NetCtx, p: HealthCheckParams)
       healthy_threshold: hc.healthyThreshold,
       unhealthy_threshold: hc.unhealthyThreshold,
       for_display: p.fordisplay === false ? 0 : 1,
-      created: ctx.now,
-    })
+    },
+    'LB.HEALTHCHECKPOLICY.CREATE',
+    (uuid) => `Health check policy ${uuid} created`,
+  );
+}
+
+/** A new policy on rule `r`: its row, its event (on the policy), the rule's routers bumped; the row as written. */
+async function addPolicy(
+  ctx: NetCtx,
+  r: LbRow,
+  values: Omit<PolicyRow, 'id' | 'uuid' | 'rule_id' | 'created'>,
+  type: 'LB.STICKINESSPOLICY.CREATE' | 'LB.HEALTHCHECKPOLICY.CREATE',
+  description: (uuid: string) => string,
+): Promise<PolicyRow> {
+  const db = lbDb(ctx.tx);
+  const uuid = randomUUID();
+  await db
+    .insertInto('load_balancer_policies')
+    .values({ ...values, uuid, rule_id: Number(r.id), created: ctx.now })
     .execute();
-  await event(ctx, r, 'LB.HEALTHCHECKPOLICY.CREATE', `Health check policy ${uuid} created`, {
-    type: 'LBHealthCheckPolicy',
+  await event(ctx, r, type, description(uuid), {
+    type: values.kind === 'Stickiness' ? 'LBStickinessPolicy' : 'LBHealthCheckPolicy',
     uuid,
   });
   await bumpAndStamp(ctx, [r]);
