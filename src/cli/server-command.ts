@@ -19,6 +19,9 @@ const HELP = `usage: stacknet server [--port N] [--host ADDR] [--data-dir DIR] [
   --log-format STACKNET_LOG_FORMAT  json (default: one JSON object per line on stderr) | text (for people)
                STACKNET_METRICS     on (default): Prometheus metrics at GET /metrics on the API port, without
                   authentication (as Prometheus scrapes); off: no /metrics
+               STACKNET_JOB_SLOTS   async jobs run at once (default 128)
+               STACKNET_JOB_LEASE_SECONDS  how long a running job stays with a server that stops renewing it
+                  before another server (or this one, restarted) takes it over (default 60, at least 5)
   --demo                          build a sample zone, public range and isolated network if there is none yet
 First start: STACKNET_ADMIN_PASSWORD sets the admin password (else one is generated and printed once);
 STACKNET_ADMIN_API_KEY + STACKNET_ADMIN_SECRET_KEY give the admin user those API keys.`;
@@ -83,11 +86,13 @@ export const serverCommand: CliCommand = {
       console.error(`stacknet server: STACKNET_METRICS must be on or off, got '${env.STACKNET_METRICS}'`);
       return 2;
     }
-    const jobSlots = env.STACKNET_JOB_SLOTS ? Number(env.STACKNET_JOB_SLOTS) : undefined;
-    if (jobSlots !== undefined && !(Number.isInteger(jobSlots) && jobSlots >= 1)) {
-      console.error(
-        `stacknet server: STACKNET_JOB_SLOTS must be a whole number ≥ 1, got '${env.STACKNET_JOB_SLOTS}'`,
-      );
+    let jobSlots: number | undefined;
+    let jobLeaseSeconds: number | undefined;
+    try {
+      jobSlots = wholeNumber(env, 'STACKNET_JOB_SLOTS', 1);
+      jobLeaseSeconds = wholeNumber(env, 'STACKNET_JOB_LEASE_SECONDS', 5);
+    } catch (e) {
+      console.error(`stacknet server: ${(e as Error).message}`);
       return 2;
     }
     const { buildServer } = await import('../server/build-server.js');
@@ -105,6 +110,7 @@ export const serverCommand: CliCommand = {
       logger,
       metrics: metricsSetting === 'on',
       jobSlots,
+      jobLeaseMs: jobLeaseSeconds === undefined ? undefined : jobLeaseSeconds * 1000,
     });
     if (server.bootstrap.generatedPassword) {
       console.log(
@@ -159,3 +165,13 @@ export const serverCommand: CliCommand = {
     return 0;
   },
 };
+
+/** An optional whole-number setting of the environment: undefined when unset, an error naming it when not ≥ min. */
+function wholeNumber(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
+  const text = env[name];
+  if (!text) return undefined;
+  const n = Number(text);
+  if (!(Number.isInteger(n) && n >= min))
+    throw new Error(`${name} must be a whole number ≥ ${min}, got '${text}'`);
+  return n;
+}

@@ -54,6 +54,12 @@ export interface ServerConfig {
    * per-VM time queued for a slot (docs/benchmarks.md "Deploy bursts").
    */
   jobSlots?: number;
+  /**
+   * How long a job stays leased to the server running it without a renewal (ms; STACKNET_JOB_LEASE_SECONDS in the
+   * CLI; default 60 s): a server that dies holding jobs has them taken over by another server this long after its
+   * last renewal. The runner renews every third of it.
+   */
+  jobLeaseMs?: number;
   /** Database pool size (PostgreSQL / MariaDB). */
   poolSize?: number;
   /** Events on a message bus (src/events/README.md): default STACKNET_AMQP_URL / STACKNET_AMQP_EXCHANGE. */
@@ -130,6 +136,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
       store: jobStore,
       registry,
       pollMs: config.jobPollMs,
+      leaseMs: config.jobLeaseMs,
       concurrency: jobSlots,
       log: config.log,
       onFinished: observeJobs(metrics, config.logger),

@@ -37,7 +37,11 @@ const PER_NETWORK = 10;
  */
 const FIRST_FAULT = 90;
 const SECOND_FAULT = 130;
-/** A killed server's jobs wait for their lease (60 s) before another server takes them; then GC. */
+/**
+ * The servers' job lease (STACKNET_JOB_LEASE_SECONDS; 60 s by default): a killed server's jobs wait for it before
+ * another server takes them, then GC. Shortened so that (b) settles in seconds, not a minute; renewed every 5 s.
+ */
+const LEASE_SECONDS = 15;
 const SETTLE_MS = 90_000;
 
 function burstOps(networks: string[], zone: ZoneSetup, tag: string): BurstOp[] {
@@ -79,7 +83,11 @@ for (const kind of kinds) {
 
     before(async () => {
       tdb = await createTestDatabase(kind);
-      cluster = await startCluster({ dbUrl: tdb.url, servers: 2 });
+      cluster = await startCluster({
+        dbUrl: tdb.url,
+        servers: 2,
+        env: { STACKNET_JOB_LEASE_SECONDS: String(LEASE_SECONDS) },
+      });
       store = await openStore(tdb.url, { poolSize: 2 });
       const admin = cluster.admin();
       await configure(admin, {

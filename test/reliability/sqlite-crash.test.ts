@@ -5,8 +5,8 @@
  * the GC intervals (lowered here through updateConfiguration) have passed, the invariants of invariants.ts hold
  * (no address twice, one source NAT per network, no VLAN held by nobody, no job pending, no VM Starting, no public
  * IP Allocating, every address with its event), and every deploy the client saw succeed has its VM Running with
- * the address it was told. Jobs cut off by a kill are taken over when their lease lapses (60 s) and must find
- * their own work: a deploy re-run never refuses its own VM's host name.
+ * the address it was told. Jobs cut off by a kill are taken over when their lease lapses (STACKNET_JOB_LEASE_SECONDS,
+ * 15 s here, 60 s by default) and must find their own work: a deploy re-run never refuses its own VM's host name.
  *
  * STACKNET_CRASH_OPS / STACKNET_CRASH_KILLS change the burst size and the number of kills (defaults 240 and 4).
  */
@@ -101,7 +101,7 @@ describe('SQLite: kill -9 mid-burst, restart on the same file', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'stacknet-crash-'));
     dbUrl = `sqlite:${join(dir, 'stacknet.db')}`;
-    cluster = await startCluster({ dbUrl, servers: 1 });
+    cluster = await startCluster({ dbUrl, servers: 1, env: { STACKNET_JOB_LEASE_SECONDS: '15' } });
   });
 
   after(async () => {
@@ -175,7 +175,7 @@ describe('SQLite: kill -9 mid-burst, restart on the same file', () => {
 
     store = await openStore(dbUrl, { poolSize: 1 });
     const stuckRightAfter = (await vmsStarting(store)).length;
-    // Jobs cut off by a kill run again once their lease lapses (60 s), then the GC settles what is left.
+    // Jobs cut off by a kill run again once their lease lapses (15 s here), then the GC settles what is left.
     const left = await eventuallyHolds(store, 180_000);
     const reruns = await store.db
       .selectFrom('async_jobs')
