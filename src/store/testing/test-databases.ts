@@ -95,7 +95,8 @@ async function withAdmin<T>(kind: DbKind, fn: (admin: Executor) => Promise<T>): 
  * Makes the template when it is not there yet, under a lock held on `admin`'s one connection. PostgreSQL: built
  * under another name and renamed when migrated, so a template that exists is complete, and nobody stays connected
  * to it (CREATE DATABASE … TEMPLATE refuses a template in use). MariaDB (no rename): complete when it holds every
- * migration's row; one left half-made by a killed process is made again. Other sets' templates are dropped.
+ * migration's row; one left half-made by a killed process is made again. Other sets' templates are left alone (a
+ * test run of another branch may be copying one).
  */
 async function ensureTemplate(kind: DbKind, admin: Executor): Promise<string> {
   const complete = async (): Promise<boolean> => {
@@ -117,24 +118,8 @@ async function ensureTemplate(kind: DbKind, admin: Executor): Promise<string> {
   else await sql`select get_lock('stacknet_tpl', 600)`.execute(admin);
   try {
     if (await complete()) return TEMPLATE;
-    const others = (
-      kind === 'postgres'
-        ? await sql<{
-            name: string;
-          }>`select datname as name from pg_database where datname like 'stacknet\_tpl\_%'`.execute(admin)
-        : await sql<{ name: string }>`select SCHEMA_NAME as name from information_schema.SCHEMATA
-            where SCHEMA_NAME like 'stacknet\_tpl\_%'`.execute(admin)
-    ).rows.map((r) => r.name);
-    for (const other of others)
-      await sql
-        .raw(
-          kind === 'postgres'
-            ? `DROP DATABASE IF EXISTS ${other} WITH (FORCE)`
-            : `DROP DATABASE IF EXISTS ${other}`,
-        )
-        .execute(admin)
-        .catch(() => undefined);
     const building = kind === 'postgres' ? `${TEMPLATE}_building` : TEMPLATE;
+    await dropDatabase(kind, admin, building);
     await sql.raw(`CREATE DATABASE ${building}`).execute(admin);
     await migrate(databaseUrl(kind, building));
     if (kind === 'postgres') await sql.raw(`ALTER DATABASE ${building} RENAME TO ${TEMPLATE}`).execute(admin);
@@ -206,17 +191,13 @@ function testDatabase(kind: DbKind): TestDatabase & { name: string } {
     const drop = async () => rmSync(dir, { recursive: true, force: true });
     return { kind, name, url: `sqlite:${join(dir, 'stacknet.db')}`, drop };
   }
-  const drop = () =>
-    withAdmin(kind, async (admin) => {
-      await sql
-        .raw(
-          kind === 'postgres'
-            ? `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`
-            : `DROP DATABASE IF EXISTS ${name}`,
-        )
-        .execute(admin);
-    });
+  const drop = () => withAdmin(kind, (admin) => dropDatabase(kind, admin, name));
   return { kind, name, url: databaseUrl(kind, name), drop };
+}
+
+async function dropDatabase(kind: DbKind, admin: Executor, name: string): Promise<void> {
+  const force = kind === 'postgres' ? ' WITH (FORCE)' : '';
+  await sql.raw(`DROP DATABASE IF EXISTS ${name}${force}`).execute(admin);
 }
 
 function databaseUrl(kind: DbKind, name: string): string {
