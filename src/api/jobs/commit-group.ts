@@ -74,10 +74,11 @@ export class CommitGroups {
    * `members`: members per group at most, a bound on what a failed group runs again. `ms`: a group takes no
    * further member once this long has passed since its BEGIN, a bound on how long it holds the connection (the
    * requests' reads and the router passes queue behind it); the member under way finishes, so a group holds it
-   * for `ms` and one member's time at most (and its COMMIT). 64 members took 35–140 ms under load (a member's
-   * statements run between the server's other work on the event loop: ~1 ms of wall time each on the 2 loaded
-   * cores, 0.2–0.3 ms quiet), while the COMMIT a group saves is spread thin past a few members: at 64 clients a
-   * group averaged ~8 (docs/benchmarks.md, branches jobcpu4 and tags5).
+   * for `ms` and one member's time at most (and its COMMIT). A full group of 64 held SQLite 16 ms at the median and
+   * 32–75 ms at the tail on the loaded bench machine (~0.25 ms a member; the event loop runs the server's other
+   * work between a member's statements); at 5 ms a group still takes ~20 members at that pace, and the COMMIT it
+   * saves is spread thin past a few: groups averaged 8–9 members at 64 clients with or without the bound
+   * (docs/benchmarks.md, branch tags5).
    */
   constructor(
     private readonly store: Store,
