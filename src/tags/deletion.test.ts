@@ -2,7 +2,8 @@
  * Every taggable resource's tags go with it, and createTags cannot race a deletion into leaving a tag on a
  * resource that is gone, whichever of the two comes first (tags/service.ts lockTagged): each type through its own
  * real deletion path (VM expunge, deleteNetwork, deleteVPC, a rule's removal, deleteNetworkACL).
- * Public IPs have their own test (public-ips/tags.test.ts).
+ * Public IPs have their own test (public-ips/tags.test.ts). And a rule's tags follow its customid, a createTags
+ * beside it too (tagsFollowUuid).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,13 +19,16 @@ import type { NetCtx } from '../infrastructure/context.js';
 import { adminCaller, insertNetwork, insertVmWithNic, insertVpc } from '../routers/testing/fixtures.js';
 import { eventually } from '../netns/eventually.js';
 import { CloudStackError } from '../errors/catalogue.js';
-import { createTags } from './service.js';
+import { createTags, listTags } from './service.js';
 import type { TaggableType } from './service.js';
 import { expungeVmRows } from '../vms/service.js';
 import { deleteNetwork } from '../networks/service.js';
 import { deleteVpc } from '../networks/vpcs.js';
 import { removeRules, ruleByUuid } from '../rules/repository.js';
 import { deleteAclItem } from '../network-acls/service.js';
+import { updateRule } from '../rules/service.js';
+import { updateLoadBalancerRule } from '../lb/service.js';
+import { lbDb } from '../lb/repository.js';
 import { aclDb } from '../network-acls/tables.js';
 import type { Caller } from '../api/command.js';
 
@@ -93,6 +97,20 @@ const rule =
       })
       .execute();
     const row = (await ruleByUuid(store.db, uuid))!;
+    if (purpose === 'LoadBalancing')
+      await lbDb(store.db)
+        .insertInto('load_balancing_rules')
+        .values({
+          rule_id: Number(row.id),
+          name: `lb${row.id}`,
+          description: null,
+          algorithm: 'roundrobin',
+          private_port: 22,
+          lb_protocol: 'tcp',
+          source_ip: null,
+          lb_vm_id: null,
+        })
+        .execute();
     return { id: Number(row.id), uuid, remove: async (ctx) => removeRules(ctx, [row]) };
   };
 
@@ -282,6 +300,12 @@ async function beside(
   return running;
 }
 
+/** The resource ids listTags shows for `resourceid`. */
+const tagIds = async (store: Store, caller: Caller, resourceid: string) =>
+  (await listTags(store.db, caller, { resourceid, listall: true }, { offset: 0, limit: 100 })).items.map(
+    (t) => t.resourceid,
+  );
+
 const gone = (outcome: unknown) =>
   outcome instanceof CloudStackError && outcome.kind === 'InvalidParameterValue';
 
@@ -301,6 +325,29 @@ for (const kind of testDbKinds()) {
           (e) => gone(e),
           `a deleted ${type} takes no tags`,
         );
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test(`a rule's tags follow its customid; its old id names nothing (${kind})`, async () => {
+    const { store, cleanup } = await createTestStore(kind, 4);
+    try {
+      const { caller, zoneId } = await setUp(store);
+      const renames = {
+        FirewallRule: (ctx: NetCtx, id: string, customid: string) =>
+          updateRule(ctx, 'firewall', { id, customid }),
+        LoadBalancer: (ctx: NetCtx, id: string, customid: string) =>
+          updateLoadBalancerRule(ctx, { id, customid }),
+      };
+      for (const [type, rename] of Object.entries(renames)) {
+        const r = await makers[type as TaggableType]!(store, caller, zoneId);
+        await transaction(store, (tx) => tag(tx, caller, type as TaggableType, r.uuid));
+        const moved = randomUUID();
+        await transaction(store, (tx) => rename(makeNetCtx(tx, caller, Date.now()), r.uuid, moved));
+        assert.deepEqual(await tagIds(store, caller, moved), [moved], `${type}: the tag under the new id`);
+        assert.deepEqual(await tagIds(store, caller, r.uuid), [], `${type}: nothing under the old one`);
       }
     } finally {
       await cleanup();
@@ -344,6 +391,38 @@ for (const kind of testDbKinds()) {
           );
         });
       }
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test(`createTags beside a customid tags the rule under its new id, whichever comes first (${kind})`, async () => {
+    const { store, cleanup } = await createTestStore(kind, 4);
+    try {
+      const { caller, zoneId } = await setUp(store);
+      const rename = (uuid: string, to: string) => (tx: Tx) =>
+        updateRule(makeNetCtx(tx, caller, Date.now()), 'firewall', { id: uuid, customid: to }).then(
+          () => undefined,
+        );
+      // The customid has committed, when createTags (which read the rule by its old id) inserts.
+      const a = await makers.FirewallRule!(store, caller, zoneId);
+      const toA = randomUUID();
+      const late = await beside(kind, store, rename(a.uuid, toA), (tx) =>
+        tag(tx, caller, 'FirewallRule', a.uuid),
+      );
+      assert.equal(late, 'done');
+      assert.deepEqual(await tagIds(store, caller, toA), [toA], "the tag under the rule's new id");
+      // createTags has inserted, uncommitted, when the customid runs.
+      const b = await makers.FirewallRule!(store, caller, zoneId);
+      const toB = randomUUID();
+      const renamed = await beside(
+        kind,
+        store,
+        (tx) => tag(tx, caller, 'FirewallRule', b.uuid),
+        rename(b.uuid, toB),
+      );
+      assert.equal(renamed, 'done');
+      assert.deepEqual(await tagIds(store, caller, toB), [toB], 'the tag followed the customid');
     } finally {
       await cleanup();
     }

@@ -116,12 +116,17 @@ type Ids = readonly number[] | IdQuery;
  * (PostgreSQL): listTags would show the tag under the gone resource's id (and a public IP's id names the address,
  * so under the next owner's). The rows are taken in id order, as a multi-row UPDATE takes them.
  */
-async function lockTagged(ex: Executor, type: TaggableType, ids: Ids, live: boolean): Promise<number[]> {
+async function lockTagged(
+  ex: Executor,
+  type: TaggableType,
+  ids: Ids,
+  live: boolean,
+): Promise<Map<number, string>> {
   const { table, live: alive } = taggable[type];
   const only = Array.isArray(ids) ? sql.join(ids as number[]) : (ids as IdQuery);
-  const rows = await sql<{ id: number }>`select id from ${sql.table(table)}
+  const rows = await sql<{ id: number; uuid: string }>`select id, uuid from ${sql.table(table)}
     where id in (${only})${live ? sql` and ${alive}` : sql``} order by id for update`.execute(ex);
-  return rows.rows.map((r) => Number(r.id));
+  return new Map(rows.rows.map((r) => [Number(r.id), r.uuid]));
 }
 
 const locks = (ex: Executor) => dialectOf(ex as unknown as Kysely<unknown>) !== 'sqlite';
@@ -194,16 +199,18 @@ export async function createTags(
   const resources: TaggedResource[] = [];
   for (const uuid of new Set(p.resourceids)) resources.push(await resourceFor(tx, caller, type, uuid));
   if (locks(tx)) {
-    const held = new Set(
-      await lockTagged(
-        tx,
-        type,
-        resources.map((r) => r.id),
-        true,
-      ),
+    const held = await lockTagged(
+      tx,
+      type,
+      resources.map((r) => r.id),
+      true,
     );
-    const gone = resources.find((r) => !held.has(r.id));
-    if (gone) throw invalidParameter('resourceids', gone.uuid, `no ${type} has this id`);
+    for (const r of resources) {
+      const uuid = held.get(r.id);
+      if (uuid === undefined) throw invalidParameter('resourceids', r.uuid, `no ${type} has this id`);
+      // Its id as it is now: a customid committed since the first read moved it (tagsFollowUuid).
+      r.uuid = uuid;
+    }
   }
   for (const r of resources) {
     knownUntagged.get(tx)?.delete(untaggedKey(type, r.id));
@@ -296,6 +303,27 @@ export async function removeTagsOf(
     .deleteFrom('resource_tags')
     .where('resource_type', '=', type)
     .where('resource_id', 'in', ids as readonly number[])
+    .execute();
+}
+
+/**
+ * A resource's id changed (update*Rule's and updateLoadBalancer*'s `customid`): its tags follow it, since listTags
+ * names and finds a resource by the id stored with each tag. Else the tags would stay under the old id, which
+ * another resource may take next (a customid is any id no live resource has). Call it after the row's UPDATE,
+ * which holds the row: a createTags holding it first has committed its tags by then, and one after reads the new id
+ * under the lock (lockTagged).
+ */
+export async function tagsFollowUuid(
+  ex: Executor,
+  type: TaggableType,
+  id: number,
+  uuid: string,
+): Promise<void> {
+  await ex
+    .updateTable('resource_tags')
+    .set({ resource_uuid: uuid })
+    .where('resource_type', '=', type)
+    .where('resource_id', '=', id)
     .execute();
 }
 
