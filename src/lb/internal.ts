@@ -23,7 +23,7 @@ import { APPLIANCE_ROLE } from '../routers/repository.js';
 import type { RouterRow } from '../routers/repository.js';
 import { createRouter, destroyRouterRow } from '../routers/service.js';
 import type { Executor as PlainExecutor } from '../store/db.js';
-import { tagsCondition, tagsFor } from '../tags/service.js';
+import { tagsCondition, tagsFollowUuid, tagsFor } from '../tags/service.js';
 import { dropLbChildren, lbByUuid, lbDb, lbRowsOf, membersOf } from './repository.js';
 import type { LbRow } from './repository.js';
 import { lbForCaller } from './service.js';
@@ -232,6 +232,7 @@ export async function updateInternalLoadBalancer(ctx: NetCtx, p: UpdateInternalL
   if (p.fordisplay !== undefined) set.for_display = p.fordisplay ? 1 : 0;
   if (Object.keys(set).length)
     await ctx.tx.updateTable('firewall_rules').set(set).where('id', '=', r.id).execute();
+  if (set.uuid !== undefined) await tagsFollowUuid(plain(ctx), 'LoadBalancer', r.id, set.uuid);
   await ctx.recorder.event(ctx.tx, {
     type: 'LB.UPDATE',
     description: `Load balancer ${r.uuid} updated`,

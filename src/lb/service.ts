@@ -31,7 +31,7 @@ import {
 } from '../rules/service.js';
 import { detectConflict, portSpan } from '../rules/validate.js';
 import type { Executor as PlainExecutor } from '../store/db.js';
-import { tagsCondition } from '../tags/service.js';
+import { tagsCondition, tagsFollowUuid } from '../tags/service.js';
 import { dropLbChildren, lbByUuid, lbDb, lbRowsOf, membersOf } from './repository.js';
 import type { LbRow, MemberRow } from './repository.js';
 import { algorithmOf, lbProtocolOf } from './validate.js';
@@ -243,6 +243,7 @@ export async function updateLoadBalancerRule(ctx: NetCtx, p: UpdateLbParams): Pr
   if (p.fordisplay !== undefined) fw.for_display = p.fordisplay ? 1 : 0;
   if (Object.keys(fw).length)
     await ctx.tx.updateTable('firewall_rules').set(fw).where('id', '=', r.id).execute();
+  if (fw.uuid !== undefined) await tagsFollowUuid(plain(ctx), 'LoadBalancer', r.id, fw.uuid);
   const row = (await lbByUuid(ctx.tx, uuid))!;
   // On the id the request named (a customid's re-run looks for it there).
   await event(ctx, r, 'LB.UPDATE', 'Load balancer rule updated');

@@ -18,7 +18,7 @@ import type { NetworkRow } from '../networks/repository.js';
 import { publicIpByUuid } from '../public-ips/service.js';
 import type { IpRow } from '../public-ips/service.js';
 import type { Executor as PlainExecutor } from '../store/db.js';
-import { tagsCondition, tagsFor } from '../tags/service.js';
+import { tagsCondition, tagsFollowUuid, tagsFor } from '../tags/service.js';
 import {
   bumpForRules,
   cidrsOf,
@@ -535,6 +535,8 @@ export async function updateRule(ctx: NetCtx, kind: RuleKind, p: UpdateParams): 
   }
   if (Object.keys(set).length)
     await ctx.tx.updateTable('firewall_rules').set(set).where('id', '=', r.id).execute();
+  if (set.uuid !== undefined)
+    await tagsFollowUuid(ctx.tx as unknown as PlainExecutor, resourceTypeOf(kind), r.id, String(set.uuid));
   const row = (await ruleByUuid(ctx.tx, set.uuid === undefined ? r.uuid : String(set.uuid)))!;
   await ctx.recorder.event(ctx.tx, {
     type: ruleEvents[kind].modify,

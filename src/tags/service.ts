@@ -20,9 +20,15 @@ import { dialectOf } from '../store/migrations/helpers.js';
 import type { Kysely, SelectQueryBuilder } from 'kysely';
 import type { Database } from '../store/schema.js';
 
-/** A taggable resource's rows: `id, uuid, account_id, domain_id` of those that exist. */
-const rowsOf = (table: string, live: RawBuilder<unknown>) =>
-  sql`select id, uuid, account_id, domain_id from ${sql.table(table)} where ${live}`;
+/**
+ * A taggable resource's own row: its table and what makes it live (createTags takes only live ones), and the
+ * query of the live ones' `id, uuid, account_id, domain_id`.
+ */
+const own = (table: string, live: RawBuilder<unknown>) => ({
+  table,
+  live,
+  rows: sql`select id, uuid, account_id, domain_id from ${sql.table(table)} where ${live}`,
+});
 
 /**
  * A VPC's network ACL items belong to the VPC's owner; those of the global built-in lists (default_allow,
@@ -32,16 +38,21 @@ const aclOwner = sql`v.account_id, coalesce(v.domain_id, (select id from domains
 
 /** The resources stacknet tags, by CloudStack's ResourceObjectType name. */
 const taggable = {
-  UserVm: rowsOf('vms', sql`removed is null`),
-  Network: rowsOf('networks', sql`removed is null`),
-  Vpc: rowsOf('vpcs', sql`removed is null`),
-  PublicIpAddress: rowsOf('ip_allocations', sql`owner_kind = 'publicip' and state = 'Allocated'`),
-  PortForwardingRule: rowsOf('firewall_rules', sql`removed is null and purpose = 'PortForwarding'`),
+  UserVm: own('vms', sql`removed is null`),
+  Network: own('networks', sql`removed is null`),
+  Vpc: own('vpcs', sql`removed is null`),
+  PublicIpAddress: own('ip_allocations', sql`owner_kind = 'publicip' and state = 'Allocated'`),
+  PortForwardingRule: own('firewall_rules', sql`removed is null and purpose = 'PortForwarding'`),
   // CloudStack tags ingress and egress firewall rules under the one type.
-  FirewallRule: rowsOf('firewall_rules', sql`removed is null and purpose = 'Firewall'`),
-  LoadBalancer: rowsOf('firewall_rules', sql`removed is null and purpose = 'LoadBalancing'`),
-  NetworkACL: sql`select i.id, i.uuid, ${aclOwner} from network_acl_items i
-    join network_acl_lists l on l.id = i.acl_id and l.removed is null left join vpcs v on v.id = l.vpc_id`,
+  FirewallRule: own('firewall_rules', sql`removed is null and purpose = 'Firewall'`),
+  LoadBalancer: own('firewall_rules', sql`removed is null and purpose = 'LoadBalancing'`),
+  // An item's row goes with its list (network-acls/repository.ts deleteItemsOfLists): while it is there it is live.
+  NetworkACL: {
+    table: 'network_acl_items',
+    live: sql`1 = 1`,
+    rows: sql`select i.id, i.uuid, ${aclOwner} from network_acl_items i
+      join network_acl_lists l on l.id = i.acl_id and l.removed is null left join vpcs v on v.id = l.vpc_id`,
+  },
 } as const;
 
 export type TaggableType = keyof typeof taggable;
@@ -76,7 +87,7 @@ async function resourceFor(
   const r = (
     await sql<
       Omit<TaggedResource, 'domain_id'> & { domain_id: number | null }
-    >`select * from (${taggable[type]}) r
+    >`select * from (${taggable[type].rows}) r
       where r.uuid = ${uuid.toLowerCase()}`.execute(ex)
   ).rows[0];
   if (!r) throw invalidParameter('resourceids', uuid, `no ${type} has this id`);
@@ -92,25 +103,33 @@ async function resourceFor(
   return owner;
 }
 
+/** Resources' ids: a list, or a query of them (one column). */
+type IdQuery = SelectQueryBuilder<Database, keyof Database, { id: number }>;
+type Ids = readonly number[] | IdQuery;
+
 /**
- * createTags holds a public IP's row until it commits (PostgreSQL, MariaDB; SQLite runs one writer at a time):
- * else a release committing between its read of the address as Allocated and its insert (the release deletes
- * the address's tags, then the row) would leave tags on an address that is gone, and listTags would still show
- * them under its id (a public IP's id names the address, so the next owner of it too). Read again under the
- * lock: an address released meanwhile is not there any more.
+ * A tag and its resource's deletion meet on the resource's row (PostgreSQL, MariaDB; SQLite runs one writer at a
+ * time). createTags holds the rows it tags, read again under the lock as live, until it commits; every path that
+ * deletes a resource holds its row before deleting its tags (removeTagsOf takes it). Else a deletion committing
+ * between createTags' read of the resource and its insert would leave a tag on a resource that is gone, and one
+ * whose tag is inserted but not committed when the deletion's own DELETE of the tags runs is not seen by it
+ * (PostgreSQL): listTags would show the tag under the gone resource's id (and a public IP's id names the address,
+ * so under the next owner's). The rows are taken in id order, as a multi-row UPDATE takes them.
  */
-async function lockTagged(ex: Executor, type: TaggableType, r: TaggedResource): Promise<void> {
-  if (type !== 'PublicIpAddress' || dialectOf(ex as unknown as Kysely<unknown>) === 'sqlite') return;
-  const held = await ex
-    .selectFrom('ip_allocations')
-    .select('id')
-    .where('id', '=', r.id)
-    .where('owner_kind', '=', 'publicip')
-    .where('state', '=', 'Allocated')
-    .forUpdate()
-    .executeTakeFirst();
-  if (!held) throw invalidParameter('resourceids', r.uuid, `no ${type} has this id`);
+async function lockTagged(
+  ex: Executor,
+  type: TaggableType,
+  ids: Ids,
+  live: boolean,
+): Promise<Map<number, string>> {
+  const { table, live: alive } = taggable[type];
+  const only = Array.isArray(ids) ? sql.join(ids as number[]) : (ids as IdQuery);
+  const rows = await sql<{ id: number; uuid: string }>`select id, uuid from ${sql.table(table)}
+    where id in (${only})${live ? sql` and ${alive}` : sql``} order by id for update`.execute(ex);
+  return new Map(rows.rows.map((r) => [Number(r.id), r.uuid]));
 }
+
+const locks = (ex: Executor) => dialectOf(ex as unknown as Kysely<unknown>) !== 'sqlite';
 
 /**
  * Resources a transaction knows to have no tags (keyed by the transaction): tagsFor answers `[]` for them without
@@ -177,9 +196,23 @@ export async function createTags(
   if (pairs.length === 0)
     throw invalidParameter('tags', '', 'give at least one tags[0].key and tags[0].value');
   if (p.resourceids.length === 0) throw invalidParameter('resourceids', '', 'give at least one resource id');
-  for (const uuid of new Set(p.resourceids)) {
-    const r = await resourceFor(tx, caller, type, uuid);
-    await lockTagged(tx, type, r);
+  const resources: TaggedResource[] = [];
+  for (const uuid of new Set(p.resourceids)) resources.push(await resourceFor(tx, caller, type, uuid));
+  if (locks(tx)) {
+    const held = await lockTagged(
+      tx,
+      type,
+      resources.map((r) => r.id),
+      true,
+    );
+    for (const r of resources) {
+      const uuid = held.get(r.id);
+      if (uuid === undefined) throw invalidParameter('resourceids', r.uuid, `no ${type} has this id`);
+      // Its id as it is now: a customid committed since the first read moved it (tagsFollowUuid).
+      r.uuid = uuid;
+    }
+  }
+  for (const r of resources) {
     knownUntagged.get(tx)?.delete(untaggedKey(type, r.id));
     for (const { key, value } of pairs) {
       const dup = await tx
@@ -253,20 +286,44 @@ export async function deleteTags(
 }
 
 /**
- * Called when a resource goes away (CloudStack removes its tags with it). `resourceIds` may be a query of the ids
- * (one column), when the rows going are chosen by a condition: then call it before deleting them.
+ * Called when a resource goes away (CloudStack removes its tags with it), in the transaction that deletes it.
+ * `resourceIds` may be a query of the ids (one column), when the rows going are chosen by a condition: then call
+ * it before deleting them. It holds the resources' rows first (lockTagged): a createTags holding one has committed
+ * its tags by then, and this DELETE sees them.
  */
 export async function removeTagsOf(
   ex: Executor,
   type: TaggableType,
-  resourceIds: number | readonly number[] | SelectQueryBuilder<Database, keyof Database, { id: number }>,
+  resourceIds: number | Ids,
 ): Promise<void> {
   const ids = typeof resourceIds === 'number' ? [resourceIds] : resourceIds;
   if (Array.isArray(ids) && ids.length === 0) return;
+  if (locks(ex)) await lockTagged(ex, type, ids, false);
   await ex
     .deleteFrom('resource_tags')
     .where('resource_type', '=', type)
     .where('resource_id', 'in', ids as readonly number[])
+    .execute();
+}
+
+/**
+ * A resource's id changed (update*Rule's and updateLoadBalancer*'s `customid`): its tags follow it, since listTags
+ * names and finds a resource by the id stored with each tag. Else the tags would stay under the old id, which
+ * another resource may take next (a customid is any id no live resource has). Call it after the row's UPDATE,
+ * which holds the row: a createTags holding it first has committed its tags by then, and one after reads the new id
+ * under the lock (lockTagged).
+ */
+export async function tagsFollowUuid(
+  ex: Executor,
+  type: TaggableType,
+  id: number,
+  uuid: string,
+): Promise<void> {
+  await ex
+    .updateTable('resource_tags')
+    .set({ resource_uuid: uuid })
+    .where('resource_type', '=', type)
+    .where('resource_id', '=', id)
     .execute();
 }
 

@@ -49,6 +49,57 @@ describe('commit groups (SQLite)', () => {
     assert.ok(g.stats.groups < 40, `40 transactions in ${g.stats.groups} groups`);
   });
 
+  test('a group takes no further member once its time is up; the rest go next, in their order', async () => {
+    await sql`delete from cg_marks`.execute(store.db);
+    // Time as the group sees it, moved on by each member's work: 4 ms each against a bound of 10.
+    let t = 0;
+    const g = new CommitGroups(store, { ms: 10, now: () => t });
+    const sizes: number[] = [];
+    let inGroup = 0;
+    const keys = Array.from({ length: 10 }, (_, i) => `t${i}`);
+    const values = await Promise.all(
+      keys.map((k) =>
+        g.run(async (tx) => {
+          // A new group began since the last member if the count of groups moved (stats count committed ones).
+          if (sizes.length === g.stats.groups) sizes.push(0);
+          sizes[sizes.length - 1]!++;
+          inGroup++;
+          t += 4;
+          await mark(tx, k);
+          return k;
+        }),
+      ),
+    );
+    assert.equal(inGroup, 10, 'each member ran once');
+    assert.deepEqual(values, keys);
+    assert.deepEqual(await marks(store), keys, 'every member committed');
+    // The first run() starts a group of one at once; the other nine queue meanwhile and go three by three: after
+    // three members 12 ms have passed, the fourth waits for the next group (64 at once without the bound).
+    assert.deepEqual(sizes, [1, 3, 3, 3]);
+    assert.deepEqual(g.stats, { groups: 4, members: 10 });
+  });
+
+  test('the time bound holds on the real clock', async () => {
+    await sql`delete from cg_marks`.execute(store.db);
+    const g = new CommitGroups(store, { ms: 5 });
+    const keys = Array.from({ length: 12 }, (_, i) => `r${String(i).padStart(2, '0')}`);
+    // Each member's work takes 3 ms at least: after two of them a group is past its 5 ms, whatever the load.
+    await Promise.all(
+      keys.map((k) =>
+        g.run(async (tx) => {
+          await new Promise((r) => setTimeout(r, 3));
+          await mark(tx, k);
+        }),
+      ),
+    );
+    assert.deepEqual(await marks(store), keys);
+    assert.equal(g.stats.members, 12);
+    assert.ok(
+      g.stats.groups >= 1 + 11 / 2,
+      `12 members in ${g.stats.groups} groups of 2 at most (after the first)`,
+    );
+  });
+
   test("a member's failure undoes its own work only, and is its caller's error as it was", async () => {
     await sql`delete from cg_marks`.execute(store.db);
     const g = new CommitGroups(store);

@@ -16,6 +16,7 @@
  * SQLite only: it has one writer, so the members would have run one after the other anyway. PostgreSQL and MariaDB
  * keep a transaction per job (a group would hold row locks across jobs, and a deadlock would take them all).
  */
+import { performance } from 'node:perf_hooks';
 import { CompiledQuery } from 'kysely';
 import type { Store, Tx } from '../../store/db.js';
 import { transaction } from '../../store/db.js';
@@ -29,6 +30,9 @@ interface Member {
   /** Set once it ran inside the group: its value, or its error (its savepoint rolled back). */
   done?: { ok: true; value: unknown } | { ok: false; error: unknown };
 }
+
+/** A group's time (CommitGroups' `ms`), chosen in docs/benchmarks.md (branch tags5). */
+const DEFAULT_MAX_MS = 5;
 
 const BEGIN_IMMEDIATE = CompiledQuery.raw('BEGIN IMMEDIATE');
 const COMMIT = CompiledQuery.raw('COMMIT');
@@ -62,14 +66,28 @@ export class CommitGroups {
   /** Groups committed and their members, for the tests and the bench's curiosity. */
   readonly stats = { groups: 0, members: 0 };
 
+  private readonly maxMembers: number;
+  private readonly maxMs: number;
+  private readonly now: () => number;
+
+  /**
+   * `members`: members per group at most, a bound on what a failed group runs again. `ms`: a group takes no
+   * further member once this long has passed since its BEGIN, a bound on how long it holds the connection (the
+   * requests' reads and the router passes queue behind it); the member under way finishes, so a group holds it
+   * for `ms` and one member's time at most (and its COMMIT). A full group of 64 held SQLite 16 ms at the median and
+   * 32–75 ms at the tail on the loaded bench machine (~0.25 ms a member; the event loop runs the server's other
+   * work between a member's statements); at 5 ms a group still takes ~20 members at that pace, and the COMMIT it
+   * saves is spread thin past a few: groups averaged 8–9 members at 64 clients with or without the bound
+   * (docs/benchmarks.md, branch tags5).
+   */
   constructor(
     private readonly store: Store,
-    /**
-     * Members per group at most: a bound on how long one group holds the connection (the requests' reads queue
-     * behind it), and on what a failed group runs again.
-     */
-    private readonly maxMembers = 64,
-  ) {}
+    limits: { members?: number; ms?: number; now?: () => number } = {},
+  ) {
+    this.maxMembers = limits.members ?? 64;
+    this.maxMs = limits.ms ?? DEFAULT_MAX_MS;
+    this.now = limits.now ?? (() => performance.now());
+  }
 
   /** Runs `fn` in a transaction shared with the other jobs' that queue meanwhile; settles after the COMMIT. */
   run<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -93,8 +111,16 @@ export class CommitGroups {
     try {
       await this.store.db.connection().execute(async (conn) => {
         await conn.executeQuery(BEGIN_IMMEDIATE);
+        // From the moment it holds the connection and SQLite's write lock.
+        const started = this.now();
         try {
-          for (const m of members) {
+          for (let i = 0; i < members.length; i++) {
+            if (i > 0 && this.now() - started >= this.maxMs) {
+              // Past its time: the rest go first in the next group, in their order.
+              this.queue.unshift(...members.splice(i));
+              break;
+            }
+            const m = members[i]!;
             await conn.executeQuery(SAVEPOINT);
             try {
               m.done = { ok: true, value: await m.fn(conn as unknown as Tx) };
