@@ -1,5 +1,7 @@
 /** Queries on domains, accounts, users and sessions. Every function takes the db or transaction first. */
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { RawBuilder } from 'kysely';
 import type { Executor, Tx } from '../store/db.js';
 import { isUniqueViolation, nowMs } from '../store/db.js';
 import { preparedQuery } from '../store/prepared.js';
@@ -128,6 +130,38 @@ function toCallerRecord(r: CallerRow): CallerRecord {
 const callerOfApiKey = preparedQuery((ex: Executor, apiKey: string) =>
   callerQuery(ex).where('u.api_key', '=', apiKey),
 );
+
+/**
+ * What a caller by API key is, as one text computed by the database (PostgreSQL, MariaDB: `concat_ws` and
+ * `char_length`): every column callerQuery reads for it (its ids, names, path, states and its sealed secret),
+ * each text preceded by its length so that no two callers' texts are equal. NULL when no user has the key.
+ * api-server.ts keeps the text read with a caller and compares it with this read again, carried by a
+ * statement the request sends anyway (caller-check.ts): a change to the user, its key, its account or its
+ * domain since then is a different text.
+ */
+export function callerFingerprint(apiKey: string): RawBuilder<string | null> {
+  const text = (c: string) => sql`char_length(${sql.ref(c)}), ${sql.ref(c)}`;
+  return sql<string | null>`(select concat_ws(':', cu.id, cu.state, ca.id, ca.type, ca.state, cd.id,
+    ${text('cu.uuid')}, ${text('cu.username')}, ${text('ca.uuid')}, ${text('ca.name')}, ${text('cd.uuid')},
+    ${text('cd.name')}, ${text('cd.path')}, char_length(coalesce(cu.secret_key, '')), coalesce(cu.secret_key, ''))
+    from users cu inner join accounts ca on ca.id = cu.account_id inner join domains cd on cd.id = ca.domain_id
+    where cu.api_key = ${apiKey})`;
+}
+
+const callerOfApiKeyChecked = preparedQuery((ex: Executor, apiKey: string) =>
+  callerQuery(ex)
+    .select(callerFingerprint(apiKey).as('caller_fp'))
+    .where('u.api_key', '=', apiKey),
+);
+
+/** callerByApiKey with the caller's fingerprint (callerFingerprint), read in the same statement. */
+export async function callerByApiKeyChecked(
+  ex: Executor,
+  apiKey: string,
+): Promise<{ record: CallerRecord; fingerprint: string | null } | undefined> {
+  const r = await callerOfApiKeyChecked.first(ex, apiKey);
+  return r && { record: toCallerRecord(r), fingerprint: r.caller_fp };
+}
 const callerOfUser = preparedQuery((ex: Executor, userId: number) =>
   callerQuery(ex).where('u.id', '=', userId),
 );

@@ -20,6 +20,8 @@ import { PREPARED_PARAM } from './jobs/runner.js';
 import type { JobSlot } from './jobs/runner.js';
 import { groupedTransaction } from './jobs/commit-group.js';
 import { callerByApiKey, callerByLogin, callerByUserId, displayPath } from '../accounts/repository.js';
+import { checksCallers, readCallerChecked, rememberedCaller, StaleCaller } from './caller-check.js';
+import type { CallerCheck } from './caller-check.js';
 import { dummyPasswordHash, generateSessionKey, sha256Hex, verifyPassword } from '../accounts/credentials.js';
 import {
   beginLoginAttempt,
@@ -138,7 +140,16 @@ function unauthorized(why?: string): CloudStackError {
   return new CloudStackError('Unauthorized', why ? `${UNAUTHORIZED_TEXT}: ${why}` : UNAUTHORIZED_TEXT);
 }
 
-async function authenticate(deps: ApiServerDeps, req: ApiRequest): Promise<Caller> {
+/**
+ * Who calls. With `remembered` (a command that folds its caller check, on PostgreSQL/MariaDB) a signed request
+ * whose signature checks with the secret this server remembers for its key starts from the remembered caller and
+ * a check the request must confirm (caller-check.ts); otherwise the caller is read now, as always.
+ */
+async function authenticate(
+  deps: ApiServerDeps,
+  req: ApiRequest,
+  remembered = false,
+): Promise<{ caller: Caller; check?: CallerCheck }> {
   const { store } = deps;
   const signature = authParam(req.params, 'signature');
   const apiKey = authParam(req.params, 'apikey');
@@ -155,10 +166,16 @@ async function authenticate(deps: ApiServerDeps, req: ApiRequest): Promise<Calle
       if (at.getTime() > now + MAX_EXPIRES_AHEAD_MS + CLOCK_SKEW_MS)
         throw unauthorized('expires may be at most 15 minutes ahead of the server clock');
     }
-    const rec = await callerByApiKey(store.db, apiKey);
+    if (remembered) {
+      const hit = rememberedCaller(store, apiKey);
+      // A signature that fails with the remembered secret is judged by the secret read now (it may be new).
+      if (hit && verifySignature(req.params, hit.record.secretKey!, signature))
+        return { caller: hit.record.caller, check: hit.check };
+    }
+    const rec = remembered ? await readCallerChecked(store, apiKey) : await callerByApiKey(store.db, apiKey);
     if (!rec || !rec.enabled || !rec.secretKey) throw unauthorized();
     if (!verifySignature(req.params, rec.secretKey, signature)) throw unauthorized();
-    return rec.caller;
+    return { caller: rec.caller };
   }
   const key = await sessionKeyOf(store.db, req);
   if (!key) throw unauthorized();
@@ -181,7 +198,7 @@ async function authenticate(deps: ApiServerDeps, req: ApiRequest): Promise<Calle
         .execute(),
     );
   }
-  return rec.caller;
+  return { caller: rec.caller };
 }
 
 /**
@@ -412,10 +429,11 @@ function jobParams(cmd: ResolvedCommand, raw: Map<string, string>): Record<strin
 }
 
 /** A request's command context: the store, who calls, the clock, and the store's transactions. */
-function commandContext(deps: ApiServerDeps, caller: Caller): CommandContext {
+function commandContext(deps: ApiServerDeps, caller: Caller, callerCheck?: CallerCheck): CommandContext {
   return {
     store: deps.store,
     caller,
+    callerCheck,
     now: nowMs,
     transaction: <T>(fn: (tx: Tx) => Promise<T>) => transaction(deps.store, fn),
   };
@@ -441,6 +459,22 @@ export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Pr
 }
 
 async function runRequest(deps: ApiServerDeps, req: ApiRequest, seen: Seen): Promise<ApiResponse> {
+  try {
+    return await runRequestOnce(deps, req, seen, true);
+  } catch (e) {
+    // The remembered caller changed: nothing of the request committed or was answered; run it again with the
+    // caller read afresh.
+    if (e instanceof StaleCaller) return runRequestOnce(deps, req, seen, false);
+    throw e;
+  }
+}
+
+async function runRequestOnce(
+  deps: ApiServerDeps,
+  req: ApiRequest,
+  seen: Seen,
+  mayRemember: boolean,
+): Promise<ApiResponse> {
   const format = responseFormat(req.params.get('response'));
   const command = req.params.get('command');
   if (!command) {
@@ -449,6 +483,8 @@ async function runRequest(deps: ApiServerDeps, req: ApiRequest, seen: Seen): Pro
   }
   const known = deps.registry.get(command);
   const name = known ? (known.def.responseName ?? responseName(command)) : 'errorresponse';
+  // A remembered caller's check (caller-check.ts), confirmed before anything is committed or answered.
+  let check: CallerCheck | undefined;
   try {
     if (known?.def.public && !deps.trustedCaller) {
       if (command === 'login') return await login(deps, known, req, format);
@@ -461,7 +497,12 @@ async function runRequest(deps: ApiServerDeps, req: ApiRequest, seen: Seen): Pro
     }
     let caller: Caller;
     try {
-      caller = deps.trustedCaller ? await deps.trustedCaller() : await authenticate(deps, req);
+      if (deps.trustedCaller) caller = await deps.trustedCaller();
+      else {
+        const remembered =
+          mayRemember && known?.def.foldsCallerCheck === true && checksCallers(deps.store);
+        ({ caller, check } = await authenticate(deps, req, remembered));
+      }
     } catch (e) {
       throw toCloudStackError(e, 'authenticating the request');
     }
@@ -473,16 +514,20 @@ async function runRequest(deps: ApiServerDeps, req: ApiRequest, seen: Seen): Pro
       );
     }
     const cmd = deps.registry.forRole(command, caller.role);
+    if (!cmd) await check?.ensure(deps.store.db);
     if (!cmd) {
       // Unknown and not-allowed look the same, as in CloudStack: the caller learns nothing about other roles.
       seen.errortext = `The given command ${command} does not exist or it is not available for the user`;
       return errorReply(new CloudStackError('UnsupportedAction', seen.errortext), 'errorresponse', format);
     }
-    if (projectScope(cmd.name, cmd.params, req.params) === 'none') return reply(200, name, {}, format);
+    if (projectScope(cmd.name, cmd.params, req.params) === 'none') {
+      await check?.ensure(deps.store.db);
+      return reply(200, name, {}, format);
+    }
     // Internal ids become UUIDs here, once, so the handler and a queued job both see the UUIDs.
     const rawParams = await resolveInternalIds(deps.store.db, cmd.params, caseFolded(req.params));
     const params = parseParams(cmd.params, rawParams);
-    const ctx = commandContext(deps, caller);
+    const ctx = commandContext(deps, caller, check);
     if (cmd.isAsync) {
       // BaseAsyncCreateCmd: `prepare` writes its object in the transaction that queues the job (a refusal queues
       // nothing); the job is queued leased to this server's runner when it has a slot free.
@@ -501,7 +546,7 @@ async function runRequest(deps: ApiServerDeps, req: ApiRequest, seen: Seen): Pro
             (prepared ? { type: prepared.instanceType ?? '', id: prepared.id } : undefined);
           raw = jobParams(cmd, rawParams);
           if (prepared) raw[PREPARED_PARAM] = JSON.stringify(prepared);
-          return enqueueJob(
+          const queued = await enqueueJob(
             tx,
             {
               command: cmd.name,
@@ -514,6 +559,9 @@ async function runRequest(deps: ApiServerDeps, req: ApiRequest, seen: Seen): Pro
             },
             slot,
           );
+          // Before the COMMIT: the remembered caller is still the caller, or nothing commits.
+          await check?.ensure(tx);
+          return queued;
         });
       } catch (e) {
         slot?.cancel();
@@ -530,8 +578,21 @@ async function runRequest(deps: ApiServerDeps, req: ApiRequest, seen: Seen): Pro
       return reply(200, name, prepared ? { id: prepared.id, jobid } : { jobid }, format);
     }
     const result = await cmd.def.handler(params, ctx);
+    await check?.ensure(deps.store.db);
     return reply(200, name, resultBody(result), format);
   } catch (e) {
+    if (e instanceof StaleCaller) throw e;
+    // An error is answered only to a confirmed caller: a stale one's request is run again (StaleCaller).
+    if (check && !check.confirmed) {
+      try {
+        await check.ensure(deps.store.db);
+      } catch (e2) {
+        if (e2 instanceof StaleCaller) throw e2;
+        const err2 = toCloudStackError(e2, 'authenticating the request');
+        seen.errortext = err2.message;
+        return errorReply(err2, name, format);
+      }
+    }
     const err = toCloudStackError(e, `running ${command}`);
     seen.errortext = err.message;
     if (err.kind === 'InternalError')

@@ -4,6 +4,7 @@
  * from CloudStack's own listApis dump (reference/) wherever the command exists in CloudStack 4.18.
  */
 import type { Store, Tx } from '../store/db.js';
+import type { CallerCheck } from './caller-check.js';
 import { referenceParamTypes } from './reference/cloudstack-4.18.generated.js';
 import type { ReferenceField } from './reference/reference-types.js';
 
@@ -121,6 +122,12 @@ export interface CommandContext {
    * most once. Absent outside a job: use `transaction`.
    */
   resultTransaction?<T extends CommandResult>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Set for a command that declares `foldsCallerCheck` when its caller comes from this server's memory
+   * (caller-check.ts): its first statement may carry the check (`callerChecked`, then `confirm`); whatever it
+   * does not carry, the request confirms with a read of its own before it commits or answers.
+   */
+  readonly callerCheck?: CallerCheck;
 }
 
 export interface PreparedObject {
@@ -190,6 +197,12 @@ export interface CommandDefinition<P extends ParamSpecs = ParamSpecs> {
    * (on SQLite that waits for the connection the transaction holds).
    */
   prepare?(params: Params<P>, ctx: CommandContext): Promise<PreparedObject>;
+  /**
+   * The request may start from the caller this server remembers for the API key, and confirm it with the
+   * command's first statement (CommandContext.callerCheck). Only for a command that commits nothing of its own
+   * before its request's end: a read, or an async create command (`prepare` runs in the request's transaction).
+   */
+  readonly foldsCallerCheck?: boolean;
   /** Which object a job acts on (`jobinstancetype`/`jobinstanceid` in queryAsyncJobResult). */
   jobInstance?(params: Params<P>): { type: string; id?: string } | undefined;
   handler(params: Params<P>, ctx: CommandContext): Promise<CommandResult>;

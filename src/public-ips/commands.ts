@@ -67,8 +67,12 @@ const associateIpAddressCmd = defineCommand({
   // CloudStack's AssociateIPAddrCmd is a BaseAsyncCreateCmd: create() takes the address at request time, so a
   // refusal (431/531/532) or an exhausted zone (533, zone uuid in uuidList) is answered at once, and the job
   // confirms the association.
+  // The request's first statement (the zone and its ranges) confirms a remembered caller (caller-check.ts).
+  foldsCallerCheck: true,
   async prepare(p, ctx) {
-    const row = await withNet(ctx, (n) => associateIpAddress(n, p, deps(n), { hold: true }));
+    const row = await withNet(ctx, (n) =>
+      associateIpAddress(n, p, deps(n), { hold: true, callerCheck: ctx.callerCheck }),
+    );
     return { id: row.uuid!, instanceType: 'IpAddress' };
   },
   async handler(p, ctx) {

@@ -40,6 +40,8 @@ import { eventAndUsageFrom, eventRow, recordEventAndUsage, usageRow } from '../e
 import type { EventInput, EventRow, UsageInput, UsageRow } from '../events/record.js';
 import { outboxEnabled } from '../events/outbox.js';
 import { dialectOf } from '../store/migrations/helpers.js';
+import { callerChecked } from '../api/caller-check.js';
+import type { CallerCheck } from '../api/caller-check.js';
 
 export type IpRow = Selectable<NetDatabase['ip_allocations']>;
 
@@ -146,7 +148,7 @@ const ipForJob = preparedQuery((db: Executor, uuid: string) =>
  * associateIpAddress's request by zone: the zone and its public ranges in one read (a zone with no range gives
  * one row of NULL range columns). Every zone column, named `z_<column>`, so that the zone row is whole.
  */
-const zoneAndRangesByUuid = preparedQuery((db: Executor, uuid: string) =>
+const zoneAndRangesQuery = (db: Executor, uuid: string) =>
   db
     .selectFrom('zones as z')
     .leftJoin('public_ip_ranges as r', (j) =>
@@ -178,7 +180,11 @@ const zoneAndRangesByUuid = preparedQuery((db: Executor, uuid: string) =>
     ])
     .where('z.uuid', '=', uuid)
     .where('z.removed', 'is', null)
-    .orderBy('r.id'),
+    .orderBy('r.id');
+const zoneAndRangesByUuid = preparedQuery(zoneAndRangesQuery);
+/** The same, with a remembered caller's check (src/api/caller-check.ts) on every row. */
+const zoneAndRangesChecked = preparedQuery((db: Executor, uuid: string, apiKey: string) =>
+  callerChecked(zoneAndRangesQuery(db, uuid), apiKey),
 );
 type ZoneAndRangeRow = Awaited<ReturnType<typeof zoneAndRangesByUuid.first>> & object;
 // Every column of a zone row is read above: a column added to `zones` fails to compile here until it is.
@@ -191,8 +197,15 @@ async function zoneWithRanges(
   db: Executor,
   uuid: string,
   deps: AssociateDeps,
+  check?: CallerCheck,
 ): Promise<{ zone: ZoneRow; ranges?: RangeRow[] }> {
-  const rows = await zoneAndRangesByUuid.rows(db, uuid);
+  let rows: ZoneAndRangeRow[];
+  if (check) {
+    const checked = await zoneAndRangesChecked.rows(db, uuid, check.apiKey);
+    // No row carries no check: the request confirms it on its own before it answers or commits.
+    if (checked[0]) check.confirm(checked[0].caller_fp);
+    rows = checked.map(({ caller_fp: _, ...r }) => r);
+  } else rows = await zoneAndRangesByUuid.rows(db, uuid);
   const z = rows[0];
   // None: deps.zone gives the API's answer for a zone that is not there (and should one appear in between, its
   // ranges are read with it by assignPublicIp).
@@ -600,7 +613,7 @@ export async function associateIpAddress(
   ctx: NetCtx,
   p: AssociateParams,
   deps: AssociateDeps,
-  options: { hold?: boolean } = {},
+  options: { hold?: boolean; callerCheck?: CallerCheck | undefined } = {},
 ): Promise<IpRow> {
   if (p.networkid && p.vpcid) throw invalidParameter('vpcid', p.vpcid, 'give networkid or vpcid, not both');
   const network = p.networkid ? await deps.network(p.networkid) : undefined;
@@ -631,7 +644,7 @@ export async function associateIpAddress(
   let ranges: RangeRow[] | undefined;
   if (network) zone = await deps.zoneById(network.zone_id);
   else if (vpc) zone = await deps.zoneById(vpc.zone_id);
-  else if (p.zoneid && !p.isportable) ({ zone, ranges } = await zoneWithRanges(ctx.tx, p.zoneid, deps));
+  else if (p.zoneid && !p.isportable) ({ zone, ranges } = await zoneWithRanges(ctx.tx, p.zoneid, deps, options.callerCheck));
   else if (p.zoneid) zone = await deps.zone(p.zoneid);
   else
     throw new CloudStackError(

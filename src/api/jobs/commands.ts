@@ -1,6 +1,7 @@
 /** queryAsyncJobResult and listAsyncJobs. */
 import { allRoles, defineCommand, listResult, rawResult, refParams } from '../command.js';
-import type { AnyCommand, Caller, ResponseObject } from '../command.js';
+import type { AnyCommand, Caller, CommandContext, ResponseObject } from '../command.js';
+import { callerChecked } from '../caller-check.js';
 import { csDate, withJsonText } from '../envelope.js';
 import { pageOf, pageOfQuery, keywordMatch } from '../list.js';
 import { invalidParameter } from '../../errors/catalogue.js';
@@ -94,27 +95,50 @@ const jobByUuid = preparedQuery((ex: Executor, uuid: string) => jobQuery(ex).whe
 const accountJobByUuid = preparedQuery((ex: Executor, uuid: string, accountId: number) =>
   scopeToCaller(jobQuery(ex).where('j.uuid', '=', uuid), { role: 'User', accountId } as Caller, JOB_COLS),
 );
+// The same, carrying the remembered caller's check (caller-check.ts): the poll is one statement.
+const jobByUuidChecked = preparedQuery((ex: Executor, uuid: string, apiKey: string) =>
+  callerChecked(jobQuery(ex).where('j.uuid', '=', uuid), apiKey),
+);
+const accountJobByUuidChecked = preparedQuery(
+  (ex: Executor, uuid: string, accountId: number, apiKey: string) =>
+    callerChecked(
+      scopeToCaller(jobQuery(ex).where('j.uuid', '=', uuid), { role: 'User', accountId } as Caller, JOB_COLS),
+      apiKey,
+    ),
+);
+
+/** The job `uuid` as `c` may see it, with the check of a remembered caller confirmed. */
+async function jobForCaller(ctx: CommandContext, uuid: string): Promise<JobRow | undefined> {
+  const c = ctx.caller;
+  const ex = ctx.store.db;
+  const check = ctx.callerCheck;
+  if (check && (c.role === 'Admin' || c.role === 'User')) {
+    const row =
+      c.role === 'Admin'
+        ? await jobByUuidChecked.first(ex, uuid, check.apiKey)
+        : await accountJobByUuidChecked.first(ex, uuid, c.accountId, check.apiKey);
+    // No row carries no check: it is confirmed on its own before the answer (api-server.ts).
+    if (row) check.confirm(row.caller_fp);
+    return row;
+  }
+  return c.role === 'Admin'
+    ? jobByUuid.first(ex, uuid)
+    : c.role === 'User'
+      ? accountJobByUuid.first(ex, uuid, c.accountId)
+      : scopeToCaller(jobQuery(ex).where('j.uuid', '=', uuid), c, JOB_COLS).executeTakeFirst();
+}
 
 const queryAsyncJobResult = defineCommand({
   name: 'queryAsyncJobResult',
   roles: allRoles,
   params: refParams('queryAsyncJobResult', ['jobid']),
+  foldsCallerCheck: true,
   async handler(p, ctx) {
     // Only a job running here is waited for (no database read, no connection held while waiting); whether the
     // caller may see it is checked by the read after, as for any other.
     const running = runningJobs.get(p.jobid);
     if (running) await settledOrTimeout(running, JOB_RESULT_WAIT_MS);
-    const c = ctx.caller;
-    const row =
-      c.role === 'Admin'
-        ? await jobByUuid.first(ctx.store.db, p.jobid)
-        : c.role === 'User'
-          ? await accountJobByUuid.first(ctx.store.db, p.jobid, c.accountId)
-          : await scopeToCaller(
-              jobQuery(ctx.store.db).where('j.uuid', '=', p.jobid),
-              c,
-              JOB_COLS,
-            ).executeTakeFirst();
+    const row = await jobForCaller(ctx, p.jobid);
     if (!row)
       throw invalidParameter('jobid', p.jobid, 'no async job with this id that the caller can access');
     return rawResult(jobResponse(row, true));
