@@ -149,9 +149,7 @@ export function callerFingerprint(apiKey: string): RawBuilder<string | null> {
 }
 
 const callerOfApiKeyChecked = preparedQuery((ex: Executor, apiKey: string) =>
-  callerQuery(ex)
-    .select(callerFingerprint(apiKey).as('caller_fp'))
-    .where('u.api_key', '=', apiKey),
+  callerQuery(ex).select(callerFingerprint(apiKey).as('caller_fp')).where('u.api_key', '=', apiKey),
 );
 
 /** callerByApiKey with the caller's fingerprint (callerFingerprint), read in the same statement. */

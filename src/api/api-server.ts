@@ -499,8 +499,7 @@ async function runRequestOnce(
     try {
       if (deps.trustedCaller) caller = await deps.trustedCaller();
       else {
-        const remembered =
-          mayRemember && known?.def.foldsCallerCheck === true && checksCallers(deps.store);
+        const remembered = mayRemember && known?.def.foldsCallerCheck === true && checksCallers(deps.store);
         ({ caller, check } = await authenticate(deps, req, remembered));
       }
     } catch (e) {

@@ -96,7 +96,10 @@ for (const kind of testDbKinds()) {
       assert.equal(await held(), 3, 'a refused request takes no address');
       assert.equal((await userA().call('queryAsyncJobResult', { jobid, response: 'json' })).status, 401);
       // A request for a zone that does not exist is refused as unauthenticated too, not answered with a 431.
-      assert.equal((await userA().call('associateIpAddress', { zoneid: 'nope', response: 'json' })).status, 401);
+      assert.equal(
+        (await userA().call('associateIpAddress', { zoneid: 'nope', response: 'json' })).status,
+        401,
+      );
 
       await adminB.okCall('enableUser', { id: userId, response: 'json' });
       assert.equal((await associate()).status, 200);
@@ -123,7 +126,10 @@ for (const kind of testDbKinds()) {
       if (disabled.status === 200 && disabled.body.jobid) {
         // an async command: wait for it through server b
         for (let i = 0; i < 200; i++) {
-          const q = await adminB.okCall('queryAsyncJobResult', { jobid: disabled.body.jobid, response: 'json' });
+          const q = await adminB.okCall('queryAsyncJobResult', {
+            jobid: disabled.body.jobid,
+            response: 'json',
+          });
           if (q.jobstatus !== 0) break;
           await new Promise((r) => setTimeout(r, 50));
         }

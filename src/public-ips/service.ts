@@ -644,7 +644,8 @@ export async function associateIpAddress(
   let ranges: RangeRow[] | undefined;
   if (network) zone = await deps.zoneById(network.zone_id);
   else if (vpc) zone = await deps.zoneById(vpc.zone_id);
-  else if (p.zoneid && !p.isportable) ({ zone, ranges } = await zoneWithRanges(ctx.tx, p.zoneid, deps, options.callerCheck));
+  else if (p.zoneid && !p.isportable)
+    ({ zone, ranges } = await zoneWithRanges(ctx.tx, p.zoneid, deps, options.callerCheck));
   else if (p.zoneid) zone = await deps.zone(p.zoneid);
   else
     throw new CloudStackError(
