@@ -513,8 +513,8 @@ async function runRequestOnce(
       );
     }
     const cmd = deps.registry.forRole(command, caller.role);
-    if (!cmd) await check?.ensure(deps.store.db);
     if (!cmd) {
+      await check?.ensure(deps.store.db);
       // Unknown and not-allowed look the same, as in CloudStack: the caller learns nothing about other roles.
       seen.errortext = `The given command ${command} does not exist or it is not available for the user`;
       return errorReply(new CloudStackError('UnsupportedAction', seen.errortext), 'errorresponse', format);

@@ -107,7 +107,7 @@ const accountJobByUuidChecked = preparedQuery(
     ),
 );
 
-/** The job `uuid` as `c` may see it, with the check of a remembered caller confirmed. */
+/** The job `uuid` if the caller may see it, with a remembered caller's check confirmed by the same read. */
 async function jobForCaller(ctx: CommandContext, uuid: string): Promise<JobRow | undefined> {
   const c = ctx.caller;
   const ex = ctx.store.db;
