@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
   HostDesiredState,
+  HostNetworkSpec,
   HostRouterSpec,
   HostStatus,
   HostVmNicSpec,
@@ -93,6 +94,11 @@ export interface ConvergeHooks {
    * (`ensureNewVms`), and its ports' rules, are not this pass's to remove.
    */
   keep?: () => readonly HostVmSpec[];
+  /**
+   * The networks that newer state names: a network made for it early (`ensureNewVms`, its first VM here) is not
+   * this pass's to remove.
+   */
+  keepNetworks?: () => readonly HostNetworkSpec[];
 }
 
 type Errors = HostStatus['errors'];
@@ -174,6 +180,14 @@ export class HostConverger {
     }
   }
 
+  /** A guest network's device, bridge and peers (level-based); true when anything was changed. */
+  private async makeNetwork(n: HostNetworkSpec, links: Map<string, LinkInfo>): Promise<boolean> {
+    this.created.update((x) => (x.networks[n.bridge] = networkDevice(n)));
+    const what = await ensureNetwork(n, this.o.hostAddress, links);
+    if (what.length) this.o.log(`network ${n.id}: ${what.join(', ')}`);
+    return what.length > 0;
+  }
+
   /**
    * `started`: VMs (`vmKey`) ensured just before this pass from this very spec (`ensureNewVms`, their ports' rules
    * with them): the pass does not ask their backend again (its `list()` still reports them).
@@ -225,14 +239,11 @@ export class HostConverger {
     const bridges = new Map<number, string>();
     for (const n of d.networks)
       await guard(
-        `network ${n.id} (${n.isolation} ${n.vnet}, ${n.bridge})`,
+        networkWhat(n),
         async () => {
-          this.created.update((x) => (x.networks[n.bridge] = networkDevice(n)));
           const before = changed;
           changed = true; // until it is known nothing was
-          const what = await ensureNetwork(n, this.o.hostAddress, links);
-          if (what.length) this.o.log(`network ${n.id}: ${what.join(', ')}`);
-          changed = before || what.length > 0;
+          changed = (await this.makeNetwork(n, links)) || before;
           bridges.set(n.id, n.bridge);
         },
         { key: `network:${n.bridge}`, ms: this.deadlines.network },
@@ -294,6 +305,16 @@ export class HostConverger {
     // VMs converge VM_SLOTS at a time: a burst placed on this host starts its domains side by side, not one
     // `virsh start` after another (each backend serialises the work on one VM itself).
     const queue = d.vms.filter((v) => !started.has(vmKey(v)));
+    // A VM a newer state names otherwise, or no more, when its turn comes (asked then: its earlier backend call
+    // may be the newer state's, started early) is the newer state's: this pass must not undo it, e.g. start
+    // again a VM a newer state stopped (seen in a bench's teardown: stopped early, started by the resync pass
+    // under way, removed by the next). It is left out of this pass's result; the newer state's report stands.
+    const superseded = new Set<string>();
+    const stale = (v: HostVmSpec): boolean => {
+      if (!hooks.keep) return false;
+      const newest = hooks.keep().find((x) => x.instanceName === v.instanceName);
+      return !newest || vmKey(newest) !== vmKey(v);
+    };
     const slot = async () => {
       for (let vm = queue.shift(); vm; vm = queue.shift()) {
         const backend = this.o.backends.get(vm.backend);
@@ -302,10 +323,14 @@ export class HostConverger {
           `vm ${v.instanceName}`,
           async () => {
             if (!backend) throw new Error(`this host runs no ${v.backend} VM backend`);
-            await this.onVm(v.instanceName, () => backend.ensure(v, bridges));
+            await this.onVm(v.instanceName, async () => {
+              if (stale(v)) superseded.add(v.instanceName);
+              else await backend.ensure(v, bridges);
+            });
           },
           { key: `vm:${v.instanceName}`, ms: this.deadlines.vm },
         );
+        if (superseded.has(v.instanceName)) continue;
         if (failed) vmErrors.set(v.instanceName, failed);
         hooks.vm?.({
           instanceName: v.instanceName,
@@ -330,7 +355,8 @@ export class HostConverger {
         );
 
     // Networks last: nothing of this agent's is on a bridge whose network is gone by now.
-    const keep = new Set(d.networks.map((n) => n.bridge));
+    // Nor one a newer state names (made early for its first VM here, `ensureNewVms`).
+    const keep = new Set([...d.networks, ...(hooks.keepNetworks?.() ?? [])].map((n) => n.bridge));
     for (const [bridge, dev] of Object.entries(this.created.read().networks))
       if (!keep.has(bridge))
         await guard(
@@ -352,11 +378,13 @@ export class HostConverger {
         }),
       ),
       // Each VM of the state was ensured into its state by this pass or just before it (`started`), or failed.
-      vms: d.vms.map((vm) => {
-        const message = vmErrors.get(vm.instanceName);
-        const state = message ? 'Error' : vm.state;
-        return { instanceName: vm.instanceName, state, ...(message ? { message } : {}) };
-      }),
+      vms: d.vms
+        .filter((vm) => !superseded.has(vm.instanceName))
+        .map((vm) => {
+          const message = vmErrors.get(vm.instanceName);
+          const state = message ? 'Error' : vm.state;
+          return { instanceName: vm.instanceName, state, ...(message ? { message } : {}) };
+        }),
     };
   }
 
@@ -391,10 +419,11 @@ export class HostConverger {
   }
 
   /**
-   * Starts, while a pass of `current` runs, the VMs `d` (a newer desired state) names that `current` does not or
-   * names otherwise, when every network of theirs already has its bridge here: a VM placed on this host while a
-   * pass runs (a burst of deploys) starts now instead of after that pass and its ports, listing and removals.
-   * Only the VMs: the next pass, of `d`, converges the rest (networks, routers, the VMs' port rules) and retries
+   * Starts, while a pass of `current` runs (or just before the pass of `d`), the VMs `d` (a newer desired state)
+   * names that `current` does not or names otherwise, with the networks they need that are not here yet (made
+   * now, as a pass makes them): a VM placed on this host while a pass runs (a burst of deploys), or the host's
+   * first VM of a network, starts now instead of after that pass and its routers, ports, listing and removals.
+   * Only the VMs, their networks and their ports' rules: the next pass, of `d`, converges the rest and retries
    * and reports whatever fails here; so a failure is logged, and a success told to `hooks.vm`.
    */
   async ensureNewVms(
@@ -404,55 +433,55 @@ export class HostConverger {
   ): Promise<Set<string>> {
     const ensured = new Set<string>();
     const before = new Set(current.vms.map(vmKey));
-    const fresh = d.vms.filter((v) => !before.has(vmKey(v)));
+    const fresh = d.vms.filter((v) => !before.has(vmKey(v)) && this.o.backends.has(v.backend));
     if (!fresh.length) return ensured;
     let links = await linkTable();
-    const bridgeOf = (id: number) => d.networks.find((n) => n.id === id)?.bridge;
+    const needed = d.networks.filter((n) => fresh.some((v) => v.nics.some((x) => x.networkId === n.id)));
     // A network the pass under way makes (its state names it too) but has not made yet: wait for that step of
-    // the pass rather than for the whole pass. A network only the newer state names is left to the next pass
-    // (this pass would remove a bridge made for it now, as its state does not name it).
+    // the pass rather than for the whole pass.
     const step = this.networkStep;
     const making = new Set(current.networks.map((n) => n.bridge));
-    if (
-      step?.state === current &&
-      fresh.some((v) =>
-        v.nics.some((n) => {
-          const b = bridgeOf(n.networkId);
-          return b !== undefined && !links.has(b) && making.has(b);
-        }),
-      )
-    ) {
+    if (step?.state === current && needed.some((n) => !links.has(n.bridge) && making.has(n.bridge))) {
       await step.done;
       links = await linkTable();
     }
+    // A network still not here (the host's first VM of it: the state that placed it is the first to name it) is
+    // made now, as a pass makes it, rather than left to the next pass (seconds under load: its routers, ports,
+    // listing and removals first). No pass makes it meanwhile: the pass under way, if any, does not name it (or
+    // has made its networks), and does not remove a network the newest state names (`keepNetworks`).
+    const missing = needed.filter((n) => !links.has(n.bridge));
+    for (const n of missing)
+      await this.bounded(
+        `network:${n.bridge}`,
+        `${networkWhat(n)} (made early)`,
+        this.deadlines.network,
+        () => this.makeNetwork(n, links),
+      ).catch((e: Error) =>
+        this.o.log(`${networkWhat(n)} (made early): ${e.message}; the next pass retries`),
+      );
+    if (missing.length) links = await linkTable();
     const bridges = new Map<number, string>();
     for (const n of d.networks) if (links.has(n.bridge)) bridges.set(n.id, n.bridge);
-    const queue = fresh.filter(
-      (v) => this.o.backends.has(v.backend) && v.nics.every((n) => bridges.has(n.networkId)),
-    );
+    const queue = fresh.filter((v) => v.nics.every((n) => bridges.has(n.networkId)));
+    const left = fresh.filter((v) => !queue.includes(v));
+    if (left.length)
+      this.o.log(
+        `generation ${d.generation}: ${left.map((v) => v.instanceName).join(', ')} left to the next pass (a network not here)`,
+      );
+    // Their ports' rules first (as a pass does); no rules, no early start. The elements of every port of the
+    // batch replaced from one listing in one transaction (a burst's VMs on one host: one `nft` each, not two);
+    // when that fails, port by port from a fresh listing, so one bad port holds back only its VM. The pass after
+    // checks them against its own listing.
+    const ready = await this.earlyPorts(queue);
     const slot = async () => {
-      for (let vm = queue.shift(); vm; vm = queue.shift()) {
+      for (let vm = ready.shift(); vm; vm = ready.shift()) {
         const v = vm;
         try {
-          // Its ports' rules first (as a pass does); no rules, no early start. Each port's elements replaced from
-          // the table as listed now, in one transaction; the pass after checks them against its own listing.
           await this.bounded(
             `vm:${v.instanceName}`,
             `vm ${v.instanceName} (started early)`,
             this.deadlines.vm,
-            async () => {
-              if (v.nics.length) {
-                const listed = await this.listPorts();
-                if (listed === null || !hasGuard(listed))
-                  throw new Error('the ports table or its guard chain is not there yet');
-                const text = v.nics
-                  .filter((n) => !portInPlace(listed, n, vmPortName(n.id)))
-                  .map((n) => portReplaceText(listed, n, false, vmPortName(n.id)))
-                  .join('');
-                if (text) await this.nft(text);
-              }
-              await this.onVm(v.instanceName, () => this.o.backends.get(v.backend)!.ensure(v, bridges));
-            },
+            () => this.onVm(v.instanceName, () => this.o.backends.get(v.backend)!.ensure(v, bridges)),
           );
           hooks.vm?.({ instanceName: v.instanceName, state: v.state });
           ensured.add(vmKey(v));
@@ -461,8 +490,47 @@ export class HostConverger {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(VM_SLOTS, queue.length) }, slot));
+    await Promise.all(Array.from({ length: Math.min(VM_SLOTS, ready.length) }, slot));
     return ensured;
+  }
+
+  /** The VMs of an early batch whose ports' rules are in place (written now where they were not). */
+  private async earlyPorts(vms: HostVmSpec[]): Promise<HostVmSpec[]> {
+    if (!vms.some((v) => v.nics.length)) return vms;
+    const textOf = (l: string, v: HostVmSpec) =>
+      v.nics
+        .filter((n) => !portInPlace(l, n, vmPortName(n.id)))
+        .map((n) => portReplaceText(l, n, false, vmPortName(n.id)))
+        .join('');
+    const listed = await this.listPorts();
+    if (listed === null || !hasGuard(listed)) {
+      this.o.log(
+        `vm ${vms.map((v) => v.instanceName).join(', ')} (started early): the ports table or its guard chain is not there yet; the next pass retries`,
+      );
+      return [];
+    }
+    const all = vms.map((v) => textOf(listed, v)).join('');
+    if (
+      !all ||
+      (await this.nft(all).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return vms;
+    const ok: HostVmSpec[] = [];
+    for (const v of vms) {
+      const l = (await this.listPorts()) ?? '';
+      const text = textOf(l, v);
+      await (text ? this.nft(text) : Promise.resolve()).then(
+        () => ok.push(v),
+        (e: Error) =>
+          this.o.log(
+            `vm ${v.instanceName} (started early): its ports' rules: ${e.message}; the next pass retries`,
+          ),
+      );
+    }
+    return ok;
   }
 
   /** The agent's bridge table as `nft list table bridge stacknet` prints it, or null when there is none. */
@@ -761,6 +829,9 @@ export class HostConverger {
 }
 
 const HOST_VPC_BRIDGE = /^brvpc\d+$/;
+
+/** A guest network as a pass's items and errors name it. */
+const networkWhat = (n: HostNetworkSpec) => `network ${n.id} (${n.isolation} ${n.vnet}, ${n.bridge})`;
 
 /** A tier router's transit port on its host: the VPC's bridge `brvpc<vpc id>`, the outer end `ht<router id>`. */
 export function hostTransitPort(vpcId: number, routerId: number): TransitPort {

@@ -117,6 +117,7 @@ export class HostAgent {
   private readonly hooks = {
     vm: (v: HostStatus['vms'][number]) => this.vmChanged(v),
     keep: () => this.desired?.vms ?? [],
+    keepNetworks: () => this.desired?.networks ?? [],
   };
   private again = false;
   private lastConverged = 0;
@@ -324,7 +325,13 @@ export class HostAgent {
           this.poll.signal,
         );
         if (r.status === 200 && r.json) {
+          const was = new Set((this.desired?.vms ?? []).map((v) => `${v.instanceName} ${v.state}`));
           this.desired = r.json;
+          // Which VMs it adds or changes, with when it came: a burst's waits are read from this log.
+          const fresh = r.json.vms.filter((v) => !was.has(`${v.instanceName} ${v.state}`));
+          this.o.log(
+            `generation ${r.json.generation} received${fresh.length ? `: ${fresh.map((v) => `${v.instanceName} ${v.state}`).join(', ')}` : ''}${this.converging ? ' (a pass runs)' : ''}`,
+          );
           this.kick();
         }
       } catch (e) {
