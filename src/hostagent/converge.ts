@@ -112,8 +112,11 @@ export class HostConverger {
   readonly controlBridge: string;
   /** The desired state's control network, else the option. */
   private controlCidr: string;
-  /** Per VM, its last backend call: a pass and `ensureNewVms` never work on one VM at once. */
-  private readonly vmQueues = new Map<string, Promise<unknown>>();
+  /**
+   * Per VM its last backend call, per network its last making (`serial`): a pass and `ensureNewVms` never work on
+   * one VM or one network at once.
+   */
+  private readonly queues = new Map<string, Promise<unknown>>();
   /**
    * Whether this agent wrote `GUARD_TEXT` yet: once per agent process (a newer build's rules replace an older
    * one's, as the netns driver does at each start), and whenever the chain is missing.
@@ -181,11 +184,14 @@ export class HostConverger {
   }
 
   /** A guest network's device, bridge and peers (level-based); true when anything was changed. */
-  private async makeNetwork(n: HostNetworkSpec, links: Map<string, LinkInfo>): Promise<boolean> {
-    this.created.update((x) => (x.networks[n.bridge] = networkDevice(n)));
-    const what = await ensureNetwork(n, this.o.hostAddress, links);
-    if (what.length) this.o.log(`network ${n.id}: ${what.join(', ')}`);
-    return what.length > 0;
+  private makeNetwork(n: HostNetworkSpec, links: Map<string, LinkInfo>): Promise<boolean> {
+    return this.serial(`network:${n.bridge}`, async (waited) => {
+      this.created.update((x) => (x.networks[n.bridge] = networkDevice(n)));
+      const what = await ensureNetwork(n, this.o.hostAddress, waited ? await linkTable() : links);
+      if (what.length) this.o.log(`network ${n.id}: ${what.join(', ')}`);
+      // Made by the call it waited for: the caller's links do not show it.
+      return what.length > 0 || waited;
+    });
   }
 
   /**
@@ -409,11 +415,22 @@ export class HostConverger {
 
   /** Runs `f` after every earlier backend call for VM `name` (ensure and destroy of one VM never interleave). */
   private onVm<T>(name: string, f: () => Promise<T>): Promise<T> {
-    const next = (this.vmQueues.get(name) ?? Promise.resolve()).then(f, f);
+    return this.serial(`vm:${name}`, f);
+  }
+
+  /**
+   * Runs `f` after every earlier call for `key` (a VM's backend calls; a network's making, by a pass and by
+   * `ensureNewVms`, which may run at once); `f` is told whether it waited for one (then the links it was given
+   * may be out of date).
+   */
+  private serial<T>(key: string, f: (waited: boolean) => Promise<T>): Promise<T> {
+    const prev = this.queues.get(key);
+    const run = () => f(prev !== undefined);
+    const next = (prev ?? Promise.resolve()).then(run, run);
     const settled = next.catch(() => {});
-    this.vmQueues.set(name, settled);
+    this.queues.set(key, settled);
     void settled.then(() => {
-      if (this.vmQueues.get(name) === settled) this.vmQueues.delete(name);
+      if (this.queues.get(key) === settled) this.queues.delete(key);
     });
     return next;
   }
