@@ -452,6 +452,9 @@ export class HostConverger {
     const before = new Set(current.vms.map(vmKey));
     const fresh = d.vms.filter((v) => !before.has(vmKey(v)) && this.o.backends.has(v.backend));
     if (!fresh.length) return ensured;
+    // The links and the ports' table listed side by side (two processes, one wait: seconds count under load).
+    const portsListed = fresh.some((v) => v.nics.length) ? this.listPorts() : Promise.resolve(null);
+    portsListed.catch(() => {});
     let links = await linkTable();
     const needed = d.networks.filter((n) => fresh.some((v) => v.nics.some((x) => x.networkId === n.id)));
     // A network the pass under way makes (its state names it too) but has not made yet: wait for that step of
@@ -489,7 +492,7 @@ export class HostConverger {
     // batch replaced from one listing in one transaction (a burst's VMs on one host: one `nft` each, not two);
     // when that fails, port by port from a fresh listing, so one bad port holds back only its VM. The pass after
     // checks them against its own listing.
-    const ready = await this.earlyPorts(queue);
+    const ready = await this.earlyPorts(queue, await portsListed);
     const slot = async () => {
       for (let vm = ready.shift(); vm; vm = ready.shift()) {
         const v = vm;
@@ -511,15 +514,17 @@ export class HostConverger {
     return ensured;
   }
 
-  /** The VMs of an early batch whose ports' rules are in place (written now where they were not). */
-  private async earlyPorts(vms: HostVmSpec[]): Promise<HostVmSpec[]> {
+  /**
+   * The VMs of an early batch whose ports' rules are in place (written now where they were not), from `listed`
+   * (the table as listed when the batch began; null: no table).
+   */
+  private async earlyPorts(vms: HostVmSpec[], listed: string | null): Promise<HostVmSpec[]> {
     if (!vms.some((v) => v.nics.length)) return vms;
     const textOf = (l: string, v: HostVmSpec) =>
       v.nics
         .filter((n) => !portInPlace(l, n, vmPortName(n.id)))
         .map((n) => portReplaceText(l, n, false, vmPortName(n.id)))
         .join('');
-    const listed = await this.listPorts();
     if (listed === null || !hasGuard(listed)) {
       this.o.log(
         `vm ${vms.map((v) => v.instanceName).join(', ')} (started early): the ports table or its guard chain is not there yet; the next pass retries`,
