@@ -239,6 +239,7 @@ export class HostAgent {
 
   private async heartbeat(): Promise<void> {
     if (this.stopped) return;
+    const began = Date.now();
     try {
       const a = await this.sendStatus();
       // The long poll answers a newer generation by itself; a poll that is stuck (a lost answer) is restarted.
@@ -251,8 +252,15 @@ export class HostAgent {
     // most every 5 s however short the ping interval (tests): a pass costs a few processes.
     if (this.desired && Date.now() - this.lastConverged >= Math.max(this.pingInterval * 1000, 5000) - 100)
       this.kick(true);
+    // Twice per ping interval, counted from this beat's start: the server calls a host Disconnected after one
+    // ping.interval of silence (src/hosts/service.ts) and rebuilds its routers elsewhere; a beat one interval
+    // after the last one's answer was always that answer's round trip late, so on a loaded machine (seconds per
+    // answer) hosts went Disconnected between two beats and a burst's routers moved from host to host.
     if (!this.stopped)
-      this.heartbeatTimer = setTimeout(() => void this.heartbeat(), this.pingInterval * 1000);
+      this.heartbeatTimer = setTimeout(
+        () => void this.heartbeat(),
+        Math.max(0, this.pingInterval * 500 - (Date.now() - began)),
+      );
   }
 
   private async sendStatus(): Promise<HostHeartbeatAnswer> {
