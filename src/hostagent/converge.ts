@@ -117,6 +117,8 @@ export class HostConverger {
    * one VM or one network at once.
    */
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** The VMs (`vmKey`) an early batch (`ensureNewVms`) is starting now. */
+  private readonly earlyTaken = new Set<string>();
   /**
    * Whether this agent wrote `GUARD_TEXT` yet: once per agent process (a newer build's rules replace an older
    * one's, as the netns driver does at each start), and whenever the chain is missing.
@@ -181,6 +183,13 @@ export class HostConverger {
     } finally {
       rmSync(file, { force: true });
     }
+  }
+
+  /** True when the newest state (`hooks.keep`) names VM `v` otherwise, or no more: `v`'s spec is not to be acted on. */
+  private superseded(v: HostVmSpec, hooks: ConvergeHooks): boolean {
+    if (!hooks.keep) return false;
+    const newest = hooks.keep().find((x) => x.instanceName === v.instanceName);
+    return !newest || vmKey(newest) !== vmKey(v);
   }
 
   /** A guest network's device, bridge and peers (level-based); true when anything was changed. */
@@ -316,11 +325,7 @@ export class HostConverger {
     // again a VM a newer state stopped (seen in a bench's teardown: stopped early, started by the resync pass
     // under way, removed by the next). It is left out of this pass's result; the newer state's report stands.
     const superseded = new Set<string>();
-    const stale = (v: HostVmSpec): boolean => {
-      if (!hooks.keep) return false;
-      const newest = hooks.keep().find((x) => x.instanceName === v.instanceName);
-      return !newest || vmKey(newest) !== vmKey(v);
-    };
+    const stale = (v: HostVmSpec) => this.superseded(v, hooks);
     const slot = async () => {
       for (let vm = queue.shift(); vm; vm = queue.shift()) {
         const backend = this.o.backends.get(vm.backend);
@@ -450,8 +455,27 @@ export class HostConverger {
   ): Promise<Set<string>> {
     const ensured = new Set<string>();
     const before = new Set(current.vms.map(vmKey));
-    const fresh = d.vms.filter((v) => !before.has(vmKey(v)) && this.o.backends.has(v.backend));
+    // Not one another early batch is starting: batches run side by side (a host's second VM of a burst must not
+    // wait for the first one's `virsh start`), each VM taken by one of them.
+    const fresh = d.vms.filter(
+      (v) => !before.has(vmKey(v)) && this.o.backends.has(v.backend) && !this.earlyTaken.has(vmKey(v)),
+    );
     if (!fresh.length) return ensured;
+    for (const v of fresh) this.earlyTaken.add(vmKey(v));
+    try {
+      return await this.startEarly(d, current, fresh, hooks);
+    } finally {
+      for (const v of fresh) this.earlyTaken.delete(vmKey(v));
+    }
+  }
+
+  private async startEarly(
+    d: HostDesiredState,
+    current: HostDesiredState,
+    fresh: HostVmSpec[],
+    hooks: ConvergeHooks,
+  ): Promise<Set<string>> {
+    const ensured = new Set<string>();
     // The links and the ports' table listed side by side (two processes, one wait: seconds count under load).
     const portsListed = fresh.some((v) => v.nics.length) ? this.listPorts() : Promise.resolve(null);
     portsListed.catch(() => {});
@@ -497,12 +521,20 @@ export class HostConverger {
       for (let vm = ready.shift(); vm; vm = ready.shift()) {
         const v = vm;
         try {
-          await this.bounded(
+          const done = await this.bounded(
             `vm:${v.instanceName}`,
             `vm ${v.instanceName} (started early)`,
             this.deadlines.vm,
-            () => this.onVm(v.instanceName, () => this.o.backends.get(v.backend)!.ensure(v, bridges)),
+            // At its turn (after any earlier call for it), only while the newest state names it so: batches
+            // run side by side, and one of an older state must not undo a newer one's (start a VM it stopped).
+            () =>
+              this.onVm(v.instanceName, async () => {
+                if (this.superseded(v, hooks)) return false;
+                await this.o.backends.get(v.backend)!.ensure(v, bridges);
+                return true;
+              }),
           );
+          if (!done) continue;
           hooks.vm?.({ instanceName: v.instanceName, state: v.state });
           ensured.add(vmKey(v));
         } catch (e) {

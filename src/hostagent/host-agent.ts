@@ -110,7 +110,7 @@ export class HostAgent {
   private passing: HostDesiredState | null = null;
   /** The desired state the last pass converged (what a newer state's new VMs are told apart from). */
   private passed: HostDesiredState | null = null;
-  /** VMs started early from a newer state while a pass runs (converge.ts `ensureNewVms`), one batch after another. */
+  /** VMs started early from newer states while a pass runs (converge.ts `ensureNewVms`): every batch under way. */
   private early: Promise<void> = Promise.resolve();
   /** The newest state an early batch last ran for. */
   private earlyDone: HostDesiredState | null = null;
@@ -364,21 +364,21 @@ export class HostAgent {
       if (!resync) {
         this.again = true;
         // VMs placed here meanwhile start now, not after the pass (its ports, listing and removals): a burst of
-        // deploys onto one host otherwise starts its second VM a whole pass late.
-        // The newest state when the batch runs, not when it was queued: a batch that waited behind a slow one
-        // (seconds of `virsh start`) must not act on a state newer ones replaced, e.g. start again a VM a newer
-        // state stopped (seen in a bench's teardown). Once per state; none once the pass loop has it.
-        this.early = this.early.then(() => {
-          const newest = this.desired;
-          const current = this.passing;
-          if (this.stopped || !this.converging || !newest || !current) return;
-          if (newest === current || newest === this.earlyDone) return;
+        // deploys onto one host otherwise starts its second VM a whole pass late. Batches run side by side (each
+        // VM taken by one; a host's second VM of a burst does not wait for the first one's `virsh start`); each
+        // acts on a VM only while the newest state names it so (converge.ts `superseded`), so a batch of an older
+        // state never undoes a newer one's, e.g. starts again a VM a newer state stopped (seen in a bench's
+        // teardown). Once per state.
+        const newest = this.desired;
+        const current = this.passing;
+        if (!this.stopped && newest && current && newest !== current && newest !== this.earlyDone) {
           this.earlyDone = newest;
-          return this.converger.ensureNewVms(newest, current, this.hooks).then(
+          const batch = this.converger.ensureNewVms(newest, current, this.hooks).then(
             () => undefined,
             (e: Error) => this.o.log(`starting new VMs early: ${e.message}`),
           );
-        });
+          this.early = Promise.all([this.early, batch]).then(() => undefined);
+        }
       }
       return;
     }
