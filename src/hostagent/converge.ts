@@ -335,8 +335,14 @@ export class HostConverger {
           async () => {
             if (!backend) throw new Error(`this host runs no ${v.backend} VM backend`);
             await this.onVm(v.instanceName, async () => {
-              if (stale(v)) superseded.add(v.instanceName);
-              else await backend.ensure(v, bridges);
+              if (!stale(v)) return backend.ensure(v, bridges);
+              superseded.add(v.instanceName);
+              // Gone from the newest state: removed now, as the next pass would (left out of this pass's
+              // result, it must not linger reported as gone); named otherwise: the newer state's to act on.
+              if (!hooks.keep!().some((x) => x.instanceName === v.instanceName)) {
+                await backend.destroy(v.instanceName);
+                this.o.log(`vm ${v.instanceName}: removed (the newest state no longer names it)`);
+              }
             });
           },
           { key: `vm:${v.instanceName}`, ms: this.deadlines.vm },
