@@ -70,6 +70,17 @@ function virshStart(agentOutput: string, domain: string): { begin: number; end: 
   return last;
 }
 
+/**
+ * When the host agent first got a desired state that names the VM `instance` Running (its log: "<ISO> ... generation
+ * N received: i-1-4-VM Running, ..."; agents before branch hosts5 do not log it).
+ */
+function stateReceived(agentOutput: string, instance: string): number | undefined {
+  const esc = instance.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`^(\\S+) .*generation \\d+ received: .*\\b${esc} Running`, 'm').exec(agentOutput);
+  const at = m ? Date.parse(m[1]!) : NaN;
+  return Number.isFinite(at) ? at : undefined;
+}
+
 /** A process's CPU time (user + system, ms) from /proc, NaN when it is gone. */
 function cpuMs(pid: number): number {
   try {
@@ -315,12 +326,20 @@ export async function benchHosts(o: {
         const h = hostOf(vm.hostid);
         return virshStart(h.agent?.output() ?? '', `${h.prefix}${vm.instancename}`);
       };
+      const got = (i: number) => {
+        const { vm } = results[i]!;
+        return stateReceived(hostOf(vm.hostid).agent?.output() ?? '', vm.instancename);
+      };
       const guestZero = (i: number) => done.get(i)!.at - done.get(i)!.guestBootMs;
       const stages = {
         queued: stage((i) => (tr(i) ? tr(i)!.job! - call[i]! : undefined)),
         committed: stage((i) => (tr(i) ? tr(i)!.committed! - tr(i)!.job! : undefined)),
         router: stage((i) => (tr(i) ? tr(i)!.converged! - tr(i)!.converging! : undefined)),
         toVirshStart: stage((i) => (tr(i) && vs(i) ? vs(i)!.begin - tr(i)!.converged! : undefined)),
+        // toVirshStart split: the router told → its host agent got a state naming it (placement, the host's
+        // desired state, the long poll) and → `virsh start` began (the agent: networks, ports, its pass).
+        toAgent: stage((i) => (tr(i) && got(i) ? got(i)! - tr(i)!.converged! : undefined)),
+        agentToVirsh: stage((i) => (got(i) && vs(i) ? vs(i)!.begin - got(i)! : undefined)),
         virshStart: stage((i) => (vs(i) ? vs(i)!.end - vs(i)!.begin : undefined)),
         toGuestClock: stage((i) => (vs(i) ? guestZero(i) - vs(i)!.end : undefined)),
         reported: stage((i) => (tr(i) && vs(i) ? tr(i)!.driven! - vs(i)!.end : undefined)),
@@ -329,6 +348,7 @@ export async function benchHosts(o: {
       const toVirshStartEach = results.map((_, i) =>
         tr(i) && vs(i) ? vs(i)!.begin - tr(i)!.converged! : null,
       );
+      const agentToVirshEach = results.map((_, i) => (got(i) && vs(i) ? vs(i)!.begin - got(i)! : null));
       // Where the guest's own boot went (its console's uptimes; medians, ms): its clock until /init (the kernel),
       // /init until its DHCP client ran (modules, eth0 up), the DHCP exchange until the lease was bound.
       const guestMs = (f: (d: { initS?: number; dhcpS?: number; leaseS: number }) => number | undefined) =>
@@ -377,6 +397,7 @@ export async function benchHosts(o: {
           overheadMs: { median: pct(over, 0.5), max: Math.max(...over) },
           stagesMedianMs: stages,
           toVirshStartEachMs: toVirshStartEach,
+          agentToVirshEachMs: agentToVirshEach,
           guestStagesMedianMs: guestStages,
           vmsPerHost: Object.fromEntries([...perHost].sort()),
           // CPU per VM (ms): its QEMU's until its guest's clock began (libvirt's start, the firmware, the kernel's

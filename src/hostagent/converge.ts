@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
   HostDesiredState,
+  HostNetworkSpec,
   HostRouterSpec,
   HostStatus,
   HostVmNicSpec,
@@ -93,6 +94,11 @@ export interface ConvergeHooks {
    * (`ensureNewVms`), and its ports' rules, are not this pass's to remove.
    */
   keep?: () => readonly HostVmSpec[];
+  /**
+   * The networks that newer state names: a network made for it early (`ensureNewVms`, its first VM here) is not
+   * this pass's to remove.
+   */
+  keepNetworks?: () => readonly HostNetworkSpec[];
 }
 
 type Errors = HostStatus['errors'];
@@ -106,8 +112,13 @@ export class HostConverger {
   readonly controlBridge: string;
   /** The desired state's control network, else the option. */
   private controlCidr: string;
-  /** Per VM, its last backend call: a pass and `ensureNewVms` never work on one VM at once. */
-  private readonly vmQueues = new Map<string, Promise<unknown>>();
+  /**
+   * Per VM its last backend call, per network its last making (`serial`): a pass and `ensureNewVms` never work on
+   * one VM or one network at once.
+   */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  /** The VMs (`vmKey`) an early batch (`ensureNewVms`) is starting now. */
+  private readonly earlyTaken = new Set<string>();
   /**
    * Whether this agent wrote `GUARD_TEXT` yet: once per agent process (a newer build's rules replace an older
    * one's, as the netns driver does at each start), and whenever the chain is missing.
@@ -174,6 +185,24 @@ export class HostConverger {
     }
   }
 
+  /** True when the newest state (`hooks.keep`) names VM `v` otherwise, or no more: `v`'s spec is not to be acted on. */
+  private superseded(v: HostVmSpec, hooks: ConvergeHooks): boolean {
+    if (!hooks.keep) return false;
+    const newest = hooks.keep().find((x) => x.instanceName === v.instanceName);
+    return !newest || vmKey(newest) !== vmKey(v);
+  }
+
+  /** A guest network's device, bridge and peers (level-based); true when anything was changed. */
+  private makeNetwork(n: HostNetworkSpec, links: Map<string, LinkInfo>): Promise<boolean> {
+    return this.serial(`network:${n.bridge}`, async (waited) => {
+      this.created.update((x) => (x.networks[n.bridge] = networkDevice(n)));
+      const what = await ensureNetwork(n, this.o.hostAddress, waited ? await linkTable() : links);
+      if (what.length) this.o.log(`network ${n.id}: ${what.join(', ')}`);
+      // Made by the call it waited for: the caller's links do not show it.
+      return what.length > 0 || waited;
+    });
+  }
+
   /**
    * `started`: VMs (`vmKey`) ensured just before this pass from this very spec (`ensureNewVms`, their ports' rules
    * with them): the pass does not ask their backend again (its `list()` still reports them).
@@ -225,14 +254,11 @@ export class HostConverger {
     const bridges = new Map<number, string>();
     for (const n of d.networks)
       await guard(
-        `network ${n.id} (${n.isolation} ${n.vnet}, ${n.bridge})`,
+        networkWhat(n),
         async () => {
-          this.created.update((x) => (x.networks[n.bridge] = networkDevice(n)));
           const before = changed;
           changed = true; // until it is known nothing was
-          const what = await ensureNetwork(n, this.o.hostAddress, links);
-          if (what.length) this.o.log(`network ${n.id}: ${what.join(', ')}`);
-          changed = before || what.length > 0;
+          changed = (await this.makeNetwork(n, links)) || before;
           bridges.set(n.id, n.bridge);
         },
         { key: `network:${n.bridge}`, ms: this.deadlines.network },
@@ -294,6 +320,12 @@ export class HostConverger {
     // VMs converge VM_SLOTS at a time: a burst placed on this host starts its domains side by side, not one
     // `virsh start` after another (each backend serialises the work on one VM itself).
     const queue = d.vms.filter((v) => !started.has(vmKey(v)));
+    // A VM a newer state names otherwise, or no more, when its turn comes (asked then: its earlier backend call
+    // may be the newer state's, started early) is the newer state's: this pass must not undo it, e.g. start
+    // again a VM a newer state stopped (seen in a bench's teardown: stopped early, started by the resync pass
+    // under way, removed by the next). It is left out of this pass's result; the newer state's report stands.
+    const superseded = new Set<string>();
+    const stale = (v: HostVmSpec) => this.superseded(v, hooks);
     const slot = async () => {
       for (let vm = queue.shift(); vm; vm = queue.shift()) {
         const backend = this.o.backends.get(vm.backend);
@@ -302,10 +334,20 @@ export class HostConverger {
           `vm ${v.instanceName}`,
           async () => {
             if (!backend) throw new Error(`this host runs no ${v.backend} VM backend`);
-            await this.onVm(v.instanceName, () => backend.ensure(v, bridges));
+            await this.onVm(v.instanceName, async () => {
+              if (!stale(v)) return backend.ensure(v, bridges);
+              superseded.add(v.instanceName);
+              // Gone from the newest state: removed now, as the next pass would (left out of this pass's
+              // result, it must not linger reported as gone); named otherwise: the newer state's to act on.
+              if (!hooks.keep!().some((x) => x.instanceName === v.instanceName)) {
+                await backend.destroy(v.instanceName);
+                this.o.log(`vm ${v.instanceName}: removed (the newest state no longer names it)`);
+              }
+            });
           },
           { key: `vm:${v.instanceName}`, ms: this.deadlines.vm },
         );
+        if (superseded.has(v.instanceName)) continue;
         if (failed) vmErrors.set(v.instanceName, failed);
         hooks.vm?.({
           instanceName: v.instanceName,
@@ -330,7 +372,8 @@ export class HostConverger {
         );
 
     // Networks last: nothing of this agent's is on a bridge whose network is gone by now.
-    const keep = new Set(d.networks.map((n) => n.bridge));
+    // Nor one a newer state names (made early for its first VM here, `ensureNewVms`).
+    const keep = new Set([...d.networks, ...(hooks.keepNetworks?.() ?? [])].map((n) => n.bridge));
     for (const [bridge, dev] of Object.entries(this.created.read().networks))
       if (!keep.has(bridge))
         await guard(
@@ -352,11 +395,13 @@ export class HostConverger {
         }),
       ),
       // Each VM of the state was ensured into its state by this pass or just before it (`started`), or failed.
-      vms: d.vms.map((vm) => {
-        const message = vmErrors.get(vm.instanceName);
-        const state = message ? 'Error' : vm.state;
-        return { instanceName: vm.instanceName, state, ...(message ? { message } : {}) };
-      }),
+      vms: d.vms
+        .filter((vm) => !superseded.has(vm.instanceName))
+        .map((vm) => {
+          const message = vmErrors.get(vm.instanceName);
+          const state = message ? 'Error' : vm.state;
+          return { instanceName: vm.instanceName, state, ...(message ? { message } : {}) };
+        }),
     };
   }
 
@@ -381,20 +426,32 @@ export class HostConverger {
 
   /** Runs `f` after every earlier backend call for VM `name` (ensure and destroy of one VM never interleave). */
   private onVm<T>(name: string, f: () => Promise<T>): Promise<T> {
-    const next = (this.vmQueues.get(name) ?? Promise.resolve()).then(f, f);
+    return this.serial(`vm:${name}`, f);
+  }
+
+  /**
+   * Runs `f` after every earlier call for `key` (a VM's backend calls; a network's making, by a pass and by
+   * `ensureNewVms`, which may run at once); `f` is told whether it waited for one (then the links it was given
+   * may be out of date).
+   */
+  private serial<T>(key: string, f: (waited: boolean) => Promise<T>): Promise<T> {
+    const prev = this.queues.get(key);
+    const run = () => f(prev !== undefined);
+    const next = (prev ?? Promise.resolve()).then(run, run);
     const settled = next.catch(() => {});
-    this.vmQueues.set(name, settled);
+    this.queues.set(key, settled);
     void settled.then(() => {
-      if (this.vmQueues.get(name) === settled) this.vmQueues.delete(name);
+      if (this.queues.get(key) === settled) this.queues.delete(key);
     });
     return next;
   }
 
   /**
-   * Starts, while a pass of `current` runs, the VMs `d` (a newer desired state) names that `current` does not or
-   * names otherwise, when every network of theirs already has its bridge here: a VM placed on this host while a
-   * pass runs (a burst of deploys) starts now instead of after that pass and its ports, listing and removals.
-   * Only the VMs: the next pass, of `d`, converges the rest (networks, routers, the VMs' port rules) and retries
+   * Starts, while a pass of `current` runs (or just before the pass of `d`), the VMs `d` (a newer desired state)
+   * names that `current` does not or names otherwise, with the networks they need that are not here yet (made
+   * now, as a pass makes them): a VM placed on this host while a pass runs (a burst of deploys), or the host's
+   * first VM of a network, starts now instead of after that pass and its routers, ports, listing and removals.
+   * Only the VMs, their networks and their ports' rules: the next pass, of `d`, converges the rest and retries
    * and reports whatever fails here; so a failure is logged, and a success told to `hooks.vm`.
    */
   async ensureNewVms(
@@ -404,56 +461,86 @@ export class HostConverger {
   ): Promise<Set<string>> {
     const ensured = new Set<string>();
     const before = new Set(current.vms.map(vmKey));
-    const fresh = d.vms.filter((v) => !before.has(vmKey(v)));
+    // Not one another early batch is starting: batches run side by side (a host's second VM of a burst must not
+    // wait for the first one's `virsh start`), each VM taken by one of them.
+    const fresh = d.vms.filter(
+      (v) => !before.has(vmKey(v)) && this.o.backends.has(v.backend) && !this.earlyTaken.has(vmKey(v)),
+    );
     if (!fresh.length) return ensured;
+    for (const v of fresh) this.earlyTaken.add(vmKey(v));
+    try {
+      return await this.startEarly(d, current, fresh, hooks);
+    } finally {
+      for (const v of fresh) this.earlyTaken.delete(vmKey(v));
+    }
+  }
+
+  private async startEarly(
+    d: HostDesiredState,
+    current: HostDesiredState,
+    fresh: HostVmSpec[],
+    hooks: ConvergeHooks,
+  ): Promise<Set<string>> {
+    const ensured = new Set<string>();
+    // The links and the ports' table listed side by side (two processes, one wait: seconds count under load).
+    const portsListed = fresh.some((v) => v.nics.length) ? this.listPorts() : Promise.resolve(null);
+    portsListed.catch(() => {});
     let links = await linkTable();
-    const bridgeOf = (id: number) => d.networks.find((n) => n.id === id)?.bridge;
+    const needed = d.networks.filter((n) => fresh.some((v) => v.nics.some((x) => x.networkId === n.id)));
     // A network the pass under way makes (its state names it too) but has not made yet: wait for that step of
-    // the pass rather than for the whole pass. A network only the newer state names is left to the next pass
-    // (this pass would remove a bridge made for it now, as its state does not name it).
+    // the pass rather than for the whole pass.
     const step = this.networkStep;
     const making = new Set(current.networks.map((n) => n.bridge));
-    if (
-      step?.state === current &&
-      fresh.some((v) =>
-        v.nics.some((n) => {
-          const b = bridgeOf(n.networkId);
-          return b !== undefined && !links.has(b) && making.has(b);
-        }),
-      )
-    ) {
+    if (step?.state === current && needed.some((n) => !links.has(n.bridge) && making.has(n.bridge))) {
       await step.done;
       links = await linkTable();
     }
+    // A network still not here (the host's first VM of it: the state that placed it is the first to name it) is
+    // made now, as a pass makes it, rather than left to the next pass (seconds under load: its routers, ports,
+    // listing and removals first). No pass makes it meanwhile: the pass under way, if any, does not name it (or
+    // has made its networks), and does not remove a network the newest state names (`keepNetworks`).
+    const missing = needed.filter((n) => !links.has(n.bridge));
+    for (const n of missing)
+      await this.bounded(
+        `network:${n.bridge}`,
+        `${networkWhat(n)} (made early)`,
+        this.deadlines.network,
+        () => this.makeNetwork(n, links),
+      ).catch((e: Error) =>
+        this.o.log(`${networkWhat(n)} (made early): ${e.message}; the next pass retries`),
+      );
+    if (missing.length) links = await linkTable();
     const bridges = new Map<number, string>();
     for (const n of d.networks) if (links.has(n.bridge)) bridges.set(n.id, n.bridge);
-    const queue = fresh.filter(
-      (v) => this.o.backends.has(v.backend) && v.nics.every((n) => bridges.has(n.networkId)),
-    );
+    const queue = fresh.filter((v) => v.nics.every((n) => bridges.has(n.networkId)));
+    const left = fresh.filter((v) => !queue.includes(v));
+    if (left.length)
+      this.o.log(
+        `generation ${d.generation}: ${left.map((v) => v.instanceName).join(', ')} left to the next pass (a network not here)`,
+      );
+    // Their ports' rules first (as a pass does); no rules, no early start. The elements of every port of the
+    // batch replaced from one listing in one transaction (a burst's VMs on one host: one `nft` each, not two);
+    // when that fails, port by port from a fresh listing, so one bad port holds back only its VM. The pass after
+    // checks them against its own listing.
+    const ready = await this.earlyPorts(queue, await portsListed);
     const slot = async () => {
-      for (let vm = queue.shift(); vm; vm = queue.shift()) {
+      for (let vm = ready.shift(); vm; vm = ready.shift()) {
         const v = vm;
         try {
-          // Its ports' rules first (as a pass does); no rules, no early start. Each port's elements replaced from
-          // the table as listed now, in one transaction; the pass after checks them against its own listing.
-          await this.bounded(
+          const done = await this.bounded(
             `vm:${v.instanceName}`,
             `vm ${v.instanceName} (started early)`,
             this.deadlines.vm,
-            async () => {
-              if (v.nics.length) {
-                const listed = await this.listPorts();
-                if (listed === null || !hasGuard(listed))
-                  throw new Error('the ports table or its guard chain is not there yet');
-                const text = v.nics
-                  .filter((n) => !portInPlace(listed, n, vmPortName(n.id)))
-                  .map((n) => portReplaceText(listed, n, false, vmPortName(n.id)))
-                  .join('');
-                if (text) await this.nft(text);
-              }
-              await this.onVm(v.instanceName, () => this.o.backends.get(v.backend)!.ensure(v, bridges));
-            },
+            // At its turn (after any earlier call for it), only while the newest state names it so: batches
+            // run side by side, and one of an older state must not undo a newer one's (start a VM it stopped).
+            () =>
+              this.onVm(v.instanceName, async () => {
+                if (this.superseded(v, hooks)) return false;
+                await this.o.backends.get(v.backend)!.ensure(v, bridges);
+                return true;
+              }),
           );
+          if (!done) continue;
           hooks.vm?.({ instanceName: v.instanceName, state: v.state });
           ensured.add(vmKey(v));
         } catch (e) {
@@ -461,8 +548,49 @@ export class HostConverger {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(VM_SLOTS, queue.length) }, slot));
+    await Promise.all(Array.from({ length: Math.min(VM_SLOTS, ready.length) }, slot));
     return ensured;
+  }
+
+  /**
+   * The VMs of an early batch whose ports' rules are in place (written now where they were not), from `listed`
+   * (the table as listed when the batch began; null: no table).
+   */
+  private async earlyPorts(vms: HostVmSpec[], listed: string | null): Promise<HostVmSpec[]> {
+    if (!vms.some((v) => v.nics.length)) return vms;
+    const textOf = (l: string, v: HostVmSpec) =>
+      v.nics
+        .filter((n) => !portInPlace(l, n, vmPortName(n.id)))
+        .map((n) => portReplaceText(l, n, false, vmPortName(n.id)))
+        .join('');
+    if (listed === null || !hasGuard(listed)) {
+      this.o.log(
+        `vm ${vms.map((v) => v.instanceName).join(', ')} (started early): the ports table or its guard chain is not there yet; the next pass retries`,
+      );
+      return [];
+    }
+    const all = vms.map((v) => textOf(listed, v)).join('');
+    if (
+      !all ||
+      (await this.nft(all).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return vms;
+    const ok: HostVmSpec[] = [];
+    for (const v of vms) {
+      const l = (await this.listPorts()) ?? '';
+      const text = textOf(l, v);
+      await (text ? this.nft(text) : Promise.resolve()).then(
+        () => ok.push(v),
+        (e: Error) =>
+          this.o.log(
+            `vm ${v.instanceName} (started early): its ports' rules: ${e.message}; the next pass retries`,
+          ),
+      );
+    }
+    return ok;
   }
 
   /** The agent's bridge table as `nft list table bridge stacknet` prints it, or null when there is none. */
@@ -761,6 +889,9 @@ export class HostConverger {
 }
 
 const HOST_VPC_BRIDGE = /^brvpc\d+$/;
+
+/** A guest network as a pass's items and errors name it. */
+const networkWhat = (n: HostNetworkSpec) => `network ${n.id} (${n.isolation} ${n.vnet}, ${n.bridge})`;
 
 /** A tier router's transit port on its host: the VPC's bridge `brvpc<vpc id>`, the outer end `ht<router id>`. */
 export function hostTransitPort(vpcId: number, routerId: number): TransitPort {

@@ -110,13 +110,14 @@ export class HostAgent {
   private passing: HostDesiredState | null = null;
   /** The desired state the last pass converged (what a newer state's new VMs are told apart from). */
   private passed: HostDesiredState | null = null;
-  /** VMs started early from a newer state while a pass runs (converge.ts `ensureNewVms`), one batch after another. */
+  /** VMs started early from newer states while a pass runs (converge.ts `ensureNewVms`): every batch under way. */
   private early: Promise<void> = Promise.resolve();
   /** The newest state an early batch last ran for. */
   private earlyDone: HostDesiredState | null = null;
   private readonly hooks = {
     vm: (v: HostStatus['vms'][number]) => this.vmChanged(v),
     keep: () => this.desired?.vms ?? [],
+    keepNetworks: () => this.desired?.networks ?? [],
   };
   private again = false;
   private lastConverged = 0;
@@ -238,6 +239,7 @@ export class HostAgent {
 
   private async heartbeat(): Promise<void> {
     if (this.stopped) return;
+    const began = Date.now();
     try {
       const a = await this.sendStatus();
       // The long poll answers a newer generation by itself; a poll that is stuck (a lost answer) is restarted.
@@ -250,8 +252,15 @@ export class HostAgent {
     // most every 5 s however short the ping interval (tests): a pass costs a few processes.
     if (this.desired && Date.now() - this.lastConverged >= Math.max(this.pingInterval * 1000, 5000) - 100)
       this.kick(true);
+    // Twice per ping interval, counted from this beat's start: the server calls a host Disconnected after one
+    // ping.interval of silence (src/hosts/service.ts) and rebuilds its routers elsewhere; a beat one interval
+    // after the last one's answer was always that answer's round trip late, so on a loaded machine (seconds per
+    // answer) hosts went Disconnected between two beats and a burst's routers moved from host to host.
     if (!this.stopped)
-      this.heartbeatTimer = setTimeout(() => void this.heartbeat(), this.pingInterval * 1000);
+      this.heartbeatTimer = setTimeout(
+        () => void this.heartbeat(),
+        Math.max(0, this.pingInterval * 500 - (Date.now() - began)),
+      );
   }
 
   private async sendStatus(): Promise<HostHeartbeatAnswer> {
@@ -324,7 +333,13 @@ export class HostAgent {
           this.poll.signal,
         );
         if (r.status === 200 && r.json) {
+          const was = new Set((this.desired?.vms ?? []).map((v) => `${v.instanceName} ${v.state}`));
           this.desired = r.json;
+          // Which VMs it adds or changes, with when it came: a burst's waits are read from this log.
+          const fresh = r.json.vms.filter((v) => !was.has(`${v.instanceName} ${v.state}`));
+          this.o.log(
+            `generation ${r.json.generation} received${fresh.length ? `: ${fresh.map((v) => `${v.instanceName} ${v.state}`).join(', ')}` : ''}${this.converging ? ' (a pass runs)' : ''}`,
+          );
           this.kick();
         }
       } catch (e) {
@@ -349,21 +364,21 @@ export class HostAgent {
       if (!resync) {
         this.again = true;
         // VMs placed here meanwhile start now, not after the pass (its ports, listing and removals): a burst of
-        // deploys onto one host otherwise starts its second VM a whole pass late.
-        // The newest state when the batch runs, not when it was queued: a batch that waited behind a slow one
-        // (seconds of `virsh start`) must not act on a state newer ones replaced, e.g. start again a VM a newer
-        // state stopped (seen in a bench's teardown). Once per state; none once the pass loop has it.
-        this.early = this.early.then(() => {
-          const newest = this.desired;
-          const current = this.passing;
-          if (this.stopped || !this.converging || !newest || !current) return;
-          if (newest === current || newest === this.earlyDone) return;
+        // deploys onto one host otherwise starts its second VM a whole pass late. Batches run side by side (each
+        // VM taken by one; a host's second VM of a burst does not wait for the first one's `virsh start`); each
+        // acts on a VM only while the newest state names it so (converge.ts `superseded`), so a batch of an older
+        // state never undoes a newer one's, e.g. starts again a VM a newer state stopped (seen in a bench's
+        // teardown). Once per state.
+        const newest = this.desired;
+        const current = this.passing;
+        if (!this.stopped && newest && current && newest !== current && newest !== this.earlyDone) {
           this.earlyDone = newest;
-          return this.converger.ensureNewVms(newest, current, this.hooks).then(
+          const batch = this.converger.ensureNewVms(newest, current, this.hooks).then(
             () => undefined,
             (e: Error) => this.o.log(`starting new VMs early: ${e.message}`),
           );
-        });
+          this.early = Promise.all([this.early, batch]).then(() => undefined);
+        }
       }
       return;
     }

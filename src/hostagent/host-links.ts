@@ -5,9 +5,10 @@
  * what is there with what the spec says and changes only the difference (so a restarted agent touches nothing
  * that is right, and a deleted bridge or FDB entry comes back).
  */
+import { isIP } from 'node:net';
 import type { HostNetworkSpec } from '../hosts/protocol.js';
 import { publicBridgeName } from '../hosts/protocol.js';
-import { createBridge, exec, run } from '../netns/index.js';
+import { assertIfname, createBridge, exec, run } from '../netns/index.js';
 
 export interface LinkInfo {
   ifname: string;
@@ -71,69 +72,70 @@ export async function ensureNetwork(
         have.data?.port === 4789 &&
         have.data?.learning === false &&
         have.data?.link === n.trafficLabel);
+  // Every change as one `ip -b -` (a network new to the host: device, bridge, MTU, enslaving, up in one process,
+  // not six; a host's first VM of the network waits for it). `ip -b` stops at the first failing line.
+  for (const name of [dev, n.bridge, n.trafficLabel]) assertIfname(name);
+  if (!Number.isInteger(n.vnet) || (n.mtu !== undefined && n.mtu !== null && !Number.isInteger(n.mtu)))
+    throw new Error(`network ${n.id}: vnet ${n.vnet} or MTU ${n.mtu} is not a number`);
+  for (const a of [hostAddress, ...n.peers])
+    if (!isIP(a)) throw new Error(`network ${n.id}: ${a} is not an address`);
+  const lines: string[] = [];
   if (have && !right) {
-    await run(['ip', 'link', 'del', dev]);
+    lines.push(`link del ${dev}`);
     changed.push(`replaced ${dev}`);
   }
   if (!right) {
-    await run(
+    lines.push(
       n.isolation === 'VLAN'
-        ? ['ip', 'link', 'add', 'link', n.trafficLabel, 'name', dev, 'type', 'vlan', 'id', String(n.vnet)]
-        : [
-            'ip',
-            'link',
-            'add',
-            dev,
-            'type',
-            'vxlan',
-            'id',
-            String(n.vnet),
-            'dev',
-            n.trafficLabel,
-            'local',
-            hostAddress,
-            'dstport',
-            '4789',
-            'nolearning',
-          ],
+        ? `link add link ${n.trafficLabel} name ${dev} type vlan id ${n.vnet}`
+        : `link add ${dev} type vxlan id ${n.vnet} dev ${n.trafficLabel} local ${hostAddress} dstport 4789 nolearning`,
     );
     changed.push(`made ${dev}`);
   }
-  if (!links.has(n.bridge)) {
-    await createBridge(n.bridge);
+  const br = links.get(n.bridge);
+  if (!br) {
+    // STP off and forward_delay 0: a new port forwards at once, so the first DHCP DISCOVER is not eaten.
+    lines.push(
+      `link add name ${n.bridge} type bridge stp_state 0 forward_delay 0`,
+      `link set ${n.bridge} up`,
+    );
     changed.push(`made ${n.bridge}`);
-  }
+  } else if (!br.flags.includes('UP')) lines.push(`link set ${n.bridge} up`);
   const devNow = right ? have : undefined;
-  if (n.mtu && devNow?.mtu !== n.mtu) await run(['ip', 'link', 'set', dev, 'mtu', String(n.mtu)]);
+  if (n.mtu && devNow?.mtu !== n.mtu) lines.push(`link set ${dev} mtu ${n.mtu}`);
   if (devNow?.master !== n.bridge || !devNow.flags.includes('UP')) {
-    await run(['ip', 'link', 'set', dev, 'master', n.bridge, 'up']);
+    lines.push(`link set ${dev} master ${n.bridge} up`);
     if (devNow) changed.push(`${dev} back on ${n.bridge}`);
   }
-  const br = links.get(n.bridge);
-  if (br && !br.flags.includes('UP')) await run(['ip', 'link', 'set', n.bridge, 'up']);
-  if (n.isolation === 'VXLAN') changed.push(...(await ensurePeers(dev, n.peers)));
+  if (lines.length) await run(['ip', '-b', '-'], { input: `${lines.join('\n')}\n` });
+  if (n.isolation === 'VXLAN') changed.push(...(await ensurePeers(dev, n.peers, !right)));
   return changed;
 }
 
-/** The VXLAN device's flooding list: one all-zero FDB entry per peer; stale peers removed. */
-async function ensurePeers(dev: string, peers: string[]): Promise<string[]> {
-  const r = await run(['bridge', '-j', 'fdb', 'show', 'dev', dev]);
-  const have = new Set(
-    (JSON.parse(r.stdout || '[]') as { mac: string; dst?: string }[])
-      .filter((e) => e.mac === '00:00:00:00:00:00' && e.dst)
-      .map((e) => e.dst!),
-  );
+/**
+ * The VXLAN device's flooding list: one all-zero FDB entry per peer; stale peers removed. `fresh`: the device was
+ * made just now, so it has none to list. The changes as one `bridge -b -`.
+ */
+async function ensurePeers(dev: string, peers: string[], fresh: boolean): Promise<string[]> {
+  const have = new Set<string>();
+  if (!fresh) {
+    const r = await run(['bridge', '-j', 'fdb', 'show', 'dev', dev]);
+    for (const e of JSON.parse(r.stdout || '[]') as { mac: string; dst?: string }[])
+      if (e.mac === '00:00:00:00:00:00' && e.dst) have.add(e.dst);
+  }
   const changed: string[] = [];
+  const lines: string[] = [];
   for (const p of peers)
     if (!have.has(p)) {
-      await run(['bridge', 'fdb', 'append', '00:00:00:00:00:00', 'dev', dev, 'dst', p]);
+      lines.push(`fdb append 00:00:00:00:00:00 dev ${dev} dst ${p}`);
       changed.push(`${dev} peer ${p}`);
     }
   for (const p of have)
     if (!peers.includes(p)) {
-      await run(['bridge', 'fdb', 'del', '00:00:00:00:00:00', 'dev', dev, 'dst', p]);
+      lines.push(`fdb del 00:00:00:00:00:00 dev ${dev} dst ${p}`);
       changed.push(`${dev} peer ${p} removed`);
     }
+  if (lines.length) await run(['bridge', '-b', '-'], { input: `${lines.join('\n')}\n` });
   return changed;
 }
 

@@ -162,16 +162,18 @@ export class HostsRig {
     return [...this.byUuid].find(([, x]) => x === h)![0];
   }
 
-  logs(): string {
+  /** The server's and agents' logs: their tails (for an assertion's message), or whole (`HOSTLAB_LOG`). */
+  logs(whole = false): string {
+    const tail = (s: string | undefined, n: number) => (whole ? s : s?.slice(-n)) ?? '';
     return [
-      `--- server\n${this.server?.output().slice(-6000)}`,
-      ...this.hosts.map((h) => `--- agent ${h.name}\n${h.agent?.output().slice(-3000) ?? ''}`),
+      `--- server\n${tail(this.server?.output(), 6000)}`,
+      ...this.hosts.map((h) => `--- agent ${h.name}\n${tail(h.agent?.output(), 3000)}`),
     ].join('\n');
   }
 
   /** Everything stopped and removed, whatever part of start() ran. */
   async stop(): Promise<void> {
-    if (process.env.HOSTLAB_LOG && this.server) writeFileSync(process.env.HOSTLAB_LOG, this.logs());
+    if (process.env.HOSTLAB_LOG && this.server) writeFileSync(process.env.HOSTLAB_LOG, this.logs(true));
     await this.lab.cleanup();
     await this.bridge?.close();
     await this.server?.stop();

@@ -186,7 +186,12 @@ export class HostLab {
         '--log-format',
         'text',
       ]),
-      { cwd: this.root, ...(o.env ? { env: { ...process.env, ...o.env } } : {}) },
+      {
+        cwd: this.root,
+        // The whole log of a run (a bench's A/B reads every pass and `virsh start` of it), not a 64 KiB tail.
+        keepOutputBytes: 16 * 1024 * 1024,
+        ...(o.env ? { env: { ...process.env, ...o.env } } : {}),
+      },
     );
     return h.agent;
   }
