@@ -230,12 +230,13 @@ process.on('SIGTTIN', () => {
         gcs = [];
         // STACKNET_BENCH_HEAP_SAMPLING=<bytes>: also V8's sampling heap profiler, keeping the samples of objects a
         // mark-compact collected but dropping those a scavenge did: what it reports is what the case allocated that
-        // outlived a scavenge (what was promoted, and the young survivors at the end), by allocating stack.
+        // outlived a scavenge (what was promoted, and the young survivors at the end), by allocating stack; with
+        // STACKNET_BENCH_HEAP_SAMPLING_ALL=1 every sample is kept: what the case allocated.
         if (process.env.STACKNET_BENCH_HEAP_SAMPLING)
           session.post('HeapProfiler.startSampling', {
             samplingInterval: Number(process.env.STACKNET_BENCH_HEAP_SAMPLING),
             includeObjectsCollectedByMajorGC: true,
-            includeObjectsCollectedByMinorGC: false,
+            includeObjectsCollectedByMinorGC: process.env.STACKNET_BENCH_HEAP_SAMPLING_ALL === '1',
           });
         gcProfiler = new v8.GCProfiler();
         gcProfiler.start();
