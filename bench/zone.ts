@@ -228,6 +228,16 @@ process.on('SIGTTIN', () => {
     session.post('Profiler.setSamplingInterval', { interval: 250 }, () =>
       session.post('Profiler.start', () => {
         gcs = [];
+        // STACKNET_BENCH_HEAP_SAMPLING=<bytes>: also V8's sampling heap profiler, keeping the samples of objects a
+        // mark-compact collected but dropping those a scavenge did: what it reports is what the case allocated that
+        // outlived a scavenge (what was promoted, and the young survivors at the end), by allocating stack; with
+        // STACKNET_BENCH_HEAP_SAMPLING_ALL=1 every sample is kept: what the case allocated.
+        if (process.env.STACKNET_BENCH_HEAP_SAMPLING)
+          session.post('HeapProfiler.startSampling', {
+            samplingInterval: Number(process.env.STACKNET_BENCH_HEAP_SAMPLING),
+            includeObjectsCollectedByMajorGC: true,
+            includeObjectsCollectedByMinorGC: process.env.STACKNET_BENCH_HEAP_SAMPLING_ALL === '1',
+          });
         gcProfiler = new v8.GCProfiler();
         gcProfiler.start();
         used0 = v8.getHeapStatistics().used_heap_size;
@@ -254,9 +264,14 @@ process.on('SIGTTOU', () => {
     t.external_mb_max = Math.max(t.external_mb_max, (h.externalMemory ?? h.external_memory ?? 0) / 1048576);
     t.used_mb_before_max = Math.max(t.used_mb_before_max, usedOf(h) / 1048576);
   }
-  session.post('Profiler.stop', (err, r) => {
+  const heap = process.env.STACKNET_BENCH_HEAP_SAMPLING
+    ? new Promise((done) => session.post('HeapProfiler.stopSampling', (e, h) => done(e ? null : h.profile)))
+    : Promise.resolve(null);
+  session.post('Profiler.stop', async (err, r) => {
     const file = out + '.' + ++n + '.cpuprofile';
     if (!err) fs.writeFileSync(file, JSON.stringify(r.profile));
+    const h = await heap;
+    if (h) fs.writeFileSync(file.replace(/cpuprofile$/, 'heapprofile'), JSON.stringify(h));
     session.disconnect();
     setTimeout(() => {
       record({ getEntries: () => obs.takeRecords?.() ?? [] });
@@ -341,6 +356,9 @@ function traceFigures(t: TraceLine, spans: [number, number][], profileFile: stri
     };
   };
   if (t.profile) renameSync(t.profile, profileFile);
+  const heapProfile = t.profile?.replace(/cpuprofile$/, 'heapprofile');
+  if (heapProfile && existsSync(heapProfile))
+    renameSync(heapProfile, profileFile.replace(/cpuprofile$/, 'heapprofile'));
   return {
     gc: kinds,
     gc_ms_per_call: r1(t.gcs.reduce((s, [, d]) => s + d, 0) / n),

@@ -100,6 +100,27 @@ test('signed form POST, control characters refused, async answer is a string job
   assert.equal(typeof del.json().deletedomainresponse.jobid, 'string');
 });
 
+test('an answer is sent as UTF-8: its Content-Length counts bytes, not characters, in JSON and in XML', async () => {
+  const name = 'Zürich-東京-\u{1f310}';
+  const made = await s.app.inject({ url: `/client/api?${signedQuery(keys, 'createDomain', { name })}` });
+  assert.equal(made.statusCode, 200, made.body);
+  for (const response of ['json', 'xml']) {
+    const r = await s.app.inject({
+      url: `/client/api?${signedQuery(keys, 'listDomains', { name, response })}`,
+    });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.equal(
+      r.headers['content-type'],
+      response === 'json' ? 'application/json; charset=UTF-8' : 'text/xml; charset=UTF-8',
+    );
+    assert.equal(Number(r.headers['content-length']), r.rawPayload.length);
+    assert.ok(r.rawPayload.length > r.body.length);
+    assert.ok(r.body.includes(name), r.body);
+  }
+  const id = made.json().createdomainresponse.domain.id as string;
+  await s.app.inject({ url: `/client/api?${signedQuery(keys, 'deleteDomain', { id })}` });
+});
+
 test('integration.api.port: off by default; when set, requests need no signature and act as the admin', async () => {
   assert.equal(s.integration, undefined);
   const set = await s.app.inject({

@@ -130,7 +130,10 @@ export const isIpv6 = (text: string): boolean =>
 export const isIp = (text: string): boolean => isIpv4(text) || isIpv6(text);
 
 function formatIpv4Value(v: bigint): string {
-  return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
+  // The low 32 bits as a number, its octets by number arithmetic: a list page formats 500 of these, and four
+  // BigInt shifts, masks and strings joined from an array were three times the time.
+  const n = Number(v & 0xffffffffn);
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
 /** IPv4 dotted quad; IPv6 in RFC 5952 canonical form (IPv4-mapped as ::ffff:a.b.c.d). */

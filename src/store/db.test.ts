@@ -132,6 +132,61 @@ test('sqlite: a new database gets 8 KiB pages, WAL and a 2 MiB page cache; an ex
   }
 });
 
+test("sqlite: rows read through Kysely are better-sqlite3's own rows, member for member, streamed or not", async () => {
+  const store = await openMigratedStore('sqlite::memory:');
+  try {
+    const conn = store.sqlite!;
+    conn.exec(`create table rows_t (id integer primary key, name text, n real, b blob, z integer)`);
+    conn.exec(
+      `insert into rows_t values (1, 'ä "x"', 1.5, x'0102', null), (2, 'b', -3, null, 9007199254740991)`,
+    );
+    // Duplicate names (the last value in the first place), odd aliases, a `__proto__` column, no rows.
+    const statements = [
+      'select * from rows_t order by id',
+      'select id, name, id as name, n as "a b", z as "\u2028", b as """}; x" from rows_t order by id',
+      'select id as __proto__, name from rows_t order by id',
+      'select * from rows_t where id < 0',
+      "insert into rows_t (name) values ('r') returning id, name",
+    ];
+    for (const text of statements) {
+      const want = text.startsWith('insert') ? undefined : conn.prepare(text).all();
+      for (let i = 0; i < 2; i++) {
+        // Twice: the second time from the statement cache.
+        const got = (await sql.raw(text).execute(store.db)).rows;
+        if (want) assert.deepEqual(got, want, text);
+        else assert.deepEqual(Object.keys(got[0] as object), ['id', 'name']);
+        for (const r of got) {
+          assert.equal(Object.getPrototypeOf(r), Object.prototype, text);
+          if (want) assert.deepEqual(Object.keys(r as object), Object.keys(want[0] as object), text);
+        }
+      }
+    }
+    // A stream left early frees its statement: the same query runs again, streamed or not.
+    await store.db
+      .insertInto('stacknet_meta')
+      .values([
+        { name: 'zone5-a', value: '1' },
+        { name: 'zone5-b', value: '2' },
+      ])
+      .execute();
+    const q = store.db.selectFrom('stacknet_meta').select(['name', 'value']).orderBy('name');
+    const all = await q.execute();
+    assert.ok(all.length >= 2);
+    for (let i = 0; i < 2; i++) {
+      for await (const r of q.stream()) {
+        assert.deepEqual(r, all[0]);
+        break;
+      }
+    }
+    const streamed = [];
+    for await (const r of q.stream()) streamed.push(r);
+    assert.deepEqual(streamed, all);
+    assert.deepEqual(await q.execute(), all);
+  } finally {
+    await store.close();
+  }
+});
+
 test('sqlite: STACKNET_SQLITE_SYNC, _PAGE_SIZE and _CACHE_MIB are checked, and a bad one says what is allowed', () => {
   assert.deepEqual(sqliteSettings({}), { sync: 'FULL', pageSize: 8192, cacheMib: 2 });
   assert.deepEqual(
