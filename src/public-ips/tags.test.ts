@@ -6,8 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
 import { createTestStore, testDbKinds } from '../store/testing/test-databases.js';
+import { rowLockWaits } from '../store/testing/lock-waits.js';
 import type { Executor, Store, Tx } from '../store/db.js';
 import { transaction } from '../store/db.js';
 import { bootstrapAdmin } from '../accounts/bootstrap.js';
@@ -168,24 +168,6 @@ for (const kind of testDbKinds()) {
       const id = await ip();
       const row = await ipRow(store.db, id);
       const uuid = String(row.uuid);
-      // A statement of this database's sessions waiting for a row lock.
-      const lockWaits = async () =>
-        kind === 'postgres'
-          ? Number(
-              (
-                await sql<{ n: string }>`select count(*) as n from pg_stat_activity
-                  where datname = current_database() and wait_event_type = 'Lock'`.execute(store.db)
-              ).rows[0]!.n,
-            )
-          : Number(
-              // MariaDB lists a transaction whose first statement waits for a row lock (BEGIN sent on its own)
-              // in innodb_trx only once it holds something: the waiting statement is found in processlist.
-              (
-                await sql<{ n: string }>`select count(*) as n from information_schema.processlist
-                  where db = database() and id <> connection_id() and command = 'Query'
-                    and info like '%for update%'`.execute(store.db)
-              ).rows[0]!.n,
-            );
       let tagging: Promise<unknown> | undefined;
       let settled = false;
       await transaction(store, async (tx) => {
@@ -206,7 +188,8 @@ for (const kind of testDbKinds()) {
         // It either finished (read the address as Allocated, inserted its tag) or waits for the release's lock.
         await eventually(
           async () => {
-            if (!settled && (await lockWaits()) === 0) throw new Error('createTags neither done nor waiting');
+            if (!settled && (await rowLockWaits(kind, store)) === 0)
+              throw new Error('createTags neither done nor waiting');
           },
           { timeoutMs: 10_000, what: 'createTags beside the release' },
         );

@@ -8,15 +8,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
 import { createTestStore, testDbKinds } from '../store/testing/test-databases.js';
+import { rowLockWaits } from '../store/testing/lock-waits.js';
 import type { DbKind } from '../store/db.js';
 import type { Executor, Store, Tx } from '../store/db.js';
 import { transaction } from '../store/db.js';
 import { bootstrapAdmin } from '../accounts/bootstrap.js';
 import { makeNetCtx } from '../infrastructure/net-context.js';
 import type { NetCtx } from '../infrastructure/context.js';
-import { adminCaller, insertNetwork, insertVmWithNic, insertVpc } from '../routers/testing/fixtures.js';
+import {
+  adminCaller,
+  insertNetwork,
+  insertVmWithNic,
+  insertVpc,
+  insertZone,
+} from '../routers/testing/fixtures.js';
 import { eventually } from '../netns/eventually.js';
 import { CloudStackError } from '../errors/catalogue.js';
 import { createTags, listTags } from './service.js';
@@ -200,31 +206,8 @@ const types = (Object.keys(makers) as TaggableType[]).filter((t) => makers[t]);
 async function setUp(store: Store): Promise<{ caller: Caller; zoneId: number }> {
   await bootstrapAdmin(store, {});
   const caller = await adminCaller(store);
-  const zu = randomUUID();
-  await store.db
-    .insertInto('zones')
-    .values({
-      uuid: zu,
-      name: 'tagzone',
-      description: null,
-      dns1: '192.0.2.53',
-      dns2: null,
-      internaldns1: null,
-      internaldns2: null,
-      ip6dns1: null,
-      ip6dns2: null,
-      guest_cidr: null,
-      domain: null,
-      created: Date.now(),
-      removed: null,
-    })
-    .execute();
-  const zone = await store.db
-    .selectFrom('zones')
-    .select('id')
-    .where('uuid', '=', zu)
-    .executeTakeFirstOrThrow();
-  return { caller, zoneId: Number(zone.id) };
+  const zoneId = await insertZone(store.db, 'tagzone');
+  return { caller, zoneId };
 }
 
 const tag = (tx: Tx, caller: Caller, type: TaggableType, uuid: string) =>
@@ -246,27 +229,6 @@ const tagsOf = async (ex: Executor, type: TaggableType, id: number) =>
         .executeTakeFirstOrThrow()
     ).n,
   );
-
-/**
- * Statements of this database's other sessions waiting for a row lock. MariaDB does not list a transaction whose
- * first statement waits in innodb_trx (public-ips/tags.test.ts): a statement running this long on these few rows
- * is waiting.
- */
-const lockWaits = async (kind: DbKind, store: Store) =>
-  kind === 'postgres'
-    ? Number(
-        (
-          await sql<{ n: string }>`select count(*) as n from pg_stat_activity
-            where datname = current_database() and wait_event_type = 'Lock'`.execute(store.db)
-        ).rows[0]!.n,
-      )
-    : Number(
-        (
-          await sql<{ n: string }>`select count(*) as n from information_schema.processlist
-            where db = database() and id <> connection_id() and command = 'Query'
-              and time_ms > 300`.execute(store.db)
-        ).rows[0]!.n,
-      );
 
 /**
  * `first` runs in a transaction; midway (its work done, not committed) `second` starts beside it on a connection
@@ -292,7 +254,7 @@ async function beside(
     });
     await eventually(
       async () => {
-        if (!settled && (await lockWaits(kind, store)) === 0) throw new Error('neither done nor waiting');
+        if (!settled && (await rowLockWaits(kind, store)) === 0) throw new Error('neither done nor waiting');
       },
       { timeoutMs: 10_000, what: 'the second transaction beside the first' },
     );

@@ -12,13 +12,19 @@ export async function insertZoneAndNetwork(
   ex: Executor,
   o: { cidr?: string; gateway?: string; domain?: string } = {},
 ): Promise<{ zoneId: number; networkId: number }> {
-  const now = Date.now();
+  const zoneId = await insertZone(ex);
+  const networkId = await insertNetwork(ex, zoneId, o);
+  return { zoneId, networkId };
+}
+
+/** A zone (DNS 192.0.2.53, nothing else set); its id. */
+export async function insertZone(ex: Executor, name = 'zone1'): Promise<number> {
   const zu = randomUUID();
   await ex
     .insertInto('zones')
     .values({
       uuid: zu,
-      name: 'zone1',
+      name,
       description: null,
       dns1: '192.0.2.53',
       dns2: null,
@@ -28,13 +34,12 @@ export async function insertZoneAndNetwork(
       ip6dns2: null,
       guest_cidr: null,
       domain: null,
-      created: now,
+      created: Date.now(),
       removed: null,
     })
     .execute();
   const zone = await ex.selectFrom('zones').select('id').where('uuid', '=', zu).executeTakeFirstOrThrow();
-  const networkId = await insertNetwork(ex, Number(zone.id), o);
-  return { zoneId: Number(zone.id), networkId };
+  return Number(zone.id);
 }
 
 /** An implemented isolated network (a VPC tier with `vpcId`) in an existing zone. */
