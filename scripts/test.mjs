@@ -20,20 +20,19 @@ function walk(dir, out) {
 }
 
 // The longest files start first, longest first, so that the two lanes end together instead of one running a long
-// file alone at the end (several sorted last by name); every other file follows in name order. Durations from one
-// whole run at load 14 (2026-12-07), the reliability tests' after their shorter job lease.
+// file alone at the end; every other file follows in name order. Durations from a whole run on a quiet 2-core
+// machine (2026-12-07, 10.4 min in all).
 const LONGEST = [
-  'test/api/fuzz.test.ts', // 325 s
-  'test/reliability/first-use.test.ts', // 216 s
-  'test/lb/lb-cs.test.ts', // 140 s
-  'test/hosts/hosts-channel.test.ts', // 101 s
-  'test/rules/rules-cs.test.ts', // 90 s
-  'test/e2e/diagnostics-netns.test.ts', // 84 s
-  'test/reliability/fault.test.ts', // 82 s
-  'test/networking/concurrent-associate.test.ts', // 81 s
-  'src/routers/reconciler.test.ts', // 79 s
-  'test/e2e/rogue-dhcp.test.ts', // 71 s
-  'test/reliability/sqlite-crash.test.ts', // 66 s
+  'test/api/fuzz.test.ts', // 77 s
+  'test/e2e/rogue-dhcp.test.ts', // 65 s
+  'test/reliability/sqlite-crash.test.ts', // 62 s
+  'test/agent/vr-dhcp-backends.test.ts', // 50 s
+  'test/reliability/fault.test.ts', // 48 s
+  'test/e2e/hosts-vpc-redundant.test.ts', // 46 s
+  'test/hosts/hosts-channel.test.ts', // 42 s
+  'test/e2e/diagnostics-netns.test.ts', // 37 s
+  'test/agent/vr-big-network.test.ts', // 35 s
+  'test/lb/lb-cs.test.ts', // 33 s
 ];
 const first = (f) => {
   const i = LONGEST.indexOf(f);
