@@ -88,11 +88,20 @@ const addNicToVirtualMachine = defineCommand({
       await nicEvent(n, v, 'NIC.CREATE', `NIC added to VM ${v.name} in network ${network.name}`, nic.uuid);
       return v;
     });
-    await convergeNetworks(ctx.store, await networksOfVm(ctx.store.db, Number(vm.id)));
-    if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
-    return vmResult(ctx.store.db, vm.uuid);
+    return nicsChanged(ctx, vm, await networksOfVm(ctx.store.db, Number(vm.id)));
   },
 });
+
+/** After a VM's NICs changed: its networks' routers converge, a running VM is updated, the VM is the answer. */
+async function nicsChanged(
+  ctx: CommandContext,
+  vm: { id: number | string; uuid: string; state: string },
+  networkIds: number[],
+) {
+  await convergeNetworks(ctx.store, networkIds);
+  if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
+  return vmResult(ctx.store.db, vm.uuid);
+}
 
 /** A NIC's event (its secondary address's: `resourceId` that address's id), on the VM's account. */
 async function nicEvent(
@@ -120,8 +129,7 @@ const removeNicFromVirtualMachine = defineCommand({
     if (await deletedBeforeRerun(ctx, ['NIC.DELETE'], p.nicid)) {
       // This job's earlier run removed the NIC and died before answering: only the VM's side is left.
       const vm = await withNet(ctx, (n) => vmForCaller(n, p.virtualmachineid, 'virtualmachineid'));
-      if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
-      return vmResult(ctx.store.db, vm.uuid);
+      return nicsChanged(ctx, vm, []);
     }
     const { nic, vm } = await nicForCaller(ctx, p.nicid);
     if (vm.uuid !== p.virtualmachineid)
@@ -136,9 +144,7 @@ const removeNicFromVirtualMachine = defineCommand({
       await removeNicRows(n, vm, nic);
       await nicEvent(n, vm, 'NIC.DELETE', `NIC removed from VM ${vm.name}`, nic.uuid);
     });
-    await convergeNetworks(ctx.store, [Number(nic.network_id)]);
-    if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
-    return vmResult(ctx.store.db, vm.uuid);
+    return nicsChanged(ctx, vm, [Number(nic.network_id)]);
   },
 });
 
@@ -182,9 +188,7 @@ const updateVmNicIp = defineCommand({
           nic.uuid,
         );
       });
-    await convergeNetworks(ctx.store, [Number(nic.network_id)]);
-    if (vm.state === 'Running') await driverUpdateVm(ctx.store, Number(vm.id));
-    return vmResult(ctx.store.db, vm.uuid);
+    return nicsChanged(ctx, vm, [Number(nic.network_id)]);
   },
 });
 
