@@ -18,6 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { openStore, migrateToLatest } from '../db.js';
+import { migrations } from '../migrations/index.js';
 import type { DbKind, Executor, Store } from '../db.js';
 
 export const PG_ADMIN_URL = process.env.STACKNET_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -107,7 +108,6 @@ async function ensureTemplate(kind: DbKind, admin: Executor): Promise<string> {
     const exists = await sql`select 1 from information_schema.TABLES
       where TABLE_SCHEMA = ${TEMPLATE} and TABLE_NAME = 'kysely_migration'`.execute(admin);
     if (exists.rows.length === 0) return false;
-    const { migrations } = await import('../migrations/index.js');
     const r = await sql<{
       n: number;
     }>`select count(*) as n from ${sql.id(TEMPLATE, 'kysely_migration')}`.execute(admin);
