@@ -46,8 +46,8 @@ export async function createTestDatabase(kind: DbKind): Promise<TestDatabase> {
   }
   const tdb = testDatabase(kind);
   await withAdmin(kind, async (admin) => {
-    const template = await ensureTemplate(kind, admin);
-    if (kind === 'postgres') await sql.raw(`CREATE DATABASE ${tdb.name} TEMPLATE ${template}`).execute(admin);
+    await ensureTemplate(kind, admin);
+    if (kind === 'postgres') await sql.raw(`CREATE DATABASE ${tdb.name} TEMPLATE ${TEMPLATE}`).execute(admin);
     else await sql.raw(`CREATE DATABASE ${tdb.name}`).execute(admin);
   });
   if (kind === 'mysql') {
@@ -99,7 +99,7 @@ async function withAdmin<T>(kind: DbKind, fn: (admin: Executor) => Promise<T>): 
  * migration's row; one left half-made by a killed process is made again. Other sets' templates are left alone (a
  * test run of another branch may be copying one).
  */
-async function ensureTemplate(kind: DbKind, admin: Executor): Promise<string> {
+async function ensureTemplate(kind: DbKind, admin: Executor): Promise<void> {
   const complete = async (): Promise<boolean> => {
     if (kind === 'postgres')
       return (
@@ -113,17 +113,16 @@ async function ensureTemplate(kind: DbKind, admin: Executor): Promise<string> {
     }>`select count(*) as n from ${sql.id(TEMPLATE, 'kysely_migration')}`.execute(admin);
     return Number(r.rows[0]!.n) === Object.keys(migrations).length;
   };
-  if (await complete()) return TEMPLATE;
+  if (await complete()) return;
   if (kind === 'postgres') await sql`select pg_advisory_lock(${TEMPLATE_LOCK})`.execute(admin);
   else await sql`select get_lock('stacknet_tpl', 600)`.execute(admin);
   try {
-    if (await complete()) return TEMPLATE;
+    if (await complete()) return;
     const building = kind === 'postgres' ? `${TEMPLATE}_building` : TEMPLATE;
     await dropDatabase(kind, admin, building);
     await sql.raw(`CREATE DATABASE ${building}`).execute(admin);
     await migrate(databaseUrl(kind, building));
     if (kind === 'postgres') await sql.raw(`ALTER DATABASE ${building} RENAME TO ${TEMPLATE}`).execute(admin);
-    return TEMPLATE;
   } finally {
     if (kind === 'postgres') await sql`select pg_advisory_unlock(${TEMPLATE_LOCK})`.execute(admin);
     else await sql`select release_lock('stacknet_tpl')`.execute(admin);
