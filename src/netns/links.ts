@@ -1,6 +1,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { exec, run, killPid } from './exec.js';
 import { assertIfname, assertNamespaceName, normalizeMac } from './names.js';
+import { eventually } from './eventually.js';
 
 /** `ip` argv, in namespace `ns` when given (`ip -n`), else in the host namespace. */
 export function ipArgv(ns: string | undefined, args: string[]): string[] {
@@ -194,4 +195,18 @@ export async function defaultGateway(ns: string | undefined): Promise<string | u
 export async function sysctlIn(ns: string, key: string, value: string): Promise<void> {
   if (!/^[a-z0-9_.]+$/.test(key)) throw new Error(`invalid sysctl key '${key}'`);
   await run(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', `${key}=${value}`]);
+}
+
+/**
+ * Waits until `ifname` in `ns` has its link-local IPv6 address out of duplicate address detection (no longer
+ * tentative): a DHCPv6 client started before cannot bind it ("Cannot assign requested address").
+ */
+export async function linkLocalReady(ns: string, ifname = 'eth0', timeoutMs = 10_000): Promise<void> {
+  await eventually(
+    async () => {
+      const a = await ip(ns, ['-6', 'addr', 'show', 'dev', ifname, 'scope', 'link']);
+      if (!/inet6 fe80::/.test(a) || /tentative/.test(a)) throw new Error(a || 'no link-local address');
+    },
+    { timeoutMs, intervalMs: 100, what: `${ns}: the link-local address of ${ifname}` },
+  );
 }

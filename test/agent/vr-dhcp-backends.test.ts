@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, execIn, stateDir } from '../../src/netns/index.js';
+import { eventually, execIn, linkLocalReady, stateDir } from '../../src/netns/index.js';
 
 import type { DesiredState, HostSpec } from '../../src/agent/desired-state.js';
 import { shardOf } from '../../src/agent/appliers/dnsmasq/shards.js';
@@ -17,18 +17,6 @@ import { eui64Address } from '../../src/agent/render/ip.js';
 import { VrLab, type RouterUnderTest } from './vr-lab.js';
 
 const prefix = 'fd00:61::/64';
-
-/** The link-local address is no longer tentative (dhclient -6 cannot bind it before). */
-async function linkLocalReady(ns: string): Promise<void> {
-  await eventually(
-    async () => {
-      const a = await execIn(ns, ['ip', '-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'link']);
-      assert.match(a.stdout, /inet6 fe80::/);
-      assert.doesNotMatch(a.stdout, /tentative/);
-    },
-    { timeoutMs: 10_000, intervalMs: 100, what: `${ns}: link-local address` },
-  );
-}
 
 /**
  * ISC dhclient -6 in the foreground until its lease file holds an address (the `iaaddr` of the server's Reply),

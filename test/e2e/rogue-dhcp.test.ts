@@ -23,6 +23,7 @@ import {
   chainCounters,
   eventually,
   execIn,
+  linkLocalReady,
   removeState,
   runIn,
   startRogueGuest,
@@ -259,7 +260,9 @@ describe(
         { timeoutMs: 20_000, what: `a default route via the router ${routerLl}` },
       );
 
-      // The guest's own DHCPv6 client traffic (546 → 547) crosses its port, and the router's reply comes back.
+      // The guest's own DHCPv6 client traffic (546 → 547) crosses its port, and the router's reply comes back. The
+      // down/up above restarted duplicate address detection: dhclient -6 cannot bind a tentative link-local.
+      await linkLocalReady(victim);
       const d6 = await net.tempDir('dhcp6');
       const client6 = net.spawnIn(victim, [
         'dhclient',
