@@ -18,7 +18,10 @@ import { VrLab, type RouterUnderTest } from '../agent/vr-lab.js';
 const NETWORK = 7;
 const mac = (n: number) => `02:5b:00:00:00:${n.toString(16).padStart(2, '0')}`;
 const uuid = (n: number) => `5b5b0000-0000-4000-8000-0000000000${String(n).padStart(2, '0')}`;
+// The backend's log, kept for the assertions that depend on what it did (a restarted daemon says why).
+const logged: string[] = [];
 const log = (m: string) => {
+  logged.push(m);
   if (process.env.STACKNET_TEST_VERBOSE) console.error(m);
 };
 
@@ -197,9 +200,14 @@ describe('libvirt backend: VMs of the test template on a host namespace, served 
     const qemuPid = await backend.qemuPid(vm.instanceName);
     const consoleBefore = await backend.console(vm.instanceName);
     assert.ok(daemonPid && qemuPid);
+    const from = logged.length;
     backend = new LibvirtBackend(opts);
     await backend.start();
-    assert.equal(await runningLibvirtd(libvirtdPaths(opts.dataDir)), daemonPid);
+    assert.equal(
+      await runningLibvirtd(libvirtdPaths(opts.dataDir)),
+      daemonPid,
+      `the daemon was not reused; the backend's log before and during its restart:\n${logged.join('\n')}\n(restart from line ${from})`,
+    );
     assert.deepEqual(await backend.list(), [{ instanceName: vm.instanceName, state: 'Running' }]);
     await backend.ensure(vm, bridges);
     // A changed offering is defined for the next start; the running guest is not restarted for it.
