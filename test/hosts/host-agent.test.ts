@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { getStatus, pushFull } from '../../src/agent/control-client.js';
@@ -19,6 +20,7 @@ import type { HostNetworkSpec, HostRouterSpec, HostVmSpec } from '../../src/host
 import { guestBridgeName, publicBridgeName, vmPortName } from '../../src/hosts/protocol.js';
 import {
   chainCounters,
+  deleteLink,
   eventually,
   exec,
   execIn,
@@ -32,6 +34,7 @@ import {
   tcpProbe,
 } from '../../src/netns/index.js';
 import { portInPlace, portRemoveText, portRuleText, portState } from '../../src/drivers/netns-ports.js';
+import { kernelHas8021q, TAGGER_PREF_BASE } from '../../src/hostagent/vlan-tagger.js';
 import { HostLab, PUBLIC_LABEL, type LabHost } from './host-lab.js';
 
 const lab = new HostLab();
@@ -366,39 +369,168 @@ test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restar
   assert.ok(await pings(vmNs(A, vmA), `${CIDR}.12`));
 });
 
-test('VLAN: the same over 802.1Q sub-interfaces; the VXLAN network, its VMs and router removed', async (t) => {
-  const probe = await exec([
-    'ip',
+/**
+ * What tcpdump sees on the underlay (`-e`: with the link-level header) while `during` runs: one line per frame
+ * matching `filter`.
+ */
+async function underlay(filter: string, during: () => Promise<unknown>): Promise<string[]> {
+  const dump = lab.net.spawnIn(lab.underlayNs, [
+    'tcpdump',
+    '-i',
+    lab.underlayBridge,
+    '-e',
     '-n',
-    A.ns,
-    'link',
-    'add',
-    'link',
-    'eth1',
-    'name',
-    'eth1.9',
-    'type',
-    'vlan',
-    'id',
-    '9',
+    '-l',
+    // Each frame as it comes: else the last second's frames are still in the ring's open block at the SIGTERM.
+    '--immediate-mode',
+    filter,
   ]);
-  if (probe.code !== 0) {
-    t.skip(`this kernel cannot make VLAN sub-interfaces (${probe.stderr.trim()})`);
-    // Still: the VXLAN network, its VMs and router go when the desired state no longer names them.
-    for (const h of [A, B, C]) lab.setDesired(h, { networks: [], routers: [], vms: [] });
-  } else {
-    await run(['ip', '-n', A.ns, 'link', 'del', 'eth1.9']);
-    const r3 = router(3, 3);
-    const vmA = vm(21, 121, 3);
-    const vmB = vm(22, 122, 3);
-    lab.setDesired(A, { networks: [network(3, 'VLAN', 300, A)], routers: [], vms: [vmA] });
-    lab.setDesired(B, { networks: [network(3, 'VLAN', 300, B)], routers: [], vms: [vmB] });
-    lab.setDesired(C, { networks: [network(3, 'VLAN', 300, C)], routers: [r3], vms: [] });
-    await routerUp(r3, [vmA, vmB], 1);
-    await leased(A, vmA);
-    await leased(B, vmB);
-    assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`), 'A reaches B over VLAN 300');
+  // Its output is whole once its pipes close (after its exit).
+  const closed = once(dump.child, 'close');
+  try {
+    await eventually(async () => assert.match(dump.output(), /listening on/), { what: 'tcpdump listening' });
+    await during();
+  } finally {
+    await dump.stop(2000);
+    await closed;
   }
+  return dump
+    .output()
+    .split('\n')
+    .filter((l) => /^\d\d:\d\d:/.test(l));
+}
+
+/** Host h's filters on its guest label's ingress, as `tc` prints them ('' when none). */
+const labelFilters = async (h: LabHost) =>
+  (await run(['tc', '-n', h.ns, 'filter', 'show', 'dev', 'eth1', 'ingress'])).stdout;
+const labelQdiscs = async (h: LabHost) =>
+  (await run(['tc', '-n', h.ns, 'qdisc', 'show', 'dev', 'eth1'])).stdout;
+
+test('VLAN: the same over VLAN 300, tagged on the underlay; VLAN 301 apart; the VXLAN network, its VMs and router removed', async (t) => {
+  // 802.1Q sub-interfaces where the kernel has them, else the agent's eBPF tagger (vlan-tagger.ts).
+  const dot1q = await kernelHas8021q();
+  t.diagnostic(
+    dot1q ? 'VLAN devices: 802.1Q sub-interfaces' : 'VLAN devices: the eBPF tagger (no 802.1Q here)',
+  );
+  const r3 = router(3, 3);
+  const vmA = vm(21, 121, 3);
+  const vmB = vm(22, 122, 3);
+  // Network 4, VLAN 301, on A and B: the same subnet as VLAN 300's, no router (the probes below hold addresses).
+  lab.setDesired(A, {
+    networks: [network(3, 'VLAN', 300, A), network(4, 'VLAN', 301, A)],
+    routers: [],
+    vms: [vmA],
+  });
+  lab.setDesired(B, {
+    networks: [network(3, 'VLAN', 300, B), network(4, 'VLAN', 301, B)],
+    routers: [],
+    vms: [vmB],
+  });
+  lab.setDesired(C, { networks: [network(3, 'VLAN', 300, C)], routers: [r3], vms: [] });
+  await routerUp(r3, [vmA, vmB], 1);
+  await leased(A, vmA);
+  await leased(B, vmB);
+  for (const h of [A, B, C])
+    assert.equal(
+      (await exec(['ip', '-n', h.ns, '-d', '-o', 'link', 'show', 'eth1.300'])).stdout.match(
+        / (vlan|veth) /,
+      )?.[1],
+      dot1q ? 'vlan' : 'veth',
+      `host ${h.name}: eth1.300`,
+    );
+
+  // On the underlay, the guests' frames are 802.1Q-tagged with VLAN 300, and none goes untagged. The filter
+  // takes both: an untagged one (plain `icmp`: a tag the kernel keeps beside the frame is not seen by it) and a
+  // tagged one whose tag is in the frame (`vlan and icmp`).
+  const guestIcmp = `(icmp and net ${CIDR}.0/24) or (vlan and icmp and net ${CIDR}.0/24)`;
+  // Two pings: the first one's request and reply are surely captured by the time the second is answered.
+  const frames = await underlay(guestIcmp, async () => {
+    for (let i = 0; i < 2; i++)
+      assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`), `A reaches B over VLAN 300\n${agentLogs()}`);
+  });
+  assert.ok(frames.filter((l) => /ICMP echo (request|reply)/.test(l)).length >= 2, frames.join('\n'));
+  for (const l of frames) assert.match(l, /ethertype 802\.1Q \(0x8100\).* vlan 300, p 0, ethertype IPv4/, l);
+
+  // VLAN 301 holds the same subnet, even B's VM's address: a probe there on A reaches the one on B (tagged 301),
+  // and nothing of VLAN 300 (the router on C, the VM on A), and VLAN 300's VM still reaches its own .22.
+  // Their outer ends are deleted at the end, even on a failure (else host A's bridge port outlives its bridge).
+  const probes: { outer: string; h: LabHost }[] = [];
+  const probe = async (h: LabHost, n: number) => {
+    const ns = await lab.net.namespace(`p${h.name}${n}`);
+    const v = await lab.net.veth({
+      ns,
+      bridge: guestBridgeName('VLAN', 301),
+      outerNs: h.ns,
+      addresses: [`${CIDR}.${n}/24`],
+    });
+    probes.push({ outer: v.outerName, h });
+    return { ns, outer: v.outerName, h };
+  };
+  try {
+    await eventually(async () => assert.ok((await listLinks(A.ns)).includes(guestBridgeName('VLAN', 301))), {
+      what: 'VLAN 301 bridges',
+    });
+    await eventually(async () => assert.ok((await listLinks(B.ns)).includes(guestBridgeName('VLAN', 301))), {
+      what: 'VLAN 301 bridges',
+    });
+    const pA = await probe(A, 31);
+    const pB = await probe(B, 22);
+    const macOf = async (ns: string) =>
+      (await run(['ip', '-n', ns, '-j', 'link', 'show', 'eth0'])).stdout.match(
+        /"address":"([0-9a-f:]+)"/,
+      )![1];
+    const neighbour = async (ns: string, ip: string) =>
+      (await run(['ip', '-n', ns, 'neigh', 'show', ip])).stdout.match(/lladdr ([0-9a-f:]+)/)?.[1];
+    const t301 = await underlay(guestIcmp, async () => {
+      await eventually(async () => assert.ok(await pings(pA.ns, `${CIDR}.22`)), {
+        what: 'VLAN 301 across hosts',
+      });
+      assert.ok(await pings(pA.ns, `${CIDR}.22`));
+    });
+    assert.ok(t301.length >= 2 && t301.every((l) => / vlan 301, /.test(l)), t301.join('\n'));
+    assert.equal(await neighbour(pA.ns, `${CIDR}.22`), await macOf(pB.ns), 'VLAN 301 .22 is the probe on B');
+    assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`));
+    assert.equal(await neighbour(vmNs(A, vmA), `${CIDR}.22`), mac(22), 'VLAN 300 .22 is the VM on B');
+    assert.equal(await pings(pA.ns, `${CIDR}.1`), false, 'VLAN 301 reaches the router on VLAN 300');
+    assert.equal(await pings(pB.ns, `${CIDR}.21`), false, 'VLAN 301 reaches the VM on A on VLAN 300');
+  } finally {
+    for (const p of probes) await deleteLink(p.outer, { ns: p.h.ns });
+  }
+
+  if (!dot1q) {
+    // A tagger filter deleted under B's running agent comes back, and so does the traffic.
+    const pref = String(TAGGER_PREF_BASE + 300);
+    await run(['tc', '-n', B.ns, 'filter', 'del', 'dev', 'eth1', 'ingress', 'pref', pref]);
+    assert.doesNotMatch(await labelFilters(B), new RegExp(`pref ${pref} `));
+    await eventually(
+      async () => {
+        assert.match(await labelFilters(B), new RegExp(`pref ${pref} .*vlan_untag`));
+        assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`));
+      },
+      { timeoutMs: 15_000, what: "B's agent puts its VLAN 300 filter back" },
+    );
+  }
+
+  // VLAN 301 removed from B: its device goes (and with the tagger its peer and its filter on eth1, whose qdisc
+  // stays for VLAN 300's).
+  lab.setDesired(B, { networks: [network(3, 'VLAN', 300, B)], routers: [], vms: [vmB] });
+  await eventually(
+    async () => {
+      const l = await listLinks(B.ns);
+      assert.ok(
+        !l.includes('eth1.301') && !l.includes('eth1t301') && !l.includes(guestBridgeName('VLAN', 301)),
+        l.join(' '),
+      );
+      assert.doesNotMatch(await labelFilters(B), new RegExp(`pref ${TAGGER_PREF_BASE + 301} `));
+    },
+    { timeoutMs: 15_000, what: 'VLAN 301 removed from B' },
+  );
+  if (!dot1q) {
+    assert.match(await labelFilters(B), new RegExp(`pref ${TAGGER_PREF_BASE + 300} .*vlan_untag`));
+    assert.match(await labelQdiscs(B), /qdisc clsact /);
+  }
+  assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`), 'VLAN 300 still up on B');
+
   await eventually(
     async () => {
       for (const h of [A, B, C]) {
@@ -439,5 +571,8 @@ test('host-agent cleanup leaves nothing', async () => {
     );
     const nft = await exec(['ip', 'netns', 'exec', h.ns, 'nft', 'list', 'ruleset']);
     assert.doesNotMatch(nft.stdout, /stacknet/, `host ${h.name}: nftables left`);
+    // VLAN 300 was still there: the tagger's filter gone with its veth, and the clsact qdisc it added.
+    assert.equal(await labelFilters(h), '', `host ${h.name}: filters left on eth1`);
+    assert.doesNotMatch(await labelQdiscs(h), /clsact/, `host ${h.name}: clsact left on eth1`);
   }
 });
