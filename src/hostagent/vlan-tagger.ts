@@ -99,15 +99,15 @@ async function build(source: string, object: string, clang: string): Promise<str
   mkdirSync(join(object, '..'), { recursive: true });
   // Built beside, then renamed: another agent of the machine may build the same object at once.
   const tmp = `${object}.${process.pid}.${Math.random().toString(36).slice(2)}`;
-  const r = await exec([clang, '-O2', '-target', 'bpf', '-c', source, '-o', tmp], { timeoutMs: 60_000 }).catch(
-    (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT')
-        throw new Error(
-          `this kernel has no 802.1Q (CONFIG_VLAN_8021Q); VLAN networks need clang to build the eBPF VLAN tagger, or the 8021q module (${clang}: not found)`,
-        );
-      throw e;
-    },
-  );
+  const r = await exec([clang, '-O2', '-target', 'bpf', '-c', source, '-o', tmp], {
+    timeoutMs: 60_000,
+  }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT')
+      throw new Error(
+        `this kernel has no 802.1Q (CONFIG_VLAN_8021Q); VLAN networks need clang to build the eBPF VLAN tagger, or the 8021q module (${clang}: not found)`,
+      );
+    throw e;
+  });
   if (r.code !== 0) {
     rmSync(tmp, { force: true });
     throw new Error(`building the eBPF VLAN tagger with ${clang} failed: ${r.stderr.trim().slice(0, 2000)}`);
