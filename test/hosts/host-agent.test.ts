@@ -6,13 +6,18 @@
  * heals under a running agent; a network that cannot be made is quarantined. The router's public NIC (eth2)
  * on host C's public label: the router agent comes up with it, and a VM on A reaches an outside namespace on the
  * public underlay as the router's source-NAT address, again after C's public bridge is deleted (healed). Over
- * VLAN when the kernel has 802.1Q (this CI's does not: skipped, said so; so are tagged public VLANs).
- * `host-agent cleanup` leaves nothing.
+ * VLAN, on 802.1Q sub-interfaces where the kernel has them, else (this CI's kernel) on the agent's eBPF tagger
+ * (src/hostagent/vlan-tagger.ts), the test saying which: the same across hosts on VLAN 300, its frames tagged 300
+ * on the underlay (tcpdump) and never untagged, the router's public NIC on tagged public VLAN 50 (source NAT to an
+ * outside namespace on that VLAN, tagged 50 on the public underlay), VLAN 301 holding the same subnet kept apart,
+ * a deleted tagger filter healed, VLAN 301 removed from one host. `host-agent cleanup` leaves nothing (no veth,
+ * tc filter or clsact of the tagger either).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { getStatus, pushFull } from '../../src/agent/control-client.js';
 import type { DesiredState } from '../../src/agent/desired-state.js';
@@ -41,7 +46,10 @@ const lab = new HostLab();
 let A: LabHost, B: LabHost, C: LabHost;
 /** The outside world on the public underlay: holds the public gateway, serves TCP 8080 saying who called. */
 let outside = '';
-const PUBLIC = { gateway: '198.51.100.1', prefix: 24, snat: '198.51.100.10' };
+const PUBLIC = { vlan: 'untagged', gateway: '198.51.100.1', prefix: 24, snat: '198.51.100.10' };
+/** A tagged public VLAN (the VLAN test's router), its gateway on an outside namespace of its own (`taggedOutside`). */
+const TAGGED = { vlan: '50', gateway: '203.0.113.1', prefix: 24, snat: '203.0.113.10' };
+type PublicVlan = typeof PUBLIC;
 
 before(async () => {
   await lab.setup();
@@ -106,15 +114,11 @@ function vm(id: number, nicId: number, networkId: number): HostVmSpec {
   };
 }
 
-/** `publicNic`: its eth2 on the hosts' public label, untagged (tagged ones need 802.1Q: see the VLAN test). */
-function router(id: number, networkId: number, publicNic = false): HostRouterSpec {
+/** `pub`: its eth2 on that public VLAN of the hosts' public label. */
+function router(id: number, networkId: number, pub?: PublicVlan): HostRouterSpec {
   return {
-    ...(publicNic
-      ? {
-          publicNics: [
-            { interface: 'eth2', vlan: 'untagged', gateway: PUBLIC.gateway, prefix: PUBLIC.prefix },
-          ],
-        }
+    ...(pub
+      ? { publicNics: [{ interface: 'eth2', vlan: pub.vlan, gateway: pub.gateway, prefix: pub.prefix }] }
       : {}),
     id,
     name: `r-${id}-VM`,
@@ -155,8 +159,8 @@ function routerState(r: HostRouterSpec, generation: number, vms: HostVmSpec[]): 
     ...(r.publicNics
       ? {
           public: {
-            nics: r.publicNics.map((n) => ({ ...n, addresses: [PUBLIC.snat] })),
-            sourceNatIp: PUBLIC.snat,
+            nics: r.publicNics.map((n) => ({ ...n, addresses: [snatOf(n.vlan)] })),
+            sourceNatIp: snatOf(r.publicNics[0]!.vlan),
             staticNats: [],
             egressDefaultAllow: true,
           },
@@ -165,9 +169,40 @@ function routerState(r: HostRouterSpec, generation: number, vms: HostVmSpec[]): 
   };
 }
 
-/** What the outside server says a VM's connection came from ('' when it did not get through). */
-async function seenOutside(from: string): Promise<string> {
-  return (await tcpProbe(from, PUBLIC.gateway, 8080)).reply;
+const snatOf = (vlan: string) => (vlan === PUBLIC.vlan ? PUBLIC : TAGGED).snat;
+
+/** What the outside server of `pub` says a VM's connection came from ('' when it did not get through). */
+async function seenOutside(from: string, pub: PublicVlan = PUBLIC): Promise<string> {
+  return (await tcpProbe(from, pub.gateway, 8080)).reply;
+}
+
+/**
+ * The outside world on a tagged public VLAN: a namespace on the public underlay whose VLAN device, made by the
+ * agent's own code run there (an 802.1Q sub-interface, or the eBPF tagger), sits on a bridge holding the gateway,
+ * and a TCP server on 8080 saying who called.
+ */
+async function taggedOutside(pub: PublicVlan): Promise<string> {
+  const ns = await lab.net.namespace(`out${pub.vlan}`);
+  await lab.net.veth({ ns, ifname: 'eth0', bridge: lab.publicBridge, outerNs: lab.underlayNs });
+  await run(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
+  const hostLinks = fileURLToPath(new URL('../../src/hostagent/host-links.ts', import.meta.url));
+  const code = `const m = await import(${JSON.stringify(hostLinks)});
+await m.ensurePublicBridge('eth0', ${JSON.stringify(pub.vlan)}, await m.linkTable(), () => {});`;
+  await run(['ip', 'netns', 'exec', ns, 'node', '--import', 'tsx', '--input-type=module', '-e', code], {
+    timeoutMs: 60_000,
+  });
+  await run([
+    'ip',
+    '-n',
+    ns,
+    'addr',
+    'add',
+    `${pub.gateway}/${pub.prefix}`,
+    'dev',
+    publicBridgeName(pub.vlan),
+  ]);
+  lab.net.spawnIn(ns, tcpGreeterArgv(8080, 'out'));
+  return ns;
 }
 
 const vmNs = (h: LabHost, v: HostVmSpec) => `${h.prefix}${v.instanceName}`;
@@ -213,7 +248,7 @@ async function routerUp(r: HostRouterSpec, vms: HostVmSpec[], generation: number
 }
 
 test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restart and drift; quarantine', async () => {
-  const r1 = router(1, 1, true);
+  const r1 = router(1, 1, PUBLIC);
   const vmA = vm(11, 101, 1);
   const vmB = vm(12, 102, 1);
   lab.setDesired(A, { networks: [network(1, 'VXLAN', vni, A)], routers: [], vms: [vmA] });
@@ -370,14 +405,18 @@ test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restar
 });
 
 /**
- * What tcpdump sees on the underlay (`-e`: with the link-level header) while `during` runs: one line per frame
- * matching `filter`.
+ * What tcpdump sees on the underlay (or the public underlay: `bridge`) while `during` runs, `-e`: with the
+ * link-level header; one line per frame matching `filter`.
  */
-async function underlay(filter: string, during: () => Promise<unknown>): Promise<string[]> {
+async function underlay(
+  filter: string,
+  during: () => Promise<unknown>,
+  bridge = lab.underlayBridge,
+): Promise<string[]> {
   const dump = lab.net.spawnIn(lab.underlayNs, [
     'tcpdump',
     '-i',
-    lab.underlayBridge,
+    bridge,
     '-e',
     '-n',
     '-l',
@@ -400,19 +439,21 @@ async function underlay(filter: string, during: () => Promise<unknown>): Promise
     .filter((l) => /^\d\d:\d\d:/.test(l));
 }
 
-/** Host h's filters on its guest label's ingress, as `tc` prints them ('' when none). */
-const labelFilters = async (h: LabHost) =>
-  (await run(['tc', '-n', h.ns, 'filter', 'show', 'dev', 'eth1', 'ingress'])).stdout;
-const labelQdiscs = async (h: LabHost) =>
-  (await run(['tc', '-n', h.ns, 'qdisc', 'show', 'dev', 'eth1'])).stdout;
+/** Host h's filters on a label's ingress (default its guest label), as `tc` prints them ('' when none). */
+const labelFilters = async (h: LabHost, label = 'eth1') =>
+  (await run(['tc', '-n', h.ns, 'filter', 'show', 'dev', label, 'ingress'])).stdout;
+const labelQdiscs = async (h: LabHost, label = 'eth1') =>
+  (await run(['tc', '-n', h.ns, 'qdisc', 'show', 'dev', label])).stdout;
 
-test('VLAN: the same over VLAN 300, tagged on the underlay; VLAN 301 apart; the VXLAN network, its VMs and router removed', async (t) => {
+test('VLAN: the same over VLAN 300, tagged on the underlay; public VLAN 50; VLAN 301 apart; the VXLAN network, its VMs and router removed', async (t) => {
   // 802.1Q sub-interfaces where the kernel has them, else the agent's eBPF tagger (vlan-tagger.ts).
   const dot1q = await kernelHas8021q();
   t.diagnostic(
     dot1q ? 'VLAN devices: 802.1Q sub-interfaces' : 'VLAN devices: the eBPF tagger (no 802.1Q here)',
   );
-  const r3 = router(3, 3);
+  // Its public NIC on the tagged public VLAN 50: the outside there reached as its source-NAT address.
+  const r3 = router(3, 3, TAGGED);
+  await taggedOutside(TAGGED);
   const vmA = vm(21, 121, 3);
   const vmB = vm(22, 122, 3);
   // Network 4, VLAN 301, on A and B: the same subnet as VLAN 300's, no router (the probes below hold addresses).
@@ -450,6 +491,29 @@ test('VLAN: the same over VLAN 300, tagged on the underlay; VLAN 301 apart; the 
   });
   assert.ok(frames.filter((l) => /ICMP echo (request|reply)/.test(l)).length >= 2, frames.join('\n'));
   for (const l of frames) assert.match(l, /ethertype 802\.1Q \(0x8100\).* vlan 300, p 0, ethertype IPv4/, l);
+
+  // The router's eth2 on C's brpub50, over pub0.50: the VM on A gets out as the source-NAT address, and on the
+  // public underlay its connection is tagged VLAN 50, never untagged.
+  const outsideNet = `host ${TAGGED.gateway} and tcp port 8080`;
+  const publicFrames = await underlay(
+    `(${outsideNet}) or (vlan and ${outsideNet})`,
+    () =>
+      eventually(async () => assert.equal(await seenOutside(vmNs(A, vmA), TAGGED), `out ${TAGGED.snat}`), {
+        timeoutMs: 15_000,
+        what: `the VM on A reaches the outside on public VLAN ${TAGGED.vlan}\n${agentLogs()}`,
+      }),
+    lab.publicBridge,
+  );
+  assert.ok(
+    publicFrames.some((l) => new RegExp(`${TAGGED.snat}\\.\\d+ > ${TAGGED.gateway}\\.8080`).test(l)),
+    publicFrames.join('\n'),
+  );
+  for (const l of publicFrames)
+    assert.match(
+      l,
+      new RegExp(`ethertype 802\\.1Q \\(0x8100\\).* vlan ${TAGGED.vlan}, p 0, ethertype IPv4`),
+      l,
+    );
 
   // VLAN 301 holds the same subnet, even B's VM's address: a probe there on A reaches the one on B (tagged 301),
   // and nothing of VLAN 300 (the router on C, the VM on A), and VLAN 300's VM still reaches its own .22.
@@ -543,7 +607,7 @@ test('VLAN: the same over VLAN 300, tagged on the underlay; VLAN 301 apart; the 
           !(await listLinks(h.ns)).includes(publicBridgeName('untagged')),
           `host ${h.name}: public bridge`,
         );
-        assert.ok(!(await listLinks(h.ns)).some((l) => /^hp\d+e\d+$/.test(l)), `host ${h.name}: public port`);
+        assert.ok(!(await listLinks(h.ns)).some((l) => /^hp1e\d+$/.test(l)), `host ${h.name}: public port`);
       }
     },
     { timeoutMs: 20_000, what: 'the VXLAN network removed from every host' },
@@ -572,7 +636,9 @@ test('host-agent cleanup leaves nothing', async () => {
     const nft = await exec(['ip', 'netns', 'exec', h.ns, 'nft', 'list', 'ruleset']);
     assert.doesNotMatch(nft.stdout, /stacknet/, `host ${h.name}: nftables left`);
     // VLAN 300 was still there: the tagger's filter gone with its veth, and the clsact qdisc it added.
-    assert.equal(await labelFilters(h), '', `host ${h.name}: filters left on eth1`);
-    assert.doesNotMatch(await labelQdiscs(h), /clsact/, `host ${h.name}: clsact left on eth1`);
+    for (const label of ['eth1', PUBLIC_LABEL]) {
+      assert.equal(await labelFilters(h, label), '', `host ${h.name}: filters left on ${label}`);
+      assert.doesNotMatch(await labelQdiscs(h, label), /clsact/, `host ${h.name}: clsact left on ${label}`);
+    }
   }
 });
