@@ -15,9 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { getStatus, pushFull } from '../../src/agent/control-client.js';
 import type { DesiredState } from '../../src/agent/desired-state.js';
@@ -47,7 +45,7 @@ let A: LabHost, B: LabHost, C: LabHost;
 /** The outside world on the public underlay: holds the public gateway, serves TCP 8080 saying who called. */
 let outside = '';
 const PUBLIC = { vlan: 'untagged', gateway: '198.51.100.1', prefix: 24, snat: '198.51.100.10' };
-/** A tagged public VLAN (the VLAN test's router), its gateway on an outside namespace of its own (`taggedOutside`). */
+/** A tagged public VLAN (the VLAN test's router), its gateway on an outside namespace of its own (`lab.outsideTagged`). */
 const TAGGED = { vlan: '50', gateway: '203.0.113.1', prefix: 24, snat: '203.0.113.10' };
 type PublicVlan = typeof PUBLIC;
 
@@ -174,35 +172,6 @@ const snatOf = (vlan: string) => (vlan === PUBLIC.vlan ? PUBLIC : TAGGED).snat;
 /** What the outside server of `pub` says a VM's connection came from ('' when it did not get through). */
 async function seenOutside(from: string, pub: PublicVlan = PUBLIC): Promise<string> {
   return (await tcpProbe(from, pub.gateway, 8080)).reply;
-}
-
-/**
- * The outside world on a tagged public VLAN: a namespace on the public underlay whose VLAN device, made by the
- * agent's own code run there (an 802.1Q sub-interface, or the eBPF tagger), sits on a bridge holding the gateway,
- * and a TCP server on 8080 saying who called.
- */
-async function taggedOutside(pub: PublicVlan): Promise<string> {
-  const ns = await lab.net.namespace(`out${pub.vlan}`);
-  await lab.net.veth({ ns, ifname: 'eth0', bridge: lab.publicBridge, outerNs: lab.underlayNs });
-  await run(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
-  const hostLinks = fileURLToPath(new URL('../../src/hostagent/host-links.ts', import.meta.url));
-  const code = `const m = await import(${JSON.stringify(hostLinks)});
-await m.ensurePublicBridge('eth0', ${JSON.stringify(pub.vlan)}, await m.linkTable(), () => {});`;
-  await run(['ip', 'netns', 'exec', ns, 'node', '--import', 'tsx', '--input-type=module', '-e', code], {
-    timeoutMs: 60_000,
-  });
-  await run([
-    'ip',
-    '-n',
-    ns,
-    'addr',
-    'add',
-    `${pub.gateway}/${pub.prefix}`,
-    'dev',
-    publicBridgeName(pub.vlan),
-  ]);
-  lab.net.spawnIn(ns, tcpGreeterArgv(8080, 'out'));
-  return ns;
 }
 
 const vmNs = (h: LabHost, v: HostVmSpec) => `${h.prefix}${v.instanceName}`;
@@ -404,41 +373,6 @@ test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restar
   assert.ok(await pings(vmNs(A, vmA), `${CIDR}.12`));
 });
 
-/**
- * What tcpdump sees on the underlay (or the public underlay: `bridge`) while `during` runs, `-e`: with the
- * link-level header; one line per frame matching `filter`.
- */
-async function underlay(
-  filter: string,
-  during: () => Promise<unknown>,
-  bridge = lab.underlayBridge,
-): Promise<string[]> {
-  const dump = lab.net.spawnIn(lab.underlayNs, [
-    'tcpdump',
-    '-i',
-    bridge,
-    '-e',
-    '-n',
-    '-l',
-    // Each frame as it comes: else the last second's frames are still in the ring's open block at the SIGTERM.
-    '--immediate-mode',
-    filter,
-  ]);
-  // Its output is whole once its pipes close (after its exit).
-  const closed = once(dump.child, 'close');
-  try {
-    await eventually(async () => assert.match(dump.output(), /listening on/), { what: 'tcpdump listening' });
-    await during();
-  } finally {
-    await dump.stop(2000);
-    await closed;
-  }
-  return dump
-    .output()
-    .split('\n')
-    .filter((l) => /^\d\d:\d\d:/.test(l));
-}
-
 /** Host h's filters on a label's ingress (default its guest label), as `tc` prints them ('' when none). */
 const labelFilters = async (h: LabHost, label = 'eth1') =>
   (await run(['tc', '-n', h.ns, 'filter', 'show', 'dev', label, 'ingress'])).stdout;
@@ -453,7 +387,10 @@ test('VLAN: the same over VLAN 300, tagged on the underlay; public VLAN 50; VLAN
   );
   // Its public NIC on the tagged public VLAN 50: the outside there reached as its source-NAT address.
   const r3 = router(3, 3, TAGGED);
-  await taggedOutside(TAGGED);
+  lab.net.spawnIn(
+    await lab.outsideTagged(`${TAGGED.gateway}/${TAGGED.prefix}`, TAGGED.vlan),
+    tcpGreeterArgv(8080, 'out'),
+  );
   const vmA = vm(21, 121, 3);
   const vmB = vm(22, 122, 3);
   // Network 4, VLAN 301, on A and B: the same subnet as VLAN 300's, no router (the probes below hold addresses).
@@ -485,7 +422,7 @@ test('VLAN: the same over VLAN 300, tagged on the underlay; public VLAN 50; VLAN
   // tagged one whose tag is in the frame (`vlan and icmp`).
   const guestIcmp = `(icmp and net ${CIDR}.0/24) or (vlan and icmp and net ${CIDR}.0/24)`;
   // Two pings: the first one's request and reply are surely captured by the time the second is answered.
-  const frames = await underlay(guestIcmp, async () => {
+  const frames = await lab.tcpdump(guestIcmp, async () => {
     for (let i = 0; i < 2; i++)
       assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`), `A reaches B over VLAN 300\n${agentLogs()}`);
   });
@@ -495,7 +432,7 @@ test('VLAN: the same over VLAN 300, tagged on the underlay; public VLAN 50; VLAN
   // The router's eth2 on C's brpub50, over pub0.50: the VM on A gets out as the source-NAT address, and on the
   // public underlay its connection is tagged VLAN 50, never untagged.
   const outsideNet = `host ${TAGGED.gateway} and tcp port 8080`;
-  const publicFrames = await underlay(
+  const publicFrames = await lab.tcpdump(
     `(${outsideNet}) or (vlan and ${outsideNet})`,
     () =>
       eventually(async () => assert.equal(await seenOutside(vmNs(A, vmA), TAGGED), `out ${TAGGED.snat}`), {
@@ -545,7 +482,7 @@ test('VLAN: the same over VLAN 300, tagged on the underlay; public VLAN 50; VLAN
       )![1];
     const neighbour = async (ns: string, ip: string) =>
       (await run(['ip', '-n', ns, 'neigh', 'show', ip])).stdout.match(/lladdr ([0-9a-f:]+)/)?.[1];
-    const t301 = await underlay(guestIcmp, async () => {
+    const t301 = await lab.tcpdump(guestIcmp, async () => {
       await eventually(async () => assert.ok(await pings(pA.ns, `${CIDR}.22`)), {
         what: 'VLAN 301 across hosts',
       });
