@@ -132,6 +132,8 @@ async function vlanDevicePlan(
   const dev = `${label}.${vid}`;
   const have = links.get(dev);
   const lines: string[] = [];
+  // Said here for both kinds: a veth pair would be made without the label, only its filter would fail.
+  if (!links.has(label)) throw new Error(`traffic label ${label} does not exist on this host`);
   if (await kernelHas8021q()) {
     const right = have?.kind === 'vlan' && have.data?.id === vid && have.link === label;
     if (have && !right) lines.push(`link del ${dev}`);
