@@ -204,15 +204,15 @@ async function addClsact(dev: string): Promise<void> {
 export async function removeTagger(label: string, vid: number): Promise<void> {
   const peer = taggerPeerName(label, vid);
   for (const n of [label, peer]) assertIfname(n);
-  for (const l of [`${label}.${vid}`, peer]) {
-    const r = await exec(['ip', 'link', 'del', l]);
-    if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw new Error(r.stderr.trim());
-  }
+  // The peer goes with it (a veth pair is made and deleted whole); a link of that name alone is not ours to delete
+  // (on an 802.1Q host, this runs for the sub-interface's VLAN too).
+  const r = await exec(['ip', 'link', 'del', `${label}.${vid}`]);
+  if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw new Error(r.stderr.trim());
   const ingress = await filters(label, 'ingress');
   if (ingress.some((f) => f.pref === pref(vid) && isOurs(f, 'vlan_untag'))) {
-    const r = await exec(['tc', 'filter', 'del', 'dev', label, 'ingress', 'pref', String(pref(vid))]);
-    if (r.code !== 0 && !/not found/.test(r.stderr))
-      throw new Error(`tc filter del dev ${label} ingress pref ${pref(vid)}: ${r.stderr.trim()}`);
+    const d = await exec(['tc', 'filter', 'del', 'dev', label, 'ingress', 'pref', String(pref(vid))]);
+    if (d.code !== 0 && !/not found/.test(d.stderr))
+      throw new Error(`tc filter del dev ${label} ingress pref ${pref(vid)}: ${d.stderr.trim()}`);
     if (
       ingress.every((f) => f.pref === pref(vid)) &&
       (await filters(label, 'egress')).length === 0 &&
