@@ -9,6 +9,13 @@ import { isIP } from 'node:net';
 import type { HostNetworkSpec } from '../hosts/protocol.js';
 import { publicBridgeName } from '../hosts/protocol.js';
 import { assertIfname, createBridge, exec, run } from '../netns/index.js';
+import {
+  ensureTaggerFilters,
+  kernelHas8021q,
+  parseVlanDevice,
+  removeTagger,
+  taggerPeerName,
+} from './vlan-tagger.js';
 
 export interface LinkInfo {
   ifname: string;
@@ -62,16 +69,6 @@ export async function ensureNetwork(
   const changed: string[] = [];
   const dev = networkDevice(n);
   const have = links.get(dev);
-  const right =
-    have &&
-    (n.isolation === 'VLAN'
-      ? have.kind === 'vlan' && have.data?.id === n.vnet && have.link === n.trafficLabel
-      : have.kind === 'vxlan' &&
-        have.data?.id === n.vnet &&
-        have.data?.local === hostAddress &&
-        have.data?.port === 4789 &&
-        have.data?.learning === false &&
-        have.data?.link === n.trafficLabel);
   // Every change as one `ip -b -` (a network new to the host: device, bridge, MTU, enslaving, up in one process,
   // not six; a host's first VM of the network waits for it). `ip -b` stops at the first failing line.
   for (const name of [dev, n.bridge, n.trafficLabel]) assertIfname(name);
@@ -79,19 +76,26 @@ export async function ensureNetwork(
     throw new Error(`network ${n.id}: vnet ${n.vnet} or MTU ${n.mtu} is not a number`);
   for (const a of [hostAddress, ...n.peers])
     if (!isIP(a)) throw new Error(`network ${n.id}: ${a} is not an address`);
+  const vlan =
+    n.isolation === 'VLAN' ? await vlanDevicePlan(n.trafficLabel, n.vnet, links, n.mtu ?? undefined) : null;
+  const right = vlan
+    ? vlan.right
+    : have?.kind === 'vxlan' &&
+      have.data?.id === n.vnet &&
+      have.data?.local === hostAddress &&
+      have.data?.port === 4789 &&
+      have.data?.learning === false &&
+      have.data?.link === n.trafficLabel;
   const lines: string[] = [];
-  if (have && !right) {
-    lines.push(`link del ${dev}`);
-    changed.push(`replaced ${dev}`);
-  }
-  if (!right) {
+  if (have && !right) changed.push(`replaced ${dev}`);
+  if (vlan) lines.push(...vlan.lines);
+  else if (!right) {
+    if (have) lines.push(`link del ${dev}`);
     lines.push(
-      n.isolation === 'VLAN'
-        ? `link add link ${n.trafficLabel} name ${dev} type vlan id ${n.vnet}`
-        : `link add ${dev} type vxlan id ${n.vnet} dev ${n.trafficLabel} local ${hostAddress} dstport 4789 nolearning`,
+      `link add ${dev} type vxlan id ${n.vnet} dev ${n.trafficLabel} local ${hostAddress} dstport 4789 nolearning`,
     );
-    changed.push(`made ${dev}`);
   }
+  if (!right) changed.push(`made ${dev}`);
   const br = links.get(n.bridge);
   if (!br) {
     // STP off and forward_delay 0: a new port forwards at once, so the first DHCP DISCOVER is not eaten.
@@ -108,8 +112,54 @@ export async function ensureNetwork(
     if (devNow) changed.push(`${dev} back on ${n.bridge}`);
   }
   if (lines.length) await run(['ip', '-b', '-'], { input: `${lines.join('\n')}\n` });
+  if (vlan) changed.push(...(await vlan.finish()));
   if (n.isolation === 'VXLAN') changed.push(...(await ensurePeers(dev, n.peers, !right)));
   return changed;
+}
+
+/**
+ * A VLAN device `<label>.<vid>` as this kernel makes it: an 802.1Q sub-interface, or (no 802.1Q) the eBPF
+ * tagger's veth end (vlan-tagger.ts). `right`: it is there, of that kind, id and parent (its MTU, master and
+ * state aside); `lines` (`ip -b`): a wrong one deleted and the device made when not right, the tagger's peer up
+ * with the MTU; `finish`, once they ran: the tagger's filters (level-based; nothing for 802.1Q).
+ */
+async function vlanDevicePlan(
+  label: string,
+  vid: number,
+  links: Map<string, LinkInfo>,
+  mtu?: number,
+): Promise<{ right: boolean; lines: string[]; finish: () => Promise<string[]> }> {
+  const dev = `${label}.${vid}`;
+  const have = links.get(dev);
+  const lines: string[] = [];
+  // Said here for both kinds: a veth pair would be made without the label, only its filter would fail.
+  if (!links.has(label)) throw new Error(`traffic label ${label} does not exist on this host`);
+  if (await kernelHas8021q()) {
+    const right = have?.kind === 'vlan' && have.data?.id === vid && have.link === label;
+    if (have && !right) lines.push(`link del ${dev}`);
+    if (!right) lines.push(`link add link ${label} name ${dev} type vlan id ${vid}`);
+    return { right, lines, finish: async () => [] };
+  }
+  const peer = taggerPeerName(label, vid);
+  assertIfname(peer);
+  const p = links.get(peer);
+  const right = have?.kind === 'veth' && have.link === peer && p?.link === dev;
+  if (!right) {
+    if (have) lines.push(`link del ${dev}`);
+    // A peer left alone (or paired elsewhere) is not deleted with the device.
+    if (p && have?.link !== peer) lines.push(`link del ${peer}`);
+    lines.push(`link add ${dev} type veth peer name ${peer}`);
+  }
+  if (mtu && (!right || p?.mtu !== mtu)) lines.push(`link set ${peer} mtu ${mtu}`);
+  if (!right || !p?.flags.includes('UP')) lines.push(`link set ${peer} up`);
+  return { right, lines, finish: () => ensureTaggerFilters(label, vid, !right) };
+}
+
+/** Deletes a VLAN device `<label>.<vid>` of ours, an 802.1Q sub-interface or the tagger's (its veth, its filter). */
+async function removeVlanDevice(dev: string): Promise<void> {
+  const v = parseVlanDevice(dev);
+  if (v) await removeTagger(v.label, v.vid);
+  else gone(await exec(['ip', 'link', 'del', dev]));
 }
 
 /**
@@ -141,10 +191,8 @@ async function ensurePeers(dev: string, peers: string[], fresh: boolean): Promis
 
 /** Removes a guest network's bridge and device (missing is fine). */
 export async function removeNetwork(bridge: string, dev: string): Promise<void> {
-  for (const l of [dev, bridge]) {
-    const r = await exec(['ip', 'link', 'del', l]);
-    if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw new Error(r.stderr.trim());
-  }
+  await removeVlanDevice(dev);
+  gone(await exec(['ip', 'link', 'del', bridge]));
 }
 
 /** A public VLAN's bridge on the host's public traffic label, and the VLAN sub-interface made for it (if any). */
@@ -182,17 +230,15 @@ export async function ensurePublicBridge(
   const dev = untagged ? label : `${label}.${vlan}`;
   record({ bridge, device: dev, vlanDevice: !untagged });
   if (!untagged) {
-    const have = links.get(dev);
-    const right = have?.kind === 'vlan' && have.data?.id === Number(vlan) && have.link === label;
-    if (have && !right) {
-      await run(['ip', 'link', 'del', dev]);
-      changed.push(`replaced ${dev}`);
-    }
-    if (!right) {
-      await run(['ip', 'link', 'add', 'link', label, 'name', dev, 'type', 'vlan', 'id', vlan]);
+    assertIfname(dev);
+    const plan = await vlanDevicePlan(label, Number(vlan), links);
+    if (!plan.right) {
+      if (links.has(dev)) changed.push(`replaced ${dev}`);
       changed.push(`made ${dev}`);
       links.delete(dev);
     }
+    if (plan.lines.length) await run(['ip', '-b', '-'], { input: `${plan.lines.join('\n')}\n` });
+    changed.push(...(await plan.finish()));
   }
   const br = links.get(bridge);
   if (!br) {
@@ -210,9 +256,8 @@ export async function ensurePublicBridge(
 /** Takes a public bridge's device off it: a VLAN sub-interface of ours deleted, an untagged label released. */
 export async function releasePublicDevice(b: Omit<PublicBridge, 'bridge'>): Promise<void> {
   if (b.device === null) return;
-  gone(
-    await exec(['ip', 'link', b.vlanDevice ? 'del' : 'set', b.device, ...(b.vlanDevice ? [] : ['nomaster'])]),
-  );
+  if (b.vlanDevice) await removeVlanDevice(b.device);
+  else gone(await exec(['ip', 'link', 'set', b.device, 'nomaster']));
 }
 
 /** Removes a public bridge made by ensurePublicBridge, its device released first. */

@@ -4,8 +4,8 @@
  * VMs), driven only through the CloudStack API with the python `cs` client. A VXLAN zone: the three hosts Up in
  * listHosts; an isolated network with source NAT (the built-in offering) whose two VMs land on different hosts
  * and its router on a host; each guest holds exactly the address listVirtualMachines shows and reaches the other
- * across hosts; the router's public NIC on its host's public label (an untagged public range: this kernel has no
- * 802.1Q), so an egress rule lets a VM reach an outside namespace on the public underlay as the network's
+ * across hosts; the router's public NIC on its host's public label (an untagged public range; the tagged one and a
+ * VLAN zone: hosts-vlan.test.ts), so an egress rule lets a VM reach an outside namespace on the public underlay as the network's
  * source-NAT address; stop / start / destroy map to the hosts; a host cut off (agent SIGKILLed, its underlay and public legs down) goes Disconnected then Down and its
  * router is rebuilt on another host, where a guest leases again. The set-up is hosts-rig.ts (the libvirt test's too).
  * Root; `npm run build` first.
@@ -96,8 +96,8 @@ describe(
       await rig.start();
       ({ server, admin, id } = rig);
       hosts.push(...rig.hosts);
-      // The fixture's public range is on VLAN 50; this kernel has no 802.1Q, so the hosts' public side is
-      // untagged: the range swapped for an untagged one (no address of it is allocated yet).
+      // The fixture's public range is on VLAN 50; here the hosts' public side is untagged (a tagged one is
+      // hosts-vlan.test.ts's): the range swapped for an untagged one (no address of it is allocated yet).
       for (const r of ok(await admin('listVlanIpRanges', { zoneid: id.zone }), 'listVlanIpRanges')
         .vlaniprange)
         ok(await admin('deleteVlanIpRange', { id: r.id }), 'deleteVlanIpRange');

@@ -42,6 +42,8 @@ export interface HostsRigOptions {
   root?: string;
   /** More environment for the server (e.g. STACKNET_TRACE_VMS). */
   serverEnv?: Record<string, string>;
+  /** The physical network's isolation method (default VXLAN); its range is random. */
+  isolation?: 'VLAN' | 'VXLAN';
 }
 
 export class HostsRig {
@@ -78,9 +80,9 @@ export class HostsRig {
     );
     this.bridge = new CsBridge();
     this.admin = this.bridge.client(this.server.url, this.server.apiKey, this.server.secretKey);
-    const vni = 6000 + Math.floor(Math.random() * 1000);
+    const vni = (this.o.isolation === 'VLAN' ? 300 : 6000) + Math.floor(Math.random() * 1000);
     this.id = await zoneWithTwoNetworks(fixtureClient(this.admin), {
-      isolation: 'VXLAN',
+      isolation: this.o.isolation ?? 'VXLAN',
       vnets: `${vni}-${vni + 10}`,
       kvmLabel: 'eth1',
     });

@@ -140,8 +140,8 @@ describe(
 
     before(async () => {
       await rig.start();
-      // As hosts-netns.test.ts: this kernel has no 802.1Q, so the fixture's VLAN 50 public range is swapped for
-      // an untagged one (the hosts' public label pub0), before any address of it is allocated.
+      // As hosts-netns.test.ts: the fixture's VLAN 50 public range is swapped for an untagged one (the hosts'
+      // public label pub0; tagged: hosts-vlan.test.ts), before any address of it is allocated.
       for (const r of ok(await rig.admin('listVlanIpRanges', { zoneid: rig.id.zone }), 'listVlanIpRanges')
         .vlaniprange)
         ok(await rig.admin('deleteVlanIpRange', { id: r.id }), 'deleteVlanIpRange');

@@ -6,8 +6,12 @@
  * heals under a running agent; a network that cannot be made is quarantined. The router's public NIC (eth2)
  * on host C's public label: the router agent comes up with it, and a VM on A reaches an outside namespace on the
  * public underlay as the router's source-NAT address, again after C's public bridge is deleted (healed). Over
- * VLAN when the kernel has 802.1Q (this CI's does not: skipped, said so; so are tagged public VLANs).
- * `host-agent cleanup` leaves nothing.
+ * VLAN, on 802.1Q sub-interfaces where the kernel has them, else (this CI's kernel) on the agent's eBPF tagger
+ * (src/hostagent/vlan-tagger.ts), the test saying which: the same across hosts on VLAN 300, its frames tagged 300
+ * on the underlay (tcpdump) and never untagged, the router's public NIC on tagged public VLAN 50 (source NAT to an
+ * outside namespace on that VLAN, tagged 50 on the public underlay), VLAN 301 holding the same subnet kept apart,
+ * a deleted tagger filter healed, VLAN 301 removed from one host. `host-agent cleanup` leaves nothing (no veth,
+ * tc filter or clsact of the tagger either).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +23,7 @@ import type { HostNetworkSpec, HostRouterSpec, HostVmSpec } from '../../src/host
 import { guestBridgeName, publicBridgeName, vmPortName } from '../../src/hosts/protocol.js';
 import {
   chainCounters,
+  deleteLink,
   eventually,
   exec,
   execIn,
@@ -32,13 +37,17 @@ import {
   tcpProbe,
 } from '../../src/netns/index.js';
 import { portInPlace, portRemoveText, portRuleText, portState } from '../../src/drivers/netns-ports.js';
+import { kernelHas8021q, TAGGER_PREF_BASE } from '../../src/hostagent/vlan-tagger.js';
 import { HostLab, PUBLIC_LABEL, type LabHost } from './host-lab.js';
 
 const lab = new HostLab();
 let A: LabHost, B: LabHost, C: LabHost;
 /** The outside world on the public underlay: holds the public gateway, serves TCP 8080 saying who called. */
 let outside = '';
-const PUBLIC = { gateway: '198.51.100.1', prefix: 24, snat: '198.51.100.10' };
+const PUBLIC = { vlan: 'untagged', gateway: '198.51.100.1', prefix: 24, snat: '198.51.100.10' };
+/** A tagged public VLAN (the VLAN test's router), its gateway on an outside namespace of its own (`lab.outsideTagged`). */
+const TAGGED = { vlan: '50', gateway: '203.0.113.1', prefix: 24, snat: '203.0.113.10' };
+type PublicVlan = typeof PUBLIC;
 
 before(async () => {
   await lab.setup();
@@ -103,15 +112,11 @@ function vm(id: number, nicId: number, networkId: number): HostVmSpec {
   };
 }
 
-/** `publicNic`: its eth2 on the hosts' public label, untagged (tagged ones need 802.1Q: see the VLAN test). */
-function router(id: number, networkId: number, publicNic = false): HostRouterSpec {
+/** `pub`: its eth2 on that public VLAN of the hosts' public label. */
+function router(id: number, networkId: number, pub?: PublicVlan): HostRouterSpec {
   return {
-    ...(publicNic
-      ? {
-          publicNics: [
-            { interface: 'eth2', vlan: 'untagged', gateway: PUBLIC.gateway, prefix: PUBLIC.prefix },
-          ],
-        }
+    ...(pub
+      ? { publicNics: [{ interface: 'eth2', vlan: pub.vlan, gateway: pub.gateway, prefix: pub.prefix }] }
       : {}),
     id,
     name: `r-${id}-VM`,
@@ -152,8 +157,8 @@ function routerState(r: HostRouterSpec, generation: number, vms: HostVmSpec[]): 
     ...(r.publicNics
       ? {
           public: {
-            nics: r.publicNics.map((n) => ({ ...n, addresses: [PUBLIC.snat] })),
-            sourceNatIp: PUBLIC.snat,
+            nics: r.publicNics.map((n) => ({ ...n, addresses: [snatOf(n.vlan)] })),
+            sourceNatIp: snatOf(r.publicNics[0]!.vlan),
             staticNats: [],
             egressDefaultAllow: true,
           },
@@ -162,9 +167,11 @@ function routerState(r: HostRouterSpec, generation: number, vms: HostVmSpec[]): 
   };
 }
 
-/** What the outside server says a VM's connection came from ('' when it did not get through). */
-async function seenOutside(from: string): Promise<string> {
-  return (await tcpProbe(from, PUBLIC.gateway, 8080)).reply;
+const snatOf = (vlan: string) => (vlan === PUBLIC.vlan ? PUBLIC : TAGGED).snat;
+
+/** What the outside server of `pub` says a VM's connection came from ('' when it did not get through). */
+async function seenOutside(from: string, pub: PublicVlan = PUBLIC): Promise<string> {
+  return (await tcpProbe(from, pub.gateway, 8080)).reply;
 }
 
 const vmNs = (h: LabHost, v: HostVmSpec) => `${h.prefix}${v.instanceName}`;
@@ -210,7 +217,7 @@ async function routerUp(r: HostRouterSpec, vms: HostVmSpec[], generation: number
 }
 
 test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restart and drift; quarantine', async () => {
-  const r1 = router(1, 1, true);
+  const r1 = router(1, 1, PUBLIC);
   const vmA = vm(11, 101, 1);
   const vmB = vm(12, 102, 1);
   lab.setDesired(A, { networks: [network(1, 'VXLAN', vni, A)], routers: [], vms: [vmA] });
@@ -366,39 +373,165 @@ test('VXLAN: VMs on A and B lease from the router on C; spoofing dropped; restar
   assert.ok(await pings(vmNs(A, vmA), `${CIDR}.12`));
 });
 
-test('VLAN: the same over 802.1Q sub-interfaces; the VXLAN network, its VMs and router removed', async (t) => {
-  const probe = await exec([
-    'ip',
-    '-n',
-    A.ns,
-    'link',
-    'add',
-    'link',
-    'eth1',
-    'name',
-    'eth1.9',
-    'type',
-    'vlan',
-    'id',
-    '9',
-  ]);
-  if (probe.code !== 0) {
-    t.skip(`this kernel cannot make VLAN sub-interfaces (${probe.stderr.trim()})`);
-    // Still: the VXLAN network, its VMs and router go when the desired state no longer names them.
-    for (const h of [A, B, C]) lab.setDesired(h, { networks: [], routers: [], vms: [] });
-  } else {
-    await run(['ip', '-n', A.ns, 'link', 'del', 'eth1.9']);
-    const r3 = router(3, 3);
-    const vmA = vm(21, 121, 3);
-    const vmB = vm(22, 122, 3);
-    lab.setDesired(A, { networks: [network(3, 'VLAN', 300, A)], routers: [], vms: [vmA] });
-    lab.setDesired(B, { networks: [network(3, 'VLAN', 300, B)], routers: [], vms: [vmB] });
-    lab.setDesired(C, { networks: [network(3, 'VLAN', 300, C)], routers: [r3], vms: [] });
-    await routerUp(r3, [vmA, vmB], 1);
-    await leased(A, vmA);
-    await leased(B, vmB);
-    assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`), 'A reaches B over VLAN 300');
+/** Host h's filters on a label's ingress (default its guest label), as `tc` prints them ('' when none). */
+const labelFilters = async (h: LabHost, label = 'eth1') =>
+  (await run(['tc', '-n', h.ns, 'filter', 'show', 'dev', label, 'ingress'])).stdout;
+const labelQdiscs = async (h: LabHost, label = 'eth1') =>
+  (await run(['tc', '-n', h.ns, 'qdisc', 'show', 'dev', label])).stdout;
+
+test('VLAN: the same over VLAN 300, tagged on the underlay; public VLAN 50; VLAN 301 apart; the VXLAN network, its VMs and router removed', async (t) => {
+  // 802.1Q sub-interfaces where the kernel has them, else the agent's eBPF tagger (vlan-tagger.ts).
+  const dot1q = await kernelHas8021q();
+  t.diagnostic(
+    dot1q ? 'VLAN devices: 802.1Q sub-interfaces' : 'VLAN devices: the eBPF tagger (no 802.1Q here)',
+  );
+  // Its public NIC on the tagged public VLAN 50: the outside there reached as its source-NAT address.
+  const r3 = router(3, 3, TAGGED);
+  lab.net.spawnIn(
+    await lab.outsideTagged(`${TAGGED.gateway}/${TAGGED.prefix}`, TAGGED.vlan),
+    tcpGreeterArgv(8080, 'out'),
+  );
+  const vmA = vm(21, 121, 3);
+  const vmB = vm(22, 122, 3);
+  // Network 4, VLAN 301, on A and B: the same subnet as VLAN 300's, no router (the probes below hold addresses).
+  lab.setDesired(A, {
+    networks: [network(3, 'VLAN', 300, A), network(4, 'VLAN', 301, A)],
+    routers: [],
+    vms: [vmA],
+  });
+  lab.setDesired(B, {
+    networks: [network(3, 'VLAN', 300, B), network(4, 'VLAN', 301, B)],
+    routers: [],
+    vms: [vmB],
+  });
+  lab.setDesired(C, { networks: [network(3, 'VLAN', 300, C)], routers: [r3], vms: [] });
+  await routerUp(r3, [vmA, vmB], 1);
+  await leased(A, vmA);
+  await leased(B, vmB);
+  for (const h of [A, B, C])
+    assert.equal(
+      (await exec(['ip', '-n', h.ns, '-d', '-o', 'link', 'show', 'eth1.300'])).stdout.match(
+        / (vlan|veth) /,
+      )?.[1],
+      dot1q ? 'vlan' : 'veth',
+      `host ${h.name}: eth1.300`,
+    );
+
+  // On the underlay, the guests' frames are 802.1Q-tagged with VLAN 300, and none goes untagged. The filter
+  // takes both: an untagged one (plain `icmp`: a tag the kernel keeps beside the frame is not seen by it) and a
+  // tagged one whose tag is in the frame (`vlan and icmp`).
+  const guestIcmp = `(icmp and net ${CIDR}.0/24) or (vlan and icmp and net ${CIDR}.0/24)`;
+  // Two pings: the first one's request and reply are surely captured by the time the second is answered.
+  const frames = await lab.tcpdump(guestIcmp, async () => {
+    for (let i = 0; i < 2; i++)
+      assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`), `A reaches B over VLAN 300\n${agentLogs()}`);
+  });
+  assert.ok(frames.filter((l) => /ICMP echo (request|reply)/.test(l)).length >= 2, frames.join('\n'));
+  for (const l of frames) assert.match(l, /ethertype 802\.1Q \(0x8100\).* vlan 300, p 0, ethertype IPv4/, l);
+
+  // The router's eth2 on C's brpub50, over pub0.50: the VM on A gets out as the source-NAT address, and on the
+  // public underlay its connection is tagged VLAN 50, never untagged.
+  const outsideNet = `host ${TAGGED.gateway} and tcp port 8080`;
+  const publicFrames = await lab.tcpdump(
+    `(${outsideNet}) or (vlan and ${outsideNet})`,
+    () =>
+      eventually(async () => assert.equal(await seenOutside(vmNs(A, vmA), TAGGED), `out ${TAGGED.snat}`), {
+        timeoutMs: 15_000,
+        what: `the VM on A reaches the outside on public VLAN ${TAGGED.vlan}\n${agentLogs()}`,
+      }),
+    lab.publicBridge,
+  );
+  assert.ok(
+    publicFrames.some((l) => new RegExp(`${TAGGED.snat}\\.\\d+ > ${TAGGED.gateway}\\.8080`).test(l)),
+    publicFrames.join('\n'),
+  );
+  for (const l of publicFrames)
+    assert.match(
+      l,
+      new RegExp(`ethertype 802\\.1Q \\(0x8100\\).* vlan ${TAGGED.vlan}, p 0, ethertype IPv4`),
+      l,
+    );
+
+  // VLAN 301 holds the same subnet, even B's VM's address: a probe there on A reaches the one on B (tagged 301),
+  // and nothing of VLAN 300 (the router on C, the VM on A), and VLAN 300's VM still reaches its own .22.
+  // Their outer ends are deleted at the end, even on a failure (else host A's bridge port outlives its bridge).
+  const probes: { outer: string; h: LabHost }[] = [];
+  const probe = async (h: LabHost, n: number) => {
+    const ns = await lab.net.namespace(`p${h.name}${n}`);
+    const v = await lab.net.veth({
+      ns,
+      bridge: guestBridgeName('VLAN', 301),
+      outerNs: h.ns,
+      addresses: [`${CIDR}.${n}/24`],
+    });
+    probes.push({ outer: v.outerName, h });
+    return { ns, outer: v.outerName, h };
+  };
+  try {
+    await eventually(async () => assert.ok((await listLinks(A.ns)).includes(guestBridgeName('VLAN', 301))), {
+      what: 'VLAN 301 bridges',
+    });
+    await eventually(async () => assert.ok((await listLinks(B.ns)).includes(guestBridgeName('VLAN', 301))), {
+      what: 'VLAN 301 bridges',
+    });
+    const pA = await probe(A, 31);
+    const pB = await probe(B, 22);
+    const macOf = async (ns: string) =>
+      (await run(['ip', '-n', ns, '-j', 'link', 'show', 'eth0'])).stdout.match(
+        /"address":"([0-9a-f:]+)"/,
+      )![1];
+    const neighbour = async (ns: string, ip: string) =>
+      (await run(['ip', '-n', ns, 'neigh', 'show', ip])).stdout.match(/lladdr ([0-9a-f:]+)/)?.[1];
+    const t301 = await lab.tcpdump(guestIcmp, async () => {
+      await eventually(async () => assert.ok(await pings(pA.ns, `${CIDR}.22`)), {
+        what: 'VLAN 301 across hosts',
+      });
+      assert.ok(await pings(pA.ns, `${CIDR}.22`));
+    });
+    assert.ok(t301.length >= 2 && t301.every((l) => / vlan 301, /.test(l)), t301.join('\n'));
+    assert.equal(await neighbour(pA.ns, `${CIDR}.22`), await macOf(pB.ns), 'VLAN 301 .22 is the probe on B');
+    assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`));
+    assert.equal(await neighbour(vmNs(A, vmA), `${CIDR}.22`), mac(22), 'VLAN 300 .22 is the VM on B');
+    assert.equal(await pings(pA.ns, `${CIDR}.1`), false, 'VLAN 301 reaches the router on VLAN 300');
+    assert.equal(await pings(pB.ns, `${CIDR}.21`), false, 'VLAN 301 reaches the VM on A on VLAN 300');
+  } finally {
+    for (const p of probes) await deleteLink(p.outer, { ns: p.h.ns });
   }
+
+  if (!dot1q) {
+    // A tagger filter deleted under B's running agent comes back, and so does the traffic.
+    const pref = String(TAGGER_PREF_BASE + 300);
+    await run(['tc', '-n', B.ns, 'filter', 'del', 'dev', 'eth1', 'ingress', 'pref', pref]);
+    assert.doesNotMatch(await labelFilters(B), new RegExp(`pref ${pref} `));
+    await eventually(
+      async () => {
+        assert.match(await labelFilters(B), new RegExp(`pref ${pref} .*vlan_untag`));
+        assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`));
+      },
+      { timeoutMs: 15_000, what: "B's agent puts its VLAN 300 filter back" },
+    );
+  }
+
+  // VLAN 301 removed from B: its device goes (and with the tagger its peer and its filter on eth1, whose qdisc
+  // stays for VLAN 300's).
+  lab.setDesired(B, { networks: [network(3, 'VLAN', 300, B)], routers: [], vms: [vmB] });
+  await eventually(
+    async () => {
+      const l = await listLinks(B.ns);
+      assert.ok(
+        !l.includes('eth1.301') && !l.includes('eth1t301') && !l.includes(guestBridgeName('VLAN', 301)),
+        l.join(' '),
+      );
+      assert.doesNotMatch(await labelFilters(B), new RegExp(`pref ${TAGGER_PREF_BASE + 301} `));
+    },
+    { timeoutMs: 15_000, what: 'VLAN 301 removed from B' },
+  );
+  if (!dot1q) {
+    assert.match(await labelFilters(B), new RegExp(`pref ${TAGGER_PREF_BASE + 300} .*vlan_untag`));
+    assert.match(await labelQdiscs(B), /qdisc clsact /);
+  }
+  assert.ok(await pings(vmNs(A, vmA), `${CIDR}.22`), 'VLAN 300 still up on B');
+
   await eventually(
     async () => {
       for (const h of [A, B, C]) {
@@ -411,7 +544,7 @@ test('VLAN: the same over 802.1Q sub-interfaces; the VXLAN network, its VMs and 
           !(await listLinks(h.ns)).includes(publicBridgeName('untagged')),
           `host ${h.name}: public bridge`,
         );
-        assert.ok(!(await listLinks(h.ns)).some((l) => /^hp\d+e\d+$/.test(l)), `host ${h.name}: public port`);
+        assert.ok(!(await listLinks(h.ns)).some((l) => /^hp1e\d+$/.test(l)), `host ${h.name}: public port`);
       }
     },
     { timeoutMs: 20_000, what: 'the VXLAN network removed from every host' },
@@ -439,5 +572,10 @@ test('host-agent cleanup leaves nothing', async () => {
     );
     const nft = await exec(['ip', 'netns', 'exec', h.ns, 'nft', 'list', 'ruleset']);
     assert.doesNotMatch(nft.stdout, /stacknet/, `host ${h.name}: nftables left`);
+    // VLAN 300 was still there: the tagger's filter gone with its veth, and the clsact qdisc it added.
+    for (const label of ['eth1', PUBLIC_LABEL]) {
+      assert.equal(await labelFilters(h, label), '', `host ${h.name}: filters left on ${label}`);
+      assert.doesNotMatch(await labelQdiscs(h, label), /clsact/, `host ${h.name}: clsact left on ${label}`);
+    }
   }
 });

@@ -20,9 +20,11 @@ import type {
   HostRegistration,
   HostStatus,
 } from '../../src/hosts/protocol.js';
+import { publicBridgeName } from '../../src/hosts/protocol.js';
 import {
   TestNet,
   deleteNamespace,
+  eventually,
   exec,
   killNamespacePids,
   listNamespaces,
@@ -141,6 +143,68 @@ export class HostLab {
       addresses: [gatewayCidr],
     });
     return ns;
+  }
+
+  /**
+   * The outside world on a tagged public VLAN: a namespace on the public underlay whose VLAN device `eth0.<vlan>`,
+   * made by the agent's own code run there (src/hostagent/host-links.ts `ensurePublicBridge`: an 802.1Q
+   * sub-interface, or the eBPF tagger on a kernel without 802.1Q), sits on a bridge holding the gateway
+   * (`gateway/prefix`); returns the namespace.
+   */
+  async outsideTagged(gatewayCidr: string, vlan: string): Promise<string> {
+    const ns = await this.net.namespace(`out${vlan}`);
+    await this.net.veth({ ns, ifname: 'eth0', bridge: this.publicBridge, outerNs: this.underlayNs });
+    await run(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
+    const hostLinks = join(repoRoot, 'src', 'hostagent', 'host-links.ts');
+    const code = `const m = await import(${JSON.stringify(hostLinks)});
+await m.ensurePublicBridge('eth0', ${JSON.stringify(vlan)}, await m.linkTable(), () => {});`;
+    await run(['ip', 'netns', 'exec', ns, 'node', '--import', 'tsx', '--input-type=module', '-e', code], {
+      cwd: repoRoot,
+      timeoutMs: 60_000,
+    });
+    await run(['ip', '-n', ns, 'addr', 'add', gatewayCidr, 'dev', publicBridgeName(vlan)]);
+    return ns;
+  }
+
+  /**
+   * What tcpdump sees on the underlay bridge (or `bridge`: the public one) while `during` runs, `-e`: with the
+   * link-level header (an 802.1Q tag shows as `ethertype 802.1Q (0x8100), ...: vlan N`); one line per frame
+   * matching `filter`.
+   */
+  async tcpdump(
+    filter: string,
+    during: () => Promise<unknown>,
+    bridge = this.underlayBridge,
+  ): Promise<string[]> {
+    const dump = this.net.spawnIn(this.underlayNs, [
+      'tcpdump',
+      '-i',
+      bridge,
+      '-e',
+      '-n',
+      '-l',
+      // Each frame as it comes: else the last second's frames are still in the ring's open block at the SIGTERM.
+      '--immediate-mode',
+      filter,
+    ]);
+    // Its output is whole once its pipes close (after its exit).
+    const closed = once(dump.child, 'close');
+    try {
+      await eventually(
+        async () => {
+          if (!/listening on/.test(dump.output())) throw new Error(`tcpdump: ${dump.output()}`);
+        },
+        { what: 'tcpdump listening' },
+      );
+      await during();
+    } finally {
+      await dump.stop(2000);
+      await closed;
+    }
+    return dump
+      .output()
+      .split('\n')
+      .filter((l) => /^\d\d:\d\d:/.test(l));
   }
 
   /** `stacknet host-agent` for host h, inside its namespace (argv through nsenter; see the file comment). */
