@@ -24,6 +24,7 @@ function walk(dir, out) {
 // machine (2026-12-07, 10.4 min in all).
 const LONGEST = [
   'test/api/fuzz.test.ts', // 77 s
+  'test/e2e/hosts-libvirt.test.ts', // 77 s at load 13 (VXLAN and VLAN)
   'test/e2e/rogue-dhcp.test.ts', // 65 s
   'test/reliability/sqlite-crash.test.ts', // 62 s
   'test/agent/vr-dhcp-backends.test.ts', // 50 s
