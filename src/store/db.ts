@@ -25,6 +25,8 @@ import { FairSqliteDialect } from './fair-sqlite-dialect.js';
 import { ReconnectingDialect } from './reconnecting-dialect.js';
 import { preparedStatementName } from './prepared.js';
 import { WalFlush } from './sqlite-flush.js';
+import { planConstantColumns, planConstantStatement, planConstantsOf } from './sqlite-plan-constants.js';
+import type { CachedStatement } from './sqlite-plan-constants.js';
 
 export type DbKind = 'sqlite' | 'postgres' | 'mysql';
 
@@ -324,6 +326,16 @@ const STATEMENT_CACHE = 500;
 
 function cachingStatements(conn: SqliteConnection): SqliteDatabaseLike {
   const cache = new Map<string, SqliteStatement>();
+  // The columns whose `col = ?` terms make SQLite plan a statement again at every run (sqlite-plan-constants.ts),
+  // read again when the schema changed (migrations run after the store opens).
+  const schemaVersion = conn.prepare('PRAGMA schema_version').pluck();
+  let planCols = { version: -1, cols: new Set<string>() };
+  const planConstantColumnsNow = (): Set<string> => {
+    const version = Number(schemaVersion.get());
+    if (version !== planCols.version) planCols = { version, cols: planConstantColumns(conn) };
+    return planCols.cols;
+  };
+  const prepareNew = (text: string): SqliteStatement => rowsAsLiterals(conn.prepare(text));
   return {
     close: () => {
       cache.clear();
@@ -336,7 +348,9 @@ function cachingStatements(conn: SqliteConnection): SqliteDatabaseLike {
         cache.set(text, hit);
         return hit;
       }
-      const stmt = rowsAsLiterals(conn.prepare(text));
+      const base = prepareNew(text);
+      const plan = planConstantsOf(text, planConstantColumnsNow());
+      const stmt = plan ? planConstantStatement(text, plan, base, prepareNew) : base;
       if (!hit) {
         cache.set(text, stmt);
         if (cache.size > STATEMENT_CACHE) cache.delete(cache.keys().next().value as string);
@@ -346,8 +360,8 @@ function cachingStatements(conn: SqliteConnection): SqliteDatabaseLike {
   };
 }
 
-/** A statement as the cache hands it to Kysely: its own, or rowsAsLiterals' in its place. */
-type SqliteStatement = ReturnType<SqliteDatabaseLike['prepare']> & { readonly busy: boolean };
+/** A statement as the cache hands it to Kysely: its own, or rowsAsLiterals' (or planConstantStatement's) in its place. */
+type SqliteStatement = CachedStatement;
 
 /**
  * A reading statement whose rows are built by an object literal compiled once for its columns. better-sqlite3
