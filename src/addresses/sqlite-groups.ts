@@ -5,6 +5,7 @@
  */
 import type { Database as SqliteConnection } from 'better-sqlite3';
 import { isCloudStackError } from '../errors/catalogue.js';
+import { sqliteTransaction } from '../store/db.js';
 import type { Executor, Store } from '../store/db.js';
 import {
   sqliteBegin,
@@ -90,7 +91,7 @@ async function drainGroups(store: Store, conn: SqliteConnection, q: GroupQueue):
       let outcomes: Outcome[];
       try {
         outcomes = await withRetries('allocating an address', () =>
-          store.db.connection().execute((c) => runGroup(conn, c as unknown as Executor, group)),
+          store.db.connection().execute((c) => runGroup(conn, sqliteTransaction(store, c), group)),
         );
       } catch (e) {
         for (const job of group) job.reject(e);

@@ -19,8 +19,14 @@ import type { ApiThrottle } from './throttle.js';
 import { PREPARED_PARAM } from './jobs/runner.js';
 import type { JobSlot } from './jobs/runner.js';
 import { groupedTransaction } from './jobs/commit-group.js';
-import { callerByApiKey, callerByLogin, callerByUserId, displayPath } from '../accounts/repository.js';
-import { checksCallers, readCallerChecked, rememberedCaller, StaleCaller } from './caller-check.js';
+import { callerByLogin, callerByUserId, displayPath } from '../accounts/repository.js';
+import {
+  callerOfApiKey,
+  checksCallers,
+  readCallerChecked,
+  rememberedCaller,
+  StaleCaller,
+} from './caller-check.js';
 import type { CallerCheck } from './caller-check.js';
 import { dummyPasswordHash, generateSessionKey, sha256Hex, verifyPassword } from '../accounts/credentials.js';
 import {
@@ -172,7 +178,7 @@ async function authenticate(
       if (hit && verifySignature(req.params, hit.record.secretKey!, signature))
         return { caller: hit.record.caller, check: hit.check };
     }
-    const rec = remembered ? await readCallerChecked(store, apiKey) : await callerByApiKey(store.db, apiKey);
+    const rec = remembered ? await readCallerChecked(store, apiKey) : await callerOfApiKey(store, apiKey);
     if (!rec || !rec.enabled || !rec.secretKey) throw unauthorized();
     if (!verifySignature(req.params, rec.secretKey, signature)) throw unauthorized();
     return { caller: rec.caller };

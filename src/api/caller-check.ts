@@ -15,7 +15,8 @@
  * read of its own (the old round trip) before the COMMIT of the request's transaction, before the answer, and
  * before any error is answered, when no statement carried it.
  */
-import { callerByApiKeyChecked, callerFingerprint } from '../accounts/repository.js';
+import type { Database as SqliteConnection, Statement } from 'better-sqlite3';
+import { callerByApiKey, callerByApiKeyChecked, callerFingerprint } from '../accounts/repository.js';
 import type { CallerRecord } from '../accounts/repository.js';
 import type { Executor, Store } from '../store/db.js';
 import { preparedQuery } from '../store/prepared.js';
@@ -108,4 +109,78 @@ export async function readCallerChecked(store: Store, apiKey: string): Promise<C
     memory.set(apiKey, { record: r.record, fingerprint: r.fingerprint });
   } else memory.delete(apiKey);
   return r.record;
+}
+
+/**
+ * SQLite: the callers this server read, kept while nothing could have changed them, so that a request reads no
+ * caller at all (it was one of the 16.5 statements of an associateIpAddress job, and one of the two of every
+ * queryAsyncJobResult). SQLite is in this process: rather than a check each request confirms, the memory is
+ * dropped whenever users, accounts or domains may have changed. This connection's writes to them are seen as
+ * they happen, by TEMP triggers (this connection's alone) calling back into the process; those of any other
+ * connection (a second server or a `stacknet` command on the same file) by PRAGMA data_version, which changes when
+ * another connection has committed anything. A record is kept with the epoch read before it was read, so a change
+ * during the read makes the next request read again. Every transaction here is BEGIN IMMEDIATE (src/store/db.ts),
+ * so data_version read inside one is as of the newest commit: no other connection commits while it is open.
+ */
+interface SqliteCallers {
+  /** Bumped by every change that may touch a caller. */
+  epoch: number;
+  dataVersion: Statement;
+  lastDataVersion: unknown;
+  memory: Map<string, { record: CallerRecord; epoch: number }>;
+}
+
+/** Per SQLite connection; null once setting it up failed (every request then reads its caller). */
+const sqliteCallers = new WeakMap<SqliteConnection, SqliteCallers | null>();
+
+const CALLER_TABLES = ['users', 'accounts', 'domains'] as const;
+
+function sqliteCallersOf(conn: SqliteConnection): SqliteCallers | undefined {
+  const known = sqliteCallers.get(conn);
+  if (known !== undefined) return known ?? undefined;
+  // A TEMP trigger created inside a transaction goes when it rolls back: set up between transactions only.
+  if (conn.inTransaction) return undefined;
+  const w: SqliteCallers = {
+    epoch: 0,
+    dataVersion: conn.prepare('PRAGMA data_version').pluck(),
+    lastDataVersion: undefined,
+    memory: new Map(),
+  };
+  try {
+    conn.function('stacknet_callers_changed', { deterministic: false }, () => {
+      w.epoch++;
+      return null;
+    });
+    for (const table of CALLER_TABLES)
+      for (const event of ['insert', 'update', 'delete'])
+        conn.exec(
+          `create temp trigger if not exists stacknet_callers_${table}_${event} after ${event} on ${table} ` +
+            'begin select stacknet_callers_changed(); end',
+        );
+  } catch {
+    sqliteCallers.set(conn, null);
+    return undefined;
+  }
+  sqliteCallers.set(conn, w);
+  return w;
+}
+
+/** The caller of `apiKey` (callerByApiKey), on SQLite from this server's memory while no caller can have changed. */
+export async function callerOfApiKey(store: Store, apiKey: string): Promise<CallerRecord | undefined> {
+  const w = store.sqlite && sqliteCallersOf(store.sqlite);
+  if (!w) return callerByApiKey(store.db, apiKey);
+  const version = w.dataVersion.get();
+  if (version !== w.lastDataVersion) {
+    w.lastDataVersion = version;
+    w.epoch++;
+  }
+  const epoch = w.epoch;
+  const hit = w.memory.get(apiKey);
+  if (hit && hit.epoch === epoch) return hit.record;
+  const record = await callerByApiKey(store.db, apiKey);
+  if (record) {
+    if (w.memory.size >= REMEMBERED_MAX) w.memory.clear();
+    w.memory.set(apiKey, { record, epoch });
+  } else w.memory.delete(apiKey);
+  return record;
 }

@@ -4,10 +4,11 @@
  * (MariaDB). Nothing outside store/ and the repositories needs to know which one it is on, except where a
  * repository chooses a dialect-specific statement for speed (it asks `store.kind`).
  */
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, MysqlDialect } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, MysqlDialect, Transaction } from 'kysely';
 import type {
+  Dialect,
+  Driver,
   KyselyPlugin,
-  Transaction,
   Migration,
   MigrationProvider,
   SqliteDatabase as SqliteDatabaseLike,
@@ -25,6 +26,8 @@ import { FairSqliteDialect } from './fair-sqlite-dialect.js';
 import { ReconnectingDialect } from './reconnecting-dialect.js';
 import { preparedStatementName } from './prepared.js';
 import { WalFlush } from './sqlite-flush.js';
+import { planConstantColumns, planConstantStatement, planConstantsOf } from './sqlite-plan-constants.js';
+import type { CachedStatement } from './sqlite-plan-constants.js';
 
 export type DbKind = 'sqlite' | 'postgres' | 'mysql';
 
@@ -173,10 +176,9 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     conn.pragma(`cache_size = -${settings.cacheMib * 1024}`);
     conn.pragma('foreign_keys = ON');
     if (ownFlush) wal = new WalFlush(conn, `${path}-wal`);
-    db = new Kysely<Database>({
-      dialect: new FairSqliteDialect({ database: cachingStatements(conn) }, undefined, wal),
-      log,
-    });
+    const dialect = new FairSqliteDialect({ database: cachingStatements(conn) }, undefined, wal);
+    db = new Kysely<Database>({ dialect, log });
+    sqliteDialects.set(db, dialect);
     sqlite = conn;
   } else if (kind === 'postgres') {
     const pg = await import('pg');
@@ -324,6 +326,16 @@ const STATEMENT_CACHE = 500;
 
 function cachingStatements(conn: SqliteConnection): SqliteDatabaseLike {
   const cache = new Map<string, SqliteStatement>();
+  // The columns whose `col = ?` terms make SQLite plan a statement again at every run (sqlite-plan-constants.ts),
+  // read again when the schema changed (migrations run after the store opens).
+  const schemaVersion = conn.prepare('PRAGMA schema_version').pluck();
+  let planCols = { version: -1, cols: new Set<string>() };
+  const planConstantColumnsNow = (): Set<string> => {
+    const version = Number(schemaVersion.get());
+    if (version !== planCols.version) planCols = { version, cols: planConstantColumns(conn) };
+    return planCols.cols;
+  };
+  const prepareNew = (text: string): SqliteStatement => rowsAsLiterals(conn.prepare(text));
   return {
     close: () => {
       cache.clear();
@@ -336,7 +348,9 @@ function cachingStatements(conn: SqliteConnection): SqliteDatabaseLike {
         cache.set(text, hit);
         return hit;
       }
-      const stmt = rowsAsLiterals(conn.prepare(text));
+      const base = prepareNew(text);
+      const plan = planConstantsOf(text, planConstantColumnsNow());
+      const stmt = plan ? planConstantStatement(text, plan, base, prepareNew) : base;
       if (!hit) {
         cache.set(text, stmt);
         if (cache.size > STATEMENT_CACHE) cache.delete(cache.keys().next().value as string);
@@ -346,8 +360,8 @@ function cachingStatements(conn: SqliteConnection): SqliteDatabaseLike {
   };
 }
 
-/** A statement as the cache hands it to Kysely: its own, or rowsAsLiterals' in its place. */
-type SqliteStatement = ReturnType<SqliteDatabaseLike['prepare']> & { readonly busy: boolean };
+/** A statement as the cache hands it to Kysely: its own, or rowsAsLiterals' (or planConstantStatement's) in its place. */
+type SqliteStatement = CachedStatement;
 
 /**
  * A reading statement whose rows are built by an object literal compiled once for its columns. better-sqlite3
@@ -417,7 +431,7 @@ export async function migrateToLatest(store: Store, options: MigrateOptions = {}
     }
   };
   if (store.kind === 'sqlite') {
-    await sqliteImmediate(store, run);
+    await sqliteImmediateOn(store, run);
     // DDL changes no rows, which is what the flush counts commits by.
     store.wal?.changed();
     await store.wal?.durable();
@@ -621,19 +635,58 @@ export async function autocommit<T>(store: Store, fn: (db: Executor) => Promise<
 const CONNECTION_RETRIES = 4;
 
 async function sqliteImmediate<T>(store: Store, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return sqliteImmediateOn(store, (conn) => fn(sqliteTransaction(store, conn)));
+}
+
+/** sqliteImmediate with the connection as it is (the migrator asks it for connection(), which a Transaction refuses). */
+async function sqliteImmediateOn<T>(store: Store, fn: (conn: Kysely<Database>) => Promise<T>): Promise<T> {
   // Kysely's SqliteDialect holds one connection behind a mutex; connection() keeps it for the whole
   // callback, so BEGIN IMMEDIATE / COMMIT surround exactly fn's queries.
   return store.db.connection().execute(async (conn) => {
     await conn.executeQuery(BEGIN_IMMEDIATE);
     try {
-      // A Transaction is a Kysely bound to one connection; the connection here is exactly that.
-      const result = await fn(conn as unknown as Tx);
+      const result = await fn(conn);
       await conn.executeQuery(COMMIT);
       return result;
     } catch (e) {
       await conn.executeQuery(ROLLBACK).catch(() => undefined);
       throw e;
     }
+  });
+}
+
+/** Each SQLite store's dialect, by its Kysely (sqliteTransaction). */
+const sqliteDialects = new WeakMap<Kysely<Database>, Dialect>();
+
+const outsideTransaction = (): never => {
+  throw new Error('not available inside a transaction');
+};
+/** What a Transaction never uses of its driver (connection(), transaction() and destroy() refuse anyway). */
+const noDriver = {
+  init: outsideTransaction,
+  acquireConnection: outsideTransaction,
+  beginTransaction: outsideTransaction,
+  commitTransaction: outsideTransaction,
+  rollbackTransaction: outsideTransaction,
+  releaseConnection: outsideTransaction,
+  destroy: outsideTransaction,
+} as Driver;
+
+/**
+ * `conn`, a Kysely holding the SQLite store's one connection (`store.db.connection().execute(...)`) inside a
+ * BEGIN IMMEDIATE of ours, as the Transaction it is. A Transaction is nothing more than a Kysely bound to one
+ * connection; what the cast it replaces lacked is `isTransaction`, which the repositories ask (inside a
+ * transaction an allocation inserts its first candidate with the one-row INSERT rather than the eight-candidate
+ * statement, and a conflict is the transaction's to retry, not the statement's).
+ */
+export function sqliteTransaction(store: Store, conn: Kysely<Database>): Tx {
+  const dialect = sqliteDialects.get(store.db);
+  if (!dialect) return conn as unknown as Tx;
+  return new Transaction<Database>({
+    config: { dialect },
+    executor: conn.getExecutor(),
+    driver: noDriver,
+    dialect,
   });
 }
 

@@ -19,7 +19,7 @@
 import { performance } from 'node:perf_hooks';
 import { CompiledQuery } from 'kysely';
 import type { Store, Tx } from '../../store/db.js';
-import { transaction } from '../../store/db.js';
+import { sqliteTransaction, transaction } from '../../store/db.js';
 import { CloudStackError } from '../../errors/catalogue.js';
 import { LeaseLostError } from './repository.js';
 
@@ -111,6 +111,7 @@ export class CommitGroups {
     try {
       await this.store.db.connection().execute(async (conn) => {
         await conn.executeQuery(BEGIN_IMMEDIATE);
+        const tx = sqliteTransaction(this.store, conn);
         // From the moment it holds the connection and SQLite's write lock.
         const started = this.now();
         try {
@@ -123,7 +124,7 @@ export class CommitGroups {
             const m = members[i]!;
             await conn.executeQuery(SAVEPOINT);
             try {
-              m.done = { ok: true, value: await m.fn(conn as unknown as Tx) };
+              m.done = { ok: true, value: await m.fn(tx) };
             } catch (error) {
               m.done = { ok: false, error };
               // Throws when the transaction is gone (SQLite rolled it back on its own): the whole group reruns.
