@@ -15,7 +15,15 @@ import type { MigrationDialect } from '../store/migrations/helpers.js';
 import type { AllocationState, IpAllocationsTable } from './tables.js';
 
 export type AllocationRow = Selectable<IpAllocationsTable>;
-export type NewAllocationRow = Insertable<IpAllocationsTable>;
+/**
+ * A row to insert. `uuid` and `for_display` are columns migration 0003 adds for public IPs (their API id and
+ * display flag): an association's request inserts its address with them, rather than setting them by an UPDATE
+ * after the INSERT (one statement less, a round trip on PostgreSQL and MariaDB); other rows leave them at NULL and 1.
+ */
+export type NewAllocationRow = Insertable<IpAllocationsTable> & {
+  uuid?: string | null;
+  for_display?: number;
+};
 
 export function executorDialect(ex: Executor): MigrationDialect {
   return dialectOf(ex as unknown as Kysely<unknown>);
@@ -76,6 +84,8 @@ const INSERT_COLUMNS = [
   'is_system',
   'created',
   'updated',
+  'uuid',
+  'for_display',
 ] as const;
 
 interface HotSql {
@@ -115,15 +125,18 @@ function hotSql(dialect: MigrationDialect): HotSql {
   };
 }
 
-/** Where each parameter of insertFirst comes from: a column of the row, or candidate k's address or range_id. */
-type PlanItem = { column: number } | { candidate: number; field: 'address' | 'range_id' };
+/**
+ * Where each parameter of insertFirst comes from: a column of the row, or candidate k's address, range_id or uuid
+ * (the columns that may differ between candidates).
+ */
+type PlanItem = { column: number } | { candidate: number; field: 'address' | 'range_id' | 'uuid' };
 
 /**
  * The first free of CANDIDATES addresses, inserted in one statement. The address is a CASE over the candidates in
  * order, `WHEN NOT EXISTS (<point lookup in the UNIQUE index>) THEN <candidate>`: CASE stops at the first free one,
  * so at low fill it is one lookup, and there is no derived table (MariaDB materialized a UNION of the candidates
  * into a temporary table per statement, which doubled its cost; PostgreSQL planned it, with the anti join it
- * chose, as a scan of the scope). range_id is the chosen candidate's (CASE on the address).
+ * chose, as a scan of the scope). range_id and uuid are the chosen candidate's (CASE on the address).
  * - SQLite, PostgreSQL: `WITH f AS MATERIALIZED (SELECT <case> AS address) INSERT ... SELECT ... FROM f WHERE
  *   address IS NOT NULL ON CONFLICT DO NOTHING RETURNING`: nothing is inserted (and no error raised, which would
  *   poison a PostgreSQL transaction) when all are taken; MATERIALIZED evaluates the CASE once.
@@ -157,18 +170,24 @@ function insertFirstSql(
       return `when ${probe} then ${pg ? `cast(${value} as varchar(32))` : value}`;
     }).join(' ') +
     ' end';
-  const rangeOf = (column: string) =>
+  const perCandidate = (column: string, field: 'range_id' | 'uuid', pgType: string) =>
     `case ${column} ` +
     Array.from({ length: CANDIDATES }, (_, k) => {
       const address = param({ candidate: k, field: 'address' });
-      const value = param({ candidate: k, field: 'range_id' });
-      return `when ${address} then ${pg ? `cast(${value} as bigint)` : value}`;
+      const value = param({ candidate: k, field });
+      return `when ${address} then ${pg ? `cast(${value} as ${pgType})` : value}`;
     }).join(' ') +
     ' end';
+  const candidateColumn = (c: string, address: string): string | undefined =>
+    c === 'range_id'
+      ? perCandidate(address, 'range_id', 'bigint')
+      : c === 'uuid'
+        ? perCandidate(address, 'uuid', 'varchar(36)')
+        : undefined;
   const columns = INSERT_COLUMNS.join(', ');
   if (dialect === 'mysql') {
     const values = INSERT_COLUMNS.map((c, i) =>
-      c === 'address' ? `(${addressCase()})` : c === 'range_id' ? rangeOf('address') : param({ column: i }),
+      c === 'address' ? `(${addressCase()})` : (candidateColumn(c, 'address') ?? param({ column: i })),
     ).join(', ');
     return {
       text: `insert into ip_allocations (${columns}) values (${values}) returning id, address, range_id`,
@@ -177,7 +196,7 @@ function insertFirstSql(
   }
   const cte = `with f as materialized (select ${addressCase()} as address) `;
   const selectList = INSERT_COLUMNS.map((c, i) =>
-    c === 'address' ? 'f.address' : c === 'range_id' ? rangeOf('f.address') : param({ column: i }),
+    c === 'address' ? 'f.address' : (candidateColumn(c, 'f.address') ?? param({ column: i })),
   ).join(', ');
   return {
     text:
@@ -235,7 +254,7 @@ export async function insertAllocationRow(ex: Executor, row: NewAllocationRow): 
 }
 
 /**
- * The values of HOT[...].insertFirst for `rows`: CANDIDATES rows that differ only in address and range_id (the
+ * The values of HOT[...].insertFirst for `rows`: CANDIDATES rows that differ only in address, range_id and uuid (the
  * first of them not taken is inserted). Fewer rows are padded by repeating the last one.
  */
 export function insertFirstParams(dialect: MigrationDialect, rows: readonly NewAllocationRow[]): unknown[] {
@@ -249,7 +268,7 @@ export function insertFirstParams(dialect: MigrationDialect, rows: readonly NewA
   return HOT[dialect].insertFirstPlan.map((item) => {
     if ('column' in item) return columns[item.column];
     const row = cands[item.candidate] as NewAllocationRow;
-    return item.field === 'address' ? row.address : (row.range_id ?? null);
+    return item.field === 'address' ? row.address : (row[item.field] ?? null);
   });
 }
 
@@ -375,6 +394,8 @@ export function insertParams(row: NewAllocationRow): unknown[] {
     row.is_system ?? 0,
     row.created,
     row.updated,
+    row.uuid ?? null,
+    row.for_display ?? 1,
   ];
 }
 

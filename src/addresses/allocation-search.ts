@@ -108,6 +108,8 @@ function rowFor(req: AllocateRequest, value: bigint, now: number): NewAllocation
     is_system: req.isSystem ? 1 : 0,
     created: now,
     updated: now,
+    uuid: req.uuidOf ? req.uuidOf(value) : null,
+    for_display: req.forDisplay === false ? 0 : 1,
   };
 }
 
@@ -135,6 +137,7 @@ function allocationOf(id: number, row: NewAllocationRow, value: bigint): Allocat
     created: row.created,
     updated: row.updated,
     lostRaces: 0,
+    ...(row.uuid ? { inserted: { uuid: row.uuid, forDisplay: row.for_display !== 0 } } : {}),
   };
 }
 

@@ -42,6 +42,12 @@ export interface AllocateRequest {
   vmId?: number | null;
   sourceNat?: boolean;
   isSystem?: boolean;
+  /**
+   * The row's API id, derived from the chosen address (public IPs: public-ips/ids.ts), and its display flag
+   * (default shown): inserted with the row, so the caller need not set them by an UPDATE after it.
+   */
+  uuidOf?: (value: bigint) => string;
+  forDisplay?: boolean;
   /** The range row the address belongs to: fixed, or computed from the chosen value (several ranges). */
   rangeId?: number | null | ((value: bigint) => number | null);
   /**
@@ -82,6 +88,11 @@ export interface Allocation {
   updated: number;
   /** How many candidates this call lost to concurrent callers before it got this one (0 when read back). */
   lostRaces: number;
+  /**
+   * Set when the row was inserted by this call with AllocateRequest.uuidOf: the id and display flag it holds.
+   * Unset for a row read back or taken over from a reservation (whose own columns were left as they were).
+   */
+  inserted?: { uuid: string; forDisplay: boolean };
 }
 
 /** The columns of ip_allocations this module owns (later migrations add more). */

@@ -34,7 +34,7 @@ import type { NetworkRow, VpcRow } from '../networks/repository.js';
 import { decodePublicIpUuid, publicIpUuid } from './ids.js';
 import { bumpPublicIpRouters } from '../routers/repository.js';
 import { preparedQuery } from '../store/prepared.js';
-import { knownPlaces } from './known.js';
+import { knownPlaces, rememberHeld, takeHeld } from './known.js';
 import { sql } from 'kysely';
 import { eventAndUsageFrom, eventRow, recordEventAndUsage, usageRow } from '../events/record.js';
 import type { EventInput, EventRow, UsageInput, UsageRow } from '../events/record.js';
@@ -159,8 +159,11 @@ const zoneAndRangesQuery = (db: Executor, uuid: string) =>
         .on('r.family', '=', 4)
         .on('r.for_system_vms', '=', 0),
     )
+    // The range's physical network's uuid, for the association job's answer (known.ts rememberHeld).
+    .leftJoin('physical_networks as pn', 'pn.id', 'r.physical_network_id')
     .selectAll('r')
     .select([
+      'pn.uuid as pn_uuid',
       'z.id as z_id',
       'z.uuid as z_uuid',
       'z.name as z_name',
@@ -198,7 +201,7 @@ async function zoneWithRanges(
   uuid: string,
   deps: AssociateDeps,
   check?: CallerCheck,
-): Promise<{ zone: ZoneRow; ranges?: RangeRow[] }> {
+): Promise<{ zone: ZoneRow; ranges?: RangeRow[]; pnUuids?: Map<number, string> }> {
   let rows: ZoneAndRangeRow[];
   if (check) {
     const checked = await zoneAndRangesChecked.rows(db, uuid, check.apiKey);
@@ -211,19 +214,24 @@ async function zoneWithRanges(
   // ranges are read with it by assignPublicIp).
   if (!z) return { zone: await deps.zone(uuid) };
   // Each row splits on the `z_` prefix: the zone's columns (every one, checked above) and the range's own (no
-  // public_ip_ranges column starts so); a zone without ranges has one row whose range columns are null.
+  // public_ip_ranges column starts so), but for its physical network's uuid; a zone without ranges has one row
+  // whose range columns are null.
   const split = (r: ZoneAndRangeRow) => {
     const zone: Record<string, unknown> = {};
     const range: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(r)) {
       if (k.startsWith('z_')) zone[k.slice(2)] = v;
-      else range[k] = v;
+      else if (k !== 'pn_uuid') range[k] = v;
     }
     return { zone: zone as unknown as ZoneRow, range: range as RangeRow };
   };
   const zone = split(z).zone;
   const ranges = rows.filter((r) => r.id !== null).map((r) => split(r).range);
-  return { zone, ranges };
+  const pnUuids = new Map<number, string>();
+  for (const r of rows)
+    if (r.physical_network_id !== null && r.pn_uuid !== null)
+      pnUuids.set(Number(r.physical_network_id), r.pn_uuid);
+  return { zone, ranges, pnUuids };
 }
 
 export async function publicIpByUuid(db: Executor, uuid: string, param = 'id'): Promise<IpRow> {
@@ -321,6 +329,8 @@ export interface AssignPublicIp {
   skipLimit?: boolean;
   /** The zone's public ranges when the caller read them with the zone (zoneWithRanges): not read again. */
   ranges?: RangeRow[];
+  /** Their physical networks' uuids, read with them: a held address is kept for its job (known.ts rememberHeld). */
+  pnUuids?: Map<number, string>;
   /**
    * Stop at Allocating (with its id): associateIpAddress takes the address at request time, as CloudStack's
    * BaseAsyncCreateCmd create() does, and its job confirms it (completeAssociate).
@@ -352,6 +362,9 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
     exhaustedMessage: `zone ${zone.name} has no free public IP address`,
     uuidList: [zone.uuid],
     now: ctx.now,
+    // The address's id and display flag go in with its row (no UPDATE after the INSERT: holdAllocating).
+    uuidOf: (value: bigint) => publicIpUuid('pub', zone.id, 4, value),
+    forDisplay: a.forDisplay !== false,
   };
   let alloc: Allocation | undefined;
   if (a.requested) {
@@ -404,9 +417,64 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
     });
   }
   const uuid = publicIpUuid('pub', zone.id, 4, alloc.address.value);
+  if (a.hold && alloc.inserted?.uuid === uuid) {
+    const row = heldRow(alloc, alloc.inserted);
+    const range = a.ranges && a.pnUuids ? a.ranges.find((r) => r.id === row.range_id) : undefined;
+    const pnUuid = range?.physical_network_id != null ? a.pnUuids?.get(range.physical_network_id) : undefined;
+    // Kept for the job when its answer's places are all known here (as the job's own read would give them).
+    if (range && (range.physical_network_id === null || pnUuid !== undefined))
+      rememberHeld<IpRow, Owner>(uuid, {
+        row,
+        owner,
+        places: {
+          zone: { id: zone.id, uuid: zone.uuid, name: zone.name },
+          range: {
+            id: range.id,
+            uuid: range.uuid,
+            vlan_tag: range.vlan_tag,
+            physical_network_id: range.physical_network_id,
+            for_system_vms: range.for_system_vms,
+          },
+          pnUuid,
+        },
+      });
+    return row;
+  }
   return a.hold
     ? holdAllocating(ctx, alloc.id, uuid, a.forDisplay)
     : finishAssign(ctx, alloc.id, uuid, owner, false, a.forDisplay);
+}
+
+/**
+ * The row of an address this transaction inserted Allocating with its id (AllocateRequest.uuidOf), as the
+ * database holds it: what was inserted, and the defaults of the columns it did not name (no static NAT). Nothing
+ * else writes an Allocating row before its job, and it is not committed yet.
+ */
+function heldRow(alloc: Allocation, inserted: { uuid: string; forDisplay: boolean }): IpRow {
+  return {
+    id: alloc.id,
+    scope: alloc.scope,
+    family: alloc.address.family,
+    address: alloc.key,
+    range_id: alloc.rangeId,
+    state: alloc.state,
+    owner_kind: alloc.ownerKind,
+    owner_id: alloc.ownerId,
+    zone_id: alloc.zoneId,
+    account_id: alloc.accountId,
+    domain_id: alloc.domainId,
+    network_id: alloc.networkId,
+    vpc_id: alloc.vpcId,
+    vm_id: alloc.vmId,
+    source_nat: alloc.sourceNat ? 1 : 0,
+    is_system: alloc.isSystem ? 1 : 0,
+    created: alloc.created,
+    updated: alloc.updated,
+    uuid: inserted.uuid,
+    static_nat: 0,
+    vm_ip: null,
+    for_display: inserted.forDisplay ? 1 : 0,
+  };
 }
 
 /** Gives an Allocating address its id; the association job (or its failure) moves it on. */
@@ -427,9 +495,33 @@ async function finishAssign(
   owner: Owner,
   portable: boolean,
   forDisplay?: boolean,
+  read?: IpRow,
+): Promise<IpRow>;
+async function finishAssign(
+  ctx: NetCtx,
+  allocId: number,
+  uuid: string,
+  owner: Owner,
+  portable: boolean,
+  forDisplay: boolean,
+  read: IpRow,
+  held: true,
+): Promise<IpRow | undefined>;
+async function finishAssign(
+  ctx: NetCtx,
+  allocId: number,
+  uuid: string,
+  owner: Owner,
+  portable: boolean,
+  forDisplay?: boolean,
   /** The row as read in this transaction before (completeAssociate): then it is not read again. */
   read?: IpRow,
-): Promise<IpRow> {
+  /**
+   * `read` is what the request left in this process (known.ts takeHeld), not read here: when the change finds no
+   * such row, nothing is done and undefined returned (the caller reads the row and goes on from what it finds).
+   */
+  held = false,
+): Promise<IpRow | undefined> {
   // Allocating → Allocated in the same transaction: a caller never sees an address half-assigned.
   const change = {
     state: 'Allocated',
@@ -495,6 +587,7 @@ async function finishAssign(
     if (!row && !returnsRows(ctx.tx) && read && read.id === allocId && Number(r.numAffectedRows) === 1)
       row = { ...read, ...change };
   }
+  if (!row && held) return undefined;
   row ??= await ipById.first(ctx.tx, allocId);
   if (!row) throw new Error(`ip_allocations row ${allocId} vanished under its transaction`);
   knownOwners.set(row, owner);
@@ -642,10 +735,11 @@ export async function associateIpAddress(
   }
   let zone: ZoneRow;
   let ranges: RangeRow[] | undefined;
+  let pnUuids: Map<number, string> | undefined;
   if (network) zone = await deps.zoneById(network.zone_id);
   else if (vpc) zone = await deps.zoneById(vpc.zone_id);
   else if (p.zoneid && !p.isportable)
-    ({ zone, ranges } = await zoneWithRanges(ctx.tx, p.zoneid, deps, options.callerCheck));
+    ({ zone, ranges, pnUuids } = await zoneWithRanges(ctx.tx, p.zoneid, deps, options.callerCheck));
   else if (p.zoneid) zone = await deps.zone(p.zoneid);
   else
     throw new CloudStackError(
@@ -698,6 +792,7 @@ export async function associateIpAddress(
     forDisplay: p.fordisplay,
     hold: options.hold,
     ranges,
+    pnUuids,
   });
 }
 
@@ -730,6 +825,17 @@ export async function completeAssociate(
   p: AssociateParams,
   deps: AssociateDeps,
 ): Promise<IpRow> {
+  // The address as this process's request left it, a moment ago: confirmed by the change itself, read otherwise.
+  const held = takeHeld<IpRow, Owner>(uuid);
+  if (held && held.row.uuid === uuid) {
+    const { row, owner, places } = held;
+    const done = await finishAssign(ctx, row.id, uuid, owner, false, row.for_display !== 0, row, true);
+    if (done) {
+      untaggedIn(plain(ctx), 'PublicIpAddress', done.id);
+      knownPlaces.set(done, places);
+      return done;
+    }
+  }
   const joined = await ipForJob.first(ctx.tx, uuid);
   if (joined && joined.state === 'Allocating') {
     const {
