@@ -9,7 +9,8 @@
  *   through the host agent's relay `/v1/routers/<name>/...` once the relayed agent answers. The two routers
  *   of a redundant pair go to different hosts when there are two; a VPC's tier routers all go to one host (the
  *   first one's, by FirstFit), where their transit `vpc0` is a bridge (`vpcRouterHost`).
- * - `startVm` places the VM (its host, else its last host, else FirstFit), then waits up to
+ * - `startVm` places the VM (its host, else its last host, else FirstFit; a libvirt VM while its routers
+ *   converge, `startVmAfter`), then waits up to
  *   `stacknet.host.vm.wait` seconds for the host to report it Running; `stopVm` / `destroyVm` likewise for
  *   Stopped / gone. A host's refusal (`Error`) or silence fails the job with a CloudStack error naming the host
  *   and what it said. A VM on a host that is Down stays there (reported by listVirtualMachines' hostcontrolstate
@@ -27,7 +28,7 @@ import { HOST_RELAY_AUTH_HEADER } from '../hosts/protocol.js';
 import type { HostStatus } from '../hosts/protocol.js';
 import { hostById, hostSecret, reportedStatus } from '../hosts/repository.js';
 import type { HostRow } from '../hosts/repository.js';
-import { overrides, refreshHostDesired } from '../hosts/desired-state.js';
+import { backendFor, overrides, refreshHostDesired } from '../hosts/desired-state.js';
 import { nextReport } from '../hosts/reports.js';
 import { chooseHost, noHostReason } from '../hosts/placement.js';
 import type { Driver, RouterRuntime, RouterTransport, VmRuntime } from './types.js';
@@ -296,16 +297,49 @@ export class HostsDriver implements Driver {
   }
 
   async startVm(vm: VmRuntime): Promise<void> {
+    const p = await this.placeVm(vm);
+    await refreshHostDesired(this.db, Number(p.host.id));
+    if (p.wait) await this.waitVm(p.host, vm.instanceName, 'Running');
+  }
+
+  /**
+   * startVm while the VM's routers converge (`ready`): a libvirt guest boots its firmware and kernel before its
+   * DHCP client asks (seconds under emulation, a second or so under KVM; its routers converge in tens to hundreds
+   * of ms), so its host starts it now, and the job waits for both: a burst's routers converging (up to 1.9 s
+   * measured for a burst of six on a loaded machine) no longer sit before its placement, its host's desired
+   * state, its host agent's pass and `virsh start`. A light VM (the netns VM backend: udhcpc at once) starts
+   * once they have, as the netns driver's. `ready` rejecting: the VM is held stopped on its host and this
+   * rejects with that error.
+   */
+  async startVmAfter(vm: VmRuntime, ready: Promise<unknown>): Promise<void> {
+    ready.catch(() => undefined);
+    const p = await this.placeVm(vm);
+    if ((await backendFor(this.db, p.host)) !== 'libvirt') await ready;
+    await refreshHostDesired(this.db, Number(p.host.id));
+    const running = p.wait ? this.waitVm(p.host, vm.instanceName, 'Running') : Promise.resolve();
+    running.catch(() => undefined);
+    try {
+      await ready;
+    } catch (e) {
+      overrides.stoppedVms.add(vm.id);
+      await refreshHostDesired(this.db, Number(p.host.id));
+      throw e;
+    }
+    await running;
+  }
+
+  /**
+   * The VM's host: where it runs (a Running VM stays on its host whatever the host's state), else FirstFit
+   * (src/hosts/placement.ts) preferring its host and last host, recorded; the host it leaves is refreshed (it drops
+   * the VM). `wait`: whether its host is to report it Running (not a Running VM's host that is not Up).
+   */
+  private async placeVm(vm: VmRuntime): Promise<{ host: HostRow; wait: boolean }> {
     const row = await this.vmRow(vm.id);
     overrides.stoppedVms.delete(vm.id);
     const current = row.host_id === null ? undefined : await hostById(this.db, Number(row.host_id));
     // A Running VM (the server resuming VMs at start, a reboot) stays on its host whatever the host's state: a
     // Down host's VMs are reported, never moved; a Disabled host keeps what it runs.
-    if (row.state === 'Running' && current) {
-      await refreshHostDesired(this.db, Number(current.id));
-      if (current.state === 'Up') await this.waitVm(current, vm.instanceName, 'Running');
-      return;
-    }
+    if (row.state === 'Running' && current) return { host: current, wait: current.state === 'Up' };
     const so =
       row.service_offering_id === null
         ? undefined
@@ -338,8 +372,7 @@ export class HostsDriver implements Driver {
       );
     // The host it was defined on drops it.
     if (current && Number(h.id) !== Number(current.id)) await refreshHostDesired(this.db, Number(current.id));
-    await refreshHostDesired(this.db, Number(h.id));
-    await this.waitVm(h, vm.instanceName, 'Running');
+    return { host: h, wait: true };
   }
 
   /** The VM's host, refreshed; undefined when it has none or the host is not Up (nothing to wait for). */
