@@ -30,7 +30,7 @@ import { hostById, hostSecret, reportedStatus } from '../hosts/repository.js';
 import type { HostRow } from '../hosts/repository.js';
 import { backendFor, overrides, refreshHostDesired } from '../hosts/desired-state.js';
 import { nextReport } from '../hosts/reports.js';
-import { chooseHost, noHostReason } from '../hosts/placement.js';
+import { chooseHost, chooseHosts, noHostReason } from '../hosts/placement.js';
 import type { Driver, RouterRuntime, RouterTransport, VmRuntime } from './types.js';
 
 export interface HostsDriverOptions {
@@ -42,6 +42,15 @@ export interface HostsDriverOptions {
 }
 
 type Want = 'Running' | 'Stopped' | 'gone';
+
+/** A VM to place: where it may go (chooseHost's options) and what it needs. */
+interface VmPlacement {
+  vmId: number;
+  zoneId: number;
+  need: { memoryMiB: number; cpuMhz: number };
+  prefer: (number | null)[];
+  counted: { hostId: number | null };
+}
 
 /** How long a job waiting for a VM waits for its host's report before it asks the agent itself (ms). */
 const REPORT_FALLBACK_MS = 1000;
@@ -115,6 +124,52 @@ export class HostsDriver implements Driver {
     const next = this.placements.then(choose, choose);
     this.placements = next.catch(() => undefined);
     return next;
+  }
+
+  /** VM placements waiting for the next batch (`placeInBatch`), and whether that batch is queued yet. */
+  private vmPlacements: (VmPlacement & {
+    done: (h: HostRow | null) => void;
+    failed: (e: unknown) => void;
+  })[] = [];
+  private vmBatchQueued = false;
+
+  /**
+   * A VM's placement, recorded (`vms.host_id`): the VMs whose placement waits for the one under way are chosen
+   * together when its turn comes (`chooseHosts`: one reading of the hosts' loads, each choice counted for the
+   * next), instead of one after another, each reading the loads again (a burst of six on a loaded SQLite: the
+   * sixth VM's placement began 0.6 s after the first's).
+   */
+  private placeInBatch(p: VmPlacement): Promise<HostRow | null> {
+    return new Promise((done, failed) => {
+      this.vmPlacements.push({ ...p, done, failed });
+      if (this.vmBatchQueued) return;
+      this.vmBatchQueued = true;
+      void this.placing(async () => {
+        this.vmBatchQueued = false;
+        const batch = this.vmPlacements.splice(0);
+        const zones = new Map<number, typeof batch>();
+        for (const b of batch) zones.set(b.zoneId, [...(zones.get(b.zoneId) ?? []), b]);
+        for (const [zoneId, reqs] of zones)
+          await chooseHosts(this.db, zoneId, reqs)
+            .then(
+              (hosts) =>
+                Promise.all(
+                  reqs.map(async (r, i) => {
+                    const chosen = hosts[i]!;
+                    if (chosen && Number(chosen.id) !== r.counted.hostId)
+                      await this.db
+                        .updateTable('vms')
+                        .set({ host_id: Number(chosen.id), last_host_id: Number(chosen.id) })
+                        .where('id', '=', r.vmId)
+                        .execute();
+                    r.done(chosen);
+                  }),
+                ),
+              (e: unknown) => reqs.forEach((r) => r.failed(e)),
+            )
+            .catch((e: unknown) => reqs.forEach((r) => r.failed(e)));
+      });
+    });
   }
 
   private async routerHost(r: RouterRuntime): Promise<HostRow> {
@@ -352,18 +407,12 @@ export class HostsDriver implements Driver {
       memoryMiB: Number(row.memory ?? so?.memory ?? 0),
       cpuMhz: Number(row.cpu_number ?? so?.cpu_number ?? 0) * Number(row.cpu_speed ?? so?.cpu_speed ?? 0),
     };
-    const h = await this.placing(async () => {
-      const chosen = await chooseHost(this.db, Number(row.zone_id), need, {
-        prefer: [row.host_id, row.last_host_id].map((x) => (x === null ? null : Number(x))),
-        counted: { hostId: row.host_id === null ? null : Number(row.host_id) },
-      });
-      if (chosen && Number(chosen.id) !== Number(row.host_id ?? -1))
-        await this.db
-          .updateTable('vms')
-          .set({ host_id: Number(chosen.id), last_host_id: Number(chosen.id) })
-          .where('id', '=', vm.id)
-          .execute();
-      return chosen;
+    const h = await this.placeInBatch({
+      vmId: vm.id,
+      zoneId: Number(row.zone_id),
+      need,
+      prefer: [row.host_id, row.last_host_id].map((x) => (x === null ? null : Number(x))),
+      counted: { hostId: row.host_id === null ? null : Number(row.host_id) },
     });
     if (!h)
       throw new CloudStackError(
