@@ -13,9 +13,11 @@
  * within 2 s). `stagesMedianMs` splits deploy → the guest's clock (server trace, agents' logs);
  * `guestStagesMedianMs` splits the guest's own boot by its console (kernel to /init, /init to its DHCP client,
  * the DHCP exchange and the lease's configuration). One JSON line per burst, like the netns driver's (bench/e2e.ts).
+ * `slowestMs`: the same stages for the VM with the most overhead. STACKNET_BENCH_LOGS=<dir> keeps the server's and
+ * the agents' output per burst.
  *   npm run bench:e2e -- --driver hosts [--bursts 1,6] [--label TEXT] [--no-build]
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
@@ -331,18 +333,31 @@ export async function benchHosts(o: {
         return stateReceived(hostOf(vm.hostid).agent?.output() ?? '', vm.instancename);
       };
       const guestZero = (i: number) => done.get(i)!.at - done.get(i)!.guestBootMs;
-      const stages = {
-        queued: stage((i) => (tr(i) ? tr(i)!.job! - call[i]! : undefined)),
-        committed: stage((i) => (tr(i) ? tr(i)!.committed! - tr(i)!.job! : undefined)),
-        router: stage((i) => (tr(i) ? tr(i)!.converged! - tr(i)!.converging! : undefined)),
-        toVirshStart: stage((i) => (tr(i) && vs(i) ? vs(i)!.begin - tr(i)!.converged! : undefined)),
+      // Per VM, its stages (ms; undefined where a log line is missing).
+      const stagesOf: Record<string, (i: number) => number | undefined> = {
+        queued: (i) => (tr(i) ? tr(i)!.job! - call[i]! : undefined),
+        committed: (i) => (tr(i) ? tr(i)!.committed! - tr(i)!.job! : undefined),
+        // The committed VM until its start began (the router converging, when the start waits for it).
+        router: (i) => (tr(i) ? tr(i)!.converged! - tr(i)!.converging! : undefined),
+        toVirshStart: (i) => (tr(i) && vs(i) ? vs(i)!.begin - tr(i)!.converged! : undefined),
+        // The committed VM until `virsh start` began, whatever ran meanwhile (the hosts driver starts a libvirt
+        // VM while its routers converge: then toAgent and toVirshStart above are negative or small).
+        committedToVirsh: (i) => (tr(i) && vs(i) ? vs(i)!.begin - tr(i)!.converging! : undefined),
         // toVirshStart split: the router told → its host agent got a state naming it (placement, the host's
         // desired state, the long poll) and → `virsh start` began (the agent: networks, ports, its pass).
-        toAgent: stage((i) => (tr(i) && got(i) ? got(i)! - tr(i)!.converged! : undefined)),
-        agentToVirsh: stage((i) => (got(i) && vs(i) ? vs(i)!.begin - got(i)! : undefined)),
-        virshStart: stage((i) => (vs(i) ? vs(i)!.end - vs(i)!.begin : undefined)),
-        toGuestClock: stage((i) => (vs(i) ? guestZero(i) - vs(i)!.end : undefined)),
-        reported: stage((i) => (tr(i) && vs(i) ? tr(i)!.driven! - vs(i)!.end : undefined)),
+        toAgent: (i) => (tr(i) && got(i) ? got(i)! - tr(i)!.converged! : undefined),
+        agentToVirsh: (i) => (got(i) && vs(i) ? vs(i)!.begin - got(i)! : undefined),
+        virshStart: (i) => (vs(i) ? vs(i)!.end - vs(i)!.begin : undefined),
+        toGuestClock: (i) => (vs(i) ? guestZero(i) - vs(i)!.end : undefined),
+        reported: (i) => (tr(i) && vs(i) ? tr(i)!.driven! - vs(i)!.end : undefined),
+      };
+      const stages = Object.fromEntries(Object.entries(stagesOf).map(([k, f]) => [k, stage(f)]));
+      // The VM with the most overhead: where it lost its time, stage by stage.
+      const worst = over.indexOf(Math.max(...over));
+      const slowest = {
+        vm: results[worst]!.vm.instancename,
+        overheadMs: over[worst],
+        ...Object.fromEntries(Object.entries(stagesOf).map(([k, f]) => [k, f(worst) ?? null])),
       };
       // Each VM's toVirshStart (ms, in call order): a host's later VMs waiting on its pass show here, not in the median.
       const toVirshStartEach = results.map((_, i) =>
@@ -396,6 +411,7 @@ export async function benchHosts(o: {
           guestBootMs: { median: pct(boot, 0.5), max: Math.max(...boot) },
           overheadMs: { median: pct(over, 0.5), max: Math.max(...over) },
           stagesMedianMs: stages,
+          slowestMs: slowest,
           toVirshStartEachMs: toVirshStartEach,
           agentToVirshEachMs: agentToVirshEach,
           guestStagesMedianMs: guestStages,
@@ -413,6 +429,14 @@ export async function benchHosts(o: {
           load: [loadBefore, loadAfter],
         }),
       );
+      // STACKNET_BENCH_LOGS=<dir>: the server's and the agents' output so far, per burst, for a closer look.
+      const logDir = process.env.STACKNET_BENCH_LOGS;
+      if (logDir) {
+        mkdirSync(logDir, { recursive: true });
+        writeFileSync(join(logDir, `burst${k}-server.log`), rig.server.output());
+        for (const h of hosts)
+          writeFileSync(join(logDir, `burst${k}-agent-${h.name}.log`), h.agent?.output() ?? '');
+      }
       // The burst's guests go before the next burst: their qemu processes would load the next one.
       await Promise.all(
         results.map(({ vm }) =>

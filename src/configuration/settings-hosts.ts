@@ -10,7 +10,7 @@ export const hostSettings = [
     '60',
     'global',
     am,
-    'Seconds between heartbeats of a host agent; a host silent for longer is Disconnected',
+    'Seconds between heartbeats of a host agent; a host silent for ping.interval x ping.timeout is Disconnected, one interval more Down',
     { check: positive, acted: true },
   ),
   s(
@@ -19,7 +19,7 @@ export const hostSettings = [
     '2.5',
     'global',
     am,
-    'Multiplier of ping.interval after which a silent host is Down (its routers are rebuilt on another host)',
+    'Multiplier of ping.interval before announcing a host agent has timed out (Disconnected; Down one ping.interval later, its routers rebuilt on another host)',
     { check: positive, acted: true },
   ),
   s(

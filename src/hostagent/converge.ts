@@ -13,13 +13,11 @@ import { join } from 'node:path';
 import type {
   HostDesiredState,
   HostNetworkSpec,
-  HostRouterSpec,
   HostStatus,
   HostVmNicSpec,
   HostVmSpec,
 } from '../hosts/protocol.js';
-import { publicBridgeName, vmPortName } from '../hosts/protocol.js';
-import { leaseDirFor } from '../agent/lease-dir.js';
+import { vmPortName } from '../hosts/protocol.js';
 import {
   GUARD_TEXT,
   PORT_TABLE_TEXT,
@@ -29,34 +27,18 @@ import {
   portRemoveText,
   portReplaceText,
 } from '../drivers/netns-ports.js';
-import { plugPublicVeths, unplugPublicVeths } from '../drivers/public-veths.js';
-import { routerAgentPid, startRouterAgent } from '../drivers/router-process.js';
-import { plugTransit, VPC_TRANSIT_IFNAME, type TransitPort } from '../drivers/netns-vpc.js';
 import { firstHost, formatIp, parseCidr } from '../ipam/index.js';
-import {
-  addAddress,
-  createNamespace,
-  createVeth,
-  deleteLink,
-  deleteNamespace,
-  exec,
-  killNamespacePids,
-  killPid,
-  listLinks,
-  listNamespaces,
-  run,
-} from '../netns/index.js';
+import { deleteLink, deleteNamespace, exec, killNamespacePids, listNamespaces, run } from '../netns/index.js';
 import { Created } from './created.js';
 import {
   ensureNetwork,
-  ensurePublicBridge,
   linkTable,
   networkDevice,
-  releasePublicDevice,
   removeNetwork,
   removePublicBridge,
   type LinkInfo,
 } from './host-links.js';
+import { HostRouters, type Guard } from './host-routers.js';
 import type { VmBackend } from './vm-backend.js';
 import { BoundedItems, DEFAULT_DEADLINES, deadlinesFromEnv } from './item-deadlines.js';
 import type { ItemDeadlines, Step } from './item-deadlines.js';
@@ -128,6 +110,8 @@ export class HostConverger {
   private readonly prefetched = new Set<string>();
   readonly deadlines: ItemDeadlines;
   private readonly items: BoundedItems;
+  /** The routers' half of a pass (host-routers.ts). */
+  private readonly routers: HostRouters;
   /**
    * The pass under way's networks step: settled once the networks of `state` (the state that pass converges) are
    * made. An early start (`ensureNewVms`) of a VM whose network that pass makes waits for it instead of waiting
@@ -145,6 +129,17 @@ export class HostConverger {
     this.controlCidr = o.controlCidr;
     this.deadlines = { ...DEFAULT_DEADLINES, ...deadlinesFromEnv(), ...o.deadlines };
     this.items = new BoundedItems(o.log);
+    this.routers = new HostRouters(
+      {
+        dataDir: o.dataDir,
+        prefix: o.prefix,
+        publicLabel: o.publicLabel,
+        log: o.log,
+        deadlines: this.deadlines,
+      },
+      this.created,
+      this.controlBridge,
+    );
   }
 
   /** What the items under way are doing (the agent logs it while a pass runs long), '' when none runs. */
@@ -154,10 +149,6 @@ export class HostConverger {
 
   private bounded<T>(key: string, what: string, ms: number, f: (step: Step) => Promise<T>): Promise<T> {
     return this.items.run(key, what, ms, f);
-  }
-
-  private routerDir(name: string): string {
-    return join(this.o.dataDir, 'routers', name);
   }
 
   /** The control bridge with the control network's first host. */
@@ -231,12 +222,7 @@ export class HostConverger {
   ): Promise<ConvergeResult> {
     const errors: Errors = [];
     /** Runs one item; its failure is quarantined in `errors` and its message returned (undefined when it worked). */
-    const guard = async (
-      what: string,
-      f: (step: Step) => Promise<unknown>,
-      /** The item's key and deadline: past it the item fails and the pass goes on (`bounded`). */
-      bound?: { key: string; ms: number },
-    ): Promise<string | undefined> => {
+    const guard: Guard = async (what, f, bound) => {
       try {
         await (bound ? this.bounded(bound.key, what, bound.ms, f) : f(() => {}));
         return undefined;
@@ -266,38 +252,7 @@ export class HostConverger {
     if (changed) links = await linkTable();
     networksMade();
 
-    const routerErrors = new Map<string, string>();
-    const publicBridges = new Map<string, Promise<string>>();
-    for (const r of d.routers) {
-      const failed = await guard(
-        `router ${r.name}`,
-        (step) => this.ensureRouter(r, bridges, links, publicBridges, step),
-        { key: `router:${r.name}`, ms: this.deadlines.router },
-      );
-      if (failed) routerErrors.set(r.name, failed);
-    }
-    const wanted = new Set(d.routers.map((r) => r.name));
-    for (const name of Object.keys(this.created.read().routers))
-      if (!wanted.has(name))
-        await guard(`router ${name} (removing)`, (step) => this.removeRouter(name, step), {
-          key: `router:${name}`,
-          ms: this.deadlines.removal,
-        });
-    await this.removeVpcBridges(d, guard);
-    // Public bridges no router wants any more (only routers' interfaces go on them).
-    const keepPublic = new Set(
-      d.routers.flatMap((r) => (r.publicNics ?? []).map((n) => publicBridgeName(n.vlan))),
-    );
-    for (const [bridge, rec] of Object.entries(this.created.read().publicBridges))
-      if (!keepPublic.has(bridge))
-        await guard(
-          `public bridge ${bridge} (removing)`,
-          async () => {
-            await removePublicBridge({ bridge, ...rec });
-            this.created.update((x) => delete x.publicBridges[bridge]);
-          },
-          { key: `public:${bridge}`, ms: this.deadlines.removal },
-        );
+    const routerErrors = await this.routers.converge(d, this.controlCidr, bridges, links, guard);
 
     const vmErrors = new Map<string, string>();
     const ports = new Map<string, HostVmNicSpec>();
@@ -387,13 +342,7 @@ export class HostConverger {
 
     return {
       errors,
-      routers: await Promise.all(
-        d.routers.map(async (r) => {
-          const running = (await routerAgentPid(this.routerDir(r.name))) !== null;
-          const message = routerErrors.get(r.name);
-          return { name: r.name, running, ...(message ? { message } : {}) };
-        }),
-      ),
+      routers: await this.routers.status(d, routerErrors),
       // Each VM of the state was ensured into its state by this pass or just before it (`started`), or failed.
       vms: d.vms
         .filter((vm) => !superseded.has(vm.instanceName))
@@ -662,208 +611,6 @@ export class HostConverger {
     );
   }
 
-  /**
-   * The bridge each of the router's public interfaces goes on, made (once per pass: `made`) on the NIC's
-   * traffic label or the agent's `--public-label`.
-   */
-  private async publicBridgesOf(
-    r: HostRouterSpec,
-    links: Map<string, LinkInfo>,
-    made: Map<string, Promise<string>>,
-  ): Promise<{ interface: string; bridge: string }[]> {
-    const out: { interface: string; bridge: string }[] = [];
-    for (const n of r.publicNics ?? []) {
-      const label = n.trafficLabel ?? this.o.publicLabel;
-      if (!label)
-        throw new Error(
-          `${n.interface} (public VLAN ${n.vlan}): no public traffic label (the zone's Public kvmnetworklabel, or the agent's --public-label)`,
-        );
-      const key = `${label}|${n.vlan}`;
-      let p = made.get(key);
-      if (!p) {
-        p = (async () => {
-          // The label changed since the bridge was made: the old device leaves it first.
-          const prev = this.created.read().publicBridges[publicBridgeName(n.vlan)];
-          if (prev && prev.device !== (n.vlan === 'untagged' ? label : `${label}.${n.vlan}`)) {
-            await releasePublicDevice(prev);
-            this.o.log(`public bridge ${publicBridgeName(n.vlan)}: ${prev.device} released`);
-          }
-          const b = await ensurePublicBridge(label, n.vlan, links, (x) =>
-            this.created.update(
-              (c) => (c.publicBridges[x.bridge] = { device: x.device, vlanDevice: x.vlanDevice }),
-            ),
-          );
-          if (b.changed.length) this.o.log(`public bridge ${b.bridge}: ${b.changed.join(', ')}`);
-          return b.bridge;
-        })();
-        made.set(key, p);
-      }
-      out.push({ interface: n.interface, bridge: await p });
-    }
-    return out;
-  }
-
-  /** The router's public interfaces (eth2, eth3...) as veths `hp<id>e<N>` on their public bridges. */
-  private async plugPublic(
-    r: HostRouterSpec,
-    ns: string,
-    nics: { interface: string; bridge: string }[],
-    links: Map<string, LinkInfo>,
-    fresh: boolean,
-  ): Promise<void> {
-    const outer = (ifname: string) => publicPortName(r.id, ifname);
-    const mine = new RegExp(`^hp${r.id}e\\d+$`);
-    const want = new Set(nics.map((n) => outer(n.interface)));
-    // Level check from the host's link table: each outer end there, on its bridge and up, and no other.
-    const right =
-      !fresh &&
-      nics.every((n) => {
-        const l = links.get(outer(n.interface));
-        return l?.master === n.bridge && l.flags.includes('UP');
-      }) &&
-      ![...links.keys()].some((l) => mine.test(l) && !want.has(l));
-    if (right) return;
-    await plugPublicVeths({ ns, nics, outerName: outer });
-    this.o.log(
-      `router ${r.name}: public ${nics.map((n) => `${n.interface} on ${n.bridge}`).join(', ') || 'none'}`,
-    );
-  }
-
-  private async ensureRouter(
-    r: HostRouterSpec,
-    bridges: ReadonlyMap<number, string>,
-    links: Map<string, LinkInfo>,
-    publicBridges: Map<string, Promise<string>>,
-    step: Step = () => {},
-  ): Promise<void> {
-    const bridge = bridges.get(r.networkId);
-    if (!bridge) throw new Error(`network ${r.networkId} has no bridge on this host`);
-    const ns = `${this.o.prefix}${r.name}`;
-    const guestPort = `hr${r.id}`;
-    const ctlPort = `hc${r.id}`;
-    this.created.update((x) => (x.routers[r.name] = { id: r.id, ns }));
-    const onBridge = async () => {
-      const l = links.get(guestPort);
-      if (l?.master !== bridge || !l.flags.includes('UP'))
-        await run(['ip', 'link', 'set', guestPort, 'master', bridge, 'up']);
-    };
-    step('public bridges');
-    const pub = await this.publicBridgesOf(r, links, publicBridges);
-    if (await routerAgentPid(this.routerDir(r.name))) {
-      step('its guest and public ports (the agent runs)');
-      // Running: its guest port goes back on the bridge if that was made again (drift), its public interfaces
-      // are made to match (an IP from another VLAN; a deleted port or bridge); nothing else is touched.
-      await onBridge();
-      await this.plugPublic(r, ns, pub, links, false);
-      await this.ensureTransit(r, ns, links, false);
-      return;
-    }
-    step(`namespace ${ns}`);
-    if (!(await listNamespaces()).includes(ns)) {
-      this.created.add('namespaces', ns);
-      await createNamespace(ns);
-    }
-    const inner = await listLinks(ns);
-    step(`eth0 (${guestPort} on ${bridge})`);
-    if (!inner.includes('eth0')) {
-      await deleteLink(guestPort);
-      await createVeth({ ns, ifname: 'eth0', outerName: guestPort, bridge, mac: r.guestMac });
-    } else await onBridge();
-    step(`eth1 (${ctlPort} on ${this.controlBridge})`);
-    if (!inner.includes('eth1')) {
-      this.created.add('links', ctlPort);
-      await deleteLink(ctlPort);
-      await createVeth({ ns, ifname: 'eth1', outerName: ctlPort, bridge: this.controlBridge });
-      const c = parseCidr(this.controlCidr, 'control cidr', { strict: false });
-      await addAddress(ns, 'eth1', `${r.controlIp}/${c.prefix}`);
-    }
-    // Before the agent starts: it finds its public interfaces at once (else PublicInterfaceMissing, retried).
-    step('public interfaces');
-    await this.plugPublic(r, ns, pub, links, true);
-    // vpc0 too: the agent's routes applier puts the tier's gateway and routes on it at once.
-    step('VPC transit');
-    await this.ensureTransit(r, ns, links, true);
-    step(`router agent start (${r.controlIp}:${r.controlPort} answering)`);
-    await startRouterAgent({
-      name: r.name,
-      ns,
-      dir: this.routerDir(r.name),
-      controlIp: r.controlIp,
-      controlPort: r.controlPort,
-      secret: r.secret,
-      ...(r.appliance ? { appliance: r.appliance } : {}),
-    });
-    this.o.log(`router ${r.name}: agent started in ${ns}`);
-  }
-
-  /**
-   * A VPC tier router's `vpc0` on its VPC's bridge `brvpc<vpc id>` in the host's namespace (the netns driver's
-   * `plugTransit`, shared): every tier router of a VPC is placed on one host (src/drivers/hosts.ts), so the
-   * transit is a bridge on that host, like CloudStack's one VPC router with a NIC per tier. A running router is
-   * checked against the link table (its outer end `ht<id>` on the bridge and up) and replugged only when not.
-   */
-  private async ensureTransit(
-    r: HostRouterSpec,
-    ns: string,
-    links: Map<string, LinkInfo>,
-    fresh: boolean,
-  ): Promise<void> {
-    if (r.vpcId === null || r.appliance) return;
-    const port = hostTransitPort(r.vpcId, r.id);
-    const l = links.get(port.outer);
-    if (!fresh && l?.master === port.bridge && l.flags.includes('UP') && links.has(port.bridge)) return;
-    // Recorded before it is made (cleanup removes it); the outer ends go with the routers' namespaces.
-    this.created.add('links', port.bridge);
-    await plugTransit(port, ns);
-    this.o.log(`router ${r.name}: ${VPC_TRANSIT_IFNAME} on ${port.bridge}`);
-  }
-
-  /** VPC bridges no router of this state names any more (their last tier router left this host). */
-  private async removeVpcBridges(
-    d: HostDesiredState,
-    guard: (what: string, f: () => Promise<unknown>) => Promise<string | undefined>,
-  ): Promise<void> {
-    const keep = new Set(
-      d.routers.flatMap((r) =>
-        r.vpcId === null || r.appliance ? [] : [hostTransitPort(r.vpcId, r.id).bridge],
-      ),
-    );
-    for (const bridge of this.created.read().links)
-      if (HOST_VPC_BRIDGE.test(bridge) && !keep.has(bridge))
-        await guard(`VPC bridge ${bridge} (removing)`, async () => {
-          await deleteLink(bridge);
-          this.created.remove('links', bridge);
-        });
-  }
-
-  private async removeRouter(name: string, step: Step = () => {}): Promise<void> {
-    const rec = this.created.read().routers[name];
-    if (!rec) return;
-    step('stopping its agent');
-    const pid = await routerAgentPid(this.routerDir(name));
-    // SIGTERM: the agent stops keepalived and dnsmasq before it exits.
-    if (pid) await killPid(pid, 5000);
-    step(`its namespace's processes and links`);
-    if ((await listNamespaces()).includes(rec.ns)) await killNamespacePids(rec.ns);
-    await deleteLink(`hr${rec.id}`);
-    await deleteLink(`hc${rec.id}`);
-    await deleteLink(transitOuterName(rec.id));
-    const mine = new RegExp(`^hp${rec.id}e\\d+$`);
-    await unplugPublicVeths(
-      undefined,
-      [...(await linkTable()).keys()].filter((l) => mine.test(l)),
-    );
-    this.created.remove('links', `hc${rec.id}`);
-    step(`deleting namespace ${rec.ns}`);
-    await deleteNamespace(rec.ns);
-    this.created.remove('namespaces', rec.ns);
-    // dnsmasq's lease file sits on tmpfs beside the data dir (lease-dir.ts): the agent's too.
-    rmSync(leaseDirFor(join(this.routerDir(name), 'data')), { recursive: true, force: true });
-    rmSync(this.routerDir(name), { recursive: true, force: true });
-    this.created.update((x) => delete x.routers[name]);
-    this.o.log(`router ${name}: removed`);
-  }
-
   /** Removes everything created.json lists and every VM the backends have; leaves host.json (the identity). */
   async cleanup(): Promise<void> {
     const c = this.created.read();
@@ -871,7 +618,7 @@ export class HostConverger {
       for (const v of await backend.list().catch(() => [])) await backend.destroy(v.instanceName);
       await backend.close();
     }
-    for (const name of Object.keys(c.routers)) await this.removeRouter(name);
+    for (const name of Object.keys(c.routers)) await this.routers.removeRouter(name);
     for (const ns of c.namespaces)
       if ((await listNamespaces()).includes(ns)) {
         await killNamespacePids(ns);
@@ -888,19 +635,5 @@ export class HostConverger {
   }
 }
 
-const HOST_VPC_BRIDGE = /^brvpc\d+$/;
-
 /** A guest network as a pass's items and errors name it. */
 const networkWhat = (n: HostNetworkSpec) => `network ${n.id} (${n.isolation} ${n.vnet}, ${n.bridge})`;
-
-/** A tier router's transit port on its host: the VPC's bridge `brvpc<vpc id>`, the outer end `ht<router id>`. */
-export function hostTransitPort(vpcId: number, routerId: number): TransitPort {
-  return { vpcId, bridge: `brvpc${vpcId}`, outer: transitOuterName(routerId) };
-}
-
-const transitOuterName = (routerId: number) => `ht${routerId}`;
-
-/** The host end of a router's public interface `eth<N>`: `hp<router id>e<N>`. */
-export function publicPortName(routerId: number, ifname: string): string {
-  return `hp${routerId}e${ifname.replace(/^eth/, '')}`;
-}

@@ -252,10 +252,11 @@ export class HostAgent {
     // most every 5 s however short the ping interval (tests): a pass costs a few processes.
     if (this.desired && Date.now() - this.lastConverged >= Math.max(this.pingInterval * 1000, 5000) - 100)
       this.kick(true);
-    // Twice per ping interval, counted from this beat's start: the server calls a host Disconnected after one
-    // ping.interval of silence (src/hosts/service.ts) and rebuilds its routers elsewhere; a beat one interval
-    // after the last one's answer was always that answer's round trip late, so on a loaded machine (seconds per
-    // answer) hosts went Disconnected between two beats and a burst's routers moved from host to host.
+    // Twice per ping interval, counted from this beat's start: a beat one interval after the last one's answer
+    // was always that answer's round trip late, and on a loaded machine (seconds per answer), when the server
+    // called a host Disconnected after one interval of silence, hosts went Disconnected between two beats and a
+    // burst's routers moved from host to host. The server now waits ping.interval × ping.timeout
+    // (src/hosts/service.ts, CloudStack's timing); the second beat per interval is kept as margin.
     if (!this.stopped)
       this.heartbeatTimer = setTimeout(
         () => void this.heartbeat(),

@@ -18,7 +18,7 @@ import {
   sameSecret,
 } from './repository.js';
 import type { HostRow } from './repository.js';
-import { onHostBumped, refreshAllHosts, refreshHostDesired } from './desired-state.js';
+import { bumpedState, onHostBumped, refreshAllHosts, refreshHostDesired } from './desired-state.js';
 import { hostReported } from './reports.js';
 import { hostCameBack, hostEvent } from './service.js';
 
@@ -273,7 +273,10 @@ export function serveHostChannel(app: FastifyInstance, store: Store, log?: (m: s
           let d: HostDesiredState | null = await refreshHostDesired(store.db, Number(h.id));
           if (after !== undefined && d && d.generation <= after) {
             if (!(await generationAfter(store, Number(h.id), after, waitMs))) return { code: 304 };
-            d = await refreshHostDesired(store.db, Number(h.id));
+            // Woken by a bump of this process: its state as bumped, not computed again.
+            d =
+              (await bumpedState(store.db, Number(h.id))) ??
+              (await refreshHostDesired(store.db, Number(h.id)));
           }
           if (!d) throw new Refusal(401, 'Unauthorized', `host ${h.name} was deleted`);
           return { body: d };

@@ -52,7 +52,8 @@ function capabilitiesOf(h: HostRow): HostCapabilities | null {
 }
 
 /** The VM backend a host runs VMs with: `stacknet.host.vm.backend` when the host offers it, else its first. */
-async function backendFor(ex: Executor, h: HostRow): Promise<'libvirt' | 'netns'> {
+/** How host `h` runs its VMs: the `stacknet.host.vm.backend` setting when the host offers it, else its first. */
+export async function backendFor(ex: Executor, h: HostRow): Promise<'libvirt' | 'netns'> {
   const offered = capabilitiesOf(h)?.vmBackends ?? ['libvirt'];
   const want = String(await getSetting(ex, 'stacknet.host.vm.backend'));
   return (offered as string[]).includes(want) ? (want as 'libvirt' | 'netns') : (offered[0] ?? 'libvirt');
@@ -319,13 +320,41 @@ export async function refreshHostDesired(ex: Executor, hostId: number): Promise<
         : q.where('desired_hash', '=', h.desired_hash);
     const r = await q.executeTakeFirst();
     if (Number(r.numUpdatedRows) > 0) {
+      const state = { generation, ...d };
+      lastBumped.set(hostId, { hash, state });
       bumps.emit(`h${hostId}`);
-      return { generation, ...d };
+      return state;
     }
     // Someone else bumped meanwhile: compute again against theirs.
   }
   const h = (await hostById(ex, hostId))!;
   return { generation: Number(h.desired_generation), ...(await computeHostDesired(ex, h)) };
+}
+
+/**
+ * Per host, the state this process last bumped it to, with its hash: the long poll it wakes answers that
+ * (`bumpedState`) instead of computing it again, so a change costs one computation of its host's state, not two
+ * (the bump's and the answer's: a dozen queries per VM of the host, each queued behind a burst's work on SQLite).
+ */
+const lastBumped = new Map<number, { hash: string; state: HostDesiredState }>();
+
+/**
+ * The host's desired state at its current generation when this process bumped it there (the stored generation
+ * and hash are still the ones it wrote), else null (then `refreshHostDesired`). The state of a generation is
+ * the one its hash was taken of: a change made since is bumped by whoever made it (or the worker's refresh).
+ */
+export async function bumpedState(ex: Executor, hostId: number): Promise<HostDesiredState | null> {
+  const kept = lastBumped.get(hostId);
+  if (!kept) return null;
+  const h = await ex
+    .selectFrom('hosts')
+    .select(['desired_generation', 'desired_hash', 'removed'])
+    .where('id', '=', hostId)
+    .executeTakeFirst();
+  if (!h || h.removed !== null) return null;
+  return Number(h.desired_generation) === kept.state.generation && h.desired_hash === kept.hash
+    ? kept.state
+    : null;
 }
 
 /** Refreshes every live host (a host went Down or Up: the others' VXLAN peers change). */

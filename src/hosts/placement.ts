@@ -103,19 +103,51 @@ function fits(l: HostLoad, need: Need): boolean {
   );
 }
 
+export interface PlacementOptions {
+  prefer?: (number | null)[];
+  avoid?: number[];
+  counted?: { hostId: number | null };
+}
+
 /**
  * FirstFit: the preferred host when it qualifies, else the qualifying host with the fewest VMs and routers.
  * `avoid`: hosts to use only when nothing else qualifies (the other router of a redundant pair). Null: none.
- * `exclude`: the load already counted on the candidates (the VM or router being placed, when it runs).
+ * `counted`: the host whose load already counts what is being placed (the VM or router, when it runs there).
  */
 export async function chooseHost(
   ex: Executor,
   zoneId: number,
   need: Need,
-  o: { prefer?: (number | null)[]; avoid?: number[]; counted?: { hostId: number | null } } = {},
+  o: PlacementOptions = {},
 ): Promise<HostRow | null> {
+  return (await chooseHosts(ex, zoneId, [{ need, ...o }]))[0]!;
+}
+
+/**
+ * chooseHost for several at once, from one reading of the zone's hosts and their loads: each choice is added to
+ * the loads the next one sees, as if each had been placed (and recorded) before the next was chosen. A burst's
+ * placements queued behind one another cost one reading instead of one each.
+ */
+export async function chooseHosts(
+  ex: Executor,
+  zoneId: number,
+  requests: (PlacementOptions & { need: Need })[],
+): Promise<(HostRow | null)[]> {
   const hosts = await usableHosts(ex, zoneId);
   const loads = await hostLoads(ex, hosts);
+  return requests.map((o) => {
+    const chosen = pick(loads, o.need, o);
+    const l = chosen && loads.get(Number(chosen.id));
+    if (l && Number(chosen.id) !== o.counted?.hostId) {
+      l.vms++;
+      l.memoryAllocatedMiB += o.need.memoryMiB;
+      l.cpuAllocatedMhz += o.need.cpuMhz;
+    }
+    return chosen;
+  });
+}
+
+function pick(loads: Map<number, HostLoad>, need: Need, o: PlacementOptions): HostRow | null {
   // What is being placed may already be counted on its current host (a running router being re-checked).
   const counted = o.counted?.hostId;
   const fitsHere = (l: HostLoad) =>

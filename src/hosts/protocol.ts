@@ -12,7 +12,7 @@
  *   host) keeps the host's id and gives it a new secret.
  * - `POST /v1/hosts/<uuid>/heartbeat` with {@link HostHeartbeat}: answers {@link HostHeartbeatAnswer}. Every
  *   `ping.interval` seconds (CloudStack's setting, default 60; tests set it low). A host silent for
- *   `ping.interval` is Disconnected, for `ping.timeout` × `ping.interval` Down (CloudStack's states).
+ *   `ping.timeout` × `ping.interval` is Disconnected (CloudStack's timing), one `ping.interval` more Down.
  * - `GET /v1/hosts/<uuid>/desired?after=<generation>&waitMs=<ms>`: the host's {@link HostDesiredState}; with
  *   `after`, long-polls until the generation is greater (or `waitMs` passes: 304). Level-based: the agent
  *   always converges to the whole answer, never to a difference.

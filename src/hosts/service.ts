@@ -1,6 +1,6 @@
 /**
  * Host state changes that are more than a row update: a silent host going Disconnected then Down (CloudStack's
- * `ping.interval` and `ping.timeout`), a Down host heard from again, each with its event and the host alert
+ * `ping.interval` and `ping.timeout`, `checkHostStates`), a Down host heard from again, each with its event and the host alert
  * (type 7, ALERT.HOST), and the desired states of the zone's other hosts refreshed (their VXLAN peers change).
  */
 import type { Store, Executor } from '../store/db.js';
@@ -49,14 +49,19 @@ export async function hostCameBack(store: Store, h: HostRow, was: HostState | un
 }
 
 /**
- * One pass over the hosts that are not heard from: Up → Disconnected after `ping.interval` seconds of silence,
- * Up/Disconnected → Down after `ping.interval` × `ping.timeout`. Each transition is one conditional UPDATE
- * (state and last_pinged as read), so of several servers only one makes it and records its event and alert.
+ * One pass over the hosts that are not heard from, on CloudStack's timing (AgentManagerImpl): its monitor, every
+ * `ping.interval`, investigates a host silent for more than `ping.interval` × `ping.timeout` (`getTimeout()`, 150 s
+ * by default) and the investigation finds the agent gone (Disconnected) or the host gone (Down). stacknet has no
+ * investigator that reaches a host other than through its agent, so: Up → Disconnected after `ping.interval` ×
+ * `ping.timeout` of silence, and Up/Disconnected → Down when still silent at the monitor's next round, one
+ * `ping.interval` later. Each transition is one conditional UPDATE (state and last_pinged as read), so of several
+ * servers only one makes it and records its event and alert.
  */
 export async function checkHostStates(store: Store, now: number): Promise<number> {
   const db = store.db;
   const interval = Number(await getSetting(db, 'ping.interval')) * 1000;
   const timeout = interval * Number(await getSetting(db, 'ping.timeout'));
+  const down = timeout + interval;
   const hosts = await db
     .selectFrom('hosts')
     .selectAll()
@@ -68,7 +73,7 @@ export async function checkHostStates(store: Store, now: number): Promise<number
   for (const h of hosts) {
     const silent = now - Number(h.last_pinged ?? h.created);
     const to: HostState | null =
-      silent > timeout ? 'Down' : silent > interval && h.state === 'Up' ? 'Disconnected' : null;
+      silent > down ? 'Down' : silent > timeout && h.state === 'Up' ? 'Disconnected' : null;
     if (!to) continue;
     let q = db.updateTable('hosts').set({ state: to }).where('id', '=', h.id).where('state', '=', h.state);
     q =

@@ -60,8 +60,9 @@ interface DeployMarks {
  * The start after a VM's transaction committed: its routers converge while the driver prepares the VM (netns: its
  * namespace, veths and port rules), and its guest starts once they have: the guest asks for its address at
  * once, so its router must know it first (as CloudStack prepares the DHCP entry before the VM starts), but
- * nothing else of the start needs the router. `known`: what the caller has just committed (the VM's networks,
- * its row), not read again.
+ * nothing else of the start needs the router (the hosts driver starts a libvirt guest meanwhile: it boots for
+ * seconds before it asks, src/drivers/hosts.ts `startVmAfter`). `known`: what the caller has just committed (the
+ * VM's networks, its row), not read again.
  */
 async function convergeAndStart(
   ctx: CommandContext,

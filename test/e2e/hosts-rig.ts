@@ -88,7 +88,7 @@ export class HostsRig {
     });
     for (const [name, value] of [
       ['host.registration.token', this.lab.token],
-      // 2 s × 2: Down 4 s after the last beat, and a loaded machine's late beat does not make a host Down.
+      // 2 s × 2: Disconnected 4 s after the last beat, Down 6 s after it (src/hosts/service.ts).
       ['ping.interval', '2'],
       ['ping.timeout', '2'],
       ['stacknet.host.vm.backend', this.o.vmBackend],

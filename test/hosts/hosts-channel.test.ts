@@ -2,7 +2,7 @@
  * The management server's side of the hosts driver (src/hosts, src/drivers/hosts.ts), driven through its HTTP
  * channel by two test hosts (test-host.ts: real HTTP both ways) and through the CloudStack API: registration
  * with the token, heartbeats, the desired-state long-poll, placement of a VXLAN network's router and VMs on two
- * hosts and the desired state each host gets, host states by `ping.interval` / `ping.timeout` (2 s / 2) with
+ * hosts and the desired state each host gets, host states by `ping.interval` / `ping.timeout` (2 s / 2: Disconnected after 4 s of silence, Down after 6) with
  * ALERT.HOST, a Down host's router rebuilt on the other host, listHosts / listClusters / maintenance. On the
  * databases of STACKNET_TEST_DBS.
  */
@@ -243,16 +243,28 @@ for (const kind of testDbKinds()) {
       const other = rh === h1 ? h2 : h1;
       rh.heartbeating = false;
       const states = new Set<string>();
+      // Per state, the least silence (ms since the host's last_pinged) it was seen at: CloudStack's timing is
+      // Disconnected past ping.interval × ping.timeout (2 s × 2), Down one ping.interval later (6 s).
+      const seenAt = new Map<string, number>();
       await eventually(
         async () => {
           const h = (await client.okCall('listHosts', { id: rh.uuid })).host[0];
+          const row = await s.store.db
+            .selectFrom('hosts')
+            .select('last_pinged')
+            .where('uuid', '=', rh.uuid)
+            .executeTakeFirstOrThrow();
+          const silent = Date.now() - Number(row.last_pinged);
           states.add(h.state);
+          if (!seenAt.has(h.state)) seenAt.set(h.state, silent);
           return h.state === 'Down' ? true : undefined;
         },
         20_000,
         'the host Down',
       );
-      assert.ok(states.has('Disconnected') || states.size === 1, `states seen: ${[...states]}`);
+      assert.ok(states.has('Disconnected'), `Disconnected before Down: ${[...states]}`);
+      assert.ok(seenAt.get('Disconnected')! >= 4000, `Disconnected after ${seenAt.get('Disconnected')} ms`);
+      assert.ok(seenAt.get('Down')! >= 6000, `Down after ${seenAt.get('Down')} ms`);
       // One open ALERT.HOST for it (a loaded machine may have seen another host late once: cleared since).
       const alerts = await client.okCall('listAlerts', { type: '7' });
       const mine = alerts.alert.filter((a: { description: string }) =>
