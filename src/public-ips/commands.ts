@@ -29,12 +29,12 @@ import {
   associateIpAddress,
   completeAssociate,
   disassociateIpAddress,
-  releaseIpAddress,
-  reserveIpAddress,
-} from './service.js';
+} from './associate.js';
+import type { AssociateDeps } from './associate.js';
+import { releaseIpAddress, reserveIpAddress } from './reserve.js';
 import { knownOwners } from './service.js';
 import { disableStaticNat, enableStaticNat } from './static-nat.js';
-import type { AssociateDeps, IpRow } from './service.js';
+import type { IpRow } from './service.js';
 
 const R = (o: Record<string, unknown>): ResponseObject => o as ResponseObject;
 

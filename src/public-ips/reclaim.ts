@@ -38,7 +38,7 @@ export async function reclaimStaleAllocating(
           ),
         ]);
       const db = netDb(tx);
-      // Tags go with the row on every path that deletes a public IP (service.ts, abandonAllocating).
+      // Tags go with the row on every path that deletes a public IP (service.ts; associate.ts, abandonAllocating).
       await removeTagsOf(
         tx,
         'PublicIpAddress',

@@ -11,8 +11,9 @@ import type { NetExecutor as Executor } from '../networks/tables.js';
 import { netDb } from '../networks/tables.js';
 import { liveRulesWhere } from '../rules/repository.js';
 import { bumpPublicIpRouters } from '../routers/repository.js';
-import { isPortableRow, plain, publicIpByUuid, transferPortableIp } from './service.js';
-import type { AssociateDeps } from './service.js';
+import { isPortableRow, plain, publicIpByUuid } from './service.js';
+import { transferPortableIp } from './portable-ips.js';
+import type { AssociateDeps } from './associate.js';
 
 /** What enableStaticNat needs to know of a VM. */
 export interface StaticNatVm {

@@ -16,7 +16,9 @@ import { adminCaller, insertPublicIp, insertZoneAndNetwork } from '../routers/te
 import { eventually } from '../netns/eventually.js';
 import { CloudStackError } from '../errors/catalogue.js';
 import { createTags, tagsFor, untaggedIn } from '../tags/service.js';
-import { abandonAllocating, releaseIpAddress, releasePublicIp } from './service.js';
+import { abandonAllocating } from './associate.js';
+import { releaseIpAddress } from './reserve.js';
+import { releasePublicIp } from './service.js';
 import { reclaimStaleAllocating } from './reclaim.js';
 import type { Caller } from '../api/command.js';
 import { netDb } from '../networks/tables.js';
