@@ -37,6 +37,39 @@ export function parseArgs(
   }
 }
 
+/**
+ * A command line of files and `--flag value` pairs (the profile summarisers): the files, in order; the flags go to
+ * parseArgs with `usage` and `on`.
+ */
+export function filesAndFlags(
+  argv: string[],
+  usage: string,
+  on: (flag: string, value: () => string) => boolean,
+): string[] {
+  const files: string[] = [];
+  const flags: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--')) flags.push(a, ...(a === '--help' ? [] : [argv[++i] ?? '']));
+    else files.push(a);
+  }
+  parseArgs(flags, usage, on);
+  return files;
+}
+
+/** A V8 CPU profile (`.cpuprofile`, from --cpu-prof or node:inspector's Profiler.stop). */
+export interface CpuProfile {
+  nodes: {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+    children?: number[];
+  }[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
 /** A comma list of numbers, `_` allowed as a digit separator (`0,1_000,10_000`). */
 export const numberList = (s: string): number[] => s.split(',').map((x) => Number(x.replace(/_/g, '')));
 

@@ -5,31 +5,20 @@
  *   node --import tsx bench/profile-areas.ts <file.cpuprofile> [--per 5631]
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from './common.js';
+import { filesAndFlags, type CpuProfile } from './common.js';
 
-interface Frame {
-  id: number;
-  callFrame: { functionName: string; url: string };
-}
-interface Profile {
-  nodes: Frame[];
-  samples: number[];
-  timeDeltas: number[];
-}
+type Profile = CpuProfile;
 
 let per = 0;
-const files: string[] = [];
-const flags: string[] = [];
-for (let i = 2; i < process.argv.length; i++) {
-  const a = process.argv[i]!;
-  if (a.startsWith('--')) flags.push(a, process.argv[++i] ?? '');
-  else files.push(a);
-}
-parseArgs(flags, 'node --import tsx bench/profile-areas.ts <file> [--per N]', (flag, value) => {
-  if (flag === '--per') per = Number(value());
-  else return false;
-  return true;
-});
+const files = filesAndFlags(
+  process.argv.slice(2),
+  'node --import tsx bench/profile-areas.ts <file> [--per N]',
+  (flag, value) => {
+    if (flag === '--per') per = Number(value());
+    else return false;
+    return true;
+  },
+);
 
 /** The area of a frame: first match wins. */
 const AREAS: [string, (f: string, u: string) => boolean][] = [

@@ -9,38 +9,25 @@
  * allocating stacks (`--depth` frames each, 8 unless told).
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from './common.js';
+import { filesAndFlags, type CpuProfile } from './common.js';
 
-interface Node {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
-  children?: number[];
-}
-interface Profile {
-  nodes: Node[];
-  samples: number[];
-  timeDeltas: number[];
-  startTime: number;
-  endTime: number;
-}
+type Profile = CpuProfile;
+type Node = CpuProfile['nodes'][number];
 
 let top = 30;
 let calls = 0;
 let depth = 8;
-const files: string[] = [];
-const flags: string[] = [];
-for (let i = 2; i < process.argv.length; i++) {
-  const a = process.argv[i]!;
-  if (a.startsWith('--')) flags.push(a, process.argv[++i] ?? '');
-  else files.push(a);
-}
-parseArgs(flags, 'node --import tsx bench/zone-profile.ts <file>... [--top N] [--calls N]', (flag, value) => {
-  if (flag === '--top') top = Number(value());
-  else if (flag === '--calls') calls = Number(value());
-  else if (flag === '--depth') depth = Number(value());
-  else return false;
-  return true;
-});
+const files = filesAndFlags(
+  process.argv.slice(2),
+  'node --import tsx bench/zone-profile.ts <file>... [--top N] [--calls N]',
+  (flag, value) => {
+    if (flag === '--top') top = Number(value());
+    else if (flag === '--calls') calls = Number(value());
+    else if (flag === '--depth') depth = Number(value());
+    else return false;
+    return true;
+  },
+);
 
 interface HeapNode {
   id: number;
