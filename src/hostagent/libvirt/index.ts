@@ -13,6 +13,7 @@ import type { HostTemplateSpec, HostVmSpec } from '../../hosts/protocol.js';
 import { run } from '../../netns/exec.js';
 import type { BackendVm, VmBackend } from '../vm-backend.js';
 import {
+  cpuFetchFlagged,
   libvirtdPaths,
   libvirtdUri,
   lightenCpuCheck,
@@ -191,12 +192,21 @@ export class LibvirtBackend implements VmBackend {
       );
       // A daemon that probed QEMU itself (no cache to seed from), or one an older agent left running, read the
       // flag: once more without it (its domains keep running across the restart).
-      if (light && (await lightenCpuCheck(this.daemon))) {
+      const lightened = light ? await lightenCpuCheck(this.daemon) : [];
+      if (lightened.length) {
         await stopLibvirtd(this.daemon);
         await startLibvirtd(this.daemon, opts);
         this.log(
-          `libvirt: libvirtd restarted to read its capabilities cache without cpu-unavailable-features`,
+          `libvirt: libvirtd restarted to read its capabilities cache without cpu-unavailable-features (${lightened.join(', ')})`,
         );
+        // It keeps those files unless it finds them outdated (libvirtd.ts `startCpus`): then it probed QEMU again,
+        // wrote the flag back, and the agent's next start restarts it once more. Said here, where it happened.
+        const again = await cpuFetchFlagged(this.daemon);
+        if (again.length) {
+          this.log(
+            `libvirt: the restarted libvirtd found its capabilities cache outdated and probed QEMU again (${again.join(', ')})`,
+          );
+        }
       }
     } else {
       await this.virsh.run(['version'], 30_000);

@@ -206,26 +206,57 @@ const sharedCaps = '/var/cache/libvirt/qemu/capabilities';
  * Measured under TCG (docs/benchmarks.md, "Six VMs at once on three hosts"): `virsh start` 0.2–0.35 s against
  * 0.74–1.5 s, QEMU's CPU by then 50–70 ms against 320–450 ms. libvirt keeps a cache file while QEMU's and its
  * own binaries are unchanged; a new probe (an upgrade) writes the flag again, which the next start takes out.
- * Resolves true when it took a flag out (a running daemon has to be restarted to read the file again).
+ * Resolves with the files it took a flag out of (a running daemon has to be restarted to read them again).
  */
-export async function lightenCpuCheck(p: LibvirtdPaths): Promise<boolean> {
+export async function lightenCpuCheck(p: LibvirtdPaths): Promise<string[]> {
   const dir = join(p.cache, 'qemu', 'capabilities');
   await mkdir(dir, { recursive: true });
   const mine = await readdir(dir);
   if (!mine.some((f) => f.endsWith('.xml')))
     for (const f of await readdir(sharedCaps).catch(() => [] as string[]))
       if (f.endsWith('.xml')) await copyFile(join(sharedCaps, f), join(dir, f)).catch(() => {});
-  let changed = false;
-  for (const f of await readdir(dir)) {
-    if (!f.endsWith('.xml')) continue;
-    const xml = await readFile(join(dir, f), 'utf8');
-    const light = xml.replace(cpuFetchFlag, '');
-    if (light !== xml) {
-      await writeFile(join(dir, f), light);
-      changed = true;
-    }
-  }
+  const changed = await cpuFetchFlagged(p);
+  for (const f of changed)
+    await writeFile(join(dir, f), (await readFile(join(dir, f), 'utf8')).replace(cpuFetchFlag, ''));
   return changed;
+}
+
+/** The files of the daemon's own capabilities cache that carry `cpu-unavailable-features` (`lightenCpuCheck`). */
+export async function cpuFetchFlagged(p: LibvirtdPaths): Promise<string[]> {
+  const dir = join(p.cache, 'qemu', 'capabilities');
+  const flagged: string[] = [];
+  for (const f of await readdir(dir).catch(() => [] as string[]))
+    if (f.endsWith('.xml') && (await readFile(join(dir, f), 'utf8')).search(cpuFetchFlag) >= 0)
+      flagged.push(f);
+  return flagged;
+}
+
+/**
+ * The CPUs this agent may run on (`Cpus_allowed_list`, e.g. `0-1`), and the first of them: where libvirtd starts.
+ *
+ * libvirt 9.0 keeps a QEMU capabilities cache file (KVM usable) only while the host's CPUID matches the one
+ * recorded in it, which each daemon reads once as it starts (`virCPUDataGetHost`). libvirt counts PVM's /dev/kvm
+ * (`kvm_pvm`, these machines) as usable, and PVM's KVM_GET_SUPPORTED_CPUID carries the APIC ID of the CPU the call
+ * ran on (leaf 1 EBX bits 31–24, leaves 0xb and 0x1f EDX): a daemon that started on another CPU than the one that
+ * probed QEMU logged "Outdated capabilities ...: host cpuid changed", probed again (seconds under TCG) and wrote
+ * `cpu-unavailable-features` back, so the next agent start restarted a daemon it should have reused (the libvirt
+ * backend test, failing on a loaded machine, where the scheduler moves threads between CPUs). Started on one fixed
+ * CPU, every daemon reads the same CPUID; once it answers (that read done), it may use them all again.
+ */
+async function startCpus(): Promise<{ all: string; first: string } | null> {
+  try {
+    const all = /^Cpus_allowed_list:\s*(\S+)$/m.exec(await readFile('/proc/self/status', 'utf8'))?.[1];
+    const first = all && /^\d+/.exec(all)?.[0];
+    return all && first ? { all, first } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Lets every thread of daemon `pid` run on `cpus` again (`startCpus`: it started on one). */
+async function unpin(pid: number, cpus: string, log: (m: string) => void): Promise<void> {
+  const r = await exec(['taskset', '--all-tasks', '--pid', '--cpu-list', cpus, String(pid)]);
+  if (r.code !== 0) log(`libvirt: could not let libvirtd ${pid} use CPUs ${cpus}: ${r.stderr.trim()}`);
 }
 
 /**
@@ -244,6 +275,7 @@ export async function startLibvirtd(
 ): Promise<{ pid: number; reused: boolean }> {
   const { log, netns } = opts;
   const timeoutMs = opts.timeoutMs ?? 120_000;
+  const cpus = await startCpus();
   const running = await runningLibvirtd(p);
   if (running) {
     if (!(await inNetns(running, netns))) {
@@ -252,6 +284,8 @@ export async function startLibvirtd(
       );
     }
     await waitAnswering(p, running, timeoutMs);
+    // Its agent may have died before it let the daemon use every CPU.
+    if (cpus) await unpin(running, cpus.all, log);
     log(`libvirt: reusing libvirtd ${running} on ${p.socket}`);
     return { pid: running, reused: true };
   }
@@ -266,11 +300,12 @@ export async function startLibvirtd(
   try {
     const argv = [
       ...(netns ? ['ip', 'netns', 'exec', netns] : []),
+      ...(cpus ? ['taskset', '--cpu-list', cpus.first] : []),
       'unshare',
       ...['--mount', '--propagation', 'private', 'sh', '-c', mountAndExec],
       ...['sh', p.etc, p.run, p.lib, p.log, p.pidFile, opts.lightCpuCheck ? p.cache : ''],
     ];
-    // `ip netns exec` and `unshare` exec what they run: the pid is libvirtd's own.
+    // `ip netns exec`, `taskset` and `unshare` exec what they run: the pid is libvirtd's own.
     const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', out, out] });
     child.on('error', () => {});
     child.unref();
@@ -279,8 +314,11 @@ export async function startLibvirtd(
   } finally {
     closeSync(out);
   }
-  log(`libvirt: started libvirtd ${pid} on ${p.socket}`);
+  log(
+    `libvirt: started libvirtd ${pid} on ${p.socket}${cpus ? ` (CPU ${cpus.first} until it answers)` : ''}`,
+  );
   await waitAnswering(p, pid, timeoutMs);
+  if (cpus) await unpin(pid, cpus.all, log);
   return { pid, reused: false };
 }
 
