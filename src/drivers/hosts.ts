@@ -148,26 +148,31 @@ export class HostsDriver implements Driver {
         this.vmBatchQueued = false;
         const batch = this.vmPlacements.splice(0);
         const zones = new Map<number, typeof batch>();
-        for (const b of batch) zones.set(b.zoneId, [...(zones.get(b.zoneId) ?? []), b]);
-        for (const [zoneId, reqs] of zones)
-          await chooseHosts(this.db, zoneId, reqs)
-            .then(
-              (hosts) =>
-                Promise.all(
-                  reqs.map(async (r, i) => {
-                    const chosen = hosts[i]!;
-                    if (chosen && Number(chosen.id) !== r.counted.hostId)
-                      await this.db
-                        .updateTable('vms')
-                        .set({ host_id: Number(chosen.id), last_host_id: Number(chosen.id) })
-                        .where('id', '=', r.vmId)
-                        .execute();
-                    r.done(chosen);
-                  }),
-                ),
-              (e: unknown) => reqs.forEach((r) => r.failed(e)),
-            )
-            .catch((e: unknown) => reqs.forEach((r) => r.failed(e)));
+        for (const b of batch) {
+          const same = zones.get(b.zoneId);
+          if (same) same.push(b);
+          else zones.set(b.zoneId, [b]);
+        }
+        for (const [zoneId, reqs] of zones) {
+          try {
+            const hosts = await chooseHosts(this.db, zoneId, reqs);
+            await Promise.all(
+              reqs.map(async (r, i) => {
+                const chosen = hosts[i]!;
+                if (chosen && Number(chosen.id) !== r.counted.hostId)
+                  await this.db
+                    .updateTable('vms')
+                    .set({ host_id: Number(chosen.id), last_host_id: Number(chosen.id) })
+                    .where('id', '=', r.vmId)
+                    .execute();
+                r.done(chosen);
+              }),
+            );
+          } catch (e) {
+            // Those already answered keep their host (a settled promise ignores this).
+            for (const r of reqs) r.failed(e);
+          }
+        }
       });
     });
   }

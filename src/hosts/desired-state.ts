@@ -51,7 +51,6 @@ function capabilitiesOf(h: HostRow): HostCapabilities | null {
   }
 }
 
-/** The VM backend a host runs VMs with: `stacknet.host.vm.backend` when the host offers it, else its first. */
 /** How host `h` runs its VMs: the `stacknet.host.vm.backend` setting when the host offers it, else its first. */
 export async function backendFor(ex: Executor, h: HostRow): Promise<'libvirt' | 'netns'> {
   const offered = capabilitiesOf(h)?.vmBackends ?? ['libvirt'];
