@@ -2,32 +2,25 @@
  * Opening the database by URL, running migrations, transactions and driver-error translation.
  * One schema on three databases: `sqlite:<path>` (embedded default, WAL), `postgres://...`, `mysql://...`
  * (MariaDB). Nothing outside store/ and the repositories needs to know which one it is on, except where a
- * repository chooses a dialect-specific statement for speed (it asks `store.kind`).
+ * repository chooses a dialect-specific statement for speed (it asks `store.kind`). Each database's own set-up
+ * (connection or pool, pragmas, session settings) is in sqlite-connection.ts, postgres-pool.ts and mysql-pool.ts.
  */
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, MysqlDialect, Transaction } from 'kysely';
-import type {
-  Dialect,
-  Driver,
-  KyselyPlugin,
-  Migration,
-  MigrationProvider,
-  SqliteDatabase as SqliteDatabaseLike,
-} from 'kysely';
-import type { Database as SqliteConnection, Statement } from 'better-sqlite3';
-import type { Pool as PgPool, PoolClient as PgClient } from 'pg';
+import type { Dialect, Driver, KyselyPlugin, Migration, MigrationProvider } from 'kysely';
+import type { Database as SqliteConnection } from 'better-sqlite3';
+import type { Pool as PgPool } from 'pg';
 import type { Pool as MysqlPool } from 'mysql2';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { CloudStackError, internalError, valueTooLong } from '../errors/catalogue.js';
 import type { Database } from './schema.js';
 import { migrations } from './migrations/index.js';
 import { ResumableMysqlDialect } from './resumable-mysql.js';
-import { FairSqliteDialect } from './fair-sqlite-dialect.js';
 import { ReconnectingDialect } from './reconnecting-dialect.js';
-import { preparedStatementName } from './prepared.js';
-import { WalFlush } from './sqlite-flush.js';
-import { planConstantColumns, planConstantStatement, planConstantsOf } from './sqlite-plan-constants.js';
-import type { CachedStatement } from './sqlite-plan-constants.js';
+import type { WalFlush } from './sqlite-flush.js';
+import { openSqliteConnection } from './sqlite-connection.js';
+import { createPostgresPool } from './postgres-pool.js';
+import { createMysqlPool } from './mysql-pool.js';
+
+export { sqliteSettings } from './sqlite-connection.js';
 
 export type DbKind = 'sqlite' | 'postgres' | 'mysql';
 
@@ -74,47 +67,6 @@ export interface OpenOptions {
   poolSize?: number;
 }
 
-/**
- * SQLite's `synchronous`, a new file's `page_size` and the page cache's size from STACKNET_SQLITE_SYNC,
- * STACKNET_SQLITE_PAGE_SIZE and STACKNET_SQLITE_CACHE_MIB.
- */
-export function sqliteSettings(env: NodeJS.ProcessEnv = process.env): {
-  sync: string;
-  pageSize: number;
-  cacheMib: number;
-} {
-  const sync = (env.STACKNET_SQLITE_SYNC ?? 'FULL').toUpperCase();
-  if (!['FULL', 'NORMAL', 'EXTRA'].includes(sync)) {
-    throw new CloudStackError(
-      'InvalidParameterValue',
-      `STACKNET_SQLITE_SYNC='${env.STACKNET_SQLITE_SYNC}' is not one of FULL (durable against power loss, the ` +
-        `default), NORMAL (durable against process crashes) or EXTRA`,
-    );
-  }
-  const raw = env.STACKNET_SQLITE_PAGE_SIZE ?? '8192';
-  const pageSize = Number(raw);
-  if (
-    !Number.isInteger(pageSize) ||
-    pageSize < 512 ||
-    pageSize > 65536 ||
-    (pageSize & (pageSize - 1)) !== 0
-  ) {
-    throw new CloudStackError(
-      'InvalidParameterValue',
-      `STACKNET_SQLITE_PAGE_SIZE='${raw}' is not a power of two from 512 to 65536 (bytes; default 8192)`,
-    );
-  }
-  const rawCache = env.STACKNET_SQLITE_CACHE_MIB ?? '2';
-  const cacheMib = Number(rawCache);
-  if (!Number.isInteger(cacheMib) || cacheMib < 1 || cacheMib > 65536) {
-    throw new CloudStackError(
-      'InvalidParameterValue',
-      `STACKNET_SQLITE_CACHE_MIB='${rawCache}' is not a whole number of MiB from 1 to 65536 (default 2)`,
-    );
-  }
-  return { sync, pageSize, cacheMib };
-}
-
 export function dbKindOf(url: string): DbKind {
   if (url.startsWith('sqlite:')) return 'sqlite';
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return 'postgres';
@@ -138,72 +90,13 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
     statements.count++;
   };
   if (kind === 'sqlite') {
-    const settings = sqliteSettings();
-    const { default: SqliteDatabase } = await import('better-sqlite3');
-    // `sqlite::memory:` is a private in-memory database (gone with the process; nothing written to disk).
-    const named = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    const path = named === ':memory:' ? named : resolve(named);
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const conn = new SqliteDatabase(path);
-    // WAL lets readers run beside the one writer; NORMAL is durable against process crashes (a committed
-    // transaction is in the WAL) and FULL additionally against power loss. STACKNET_SQLITE_SYNC picks.
-    // 8 KiB pages for a new database (an existing one keeps its own): a random insert into a big index then
-    // rebalances a full leaf about half as often as with 4 KiB, which is what the p99 of an allocation in a scope
-    // of hundreds of thousands of rows is made of; costs ~25% of the small-commit rate (docs/benchmarks.md "IPAM
-    // allocation"). Must come before the first write.
-    conn.pragma(`page_size = ${settings.pageSize}`);
-    conn.pragma('journal_mode = WAL');
-    // FULL on a file: SQLite's NORMAL (COMMIT writes the WAL, no flush) and our own flush of the WAL, off the
-    // event loop and shared by the commits made while one runs, that every caller waits for (sqlite-flush.ts):
-    // FULL's durability without the loop stopping for each fsync.
-    const ownFlush = settings.sync === 'FULL' && path !== ':memory:';
-    conn.pragma(`synchronous = ${ownFlush ? 'NORMAL' : settings.sync}`);
-    conn.pragma('busy_timeout = 10000');
-    // Checkpoints are where WAL mode pays its fsyncs (all of them under NORMAL); the default every 1,000 pages
-    // costs about half the small-transaction commit rate (docs/benchmarks.md "IPAM allocation"). Every ~80 MiB
-    // of WAL instead, whatever the page size (10,000 pages of 8 KiB; 5,000 measured 8% fewer commits/s), and
-    // below journal_size_limit, so a WAL that restarts is rewritten in place, never cut back and regrown (an
-    // append costs a commit more than an overwrite).
-    const pageBytes = Number(conn.pragma('page_size', { simple: true }));
-    conn.pragma(`wal_autocheckpoint = ${Math.floor((80 * 1024 * 1024) / pageBytes)}`);
-    // A WAL that once grew past this (a long write burst) is cut back to it at the next reset instead of staying
-    // that size on disk.
-    conn.pragma('journal_size_limit = 134217728');
-    // SQLite's own default page cache (2 MiB), not better-sqlite3's 16 MB: pages it misses come from the OS page
-    // cache for a pread each, and with the bigger cache half the allocations in a half-full /8 took 1-20 minor
-    // page faults (~5 µs each on these VMs) for the cache's own memory, which put the p99 there at 1.5-2× an empty
-    // /24's; with 2 MiB 94% take none and the ratio is 1.0-1.4 (docs/benchmarks.md "IPAM allocation").
-    conn.pragma(`cache_size = -${settings.cacheMib * 1024}`);
-    conn.pragma('foreign_keys = ON');
-    if (ownFlush) wal = new WalFlush(conn, `${path}-wal`);
-    const dialect = new FairSqliteDialect({ database: cachingStatements(conn) }, undefined, wal);
-    db = new Kysely<Database>({ dialect, log });
-    sqliteDialects.set(db, dialect);
-    sqlite = conn;
+    const opened = await openSqliteConnection(url);
+    db = new Kysely<Database>({ dialect: opened.dialect, log });
+    sqliteDialects.set(db, opened.dialect);
+    sqlite = opened.conn;
+    wal = opened.wal;
   } else if (kind === 'postgres') {
-    const pg = await import('pg');
-    // int8 (bigint, COUNT(*)) as a JS number: our ids, counters and epoch-ms times fit in 2^53.
-    pg.default.types.setTypeParser(20, (v: string) => Number(v));
-    pg.default.types.setTypeParser(1700, (v: string) => Number(v));
-    const pool = new pg.default.Pool({
-      connectionString: url.replace(/^postgresql:/, 'postgres:'),
-      max: poolSize,
-      // Queries given to a client before the previous one's answer are written at once (namePreparedStatements'
-      // BEGIN goes out with the transaction's first statement). Kysely awaits every statement, so nothing else
-      // is ever in flight behind another; cursors (pg-cursor), which pipelining refuses, are not used.
-      pipeline: true,
-    } as ConstructorParameters<typeof pg.default.Pool>[0]);
-    pool.on('error', () => {
-      /* an idle client lost its connection; the pool replaces it */
-    });
-    // pg emits 'error' on a client whose connection dies (pg_terminate_backend, a database restart, a cut
-    // network) even while it is checked out and between queries, where pg-pool listens for nothing: with no
-    // listener that is an uncaught exception and the process exits. The query in flight, if any, fails on its
-    // own and the pool drops the broken client when it is released; the listener only keeps the process up.
-    pool.on('connect', (client) => {
-      client.on('error', () => undefined);
-      namePreparedStatements(client);
-    });
+    const pool = await createPostgresPool(url, poolSize);
     db = new Kysely<Database>({
       dialect: new ReconnectingDialect(new PostgresDialect({ pool }), isConnectionLost),
       log,
@@ -234,53 +127,6 @@ export async function openStore(url: string, options: OpenOptions = {}): Promise
 }
 
 /**
- * A prepared query's statement (src/store/prepared.ts) goes to PostgreSQL as a named statement: parsed and planned
- * once per connection, then only bound and executed (what src/addresses' fast path does for its own). Kysely's
- * driver calls `query(text, values)`; any other call passes through as it was.
- */
-function namePreparedStatements(client: PgClient): void {
-  const query = client.query.bind(client) as (...a: unknown[]) => unknown;
-  // A transaction's BEGIN is not sent on its own: it is answered "done" at once, then written in the same write
-  // as the transaction's next statement (the pipelined client sends it without waiting for BEGIN's answer), and
-  // its real answer is awaited with that statement's. One round trip less per transaction: one wake-up less of
-  // this process and of the backend. BEGIN fails only when the connection is gone; then the statement fails with
-  // it, and transaction() treats that as a lost connection, as it would a failed BEGIN.
-  let beginDue = false;
-  // Looked up per use: pg replaces the socket with a TLS one after an SSL negotiation.
-  const stream = () =>
-    (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection
-      ?.stream;
-  const send = (...a: unknown[]): unknown => {
-    const [text, values] = a;
-    if (a.length === 2 && typeof text === 'string' && Array.isArray(values)) {
-      const name = preparedStatementName(text);
-      if (name) return query({ name, text, values });
-    }
-    return query(...a);
-  };
-  client.query = ((...a: unknown[]) => {
-    if (a.length === 2 && a[0] === 'begin' && Array.isArray(a[1]) && a[1].length === 0 && !beginDue) {
-      beginDue = true;
-      return Promise.resolve({ command: 'BEGIN', rowCount: null, rows: [], fields: [] });
-    }
-    if (!beginDue) return send(...a);
-    beginDue = false;
-    const out = stream();
-    out?.cork?.();
-    let b: Promise<unknown>;
-    let r: unknown;
-    try {
-      b = query('begin') as Promise<unknown>;
-      r = send(...a);
-    } finally {
-      out?.uncork?.();
-    }
-    b.catch(() => undefined);
-    return Promise.all([b, r]).then(([, x]) => x);
-  }) as PgClient['query'];
-}
-
-/**
  * Counts the fast paths' statements: `query` on the pg pool, `execute` on the mysql2 pool (Kysely uses neither:
  * it checks out a connection and is counted by its log hook).
  */
@@ -291,113 +137,6 @@ function countingCalls<T extends object>(target: T, method: keyof T, statements:
     return call(...a);
   }) as T[keyof T];
   return target;
-}
-
-async function createMysqlPool(url: string, size: number): Promise<MysqlPool> {
-  const mysql = await import('mysql2');
-  const pool = mysql.createPool({
-    uri: url.replace(/^mariadb:/, 'mysql:'),
-    connectionLimit: size,
-    supportBigNumbers: true,
-    bigNumberStrings: false,
-    decimalNumbers: true,
-    timezone: 'Z',
-  });
-  pool.on('connection', (conn) => {
-    // mysql2 listens for one 'error' per pooled connection (to drop it); a KILL CONNECTION or a lost server
-    // can bubble more than one, and an unheard one would end the process.
-    conn.on('error', () => undefined);
-    // READ COMMITTED, as PostgreSQL's default: every statement sees what has committed before it. The code is
-    // written for that ("lock the row, then read": a network being implemented, an account's IP count, a VLAN
-    // window read again after a lost race); under MariaDB's default REPEATABLE READ those reads come from the
-    // snapshot taken at the transaction's first read and miss what the lock waited for. The first command on
-    // the connection: mysql2 queues the caller's statements behind it.
-    conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', () => undefined);
-  });
-  return pool;
-}
-
-/**
- * Kysely's SQLite driver prepares every statement anew; compiling SQL is a large part of a small query's cost
- * (about a fifth of an API request's CPU in the bench:api profile). Statements are kept per SQL text (the most
- * recently used STATEMENT_CACHE of them); one still being iterated (a streamed query) is not handed out twice.
- */
-const STATEMENT_CACHE = 500;
-
-function cachingStatements(conn: SqliteConnection): SqliteDatabaseLike {
-  const cache = new Map<string, SqliteStatement>();
-  // The columns whose `col = ?` terms make SQLite plan a statement again at every run (sqlite-plan-constants.ts),
-  // read again when the schema changed (migrations run after the store opens).
-  const schemaVersion = conn.prepare('PRAGMA schema_version').pluck();
-  let planCols = { version: -1, cols: new Set<string>() };
-  const planConstantColumnsNow = (): Set<string> => {
-    const version = Number(schemaVersion.get());
-    if (version !== planCols.version) planCols = { version, cols: planConstantColumns(conn) };
-    return planCols.cols;
-  };
-  const prepareNew = (text: string): SqliteStatement => rowsAsLiterals(conn.prepare(text));
-  return {
-    close: () => {
-      cache.clear();
-      conn.close();
-    },
-    prepare(text: string) {
-      const hit = cache.get(text);
-      if (hit && !hit.busy) {
-        cache.delete(text);
-        cache.set(text, hit);
-        return hit;
-      }
-      const base = prepareNew(text);
-      const plan = planConstantsOf(text, planConstantColumnsNow());
-      const stmt = plan ? planConstantStatement(text, plan, base, prepareNew) : base;
-      if (!hit) {
-        cache.set(text, stmt);
-        if (cache.size > STATEMENT_CACHE) cache.delete(cache.keys().next().value as string);
-      }
-      return stmt;
-    },
-  };
-}
-
-/** A statement as the cache hands it to Kysely: its own, or rowsAsLiterals' (or planConstantStatement's) in its place. */
-type SqliteStatement = CachedStatement;
-
-/**
- * A reading statement whose rows are built by an object literal compiled once for its columns. better-sqlite3
- * sets a row's members one at a time, and V8 keeps an object so built with more than a few members in dictionary
- * mode: a row of ip_allocations (22 columns) was ~3.2 KB, a 500-row page 1.6 MB, a third of what a page of
- * listPublicIpAddresses allocated, and each member read was a hash lookup. Read as arrays (`raw`) and made by the
- * literal, the same members in the same order with the same values are a fast-mode object: 0.5 MB a page and
- * 40 % of the CPU (docs/benchmarks.md "The list's tail on the 1,000,000-address zone, cut"). A column named
- * `__proto__`, which a literal would take as the prototype, keeps better-sqlite3's own rows; so does a statement
- * that writes (`raw` is for readers only).
- */
-function rowsAsLiterals(stmt: Statement): SqliteStatement {
-  if (!stmt.reader) return stmt;
-  const names = stmt.columns().map((c) => c.name);
-  if (names.includes('__proto__')) return stmt;
-  // A JSON string is a JavaScript string literal: any column name (an alias may hold anything) is only a key.
-  const row = new Function(
-    'a',
-    `return {${names.map((n, i) => `${JSON.stringify(n)}: a[${i}]`).join(', ')}};`,
-  ) as (values: unknown[]) => Record<string, unknown>;
-  stmt.raw(true);
-  return {
-    reader: true,
-    get busy() {
-      return stmt.busy;
-    },
-    all(parameters) {
-      const rows = stmt.all(parameters) as unknown[];
-      for (let i = 0; i < rows.length; i++) rows[i] = row(rows[i] as unknown[]);
-      return rows;
-    },
-    run: (parameters) => stmt.run(parameters),
-    *iterate(parameters) {
-      for (const values of stmt.iterate(parameters) as IterableIterator<unknown[]>) yield row(values);
-    },
-  };
 }
 
 class StaticMigrationProvider implements MigrationProvider {
