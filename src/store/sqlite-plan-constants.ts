@@ -119,7 +119,7 @@ function paramsLeft(plan: PlanConstants, params: readonly unknown[]): unknown[] 
   return rest;
 }
 
-/** A statement as the store's cache hands it to Kysely (db.ts cachingStatements). */
+/** A statement as the store's cache hands it to Kysely (sqlite-connection.ts cachingStatements). */
 export type CachedStatement = SqliteStatement & { readonly busy: boolean };
 
 /**
