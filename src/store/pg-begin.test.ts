@@ -1,5 +1,5 @@
 /**
- * PostgreSQL: a transaction's BEGIN is written with its first statement rather than on its own (db.ts,
+ * PostgreSQL: a transaction's BEGIN is written with its first statement rather than on its own (postgres-pool.ts,
  * namePreparedStatements). The first statement must still run inside the transaction, and a BEGIN that finds its
  * connection gone must fail the transaction as a lost connection, which transaction() runs again on a fresh one.
  */
