@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { callApi, waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
+import { dbCpuWindow } from './db-cpu.js';
 
 export interface AssociateBenchOptions {
   clients: number;
@@ -17,6 +18,8 @@ export interface AssociateBenchOptions {
   suffix?: string;
   /** The server's process id: its CPU time per job is reported (what the machine's load cannot inflate). */
   serverPid?: number;
+  /** The server's database (not SQLite): the database server's CPU time per job is reported (bench/db-cpu.ts). */
+  dbUrl?: string;
 }
 
 /** CPU milliseconds (user + system) a process has used, from /proc (Linux); NaN elsewhere. */
@@ -87,6 +90,7 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
   let failed = 0;
   let polls = 0;
   const before = await statementCounts(opts);
+  const dbCpu = await dbCpuWindow(o.dbUrl ?? '');
   const serverCpu0 = o.serverPid ? processCpuMs(o.serverPid) : NaN;
   const clientCpu0 = process.cpuUsage();
   const start = performance.now();
@@ -116,6 +120,7 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
   const secs = (performance.now() - start) / 1000;
   const serverCpu = o.serverPid ? processCpuMs(o.serverPid) - serverCpu0 : NaN;
   const clientCpu = process.cpuUsage(clientCpu0);
+  const dbCpuMs = await dbCpu.stop();
   const after = await statementCounts(opts);
   const perOk = (ms: number) =>
     Number.isNaN(ms) ? undefined : Math.round((ms / Math.max(1, lat.length)) * 100) / 100;
@@ -140,6 +145,7 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
       p99_ms: pct(sorted, 0.99),
       pool: 65533,
       server_cpu_ms_per_job: perOk(serverCpu),
+      ...(Number.isNaN(dbCpuMs) ? {} : { db_cpu_ms_per_job: perOk(dbCpuMs) }),
       client_cpu_ms_per_job: perOk((clientCpu.user + clientCpu.system) / 1000),
       polls_per_job: Math.round((polls / Math.max(1, lat.length)) * 100) / 100,
       ...(Object.keys(perJob).length ? { statements_per_job: perJob } : {}),

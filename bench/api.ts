@@ -162,6 +162,7 @@ async function run(metrics: 'on' | 'off', round: number): Promise<void> {
         tags,
         suffix: `-${metrics}-${round}`,
         serverPid: server.pid,
+        dbUrl,
       });
   } finally {
     if (scraper) clearInterval(scraper);

@@ -11,6 +11,7 @@ import { isCloudStackError, internalError } from '../errors/catalogue.js';
 import { isRetryableConflict, isUniqueViolation } from '../store/db.js';
 import type { Executor } from '../store/db.js';
 import { dialectOf } from '../store/migrations/helpers.js';
+import { namedStatement } from '../store/prepared.js';
 import type { MigrationDialect } from '../store/migrations/helpers.js';
 import type { AllocationState, IpAllocationsTable } from './tables.js';
 
@@ -206,9 +207,16 @@ function insertFirstSql(
   };
 }
 
+/** PostgreSQL's texts as named statements (store/prepared.ts namedStatement): each planned once per connection. */
+function named(hot: HotSql): HotSql {
+  for (const text of [hot.windowUp, hot.windowDown, hot.insert, hot.insertFirst, hot.taken])
+    namedStatement(text);
+  return hot;
+}
+
 export const HOT: Record<MigrationDialect, HotSql> = {
   sqlite: hotSql('sqlite'),
-  postgres: hotSql('postgres'),
+  postgres: named(hotSql('postgres')),
   mysql: hotSql('mysql'),
 };
 

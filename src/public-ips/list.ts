@@ -117,8 +117,7 @@ export async function listPublicIpAddresses(ctx: NetCtx, p: ListPublicIpsParams)
   // alone (an index-only scan), so page 1,000 of a zone with 500,000 addresses reads 500 rows, not 500,000.
   // The total, when the page cannot tell it (pageWithTotal): a zone's public IPs as a whole (the zone and nothing
   // else, every owner) are the zone's count kept by the database (0031's public_ip_zone_counts: a few rows, in
-  // the same snapshot as the page); any other filter is a COUNT(*), on the same index on SQLite and MariaDB, on the
-  // narrow ip_allocations_public_count_ix (0027) on PostgreSQL.
+  // the same snapshot as the page); any other filter is a COUNT(*), on the same index (its rows read for the filter).
   // Derived from the query itself, so that a filter added above can never be counted by the zone's counters.
   const wholeZone =
     zoneId !== undefined &&

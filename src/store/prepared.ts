@@ -65,6 +65,21 @@ const names = new Map<string, string>();
 /** The statement name of a prepared query's SQL text, if it is one. */
 export const preparedStatementName = (sql: string): string | undefined => names.get(sql);
 
+const nameOf = (sql: string): void => {
+  if (!names.has(sql)) names.set(sql, `stacknet_q${names.size + 1}`);
+};
+
+/**
+ * A statement written as SQL text rather than built (src/addresses' allocation statements), sent as a named
+ * statement on PostgreSQL like a prepared query's: parsed and planned once per connection. Sent unnamed, the
+ * allocation's INSERT was parsed and planned at every execution, ~50 µs of the database's CPU per allocation
+ * (docs/benchmarks.md "The database's cost per job"). Its text, for the caller to run.
+ */
+export function namedStatement(sql: string): string {
+  nameOf(sql);
+  return sql;
+}
+
 export interface PreparedQuery<E extends Runner, A extends unknown[], O> {
   /** The statement's result (rows, affected rows, insert id) as Kysely's driver gives it. */
   run(ex: E, ...args: A): Promise<QueryResult<O>>;
@@ -99,7 +114,7 @@ export function preparedQuery<E extends Runner, A extends unknown[], O>(
         arity,
       );
       templates.set(executor.adapter, t);
-      if (!names.has(t.sql)) names.set(t.sql, `stacknet_q${names.size + 1}`);
+      nameOf(t.sql);
     }
     const parameters = t.slots.map((s) => (s.arg < 0 ? s.value : (args[s.arg] ?? null)));
     return executor.executeQuery<O>({ sql: t.sql, query: t.query, queryId: createQueryId(), parameters });

@@ -30,6 +30,7 @@ import * as m0027 from './0027-public-ip-count-index.js';
 import * as m0030 from './0030-router-public-heads-index.js';
 import * as m0031 from './0031-public-ip-zone-counts.js';
 import * as m0032 from './0032-router-public-heads-mariadb.js';
+import * as m0033 from './0033-drop-public-ip-count-index.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-ipam': m0001,
@@ -57,4 +58,5 @@ export const migrations: Record<string, Migration> = {
   '0030-router-public-heads-index': m0030,
   '0031-public-ip-zone-counts': m0031,
   '0032-router-public-heads-mariadb': m0032,
+  '0033-drop-public-ip-count-index': m0033,
 };
