@@ -69,6 +69,8 @@ const associateIpAddressCmd = defineCommand({
   // confirms the association.
   // The request's first statement (the zone and its ranges) confirms a remembered caller (caller-check.ts).
   foldsCallerCheck: true,
+  // Its job only confirms the held address (a change, its event and usage record): database work alone.
+  completesInline: true,
   async prepare(p, ctx) {
     const row = await withNet(ctx, (n) =>
       associateIpAddress(n, p, deps(n), { hold: true, callerCheck: ctx.callerCheck }),
