@@ -681,7 +681,9 @@ async function runRequestOnce(
       let q: QueuedJob;
       try {
         q =
-          (slot && cmd.def.completesInline && (await queueJob(deps, cmd, params, rawParams, ctx, slot, true))) ||
+          (slot &&
+            cmd.def.completesInline &&
+            (await queueJob(deps, cmd, params, rawParams, ctx, slot, true))) ||
           (await queueJob(deps, cmd, params, rawParams, ctx, slot, false));
       } catch (e) {
         slot?.cancel();

@@ -75,7 +75,12 @@ export class FinishedJobs {
   /** The job's row as the read would give it to `caller`, when remembered and `caller` is who queued it. */
   answerFor(uuid: string, caller: Caller): JobAnswerRow | undefined {
     const r = this.rows.get(uuid);
-    if (!r || r.userId !== caller.userId || r.accountId !== caller.accountId || r.domainId !== caller.domainId)
+    if (
+      !r ||
+      r.userId !== caller.userId ||
+      r.accountId !== caller.accountId ||
+      r.domainId !== caller.domainId
+    )
       return undefined;
     return {
       uuid: r.uuid,

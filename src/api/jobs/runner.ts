@@ -29,7 +29,7 @@ import { setJobAttempt } from './rerun.js';
 import { commitGroups } from './commit-group.js';
 import type { CommitGroups } from './commit-group.js';
 import { finishedJobs } from './finished.js';
-import type { FinishedJobRow } from './finished.js';
+import type { FinishedJobRow, FinishedJobs } from './finished.js';
 
 export interface JobRunnerOptions {
   store: Store;
@@ -50,6 +50,11 @@ export interface JobRunnerOptions {
    * (commit-group.ts; default true).
    */
   groupCommits?: boolean;
+  /**
+   * Where the jobs this runner finishes are remembered for queryAsyncJobResult (finished.ts): the API's store's
+   * memory when the runner has a store of its own (default: its store's).
+   */
+  finished?: FinishedJobs;
 }
 
 export interface FinishedJob {
@@ -120,6 +125,7 @@ export class JobRunner {
   private backlog = true;
   /** SQLite: the jobs' result transactions that queue meanwhile share a COMMIT (commit-group.ts). */
   private readonly groups: CommitGroups | undefined;
+  private readonly finished: FinishedJobs;
 
   constructor(private readonly opts: JobRunnerOptions) {
     this.owner = opts.owner ?? randomUUID();
@@ -129,6 +135,7 @@ export class JobRunner {
     this.concurrency = opts.concurrency ?? 16;
     this.maxAttempts = opts.maxAttempts ?? 3;
     this.groups = opts.groupCommits === false ? undefined : commitGroups(opts.store);
+    this.finished = opts.finished ?? finishedJobs(opts.store);
   }
 
   start(): void {
@@ -170,7 +177,7 @@ export class JobRunner {
       },
       finished: (job, row) => {
         settle();
-        finishedJobs(this.opts.store).remember(row);
+        this.finished.remember(row);
         this.opts.onFinished?.(job);
       },
       cancel: () => void settle(),
@@ -322,7 +329,7 @@ export class JobRunner {
       let stored: StoredOutcome;
       if (committed) ({ outcome, stored } = committed);
       else stored = await autocommit(store, (db) => finishJob(db, job.id, this.owner, outcome));
-      if (queued) finishedJobs(store).remember({ ...queued, ...stored });
+      if (queued) this.finished.remember({ ...queued, ...stored });
       this.opts.onFinished?.({
         uuid: job.uuid,
         command: job.command,
