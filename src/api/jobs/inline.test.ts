@@ -273,6 +273,24 @@ for (const kind of testDbKinds()) {
       assert.deepEqual(refusedFromMemory, refused);
     });
 
+    test('disassociateIpAddress completes inline; one of an address already gone fails as a queued job', async () => {
+      const { id } = await admin.okCall('associateIpAddress', { networkid: net });
+      const released = await admin.okCall('disassociateIpAddress', { id });
+      assert.deepEqual(Object.keys(released), ['jobid']);
+      const j = await s.store.db
+        .selectFrom('async_jobs')
+        .selectAll()
+        .where('uuid', '=', released.jobid)
+        .executeTakeFirstOrThrow();
+      assert.equal(Number(j.status), 1, 'finished in the request');
+      assert.deepEqual(JSON.parse(j.result!), { success: true });
+      const gone = await sql`select id from ip_allocations where uuid = ${id}`.execute(s.store.db);
+      assert.deepEqual(gone.rows, []);
+      const again = await admin.job('disassociateIpAddress', { id });
+      assert.equal(again.ok, false);
+      assert.equal(again.error.errorcode, 431, JSON.stringify(again.error));
+    });
+
     test('an answer from memory names the account as it is now (renamed after the job)', async () => {
       const { jobid } = await admin.okCall('associateIpAddress', { networkid: net });
       const caller = (await callerByApiKey(s.store.db, keys.apiKey))!.caller;
