@@ -8,16 +8,25 @@ import type { Executor, Store, Tx } from '../store/db.js';
 import { nowMs, transaction } from '../store/db.js';
 import { CloudStackError, invalidParameter, toCloudStackError } from '../errors/catalogue.js';
 import { anonymousCaller } from './command.js';
-import type { Caller, CommandContext, PreparedObject, ResponseObject } from './command.js';
+import type {
+  Caller,
+  CommandContext,
+  ParamSpecs,
+  Params,
+  PreparedObject,
+  ResponseObject,
+} from './command.js';
 import { errorBody, resultBody, responseFormat, responseName, serialize } from './envelope.js';
 import type { ResponseFormat } from './envelope.js';
 import { caseFolded, parseParams, parseIsoWithZone, isUuid, resolveInternalIds } from './params.js';
 import type { CommandRegistry, ResolvedCommand } from './registry.js';
 import { verifySignature } from './signature.js';
-import { enqueueJob } from './jobs/repository.js';
+import { JOB_SUCCEEDED, enqueueJob } from './jobs/repository.js';
+import type { NewJob, StoredOutcome } from './jobs/repository.js';
+import { setJobAttempt } from './jobs/rerun.js';
 import type { ApiThrottle } from './throttle.js';
 import { PREPARED_PARAM } from './jobs/runner.js';
-import type { JobSlot } from './jobs/runner.js';
+import type { FinishedJob, JobSlot, QueuedJobRow } from './jobs/runner.js';
 import { groupedTransaction } from './jobs/commit-group.js';
 import { callerByLogin, callerByUserId, displayPath } from '../accounts/repository.js';
 import {
@@ -445,6 +454,137 @@ function commandContext(deps: ApiServerDeps, caller: Caller, callerCheck?: Calle
   };
 }
 
+/** An async request's job as its queuing transaction committed it. */
+interface QueuedJob {
+  id: number;
+  row: QueuedJobRow;
+  raw: Record<string, string>;
+  prepared?: PreparedObject;
+  /** Set when the job ran in the queuing transaction (`inline`) and was inserted finished. */
+  finished?: { stored: StoredOutcome; report: FinishedJob };
+}
+
+/**
+ * BaseAsyncCreateCmd: `prepare` writes its object in the transaction that queues the job (a refusal queues
+ * nothing). With `inline` the handler runs in that transaction too, as the runner would run it (ctx.jobId,
+ * ctx.prepared, attempt 1; its transactions are this one), and the job row is inserted finished: one transaction
+ * and one statement of the job row per job, instead of a queuing transaction and a result transaction that
+ * updates the row. Undefined when the handler (or the finished row's insert) failed there: nothing committed.
+ */
+function queueJob(
+  deps: ApiServerDeps,
+  cmd: ResolvedCommand,
+  params: Params<ParamSpecs>,
+  rawParams: Map<string, string>,
+  ctx: CommandContext,
+  slot: JobSlot | undefined,
+  inline: false,
+): Promise<QueuedJob>;
+function queueJob(
+  deps: ApiServerDeps,
+  cmd: ResolvedCommand,
+  params: Params<ParamSpecs>,
+  rawParams: Map<string, string>,
+  ctx: CommandContext,
+  slot: JobSlot,
+  inline: true,
+): Promise<QueuedJob | undefined>;
+async function queueJob(
+  deps: ApiServerDeps,
+  cmd: ResolvedCommand,
+  params: Params<ParamSpecs>,
+  rawParams: Map<string, string>,
+  ctx: CommandContext,
+  slot: JobSlot | undefined,
+  inline: boolean,
+): Promise<QueuedJob | undefined> {
+  const { caller, callerCheck: check } = ctx;
+  let handlerFailed = false;
+  try {
+    // On SQLite in one COMMIT with the other requests' and jobs' that queue meanwhile (commit-group.ts).
+    return await groupedTransaction(deps.store, async (tx) => {
+      handlerFailed = false;
+      const prepared = cmd.def.prepare
+        ? await cmd.def.prepare(params, { ...ctx, transaction: (fn) => fn(tx) })
+        : undefined;
+      const instance =
+        cmd.def.jobInstance?.(params) ??
+        (prepared ? { type: prepared.instanceType ?? '', id: prepared.id } : undefined);
+      const raw = jobParams(cmd, rawParams);
+      if (prepared) raw[PREPARED_PARAM] = JSON.stringify(prepared);
+      const job: NewJob = {
+        command: cmd.name,
+        params: raw,
+        caller,
+        instanceType: instance?.type,
+        // An id parameter CloudStack types as a string (moveNetworkAclItem's) may be anything a caller sends;
+        // what no uuid can be is not recorded as the job's instance (the column holds 64 characters).
+        instanceId: instance?.id !== undefined && instance.id.length <= 64 ? instance.id : undefined,
+      };
+      let finished: (StoredOutcome & { created: number }) | undefined;
+      const started = performance.now();
+      if (inline) {
+        job.uuid = randomUUID();
+        const created = nowMs();
+        const jobCtx: CommandContext = {
+          store: deps.store,
+          caller,
+          jobId: job.uuid,
+          // As the runner hands it over: what travels with the job.
+          prepared: prepared && (JSON.parse(raw[PREPARED_PARAM]!) as PreparedObject),
+          now: nowMs,
+          transaction: (fn) => fn(tx),
+          resultTransaction: (fn) => fn(tx),
+        };
+        setJobAttempt(jobCtx, 1);
+        handlerFailed = true;
+        const result = await cmd.def.handler(params, jobCtx);
+        finished = {
+          status: JOB_SUCCEEDED,
+          resultCode: 0,
+          result: JSON.stringify(resultBody(result)),
+          created,
+          completed: nowMs(),
+        };
+      }
+      const queued = await enqueueJob(tx, job, inline ? undefined : slot, finished);
+      handlerFailed = false;
+      // Before the COMMIT: the remembered caller is still the caller, or nothing commits.
+      await check?.ensure(tx);
+      const row: QueuedJobRow = {
+        uuid: queued.uuid,
+        command: cmd.name,
+        userId: caller.userId,
+        accountId: caller.accountId,
+        domainId: caller.domainId,
+        instanceType: job.instanceType ?? null,
+        instanceId: job.instanceId ?? null,
+        created: queued.created,
+      };
+      return {
+        id: queued.id,
+        row,
+        raw,
+        prepared,
+        finished: finished && {
+          stored: finished,
+          report: {
+            uuid: queued.uuid,
+            command: cmd.name,
+            ok: true,
+            resultCode: 0,
+            seconds: (performance.now() - started) / 1000,
+            attempt: 1,
+          },
+        },
+      };
+    });
+  } catch (e) {
+    if (handlerFailed) return undefined;
+    throw e;
+  }
+}
+
 export async function handleApiRequest(deps: ApiServerDeps, req: ApiRequest): Promise<ApiResponse> {
   const observe = deps.observe;
   if (!observe) return runRequest(deps, req, {});
@@ -534,53 +674,32 @@ async function runRequestOnce(
     const params = parseParams(cmd.params, rawParams);
     const ctx = commandContext(deps, caller, check);
     if (cmd.isAsync) {
-      // BaseAsyncCreateCmd: `prepare` writes its object in the transaction that queues the job (a refusal queues
-      // nothing); the job is queued leased to this server's runner when it has a slot free.
+      // The job is queued leased to this server's runner when it has a slot free; a command whose job is only
+      // database work is run in the queuing transaction then (completesInline), or queued as any other when its
+      // handler fails there (the whole transaction rolled back: the job fails as it always did).
       const slot = deps.jobSlots?.();
-      let prepared: PreparedObject | undefined;
-      let raw: Record<string, string> = {};
-      let job: { id: number; uuid: string };
+      let q: QueuedJob;
       try {
-        // On SQLite in one COMMIT with the other requests' and jobs' that queue meanwhile (commit-group.ts).
-        job = await groupedTransaction(deps.store, async (tx) => {
-          prepared = cmd.def.prepare
-            ? await cmd.def.prepare(params, { ...ctx, transaction: (fn) => fn(tx) })
-            : undefined;
-          const instance =
-            cmd.def.jobInstance?.(params) ??
-            (prepared ? { type: prepared.instanceType ?? '', id: prepared.id } : undefined);
-          raw = jobParams(cmd, rawParams);
-          if (prepared) raw[PREPARED_PARAM] = JSON.stringify(prepared);
-          const queued = await enqueueJob(
-            tx,
-            {
-              command: cmd.name,
-              params: raw,
-              caller,
-              instanceType: instance?.type,
-              // An id parameter CloudStack types as a string (moveNetworkAclItem's) may be anything a caller
-              // sends; what no uuid can be is not recorded as the job's instance (the column holds 64 characters).
-              instanceId: instance?.id !== undefined && instance.id.length <= 64 ? instance.id : undefined,
-            },
-            slot,
-          );
-          // Before the COMMIT: the remembered caller is still the caller, or nothing commits.
-          await check?.ensure(tx);
-          return queued;
-        });
+        q =
+          (slot &&
+            cmd.def.completesInline &&
+            (await queueJob(deps, cmd, params, rawParams, ctx, slot, true))) ||
+          (await queueJob(deps, cmd, params, rawParams, ctx, slot, false));
       } catch (e) {
         slot?.cancel();
         throw e;
       }
-      const jobid = job.uuid;
+      const jobid = q.row.uuid;
       seen.jobId = jobid;
-      if (slot)
+      if (q.finished) slot!.finished(q.finished.report, { ...q.row, ...q.finished.stored });
+      else if (slot)
         slot.start(
-          { id: job.id, uuid: jobid, command: cmd.name, params: raw, userId: caller.userId, attempts: 1 },
+          { id: q.id, uuid: jobid, command: cmd.name, params: q.raw, userId: caller.userId, attempts: 1 },
           caller,
+          q.row,
         );
       else deps.onJobQueued?.();
-      return reply(200, name, prepared ? { id: prepared.id, jobid } : { jobid }, format);
+      return reply(200, name, q.prepared ? { id: q.prepared.id, jobid } : { jobid }, format);
     }
     const result = await cmd.def.handler(params, ctx);
     await check?.ensure(deps.store.db);

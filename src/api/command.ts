@@ -203,6 +203,15 @@ export interface CommandDefinition<P extends ParamSpecs = ParamSpecs> {
    * before its request's end: a read, or an async create command (`prepare` runs in the request's transaction).
    */
   readonly foldsCallerCheck?: boolean;
+  /**
+   * An async command whose handler does only database work, all of it through `ctx.transaction` and
+   * `ctx.resultTransaction` (nothing through `ctx.store`, nothing after them: no router, no driver, no waiting):
+   * while this server runs jobs, its job is run in the transaction that queues it and inserted finished, one
+   * transaction and one job row write per job (api-server.ts). The client sees what it sees of any job that ran
+   * quickly: `jobid` at once, the job done at its first poll. A handler that fails there is rolled back with the
+   * request, which is then queued the usual way (the job fails as it always did).
+   */
+  readonly completesInline?: boolean;
   /** Which object a job acts on (`jobinstancetype`/`jobinstanceid` in queryAsyncJobResult). */
   jobInstance?(params: Params<P>): { type: string; id?: string } | undefined;
   handler(params: Params<P>, ctx: CommandContext): Promise<CommandResult>;

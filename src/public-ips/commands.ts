@@ -69,6 +69,8 @@ const associateIpAddressCmd = defineCommand({
   // confirms the association.
   // The request's first statement (the zone and its ranges) confirms a remembered caller (caller-check.ts).
   foldsCallerCheck: true,
+  // Its job only confirms the held address (a change, its event and usage record): database work alone.
+  completesInline: true,
   async prepare(p, ctx) {
     const row = await withNet(ctx, (n) =>
       associateIpAddress(n, p, deps(n), { hold: true, callerCheck: ctx.callerCheck }),
@@ -91,6 +93,9 @@ const disassociateIpAddressCmd = defineCommand({
   name: 'disassociateIpAddress',
   roles: allRoles,
   params: refParams('disassociateIpAddress', ['id']),
+  // Database work only: withNet's services see the transaction, never the store, and the routers learn of the
+  // change by the generation it bumps (its re-run check reads only on a re-run).
+  completesInline: true,
   jobInstance: (p) => ({ type: 'IpAddress', id: p.id }),
   async handler(p, ctx) {
     // A re-run whose earlier run released the address (the row is gone) has nothing left to do.
@@ -169,6 +174,8 @@ const disableStaticNatCmd = defineCommand({
   name: 'disableStaticNat',
   roles: allRoles,
   params: refParams('disableStaticNat', ['ipaddressid']),
+  // As disassociateIpAddress: database work only.
+  completesInline: true,
   jobInstance: (p) => ({ type: 'IpAddress', id: p.ipaddressid }),
   async handler(p, ctx) {
     // The address keeps no trace of who turned static NAT off: the event its earlier run committed does.
@@ -182,6 +189,8 @@ const createPortableIpRangeCmd = defineCommand({
   name: 'createPortableIpRange',
   roles: rootAdminOnly,
   params: refParams('createPortableIpRange', ['regionid', 'startip', 'endip', 'gateway', 'netmask', 'vlan']),
+  // As disassociateIpAddress: database work only (its uuid from ctx.jobId, which an inline run has).
+  completesInline: true,
   async handler(p, ctx) {
     // Named by the job, so a re-run finds the range its earlier run created instead of overlapping it.
     const uuid = jobScopedUuid(ctx, 'portable-range');
@@ -211,6 +220,8 @@ const deletePortableIpRangeCmd = defineCommand({
   name: 'deletePortableIpRange',
   roles: rootAdminOnly,
   params: refParams('deletePortableIpRange', ['id']),
+  // As disassociateIpAddress: database work only.
+  completesInline: true,
   async handler(p, ctx) {
     if (await deletedBeforeRerun(ctx, ['PORTABLE.IP.RANGE.DELETE'], p.id)) return successResult();
     await withNet(ctx, (n) => deletePortableIpRange(n, p));

@@ -8,6 +8,7 @@ import type { Store } from '../store/db.js';
 import { bootstrapAdmin } from '../accounts/bootstrap.js';
 import type { BootstrapResult } from '../accounts/bootstrap.js';
 import { buildRegistry } from '../api/registry.js';
+import { finishedJobs } from '../api/jobs/finished.js';
 import type { CommandRegistry } from '../api/registry.js';
 import { buildHttpApp } from '../api/http.js';
 import { serveUi } from '../ui/static-files.js';
@@ -140,6 +141,7 @@ export async function buildServer(given: ServerConfig): Promise<BuiltServer> {
       concurrency: jobSlots,
       log: config.log,
       onFinished: observeJobs(metrics, config.logger),
+      finished: finishedJobs(store),
     });
     const observe = observeRequests(metrics, config.logger);
     // Routers, VMs, their reconciler and GC (STACKNET_NETNS_PREFIX / STACKNET_CONTROL_CIDR: see src/vms/README.md).

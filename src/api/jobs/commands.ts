@@ -8,6 +8,8 @@ import { invalidParameter } from '../../errors/catalogue.js';
 import type { Executor } from '../../store/db.js';
 import { applyListScope, resolveListScope, scopeToCaller } from '../../accounts/scope.js';
 import { runningJobs } from './runner.js';
+import { finishedJobs } from './finished.js';
+import type { JobAnswerRow } from './finished.js';
 import { preparedQuery } from '../../store/prepared.js';
 
 const JOB_COLS = { accountColumn: 'j.account_id', domainColumn: 'j.domain_id' };
@@ -47,7 +49,7 @@ export function commandClass(command: string): string {
  * `spliced`: the stored result goes into the answer as the text it is stored as (envelope.ts jsonTextMember)
  * when it has no null in it, for a response that is the whole answer (queryAsyncJobResult), not a list item.
  */
-export function jobResponse(r: JobRow, spliced = false): ResponseObject {
+export function jobResponse(r: JobRow | JobAnswerRow, spliced = false): ResponseObject {
   const status = Number(r.status);
   const o: ResponseObject = {
     jobid: r.uuid,
@@ -138,6 +140,9 @@ const queryAsyncJobResult = defineCommand({
     // caller may see it is checked by the read after, as for any other.
     const running = runningJobs.get(p.jobid);
     if (running) await settledOrTimeout(running, JOB_RESULT_WAIT_MS);
+    // A job this server finished, polled by whoever queued it: answered from memory (finished.ts).
+    const known = finishedJobs(ctx.store).answerFor(p.jobid, ctx.caller);
+    if (known) return rawResult(jobResponse(known, true));
     const row = await jobForCaller(ctx, p.jobid);
     if (!row)
       throw invalidParameter('jobid', p.jobid, 'no async job with this id that the caller can access');

@@ -31,17 +31,28 @@ export interface QueuedLease {
   until: number;
 }
 
+/** A job's outcome as stored in its row (status, result code, the result as JSON text) and when it finished. */
+export interface StoredOutcome {
+  status: typeof JOB_SUCCEEDED | typeof JOB_FAILED;
+  resultCode: number;
+  result: string;
+  completed: number;
+}
+
 /**
  * Queues a job in the caller's transaction. With `lease` the job is queued already claimed (attempt 1) by that
  * server, as a claim would leave it: if that server dies before finishing it, the lease expires and another
- * server takes it over like any other.
+ * server takes it over like any other. With `finished` the job was run in this transaction (api-server.ts,
+ * `completesInline`): its row is inserted as finishJob would have left it, run once and held by nobody.
  */
 export async function enqueueJob(
   tx: Tx,
   j: NewJob,
   lease?: QueuedLease,
-): Promise<{ id: number; uuid: string }> {
+  finished?: StoredOutcome & { created: number },
+): Promise<{ id: number; uuid: string; created: number }> {
   const uuid = j.uuid ?? randomUUID();
+  const created = finished?.created ?? nowMs();
   const r = await insertJob.run(
     tx,
     uuid,
@@ -50,14 +61,18 @@ export async function enqueueJob(
     j.caller.userId,
     j.caller.accountId,
     j.caller.domainId,
+    finished?.status ?? JOB_PENDING,
+    finished?.resultCode ?? 0,
+    finished?.result ?? null,
     j.instanceType ?? null,
     j.instanceId ?? null,
-    lease?.owner ?? null,
-    lease?.until ?? null,
-    lease ? 1 : 0,
-    nowMs(),
+    finished ? null : (lease?.owner ?? null),
+    finished ? null : (lease?.until ?? null),
+    lease || finished ? 1 : 0,
+    created,
+    finished?.completed ?? null,
   );
-  return { id: insertedId(r), uuid };
+  return { id: insertedId(r), uuid, created };
 }
 
 // Prepared (src/store/prepared.ts): queued once per async request, on the hot path.
@@ -70,12 +85,16 @@ const insertJob = preparedQuery(
     userId: number,
     accountId: number,
     domainId: number,
+    status: number,
+    resultCode: number,
+    result: string | null,
     instanceType: string | null,
     instanceId: string | null,
     leaseOwner: string | null,
     leaseUntil: number | null,
     attempts: number,
     created: number,
+    completed: number | null,
   ) =>
     returningId(
       ex,
@@ -86,16 +105,16 @@ const insertJob = preparedQuery(
         user_id: userId,
         account_id: accountId,
         domain_id: domainId,
-        status: JOB_PENDING,
-        result_code: 0,
-        result: null,
+        status,
+        result_code: resultCode,
+        result,
         instance_type: instanceType,
         instance_id: instanceId,
         lease_owner: leaseOwner,
         lease_until: leaseUntil,
         attempts,
         created,
-        completed: null,
+        completed,
       }),
     ),
 );
@@ -217,23 +236,33 @@ export async function assertLease(tx: Tx, jobId: number, owner: string): Promise
   }
 }
 
-/** Stores a job's result: one conditional UPDATE, its own transaction (nothing else needs to commit with it). */
+/**
+ * Stores a job's result: one conditional UPDATE, its own transaction (nothing else needs to commit with it).
+ * Returns what it stored.
+ */
 export async function finishJob(
   tx: Executor,
   jobId: number,
   owner: string,
   outcome: { status: typeof JOB_SUCCEEDED | typeof JOB_FAILED; resultCode: number; result: ResponseObject },
-): Promise<void> {
+): Promise<StoredOutcome> {
+  const stored: StoredOutcome = {
+    status: outcome.status,
+    resultCode: outcome.resultCode,
+    result: JSON.stringify(outcome.result),
+    completed: nowMs(),
+  };
   const n = await storeResult.changed(
     tx,
-    outcome.status,
-    outcome.resultCode,
-    JSON.stringify(outcome.result),
-    nowMs(),
+    stored.status,
+    stored.resultCode,
+    stored.result,
+    stored.completed,
     jobId,
     owner,
   );
   if (n !== 1) throw new LeaseLostError(`job ${jobId} is no longer held by ${owner}`);
+  return stored;
 }
 
 const storeResult = preparedQuery(

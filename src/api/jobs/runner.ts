@@ -24,10 +24,12 @@ import {
   finishJob,
   renewLease,
 } from './repository.js';
-import type { ClaimedJob } from './repository.js';
+import type { ClaimedJob, StoredOutcome } from './repository.js';
 import { setJobAttempt } from './rerun.js';
 import { commitGroups } from './commit-group.js';
 import type { CommitGroups } from './commit-group.js';
+import { finishedJobs } from './finished.js';
+import type { FinishedJobRow, FinishedJobs } from './finished.js';
 
 export interface JobRunnerOptions {
   store: Store;
@@ -48,6 +50,11 @@ export interface JobRunnerOptions {
    * (commit-group.ts; default true).
    */
   groupCommits?: boolean;
+  /**
+   * Where the jobs this runner finishes are remembered for queryAsyncJobResult (finished.ts): the API's store's
+   * memory when the runner has a store of its own (default: its store's).
+   */
+  finished?: FinishedJobs;
 }
 
 export interface FinishedJob {
@@ -62,13 +69,24 @@ export interface FinishedJob {
   attempt: number;
 }
 
+/** What a job's row says once queued, apart from its outcome: what queryAsyncJobResult answers besides it. */
+export type QueuedJobRow = Omit<FinishedJobRow, keyof StoredOutcome>;
+
 /** A runner slot held for a job the API is queuing (`JobRunner.reserveSlot`). */
 export interface JobSlot {
   /** The lease to queue the job with. */
   owner: string;
   until: number;
-  /** The queuing transaction committed: run the job now. `caller` is who queued it (no need to look it up). */
-  start(job: ClaimedJob, caller: Caller): void;
+  /**
+   * The queuing transaction committed: run the job now. `caller` is who queued it (no need to look it up), `row`
+   * the job as queued (its result is remembered with it for queryAsyncJobResult, finished.ts).
+   */
+  start(job: ClaimedJob, caller: Caller, row: QueuedJobRow): void;
+  /**
+   * The job was run and finished in its queuing transaction, which committed (api-server.ts, `completesInline`):
+   * give the slot back, remember the job's row and report it as the runner reports the jobs it runs.
+   */
+  finished(job: FinishedJob, row: FinishedJobRow): void;
   /** It did not commit: give the slot back. */
   cancel(): void;
 }
@@ -107,6 +125,7 @@ export class JobRunner {
   private backlog = true;
   /** SQLite: the jobs' result transactions that queue meanwhile share a COMMIT (commit-group.ts). */
   private readonly groups: CommitGroups | undefined;
+  private readonly finished: FinishedJobs;
 
   constructor(private readonly opts: JobRunnerOptions) {
     this.owner = opts.owner ?? randomUUID();
@@ -116,6 +135,7 @@ export class JobRunner {
     this.concurrency = opts.concurrency ?? 16;
     this.maxAttempts = opts.maxAttempts ?? 3;
     this.groups = opts.groupCommits === false ? undefined : commitGroups(opts.store);
+    this.finished = opts.finished ?? finishedJobs(opts.store);
   }
 
   start(): void {
@@ -151,9 +171,14 @@ export class JobRunner {
     return {
       owner: this.owner,
       until: nowMs() + this.leaseMs,
-      start: (job, caller) => {
+      start: (job, caller, row) => {
         // Stopped meanwhile: the lease runs out and whoever runs next takes the job over.
-        if (settle() && this.running) this.launch(job, caller);
+        if (settle() && this.running) this.launch(job, caller, row);
+      },
+      finished: (job, row) => {
+        settle();
+        this.finished.remember(row);
+        this.opts.onFinished?.(job);
       },
       cancel: () => void settle(),
     };
@@ -188,8 +213,8 @@ export class JobRunner {
     this.sweeper.unref?.();
   }
 
-  private launch(job: ClaimedJob, caller?: Caller): void {
-    const p = this.run(job, caller).finally(() => {
+  private launch(job: ClaimedJob, caller?: Caller, row?: QueuedJobRow): void {
+    const p = this.run(job, caller, row).finally(() => {
       this.inflight.delete(p);
       if (runningJobs.get(job.uuid) === p) runningJobs.delete(job.uuid);
       // A slot freed up: claim more if work was left behind (jobs from elsewhere wait for the next poll).
@@ -223,7 +248,8 @@ export class JobRunner {
     }
   }
 
-  private async run(job: ClaimedJob, queuedBy?: Caller): Promise<void> {
+  /** `queued`: the job's row as this server queued it a moment ago, to remember with its result (finished.ts). */
+  private async run(job: ClaimedJob, queuedBy?: Caller, queued?: QueuedJobRow): Promise<void> {
     const { store, registry } = this.opts;
     const started = performance.now();
     const renew = setInterval(() => {
@@ -231,7 +257,7 @@ export class JobRunner {
     }, this.leaseMs / 3);
     renew.unref?.();
     // The result as committed by the handler's resultTransaction, with its work: nothing left to store.
-    let committed: Outcome | undefined;
+    let committed: { outcome: Outcome; stored: StoredOutcome } | undefined;
     try {
       let outcome: Outcome;
       try {
@@ -258,7 +284,7 @@ export class JobRunner {
               return fn(tx);
             }),
           resultTransaction: async <T extends CommandResult>(fn: (tx: Tx) => Promise<T>) => {
-            let stored: Outcome | undefined;
+            let stored: { outcome: Outcome; stored: StoredOutcome } | undefined;
             let lost: LeaseLostError | undefined;
             try {
               const commit = this.groups
@@ -271,11 +297,11 @@ export class JobRunner {
                 // The lease check and the result in one conditional UPDATE, last: it fails (and the whole
                 // transaction rolls back) when another server has taken the job over, and from here to the
                 // COMMIT its row lock keeps any other server from claiming it (SKIP LOCKED passes it by).
-                await finishJob(tx, job.id, this.owner, o).catch((e: unknown) => {
+                const s = await finishJob(tx, job.id, this.owner, o).catch((e: unknown) => {
                   if (e instanceof LeaseLostError) lost = e;
                   throw e;
                 });
-                stored = o;
+                stored = { outcome: o, stored: s };
                 return v;
               });
               committed = stored;
@@ -294,10 +320,16 @@ export class JobRunner {
         const err = toCloudStackError(e, `running ${job.command} (job ${job.uuid})`);
         if (err.kind === 'InternalError') this.opts.log?.(`job ${job.uuid} ${job.command}: ${err.message}`);
         // A handler that failed after its resultTransaction committed: the committed result is the job's.
-        outcome = committed ?? { status: JOB_FAILED, resultCode: err.httpCode, result: errorBody(err, true) };
+        outcome = committed?.outcome ?? {
+          status: JOB_FAILED,
+          resultCode: err.httpCode,
+          result: errorBody(err, true),
+        };
       }
-      if (committed) outcome = committed;
-      else await autocommit(store, (db) => finishJob(db, job.id, this.owner, outcome));
+      let stored: StoredOutcome;
+      if (committed) ({ outcome, stored } = committed);
+      else stored = await autocommit(store, (db) => finishJob(db, job.id, this.owner, outcome));
+      if (queued) this.finished.remember({ ...queued, ...stored });
       this.opts.onFinished?.({
         uuid: job.uuid,
         command: job.command,

@@ -7,6 +7,7 @@ import { buildServer } from '../build-server.js';
 import { signedQuery } from '../../api/client.js';
 import type { BuiltServer, ServerConfig } from '../build-server.js';
 import { JOB_PENDING } from '../../api/jobs/repository.js';
+import { finishedJobs } from '../../api/jobs/finished.js';
 import { nowMs } from '../../store/db.js';
 
 export function buildTestServer(
@@ -156,4 +157,6 @@ export async function rewindJob(
     })
     .where('uuid', '=', jobid)
     .execute();
+  // A killed server's memory goes with it: this one must not answer the job as it finished (finished.ts).
+  finishedJobs(server.store).forget(jobid);
 }
