@@ -1,11 +1,13 @@
 /**
- * Two builds side by side, associateIpAddress request → job done: both servers run at once, each on its own
+ * Two builds side by side, associateIpAddress request → job done (or, with `--work poll`, queryAsyncJobResult of a
+ * finished job: a signed request's fixed cost in the server): both servers run at once, each on its own
  * database, and 64 signed clients drive one of them at a time in short alternating slices, so that a machine
  * shared with other work loads both alike (sequential runs minutes apart differed by more than the change
  * measured). Prints one JSON line per build: jobs a second while driven and server CPU ms per job (from /proc),
  * with each slice's CPU per job to show the spread.
  *   node --import tsx bench/ab-associate.ts --a <built tree> --b <built tree> [--slices 16] [--slice-seconds 2]
  *        [--clients 64] [--db-url-a URL --db-url-b URL] (default: SQLite in temp dirs) [--metrics on|off]
+ *        [--work associate|poll] (per_slice and server_cpu_ms_per_job then count requests, not jobs)
  * A tree is a checkout with `npx tsc -p tsconfig.build.json` run in it (as HELPER-RULES' base build).
  */
 import { Agent } from 'node:http';
@@ -28,6 +30,8 @@ const slices = Number(arg('--slices', '16'));
 const sliceMs = Number(arg('--slice-seconds', '2')) * 1000;
 const clients = Number(arg('--clients', '64'));
 const metrics = arg('--metrics', 'on');
+const work = arg('--work', 'associate');
+if (work !== 'associate' && work !== 'poll') throw new Error('--work must be associate or poll');
 
 function processCpuMs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -52,6 +56,8 @@ interface Side {
   opts: ClientOptions;
   agent: Agent;
   zoneid: string;
+  /** A job that finished: what `--work poll` asks about. */
+  doneJob: string;
   jobs: number;
   failed: number;
   cpuMs: number;
@@ -83,7 +89,24 @@ async function start(name: 'a' | 'b'): Promise<Side> {
     startip: '100.64.0.2',
     endip: '100.64.255.254',
   });
-  return { name, server, dir, opts, agent, zoneid, jobs: 0, failed: 0, cpuMs: 0, ms: 0, perSlice: [] };
+  const done = await callApi(opts, 'associateIpAddress', { zoneid });
+  const doneJob = (done.body as { jobid: string }).jobid;
+  if ((await waitForJob(opts, doneJob, { intervalMs: 20 })).jobstatus !== 1)
+    throw new Error('the first job failed');
+  return {
+    name,
+    server,
+    dir,
+    opts,
+    agent,
+    zoneid,
+    doneJob,
+    jobs: 0,
+    failed: 0,
+    cpuMs: 0,
+    ms: 0,
+    perSlice: [],
+  };
 }
 
 /** 64 clients on `s` for `ms`: associateIpAddress, then poll its job until done, again and again. */
@@ -97,6 +120,12 @@ async function drive(s: Side, ms: number, counted: boolean): Promise<void> {
     Array.from({ length: clients }, async () => {
       while (performance.now() < end) {
         try {
+          if (work === 'poll') {
+            const q = await callApi(s.opts, 'queryAsyncJobResult', { jobid: s.doneJob });
+            if (q.status === 200) ok++;
+            else failed++;
+            continue;
+          }
           const r = await callApi(s.opts, 'associateIpAddress', { zoneid: s.zoneid });
           const job =
             r.status === 200
@@ -133,6 +162,7 @@ try {
         build: s.name,
         tree: trees[s.name],
         db: arg(`--db-url-${s.name}`, '') ? arg(`--db-url-${s.name}`).split(':')[0] : 'sqlite',
+        work,
         clients,
         slices,
         jobs: s.jobs,
