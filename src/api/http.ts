@@ -1,4 +1,4 @@
-/** The HTTP face of the API: `/client/api` (GET and form POST) and `/healthz`, on Fastify. */
+/** The HTTP face of the API: `/client/api` (GET and form POST) and `/healthz`, on Fastify (the API's GETs beside it). */
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
