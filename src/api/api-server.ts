@@ -145,10 +145,28 @@ function errorReply(err: CloudStackError, name: string, format: ResponseFormat):
   return reply(err.httpCode, name, errorBody(err), format, { headers: { 'X-Description': header } });
 }
 
-/** Case-insensitive lookup of the auth parameters (`apiKey`, `signatureVersion`: clients differ). */
-function authParam(params: Map<string, string>, lower: string): string | undefined {
-  for (const [k, v] of params) if (k.toLowerCase() === lower) return v;
-  return undefined;
+interface AuthParams {
+  signature?: string;
+  apikey?: string;
+  signatureversion?: string;
+  expires?: string;
+}
+
+/**
+ * The auth parameters, their names in any case (`apiKey`, `signatureVersion`: clients differ), the first of each
+ * name; read in one pass over the parameters.
+ */
+function authParams(params: Map<string, string>): AuthParams {
+  const out: AuthParams = {};
+  for (const [k, v] of params) {
+    const lower = k.toLowerCase();
+    if (
+      (lower === 'signature' || lower === 'apikey' || lower === 'signatureversion' || lower === 'expires') &&
+      out[lower] === undefined
+    )
+      out[lower] = v;
+  }
+  return out;
 }
 
 function unauthorized(why?: string): CloudStackError {
@@ -166,13 +184,12 @@ async function authenticate(
   remembered = false,
 ): Promise<{ caller: Caller; check?: CallerCheck }> {
   const { store } = deps;
-  const signature = authParam(req.params, 'signature');
-  const apiKey = authParam(req.params, 'apikey');
+  const auth = authParams(req.params);
+  const { signature, apikey: apiKey } = auth;
   if (signature !== undefined || apiKey !== undefined) {
     if (!signature || !apiKey) throw unauthorized();
-    const version = authParam(req.params, 'signatureversion');
-    if (version === '3') {
-      const expires = authParam(req.params, 'expires');
+    if (auth.signatureversion === '3') {
+      const expires = auth.expires;
       if (expires === undefined) throw unauthorized('signatureversion=3 needs an expires parameter');
       const at = parseIsoWithZone(expires);
       if (!at) throw unauthorized('expires is not a date such as 2026-01-02T10:00:00+0000');

@@ -38,7 +38,13 @@ test('JSON answers are what the copying strip gave: edge cases', () => {
     { proto: Object.assign(Object.create(null) as ResponseObject, { a: null, b: 2 }) },
     { toJSON: 'member', s: 'é<&>"\u0001' },
   ];
-  for (const c of cases) assert.equal(serialize('r', c, 'json').body, before('r', c));
+  // Names JSON must escape too: the envelope is written around the body, not as an object of one member.
+  for (const name of ['r', 'queryasyncjobresultresponse', 'x"y\\z\u2028é\u0001'])
+    for (const c of cases) {
+      assert.equal(serialize(name, c, 'json').body, before(name, c));
+      const spliced = serialize(name, withJsonText({ ...c }, 'jobresult', '{"a":[1]}'), 'json').body;
+      assert.equal(spliced, before(name, { ...oldStrip(c), jobresult: { a: [1] } }));
+    }
 });
 
 test('JSON answers are what the copying strip gave: random values', () => {

@@ -66,18 +66,19 @@ export function serialize(name: string, body: ResponseObject, format: ResponseFo
   const spliced = (body as WithJsonText)[jsonTextMember];
   if (spliced) {
     if (format === 'json') {
-      const head = JSON.stringify({ [name]: stripNulls(body) }).slice(0, -2);
+      const head = JSON.stringify(stripNulls(body)).slice(0, -1);
       return {
         contentType: 'application/json; charset=UTF-8',
-        body: `${head}${head.endsWith('{') ? '' : ','}${JSON.stringify(spliced.key)}:${spliced.text}}}`,
+        body: `{${JSON.stringify(name)}:${head}${head === '{' ? '' : ','}${JSON.stringify(spliced.key)}:${spliced.text}}}`,
       };
     }
     body = { ...body, [spliced.key]: JSON.parse(spliced.text) as ResponseValue };
   }
   if (format === 'json') {
+    // What JSON.stringify({ [name]: ... }) writes, without an object whose one member changes name every request.
     return {
       contentType: 'application/json; charset=UTF-8',
-      body: JSON.stringify({ [name]: stripNulls(body) }),
+      body: `{${JSON.stringify(name)}:${JSON.stringify(stripNulls(body))}}`,
     };
   }
   return {

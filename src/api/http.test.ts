@@ -121,6 +121,60 @@ test('an answer is sent as UTF-8: its Content-Length counts bytes, not character
   await s.app.inject({ url: `/client/api?${signedQuery(keys, 'deleteDomain', { id })}` });
 });
 
+/** One request on its own connection, the answer's bytes as they came (HTTP/1.1, keep-alive asked as clients do). */
+async function rawExchange(port: number, request: string): Promise<string> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1', () => sock.write(request));
+    let got = Buffer.alloc(0);
+    sock.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      const end = got.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: (\d+)\r\n/i.exec(got.subarray(0, end).toString('latin1'));
+      if (end >= 0 && length && got.length >= end + 4 + Number(length[1])) {
+        sock.destroy();
+        resolve(got.toString('latin1'));
+      }
+    });
+    sock.on('error', reject);
+  });
+}
+
+test('a GET of /client/api (the fast path) answers the same bytes as the route does the same request by POST', async () => {
+  await s.app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = s.app.server.address() as { port: number };
+  const get = (path: string, query: string) =>
+    rawExchange(port, `GET ${path}?${query} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n`);
+  const post = (path: string, query: string) =>
+    rawExchange(
+      port,
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n` +
+        `Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ${Buffer.byteLength(query)}\r\n\r\n${query}`,
+    );
+  // The Date header is the second's; the session key and JSESSIONID of a login are new each time.
+  const stable = (raw: string) =>
+    raw
+      .replace(/\r\nDate: [^\r]*/, '\r\nDate: -')
+      .replace(/(sessionkey|JSESSIONID)=[^;]+/g, '$1=-')
+      .replace(/("sessionkey":")[^"]+/, '$1-');
+  const queries = [
+    signedQuery(keys, 'listZones', {}),
+    signedQuery(keys, 'listDomains', { name: 'Zürich-東京', response: 'xml' }),
+    signedQuery(keys, 'listDomains', { id: 'nope' }),
+    'command=listDomains&response=json',
+    'response=json',
+    '',
+    'command=login&username=admin&password=pa+ss%2Bword%7E&domain=%2F&response=json',
+    'command=login&username=admin&password=wrong&response=xml',
+  ];
+  for (const path of ['/client/api', '/client/api/'])
+    for (const q of queries) {
+      const viaGet = stable(await get(path, q));
+      assert.equal(viaGet, stable(await post(path, q)), `${path}?${q}`);
+      assert.match(viaGet, /^HTTP\/1\.1 \d{3} /);
+    }
+});
+
 test('integration.api.port: off by default; when set, requests need no signature and act as the admin', async () => {
   assert.equal(s.integration, undefined);
   const set = await s.app.inject({

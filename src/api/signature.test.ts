@@ -56,3 +56,29 @@ test('any parameter change breaks the signature (property)', () => {
     }),
   );
 });
+
+test('the canonical string is the plain definition, for any names and values (property)', () => {
+  // The definition as first written: filter, sort, encode, join, lower-case.
+  const reference = (entries: [string, string][], tilde: boolean): string =>
+    entries
+      .filter(([k]) => k.toLowerCase() !== 'signature')
+      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+      .map(([k, v]) => {
+        const enc = encodeURIComponent(v).replace(
+          /[!'()~]/g,
+          (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+        );
+        return `${k}=${tilde ? enc.replace(/%7E/g, '~') : enc}`;
+      })
+      .join('&')
+      .toLowerCase();
+  const text = fc.string({
+    unit: fc.constantFrom('a', 'B', '~', '!', "'", '(', ')', '*', ' ', 'é', '%', '&'),
+  });
+  const name = fc.oneof(text, fc.constantFrom('signature', 'Signature', 'apiKey', 'command'));
+  fc.assert(
+    fc.property(fc.array(fc.tuple(name, fc.oneof(text, fc.string()))), fc.boolean(), (entries, tilde) => {
+      assert.equal(canonicalString(entries, tilde), reference(entries, tilde));
+    }),
+  );
+});

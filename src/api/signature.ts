@@ -7,23 +7,31 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /** Java's `URLEncoder.encode(v, "UTF-8").replace("+", "%20")`: only `A-Za-z0-9.-*_` stay literal. */
 export function javaUrlEncode(value: string): string {
-  return encodeURIComponent(value).replace(
-    /[!'()~]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
+  const enc = encodeURIComponent(value);
+  // Tested first: most values (ids, names, dates) have none of these, and a replace that finds nothing still copies.
+  return JAVA_ESCAPED.test(enc) ? enc.replace(JAVA_ESCAPED_ALL, javaEscape) : enc;
 }
+const JAVA_ESCAPED = /[!'()~]/;
+const JAVA_ESCAPED_ALL = /[!'()~]/g;
+const javaEscape = (c: string): string => `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
 
-/** The string that is signed; `tildeLiteral` gives the variant Python/Go clients produce (`~` unescaped). */
+// Collections.sort on the names: UTF-16 code unit order, case-sensitive, like JS's default sort.
+const byName = (a: [string, string], b: [string, string]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+/**
+ * The string that is signed; `tildeLiteral` gives the variant Python/Go clients produce (`~` unescaped). Built in
+ * one pass (every signed request is verified with it).
+ */
 export function canonicalString(params: Iterable<[string, string]>, tildeLiteral = false): string {
-  const entries = [...params].filter(([k]) => k.toLowerCase() !== 'signature');
-  // Collections.sort on the names: UTF-16 code unit order, case-sensitive, like JS's default sort.
-  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const s = entries
-    .map(([k, v]) => {
-      const enc = javaUrlEncode(v);
-      return `${k}=${tildeLiteral ? enc.replace(/%7E/g, '~') : enc}`;
-    })
-    .join('&');
+  const entries: [string, string][] = [];
+  for (const e of params) if (e[0].toLowerCase() !== 'signature') entries.push(e);
+  entries.sort(byName);
+  let s = '';
+  for (let i = 0; i < entries.length; i++) {
+    const [k, v] = entries[i]!;
+    const enc = javaUrlEncode(v);
+    s += `${i === 0 ? '' : '&'}${k}=${tildeLiteral ? enc.replace(/%7E/g, '~') : enc}`;
+  }
   return s.toLowerCase();
 }
 
@@ -55,11 +63,10 @@ export function verifySignature(
   secret: string,
   signature: string,
 ): boolean {
-  const entries = [...params.entries()];
-  const java = canonicalString(entries);
+  const java = canonicalString(params);
   if (constantTimeEqual(hmacSha1Base64(secret, java), signature)) return true;
   if (!java.includes('%7e')) return false;
-  return constantTimeEqual(hmacSha1Base64(secret, canonicalString(entries, true)), signature);
+  return constantTimeEqual(hmacSha1Base64(secret, canonicalString(params, true)), signature);
 }
 
 /** `expires` in the form CloudStack clients send: `2026-01-02T10:00:00+0000`. */

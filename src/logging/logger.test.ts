@@ -43,3 +43,30 @@ test('settings: levels and formats by name, anything else refused', () => {
   assert.equal(parseLogFormat('text'), 'text');
   assert.throws(() => parseLogFormat('pretty'), /unknown log format/);
 });
+
+test('buffered (the server): every line on stderr, in order, whole, UTF-8, flushed at exit', async () => {
+  const { spawn } = await import('node:child_process');
+  const script = [
+    `const { createLogger } = await import(${JSON.stringify(new URL('./logger.ts', import.meta.url).href)});`,
+    "const log = createLogger({ buffered: true, base: { service: 's' } });",
+    "for (let i = 0; i < 3000; i++) log.info({ i, text: i % 7 ? 'plain' : 'été → 東京 \"q\"' }, 'line');",
+    'await new Promise((r) => setImmediate(r));',
+    "for (let i = 3000; i < 3500; i++) log.info({ i, text: 'after a turn' }, 'line');",
+    'process.exit(0);',
+  ].join('\n');
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const chunks: Buffer[] = [];
+  child.stderr.on('data', (c: Buffer) => chunks.push(c));
+  const code = await new Promise((r) => child.on('close', r));
+  assert.equal(code, 0);
+  const lines = Buffer.concat(chunks).toString('utf8').split('\n');
+  assert.equal(lines.pop(), '');
+  assert.equal(lines.length, 3500);
+  lines.forEach((l, i) => {
+    const o = JSON.parse(l) as { i: number; text: string; msg: string };
+    assert.equal(o.i, i);
+    assert.equal(o.text, i >= 3000 ? 'after a turn' : i % 7 ? 'plain' : 'été → 東京 "q"');
+  });
+});
