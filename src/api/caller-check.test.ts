@@ -88,7 +88,13 @@ for (const kind of testDbKinds()) {
       };
       for (let i = 0; i < 2; i++) await userA().okCall('queryAsyncJobResult', { jobid, response: 'json' });
       const poll = await counted(() => userA().okCall('queryAsyncJobResult', { jobid, response: 'json' }));
-      assert.equal(poll, 1, 'a poll of a remembered caller: the job read alone');
+      // The job finished on server a: its poll is answered from memory (jobs/finished.ts); on SQLite the caller is
+      // known afresh with no statement, on PostgreSQL/MariaDB the caller check is the one read left.
+      assert.equal(
+        poll,
+        kind === 'sqlite' ? 0 : 1,
+        'a poll of a remembered caller: the caller check alone (none on SQLite)',
+      );
 
       await adminB.okCall('lockUser', { id: userId, response: 'json' });
       const locked = await associate();
