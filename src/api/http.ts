@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { sql } from 'kysely';
 import { handleApiRequest } from './api-server.js';
-import type { ApiResponse, ApiServerDeps } from './api-server.js';
+import type { ApiServerDeps } from './api-server.js';
+import type { ApiResponse } from './reply.js';
 import { CloudStackError } from '../errors/catalogue.js';
 import { errorBody, responseFormat, serialize } from './envelope.js';
 

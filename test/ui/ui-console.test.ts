@@ -11,7 +11,7 @@ import { CsBridge, ok, refused, startServer } from '../api/harness.js';
 import type { CsClient, ServerProcess } from '../api/harness.js';
 import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { timezoneOffsetHours } from '../../src/api/api-server.js';
+import { timezoneOffsetHours } from '../../src/api/authentication.js';
 import { BrowserSession, consoleDir } from './harness.js';
 
 const kinds = testDbKinds().filter((k) => k === 'sqlite' || k === 'postgres');
