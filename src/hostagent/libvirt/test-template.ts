@@ -38,6 +38,11 @@ export interface TestTemplate {
    */
   kernel: 'pvh-elf' | 'bzImage';
   kernelWhy?: string;
+  /**
+   * The machine the host agent boots it on (its `template.json`, read by templates.ts): `microvm`, as its
+   * initramfs carries virtio_mmio and its /init loads the transport the guest has.
+   */
+  machine: 'microvm';
 }
 
 export const defaultTemplateCache = '/var/cache/stacknet/test-template';
@@ -172,6 +177,7 @@ export async function buildTestTemplate(
         testTemplateInit([]),
         testTemplateUdhcpcScript,
         kernelRecipe,
+        'template.json: machine microvm',
       ]),
     )
     .digest('hex')
@@ -237,6 +243,7 @@ export async function buildTestTemplate(
       packages,
       kernel: kernel.kind,
       ...(kernel.kind === 'bzImage' ? { kernelWhy: kernel.why } : {}),
+      machine: 'microvm',
     };
     await writeFile(join(out, 'template.json'), JSON.stringify(info, null, 2) + '\n');
     try {
