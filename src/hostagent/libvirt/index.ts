@@ -242,7 +242,7 @@ export class LibvirtBackend implements VmBackend {
         kind: 'kernel-initrd',
         kernel: template.kernel,
         initrd: template.initrd,
-        cmdline: this.cmdline,
+        cmdline: template.cmdline ? `${this.cmdline} ${template.cmdline}` : this.cmdline,
         ...(firmware ? { firmware } : {}),
         ...(template.machine ? { machine: template.machine } : {}),
       };

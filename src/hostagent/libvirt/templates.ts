@@ -7,9 +7,10 @@
  * Formats (HostTemplateSpec): `kernel-initrd` is a directory holding `vmlinuz` and `initrd.img` (the URL names
  * the directory), or a tar of them (`.tar`, `.tar.gz`, `.tgz`); `qcow2` is a disk image.
  *
- * A kernel-initrd template may also hold `template.json` (optional, not part of its checksum), whose `"machine":
+ * A kernel-initrd template may also hold `template.json` (optional, not part of its checksum): `"machine":
  * "microvm"` says its kernel drives virtio-mmio devices, so the guest is booted on QEMU's microvm machine
- * (render.ts); any other key is ignored, and without it the guest gets the default PC machine.
+ * (render.ts), and `"cmdline"` is kernel arguments of its own, added after the host agent's; any other key is
+ * ignored. Without it the guest gets the default PC machine and the agent's command line.
  */
 import { createHash } from 'node:crypto';
 import { constants, createWriteStream, existsSync } from 'node:fs';
@@ -24,7 +25,15 @@ import { exec, run } from '../../netns/exec.js';
 import { fileHash, kernelInitrdChecksum, kernelInitrdFiles, parseChecksum } from './checksum.js';
 
 export type CachedTemplate =
-  | { format: 'kernel-initrd'; dir: string; kernel: string; initrd: string; machine?: 'microvm' }
+  | {
+      format: 'kernel-initrd';
+      dir: string;
+      kernel: string;
+      initrd: string;
+      machine?: 'microvm';
+      /** Kernel arguments of the template's own (template.json). */
+      cmdline?: string;
+    }
   | { format: 'qcow2'; dir: string; disk: string };
 
 /** The optional settings file of a kernel-initrd template (see the module comment). */
@@ -50,13 +59,22 @@ async function located(t: HostTemplateSpec, dir: string): Promise<CachedTemplate
       throw new Error(`template ${t.id} (${t.url}): ${templateSettingsFile}: ${String(e)}`, { cause: e });
     }
   }
-  const machine = (settings as { machine?: unknown } | null)?.machine;
+  const { machine, cmdline } = (settings ?? {}) as { machine?: unknown; cmdline?: unknown };
+  const bad = (what: string) => new Error(`template ${t.id} (${t.url}): ${templateSettingsFile}: ${what}`);
   if (machine !== undefined && machine !== 'microvm' && machine !== 'pc') {
-    throw new Error(
-      `template ${t.id} (${t.url}): ${templateSettingsFile} names machine ${JSON.stringify(machine)}: only "microvm" or "pc"`,
-    );
+    throw bad(`machine ${JSON.stringify(machine)}: only "microvm" or "pc"`);
   }
-  return { format: 'kernel-initrd', dir, kernel, initrd, ...(machine === 'microvm' ? { machine } : {}) };
+  if (cmdline !== undefined && (typeof cmdline !== 'string' || /[\0-\x1f]/.test(cmdline))) {
+    throw bad(`cmdline ${JSON.stringify(cmdline)}: not one line of kernel arguments`);
+  }
+  return {
+    format: 'kernel-initrd',
+    dir,
+    kernel,
+    initrd,
+    ...(machine === 'microvm' ? { machine } : {}),
+    ...(cmdline?.trim() ? { cmdline: cmdline.trim() } : {}),
+  };
 }
 
 const isTar = (url: string) => /\.(tar|tar\.gz|tgz)$/i.test(new URL(url).pathname);
