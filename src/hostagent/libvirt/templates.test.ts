@@ -126,7 +126,10 @@ describe('template cache', () => {
       /template\.json: machine "q35": only "microvm" or "pc"/,
     );
     await writeFile(join(dir, 'template.json'), JSON.stringify({ cmdline: 'a\ninit=/bin/sh' }));
-    await assert.rejects(cache.get(spec(24, `file://${dir}`)), /not one line of kernel arguments/);
+    await assert.rejects(
+      cache.get(spec(24, `file://${dir}`)),
+      /not one line of printable ASCII kernel arguments/,
+    );
     await writeFile(join(dir, 'template.json'), JSON.stringify({ machine: 'pc' }));
     const pc = await cache.get(spec(25, `file://${dir}`));
     assert.equal(pc.format === 'kernel-initrd' && pc.machine, undefined);

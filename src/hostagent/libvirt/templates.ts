@@ -64,8 +64,8 @@ async function located(t: HostTemplateSpec, dir: string): Promise<CachedTemplate
   if (machine !== undefined && machine !== 'microvm' && machine !== 'pc') {
     throw bad(`machine ${JSON.stringify(machine)}: only "microvm" or "pc"`);
   }
-  if (cmdline !== undefined && (typeof cmdline !== 'string' || /[\0-\x1f]/.test(cmdline))) {
-    throw bad(`cmdline ${JSON.stringify(cmdline)}: not one line of kernel arguments`);
+  if (cmdline !== undefined && (typeof cmdline !== 'string' || /[^ -~]/.test(cmdline))) {
+    throw bad(`cmdline ${JSON.stringify(cmdline)}: not one line of printable ASCII kernel arguments`);
   }
   return {
     format: 'kernel-initrd',
