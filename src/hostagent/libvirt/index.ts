@@ -27,6 +27,7 @@ import {
   metadataNamespace,
   renderDomainXml,
   specHashOf,
+  tscCmdline,
   tscEarlyKhz,
   type DomainBoot,
   type DomainInput,
@@ -116,7 +117,7 @@ export class LibvirtBackend implements VmBackend {
       } catch {
         // not Linux on x86: the guest measures its TSC itself
       }
-    this.cmdline = khz === null ? kernelCmdline : `${kernelCmdline} tsc_early_khz=${khz}`;
+    this.cmdline = khz === null ? kernelCmdline : `${kernelCmdline} ${tscCmdline(khz)}`;
   }
 
   /**
@@ -235,13 +236,15 @@ export class LibvirtBackend implements VmBackend {
     const template = await this.templates.get(vm.template);
     let boot: DomainBoot;
     if (template.format === 'kernel-initrd') {
-      const firmware = await this.firmwareFor(template);
+      // microvm brings its own firmware; the PC's is chosen by the kernel's kind (firmwareFor).
+      const firmware = template.machine ? undefined : await this.firmwareFor(template);
       boot = {
         kind: 'kernel-initrd',
         kernel: template.kernel,
         initrd: template.initrd,
-        cmdline: this.cmdline,
+        cmdline: template.cmdline ? `${this.cmdline} ${template.cmdline}` : this.cmdline,
         ...(firmware ? { firmware } : {}),
+        ...(template.machine ? { machine: template.machine } : {}),
       };
     } else {
       const overlay = join(dir, 'disk.qcow2');

@@ -89,6 +89,14 @@ describe('libvirt domain render: golden files', () => {
       }),
     );
   });
+  it("kernel-initrd template on QEMU's microvm machine: virtio-mmio NICs", () => {
+    const k = kernelInitrd();
+    golden(
+      testdata,
+      'kernel-initrd-microvm.xml',
+      renderDomainXml({ ...k, boot: { ...k.boot, machine: 'microvm' } as DomainInput['boot'] }),
+    );
+  });
   it('qcow2 template with its overlay, KVM, a domain name prefix', () => {
     golden(testdata, 'qcow2-kvm.xml', renderDomainXml(qcow2Kvm()));
   });
@@ -110,6 +118,7 @@ describe('libvirt domain render: rules', () => {
       { ...base, vm: { ...base.vm, cpus: 1 } },
       { ...base, kvm: true },
       { ...base, boot: { ...base.boot, firmware: '/usr/share/qemu/qboot.rom' } as DomainInput['boot'] },
+      { ...base, boot: { ...base.boot, machine: 'microvm' } as DomainInput['boot'] },
       { ...base, bridges: new Map([...bridges, [3, 'brvl101']]) },
       { ...base, vm: { ...base.vm, nics: base.vm.nics.slice(1) } },
     ];

@@ -65,7 +65,9 @@ describe('template cache', () => {
     requests = [];
     const b = await cache.get(spec(2, `${base}/dir`, { checksum: `{SHA-256}${sum.toUpperCase()}` }));
     assert.equal(await readFile(b.format === 'kernel-initrd' ? b.initrd : '', 'utf8'), 'an initrd');
-    assert.deepEqual(requests.sort(), ['/dir/initrd.img', '/dir/vmlinuz']);
+    // and its optional settings file, which this one lacks (404: none)
+    assert.deepEqual(requests.sort(), ['/dir/initrd.img', '/dir/template.json', '/dir/vmlinuz']);
+    assert.equal(b.format === 'kernel-initrd' && (b.machine ?? b.cmdline), undefined);
     // cached: no second fetch, also when asked for concurrently
     requests = [];
     await Promise.all([1, 2, 3].map(() => cache.get(spec(2, `${base}/dir`, { checksum: sum }))));
@@ -87,6 +89,50 @@ describe('template cache', () => {
     assert.equal(q.format, 'qcow2');
     assert.match(q.dir, /\/4-url-[0-9a-f]{16}$/);
     assert.equal(await readFile(q.format === 'qcow2' ? q.disk : '', 'utf8'), 'QFI\xfb a disk');
+  });
+
+  it("reads a kernel-initrd template's template.json (machine, its own kernel arguments) from a directory and a tar", async () => {
+    const dir = join(src, 'mvm');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'vmlinuz'), 'a kernel');
+    await writeFile(join(dir, 'initrd.img'), 'an initrd');
+    await writeFile(
+      join(dir, 'template.json'),
+      JSON.stringify({ machine: 'microvm', cmdline: ' cryptomgr.notests ', packages: ['ignored'] }),
+    );
+    await run(['tar', '-cf', join(src, 'mvm.tar'), '-C', dir, 'vmlinuz', 'initrd.img', 'template.json']);
+    const cache = new TemplateCache(join(root, 'c4'), () => {});
+    // the checksum stays that of vmlinuz and initrd.img
+    const sum = await kernelInitrdChecksum(dir);
+    for (const [id, url] of [
+      [20, `file://${dir}`],
+      [21, `${base}/mvm`],
+      [22, `${base}/mvm.tar`],
+    ] as const) {
+      const t = await cache.get(spec(id, url, id === 22 ? {} : { checksum: sum }));
+      assert.equal(t.format, 'kernel-initrd');
+      if (t.format !== 'kernel-initrd') continue;
+      assert.equal(t.machine, 'microvm', url);
+      assert.equal(t.cmdline, 'cryptomgr.notests', url);
+    }
+    // read again from the cache, as after an agent restart
+    const again = await new TemplateCache(join(root, 'c4'), () => {}).get(
+      spec(21, `${base}/mvm`, { checksum: sum }),
+    );
+    assert.equal(again.format === 'kernel-initrd' && again.machine, 'microvm');
+    await writeFile(join(dir, 'template.json'), JSON.stringify({ machine: 'q35' }));
+    await assert.rejects(
+      cache.get(spec(23, `file://${dir}`)),
+      /template\.json: machine "q35": only "microvm" or "pc"/,
+    );
+    await writeFile(join(dir, 'template.json'), JSON.stringify({ cmdline: 'a\ninit=/bin/sh' }));
+    await assert.rejects(
+      cache.get(spec(24, `file://${dir}`)),
+      /not one line of printable ASCII kernel arguments/,
+    );
+    await writeFile(join(dir, 'template.json'), JSON.stringify({ machine: 'pc' }));
+    const pc = await cache.get(spec(25, `file://${dir}`));
+    assert.equal(pc.format === 'kernel-initrd' && pc.machine, undefined);
   });
 
   it('refuses a template whose checksum differs, a missing file and an unknown scheme, and caches nothing', async () => {

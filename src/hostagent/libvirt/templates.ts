@@ -6,22 +6,38 @@
  *
  * Formats (HostTemplateSpec): `kernel-initrd` is a directory holding `vmlinuz` and `initrd.img` (the URL names
  * the directory), or a tar of them (`.tar`, `.tar.gz`, `.tgz`); `qcow2` is a disk image.
+ *
+ * A kernel-initrd template may also hold `template.json` (optional, not part of its checksum): `"machine":
+ * "microvm"` says its kernel drives virtio-mmio devices, so the guest is booted on QEMU's microvm machine
+ * (render.ts), and `"cmdline"` is kernel arguments of its own, added after the host agent's; any other key is
+ * ignored. Without it the guest gets the default PC machine and the agent's command line.
  */
 import { createHash } from 'node:crypto';
 import { constants, createWriteStream, existsSync } from 'node:fs';
-import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import type { HostTemplateSpec } from '../../hosts/protocol.js';
-import { run } from '../../netns/exec.js';
+import { exec, run } from '../../netns/exec.js';
 import { fileHash, kernelInitrdChecksum, kernelInitrdFiles, parseChecksum } from './checksum.js';
 
 export type CachedTemplate =
-  | { format: 'kernel-initrd'; dir: string; kernel: string; initrd: string }
+  | {
+      format: 'kernel-initrd';
+      dir: string;
+      kernel: string;
+      initrd: string;
+      machine?: 'microvm';
+      /** Kernel arguments of the template's own (template.json). */
+      cmdline?: string;
+    }
   | { format: 'qcow2'; dir: string; disk: string };
+
+/** The optional settings file of a kernel-initrd template (see the module comment). */
+export const templateSettingsFile = 'template.json';
 
 function cacheKey(t: HostTemplateSpec): string {
   if (t.checksum) {
@@ -31,10 +47,34 @@ function cacheKey(t: HostTemplateSpec): string {
   return `${t.id}-url-${createHash('sha256').update(t.url).digest('hex').slice(0, 16)}`;
 }
 
-function located(t: HostTemplateSpec, dir: string): CachedTemplate {
-  return t.format === 'qcow2'
-    ? { format: 'qcow2', dir, disk: join(dir, 'disk.qcow2') }
-    : { format: 'kernel-initrd', dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img') };
+async function located(t: HostTemplateSpec, dir: string): Promise<CachedTemplate> {
+  if (t.format === 'qcow2') return { format: 'qcow2', dir, disk: join(dir, 'disk.qcow2') };
+  const kernel = join(dir, 'vmlinuz');
+  const initrd = join(dir, 'initrd.img');
+  let settings: unknown = null;
+  try {
+    settings = JSON.parse(await readFile(join(dir, templateSettingsFile), 'utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new Error(`template ${t.id} (${t.url}): ${templateSettingsFile}: ${String(e)}`, { cause: e });
+    }
+  }
+  const { machine, cmdline } = (settings ?? {}) as { machine?: unknown; cmdline?: unknown };
+  const bad = (what: string) => new Error(`template ${t.id} (${t.url}): ${templateSettingsFile}: ${what}`);
+  if (machine !== undefined && machine !== 'microvm' && machine !== 'pc') {
+    throw bad(`machine ${JSON.stringify(machine)}: only "microvm" or "pc"`);
+  }
+  if (cmdline !== undefined && (typeof cmdline !== 'string' || /[^ -~]/.test(cmdline))) {
+    throw bad(`cmdline ${JSON.stringify(cmdline)}: not one line of printable ASCII kernel arguments`);
+  }
+  return {
+    format: 'kernel-initrd',
+    dir,
+    kernel,
+    initrd,
+    ...(machine === 'microvm' ? { machine } : {}),
+    ...(cmdline?.trim() ? { cmdline: cmdline.trim() } : {}),
+  };
 }
 
 const isTar = (url: string) => /\.(tar|tar\.gz|tgz)$/i.test(new URL(url).pathname);
@@ -53,6 +93,19 @@ async function fetchTo(url: string, dest: string): Promise<void> {
   const res = await fetch(url, { signal: AbortSignal.timeout(600_000) });
   if (!res.ok || !res.body) throw new Error(`GET ${url}: HTTP ${res.status}`);
   await pipeline(Readable.fromWeb(res.body as WebReadableStream), createWriteStream(dest));
+}
+
+/** Like fetchTo, for a file the template may lack (a missing file, HTTP 404: nothing fetched). */
+async function fetchOptional(url: string, dest: string): Promise<void> {
+  const u = new URL(url);
+  if (u.protocol === 'file:') {
+    if (existsSync(fileURLToPath(u))) await fetchTo(url, dest);
+    return;
+  }
+  const res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+  if (res.status === 404) return;
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  await writeFile(dest, Buffer.from(await res.arrayBuffer()));
 }
 
 function joinUrl(base: string, name: string): string {
@@ -81,6 +134,8 @@ async function fetchInto(t: HostTemplateSpec, work: string): Promise<void> {
     await fetchTo(t.url, tar);
     await verify(t, (alg) => fileHash(tar, alg));
     await run(['tar', '-xf', tar, '-C', work, ...kernelInitrdFiles], { timeoutMs: 120_000 });
+    // Its settings file when the tar has one (tar fails on a name it lacks: that is none).
+    await exec(['tar', '-xf', tar, '-C', work, templateSettingsFile], { timeoutMs: 120_000 });
     await rm(tar);
     return;
   }
@@ -93,6 +148,7 @@ async function fetchInto(t: HostTemplateSpec, work: string): Promise<void> {
   if (!base.endsWith('/')) base += '/';
   for (const f of kernelInitrdFiles) await fetchTo(joinUrl(base, f), join(work, f));
   await verify(t, (alg) => kernelInitrdChecksum(work, alg));
+  await fetchOptional(joinUrl(base, templateSettingsFile), join(work, templateSettingsFile));
 }
 
 export class TemplateCache {
@@ -116,7 +172,7 @@ export class TemplateCache {
 
   private async load(t: HostTemplateSpec, key: string): Promise<CachedTemplate> {
     const dir = join(this.dir, key);
-    if (existsSync(join(dir, '.complete'))) return located(t, dir);
+    if (existsSync(join(dir, '.complete'))) return await located(t, dir);
     await mkdir(this.dir, { recursive: true });
     const work = `${dir}.tmp-${process.pid}-${Date.now()}`;
     await mkdir(work);
@@ -131,6 +187,6 @@ export class TemplateCache {
       throw e;
     }
     this.log(`libvirt: template ${t.id} (${t.name}) cached from ${t.url} in ${Date.now() - started} ms`);
-    return located(t, dir);
+    return await located(t, dir);
   }
 }

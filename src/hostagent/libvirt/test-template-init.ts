@@ -24,8 +24,13 @@
  * (cloudinit/sources/DataSourceCloudStack.py). Reference: /work/shared/reference/cloudstack.md §4.6–4.7.
  */
 
-/** The modules /init loads, in this order (test-template.ts adds their `depends=` first). */
-export const testTemplateModules = ['virtio_pci', 'virtio_net'] as const;
+/**
+ * The modules /init may load, in this order (test-template.ts adds their `depends=` first): the NIC's transport,
+ * virtio-mmio (QEMU's microvm machine, its devices described by ACPI as LNRO0005) or virtio-pci (the PC machine),
+ * each only when the guest has such a device (under emulation each insmod costs the guest tens of ms), then
+ * virtio_net.
+ */
+export const testTemplateModules = ['virtio_mmio', 'virtio_pci', 'virtio_net'] as const;
 
 /** `modules`: the .ko base names in load order (dependencies first), all under /lib/modules/ in the initramfs. */
 export function testTemplateInit(modules: readonly string[]): string {
@@ -41,7 +46,13 @@ mount -t devtmpfs devtmpfs /dev
 up() { read UP _ < /proc/uptime; }
 up
 echo "STACKNET-INIT uptime=$UP"
+mmio=; for d in /sys/bus/acpi/devices/LNRO0005:*; do [ -e "$d" ] && mmio=1; break; done
+pci=; for d in /sys/bus/pci/devices/*; do [ -e "$d" ] && pci=1; break; done
 for m in ${modules.join(' ')}; do
+  case $m in
+    virtio_mmio) [ -n "$mmio" ] || continue ;;
+    virtio_pci*) [ -n "$pci" ] || continue ;;
+  esac
   insmod "/lib/modules/$m.ko" || echo "STACKNET-ERROR insmod $m"
 done
 ip link set lo up

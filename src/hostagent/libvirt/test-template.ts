@@ -38,6 +38,19 @@ export interface TestTemplate {
    */
   kernel: 'pvh-elf' | 'bzImage';
   kernelWhy?: string;
+  /**
+   * The machine the host agent boots it on (its `template.json`, read by templates.ts): not set, so the PC. Its
+   * initramfs carries virtio_mmio and its /init loads the transport the guest has, so `"machine": "microvm"` in
+   * that file boots it on QEMU's microvm instead (measured in docs/benchmarks.md, branch hosts7: less CPU per
+   * guest, but its clock then starts later by its console, which the bench counts as overhead).
+   */
+  machine?: 'microvm';
+  /**
+   * Its kernel arguments (`template.json`, added to the host agent's): `cryptomgr.notests`. Debian's cloud kernel
+   * (CONFIG_CRYPTO_FIPS, the manager's tests enabled) tests each crypto algorithm as it registers; this guest
+   * uses none, and under emulation the tests cost it ~0.3 s of CPU of ~1.8 s to its lease (docs/benchmarks.md).
+   */
+  cmdline: string;
 }
 
 export const defaultTemplateCache = '/var/cache/stacknet/test-template';
@@ -46,6 +59,7 @@ const kernelMeta = 'linux-image-cloud-amd64';
 /** Part of the cache key: a template built before the kernel was unpacked for PVH boot is built again. */
 const kernelRecipe = 'vmlinuz: PVH ELF when the bzImage unpacks to one (kernel-image.ts)';
 const busyboxPackage = 'busybox-static';
+const testTemplateCmdline = 'cryptomgr.notests';
 
 async function aptCache(args: string[]): Promise<string> {
   try {
@@ -172,6 +186,8 @@ export async function buildTestTemplate(
         testTemplateInit([]),
         testTemplateUdhcpcScript,
         kernelRecipe,
+        'template.json: no machine',
+        testTemplateCmdline,
       ]),
     )
     .digest('hex')
@@ -237,6 +253,7 @@ export async function buildTestTemplate(
       packages,
       kernel: kernel.kind,
       ...(kernel.kind === 'bzImage' ? { kernelWhy: kernel.why } : {}),
+      cmdline: testTemplateCmdline,
     };
     await writeFile(join(out, 'template.json'), JSON.stringify(info, null, 2) + '\n');
     try {
