@@ -353,12 +353,19 @@ export async function benchHosts(o: {
       };
       const stages = Object.fromEntries(Object.entries(stagesOf).map(([k, f]) => [k, stage(f)]));
       // The VM with the most overhead: where it lost its time, stage by stage.
-      const worst = over.indexOf(Math.max(...over));
-      const slowest = {
-        vm: results[worst]!.vm.instancename,
-        overheadMs: over[worst],
-        ...Object.fromEntries(Object.entries(stagesOf).map(([k, f]) => [k, f(worst) ?? null])),
-      };
+      // A VM whose console gave no boot time has no overhead (NaN): it is left out here, not picked.
+      let worst = -1;
+      over.forEach((x, i) => {
+        if (Number.isFinite(x) && (worst < 0 || x > over[worst]!)) worst = i;
+      });
+      const slowest =
+        worst < 0
+          ? null
+          : {
+              vm: results[worst]!.vm.instancename,
+              overheadMs: over[worst],
+              ...Object.fromEntries(Object.entries(stagesOf).map(([k, f]) => [k, f(worst) ?? null])),
+            };
       // Each VM's toVirshStart (ms, in call order): a host's later VMs waiting on its pass show here, not in the median.
       const toVirshStartEach = results.map((_, i) =>
         tr(i) && vs(i) ? vs(i)!.begin - tr(i)!.converged! : null,
