@@ -32,6 +32,11 @@ export interface HeldForJob<Row, Owner> {
   row: Row;
   owner: Owner;
   places: KnownPlaces;
+  /**
+   * The transaction that wrote it Allocated already (AssignPublicIp.assignNow): its job, run in that same
+   * transaction, only answers. A guess left by a transaction that rolled back is not that transaction.
+   */
+  assignedIn?: WeakRef<object>;
 }
 
 const HELD_MAX = 4096;

@@ -209,6 +209,12 @@ export interface AssignPublicIp {
    * BaseAsyncCreateCmd create() does, and its job confirms it (completeAssociate).
    */
   hold?: boolean;
+  /**
+   * With `hold`: the job runs in this same transaction (CommandContext.inline), so the address is written
+   * Allocated at once, with its event and usage record, rather than Allocating and then changed by the job; the
+   * job (completeAssociate) finds it assigned and only answers.
+   */
+  assignNow?: boolean;
 }
 
 /** Takes a public IP of the zone for `owner` (Free → Allocating → Allocated), with its event and usage record. */
@@ -223,7 +229,7 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
     // uncommitted INSERT on PostgreSQL (a unique check waits for the in-flight row), one transaction at a time.
     // CloudStack promises no order either (lowest range first, then whatever row the database returns).
     strategy: 'random' as const,
-    state: 'Allocating' as const,
+    state: a.hold && a.assignNow ? ('Allocated' as const) : ('Allocating' as const),
     owner: { kind: 'publicip' },
     zoneId: zone.id,
     accountId: owner.accountId,
@@ -290,8 +296,12 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
     });
   }
   const uuid = publicIpUuid('pub', zone.id, 4, alloc.address.value);
-  if (a.hold && alloc.inserted?.uuid === uuid) {
-    const row = heldRow(alloc, alloc.inserted);
+  if (!a.hold) return finishAssign(ctx, alloc.id, uuid, owner, false, a.forDisplay);
+  // Inserted with its id, or (a Reserved address claimed) given it now.
+  const inserted = alloc.inserted?.uuid === uuid ? alloc.inserted : undefined;
+  const row = inserted ? heldRow(alloc, inserted) : await holdAllocating(ctx, alloc.id, uuid, a.forDisplay);
+  if (a.assignNow) await assigned(ctx, row, uuid, owner, false, false);
+  if (inserted) {
     const range = a.ranges && a.pnUuids ? a.ranges.find((r) => r.id === row.range_id) : undefined;
     const pnUuid = range?.physical_network_id != null ? a.pnUuids?.get(range.physical_network_id) : undefined;
     // Kept for the job when its answer's places are all known here (as the job's own read would give them).
@@ -310,16 +320,14 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
           },
           pnUuid,
         },
+        assignedIn: a.assignNow ? new WeakRef(ctx.tx) : undefined,
       });
-    return row;
   }
-  return a.hold
-    ? holdAllocating(ctx, alloc.id, uuid, a.forDisplay)
-    : finishAssign(ctx, alloc.id, uuid, owner, false, a.forDisplay);
+  return row;
 }
 
 /**
- * The row of an address this transaction inserted Allocating with its id (AllocateRequest.uuidOf), as the
+ * The row of an address this transaction inserted Allocating (Allocated: assignNow) with its id (AllocateRequest.uuidOf), as the
  * database holds it: what was inserted, and the defaults of the columns it did not name (no static NAT). Nothing
  * else writes an Allocating row before its job, and it is not committed yet.
  */
@@ -366,6 +374,56 @@ export async function holdAllocating(
   return read;
 }
 
+/** An assignment's NET.IPASSIGN (PORTABLE.IPASSIGN) event and usage record, from the assigned row. */
+function assignRecords(
+  ctx: NetCtx,
+  row: IpRow,
+  uuid: string,
+  owner: Owner,
+  portable: boolean,
+): [EventInput, UsageInput] {
+  const type = portable ? 'PORTABLE.IPASSIGN' : 'NET.IPASSIGN';
+  const ip = formatIp(addressFromKey(row.family as Family, row.address));
+  return [
+    {
+      type,
+      description: `${portable ? 'Portable ' : ''}IP address ${ip} assigned${row.source_nat ? ' as source NAT' : ''} to account ${owner.accountName}`,
+      actor: ctx.caller,
+      resourceType: 'IpAddress',
+      resourceId: uuid,
+      owner,
+    },
+    {
+      type,
+      accountId: owner.accountId,
+      domainId: owner.domainId,
+      zoneId: row.zone_id ?? undefined,
+      resourceId: row.id,
+      resourceUuid: uuid,
+      resourceName: ip,
+      resourceType: 'VirtualNetwork',
+      // CloudStack's NET.IPASSIGN usage record carries 1 as size for a source-NAT address.
+      size: row.source_nat === 1 ? 1 : 0,
+    },
+  ];
+}
+
+/** What follows an address's becoming Allocated, in its transaction: its router, its event and usage record. */
+async function assigned(
+  ctx: NetCtx,
+  row: IpRow,
+  uuid: string,
+  owner: Owner,
+  portable: boolean,
+  recorded: boolean,
+): Promise<void> {
+  knownOwners.set(row, owner);
+  // The network's (VPC's) router now holds it: same transaction as the change (DESIGN.md guarantee 5).
+  await bumpPublicIpRouters(plain(ctx), row);
+  if (!recorded)
+    await recordEventAndUsage(ctx.tx as unknown as Tx, ...assignRecords(ctx, row, uuid, owner, portable));
+}
+
 export async function finishAssign(
   ctx: NetCtx,
   allocId: number,
@@ -407,32 +465,7 @@ export async function finishAssign(
     for_display: forDisplay === false ? 0 : 1,
     updated: ctx.now,
   } as const;
-  const type = portable ? 'PORTABLE.IPASSIGN' : 'NET.IPASSIGN';
-  const records = (row: IpRow): [EventInput, UsageInput] => {
-    const ip = formatIp(addressFromKey(row.family as Family, row.address));
-    return [
-      {
-        type,
-        description: `${portable ? 'Portable ' : ''}IP address ${ip} assigned${row.source_nat ? ' as source NAT' : ''} to account ${owner.accountName}`,
-        actor: ctx.caller,
-        resourceType: 'IpAddress',
-        resourceId: uuid,
-        owner,
-      },
-      {
-        type,
-        accountId: owner.accountId,
-        domainId: owner.domainId,
-        zoneId: row.zone_id ?? undefined,
-        resourceId: row.id,
-        resourceUuid: uuid,
-        resourceName: ip,
-        resourceType: 'VirtualNetwork',
-        // CloudStack's NET.IPASSIGN usage record carries 1 as size for a source-NAT address.
-        size: row.source_nat === 1 ? 1 : 0,
-      },
-    ];
-  };
+  const records = (row: IpRow) => assignRecords(ctx, row, uuid, owner, portable);
   let row: IpRow | undefined;
   let recorded = false;
   if (read && read.id === allocId && dialectOf(ctx.tx as never) === 'postgres' && !outboxEnabled()) {
@@ -468,10 +501,7 @@ export async function finishAssign(
   if (!row && held) return undefined;
   row ??= await ipById.first(ctx.tx, allocId);
   if (!row) throw new Error(`ip_allocations row ${allocId} vanished under its transaction`);
-  knownOwners.set(row, owner);
-  // The network's (VPC's) router now holds it: same transaction as the change (DESIGN.md guarantee 5).
-  await bumpPublicIpRouters(plain(ctx), row);
-  if (!recorded) await recordEventAndUsage(ctx.tx as unknown as Tx, ...records(row));
+  await assigned(ctx, row, uuid, owner, portable, recorded);
   return row;
 }
 
