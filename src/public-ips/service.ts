@@ -13,6 +13,8 @@ import { removeLbChildrenOf } from '../lb/repository.js';
 import type { Selectable } from 'kysely';
 import { CloudStackError, insufficientAddressCapacity, invalidParameter } from '../errors/catalogue.js';
 import { allocateAddressTx } from '../addresses/address-service.js';
+import { INSERT_COLUMNS, insertParams, translated } from '../addresses/address-repository.js';
+import type { NewAllocationRow } from '../addresses/address-repository.js';
 import type { Allocation } from '../addresses/address-service.js';
 import type { Family, IpAddress } from '../ipam/address.js';
 import { addressFromKey, formatIp } from '../ipam/address.js';
@@ -103,6 +105,29 @@ const assignedAndRecorded = preparedQuery(
       select * from u`,
   5 + 15 + 11,
 );
+/**
+ * PostgreSQL: the INSERT of an address written Allocated at once (AssignPublicIp.assignNow), with its NET.IPASSIGN
+ * event and usage record in the same statement, written only if the row went in (the usage record's resource id is
+ * the new row's); the new row's id, none when the address is taken.
+ */
+const insertedAndRecorded = preparedQuery(
+  (db: Executor, ...args: unknown[]) => {
+    const row = args.slice(0, INSERT_COLUMNS.length);
+    const event = args.slice(INSERT_COLUMNS.length, INSERT_COLUMNS.length + 15) as EventRow;
+    // The usage record's resource id is the new row's (it has no parameter).
+    const rest = args.slice(INSERT_COLUMNS.length + 15);
+    const usage = [...rest.slice(0, USAGE_RESOURCE_ID), sql.ref('i.id'), ...rest.slice(USAGE_RESOURCE_ID)];
+    return sql<{ id: number | string }>`with i as (insert into ip_allocations (${sql.join(
+      INSERT_COLUMNS.map((c) => sql.ref(c)),
+    )}) values (${sql.join(row.map((v) => sql`${v}`))})
+        on conflict (scope, family, address) do nothing returning id),
+      ${eventAndUsageFrom('i', event, usage as UsageRow)}
+      select id from i`;
+  },
+  INSERT_COLUMNS.length + 15 + 10,
+);
+/** Where usageRow puts the resource id. */
+const USAGE_RESOURCE_ID = 4;
 const ipById = preparedQuery((db: Executor, id: number) =>
   db.selectFrom('ip_allocations').selectAll().where('id', '=', id),
 );
@@ -223,6 +248,32 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
   if (!a.skipLimit) await checkPublicIpLimit(ctx, owner);
   const ranges = a.ranges ?? (await zoneRanges(ctx.tx, zone.id));
   const pools = poolsFor(ranges, owner);
+  // Assigned at once on PostgreSQL: the row, its event and its usage record in one statement (insertedAndRecorded).
+  const recordedWithInsert =
+    a.hold === true && a.assignNow === true && dialectOf(ctx.tx as never) === 'postgres' && !outboxEnabled();
+  let recordedFor: string | undefined;
+  const insertAndRecord = (row: NewAllocationRow) =>
+    translated(plain(ctx), 'recording an address allocation', async () => {
+      const [e, u] = assignRecords(
+        ctx,
+        {
+          id: 0,
+          family: row.family,
+          address: row.address,
+          source_nat: row.source_nat ?? 0,
+          zone_id: row.zone_id ?? null,
+        },
+        row.uuid ?? '',
+        owner,
+        false,
+      );
+      const usage: unknown[] = usageRow(u);
+      usage.splice(USAGE_RESOURCE_ID, 1);
+      const r = await insertedAndRecorded.first(ctx.tx, ...insertParams(row), ...eventRow(e), ...usage);
+      if (!r) return null;
+      recordedFor = row.address;
+      return Number(r.id);
+    });
   const base = {
     scope: publicScope(zone.id),
     // Random, not lowest-first: concurrent callers chasing the same lowest address queue behind each other's
@@ -244,6 +295,7 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
     // The address's id and display flag go in with its row (no UPDATE after the INSERT: holdAllocating).
     uuidOf: (value: bigint) => publicIpUuid('pub', zone.id, 4, value),
     forDisplay: a.forDisplay !== false,
+    insertOwn: recordedWithInsert ? insertAndRecord : undefined,
   };
   let alloc: Allocation | undefined;
   if (a.requested) {
@@ -300,7 +352,8 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
   // Inserted with its id, or (a Reserved address claimed) given it now.
   const inserted = alloc.inserted?.uuid === uuid ? alloc.inserted : undefined;
   const row = inserted ? heldRow(alloc, inserted) : await holdAllocating(ctx, alloc.id, uuid, a.forDisplay);
-  if (a.assignNow) await assigned(ctx, row, uuid, owner, false, false);
+  if (a.assignNow)
+    await assigned(ctx, row, uuid, owner, false, inserted !== undefined && recordedFor === row.address);
   if (inserted) {
     const range = a.ranges && a.pnUuids ? a.ranges.find((r) => r.id === row.range_id) : undefined;
     const pnUuid = range?.physical_network_id != null ? a.pnUuids?.get(range.physical_network_id) : undefined;
@@ -377,7 +430,7 @@ export async function holdAllocating(
 /** An assignment's NET.IPASSIGN (PORTABLE.IPASSIGN) event and usage record, from the assigned row. */
 function assignRecords(
   ctx: NetCtx,
-  row: IpRow,
+  row: Pick<IpRow, 'id' | 'family' | 'address' | 'source_nat' | 'zone_id'>,
   uuid: string,
   owner: Owner,
   portable: boolean,
