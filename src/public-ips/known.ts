@@ -26,7 +26,8 @@ export const knownPlaces = new WeakMap<object, KnownPlaces>();
  * id (its uuid), which a later allocation of the same address reuses: what is kept is only a guess, which the job's
  * UPDATE confirms by the row's id (never reused), state and source NAT flag, and falls back to the read when it
  * changes nothing (a request that rolled back, a job another server queued or took over). Bounded: a request that
- * failed after inserting leaves its entry, which the oldest-first bound drops.
+ * failed after inserting leaves its entry, which the oldest-first bound drops. A job run in its request's own
+ * transaction (completesInline) finds the address inserted Allocated already (`assignedIn`) and writes nothing.
  */
 export interface HeldForJob<Row, Owner> {
   row: Row;
