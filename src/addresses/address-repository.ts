@@ -67,7 +67,7 @@ export interface WindowQuery {
 // building them through Kysely's query builder costs more CPU per allocation than the rest of the allocator
 // together (tens of µs per statement), and on PostgreSQL/MariaDB at concurrency 16 the client's CPU is the
 // limit. Everything else in this file goes through the builder.
-const INSERT_COLUMNS = [
+export const INSERT_COLUMNS = [
   'scope',
   'family',
   'address',
@@ -320,6 +320,8 @@ export const insertedFirst = (r: InsertedFirstRow | undefined): InsertedFirst | 
 export async function insertFirstFreeRow(
   ex: Executor,
   all: readonly NewAllocationRow[],
+  /** In a transaction: the caller's INSERT of the first candidate (AllocateRequest.insertOwn). */
+  insertOwn?: (row: NewAllocationRow) => Promise<number | null>,
 ): Promise<InsertedFirst | null> {
   const dialect = executorDialect(ex);
   let rows = all;
@@ -330,7 +332,7 @@ export async function insertFirstFreeRow(
     // are tried only when it is refused.
     const [head, ...rest] = all;
     if (!head) return null;
-    const id = await insertAllocationRow(ex, head);
+    const id = insertOwn ? await insertOwn(head) : await insertAllocationRow(ex, head);
     if (id !== null) return insertedAs(id, head);
     if (rest.length === 0) return null;
     if (dialect === 'mysql') return insertFirstByReading(ex, rest);

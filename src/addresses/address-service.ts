@@ -51,7 +51,7 @@ export type { AllocateRequest, Allocation, AllocationCoreRow, AllocationOwner } 
  * (533/4320); a bad or taken requested address is InvalidParameterValue (431/4350) naming the parameter.
  */
 export async function allocateAddressTx(ex: Executor, req: AllocateRequest): Promise<Allocation> {
-  return observed(req, allocateWith(kyselyPort(ex), req));
+  return observed(req, allocateWith(kyselyPort(ex, req.insertOwn), req));
 }
 
 /** Tells the observers (metrics) how an allocation ended; a counter increment, nothing on the database. */

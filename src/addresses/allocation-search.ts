@@ -69,10 +69,10 @@ export interface Port {
   ): Promise<boolean>;
 }
 
-export const kyselyPort = (ex: Executor): Port => ({
+export const kyselyPort = (ex: Executor, insertOwn?: AllocateRequest['insertOwn']): Port => ({
   window: (q) => selectTakenWindow(ex, q),
   insert: (row) => insertAllocationRow(ex, row),
-  insertFirst: (rows) => insertFirstFreeRow(ex, rows),
+  insertFirst: (rows) => insertFirstFreeRow(ex, rows, insertOwn),
   find: (ref) => findAllocationRow(ex, ref),
   update: (ref, from, to, patch, now) => updateAllocationState(ex, ref, from, to, patch, now),
 });

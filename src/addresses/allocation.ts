@@ -5,7 +5,7 @@
  */
 import { addressFromKey, formatIp } from '../ipam/index.js';
 import type { Family, IpAddress, IpRange, RandomBigInt, RangeSet, Strategy } from '../ipam/index.js';
-import type { AllocationRow } from './address-repository.js';
+import type { AllocationRow, NewAllocationRow } from './address-repository.js';
 import type { AllocationState } from './tables.js';
 
 export interface AllocationOwner {
@@ -48,6 +48,12 @@ export interface AllocateRequest {
    */
   uuidOf?: (value: bigint) => string;
   forDisplay?: boolean;
+  /**
+   * Inside a caller's transaction: the caller's own statement for the INSERT of the first candidate, one that
+   * writes more with the row in the same round trip (PostgreSQL: data-modifying CTEs on its RETURNING, e.g. the
+   * address's event). As insertAllocationRow: the new row's id, or null when the address is taken (no error).
+   */
+  insertOwn?: (row: NewAllocationRow) => Promise<number | null>;
   /** The range row the address belongs to: fixed, or computed from the chosen value (several ranges). */
   rangeId?: number | null | ((value: bigint) => number | null);
   /**

@@ -144,7 +144,7 @@ async function queueJob(
     return await groupedTransaction(deps.store, async (tx) => {
       handlerFailed = false;
       const prepared = cmd.def.prepare
-        ? await cmd.def.prepare(params, { ...ctx, transaction: (fn) => fn(tx) })
+        ? await cmd.def.prepare(params, { ...ctx, transaction: (fn) => fn(tx), inline })
         : undefined;
       const instance =
         cmd.def.jobInstance?.(params) ??

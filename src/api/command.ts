@@ -128,6 +128,11 @@ export interface CommandContext {
    * does not carry, the request confirms with a read of its own before it commits or answers.
    */
   readonly callerCheck?: CallerCheck;
+  /**
+   * Set for `prepare` when its job's handler runs next in the same transaction (`completesInline`): what the
+   * prepare writes, the handler may find already done.
+   */
+  readonly inline?: boolean;
 }
 
 export interface PreparedObject {

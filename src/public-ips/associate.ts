@@ -23,6 +23,7 @@ import {
   assignPublicIp,
   finishAssign,
   isPortableRow,
+  knownOwners,
   plain,
   publicIpByUuid,
   REGION_ID,
@@ -208,7 +209,8 @@ export async function associateIpAddress(
   ctx: NetCtx,
   p: AssociateParams,
   deps: AssociateDeps,
-  options: { hold?: boolean; callerCheck?: CallerCheck | undefined } = {},
+  /** `inline`: the association job runs in this transaction (CommandContext.inline), see AssignPublicIp.assignNow. */
+  options: { hold?: boolean; inline?: boolean | undefined; callerCheck?: CallerCheck | undefined } = {},
 ): Promise<IpRow> {
   if (p.networkid && p.vpcid) throw invalidParameter('vpcid', p.vpcid, 'give networkid or vpcid, not both');
   const network = p.networkid ? await deps.network(p.networkid) : undefined;
@@ -293,6 +295,7 @@ export async function associateIpAddress(
     requested,
     forDisplay: p.fordisplay,
     hold: options.hold,
+    assignNow: options.inline === true,
     ranges,
     pnUuids,
   });
@@ -330,7 +333,13 @@ export async function completeAssociate(
   // The address as this process's request left it, a moment ago: confirmed by the change itself, read otherwise.
   const held = takeHeld<IpRow, Owner>(uuid);
   if (held && held.row.uuid === uuid) {
-    const { row, owner, places } = held;
+    const { row, owner, places, assignedIn } = held;
+    // Written Allocated, with its event and usage record, by the request in this very transaction: answered as is.
+    if (row.state === 'Allocated' && assignedIn?.deref() === ctx.tx) {
+      untaggedIn(plain(ctx), 'PublicIpAddress', row.id);
+      knownPlaces.set(row, places);
+      return row;
+    }
     const done = await finishAssign(ctx, row.id, uuid, owner, false, row.for_display !== 0, row, true);
     if (done) {
       untaggedIn(plain(ctx), 'PublicIpAddress', done.id);
@@ -339,7 +348,10 @@ export async function completeAssociate(
     }
   }
   const joined = await ipForJob.first(ctx.tx, uuid);
-  if (joined && joined.state === 'Allocating') {
+  // Allocated: written so by its request in this transaction (inline, not remembered), or a job run again after
+  // it committed; a portable IP may have to move (below).
+  const assignedNow = joined?.state === 'Allocated' && !isPortableRow(joined);
+  if (joined && (joined.state === 'Allocating' || assignedNow)) {
     const {
       o_account_uuid,
       o_account_name,
@@ -368,9 +380,13 @@ export async function completeAssociate(
       domainName: o_domain_name,
       domainPath: o_domain_path,
     };
-    const done = await finishAssign(ctx, row.id, uuid, owner, isPortableRow(row), row.for_display !== 0, row);
-    // Allocating until this transaction: no tags (tags/service.ts, knownUntagged), so its answer reads none.
-    untaggedIn(plain(ctx), 'PublicIpAddress', done.id);
+    let done = row;
+    if (assignedNow) knownOwners.set(row, owner);
+    else {
+      done = await finishAssign(ctx, row.id, uuid, owner, isPortableRow(row), row.for_display !== 0, row);
+      // Allocating until this transaction: no tags (tags/service.ts, knownUntagged), so its answer reads none.
+      untaggedIn(plain(ctx), 'PublicIpAddress', done.id);
+    }
     // The answer's zone, range and physical network, as read with the address (the change touches none of them).
     if (row.zone_id !== null && z_uuid !== null && z_name !== null)
       knownPlaces.set(done, {

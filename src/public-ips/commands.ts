@@ -73,7 +73,7 @@ const associateIpAddressCmd = defineCommand({
   completesInline: true,
   async prepare(p, ctx) {
     const row = await withNet(ctx, (n) =>
-      associateIpAddress(n, p, deps(n), { hold: true, callerCheck: ctx.callerCheck }),
+      associateIpAddress(n, p, deps(n), { hold: true, inline: ctx.inline, callerCheck: ctx.callerCheck }),
     );
     return { id: row.uuid!, instanceType: 'IpAddress' };
   },

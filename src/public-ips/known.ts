@@ -26,12 +26,18 @@ export const knownPlaces = new WeakMap<object, KnownPlaces>();
  * id (its uuid), which a later allocation of the same address reuses: what is kept is only a guess, which the job's
  * UPDATE confirms by the row's id (never reused), state and source NAT flag, and falls back to the read when it
  * changes nothing (a request that rolled back, a job another server queued or took over). Bounded: a request that
- * failed after inserting leaves its entry, which the oldest-first bound drops.
+ * failed after inserting leaves its entry, which the oldest-first bound drops. A job run in its request's own
+ * transaction (completesInline) finds the address inserted Allocated already (`assignedIn`) and writes nothing.
  */
 export interface HeldForJob<Row, Owner> {
   row: Row;
   owner: Owner;
   places: KnownPlaces;
+  /**
+   * The transaction that wrote it Allocated already (AssignPublicIp.assignNow): its job, run in that same
+   * transaction, only answers. A guess left by a transaction that rolled back is not that transaction.
+   */
+  assignedIn?: WeakRef<object>;
 }
 
 const HELD_MAX = 4096;

@@ -13,6 +13,8 @@ import { removeLbChildrenOf } from '../lb/repository.js';
 import type { Selectable } from 'kysely';
 import { CloudStackError, insufficientAddressCapacity, invalidParameter } from '../errors/catalogue.js';
 import { allocateAddressTx } from '../addresses/address-service.js';
+import { INSERT_COLUMNS, insertParams, translated } from '../addresses/address-repository.js';
+import type { NewAllocationRow } from '../addresses/address-repository.js';
 import type { Allocation } from '../addresses/address-service.js';
 import type { Family, IpAddress } from '../ipam/address.js';
 import { addressFromKey, formatIp } from '../ipam/address.js';
@@ -103,6 +105,29 @@ const assignedAndRecorded = preparedQuery(
       select * from u`,
   5 + 15 + 11,
 );
+/**
+ * PostgreSQL: the INSERT of an address written Allocated at once (AssignPublicIp.assignNow), with its NET.IPASSIGN
+ * event and usage record in the same statement, written only if the row went in (the usage record's resource id is
+ * the new row's); the new row's id, none when the address is taken.
+ */
+const insertedAndRecorded = preparedQuery(
+  (db: Executor, ...args: unknown[]) => {
+    const row = args.slice(0, INSERT_COLUMNS.length);
+    const event = args.slice(INSERT_COLUMNS.length, INSERT_COLUMNS.length + 15) as EventRow;
+    // The usage record's resource id is the new row's (it has no parameter).
+    const rest = args.slice(INSERT_COLUMNS.length + 15);
+    const usage = [...rest.slice(0, USAGE_RESOURCE_ID), sql.ref('i.id'), ...rest.slice(USAGE_RESOURCE_ID)];
+    return sql<{ id: number | string }>`with i as (insert into ip_allocations (${sql.join(
+      INSERT_COLUMNS.map((c) => sql.ref(c)),
+    )}) values (${sql.join(row.map((v) => sql`${v}`))})
+        on conflict (scope, family, address) do nothing returning id),
+      ${eventAndUsageFrom('i', event, usage as UsageRow)}
+      select id from i`;
+  },
+  INSERT_COLUMNS.length + 15 + 10,
+);
+/** Where usageRow puts the resource id. */
+const USAGE_RESOURCE_ID = 4;
 const ipById = preparedQuery((db: Executor, id: number) =>
   db.selectFrom('ip_allocations').selectAll().where('id', '=', id),
 );
@@ -209,6 +234,12 @@ export interface AssignPublicIp {
    * BaseAsyncCreateCmd create() does, and its job confirms it (completeAssociate).
    */
   hold?: boolean;
+  /**
+   * With `hold`: the job runs in this same transaction (CommandContext.inline), so the address is written
+   * Allocated at once, with its event and usage record, rather than Allocating and then changed by the job; the
+   * job (completeAssociate) finds it assigned and only answers.
+   */
+  assignNow?: boolean;
 }
 
 /** Takes a public IP of the zone for `owner` (Free → Allocating → Allocated), with its event and usage record. */
@@ -217,13 +248,39 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
   if (!a.skipLimit) await checkPublicIpLimit(ctx, owner);
   const ranges = a.ranges ?? (await zoneRanges(ctx.tx, zone.id));
   const pools = poolsFor(ranges, owner);
+  // Assigned at once on PostgreSQL: the row, its event and its usage record in one statement (insertedAndRecorded).
+  const recordedWithInsert =
+    a.hold === true && a.assignNow === true && dialectOf(ctx.tx as never) === 'postgres' && !outboxEnabled();
+  let recordedFor: string | undefined;
+  const insertAndRecord = (row: NewAllocationRow) =>
+    translated(plain(ctx), 'recording an address allocation', async () => {
+      const [e, u] = assignRecords(
+        ctx,
+        {
+          id: 0,
+          family: row.family,
+          address: row.address,
+          source_nat: row.source_nat ?? 0,
+          zone_id: row.zone_id ?? null,
+        },
+        row.uuid ?? '',
+        owner,
+        false,
+      );
+      const usage: unknown[] = usageRow(u);
+      usage.splice(USAGE_RESOURCE_ID, 1);
+      const r = await insertedAndRecorded.first(ctx.tx, ...insertParams(row), ...eventRow(e), ...usage);
+      if (!r) return null;
+      recordedFor = row.address;
+      return Number(r.id);
+    });
   const base = {
     scope: publicScope(zone.id),
     // Random, not lowest-first: concurrent callers chasing the same lowest address queue behind each other's
     // uncommitted INSERT on PostgreSQL (a unique check waits for the in-flight row), one transaction at a time.
     // CloudStack promises no order either (lowest range first, then whatever row the database returns).
     strategy: 'random' as const,
-    state: 'Allocating' as const,
+    state: a.hold && a.assignNow ? ('Allocated' as const) : ('Allocating' as const),
     owner: { kind: 'publicip' },
     zoneId: zone.id,
     accountId: owner.accountId,
@@ -238,6 +295,7 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
     // The address's id and display flag go in with its row (no UPDATE after the INSERT: holdAllocating).
     uuidOf: (value: bigint) => publicIpUuid('pub', zone.id, 4, value),
     forDisplay: a.forDisplay !== false,
+    insertOwn: recordedWithInsert ? insertAndRecord : undefined,
   };
   let alloc: Allocation | undefined;
   if (a.requested) {
@@ -290,8 +348,13 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
     });
   }
   const uuid = publicIpUuid('pub', zone.id, 4, alloc.address.value);
-  if (a.hold && alloc.inserted?.uuid === uuid) {
-    const row = heldRow(alloc, alloc.inserted);
+  if (!a.hold) return finishAssign(ctx, alloc.id, uuid, owner, false, a.forDisplay);
+  // Inserted with its id, or (a Reserved address claimed) given it now.
+  const inserted = alloc.inserted?.uuid === uuid ? alloc.inserted : undefined;
+  const row = inserted ? heldRow(alloc, inserted) : await holdAllocating(ctx, alloc.id, uuid, a.forDisplay);
+  if (a.assignNow)
+    await assigned(ctx, row, uuid, owner, false, inserted !== undefined && recordedFor === row.address);
+  if (inserted) {
     const range = a.ranges && a.pnUuids ? a.ranges.find((r) => r.id === row.range_id) : undefined;
     const pnUuid = range?.physical_network_id != null ? a.pnUuids?.get(range.physical_network_id) : undefined;
     // Kept for the job when its answer's places are all known here (as the job's own read would give them).
@@ -310,16 +373,14 @@ export async function assignPublicIp(ctx: NetCtx, a: AssignPublicIp): Promise<Ip
           },
           pnUuid,
         },
+        assignedIn: a.assignNow ? new WeakRef(ctx.tx) : undefined,
       });
-    return row;
   }
-  return a.hold
-    ? holdAllocating(ctx, alloc.id, uuid, a.forDisplay)
-    : finishAssign(ctx, alloc.id, uuid, owner, false, a.forDisplay);
+  return row;
 }
 
 /**
- * The row of an address this transaction inserted Allocating with its id (AllocateRequest.uuidOf), as the
+ * The row of an address this transaction inserted Allocating (Allocated: assignNow) with its id (AllocateRequest.uuidOf), as the
  * database holds it: what was inserted, and the defaults of the columns it did not name (no static NAT). Nothing
  * else writes an Allocating row before its job, and it is not committed yet.
  */
@@ -366,6 +427,56 @@ export async function holdAllocating(
   return read;
 }
 
+/** An assignment's NET.IPASSIGN (PORTABLE.IPASSIGN) event and usage record, from the assigned row. */
+function assignRecords(
+  ctx: NetCtx,
+  row: Pick<IpRow, 'id' | 'family' | 'address' | 'source_nat' | 'zone_id'>,
+  uuid: string,
+  owner: Owner,
+  portable: boolean,
+): [EventInput, UsageInput] {
+  const type = portable ? 'PORTABLE.IPASSIGN' : 'NET.IPASSIGN';
+  const ip = formatIp(addressFromKey(row.family as Family, row.address));
+  return [
+    {
+      type,
+      description: `${portable ? 'Portable ' : ''}IP address ${ip} assigned${row.source_nat ? ' as source NAT' : ''} to account ${owner.accountName}`,
+      actor: ctx.caller,
+      resourceType: 'IpAddress',
+      resourceId: uuid,
+      owner,
+    },
+    {
+      type,
+      accountId: owner.accountId,
+      domainId: owner.domainId,
+      zoneId: row.zone_id ?? undefined,
+      resourceId: row.id,
+      resourceUuid: uuid,
+      resourceName: ip,
+      resourceType: 'VirtualNetwork',
+      // CloudStack's NET.IPASSIGN usage record carries 1 as size for a source-NAT address.
+      size: row.source_nat === 1 ? 1 : 0,
+    },
+  ];
+}
+
+/** What follows an address's becoming Allocated, in its transaction: its router, its event and usage record. */
+async function assigned(
+  ctx: NetCtx,
+  row: IpRow,
+  uuid: string,
+  owner: Owner,
+  portable: boolean,
+  recorded: boolean,
+): Promise<void> {
+  knownOwners.set(row, owner);
+  // The network's (VPC's) router now holds it: same transaction as the change (DESIGN.md guarantee 5).
+  await bumpPublicIpRouters(plain(ctx), row);
+  if (!recorded)
+    await recordEventAndUsage(ctx.tx as unknown as Tx, ...assignRecords(ctx, row, uuid, owner, portable));
+}
+
 export async function finishAssign(
   ctx: NetCtx,
   allocId: number,
@@ -407,32 +518,7 @@ export async function finishAssign(
     for_display: forDisplay === false ? 0 : 1,
     updated: ctx.now,
   } as const;
-  const type = portable ? 'PORTABLE.IPASSIGN' : 'NET.IPASSIGN';
-  const records = (row: IpRow): [EventInput, UsageInput] => {
-    const ip = formatIp(addressFromKey(row.family as Family, row.address));
-    return [
-      {
-        type,
-        description: `${portable ? 'Portable ' : ''}IP address ${ip} assigned${row.source_nat ? ' as source NAT' : ''} to account ${owner.accountName}`,
-        actor: ctx.caller,
-        resourceType: 'IpAddress',
-        resourceId: uuid,
-        owner,
-      },
-      {
-        type,
-        accountId: owner.accountId,
-        domainId: owner.domainId,
-        zoneId: row.zone_id ?? undefined,
-        resourceId: row.id,
-        resourceUuid: uuid,
-        resourceName: ip,
-        resourceType: 'VirtualNetwork',
-        // CloudStack's NET.IPASSIGN usage record carries 1 as size for a source-NAT address.
-        size: row.source_nat === 1 ? 1 : 0,
-      },
-    ];
-  };
+  const records = (row: IpRow) => assignRecords(ctx, row, uuid, owner, portable);
   let row: IpRow | undefined;
   let recorded = false;
   if (read && read.id === allocId && dialectOf(ctx.tx as never) === 'postgres' && !outboxEnabled()) {
@@ -468,10 +554,7 @@ export async function finishAssign(
   if (!row && held) return undefined;
   row ??= await ipById.first(ctx.tx, allocId);
   if (!row) throw new Error(`ip_allocations row ${allocId} vanished under its transaction`);
-  knownOwners.set(row, owner);
-  // The network's (VPC's) router now holds it: same transaction as the change (DESIGN.md guarantee 5).
-  await bumpPublicIpRouters(plain(ctx), row);
-  if (!recorded) await recordEventAndUsage(ctx.tx as unknown as Tx, ...records(row));
+  await assigned(ctx, row, uuid, owner, portable, recorded);
   return row;
 }
 

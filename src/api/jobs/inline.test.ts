@@ -306,3 +306,154 @@ for (const kind of testDbKinds()) {
     });
   });
 }
+
+/**
+ * Every UPDATE of an ip_allocations row, recorded by a trigger of the test's own: how many times the association
+ * wrote its address.
+ */
+async function recordRowUpdates(kind: string, db: Store['db']): Promise<void> {
+  await sql`create table fold_row_updates (ip_id bigint, old_state varchar(16), new_state varchar(16))`.execute(
+    db,
+  );
+  const insert = 'insert into fold_row_updates values (old.id, old.state, new.state)';
+  if (kind === 'sqlite')
+    await sql
+      .raw(`create trigger fold_row_upd after update on ip_allocations for each row begin ${insert}; end`)
+      .execute(db);
+  else if (kind === 'mysql')
+    await sql
+      .raw(`create trigger fold_row_upd after update on ip_allocations for each row ${insert}`)
+      .execute(db);
+  else {
+    await sql
+      .raw(
+        `create function fold_row_upd() returns trigger language plpgsql as $$ begin ${insert}; return new; end $$`,
+      )
+      .execute(db);
+    await sql
+      .raw(
+        `create trigger fold_row_upd after update on ip_allocations for each row execute function fold_row_upd()`,
+      )
+      .execute(db);
+  }
+}
+
+for (const kind of testDbKinds()) {
+  describe(`associateIpAddress completed inline writes its address once (${kind})`, () => {
+    let tdb: TestDatabase;
+    let dir: string;
+    let s: BuiltServer;
+    const keys = { apiKey: 'inline-once-key', secretKey: 'inline-once-secret' };
+    const admin = injectClient(() => s, keys);
+    let zone: string;
+    let net: string;
+
+    before(async () => {
+      tdb = await createTestDatabase(kind);
+      dir = mkdtempSync(join(tmpdir(), 'stacknet-inline-once-'));
+      // One slot: held by the test, the request is queued the usual way (the runner busy).
+      s = await buildTestServer({ dataDir: dir, dbUrl: tdb.url, keys, jobSlots: 1 });
+      ({ zone, net } = await zoneWithTwoNetworks(admin));
+      await recordRowUpdates(kind, s.store.db);
+    });
+
+    after(async () => {
+      await s?.close();
+      await tdb?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const jobRow = (jobid: string) =>
+      s.store.db.selectFrom('async_jobs').selectAll().where('uuid', '=', jobid).executeTakeFirstOrThrow();
+    const updatesOf = async (id: string) =>
+      (
+        await sql<{ old_state: string; new_state: string }>`select u.old_state, u.new_state
+          from fold_row_updates u join ip_allocations ip on ip.id = u.ip_id where ip.uuid = ${id}`.execute(
+          s.store.db,
+        )
+      ).rows.map((r) => `${r.old_state}->${r.new_state}`);
+    /** Its NET.IPASSIGN event and usage record, with what differs between two addresses taken out. */
+    const records = async (id: string, address: string) => {
+      const events = await s.store.db
+        .selectFrom('events')
+        .selectAll()
+        .where('resource_id', '=', id)
+        .orderBy('id')
+        .execute();
+      const usage = await s.store.db
+        .selectFrom('usage_events')
+        .selectAll()
+        .where('resource_uuid', '=', id)
+        .orderBy('id')
+        .execute();
+      const same = (r: Record<string, unknown>) =>
+        JSON.parse(
+          JSON.stringify(r, (k, v: unknown) =>
+            ['id', 'uuid', 'created', 'resource_id', 'resource_uuid'].includes(k)
+              ? typeof v
+              : typeof v === 'string'
+                ? v.replaceAll(address, '<ip>')
+                : v,
+          ),
+        ) as unknown;
+      return { events: events.map(same), usage: usage.map(same) };
+    };
+    const listed = async (id: string) =>
+      (await admin.okCall('listPublicIpAddresses', { id, listall: 'true' })).publicipaddress[0];
+
+    for (const by of ['zoneid', 'networkid'] as const)
+      test(`by ${by}: inline, no UPDATE of the address; the same answer, event and usage as the queued job's`, async () => {
+        const params = (): Record<string, string> =>
+          by === 'zoneid' ? { zoneid: zone } : { networkid: net };
+        // Queued: the one slot held, the job waits for the runner.
+        const held = s.runner.reserveSlot();
+        assert.ok(held);
+        const queued = (await admin.okCall('associateIpAddress', params())) as { id: string; jobid: string };
+        assert.equal(Number((await jobRow(queued.jobid)).status), 0, 'queued, not run');
+        held.cancel();
+        s.runner.wake();
+        const queuedAnswer = await eventually(async () => {
+          const q = await admin.okCall('queryAsyncJobResult', { jobid: queued.jobid });
+          return q.jobstatus === 0 ? undefined : q;
+        });
+        assert.equal(queuedAnswer.jobstatus, 1, JSON.stringify(queuedAnswer));
+        assert.deepEqual(await updatesOf(queued.id), ['Allocating->Allocated'], 'the queued job: two steps');
+
+        // Inline: the slot free.
+        const inline = (await admin.okCall('associateIpAddress', params())) as { id: string; jobid: string };
+        assert.equal(Number((await jobRow(inline.jobid)).status), 1, 'finished in the request');
+        assert.deepEqual(await updatesOf(inline.id), [], 'inline: inserted Allocated, never updated');
+        const inlineAnswer = await admin.okCall('queryAsyncJobResult', { jobid: inline.jobid });
+        assert.equal(inlineAnswer.jobstatus, 1);
+
+        for (const [id, answer] of [
+          [queued.id, queuedAnswer],
+          [inline.id, inlineAnswer],
+        ] as const) {
+          const ip = answer.jobresult.ipaddress as Record<string, unknown>;
+          assert.equal(ip.id, id);
+          assert.equal(ip.state, 'Allocated');
+          assert.deepEqual(ip, await listed(id));
+        }
+        const q = queuedAnswer.jobresult.ipaddress as Record<string, unknown>;
+        const i = inlineAnswer.jobresult.ipaddress as Record<string, unknown>;
+        const differs = ['id', 'ipaddress', 'allocated', 'issourcenat'];
+        const rest = (o: Record<string, unknown>) =>
+          Object.fromEntries(Object.entries(o).filter(([k]) => !differs.includes(k)));
+        assert.deepEqual(rest(i), rest(q));
+        // By network, the first association takes the network's source NAT: its event says so, the second's not.
+        if (by === 'zoneid') {
+          assert.equal(i.issourcenat, q.issourcenat);
+          const qr = await records(queued.id, String(q.ipaddress));
+          assert.equal(qr.events.length, 1);
+          assert.equal(qr.usage.length, 1);
+          assert.deepEqual(await records(inline.id, String(i.ipaddress)), qr);
+        } else {
+          const ir = await records(inline.id, String(i.ipaddress));
+          assert.equal(ir.events.length, 1);
+          assert.equal(ir.usage.length, 1);
+          assert.equal((ir.events[0] as { type: string }).type, 'NET.IPASSIGN');
+        }
+      });
+  });
+}
