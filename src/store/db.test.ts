@@ -5,6 +5,7 @@ import { createTestStore, testDbKinds } from './testing/test-databases.js';
 import {
   isConnectionLost,
   isUniqueViolation,
+  migrateToLatest,
   openMigratedStore,
   openStore,
   sqliteSettings,
@@ -16,6 +17,31 @@ import { join } from 'node:path';
 import { CloudStackError } from '../errors/catalogue.js';
 
 for (const kind of testDbKinds()) {
+  test(`${kind}: a database migrated by a newer stacknet is refused with the migration named, and left as it is`, async () => {
+    const { store, cleanup } = await createTestStore(kind);
+    try {
+      const future = '9999-from-a-newer-stacknet';
+      await sql`insert into kysely_migration (name, timestamp) values (${future}, ${new Date().toISOString()})`.execute(
+        store.db,
+      );
+      await assert.rejects(
+        migrateToLatest(store),
+        (e: unknown) =>
+          e instanceof CloudStackError &&
+          e.message.includes(`it has migration ${future}, which this server does not know`) &&
+          /Run that stacknet version/.test(e.message),
+      );
+      const { rows } = await sql<{
+        n: number;
+      }>`select count(*) as n from kysely_migration where name = ${future}`.execute(store.db);
+      assert.equal(Number(rows[0]!.n), 1);
+      await sql`delete from kysely_migration where name = ${future}`.execute(store.db);
+      await migrateToLatest(store);
+    } finally {
+      await cleanup();
+    }
+  });
+
   test(`${kind}: migrations apply, transactions commit and roll back, unique violations are recognised`, async () => {
     const { store, cleanup } = await createTestStore(kind);
     try {

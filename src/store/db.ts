@@ -151,6 +151,18 @@ export interface MigrateOptions {
   plugins?: KyselyPlugin[];
 }
 
+/** The migrations recorded in the database that this build does not have (a newer stacknet ran them). */
+async function unknownMigrations(db: Kysely<Database>): Promise<string[]> {
+  try {
+    const { rows } = await db.executeQuery<{ name: string }>(
+      CompiledQuery.raw('select name from kysely_migration order by name'),
+    );
+    return rows.map((r) => r.name).filter((n) => !(n in migrations));
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Brings the schema to the latest migration. Safe to call from several servers at once, and after a server was
  * killed part-way through: PostgreSQL runs each migration in a transaction (Kysely's own); SQLite, where Kysely
@@ -165,6 +177,15 @@ export async function migrateToLatest(store: Store, options: MigrateOptions = {}
     const migrator = new Migrator({ db, provider: new StaticMigrationProvider(migrations) });
     const { error, results } = await migrator.migrateToLatest();
     if (error) {
+      const newer = await unknownMigrations(base);
+      if (newer.length > 0)
+        throw new CloudStackError(
+          'InternalError',
+          `The database was migrated by a newer stacknet: it has migration${newer.length > 1 ? 's' : ''} ` +
+            `${newer.join(', ')}, which this server does not know. Run that stacknet version (or a later one) ` +
+            'against it, or restore the backup taken before the upgrade.',
+          { cause: error },
+        );
       const failed = results?.find((r) => r.status === 'Error');
       throw internalError(`migrating the database${failed ? ` (${failed.migrationName})` : ''}`, error);
     }
