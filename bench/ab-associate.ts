@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { callApi, waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
 import { startServer } from '../test/api/harness.js';
+import { associateZone } from './api-associate.js';
 import type { ServerProcess } from '../test/api/harness.js';
 
 function arg(name: string, dflt?: string): string {
@@ -36,17 +37,6 @@ if (work !== 'associate' && work !== 'poll') throw new Error('--work must be ass
 function processCpuMs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) * 10;
-}
-
-async function must(opts: ClientOptions, command: string, params: Record<string, string>, async = false) {
-  const r = await callApi(opts, command, params);
-  if (r.status !== 200) throw new Error(`${command}: HTTP ${r.status} ${r.text}`);
-  if (
-    async &&
-    (await waitForJob(opts, (r.body as { jobid: string }).jobid, { intervalMs: 20 })).jobstatus !== 1
-  )
-    throw new Error(`${command}: the job failed`);
-  return r.body as Record<string, Record<string, string>>;
 }
 
 interface Side {
@@ -73,22 +63,7 @@ async function start(name: 'a' | 'b'): Promise<Side> {
   });
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const opts = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey, agent };
-  const zone = await must(opts, 'createZone', {
-    name: `ab-${name}-${process.pid}`,
-    networktype: 'Advanced',
-    dns1: '8.8.8.8',
-    internaldns1: '10.0.0.2',
-  });
-  const zoneid = zone.zone!.id!;
-  await must(opts, 'createPhysicalNetwork', { zoneid, name: `ab-pn-${name}`, vlan: '1000-1999' }, true);
-  await must(opts, 'createVlanIpRange', {
-    zoneid,
-    vlan: '30',
-    gateway: '100.64.0.1',
-    netmask: '255.255.0.0',
-    startip: '100.64.0.2',
-    endip: '100.64.255.254',
-  });
+  const zoneid = await associateZone(opts, `ab-${name}-${process.pid}`);
   const done = await callApi(opts, 'associateIpAddress', { zoneid });
   const doneJob = (done.body as { jobid: string }).jobid;
   if ((await waitForJob(opts, doneJob, { intervalMs: 20 })).jobstatus !== 1)

@@ -66,18 +66,19 @@ async function statementCounts(opts: ClientOptions): Promise<Record<string, numb
   return out;
 }
 
-export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptions): Promise<void> {
-  const tag = `${process.pid}${o.suffix ?? ''}`;
+/**
+ * A zone for association benches: Advanced, a physical network and one public range of 65,533 addresses (VLAN 30,
+ * 100.64.0.0/16). Its uuid.
+ */
+export async function associateZone(opts: ClientOptions, name: string): Promise<string> {
   const zone = (await must(opts, 'createZone', {
-    name: `bench-${tag}`,
+    name,
     networktype: 'Advanced',
     dns1: '8.8.8.8',
     internaldns1: '10.0.0.2',
-  })) as {
-    zone: { id: string };
-  };
+  })) as { zone: { id: string } };
   const zoneid = zone.zone.id;
-  await must(opts, 'createPhysicalNetwork', { zoneid, name: `bench-pn-${tag}`, vlan: '1000-1999' }, true);
+  await must(opts, 'createPhysicalNetwork', { zoneid, name: `${name}-pn`, vlan: '1000-1999' }, true);
   await must(opts, 'createVlanIpRange', {
     zoneid,
     vlan: '30',
@@ -86,6 +87,11 @@ export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptio
     startip: '100.64.0.2',
     endip: '100.64.255.254',
   });
+  return zoneid;
+}
+
+export async function benchAssociate(opts: ClientOptions, o: AssociateBenchOptions): Promise<void> {
+  const zoneid = await associateZone(opts, `bench-${process.pid}${o.suffix ?? ''}`);
   const lat: number[] = [];
   let failed = 0;
   let polls = 0;
