@@ -108,26 +108,9 @@ interface QueuedJob {
  * nothing). With `inline` the handler runs in that transaction too, as the runner would run it (ctx.jobId,
  * ctx.prepared, attempt 1; its transactions are this one), and the job row is inserted finished: one transaction
  * and one statement of the job row per job, instead of a queuing transaction and a result transaction that
- * updates the row. Undefined when the handler (or the finished row's insert) failed there: nothing committed.
+ * updates the row. Undefined when the handler (or the finished row's insert) failed there: nothing committed
+ * (only ever with `inline`).
  */
-function queueJob(
-  deps: ApiServerDeps,
-  cmd: ResolvedCommand,
-  params: Params<ParamSpecs>,
-  rawParams: Map<string, string>,
-  ctx: CommandContext,
-  slot: JobSlot | undefined,
-  inline: false,
-): Promise<QueuedJob>;
-function queueJob(
-  deps: ApiServerDeps,
-  cmd: ResolvedCommand,
-  params: Params<ParamSpecs>,
-  rawParams: Map<string, string>,
-  ctx: CommandContext,
-  slot: JobSlot,
-  inline: true,
-): Promise<QueuedJob | undefined>;
 async function queueJob(
   deps: ApiServerDeps,
   cmd: ResolvedCommand,
@@ -169,8 +152,7 @@ async function queueJob(
           store: deps.store,
           caller,
           jobId: job.uuid,
-          // As the runner hands it over: what travels with the job.
-          prepared: prepared && (JSON.parse(raw[PREPARED_PARAM]!) as PreparedObject),
+          prepared,
           now: nowMs,
           transaction: (fn) => fn(tx),
           resultTransaction: (fn) => fn(tx),
@@ -323,7 +305,7 @@ async function runRequestOnce(
           (slot &&
             cmd.def.completesInline &&
             (await queueJob(deps, cmd, params, rawParams, ctx, slot, true))) ||
-          (await queueJob(deps, cmd, params, rawParams, ctx, slot, false));
+          (await queueJob(deps, cmd, params, rawParams, ctx, slot, false))!;
       } catch (e) {
         slot?.cancel();
         throw e;

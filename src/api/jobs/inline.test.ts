@@ -26,18 +26,12 @@ import { signedQuery } from '../client.js';
 import { handleApiRequest } from '../api-server.js';
 import { buildRegistry, commandModules } from '../registry.js';
 import { finishedJobs } from './finished.js';
+import { eventually } from '../../netns/eventually.js';
 import { JobRunner, runningJobs } from './runner.js';
 import type { FinishedJob } from './runner.js';
 
-async function eventually<T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** How long the tests wait for a job (src/netns/eventually.ts: retried while it throws). */
+const WAIT = { timeoutMs: 20_000, intervalMs: 20 };
 
 /**
  * A BaseAsyncCreateCmd-style command: `prepare` marks its object, the job marks its work in its result
@@ -92,8 +86,9 @@ for (const kind of testDbKinds()) {
     const done = (jobid: string) =>
       eventually(async () => {
         const q = await call('queryAsyncJobResult', { jobid });
-        return q.body.jobstatus !== 0 ? q.body : undefined;
-      });
+        if (q.body.jobstatus === 0) throw new Error(`job ${jobid} still pending`);
+        return q.body;
+      }, WAIT);
     const marks = async (object: string) =>
       (
         await sql<{
@@ -161,7 +156,9 @@ for (const kind of testDbKinds()) {
           assert.deepEqual(await marks(id), ['prepare']);
           const j = await row(jobid);
           assert.equal(Number(j.attempts), 1);
-          await eventually(async () => (reported.length > before ? true : undefined));
+          await eventually(() => {
+            if (reported.length <= before) throw new Error('the failed job not reported yet');
+          }, WAIT);
           assert.deepEqual(
             reported.slice(before).map((f) => [f.uuid, f.ok, f.attempt]),
             [[jobid, false, 1]],
@@ -414,8 +411,9 @@ for (const kind of testDbKinds()) {
         s.runner.wake();
         const queuedAnswer = await eventually(async () => {
           const q = await admin.okCall('queryAsyncJobResult', { jobid: queued.jobid });
-          return q.jobstatus === 0 ? undefined : q;
-        });
+          if (q.jobstatus === 0) throw new Error(`job ${queued.jobid} still pending`);
+          return q;
+        }, WAIT);
         assert.equal(queuedAnswer.jobstatus, 1, JSON.stringify(queuedAnswer));
         assert.deepEqual(await updatesOf(queued.id), ['Allocating->Allocated'], 'the queued job: two steps');
 
