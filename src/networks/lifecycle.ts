@@ -12,7 +12,7 @@ import { ownerById } from '../infrastructure/owners.js';
 import { vnetCandidates } from '../infrastructure/dedicated-guest-vlans.js';
 import { physicalNetworkFor } from '../infrastructure/physical-networks.js';
 import { zoneById } from '../infrastructure/zones.js';
-import { assignPublicIp } from '../public-ips/service.js';
+import { assignPublicIp } from '../public-ips/assign.js';
 import { assignGuestIpv6Subnet, releaseGuestIpv6Subnet, wantsGuestIpv6Subnet } from './ipv6-subnets.js';
 import type { NetTx } from './tables.js';
 import type { NetworkRow } from './repository.js';

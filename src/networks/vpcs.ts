@@ -12,7 +12,7 @@ import { notFound, pageWindow } from '../infrastructure/context.js';
 import type { Owner } from '../infrastructure/owners.js';
 import { checkAccess, ownerById, resolveOwner } from '../infrastructure/owners.js';
 import { zoneById, zoneByUuid } from '../infrastructure/zones.js';
-import { assignPublicIp } from '../public-ips/service.js';
+import { assignPublicIp } from '../public-ips/assign.js';
 import { decodeServices } from '../offerings/defaults.js';
 import { requireOfferingUsable } from '../offerings/scopes.js';
 import { removeTagsOf, tagsCondition } from '../tags/service.js';

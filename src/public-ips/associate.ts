@@ -1,7 +1,7 @@
 /**
  * associateIpAddress / disassociateIpAddress: the request that takes an address (Allocating, at request time, as
  * CloudStack's BaseAsyncCreateCmd create() does), the association job that confirms it (completeAssociate) or gives
- * it back (abandonAllocating), and disassociation. The assignment itself is service.ts's; portable IPs are
+ * it back (abandonAllocating), and disassociation. The assignment itself is assign.ts's; portable IPs are
  * portable-ips.ts's.
  */
 import { removeTagsOf, untaggedIn } from '../tags/service.js';
@@ -19,16 +19,8 @@ import { preparedQuery } from '../store/prepared.js';
 import { knownPlaces, takeHeld } from './known.js';
 import { callerChecked } from '../api/caller-check.js';
 import type { CallerCheck } from '../api/caller-check.js';
-import {
-  assignPublicIp,
-  finishAssign,
-  isPortableRow,
-  knownOwners,
-  plain,
-  publicIpByUuid,
-  REGION_ID,
-  releasePublicIp,
-} from './service.js';
+import { assignPublicIp, finishAssign } from './assign.js';
+import { isPortableRow, knownOwners, plain, publicIpByUuid, REGION_ID, releasePublicIp } from './service.js';
 import type { IpRow } from './service.js';
 import { associatePortable, transferPortableIp } from './portable-ips.js';
 

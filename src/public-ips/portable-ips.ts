@@ -16,7 +16,8 @@ import type { ZoneRow } from '../infrastructure/zones.js';
 import type { NetworkRow, VpcRow } from '../networks/repository.js';
 import { publicIpUuid } from './ids.js';
 import { bumpPublicIpRouters } from '../routers/repository.js';
-import { checkPublicIpLimit, finishAssign, holdAllocating, plain, rangeIdOf, REGION_ID } from './service.js';
+import { checkPublicIpLimit, plain, rangeIdOf, REGION_ID } from './service.js';
+import { finishAssign, holdAllocating } from './assign.js';
 import type { IpRow } from './service.js';
 
 export async function associatePortable(
