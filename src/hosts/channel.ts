@@ -12,15 +12,13 @@ import type { HostDesiredState, HostHeartbeat, HostRegistration, HostStatus } fr
 import {
   hostSecret,
   liveHostByUuid,
-  recordHeartbeat,
   registerHost,
   RegistrationRefused,
   sameSecret,
 } from './repository.js';
 import type { HostRow } from './repository.js';
 import { bumpedState, onHostBumped, refreshAllHosts, refreshHostDesired } from './desired-state.js';
-import { hostReported } from './reports.js';
-import { hostCameBack, hostEvent } from './service.js';
+import { hostEvent, hostHeartbeat } from './service.js';
 
 /** The longest a desired-state long-poll is held (the agent asks again). */
 const MAX_WAIT_MS = 120_000;
@@ -236,9 +234,7 @@ export function serveHostChannel(app: FastifyInstance, store: Store, log?: (m: s
         const h = await authenticate(store, req);
         const hb = parseJson(req.body) as unknown as HostHeartbeat;
         const status = checkStatus(hb.status);
-        const was = await recordHeartbeat(store.db, Number(h.id), status, Date.now());
-        hostReported(Number(h.id));
-        await hostCameBack(store, h, was);
+        await hostHeartbeat(store, h, status, Date.now());
         const now = await store.db
           .selectFrom('hosts')
           .select('desired_generation')
