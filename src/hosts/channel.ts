@@ -9,13 +9,7 @@ import type { Store } from '../store/db.js';
 import { transaction } from '../store/db.js';
 import { getSetting } from '../configuration/repository.js';
 import type { HostDesiredState, HostHeartbeat, HostRegistration, HostStatus } from './protocol.js';
-import {
-  hostSecret,
-  liveHostByUuid,
-  registerHost,
-  RegistrationRefused,
-  sameSecret,
-} from './repository.js';
+import { hostSecret, liveHostByUuid, registerHost, RegistrationRefused, sameSecret } from './repository.js';
 import type { HostRow } from './repository.js';
 import { bumpedState, onHostBumped, refreshAllHosts, refreshHostDesired } from './desired-state.js';
 import { hostEvent, hostHeartbeat } from './service.js';
