@@ -35,7 +35,7 @@ for (const kind of testDbKinds()) {
     let dir: string;
     const keys = { url: '', apiKey: 'vm-key', secretKey: 'vm-secret' };
     const id = {} as Record<
-      'zone' | 'pn' | 'off' | 'so' | 'tpl' | 'net' | 'net2' | 'vm1' | 'vm1ip' | 'vm2' | 'vm3',
+      'zone' | 'pn' | 'off' | 'so' | 'tpl' | 'net' | 'net2' | 'vm1' | 'vm1ip' | 'vm2' | 'vm2ip' | 'vm3',
       string
     >;
 
@@ -206,15 +206,18 @@ for (const kind of testDbKinds()) {
       await okJob('removeIpFromNic', { id: sec.id });
 
       const old = v2.nic[0].ipaddress;
+      // Guest addresses are picked at random: the new one is one no NIC of this network has held here.
+      const held = new Set([old, sec.ipaddress, ...(await routerHosts(id.net)).hosts.map((h) => h.ipv4)]);
+      const to = ['10.1.1.200', '10.1.1.201', '10.1.1.202', '10.1.1.203'].find((a) => !held.has(a))!;
       const moved = (
         await okJob('updateVmNicIp', {
           nicid: nics.find((n: any) => n.networkid === id.net).id,
-          ipaddress: '10.1.1.200',
+          ipaddress: to,
         })
       ).virtualmachine;
-      assert.equal(moved.nic.find((n: any) => n.networkid === id.net).ipaddress, '10.1.1.200');
+      assert.equal(moved.nic.find((n: any) => n.networkid === id.net).ipaddress, to);
       const st = await routerHosts(id.net);
-      assert.ok(st.hosts.some((h) => h.ipv4 === '10.1.1.200'));
+      assert.ok(st.hosts.some((h) => h.ipv4 === to));
       assert.ok(!st.hosts.some((h) => h.ipv4 === old));
 
       await okJob('removeNicFromVirtualMachine', { virtualmachineid: id.vm2, nicid: second.id });
@@ -222,7 +225,8 @@ for (const kind of testDbKinds()) {
 
       const pw = (await okJob('resetPasswordForVirtualMachine', { id: id.vm2 })).virtualmachine.password;
       assert.ok(pw.length >= 6);
-      assert.equal((await routerHosts(id.net)).passwords['10.1.1.200'], pw);
+      assert.equal((await routerHosts(id.net)).passwords[to], pw);
+      id.vm2ip = to;
     });
 
     test('stop keeps the router entries; expunge after expunge.delay removes them and frees the address', async () => {
@@ -247,10 +251,10 @@ for (const kind of testDbKinds()) {
           zoneid: id.zone,
           networkids: id.net,
           name: 'vm3',
-          ipaddress: '10.1.1.200',
+          ipaddress: id.vm2ip,
         })
       ).virtualmachine;
-      assert.equal(again.nic[0].ipaddress, '10.1.1.200');
+      assert.equal(again.nic[0].ipaddress, id.vm2ip, "vm2's address, freed by its expunge");
       id.vm3 = again.id;
       await okCall('updateConfiguration', { name: 'expunge.delay', value: '86400' });
     });
