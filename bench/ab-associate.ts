@@ -7,7 +7,8 @@
  * with each slice's CPU per job to show the spread.
  *   node --import tsx bench/ab-associate.ts --a <built tree> --b <built tree> [--slices 16] [--slice-seconds 2]
  *        [--clients 64] [--db-url-a URL --db-url-b URL] (default: SQLite in temp dirs) [--metrics on|off]
- *        [--work associate|poll] (per_slice and server_cpu_ms_per_job then count requests, not jobs)
+ *        [--work associate|poll|list] (poll, list: listAccounts listall=true, a read command; per_slice and
+ *        server_cpu_ms_per_job then count requests, not jobs)
  * A tree is a checkout with `npx tsc -p tsconfig.build.json` run in it (as HELPER-RULES' base build).
  */
 import { Agent } from 'node:http';
@@ -32,7 +33,8 @@ const sliceMs = Number(arg('--slice-seconds', '2')) * 1000;
 const clients = Number(arg('--clients', '64'));
 const metrics = arg('--metrics', 'on');
 const work = arg('--work', 'associate');
-if (work !== 'associate' && work !== 'poll') throw new Error('--work must be associate or poll');
+if (work !== 'associate' && work !== 'poll' && work !== 'list')
+  throw new Error('--work must be associate, poll or list');
 
 function processCpuMs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -95,8 +97,11 @@ async function drive(s: Side, ms: number, counted: boolean): Promise<void> {
     Array.from({ length: clients }, async () => {
       while (performance.now() < end) {
         try {
-          if (work === 'poll') {
-            const q = await callApi(s.opts, 'queryAsyncJobResult', { jobid: s.doneJob });
+          if (work === 'poll' || work === 'list') {
+            const q =
+              work === 'poll'
+                ? await callApi(s.opts, 'queryAsyncJobResult', { jobid: s.doneJob })
+                : await callApi(s.opts, 'listAccounts', { listall: 'true' });
             if (q.status === 200) ok++;
             else failed++;
             continue;

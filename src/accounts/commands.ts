@@ -248,6 +248,9 @@ const createAccount = defineCommand({
 const listAccounts = defineCommand({
   name: 'listAccounts',
   roles: allRoles,
+  // A read: started from the remembered caller, its check confirmed before the answer by a read shared with the
+  // other requests' checks (api/fingerprint-batch.ts) instead of a caller read of its own first.
+  foldsCallerCheck: true,
   params: refParams('listAccounts', [
     'id',
     'name',

@@ -131,6 +131,15 @@ const callerOfApiKey = preparedQuery((ex: Executor, apiKey: string) =>
   callerQuery(ex).where('u.api_key', '=', apiKey),
 );
 
+const lengthAndText = (c: string) => sql`char_length(${sql.ref(c)}), ${sql.ref(c)}`;
+/** callerFingerprint's text, of the user `cu` of `fingerprintTables`. */
+const fingerprintText = sql<string>`concat_ws(':', cu.id, cu.state, ca.id, ca.type, ca.state, cd.id,
+    ${lengthAndText('cu.uuid')}, ${lengthAndText('cu.username')}, ${lengthAndText('ca.uuid')},
+    ${lengthAndText('ca.name')}, ${lengthAndText('cd.uuid')}, ${lengthAndText('cd.name')}, ${lengthAndText('cd.path')},
+    char_length(coalesce(cu.secret_key, '')), coalesce(cu.secret_key, ''))`;
+const fingerprintTables = sql`users cu inner join accounts ca on ca.id = cu.account_id
+    inner join domains cd on cd.id = ca.domain_id`;
+
 /**
  * What a caller by API key is, as one text computed by the database (PostgreSQL, MariaDB: `concat_ws` and
  * `char_length`): every column callerQuery reads for it (its ids, names, path, states and its sealed secret),
@@ -140,12 +149,46 @@ const callerOfApiKey = preparedQuery((ex: Executor, apiKey: string) =>
  * domain since then is a different text.
  */
 export function callerFingerprint(apiKey: string): RawBuilder<string | null> {
-  const text = (c: string) => sql`char_length(${sql.ref(c)}), ${sql.ref(c)}`;
-  return sql<string | null>`(select concat_ws(':', cu.id, cu.state, ca.id, ca.type, ca.state, cd.id,
-    ${text('cu.uuid')}, ${text('cu.username')}, ${text('ca.uuid')}, ${text('ca.name')}, ${text('cd.uuid')},
-    ${text('cd.name')}, ${text('cd.path')}, char_length(coalesce(cu.secret_key, '')), coalesce(cu.secret_key, ''))
-    from users cu inner join accounts ca on ca.id = cu.account_id inner join domains cd on cd.id = ca.domain_id
-    where cu.api_key = ${apiKey})`;
+  return sql<
+    string | null
+  >`(select ${fingerprintText} from ${fingerprintTables} where cu.api_key = ${apiKey})`;
+}
+
+interface FingerprintRow {
+  api_key: string;
+  caller_fp: string;
+}
+const fingerprintOfKey = preparedQuery(
+  (ex: Executor, apiKey: string) =>
+    sql<FingerprintRow>`select cu.api_key, ${fingerprintText} as caller_fp from ${fingerprintTables}
+    where cu.api_key = ${apiKey}`,
+);
+// PostgreSQL takes the keys as one array parameter: one statement text (named, planned once) for any number.
+const fingerprintsOfKeysPg = preparedQuery(
+  (ex: Executor, apiKeys: string[]) =>
+    sql<FingerprintRow>`select cu.api_key, ${fingerprintText} as caller_fp from ${fingerprintTables}
+    where cu.api_key = any(${apiKeys})`,
+);
+
+/**
+ * The fingerprints (callerFingerprint) of several API keys in one statement, by key; a key no user has is absent.
+ * `arrays`: the database takes an array parameter (PostgreSQL); otherwise the keys are an `in` list.
+ */
+export async function callerFingerprints(
+  ex: Executor,
+  apiKeys: readonly string[],
+  arrays: boolean,
+): Promise<Map<string, string>> {
+  const rows =
+    apiKeys.length === 1
+      ? await fingerprintOfKey.rows(ex, apiKeys[0]!)
+      : arrays
+        ? await fingerprintsOfKeysPg.rows(ex, [...apiKeys])
+        : (
+            await sql<FingerprintRow>`select cu.api_key, ${fingerprintText} as caller_fp from ${fingerprintTables}
+              where cu.api_key in (${sql.join(apiKeys)})`.execute(ex)
+          ).rows;
+  return new Map(rows.map((r) => [r.api_key, r.caller_fp]));
 }
 
 const callerOfApiKeyChecked = preparedQuery((ex: Executor, apiKey: string) =>

@@ -281,13 +281,13 @@ async function runRequestOnce(
     }
     const cmd = deps.registry.forRole(command, caller.role);
     if (!cmd) {
-      await check?.ensure(deps.store.db);
+      await check?.ensure();
       // Unknown and not-allowed look the same, as in CloudStack: the caller learns nothing about other roles.
       seen.errortext = `The given command ${command} does not exist or it is not available for the user`;
       return errorReply(new CloudStackError('UnsupportedAction', seen.errortext), 'errorresponse', format);
     }
     if (projectScope(cmd.name, cmd.params, req.params) === 'none') {
-      await check?.ensure(deps.store.db);
+      await check?.ensure();
       return reply(200, name, {}, format);
     }
     // Internal ids become UUIDs here, once, so the handler and a queued job both see the UUIDs.
@@ -323,14 +323,14 @@ async function runRequestOnce(
       return reply(200, name, q.prepared ? { id: q.prepared.id, jobid } : { jobid }, format);
     }
     const result = await cmd.def.handler(params, ctx);
-    await check?.ensure(deps.store.db);
+    await check?.ensure();
     return reply(200, name, resultBody(result), format);
   } catch (e) {
     if (e instanceof StaleCaller) throw e;
     // An error is answered only to a confirmed caller: a stale one's request is run again (StaleCaller).
     if (check && !check.confirmed) {
       try {
-        await check.ensure(deps.store.db);
+        await check.ensure();
       } catch (e2) {
         if (e2 instanceof StaleCaller) throw e2;
         const err2 = toCloudStackError(e2, 'authenticating the request');

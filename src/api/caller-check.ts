@@ -13,14 +13,16 @@
  *
  * Nothing a request does is committed or answered before its check is confirmed: api-server.ts confirms it with a
  * read of its own (the old round trip) before the COMMIT of the request's transaction, before the answer, and
- * before any error is answered, when no statement carried it.
+ * before any error is answered, when no statement carried it. Outside a transaction that read is shared with the
+ * other requests' checks that wait at the same time (fingerprint-batch.ts): one statement for many.
  */
 import type { Database as SqliteConnection, Statement } from 'better-sqlite3';
 import { callerByApiKey, callerByApiKeyChecked, callerFingerprint } from '../accounts/repository.js';
 import type { CallerRecord } from '../accounts/repository.js';
-import type { Executor, Store } from '../store/db.js';
+import type { Store, Tx } from '../store/db.js';
 import { preparedQuery } from '../store/prepared.js';
 import type { SelectQueryBuilder } from 'kysely';
+import { fingerprintBatch } from './fingerprint-batch.js';
 
 /** The caller changed since this server read it: the request is run again with the caller read afresh. */
 export class StaleCaller extends Error {
@@ -34,6 +36,7 @@ export class CallerCheck {
   constructor(
     /** The request's API key: the parameter of the fingerprint a statement reads. */
     readonly apiKey: string,
+    private readonly store: Store,
     private readonly fingerprint: string,
     private readonly forget: () => void,
   ) {}
@@ -51,14 +54,21 @@ export class CallerCheck {
     this.done = true;
   }
 
-  /** Confirms with a read of its own when no statement of the request carried the check. */
-  async ensure(ex: Executor): Promise<void> {
+  /**
+   * Confirms with a read of its own when no statement of the request carried the check: in `tx` before it
+   * commits, else in a statement shared with the checks that wait meanwhile (fingerprint-batch.ts).
+   */
+  async ensure(tx?: Tx): Promise<void> {
     if (this.done) return;
-    this.confirm((await fingerprintOf.first(ex, this.apiKey))?.caller_fp);
+    this.confirm(
+      tx
+        ? (await fingerprintOf.first(tx, this.apiKey))?.caller_fp
+        : await fingerprintBatch(this.store).fingerprint(this.apiKey),
+    );
   }
 }
 
-const fingerprintOf = preparedQuery((ex: Executor, apiKey: string) =>
+const fingerprintOf = preparedQuery((ex: Tx, apiKey: string) =>
   ex.selectNoFrom(callerFingerprint(apiKey).as('caller_fp')),
 );
 
@@ -96,7 +106,7 @@ export function rememberedCaller(
   const forget = () => {
     if (memory.get(apiKey) === hit) memory.delete(apiKey);
   };
-  return { record: hit.record, check: new CallerCheck(apiKey, hit.fingerprint, forget) };
+  return { record: hit.record, check: new CallerCheck(apiKey, store, hit.fingerprint, forget) };
 }
 
 /** Reads the caller of `apiKey` afresh (one statement, with its fingerprint) and remembers an enabled one. */
