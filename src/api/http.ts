@@ -154,7 +154,7 @@ export function buildHttpApp(deps: ApiServerDeps, options: HttpOptions = {}): Fa
    * On SQLite the GETs that arrive in one turn of the event loop are answered together once its I/O is read
    * (setImmediate), in arrival order, each with its place in the arrivals: one read of `PRAGMA data_version`,
    * made after all of them were in, then tells each whether another process changed a caller
-   * (caller-check.ts callerOfApiKey), where every request read it (a WAL read transaction, ~4 % of the server's
+   * (caller-check.ts callerOfApiKey), where every request read it (a WAL read transaction each, 2–4 % of the server's
    * CPU per associateIpAddress job). A turn's requests reached the API one I/O callback apart before; now a few
    * microseconds apart, after the turn's last read.
    */
