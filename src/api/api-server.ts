@@ -76,8 +76,8 @@ interface Seen {
 function jobParams(cmd: ResolvedCommand, raw: Map<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of raw) {
-    const base = k.replace(/\[.*$/, '');
-    if (Object.hasOwn(cmd.params, base)) out[k] = v;
+    const bracket = k.indexOf('[');
+    if (Object.hasOwn(cmd.params, bracket < 0 ? k : k.slice(0, bracket))) out[k] = v;
   }
   return out;
 }

@@ -100,7 +100,9 @@ export async function authenticate(
       if (hit && verifySignature(req.params, hit.record.secretKey!, signature))
         return { caller: hit.record.caller, check: hit.check };
     }
-    const rec = remembered ? await readCallerChecked(store, apiKey) : await callerOfApiKey(store, apiKey);
+    const rec = remembered
+      ? await readCallerChecked(store, apiKey)
+      : await callerOfApiKey(store, apiKey, req.arrived);
     if (!rec || !rec.enabled || !rec.secretKey) throw unauthorized();
     if (!verifySignature(req.params, rec.secretKey, signature)) throw unauthorized();
     return { caller: rec.caller };

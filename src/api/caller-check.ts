@@ -21,6 +21,7 @@ import { callerByApiKey, callerByApiKeyChecked, callerFingerprint } from '../acc
 import type { CallerRecord } from '../accounts/repository.js';
 import type { Store, Tx } from '../store/db.js';
 import { preparedQuery } from '../store/prepared.js';
+import { requestArrivals } from './reply.js';
 import type { SelectQueryBuilder } from 'kysely';
 import { fingerprintBatch } from './fingerprint-batch.js';
 
@@ -131,12 +132,17 @@ export async function readCallerChecked(store: Store, apiKey: string): Promise<C
  * another connection has committed anything. A record is kept with the epoch read before it was read, so a change
  * during the read makes the next request read again. Every transaction here is BEGIN IMMEDIATE (src/store/db.ts),
  * so data_version read inside one is as of the newest commit: no other connection commits while it is open.
+ * A request that had arrived whole before the last read of data_version (ApiRequest.arrived) is judged by that
+ * read: any change its client could know of when it sent it was committed before (src/api/http.ts answers the
+ * signed GETs that arrive in one turn of the event loop together, so that one read serves them all).
  */
 interface SqliteCallers {
   /** Bumped by every change that may touch a caller. */
   epoch: number;
   dataVersion: Statement;
   lastDataVersion: unknown;
+  /** requestArrivals.count when data_version was last read. */
+  versionReadAt: number;
   memory: Map<string, { record: CallerRecord; epoch: number }>;
 }
 
@@ -154,6 +160,7 @@ function sqliteCallersOf(conn: SqliteConnection): SqliteCallers | undefined {
     epoch: 0,
     dataVersion: conn.prepare('PRAGMA data_version').pluck(),
     lastDataVersion: undefined,
+    versionReadAt: -1,
     memory: new Map(),
   };
   try {
@@ -175,14 +182,24 @@ function sqliteCallersOf(conn: SqliteConnection): SqliteCallers | undefined {
   return w;
 }
 
-/** The caller of `apiKey` (callerByApiKey), on SQLite from this server's memory while no caller can have changed. */
-export async function callerOfApiKey(store: Store, apiKey: string): Promise<CallerRecord | undefined> {
+/**
+ * The caller of `apiKey` (callerByApiKey), on SQLite from this server's memory while no caller can have changed;
+ * `arrived`: the request's ApiRequest.arrived.
+ */
+export async function callerOfApiKey(
+  store: Store,
+  apiKey: string,
+  arrived?: number,
+): Promise<CallerRecord | undefined> {
   const w = store.sqlite && sqliteCallersOf(store.sqlite);
   if (!w) return callerByApiKey(store.db, apiKey);
-  const version = w.dataVersion.get();
-  if (version !== w.lastDataVersion) {
-    w.lastDataVersion = version;
-    w.epoch++;
+  if (arrived === undefined || arrived > w.versionReadAt) {
+    const version = w.dataVersion.get();
+    w.versionReadAt = requestArrivals.count;
+    if (version !== w.lastDataVersion) {
+      w.lastDataVersion = version;
+      w.epoch++;
+    }
   }
   const epoch = w.epoch;
   const hit = w.memory.get(apiKey);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ResponseObject, ResponseValue } from './command.js';
-import { serialize, withJsonText } from './envelope.js';
+import { csDate, serialize, withJsonText } from './envelope.js';
 
 function isObject(v: ResponseValue): v is ResponseObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -93,4 +93,27 @@ test('JSON answers are what the copying strip gave: random values', () => {
     serialize('r', withJsonText({}, 'jobresult', '{"a":1}'), 'json').body,
     '{"r":{"jobresult":{"a":1}}}',
   );
+});
+
+test('csDate (which keeps the last second it formatted) gives what formatting each date anew gives', () => {
+  const anew = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}+0000`;
+  const base = Date.UTC(2026, 11, 7, 23, 59, 58, 0);
+  // Within a second, across second, minute, day and year boundaries, back in time, before 1970, then at random.
+  const dates = [
+    base,
+    base + 1,
+    base + 999,
+    base + 1000,
+    base + 1999.5,
+    base + 2000,
+    base + 2001,
+    base + 1,
+    0,
+  ];
+  dates.push(-1, -999, -1000, -1001, Date.UTC(2026, 11, 31, 23, 59, 59, 999), Date.UTC(2027, 0, 1));
+  for (let i = 0; i < 2000; i++) dates.push(base + Math.floor((Math.random() - 0.5) * 4000));
+  for (const ms of dates) assert.equal(csDate(ms), anew(ms), String(ms));
+  assert.equal(csDate(null), undefined);
+  assert.equal(csDate(undefined), undefined);
+  assert.throws(() => csDate(Number.NaN), RangeError);
 });

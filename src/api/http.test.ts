@@ -175,6 +175,64 @@ test('a GET of /client/api (the fast path) answers the same bytes as the route d
     }
 });
 
+test('signed GETs arriving together on SQLite: one server sees a user locked, re-enabled and re-keyed through another at the next GET', async () => {
+  // Two servers on one SQLite file (two connections): b's changes reach a only through PRAGMA data_version, which a
+  // reads once per turn of its event loop for the GETs that arrived in it (http.ts, caller-check.ts).
+  const file = `sqlite:${join(dir, 'two.sqlite')}`;
+  const k = { url: '', apiKey: 'two-admin-key', secretKey: 'two-admin-secret' };
+  const a = await buildTestServer({ dataDir: join(dir, 'two'), dbUrl: file, keys: k });
+  const b = await buildTestServer({ dataDir: join(dir, 'two'), dbUrl: file, keys: k });
+  try {
+    await a.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = a.app.server.address() as { port: number };
+    const viaB = async (command: string, params: Record<string, string>) => {
+      const r = await b.app.inject({
+        url: `/client/api?${signedQuery(k, command, { response: 'json', ...params })}`,
+      });
+      assert.equal(r.statusCode, 200, r.body);
+      return r.json() as Record<string, Record<string, unknown>>;
+    };
+    const acct = await viaB('createAccount', {
+      accounttype: '0',
+      username: 'twouser',
+      password: 'two-user-pw',
+      email: 'two@example.com',
+      firstname: 'two',
+      lastname: 'user',
+    });
+    const userId = (acct.createaccountresponse!.account as { user: { id: string }[] }).user[0]!.id;
+    const register = async () => {
+      const r = (await viaB('registerUserKeys', { id: userId })).registeruserkeysresponse!.userkeys as {
+        apikey: string;
+        secretkey: string;
+      };
+      return { url: '', apiKey: r.apikey, secretKey: r.secretkey };
+    };
+    // Eight GETs on eight connections at once, each to a over its socket (the listener's path, not inject()).
+    const eight = async (user: typeof k) =>
+      Promise.all(
+        Array.from({ length: 8 }, () =>
+          rawExchange(
+            port,
+            `GET /client/api?${signedQuery(user, 'listAccounts', {})} HTTP/1.1\r\nHost: x\r\n\r\n`,
+          ),
+        ),
+      ).then((answers) => answers.map((r) => Number(/^HTTP\/1\.1 (\d{3})/.exec(r)![1])));
+    const first = await register();
+    assert.deepEqual(await eight(first), Array(8).fill(200));
+    await viaB('lockUser', { id: userId });
+    assert.deepEqual(await eight(first), Array(8).fill(401), 'locked through b');
+    await viaB('enableUser', { id: userId });
+    assert.deepEqual(await eight(first), Array(8).fill(200), 're-enabled through b');
+    const second = await register();
+    assert.deepEqual(await eight(first), Array(8).fill(401), 'the key b replaced');
+    assert.deepEqual(await eight(second), Array(8).fill(200), 'the new key');
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
 test('integration.api.port: off by default; when set, requests need no signature and act as the admin', async () => {
   assert.equal(s.integration, undefined);
   const set = await s.app.inject({

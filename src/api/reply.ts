@@ -10,7 +10,16 @@ export interface ApiRequest {
   cookies: Record<string, string>;
   /** The client's address (the login throttle counts per address); absent when the transport does not know. */
   remoteAddress?: string;
+  /**
+   * Its place in this process's arrivals (`requestArrivals`), given by the HTTP listener once the whole request
+   * was in: a read of the database made after that saw every change its client could have known of when it sent
+   * it. Absent when the transport does not say (inject(), Fastify's routes).
+   */
+  arrived?: number;
 }
+
+/** Requests received by this process so far, whole (ApiRequest.arrived). */
+export const requestArrivals = { count: 0 };
 
 export interface ApiResponse {
   status: number;

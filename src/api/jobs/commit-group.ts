@@ -17,7 +17,7 @@
  * keep a transaction per job (a group would hold row locks across jobs, and a deadlock would take them all).
  */
 import { performance } from 'node:perf_hooks';
-import { CompiledQuery } from 'kysely';
+import type { Statement } from 'better-sqlite3';
 import type { Store, Tx } from '../../store/db.js';
 import { sqliteTransaction, transaction } from '../../store/db.js';
 import { CloudStackError } from '../../errors/catalogue.js';
@@ -34,12 +34,35 @@ interface Member {
 /** A group's time (CommitGroups' `ms`), chosen in docs/benchmarks.md (branch tags5). */
 const DEFAULT_MAX_MS = 5;
 
-const BEGIN_IMMEDIATE = CompiledQuery.raw('BEGIN IMMEDIATE');
-const COMMIT = CompiledQuery.raw('COMMIT');
-const ROLLBACK = CompiledQuery.raw('ROLLBACK');
-const SAVEPOINT = CompiledQuery.raw('SAVEPOINT stacknet_group_member');
-const RELEASE = CompiledQuery.raw('RELEASE stacknet_group_member');
-const ROLLBACK_TO = CompiledQuery.raw('ROLLBACK TO stacknet_group_member');
+const GROUP_STATEMENTS = {
+  begin: 'BEGIN IMMEDIATE',
+  commit: 'COMMIT',
+  rollback: 'ROLLBACK',
+  savepoint: 'SAVEPOINT stacknet_group_member',
+  release: 'RELEASE stacknet_group_member',
+  rollbackTo: 'ROLLBACK TO stacknet_group_member',
+} as const;
+type GroupStatement = keyof typeof GROUP_STATEMENTS;
+
+/**
+ * The group's own statements (BEGIN, a SAVEPOINT and a RELEASE per member, COMMIT), run on the better-sqlite3
+ * connection itself while the group holds it (inside `connection().execute`, so no other user of the store can
+ * come between them), and counted in `store.statements` as Kysely counts the others. Through Kysely each was an
+ * async call, a compiled query's trip through the driver, the statement cache and a log event, and an await:
+ * most of the cost of a statement that SQLite runs in a microsecond (docs/benchmarks.md, branch sqlite8), and a
+ * job had 2.4 of them.
+ */
+function groupStatements(store: Store): (s: GroupStatement) => void {
+  const sqlite = store.sqlite;
+  if (!sqlite) throw new Error('commit groups run on a SQLite store only');
+  const p = {} as Record<GroupStatement, Statement>;
+  for (const k of Object.keys(GROUP_STATEMENTS) as GroupStatement[])
+    p[k] = sqlite.prepare(GROUP_STATEMENTS[k]);
+  return (s) => {
+    store.statements.count++;
+    p[s].run();
+  };
+}
 
 /** Errors a transaction hands on unchanged (transaction() in src/store/db.ts), so a group may too. */
 const passesThrough = (e: unknown): boolean => e instanceof CloudStackError || e instanceof LeaseLostError;
@@ -66,6 +89,7 @@ export class CommitGroups {
   /** Groups committed and their members, for the tests and the bench's curiosity. */
   readonly stats = { groups: 0, members: 0 };
 
+  private readonly statements: (s: GroupStatement) => void;
   private readonly maxMembers: number;
   private readonly maxMs: number;
   private readonly now: () => number;
@@ -84,6 +108,7 @@ export class CommitGroups {
     private readonly store: Store,
     limits: { members?: number; ms?: number; now?: () => number } = {},
   ) {
+    this.statements = groupStatements(store);
     this.maxMembers = limits.members ?? 64;
     this.maxMs = limits.ms ?? DEFAULT_MAX_MS;
     this.now = limits.now ?? (() => performance.now());
@@ -110,7 +135,8 @@ export class CommitGroups {
     let committed = false;
     try {
       await this.store.db.connection().execute(async (conn) => {
-        await conn.executeQuery(BEGIN_IMMEDIATE);
+        const run = this.statements;
+        run('begin');
         const tx = sqliteTransaction(this.store, conn);
         // From the moment it holds the connection and SQLite's write lock.
         const started = this.now();
@@ -122,20 +148,25 @@ export class CommitGroups {
               break;
             }
             const m = members[i]!;
-            await conn.executeQuery(SAVEPOINT);
+            run('savepoint');
             try {
               m.done = { ok: true, value: await m.fn(tx) };
             } catch (error) {
               m.done = { ok: false, error };
               // Throws when the transaction is gone (SQLite rolled it back on its own): the whole group reruns.
-              await conn.executeQuery(ROLLBACK_TO);
+              run('rollbackTo');
             }
-            await conn.executeQuery(RELEASE);
+            run('release');
           }
-          await conn.executeQuery(COMMIT);
+          run('commit');
           committed = true;
         } catch (e) {
-          if (!committed) await conn.executeQuery(ROLLBACK).catch(() => undefined);
+          if (!committed)
+            try {
+              run('rollback');
+            } catch {
+              // Nothing to roll back (SQLite ended the transaction itself): the members run again alone.
+            }
           throw e;
         }
       });
