@@ -448,19 +448,20 @@ export class HostConverger {
     // made now, as a pass makes it, rather than left to the next pass (seconds under load: its routers, ports,
     // listing and removals first). No pass makes it meanwhile: the pass under way, if any, does not name it (or
     // has made its networks), and does not remove a network the newest state names (`keepNetworks`).
-    const missing = needed.filter((n) => !links.has(n.bridge));
-    for (const n of missing)
+    // Those it made are known here without listing the links again (one `ip` process less on the VMs' way).
+    const made = new Set<string>();
+    for (const n of needed.filter((x) => !links.has(x.bridge)))
       await this.bounded(
         `network:${n.bridge}`,
         `${networkWhat(n)} (made early)`,
         this.deadlines.network,
         () => this.makeNetwork(n, links),
-      ).catch((e: Error) =>
-        this.o.log(`${networkWhat(n)} (made early): ${e.message}; the next pass retries`),
+      ).then(
+        () => made.add(n.bridge),
+        (e: Error) => this.o.log(`${networkWhat(n)} (made early): ${e.message}; the next pass retries`),
       );
-    if (missing.length) links = await linkTable();
     const bridges = new Map<number, string>();
-    for (const n of d.networks) if (links.has(n.bridge)) bridges.set(n.id, n.bridge);
+    for (const n of d.networks) if (links.has(n.bridge) || made.has(n.bridge)) bridges.set(n.id, n.bridge);
     const queue = fresh.filter((v) => v.nics.every((n) => bridges.has(n.networkId)));
     const left = fresh.filter((v) => !queue.includes(v));
     if (left.length)

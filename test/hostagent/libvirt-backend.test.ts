@@ -270,6 +270,11 @@ describe('libvirt backend: VMs of the test template on a host namespace, served 
     );
     await other.virsh.run(['define', foreign]);
     await assert.rejects(other.ensure(vmSpec(8, 'Stopped'), bridges), /was not made by stacknet/);
+    // Running too: a domain the backend has not seen takes the new VM's path (`create ; define`, no domstate first),
+    // which must neither start nor redefine someone else's domain of that name.
+    await assert.rejects(other.ensure(vmSpec(8), bridges), /was not made by stacknet/);
+    assert.equal(await other.virsh.domstate('ext-i-2-8-VM'), 'shut off');
+    assert.doesNotMatch(await other.virsh.run(['dumpxml', '--inactive', 'ext-i-2-8-VM']), /stacknet/);
     await assert.rejects(other.destroy('i-2-8-VM'), /was not made by stacknet/);
     assert.deepEqual(await other.list(), [{ instanceName: vm.instanceName, state: 'Stopped' }]);
     await other.virsh.run(['undefine', 'ext-i-2-8-VM']);

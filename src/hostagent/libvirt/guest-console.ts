@@ -21,6 +21,11 @@ export interface GuestReport {
   pings: Record<string, { ip: string; ok: boolean }>;
   /** Uptime when the guest had read everything. */
   readyUptime?: number;
+  /**
+   * Its TSC (`tsc`, ticks) read between two uptimes (`uptimeFrom`, `uptimeTo`, s): the STACKNET-CLOCK line
+   * (test-template-init.ts says what it tells under emulation).
+   */
+  clock?: { tsc: number; uptimeFrom: number; uptimeTo: number };
   errors: string[];
 }
 
@@ -81,6 +86,14 @@ export function parseGuestConsole(text: string): GuestReport {
       case 'READY':
         r.readyUptime = Number(fields(rest).uptime);
         break;
+      case 'CLOCK': {
+        const f = fields(rest);
+        const [from, to] = (f.uptime ?? '').split('-').map(Number);
+        const tsc = Number(f.tsc);
+        if (f.tsc && Number.isSafeInteger(tsc) && Number.isFinite(from) && Number.isFinite(to))
+          r.clock = { tsc, uptimeFrom: from!, uptimeTo: to! };
+        break;
+      }
       case 'ERROR':
         r.errors.push(rest);
         break;

@@ -10,7 +10,7 @@ import { run } from '../../netns/exec.js';
 import { kernelInitrdChecksum, parseChecksum } from './checksum.js';
 import { cpioNewc } from './cpio.js';
 import { parseGuestConsole } from './guest-console.js';
-import { moduleDepends, testTemplateInitramfs } from './test-template.js';
+import { moduleDepends, rdtscProgram, testTemplateInitramfs } from './test-template.js';
 
 describe('test template parts', () => {
   it('writes a newc cpio archive that busybox cpio lists and unpacks as written', async () => {
@@ -67,12 +67,28 @@ describe('test template parts', () => {
       'bin/busybox',
       'lib/modules/virtio.ko',
       'lib/modules/virtio_net.ko',
+      'bin/rdtsc',
       'dev/console',
     ]) {
       assert.ok(text.includes(`${name}\0`), name);
     }
     assert.match(text, /for m in virtio virtio_net; do/);
     assert.ok(text.endsWith('\0') && text.includes('TRAILER!!!'));
+  });
+
+  it('/bin/rdtsc runs on this x86-64 host and prints its TSC: a decimal that grows', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sn-rdtsc-'));
+    try {
+      const f = join(dir, 'rdtsc');
+      await writeFile(f, rdtscProgram(), { mode: 0o755 });
+      const a = (await run([f])).stdout;
+      const b = (await run([f])).stdout;
+      assert.match(a, /^[1-9][0-9]*\n$/);
+      assert.match(b, /^[1-9][0-9]*\n$/);
+      assert.ok(BigInt(b) > BigInt(a), `${a.trim()} then ${b.trim()}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("reads a module's depends= from its .modinfo", () => {
@@ -131,6 +147,7 @@ describe('test template parts', () => {
       'STACKNET-PING name=vm6 ip=10.0.0.6 ok',
       'STACKNET-PING name=gone ip= fail',
       '[    3.9] random: crng init doneSTACKNET-READY uptime=3.91',
+      'STACKNET-CLOCK tsc=11510422345 uptime=3.95-3.99',
     ].join('\r\n');
     assert.deepEqual(parseGuestConsole(consoleText), {
       initUptime: 3.1,
@@ -148,6 +165,7 @@ describe('test template parts', () => {
       password: '',
       pings: { vm6: { ip: '10.0.0.6', ok: true }, gone: { ip: '', ok: false } },
       readyUptime: 3.91,
+      clock: { tsc: 11510422345, uptimeFrom: 3.95, uptimeTo: 3.99 },
       errors: [],
     });
     assert.deepEqual(parseGuestConsole('SeaBIOS'), { meta: {}, pings: {}, errors: [] });

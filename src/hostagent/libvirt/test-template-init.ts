@@ -12,6 +12,14 @@
  *   STACKNET-PASSWORD <password>                    from the password server (empty when none)
  *   STACKNET-PING name=<n> ip=<resolved> ok|fail    each peer the user-data names (below)
  *   STACKNET-READY uptime=<s>                       all of the above done; the guest stays up
+ *   STACKNET-CLOCK tsc=<n> uptime=<s>-<s>           its TSC, read between the two uptimes (after READY)
+ *
+ * The CLOCK line tells when the guest's clock (its uptime) began against its TSC. Under QEMU emulation (TCG) the
+ * guest's TSC counts the host's TSC ticks from the moment QEMU first ran its vCPU (`cpu_enable_ticks` at the VM's
+ * start), so `tsc / <host TSC rate> − uptime` is how long the guest ran before its clock began (the firmware, the
+ * kernel's set-up before `tsc_early_init`, any ticks the clock lost before its TSC clocksource): time the uptimes
+ * above do not count. `/bin/rdtsc` (test-template.ts `rdtscProgram`) prints it; TCG's RDMSR of the TSC reads 0, so
+ * not the msr driver. After READY, so the lease's path is not changed by it.
  *
  * Peers: a user-data line `stacknet-ping: <name> [<name>...]` (also as a comment, `# stacknet-ping: ...`, so a
  * #cloud-config stays valid) makes the guest resolve each name through the DNS server its lease gave it (busybox
@@ -107,6 +115,11 @@ for p in $peers; do
 done
 up
 echo "STACKNET-READY uptime=$UP"
+up
+u1=$UP
+tsc=$(/bin/rdtsc)
+up
+echo "STACKNET-CLOCK tsc=$tsc uptime=$u1-$UP"
 while :; do sleep 3600; done
 `;
 }

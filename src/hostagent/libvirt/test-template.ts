@@ -135,7 +135,48 @@ async function resolveModules(modulesDir: string, wanted: readonly string[]): Pr
   return order;
 }
 
-/** The initramfs: busybox-static as /bin/busybox, the modules, /init and its udhcpc script, /dev/console. */
+/**
+ * `/bin/rdtsc` of the test template: a static x86-64 ELF that prints the TSC in decimal and exits (the CLOCK line,
+ * test-template-init.ts; busybox has no such applet). One PT_LOAD segment, no sections; the code, assembled from
+ *
+ *   rdtsc ; shl rdx, 32 ; or rax, rdx           the 64-bit TSC in rax
+ *   lea rsi, [rsp-1] ; mov byte [rsi], 10       digits written downwards below the stack pointer, '\n' last
+ *   mov ecx, 10
+ *   1: xor edx, edx ; div rcx ; add dl, '0' ; dec rsi ; mov [rsi], dl ; test rax, rax ; jnz 1b
+ *   mov rdx, rsp ; sub rdx, rsi                 the length
+ *   mov edi, 1 ; mov eax, 1 ; syscall           write(1, rsi, rdx)
+ *   mov eax, 60 ; xor edi, edi ; syscall        exit(0)
+ */
+export function rdtscProgram(): Buffer {
+  const code = Buffer.from(
+    '0f3148c1e2204809d0488d7424ffc6060ab90a00000031d248f7f180c23048ffce88164885c075ee4889e24829f2' +
+      'bf01000000b8010000000f05b83c00000031ff0f05',
+    'hex',
+  );
+  const base = 0x400000n;
+  const size = BigInt(64 + 56 + code.length);
+  const elf = Buffer.alloc(64 + 56);
+  Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]).copy(elf, 0); // ELF64, little-endian, SysV
+  elf.writeUInt16LE(2, 16); // ET_EXEC
+  elf.writeUInt16LE(0x3e, 18); // x86-64
+  elf.writeUInt32LE(1, 20);
+  elf.writeBigUInt64LE(base + 120n, 24); // entry: the code, after the two headers
+  elf.writeBigUInt64LE(64n, 32); // program headers at 64
+  elf.writeUInt16LE(64, 52); // header size
+  elf.writeUInt16LE(56, 54); // program header size
+  elf.writeUInt16LE(1, 56); // one of them
+  elf.writeUInt32LE(1, 64); // PT_LOAD
+  elf.writeUInt32LE(5, 68); // R+X
+  elf.writeBigUInt64LE(0n, 72); // the whole file
+  elf.writeBigUInt64LE(base, 80);
+  elf.writeBigUInt64LE(base, 88);
+  elf.writeBigUInt64LE(size, 96);
+  elf.writeBigUInt64LE(size, 104);
+  elf.writeBigUInt64LE(0x1000n, 112);
+  return Buffer.concat([elf, code]);
+}
+
+/** The initramfs: busybox-static as /bin/busybox, /bin/rdtsc, the modules, /init and its udhcpc script, /dev/console. */
 export function testTemplateInitramfs(busybox: Buffer, modules: [string, Buffer][]): Buffer {
   const entries: CpioEntry[] = [
     ...['bin', 'dev', 'etc', 'lib', 'lib/modules', 'proc', 'run', 'sys', 'tmp'].map((path): CpioEntry => ({
@@ -145,6 +186,7 @@ export function testTemplateInitramfs(busybox: Buffer, modules: [string, Buffer]
     { path: 'dev/console', type: 'char', major: 5, minor: 1 },
     { path: 'bin/busybox', type: 'file', mode: 0o755, data: busybox },
     { path: 'bin/sh', type: 'symlink', target: 'busybox' },
+    { path: 'bin/rdtsc', type: 'file', mode: 0o755, data: rdtscProgram() },
     ...modules.map(([name, ko]): CpioEntry => ({ path: `lib/modules/${name}.ko`, type: 'file', data: ko })),
     {
       path: 'init',
@@ -184,6 +226,7 @@ export async function buildTestTemplate(
         packages,
         testTemplateModules,
         testTemplateInit([]),
+        rdtscProgram().toString('hex'),
         testTemplateUdhcpcScript,
         kernelRecipe,
         'template.json: no machine',

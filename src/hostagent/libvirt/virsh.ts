@@ -50,7 +50,20 @@ export class Virsh {
       for (const c of cmds) out += await this.run(c, timeoutMs);
       return out;
     }
-    return this.run([cmds.map((c) => c.map((a) => `'${a}'`).join(' ')).join(' ; ')], timeoutMs);
+    return this.run([commandString(cmds)], timeoutMs);
+  }
+
+  /**
+   * Like runAll, but resolves whatever the exit code (the last command's, see runAll); with a single quote in an
+   * argument, one `virsh` per command, stopping at the first that fails.
+   */
+  async execAll(cmds: string[][], timeoutMs?: number): Promise<ExecResult> {
+    if (cmds.some((c) => c.some((a) => a.includes("'")))) {
+      let r: ExecResult | undefined;
+      for (const c of cmds) if ((r = await this.exec(c, timeoutMs)).code !== 0) break;
+      return r!;
+    }
+    return this.exec([commandString(cmds)], timeoutMs);
   }
 
   /** Every domain with its state (`virsh list --all`): libvirt's state words, e.g. `running`, `shut off`. */
@@ -73,6 +86,9 @@ export class Virsh {
     throw err;
   }
 }
+
+/** Commands as one virsh command string, `'a' 'b' ; 'c'` (no argument may hold a single quote). */
+const commandString = (cmds: string[][]) => cmds.map((c) => c.map((a) => `'${a}'`).join(' ')).join(' ; ');
 
 /** libvirt states in which the guest is (still) up. */
 export function isRunningState(state: string): boolean {
