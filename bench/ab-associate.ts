@@ -4,7 +4,9 @@
  * database, and 64 signed clients drive one of them at a time in short alternating slices, so that a machine
  * shared with other work loads both alike (sequential runs minutes apart differed by more than the change
  * measured). Prints one JSON line per build: jobs a second while driven and server CPU ms per job (from /proc),
- * with each slice's CPU per job to show the spread.
+ * with each slice's CPU per job to show the spread; with PostgreSQL or MariaDB URLs also the database's CPU per job
+ * (its connections' processes or threads, bench/db-cpu.ts), and with metrics on the statements per job. The
+ * bench client's CPU per job is this process's while it drove that side.
  *   node --import tsx bench/ab-associate.ts --a <built tree> --b <built tree> [--slices 16] [--slice-seconds 2]
  *        [--clients 64] [--db-url-a URL --db-url-b URL] (default: SQLite in temp dirs) [--metrics on|off]
  *        [--work associate|poll|list] (poll, list: listAccounts listall=true, a read command; per_slice and
@@ -18,7 +20,8 @@ import { tmpdir } from 'node:os';
 import { callApi, waitForJob } from '../src/api/client.js';
 import type { ClientOptions } from '../src/api/client.js';
 import { startServer } from '../test/api/harness.js';
-import { associateZone } from './api-associate.js';
+import { associateZone, statementCounts } from './api-associate.js';
+import { dbCpuWindow } from './db-cpu.js';
 import type { ServerProcess } from '../test/api/harness.js';
 
 function arg(name: string, dflt?: string): string {
@@ -53,8 +56,12 @@ interface Side {
   jobs: number;
   failed: number;
   cpuMs: number;
+  dbCpuMs: number;
+  clientCpuMs: number;
+  statements: number;
   ms: number;
   perSlice: number[];
+  perSliceDb: number[];
 }
 
 async function start(name: 'a' | 'b'): Promise<Side> {
@@ -62,6 +69,8 @@ async function start(name: 'a' | 'b'): Promise<Side> {
   const url = arg(`--db-url-${name}`, '') || `sqlite:${join(dir, 'bench.db')}`;
   const server = await startServer(url, { STACKNET_METRICS: metrics, STACKNET_SQLITE_SYNC: 'NORMAL' }, [], {
     root: trees[name],
+    // A fresh MariaDB database migrates in 5–12 s on a quiet machine, and several times that on a loaded one.
+    healthzTimeoutMs: 180_000,
   });
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const opts = { url: server.url, apiKey: server.apiKey, secretKey: server.secretKey, agent };
@@ -81,8 +90,12 @@ async function start(name: 'a' | 'b'): Promise<Side> {
     jobs: 0,
     failed: 0,
     cpuMs: 0,
+    dbCpuMs: 0,
+    clientCpuMs: 0,
+    statements: 0,
     ms: 0,
     perSlice: [],
+    perSliceDb: [],
   };
 }
 
@@ -90,7 +103,10 @@ async function start(name: 'a' | 'b'): Promise<Side> {
 async function drive(s: Side, ms: number, counted: boolean): Promise<void> {
   let ok = 0;
   let failed = 0;
+  const statements0 = counted ? await statementCounts(s.opts) : {};
+  const db = counted ? await dbCpuWindow(arg(`--db-url-${s.name}`, '')) : undefined;
   const cpu0 = processCpuMs(s.server.pid);
+  const client0 = process.cpuUsage();
   const t0 = performance.now();
   const end = t0 + ms;
   await Promise.all(
@@ -121,11 +137,25 @@ async function drive(s: Side, ms: number, counted: boolean): Promise<void> {
   );
   if (!counted) return;
   const cpu = processCpuMs(s.server.pid) - cpu0;
+  const client = process.cpuUsage(client0);
+  const elapsed = performance.now() - t0;
+  const dbMs = (await db?.stop()) ?? NaN;
+  const statements1 = await statementCounts(s.opts);
   s.jobs += ok;
   s.failed += failed;
   s.cpuMs += cpu;
-  s.ms += performance.now() - t0;
+  s.dbCpuMs += dbMs;
+  s.clientCpuMs += (client.user + client.system) / 1000;
+  for (const [k, n] of Object.entries(statements1)) s.statements += n - (statements0[k] ?? 0);
+  s.ms += elapsed;
   s.perSlice.push(Math.round((cpu / Math.max(1, ok)) * 100) / 100);
+  if (!Number.isNaN(dbMs)) s.perSliceDb.push(Math.round((dbMs / Math.max(1, ok)) * 100) / 100);
+}
+
+function median(xs: number[]): number {
+  const o = [...xs].sort((a, b) => a - b);
+  const m = o.length >> 1;
+  return o.length % 2 ? o[m]! : Math.round(((o[m - 1]! + o[m]!) / 2) * 1000) / 1000;
 }
 
 const sides = [await start('a'), await start('b')];
@@ -149,7 +179,18 @@ try {
         failed: s.failed,
         jobs_per_second: Math.round(s.jobs / (s.ms / 1000)),
         server_cpu_ms_per_job: Math.round((s.cpuMs / Math.max(1, s.jobs)) * 1000) / 1000,
+        ...(Number.isNaN(s.dbCpuMs)
+          ? {}
+          : { db_cpu_ms_per_job: Math.round((s.dbCpuMs / Math.max(1, s.jobs)) * 1000) / 1000 }),
+        client_cpu_ms_per_job: Math.round((s.clientCpuMs / Math.max(1, s.jobs)) * 1000) / 1000,
+        ...(s.statements
+          ? { statements_per_job: Math.round((s.statements / Math.max(1, s.jobs)) * 10) / 10 }
+          : {}),
+        // Medians of the slices: a slice that another session's burst landed on weighs no more than the others.
+        median_slice_server_cpu_ms_per_job: median(s.perSlice),
+        ...(s.perSliceDb.length ? { median_slice_db_cpu_ms_per_job: median(s.perSliceDb) } : {}),
         per_slice_cpu_ms_per_job: s.perSlice,
+        ...(s.perSliceDb.length ? { per_slice_db_cpu_ms_per_job: s.perSliceDb } : {}),
         metrics,
         loadavg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
       }),

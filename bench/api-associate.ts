@@ -53,7 +53,7 @@ async function must(
 }
 
 /** stacknet_db_statements_total by pool from the server's /metrics (empty when it has none: metrics off). */
-async function statementCounts(opts: ClientOptions): Promise<Record<string, number>> {
+export async function statementCounts(opts: ClientOptions): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   try {
     const r = await fetch(opts.url.replace('/client/api', '/metrics'));

@@ -111,14 +111,22 @@ async function run(metrics: 'on' | 'off', round: number): Promise<void> {
     ...(dbUrl ? {} : { sqlite_sync: sqliteSync }),
   };
   const dir = mkdtempSync(join(tmpdir(), 'stacknet-bench-'));
-  const server = await startServer(dbUrl || `sqlite:${join(dir, 'bench.db')}`, {
-    STACKNET_SQLITE_SYNC: sqliteSync,
-    STACKNET_METRICS: metrics,
-    STACKNET_LOG_LEVEL: logLevel,
-    // The server's own Node options (a profiler's --import, say), kept out of the bench's process.
-    ...(process.env.BENCH_SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS } : {}),
-    ...(amqpUrl ? { STACKNET_AMQP_URL: amqpUrl, STACKNET_AMQP_EXCHANGE: 'stacknet-bench' } : {}),
-  });
+  const server = await startServer(
+    dbUrl || `sqlite:${join(dir, 'bench.db')}`,
+    {
+      STACKNET_SQLITE_SYNC: sqliteSync,
+      STACKNET_METRICS: metrics,
+      STACKNET_LOG_LEVEL: logLevel,
+      // The server's own Node options (a profiler's --import, say), kept out of the bench's process.
+      ...(process.env.BENCH_SERVER_NODE_OPTIONS
+        ? { NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS }
+        : {}),
+      ...(amqpUrl ? { STACKNET_AMQP_URL: amqpUrl, STACKNET_AMQP_EXCHANGE: 'stacknet-bench' } : {}),
+      // A fresh MariaDB database migrates in 5–12 s on a quiet machine, and several times that on a loaded one.
+    },
+    [],
+    { healthzTimeoutMs: 180_000 },
+  );
   // Keep-alive connections through node:http, one per client at most (src/api/client.ts `agent`): fetch's own
   // objects cost the bench, on the same two cores as the server, more CPU than signing and parsing.
   const agent = httpClient === 'http' ? new Agent({ keepAlive: true, maxSockets: clients }) : undefined;

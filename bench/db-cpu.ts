@@ -20,8 +20,11 @@ function cpuMsOf(id: number): number {
   }
 }
 
-/** The OS process (PostgreSQL) or thread (MariaDB) ids serving the database of `dbUrl`, but the asker's own. */
-async function serverIdsOf(dbUrl: string): Promise<number[]> {
+/**
+ * The OS process (PostgreSQL) or thread (MariaDB) ids serving the database of `dbUrl`, but the asker's own; on
+ * MariaDB also the threads serving any other connection then (`others`).
+ */
+async function serverIdsOf(dbUrl: string): Promise<{ ids: number[]; others: Set<number> }> {
   if (dbUrl.startsWith('postgres')) {
     const pg = (await import('pg')).default;
     const c = new pg.Client({ connectionString: dbUrl });
@@ -30,7 +33,7 @@ async function serverIdsOf(dbUrl: string): Promise<number[]> {
       const r = await c.query<{ pid: number }>(
         'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
       );
-      return r.rows.map((x) => Number(x.pid));
+      return { ids: r.rows.map((x) => Number(x.pid)), others: new Set() };
     } finally {
       await c.end();
     }
@@ -40,14 +43,18 @@ async function serverIdsOf(dbUrl: string): Promise<number[]> {
     const c = await mysql.createConnection(dbUrl.replace(/^mariadb:/, 'mysql:'));
     try {
       const [rows] = await c.query(
-        'select tid from information_schema.processlist where db = database() and id <> connection_id()',
+        'select tid, db <=> database() as ours from information_schema.processlist where id <> connection_id()',
       );
-      return (rows as { tid: number }[]).map((x) => Number(x.tid));
+      const all = rows as { tid: number; ours: number }[];
+      return {
+        ids: all.filter((x) => Number(x.ours) === 1).map((x) => Number(x.tid)),
+        others: new Set(all.filter((x) => Number(x.ours) !== 1).map((x) => Number(x.tid))),
+      };
     } finally {
       await c.end();
     }
   }
-  return [];
+  return { ids: [], others: new Set() };
 }
 
 /** The threads of the process that thread `id` belongs to. */
@@ -68,16 +75,21 @@ export interface DbCpuWindow {
 export async function dbCpuWindow(dbUrl: string): Promise<DbCpuWindow> {
   const local = /@(127\.0\.0\.1|localhost)[:/]/.test(dbUrl);
   if (!dbUrl || !local) return { stop: async () => NaN };
-  const ids = await serverIdsOf(dbUrl);
+  const { ids, others } = await serverIdsOf(dbUrl);
   // MariaDB's threads serve one connection after another (its thread cache): every thread of the server is
-  // read at the start, so that a thread that joins the database's connections later counts from then.
-  const all = ids.length && !dbUrl.startsWith('postgres') ? threadsOf(ids[0]!) : ids;
+  // read at the start, so that a thread that joins the database's connections later counts from then. One that
+  // served another database's connection at the start is left out: what it did for that one cannot be told
+  // apart (other sessions' benches and tests share the server).
+  const anyThread = ids[0] ?? [...others][0];
+  const all = anyThread !== undefined && !dbUrl.startsWith('postgres') ? threadsOf(anyThread) : ids;
   const start = new Map(all.map((id) => [id, cpuMsOf(id)]));
+  const ours = new Set(ids);
   return {
     async stop() {
       // Ids gone since the start (a closed connection) lose their share; new processes count from zero.
       let ms = 0;
-      for (const id of await serverIdsOf(dbUrl)) ms += cpuMsOf(id) - (start.get(id) ?? 0);
+      for (const id of (await serverIdsOf(dbUrl)).ids)
+        if (ours.has(id) || !others.has(id)) ms += cpuMsOf(id) - (start.get(id) ?? 0);
       return ms;
     },
   };

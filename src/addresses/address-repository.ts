@@ -207,7 +207,10 @@ function insertFirstSql(
   };
 }
 
-/** PostgreSQL's texts as named statements (store/prepared.ts namedStatement): each planned once per connection. */
+/**
+ * The texts as named statements (store/prepared.ts namedStatement): on PostgreSQL each planned once per connection,
+ * on MariaDB prepared once per connection (store/mysql-pool.ts), also where they run in a transaction.
+ */
 function named(hot: HotSql): HotSql {
   for (const text of [hot.windowUp, hot.windowDown, hot.insert, hot.insertFirst, hot.taken])
     namedStatement(text);
@@ -217,7 +220,7 @@ function named(hot: HotSql): HotSql {
 export const HOT: Record<MigrationDialect, HotSql> = {
   sqlite: hotSql('sqlite'),
   postgres: named(hotSql('postgres')),
-  mysql: hotSql('mysql'),
+  mysql: named(hotSql('mysql')),
 };
 
 /** Taken keys from `fromKey` on in `direction`, sorted in that direction: one range scan of the UNIQUE index. */

@@ -5,6 +5,7 @@ import { transaction } from './db.js';
 import type { Executor } from './db.js';
 import { preparedQuery } from './prepared.js';
 import { CloudStackError } from '../errors/catalogue.js';
+import { CompiledQuery, sql } from 'kysely';
 
 const byName = preparedQuery((db: Executor, name: string) =>
   db.selectFrom('stacknet_meta').select(['name', 'value']).where('name', '=', name),
@@ -88,3 +89,56 @@ test('a query that does not send an argument as one parameter is refused, not ru
     await cleanup();
   }
 });
+
+if (testDbKinds().includes('mysql'))
+  test('mysql: a prepared query is a server-side prepared statement, prepared once per connection, with the values the text protocol gives', async () => {
+    const { store, cleanup } = await createTestStore('mysql');
+    try {
+      await insert.run(store.db, 'p-typed', 'abc');
+      // What a row can hold that the two protocols encode differently: an integer past 2^53 (a string either
+      // way), a small one, a COUNT (BIGINT), a SUM (DECIMAL, a number with decimalNumbers), a NULL, a text.
+      const typedSql = (name: unknown) =>
+        sql<Record<string, unknown>>`select name, value, cast(9007199254740993 as signed) as big,
+          cast(42 as signed) as small, (select count(*) from stacknet_meta) as n,
+          (select sum(length(value)) from stacknet_meta where name = ${name}) as total, null as nothing
+          from stacknet_meta where name = ${name}`;
+      const typed = preparedQuery((db: Executor, name: string) => typedSql(name), 1);
+      const status = async (c: Executor) => {
+        const { rows } = await c.executeQuery<{ Variable_name: string; Value: string }>(
+          CompiledQuery.raw(
+            "show session status where variable_name in ('Com_stmt_prepare', 'Com_stmt_execute')",
+          ),
+        );
+        return Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
+      };
+      await store.db.connection().execute(async (c) => {
+        const before = await status(c);
+        const first = await typed.first(c, 'p-typed');
+        const again = await typed.first(c, 'p-typed');
+        const after = await status(c);
+        assert.equal(after.Com_stmt_prepare! - before.Com_stmt_prepare!, 1);
+        assert.equal(after.Com_stmt_execute! - before.Com_stmt_execute!, 2);
+        // The same statement sent as text (not a prepared query's text: a space more).
+        const compiled = typedSql('p-typed').compile(c);
+        const { rows } = await c.executeQuery(
+          CompiledQuery.raw(`${compiled.sql} `, [...compiled.parameters]),
+        );
+        assert.deepEqual(first, rows[0]);
+        assert.deepEqual(again, rows[0]);
+        assert.deepEqual(first, {
+          name: 'p-typed',
+          value: 'abc',
+          big: '9007199254740993',
+          small: 42,
+          n: (await c
+            .selectFrom('stacknet_meta')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirst())!.n,
+          total: 3,
+          nothing: null,
+        });
+      });
+    } finally {
+      await cleanup();
+    }
+  });

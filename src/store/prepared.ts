@@ -58,7 +58,8 @@ function compileTemplate(ex: Runner, build: (ex: Runner, ...args: never[]) => Bu
 
 /**
  * The SQL texts of the prepared queries compiled so far, with a statement name each: on PostgreSQL the store sends
- * these as named statements (db.ts), which each connection parses and plans once instead of on every call.
+ * these as named statements (postgres-pool.ts), which each connection parses and plans once instead of on every
+ * call; on MariaDB as server-side prepared statements (mysql-pool.ts), which each connection parses once.
  */
 const names = new Map<string, string>();
 
