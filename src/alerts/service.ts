@@ -22,6 +22,8 @@ import { healthChecks } from '../routers/health.js';
 import type { RouterRow } from '../routers/repository.js';
 import type { Executor, Tx } from '../store/db.js';
 import { isUniqueViolation } from '../store/db.js';
+import { dialectOf } from '../store/migrations/helpers.js';
+import type { Kysely } from 'kysely';
 import { JOB_FAILED } from '../api/jobs/repository.js';
 
 /** CloudStack's AlertManager types and names for the conditions stacknet raises. */
@@ -255,23 +257,26 @@ export async function hostConditions(db: Executor): Promise<Condition[]> {
 
 /** Raises one condition unless it is open already (here or on another server). True when this raised it. */
 export async function raiseAlert(db: Executor, c: Condition, now: number): Promise<boolean> {
+  const insert = db.insertInto('alerts').values({
+    uuid: randomUUID(),
+    type: c.type,
+    name: c.name,
+    description: c.description,
+    zone_id: c.zoneId,
+    open_key: c.key,
+    sent: now,
+    cleared: null,
+  });
+  // Another server raised it first: still one alert. PostgreSQL and SQLite skip the row (a unique violation
+  // would abort a PostgreSQL transaction it runs in); MariaDB's violation leaves its transaction usable.
+  if (dialectOf(db as unknown as Kysely<unknown>) !== 'mysql') {
+    const r = await insert.onConflict((oc) => oc.column('open_key').doNothing()).executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
   try {
-    await db
-      .insertInto('alerts')
-      .values({
-        uuid: randomUUID(),
-        type: c.type,
-        name: c.name,
-        description: c.description,
-        zone_id: c.zoneId,
-        open_key: c.key,
-        sent: now,
-        cleared: null,
-      })
-      .execute();
+    await insert.execute();
     return true;
   } catch (e) {
-    // Another server raised it first: still one alert.
     if (!isUniqueViolation(e)) throw e;
     return false;
   }

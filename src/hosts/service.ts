@@ -130,10 +130,8 @@ export async function checkHostStates(store: Store, now: number): Promise<number
 }
 
 async function hostWentDown(tx: Tx, h: HostRow, silentMs: number, now: number): Promise<void> {
-  const key = hostDownKey(Number(h.id));
-  const open = await tx.selectFrom('alerts').select('id').where('open_key', '=', key).executeTakeFirst();
-  const cond = (await hostConditions(tx)).find((c) => c.key === key);
-  if (cond && !open) await raiseAlert(tx, cond, now);
+  const cond = (await hostConditions(tx)).find((c) => c.key === hostDownKey(Number(h.id)));
+  if (cond) await raiseAlert(tx, cond, now);
   await hostEventIn(
     tx,
     h,

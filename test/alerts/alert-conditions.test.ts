@@ -14,9 +14,9 @@ import { buildTestServer, injectClient, zoneWithTwoNetworks } from '../../src/se
 import type { BuiltServer } from '../../src/server/build-server.js';
 import { createTestDatabase, testDbKinds } from '../../src/store/testing/test-databases.js';
 import type { TestDatabase } from '../../src/store/testing/test-databases.js';
-import { openStore } from '../../src/store/db.js';
+import { openStore, transaction } from '../../src/store/db.js';
 import type { Executor, Store } from '../../src/store/db.js';
-import { checkAlerts } from '../../src/alerts/service.js';
+import { checkAlerts, clearAlert, raiseAlert } from '../../src/alerts/service.js';
 import { defaultRootAdmin } from '../../src/accounts/repository.js';
 import { JOB_FAILED, JOB_PENDING } from '../../src/api/jobs/repository.js';
 import { eventually } from '../api/harness.js';
@@ -133,6 +133,29 @@ for (const kind of testDbKinds()) {
       // A day later it is no longer news: cleared (still listed until archived or deleted).
       await pass(db, Date.now() + 25 * 3600_000);
       assert.equal((await alertsOf(db, 14))[0]!.open_key, null);
+    });
+
+    test('a condition raised again while open is one alert, and the transaction it ran in commits', async () => {
+      const c = {
+        key: 'test:raise-twice',
+        type: 14,
+        name: 'ALERT.MANAGEMENT',
+        description: 'twice',
+        zoneId: null,
+      };
+      const raised = await transaction(s.store, async (tx) => {
+        const first = await raiseAlert(tx, c, Date.now());
+        const second = await raiseAlert(tx, c, Date.now());
+        await tx.updateTable('alerts').set({ description: 'after' }).where('open_key', '=', c.key).execute();
+        return [first, second];
+      });
+      assert.deepEqual(raised, [true, false]);
+      const rows = await s.store.db.selectFrom('alerts').selectAll().where('open_key', '=', c.key).execute();
+      assert.deepEqual(
+        rows.map((r) => r.description),
+        ['after'],
+      );
+      await clearAlert(s.store.db, c.key, Date.now());
     });
 
     test('a router whose agent stopped reporting, then one reporting itself Degraded', async () => {
