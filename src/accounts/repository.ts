@@ -158,16 +158,15 @@ interface FingerprintRow {
   api_key: string;
   caller_fp: string;
 }
-const fingerprintOfKey = preparedQuery(
-  (ex: Executor, apiKey: string) =>
-    sql<FingerprintRow>`select cu.api_key, ${fingerprintText} as caller_fp from ${fingerprintTables}
-    where cu.api_key = ${apiKey}`,
+/** The fingerprints of the users `where` picks, with their API keys. */
+const fingerprintRows = (where: RawBuilder<unknown>) =>
+  sql<FingerprintRow>`select cu.api_key, ${fingerprintText} as caller_fp from ${fingerprintTables} where ${where}`;
+const fingerprintOfKey = preparedQuery((ex: Executor, apiKey: string) =>
+  fingerprintRows(sql`cu.api_key = ${apiKey}`),
 );
 // PostgreSQL takes the keys as one array parameter: one statement text (named, planned once) for any number.
-const fingerprintsOfKeysPg = preparedQuery(
-  (ex: Executor, apiKeys: string[]) =>
-    sql<FingerprintRow>`select cu.api_key, ${fingerprintText} as caller_fp from ${fingerprintTables}
-    where cu.api_key = any(${apiKeys})`,
+const fingerprintsOfKeysPg = preparedQuery((ex: Executor, apiKeys: string[]) =>
+  fingerprintRows(sql`cu.api_key = any(${apiKeys})`),
 );
 
 /**
@@ -184,10 +183,7 @@ export async function callerFingerprints(
       ? await fingerprintOfKey.rows(ex, apiKeys[0]!)
       : arrays
         ? await fingerprintsOfKeysPg.rows(ex, [...apiKeys])
-        : (
-            await sql<FingerprintRow>`select cu.api_key, ${fingerprintText} as caller_fp from ${fingerprintTables}
-              where cu.api_key in (${sql.join(apiKeys)})`.execute(ex)
-          ).rows;
+        : (await fingerprintRows(sql`cu.api_key in (${sql.join(apiKeys)})`).execute(ex)).rows;
   return new Map(rows.map((r) => [r.api_key, r.caller_fp]));
 }
 
